@@ -1,0 +1,104 @@
+# perfuse: build, test and demo.
+#
+#   make            build build/perfused, build/perfusectl, build/perfuse-sim
+#   make demo       run the demo protocol on the simulated rig and summarise the run file
+#   make check      build and run every test (unit, integration, end-to-end)
+#   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make install    install the programs under $(DESTDIR)$(PREFIX)
+#
+# Missing Debian packages are installed by scripts/install-deps the first time
+# any target needs them.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+PYTHON  ?= /usr/bin/python3
+
+PKGS := libuv libmodbus libserialport hdf5 yaml-0.1 jansson
+TEST_PKGS := cmocka
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+CC      ?= cc
+OPT     ?= -O2 -g
+CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(OPT) $(EXTRA_CFLAGS) \
+           -DPERFUSE_VERSION='"$(VERSION)"' -DPERFUSE_GIT_REV='"$(GIT_REV)"' \
+           -Icontroller -Idrivers -Idrivers/sim
+LDFLAGS := $(EXTRA_LDFLAGS)
+
+# build/config.mk holds the pkg-config flags. It is made (after installing any
+# missing package) before anything else, and make re-reads it automatically.
+CONFIG := $(BUILD)/config.mk
+-include $(CONFIG)
+
+$(CONFIG): scripts/install-deps Makefile
+	@mkdir -p $(BUILD)
+	@pkg-config --exists $(PKGS) $(TEST_PKGS) || scripts/install-deps
+	@pkg-config --exists $(PKGS) $(TEST_PKGS) || { echo "pkg-config still misses one of: $(PKGS) $(TEST_PKGS)" >&2; exit 1; }
+	@{ echo "PKG_CFLAGS := $$(pkg-config --cflags $(PKGS))"; \
+	   echo "PKG_LIBS := $$(pkg-config --libs $(PKGS)) -lm -lpthread"; \
+	   echo "TEST_CFLAGS := $$(pkg-config --cflags $(TEST_PKGS))"; \
+	   echo "TEST_LIBS := $$(pkg-config --libs $(TEST_PKGS))"; } > $@.tmp && mv $@.tmp $@
+
+MAINS      := controller/perfused.c controller/perfusectl.c drivers/sim/perfuse-sim.c
+LIB_SRCS   := $(filter-out $(MAINS),$(wildcard controller/*.c drivers/*.c drivers/sim/*.c))
+LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+PROGS      := $(BUILD)/perfused $(BUILD)/perfusectl $(BUILD)/perfuse-sim
+
+.PHONY: all check unit e2e demo asan clean install deps
+all: $(PROGS)
+
+deps: $(CONFIG)
+
+$(BUILD)/obj/%.o: %.c $(CONFIG)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libperfuse.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/perfused: $(BUILD)/obj/controller/perfused.o $(BUILD)/libperfuse.a
+	$(CC) $(CFLAGS) $^ $(LDFLAGS) $(PKG_LIBS) -o $@
+
+$(BUILD)/perfusectl: $(BUILD)/obj/controller/perfusectl.o $(BUILD)/libperfuse.a
+	$(CC) $(CFLAGS) $^ $(LDFLAGS) $(PKG_LIBS) -o $@
+
+$(BUILD)/perfuse-sim: $(BUILD)/obj/drivers/sim/perfuse-sim.o $(BUILD)/libperfuse.a
+	$(CC) $(CFLAGS) $^ $(LDFLAGS) $(PKG_LIBS) -o $@
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libperfuse.a $(CONFIG)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) $< $(BUILD)/libperfuse.a $(LDFLAGS) $(PKG_LIBS) $(TEST_LIBS) -o $@
+
+# Unit tests: each cmocka binary runs in its own process.
+unit: $(UNIT_BINS)
+	@tests/run-unit $(UNIT_BINS)
+
+# Integration and end-to-end tests: the real programs on the simulated rig.
+e2e: $(PROGS)
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run-e2e
+
+check: all unit e2e
+
+demo: $(PROGS)
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/demo
+
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	    EXTRA_LDFLAGS="-fsanitize=address,undefined" check
+
+install: $(PROGS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles
+	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 protocols/*.yaml $(DESTDIR)$(PREFIX)/share/perfuse/protocols/
+	install -m 0644 protocols/profiles/*.yaml $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles/
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJS:.o=.d) $(BUILD)/obj/controller/perfused.d $(BUILD)/obj/controller/perfusectl.d $(BUILD)/obj/drivers/sim/perfuse-sim.d

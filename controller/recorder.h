@@ -1,0 +1,115 @@
+/*
+ * The recorder: one thread that owns the run's HDF5 file and makes every HDF5
+ * call for it. Other threads hand it samples, setpoints, events and step rows
+ * through a queue; it writes them in batches, flushes at least once a second
+ * and fsyncs at a checkpoint interval.
+ *
+ * The layout is DESIGN.md section 5 (NeXus NXlog groups, SWMR while running).
+ *
+ * Threading: recorder_start/recorder_finish/recorder_free are called by the
+ * thread that owns the run (the loop thread). The enqueue functions
+ * (recorder_sample, _setpoint, _event, _step) are thread-safe and never block
+ * on I/O: they take a mutex for a memory copy.
+ */
+#ifndef PERFUSE_RECORDER_H
+#define PERFUSE_RECORDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct recorder;
+
+/* One logged series: /channels/<name> or /setpoints/<name>. */
+struct rec_channel {
+    const char *name;       /* "chip1.pressure" */
+    const char *units;      /* "mbar" */
+    const char *device;     /* "chip1" */
+    const char *driver;     /* "modbus" */
+    const char *kind;       /* "measured" or "setpoint" */
+};
+
+/* What the file is about. All strings are copied by recorder_start. */
+struct rec_run_info {
+    const char *path;             /* file to create (must not exist) */
+    const char *run_id;
+    const char *protocol_name;
+    const char *protocol_path;
+    const char *protocol_text;
+    const char *rig_name;
+    const char *rig_text;
+    const char *operator_name;    /* "" if none */
+    const char *host;
+    const char *software_version;
+    int64_t start_wall_ns;        /* CLOCK_REALTIME of t = 0: /@start_time */
+    const struct rec_channel *channels;   /* -> /channels/<name> */
+    size_t n_channels;
+    const struct rec_channel *setpoints;  /* -> /setpoints/<name> */
+    size_t n_setpoints;
+    double flush_interval_s;      /* 0 -> 1.0 */
+    double fsync_interval_s;      /* 0 -> 10.0 */
+    size_t max_queued;            /* bound on queued records; 0 -> 4 million */
+};
+
+/* A row of /steps. Rows are keyed by index: a second call with the same index
+ * rewrites the row (a step is written when it starts and again when it ends). */
+struct rec_step {
+    int32_t index;                /* 0, 1, 2, ... in execution order */
+    char path[32];                /* "4.2.1" */
+    char name[64];
+    double planned_start;         /* seconds since start_time */
+    double start;
+    double end;                   /* NaN while the step runs */
+    char outcome[16];             /* "running", "done", "aborted", "timeout", ... */
+};
+
+/* What the recorder thread reports back. */
+struct rec_status {
+    int open_error;               /* 0, or negative errno if the file could not be made */
+    int write_errors;             /* count of failed HDF5 writes or flushes */
+    uint64_t dropped;             /* records lost because the queue was full */
+    uint64_t written;             /* records written so far */
+    int finished;                 /* the file is closed; recorder_free will not block */
+    char last_error[160];
+};
+
+/*
+ * Start the recorder thread, which creates the file. notify (may be NULL) is
+ * called from the recorder thread whenever rec_status changes (file opened,
+ * write error, finished); it must be cheap and thread-safe, e.g. uv_async_send.
+ * Returns 0 or a negative errno (the thread could not start).
+ */
+int recorder_start(struct recorder **out, const struct rec_run_info *info,
+                   void (*notify)(void *arg), void *notify_arg);
+
+/* Queue a measured sample of channel index ch (into info->channels) at t seconds. */
+void recorder_sample(struct recorder *r, uint32_t ch, double t, double value);
+/* Queue a commanded value of setpoint index sp (into info->setpoints). */
+void recorder_setpoint(struct recorder *r, uint32_t sp, double t, double value);
+/* Queue an event row. severity: info|warning|alarm|fault. Strings are copied
+ * (and truncated to the file's fixed lengths). */
+void recorder_event(struct recorder *r, double t, const char *severity, const char *source,
+                    const char *code, const char *message);
+/* Queue a /steps row (insert, or rewrite if index was written before). */
+void recorder_step(struct recorder *r, const struct rec_step *step);
+
+/* Copy the current status. Thread-safe. */
+void recorder_get_status(struct recorder *r, struct rec_status *out);
+
+/* Ask the thread to write everything queued, set the root attribute state
+ * (completed|aborted|interrupted) and close the file. Does not block; notify
+ * fires when status.finished becomes 1. */
+void recorder_finish(struct recorder *r, const char *final_state);
+
+/* Join the thread and free. Blocks until the file is closed (finishing it as
+ * "interrupted" if recorder_finish was not called). NULL is fine. */
+void recorder_free(struct recorder *r);
+
+/*
+ * Make a file left by a crash readable again: clear the SWMR/status flags, fix
+ * the end-of-allocation, and set /@state to "interrupted" if it says "running".
+ * Safe to run twice. Blocking: call it from a thread that may block (startup,
+ * perfusectl). Returns 0 or a negative errno with a message in err.
+ */
+int recorder_recover(const char *path, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,106 @@
+/*
+ * The driver interface: one ops table per device family.
+ *
+ * A driver knows one wire protocol and one family of devices. It knows
+ * nothing of runs, protocol files, run files or clients. The bus layer
+ * (drivers/bus.c) owns the link and calls the driver from the bus thread.
+ *
+ * Life of a device:
+ *   open()        loop thread, at rig load. Validate the rig entry, allocate
+ *                 state, describe the channels. No I/O.
+ *   connect()     bus thread, after the link is up and after every reconnect.
+ *                 Bring the device into a known state (e.g. syringe diameter).
+ *   read/write()  bus thread, one channel at a time.
+ *   safe_state()  bus thread: make the device harmless (stop the pump).
+ *   close()       any thread, after the bus thread has stopped: free state.
+ *
+ * Errors are 0 or a negative errno:
+ *   -ETIMEDOUT  no reply in time         -EBADMSG   garbled reply / bad CRC
+ *   -EREMOTEIO  the device refused       -ENOTCONN  link is down
+ *   -EINVAL     bad argument (a bug or a bad rig entry)
+ * On error the driver leaves a one-line explanation in link->err.
+ */
+#ifndef PERFUSE_DRIVER_H
+#define PERFUSE_DRIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "units.h"
+#include "link.h"
+
+#define DRIVER_MAX_CHANNELS 16
+
+/* One channel a device offers, described by its driver at open(). */
+struct driver_channel {
+    char name[32];          /* "flow", "pressure": the part after "device." */
+    enum quantity q;        /* quantity; values are in its canonical unit */
+    char unit[16];          /* unit for display and files; for Q_NONE e.g. "port" */
+    unsigned readable : 1;  /* sampled by the bus thread */
+    unsigned writable : 1;  /* accepts setpoints */
+    double min, max;        /* setpoint limits (writable) or physical range (readable); NaN = none */
+    double sample_hz;       /* default sampling rate; the rig file may override */
+};
+
+/*
+ * A device's entry in the rig file, flattened: nested maps become dotted keys
+ * ("syringe.diameter"). Values are the scalars as written ("14.57 mm").
+ */
+struct dev_param {
+    const char *key;
+    const char *value;
+    int line, col;          /* 1-based position of the value in the rig file */
+};
+
+struct dev_config {
+    const char *name;       /* device name, e.g. "pump1" */
+    const char *file;       /* rig file path, for messages and relative paths */
+    const char *dir;        /* directory of the rig file */
+    const struct dev_param *params;
+    size_t n_params;
+    /* Report a problem with the value of key (NULL: the whole entry). Counts as an error. */
+    void (*error)(const struct dev_config *cfg, const char *key, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+    void *error_ctx;
+};
+
+/* The value of key, or NULL. */
+const char *devcfg_get(const struct dev_config *cfg, const char *key);
+/* The position of key's value, or NULL. */
+const struct dev_param *devcfg_param(const struct dev_config *cfg, const char *key);
+/* Parse key as a quantity. Returns 0, -ENOENT if absent, -EINVAL (reported) if malformed. */
+int devcfg_quantity(const struct dev_config *cfg, const char *key, enum quantity q, double *out);
+/* Parse key as an integer in [min, max]. Returns 0, -ENOENT if absent, -EINVAL (reported). */
+int devcfg_int(const struct dev_config *cfg, const char *key, long min, long max, long *out);
+
+struct driver_ops {
+    const char *name;       /* the rig file's "driver:" value */
+    const char *bus_types;  /* which link types it runs on, e.g. "serial" or "modbus-rtu,modbus-tcp" */
+
+    /* Loop thread, rig load. Fill chans[0..*n) (at most DRIVER_MAX_CHANNELS) and *state.
+     * Report every config problem through cfg->error and return -EINVAL. Required. */
+    int (*open)(const struct dev_config *cfg, void **state, struct driver_channel *chans,
+                size_t *n);
+    /* Bus thread. Initialise the device after the link is (re)connected. Optional. */
+    int (*connect)(void *state, struct bus_link *link);
+    /* Bus thread. Read channel ch (index into chans) into *value. Required if any
+     * channel is readable. Never returns 0 without a value the device delivered. */
+    int (*read)(void *state, struct bus_link *link, size_t ch, double *value);
+    /* Bus thread. Command channel ch to value (canonical unit). Required if any
+     * channel is writable. */
+    int (*write)(void *state, struct bus_link *link, size_t ch, double value);
+    /* Bus thread. Put the device in its safe state (pumps stopped). Optional. */
+    int (*safe_state)(void *state, struct bus_link *link);
+    /* Bus thread. Called about once a second while connected, for device-side
+     * watchdogs that must be fed. Optional. */
+    int (*keepalive)(void *state, struct bus_link *link);
+    /* Any thread, after the bus thread has stopped. Free state. Required. */
+    void (*close)(void *state);
+};
+
+/* The driver called name, or NULL. */
+const struct driver_ops *driver_find(const char *name);
+/* Comma-separated names of all drivers, for messages. */
+const char *driver_names(void);
+
+#endif

@@ -1,0 +1,47 @@
+/*
+ * A bus link: the open transport of one bus (a serial line, a Modbus RTU line,
+ * a Modbus TCP connection). Owned and used by exactly one bus thread.
+ */
+#ifndef PERFUSE_LINK_H
+#define PERFUSE_LINK_H
+
+#include <stdint.h>
+
+#include <modbus.h>
+
+#include "serial.h"
+
+enum link_type { LINK_SERIAL, LINK_MODBUS_RTU, LINK_MODBUS_TCP };
+
+/* A bus as the rig file describes it. Strings are owned by the rig. */
+struct link_config {
+    const char *name;           /* bus name, for logs */
+    enum link_type type;
+    const char *port;           /* serial and modbus-rtu: device path */
+    int baud;                   /* default 9600 (rtu) / 19200 (serial) */
+    char parity;                /* 'N', 'E' or 'O' */
+    int data_bits, stop_bits;
+    const char *host;           /* modbus-tcp */
+    int tcp_port;
+    uint32_t timeout_ms;        /* per transaction; default 200 */
+};
+
+struct bus_link {
+    const struct link_config *cfg;
+    modbus_t *mb;               /* LINK_MODBUS_*: set while connected */
+    struct serial_port *serial; /* LINK_SERIAL: set while connected */
+    char err[160];              /* last error, one line */
+};
+
+/* Parse "serial", "modbus-rtu", "modbus-tcp". Returns 0 or -EINVAL. */
+int link_type_parse(const char *s, enum link_type *out);
+const char *link_type_name(enum link_type t);
+
+/* Bus thread. Open the transport. Returns 0 or a negative errno (message in link->err). */
+int link_open(struct bus_link *link, const struct link_config *cfg);
+/* Bus thread. Close the transport; safe on a closed link. */
+void link_close(struct bus_link *link);
+/* Set link->err with printf formatting. */
+void link_seterr(struct bus_link *link, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
