@@ -23,7 +23,7 @@ GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 CC      ?= cc
 OPT     ?= -O2 -g
 CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(OPT) $(EXTRA_CFLAGS) \
-           -DPERFUSE_VERSION='"$(VERSION)"' -DPERFUSE_GIT_REV='"$(GIT_REV)"' \
+           -DPERFUSE_PREFIX='"$(PREFIX)"' -DPERFUSE_VERSION='"$(VERSION)"' -DPERFUSE_GIT_REV='"$(GIT_REV)"' \
            -Icontroller -Idrivers -Idrivers/sim
 LDFLAGS := $(EXTRA_LDFLAGS)
 
@@ -97,6 +97,8 @@ install: $(PROGS)
 	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 protocols/*.yaml $(DESTDIR)$(PREFIX)/share/perfuse/protocols/
 	install -m 0644 protocols/profiles/*.yaml $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles/
+	install -d $(DESTDIR)$(PREFIX)/share/perfuse/protocols/rigs
+	install -m 0644 protocols/rigs/*.yaml $(DESTDIR)$(PREFIX)/share/perfuse/protocols/rigs/
 
 clean:
 	rm -rf build build-asan

@@ -1,0 +1,256 @@
+/* The control commands: one table entry per command. */
+#include "commands.h"
+#include "control_proto.h"
+#include "daemon.h"
+#include "run.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Who is asking, for the audit trail. */
+static struct run_actor actor(struct ctl_client *cl, const char *operator_name)
+{
+    return (struct run_actor){ .user = cl->user, .operator_name = operator_name };
+}
+
+/* A string argument of the request, or NULL. */
+static const char *arg_str(json_t *req, const char *key)
+{
+    return req ? json_string_value(json_object_get(req, key)) : NULL;
+}
+
+/* The current run if it is still going (its file open), else NULL. */
+static struct run *active_run(struct daemon *d)
+{
+    return d->run && !run_closed(d->run) ? d->run : NULL;
+}
+
+/* hello: versions. */
+static int cmd_hello(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    (void)cl; (void)req; (void)err; (void)len;
+    json_object_set_new(res, "perfused", json_string(PERFUSE_VERSION));
+    json_object_set_new(res, "protocol", json_integer(CONTROL_PROTOCOL_VERSION));
+    return 0;
+}
+
+/* run: load a protocol and start it. */
+static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    struct daemon *d = control_daemon(cl->ctl);
+    const char *text = arg_str(req, "protocol_text");
+    const char *path = arg_str(req, "protocol_path");
+    const char *op = arg_str(req, "operator");
+    if (text == NULL || path == NULL) {
+        snprintf(err, len, "run needs \"protocol_text\" and \"protocol_path\"");
+        return -EPROTO;
+    }
+    if (active_run(d) != NULL) {
+        snprintf(err, len, "a run is already active (%s); abort it or wait for it to end",
+                 run_path(d->run));
+        return -EBUSY;
+    }
+    if (d->shutting_down) {
+        snprintf(err, len, "the daemon is shutting down");
+        return -EBUSY;
+    }
+    struct diag dg;
+    diag_init(&dg);
+    struct run_actor who = actor(cl, op && *op ? op : NULL);
+    struct run *r = NULL;
+    int rc = run_start(d, path, text, strlen(text), &who, &dg, &r);
+    if (rc < 0) {
+        json_t *list = json_array();
+        for (size_t i = 0; i < dg.n; i++)
+            json_array_append_new(list, json_pack("{s:s,s:i,s:i,s:s,s:s}", "file", dg.msgs[i].file,
+                "line", dg.msgs[i].line, "column", dg.msgs[i].col, "severity",
+                dg.msgs[i].severity == DIAG_ERROR ? "error" : "warning", "message", dg.msgs[i].text));
+        json_object_set_new(res, "diagnostics", list);
+        char *all = diag_join(&dg);
+        snprintf(err, len, "%s", all && *all ? all : strerror(-rc));
+        free(all);
+        diag_free(&dg);
+        return rc;
+    }
+    diag_free(&dg);
+    if (d->run != NULL)
+        run_free(d->run);
+    d->run = r;
+    run_set_closed_cb(r, control_run_closed);
+    json_object_set_new(res, "run_id", json_string(run_id(r)));
+    json_object_set_new(res, "file", json_string(run_path(r)));
+    json_object_set_new(res, "protocol", json_string(run_plan(r)->name));
+    json_object_set_new(res, "planned_total_s", json_real((double)run_plan(r)->total_ns / 1e9));
+    json_object_set_new(res, "open_ended", json_boolean(run_plan(r)->open_ended));
+    return 0;
+}
+
+/* The channels part of a status: latest value, unit and age of each. */
+static json_t *status_channels(struct daemon *d)
+{
+    json_t *arr = json_array();
+    int64_t now = (int64_t)time_mono_ns();
+    for (size_t i = 0; i < d->rig->n_channels; i++) {
+        const struct rig_channel *c = &d->rig->channels[i];
+        const struct chan_state *s = &d->chans[i];
+        json_t *o = json_pack("{s:s,s:s,s:s}", "name", c->name, "unit", c->unit, "kind",
+                              c->writable ? "setpoint" : "measured");
+        if (c->readable) {
+            json_object_set_new(o, "value", s->t_ns && !isnan(s->value) ? json_real(s->value) : json_null());
+            json_object_set_new(o, "age_s", s->t_ns ? json_real((double)(now - s->t_ns) / 1e9) : json_null());
+            json_object_set_new(o, "samples", json_integer((json_int_t)s->samples));
+        }
+        if (c->writable)
+            json_object_set_new(o, "setpoint", isnan(s->setpoint) ? json_null() : json_real(s->setpoint));
+        if (s->err != 0)
+            json_object_set_new(o, "error", json_string(s->msg));
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}
+
+/* The run part of a status. */
+static void status_run(struct daemon *d, json_t *res)
+{
+    struct run *r = d->run;
+    struct runner_status st;
+    run_get_status(r, &st);
+    bool closed = run_closed(r);
+    const char *state = run_state_name(st.state);
+    if (closed && st.state != RUN_COMPLETED && st.state != RUN_ABORTED)
+        state = "interrupted";
+    json_object_set_new(res, "state", json_string(state));
+    json_object_set_new(res, "run_active", json_boolean(!closed));
+    json_object_set_new(res, "run_id", json_string(run_id(r)));
+    json_object_set_new(res, "protocol", json_string(run_plan(r)->name));
+    json_object_set_new(res, "file", json_string(run_path(r)));
+    char iso[40];
+    time_iso8601(run_start_wall_ns(r), iso, sizeof iso);
+    json_object_set_new(res, "started", json_string(iso));
+    json_object_set_new(res, "elapsed_s", json_real((double)st.run_elapsed_ns / 1e9));
+    json_object_set_new(res, "planned_total_s", json_real((double)st.planned_total_ns / 1e9));
+    json_object_set_new(res, "shift_s", json_real((double)st.shift_ns / 1e9));
+    json_object_set_new(res, "open_ended", json_boolean(run_plan(r)->open_ended));
+    if (!closed && (st.state == RUN_RUNNING || st.state == RUN_PAUSED)) {
+        int64_t left = st.planned_total_ns - st.run_elapsed_ns;
+        time_iso8601(time_wall_ns() + (left > 0 ? left : 0), iso, sizeof iso);
+        json_object_set_new(res, "eta", json_string(iso));
+    }
+    if (st.step_kind != NULL)
+        json_object_set_new(res, "step", json_pack("{s:s,s:s,s:s,s:f,s:f}", "path", st.step_path,
+            "name", st.step_name, "kind", st.step_kind, "elapsed_s",
+            (double)st.step_elapsed_ns / 1e9, "duration_s", (double)st.step_duration_ns / 1e9));
+    json_object_set_new(res, "prompt", st.waiting_prompt && st.prompt ? json_string(st.prompt) : json_null());
+    int werr;
+    uint64_t dropped;
+    run_storage(r, &werr, &dropped);
+    json_object_set_new(res, "storage", json_pack("{s:i,s:I}", "write_errors", werr, "dropped",
+                                                  (json_int_t)dropped));
+}
+
+/* status: state, step, progress, channels. */
+static int cmd_status(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    (void)req; (void)err; (void)len;
+    struct daemon *d = control_daemon(cl->ctl);
+    json_object_set_new(res, "rig", json_string(d->rig->name));
+    if (d->run != NULL)
+        status_run(d, res);
+    else
+        json_object_set_new(res, "state", json_string("idle")),
+        json_object_set_new(res, "run_active", json_false());
+    json_object_set_new(res, "channels", status_channels(d));
+    return 0;
+}
+
+/* Refuse a run command when no run is active. */
+static int need_run(struct daemon *d, char *err, size_t len)
+{
+    if (active_run(d) != NULL)
+        return 0;
+    snprintf(err, len, "no run is active");
+    return -ENOENT;
+}
+
+/* pause. */
+static int cmd_pause(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    struct daemon *d = control_daemon(cl->ctl);
+    int rc = need_run(d, err, len);
+    struct run_actor who = actor(cl, NULL);
+    if (rc == 0 && (rc = run_pause(d->run, &who, arg_str(req, "reason"))) < 0)
+        snprintf(err, len, "the run is not running (it may already be paused)");
+    return rc < 0 ? (rc == -ENOENT ? rc : -EALREADY) : cmd_status(cl, req, res, err, len);
+}
+
+/* resume. */
+static int cmd_resume(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    struct daemon *d = control_daemon(cl->ctl);
+    int rc = need_run(d, err, len);
+    struct run_actor who = actor(cl, NULL);
+    if (rc == 0 && (rc = run_resume(d->run, &who, arg_str(req, "reason"))) < 0)
+        snprintf(err, len, "the run is not paused");
+    return rc < 0 ? (rc == -ENOENT ? rc : -EALREADY) : cmd_status(cl, req, res, err, len);
+}
+
+/* abort. */
+static int cmd_abort(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    struct daemon *d = control_daemon(cl->ctl);
+    int rc = need_run(d, err, len);
+    struct run_actor who = actor(cl, NULL);
+    if (rc == 0 && (rc = run_abort(d->run, &who, arg_str(req, "reason"))) < 0)
+        snprintf(err, len, "the run has already ended");
+    return rc < 0 ? (rc == -ENOENT ? rc : -EALREADY) : cmd_status(cl, req, res, err, len);
+}
+
+/* confirm: answer the pending prompt. */
+static int cmd_confirm(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    struct daemon *d = control_daemon(cl->ctl);
+    int rc = need_run(d, err, len);
+    struct run_actor who = actor(cl, NULL);
+    if (rc == 0 && (rc = run_confirm(d->run, &who)) < 0)
+        snprintf(err, len, "no prompt is waiting for confirmation");
+    return rc < 0 ? rc : cmd_status(cl, req, res, err, len);
+}
+
+/* wait: reply when the current run's file is closed. */
+static int cmd_wait(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    struct daemon *d = control_daemon(cl->ctl);
+    if (active_run(d) == NULL)
+        return cmd_status(cl, req, res, err, len);
+    control_add_waiter(cl, json_object_get(req, "id"));
+    return CMD_DEFERRED;
+}
+
+static const struct ctl_command commands[] = {
+    { .name = "hello", .exec = cmd_hello },
+    { .name = "run", .exec = cmd_run },
+    { .name = "status", .exec = cmd_status },
+    { .name = "pause", .exec = cmd_pause },
+    { .name = "resume", .exec = cmd_resume },
+    { .name = "abort", .exec = cmd_abort },
+    { .name = "confirm", .exec = cmd_confirm },
+    { .name = "wait", .exec = cmd_wait },
+};
+
+/* The command called name, or NULL. */
+const struct ctl_command *command_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* Comma-separated command names. */
+const char *command_names(void)
+{
+    return "hello, run, status, pause, resume, abort, confirm, wait";
+}

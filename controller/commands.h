@@ -1,0 +1,27 @@
+/*
+ * The control commands, one table entry each. A handler fills *result and
+ * returns 0, returns CMD_DEFERRED after arranging a later reply, or returns a
+ * negative errno with a message in err. Loop thread only.
+ */
+#ifndef PERFUSE_COMMANDS_H
+#define PERFUSE_COMMANDS_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "control.h"
+
+#define CMD_DEFERRED 1
+
+struct ctl_command {
+    const char *name;
+    int (*exec)(struct ctl_client *cl, json_t *req, json_t *result, char *err, size_t errlen);
+};
+
+/* The command called name, or NULL. */
+const struct ctl_command *command_find(const char *name);
+/* Comma-separated command names, for messages. */
+const char *command_names(void);
+
+#endif

@@ -1,0 +1,429 @@
+/* The control server: JSON lines on the daemon's Unix socket. */
+#include "control.h"
+#include "commands.h"
+#include "control_proto.h"
+#include "daemon.h"
+#include "log.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+struct client {
+    struct ctl_client pub;
+    uv_pipe_t pipe;
+    char *buf;                  /* partial request line */
+    size_t len;
+    bool closing;
+    json_t *wait_id;            /* set while waiting for the run to end */
+    struct client *next;
+};
+
+struct control {
+    struct daemon *d;
+    uv_pipe_t server;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    struct client *clients;
+    int open_handles;
+    bool closing;
+    struct log_ratelimit rl;
+};
+
+/* The default socket path. */
+void control_default_path(char *buf, size_t len)
+{
+    const char *env = getenv("PERFUSE_SOCKET");
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    if (env && *env)
+        snprintf(buf, len, "%s", env);
+    else if (xdg && *xdg)
+        snprintf(buf, len, "%s/perfuse/perfused.sock", xdg);
+    else
+        snprintf(buf, len, "/run/perfuse/perfused.sock");
+}
+
+const char *control_path(const struct control *c)
+{
+    return c->path;
+}
+
+struct daemon *control_daemon(struct control *c)
+{
+    return c->d;
+}
+
+/* Free the control struct once its last handle is closed. */
+static void handle_released(struct control *c)
+{
+    if (--c->open_handles == 0 && c->closing)
+        free(c);
+}
+
+/* A client's pipe is closed: free it. */
+static void client_closed(uv_handle_t *h)
+{
+    struct client *cl = h->data;
+    struct control *c = cl->pub.ctl;
+    free(cl->buf);
+    json_decref(cl->wait_id);
+    free(cl);
+    handle_released(c);
+}
+
+/* Unlink a client and close its pipe. */
+static void client_close(struct client *cl)
+{
+    if (cl->closing)
+        return;
+    cl->closing = true;
+    struct control *c = cl->pub.ctl;
+    for (struct client **p = &c->clients; *p; p = &(*p)->next)
+        if (*p == cl) {
+            *p = cl->next;
+            break;
+        }
+    uv_close((uv_handle_t *)&cl->pipe, client_closed);
+}
+
+/* A reply was written (or failed): free its buffer. */
+static void write_done(uv_write_t *w, int status)
+{
+    (void)status;
+    free(w->data);
+    free(w);
+}
+
+/* Send a JSON line to a client; drop a client that does not read its replies. */
+void control_send(struct ctl_client *pub, json_t *msg)
+{
+    struct client *cl = (struct client *)pub;
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    if (text == NULL || cl->closing) {
+        free(text);
+        return;
+    }
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&cl->pipe) > CONTROL_MAX_QUEUED) {
+        log_limited(&cl->pub.ctl->rl, 10000, LOG_WARN, "control",
+                    "dropping a client (%s) that does not read its replies", cl->pub.user);
+        free(text);
+        client_close(cl);
+        return;
+    }
+    size_t n = strlen(text);
+    char *line = realloc(text, n + 2);
+    if (line == NULL) {
+        free(text);
+        return;
+    }
+    line[n] = '\n';
+    line[n + 1] = '\0';
+    uv_write_t *w = malloc(sizeof *w);
+    if (w == NULL) {
+        free(line);
+        return;
+    }
+    w->data = line;
+    uv_buf_t b = uv_buf_init(line, (unsigned)(n + 1));
+    if (uv_write(w, (uv_stream_t *)&cl->pipe, &b, 1, write_done) < 0) {
+        free(line);
+        free(w);
+        client_close(cl);
+    }
+}
+
+/* The error code a reply carries for a negative errno. */
+static const char *error_code(int rc)
+{
+    switch (-rc) {
+    case EINVAL: return "invalid";
+    case ENOENT: return "not_found";
+    case EBUSY: case EALREADY: case EPERM: case EACCES: return "refused";
+    case EPROTO: return "bad_request";
+    case ENOSYS: return "unknown_command";
+    default: return "failed";
+    }
+}
+
+/* Reply with an error. */
+static void send_error(struct ctl_client *cl, json_t *id, int rc, const char *msg, json_t *extra)
+{
+    json_t *reply = json_pack("{s:O?,s:b,s:{s:s,s:s}}", "id", id, "ok", 0, "error", "code",
+                              error_code(rc), "message", msg);
+    if (reply && extra)
+        json_object_update(json_object_get(reply, "error"), extra);
+    json_decref(extra);
+    if (reply)
+        control_send(cl, reply);
+}
+
+/* Parse and execute one request line. */
+static void handle_line(struct client *cl, const char *line)
+{
+    json_error_t jerr;
+    json_t *req = json_loads(line, JSON_REJECT_DUPLICATES, &jerr);
+    char err[1024] = "";
+    if (req == NULL || !json_is_object(req)) {
+        snprintf(err, sizeof err, "request is not a JSON object: %s",
+                 req ? "found another JSON value" : jerr.text);
+        send_error(&cl->pub, NULL, -EPROTO, err, NULL);
+        json_decref(req);
+        return;
+    }
+    json_t *id = json_object_get(req, "id");
+    const char *name = json_string_value(json_object_get(req, "cmd"));
+    const struct ctl_command *cmd = name ? command_find(name) : NULL;
+    if (cmd == NULL) {
+        snprintf(err, sizeof err, "%s '%s' (commands: %s)", name ? "unknown command" : "missing \"cmd\"",
+                 name ? name : "", command_names());
+        send_error(&cl->pub, id, name ? -ENOSYS : -EPROTO, err, NULL);
+        json_decref(req);
+        return;
+    }
+    json_t *result = json_object();
+    int rc = cmd->exec(&cl->pub, req, result, err, sizeof err);
+    if (rc == CMD_DEFERRED) {
+        json_decref(result);
+    } else if (rc < 0) {
+        json_t *extra = json_object_get(result, "diagnostics") ? json_pack("{s:O}", "diagnostics",
+                        json_object_get(result, "diagnostics")) : NULL;
+        send_error(&cl->pub, id, rc, err[0] ? err : strerror(-rc), extra);
+        json_decref(result);
+    } else {
+        control_send(&cl->pub, json_pack("{s:O?,s:b,s:o}", "id", id, "ok", 1, "result", result));
+    }
+    json_decref(req);
+}
+
+/* Allocate read buffers. */
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    buf->base = malloc(suggested);
+    buf->len = buf->base ? suggested : 0;
+}
+
+/* Bytes arrived from a client: split lines, bound their length. */
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct client *cl = s->data;
+    if (n < 0) {
+        free(buf->base);
+        client_close(cl);
+        return;
+    }
+    for (ssize_t i = 0; i < n && !cl->closing; i++) {
+        char ch = buf->base[i];
+        if (ch == '\n') {
+            char *line = cl->buf ? cl->buf : "";
+            if (cl->buf)
+                cl->buf[cl->len] = '\0';
+            if (cl->len > 0)
+                handle_line(cl, line);
+            cl->len = 0;
+            continue;
+        }
+        if (cl->len >= CONTROL_MAX_LINE) {
+            send_error(&cl->pub, NULL, -EPROTO, "request line longer than 64 KiB; closing", NULL);
+            client_close(cl);
+            break;
+        }
+        if (cl->buf == NULL) {
+            cl->buf = malloc(CONTROL_MAX_LINE + 1);
+            if (cl->buf == NULL) {
+                client_close(cl);
+                break;
+            }
+        }
+        cl->buf[cl->len++] = ch;
+    }
+    free(buf->base);
+}
+
+/* Fill in who is on the other end (SO_PEERCRED). */
+static void identify(struct client *cl)
+{
+    uv_os_fd_t fd;
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    snprintf(cl->pub.user, sizeof cl->pub.user, "unknown user");
+    if (uv_fileno((uv_handle_t *)&cl->pipe, &fd) < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return;
+    cl->pub.uid = cred.uid;
+    cl->pub.pid = cred.pid;
+    struct passwd pw, *res = NULL;
+    char pwbuf[1024];
+    if (getpwuid_r(cred.uid, &pw, pwbuf, sizeof pwbuf, &res) == 0 && res)
+        snprintf(cl->pub.user, sizeof cl->pub.user, "uid %u (%s)", (unsigned)cred.uid, pw.pw_name);
+    else
+        snprintf(cl->pub.user, sizeof cl->pub.user, "uid %u", (unsigned)cred.uid);
+}
+
+/* A client connected: accept, greet, read. */
+static void connection_cb(uv_stream_t *server, int status)
+{
+    struct control *c = server->data;
+    if (status < 0)
+        return;
+    struct client *cl = calloc(1, sizeof *cl);
+    if (cl == NULL)
+        return;
+    cl->pub.ctl = c;
+    uv_pipe_init(server->loop, &cl->pipe, 0);
+    cl->pipe.data = cl;
+    c->open_handles++;
+    if (uv_accept(server, (uv_stream_t *)&cl->pipe) < 0) {
+        cl->closing = true;
+        uv_close((uv_handle_t *)&cl->pipe, client_closed);
+        return;
+    }
+    cl->next = c->clients;
+    c->clients = cl;
+    identify(cl);
+    control_send(&cl->pub, json_pack("{s:s,s:i}", "perfused", PERFUSE_VERSION, "protocol",
+                                     CONTROL_PROTOCOL_VERSION));
+    uv_read_start((uv_stream_t *)&cl->pipe, alloc_cb, read_cb);
+}
+
+/* Create the socket's directory with mode 0770 if it does not exist. */
+static int make_socket_dir(const char *path, char *err, size_t errlen)
+{
+    char copy[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    snprintf(copy, sizeof copy, "%s", path);
+    char *dir = dirname(copy);
+    struct stat st;
+    if (stat(dir, &st) == 0)
+        return 0;
+    if (mkdir(dir, 0770) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        return -errno;
+    }
+    chmod(dir, 0770);
+    return 0;
+}
+
+/* Refuse if a daemon answers at path; remove a stale socket. */
+static int check_stale(const char *path, char *err, size_t errlen)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    int e = errno;
+    close(fd);
+    if (rc == 0) {
+        snprintf(err, errlen, "another perfused is already running on %s; stop it first "
+                 "or give this one --socket PATH", path);
+        return -EADDRINUSE;
+    }
+    if (e == ECONNREFUSED) {
+        log_warn("control", "removing stale socket %s (left by a crash)", path);
+        unlink(path);
+    }
+    return 0;
+}
+
+static void server_closed(uv_handle_t *h);
+
+/* Open the control socket. */
+int control_start(struct control **out, struct daemon *d, const char *path, char *err,
+                  size_t errlen)
+{
+    struct control *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return -ENOMEM;
+    c->d = d;
+    if (path != NULL && strlen(path) >= sizeof c->path) {
+        snprintf(err, errlen, "socket path too long (at most %zu bytes): %s", sizeof c->path - 1, path);
+        free(c);
+        return -ENAMETOOLONG;
+    }
+    if (path != NULL)
+        snprintf(c->path, sizeof c->path, "%s", path);
+    else
+        control_default_path(c->path, sizeof c->path);
+    int rc = make_socket_dir(c->path, err, errlen);
+    if (rc == 0)
+        rc = check_stale(c->path, err, errlen);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    uv_pipe_init(d->loop, &c->server, 0);
+    c->server.data = c;
+    c->open_handles = 1;
+    mode_t old = umask(0117);
+    rc = uv_pipe_bind(&c->server, c->path);
+    umask(old);
+    if (rc == 0) {
+        chmod(c->path, 0660);
+        rc = uv_listen((uv_stream_t *)&c->server, 16, connection_cb);
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", c->path, uv_strerror(rc));
+        c->closing = true;
+        *out = NULL;
+        /* c is freed by the close callback, on the next loop turn */
+        uv_close((uv_handle_t *)&c->server, server_closed);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+/* The server handle is closed. */
+static void server_closed(uv_handle_t *h)
+{
+    handle_released(h->data);
+}
+
+/* Close the socket and every client. */
+void control_close(struct control *c)
+{
+    if (c == NULL || c->closing)
+        return;
+    c->closing = true;
+    while (c->clients)
+        client_close(c->clients);
+    unlink(c->path);
+    uv_close((uv_handle_t *)&c->server, server_closed);
+}
+
+/* Register cl to be answered when the current run's file closes. */
+int control_add_waiter(struct ctl_client *pub, json_t *id)
+{
+    struct client *cl = (struct client *)pub;
+    json_decref(cl->wait_id);
+    cl->wait_id = id ? json_incref(id) : json_null();
+    return 0;
+}
+
+/* Answer every waiter with the run's final state. */
+void control_run_closed(struct daemon *d, struct run *r)
+{
+    (void)r;
+    struct control *c = d->control;
+    if (c == NULL || c->closing)
+        return;
+    for (struct client *cl = c->clients; cl; cl = cl->next) {
+        if (cl->wait_id == NULL)
+            continue;
+        json_t *result = json_object();
+        char err[256];
+        const struct ctl_command *status = command_find("status");
+        status->exec(&cl->pub, NULL, result, err, sizeof err);
+        control_send(&cl->pub, json_pack("{s:O,s:b,s:o}", "id", cl->wait_id, "ok", 1, "result", result));
+        json_decref(cl->wait_id);
+        cl->wait_id = NULL;
+    }
+}

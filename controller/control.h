@@ -1,0 +1,49 @@
+/*
+ * The control server: the daemon's Unix socket. One JSON request per line,
+ * one JSON reply per line; the first line the server sends is a greeting with
+ * the protocol version. Loop thread only.
+ */
+#ifndef PERFUSE_CONTROL_H
+#define PERFUSE_CONTROL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+struct daemon;
+struct control;
+struct run;
+
+/* One connected client, as command handlers see it. */
+struct ctl_client {
+    struct control *ctl;
+    uid_t uid;
+    pid_t pid;
+    char user[96];              /* "uid 1000 (alice)" for the audit trail */
+};
+
+/* Open the socket at path (NULL: the default). Refuses if another daemon
+ * answers there; replaces a stale socket. Returns 0 or a negative errno with a
+ * message in err. */
+int control_start(struct control **out, struct daemon *d, const char *path, char *err,
+                  size_t errlen);
+/* The socket's path. */
+const char *control_path(const struct control *c);
+/* Close the socket and every client; frees once libuv has released the handles. */
+void control_close(struct control *c);
+
+/* The daemon a handler runs in. */
+struct daemon *control_daemon(struct control *c);
+/* Send a JSON reply line to client (steals the reference). */
+void control_send(struct ctl_client *cl, json_t *msg);
+/* Register cl to be answered with id when the current run's file closes. */
+int control_add_waiter(struct ctl_client *cl, json_t *id);
+/* Answer every waiter (called when the run's file closes). */
+void control_run_closed(struct daemon *d, struct run *r);
+
+/* The default socket path: $PERFUSE_SOCKET, $XDG_RUNTIME_DIR/perfuse/perfused.sock,
+ * else /run/perfuse/perfused.sock. */
+void control_default_path(char *buf, size_t len);
+
+#endif

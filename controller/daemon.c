@@ -1,0 +1,300 @@
+/* The daemon's state on the loop thread: rig, buses, channels, run, signals. */
+#include "daemon.h"
+#include "control.h"
+#include "log.h"
+#include "run.h"
+#include "simchild.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NOTE_BATCH 256
+
+static struct simchild sim_child;   /* at most one per process; see daemon_init */
+
+/* Wake-up from a bus thread (any thread): notes are waiting. */
+static void bus_notify(void *arg)
+{
+    uv_async_send(arg);
+}
+
+/* Record a device-level event in the current run, if one is active. */
+static void device_event(struct daemon *d, int64_t t, const char *sev, const char *src,
+                         const char *code, const char *msg)
+{
+    if (d->run != NULL && !run_closed(d->run))
+        run_event(d->run, t, sev, src, code, "%s", msg);
+    else
+        log_info(src, "%s: %s", code, msg);
+}
+
+/* Handle one note from a bus. */
+static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
+{
+    const char *bname = d->rig->buses[bus].name;
+    switch (n->kind) {
+    case BUS_NOTE_SAMPLE: {
+        struct chan_state *c = &d->chans[n->channel];
+        c->err = n->err;
+        if (n->err == 0) {
+            c->value = n->value;
+            c->t_ns = n->t_ns;
+            c->samples++;
+            c->msg[0] = '\0';
+        } else if (strcmp(c->msg, n->msg) != 0) {
+            snprintf(c->msg, sizeof c->msg, "%s", n->msg);
+            if (n->err == -EREMOTEIO)
+                device_event(d, n->t_ns, "fault", d->rig->channels[n->channel].name,
+                             "device_error", n->msg);
+        }
+        if (d->run != NULL)
+            run_on_sample(d->run, (int)n->channel, n->err == 0 ? n->value : NAN, n->t_ns);
+        break;
+    }
+    case BUS_NOTE_WRITE:
+        if (d->run != NULL)
+            run_on_write(d->run, n);
+        else if (n->err != 0)
+            log_warn(bname, "write failed: %s", n->msg);
+        break;
+    case BUS_NOTE_DEVICE_FAULT:
+    case BUS_NOTE_DEVICE_OK: {
+        size_t found = 0, k = 0;
+        for (size_t i = 0; i < d->rig->n_devices; i++)
+            if (d->rig->devices[i].bus == bus && k++ == n->device)
+                found = i;
+        bool fault = n->kind == BUS_NOTE_DEVICE_FAULT;
+        device_event(d, n->t_ns, fault ? "fault" : "info", d->rig->devices[found].name,
+                     fault ? "device_faulted" : "device_recovered", n->msg);
+        break;
+    }
+    case BUS_NOTE_LINK_DOWN:
+        device_event(d, n->t_ns, "fault", bname, "link_down", n->msg);
+        break;
+    case BUS_NOTE_LINK_UP:
+        device_event(d, n->t_ns, "info", bname, "link_up", n->msg);
+        break;
+    }
+}
+
+/* Drain every bus's notes. */
+static void drain_notes(struct daemon *d)
+{
+    struct bus_note notes[NOTE_BATCH];
+    for (size_t b = 0; b < d->n_buses; b++) {
+        size_t n;
+        while ((n = bus_take_notes(d->buses[b], notes, NOTE_BATCH)) > 0)
+            for (size_t i = 0; i < n; i++)
+                handle_note(d, b, &notes[i]);
+    }
+}
+
+/* The bus async fired on the loop. */
+static void bus_async_cb(uv_async_t *a)
+{
+    drain_notes(a->data);
+}
+
+/* Command a channel. */
+int daemon_write(struct daemon *d, int channel, double value, enum bus_priority prio,
+                 int64_t planned_ns)
+{
+    if (channel < 0 || (size_t)channel >= d->rig->n_channels)
+        return -EINVAL;
+    const struct rig_channel *c = &d->rig->channels[channel];
+    if (!c->writable)
+        return -EPERM;
+    size_t dev = c->device;
+    struct bus *b = d->buses[d->rig->devices[dev].bus];
+    int rc = bus_write(b, d->dev_bus_index[dev], c->dev_ch, value, prio, planned_ns, 0);
+    if (rc == 0)
+        d->chans[channel].setpoint = value;
+    return rc;
+}
+
+/* Put every device in its safe state. */
+void daemon_safe_state(struct daemon *d, const struct plan_target *targets, size_t n)
+{
+    int64_t now = pclock_now(&d->clock);
+    for (size_t i = 0; i < n; i++)
+        daemon_write(d, targets[i].channel, targets[i].v0, BUS_PRIO_SAFETY, now);
+    for (size_t i = 0; i < d->rig->n_devices; i++) {
+        const struct rig_device *dev = &d->rig->devices[i];
+        bool covered = false;
+        for (size_t k = 0; k < n; k++)
+            if (d->rig->channels[targets[k].channel].device == i)
+                covered = true;
+        if (!covered && dev->drv->safe_state != NULL)
+            bus_safe_state(d->buses[dev->bus], d->dev_bus_index[i]);
+    }
+}
+
+/* Create one bus thread per rig bus. */
+static int start_buses(struct daemon *d)
+{
+    struct rig *rig = d->rig;
+    d->buses = calloc(rig->n_buses ? rig->n_buses : 1, sizeof *d->buses);
+    d->dev_bus_index = calloc(rig->n_devices ? rig->n_devices : 1, sizeof *d->dev_bus_index);
+    d->sample_hz = calloc(rig->n_channels ? rig->n_channels : 1, sizeof *d->sample_hz);
+    struct bus_device_cfg *cfgs = calloc(rig->n_devices ? rig->n_devices : 1, sizeof *cfgs);
+    if (!d->buses || !d->dev_bus_index || !d->sample_hz || !cfgs) {
+        free(cfgs);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < rig->n_channels; i++)
+        d->sample_hz[i] = rig->channels[i].sample_hz;
+    int rc = 0;
+    for (size_t b = 0; b < rig->n_buses && rc == 0; b++) {
+        size_t n = 0;
+        for (size_t i = 0; i < rig->n_devices; i++) {
+            struct rig_device *dev = &rig->devices[i];
+            if (dev->bus != b)
+                continue;
+            d->dev_bus_index[i] = n;
+            cfgs[n++] = (struct bus_device_cfg){
+                .name = dev->name, .drv = dev->drv, .state = dev->state, .chans = dev->chans,
+                .n_chans = dev->n_chans, .sample_hz = &d->sample_hz[dev->first_channel],
+                .first_id = (uint32_t)dev->first_channel,
+            };
+        }
+        rc = bus_create(&d->buses[b], &rig->buses[b].link, cfgs, n, bus_notify, &d->bus_async);
+        if (rc == 0) {
+            d->n_buses++;
+            rc = bus_start(d->buses[b]);
+        }
+    }
+    free(cfgs);
+    return rc;
+}
+
+/* SIGTERM / SIGINT: stop in order. */
+static void signal_cb(uv_signal_t *s, int signum)
+{
+    struct daemon *d = s->data;
+    log_info("daemon", "received %s", strsignal(signum));
+    daemon_shutdown(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* SIGCHLD: the simulator exited on its own. */
+static void sigchld_cb(uv_signal_t *s, int signum)
+{
+    struct daemon *d = s->data;
+    (void)signum;
+    int status;
+    if (sim_child.pid > 0 && waitpid(sim_child.pid, &status, WNOHANG) == sim_child.pid) {
+        sim_child.pid = 0;
+        device_event(d, pclock_now(&d->clock), "fault", "sim", "sim_exited",
+                     "perfuse-sim exited; the simulated devices are gone");
+    }
+}
+
+/* Load the rig file (or start the simulator and load its rig). */
+static int load_rig(struct daemon *d)
+{
+    const char *path = d->cfg.rig_path;
+    if (d->cfg.sim) {
+        char err[512];
+        int rc = simchild_start(&sim_child, d->cfg.sim_path, d->cfg.sim_seed, err, sizeof err);
+        if (rc < 0) {
+            log_error("sim", "%s", err);
+            return rc;
+        }
+        d->sim_pid = sim_child.pid;
+        path = sim_child.rig_file;
+    }
+    struct diag dg;
+    diag_init(&dg);
+    int rc = rig_load(path, &d->rig, &dg);
+    diag_print(&dg, stderr);
+    diag_free(&dg);
+    return rc;
+}
+
+/* Set up the daemon. */
+int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *cfg)
+{
+    memset(d, 0, sizeof *d);
+    d->loop = loop;
+    d->cfg = *cfg;
+    gethostname(d->host, sizeof d->host - 1);
+    pclock_init_real(&d->clock, loop);
+    /* Handles first: daemon_shutdown closes them whatever fails later. */
+    uv_async_init(loop, &d->bus_async, bus_async_cb);
+    d->bus_async.data = d;
+    uv_signal_init(loop, &d->sig_term);
+    uv_signal_init(loop, &d->sig_int);
+    uv_signal_init(loop, &d->sig_chld);
+    d->sig_term.data = d->sig_int.data = d->sig_chld.data = d;
+    uv_signal_start(&d->sig_term, signal_cb, SIGTERM);
+    uv_signal_start(&d->sig_int, signal_cb, SIGINT);
+    uv_signal_start(&d->sig_chld, sigchld_cb, SIGCHLD);
+    int rc = load_rig(d);
+    if (rc < 0)
+        return rc;
+    d->chans = calloc(d->rig->n_channels ? d->rig->n_channels : 1, sizeof *d->chans);
+    if (d->chans == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < d->rig->n_channels; i++)
+        d->chans[i].value = d->chans[i].setpoint = NAN;
+    char err[512] = "";
+    rc = control_start(&d->control, d, cfg->socket_path, err, sizeof err);
+    if (rc < 0) {
+        log_error("control", "%s", err);
+        return rc;
+    }
+    rc = start_buses(d);
+    if (rc < 0)
+        log_error("daemon", "cannot start the bus threads: %s", strerror(-rc));
+    log_info("daemon", "rig '%s': %zu buses, %zu devices, %zu channels; control socket %s",
+             d->rig->name, d->rig->n_buses, d->rig->n_devices, d->rig->n_channels,
+             control_path(d->control));
+    return rc;
+}
+
+/* Begin an orderly shutdown. */
+void daemon_shutdown(struct daemon *d, const char *why)
+{
+    if (d->shutting_down)
+        return;
+    d->shutting_down = true;
+    log_info("daemon", "shutting down (%s)", why);
+    control_close(d->control);
+    if (d->run != NULL)
+        run_shutdown_begin(d->run);
+    /* Joining the bus threads lets queued safe-state commands reach the wire. */
+    for (size_t b = 0; b < d->n_buses; b++)
+        bus_stop(d->buses[b]);
+    drain_notes(d);
+    if (d->run != NULL) {
+        run_shutdown_finish(d->run);
+        run_free(d->run);
+        d->run = NULL;
+    }
+    uv_close((uv_handle_t *)&d->bus_async, NULL);
+    uv_close((uv_handle_t *)&d->sig_term, NULL);
+    uv_close((uv_handle_t *)&d->sig_int, NULL);
+    uv_close((uv_handle_t *)&d->sig_chld, NULL);
+}
+
+/* Run the loop until shutdown, then release everything. */
+int daemon_run(struct daemon *d)
+{
+    uv_run(d->loop, UV_RUN_DEFAULT);
+    for (size_t b = 0; b < d->n_buses; b++)
+        bus_free(d->buses[b]);
+    simchild_stop(&sim_child);
+    rig_free(d->rig);
+    free(d->buses);
+    free(d->dev_bus_index);
+    free(d->sample_hz);
+    free(d->chans);
+    pclock_free(&d->clock);
+    return 0;
+}

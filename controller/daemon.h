@@ -1,0 +1,77 @@
+/*
+ * The daemon's state, owned by the loop thread: the rig, its buses, the
+ * latest value of every channel, the current run and the control server.
+ */
+#ifndef PERFUSE_DAEMON_H
+#define PERFUSE_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "bus.h"
+#include "clock.h"
+#include "plan.h"
+#include "rig.h"
+
+struct run;
+struct control;
+
+/* The latest news of one channel. */
+struct chan_state {
+    double value;               /* NaN when unknown */
+    int64_t t_ns;               /* CLOCK_MONOTONIC of the last sample (0: never) */
+    int err;                    /* last read error, 0 if the last read was good */
+    char msg[160];              /* last error message */
+    double setpoint;            /* last commanded value (NaN: none) */
+    uint64_t samples;
+};
+
+struct daemon_config {
+    const char *rig_path;       /* NULL with sim */
+    bool sim;
+    const char *socket_path;
+    const char *data_dir;
+    const char *sim_path;       /* perfuse-sim binary */
+    uint64_t sim_seed;
+};
+
+struct daemon {
+    uv_loop_t *loop;
+    struct daemon_config cfg;
+    struct pclock clock;
+    struct rig *rig;
+    struct bus **buses;         /* one per rig bus */
+    size_t n_buses;
+    size_t *dev_bus_index;      /* rig device -> index within its bus */
+    double *sample_hz;          /* per rig channel */
+    struct chan_state *chans;   /* per rig channel */
+    uv_async_t bus_async;
+    uv_signal_t sig_term, sig_int, sig_chld;
+    struct control *control;
+    struct run *run;            /* the current or last run; NULL if none yet */
+    pid_t sim_pid;
+    char *sim_dir;              /* where the sim writes its rig file */
+    bool shutting_down;
+    char host[64];
+};
+
+/* Set up the daemon: rig (or simulated rig), buses, control socket.
+ * Blocking work (starting the simulator) happens here, before the loop runs.
+ * Returns 0 or a negative errno (reported on stderr). */
+int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *cfg);
+/* Run the loop until shutdown; returns the exit code. */
+int daemon_run(struct daemon *d);
+/* Begin an orderly shutdown (signal, or fatal error). */
+void daemon_shutdown(struct daemon *d, const char *why);
+
+/* Command a channel. prio BUS_PRIO_SAFETY for safe-state writes. Returns 0 or
+ * a negative errno (unknown channel, not writable, queue full). */
+int daemon_write(struct daemon *d, int channel, double value, enum bus_priority prio,
+                 int64_t planned_ns);
+/* Put every device in its safe state: the plan's safe_state values first
+ * (if a plan is given), then each driver's own safe action. */
+void daemon_safe_state(struct daemon *d, const struct plan_target *targets, size_t n);
+
+#endif

@@ -1,0 +1,121 @@
+/* Diagnostics for files people write: "FILE:LINE:COLUMN: error: MESSAGE". */
+#include "diag.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Start an empty list. */
+void diag_init(struct diag *d)
+{
+    memset(d, 0, sizeof *d);
+}
+
+/* Free every message. */
+void diag_free(struct diag *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        free(d->msgs[i].file);
+        free(d->msgs[i].text);
+    }
+    free(d->msgs);
+    memset(d, 0, sizeof *d);
+}
+
+/* Append one formatted message; on allocation failure the message is dropped
+ * but still counted, so a failed check is never reported as a pass. */
+static void diag_add(struct diag *d, enum diag_severity sev, const char *file, int line,
+                     int col, const char *fmt, va_list ap)
+{
+    if (sev == DIAG_ERROR)
+        d->errors++;
+    else
+        d->warnings++;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 8;
+        struct diag_msg *m = realloc(d->msgs, cap * sizeof *m);
+        if (m == NULL)
+            return;
+        d->msgs = m;
+        d->cap = cap;
+    }
+    char *text = NULL;
+    if (vasprintf(&text, fmt, ap) < 0)
+        return;
+    struct diag_msg *m = &d->msgs[d->n++];
+    m->severity = sev;
+    m->file = strdup(file ? file : "");
+    m->line = line;
+    m->col = col;
+    m->text = text;
+}
+
+/* Add an error at file:line:col. */
+void diag_error(struct diag *d, const char *file, int line, int col, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    diag_add(d, DIAG_ERROR, file, line, col, fmt, ap);
+    va_end(ap);
+}
+
+/* Add a warning at file:line:col. */
+void diag_warn(struct diag *d, const char *file, int line, int col, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    diag_add(d, DIAG_WARNING, file, line, col, fmt, ap);
+    va_end(ap);
+}
+
+/* Format one message compiler style into a malloc'd string. */
+static char *diag_format(const struct diag_msg *m)
+{
+    const char *sev = m->severity == DIAG_ERROR ? "error" : "warning";
+    char *s = NULL;
+    int rc;
+    if (m->line > 0)
+        rc = asprintf(&s, "%s:%d:%d: %s: %s", m->file, m->line, m->col, sev, m->text);
+    else
+        rc = asprintf(&s, "%s: %s: %s", m->file, sev, m->text);
+    return rc < 0 ? NULL : s;
+}
+
+/* Print every message, one line each. */
+void diag_print(const struct diag *d, FILE *out)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        char *s = diag_format(&d->msgs[i]);
+        if (s != NULL)
+            fprintf(out, "%s\n", s);
+        free(s);
+    }
+}
+
+/* All messages joined by newlines. */
+char *diag_join(const struct diag *d)
+{
+    size_t len = 1;
+    char **lines = calloc(d->n ? d->n : 1, sizeof *lines);
+    if (lines == NULL)
+        return NULL;
+    for (size_t i = 0; i < d->n; i++) {
+        lines[i] = diag_format(&d->msgs[i]);
+        len += lines[i] ? strlen(lines[i]) + 1 : 0;
+    }
+    char *out = malloc(len);
+    if (out != NULL) {
+        out[0] = '\0';
+        for (size_t i = 0; i < d->n; i++) {
+            if (lines[i] == NULL)
+                continue;
+            if (out[0] != '\0')
+                strcat(out, "\n");
+            strcat(out, lines[i]);
+        }
+    }
+    for (size_t i = 0; i < d->n; i++)
+        free(lines[i]);
+    free(lines);
+    return out;
+}

@@ -1,0 +1,425 @@
+/*
+ * perfusectl: the technician's client for perfused, plus offline tools.
+ *
+ *   perfusectl [--socket PATH] [--json] COMMAND ...
+ */
+#include "control.h"
+#include "ctlclient.h"
+#include "diag.h"
+#include "log.h"
+#include "plan.h"
+#include "rig.h"
+#include "timeutil.h"
+#include "yamldoc.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
+
+struct ctl {
+    const char *socket;
+    bool json;
+    char sockbuf[108];
+};
+
+/* Print the overall usage. */
+static void usage(FILE *out)
+{
+    fprintf(out,
+        "usage: perfusectl [--socket PATH] [--json] COMMAND ...\n"
+        "\n"
+        "Commands (talk to perfused):\n"
+        "  run PROTOCOL [--operator NAME] [--wait]  load and start; print the run id and file\n"
+        "  status                          state, step, progress, ETA, latest values\n"
+        "  pause [--reason TEXT]           freeze the protocol clock, hold setpoints\n"
+        "  resume                          continue; the rest of the plan shifts by the pause\n"
+        "  abort [--reason TEXT]           stop the run and apply the safe state\n"
+        "  confirm                         answer a pending operator prompt\n"
+        "  wait                            block until the current run ends; print its status\n"
+        "Offline:\n"
+        "  check PROTOCOL [--rig FILE]     validate; print the timeline and total duration\n"
+        "\n"
+        "Exit codes: 0 success, 1 invalid input or refused, 2 usage error, 3 daemon not reachable.\n");
+}
+
+/* Connect to the daemon, or exit 3 with a message. */
+static struct ctlclient *connect_or_exit(struct ctl *c)
+{
+    struct ctlclient *cl;
+    char err[512];
+    if (ctlclient_connect(c->socket, &cl, err, sizeof err) < 0) {
+        fprintf(stderr, "perfusectl: %s\n", err);
+        exit(EXIT_UNREACHABLE);
+    }
+    return cl;
+}
+
+/* Send one request; print errors; return the result object (owned) or NULL. */
+static json_t *call(struct ctl *c, struct ctlclient *cl, json_t *req, int *exit_code)
+{
+    json_t *reply = NULL;
+    char err[512];
+    int rc = ctlclient_call(cl, req, &reply, err, sizeof err);
+    json_decref(req);
+    if (rc < 0) {
+        fprintf(stderr, "perfusectl: %s\n", err);
+        *exit_code = EXIT_UNREACHABLE;
+        return NULL;
+    }
+    if (!json_is_true(json_object_get(reply, "ok"))) {
+        json_t *e = json_object_get(reply, "error");
+        if (c->json)
+            printf("%s\n", json_dumps(reply, JSON_INDENT(2)) ?: "");
+        else
+            fprintf(stderr, "%s\n", json_string_value(json_object_get(e, "message")));
+        json_decref(reply);
+        *exit_code = EXIT_REFUSED;
+        return NULL;
+    }
+    json_t *res = json_incref(json_object_get(reply, "result"));
+    json_decref(reply);
+    *exit_code = EXIT_OK;
+    return res;
+}
+
+/* A text progress bar of width w for fraction f. */
+static void bar(char *buf, int w, double f)
+{
+    if (!(f >= 0))
+        f = 0;
+    if (f > 1)
+        f = 1;
+    int n = (int)lround(f * w);
+    buf[0] = '[';
+    for (int i = 0; i < w; i++)
+        buf[1 + i] = i < n ? '#' : '.';
+    buf[w + 1] = ']';
+    buf[w + 2] = '\0';
+}
+
+/* Seconds as "1 h 2 min 3 s". */
+static const char *dur(double s, char *buf, size_t len)
+{
+    unit_format_duration((int64_t)llround(s * 1e9), buf, len);
+    return buf;
+}
+
+/* Print a status result for people. */
+static void print_status(json_t *st)
+{
+    const char *state = json_string_value(json_object_get(st, "state"));
+    printf("rig       %s\nstate     %s\n", json_string_value(json_object_get(st, "rig")), state);
+    if (json_object_get(st, "run_id")) {
+        char b1[64], b2[64], pb[48];
+        printf("protocol  %s  (run %.8s)\n", json_string_value(json_object_get(st, "protocol")),
+               json_string_value(json_object_get(st, "run_id")));
+        printf("file      %s\n", json_string_value(json_object_get(st, "file")));
+        json_t *step = json_object_get(st, "step");
+        if (step) {
+            double el = json_real_value(json_object_get(step, "elapsed_s"));
+            double du = json_real_value(json_object_get(step, "duration_s"));
+            bar(pb, 20, du > 0 ? el / du : 0);
+            printf("step      %s %s (%s)  %s %s / %s\n", json_string_value(json_object_get(step, "path")),
+                   json_string_value(json_object_get(step, "name")),
+                   json_string_value(json_object_get(step, "kind")), pb, dur(el, b1, sizeof b1),
+                   du > 0 ? dur(du, b2, sizeof b2) : "open-ended");
+        }
+        double el = json_real_value(json_object_get(st, "elapsed_s"));
+        double tot = json_real_value(json_object_get(st, "planned_total_s"));
+        bar(pb, 20, tot > 0 ? el / tot : 0);
+        printf("run       %s %s / %s", pb, dur(el, b1, sizeof b1), dur(tot, b2, sizeof b2));
+        const char *eta = json_string_value(json_object_get(st, "eta"));
+        if (eta)
+            printf("   ETA %s", eta);
+        printf("\n");
+        const char *prompt = json_string_value(json_object_get(st, "prompt"));
+        if (prompt)
+            printf("PROMPT    %s   (answer with: perfusectl confirm)\n", prompt);
+    }
+    printf("channels\n");
+    size_t i;
+    json_t *ch;
+    json_array_foreach(json_object_get(st, "channels"), i, ch) {
+        json_t *v = json_object_get(ch, "value"), *sp = json_object_get(ch, "setpoint");
+        const char *unit = json_string_value(json_object_get(ch, "unit"));
+        printf("  %-18s", json_string_value(json_object_get(ch, "name")));
+        if (json_is_number(v))
+            printf(" %10.3f %-7s", json_number_value(v), unit);
+        else
+            printf(" %10s %-7s", json_object_get(ch, "samples") ? "-" : "", unit);
+        if (json_is_number(sp))
+            printf("  setpoint %.3f", json_number_value(sp));
+        json_t *age = json_object_get(ch, "age_s");
+        if (json_is_number(age))
+            printf("  (%.1f s ago)", json_number_value(age));
+        const char *e = json_string_value(json_object_get(ch, "error"));
+        if (e)
+            printf("  ERROR: %s", e);
+        printf("\n");
+    }
+}
+
+/* Print a result: JSON, or for people. */
+static void print_result(struct ctl *c, json_t *res)
+{
+    if (c->json) {
+        char *s = json_dumps(res, JSON_INDENT(2));
+        printf("%s\n", s ? s : "{}");
+        free(s);
+    } else {
+        print_status(res);
+    }
+}
+
+/* Parse sub-command options --reason/--operator/--wait. */
+struct subopts {
+    const char *reason, *operator_name, *rig;
+    bool wait;
+};
+
+static int parse_subopts(int argc, char **argv, struct subopts *o)
+{
+    static const struct option opts[] = {
+        { "reason", required_argument, NULL, 'r' }, { "operator", required_argument, NULL, 'o' },
+        { "wait", no_argument, NULL, 'w' }, { "rig", required_argument, NULL, 'g' },
+        { NULL, 0, NULL, 0 },
+    };
+    memset(o, 0, sizeof *o);
+    optind = 1;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'r': o->reason = optarg; break;
+        case 'o': o->operator_name = optarg; break;
+        case 'w': o->wait = true; break;
+        case 'g': o->rig = optarg; break;
+        default: return -1;
+        }
+    }
+    return optind;
+}
+
+/* Read a protocol file for sending; exit 1 with a message on failure. */
+static char *read_protocol(const char *path, char *abspath)
+{
+    char *text;
+    size_t len;
+    int rc = read_file_text(path, 4 << 20, &text, &len);
+    if (rc < 0) {
+        fprintf(stderr, "%s: error: cannot read protocol: %s\n", path,
+                rc == -EFBIG ? "larger than 4 MiB" : strerror(-rc));
+        exit(EXIT_REFUSED);
+    }
+    if (realpath(path, abspath) == NULL)
+        snprintf(abspath, PATH_MAX, "%s", path);
+    return text;
+}
+
+/* run PROTOCOL. */
+static int cmd_run(struct ctl *c, int argc, char **argv)
+{
+    struct subopts o;
+    int i = parse_subopts(argc, argv, &o);
+    if (i < 0 || i != argc - 1) {
+        fprintf(stderr, "usage: perfusectl run PROTOCOL [--operator NAME] [--wait]\n"
+                        "example: perfusectl run protocols/demo.yaml --operator alice\n");
+        return EXIT_USAGE;
+    }
+    char abspath[PATH_MAX];
+    char *text = read_protocol(argv[i], abspath);
+    struct ctlclient *cl = connect_or_exit(c);
+    json_t *req = json_pack("{s:s,s:s,s:s}", "cmd", "run", "protocol_text", text, "protocol_path", abspath);
+    free(text);
+    if (o.operator_name)
+        json_object_set_new(req, "operator", json_string(o.operator_name));
+    int code;
+    json_t *res = call(c, cl, req, &code);
+    if (res != NULL) {
+        if (c->json && !o.wait) {
+            print_result(c, res);
+        } else if (!c->json) {
+            printf("run %s started\nfile %s\n", json_string_value(json_object_get(res, "run_id")),
+                   json_string_value(json_object_get(res, "file")));
+            fflush(stdout);
+        }
+        json_decref(res);
+        if (o.wait) {
+            res = call(c, cl, json_pack("{s:s}", "cmd", "wait"), &code);
+            if (res != NULL) {
+                if (c->json)
+                    print_result(c, res);
+                else
+                    printf("run ended: %s\n", json_string_value(json_object_get(res, "state")));
+                const char *st = json_string_value(json_object_get(res, "state"));
+                if (code == EXIT_OK && st && strcmp(st, "completed") != 0)
+                    code = EXIT_REFUSED;
+                json_decref(res);
+            }
+        }
+    }
+    ctlclient_close(cl);
+    return code;
+}
+
+/* A simple request with an optional --reason. */
+static int cmd_simple(struct ctl *c, const char *name, int argc, char **argv)
+{
+    struct subopts o;
+    int i = parse_subopts(argc, argv, &o);
+    if (i < 0 || i != argc) {
+        fprintf(stderr, "usage: perfusectl %s%s\n", name,
+                strcmp(name, "abort") == 0 || strcmp(name, "pause") == 0 ? " [--reason TEXT]" : "");
+        return EXIT_USAGE;
+    }
+    struct ctlclient *cl = connect_or_exit(c);
+    json_t *req = json_pack("{s:s}", "cmd", name);
+    if (o.reason)
+        json_object_set_new(req, "reason", json_string(o.reason));
+    int code;
+    json_t *res = call(c, cl, req, &code);
+    if (res) {
+        print_result(c, res);
+        json_decref(res);
+    }
+    ctlclient_close(cl);
+    return code;
+}
+
+/* The default rig for offline tools: the simulated rig file. */
+static void default_rig(char *buf, size_t len)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        snprintf(buf, len, "%s/../protocols/rigs/sim.yaml", dirname(exe));
+        if (access(buf, R_OK) == 0)
+            return;
+    }
+    snprintf(buf, len, "%s/share/perfuse/protocols/rigs/sim.yaml", PERFUSE_PREFIX);
+}
+
+/* Print the timeline of a step list. */
+static void print_steps(const struct plan_step *parent, const char *prefix, int64_t *t, int depth)
+{
+    for (size_t i = 0; i < parent->n_steps; i++) {
+        const struct plan_step *s = &parent->steps[i];
+        char path[64], start[64], d[64];
+        snprintf(path, sizeof path, "%s%s%zu", prefix, prefix[0] ? "." : "", i + 1);
+        unit_format_duration(*t, start, sizeof start);
+        unit_format_duration(s->duration_ns, d, sizeof d);
+        printf("  %-10s %-14s %*s%-30s %-10s %s%s\n", path, start, depth * 2, "", s->name,
+               plan_step_kind_name(s->kind), s->kind == STEP_WAIT || s->kind == STEP_PROMPT ? "open-ended" : d,
+               s->kind == STEP_REPEAT ? " total" : "");
+        if (s->kind == STEP_REPEAT) {
+            int64_t inner = *t;
+            printf("  %-10s %-14s %*s  x %u\n", "", "", depth * 2, "", s->count);
+            print_steps(s, path, &inner, depth + 1);
+        }
+        *t += s->duration_ns;
+    }
+}
+
+/* check PROTOCOL [--rig FILE]. */
+static int cmd_check(struct ctl *c, int argc, char **argv)
+{
+    struct subopts o;
+    int i = parse_subopts(argc, argv, &o);
+    if (i < 0 || i != argc - 1) {
+        fprintf(stderr, "usage: perfusectl check PROTOCOL [--rig FILE]\n"
+                        "example: perfusectl check protocols/demo.yaml\n");
+        return EXIT_USAGE;
+    }
+    char rigpath[PATH_MAX];
+    if (o.rig)
+        snprintf(rigpath, sizeof rigpath, "%s", o.rig);
+    else
+        default_rig(rigpath, sizeof rigpath);
+    struct diag dg;
+    diag_init(&dg);
+    struct rig *rig = NULL;
+    struct plan *plan = NULL;
+    int rc = rig_load(rigpath, &rig, &dg);
+    if (rc == 0) {
+        char *text;
+        size_t len;
+        rc = read_file_text(argv[i], 4 << 20, &text, &len);
+        if (rc < 0) {
+            diag_error(&dg, argv[i], 0, 0, "cannot read protocol: %s", strerror(-rc));
+        } else {
+            rc = plan_load(argv[i], text, len, rig, &plan, &dg);
+            free(text);
+        }
+    }
+    diag_print(&dg, stderr);
+    if (rc == 0 && !c->json) {
+        char tot[64];
+        unit_format_duration(plan->total_ns, tot, sizeof tot);
+        printf("%s: '%s' on rig '%s'\n", argv[i], plan->name, rig->name);
+        printf("  %-10s %-14s %-30s %-10s %s\n", "step", "planned start", "name", "kind", "duration");
+        int64_t t = 0;
+        print_steps(&plan->root, "", &t, 0);
+        printf("total duration: %s (%.3f s)%s\n", tot, (double)plan->total_ns / 1e9,
+               plan->open_ended ? " plus open-ended waits and prompts" : "");
+    } else if (rc == 0) {
+        printf("{\"ok\": true, \"protocol\": \"%s\", \"total_s\": %.3f, \"open_ended\": %s}\n",
+               plan->name, (double)plan->total_ns / 1e9, plan->open_ended ? "true" : "false");
+    }
+    plan_free(plan);
+    rig_free(rig);
+    diag_free(&dg);
+    return rc == 0 ? EXIT_OK : EXIT_REFUSED;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "socket", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct ctl c = { 0 };
+    log_set_program("perfusectl");
+    log_set_level(LOG_WARN);
+    int ch;
+    while ((ch = getopt_long(argc, argv, "+hj", opts, NULL)) != -1) {
+        switch (ch) {
+        case 's': c.socket = optarg; break;
+        case 'j': c.json = true; break;
+        case 'h': usage(stdout); return EXIT_OK;
+        case 'V': printf("perfusectl %s (%s)\n", PERFUSE_VERSION, PERFUSE_GIT_REV); return EXIT_OK;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (c.socket == NULL) {
+        control_default_path(c.sockbuf, sizeof c.sockbuf);
+        c.socket = c.sockbuf;
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[optind];
+    int sub_argc = argc - optind;
+    char **sub_argv = argv + optind;
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(&c, sub_argc, sub_argv);
+    if (strcmp(cmd, "check") == 0)
+        return cmd_check(&c, sub_argc, sub_argv);
+    static const char *const simple[] = { "status", "pause", "resume", "abort", "confirm", "wait", NULL };
+    for (int i = 0; simple[i]; i++)
+        if (strcmp(cmd, simple[i]) == 0)
+            return cmd_simple(&c, cmd, sub_argc, sub_argv);
+    fprintf(stderr, "perfusectl: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return EXIT_USAGE;
+}

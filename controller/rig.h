@@ -1,0 +1,74 @@
+/*
+ * The rig: buses, devices and channels of one bench, loaded from a rig file
+ * (DESIGN.md section 2). Devices are opened through their drivers at load,
+ * which validates their entries; no I/O happens here.
+ */
+#ifndef PERFUSE_RIG_H
+#define PERFUSE_RIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "diag.h"
+#include "driver.h"
+#include "link.h"
+
+struct rig_bus {
+    char *name;
+    struct link_config link;    /* strings point into this struct's own copies */
+    char *port_path, *host;
+    int line;
+};
+
+struct rig_device {
+    char *name;
+    const struct driver_ops *drv;
+    void *state;                /* driver state from open(); freed by drv->close */
+    size_t bus;                 /* index into rig->buses */
+    struct driver_channel chans[DRIVER_MAX_CHANNELS];
+    size_t n_chans;
+    size_t first_channel;       /* index of chans[0] in rig->channels */
+};
+
+struct rig_channel {
+    char name[72];              /* "device.channel" */
+    size_t device;              /* index into rig->devices */
+    size_t dev_ch;              /* index into the device's chans */
+    enum quantity q;
+    char unit[16];
+    bool readable, writable;
+    double min, max;            /* NaN when none */
+    double sample_hz;           /* 0: not sampled */
+};
+
+struct rig {
+    char *name;
+    char *path;                 /* as given */
+    char *text;                 /* the file's text, recorded in every run file */
+    struct rig_bus *buses;
+    size_t n_buses;
+    struct rig_device *devices;
+    size_t n_devices;
+    struct rig_channel *channels;
+    size_t n_channels;
+    char *alert_command;        /* NULL if none */
+};
+
+/* Load and validate a rig file. Every problem goes to d. Returns 0 and *out,
+ * or -EINVAL (see d) / another negative errno. */
+int rig_load(const char *path, struct rig **out, struct diag *d);
+/* The same from text already read; path is used for messages and relative paths. */
+int rig_load_text(const char *path, const char *text, size_t len, struct rig **out,
+                  struct diag *d);
+/* Close every device's driver state and free. NULL is fine. */
+void rig_free(struct rig *rig);
+
+/* Index of the channel called name ("chip1.pressure", or "pump1" for a device
+ * with exactly one writable channel), or -1. */
+int rig_find_channel(const struct rig *rig, const char *name);
+/* The device called name, or -1. */
+int rig_find_device(const struct rig *rig, const char *name);
+/* The channel name nearest to name, for "did you mean", or NULL. */
+const char *rig_suggest_channel(const struct rig *rig, const char *name);
+
+#endif

@@ -1,0 +1,438 @@
+/* A run: one protocol on the daemon's rig, its runner and its run file. */
+#include "run.h"
+#include "log.h"
+#include "timeutil.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+struct run {
+    struct daemon *dm;
+    struct plan *plan;
+    struct runner *runner;
+    struct recorder *rec;
+    uv_async_t rec_async;
+    bool rec_async_open;
+    char id[33];
+    char path[PATH_MAX];
+    int64_t start_ns, start_wall_ns;
+    int *rec_chan;              /* rig channel -> /channels index, or -1 */
+    int *rec_sp;                /* rig channel -> /setpoints index, or -1 */
+    enum run_state final;
+    bool ended;                 /* runner reached a final state */
+    bool closed;                /* the file is closed */
+    bool shutdown;              /* the daemon is stopping during the run */
+    run_closed_cb closed_cb;
+    struct rec_channel *chan_info, *sp_info;
+};
+
+/* Seconds since t = 0 for a clock time. */
+static double rel(const struct run *r, int64_t t_ns)
+{
+    return (double)(t_ns - r->start_ns) / 1e9;
+}
+
+/* Record an event from outside the runner. */
+void run_event(struct run *r, int64_t t_ns, const char *severity, const char *source,
+               const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_info(source, "%s: %s", code, msg);
+    if (r->rec != NULL && !r->closed)
+        recorder_event(r->rec, rel(r, t_ns), severity, source, code, msg);
+}
+
+/* Runner hook: command a channel. */
+static void hook_write(void *ctx, int channel, double value, int64_t planned_ns)
+{
+    struct run *r = ctx;
+    int rc = daemon_write(r->dm, channel, value, BUS_PRIO_SETPOINT, planned_ns);
+    if (r->rec_sp[channel] >= 0)
+        recorder_setpoint(r->rec, (uint32_t)r->rec_sp[channel], rel(r, planned_ns), value);
+    if (rc < 0)
+        run_event(r, pclock_now(&r->dm->clock), "fault", r->dm->rig->channels[channel].name,
+                  "write_refused", "setpoint %g %s not sent: %s", value,
+                  r->dm->rig->channels[channel].unit, strerror(-rc));
+}
+
+/* Runner hook: put the rig in the plan's safe state. */
+static void hook_safe_state(void *ctx)
+{
+    struct run *r = ctx;
+    int64_t now = pclock_now(&r->dm->clock);
+    for (size_t i = 0; i < r->plan->n_safe; i++) {
+        int ch = r->plan->safe_state[i].channel;
+        if (r->rec_sp[ch] >= 0)
+            recorder_setpoint(r->rec, (uint32_t)r->rec_sp[ch], rel(r, now), r->plan->safe_state[i].v0);
+    }
+    daemon_safe_state(r->dm, r->plan->safe_state, r->plan->n_safe);
+    run_event(r, now, "info", "runner", "safe_state", "safe state applied");
+}
+
+/* Runner hook: an event. */
+static void hook_event(void *ctx, int64_t now, const char *severity, const char *code,
+                       const char *message)
+{
+    run_event(ctx, now, severity, "runner", code, "%s", message);
+}
+
+/* Runner hook: a /steps row. */
+static void hook_step(void *ctx, const struct rec_step *row)
+{
+    struct run *r = ctx;
+    if (r->rec != NULL && !r->closed)
+        recorder_step(r->rec, row);
+}
+
+/* Runner hook: the run is over; close the file. */
+static void hook_finished(void *ctx, enum run_state final)
+{
+    struct run *r = ctx;
+    r->ended = true;
+    r->final = final;
+    recorder_finish(r->rec, final == RUN_COMPLETED ? "completed" : "aborted");
+}
+
+/* The recorder reported something (from its thread, through the async). */
+static void rec_notified(uv_async_t *a)
+{
+    struct run *r = a->data;
+    struct rec_status st;
+    recorder_get_status(r->rec, &st);
+    if (st.open_error != 0 && !r->closed)
+        log_error("recorder", "cannot create %s: %s", r->path, st.last_error);
+    if (st.finished && !r->closed) {
+        r->closed = true;
+        log_info("run", "run file closed: %s", r->path);
+        if (r->closed_cb)
+            r->closed_cb(r->dm, r);
+    }
+}
+
+/* Recorder notify callback (recorder thread): wake the loop. */
+static void rec_notify(void *arg)
+{
+    uv_async_send(arg);
+}
+
+/* Lower-case, dash-separated file name part from the protocol name. */
+static void slugify(const char *name, char *out, size_t len)
+{
+    size_t n = 0;
+    bool dash = false;
+    for (const char *p = name; *p && n + 1 < len && n < 40; p++) {
+        if (isalnum((unsigned char)*p)) {
+            if (dash && n > 0)
+                out[n++] = '-';
+            out[n++] = (char)tolower((unsigned char)*p);
+            dash = false;
+        } else {
+            dash = true;
+        }
+    }
+    if (n == 0)
+        n = (size_t)snprintf(out, len, "protocol");
+    out[n] = '\0';
+}
+
+/* Random 128-bit run id in hex. */
+static void make_run_id(char out[33])
+{
+    unsigned char b[16];
+    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
+        uint64_t t = time_mono_ns() ^ (uint64_t)time_wall_ns();
+        memcpy(b, &t, 8);
+        memcpy(b + 8, &t, 8);
+    }
+    for (int i = 0; i < 16; i++)
+        sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+/* Build the channel tables of the file from the rig. */
+static int build_series(struct run *r, size_t *n_chan, size_t *n_sp)
+{
+    const struct rig *rig = r->dm->rig;
+    r->rec_chan = calloc(rig->n_channels, sizeof *r->rec_chan);
+    r->rec_sp = calloc(rig->n_channels, sizeof *r->rec_sp);
+    r->chan_info = calloc(rig->n_channels + 1, sizeof *r->chan_info);
+    r->sp_info = calloc(rig->n_channels + 1, sizeof *r->sp_info);
+    if (!r->rec_chan || !r->rec_sp || !r->chan_info || !r->sp_info)
+        return -ENOMEM;
+    *n_chan = *n_sp = 0;
+    for (size_t i = 0; i < rig->n_channels; i++) {
+        const struct rig_channel *c = &rig->channels[i];
+        const struct rig_device *dev = &rig->devices[c->device];
+        struct rec_channel info = { .name = c->name, .units = c->unit, .device = dev->name,
+                                    .driver = dev->drv->name,
+                                    .kind = c->writable ? "setpoint" : "measured" };
+        r->rec_chan[i] = r->rec_sp[i] = -1;
+        if (c->readable) {
+            r->rec_chan[i] = (int)*n_chan;
+            r->chan_info[(*n_chan)++] = info;
+        }
+        if (c->writable) {
+            r->rec_sp[i] = (int)*n_sp;
+            r->sp_info[(*n_sp)++] = info;
+        }
+    }
+    return 0;
+}
+
+/* Create the data directory if needed. */
+static int ensure_dir(const char *dir)
+{
+    if (mkdir(dir, 0775) == 0 || errno == EEXIST)
+        return 0;
+    return -errno;
+}
+
+/* Start the recorder for a new run file. */
+static int open_file(struct run *r, const struct run_actor *who)
+{
+    struct daemon *dm = r->dm;
+    int rc = ensure_dir(dm->cfg.data_dir);
+    if (rc < 0)
+        return rc;
+    char stamp[32], slug[48];
+    time_stamp_compact(r->start_wall_ns, stamp, sizeof stamp);
+    slugify(r->plan->name, slug, sizeof slug);
+    snprintf(r->path, sizeof r->path, "%s/%s-%s-%.8s.h5", dm->cfg.data_dir, stamp, slug, r->id);
+    size_t n_chan, n_sp;
+    if ((rc = build_series(r, &n_chan, &n_sp)) < 0)
+        return rc;
+    struct rec_run_info info = {
+        .path = r->path, .run_id = r->id, .protocol_name = r->plan->name,
+        .protocol_path = r->plan->path, .protocol_text = r->plan->text,
+        .rig_name = dm->rig->name, .rig_text = dm->rig->text,
+        .operator_name = who->operator_name ? who->operator_name : "",
+        .host = dm->host, .software_version = PERFUSE_VERSION " (" PERFUSE_GIT_REV ")",
+        .start_wall_ns = r->start_wall_ns,
+        .channels = r->chan_info, .n_channels = n_chan,
+        .setpoints = r->sp_info, .n_setpoints = n_sp,
+    };
+    if ((rc = uv_async_init(dm->loop, &r->rec_async, rec_notified)) < 0)
+        return rc;
+    r->rec_async.data = r;
+    r->rec_async_open = true;
+    return recorder_start(&r->rec, &info, rec_notify, &r->rec_async);
+}
+
+/* Load a protocol and start it now. */
+int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
+              const struct run_actor *who, struct diag *d, struct run **out)
+{
+    struct run *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return -ENOMEM;
+    r->dm = dm;
+    int rc = plan_load(path, text, len, dm->rig, &r->plan, d);
+    if (rc < 0) {
+        free(r);
+        return rc;
+    }
+    make_run_id(r->id);
+    r->start_wall_ns = time_wall_ns();
+    r->start_ns = pclock_now(&dm->clock);
+    rc = open_file(r, who);
+    struct runner_hooks hooks = { .ctx = r, .write = hook_write, .safe_state = hook_safe_state,
+                                  .event = hook_event, .step = hook_step, .finished = hook_finished };
+    if (rc == 0)
+        rc = runner_create(&r->runner, r->plan, dm->rig, &dm->clock, &hooks);
+    if (rc < 0) {
+        diag_error(d, path, 0, 0, "cannot start the run: %s", strerror(-rc));
+        run_free(r);
+        return rc;
+    }
+    run_event(r, r->start_ns, "info", "control", "run_requested",
+              "run of '%s' requested by %s%s%s", r->plan->name, who->user,
+              who->operator_name ? ", operator " : "", who->operator_name ? who->operator_name : "");
+    runner_start(r->runner, r->start_ns);
+    *out = r;
+    return 0;
+}
+
+/* A valid or failed sample. */
+void run_on_sample(struct run *r, int channel, double value, int64_t t_ns)
+{
+    if (r->closed || r->ended || r->rec_chan[channel] < 0)
+        return;
+    /* Samples taken before t = 0 (queued on a bus) belong to no run. */
+    if (t_ns < r->start_ns)
+        return;
+    recorder_sample(r->rec, (uint32_t)r->rec_chan[channel], rel(r, t_ns), value);
+    if (!isnan(value))
+        runner_on_sample(r->runner, channel, value, t_ns);
+}
+
+/* A finished write: a failure is an event. */
+void run_on_write(struct run *r, const struct bus_note *n)
+{
+    if (n->err == 0 || r->closed)
+        return;
+    const char *what = n->channel == UINT32_MAX ? r->dm->rig->devices[0].name
+                                                : r->dm->rig->channels[n->channel].name;
+    run_event(r, n->t_ns, "fault", what, "write_failed", "command not delivered: %s", n->msg);
+}
+
+/* Format who for events. */
+static void actor_text(const struct run_actor *who, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", who && who->user ? who->user : "daemon");
+}
+
+int run_pause(struct run *r, const struct run_actor *who, const char *reason)
+{
+    char w[96];
+    actor_text(who, w, sizeof w);
+    int rc = runner_pause(r->runner, reason && *reason ? reason : "operator request");
+    run_event(r, pclock_now(&r->dm->clock), "info", "control", "cmd_pause", "pause by %s: %s", w,
+              rc == 0 ? "ok" : "refused (not running)");
+    return rc;
+}
+
+int run_resume(struct run *r, const struct run_actor *who, const char *reason)
+{
+    char w[96];
+    actor_text(who, w, sizeof w);
+    int rc = runner_resume(r->runner, reason && *reason ? reason : "operator request");
+    run_event(r, pclock_now(&r->dm->clock), "info", "control", "cmd_resume", "resume by %s: %s", w,
+              rc == 0 ? "ok" : "refused (not paused)");
+    return rc;
+}
+
+int run_abort(struct run *r, const struct run_actor *who, const char *reason)
+{
+    char w[96];
+    actor_text(who, w, sizeof w);
+    run_event(r, pclock_now(&r->dm->clock), "warning", "control", "cmd_abort", "abort by %s: %s", w,
+              reason && *reason ? reason : "no reason given");
+    return runner_abort(r->runner, reason && *reason ? reason : "operator request");
+}
+
+int run_confirm(struct run *r, const struct run_actor *who)
+{
+    char w[96];
+    actor_text(who, w, sizeof w);
+    return runner_confirm(r->runner, w);
+}
+
+/* The daemon is stopping: record it and apply on_shutdown. */
+void run_shutdown_begin(struct run *r)
+{
+    if (r->closed || r->ended)
+        return;
+    int64_t now = pclock_now(&r->dm->clock);
+    {
+        bool hold = r->plan->on_shutdown == ON_SHUTDOWN_HOLD;
+        run_event(r, now, "warning", "daemon", "shutdown",
+                  "daemon stopping during the run; pumps %s (on_shutdown: %s)",
+                  hold ? "keep their setpoints" : "stopped",
+                  hold ? "hold" : "safe-stop");
+        if (!hold)
+            hook_safe_state(r);
+        r->shutdown = true;
+    }
+}
+
+/* Close the file as interrupted once the buses have stopped. */
+void run_shutdown_finish(struct run *r)
+{
+    if (r->closed || !r->shutdown)
+        return;
+    r->ended = true;
+    r->final = RUN_ABORTED;
+    recorder_finish(r->rec, "interrupted");
+}
+
+bool run_closed(const struct run *r)
+{
+    return r->closed;
+}
+
+void run_get_status(struct run *r, struct runner_status *st)
+{
+    runner_get_status(r->runner, st);
+}
+
+const char *run_path(const struct run *r)
+{
+    return r->path;
+}
+
+const char *run_id(const struct run *r)
+{
+    return r->id;
+}
+
+const struct plan *run_plan(const struct run *r)
+{
+    return r->plan;
+}
+
+int64_t run_start_ns(const struct run *r)
+{
+    return r->start_ns;
+}
+
+int64_t run_start_wall_ns(const struct run *r)
+{
+    return r->start_wall_ns;
+}
+
+void run_storage(struct run *r, int *write_errors, uint64_t *dropped)
+{
+    struct rec_status st;
+    recorder_get_status(r->rec, &st);
+    *write_errors = st.write_errors;
+    *dropped = st.dropped;
+}
+
+void run_set_closed_cb(struct run *r, run_closed_cb cb)
+{
+    r->closed_cb = cb;
+}
+
+/* Free what the run owns. */
+static void run_release(struct run *r)
+{
+    plan_free(r->plan);
+    free(r->rec_chan);
+    free(r->rec_sp);
+    free(r->chan_info);
+    free(r->sp_info);
+    free(r);
+}
+
+/* The async handle is closed: free the rest. */
+static void run_async_closed(uv_handle_t *h)
+{
+    run_release(h->data);
+}
+
+/* Free a run; joins the recorder thread (the file is normally closed by now). */
+void run_free(struct run *r)
+{
+    if (r == NULL)
+        return;
+    recorder_free(r->rec);
+    r->rec = NULL;
+    runner_free(r->runner);
+    r->runner = NULL;
+    if (r->rec_async_open) {
+        uv_close((uv_handle_t *)&r->rec_async, run_async_closed);
+        return;
+    }
+    run_release(r);
+}

@@ -1,0 +1,65 @@
+/*
+ * A run: one protocol executing on the daemon's rig, with its runner and its
+ * run file. Loop thread only.
+ */
+#ifndef PERFUSE_RUN_H
+#define PERFUSE_RUN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "daemon.h"
+#include "diag.h"
+#include "runner.h"
+
+struct run;
+
+/* Who asked, for the audit trail. */
+struct run_actor {
+    const char *user;           /* from SO_PEERCRED, e.g. "uid 1000 (alice)" */
+    const char *operator_name;  /* run --operator, may be NULL */
+};
+
+/* Load text as a protocol against the daemon's rig and start it now.
+ * On a protocol error returns -EINVAL with every diagnostic in d. */
+int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
+              const struct run_actor *who, struct diag *d, struct run **out);
+
+/* Forward a sample / a finished write to the run (recording, wait_until). */
+void run_on_sample(struct run *r, int channel, double value, int64_t t_ns);
+void run_on_write(struct run *r, const struct bus_note *n);
+/* Record an event from outside the runner (device faults, commands). */
+void run_event(struct run *r, int64_t t_ns, const char *severity, const char *source,
+               const char *code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+int run_pause(struct run *r, const struct run_actor *who, const char *reason);
+int run_resume(struct run *r, const struct run_actor *who, const char *reason);
+int run_abort(struct run *r, const struct run_actor *who, const char *reason);
+int run_confirm(struct run *r, const struct run_actor *who);
+
+/* The daemon is stopping: record it and apply on_shutdown (safe-stop or hold). */
+void run_shutdown_begin(struct run *r);
+/* Then, once the buses have stopped: close the file as "interrupted". */
+void run_shutdown_finish(struct run *r);
+
+/* True once the run has ended and its file is closed. */
+bool run_closed(const struct run *r);
+/* Current state and details. */
+void run_get_status(struct run *r, struct runner_status *st);
+const char *run_path(const struct run *r);
+const char *run_id(const struct run *r);
+const struct plan *run_plan(const struct run *r);
+/* Clock time of t = 0, and the wall time of t = 0. */
+int64_t run_start_ns(const struct run *r);
+int64_t run_start_wall_ns(const struct run *r);
+/* Count of record write errors / dropped records so far. */
+void run_storage(struct run *r, int *write_errors, uint64_t *dropped);
+
+/* Called (by the daemon's control server) when a run's file has closed. */
+typedef void (*run_closed_cb)(struct daemon *dm, struct run *r);
+void run_set_closed_cb(struct run *r, run_closed_cb cb);
+
+/* Free a closed run (or a run that never started). */
+void run_free(struct run *r);
+
+#endif

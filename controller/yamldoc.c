@@ -1,0 +1,343 @@
+/* YAML documents with positions: typed accessors that report where and what. */
+#include "yamldoc.h"
+#include "units.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Parse text as one YAML document, reporting syntax errors with position. */
+int ydoc_load(struct ydoc *y, const char *file, const char *text, size_t len, struct diag *d)
+{
+    memset(y, 0, sizeof *y);
+    y->file = file;
+    y->diag = d;
+    if (memchr(text, '\0', len) != NULL) {
+        const char *nul = memchr(text, '\0', len);
+        int line = 1, col = 1;
+        for (const char *p = text; p < nul; p++) {
+            if (*p == '\n') {
+                line++;
+                col = 1;
+            } else {
+                col++;
+            }
+        }
+        diag_error(d, file, line, col, "binary data (a NUL byte) in a text file; is this the right file?");
+        return -EINVAL;
+    }
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) {
+        diag_error(d, file, 0, 0, "out of memory");
+        return -ENOMEM;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    int ok = yaml_parser_load(&parser, &y->doc);
+    if (!ok) {
+        yaml_mark_t m = parser.problem_mark;
+        const char *problem = parser.problem ? parser.problem : "syntax error";
+        if (parser.context != NULL)
+            diag_error(d, file, (int)m.line + 1, (int)m.column + 1, "YAML syntax: %s %s",
+                       problem, parser.context);
+        else
+            diag_error(d, file, (int)m.line + 1, (int)m.column + 1, "YAML syntax: %s", problem);
+        yaml_parser_delete(&parser);
+        return -EINVAL;
+    }
+    y->loaded = true;
+    /* A second document in the same file would be silently ignored: refuse it. */
+    yaml_document_t extra;
+    if (yaml_parser_load(&parser, &extra)) {
+        yaml_node_t *r = yaml_document_get_root_node(&extra);
+        if (r != NULL)
+            diag_error(d, file, (int)r->start_mark.line + 1, (int)r->start_mark.column + 1,
+                       "a second YAML document ('---'); put everything in one document");
+        yaml_document_delete(&extra);
+    } else if (parser.error != YAML_NO_ERROR) {
+        yaml_mark_t m = parser.problem_mark;
+        diag_error(d, file, (int)m.line + 1, (int)m.column + 1, "YAML syntax: %s",
+                   parser.problem ? parser.problem : "syntax error");
+    }
+    yaml_parser_delete(&parser);
+    y->n_nodes = (size_t)(y->doc.nodes.top - y->doc.nodes.start);
+    y->seen = calloc(y->n_nodes + 1, 1);
+    if (y->seen == NULL)
+        return -ENOMEM;
+    return d->errors ? -EINVAL : 0;
+}
+
+/* Free the document. */
+void ydoc_free(struct ydoc *y)
+{
+    if (y->loaded)
+        yaml_document_delete(&y->doc);
+    free(y->seen);
+    y->loaded = false;
+    y->seen = NULL;
+}
+
+/* The root node, or NULL for an empty document. */
+yaml_node_t *ydoc_root(struct ydoc *y)
+{
+    return y->loaded ? yaml_document_get_root_node(&y->doc) : NULL;
+}
+
+/* The node with this document index. */
+yaml_node_t *ydoc_node(struct ydoc *y, int index)
+{
+    return yaml_document_get_node(&y->doc, index);
+}
+
+int ynode_line(const yaml_node_t *n)
+{
+    return n ? (int)n->start_mark.line + 1 : 0;
+}
+
+int ynode_col(const yaml_node_t *n)
+{
+    return n ? (int)n->start_mark.column + 1 : 0;
+}
+
+/* The scalar text of n, or NULL. */
+const char *ynode_str(const yaml_node_t *n)
+{
+    if (n == NULL || n->type != YAML_SCALAR_NODE)
+        return NULL;
+    return (const char *)n->data.scalar.value;
+}
+
+/* Name of the node's kind for messages. */
+const char *ynode_kind(const yaml_node_t *n)
+{
+    if (n == NULL)
+        return "nothing";
+    switch (n->type) {
+    case YAML_MAPPING_NODE: return "a mapping (key: value)";
+    case YAML_SEQUENCE_NODE: return "a list";
+    case YAML_SCALAR_NODE:
+        return n->data.scalar.length == 0 ? "an empty value" : "text";
+    default: return "nothing";
+    }
+}
+
+/* Report an error at node n. */
+void yerr(struct ydoc *y, const yaml_node_t *n, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    diag_error(y->diag, y->file, ynode_line(n), ynode_col(n), "%s", buf);
+}
+
+/* Report a warning at node n. */
+void ywarn(struct ydoc *y, const yaml_node_t *n, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    diag_warn(y->diag, y->file, ynode_line(n), ynode_col(n), "%s", buf);
+}
+
+/* Mark n visited; refuse a node reached twice (a YAML alias). */
+bool ydoc_visit(struct ydoc *y, const yaml_node_t *n)
+{
+    size_t i = (size_t)(n - y->doc.nodes.start);
+    if (i >= y->n_nodes)
+        return false;
+    if (y->seen[i]) {
+        yerr(y, n, "YAML aliases (*name) are not supported here; write the value out");
+        return false;
+    }
+    y->seen[i] = 1;
+    return true;
+}
+
+/* Require n to be a mapping. */
+bool yexpect_map(struct ydoc *y, const yaml_node_t *n, const char *what)
+{
+    if (n != NULL && n->type == YAML_MAPPING_NODE)
+        return true;
+    yerr(y, n, "%s must be a mapping (key: value), found %s", what, ynode_kind(n));
+    return false;
+}
+
+/* Require n to be a list. */
+bool yexpect_seq(struct ydoc *y, const yaml_node_t *n, const char *what)
+{
+    if (n != NULL && n->type == YAML_SEQUENCE_NODE)
+        return true;
+    yerr(y, n, "%s must be a list, found %s", what, ynode_kind(n));
+    return false;
+}
+
+/* Require n to be a non-empty scalar. */
+bool yexpect_str(struct ydoc *y, const yaml_node_t *n, const char *what)
+{
+    if (n != NULL && n->type == YAML_SCALAR_NODE && n->data.scalar.length > 0)
+        return true;
+    yerr(y, n, "%s must be a value, found %s", what, ynode_kind(n));
+    return false;
+}
+
+/* The value of key in map, or NULL. */
+yaml_node_t *ymap_get(struct ydoc *y, yaml_node_t *map, const char *key, yaml_node_t **key_out)
+{
+    if (key_out)
+        *key_out = NULL;
+    if (map == NULL || map->type != YAML_MAPPING_NODE)
+        return NULL;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = ydoc_node(y, p->key);
+        const char *ks = ynode_str(k);
+        if (ks != NULL && strcmp(ks, key) == 0) {
+            if (key_out)
+                *key_out = k;
+            return ydoc_node(y, p->value);
+        }
+    }
+    return NULL;
+}
+
+/* The allowed key nearest to key, if close enough to be a typo. */
+static const char *nearest_key(const char *key, const char *const allowed[])
+{
+    const char *best = NULL;
+    int best_d = 1000;
+    for (size_t i = 0; allowed[i] != NULL; i++) {
+        int d = unit_edit_distance(key, allowed[i]);
+        if (d < best_d) {
+            best_d = d;
+            best = allowed[i];
+        }
+    }
+    size_t len = strlen(key);
+    int max_d = len <= 4 ? 1 : (len <= 8 ? 2 : 3);
+    return best_d <= max_d ? best : NULL;
+}
+
+/* Report unknown and duplicate keys of map. */
+int ymap_check_keys(struct ydoc *y, yaml_node_t *map, const char *const allowed[],
+                    const char *context)
+{
+    int bad = 0;
+    if (map == NULL || map->type != YAML_MAPPING_NODE)
+        return 0;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = ydoc_node(y, p->key);
+        const char *ks = ynode_str(k);
+        if (ks == NULL) {
+            yerr(y, k, "a key must be a plain name, found %s", ynode_kind(k));
+            bad++;
+            continue;
+        }
+        for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+            const char *qs = ynode_str(ydoc_node(y, q->key));
+            if (qs != NULL && strcmp(qs, ks) == 0) {
+                yerr(y, k, "duplicate key '%s' (first given at line %d)", ks,
+                     ynode_line(ydoc_node(y, q->key)));
+                bad++;
+                break;
+            }
+        }
+        bool known = false;
+        for (size_t i = 0; allowed[i] != NULL; i++)
+            if (strcmp(allowed[i], ks) == 0)
+                known = true;
+        if (known)
+            continue;
+        bad++;
+        const char *s = nearest_key(ks, allowed);
+        char list[400] = "";
+        for (size_t i = 0; allowed[i] != NULL; i++) {
+            size_t used = strlen(list);
+            snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", allowed[i]);
+        }
+        if (s != NULL)
+            yerr(y, k, "unknown key '%s' in %s (did you mean '%s'?)", ks, context, s);
+        else
+            yerr(y, k, "unknown key '%s' in %s (expected one of: %s)", ks, context, list);
+    }
+    return bad;
+}
+
+/* Parse a scalar as a whole number in [min, max]. */
+bool ynode_int(struct ydoc *y, const yaml_node_t *n, long min, long max, long *out)
+{
+    const char *s = ynode_str(n);
+    if (s == NULL || *s == '\0') {
+        yerr(y, n, "expected a whole number, found %s", ynode_kind(n));
+        return false;
+    }
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*end != '\0') {
+        yerr(y, n, "expected a whole number, found '%s'", s);
+        return false;
+    }
+    if (errno == ERANGE || v < min || v > max) {
+        yerr(y, n, "%s is out of range (expected %ld to %ld)", s, min, max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* Number of items of a list node. */
+size_t yseq_len(const yaml_node_t *n)
+{
+    if (n == NULL || n->type != YAML_SEQUENCE_NODE)
+        return 0;
+    return (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+}
+
+/* The i-th item of a list node. */
+yaml_node_t *yseq_item(struct ydoc *y, yaml_node_t *seq, size_t i)
+{
+    return ydoc_node(y, seq->data.sequence.items.start[i]);
+}
+
+/* Read a whole file into a NUL-terminated buffer. */
+int read_file_text(const char *path, size_t max_len, char **out, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -EINVAL;
+    }
+    if ((size_t)st.st_size > max_len) {
+        close(fd);
+        return -EFBIG;
+    }
+    char *buf = malloc((size_t)st.st_size + 1);
+    if (buf == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    buf[got] = '\0';
+    *out = buf;
+    *len = got;
+    return 0;
+}

@@ -1,0 +1,532 @@
+/* A bus thread: one link, its devices, sampling, writes, faults and reconnects. */
+#include "bus.h"
+#include "log.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FAULT_AFTER 3                   /* consecutive failures before "faulted" */
+#define BACKOFF_MIN_NS (500 * NS_PER_MS)
+#define BACKOFF_MAX_NS (30 * NS_PER_SEC)
+#define WRITE_RETRIES 2
+#define MAX_PENDING_WRITES 256
+
+struct pending_write {
+    bool used;
+    enum bus_priority prio;
+    bool safe_state;                    /* run drv->safe_state instead of write */
+    uint32_t dev, ch;
+    double value;
+    int64_t planned_ns;
+    uint64_t tag;
+    uint64_t seq;                       /* FIFO order within a priority */
+};
+
+struct bus_chan_sched {
+    int64_t period_ns;                  /* 0: not sampled */
+    int64_t next_ns;
+};
+
+struct bus_dev {
+    struct bus_device_cfg cfg;
+    struct bus_chan_sched sched[DRIVER_MAX_CHANNELS];
+    int failures;
+    bool faulted;
+    bool connected;                     /* drv->connect succeeded since the link came up */
+    int64_t backoff_ns;
+    int64_t next_try_ns;                /* faulted: next probe */
+    struct log_ratelimit rl;
+};
+
+struct bus {
+    struct link_config link_cfg;
+    struct bus_link link;
+    bool link_up;
+    bool link_reported_down;
+    int64_t link_backoff_ns, link_next_try_ns;
+    struct bus_dev *devs;
+    size_t n_devs;
+    void (*notify)(void *arg);
+    void *notify_arg;
+
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;                /* CLOCK_MONOTONIC */
+    bool stop;
+    struct pending_write writes[MAX_PENDING_WRITES];
+    uint64_t write_seq;
+
+    struct bus_note *notes;             /* waiting for the owner */
+    size_t n_notes, cap_notes;
+    int64_t last_keepalive_ns;
+    struct log_ratelimit rl;
+};
+
+/* The bus's name. */
+const char *bus_name(const struct bus *b)
+{
+    return b->link_cfg.name;
+}
+
+/* Create a bus. */
+int bus_create(struct bus **out, const struct link_config *link,
+               const struct bus_device_cfg *devs, size_t n_devs,
+               void (*notify)(void *arg), void *arg)
+{
+    struct bus *b = calloc(1, sizeof *b);
+    if (b == NULL)
+        return -ENOMEM;
+    b->devs = calloc(n_devs ? n_devs : 1, sizeof *b->devs);
+    if (b->devs == NULL) {
+        free(b);
+        return -ENOMEM;
+    }
+    b->link_cfg = *link;
+    b->n_devs = n_devs;
+    b->notify = notify;
+    b->notify_arg = arg;
+    int64_t now = (int64_t)time_mono_ns();
+    for (size_t i = 0; i < n_devs; i++) {
+        b->devs[i].cfg = devs[i];
+        for (size_t c = 0; c < devs[i].n_chans && c < DRIVER_MAX_CHANNELS; c++) {
+            double hz = devs[i].sample_hz[c];
+            if (devs[i].chans[c].readable && hz > 0) {
+                b->devs[i].sched[c].period_ns = (int64_t)llround(1e9 / hz);
+                b->devs[i].sched[c].next_ns = now;
+            }
+        }
+    }
+    pthread_mutex_init(&b->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    *out = b;
+    return 0;
+}
+
+/* Queue a note for the owner (bus thread). */
+static void push_note(struct bus *b, const struct bus_note *n)
+{
+    pthread_mutex_lock(&b->lock);
+    if (b->n_notes == b->cap_notes) {
+        size_t cap = b->cap_notes ? b->cap_notes * 2 : 64;
+        /* Bound memory if the owner stops draining: drop the oldest samples. */
+        if (cap > 65536) {
+            memmove(b->notes, b->notes + 1, (b->n_notes - 1) * sizeof *b->notes);
+            b->n_notes--;
+        } else {
+            struct bus_note *v = realloc(b->notes, cap * sizeof *v);
+            if (v != NULL) {
+                b->notes = v;
+                b->cap_notes = cap;
+            }
+        }
+    }
+    if (b->n_notes < b->cap_notes)
+        b->notes[b->n_notes++] = *n;
+    pthread_mutex_unlock(&b->lock);
+    if (b->notify)
+        b->notify(b->notify_arg);
+}
+
+/* Queue a note with a message (bus thread). */
+static void note_msg(struct bus *b, enum bus_note_kind kind, uint32_t dev, int err, const char *msg)
+{
+    struct bus_note n = { .kind = kind, .device = dev, .err = err, .t_ns = (int64_t)time_mono_ns() };
+    snprintf(n.msg, sizeof n.msg, "%s", msg ? msg : "");
+    push_note(b, &n);
+}
+
+/* Move waiting notes out. */
+size_t bus_take_notes(struct bus *b, struct bus_note *out, size_t max)
+{
+    pthread_mutex_lock(&b->lock);
+    size_t n = b->n_notes < max ? b->n_notes : max;
+    memcpy(out, b->notes, n * sizeof *out);
+    memmove(b->notes, b->notes + n, (b->n_notes - n) * sizeof *b->notes);
+    b->n_notes -= n;
+    pthread_mutex_unlock(&b->lock);
+    return n;
+}
+
+/* Queue a write, replacing a queued setpoint for the same channel. */
+static int queue_write(struct bus *b, const struct pending_write *w)
+{
+    pthread_mutex_lock(&b->lock);
+    struct pending_write *slot = NULL;
+    for (size_t i = 0; i < MAX_PENDING_WRITES; i++) {
+        struct pending_write *p = &b->writes[i];
+        if (p->used && !w->safe_state && !p->safe_state && p->prio == w->prio &&
+            p->dev == w->dev && p->ch == w->ch) {
+            slot = p;
+            break;
+        }
+    }
+    for (size_t i = 0; slot == NULL && i < MAX_PENDING_WRITES; i++)
+        if (!b->writes[i].used)
+            slot = &b->writes[i];
+    if (slot == NULL) {
+        pthread_mutex_unlock(&b->lock);
+        return -ENOBUFS;
+    }
+    uint64_t seq = slot->used ? slot->seq : b->write_seq++;
+    *slot = *w;
+    slot->used = true;
+    slot->seq = seq;
+    pthread_cond_signal(&b->cond);
+    pthread_mutex_unlock(&b->lock);
+    return 0;
+}
+
+/* Queue a write of value to channel ch of device dev. */
+int bus_write(struct bus *b, size_t dev, size_t ch, double value, enum bus_priority prio,
+              int64_t planned_ns, uint64_t tag)
+{
+    if (dev >= b->n_devs || ch >= b->devs[dev].cfg.n_chans)
+        return -EINVAL;
+    struct pending_write w = { .prio = prio, .dev = (uint32_t)dev, .ch = (uint32_t)ch,
+                               .value = value, .planned_ns = planned_ns, .tag = tag };
+    return queue_write(b, &w);
+}
+
+/* Queue the safe-state action of device dev. */
+int bus_safe_state(struct bus *b, size_t dev)
+{
+    if (dev >= b->n_devs)
+        return -EINVAL;
+    struct pending_write w = { .prio = BUS_PRIO_SAFETY, .safe_state = true, .dev = (uint32_t)dev };
+    return queue_write(b, &w);
+}
+
+/* Take the most urgent queued write (lock held). */
+static bool take_write(struct bus *b, struct pending_write *out)
+{
+    struct pending_write *best = NULL;
+    for (size_t i = 0; i < MAX_PENDING_WRITES; i++) {
+        struct pending_write *p = &b->writes[i];
+        if (!p->used)
+            continue;
+        if (best == NULL || p->prio < best->prio || (p->prio == best->prio && p->seq < best->seq))
+            best = p;
+    }
+    if (best == NULL)
+        return false;
+    *out = *best;
+    best->used = false;
+    return true;
+}
+
+/* Close the link after a connection-level failure. */
+static void link_lost(struct bus *b, const char *why)
+{
+    link_close(&b->link);
+    b->link_up = false;
+    for (size_t i = 0; i < b->n_devs; i++)
+        b->devs[i].connected = false;
+    b->link_backoff_ns = BACKOFF_MIN_NS;
+    b->link_next_try_ns = (int64_t)time_mono_ns() + b->link_backoff_ns;
+    log_warn(b->link_cfg.name, "link lost: %s", why);
+    note_msg(b, BUS_NOTE_LINK_DOWN, 0, -ENOTCONN, why);
+    b->link_reported_down = true;
+}
+
+/* Record a device failure; mark it faulted after several. */
+static void device_failed(struct bus *b, size_t di, int err, const char *msg)
+{
+    struct bus_dev *d = &b->devs[di];
+    d->failures++;
+    log_limited(&d->rl, 10000, LOG_WARN, d->cfg.name, "%s", msg);
+    int64_t now = (int64_t)time_mono_ns();
+    if (!d->faulted && d->failures >= FAULT_AFTER) {
+        d->faulted = true;
+        d->backoff_ns = BACKOFF_MIN_NS;
+        d->next_try_ns = now + d->backoff_ns;
+        note_msg(b, BUS_NOTE_DEVICE_FAULT, (uint32_t)di, err, msg);
+    } else if (d->faulted) {
+        d->backoff_ns = d->backoff_ns * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : d->backoff_ns * 2;
+        d->next_try_ns = now + d->backoff_ns;
+    }
+}
+
+/* Record a device success; clear a fault. */
+static void device_ok(struct bus *b, size_t di)
+{
+    struct bus_dev *d = &b->devs[di];
+    d->failures = 0;
+    if (d->faulted) {
+        d->faulted = false;
+        note_msg(b, BUS_NOTE_DEVICE_OK, (uint32_t)di, 0, "answers again");
+        log_info(d->cfg.name, "answers again");
+    }
+}
+
+/* Bring a device into its known state after the link came up. */
+static int device_connect(struct bus *b, size_t di)
+{
+    struct bus_dev *d = &b->devs[di];
+    if (d->connected || d->cfg.drv->connect == NULL) {
+        d->connected = true;
+        return 0;
+    }
+    b->link.err[0] = '\0';
+    int rc = d->cfg.drv->connect(d->cfg.state, &b->link);
+    if (rc == 0)
+        d->connected = true;
+    return rc;
+}
+
+/* Handle the outcome of one exchange with device di; returns false if the link died. */
+static bool exchange_done(struct bus *b, size_t di, int rc)
+{
+    if (rc == 0) {
+        device_ok(b, di);
+        return true;
+    }
+    if (rc == -ENOTCONN) {
+        link_lost(b, b->link.err[0] ? b->link.err : "connection closed");
+        return false;
+    }
+    if (rc == -ETIMEDOUT || rc == -EBADMSG)
+        device_failed(b, di, rc, b->link.err[0] ? b->link.err : strerror(-rc));
+    return true;
+}
+
+/* Execute one queued write or safe-state action. */
+static void do_write(struct bus *b, const struct pending_write *w)
+{
+    struct bus_dev *d = &b->devs[w->dev];
+    struct bus_note n = { .kind = BUS_NOTE_WRITE, .device = w->dev,
+                          .channel = d->cfg.first_id + w->ch, .value = w->value,
+                          .planned_ns = w->planned_ns, .tag = w->tag };
+    int rc = -ENOTCONN;
+    snprintf(b->link.err, sizeof b->link.err, "link %s is down", b->link_cfg.name);
+    for (int attempt = 0; b->link_up && attempt <= WRITE_RETRIES; attempt++) {
+        b->link.err[0] = '\0';
+        rc = device_connect(b, w->dev);
+        n.sent_ns = (int64_t)time_mono_ns();
+        if (rc == 0) {
+            if (w->safe_state)
+                rc = d->cfg.drv->safe_state ? d->cfg.drv->safe_state(d->cfg.state, &b->link) : 0;
+            else
+                rc = d->cfg.drv->write(d->cfg.state, &b->link, w->ch, w->value);
+        }
+        if (!exchange_done(b, w->dev, rc) || rc == 0 || rc == -EREMOTEIO || rc == -EINVAL ||
+            rc == -ERANGE)
+            break;
+    }
+    n.err = rc;
+    n.t_ns = (int64_t)time_mono_ns();
+    if (w->safe_state)
+        n.channel = UINT32_MAX;
+    snprintf(n.msg, sizeof n.msg, "%s", rc ? b->link.err : "");
+    push_note(b, &n);
+}
+
+/* Read channel c of device di and report the sample. */
+static void do_read(struct bus *b, size_t di, size_t c)
+{
+    struct bus_dev *d = &b->devs[di];
+    struct bus_note n = { .kind = BUS_NOTE_SAMPLE, .device = (uint32_t)di,
+                          .channel = d->cfg.first_id + (uint32_t)c, .value = NAN };
+    b->link.err[0] = '\0';
+    int rc = device_connect(b, di);
+    if (rc == 0)
+        rc = d->cfg.drv->read(d->cfg.state, &b->link, c, &n.value);
+    n.t_ns = (int64_t)time_mono_ns();
+    n.err = rc;
+    if (rc != 0) {
+        n.value = NAN;
+        snprintf(n.msg, sizeof n.msg, "%s", b->link.err[0] ? b->link.err : strerror(-rc));
+    }
+    if (exchange_done(b, di, rc))
+        push_note(b, &n);
+}
+
+/* Whether device di may be talked to now (not in back-off). */
+static bool device_ready(const struct bus_dev *d, int64_t now)
+{
+    return !d->faulted || now >= d->next_try_ns;
+}
+
+/* Find the earliest due sample; returns its time (INT64_MAX if none). */
+static int64_t next_sample(struct bus *b, int64_t now, size_t *dev, size_t *ch)
+{
+    int64_t best = INT64_MAX;
+    for (size_t i = 0; i < b->n_devs; i++) {
+        struct bus_dev *d = &b->devs[i];
+        for (size_t c = 0; c < d->cfg.n_chans; c++) {
+            if (d->sched[c].period_ns == 0)
+                continue;
+            int64_t due = d->sched[c].next_ns;
+            if (d->faulted && due < d->next_try_ns)
+                due = d->next_try_ns;
+            if (due < best) {
+                best = due;
+                *dev = i;
+                *ch = c;
+            }
+        }
+    }
+    (void)now;
+    return best;
+}
+
+/* Advance a channel's schedule from its previous due time, skipping missed slots. */
+static void reschedule(struct bus_chan_sched *s, int64_t now)
+{
+    s->next_ns += s->period_ns;
+    if (s->next_ns <= now - s->period_ns)
+        s->next_ns = now + s->period_ns - (now - s->next_ns) % s->period_ns;
+}
+
+/* Try to open the link; report the outcome once per change. */
+static void try_link(struct bus *b)
+{
+    int rc = link_open(&b->link, &b->link_cfg);
+    int64_t now = (int64_t)time_mono_ns();
+    if (rc == 0) {
+        b->link_up = true;
+        b->link_reported_down = false;
+        log_info(b->link_cfg.name, "link up");
+        note_msg(b, BUS_NOTE_LINK_UP, 0, 0, "link up");
+        return;
+    }
+    if (!b->link_reported_down) {
+        log_warn(b->link_cfg.name, "cannot open link: %s", b->link.err);
+        note_msg(b, BUS_NOTE_LINK_DOWN, 0, rc, b->link.err);
+        b->link_reported_down = true;
+        b->link_backoff_ns = BACKOFF_MIN_NS;
+    } else {
+        log_limited(&b->rl, 60000, LOG_WARN, b->link_cfg.name, "still cannot open link: %s", b->link.err);
+        b->link_backoff_ns = b->link_backoff_ns * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : b->link_backoff_ns * 2;
+    }
+    b->link_next_try_ns = now + b->link_backoff_ns;
+}
+
+/* Wait on the condition until abs_ns or a signal (lock held). */
+static void wait_until(struct bus *b, int64_t abs_ns)
+{
+    if (abs_ns == INT64_MAX) {
+        pthread_cond_wait(&b->cond, &b->lock);
+        return;
+    }
+    struct timespec ts = { .tv_sec = abs_ns / NS_PER_SEC, .tv_nsec = abs_ns % NS_PER_SEC };
+    pthread_cond_timedwait(&b->cond, &b->lock, &ts);
+}
+
+/* Feed device-side watchdogs about once a second. */
+static void keepalive(struct bus *b, int64_t now)
+{
+    if (now - b->last_keepalive_ns < NS_PER_SEC)
+        return;
+    b->last_keepalive_ns = now;
+    for (size_t i = 0; i < b->n_devs && b->link_up; i++) {
+        struct bus_dev *d = &b->devs[i];
+        if (d->cfg.drv->keepalive && device_ready(d, now) && d->connected)
+            exchange_done(b, i, d->cfg.drv->keepalive(d->cfg.state, &b->link));
+    }
+}
+
+/* One pass of the bus thread: a write, a sample, or a wait. Returns false to exit. */
+static bool bus_cycle(struct bus *b)
+{
+    struct pending_write w;
+    pthread_mutex_lock(&b->lock);
+    bool have = take_write(b, &w);
+    bool stop = b->stop;
+    if (stop && !have) {
+        pthread_mutex_unlock(&b->lock);
+        return false;
+    }
+    int64_t now = (int64_t)time_mono_ns();
+    if (!have && !b->link_up && now < b->link_next_try_ns) {
+        wait_until(b, b->link_next_try_ns);
+        pthread_mutex_unlock(&b->lock);
+        return true;
+    }
+    size_t dev = 0, ch = 0;
+    int64_t due = have ? now : next_sample(b, now, &dev, &ch);
+    if (!have && due > now && b->link_up) {
+        int64_t ka = b->last_keepalive_ns + NS_PER_SEC;
+        wait_until(b, due < ka ? due : ka);
+        pthread_mutex_unlock(&b->lock);
+        keepalive(b, (int64_t)time_mono_ns());
+        return true;
+    }
+    pthread_mutex_unlock(&b->lock);
+    if (!b->link_up) {
+        try_link(b);
+        if (!b->link_up && have)
+            do_write(b, &w);    /* reports the failure to the owner */
+        return true;
+    }
+    if (have) {
+        do_write(b, &w);
+        return true;
+    }
+    if (due == INT64_MAX)
+        return true;
+    struct bus_dev *d = &b->devs[dev];
+    reschedule(&d->sched[ch], now);
+    do_read(b, dev, ch);
+    return true;
+}
+
+/* The bus thread. */
+static void *bus_main(void *arg)
+{
+    struct bus *b = arg;
+    char name[16];
+    snprintf(name, sizeof name, "bus-%s", b->link_cfg.name);
+    pthread_setname_np(pthread_self(), name);
+    try_link(b);
+    while (bus_cycle(b))
+        ;
+    link_close(&b->link);
+    return NULL;
+}
+
+/* Start the thread. */
+int bus_start(struct bus *b)
+{
+    int rc = pthread_create(&b->thread, NULL, bus_main, b);
+    if (rc != 0)
+        return -rc;
+    b->started = true;
+    return 0;
+}
+
+/* Ask the thread to finish queued writes, close the link and exit; join it. */
+void bus_stop(struct bus *b)
+{
+    if (!b->started)
+        return;
+    pthread_mutex_lock(&b->lock);
+    b->stop = true;
+    pthread_cond_signal(&b->cond);
+    pthread_mutex_unlock(&b->lock);
+    pthread_join(b->thread, NULL);
+    b->started = false;
+}
+
+/* Free the bus. */
+void bus_free(struct bus *b)
+{
+    if (b == NULL)
+        return;
+    bus_stop(b);
+    pthread_mutex_destroy(&b->lock);
+    pthread_cond_destroy(&b->cond);
+    free(b->notes);
+    free(b->devs);
+    free(b);
+}

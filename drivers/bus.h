@@ -1,0 +1,85 @@
+/*
+ * A bus: one thread that owns one link (serial line, Modbus RTU line or
+ * Modbus TCP connection) and every device on it.
+ *
+ * The thread samples each readable channel on its own absolute schedule,
+ * executes writes as they come (safety first, then setpoints; a newer
+ * setpoint for a channel replaces one still queued), reconnects a lost link,
+ * and backs off a failing device without slowing the others: a device that
+ * stops answering is marked faulted after a few failures and then probed at
+ * a doubling interval (capped), so it costs the bus at most one timeout per
+ * probe.
+ *
+ * Results go back as notes, through a queue, with notify() (e.g.
+ * uv_async_send) called after each batch. The owner drains them with
+ * bus_take_notes on its own thread. The bus knows channel ids but nothing of
+ * runs, files or clients.
+ */
+#ifndef PERFUSE_BUS_H
+#define PERFUSE_BUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "driver.h"
+#include "link.h"
+
+/* One device on the bus, as the owner configures it. Pointers must outlive the bus. */
+struct bus_device_cfg {
+    const char *name;
+    const struct driver_ops *drv;
+    void *state;                        /* the driver's state from open() */
+    const struct driver_channel *chans;
+    size_t n_chans;
+    const double *sample_hz;            /* per channel; 0 = not sampled */
+    uint32_t first_id;                  /* owner's id of chans[0]; ids are consecutive */
+};
+
+enum bus_note_kind {
+    BUS_NOTE_SAMPLE,        /* a read finished: value, or err */
+    BUS_NOTE_WRITE,         /* a write finished (err 0 or negative) */
+    BUS_NOTE_DEVICE_FAULT,  /* device stopped answering; msg says why */
+    BUS_NOTE_DEVICE_OK,     /* device answers again */
+    BUS_NOTE_LINK_DOWN,     /* the link could not be opened or was lost */
+    BUS_NOTE_LINK_UP,
+};
+
+struct bus_note {
+    enum bus_note_kind kind;
+    uint32_t device;        /* index into the bus's devices */
+    uint32_t channel;       /* owner's channel id (SAMPLE, WRITE) */
+    int err;
+    double value;
+    int64_t t_ns;           /* CLOCK_MONOTONIC when the exchange finished */
+    int64_t planned_ns;     /* WRITE: when the owner wanted it sent */
+    int64_t sent_ns;        /* WRITE: when its bytes started on the wire */
+    uint64_t tag;           /* WRITE: the owner's tag */
+    char msg[160];
+};
+
+enum bus_priority { BUS_PRIO_SAFETY = 0, BUS_PRIO_SETPOINT = 1 };
+
+struct bus;
+
+/* Create a bus for link with devices (copied). notify is called from the bus
+ * thread when notes are waiting. Returns 0 or a negative errno. */
+int bus_create(struct bus **out, const struct link_config *link,
+               const struct bus_device_cfg *devs, size_t n_devs,
+               void (*notify)(void *arg), void *arg);
+/* Start the thread. */
+int bus_start(struct bus *b);
+/* Queue a write of value to channel ch of device dev. Thread-safe, never blocks on I/O. */
+int bus_write(struct bus *b, size_t dev, size_t ch, double value, enum bus_priority prio,
+              int64_t planned_ns, uint64_t tag);
+/* Queue the safe-state action of device dev, ahead of everything else. */
+int bus_safe_state(struct bus *b, size_t dev);
+/* Move up to max waiting notes into out; returns how many. Thread-safe. */
+size_t bus_take_notes(struct bus *b, struct bus_note *out, size_t max);
+/* Ask the thread to finish what is queued for safety, close the link and exit; join it. */
+void bus_stop(struct bus *b);
+/* Free (stops first if needed). NULL is fine. */
+void bus_free(struct bus *b);
+/* The bus's name. */
+const char *bus_name(const struct bus *b);
+
+#endif
