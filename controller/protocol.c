@@ -295,6 +295,11 @@ static void parse_condition(struct loader *L, yaml_node_t *n, struct plan_step *
         yerr(L->y, n, "condition '%s' needs an operator: <, <=, >, >= or ==", text);
         return;
     }
+    if (at > text && (at[-1] == '=' || at[-1] == '!' || at[-1] == '<' || at[-1] == '>')) {
+        diag_error(L->y->diag, L->y->file, ynode_line(n), ynode_col(n) + (int)(at - text) - 1,
+                   "unknown operator '%.2s' in condition (expected <, <=, >, >= or ==)", at - 1);
+        return;
+    }
     char chname[96];
     size_t len = (size_t)(at - text);
     while (len > 0 && text[len - 1] == ' ')

@@ -93,23 +93,27 @@ int unit_edit_distance(const char *a, const char *b)
     size_t la = strlen(a), lb = strlen(b);
     if (la > 64 || lb > 64)
         return 1000;
-    int prev[65], cur[65];
+    /* Optimal string alignment: a swapped pair of letters ("fro") costs 1, as typed. */
+    int d[65][65];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (int)i;
     for (size_t j = 0; j <= lb; j++)
-        prev[j] = (int)j;
+        d[0][j] = (int)j;
     for (size_t i = 1; i <= la; i++) {
-        cur[0] = (int)i;
         for (size_t j = 1; j <= lb; j++) {
-            int cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
-            int best = prev[j] + 1;
-            if (cur[j - 1] + 1 < best)
-                best = cur[j - 1] + 1;
-            if (prev[j - 1] + cost < best)
-                best = prev[j - 1] + cost;
-            cur[j] = best;
+            int ai = tolower((unsigned char)a[i - 1]), bj = tolower((unsigned char)b[j - 1]);
+            int best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + (ai != bj) < best)
+                best = d[i - 1][j - 1] + (ai != bj);
+            if (i > 1 && j > 1 && ai == tolower((unsigned char)b[j - 2]) &&
+                tolower((unsigned char)a[i - 2]) == bj && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
         }
-        memcpy(prev, cur, sizeof(int) * (lb + 1));
     }
-    return prev[lb];
+    return d[la][lb];
 }
 
 /* Nearest unit name of quantity q (or any), if it is close enough to be a typo. */
@@ -324,6 +328,7 @@ int unit_parse_duration(const char *text, int64_t *ns, char *err, size_t errlen,
         }
         total += (long double)v * (long double)unit_ns;
         if (total > (long double)INT64_MAX / 2) {
+            *err_col = 0;
             snprintf(err, errlen, "duration '%s' is too long (at most about 146 years)", text);
             return -EINVAL;
         }

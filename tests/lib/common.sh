@@ -1,0 +1,55 @@
+# Shared helpers for the end-to-end tests (bash). Every process a test starts
+# is recorded and killed by PID on exit; every wait is bounded.
+BUILD=${BUILD:-build}
+PYTHON=${PYTHON:-/usr/bin/python3}
+T=$(mktemp -d "${TMPDIR:-/tmp}/perfuse-e2e.XXXXXX")
+PIDS=""
+failures=0
+checks=0
+
+cleanup() {
+    for p in $PIDS; do
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+# ok CONDITION-DESCRIPTION: count a passed check.
+ok() { checks=$((checks + 1)); echo "ok - $*"; }
+# not_ok DESCRIPTION: count a failed check.
+not_ok() { checks=$((checks + 1)); failures=$((failures + 1)); echo "not ok - $*"; }
+# check DESCRIPTION COMMAND...: run COMMAND, pass if it succeeds.
+check() { d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+
+# start_daemon NAME [ARGS...]: start perfused --sim with its own socket and data
+# dir under $T/NAME; waits for its READY line (an event, not a poll).
+start_daemon() {
+    name=$1; shift
+    mkdir -p "$T/$name"
+    rm -f "$T/$name/ready"
+    mkfifo "$T/$name/ready"
+    "$BUILD/perfused" --sim --socket "$T/$name/sock" --data-dir "$T/$name/runs" \
+        --ready-fd 3 "$@" 3>"$T/$name/ready" 2>"$T/$name/perfused.log" &
+    DAEMON_PID=$!
+    PIDS="$PIDS $DAEMON_PID"
+    if ! timeout 20 sh -c "read -r line <'$T/$name/ready' && [ \"\$line\" = READY=1 ]"; then
+        echo "perfused did not become ready; log:"; cat "$T/$name/perfused.log"
+        return 1
+    fi
+    SIM_PID=$(pgrep -P "$DAEMON_PID" perfuse-sim || true)
+    SOCK="$T/$name/sock"
+}
+
+# ctl ARGS...: perfusectl against the current daemon.
+ctl() { timeout 120 "$BUILD/perfusectl" --socket "$SOCK" "$@"; }
+
+# wait_gone PID SECONDS: wait for any process (not only a child) to exit, via pidfd.
+wait_gone() { "$PYTHON" tests/lib/pidwait.py "$1" "$2"; }
+
+# finish: print the summary line and exit with the result.
+finish() {
+    echo "$((checks - failures)) passed, $failures failed"
+    [ "$failures" -eq 0 ]
+    exit $?
+}

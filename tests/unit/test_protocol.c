@@ -1,0 +1,199 @@
+/* The protocol loader: valid plans and malformed files, with exact positions. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plan.h"
+
+#define S 1000000000LL
+
+static struct rig rig;
+static struct rig_device devs[2];
+static struct rig_channel chans[2];
+
+/* A rig with pumpA.flow (writable, 0..1000 uL/min) and sensor.pressure. */
+static int make_rig(void **state)
+{
+    (void)state;
+    rig.name = "test";
+    rig.devices = devs;
+    rig.n_devices = 2;
+    rig.channels = chans;
+    rig.n_channels = 2;
+    devs[0] = (struct rig_device){ .name = "pumpA", .n_chans = 1, .first_channel = 0 };
+    devs[0].chans[0] = (struct driver_channel){ .name = "flow", .q = Q_FLOW, .unit = "uL/min",
+                                                .readable = 1, .writable = 1, .min = 0, .max = 1000 };
+    devs[1] = (struct rig_device){ .name = "sensor", .n_chans = 1, .first_channel = 1 };
+    devs[1].chans[0] = (struct driver_channel){ .name = "pressure", .q = Q_PRESSURE, .unit = "mbar",
+                                                .readable = 1, .min = NAN, .max = NAN };
+    chans[0] = (struct rig_channel){ .name = "pumpA.flow", .device = 0, .q = Q_FLOW, .unit = "uL/min",
+                                     .readable = true, .writable = true, .min = 0, .max = 1000 };
+    chans[1] = (struct rig_channel){ .name = "sensor.pressure", .device = 1, .q = Q_PRESSURE,
+                                     .unit = "mbar", .readable = true, .min = NAN, .max = NAN };
+    return 0;
+}
+
+/* Load text; return the plan (or NULL) and leave diagnostics in d. */
+static struct plan *load(const char *text, size_t len, struct diag *d)
+{
+    struct plan *p = NULL;
+    diag_init(d);
+    plan_load("p.yaml", text, len, &rig, &p, d);
+    return p;
+}
+
+struct bad_case {
+    const char *text;
+    int line, col;
+    const char *gist;
+};
+
+/* Every malformed protocol is rejected with its first error at line:col containing gist. */
+static void test_malformed_protocols_name_line_column_and_problem(void **state)
+{
+    (void)state;
+    static const struct bad_case cases[] = {
+        { "", 1, 1, "empty protocol" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {set: {pumpA: 10 ul/mn}, for: 1 s}\n", 4, 22, "unknown unit 'ul/mn'" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {set: {pumpA: 10 ul/min}, for: 1 s}\n", 4, 22, "did you mean 'uL/min'" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {set: {pumpA: 10 mbar}, for: 1 s}\n", 4, 22, "is a pressure, but a flow" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {set: {pumpA: 10}, for: 1 s}\n", 4, 19, "missing unit" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {set: {pumpB: 10 uL/min}, for: 1 s}\n", 4, 12, "unknown channel 'pumpB'" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {set: {pumpA: 10 uL/min}, for: 0 s}\n", 4, 36, "longer than zero" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {set: {pumpA: 10 uL/min}}\n", 4, 5, "needs 'for'" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {set: {pumpA: 5000 uL/min}, for: 1 s}\n", 4, 19, "outside the limits" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {ramp: {pumpA: [1 uL/min, 2 uL/min]}}\n", 4, 6, "needs 'over'" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {set: {sensor.pressure: 1 mbar}, for: 1 s}\n", 4, 12, "cannot be set" },
+        { "perfuse: 1\nname: x\nstesp:\n  - {set: {pumpA: 1 uL/min}, for: 1 s}\n", 3, 1, "did you mean 'steps'" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {set: {pumpA: 1 uL/min}, fro: 1 s}\n", 4, 30, "did you mean 'for'" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {repeat: 0, steps: [{set: {pumpA: 1 uL/min}, for: 1 s}]}\n", 4, 14, "out of range" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {repeat: 99999999, steps: [{set: {pumpA: 1 uL/min}, for: 1 s}]}\n", 4, 14, "out of range" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {set: {pumpA: 1 uL/min}, for: 1000000000 d}\n", 4, 35, "too long" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {set: {pumpA: 1 uL/min}, for: 1 s\n", 5, 1, "YAML syntax" },
+        { "perfuse: 2\nname: x\nsteps:\n  - {set: {pumpA: 1 uL/min}, for: 1 s}\n", 1, 10, "unsupported format version" },
+        { "name: x\nsteps:\n  - {set: {pumpA: 1 uL/min}, for: 1 s}\n", 1, 1, "missing 'perfuse: 1'" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {set: {pumpA: 1 uL/min}, ramp: {pumpA: [1 uL/min, 2 uL/min]}, for: 1 s}\n", 4, 30, "both 'set' and 'ramp'" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {wait_until: sensor.pressure => 5 mbar}\n", 4, 34, "unknown operator '=>'" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {wait_until: sensor.pressure >= 5 uL/min}\n", 4, 39, "is a flow, but a pressure" },
+        { "perfuse: 1\nname: x\nsteps:\n  - waveform: {pumpA: {shape: sine, mean: 5 uL/min, amplitude: 1 uL/min}}\n    for: 1 s\n", 4, 23, "needs 'mean', 'amplitude' and 'period'" },
+        { "perfuse: 1\nname: x\nsteps:\n  - waveform: {pumpA: {shape: saw, mean: 5 uL/min, amplitude: 1 uL/min, period: 1 s}}\n    for: 1 s\n", 4, 31, "sine, square, triangle or pulse" },
+        { "perfuse: 1\nname: x\non_fault: explode\nsteps:\n  - {set: {pumpA: 1 uL/min}, for: 1 s}\n", 3, 11, "pause | continue | abort" },
+        { "perfuse: 1\nname: x\nsteps: []\n", 3, 8, "'steps' is empty" },
+        { "perfuse: 1\nname: x\nsteps:\n  - &x {set: {pumpA: 1 uL/min}, for: 1 s}\n  - *x\n", 4, 5, "aliases (*name) are not supported" },
+        { "- just\n- a list\n", 1, 1, "must be a mapping" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {set: {pumpA: 1 uL/min, pumpA: 2 uL/min}, for: 1 s}\n", 4, 29, "is given twice" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct diag d;
+        struct plan *p = load(cases[i].text, strlen(cases[i].text), &d);
+        if (p != NULL || d.errors == 0 || d.n == 0)
+            fail_msg("case %zu was accepted:\n%s", i, cases[i].text);
+        const struct diag_msg *m = &d.msgs[0];
+        if (getenv("SHOW_DIAG"))
+            fprintf(stderr, "case %zu: %d:%d %s\n", i, m->line, m->col, m->text);
+        else if (m->line != cases[i].line || m->col != cases[i].col || strstr(m->text, cases[i].gist) == NULL) {
+            diag_print(&d, stderr);
+            fail_msg("case %zu: got %d:%d '%s', want %d:%d '...%s...'", i, m->line, m->col, m->text,
+                     cases[i].line, cases[i].col, cases[i].gist);
+        }
+        diag_free(&d);
+    }
+}
+
+/* Several errors in one file are all reported in one pass. */
+static void test_all_errors_are_reported(void **state)
+{
+    (void)state;
+    const char *text = "perfuse: 1\nname: x\nsteps:\n"
+                       "  - {set: {pumpA: 10 ul/mn}, for: 1 s}\n"
+                       "  - {set: {pumpB: 1 uL/min}, for: 1 s}\n"
+                       "  - {set: {pumpA: 1 uL/min}, for: 5 mins}\n";
+    struct diag d;
+    assert_null(load(text, strlen(text), &d));
+    assert_int_equal(d.errors, 3);
+    assert_int_equal(d.msgs[0].line, 4);
+    assert_int_equal(d.msgs[1].line, 5);
+    assert_int_equal(d.msgs[2].line, 6);
+    diag_free(&d);
+}
+
+/* Binary garbage is refused cleanly. */
+static void test_binary_garbage_is_refused(void **state)
+{
+    (void)state;
+    const char bin[] = "\x7f" "ELF\x02\x01\x01\x00\x00\x00garbage";
+    struct diag d;
+    assert_null(load(bin, sizeof bin - 1, &d));
+    assert_true(d.errors > 0);
+    diag_free(&d);
+}
+
+/* Repeats nested deeper than the bound are refused, not recursed into. */
+static void test_deep_nesting_is_bounded(void **state)
+{
+    (void)state;
+    char text[8192] = "perfuse: 1\nname: x\nsteps:\n";
+    char indent[256] = "  ";
+    for (int i = 0; i < 20; i++) {
+        size_t n = strlen(text);
+        snprintf(text + n, sizeof text - n, "%s- repeat: 2\n%s  steps:\n", indent, indent);
+        strcat(indent, "    ");
+    }
+    size_t n = strlen(text);
+    snprintf(text + n, sizeof text - n, "%s- {set: {pumpA: 1 uL/min}, for: 1 s}\n", indent);
+    struct diag d;
+    assert_null(load(text, strlen(text), &d));
+    int found = 0;
+    for (size_t i = 0; i < d.n; i++)
+        found |= strstr(d.msgs[i].text, "nested too deeply") != NULL;
+    assert_true(found);
+    diag_free(&d);
+}
+
+/* Totals are exact sums, including nested repeats. */
+static void test_total_duration_is_the_exact_sum(void **state)
+{
+    (void)state;
+    const char *text = "perfuse: 1\nname: x\nsteps:\n"
+                       "  - {set: {pumpA: 50 uL/min}, for: 5 min}\n"
+                       "  - {ramp: {pumpA: [1 uL/min, 10 uL/min]}, over: 6 h}\n"
+                       "  - repeat: 14\n"
+                       "    steps:\n"
+                       "      - {set: {pumpA: 10 uL/min}, for: 23 h 30 min}\n"
+                       "      - {set: {pumpA: 100 uL/min}, for: 10 min}\n"
+                       "      - {prompt: Replace the reservoir, timeout: 2 h, on_timeout: continue}\n"
+                       "  - waveform: {pumpA: {shape: pulse, mean: 10 uL/min, amplitude: 5 uL/min, period: 1 s, duty: 20 %}}\n"
+                       "    for: 1 h\n";
+    struct diag d;
+    struct plan *p = load(text, strlen(text), &d);
+    if (p == NULL) {
+        diag_print(&d, stderr);
+        fail();
+    }
+    int64_t want = 5 * 60 * S + 6 * 3600 * S + 14 * (23 * 3600 * S + 30 * 60 * S + 10 * 60 * S) + 3600 * S;
+    assert_int_equal(p->total_ns, want);
+    assert_true(p->open_ended);
+    assert_int_equal(p->root.steps[2].count, 14);
+    assert_float_equal(p->root.steps[3].targets[0].duty, 0.2, 1e-12);
+    plan_free(p);
+    diag_free(&d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_malformed_protocols_name_line_column_and_problem),
+        cmocka_unit_test(test_all_errors_are_reported),
+        cmocka_unit_test(test_binary_garbage_is_refused),
+        cmocka_unit_test(test_deep_nesting_is_bounded),
+        cmocka_unit_test(test_total_duration_is_the_exact_sum),
+    };
+    return cmocka_run_group_tests(tests, make_rig, NULL);
+}
