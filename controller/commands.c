@@ -157,11 +157,12 @@ static int cmd_status(struct ctl_client *cl, json_t *req, json_t *res, char *err
     (void)req; (void)err; (void)len;
     struct daemon *d = control_daemon(cl->ctl);
     json_object_set_new(res, "rig", json_string(d->rig->name));
-    if (d->run != NULL)
+    if (d->run != NULL) {
         status_run(d, res);
-    else
-        json_object_set_new(res, "state", json_string("idle")),
+    } else {
+        json_object_set_new(res, "state", json_string("idle"));
         json_object_set_new(res, "run_active", json_false());
+    }
     json_object_set_new(res, "channels", status_channels(d));
     return 0;
 }

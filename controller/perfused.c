@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <limits.h>
 #include <signal.h>
@@ -86,6 +87,17 @@ int main(int argc, char **argv)
             snprintf(sim_path, sizeof sim_path, "perfuse-sim");
         cfg.sim_path = sim_path;
     }
+    /* Clients may run elsewhere: give them absolute run-file paths. */
+    char data_dir[PATH_MAX];
+    if (mkdir(cfg.data_dir, 0775) < 0 && errno != EEXIST) {
+        fprintf(stderr, "perfused: cannot create data directory %s: %s\n", cfg.data_dir, strerror(errno));
+        return 1;
+    }
+    if (realpath(cfg.data_dir, data_dir) == NULL) {
+        fprintf(stderr, "perfused: data directory %s: %s\n", cfg.data_dir, strerror(errno));
+        return 1;
+    }
+    cfg.data_dir = data_dir;
     /* A client that disconnects mid-reply must not kill the daemon. */
     signal(SIGPIPE, SIG_IGN);
     uv_loop_t loop;

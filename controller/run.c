@@ -111,8 +111,11 @@ static void rec_notified(uv_async_t *a)
     struct run *r = a->data;
     struct rec_status st;
     recorder_get_status(r->rec, &st);
-    if (st.open_error != 0 && !r->closed)
+    if (st.open_error != 0 && !r->ended) {
+        /* A run nobody can analyse afterwards is not worth the cells: stop it. */
         log_error("recorder", "cannot create %s: %s", r->path, st.last_error);
+        runner_abort(r->runner, "the run file cannot be created");
+    }
     if (st.finished && !r->closed) {
         r->closed = true;
         log_info("run", "run file closed: %s", r->path);
