@@ -9,6 +9,7 @@
 #include "log.h"
 #include "plan.h"
 #include "rig.h"
+#include "timeline.h"
 #include "timeutil.h"
 #include "yamldoc.h"
 
@@ -308,7 +309,7 @@ static void default_rig(char *buf, size_t len)
     snprintf(buf, len, "%s/share/perfuse/protocols/rigs/sim.yaml", PERFUSE_PREFIX);
 }
 
-/* Print the timeline of a step list. */
+/* Print the timeline of a step list, repeats summarised once with their count. */
 static void print_steps(const struct plan_step *parent, const char *prefix, int64_t *t, int depth)
 {
     for (size_t i = 0; i < parent->n_steps; i++) {
@@ -317,16 +318,128 @@ static void print_steps(const struct plan_step *parent, const char *prefix, int6
         snprintf(path, sizeof path, "%s%s%zu", prefix, prefix[0] ? "." : "", i + 1);
         unit_format_duration(*t, start, sizeof start);
         unit_format_duration(s->duration_ns, d, sizeof d);
-        printf("  %-10s %-14s %*s%-30s %-10s %s%s\n", path, start, depth * 2, "", s->name,
-               plan_step_kind_name(s->kind), s->kind == STEP_WAIT || s->kind == STEP_PROMPT ? "open-ended" : d,
-               s->kind == STEP_REPEAT ? " total" : "");
         if (s->kind == STEP_REPEAT) {
+            printf("  %-9s %-16s %*s%-34s x %u, %s in all\n", path, start, depth * 2, "", s->name,
+                   s->count, d);
             int64_t inner = *t;
-            printf("  %-10s %-14s %*s  x %u\n", "", "", depth * 2, "", s->count);
             print_steps(s, path, &inner, depth + 1);
+        } else {
+            printf("  %-9s %-16s %*s%-34s %-10s %s\n", path, start, depth * 2, "", s->name,
+                   plan_step_kind_name(s->kind),
+                   s->kind == STEP_WAIT || s->kind == STEP_PROMPT ? "open-ended" : d);
         }
         *t += s->duration_ns;
     }
+}
+
+/* The timeline as JSON, repeats nested. */
+static json_t *json_steps(const struct plan_step *parent, const char *prefix, int64_t *t)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < parent->n_steps; i++) {
+        const struct plan_step *s = &parent->steps[i];
+        char path[64];
+        snprintf(path, sizeof path, "%s%s%zu", prefix, prefix[0] ? "." : "", i + 1);
+        json_t *o = json_pack("{s:s,s:s,s:s,s:f,s:f,s:i}", "path", path, "name", s->name, "kind",
+                              plan_step_kind_name(s->kind), "planned_start_s", (double)*t / 1e9,
+                              "duration_s", (double)s->duration_ns / 1e9, "line", s->line);
+        if (s->kind == STEP_REPEAT) {
+            int64_t inner = *t;
+            json_object_set_new(o, "count", json_integer(s->count));
+            json_object_set_new(o, "steps", json_steps(s, path, &inner));
+        }
+        if (s->kind == STEP_WAIT || s->kind == STEP_PROMPT)
+            json_object_set_new(o, "open_ended", json_true());
+        json_array_append_new(arr, o);
+        *t += s->duration_ns;
+    }
+    return arr;
+}
+
+/* Warn about every wait and prompt: they make the total duration open-ended. */
+static void warn_open_ended(const struct plan_step *parent, const char *file, struct diag *d)
+{
+    for (size_t i = 0; i < parent->n_steps; i++) {
+        const struct plan_step *s = &parent->steps[i];
+        char to[64] = "no timeout";
+        if (s->timeout_ns > 0) {
+            char t[48];
+            unit_format_duration(s->timeout_ns, t, sizeof t);
+            snprintf(to, sizeof to, "timeout %s", t);
+        }
+        if (s->kind == STEP_WAIT || s->kind == STEP_PROMPT)
+            diag_warn(d, file, s->line, s->col, "step '%s' waits for %s (%s): everything after it "
+                      "shifts by the time it takes, so the total duration is open-ended", s->name,
+                      s->kind == STEP_WAIT ? "a condition" : "the operator", to);
+        if (s->kind == STEP_REPEAT)
+            warn_open_ended(s, file, d);
+    }
+}
+
+/* Warn about syringes that run out before the protocol ends. */
+static void warn_volumes(const struct timeline *tl, const struct rig *rig, const char *file,
+                         struct diag *d)
+{
+    for (size_t i = 0; i < tl->n_pumps; i++) {
+        const struct timeline_pump *p = &tl->pumps[i];
+        if (p->empty_at_ns < 0)
+            continue;
+        char when[64];
+        unit_format_duration(p->empty_at_ns, when, sizeof when);
+        diag_warn(d, file, p->empty_step->line, p->empty_step->col,
+                  "%s runs out: its syringe (%.4g mL) is empty %s after the start, during step '%s' "
+                  "(the protocol needs %.4g mL)", rig->channels[p->channel].name,
+                  p->capacity_ul / 1000.0, when, p->empty_step->name, p->delivered_ul / 1000.0);
+    }
+}
+
+/* Print the volumes each pump delivers. */
+static void print_volumes(const struct timeline *tl, const struct rig *rig)
+{
+    printf("volumes (fixed steps only):\n");
+    for (size_t i = 0; i < tl->n_pumps; i++) {
+        const struct timeline_pump *p = &tl->pumps[i];
+        printf("  %-16s delivers %9.3f mL", rig->channels[p->channel].name, p->delivered_ul / 1000.0);
+        if (p->withdrawn_ul > 0)
+            printf(", withdraws %.3f mL", p->withdrawn_ul / 1000.0);
+        if (p->capacity_ul > 0)
+            printf("  (syringe %.4g mL%s)", p->capacity_ul / 1000.0, p->empty_at_ns >= 0 ? ": RUNS OUT" : "");
+        if (p->open_ended_flow)
+            printf("  + more while waits and prompts last");
+        printf("\n");
+    }
+}
+
+/* The diagnostics as JSON. */
+static json_t *json_diags(const struct diag *d)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < d->n; i++)
+        json_array_append_new(arr, json_pack("{s:s,s:i,s:i,s:s,s:s}", "file", d->msgs[i].file,
+            "line", d->msgs[i].line, "column", d->msgs[i].col, "severity",
+            d->msgs[i].severity == DIAG_ERROR ? "error" : "warning", "message", d->msgs[i].text));
+    return arr;
+}
+
+/* The check result as JSON. */
+static json_t *check_json(const struct plan *plan, const struct rig *rig, const struct timeline *tl)
+{
+    int64_t t = 0;
+    json_t *vols = json_array();
+    for (size_t i = 0; i < tl->n_pumps; i++) {
+        const struct timeline_pump *p = &tl->pumps[i];
+        json_t *o = json_pack("{s:s,s:f,s:f,s:b}", "channel", rig->channels[p->channel].name,
+                              "delivered_ul", p->delivered_ul, "withdrawn_ul", p->withdrawn_ul,
+                              "open_ended_flow", p->open_ended_flow);
+        if (p->capacity_ul > 0)
+            json_object_set_new(o, "syringe_ul", json_real(p->capacity_ul));
+        if (p->empty_at_ns >= 0)
+            json_object_set_new(o, "empty_at_s", json_real((double)p->empty_at_ns / 1e9));
+        json_array_append_new(vols, o);
+    }
+    return json_pack("{s:s,s:s,s:f,s:b,s:o,s:o}", "protocol", plan->name, "rig", rig->name,
+                     "total_s", (double)plan->total_ns / 1e9, "open_ended", plan->open_ended,
+                     "steps", json_steps(&plan->root, "", &t), "volumes", vols);
 }
 
 /* check PROTOCOL [--rig FILE]. */
@@ -336,9 +449,11 @@ static int cmd_check(struct ctl *c, int argc, char **argv)
     int i = parse_subopts(argc, argv, &o);
     if (i < 0 || i != argc - 1) {
         fprintf(stderr, "usage: perfusectl check PROTOCOL [--rig FILE]\n"
-                        "example: perfusectl check protocols/demo.yaml\n");
+                        "example: perfusectl check protocols/demo.yaml\n"
+                        "Without --rig the protocol is checked against the simulated rig.\n");
         return EXIT_USAGE;
     }
+    const char *file = argv[i];
     char rigpath[PATH_MAX];
     if (o.rig)
         snprintf(rigpath, sizeof rigpath, "%s", o.rig);
@@ -348,32 +463,47 @@ static int cmd_check(struct ctl *c, int argc, char **argv)
     diag_init(&dg);
     struct rig *rig = NULL;
     struct plan *plan = NULL;
+    struct timeline tl = { 0 };
     int rc = rig_load(rigpath, &rig, &dg);
     if (rc == 0) {
         char *text;
         size_t len;
-        rc = read_file_text(argv[i], 4 << 20, &text, &len);
+        rc = read_file_text(file, 4 << 20, &text, &len);
         if (rc < 0) {
-            diag_error(&dg, argv[i], 0, 0, "cannot read protocol: %s", strerror(-rc));
+            diag_error(&dg, file, 0, 0, "cannot read protocol: %s",
+                       rc == -EFBIG ? "larger than 4 MiB" : strerror(-rc));
         } else {
-            rc = plan_load(argv[i], text, len, rig, &plan, &dg);
+            rc = plan_load(file, text, len, rig, &plan, &dg);
             free(text);
         }
     }
-    diag_print(&dg, stderr);
+    if (rc == 0 && (rc = timeline_compute(plan, rig, &tl)) == 0) {
+        warn_volumes(&tl, rig, file, &dg);
+        warn_open_ended(&plan->root, file, &dg);
+    }
+    if (c->json) {
+        json_t *out = rc == 0 ? check_json(plan, rig, &tl) : json_object();
+        json_object_set_new(out, "ok", json_boolean(rc == 0));
+        json_object_set_new(out, "diagnostics", json_diags(&dg));
+        char *s = json_dumps(out, JSON_INDENT(2));
+        printf("%s\n", s ? s : "{}");
+        free(s);
+        json_decref(out);
+    } else {
+        diag_print(&dg, stderr);
+    }
     if (rc == 0 && !c->json) {
         char tot[64];
         unit_format_duration(plan->total_ns, tot, sizeof tot);
-        printf("%s: '%s' on rig '%s'\n", argv[i], plan->name, rig->name);
-        printf("  %-10s %-14s %-30s %-10s %s\n", "step", "planned start", "name", "kind", "duration");
+        printf("%s: '%s' on rig '%s'\n", file, plan->name, rig->name);
+        printf("  %-9s %-16s %-34s %-10s %s\n", "step", "planned start", "name", "kind", "duration");
         int64_t t = 0;
         print_steps(&plan->root, "", &t, 0);
         printf("total duration: %s (%.3f s)%s\n", tot, (double)plan->total_ns / 1e9,
-               plan->open_ended ? " plus open-ended waits and prompts" : "");
-    } else if (rc == 0) {
-        printf("{\"ok\": true, \"protocol\": \"%s\", \"total_s\": %.3f, \"open_ended\": %s}\n",
-               plan->name, (double)plan->total_ns / 1e9, plan->open_ended ? "true" : "false");
+               plan->open_ended ? ", plus however long the waits and prompts take" : "");
+        print_volumes(&tl, rig);
     }
+    timeline_free(&tl);
     plan_free(plan);
     rig_free(rig);
     diag_free(&dg);

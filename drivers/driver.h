@@ -40,6 +40,7 @@ struct driver_channel {
     unsigned writable : 1;  /* accepts setpoints */
     double min, max;        /* setpoint limits (writable) or physical range (readable); NaN = none */
     double sample_hz;       /* default sampling rate; the rig file may override */
+    double volume_ul;       /* flow actuators: volume available (syringe), uL; 0 = unknown */
 };
 
 /*
