@@ -48,7 +48,7 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS      := $(BUILD)/perfused $(BUILD)/perfusectl $(BUILD)/perfuse-sim
 
-.PHONY: all check unit e2e demo asan clean install deps
+.PHONY: all check unit e2e demo asan fuzz fuzz-smoke clean install deps
 all: $(PROGS)
 
 deps: $(CONFIG)
@@ -82,7 +82,7 @@ unit: $(UNIT_BINS)
 e2e: $(PROGS)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run-e2e
 
-check: all unit e2e
+check: all unit e2e fuzz-smoke
 
 demo: $(PROGS)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/demo
@@ -91,6 +91,25 @@ asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	    EXTRA_LDFLAGS="-fsanitize=address,undefined" check
+
+# libFuzzer targets, built with clang into build-fuzz/. `make fuzz` runs each for
+# FUZZ_SECONDS (default 600); `make check` runs a 20-second smoke pass.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+build-fuzz/libperfuse.a: $(CONFIG)
+	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" \
+	    EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" build-fuzz/libperfuse.a
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/libperfuse.a
+	clang $(CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) $< \
+	    build-fuzz/libperfuse.a $(PKG_LIBS) -o $@
+
+fuzz: $(FUZZ_TARGETS)
+	@tests/run-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-smoke: $(FUZZ_TARGETS)
+	@tests/run-fuzz 20 $(FUZZ_TARGETS)
 
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles
@@ -101,6 +120,6 @@ install: $(PROGS)
 	install -m 0644 protocols/rigs/*.yaml $(DESTDIR)$(PREFIX)/share/perfuse/protocols/rigs/
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(LIB_OBJS:.o=.d) $(BUILD)/obj/controller/perfused.d $(BUILD)/obj/controller/perfusectl.d $(BUILD)/obj/drivers/sim/perfuse-sim.d
