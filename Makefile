@@ -97,9 +97,12 @@ asan:
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
+ifneq ($(BUILD),build-fuzz)
+.PHONY: build-fuzz/libperfuse.a
 build-fuzz/libperfuse.a: $(CONFIG)
 	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" \
 	    EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" build-fuzz/libperfuse.a
+endif
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/libperfuse.a
 	clang $(CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) $< \
