@@ -14,7 +14,7 @@ DESTDIR ?=
 BUILD   ?= build
 PYTHON  ?= /usr/bin/python3
 
-PKGS := libuv libmodbus libserialport hdf5 yaml-0.1 jansson
+PKGS := libuv libmodbus libserialport hdf5 yaml-0.1 jansson nettle
 TEST_PKGS := cmocka
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)

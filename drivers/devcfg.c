@@ -1,0 +1,54 @@
+/* Reading a device's rig-file parameters, for drivers. */
+#include "driver.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The parameter called key, or NULL. */
+const struct dev_param *devcfg_param(const struct dev_config *cfg, const char *key)
+{
+    for (size_t i = 0; i < cfg->n_params; i++)
+        if (strcmp(cfg->params[i].key, key) == 0)
+            return &cfg->params[i];
+    return NULL;
+}
+
+/* The value of key, or NULL. */
+const char *devcfg_get(const struct dev_config *cfg, const char *key)
+{
+    const struct dev_param *p = devcfg_param(cfg, key);
+    return p ? p->value : NULL;
+}
+
+/* Parse key as a quantity. */
+int devcfg_quantity(const struct dev_config *cfg, const char *key, enum quantity q, double *out)
+{
+    const char *v = devcfg_get(cfg, key);
+    if (v == NULL)
+        return -ENOENT;
+    char err[256];
+    int col;
+    if (unit_parse_value(v, q, out, err, sizeof err, &col) < 0) {
+        cfg->error(cfg, key, "%s: %s", key, err);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Parse key as an integer in [min, max]. */
+int devcfg_int(const struct dev_config *cfg, const char *key, long min, long max, long *out)
+{
+    const char *v = devcfg_get(cfg, key);
+    if (v == NULL)
+        return -ENOENT;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || errno == ERANGE || n < min || n > max) {
+        cfg->error(cfg, key, "%s must be a whole number from %ld to %ld, found '%s'", key, min, max, v);
+        return -EINVAL;
+    }
+    *out = n;
+    return 0;
+}
