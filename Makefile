@@ -9,6 +9,8 @@
 # Missing Debian packages are installed by scripts/install-deps the first time
 # any target needs them.
 
+.DEFAULT_GOAL := all
+
 PREFIX  ?= /usr/local
 DESTDIR ?=
 BUILD   ?= build

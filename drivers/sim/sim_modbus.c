@@ -1,0 +1,199 @@
+/* The simulated rig's Modbus slaves (RTU on a pty, TCP on loopback), through libmodbus. */
+#include "sim_modbus.h"
+#include "log.h"
+#include "mbcodec.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <modbus.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define RTU_BUF 512
+
+struct sim_modbus {
+    struct sim_physics *p;
+    modbus_t *rtu, *tcp;
+    modbus_mapping_t *chip[SIM_CHIPS];      /* RTU units 1, 2 */
+    modbus_mapping_t *valve, *incubator;    /* TCP units 1, 2 */
+    uint8_t buf[RTU_BUF];
+    size_t len;
+};
+
+/* Create the register maps and contexts. */
+int sim_modbus_create(struct sim_modbus **out, struct sim_physics *p)
+{
+    struct sim_modbus *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return -ENOMEM;
+    m->p = p;
+    m->chip[0] = modbus_mapping_new(0, 0, 0, 6);
+    m->chip[1] = modbus_mapping_new(0, 0, 0, 4);
+    m->valve = modbus_mapping_new(0, 1, 1, 0);
+    m->incubator = modbus_mapping_new(0, 0, 1, 1);
+    /* The RTU context never opens its device: it writes replies to the pty master. */
+    m->rtu = modbus_new_rtu("/dev/null", 19200, 'N', 8, 1);
+    if (!m->chip[0] || !m->chip[1] || !m->valve || !m->incubator || !m->rtu) {
+        sim_modbus_free(m);
+        return -ENOMEM;
+    }
+    m->incubator->tab_registers[0] = (uint16_t)(int16_t)lround(p->temp_setpoint * 10);
+    m->valve->tab_registers[0] = (uint16_t)p->valve_position;
+    *out = m;
+    return 0;
+}
+
+void sim_modbus_free(struct sim_modbus *m)
+{
+    if (m == NULL)
+        return;
+    for (int i = 0; i < SIM_CHIPS; i++)
+        if (m->chip[i])
+            modbus_mapping_free(m->chip[i]);
+    if (m->valve)
+        modbus_mapping_free(m->valve);
+    if (m->incubator)
+        modbus_mapping_free(m->incubator);
+    if (m->rtu)
+        modbus_free(m->rtu);
+    if (m->tcp) {
+        modbus_close(m->tcp);
+        modbus_free(m->tcp);
+    }
+    free(m);
+}
+
+/* Copy the model's readings into the registers. */
+static void refresh(struct sim_modbus *m)
+{
+    struct sim_physics *p = m->p;
+    for (int i = 0; i < SIM_CHIPS; i++) {
+        uint16_t *r = m->chip[i]->tab_input_registers;
+        mb_encode(sim_read_pressure(p, i), MB_F32, MB_ABCD, r);
+        mb_encode(sim_read_flow(p, i), MB_F32, MB_ABCD, r + 2);
+    }
+    mb_encode(sim_read_o2(p) * 100.0, MB_U16, MB_ABCD, m->chip[0]->tab_input_registers + 4);
+    mb_encode(sim_read_temp(p) * 10.0, MB_I16, MB_ABCD, m->incubator->tab_input_registers);
+    m->valve->tab_input_bits[0] = sim_valve_busy(p);
+}
+
+/* Check a write to a holding register before replying; an exception code or 0. */
+static int check_write(struct sim_modbus *m, int unit, int fc, int addr, int value)
+{
+    (void)m;
+    if (fc != MODBUS_FC_WRITE_SINGLE_REGISTER && fc != MODBUS_FC_WRITE_MULTIPLE_REGISTERS)
+        return 0;
+    if (unit == 1 && addr == 0 && (value < 1 || value > 6))
+        return MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE;
+    if (unit == 2 && addr == 0 && ((int16_t)value < 200 || (int16_t)value > 420))
+        return MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE;
+    return 0;
+}
+
+/* After a TCP write: move the valve, change the incubator setpoint. */
+static void apply_writes(struct sim_modbus *m)
+{
+    sim_valve_move(m->p, m->valve->tab_registers[0]);
+    m->p->temp_setpoint = (int16_t)m->incubator->tab_registers[0] / 10.0;
+}
+
+/* Expected length of an RTU request from its first bytes; 0 if not known yet, -1 if unsupported. */
+static int rtu_length(const uint8_t *b, size_t n)
+{
+    if (n < 2)
+        return 0;
+    switch (b[1]) {
+    case 1: case 2: case 3: case 4: case 5: case 6:
+        return 8;
+    case 15: case 16:
+        return n < 7 ? 0 : 9 + b[6];
+    default:
+        return -1;
+    }
+}
+
+/* Answer one framed RTU request. */
+static void rtu_request(struct sim_modbus *m, int fd, const uint8_t *req, int len)
+{
+    uint16_t crc = mb_crc16(req, (size_t)len - 2);
+    if (req[len - 2] != (crc & 0xFF) || req[len - 1] != (crc >> 8))
+        return;     /* a real slave stays silent on a bad CRC */
+    int unit = req[0];
+    if (unit < 1 || unit > SIM_CHIPS)
+        return;     /* nobody at that address on this line */
+    refresh(m);
+    modbus_set_socket(m->rtu, fd);
+    modbus_set_slave(m->rtu, unit);
+    modbus_reply(m->rtu, req, len, m->chip[unit - 1]);
+}
+
+/* Bytes arrived on the RTU line. */
+void sim_rtu_feed(struct sim_modbus *m, int fd, const uint8_t *buf, size_t n)
+{
+    if (n > RTU_BUF - m->len)
+        m->len = 0;     /* garbage overflow: resynchronise */
+    memcpy(m->buf + m->len, buf, n);
+    m->len += n;
+    for (;;) {
+        int want = rtu_length(m->buf, m->len);
+        if (want < 0 || want > RTU_BUF) {
+            /* Not a request we understand: drop a byte and look for a frame again. */
+            memmove(m->buf, m->buf + 1, --m->len);
+            continue;
+        }
+        if (want == 0 || m->len < (size_t)want)
+            return;
+        rtu_request(m, fd, m->buf, want);
+        memmove(m->buf, m->buf + want, m->len - (size_t)want);
+        m->len -= (size_t)want;
+    }
+}
+
+/* Listen on 127.0.0.1. */
+int sim_tcp_listen(struct sim_modbus *m, int port, int *bound_port)
+{
+    m->tcp = modbus_new_tcp("127.0.0.1", port);
+    if (m->tcp == NULL)
+        return -errno;
+    int fd = modbus_tcp_listen(m->tcp, 8);
+    if (fd < 0)
+        return -errno;
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    *bound_port = ntohs(sa.sin_port);
+    return fd;
+}
+
+/* Answer one request on a TCP client socket. */
+int sim_tcp_serve(struct sim_modbus *m, int fd)
+{
+    uint8_t req[MODBUS_TCP_MAX_ADU_LENGTH];
+    modbus_set_socket(m->tcp, fd);
+    int len = modbus_receive(m->tcp, req);
+    if (len < 0)
+        return -1;
+    if (len < 8)
+        return 0;
+    int unit = req[6], fc = req[7];
+    modbus_mapping_t *map = unit == 1 ? m->valve : unit == 2 ? m->incubator : NULL;
+    if (map == NULL) {
+        modbus_reply_exception(m->tcp, req, MODBUS_EXCEPTION_GATEWAY_TARGET);
+        return 0;
+    }
+    int addr = len >= 10 ? (req[8] << 8) | req[9] : 0;
+    int value = fc == MODBUS_FC_WRITE_SINGLE_REGISTER ? ((req[10] << 8) | req[11])
+              : len >= 15 ? ((req[13] << 8) | req[14]) : 0;
+    int exc = check_write(m, unit, fc, addr, value);
+    if (exc != 0) {
+        modbus_reply_exception(m->tcp, req, (unsigned)exc);
+        return 0;
+    }
+    refresh(m);
+    if (modbus_reply(m->tcp, req, len, map) < 0)
+        return -1;
+    apply_writes(m);
+    return 0;
+}

@@ -1,0 +1,30 @@
+/*
+ * The simulated rig's Modbus slaves. RTU on a pty: unit 1 = chip1
+ * (chip-sensor-o2 profile), unit 2 = chip2 (pressure-flow profile). TCP on
+ * loopback: unit 1 = valve1 (rotary-valve), unit 2 = incubator
+ * (temperature-controller). Registers are refreshed from the physics model
+ * before every reply; writes go back into it.
+ */
+#ifndef PERFUSE_SIM_MODBUS_H
+#define PERFUSE_SIM_MODBUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "physics.h"
+
+struct sim_modbus;
+
+/* Create the slaves' register maps and libmodbus contexts. Returns 0 or -ENOMEM. */
+int sim_modbus_create(struct sim_modbus **out, struct sim_physics *p);
+void sim_modbus_free(struct sim_modbus *m);
+
+/* RTU: bytes arrived on the pty master fd; frame them and answer whole requests. */
+void sim_rtu_feed(struct sim_modbus *m, int fd, const uint8_t *buf, size_t n);
+
+/* TCP: listen on 127.0.0.1 (port 0 = any); returns the listening fd and the port. */
+int sim_tcp_listen(struct sim_modbus *m, int port, int *bound_port);
+/* TCP: answer one request waiting on a client socket; -1 when the client is gone. */
+int sim_tcp_serve(struct sim_modbus *m, int client_fd);
+
+#endif
