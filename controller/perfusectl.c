@@ -195,9 +195,9 @@ static int parse_subopts(int argc, char **argv, struct subopts *o)
         { NULL, 0, NULL, 0 },
     };
     memset(o, 0, sizeof *o);
-    optind = 1;
+    optind = 0;     /* 0 re-initialises glibc's getopt, which then permutes: options may follow */
     int ch;
-    while ((ch = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
         case 'r': o->reason = optarg; break;
         case 'o': o->operator_name = optarg; break;

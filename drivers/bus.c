@@ -396,7 +396,6 @@ static void try_link(struct bus *b)
     if (rc == 0) {
         b->link_up = true;
         b->link_reported_down = false;
-        log_info(b->link_cfg.name, "link up");
         note_msg(b, BUS_NOTE_LINK_UP, 0, 0, "link up");
         return;
     }
