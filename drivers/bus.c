@@ -151,6 +151,10 @@ size_t bus_take_notes(struct bus *b, struct bus_note *out, size_t max)
 {
     pthread_mutex_lock(&b->lock);
     size_t n = b->n_notes < max ? b->n_notes : max;
+    if (n == 0) {
+        pthread_mutex_unlock(&b->lock);
+        return 0;
+    }
     memcpy(out, b->notes, n * sizeof *out);
     memmove(b->notes, b->notes + n, (b->n_notes - n) * sizeof *b->notes);
     b->n_notes -= n;

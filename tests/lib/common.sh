@@ -47,8 +47,18 @@ ctl() { timeout 120 "$BUILD/perfusectl" --socket "$SOCK" "$@"; }
 # wait_gone PID SECONDS: wait for any process (not only a child) to exit, via pidfd.
 wait_gone() { "$PYTHON" tests/lib/pidwait.py "$1" "$2"; }
 
-# finish: print the summary line and exit with the result.
+# finish: check the daemons' logs for sanitizer reports, print the summary line
+# and exit with the result. Logs of a failed test are shown.
 finish() {
+    for log in "$T"/*/perfused.log; do
+        [ -f "$log" ] || continue
+        if grep -q -E "runtime error|AddressSanitizer|LeakSanitizer" "$log"; then
+            not_ok "sanitizer report in $log"
+        fi
+        if [ "$failures" -gt 0 ]; then
+            echo "--- $log"; tail -n 40 "$log"
+        fi
+    done
     echo "$((checks - failures)) passed, $failures failed"
     [ "$failures" -eq 0 ]
     exit $?
