@@ -8,6 +8,7 @@
 #include "diag.h"
 #include "log.h"
 #include "plan.h"
+#include "recorder.h"
 #include "rig.h"
 #include "timeline.h"
 #include "timeutil.h"
@@ -47,7 +48,8 @@ static void usage(FILE *out)
         "  confirm                         answer a pending operator prompt\n"
         "  wait                            block until the current run ends; print its status\n"
         "Offline:\n"
-        "  check PROTOCOL [--rig FILE]     validate; print the timeline and total duration\n"
+        "  check PROTOCOL [--rig FILE]     validate; print the timeline, total duration, volumes\n"
+        "  recover FILE.h5                 make a run file left by a crash readable (safe to repeat)\n"
         "\n"
         "Exit codes: 0 success, 1 invalid input or refused, 2 usage error, 3 daemon not reachable.\n");
 }
@@ -510,6 +512,26 @@ static int cmd_check(struct ctl *c, int argc, char **argv)
     return rc == 0 ? EXIT_OK : EXIT_REFUSED;
 }
 
+/* recover FILE.h5: make a run file left by a crash readable again. */
+static int cmd_recover(struct ctl *c, int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: perfusectl recover FILE.h5\n"
+                        "example: perfusectl recover runs/20261122-101500-demo-1a2b3c4d.h5\n");
+        return EXIT_USAGE;
+    }
+    char err[512];
+    int rc = recorder_recover(argv[1], err, sizeof err);
+    if (c->json)
+        printf("{\"ok\": %s, \"file\": \"%s\"%s%s%s}\n", rc == 0 ? "true" : "false", argv[1],
+               rc ? ", \"error\": \"" : "", rc ? err : "", rc ? "\"" : "");
+    else if (rc == 0)
+        printf("%s: recovered (safe to run again)\n", argv[1]);
+    else
+        fprintf(stderr, "perfusectl: %s\n", err);
+    return rc == 0 ? EXIT_OK : EXIT_REFUSED;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -545,6 +567,8 @@ int main(int argc, char **argv)
         return cmd_run(&c, sub_argc, sub_argv);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(&c, sub_argc, sub_argv);
+    if (strcmp(cmd, "recover") == 0)
+        return cmd_recover(&c, sub_argc, sub_argv);
     static const char *const simple[] = { "status", "pause", "resume", "abort", "confirm", "wait", NULL };
     for (int i = 0; simple[i]; i++)
         if (strcmp(cmd, simple[i]) == 0)

@@ -1,0 +1,255 @@
+/* The recorder: the run file's layout and values, dropped records, and recovery after kill -9. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <hdf5.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "recorder.h"
+
+static const struct rec_channel chans[] = {
+    { "chip1.pressure", "mbar", "chip1", "modbus", "measured" },
+    { "pump1.flow", "uL/min", "pump1", "newera", "setpoint" },
+};
+static const struct rec_channel sps[] = { { "pump1.flow", "uL/min", "pump1", "newera", "setpoint" } };
+
+static char dir[64];
+
+static int make_dir(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/perfuse-rec.XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+/* Run info for a file at path. */
+static struct rec_run_info info_for(const char *path)
+{
+    return (struct rec_run_info){
+        .path = path, .run_id = "0123456789abcdef", .protocol_name = "t", .protocol_path = "/p.yaml",
+        .protocol_text = "perfuse: 1\n", .rig_name = "sim", .rig_text = "rig: sim\n",
+        .operator_name = "alice", .host = "h", .software_version = "test",
+        .start_wall_ns = 1700000000000000000LL, .channels = chans, .n_channels = 2,
+        .setpoints = sps, .n_setpoints = 1,
+    };
+}
+
+/* Read a 1-D float64 dataset. */
+static size_t read_f64(hid_t f, const char *name, double *out, size_t max)
+{
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    assert_true(d >= 0);
+    hid_t s = H5Dget_space(d);
+    hsize_t n;
+    H5Sget_simple_extent_dims(s, &n, NULL);
+    assert_true(n <= max);
+    if (n > 0)
+        assert_true(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0);
+    H5Sclose(s);
+    H5Dclose(d);
+    return (size_t)n;
+}
+
+/* Read a string attribute. */
+static void read_attr(hid_t loc, const char *obj, const char *name, char *buf, size_t len)
+{
+    hid_t a = H5Aopen_by_name(loc, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(a >= 0);
+    hid_t t = H5Aget_type(a);
+    size_t n = H5Tget_size(t);
+    assert_true(n < len);
+    memset(buf, 0, len);
+    assert_true(H5Aread(a, t, buf) >= 0);
+    H5Tclose(t);
+    H5Aclose(a);
+}
+
+static void test_layout_and_values(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/a.h5", dir);
+    struct rec_run_info info = info_for(path);
+    struct recorder *r;
+    assert_int_equal(recorder_start(&r, &info, NULL, NULL), 0);
+    for (int i = 0; i < 3000; i++)
+        recorder_sample(r, 0, i * 0.1, 100.0 + i);
+    recorder_setpoint(r, 0, 0.0, 50.0);
+    recorder_setpoint(r, 0, 8.0, 5.0);
+    recorder_event(r, 0.0, "info", "runner", "run_started", "started");
+    struct rec_step s = { .index = 0, .path = "1", .name = "prime", .planned_start = 0, .start = 0.001,
+                          .end = NAN, .outcome = "running" };
+    recorder_step(r, &s);
+    s.end = 8.0;
+    snprintf(s.outcome, sizeof s.outcome, "done");
+    recorder_step(r, &s);       /* rewrites row 0 */
+    recorder_finish(r, "completed");
+    recorder_free(r);
+
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    char buf[256];
+    read_attr(f, "/", "state", buf, sizeof buf);
+    assert_string_equal(buf, "completed");
+    read_attr(f, "/", "format", buf, sizeof buf);
+    assert_string_equal(buf, "perfuse-run");
+    read_attr(f, "/", "operator", buf, sizeof buf);
+    assert_string_equal(buf, "alice");
+    read_attr(f, "/channels/chip1.pressure", "NX_class", buf, sizeof buf);
+    assert_string_equal(buf, "NXlog");
+    read_attr(f, "/channels/chip1.pressure", "units", buf, sizeof buf);
+    assert_string_equal(buf, "mbar");
+    read_attr(f, "/channels/chip1.pressure/time", "units", buf, sizeof buf);
+    assert_string_equal(buf, "s");
+    read_attr(f, "/protocol", "sha256", buf, sizeof buf);
+    /* sha256("perfuse: 1\n") */
+    assert_int_equal(strlen(buf), 64);
+    static double t[4000], v[4000];
+    assert_int_equal(read_f64(f, "/channels/chip1.pressure/time", t, 4000), 3000);
+    assert_int_equal(read_f64(f, "/channels/chip1.pressure/value", v, 4000), 3000);
+    for (int i = 0; i < 3000; i++) {
+        assert_float_equal(t[i], i * 0.1, 0);
+        assert_float_equal(v[i], 100.0 + i, 0);
+    }
+    assert_int_equal(read_f64(f, "/channels/pump1.flow/value", v, 4000), 0);
+    assert_int_equal(read_f64(f, "/setpoints/pump1.flow/value", v, 4000), 2);
+    assert_float_equal(v[1], 5.0, 0);
+    hid_t d = H5Dopen2(f, "/steps", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(d);
+    hsize_t n;
+    H5Sget_simple_extent_dims(sp, &n, NULL);
+    assert_int_equal(n, 1);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Fclose(f);
+}
+
+static void test_dropped_records_are_counted(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/b.h5", dir);
+    struct rec_run_info info = info_for(path);
+    info.max_queued = 1024;
+    struct recorder *r;
+    assert_int_equal(recorder_start(&r, &info, NULL, NULL), 0);
+    for (int i = 0; i < 100000; i++)
+        recorder_sample(r, 0, i, i);
+    struct rec_status st;
+    recorder_get_status(r, &st);
+    recorder_finish(r, "completed");
+    recorder_free(r);
+    /* The thread swaps the queue out at least once a second, so with a bound of
+     * 1024 most of 100000 samples queued in a burst cannot all fit. */
+    assert_true(st.dropped > 0);
+}
+
+struct flushed {
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    struct recorder *r;
+    uint64_t written;
+};
+
+/* Notify callback in the child: wake the writer when records are written. */
+static void on_status(void *arg)
+{
+    struct flushed *fl = arg;
+    pthread_mutex_lock(&fl->m);
+    if (fl->r) {
+        struct rec_status st;
+        recorder_get_status(fl->r, &st);
+        fl->written = st.written;
+    }
+    pthread_cond_signal(&fl->c);
+    pthread_mutex_unlock(&fl->m);
+}
+
+/* Child: write 2000 samples, wait until they are flushed, report, then keep writing. */
+static void crash_child(const char *path, int fd)
+{
+    static struct flushed fl = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0 };
+    struct rec_run_info info = info_for(path);
+    struct recorder *r;
+    if (recorder_start(&r, &info, on_status, &fl) != 0)
+        _exit(2);
+    pthread_mutex_lock(&fl.m);
+    fl.r = r;
+    pthread_mutex_unlock(&fl.m);
+    for (int i = 0; i < 2000; i++)
+        recorder_sample(r, 0, i * 0.01, i * 1.5);
+    pthread_mutex_lock(&fl.m);
+    while (fl.written < 2000)
+        pthread_cond_wait(&fl.c, &fl.m);
+    pthread_mutex_unlock(&fl.m);
+    if (write(fd, "F", 1) != 1)
+        _exit(3);
+    for (int i = 2000;; i++)
+        recorder_sample(r, 0, i * 0.01, i * 1.5);
+}
+
+static void test_kill9_then_recover_keeps_every_flushed_sample(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/c.h5", dir);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        crash_child(path, p[1]);
+    }
+    close(p[1]);
+    char c;
+    assert_int_equal(read(p[0], &c, 1), 1);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(p[0]);
+    char err[256];
+    assert_int_equal(recorder_recover(path, err, sizeof err), 0);
+    assert_int_equal(recorder_recover(path, err, sizeof err), 0);     /* safe twice */
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    char buf[64];
+    read_attr(f, "/", "state", buf, sizeof buf);
+    assert_string_equal(buf, "interrupted");
+    static double t[4000000], v[4000000];
+    size_t n = read_f64(f, "/channels/chip1.pressure/time", t, 4000000);
+    size_t m = read_f64(f, "/channels/chip1.pressure/value", v, 4000000);
+    assert_true(n >= 2000);
+    assert_int_equal(n, m);
+    for (size_t i = 0; i < n; i++) {
+        assert_float_equal(t[i], (double)i * 0.01, 1e-12);
+        assert_float_equal(v[i], (double)i * 1.5, 0);
+    }
+    H5Fclose(f);
+}
+
+static int cleanup(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_layout_and_values),
+        cmocka_unit_test(test_dropped_records_are_counted),
+        cmocka_unit_test(test_kill9_then_recover_keeps_every_flushed_sample),
+    };
+    return cmocka_run_group_tests(tests, make_dir, cleanup);
+}
