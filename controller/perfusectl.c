@@ -186,7 +186,7 @@ static void print_result(struct ctl *c, json_t *res)
 /* Parse sub-command options --reason/--operator/--wait. */
 struct subopts {
     const char *reason, *operator_name, *rig;
-    bool wait;
+    bool wait, json;
 };
 
 static int parse_subopts(int argc, char **argv, struct subopts *o)
@@ -194,7 +194,7 @@ static int parse_subopts(int argc, char **argv, struct subopts *o)
     static const struct option opts[] = {
         { "reason", required_argument, NULL, 'r' }, { "operator", required_argument, NULL, 'o' },
         { "wait", no_argument, NULL, 'w' }, { "rig", required_argument, NULL, 'g' },
-        { NULL, 0, NULL, 0 },
+        { "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 },
     };
     memset(o, 0, sizeof *o);
     optind = 0;     /* 0 re-initialises glibc's getopt, which then permutes: options may follow */
@@ -205,6 +205,7 @@ static int parse_subopts(int argc, char **argv, struct subopts *o)
         case 'o': o->operator_name = optarg; break;
         case 'w': o->wait = true; break;
         case 'g': o->rig = optarg; break;
+        case 'j': o->json = true; break;
         default: return -1;
         }
     }
@@ -232,6 +233,7 @@ static int cmd_run(struct ctl *c, int argc, char **argv)
 {
     struct subopts o;
     int i = parse_subopts(argc, argv, &o);
+    c->json |= o.json;
     if (i < 0 || i != argc - 1) {
         fprintf(stderr, "usage: perfusectl run PROTOCOL [--operator NAME] [--wait]\n"
                         "example: perfusectl run protocols/demo.yaml --operator alice\n");
@@ -278,6 +280,7 @@ static int cmd_simple(struct ctl *c, const char *name, int argc, char **argv)
 {
     struct subopts o;
     int i = parse_subopts(argc, argv, &o);
+    c->json |= o.json;
     if (i < 0 || i != argc) {
         fprintf(stderr, "usage: perfusectl %s%s\n", name,
                 strcmp(name, "abort") == 0 || strcmp(name, "pause") == 0 ? " [--reason TEXT]" : "");
@@ -449,8 +452,9 @@ static int cmd_check(struct ctl *c, int argc, char **argv)
 {
     struct subopts o;
     int i = parse_subopts(argc, argv, &o);
+    c->json |= o.json;
     if (i < 0 || i != argc - 1) {
-        fprintf(stderr, "usage: perfusectl check PROTOCOL [--rig FILE]\n"
+        fprintf(stderr, "usage: perfusectl check PROTOCOL [--rig FILE] [--json]\n"
                         "example: perfusectl check protocols/demo.yaml\n"
                         "Without --rig the protocol is checked against the simulated rig.\n");
         return EXIT_USAGE;

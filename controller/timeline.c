@@ -82,37 +82,53 @@ static void leaf(struct walk *w, const struct plan_step *s)
 
 static void walk_steps(struct walk *w, const struct plan_step *parent);
 
-/* Account a repeat: passes repeat exactly once the setpoints entering a pass
- * stop changing, so the rest is multiplied instead of walked (a repeat of a
- * million passes costs two walks, not a million). */
+/* Passes of a steady repeat that can be skipped before some syringe empties. */
+static uint64_t passes_before_empty(const struct walk *w, const double *vol0, uint64_t rest)
+{
+    uint64_t skip = rest;
+    for (size_t p = 0; p < w->tl->n_pumps; p++) {
+        const struct timeline_pump *tp = &w->tl->pumps[p];
+        double per_pass = tp->delivered_ul - vol0[p];
+        if (tp->capacity_ul <= 0 || tp->empty_at_ns >= 0 || per_pass <= 0)
+            continue;
+        double left = (tp->capacity_ul - tp->delivered_ul) / per_pass;
+        uint64_t n = left < (double)rest ? (uint64_t)left : rest;
+        if (n < skip)
+            skip = n;
+    }
+    return skip;
+}
+
+/* Account a repeat. Once the setpoints entering a pass stop changing, every
+ * later pass is the same, so passes are multiplied instead of walked, except
+ * the one in which a syringe runs empty, which is walked to find the moment.
+ * A repeat of a million passes costs a few walks, not a million. */
 static void repeat(struct walk *w, const struct plan_step *s)
 {
     size_t nch = w->rig->n_channels;
     double *before = malloc(nch * sizeof *before);
-    double *vol0 = malloc(w->tl->n_pumps * sizeof *vol0);
+    double *vol0 = malloc((w->tl->n_pumps + 1) * sizeof *vol0);
     if (before == NULL || vol0 == NULL) {
         free(before);
         free(vol0);
         return;
     }
-    for (uint32_t k = 0; k < s->count; k++) {
+    for (uint64_t k = 0; k < s->count; k++) {
         memcpy(before, w->value, nch * sizeof *before);
         for (size_t p = 0; p < w->tl->n_pumps; p++)
             vol0[p] = w->tl->pumps[p].delivered_ul;
         int64_t t0 = w->t;
         walk_steps(w, s);
-        bool steady = memcmp(before, w->value, nch * sizeof *before) == 0;
-        bool can_skip = steady && k + 1 < s->count;
-        for (size_t p = 0; can_skip && p < w->tl->n_pumps; p++)
-            if (w->tl->pumps[p].capacity_ul > 0 && w->tl->pumps[p].empty_at_ns < 0)
-                can_skip = false;   /* walk on, to find the exact moment it empties */
-        if (!can_skip)
+        if (memcmp(before, w->value, nch * sizeof *before) != 0 || k + 1 >= s->count)
             continue;
-        uint32_t rest = s->count - k - 1;
-        for (size_t p = 0; p < w->tl->n_pumps; p++)
-            w->tl->pumps[p].delivered_ul += rest * (w->tl->pumps[p].delivered_ul - vol0[p]);
-        w->t += (int64_t)rest * (w->t - t0);
-        break;
+        uint64_t skip = passes_before_empty(w, vol0, s->count - k - 1);
+        for (size_t p = 0; p < w->tl->n_pumps; p++) {
+            struct timeline_pump *tp = &w->tl->pumps[p];
+            double per_pass = tp->delivered_ul - vol0[p];
+            tp->delivered_ul += (double)skip * per_pass;
+        }
+        w->t += (int64_t)skip * (w->t - t0);
+        k += skip;
     }
     free(before);
     free(vol0);

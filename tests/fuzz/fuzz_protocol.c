@@ -1,7 +1,7 @@
 /*
  * libFuzzer target for the protocol loader: any bytes, as a protocol file,
- * against the simulated rig. The loader must return (a plan or errors)
- * without crashing, hanging, leaking or reading out of bounds.
+ * against the simulated rig, then the volume timeline, as perfusectl check
+ * does. Neither may crash, hang, leak or read out of bounds.
  *
  *   make fuzz                      (FUZZ_SECONDS=N to choose how long)
  */
@@ -12,6 +12,7 @@
 
 #include "plan.h"
 #include "rig.h"
+#include "timeline.h"
 
 static struct rig *rig;
 
@@ -37,7 +38,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct diag d;
     struct plan *p = NULL;
     diag_init(&d);
-    plan_load("fuzz.yaml", (const char *)data, size, rig, &p, &d);
+    if (plan_load("fuzz.yaml", (const char *)data, size, rig, &p, &d) == 0) {
+        /* What perfusectl check does next: volumes and syringe warnings. */
+        struct timeline tl;
+        if (timeline_compute(p, rig, &tl) == 0)
+            timeline_free(&tl);
+    }
     plan_free(p);
     diag_free(&d);
     return 0;
