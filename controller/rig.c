@@ -437,6 +437,15 @@ const char *rig_suggest_channel(const struct rig *rig, const char *name)
             best = rig->channels[i].name;
         }
     }
+    /* A device with one actuated channel may be named alone ("pump1"). */
+    for (size_t i = 0; i < rig->n_devices; i++) {
+        const char *dev = rig->devices[i].name;
+        int d = unit_edit_distance(name, dev);
+        if (d < best_d && rig_find_channel(rig, dev) >= 0) {
+            best_d = d;
+            best = dev;
+        }
+    }
     size_t len = strlen(name);
     return best_d <= (len <= 6 ? 1 : (len <= 12 ? 2 : 3)) ? best : NULL;
 }
