@@ -261,6 +261,10 @@ int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
     run_event(r, r->start_ns, "info", "control", "run_requested",
               "run of '%s' requested by %s%s%s", r->plan->name, who->user,
               who->operator_name ? ", operator " : "", who->operator_name ? who->operator_name : "");
+    if (r->plan->n_limits > 0)
+        run_event(r, r->start_ns, "warning", "runner", "limits_not_enforced",
+                  "this protocol has %zu limits; this version of perfused validates them but "
+                  "does not act on them yet", r->plan->n_limits);
     runner_start(r->runner, r->start_ns);
     *out = r;
     return 0;
