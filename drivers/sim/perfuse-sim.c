@@ -1,18 +1,27 @@
 /*
  * perfuse-sim: the simulated rig "sim", speaking the real wire protocols.
  *
- *   perfuse-sim [--seed N] [--rig-out FILE] [--profiles DIR] [--die-with-parent]
- *               [--log-level LEVEL]
+ *   perfuse-sim [--seed N] [--rig-out FILE] [--profiles DIR] [--fault SPEC]...
+ *               [--control PATH] [--die-with-parent] [--log-level LEVEL]
  *
  * Two New Era pumps (addresses 0, 1) on one pty, the chip sensors as Modbus
  * RTU slaves (units 1, 2) on another pty, the valve and incubator as Modbus TCP
- * units 1 and 2 on 127.0.0.1. When everything listens it prints one JSON line:
- *   {"pid": N, "seed": S, "rig_file": "...", "buses": {"pumps": "/dev/pts/5",
- *    "sensors": "/dev/pts/6", "plc": "127.0.0.1:40123"}}
+ * units 1 and 2 on 127.0.0.1. The ptys are reached through stable symlinks
+ * (pumps.tty, sensors.tty) beside the rig file, so a simulated unplug and
+ * replug keeps the path. When everything listens it prints one JSON line:
+ *   {"pid": N, "seed": S, "rig_file": "...", "control": "...",
+ *    "buses": {"pumps": ".../pumps.tty", "sensors": ".../sensors.tty", "plc": "127.0.0.1:40123"}}
  * and runs until SIGTERM or SIGINT.
+ *
+ * Faults (drivers/sim/sim_faults.h lists the kinds): --fault KIND:DEVICE[,at=D][,for=D]
+ * at start, or at run time on the control socket, one command per line:
+ *   fault KIND:DEVICE[,at=D][,for=D]    -> "ok" or "error: ..."
+ *   clear DEVICE|all                    -> "ok"
+ *   list                                -> one line per fault, then "ok"
  */
 #include "log.h"
 #include "physics.h"
+#include "sim_faults.h"
 #include "sim_modbus.h"
 #include "sim_newera.h"
 #include "timeutil.h"
@@ -30,31 +39,40 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
 #define MAX_CLIENTS 16
+#define MAX_FAULTS 32
 
 struct pty {
     int master, slave;
-    char path[64];
+    char link[PATH_MAX - 32];   /* stable symlink to the pts */
+    char pts[64];
 };
 
 struct sim {
     struct sim_physics phys;
+    struct sim_faults_table faults;
     struct sim_modbus *mb;
     struct pty pumps, sensors;
     int tcp_fd, tcp_port;
     int clients[MAX_CLIENTS];
+    int ctl_fd, ctl_clients[4];
+    char ctl_path[108];
     int sig_fd;
     uint64_t t0;                /* CLOCK_MONOTONIC at model time 0 */
     char line[256];
     size_t line_len;
     const char *rig_out;
+    char dir[PATH_MAX - 64];
+    bool made_dir;
 };
 
-/* Open a pty pair; the sim keeps the slave open and raw, so replies are never
- * echoed back and the master never sees EIO when the daemon closes its end. */
+/* Open a pty pair behind the symlink p->link. The sim keeps the slave open and
+ * raw, so replies are never echoed back and the master never sees EIO when the
+ * daemon closes its end. */
 static int pty_open(struct pty *p)
 {
     p->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -63,8 +81,8 @@ static int pty_open(struct pty *p)
     const char *name = ptsname(p->master);
     if (name == NULL)
         return -errno;
-    snprintf(p->path, sizeof p->path, "%s", name);
-    p->slave = open(p->path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    snprintf(p->pts, sizeof p->pts, "%s", name);
+    p->slave = open(p->pts, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (p->slave < 0)
         return -errno;
     struct termios t;
@@ -72,13 +90,74 @@ static int pty_open(struct pty *p)
     cfmakeraw(&t);
     tcsetattr(p->slave, TCSANOW, &t);
     fcntl(p->master, F_SETFL, O_NONBLOCK);
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s.new", p->link);
+    unlink(tmp);
+    if (symlink(p->pts, tmp) < 0 || rename(tmp, p->link) < 0)
+        return -errno;
     return 0;
 }
 
-/* Bring the model up to the present. */
+/* Unplug: close both ends and remove the symlink. */
+static void pty_close(struct pty *p)
+{
+    if (p->master >= 0) {
+        close(p->master);
+        close(p->slave);
+        unlink(p->link);
+    }
+    p->master = p->slave = -1;
+}
+
+/* Model time now. */
+static int64_t model_now(const struct sim *s)
+{
+    return (int64_t)(time_mono_ns() - s->t0);
+}
+
+/* Bring the model up to the present and apply the faults of this moment. */
 static void sync_model(struct sim *s)
 {
-    sim_physics_advance_to(&s->phys, (int64_t)(time_mono_ns() - s->t0));
+    sim_physics_advance_to(&s->phys, model_now(s));
+    sim_fault_apply(&s->faults, &s->phys, s->phys.now_ns);
+}
+
+/* The pump a command line is for (its leading address), or -1. */
+static int line_address(const char *line)
+{
+    int addr = 0, digits = 0;
+    for (const char *p = line; *p && digits < 2; p++) {
+        if (*p == ' ')
+            continue;
+        if (*p < '0' || *p > '9')
+            break;
+        addr = addr * 10 + (*p - '0');
+        digits++;
+    }
+    return addr < SIM_PUMPS ? addr : -1;
+}
+
+/* Answer one pump command, applying that pump's wire faults. */
+static void pump_command(struct sim *s, const char *line)
+{
+    sync_model(s);
+    int addr = line_address(line);
+    char out[128];
+    size_t len = 0;
+    enum sim_device dev = addr == 1 ? SD_PUMP2 : SD_PUMP1;
+    int64_t now = s->phys.now_ns;
+    if (addr >= 0 && sim_fault_active(&s->faults, dev, SF_TIMEOUT, now))
+        return;
+    if (addr >= 0 && sim_fault_active(&s->faults, dev, SF_GARBAGE, now)) {
+        len = 9;
+        sim_garbage(s->phys.tick, (uint8_t *)out, len);
+    } else if (addr >= 0 && sim_fault_active(&s->faults, dev, SF_EXCEPTION, now)) {
+        len = (size_t)snprintf(out, sizeof out, "\x02%02dS?NA\x03", addr);
+    } else {
+        len = sim_newera_handle(&s->phys, line, out, sizeof out);
+    }
+    if (len > 0 && write(s->pumps.master, out, len) < 0)
+        log_warn("pumps", "write: %s", strerror(errno));
 }
 
 /* Bytes from the pump line: answer each CR-terminated command. */
@@ -94,11 +173,7 @@ static void pumps_readable(struct sim *s)
         }
         s->line[s->line_len] = '\0';
         s->line_len = 0;
-        sync_model(s);
-        char out[128];
-        size_t len = sim_newera_handle(&s->phys, s->line, out, sizeof out);
-        if (len > 0 && write(s->pumps.master, out, len) < 0)
-            log_warn("pumps", "write: %s", strerror(errno));
+        pump_command(s, s->line);
     }
 }
 
@@ -113,18 +188,105 @@ static void sensors_readable(struct sim *s)
     }
 }
 
-/* A TCP client connected. */
-static void tcp_accept(struct sim *s)
+/* Accept a connection on fd into one of n slots. */
+static void accept_into(int fd, int *slots, int n)
 {
-    int fd = accept4(s->tcp_fd, NULL, NULL, SOCK_CLOEXEC);
-    if (fd < 0)
+    int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+    if (c < 0)
         return;
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (s->clients[i] < 0) {
-            s->clients[i] = fd;
+    for (int i = 0; i < n; i++)
+        if (slots[i] < 0) {
+            slots[i] = c;
             return;
         }
-    close(fd);
+    close(c);
+}
+
+/* Execute one control command; the reply goes to fd. */
+static void control_command(struct sim *s, int fd, char *cmd)
+{
+    char reply[2048];
+    char err[256];
+    cmd[strcspn(cmd, "\r\n")] = '\0';
+    sync_model(s);
+    if (strncmp(cmd, "fault ", 6) == 0) {
+        if (sim_fault_add(&s->faults, cmd + 6, s->phys.now_ns, err, sizeof err) < 0)
+            snprintf(reply, sizeof reply, "error: %s\n", err);
+        else
+            snprintf(reply, sizeof reply, "ok\n");
+    } else if (strncmp(cmd, "clear ", 6) == 0) {
+        snprintf(reply, sizeof reply, sim_fault_clear(&s->faults, cmd + 6) == 0 ? "ok\n" :
+                 "error: unknown device (pump1, pump2, chip1, chip2, valve1, incubator, all)\n");
+    } else if (strcmp(cmd, "list") == 0) {
+        sim_fault_describe(&s->faults, s->phys.now_ns, reply, sizeof reply - 4);
+        strcat(reply, "ok\n");
+    } else {
+        snprintf(reply, sizeof reply, "error: unknown command (fault SPEC, clear DEVICE|all, list)\n");
+    }
+    sync_model(s);
+    if (write(fd, reply, strlen(reply)) < 0)
+        log_warn("control", "write: %s", strerror(errno));
+}
+
+/* A control client sent something: one command per line. */
+static void control_readable(struct sim *s, int i)
+{
+    char buf[512];
+    ssize_t n = read(s->ctl_clients[i], buf, sizeof buf - 1);
+    if (n <= 0) {
+        close(s->ctl_clients[i]);
+        s->ctl_clients[i] = -1;
+        return;
+    }
+    buf[n] = '\0';
+    for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+        control_command(s, s->ctl_clients[i], line);
+}
+
+/* Open the control socket. */
+static int control_open(struct sim *s)
+{
+    s->ctl_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", s->ctl_path);
+    unlink(s->ctl_path);
+    if (s->ctl_fd < 0 || bind(s->ctl_fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(s->ctl_fd, 4) < 0)
+        return -errno;
+    return 0;
+}
+
+/* Close or reopen lines whose disconnect fault starts or ends. */
+static void apply_disconnects(struct sim *s)
+{
+    int64_t now = s->phys.now_ns;
+    bool pumps_off = sim_fault_active(&s->faults, SD_PUMP1, SF_DISCONNECT, now) ||
+                     sim_fault_active(&s->faults, SD_PUMP2, SF_DISCONNECT, now);
+    bool sensors_off = sim_fault_active(&s->faults, SD_CHIP1, SF_DISCONNECT, now) ||
+                       sim_fault_active(&s->faults, SD_CHIP2, SF_DISCONNECT, now);
+    bool plc_off = sim_fault_active(&s->faults, SD_VALVE1, SF_DISCONNECT, now) ||
+                   sim_fault_active(&s->faults, SD_INCUBATOR, SF_DISCONNECT, now);
+    if (pumps_off && s->pumps.master >= 0)
+        pty_close(&s->pumps);
+    else if (!pumps_off && s->pumps.master < 0 && pty_open(&s->pumps) < 0)
+        log_error("pumps", "cannot reopen the pump line");
+    if (sensors_off && s->sensors.master >= 0)
+        pty_close(&s->sensors);
+    else if (!sensors_off && s->sensors.master < 0 && pty_open(&s->sensors) < 0)
+        log_error("sensors", "cannot reopen the sensor line");
+    if (plc_off && s->tcp_fd >= 0) {
+        for (int i = 0; i < MAX_CLIENTS; i++)
+            if (s->clients[i] >= 0) {
+                close(s->clients[i]);
+                s->clients[i] = -1;
+            }
+        sim_tcp_close(s->mb);
+        s->tcp_fd = -1;
+    } else if (!plc_off && s->tcp_fd < 0) {
+        int port;
+        s->tcp_fd = sim_tcp_listen(s->mb, s->tcp_port, &port);
+        if (s->tcp_fd < 0)
+            log_error("plc", "cannot listen again on port %d", s->tcp_port);
+    }
 }
 
 /* Write the rig file describing the endpoints, atomically. */
@@ -140,7 +302,7 @@ static int write_rig(struct sim *s, const char *profiles)
             "  - {name: pumps, type: serial, port: %s, baud: 19200}\n"
             "  - {name: sensors, type: modbus-rtu, port: %s, baud: 19200, parity: N}\n"
             "  - {name: plc, type: modbus-tcp, host: 127.0.0.1, port: %d}\n"
-            "devices:\n", (int)getpid(), s->pumps.path, s->sensors.path, s->tcp_port);
+            "devices:\n", (int)getpid(), s->pumps.link, s->sensors.link, s->tcp_port);
     for (int i = 0; i < SIM_PUMPS; i++)
         fprintf(f, "  - {name: pump%d, driver: newera, bus: pumps, address: %d,\n"
                 "     syringe: {diameter: 14.57 mm, volume: 10 mL}, max_flow: 1000 uL/min}\n", i + 1, i);
@@ -176,6 +338,22 @@ static void find_profiles(const char *given, char *out, size_t len)
     snprintf(out, len, "%s/share/perfuse/protocols/profiles", PERFUSE_PREFIX);
 }
 
+/* The directory for the symlinks and the control socket: the rig file's, or a new one. */
+static int make_dir(struct sim *s)
+{
+    if (s->rig_out != NULL) {
+        char copy[PATH_MAX];
+        snprintf(copy, sizeof copy, "%s", s->rig_out);
+        snprintf(s->dir, sizeof s->dir, "%s", dirname(copy));
+        return 0;
+    }
+    snprintf(s->dir, sizeof s->dir, "%s/perfuse-sim-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(s->dir) == NULL)
+        return -errno;
+    s->made_dir = true;
+    return 0;
+}
+
 /* Set everything up; returns 0 or a negative errno. */
 static int sim_setup(struct sim *s, uint64_t seed, const char *profiles)
 {
@@ -183,13 +361,23 @@ static int sim_setup(struct sim *s, uint64_t seed, const char *profiles)
     s->t0 = time_mono_ns();
     for (int i = 0; i < MAX_CLIENTS; i++)
         s->clients[i] = -1;
-    int rc = sim_modbus_create(&s->mb, &s->phys);
+    for (int i = 0; i < 4; i++)
+        s->ctl_clients[i] = -1;
+    int rc = make_dir(s);
+    snprintf(s->pumps.link, sizeof s->pumps.link, "%s/pumps.tty", s->dir);
+    snprintf(s->sensors.link, sizeof s->sensors.link, "%s/sensors.tty", s->dir);
+    if (s->ctl_path[0] == '\0')
+        snprintf(s->ctl_path, sizeof s->ctl_path, "%.90s/sim.sock", s->dir);
+    if (rc == 0)
+        rc = sim_modbus_create(&s->mb, &s->phys, &s->faults);
     if (rc == 0)
         rc = pty_open(&s->pumps);
     if (rc == 0)
         rc = pty_open(&s->sensors);
     if (rc == 0 && (s->tcp_fd = sim_tcp_listen(s->mb, 0, &s->tcp_port)) < 0)
         rc = s->tcp_fd;
+    if (rc == 0)
+        rc = control_open(s);
     if (rc == 0 && s->rig_out != NULL)
         rc = write_rig(s, profiles);
     sigset_t set;
@@ -202,39 +390,56 @@ static int sim_setup(struct sim *s, uint64_t seed, const char *profiles)
     return rc;
 }
 
+/* Whether any fault is set (then the loop wakes regularly to apply windows). */
+static bool any_fault(const struct sim *s)
+{
+    for (int d = 0; d < SD_DEVICES; d++)
+        for (int k = 0; k < SF_KINDS; k++)
+            if (s->faults.f[d][k].set && s->faults.f[d][k].end_ns > s->phys.now_ns)
+                return true;
+    return false;
+}
+
 /* Serve until a signal arrives. */
 static void sim_loop(struct sim *s)
 {
     for (;;) {
-        struct pollfd pf[4 + MAX_CLIENTS];
-        int map[MAX_CLIENTS];
-        int n = 0;
-        pf[n++] = (struct pollfd){ .fd = s->sig_fd, .events = POLLIN };
-        pf[n++] = (struct pollfd){ .fd = s->pumps.master, .events = POLLIN };
-        pf[n++] = (struct pollfd){ .fd = s->sensors.master, .events = POLLIN };
-        pf[n++] = (struct pollfd){ .fd = s->tcp_fd, .events = POLLIN };
-        int nc = 0;
+        struct pollfd pf[9 + MAX_CLIENTS];
+        enum { P_SIG, P_PUMPS, P_SENSORS, P_TCP, P_CTL, P_CTLC };
+        int n = P_CTLC + 4;
+        pf[P_SIG] = (struct pollfd){ .fd = s->sig_fd, .events = POLLIN };
+        pf[P_PUMPS] = (struct pollfd){ .fd = s->pumps.master, .events = POLLIN };
+        pf[P_SENSORS] = (struct pollfd){ .fd = s->sensors.master, .events = POLLIN };
+        pf[P_TCP] = (struct pollfd){ .fd = s->tcp_fd, .events = POLLIN };
+        pf[P_CTL] = (struct pollfd){ .fd = s->ctl_fd, .events = POLLIN };
+        for (int i = 0; i < 4; i++)
+            pf[P_CTLC + i] = (struct pollfd){ .fd = s->ctl_clients[i], .events = POLLIN };
         for (int i = 0; i < MAX_CLIENTS; i++)
-            if (s->clients[i] >= 0) {
-                map[nc++] = i;
-                pf[n++] = (struct pollfd){ .fd = s->clients[i], .events = POLLIN };
-            }
-        if (poll(pf, (nfds_t)n, -1) < 0 && errno != EINTR)
+            pf[n++] = (struct pollfd){ .fd = s->clients[i], .events = POLLIN };
+        /* Fault windows open and close on time: wake every 50 ms while any is set. */
+        if (poll(pf, (nfds_t)n, any_fault(s) ? 50 : -1) < 0 && errno != EINTR)
             return;
-        if (pf[0].revents)
+        if (pf[P_SIG].revents)
             return;
-        if (pf[1].revents & POLLIN)
+        sync_model(s);
+        apply_disconnects(s);
+        if (pf[P_PUMPS].revents & POLLIN && s->pumps.master >= 0)
             pumps_readable(s);
-        if (pf[2].revents & POLLIN)
+        if (pf[P_SENSORS].revents & POLLIN && s->sensors.master >= 0)
             sensors_readable(s);
-        if (pf[3].revents & POLLIN)
-            tcp_accept(s);
-        for (int k = 0; k < nc; k++) {
-            if (!pf[4 + k].revents)
+        if (pf[P_TCP].revents & POLLIN && s->tcp_fd >= 0)
+            accept_into(s->tcp_fd, s->clients, MAX_CLIENTS);
+        if (pf[P_CTL].revents & POLLIN)
+            accept_into(s->ctl_fd, s->ctl_clients, 4);
+        for (int i = 0; i < 4; i++)
+            if (pf[P_CTLC + i].revents && s->ctl_clients[i] >= 0)
+                control_readable(s, i);
+        for (int k = P_CTLC + 4; k < n; k++) {
+            int idx = k - (P_CTLC + 4);
+            if (!pf[k].revents || s->clients[idx] < 0)
                 continue;
             sync_model(s);
-            int idx = map[k];
-            if ((pf[4 + k].revents & (POLLHUP | POLLERR)) || sim_tcp_serve(s->mb, s->clients[idx]) < 0) {
+            if ((pf[k].revents & (POLLHUP | POLLERR)) || sim_tcp_serve(s->mb, s->clients[idx]) < 0) {
                 close(s->clients[idx]);
                 s->clients[idx] = -1;
             }
@@ -242,28 +447,36 @@ static void sim_loop(struct sim *s)
     }
 }
 
-/* Release everything and remove the rig file. */
+/* Release everything and remove the files made. */
 static void sim_cleanup(struct sim *s)
 {
     for (int i = 0; i < MAX_CLIENTS; i++)
         if (s->clients[i] >= 0)
             close(s->clients[i]);
+    for (int i = 0; i < 4; i++)
+        if (s->ctl_clients[i] >= 0)
+            close(s->ctl_clients[i]);
     sim_modbus_free(s->mb);
-    if (s->tcp_fd >= 0)
-        close(s->tcp_fd);
-    close(s->pumps.master);
-    close(s->pumps.slave);
-    close(s->sensors.master);
-    close(s->sensors.slave);
+    pty_close(&s->pumps);
+    pty_close(&s->sensors);
+    if (s->ctl_fd >= 0) {
+        close(s->ctl_fd);
+        unlink(s->ctl_path);
+    }
     if (s->rig_out)
         unlink(s->rig_out);
+    if (s->made_dir)
+        rmdir(s->dir);
 }
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: perfuse-sim [--seed N] [--rig-out FILE] [--profiles DIR] [--die-with-parent]\n"
-                 "                   [--log-level LEVEL]\n"
-                 "Serve the simulated rig 'sim' on ptys and 127.0.0.1; print its endpoints as JSON.\n");
+    fprintf(out, "usage: perfuse-sim [--seed N] [--rig-out FILE] [--profiles DIR] [--fault SPEC]...\n"
+                 "                   [--control PATH] [--die-with-parent] [--log-level LEVEL]\n"
+                 "Serve the simulated rig 'sim' on ptys and 127.0.0.1; print its endpoints as JSON.\n"
+                 "SPEC is KIND:DEVICE[,at=DURATION][,for=DURATION], e.g. timeout:chip1,at=10s,for=5s.\n"
+                 "Kinds: timeout garbage crc disconnect exception stuck nan clog bubble syringe-empty.\n"
+                 "Devices: pump1 pump2 chip1 chip2 valve1 incubator.\n");
 }
 
 int main(int argc, char **argv)
@@ -271,12 +484,17 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         { "seed", required_argument, NULL, 's' }, { "rig-out", required_argument, NULL, 'r' },
         { "profiles", required_argument, NULL, 'p' }, { "die-with-parent", no_argument, NULL, 'd' },
+        { "fault", required_argument, NULL, 'f' }, { "control", required_argument, NULL, 'c' },
         { "log-level", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    struct sim s = { .tcp_fd = -1 };
+    static struct sim s;
+    s.tcp_fd = s.ctl_fd = -1;
+    s.pumps.master = s.sensors.master = -1;
     uint64_t seed = 1;
     const char *profiles_arg = NULL;
+    const char *faults[MAX_FAULTS];
+    int n_faults = 0;
     log_set_program("perfuse-sim");
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -284,6 +502,11 @@ int main(int argc, char **argv)
         case 's': seed = strtoull(optarg, NULL, 10); break;
         case 'r': s.rig_out = optarg; break;
         case 'p': profiles_arg = optarg; break;
+        case 'c': snprintf(s.ctl_path, sizeof s.ctl_path, "%s", optarg); break;
+        case 'f':
+            if (n_faults < MAX_FAULTS)
+                faults[n_faults++] = optarg;
+            break;
         case 'd': {
             pid_t parent = getppid();
             prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -296,6 +519,12 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
+    char err[256];
+    for (int i = 0; i < n_faults; i++)
+        if (sim_fault_add(&s.faults, faults[i], 0, err, sizeof err) < 0) {
+            fprintf(stderr, "perfuse-sim: --fault %s: %s\n", faults[i], err);
+            return 2;
+        }
     char profiles[PATH_MAX];
     find_profiles(profiles_arg, profiles, sizeof profiles);
     int rc = sim_setup(&s, seed, profiles);
@@ -304,10 +533,10 @@ int main(int argc, char **argv)
         sim_cleanup(&s);
         return 1;
     }
-    printf("{\"pid\": %d, \"seed\": %llu, \"rig_file\": %s%s%s, \"buses\": {\"pumps\": \"%s\", "
-           "\"sensors\": \"%s\", \"plc\": \"127.0.0.1:%d\"}}\n", (int)getpid(),
+    printf("{\"pid\": %d, \"seed\": %llu, \"rig_file\": %s%s%s, \"control\": \"%s\", \"buses\": "
+           "{\"pumps\": \"%s\", \"sensors\": \"%s\", \"plc\": \"127.0.0.1:%d\"}}\n", (int)getpid(),
            (unsigned long long)seed, s.rig_out ? "\"" : "", s.rig_out ? s.rig_out : "null",
-           s.rig_out ? "\"" : "", s.pumps.path, s.sensors.path, s.tcp_port);
+           s.rig_out ? "\"" : "", s.ctl_path, s.pumps.link, s.sensors.link, s.tcp_port);
     fflush(stdout);
     sim_loop(&s);
     sim_cleanup(&s);

@@ -10,11 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define RTU_BUF 512
 
 struct sim_modbus {
     struct sim_physics *p;
+    const struct sim_faults_table *faults;
+    int pair[2];                            /* libmodbus writes RTU replies here, we forward them */
     modbus_t *rtu, *tcp;
     modbus_mapping_t *chip[SIM_CHIPS];      /* RTU units 1, 2 */
     modbus_mapping_t *valve, *incubator;    /* TCP units 1, 2 */
@@ -23,12 +26,19 @@ struct sim_modbus {
 };
 
 /* Create the register maps and contexts. */
-int sim_modbus_create(struct sim_modbus **out, struct sim_physics *p)
+int sim_modbus_create(struct sim_modbus **out, struct sim_physics *p,
+                      const struct sim_faults_table *faults)
 {
     struct sim_modbus *m = calloc(1, sizeof *m);
     if (m == NULL)
         return -ENOMEM;
     m->p = p;
+    m->faults = faults;
+    m->pair[0] = m->pair[1] = -1;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, m->pair) < 0) {
+        free(m);
+        return -errno;
+    }
     m->chip[0] = modbus_mapping_new(0, 0, 0, 6);
     m->chip[1] = modbus_mapping_new(0, 0, 0, 4);
     m->valve = modbus_mapping_new(0, 1, 1, 0);
@@ -58,9 +68,10 @@ void sim_modbus_free(struct sim_modbus *m)
         modbus_mapping_free(m->incubator);
     if (m->rtu)
         modbus_free(m->rtu);
-    if (m->tcp) {
-        modbus_close(m->tcp);
-        modbus_free(m->tcp);
+    sim_tcp_close(m);
+    if (m->pair[0] >= 0) {
+        close(m->pair[0]);
+        close(m->pair[1]);
     }
     free(m);
 }
@@ -114,7 +125,17 @@ static int rtu_length(const uint8_t *b, size_t n)
     }
 }
 
-/* Answer one framed RTU request. */
+/* Deterministic junk bytes for the garbage fault. */
+void sim_garbage(uint64_t seed, uint8_t *buf, size_t n)
+{
+    uint64_t x = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        buf[i] = (uint8_t)(x >> 56);
+    }
+}
+
+/* Answer one framed RTU request, applying the unit's wire faults. */
 static void rtu_request(struct sim_modbus *m, int fd, const uint8_t *req, int len)
 {
     uint16_t crc = mb_crc16(req, (size_t)len - 2);
@@ -123,10 +144,31 @@ static void rtu_request(struct sim_modbus *m, int fd, const uint8_t *req, int le
     int unit = req[0];
     if (unit < 1 || unit > SIM_CHIPS)
         return;     /* nobody at that address on this line */
-    refresh(m);
-    modbus_set_socket(m->rtu, fd);
-    modbus_set_slave(m->rtu, unit);
-    modbus_reply(m->rtu, req, len, m->chip[unit - 1]);
+    enum sim_device dev = (enum sim_device)(SD_CHIP1 + unit - 1);
+    int64_t now = m->p->now_ns;
+    if (sim_fault_active(m->faults, dev, SF_TIMEOUT, now))
+        return;
+    uint8_t out[MODBUS_RTU_MAX_ADU_LENGTH];
+    ssize_t n;
+    if (sim_fault_active(m->faults, dev, SF_GARBAGE, now)) {
+        n = 7;
+        sim_garbage(m->p->tick, out, (size_t)n);
+    } else {
+        refresh(m);
+        modbus_set_socket(m->rtu, m->pair[0]);
+        modbus_set_slave(m->rtu, unit);
+        if (sim_fault_active(m->faults, dev, SF_EXCEPTION, now))
+            modbus_reply_exception(m->rtu, req, MODBUS_EXCEPTION_SLAVE_OR_SERVER_FAILURE);
+        else
+            modbus_reply(m->rtu, req, len, m->chip[unit - 1]);
+        n = read(m->pair[1], out, sizeof out);
+        if (n <= 2)
+            return;
+        if (sim_fault_active(m->faults, dev, SF_CRC, now))
+            out[n - 1] ^= 0x5A;
+    }
+    if (write(fd, out, (size_t)n) < 0)
+        log_warn("sensors", "write: %s", strerror(errno));
 }
 
 /* Bytes arrived on the RTU line. */
@@ -151,37 +193,29 @@ void sim_rtu_feed(struct sim_modbus *m, int fd, const uint8_t *buf, size_t n)
     }
 }
 
-/* Listen on 127.0.0.1. */
-int sim_tcp_listen(struct sim_modbus *m, int port, int *bound_port)
+/* Answer one TCP request (valve: unit 1, incubator: unit 2). */
+static void tcp_request(struct sim_modbus *m, int fd, const uint8_t *req, int len)
 {
-    m->tcp = modbus_new_tcp("127.0.0.1", port);
-    if (m->tcp == NULL)
-        return -errno;
-    int fd = modbus_tcp_listen(m->tcp, 8);
-    if (fd < 0)
-        return -errno;
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    getsockname(fd, (struct sockaddr *)&sa, &sl);
-    *bound_port = ntohs(sa.sin_port);
-    return fd;
-}
-
-/* Answer one request on a TCP client socket. */
-int sim_tcp_serve(struct sim_modbus *m, int fd)
-{
-    uint8_t req[MODBUS_TCP_MAX_ADU_LENGTH];
-    modbus_set_socket(m->tcp, fd);
-    int len = modbus_receive(m->tcp, req);
-    if (len < 0)
-        return -1;
-    if (len < 8)
-        return 0;
     int unit = req[6], fc = req[7];
     modbus_mapping_t *map = unit == 1 ? m->valve : unit == 2 ? m->incubator : NULL;
     if (map == NULL) {
         modbus_reply_exception(m->tcp, req, MODBUS_EXCEPTION_GATEWAY_TARGET);
-        return 0;
+        return;
+    }
+    enum sim_device dev = unit == 1 ? SD_VALVE1 : SD_INCUBATOR;
+    int64_t now = m->p->now_ns;
+    if (sim_fault_active(m->faults, dev, SF_TIMEOUT, now))
+        return;
+    if (sim_fault_active(m->faults, dev, SF_GARBAGE, now)) {
+        uint8_t junk[9];
+        sim_garbage(m->p->tick, junk, sizeof junk);
+        if (write(fd, junk, sizeof junk) < 0)
+            log_warn("plc", "write: %s", strerror(errno));
+        return;
+    }
+    if (sim_fault_active(m->faults, dev, SF_EXCEPTION, now)) {
+        modbus_reply_exception(m->tcp, req, MODBUS_EXCEPTION_SLAVE_OR_SERVER_FAILURE);
+        return;
     }
     int addr = len >= 10 ? (req[8] << 8) | req[9] : 0;
     int value = fc == MODBUS_FC_WRITE_SINGLE_REGISTER ? ((req[10] << 8) | req[11])
@@ -189,11 +223,53 @@ int sim_tcp_serve(struct sim_modbus *m, int fd)
     int exc = check_write(m, unit, fc, addr, value);
     if (exc != 0) {
         modbus_reply_exception(m->tcp, req, (unsigned)exc);
-        return 0;
+        return;
     }
     refresh(m);
-    if (modbus_reply(m->tcp, req, len, map) < 0)
-        return -1;
-    apply_writes(m);
-    return 0;
+    if (modbus_reply(m->tcp, req, len, map) >= 0)
+        apply_writes(m);
+}
+
+/* Stop listening. */
+void sim_tcp_close(struct sim_modbus *m)
+{
+    if (m->tcp != NULL) {
+        modbus_close(m->tcp);
+        modbus_free(m->tcp);
+        m->tcp = NULL;
+    }
+}
+
+/* Listen on 127.0.0.1. */
+int sim_tcp_listen(struct sim_modbus *m, int port, int *bound_port)
+{
+    sim_tcp_close(m);
+    m->tcp = modbus_new_tcp("127.0.0.1", port);
+    if (m->tcp == NULL)
+        return -errno;
+    int fd = modbus_tcp_listen(m->tcp, 8);
+    if (fd < 0)
+        return -errno;
+    modbus_set_socket(m->tcp, fd);
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    *bound_port = ntohs(sa.sin_port);
+    return fd;
+}
+
+/* Answer one request on a TCP client socket, applying the unit's wire faults. */
+int sim_tcp_serve(struct sim_modbus *m, int fd)
+{
+    uint8_t req[MODBUS_TCP_MAX_ADU_LENGTH];
+    int listen_fd = modbus_get_socket(m->tcp);
+    modbus_set_socket(m->tcp, fd);
+    int len = modbus_receive(m->tcp, req);
+    int rc = 0;
+    if (len < 0)
+        rc = -1;
+    else if (len >= 8)
+        tcp_request(m, fd, req, len);
+    modbus_set_socket(m->tcp, listen_fd);   /* so modbus_close closes the listener */
+    return rc;
 }

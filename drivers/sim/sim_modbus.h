@@ -12,19 +12,27 @@
 #include <stdint.h>
 
 #include "physics.h"
+#include "sim_faults.h"
 
 struct sim_modbus;
 
-/* Create the slaves' register maps and libmodbus contexts. Returns 0 or -ENOMEM. */
-int sim_modbus_create(struct sim_modbus **out, struct sim_physics *p);
+/* Create the slaves' register maps and libmodbus contexts. faults (borrowed)
+ * decides which replies are withheld, garbled or corrupted. Returns 0 or -ENOMEM. */
+int sim_modbus_create(struct sim_modbus **out, struct sim_physics *p,
+                      const struct sim_faults_table *faults);
 void sim_modbus_free(struct sim_modbus *m);
 
 /* RTU: bytes arrived on the pty master fd; frame them and answer whole requests. */
 void sim_rtu_feed(struct sim_modbus *m, int fd, const uint8_t *buf, size_t n);
 
-/* TCP: listen on 127.0.0.1 (port 0 = any); returns the listening fd and the port. */
+/* TCP: listen on 127.0.0.1 (port 0 = any); returns the listening fd and the port.
+ * Calling it again (after a simulated disconnect) listens anew. */
 int sim_tcp_listen(struct sim_modbus *m, int port, int *bound_port);
 /* TCP: answer one request waiting on a client socket; -1 when the client is gone. */
 int sim_tcp_serve(struct sim_modbus *m, int client_fd);
+/* TCP: stop listening (a simulated disconnect). */
+void sim_tcp_close(struct sim_modbus *m);
+/* Fill buf with n bytes of deterministic junk (the garbage fault). */
+void sim_garbage(uint64_t seed, uint8_t *buf, size_t n);
 
 #endif
