@@ -10,6 +10,7 @@
 #include "plan.h"
 #include "recorder.h"
 #include "rig.h"
+#include "simulate.h"
 #include "timeline.h"
 #include "timeutil.h"
 #include "yamldoc.h"
@@ -49,6 +50,9 @@ static void usage(FILE *out)
         "  wait                            block until the current run ends; print its status\n"
         "Offline:\n"
         "  check PROTOCOL [--rig FILE]     validate; print the timeline, total duration, volumes\n"
+        "  simulate PROTOCOL [--rig FILE] [-o OUT.h5] [--speed N|max] [--fault SPEC]...\n"
+        "                                  run it in virtual time on the simulated rig; write the\n"
+        "                                  same HDF5 file a real run writes\n"
         "  recover FILE.h5                 make a run file left by a crash readable (safe to repeat)\n"
         "\n"
         "Exit codes: 0 success, 1 invalid input or refused, 2 usage error, 3 daemon not reachable.\n");
@@ -519,6 +523,83 @@ static int cmd_check(struct ctl *c, int argc, char **argv)
     return rc == 0 ? EXIT_OK : EXIT_REFUSED;
 }
 
+/* simulate PROTOCOL [--rig FILE] [-o OUT.h5] [--speed N|max] [--fault SPEC]... */
+static int cmd_simulate(struct ctl *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "rig", required_argument, NULL, 'g' }, { "out", required_argument, NULL, 'o' },
+        { "speed", required_argument, NULL, 's' }, { "fault", required_argument, NULL, 'f' },
+        { "seed", required_argument, NULL, 'e' }, { "prompt-delay", required_argument, NULL, 'p' },
+        { "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 },
+    };
+    const char *faults[32];
+    char rigpath[PATH_MAX];
+    struct simulate_options o = { .seed = 1, .prompt_delay_ns = 60 * NS_PER_SEC, .faults = faults };
+    default_rig(rigpath, sizeof rigpath);
+    o.rig_path = rigpath;
+    optind = 0;
+    int ch;
+    char err[200];
+    int col;
+    while ((ch = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'g': o.rig_path = optarg; break;
+        case 'o': o.out_path = optarg; break;
+        case 'e': o.seed = strtoull(optarg, NULL, 10); break;
+        case 'j': c->json = true; break;
+        case 'f':
+            if (o.n_faults < 32)
+                faults[o.n_faults++] = optarg;
+            break;
+        case 's':
+            if (strcmp(optarg, "max") == 0) {
+                o.speed = 0;
+            } else if ((o.speed = strtod(optarg, NULL)) <= 0) {
+                fprintf(stderr, "perfusectl: --speed takes a positive number or 'max'\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case 'p':
+            if (unit_parse_duration(optarg, &o.prompt_delay_ns, err, sizeof err, &col) < 0) {
+                fprintf(stderr, "perfusectl: --prompt-delay: %s\n", err);
+                return EXIT_USAGE;
+            }
+            break;
+        default: ch = -2; break;
+        }
+        if (ch == -2)
+            break;
+    }
+    if (ch == -2 || optind != argc - 1) {
+        fprintf(stderr, "usage: perfusectl simulate PROTOCOL [--rig FILE] [-o OUT.h5] [--speed N|max]\n"
+                        "                           [--fault SPEC]... [--seed N] [--prompt-delay DURATION]\n"
+                        "example: perfusectl simulate protocols/kidney-proximal-tubule.yaml --speed max\n");
+        return EXIT_USAGE;
+    }
+    o.protocol_path = argv[optind];
+    struct diag dg;
+    diag_init(&dg);
+    struct simulate_result res;
+    int rc = simulate_run(&o, &dg, &res);
+    diag_print(&dg, stderr);
+    diag_free(&dg);
+    if (rc < 0) {
+        if (rc != -EINVAL)
+            fprintf(stderr, "perfusectl: simulation failed: %s\n", strerror(-rc));
+        return EXIT_REFUSED;
+    }
+    char vt[64];
+    unit_format_duration(res.virtual_ns, vt, sizeof vt);
+    if (c->json)
+        printf("{\"file\": \"%s\", \"state\": \"%s\", \"virtual_s\": %.3f, \"wall_s\": %.3f, "
+               "\"samples\": %llu}\n", res.path, res.state, (double)res.virtual_ns / 1e9, res.wall_s,
+               (unsigned long long)res.samples);
+    else
+        printf("simulated %s of protocol time in %.2f s: %s, %llu samples\nfile %s\n", vt, res.wall_s,
+               res.state, (unsigned long long)res.samples, res.path);
+    return strcmp(res.state, "completed") == 0 ? EXIT_OK : EXIT_REFUSED;
+}
+
 /* recover FILE.h5: make a run file left by a crash readable again. */
 static int cmd_recover(struct ctl *c, int argc, char **argv)
 {
@@ -574,6 +655,8 @@ int main(int argc, char **argv)
         return cmd_run(&c, sub_argc, sub_argv);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(&c, sub_argc, sub_argv);
+    if (strcmp(cmd, "simulate") == 0)
+        return cmd_simulate(&c, sub_argc, sub_argv);
     if (strcmp(cmd, "recover") == 0)
         return cmd_recover(&c, sub_argc, sub_argv);
     static const char *const simple[] = { "status", "pause", "resume", "abort", "confirm", "wait", NULL };

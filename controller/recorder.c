@@ -84,6 +84,7 @@ struct recorder {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    pthread_cond_t drained;           /* signalled after each swap, for recorder_throttle */
     struct vec values, events, steps; /* producer side, under lock */
     bool finish;
     char final_state[STATE_LEN];
@@ -493,6 +494,7 @@ static void *recorder_main(void *arg)
         tmp = r->events; r->events = events; events = tmp;
         tmp = r->steps; r->steps = steps; steps = tmp;
         done = r->finish;
+        pthread_cond_broadcast(&r->drained);
         pthread_mutex_unlock(&r->lock);
         if (rc == 0) {
             report_drops(r, &events);
@@ -578,6 +580,7 @@ int recorder_start(struct recorder **out, const struct rec_run_info *info,
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&r->cond, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&r->drained, NULL);
     if (rc == 0)
         rc = -pthread_create(&r->thread, NULL, recorder_main, r);
     if (rc < 0) {
@@ -660,6 +663,17 @@ void recorder_step(struct recorder *r, const struct rec_step *step)
     pthread_mutex_unlock(&r->lock);
 }
 
+/* Block until at most max_pending samples are queued. */
+void recorder_throttle(struct recorder *r, size_t max_pending)
+{
+    pthread_mutex_lock(&r->lock);
+    while (r->values.n > max_pending && !r->status.finished) {
+        pthread_cond_signal(&r->cond);
+        pthread_cond_wait(&r->drained, &r->lock);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
 void recorder_get_status(struct recorder *r, struct rec_status *out)
 {
     pthread_mutex_lock(&r->lock);
@@ -705,6 +719,7 @@ void recorder_free(struct recorder *r)
     free(r->steps.data);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->cond);
+    pthread_cond_destroy(&r->drained);
     free(r);
 }
 

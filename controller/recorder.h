@@ -92,6 +92,11 @@ void recorder_event(struct recorder *r, double t, const char *severity, const ch
 /* Queue a /steps row (insert, or rewrite if index was written before). */
 void recorder_step(struct recorder *r, const struct rec_step *step);
 
+/* Block until at most max_pending samples are queued. For producers that may
+ * block (a simulation in virtual time), so they wait for the disk instead of
+ * losing data; never call it on the daemon's loop thread. */
+void recorder_throttle(struct recorder *r, size_t max_pending);
+
 /* Copy the current status. Thread-safe. */
 void recorder_get_status(struct recorder *r, struct rec_status *out);
 

@@ -1,5 +1,6 @@
 /* A run: one protocol on the daemon's rig, its runner and its run file. */
 #include "run.h"
+#include "runfile.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -24,14 +25,14 @@ struct run {
     char id[33];
     char path[PATH_MAX];
     int64_t start_ns, start_wall_ns;
-    int *rec_chan;              /* rig channel -> /channels index, or -1 */
-    int *rec_sp;                /* rig channel -> /setpoints index, or -1 */
+    struct runfile_series series;
+    int *rec_chan;              /* rig channel -> /channels index, or -1 (in series) */
+    int *rec_sp;                /* rig channel -> /setpoints index, or -1 (in series) */
     enum run_state final;
     bool ended;                 /* runner reached a final state */
     bool closed;                /* the file is closed */
     bool shutdown;              /* the daemon is stopping during the run */
     run_closed_cb closed_cb;
-    struct rec_channel *chan_info, *sp_info;
 };
 
 /* Seconds since t = 0 for a clock time. */
@@ -130,69 +131,6 @@ static void rec_notify(void *arg)
     uv_async_send(arg);
 }
 
-/* Lower-case, dash-separated file name part from the protocol name. */
-static void slugify(const char *name, char *out, size_t len)
-{
-    size_t n = 0;
-    bool dash = false;
-    for (const char *p = name; *p && n + 1 < len && n < 40; p++) {
-        if (isalnum((unsigned char)*p)) {
-            if (dash && n > 0)
-                out[n++] = '-';
-            out[n++] = (char)tolower((unsigned char)*p);
-            dash = false;
-        } else {
-            dash = true;
-        }
-    }
-    if (n == 0)
-        n = (size_t)snprintf(out, len, "protocol");
-    out[n] = '\0';
-}
-
-/* Random 128-bit run id in hex. */
-static void make_run_id(char out[33])
-{
-    unsigned char b[16];
-    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
-        uint64_t t = time_mono_ns() ^ (uint64_t)time_wall_ns();
-        memcpy(b, &t, 8);
-        memcpy(b + 8, &t, 8);
-    }
-    for (int i = 0; i < 16; i++)
-        sprintf(out + 2 * i, "%02x", b[i]);
-}
-
-/* Build the channel tables of the file from the rig. */
-static int build_series(struct run *r, size_t *n_chan, size_t *n_sp)
-{
-    const struct rig *rig = r->dm->rig;
-    r->rec_chan = calloc(rig->n_channels, sizeof *r->rec_chan);
-    r->rec_sp = calloc(rig->n_channels, sizeof *r->rec_sp);
-    r->chan_info = calloc(rig->n_channels + 1, sizeof *r->chan_info);
-    r->sp_info = calloc(rig->n_channels + 1, sizeof *r->sp_info);
-    if (!r->rec_chan || !r->rec_sp || !r->chan_info || !r->sp_info)
-        return -ENOMEM;
-    *n_chan = *n_sp = 0;
-    for (size_t i = 0; i < rig->n_channels; i++) {
-        const struct rig_channel *c = &rig->channels[i];
-        const struct rig_device *dev = &rig->devices[c->device];
-        struct rec_channel info = { .name = c->name, .units = c->unit, .device = dev->name,
-                                    .driver = dev->drv->name,
-                                    .kind = c->writable ? "setpoint" : "measured" };
-        r->rec_chan[i] = r->rec_sp[i] = -1;
-        if (c->readable) {
-            r->rec_chan[i] = (int)*n_chan;
-            r->chan_info[(*n_chan)++] = info;
-        }
-        if (c->writable) {
-            r->rec_sp[i] = (int)*n_sp;
-            r->sp_info[(*n_sp)++] = info;
-        }
-    }
-    return 0;
-}
-
 /* Create the data directory if needed. */
 static int ensure_dir(const char *dir)
 {
@@ -208,13 +146,11 @@ static int open_file(struct run *r, const struct run_actor *who)
     int rc = ensure_dir(dm->cfg.data_dir);
     if (rc < 0)
         return rc;
-    char stamp[32], slug[48];
-    time_stamp_compact(r->start_wall_ns, stamp, sizeof stamp);
-    slugify(r->plan->name, slug, sizeof slug);
-    snprintf(r->path, sizeof r->path, "%s/%s-%s-%.8s.h5", dm->cfg.data_dir, stamp, slug, r->id);
-    size_t n_chan, n_sp;
-    if ((rc = build_series(r, &n_chan, &n_sp)) < 0)
+    runfile_path(r->path, sizeof r->path, dm->cfg.data_dir, r->start_wall_ns, r->plan->name, NULL, r->id);
+    if ((rc = runfile_series_build(dm->rig, &r->series)) < 0)
         return rc;
+    r->rec_chan = r->series.rec_chan;
+    r->rec_sp = r->series.rec_sp;
     struct rec_run_info info = {
         .path = r->path, .run_id = r->id, .protocol_name = r->plan->name,
         .protocol_path = r->plan->path, .protocol_text = r->plan->text,
@@ -222,8 +158,8 @@ static int open_file(struct run *r, const struct run_actor *who)
         .operator_name = who->operator_name ? who->operator_name : "",
         .host = dm->host, .software_version = PERFUSE_VERSION " (" PERFUSE_GIT_REV ")",
         .start_wall_ns = r->start_wall_ns,
-        .channels = r->chan_info, .n_channels = n_chan,
-        .setpoints = r->sp_info, .n_setpoints = n_sp,
+        .channels = r->series.chans, .n_channels = r->series.n_chans,
+        .setpoints = r->series.sps, .n_setpoints = r->series.n_sps,
     };
     if ((rc = uv_async_init(dm->loop, &r->rec_async, rec_notified)) < 0)
         return rc;
@@ -245,7 +181,7 @@ int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
         free(r);
         return rc;
     }
-    make_run_id(r->id);
+    runfile_make_id(r->id);
     r->start_wall_ns = time_wall_ns();
     r->start_ns = pclock_now(&dm->clock);
     rc = open_file(r, who);
@@ -415,10 +351,7 @@ void run_set_closed_cb(struct run *r, run_closed_cb cb)
 static void run_release(struct run *r)
 {
     plan_free(r->plan);
-    free(r->rec_chan);
-    free(r->rec_sp);
-    free(r->chan_info);
-    free(r->sp_info);
+    runfile_series_free(&r->series);
     free(r);
 }
 

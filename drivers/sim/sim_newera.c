@@ -2,6 +2,11 @@
  * The simulated New Era NE-1000 pumps: commands in, replies out, as the real
  * pump's RS-232 basic mode does (STX, 2-digit address, status prompt or
  * alarm, data, ETX). The pump state lives in the physics model.
+ *
+ * Number formatting and parsing are written here again rather than shared
+ * with drivers/newera.c on purpose: the simulator is an independent
+ * implementation of the device, so a bug in the driver's framing cannot hide
+ * behind the same bug in the simulator.
  */
 #include "sim_newera.h"
 
