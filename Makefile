@@ -50,7 +50,7 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS      := $(BUILD)/perfused $(BUILD)/perfusectl $(BUILD)/perfuse-sim
 
-.PHONY: all check unit e2e demo asan fuzz fuzz-smoke clean install deps
+.PHONY: all check unit e2e demo asan fuzz fuzz-smoke bench bench-timing clean install deps
 all: $(PROGS)
 
 deps: $(CONFIG)
@@ -115,6 +115,17 @@ fuzz: $(FUZZ_TARGETS)
 
 fuzz-smoke: $(FUZZ_TARGETS)
 	@tests/run-fuzz 20 $(FUZZ_TARGETS)
+
+# Benchmarks: programs that measure; their figures are printed, not asserted.
+BENCH_DURATION ?= 60
+$(BUILD)/bench/floor: tests/bench/floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@
+
+bench-timing: $(PROGS) $(BUILD)/bench/floor
+	@BUILD=$(BUILD) $(PYTHON) scripts/bench-timing --duration $(BENCH_DURATION)
+
+bench: bench-timing
 
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles

@@ -151,6 +151,15 @@ static void status_run(struct daemon *d, json_t *res)
                                                   (json_int_t)dropped));
 }
 
+/* One lateness histogram as JSON, in microseconds. */
+static json_t *latency_json(const struct latency *l)
+{
+    return json_pack("{s:I,s:f,s:f,s:f,s:f}", "count", (json_int_t)l->count,
+                     "p50_us", (double)latency_quantile(l, 0.50) / 1e3,
+                     "p99_us", (double)latency_quantile(l, 0.99) / 1e3,
+                     "max_us", (double)l->max_ns / 1e3, "min_us", (double)l->min_ns / 1e3);
+}
+
 /* status: state, step, progress, channels. */
 static int cmd_status(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
@@ -164,6 +173,8 @@ static int cmd_status(struct ctl_client *cl, json_t *req, json_t *res, char *err
         json_object_set_new(res, "run_active", json_false());
     }
     json_object_set_new(res, "channels", status_channels(d));
+    json_object_set_new(res, "timing", json_pack("{s:o,s:o}", "dispatch", latency_json(&d->dispatch),
+                                                 "wire", latency_json(&d->wire)));
     return 0;
 }
 

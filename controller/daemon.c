@@ -59,6 +59,8 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
         break;
     }
     case BUS_NOTE_WRITE:
+        if (n->err == 0 && n->channel != UINT32_MAX && n->planned_ns > 0)
+            latency_add(&d->wire, n->sent_ns - n->planned_ns);
         if (d->run != NULL)
             run_on_write(d->run, n);
         else if (n->err != 0)
@@ -149,7 +151,8 @@ static int start_buses(struct daemon *d)
         return -ENOMEM;
     }
     for (size_t i = 0; i < rig->n_channels; i++)
-        d->sample_hz[i] = rig->channels[i].sample_hz;
+        d->sample_hz[i] = d->cfg.sample_hz > 0 && rig->channels[i].readable ? d->cfg.sample_hz
+                                                                             : rig->channels[i].sample_hz;
     int rc = 0;
     for (size_t b = 0; b < rig->n_buses && rc == 0; b++) {
         size_t n = 0;
@@ -295,6 +298,8 @@ int daemon_run(struct daemon *d)
     free(d->dev_bus_index);
     free(d->sample_hz);
     free(d->chans);
+    latency_free(&d->dispatch);
+    latency_free(&d->wire);
     pclock_free(&d->clock);
     return 0;
 }

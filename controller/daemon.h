@@ -12,6 +12,7 @@
 
 #include "bus.h"
 #include "clock.h"
+#include "latency.h"
 #include "plan.h"
 #include "rig.h"
 
@@ -35,6 +36,7 @@ struct daemon_config {
     const char *data_dir;
     const char *sim_path;       /* perfuse-sim binary */
     uint64_t sim_seed;
+    double sample_hz;           /* > 0: sample every readable channel at this rate */
 };
 
 struct daemon {
@@ -54,6 +56,10 @@ struct daemon {
     pid_t sim_pid;
     char *sim_dir;              /* where the sim writes its rig file */
     bool shutting_down;
+    /* Timing of setpoint commands in the current (or last) run: from the planned
+     * time to the runner issuing it (dispatch) and to its first byte leaving on
+     * the line (wire). */
+    struct latency dispatch, wire;
     char host[64];
 };
 

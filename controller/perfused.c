@@ -35,6 +35,7 @@ static void usage(FILE *out)
         "  --socket PATH     control socket (default here: %s)\n"
         "  --data-dir DIR    where run files go (default ./runs)\n"
         "  --log-level LEVEL error, warning, info or debug (default info)\n"
+        "  --sample-hz N     sample every measured channel N times a second (overrides the rig)\n"
         "  --ready-fd FD     write \"READY=1\\n\" to FD once the control socket is open,\n"
         "                    then close it (for scripts: an event instead of polling)\n"
         "  --version         print the version\n", sock);
@@ -46,7 +47,7 @@ int main(int argc, char **argv)
         { "rig", required_argument, NULL, 'r' }, { "sim", no_argument, NULL, 's' },
         { "sim-seed", required_argument, NULL, 'S' }, { "socket", required_argument, NULL, 'k' },
         { "data-dir", required_argument, NULL, 'd' }, { "log-level", required_argument, NULL, 'l' },
-        { "ready-fd", required_argument, NULL, 'R' },
+        { "ready-fd", required_argument, NULL, 'R' }, { "sample-hz", required_argument, NULL, 'H' },
         { "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
@@ -63,6 +64,13 @@ int main(int argc, char **argv)
         case 'k': cfg.socket_path = optarg; break;
         case 'd': cfg.data_dir = optarg; break;
         case 'R': ready_fd = atoi(optarg); break;
+        case 'H':
+            cfg.sample_hz = strtod(optarg, NULL);
+            if (!(cfg.sample_hz > 0 && cfg.sample_hz <= 1000)) {
+                fprintf(stderr, "perfused: --sample-hz takes a rate from 0 to 1000\n");
+                return 2;
+            }
+            break;
         case 'l':
             if (log_set_level_name(optarg) < 0) {
                 fprintf(stderr, "perfused: unknown log level '%s' (error, warning, info, debug)\n", optarg);

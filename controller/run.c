@@ -59,6 +59,7 @@ void run_event(struct run *r, int64_t t_ns, const char *severity, const char *so
 static void hook_write(void *ctx, int channel, double value, int64_t planned_ns)
 {
     struct run *r = ctx;
+    latency_add(&r->dm->dispatch, pclock_now(&r->dm->clock) - planned_ns);
     int rc = daemon_write(r->dm, channel, value, BUS_PRIO_SETPOINT, planned_ns);
     if (r->rec_sp[channel] >= 0)
         recorder_setpoint(r->rec, (uint32_t)r->rec_sp[channel], rel(r, planned_ns), value);
@@ -182,6 +183,8 @@ int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
         return rc;
     }
     runfile_make_id(r->id);
+    latency_reset(&dm->dispatch);
+    latency_reset(&dm->wire);
     r->start_wall_ns = time_wall_ns();
     r->start_ns = pclock_now(&dm->clock);
     rc = open_file(r, who);
