@@ -120,7 +120,7 @@ static void status_run(struct daemon *d, json_t *res)
     run_get_status(r, &st);
     bool closed = run_closed(r);
     const char *state = run_state_name(st.state);
-    if (closed && st.state != RUN_COMPLETED && st.state != RUN_ABORTED)
+    if (closed && st.state != RUN_COMPLETED && st.state != RUN_ABORTED && st.state != RUN_FAULTED)
         state = "interrupted";
     json_object_set_new(res, "state", json_string(state));
     json_object_set_new(res, "run_active", json_boolean(!closed));

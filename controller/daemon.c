@@ -75,6 +75,8 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
         bool fault = n->kind == BUS_NOTE_DEVICE_FAULT;
         device_event(d, n->t_ns, fault ? "fault" : "info", d->rig->devices[found].name,
                      fault ? "device_faulted" : "device_recovered", n->msg);
+        if (fault && d->run != NULL)
+            run_on_device_fault(d->run, d->rig->devices[found].name, n->msg);
         break;
     }
     case BUS_NOTE_LINK_DOWN:

@@ -1,555 +1,590 @@
 /*
- * The recorder thread: the only thread that writes a run's HDF5 file.
+ * The recorder thread: the only code that makes HDF5 calls for a run file.
  *
- * Producers (the loop thread, a simulation) copy records into a queue of
- * recycled blocks under a mutex: a push is a memcpy, with no I/O and no
- * allocation once the queue has its usual size. The thread wakes when
- * records are queued and the flush interval has passed since its last
- * write (or at once past WAKE_RECORDS), takes every queued block at once,
- * sorts the rows per series and appends each series with one extent change
- * and one hyperslab write per dataset, then flushes, so SWMR readers see new
- * data within about one flush interval. It fsyncs at the checkpoint interval,
- * because HDF5 never does.
+ * Other threads append compact records to a queue under a mutex; the thread
+ * swaps the whole queue out (O(1)), appends each series' new rows with one
+ * extent change and one hyperslab write per dataset, then flushes. Flushing
+ * at least once a second bounds what a crash can lose; HDF5 never fsyncs, so
+ * the file descriptor is fsynced at a checkpoint interval as well.
  *
- * Failed writes keep their rows staged and are retried at the next interval;
- * records that do not fit in max_queued are dropped, counted, and reported
- * in /events once there is room again. The HDF5 side is recorder_file.c.
+ * Every object is created before SWMR writing starts, because a SWMR writer
+ * may not create objects; readers can then follow the run with
+ * h5py.File(path, 'r', swmr=True).
  */
 #include "recorder.h"
-#include "recorder_file.h"
-#include "recorder_queue.h"
 #include "log.h"
+#include "sha256.h"
 #include "timeutil.h"
 
 #include <errno.h>
+#include <hdf5.h>
 #include <math.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#define DEFAULT_MAX_QUEUED (4u * 1024 * 1024)
-#define WAKE_RECORDS 65536            /* write early past this many queued records */
-#define VALUE_BLOCK_BYTES (64 * 1024) /* 2730 samples: about 27 s of 10 channels at 10 Hz */
-#define TABLE_BLOCK_BYTES (16 * 1024)
+#define CHUNK_ROWS 1024
+#define EVENT_CHUNK 256
+#define STEP_CHUNK 64
+#define WAKE_RECORDS 65536            /* wake the thread early past this many queued */
+#define STATE_LEN 16
+#define EV_SEV 8
+#define EV_SRC 32
+#define EV_CODE 32
+#define EV_MSG 256
 
-/* A queued sample or setpoint: 24 bytes, the hot path. */
+/* A sample or setpoint, compact: the hot path. */
 struct rec_value {
-    uint32_t series;              /* channel index, or n_channels + setpoint index */
+    uint32_t series;                  /* channel index, or n_channels + setpoint index */
     double t, v;
 };
 
-/* One series' rows waiting to be appended (thread only). */
-struct stage {
-    double *t, *v;
-    size_t n, cap;
+struct rec_event {
+    double time;
+    char severity[EV_SEV];
+    char source[EV_SRC];
+    char code[EV_CODE];
+    char message[EV_MSG];
+};
+
+struct rec_step_row {
+    int32_t index;
+    char path[32];
+    char name[64];
+    double planned_start, start, end;
+    char outcome[16];
+};
+
+/* A growable array swapped between producers and the thread. */
+struct vec {
+    void *data;
+    size_t n, cap, elem;
+};
+
+struct series {
+    char *name, *units, *device, *driver, *kind;
+    hid_t group, time, value;
+    hsize_t rows;
+    double *bt, *bv;                  /* this batch's new rows */
+    size_t bn, bcap;
 };
 
 struct recorder {
-    /* Fixed at start. */
-    struct rec_run_info info;     /* strings and arrays point into owned */
-    char **owned;                 /* every string copied at start */
-    size_t n_owned;
-    struct rec_channel *series;   /* channels, then setpoints */
-    size_t n_channels, n_series, max_queued, wake_records;
-    uint64_t flush_ns, fsync_ns;
-    void (*notify)(void *arg);
+    struct rec_run_info info;         /* strings below are our copies */
+    char *strs[10];
+    size_t n_series, n_channels;
+    struct series *series;
+    size_t max_queued;
+    void (*notify)(void *);
     void *notify_arg;
+
     pthread_t thread;
-    bool thread_started;
-
-    /* Shared with producers, under lock. */
     pthread_mutex_t lock;
-    pthread_cond_t wake;          /* records queued, finish asked, drain asked */
-    pthread_cond_t drained;       /* the thread took the queue (recorder_throttle) */
-    struct recq values, events, steps;
-    size_t queued;                /* records in the three queues */
-    bool accepting;               /* false once finishing or if the file failed */
-    bool finish, drain_now;
-    char final_state[REC_STATE_LEN];
+    pthread_cond_t cond;
+    pthread_cond_t drained;           /* signalled after each swap, for recorder_throttle */
+    struct vec values, events, steps; /* producer side, under lock */
+    bool finish;
+    char final_state[STATE_LEN];
     struct rec_status status;
-    double last_drop_t;           /* time of the latest dropped record */
-
-    /* The recorder thread's own. */
-    struct recorder_file *file;
-    struct stage *stage;
-    size_t staged;                /* rows in stage[] */
-    struct rec_event_row *ev;     /* events waiting to be appended */
-    size_t ev_n, ev_cap;
-    struct rec_step_row *st;      /* step rows waiting to be written */
-    size_t st_n, st_cap;
-    uint64_t unflushed;           /* rows appended but not yet flushed */
     uint64_t dropped_reported;
-    uint64_t last_write_ns, last_fsync_ns;
-    bool unsynced;                /* flushed data not yet fsynced */
-    struct log_ratelimit err_rl;
+
+    /* thread side */
+    hid_t file, ev_ds, step_ds, ev_type, step_type;
+    hsize_t ev_rows, step_rows;
+    int64_t last_fsync_ns;
 };
 
-/* ----------------------------------------------------------- status */
-
-/* Call the notify callback, if any (recorder thread, no lock held). */
-static void notify(struct recorder *r)
+/* Append one element to v, growing it; false if the bound or memory is hit. */
+static bool vec_push(struct vec *v, const void *elem, size_t bound)
 {
-    if (r->notify != NULL)
-        r->notify(r->notify_arg);
+    if (v->n == v->cap) {
+        if (v->n >= bound)
+            return false;
+        size_t cap = v->cap ? v->cap * 2 : 1024;
+        void *d = realloc(v->data, cap * v->elem);
+        if (d == NULL)
+            return false;
+        v->data = d;
+        v->cap = cap;
+    }
+    memcpy((char *)v->data + v->n * v->elem, elem, v->elem);
+    v->n++;
+    return true;
 }
 
-/* Count a write error and keep its message (recorder thread). */
-static void write_failed(struct recorder *r, const char *msg)
+/* ---------------------------------------------------------------- layout */
+
+/* Write a fixed-length string attribute of at least min_len bytes. */
+static int attr_str(hid_t loc, const char *name, const char *value, size_t min_len)
+{
+    size_t len = strlen(value);
+    if (len < min_len)
+        len = min_len;
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, len ? len : 1);
+    H5Tset_strpad(type, H5T_STR_NULLPAD);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    char *buf = calloc(1, len + 1);
+    int rc = -EIO;
+    if (a >= 0 && buf != NULL) {
+        memcpy(buf, value, strlen(value));
+        rc = H5Awrite(a, type, buf) < 0 ? -EIO : 0;
+    }
+    free(buf);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(space);
+    H5Tclose(type);
+    return rc;
+}
+
+/* Write a scalar int attribute. */
+static void attr_int(hid_t loc, const char *name, int value)
+{
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, name, H5T_NATIVE_INT, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (a >= 0) {
+        H5Awrite(a, H5T_NATIVE_INT, &value);
+        H5Aclose(a);
+    }
+    H5Sclose(space);
+}
+
+/* A scalar fixed-length string dataset holding text, with its sha256. */
+static int text_dataset(hid_t file, const char *name, const char *text, const char *path)
+{
+    size_t len = strlen(text);
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, len ? len : 1);
+    H5Tset_strpad(type, H5T_STR_NULLPAD);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t ds = H5Dcreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = -EIO;
+    if (ds >= 0) {
+        rc = H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, len ? text : "") < 0 ? -EIO : 0;
+        char hex[65];
+        sha256_hex(text, len, hex);
+        attr_str(ds, "sha256", hex, 0);
+        if (path != NULL)
+            attr_str(ds, "path", path, 0);
+        H5Dclose(ds);
+    }
+    H5Sclose(space);
+    H5Tclose(type);
+    return rc;
+}
+
+/* An empty, unlimited, chunked 1-D dataset of type. */
+static hid_t growing_dataset(hid_t loc, const char *name, hid_t type, hsize_t chunk)
+{
+    hsize_t dims = 0, maxdims = H5S_UNLIMITED;
+    hid_t space = H5Screate_simple(1, &dims, &maxdims);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, &chunk);
+    hid_t ds = H5Dcreate2(loc, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    return ds;
+}
+
+/* Create one NXlog group with its time and value datasets. */
+static int create_series(struct recorder *r, hid_t parent, struct series *s, const char *start)
+{
+    s->group = H5Gcreate2(parent, s->name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (s->group < 0)
+        return -EIO;
+    attr_str(s->group, "NX_class", "NXlog", 0);
+    attr_str(s->group, "units", s->units, 0);
+    attr_str(s->group, "device", s->device, 0);
+    attr_str(s->group, "driver", s->driver, 0);
+    attr_str(s->group, "kind", s->kind, 0);
+    s->time = growing_dataset(s->group, "time", H5T_IEEE_F64LE, CHUNK_ROWS);
+    s->value = growing_dataset(s->group, "value", H5T_IEEE_F64LE, CHUNK_ROWS);
+    if (s->time < 0 || s->value < 0)
+        return -EIO;
+    attr_str(s->time, "units", "s", 0);
+    attr_str(s->time, "start", start, 0);
+    attr_str(s->value, "units", s->units, 0);
+    (void)r;
+    return 0;
+}
+
+/* A fixed-length string type of n bytes. */
+static hid_t fixed_str(size_t n)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, n);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
+    return t;
+}
+
+/* The compound types of /events and /steps (memory layout = file layout). */
+static void make_table_types(struct recorder *r)
+{
+    hid_t sev = fixed_str(EV_SEV), src = fixed_str(EV_SRC), code = fixed_str(EV_CODE),
+          msg = fixed_str(EV_MSG);
+    r->ev_type = H5Tcreate(H5T_COMPOUND, sizeof(struct rec_event));
+    H5Tinsert(r->ev_type, "time", HOFFSET(struct rec_event, time), H5T_NATIVE_DOUBLE);
+    H5Tinsert(r->ev_type, "severity", HOFFSET(struct rec_event, severity), sev);
+    H5Tinsert(r->ev_type, "source", HOFFSET(struct rec_event, source), src);
+    H5Tinsert(r->ev_type, "code", HOFFSET(struct rec_event, code), code);
+    H5Tinsert(r->ev_type, "message", HOFFSET(struct rec_event, message), msg);
+    hid_t path = fixed_str(32), name = fixed_str(64), out = fixed_str(16);
+    r->step_type = H5Tcreate(H5T_COMPOUND, sizeof(struct rec_step_row));
+    H5Tinsert(r->step_type, "index", HOFFSET(struct rec_step_row, index), H5T_NATIVE_INT32);
+    H5Tinsert(r->step_type, "path", HOFFSET(struct rec_step_row, path), path);
+    H5Tinsert(r->step_type, "name", HOFFSET(struct rec_step_row, name), name);
+    H5Tinsert(r->step_type, "planned_start", HOFFSET(struct rec_step_row, planned_start), H5T_NATIVE_DOUBLE);
+    H5Tinsert(r->step_type, "start", HOFFSET(struct rec_step_row, start), H5T_NATIVE_DOUBLE);
+    H5Tinsert(r->step_type, "end", HOFFSET(struct rec_step_row, end), H5T_NATIVE_DOUBLE);
+    H5Tinsert(r->step_type, "outcome", HOFFSET(struct rec_step_row, outcome), out);
+    H5Tclose(sev);
+    H5Tclose(src);
+    H5Tclose(code);
+    H5Tclose(msg);
+    H5Tclose(path);
+    H5Tclose(name);
+    H5Tclose(out);
+}
+
+/* Write the root attributes. */
+static void root_attrs(struct recorder *r, const char *start)
+{
+    const struct rec_run_info *i = &r->info;
+    attr_str(r->file, "format", "perfuse-run", 0);
+    attr_int(r->file, "format_version", 1);
+    attr_str(r->file, "software_version", i->software_version, 0);
+    attr_str(r->file, "run_id", i->run_id, 0);
+    attr_str(r->file, "protocol_name", i->protocol_name, 0);
+    attr_str(r->file, "rig_name", i->rig_name, 0);
+    attr_str(r->file, "operator", i->operator_name, 0);
+    attr_str(r->file, "host", i->host, 0);
+    attr_str(r->file, "start_time", start, 0);
+    attr_str(r->file, "state", "running", STATE_LEN);
+}
+
+/* Create the file and its whole layout, then start SWMR writing. */
+static int create_file(struct recorder *r)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    r->file = H5Fcreate(r->info.path, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (r->file < 0) {
+        snprintf(r->status.last_error, sizeof r->status.last_error, "cannot create %s", r->info.path);
+        return -EIO;
+    }
+    char start[40];
+    time_iso8601(r->info.start_wall_ns, start, sizeof start);
+    root_attrs(r, start);
+    int rc = text_dataset(r->file, "protocol", r->info.protocol_text, r->info.protocol_path);
+    if (rc == 0)
+        rc = text_dataset(r->file, "rig", r->info.rig_text, NULL);
+    hid_t ch = H5Gcreate2(r->file, "channels", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t sp = H5Gcreate2(r->file, "setpoints", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    for (size_t i = 0; rc == 0 && i < r->n_series; i++)
+        rc = create_series(r, i < r->n_channels ? ch : sp, &r->series[i], start);
+    H5Gclose(ch);
+    H5Gclose(sp);
+    make_table_types(r);
+    r->ev_ds = growing_dataset(r->file, "events", r->ev_type, EVENT_CHUNK);
+    r->step_ds = growing_dataset(r->file, "steps", r->step_type, STEP_CHUNK);
+    if (rc == 0 && (r->ev_ds < 0 || r->step_ds < 0))
+        rc = -EIO;
+    if (rc == 0 && H5Fstart_swmr_write(r->file) < 0)
+        rc = -EIO;
+    if (rc < 0)
+        snprintf(r->status.last_error, sizeof r->status.last_error, "cannot lay out %s", r->info.path);
+    return rc;
+}
+
+/* ------------------------------------------------------------- writing */
+
+/* Append n rows of buf to a 1-D dataset that has *rows rows. */
+static int append(hid_t ds, hid_t memtype, const void *buf, hsize_t n, hsize_t *rows)
+{
+    hsize_t size = *rows + n, start = *rows, count = n;
+    if (H5Dset_extent(ds, &size) < 0)
+        return -EIO;
+    hid_t fs = H5Dget_space(ds);
+    hid_t ms = H5Screate_simple(1, &count, NULL);
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &count, NULL);
+    herr_t e = H5Dwrite(ds, memtype, ms, fs, H5P_DEFAULT, buf);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    if (e < 0)
+        return -EIO;
+    *rows = size;
+    return 0;
+}
+
+/* Write one /steps row at its index, growing the table if it is new. */
+static int write_step(struct recorder *r, const struct rec_step_row *row)
+{
+    hsize_t idx = (hsize_t)row->index, one = 1;
+    if (idx >= r->step_rows) {
+        hsize_t size = idx + 1;
+        if (H5Dset_extent(r->step_ds, &size) < 0)
+            return -EIO;
+        r->step_rows = size;
+    }
+    hid_t fs = H5Dget_space(r->step_ds);
+    hid_t ms = H5Screate_simple(1, &one, NULL);
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, &idx, NULL, &one, NULL);
+    herr_t e = H5Dwrite(r->step_ds, r->step_type, ms, fs, H5P_DEFAULT, row);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    return e < 0 ? -EIO : 0;
+}
+
+/* Sort a batch of values into per-series rows. */
+static void stage_values(struct recorder *r, const struct rec_value *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].series >= r->n_series)
+            continue;
+        struct series *s = &r->series[v[i].series];
+        if (s->bn == s->bcap) {
+            size_t cap = s->bcap ? s->bcap * 2 : 256;
+            double *t = realloc(s->bt, cap * sizeof *t);
+            if (t)
+                s->bt = t;
+            double *w = realloc(s->bv, cap * sizeof *w);
+            if (w)
+                s->bv = w;
+            if (!t || !w)
+                continue;
+            s->bcap = cap;
+        }
+        s->bt[s->bn] = v[i].t;
+        s->bv[s->bn++] = v[i].v;
+    }
+}
+
+/* Count a failed write and remember why. */
+static void write_failed(struct recorder *r, const char *what)
 {
     pthread_mutex_lock(&r->lock);
     r->status.write_errors++;
-    snprintf(r->status.last_error, sizeof r->status.last_error, "%s", msg);
+    snprintf(r->status.last_error, sizeof r->status.last_error, "HDF5 write failed: %s", what);
     pthread_mutex_unlock(&r->lock);
-    log_limited(&r->err_rl, 10000, LOG_ERROR, "recorder", "%s: %s", r->info.path, msg);
+    log_error("recorder", "%s: HDF5 write failed: %s", r->info.path, what);
 }
 
-/* ------------------------------------------------------ thread: batch */
-
-/* Make room for one more row in a stage; false if memory ran out. */
-static bool stage_grow(struct stage *s)
+/* Write one batch taken from the queue, then flush. */
+static void write_batch(struct recorder *r, struct vec *values, struct vec *events, struct vec *steps)
 {
-    if (s->n < s->cap)
-        return true;
-    size_t cap = s->cap ? s->cap * 2 : 1024;
-    double *t = realloc(s->t, cap * sizeof *t);
-    if (t == NULL)
-        return false;
-    s->t = t;
-    double *v = realloc(s->v, cap * sizeof *v);
-    if (v == NULL)
-        return false;
-    s->v = v;
-    s->cap = cap;
-    return true;
-}
-
-/* Count records lost on the thread's side (staging full or out of memory). */
-static void drop_on_thread(struct recorder *r, uint64_t n, double t)
-{
-    pthread_mutex_lock(&r->lock);
-    r->status.dropped += n;
-    r->last_drop_t = t;
-    pthread_mutex_unlock(&r->lock);
-}
-
-/* Sort a batch of values into per-series rows. Staged rows are bounded by
- * max_queued too, so a disk that keeps failing cannot eat the memory. */
-static void stage_values(struct recorder *r, const struct recq_batch *b)
-{
-    for (const struct recq_block *blk = b->head; blk != NULL; blk = blk->next) {
-        for (size_t i = 0; i < blk->n; i++) {
-            const struct rec_value *rv = recq_at(&r->values, blk, i);
-            struct stage *s = &r->stage[rv->series];
-            if (r->staged >= r->max_queued || !stage_grow(s)) {
-                drop_on_thread(r, 1, rv->t);
-                continue;
-            }
-            s->t[s->n] = rv->t;
-            s->v[s->n++] = rv->v;
-            r->staged++;
-        }
+    stage_values(r, values->data, values->n);
+    size_t written = values->n + events->n + steps->n;
+    for (size_t i = 0; i < r->n_series; i++) {
+        struct series *s = &r->series[i];
+        if (s->bn == 0)
+            continue;
+        hsize_t rows = s->rows;
+        if (append(s->time, H5T_NATIVE_DOUBLE, s->bt, s->bn, &rows) < 0 ||
+            append(s->value, H5T_NATIVE_DOUBLE, s->bv, s->bn, &s->rows) < 0)
+            write_failed(r, s->name);
+        s->bn = 0;
     }
-}
-
-/* Append one row to a growable array of elem-byte rows; false on no memory. */
-static bool rows_push(void **rows, size_t *n, size_t *cap, size_t elem, const void *row)
-{
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 64;
-        void *p = realloc(*rows, c * elem);
-        if (p == NULL)
-            return false;
-        *rows = p;
-        *cap = c;
+    if (events->n > 0 && append(r->ev_ds, r->ev_type, events->data, events->n, &r->ev_rows) < 0)
+        write_failed(r, "events");
+    for (size_t i = 0; i < steps->n; i++)
+        if (write_step(r, (struct rec_step_row *)steps->data + i) < 0)
+            write_failed(r, "steps");
+    if (H5Fflush(r->file, H5F_SCOPE_GLOBAL) < 0)
+        write_failed(r, "flush");
+    int64_t now = (int64_t)time_mono_ns();
+    if (now - r->last_fsync_ns >= (int64_t)(r->info.fsync_interval_s * 1e9)) {
+        void *handle = NULL;
+        if (H5Fget_vfd_handle(r->file, H5P_DEFAULT, &handle) >= 0 && handle != NULL &&
+            fsync(*(int *)handle) < 0)
+            write_failed(r, "fsync");
+        r->last_fsync_ns = now;
     }
-    memcpy((char *)*rows + *n * elem, row, elem);
-    (*n)++;
-    return true;
-}
-
-/* Copy a batch of table rows (events or steps) to the thread's pending list. */
-static void stage_rows(struct recorder *r, const struct recq *q, const struct recq_batch *b,
-                       void **rows, size_t *n, size_t *cap)
-{
-    for (const struct recq_block *blk = b->head; blk != NULL; blk = blk->next)
-        for (size_t i = 0; i < blk->n; i++)
-            if (!rows_push(rows, n, cap, q->elem, recq_at(q, blk, i)))
-                drop_on_thread(r, 1, *(const double *)recq_at(q, blk, i));
-}
-
-/* Give a batch's blocks back to their queue. */
-static void give_back(struct recorder *r, struct recq *q, struct recq_batch *b)
-{
     pthread_mutex_lock(&r->lock);
-    struct recq_block *excess = recq_give_back(q, b);
+    r->status.written += written;
     pthread_mutex_unlock(&r->lock);
-    recq_free_chain(excess);
+    values->n = events->n = steps->n = 0;
 }
 
-/* Add a /events row saying how many records were dropped, once per new loss. */
-static void report_drops(struct recorder *r)
+/* Record that records were dropped, once there is room again. */
+static void report_drops(struct recorder *r, struct vec *events)
 {
     pthread_mutex_lock(&r->lock);
     uint64_t dropped = r->status.dropped;
-    double t = r->last_drop_t;
     pthread_mutex_unlock(&r->lock);
     if (dropped == r->dropped_reported)
         return;
-    struct rec_event_row e = { .time = t };
+    struct rec_event e = { .time = NAN };
     snprintf(e.severity, sizeof e.severity, "alarm");
     snprintf(e.source, sizeof e.source, "storage");
     snprintf(e.code, sizeof e.code, "records_dropped");
-    snprintf(e.message, sizeof e.message,
-             "%llu records lost (%llu in all): the recorder queue was full (max %zu records); "
-             "the file has a gap before t = %.3f s",
-             (unsigned long long)(dropped - r->dropped_reported), (unsigned long long)dropped,
-             r->max_queued, t);
-    log_error("recorder", "%s: %s", r->info.path, e.message);
+    snprintf(e.message, sizeof e.message, "%llu records lost: the recorder could not keep up (queue full)",
+             (unsigned long long)(dropped - r->dropped_reported));
     r->dropped_reported = dropped;
-    rows_push((void **)&r->ev, &r->ev_n, &r->ev_cap, sizeof e, &e);
+    vec_push(events, &e, SIZE_MAX);
 }
 
-/* Append every staged series; returns the rows written. Failed series stay staged. */
-static uint64_t write_series(struct recorder *r)
+/* Close every object, end SWMR, and write the final state in a plain open. */
+static void close_file(struct recorder *r, const char *state)
 {
-    uint64_t rows = 0;
-    char err[160];
     for (size_t i = 0; i < r->n_series; i++) {
-        struct stage *s = &r->stage[i];
-        if (s->n == 0)
-            continue;
-        if (recorder_file_append_series(r->file, i, s->t, s->v, s->n, err, sizeof err) < 0) {
-            char msg[200];
-            snprintf(msg, sizeof msg, "writing %s: %s", r->series[i].name, err);
-            write_failed(r, msg);
-            continue;
-        }
-        rows += s->n;
-        r->staged -= s->n;
-        s->n = 0;
+        H5Dclose(r->series[i].time);
+        H5Dclose(r->series[i].value);
+        H5Gclose(r->series[i].group);
     }
-    return rows;
-}
-
-/* Append pending events and write pending step rows; returns the rows written. */
-static uint64_t write_tables(struct recorder *r)
-{
-    uint64_t rows = 0;
-    char err[160];
-    if (r->ev_n > 0) {
-        if (recorder_file_append_events(r->file, r->ev, r->ev_n, err, sizeof err) < 0) {
-            write_failed(r, err);
-        } else {
-            rows += r->ev_n;
-            r->ev_n = 0;
-        }
-    }
-    size_t done = 0;
-    while (done < r->st_n && recorder_file_write_step(r->file, &r->st[done], err, sizeof err) == 0)
-        done++;
-    if (done < r->st_n)
-        write_failed(r, err);
-    /* Keep the rows not written, in order, for the next attempt. */
-    memmove(r->st, r->st + done, (r->st_n - done) * sizeof *r->st);
-    r->st_n -= done;
-    return rows + done;
-}
-
-/* Write everything pending and flush; time it, and warn when the disk cannot keep up. */
-static void write_pending(struct recorder *r)
-{
-    uint64_t t0 = time_mono_ns();
-    r->unflushed += write_series(r) + write_tables(r);
-    uint64_t t1 = time_mono_ns();
-    char err[160];
-    if (recorder_file_flush(r->file, err, sizeof err) < 0) {
-        write_failed(r, err);
-    } else {
-        pthread_mutex_lock(&r->lock);
-        r->status.written += r->unflushed;
-        pthread_mutex_unlock(&r->lock);
-        r->unflushed = 0;
-        r->unsynced = true;
-    }
-    uint64_t t2 = time_mono_ns();
-    r->last_write_ns = t2;
-    log_debug("recorder", "batch written in %.2f ms, flushed in %.2f ms",
-              (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6);
-    if (t2 - t0 > r->flush_ns)
-        log_warn("recorder", "%s: writing one batch took %.0f ms, longer than the flush interval",
-                 r->info.path, (double)(t2 - t0) / 1e6);
-}
-
-/* fsync if data was flushed since the last fsync and the interval has passed. */
-static void fsync_if_due(struct recorder *r, uint64_t now)
-{
-    if (!r->unsynced || now - r->last_fsync_ns < r->fsync_ns)
-        return;
-    char err[160];
-    if (recorder_file_fsync(r->file, err, sizeof err) < 0)
-        write_failed(r, err);
-    else
-        r->unsynced = false;
-    r->last_fsync_ns = now;
-}
-
-/* The batches taken from the three queues in one go. */
-struct batches {
-    struct recq_batch values, events, steps;
-    bool last;                    /* finishing: nothing more will be queued */
-};
-
-/* Stage a taken batch, write, flush, fsync when due, and tell the owner. */
-static void process(struct recorder *r, struct batches *b)
-{
-    stage_values(r, &b->values);
-    stage_rows(r, &r->events, &b->events, (void **)&r->ev, &r->ev_n, &r->ev_cap);
-    stage_rows(r, &r->steps, &b->steps, (void **)&r->st, &r->st_n, &r->st_cap);
-    give_back(r, &r->values, &b->values);
-    give_back(r, &r->events, &b->events);
-    give_back(r, &r->steps, &b->steps);
-    report_drops(r);
-    bool pending = r->staged > 0 || r->ev_n > 0 || r->st_n > 0 || r->unflushed > 0;
-    if (pending)
-        write_pending(r);
-    fsync_if_due(r, time_mono_ns());
-    if (pending)
-        notify(r);
-}
-
-/* ------------------------------------------------------- thread: loop */
-
-/* Rows the thread still holds (staged after a failed write). Under lock or on the thread. */
-static bool thread_pending(const struct recorder *r)
-{
-    return r->staged > 0 || r->ev_n > 0 || r->st_n > 0 || r->unflushed > 0;
-}
-
-/* When the thread must next wake with nothing new queued, or UINT64_MAX. */
-static uint64_t next_deadline(const struct recorder *r)
-{
-    uint64_t d = UINT64_MAX;
-    if (r->queued > 0 || thread_pending(r))
-        d = r->last_write_ns + r->flush_ns;
-    if (r->unsynced && r->last_fsync_ns + r->fsync_ns < d)
-        d = r->last_fsync_ns + r->fsync_ns;
-    return d;
-}
-
-/* Wait on the wake condition until the monotonic deadline (or forever). */
-static void wait_until(struct recorder *r, uint64_t deadline)
-{
-    if (deadline == UINT64_MAX) {
-        pthread_cond_wait(&r->wake, &r->lock);
+    H5Dclose(r->ev_ds);
+    H5Dclose(r->step_ds);
+    H5Tclose(r->ev_type);
+    H5Tclose(r->step_type);
+    H5Fclose(r->file);
+    hid_t f = H5Fopen(r->info.path, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (f < 0) {
+        write_failed(r, "reopening to write the final state");
         return;
     }
-    struct timespec ts = { .tv_sec = (time_t)(deadline / NS_PER_SEC),
-                           .tv_nsec = (long)(deadline % NS_PER_SEC) };
-    pthread_cond_timedwait(&r->wake, &r->lock, &ts);
+    hid_t a = H5Aopen(f, "state", H5P_DEFAULT);
+    char buf[STATE_LEN] = { 0 };
+    snprintf(buf, sizeof buf, "%s", state);
+    hid_t t = a >= 0 ? H5Aget_type(a) : -1;
+    if (a < 0 || H5Awrite(a, t, buf) < 0)
+        write_failed(r, "state attribute");
+    if (t >= 0)
+        H5Tclose(t);
+    if (a >= 0)
+        H5Aclose(a);
+    char end[40];
+    time_iso8601(time_wall_ns(), end, sizeof end);
+    attr_str(f, "end_time", end, 0);
+    H5Fclose(f);
+    int fd = -1;
+    (void)fd;
 }
 
-/* Wait until there is work, then take every queued record into b. */
-static void take_work(struct recorder *r, struct batches *b)
-{
-    pthread_mutex_lock(&r->lock);
-    while (!r->finish && !r->drain_now && r->queued < r->wake_records) {
-        uint64_t deadline = next_deadline(r);
-        if (time_mono_ns() >= deadline)
-            break;
-        wait_until(r, deadline);
-    }
-    recq_take(&r->values, &b->values);
-    recq_take(&r->events, &b->events);
-    recq_take(&r->steps, &b->steps);
-    r->queued = 0;
-    r->drain_now = false;
-    b->last = r->finish;
-    pthread_cond_broadcast(&r->drained);
-    pthread_mutex_unlock(&r->lock);
-}
-
-/* Create the file and publish the outcome; false if it could not be made. */
-static bool open_file(struct recorder *r)
-{
-    char err[160] = "";
-    int rc = recorder_file_create(&r->file, &r->info, err, sizeof err);
-    pthread_mutex_lock(&r->lock);
-    r->status.open_error = rc;
-    if (rc < 0) {
-        snprintf(r->status.last_error, sizeof r->status.last_error, "%s", err);
-        r->accepting = false;
-    }
-    pthread_mutex_unlock(&r->lock);
-    if (rc < 0)
-        log_error("recorder", "%s: %s", r->info.path, err);
-    notify(r);
-    return rc == 0;
-}
-
-/* Wait for finish when there is no file, discarding whatever was queued. */
-static void idle_without_file(struct recorder *r)
-{
-    struct batches b;
-    do {
-        take_work(r, &b);
-        give_back(r, &r->values, &b.values);
-        give_back(r, &r->events, &b.events);
-        give_back(r, &r->steps, &b.steps);
-    } while (!b.last);
-}
-
-/* Close the file with its final state and report the outcome. */
-static void close_file(struct recorder *r)
-{
-    if (thread_pending(r))
-        log_error("recorder", "%s: %zu rows could not be written before closing", r->info.path,
-                  r->staged + r->ev_n + r->st_n);
-    char state[REC_STATE_LEN], err[160];
-    pthread_mutex_lock(&r->lock);
-    snprintf(state, sizeof state, "%s", r->final_state);
-    pthread_mutex_unlock(&r->lock);
-    if (recorder_file_close(r->file, state, err, sizeof err) < 0)
-        write_failed(r, err);
-    r->file = NULL;
-}
-
-/* The recorder thread: create, then write batches until finished, then close. */
+/* The recorder thread. */
 static void *recorder_main(void *arg)
 {
     struct recorder *r = arg;
     pthread_setname_np(pthread_self(), "recorder");
-    if (open_file(r)) {
-        r->last_fsync_ns = time_mono_ns();
-        struct batches b;
-        do {
-            take_work(r, &b);
-            process(r, &b);
-        } while (!b.last);
-        close_file(r);
-    } else {
-        idle_without_file(r);
+    int rc = create_file(r);
+    pthread_mutex_lock(&r->lock);
+    r->status.open_error = rc;
+    pthread_mutex_unlock(&r->lock);
+    if (r->notify)
+        r->notify(r->notify_arg);
+    struct vec values = { .elem = sizeof(struct rec_value) };
+    struct vec events = { .elem = sizeof(struct rec_event) };
+    struct vec steps = { .elem = sizeof(struct rec_step_row) };
+    r->last_fsync_ns = (int64_t)time_mono_ns();
+    bool done = false;
+    while (!done) {
+        pthread_mutex_lock(&r->lock);
+        if (!r->finish && r->values.n < WAKE_RECORDS) {
+            int64_t wake = (int64_t)time_mono_ns() + (int64_t)(r->info.flush_interval_s * 1e9);
+            struct timespec ts = { .tv_sec = wake / NS_PER_SEC, .tv_nsec = wake % NS_PER_SEC };
+            pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+        }
+        /* Swap the queues: producers continue into the emptied vectors. */
+        struct vec tmp;
+        tmp = r->values; r->values = values; values = tmp;
+        tmp = r->events; r->events = events; events = tmp;
+        tmp = r->steps; r->steps = steps; steps = tmp;
+        done = r->finish;
+        pthread_cond_broadcast(&r->drained);
+        pthread_mutex_unlock(&r->lock);
+        if (rc == 0) {
+            report_drops(r, &events);
+            if (values.n + events.n + steps.n > 0)
+                write_batch(r, &values, &events, &steps);
+            if (r->notify)
+                r->notify(r->notify_arg);
+        }
+        values.n = events.n = steps.n = 0;
     }
+    if (rc == 0)
+        close_file(r, r->final_state);
+    free(values.data);
+    free(events.data);
+    free(steps.data);
     pthread_mutex_lock(&r->lock);
     r->status.finished = 1;
-    pthread_cond_broadcast(&r->drained);
     pthread_mutex_unlock(&r->lock);
-    notify(r);
+    if (r->notify)
+        r->notify(r->notify_arg);
     return NULL;
 }
 
-/* ------------------------------------------------------------ start */
+/* ---------------------------------------------------------- public API */
 
-/* Copy s (NULL as "") into r's owned strings. */
-static const char *keep(struct recorder *r, const char *s)
+/* Duplicate s (NULL as ""), remembering it for freeing. */
+static const char *keep(struct recorder *r, size_t slot, const char *s)
 {
-    char *c = strdup(s ? s : "");
-    if (c == NULL)
-        return NULL;
-    r->owned[r->n_owned++] = c;
-    return c;
+    r->strs[slot] = strdup(s ? s : "");
+    return r->strs[slot] ? r->strs[slot] : "";
 }
 
-/* Copy one series description; false on no memory. */
-static bool copy_series(struct recorder *r, struct rec_channel *dst, const struct rec_channel *src,
-                        const char *default_kind)
+/* Copy one series description. */
+static int copy_series(struct series *s, const struct rec_channel *c)
 {
-    dst->name = keep(r, src->name);
-    dst->units = keep(r, src->units);
-    dst->device = keep(r, src->device);
-    dst->driver = keep(r, src->driver);
-    dst->kind = keep(r, src->kind ? src->kind : default_kind);
-    return dst->name && dst->units && dst->device && dst->driver && dst->kind;
+    s->name = strdup(c->name);
+    s->units = strdup(c->units ? c->units : "");
+    s->device = strdup(c->device ? c->device : "");
+    s->driver = strdup(c->driver ? c->driver : "");
+    s->kind = strdup(c->kind ? c->kind : "measured");
+    return s->name && s->units && s->device && s->driver && s->kind ? 0 : -ENOMEM;
 }
 
-/* Copy everything info points to; 0 or -ENOMEM. */
-static int copy_info(struct recorder *r, const struct rec_run_info *info)
-{
-    r->n_channels = info->n_channels;
-    r->n_series = info->n_channels + info->n_setpoints;
-    r->owned = calloc(10 + 5 * r->n_series, sizeof *r->owned);
-    r->series = calloc(r->n_series ? r->n_series : 1, sizeof *r->series);
-    r->stage = calloc(r->n_series ? r->n_series : 1, sizeof *r->stage);
-    if (r->owned == NULL || r->series == NULL || r->stage == NULL)
-        return -ENOMEM;
-    struct rec_run_info *c = &r->info;
-    *c = *info;
-    bool ok = (c->path = keep(r, info->path)) && (c->run_id = keep(r, info->run_id)) &&
-              (c->protocol_name = keep(r, info->protocol_name)) &&
-              (c->protocol_path = keep(r, info->protocol_path)) &&
-              (c->protocol_text = keep(r, info->protocol_text)) &&
-              (c->rig_name = keep(r, info->rig_name)) && (c->rig_text = keep(r, info->rig_text)) &&
-              (c->operator_name = keep(r, info->operator_name)) && (c->host = keep(r, info->host)) &&
-              (c->software_version = keep(r, info->software_version));
-    for (size_t i = 0; ok && i < r->n_series; i++)
-        ok = i < info->n_channels
-                 ? copy_series(r, &r->series[i], &info->channels[i], "measured")
-                 : copy_series(r, &r->series[i], &info->setpoints[i - info->n_channels], "setpoint");
-    c->channels = r->series;
-    c->setpoints = r->series + info->n_channels;
-    return ok ? 0 : -ENOMEM;
-}
-
-/* Apply the defaults of rec_run_info's tunables. */
-static void set_tunables(struct recorder *r, const struct rec_run_info *info)
-{
-    double flush = info->flush_interval_s > 0 ? info->flush_interval_s : 1.0;
-    double sync = info->fsync_interval_s > 0 ? info->fsync_interval_s : 10.0;
-    r->flush_ns = (uint64_t)(flush * 1e9);
-    r->fsync_ns = (uint64_t)(sync * 1e9);
-    r->max_queued = info->max_queued ? info->max_queued : DEFAULT_MAX_QUEUED;
-    r->wake_records = r->max_queued / 2 < WAKE_RECORDS ? r->max_queued / 2 + 1 : WAKE_RECORDS;
-}
-
-/* Set up the mutex, the conditions (on the monotonic clock) and the queues. */
-static int init_sync(struct recorder *r)
-{
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->wake, &ca);
-    pthread_cond_init(&r->drained, NULL);
-    pthread_condattr_destroy(&ca);
-    /* Two value blocks preallocated: one filling while the thread writes the other. */
-    int rc = recq_init(&r->values, sizeof(struct rec_value), VALUE_BLOCK_BYTES, 2, 16);
-    rc = rc ? rc : recq_init(&r->events, sizeof(struct rec_event_row), TABLE_BLOCK_BYTES, 1, 4);
-    rc = rc ? rc : recq_init(&r->steps, sizeof(struct rec_step_row), TABLE_BLOCK_BYTES, 1, 4);
-    return rc;
-}
-
-/* Start the thread with every signal blocked, so signals go to the loop thread. */
-static int spawn(struct recorder *r)
-{
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&r->thread, NULL, recorder_main, r);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0)
-        return -rc;
-    r->thread_started = true;
-    return 0;
-}
-
-/* Start the recorder thread, which creates the file. */
+/* Start the recorder thread. */
 int recorder_start(struct recorder **out, const struct rec_run_info *info,
-                   void (*notify_cb)(void *arg), void *notify_arg)
+                   void (*notify)(void *arg), void *notify_arg)
 {
     struct recorder *r = calloc(1, sizeof *r);
     if (r == NULL)
         return -ENOMEM;
-    set_tunables(r, info);
-    r->notify = notify_cb;
+    r->info = *info;
+    r->info.path = keep(r, 0, info->path);
+    r->info.run_id = keep(r, 1, info->run_id);
+    r->info.protocol_name = keep(r, 2, info->protocol_name);
+    r->info.protocol_path = keep(r, 3, info->protocol_path);
+    r->info.protocol_text = keep(r, 4, info->protocol_text);
+    r->info.rig_name = keep(r, 5, info->rig_name);
+    r->info.rig_text = keep(r, 6, info->rig_text);
+    r->info.operator_name = keep(r, 7, info->operator_name);
+    r->info.host = keep(r, 8, info->host);
+    r->info.software_version = keep(r, 9, info->software_version);
+    if (r->info.flush_interval_s <= 0)
+        r->info.flush_interval_s = 1.0;
+    if (r->info.fsync_interval_s <= 0)
+        r->info.fsync_interval_s = 10.0;
+    r->max_queued = info->max_queued ? info->max_queued : 4u << 20;
+    r->n_channels = info->n_channels;
+    r->n_series = info->n_channels + info->n_setpoints;
+    r->series = calloc(r->n_series ? r->n_series : 1, sizeof *r->series);
+    int rc = r->series ? 0 : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < r->n_series; i++)
+        rc = copy_series(&r->series[i], i < info->n_channels ? &info->channels[i]
+                                                            : &info->setpoints[i - info->n_channels]);
+    r->values.elem = sizeof(struct rec_value);
+    r->events.elem = sizeof(struct rec_event);
+    r->steps.elem = sizeof(struct rec_step_row);
+    r->notify = notify;
     r->notify_arg = notify_arg;
-    r->accepting = true;
     snprintf(r->final_state, sizeof r->final_state, "interrupted");
-    int rc = init_sync(r);
-    rc = rc ? rc : copy_info(r, info);
-    rc = rc ? rc : spawn(r);
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&r->drained, NULL);
+    if (rc == 0)
+        rc = -pthread_create(&r->thread, NULL, recorder_main, r);
     if (rc < 0) {
+        r->status.finished = 1;
         recorder_free(r);
         return rc;
     }
@@ -557,98 +592,88 @@ int recorder_start(struct recorder **out, const struct rec_run_info *info,
     return 0;
 }
 
-/* ---------------------------------------------------------- enqueue */
-
-/* Queue one record under the lock, or count it as dropped. */
-static void enqueue(struct recorder *r, struct recq *q, const void *rec, double t)
+/* Queue a value of a series; count it as dropped if the queue is full. */
+static void push_value(struct recorder *r, uint32_t series, double t, double v)
 {
+    struct rec_value rv = { series, t, v };
     pthread_mutex_lock(&r->lock);
-    if (!r->accepting) {
-        if (r->status.open_error != 0)
-            r->status.dropped++;       /* no file: lost, and the owner knows why */
-    } else if (r->queued >= r->max_queued || recq_push(q, rec) < 0) {
-        r->status.dropped++;
-        r->last_drop_t = t;
-    } else if (++r->queued == 1 || r->queued == r->wake_records) {
-        /* First record since the last take: the thread may be asleep with no
-         * deadline. Past the threshold: write early rather than drop. */
-        pthread_cond_signal(&r->wake);
+    if (r->finish) {
+        pthread_mutex_unlock(&r->lock);
+        return;
     }
+    if (!vec_push(&r->values, &rv, r->max_queued))
+        r->status.dropped++;
+    else if (r->values.n == WAKE_RECORDS)
+        pthread_cond_signal(&r->cond);
     pthread_mutex_unlock(&r->lock);
 }
 
-/* Queue a measured sample. */
 void recorder_sample(struct recorder *r, uint32_t ch, double t, double value)
 {
-    if (ch >= r->n_channels)
-        return;
-    struct rec_value rv = { ch, t, value };
-    enqueue(r, &r->values, &rv, t);
+    if (ch < r->n_channels)
+        push_value(r, ch, t, value);
 }
 
-/* Queue a commanded value. */
 void recorder_setpoint(struct recorder *r, uint32_t sp, double t, double value)
 {
-    if (sp >= r->n_series - r->n_channels)
-        return;
-    struct rec_value rv = { (uint32_t)r->n_channels + sp, t, value };
-    enqueue(r, &r->values, &rv, t);
+    if (sp < r->n_series - r->n_channels)
+        push_value(r, (uint32_t)r->n_channels + sp, t, value);
 }
 
-/* Copy at most n - 1 bytes of s and a NUL, never cutting a UTF-8 sequence. */
+/* Copy at most n-1 bytes of s, never cutting a UTF-8 sequence in half. */
 static void copy_utf8(char *dst, size_t n, const char *s)
 {
     size_t len = s ? strlen(s) : 0;
     if (len >= n) {
         len = n - 1;
-        /* Back up over continuation bytes (10xxxxxx) to a sequence start. */
         while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
             len--;
     }
-    memcpy(dst, s ? s : "", len);
-    memset(dst + len, 0, n - len);
+    if (len)
+        memcpy(dst, s, len);
+    dst[len] = '\0';
 }
 
-/* Queue an event row. */
 void recorder_event(struct recorder *r, double t, const char *severity, const char *source,
                     const char *code, const char *message)
 {
-    struct rec_event_row e = { .time = t };
+    struct rec_event e = { .time = t };
     copy_utf8(e.severity, sizeof e.severity, severity);
     copy_utf8(e.source, sizeof e.source, source);
     copy_utf8(e.code, sizeof e.code, code);
     copy_utf8(e.message, sizeof e.message, message);
-    enqueue(r, &r->events, &e, t);
+    pthread_mutex_lock(&r->lock);
+    if (!r->finish && !vec_push(&r->events, &e, r->max_queued))
+        r->status.dropped++;
+    pthread_mutex_unlock(&r->lock);
 }
 
-/* Queue a /steps row. */
 void recorder_step(struct recorder *r, const struct rec_step *step)
 {
-    if (step->index < 0)
-        return;
     struct rec_step_row row = { .index = step->index, .planned_start = step->planned_start,
                                 .start = step->start, .end = step->end };
     copy_utf8(row.path, sizeof row.path, step->path);
     copy_utf8(row.name, sizeof row.name, step->name);
     copy_utf8(row.outcome, sizeof row.outcome, step->outcome);
-    enqueue(r, &r->steps, &row, step->start);
+    if (step->index < 0)
+        return;
+    pthread_mutex_lock(&r->lock);
+    if (!r->finish && !vec_push(&r->steps, &row, r->max_queued))
+        r->status.dropped++;
+    pthread_mutex_unlock(&r->lock);
 }
 
-/* Block until at most max_pending samples are queued (never on the loop thread). */
+/* Block until at most max_pending samples are queued. */
 void recorder_throttle(struct recorder *r, size_t max_pending)
 {
     pthread_mutex_lock(&r->lock);
-    while (r->values.count > max_pending && !r->status.finished) {
-        r->drain_now = true;
-        pthread_cond_signal(&r->wake);
+    while (r->values.n > max_pending && !r->status.finished) {
+        pthread_cond_signal(&r->cond);
         pthread_cond_wait(&r->drained, &r->lock);
     }
     pthread_mutex_unlock(&r->lock);
 }
 
-/* ----------------------------------------------------- status, finish */
-
-/* Copy the current status. */
 void recorder_get_status(struct recorder *r, struct rec_status *out)
 {
     pthread_mutex_lock(&r->lock);
@@ -656,50 +681,98 @@ void recorder_get_status(struct recorder *r, struct rec_status *out)
     pthread_mutex_unlock(&r->lock);
 }
 
-/* Ask the thread to write what is queued and close with final_state. */
 void recorder_finish(struct recorder *r, const char *final_state)
 {
     pthread_mutex_lock(&r->lock);
     if (!r->finish) {
-        snprintf(r->final_state, sizeof r->final_state, "%s", final_state ? final_state : "interrupted");
+        snprintf(r->final_state, sizeof r->final_state, "%s", final_state);
         r->finish = true;
-        r->accepting = false;
-        pthread_cond_signal(&r->wake);
+        pthread_cond_signal(&r->cond);
     }
     pthread_mutex_unlock(&r->lock);
 }
 
-/* Free the thread's staging memory. */
-static void free_stages(struct recorder *r)
-{
-    for (size_t i = 0; r->stage != NULL && i < r->n_series; i++) {
-        free(r->stage[i].t);
-        free(r->stage[i].v);
-    }
-    free(r->stage);
-    free(r->ev);
-    free(r->st);
-}
-
-/* Join the thread (finishing as "interrupted" if needed) and free. */
 void recorder_free(struct recorder *r)
 {
     if (r == NULL)
         return;
-    if (r->thread_started) {
+    if (!r->status.finished || r->thread) {
         recorder_finish(r, "interrupted");
-        pthread_join(r->thread, NULL);
+        if (r->thread)
+            pthread_join(r->thread, NULL);
     }
-    free_stages(r);
-    for (size_t i = 0; i < r->n_owned; i++)
-        free(r->owned[i]);
-    free(r->owned);
+    for (size_t i = 0; i < r->n_series; i++) {
+        struct series *s = &r->series[i];
+        free(s->name);
+        free(s->units);
+        free(s->device);
+        free(s->driver);
+        free(s->kind);
+        free(s->bt);
+        free(s->bv);
+    }
     free(r->series);
-    recq_destroy(&r->values);
-    recq_destroy(&r->events);
-    recq_destroy(&r->steps);
+    for (size_t i = 0; i < 10; i++)
+        free(r->strs[i]);
+    free(r->values.data);
+    free(r->events.data);
+    free(r->steps.data);
     pthread_mutex_destroy(&r->lock);
-    pthread_cond_destroy(&r->wake);
+    pthread_cond_destroy(&r->cond);
     pthread_cond_destroy(&r->drained);
     free(r);
+}
+
+/* ------------------------------------------------------------ recovery */
+
+/* Make a file left by a crash readable again; safe to repeat. */
+int recorder_recover(const char *path, char *err, size_t errlen)
+{
+    if (access(path, R_OK | W_OK) < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -errno;
+    }
+    /* What h5clear -s does: open while clearing the superblock's status flags. */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    hbool_t clear = 1;
+    H5Pset(fapl, "clear_status_flags", &clear);
+    hid_t f;
+    H5E_BEGIN_TRY {
+        f = H5Fopen(path, H5F_ACC_RDWR, fapl);
+    } H5E_END_TRY;
+    H5Pclose(fapl);
+    if (f < 0) {
+        snprintf(err, errlen, "%s: not an HDF5 file perfuse can recover", path);
+        return -EINVAL;
+    }
+    /* What h5clear --increment does: the EOA recorded at the last flush may lie
+     * before data written after it; move it past the end of the file. */
+    int rc = 0;
+    if (H5Fincrement_filesize(f, 1 << 20) < 0) {
+        snprintf(err, errlen, "%s: cannot fix the end of allocation", path);
+        rc = -EIO;
+    }
+    hid_t a;
+    H5E_BEGIN_TRY {
+        a = H5Aopen(f, "state", H5P_DEFAULT);
+    } H5E_END_TRY;
+    if (a >= 0) {
+        hid_t t = H5Aget_type(a);
+        size_t n = H5Tget_size(t);
+        char *buf = calloc(1, n + 1);
+        if (buf && H5Aread(a, t, buf) >= 0 && strncmp(buf, "running", n) == 0) {
+            memset(buf, 0, n);
+            memcpy(buf, "interrupted", n < 11 ? n : 11);
+            if (H5Awrite(a, t, buf) < 0)
+                rc = -EIO;
+        }
+        free(buf);
+        H5Tclose(t);
+        H5Aclose(a);
+    }
+    if (H5Fclose(f) < 0 && rc == 0) {
+        snprintf(err, errlen, "%s: closing after recovery failed", path);
+        rc = -EIO;
+    }
+    return rc;
 }

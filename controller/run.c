@@ -232,6 +232,27 @@ void run_on_write(struct run *r, const struct bus_note *n)
     run_event(r, n->t_ns, "fault", what, "write_failed", "command not delivered: %s", n->msg);
 }
 
+/* A device faulted during the run: pause, abort (faulted) or carry on, as on_fault says. */
+void run_on_device_fault(struct run *r, const char *device, const char *why)
+{
+    if (r->closed || r->ended)
+        return;
+    char reason[256];
+    snprintf(reason, sizeof reason, "device %s faulted: %s", device, why);
+    switch (r->plan->on_fault) {
+    case ON_FAULT_PAUSE:
+        runner_pause(r->runner, reason);
+        break;
+    case ON_FAULT_ABORT:
+        runner_fault(r->runner, reason);
+        break;
+    case ON_FAULT_CONTINUE:
+        run_event(r, pclock_now(&r->dm->clock), "warning", device, "fault_ignored",
+                  "on_fault: continue; the run goes on without %s", device);
+        break;
+    }
+}
+
 /* Format who for events. */
 static void actor_text(const struct run_actor *who, char *buf, size_t len)
 {

@@ -32,6 +32,8 @@ void run_on_write(struct run *r, const struct bus_note *n);
 void run_event(struct run *r, int64_t t_ns, const char *severity, const char *source,
                const char *code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
+/* A device of the rig faulted or recovered: apply the protocol's on_fault. */
+void run_on_device_fault(struct run *r, const char *device, const char *why);
 int run_pause(struct run *r, const struct run_actor *who, const char *reason);
 int run_resume(struct run *r, const struct run_actor *who, const char *reason);
 int run_abort(struct run *r, const struct run_actor *who, const char *reason);

@@ -366,25 +366,39 @@ int runner_resume(struct runner *r, const char *reason)
     return 0;
 }
 
-/* Stop the run and apply the safe state. */
-int runner_abort(struct runner *r, const char *reason)
+/* End the run in state final (aborted or faulted) and apply the safe state. */
+static int runner_stop(struct runner *r, enum run_state final, const char *code, const char *reason)
 {
     if (r->state != RUN_RUNNING && r->state != RUN_PAUSED)
         return -EINVAL;
     ptimer_stop(&r->step_timer);
     ptimer_stop(&r->update_timer);
-    r->state = RUN_ABORTED;
+    r->state = final;
     if (r->cur != NULL) {
         r->row.end = run_time(r, pclock_now(r->clk));
         if (strcmp(r->row.outcome, "running") == 0)
-            snprintf(r->row.outcome, sizeof r->row.outcome, "aborted");
+            snprintf(r->row.outcome, sizeof r->row.outcome, "%s",
+                     final == RUN_FAULTED ? "faulted" : "aborted");
         write_row(r);
         r->cur = NULL;
     }
-    emit(r, "warning", "run_aborted", "run aborted: %s", reason);
+    emit(r, final == RUN_FAULTED ? "fault" : "warning", code, "run %s: %s",
+         final == RUN_FAULTED ? "stopped by a fault" : "aborted", reason);
     r->hooks.safe_state(r->hooks.ctx);
-    r->hooks.finished(r->hooks.ctx, RUN_ABORTED);
+    r->hooks.finished(r->hooks.ctx, final);
     return 0;
+}
+
+/* Stop the run and apply the safe state. */
+int runner_abort(struct runner *r, const char *reason)
+{
+    return runner_stop(r, RUN_ABORTED, "run_aborted", reason);
+}
+
+/* A device failed: stop the run as faulted. */
+int runner_fault(struct runner *r, const char *reason)
+{
+    return runner_stop(r, RUN_FAULTED, "run_faulted", reason);
 }
 
 /* Answer the pending prompt. */

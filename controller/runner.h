@@ -67,6 +67,8 @@ int runner_pause(struct runner *r, const char *reason);
 int runner_resume(struct runner *r, const char *reason);
 /* Stop the run and apply the safe state. */
 int runner_abort(struct runner *r, const char *reason);
+/* A device failed: stop the run as faulted and apply the safe state. */
+int runner_fault(struct runner *r, const char *reason);
 /* Answer the pending prompt. Returns -ENOENT if none is pending. */
 int runner_confirm(struct runner *r, const char *who);
 /* A new valid sample of channel (for wait_until). */
