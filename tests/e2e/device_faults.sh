@@ -1,0 +1,102 @@
+#!/bin/bash
+# A device that stops answering, through the whole stack: the simulator's
+# fault injection makes chip1 silent; the bus marks it faulted (an event), the
+# run does what on_fault says, healthy devices on other buses keep sampling,
+# and chip1 comes back by itself (a recovered event).
+set -u
+cd "$(dirname "$0")/../.."
+. tests/lib/common.sh
+
+# The simulator's control socket, from the ready line perfused logs.
+sim_control() {
+    sed -n 's/.*"control": "\([^"]*\)".*/\1/p' "$T/$1/perfused.log" | head -1
+}
+# Send one command to the simulator's control socket.
+sim_cmd() {
+    "$PYTHON" -c "
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
+s.sendall((sys.argv[2] + '\n').encode()); print(s.recv(4096).decode().strip())" "$1" "$2"
+}
+# Poll status (bounded): the control protocol has no push notifications yet.
+wait_state() {
+    for i in $(seq 200); do
+        ctl --json status | grep -q "\"state\": \"$1\"" && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+cat >"$T/pause.yaml" <<'P'
+perfuse: 1
+name: fault pauses
+on_fault: pause
+safe_state: {pump1: 0 uL/min}
+steps:
+  - {set: {pump1: 10 uL/min}, for: 8 s}
+P
+start_daemon faults || { not_ok "daemon starts"; finish; }
+ctl_path=$(sim_control faults)
+check "the simulator's control socket is known ($ctl_path)" test -S "$ctl_path"
+file=$(ctl run "$T/pause.yaml" | sed -n 's/^file //p')
+sleep 1   # let the run record a healthy second first (time, not synchronisation)
+check "inject: chip1 goes silent for 2 s" test "$(sim_cmd "$ctl_path" "fault timeout:chip1,for=2s")" = ok
+check "on_fault: pause pauses the run" wait_state paused
+sleep 2.5  # the fault lasts 2 s; the bus re-probes chip1 within its back-off
+ctl resume >/dev/null && ok "the operator resumes" || not_ok "the operator resumes"
+res=$(ctl --json wait)
+check "the run completes after the fault" grep -q '"state": "completed"' <<<"$res"
+"$PYTHON" - "$file" <<'PY'
+import sys
+import numpy as np
+sys.path.insert(0, "tests/lib")
+from h5run import open_run, series, text
+f = open_run(sys.argv[1])
+ev = f["events"][:]
+codes = [text(e["code"]) for e in ev]
+src = {text(e["code"]): text(e["source"]) for e in ev}
+fails = 0
+def expect(c, w):
+    global fails
+    print(("ok - " if c else "not ok - ") + w)
+    fails += not c
+expect("device_faulted" in codes and src.get("device_faulted") == "chip1", "a device_faulted event names chip1")
+expect("device_recovered" in codes, "chip1 recovered by itself (device_recovered event)")
+expect(codes.index("device_faulted") < codes.index("paused") < codes.index("device_recovered"),
+       "the run paused on the fault, before the recovery")
+tf = ev["time"][codes.index("device_faulted")]
+tr = ev["time"][codes.index("device_recovered")]
+t, v = series(f, "channels", "chip1.pressure")
+# The probe that succeeds is stamped just before the recovered event: leave it out.
+gap = v[(t > tf) & (t < tr - 0.01)]
+expect(len(gap) == 0 or bool(np.all(np.isnan(gap))), f"no pressure value was invented while chip1 was silent ({len(gap)} failed reads recorded as NaN)")
+tq, q = series(f, "channels", "pump1.flow")
+n = ((tq > tf) & (tq < tr)).sum()
+want = (tr - tf) * 2.0          # pump1.flow is sampled at 2 Hz
+expect(abs(n - want) <= 1.5, f"pump1 on another bus kept its 2 Hz through the fault ({n} samples in {tr - tf:.2f} s)")
+sys.exit(1 if fails else 0)
+PY
+check "the file records the fault and the recovery (see above)" test $? -eq 0
+
+cat >"$T/abort.yaml" <<'P'
+perfuse: 1
+name: fault stops
+on_fault: abort
+safe_state: {pump1: 0 uL/min}
+steps:
+  - {set: {pump1: 10 uL/min}, for: 30 s}
+P
+file=$(ctl run "$T/abort.yaml" | sed -n 's/^file //p')
+sim_cmd "$ctl_path" "fault timeout:chip2" >/dev/null
+res=$(ctl --json wait)
+check "on_fault: abort stops the run" grep -q '"state": "faulted"' <<<"$res"
+codes=$("$PYTHON" -c "
+import sys; sys.path.insert(0, 'tests/lib')
+from h5run import open_run, text
+f = open_run('$file'); print(' '.join(text(c) for c in f['events']['code'])); print(text(f.attrs['state']))")
+check "the file records run_faulted" grep -qw run_faulted <<<"$codes"
+check "the file records the safe state" grep -qw safe_state <<<"$codes"
+check "the file's state says the run did not complete" grep -q aborted <<<"$codes"
+sim_cmd "$ctl_path" "clear all" >/dev/null
+kill -TERM "$DAEMON_PID"; wait_gone "$DAEMON_PID" 15
+finish
