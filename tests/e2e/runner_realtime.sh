@@ -68,7 +68,7 @@ ev = f["events"][:]
 tp = [e["time"] for e in ev if text(e["code"]) == "paused"][0]
 tr = [e["time"] for e in ev if text(e["code"]) == "resumed"][0]
 pause = ramp["end"] - ramp["start"] - 6.0
-expect(abs(pause - (tr - tp)) < 0.005, f"the ramp ended late by the pause: {pause:.4f} s vs {tr - tp:.4f} s paused")
+expect(abs(pause - (tr - tp)) < 0.02, f"the ramp ended late by the pause (plus its own end-timer lateness): {pause:.4f} s vs {tr - tp:.4f} s paused")
 expect(abs(st[3]["planned_start"] - (ramp["planned_start"] + 6.0 + pause)) < TOL, "the rest of the plan moved by the pause")
 t, v = series(f, "setpoints", "pump1.flow")
 before = v[t <= tp + 1e-9][-1]
