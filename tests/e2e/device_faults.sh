@@ -98,5 +98,22 @@ check "the file records run_faulted" grep -qw run_faulted <<<"$codes"
 check "the file records the safe state" grep -qw safe_state <<<"$codes"
 check "the file's state says the run did not complete" grep -q aborted <<<"$codes"
 sim_cmd "$ctl_path" "clear all" >/dev/null
+
+# perfusectl abort: the run stops, the safe state is applied, and who asked is recorded.
+file=$(ctl run "$T/abort.yaml" | sed -n 's/^file //p')
+out=$(ctl --json abort --reason "chip leaking"); rc=$?
+check "abort is accepted (exit $rc)" grep -q '"state": "aborted"' <<<"$out"
+ctl --json wait >/dev/null
+ev=$("$PYTHON" -c "
+import sys; sys.path.insert(0, 'tests/lib')
+from h5run import open_run, text
+f = open_run('$file')
+print(text(f.attrs['state']))
+for e in f['events'][:]: print(text(e['code']), text(e['message']))")
+check "the file's state is aborted" grep -q "^aborted$" <<<"$ev"
+check "the abort is recorded with the user and the reason" grep -q "^cmd_abort abort by uid [0-9]* ([a-z0-9_-]*): chip leaking" <<<"$ev"
+check "the safe state is applied on abort" grep -q "^safe_state" <<<"$ev"
+ctl abort >/dev/null 2>&1; rc=$?
+check "abort with no run active is refused (exit $rc)" test "$rc" -eq 1
 kill -TERM "$DAEMON_PID"; wait_gone "$DAEMON_PID" 15
 finish
