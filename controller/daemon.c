@@ -2,10 +2,12 @@
 #include "daemon.h"
 #include "control.h"
 #include "log.h"
+#include "recorder.h"
 #include "run.h"
 #include "simchild.h"
 #include "timeutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -222,6 +224,29 @@ static int load_rig(struct daemon *d)
     return rc;
 }
 
+/* Recover run files a crash left in the data directory (before the loop runs:
+ * this blocks, and no recorder writes to them now). */
+static void recover_data_dir(const char *dir)
+{
+    DIR *dp = opendir(dir);
+    if (dp == NULL)
+        return;
+    for (struct dirent *e; (e = readdir(dp)) != NULL;) {
+        size_t len = strlen(e->d_name);
+        if (len < 4 || strcmp(e->d_name + len - 3, ".h5") != 0)
+            continue;
+        char path[4096], err[256];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (recorder_needs_recovery(path) != 1)
+            continue;
+        if (recorder_recover(path, err, sizeof err) == 0)
+            log_warn("recorder", "recovered %s, left by a crash (its state is now interrupted)", path);
+        else
+            log_error("recorder", "cannot recover %s: %s", path, err);
+    }
+    closedir(dp);
+}
+
 /* Set up the daemon. */
 int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *cfg)
 {
@@ -240,6 +265,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     uv_signal_start(&d->sig_term, signal_cb, SIGTERM);
     uv_signal_start(&d->sig_int, signal_cb, SIGINT);
     uv_signal_start(&d->sig_chld, sigchld_cb, SIGCHLD);
+    recover_data_dir(cfg->data_dir);
     int rc = load_rig(d);
     if (rc < 0)
         return rc;

@@ -776,3 +776,34 @@ int recorder_recover(const char *path, char *err, size_t errlen)
     }
     return rc;
 }
+
+/* Whether path is a run file left by a crash. */
+int recorder_needs_recovery(const char *path)
+{
+    hid_t f;
+    H5E_BEGIN_TRY {
+        f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    } H5E_END_TRY;
+    if (f < 0) {
+        htri_t is;
+        H5E_BEGIN_TRY {
+            is = H5Fis_hdf5(path);
+        } H5E_END_TRY;
+        return is > 0 ? 1 : 0;
+    }
+    int rc = 0;
+    hid_t a;
+    H5E_BEGIN_TRY {
+        a = H5Aopen(f, "state", H5P_DEFAULT);
+    } H5E_END_TRY;
+    if (a >= 0) {
+        hid_t t = H5Aget_type(a);
+        char buf[32] = "";
+        if (H5Tget_size(t) < sizeof buf && H5Aread(a, t, buf) >= 0)
+            rc = strcmp(buf, "running") == 0;
+        H5Tclose(t);
+        H5Aclose(a);
+    }
+    H5Fclose(f);
+    return rc;
+}

@@ -117,4 +117,9 @@ void recorder_free(struct recorder *r);
  */
 int recorder_recover(const char *path, char *err, size_t errlen);
 
+/* Whether path is a run file left by a crash: it cannot be opened plainly (a
+ * SWMR writer's flags are still set) or its state still says "running".
+ * Blocking, like recorder_recover. Returns 1, 0, or a negative errno. */
+int recorder_needs_recovery(const char *path);
+
 #endif

@@ -41,12 +41,21 @@ check "socket removed on exit" test ! -e "$SOCK"
 start_daemon kill9 || { not_ok "daemon starts"; finish; }
 check "perfuse-sim runs (pid $SIM_PID)" test -n "$SIM_PID"
 ctl run protocols/demo.yaml >/dev/null
+sleep 3   # let the run flush some seconds of data before the crash (time, not synchronisation)
 kill -KILL "$DAEMON_PID"
 check "perfused is killed" wait_gone "$DAEMON_PID" 5
 check "perfuse-sim exits when perfused is killed with -9" wait_gone "$SIM_PID" 5
 
-# --- a restarted daemon gets the socket back (stale socket replaced)
+# --- a restarted daemon gets the socket back (stale socket replaced) and
+# recovers the file the crash left
+crashed=$(ls "$T/kill9/runs/"*.h5)
 start_daemon kill9 || true
+check "the restarted daemon recovered the crashed run's file" grep -q "recovered .*left by a crash" "$T/kill9/perfused.log"
+state=$("$PYTHON" -c "
+import sys; sys.path.insert(0, 'tests/lib')
+from h5run import open_run, text
+f = open_run('$crashed'); print(text(f.attrs['state']), len(f['channels/chip1.pressure/value']) > 0)")
+check "the crashed file opens plainly, state interrupted, with its samples ($state)" test "$state" = "interrupted True"
 if ctl status >/dev/null; then ok "a new daemon starts on the same socket after the crash"
 else not_ok "a new daemon starts on the same socket after the crash"; fi
 kill -TERM "$DAEMON_PID"; wait_gone "$DAEMON_PID" 15
