@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "units.h"
+
 /* Who is asking, for the audit trail. */
 static struct run_actor actor(struct ctl_client *cl, const char *operator_name)
 {
@@ -231,6 +233,61 @@ static int cmd_confirm(struct ctl_client *cl, json_t *req, json_t *res, char *er
     return rc < 0 ? rc : cmd_status(cl, req, res, err, len);
 }
 
+/* set: a manual setpoint, only with no run active or the run paused. */
+static int cmd_set(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    struct daemon *d = control_daemon(cl->ctl);
+    const char *name = arg_str(req, "channel"), *text = arg_str(req, "value");
+    if (name == NULL || text == NULL) {
+        snprintf(err, len, "set needs \"channel\" and \"value\" (e.g. \"10 uL/min\")");
+        return -EPROTO;
+    }
+    int ch = rig_find_channel(d->rig, name);
+    if (ch < 0) {
+        const char *sug = rig_suggest_channel(d->rig, name);
+        snprintf(err, len, "unknown channel '%s'%s%s%s", name, sug ? " (did you mean '" : "",
+                 sug ? sug : "", sug ? "'?)" : "");
+        return -EINVAL;
+    }
+    const struct rig_channel *c = &d->rig->channels[ch];
+    if (!c->writable) {
+        snprintf(err, len, "%s is a measurement and cannot be set", c->name);
+        return -EPERM;
+    }
+    struct runner_status st = { .state = RUN_IDLE };
+    if (active_run(d) != NULL)
+        run_get_status(d->run, &st);
+    if (active_run(d) != NULL && st.state != RUN_PAUSED) {
+        snprintf(err, len, "a run is active: pause it first (manual setpoints are allowed only "
+                 "with no run, or while the run is paused)");
+        return -EBUSY;
+    }
+    double v;
+    char perr[256];
+    int col;
+    if (unit_parse_value(text, c->q, &v, perr, sizeof perr, &col) < 0) {
+        snprintf(err, len, "%s: %s", c->name, perr);
+        return -EINVAL;
+    }
+    if ((!isnan(c->min) && v < c->min) || (!isnan(c->max) && v > c->max)) {
+        snprintf(err, len, "%g %s is outside the limits of %s (%g to %g %s)", v, c->unit, c->name,
+                 c->min, c->max, c->unit);
+        return -EINVAL;
+    }
+    int rc = daemon_write(d, ch, v, BUS_PRIO_SETPOINT, pclock_now(&d->clock));
+    if (rc < 0) {
+        snprintf(err, len, "cannot send the setpoint: %s", strerror(-rc));
+        return rc;
+    }
+    struct run_actor who = actor(cl, NULL);
+    if (active_run(d) != NULL)
+        run_manual_set(d->run, &who, ch, v);
+    json_object_set_new(res, "channel", json_string(c->name));
+    json_object_set_new(res, "value", json_real(v));
+    json_object_set_new(res, "unit", json_string(c->unit));
+    return 0;
+}
+
 /* wait: reply when the current run's file is closed. */
 static int cmd_wait(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
@@ -250,6 +307,7 @@ static const struct ctl_command commands[] = {
     { .name = "abort", .exec = cmd_abort },
     { .name = "confirm", .exec = cmd_confirm },
     { .name = "wait", .exec = cmd_wait },
+    { .name = "set", .exec = cmd_set },
 };
 
 /* The command called name, or NULL. */
@@ -264,5 +322,5 @@ const struct ctl_command *command_find(const char *name)
 /* Comma-separated command names. */
 const char *command_names(void)
 {
-    return "hello, run, status, pause, resume, abort, confirm, wait";
+    return "hello, run, status, pause, resume, abort, confirm, wait, set";
 }

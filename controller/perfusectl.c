@@ -48,6 +48,7 @@ static void usage(FILE *out)
         "  abort [--reason TEXT]           stop the run and apply the safe state\n"
         "  confirm                         answer a pending operator prompt\n"
         "  wait                            block until the current run ends; print its status\n"
+        "  set CHANNEL VALUE UNIT          manual setpoint (no run active, or the run paused)\n"
         "Offline:\n"
         "  check PROTOCOL [--rig FILE]     validate; print the timeline, total duration, volumes\n"
         "  simulate PROTOCOL [--rig FILE] [-o OUT.h5] [--speed N|max] [--fault SPEC]...\n"
@@ -298,6 +299,34 @@ static int cmd_simple(struct ctl *c, const char *name, int argc, char **argv)
     json_t *res = call(c, cl, req, &code);
     if (res) {
         print_result(c, res);
+        json_decref(res);
+    }
+    ctlclient_close(cl);
+    return code;
+}
+
+/* set CHANNEL VALUE UNIT: a manual setpoint. */
+static int cmd_set(struct ctl *c, int argc, char **argv)
+{
+    struct subopts o;
+    int i = parse_subopts(argc, argv, &o);
+    c->json |= o.json;
+    if (i < 0 || argc - i < 2 || argc - i > 3) {
+        fprintf(stderr, "usage: perfusectl set CHANNEL VALUE [UNIT]\n"
+                        "example: perfusectl set pump1 10 uL/min      (refused while a run is active and not paused)\n");
+        return EXIT_USAGE;
+    }
+    char value[128];
+    snprintf(value, sizeof value, "%s%s%s", argv[i + 1], argc - i == 3 ? " " : "", argc - i == 3 ? argv[i + 2] : "");
+    struct ctlclient *cl = connect_or_exit(c);
+    int code;
+    json_t *res = call(c, cl, json_pack("{s:s,s:s,s:s}", "cmd", "set", "channel", argv[i], "value", value), &code);
+    if (res) {
+        if (c->json)
+            print_result(c, res);
+        else
+            printf("%s set to %g %s\n", json_string_value(json_object_get(res, "channel")),
+                   json_number_value(json_object_get(res, "value")), json_string_value(json_object_get(res, "unit")));
         json_decref(res);
     }
     ctlclient_close(cl);
@@ -655,6 +684,8 @@ int main(int argc, char **argv)
         return cmd_run(&c, sub_argc, sub_argv);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(&c, sub_argc, sub_argv);
+    if (strcmp(cmd, "set") == 0)
+        return cmd_set(&c, sub_argc, sub_argv);
     if (strcmp(cmd, "simulate") == 0)
         return cmd_simulate(&c, sub_argc, sub_argv);
     if (strcmp(cmd, "recover") == 0)

@@ -253,6 +253,17 @@ void run_on_device_fault(struct run *r, const char *device, const char *why)
     }
 }
 
+/* Record a manual setpoint made while the run is paused. */
+void run_manual_set(struct run *r, const struct run_actor *who, int channel, double value)
+{
+    int64_t now = pclock_now(&r->dm->clock);
+    const struct rig_channel *c = &r->dm->rig->channels[channel];
+    if (r->rec_sp[channel] >= 0 && !r->closed)
+        recorder_setpoint(r->rec, (uint32_t)r->rec_sp[channel], rel(r, now), value);
+    run_event(r, now, "info", "control", "cmd_set", "manual set %s = %g %s by %s", c->name, value,
+              c->unit, who && who->user ? who->user : "daemon");
+}
+
 /* Format who for events. */
 static void actor_text(const struct run_actor *who, char *buf, size_t len)
 {

@@ -115,5 +115,38 @@ check "the abort is recorded with the user and the reason" grep -q "^cmd_abort a
 check "the safe state is applied on abort" grep -q "^safe_state" <<<"$ev"
 ctl abort >/dev/null 2>&1; rc=$?
 check "abort with no run active is refused (exit $rc)" test "$rc" -eq 1
+
+# perfusectl set: manual control, with its refusals.
+refused() { [ "$1" -eq 1 ] && grep -qF -- "$3" <<<"$2"; }
+out=$(ctl set pump1 12 uL/min); rc=$?
+check "set pump1 12 uL/min with no run ($out)" test "$rc" -eq 0
+flow=""
+for i in $(seq 100); do   # the pump's read-back follows at 2 Hz: poll status, bounded
+    flow=$(ctl --json status | "$PYTHON" -c "import json,sys; print([c.get('value') for c in json.load(sys.stdin)['channels'] if c['name']=='pump1.flow'][0])")
+    [ "$flow" = "12.0" ] && break
+    sleep 0.05
+done
+check "the pump delivers what was set (read back: $flow)" test "$flow" = "12.0"
+out=$(ctl set chip1.pressure 5 mbar 2>&1); rc=$?
+check "setting a measurement is refused ($out)" refused "$rc" "$out" "is a measurement"
+out=$(ctl set pump1 5000 uL/min 2>&1); rc=$?
+check "a value beyond the device's limit is refused, naming it ($out)" refused "$rc" "$out" "outside the limits of pump1.flow (-1000 to 1000 uL/min)"
+out=$(ctl set pump1 10 ul/mn 2>&1); rc=$?
+check "a wrong unit is refused ($out)" refused "$rc" "$out" "did you mean 'uL/min'"
+file=$(ctl run "$T/abort.yaml" | sed -n 's/^file //p')
+out=$(ctl set pump1 3 uL/min 2>&1); rc=$?
+check "set is refused while a run is active ($out)" refused "$rc" "$out" "pause it first"
+ctl pause >/dev/null
+out=$(ctl set pump1 3 uL/min); rc=$?
+check "set is allowed while the run is paused" test "$rc" -eq 0
+ctl abort --reason done >/dev/null; ctl wait >/dev/null
+ev=$("$PYTHON" -c "
+import sys; sys.path.insert(0, 'tests/lib')
+from h5run import open_run, series, text
+f = open_run('$file')
+for e in f['events'][:]: print(text(e['code']), text(e['message']))
+t, v = series(f, 'setpoints', 'pump1.flow'); print('setpoints', list(v))")
+check "the manual set is in the run file with its user" grep -q "^cmd_set manual set pump1.flow = 3 uL/min by uid" <<<"$ev"
+check "and in /setpoints" grep -q "setpoints .*3.0" <<<"$ev"
 kill -TERM "$DAEMON_PID"; wait_gone "$DAEMON_PID" 15
 finish
