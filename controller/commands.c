@@ -288,6 +288,37 @@ static int cmd_set(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
     return 0;
 }
 
+struct events_ctx {
+    json_t *list;
+    double since;
+};
+
+/* Add one event to the reply if it is recent enough. */
+static void add_event(const struct run_event_rec *e, void *arg)
+{
+    struct events_ctx *c = arg;
+    if (e->t >= c->since)
+        json_array_append_new(c->list, json_pack("{s:f,s:s,s:s,s:s,s:s}", "time", e->t, "severity",
+                                                 e->severity, "source", e->source, "code", e->code,
+                                                 "message", e->message));
+}
+
+/* events: the current (or last) run's event log; "since" in seconds of run time. */
+static int cmd_events(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    struct daemon *d = control_daemon(cl->ctl);
+    if (d->run == NULL) {
+        snprintf(err, len, "no run yet");
+        return -ENOENT;
+    }
+    json_t *since = req ? json_object_get(req, "since") : NULL;
+    struct events_ctx c = { .list = json_array(), .since = json_is_number(since) ? json_number_value(since) : -1 };
+    run_events_each(d->run, add_event, &c);
+    json_object_set_new(res, "run_id", json_string(run_id(d->run)));
+    json_object_set_new(res, "events", c.list);
+    return 0;
+}
+
 /* wait: reply when the current run's file is closed. */
 static int cmd_wait(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
@@ -308,6 +339,7 @@ static const struct ctl_command commands[] = {
     { .name = "confirm", .exec = cmd_confirm },
     { .name = "wait", .exec = cmd_wait },
     { .name = "set", .exec = cmd_set },
+    { .name = "events", .exec = cmd_events },
 };
 
 /* The command called name, or NULL. */
@@ -322,5 +354,5 @@ const struct ctl_command *command_find(const char *name)
 /* Comma-separated command names. */
 const char *command_names(void)
 {
-    return "hello, run, status, pause, resume, abort, confirm, wait, set";
+    return "hello, run, status, pause, resume, abort, confirm, wait, set, events";
 }

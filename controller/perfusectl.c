@@ -49,6 +49,7 @@ static void usage(FILE *out)
         "  confirm                         answer a pending operator prompt\n"
         "  wait                            block until the current run ends; print its status\n"
         "  set CHANNEL VALUE UNIT          manual setpoint (no run active, or the run paused)\n"
+        "  events [--since SECONDS]        the event log of the current (or last) run\n"
         "Offline:\n"
         "  check PROTOCOL [--rig FILE]     validate; print the timeline, total duration, volumes\n"
         "  simulate PROTOCOL [--rig FILE] [-o OUT.h5] [--speed N|max] [--fault SPEC]...\n"
@@ -301,6 +302,51 @@ static int cmd_simple(struct ctl *c, const char *name, int argc, char **argv)
         print_result(c, res);
         json_decref(res);
     }
+    ctlclient_close(cl);
+    return code;
+}
+
+/* events [--since SECONDS]: the run's event log. */
+static int cmd_events(struct ctl *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "since", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 },
+    };
+    double since = -1;
+    optind = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 's')
+            since = strtod(optarg, NULL);
+        else if (ch == 'j')
+            c->json = true;
+        else
+            return EXIT_USAGE;
+    }
+    if (optind != argc) {
+        fprintf(stderr, "usage: perfusectl events [--since SECONDS]\nexample: perfusectl events --since 3600\n");
+        return EXIT_USAGE;
+    }
+    struct ctlclient *cl = connect_or_exit(c);
+    json_t *req = json_pack("{s:s}", "cmd", "events");
+    if (since >= 0)
+        json_object_set_new(req, "since", json_real(since));
+    int code;
+    json_t *res = call(c, cl, req, &code);
+    if (res && c->json) {
+        print_result(c, res);
+    } else if (res) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(res, "events"), i, e) {
+            char t[64];
+            unit_format_duration((int64_t)(json_number_value(json_object_get(e, "time")) * 1e9), t, sizeof t);
+            printf("%-14s %-8s %-14s %-18s %s\n", t, json_string_value(json_object_get(e, "severity")),
+                   json_string_value(json_object_get(e, "source")), json_string_value(json_object_get(e, "code")),
+                   json_string_value(json_object_get(e, "message")));
+        }
+    }
+    json_decref(res);
     ctlclient_close(cl);
     return code;
 }
@@ -684,6 +730,8 @@ int main(int argc, char **argv)
         return cmd_run(&c, sub_argc, sub_argv);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(&c, sub_argc, sub_argv);
+    if (strcmp(cmd, "events") == 0)
+        return cmd_events(&c, sub_argc, sub_argv);
     if (strcmp(cmd, "set") == 0)
         return cmd_set(&c, sub_argc, sub_argv);
     if (strcmp(cmd, "simulate") == 0)

@@ -32,6 +32,8 @@ struct run {
     bool ended;                 /* runner reached a final state */
     bool closed;                /* the file is closed */
     bool shutdown;              /* the daemon is stopping during the run */
+    struct run_event_rec *events;   /* ring of the latest RUN_EVENTS_KEPT */
+    size_t n_events;                /* ever recorded */
     run_closed_cb closed_cb;
 };
 
@@ -53,6 +55,16 @@ void run_event(struct run *r, int64_t t_ns, const char *severity, const char *so
     log_info(source, "%s: %s", code, msg);
     if (r->rec != NULL && !r->closed)
         recorder_event(r->rec, rel(r, t_ns), severity, source, code, msg);
+    if (r->events == NULL)
+        r->events = calloc(RUN_EVENTS_KEPT, sizeof *r->events);
+    if (r->events != NULL) {
+        struct run_event_rec *e = &r->events[r->n_events++ % RUN_EVENTS_KEPT];
+        e->t = rel(r, t_ns);
+        snprintf(e->severity, sizeof e->severity, "%s", severity);
+        snprintf(e->source, sizeof e->source, "%s", source);
+        snprintf(e->code, sizeof e->code, "%s", code);
+        snprintf(e->message, sizeof e->message, "%.255s", msg);   /* the file keeps 256 bytes too */
+    }
 }
 
 /* Runner hook: command a channel. */
@@ -377,6 +389,16 @@ void run_storage(struct run *r, int *write_errors, uint64_t *dropped)
     *dropped = st.dropped;
 }
 
+/* Call fn for each kept event, oldest first. */
+void run_events_each(const struct run *r, void (*fn)(const struct run_event_rec *e, void *arg), void *arg)
+{
+    if (r->events == NULL)
+        return;
+    size_t first = r->n_events > RUN_EVENTS_KEPT ? r->n_events - RUN_EVENTS_KEPT : 0;
+    for (size_t i = first; i < r->n_events; i++)
+        fn(&r->events[i % RUN_EVENTS_KEPT], arg);
+}
+
 void run_set_closed_cb(struct run *r, run_closed_cb cb)
 {
     r->closed_cb = cb;
@@ -387,6 +409,7 @@ static void run_release(struct run *r)
 {
     plan_free(r->plan);
     runfile_series_free(&r->series);
+    free(r->events);
     free(r);
 }
 

@@ -59,6 +59,15 @@ int64_t run_start_wall_ns(const struct run *r);
 /* Count of record write errors / dropped records so far. */
 void run_storage(struct run *r, int *write_errors, uint64_t *dropped);
 
+/* One event of the run, as kept in memory for `events` (the file has them all). */
+struct run_event_rec {
+    double t;
+    char severity[8], source[32], code[32], message[256];
+};
+/* The run's most recent events (at most RUN_EVENTS_KEPT), oldest first: calls fn for each. */
+#define RUN_EVENTS_KEPT 4096
+void run_events_each(const struct run *r, void (*fn)(const struct run_event_rec *e, void *arg), void *arg);
+
 /* Called (by the daemon's control server) when a run's file has closed. */
 typedef void (*run_closed_cb)(struct daemon *dm, struct run *r);
 void run_set_closed_cb(struct run *r, run_closed_cb cb);

@@ -148,5 +148,9 @@ for e in f['events'][:]: print(text(e['code']), text(e['message']))
 t, v = series(f, 'setpoints', 'pump1.flow'); print('setpoints', list(v))")
 check "the manual set is in the run file with its user" grep -q "^cmd_set manual set pump1.flow = 3 uL/min by uid" <<<"$ev"
 check "and in /setpoints" grep -q "setpoints .*3.0" <<<"$ev"
+evs=$(ctl events)
+check "perfusectl events lists the run's events" grep -q "cmd_set .*manual set pump1.flow = 3 uL/min" <<<"$evs"
+n_all=$(ctl --json events | grep -c '"code"'); n_late=$(ctl --json events --since 1000000 | grep -c '"code"')
+check "events --since filters by run time ($n_all, then $n_late)" sh -c "[ $n_all -gt 3 ] && [ $n_late -eq 0 ]"
 kill -TERM "$DAEMON_PID"; wait_gone "$DAEMON_PID" 15
 finish
