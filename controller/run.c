@@ -282,24 +282,27 @@ static void actor_text(const struct run_actor *who, char *buf, size_t len)
     snprintf(buf, len, "%s", who && who->user ? who->user : "daemon");
 }
 
-int run_pause(struct run *r, const struct run_actor *who, const char *reason)
+/* Pause or resume on a command, recording who asked and whether it took. */
+static int run_command(struct run *r, const struct run_actor *who, const char *reason,
+                       int (*op)(struct runner *, const char *), const char *code,
+                       const char *verb, const char *refusal)
 {
     char w[96];
     actor_text(who, w, sizeof w);
-    int rc = runner_pause(r->runner, reason && *reason ? reason : "operator request");
-    run_event(r, pclock_now(&r->dm->clock), "info", "control", "cmd_pause", "pause by %s: %s", w,
-              rc == 0 ? "ok" : "refused (not running)");
+    int rc = op(r->runner, reason && *reason ? reason : "operator request");
+    run_event(r, pclock_now(&r->dm->clock), "info", "control", code, "%s by %s: %s", verb, w,
+              rc == 0 ? "ok" : refusal);
     return rc;
+}
+
+int run_pause(struct run *r, const struct run_actor *who, const char *reason)
+{
+    return run_command(r, who, reason, runner_pause, "cmd_pause", "pause", "refused (not running)");
 }
 
 int run_resume(struct run *r, const struct run_actor *who, const char *reason)
 {
-    char w[96];
-    actor_text(who, w, sizeof w);
-    int rc = runner_resume(r->runner, reason && *reason ? reason : "operator request");
-    run_event(r, pclock_now(&r->dm->clock), "info", "control", "cmd_resume", "resume by %s: %s", w,
-              rc == 0 ? "ok" : "refused (not paused)");
-    return rc;
+    return run_command(r, who, reason, runner_resume, "cmd_resume", "resume", "refused (not paused)");
 }
 
 int run_abort(struct run *r, const struct run_actor *who, const char *reason)
