@@ -1,4 +1,4 @@
-/* Reading a device's rig-file parameters, for drivers. */
+/* Reading a device's rig-file parameters, for drivers' open(). */
 #include "driver.h"
 
 #include <errno.h>
@@ -9,7 +9,7 @@
 const struct dev_param *devcfg_param(const struct dev_config *cfg, const char *key)
 {
     for (size_t i = 0; i < cfg->n_params; i++)
-        if (strcmp(cfg->params[i].key, key) == 0)
+        if (cfg->params[i].key != NULL && strcmp(cfg->params[i].key, key) == 0)
             return &cfg->params[i];
     return NULL;
 }
@@ -21,7 +21,7 @@ const char *devcfg_get(const struct dev_config *cfg, const char *key)
     return p ? p->value : NULL;
 }
 
-/* Parse key as a quantity. */
+/* Parse key as a quantity in its canonical unit. */
 int devcfg_quantity(const struct dev_config *cfg, const char *key, enum quantity q, double *out)
 {
     const char *v = devcfg_get(cfg, key);
@@ -29,10 +29,12 @@ int devcfg_quantity(const struct dev_config *cfg, const char *key, enum quantity
         return -ENOENT;
     char err[256];
     int col;
-    if (unit_parse_value(v, q, out, err, sizeof err, &col) < 0) {
-        cfg->error(cfg, key, "%s: %s", key, err);
+    double x;
+    if (unit_parse_value(v, q, &x, err, sizeof err, &col) < 0) {
+        cfg->error(cfg, key, "'%s': %s", key, err);
         return -EINVAL;
     }
+    *out = x;
     return 0;
 }
 
@@ -46,7 +48,8 @@ int devcfg_int(const struct dev_config *cfg, const char *key, long min, long max
     errno = 0;
     long n = strtol(v, &end, 10);
     if (*v == '\0' || *end != '\0' || errno == ERANGE || n < min || n > max) {
-        cfg->error(cfg, key, "%s must be a whole number from %ld to %ld, found '%s'", key, min, max, v);
+        cfg->error(cfg, key, "'%s' must be a whole number from %ld to %ld, found '%s'", key, min,
+                   max, v);
         return -EINVAL;
     }
     *out = n;

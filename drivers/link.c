@@ -1,4 +1,11 @@
-/* Bus links: open and close the transport of a serial, Modbus RTU or Modbus TCP bus. */
+/*
+ * Bus links: open and close the transport of a serial, Modbus RTU or Modbus
+ * TCP bus. libmodbus's own error recovery is always off: with it on, a dead
+ * device can keep a call reconnecting forever, and the bus layer reconnects
+ * by itself with back-off. RTU stays in libmodbus's default RS-232 mode:
+ * RS-485 mode is an ioctl that ptys refuse (ENOTTY), and USB RS-485 adapters
+ * switch direction in hardware.
+ */
 #include "link.h"
 
 #include <errno.h>
@@ -7,12 +14,17 @@
 #include <string.h>
 #include <sys/file.h>
 
-static const char *const type_names[] = { "serial", "modbus-rtu", "modbus-tcp" };
+#define LINK_DEFAULT_TIMEOUT_MS 200
+
+static const char *const type_names[] = {
+    [LINK_SERIAL] = "serial", [LINK_MODBUS_RTU] = "modbus-rtu", [LINK_MODBUS_TCP] = "modbus-tcp",
+};
+#define N_TYPES (sizeof type_names / sizeof type_names[0])
 
 /* Parse a bus type name. */
 int link_type_parse(const char *s, enum link_type *out)
 {
-    for (int i = 0; i < 3; i++)
+    for (size_t i = 0; s != NULL && i < N_TYPES; i++)
         if (strcmp(s, type_names[i]) == 0) {
             *out = (enum link_type)i;
             return 0;
@@ -20,9 +32,10 @@ int link_type_parse(const char *s, enum link_type *out)
     return -EINVAL;
 }
 
+/* The name of a bus type, as the rig file writes it. */
 const char *link_type_name(enum link_type t)
 {
-    return type_names[t];
+    return (size_t)t < N_TYPES ? type_names[t] : "?";
 }
 
 /* Set link->err. */
@@ -34,37 +47,79 @@ void link_seterr(struct bus_link *link, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Open a Modbus link; recovery is ours (the library's can loop forever). */
-static int open_modbus(struct bus_link *link, const struct link_config *cfg)
+/* The per-transaction time-out of a link, in ms. */
+static uint32_t link_timeout_ms(const struct link_config *cfg)
 {
-    if (cfg->type == LINK_MODBUS_RTU)
-        link->mb = modbus_new_rtu(cfg->port, cfg->baud, cfg->parity, cfg->data_bits, cfg->stop_bits);
+    return cfg->timeout_ms ? cfg->timeout_ms : LINK_DEFAULT_TIMEOUT_MS;
+}
+
+/* Free a Modbus context that failed half-way through opening. */
+static int modbus_fail(struct bus_link *link, int rc)
+{
+    modbus_free(link->mb);
+    link->mb = NULL;
+    return rc;
+}
+
+/* Lock an RTU line exclusively, as serial.c does for plain serial lines. */
+static int lock_rtu(struct bus_link *link, const struct link_config *cfg)
+{
+    if (flock(modbus_get_socket(link->mb), LOCK_EX | LOCK_NB) == 0)
+        return 0;
+    int e = errno;
+    if (e == EWOULDBLOCK)
+        link_seterr(link, "%s is held by another process (is another perfused or a terminal "
+                    "program using it?)", cfg->port);
     else
+        link_seterr(link, "cannot lock %s: %s", cfg->port, strerror(e));
+    modbus_close(link->mb);
+    return modbus_fail(link, e == EWOULDBLOCK ? -EBUSY : -e);
+}
+
+/* Create the libmodbus context of a link. */
+static int new_modbus(struct bus_link *link, const struct link_config *cfg)
+{
+    if (cfg->type == LINK_MODBUS_RTU) {
+        if (cfg->port == NULL) {
+            link_seterr(link, "bus %s: no serial port given", cfg->name);
+            return -EINVAL;
+        }
+        link->mb = modbus_new_rtu(cfg->port, cfg->baud, cfg->parity, cfg->data_bits,
+                                  cfg->stop_bits);
+    } else {
+        if (cfg->host == NULL) {
+            link_seterr(link, "bus %s: no host given", cfg->name);
+            return -EINVAL;
+        }
         link->mb = modbus_new_tcp(cfg->host, cfg->tcp_port);
+    }
     if (link->mb == NULL) {
-        link_seterr(link, "%s: %s", cfg->name, strerror(errno));
+        link_seterr(link, "bus %s: bad settings: %s", cfg->name, modbus_strerror(errno));
         return -EINVAL;
     }
+    return 0;
+}
+
+/* Open a Modbus link. */
+static int open_modbus(struct bus_link *link, const struct link_config *cfg)
+{
+    int rc = new_modbus(link, cfg);
+    if (rc < 0)
+        return rc;
     modbus_set_error_recovery(link->mb, MODBUS_ERROR_RECOVERY_NONE);
-    uint32_t ms = cfg->timeout_ms ? cfg->timeout_ms : 200;
+    uint32_t ms = link_timeout_ms(cfg);
     modbus_set_response_timeout(link->mb, ms / 1000, (ms % 1000) * 1000);
     if (modbus_connect(link->mb) < 0) {
+        int e = errno;
         if (cfg->type == LINK_MODBUS_RTU)
-            link_seterr(link, "cannot open %s: %s", cfg->port, modbus_strerror(errno));
+            link_seterr(link, "cannot open %s: %s", cfg->port, modbus_strerror(e));
         else
             link_seterr(link, "cannot connect to %s:%d: %s", cfg->host, cfg->tcp_port,
-                        modbus_strerror(errno));
-        modbus_free(link->mb);
-        link->mb = NULL;
-        return -ENOTCONN;
+                        modbus_strerror(e));
+        return modbus_fail(link, -ENOTCONN);
     }
-    if (cfg->type == LINK_MODBUS_RTU && flock(modbus_get_socket(link->mb), LOCK_EX | LOCK_NB) < 0) {
-        link_seterr(link, "%s is held by another process (is another perfused running?)", cfg->port);
-        modbus_close(link->mb);
-        modbus_free(link->mb);
-        link->mb = NULL;
-        return -EBUSY;
-    }
+    if (cfg->type == LINK_MODBUS_RTU)
+        return lock_rtu(link, cfg);
     return 0;
 }
 
@@ -72,11 +127,19 @@ static int open_modbus(struct bus_link *link, const struct link_config *cfg)
 int link_open(struct bus_link *link, const struct link_config *cfg)
 {
     link->cfg = cfg;
+    link->mb = NULL;
+    link->serial = NULL;
     link->err[0] = '\0';
-    if (cfg->type != LINK_SERIAL)
+    switch (cfg->type) {
+    case LINK_SERIAL:
+        return serial_open(cfg->port, cfg->baud, cfg->parity, cfg->data_bits, cfg->stop_bits,
+                           &link->serial, link->err, sizeof link->err);
+    case LINK_MODBUS_RTU:
+    case LINK_MODBUS_TCP:
         return open_modbus(link, cfg);
-    return serial_open(cfg->port, cfg->baud, cfg->parity, cfg->data_bits, cfg->stop_bits,
-                       &link->serial, link->err, sizeof link->err);
+    }
+    link_seterr(link, "bus %s: unknown bus type %d", cfg->name, (int)cfg->type);
+    return -EINVAL;
 }
 
 /* Close the transport. */

@@ -1,5 +1,5 @@
 /*
- * New Era NE-500 / NE-1000 family syringe pumps, RS-232 "basic" mode.
+ * New Era NE-500 / NE-1000 family syringe pumps, RS-232 "Basic" mode.
  *
  * Example rig entry:
  *
@@ -9,14 +9,27 @@
  *     - {name: pump1, driver: newera, bus: pumps, address: 0,
  *        syringe: {diameter: 14.57 mm, volume: 10 mL}, max_flow: 1000 uL/min}
  *
- * Several pumps share one line at addresses 0-99. A command is
- * "[address]COMMAND[args]" + CR; a reply is STX, the 2-digit address, a status
- * prompt (I infusing, W withdrawing, S stopped, P paused, T timed pause,
- * U user wait, X purging) or an alarm "A?x", optional data, ETX. Rates are at
- * most 4 digits with up to 3 decimals, in UM/MM/UH/MH.
+ * Parameters: address (0-99, default 0), syringe.diameter (required: the
+ * inside diameter), syringe.volume (optional: how much the syringe holds),
+ * max_flow (optional, default 1000 uL/min; setpoints are limited to
+ * -max_flow..max_flow, negative meaning withdraw).
  *
- * Channels: flow (uL/min; set, and read back as what the pump delivers now:
- * the programmed rate while it runs, 0 when stopped) and dispensed (uL infused).
+ * Channels:
+ *   flow       uL/min, read and write. Reads back what the pump delivers now:
+ *              the programmed rate while infusing, its negative while
+ *              withdrawing, 0 otherwise.
+ *   dispensed  uL, read: the infused volume the pump counts (DIS).
+ *
+ * Wire: a command is "[address]COMMAND[args]" + CR; the pump ignores spaces.
+ * A reply is STX, the 2-digit address, a status prompt (I infusing,
+ * W withdrawing, S stopped, P paused, T timed pause, U user wait, X purging)
+ * or an alarm "A?x", optional data, ETX. Command errors come as data: "?",
+ * "?NA", "?OOR", "?COM", "?IGN". Several pumps share one line at addresses
+ * 0-99; a reply from another address is not ours and is skipped.
+ *
+ * After an alarm (a stall when the syringe is empty, a power cut) the pump
+ * answers the next command with the alarm instead of executing it; the
+ * driver reports that as -EREMOTEIO and never as a value.
  */
 #include "newera.h"
 #include "driver.h"
@@ -25,82 +38,128 @@
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#define STX 0x02
-#define ETX 0x03
+#define NE_DEFAULT_TIMEOUT_MS 200
+#define NE_DEFAULT_MAX_FLOW 1000.0      /* uL/min */
+#define NE_MIN_DIAMETER 0.1             /* mm: the pump's own limits */
+#define NE_MAX_DIAMETER 50.0
 
+enum { CH_FLOW = 0, CH_DISPENSED = 1, N_CHANNELS };
+
+/* One pump. What it was last told and last reported, so a repeated setpoint
+ * costs one RAT and the direction or RUN are only sent when needed. */
 struct newera {
+    char name[32];
     int address;
     double diameter_mm;
     double syringe_ul;
     double max_flow;
-    /* What the pump was last told, so a repeated setpoint costs one command. */
-    bool known;
-    bool running;
-    int direction;      /* +1 infuse, -1 withdraw */
-    double rate;        /* uL/min, > 0 */
+    int dir;            /* +1 infuse, -1 withdraw, 0 unknown */
+    int running;        /* 1 pumping, 0 stopped, -1 unknown */
 };
 
-enum { CH_FLOW = 0, CH_DISPENSED = 1 };
+/* ------------------------------------------------------------------------ */
+/* Numbers                                                                  */
+/* ------------------------------------------------------------------------ */
 
-/* Format v in at most 4 digits and 3 decimals; -ERANGE if it cannot be. */
+/* Rate units of the pump, in the order preferred when two are equally exact. */
+static const struct { const char *name; double per_ul_min; } rate_units[] = {
+    { "UM", 1.0 }, { "MM", 1e-3 }, { "UH", 60.0 }, { "MH", 0.06 },
+};
+#define N_RATE_UNITS (sizeof rate_units / sizeof rate_units[0])
+
+/* Count the decimal digits of a formatted number. */
+static int count_digits(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += isdigit((unsigned char)*s) != 0;
+    return n;
+}
+
+/* Format v in at most 4 digits and 3 decimals. */
 int newera_format_float(double v, char *buf, size_t len)
 {
-    if (!(v >= 0) || v >= 9999.5)
+    if (!(v >= 0) || v >= 9999.5 || len == 0)
         return -ERANGE;
+    char tmp[32];
     for (int dec = 3; dec >= 0; dec--) {
-        snprintf(buf, len, "%.*f", dec, v);
-        int digits = 0;
-        for (const char *p = buf; *p; p++)
-            digits += isdigit((unsigned char)*p) != 0;
-        if (digits <= 4)
+        snprintf(tmp, sizeof tmp, "%.*f", dec, v);
+        if (count_digits(tmp) <= 4) {
+            if (strlen(tmp) >= len)
+                return -ERANGE;
+            memcpy(buf, tmp, strlen(tmp) + 1);
             return 0;
+        }
     }
     return -ERANGE;
 }
 
-/* Format a rate, choosing the unit that keeps the most precision. */
+/* Format a rate, choosing the unit that represents it most exactly. */
 int newera_format_rate(double ul_min, char *buf, size_t len)
 {
-    static const struct { const char *unit; double factor; } units[] = {
-        { "UM", 1.0 }, { "MM", 1e-3 }, { "UH", 60.0 }, { "MH", 0.06 },
-    };
+    if (!(ul_min > 0) || !isfinite(ul_min))
+        return -ERANGE;
     double best_err = INFINITY;
     char best[32] = "";
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < N_RATE_UNITS; i++) {
         char num[24];
-        double x = ul_min * units[i].factor;
-        if (newera_format_float(x, num, sizeof num) < 0)
+        if (newera_format_float(ul_min * rate_units[i].per_ul_min, num, sizeof num) < 0)
             continue;
-        double back = strtod(num, NULL) / units[i].factor;
+        double back = strtod(num, NULL) / rate_units[i].per_ul_min;
         double err = fabs(back - ul_min);
-        if (back > 0 && err < best_err - 1e-12) {
+        /* A tie goes to the earlier unit; relative 1e-12 absorbs binary rounding. */
+        if (back > 0 && err < best_err - 1e-12 * ul_min) {
             best_err = err;
-            snprintf(best, sizeof best, "%s%s", num, units[i].unit);
+            snprintf(best, sizeof best, "%s %s", num, rate_units[i].name);
         }
     }
-    if (best[0] == '\0' || !(ul_min > 0))
+    if (best[0] == '\0' || strlen(best) >= len)
         return -ERANGE;
-    snprintf(buf, len, "%s", best);
+    memcpy(buf, best, strlen(best) + 1);
+    return 0;
+}
+
+/* Parse a pump float (digits and at most one point, nothing else); *end after it. */
+static int parse_float(const char *s, double *out, const char **end)
+{
+    char tmp[16];
+    size_t n = 0;
+    int digits = 0, points = 0;
+    for (const char *p = s; isdigit((unsigned char)*p) || *p == '.'; p++) {
+        if (n + 1 >= sizeof tmp)
+            return -EBADMSG;
+        tmp[n++] = *p;
+        if (*p == '.')
+            points++;
+        else
+            digits++;
+    }
+    if (digits == 0 || points > 1)
+        return -EBADMSG;
+    tmp[n] = '\0';
+    *out = strtod(tmp, NULL);
+    *end = s + n;
     return 0;
 }
 
 /* Parse "12.50UM" into uL/min. */
 int newera_parse_rate(const char *data, double *ul_min)
 {
-    char *end;
-    double v = strtod(data, &end);
-    if (end == data)
+    double v;
+    const char *p;
+    if (data == NULL || parse_float(data, &v, &p) < 0)
         return -EBADMSG;
-    static const struct { const char *unit; double to_ul_min; } units[] = {
-        { "UM", 1.0 }, { "MM", 1000.0 }, { "UH", 1.0 / 60.0 }, { "MH", 1000.0 / 60.0 },
-    };
-    for (size_t i = 0; i < 4; i++)
-        if (strcmp(end, units[i].unit) == 0) {
-            *ul_min = v * units[i].to_ul_min;
+    while (*p == ' ')
+        p++;
+    for (size_t i = 0; i < N_RATE_UNITS; i++)
+        if (strcmp(p, rate_units[i].name) == 0) {
+            *ul_min = v / rate_units[i].per_ul_min;
             return 0;
         }
     return -EBADMSG;
@@ -109,11 +168,12 @@ int newera_parse_rate(const char *data, double *ul_min)
 /* Parse "I0.250W0.000ML" into infused and withdrawn uL. */
 int newera_parse_dispensed(const char *data, double *inf, double *wdr)
 {
-    char unit[4] = "";
     double i, w;
-    if (sscanf(data, "I%lfW%lf%2s", &i, &w, unit) != 3)
+    const char *p = data;
+    if (p == NULL || *p++ != 'I' || parse_float(p, &i, &p) < 0 || *p++ != 'W' ||
+        parse_float(p, &w, &p) < 0)
         return -EBADMSG;
-    double f = strcmp(unit, "ML") == 0 ? 1000.0 : strcmp(unit, "UL") == 0 ? 1.0 : 0;
+    double f = strcmp(p, "ML") == 0 ? 1000.0 : strcmp(p, "UL") == 0 ? 1.0 : 0.0;
     if (f == 0)
         return -EBADMSG;
     *inf = i * f;
@@ -121,17 +181,13 @@ int newera_parse_dispensed(const char *data, double *inf, double *wdr)
     return 0;
 }
 
-/* Find and parse one reply in buf. */
-int newera_parse_reply(const char *buf, size_t len, struct newera_reply *out)
+/* ------------------------------------------------------------------------ */
+/* Replies                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Parse the inside of one frame (between STX and ETX). */
+static int parse_frame(const char *p, size_t n, struct newera_reply *out)
 {
-    const char *stx = memchr(buf, STX, len);
-    if (stx == NULL)
-        return 0;
-    const char *etx = memchr(stx, ETX, len - (size_t)(stx - buf));
-    if (etx == NULL)
-        return 0;
-    size_t n = (size_t)(etx - stx - 1);
-    const char *p = stx + 1;
     memset(out, 0, sizeof *out);
     if (n < 3 || !isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1]))
         return -EBADMSG;
@@ -139,7 +195,7 @@ int newera_parse_reply(const char *buf, size_t len, struct newera_reply *out)
     p += 2;
     n -= 2;
     if (p[0] == 'A') {
-        if (n < 3 || p[1] != '?')
+        if (n < 3 || p[1] != '?' || !isupper((unsigned char)p[2]))
             return -EBADMSG;
         out->status = 'A';
         out->alarm = p[2];
@@ -154,218 +210,480 @@ int newera_parse_reply(const char *buf, size_t len, struct newera_reply *out)
     }
     if (n >= sizeof out->data)
         return -EBADMSG;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < 0x20 || p[i] > 0x7e)
+            return -EBADMSG;
     memcpy(out->data, p, n);
     out->data[n] = '\0';
-    return (int)(etx - buf + 1);
+    return 0;
 }
 
-/* One line explaining an alarm. */
+/* Find and parse the first complete reply in buf. */
+int newera_parse_reply(const char *buf, size_t len, struct newera_reply *out)
+{
+    size_t start = 0;
+    while (buf != NULL && start < len) {
+        const char *etx = memchr(buf + start, NEWERA_ETX, len - start);
+        if (etx == NULL)
+            return 0;
+        /* The last STX before the ETX: a truncated frame before it is noise. */
+        const char *stx = NULL;
+        for (const char *p = etx; p > buf + start; p--)
+            if (p[-1] == NEWERA_STX) {
+                stx = p - 1;
+                break;
+            }
+        if (stx == NULL) {
+            start = (size_t)(etx - buf) + 1;    /* an ETX with no frame: noise */
+            continue;
+        }
+        if (parse_frame(stx + 1, (size_t)(etx - stx - 1), out) < 0)
+            return -EBADMSG;
+        return (int)(etx - buf + 1);
+    }
+    return 0;
+}
+
+/* What an alarm means. */
 const char *newera_alarm_text(char alarm)
 {
     switch (alarm) {
-    case 'R': return "pump was reset (power interrupted)";
-    case 'S': return "motor stalled: syringe empty or line blocked";
-    case 'T': return "safe-mode communications time-out";
-    case 'E': return "pumping program error";
-    case 'O': return "pumping program phase out of range";
-    default: return "unknown alarm";
+    case 'R': return "pump was reset (A?R): power was interrupted";
+    case 'S': return "motor stalled (A?S): syringe empty or blocked";
+    case 'T': return "communications time-out (A?T): the pump's safe mode stopped it";
+    case 'E': return "pumping program error (A?E)";
+    case 'O': return "pumping program phase out of range (A?O)";
+    default: return "unknown alarm from the pump";
     }
 }
 
-/* Send cmd to the pump and read its reply; errors and alarms are -EREMOTEIO. */
-static int transact(struct newera *ne, struct bus_link *link, const char *cmd,
-                    struct newera_reply *reply)
+/* What a command error means. */
+static const char *command_error_text(const char *data)
 {
-    char out[64];
-    int n = snprintf(out, sizeof out, "%d%s\r", ne->address, cmd);
-    unsigned timeout = link->cfg->timeout_ms ? link->cfg->timeout_ms : 200;
-    serial_drain(link->serial);
-    int rc = serial_write(link->serial, out, (size_t)n, timeout);
-    if (rc < 0) {
-        link_seterr(link, "sending %s: %s", cmd, strerror(-rc));
-        return rc == -ENOTCONN || rc == -EIO ? -ENOTCONN : rc;
-    }
-    char in[256];
-    size_t got = 0;
-    for (;;) {
-        ssize_t r = serial_read(link->serial, in + got, sizeof in - got, timeout);
-        if (r < 0) {
-            link_seterr(link, "reading the reply to %s: %s", cmd, strerror((int)-r));
-            return r == -ENOTCONN ? -ENOTCONN : -EIO;
-        }
-        if (r == 0) {
-            link_seterr(link, "no reply to %s from address %d within %u ms", cmd, ne->address, timeout);
-            return -ETIMEDOUT;
-        }
-        got += (size_t)r;
-        int used = newera_parse_reply(in, got, reply);
-        if (used < 0) {
-            link_seterr(link, "garbled reply to %s", cmd);
-            return -EBADMSG;
-        }
-        if (used > 0)
-            break;
-        if (got == sizeof in) {
-            link_seterr(link, "reply to %s too long", cmd);
-            return -EBADMSG;
-        }
-    }
-    if (reply->address != ne->address) {
-        link_seterr(link, "reply to %s came from address %d, not %d", cmd, reply->address, ne->address);
-        return -EBADMSG;
-    }
-    if (reply->status == 'A') {
-        ne->known = false;      /* an alarm stops the pump: resend everything next time */
-        link_seterr(link, "alarm A?%c: %s", reply->alarm, newera_alarm_text(reply->alarm));
+    if (strcmp(data, "?") == 0)
+        return "command not recognised";
+    if (strcmp(data, "?NA") == 0)
+        return "not applicable now";
+    if (strcmp(data, "?OOR") == 0)
+        return "value out of range";
+    if (strcmp(data, "?COM") == 0)
+        return "invalid packet";
+    if (strcmp(data, "?IGN") == 0)
+        return "command ignored";
+    return "error";
+}
+
+/* Whether a reply reports an alarm or a command error. */
+int newera_reply_error(const struct newera_reply *r, const char *device, const char *cmd,
+                       char *err, size_t len)
+{
+    if (r->status == 'A') {
+        if (strchr("RSTEO", r->alarm) != NULL)
+            snprintf(err, len, "%s: %s", device, newera_alarm_text(r->alarm));
+        else
+            snprintf(err, len, "%s: unknown alarm A?%c from the pump", device, r->alarm);
         return -EREMOTEIO;
     }
-    if (reply->data[0] == '?') {
-        const char *why = strcmp(reply->data, "?OOR") == 0 ? "value out of range"
-                        : strcmp(reply->data, "?NA") == 0 ? "not applicable now"
-                        : strcmp(reply->data, "?COM") == 0 ? "invalid packet"
-                        : strcmp(reply->data, "?IGN") == 0 ? "command ignored" : "command not understood";
-        link_seterr(link, "pump refused %s: %s (%s)", cmd, why, reply->data);
+    if (r->data[0] == '?') {
+        snprintf(err, len, "%s: pump refused '%s': %s (%s)", device, cmd,
+                 command_error_text(r->data), r->data);
         return -EREMOTEIO;
     }
     return 0;
 }
 
+/* The flow the pump delivers now. */
+double newera_delivered_flow(char status, double rate)
+{
+    return status == 'I' ? rate : status == 'W' ? -rate : 0.0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Exchanges                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* Milliseconds on the monotonic clock. */
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Bytes as printable text for messages: control bytes as \xNN. */
+static void escape(const char *in, size_t n, char *out, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 5 < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\')
+            out[o++] = (char)c;
+        else
+            o += (size_t)snprintf(out + o, len - o, "\\x%02x", c);
+    }
+    out[o] = '\0';
+}
+
+/* Learn the pump's state from the prompt of any reply. */
+static void note_status(struct newera *ne, const struct newera_reply *r)
+{
+    switch (r->status) {
+    case 'I': ne->running = 1; ne->dir = 1; break;
+    case 'W': ne->running = 1; ne->dir = -1; break;
+    case 'S': case 'P': case 'T': case 'U': ne->running = 0; break;
+    case 'A': ne->running = -1; ne->dir = 0; break;    /* stopped, and nothing was executed */
+    default: ne->running = -1; break;                  /* purging: the rate is not ours */
+    }
+}
+
+/* Explain a reply that did not come in time. */
+static int timed_out(struct newera *ne, struct bus_link *link, const char *cmd, unsigned ms,
+                     const char *buf, size_t got, int other)
+{
+    char seen[64] = "";
+    if (got > 0)
+        escape(buf, got, seen, sizeof seen);
+    if (other >= 0)
+        link_seterr(link, "%s: no reply to '%s' from address %d within %u ms (address %d "
+                    "answered: is the address right?)", ne->name, cmd, ne->address, ms, other);
+    else if (got > 0 && memchr(buf, NEWERA_STX, got) != NULL)
+        link_seterr(link, "%s: incomplete reply to '%s' within %u ms: '%s'", ne->name, cmd, ms,
+                    seen);
+    else if (got > 0)
+        link_seterr(link, "%s: no reply to '%s' within %u ms, only noise: '%s'", ne->name, cmd,
+                    ms, seen);
+    else
+        link_seterr(link, "%s: no reply to '%s' within %u ms", ne->name, cmd, ms);
+    return -ETIMEDOUT;
+}
+
+/* Read until a reply from our address arrives; skip other pumps' replies. */
+static int await_reply(struct newera *ne, struct bus_link *link, const char *cmd, unsigned ms,
+                       struct newera_reply *reply)
+{
+    char in[256];
+    size_t got = 0;
+    int other = -1;
+    int64_t deadline = now_ms() + ms;
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        ssize_t r = left > 0 ? serial_read(link->serial, in + got, sizeof in - got, (unsigned)left) : 0;
+        if (r < 0) {
+            link_seterr(link, "%s: line lost waiting for the reply to '%s': %s", ne->name, cmd,
+                        strerror((int)-r));
+            return -ENOTCONN;
+        }
+        if (r == 0)
+            return timed_out(ne, link, cmd, ms, in, got, other);
+        got += (size_t)r;
+        int used;
+        while ((used = newera_parse_reply(in, got, reply)) > 0) {
+            if (reply->address == ne->address)
+                return 0;
+            other = reply->address;
+            memmove(in, in + used, got - (size_t)used);
+            got -= (size_t)used;
+        }
+        if (used < 0) {
+            char seen[96];
+            escape(in, got, seen, sizeof seen);
+            link_seterr(link, "%s: garbled reply to '%s': '%s'", ne->name, cmd, seen);
+            return -EBADMSG;
+        }
+        if (got == sizeof in)
+            got = 0;    /* a full buffer without one frame is noise */
+    }
+}
+
+/* Send one command and read the reply; alarms and command errors are -EREMOTEIO.
+ * *reply is filled whenever a reply came, also with -EREMOTEIO. */
+static int transact(struct newera *ne, struct bus_link *link, const char *cmd,
+                    struct newera_reply *reply)
+{
+    memset(reply, 0, sizeof *reply);
+    if (link->serial == NULL) {
+        link_seterr(link, "%s: the line is not open", ne->name);
+        return -ENOTCONN;
+    }
+    char out[48];
+    int n = snprintf(out, sizeof out, "%d%s\r", ne->address, cmd);
+    unsigned ms = link->cfg && link->cfg->timeout_ms ? link->cfg->timeout_ms : NE_DEFAULT_TIMEOUT_MS;
+    serial_drain(link->serial);     /* a late reply to an earlier command is not this one's */
+    int rc = serial_write(link->serial, out, (size_t)n, ms);
+    if (rc < 0) {
+        link_seterr(link, "%s: cannot send '%s': %s", ne->name, cmd, strerror(-rc));
+        return rc == -ETIMEDOUT ? -ETIMEDOUT : -ENOTCONN;
+    }
+    rc = await_reply(ne, link, cmd, ms, reply);
+    if (rc < 0)
+        return rc;
+    note_status(ne, reply);
+    return newera_reply_error(reply, ne->name, cmd, link->err, sizeof link->err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Configuration                                                            */
+/* ------------------------------------------------------------------------ */
+
+static const char *const ne_params[] = { "address", "syringe.diameter", "syringe.volume",
+                                         "max_flow", NULL };
+
+/* Report parameters the driver does not know, suggesting the nearest one. */
+static int check_params(const struct dev_config *cfg)
+{
+    int bad = 0;
+    for (size_t i = 0; i < cfg->n_params; i++) {
+        const char *k = cfg->params[i].key, *best = NULL;
+        int best_d = 3, known = 0;
+        for (size_t j = 0; ne_params[j] != NULL; j++) {
+            int d = unit_edit_distance(k, ne_params[j]);
+            known |= d == 0 && strcmp(k, ne_params[j]) == 0;
+            if (d < best_d) {
+                best_d = d;
+                best = ne_params[j];
+            }
+        }
+        if (known)
+            continue;
+        bad = 1;
+        if (best != NULL)
+            cfg->error(cfg, k, "unknown parameter '%s' for a New Era pump (did you mean '%s'?)",
+                       k, best);
+        else
+            cfg->error(cfg, k, "unknown parameter '%s' for a New Era pump (expected address, "
+                       "syringe.diameter, syringe.volume, max_flow)", k);
+    }
+    return bad ? -EINVAL : 0;
+}
+
+/* Read the syringe parameters. */
+static int parse_syringe(const struct dev_config *cfg, struct newera *ne)
+{
+    int bad = 0;
+    int rc = devcfg_quantity(cfg, "syringe.diameter", Q_LENGTH, &ne->diameter_mm);
+    if (rc == -ENOENT) {
+        cfg->error(cfg, NULL, "a New Era pump needs the syringe's inside diameter, e.g. "
+                   "'syringe: {diameter: 14.57 mm}' for a BD 10 mL syringe");
+        bad = 1;
+    } else if (rc == 0 && (ne->diameter_mm < NE_MIN_DIAMETER || ne->diameter_mm > NE_MAX_DIAMETER)) {
+        cfg->error(cfg, "syringe.diameter", "syringe diameter must be 0.1 to 50 mm, found %g mm",
+                   ne->diameter_mm);
+        bad = 1;
+    }
+    bad |= rc == -EINVAL;
+    rc = devcfg_quantity(cfg, "syringe.volume", Q_VOLUME, &ne->syringe_ul);
+    if (rc == 0 && !(ne->syringe_ul > 0)) {
+        cfg->error(cfg, "syringe.volume", "syringe volume must be above 0, found %g uL",
+                   ne->syringe_ul);
+        bad = 1;
+    }
+    bad |= rc == -EINVAL;
+    return bad ? -EINVAL : 0;
+}
+
+/* Read address and max_flow. */
+static int parse_limits(const struct dev_config *cfg, struct newera *ne)
+{
+    int bad = 0;
+    long addr = 0;
+    bad |= devcfg_int(cfg, "address", 0, 99, &addr) == -EINVAL;
+    ne->address = (int)addr;
+    ne->max_flow = NE_DEFAULT_MAX_FLOW;
+    int rc = devcfg_quantity(cfg, "max_flow", Q_FLOW, &ne->max_flow);
+    if (rc == 0 && !(ne->max_flow > 0)) {
+        cfg->error(cfg, "max_flow", "max_flow must be above 0, found %g uL/min", ne->max_flow);
+        bad = 1;
+    }
+    bad |= rc == -EINVAL;
+    return bad ? -EINVAL : 0;
+}
+
 /* Parse the rig entry and describe the channels. */
-static int ne_open(const struct dev_config *cfg, void **state, struct driver_channel *ch, size_t *n)
+static int ne_open(const struct dev_config *cfg, void **state, struct driver_channel *ch,
+                   size_t *n)
 {
     struct newera *ne = calloc(1, sizeof *ne);
     if (ne == NULL)
         return -ENOMEM;
-    long addr = 0;
-    int bad = devcfg_int(cfg, "address", 0, 99, &addr) == -EINVAL;
-    ne->address = (int)addr;
-    int rc = devcfg_quantity(cfg, "syringe.diameter", Q_LENGTH, &ne->diameter_mm);
-    if (rc == -ENOENT)
-        cfg->error(cfg, NULL, "a New Era pump needs 'syringe: {diameter: ...}' (e.g. 14.57 mm for a 10 mL syringe)");
-    else if (rc == 0 && (ne->diameter_mm < 0.1 || ne->diameter_mm > 50.0))
-        cfg->error(cfg, "syringe.diameter", "syringe diameter must be 0.1 to 50 mm");
-    bad |= rc != 0;
-    if (devcfg_quantity(cfg, "syringe.volume", Q_VOLUME, &ne->syringe_ul) == -EINVAL)
-        bad = 1;
-    ne->max_flow = 1000.0;
-    if (devcfg_quantity(cfg, "max_flow", Q_FLOW, &ne->max_flow) == -EINVAL)
-        bad = 1;
-    for (size_t i = 0; i < cfg->n_params; i++) {
-        static const char *const known[] = { "address", "syringe.diameter", "syringe.volume", "max_flow" };
-        bool ok = false;
-        for (size_t k = 0; k < 4; k++)
-            ok |= strcmp(cfg->params[i].key, known[k]) == 0;
-        if (!ok) {
-            cfg->error(cfg, cfg->params[i].key, "unknown parameter '%s' for a New Era pump "
-                       "(expected address, syringe.diameter, syringe.volume, max_flow)", cfg->params[i].key);
-            bad = 1;
-        }
-    }
+    snprintf(ne->name, sizeof ne->name, "%s", cfg->name ? cfg->name : "pump");
+    int bad = check_params(cfg) < 0;
+    bad |= parse_syringe(cfg, ne) < 0;
+    bad |= parse_limits(cfg, ne) < 0;
     if (bad) {
         free(ne);
         return -EINVAL;
     }
+    ne->running = -1;
     ch[CH_FLOW] = (struct driver_channel){ .name = "flow", .q = Q_FLOW, .unit = "uL/min",
-        .readable = 1, .writable = 1, .min = -ne->max_flow, .max = ne->max_flow, .sample_hz = 2,
-        .volume_ul = ne->syringe_ul };
-    ch[CH_DISPENSED] = (struct driver_channel){ .name = "dispensed", .q = Q_VOLUME, .unit = "uL",
-        .readable = 1, .min = 0, .max = NAN, .sample_hz = 1 };
-    *n = 2;
+        .readable = 1, .writable = 1, .min = -ne->max_flow, .max = ne->max_flow,
+        .sample_hz = 2, .volume_ul = ne->syringe_ul };
+    ch[CH_DISPENSED] = (struct driver_channel){ .name = "dispensed", .q = Q_VOLUME,
+        .unit = "uL", .readable = 1, .min = 0, .max = NAN, .sample_hz = 1 };
+    *n = N_CHANNELS;
     *state = ne;
     return 0;
 }
 
-/* Set the syringe diameter and a known direction. */
+/* ------------------------------------------------------------------------ */
+/* Operations                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* The pump refused DIA because it is pumping: accept if it already has our diameter. */
+static int check_running_diameter(struct newera *ne, struct bus_link *link, const char *want)
+{
+    struct newera_reply r;
+    int rc = transact(ne, link, "DIA", &r);
+    if (rc < 0)
+        return rc;
+    double have;
+    const char *end;
+    if (parse_float(r.data, &have, &end) < 0 || *end != '\0') {
+        link_seterr(link, "%s: cannot parse the diameter '%s' the pump reports", ne->name, r.data);
+        return -EBADMSG;
+    }
+    if (fabs(have - strtod(want, NULL)) > 0.0005) {
+        link_seterr(link, "%s: the pump is running with a %s mm syringe, the rig says %s mm; "
+                    "stop it to change the diameter", ne->name, r.data, want);
+        return -EREMOTEIO;
+    }
+    link->err[0] = '\0';
+    return 0;
+}
+
+/* Set the syringe diameter and, unless the pump is already pumping, infusion. */
 static int ne_connect(void *state, struct bus_link *link)
 {
     struct newera *ne = state;
     struct newera_reply r;
-    char cmd[32], num[16];
+    char num[16], cmd[32];
     if (newera_format_float(ne->diameter_mm, num, sizeof num) < 0)
         return -EINVAL;
     snprintf(cmd, sizeof cmd, "DIA %s", num);
+    ne->dir = 0;
+    ne->running = -1;
     int rc = transact(ne, link, cmd, &r);
     if (rc == -EREMOTEIO && r.status == 'A')
-        rc = transact(ne, link, cmd, &r);   /* the alarm (e.g. A?R after power-up) is now cleared */
-    if (rc < 0)
-        return rc;
-    ne->known = false;
-    return 0;
+        rc = transact(ne, link, cmd, &r);  /* the alarm answered instead (A?R at power-up); it is cleared now */
+    if (rc == -EREMOTEIO && strcmp(r.data, "?NA") == 0 && ne->running == 1)
+        rc = check_running_diameter(ne, link, num);
+    if (rc < 0 || ne->running == 1)
+        return rc;  /* pumping: keep its direction, a reconnect must not reverse a run */
+    rc = transact(ne, link, "DIR INF", &r);
+    if (rc == 0)
+        ne->dir = 1;
+    return rc;
 }
 
-/* Read the delivered flow or the dispensed volume. */
+/* Read the delivered flow (RAT query: rate and prompt in one exchange) or the infused volume. */
 static int ne_read(void *state, struct bus_link *link, size_t ch, double *value)
 {
     struct newera *ne = state;
     struct newera_reply r;
+    if (ch >= N_CHANNELS)
+        return -EINVAL;
     int rc = transact(ne, link, ch == CH_FLOW ? "RAT" : "DIS", &r);
     if (rc < 0)
         return rc;
-    if (ch == CH_DISPENSED) {
-        double wdr;
-        rc = newera_parse_dispensed(r.data, value, &wdr);
-    } else {
-        double rate;
-        rc = newera_parse_rate(r.data, &rate);
-        *value = r.status == 'I' || r.status == 'X' ? rate : r.status == 'W' ? -rate : 0.0;
-        if (rc == 0 && ne->known)
-            ne->running = r.status == 'I' || r.status == 'W' || r.status == 'X';
+    double v, wdr;
+    if (ch == CH_FLOW)
+        rc = newera_parse_rate(r.data, &v);
+    else
+        rc = newera_parse_dispensed(r.data, &v, &wdr);
+    if (rc < 0) {
+        link_seterr(link, "%s: cannot parse the pump's reply '%s' to '%s'", ne->name, r.data,
+                    ch == CH_FLOW ? "RAT" : "DIS");
+        return -EBADMSG;
     }
-    if (rc < 0)
-        link_seterr(link, "cannot parse the pump's reply '%s'", r.data);
+    *value = ch == CH_FLOW ? newera_delivered_flow(r.status, v) : v;
+    return 0;
+}
+
+/* Stop the pump; always sent, whatever we believe its state is. */
+static int ne_stop(struct newera *ne, struct bus_link *link)
+{
+    struct newera_reply r;
+    int rc = transact(ne, link, "STP", &r);
+    if (rc == 0)
+        ne->running = 0;
     return rc;
 }
 
-/* Command a flow: stop, or direction + rate + run, sending only what changed. */
+/* Set the direction; a running pump is stopped first so it never runs the wrong way. */
+static int set_direction(struct newera *ne, struct bus_link *link, int dir)
+{
+    struct newera_reply r;
+    if (ne->dir == dir)
+        return 0;
+    if (ne->running != 0) {
+        int rc = ne_stop(ne, link);
+        if (rc < 0)
+            return rc;
+    }
+    int rc = transact(ne, link, dir > 0 ? "DIR INF" : "DIR WDR", &r);
+    if (rc == 0)
+        ne->dir = dir;
+    return rc;
+}
+
+/* Check a flow setpoint; -ERANGE/-EINVAL with a message if it cannot be sent. */
+static int check_setpoint(struct newera *ne, struct bus_link *link, double v, char *rate,
+                          size_t len)
+{
+    if (!isfinite(v)) {
+        link_seterr(link, "%s: flow setpoint is not a number", ne->name);
+        return -EINVAL;
+    }
+    if (fabs(v) > ne->max_flow * (1 + 1e-9)) {
+        link_seterr(link, "%s: %g uL/min is beyond max_flow (%g uL/min)", ne->name, v,
+                    ne->max_flow);
+        return -ERANGE;
+    }
+    if (newera_format_rate(fabs(v), rate, len) < 0) {
+        link_seterr(link, "%s: %g uL/min cannot be written in the pump's 4-digit format",
+                    ne->name, v);
+        return -ERANGE;
+    }
+    return 0;
+}
+
+/* Command a flow: 0 stops; otherwise direction if it changed, one RAT, RUN if not pumping. */
 static int ne_write(void *state, struct bus_link *link, size_t ch, double v)
 {
     struct newera *ne = state;
     struct newera_reply r;
-    if (ch != CH_FLOW)
+    char rate[24], cmd[40];
+    if (ch != CH_FLOW) {
+        link_seterr(link, "%s: only 'flow' can be set", ne->name);
         return -EINVAL;
-    if (v == 0) {
-        int rc = transact(ne, link, "STP", &r);
-        if (rc == 0) {
-            ne->running = false;
-            ne->known = true;
-        }
+    }
+    if (v == 0)
+        return ne_stop(ne, link);
+    int rc = check_setpoint(ne, link, v, rate, sizeof rate);
+    if (rc < 0)
         return rc;
+    if ((rc = set_direction(ne, link, v > 0 ? 1 : -1)) < 0)
+        return rc;
+    snprintf(cmd, sizeof cmd, "RAT %s", rate);
+    if ((rc = transact(ne, link, cmd, &r)) < 0)
+        return rc;
+    if (ne->running == 1)
+        return 0;
+    if ((rc = transact(ne, link, "RUN", &r)) < 0)
+        return rc;
+    if (ne->running != 1) {
+        link_seterr(link, "%s: the pump did not start after RUN (status %c)", ne->name, r.status);
+        return -EREMOTEIO;
     }
-    int dir = v > 0 ? 1 : -1;
-    double rate = fabs(v);
-    char cmd[40], num[24];
-    if (newera_format_rate(rate, num, sizeof num) < 0) {
-        link_seterr(link, "%g uL/min cannot be sent to the pump", v);
-        return -ERANGE;
-    }
-    int rc = 0;
-    if (!ne->known || dir != ne->direction) {
-        rc = transact(ne, link, dir > 0 ? "DIR INF" : "DIR WDR", &r);
-        if (rc < 0)
-            return rc;
-        ne->direction = dir;
-    }
-    if (!ne->known || rate != ne->rate) {
-        snprintf(cmd, sizeof cmd, "RAT %s", num);
-        if ((rc = transact(ne, link, cmd, &r)) < 0)
-            return rc;
-        ne->rate = rate;
-    }
-    if (!ne->known || !ne->running) {
-        if ((rc = transact(ne, link, "RUN", &r)) < 0)
-            return rc;
-        ne->running = true;
-    }
-    ne->known = true;
     return 0;
 }
 
 /* Stop the pump. */
 static int ne_safe_state(void *state, struct bus_link *link)
 {
-    return ne_write(state, link, CH_FLOW, 0.0);
+    return ne_stop(state, link);
 }
 
+/* Free the pump's state. */
 static void ne_close(void *state)
 {
     free(state);

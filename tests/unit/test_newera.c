@@ -1,4 +1,9 @@
-/* New Era pumps: framing and parsing, and the driver against the simulated pump over a pty. */
+/*
+ * New Era pumps: number formats, reply framing with recorded good, bad and
+ * partial replies, the rig entry, and the driver end to end over a real pty
+ * against a scripted responder (exact bytes in, canned replies out) and
+ * against the simulator's independent pump implementation.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,10 +15,13 @@
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "driver.h"
@@ -21,170 +29,857 @@
 #include "physics.h"
 #include "sim_newera.h"
 
-static void test_rate_format_keeps_four_digits(void **state)
+#define LINK_TIMEOUT_MS 100
+#define RESPONDER_WAIT_MS 3000      /* a responder gives up on a silent driver after this */
+#define UNTOUCHED 12345.0
+
+/* ------------------------------------------------------------------------ */
+/* Numbers                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void test_float_format_keeps_four_digits_and_three_decimals(void **state)
 {
     (void)state;
-    char b[32];
-    static const struct { double v; const char *want; } cases[] = {
-        { 12.5, "12.50UM" }, { 1234, "1234UM" }, { 0.5, "0.500UM" }, { 1.234, "1.234UM" },
-        { 5000, "5000UM" }, { 12345, "740.7MH" }, { 50, "50.00UM" }, { 0.01, "0.010UM" }, { 0.0123, "0.738UH" },
+    static const struct { double v; const char *want; } ok[] = {
+        { 14.57, "14.57" }, { 1234, "1234" }, { 123.4, "123.4" }, { 12.34, "12.34" },
+        { 1.234, "1.234" }, { 0.123, "0.123" }, { 0, "0.000" }, { 26.7, "26.70" },
+        { 9999.4, "9999" }, { 999.96, "1000" }, { 4.66, "4.660" },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        assert_int_equal(newera_format_rate(cases[i].v, b, sizeof b), 0);
-        assert_string_equal(b, cases[i].want);
+    char b[16];
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        assert_int_equal(newera_format_float(ok[i].v, b, sizeof b), 0);
+        assert_string_equal(b, ok[i].want);
     }
-    assert_int_equal(newera_format_rate(0, b, sizeof b), -ERANGE);
-    assert_int_equal(newera_format_rate(-1, b, sizeof b), -ERANGE);
-    assert_int_equal(newera_format_rate(NAN, b, sizeof b), -ERANGE);
-    assert_int_equal(newera_format_float(14.57, b, sizeof b), 0);
-    assert_string_equal(b, "14.57");
+    assert_int_equal(newera_format_float(9999.5, b, sizeof b), -ERANGE);
+    assert_int_equal(newera_format_float(-0.5, b, sizeof b), -ERANGE);
+    assert_int_equal(newera_format_float(NAN, b, sizeof b), -ERANGE);
+    assert_int_equal(newera_format_float(INFINITY, b, sizeof b), -ERANGE);
+    assert_int_equal(newera_format_float(14.57, b, 5), -ERANGE);    /* "14.57" needs 6 bytes */
 }
 
-static void test_replies_good_bad_and_partial(void **state)
+static void test_rate_format_picks_the_most_exact_unit(void **state)
 {
     (void)state;
-    struct newera_reply r;
-    assert_int_equal(newera_parse_reply("\x02" "00S\x03", 5, &r), 5);
-    assert_int_equal(r.address, 0);
-    assert_int_equal(r.status, 'S');
-    assert_int_equal(newera_parse_reply("junk\x02" "01I12.50UM\x03", 16, &r), 16);
-    assert_int_equal(r.address, 1);
-    assert_string_equal(r.data, "12.50UM");
-    assert_int_equal(newera_parse_reply("\x02" "00A?S\x03", 7, &r), 7);
-    assert_int_equal(r.status, 'A');
-    assert_int_equal(r.alarm, 'S');
-    assert_int_equal(newera_parse_reply("\x02" "00S?OOR\x03", 9, &r), 9);
-    assert_string_equal(r.data, "?OOR");
-    assert_int_equal(newera_parse_reply("\x02" "00S12.5", 8, &r), 0);        /* no ETX yet */
-    assert_int_equal(newera_parse_reply("", 0, &r), 0);
-    assert_int_equal(newera_parse_reply("\x02" "0\x03", 3, &r), -EBADMSG);   /* too short */
-    assert_int_equal(newera_parse_reply("\x02" "00Q\x03", 5, &r), -EBADMSG);  /* no such status */
-    assert_int_equal(newera_parse_reply("\x02" "x0S\x03", 5, &r), -EBADMSG);
+    static const struct { double v; const char *want; } ok[] = {
+        { 12.5, "12.50 UM" }, { 1234, "1234 UM" }, { 0.5, "0.500 UM" }, { 1.234, "1.234 UM" },
+        { 5000, "5000 UM" },
+        { 12345, "740.7 MH" },          /* 12.345 mL/min: MM would lose 5 uL/min */
+        { 0.0123, "0.738 UH" },         /* UM would keep 2 digits */
+        { 0.25 / 60, "0.250 UH" },      /* 0.25 uL/h */
+        { 0.01, "0.010 UM" },           /* UH 0.600 is as exact: the first unit wins */
+        { 100000, "100.0 MM" },         /* 100 mL/min: too many digits in UM */
+        { 10000, "10.00 MM" },
+        { 9999.6, "10.00 MM" },
+    };
+    char b[24];
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        assert_int_equal(newera_format_rate(ok[i].v, b, sizeof b), 0);
+        assert_string_equal(b, ok[i].want);
+    }
+    const double bad[] = { 0, -1, NAN, INFINITY, 1e-6, 1e7 };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(newera_format_rate(bad[i], b, sizeof b), -ERANGE);
+    assert_int_equal(newera_format_rate(12.5, b, 8), -ERANGE);      /* no room for "12.50 UM" */
+}
+
+static void test_rate_and_volume_replies_parse(void **state)
+{
+    (void)state;
     double v, w;
-    assert_int_equal(newera_parse_rate("30.00UH", &v), 0);
-    assert_float_equal(v, 0.5, 1e-12);
-    assert_int_equal(newera_parse_rate("12.5XX", &v), -EBADMSG);
+    static const struct { const char *s; double want; } rates[] = {
+        { "12.50UM", 12.5 }, { "12.50 UM", 12.5 }, { "30.00UH", 0.5 }, { "1.500MM", 1500 },
+        { "60.00MH", 1000 }, { "0.000UM", 0 }, { ".5UM", 0.5 },
+    };
+    for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++) {
+        assert_int_equal(newera_parse_rate(rates[i].s, &v), 0);
+        assert_float_equal(v, rates[i].want, 1e-9);
+    }
+    const char *bad_rates[] = { "", "UM", "12.5", "12.5XX", "1e3UM", "-1UM", "1.2.3UM",
+                                "12.50UMX", "nanUM", "12.50um", "123456789012345678UM" };
+    for (size_t i = 0; i < sizeof bad_rates / sizeof bad_rates[0]; i++)
+        assert_int_equal(newera_parse_rate(bad_rates[i], &v), -EBADMSG);
+    assert_int_equal(newera_parse_rate(NULL, &v), -EBADMSG);
+
     assert_int_equal(newera_parse_dispensed("I0.250W0.010ML", &v, &w), 0);
     assert_float_equal(v, 250, 1e-9);
     assert_float_equal(w, 10, 1e-9);
-    assert_int_equal(newera_parse_dispensed("I0.250", &v, &w), -EBADMSG);
+    assert_int_equal(newera_parse_dispensed("I12.50W0.000UL", &v, &w), 0);
+    assert_float_equal(v, 12.5, 1e-9);
+    assert_float_equal(w, 0, 0);
+    const char *bad_dis[] = { "", "I0.250", "I0.250W0.010", "I0.250W0.010XL", "W0.1I0.2ML",
+                              "I.W.ML", "I0.250W0.010MLX", "0.250W0.010ML" };
+    for (size_t i = 0; i < sizeof bad_dis / sizeof bad_dis[0]; i++)
+        assert_int_equal(newera_parse_dispensed(bad_dis[i], &v, &w), -EBADMSG);
 }
 
-/* The simulated pump answering on the master side of a pty, in a thread. */
-struct responder {
-    int master;
-    struct sim_physics phys;
-    char seen[2048];
-    volatile int stop;
+/* ------------------------------------------------------------------------ */
+/* Reply framing                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* A recorded reply and what parsing it must give. */
+struct reply_case {
+    const char *bytes;
+    int rc;             /* bytes consumed, 0 (incomplete) or -EBADMSG */
+    int address;
+    char status, alarm;
+    const char *data;
 };
 
-static void *respond(void *arg)
+static const struct reply_case reply_cases[] = {
+    { "\x02" "00S\x03", 5, 0, 'S', 0, "" },
+    { "\x02" "01I12.50UM\x03", 12, 1, 'I', 0, "12.50UM" },
+    { "\x02" "99W\x03", 5, 99, 'W', 0, "" },
+    { "\x02" "00P\x03", 5, 0, 'P', 0, "" },
+    { "\x02" "00T\x03", 5, 0, 'T', 0, "" },
+    { "\x02" "00U\x03", 5, 0, 'U', 0, "" },
+    { "\x02" "00X\x03", 5, 0, 'X', 0, "" },
+    { "\x02" "00SI0.250W0.000ML\x03", 19, 0, 'S', 0, "I0.250W0.000ML" },
+    /* alarms */
+    { "\x02" "00A?S\x03", 7, 0, 'A', 'S', "" },
+    { "\x02" "00A?R\x03", 7, 0, 'A', 'R', "" },
+    { "\x02" "03A?T\x03", 7, 3, 'A', 'T', "" },
+    { "\x02" "00A?E\x03", 7, 0, 'A', 'E', "" },
+    { "\x02" "00A?O\x03", 7, 0, 'A', 'O', "" },
+    /* command errors are data after the prompt */
+    { "\x02" "00S?\x03", 6, 0, 'S', 0, "?" },
+    { "\x02" "00S?OOR\x03", 9, 0, 'S', 0, "?OOR" },
+    { "\x02" "00I?NA\x03", 8, 0, 'I', 0, "?NA" },
+    { "\x02" "00S?COM\x03", 9, 0, 'S', 0, "?COM" },
+    { "\x02" "00S?IGN\x03", 9, 0, 'S', 0, "?IGN" },
+    /* noise before the frame is skipped */
+    { "xx\x01\x02" "00S\x03", 8, 0, 'S', 0, "" },
+    { "\x03\x02" "00S\x03", 6, 0, 'S', 0, "" },
+    { "\x02" "00I12\x02" "00S\x03", 11, 0, 'S', 0, "" },     /* a truncated frame, then a whole one */
+    /* two frames: the first one only */
+    { "\x02" "00S\x03\x02" "01I\x03", 5, 0, 'S', 0, "" },
+    /* incomplete: nothing yet */
+    { "", 0, 0, 0, 0, NULL },
+    { "\x02" "00S12.5", 0, 0, 0, 0, NULL },
+    { "\x02", 0, 0, 0, 0, NULL },
+    { "hello", 0, 0, 0, 0, NULL },
+    { "hello\x03", 0, 0, 0, 0, NULL },
+    /* malformed */
+    { "\x02" "0\x03", -EBADMSG, 0, 0, 0, NULL },
+    { "\x02\x03", -EBADMSG, 0, 0, 0, NULL },
+    { "\x02" "00\x03", -EBADMSG, 0, 0, 0, NULL },
+    { "\x02" "00Q\x03", -EBADMSG, 0, 0, 0, NULL },
+    { "\x02" "x0S\x03", -EBADMSG, 0, 0, 0, NULL },
+    { "\x02" "00A\x03", -EBADMSG, 0, 0, 0, NULL },
+    { "\x02" "00A?\x03", -EBADMSG, 0, 0, 0, NULL },
+    { "\x02" "00AXS\x03", -EBADMSG, 0, 0, 0, NULL },
+    { "\x02" "00S\x01\x03", -EBADMSG, 0, 0, 0, NULL },
+    { "\x02" "00S\xff\x03", -EBADMSG, 0, 0, 0, NULL },
+    { "\x02" "00S0123456789012345678901234567890123456789012345678901234567890123\x03",
+      -EBADMSG, 0, 0, 0, NULL },
+};
+
+static void test_recorded_replies_parse_or_are_refused(void **state)
 {
-    struct responder *r = arg;
-    char line[128];
+    (void)state;
+    for (size_t i = 0; i < sizeof reply_cases / sizeof reply_cases[0]; i++) {
+        const struct reply_case *c = &reply_cases[i];
+        struct newera_reply r;
+        int rc = newera_parse_reply(c->bytes, strlen(c->bytes), &r);
+        if (rc != c->rc)
+            fail_msg("reply case %zu: rc %d, want %d", i, rc, c->rc);
+        if (rc <= 0)
+            continue;
+        assert_int_equal(r.address, c->address);
+        assert_int_equal(r.status, c->status);
+        assert_int_equal(r.alarm, c->alarm);
+        assert_string_equal(r.data, c->data);
+    }
+    struct newera_reply r;
+    assert_int_equal(newera_parse_reply(NULL, 0, &r), 0);
+}
+
+static void test_every_prefix_of_a_reply_is_incomplete(void **state)
+{
+    (void)state;
+    const char *whole = "noise\x02" "07I123.4UH\x03";
+    struct newera_reply r;
+    for (size_t n = 0; n < strlen(whole); n++)
+        assert_int_equal(newera_parse_reply(whole, n, &r), 0);
+    assert_int_equal(newera_parse_reply(whole, strlen(whole), &r), (int)strlen(whole));
+    assert_int_equal(r.address, 7);
+    assert_string_equal(r.data, "123.4UH");
+}
+
+static void test_alarms_and_refusals_are_remote_errors(void **state)
+{
+    (void)state;
+    struct newera_reply r = { .address = 0, .status = 'A', .alarm = 'S' };
+    char err[160];
+    assert_int_equal(newera_reply_error(&r, "pump1", "RAT", err, sizeof err), -EREMOTEIO);
+    assert_string_equal(err, "pump1: motor stalled (A?S): syringe empty or blocked");
+    r.alarm = 'R';
+    assert_int_equal(newera_reply_error(&r, "pump1", "RAT", err, sizeof err), -EREMOTEIO);
+    assert_string_equal(err, "pump1: pump was reset (A?R): power was interrupted");
+    r.alarm = 'T';
+    assert_int_equal(newera_reply_error(&r, "pump1", "RAT", err, sizeof err), -EREMOTEIO);
+    assert_non_null(strstr(err, "(A?T)"));
+    r.alarm = 'Z';
+    assert_int_equal(newera_reply_error(&r, "pump1", "RAT", err, sizeof err), -EREMOTEIO);
+    assert_string_equal(err, "pump1: unknown alarm A?Z from the pump");
+
+    struct newera_reply q = { .status = 'S', .data = "?OOR" };
+    assert_int_equal(newera_reply_error(&q, "pump2", "RAT 9999 UM", err, sizeof err), -EREMOTEIO);
+    assert_string_equal(err, "pump2: pump refused 'RAT 9999 UM': value out of range (?OOR)");
+    strcpy(q.data, "?");
+    assert_int_equal(newera_reply_error(&q, "pump2", "FOO", err, sizeof err), -EREMOTEIO);
+    assert_non_null(strstr(err, "not recognised"));
+    strcpy(q.data, "?NA");
+    assert_int_equal(newera_reply_error(&q, "pump2", "DIA 14.57", err, sizeof err), -EREMOTEIO);
+    assert_non_null(strstr(err, "not applicable"));
+    strcpy(q.data, "12.50UM");
+    err[0] = '\0';
+    assert_int_equal(newera_reply_error(&q, "pump2", "RAT", err, sizeof err), 0);
+    assert_string_equal(err, "");
+}
+
+static void test_delivered_flow_follows_the_prompt(void **state)
+{
+    (void)state;
+    assert_float_equal(newera_delivered_flow('I', 12.5), 12.5, 0);
+    assert_float_equal(newera_delivered_flow('W', 12.5), -12.5, 0);
+    const char *others = "SPTUXA";
+    for (const char *p = others; *p; p++)
+        assert_float_equal(newera_delivered_flow(*p, 12.5), 0, 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The rig entry                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* Config errors a driver reported. */
+struct errors {
+    int n;
+    char key[8][48];
+    char text[8][256];
+};
+
+/* dev_config.error that records instead of printing. */
+static void record_error(const struct dev_config *cfg, const char *key, const char *fmt, ...)
+{
+    struct errors *e = cfg->error_ctx;
+    if (e->n >= 8)
+        return;
+    snprintf(e->key[e->n], sizeof e->key[0], "%s", key ? key : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->text[e->n], sizeof e->text[0], fmt, ap);
+    va_end(ap);
+    e->n++;
+}
+
+/* Open a pump from params; returns open()'s result. */
+static int open_pump(const struct dev_param *params, size_t n, struct errors *e, void **st,
+                     struct driver_channel *ch, size_t *n_ch)
+{
+    memset(e, 0, sizeof *e);
+    struct dev_config cfg = { .name = "pump1", .file = "rig.yaml", .dir = ".", .params = params,
+                              .n_params = n, .error = record_error, .error_ctx = e };
+    return driver_find("newera")->open(&cfg, st, ch, n_ch);
+}
+
+static void test_rig_entry_gives_two_channels(void **state)
+{
+    (void)state;
+    const struct dev_param p[] = { { "address", "3", 1, 1 }, { "syringe.diameter", "14.57 mm", 1, 1 },
+                                   { "syringe.volume", "10 mL", 1, 1 }, { "max_flow", "500 uL/min", 1, 1 } };
+    struct errors e;
+    struct driver_channel ch[DRIVER_MAX_CHANNELS];
+    size_t n;
+    void *st;
+    assert_int_equal(open_pump(p, 4, &e, &st, ch, &n), 0);
+    assert_int_equal(e.n, 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(ch[0].name, "flow");
+    assert_int_equal(ch[0].q, Q_FLOW);
+    assert_string_equal(ch[0].unit, "uL/min");
+    assert_true(ch[0].readable && ch[0].writable);
+    assert_float_equal(ch[0].min, -500, 0);
+    assert_float_equal(ch[0].max, 500, 0);
+    assert_float_equal(ch[0].sample_hz, 2, 0);
+    assert_float_equal(ch[0].volume_ul, 10000, 0);
+    assert_string_equal(ch[1].name, "dispensed");
+    assert_int_equal(ch[1].q, Q_VOLUME);
+    assert_string_equal(ch[1].unit, "uL");
+    assert_true(ch[1].readable && !ch[1].writable);
+    assert_float_equal(ch[1].sample_hz, 1, 0);
+    driver_find("newera")->close(st);
+
+    /* Only the diameter is required; max_flow defaults to 1000 uL/min. */
+    assert_int_equal(open_pump(p + 1, 1, &e, &st, ch, &n), 0);
+    assert_float_equal(ch[0].max, 1000, 0);
+    assert_float_equal(ch[0].volume_ul, 0, 0);
+    driver_find("newera")->close(st);
+}
+
+static void test_bad_rig_entries_are_all_reported(void **state)
+{
+    (void)state;
+    const struct dev_param p[] = { { "address", "100", 1, 1 }, { "syringe.diameter", "14.57 mL", 1, 1 },
+                                   { "max_flow", "0 uL/min", 1, 1 }, { "adress", "1", 1, 1 } };
+    struct errors e;
+    struct driver_channel ch[DRIVER_MAX_CHANNELS];
+    size_t n;
+    void *st = NULL;
+    assert_int_equal(open_pump(p, 4, &e, &st, ch, &n), -EINVAL);
+    assert_null(st);
+    assert_int_equal(e.n, 4);
+    assert_string_equal(e.key[0], "adress");
+    assert_non_null(strstr(e.text[0], "did you mean 'address'?"));
+    assert_string_equal(e.key[1], "syringe.diameter");
+    assert_non_null(strstr(e.text[1], "a length"));
+    assert_string_equal(e.key[2], "address");
+    assert_non_null(strstr(e.text[2], "0 to 99, found '100'"));
+    assert_string_equal(e.key[3], "max_flow");
+    assert_non_null(strstr(e.text[3], "above 0"));
+
+    const struct dev_param none[] = { { "address", "1", 1, 1 } };
+    assert_int_equal(open_pump(none, 1, &e, &st, ch, &n), -EINVAL);
+    assert_int_equal(e.n, 1);
+    assert_string_equal(e.key[0], "");
+    assert_non_null(strstr(e.text[0], "inside diameter"));
+
+    const struct dev_param huge[] = { { "syringe.diameter", "60 mm", 1, 1 } };
+    assert_int_equal(open_pump(huge, 1, &e, &st, ch, &n), -EINVAL);
+    assert_non_null(strstr(e.text[0], "0.1 to 50 mm"));
+}
+
+/* ------------------------------------------------------------------------ */
+/* A pty pair and a scripted responder                                      */
+/* ------------------------------------------------------------------------ */
+
+/* A pty: the driver opens path; the test plays the pump on master. */
+struct pty {
+    int master;
+    int slave;          /* kept open so the master never sees a hang-up between opens */
+    char path[64];
+};
+
+/* Open a pty pair with a raw slave. */
+static void pty_open(struct pty *p)
+{
+    p->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(p->master >= 0);
+    assert_int_equal(grantpt(p->master), 0);
+    assert_int_equal(unlockpt(p->master), 0);
+    snprintf(p->path, sizeof p->path, "%s", ptsname(p->master));
+    p->slave = open(p->path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(p->slave >= 0);
+    struct termios t;
+    assert_int_equal(tcgetattr(p->slave, &t), 0);
+    cfmakeraw(&t);
+    assert_int_equal(tcsetattr(p->slave, TCSANOW, &t), 0);
+}
+
+/* Close both ends. */
+static void pty_close(struct pty *p)
+{
+    close(p->slave);
+    close(p->master);
+}
+
+/* One expected command and the canned reply to it (NULL: stay silent). */
+struct step {
+    const char *expect;
+    const char *reply;
+    size_t split;       /* > 0: send the reply in two writes, split after this many bytes */
+};
+
+struct script {
+    int fd;
+    const struct step *steps;
+    size_t n;
+    atomic_size_t done;         /* steps answered */
+    char mismatch[256];         /* the first difference; written only by the responder */
+};
+
+/* Read one command, up to and including its CR; false on time-out. */
+static bool read_command(int fd, char *line, size_t len)
+{
     size_t n = 0;
-    while (!r->stop) {
-        struct pollfd p = { .fd = r->master, .events = POLLIN };
-        if (poll(&p, 1, 50) <= 0)
-            continue;
-        char c;
-        if (read(r->master, &c, 1) != 1)
-            continue;
-        if (c != '\r') {
-            if (n + 1 < sizeof line)
-                line[n++] = c;
-            continue;
+    while (n + 1 < len) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, RESPONDER_WAIT_MS) <= 0)
+            return false;
+        if (read(fd, &line[n], 1) != 1)
+            return false;
+        if (line[n++] == '\r')
+            break;
+    }
+    line[n] = '\0';
+    return true;
+}
+
+/* Wait a little: only to split a reply across two reads, never to synchronise. */
+static void pause_ms(long ms)
+{
+    struct timespec ts = { 0, ms * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* The responder thread: play the script, stop at the first surprise. */
+static void *play(void *arg)
+{
+    struct script *s = arg;
+    for (size_t i = 0; i < s->n; i++) {
+        const struct step *st = &s->steps[i];
+        char line[128];
+        if (!read_command(s->fd, line, sizeof line)) {
+            snprintf(s->mismatch, sizeof s->mismatch, "step %zu: no command (expected '%s')", i,
+                     st->expect);
+            return NULL;
         }
-        line[n] = '\0';
-        strncat(r->seen, line, sizeof r->seen - strlen(r->seen) - 2);
-        strcat(r->seen, "|");
-        n = 0;
+        if (strcmp(line, st->expect) != 0) {
+            snprintf(s->mismatch, sizeof s->mismatch, "step %zu: got '%s', expected '%s'", i,
+                     line, st->expect);
+            return NULL;
+        }
+        if (st->reply != NULL) {
+            size_t len = strlen(st->reply), first = st->split ? st->split : len;
+            bool ok = write(s->fd, st->reply, first) == (ssize_t)first;
+            if (ok && first < len) {
+                pause_ms(30);
+                ok = write(s->fd, st->reply + first, len - first) == (ssize_t)(len - first);
+            }
+            if (!ok) {
+                snprintf(s->mismatch, sizeof s->mismatch, "step %zu: cannot write the reply", i);
+                return NULL;
+            }
+        }
+        atomic_store(&s->done, i + 1);
+    }
+    return NULL;
+}
+
+/* A pump on a pty with a responder thread playing steps. */
+struct rig {
+    struct pty pty;
+    struct link_config lc;
+    struct bus_link link;
+    const struct driver_ops *drv;
+    void *pump;
+    struct script script;
+    pthread_t thread;
+};
+
+/* Open the pty, the link and a pump at address addr. */
+static void rig_open(struct rig *r, const char *addr)
+{
+    memset(r, 0, sizeof *r);
+    pty_open(&r->pty);
+    r->lc = (struct link_config){ .name = "pumps", .type = LINK_SERIAL, .port = r->pty.path,
+                                  .baud = 19200, .parity = 'N', .data_bits = 8, .stop_bits = 1,
+                                  .timeout_ms = LINK_TIMEOUT_MS };
+    assert_int_equal(link_open(&r->link, &r->lc), 0);
+    const struct dev_param p[] = { { "address", addr, 1, 1 }, { "syringe.diameter", "14.57 mm", 1, 1 },
+                                   { "syringe.volume", "10 mL", 1, 1 } };
+    struct errors e;
+    struct driver_channel ch[DRIVER_MAX_CHANNELS];
+    size_t n;
+    assert_int_equal(open_pump(p, 3, &e, &r->pump, ch, &n), 0);
+    r->drv = driver_find("newera");
+}
+
+/* Start playing steps. */
+static void rig_play(struct rig *r, const struct step *steps, size_t n)
+{
+    r->script.fd = r->pty.master;
+    r->script.steps = steps;
+    r->script.n = n;
+    atomic_store(&r->script.done, 0);
+    r->script.mismatch[0] = '\0';
+    assert_int_equal(pthread_create(&r->thread, NULL, play, &r->script), 0);
+}
+
+/* Wait for the responder; every step must have been played and nothing more sent. */
+static void rig_finish(struct rig *r)
+{
+    assert_int_equal(pthread_join(r->thread, NULL), 0);
+    if (r->script.mismatch[0])
+        fail_msg("%s", r->script.mismatch);
+    assert_int_equal(atomic_load(&r->script.done), r->script.n);
+    struct pollfd p = { .fd = r->pty.master, .events = POLLIN };
+    if (poll(&p, 1, 0) == 1) {
+        char extra[64] = "";
+        ssize_t got = read(r->pty.master, extra, sizeof extra - 1);
+        fail_msg("the driver sent more than the script: '%s'", got > 0 ? extra : "?");
+    }
+}
+
+/* Close everything. */
+static void rig_close(struct rig *r)
+{
+    r->drv->close(r->pump);
+    link_close(&r->link);
+    pty_close(&r->pty);
+}
+
+#define N(a) (sizeof a / sizeof a[0])
+#define CONNECT_STEPS { "0DIA 14.57\r", "\x02" "00S\x03", 0 }, { "0DIR INF\r", "\x02" "00S\x03", 0 }
+
+/* ------------------------------------------------------------------------ */
+/* End to end over the pty                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        CONNECT_STEPS,
+        /* write 12.5: rate, then RUN because the pump is stopped */
+        { "0RAT 12.50 UM\r", "\x02" "00S\x03", 0 }, { "0RUN\r", "\x02" "00I\x03", 0 },
+        /* the same setpoint again: one RAT */
+        { "0RAT 12.50 UM\r", "\x02" "00I\x03", 0 },
+        /* a new rate while running: one RAT */
+        { "0RAT 0.500 UM\r", "\x02" "00I\x03", 0 },
+        { "0RAT\r", "\x02" "00I0.500UM\x03", 0 },
+        { "0DIS\r", "\x02" "00II0.250W0.000ML\x03", 0 },
+        /* reversing: stop first, then direction, rate, run */
+        { "0STP\r", "\x02" "00S\x03", 0 }, { "0DIR WDR\r", "\x02" "00S\x03", 0 },
+        { "0RAT 3.000 UM\r", "\x02" "00S\x03", 0 }, { "0RUN\r", "\x02" "00W\x03", 0 },
+        { "0RAT\r", "\x02" "00W3.000UM\x03", 0 },
+        /* safe state, then the rate reads back as 0 although 3 is programmed */
+        { "0STP\r", "\x02" "00S\x03", 0 },
+        { "0RAT\r", "\x02" "00S3.000UM\x03", 0 },
+        /* a stop is always sent, whatever the driver believes */
+        { "0STP\r", "\x02" "00S\x03", 0 },
+    };
+    struct rig r;
+    rig_open(&r, "0");
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 12.5), 0);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 12.5), 0);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 0.5), 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, 0.5, 1e-12);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), 0);
+    assert_float_equal(v, 250, 1e-9);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -3), 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, -3, 1e-12);
+    assert_int_equal(r.drv->safe_state(r.pump, &r.link), 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, 0, 0);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 0), 0);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_a_stall_alarm_is_an_error_never_a_value(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        CONNECT_STEPS,
+        { "0RAT 5.000 UM\r", "\x02" "00S\x03", 0 }, { "0RUN\r", "\x02" "00I\x03", 0 },
+        { "0RAT\r", "\x02" "00A?S\x03", 0 },
+        /* after an alarm nothing is assumed: stop, direction, rate, run */
+        { "0STP\r", "\x02" "00S\x03", 0 }, { "0DIR INF\r", "\x02" "00S\x03", 0 },
+        { "0RAT 5.000 UM\r", "\x02" "00S\x03", 0 }, { "0RUN\r", "\x02" "00A?S\x03", 0 },
+        /* RUN answered with a stopped prompt: the pump did not start */
+        { "0STP\r", "\x02" "00S\x03", 0 }, { "0DIR INF\r", "\x02" "00S\x03", 0 },
+        { "0RAT 5.000 UM\r", "\x02" "00S\x03", 0 }, { "0RUN\r", "\x02" "00S\x03", 0 },
+    };
+    struct rig r;
+    rig_open(&r, "0");
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EREMOTEIO);
+    assert_string_equal(r.link.err, "pump1: motor stalled (A?S): syringe empty or blocked");
+    assert_float_equal(v, UNTOUCHED, 0);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), -EREMOTEIO);
+    assert_string_equal(r.link.err, "pump1: motor stalled (A?S): syringe empty or blocked");
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), -EREMOTEIO);
+    assert_string_equal(r.link.err, "pump1: the pump did not start after RUN (status S)");
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_connect_clears_a_power_cut_alarm(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        { "0DIA 14.57\r", "\x02" "00A?R\x03", 0 },
+        { "0DIA 14.57\r", "\x02" "00S\x03", 0 },
+        { "0DIR INF\r", "\x02" "00S\x03", 0 },
+    };
+    struct rig r;
+    rig_open(&r, "0");
+    rig_play(&r, steps, N(steps));
+    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_reconnect_to_a_running_pump_keeps_it_running(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        /* the pump refuses DIA while it pumps; it has our syringe, so all is well */
+        { "0DIA 14.57\r", "\x02" "00W?NA\x03", 0 },
+        { "0DIA\r", "\x02" "00W14.57\x03", 0 },
+        /* no DIR INF: that would reverse a withdrawal; the setpoint needs only RAT */
+        { "0RAT 2.000 UM\r", "\x02" "00W\x03", 0 },
+        /* the same with another syringe in the pump: refused */
+        { "0DIA 14.57\r", "\x02" "00I?NA\x03", 0 },
+        { "0DIA\r", "\x02" "00I12.06\x03", 0 },
+    };
+    struct rig r;
+    rig_open(&r, "0");
+    rig_play(&r, steps, N(steps));
+    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
+    assert_string_equal(r.link.err, "");
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -2), 0);
+    assert_int_equal(r.drv->connect(r.pump, &r.link), -EREMOTEIO);
+    assert_non_null(strstr(r.link.err, "12.06 mm syringe"));
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_refused_commands_are_remote_errors(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        CONNECT_STEPS,
+        { "0RAT 900.0 UM\r", "\x02" "00S?OOR\x03", 0 },
+        { "0DIS\r", "\x02" "00S?\x03", 0 },
+        { "0RAT 1.000 UM\r", "\x02" "00S\x03", 0 }, { "0RUN\r", "\x02" "00S?NA\x03", 0 },
+    };
+    struct rig r;
+    rig_open(&r, "0");
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 900), -EREMOTEIO);
+    assert_string_equal(r.link.err, "pump1: pump refused 'RAT 900.0 UM': value out of range (?OOR)");
+    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), -EREMOTEIO);
+    assert_non_null(strstr(r.link.err, "'DIS': command not recognised (?)"));
+    assert_float_equal(v, UNTOUCHED, 0);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 1), -EREMOTEIO);
+    assert_non_null(strstr(r.link.err, "not applicable now (?NA)"));
+    /* Refused before anything is sent: the script has no step for these. */
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 1500), -ERANGE);
+    assert_non_null(strstr(r.link.err, "beyond max_flow"));
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 1e-7), -ERANGE);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, NAN), -EINVAL);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 1, 5), -EINVAL);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_bad_replies_time_out_or_are_garbled(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        { "0RAT\r", NULL, 0 },                                          /* silence */
+        { "0RAT\r", "\x02" "01I1.000UM\x03", 0 },                       /* another pump */
+        { "0RAT\r", "\x02" "00I1.000UM", 0 },                           /* no ETX */
+        { "0RAT\r", "noise\x02" "00I2.000UM\x03", 0 },                  /* junk first */
+        { "0RAT\r", "\x02" "01S\x03\x02" "00I4.000UM\x03", 0 },         /* theirs, then ours */
+        { "0RAT\r", "line noise", 0 },                                  /* no frame at all */
+        { "0RAT\r", "\x02" "00Q\x03", 0 },                              /* unknown prompt */
+        { "0RAT\r", "\x02" "00I12.5XX\x03", 0 },                        /* bad rate */
+        { "0RAT\r", "\x02" "00I\x03", 0 },                              /* no rate at all */
+        { "0DIS\r", "\x02" "00SI0.1\x03", 0 },                          /* bad volume */
+    };
+    struct rig r;
+    rig_open(&r, "0");
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_string_equal(r.link.err, "pump1: no reply to 'RAT' within 100 ms");
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_non_null(strstr(r.link.err, "address 1 answered"));
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_string_equal(r.link.err, "pump1: incomplete reply to 'RAT' within 100 ms: '\\x0200I1.000UM'");
+    assert_float_equal(v, UNTOUCHED, 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, 2, 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, 4, 0);
+    v = UNTOUCHED;
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_string_equal(r.link.err, "pump1: no reply to 'RAT' within 100 ms, only noise: 'line noise'");
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EBADMSG);
+    assert_string_equal(r.link.err, "pump1: garbled reply to 'RAT': '\\x0200Q\\x03'");
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EBADMSG);
+    assert_non_null(strstr(r.link.err, "cannot parse the pump's reply '12.5XX'"));
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), -EBADMSG);
+    assert_float_equal(v, UNTOUCHED, 0);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_a_reply_split_across_reads_is_reassembled(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        { "0RAT\r", "\x02" "00I8.000UM\x03", 7 },
+        { "0RAT\r", "\x02" "0", 2 },
+    };
+    struct rig r;
+    rig_open(&r, "0");
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, 8, 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_pumps_share_one_line_by_address(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        { "12RAT\r", "\x02" "12I1.000UM\x03", 0 },
+        { "0RAT\r", "\x02" "00W2.000UM\x03", 0 },
+        { "12STP\r", "\x02" "12S\x03", 0 },
+    };
+    struct rig r;
+    rig_open(&r, "0");
+    const struct dev_param p[] = { { "address", "12", 1, 1 }, { "syringe.diameter", "4.78 mm", 1, 1 } };
+    struct errors e;
+    struct driver_channel ch[DRIVER_MAX_CHANNELS];
+    size_t n;
+    void *pump12;
+    assert_int_equal(open_pump(p, 2, &e, &pump12, ch, &n), 0);
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->read(pump12, &r.link, 0, &v), 0);
+    assert_float_equal(v, 1, 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, -2, 0);
+    assert_int_equal(r.drv->safe_state(pump12, &r.link), 0);
+    rig_finish(&r);
+    r.drv->close(pump12);
+    rig_close(&r);
+}
+
+static void test_a_closed_line_is_not_connected(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_open(&r, "0");
+    double v = UNTOUCHED;
+    link_close(&r.link);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ENOTCONN);
+    assert_int_equal(r.drv->safe_state(r.pump, &r.link), -ENOTCONN);
+    assert_float_equal(v, UNTOUCHED, 0);
+    /* The line can be opened again: the exclusive lock was released. */
+    assert_int_equal(link_open(&r.link, &r.lc), 0);
+    rig_close(&r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Against the simulator's pump                                             */
+/* ------------------------------------------------------------------------ */
+
+/* The simulated pumps answering on the master side, until told to stop. */
+struct sim_responder {
+    int fd;
+    struct sim_physics phys;
+    pthread_mutex_t lock;       /* guards phys between the test and the responder */
+    atomic_int stop;
+};
+
+/* Answer commands with the simulator's pump model. */
+static void *sim_respond(void *arg)
+{
+    struct sim_responder *s = arg;
+    char line[128];
+    while (!atomic_load(&s->stop)) {
+        struct pollfd p = { .fd = s->fd, .events = POLLIN };
+        if (poll(&p, 1, 20) <= 0)
+            continue;
+        if (!read_command(s->fd, line, sizeof line))
+            continue;
+        line[strcspn(line, "\r")] = '\0';
         char out[128];
-        size_t len = sim_newera_handle(&r->phys, line, out, sizeof out);
-        if (len > 0 && write(r->master, out, len) < 0)
+        pthread_mutex_lock(&s->lock);
+        size_t len = sim_newera_handle(&s->phys, line, out, sizeof out);
+        pthread_mutex_unlock(&s->lock);
+        if (len > 0 && write(s->fd, out, len) != (ssize_t)len)
             break;
     }
     return NULL;
 }
 
-static void cfg_error(const struct dev_config *cfg, const char *key, const char *fmt, ...)
-{
-    (void)cfg; (void)key; (void)fmt;
-    fail_msg("unexpected config error");
-}
-
-static void test_driver_talks_to_the_simulated_pump_over_a_pty(void **state)
+static void test_driver_runs_the_simulated_pump_until_it_stalls(void **state)
 {
     (void)state;
-    static struct responder r;
-    memset(&r, 0, sizeof r);
-    sim_physics_init(&r.phys, 1);
-    r.master = posix_openpt(O_RDWR | O_NOCTTY);
-    assert_true(r.master >= 0 && grantpt(r.master) == 0 && unlockpt(r.master) == 0);
-    char path[64];
-    snprintf(path, sizeof path, "%s", ptsname(r.master));
-    int keep = open(path, O_RDWR | O_NOCTTY);
-    struct termios t;
-    tcgetattr(keep, &t);
-    cfmakeraw(&t);
-    tcsetattr(keep, TCSANOW, &t);
+    struct rig r;
+    rig_open(&r, "1");
+    struct sim_responder *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    s->fd = r.pty.master;
+    sim_physics_init(&s->phys, 1);
+    pthread_mutex_init(&s->lock, NULL);
     pthread_t th;
-    pthread_create(&th, NULL, respond, &r);
-
-    const struct driver_ops *drv = driver_find("newera");
-    assert_non_null(drv);
-    struct dev_param params[] = { { "address", "1", 1, 1 }, { "syringe.diameter", "14.57 mm", 1, 1 },
-                                  { "syringe.volume", "10 mL", 1, 1 } };
-    struct dev_config cfg = { .name = "pump2", .file = "t", .dir = ".", .params = params,
-                              .n_params = 3, .error = cfg_error };
-    void *st;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    assert_int_equal(drv->open(&cfg, &st, ch, &n), 0);
-    assert_int_equal(n, 2);
-    assert_float_equal(ch[0].volume_ul, 10000, 0);
-    struct link_config lc = { .name = "pumps", .type = LINK_SERIAL, .port = path, .baud = 19200,
-                              .parity = 'N', .data_bits = 8, .stop_bits = 1, .timeout_ms = 500 };
-    struct bus_link link = { 0 };
-    assert_int_equal(link_open(&link, &lc), 0);
-    assert_int_equal(drv->connect(st, &link), 0);
-    assert_int_equal(drv->write(st, &link, 0, 12.5), 0);
+    assert_int_equal(pthread_create(&th, NULL, sim_respond, s), 0);
     double v;
-    assert_int_equal(drv->read(st, &link, 0, &v), 0);
+    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 12.5), 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
     assert_float_equal(v, 12.5, 1e-9);
-    assert_int_equal(drv->write(st, &link, 0, 12.5), 0);        /* unchanged: nothing sent */
-    assert_int_equal(drv->write(st, &link, 0, 0.5), 0);         /* only the rate changes */
-    assert_int_equal(drv->safe_state(st, &link), 0);
-    assert_int_equal(drv->read(st, &link, 0, &v), 0);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 600), 0);
+    pthread_mutex_lock(&s->lock);
+    sim_physics_advance_to(&s->phys, 60LL * 1000000000LL);      /* one minute at 600 uL/min */
+    pthread_mutex_unlock(&s->lock);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), 0);
+    assert_true(v > 550 && v < 650);
+    assert_int_equal(r.drv->safe_state(r.pump, &r.link), 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
-    /* The exact commands on the wire, in order. */
-    assert_string_equal(r.seen, "1DIA 14.57|1DIR INF|1RAT 12.50UM|1RUN|1RAT|1RAT 0.500UM|1STP|1RAT|");
     /* An empty syringe stalls the pump: the alarm is an error, never a value. */
-    r.phys.pump[1].remaining_ul = 0.001;
-    assert_int_equal(drv->write(st, &link, 0, 100), 0);
-    sim_physics_advance_to(&r.phys, 1000000000LL);
-    assert_int_equal(drv->read(st, &link, 0, &v), -EREMOTEIO);
-    assert_non_null(strstr(link.err, "stalled"));
-    /* A pump at an address nobody answers: a time-out. */
-    params[0].value = "7";
-    void *st2;
-    assert_int_equal(drv->open(&cfg, &st2, ch, &n), 0);
-    assert_int_equal(drv->read(st2, &link, 0, &v), -ETIMEDOUT);
-    drv->close(st2);
-    link_close(&link);
-    drv->close(st);
-    r.stop = 1;
-    pthread_join(th, NULL);
-    close(keep);
-    close(r.master);
+    pthread_mutex_lock(&s->lock);
+    s->phys.pump[1].remaining_ul = 0.001;
+    pthread_mutex_unlock(&s->lock);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 100), 0);
+    pthread_mutex_lock(&s->lock);
+    sim_physics_advance_to(&s->phys, 61LL * 1000000000LL);
+    pthread_mutex_unlock(&s->lock);
+    v = UNTOUCHED;
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EREMOTEIO);
+    assert_string_equal(r.link.err, "pump1: motor stalled (A?S): syringe empty or blocked");
+    assert_float_equal(v, UNTOUCHED, 0);
+    atomic_store(&s->stop, 1);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    rig_close(&r);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rate_format_keeps_four_digits),
-        cmocka_unit_test(test_replies_good_bad_and_partial),
-        cmocka_unit_test(test_driver_talks_to_the_simulated_pump_over_a_pty),
+        cmocka_unit_test(test_float_format_keeps_four_digits_and_three_decimals),
+        cmocka_unit_test(test_rate_format_picks_the_most_exact_unit),
+        cmocka_unit_test(test_rate_and_volume_replies_parse),
+        cmocka_unit_test(test_recorded_replies_parse_or_are_refused),
+        cmocka_unit_test(test_every_prefix_of_a_reply_is_incomplete),
+        cmocka_unit_test(test_alarms_and_refusals_are_remote_errors),
+        cmocka_unit_test(test_delivered_flow_follows_the_prompt),
+        cmocka_unit_test(test_rig_entry_gives_two_channels),
+        cmocka_unit_test(test_bad_rig_entries_are_all_reported),
+        cmocka_unit_test(test_connect_write_read_and_safe_state_send_exact_bytes),
+        cmocka_unit_test(test_a_stall_alarm_is_an_error_never_a_value),
+        cmocka_unit_test(test_connect_clears_a_power_cut_alarm),
+        cmocka_unit_test(test_reconnect_to_a_running_pump_keeps_it_running),
+        cmocka_unit_test(test_refused_commands_are_remote_errors),
+        cmocka_unit_test(test_bad_replies_time_out_or_are_garbled),
+        cmocka_unit_test(test_a_reply_split_across_reads_is_reassembled),
+        cmocka_unit_test(test_pumps_share_one_line_by_address),
+        cmocka_unit_test(test_a_closed_line_is_not_connected),
+        cmocka_unit_test(test_driver_runs_the_simulated_pump_until_it_stalls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
