@@ -307,8 +307,10 @@ static void parse_range(struct ydoc *y, yaml_node_t *e, struct profile_reg *r)
         return;
     }
     double lo, hi;
-    if (!number(y, yseq_item(y, n, 0), "range min", &lo) |
-        !number(y, yseq_item(y, n, 1), "range max", &hi))
+    /* Parse both bounds before giving up, so both errors are reported. */
+    bool lo_ok = number(y, yseq_item(y, n, 0), "range min", &lo);
+    bool hi_ok = number(y, yseq_item(y, n, 1), "range max", &hi);
+    if (!lo_ok || !hi_ok)
         return;
     if (!(lo < hi)) {
         yerr(y, n, "range min must be below max, found [%g, %g]", lo, hi);
