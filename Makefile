@@ -50,7 +50,7 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS      := $(BUILD)/perfused $(BUILD)/perfusectl $(BUILD)/perfuse-sim
 
-.PHONY: all check unit e2e demo asan fuzz fuzz-smoke bench bench-timing clean install deps
+.PHONY: all check unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder clean install deps
 all: $(PROGS)
 
 deps: $(CONFIG)
@@ -125,7 +125,16 @@ $(BUILD)/bench/floor: tests/bench/floor.c
 bench-timing: $(PROGS) $(BUILD)/bench/floor
 	@BUILD=$(BUILD) $(PYTHON) scripts/bench-timing --duration $(BENCH_DURATION)
 
-bench: bench-timing
+$(BUILD)/bench/recorder: tests/bench/recorder.c $(BUILD)/libperfuse.a $(CONFIG)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(BUILD)/libperfuse.a $(LDFLAGS) $(PKG_LIBS) -o $@
+
+# Samples per second through the recorder path against a plain HDF5 loop.
+BENCH_DIR ?= /tmp
+bench-recorder: $(BUILD)/bench/recorder
+	@$(BUILD)/bench/recorder -n 10000000 -c 64 -d $(BENCH_DIR)
+
+bench: bench-timing bench-recorder
 
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles

@@ -26,6 +26,7 @@ struct rec_channel {
     const char *device;     /* "chip1" */
     const char *driver;     /* "modbus" */
     const char *kind;       /* "measured" or "setpoint" */
+    double rate_hz;         /* expected samples per second; 0 if unknown (sizes compressed chunks) */
 };
 
 /* What the file is about. All strings are copied by recorder_start. */
@@ -48,6 +49,7 @@ struct rec_run_info {
     double flush_interval_s;      /* 0 -> 1.0 */
     double fsync_interval_s;      /* 0 -> 10.0 */
     size_t max_queued;            /* bound on queued records; 0 -> 4 million */
+    int compression;              /* deflate level 1-9 with shuffle for measured series; 0 = off */
 };
 
 /* A row of /steps. Rows are keyed by index: a second call with the same index

@@ -293,10 +293,59 @@ static void load_device(struct rig *rig, struct ydoc *y, yaml_node_t *e, const c
     apply_sample_rates(rig, y, ymap_get(y, e, "sample_hz", NULL), d);
 }
 
+/* Parse a duration node into seconds within [min_s, max_s]; reports and returns false. */
+static bool get_seconds(struct ydoc *y, yaml_node_t *n, const char *what, double min_s,
+                        double max_s, double *out)
+{
+    int64_t ns;
+    char err[200];
+    int col;
+    const char *s = ynode_str(n);
+    if (s == NULL || unit_parse_duration(s, &ns, err, sizeof err, &col) < 0) {
+        yerr(y, n, "%s: %s", what, s ? err : "expected a duration such as '1 s'");
+        return false;
+    }
+    if ((double)ns < min_s * 1e9 || (double)ns > max_s * 1e9) {
+        yerr(y, n, "%s must be between %g s and %g s, found '%s'", what, min_s, max_s, s);
+        return false;
+    }
+    *out = (double)ns / 1e9;
+    return true;
+}
+
+/* The optional 'recorder:' section: how run files are written on this rig. */
+static void load_recorder(struct rig *rig, struct ydoc *y, yaml_node_t *n)
+{
+    rig->rec.flush_s = 1.0;
+    rig->rec.checkpoint_s = 10.0;
+    if (n == NULL || !yexpect_map(y, n, "'recorder'"))
+        return;
+    static const char *const keys[] = { "compression", "flush", "checkpoint", NULL };
+    ymap_check_keys(y, n, keys, "'recorder'");
+    yaml_node_t *v;
+    if ((v = ymap_get(y, n, "compression", NULL)) != NULL) {
+        long level;
+        const char *s = ynode_str(v);
+        if (s != NULL && (strcmp(s, "off") == 0 || strcmp(s, "none") == 0))
+            rig->rec.compression = 0;
+        else if (s != NULL && strcmp(s, "deflate") == 0)
+            rig->rec.compression = 4;
+        else if (s == NULL || strspn(s, "0123456789") != strlen(s) || *s == '\0')
+            yerr(y, v, "recorder compression must be off, deflate, or a deflate level 1 to 9; found '%s'",
+                 s ? s : ynode_kind(v));
+        else if (ynode_int(y, v, 0, 9, &level))
+            rig->rec.compression = (int)level;
+    }
+    if ((v = ymap_get(y, n, "flush", NULL)) != NULL)
+        get_seconds(y, v, "recorder flush", 0.1, 1.0, &rig->rec.flush_s);
+    if ((v = ymap_get(y, n, "checkpoint", NULL)) != NULL)
+        get_seconds(y, v, "recorder checkpoint", 1.0, 3600.0, &rig->rec.checkpoint_s);
+}
+
 /* Load the top level of a rig document. */
 static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
 {
-    static const char *const keys[] = { "rig", "buses", "devices", "alerts", NULL };
+    static const char *const keys[] = { "rig", "buses", "devices", "alerts", "recorder", NULL };
     yaml_node_t *root = ydoc_root(y);
     if (root == NULL) {
         diag_error(y->diag, y->file, 1, 1, "empty rig file (expected 'rig:', 'buses:' and 'devices:')");
@@ -316,6 +365,7 @@ static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
         if (cmd && yexpect_str(y, cmd, "'alerts.command'"))
             rig->alert_command = strdup(ynode_str(cmd));
     }
+    load_recorder(rig, y, ymap_get(y, root, "recorder", NULL));
     yaml_node_t *buses = ymap_get(y, root, "buses", NULL);
     if (yexpect_seq(y, buses ? buses : root, "'buses'")) {
         rig->buses = calloc(yseq_len(buses) + 1, sizeof *rig->buses);

@@ -52,6 +52,11 @@ struct rig {
     struct rig_channel *channels;
     size_t n_channels;
     char *alert_command;        /* NULL if none */
+    struct {                    /* the rig's 'recorder:' section */
+        int compression;        /* deflate level 1-9, 0 = off */
+        double flush_s;         /* flush interval, s */
+        double checkpoint_s;    /* fsync interval, s */
+    } rec;
 };
 
 /* Load and validate a rig file. Every problem goes to d. Returns 0 and *out,

@@ -173,6 +173,8 @@ static int open_file(struct run *r, const struct run_actor *who)
         .start_wall_ns = r->start_wall_ns,
         .channels = r->series.chans, .n_channels = r->series.n_chans,
         .setpoints = r->series.sps, .n_setpoints = r->series.n_sps,
+        .compression = dm->rig->rec.compression, .flush_interval_s = dm->rig->rec.flush_s,
+        .fsync_interval_s = dm->rig->rec.checkpoint_s,
     };
     if ((rc = uv_async_init(dm->loop, &r->rec_async, rec_notified)) < 0)
         return rc;

@@ -276,6 +276,8 @@ static int open_recorder(struct simulation *s, const struct simulate_options *o,
         .software_version = PERFUSE_VERSION " (" PERFUSE_GIT_REV ")", .start_wall_ns = wall,
         .channels = s->series.chans, .n_channels = s->series.n_chans,
         .setpoints = s->series.sps, .n_setpoints = s->series.n_sps,
+        .compression = s->rig->rec.compression, .flush_interval_s = s->rig->rec.flush_s,
+        .fsync_interval_s = s->rig->rec.checkpoint_s,
     };
     return recorder_start(&s->rec, &info, NULL, NULL);
 }

@@ -18,10 +18,10 @@
 #include "recorder.h"
 
 static const struct rec_channel chans[] = {
-    { "chip1.pressure", "mbar", "chip1", "modbus", "measured" },
-    { "pump1.flow", "uL/min", "pump1", "newera", "setpoint" },
+    { "chip1.pressure", "mbar", "chip1", "modbus", "measured", 0 },
+    { "pump1.flow", "uL/min", "pump1", "newera", "setpoint", 0 },
 };
-static const struct rec_channel sps[] = { { "pump1.flow", "uL/min", "pump1", "newera", "setpoint" } };
+static const struct rec_channel sps[] = { { "pump1.flow", "uL/min", "pump1", "newera", "setpoint", 0 } };
 
 static char dir[64];
 
@@ -236,6 +236,69 @@ static void test_kill9_then_recover_keeps_every_flushed_sample(void **state)
     H5Fclose(f);
 }
 
+/* Compression: hundreds of flushes that each end inside a chunk. Every value
+ * must come back exact (the partial last chunk too), and the file must stay
+ * smaller than its raw data: no chunk is rewritten, so no space is leaked. */
+static void test_compressed_flushes_do_not_bloat(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/z.h5", dir);
+    static const struct rec_channel zch[] = {
+        { "chip1.pressure", "mbar", "chip1", "modbus", "measured", 1000.0 },
+        { "chip1.o2", "%", "chip1", "modbus", "measured", 1000.0 },
+    };
+    struct rec_run_info info = info_for(path);
+    info.channels = zch;
+    info.n_setpoints = 0;
+    info.compression = 4;
+    info.flush_interval_s = 0.1;          /* 100-row chunks */
+    struct recorder *r;
+    assert_int_equal(recorder_start(&r, &info, NULL, NULL), 0);
+    const size_t per_batch = 37, batches = 300, n = per_batch * batches;
+    for (size_t b = 0; b < batches; b++) {
+        for (size_t k = 0; k < per_batch; k++) {
+            size_t i = b * per_batch + k;
+            recorder_sample(r, 0, (double)i / 1000.0, 20.0 + (double)(i % 97) / 100.0);
+            recorder_sample(r, 1, (double)i / 1000.0, 95.0 - (double)(i % 13) / 10.0);
+        }
+        recorder_throttle(r, 0);          /* one write batch and flush per loop */
+    }
+    recorder_finish(r, "completed");
+    recorder_free(r);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    double *t = malloc(n * sizeof *t), *v = malloc(n * sizeof *v);
+    assert_int_equal(read_f64(f, "/channels/chip1.pressure/time", t, n), n);
+    assert_int_equal(read_f64(f, "/channels/chip1.pressure/value", v, n), n);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(t[i] == (double)i / 1000.0);
+        assert_true(v[i] == 20.0 + (double)(i % 97) / 100.0);
+    }
+    assert_int_equal(read_f64(f, "/channels/chip1.o2/value", v, n), n);
+    for (size_t i = 0; i < n; i++)
+        assert_true(v[i] == 95.0 - (double)(i % 13) / 10.0);
+    hid_t d = H5Dopen2(f, "/channels/chip1.o2/value", H5P_DEFAULT);
+    hid_t dcpl = H5Dget_create_plist(d);
+    assert_int_equal(H5Pget_nfilters(dcpl), 2);       /* shuffle, deflate */
+    hsize_t chunk;
+    H5Pget_chunk(dcpl, 1, &chunk);
+    assert_int_equal(chunk, 100);
+    H5Pclose(dcpl);
+    H5Dclose(d);
+    H5Fclose(f);
+    free(t);
+    free(v);
+    FILE *fp = fopen(path, "rb");
+    fseek(fp, 0, SEEK_END);
+    double size = (double)ftell(fp);
+    fclose(fp);
+    double raw = 2.0 * (double)n * 16.0;
+    print_message("compressed file: %.0f bytes for %.0f raw (%.2f)\n", size, raw, size / raw);
+    assert_true(size < 0.8 * raw);
+    unlink(path);
+}
+
 static int cleanup(void **state)
 {
     (void)state;
@@ -250,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_layout_and_values),
         cmocka_unit_test(test_dropped_records_are_counted),
         cmocka_unit_test(test_kill9_then_recover_keeps_every_flushed_sample),
+        cmocka_unit_test(test_compressed_flushes_do_not_bloat),
     };
     return cmocka_run_group_tests(tests, make_dir, cleanup);
 }
