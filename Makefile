@@ -4,6 +4,8 @@
 #   make demo       run the demo protocol on the simulated rig and summarise the run file
 #   make check      build and run every test (unit, integration, end-to-end)
 #   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make soak       the recorder's kill -9 crash test with 200 kills (about 20 minutes)
+#   make bench      timing and recorder benchmarks (figures printed, not asserted)
 #   make install    install the programs under $(DESTDIR)$(PREFIX)
 #
 # Missing Debian packages are installed by scripts/install-deps the first time
@@ -50,7 +52,7 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS      := $(BUILD)/perfused $(BUILD)/perfusectl $(BUILD)/perfuse-sim
 
-.PHONY: all check unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder clean install deps
+.PHONY: all check unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder soak clean install deps
 all: $(PROGS)
 
 deps: $(CONFIG)
@@ -115,6 +117,10 @@ fuzz: $(FUZZ_TARGETS)
 
 fuzz-smoke: $(FUZZ_TARGETS)
 	@tests/run-fuzz 20 $(FUZZ_TARGETS)
+
+# The recorder's crash test at length: 200 kill -9 moments instead of 20.
+soak: $(PROGS)
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) CRASH_KILLS=200 CRASH_TIMEOUT=5400 bash tests/e2e/recorder_crash.sh
 
 # Benchmarks: programs that measure; their figures are printed, not asserted.
 BENCH_DURATION ?= 60

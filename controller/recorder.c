@@ -16,10 +16,10 @@
  * of a rewritten chunk (a reader may still be reading it), so compressing a
  * partly filled chunk at every flush and again when it grows would leave the
  * file several times the size of its data, and recompressing it would block
- * each flush. Instead a compressed series' chunk holds about one flush
- * interval of samples (from the channel's rate), the partial chunk stays in
+ * each flush. Instead a compressed series' chunk holds about one
+ * second of samples (from the channel's rate), the partial chunk stays in
  * memory until it is full, and each chunk is compressed exactly once. The
- * price is a crash-loss bound of one chunk more than uncompressed files.
+ * price is a crash-loss bound of one chunk (about a second) more.
  */
 #include "recorder.h"
 #include "log.h"
@@ -40,6 +40,7 @@
 #define CHUNK_ROWS 1024
 #define MIN_ZCHUNK 16                 /* compressed chunk bounds, in rows */
 #define MAX_ZCHUNK 65536
+#define ZCHUNK_SECONDS 1.0            /* a compressed chunk holds about this much time */
 #define EVENT_CHUNK 256
 #define STEP_CHUNK 64
 #define WAKE_RECORDS 65536            /* wake the thread early past this many queued */
@@ -559,14 +560,14 @@ static const char *keep(struct recorder *r, size_t slot, const char *s)
     return r->strs[slot] ? r->strs[slot] : "";
 }
 
-/* Rows per chunk: fixed for plain series; about one flush interval of samples
- * for a compressed one, so that a chunk fills (and is written) once per flush. */
+/* Rows per chunk: fixed for plain series; about a second of samples for a
+ * compressed one, so that a crash loses at most that much more. */
 static void size_chunks(struct recorder *r, struct series *s, bool measured)
 {
     s->chunk = CHUNK_ROWS;
     s->compressed = measured && r->info.compression > 0 && s->rate_hz > 0;
     if (s->compressed) {
-        double rows = s->rate_hz * r->info.flush_interval_s;
+        double rows = s->rate_hz * ZCHUNK_SECONDS;
         s->chunk = rows < MIN_ZCHUNK ? MIN_ZCHUNK : rows > MAX_ZCHUNK ? MAX_ZCHUNK : (hsize_t)rows;
     }
 }
@@ -602,7 +603,7 @@ int recorder_start(struct recorder **out, const struct rec_run_info *info,
     r->info.host = keep(r, 8, info->host);
     r->info.software_version = keep(r, 9, info->software_version);
     if (r->info.flush_interval_s <= 0)
-        r->info.flush_interval_s = 1.0;
+        r->info.flush_interval_s = 0.5;
     if (r->info.fsync_interval_s <= 0)
         r->info.fsync_interval_s = 10.0;
     r->max_queued = info->max_queued ? info->max_queued : 4u << 20;

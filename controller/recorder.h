@@ -1,7 +1,7 @@
 /*
  * The recorder: one thread that owns the run's HDF5 file and makes every HDF5
  * call for it. Other threads hand it samples, setpoints, events and step rows
- * through a queue; it writes them in batches, flushes at least once a second
+ * through a queue; it writes them in batches, flushes twice a second (by default)
  * and fsyncs at a checkpoint interval.
  *
  * The layout is DESIGN.md section 5 (NeXus NXlog groups, SWMR while running).
@@ -46,7 +46,7 @@ struct rec_run_info {
     size_t n_channels;
     const struct rec_channel *setpoints;  /* -> /setpoints/<name> */
     size_t n_setpoints;
-    double flush_interval_s;      /* 0 -> 1.0 */
+    double flush_interval_s;      /* 0 -> 0.5 */
     double fsync_interval_s;      /* 0 -> 10.0 */
     size_t max_queued;            /* bound on queued records; 0 -> 4 million */
     int compression;              /* deflate level 1-9 with shuffle for measured series; 0 = off */

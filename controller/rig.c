@@ -316,7 +316,7 @@ static bool get_seconds(struct ydoc *y, yaml_node_t *n, const char *what, double
 /* The optional 'recorder:' section: how run files are written on this rig. */
 static void load_recorder(struct rig *rig, struct ydoc *y, yaml_node_t *n)
 {
-    rig->rec.flush_s = 1.0;
+    rig->rec.flush_s = 0.5;
     rig->rec.checkpoint_s = 10.0;
     if (n == NULL || !yexpect_map(y, n, "'recorder'"))
         return;

@@ -2,7 +2,7 @@
  * perfuse-sim: the simulated rig "sim", speaking the real wire protocols.
  *
  *   perfuse-sim [--seed N] [--rig-out FILE] [--profiles DIR] [--fault SPEC]...
- *               [--control PATH] [--die-with-parent] [--log-level LEVEL]
+ *               [--control PATH] [--die-with-parent] [--log-level LEVEL] [--trace FILE]
  *
  * Two New Era pumps (addresses 0, 1) on one pty, the chip sensors as Modbus
  * RTU slaves (units 1, 2) on another pty, the valve and incubator as Modbus TCP
@@ -26,6 +26,7 @@
 #include "sim_newera.h"
 #include "timeutil.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -66,6 +67,7 @@ struct sim {
     char line[256];
     size_t line_len;
     const char *rig_out;
+    int trace_fd;               /* --trace: every reply, for tests; -1 if none */
     char dir[PATH_MAX - 64];
     bool made_dir;
 };
@@ -137,6 +139,23 @@ static int line_address(const char *line)
     return addr < SIM_PUMPS ? addr : -1;
 }
 
+/* Trace one pump exchange: "ne COMMAND REPLY", control characters dropped. */
+static void trace_pump(int fd, const char *cmd, const char *reply, size_t len)
+{
+    char buf[300];
+    int n = snprintf(buf, sizeof buf, "ne ");
+    for (const char *p = cmd; *p && n < 120; p++)
+        if (isgraph((unsigned char)*p))
+            buf[n++] = *p;
+    buf[n++] = ' ';
+    for (size_t i = 0; i < len && n < 280; i++)
+        if (isgraph((unsigned char)reply[i]))
+            buf[n++] = reply[i];
+    buf[n++] = '\n';
+    if (write(fd, buf, (size_t)n) < 0)
+        log_warn("sim", "trace: %s", strerror(errno));
+}
+
 /* Answer one pump command, applying that pump's wire faults. */
 static void pump_command(struct sim *s, const char *line)
 {
@@ -158,6 +177,8 @@ static void pump_command(struct sim *s, const char *line)
     }
     if (len > 0 && write(s->pumps.master, out, len) < 0)
         log_warn("pumps", "write: %s", strerror(errno));
+    else if (len > 0 && s->trace_fd >= 0)
+        trace_pump(s->trace_fd, line, out, len);
 }
 
 /* Bytes from the pump line: answer each CR-terminated command. */
@@ -473,10 +494,13 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: perfuse-sim [--seed N] [--rig-out FILE] [--profiles DIR] [--fault SPEC]...\n"
                  "                   [--control PATH] [--die-with-parent] [--log-level LEVEL]\n"
+                 "                   [--trace FILE]\n"
                  "Serve the simulated rig 'sim' on ptys and 127.0.0.1; print its endpoints as JSON.\n"
                  "SPEC is KIND:DEVICE[,at=DURATION][,for=DURATION], e.g. timeout:chip1,at=10s,for=5s.\n"
                  "Kinds: timeout garbage crc disconnect exception stuck nan clog bubble syringe-empty.\n"
-                 "Devices: pump1 pump2 chip1 chip2 valve1 incubator.\n");
+                 "Devices: pump1 pump2 chip1 chip2 valve1 incubator.\n"
+                 "--trace appends a line per answered read or pump command to FILE, so that a\n"
+                 "test can check every recorded value against what was sent on the wire.\n");
 }
 
 int main(int argc, char **argv)
@@ -486,10 +510,11 @@ int main(int argc, char **argv)
         { "profiles", required_argument, NULL, 'p' }, { "die-with-parent", no_argument, NULL, 'd' },
         { "fault", required_argument, NULL, 'f' }, { "control", required_argument, NULL, 'c' },
         { "log-level", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
+        { "trace", required_argument, NULL, 't' },
         { NULL, 0, NULL, 0 },
     };
     static struct sim s;
-    s.tcp_fd = s.ctl_fd = -1;
+    s.tcp_fd = s.ctl_fd = s.trace_fd = -1;
     s.pumps.master = s.sensors.master = -1;
     uint64_t seed = 1;
     const char *profiles_arg = NULL;
@@ -515,6 +540,13 @@ int main(int argc, char **argv)
             break;
         }
         case 'l': log_set_level_name(optarg); break;
+        case 't':
+            s.trace_fd = open(optarg, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+            if (s.trace_fd < 0) {
+                fprintf(stderr, "perfuse-sim: --trace %s: %s\n", optarg, strerror(errno));
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -528,6 +560,8 @@ int main(int argc, char **argv)
     char profiles[PATH_MAX];
     find_profiles(profiles_arg, profiles, sizeof profiles);
     int rc = sim_setup(&s, seed, profiles);
+    if (rc == 0 && s.trace_fd >= 0)
+        sim_modbus_set_trace(s.mb, s.trace_fd);
     if (rc < 0) {
         log_error("sim", "cannot start: %s", strerror(-rc));
         sim_cleanup(&s);

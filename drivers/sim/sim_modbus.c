@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <math.h>
 #include <modbus.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@ struct sim_modbus {
     modbus_mapping_t *valve, *incubator;    /* TCP units 1, 2 */
     uint8_t buf[RTU_BUF];
     size_t len;
+    int trace_fd;
 };
 
 /* Create the register maps and contexts. */
@@ -35,6 +37,7 @@ int sim_modbus_create(struct sim_modbus **out, struct sim_physics *p,
     m->p = p;
     m->faults = faults;
     m->pair[0] = m->pair[1] = -1;
+    m->trace_fd = -1;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, m->pair) < 0) {
         free(m);
         return -errno;
@@ -74,6 +77,50 @@ void sim_modbus_free(struct sim_modbus *m)
         close(m->pair[1]);
     }
     free(m);
+}
+
+void sim_modbus_set_trace(struct sim_modbus *m, int fd)
+{
+    m->trace_fd = fd;
+}
+
+/* Trace one answered read: bus, unit, function, address, count, data bytes. */
+static void trace_read(struct sim_modbus *m, const char *bus, int unit, int fc, int addr, int count,
+                       const uint8_t *data, size_t n)
+{
+    if (m->trace_fd < 0 || fc < 1 || fc > 4)
+        return;
+    char line[600];
+    int len = snprintf(line, sizeof line, "mb %s %d %d %d %d ", bus, unit, fc, addr, count);
+    for (size_t i = 0; i < n && len + 3 < (int)sizeof line; i++)
+        len += snprintf(line + len, sizeof line - (size_t)len, "%02x", data[i]);
+    line[len++] = '\n';
+    if (write(m->trace_fd, line, (size_t)len) < 0)
+        log_warn("sim", "trace: %s", strerror(errno));
+}
+
+/* The data bytes a read of map would carry: registers big-endian, bits packed LSB first. */
+static size_t map_bytes(const modbus_mapping_t *map, int fc, int addr, int count, uint8_t *out, size_t max)
+{
+    size_t n = 0;
+    if (fc == 3 || fc == 4) {
+        const uint16_t *tab = fc == 3 ? map->tab_registers : map->tab_input_registers;
+        int nb = fc == 3 ? map->nb_registers : map->nb_input_registers;
+        for (int i = 0; i < count && addr + i < nb && n + 2 <= max; i++) {
+            out[n++] = (uint8_t)(tab[addr + i] >> 8);
+            out[n++] = (uint8_t)tab[addr + i];
+        }
+    } else {
+        const uint8_t *tab = fc == 1 ? map->tab_bits : map->tab_input_bits;
+        int nb = fc == 1 ? map->nb_bits : map->nb_input_bits;
+        for (int i = 0; i < count && addr + i < nb && (size_t)i / 8 < max; i++) {
+            if (i % 8 == 0)
+                out[n++] = 0;
+            if (tab[addr + i])
+                out[n - 1] |= (uint8_t)(1u << (i % 8));
+        }
+    }
+    return n;
 }
 
 /* Copy the model's readings into the registers. */
@@ -166,6 +213,9 @@ static void rtu_request(struct sim_modbus *m, int fd, const uint8_t *req, int le
             return;
         if (sim_fault_active(m->faults, dev, SF_CRC, now))
             out[n - 1] ^= 0x5A;
+        else if (n > 5 && out[1] == req[1])
+            trace_read(m, "rtu", unit, req[1], (req[2] << 8) | req[3], (req[4] << 8) | req[5],
+                       out + 3, (size_t)out[2]);
     }
     if (write(fd, out, (size_t)n) < 0)
         log_warn("sensors", "write: %s", strerror(errno));
@@ -226,8 +276,15 @@ static void tcp_request(struct sim_modbus *m, int fd, const uint8_t *req, int le
         return;
     }
     refresh(m);
-    if (modbus_reply(m->tcp, req, len, map) >= 0)
+    if (modbus_reply(m->tcp, req, len, map) >= 0) {
         apply_writes(m);
+        if (fc >= 1 && fc <= 4 && len >= 12) {
+            int count = (req[10] << 8) | req[11];
+            uint8_t data[256];
+            size_t n = map_bytes(map, fc, addr, count, data, sizeof data);
+            trace_read(m, "tcp", unit, fc, addr, count, data, n);
+        }
+    }
 }
 
 /* Stop listening. */

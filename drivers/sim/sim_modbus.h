@@ -21,6 +21,10 @@ struct sim_modbus;
 int sim_modbus_create(struct sim_modbus **out, struct sim_physics *p,
                       const struct sim_faults_table *faults);
 void sim_modbus_free(struct sim_modbus *m);
+/* Write a line for every register or bit read answered to fd (-1: none):
+ * "mb rtu|tcp UNIT FC ADDR COUNT HEX", HEX being the reply's data bytes as on
+ * the wire. Tests decode it to check recorded values against what was sent. */
+void sim_modbus_set_trace(struct sim_modbus *m, int fd);
 
 /* RTU: bytes arrived on the pty master fd; frame them and answer whole requests. */
 void sim_rtu_feed(struct sim_modbus *m, int fd, const uint8_t *buf, size_t n);

@@ -245,14 +245,14 @@ static void test_compressed_flushes_do_not_bloat(void **state)
     char path[128];
     snprintf(path, sizeof path, "%s/z.h5", dir);
     static const struct rec_channel zch[] = {
-        { "chip1.pressure", "mbar", "chip1", "modbus", "measured", 1000.0 },
-        { "chip1.o2", "%", "chip1", "modbus", "measured", 1000.0 },
+        { "chip1.pressure", "mbar", "chip1", "modbus", "measured", 100.0 },
+        { "chip1.o2", "%", "chip1", "modbus", "measured", 100.0 },
     };
     struct rec_run_info info = info_for(path);
     info.channels = zch;
     info.n_setpoints = 0;
     info.compression = 4;
-    info.flush_interval_s = 0.1;          /* 100-row chunks */
+    info.flush_interval_s = 0.1;          /* 100 Hz: 100-row chunks */
     struct recorder *r;
     assert_int_equal(recorder_start(&r, &info, NULL, NULL), 0);
     const size_t per_batch = 37, batches = 300, n = per_batch * batches;

@@ -1,0 +1,44 @@
+"""Check one recovered run file: usage check_crash.py FILE TRACE KILL_EPOCH."""
+import datetime
+import sys
+
+import numpy as np
+
+from h5run import open_run, text
+from wiretrace import is_subsequence, sent_values
+
+path, trace, t_kill = sys.argv[1], sys.argv[2], float(sys.argv[3])
+f = open_run(path, seconds=60)
+problems = []
+state = text(f.attrs["state"])
+if state != "interrupted":
+    problems.append(f"state is {state!r}, expected 'interrupted'")
+start = datetime.datetime.fromisoformat(text(f.attrs["start_time"]).replace("Z", "+00:00")).timestamp()
+sent = sent_values(text(f["rig"][()]), trace)
+lags = []
+for name, g in f["channels"].items():
+    t, v = g["time"][:], g["value"][:]
+    if len(t) != len(v):
+        problems.append(f"{name}: {len(t)} times but {len(v)} values")
+        continue
+    if len(t) == 0:
+        problems.append(f"{name}: no samples")
+        continue
+    if np.any(np.diff(t) <= 0):
+        problems.append(f"{name}: time stamps do not increase")
+    lag = t_kill - (start + t[-1])
+    lags.append(lag)
+    if not -0.05 <= lag <= 1.0:
+        problems.append(f"{name}: last sample {lag:.3f} s before the kill (more than 1 s)")
+    finite = v[np.isfinite(v)]
+    bad = is_subsequence(list(finite), sent.get(name, []))
+    if bad >= 0:
+        problems.append(f"{name}: recorded value #{bad} = {finite[bad]!r} was never sent in this order")
+for name, g in f["setpoints"].items():
+    if np.any(np.diff(g["time"][:]) < 0):
+        problems.append(f"setpoint {name}: time stamps go back")
+print(f"  {path.split('/')[-1]}: {len(lags)} channels, {sum(len(g['time']) for g in f['channels'].values())} "
+      f"samples, last sample {min(lags):.2f}-{max(lags):.2f} s before the kill")
+if problems:
+    sys.stderr.write("; ".join(problems) + "\n")
+    sys.exit(1)
