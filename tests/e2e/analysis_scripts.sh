@@ -1,0 +1,74 @@
+#!/bin/bash
+# perfuse-plot and perfuse-export on a simulated run with an alarm: the PNG is
+# a real image with one panel per quantity and the alarm marked; the
+# CSV files hold exactly what the run file holds.
+set -u
+cd "$(dirname "$0")/../.."
+. tests/lib/common.sh
+
+"$BUILD/perfusectl" simulate protocols/demo.yaml -o "$T/run.h5" --seed 3 >/dev/null
+check "simulated run file written" test -s "$T/run.h5"
+# Simulated runs raise no alarms yet: append one to /events the way the daemon
+# writes it, to see it marked.
+timeout 60 "$PYTHON" - "$T/run.h5" <<'PY'
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r+") as f:
+    ev = f["events"]
+    row = np.zeros(1, dtype=ev.dtype)
+    row["time"], row["severity"], row["source"] = 22.5, b"alarm", b"chip1.pressure"
+    row["code"], row["message"] = b"limit_max", b"chip1.pressure above 100 mbar"
+    ev.resize((len(ev) + 1,))
+    ev[-1] = row[0]
+PY
+
+out=$(timeout 120 "$PYTHON" scripts/perfuse-plot "$T/run.h5" -o "$T/run.png")
+echo "$out"
+check "perfuse-plot reports what it drew" grep -q "panels" <<<"$out"
+check "perfuse-plot marks the alarm" grep -q "1 alarms/faults marked" <<<"$out"
+check "the PNG is written" test -s "$T/run.png"
+timeout 60 "$PYTHON" - "$T/run.png" <<'PY'
+import sys
+import matplotlib.image as mpimg
+import numpy as np
+img = mpimg.imread(sys.argv[1])
+h, w = img.shape[:2]
+# A real figure: big enough, and not a blank canvas (many distinct colours).
+colours = len(np.unique((img[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0))
+print(f"png {w}x{h}, {colours} colours")
+sys.exit(0 if w >= 800 and h >= 600 and colours > 50 else 1)
+PY
+check "the PNG decodes as a non-blank image of at least 800x600" test $? -eq 0
+timeout 60 "$PYTHON" scripts/perfuse-plot "$T/missing.h5" -o "$T/x.png" 2>"$T/err"
+check "perfuse-plot on a missing file fails with a message" test -s "$T/err"
+
+out=$(timeout 120 "$PYTHON" scripts/perfuse-export "$T/run.h5" --csv "$T/csv")
+check "perfuse-export runs" test $? -eq 0
+timeout 120 "$PYTHON" - "$T/run.h5" "$T/csv" <<'PY'
+import csv, os, sys
+import numpy as np
+sys.path.insert(0, "tests/lib")
+from h5run import open_run, text
+f = open_run(sys.argv[1]); d = sys.argv[2]
+bad = 0
+for group, prefix in (("channels", ""), ("setpoints", "setpoint-")):
+    for name, g in f[group].items():
+        rows = list(csv.reader(open(os.path.join(d, f"{prefix}{name}.csv"))))
+        t = np.array([float(r[0]) for r in rows[1:]])
+        v = np.array([float(r[2]) if r[2] else np.nan for r in rows[1:]])
+        units = text(g.attrs["units"])
+        if rows[0][2] != (f"value_{units}" if units else "value"):
+            print("bad header", name, rows[0]); bad += 1
+        if not (np.array_equal(t, g["time"][:]) and np.array_equal(v, g["value"][:], equal_nan=True)):
+            print("values differ", name); bad += 1
+for table in ("events", "steps"):
+    rows = list(csv.reader(open(os.path.join(d, f"{table}.csv"))))
+    if len(rows) - 1 != len(f[table]):
+        print("row count differs", table); bad += 1
+codes = [r[3] for r in csv.reader(open(os.path.join(d, "events.csv")))][1:]
+if "limit_max" not in codes:
+    print("the alarm is not in events.csv", codes); bad += 1
+print(f"{len(f['channels']) + len(f['setpoints'])} series compared")
+sys.exit(1 if bad else 0)
+PY
+check "every CSV holds exactly the run file's series, events and steps" test $? -eq 0
+finish
