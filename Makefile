@@ -52,7 +52,7 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS      := $(BUILD)/perfused $(BUILD)/perfusectl $(BUILD)/perfuse-sim
 
-.PHONY: all check unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder soak clean install deps
+.PHONY: all check unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder bench-longrun soak clean install deps
 all: $(PROGS)
 
 deps: $(CONFIG)
@@ -140,7 +140,11 @@ BENCH_DIR ?= /tmp
 bench-recorder: $(BUILD)/bench/recorder
 	@$(BUILD)/bench/recorder -n 10000000 -c 64 -d $(BENCH_DIR)
 
-bench: bench-timing bench-recorder
+# A 14-day simulated run's file: time to open it and read a channel in h5py.
+bench-longrun: $(PROGS)
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/bench-longrun
+
+bench: bench-timing bench-recorder bench-longrun
 
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles

@@ -37,7 +37,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CHUNK_ROWS 1024
+#define CHUNK_ROWS 8192                /* 64 KiB: few chunks to index when a long series is read */
 #define MIN_ZCHUNK 16                 /* compressed chunk bounds, in rows */
 #define MAX_ZCHUNK 65536
 #define ZCHUNK_SECONDS 1.0            /* a compressed chunk holds about this much time */
