@@ -77,4 +77,15 @@ check "an unreachable daemon exits 3 (got $rc)" test "$rc" -eq 3
 head -c 4096 /dev/urandom >"$T/garbage.yaml"
 timeout 10 "$CTL" check "$T/garbage.yaml" >/dev/null 2>&1; rc=$?
 check "binary garbage is refused cleanly (exit $rc)" test "$rc" -eq 1
+# The rig's recorder section: each mistake named at its place, with the fix.
+sed 's/^rig: sim$/rig: sim\nrecorder: {compression: fast, flush: 2 s, chekpoint: 10 s}/' \
+    protocols/rigs/sim.yaml >"$T/rec-rig.yaml"
+"$BUILD/perfusectl" check --rig "$T/rec-rig.yaml" protocols/demo.yaml >"$T/rec.out" 2>&1
+check "a bad recorder section is refused" test $? -ne 0
+check "unknown recorder key gets a suggestion" grep -q "rec-rig.yaml:5:43: error: unknown key 'chekpoint' in 'recorder' (did you mean 'checkpoint'?)" "$T/rec.out"
+check "bad compression names the choices" grep -q "rec-rig.yaml:5:25: error: recorder compression must be off, deflate, or a deflate level 1 to 9" "$T/rec.out"
+check "flush out of range names the range" grep -q "rec-rig.yaml:5:38: error: recorder flush must be between 0.1 s and 1 s" "$T/rec.out"
+sed -e 's/^rig: sim$/rig: sim\nrecorder: {compression: deflate, flush: 250 ms, checkpoint: 30 s}/' \
+    -e "s#\.\./profiles/#$PWD/protocols/profiles/#" protocols/rigs/sim.yaml >"$T/rec-ok.yaml"
+check "a good recorder section is accepted" "$BUILD/perfusectl" check --rig "$T/rec-ok.yaml" protocols/demo.yaml
 finish
