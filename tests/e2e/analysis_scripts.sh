@@ -92,4 +92,15 @@ for name, g in a["channels"].items():
 sys.exit(1 if bad else 0)
 PY
 check "a compressing rig records the same values, compressed" test $? -eq 0
+# The researchers' guide's Python examples run as written on a real run file.
+timeout 120 "$PYTHON" - "$T/run.h5" <<'PY'
+import re, sys
+doc = open("scripts/README.md").read()
+blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
+assert len(blocks) >= 2, "expected the h5py and pandas examples"
+for code in blocks:
+    exec(re.sub(r'"[^"]*\.h5"', repr(sys.argv[1]), code), {})
+print(f"{len(blocks)} examples ran")
+PY
+check "the guide's h5py and pandas examples run" test $? -eq 0
 finish
