@@ -138,8 +138,10 @@ static void status_run(struct daemon *d, json_t *res)
     json_object_set_new(res, "open_ended", json_boolean(run_plan(r)->open_ended));
     if (!closed && (st.state == RUN_RUNNING || st.state == RUN_PAUSED)) {
         int64_t left = st.planned_total_ns - st.run_elapsed_ns;
-        time_iso8601(time_wall_ns() + (left > 0 ? left : 0), iso, sizeof iso);
+        int64_t eta = time_wall_ns() + (left > 0 ? left : 0);
+        time_iso8601(eta, iso, sizeof iso);
         json_object_set_new(res, "eta", json_string(iso));
+        json_object_set_new(res, "eta_epoch_s", json_real((double)eta / 1e9));
     }
     if (st.step_kind != NULL)
         json_object_set_new(res, "step", json_pack("{s:s,s:s,s:s,s:f,s:f}", "path", st.step_path,
@@ -162,12 +164,31 @@ static json_t *latency_json(const struct latency *l)
                      "max_us", (double)l->max_ns / 1e3, "min_us", (double)l->min_ns / 1e3);
 }
 
-/* status: state, step, progress, channels. */
+/* The listed alarms, oldest first. */
+static json_t *alarms_json(struct daemon *d)
+{
+    json_t *arr = json_array();
+    int64_t now = pclock_now(&d->clock);
+    for (size_t i = 0; i < d->alarms.n; i++) {
+        const struct alarm *a = &d->alarms.v[i];
+        json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:f}", "id", (json_int_t)a->id, "state",
+                              alarm_state_name(a), "severity", a->severity, "source", a->source,
+                              "code", a->code, "message", a->message, "age_s",
+                              (double)(now - a->raised_ns) / 1e9);
+        if (a->acked)
+            json_object_set_new(o, "acked_by", json_string(a->acked_by));
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}
+
+/* status: state, step, progress, channels, alarms. */
 static int cmd_status(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
     (void)req; (void)err; (void)len;
     struct daemon *d = control_daemon(cl->ctl);
     json_object_set_new(res, "rig", json_string(d->rig->name));
+    json_object_set_new(res, "alarms", alarms_json(d));
     if (d->run != NULL) {
         status_run(d, res);
     } else {
@@ -329,6 +350,114 @@ static int cmd_wait(struct ctl_client *cl, json_t *req, json_t *res, char *err, 
     return CMD_DEFERRED;
 }
 
+/* ack: acknowledge one alarm ("alarm": ID) or every one ("alarm": "all"). */
+static int cmd_ack(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    struct daemon *d = control_daemon(cl->ctl);
+    json_t *which = json_object_get(req, "alarm");
+    json_int_t id = 0;
+    if (json_is_integer(which) && json_integer_value(which) > 0 &&
+        json_integer_value(which) <= UINT32_MAX) {
+        id = json_integer_value(which);
+    } else if (!(json_is_string(which) && strcmp(json_string_value(which), "all") == 0)) {
+        snprintf(err, len, "ack needs \"alarm\": an alarm id (see status) or \"all\"");
+        return -EINVAL;
+    }
+    int n = alarms_ack(&d->alarms, pclock_now(&d->clock), (uint32_t)id, cl->user);
+    if (n == -ENOENT) {
+        char ids[256] = "";
+        for (size_t i = 0, k = 0; i < d->alarms.n && k + 12 < sizeof ids; i++)
+            k += (size_t)snprintf(ids + k, sizeof ids - k, "%s%u", i ? ", " : "", d->alarms.v[i].id);
+        snprintf(err, len, "no alarm %lld is listed (listed: %s)", (long long)id, ids[0] ? ids : "none");
+        return -ENOENT;
+    }
+    json_object_set_new(res, "acknowledged", json_integer(n));
+    json_object_set_new(res, "alarms", alarms_json(d));
+    return 0;
+}
+
+/* One health record as JSON. */
+static void health_json(struct daemon *d, json_t *o, const struct health *h, const char *ok_word,
+                        const char *bad_word)
+{
+    json_object_set_new(o, "state", json_string(h->faulted ? bad_word : ok_word));
+    json_object_set_new(o, "faults", json_integer((json_int_t)h->faults));
+    json_object_set_new(o, "last_error", h->last_error[0] ? json_string(h->last_error) : json_null());
+    json_object_set_new(o, "since_s", h->since_ns ? json_real((double)(pclock_now(&d->clock) - h->since_ns) / 1e9)
+                                                  : json_null());
+}
+
+/* devices: every bus and device with its state and last error. */
+static int cmd_devices(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    (void)req; (void)err; (void)len;
+    struct daemon *d = control_daemon(cl->ctl);
+    json_t *buses = json_array(), *devs = json_array();
+    for (size_t i = 0; i < d->rig->n_buses; i++) {
+        const struct rig_bus *b = &d->rig->buses[i];
+        char where[160];
+        if (b->link.type == LINK_MODBUS_TCP)
+            snprintf(where, sizeof where, "%s:%d", b->link.host, b->link.tcp_port);
+        else
+            snprintf(where, sizeof where, "%s", b->link.port);
+        json_t *o = json_pack("{s:s,s:s,s:s}", "name", b->name, "type", link_type_name(b->link.type),
+                              "address", where);
+        health_json(d, o, &d->bus_health[i], "up", "down");
+        json_array_append_new(buses, o);
+    }
+    for (size_t i = 0; i < d->rig->n_devices; i++) {
+        const struct rig_device *dev = &d->rig->devices[i];
+        json_t *chans = json_array();
+        for (size_t k = 0; k < dev->n_chans; k++) {
+            const struct rig_channel *c = &d->rig->channels[dev->first_channel + k];
+            const struct chan_state *cs = &d->chans[dev->first_channel + k];
+            json_t *co = json_pack("{s:s,s:s,s:b,s:b,s:f}", "name", c->name, "unit", c->unit,
+                                   "readable", c->readable, "writable", c->writable, "sample_hz",
+                                   d->sample_hz[dev->first_channel + k]);
+            if (cs->err != 0)
+                json_object_set_new(co, "error", json_string(cs->msg));
+            json_array_append_new(chans, co);
+        }
+        json_t *o = json_pack("{s:s,s:s,s:s,s:o}", "name", dev->name, "driver", dev->drv->name,
+                              "bus", d->rig->buses[dev->bus].name, "channels", chans);
+        health_json(d, o, &d->dev_health[i], "ok", "faulted");
+        json_array_append_new(devs, o);
+    }
+    json_object_set_new(res, "rig", json_string(d->rig->name));
+    json_object_set_new(res, "buses", buses);
+    json_object_set_new(res, "devices", devs);
+    return 0;
+}
+
+/* watch: a status now, then one every "interval" seconds (default 1) until the client goes. */
+static int cmd_watch(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    json_t *iv = json_object_get(req, "interval");
+    double interval = 1.0;
+    if (iv != NULL) {
+        if (!json_is_number(iv) || !(json_number_value(iv) >= 0.2 && json_number_value(iv) <= 60)) {
+            snprintf(err, len, "watch \"interval\" must be a number of seconds from 0.2 to 60");
+            return -EINVAL;
+        }
+        interval = json_number_value(iv);
+    }
+    int rc = control_add_watcher(cl, interval);
+    if (rc < 0) {
+        snprintf(err, len, "cannot watch: %s", strerror(-rc));
+        return rc;
+    }
+    return cmd_status(cl, req, res, err, len);
+}
+
+/* The status a watcher is sent. */
+json_t *command_status(struct ctl_client *cl)
+{
+    json_t *res = json_object();
+    char err[64];
+    cmd_status(cl, NULL, res, err, sizeof err);
+    return res;
+}
+
 static const struct ctl_command commands[] = {
     { .name = "hello", .exec = cmd_hello },
     { .name = "run", .exec = cmd_run },
@@ -340,6 +469,9 @@ static const struct ctl_command commands[] = {
     { .name = "wait", .exec = cmd_wait },
     { .name = "set", .exec = cmd_set },
     { .name = "events", .exec = cmd_events },
+    { .name = "ack", .exec = cmd_ack },
+    { .name = "devices", .exec = cmd_devices },
+    { .name = "watch", .exec = cmd_watch },
 };
 
 /* The command called name, or NULL. */
@@ -354,5 +486,5 @@ const struct ctl_command *command_find(const char *name)
 /* Comma-separated command names. */
 const char *command_names(void)
 {
-    return "hello, run, status, pause, resume, abort, confirm, wait, set, events";
+    return "hello, run, status, watch, pause, resume, abort, confirm, ack, wait, set, events, devices";
 }

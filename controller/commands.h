@@ -21,6 +21,8 @@ struct ctl_command {
 
 /* The command called name, or NULL. */
 const struct ctl_command *command_find(const char *name);
+/* A fresh status object (the "status" command's result), for watchers. */
+json_t *command_status(struct ctl_client *cl);
 /* Comma-separated command names, for messages. */
 const char *command_names(void);
 

@@ -4,6 +4,8 @@
 #include "control_proto.h"
 #include "daemon.h"
 #include "log.h"
+#include "run.h"
+#include "timeutil.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -23,6 +25,10 @@ struct client {
     size_t len;
     bool closing;
     json_t *wait_id;            /* set while waiting for the run to end */
+    bool watching;
+    int64_t watch_every_ns, watch_next_ns;
+    double watch_events_after;  /* run time of the last event sent to this watcher */
+    const struct run *watch_run;
     struct client *next;
 };
 
@@ -31,6 +37,8 @@ struct control {
     uv_pipe_t server;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     struct client *clients;
+    uv_timer_t watch_timer;     /* ticks while anyone watches */
+    int watchers;
     int open_handles;
     bool closing;
     struct log_ratelimit rl;
@@ -84,6 +92,8 @@ static void client_close(struct client *cl)
         return;
     cl->closing = true;
     struct control *c = cl->pub.ctl;
+    if (cl->watching && --c->watchers == 0)
+        uv_timer_stop(&c->watch_timer);
     for (struct client **p = &c->clients; *p; p = &(*p)->next)
         if (*p == cl) {
             *p = cl->next;
@@ -114,6 +124,11 @@ void control_send(struct ctl_client *pub, json_t *msg)
         log_limited(&cl->pub.ctl->rl, 10000, LOG_WARN, "control",
                     "dropping a client (%s) that does not read its replies", cl->pub.user);
         free(text);
+        /* Say why, if the socket has room for one more line; never wait for it. */
+        static const char why[] = "{\"ok\":false,\"error\":{\"code\":\"dropped\",\"message\":"
+            "\"disconnected: more than 1 MiB of replies unread (read faster, or watch less often)\"}}\n";
+        uv_buf_t b = uv_buf_init((char *)why, sizeof why - 1);
+        uv_try_write((uv_stream_t *)&cl->pipe, &b, 1);
         client_close(cl);
         return;
     }
@@ -361,7 +376,9 @@ int control_start(struct control **out, struct daemon *d, const char *path, char
     }
     uv_pipe_init(d->loop, &c->server, 0);
     c->server.data = c;
-    c->open_handles = 1;
+    uv_timer_init(d->loop, &c->watch_timer);
+    c->watch_timer.data = c;
+    c->open_handles = 2;
     mode_t old = umask(0117);
     rc = uv_pipe_bind(&c->server, c->path);
     umask(old);
@@ -373,15 +390,16 @@ int control_start(struct control **out, struct daemon *d, const char *path, char
         snprintf(err, errlen, "cannot listen on %s: %s", c->path, uv_strerror(rc));
         c->closing = true;
         *out = NULL;
-        /* c is freed by the close callback, on the next loop turn */
+        /* c is freed by the close callbacks, on the next loop turn */
         uv_close((uv_handle_t *)&c->server, server_closed);
+        uv_close((uv_handle_t *)&c->watch_timer, server_closed);
         return rc;
     }
     *out = c;
     return 0;
 }
 
-/* The server handle is closed. */
+/* The server handle or the watch timer is closed. */
 static void server_closed(uv_handle_t *h)
 {
     handle_released(h->data);
@@ -397,6 +415,71 @@ void control_close(struct control *c)
         client_close(c->clients);
     unlink(c->path);
     uv_close((uv_handle_t *)&c->server, server_closed);
+    uv_close((uv_handle_t *)&c->watch_timer, server_closed);
+}
+
+/* Collect a run's events that a watcher has not seen yet. */
+struct new_events {
+    json_t *list;
+    double after;
+};
+
+static void add_new_event(const struct run_event_rec *e, void *arg)
+{
+    struct new_events *n = arg;
+    if (!(e->t > n->after))
+        return;
+    json_array_append_new(n->list, json_pack("{s:f,s:s,s:s,s:s,s:s}", "time", e->t, "severity",
+                                             e->severity, "source", e->source, "code", e->code,
+                                             "message", e->message));
+    n->after = e->t;
+}
+
+/* Send each due watcher a status and the events since its last one. */
+static void watch_tick(uv_timer_t *t)
+{
+    struct control *c = t->data;
+    int64_t now = (int64_t)time_mono_ns();
+    for (struct client *cl = c->clients, *next; cl; cl = next) {
+        next = cl->next;        /* control_send may drop cl */
+        if (!cl->watching || now < cl->watch_next_ns)
+            continue;
+        cl->watch_next_ns += cl->watch_every_ns;
+        if (cl->watch_next_ns < now)
+            cl->watch_next_ns = now + cl->watch_every_ns;
+        struct run *r = c->d->run;
+        if (r != cl->watch_run) {
+            cl->watch_run = r;
+            cl->watch_events_after = -1;
+        }
+        struct new_events ne = { .list = json_array(), .after = cl->watch_events_after };
+        if (r != NULL)
+            run_events_each(r, add_new_event, &ne);
+        cl->watch_events_after = ne.after;
+        control_send(&cl->pub, json_pack("{s:o,s:o}", "watch", command_status(&cl->pub), "events", ne.list));
+    }
+}
+
+/* Send cl a status every interval seconds from now on. */
+int control_add_watcher(struct ctl_client *pub, double interval_s)
+{
+    struct client *cl = (struct client *)pub;
+    struct control *c = pub->ctl;
+    cl->watch_every_ns = (int64_t)(interval_s * 1e9);
+    cl->watch_next_ns = (int64_t)time_mono_ns() + cl->watch_every_ns;
+    /* Events already in the log come with the first reply's status, not again. */
+    cl->watch_run = c->d->run;
+    struct new_events ne = { .list = json_array(), .after = -1 };
+    if (c->d->run != NULL)
+        run_events_each(c->d->run, add_new_event, &ne);
+    json_decref(ne.list);
+    cl->watch_events_after = ne.after;
+    if (!cl->watching) {
+        cl->watching = true;
+        if (c->watchers++ == 0)
+            uv_timer_start(&c->watch_timer, watch_tick, 100, 100);
+    }
+    return 0;
 }
 
 /* Register cl to be answered when the current run's file closes. */

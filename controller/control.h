@@ -39,6 +39,9 @@ struct daemon *control_daemon(struct control *c);
 void control_send(struct ctl_client *cl, json_t *msg);
 /* Register cl to be answered with id when the current run's file closes. */
 int control_add_waiter(struct ctl_client *cl, json_t *id);
+/* Send cl the status every interval_s seconds (with the run's new events)
+ * until it disconnects; a watcher that does not read is dropped. */
+int control_add_watcher(struct ctl_client *cl, double interval_s);
 /* Answer every waiter (called when the run's file closes). */
 void control_run_closed(struct daemon *d, struct run *r);
 

@@ -84,6 +84,25 @@ int ctlclient_connect(const char *path, struct ctlclient **out, char *err, size_
     return 0;
 }
 
+/* The next message, whatever it is. */
+int ctlclient_next(struct ctlclient *c, json_t **msg, char *err, size_t errlen)
+{
+    for (;;) {
+        char *line = NULL;
+        int rc = read_line(c, &line);
+        if (rc < 0) {
+            snprintf(err, errlen, "the daemon closed the connection (%s)", strerror(-rc));
+            return rc;
+        }
+        json_t *j = json_loads(line, 0, NULL);
+        free(line);
+        if (j != NULL) {
+            *msg = j;
+            return 0;
+        }
+    }
+}
+
 /* Send a request and wait for its reply. */
 int ctlclient_call(struct ctlclient *c, json_t *req, json_t **reply, char *err, size_t errlen)
 {

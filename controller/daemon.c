@@ -1,5 +1,6 @@
 /* The daemon's state on the loop thread: rig, buses, channels, run, signals. */
 #include "daemon.h"
+#include "units.h"
 #include "control.h"
 #include "log.h"
 #include "recorder.h"
@@ -27,14 +28,80 @@ static void bus_notify(void *arg)
     uv_async_send(arg);
 }
 
-/* Record a device-level event in the current run, if one is active. */
-static void device_event(struct daemon *d, int64_t t, const char *sev, const char *src,
-                         const char *code, const char *msg)
+/* Record a daemon-level event in the current run, if one is active. */
+void daemon_event(struct daemon *d, int64_t t, const char *sev, const char *src,
+                  const char *code, const char *msg)
 {
     if (d->run != NULL && !run_closed(d->run))
         run_event(d->run, t, sev, src, code, "%s", msg);
-    else
+    else if (strcmp(sev, "info") == 0)
         log_info(src, "%s: %s", code, msg);
+    else
+        log_warn(src, "%s: %s", code, msg);
+}
+
+/* An alarm changed state. */
+static void alarm_event(void *ctx, int64_t t, const char *sev, const char *src, const char *code,
+                        const char *msg)
+{
+    daemon_event(ctx, t, sev, src, code, msg);
+}
+
+/* The run that limits act on: active and not yet ended. */
+static struct run *live_run(struct daemon *d)
+{
+    return d->run != NULL && !run_closed(d->run) ? d->run : NULL;
+}
+
+/* A limit tripped: act first (the safe state goes out at once), then raise the alarm. */
+static void limit_tripped(void *ctx, const struct limit_rule *rule, double v, int64_t t)
+{
+    struct daemon *d = ctx;
+    const struct rig_channel *c = &d->rig->channels[rule->lim.channel];
+    bool above = rule->side == '>';
+    char why[200], held[48] = "";
+    if (rule->lim.for_ns > 0) {
+        char dur[32];
+        unit_format_duration(rule->lim.for_ns, dur, sizeof dur);
+        snprintf(held, sizeof held, " for %s", dur);
+    }
+    snprintf(why, sizeof why, "%s %.4g %s is %s its %s %.4g %s%s (%s limit%s%.0d, action %s)", c->name, v,
+             c->unit, above ? "above" : "below", above ? "max" : "min",
+             above ? rule->lim.max : rule->lim.min, c->unit, held, rule->from_rig ? "rig" : "protocol",
+             rule->lim.line > 0 ? ", line " : "", rule->lim.line > 0 ? rule->lim.line : 0,
+             limit_action_name(rule->lim.action));
+    struct run *r = live_run(d);
+    if (rule->lim.action == LIMIT_SAFE_STOP) {
+        if (r != NULL)
+            run_safe_stop(r, why);
+        else
+            daemon_safe_state(d, NULL, 0);
+    } else if (rule->lim.action == LIMIT_PAUSE && r != NULL) {
+        struct run_actor who = { .user = "interlock" };
+        run_pause(r, &who, why);
+    }
+    alarms_raise(&d->alarms, t, "alarm", c->name, above ? "limit_max" : "limit_min", "%s", why);
+}
+
+/* A tripped limit's channel is inside again: the alarm clears (it stays until acknowledged). */
+static void limit_cleared(void *ctx, const struct limit_rule *rule, double v, int64_t t)
+{
+    struct daemon *d = ctx;
+    (void)v;
+    const char *name = d->rig->channels[rule->lim.channel].name;
+    alarms_clear(&d->alarms, t, name, "limit_max");
+    alarms_clear(&d->alarms, t, name, "limit_min");
+}
+
+/* A device or bus faulted or recovered. */
+static void note_health(struct health *h, bool fault, int64_t t, const char *msg)
+{
+    if (fault && !h->faulted)
+        h->faults++;
+    h->faulted = fault;
+    h->since_ns = t;
+    if (fault && msg[0])
+        snprintf(h->last_error, sizeof h->last_error, "%s", msg);
 }
 
 /* Handle one note from a bus. */
@@ -53,9 +120,11 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
         } else if (strcmp(c->msg, n->msg) != 0) {
             snprintf(c->msg, sizeof c->msg, "%s", n->msg);
             if (n->err == -EREMOTEIO)
-                device_event(d, n->t_ns, "fault", d->rig->channels[n->channel].name,
+                daemon_event(d, n->t_ns, "fault", d->rig->channels[n->channel].name,
                              "device_error", n->msg);
         }
+        /* Interlocks first: a safe state is queued before anything else is done. */
+        interlocks_on_sample(&d->il, (int)n->channel, n->err == 0 ? n->value : NAN, n->t_ns);
         if (d->run != NULL)
             run_on_sample(d->run, (int)n->channel, n->err == 0 ? n->value : NAN, n->t_ns);
         break;
@@ -75,17 +144,26 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
             if (d->rig->devices[i].bus == bus && k++ == n->device)
                 found = i;
         bool fault = n->kind == BUS_NOTE_DEVICE_FAULT;
-        device_event(d, n->t_ns, fault ? "fault" : "info", d->rig->devices[found].name,
+        const char *dname = d->rig->devices[found].name;
+        note_health(&d->dev_health[found], fault, n->t_ns, n->msg);
+        daemon_event(d, n->t_ns, fault ? "fault" : "info", dname,
                      fault ? "device_faulted" : "device_recovered", n->msg);
+        /* A device fault is an alarm too: someone must see it, even if it recovers. */
+        if (fault)
+            alarms_raise(&d->alarms, n->t_ns, "fault", dname, "device_fault", "%s", n->msg);
+        else
+            alarms_clear(&d->alarms, n->t_ns, dname, "device_fault");
         if (fault && d->run != NULL)
             run_on_device_fault(d->run, d->rig->devices[found].name, n->msg);
         break;
     }
     case BUS_NOTE_LINK_DOWN:
-        device_event(d, n->t_ns, "fault", bname, "link_down", n->msg);
+        note_health(&d->bus_health[bus], true, n->t_ns, n->msg);
+        daemon_event(d, n->t_ns, "fault", bname, "link_down", n->msg);
         break;
     case BUS_NOTE_LINK_UP:
-        device_event(d, n->t_ns, "info", bname, "link_up", n->msg);
+        note_health(&d->bus_health[bus], false, n->t_ns, n->msg);
+        daemon_event(d, n->t_ns, "info", bname, "link_up", n->msg);
         break;
     }
 }
@@ -197,7 +275,7 @@ static void sigchld_cb(uv_signal_t *s, int signum)
     int status;
     if (sim_child.pid > 0 && waitpid(sim_child.pid, &status, WNOHANG) == sim_child.pid) {
         sim_child.pid = 0;
-        device_event(d, pclock_now(&d->clock), "fault", "sim", "sim_exited",
+        daemon_event(d, pclock_now(&d->clock), "fault", "sim", "sim_exited",
                      "perfuse-sim exited; the simulated devices are gone");
     }
 }
@@ -274,6 +352,14 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
         return -ENOMEM;
     for (size_t i = 0; i < d->rig->n_channels; i++)
         d->chans[i].value = d->chans[i].setpoint = NAN;
+    d->dev_health = calloc(d->rig->n_devices + 1, sizeof *d->dev_health);
+    d->bus_health = calloc(d->rig->n_buses + 1, sizeof *d->bus_health);
+    if (d->dev_health == NULL || d->bus_health == NULL)
+        return -ENOMEM;
+    alarms_init(&d->alarms, alarm_event, d);
+    struct interlock_hooks ih = { .ctx = d, .trip = limit_tripped, .clear = limit_cleared };
+    if (interlocks_init(&d->il, d->rig->limits, d->rig->n_limits, &ih) < 0)
+        return -ENOMEM;
     char err[512] = "";
     rc = control_start(&d->control, d, cfg->socket_path, err, sizeof err);
     if (rc < 0) {
@@ -328,6 +414,10 @@ int daemon_run(struct daemon *d)
     free(d->chans);
     latency_free(&d->dispatch);
     latency_free(&d->wire);
+    alarms_free(&d->alarms);
+    free(d->dev_health);
+    free(d->bus_health);
+    interlocks_free(&d->il);
     pclock_free(&d->clock);
     return 0;
 }

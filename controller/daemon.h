@@ -10,8 +10,10 @@
 
 #include <uv.h>
 
+#include "alarms.h"
 #include "bus.h"
 #include "clock.h"
+#include "interlock.h"
 #include "latency.h"
 #include "plan.h"
 #include "rig.h"
@@ -27,6 +29,14 @@ struct chan_state {
     char msg[160];              /* last error message */
     double setpoint;            /* last commanded value (NaN: none) */
     uint64_t samples;
+};
+
+/* What the daemon knows of a device's or a bus's health, for `devices`. */
+struct health {
+    bool faulted;               /* device faulted / bus link down */
+    int64_t since_ns;           /* clock time of the last change (0: never) */
+    uint64_t faults;            /* times it faulted */
+    char last_error[160];       /* the most recent error, kept after recovery */
 };
 
 struct daemon_config {
@@ -61,6 +71,10 @@ struct daemon {
      * the line (wire). */
     struct latency dispatch, wire;
     char host[64];
+    struct health *dev_health;  /* per rig device */
+    struct health *bus_health;  /* per rig bus */
+    struct alarms alarms;       /* latched until acknowledged */
+    struct interlocks il;       /* the rig's limits, and the run's */
 };
 
 /* Set up the daemon: rig (or simulated rig), buses, control socket.
@@ -76,6 +90,10 @@ void daemon_shutdown(struct daemon *d, const char *why);
  * a negative errno (unknown channel, not writable, queue full). */
 int daemon_write(struct daemon *d, int channel, double value, enum bus_priority prio,
                  int64_t planned_ns);
+/* Record an event in the current run's file if a run is active, else in the log. */
+void daemon_event(struct daemon *d, int64_t t, const char *severity, const char *source,
+                  const char *code, const char *msg);
+
 /* Put every device in its safe state: the plan's safe_state values first
  * (if a plan is given), then each driver's own safe action. */
 void daemon_safe_state(struct daemon *d, const struct plan_target *targets, size_t n);

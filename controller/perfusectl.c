@@ -46,7 +46,10 @@ static void usage(FILE *out)
         "  pause [--reason TEXT]           freeze the protocol clock, hold setpoints\n"
         "  resume                          continue; the rest of the plan shifts by the pause\n"
         "  abort [--reason TEXT]           stop the run and apply the safe state\n"
+        "  watch [--interval SECONDS]      status, refreshed in place until Ctrl-C\n"
         "  confirm                         answer a pending operator prompt\n"
+        "  ack ID|all                      acknowledge an alarm (see status)\n"
+        "  devices                         buses and devices: state, faults, last error\n"
         "  wait                            block until the current run ends; print its status\n"
         "  set CHANNEL VALUE UNIT          manual setpoint (no run active, or the run paused)\n"
         "  events [--since SECONDS]        the event log of the current (or last) run\n"
@@ -57,7 +60,81 @@ static void usage(FILE *out)
         "                                  same HDF5 file a real run writes\n"
         "  recover FILE.h5                 make a run file left by a crash readable (safe to repeat)\n"
         "\n"
+        "Every command takes --help (with an example) and --json (output for programs).\n"
         "Exit codes: 0 success, 1 invalid input or refused, 2 usage error, 3 daemon not reachable.\n");
+}
+
+/* One command's help: what it does and an example. */
+struct cmd_help {
+    const char *name, *synopsis, *text, *example;
+};
+
+static const struct cmd_help helps[] = {
+    { "run", "run PROTOCOL [--operator NAME] [--wait]",
+      "Load PROTOCOL (checked first: errors name file, line and column) and start it now.\n"
+      "Prints the run id and the HDF5 file. --operator is recorded in the file; --wait blocks\n"
+      "until the run ends and exits 1 unless it completed.",
+      "perfusectl run protocols/demo.yaml --operator alice" },
+    { "status", "status",
+      "The run state, protocol and file; the current step with its path inside repeats; progress\n"
+      "of the step and the run with the ETA as a clock time; every channel's latest value with\n"
+      "its unit and age; alarms; a pending prompt.",
+      "perfusectl status" },
+    { "watch", "watch [--interval SECONDS]",
+      "The status, refreshed in place every SECONDS (default 1, from 0.2 to 60) until Ctrl-C.\n"
+      "When the output is not a terminal, one line per refresh plus each new event.",
+      "perfusectl watch --interval 2" },
+    { "pause", "pause [--reason TEXT]",
+      "Freeze the protocol clock and hold the current setpoints. The reason is recorded.",
+      "perfusectl pause --reason \"bubble in line 2\"" },
+    { "resume", "resume",
+      "Continue a paused run; the rest of the plan shifts by the length of the pause.",
+      "perfusectl resume" },
+    { "abort", "abort [--reason TEXT]",
+      "Stop the run for good and apply the protocol's safe state. Recorded with who and why.",
+      "perfusectl abort --reason \"chip leaking\"" },
+    { "confirm", "confirm",
+      "Answer the pending operator prompt (shown by status); the protocol goes on.",
+      "perfusectl confirm" },
+    { "ack", "ack ID|all",
+      "Acknowledge an alarm by the id status shows, or every alarm. An alarm stays listed\n"
+      "until it is acknowledged and its condition has gone. Recorded with who.",
+      "perfusectl ack 3" },
+    { "wait", "wait",
+      "Block until the current run ends, then print its final status.",
+      "perfusectl wait" },
+    { "set", "set CHANNEL VALUE [UNIT]",
+      "A manual setpoint. Refused while a run is active and not paused, for a channel that\n"
+      "cannot be written, and for a value outside the device's limits (the limit is named).",
+      "perfusectl set pump1 10 uL/min" },
+    { "events", "events [--since SECONDS]",
+      "The current (or last) run's event log, or its events after SECONDS of run time.",
+      "perfusectl events --since 3600" },
+    { "devices", "devices",
+      "Every bus and device of the rig: state, number of faults, last error, and channels.",
+      "perfusectl devices" },
+    { "check", "check PROTOCOL [--rig FILE] [--json]",
+      "Validate a protocol without a daemon; print its timeline, duration and volumes.",
+      "perfusectl check protocols/kidney-proximal-tubule.yaml" },
+    { "simulate", "simulate PROTOCOL [--rig FILE] [-o OUT.h5] [--speed N|max] [--fault SPEC]... [--seed N]\n"
+                  "                           [--prompt-delay DURATION]",
+      "Run a protocol in virtual time on the simulated rig; write the same HDF5 file a run writes.",
+      "perfusectl simulate protocols/kidney-proximal-tubule.yaml --speed max" },
+    { "recover", "recover FILE.h5",
+      "Make a run file left by a crash or power cut readable; safe to run twice.",
+      "perfusectl recover runs/20261122-101500-demo-1a2b3c4d.h5" },
+};
+
+/* Print a command's help; false if there is no such command. */
+static bool print_help(const char *name)
+{
+    for (size_t i = 0; i < sizeof helps / sizeof helps[0]; i++)
+        if (strcmp(helps[i].name, name) == 0) {
+            printf("usage: perfusectl [--socket PATH] [--json] %s\n\n%s\n\nexample: %s\n", helps[i].synopsis,
+                   helps[i].text, helps[i].example);
+            return true;
+        }
+    return false;
 }
 
 /* Connect to the daemon, or exit 3 with a message. */
@@ -146,16 +223,32 @@ static void print_status(json_t *st)
         double tot = json_real_value(json_object_get(st, "planned_total_s"));
         bar(pb, 20, tot > 0 ? el / tot : 0);
         printf("run       %s %s / %s", pb, dur(el, b1, sizeof b1), dur(tot, b2, sizeof b2));
-        const char *eta = json_string_value(json_object_get(st, "eta"));
-        if (eta)
-            printf("   ETA %s", eta);
+        json_t *eta = json_object_get(st, "eta_epoch_s");
+        if (json_is_number(eta)) {
+            time_t t = (time_t)json_number_value(eta);
+            struct tm tm;
+            char when[64];
+            localtime_r(&t, &tm);
+            strftime(when, sizeof when, "%H:%M:%S %a %d %b", &tm);
+            printf("   ETA %s", when);
+        }
         printf("\n");
         const char *prompt = json_string_value(json_object_get(st, "prompt"));
         if (prompt)
             printf("PROMPT    %s   (answer with: perfusectl confirm)\n", prompt);
     }
-    printf("channels\n");
     size_t i;
+    json_t *al, *alarms = json_object_get(st, "alarms");
+    if (json_array_size(alarms) > 0)
+        printf("alarms    (acknowledge with: perfusectl ack ID|all)\n");
+    json_array_foreach(alarms, i, al) {
+        char b[64];
+        printf("  %3lld %-12s %-7s %-16s %s (%s ago)\n", (long long)json_integer_value(json_object_get(al, "id")),
+               json_string_value(json_object_get(al, "state")), json_string_value(json_object_get(al, "severity")),
+               json_string_value(json_object_get(al, "source")), json_string_value(json_object_get(al, "message")),
+               dur(json_number_value(json_object_get(al, "age_s")), b, sizeof b));
+    }
+    printf("channels\n");
     json_t *ch;
     json_array_foreach(json_object_get(st, "channels"), i, ch) {
         json_t *v = json_object_get(ch, "value"), *sp = json_object_get(ch, "setpoint");
@@ -375,6 +468,207 @@ static int cmd_set(struct ctl *c, int argc, char **argv)
                    json_number_value(json_object_get(res, "value")), json_string_value(json_object_get(res, "unit")));
         json_decref(res);
     }
+    ctlclient_close(cl);
+    return code;
+}
+
+/* ack ID|all: acknowledge alarms. */
+static int cmd_ack(struct ctl *c, int argc, char **argv)
+{
+    struct subopts o;
+    int i = parse_subopts(argc, argv, &o);
+    c->json |= o.json;
+    char *end = NULL;
+    long id = i >= 0 && i == argc - 1 ? strtol(argv[i], &end, 10) : 0;
+    bool all = i >= 0 && i == argc - 1 && strcmp(argv[i], "all") == 0;
+    if (!all && (end == NULL || *end != '\0' || id <= 0)) {
+        fprintf(stderr, "usage: perfusectl ack ID|all\nexample: perfusectl ack 3\n");
+        return EXIT_USAGE;
+    }
+    struct ctlclient *cl = connect_or_exit(c);
+    json_t *req = json_pack("{s:s}", "cmd", "ack");
+    json_object_set_new(req, "alarm", all ? json_string("all") : json_integer(id));
+    int code;
+    json_t *res = call(c, cl, req, &code);
+    if (res && c->json)
+        print_result(c, res);
+    else if (res)
+        printf("%lld alarm(s) acknowledged; %zu listed\n",
+               (long long)json_integer_value(json_object_get(res, "acknowledged")),
+               json_array_size(json_object_get(res, "alarms")));
+    json_decref(res);
+    ctlclient_close(cl);
+    return code;
+}
+
+/* Print one health record's state words. */
+static void print_health(json_t *o)
+{
+    printf("%-8s faults %-3lld", json_string_value(json_object_get(o, "state")),
+           (long long)json_integer_value(json_object_get(o, "faults")));
+    const char *e = json_string_value(json_object_get(o, "last_error"));
+    if (e)
+        printf("  last error: %s", e);
+    printf("\n");
+}
+
+/* devices: buses and devices with their health. */
+static int cmd_devices(struct ctl *c, int argc, char **argv)
+{
+    struct subopts o;
+    int i = parse_subopts(argc, argv, &o);
+    c->json |= o.json;
+    if (i < 0 || i != argc) {
+        fprintf(stderr, "usage: perfusectl devices\nexample: perfusectl devices\n");
+        return EXIT_USAGE;
+    }
+    struct ctlclient *cl = connect_or_exit(c);
+    int code;
+    json_t *res = call(c, cl, json_pack("{s:s}", "cmd", "devices"), &code);
+    if (res && c->json) {
+        print_result(c, res);
+    } else if (res) {
+        size_t k;
+        json_t *o;
+        printf("rig %s\nbuses\n", json_string_value(json_object_get(res, "rig")));
+        json_array_foreach(json_object_get(res, "buses"), k, o) {
+            printf("  %-10s %-11s %-34s ", json_string_value(json_object_get(o, "name")),
+                   json_string_value(json_object_get(o, "type")), json_string_value(json_object_get(o, "address")));
+            print_health(o);
+        }
+        printf("devices\n");
+        json_array_foreach(json_object_get(res, "devices"), k, o) {
+            printf("  %-10s %-8s on %-10s ", json_string_value(json_object_get(o, "name")),
+                   json_string_value(json_object_get(o, "driver")), json_string_value(json_object_get(o, "bus")));
+            print_health(o);
+            size_t j;
+            json_t *ch;
+            json_array_foreach(json_object_get(o, "channels"), j, ch) {
+                const char *e = json_string_value(json_object_get(ch, "error"));
+                printf("      %-22s %-7s %s%s %5.1f Hz%s%s\n", json_string_value(json_object_get(ch, "name")),
+                       json_string_value(json_object_get(ch, "unit")),
+                       json_is_true(json_object_get(ch, "readable")) ? "r" : "-",
+                       json_is_true(json_object_get(ch, "writable")) ? "w" : "-",
+                       json_number_value(json_object_get(ch, "sample_hz")), e ? "  error: " : "", e ? e : "");
+            }
+        }
+    }
+    json_decref(res);
+    ctlclient_close(cl);
+    return code;
+}
+
+/* One line of a watch for a non-terminal: time, state, step, progress, values, alarms. */
+static void print_watch_line(json_t *st)
+{
+    char now[40];
+    time_iso8601(time_wall_ns(), now, sizeof now);
+    printf("%s %s", now, json_string_value(json_object_get(st, "state")));
+    json_t *step = json_object_get(st, "step");
+    if (step) {
+        double el = json_number_value(json_object_get(step, "elapsed_s"));
+        double du = json_number_value(json_object_get(step, "duration_s"));
+        printf(" step %s '%s'", json_string_value(json_object_get(step, "path")),
+               json_string_value(json_object_get(step, "name")));
+        if (du > 0)
+            printf(" %.0f%%", 100.0 * el / du);
+    }
+    double tot = json_number_value(json_object_get(st, "planned_total_s"));
+    if (tot > 0)
+        printf(" run %.0f%%", 100.0 * json_number_value(json_object_get(st, "elapsed_s")) / tot);
+    size_t i;
+    json_t *ch;
+    json_array_foreach(json_object_get(st, "channels"), i, ch) {
+        json_t *v = json_object_get(ch, "value");
+        if (json_is_number(v))
+            printf(" %s=%.4g", json_string_value(json_object_get(ch, "name")), json_number_value(v));
+    }
+    printf(" alarms=%zu", json_array_size(json_object_get(st, "alarms")));
+    const char *prompt = json_string_value(json_object_get(st, "prompt"));
+    if (prompt)
+        printf(" PROMPT: %s", prompt);
+    printf("\n");
+}
+
+/* watch [--interval S]: the status, pushed by the daemon, until Ctrl-C or the daemon goes. */
+static int cmd_watch(struct ctl *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "interval", required_argument, NULL, 'i' }, { "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 },
+    };
+    double interval = 1.0;
+    optind = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'i')
+            interval = strtod(optarg, NULL);
+        else if (ch == 'j')
+            c->json = true;
+        else
+            return EXIT_USAGE;
+    }
+    if (optind != argc || !(interval >= 0.2 && interval <= 60)) {
+        fprintf(stderr, "usage: perfusectl watch [--interval SECONDS]   (0.2 to 60)\n"
+                        "example: perfusectl watch --interval 2\n");
+        return EXIT_USAGE;
+    }
+    struct ctlclient *cl = connect_or_exit(c);
+    int code;
+    json_t *res = call(c, cl, json_pack("{s:s,s:f}", "cmd", "watch", "interval", interval), &code);
+    bool tty = isatty(STDOUT_FILENO) && !c->json;
+    json_t *st = res;
+    json_t *recent = json_array();      /* the last events, shown under the status on a terminal */
+    while (st != NULL) {
+        if (c->json) {
+            char *t = json_dumps(st, JSON_COMPACT);
+            printf("%s\n", t ? t : "{}");
+            free(t);
+        } else if (tty) {
+            printf("\033[H\033[2J");
+            print_status(st);
+            if (json_array_size(recent) > 0)
+                printf("recent events\n");
+            size_t i;
+            json_t *e;
+            json_array_foreach(recent, i, e)
+                printf("  %10.1f s %-8s %-14s %-18s %s\n", json_number_value(json_object_get(e, "time")),
+                       json_string_value(json_object_get(e, "severity")), json_string_value(json_object_get(e, "source")),
+                       json_string_value(json_object_get(e, "code")), json_string_value(json_object_get(e, "message")));
+        } else {
+            print_watch_line(st);
+        }
+        fflush(stdout);
+        json_decref(st);
+        st = NULL;
+        json_t *msg = NULL;
+        char err[256];
+        if (ctlclient_next(cl, &msg, err, sizeof err) < 0) {
+            fprintf(stderr, "perfusectl: %s\n", err);
+            code = EXIT_UNREACHABLE;
+            break;
+        }
+        json_t *e = json_object_get(msg, "error");
+        if (e != NULL) {
+            fprintf(stderr, "perfusectl: %s\n", json_string_value(json_object_get(e, "message")));
+            json_decref(msg);
+            code = EXIT_REFUSED;
+            break;
+        }
+        size_t i;
+        json_t *ev;
+        json_array_foreach(json_object_get(msg, "events"), i, ev) {
+            if (!tty && !c->json)
+                printf("  event %.3f s %s %s %s: %s\n", json_number_value(json_object_get(ev, "time")),
+                       json_string_value(json_object_get(ev, "severity")), json_string_value(json_object_get(ev, "source")),
+                       json_string_value(json_object_get(ev, "code")), json_string_value(json_object_get(ev, "message")));
+            json_array_append(recent, ev);
+            if (json_array_size(recent) > 8)
+                json_array_remove(recent, 0);
+        }
+        st = json_incref(json_object_get(msg, "watch"));
+        json_decref(msg);
+    }
+    json_decref(recent);
     ctlclient_close(cl);
     return code;
 }
@@ -726,6 +1020,18 @@ int main(int argc, char **argv)
     const char *cmd = argv[optind];
     int sub_argc = argc - optind;
     char **sub_argv = argv + optind;
+    for (int i = 1; i < sub_argc; i++)
+        if (strcmp(sub_argv[i], "--help") == 0 || strcmp(sub_argv[i], "-h") == 0) {
+            if (print_help(cmd))
+                return EXIT_OK;
+            break;
+        }
+    if (strcmp(cmd, "help") == 0) {
+        if (sub_argc > 1 && print_help(sub_argv[1]))
+            return EXIT_OK;
+        usage(stdout);
+        return sub_argc > 1 ? EXIT_USAGE : EXIT_OK;
+    }
     if (strcmp(cmd, "run") == 0)
         return cmd_run(&c, sub_argc, sub_argv);
     if (strcmp(cmd, "check") == 0)
@@ -738,6 +1044,12 @@ int main(int argc, char **argv)
         return cmd_simulate(&c, sub_argc, sub_argv);
     if (strcmp(cmd, "recover") == 0)
         return cmd_recover(&c, sub_argc, sub_argv);
+    if (strcmp(cmd, "ack") == 0)
+        return cmd_ack(&c, sub_argc, sub_argv);
+    if (strcmp(cmd, "devices") == 0)
+        return cmd_devices(&c, sub_argc, sub_argv);
+    if (strcmp(cmd, "watch") == 0)
+        return cmd_watch(&c, sub_argc, sub_argv);
     static const char *const simple[] = { "status", "pause", "resume", "abort", "confirm", "wait", NULL };
     for (int i = 0; simple[i]; i++)
         if (strcmp(cmd, simple[i]) == 0)

@@ -12,6 +12,7 @@
 
 #include "diag.h"
 #include "rig.h"
+#include "yamldoc.h"
 
 #define PLAN_MAX_DEPTH 8          /* nesting of repeat inside repeat */
 #define PLAN_MAX_REPEAT 1000000
@@ -85,6 +86,11 @@ struct plan {
     int64_t total_ns;           /* sum of fixed durations */
     bool open_ended;
 };
+
+/* Parse a 'limits:' list (a protocol's or a rig's) against rig, appending to
+ * *out (realloc'd; the caller frees it). Problems are reported through y. */
+void plan_parse_limits(struct ydoc *y, yaml_node_t *list, const struct rig *rig,
+                       struct plan_limit **out, size_t *n);
 
 /* Load and validate a protocol against rig. Every problem goes to d, with its
  * position. Returns 0 and *out, or -EINVAL. */

@@ -582,6 +582,18 @@ static void parse_limit(struct loader *L, yaml_node_t *e)
     arr[L->plan->n_limits++] = lim;
 }
 
+void plan_parse_limits(struct ydoc *y, yaml_node_t *list, const struct rig *rig,
+                       struct plan_limit **out, size_t *n)
+{
+    struct plan tmp = { .limits = *out, .n_limits = *n };
+    struct loader L = { .y = y, .rig = rig, .plan = &tmp };
+    if (list != NULL && yexpect_seq(y, list, "'limits'"))
+        for (size_t i = 0; i < yseq_len(list); i++)
+            parse_limit(&L, yseq_item(y, list, i));
+    *out = tmp.limits;
+    *n = tmp.n_limits;
+}
+
 /* Parse the top level of a protocol document. */
 static void parse_protocol(struct loader *L)
 {
@@ -623,9 +635,8 @@ static void parse_protocol(struct loader *L)
     if (safe != NULL)
         parse_set_map(L, safe, "'safe_state'", &p->safe_state, &p->n_safe);
     yaml_node_t *limits = ymap_get(y, root, "limits", NULL);
-    if (limits != NULL && yexpect_seq(y, limits, "'limits'"))
-        for (size_t i = 0; i < yseq_len(limits); i++)
-            parse_limit(L, yseq_item(y, limits, i));
+    if (limits != NULL)
+        plan_parse_limits(y, limits, L->rig, &p->limits, &p->n_limits);
     yaml_node_t *steps = ymap_get(y, root, "steps", NULL);
     p->root.kind = STEP_REPEAT;
     p->root.count = 1;

@@ -1,5 +1,6 @@
 /* The rig: buses, devices and channels of one bench, from a rig file. */
 #include "rig.h"
+#include "plan.h"
 #include "yamldoc.h"
 
 #include <errno.h>
@@ -345,7 +346,8 @@ static void load_recorder(struct rig *rig, struct ydoc *y, yaml_node_t *n)
 /* Load the top level of a rig document. */
 static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
 {
-    static const char *const keys[] = { "rig", "buses", "devices", "alerts", "recorder", NULL };
+    static const char *const keys[] = { "rig", "buses", "devices", "alerts", "recorder", "limits",
+                                        NULL };
     yaml_node_t *root = ydoc_root(y);
     if (root == NULL) {
         diag_error(y->diag, y->file, 1, 1, "empty rig file (expected 'rig:', 'buses:' and 'devices:')");
@@ -378,6 +380,9 @@ static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
         for (size_t i = 0; rig->devices && i < yseq_len(devs); i++)
             load_device(rig, y, yseq_item(y, devs, i), dir);
     }
+    yaml_node_t *limits = ymap_get(y, root, "limits", NULL);
+    if (limits != NULL)
+        plan_parse_limits(y, limits, rig, &rig->limits, &rig->n_limits);
 }
 
 /* Load and validate a rig from text. */
@@ -442,6 +447,7 @@ void rig_free(struct rig *rig)
     free(rig->path);
     free(rig->text);
     free(rig->alert_command);
+    free(rig->limits);
     free(rig);
 }
 

@@ -13,6 +13,8 @@
 #include "driver.h"
 #include "link.h"
 
+struct plan_limit;
+
 struct rig_bus {
     char *name;
     struct link_config link;    /* strings point into this struct's own copies */
@@ -52,6 +54,8 @@ struct rig {
     struct rig_channel *channels;
     size_t n_channels;
     char *alert_command;        /* NULL if none */
+    struct plan_limit *limits;  /* the rig's 'limits:', applied always */
+    size_t n_limits;
     struct {                    /* the rig's 'recorder:' section */
         int compression;        /* deflate level 1-9, 0 = off */
         double flush_s;         /* flush interval, s */

@@ -116,6 +116,7 @@ static void hook_finished(void *ctx, enum run_state final)
     struct run *r = ctx;
     r->ended = true;
     r->final = final;
+    interlocks_set_run(&r->dm->il, NULL, 0);
     recorder_finish(r->rec, final == RUN_COMPLETED ? "completed" : "aborted");
 }
 
@@ -214,10 +215,11 @@ int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
     run_event(r, r->start_ns, "info", "control", "run_requested",
               "run of '%s' requested by %s%s%s", r->plan->name, who->user,
               who->operator_name ? ", operator " : "", who->operator_name ? who->operator_name : "");
-    if (r->plan->n_limits > 0)
-        run_event(r, r->start_ns, "warning", "runner", "limits_not_enforced",
-                  "this protocol has %zu limits; this version of perfused validates them but "
-                  "does not act on them yet", r->plan->n_limits);
+    if (interlocks_set_run(&dm->il, r->plan->limits, r->plan->n_limits) < 0) {
+        diag_error(d, path, 0, 0, "cannot start the run: out of memory for its limits");
+        run_free(r);
+        return -ENOMEM;
+    }
     runner_start(r->runner, r->start_ns);
     *out = r;
     return 0;
@@ -265,6 +267,14 @@ void run_on_device_fault(struct run *r, const char *device, const char *why)
                   "on_fault: continue; the run goes on without %s", device);
         break;
     }
+}
+
+/* A safe-stop limit tripped: safe state now, and the run ends as faulted. */
+void run_safe_stop(struct run *r, const char *why)
+{
+    if (r->closed || r->ended)
+        return;
+    runner_fault(r->runner, why);
 }
 
 /* Record a manual setpoint made while the run is paused. */

@@ -34,6 +34,8 @@ void run_event(struct run *r, int64_t t_ns, const char *severity, const char *so
 
 /* A device of the rig faulted or recovered: apply the protocol's on_fault. */
 void run_on_device_fault(struct run *r, const char *device, const char *why);
+/* A safe-stop interlock tripped: apply the safe state and end the run (faulted). */
+void run_safe_stop(struct run *r, const char *why);
 /* Record a manual setpoint made while the run is paused. */
 void run_manual_set(struct run *r, const struct run_actor *who, int channel, double value);
 int run_pause(struct run *r, const struct run_actor *who, const char *reason);

@@ -1,0 +1,58 @@
+/*
+ * Alarms: raised, active, acknowledged, cleared. An alarm is latched: once
+ * raised it stays listed until an operator acknowledges it, even if its
+ * condition has gone; it disappears when it is both acknowledged and clear.
+ * A condition that returns after acknowledgement raises the alarm again.
+ * Every transition is reported through the event callback (for /events).
+ *
+ * Loop thread only.
+ */
+#ifndef PERFUSE_ALARMS_H
+#define PERFUSE_ALARMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct alarm {
+    uint32_t id;                /* 1, 2, ...; never reused while the daemon runs */
+    char source[72];            /* a channel, device or "storage" */
+    char code[32];              /* "limit_max", "sensor_nan", ... */
+    char severity[8];           /* alarm | fault */
+    char message[200];
+    int64_t raised_ns;          /* clock time it was (last) raised */
+    bool active;                /* the condition still holds */
+    bool acked;
+    char acked_by[96];
+};
+
+typedef void (*alarm_event_fn)(void *ctx, int64_t t_ns, const char *severity, const char *source,
+                               const char *code, const char *message);
+
+struct alarms {
+    struct alarm *v;            /* listed alarms, oldest first */
+    size_t n, cap;
+    uint32_t next_id;
+    alarm_event_fn event;
+    void *ctx;
+};
+
+/* Start with no alarms; event (may be NULL) records each transition. */
+void alarms_init(struct alarms *a, alarm_event_fn event, void *ctx);
+void alarms_free(struct alarms *a);
+
+/* The condition source/code holds: raise it if it is not already active.
+ * Returns the alarm's id, or 0 if it was already active (or out of memory). */
+uint32_t alarms_raise(struct alarms *a, int64_t t_ns, const char *severity, const char *source,
+                      const char *code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* The condition source/code no longer holds. No-op if it was not active. */
+void alarms_clear(struct alarms *a, int64_t t_ns, const char *source, const char *code);
+/* Acknowledge alarm id (0: every unacknowledged alarm) on behalf of who.
+ * Returns the number acknowledged, or -ENOENT if id is not listed. */
+int alarms_ack(struct alarms *a, int64_t t_ns, uint32_t id, const char *who);
+/* Number of listed alarms that are active and not yet acknowledged. */
+size_t alarms_unacked(const struct alarms *a);
+/* The state of a listed alarm as a word: "active", "acknowledged" or "cleared". */
+const char *alarm_state_name(const struct alarm *al);
+
+#endif

@@ -1,0 +1,98 @@
+/* Limit rules with debounce: trip and clear on samples; unknown values are ignored. */
+#include "interlock.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *limit_action_name(enum limit_action a)
+{
+    switch (a) {
+    case LIMIT_ALARM: return "alarm";
+    case LIMIT_PAUSE: return "pause";
+    case LIMIT_SAFE_STOP: return "safe-stop";
+    }
+    return "?";
+}
+
+/* Make room for n rules in all. */
+static int reserve(struct interlocks *il, size_t n)
+{
+    struct limit_rule *v = realloc(il->rules, (n ? n : 1) * sizeof *v);
+    if (v == NULL)
+        return -ENOMEM;
+    il->rules = v;
+    return 0;
+}
+
+/* Append limits as rules. */
+static void add(struct interlocks *il, const struct plan_limit *lim, size_t n, bool from_rig)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct limit_rule *r = &il->rules[il->n++];
+        memset(r, 0, sizeof *r);
+        r->lim = lim[i];
+        r->from_rig = from_rig;
+        r->since_ns = -1;
+    }
+}
+
+int interlocks_init(struct interlocks *il, const struct plan_limit *rig_limits, size_t n,
+                    const struct interlock_hooks *hooks)
+{
+    memset(il, 0, sizeof *il);
+    il->hooks = *hooks;
+    if (reserve(il, n) < 0)
+        return -ENOMEM;
+    add(il, rig_limits, n, true);
+    il->n_rig = n;
+    return 0;
+}
+
+int interlocks_set_run(struct interlocks *il, const struct plan_limit *limits, size_t n)
+{
+    il->n = il->n_rig;
+    if (reserve(il, il->n_rig + n) < 0)
+        return -ENOMEM;
+    add(il, limits, n, false);
+    return 0;
+}
+
+void interlocks_on_sample(struct interlocks *il, int channel, double value, int64_t t_ns)
+{
+    if (isnan(value))
+        return;
+    for (size_t i = 0; i < il->n; i++) {
+        struct limit_rule *r = &il->rules[i];
+        if (r->lim.channel != channel)
+            continue;
+        char side = !isnan(r->lim.max) && value > r->lim.max ? '>'
+                  : !isnan(r->lim.min) && value < r->lim.min ? '<' : 0;
+        if (side == 0) {
+            r->since_ns = -1;
+            if (r->tripped) {
+                r->tripped = false;
+                if (il->hooks.clear)
+                    il->hooks.clear(il->hooks.ctx, r, value, t_ns);
+            }
+            continue;
+        }
+        /* Crossing straight from one side to the other starts a new excursion. */
+        if (r->since_ns < 0 || side != r->side) {
+            r->since_ns = t_ns;
+            r->side = side;
+        }
+        if (!r->tripped && t_ns - r->since_ns >= r->lim.for_ns) {
+            r->tripped = true;
+            if (il->hooks.trip)
+                il->hooks.trip(il->hooks.ctx, r, value, t_ns);
+        }
+    }
+}
+
+void interlocks_free(struct interlocks *il)
+{
+    free(il->rules);
+    memset(il, 0, sizeof *il);
+}

@@ -1,0 +1,57 @@
+/*
+ * Interlocks: limits on measured channels, evaluated on every sample on the
+ * loop thread. A rule trips when its channel stays outside [min, max] for
+ * its debounce time ('for'); it clears when a valid sample is inside again.
+ * An unknown value (a failed read, NaN) neither trips nor clears a rule, nor
+ * advances or restarts its debounce: a dead sensor is never taken as a value.
+ *
+ * Two sets of rules: the rig's (always applied, even with no run) and the
+ * current protocol's (from its 'limits:' list, for the run's length).
+ *
+ * Loop thread only.
+ */
+#ifndef PERFUSE_INTERLOCK_H
+#define PERFUSE_INTERLOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "plan.h"
+
+struct limit_rule {
+    struct plan_limit lim;      /* channel, min, max, for_ns, action, line */
+    bool from_rig;
+    /* state */
+    int64_t since_ns;           /* when the current excursion began; -1 when inside */
+    bool tripped;
+    char side;                  /* '>' above max, '<' below min */
+};
+
+struct interlock_hooks {
+    void *ctx;
+    /* A rule tripped on value at t (the sample that completed its debounce). */
+    void (*trip)(void *ctx, const struct limit_rule *rule, double value, int64_t t_ns);
+    /* A tripped rule's channel is back inside its limits. */
+    void (*clear)(void *ctx, const struct limit_rule *rule, double value, int64_t t_ns);
+};
+
+struct interlocks {
+    struct limit_rule *rules;   /* the rig's first, then the run's */
+    size_t n_rig, n;
+    struct interlock_hooks hooks;
+};
+
+/* Start with the rig's limits (copied); returns 0 or -ENOMEM. */
+int interlocks_init(struct interlocks *il, const struct plan_limit *rig_limits, size_t n,
+                    const struct interlock_hooks *hooks);
+/* Replace the run's rules with a protocol's limits (NULL, 0: the run ended). */
+int interlocks_set_run(struct interlocks *il, const struct plan_limit *limits, size_t n);
+/* Evaluate every rule on channel for one sample (NaN: unknown). */
+void interlocks_on_sample(struct interlocks *il, int channel, double value, int64_t t_ns);
+void interlocks_free(struct interlocks *il);
+
+/* "alarm", "pause" or "safe-stop". */
+const char *limit_action_name(enum limit_action a);
+
+#endif
