@@ -22,11 +22,12 @@ void alarms_free(struct alarms *a)
     a->n = a->cap = 0;
 }
 
-/* The listed alarm for source/code, or NULL. */
-static struct alarm *find(struct alarms *a, const char *source, const char *code)
+/* The listed alarm for source/code/tag, or NULL. */
+static struct alarm *find(struct alarms *a, const char *source, const char *code, const char *tag)
 {
     for (size_t i = 0; i < a->n; i++)
-        if (strcmp(a->v[i].source, source) == 0 && strcmp(a->v[i].code, code) == 0)
+        if (strcmp(a->v[i].source, source) == 0 && strcmp(a->v[i].code, code) == 0 &&
+            strcmp(a->v[i].tag, tag ? tag : "") == 0)
             return &a->v[i];
     return NULL;
 }
@@ -55,9 +56,9 @@ static void drop(struct alarms *a, size_t i)
 }
 
 uint32_t alarms_raise(struct alarms *a, int64_t t_ns, const char *severity, const char *source,
-                      const char *code, const char *fmt, ...)
+                      const char *code, const char *tag, const char *fmt, ...)
 {
-    struct alarm *al = find(a, source, code);
+    struct alarm *al = find(a, source, code, tag);
     if (al != NULL && al->active)
         return 0;
     if (al == NULL) {
@@ -73,6 +74,7 @@ uint32_t alarms_raise(struct alarms *a, int64_t t_ns, const char *severity, cons
         memset(al, 0, sizeof *al);
         snprintf(al->source, sizeof al->source, "%s", source);
         snprintf(al->code, sizeof al->code, "%s", code);
+        snprintf(al->tag, sizeof al->tag, "%s", tag ? tag : "");
     }
     /* A new id each time it is raised: an acknowledgement is for one occurrence. */
     al->id = a->next_id++;
@@ -89,9 +91,10 @@ uint32_t alarms_raise(struct alarms *a, int64_t t_ns, const char *severity, cons
     return al->id;
 }
 
-void alarms_clear(struct alarms *a, int64_t t_ns, const char *source, const char *code)
+void alarms_clear(struct alarms *a, int64_t t_ns, const char *source, const char *code,
+                  const char *tag)
 {
-    struct alarm *al = find(a, source, code);
+    struct alarm *al = find(a, source, code, tag);
     if (al == NULL || !al->active)
         return;
     al->active = false;

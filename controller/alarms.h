@@ -18,6 +18,8 @@ struct alarm {
     uint32_t id;                /* 1, 2, ...; never reused while the daemon runs */
     char source[72];            /* a channel, device or "storage" */
     char code[32];              /* "limit_max", "sensor_nan", ... */
+    char tag[16];               /* tells apart alarms with the same source and code
+                                 * (two limits on one channel); not shown */
     char severity[8];           /* alarm | fault */
     char message[200];
     int64_t raised_ns;          /* clock time it was (last) raised */
@@ -41,12 +43,14 @@ struct alarms {
 void alarms_init(struct alarms *a, alarm_event_fn event, void *ctx);
 void alarms_free(struct alarms *a);
 
-/* The condition source/code holds: raise it if it is not already active.
+/* The condition source/code/tag holds: raise it if it is not already active.
  * Returns the alarm's id, or 0 if it was already active (or out of memory). */
 uint32_t alarms_raise(struct alarms *a, int64_t t_ns, const char *severity, const char *source,
-                      const char *code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-/* The condition source/code no longer holds. No-op if it was not active. */
-void alarms_clear(struct alarms *a, int64_t t_ns, const char *source, const char *code);
+                      const char *code, const char *tag, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+/* The condition source/code/tag no longer holds. No-op if it was not active. */
+void alarms_clear(struct alarms *a, int64_t t_ns, const char *source, const char *code,
+                  const char *tag);
 /* Acknowledge alarm id (0: every unacknowledged alarm) on behalf of who.
  * Returns the number acknowledged, or -ENOENT if id is not listed. */
 int alarms_ack(struct alarms *a, int64_t t_ns, uint32_t id, const char *who);

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "recorder.h"
 #include "run.h"
+#include "serial.h"
 #include "simchild.h"
 #include "timeutil.h"
 
@@ -53,6 +54,12 @@ static struct run *live_run(struct daemon *d)
     return d->run != NULL && !run_closed(d->run) ? d->run : NULL;
 }
 
+/* Which rule an alarm is for: two limits on one channel are two alarms. */
+static void limit_tag(const struct limit_rule *rule, char *buf, size_t len)
+{
+    snprintf(buf, len, "%c%d", rule->from_rig ? 'r' : 'p', rule->lim.line);
+}
+
 /* A limit tripped: act first (the safe state goes out at once), then raise the alarm. */
 static void limit_tripped(void *ctx, const struct limit_rule *rule, double v, int64_t t)
 {
@@ -80,7 +87,9 @@ static void limit_tripped(void *ctx, const struct limit_rule *rule, double v, in
         struct run_actor who = { .user = "interlock" };
         run_pause(r, &who, why);
     }
-    alarms_raise(&d->alarms, t, "alarm", c->name, above ? "limit_max" : "limit_min", "%s", why);
+    char tag[16];
+    limit_tag(rule, tag, sizeof tag);
+    alarms_raise(&d->alarms, t, "alarm", c->name, above ? "limit_max" : "limit_min", tag, "%s", why);
 }
 
 /* A tripped limit's channel is inside again: the alarm clears (it stays until acknowledged). */
@@ -89,8 +98,10 @@ static void limit_cleared(void *ctx, const struct limit_rule *rule, double v, in
     struct daemon *d = ctx;
     (void)v;
     const char *name = d->rig->channels[rule->lim.channel].name;
-    alarms_clear(&d->alarms, t, name, "limit_max");
-    alarms_clear(&d->alarms, t, name, "limit_min");
+    char tag[16];
+    limit_tag(rule, tag, sizeof tag);
+    alarms_clear(&d->alarms, t, name, "limit_max", tag);
+    alarms_clear(&d->alarms, t, name, "limit_min", tag);
 }
 
 /* A device or bus faulted or recovered. */
@@ -150,9 +161,9 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
                      fault ? "device_faulted" : "device_recovered", n->msg);
         /* A device fault is an alarm too: someone must see it, even if it recovers. */
         if (fault)
-            alarms_raise(&d->alarms, n->t_ns, "fault", dname, "device_fault", "%s", n->msg);
+            alarms_raise(&d->alarms, n->t_ns, "fault", dname, "device_fault", NULL, "%s", n->msg);
         else
-            alarms_clear(&d->alarms, n->t_ns, dname, "device_fault");
+            alarms_clear(&d->alarms, n->t_ns, dname, "device_fault", NULL);
         if (fault && d->run != NULL)
             run_on_device_fault(d->run, d->rig->devices[found].name, n->msg);
         break;
@@ -361,6 +372,15 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     if (interlocks_init(&d->il, d->rig->limits, d->rig->n_limits, &ih) < 0)
         return -ENOMEM;
     char err[512] = "";
+    /* A second daemon on the same serial ports must not start at all. */
+    for (size_t i = 0; i < d->rig->n_buses; i++) {
+        const struct link_config *l = &d->rig->buses[i].link;
+        if ((l->type == LINK_SERIAL || l->type == LINK_MODBUS_RTU) && l->port != NULL &&
+            serial_check_free(l->port, err, sizeof err) < 0) {
+            log_error("daemon", "bus %s: %s; refusing to start", d->rig->buses[i].name, err);
+            return -EBUSY;
+        }
+    }
     rc = control_start(&d->control, d, cfg->socket_path, err, sizeof err);
     if (rc < 0) {
         log_error("control", "%s", err);

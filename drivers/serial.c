@@ -205,6 +205,19 @@ static int lock_port(struct serial_port *p, const char *path, char *err, size_t 
     return 0;
 }
 
+/* Whether another process holds path's lock; a missing port is not in use. */
+int serial_check_free(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return errno == EBUSY ? busy(path, err, errlen) : 0;
+    int rc = 0;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK)
+        rc = busy(path, err, errlen);
+    close(fd);      /* also drops the lock if we took it */
+    return rc;
+}
+
 /* Open a serial port exclusively. */
 int serial_open(const char *path, int baud, char parity, int data_bits, int stop_bits,
                 struct serial_port **out, char *err, size_t errlen)

@@ -11,6 +11,9 @@
 
 struct serial_port;
 
+/* Refuse early: -EBUSY with a message if another process holds path (a second
+ * daemon on the same port); 0 if it is free or does not exist (yet). */
+int serial_check_free(const char *path, char *err, size_t errlen);
 /* Open path at baud/parity('N','E','O')/bits/stop, raw, exclusively locked.
  * Returns 0 and *out, or a negative errno with a message in err
  * (-EBUSY if another process holds the port). */

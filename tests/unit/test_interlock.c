@@ -1,0 +1,169 @@
+/* Interlock rules (debounce, unknown values) and the alarm lifecycle. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "alarms.h"
+#include "interlock.h"
+
+#define S 1000000000LL
+
+static int trips, clears;
+static double trip_value;
+static int64_t trip_t;
+
+static void on_trip(void *ctx, const struct limit_rule *r, double v, int64_t t)
+{
+    (void)ctx; (void)r;
+    trips++;
+    trip_value = v;
+    trip_t = t;
+}
+
+static void on_clear(void *ctx, const struct limit_rule *r, double v, int64_t t)
+{
+    (void)ctx; (void)r; (void)v; (void)t;
+    clears++;
+}
+
+static struct interlocks make(double min, double max, int64_t for_ns)
+{
+    struct plan_limit lim = { .channel = 3, .min = min, .max = max, .for_ns = for_ns, .action = LIMIT_ALARM };
+    struct interlock_hooks h = { .trip = on_trip, .clear = on_clear };
+    struct interlocks il;
+    assert_int_equal(interlocks_init(&il, &lim, 1, &h), 0);
+    trips = clears = 0;
+    return il;
+}
+
+/* A limit trips only after its channel stays out for 'for', on the sample that completes it. */
+static void test_debounce(void **state)
+{
+    (void)state;
+    struct interlocks il = make(NAN, 100, 2 * S);
+    interlocks_on_sample(&il, 3, 150, 10 * S);
+    interlocks_on_sample(&il, 3, 150, 11 * S);
+    assert_int_equal(trips, 0);
+    interlocks_on_sample(&il, 3, 90, 11 * S + 1);       /* back inside: the excursion restarts */
+    interlocks_on_sample(&il, 3, 150, 12 * S);
+    interlocks_on_sample(&il, 3, 150, 13 * S);
+    assert_int_equal(trips, 0);
+    interlocks_on_sample(&il, 4, 999, 14 * S);           /* another channel: no effect */
+    interlocks_on_sample(&il, 3, 160, 14 * S);
+    assert_int_equal(trips, 1);
+    assert_true(trip_value == 160 && trip_t == 14 * S);
+    interlocks_on_sample(&il, 3, 170, 15 * S);           /* still out: no second trip */
+    assert_int_equal(trips, 1);
+    interlocks_on_sample(&il, 3, 50, 16 * S);
+    assert_int_equal(clears, 1);
+    interlocks_free(&il);
+}
+
+/* An unknown value (NaN) neither trips, nor clears, nor restarts the debounce. */
+static void test_unknown_is_not_a_value(void **state)
+{
+    (void)state;
+    struct interlocks il = make(10, NAN, 0);
+    interlocks_on_sample(&il, 3, NAN, 1 * S);            /* "lost sensor reads 0" must not trip min */
+    assert_int_equal(trips, 0);
+    interlocks_on_sample(&il, 3, 5, 2 * S);
+    assert_int_equal(trips, 1);
+    interlocks_on_sample(&il, 3, NAN, 3 * S);
+    assert_int_equal(clears, 0);
+    interlocks_free(&il);
+    il = make(NAN, 100, 2 * S);
+    interlocks_on_sample(&il, 3, 150, 0);
+    interlocks_on_sample(&il, 3, NAN, 1 * S);
+    interlocks_on_sample(&il, 3, 150, 2 * S);            /* NaN in between did not restart it */
+    assert_int_equal(trips, 1);
+    interlocks_free(&il);
+}
+
+/* The run's rules come and go; the rig's stay. */
+static void test_run_rules_replace(void **state)
+{
+    (void)state;
+    struct interlocks il = make(NAN, 100, 0);
+    struct plan_limit run = { .channel = 3, .min = 20, .max = NAN, .action = LIMIT_PAUSE };
+    assert_int_equal(interlocks_set_run(&il, &run, 1), 0);
+    interlocks_on_sample(&il, 3, 10, 1 * S);
+    assert_int_equal(trips, 1);
+    assert_int_equal(interlocks_set_run(&il, NULL, 0), 0);
+    interlocks_on_sample(&il, 3, 5, 2 * S);
+    assert_int_equal(trips, 1);
+    interlocks_on_sample(&il, 3, 200, 3 * S);            /* the rig's max still applies */
+    assert_int_equal(trips, 2);
+    interlocks_free(&il);
+}
+
+static char last_code[32][32];
+static int n_events;
+
+static void on_event(void *ctx, int64_t t, const char *sev, const char *src, const char *code, const char *msg)
+{
+    (void)ctx; (void)t; (void)sev; (void)src; (void)msg;
+    if (n_events < 32)
+        snprintf(last_code[n_events++], 32, "%s", code);
+}
+
+/* raised -> acknowledged -> cleared (gone); raised -> cleared (latched) -> acknowledged (gone). */
+static void test_alarm_lifecycle(void **state)
+{
+    (void)state;
+    struct alarms a;
+    alarms_init(&a, on_event, NULL);
+    n_events = 0;
+    uint32_t id = alarms_raise(&a, 1, "alarm", "chip1.pressure", "limit_max", "p6", "too high: %d", 412);
+    assert_true(id > 0);
+    assert_int_equal(alarms_raise(&a, 2, "alarm", "chip1.pressure", "limit_max", "p6", "again"), 0);
+    assert_int_equal(a.n, 1);
+    assert_string_equal(alarm_state_name(&a.v[0]), "active");
+    assert_int_equal(alarms_ack(&a, 3, id, "alice"), 1);
+    assert_string_equal(alarm_state_name(&a.v[0]), "acknowledged");
+    assert_string_equal(a.v[0].acked_by, "alice");
+    alarms_clear(&a, 4, "chip1.pressure", "limit_max", "p7");     /* another rule's: no effect */
+    assert_int_equal(a.n, 1);
+    alarms_clear(&a, 4, "chip1.pressure", "limit_max", "p6");
+    assert_int_equal(a.n, 0);
+
+    uint32_t id2 = alarms_raise(&a, 5, "fault", "pump1", "device_fault", NULL, "no reply");
+    assert_true(id2 > id);
+    alarms_clear(&a, 6, "pump1", "device_fault", NULL);
+    assert_int_equal(a.n, 1);                              /* latched until acknowledged */
+    assert_string_equal(alarm_state_name(&a.v[0]), "cleared");
+    assert_int_equal(alarms_unacked(&a), 1);
+    assert_int_equal(alarms_ack(&a, 7, 12345, "bob"), -ENOENT);
+    assert_int_equal(alarms_ack(&a, 7, 0, "bob"), 1);
+    assert_int_equal(a.n, 0);
+
+    /* A condition that returns after acknowledgement is a new occurrence. */
+    uint32_t id3 = alarms_raise(&a, 8, "alarm", "x", "c", NULL, "m");
+    alarms_ack(&a, 9, id3, "carol");
+    alarms_clear(&a, 10, "x", "c", NULL);
+    uint32_t id4 = alarms_raise(&a, 11, "alarm", "x", "c", NULL, "m");
+    assert_true(id4 > id3);
+    assert_false(a.v[0].acked);
+    const char *want[] = { "alarm_raised", "alarm_acked", "alarm_cleared", "alarm_raised", "alarm_cleared",
+                           "alarm_acked", "alarm_raised", "alarm_acked", "alarm_cleared", "alarm_raised" };
+    assert_int_equal(n_events, 10);
+    for (int i = 0; i < 10; i++)
+        assert_string_equal(last_code[i], want[i]);
+    alarms_free(&a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_debounce),
+        cmocka_unit_test(test_unknown_is_not_a_value),
+        cmocka_unit_test(test_run_rules_replace),
+        cmocka_unit_test(test_alarm_lifecycle),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
