@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -459,20 +460,94 @@ json_t *command_status(struct ctl_client *cl)
 }
 
 static const struct ctl_command commands[] = {
-    { .name = "hello", .exec = cmd_hello },
-    { .name = "run", .exec = cmd_run },
-    { .name = "status", .exec = cmd_status },
-    { .name = "pause", .exec = cmd_pause },
-    { .name = "resume", .exec = cmd_resume },
-    { .name = "abort", .exec = cmd_abort },
-    { .name = "confirm", .exec = cmd_confirm },
-    { .name = "wait", .exec = cmd_wait },
-    { .name = "set", .exec = cmd_set },
-    { .name = "events", .exec = cmd_events },
-    { .name = "ack", .exec = cmd_ack },
-    { .name = "devices", .exec = cmd_devices },
-    { .name = "watch", .exec = cmd_watch },
+    { .name = "hello", .exec = cmd_hello, .args = "" },
+    { .name = "run", .exec = cmd_run, .args = "protocol_text=s! protocol_path=s operator=s" },
+    { .name = "status", .exec = cmd_status, .args = "" },
+    { .name = "pause", .exec = cmd_pause, .args = "reason=s" },
+    { .name = "resume", .exec = cmd_resume, .args = "reason=s" },
+    { .name = "abort", .exec = cmd_abort, .args = "reason=s" },
+    { .name = "confirm", .exec = cmd_confirm, .args = "" },
+    { .name = "wait", .exec = cmd_wait, .args = "" },
+    { .name = "set", .exec = cmd_set, .args = "channel=s! value=s!" },
+    { .name = "events", .exec = cmd_events, .args = "since=n" },
+    { .name = "ack", .exec = cmd_ack, .args = "alarm=a!" },
+    { .name = "devices", .exec = cmd_devices, .args = "" },
+    { .name = "watch", .exec = cmd_watch, .args = "interval=n" },
 };
+
+/* Whether v has argument type t. */
+static bool arg_type_ok(char t, json_t *v)
+{
+    switch (t) {
+    case 's': return json_is_string(v);
+    case 'n': return json_is_number(v);
+    case 'a': return (json_is_integer(v) && json_integer_value(v) > 0) ||
+                     (json_is_string(v) && strcmp(json_string_value(v), "all") == 0);
+    }
+    return false;
+}
+
+/* The type letter of argument key in args ("name=T[!] ..."), with *required; 0 if absent. */
+static char arg_spec(const char *args, const char *key, bool *required)
+{
+    size_t klen = strlen(key);
+    for (const char *p = args; *p;) {
+        const char *eq = strchr(p, '=');
+        if (eq == NULL)
+            break;
+        if ((size_t)(eq - p) == klen && strncmp(p, key, klen) == 0) {
+            *required = eq[2] == '!';
+            return eq[1];
+        }
+        p = strchr(eq, ' ');
+        if (p == NULL)
+            break;
+        while (*p == ' ')
+            p++;
+    }
+    return 0;
+}
+
+/* Check a request's members against the command's argument list. */
+int command_check_args(const struct ctl_command *cmd, json_t *req, char *err, size_t errlen)
+{
+    const char *key;
+    json_t *v;
+    bool required;
+    json_object_foreach(req, key, v) {
+        if (strcmp(key, "cmd") == 0 || strcmp(key, "id") == 0)
+            continue;
+        char t = arg_spec(cmd->args, key, &required);
+        if (t == 0) {
+            snprintf(err, errlen, "'%s' takes no argument '%.40s'%s%s%s", cmd->name, key,
+                     cmd->args[0] ? " (arguments: " : "", cmd->args, cmd->args[0] ? ")" : "");
+            return -EINVAL;
+        }
+        if (!arg_type_ok(t, v)) {
+            snprintf(err, errlen, "argument '%s' of '%s' must be %s", key, cmd->name,
+                     t == 's' ? "a string" : t == 'n' ? "a number" : "an alarm id or \"all\"");
+            return -EINVAL;
+        }
+    }
+    /* Every required argument is there. */
+    for (const char *p = cmd->args; *p;) {
+        const char *eq = strchr(p, '=');
+        if (eq == NULL)
+            break;
+        char name[32];
+        snprintf(name, sizeof name, "%.*s", (int)(eq - p), p);
+        if (eq[2] == '!' && json_object_get(req, name) == NULL) {
+            snprintf(err, errlen, "'%s' needs the argument '%s' (arguments: %s)", cmd->name, name, cmd->args);
+            return -EINVAL;
+        }
+        p = strchr(eq, ' ');
+        if (p == NULL)
+            break;
+        while (*p == ' ')
+            p++;
+    }
+    return 0;
+}
 
 /* The command called name, or NULL. */
 const struct ctl_command *command_find(const char *name)

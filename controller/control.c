@@ -2,6 +2,7 @@
 #include "control.h"
 #include "commands.h"
 #include "control_proto.h"
+#include "control_request.h"
 #include "daemon.h"
 #include "log.h"
 #include "run.h"
@@ -180,30 +181,19 @@ static void send_error(struct ctl_client *cl, json_t *id, int rc, const char *ms
 }
 
 /* Parse and execute one request line. */
-static void handle_line(struct client *cl, const char *line)
+static void handle_line(struct client *cl, const char *line, size_t len)
 {
-    json_error_t jerr;
-    json_t *req = json_loads(line, JSON_REJECT_DUPLICATES, &jerr);
     char err[1024] = "";
-    if (req == NULL || !json_is_object(req)) {
-        snprintf(err, sizeof err, "request is not a JSON object: %s",
-                 req ? "found another JSON value" : jerr.text);
-        send_error(&cl->pub, NULL, -EPROTO, err, NULL);
-        json_decref(req);
-        return;
-    }
-    json_t *id = json_object_get(req, "id");
-    const char *name = json_string_value(json_object_get(req, "cmd"));
-    const struct ctl_command *cmd = name ? command_find(name) : NULL;
-    if (cmd == NULL) {
-        snprintf(err, sizeof err, "%s '%s' (commands: %s)", name ? "unknown command" : "missing \"cmd\"",
-                 name ? name : "", command_names());
-        send_error(&cl->pub, id, name ? -ENOSYS : -EPROTO, err, NULL);
-        json_decref(req);
+    json_t *req, *id;
+    const struct ctl_command *cmd;
+    int rc = request_parse(line, len, &req, &cmd, &id, err, sizeof err);
+    if (rc < 0) {
+        send_error(&cl->pub, id, rc, err, NULL);
+        json_decref(id);
         return;
     }
     json_t *result = json_object();
-    int rc = cmd->exec(&cl->pub, req, result, err, sizeof err);
+    rc = cmd->exec(&cl->pub, req, result, err, sizeof err);
     if (rc == CMD_DEFERRED) {
         json_decref(result);
     } else if (rc < 0) {
@@ -214,6 +204,7 @@ static void handle_line(struct client *cl, const char *line)
     } else {
         control_send(&cl->pub, json_pack("{s:O?,s:b,s:o}", "id", id, "ok", 1, "result", result));
     }
+    json_decref(id);
     json_decref(req);
 }
 
@@ -237,11 +228,8 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     for (ssize_t i = 0; i < n && !cl->closing; i++) {
         char ch = buf->base[i];
         if (ch == '\n') {
-            char *line = cl->buf ? cl->buf : "";
-            if (cl->buf)
-                cl->buf[cl->len] = '\0';
             if (cl->len > 0)
-                handle_line(cl, line);
+                handle_line(cl, cl->buf, cl->len);
             cl->len = 0;
             continue;
         }

@@ -90,6 +90,12 @@ s.sendall(b'[1, 2, 3]\n{"id": 8}\n{"id": 9, "cmd": "launch"}\n')
 replies = [json.loads(f.readline()) for _ in range(3)]
 check([x["error"]["code"] for x in replies] == ["bad_request", "bad_request", "unknown_command"],
       f"non-object, missing cmd and unknown command are told apart: {[x['error']['code'] for x in replies]}")
+s.sendall(b'{"id": 10, "cmd": "set", "channel": 5, "value": "1 uL/min"}\n{"id": 11, "cmd": "ack"}\n'
+          b'{"id": 12, "cmd": "status", "verbose": true}\n')
+replies = [json.loads(f.readline()) for _ in range(3)]
+msgs = [x["error"]["message"] for x in replies]
+check(msgs == ["argument 'channel' of 'set' must be a string", "'ack' needs the argument 'alarm' (arguments: alarm=a!)",
+               "'status' takes no argument 'verbose'"], f"bad arguments are named: {msgs}")
 s.close()
 
 # 2. A line over 64 KiB: told why, then closed.
