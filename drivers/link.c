@@ -9,6 +9,7 @@
 #include "link.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -100,6 +101,28 @@ static int new_modbus(struct bus_link *link, const struct link_config *cfg)
     return 0;
 }
 
+/* Discard whatever is waiting on an RTU line: a reply meant for an earlier
+ * request (a timed-out one, or one a previous owner of the port sent) would
+ * otherwise be taken for the answer to the next, since RTU replies do not
+ * say which registers they hold. tcflush misses bytes still passing through
+ * a pty, so read those off too. */
+void link_drain(struct bus_link *link)
+{
+    if (link->mb == NULL || link->cfg == NULL || link->cfg->type != LINK_MODBUS_RTU)
+        return;
+    modbus_flush(link->mb);
+    int fd = modbus_get_socket(link->mb);
+    int fl = fcntl(fd, F_GETFL);
+    if (fd < 0 || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return;
+    char junk[256];
+    size_t total = 0;
+    ssize_t r;
+    while (total < 65536 && (r = read(fd, junk, sizeof junk)) > 0)
+        total += (size_t)r;
+    fcntl(fd, F_SETFL, fl);
+}
+
 /* Open a Modbus link. */
 static int open_modbus(struct bus_link *link, const struct link_config *cfg)
 {
@@ -118,8 +141,12 @@ static int open_modbus(struct bus_link *link, const struct link_config *cfg)
                         modbus_strerror(e));
         return modbus_fail(link, -ENOTCONN);
     }
-    if (cfg->type == LINK_MODBUS_RTU)
-        return lock_rtu(link, cfg);
+    if (cfg->type == LINK_MODBUS_RTU) {
+        rc = lock_rtu(link, cfg);
+        if (rc == 0)
+            link_drain(link);
+        return rc;
+    }
     return 0;
 }
 

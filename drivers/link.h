@@ -41,6 +41,9 @@ const char *link_type_name(enum link_type t);
 int link_open(struct bus_link *link, const struct link_config *cfg);
 /* Bus thread. Close the transport; safe on a closed link. */
 void link_close(struct bus_link *link);
+/* Bus thread. Discard unread input on an RTU line (after opening it and after a
+ * failed transaction); no-op on other links. */
+void link_drain(struct bus_link *link);
 /* Set link->err with printf formatting. */
 void link_seterr(struct bus_link *link, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -154,12 +154,12 @@ static int mb_fail(struct mbdev *m, struct bus_link *link, const char *verb,
     bool rtu = link->cfg != NULL && link->cfg->type == LINK_MODBUS_RTU;
     if (e == ETIMEDOUT) {
         if (rtu)
-            modbus_flush(link->mb);     /* a late reply must not be taken for the next one's */
+            link_drain(link);           /* a late reply must not be taken for the next one's */
         return -ETIMEDOUT;
     }
     if (e == EMBBADCRC || e == EMBBADDATA || e == EMBBADSLAVE || e == EMBBADEXC) {
         if (rtu)
-            modbus_flush(link->mb);
+            link_drain(link);
         return -EBADMSG;
     }
     if ((e >= EMBXILFUN && e <= EMBXGTAR) || e == EMBUNKEXC)

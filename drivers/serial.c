@@ -240,6 +240,8 @@ int serial_open(const char *path, int baud, char parity, int data_bits, int stop
         serial_close(p);
         return rc;
     }
+    /* Whatever is waiting was meant for a previous owner of the port. */
+    serial_drain(p);
     *out = p;
     return 0;
 }

@@ -257,6 +257,49 @@ static void test_link_types_parse_and_print(void **state)
     assert_string_equal(link_type_name((enum link_type)7), "?");
 }
 
+/* Bytes a previous owner of the line left (a reply to its last request) are
+ * gone once a link is open: an RTU reply does not say which registers it
+ * holds, so a stale one would be taken for the answer to the next request. */
+static void test_an_open_link_starts_with_nothing_stale(void **state)
+{
+    (void)state;
+    struct pty p;
+    pty_open(&p);
+    static const unsigned char stale[] = { 0x01, 0x04, 0x04, 0x42, 0xb1, 0x50, 0x8a, 0x12, 0x34 };
+    for (int kind = 0; kind < 2; kind++) {
+        assert_int_equal(write(p.master, stale, sizeof stale), (ssize_t)sizeof stale);
+        struct pollfd pf = { .fd = p.slave, .events = POLLIN };
+        assert_int_equal(poll(&pf, 1, 2000), 1);          /* the bytes are on the line */
+        struct link_config cfg = { .name = "rs485", .type = kind ? LINK_SERIAL : LINK_MODBUS_RTU,
+                                   .port = p.path, .baud = 19200, .parity = 'N', .data_bits = 8,
+                                   .stop_bits = 1 };
+        struct bus_link l = { 0 };
+        assert_int_equal(link_open(&l, &cfg), 0);
+        int pending = -1;
+        assert_int_equal(ioctl(p.slave, FIONREAD, &pending), 0);
+        assert_int_equal(pending, 0);
+        link_close(&l);
+    }
+    pty_close(&p);
+}
+
+/* A second daemon asks before it starts: a held port is busy, a free or missing one is not. */
+static void test_a_held_port_is_reported_before_start(void **state)
+{
+    (void)state;
+    struct pty p;
+    pty_open(&p);
+    char err[256] = "";
+    assert_int_equal(serial_check_free(p.path, err, sizeof err), 0);
+    struct serial_port *sp = open_ok(p.path);
+    assert_int_equal(serial_check_free(p.path, err, sizeof err), -EBUSY);
+    assert_non_null(strstr(err, "is held by another process"));
+    serial_close(sp);
+    assert_int_equal(serial_check_free(p.path, err, sizeof err), 0);
+    assert_int_equal(serial_check_free("/dev/perfuse-no-such-port", err, sizeof err), 0);
+    pty_close(&p);
+}
+
 static void test_an_rtu_line_is_locked_against_every_other_opener(void **state)
 {
     (void)state;
@@ -335,6 +378,8 @@ int main(void)
         cmocka_unit_test(test_what_is_not_a_serial_port_is_refused),
         cmocka_unit_test(test_link_types_parse_and_print),
         cmocka_unit_test(test_an_rtu_line_is_locked_against_every_other_opener),
+        cmocka_unit_test(test_an_open_link_starts_with_nothing_stale),
+        cmocka_unit_test(test_a_held_port_is_reported_before_start),
         cmocka_unit_test(test_tcp_links_report_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
