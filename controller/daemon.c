@@ -54,29 +54,14 @@ static struct run *live_run(struct daemon *d)
     return d->run != NULL && !run_closed(d->run) ? d->run : NULL;
 }
 
-/* Which rule an alarm is for: two limits on one channel are two alarms. */
-static void limit_tag(const struct limit_rule *rule, char *buf, size_t len)
-{
-    snprintf(buf, len, "%c%d", rule->from_rig ? 'r' : 'p', rule->lim.line);
-}
-
 /* A limit tripped: act first (the safe state goes out at once), then raise the alarm. */
 static void limit_tripped(void *ctx, const struct limit_rule *rule, double v, int64_t t)
 {
     struct daemon *d = ctx;
     const struct rig_channel *c = &d->rig->channels[rule->lim.channel];
     bool above = rule->side == '>';
-    char why[200], held[48] = "";
-    if (rule->lim.for_ns > 0) {
-        char dur[32];
-        unit_format_duration(rule->lim.for_ns, dur, sizeof dur);
-        snprintf(held, sizeof held, " for %s", dur);
-    }
-    snprintf(why, sizeof why, "%s %.4g %s is %s its %s %.4g %s%s (%s limit%s%.0d, action %s)", c->name, v,
-             c->unit, above ? "above" : "below", above ? "max" : "min",
-             above ? rule->lim.max : rule->lim.min, c->unit, held, rule->from_rig ? "rig" : "protocol",
-             rule->lim.line > 0 ? ", line " : "", rule->lim.line > 0 ? rule->lim.line : 0,
-             limit_action_name(rule->lim.action));
+    char why[200];
+    limit_describe(rule, c->name, c->unit, v, why, sizeof why);
     struct run *r = live_run(d);
     if (rule->lim.action == LIMIT_SAFE_STOP) {
         if (r != NULL)

@@ -1,8 +1,11 @@
 /* Limit rules with debounce: trip and clear on samples; unknown values are ignored. */
 #include "interlock.h"
 
+#include "units.h"
+
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,4 +98,26 @@ void interlocks_free(struct interlocks *il)
 {
     free(il->rules);
     memset(il, 0, sizeof *il);
+}
+
+void limit_tag(const struct limit_rule *rule, char *buf, size_t len)
+{
+    snprintf(buf, len, "%c%d", rule->from_rig ? 'r' : 'p', rule->lim.line);
+}
+
+void limit_describe(const struct limit_rule *rule, const char *name, const char *unit, double v,
+                    char *buf, size_t len)
+{
+    bool above = rule->side == '>';
+    char held[48] = "", where[24] = "";
+    if (rule->lim.for_ns > 0) {
+        char dur[32];
+        unit_format_duration(rule->lim.for_ns, dur, sizeof dur);
+        snprintf(held, sizeof held, " for %s", dur);
+    }
+    if (rule->lim.line > 0)
+        snprintf(where, sizeof where, ", line %d", rule->lim.line);
+    snprintf(buf, len, "%s %.4g %s is %s its %s %.4g %s%s (%s limit%s, action %s)", name, v, unit,
+             above ? "above" : "below", above ? "max" : "min", above ? rule->lim.max : rule->lim.min,
+             unit, held, rule->from_rig ? "rig" : "protocol", where, limit_action_name(rule->lim.action));
 }

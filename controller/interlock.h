@@ -51,6 +51,13 @@ int interlocks_set_run(struct interlocks *il, const struct plan_limit *limits, s
 void interlocks_on_sample(struct interlocks *il, int channel, double value, int64_t t_ns);
 void interlocks_free(struct interlocks *il);
 
+/* Which rule an alarm is for ("p12": protocol line 12): two limits on one
+ * channel are two alarms. */
+void limit_tag(const struct limit_rule *rule, char *buf, size_t len);
+/* "chip1.pressure 412 mbar is above its max 350 mbar for 2 s (protocol limit,
+ * line 14, action safe-stop)": a tripped rule, for events and alarms. */
+void limit_describe(const struct limit_rule *rule, const char *name, const char *unit, double v,
+                    char *buf, size_t len);
 /* "alarm", "pause" or "safe-stop". */
 const char *limit_action_name(enum limit_action a);
 

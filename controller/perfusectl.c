@@ -859,9 +859,6 @@ static int cmd_check(struct ctl *c, int argc, char **argv)
     if (rc == 0 && (rc = timeline_compute(plan, rig, &tl)) == 0) {
         warn_volumes(&tl, rig, file, &dg);
         warn_open_ended(&plan->root, file, &dg);
-        for (size_t k = 0; k < plan->n_limits; k++)
-            diag_warn(&dg, file, plan->limits[k].line, 5, "limits are validated but not yet "
-                      "enforced by this version of perfused: watch this channel yourself");
     }
     if (c->json) {
         json_t *out = rc == 0 ? check_json(plan, rig, &tl) : json_object();

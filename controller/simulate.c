@@ -9,6 +9,8 @@
  * (clog, bubble, stuck, nan, syringe-empty) act on the model.
  */
 #include "simulate.h"
+#include "alarms.h"
+#include "interlock.h"
 #include "clock.h"
 #include "physics.h"
 #include "plan.h"
@@ -55,7 +57,10 @@ struct simulation {
     struct runfile_series series;
     struct sim_chan *chans;
     struct ptimer prompt_timer;
+    struct ptimer resume_timer;     /* the simulated operator resuming after a pause limit */
     int64_t prompt_delay_ns;
+    struct interlocks il;
+    struct alarms alarms;
     bool finished;
     enum run_state final;
     uint64_t samples;
@@ -140,6 +145,7 @@ static void sample_fired(struct ptimer *t)
         recorder_sample(s->rec, (uint32_t)idx, rel(now), v);
         s->samples++;
     }
+    interlocks_on_sample(&s->il, c->channel, v, now);
     if (!isnan(v))
         runner_on_sample(s->runner, c->channel, v, now);
     ptimer_start(t, t->deadline + c->period_ns);
@@ -177,6 +183,51 @@ static void hook_safe_state(void *ctx)
         hook_write(s, s->plan->safe_state[i].channel, s->plan->safe_state[i].v0, now);
     for (int i = 0; i < SIM_PUMPS; i++)
         s->phys.pump[i].running = false;
+}
+
+/* An alarm changed state: into the file. */
+static void sim_alarm_event(void *ctx, int64_t t, const char *sev, const char *src, const char *code,
+                            const char *msg)
+{
+    struct simulation *s = ctx;
+    recorder_event(s->rec, rel(t), sev, src, code, msg);
+}
+
+/* The simulated operator resumes a run an interlock paused. */
+static void resume_fired(struct ptimer *t)
+{
+    struct simulation *s = t->data;
+    runner_resume(s->runner, "the simulation (a simulated operator resumes after --prompt-delay)");
+}
+
+/* A limit tripped: act as perfused does, then raise the alarm. */
+static void sim_limit_tripped(void *ctx, const struct limit_rule *rule, double v, int64_t t)
+{
+    struct simulation *s = ctx;
+    const struct rig_channel *c = &s->rig->channels[rule->lim.channel];
+    char why[200], tag[16];
+    limit_describe(rule, c->name, c->unit, v, why, sizeof why);
+    if (rule->lim.action == LIMIT_SAFE_STOP) {
+        runner_fault(s->runner, why);
+    } else if (rule->lim.action == LIMIT_PAUSE && runner_pause(s->runner, why) == 0) {
+        recorder_event(s->rec, rel(t), "info", "simulation", "pause_simulated",
+                       "simulated operator: the run resumes after --prompt-delay");
+        ptimer_start(&s->resume_timer, t + s->prompt_delay_ns);
+    }
+    limit_tag(rule, tag, sizeof tag);
+    alarms_raise(&s->alarms, t, "alarm", c->name, rule->side == '>' ? "limit_max" : "limit_min", tag,
+                 "%s", why);
+}
+
+/* A tripped limit's channel is inside again. */
+static void sim_limit_cleared(void *ctx, const struct limit_rule *rule, double v, int64_t t)
+{
+    struct simulation *s = ctx;
+    (void)v;
+    char tag[16];
+    limit_tag(rule, tag, sizeof tag);
+    alarms_clear(&s->alarms, t, s->rig->channels[rule->lim.channel].name, "limit_max", tag);
+    alarms_clear(&s->alarms, t, s->rig->channels[rule->lim.channel].name, "limit_min", tag);
 }
 
 /* The auto-confirm delay of a prompt is over. */
@@ -306,6 +357,9 @@ static void simulation_free(struct simulation *s)
         if (s->chans[i].period_ns)
             ptimer_close(&s->chans[i].timer, NULL);
     ptimer_close(&s->prompt_timer, NULL);
+    ptimer_close(&s->resume_timer, NULL);
+    interlocks_free(&s->il);
+    alarms_free(&s->alarms);
     free(s->chans);
     runfile_series_free(&s->series);
     plan_free(s->plan);
@@ -337,6 +391,14 @@ int simulate_run(const struct simulate_options *o, struct diag *d, struct simula
         rc = setup_channels(&s, d);
     if (rc == 0)
         rc = ptimer_init(&s.clk, &s.prompt_timer, prompt_fired, &s);
+    if (rc == 0)
+        rc = ptimer_init(&s.clk, &s.resume_timer, resume_fired, &s);
+    struct interlock_hooks ih = { .ctx = &s, .trip = sim_limit_tripped, .clear = sim_limit_cleared };
+    alarms_init(&s.alarms, sim_alarm_event, &s);
+    if (rc == 0)
+        rc = interlocks_init(&s.il, s.rig->limits, s.rig->n_limits, &ih);
+    if (rc == 0)
+        rc = interlocks_set_run(&s.il, s.plan->limits, s.plan->n_limits);
     if (rc == 0)
         rc = runner_create(&s.runner, s.plan, s.rig, &s.clk, &hooks);
     if (rc < 0) {
