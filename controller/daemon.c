@@ -100,6 +100,80 @@ static void note_health(struct health *h, bool fault, int64_t t, const char *msg
         snprintf(h->last_error, sizeof h->last_error, "%s", msg);
 }
 
+/* A measured channel's reading became implausible, or plausible again. */
+static void plaus_changed(void *ctx, int ch, enum plaus_kind k, bool active, double v, int64_t t)
+{
+    struct daemon *d = ctx;
+    const struct rig_channel *c = &d->rig->channels[ch];
+    const struct plaus_chan *pc = &d->plaus.c[ch];
+    char code[32], why[200];
+    snprintf(code, sizeof code, "sensor_%s", plaus_kind_name(k));
+    if (!active) {
+        alarms_clear(&d->alarms, t, c->name, code, NULL);
+        return;
+    }
+    switch (k) {
+    case PF_NAN:
+        snprintf(why, sizeof why, "%s reads NaN: the sensor reports no valid value", c->name);
+        break;
+    case PF_RANGE:
+        snprintf(why, sizeof why, "%s reads %g %s, outside its physical range %g to %g %s", c->name, v,
+                 c->unit, pc->min, pc->max, c->unit);
+        break;
+    case PF_STUCK:
+        snprintf(why, sizeof why, "%s has read exactly %g %s for %.0f s: the sensor looks stuck", c->name,
+                 v, c->unit, (double)pc->stuck_ns / 1e9);
+        break;
+    default:
+        snprintf(why, sizeof why, "%s: no valid reading for %.1f s", c->name, (double)pc->lost_ns / 1e9);
+        break;
+    }
+    snprintf(d->chans[ch].msg, sizeof d->chans[ch].msg, "%s", why);
+    /* A device that stopped answering has its own alarm; its channels' are noise. */
+    if (k == PF_LOST && d->dev_health[c->device].faulted) {
+        daemon_event(d, t, "warning", c->name, code, why);
+        return;
+    }
+    alarms_raise(&d->alarms, t, "fault", c->name, code, NULL, "%s; its value is unknown until it "
+                 "reads plausibly again", why);
+}
+
+/* Every quarter second: are any sensors lost? */
+static void plaus_timer_cb(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    plaus_tick(&d->plaus, pclock_now(&d->clock));
+}
+
+/* Configure plausibility from the rig: measured channels only. */
+static int setup_plausibility(struct daemon *d)
+{
+    struct plaus_hooks ph = { .ctx = d, .change = plaus_changed };
+    if (plaus_init(&d->plaus, d->rig->n_channels, pclock_now(&d->clock), &ph) < 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < d->rig->n_channels; i++) {
+        const struct rig_channel *c = &d->rig->channels[i];
+        struct plaus_chan *pc = &d->plaus.c[i];
+        double hz = d->sample_hz[i];
+        if (!c->readable || !(hz > 0))
+            continue;
+        pc->on = true;
+        /* An actuator's read-back is judged by its device; its limits are for setpoints. */
+        if (!c->writable) {
+            pc->min = c->min;
+            pc->max = c->max;
+        }
+        pc->stuck_ns = (int64_t)(c->stuck_s * 1e9);
+        /* Never shorter than a few sample periods: one late sample is not a lost sensor. */
+        double lost = c->lost_s >= 0 ? fmax(c->lost_s, 2.5 / hz) : fmax(3.0, 5.0 / hz);
+        pc->lost_ns = (int64_t)(lost * 1e9);
+    }
+    uv_timer_init(d->loop, &d->plaus_timer);
+    d->plaus_timer.data = d;
+    uv_timer_start(&d->plaus_timer, plaus_timer_cb, 250, 250);
+    return 0;
+}
+
 /* Handle one note from a bus. */
 static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
 {
@@ -107,12 +181,19 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
     switch (n->kind) {
     case BUS_NOTE_SAMPLE: {
         struct chan_state *c = &d->chans[n->channel];
+        /* What control may use: NaN for a failed read or an implausible reading. */
+        double use = NAN, record = NAN;
         c->err = n->err;
         if (n->err == 0) {
-            c->value = n->value;
+            use = plaus_sample(&d->plaus, (int)n->channel, n->value, n->t_ns, &record);
+            c->value = use;
             c->t_ns = n->t_ns;
             c->samples++;
-            c->msg[0] = '\0';
+            if (d->plaus.c != NULL && d->plaus.c[n->channel].active) {
+                c->err = -EDOM;
+            } else {
+                c->msg[0] = '\0';
+            }
         } else if (strcmp(c->msg, n->msg) != 0) {
             snprintf(c->msg, sizeof c->msg, "%s", n->msg);
             if (n->err == -EREMOTEIO)
@@ -120,9 +201,9 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
                              "device_error", n->msg);
         }
         /* Interlocks first: a safe state is queued before anything else is done. */
-        interlocks_on_sample(&d->il, (int)n->channel, n->err == 0 ? n->value : NAN, n->t_ns);
+        interlocks_on_sample(&d->il, (int)n->channel, use, n->t_ns);
         if (d->run != NULL)
-            run_on_sample(d->run, (int)n->channel, n->err == 0 ? n->value : NAN, n->t_ns);
+            run_on_sample(d->run, (int)n->channel, record, use, n->t_ns);
         break;
     }
     case BUS_NOTE_WRITE:
@@ -372,6 +453,8 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
         return rc;
     }
     rc = start_buses(d);
+    if (rc == 0)
+        rc = setup_plausibility(d);
     if (rc < 0)
         log_error("daemon", "cannot start the bus threads: %s", strerror(-rc));
     log_info("daemon", "rig '%s': %zu buses, %zu devices, %zu channels; control socket %s",
@@ -403,6 +486,8 @@ void daemon_shutdown(struct daemon *d, const char *why)
     uv_close((uv_handle_t *)&d->sig_term, NULL);
     uv_close((uv_handle_t *)&d->sig_int, NULL);
     uv_close((uv_handle_t *)&d->sig_chld, NULL);
+    if (d->plaus.c != NULL)
+        uv_close((uv_handle_t *)&d->plaus_timer, NULL);
 }
 
 /* Run the loop until shutdown, then release everything. */
@@ -420,6 +505,7 @@ int daemon_run(struct daemon *d)
     latency_free(&d->dispatch);
     latency_free(&d->wire);
     alarms_free(&d->alarms);
+    plaus_free(&d->plaus);
     free(d->dev_health);
     free(d->bus_health);
     interlocks_free(&d->il);

@@ -14,6 +14,7 @@
 #include "bus.h"
 #include "clock.h"
 #include "interlock.h"
+#include "plausibility.h"
 #include "latency.h"
 #include "plan.h"
 #include "rig.h"
@@ -26,7 +27,7 @@ struct chan_state {
     double value;               /* NaN when unknown */
     int64_t t_ns;               /* CLOCK_MONOTONIC of the last sample (0: never) */
     int err;                    /* last read error, 0 if the last read was good */
-    char msg[160];              /* last error message */
+    char msg[208];              /* last error message */
     double setpoint;            /* last commanded value (NaN: none) */
     uint64_t samples;
 };
@@ -75,6 +76,8 @@ struct daemon {
     struct health *bus_health;  /* per rig bus */
     struct alarms alarms;       /* latched until acknowledged */
     struct interlocks il;       /* the rig's limits, and the run's */
+    struct plausibility plaus;  /* which measured channels can be believed */
+    uv_timer_t plaus_timer;     /* checks for lost sensors */
 };
 
 /* Set up the daemon: rig (or simulated rig), buses, control socket.

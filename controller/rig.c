@@ -50,7 +50,8 @@ static void flatten_params(struct ydoc *y, yaml_node_t *map, const char *prefix,
         if (ks == NULL)
             continue;
         if (prefix[0] == '\0' && (strcmp(ks, "name") == 0 || strcmp(ks, "driver") == 0 ||
-                                  strcmp(ks, "bus") == 0 || strcmp(ks, "sample_hz") == 0))
+                                  strcmp(ks, "bus") == 0 || strcmp(ks, "sample_hz") == 0 ||
+                                  strcmp(ks, "stuck_after") == 0 || strcmp(ks, "lost_after") == 0))
             continue;
         if (*n >= RIG_MAX_PARAMS) {
             yerr(y, k, "too many parameters in one device entry (at most %d)", RIG_MAX_PARAMS);
@@ -221,6 +222,25 @@ static int add_channels(struct rig *rig, struct rig_device *d, size_t dev_index)
     return 0;
 }
 
+static bool get_seconds(struct ydoc *y, yaml_node_t *n, const char *what, double min_s,
+                        double max_s, double *out);
+
+/* stuck_after / lost_after: when a measured channel's reading stops being believed. */
+static void apply_plausibility(struct rig *rig, struct ydoc *y, yaml_node_t *e, struct rig_device *d)
+{
+    double stuck = 0, lost = -1;
+    yaml_node_t *n;
+    if ((n = ymap_get(y, e, "stuck_after", NULL)) != NULL)
+        get_seconds(y, n, "stuck_after", 1.0, 30 * 86400.0, &stuck);
+    if ((n = ymap_get(y, e, "lost_after", NULL)) != NULL)
+        get_seconds(y, n, "lost_after", 0.1, 86400.0, &lost);
+    for (size_t i = 0; i < d->n_chans; i++) {
+        struct rig_channel *c = &rig->channels[d->first_channel + i];
+        c->stuck_s = stuck;
+        c->lost_s = lost;
+    }
+}
+
 /* Parse one device entry and open it through its driver. */
 static void load_device(struct rig *rig, struct ydoc *y, yaml_node_t *e, const char *dir)
 {
@@ -292,6 +312,7 @@ static void load_device(struct rig *rig, struct ydoc *y, yaml_node_t *e, const c
     }
     rig->n_devices++;
     apply_sample_rates(rig, y, ymap_get(y, e, "sample_hz", NULL), d);
+    apply_plausibility(rig, y, e, d);
 }
 
 /* Parse a duration node into seconds within [min_s, max_s]; reports and returns false. */

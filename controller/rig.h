@@ -41,6 +41,8 @@ struct rig_channel {
     bool readable, writable;
     double min, max;            /* NaN when none */
     double sample_hz;           /* 0: not sampled */
+    double stuck_s;             /* the same reading this long is a fault; 0: not checked */
+    double lost_s;              /* no valid reading this long is a fault; < 0: the default */
 };
 
 struct rig {

@@ -225,17 +225,17 @@ int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
     return 0;
 }
 
-/* A valid or failed sample. */
-void run_on_sample(struct run *r, int channel, double value, int64_t t_ns)
+/* A valid or failed sample: record is what the file gets, use what control may use. */
+void run_on_sample(struct run *r, int channel, double record, double use, int64_t t_ns)
 {
     if (r->closed || r->ended || r->rec_chan[channel] < 0)
         return;
     /* Samples taken before t = 0 (queued on a bus) belong to no run. */
     if (t_ns < r->start_ns)
         return;
-    recorder_sample(r->rec, (uint32_t)r->rec_chan[channel], rel(r, t_ns), value);
-    if (!isnan(value))
-        runner_on_sample(r->runner, channel, value, t_ns);
+    recorder_sample(r->rec, (uint32_t)r->rec_chan[channel], rel(r, t_ns), record);
+    if (!isnan(use))
+        runner_on_sample(r->runner, channel, use, t_ns);
 }
 
 /* A finished write: a failure is an event. */

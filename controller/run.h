@@ -25,8 +25,9 @@ struct run_actor {
 int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
               const struct run_actor *who, struct diag *d, struct run **out);
 
-/* Forward a sample / a finished write to the run (recording, wait_until). */
-void run_on_sample(struct run *r, int channel, double value, int64_t t_ns);
+/* Forward a sample / a finished write to the run: record goes into the file
+ * (NaN for a failed or implausible reading), use to wait_until (NaN: unknown). */
+void run_on_sample(struct run *r, int channel, double record, double use, int64_t t_ns);
 void run_on_write(struct run *r, const struct bus_note *n);
 /* Record an event from outside the runner (device faults, commands). */
 void run_event(struct run *r, int64_t t_ns, const char *severity, const char *source,

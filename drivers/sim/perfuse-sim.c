@@ -497,7 +497,7 @@ static void usage(FILE *out)
                  "                   [--trace FILE]\n"
                  "Serve the simulated rig 'sim' on ptys and 127.0.0.1; print its endpoints as JSON.\n"
                  "SPEC is KIND:DEVICE[,at=DURATION][,for=DURATION], e.g. timeout:chip1,at=10s,for=5s.\n"
-                 "Kinds: timeout garbage crc disconnect exception stuck nan clog bubble syringe-empty.\n"
+                 "Kinds: timeout garbage crc disconnect exception stuck nan clog bubble syringe-empty range.\n"
                  "Devices: pump1 pump2 chip1 chip2 valve1 incubator.\n"
                  "--trace appends a line per answered read or pump command to FILE, so that a\n"
                  "test can check every recorded value against what was sent on the wire.\n");

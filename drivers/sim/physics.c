@@ -137,6 +137,8 @@ double sim_read_pressure(const struct sim_physics *p, int chip)
 {
     if (p->faults.nan_pressure[chip])
         return NAN;
+    if (p->faults.range_pressure[chip])
+        return 65000.0;
     if (p->faults.stuck[chip])
         return p->stuck_value[chip];
     return p->chip_pressure[chip] + 0.3 * gauss(p, NOISE_P0 + chip);

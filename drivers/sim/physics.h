@@ -36,6 +36,7 @@ struct sim_faults {
     bool bubble[SIM_CHIPS];         /* flow sensor reads low */
     bool stuck[SIM_CHIPS];          /* pressure reading frozen */
     bool nan_pressure[SIM_CHIPS];   /* pressure reads NaN */
+    bool range_pressure[SIM_CHIPS]; /* pressure reads far outside any sensor's range */
 };
 
 struct sim_physics {

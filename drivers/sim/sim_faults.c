@@ -8,7 +8,7 @@
 
 static const char *const kind_names[SF_KINDS] = {
     "timeout", "garbage", "crc", "disconnect", "exception", "stuck", "nan", "clog", "bubble",
-    "syringe-empty",
+    "syringe-empty", "range",
 };
 static const char *const device_names[SD_DEVICES] = {
     "pump1", "pump2", "chip1", "chip2", "valve1", "incubator",
@@ -25,7 +25,7 @@ static bool applies(enum sim_fault_kind k, enum sim_device d)
     bool pump = d == SD_PUMP1 || d == SD_PUMP2, chip = d == SD_CHIP1 || d == SD_CHIP2;
     switch (k) {
     case SF_TIMEOUT: case SF_GARBAGE: case SF_DISCONNECT: case SF_EXCEPTION: return true;
-    case SF_CRC: case SF_STUCK: case SF_NAN: case SF_CLOG: case SF_BUBBLE: return chip;
+    case SF_CRC: case SF_STUCK: case SF_NAN: case SF_CLOG: case SF_BUBBLE: case SF_RANGE: return chip;
     case SF_SYRINGE_EMPTY: return pump;
     default: return false;
     }
@@ -137,6 +137,7 @@ void sim_fault_apply(struct sim_faults_table *t, struct sim_physics *p, int64_t 
         p->faults.clog[c] = sim_fault_active(t, d, SF_CLOG, now_ns) ? 5.0 : 1.0;
         p->faults.bubble[c] = sim_fault_active(t, d, SF_BUBBLE, now_ns);
         p->faults.nan_pressure[c] = sim_fault_active(t, d, SF_NAN, now_ns);
+        p->faults.range_pressure[c] = sim_fault_active(t, d, SF_RANGE, now_ns);
         bool stuck = sim_fault_active(t, d, SF_STUCK, now_ns);
         if (stuck && !p->faults.stuck[c])
             p->stuck_value[c] = sim_read_pressure(p, c);

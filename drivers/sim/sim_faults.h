@@ -20,6 +20,7 @@
  *   clog          chip1, chip2: the chip's resistance rises fivefold
  *   bubble        chip1, chip2: the flow sensor reads 40 % of the flow
  *   syringe-empty pump1, pump2: the syringe is empty; the pump stalls (A?S)
+ *   range         chip1, chip2: the pressure reads 65000 mbar, beyond any sensor's range
  */
 #ifndef PERFUSE_SIM_FAULTS_H
 #define PERFUSE_SIM_FAULTS_H
@@ -31,7 +32,7 @@
 #include "physics.h"
 
 enum sim_fault_kind { SF_TIMEOUT, SF_GARBAGE, SF_CRC, SF_DISCONNECT, SF_EXCEPTION, SF_STUCK,
-                      SF_NAN, SF_CLOG, SF_BUBBLE, SF_SYRINGE_EMPTY, SF_KINDS };
+                      SF_NAN, SF_CLOG, SF_BUBBLE, SF_SYRINGE_EMPTY, SF_RANGE, SF_KINDS };
 enum sim_device { SD_PUMP1, SD_PUMP2, SD_CHIP1, SD_CHIP2, SD_VALVE1, SD_INCUBATOR, SD_DEVICES };
 
 struct sim_fault {
