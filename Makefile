@@ -52,7 +52,7 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS      := $(BUILD)/perfused $(BUILD)/perfusectl $(BUILD)/perfuse-sim
 
-.PHONY: all check unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder bench-longrun soak clean install deps
+.PHONY: all check unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder bench-longrun bench-interlock soak clean install deps
 all: $(PROGS)
 
 deps: $(CONFIG)
@@ -144,7 +144,11 @@ bench-recorder: $(BUILD)/bench/recorder
 bench-longrun: $(PROGS)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/bench-longrun
 
-bench: bench-timing bench-recorder bench-longrun
+# Interlock latency: 50 safe-stops on the simulator, the distribution printed.
+bench-interlock: $(PROGS)
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) INTERLOCK_TRIALS=50 bash tests/e2e/interlock_latency.sh | grep -v "^perfused: info"
+
+bench: bench-timing bench-recorder bench-longrun bench-interlock
 
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles

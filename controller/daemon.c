@@ -64,10 +64,14 @@ static void limit_tripped(void *ctx, const struct limit_rule *rule, double v, in
     limit_describe(rule, c->name, c->unit, v, why, sizeof why);
     struct run *r = live_run(d);
     if (rule->lim.action == LIMIT_SAFE_STOP) {
+        static uint64_t seq;
+        d->il_sample_ns = t;
+        d->il_tag = d->write_tag = (1ull << 63) | ++seq;
         if (r != NULL)
             run_safe_stop(r, why);
         else
             daemon_safe_state(d, NULL, 0);
+        d->write_tag = 0;
     } else if (rule->lim.action == LIMIT_PAUSE && r != NULL) {
         struct run_actor who = { .user = "interlock" };
         run_pause(r, &who, why);
@@ -209,6 +213,14 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
     case BUS_NOTE_WRITE:
         if (n->err == 0 && n->channel != UINT32_MAX && n->planned_ns > 0)
             latency_add(&d->wire, n->sent_ns - n->planned_ns);
+        if (n->err == 0 && d->il_tag != 0 && n->tag == d->il_tag) {
+            /* The first safety write of a safe-stop interlock is on the wire. */
+            char m[160];
+            snprintf(m, sizeof m, "safe state on the wire %.3f ms after the offending sample arrived",
+                     (double)(n->sent_ns - d->il_sample_ns) / 1e6);
+            d->il_tag = 0;
+            daemon_event(d, n->sent_ns, "info", "interlock", "interlock_latency", m);
+        }
         if (d->run != NULL)
             run_on_write(d->run, n);
         else if (n->err != 0)
@@ -274,7 +286,7 @@ int daemon_write(struct daemon *d, int channel, double value, enum bus_priority 
         return -EPERM;
     size_t dev = c->device;
     struct bus *b = d->buses[d->rig->devices[dev].bus];
-    int rc = bus_write(b, d->dev_bus_index[dev], c->dev_ch, value, prio, planned_ns, 0);
+    int rc = bus_write(b, d->dev_bus_index[dev], c->dev_ch, value, prio, planned_ns, d->write_tag);
     if (rc == 0)
         d->chans[channel].setpoint = value;
     return rc;

@@ -77,6 +77,11 @@ struct daemon {
     struct alarms alarms;       /* latched until acknowledged */
     struct interlocks il;       /* the rig's limits, and the run's */
     struct plausibility plaus;  /* which measured channels can be believed */
+    /* Interlock timing: the sample that tripped the last safe-stop, and the tag
+     * of the safety writes it caused, to measure when the first left on the wire. */
+    int64_t il_sample_ns;
+    uint64_t il_tag;            /* 0: none pending */
+    uint64_t write_tag;         /* tag for the writes being queued now */
     uv_timer_t plaus_timer;     /* checks for lost sensors */
 };
 

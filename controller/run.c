@@ -22,6 +22,10 @@ struct run {
     struct recorder *rec;
     uv_async_t rec_async;
     bool rec_async_open;
+    uv_timer_t settle;          /* from the run's end to closing its file */
+    bool settle_open;
+    bool finishing;             /* recorder_finish has been called */
+    int handles;                /* libuv handles still open */
     char id[33];
     char path[PATH_MAX];
     int64_t start_ns, start_wall_ns;
@@ -36,6 +40,9 @@ struct run {
     size_t n_events;                /* ever recorded */
     run_closed_cb closed_cb;
 };
+
+/* How long a run's file stays open after its end, for the end's consequences. */
+#define RUN_SETTLE_MS 500
 
 /* Seconds since t = 0 for a clock time. */
 static double rel(const struct run *r, int64_t t_ns)
@@ -110,14 +117,36 @@ static void hook_step(void *ctx, const struct rec_step *row)
         recorder_step(r->rec, row);
 }
 
-/* Runner hook: the run is over; close the file. */
+/* Tell the recorder to close the file with the run's final state (once). */
+static void finish_file(struct run *r, const char *state)
+{
+    if (r->finishing || r->rec == NULL)
+        return;
+    r->finishing = true;
+    if (r->settle_open)
+        uv_timer_stop(&r->settle);
+    recorder_finish(r->rec, state);
+}
+
+/* The run ended a moment ago: what its end caused is recorded; close the file. */
+static void settle_done(uv_timer_t *t)
+{
+    struct run *r = t->data;
+    finish_file(r, r->final == RUN_COMPLETED ? "completed" : "aborted");
+}
+
+/* Runner hook: the run is over. The file stays open a moment longer, so that
+ * the outcome of the safe-state commands its end sent is in it too. */
 static void hook_finished(void *ctx, enum run_state final)
 {
     struct run *r = ctx;
     r->ended = true;
     r->final = final;
     interlocks_set_run(&r->dm->il, NULL, 0);
-    recorder_finish(r->rec, final == RUN_COMPLETED ? "completed" : "aborted");
+    if (r->settle_open)
+        uv_timer_start(&r->settle, settle_done, RUN_SETTLE_MS, 0);
+    else
+        finish_file(r, final == RUN_COMPLETED ? "completed" : "aborted");
 }
 
 /* The recorder reported something (from its thread, through the async). */
@@ -181,6 +210,12 @@ static int open_file(struct run *r, const struct run_actor *who)
         return rc;
     r->rec_async.data = r;
     r->rec_async_open = true;
+    r->handles++;
+    if ((rc = uv_timer_init(dm->loop, &r->settle)) < 0)
+        return rc;
+    r->settle.data = r;
+    r->settle_open = true;
+    r->handles++;
     return recorder_start(&r->rec, &info, rec_notify, &r->rec_async);
 }
 
@@ -354,11 +389,17 @@ void run_shutdown_begin(struct run *r)
 /* Close the file as interrupted once the buses have stopped. */
 void run_shutdown_finish(struct run *r)
 {
-    if (r->closed || !r->shutdown)
+    if (r->closed)
         return;
+    if (!r->shutdown) {
+        /* Ended just before the daemon stopped: close it as it ended. */
+        if (r->ended)
+            finish_file(r, r->final == RUN_COMPLETED ? "completed" : "aborted");
+        return;
+    }
     r->ended = true;
     r->final = RUN_ABORTED;
-    recorder_finish(r->rec, "interrupted");
+    finish_file(r, "interrupted");
 }
 
 bool run_closed(const struct run *r)
@@ -428,10 +469,12 @@ static void run_release(struct run *r)
     free(r);
 }
 
-/* The async handle is closed: free the rest. */
-static void run_async_closed(uv_handle_t *h)
+/* One of the run's handles is closed: free the rest after the last. */
+static void run_handle_closed(uv_handle_t *h)
 {
-    run_release(h->data);
+    struct run *r = h->data;
+    if (--r->handles == 0)
+        run_release(r);
 }
 
 /* Free a run; joins the recorder thread (the file is normally closed by now). */
@@ -439,13 +482,18 @@ void run_free(struct run *r)
 {
     if (r == NULL)
         return;
+    if (r->ended)
+        finish_file(r, r->final == RUN_COMPLETED ? "completed" : "aborted");
     recorder_free(r->rec);
     r->rec = NULL;
     runner_free(r->runner);
     r->runner = NULL;
-    if (r->rec_async_open) {
-        uv_close((uv_handle_t *)&r->rec_async, run_async_closed);
+    if (r->handles == 0) {
+        run_release(r);
         return;
     }
-    run_release(r);
+    if (r->settle_open)
+        uv_close((uv_handle_t *)&r->settle, run_handle_closed);
+    if (r->rec_async_open)
+        uv_close((uv_handle_t *)&r->rec_async, run_handle_closed);
 }
