@@ -1,6 +1,7 @@
 /* The daemon's state on the loop thread: rig, buses, channels, run, signals. */
 #include "daemon.h"
 #include "units.h"
+#include "yamldoc.h"
 #include "control.h"
 #include "log.h"
 #include "recorder.h"
@@ -414,6 +415,54 @@ static void recover_data_dir(const char *dir)
     closedir(dp);
 }
 
+/* A run was going when the daemon last stopped (kill -9, power cut, SIGTERM):
+ * continue it as its protocol's on_restart says. Blocking, at start-up only. */
+static void continue_journaled_run(struct daemon *d)
+{
+    char *text;
+    size_t len;
+    if (read_file_text(d->journal.path, 16 << 20, &text, &len) < 0)
+        return;                                     /* no journal: nothing was running */
+    struct journal_rec j;
+    char err[256];
+    char bad[4200];
+    snprintf(bad, sizeof bad, "%s.unusable", d->journal.path);
+    int rc = journal_decode(text, len, &j, err, sizeof err);
+    free(text);
+    if (rc < 0) {
+        log_error("journal", "%s: %s; renamed to %s, no run continued", d->journal.path, err, bad);
+        rename(d->journal.path, bad);
+        return;
+    }
+    double last = 0;
+    if (strcmp(j.rig_name, d->rig->name) != 0) {
+        log_error("journal", "run %.8s was on rig '%s', this daemon runs rig '%s'; not continued "
+                  "(journal kept as %s)", j.run_id, j.rig_name, d->rig->name, bad);
+        rename(d->journal.path, bad);
+    } else if ((rc = recorder_last_time(j.file, &last)) < 0) {
+        log_error("journal", "run %.8s: cannot read its file %s; not continued (journal kept as %s)",
+                  j.run_id, j.file, bad);
+        rename(d->journal.path, bad);
+    } else {
+        struct diag dg;
+        diag_init(&dg);
+        struct run *r;
+        rc = run_continue(d, &j, last, &dg, &r);
+        if (rc < 0) {
+            diag_print(&dg, stderr);
+            log_error("journal", "run %.8s cannot be continued; journal kept as %s", j.run_id, bad);
+            rename(d->journal.path, bad);
+        } else {
+            run_set_closed_cb(r, control_run_closed);
+            d->run = r;
+            log_warn("journal", "continuing run %.8s (%s) in %s", j.run_id,
+                     run_plan(r)->name, j.file);
+        }
+        diag_free(&dg);
+    }
+    journal_rec_free(&j);
+}
+
 /* Set up the daemon. */
 int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *cfg)
 {
@@ -467,6 +516,10 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     rc = start_buses(d);
     if (rc == 0)
         rc = setup_plausibility(d);
+    if (rc == 0) {
+        journal_writer_init(&d->journal, loop, cfg->data_dir);
+        continue_journaled_run(d);
+    }
     if (rc < 0)
         log_error("daemon", "cannot start the bus threads: %s", strerror(-rc));
     log_info("daemon", "rig '%s': %zu buses, %zu devices, %zu channels; control socket %s",
@@ -518,6 +571,7 @@ int daemon_run(struct daemon *d)
     latency_free(&d->wire);
     alarms_free(&d->alarms);
     plaus_free(&d->plaus);
+    journal_writer_free(&d->journal);
     free(d->dev_health);
     free(d->bus_health);
     interlocks_free(&d->il);

@@ -14,6 +14,7 @@
 #include "bus.h"
 #include "clock.h"
 #include "interlock.h"
+#include "journal.h"
 #include "plausibility.h"
 #include "latency.h"
 #include "plan.h"
@@ -77,6 +78,7 @@ struct daemon {
     struct alarms alarms;       /* latched until acknowledged */
     struct interlocks il;       /* the rig's limits, and the run's */
     struct plausibility plaus;  /* which measured channels can be believed */
+    struct journal_writer journal;  /* the run journal in the data directory */
     /* Interlock timing: the sample that tripped the last safe-stop, and the tag
      * of the safety writes it caused, to measure when the first left on the wire. */
     int64_t il_sample_ns;

@@ -288,9 +288,87 @@ static void root_attrs(struct recorder *r, const char *start)
     attr_str(r->file, "state", "running", STATE_LEN);
 }
 
+/* Rows of a 1-D dataset. */
+static hsize_t dataset_rows(hid_t ds)
+{
+    hid_t sp = H5Dget_space(ds);
+    hsize_t n = 0;
+    H5Sget_simple_extent_dims(sp, &n, NULL);
+    H5Sclose(sp);
+    return n;
+}
+
+/* Open an existing run file to continue it: every series the rig has must be
+ * there; new rows go after the old. */
+static int open_existing(struct recorder *r)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    H5E_BEGIN_TRY {
+        r->file = H5Fopen(r->info.path, H5F_ACC_RDWR, fapl);
+    } H5E_END_TRY;
+    H5Pclose(fapl);
+    if (r->file < 0) {
+        snprintf(r->status.last_error, sizeof r->status.last_error, "cannot reopen %s", r->info.path);
+        return -EIO;
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < r->n_series; i++) {
+        struct series *s = &r->series[i];
+        char name[160];
+        snprintf(name, sizeof name, "/%s/%s", i < r->n_channels ? "channels" : "setpoints", s->name);
+        H5E_BEGIN_TRY {
+            s->group = H5Gopen2(r->file, name, H5P_DEFAULT);
+            s->time = s->group >= 0 ? H5Dopen2(s->group, "time", H5P_DEFAULT) : -1;
+            s->value = s->group >= 0 ? H5Dopen2(s->group, "value", H5P_DEFAULT) : -1;
+        } H5E_END_TRY;
+        if (s->group < 0 || s->time < 0 || s->value < 0) {
+            snprintf(r->status.last_error, sizeof r->status.last_error, "the run file has no series %.100s", name);
+            rc = -ENOENT;
+            break;
+        }
+        hid_t dcpl = H5Dget_create_plist(s->value);
+        H5Pget_chunk(dcpl, 1, &s->chunk);
+        s->compressed = H5Pget_nfilters(dcpl) > 0;
+        H5Pclose(dcpl);
+        hsize_t nt = dataset_rows(s->time), nv = dataset_rows(s->value);
+        s->rows = nt < nv ? nt : nv;
+        /* A compressed series ended with a partial chunk: later rows start a new one. */
+        if (s->compressed && s->rows % s->chunk != 0)
+            s->compressed = false;
+    }
+    make_table_types(r);
+    H5E_BEGIN_TRY {
+        r->ev_ds = H5Dopen2(r->file, "events", H5P_DEFAULT);
+        r->step_ds = H5Dopen2(r->file, "steps", H5P_DEFAULT);
+    } H5E_END_TRY;
+    if (rc == 0 && (r->ev_ds < 0 || r->step_ds < 0))
+        rc = -ENOENT;
+    if (rc == 0) {
+        r->ev_rows = dataset_rows(r->ev_ds);
+        r->step_rows = dataset_rows(r->step_ds);
+        hid_t a = H5Aopen(r->file, "state", H5P_DEFAULT);
+        char buf[STATE_LEN] = "running";
+        hid_t t = a >= 0 ? H5Aget_type(a) : -1;
+        if (a < 0 || H5Awrite(a, t, buf) < 0)
+            rc = -EIO;
+        if (t >= 0)
+            H5Tclose(t);
+        if (a >= 0)
+            H5Aclose(a);
+    }
+    if (rc == 0 && H5Fstart_swmr_write(r->file) < 0)
+        rc = -EIO;
+    if (rc < 0 && r->status.last_error[0] == '\0')
+        snprintf(r->status.last_error, sizeof r->status.last_error, "cannot continue %s", r->info.path);
+    return rc;
+}
+
 /* Create the file and its whole layout, then start SWMR writing. */
 static int create_file(struct recorder *r)
 {
+    if (r->info.append)
+        return open_existing(r);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
     r->file = H5Fcreate(r->info.path, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
@@ -833,6 +911,52 @@ int recorder_recover(const char *path, char *err, size_t errlen)
         rc = -EIO;
     }
     return rc;
+}
+
+/* The latest measured time stamp in a run file. */
+int recorder_last_time(const char *path, double *t)
+{
+    hid_t f;
+    H5E_BEGIN_TRY {
+        f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    } H5E_END_TRY;
+    if (f < 0)
+        return -EIO;
+    *t = 0;
+    hid_t g = H5Gopen2(f, "channels", H5P_DEFAULT);
+    hsize_t n = 0;
+    if (g >= 0 && H5Gget_num_objs(g, &n) >= 0) {
+        for (hsize_t i = 0; i < n; i++) {
+            char name[160];
+            if (H5Gget_objname_by_idx(g, i, name, sizeof name) < 0)
+                continue;
+            char dpath[200];
+            snprintf(dpath, sizeof dpath, "%s/time", name);
+            hid_t ds;
+            H5E_BEGIN_TRY {
+                ds = H5Dopen2(g, dpath, H5P_DEFAULT);
+            } H5E_END_TRY;
+            if (ds < 0)
+                continue;
+            hsize_t rows = dataset_rows(ds);
+            if (rows > 0) {
+                hid_t fs = H5Dget_space(ds);
+                hsize_t start = rows - 1, one = 1;
+                hid_t ms = H5Screate_simple(1, &one, NULL);
+                H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &one, NULL);
+                double v;
+                if (H5Dread(ds, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, &v) >= 0 && v > *t)
+                    *t = v;
+                H5Sclose(ms);
+                H5Sclose(fs);
+            }
+            H5Dclose(ds);
+        }
+    }
+    if (g >= 0)
+        H5Gclose(g);
+    H5Fclose(f);
+    return 0;
 }
 
 /* Whether path is a run file left by a crash. */

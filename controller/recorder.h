@@ -50,6 +50,7 @@ struct rec_run_info {
     double fsync_interval_s;      /* 0 -> 10.0 */
     size_t max_queued;            /* bound on queued records; 0 -> 4 million */
     int compression;              /* deflate level 1-9 with shuffle for measured series; 0 = off */
+    int append;                   /* 1: path is an existing run file (recovered) to continue */
 };
 
 /* A row of /steps. Rows are keyed by index: a second call with the same index
@@ -118,6 +119,11 @@ void recorder_free(struct recorder *r);
  * perfusectl). Returns 0 or a negative errno with a message in err.
  */
 int recorder_recover(const char *path, char *err, size_t errlen);
+
+/* The latest time stamp of any measured channel in a (recovered) run file, in
+ * seconds since its start: the last moment the run is known to have been
+ * alive. Blocking. Returns 0 or a negative errno. */
+int recorder_last_time(const char *path, double *t);
 
 /* Whether path is a run file left by a crash: it cannot be opened plainly (a
  * SWMR writer's flags are still set) or its state still says "running".

@@ -1,5 +1,6 @@
 /* A run: one protocol on the daemon's rig, its runner and its run file. */
 #include "run.h"
+#include "journal.h"
 #include "runfile.h"
 #include "log.h"
 #include "timeutil.h"
@@ -26,6 +27,7 @@ struct run {
     bool settle_open;
     bool finishing;             /* recorder_finish has been called */
     int handles;                /* libuv handles still open */
+    char operator_name[96];
     char id[33];
     char path[PATH_MAX];
     int64_t start_ns, start_wall_ns;
@@ -74,6 +76,31 @@ void run_event(struct run *r, int64_t t_ns, const char *severity, const char *so
     }
 }
 
+/* Write where the run is to the journal (in the background). */
+static void journal_update(struct run *r)
+{
+    struct journal_rec j;
+    memset(&j, 0, sizeof j);
+    if (r->runner == NULL || r->ended || !runner_get_pos(r->runner, &j.pos))
+        return;
+    snprintf(j.run_id, sizeof j.run_id, "%s", r->id);
+    snprintf(j.file, sizeof j.file, "%s", r->path);
+    j.start_wall_ns = r->start_wall_ns;
+    snprintf(j.rig_name, sizeof j.rig_name, "%s", r->dm->rig->name);
+    snprintf(j.operator_name, sizeof j.operator_name, "%s", r->operator_name);
+    j.protocol_path = r->plan->path;
+    j.protocol_text = r->plan->text;
+    const struct rig *rig = r->dm->rig;
+    for (size_t i = 0; i < rig->n_channels && j.n_setpoints < JOURNAL_MAX_SETPOINTS; i++)
+        if (rig->channels[i].writable && !isnan(r->dm->chans[i].setpoint)) {
+            snprintf(j.setpoints[j.n_setpoints].channel, 72, "%s", rig->channels[i].name);
+            j.setpoints[j.n_setpoints++].value = r->dm->chans[i].setpoint;
+        }
+    char *text;
+    if (journal_encode(&j, &text) == 0)
+        journal_writer_put(&r->dm->journal, text);
+}
+
 /* Runner hook: command a channel. */
 static void hook_write(void *ctx, int channel, double value, int64_t planned_ns)
 {
@@ -107,6 +134,8 @@ static void hook_event(void *ctx, int64_t now, const char *severity, const char 
                        const char *message)
 {
     run_event(ctx, now, severity, "runner", code, "%s", message);
+    if (strcmp(code, "paused") == 0 || strcmp(code, "resumed") == 0)
+        journal_update(ctx);
 }
 
 /* Runner hook: a /steps row. */
@@ -115,6 +144,7 @@ static void hook_step(void *ctx, const struct rec_step *row)
     struct run *r = ctx;
     if (r->rec != NULL && !r->closed)
         recorder_step(r->rec, row);
+    journal_update(r);
 }
 
 /* Tell the recorder to close the file with the run's final state (once). */
@@ -143,6 +173,7 @@ static void hook_finished(void *ctx, enum run_state final)
     r->ended = true;
     r->final = final;
     interlocks_set_run(&r->dm->il, NULL, 0);
+    journal_writer_remove(&r->dm->journal);     /* nothing left to continue */
     if (r->settle_open)
         uv_timer_start(&r->settle, settle_done, RUN_SETTLE_MS, 0);
     else
@@ -183,13 +214,14 @@ static int ensure_dir(const char *dir)
 }
 
 /* Start the recorder for a new run file. */
-static int open_file(struct run *r, const struct run_actor *who)
+static int open_file(struct run *r, const struct run_actor *who, bool append)
 {
     struct daemon *dm = r->dm;
     int rc = ensure_dir(dm->cfg.data_dir);
     if (rc < 0)
         return rc;
-    runfile_path(r->path, sizeof r->path, dm->cfg.data_dir, r->start_wall_ns, r->plan->name, NULL, r->id);
+    if (!append)
+        runfile_path(r->path, sizeof r->path, dm->cfg.data_dir, r->start_wall_ns, r->plan->name, NULL, r->id);
     if ((rc = runfile_series_build(dm->rig, &r->series)) < 0)
         return rc;
     r->rec_chan = r->series.rec_chan;
@@ -204,7 +236,7 @@ static int open_file(struct run *r, const struct run_actor *who)
         .channels = r->series.chans, .n_channels = r->series.n_chans,
         .setpoints = r->series.sps, .n_setpoints = r->series.n_sps,
         .compression = dm->rig->rec.compression, .flush_interval_s = dm->rig->rec.flush_s,
-        .fsync_interval_s = dm->rig->rec.checkpoint_s,
+        .fsync_interval_s = dm->rig->rec.checkpoint_s, .append = append,
     };
     if ((rc = uv_async_init(dm->loop, &r->rec_async, rec_notified)) < 0)
         return rc;
@@ -237,7 +269,8 @@ int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
     latency_reset(&dm->wire);
     r->start_wall_ns = time_wall_ns();
     r->start_ns = pclock_now(&dm->clock);
-    rc = open_file(r, who);
+    snprintf(r->operator_name, sizeof r->operator_name, "%s", who->operator_name ? who->operator_name : "");
+    rc = open_file(r, who, false);
     struct runner_hooks hooks = { .ctx = r, .write = hook_write, .safe_state = hook_safe_state,
                                   .event = hook_event, .step = hook_step, .finished = hook_finished };
     if (rc == 0)
@@ -256,6 +289,71 @@ int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
         return -ENOMEM;
     }
     runner_start(r->runner, r->start_ns);
+    *out = r;
+    return 0;
+}
+
+/* Continue the run a journal describes, in its file, after a restart. */
+int run_continue(struct daemon *dm, const struct journal_rec *j, double last_alive_s, struct diag *d,
+                 struct run **out)
+{
+    struct run *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return -ENOMEM;
+    r->dm = dm;
+    int rc = plan_load(j->protocol_path, j->protocol_text, strlen(j->protocol_text), dm->rig, &r->plan, d);
+    if (rc < 0) {
+        free(r);
+        return rc;
+    }
+    snprintf(r->id, sizeof r->id, "%s", j->run_id);
+    snprintf(r->path, sizeof r->path, "%s", j->file);
+    snprintf(r->operator_name, sizeof r->operator_name, "%s", j->operator_name);
+    r->start_wall_ns = j->start_wall_ns;
+    /* t = 0 on this boot's clock: the run's time axis stays wall-clock true. */
+    int64_t now = pclock_now(&dm->clock), wall = time_wall_ns();
+    r->start_ns = now - (wall - r->start_wall_ns);
+    int64_t gap = (wall - r->start_wall_ns) - (int64_t)(last_alive_s * 1e9);
+    if (gap < 0)
+        gap = 0;
+    struct run_actor who = { .user = "daemon", .operator_name = r->operator_name };
+    rc = open_file(r, &who, true);
+    struct runner_hooks hooks = { .ctx = r, .write = hook_write, .safe_state = hook_safe_state,
+                                  .event = hook_event, .step = hook_step, .finished = hook_finished };
+    if (rc == 0)
+        rc = runner_create(&r->runner, r->plan, dm->rig, &dm->clock, &hooks);
+    if (rc < 0) {
+        diag_error(d, r->path, 0, 0, "cannot continue the run: %s", strerror(-rc));
+        run_free(r);
+        return rc;
+    }
+    char g[64];
+    unit_format_duration(gap, g, sizeof g);
+    bool resume = r->plan->on_restart == ON_RESTART_RESUME;
+    run_event(r, now, "warning", "daemon", "restart",
+              "perfused restarted; the run was without control for %s (gap %.3f s); on_restart: %s",
+              g, (double)gap / 1e9, resume ? "resume" : "safe-stop");
+    if (resume) {
+        interlocks_set_run(&dm->il, r->plan->limits, r->plan->n_limits);
+        rc = runner_start_at(r->runner, r->start_ns, &j->pos, gap);
+        if (rc < 0)
+            run_event(r, now, "fault", "daemon", "resume_failed",
+                      "the journal's position does not fit the protocol; stopping safely");
+    }
+    if (!resume || rc < 0) {
+        hook_safe_state(r);
+        r->ended = true;
+        r->final = RUN_ABORTED;
+        journal_writer_remove(&dm->journal);
+        finish_file(r, "interrupted");
+    } else if (j->pos.paused) {
+        /* Paused: the setpoints held before the crash, manual ones included. */
+        for (size_t i = 0; i < j->n_setpoints; i++) {
+            int ch = rig_find_channel(dm->rig, j->setpoints[i].channel);
+            if (ch >= 0)
+                hook_write(r, ch, j->setpoints[i].value, now);
+        }
+    }
     *out = r;
     return 0;
 }
@@ -315,6 +413,7 @@ void run_safe_stop(struct run *r, const char *why)
 /* Record a manual setpoint made while the run is paused. */
 void run_manual_set(struct run *r, const struct run_actor *who, int channel, double value)
 {
+    journal_update(r);
     int64_t now = pclock_now(&r->dm->clock);
     const struct rig_channel *c = &r->dm->rig->channels[channel];
     if (r->rec_sp[channel] >= 0 && !r->closed)

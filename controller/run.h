@@ -25,6 +25,14 @@ struct run_actor {
 int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
               const struct run_actor *who, struct diag *d, struct run **out);
 
+struct journal_rec;
+/* Continue the run described by a journal after a restart, appending to its
+ * (recovered) file; last_alive_s is its last time stamp, so the downtime is
+ * known. What happens follows the protocol's on_restart. On a protocol error
+ * returns -EINVAL with the diagnostics in d. */
+int run_continue(struct daemon *dm, const struct journal_rec *j, double last_alive_s, struct diag *d,
+                 struct run **out);
+
 /* Forward a sample / a finished write to the run: record goes into the file
  * (NaN for a failed or implausible reading), use to wait_until (NaN: unknown). */
 void run_on_sample(struct run *r, int channel, double record, double use, int64_t t_ns);

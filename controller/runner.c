@@ -311,6 +311,112 @@ int runner_start(struct runner *r, int64_t start_ns)
     return 0;
 }
 
+/* Where the run is. */
+bool runner_get_pos(const struct runner *r, struct runner_pos *pos)
+{
+    if ((r->state != RUN_RUNNING && r->state != RUN_PAUSED) || r->cur == NULL)
+        return false;
+    memset(pos, 0, sizeof *pos);
+    pos->depth = r->depth;
+    for (int i = 0; i <= r->depth; i++) {
+        /* The leaf's index moves past the running step as it begins: use the step itself. */
+        pos->idx[i] = (uint32_t)(i == r->depth ? (size_t)(r->cur - r->stack[i].parent->steps)
+                                               : r->stack[i].idx);
+        pos->iter[i] = r->stack[i].iter;
+    }
+    pos->shift_ns = r->shift_ns;
+    pos->plan_pos_ns = r->plan_pos_ns;
+    pos->step_start_ns = r->step_start_ns - r->start_ns;
+    pos->step_index = r->row.index;
+    pos->row_planned_start = r->row.planned_start;
+    pos->row_start = r->row.start;
+    pos->paused = r->state == RUN_PAUSED;
+    pos->pause_ns = r->pause_ns - r->start_ns;
+    return true;
+}
+
+/* Continue a run from a journal position. */
+int runner_start_at(struct runner *r, int64_t start_ns, const struct runner_pos *pos, int64_t gap_ns)
+{
+    if (r->state != RUN_LOADED || pos->depth < 0 || pos->depth > PLAN_MAX_DEPTH)
+        return -EINVAL;
+    const struct plan_step *parent = &r->plan->root;
+    for (int i = 0; i <= pos->depth; i++) {
+        if (pos->idx[i] >= parent->n_steps || pos->iter[i] >= parent->count)
+            return -EINVAL;
+        const struct plan_step *s = &parent->steps[pos->idx[i]];
+        if ((i < pos->depth) != (s->kind == STEP_REPEAT))
+            return -EINVAL;
+        r->stack[i] = (struct frame){ .parent = parent, .idx = pos->idx[i] + (i == pos->depth),
+                                      .iter = pos->iter[i] };
+        parent = s;
+    }
+    r->depth = pos->depth;
+    r->cur = parent;
+    r->step_timer.cb = step_fired;
+    r->update_timer.cb = update_fired;
+    r->start_ns = start_ns;
+    r->plan_pos_ns = pos->plan_pos_ns;
+    r->step_index = pos->step_index + 1;
+    const struct plan_step *s = r->cur;
+    bool open = s->kind == STEP_WAIT || s->kind == STEP_PROMPT;
+    /* The downtime is a pause. Inside a pause that was already on, or inside a
+     * wait or prompt, it is part of what the pause or wait will add. */
+    r->shift_ns = pos->shift_ns + (pos->paused || open ? 0 : gap_ns);
+    r->step_start_ns = start_ns + pos->step_start_ns + (pos->paused || open ? 0 : gap_ns);
+    memset(&r->row, 0, sizeof r->row);
+    r->row.index = pos->step_index;
+    cursor_path(r, r->row.path, sizeof r->row.path);
+    cursor_name(r, r->row.name, sizeof r->row.name);
+    r->row.planned_start = pos->row_planned_start;
+    r->row.start = pos->row_start;
+    r->row.end = NAN;
+    snprintf(r->row.outcome, sizeof r->row.outcome, "running");
+    write_row(r);
+    int64_t now = pclock_now(r->clk);
+    if (pos->paused) {
+        r->state = RUN_PAUSED;
+        r->pause_ns = start_ns + pos->pause_ns;
+        /* The owner restores the setpoints held in the pause (the operator may have set them). */
+        emit(r, "info", "paused", "run still paused after the restart: resume it when ready");
+        return 0;
+    }
+    r->state = RUN_RUNNING;
+    emit(r, "info", "step_continued", "step %s '%s' (%s) continues after the restart", r->row.path,
+         r->row.name, plan_step_kind_name(s->kind));
+    switch (s->kind) {
+    case STEP_SET:
+        apply_set(r, now);
+        break;
+    case STEP_RAMP:
+    case STEP_WAVEFORM: {
+        int64_t off = now - r->step_start_ns;
+        if (off < 0)
+            off = 0;
+        for (size_t i = 0; i < s->n_targets; i++)
+            r->hooks.write(r->hooks.ctx, s->targets[i].channel, target_value(r, i, off), now);
+        r->update_k = 0;
+        while (update_offset(r, r->update_k) <= off)
+            r->update_k++;
+        arm_update(r);
+        break;
+    }
+    case STEP_PROMPT:
+        emit(r, "info", "prompt", "waiting for the operator: %s", s->prompt);
+        break;
+    case STEP_WAIT:
+    case STEP_REPEAT:
+        break;
+    }
+    if (open) {
+        if (s->timeout_ns > 0)
+            ptimer_start(&r->step_timer, r->step_start_ns + s->timeout_ns);
+    } else {
+        ptimer_start(&r->step_timer, r->step_start_ns + s->duration_ns);
+    }
+    return 0;
+}
+
 /* Freeze the protocol clock. */
 int runner_pause(struct runner *r, const char *reason)
 {

@@ -54,6 +54,19 @@ struct runner_status {
     int step_index;
 };
 
+/* Where a run is, for the run journal: enough to continue it after a restart.
+ * Times are relative to the run's t = 0. */
+struct runner_pos {
+    int depth;
+    uint32_t idx[PLAN_MAX_DEPTH + 1];   /* per level: the step being run (0-based) */
+    uint32_t iter[PLAN_MAX_DEPTH + 1];  /* per level: the repeat pass (0-based) */
+    int64_t shift_ns, plan_pos_ns, step_start_ns;
+    int step_index;                     /* its /steps row */
+    double row_planned_start, row_start;
+    bool paused;
+    int64_t pause_ns;                   /* when the pause began */
+};
+
 struct runner;
 
 /* Create a runner for plan on clock. plan and rig must outlive it. */
@@ -73,6 +86,15 @@ int runner_fault(struct runner *r, const char *reason);
 int runner_confirm(struct runner *r, const char *who);
 /* A new valid sample of channel (for wait_until). */
 void runner_on_sample(struct runner *r, int channel, double value, int64_t t);
+/* Where the run is; false if it is not running or paused on a step. */
+bool runner_get_pos(const struct runner *r, struct runner_pos *pos);
+/* Continue a run from pos after a restart: start_ns is t = 0 on this clock and
+ * gap_ns the downtime, which shifts the rest of the plan like a pause (a wait
+ * or prompt counts it as waiting time). Setpoints are applied again, a ramp or
+ * waveform goes on from where it was, a prompt is asked again. A run that was
+ * paused stays paused, and its owner restores the setpoints it held. Returns
+ * -EINVAL if pos does not fit the plan. */
+int runner_start_at(struct runner *r, int64_t start_ns, const struct runner_pos *pos, int64_t gap_ns);
 /* Fill *st. */
 void runner_get_status(struct runner *r, struct runner_status *st);
 /* Stop timers and free; done (may be NULL) runs when the memory is released. */

@@ -1,0 +1,231 @@
+/* The run journal: encoding, atomic durable writes, and the background writer. */
+#include "journal.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int journal_encode(const struct journal_rec *j, char **text)
+{
+    const struct runner_pos *p = &j->pos;
+    json_t *idx = json_array(), *iter = json_array(), *sp = json_object();
+    for (int i = 0; i <= p->depth; i++) {
+        json_array_append_new(idx, json_integer(p->idx[i]));
+        json_array_append_new(iter, json_integer(p->iter[i]));
+    }
+    for (size_t i = 0; i < j->n_setpoints; i++)
+        json_object_set_new(sp, j->setpoints[i].channel, json_real(j->setpoints[i].value));
+    json_t *o = json_pack(
+        "{s:i,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:{s:o,s:o,s:I,s:I,s:I,s:i,s:f,s:f,s:b,s:I},s:o}",
+        "journal", 1, "run_id", j->run_id, "file", j->file, "start_wall_ns", (json_int_t)j->start_wall_ns,
+        "rig", j->rig_name, "operator", j->operator_name,
+        "protocol_path", j->protocol_path ? j->protocol_path : "",
+        "protocol_text", j->protocol_text ? j->protocol_text : "",
+        "position", "index", idx, "repeat_pass", iter, "shift_ns", (json_int_t)p->shift_ns,
+        "plan_pos_ns", (json_int_t)p->plan_pos_ns, "step_start_ns", (json_int_t)p->step_start_ns,
+        "step_row", p->step_index, "row_planned_start", p->row_planned_start, "row_start", p->row_start,
+        "paused", p->paused, "pause_ns", (json_int_t)p->pause_ns,
+        "setpoints", sp);
+    if (o == NULL)
+        return -ENOMEM;
+    *text = json_dumps(o, JSON_INDENT(1));
+    json_decref(o);
+    return *text ? 0 : -ENOMEM;
+}
+
+/* Copy a string member into a fixed buffer; false if missing or too long. */
+static bool get_str(json_t *o, const char *key, char *buf, size_t len)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    if (s == NULL || strlen(s) >= len)
+        return false;
+    memcpy(buf, s, strlen(s) + 1);
+    return true;
+}
+
+int journal_decode(const char *text, size_t len, struct journal_rec *j, char *err, size_t errlen)
+{
+    memset(j, 0, sizeof *j);
+    json_error_t je;
+    json_t *o = json_loadb(text, len, 0, &je);
+    json_t *pos = json_object_get(o, "position");
+    json_t *idx = json_object_get(pos, "index"), *iter = json_object_get(pos, "repeat_pass");
+    if (o == NULL || json_integer_value(json_object_get(o, "journal")) != 1 || !json_is_array(idx) ||
+        !json_is_array(iter) || json_array_size(idx) != json_array_size(iter) ||
+        json_array_size(idx) == 0 || json_array_size(idx) > PLAN_MAX_DEPTH + 1 ||
+        !get_str(o, "run_id", j->run_id, sizeof j->run_id) || !get_str(o, "file", j->file, sizeof j->file) ||
+        !get_str(o, "rig", j->rig_name, sizeof j->rig_name) ||
+        !get_str(o, "operator", j->operator_name, sizeof j->operator_name) ||
+        !json_is_string(json_object_get(o, "protocol_text"))) {
+        snprintf(err, errlen, "not a perfuse run journal (version 1)%s%s", o ? "" : ": ", o ? "" : je.text);
+        json_decref(o);
+        return -EINVAL;
+    }
+    struct runner_pos *p = &j->pos;
+    p->depth = (int)json_array_size(idx) - 1;
+    for (int i = 0; i <= p->depth; i++) {
+        json_int_t a = json_integer_value(json_array_get(idx, (size_t)i));
+        json_int_t b = json_integer_value(json_array_get(iter, (size_t)i));
+        if (a < 0 || b < 0 || a > UINT32_MAX || b > UINT32_MAX) {
+            snprintf(err, errlen, "journal position out of range");
+            json_decref(o);
+            return -EINVAL;
+        }
+        p->idx[i] = (uint32_t)a;
+        p->iter[i] = (uint32_t)b;
+    }
+    j->start_wall_ns = json_integer_value(json_object_get(o, "start_wall_ns"));
+    p->shift_ns = json_integer_value(json_object_get(pos, "shift_ns"));
+    p->plan_pos_ns = json_integer_value(json_object_get(pos, "plan_pos_ns"));
+    p->step_start_ns = json_integer_value(json_object_get(pos, "step_start_ns"));
+    p->step_index = (int)json_integer_value(json_object_get(pos, "step_row"));
+    p->row_planned_start = json_number_value(json_object_get(pos, "row_planned_start"));
+    p->row_start = json_number_value(json_object_get(pos, "row_start"));
+    p->paused = json_is_true(json_object_get(pos, "paused"));
+    p->pause_ns = json_integer_value(json_object_get(pos, "pause_ns"));
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(o, "setpoints"), key, v) {
+        if (j->n_setpoints < JOURNAL_MAX_SETPOINTS && json_is_number(v) && strlen(key) < 72) {
+            snprintf(j->setpoints[j->n_setpoints].channel, 72, "%s", key);
+            j->setpoints[j->n_setpoints++].value = json_number_value(v);
+        }
+    }
+    j->protocol_path = strdup(json_string_value(json_object_get(o, "protocol_path")) ?: "");
+    j->protocol_text = strdup(json_string_value(json_object_get(o, "protocol_text")));
+    json_decref(o);
+    if (j->protocol_path == NULL || j->protocol_text == NULL) {
+        journal_rec_free(j);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void journal_rec_free(struct journal_rec *j)
+{
+    free(j->protocol_path);
+    free(j->protocol_text);
+    j->protocol_path = j->protocol_text = NULL;
+}
+
+int journal_write_sync(const char *path, const char *text)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    size_t len = strlen(text), off = 0;
+    int rc = 0;
+    while (off < len) {
+        ssize_t n = write(fd, text + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            break;
+        }
+        off += (size_t)n;
+    }
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -errno;
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        unlink(tmp);
+        return rc;
+    }
+    /* The rename is durable only once the directory is. */
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        if (fsync(dfd) < 0)
+            rc = -errno;
+        close(dfd);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------- writer */
+
+static void start_next(struct journal_writer *w);
+
+/* Thread pool: write or remove. */
+static void work_cb(uv_work_t *req)
+{
+    struct journal_writer *w = req->data;
+    if (w->writing != NULL)
+        w->last_error = journal_write_sync(w->path, w->writing);
+    else
+        w->last_error = unlink(w->path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+/* Loop thread: the write is done; start the next one. */
+static void after_cb(uv_work_t *req, int status)
+{
+    struct journal_writer *w = req->data;
+    (void)status;
+    if (w->last_error < 0)
+        log_error("journal", "%s: %s (a restart could not continue the run from here)", w->path,
+                  strerror(-w->last_error));
+    free(w->writing);
+    w->writing = NULL;
+    w->busy = false;
+    start_next(w);
+}
+
+/* Hand the next queued operation to the thread pool. */
+static void start_next(struct journal_writer *w)
+{
+    if (w->busy || (w->pending == NULL && !w->remove_pending))
+        return;
+    w->writing = w->pending;        /* NULL means remove */
+    w->pending = NULL;
+    w->remove_pending = false;
+    w->busy = true;
+    w->work.data = w;
+    if (uv_queue_work(w->loop, &w->work, work_cb, after_cb) < 0) {
+        w->busy = false;
+        free(w->writing);
+        w->writing = NULL;
+    }
+}
+
+void journal_writer_init(struct journal_writer *w, uv_loop_t *loop, const char *dir)
+{
+    memset(w, 0, sizeof *w);
+    w->loop = loop;
+    snprintf(w->path, sizeof w->path, "%s/%s", dir, JOURNAL_NAME);
+}
+
+void journal_writer_put(struct journal_writer *w, char *text)
+{
+    free(w->pending);
+    w->pending = text;
+    w->remove_pending = false;
+    start_next(w);
+}
+
+void journal_writer_remove(struct journal_writer *w)
+{
+    free(w->pending);
+    w->pending = NULL;
+    w->remove_pending = true;
+    start_next(w);
+}
+
+void journal_writer_free(struct journal_writer *w)
+{
+    free(w->pending);
+    w->pending = NULL;
+}

@@ -1,0 +1,67 @@
+/*
+ * The run journal: where a run is, in a small file rewritten atomically
+ * (write to a temporary file, fsync, rename, fsync the directory) at every
+ * transition, so that after kill -9 or a power cut the daemon can continue
+ * the run (DESIGN.md section 6).
+ *
+ * Encoding and decoding are pure; journal_write_sync blocks and runs on the
+ * libuv thread pool through the writer, never on the loop thread.
+ */
+#ifndef PERFUSE_JOURNAL_H
+#define PERFUSE_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "runner.h"
+
+#define JOURNAL_NAME "run.journal"
+#define JOURNAL_MAX_SETPOINTS 64
+
+struct journal_rec {
+    char run_id[33];
+    char file[4096];                /* the run's HDF5 file */
+    int64_t start_wall_ns;          /* CLOCK_REALTIME of t = 0 */
+    char rig_name[64];
+    char operator_name[96];
+    char *protocol_path;            /* owned */
+    char *protocol_text;            /* owned */
+    struct runner_pos pos;
+    size_t n_setpoints;
+    struct { char channel[72]; double value; } setpoints[JOURNAL_MAX_SETPOINTS];
+};
+
+/* Encode as JSON text (malloc'd). Returns 0 or -ENOMEM. */
+int journal_encode(const struct journal_rec *j, char **text);
+/* Decode JSON text; 0, or -EINVAL with a message in err. Free with journal_rec_free. */
+int journal_decode(const char *text, size_t len, struct journal_rec *j, char *err, size_t errlen);
+void journal_rec_free(struct journal_rec *j);
+
+/* Replace path's content atomically and durably. Blocking. 0 or a negative errno. */
+int journal_write_sync(const char *path, const char *text);
+
+/* Writes journal texts on the thread pool in order, keeping only the newest
+ * when writes come faster than the disk; or removes the file. Loop thread. */
+struct journal_writer {
+    uv_loop_t *loop;
+    char path[4096];
+    char *pending;                  /* the next text to write; NULL: nothing */
+    bool remove_pending;
+    bool busy;
+    uv_work_t work;
+    char *writing;                  /* the text the thread pool is writing (NULL: remove) */
+    int last_error;                 /* of the last write, 0 if it worked */
+};
+
+void journal_writer_init(struct journal_writer *w, uv_loop_t *loop, const char *dir);
+/* Queue text (stolen) to be written. */
+void journal_writer_put(struct journal_writer *w, char *text);
+/* Queue the removal of the journal (the run ended). */
+void journal_writer_remove(struct journal_writer *w);
+/* Free what is queued; the loop must have finished any write in flight. */
+void journal_writer_free(struct journal_writer *w);
+
+#endif
