@@ -18,7 +18,7 @@ DESTDIR ?=
 BUILD   ?= build
 PYTHON  ?= /usr/bin/python3
 
-PKGS := libuv libmodbus libserialport hdf5 yaml-0.1 jansson nettle
+PKGS := libuv libmodbus libserialport hdf5 yaml-0.1 jansson nettle libsystemd
 TEST_PKGS := cmocka
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
@@ -157,6 +157,7 @@ install: $(PROGS)
 	install -m 0644 protocols/profiles/*.yaml $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles/
 	install -d $(DESTDIR)$(PREFIX)/share/perfuse/protocols/rigs
 	install -m 0644 protocols/rigs/*.yaml $(DESTDIR)$(PREFIX)/share/perfuse/protocols/rigs/
+	install -m 0644 scripts/perfused.service $(DESTDIR)$(PREFIX)/share/perfuse/
 
 clean:
 	rm -rf build build-asan build-fuzz

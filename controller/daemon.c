@@ -535,6 +535,7 @@ void daemon_shutdown(struct daemon *d, const char *why)
         return;
     d->shutting_down = true;
     log_info("daemon", "shutting down (%s)", why);
+    sdnotify_stopping(&d->sdn);
     control_close(d->control);
     if (d->run != NULL)
         run_shutdown_begin(d->run);

@@ -16,6 +16,7 @@
 #include "interlock.h"
 #include "journal.h"
 #include "plausibility.h"
+#include "sdnotify.h"
 #include "latency.h"
 #include "plan.h"
 #include "rig.h"
@@ -79,6 +80,7 @@ struct daemon {
     struct interlocks il;       /* the rig's limits, and the run's */
     struct plausibility plaus;  /* which measured channels can be believed */
     struct journal_writer journal;  /* the run journal in the data directory */
+    struct sdnotify sdn;        /* systemd readiness and watchdog */
     /* Interlock timing: the sample that tripped the last safe-stop, and the tag
      * of the safety writes it caused, to measure when the first left on the wire. */
     int64_t il_sample_ns;

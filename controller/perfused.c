@@ -5,6 +5,7 @@
  */
 #include "control.h"
 #include "daemon.h"
+#include "sdnotify.h"
 #include "log.h"
 #include "simchild.h"
 
@@ -118,6 +119,9 @@ int main(int argc, char **argv)
         uv_loop_close(&loop);
         return 1;
     }
+    char status[160];
+    snprintf(status, sizeof status, "rig %s; control socket %s", d.rig->name, control_path(d.control));
+    sdnotify_ready(&d.sdn, &loop, status);
     if (ready_fd >= 0) {
         static const char ready[] = "READY=1\n";
         if (write(ready_fd, ready, sizeof ready - 1) < 0)
