@@ -10,7 +10,8 @@ must show a restart event with the gap, the step's second pass keeping its
 repeat counter and its remaining time (a wait or prompt counts the gap as
 waiting), the protocol's total time preserved apart from the gap, setpoints
 of a ramp or waveform continuing on their curve, samples before and after,
-and the file completed."""
+and the file completed. Last, the same after SIGTERM (the pumps stopped as
+on_shutdown says): the journal stays, and the restart continues the run."""
 import math
 import os
 import re
@@ -88,8 +89,10 @@ def wait_for(sock, pred, seconds):
     return False
 
 
-def run_case(kind):
-    d = os.path.join(work, kind)
+def run_case(kind, sig=signal.SIGKILL):
+    name = kind if sig == signal.SIGKILL else f"{kind} after SIGTERM"
+    print(f"# {name}", flush=True)
+    d = os.path.join(work, name.replace(" ", "-"))
     os.makedirs(d)
     sock, data = os.path.join(d, "sock"), os.path.join(d, "runs")
     log = open(os.path.join(d, "perfused.log"), "w")
@@ -106,8 +109,13 @@ def run_case(kind):
     else:
         check(wait_for(sock, lambda s: '"name": "x [2/2]"' in s, 30), f"{kind}: second pass reached")
     time.sleep(3.0)         # 3 s into the step: where the kill lands, not a synchronisation
-    p.send_signal(signal.SIGKILL)
+    p.send_signal(sig)
     p.wait()
+    if sig == signal.SIGTERM:
+        check(os.path.exists(os.path.join(data, "run.journal")), f"{name}: SIGTERM leaves the journal")
+        g = open_run(path)
+        check(text(g.attrs["state"]) == "interrupted", f"{name}: the file is closed as interrupted")
+        g.close()
     time.sleep(2.0)         # the downtime under test
     p = start(sock, data, log)
     if kind == "prompt":
@@ -164,6 +172,7 @@ def run_case(kind):
 try:
     for kind in STEP:
         run_case(kind)
+    run_case("set", signal.SIGTERM)
 finally:
     for p in procs:
         if p.poll() is None:
