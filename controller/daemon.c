@@ -42,11 +42,27 @@ void daemon_event(struct daemon *d, int64_t t, const char *sev, const char *src,
         log_warn(src, "%s: %s", code, msg);
 }
 
-/* An alarm changed state. */
+/* Send an alert with the current run's details. */
+void daemon_alert(struct daemon *d, const char *kind, const char *severity, const char *source,
+                  const char *code, const char *message)
+{
+    struct alert_info in = { .kind = kind, .severity = severity, .source = source, .code = code,
+                             .message = message };
+    if (d->run != NULL) {
+        in.run_id = run_id(d->run);
+        in.protocol = run_plan(d->run)->name;
+        in.file = run_path(d->run);
+    }
+    alerts_send(&d->alerts, pclock_now(&d->clock), &in);
+}
+
+/* An alarm changed state; a new one is also an alert. */
 static void alarm_event(void *ctx, int64_t t, const char *sev, const char *src, const char *code,
                         const char *msg)
 {
     daemon_event(ctx, t, sev, src, code, msg);
+    if (strcmp(code, "alarm_raised") == 0)
+        daemon_alert(ctx, sev, sev, src, code, msg);
 }
 
 /* The run that limits act on: active and not yet ended. */
@@ -495,6 +511,8 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     if (d->dev_health == NULL || d->bus_health == NULL)
         return -ENOMEM;
     alarms_init(&d->alarms, alarm_event, d);
+    alerts_init(&d->alerts, loop, d->rig->alert_command, d->rig->name, d->host,
+                d->rig->alert_min_interval_s, d->rig->alert_max_per_hour);
     struct interlock_hooks ih = { .ctx = d, .trip = limit_tripped, .clear = limit_cleared };
     if (interlocks_init(&d->il, d->rig->limits, d->rig->n_limits, &ih) < 0)
         return -ENOMEM;
@@ -572,6 +590,7 @@ int daemon_run(struct daemon *d)
     latency_free(&d->wire);
     alarms_free(&d->alarms);
     plaus_free(&d->plaus);
+    alerts_free(&d->alerts);
     journal_writer_free(&d->journal);
     free(d->dev_health);
     free(d->bus_health);

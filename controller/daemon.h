@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "alarms.h"
+#include "alerts.h"
 #include "bus.h"
 #include "clock.h"
 #include "interlock.h"
@@ -81,6 +82,7 @@ struct daemon {
     struct plausibility plaus;  /* which measured channels can be believed */
     struct journal_writer journal;  /* the run journal in the data directory */
     struct sdnotify sdn;        /* systemd readiness and watchdog */
+    struct alerts alerts;       /* the rig's alert command */
     /* Interlock timing: the sample that tripped the last safe-stop, and the tag
      * of the safety writes it caused, to measure when the first left on the wire. */
     int64_t il_sample_ns;
@@ -105,6 +107,11 @@ int daemon_write(struct daemon *d, int channel, double value, enum bus_priority 
 /* Record an event in the current run's file if a run is active, else in the log. */
 void daemon_event(struct daemon *d, int64_t t, const char *severity, const char *source,
                   const char *code, const char *msg);
+
+/* Send an alert (kind: alarm, fault, prompt, run_end, restart) through the
+ * rig's alert command, with the current run's details. */
+void daemon_alert(struct daemon *d, const char *kind, const char *severity, const char *source,
+                  const char *code, const char *message);
 
 /* Put every device in its safe state: the plan's safe_state values first
  * (if a plan is given), then each driver's own safe action. */

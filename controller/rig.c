@@ -380,13 +380,23 @@ static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
     yaml_node_t *name = ymap_get(y, root, "rig", NULL);
     if (yexpect_str(y, name ? name : root, "'rig' (the bench's name)"))
         rig->name = strdup(ynode_str(name));
+    rig->alert_min_interval_s = 600;
+    rig->alert_max_per_hour = 30;
     yaml_node_t *alerts = ymap_get(y, root, "alerts", NULL);
     if (alerts != NULL && yexpect_map(y, alerts, "'alerts'")) {
-        static const char *const akeys[] = { "command", NULL };
+        static const char *const akeys[] = { "command", "min_interval", "max_per_hour", NULL };
         ymap_check_keys(y, alerts, akeys, "'alerts'");
         yaml_node_t *cmd = ymap_get(y, alerts, "command", NULL);
-        if (cmd && yexpect_str(y, cmd, "'alerts.command'"))
+        if (cmd == NULL)
+            yerr(y, alerts, "'alerts' needs 'command', the program to run for each alert");
+        else if (yexpect_str(y, cmd, "'alerts.command'"))
             rig->alert_command = strdup(ynode_str(cmd));
+        yaml_node_t *n;
+        long per_hour;
+        if ((n = ymap_get(y, alerts, "min_interval", NULL)) != NULL)
+            get_seconds(y, n, "alerts min_interval", 0.0, 86400.0, &rig->alert_min_interval_s);
+        if ((n = ymap_get(y, alerts, "max_per_hour", NULL)) != NULL && ynode_int(y, n, 1, 3600, &per_hour))
+            rig->alert_max_per_hour = (int)per_hour;
     }
     load_recorder(rig, y, ymap_get(y, root, "recorder", NULL));
     yaml_node_t *buses = ymap_get(y, root, "buses", NULL);

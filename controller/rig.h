@@ -56,6 +56,8 @@ struct rig {
     struct rig_channel *channels;
     size_t n_channels;
     char *alert_command;        /* NULL if none */
+    double alert_min_interval_s;    /* per kind and source; default 10 min */
+    int alert_max_per_hour;         /* in all; default 30 */
     struct plan_limit *limits;  /* the rig's 'limits:', applied always */
     size_t n_limits;
     struct {                    /* the rig's 'recorder:' section */

@@ -133,9 +133,12 @@ static void hook_safe_state(void *ctx)
 static void hook_event(void *ctx, int64_t now, const char *severity, const char *code,
                        const char *message)
 {
-    run_event(ctx, now, severity, "runner", code, "%s", message);
+    struct run *r = ctx;
+    run_event(r, now, severity, "runner", code, "%s", message);
     if (strcmp(code, "paused") == 0 || strcmp(code, "resumed") == 0)
-        journal_update(ctx);
+        journal_update(r);
+    if (strcmp(code, "prompt") == 0)
+        daemon_alert(r->dm, "prompt", "info", "runner", code, message);
 }
 
 /* Runner hook: a /steps row. */
@@ -174,6 +177,10 @@ static void hook_finished(void *ctx, enum run_state final)
     r->final = final;
     interlocks_set_run(&r->dm->il, NULL, 0);
     journal_writer_remove(&r->dm->journal);     /* nothing left to continue */
+    char msg[200];
+    snprintf(msg, sizeof msg, "run of '%s' ended: %s", r->plan->name, run_state_name(final));
+    daemon_alert(r->dm, "run_end", final == RUN_COMPLETED ? "info" : "warning", "runner",
+                 run_state_name(final), msg);
     if (r->settle_open)
         uv_timer_start(&r->settle, settle_done, RUN_SETTLE_MS, 0);
     else
@@ -333,6 +340,14 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, double last_ali
     run_event(r, now, "warning", "daemon", "restart",
               "perfused restarted; the run was without control for %s (gap %.3f s); on_restart: %s",
               g, (double)gap / 1e9, resume ? "resume" : "safe-stop");
+    char amsg[200];
+    snprintf(amsg, sizeof amsg, "perfused restarted after %s without control; on_restart: %s", g,
+             resume ? "resume" : "safe-stop");
+    *out = r;       /* the alert names this run */
+    struct run *prev = dm->run;
+    dm->run = r;
+    daemon_alert(dm, "restart", "warning", "daemon", "restart", amsg);
+    dm->run = prev;
     if (resume) {
         interlocks_set_run(&dm->il, r->plan->limits, r->plan->n_limits);
         rc = runner_start_at(r->runner, r->start_ns, &j->pos, gap);

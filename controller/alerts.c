@@ -1,0 +1,166 @@
+/* Alerts: the rig's command, run with the details in its environment, rate-limited. */
+#include "alerts.h"
+#include "log.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HOUR_NS (3600LL * 1000000000LL)
+#define ALERT_TIMEOUT_MS 60000
+
+extern char **environ;
+
+/* One running command: its process and its time limit. */
+struct alert_proc {
+    uv_process_t proc;
+    uv_timer_t timer;
+    struct alerts *a;
+    int closing;
+};
+
+void alerts_init(struct alerts *a, uv_loop_t *loop, const char *command, const char *rig,
+                 const char *host, double min_interval_s, int max_per_hour)
+{
+    memset(a, 0, sizeof *a);
+    a->loop = loop;
+    a->command = command && *command ? strdup(command) : NULL;
+    snprintf(a->rig, sizeof a->rig, "%s", rig ? rig : "");
+    snprintf(a->host, sizeof a->host, "%s", host ? host : "");
+    a->min_interval_ns = (int64_t)(min_interval_s * 1e9);
+    a->max_per_hour = max_per_hour;
+}
+
+void alerts_free(struct alerts *a)
+{
+    free(a->command);
+    a->command = NULL;
+}
+
+/* Whether an alert for key may go out now; remembers it if so. */
+static int allowed(struct alerts *a, const char *key, int64_t now)
+{
+    if (now - a->hour_start_ns >= HOUR_NS || a->hour_start_ns == 0) {
+        a->hour_start_ns = now;
+        a->sent_this_hour = 0;
+    }
+    if (a->sent_this_hour >= a->max_per_hour || a->running >= ALERTS_MAX_RUNNING)
+        return 0;
+    size_t i;
+    for (i = 0; i < a->n_keys; i++)
+        if (strcmp(a->keys[i].key, key) == 0)
+            break;
+    if (i < a->n_keys && now - a->keys[i].last_ns < a->min_interval_ns)
+        return 0;
+    if (i == a->n_keys) {
+        if (a->n_keys < ALERTS_KEYS)
+            a->n_keys++;
+        else
+            i = 0;          /* full: reuse the oldest slot */
+        snprintf(a->keys[i].key, sizeof a->keys[i].key, "%s", key);
+    }
+    a->keys[i].last_ns = now;
+    a->sent_this_hour++;
+    return 1;
+}
+
+/* Both handles of a finished command are closed: free it. */
+static void handle_closed(uv_handle_t *h)
+{
+    struct alert_proc *p = h->data;
+    if (--p->closing == 0)
+        free(p);
+}
+
+/* The command exited. */
+static void exited(uv_process_t *proc, int64_t status, int sig)
+{
+    struct alert_proc *p = proc->data;
+    p->a->running--;
+    if (status != 0 || sig != 0) {
+        p->a->failed++;
+        log_warn("alerts", "the alert command exited with %s %d", sig ? "signal" : "status",
+                 sig ? sig : (int)status);
+    }
+    uv_timer_stop(&p->timer);
+    p->closing = 2;
+    uv_close((uv_handle_t *)&p->proc, handle_closed);
+    uv_close((uv_handle_t *)&p->timer, handle_closed);
+}
+
+/* The command ran too long: kill it (exited() then cleans up). */
+static void too_long(uv_timer_t *t)
+{
+    struct alert_proc *p = t->data;
+    log_warn("alerts", "the alert command ran for %d s; killing it", ALERT_TIMEOUT_MS / 1000);
+    uv_process_kill(&p->proc, SIGKILL);
+}
+
+int alerts_send(struct alerts *a, int64_t now, const struct alert_info *in)
+{
+    if (a->command == NULL)
+        return 0;
+    char key[104];
+    snprintf(key, sizeof key, "%s/%s", in->kind, in->source ? in->source : "");
+    if (!allowed(a, key, now)) {
+        a->suppressed++;
+        return 0;
+    }
+    /* The environment: ours, then the alert's. */
+    size_t n_env = 0;
+    while (environ[n_env])
+        n_env++;
+    char **env = calloc(n_env + 16, sizeof *env);
+    char vars[12][320];
+    if (env == NULL)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n_env; i++)
+        if (strncmp(environ[i], "PERFUSE_", 8) != 0)
+            env[k++] = environ[i];
+    char when[40];
+    time_iso8601(time_wall_ns(), when, sizeof when);
+    const char *names[12] = { "PERFUSE_ALERT", "PERFUSE_SEVERITY", "PERFUSE_SOURCE", "PERFUSE_CODE",
+                              "PERFUSE_MESSAGE", "PERFUSE_TIME", "PERFUSE_RIG", "PERFUSE_HOST",
+                              "PERFUSE_RUN_ID", "PERFUSE_PROTOCOL", "PERFUSE_FILE", "PERFUSE_SUPPRESSED" };
+    char supp[24];
+    snprintf(supp, sizeof supp, "%llu", (unsigned long long)a->suppressed);
+    const char *vals[12] = { in->kind, in->severity, in->source, in->code, in->message, when, a->rig,
+                             a->host, in->run_id, in->protocol, in->file, supp };
+    for (int i = 0; i < 12; i++) {
+        snprintf(vars[i], sizeof vars[i], "%s=%s", names[i], vals[i] ? vals[i] : "");
+        env[k++] = vars[i];
+    }
+    env[k] = NULL;
+    struct alert_proc *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        free(env);
+        return -ENOMEM;
+    }
+    p->a = a;
+    char *args[] = { "/bin/sh", "-c", a->command, NULL };
+    uv_stdio_container_t stdio[3] = { { .flags = UV_IGNORE }, { .flags = UV_INHERIT_FD, .data.fd = 2 },
+                                      { .flags = UV_INHERIT_FD, .data.fd = 2 } };
+    uv_process_options_t opt = { .exit_cb = exited, .file = "/bin/sh", .args = args, .env = env,
+                                 .stdio_count = 3, .stdio = stdio };
+    p->proc.data = p;
+    int rc = uv_spawn(a->loop, &p->proc, &opt);
+    free(env);
+    if (rc < 0) {
+        a->failed++;
+        log_warn("alerts", "cannot run the alert command: %s", uv_strerror(rc));
+        p->closing = 1;
+        uv_close((uv_handle_t *)&p->proc, handle_closed);
+        return rc;
+    }
+    uv_timer_init(a->loop, &p->timer);
+    p->timer.data = p;
+    uv_timer_start(&p->timer, too_long, ALERT_TIMEOUT_MS, 0);
+    a->running++;
+    a->sent++;
+    a->suppressed = 0;
+    log_info("alerts", "alert sent: %s %s %s", in->kind, in->source ? in->source : "", in->code ? in->code : "");
+    return 1;
+}

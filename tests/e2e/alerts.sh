@@ -1,0 +1,64 @@
+#!/bin/bash
+# Alerts for unattended runs: the rig's alert command runs with the details in
+# PERFUSE_* variables on an alarm, a prompt, a restart and the end of a run,
+# and a flapping alarm is rate-limited with the held-back count passed on.
+set -u
+cd "$(dirname "$0")/../.."
+. tests/lib/common.sh
+
+cat >"$T/alert.sh" <<'A'
+#!/bin/sh
+echo "$PERFUSE_ALERT|$PERFUSE_SEVERITY|$PERFUSE_SOURCE|$PERFUSE_CODE|$PERFUSE_SUPPRESSED|$PERFUSE_RUN_ID|$PERFUSE_RIG|$PERFUSE_FILE|$PERFUSE_MESSAGE" >>"$(dirname "$0")/alerts.log"
+A
+"$BUILD/perfuse-sim" --rig-out "$T/rig0.yaml" >"$T/sim.json" 2>"$T/sim.log" &
+PIDS="$PIDS $!"
+timeout 10 sh -c "until [ -s '$T/sim.json' ]; do sleep 0.1; done"
+sed "s|^rig: sim$|rig: sim\nalerts: {command: \"sh $T/alert.sh\", min_interval: 2 s, max_per_hour: 100}|" \
+    "$T/rig0.yaml" >"$T/rig.yaml"
+
+start() {
+    rm -f "$T/ready"; mkfifo "$T/ready"
+    "$BUILD/perfused" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs" --ready-fd 3 \
+        3>"$T/ready" 2>>"$T/a/perfused.log" &
+    DAEMON_PID=$!; PIDS="$PIDS $DAEMON_PID"; SOCK="$T/sock"
+    timeout 20 sh -c "read -r line <'$T/ready'"
+}
+mkdir -p "$T/a"
+start || { not_ok "daemon starts"; finish; }
+cat >"$T/p.yaml" <<'P'
+perfuse: 1
+name: alerts
+rig: sim
+on_restart: resume
+safe_state: {pump1: 0 uL/min}
+limits:
+  - {channel: chip1.pressure, max: 29 mbar, action: alarm}
+steps:
+  - {name: flap, set: {pump1: 10 uL/min}, for: 7 s}
+  - {name: ask, prompt: Top up the reservoir}
+  - {name: more, set: {pump1: 10 uL/min}, for: 6 s}
+P
+file=$(ctl run "$T/p.yaml" | sed -n 's/^file //p')
+for _ in $(seq 1 200); do ctl --json status | grep -q '"prompt": "Top up' && break; sleep 0.1; done
+ctl ack all >/dev/null
+ctl confirm >/dev/null
+sleep 2                  # into the last step: where the kill lands
+kill -KILL "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null
+start || { not_ok "daemon restarts"; finish; }
+ctl wait >/dev/null
+# Each alert command runs in the background: wait (bounded) for the last one.
+timeout 10 sh -c "until grep -q '^run_end|' '$T/alerts.log' 2>/dev/null; do sleep 0.1; done"
+cat "$T/alerts.log" | cut -c1-160
+id=$(basename "$file" .h5 | sed 's/.*-//')
+check "an alarm alert names the source and code" grep -q "^alarm|alarm|chip1.pressure|alarm_raised|0|$id" "$T/alerts.log"
+n=$(grep -c "^alarm|" "$T/alerts.log")
+check "the flapping alarm is rate-limited to one per 2 s ($n alerts in 7 s)" sh -c "[ $n -ge 2 ] && [ $n -le 5 ]"
+check "what was held back is counted in the next alert" grep -qE "^alarm\|alarm\|chip1.pressure\|alarm_raised\|[1-9][0-9]*\|" "$T/alerts.log"
+check "a prompt alert carries the prompt's text" grep -q "^prompt|info|runner|prompt|.*waiting for the operator: Top up the reservoir" "$T/alerts.log"
+check "a restart alert" grep -q "^restart|warning|daemon|restart|.*|$id.*|sim|$file|perfused restarted after" "$T/alerts.log"
+check "a run-end alert with the final state" grep -q "^run_end|info|runner|completed|[0-9]*|$id[0-9a-f]*|sim|$file|run of .alerts. ended: completed" "$T/alerts.log"
+sed "s|^rig: sim$|rig: sim\nalerts: {min_interval: soon}|" "$T/rig0.yaml" >"$T/bad.yaml"
+"$BUILD/perfusectl" check --rig "$T/bad.yaml" protocols/demo.yaml >"$T/bad.out" 2>&1
+check "a bad alerts section is refused, naming the fix" grep -q "'alerts' needs 'command'" "$T/bad.out"
+kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID"
+finish
