@@ -109,6 +109,8 @@ int main(int argc, char **argv)
     cfg.data_dir = data_dir;
     /* A client that disconnects mid-reply must not kill the daemon. */
     signal(SIGPIPE, SIG_IGN);
+    /* Nor may a file-size limit: a write past it fails (EFBIG) and the recorder copes. */
+    signal(SIGXFSZ, SIG_IGN);
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct daemon d;

@@ -85,8 +85,9 @@ struct series {
     hsize_t rows;
     hsize_t chunk;                    /* rows per chunk */
     bool compressed;                  /* whole chunks only; a partial one waits in bt/bv */
-    double *bt, *bv;                  /* rows not yet written */
+    double *bt, *bv;                  /* rows not yet on disk */
     size_t bn, bcap;
+    size_t bw;                        /* of those, written in this batch */
 };
 
 struct recorder {
@@ -109,6 +110,12 @@ struct recorder {
     uint64_t dropped_reported;
 
     /* thread side */
+    struct vec pend_events, pend_steps;     /* waiting to be written (storage failing) */
+    size_t buffer_max;                      /* staged rows held at most */
+    int failing;
+    uint64_t lost;                          /* rows dropped from the buffer, not yet reported */
+    double lost_t0, lost_t1;
+    struct log_ratelimit rl, rl_write;
     hid_t file, ev_ds, step_ds, ev_type, step_type;
     hsize_t ev_rows, step_rows;
     int64_t last_fsync_ns;
@@ -471,22 +478,35 @@ static void write_failed(struct recorder *r, const char *what)
     r->status.write_errors++;
     snprintf(r->status.last_error, sizeof r->status.last_error, "HDF5 write failed: %s", what);
     pthread_mutex_unlock(&r->lock);
-    log_error("recorder", "%s: HDF5 write failed: %s", r->info.path, what);
+    log_limited(&r->rl_write, 10000, LOG_ERROR, "recorder", "%s: HDF5 write failed: %s", r->info.path, what);
 }
 
-/* Append a series' staged rows: all of them, or for a compressed series only
- * whole chunks unless final (the last, partial chunk at close). */
-static void write_series(struct recorder *r, struct series *s, bool final)
+/* Write a series' staged rows after its last flushed row: all of them, or for
+ * a compressed series only whole chunks unless final (the last, partial chunk
+ * at close). They stay staged until a flush has put them on disk (consume),
+ * so that after a failed flush (a full disk) the next try writes them again. */
+static int write_series(struct recorder *r, struct series *s, bool final, size_t *n_out)
 {
     size_t n = s->bn;
     if (s->compressed && !final)
         n -= n % s->chunk;
+    *n_out = 0;
     if (n == 0)
-        return;
-    hsize_t rows = s->rows;
+        return 0;
+    hsize_t rows = s->rows, rows2 = s->rows;
     if (append(s->time, H5T_NATIVE_DOUBLE, s->bt, n, &rows) < 0 ||
-        append(s->value, H5T_NATIVE_DOUBLE, s->bv, n, &s->rows) < 0)
+        append(s->value, H5T_NATIVE_DOUBLE, s->bv, n, &rows2) < 0) {
         write_failed(r, s->name);
+        return -EIO;
+    }
+    *n_out = n;
+    return 0;
+}
+
+/* The first n staged rows of s are on disk. */
+static void consume(struct series *s, size_t n)
+{
+    s->rows += n;
     s->bn -= n;
     if (s->bn > 0) {
         memmove(s->bt, s->bt + n, s->bn * sizeof *s->bt);
@@ -494,27 +514,109 @@ static void write_series(struct recorder *r, struct series *s, bool final)
     }
 }
 
+/* Keep what waits to be written within the buffer's bound: while storage fails,
+ * the oldest rows of the longest series go first, counted as lost. */
+static void bound_staged(struct recorder *r)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < r->n_series; i++)
+        total += r->series[i].bn;
+    while (total > r->buffer_max) {
+        struct series *big = &r->series[0];
+        for (size_t i = 1; i < r->n_series; i++)
+            if (r->series[i].bn > big->bn)
+                big = &r->series[i];
+        size_t drop = total - r->buffer_max < big->bn ? total - r->buffer_max : big->bn;
+        if (drop == 0)
+            break;
+        if (r->lost == 0 || big->bt[0] < r->lost_t0)
+            r->lost_t0 = big->bt[0];
+        if (big->bt[drop - 1] > r->lost_t1)
+            r->lost_t1 = big->bt[drop - 1];
+        r->lost += drop;
+        big->bn -= drop;
+        memmove(big->bt, big->bt + drop, big->bn * sizeof *big->bt);
+        memmove(big->bv, big->bv + drop, big->bn * sizeof *big->bv);
+        total -= drop;
+    }
+}
+
+/* Append the elements of src to dst (events or steps waiting to be written). */
+static void vec_append(struct vec *dst, const struct vec *src)
+{
+    for (size_t i = 0; i < src->n; i++)
+        vec_push(dst, (const char *)src->data + i * src->elem, SIZE_MAX);
+}
+
 /* Write one batch taken from the queue, then flush. */
 static void write_batch(struct recorder *r, struct vec *values, struct vec *events, struct vec *steps)
 {
     stage_values(r, values->data, values->n);
+    bound_staged(r);
+    vec_append(&r->pend_events, events);
+    vec_append(&r->pend_steps, steps);
     size_t written = values->n + events->n + steps->n;
-    for (size_t i = 0; i < r->n_series; i++)
-        write_series(r, &r->series[i], false);
-    if (events->n > 0 && append(r->ev_ds, r->ev_type, events->data, events->n, &r->ev_rows) < 0)
-        write_failed(r, "events");
-    for (size_t i = 0; i < steps->n; i++)
-        if (write_step(r, (struct rec_step_row *)steps->data + i) < 0)
-            write_failed(r, "steps");
-    if (H5Fflush(r->file, H5F_SCOPE_GLOBAL) < 0)
-        write_failed(r, "flush");
+    int failed = 0;
+    hsize_t ev_rows = r->ev_rows;
+    H5E_BEGIN_TRY {
+        for (size_t i = 0; i < r->n_series; i++)
+            failed |= write_series(r, &r->series[i], false, &r->series[i].bw) < 0;
+        if (r->pend_events.n > 0 &&
+            append(r->ev_ds, r->ev_type, r->pend_events.data, r->pend_events.n, &ev_rows) < 0) {
+            write_failed(r, "events");
+            failed = 1;
+        }
+        size_t k = 0;
+        for (; k < r->pend_steps.n; k++)
+            if (write_step(r, (struct rec_step_row *)r->pend_steps.data + k) < 0) {
+                write_failed(r, "steps");
+                failed = 1;
+                break;
+            }
+        if (k == r->pend_steps.n)
+            r->pend_steps.n = 0;
+        if (H5Fflush(r->file, H5F_SCOPE_GLOBAL) < 0) {
+            write_failed(r, "flush");
+            failed = 1;
+        }
+    } H5E_END_TRY;
+    if (!failed) {
+        for (size_t i = 0; i < r->n_series; i++)
+            consume(&r->series[i], r->series[i].bw);
+        r->ev_rows = ev_rows;
+        r->pend_events.n = 0;
+    }
     int64_t now = (int64_t)time_mono_ns();
-    if (now - r->last_fsync_ns >= (int64_t)(r->info.fsync_interval_s * 1e9)) {
+    if (!failed && now - r->last_fsync_ns >= (int64_t)(r->info.fsync_interval_s * 1e9)) {
         void *handle = NULL;
         if (H5Fget_vfd_handle(r->file, H5P_DEFAULT, &handle) >= 0 && handle != NULL &&
-            fsync(*(int *)handle) < 0)
+            fsync(*(int *)handle) < 0) {
             write_failed(r, "fsync");
+            failed = 1;
+        }
         r->last_fsync_ns = now;
+    }
+    if (failed != r->failing) {
+        r->failing = failed;
+        if (!failed && r->lost > 0) {
+            /* Storage works again: say what it cost, in the file itself. */
+            struct rec_event e = { .time = r->lost_t1 };
+            snprintf(e.severity, sizeof e.severity, "alarm");
+            snprintf(e.source, sizeof e.source, "storage");
+            snprintf(e.code, sizeof e.code, "samples_lost");
+            snprintf(e.message, sizeof e.message, "%llu samples lost between %.3f s and %.3f s: storage "
+                     "failed for longer than the memory buffer (%zu samples) could hold",
+                     (unsigned long long)r->lost, r->lost_t0, r->lost_t1, r->buffer_max);
+            vec_push(&r->pend_events, &e, SIZE_MAX);
+        }
+        pthread_mutex_lock(&r->lock);
+        r->status.storage_failing = failed;
+        r->status.lost += failed ? 0 : r->lost;
+        pthread_mutex_unlock(&r->lock);
+        if (!failed)
+            r->lost = 0;
+        log_limited(&r->rl, 10000, failed ? LOG_ERROR : LOG_INFO, "recorder", "%s: %s", r->info.path,
+                    failed ? "storage is failing; samples are held in memory" : "storage works again");
     }
     pthread_mutex_lock(&r->lock);
     r->status.written += written;
@@ -543,8 +645,14 @@ static void report_drops(struct recorder *r, struct vec *events)
 /* Close every object, end SWMR, and write the final state in a plain open. */
 static void close_file(struct recorder *r, const char *state)
 {
-    for (size_t i = 0; i < r->n_series; i++)
-        write_series(r, &r->series[i], true);
+    for (size_t i = 0; i < r->n_series; i++) {
+        size_t n;
+        if (write_series(r, &r->series[i], true, &n) == 0)
+            consume(&r->series[i], n);
+    }
+    if (r->pend_events.n > 0 &&
+        append(r->ev_ds, r->ev_type, r->pend_events.data, r->pend_events.n, &r->ev_rows) < 0)
+        write_failed(r, "events");
     for (size_t i = 0; i < r->n_series; i++) {
         H5Dclose(r->series[i].time);
         H5Dclose(r->series[i].value);
@@ -707,6 +815,9 @@ int recorder_start(struct recorder **out, const struct rec_run_info *info,
     r->values.elem = sizeof(struct rec_value);
     r->events.elem = sizeof(struct rec_event);
     r->steps.elem = sizeof(struct rec_step_row);
+    r->pend_events.elem = sizeof(struct rec_event);
+    r->pend_steps.elem = sizeof(struct rec_step_row);
+    r->buffer_max = info->buffer_samples ? info->buffer_samples : 4u << 20;
     r->notify = notify;
     r->notify_arg = notify_arg;
     snprintf(r->final_state, sizeof r->final_state, "interrupted");
@@ -853,6 +964,8 @@ void recorder_free(struct recorder *r)
     free(r->values.data);
     free(r->events.data);
     free(r->steps.data);
+    free(r->pend_events.data);
+    free(r->pend_steps.data);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->cond);
     pthread_cond_destroy(&r->drained);

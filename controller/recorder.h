@@ -51,6 +51,7 @@ struct rec_run_info {
     size_t max_queued;            /* bound on queued records; 0 -> 4 million */
     int compression;              /* deflate level 1-9 with shuffle for measured series; 0 = off */
     int append;                   /* 1: path is an existing run file (recovered) to continue */
+    size_t buffer_samples;        /* samples held in memory while storage fails; 0 -> 4 million */
 };
 
 /* A row of /steps. Rows are keyed by index: a second call with the same index
@@ -72,6 +73,8 @@ struct rec_status {
     uint64_t dropped;             /* records lost because the queue was full */
     uint64_t written;             /* records written so far */
     int finished;                 /* the file is closed; recorder_free will not block */
+    int storage_failing;          /* the last write or flush failed; samples are held in memory */
+    uint64_t lost;                /* samples dropped from the full buffer while storage failed */
     char last_error[160];
 };
 

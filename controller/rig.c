@@ -342,7 +342,7 @@ static void load_recorder(struct rig *rig, struct ydoc *y, yaml_node_t *n)
     rig->rec.checkpoint_s = 10.0;
     if (n == NULL || !yexpect_map(y, n, "'recorder'"))
         return;
-    static const char *const keys[] = { "compression", "flush", "checkpoint", NULL };
+    static const char *const keys[] = { "compression", "flush", "checkpoint", "buffer", NULL };
     ymap_check_keys(y, n, keys, "'recorder'");
     yaml_node_t *v;
     if ((v = ymap_get(y, n, "compression", NULL)) != NULL) {
@@ -362,6 +362,9 @@ static void load_recorder(struct rig *rig, struct ydoc *y, yaml_node_t *n)
         get_seconds(y, v, "recorder flush", 0.1, 1.0, &rig->rec.flush_s);
     if ((v = ymap_get(y, n, "checkpoint", NULL)) != NULL)
         get_seconds(y, v, "recorder checkpoint", 1.0, 3600.0, &rig->rec.checkpoint_s);
+    long buf;
+    if ((v = ymap_get(y, n, "buffer", NULL)) != NULL && ynode_int(y, v, 100, 100000000, &buf))
+        rig->rec.buffer = (size_t)buf;
 }
 
 /* Load the top level of a rig document. */

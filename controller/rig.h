@@ -64,6 +64,7 @@ struct rig {
         int compression;        /* deflate level 1-9, 0 = off */
         double flush_s;         /* flush interval, s */
         double checkpoint_s;    /* fsync interval, s */
+        size_t buffer;          /* samples held in memory while storage fails; 0: default */
     } rec;
 };
 

@@ -28,6 +28,7 @@ struct run {
     bool finishing;             /* recorder_finish has been called */
     int handles;                /* libuv handles still open */
     char operator_name[96];
+    int storage_alarm;          /* the storage_fault alarm is raised */
     char id[33];
     char path[PATH_MAX];
     int64_t start_ns, start_wall_ns;
@@ -198,6 +199,17 @@ static void rec_notified(uv_async_t *a)
         log_error("recorder", "cannot create %s: %s", r->path, st.last_error);
         runner_abort(r->runner, "the run file cannot be created");
     }
+    if (st.storage_failing != r->storage_alarm) {
+        /* Control goes on; the samples wait in memory (bounded) for the disk. */
+        r->storage_alarm = st.storage_failing;
+        int64_t now = pclock_now(&r->dm->clock);
+        if (st.storage_failing)
+            alarms_raise(&r->dm->alarms, now, "alarm", "storage", "storage_fault", NULL,
+                         "cannot write %s: %s; the run goes on and its data waits in memory", r->path,
+                         st.last_error);
+        else
+            alarms_clear(&r->dm->alarms, now, "storage", "storage_fault", NULL);
+    }
     if (st.finished && !r->closed) {
         r->closed = true;
         log_info("run", "run file closed: %s", r->path);
@@ -244,6 +256,7 @@ static int open_file(struct run *r, const struct run_actor *who, bool append)
         .setpoints = r->series.sps, .n_setpoints = r->series.n_sps,
         .compression = dm->rig->rec.compression, .flush_interval_s = dm->rig->rec.flush_s,
         .fsync_interval_s = dm->rig->rec.checkpoint_s, .append = append,
+        .buffer_samples = dm->rig->rec.buffer,
     };
     if ((rc = uv_async_init(dm->loop, &r->rec_async, rec_notified)) < 0)
         return rc;
