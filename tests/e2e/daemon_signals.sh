@@ -46,17 +46,23 @@ kill -KILL "$DAEMON_PID"
 check "perfused is killed" wait_gone "$DAEMON_PID" 5
 check "perfuse-sim exits when perfused is killed with -9" wait_gone "$SIM_PID" 5
 
-# --- a restarted daemon gets the socket back (stale socket replaced) and
-# recovers the file the crash left
+# --- a restarted daemon gets the socket back (stale socket replaced), recovers
+# the file the crash left, and continues the run in it (demo: on_restart resume)
 crashed=$(ls "$T/kill9/runs/"*.h5)
 start_daemon kill9 || true
 check "the restarted daemon recovered the crashed run's file" grep -q "recovered .*left by a crash" "$T/kill9/perfused.log"
+check "and continues the run" grep -q "journal: continuing run" "$T/kill9/perfused.log"
+if ctl status >/dev/null; then ok "a new daemon starts on the same socket after the crash"
+else not_ok "a new daemon starts on the same socket after the crash"; fi
+ctl abort --reason "end of the test" >/dev/null
+ctl wait >/dev/null
+check "the run file is the same one (no second file)" test "$(ls "$T/kill9/runs/"*.h5)" = "$crashed"
 state=$("$PYTHON" -c "
 import sys; sys.path.insert(0, 'tests/lib')
 from h5run import open_run, text
-f = open_run('$crashed'); print(text(f.attrs['state']), len(f['channels/chip1.pressure/value']) > 0)")
-check "the crashed file opens plainly, state interrupted, with its samples ($state)" test "$state" = "interrupted True"
-if ctl status >/dev/null; then ok "a new daemon starts on the same socket after the crash"
-else not_ok "a new daemon starts on the same socket after the crash"; fi
+f = open_run('$crashed')
+codes = [text(e['code']) for e in f['events']]
+print(text(f.attrs['state']), len(f['channels/chip1.pressure/value']) > 0, 'restart' in codes)")
+check "the file opens plainly, with its samples and a restart event ($state)" test "$state" = "aborted True True"
 kill -TERM "$DAEMON_PID"; wait_gone "$DAEMON_PID" 15
 finish
