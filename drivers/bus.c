@@ -494,6 +494,11 @@ static void *bus_main(void *arg)
     try_link(b);
     while (bus_cycle(b))
         ;
+    for (size_t i = 0; b->link_up && i < b->n_devs; i++) {
+        struct bus_dev *d = &b->devs[i];
+        if (d->connected && d->cfg.drv->disconnect)
+            d->cfg.drv->disconnect(d->cfg.state, &b->link);
+    }
     link_close(&b->link);
     return NULL;
 }

@@ -12,6 +12,8 @@
  *                 Bring the device into a known state (e.g. syringe diameter).
  *   read/write()  bus thread, one channel at a time.
  *   safe_state()  bus thread: make the device harmless (stop the pump).
+ *   keepalive()   bus thread, about once a second: feed a device-side watchdog.
+ *   disconnect()  bus thread, on an orderly stop, before the link closes.
  *   close()       any thread, after the bus thread has stopped: free state.
  *
  * Errors are 0 or a negative errno:
@@ -95,6 +97,10 @@ struct driver_ops {
     /* Bus thread. Called about once a second while connected, for device-side
      * watchdogs that must be fed. Optional. */
     int (*keepalive)(void *state, struct bus_link *link);
+    /* Bus thread, when the daemon stops in order, before the link closes: undo
+     * what only made sense while the daemon runs (a device-side watchdog).
+     * Optional. */
+    int (*disconnect)(void *state, struct bus_link *link);
     /* Any thread, after the bus thread has stopped. Free state. Required. */
     void (*close)(void *state);
 };

@@ -30,6 +30,14 @@
  * After an alarm (a stall when the syringe is empty, a power cut) the pump
  * answers the next command with the alarm instead of executing it; the
  * driver reports that as -EREMOTEIO and never as a value.
+ *
+ * safe_mode: N s (optional, 2-255 s) puts the pump in its "Safe" mode: every
+ * exchange is a packet with a length and a CRC, and the pump stops itself
+ * (alarm A?T) when no valid packet has come for N s, so a pump is never left
+ * running by a daemon that died. The bus's polls (flow at 2 Hz, by default)
+ * keep it alive; keep the pump's channels sampled more often than every N/3 s.
+ * When the daemon stops in order, the pump is returned to Basic mode, so that
+ * on_shutdown: hold leaves it pumping.
  */
 #include "newera.h"
 #include "driver.h"
@@ -61,6 +69,11 @@ struct newera {
     double max_flow;
     int dir;            /* +1 infuse, -1 withdraw, 0 unknown */
     int running;        /* 1 pumping, 0 stopped, -1 unknown */
+    int safe_s;         /* safe_mode time-out asked for, s; 0: Basic mode */
+    bool safe_on;       /* the pump talks in safe-mode packets now */
+    int64_t last_ms;    /* when the last exchange ended */
+    bool switching;     /* a SAF command is out: its reply comes in the mode it sets */
+    bool safe_next;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -218,6 +231,52 @@ static int parse_frame(const char *p, size_t n, struct newera_reply *out)
     return 0;
 }
 
+unsigned newera_crc16(const char *data, size_t n)
+{
+    unsigned crc = 0;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= (unsigned)(unsigned char)data[i] << 8;
+        for (int b = 0; b < 8; b++)
+            crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    }
+    return crc;
+}
+
+int newera_safe_packet(const char *data, size_t n, char *out, size_t len)
+{
+    if (n + 5 > len || n + 4 > 255)
+        return -ERANGE;
+    unsigned crc = newera_crc16(data, n);
+    out[0] = NEWERA_STX;
+    out[1] = (char)(n + 4);
+    memcpy(out + 2, data, n);
+    out[2 + n] = (char)(crc >> 8);
+    out[3 + n] = (char)(crc & 0xff);
+    out[4 + n] = NEWERA_ETX;
+    return (int)n + 5;
+}
+
+int newera_parse_safe_reply(const char *buf, size_t len, struct newera_reply *out)
+{
+    const char *stx = buf ? memchr(buf, NEWERA_STX, len) : NULL;
+    if (stx == NULL)
+        return 0;
+    size_t at = (size_t)(stx - buf);
+    if (len - at < 2)
+        return 0;
+    size_t plen = (unsigned char)stx[1];
+    if (plen < 5)
+        return -EBADMSG;
+    if (len - at < 1 + plen)
+        return 0;
+    size_t n = plen - 4;
+    const char *data = stx + 2;
+    unsigned crc = ((unsigned)(unsigned char)data[n] << 8) | (unsigned char)data[n + 1];
+    if (data[n + 2] != NEWERA_ETX || crc != newera_crc16(data, n) || parse_frame(data, n, out) < 0)
+        return -EBADMSG;
+    return (int)(at + 1 + plen);
+}
+
 /* Find and parse the first complete reply in buf. */
 int newera_parse_reply(const char *buf, size_t len, struct newera_reply *out)
 {
@@ -357,6 +416,16 @@ static int timed_out(struct newera *ne, struct bus_link *link, const char *cmd, 
     return -ETIMEDOUT;
 }
 
+/* The first reply in buf in the current mode; the reply to a mode switch
+ * (SAF) may come in either, the manual does not say which. */
+static int parse_any(const struct newera *ne, const char *buf, size_t len, struct newera_reply *reply)
+{
+    if (!ne->switching)
+        return ne->safe_on ? newera_parse_safe_reply(buf, len, reply) : newera_parse_reply(buf, len, reply);
+    int used = newera_parse_safe_reply(buf, len, reply);
+    return used > 0 ? used : newera_parse_reply(buf, len, reply);
+}
+
 /* Read until a reply from our address arrives; skip other pumps' replies. */
 static int await_reply(struct newera *ne, struct bus_link *link, const char *cmd, unsigned ms,
                        struct newera_reply *reply)
@@ -377,7 +446,7 @@ static int await_reply(struct newera *ne, struct bus_link *link, const char *cmd
             return timed_out(ne, link, cmd, ms, in, got, other);
         got += (size_t)r;
         int used;
-        while ((used = newera_parse_reply(in, got, reply)) > 0) {
+        while ((used = parse_any(ne, in, got, reply)) > 0) {
             if (reply->address == ne->address)
                 return 0;
             other = reply->address;
@@ -395,6 +464,22 @@ static int await_reply(struct newera *ne, struct bus_link *link, const char *cmd
     }
 }
 
+static int transact(struct newera *ne, struct bus_link *link, const char *cmd,
+                    struct newera_reply *reply);
+
+/* Send a mode switch (SAF) in the current mode and take its reply in the new one. */
+static int transact_switch(struct newera *ne, struct bus_link *link, const char *cmd, bool safe_after,
+                           struct newera_reply *reply)
+{
+    ne->switching = true;
+    ne->safe_next = safe_after;
+    int rc = transact(ne, link, cmd, reply);
+    ne->switching = false;
+    if (rc == 0)
+        ne->safe_on = safe_after;
+    return rc;
+}
+
 /* Send one command and read the reply; alarms and command errors are -EREMOTEIO.
  * *reply is filled whenever a reply came, also with -EREMOTEIO. */
 static int transact(struct newera *ne, struct bus_link *link, const char *cmd,
@@ -405,8 +490,18 @@ static int transact(struct newera *ne, struct bus_link *link, const char *cmd,
         link_seterr(link, "%s: the line is not open", ne->name);
         return -ENOTCONN;
     }
-    char out[48];
-    int n = snprintf(out, sizeof out, "%d%s\r", ne->address, cmd);
+    char out[64], body[48];
+    int n = snprintf(body, sizeof body, "%d%s", ne->address, cmd);
+    if (ne->safe_on) {
+        /* The pump strips spaces from Basic commands only; packets carry none. */
+        size_t k = 0;
+        for (int i = 0; i < n; i++)
+            if (body[i] != ' ')
+                body[k++] = body[i];
+        n = newera_safe_packet(body, k, out, sizeof out);
+    } else {
+        n = snprintf(out, sizeof out, "%s\r", body);
+    }
     unsigned ms = link->cfg && link->cfg->timeout_ms ? link->cfg->timeout_ms : NE_DEFAULT_TIMEOUT_MS;
     serial_drain(link->serial);     /* a late reply to an earlier command is not this one's */
     int rc = serial_write(link->serial, out, (size_t)n, ms);
@@ -418,6 +513,7 @@ static int transact(struct newera *ne, struct bus_link *link, const char *cmd,
     if (rc < 0)
         return rc;
     note_status(ne, reply);
+    ne->last_ms = now_ms();
     return newera_reply_error(reply, ne->name, cmd, link->err, sizeof link->err);
 }
 
@@ -426,7 +522,7 @@ static int transact(struct newera *ne, struct bus_link *link, const char *cmd,
 /* ------------------------------------------------------------------------ */
 
 static const char *const ne_params[] = { "address", "syringe.diameter", "syringe.volume",
-                                         "max_flow", NULL };
+                                         "max_flow", "safe_mode", NULL };
 
 /* Report parameters the driver does not know, suggesting the nearest one. */
 static int check_params(const struct dev_config *cfg)
@@ -495,6 +591,20 @@ static int parse_limits(const struct dev_config *cfg, struct newera *ne)
         bad = 1;
     }
     bad |= rc == -EINVAL;
+    const char *safe = devcfg_get(cfg, "safe_mode");
+    if (safe != NULL) {
+        double sec;
+        char err[160];
+        int col;
+        if (unit_parse_value(safe, Q_TIME, &sec, err, sizeof err, &col) < 0 || sec < 2 || sec > 255 ||
+            sec != floor(sec)) {
+            cfg->error(cfg, "safe_mode", "safe_mode must be whole seconds from 2 s to 255 s (the pump's "
+                       "communications time-out), found '%s'", safe);
+            bad = 1;
+        } else {
+            ne->safe_s = (int)sec;
+        }
+    }
     return bad ? -EINVAL : 0;
 }
 
@@ -551,6 +661,33 @@ static int check_running_diameter(struct newera *ne, struct bus_link *link, cons
 }
 
 /* Set the syringe diameter and, unless the pump is already pumping, infusion. */
+/* Bring the pump into the mode asked for: Basic, or Safe with our time-out.
+ * It may be in either (a pump keeps Safe mode across power cycles). */
+static int set_mode(struct newera *ne, struct bus_link *link)
+{
+    struct newera_reply r;
+    char cmd[16];
+    ne->safe_on = false;
+    int rc = transact(ne, link, "VER", &r);
+    if (rc == -EREMOTEIO && r.status == 'A')
+        rc = transact(ne, link, "VER", &r);
+    if (rc == -ETIMEDOUT || rc == -EBADMSG) {
+        ne->safe_on = true;                     /* silent to Basic: try Safe */
+        rc = transact(ne, link, "VER", &r);
+        if (rc == -EREMOTEIO && r.status == 'A')
+            rc = transact(ne, link, "VER", &r); /* A?T: it stopped itself while we were away */
+    }
+    if (rc < 0 || (!ne->safe_on && ne->safe_s == 0))
+        return rc;                              /* Basic, as asked */
+    /* Switch (or set the time-out): the reply comes in the new mode. */
+    snprintf(cmd, sizeof cmd, "SAF%d", ne->safe_s);
+    bool was = ne->safe_on;
+    rc = transact_switch(ne, link, cmd, ne->safe_s > 0, &r);
+    if (rc < 0)
+        ne->safe_on = was;
+    return rc;
+}
+
 static int ne_connect(void *state, struct bus_link *link)
 {
     struct newera *ne = state;
@@ -558,10 +695,19 @@ static int ne_connect(void *state, struct bus_link *link)
     char num[16], cmd[32];
     if (newera_format_float(ne->diameter_mm, num, sizeof num) < 0)
         return -EINVAL;
+    /* Safe mode asked for (or in use): settle the mode first. Otherwise Basic is
+     * assumed, and probed only if the pump does not answer in it. */
+    if (ne->safe_s > 0 || ne->safe_on) {
+        int mrc = set_mode(ne, link);
+        if (mrc < 0)
+            return mrc;
+    }
     snprintf(cmd, sizeof cmd, "DIA %s", num);
     ne->dir = 0;
     ne->running = -1;
     int rc = transact(ne, link, cmd, &r);
+    if ((rc == -ETIMEDOUT || rc == -EBADMSG) && !ne->safe_on && set_mode(ne, link) == 0)
+        rc = transact(ne, link, cmd, &r);  /* it was left in Safe mode: now in the mode asked for */
     if (rc == -EREMOTEIO && r.status == 'A')
         rc = transact(ne, link, cmd, &r);  /* the alarm answered instead (A?R at power-up); it is cleared now */
     if (rc == -EREMOTEIO && strcmp(r.data, "?NA") == 0 && ne->running == 1)
@@ -683,6 +829,27 @@ static int ne_safe_state(void *state, struct bus_link *link)
     return ne_stop(state, link);
 }
 
+/* Feed the pump's safe-mode watchdog when the polls have been quiet for a second. */
+static int ne_keepalive(void *state, struct bus_link *link)
+{
+    struct newera *ne = state;
+    struct newera_reply r;
+    if (!ne->safe_on || now_ms() - ne->last_ms < 1000)
+        return 0;
+    return transact(ne, link, "VER", &r);
+}
+
+/* The daemon stops in order: back to Basic mode, so that a pump told to hold
+ * keeps pumping instead of stopping itself when the time-out runs out. */
+static int ne_disconnect(void *state, struct bus_link *link)
+{
+    struct newera *ne = state;
+    struct newera_reply r;
+    if (!ne->safe_on)
+        return 0;
+    return transact_switch(ne, link, "SAF0", false, &r);
+}
+
 /* Free the pump's state. */
 static void ne_close(void *state)
 {
@@ -697,5 +864,7 @@ const struct driver_ops newera_driver = {
     .read = ne_read,
     .write = ne_write,
     .safe_state = ne_safe_state,
+    .keepalive = ne_keepalive,
+    .disconnect = ne_disconnect,
     .close = ne_close,
 };

@@ -48,6 +48,18 @@ int newera_parse_dispensed(const char *data, double *infused_ul, double *withdra
  */
 int newera_parse_reply(const char *buf, size_t len, struct newera_reply *out);
 
+/* Safe mode: a command or reply travels as STX, a length byte (the bytes
+ * that follow, itself included), the data, its CRC-16 (CCITT, initial value
+ * 0: "XMODEM"), high byte first, and ETX. The pump stops itself with alarm
+ * A?T if no valid packet arrives within its SAF time-out. */
+unsigned newera_crc16(const char *data, size_t n);
+/* Wrap data in a safe-mode packet. Returns its length, or -ERANGE if too long. */
+int newera_safe_packet(const char *data, size_t n, char *out, size_t len);
+/* Find the first complete safe-mode packet in buf, unwrap it, and parse its
+ * data as a reply. Returns the bytes used, 0 if none is complete yet, or
+ * -EBADMSG (bad length, CRC or ETX, or a malformed reply inside). */
+int newera_parse_safe_reply(const char *buf, size_t len, struct newera_reply *out);
+
 /* What an alarm means, for people: "motor stalled (A?S): syringe empty or blocked". */
 const char *newera_alarm_text(char alarm);
 

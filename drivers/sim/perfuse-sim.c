@@ -20,6 +20,7 @@
  *   list                                -> one line per fault, then "ok"
  */
 #include "log.h"
+#include "newera.h"
 #include "physics.h"
 #include "sim_faults.h"
 #include "sim_modbus.h"
@@ -66,6 +67,8 @@ struct sim {
     uint64_t t0;                /* CLOCK_MONOTONIC at model time 0 */
     char line[256];
     size_t line_len;
+    char pkt[160];              /* a safe-mode packet being received */
+    size_t pkt_len;
     const char *rig_out;
     int trace_fd;               /* --trace: every reply, for tests; -1 if none */
     char dir[PATH_MAX - 64];
@@ -122,6 +125,27 @@ static void sync_model(struct sim *s)
 {
     sim_physics_advance_to(&s->phys, model_now(s));
     sim_fault_apply(&s->faults, &s->phys, s->phys.now_ns);
+    /* A pump in Safe mode stops itself when no valid packet came in time. */
+    for (int i = 0; i < SIM_PUMPS; i++) {
+        struct sim_pump *pu = &s->phys.pump[i];
+        if (pu->safe_s > 0 && pu->safe_armed &&
+            s->phys.now_ns - pu->safe_last_ns >= (int64_t)pu->safe_s * 1000000000LL) {
+            pu->safe_armed = false;
+            pu->running = false;
+            pu->alarm = 'T';
+            log_info("pumps", "pump%d: safe-mode time-out after %d s without a packet: stopped (A?T)",
+                     i + 1, pu->safe_s);
+        }
+    }
+}
+
+/* Whether a pump's safe-mode timer runs (the loop must wake to check it). */
+static bool safe_timer_running(const struct sim *s)
+{
+    for (int i = 0; i < SIM_PUMPS; i++)
+        if (s->phys.pump[i].safe_s > 0 && s->phys.pump[i].safe_armed)
+            return true;
+    return false;
 }
 
 /* The pump a command line is for (its leading address), or -1. */
@@ -181,12 +205,51 @@ static void pump_command(struct sim *s, const char *line)
         trace_pump(s->trace_fd, line, out, len);
 }
 
-/* Bytes from the pump line: answer each CR-terminated command. */
+/* A complete safe-mode packet from the pump line: check it, answer in kind. */
+static void pump_packet(struct sim *s, const char *pkt, size_t n)
+{
+    size_t dn = n - 5;
+    unsigned crc = ((unsigned)(unsigned char)pkt[2 + dn] << 8) | (unsigned char)pkt[3 + dn];
+    if (pkt[n - 1] != NEWERA_ETX || crc != newera_crc16(pkt + 2, dn))
+        return;     /* a corrupted packet is not a valid packet: no answer, no keep-alive */
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "%.*s", (int)dn, pkt + 2);
+    sync_model(s);
+    int addr = line_address(cmd);
+    struct sim_pump *pu = addr >= 0 && addr < SIM_PUMPS ? &s->phys.pump[addr] : NULL;
+    char out[128];
+    size_t len = sim_newera_handle(&s->phys, cmd, out, sizeof out);
+    if (pu != NULL) {
+        pu->safe_last_ns = s->phys.now_ns;
+        pu->safe_armed = pu->safe_s > 0;
+    }
+    /* The answer is the Basic reply's inside, wrapped. */
+    char pk[160];
+    int m = len >= 2 ? newera_safe_packet(out + 1, len - 2, pk, sizeof pk) : -1;
+    if (m > 0 && write(s->pumps.master, pk, (size_t)m) < 0)
+        log_warn("pumps", "write: %s", strerror(errno));
+    else if (m > 0 && s->trace_fd >= 0)
+        trace_pump(s->trace_fd, cmd, out, len);
+}
+
+/* Bytes from the pump line: answer each CR-terminated command, or each
+ * safe-mode packet (STX, length, data, CRC, ETX). */
 static void pumps_readable(struct sim *s)
 {
     char buf[256];
     ssize_t n = read(s->pumps.master, buf, sizeof buf);
     for (ssize_t i = 0; i < n; i++) {
+        if (s->pkt_len > 0 || (s->line_len == 0 && buf[i] == NEWERA_STX)) {
+            s->pkt[s->pkt_len++] = buf[i];
+            size_t want = s->pkt_len >= 2 ? 1 + (unsigned char)s->pkt[1] : 0;
+            if (s->pkt_len >= 2 && (want < 6 || want > sizeof s->pkt))
+                s->pkt_len = 0;             /* not a packet we can take */
+            else if (want > 0 && s->pkt_len == want) {
+                pump_packet(s, s->pkt, s->pkt_len);
+                s->pkt_len = 0;
+            }
+            continue;
+        }
         if (buf[i] != '\r') {
             if (s->line_len + 1 < sizeof s->line)
                 s->line[s->line_len++] = buf[i];
@@ -438,7 +501,7 @@ static void sim_loop(struct sim *s)
         for (int i = 0; i < MAX_CLIENTS; i++)
             pf[n++] = (struct pollfd){ .fd = s->clients[i], .events = POLLIN };
         /* Fault windows open and close on time: wake every 50 ms while any is set. */
-        if (poll(pf, (nfds_t)n, any_fault(s) ? 50 : -1) < 0 && errno != EINTR)
+        if (poll(pf, (nfds_t)n, any_fault(s) || safe_timer_running(s) ? 50 : -1) < 0 && errno != EINTR)
             return;
         if (pf[P_SIG].revents)
             return;

@@ -28,6 +28,9 @@ struct sim_pump {
     double remaining_ul;            /* left in the syringe */
     double syringe_ul;
     char alarm;                     /* latched alarm ('S' stall), 0 if none */
+    int safe_s;                     /* safe-mode time-out (SAF), s; 0: Basic mode */
+    bool safe_armed;                /* a valid packet came; the time-out runs */
+    int64_t safe_last_ns;           /* model time of the last valid packet */
 };
 
 /* Faults that change what the devices do (wire faults live in the servers). */

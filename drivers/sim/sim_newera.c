@@ -160,6 +160,19 @@ static const char *execute(struct sim_pump *pu, const char *cmd, char *data, siz
             pu->withdrawn_ul = 0;
         return NULL;
     }
+    if (strncmp(cmd, "SAF", 3) == 0) {
+        char *end;
+        long v = strtol(cmd + 3, &end, 10);
+        if (cmd[3] == '\0') {
+            snprintf(data, len, "%d", pu->safe_s);
+            return NULL;
+        }
+        if (*end != '\0' || v < 0 || v > 255)
+            return "?OOR";
+        pu->safe_s = (int)v;
+        pu->safe_armed = false;
+        return NULL;
+    }
     if (strcmp(cmd, "VER") == 0) {
         snprintf(data, len, "NE1000V3.928");
         return NULL;

@@ -858,6 +858,40 @@ static void test_driver_runs_the_simulated_pump_until_it_stalls(void **state)
     rig_close(&r);
 }
 
+/* Safe-mode packets: the manual's own example (SAF0 back to Basic mode is
+ * 02 08 'S' 'A' 'F' '0' 55 43 03), replies with good, bad and partial CRCs. */
+static void test_safe_mode_packets(void **state)
+{
+    (void)state;
+    assert_int_equal(newera_crc16("SAF0", 4), 0x5543);
+    char pk[32];
+    int n = newera_safe_packet("SAF0", 4, pk, sizeof pk);
+    static const char want[] = { 0x02, 0x08, 'S', 'A', 'F', '0', 0x55, 0x43, 0x03 };
+    assert_int_equal(n, (int)sizeof want);
+    assert_memory_equal(pk, want, sizeof want);
+    /* A reply "00S12.50UM" wrapped, after some noise. */
+    char buf[64] = "xx";
+    n = newera_safe_packet("00S12.50UM", 10, buf + 2, sizeof buf - 2);
+    struct newera_reply r;
+    assert_int_equal(newera_parse_safe_reply(buf, (size_t)n + 2, &r), n + 2);
+    assert_int_equal(r.address, 0);
+    assert_int_equal(r.status, 'S');
+    assert_string_equal(r.data, "12.50UM");
+    for (int cut = 0; cut < n + 2; cut++)          /* partial: not yet */
+        assert_int_equal(newera_parse_safe_reply(buf, (size_t)cut, &r), 0);
+    buf[2 + 5] ^= 1;                                /* a flipped bit: the CRC says no */
+    assert_int_equal(newera_parse_safe_reply(buf, (size_t)n + 2, &r), -EBADMSG);
+    buf[2 + 5] ^= 1;
+    buf[2 + n - 1] = 'x';                           /* no ETX where the length says */
+    assert_int_equal(newera_parse_safe_reply(buf, (size_t)n + 2, &r), -EBADMSG);
+    /* An alarm in a packet (A?T: the pump's safe mode stopped it). */
+    n = newera_safe_packet("01A?T", 5, buf, sizeof buf);
+    assert_int_equal(newera_parse_safe_reply(buf, (size_t)n, &r), n);
+    assert_int_equal(r.status, 'A');
+    assert_int_equal(r.alarm, 'T');
+    assert_int_equal(newera_safe_packet(buf, 300, pk, sizeof pk), -ERANGE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -880,6 +914,7 @@ int main(void)
         cmocka_unit_test(test_pumps_share_one_line_by_address),
         cmocka_unit_test(test_a_closed_line_is_not_connected),
         cmocka_unit_test(test_driver_runs_the_simulated_pump_until_it_stalls),
+        cmocka_unit_test(test_safe_mode_packets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
