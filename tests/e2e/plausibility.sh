@@ -80,6 +80,8 @@ for kind in ("nan", "lost", "range", "stuck"):
     need(r is not None and c is not None and c > r, f"sensor_{kind}: alarm raised at {r} s and cleared at {c} s")
     need(first("alarm_acked", kind) is not None, f"sensor_{kind}: acknowledged")
 need(not any(c.startswith("limit") or "limit_m" in m for t, c, s, m in ev), "no limit alarm: NaN is not 0, 65000 is not a value")
+need(any(c == "prompt_confirmed" and "confirmed by uid" in m for t, c, s, m in ev), "the confirmation is recorded with the user")
+need(any(c == "alarm_acked" and "acknowledged by uid" in m for t, c, s, m in ev), "the acknowledgements are recorded with the user")
 steps = {text(s["name"]): text(s["outcome"]) for s in f["steps"]}
 need(steps.get("wait for 1 bar") == "timeout", f"the wait_until did not fire on 65000 mbar (outcome {steps.get('wait for 1 bar')})")
 t, v = series(f, "channels", "chip1.pressure")

@@ -169,10 +169,50 @@ def run_case(kind, sig=signal.SIGKILL):
               f"{kind}: after the restart the setpoints continue on the curve ({len(after)} points, worst {worst:.3f} uL/min)")
 
 
+def paused_case():
+    """Killed while paused, with a manual setpoint: still paused after the restart,
+    holding that setpoint; resumed by the operator, it completes."""
+    print("# paused", flush=True)
+    d = os.path.join(work, "paused")
+    os.makedirs(d)
+    sock, data = os.path.join(d, "sock"), os.path.join(d, "runs")
+    log = open(os.path.join(d, "perfused.log"), "w")
+    open(os.path.join(d, "p.yaml"), "w").write(protocol("set"))
+    p = start(sock, data, log)
+    r = ctl(sock, "run", os.path.join(d, "p.yaml"))
+    path = next(l.split(" ", 1)[1] for l in r.stdout.splitlines() if l.startswith("file "))
+    check(wait_for(sock, lambda s: '"name": "x [1/2]"' in s, 20), "paused: first pass reached")
+    ctl(sock, "pause", "--reason", "line blocked")
+    ctl(sock, "set", "pump1", "7", "uL/min")
+    jpath = os.path.join(data, "run.journal")
+    end = time.monotonic() + 10         # the journal is written in the background: poll it
+    while time.monotonic() < end:
+        j = open(jpath).read() if os.path.exists(jpath) else ""
+        if '"paused": true' in j and '"pump1.flow": 7.0' in j:
+            break
+        time.sleep(0.05)
+    check('"paused": true' in j and '"pump1.flow": 7.0' in j, "paused: the journal holds the pause and the manual setpoint")
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    p = start(sock, data, log)
+    st = ctl(sock, "--json", "status").stdout
+    check('"state": "paused"' in st, "paused: still paused after the restart")
+    check(wait_for(sock, lambda s: '"setpoint": 7.0' in s, 10), "paused: the manual setpoint is held again")
+    ctl(sock, "resume")
+    r = ctl(sock, "--json", "wait")
+    check('"state": "completed"' in r.stdout, "paused: resumed by the operator, the run completes")
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=30)
+    f = open_run(path)
+    codes = [text(e["code"]) for e in f["events"]]
+    check("restart" in codes and "paused" in codes and "resumed" in codes, "paused: the restart, the pause and the resume are in the file")
+
+
 try:
     for kind in STEP:
         run_case(kind)
     run_case("set", signal.SIGTERM)
+    paused_case()
 finally:
     for p in procs:
         if p.poll() is None:
