@@ -149,6 +149,7 @@ static void status_run(struct daemon *d, json_t *res)
             "name", st.step_name, "kind", st.step_kind, "elapsed_s",
             (double)st.step_elapsed_ns / 1e9, "duration_s", (double)st.step_duration_ns / 1e9));
     json_object_set_new(res, "prompt", st.waiting_prompt && st.prompt ? json_string(st.prompt) : json_null());
+    json_object_set_new(res, "prompt_id", st.waiting_prompt ? json_string(st.step_path) : json_null());
     int werr;
     uint64_t dropped;
     run_storage(r, &werr, &dropped);
@@ -249,10 +250,27 @@ static int cmd_confirm(struct ctl_client *cl, json_t *req, json_t *res, char *er
 {
     struct daemon *d = control_daemon(cl->ctl);
     int rc = need_run(d, err, len);
-    struct run_actor who = actor(cl, NULL);
-    if (rc == 0 && (rc = run_confirm(d->run, &who)) < 0)
+    if (rc < 0)
+        return rc;
+    /* With an id, only that prompt: an old status must not answer a newer prompt. */
+    const char *want = arg_str(req, "prompt");
+    struct runner_status st;
+    run_get_status(d->run, &st);
+    if (!st.waiting_prompt) {
         snprintf(err, len, "no prompt is waiting for confirmation");
-    return rc < 0 ? rc : cmd_status(cl, req, res, err, len);
+        return -ENOENT;
+    }
+    if (want != NULL && strcmp(want, st.step_path) != 0) {
+        snprintf(err, len, "the prompt waiting is %s ('%s'), not %s", st.step_path,
+                 st.prompt ? st.prompt : "", want);
+        return -EINVAL;
+    }
+    struct run_actor who = actor(cl, NULL);
+    if ((rc = run_confirm(d->run, &who)) < 0) {
+        snprintf(err, len, "no prompt is waiting for confirmation");
+        return rc;
+    }
+    return cmd_status(cl, req, res, err, len);
 }
 
 /* set: a manual setpoint, only with no run active or the run paused. */
@@ -466,7 +484,7 @@ static const struct ctl_command commands[] = {
     { .name = "pause", .exec = cmd_pause, .args = "reason=s" },
     { .name = "resume", .exec = cmd_resume, .args = "reason=s" },
     { .name = "abort", .exec = cmd_abort, .args = "reason=s" },
-    { .name = "confirm", .exec = cmd_confirm, .args = "" },
+    { .name = "confirm", .exec = cmd_confirm, .args = "prompt=s" },
     { .name = "wait", .exec = cmd_wait, .args = "" },
     { .name = "set", .exec = cmd_set, .args = "channel=s! value=s!" },
     { .name = "events", .exec = cmd_events, .args = "since=n" },

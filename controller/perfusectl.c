@@ -47,7 +47,7 @@ static void usage(FILE *out)
         "  resume                          continue; the rest of the plan shifts by the pause\n"
         "  abort [--reason TEXT]           stop the run and apply the safe state\n"
         "  watch [--interval SECONDS]      status, refreshed in place until Ctrl-C\n"
-        "  confirm                         answer a pending operator prompt\n"
+        "  confirm [PROMPT_ID]             answer a pending operator prompt\n"
         "  ack ID|all                      acknowledge an alarm (see status)\n"
         "  devices                         buses and devices: state, faults, last error\n"
         "  wait                            block until the current run ends; print its status\n"
@@ -93,9 +93,11 @@ static const struct cmd_help helps[] = {
     { "abort", "abort [--reason TEXT]",
       "Stop the run for good and apply the protocol's safe state. Recorded with who and why.",
       "perfusectl abort --reason \"chip leaking\"" },
-    { "confirm", "confirm",
-      "Answer the pending operator prompt (shown by status); the protocol goes on.",
-      "perfusectl confirm" },
+    { "confirm", "confirm [PROMPT_ID]",
+      "Answer the pending operator prompt; the protocol goes on. PROMPT_ID is the prompt's step\n"
+      "path that status shows (e.g. 3.2): with it, only that prompt is answered, so that an old\n"
+      "screen cannot answer a newer prompt.",
+      "perfusectl confirm 3.2" },
     { "ack", "ack ID|all",
       "Acknowledge an alarm by the id status shows, or every alarm. An alarm stays listed\n"
       "until it is acknowledged and its condition has gone. Recorded with who.",
@@ -234,8 +236,10 @@ static void print_status(json_t *st)
         }
         printf("\n");
         const char *prompt = json_string_value(json_object_get(st, "prompt"));
+        const char *pid = json_string_value(json_object_get(st, "prompt_id"));
         if (prompt)
-            printf("PROMPT    %s   (answer with: perfusectl confirm)\n", prompt);
+            printf("PROMPT    [%s] %s   (answer with: perfusectl confirm %s)\n", pid ? pid : "", prompt,
+                   pid ? pid : "");
     }
     size_t i;
     json_t *al, *alarms = json_object_get(st, "alarms");
@@ -466,6 +470,30 @@ static int cmd_set(struct ctl *c, int argc, char **argv)
         else
             printf("%s set to %g %s\n", json_string_value(json_object_get(res, "channel")),
                    json_number_value(json_object_get(res, "value")), json_string_value(json_object_get(res, "unit")));
+        json_decref(res);
+    }
+    ctlclient_close(cl);
+    return code;
+}
+
+/* confirm [PROMPT_ID]: answer the pending prompt. */
+static int cmd_confirm(struct ctl *c, int argc, char **argv)
+{
+    struct subopts o;
+    int i = parse_subopts(argc, argv, &o);
+    c->json |= o.json;
+    if (i < 0 || argc - i > 1) {
+        fprintf(stderr, "usage: perfusectl confirm [PROMPT_ID]\nexample: perfusectl confirm 3.2\n");
+        return EXIT_USAGE;
+    }
+    struct ctlclient *cl = connect_or_exit(c);
+    json_t *req = json_pack("{s:s}", "cmd", "confirm");
+    if (argc - i == 1)
+        json_object_set_new(req, "prompt", json_string(argv[i]));
+    int code;
+    json_t *res = call(c, cl, req, &code);
+    if (res) {
+        print_result(c, res);
         json_decref(res);
     }
     ctlclient_close(cl);
@@ -1047,7 +1075,9 @@ int main(int argc, char **argv)
         return cmd_devices(&c, sub_argc, sub_argv);
     if (strcmp(cmd, "watch") == 0)
         return cmd_watch(&c, sub_argc, sub_argv);
-    static const char *const simple[] = { "status", "pause", "resume", "abort", "confirm", "wait", NULL };
+    if (strcmp(cmd, "confirm") == 0)
+        return cmd_confirm(&c, sub_argc, sub_argv);
+    static const char *const simple[] = { "status", "pause", "resume", "abort", "wait", NULL };
     for (int i = 0; simple[i]; i++)
         if (strcmp(cmd, simple[i]) == 0)
             return cmd_simple(&c, cmd, sub_argc, sub_argv);

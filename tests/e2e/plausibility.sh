@@ -56,7 +56,12 @@ n=$("$PYTHON" -c "import json,sys; print(len(json.loads(sys.argv[1])['alarms']))
 echo "$out" | "$PYTHON" -c "import json,sys; [print(a['code'], a['source'], a['state'], a['message'][:80]) for a in json.load(sys.stdin)['alarms']]"
 check "the cleared alarms stay listed until acknowledged ($n listed)" test "$n" -eq 4
 ctl ack all >/dev/null
-ctl confirm >/dev/null
+out=$(ctl status)
+check "status shows the prompt with its id" grep -q "^PROMPT    \[3\] Acknowledge the sensor alarms   (answer with: perfusectl confirm 3)" <<<"$out"
+ctl confirm 9 2>"$T/conf.err" >/dev/null; rc=$?
+check "confirm with another prompt's id is refused (exit $rc)" sh -c "[ $rc -eq 1 ] && grep -q 'the prompt waiting is 3' '$T/conf.err'"
+ctl confirm 3 >/dev/null
+check "confirm with the prompt's id answers it" test $? -eq 0
 res=$(ctl --json wait)
 check "the run completes: no limit tripped on an implausible value" grep -q '"state": "completed"' <<<"$res"
 check "no alarm is listed after the acknowledgement" "$PYTHON" -c "import json,sys; sys.exit(len(json.loads(sys.argv[1])['alarms']))" "$res"
