@@ -144,9 +144,12 @@ check "  and says why" grep -q "another perfused is already running on $SOCK" "$
 "$BUILD/perfuse-sim" --rig-out "$T/simrig.yaml" >"$T/sim.json" 2>/dev/null &
 PIDS="$PIDS $!"
 timeout 10 sh -c "until [ -s '$T/sim.json' ]; do sleep 0.1; done"
-"$BUILD/perfused" --rig "$T/simrig.yaml" --socket "$T/a.sock" --data-dir "$T/a" 2>"$T/a.log" &
+mkdir -p "$T/rundir"
+"$BUILD/perfused" --rig "$T/simrig.yaml" --socket "$T/rundir/perfuse/a.sock" --data-dir "$T/a" 2>"$T/a.log" &
 A=$!; PIDS="$PIDS $A"
-timeout 10 sh -c "until [ -S '$T/a.sock' ]; do sleep 0.1; done"
+timeout 10 sh -c "until [ -S '$T/rundir/perfuse/a.sock' ]; do sleep 0.1; done"
+check "the socket is created with mode 0660" test "$(stat -c %a "$T/rundir/perfuse/a.sock")" = 660
+check "inside a directory the daemon made with mode 0770" test "$(stat -c %a "$T/rundir/perfuse")" = 770
 timeout 10 "$BUILD/perfused" --rig "$T/simrig.yaml" --socket "$T/b.sock" --data-dir "$T/b" 2>"$T/b.log"; rc=$?
 check "a second daemon on the same serial ports refuses to start (exit $rc)" test "$rc" -ne 0
 check "  and names the port" grep -q "pumps.tty is held by another process" "$T/b.log"
