@@ -72,9 +72,11 @@ static struct run *live_run(struct daemon *d)
 }
 
 /* A limit tripped: act first (the safe state goes out at once), then raise the alarm. */
-static void limit_tripped(void *ctx, const struct limit_rule *rule, double v, int64_t t)
+static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, int64_t t)
 {
     struct daemon *d = ctx;
+    /* Ending the run frees the run's rules: keep a copy of this one. */
+    const struct limit_rule copy = *rule_p, *rule = &copy;
     const struct rig_channel *c = &d->rig->channels[rule->lim.channel];
     bool above = rule->side == '>';
     char why[200];

@@ -55,6 +55,7 @@ int interlocks_init(struct interlocks *il, const struct plan_limit *rig_limits, 
 
 int interlocks_set_run(struct interlocks *il, const struct plan_limit *limits, size_t n)
 {
+    il->gen++;
     il->n = il->n_rig;
     if (reserve(il, il->n_rig + n) < 0)
         return -ENOMEM;
@@ -76,8 +77,11 @@ void interlocks_on_sample(struct interlocks *il, int channel, double value, int6
             r->since_ns = -1;
             if (r->tripped) {
                 r->tripped = false;
+                unsigned gen = il->gen;
                 if (il->hooks.clear)
                     il->hooks.clear(il->hooks.ctx, r, value, t_ns);
+                if (il->gen != gen)
+                    return;         /* the hook changed the rules (a run ended) */
             }
             continue;
         }
@@ -88,8 +92,11 @@ void interlocks_on_sample(struct interlocks *il, int channel, double value, int6
         }
         if (!r->tripped && t_ns - r->since_ns >= r->lim.for_ns) {
             r->tripped = true;
+            unsigned gen = il->gen;
             if (il->hooks.trip)
                 il->hooks.trip(il->hooks.ctx, r, value, t_ns);
+            if (il->gen != gen)
+                return;             /* a safe-stop ended the run: its rules are gone */
         }
     }
 }

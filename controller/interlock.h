@@ -30,7 +30,9 @@ struct limit_rule {
 
 struct interlock_hooks {
     void *ctx;
-    /* A rule tripped on value at t (the sample that completed its debounce). */
+    /* A rule tripped on value at t (the sample that completed its debounce).
+     * rule may be freed by what the hook does (ending the run drops its rules):
+     * copy what is needed first. */
     void (*trip)(void *ctx, const struct limit_rule *rule, double value, int64_t t_ns);
     /* A tripped rule's channel is back inside its limits. */
     void (*clear)(void *ctx, const struct limit_rule *rule, double value, int64_t t_ns);
@@ -39,6 +41,7 @@ struct interlock_hooks {
 struct interlocks {
     struct limit_rule *rules;   /* the rig's first, then the run's */
     size_t n_rig, n;
+    unsigned gen;               /* changes when the run's rules change */
     struct interlock_hooks hooks;
 };
 

@@ -201,9 +201,10 @@ static void resume_fired(struct ptimer *t)
 }
 
 /* A limit tripped: act as perfused does, then raise the alarm. */
-static void sim_limit_tripped(void *ctx, const struct limit_rule *rule, double v, int64_t t)
+static void sim_limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, int64_t t)
 {
     struct simulation *s = ctx;
+    const struct limit_rule copy = *rule_p, *rule = &copy;   /* a safe-stop frees the run's rules */
     const struct rig_channel *c = &s->rig->channels[rule->lim.channel];
     char why[200], tag[16];
     limit_describe(rule, c->name, c->unit, v, why, sizeof why);

@@ -102,6 +102,41 @@ static void test_run_rules_replace(void **state)
     interlocks_free(&il);
 }
 
+static struct interlocks *ending;
+
+/* A trip hook that ends the run, as a safe-stop does: the run's rules go away. */
+static void trip_and_end(void *ctx, const struct limit_rule *r, double v, int64_t t)
+{
+    (void)ctx; (void)r; (void)v; (void)t;
+    trips++;
+    interlocks_set_run(ending, NULL, 0);
+}
+
+/* A hook that drops the rules being evaluated must not have them used after
+ * (under make asan a use after free here is caught). */
+static void test_a_safe_stop_that_ends_the_run(void **state)
+{
+    (void)state;
+    struct plan_limit rig = { .channel = 3, .min = NAN, .max = 1000, .action = LIMIT_SAFE_STOP };
+    struct interlock_hooks h = { .trip = trip_and_end, .clear = on_clear };
+    struct interlocks il;
+    assert_int_equal(interlocks_init(&il, &rig, 1, &h), 0);
+    ending = &il;
+    trips = 0;
+    struct plan_limit run[3] = {
+        { .channel = 3, .min = NAN, .max = 10, .action = LIMIT_SAFE_STOP },
+        { .channel = 3, .min = NAN, .max = 20, .action = LIMIT_ALARM },
+        { .channel = 3, .min = NAN, .max = 30, .action = LIMIT_PAUSE },
+    };
+    assert_int_equal(interlocks_set_run(&il, run, 3), 0);
+    interlocks_on_sample(&il, 3, 50, 1 * S);
+    assert_int_equal(trips, 1);                 /* the first ended the run; the rest are gone */
+    assert_int_equal(il.n, 1);
+    interlocks_on_sample(&il, 3, 2000, 2 * S);  /* the rig's rule still works */
+    assert_int_equal(trips, 2);
+    interlocks_free(&il);
+}
+
 static char last_code[32][32];
 static int n_events;
 
@@ -163,6 +198,7 @@ int main(void)
         cmocka_unit_test(test_debounce),
         cmocka_unit_test(test_unknown_is_not_a_value),
         cmocka_unit_test(test_run_rules_replace),
+        cmocka_unit_test(test_a_safe_stop_that_ends_the_run),
         cmocka_unit_test(test_alarm_lifecycle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
