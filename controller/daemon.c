@@ -88,8 +88,12 @@ static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, 
         d->il_tag = d->write_tag = (1ull << 63) | ++seq;
         if (r != NULL)
             run_safe_stop(r, why);
-        else
+        else {
             daemon_safe_state(d, NULL, 0);
+            char m[300];
+            snprintf(m, sizeof m, "no run active: every device put in its safe state (%s)", why);
+            daemon_event(d, t, "warning", "interlock", "safe_state", m);
+        }
         d->write_tag = 0;
     } else if (rule->lim.action == LIMIT_PAUSE && r != NULL) {
         struct run_actor who = { .user = "interlock" };
@@ -323,8 +327,14 @@ void daemon_safe_state(struct daemon *d, const struct plan_target *targets, size
         for (size_t k = 0; k < n; k++)
             if (d->rig->channels[targets[k].channel].device == i)
                 covered = true;
-        if (!covered && dev->drv->safe_state != NULL)
-            bus_safe_state(d->buses[dev->bus], d->dev_bus_index[i]);
+        if (covered || dev->drv->safe_state == NULL)
+            continue;
+        bus_safe_state(d->buses[dev->bus], d->dev_bus_index[i], d->write_tag);
+        /* The device's own safe state has no setpoint of ours: status must not
+         * go on showing the last one as if it were still commanded. */
+        for (size_t c = 0; c < d->rig->n_channels; c++)
+            if (d->rig->channels[c].device == i && d->rig->channels[c].writable)
+                d->chans[c].setpoint = NAN;
     }
 }
 

@@ -203,11 +203,12 @@ int bus_write(struct bus *b, size_t dev, size_t ch, double value, enum bus_prior
 }
 
 /* Queue the safe-state action of device dev. */
-int bus_safe_state(struct bus *b, size_t dev)
+int bus_safe_state(struct bus *b, size_t dev, uint64_t tag)
 {
     if (dev >= b->n_devs)
         return -EINVAL;
-    struct pending_write w = { .prio = BUS_PRIO_SAFETY, .safe_state = true, .dev = (uint32_t)dev };
+    struct pending_write w = { .prio = BUS_PRIO_SAFETY, .safe_state = true, .dev = (uint32_t)dev,
+                               .tag = tag };
     return queue_write(b, &w);
 }
 

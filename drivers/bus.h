@@ -71,8 +71,9 @@ int bus_start(struct bus *b);
 /* Queue a write of value to channel ch of device dev. Thread-safe, never blocks on I/O. */
 int bus_write(struct bus *b, size_t dev, size_t ch, double value, enum bus_priority prio,
               int64_t planned_ns, uint64_t tag);
-/* Queue the safe-state action of device dev, ahead of everything else. */
-int bus_safe_state(struct bus *b, size_t dev);
+/* Queue the safe-state action of device dev, ahead of everything else; tag
+ * comes back in the write's note. */
+int bus_safe_state(struct bus *b, size_t dev, uint64_t tag);
 /* Move up to max waiting notes into out; returns how many. Thread-safe. */
 size_t bus_take_notes(struct bus *b, struct bus_note *out, size_t max);
 /* Ask the thread to finish what is queued for safety, close the link and exit; join it. */
