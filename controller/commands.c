@@ -40,6 +40,9 @@ static int cmd_hello(struct ctl_client *cl, json_t *req, json_t *res, char *err,
     return 0;
 }
 
+/* How long a run request waits for the file of a run that has just ended. */
+#define RUN_CLOSE_WAIT_MS 15000
+
 /* run: load a protocol and start it. */
 static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
@@ -51,9 +54,19 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
         snprintf(err, len, "run needs \"protocol_text\" and \"protocol_path\"");
         return -EPROTO;
     }
+    if (active_run(d) != NULL && run_ended(d->run) && !cl->retrying &&
+        control_retry_after_close(cl, req, "run", RUN_CLOSE_WAIT_MS) == 0) {
+        /* The last run has ended and its file is closing: start this one then. */
+        run_close_now(d->run);
+        return CMD_DEFERRED;
+    }
     if (active_run(d) != NULL) {
-        snprintf(err, len, "a run is already active (%s); abort it or wait for it to end",
-                 run_path(d->run));
+        if (run_ended(d->run))
+            snprintf(err, len, "the last run's file (%s) is still being closed; try again in a moment",
+                     run_path(d->run));
+        else
+            snprintf(err, len, "a run is already active (%s); abort it or wait for it to end",
+                     run_path(d->run));
         return -EBUSY;
     }
     if (d->shutting_down) {

@@ -26,6 +26,8 @@ struct client {
     size_t len;
     bool closing;
     json_t *wait_id;            /* set while waiting for the run to end */
+    json_t *retry_req;          /* a request to run again once the run's file closes */
+    const struct ctl_command *retry_cmd;
     bool watching;
     int64_t watch_every_ns, watch_next_ns;
     double watch_events_after;  /* run time of the last event sent to this watcher */
@@ -39,6 +41,7 @@ struct control {
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     struct client *clients;
     uv_timer_t watch_timer;     /* ticks while anyone watches */
+    uv_timer_t retry_timer;     /* runs deferred requests, outside the run's callbacks */
     int watchers;
     int open_handles;
     bool closing;
@@ -82,6 +85,7 @@ static void client_closed(uv_handle_t *h)
     struct control *c = cl->pub.ctl;
     free(cl->buf);
     json_decref(cl->wait_id);
+    json_decref(cl->retry_req);
     free(cl);
     handle_released(c);
 }
@@ -180,6 +184,8 @@ static void send_error(struct ctl_client *cl, json_t *id, int rc, const char *ms
         control_send(cl, reply);
 }
 
+static void execute(struct client *cl, const struct ctl_command *cmd, json_t *req, json_t *id);
+
 /* Parse and execute one request line. */
 static void handle_line(struct client *cl, const char *line, size_t len)
 {
@@ -192,8 +198,16 @@ static void handle_line(struct client *cl, const char *line, size_t len)
         json_decref(id);
         return;
     }
+    execute(cl, cmd, req, id);
+}
+
+/* Execute one parsed request and reply (unless the handler deferred it).
+ * Takes the references to req and id. */
+static void execute(struct client *cl, const struct ctl_command *cmd, json_t *req, json_t *id)
+{
+    char err[1024] = "";
     json_t *result = json_object();
-    rc = cmd->exec(&cl->pub, req, result, err, sizeof err);
+    int rc = cmd->exec(&cl->pub, req, result, err, sizeof err);
     if (rc == CMD_DEFERRED) {
         json_decref(result);
     } else if (rc < 0) {
@@ -366,7 +380,9 @@ int control_start(struct control **out, struct daemon *d, const char *path, char
     c->server.data = c;
     uv_timer_init(d->loop, &c->watch_timer);
     c->watch_timer.data = c;
-    c->open_handles = 2;
+    uv_timer_init(d->loop, &c->retry_timer);
+    c->retry_timer.data = c;
+    c->open_handles = 3;
     mode_t old = umask(0117);
     rc = uv_pipe_bind(&c->server, c->path);
     umask(old);
@@ -381,6 +397,7 @@ int control_start(struct control **out, struct daemon *d, const char *path, char
         /* c is freed by the close callbacks, on the next loop turn */
         uv_close((uv_handle_t *)&c->server, server_closed);
         uv_close((uv_handle_t *)&c->watch_timer, server_closed);
+        uv_close((uv_handle_t *)&c->retry_timer, server_closed);
         return rc;
     }
     *out = c;
@@ -404,6 +421,7 @@ void control_close(struct control *c)
     unlink(c->path);
     uv_close((uv_handle_t *)&c->server, server_closed);
     uv_close((uv_handle_t *)&c->watch_timer, server_closed);
+    uv_close((uv_handle_t *)&c->retry_timer, server_closed);
 }
 
 /* Collect a run's events that a watcher has not seen yet. */
@@ -479,6 +497,38 @@ int control_add_waiter(struct ctl_client *pub, json_t *id)
     return 0;
 }
 
+/* Run the deferred requests again (run's file closed, or their time is up). */
+static void retry_tick(uv_timer_t *t)
+{
+    struct control *c = t->data;
+    struct client *next;
+    for (struct client *cl = c->clients; cl; cl = next) {
+        next = cl->next;        /* a reply that fails closes the client */
+        if (cl->retry_req == NULL)
+            continue;
+        json_t *req = cl->retry_req, *id = json_incref(json_object_get(req, "id"));
+        cl->retry_req = NULL;
+        cl->pub.retrying = true;
+        execute(cl, cl->retry_cmd, req, id);
+        cl->pub.retrying = false;
+    }
+}
+
+int control_retry_after_close(struct ctl_client *pub, json_t *req, const char *cmd,
+                              unsigned timeout_ms)
+{
+    struct client *cl = (struct client *)pub;
+    struct control *c = pub->ctl;
+    const struct ctl_command *k = command_find(cmd);
+    if (k == NULL || cl->retry_req != NULL)
+        return -EBUSY;
+    cl->retry_req = json_incref(req);
+    cl->retry_cmd = k;
+    if (!uv_is_active((uv_handle_t *)&c->retry_timer) || uv_timer_get_due_in(&c->retry_timer) > timeout_ms)
+        uv_timer_start(&c->retry_timer, retry_tick, timeout_ms, 0);
+    return 0;
+}
+
 /* Answer every waiter with the run's final state. */
 void control_run_closed(struct daemon *d, struct run *r)
 {
@@ -486,6 +536,10 @@ void control_run_closed(struct daemon *d, struct run *r)
     struct control *c = d->control;
     if (c == NULL || c->closing)
         return;
+    /* Not from here: a deferred run would free the run whose callback this is. */
+    for (struct client *cl = c->clients; cl; cl = cl->next)
+        if (cl->retry_req != NULL)
+            uv_timer_start(&c->retry_timer, retry_tick, 0, 0);
     for (struct client *cl = c->clients; cl; cl = cl->next) {
         if (cl->wait_id == NULL)
             continue;

@@ -6,6 +6,7 @@
 #ifndef PERFUSE_CONTROL_H
 #define PERFUSE_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -21,6 +22,7 @@ struct ctl_client {
     uid_t uid;
     pid_t pid;
     char user[96];              /* "uid 1000 (alice)" for the audit trail */
+    bool retrying;              /* the handler runs a request it deferred before */
 };
 
 /* Open the socket at path (NULL: the default). Refuses if another daemon
@@ -42,6 +44,11 @@ int control_add_waiter(struct ctl_client *cl, json_t *id);
 /* Send cl the status every interval_s seconds (with the run's new events)
  * until it disconnects; a watcher that does not read is dropped. */
 int control_add_watcher(struct ctl_client *cl, double interval_s);
+/* Run cmd with req again once the current run's file has closed, or after
+ * timeout_ms at the latest (the handler then sees cl->retrying and must not
+ * defer again). Takes a reference to req. */
+int control_retry_after_close(struct ctl_client *cl, json_t *req, const char *cmd,
+                              unsigned timeout_ms);
 /* Answer every waiter (called when the run's file closes). */
 void control_run_closed(struct daemon *d, struct run *r);
 

@@ -534,6 +534,17 @@ bool run_closed(const struct run *r)
     return r->closed;
 }
 
+bool run_ended(const struct run *r)
+{
+    return r->ended;
+}
+
+void run_close_now(struct run *r)
+{
+    if (r->ended)
+        finish_file(r, r->final == RUN_COMPLETED ? "completed" : "aborted");
+}
+
 void run_get_status(struct run *r, struct runner_status *st)
 {
     runner_get_status(r->runner, st);

@@ -59,6 +59,11 @@ void run_shutdown_finish(struct run *r);
 
 /* True once the run has ended and its file is closed. */
 bool run_closed(const struct run *r);
+/* True once the run has ended (its file may still be open a moment). */
+bool run_ended(const struct run *r);
+/* The run has ended: close its file now instead of after the settle time
+ * (another run is waiting to start). */
+void run_close_now(struct run *r);
 /* Current state and details. */
 void run_get_status(struct run *r, struct runner_status *st);
 const char *run_path(const struct run *r);

@@ -113,6 +113,26 @@ from h5run import open_run, series
 t, v = series(open_run('$file'), 'setpoints', 'pump1.flow'); print(v[-1])")
 check "pump1's last setpoint is 0 (got $last)" test "$last" = 0.0
 
+# --- a run requested the moment the last one ended starts once that file is closed
+cat >"$T/short.yaml" <<'P'
+perfuse: 1
+name: back to back
+rig: sim
+safe_state: {pump1: 0 uL/min}
+steps:
+  - {name: hold, set: {pump1: 5 uL/min}, for: 10 min}
+P
+first=$(ctl run "$T/short.yaml" | sed -n 's/^file //p')
+ctl abort --reason "next run" >/dev/null
+out=$(ctl run "$T/short.yaml" 2>&1); rc=$?
+second=$(sed -n 's/^file //p' <<<"$out")
+check "run right after an abort is accepted (exit $rc)" sh -c "[ $rc -eq 0 ] && [ -n '$second' ] && [ '$second' != '$first' ]"
+check "the aborted run's file was closed whole first" timeout 60 "$PYTHON" -c "
+import sys; sys.path.insert(0, 'tests/lib')
+from h5run import open_run, text
+f = open_run('$first'); sys.exit(0 if text(f.attrs['state']) == 'aborted' else 1)"
+ctl abort >/dev/null; ctl wait >/dev/null
+
 # --- devices and watch
 out=$(ctl --json devices)
 check "devices --json lists buses and devices with their state" "$PYTHON" -c "
@@ -122,7 +142,7 @@ sys.exit(0 if len(d['buses']) == 3 and 'pump1' in names and states <= {'ok','fau
 out=$(ctl devices)
 check "devices for people shows each device's state" grep -qE "^  pump1 +newera +on pumps +ok" <<<"$out"
 out=$(timeout 4 "$BUILD/perfusectl" --socket "$SOCK" watch --interval 1)
-n=$(grep -c "^20[0-9-]*T.* idle\|^20[0-9-]*T.* faulted\|^20[0-9-]*T.* completed" <<<"$out")
+n=$(grep -cE "^20[0-9-]*T.* (idle|faulted|completed|aborted)" <<<"$out")
 check "watch on a pipe prints a plain line per refresh ($n lines)" test "$n" -ge 3
 out=$(timeout 3 "$BUILD/perfusectl" --socket "$SOCK" --json watch --interval 0.5)
 check "watch --json prints one JSON status per line" "$PYTHON" -c "
