@@ -32,13 +32,14 @@ CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(OPT) $(EXTRA_CFLAGS) \
 LDFLAGS := $(EXTRA_LDFLAGS)
 
 # build/config.mk holds the pkg-config flags. It is made (after installing any
-# missing package) before anything else, and make re-reads it automatically.
+# missing package, the test tools and Python modules too) before anything else,
+# and make re-reads it automatically; a change to install-deps remakes it.
 CONFIG := $(BUILD)/config.mk
 -include $(CONFIG)
 
 $(CONFIG): scripts/install-deps Makefile
 	@mkdir -p $(BUILD)
-	@pkg-config --exists $(PKGS) $(TEST_PKGS) || scripts/install-deps
+	@scripts/install-deps
 	@pkg-config --exists $(PKGS) $(TEST_PKGS) || { echo "pkg-config still misses one of: $(PKGS) $(TEST_PKGS)" >&2; exit 1; }
 	@{ echo "PKG_CFLAGS := $$(pkg-config --cflags $(PKGS))"; \
 	   echo "PKG_LIBS := $$(pkg-config --libs $(PKGS)) -lm -lpthread"; \
