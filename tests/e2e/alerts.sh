@@ -1,7 +1,8 @@
 #!/bin/bash
 # Alerts for unattended runs: the rig's alert command runs with the details in
-# PERFUSE_* variables on an alarm, a prompt, a restart and the end of a run,
-# and a flapping alarm is rate-limited with the held-back count passed on.
+# PERFUSE_* variables on an alarm, a sensor fault, a prompt, a restart and the
+# end of a run, and a flapping alarm is rate-limited with the held-back count
+# passed on.
 set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
@@ -10,7 +11,7 @@ cat >"$T/alert.sh" <<'A'
 #!/bin/sh
 echo "$PERFUSE_ALERT|$PERFUSE_SEVERITY|$PERFUSE_SOURCE|$PERFUSE_CODE|$PERFUSE_SUPPRESSED|$PERFUSE_RUN_ID|$PERFUSE_RIG|$PERFUSE_FILE|$PERFUSE_MESSAGE" >>"$(dirname "$0")/alerts.log"
 A
-"$BUILD/perfuse-sim" --rig-out "$T/rig0.yaml" >"$T/sim.json" 2>"$T/sim.log" &
+"$BUILD/perfuse-sim" --rig-out "$T/rig0.yaml" --control "$T/sim.sock" >"$T/sim.json" 2>"$T/sim.log" &
 PIDS="$PIDS $!"
 timeout 10 sh -c "until [ -s '$T/sim.json' ]; do sleep 0.1; done"
 sed "s|^rig: sim$|rig: sim\nalerts: {command: \"sh $T/alert.sh\", min_interval: 2 s, max_per_hour: 100}|" \
@@ -39,6 +40,7 @@ steps:
   - {name: more, set: {pump1: 10 uL/min}, for: 6 s}
 P
 file=$(ctl run "$T/p.yaml" | sed -n 's/^file //p')
+check "a sensor fault injected: chip2 reads NaN for 1 s" test "$(sim_cmd "$T/sim.sock" "fault nan:chip2,at=1s,for=1s")" = ok
 for _ in $(seq 1 200); do ctl --json status | grep -q '"prompt": "Top up' && break; sleep 0.1; done
 ctl ack all >/dev/null
 ctl confirm >/dev/null
@@ -51,6 +53,7 @@ timeout 10 sh -c "until grep -q '^run_end|' '$T/alerts.log' 2>/dev/null; do slee
 cat "$T/alerts.log" | cut -c1-160
 id=$(basename "$file" .h5 | sed 's/.*-//')
 check "an alarm alert names the source and code" grep -q "^alarm|alarm|chip1.pressure|alarm_raised|0|$id" "$T/alerts.log"
+check "a sensor fault alert names the channel" grep -q "^fault|fault|chip2.pressure|alarm_raised|0|$id.*|alarm [0-9]* sensor_nan" "$T/alerts.log"
 n=$(grep -c "^alarm|" "$T/alerts.log")
 check "the flapping alarm is rate-limited to one per 2 s ($n alerts in 7 s)" sh -c "[ $n -ge 2 ] && [ $n -le 5 ]"
 check "what was held back is counted in the next alert" grep -qE "^alarm\|alarm\|chip1.pressure\|alarm_raised\|[1-9][0-9]*\|" "$T/alerts.log"

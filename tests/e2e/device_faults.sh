@@ -11,13 +11,6 @@ cd "$(dirname "$0")/../.."
 sim_control() {
     sed -n 's/.*"control": "\([^"]*\)".*/\1/p' "$T/$1/perfused.log" | head -1
 }
-# Send one command to the simulator's control socket.
-sim_cmd() {
-    "$PYTHON" -c "
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
-s.sendall((sys.argv[2] + '\n').encode()); print(s.recv(4096).decode().strip())" "$1" "$2"
-}
 # Poll status (bounded): the control protocol has no push notifications yet.
 wait_state() {
     for i in $(seq 200); do

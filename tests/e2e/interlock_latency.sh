@@ -8,12 +8,6 @@ set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
 
-sim_cmd() {
-    "$PYTHON" -c "
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
-s.sendall((sys.argv[2] + '\n').encode()); print(s.recv(4096).decode().strip())" "$1" "$2"
-}
 cat >"$T/clog.yaml" <<'P'
 perfuse: 1
 name: interlock latency

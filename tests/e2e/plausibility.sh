@@ -8,13 +8,6 @@ set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
 
-sim_cmd() {
-    "$PYTHON" -c "
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
-s.sendall((sys.argv[2] + '\n').encode()); print(s.recv(4096).decode().strip())" "$1" "$2"
-}
-
 "$BUILD/perfuse-sim" --rig-out "$T/rig0.yaml" --control "$T/sim.sock" >"$T/sim.json" 2>"$T/sim.log" &
 PIDS="$PIDS $!"
 timeout 10 sh -c "until [ -s '$T/sim.json' ]; do sleep 0.1; done"

@@ -44,6 +44,14 @@ start_daemon() {
 # ctl ARGS...: perfusectl against the current daemon.
 ctl() { timeout 120 "$BUILD/perfusectl" --socket "$SOCK" "$@"; }
 
+# sim_cmd SOCKET LINE: send one command to perfuse-sim's control socket, print its answer.
+sim_cmd() {
+    "$PYTHON" -c "
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
+s.sendall((sys.argv[2] + '\n').encode()); print(s.recv(4096).decode().strip())" "$1" "$2"
+}
+
 # wait_gone PID SECONDS: wait for any process (not only a child) to exit, via pidfd.
 wait_gone() { "$PYTHON" tests/lib/pidwait.py "$1" "$2"; }
 
