@@ -225,37 +225,35 @@ static int need_run(struct daemon *d, char *err, size_t len)
     return -ENOENT;
 }
 
-/* pause. */
-static int cmd_pause(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+/* pause, resume and abort: ACT on the run as this client, then reply with a status. */
+static int run_action(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len,
+                      int (*act)(struct run *, const struct run_actor *, const char *),
+                      const char *refusal)
 {
     struct daemon *d = control_daemon(cl->ctl);
     int rc = need_run(d, err, len);
     struct run_actor who = actor(cl, NULL);
-    if (rc == 0 && (rc = run_pause(d->run, &who, arg_str(req, "reason"))) < 0)
-        snprintf(err, len, "the run is not running (it may already be paused)");
+    if (rc == 0 && (rc = act(d->run, &who, arg_str(req, "reason"))) < 0)
+        snprintf(err, len, "%s", refusal);
     return rc < 0 ? (rc == -ENOENT ? rc : -EALREADY) : cmd_status(cl, req, res, err, len);
+}
+
+/* pause. */
+static int cmd_pause(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    return run_action(cl, req, res, err, len, run_pause, "the run is not running (it may already be paused)");
 }
 
 /* resume. */
 static int cmd_resume(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
-    struct daemon *d = control_daemon(cl->ctl);
-    int rc = need_run(d, err, len);
-    struct run_actor who = actor(cl, NULL);
-    if (rc == 0 && (rc = run_resume(d->run, &who, arg_str(req, "reason"))) < 0)
-        snprintf(err, len, "the run is not paused");
-    return rc < 0 ? (rc == -ENOENT ? rc : -EALREADY) : cmd_status(cl, req, res, err, len);
+    return run_action(cl, req, res, err, len, run_resume, "the run is not paused");
 }
 
 /* abort. */
 static int cmd_abort(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
-    struct daemon *d = control_daemon(cl->ctl);
-    int rc = need_run(d, err, len);
-    struct run_actor who = actor(cl, NULL);
-    if (rc == 0 && (rc = run_abort(d->run, &who, arg_str(req, "reason"))) < 0)
-        snprintf(err, len, "the run has already ended");
-    return rc < 0 ? (rc == -ENOENT ? rc : -EALREADY) : cmd_status(cl, req, res, err, len);
+    return run_action(cl, req, res, err, len, run_abort, "the run has already ended");
 }
 
 /* confirm: answer the pending prompt. */

@@ -1057,26 +1057,18 @@ int main(int argc, char **argv)
         usage(stdout);
         return sub_argc > 1 ? EXIT_USAGE : EXIT_OK;
     }
-    if (strcmp(cmd, "run") == 0)
-        return cmd_run(&c, sub_argc, sub_argv);
-    if (strcmp(cmd, "check") == 0)
-        return cmd_check(&c, sub_argc, sub_argv);
-    if (strcmp(cmd, "events") == 0)
-        return cmd_events(&c, sub_argc, sub_argv);
-    if (strcmp(cmd, "set") == 0)
-        return cmd_set(&c, sub_argc, sub_argv);
-    if (strcmp(cmd, "simulate") == 0)
-        return cmd_simulate(&c, sub_argc, sub_argv);
-    if (strcmp(cmd, "recover") == 0)
-        return cmd_recover(&c, sub_argc, sub_argv);
-    if (strcmp(cmd, "ack") == 0)
-        return cmd_ack(&c, sub_argc, sub_argv);
-    if (strcmp(cmd, "devices") == 0)
-        return cmd_devices(&c, sub_argc, sub_argv);
-    if (strcmp(cmd, "watch") == 0)
-        return cmd_watch(&c, sub_argc, sub_argv);
-    if (strcmp(cmd, "confirm") == 0)
-        return cmd_confirm(&c, sub_argc, sub_argv);
+    static const struct {
+        const char *name;
+        int (*fn)(struct ctl *, int, char **);
+    } commands[] = {
+        { "run", cmd_run },         { "check", cmd_check },     { "events", cmd_events },
+        { "set", cmd_set },         { "simulate", cmd_simulate }, { "recover", cmd_recover },
+        { "ack", cmd_ack },         { "devices", cmd_devices }, { "watch", cmd_watch },
+        { "confirm", cmd_confirm },
+    };
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(cmd, commands[i].name) == 0)
+            return commands[i].fn(&c, sub_argc, sub_argv);
     static const char *const simple[] = { "status", "pause", "resume", "abort", "wait", NULL };
     for (int i = 0; simple[i]; i++)
         if (strcmp(cmd, simple[i]) == 0)
