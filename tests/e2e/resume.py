@@ -10,8 +10,11 @@ must show a restart event with the gap, the step's second pass keeping its
 repeat counter and its remaining time (a wait or prompt counts the gap as
 waiting), the protocol's total time preserved apart from the gap, setpoints
 of a ramp or waveform continuing on their curve, samples before and after,
-and the file completed. Last, the same after SIGTERM (the pumps stopped as
-on_shutdown says): the journal stays, and the restart continues the run."""
+and the file completed. Then the same after SIGTERM (the pumps stopped as
+on_shutdown says): the journal stays, and the restart continues the run. Last,
+on_restart: safe-stop: the restart applies the safe state and ends the run as
+interrupted, and a killed paused run stays paused."""
+import json
 import math
 import os
 import re
@@ -62,11 +65,11 @@ STEP = {
 }
 
 
-def protocol(kind):
+def protocol(kind, on_restart="resume"):
     return f"""perfuse: 1
 name: resume {kind}
 rig: sim
-on_restart: resume
+on_restart: {on_restart}
 safe_state: {{pump1: 0 uL/min}}
 steps:
   - {{name: pre, set: {{pump1: 10 uL/min}}, for: 2 s}}
@@ -208,11 +211,53 @@ def paused_case():
     check("restart" in codes and "paused" in codes and "resumed" in codes, "paused: the restart, the pause and the resume are in the file")
 
 
+def safe_stop_case():
+    """on_restart: safe-stop: the restart stops the pump with the safe state, the run
+    ends as interrupted in its own file, and no journal is left to continue."""
+    print("# safe-stop", flush=True)
+    d = os.path.join(work, "safe-stop")
+    os.makedirs(d)
+    sock, data = os.path.join(d, "sock"), os.path.join(d, "runs")
+    log = open(os.path.join(d, "perfused.log"), "w")
+    open(os.path.join(d, "p.yaml"), "w").write(protocol("set", "safe-stop"))
+    p = start(sock, data, log)
+    r = ctl(sock, "run", os.path.join(d, "p.yaml"))
+    path = next(l.split(" ", 1)[1] for l in r.stdout.splitlines() if l.startswith("file "))
+    check(wait_for(sock, lambda s: '"name": "x [1/2]"' in s, 20), "safe-stop: first pass reached")
+    time.sleep(2.0)         # into the step at 30 uL/min: where the kill lands
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    p = start(sock, data, log)
+    r = ctl(sock, "--json", "wait")
+    check('"state": "interrupted"' in r.stdout and path in r.stdout,
+          "safe-stop: the killed run is ended by the restart as interrupted, not continued")
+    st = json.loads(ctl(sock, "--json", "status").stdout)
+    pump = next((c for c in st["channels"] if c["name"] == "pump1.flow"), {})
+    check(pump.get("setpoint") == 0.0, f"safe-stop: pump1's setpoint shown after the restart is the safe state 0 ({pump.get('setpoint')})")
+    check(not os.path.exists(os.path.join(data, "run.journal")), "safe-stop: no journal is left")
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=30)
+    check(len([n for n in os.listdir(data) if n.endswith(".h5")]) == 1, "safe-stop: no second run file")
+    f = open_run(path)
+    check(text(f.attrs["state"]) == "interrupted", f"safe-stop: the file says interrupted ({text(f.attrs['state'])})")
+    ev = [(float(e["time"]), text(e["code"]), text(e["message"])) for e in f["events"]]
+    restart = [e for e in ev if e[1] == "restart"]
+    check(len(restart) == 1 and "on_restart: safe-stop" in restart[0][2], "safe-stop: one restart event naming on_restart")
+    t_restart = restart[0][0] if restart else 0.0
+    check(any(c == "safe_state" and t >= t_restart for t, c, _ in ev), "safe-stop: the safe state is applied after the restart")
+    st, sv = series(f, "setpoints", "pump1.flow")
+    check(len(sv) > 0 and sv[-1] == 0.0 and st[-1] >= t_restart, f"safe-stop: pump1's last setpoint is 0, sent at the restart ({sv[-1] if len(sv) else None})")
+    steps = {text(s["name"]): s for s in f["steps"]}
+    check("x [2/2]" not in steps or not math.isfinite(float(steps["x [2/2]"]["start"])),
+          "safe-stop: the rest of the protocol did not run")
+
+
 try:
     for kind in STEP:
         run_case(kind)
     run_case("set", signal.SIGTERM)
     paused_case()
+    safe_stop_case()
 finally:
     for p in procs:
         if p.poll() is None:
