@@ -31,6 +31,18 @@ static struct run *active_run(struct daemon *d)
     return d->run && !run_closed(d->run) ? d->run : NULL;
 }
 
+/* A refused request that would have changed something: recorded in the active
+ * run's events (the audit trail keeps attempts too), then returned as is. */
+static int refuse(struct ctl_client *cl, int rc, const char *code, const char *what, const char *err)
+{
+    struct daemon *d = control_daemon(cl->ctl);
+    if (active_run(d) != NULL) {
+        struct run_actor who = actor(cl, NULL);
+        run_refused(d->run, &who, code, what, err);
+    }
+    return rc;
+}
+
 /* hello: versions. */
 static int cmd_hello(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
@@ -256,8 +268,8 @@ static int cmd_abort(struct ctl_client *cl, json_t *req, json_t *res, char *err,
     return run_action(cl, req, res, err, len, run_abort, "the run has already ended");
 }
 
-/* confirm: answer the pending prompt. */
-static int cmd_confirm(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+/* Answer the pending prompt, or say in err why not. */
+static int confirm_prompt(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
     struct daemon *d = control_daemon(cl->ctl);
     int rc = need_run(d, err, len);
@@ -284,8 +296,21 @@ static int cmd_confirm(struct ctl_client *cl, json_t *req, json_t *res, char *er
     return cmd_status(cl, req, res, err, len);
 }
 
-/* set: a manual setpoint, only with no run active or the run paused. */
-static int cmd_set(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+/* confirm: answer the pending prompt. */
+static int cmd_confirm(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    int rc = confirm_prompt(cl, req, res, err, len);
+    if (rc < 0) {
+        char what[120];
+        const char *want = arg_str(req, "prompt");
+        snprintf(what, sizeof what, "confirm%s%.80s", want ? " " : "", want ? want : "");
+        return refuse(cl, rc, "cmd_confirm", what, err);
+    }
+    return rc;
+}
+
+/* Apply a manual setpoint, or say in err why not. */
+static int set_value(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
     struct daemon *d = control_daemon(cl->ctl);
     const char *name = arg_str(req, "channel"), *text = arg_str(req, "value");
@@ -337,6 +362,19 @@ static int cmd_set(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
     json_object_set_new(res, "value", json_real(v));
     json_object_set_new(res, "unit", json_string(c->unit));
     return 0;
+}
+
+/* set: a manual setpoint, only with no run active or the run paused. */
+static int cmd_set(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    int rc = set_value(cl, req, res, err, len);
+    if (rc < 0) {
+        char what[200];
+        snprintf(what, sizeof what, "set %.80s %.80s", arg_str(req, "channel") ? arg_str(req, "channel") : "?",
+                 arg_str(req, "value") ? arg_str(req, "value") : "?");
+        return refuse(cl, rc, "cmd_set", what, err);
+    }
+    return rc;
 }
 
 struct events_ctx {
@@ -391,7 +429,7 @@ static int cmd_ack(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
         id = json_integer_value(which);
     } else if (!(json_is_string(which) && strcmp(json_string_value(which), "all") == 0)) {
         snprintf(err, len, "ack needs \"alarm\": an alarm id (see status) or \"all\"");
-        return -EINVAL;
+        return refuse(cl, -EINVAL, "cmd_ack", "ack", err);
     }
     int n = alarms_ack(&d->alarms, pclock_now(&d->clock), (uint32_t)id, cl->user);
     if (n == -ENOENT) {
@@ -399,7 +437,9 @@ static int cmd_ack(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
         for (size_t i = 0, k = 0; i < d->alarms.n && k + 12 < sizeof ids; i++)
             k += (size_t)snprintf(ids + k, sizeof ids - k, "%s%u", i ? ", " : "", d->alarms.v[i].id);
         snprintf(err, len, "no alarm %lld is listed (listed: %s)", (long long)id, ids[0] ? ids : "none");
-        return -ENOENT;
+        char what[40];
+        snprintf(what, sizeof what, "ack %lld", (long long)id);
+        return refuse(cl, -ENOENT, "cmd_ack", what, err);
     }
     json_object_set_new(res, "acknowledged", json_integer(n));
     json_object_set_new(res, "alarms", alarms_json(d));

@@ -456,6 +456,16 @@ static void actor_text(const struct run_actor *who, char *buf, size_t len)
     snprintf(buf, len, "%s", who && who->user ? who->user : "daemon");
 }
 
+/* Record a refused command with who asked and why. */
+void run_refused(struct run *r, const struct run_actor *who, const char *code, const char *what,
+                 const char *why)
+{
+    char w[96];
+    actor_text(who, w, sizeof w);
+    run_event(r, pclock_now(&r->dm->clock), "warning", "control", code, "%s by %s: refused: %s",
+              what, w, why);
+}
+
 /* Pause or resume on a command, recording who asked and whether it took. */
 static int run_command(struct run *r, const struct run_actor *who, const char *reason,
                        int (*op)(struct runner *, const char *), const char *code,

@@ -67,10 +67,14 @@ out=$(ctl --json ack "$first")
 check "ack ID --json acknowledges one" "$PYTHON" -c "import json,sys; sys.exit(0 if json.loads(sys.argv[1])['acknowledged'] == 1 else 1)" "$out"
 ctl set pump1 0 uL/min >/dev/null
 check "set while paused is allowed" test $? -eq 0
+ctl set pump1 5000 uL/min >/dev/null 2>&1; rc=$?
+check "set beyond the device's limit is refused (exit $rc)" test "$rc" -eq 1
 ctl resume >/dev/null
 check "resume is accepted" test $? -eq 0
 ctl resume >/dev/null 2>&1; rc=$?
 check "resume when not paused is refused (exit $rc)" test "$rc" -eq 1
+ctl set pump1 5 uL/min >/dev/null 2>&1; rc=$?
+check "set while the run runs is refused (exit $rc)" test "$rc" -eq 1
 ctl pause --reason "bubble in line 2" >/dev/null
 check "pause with a reason" wait_for_state paused
 ctl confirm >/dev/null 2>&1; rc=$?
@@ -88,6 +92,10 @@ check "the acknowledgement is recorded with the user" grep -q "^alarm_acked|chip
 check "pause by the operator is recorded with user and reason" grep -q "^cmd_pause|control|pause by uid [0-9]* (.*): ok" <<<"$ev"
 check "the refused resume is recorded as refused" grep -q "^cmd_resume|control|resume by uid .*: refused" <<<"$ev"
 check "the manual set is recorded" grep -q "^cmd_set|control|manual set pump1.flow = 0 uL/min by uid" <<<"$ev"
+check "the refused ack is recorded with user and why" grep -q "^cmd_ack|control|ack 999 by uid [0-9]* (.*): refused: no alarm 999 is listed" <<<"$ev"
+check "the refused set beyond the limit is recorded" grep -q "^cmd_set|control|set pump1 5000 uL/min by uid .*: refused: 5000 uL/min is outside the limits of pump1.flow" <<<"$ev"
+check "the refused set while running is recorded" grep -q "^cmd_set|control|set pump1 5 uL/min by uid .*: refused: a run is active: pause it first" <<<"$ev"
+check "the refused confirm is recorded" grep -q "^cmd_confirm|control|confirm by uid .*: refused: no prompt is waiting" <<<"$ev"
 check "the abort is recorded with its reason" grep -q "^cmd_abort|control|abort by uid .*: end of test" <<<"$ev"
 
 # --- a safe-stop limit ends the run and applies the safe state
