@@ -7,9 +7,18 @@ PIDS=""
 failures=0
 checks=0
 
+# cleanup: stop what the test started, in order (SIGTERM) if it goes within
+# 10 s, else by SIGKILL; then remove the scratch directory.
 cleanup() {
+    local p
     for p in $PIDS; do
-        kill -KILL "$p" 2>/dev/null || true
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    for p in $PIDS; do
+        if kill -0 "$p" 2>/dev/null && ! wait_gone "$p" 10 >/dev/null 2>&1; then
+            kill -KILL "$p" 2>/dev/null || true
+        fi
+        wait "$p" 2>/dev/null || true
     done
     rm -rf "$T"
 }
