@@ -15,6 +15,7 @@
 #include "timeutil.h"
 #include "yamldoc.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
@@ -292,27 +293,83 @@ struct subopts {
     bool wait, json;
 };
 
+/* True if arg is a number with a leading minus ("-5", "-0.25"): a value, not an option. */
+static bool is_negative_number(const char *arg)
+{
+    char *end;
+    if (arg[0] != '-' || !(isdigit((unsigned char)arg[1]) || arg[1] == '.'))
+        return false;
+    strtod(arg, &end);
+    return *end == '\0';
+}
+
+/* Parse the long options of a sub-command wherever they stand; the other
+ * arguments are moved, in order, behind them. Returns the index of the first
+ * of those, or -1 after a message. getopt is not used because it would take a
+ * negative value ("set valve1.offset -5") for an option. */
 static int parse_subopts(int argc, char **argv, struct subopts *o)
 {
-    static const struct option opts[] = {
-        { "reason", required_argument, NULL, 'r' }, { "operator", required_argument, NULL, 'o' },
-        { "wait", no_argument, NULL, 'w' }, { "rig", required_argument, NULL, 'g' },
-        { "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 },
-    };
+    static const struct {
+        const char *name;
+        bool has_arg;
+        char key;
+    } opts[] = { { "reason", true, 'r' }, { "operator", true, 'o' }, { "wait", false, 'w' },
+                 { "rig", true, 'g' },    { "json", false, 'j' } };
     memset(o, 0, sizeof *o);
-    optind = 0;     /* 0 re-initialises glibc's getopt, which then permutes: options may follow */
-    int ch;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'r': o->reason = optarg; break;
-        case 'o': o->operator_name = optarg; break;
+    char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    if (pos == NULL)
+        return -1;
+    int n_pos = 0, n_opt = 1;
+    bool only_args = false;
+    for (int k = 1; k < argc; k++) {
+        char *a = argv[k];
+        if (only_args || a[0] != '-' || a[1] == '\0' || is_negative_number(a)) {
+            pos[n_pos++] = a;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_args = true;
+            continue;
+        }
+        const char *name = a + (a[1] == '-' ? 2 : 1), *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        size_t i = 0;
+        while (i < sizeof opts / sizeof opts[0] && !(a[1] == '-' && strlen(opts[i].name) == len &&
+                                                     strncmp(opts[i].name, name, len) == 0))
+            i++;
+        if (i == sizeof opts / sizeof opts[0]) {
+            fprintf(stderr, "%s: unknown option '%s'\n", argv[0], a);
+            free(pos);
+            return -1;
+        }
+        const char *val = NULL;
+        if (opts[i].has_arg) {
+            if (eq)
+                val = eq + 1;
+            else if (k + 1 < argc)
+                argv[n_opt++] = a, a = argv[++k], val = a;
+            else {
+                fprintf(stderr, "%s: option '--%s' needs a value\n", argv[0], opts[i].name);
+                free(pos);
+                return -1;
+            }
+        } else if (eq) {
+            fprintf(stderr, "%s: option '--%s' takes no value\n", argv[0], opts[i].name);
+            free(pos);
+            return -1;
+        }
+        argv[n_opt++] = a;
+        switch (opts[i].key) {
+        case 'r': o->reason = val; break;
+        case 'o': o->operator_name = val; break;
         case 'w': o->wait = true; break;
-        case 'g': o->rig = optarg; break;
+        case 'g': o->rig = val; break;
         case 'j': o->json = true; break;
-        default: return -1;
         }
     }
-    return optind;
+    memcpy(argv + n_opt, pos, (size_t)n_pos * sizeof *pos);
+    free(pos);
+    return n_opt;
 }
 
 /* Read a protocol file for sending; exit 1 with a message on failure. */
