@@ -4,8 +4,8 @@
 #   make demo       run the demo protocol on the simulated rig and summarise the run file
 #   make check      build and run every test (unit, integration, end-to-end)
 #   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
-#   make soak       the recorder's kill -9 crash test with 200 kills (about 20 minutes)
-#   make bench      timing and recorder benchmarks (figures printed, not asserted)
+#   make soak       the recorder's kill -9 crash test with 200 kills (about 10 minutes)
+#   make bench      timing, recorder, interlock and Modbus benchmarks (figures printed, not asserted)
 #   make install    install the programs under $(DESTDIR)$(PREFIX)
 #
 # Missing Debian packages are installed by scripts/install-deps the first time
@@ -53,7 +53,7 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS      := $(BUILD)/perfused $(BUILD)/perfusectl $(BUILD)/perfuse-sim
 
-.PHONY: all check unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder bench-longrun bench-interlock soak clean install deps
+.PHONY: all check unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder bench-longrun bench-interlock bench-modbus soak clean install deps
 all: $(PROGS)
 
 deps: $(CONFIG)
@@ -141,6 +141,14 @@ BENCH_DIR ?= /tmp
 bench-recorder: $(BUILD)/bench/recorder
 	@$(BUILD)/bench/recorder -n 10000000 -c 64 -d $(BENCH_DIR)
 
+$(BUILD)/bench/modbus-raw: tests/bench/modbus_raw.c $(CONFIG)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(LDFLAGS) $(PKG_LIBS) -o $@
+
+# Modbus TCP reads per second through the daemon against raw libmodbus, same server.
+bench-modbus: $(PROGS) $(BUILD)/bench/modbus-raw
+	@BUILD=$(BUILD) $(PYTHON) scripts/bench-modbus
+
 # A 14-day simulated run's file: time to open it and read a channel in h5py.
 bench-longrun: $(PROGS)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/bench-longrun
@@ -149,7 +157,7 @@ bench-longrun: $(PROGS)
 bench-interlock: $(PROGS)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) INTERLOCK_TRIALS=50 bash tests/e2e/interlock_latency.sh | grep -v "^perfused: info"
 
-bench: bench-timing bench-recorder bench-longrun bench-interlock
+bench: bench-timing bench-recorder bench-longrun bench-interlock bench-modbus
 
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles
