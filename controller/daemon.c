@@ -210,8 +210,15 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
         struct chan_state *c = &d->chans[n->channel];
         /* What control may use: NaN for a failed read or an implausible reading. */
         double use = NAN, record = NAN;
+        int prev_err = c->err;
         c->err = n->err;
         if (n->err == 0) {
+            /* The end of a refusal is an event too, so that a reader sees how long it lasted. */
+            if (prev_err == -EREMOTEIO && c->msg[0] != '\0') {
+                char m[sizeof c->msg + 32];
+                snprintf(m, sizeof m, "reads again after: %s", c->msg);
+                daemon_event(d, n->t_ns, "info", d->rig->channels[n->channel].name, "device_error_cleared", m);
+            }
             use = plaus_sample(&d->plaus, (int)n->channel, n->value, n->t_ns, &record);
             c->value = use;
             c->t_ns = n->t_ns;

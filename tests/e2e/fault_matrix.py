@@ -1,0 +1,156 @@
+"""Every fault the simulator can put on a wire, one after another during one
+run: the daemon survives each, records the fault and the recovery in /events,
+the device resumes by itself, and a healthy device on another bus keeps its
+sample rate within 5 % through the whole fault.
+
+usage: fault_matrix.py BUILD WORKDIR"""
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from h5run import open_run, series, text  # noqa: E402
+
+build, work = sys.argv[1], sys.argv[2]
+failures = []
+HZ = 10.0
+
+# (fault, the event that marks it (source, code, message pattern), the one that
+#  ends it, a channel of the faulted device, healthy channels on other buses)
+CASES = [
+    ("timeout:chip1", ("chip1", "device_faulted", ""), ("chip1", "device_recovered", ""),
+     "chip1.pressure", ["pump1.flow", "incubator.temp"]),
+    ("garbage:chip1", ("chip1", "device_faulted", ""), ("chip1", "device_recovered", ""),
+     "chip1.pressure", ["pump1.flow", "incubator.temp"]),
+    ("crc:chip1", ("chip1", "device_faulted", "CRC"), ("chip1", "device_recovered", ""),
+     "chip1.pressure", ["pump1.flow", "incubator.temp"]),
+    ("exception:chip1", ("chip1.pressure", "device_error", "failure"),
+     ("chip1.pressure", "device_error_cleared", ""), "chip1.pressure", ["pump1.flow", "incubator.temp"]),
+    ("nan:chip1", ("chip1.pressure", "alarm_raised", "sensor_nan"), ("chip1.pressure", "alarm_cleared", "sensor_nan"),
+     "chip1.pressure", ["pump1.flow", "incubator.temp"]),
+    ("disconnect:chip1", ("sensors", "link_down", ""), ("sensors", "link_up", ""),
+     "chip1.pressure", ["pump1.flow", "incubator.temp"]),
+    ("timeout:incubator", ("incubator", "device_faulted", ""), ("incubator", "device_recovered", ""),
+     "incubator.temp", ["pump1.flow", "chip2.pressure"]),
+    ("disconnect:incubator", ("plc", "link_down", ""), ("plc", "link_up", ""),
+     "incubator.temp", ["pump1.flow", "chip2.pressure"]),
+]
+
+
+def check(cond, what):
+    print(("ok - " if cond else "not ok - ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def ctl(*args):
+    return subprocess.run([f"{build}/perfusectl", "--socket", sock, *args], capture_output=True,
+                          text=True, timeout=30)
+
+
+def sim_cmd(line):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(sim_sock)
+    s.sendall((line + "\n").encode())
+    reply = s.recv(4096).decode().strip()
+    s.close()
+    return reply
+
+
+def events():
+    r = ctl("--json", "events")
+    return json.loads(r.stdout)["events"] if r.returncode == 0 else []
+
+
+def matches(e, spec):
+    src, code, pat = spec
+    return e["source"] == src and e["code"] == code and pat in e["message"]
+
+
+def wait_event(spec, after, seconds):
+    """The first event matching spec among those after index `after`, waiting (bounded) for it."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        ev = events()
+        for e in ev[after:]:
+            if matches(e, spec):
+                return e
+        time.sleep(0.2)     # the control protocol pushes events only to watchers; poll, bounded
+    return None
+
+
+os.makedirs(work, exist_ok=True)
+sock, data = os.path.join(work, "sock"), os.path.join(work, "runs")
+log = open(os.path.join(work, "perfused.log"), "w")
+r, w = os.pipe()
+daemon = subprocess.Popen([f"{build}/perfused", "--sim", "--sample-hz", str(int(HZ)), "--socket", sock,
+                           "--data-dir", data, "--ready-fd", str(w)], pass_fds=(w,), stdout=log, stderr=log)
+os.close(w)
+try:
+    with os.fdopen(r) as f:
+        if f.readline().strip() != "READY=1":
+            raise RuntimeError("perfused did not become ready")
+    sim_sock = re.search(r'"control": "([^"]*)"', open(os.path.join(work, "perfused.log")).read()).group(1)
+    proto = os.path.join(work, "p.yaml")
+    open(proto, "w").write("""perfuse: 1
+name: fault matrix
+rig: sim
+on_fault: continue
+safe_state: {pump1: 0 uL/min, pump2: 0 uL/min}
+steps:
+  - {name: flow, set: {pump1: 10 uL/min, pump2: 10 uL/min}, for: 10 min}
+""")
+    out = ctl("run", proto).stdout
+    path = next(l.split(" ", 1)[1] for l in out.splitlines() if l.startswith("file "))
+    time.sleep(2)           # a baseline of samples before the first fault; not a synchronisation
+    marks = []
+    for fault, start, end, own, healthy in CASES:
+        n = len(events())
+        check(sim_cmd(f"fault {fault},for=3s") == "ok", f"{fault}: injected for 3 s")
+        e0 = wait_event(start, n, 15)
+        e1 = wait_event(end, n, 30)
+        check(e0 is not None, f"{fault}: the fault is an event ({start[1]} from {start[0]})")
+        check(e1 is not None, f"{fault}: the recovery is an event ({end[1]} from {end[0]})")
+        check(daemon.poll() is None and ctl("status").returncode == 0, f"{fault}: the daemon survives and answers")
+        time.sleep(1.5)     # let the recovered device sample again before the next fault
+        marks.append((fault, e0, e1, own, healthy))
+    ctl("abort", "--reason", "end of the fault matrix")
+    ctl("wait")
+
+    f = open_run(path)
+    for fault, e0, e1, own, healthy in marks:
+        if e0 is None or e1 is None:
+            continue
+        t0, t1 = e0["time"] - 0.5, e1["time"] + 0.5
+        # The device resumes by itself: valid readings soon after the recovery.
+        t, v = series(f, "channels", own)
+        after = v[(t > e1["time"]) & (t < e1["time"] + 3)]
+        check(len(after) > 0 and bool((after == after).any()), f"{fault}: {own} reads valid values again after the recovery")
+        for ch in healthy:
+            t, v = series(f, "channels", ch)
+            sel = (t >= t0) & (t <= t1)
+            n_s, span = int(sel.sum()), t1 - t0
+            rate = n_s / span if span > 0 else 0
+            bad = int((v[sel] != v[sel]).sum())
+            check(abs(rate - HZ) <= 0.05 * HZ and bad == 0,
+                  f"{fault}: {ch} on another bus kept {rate:.2f} Hz (nominal {HZ:g}) over the {span:.1f} s of the fault, {bad} invalid")
+    codes = [(text(e["source"]), text(e["code"])) for e in f["events"]]
+    check(all(any(c == (spec[0], spec[1]) for c in codes) for _, spec, _, _, _ in CASES),
+          "every fault's event is in the run file's /events")
+    check(all(any(c == (spec[0], spec[1]) for c in codes) for _, _, spec, _, _ in CASES),
+          "every recovery's event is in the run file's /events")
+finally:
+    if daemon.poll() is None:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+print(f"{len(failures)} failures")
+sys.exit(1 if failures else 0)
