@@ -159,11 +159,33 @@ sys.exit(0 if len(lines) >= 4 and all('channels' in l for l in lines) else 1)" "
 ctl watch --interval 0.01 >/dev/null 2>&1; rc=$?
 check "watch with a silly interval is a usage error (exit $rc)" test "$rc" -eq 2
 
-# --- --json on every daemon command gives JSON
-for c in status devices events "ack all" "set pump2 0 uL/min"; do
+# --- --json on every command gives JSON: first those that need no run, then a
+# run's commands in turn (a prompt, so that confirm has something to answer)
+is_json() { "$PYTHON" -c "import json,sys; json.loads(sys.argv[1])" "$1"; }
+for c in status devices events "ack all" "set pump2 0 uL/min" "check protocols/demo.yaml"; do
     out=$(ctl --json $c 2>&1)
-    check "--json $c prints JSON" "$PYTHON" -c "import json,sys; json.loads(sys.argv[1])" "$out"
+    check "--json $c prints JSON" is_json "$out"
 done
+cat >"$T/ask.yaml" <<'P'
+perfuse: 1
+name: json
+rig: sim
+safe_state: {pump1: 0 uL/min}
+steps:
+  - {name: ask, prompt: Ready?}
+  - {name: flow, set: {pump1: 5 uL/min}, for: 30 s}
+P
+out=$(ctl --json run "$T/ask.yaml")
+check "--json run prints JSON with the run's file" "$PYTHON" -c "import json,sys; sys.exit(0 if json.loads(sys.argv[1])['file'] else 1)" "$out"
+for _ in $(seq 1 100); do ctl --json status | grep -q '"prompt": "Ready?"' && break; sleep 0.1; done
+for c in confirm pause resume "abort --reason json" wait; do
+    out=$(ctl --json $c 2>&1)
+    check "--json $c prints JSON" is_json "$out"
+done
+out=$("$BUILD/perfusectl" --json simulate protocols/demo.yaml -o "$T/sim.h5")
+check "--json simulate prints JSON" is_json "$out"
+out=$("$BUILD/perfusectl" --json recover "$T/sim.h5")
+check "--json recover prints JSON" is_json "$out"
 
 # --- a second daemon: same socket, then same serial ports
 "$BUILD/perfused" --sim --socket "$SOCK" --data-dir "$T/other" 2>"$T/second.log"; rc=$?
