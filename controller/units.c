@@ -12,12 +12,14 @@ static const char *const quantity_names[Q_COUNT] = {
     [Q_NONE] = "plain number", [Q_FLOW] = "flow", [Q_PRESSURE] = "pressure",
     [Q_TEMPERATURE] = "temperature", [Q_VOLUME] = "volume", [Q_LENGTH] = "length",
     [Q_TIME] = "time", [Q_PERCENT] = "percentage", [Q_PH] = "pH",
+    [Q_CONCENTRATION] = "concentration",
 };
 
 static const char *const canonical_units[Q_COUNT] = {
     [Q_NONE] = "", [Q_FLOW] = "uL/min", [Q_PRESSURE] = "mbar",
     [Q_TEMPERATURE] = "degC", [Q_VOLUME] = "uL", [Q_LENGTH] = "mm",
     [Q_TIME] = "s", [Q_PERCENT] = "%", [Q_PH] = "pH",
+    [Q_CONCENTRATION] = "mg/L",
 };
 
 /* Factors are exact where the unit is defined exactly (1 psi = 68.9475729 mbar). */
@@ -48,6 +50,10 @@ static const struct unit_def units[] = {
     { "d", Q_TIME, 86400.0 },
     { "%", Q_PERCENT, 1.0 },
     { "pH", Q_PH, 1.0 },
+    { "ug/L", Q_CONCENTRATION, 1e-3 },
+    { "\xc2\xb5g/L", Q_CONCENTRATION, 1e-3 },
+    { "mg/L", Q_CONCENTRATION, 1.0 },
+    { "g/L", Q_CONCENTRATION, 1000.0 },
 };
 #define N_UNITS (sizeof units / sizeof units[0])
 

@@ -16,6 +16,7 @@ enum quantity {
     Q_TIME,         /* s */
     Q_PERCENT,      /* % */
     Q_PH,           /* pH */
+    Q_CONCENTRATION, /* mg/L (dissolved oxygen, glucose, drug doses) */
     Q_COUNT
 };
 

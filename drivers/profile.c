@@ -23,8 +23,8 @@ static const char *const type_names[] = { "u16", "i16", "u32", "i32", "f32", "bo
 static const char *const order_names[] = { "abcd", "cdab", "badc", "dcba", NULL };
 static const char *const access_names[] = { "r", "w", "rw", NULL };
 static const char *const quantity_names[] = { "flow", "pressure", "temperature", "volume",
-                                              "length", "percentage", "pH", "plain number",
-                                              NULL };
+                                              "length", "percentage", "pH", "concentration",
+                                              "plain number", NULL };
 static const char *const plain_units[] = { "port", "", NULL };
 
 /* The name of a table. */
@@ -255,7 +255,7 @@ static void parse_quantity(struct ydoc *y, yaml_node_t *name, yaml_node_t *e, st
     r->q = Q_NONE;
     if (n == NULL) {
         missing(y, name, "quantity", "flow, pressure, temperature, volume, length, percentage, "
-                "pH or plain number");
+                "pH, concentration or plain number");
     } else if (pick(y, n, "quantity", quantity_names) >= 0) {
         r->q = (enum quantity)quantity_from_name(ynode_str(n));
     } else {

@@ -32,6 +32,7 @@ from pymodbus.framer.rtu_framer import ModbusRtuFramer
 from pymodbus.framer.socket_framer import ModbusSocketFramer
 from pymodbus.server.async_io import ModbusSerialServer, ModbusTcpServer
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 build, work = sys.argv[1], sys.argv[2]
 failures = []
 procs = []
@@ -294,6 +295,47 @@ def main():
     if isinstance(server, Exception):
         raise server
     case("rtu", f"{{name: b, type: modbus-rtu, port: {os.ttyname(s2)}, baud: 19200, parity: N}}", store, written, 1)
+    stop.set()
+    probe_case()
+
+
+def probe_case():
+    """The shipped dissolved-oxygen probe profile against a pymodbus RTU slave holding
+    the probe's register map: 25.3 degC, 8.12 mg/L, 98.5 % saturation."""
+    print("# dissolved-oxygen probe profile", flush=True)
+    d = os.path.join(work, "probe")
+    os.makedirs(d)
+    m1, s1 = pty.openpty()
+    m2, s2 = pty.openpty()
+    for fd in (s1, s2):
+        tty.setraw(fd)
+    stop = threading.Event()
+    threading.Thread(target=bridge, daemon=True, args=(m1, m2, stop)).start()
+    slave = ModbusSlaveContext(hr=ModbusSequentialDataBlock(1, [253, 812, 985, 0]), zero_mode=False)
+    store = ModbusServerContext(slaves={1: slave}, single=False)
+    ready = queue.Queue()
+    threading.Thread(target=serve, daemon=True, args=(
+        lambda: ModbusSerialServer(store, ModbusRtuFramer, port=os.ttyname(s1), baudrate=9600), ready)).start()
+    server = ready.get(timeout=10)
+    if isinstance(server, Exception):
+        raise server
+    prof = os.path.abspath(os.path.join(HERE, "..", "..", "protocols", "profiles", "dissolved-oxygen-rs485.yaml"))
+    rig = os.path.join(d, "rig.yaml")
+    open(rig, "w").write(f"rig: probe\nbuses:\n  - {{name: rs485, type: modbus-rtu, port: {os.ttyname(s2)}, "
+                         f"baud: 9600, parity: N}}\ndevices:\n  - {{name: do1, driver: modbus, bus: rs485, unit: 1, "
+                         f"profile: {prof}}}\n")
+    p = start_daemon(rig, d)
+    want = {"do1.temp": 25.3, "do1.do": 8.12, "do1.saturation": 98.5}
+    end, got = time.monotonic() + 20, {}
+    while time.monotonic() < end:
+        got = values(d)
+        if all(close(got.get(k), v) for k, v in want.items()):
+            break
+        time.sleep(0.2)     # sampled at 1 Hz; status has no push for values
+    for k, v in want.items():
+        check(close(got.get(k), v), f"probe: {k} = {got.get(k)} (the probe holds {v})")
+    p.terminate()
+    p.wait(timeout=30)
     stop.set()
 
 

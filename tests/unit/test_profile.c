@@ -193,7 +193,7 @@ static const struct bad_case bad_cases[] = {
       { { 3, 76, "unit 'mbar' is a pressure unit, but the quantity is a plain number" } } },
     { "misspelled-quantity",
       HEAD "  p: {table: input, address: 0, type: f32, quantity: presure, unit: mbar}\n",
-      { { 3, 54, "'quantity' must be flow, pressure, temperature, volume, length, percentage, pH or plain number, found 'presure' (did you mean 'pressure'?)" } } },
+      { { 3, 54, "'quantity' must be flow, pressure, temperature, volume, length, percentage, pH, concentration or plain number, found 'presure' (did you mean 'pressure'?)" } } },
     { "range-reversed",
       HEAD "  p: {table: input, address: 0, type: u16, quantity: plain number, range: [10, 5]}\n",
       { { 3, 75, "range min must be below max, found [10, 5]" } } },

@@ -53,6 +53,10 @@ static void test_other_units(void **state)
     assert_float_equal(val("14.57 mm", Q_LENGTH), 14.57, 1e-12);
     assert_float_equal(val("21 %", Q_PERCENT), 21.0, 1e-12);
     assert_float_equal(val("7.4 pH", Q_PH), 7.4, 1e-12);
+    assert_float_equal(val("8.12 mg/L", Q_CONCENTRATION), 8.12, 1e-12);
+    assert_float_equal(val("250 ug/L", Q_CONCENTRATION), 0.25, 1e-12);
+    assert_float_equal(val("250 \xc2\xb5g/L", Q_CONCENTRATION), 0.25, 1e-12);
+    assert_float_equal(val("4.5 g/L", Q_CONCENTRATION), 4500.0, 1e-9);
     assert_float_equal(val("3", Q_NONE), 3.0, 1e-12);
     assert_float_equal(val("-2.5e1 uL/min", Q_FLOW), -25.0, 1e-12);
 }
@@ -77,6 +81,8 @@ static void test_bad_values_name_the_problem(void **state)
     expect_bad("10", Q_FLOW, "missing unit", 0);
     expect_bad("10 mbar", Q_FLOW, "is a pressure, but a flow is expected", 3);
     expect_bad("fast", Q_FLOW, "expected a flow", 0);
+    expect_bad("8 mg/l", Q_CONCENTRATION, "did you mean 'mg/L'", 2);
+    expect_bad("8 mg/L", Q_PRESSURE, "is a concentration, but a pressure is expected", 2);
     expect_bad("10 uL/min extra", Q_FLOW, "unexpected 'extra'", 10);
     expect_bad("1e999 uL/min", Q_FLOW, "out of range", 0);
     expect_bad("3 uL", Q_NONE, "plain number", 2);
