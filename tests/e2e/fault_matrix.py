@@ -15,6 +15,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from h5run import open_run, series, text  # noqa: E402
+from perfused import perfusectl, start_perfused  # noqa: E402
 
 build, work = sys.argv[1], sys.argv[2]
 failures = []
@@ -49,8 +50,7 @@ def check(cond, what):
 
 
 def ctl(*args):
-    return subprocess.run([f"{build}/perfusectl", "--socket", sock, *args], capture_output=True,
-                          text=True, timeout=30)
+    return perfusectl(build, sock, *args, timeout=30)
 
 
 def sim_cmd(line):
@@ -88,14 +88,10 @@ def wait_event(spec, after, seconds):
 os.makedirs(work, exist_ok=True)
 sock, data = os.path.join(work, "sock"), os.path.join(work, "runs")
 log = open(os.path.join(work, "perfused.log"), "w")
-r, w = os.pipe()
-daemon = subprocess.Popen([f"{build}/perfused", "--sim", "--sample-hz", str(int(HZ)), "--socket", sock,
-                           "--data-dir", data, "--ready-fd", str(w)], pass_fds=(w,), stdout=log, stderr=log)
-os.close(w)
+procs = []
 try:
-    with os.fdopen(r) as f:
-        if f.readline().strip() != "READY=1":
-            raise RuntimeError("perfused did not become ready")
+    daemon = start_perfused(build, ["--sim", "--sample-hz", str(int(HZ)), "--socket", sock, "--data-dir", data],
+                            log, procs)
     sim_sock = re.search(r'"control": "([^"]*)"', open(os.path.join(work, "perfused.log")).read()).group(1)
     proto = os.path.join(work, "p.yaml")
     open(proto, "w").write("""perfuse: 1
@@ -146,11 +142,12 @@ steps:
     check(all(any(c == (spec[0], spec[1]) for c in codes) for _, _, spec, _, _ in CASES),
           "every recovery's event is in the run file's /events")
 finally:
-    if daemon.poll() is None:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+    for daemon in procs:
+        if daemon.poll() is None:
+            daemon.terminate()
+            try:
+                daemon.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
 print(f"{len(failures)} failures")
 sys.exit(1 if failures else 0)

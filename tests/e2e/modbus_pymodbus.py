@@ -20,7 +20,6 @@ import pty
 import queue
 import select
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -33,6 +32,9 @@ from pymodbus.framer.socket_framer import ModbusSocketFramer
 from pymodbus.server.async_io import ModbusSerialServer, ModbusTcpServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from perfused import perfusectl, start_perfused, stop_all  # noqa: E402
+
 build, work = sys.argv[1], sys.argv[2]
 failures = []
 procs = []
@@ -184,21 +186,35 @@ def bridge(a, b, stop):
 
 def start_daemon(rig, d):
     log = open(os.path.join(d, "perfused.log"), "w")
-    r, w = os.pipe()
-    p = subprocess.Popen([f"{build}/perfused", "--rig", rig, "--socket", os.path.join(d, "sock"),
-                          "--data-dir", os.path.join(d, "runs"), "--ready-fd", str(w)],
-                         pass_fds=(w,), stdout=log, stderr=log)
-    os.close(w)
-    procs.append(p)
-    with os.fdopen(r) as f:
-        if f.readline().strip() != "READY=1":
-            raise RuntimeError("perfused did not become ready")
-    return p
+    return start_perfused(build, ["--rig", rig, "--socket", os.path.join(d, "sock"),
+                                  "--data-dir", os.path.join(d, "runs")], log, procs)
 
 
 def ctl(d, *args):
-    return subprocess.run([f"{build}/perfusectl", "--socket", os.path.join(d, "sock"), *args],
-                          capture_output=True, text=True, timeout=30)
+    return perfusectl(build, os.path.join(d, "sock"), *args, timeout=30)
+
+
+def bridged_ptys():
+    """Two ptys whose masters this script joins: (a path for the server, a path for
+    perfused, an event that stops the bridge). A pty has only one named end."""
+    m1, s1 = pty.openpty()
+    m2, s2 = pty.openpty()
+    for fd in (s1, s2):
+        tty.setraw(fd)
+    stop = threading.Event()
+    threading.Thread(target=bridge, daemon=True, args=(m1, m2, stop)).start()
+    return os.ttyname(s1), os.ttyname(s2), stop
+
+
+def rtu_server(store, path, baud):
+    """A pymodbus RTU slave serving STORE on the serial port PATH, once it has the port open."""
+    ready = queue.Queue()
+    threading.Thread(target=serve, daemon=True, args=(
+        lambda: ModbusSerialServer(store, ModbusRtuFramer, port=path, baudrate=baud), ready)).start()
+    server = ready.get(timeout=10)
+    if isinstance(server, Exception):
+        raise server
+    return server
 
 
 def values(d):
@@ -280,21 +296,11 @@ def main():
     case("tcp", f"{{name: b, type: modbus-tcp, host: 127.0.0.1, port: {port}}}", store, written, 5)
 
     # RTU: two ptys bridged; the server opens one end, perfused the other.
-    m1, s1 = pty.openpty()
-    m2, s2 = pty.openpty()
-    for fd in (s1, s2):
-        tty.setraw(fd)
-    stop = threading.Event()
-    threading.Thread(target=bridge, daemon=True, args=(m1, m2, stop)).start()
+    server_path, daemon_path, stop = bridged_ptys()
     written = threading.Condition()
     store = context(written)
-    ready = queue.Queue()
-    threading.Thread(target=serve, daemon=True, args=(
-        lambda: ModbusSerialServer(store, ModbusRtuFramer, port=os.ttyname(s1), baudrate=19200), ready)).start()
-    server = ready.get(timeout=10)
-    if isinstance(server, Exception):
-        raise server
-    case("rtu", f"{{name: b, type: modbus-rtu, port: {os.ttyname(s2)}, baud: 19200, parity: N}}", store, written, 1)
+    rtu_server(store, server_path, 19200)
+    case("rtu", f"{{name: b, type: modbus-rtu, port: {daemon_path}, baud: 19200, parity: N}}", store, written, 1)
     stop.set()
     probe_case()
 
@@ -305,23 +311,12 @@ def probe_case():
     print("# dissolved-oxygen probe profile", flush=True)
     d = os.path.join(work, "probe")
     os.makedirs(d)
-    m1, s1 = pty.openpty()
-    m2, s2 = pty.openpty()
-    for fd in (s1, s2):
-        tty.setraw(fd)
-    stop = threading.Event()
-    threading.Thread(target=bridge, daemon=True, args=(m1, m2, stop)).start()
+    server_path, daemon_path, stop = bridged_ptys()
     slave = ModbusSlaveContext(hr=ModbusSequentialDataBlock(1, [253, 812, 985, 0]), zero_mode=False)
-    store = ModbusServerContext(slaves={1: slave}, single=False)
-    ready = queue.Queue()
-    threading.Thread(target=serve, daemon=True, args=(
-        lambda: ModbusSerialServer(store, ModbusRtuFramer, port=os.ttyname(s1), baudrate=9600), ready)).start()
-    server = ready.get(timeout=10)
-    if isinstance(server, Exception):
-        raise server
+    rtu_server(ModbusServerContext(slaves={1: slave}, single=False), server_path, 9600)
     prof = os.path.abspath(os.path.join(HERE, "..", "..", "protocols", "profiles", "dissolved-oxygen-rs485.yaml"))
     rig = os.path.join(d, "rig.yaml")
-    open(rig, "w").write(f"rig: probe\nbuses:\n  - {{name: rs485, type: modbus-rtu, port: {os.ttyname(s2)}, "
+    open(rig, "w").write(f"rig: probe\nbuses:\n  - {{name: rs485, type: modbus-rtu, port: {daemon_path}, "
                          f"baud: 9600, parity: N}}\ndevices:\n  - {{name: do1, driver: modbus, bus: rs485, unit: 1, "
                          f"profile: {prof}}}\n")
     p = start_daemon(rig, d)
@@ -342,9 +337,6 @@ def probe_case():
 try:
     main()
 finally:
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    stop_all(procs)
 print(f"{len(failures)} failures")
 sys.exit(1 if failures else 0)

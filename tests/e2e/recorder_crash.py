@@ -21,6 +21,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from perfused import perfusectl, start_perfused, stop_all  # noqa: E402
 
 build, work, kills = sys.argv[1], sys.argv[2], int(sys.argv[3])
 seed = int(sys.argv[4]) if len(sys.argv) > 4 else int(time.time())
@@ -37,32 +38,14 @@ def fail(msg):
     print("not ok -", msg, flush=True)
 
 
-def cleanup():
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-
-
 def start_daemon(rig, sock, data):
-    r, w = os.pipe()
     log = open(os.path.join(work, "perfused.log"), "a")
-    p = subprocess.Popen([f"{build}/perfused", "--rig", rig, "--socket", sock, "--data-dir", data,
-                          "--sample-hz", "10", "--ready-fd", str(w)],
-                         pass_fds=(w,), stdout=log, stderr=log)
-    os.close(w)
-    procs.append(p)
-    with os.fdopen(r) as f:
-        # The READY line is an event; a daemon that dies closes the pipe (EOF).
-        line = f.readline().strip()
-    if line != "READY=1":
-        raise RuntimeError("perfused did not become ready (see perfused.log)")
-    return p
+    return start_perfused(build, ["--rig", rig, "--socket", sock, "--data-dir", data, "--sample-hz", "10"],
+                          log, procs)
 
 
 def ctl(sock, *args, timeout=60):
-    return subprocess.run([f"{build}/perfusectl", "--socket", sock, *args], capture_output=True,
-                          text=True, timeout=timeout)
+    return perfusectl(build, sock, *args, timeout=timeout)
 
 
 try:
@@ -113,6 +96,6 @@ try:
         else:
             print(f"ok - crash {n}: {os.path.basename(path)} recovered and checked", flush=True)
 finally:
-    cleanup()
+    stop_all(procs)
 print(f"{failures} failures")
 sys.exit(1 if failures else 0)

@@ -19,13 +19,13 @@ import math
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from h5run import open_run, series, text  # noqa: E402
+from perfused import perfusectl, start_perfused, stop_all  # noqa: E402
 
 build, work = sys.argv[1], sys.argv[2]
 failures = []
@@ -39,20 +39,11 @@ def check(cond, what):
 
 
 def start(sock, data, log):
-    r, w = os.pipe()
-    p = subprocess.Popen([f"{build}/perfused", "--sim", "--socket", sock, "--data-dir", data,
-                          "--ready-fd", str(w)], pass_fds=(w,), stdout=log, stderr=log)
-    os.close(w)
-    procs.append(p)
-    with os.fdopen(r) as f:
-        if f.readline().strip() != "READY=1":
-            raise RuntimeError("perfused did not become ready")
-    return p
+    return start_perfused(build, ["--sim", "--socket", sock, "--data-dir", data], log, procs)
 
 
 def ctl(sock, *args):
-    return subprocess.run([f"{build}/perfusectl", "--socket", sock, *args], capture_output=True,
-                          text=True, timeout=120)
+    return perfusectl(build, sock, *args, timeout=120)
 
 
 STEP = {
@@ -259,9 +250,6 @@ try:
     paused_case()
     safe_stop_case()
 finally:
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    stop_all(procs)
 print(f"{len(failures)} failures")
 sys.exit(1 if failures else 0)
