@@ -331,11 +331,12 @@ static int parse_subopts(int argc, char **argv, struct subopts *o)
             only_args = true;
             continue;
         }
-        const char *name = a + (a[1] == '-' ? 2 : 1), *eq = strchr(name, '=');
+        /* Only long options exist: "-x" is as unknown as "--nonsense". */
+        const char *name = a + 2, *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
         size_t i = 0;
-        while (i < sizeof opts / sizeof opts[0] && !(a[1] == '-' && strlen(opts[i].name) == len &&
-                                                     strncmp(opts[i].name, name, len) == 0))
+        while (i < sizeof opts / sizeof opts[0] &&
+               !(a[1] == '-' && strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0))
             i++;
         if (i == sizeof opts / sizeof opts[0]) {
             fprintf(stderr, "%s: unknown option '%s'\n", argv[0], a);
@@ -343,16 +344,16 @@ static int parse_subopts(int argc, char **argv, struct subopts *o)
             return -1;
         }
         const char *val = NULL;
-        if (opts[i].has_arg) {
-            if (eq)
-                val = eq + 1;
-            else if (k + 1 < argc)
-                argv[n_opt++] = a, a = argv[++k], val = a;
-            else {
-                fprintf(stderr, "%s: option '--%s' needs a value\n", argv[0], opts[i].name);
-                free(pos);
-                return -1;
-            }
+        if (opts[i].has_arg && eq != NULL) {
+            val = eq + 1;
+        } else if (opts[i].has_arg && k + 1 < argc) {
+            argv[n_opt++] = a;      /* the option, then its value: both stay in front */
+            a = argv[++k];
+            val = a;
+        } else if (opts[i].has_arg) {
+            fprintf(stderr, "%s: option '--%s' needs a value\n", argv[0], opts[i].name);
+            free(pos);
+            return -1;
         } else if (eq) {
             fprintf(stderr, "%s: option '--%s' takes no value\n", argv[0], opts[i].name);
             free(pos);

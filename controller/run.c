@@ -29,6 +29,9 @@ struct run {
     int handles;                /* libuv handles still open */
     char operator_name[96];
     int storage_alarm;          /* the storage_fault alarm is raised */
+    int64_t refusal_window_ns;  /* start of the second in which refusals are counted */
+    unsigned refusals;          /* refusals recorded in that second */
+    unsigned refusals_held;     /* refusals not recorded since the last one that was */
     char id[33];
     char path[PATH_MAX];
     int64_t start_ns, start_wall_ns;
@@ -456,14 +459,30 @@ static void actor_text(const struct run_actor *who, char *buf, size_t len)
     snprintf(buf, len, "%s", who && who->user ? who->user : "daemon");
 }
 
-/* Record a refused command with who asked and why. */
+#define REFUSALS_PER_S 5
+
+/* Record a refused command with who asked and why. A client repeating refused
+ * requests must not flood the file: past REFUSALS_PER_S a second they are only
+ * counted, and the count goes with the next one recorded. */
 void run_refused(struct run *r, const struct run_actor *who, const char *code, const char *what,
                  const char *why)
 {
-    char w[96];
+    int64_t now = pclock_now(&r->dm->clock);
+    if (now - r->refusal_window_ns >= 1000000000LL) {
+        r->refusal_window_ns = now;
+        r->refusals = 0;
+    }
+    if (r->refusals >= REFUSALS_PER_S) {
+        r->refusals_held++;
+        return;
+    }
+    r->refusals++;
+    char w[96], held[64] = "";
     actor_text(who, w, sizeof w);
-    run_event(r, pclock_now(&r->dm->clock), "warning", "control", code, "%s by %s: refused: %s",
-              what, w, why);
+    if (r->refusals_held > 0)
+        snprintf(held, sizeof held, " (%u more refusals not recorded before this)", r->refusals_held);
+    r->refusals_held = 0;
+    run_event(r, now, "warning", "control", code, "%s by %s: refused: %s%s", what, w, why, held);
 }
 
 /* Pause or resume on a command, recording who asked and whether it took. */
@@ -471,22 +490,25 @@ static int run_command(struct run *r, const struct run_actor *who, const char *r
                        int (*op)(struct runner *, const char *), const char *code,
                        const char *verb, const char *refusal)
 {
+    int rc = op(r->runner, reason && *reason ? reason : "operator request");
+    if (rc < 0) {
+        run_refused(r, who, code, verb, refusal);
+        return rc;
+    }
     char w[96];
     actor_text(who, w, sizeof w);
-    int rc = op(r->runner, reason && *reason ? reason : "operator request");
-    run_event(r, pclock_now(&r->dm->clock), "info", "control", code, "%s by %s: %s", verb, w,
-              rc == 0 ? "ok" : refusal);
+    run_event(r, pclock_now(&r->dm->clock), "info", "control", code, "%s by %s: ok", verb, w);
     return rc;
 }
 
 int run_pause(struct run *r, const struct run_actor *who, const char *reason)
 {
-    return run_command(r, who, reason, runner_pause, "cmd_pause", "pause", "refused (not running)");
+    return run_command(r, who, reason, runner_pause, "cmd_pause", "pause", "not running");
 }
 
 int run_resume(struct run *r, const struct run_actor *who, const char *reason)
 {
-    return run_command(r, who, reason, runner_resume, "cmd_resume", "resume", "refused (not paused)");
+    return run_command(r, who, reason, runner_resume, "cmd_resume", "resume", "not paused");
 }
 
 int run_abort(struct run *r, const struct run_actor *who, const char *reason)

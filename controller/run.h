@@ -48,7 +48,8 @@ void run_safe_stop(struct run *r, const char *why);
 /* Record a manual setpoint made while the run is paused. */
 void run_manual_set(struct run *r, const struct run_actor *who, int channel, double value);
 /* Record in the run's events that a command that would have changed something
- * (code, e.g. "cmd_set"; what, e.g. "set pump1 5000 uL/min") was refused, and why. */
+ * (code, e.g. "cmd_set"; what, e.g. "set pump1 5000 uL/min") was refused, and why;
+ * at most a few a second, the rest counted in the next one recorded. */
 void run_refused(struct run *r, const struct run_actor *who, const char *code, const char *what,
                  const char *why);
 int run_pause(struct run *r, const struct run_actor *who, const char *reason);

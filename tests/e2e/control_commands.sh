@@ -75,6 +75,10 @@ ctl resume >/dev/null 2>&1; rc=$?
 check "resume when not paused is refused (exit $rc)" test "$rc" -eq 1
 ctl set pump1 5 uL/min >/dev/null 2>&1; rc=$?
 check "set while the run runs is refused (exit $rc)" test "$rc" -eq 1
+# A client repeating a refused request: a few a second reach the file, the rest are counted.
+for _ in $(seq 30); do ctl set pump1 5 uL/min >/dev/null 2>&1; done
+sleep 1.1       # into the next second of the limit: the time is what is under test
+ctl set pump1 6 uL/min >/dev/null 2>&1
 ctl pause --reason "bubble in line 2" >/dev/null
 check "pause with a reason" wait_for_state paused
 ctl confirm >/dev/null 2>&1; rc=$?
@@ -95,6 +99,9 @@ check "the manual set is recorded" grep -q "^cmd_set|control|manual set pump1.fl
 check "the refused ack is recorded with user and why" grep -q "^cmd_ack|control|ack 999 by uid [0-9]* (.*): refused: no alarm 999 is listed" <<<"$ev"
 check "the refused set beyond the limit is recorded" grep -q "^cmd_set|control|set pump1 5000 uL/min by uid .*: refused: 5000 uL/min is outside the limits of pump1.flow" <<<"$ev"
 check "the refused set while running is recorded" grep -q "^cmd_set|control|set pump1 5 uL/min by uid .*: refused: a run is active: pause it first" <<<"$ev"
+n=$(grep -c "^cmd_set|control|set pump1 5 uL/min by uid .*: refused" <<<"$ev")
+check "31 refused sets are not 31 events ($n recorded)" sh -c "[ $n -ge 1 ] && [ $n -le 15 ]"
+check "the next refusal recorded counts those held back" grep -qE "^cmd_set\|control\|set pump1 6 uL/min by uid .*: refused: .*\([1-9][0-9]* more refusals not recorded before this\)" <<<"$ev"
 check "the refused confirm is recorded" grep -q "^cmd_confirm|control|confirm by uid .*: refused: no prompt is waiting" <<<"$ev"
 check "the abort is recorded with its reason" grep -q "^cmd_abort|control|abort by uid .*: end of test" <<<"$ev"
 
