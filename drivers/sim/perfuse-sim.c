@@ -6,7 +6,9 @@
  *
  * Two New Era pumps (addresses 0, 1) on one pty, the chip sensors as Modbus
  * RTU slaves (units 1, 2) on another pty, the valve and incubator as Modbus TCP
- * units 1 and 2 on 127.0.0.1. The ptys are reached through stable symlinks
+ * units 1 and 2 on 127.0.0.1. Extra lab devices beyond the contract rig
+ * (sim_lines.h) each have a pty too, listed in the rig file with
+ * --lab-devices. The ptys are reached through stable symlinks
  * (pumps.tty, sensors.tty) beside the rig file, so a simulated unplug and
  * replug keeps the path. When everything listens it prints one JSON line:
  *   {"pid": N, "seed": S, "rig_file": "...", "control": "...",
@@ -23,6 +25,7 @@
 #include "newera.h"
 #include "physics.h"
 #include "sim_faults.h"
+#include "sim_lines.h"
 #include "sim_modbus.h"
 #include "sim_newera.h"
 #include "timeutil.h"
@@ -47,6 +50,7 @@
 
 #define MAX_CLIENTS 16
 #define MAX_FAULTS 32
+#define MAX_LINES 8
 
 struct pty {
     int master, slave;
@@ -54,11 +58,24 @@ struct pty {
     char pts[64];
 };
 
+/* An extra lab line (sim_lines.h) being served. */
+struct sim_line {
+    const struct sim_line_ops *ops;
+    void *state;
+    enum sim_device dev;        /* its fault device */
+    struct pty pty;
+    char cmd[256];              /* the command being received */
+    size_t cmd_len;
+};
+
 struct sim {
     struct sim_physics phys;
     struct sim_faults_table faults;
     struct sim_modbus *mb;
     struct pty pumps, sensors;
+    struct sim_line lines[MAX_LINES];
+    size_t n_lines;
+    bool lab_devices;           /* --lab-devices: the rig file lists the extra lines' devices */
     int tcp_fd, tcp_port;
     int clients[MAX_CLIENTS];
     int ctl_fd, ctl_clients[4];
@@ -163,11 +180,11 @@ static int line_address(const char *line)
     return addr < SIM_PUMPS ? addr : -1;
 }
 
-/* Trace one pump exchange: "ne COMMAND REPLY", control characters dropped. */
-static void trace_pump(int fd, const char *cmd, const char *reply, size_t len)
+/* Trace one serial exchange: "WHO COMMAND REPLY", control characters dropped. */
+static void trace_serial(int fd, const char *who, const char *cmd, const char *reply, size_t len)
 {
     char buf[300];
-    int n = snprintf(buf, sizeof buf, "ne ");
+    int n = snprintf(buf, sizeof buf, "%.16s ", who);
     for (const char *p = cmd; *p && n < 120; p++)
         if (isgraph((unsigned char)*p))
             buf[n++] = *p;
@@ -202,7 +219,7 @@ static void pump_command(struct sim *s, const char *line)
     if (len > 0 && write(s->pumps.master, out, len) < 0)
         log_warn("pumps", "write: %s", strerror(errno));
     else if (len > 0 && s->trace_fd >= 0)
-        trace_pump(s->trace_fd, line, out, len);
+        trace_serial(s->trace_fd, "ne", line, out, len);
 }
 
 /* A complete safe-mode packet from the pump line: check it, answer in kind. */
@@ -229,7 +246,7 @@ static void pump_packet(struct sim *s, const char *pkt, size_t n)
     if (m > 0 && write(s->pumps.master, pk, (size_t)m) < 0)
         log_warn("pumps", "write: %s", strerror(errno));
     else if (m > 0 && s->trace_fd >= 0)
-        trace_pump(s->trace_fd, cmd, out, len);
+        trace_serial(s->trace_fd, "ne", cmd, out, len);
 }
 
 /* Bytes from the pump line: answer each CR-terminated command, or each
@@ -258,6 +275,50 @@ static void pumps_readable(struct sim *s)
         s->line[s->line_len] = '\0';
         s->line_len = 0;
         pump_command(s, s->line);
+    }
+}
+
+/* Answer one command on an extra line, applying the line's wire faults. */
+static void line_command(struct sim *s, struct sim_line *l, const char *cmd)
+{
+    sync_model(s);
+    int64_t now = s->phys.now_ns;
+    char out[512];
+    size_t len;
+    if (sim_fault_active(&s->faults, l->dev, SF_TIMEOUT, now))
+        return;
+    if (sim_fault_active(&s->faults, l->dev, SF_GARBAGE, now)) {
+        len = 9;
+        sim_garbage(s->phys.tick, (uint8_t *)out, len);
+    } else if (sim_fault_active(&s->faults, l->dev, SF_EXCEPTION, now)) {
+        len = l->ops->refuse(l->state, cmd, out, sizeof out);
+    } else {
+        len = l->ops->handle(l->state, now, cmd, out, sizeof out);
+    }
+    if (len > sizeof out)
+        len = sizeof out;
+    if (len > 0 && write(l->pty.master, out, len) < 0)
+        log_warn(l->ops->name, "write: %s", strerror(errno));
+    else if (len > 0 && s->trace_fd >= 0)
+        trace_serial(s->trace_fd, l->ops->name, cmd, out, len);
+}
+
+/* Bytes from an extra line: one command per CR; LF is dropped. */
+static void line_readable(struct sim *s, struct sim_line *l)
+{
+    char buf[256];
+    ssize_t n = read(l->pty.master, buf, sizeof buf);
+    for (ssize_t i = 0; i < n; i++) {
+        if (buf[i] == '\n')
+            continue;
+        if (buf[i] != '\r') {
+            if (l->cmd_len + 1 < sizeof l->cmd)
+                l->cmd[l->cmd_len++] = buf[i];
+            continue;
+        }
+        l->cmd[l->cmd_len] = '\0';
+        l->cmd_len = 0;
+        line_command(s, l, l->cmd);
     }
 }
 
@@ -300,7 +361,8 @@ static void control_command(struct sim *s, int fd, char *cmd)
             snprintf(reply, sizeof reply, "ok\n");
     } else if (strncmp(cmd, "clear ", 6) == 0) {
         snprintf(reply, sizeof reply, sim_fault_clear(&s->faults, cmd + 6) == 0 ? "ok\n" :
-                 "error: unknown device (pump1, pump2, chip1, chip2, valve1, incubator, all)\n");
+                 "error: unknown device (pump1, pump2, chip1, chip2, valve1, incubator, reglo, "
+                 "harvard, hamilton, all)\n");
     } else if (strcmp(cmd, "list") == 0) {
         sim_fault_describe(&s->faults, s->phys.now_ns, reply, sizeof reply - 4);
         strcat(reply, "ok\n");
@@ -353,6 +415,20 @@ static void apply_disconnects(struct sim *s)
         pty_close(&s->pumps);
     else if (!pumps_off && s->pumps.master < 0 && pty_open(&s->pumps) < 0)
         log_error("pumps", "cannot reopen the pump line");
+    for (size_t i = 0; i < s->n_lines; i++) {
+        struct sim_line *l = &s->lines[i];
+        bool off = sim_fault_active(&s->faults, l->dev, SF_DISCONNECT, now);
+        if (off && l->pty.master >= 0)
+            pty_close(&l->pty);
+        else if (!off && l->pty.master < 0 && pty_open(&l->pty) < 0)
+            log_error(l->ops->name, "cannot reopen the line");
+        struct sim_fault *f = &s->faults.f[l->dev][SF_SYRINGE_EMPTY];
+        if (l->ops->empty != NULL && !f->applied &&
+            sim_fault_active(&s->faults, l->dev, SF_SYRINGE_EMPTY, now)) {
+            l->ops->empty(l->state, now);
+            f->applied = true;
+        }
+    }
     if (sensors_off && s->sensors.master >= 0)
         pty_close(&s->sensors);
     else if (!sensors_off && s->sensors.master < 0 && pty_open(&s->sensors) < 0)
@@ -385,8 +461,11 @@ static int write_rig(struct sim *s, const char *profiles)
             "rig: sim\nbuses:\n"
             "  - {name: pumps, type: serial, port: %s, baud: 19200}\n"
             "  - {name: sensors, type: modbus-rtu, port: %s, baud: 19200, parity: N}\n"
-            "  - {name: plc, type: modbus-tcp, host: 127.0.0.1, port: %d}\n"
-            "devices:\n", (int)getpid(), s->pumps.link, s->sensors.link, s->tcp_port);
+            "  - {name: plc, type: modbus-tcp, host: 127.0.0.1, port: %d}\n",
+            (int)getpid(), s->pumps.link, s->sensors.link, s->tcp_port);
+    for (size_t i = 0; s->lab_devices && i < s->n_lines; i++)
+        fprintf(f, s->lines[i].ops->bus_yaml, s->lines[i].pty.link);
+    fprintf(f, "devices:\n");
     for (int i = 0; i < SIM_PUMPS; i++)
         fprintf(f, "  - {name: pump%d, driver: newera, bus: pumps, address: %d,\n"
                 "     syringe: {diameter: 14.57 mm, volume: 10 mL}, max_flow: 1000 uL/min}\n", i + 1, i);
@@ -395,6 +474,8 @@ static int write_rig(struct sim *s, const char *profiles)
             "  - {name: valve1, driver: modbus, bus: plc, unit: 1, profile: %s/rotary-valve.yaml}\n"
             "  - {name: incubator, driver: modbus, bus: plc, unit: 2, profile: %s/temperature-controller.yaml}\n",
             profiles, profiles, profiles, profiles);
+    for (size_t i = 0; s->lab_devices && i < s->n_lines; i++)
+        fputs(s->lines[i].ops->devices_yaml, f);
     fflush(f);
     fsync(fileno(f));
     if (fclose(f) != 0 || rename(tmp, s->rig_out) < 0)
@@ -438,6 +519,29 @@ static int make_dir(struct sim *s)
     return 0;
 }
 
+/* Add an extra lab line: its state in the power-on state, its pty path, its fault device. */
+static int line_create(struct sim *s, const struct sim_line_ops *ops)
+{
+    struct sim_line *l = &s->lines[s->n_lines];
+    l->ops = ops;
+    l->pty.master = l->pty.slave = -1;
+    l->dev = SD_DEVICES;
+    for (int d = 0; d < SD_DEVICES; d++)
+        if (strcmp(sim_device_name((enum sim_device)d), ops->name) == 0)
+            l->dev = (enum sim_device)d;
+    if (l->dev == SD_DEVICES) {
+        log_error("sim", "line %s has no fault device in sim_faults.h", ops->name);
+        return -EINVAL;
+    }
+    l->state = calloc(1, ops->state_size ? ops->state_size : 1);
+    if (l->state == NULL)
+        return -ENOMEM;
+    ops->init(l->state);
+    snprintf(l->pty.link, sizeof l->pty.link, "%s/%s.tty", s->dir, ops->name);
+    s->n_lines++;
+    return 0;
+}
+
 /* Set everything up; returns 0 or a negative errno. */
 static int sim_setup(struct sim *s, uint64_t seed, const char *profiles)
 {
@@ -450,6 +554,8 @@ static int sim_setup(struct sim *s, uint64_t seed, const char *profiles)
     int rc = make_dir(s);
     snprintf(s->pumps.link, sizeof s->pumps.link, "%s/pumps.tty", s->dir);
     snprintf(s->sensors.link, sizeof s->sensors.link, "%s/sensors.tty", s->dir);
+    for (size_t i = 0; rc == 0 && i < sim_n_lines && i < MAX_LINES; i++)
+        rc = line_create(s, sim_lines[i]);
     if (s->ctl_path[0] == '\0')
         snprintf(s->ctl_path, sizeof s->ctl_path, "%.90s/sim.sock", s->dir);
     if (rc == 0)
@@ -458,6 +564,8 @@ static int sim_setup(struct sim *s, uint64_t seed, const char *profiles)
         rc = pty_open(&s->pumps);
     if (rc == 0)
         rc = pty_open(&s->sensors);
+    for (size_t i = 0; rc == 0 && i < s->n_lines; i++)
+        rc = pty_open(&s->lines[i].pty);
     if (rc == 0 && (s->tcp_fd = sim_tcp_listen(s->mb, 0, &s->tcp_port)) < 0)
         rc = s->tcp_fd;
     if (rc == 0)
@@ -488,7 +596,7 @@ static bool any_fault(const struct sim *s)
 static void sim_loop(struct sim *s)
 {
     for (;;) {
-        struct pollfd pf[9 + MAX_CLIENTS];
+        struct pollfd pf[9 + MAX_CLIENTS + MAX_LINES];
         enum { P_SIG, P_PUMPS, P_SENSORS, P_TCP, P_CTL, P_CTLC };
         int n = P_CTLC + 4;
         pf[P_SIG] = (struct pollfd){ .fd = s->sig_fd, .events = POLLIN };
@@ -500,6 +608,9 @@ static void sim_loop(struct sim *s)
             pf[P_CTLC + i] = (struct pollfd){ .fd = s->ctl_clients[i], .events = POLLIN };
         for (int i = 0; i < MAX_CLIENTS; i++)
             pf[n++] = (struct pollfd){ .fd = s->clients[i], .events = POLLIN };
+        int p_lines = n;
+        for (size_t i = 0; i < s->n_lines; i++)
+            pf[n++] = (struct pollfd){ .fd = s->lines[i].pty.master, .events = POLLIN };
         /* Fault windows open and close on time: wake every 50 ms while any is set. */
         if (poll(pf, (nfds_t)n, any_fault(s) || safe_timer_running(s) ? 50 : -1) < 0 && errno != EINTR)
             return;
@@ -518,7 +629,10 @@ static void sim_loop(struct sim *s)
         for (int i = 0; i < 4; i++)
             if (pf[P_CTLC + i].revents && s->ctl_clients[i] >= 0)
                 control_readable(s, i);
-        for (int k = P_CTLC + 4; k < n; k++) {
+        for (size_t i = 0; i < s->n_lines; i++)
+            if (pf[p_lines + (int)i].revents & POLLIN && s->lines[i].pty.master >= 0)
+                line_readable(s, &s->lines[i]);
+        for (int k = P_CTLC + 4; k < p_lines; k++) {
             int idx = k - (P_CTLC + 4);
             if (!pf[k].revents || s->clients[idx] < 0)
                 continue;
@@ -543,6 +657,10 @@ static void sim_cleanup(struct sim *s)
     sim_modbus_free(s->mb);
     pty_close(&s->pumps);
     pty_close(&s->sensors);
+    for (size_t i = 0; i < s->n_lines; i++) {
+        pty_close(&s->lines[i].pty);
+        free(s->lines[i].state);
+    }
     if (s->ctl_fd >= 0) {
         close(s->ctl_fd);
         unlink(s->ctl_path);
@@ -557,13 +675,15 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: perfuse-sim [--seed N] [--rig-out FILE] [--profiles DIR] [--fault SPEC]...\n"
                  "                   [--control PATH] [--die-with-parent] [--log-level LEVEL]\n"
-                 "                   [--trace FILE]\n"
+                 "                   [--trace FILE] [--lab-devices]\n"
                  "Serve the simulated rig 'sim' on ptys and 127.0.0.1; print its endpoints as JSON.\n"
                  "SPEC is KIND:DEVICE[,at=DURATION][,for=DURATION], e.g. timeout:chip1,at=10s,for=5s.\n"
                  "Kinds: timeout garbage crc disconnect exception stuck nan clog bubble syringe-empty range.\n"
-                 "Devices: pump1 pump2 chip1 chip2 valve1 incubator.\n"
+                 "Devices: pump1 pump2 chip1 chip2 valve1 incubator; extra lines: reglo harvard hamilton.\n"
                  "--trace appends a line per answered read or pump command to FILE, so that a\n"
-                 "test can check every recorded value against what was sent on the wire.\n");
+                 "test can check every recorded value against what was sent on the wire.\n"
+                 "--lab-devices adds the extra lab devices (each family on its own pty: NAME.tty\n"
+                 "beside the rig file) to the rig file; they are served either way.\n");
 }
 
 int main(int argc, char **argv)
@@ -573,7 +693,7 @@ int main(int argc, char **argv)
         { "profiles", required_argument, NULL, 'p' }, { "die-with-parent", no_argument, NULL, 'd' },
         { "fault", required_argument, NULL, 'f' }, { "control", required_argument, NULL, 'c' },
         { "log-level", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
-        { "trace", required_argument, NULL, 't' },
+        { "trace", required_argument, NULL, 't' }, { "lab-devices", no_argument, NULL, 'L' },
         { NULL, 0, NULL, 0 },
     };
     static struct sim s;
@@ -603,6 +723,7 @@ int main(int argc, char **argv)
             break;
         }
         case 'l': log_set_level_name(optarg); break;
+        case 'L': s.lab_devices = true; break;
         case 't':
             s.trace_fd = open(optarg, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
             if (s.trace_fd < 0) {
@@ -631,9 +752,12 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("{\"pid\": %d, \"seed\": %llu, \"rig_file\": %s%s%s, \"control\": \"%s\", \"buses\": "
-           "{\"pumps\": \"%s\", \"sensors\": \"%s\", \"plc\": \"127.0.0.1:%d\"}}\n", (int)getpid(),
+           "{\"pumps\": \"%s\", \"sensors\": \"%s\", \"plc\": \"127.0.0.1:%d\"", (int)getpid(),
            (unsigned long long)seed, s.rig_out ? "\"" : "", s.rig_out ? s.rig_out : "null",
            s.rig_out ? "\"" : "", s.ctl_path, s.pumps.link, s.sensors.link, s.tcp_port);
+    for (size_t i = 0; i < s.n_lines; i++)
+        printf(", \"%s\": \"%s\"", s.lines[i].ops->name, s.lines[i].pty.link);
+    printf("}}\n");
     fflush(stdout);
     sim_loop(&s);
     sim_cleanup(&s);

@@ -11,7 +11,7 @@ static const char *const kind_names[SF_KINDS] = {
     "syringe-empty", "range",
 };
 static const char *const device_names[SD_DEVICES] = {
-    "pump1", "pump2", "chip1", "chip2", "valve1", "incubator",
+    "pump1", "pump2", "chip1", "chip2", "valve1", "incubator", "reglo", "harvard", "hamilton",
 };
 
 const char *sim_device_name(enum sim_device d)
@@ -26,7 +26,7 @@ static bool applies(enum sim_fault_kind k, enum sim_device d)
     switch (k) {
     case SF_TIMEOUT: case SF_GARBAGE: case SF_DISCONNECT: case SF_EXCEPTION: return true;
     case SF_CRC: case SF_STUCK: case SF_NAN: case SF_CLOG: case SF_BUBBLE: case SF_RANGE: return chip;
-    case SF_SYRINGE_EMPTY: return pump;
+    case SF_SYRINGE_EMPTY: return pump || d == SD_HARVARD;
     default: return false;
     }
 }
@@ -74,7 +74,8 @@ int sim_fault_parse(const char *spec, enum sim_fault_kind *kind, enum sim_device
     if (k < 0 || d < 0) {
         snprintf(err, errlen, k < 0 ? "unknown fault kind '%s' (timeout, garbage, crc, disconnect, "
                  "exception, stuck, nan, clog, bubble, syringe-empty)" :
-                 "unknown device '%s' (pump1, pump2, chip1, chip2, valve1, incubator)",
+                 "unknown device '%s' (pump1, pump2, chip1, chip2, valve1, incubator, "
+                 "reglo, harvard, hamilton)",
                  k < 0 ? head : colon + 1);
         return -EINVAL;
     }

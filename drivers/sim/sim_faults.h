@@ -9,17 +9,22 @@
  * at is counted from the simulator's start (command line) or from now (control socket).
  *
  * Kinds and where they apply:
+ * Devices: the contract rig's (pump1 ... incubator) and the extra lab lines
+ * (reglo, harvard, hamilton), each of which is one pty with its devices.
+ *
  *   timeout       all devices: no reply at all
  *   garbage       all devices: random bytes instead of a reply
  *   crc           chip1, chip2 (Modbus RTU): the reply's CRC is wrong
  *   disconnect    all devices: the device's whole line goes away (pty closed, or
  *                 the TCP server stops listening) and comes back when the fault ends
- *   exception     Modbus devices: exception 4 (slave device failure); pumps: "?NA"
+ *   exception     Modbus devices: exception 4 (slave device failure); pumps: "?NA";
+ *                 extra lines: the device's own refusal
  *   stuck         chip1, chip2: the pressure reading freezes
  *   nan           chip1, chip2: the pressure reading is NaN
  *   clog          chip1, chip2: the chip's resistance rises fivefold
  *   bubble        chip1, chip2: the flow sensor reads 40 % of the flow
- *   syringe-empty pump1, pump2: the syringe is empty; the pump stalls (A?S)
+ *   syringe-empty pump1, pump2: the syringe is empty; the pump stalls (A?S);
+ *                 harvard: the pump stalls
  *   range         chip1, chip2: the pressure reads 65000 mbar, beyond any sensor's range
  */
 #ifndef PERFUSE_SIM_FAULTS_H
@@ -33,7 +38,10 @@
 
 enum sim_fault_kind { SF_TIMEOUT, SF_GARBAGE, SF_CRC, SF_DISCONNECT, SF_EXCEPTION, SF_STUCK,
                       SF_NAN, SF_CLOG, SF_BUBBLE, SF_SYRINGE_EMPTY, SF_RANGE, SF_KINDS };
-enum sim_device { SD_PUMP1, SD_PUMP2, SD_CHIP1, SD_CHIP2, SD_VALVE1, SD_INCUBATOR, SD_DEVICES };
+/* SD_REGLO, SD_HARVARD and SD_HAMILTON are whole lines of the extra lab
+ * devices (sim_lines.h), in the order of sim_lines[]. */
+enum sim_device { SD_PUMP1, SD_PUMP2, SD_CHIP1, SD_CHIP2, SD_VALVE1, SD_INCUBATOR,
+                  SD_REGLO, SD_HARVARD, SD_HAMILTON, SD_DEVICES };
 
 struct sim_fault {
     bool set;
