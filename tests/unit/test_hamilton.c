@@ -1,0 +1,977 @@
+/*
+ * Hamilton MVP valves: reply framing with recorded good, bad and partial
+ * replies, the small parsers, the rig entry, and the driver end to end over a
+ * real pty against a scripted responder (exact bytes in, canned replies out)
+ * and against the simulator's independent valve implementation.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "driver.h"
+#include "hamilton.h"
+#include "sim_hamilton.h"
+
+#define LINK_TIMEOUT_MS 100
+#define RESPONDER_WAIT_MS 3000      /* a responder gives up on a silent driver after this */
+#define REPEAT_IDLE_MS 400          /* a repeating step ends when the driver is quiet this long */
+#define UNTOUCHED 12345.0
+#define N(a) (sizeof a / sizeof a[0])
+
+/* ------------------------------------------------------------------------ */
+/* Reply framing                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* A recorded reply and what parsing it must give. */
+struct reply_case {
+    const char *bytes;
+    int rc;             /* bytes consumed, 0 (incomplete) or -EBADMSG */
+    char address;
+    const char *echo;
+    bool ack;
+    const char *data;
+};
+
+static const struct reply_case reply_cases[] = {
+    /* the echo, then the answer */
+    { "aLQP\r\x06" "3\r", 8, 'a', "LQP", true, "3" },
+    { "aF\r\x06" "Y\r", 6, 'a', "F", true, "Y" },
+    { "aF\r\x06" "*\r", 6, 'a', "F", true, "*" },
+    { "bLXR\r\x06\r", 7, 'b', "LXR", true, "" },
+    { "aE2\r\x06" "P@PP\r", 10, 'a', "E2", true, "P@PP" },
+    { "aLQP\r\x06" "12\r", 9, 'a', "LQP", true, "12" },
+    { "pLQT\r\x06" "3\r", 8, 'p', "LQT", true, "3" },
+    /* refused */
+    { "aLP07R\r\x15\r", 9, 'a', "LP07R", false, "" },
+    { "aXYZ\r\x15\r", 7, 'a', "XYZ", false, "" },
+    /* an answer without an echo */
+    { "\x06" "Y\r", 3, 0, "", true, "Y" },
+    { "\x15\r", 2, 0, "", false, "" },
+    /* CR LF line ends and empty lines are skipped */
+    { "aF\r\n\x06" "Y\r\n", 7, 'a', "F", true, "Y" },
+    { "\r\r\naF\r\x06" "Y\r", 9, 'a', "F", true, "Y" },
+    /* an echo that got no answer is replaced by the next one */
+    { "aF\raLQP\r\x06" "2\r", 11, 'a', "LQP", true, "2" },
+    /* two exchanges: the first only */
+    { "bF\r\x06" "*\raF\r\x06" "Y\r", 6, 'b', "F", true, "*" },
+    /* incomplete: nothing yet */
+    { "", 0, 0, NULL, false, NULL },
+    { "aLQ", 0, 0, NULL, false, NULL },
+    { "aLQP\r", 0, 0, NULL, false, NULL },
+    { "aLQP\r\x06" "3", 0, 0, NULL, false, NULL },
+    { "\r\n\r", 0, 0, NULL, false, NULL },
+    /* malformed */
+    { "ALQP\r\x06" "3\r", -EBADMSG, 0, NULL, false, NULL },      /* an upper-case address */
+    { "3\r", -EBADMSG, 0, NULL, false, NULL },
+    { "\x01\x02junk\r", -EBADMSG, 0, NULL, false, NULL },
+    { "aLQP\r\x06\x01" "3\r", -EBADMSG, 0, NULL, false, NULL },   /* a control byte in the data */
+    { "aLQP\r\x06\xff\r", -EBADMSG, 0, NULL, false, NULL },
+    { "aL\x7fQP\r\x06" "3\r", -EBADMSG, 0, NULL, false, NULL },
+    { "aLQP\r\x06" "0123456789012345678901234567890123\r", -EBADMSG, 0, NULL, false, NULL },
+};
+
+static void test_recorded_replies_parse_or_are_refused(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N(reply_cases); i++) {
+        const struct reply_case *c = &reply_cases[i];
+        struct hamilton_reply r;
+        int rc = hamilton_parse_reply(c->bytes, strlen(c->bytes), &r);
+        if (rc != c->rc)
+            fail_msg("reply case %zu: rc %d, want %d", i, rc, c->rc);
+        if (rc <= 0)
+            continue;
+        assert_int_equal(r.address, c->address);
+        assert_string_equal(r.echo, c->echo);
+        assert_int_equal(r.ack, c->ack);
+        assert_string_equal(r.data, c->data);
+    }
+    struct hamilton_reply r;
+    assert_int_equal(hamilton_parse_reply(NULL, 0, &r), 0);
+}
+
+static void test_every_prefix_of_a_reply_is_incomplete(void **state)
+{
+    (void)state;
+    const char *whole = "\r\nbLQP\r\x06" "7\r";
+    struct hamilton_reply r;
+    for (size_t n = 0; n < strlen(whole); n++)
+        assert_int_equal(hamilton_parse_reply(whole, n, &r), 0);
+    assert_int_equal(hamilton_parse_reply(whole, strlen(whole), &r), (int)strlen(whole));
+    assert_int_equal(r.address, 'b');
+    assert_string_equal(r.data, "7");
+}
+
+static void test_move_commands_and_directions(void **state)
+{
+    (void)state;
+    char b[16];
+    assert_int_equal(hamilton_move_command(3, false, b, sizeof b), 0);
+    assert_string_equal(b, "LP03R");
+    assert_int_equal(hamilton_move_command(5, true, b, sizeof b), 0);
+    assert_string_equal(b, "LP15R");
+    assert_int_equal(hamilton_move_command(12, false, b, sizeof b), 0);
+    assert_string_equal(b, "LP012R");
+    assert_int_equal(hamilton_move_command(0, false, b, sizeof b), -ERANGE);
+    assert_int_equal(hamilton_move_command(100, false, b, sizeof b), -ERANGE);
+    assert_int_equal(hamilton_move_command(3, false, b, 5), -ERANGE);     /* "LP03R" needs 6 */
+    /* port numbers rise clockwise; a tie goes clockwise */
+    static const struct { int from, to, ports; bool ccw; } d[] = {
+        { 1, 2, 6, false }, { 2, 1, 6, true }, { 1, 4, 6, false }, { 1, 5, 6, true },
+        { 5, 1, 6, false }, { 6, 1, 6, false }, { 1, 6, 6, true }, { 3, 3, 6, false },
+        { 1, 5, 8, false }, { 1, 6, 8, true }, { 8, 2, 8, false }, { 2, 8, 8, true },
+        { 1, 2, 2, false }, { 2, 1, 2, false }, { 0, 1, 6, false }, { 1, 2, 1, false },
+    };
+    for (size_t i = 0; i < N(d); i++)
+        if (hamilton_shortest_ccw(d[i].from, d[i].to, d[i].ports) != d[i].ccw)
+            fail_msg("direction case %zu: %d -> %d of %d", i, d[i].from, d[i].to, d[i].ports);
+}
+
+static void test_answers_parse_or_are_refused(void **state)
+{
+    (void)state;
+    char st = 0;
+    const char *good_done = "Y*N";
+    for (const char *p = good_done; *p; p++) {
+        char s[2] = { *p, '\0' };
+        assert_int_equal(hamilton_parse_done(s, &st), 0);
+        assert_int_equal(st, *p);
+    }
+    const char *bad_done[] = { "", "y", "YY", "?", "1" };
+    for (size_t i = 0; i < N(bad_done); i++)
+        assert_int_equal(hamilton_parse_done(bad_done[i], &st), -EBADMSG);
+    assert_int_equal(hamilton_parse_done(NULL, &st), -EBADMSG);
+
+    int port = 0;
+    assert_int_equal(hamilton_parse_position("3", &port), 0);
+    assert_int_equal(port, 3);
+    assert_int_equal(hamilton_parse_position("12", &port), 0);
+    assert_int_equal(port, 12);
+    assert_int_equal(hamilton_parse_position("06", &port), 0);
+    assert_int_equal(port, 6);
+    const char *bad_pos[] = { "", "0", "00", "123", "3a", "-1", " 3", "x" };
+    for (size_t i = 0; i < N(bad_pos); i++)
+        assert_int_equal(hamilton_parse_position(bad_pos[i], &port), -EBADMSG);
+
+    unsigned bits = 99;
+    assert_int_equal(hamilton_parse_valve_errors("P@PP", &bits), 0);
+    assert_int_equal(bits, 0);
+    assert_int_equal(hamilton_parse_valve_errors("PAPP", &bits), 0);
+    assert_int_equal(bits, HAMILTON_ERR_NOT_INITIALISED);
+    assert_int_equal(hamilton_parse_valve_errors("PBPP", &bits), 0);
+    assert_int_equal(bits, HAMILTON_ERR_INIT_FAILED);
+    assert_int_equal(hamilton_parse_valve_errors("PDPP", &bits), 0);
+    assert_int_equal(bits, HAMILTON_ERR_OVERLOAD);
+    /* bit 6 must be set and bits 3-5 clear; exactly four bytes */
+    const char *bad_err[] = { "P\x01PP", "PHPP", "P`PP", "P@P", "P@PPP", "" };
+    for (size_t i = 0; i < N(bad_err); i++)
+        assert_int_equal(hamilton_parse_valve_errors(bad_err[i], &bits), -EBADMSG);
+
+    static const int ports[] = { 0, 0, 8, 6, 3, 2, 2, 4, 0, 0 };
+    for (int t = 0; t < (int)N(ports); t++)
+        assert_int_equal(hamilton_valve_type_ports(t), ports[t]);
+
+    assert_non_null(strstr(hamilton_valve_error_text(HAMILTON_ERR_NOT_INITIALISED), "not initialised"));
+    assert_non_null(strstr(hamilton_valve_error_text(HAMILTON_ERR_OVERLOAD), "overload"));
+    /* the most serious first */
+    assert_non_null(strstr(hamilton_valve_error_text(HAMILTON_ERR_OVERLOAD | HAMILTON_ERR_INIT_FAILED),
+                           "initialisation error"));
+}
+
+/* ------------------------------------------------------------------------ */
+/* The rig entry                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* Config errors a driver reported. */
+struct errors {
+    int n;
+    char key[8][48];
+    char text[8][256];
+};
+
+/* dev_config.error that records instead of printing. */
+static void record_error(const struct dev_config *cfg, const char *key, const char *fmt, ...)
+{
+    struct errors *e = cfg->error_ctx;
+    if (e->n >= 8)
+        return;
+    snprintf(e->key[e->n], sizeof e->key[0], "%s", key ? key : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->text[e->n], sizeof e->text[0], fmt, ap);
+    va_end(ap);
+    e->n++;
+}
+
+/* Open a valve from params; returns open()'s result. */
+static int open_valve(const struct dev_param *params, size_t n, struct errors *e, void **st,
+                      struct driver_channel *ch, size_t *n_ch)
+{
+    memset(e, 0, sizeof *e);
+    struct dev_config cfg = { .name = "selector1", .file = "rig.yaml", .dir = ".", .params = params,
+                              .n_params = n, .error = record_error, .error_ctx = e };
+    return driver_find("hamilton")->open(&cfg, st, ch, n_ch);
+}
+
+static void test_rig_entry_gives_a_position_channel(void **state)
+{
+    (void)state;
+    const struct dev_param p[] = { { "address", "b", 1, 1 }, { "ports", "8", 1, 1 },
+                                   { "move_timeout", "2 s", 1, 1 }, { "direction", "clockwise", 1, 1 } };
+    struct errors e;
+    struct driver_channel ch[DRIVER_MAX_CHANNELS];
+    size_t n;
+    void *st;
+    assert_int_equal(open_valve(p, N(p), &e, &st, ch, &n), 0);
+    assert_int_equal(e.n, 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(ch[0].name, "position");
+    assert_int_equal(ch[0].q, Q_NONE);
+    assert_string_equal(ch[0].unit, "port");
+    assert_true(ch[0].readable && ch[0].writable);
+    assert_float_equal(ch[0].min, 1, 0);
+    assert_float_equal(ch[0].max, 8, 0);
+    assert_float_equal(ch[0].sample_hz, 1, 0);
+    driver_find("hamilton")->close(st);
+    /* Only ports is required. */
+    assert_int_equal(open_valve(p + 1, 1, &e, &st, ch, &n), 0);
+    driver_find("hamilton")->close(st);
+}
+
+static void test_bad_rig_entries_are_all_reported(void **state)
+{
+    (void)state;
+    const struct dev_param p[] = { { "address", "A", 1, 1 }, { "ports", "20", 1, 1 },
+                                   { "move_timeout", "0.1 s", 1, 1 }, { "direction", "left", 1, 1 },
+                                   { "port", "6", 1, 1 } };
+    struct errors e;
+    struct driver_channel ch[DRIVER_MAX_CHANNELS];
+    size_t n;
+    void *st = NULL;
+    assert_int_equal(open_valve(p, N(p), &e, &st, ch, &n), -EINVAL);
+    assert_null(st);
+    assert_int_equal(e.n, 5);
+    assert_string_equal(e.key[0], "port");
+    assert_non_null(strstr(e.text[0], "did you mean 'ports'?"));
+    assert_string_equal(e.key[1], "address");
+    assert_non_null(strstr(e.text[1], "one letter from a to p"));
+    assert_string_equal(e.key[2], "ports");
+    assert_non_null(strstr(e.text[2], "from 2 to 16, found '20'"));
+    assert_string_equal(e.key[3], "move_timeout");
+    assert_non_null(strstr(e.text[3], "from 0.5 s to 60 s"));
+    assert_string_equal(e.key[4], "direction");
+    assert_non_null(strstr(e.text[4], "shortest, clockwise or counterclockwise"));
+
+    const struct dev_param none[] = { { "address", "a", 1, 1 } };
+    assert_int_equal(open_valve(none, 1, &e, &st, ch, &n), -EINVAL);
+    assert_int_equal(e.n, 1);
+    assert_string_equal(e.key[0], "");
+    assert_non_null(strstr(e.text[0], "'ports: 6'"));
+
+    const struct dev_param far[] = { { "ports", "6", 1, 1 }, { "adress", "b", 1, 1 },
+                                     { "speed", "fast", 1, 1 } };
+    assert_int_equal(open_valve(far, N(far), &e, &st, ch, &n), -EINVAL);
+    assert_int_equal(e.n, 2);
+    assert_non_null(strstr(e.text[0], "did you mean 'address'?"));
+    assert_non_null(strstr(e.text[1], "expected address, ports, move_timeout, direction"));
+}
+
+/* ------------------------------------------------------------------------ */
+/* A pty pair and a scripted responder                                      */
+/* ------------------------------------------------------------------------ */
+
+/* A pty: the driver opens path; the test plays the valves on master. */
+struct pty {
+    int master;
+    int slave;          /* kept open so the master never sees a hang-up between opens */
+    char path[64];
+};
+
+/* Open a pty pair with a raw slave. */
+static void pty_open(struct pty *p)
+{
+    p->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(p->master >= 0);
+    assert_int_equal(grantpt(p->master), 0);
+    assert_int_equal(unlockpt(p->master), 0);
+    snprintf(p->path, sizeof p->path, "%s", ptsname(p->master));
+    p->slave = open(p->path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(p->slave >= 0);
+    struct termios t;
+    assert_int_equal(tcgetattr(p->slave, &t), 0);
+    cfmakeraw(&t);
+    assert_int_equal(tcsetattr(p->slave, TCSANOW, &t), 0);
+}
+
+/* Close both ends. */
+static void pty_close(struct pty *p)
+{
+    close(p->slave);
+    close(p->master);
+}
+
+/* One expected command and the canned reply to it (NULL: stay silent). */
+struct step {
+    const char *expect;
+    const char *reply;
+    size_t split;       /* > 0: send the reply in two writes, split after this many bytes */
+    bool repeat;        /* answer the same command again until the driver goes quiet */
+};
+
+struct script {
+    int fd;
+    const struct step *steps;
+    size_t n;
+    atomic_size_t done;         /* steps answered */
+    atomic_int repeats;         /* extra answers given by repeating steps */
+    char mismatch[256];         /* the first difference; written only by the responder */
+};
+
+/* Read one command, up to and including its CR, waiting at most ms; false on time-out. */
+static bool read_command(int fd, char *line, size_t len, int ms)
+{
+    size_t n = 0;
+    while (n + 1 < len) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, ms) <= 0)
+            return false;
+        if (read(fd, &line[n], 1) != 1)
+            return false;
+        if (line[n++] == '\r')
+            break;
+    }
+    line[n] = '\0';
+    return true;
+}
+
+/* Wait a little: only to split a reply across two reads, never to synchronise. */
+static void pause_ms(long ms)
+{
+    struct timespec ts = { 0, ms * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* Write a step's reply, in two parts if it says so. */
+static bool answer(int fd, const struct step *st)
+{
+    if (st->reply == NULL)
+        return true;
+    size_t len = strlen(st->reply), first = st->split ? st->split : len;
+    bool ok = write(fd, st->reply, first) == (ssize_t)first;
+    if (ok && first < len) {
+        pause_ms(30);
+        ok = write(fd, st->reply + first, len - first) == (ssize_t)(len - first);
+    }
+    return ok;
+}
+
+/* The responder thread: play the script, stop at the first surprise. */
+static void *play(void *arg)
+{
+    struct script *s = arg;
+    char line[128];
+    bool have = false;      /* line holds a command read ahead by a repeating step */
+    for (size_t i = 0; i < s->n; i++) {
+        const struct step *st = &s->steps[i];
+        if (!have && !read_command(s->fd, line, sizeof line, RESPONDER_WAIT_MS)) {
+            snprintf(s->mismatch, sizeof s->mismatch, "step %zu: no command (expected '%s')", i,
+                     st->expect);
+            return NULL;
+        }
+        have = false;
+        if (strcmp(line, st->expect) != 0) {
+            snprintf(s->mismatch, sizeof s->mismatch, "step %zu: got '%s', expected '%s'", i,
+                     line, st->expect);
+            return NULL;
+        }
+        if (!answer(s->fd, st)) {
+            snprintf(s->mismatch, sizeof s->mismatch, "step %zu: cannot write the reply", i);
+            return NULL;
+        }
+        while (st->repeat && read_command(s->fd, line, sizeof line, REPEAT_IDLE_MS)) {
+            if (strcmp(line, st->expect) != 0) {
+                have = true;
+                break;
+            }
+            atomic_fetch_add(&s->repeats, 1);
+            if (!answer(s->fd, st))
+                return NULL;
+        }
+        atomic_store(&s->done, i + 1);
+    }
+    return NULL;
+}
+
+/* Valves on a pty with a responder thread playing steps. */
+struct rig {
+    struct pty pty;
+    struct link_config lc;
+    struct bus_link link;
+    const struct driver_ops *drv;
+    void *valve;
+    struct script script;
+    pthread_t thread;
+};
+
+/* Open the pty, the link (9600 7O1, as the valve talks) and a 6-port valve at a. */
+static void rig_open_with(struct rig *r, const struct dev_param *p, size_t n_p)
+{
+    memset(r, 0, sizeof *r);
+    pty_open(&r->pty);
+    r->lc = (struct link_config){ .name = "valves", .type = LINK_SERIAL, .port = r->pty.path,
+                                  .baud = 9600, .parity = 'O', .data_bits = 7, .stop_bits = 1,
+                                  .timeout_ms = LINK_TIMEOUT_MS };
+    assert_int_equal(link_open(&r->link, &r->lc), 0);
+    struct errors e;
+    struct driver_channel ch[DRIVER_MAX_CHANNELS];
+    size_t n;
+    assert_int_equal(open_valve(p, n_p, &e, &r->valve, ch, &n), 0);
+    r->drv = driver_find("hamilton");
+}
+
+/* The usual valve: a, 6 ports, shortest way, move_timeout 0.5 s. */
+static void rig_open(struct rig *r)
+{
+    static const struct dev_param p[] = { { "address", "a", 1, 1 }, { "ports", "6", 1, 1 },
+                                          { "move_timeout", "0.5 s", 1, 1 } };
+    rig_open_with(r, p, N(p));
+}
+
+/* Start playing steps. */
+static void rig_play(struct rig *r, const struct step *steps, size_t n)
+{
+    r->script.fd = r->pty.master;
+    r->script.steps = steps;
+    r->script.n = n;
+    atomic_store(&r->script.done, 0);
+    atomic_store(&r->script.repeats, 0);
+    r->script.mismatch[0] = '\0';
+    assert_int_equal(pthread_create(&r->thread, NULL, play, &r->script), 0);
+}
+
+/* Wait for the responder; every step must have been played and nothing more sent. */
+static void rig_finish(struct rig *r)
+{
+    assert_int_equal(pthread_join(r->thread, NULL), 0);
+    if (r->script.mismatch[0])
+        fail_msg("%s", r->script.mismatch);
+    assert_int_equal(atomic_load(&r->script.done), r->script.n);
+    struct pollfd p = { .fd = r->pty.master, .events = POLLIN };
+    if (poll(&p, 1, 0) == 1) {
+        char extra[64] = "";
+        ssize_t got = read(r->pty.master, extra, sizeof extra - 1);
+        fail_msg("the driver sent more than the script: '%s'", got > 0 ? extra : "?");
+    }
+}
+
+/* Close everything. */
+static void rig_close(struct rig *r)
+{
+    r->drv->close(r->valve);
+    link_close(&r->link);
+    pty_close(&r->pty);
+}
+
+/* Replies as valve a sends them: the echo, then ACK and data, or NAK. */
+#define ACK(cmd, data) cmd "\r\x06" data "\r"
+#define NAK(cmd) cmd "\r\x15\r"
+#define IDLE { "aF\r", ACK("aF", "Y"), 0, false }
+#define BUSY { "aF\r", ACK("aF", "*"), 0, false }
+#define NO_ERRORS { "aE2\r", ACK("aE2", "P@PP"), 0, false }
+#define AT(port) { "aLQP\r", ACK("aLQP", port), 0, false }
+
+/* ------------------------------------------------------------------------ */
+/* End to end over the pty                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void test_connect_initialises_a_fresh_valve_then_moves_it(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        /* connect: idle, not initialised: LXR, wait for it, check, type, where */
+        IDLE, { "aE2\r", ACK("aE2", "PAPP"), 0, false },
+        { "aLXR\r", ACK("aLXR", ""), 0, false }, BUSY, BUSY, IDLE, NO_ERRORS,
+        { "aLQT\r", ACK("aLQT", "3"), 0, false }, AT("1"),
+        /* write 3: idle, no error, at 1: clockwise is shorter */
+        IDLE, NO_ERRORS, AT("1"), { "aLP03R\r", ACK("aLP03R", ""), 0, false },
+        BUSY, IDLE, NO_ERRORS, AT("3"),
+        /* read */
+        IDLE, NO_ERRORS, AT("3"),
+        /* write 3 again: already there, no move */
+        IDLE, NO_ERRORS, AT("3"),
+        /* write 1 from 3: counter-clockwise is shorter */
+        IDLE, NO_ERRORS, AT("3"), { "aLP11R\r", ACK("aLP11R", ""), 0, false },
+        BUSY, BUSY, BUSY, IDLE, NO_ERRORS, AT("1"),
+        /* write 4 from 1: a tie goes clockwise */
+        IDLE, NO_ERRORS, AT("1"), { "aLP04R\r", ACK("aLP04R", ""), 0, false },
+        IDLE, NO_ERRORS, AT("4"),
+    };
+    struct rig r;
+    rig_open(&r);
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->connect(r.valve, &r.link), 0);
+    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 3), 0);
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), 0);
+    assert_float_equal(v, 3, 0);
+    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 3), 0);
+    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 1), 0);
+    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 4), 0);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_a_reconnect_leaves_an_initialised_valve_where_it_is(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        /* initialised already: no LXR */
+        IDLE, NO_ERRORS, { "aLQT\r", ACK("aLQT", "3"), 0, false }, AT("4"),
+        /* still moving when the line came back: wait, then the same */
+        BUSY, BUSY, IDLE, NO_ERRORS, { "aLQT\r", NAK("aLQT"), 0, false }, AT("5"),
+        /* an overload is no reason to move it either */
+        IDLE, { "aE2\r", ACK("aE2", "PDPP"), 0, false }, { "aLQT\r", ACK("aLQT", "3"), 0, false },
+        AT("2"),
+    };
+    struct rig r;
+    rig_open(&r);
+    rig_play(&r, steps, N(steps));
+    assert_int_equal(r.drv->connect(r.valve, &r.link), 0);
+    assert_int_equal(r.drv->connect(r.valve, &r.link), 0);   /* a valve that does not say its type */
+    assert_int_equal(r.drv->connect(r.valve, &r.link), 0);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_a_moving_valve_reports_no_position(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        BUSY,
+        { "aF\r", ACK("aF", "N"), 0, false },
+        /* not initialised (power cut with the line up): no position */
+        IDLE, { "aE2\r", ACK("aE2", "PAPP"), 0, false },
+        IDLE, { "aE2\r", ACK("aE2", "PDPP"), 0, false },
+    };
+    struct rig r;
+    rig_open(&r);
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EBUSY);
+    assert_string_equal(r.link.err, "selector1: the valve is moving ('*' to F): no position until it stops");
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EBUSY);
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EREMOTEIO);
+    assert_non_null(strstr(r.link.err, "selector1: valve not initialised (E2)"));
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EREMOTEIO);
+    assert_non_null(strstr(r.link.err, "overload"));
+    assert_float_equal(v, UNTOUCHED, 0);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_a_write_initialises_a_valve_that_lost_power(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        IDLE, { "aE2\r", ACK("aE2", "PAPP"), 0, false },
+        { "aLXR\r", ACK("aLXR", ""), 0, false }, IDLE, NO_ERRORS,
+        AT("1"), { "aLP02R\r", ACK("aLP02R", ""), 0, false }, IDLE, NO_ERRORS, AT("2"),
+    };
+    struct rig r;
+    rig_open(&r);
+    rig_play(&r, steps, N(steps));
+    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), 0);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_refusals_and_failed_moves_are_remote_errors(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        /* NAK, and E2 names no error */
+        IDLE, NO_ERRORS, AT("1"), { "aLP02R\r", NAK("aLP02R"), 0, false }, NO_ERRORS,
+        /* NAK, and E2 says why */
+        IDLE, NO_ERRORS, AT("1"), { "aLP02R\r", NAK("aLP02R"), 0, false },
+        { "aE2\r", ACK("aE2", "PDPP"), 0, false },
+        /* the move ends at another port */
+        IDLE, NO_ERRORS, AT("1"), { "aLP02R\r", ACK("aLP02R", ""), 0, false }, IDLE, NO_ERRORS,
+        AT("3"),
+        /* the move ends in an overload */
+        IDLE, NO_ERRORS, AT("1"), { "aLP02R\r", ACK("aLP02R", ""), 0, false }, IDLE,
+        { "aE2\r", ACK("aE2", "PDPP"), 0, false },
+        /* initialisation fails */
+        IDLE, { "aE2\r", ACK("aE2", "PAPP"), 0, false }, { "aLXR\r", ACK("aLXR", ""), 0, false },
+        IDLE, { "aE2\r", ACK("aE2", "PCPP"), 0, false },
+        /* a valve with other ports than the rig says */
+        IDLE, NO_ERRORS, { "aLQT\r", ACK("aLQT", "2"), 0, false },
+        /* a valve that never finishes its move (move_timeout 0.5 s) */
+        IDLE, NO_ERRORS, AT("1"), { "aLP02R\r", ACK("aLP02R", ""), 0, false },
+        { "aF\r", ACK("aF", "*"), 0, true },
+    };
+    struct rig r;
+    rig_open(&r);
+    rig_play(&r, steps, N(steps));
+    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), -EREMOTEIO);
+    assert_string_equal(r.link.err, "selector1: the valve refused 'LP02R' (NAK)");
+    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), -EREMOTEIO);
+    assert_non_null(strstr(r.link.err, "selector1: the valve refused 'LP02R' (NAK): valve overload"));
+    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), -EREMOTEIO);
+    assert_string_equal(r.link.err, "selector1: the valve stopped at port 3 after 'LP02R', not at port 2");
+    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), -EREMOTEIO);
+    assert_non_null(strstr(r.link.err, "overload (E2)"));
+    assert_non_null(strstr(r.link.err, "after LP02R"));
+    assert_int_equal(r.drv->connect(r.valve, &r.link), -EREMOTEIO);
+    assert_non_null(strstr(r.link.err, "initialisation error (E2)"));
+    assert_int_equal(r.drv->connect(r.valve, &r.link), -EREMOTEIO);
+    assert_string_equal(r.link.err, "selector1: the valve is a 8-port valve (LQT 2), the rig says "
+                        "'ports: 6': fix the rig entry");
+    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), -EREMOTEIO);
+    assert_string_equal(r.link.err, "selector1: the valve still reports busy ('*' to F) 0.5 s after "
+                        "'LP02R' (move_timeout): is the rotor blocked?");
+    rig_finish(&r);
+    assert_true(atomic_load(&r.script.repeats) >= 3);
+    rig_close(&r);
+}
+
+static void test_bad_setpoints_are_refused_before_anything_is_sent(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_open(&r);
+    rig_play(&r, NULL, 0);
+    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2.5), -EINVAL);
+    assert_string_equal(r.link.err, "selector1: a valve position is a whole port number, found 2.5");
+    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 0), -ERANGE);
+    assert_string_equal(r.link.err, "selector1: port 0 does not exist: the valve has ports 1 to 6");
+    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 7), -ERANGE);
+    assert_int_equal(r.drv->write(r.valve, &r.link, 0, NAN), -EINVAL);
+    assert_int_equal(r.drv->write(r.valve, &r.link, 0, INFINITY), -EINVAL);
+    assert_int_equal(r.drv->write(r.valve, &r.link, 1, 2), -EINVAL);
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->read(r.valve, &r.link, 1, &v), -EINVAL);
+    assert_float_equal(v, UNTOUCHED, 0);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_bad_replies_time_out_or_are_garbled(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        { "aF\r", NULL, 0, false },                             /* silence */
+        { "aF\r", ACK("bF", "Y"), 0, false },                   /* another valve */
+        { "aF\r", "aF\r", 0, false },                           /* the echo, no answer */
+        { "aF\r", "aF\r\x06Y", 0, false },                      /* no CR */
+        { "aF\r", ACK("bF", "*") ACK("aF", "Y"), 0, false },    /* theirs, then ours */
+        { "aE2\r", ACK("aLQP", "5") ACK("aE2", "P@PP"), 0, false },  /* our stale one first */
+        { "aLQP\r", ACK("aLQP", "4"), 6, false },               /* split in two writes */
+        { "aF\r", "\x01\x02junk\r", 0, false },                 /* garbage */
+        { "aF\r", ACK("aF", "Q"), 0, false },                   /* an unknown answer */
+        IDLE, { "aE2\r", ACK("aE2", "XY"), 0, false },          /* a short E2 */
+        IDLE, NO_ERRORS, AT("9"),                               /* a port the valve lacks */
+        IDLE, NO_ERRORS, AT("x"),
+        { "aF\r", NAK("aF"), 0, false },                        /* a refused query */
+    };
+    struct rig r;
+    rig_open(&r);
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -ETIMEDOUT);
+    assert_string_equal(r.link.err, "selector1: no reply to 'F' within 100 ms");
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -ETIMEDOUT);
+    assert_non_null(strstr(r.link.err, "address 'b' answered"));
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -ETIMEDOUT);
+    assert_string_equal(r.link.err, "selector1: incomplete reply to 'F' within 100 ms: 'aF\\x0d'");
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -ETIMEDOUT);
+    assert_string_equal(r.link.err, "selector1: incomplete reply to 'F' within 100 ms: 'aF\\x0d\\x06Y'");
+    assert_float_equal(v, UNTOUCHED, 0);
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), 0);
+    assert_float_equal(v, 4, 0);
+    v = UNTOUCHED;
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EBADMSG);
+    assert_string_equal(r.link.err, "selector1: garbled reply to 'F': '\\x01\\x02junk\\x0d'");
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EBADMSG);
+    assert_non_null(strstr(r.link.err, "cannot parse the answer 'Q' to 'F'"));
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EBADMSG);
+    assert_non_null(strstr(r.link.err, "cannot parse the answer 'XY' to 'E2'"));
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EBADMSG);
+    assert_string_equal(r.link.err, "selector1: the valve reports port '9', not one of 1..6");
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EREMOTEIO);
+    assert_string_equal(r.link.err, "selector1: the valve refused 'F' (NAK)");
+    assert_float_equal(v, UNTOUCHED, 0);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_valves_share_one_line_by_letter(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        { "bF\r", ACK("bF", "Y"), 0, false }, { "bE2\r", ACK("bE2", "P@PP"), 0, false },
+        { "bLQP\r", ACK("bLQP", "8"), 0, false },
+        IDLE, NO_ERRORS, AT("2"),
+    };
+    struct rig r;
+    rig_open(&r);
+    static const struct dev_param p[] = { { "address", "b", 1, 1 }, { "ports", "8", 1, 1 } };
+    struct errors e;
+    struct driver_channel ch[DRIVER_MAX_CHANNELS];
+    size_t n;
+    void *b;
+    assert_int_equal(open_valve(p, N(p), &e, &b, ch, &n), 0);
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->read(b, &r.link, 0, &v), 0);
+    assert_float_equal(v, 8, 0);
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), 0);
+    assert_float_equal(v, 2, 0);
+    rig_finish(&r);
+    r.drv->close(b);
+    rig_close(&r);
+}
+
+static void test_a_line_set_up_wrong_gets_a_hint(void **state)
+{
+    (void)state;
+    static const struct step steps[] = { { "aF\r", NULL, 0, false } };
+    struct rig r;
+    rig_open(&r);
+    link_close(&r.link);
+    r.lc.parity = 'N';
+    r.lc.data_bits = 8;
+    assert_int_equal(link_open(&r.link, &r.lc), 0);
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -ETIMEDOUT);
+    assert_non_null(strstr(r.link.err, "set the bus to 'baud: 9600, parity: O, data_bits: 7'"));
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_a_closed_line_is_not_connected(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_open(&r);
+    double v = UNTOUCHED;
+    link_close(&r.link);
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -ENOTCONN);
+    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), -ENOTCONN);
+    assert_int_equal(r.drv->connect(r.valve, &r.link), -ENOTCONN);
+    assert_float_equal(v, UNTOUCHED, 0);
+    int rc = link_open(&r.link, &r.lc);
+    if (rc != 0)
+        fail_msg("reopen: %s", r.link.err);
+    rig_close(&r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Against the simulator's valves                                           */
+/* ------------------------------------------------------------------------ */
+
+/* The simulated valves answering on the master side, until told to stop. */
+struct sim_responder {
+    int fd;
+    struct sim_hamilton line;
+    pthread_mutex_t lock;       /* guards line between the test and the responder */
+    struct timespec t0;
+    atomic_int stop;
+    atomic_int refuse;          /* answer with the valves' refusal (the 'exception' fault) */
+    atomic_int lxr;             /* LXR commands seen */
+};
+
+/* Model time: nanoseconds since the responder started. */
+static int64_t model_ns(const struct sim_responder *s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)(ts.tv_sec - s->t0.tv_sec) * 1000000000LL + (ts.tv_nsec - s->t0.tv_nsec);
+}
+
+/* Answer commands with the simulator's valve model. */
+static void *sim_respond(void *arg)
+{
+    struct sim_responder *s = arg;
+    char line[128];
+    while (!atomic_load(&s->stop)) {
+        if (!read_command(s->fd, line, sizeof line, 20))
+            continue;
+        line[strcspn(line, "\r")] = '\0';
+        if (strcmp(line + 1, "LXR") == 0)
+            atomic_fetch_add(&s->lxr, 1);
+        char out[128];
+        pthread_mutex_lock(&s->lock);
+        size_t len = atomic_load(&s->refuse)
+            ? sim_hamilton_line.refuse(&s->line, line, out, sizeof out)
+            : sim_hamilton_line.handle(&s->line, model_ns(s), line, out, sizeof out);
+        pthread_mutex_unlock(&s->lock);
+        if (len > 0 && write(s->fd, out, len) != (ssize_t)len)
+            break;
+    }
+    return NULL;
+}
+
+static void test_driver_runs_the_simulated_valves(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_open(&r);
+    static const struct dev_param pb[] = { { "address", "b", 1, 1 }, { "ports", "8", 1, 1 } };
+    struct errors e;
+    struct driver_channel ch[DRIVER_MAX_CHANNELS];
+    size_t n;
+    void *b;
+    assert_int_equal(open_valve(pb, N(pb), &e, &b, ch, &n), 0);
+    struct sim_responder *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    s->fd = r.pty.master;
+    sim_hamilton_line.init(&s->line);
+    clock_gettime(CLOCK_MONOTONIC, &s->t0);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, sim_respond, s), 0);
+
+    /* Power-up: both valves are initialised by connect, once. */
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->connect(r.valve, &r.link), 0);
+    assert_int_equal(r.drv->connect(b, &r.link), 0);
+    assert_int_equal(atomic_load(&s->lxr), 2);
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), 0);
+    assert_float_equal(v, 1, 0);
+    /* Moves take time; the write returns when the valve is there. */
+    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 5), 0);
+    pthread_mutex_lock(&s->lock);
+    assert_int_equal(s->line.valve[0].port, 5);
+    assert_false(s->line.valve[0].moving);
+    pthread_mutex_unlock(&s->lock);
+    assert_int_equal(r.drv->write(b, &r.link, 0, 8), 0);
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), 0);
+    assert_float_equal(v, 5, 0);
+    assert_int_equal(r.drv->read(b, &r.link, 0, &v), 0);
+    assert_float_equal(v, 8, 0);
+    /* A reconnect does not initialise (move) them again. */
+    assert_int_equal(r.drv->connect(r.valve, &r.link), 0);
+    assert_int_equal(r.drv->connect(b, &r.link), 0);
+    assert_int_equal(atomic_load(&s->lxr), 2);
+    /* A move in progress (started by someone else): no position, not the old one. */
+    pthread_mutex_lock(&s->lock);
+    s->line.valve[0].moving = true;
+    s->line.valve[0].target = 2;
+    s->line.valve[0].end_ns = model_ns(s) + 10000000000LL;
+    pthread_mutex_unlock(&s->lock);
+    v = UNTOUCHED;
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EBUSY);
+    assert_float_equal(v, UNTOUCHED, 0);
+    pthread_mutex_lock(&s->lock);
+    s->line.valve[0].end_ns = model_ns(s);
+    pthread_mutex_unlock(&s->lock);
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), 0);
+    assert_float_equal(v, 2, 0);
+    /* A power cut with the line up: reads refuse, the next write initialises. */
+    pthread_mutex_lock(&s->lock);
+    s->line.valve[1].initialised = false;
+    pthread_mutex_unlock(&s->lock);
+    v = UNTOUCHED;
+    assert_int_equal(r.drv->read(b, &r.link, 0, &v), -EREMOTEIO);
+    assert_non_null(strstr(r.link.err, "selector1: valve not initialised"));
+    assert_float_equal(v, UNTOUCHED, 0);
+    assert_int_equal(r.drv->write(b, &r.link, 0, 3), 0);
+    assert_int_equal(atomic_load(&s->lxr), 3);
+    assert_int_equal(r.drv->read(b, &r.link, 0, &v), 0);
+    assert_float_equal(v, 3, 0);
+    /* The valves' own refusal. */
+    atomic_store(&s->refuse, 1);
+    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EREMOTEIO);
+    assert_string_equal(r.link.err, "selector1: the valve refused 'F' (NAK)");
+    atomic_store(&s->refuse, 0);
+
+    atomic_store(&s->stop, 1);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    r.drv->close(b);
+    rig_close(&r);
+}
+
+static void test_the_simulated_valve_refuses_what_the_real_one_would(void **state)
+{
+    (void)state;
+    struct sim_hamilton h;
+    char out[64];
+    sim_hamilton_line.init(&h);
+    /* not initialised: a move is refused, E2 says why */
+    size_t n = sim_hamilton_line.handle(&h, 0, "aLP03R", out, sizeof out);
+    assert_int_equal(n, strlen(NAK("aLP03R")));
+    assert_memory_equal(out, NAK("aLP03R"), n);
+    n = sim_hamilton_line.handle(&h, 0, "aE2", out, sizeof out);
+    assert_memory_equal(out, ACK("aE2", "PAPP"), n);
+    /* LXR takes its time; F says busy meanwhile */
+    n = sim_hamilton_line.handle(&h, 0, "aLXR", out, sizeof out);
+    assert_memory_equal(out, ACK("aLXR", ""), n);
+    n = sim_hamilton_line.handle(&h, SIM_HM_INIT_NS - 1, "aF", out, sizeof out);
+    assert_memory_equal(out, ACK("aF", "*"), n);
+    n = sim_hamilton_line.handle(&h, SIM_HM_INIT_NS, "aF", out, sizeof out);
+    assert_memory_equal(out, ACK("aF", "Y"), n);
+    /* 1 -> 4 counter-clockwise passes 3 ports; the old port until the move ends */
+    int64_t t = SIM_HM_INIT_NS;
+    n = sim_hamilton_line.handle(&h, t, "aLP14R", out, sizeof out);
+    assert_memory_equal(out, ACK("aLP14R", ""), n);
+    int64_t end = t + SIM_HM_MOVE_BASE_NS + 3 * SIM_HM_MOVE_STEP_NS;
+    n = sim_hamilton_line.handle(&h, end - 1, "aLQP", out, sizeof out);
+    assert_memory_equal(out, ACK("aLQP", "1"), n);
+    n = sim_hamilton_line.handle(&h, end, "aLQP", out, sizeof out);
+    assert_memory_equal(out, ACK("aLQP", "4"), n);
+    /* ports it lacks, bad syntax, unknown commands; nobody at address c */
+    const char *bad[] = { "aLP07R", "aLP00R", "aLP23R", "aLP03", "aLP0R", "aXYZ" };
+    for (size_t i = 0; i < N(bad); i++) {
+        n = sim_hamilton_line.handle(&h, end, bad[i], out, sizeof out);
+        assert_true(n > 2 && out[n - 2] == HAMILTON_NAK);
+    }
+    assert_int_equal(sim_hamilton_line.handle(&h, end, "cF", out, sizeof out), 0);
+    assert_int_equal(sim_hamilton_line.refuse(&h, "cF", out, sizeof out), 0);
+    n = sim_hamilton_line.handle(&h, end, "bLQT", out, sizeof out);
+    assert_memory_equal(out, ACK("bLQT", "2"), n);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_recorded_replies_parse_or_are_refused),
+        cmocka_unit_test(test_every_prefix_of_a_reply_is_incomplete),
+        cmocka_unit_test(test_move_commands_and_directions),
+        cmocka_unit_test(test_answers_parse_or_are_refused),
+        cmocka_unit_test(test_rig_entry_gives_a_position_channel),
+        cmocka_unit_test(test_bad_rig_entries_are_all_reported),
+        cmocka_unit_test(test_connect_initialises_a_fresh_valve_then_moves_it),
+        cmocka_unit_test(test_a_reconnect_leaves_an_initialised_valve_where_it_is),
+        cmocka_unit_test(test_a_moving_valve_reports_no_position),
+        cmocka_unit_test(test_a_write_initialises_a_valve_that_lost_power),
+        cmocka_unit_test(test_refusals_and_failed_moves_are_remote_errors),
+        cmocka_unit_test(test_bad_setpoints_are_refused_before_anything_is_sent),
+        cmocka_unit_test(test_bad_replies_time_out_or_are_garbled),
+        cmocka_unit_test(test_valves_share_one_line_by_letter),
+        cmocka_unit_test(test_a_line_set_up_wrong_gets_a_hint),
+        cmocka_unit_test(test_a_closed_line_is_not_connected),
+        cmocka_unit_test(test_driver_runs_the_simulated_valves),
+        cmocka_unit_test(test_the_simulated_valve_refuses_what_the_real_one_would),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
