@@ -214,7 +214,7 @@ static int parse_frame(const char *p, size_t n, struct newera_reply *out)
         out->alarm = p[2];
         p += 3;
         n -= 3;
-    } else if (strchr("IWSPTUX", p[0]) != NULL) {
+    } else if (p[0] != '\0' && strchr("IWSPTUX", p[0]) != NULL) {
         out->status = p[0];
         p++;
         n--;

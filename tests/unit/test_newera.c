@@ -191,6 +191,9 @@ static void test_recorded_replies_parse_or_are_refused(void **state)
     }
     struct newera_reply r;
     assert_int_equal(newera_parse_reply(NULL, 0, &r), 0);
+    /* A NUL where the prompt goes (line noise) is no prompt; found by fuzz_replies. */
+    static const char nul_prompt[] = "\x02" "00\0" "12.50UM\x03";
+    assert_int_equal(newera_parse_reply(nul_prompt, sizeof nul_prompt - 1, &r), -EBADMSG);
 }
 
 static void test_every_prefix_of_a_reply_is_incomplete(void **state)
