@@ -10,6 +10,7 @@
 
 #define DRIVER_LIST(X) \
     X(newera)          \
+    X(reglo)           \
     X(modbus)
 
 #define DRIVER_DECLARE(n) extern const struct driver_ops n##_driver;
