@@ -121,8 +121,11 @@ int reglo_parse_number(const char *data, double *value)
             q++;
         if ((*q != '+' && *q != '-') || !isdigit((unsigned char)q[1]))
             return -EBADMSG;
-        int e = q[1] - '0';
-        v = strtol(p, NULL, 10) / 1000.0 * pow(10.0, *q == '-' ? -e : e);
+        /* m.mmm x 10^e is mmmm x 10^(e-3); dividing by an exact power of ten
+         * keeps 3000E-1 at 0.3 rather than 0.30000000000000004. */
+        int e = (*q == '-' ? -1 : 1) * (q[1] - '0') - 3;
+        double m = (double)strtol(p, NULL, 10);
+        v = e < 0 ? m / pow(10.0, -e) : m * pow(10.0, e);
         q += 2;
     } else {
         int points = 0, ds = 0;
