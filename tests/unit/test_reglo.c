@@ -82,6 +82,16 @@ static void test_numbers_the_pump_reports_parse(void **state)
         assert_float_equal(v, UNTOUCHED, 0);
     }
     assert_int_equal(reglo_parse_number(NULL, NULL), -EBADMSG);
+    /* Exact in uL/min, so a read-back compares equal to the setpoint it answers. */
+    static const struct { const char *in; double ul; } exact[] = {
+        { "3000E-1", 300 }, { "2000E-1", 200 }, { "2500E-1", 250 }, { "1230E-1", 123 },
+        { "5000E-2", 50 }, { "1500E+0", 1500 },
+    };
+    for (size_t i = 0; i < N(exact); i++) {
+        double v;
+        assert_int_equal(reglo_parse_number(exact[i].in, &v), 0);
+        assert_true(reglo_delivered_flow(1, 'J', 'J', v) == exact[i].ul);
+    }
 }
 
 /* ------------------------------------------------------------------------ */
