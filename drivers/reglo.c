@@ -42,7 +42,8 @@
  * digit: 1.234 mL/min is "1234+0"; the pump answers with the rate it set,
  * "volume type 1": "1234E+0"), f the flow rate, H start, I stop, E running
  * (+ or -). A start the pump cannot make (flow 0, or above the tubing's
- * maximum) is answered '-'.
+ * maximum) is answered '-'. A rate the pump sets more than 0.5 % away from
+ * the one asked for is reported as a refusal, and the channel not started.
  *
  * connect() switches channel addressing on, puts the channel in flow-rate
  * mode if it is in another, and learns the pump's maximum for the channel,
@@ -593,9 +594,15 @@ static int rg_write(void *state, struct bus_link *link, size_t ch, double v)
             return rc;
     }
     snprintf(cmd, sizeof cmd, "f%s", arg);
-    double set;
+    double set, asked = fabs(v) / 1000.0;
     if ((rc = ask_rate(rg, link, cmd, &set)) < 0)
         return rc;
+    if (fabs(set - asked) > 0.005 * asked) {
+        /* The pump took another rate (its limit for the tubing): say so rather than run it. */
+        link_seterr(link, "%s: pump set %g mL/min on channel %d when asked for %g mL/min",
+                    rg->name, set, rg->channel, asked);
+        return -EREMOTEIO;
+    }
     /* H even if we believe it runs: a start of a running channel changes nothing,
      * and the channel may have been stopped at its keypad since the last poll. */
     struct reglo_reply r;

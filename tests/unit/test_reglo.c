@@ -548,6 +548,8 @@ static void test_a_refused_rate_and_a_start_that_cannot_run(void **state)
         { "1f5000-2\r", "#", 0 },
         { "1f5000-2\r", "5000E-2\r\n", 0 }, { "1H\r", "-", 0 },
         { "1E\r", "-", 0 },
+        { "1f9000-1\r", "8000E-1\r\n", 0 },     /* the pump took less than asked */
+        { "1f5000-2\r", "5010E-2\r\n", 0 }, { "1H\r", "*", 0 },   /* its rounding is fine */
     };
     struct rig r;
     rig_open(&r, "1", "1 mL/min");
@@ -561,6 +563,9 @@ static void test_a_refused_rate_and_a_start_that_cannot_run(void **state)
                         "with its settings (flow rate 0, or above the maximum for its tubing)");
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 900), -EREMOTEIO);
+    assert_string_equal(r.link.err, "perist1: pump set 0.8 mL/min on channel 1 when asked for 0.9 mL/min");
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), 0);
     rig_finish(&r);
     rig_close(&r);
 }
