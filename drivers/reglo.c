@@ -291,8 +291,10 @@ static int transact_at(struct reglo *rg, struct bus_link *link, int address, con
     }
     char out[48];
     int n = snprintf(out, sizeof out, "%d%s\r", address, cmd);
-    if (n < 0 || (size_t)n >= sizeof out)
+    if (n < 0 || (size_t)n >= sizeof out) {
+        link_seterr(link, "%s: command '%s' is too long to send", rg->name, cmd);
         return -EINVAL;
+    }
     unsigned ms = link->cfg && link->cfg->timeout_ms ? link->cfg->timeout_ms : RG_DEFAULT_TIMEOUT_MS;
     serial_drain(link->serial);     /* a late reply to an earlier command is not this one's */
     int rc = serial_write(link->serial, out, (size_t)n, ms);
