@@ -11,6 +11,7 @@
 #define DRIVER_LIST(X) \
     X(newera)          \
     X(modbus)          \
+    X(reglo)           \
     X(hamilton)
 
 #define DRIVER_DECLARE(n) extern const struct driver_ops n##_driver;

@@ -6,6 +6,7 @@
 #include "sim_lines.h"
 
 #define SIM_LINE_LIST(X) \
+    X(reglo)           \
     X(hamilton)
 
 #define SIM_LINE_DECLARE(n) extern const struct sim_line_ops sim_##n##_line;

@@ -1,0 +1,827 @@
+/*
+ * Ismatec Reglo ICC: number formats, reply framing with recorded good, bad
+ * and partial replies, the rig entry, and the driver end to end over a real
+ * pty against a scripted responder (exact bytes in, canned replies out) and
+ * against the simulator's independent pump, two channels of one head.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "driver.h"
+#include "reglo.h"
+#include "sim_reglo.h"
+
+#define LINK_TIMEOUT_MS 100
+#define RESPONDER_WAIT_MS 3000      /* a responder gives up on a silent driver after this */
+#define UNTOUCHED 12345.0
+#define N(a) (sizeof a / sizeof a[0])
+
+/* ------------------------------------------------------------------------ */
+/* Numbers                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void test_volume_type_2_has_four_digits_a_sign_and_an_exponent(void **state)
+{
+    (void)state;
+    static const struct { double v; const char *want; } ok[] = {
+        { 1.234, "1234+0" }, { 0.05, "5000-2" }, { 12.5, "1250+1" }, { 1, "1000+0" },
+        { 0.00123456, "1235-3" }, { 9.9996, "1000+1" }, { 1e-9, "1000-9" }, { 0.1, "1000-1" },
+        { 9999e6, "9999+9" }, { 100, "1000+2" }, { 0.0015, "1500-3" },
+    };
+    char b[16];
+    for (size_t i = 0; i < N(ok); i++) {
+        assert_int_equal(reglo_format_vol2(ok[i].v, b, sizeof b), 0);
+        assert_string_equal(b, ok[i].want);
+    }
+    assert_int_equal(reglo_format_vol2(0, b, sizeof b), -ERANGE);
+    assert_int_equal(reglo_format_vol2(-1, b, sizeof b), -ERANGE);
+    assert_int_equal(reglo_format_vol2(NAN, b, sizeof b), -ERANGE);
+    assert_int_equal(reglo_format_vol2(INFINITY, b, sizeof b), -ERANGE);
+    assert_int_equal(reglo_format_vol2(1e10, b, sizeof b), -ERANGE);
+    assert_int_equal(reglo_format_vol2(9e-10, b, sizeof b), -ERANGE);
+    assert_int_equal(reglo_format_vol2(1.234, b, 6), -ERANGE);     /* "1234+0" needs 7 bytes */
+}
+
+static void test_numbers_the_pump_reports_parse(void **state)
+{
+    (void)state;
+    static const struct { const char *in; double want; } ok[] = {
+        { "1234E-3", 0.001234 }, { "1234E+0", 1.234 }, { "5000E-2", 0.05 },
+        { "1200E-1", 0.12 }, { "1234-3", 0.001234 }, { "0000E+0", 0 }, { "0.800 ml/min", 0.8 },
+        { "2.000 ML/MIN", 2 }, { "1500E+0 ml/min", 1.5 }, { "1500E-3", 0.0015 }, { "12", 12 }, { "3.5", 3.5 },
+    };
+    for (size_t i = 0; i < N(ok); i++) {
+        double v = UNTOUCHED;
+        assert_int_equal(reglo_parse_number(ok[i].in, &v), 0);
+        assert_float_equal(v, ok[i].want, 1e-12);
+    }
+    static const char *const bad[] = {
+        "", "12E-3", "1234E3", "1234E-", "1234E-x", "abc", "1.2.3", "1.5 uL/min", "1234E-3x",
+        "E-3", ".", "-1.0", " 1.0",
+    };
+    for (size_t i = 0; i < N(bad); i++) {
+        double v = UNTOUCHED;
+        assert_int_equal(reglo_parse_number(bad[i], &v), -EBADMSG);
+        assert_float_equal(v, UNTOUCHED, 0);
+    }
+    assert_int_equal(reglo_parse_number(NULL, NULL), -EBADMSG);
+    /* Exact in uL/min, so a read-back compares equal to the setpoint it answers. */
+    static const struct { const char *in; double ul; } exact[] = {
+        { "3000E-1", 300 }, { "2000E-1", 200 }, { "2500E-1", 250 }, { "1230E-1", 123 },
+        { "5000E-2", 50 }, { "1500E+0", 1500 },
+    };
+    for (size_t i = 0; i < N(exact); i++) {
+        double v;
+        assert_int_equal(reglo_parse_number(exact[i].in, &v), 0);
+        assert_true(reglo_delivered_flow(1, 'J', 'J', v) == exact[i].ul);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Replies                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* A reply as the pump sends it, and what the parser must make of it. */
+struct reply_case {
+    const char *bytes;
+    enum reglo_expect expect;
+    int used;               /* > 0 parsed, 0 incomplete, < 0 error */
+    char status;
+    const char *data;
+};
+
+static const struct reply_case reply_cases[] = {
+    { "*", REGLO_STATUS, 1, '*', "" },
+    { "#", REGLO_STATUS, 1, '#', "" },
+    { "+", REGLO_STATUS, 1, '+', "" },
+    { "-", REGLO_STATUS, 1, '-', "" },
+    { "\r\n*", REGLO_STATUS, 3, '*', "" },              /* the end of an earlier line first */
+    { "^U1\r\n+", REGLO_STATUS, 6, '+', "" },           /* an event line first */
+    { "^X2\r\n^U1\r\n-", REGLO_STATUS, 11, '-', "" },
+    { "*#", REGLO_STATUS, 1, '*', "" },                 /* one reply at a time */
+    { "x", REGLO_STATUS, -EBADMSG, 0, "" },
+    { "1234E-3\r\n", REGLO_STATUS, -EBADMSG, 0, "" },   /* data where a status belongs */
+    { "", REGLO_STATUS, 0, 0, "" },
+    { "^U1\r", REGLO_STATUS, 0, 0, "" },                /* an event line, not finished */
+    { "1234E-3\r\n", REGLO_DATA, 9, 0, "1234E-3" },
+    { "J\r\n", REGLO_DATA, 3, 0, "J" },
+    { "J\n", REGLO_DATA, 2, 0, "J" },
+    { "0.800 ml/min\r\n", REGLO_DATA, 14, 0, "0.800 ml/min" },
+    { "\r\nM\r\n", REGLO_DATA, 5, 0, "M" },
+    { "^U2\r\n5000E-2\r\n", REGLO_DATA, 14, 0, "5000E-2" },
+    { "#", REGLO_DATA, 1, '#', "" },                    /* a data command refused */
+    { "*", REGLO_DATA, 1, '*', "" },
+    { "1234E-3\r", REGLO_DATA, 0, 0, "" },              /* the LF still on its way */
+    { "1234E-3", REGLO_DATA, 0, 0, "" },
+    { "12\x01" "4\r\n", REGLO_DATA, -EBADMSG, 0, "" },
+    { "\xff\xfe\r\n", REGLO_DATA, -EBADMSG, 0, "" },
+    { "0123456789012345678901234567890123456789012345678901234567890123456789\r\n", REGLO_DATA,
+      -EBADMSG, 0, "" },
+};
+
+static void test_recorded_replies_parse_or_are_refused(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N(reply_cases); i++) {
+        const struct reply_case *c = &reply_cases[i];
+        struct reglo_reply r;
+        int used = reglo_parse_reply(c->bytes, strlen(c->bytes), c->expect, &r);
+        if (used != c->used)
+            fail_msg("case %zu ('%s'): used %d, expected %d", i, c->bytes, used, c->used);
+        if (used > 0) {
+            assert_int_equal(r.status, c->status);
+            assert_string_equal(r.data, c->data);
+        }
+    }
+}
+
+static void test_every_prefix_of_a_reply_is_incomplete(void **state)
+{
+    (void)state;
+    static const char full[] = "^U1\r\n1234E-3\r\n";
+    struct reglo_reply r;
+    for (size_t n = 0; n < strlen(full); n++)
+        assert_int_equal(reglo_parse_reply(full, n, REGLO_DATA, &r), 0);
+    assert_int_equal(reglo_parse_reply(full, strlen(full), REGLO_DATA, &r), (int)strlen(full));
+    assert_string_equal(r.data, "1234E-3");
+}
+
+static void test_delivered_flow_follows_running_and_rotation(void **state)
+{
+    (void)state;
+    assert_float_equal(reglo_delivered_flow(1, 'J', 'J', 0.05), 50, 1e-9);
+    assert_float_equal(reglo_delivered_flow(1, 'K', 'J', 0.05), -50, 1e-9);
+    assert_float_equal(reglo_delivered_flow(1, 'K', 'K', 1.2), 1200, 1e-9);
+    assert_float_equal(reglo_delivered_flow(1, 'J', 'K', 1.2), -1200, 1e-9);
+    assert_float_equal(reglo_delivered_flow(0, 'J', 'J', 1.2), 0, 0);
+    assert_float_equal(reglo_delivered_flow(-1, 'J', 'J', 1.2), 0, 0);
+    assert_non_null(strstr(reglo_cannot_run_text(), "maximum for its tubing"));
+}
+
+/* ------------------------------------------------------------------------ */
+/* The rig entry                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* Config errors a driver reported. */
+struct errors {
+    int n;
+    char key[8][48];
+    char text[8][256];
+};
+
+/* dev_config.error that records instead of printing. */
+static void record_error(const struct dev_config *cfg, const char *key, const char *fmt, ...)
+{
+    struct errors *e = cfg->error_ctx;
+    if (e->n >= 8)
+        return;
+    snprintf(e->key[e->n], sizeof e->key[0], "%s", key ? key : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->text[e->n], sizeof e->text[0], fmt, ap);
+    va_end(ap);
+    e->n++;
+}
+
+/* Open a channel device from params; returns open()'s result. */
+static int open_channel(const char *name, const struct dev_param *params, size_t n,
+                        struct errors *e, void **st, struct driver_channel *ch, size_t *n_ch)
+{
+    memset(e, 0, sizeof *e);
+    struct dev_config cfg = { .name = name, .file = "rig.yaml", .dir = ".", .params = params,
+                              .n_params = n, .error = record_error, .error_ctx = e };
+    return driver_find("reglo")->open(&cfg, st, ch, n_ch);
+}
+
+static void test_rig_entry_gives_one_flow_channel(void **state)
+{
+    (void)state;
+    const struct dev_param p[] = { { "address", "3", 1, 1 }, { "channel", "2", 1, 1 },
+                                   { "max_flow", "1.5 mL/min", 1, 1 }, { "direction", "ccw", 1, 1 } };
+    struct errors e;
+    struct driver_channel ch[DRIVER_MAX_CHANNELS];
+    size_t n;
+    void *st;
+    assert_int_equal(open_channel("perist1", p, 4, &e, &st, ch, &n), 0);
+    assert_int_equal(e.n, 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(ch[0].name, "flow");
+    assert_int_equal(ch[0].q, Q_FLOW);
+    assert_string_equal(ch[0].unit, "uL/min");
+    assert_true(ch[0].readable && ch[0].writable);
+    assert_float_equal(ch[0].min, -1500, 1e-9);
+    assert_float_equal(ch[0].max, 1500, 1e-9);
+    assert_float_equal(ch[0].sample_hz, 2, 0);
+    driver_find("reglo")->close(st);
+
+    /* channel and max_flow are required; address and direction have defaults. */
+    assert_int_equal(open_channel("perist1", p + 1, 2, &e, &st, ch, &n), 0);
+    driver_find("reglo")->close(st);
+}
+
+static void test_bad_rig_entries_are_all_reported(void **state)
+{
+    (void)state;
+    const struct dev_param p[] = { { "address", "9", 1, 1 }, { "chanel", "2", 1, 1 },
+                                   { "channel", "5", 1, 1 }, { "max_flow", "0 mL/min", 1, 1 },
+                                   { "direction", "up", 1, 1 } };
+    struct errors e;
+    struct driver_channel ch[DRIVER_MAX_CHANNELS];
+    size_t n;
+    void *st = NULL;
+    assert_int_equal(open_channel("perist1", p, 5, &e, &st, ch, &n), -EINVAL);
+    assert_null(st);
+    assert_int_equal(e.n, 5);
+    assert_string_equal(e.key[0], "chanel");
+    assert_non_null(strstr(e.text[0], "did you mean 'channel'?"));
+    assert_string_equal(e.key[1], "address");
+    assert_non_null(strstr(e.text[1], "1 to 8, found '9'"));
+    assert_string_equal(e.key[2], "channel");
+    assert_non_null(strstr(e.text[2], "1 to 4, found '5'"));
+    assert_string_equal(e.key[3], "max_flow");
+    assert_non_null(strstr(e.text[3], "above 0"));
+    assert_string_equal(e.key[4], "direction");
+    assert_non_null(strstr(e.text[4], "cw or ccw"));
+
+    const struct dev_param none[] = { { "address", "1", 1, 1 } };
+    assert_int_equal(open_channel("perist1", none, 1, &e, &st, ch, &n), -EINVAL);
+    assert_int_equal(e.n, 2);
+    assert_non_null(strstr(e.text[0], "'channel: N' (1 to 4)"));
+    assert_non_null(strstr(e.text[1], "'max_flow: 1 mL/min'"));
+
+    const struct dev_param wrong_unit[] = { { "channel", "1", 1, 1 }, { "max_flow", "1 mL", 1, 1 } };
+    assert_int_equal(open_channel("perist1", wrong_unit, 2, &e, &st, ch, &n), -EINVAL);
+    assert_string_equal(e.key[0], "max_flow");
+}
+
+/* ------------------------------------------------------------------------ */
+/* A pty pair and a scripted responder                                      */
+/* ------------------------------------------------------------------------ */
+
+/* A pty: the driver opens path; the test plays the pump on master. */
+struct pty {
+    int master;
+    int slave;          /* kept open so the master never sees a hang-up between opens */
+    char path[64];
+};
+
+/* Open a pty pair with a raw slave. */
+static void pty_open(struct pty *p)
+{
+    p->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(p->master >= 0);
+    assert_int_equal(grantpt(p->master), 0);
+    assert_int_equal(unlockpt(p->master), 0);
+    snprintf(p->path, sizeof p->path, "%s", ptsname(p->master));
+    p->slave = open(p->path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(p->slave >= 0);
+    struct termios t;
+    assert_int_equal(tcgetattr(p->slave, &t), 0);
+    cfmakeraw(&t);
+    assert_int_equal(tcsetattr(p->slave, TCSANOW, &t), 0);
+}
+
+/* Close both ends. */
+static void pty_close(struct pty *p)
+{
+    close(p->slave);
+    close(p->master);
+}
+
+/* One expected command and the canned reply to it (NULL: stay silent). */
+struct step {
+    const char *expect;
+    const char *reply;
+    size_t split;       /* > 0: send the reply in two writes, split after this many bytes */
+};
+
+struct script {
+    int fd;
+    const struct step *steps;
+    size_t n;
+    atomic_size_t done;         /* steps answered */
+    char mismatch[256];         /* the first difference; written only by the responder */
+};
+
+/* Read one command, up to and including its CR; false on time-out. */
+static bool read_command(int fd, char *line, size_t len)
+{
+    size_t n = 0;
+    while (n + 1 < len) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, RESPONDER_WAIT_MS) <= 0)
+            return false;
+        if (read(fd, &line[n], 1) != 1)
+            return false;
+        if (line[n++] == '\r')
+            break;
+    }
+    line[n] = '\0';
+    return true;
+}
+
+/* Wait a little: only to split a reply across two reads, never to synchronise. */
+static void pause_ms(long ms)
+{
+    struct timespec ts = { 0, ms * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* The responder thread: play the script, stop at the first surprise. */
+static void *play(void *arg)
+{
+    struct script *s = arg;
+    for (size_t i = 0; i < s->n; i++) {
+        const struct step *st = &s->steps[i];
+        char line[128];
+        if (!read_command(s->fd, line, sizeof line)) {
+            snprintf(s->mismatch, sizeof s->mismatch, "step %zu: no command (expected '%s')", i,
+                     st->expect);
+            return NULL;
+        }
+        if (strcmp(line, st->expect) != 0) {
+            snprintf(s->mismatch, sizeof s->mismatch, "step %zu: got '%s', expected '%s'", i,
+                     line, st->expect);
+            return NULL;
+        }
+        if (st->reply != NULL) {
+            size_t len = strlen(st->reply), first = st->split ? st->split : len;
+            bool ok = write(s->fd, st->reply, first) == (ssize_t)first;
+            if (ok && first < len) {
+                pause_ms(30);
+                ok = write(s->fd, st->reply + first, len - first) == (ssize_t)(len - first);
+            }
+            if (!ok) {
+                snprintf(s->mismatch, sizeof s->mismatch, "step %zu: cannot write the reply", i);
+                return NULL;
+            }
+        }
+        atomic_store(&s->done, i + 1);
+    }
+    return NULL;
+}
+
+/* A channel device on a pty with a responder thread playing steps. */
+struct rig {
+    struct pty pty;
+    struct link_config lc;
+    struct bus_link link;
+    const struct driver_ops *drv;
+    void *dev;
+    struct script script;
+    pthread_t thread;
+};
+
+/* Open the pty, the link and a device for channel chan with max_flow. */
+static void rig_open(struct rig *r, const char *chan, const char *max_flow)
+{
+    memset(r, 0, sizeof *r);
+    pty_open(&r->pty);
+    r->lc = (struct link_config){ .name = "perist", .type = LINK_SERIAL, .port = r->pty.path,
+                                  .baud = 9600, .parity = 'N', .data_bits = 8, .stop_bits = 1,
+                                  .timeout_ms = LINK_TIMEOUT_MS };
+    assert_int_equal(link_open(&r->link, &r->lc), 0);
+    const struct dev_param p[] = { { "address", "1", 1, 1 }, { "channel", chan, 1, 1 },
+                                   { "max_flow", max_flow, 1, 1 } };
+    struct errors e;
+    struct driver_channel ch[DRIVER_MAX_CHANNELS];
+    size_t n;
+    assert_int_equal(open_channel("perist1", p, 3, &e, &r->dev, ch, &n), 0);
+    r->drv = driver_find("reglo");
+}
+
+/* Start playing steps. */
+static void rig_play(struct rig *r, const struct step *steps, size_t n)
+{
+    r->script.fd = r->pty.master;
+    r->script.steps = steps;
+    r->script.n = n;
+    atomic_store(&r->script.done, 0);
+    r->script.mismatch[0] = '\0';
+    assert_int_equal(pthread_create(&r->thread, NULL, play, &r->script), 0);
+}
+
+/* Wait for the responder; every step must have been played and nothing more sent. */
+static void rig_finish(struct rig *r)
+{
+    assert_int_equal(pthread_join(r->thread, NULL), 0);
+    if (r->script.mismatch[0])
+        fail_msg("%s", r->script.mismatch);
+    assert_int_equal(atomic_load(&r->script.done), r->script.n);
+    struct pollfd p = { .fd = r->pty.master, .events = POLLIN };
+    if (poll(&p, 1, 0) == 1) {
+        char extra[64] = "";
+        ssize_t got = read(r->pty.master, extra, sizeof extra - 1);
+        fail_msg("the driver sent more than the script: '%s'", got > 0 ? extra : "?");
+    }
+}
+
+/* Close everything. */
+static void rig_close(struct rig *r)
+{
+    r->drv->close(r->dev);
+    link_close(&r->link);
+    pty_close(&r->pty);
+}
+
+/* ------------------------------------------------------------------------ */
+/* End to end over the pty                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        /* connect: channel addressing at the pump's address, then flow mode, what it is */
+        { "1~1\r", "*", 0 }, { "2xM\r", "L\r\n", 0 }, { "2M\r", "*", 0 },
+        { "2?\r", "2.000 ml/min\r\n", 0 }, { "2xD\r", "J\r\n", 0 }, { "2E\r", "-", 0 },
+        /* write 50 uL/min: already clockwise, so the rate and a start */
+        { "2f5000-2\r", "5000E-2\r\n", 0 }, { "2H\r", "*", 0 },
+        { "2E\r", "+", 0 }, { "2xD\r", "J\r\n", 0 }, { "2f\r", "5000E-2\r\n", 0 },
+        /* write -120: counter-clockwise, rate, start */
+        { "2K\r", "*", 0 }, { "2f1200-1\r", "1200E-1\r\n", 0 }, { "2H\r", "*", 0 },
+        { "2E\r", "+", 0 }, { "2xD\r", "K\r\n", 0 }, { "2f\r", "1200E-1\r\n", 0 },
+        /* 0 stops; a stopped channel reads 0 whatever its rate setting */
+        { "2I\r", "*", 0 }, { "2E\r", "-", 0 },
+        /* a stop is always sent, whatever the driver believes */
+        { "2I\r", "*", 0 },
+    };
+    struct rig r;
+    rig_open(&r, "2", "3 mL/min");
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
+    assert_float_equal(v, 50, 1e-9);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -120), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
+    assert_float_equal(v, -120, 1e-9);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 0), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
+    assert_float_equal(v, 0, 0);
+    assert_int_equal(r.drv->safe_state(r.dev, &r.link), 0);
+    /* Refused without a byte sent: beyond max_flow, beyond the pump's own maximum
+     * for the tubing (2 mL/min, learnt at connect), not a number, another channel. */
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 3500), -ERANGE);
+    assert_non_null(strstr(r.link.err, "beyond max_flow (3000 uL/min)"));
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -2500), -ERANGE);
+    assert_string_equal(r.link.err, "perist1: -2500 uL/min is above the 2000 uL/min the pump "
+                        "gives on channel 2 with its tubing; lower max_flow or fit wider tubing");
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, NAN), -EINVAL);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 1, 5), -EINVAL);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_reconnect_to_a_running_channel_keeps_it_running(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        /* already in flow mode, running counter-clockwise: nothing changed */
+        { "1~1\r", "*", 0 }, { "3xM\r", "M\r\n", 0 }, { "3?\r", "1500E+0 ml/min\r\n", 0 },
+        { "3xD\r", "K\r\n", 0 }, { "3E\r", "+", 0 },
+        { "3E\r", "+", 0 }, { "3xD\r", "K\r\n", 0 }, { "3f\r", "2500E-1\r\n", 0 },
+        /* a new rate the same way round: no rotation command */
+        { "3f3000-1\r", "3000E-1\r\n", 0 }, { "3H\r", "*", 0 },
+    };
+    struct rig r;
+    rig_open(&r, "3", "1 mL/min");
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
+    assert_float_equal(v, -250, 1e-9);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -300), 0);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_refusals_are_remote_errors(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        { "1~1\r", "#", 0 },
+        { "1J\r", "#", 0 },
+        { "1J\r", "*", 0 }, { "1f5000-2\r", "#", 0 },
+        { "1I\r", "#", 0 },
+    };
+    struct rig r;
+    rig_open(&r, "1", "1 mL/min");
+    rig_play(&r, steps, N(steps));
+    assert_int_equal(r.drv->connect(r.dev, &r.link), -EREMOTEIO);
+    assert_string_equal(r.link.err, "perist1: pump refused '1~1' (#: not executed)");
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), -EREMOTEIO);
+    assert_string_equal(r.link.err, "perist1: pump refused '1J' (#: not executed)");
+    /* the rotation was refused, so it is sent again; then the rate is refused */
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), -EREMOTEIO);
+    assert_string_equal(r.link.err, "perist1: pump refused '1f5000-2' (#: not executed)");
+    assert_int_equal(r.drv->safe_state(r.dev, &r.link), -EREMOTEIO);
+    assert_string_equal(r.link.err, "perist1: pump refused '1I' (#: not executed)");
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_a_refused_rate_and_a_start_that_cannot_run(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        { "1~1\r", "*", 0 }, { "1xM\r", "M\r\n", 0 }, { "1?\r", "1.000 ml/min\r\n", 0 },
+        { "1xD\r", "J\r\n", 0 }, { "1E\r", "-", 0 },
+        { "1f5000-2\r", "#", 0 },
+        { "1f5000-2\r", "5000E-2\r\n", 0 }, { "1H\r", "-", 0 },
+        { "1E\r", "-", 0 },
+        { "1f9000-1\r", "8000E-1\r\n", 0 },     /* the pump took less than asked */
+        { "1f5000-2\r", "5010E-2\r\n", 0 }, { "1H\r", "*", 0 },   /* its rounding is fine */
+    };
+    struct rig r;
+    rig_open(&r, "1", "1 mL/min");
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), -EREMOTEIO);
+    assert_string_equal(r.link.err, "perist1: pump refused '1f5000-2' (#: not executed)");
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), -EREMOTEIO);
+    assert_string_equal(r.link.err, "perist1: pump answered '-' to '1H': the channel cannot run "
+                        "with its settings (flow rate 0, or above the maximum for its tubing)");
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
+    assert_float_equal(v, 0, 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 900), -EREMOTEIO);
+    assert_string_equal(r.link.err, "perist1: pump set 0.8 mL/min on channel 1 when asked for 0.9 mL/min");
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), 0);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_bad_replies_time_out_or_are_garbled(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        { "1E\r", NULL, 0 },                                    /* silence */
+        { "1E\r", "x", 0 },                                     /* not a status */
+        { "1E\r", "+", 0 }, { "1xD\r", "J", 0 },                /* data without its line end */
+        { "1E\r", "+", 0 }, { "1xD\r", "Q\r\n", 0 },            /* not a rotation */
+        { "1E\r", "+", 0 }, { "1xD\r", "J\r\n", 0 }, { "1f\r", "12.5XX\r\n", 0 },
+        { "1E\r", "+", 0 }, { "1xD\r", "J\r\n", 0 }, { "1f\r", "*", 0 },   /* status for data */
+        { "1E\r", "+", 0 }, { "1xD\r", "J\r\n", 0 }, { "1f\r", "12\x07" "4E-3\r\n", 0 },
+        /* an event line before the answer, and stale bytes after it */
+        { "1E\r", "^U1\r\n+\r\nstale", 0 }, { "1xD\r", "J\r\n", 0 }, { "1f\r", "1000E+0\r\n", 0 },
+    };
+    struct rig r;
+    rig_open(&r, "1", "1 mL/min");
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
+    assert_string_equal(r.link.err, "perist1: no reply to '1E' within 100 ms");
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
+    assert_string_equal(r.link.err, "perist1: garbled reply to '1E': 'x'");
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
+    assert_string_equal(r.link.err, "perist1: incomplete reply to '1xD' within 100 ms: 'J'");
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
+    assert_string_equal(r.link.err, "perist1: expected J or K in reply to '1xD', got 'Q'");
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
+    assert_string_equal(r.link.err, "perist1: cannot parse the rate '12.5XX' in reply to '1f'");
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
+    assert_string_equal(r.link.err, "perist1: expected data in reply to '1f', got '*'");
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
+    assert_string_equal(r.link.err, "perist1: garbled reply to '1f': '12\\x074E-3\\x0d\\x0a'");
+    assert_float_equal(v, UNTOUCHED, 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
+    assert_float_equal(v, 1000, 1e-9);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_a_reply_split_across_reads_is_reassembled(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        { "1E\r", "+", 0 }, { "1xD\r", "K\r\n", 2 }, { "1f\r", "5000E-2\r\n", 4 },
+        { "1E\r", "+", 0 }, { "1xD\r", "J\r", 0 },
+    };
+    struct rig r;
+    rig_open(&r, "1", "1 mL/min");
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
+    assert_float_equal(v, -50, 1e-9);
+    v = UNTOUCHED;
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
+    assert_float_equal(v, UNTOUCHED, 0);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_a_closed_line_is_not_connected(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_open(&r, "1", "1 mL/min");
+    double v = UNTOUCHED;
+    link_close(&r.link);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ENOTCONN);
+    assert_int_equal(r.drv->safe_state(r.dev, &r.link), -ENOTCONN);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), -ENOTCONN);
+    assert_float_equal(v, UNTOUCHED, 0);
+    assert_int_equal(link_open(&r.link, &r.lc), 0);
+    rig_close(&r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Against the simulator's pump                                             */
+/* ------------------------------------------------------------------------ */
+
+/* The simulated pump answering on the master side, until told to stop. */
+struct sim_responder {
+    int fd;
+    struct sim_reglo pump;
+    atomic_llong now_ns;        /* model time, set by the test */
+    atomic_int refuse;          /* answer every command with the device's refusal */
+    pthread_mutex_t lock;       /* guards pump between the test and the responder */
+    atomic_int stop;
+};
+
+/* Answer commands with the simulator's pump model. */
+static void *sim_respond(void *arg)
+{
+    struct sim_responder *s = arg;
+    char line[128];
+    while (!atomic_load(&s->stop)) {
+        struct pollfd p = { .fd = s->fd, .events = POLLIN };
+        if (poll(&p, 1, 20) <= 0)
+            continue;
+        if (!read_command(s->fd, line, sizeof line))
+            continue;
+        line[strcspn(line, "\r")] = '\0';
+        char out[128];
+        pthread_mutex_lock(&s->lock);
+        size_t len = atomic_load(&s->refuse)
+                         ? sim_reglo_line.refuse(&s->pump, line, out, sizeof out)
+                         : sim_reglo_line.handle(&s->pump, atomic_load(&s->now_ns), line, out,
+                                                 sizeof out);
+        pthread_mutex_unlock(&s->lock);
+        if (len > 0 && write(s->fd, out, len) != (ssize_t)len)
+            break;
+    }
+    return NULL;
+}
+
+static void test_two_channels_of_the_simulated_head_are_independent(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_open(&r, "1", "1.5 mL/min");
+    struct errors e;
+    struct driver_channel ch[DRIVER_MAX_CHANNELS];
+    size_t n;
+    void *ccw, *narrow;
+    const struct dev_param p2[] = { { "channel", "2", 1, 1 }, { "max_flow", "1.5 mL/min", 1, 1 },
+                                    { "direction", "ccw", 1, 1 } };
+    assert_int_equal(open_channel("perist2", p2, 3, &e, &ccw, ch, &n), 0);
+    const struct dev_param p4[] = { { "channel", "4", 1, 1 }, { "max_flow", "1.5 mL/min", 1, 1 } };
+    assert_int_equal(open_channel("perist4", p4, 2, &e, &narrow, ch, &n), 0);
+
+    struct sim_responder *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    s->fd = r.pty.master;
+    sim_reglo_line.init(&s->pump);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, sim_respond, s), 0);
+
+    double v;
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->connect(ccw, &r.link), 0);
+    assert_int_equal(r.drv->connect(narrow, &r.link), 0);
+    assert_true(s->pump.channel_addressing);
+    assert_int_equal(s->pump.ch[0].mode, 'M');
+    assert_int_equal(s->pump.ch[1].mode, 'M');
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 1000), 0);
+    assert_int_equal(r.drv->write(ccw, &r.link, 0, 500), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
+    assert_float_equal(v, 1000, 1e-9);
+    assert_int_equal(r.drv->read(ccw, &r.link, 0, &v), 0);
+    assert_float_equal(v, 500, 1e-9);
+    /* One minute of model time: 1 mL clockwise on channel 1, 0.5 mL counter-clockwise on 2. */
+    atomic_store(&s->now_ns, 60LL * 1000000000LL);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 0), 0);
+    pthread_mutex_lock(&s->lock);
+    assert_float_equal(s->pump.ch[0].pumped_ml, 1.0, 1e-9);
+    assert_float_equal(s->pump.ch[1].pumped_ml, -0.5, 1e-9);
+    assert_false(s->pump.ch[0].running);
+    assert_true(s->pump.ch[1].running);
+    assert_int_equal(s->pump.ch[1].rotation, 'K');
+    pthread_mutex_unlock(&s->lock);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
+    assert_float_equal(v, 0, 0);
+    assert_int_equal(r.drv->read(ccw, &r.link, 0, &v), 0);
+    assert_float_equal(v, 500, 1e-9);
+    /* Reverse channel 2 only: negative is clockwise for a ccw channel. */
+    assert_int_equal(r.drv->write(ccw, &r.link, 0, -250), 0);
+    assert_int_equal(s->pump.ch[1].rotation, 'J');
+    assert_int_equal(r.drv->read(ccw, &r.link, 0, &v), 0);
+    assert_float_equal(v, -250, 1e-9);
+    /* Channel 4's tubing gives 0.8 mL/min: more is refused before it reaches the pump. */
+    assert_int_equal(r.drv->write(narrow, &r.link, 0, 1000), -ERANGE);
+    assert_non_null(strstr(r.link.err, "above the 800 uL/min the pump gives on channel 4"));
+    assert_int_equal(r.drv->write(narrow, &r.link, 0, 600), 0);
+    assert_int_equal(r.drv->read(narrow, &r.link, 0, &v), 0);
+    assert_float_equal(v, 600, 1e-9);
+    /* The pump refusing everything: an error, never a value. */
+    atomic_store(&s->refuse, 1);
+    v = UNTOUCHED;
+    assert_int_equal(r.drv->read(ccw, &r.link, 0, &v), -EREMOTEIO);
+    assert_string_equal(r.link.err, "perist2: pump refused '2E' (#: not executed)");
+    assert_float_equal(v, UNTOUCHED, 0);
+    atomic_store(&s->refuse, 0);
+    assert_int_equal(r.drv->safe_state(ccw, &r.link), 0);
+    assert_int_equal(r.drv->safe_state(narrow, &r.link), 0);
+    assert_false(s->pump.ch[1].running);
+    assert_false(s->pump.ch[3].running);
+
+    atomic_store(&s->stop, 1);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    r.drv->close(ccw);
+    r.drv->close(narrow);
+    rig_close(&r);
+}
+
+static void test_the_simulated_pump_answers_like_the_manual(void **state)
+{
+    (void)state;
+    struct sim_reglo p;
+    sim_reglo_line.init(&p);
+    char out[64];
+    size_t n;
+#define SAYS(cmd, want)                                                     \
+    do {                                                                    \
+        n = sim_reglo_line.handle(&p, 0, cmd, out, sizeof out);             \
+        out[n] = '\0';                                                      \
+        assert_string_equal(out, want);                                     \
+    } while (0)
+    SAYS("2E", "");                 /* legacy addressing: pump 2 does not exist */
+    SAYS("1xD", "J\r\n");
+    SAYS("1~", "0\r\n");
+    SAYS("1~1", "*");
+    SAYS("1~", "1\r\n");
+    SAYS("4xM", "L\r\n");
+    SAYS("4H", "*");                /* RPM mode runs without a flow rate */
+    SAYS("4I", "*");
+    SAYS("4M", "*");
+    SAYS("4H", "-");                /* flow-rate mode with no rate cannot run */
+    SAYS("4f9000-1", "#");          /* 0.9 mL/min is above channel 4's 0.8 */
+    SAYS("4f7500-1", "7500E-1\r\n");
+    SAYS("4f", "7500E-1\r\n");
+    SAYS("4?", "0.800 ml/min\r\n");
+    SAYS("4f75-1", "#");
+    SAYS("4Z", "#");
+    SAYS("0H", "#");
+    SAYS("5E", "");
+    SAYS("E", "");
+    n = sim_reglo_line.refuse(&p, "1H", out, sizeof out);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0], '#');
+#undef SAYS
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_volume_type_2_has_four_digits_a_sign_and_an_exponent),
+        cmocka_unit_test(test_numbers_the_pump_reports_parse),
+        cmocka_unit_test(test_recorded_replies_parse_or_are_refused),
+        cmocka_unit_test(test_every_prefix_of_a_reply_is_incomplete),
+        cmocka_unit_test(test_delivered_flow_follows_running_and_rotation),
+        cmocka_unit_test(test_rig_entry_gives_one_flow_channel),
+        cmocka_unit_test(test_bad_rig_entries_are_all_reported),
+        cmocka_unit_test(test_connect_write_read_and_safe_state_send_exact_bytes),
+        cmocka_unit_test(test_reconnect_to_a_running_channel_keeps_it_running),
+        cmocka_unit_test(test_refusals_are_remote_errors),
+        cmocka_unit_test(test_a_refused_rate_and_a_start_that_cannot_run),
+        cmocka_unit_test(test_bad_replies_time_out_or_are_garbled),
+        cmocka_unit_test(test_a_reply_split_across_reads_is_reassembled),
+        cmocka_unit_test(test_a_closed_line_is_not_connected),
+        cmocka_unit_test(test_two_channels_of_the_simulated_head_are_independent),
+        cmocka_unit_test(test_the_simulated_pump_answers_like_the_manual),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
