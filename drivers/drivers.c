@@ -10,7 +10,8 @@
 
 #define DRIVER_LIST(X) \
     X(newera)          \
-    X(modbus)
+    X(modbus)          \
+    X(harvard)
 
 #define DRIVER_DECLARE(n) extern const struct driver_ops n##_driver;
 #define DRIVER_ENTRY(n) &n##_driver,
