@@ -5,7 +5,7 @@
  */
 #include "sim_lines.h"
 
-#define SIM_LINE_LIST(X)
+#define SIM_LINE_LIST(X) X(harvard)
 
 #define SIM_LINE_DECLARE(n) extern const struct sim_line_ops sim_##n##_line;
 #define SIM_LINE_ENTRY(n) &sim_##n##_line,
