@@ -968,6 +968,55 @@ static void test_the_simulated_line_refuses_in_its_own_words(void **state)
     assert_string_equal(r.line[0], "Unknown command");
 }
 
+static void test_the_simulated_syringe_runs_down_and_stalls(void **state)
+{
+    (void)state;
+    struct sim_harvard h;
+    sim_harvard_line.init(&h);
+    char out[256];
+    struct harvard_reply r;
+    double v;
+    /* pump 1 holds 1 mL, half full at power-up: 500 uL at 1 mL/min lasts 30 s */
+    size_t n = sim_harvard_line.handle(&h, 0, "1:irate 1 ml/min", out, sizeof out);
+    n = sim_harvard_line.handle(&h, 0, "1:irun", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_int_equal(r.prompt, '>');
+    n = sim_harvard_line.handle(&h, MIN_NS / 4, "1:ivolume", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_int_equal(harvard_parse_volume(r.line[0], &v), 0);
+    assert_float_equal(v, 250, 1e-6);
+    assert_int_equal(r.prompt, '>');
+    n = sim_harvard_line.handle(&h, MIN_NS, "1:crate", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_int_equal(r.address, 1);
+    assert_int_equal(r.prompt, '*');
+    n = sim_harvard_line.handle(&h, MIN_NS, "1:ivolume", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_int_equal(harvard_parse_volume(r.line[0], &v), 0);
+    assert_float_equal(v, 500, 1e-6);       /* all it held, not a drop more */
+    /* the stall stays until a stop; pump 0 never noticed */
+    n = sim_harvard_line.handle(&h, MIN_NS, "1:irate 2 ul/min", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_int_equal(r.prompt, '*');
+    n = sim_harvard_line.handle(&h, MIN_NS, "1:stop", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_int_equal(r.prompt, ':');
+    n = sim_harvard_line.handle(&h, MIN_NS, "crate", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_int_equal(r.address, 0);
+    assert_int_equal(r.prompt, ':');
+    /* withdrawing fills it up to its capacity, then it stalls too */
+    n = sim_harvard_line.handle(&h, MIN_NS, "1:wrate 1 ml/min", out, sizeof out);
+    n = sim_harvard_line.handle(&h, MIN_NS, "1:wrun", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_int_equal(r.prompt, '<');
+    n = sim_harvard_line.handle(&h, 3 * MIN_NS, "1:wvolume", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_int_equal(r.prompt, '*');
+    assert_int_equal(harvard_parse_volume(r.line[0], &v), 0);
+    assert_float_equal(v, 1000, 1e-6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -991,6 +1040,7 @@ int main(void)
         cmocka_unit_test(test_a_closed_line_is_not_connected),
         cmocka_unit_test(test_driver_runs_the_simulated_pumps_until_one_stalls),
         cmocka_unit_test(test_the_simulated_line_refuses_in_its_own_words),
+        cmocka_unit_test(test_the_simulated_syringe_runs_down_and_stalls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
