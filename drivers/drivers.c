@@ -12,6 +12,7 @@
     X(newera)          \
     X(modbus)          \
     X(reglo)           \
+    X(harvard)         \
     X(hamilton)
 
 #define DRIVER_DECLARE(n) extern const struct driver_ops n##_driver;

@@ -7,6 +7,7 @@
 
 #define SIM_LINE_LIST(X) \
     X(reglo)           \
+    X(harvard)         \
     X(hamilton)
 
 #define SIM_LINE_DECLARE(n) extern const struct sim_line_ops sim_##n##_line;

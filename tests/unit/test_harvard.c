@@ -1,0 +1,1046 @@
+/*
+ * Harvard Apparatus Pump 11 Elite / PHD ULTRA pumps: number formats, reply
+ * framing with recorded good, bad and partial replies, the rig entry, and the
+ * driver end to end over a real pty against a scripted responder (exact bytes
+ * in, canned replies out) and against the simulator's independent pump line.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "driver.h"
+#include "harvard.h"
+#include "sim_harvard.h"
+
+#define LINK_TIMEOUT_MS 100
+#define RESPONDER_WAIT_MS 3000      /* a responder gives up on a silent driver after this */
+#define UNTOUCHED 12345.0
+#define MIN_NS (60LL * 1000000000LL)
+
+/* ------------------------------------------------------------------------ */
+/* Numbers and commands                                                     */
+/* ------------------------------------------------------------------------ */
+
+static void test_commands_carry_the_address_only_when_not_zero(void **state)
+{
+    (void)state;
+    char b[32];
+    assert_int_equal(harvard_format_command(0, "irun", b, sizeof b), 5);
+    assert_string_equal(b, "irun\r");
+    assert_int_equal(harvard_format_command(1, "crate", b, sizeof b), 8);
+    assert_string_equal(b, "1:crate\r");
+    assert_int_equal(harvard_format_command(12, "irate 3.2 ul/min", b, sizeof b), 20);
+    assert_string_equal(b, "12:irate 3.2 ul/min\r");
+    assert_int_equal(harvard_format_command(100, "irun", b, sizeof b), -ERANGE);
+    assert_int_equal(harvard_format_command(-1, "irun", b, sizeof b), -ERANGE);
+    assert_int_equal(harvard_format_command(5, "irun", b, 7), -ERANGE);    /* "5:irun\r" needs 8 */
+}
+
+static void test_numbers_and_rates_are_formatted_for_the_pump(void **state)
+{
+    (void)state;
+    static const struct { double v; const char *want; } num[] = {
+        { 14.57, "14.57" }, { 1000, "1000" }, { 0.0025, "0.0025" }, { 12.5, "12.5" },
+        { 0.123456, "0.1235" }, { 0, "0" }, { 999999.4, "999999.4" },
+    };
+    char b[32];
+    for (size_t i = 0; i < sizeof num / sizeof num[0]; i++) {
+        assert_int_equal(harvard_format_number(num[i].v, b, sizeof b), 0);
+        assert_string_equal(b, num[i].want);
+    }
+    const double bad_num[] = { -1, NAN, INFINITY, 1e6, 0.00001 };
+    for (size_t i = 0; i < sizeof bad_num / sizeof bad_num[0]; i++)
+        assert_int_equal(harvard_format_number(bad_num[i], b, sizeof b), -ERANGE);
+    assert_int_equal(harvard_format_number(14.57, b, 5), -ERANGE);
+
+    static const struct { double v; const char *want; } rate[] = {
+        { 12.5, "12.5 ul/min" }, { 1000, "1000 ul/min" }, { 0.1, "0.1 ul/min" },
+        { 0.05, "50 nl/min" }, { 0.0001234, "0.1234 nl/min" },
+    };
+    for (size_t i = 0; i < sizeof rate / sizeof rate[0]; i++) {
+        assert_int_equal(harvard_format_rate(rate[i].v, b, sizeof b), 0);
+        assert_string_equal(b, rate[i].want);
+    }
+    const double bad_rate[] = { 0, -1, NAN, INFINITY, 1e-9, 1e7 };
+    for (size_t i = 0; i < sizeof bad_rate / sizeof bad_rate[0]; i++)
+        assert_int_equal(harvard_format_rate(bad_rate[i], b, sizeof b), -ERANGE);
+}
+
+static void test_rate_volume_and_diameter_replies_parse(void **state)
+{
+    (void)state;
+    double v;
+    static const struct { const char *text; double want; } rates[] = {
+        { "10 ul/min", 10 }, { "1.5 ml/min", 1500 }, { "120 ul/hr", 2 }, { "500 nl/min", 0.5 },
+        { "0.5 ul/s", 30 }, { " 2.0000 UL/MIN ", 2 }, { "3e1 ul/min", 30 }, { "6 ml/hr", 100 },
+    };
+    for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++) {
+        assert_int_equal(harvard_parse_rate(rates[i].text, &v), 0);
+        assert_float_equal(v, rates[i].want, 1e-9);
+    }
+    const char *bad_rates[] = { "", "ul/min", "10", "10 ul", "10 ul/day", "-5 ul/min",
+                                "10 ul/min extra", "nan ul/min", "0x10 ul/min", "10ul/min/" };
+    for (size_t i = 0; i < sizeof bad_rates / sizeof bad_rates[0]; i++)
+        assert_int_equal(harvard_parse_rate(bad_rates[i], &v), -EBADMSG);
+    assert_int_equal(harvard_parse_rate(NULL, &v), -EBADMSG);
+
+    assert_int_equal(harvard_parse_volume("1.234 ul", &v), 0);
+    assert_float_equal(v, 1.234, 1e-12);
+    assert_int_equal(harvard_parse_volume("2.5 ml", &v), 0);
+    assert_float_equal(v, 2500, 1e-9);
+    assert_int_equal(harvard_parse_volume("750 nl", &v), 0);
+    assert_float_equal(v, 0.75, 1e-12);
+    assert_int_equal(harvard_parse_volume("1.234", &v), -EBADMSG);
+    assert_int_equal(harvard_parse_volume("1.234 ul/min", &v), -EBADMSG);
+    assert_int_equal(harvard_parse_volume("Command error", &v), -EBADMSG);
+
+    assert_int_equal(harvard_parse_diameter("14.57 mm", &v), 0);
+    assert_float_equal(v, 14.57, 1e-12);
+    assert_int_equal(harvard_parse_diameter("4.78", &v), 0);
+    assert_float_equal(v, 4.78, 1e-12);
+    assert_int_equal(harvard_parse_diameter("14.57 cm", &v), -EBADMSG);
+    assert_int_equal(harvard_parse_diameter("mm", &v), -EBADMSG);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reply framing                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* A recorded reply and what parsing it must give. */
+struct reply_case {
+    const char *bytes;
+    int used;               /* expected return: bytes used, 0 (incomplete) or -EBADMSG */
+    int address;
+    char prompt;
+    int n_lines;
+    const char *last;       /* the last text line, if any */
+    size_t len;             /* bytes to parse when they hold a NUL; 0: strlen */
+};
+
+static const struct reply_case reply_cases[] = {
+    /* idle, no text: the pump at address 0 in the chain */
+    { "\r\n00:", 5, 0, ':', 0, NULL, 0 },
+    /* a single pump that shows no address */
+    { "\r\n:", 3, 0, ':', 0, NULL, 0 },
+    { "\r\n10 ul/min\r\n00>", 16, 0, '>', 1, "10 ul/min", 0 },
+    { "\r\n0.5 ml/hr\r\n01<", 16, 1, '<', 1, "0.5 ml/hr", 0 },
+    { "\r\n12*", 5, 12, '*', 0, NULL, 0 },
+    { "\r\n99T*", 6, 99, 'T', 0, NULL, 0 },
+    { "\r\n1>", 4, 1, '>', 0, NULL, 0 },
+    /* a refusal is text too; the prompt follows */
+    { "\r\nCommand error\r\n00:", 20, 0, ':', 1, "Command error", 0 },
+    { "\r\nArgument error: 12x\r\n00:", 26, 0, ':', 1, "Argument error: 12x", 0 },
+    /* text lines that carry the address and prompt keep only their text */
+    { "\r\n00:10 ul/min\r\n00:", 19, 0, ':', 1, "10 ul/min", 0 },
+    { "\r\n03T*Target reached\r\n03T*", 26, 3, 'T', 1, "Target reached", 0 },
+    /* two replies in a row: only the first is used */
+    { "\r\n01:\r\n00>", 5, 1, ':', 0, NULL, 0 },
+    /* a prompt that came with a line end ends the reply before it */
+    { "\r\n5 ul\r\n00:\r\n", 11, 0, ':', 1, "5 ul", 0 },
+    /* several lines (ver on some firmware) */
+    { "\r\nELITE I/W Single\r\n3.0.7\r\n00:", 30, 0, ':', 2, "3.0.7", 0 },
+    /* incomplete: no prompt yet, or a prompt not finished */
+    { "", 0, 0, 0, 0, NULL, 0 },
+    { "\r\n", 0, 0, 0, 0, NULL, 0 },
+    { "\r\n10 ul/min\r\n", 0, 0, 0, 0, NULL, 0 },
+    { "\r\n10 ul/m", 0, 0, 0, 0, NULL, 0 },
+    { "\r\n10 ul/min\r\n0", 0, 0, 0, 0, NULL, 0 },
+    { "\r\n10 ul/min\r\n01", 0, 0, 0, 0, NULL, 0 },
+    { "\r\n01T", 0, 0, 0, 0, NULL, 0 },
+    { "\r\n123:", 0, 0, 0, 0, NULL, 0 },     /* three digits: not an address, not complete */
+    /* garbled: bytes no pump sends */
+    { "\r\n\x01\xfe\x7f", -EBADMSG, 0, 0, 0, NULL, 0 },
+    { "\r\n10 ul/min\x00\r\n00:", -EBADMSG, 0, 0, 0, NULL, 17 },
+};
+
+static void test_recorded_replies_parse_or_are_refused(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof reply_cases / sizeof reply_cases[0]; i++) {
+        const struct reply_case *c = &reply_cases[i];
+        size_t len = c->len ? c->len : strlen(c->bytes);
+        struct harvard_reply r;
+        int got = harvard_parse_reply(c->bytes, len, &r);
+        if (got != c->used)
+            fail_msg("case %zu: got %d, expected %d", i, got, c->used);
+        if (got <= 0)
+            continue;
+        assert_int_equal(r.address, c->address);
+        assert_int_equal(r.prompt, c->prompt);
+        assert_int_equal(r.n_lines, c->n_lines);
+        if (c->last != NULL)
+            assert_string_equal(r.line[r.n_lines - 1], c->last);
+    }
+}
+
+static void test_long_replies_are_garbled(void **state)
+{
+    (void)state;
+    struct harvard_reply r;
+    char buf[400];
+    /* A line longer than any the pump sends. */
+    memset(buf, 'x', sizeof buf);
+    assert_int_equal(harvard_parse_reply(buf, HARVARD_LINE_LEN + 1, &r), -EBADMSG);
+    /* More text lines than any command's reply. */
+    size_t n = 0;
+    for (int i = 0; i <= HARVARD_MAX_LINES; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "line %d\r\n", i);
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "00:");
+    assert_int_equal(harvard_parse_reply(buf, n, &r), -EBADMSG);
+    assert_int_equal(harvard_parse_reply(NULL, 0, &r), 0);
+}
+
+static void test_every_prefix_of_a_reply_is_incomplete(void **state)
+{
+    (void)state;
+    const char *full = "\r\n12.5 ul/min\r\n07<";
+    struct harvard_reply r;
+    for (size_t n = 0; n < strlen(full); n++)
+        assert_int_equal(harvard_parse_reply(full, n, &r), 0);
+    assert_int_equal(harvard_parse_reply(full, strlen(full), &r), (int)strlen(full));
+    assert_int_equal(r.address, 7);
+    assert_int_equal(r.prompt, '<');
+}
+
+static void test_refusals_are_remote_errors_and_prompts_have_meanings(void **state)
+{
+    (void)state;
+    struct harvard_reply r;
+    char err[160];
+    const char *refused[] = { "\r\nCommand error\r\n00:", "\r\nUnknown command\r\n00:",
+                              "\r\nArgument error\r\n00>", "\r\nOut of range\r\n00:",
+                              "\r\nout of range\r\n00:" };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        assert_true(harvard_parse_reply(refused[i], strlen(refused[i]), &r) > 0);
+        assert_int_equal(harvard_reply_error(&r, "hpump1", "irate 5 ul/min", err, sizeof err),
+                         -EREMOTEIO);
+        assert_non_null(strstr(err, "hpump1: pump refused 'irate 5 ul/min': "));
+        assert_non_null(strstr(err, r.line[0]));
+    }
+    assert_true(harvard_parse_reply("\r\n10 ul/min\r\n00>", 16, &r) > 0);
+    assert_int_equal(harvard_reply_error(&r, "hpump1", "crate", err, sizeof err), 0);
+
+    assert_string_equal(harvard_prompt_text('*'), "stalled: syringe empty or blocked");
+    assert_string_equal(harvard_prompt_text(':'), "idle");
+    assert_string_equal(harvard_prompt_text('T'), "target volume reached");
+    assert_float_equal(harvard_delivered_flow('>', 5), 5, 0);
+    assert_float_equal(harvard_delivered_flow('<', 5), -5, 0);
+    assert_float_equal(harvard_delivered_flow(':', 5), 0, 0);
+    assert_float_equal(harvard_delivered_flow('T', 5), 0, 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The rig entry                                                            */
+/* ------------------------------------------------------------------------ */
+
+struct errors {
+    int n;
+    char key[8][48];
+    char text[8][256];
+};
+
+/* dev_config.error that records instead of printing. */
+static void record_error(const struct dev_config *cfg, const char *key, const char *fmt, ...)
+{
+    struct errors *e = cfg->error_ctx;
+    if (e->n >= 8)
+        return;
+    snprintf(e->key[e->n], sizeof e->key[0], "%s", key ? key : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->text[e->n], sizeof e->text[0], fmt, ap);
+    va_end(ap);
+    e->n++;
+}
+
+/* Open a pump from params; returns open()'s result. */
+static int open_pump(const struct dev_param *params, size_t n, struct errors *e, void **st,
+                     struct driver_channel *ch, size_t *n_ch)
+{
+    memset(e, 0, sizeof *e);
+    struct dev_config cfg = { .name = "hpump1", .file = "rig.yaml", .dir = ".", .params = params,
+                              .n_params = n, .error = record_error, .error_ctx = e };
+    return driver_find("harvard")->open(&cfg, st, ch, n_ch);
+}
+
+static void test_rig_entry_gives_two_channels(void **state)
+{
+    (void)state;
+    const struct dev_param p[] = { { "address", "3", 1, 1 }, { "syringe.diameter", "14.57 mm", 1, 1 },
+                                   { "syringe.volume", "10 mL", 1, 1 }, { "max_flow", "500 uL/min", 1, 1 } };
+    struct errors e;
+    struct driver_channel ch[DRIVER_MAX_CHANNELS];
+    size_t n;
+    void *st;
+    assert_int_equal(open_pump(p, 4, &e, &st, ch, &n), 0);
+    assert_int_equal(e.n, 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(ch[0].name, "flow");
+    assert_int_equal(ch[0].q, Q_FLOW);
+    assert_string_equal(ch[0].unit, "uL/min");
+    assert_true(ch[0].readable && ch[0].writable);
+    assert_float_equal(ch[0].min, -500, 0);
+    assert_float_equal(ch[0].max, 500, 0);
+    assert_float_equal(ch[0].volume_ul, 10000, 0);
+    assert_string_equal(ch[1].name, "dispensed");
+    assert_int_equal(ch[1].q, Q_VOLUME);
+    assert_string_equal(ch[1].unit, "uL");
+    assert_true(ch[1].readable && !ch[1].writable);
+    driver_find("harvard")->close(st);
+
+    /* Only the diameter is required; max_flow defaults to 1000 uL/min. */
+    assert_int_equal(open_pump(p + 1, 1, &e, &st, ch, &n), 0);
+    assert_float_equal(ch[0].max, 1000, 0);
+    assert_float_equal(ch[0].volume_ul, 0, 0);
+    driver_find("harvard")->close(st);
+}
+
+static void test_bad_rig_entries_are_all_reported(void **state)
+{
+    (void)state;
+    const struct dev_param p[] = { { "address", "100", 1, 1 }, { "syringe.diameter", "14.57 mL", 1, 1 },
+                                   { "max_flow", "-5 uL/min", 1, 1 }, { "syringe.volum", "1 mL", 1, 1 },
+                                   { "baud", "9600", 1, 1 } };
+    struct errors e;
+    struct driver_channel ch[DRIVER_MAX_CHANNELS];
+    size_t n;
+    void *st = NULL;
+    assert_int_equal(open_pump(p, 5, &e, &st, ch, &n), -EINVAL);
+    assert_null(st);
+    assert_int_equal(e.n, 5);
+    assert_string_equal(e.key[0], "syringe.volum");
+    assert_non_null(strstr(e.text[0], "did you mean 'syringe.volume'?"));
+    assert_string_equal(e.key[1], "baud");
+    assert_non_null(strstr(e.text[1], "expected address, syringe.diameter"));
+    assert_string_equal(e.key[2], "syringe.diameter");
+    assert_non_null(strstr(e.text[2], "a length"));
+    assert_string_equal(e.key[3], "address");
+    assert_non_null(strstr(e.text[3], "0 to 99, found '100'"));
+    assert_string_equal(e.key[4], "max_flow");
+    assert_non_null(strstr(e.text[4], "above 0"));
+
+    const struct dev_param none[] = { { "address", "1", 1, 1 } };
+    assert_int_equal(open_pump(none, 1, &e, &st, ch, &n), -EINVAL);
+    assert_int_equal(e.n, 1);
+    assert_string_equal(e.key[0], "");
+    assert_non_null(strstr(e.text[0], "inside diameter"));
+
+    const struct dev_param huge[] = { { "syringe.diameter", "60 mm", 1, 1 },
+                                      { "syringe.volume", "0 mL", 1, 1 } };
+    assert_int_equal(open_pump(huge, 2, &e, &st, ch, &n), -EINVAL);
+    assert_int_equal(e.n, 2);
+    assert_non_null(strstr(e.text[0], "0.1 to 50 mm, found 60 mm"));
+    assert_non_null(strstr(e.text[1], "syringe volume must be above 0"));
+}
+
+/* ------------------------------------------------------------------------ */
+/* A pty pair and a scripted responder                                      */
+/* ------------------------------------------------------------------------ */
+
+/* A pty: the driver opens path; the test plays the pump on master. */
+struct pty {
+    int master;
+    int slave;          /* kept open so the master never sees a hang-up between opens */
+    char path[64];
+};
+
+/* Open a pty pair with a raw slave. */
+static void pty_open(struct pty *p)
+{
+    p->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(p->master >= 0);
+    assert_int_equal(grantpt(p->master), 0);
+    assert_int_equal(unlockpt(p->master), 0);
+    snprintf(p->path, sizeof p->path, "%s", ptsname(p->master));
+    p->slave = open(p->path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(p->slave >= 0);
+    struct termios t;
+    assert_int_equal(tcgetattr(p->slave, &t), 0);
+    cfmakeraw(&t);
+    assert_int_equal(tcsetattr(p->slave, TCSANOW, &t), 0);
+}
+
+/* Close both ends. */
+static void pty_close(struct pty *p)
+{
+    close(p->slave);
+    close(p->master);
+}
+
+/* One expected command and the canned reply to it (NULL: stay silent). */
+struct step {
+    const char *expect;
+    const char *reply;
+    size_t split;       /* > 0: send the reply in two writes, split after this many bytes */
+};
+
+struct script {
+    int fd;
+    const struct step *steps;
+    size_t n;
+    atomic_size_t done;         /* steps answered */
+    char mismatch[256];         /* the first difference; written only by the responder */
+};
+
+/* Read one command, up to and including its CR; false on time-out. */
+static bool read_command(int fd, char *line, size_t len)
+{
+    size_t n = 0;
+    while (n + 1 < len) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, RESPONDER_WAIT_MS) <= 0)
+            return false;
+        if (read(fd, &line[n], 1) != 1)
+            return false;
+        if (line[n++] == '\r')
+            break;
+    }
+    line[n] = '\0';
+    return true;
+}
+
+/* Wait a little: only to split a reply across two reads, never to synchronise. */
+static void pause_ms(long ms)
+{
+    struct timespec ts = { 0, ms * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* The responder thread: play the script, stop at the first surprise. */
+static void *play(void *arg)
+{
+    struct script *s = arg;
+    for (size_t i = 0; i < s->n; i++) {
+        const struct step *st = &s->steps[i];
+        char line[128];
+        if (!read_command(s->fd, line, sizeof line)) {
+            snprintf(s->mismatch, sizeof s->mismatch, "step %zu: no command (expected '%s')", i,
+                     st->expect);
+            return NULL;
+        }
+        if (strcmp(line, st->expect) != 0) {
+            snprintf(s->mismatch, sizeof s->mismatch, "step %zu: got '%s', expected '%s'", i,
+                     line, st->expect);
+            return NULL;
+        }
+        if (st->reply != NULL) {
+            size_t len = strlen(st->reply), first = st->split ? st->split : len;
+            bool ok = write(s->fd, st->reply, first) == (ssize_t)first;
+            if (ok && first < len) {
+                pause_ms(30);
+                ok = write(s->fd, st->reply + first, len - first) == (ssize_t)(len - first);
+            }
+            if (!ok) {
+                snprintf(s->mismatch, sizeof s->mismatch, "step %zu: cannot write the reply", i);
+                return NULL;
+            }
+        }
+        atomic_store(&s->done, i + 1);
+    }
+    return NULL;
+}
+
+/* A pump on a pty with a responder thread playing steps. */
+struct rig {
+    struct pty pty;
+    struct link_config lc;
+    struct bus_link link;
+    const struct driver_ops *drv;
+    void *pump;
+    struct script script;
+    pthread_t thread;
+};
+
+/* Open the pty, the link and a pump at address addr. */
+static void rig_open(struct rig *r, const char *addr)
+{
+    memset(r, 0, sizeof *r);
+    pty_open(&r->pty);
+    r->lc = (struct link_config){ .name = "syringes", .type = LINK_SERIAL, .port = r->pty.path,
+                                  .baud = 115200, .parity = 'N', .data_bits = 8, .stop_bits = 1,
+                                  .timeout_ms = LINK_TIMEOUT_MS };
+    assert_int_equal(link_open(&r->link, &r->lc), 0);
+    const struct dev_param p[] = { { "address", addr, 1, 1 }, { "syringe.diameter", "14.57 mm", 1, 1 },
+                                   { "syringe.volume", "10 mL", 1, 1 } };
+    struct errors e;
+    struct driver_channel ch[DRIVER_MAX_CHANNELS];
+    size_t n;
+    assert_int_equal(open_pump(p, 3, &e, &r->pump, ch, &n), 0);
+    r->drv = driver_find("harvard");
+}
+
+/* Start playing steps. */
+static void rig_play(struct rig *r, const struct step *steps, size_t n)
+{
+    r->script.fd = r->pty.master;
+    r->script.steps = steps;
+    r->script.n = n;
+    atomic_store(&r->script.done, 0);
+    r->script.mismatch[0] = '\0';
+    assert_int_equal(pthread_create(&r->thread, NULL, play, &r->script), 0);
+}
+
+/* Wait for the responder; every step must have been played and nothing more sent. */
+static void rig_finish(struct rig *r)
+{
+    assert_int_equal(pthread_join(r->thread, NULL), 0);
+    if (r->script.mismatch[0])
+        fail_msg("%s", r->script.mismatch);
+    assert_int_equal(atomic_load(&r->script.done), r->script.n);
+    struct pollfd p = { .fd = r->pty.master, .events = POLLIN };
+    if (poll(&p, 1, 0) == 1) {
+        char extra[64] = "";
+        ssize_t got = read(r->pty.master, extra, sizeof extra - 1);
+        fail_msg("the driver sent more than the script: '%s'", got > 0 ? extra : "?");
+    }
+}
+
+/* Close everything. */
+static void rig_close(struct rig *r)
+{
+    r->drv->close(r->pump);
+    link_close(&r->link);
+    pty_close(&r->pty);
+}
+
+#define N(a) (sizeof a / sizeof a[0])
+/* A pump after power-up has another syringe's diameter: connect sets ours. */
+#define CONNECT_STEPS { "diameter\r", "\r\n10 mm\r\n00:", 0 }, { "diameter 14.57\r", "\r\n00:", 0 }
+
+/* ------------------------------------------------------------------------ */
+/* End to end over the pty                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        CONNECT_STEPS,
+        /* write 12.5: the rate, then irun because the pump is idle */
+        { "irate 12.5 ul/min\r", "\r\n00:", 0 }, { "irun\r", "\r\n00>", 0 },
+        { "crate\r", "\r\n12.5 ul/min\r\n00>", 0 },
+        /* a new rate while infusing: one irate, it applies at once */
+        { "irate 20 ul/min\r", "\r\n00>", 0 },
+        { "ivolume\r", "\r\n1.234 ml\r\n00>", 0 },
+        /* reversing: the withdraw rate, a stop, then wrun */
+        { "wrate 5 ul/min\r", "\r\n00>", 0 }, { "stop\r", "\r\n00:", 0 },
+        { "wrun\r", "\r\n00<", 0 },
+        { "crate\r", "\r\n5 ul/min\r\n00<", 0 },
+        /* safe state; then idle reads 0 whatever rate the pump still holds */
+        { "stop\r", "\r\n00:", 0 },
+        { "crate\r", "\r\n5 ul/min\r\n00:", 0 },
+        /* a zero setpoint is a stop, always sent */
+        { "stop\r", "\r\n00:", 0 },
+        /* a pump that reached a target delivers nothing */
+        { "crate\r", "\r\n0 ul/min\r\n00T*", 0 },
+        /* a tiny rate goes in nl/min */
+        { "irate 50 nl/min\r", "\r\n00:", 0 }, { "irun\r", "\r\n00>", 0 },
+    };
+    struct rig r;
+    rig_open(&r, "0");
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 12.5), 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, 12.5, 1e-12);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 20), 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), 0);
+    assert_float_equal(v, 1234, 1e-9);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -5), 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, -5, 1e-12);
+    assert_int_equal(r.drv->safe_state(r.pump, &r.link), 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, 0, 0);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 0), 0);
+    v = UNTOUCHED;
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, 0, 0);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 0.05), 0);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_a_stall_is_an_error_never_a_value(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        CONNECT_STEPS,
+        { "irate 5 ul/min\r", "\r\n00:", 0 }, { "irun\r", "\r\n00>", 0 },
+        /* the syringe ran empty: the prompt says stalled */
+        { "crate\r", "\r\n0 ul/min\r\n00*", 0 },
+        /* the volume the pump counted is still a fact */
+        { "ivolume\r", "\r\n3.5 ul\r\n00*", 0 },
+        /* a new setpoint: the run command clears the stall, and the pump stalls again */
+        { "irate 5 ul/min\r", "\r\n00*", 0 }, { "irun\r", "\r\n00*", 0 },
+        /* a run that does not start is no success either */
+        { "irate 5 ul/min\r", "\r\n00:", 0 }, { "irun\r", "\r\n00:", 0 },
+        /* safe state ends the stall */
+        { "stop\r", "\r\n00:", 0 },
+        { "crate\r", "\r\n0 ul/min\r\n00:", 0 },
+    };
+    struct rig r;
+    rig_open(&r, "0");
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EREMOTEIO);
+    assert_string_equal(r.link.err, "hpump1: stalled: syringe empty or blocked (prompt '*' after 'crate')");
+    assert_float_equal(v, UNTOUCHED, 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), 0);
+    assert_float_equal(v, 3.5, 1e-12);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), -EREMOTEIO);
+    assert_string_equal(r.link.err, "hpump1: stalled: syringe empty or blocked (prompt '*' after 'irun')");
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), -EREMOTEIO);
+    assert_string_equal(r.link.err, "hpump1: the pump is idle after 'irun'");
+    assert_int_equal(r.drv->safe_state(r.pump, &r.link), 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, 0, 0);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_reconnect_to_a_running_pump_keeps_it_running(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        /* the pump withdraws with our syringe: nothing is sent, nothing stops */
+        { "diameter\r", "\r\n14.57 mm\r\n00<", 0 },
+        /* the setpoint for the same direction needs only the rate */
+        { "wrate 2 ul/min\r", "\r\n00<", 0 },
+        /* another syringe while running: the pump refuses, the driver says why */
+        { "diameter\r", "\r\n12.06 mm\r\n00>", 0 },
+        { "diameter 14.57\r", "\r\nCommand error\r\n00>", 0 },
+        /* a diameter that is no number */
+        { "diameter\r", "\r\nabc\r\n00:", 0 },
+    };
+    struct rig r;
+    rig_open(&r, "0");
+    rig_play(&r, steps, N(steps));
+    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
+    assert_string_equal(r.link.err, "");
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -2), 0);
+    assert_int_equal(r.drv->connect(r.pump, &r.link), -EREMOTEIO);
+    assert_string_equal(r.link.err, "hpump1: the pump is infusing with a 12.06 mm syringe, the rig "
+                        "says 14.57 mm; stop it to change the diameter");
+    assert_int_equal(r.drv->connect(r.pump, &r.link), -EBADMSG);
+    assert_non_null(strstr(r.link.err, "cannot parse the diameter 'abc'"));
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_refused_commands_are_remote_errors(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        CONNECT_STEPS,
+        { "irate 900 ul/min\r", "\r\nOut of range\r\n00:", 0 },
+        { "ivolume\r", "\r\nUnknown command\r\n00:", 0 },
+        { "wrate 1 ul/min\r", "\r\n00:", 0 }, { "wrun\r", "\r\nCommand error\r\n00:", 0 },
+        { "stop\r", "\r\n00>", 0 },
+    };
+    struct rig r;
+    rig_open(&r, "0");
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 900), -EREMOTEIO);
+    assert_string_equal(r.link.err, "hpump1: pump refused 'irate 900 ul/min': Out of range");
+    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), -EREMOTEIO);
+    assert_string_equal(r.link.err, "hpump1: pump refused 'ivolume': Unknown command");
+    assert_float_equal(v, UNTOUCHED, 0);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -1), -EREMOTEIO);
+    assert_non_null(strstr(r.link.err, "'wrun': Command error"));
+    /* A stop the pump does not obey is a failure, not a success. */
+    assert_int_equal(r.drv->safe_state(r.pump, &r.link), -EREMOTEIO);
+    assert_string_equal(r.link.err, "hpump1: the pump is still infusing after 'stop'");
+    /* Refused before anything is sent: the script has no step for these. */
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 1500), -ERANGE);
+    assert_non_null(strstr(r.link.err, "beyond max_flow"));
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 1e-9), -ERANGE);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, NAN), -EINVAL);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 1, 5), -EINVAL);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 2, &v), -EINVAL);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_bad_replies_time_out_or_are_garbled(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        { "crate\r", NULL, 0 },                                         /* silence */
+        { "crate\r", "\r\n1 ul/min\r\n01>", 0 },                        /* another pump */
+        { "crate\r", "\r\n1 ul/min\r\n", 0 },                           /* no prompt */
+        { "crate\r", "\r\n\x01\x02\xfe\xff\x10", 0 },                   /* line noise */
+        { "crate\r", "\r\n12.5 XX\r\n00>", 0 },                         /* bad rate */
+        { "crate\r", "\r\n00>", 0 },                                    /* no rate at all */
+        { "ivolume\r", "\r\n0.1\r\n00>", 0 },                           /* bad volume */
+        /* theirs, then ours, in one write */
+        { "crate\r", "\r\n3 ul/min\r\n01<\r\n4 ul/min\r\n00>", 0 },
+        /* junk text before the reply is a line, the value is the last one */
+        { "crate\r", "xx\r\n6 ul/min\r\n00>", 0 },
+    };
+    struct rig r;
+    rig_open(&r, "0");
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_string_equal(r.link.err, "hpump1: no reply to 'crate' within 100 ms");
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_non_null(strstr(r.link.err, "address 1 answered: is the address right?"));
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_string_equal(r.link.err, "hpump1: incomplete reply to 'crate' within 100 ms: "
+                        "'\\x0d\\x0a1 ul/min\\x0d\\x0a'");
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EBADMSG);
+    assert_non_null(strstr(r.link.err, "hpump1: garbled reply to 'crate': '\\x0d\\x0a\\x01"));
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EBADMSG);
+    assert_string_equal(r.link.err, "hpump1: cannot parse the pump's reply '12.5 XX' to 'crate'");
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), -EBADMSG);
+    assert_float_equal(v, UNTOUCHED, 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, 4, 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, 6, 0);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_a_reply_split_across_reads_is_reassembled(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        { "crate\r", "\r\n8 ul/min\r\n00>", 5 },            /* inside the text */
+        { "crate\r", "\r\n9 ul/min\r\n00<", 13 },           /* inside the prompt's address */
+        { "crate\r", "\r\n7 ul/min\r\n00", 0 },             /* a prompt that never ends */
+    };
+    struct rig r;
+    rig_open(&r, "0");
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, 8, 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, -9, 0);
+    v = UNTOUCHED;
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_float_equal(v, UNTOUCHED, 0);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_stale_bytes_are_drained_before_a_command(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        { "crate\r", "\r\n2 ul/min\r\n00>", 0 },
+    };
+    struct rig r;
+    rig_open(&r, "0");
+    /* A late reply to an earlier, timed-out command is already in the line. */
+    const char *late = "\r\n99 ul/min\r\n00>";
+    assert_int_equal(write(r.pty.master, late, strlen(late)), (ssize_t)strlen(late));
+    struct pollfd p = { .fd = r.pty.slave, .events = POLLIN };
+    assert_int_equal(poll(&p, 1, 1000), 1);     /* it has arrived on the driver's side */
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, 2, 0);
+    rig_finish(&r);
+    rig_close(&r);
+}
+
+static void test_pumps_share_one_line_by_address(void **state)
+{
+    (void)state;
+    static const struct step steps[] = {
+        { "12:crate\r", "\r\n1 ul/min\r\n12>", 0 },
+        { "crate\r", "\r\n2 ul/min\r\n00<", 0 },
+        { "12:stop\r", "\r\n12:", 0 },
+        { "12:irate 3 ul/min\r", "\r\n12:", 0 }, { "12:irun\r", "\r\n12>", 0 },
+    };
+    struct rig r;
+    rig_open(&r, "0");
+    const struct dev_param p[] = { { "address", "12", 1, 1 }, { "syringe.diameter", "4.78 mm", 1, 1 } };
+    struct errors e;
+    struct driver_channel ch[DRIVER_MAX_CHANNELS];
+    size_t n;
+    void *pump12;
+    assert_int_equal(open_pump(p, 2, &e, &pump12, ch, &n), 0);
+    rig_play(&r, steps, N(steps));
+    double v = UNTOUCHED;
+    assert_int_equal(r.drv->read(pump12, &r.link, 0, &v), 0);
+    assert_float_equal(v, 1, 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, -2, 0);
+    assert_int_equal(r.drv->safe_state(pump12, &r.link), 0);
+    assert_int_equal(r.drv->write(pump12, &r.link, 0, 3), 0);
+    rig_finish(&r);
+    r.drv->close(pump12);
+    rig_close(&r);
+}
+
+static void test_a_closed_line_is_not_connected(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_open(&r, "0");
+    double v = UNTOUCHED;
+    link_close(&r.link);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ENOTCONN);
+    assert_int_equal(r.drv->safe_state(r.pump, &r.link), -ENOTCONN);
+    assert_int_equal(r.drv->connect(r.pump, &r.link), -ENOTCONN);
+    assert_float_equal(v, UNTOUCHED, 0);
+    assert_int_equal(link_open(&r.link, &r.lc), 0);
+    rig_close(&r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Against the simulator's pump line                                        */
+/* ------------------------------------------------------------------------ */
+
+/* The simulated line answering on the master side, until told to stop. */
+struct sim_responder {
+    int fd;
+    struct sim_harvard line;
+    int64_t now_ns;             /* model time, set by the test */
+    pthread_mutex_t lock;       /* guards line and now_ns between the test and the responder */
+    atomic_int stop;
+};
+
+/* Answer commands with the simulator's line module. */
+static void *sim_respond(void *arg)
+{
+    struct sim_responder *s = arg;
+    char line[128];
+    while (!atomic_load(&s->stop)) {
+        struct pollfd p = { .fd = s->fd, .events = POLLIN };
+        if (poll(&p, 1, 20) <= 0)
+            continue;
+        if (!read_command(s->fd, line, sizeof line))
+            continue;
+        line[strcspn(line, "\r")] = '\0';
+        char out[256];
+        pthread_mutex_lock(&s->lock);
+        size_t len = sim_harvard_line.handle(&s->line, s->now_ns, line, out, sizeof out);
+        pthread_mutex_unlock(&s->lock);
+        if (len > 0 && write(s->fd, out, len) != (ssize_t)len)
+            break;
+    }
+    return NULL;
+}
+
+/* Set the model time the responder answers at. */
+static void sim_at(struct sim_responder *s, int64_t ns)
+{
+    pthread_mutex_lock(&s->lock);
+    s->now_ns = ns;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void test_driver_runs_the_simulated_pumps_until_one_stalls(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_open(&r, "0");
+    const struct dev_param p[] = { { "address", "1", 1, 1 }, { "syringe.diameter", "4.78 mm", 1, 1 } };
+    struct errors e;
+    struct driver_channel ch[DRIVER_MAX_CHANNELS];
+    size_t n;
+    void *pump2;
+    assert_int_equal(open_pump(p, 2, &e, &pump2, ch, &n), 0);
+    struct sim_responder *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    s->fd = r.pty.master;
+    assert_int_equal(sim_harvard_line.state_size, sizeof s->line);
+    sim_harvard_line.init(&s->line);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, sim_respond, s), 0);
+    double v;
+    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
+    assert_int_equal(r.drv->connect(pump2, &r.link), 0);
+    assert_float_equal(s->line.pump[0].diameter_mm, 14.57, 1e-9);
+    assert_float_equal(s->line.pump[1].diameter_mm, 4.78, 1e-9);
+    /* pump 0 infuses, pump 1 withdraws, on one line */
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 600), 0);
+    assert_int_equal(r.drv->write(pump2, &r.link, 0, -2.5), 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, 600, 1e-9);
+    assert_int_equal(r.drv->read(pump2, &r.link, 0, &v), 0);
+    assert_float_equal(v, -2.5, 1e-9);
+    sim_at(s, MIN_NS);                           /* one minute at 600 uL/min */
+    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), 0);
+    assert_float_equal(v, 600, 1e-6);
+    /* reversing pump 0 goes through a stop; a new rate while running is one command */
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -10), 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, -10, 1e-9);
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -20), 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, -20, 1e-9);
+    assert_int_equal(r.drv->safe_state(r.pump, &r.link), 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, 0, 0);
+    /* a reconnect while pump 1 withdraws leaves it withdrawing */
+    assert_int_equal(r.drv->connect(pump2, &r.link), 0);
+    assert_int_equal(r.drv->read(pump2, &r.link, 0, &v), 0);
+    assert_float_equal(v, -2.5, 1e-9);
+    /* the syringes run empty (the syringe-empty fault): an infusing pump stalls */
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 100), 0);
+    pthread_mutex_lock(&s->lock);
+    sim_harvard_line.empty(&s->line, 2 * MIN_NS);
+    s->now_ns = 2 * MIN_NS;
+    pthread_mutex_unlock(&s->lock);
+    v = UNTOUCHED;
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EREMOTEIO);
+    assert_non_null(strstr(r.link.err, "hpump1: stalled: syringe empty or blocked"));
+    assert_float_equal(v, UNTOUCHED, 0);
+    /* a new infusion stalls again at once; a stop clears the stall */
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 50), -EREMOTEIO);
+    assert_non_null(strstr(r.link.err, "stalled"));
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 0), 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, 0, 0);
+    /* withdrawing into the empty syringe works */
+    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -30), 0);
+    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_float_equal(v, -30, 1e-9);
+    /* an address nobody in the chain has: silence */
+    const struct dev_param p7[] = { { "address", "7", 1, 1 }, { "syringe.diameter", "4.78 mm", 1, 1 } };
+    void *pump7;
+    assert_int_equal(open_pump(p7, 2, &e, &pump7, ch, &n), 0);
+    assert_int_equal(r.drv->read(pump7, &r.link, 0, &v), -ETIMEDOUT);
+    r.drv->close(pump7);
+    atomic_store(&s->stop, 1);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    r.drv->close(pump2);
+    rig_close(&r);
+}
+
+static void test_the_simulated_line_refuses_in_its_own_words(void **state)
+{
+    (void)state;
+    struct sim_harvard h;
+    sim_harvard_line.init(&h);
+    char out[256];
+    size_t n = sim_harvard_line.refuse(&h, "1:irun", out, sizeof out);
+    struct harvard_reply r;
+    char err[160];
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_int_equal(r.address, 1);
+    assert_int_equal(harvard_reply_error(&r, "hpump2", "irun", err, sizeof err), -EREMOTEIO);
+    assert_int_equal(sim_harvard_line.refuse(&h, "9:irun", out, sizeof out), 0);
+    /* the model takes the manual's 4-letter abbreviations and refuses bad arguments */
+    n = sim_harvard_line.handle(&h, 0, "irat 2 ml/min", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_int_equal(r.n_lines, 0);
+    assert_float_equal(h.pump[0].irate, 2000, 1e-9);
+    n = sim_harvard_line.handle(&h, 0, "irate 2 furlongs", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_int_equal(harvard_reply_error(&r, "hpump1", "irate", err, sizeof err), -EREMOTEIO);
+    n = sim_harvard_line.handle(&h, 0, "irate 99 ml/min", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_string_equal(r.line[0], "Out of range");
+    n = sim_harvard_line.handle(&h, 0, "fly", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_string_equal(r.line[0], "Unknown command");
+}
+
+static void test_the_simulated_syringe_runs_down_and_stalls(void **state)
+{
+    (void)state;
+    struct sim_harvard h;
+    sim_harvard_line.init(&h);
+    char out[256];
+    struct harvard_reply r;
+    double v;
+    /* pump 1 holds 1 mL, half full at power-up: 500 uL at 1 mL/min lasts 30 s */
+    size_t n = sim_harvard_line.handle(&h, 0, "1:irate 1 ml/min", out, sizeof out);
+    n = sim_harvard_line.handle(&h, 0, "1:irun", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_int_equal(r.prompt, '>');
+    n = sim_harvard_line.handle(&h, MIN_NS / 4, "1:ivolume", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_int_equal(harvard_parse_volume(r.line[0], &v), 0);
+    assert_float_equal(v, 250, 1e-6);
+    assert_int_equal(r.prompt, '>');
+    n = sim_harvard_line.handle(&h, MIN_NS, "1:crate", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_int_equal(r.address, 1);
+    assert_int_equal(r.prompt, '*');
+    n = sim_harvard_line.handle(&h, MIN_NS, "1:ivolume", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_int_equal(harvard_parse_volume(r.line[0], &v), 0);
+    assert_float_equal(v, 500, 1e-6);       /* all it held, not a drop more */
+    /* the stall stays until a stop; pump 0 never noticed */
+    n = sim_harvard_line.handle(&h, MIN_NS, "1:irate 2 ul/min", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_int_equal(r.prompt, '*');
+    n = sim_harvard_line.handle(&h, MIN_NS, "1:stop", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_int_equal(r.prompt, ':');
+    n = sim_harvard_line.handle(&h, MIN_NS, "crate", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_int_equal(r.address, 0);
+    assert_int_equal(r.prompt, ':');
+    /* withdrawing fills it up to its capacity, then it stalls too */
+    n = sim_harvard_line.handle(&h, MIN_NS, "1:wrate 1 ml/min", out, sizeof out);
+    n = sim_harvard_line.handle(&h, MIN_NS, "1:wrun", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_int_equal(r.prompt, '<');
+    n = sim_harvard_line.handle(&h, 3 * MIN_NS, "1:wvolume", out, sizeof out);
+    assert_int_equal(harvard_parse_reply(out, n, &r), (int)n);
+    assert_int_equal(r.prompt, '*');
+    assert_int_equal(harvard_parse_volume(r.line[0], &v), 0);
+    assert_float_equal(v, 1000, 1e-6);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_commands_carry_the_address_only_when_not_zero),
+        cmocka_unit_test(test_numbers_and_rates_are_formatted_for_the_pump),
+        cmocka_unit_test(test_rate_volume_and_diameter_replies_parse),
+        cmocka_unit_test(test_recorded_replies_parse_or_are_refused),
+        cmocka_unit_test(test_long_replies_are_garbled),
+        cmocka_unit_test(test_every_prefix_of_a_reply_is_incomplete),
+        cmocka_unit_test(test_refusals_are_remote_errors_and_prompts_have_meanings),
+        cmocka_unit_test(test_rig_entry_gives_two_channels),
+        cmocka_unit_test(test_bad_rig_entries_are_all_reported),
+        cmocka_unit_test(test_connect_write_read_and_safe_state_send_exact_bytes),
+        cmocka_unit_test(test_a_stall_is_an_error_never_a_value),
+        cmocka_unit_test(test_reconnect_to_a_running_pump_keeps_it_running),
+        cmocka_unit_test(test_refused_commands_are_remote_errors),
+        cmocka_unit_test(test_bad_replies_time_out_or_are_garbled),
+        cmocka_unit_test(test_a_reply_split_across_reads_is_reassembled),
+        cmocka_unit_test(test_stale_bytes_are_drained_before_a_command),
+        cmocka_unit_test(test_pumps_share_one_line_by_address),
+        cmocka_unit_test(test_a_closed_line_is_not_connected),
+        cmocka_unit_test(test_driver_runs_the_simulated_pumps_until_one_stalls),
+        cmocka_unit_test(test_the_simulated_line_refuses_in_its_own_words),
+        cmocka_unit_test(test_the_simulated_syringe_runs_down_and_stalls),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
