@@ -1,12 +1,13 @@
 """Every fault the simulator can put on a wire, one after another during one
 run: the daemon survives each, records the fault and the recovery in /events,
 the device resumes by itself, and a healthy device on another bus keeps its
-sample rate within 5 % through the whole fault.
+sample rate within 5 % through the whole fault. The rig is perfuse-sim's with
+its extra lab lines (--lab-devices), so the serial lab devices (Reglo ICC,
+Harvard, Hamilton) are faulted and watched the same way.
 
 usage: fault_matrix.py BUILD WORKDIR"""
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -41,6 +42,27 @@ CASES = [
     ("disconnect:incubator", ("plc", "link_down", ""), ("plc", "link_up", ""),
      "incubator.temp", ["pump1.flow", "chip2.pressure"]),
 ]
+
+# The lab lines: (fault device, bus, a device on it, its channel). Each gets the
+# four wire faults a serial line can have; the refusal is the device's own.
+LAB = [
+    ("reglo", "reglo", "perist1", "flow"),
+    ("harvard", "syringes", "hpump1", "flow"),
+    ("hamilton", "valves", "selector1", "position"),
+]
+for line, bus, dev, ch in LAB:
+    own = f"{dev}.{ch}"
+    healthy = ["pump1.flow", "chip1.pressure"]
+    CASES += [
+        (f"timeout:{line}", (dev, "device_faulted", ""), (dev, "device_recovered", ""), own, healthy),
+        (f"garbage:{line}", (dev, "device_faulted", ""), (dev, "device_recovered", ""), own, healthy),
+        (f"exception:{line}", (own, "device_error", ""), (own, "device_error_cleared", ""), own, healthy),
+        (f"disconnect:{line}", (bus, "link_down", ""), (bus, "link_up", ""), own, healthy),
+    ]
+# A lab device on its own line must not notice the contract rig's faults either.
+LAB_LINES = {line for line, _, _, _ in LAB}
+CASES = [(fault, start, end, own, healthy if fault.split(":")[1] in LAB_LINES else healthy + ["perist1.flow"])
+         for fault, start, end, own, healthy in CASES]
 
 
 def check(cond, what):
@@ -90,17 +112,22 @@ sock, data = os.path.join(work, "sock"), os.path.join(work, "runs")
 log = open(os.path.join(work, "perfused.log"), "w")
 procs = []
 try:
-    daemon = start_perfused(build, ["--sim", "--sample-hz", str(int(HZ)), "--socket", sock, "--data-dir", data],
-                            log, procs)
-    sim_sock = re.search(r'"control": "([^"]*)"', open(os.path.join(work, "perfused.log")).read()).group(1)
+    rig = os.path.join(work, "rig.yaml")
+    sim = subprocess.Popen([f"{build}/perfuse-sim", "--rig-out", rig, "--lab-devices"],
+                           stdout=subprocess.PIPE, stderr=log, text=True)
+    procs.append(sim)
+    sim_sock = json.loads(sim.stdout.readline())["control"]    # printed once everything listens
+    daemon = start_perfused(build, ["--rig", rig, "--sample-hz", str(int(HZ)), "--socket", sock,
+                                    "--data-dir", data], log, procs)
     proto = os.path.join(work, "p.yaml")
     open(proto, "w").write("""perfuse: 1
 name: fault matrix
 rig: sim
 on_fault: continue
-safe_state: {pump1: 0 uL/min, pump2: 0 uL/min}
+safe_state: {pump1: 0 uL/min, pump2: 0 uL/min, perist1: 0 uL/min, hpump1: 0 uL/min}
 steps:
-  - {name: flow, set: {pump1: 10 uL/min, pump2: 10 uL/min}, for: 10 min}
+  - {name: flow, set: {pump1: 10 uL/min, pump2: 10 uL/min, perist1: 300 uL/min,
+                      hpump1: 10 uL/min, selector1: 3}, for: 10 min}
 """)
     out = ctl("run", proto).stdout
     path = next(l.split(" ", 1)[1] for l in out.splitlines() if l.startswith("file "))
@@ -142,7 +169,7 @@ steps:
     check(all(any(c == (spec[0], spec[1]) for c in codes) for _, _, spec, _, _ in CASES),
           "every recovery's event is in the run file's /events")
 finally:
-    for daemon in procs:
+    for daemon in reversed(procs):     # perfused first: its orderly stop still talks to the rig
         if daemon.poll() is None:
             daemon.terminate()
             try:

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Each fault the simulator injects (timeout, garbage, CRC error, exception, NaN,
-# disconnect and return; on the RTU line and on Modbus TCP) during one run: the
+# disconnect and return; on the RTU line, on Modbus TCP and on the serial lab
+# lines: Reglo ICC, Harvard, Hamilton) during one run: the
 # daemon survives, the fault and the recovery are in /events, the device
 # resumes by itself, and healthy devices on other buses keep their sample rate
 # within 5 % (fault_matrix.py).
