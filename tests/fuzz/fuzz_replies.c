@@ -1,5 +1,6 @@
 /*
- * libFuzzer target for the serial drivers' reply parsers: any bytes as what
+ * libFuzzer target for the serial drivers' reply parsers (New Era, Hamilton,
+ * Reglo ICC, Harvard): any bytes as what
  * came down the line. The first byte picks the parser. Each must never crash
  * or read out of bounds, must say "incomplete", "garbled" or "this many bytes
  * make one reply" and nothing else, and a reply it accepts must be one a
@@ -14,7 +15,9 @@
 #include <string.h>
 
 #include "hamilton.h"
+#include "harvard.h"
 #include "newera.h"
+#include "reglo.h"
 
 /* Abort unless rc is a valid parse result for len bytes. */
 static void check_rc(int rc, size_t len)
@@ -69,6 +72,44 @@ static void fuzz_hamilton(const char *buf, size_t len)
         abort();
 }
 
+/* Reglo ICC: a status or a data reply, and the number parser on its text. */
+static void fuzz_reglo(const char *buf, size_t len, enum reglo_expect expect)
+{
+    struct reglo_reply r;
+    int rc = reglo_parse_reply(buf, len, expect, &r);
+    check_rc(rc, len);
+    if (rc <= 0)
+        return;
+    check_text(r.data, sizeof r.data);
+    if (r.status != 0 && strchr("*#+-", r.status) == NULL)
+        abort();
+    double v;
+    if (reglo_parse_number(r.data, &v) == 0 && v != v)
+        abort();
+}
+
+/* Harvard: text lines and a prompt, and the number parsers on each line. */
+static void fuzz_harvard(const char *buf, size_t len)
+{
+    struct harvard_reply r;
+    int rc = harvard_parse_reply(buf, len, &r);
+    check_rc(rc, len);
+    if (rc <= 0)
+        return;
+    if (r.address < 0 || r.address > 99 || r.n_lines < 0 || r.n_lines > HARVARD_MAX_LINES ||
+        r.prompt == '\0' || strchr(":<>*T", r.prompt) == NULL)
+        abort();
+    char err[160];
+    (void)harvard_reply_error(&r, "fuzz", "cmd", err, sizeof err);
+    for (int i = 0; i < r.n_lines; i++) {
+        check_text(r.line[i], sizeof r.line[i]);
+        double v;
+        (void)harvard_parse_rate(r.line[i], &v);
+        (void)harvard_parse_volume(r.line[i], &v);
+        (void)harvard_parse_diameter(r.line[i], &v);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -79,10 +120,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (buf == NULL)
         return 0;
     memcpy(buf, data + 1, len);
-    switch (data[0] % 3) {
+    switch (data[0] % 6) {
     case 0: fuzz_newera(buf, len, 0); break;
     case 1: fuzz_newera(buf, len, 1); break;
     case 2: fuzz_hamilton(buf, len); break;
+    case 3: fuzz_reglo(buf, len, REGLO_STATUS); break;
+    case 4: fuzz_reglo(buf, len, REGLO_DATA); break;
+    case 5: fuzz_harvard(buf, len); break;
     }
     free(buf);
     return 0;
