@@ -2,6 +2,8 @@
 #include "driver.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,4 +56,46 @@ int devcfg_int(const struct dev_config *cfg, const char *key, long min, long max
     }
     *out = n;
     return 0;
+}
+
+/* The known key nearest to key within a typo's reach (one edit for short
+ * keys, two for longer ones), or NULL. */
+static const char *nearest_known(const char *key, const char *const known[])
+{
+    const char *best = NULL;
+    int best_d = 3;
+    for (size_t j = 0; known[j] != NULL; j++) {
+        int reach = strlen(known[j]) <= 4 ? 1 : 2;
+        int d = unit_edit_distance(key, known[j]);
+        if (d <= reach && d < best_d) {
+            best_d = d;
+            best = known[j];
+        }
+    }
+    return best;
+}
+
+/* Report every parameter that is not in known, suggesting the nearest one. */
+int devcfg_check_known(const struct dev_config *cfg, const char *const known[], const char *what)
+{
+    char list[256] = "";
+    size_t used = 0;
+    for (size_t j = 0; known[j] != NULL && used < sizeof list; j++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", j ? ", " : "", known[j]);
+    int bad = 0;
+    for (size_t i = 0; i < cfg->n_params; i++) {
+        const char *k = cfg->params[i].key;
+        bool ok = false;
+        for (size_t j = 0; known[j] != NULL && !ok; j++)
+            ok = strcmp(k, known[j]) == 0;
+        if (ok)
+            continue;
+        bad = 1;
+        const char *best = nearest_known(k, known);
+        if (best != NULL)
+            cfg->error(cfg, k, "unknown parameter '%s' for %s (did you mean '%s'?)", k, what, best);
+        else
+            cfg->error(cfg, k, "unknown parameter '%s' for %s (expected %s)", k, what, list);
+    }
+    return bad ? -EINVAL : 0;
 }

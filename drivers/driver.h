@@ -75,6 +75,10 @@ const struct dev_param *devcfg_param(const struct dev_config *cfg, const char *k
 int devcfg_quantity(const struct dev_config *cfg, const char *key, enum quantity q, double *out);
 /* Parse key as an integer in [min, max]. Returns 0, -ENOENT if absent, -EINVAL (reported). */
 int devcfg_int(const struct dev_config *cfg, const char *key, long min, long max, long *out);
+/* Report every parameter whose key is not in known (NULL-terminated), with
+ * the nearest known key as a suggestion or else the whole list; what names
+ * the device for the message ("a New Era pump"). Returns 0 or -EINVAL. */
+int devcfg_check_known(const struct dev_config *cfg, const char *const known[], const char *what);
 
 struct driver_ops {
     const char *name;       /* the rig file's "driver:" value */

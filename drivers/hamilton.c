@@ -455,33 +455,6 @@ static int initialise(struct hamilton *hm, struct bus_link *link)
 
 static const char *const hm_params[] = { "address", "ports", "move_timeout", "direction", NULL };
 
-/* Report parameters the driver does not know, suggesting the nearest one. */
-static int check_params(const struct dev_config *cfg)
-{
-    int bad = 0;
-    for (size_t i = 0; i < cfg->n_params; i++) {
-        const char *k = cfg->params[i].key, *best = NULL;
-        int best_d = 3, known = 0;
-        for (size_t j = 0; hm_params[j] != NULL; j++) {
-            int d = unit_edit_distance(k, hm_params[j]);
-            known |= strcmp(k, hm_params[j]) == 0;
-            if (d < best_d) {
-                best_d = d;
-                best = hm_params[j];
-            }
-        }
-        if (known)
-            continue;
-        bad = 1;
-        if (best != NULL)
-            cfg->error(cfg, k, "unknown parameter '%s' for a Hamilton valve (did you mean '%s'?)",
-                       k, best);
-        else
-            cfg->error(cfg, k, "unknown parameter '%s' for a Hamilton valve (expected address, "
-                       "ports, move_timeout, direction)", k);
-    }
-    return bad ? -EINVAL : 0;
-}
 
 /* Read address and ports. */
 static int parse_identity(const struct dev_config *cfg, struct hamilton *hm)
@@ -554,7 +527,7 @@ static int hm_open(const struct dev_config *cfg, void **state, struct driver_cha
     if (hm == NULL)
         return -ENOMEM;
     snprintf(hm->name, sizeof hm->name, "%s", cfg->name ? cfg->name : "valve");
-    int bad = check_params(cfg) < 0;
+    int bad = devcfg_check_known(cfg, hm_params, "a Hamilton valve") < 0;
     bad |= parse_identity(cfg, hm) < 0;
     bad |= parse_motion(cfg, hm) < 0;
     if (bad) {

@@ -476,33 +476,6 @@ static int stalled(const struct harvard *hv, struct bus_link *link, const char *
 static const char *const hv_params[] = { "address", "syringe.diameter", "syringe.volume",
                                          "max_flow", NULL };
 
-/* Report parameters the driver does not know, suggesting the nearest one. */
-static int check_params(const struct dev_config *cfg)
-{
-    int bad = 0;
-    for (size_t i = 0; i < cfg->n_params; i++) {
-        const char *k = cfg->params[i].key, *best = NULL;
-        int best_d = 3, known = 0;
-        for (size_t j = 0; hv_params[j] != NULL; j++) {
-            int d = unit_edit_distance(k, hv_params[j]);
-            known |= strcmp(k, hv_params[j]) == 0;
-            if (d < best_d) {
-                best_d = d;
-                best = hv_params[j];
-            }
-        }
-        if (known)
-            continue;
-        bad = 1;
-        if (best != NULL)
-            cfg->error(cfg, k, "unknown parameter '%s' for a Harvard pump (did you mean '%s'?)",
-                       k, best);
-        else
-            cfg->error(cfg, k, "unknown parameter '%s' for a Harvard pump (expected address, "
-                       "syringe.diameter, syringe.volume, max_flow)", k);
-    }
-    return bad ? -EINVAL : 0;
-}
 
 /* Read the syringe parameters. */
 static int parse_syringe(const struct dev_config *cfg, struct harvard *hv)
@@ -554,7 +527,7 @@ static int hv_open(const struct dev_config *cfg, void **state, struct driver_cha
     if (hv == NULL)
         return -ENOMEM;
     snprintf(hv->name, sizeof hv->name, "%s", cfg->name ? cfg->name : "pump");
-    int bad = check_params(cfg) < 0;
+    int bad = devcfg_check_known(cfg, hv_params, "a Harvard pump") < 0;
     bad |= parse_syringe(cfg, hv) < 0;
     bad |= parse_limits(cfg, hv) < 0;
     if (bad) {

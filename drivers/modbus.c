@@ -43,26 +43,6 @@ static const char *const mb_params[] = { "unit", "profile", NULL };
 /* Configuration                                                            */
 /* ------------------------------------------------------------------------ */
 
-/* Report parameters the driver does not know, suggesting the nearest one. */
-static int check_params(const struct dev_config *cfg)
-{
-    int bad = 0;
-    for (size_t i = 0; i < cfg->n_params; i++) {
-        const char *k = cfg->params[i].key;
-        if (strcmp(k, mb_params[0]) == 0 || strcmp(k, mb_params[1]) == 0)
-            continue;
-        bad = 1;
-        const char *best = unit_edit_distance(k, "unit") <= 1 ? "unit"
-                         : unit_edit_distance(k, "profile") <= 2 ? "profile" : NULL;
-        if (best != NULL)
-            cfg->error(cfg, k, "unknown parameter '%s' for a Modbus device (did you mean '%s'?)",
-                       k, best);
-        else
-            cfg->error(cfg, k, "unknown parameter '%s' for a Modbus device (expected unit, "
-                       "profile)", k);
-    }
-    return bad ? -EINVAL : 0;
-}
 
 /* Report the profile's own diagnostics through the rig's error callback. */
 static void report_profile(const struct dev_config *cfg, const struct diag *d)
@@ -121,7 +101,7 @@ static int mb_open(const struct dev_config *cfg, void **state, struct driver_cha
     if (m == NULL)
         return -ENOMEM;
     snprintf(m->name, sizeof m->name, "%s", cfg->name ? cfg->name : "modbus");
-    int bad = check_params(cfg) < 0;
+    int bad = devcfg_check_known(cfg, mb_params, "a Modbus device") < 0;
     long unit = 0;
     int rc = devcfg_int(cfg, "unit", 1, 247, &unit);
     if (rc == -ENOENT)

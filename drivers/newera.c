@@ -524,33 +524,6 @@ static int transact(struct newera *ne, struct bus_link *link, const char *cmd,
 static const char *const ne_params[] = { "address", "syringe.diameter", "syringe.volume",
                                          "max_flow", "safe_mode", NULL };
 
-/* Report parameters the driver does not know, suggesting the nearest one. */
-static int check_params(const struct dev_config *cfg)
-{
-    int bad = 0;
-    for (size_t i = 0; i < cfg->n_params; i++) {
-        const char *k = cfg->params[i].key, *best = NULL;
-        int best_d = 3, known = 0;
-        for (size_t j = 0; ne_params[j] != NULL; j++) {
-            int d = unit_edit_distance(k, ne_params[j]);
-            known |= d == 0 && strcmp(k, ne_params[j]) == 0;
-            if (d < best_d) {
-                best_d = d;
-                best = ne_params[j];
-            }
-        }
-        if (known)
-            continue;
-        bad = 1;
-        if (best != NULL)
-            cfg->error(cfg, k, "unknown parameter '%s' for a New Era pump (did you mean '%s'?)",
-                       k, best);
-        else
-            cfg->error(cfg, k, "unknown parameter '%s' for a New Era pump (expected address, "
-                       "syringe.diameter, syringe.volume, max_flow)", k);
-    }
-    return bad ? -EINVAL : 0;
-}
 
 /* Read the syringe parameters. */
 static int parse_syringe(const struct dev_config *cfg, struct newera *ne)
@@ -616,7 +589,7 @@ static int ne_open(const struct dev_config *cfg, void **state, struct driver_cha
     if (ne == NULL)
         return -ENOMEM;
     snprintf(ne->name, sizeof ne->name, "%s", cfg->name ? cfg->name : "pump");
-    int bad = check_params(cfg) < 0;
+    int bad = devcfg_check_known(cfg, ne_params, "a New Era pump") < 0;
     bad |= parse_syringe(cfg, ne) < 0;
     bad |= parse_limits(cfg, ne) < 0;
     if (bad) {

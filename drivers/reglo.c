@@ -392,33 +392,6 @@ static int ask_rotation(struct reglo *rg, struct bus_link *link, char *rot)
 
 static const char *const rg_params[] = { "address", "channel", "max_flow", "direction", NULL };
 
-/* Report parameters the driver does not know, suggesting the nearest one. */
-static int check_params(const struct dev_config *cfg)
-{
-    int bad = 0;
-    for (size_t i = 0; i < cfg->n_params; i++) {
-        const char *k = cfg->params[i].key, *best = NULL;
-        int best_d = 3, known = 0;
-        for (size_t j = 0; rg_params[j] != NULL; j++) {
-            int d = unit_edit_distance(k, rg_params[j]);
-            known |= strcmp(k, rg_params[j]) == 0;
-            if (d < best_d) {
-                best_d = d;
-                best = rg_params[j];
-            }
-        }
-        if (known)
-            continue;
-        bad = 1;
-        if (best != NULL)
-            cfg->error(cfg, k, "unknown parameter '%s' for a Reglo ICC pump (did you mean '%s'?)",
-                       k, best);
-        else
-            cfg->error(cfg, k, "unknown parameter '%s' for a Reglo ICC pump (expected address, "
-                       "channel, max_flow, direction)", k);
-    }
-    return bad ? -EINVAL : 0;
-}
 
 /* Read address, channel, max_flow and direction. */
 static int parse_entry(const struct dev_config *cfg, struct reglo *rg)
@@ -465,7 +438,7 @@ static int rg_open(const struct dev_config *cfg, void **state, struct driver_cha
     if (rg == NULL)
         return -ENOMEM;
     snprintf(rg->name, sizeof rg->name, "%s", cfg->name ? cfg->name : "reglo");
-    int bad = check_params(cfg) < 0;
+    int bad = devcfg_check_known(cfg, rg_params, "a Reglo ICC pump") < 0;
     bad |= parse_entry(cfg, rg) < 0;
     if (bad) {
         free(rg);
