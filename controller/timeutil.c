@@ -12,6 +12,12 @@ uint64_t time_mono_ns(void)
     return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t time_mono_ms(void)
+{
+    return (int64_t)(time_mono_ns() / NS_PER_MS);
+}
+
 /* CLOCK_REALTIME in nanoseconds since the epoch. */
 int64_t time_wall_ns(void)
 {

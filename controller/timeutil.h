@@ -10,6 +10,8 @@
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t time_mono_ns(void);
+/* CLOCK_MONOTONIC in milliseconds, for deadlines of device exchanges. */
+int64_t time_mono_ms(void);
 /* CLOCK_REALTIME in nanoseconds since the epoch. */
 int64_t time_wall_ns(void);
 /* Format wall time as ISO 8601 UTC with microseconds, "2026-11-22T09:10:11.123456Z". */

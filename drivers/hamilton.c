@@ -51,6 +51,7 @@
  */
 #include "hamilton.h"
 #include "driver.h"
+#include "timeutil.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -211,28 +212,6 @@ const char *hamilton_valve_error_text(unsigned bits)
 /* Exchanges                                                                */
 /* ------------------------------------------------------------------------ */
 
-/* Milliseconds on the monotonic clock. */
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Bytes as printable text for messages: control bytes as \xNN. */
-static void escape(const char *in, size_t n, char *out, size_t len)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 5 < len; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (c >= 0x20 && c < 0x7f && c != '\\')
-            out[o++] = (char)c;
-        else
-            o += (size_t)snprintf(out + o, len - o, "\\x%02x", c);
-    }
-    out[o] = '\0';
-}
-
 /* A hint when the bus is not set up the way the valve talks. */
 static const char *line_hint(const struct bus_link *link)
 {
@@ -249,7 +228,7 @@ static int timed_out(const struct hamilton *hm, struct bus_link *link, const cha
 {
     char seen[64] = "";
     if (got > 0)
-        escape(buf, got, seen, sizeof seen);
+        serial_escape(buf, got, seen, sizeof seen);
     if (other != 0)
         link_seterr(link, "%s: no reply to '%s' from address '%c' within %u ms (address '%c' "
                     "answered: is the address right?)", hm->name, cmd, hm->address, ms, other);
@@ -274,9 +253,9 @@ static int await_reply(const struct hamilton *hm, struct bus_link *link, const c
     char in[256];
     size_t got = 0;
     char other = 0;
-    int64_t deadline = now_ms() + ms;
+    int64_t deadline = time_mono_ms() + ms;
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - time_mono_ms();
         ssize_t r = left > 0 ? serial_read(link->serial, in + got, sizeof in - got, (unsigned)left) : 0;
         if (r < 0) {
             link_seterr(link, "%s: line lost waiting for the reply to '%s': %s", hm->name, cmd,
@@ -297,7 +276,7 @@ static int await_reply(const struct hamilton *hm, struct bus_link *link, const c
         }
         if (used < 0) {
             char seen[96];
-            escape(in, got, seen, sizeof seen);
+            serial_escape(in, got, seen, sizeof seen);
             link_seterr(link, "%s: garbled reply to '%s': '%s'%s", hm->name, cmd, seen,
                         line_hint(link));
             return -EBADMSG;
@@ -360,7 +339,7 @@ static int query_errors(const struct hamilton *hm, struct bus_link *link, unsign
         return rc;
     if (hamilton_parse_valve_errors(r.data, bits) < 0) {
         char seen[64];
-        escape(r.data, strlen(r.data), seen, sizeof seen);
+        serial_escape(r.data, strlen(r.data), seen, sizeof seen);
         link_seterr(link, "%s: cannot parse the answer '%s' to 'E2'", hm->name, seen);
         return -EBADMSG;
     }
@@ -392,7 +371,7 @@ static void poll_pause(void)
 /* Poll F until the valve is done with what it was told to do (what: for messages). */
 static int wait_done(const struct hamilton *hm, struct bus_link *link, const char *what)
 {
-    int64_t start = now_ms();
+    int64_t start = time_mono_ms();
     for (;;) {
         char st;
         int rc = query_done(hm, link, &st);
@@ -400,7 +379,7 @@ static int wait_done(const struct hamilton *hm, struct bus_link *link, const cha
             return rc;
         if (st == 'Y')
             return 0;
-        if (now_ms() - start >= hm->move_ms) {
+        if (time_mono_ms() - start >= hm->move_ms) {
             link_seterr(link, "%s: the valve still reports busy ('%c' to F) %.1f s after '%s' "
                         "(move_timeout): is the rotor blocked?", hm->name, st, hm->move_ms / 1e3, what);
             return -EREMOTEIO;

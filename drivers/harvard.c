@@ -41,6 +41,7 @@
  */
 #include "harvard.h"
 #include "driver.h"
+#include "timeutil.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -352,35 +353,13 @@ double harvard_delivered_flow(char prompt, double rate)
 /* Exchanges                                                                */
 /* ------------------------------------------------------------------------ */
 
-/* Milliseconds on the monotonic clock. */
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Bytes as printable text for messages: control bytes as \xNN. */
-static void escape(const char *in, size_t n, char *out, size_t len)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 5 < len; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (c >= 0x20 && c < 0x7f && c != '\\')
-            out[o++] = (char)c;
-        else
-            o += (size_t)snprintf(out + o, len - o, "\\x%02x", c);
-    }
-    out[o] = '\0';
-}
-
 /* Explain a reply that did not come in time. */
 static int timed_out(const struct harvard *hv, struct bus_link *link, const char *cmd,
                      unsigned ms, const char *buf, size_t got, int other)
 {
     char seen[64] = "";
     if (got > 0)
-        escape(buf, got, seen, sizeof seen);
+        serial_escape(buf, got, seen, sizeof seen);
     if (other >= 0)
         link_seterr(link, "%s: no reply to '%s' from address %d within %u ms (address %d "
                     "answered: is the address right?)", hv->name, cmd, hv->address, ms, other);
@@ -399,9 +378,9 @@ static int await_reply(const struct harvard *hv, struct bus_link *link, const ch
     char in[1024];
     size_t got = 0;
     int other = -1;
-    int64_t deadline = now_ms() + ms;
+    int64_t deadline = time_mono_ms() + ms;
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - time_mono_ms();
         ssize_t r = left > 0 ? serial_read(link->serial, in + got, sizeof in - got, (unsigned)left) : 0;
         if (r < 0) {
             link_seterr(link, "%s: line lost waiting for the reply to '%s': %s", hv->name, cmd,
@@ -421,7 +400,7 @@ static int await_reply(const struct harvard *hv, struct bus_link *link, const ch
         }
         if (used < 0) {
             char seen[96];
-            escape(in, got, seen, sizeof seen);
+            serial_escape(in, got, seen, sizeof seen);
             link_seterr(link, "%s: garbled reply to '%s': '%s'", hv->name, cmd, seen);
             return -EBADMSG;
         }

@@ -41,6 +41,7 @@
  */
 #include "newera.h"
 #include "driver.h"
+#include "timeutil.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -361,28 +362,6 @@ double newera_delivered_flow(char status, double rate)
 /* Exchanges                                                                */
 /* ------------------------------------------------------------------------ */
 
-/* Milliseconds on the monotonic clock. */
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Bytes as printable text for messages: control bytes as \xNN. */
-static void escape(const char *in, size_t n, char *out, size_t len)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 5 < len; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (c >= 0x20 && c < 0x7f && c != '\\')
-            out[o++] = (char)c;
-        else
-            o += (size_t)snprintf(out + o, len - o, "\\x%02x", c);
-    }
-    out[o] = '\0';
-}
-
 /* Learn the pump's state from the prompt of any reply. */
 static void note_status(struct newera *ne, const struct newera_reply *r)
 {
@@ -401,7 +380,7 @@ static int timed_out(struct newera *ne, struct bus_link *link, const char *cmd, 
 {
     char seen[64] = "";
     if (got > 0)
-        escape(buf, got, seen, sizeof seen);
+        serial_escape(buf, got, seen, sizeof seen);
     if (other >= 0)
         link_seterr(link, "%s: no reply to '%s' from address %d within %u ms (address %d "
                     "answered: is the address right?)", ne->name, cmd, ne->address, ms, other);
@@ -433,9 +412,9 @@ static int await_reply(struct newera *ne, struct bus_link *link, const char *cmd
     char in[256];
     size_t got = 0;
     int other = -1;
-    int64_t deadline = now_ms() + ms;
+    int64_t deadline = time_mono_ms() + ms;
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - time_mono_ms();
         ssize_t r = left > 0 ? serial_read(link->serial, in + got, sizeof in - got, (unsigned)left) : 0;
         if (r < 0) {
             link_seterr(link, "%s: line lost waiting for the reply to '%s': %s", ne->name, cmd,
@@ -455,7 +434,7 @@ static int await_reply(struct newera *ne, struct bus_link *link, const char *cmd
         }
         if (used < 0) {
             char seen[96];
-            escape(in, got, seen, sizeof seen);
+            serial_escape(in, got, seen, sizeof seen);
             link_seterr(link, "%s: garbled reply to '%s': '%s'", ne->name, cmd, seen);
             return -EBADMSG;
         }
@@ -513,7 +492,7 @@ static int transact(struct newera *ne, struct bus_link *link, const char *cmd,
     if (rc < 0)
         return rc;
     note_status(ne, reply);
-    ne->last_ms = now_ms();
+    ne->last_ms = time_mono_ms();
     return newera_reply_error(reply, ne->name, cmd, link->err, sizeof link->err);
 }
 
@@ -807,7 +786,7 @@ static int ne_keepalive(void *state, struct bus_link *link)
 {
     struct newera *ne = state;
     struct newera_reply r;
-    if (!ne->safe_on || now_ms() - ne->last_ms < 1000)
+    if (!ne->safe_on || time_mono_ms() - ne->last_ms < 1000)
         return 0;
     return transact(ne, link, "VER", &r);
 }

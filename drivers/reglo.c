@@ -53,6 +53,7 @@
  */
 #include "reglo.h"
 #include "driver.h"
+#include "timeutil.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -221,37 +222,15 @@ double reglo_delivered_flow(int running, char rotation, char forward, double ml_
 /* Exchanges                                                                */
 /* ------------------------------------------------------------------------ */
 
-/* Milliseconds on the monotonic clock. */
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Bytes as printable text for messages: control bytes as \xNN. */
-static void escape(const char *in, size_t n, char *out, size_t len)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 5 < len; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (c >= 0x20 && c < 0x7f && c != '\\')
-            out[o++] = (char)c;
-        else
-            o += (size_t)snprintf(out + o, len - o, "\\x%02x", c);
-    }
-    out[o] = '\0';
-}
-
 /* Read until a complete reply arrives, the time is up or the bytes are garbled. */
 static int await_reply(struct reglo *rg, struct bus_link *link, const char *cmd, unsigned ms,
                        enum reglo_expect expect, struct reglo_reply *reply)
 {
     char in[160], seen[96];
     size_t got = 0;
-    long long deadline = now_ms() + ms;
+    int64_t deadline = time_mono_ms() + ms;
     for (;;) {
-        long long left = deadline - now_ms();
+        int64_t left = deadline - time_mono_ms();
         ssize_t r = left > 0 ? serial_read(link->serial, in + got, sizeof in - got, (unsigned)left) : 0;
         if (r < 0) {
             link_seterr(link, "%s: line lost waiting for the reply to '%s': %s", rg->name, cmd,
@@ -259,7 +238,7 @@ static int await_reply(struct reglo *rg, struct bus_link *link, const char *cmd,
             return -ENOTCONN;
         }
         if (r == 0) {
-            escape(in, got, seen, sizeof seen);
+            serial_escape(in, got, seen, sizeof seen);
             if (got > 0)
                 link_seterr(link, "%s: incomplete reply to '%s' within %u ms: '%s'", rg->name,
                             cmd, ms, seen);
@@ -272,7 +251,7 @@ static int await_reply(struct reglo *rg, struct bus_link *link, const char *cmd,
         if (used > 0)
             return 0;
         if (used < 0 || got == sizeof in) {
-            escape(in, got, seen, sizeof seen);
+            serial_escape(in, got, seen, sizeof seen);
             link_seterr(link, "%s: garbled reply to '%s': '%s'", rg->name, cmd, seen);
             return -EBADMSG;
         }

@@ -7,6 +7,7 @@
  * and the descriptor is non-blocking: every wait is a poll() with a timeout.
  */
 #include "serial.h"
+#include "timeutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,18 +35,10 @@ struct serial_port {
     bool exclusive;         /* we set TIOCEXCL and must clear it */
 };
 
-/* Milliseconds on the monotonic clock. */
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Milliseconds left until deadline, never negative. */
 static int ms_left(int64_t deadline)
 {
-    int64_t left = deadline - now_ms();
+    int64_t left = deadline - time_mono_ms();
     return left > 0 ? (int)left : 0;
 }
 
@@ -273,7 +266,7 @@ int serial_write(struct serial_port *p, const void *buf, size_t len, unsigned ti
     if (p == NULL || p->fd < 0)
         return -ENOTCONN;
     const char *b = buf;
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = time_mono_ms() + timeout_ms;
     while (len > 0) {
         ssize_t w = write(p->fd, b, len);
         if (w > 0) {
@@ -300,7 +293,7 @@ ssize_t serial_read(struct serial_port *p, void *buf, size_t len, unsigned timeo
 {
     if (p == NULL || p->fd < 0)
         return -ENOTCONN;
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = time_mono_ms() + timeout_ms;
     for (;;) {
         struct pollfd pf = { .fd = p->fd, .events = POLLIN };
         int rc = poll(&pf, 1, ms_left(deadline));
@@ -352,4 +345,20 @@ void serial_close(struct serial_port *p)
     else if (p->fd >= 0)
         close(p->fd);
     free(p);
+}
+
+/* Bytes as printable text for messages. */
+void serial_escape(const void *in, size_t n, char *out, size_t len)
+{
+    const unsigned char *b = in;
+    size_t o = 0;
+    if (len == 0)
+        return;
+    for (size_t i = 0; i < n && o + 5 < len; i++) {
+        if (b[i] >= 0x20 && b[i] < 0x7f && b[i] != '\\')
+            out[o++] = (char)b[i];
+        else
+            o += (size_t)snprintf(out + o, len - o, "\\x%02x", b[i]);
+    }
+    out[o] = '\0';
 }

@@ -26,6 +26,9 @@ int serial_write(struct serial_port *sp, const void *buf, size_t len, unsigned t
 ssize_t serial_read(struct serial_port *sp, void *buf, size_t len, unsigned timeout_ms);
 /* Discard unread input (stale bytes from a previous, timed-out exchange). */
 void serial_drain(struct serial_port *sp);
+/* Bytes as printable text for messages: control bytes and '\\' as \xNN,
+ * cut to fit len (always terminated). */
+void serial_escape(const void *in, size_t n, char *out, size_t len);
 /* Close and free; NULL is fine. */
 void serial_close(struct serial_port *sp);
 
