@@ -99,3 +99,41 @@ int devcfg_check_known(const struct dev_config *cfg, const char *const known[], 
     }
     return bad ? -EINVAL : 0;
 }
+
+/* A syringe pump's syringe: its inside diameter (required) and volume (optional). */
+int devcfg_syringe(const struct dev_config *cfg, const char *what, double min_mm, double max_mm,
+                   double *diameter_mm, double *volume_ul)
+{
+    int bad = 0;
+    int rc = devcfg_quantity(cfg, "syringe.diameter", Q_LENGTH, diameter_mm);
+    if (rc == -ENOENT) {
+        cfg->error(cfg, NULL, "%s needs the syringe's inside diameter, e.g. "
+                   "'syringe: {diameter: 14.57 mm}' for a BD 10 mL syringe", what);
+        bad = 1;
+    } else if (rc == 0 && (*diameter_mm < min_mm || *diameter_mm > max_mm)) {
+        cfg->error(cfg, "syringe.diameter", "syringe diameter must be %g to %g mm, found %g mm",
+                   min_mm, max_mm, *diameter_mm);
+        bad = 1;
+    }
+    bad |= rc == -EINVAL;
+    *volume_ul = 0;
+    rc = devcfg_quantity(cfg, "syringe.volume", Q_VOLUME, volume_ul);
+    if (rc == 0 && !(*volume_ul > 0)) {
+        cfg->error(cfg, "syringe.volume", "syringe volume must be above 0, found %g uL", *volume_ul);
+        bad = 1;
+    }
+    bad |= rc == -EINVAL;
+    return bad ? -EINVAL : 0;
+}
+
+/* key as a flow above 0 in uL/min; dflt when absent. */
+int devcfg_positive_flow(const struct dev_config *cfg, const char *key, double dflt, double *out)
+{
+    *out = dflt;
+    int rc = devcfg_quantity(cfg, key, Q_FLOW, out);
+    if (rc == 0 && !(*out > 0)) {
+        cfg->error(cfg, key, "%s must be above 0, found %g uL/min", key, *out);
+        return -EINVAL;
+    }
+    return rc == -EINVAL ? -EINVAL : 0;
+}

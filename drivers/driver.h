@@ -79,6 +79,14 @@ int devcfg_int(const struct dev_config *cfg, const char *key, long min, long max
  * the nearest known key as a suggestion or else the whole list; what names
  * the device for the message ("a New Era pump"). Returns 0 or -EINVAL. */
 int devcfg_check_known(const struct dev_config *cfg, const char *const known[], const char *what);
+/* A syringe pump's syringe.diameter (required, min_mm..max_mm) and
+ * syringe.volume (optional, above 0; *volume_ul 0 when absent), in mm and uL.
+ * what names the pump for messages. Returns 0 or -EINVAL (reported). */
+int devcfg_syringe(const struct dev_config *cfg, const char *what, double min_mm, double max_mm,
+                   double *diameter_mm, double *volume_ul);
+/* Parse key as a flow above 0 (uL/min); *out is dflt when key is absent.
+ * Returns 0 or -EINVAL (reported). */
+int devcfg_positive_flow(const struct dev_config *cfg, const char *key, double dflt, double *out);
 
 struct driver_ops {
     const char *name;       /* the rig file's "driver:" value */

@@ -434,7 +434,6 @@ static int initialise(struct hamilton *hm, struct bus_link *link)
 
 static const char *const hm_params[] = { "address", "ports", "move_timeout", "direction", NULL };
 
-
 /* Read address and ports. */
 static int parse_identity(const struct dev_config *cfg, struct hamilton *hm)
 {

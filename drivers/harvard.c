@@ -455,32 +455,6 @@ static int stalled(const struct harvard *hv, struct bus_link *link, const char *
 static const char *const hv_params[] = { "address", "syringe.diameter", "syringe.volume",
                                          "max_flow", NULL };
 
-
-/* Read the syringe parameters. */
-static int parse_syringe(const struct dev_config *cfg, struct harvard *hv)
-{
-    int bad = 0;
-    int rc = devcfg_quantity(cfg, "syringe.diameter", Q_LENGTH, &hv->diameter_mm);
-    if (rc == -ENOENT) {
-        cfg->error(cfg, NULL, "a Harvard pump needs the syringe's inside diameter, e.g. "
-                   "'syringe: {diameter: 14.57 mm}' for a BD 10 mL syringe");
-        bad = 1;
-    } else if (rc == 0 && (hv->diameter_mm < HV_MIN_DIAMETER || hv->diameter_mm > HV_MAX_DIAMETER)) {
-        cfg->error(cfg, "syringe.diameter", "syringe diameter must be 0.1 to 50 mm, found %g mm",
-                   hv->diameter_mm);
-        bad = 1;
-    }
-    bad |= rc == -EINVAL;
-    rc = devcfg_quantity(cfg, "syringe.volume", Q_VOLUME, &hv->syringe_ul);
-    if (rc == 0 && !(hv->syringe_ul > 0)) {
-        cfg->error(cfg, "syringe.volume", "syringe volume must be above 0, found %g uL",
-                   hv->syringe_ul);
-        bad = 1;
-    }
-    bad |= rc == -EINVAL;
-    return bad ? -EINVAL : 0;
-}
-
 /* Read address and max_flow. */
 static int parse_limits(const struct dev_config *cfg, struct harvard *hv)
 {
@@ -488,13 +462,7 @@ static int parse_limits(const struct dev_config *cfg, struct harvard *hv)
     long addr = 0;
     bad |= devcfg_int(cfg, "address", 0, 99, &addr) == -EINVAL;
     hv->address = (int)addr;
-    hv->max_flow = HV_DEFAULT_MAX_FLOW;
-    int rc = devcfg_quantity(cfg, "max_flow", Q_FLOW, &hv->max_flow);
-    if (rc == 0 && !(hv->max_flow > 0)) {
-        cfg->error(cfg, "max_flow", "max_flow must be above 0, found %g uL/min", hv->max_flow);
-        bad = 1;
-    }
-    bad |= rc == -EINVAL;
+    bad |= devcfg_positive_flow(cfg, "max_flow", HV_DEFAULT_MAX_FLOW, &hv->max_flow) < 0;
     return bad ? -EINVAL : 0;
 }
 
@@ -507,7 +475,8 @@ static int hv_open(const struct dev_config *cfg, void **state, struct driver_cha
         return -ENOMEM;
     snprintf(hv->name, sizeof hv->name, "%s", cfg->name ? cfg->name : "pump");
     int bad = devcfg_check_known(cfg, hv_params, "a Harvard pump") < 0;
-    bad |= parse_syringe(cfg, hv) < 0;
+    bad |= devcfg_syringe(cfg, "a Harvard pump", HV_MIN_DIAMETER, HV_MAX_DIAMETER, &hv->diameter_mm,
+                          &hv->syringe_ul) < 0;
     bad |= parse_limits(cfg, hv) < 0;
     if (bad) {
         free(hv);

@@ -43,7 +43,6 @@ static const char *const mb_params[] = { "unit", "profile", NULL };
 /* Configuration                                                            */
 /* ------------------------------------------------------------------------ */
 
-
 /* Report the profile's own diagnostics through the rig's error callback. */
 static void report_profile(const struct dev_config *cfg, const struct diag *d)
 {

@@ -503,32 +503,6 @@ static int transact(struct newera *ne, struct bus_link *link, const char *cmd,
 static const char *const ne_params[] = { "address", "syringe.diameter", "syringe.volume",
                                          "max_flow", "safe_mode", NULL };
 
-
-/* Read the syringe parameters. */
-static int parse_syringe(const struct dev_config *cfg, struct newera *ne)
-{
-    int bad = 0;
-    int rc = devcfg_quantity(cfg, "syringe.diameter", Q_LENGTH, &ne->diameter_mm);
-    if (rc == -ENOENT) {
-        cfg->error(cfg, NULL, "a New Era pump needs the syringe's inside diameter, e.g. "
-                   "'syringe: {diameter: 14.57 mm}' for a BD 10 mL syringe");
-        bad = 1;
-    } else if (rc == 0 && (ne->diameter_mm < NE_MIN_DIAMETER || ne->diameter_mm > NE_MAX_DIAMETER)) {
-        cfg->error(cfg, "syringe.diameter", "syringe diameter must be 0.1 to 50 mm, found %g mm",
-                   ne->diameter_mm);
-        bad = 1;
-    }
-    bad |= rc == -EINVAL;
-    rc = devcfg_quantity(cfg, "syringe.volume", Q_VOLUME, &ne->syringe_ul);
-    if (rc == 0 && !(ne->syringe_ul > 0)) {
-        cfg->error(cfg, "syringe.volume", "syringe volume must be above 0, found %g uL",
-                   ne->syringe_ul);
-        bad = 1;
-    }
-    bad |= rc == -EINVAL;
-    return bad ? -EINVAL : 0;
-}
-
 /* Read address and max_flow. */
 static int parse_limits(const struct dev_config *cfg, struct newera *ne)
 {
@@ -536,13 +510,7 @@ static int parse_limits(const struct dev_config *cfg, struct newera *ne)
     long addr = 0;
     bad |= devcfg_int(cfg, "address", 0, 99, &addr) == -EINVAL;
     ne->address = (int)addr;
-    ne->max_flow = NE_DEFAULT_MAX_FLOW;
-    int rc = devcfg_quantity(cfg, "max_flow", Q_FLOW, &ne->max_flow);
-    if (rc == 0 && !(ne->max_flow > 0)) {
-        cfg->error(cfg, "max_flow", "max_flow must be above 0, found %g uL/min", ne->max_flow);
-        bad = 1;
-    }
-    bad |= rc == -EINVAL;
+    bad |= devcfg_positive_flow(cfg, "max_flow", NE_DEFAULT_MAX_FLOW, &ne->max_flow) < 0;
     const char *safe = devcfg_get(cfg, "safe_mode");
     if (safe != NULL) {
         double sec;
@@ -569,7 +537,8 @@ static int ne_open(const struct dev_config *cfg, void **state, struct driver_cha
         return -ENOMEM;
     snprintf(ne->name, sizeof ne->name, "%s", cfg->name ? cfg->name : "pump");
     int bad = devcfg_check_known(cfg, ne_params, "a New Era pump") < 0;
-    bad |= parse_syringe(cfg, ne) < 0;
+    bad |= devcfg_syringe(cfg, "a New Era pump", NE_MIN_DIAMETER, NE_MAX_DIAMETER, &ne->diameter_mm,
+                          &ne->syringe_ul) < 0;
     bad |= parse_limits(cfg, ne) < 0;
     if (bad) {
         free(ne);

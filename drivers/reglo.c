@@ -371,7 +371,6 @@ static int ask_rotation(struct reglo *rg, struct bus_link *link, char *rot)
 
 static const char *const rg_params[] = { "address", "channel", "max_flow", "direction", NULL };
 
-
 /* Read address, channel, max_flow and direction. */
 static int parse_entry(const struct dev_config *cfg, struct reglo *rg)
 {
