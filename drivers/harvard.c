@@ -77,14 +77,22 @@ struct harvard {
 /* ------------------------------------------------------------------------ */
 
 /* Rate units as the pump writes them, in uL/min. */
-static const struct { const char *name; double ul_min; } rate_units[] = {
+/* A unit the pump writes and its factor to the canonical unit. */
+struct hv_unit {
+    const char *name;
+    double factor;
+};
+
+/* Rates, to uL/min. */
+static const struct hv_unit rate_units[] = {
     { "ml/min", 1000.0 }, { "ul/min", 1.0 }, { "nl/min", 1e-3 }, { "pl/min", 1e-6 },
     { "ml/hr", 1000.0 / 60 }, { "ul/hr", 1.0 / 60 }, { "nl/hr", 1e-3 / 60 }, { "pl/hr", 1e-6 / 60 },
     { "ml/s", 60000.0 }, { "ul/s", 60.0 }, { "nl/s", 0.06 }, { "pl/s", 6e-5 },
 };
 
 /* Volume units, in uL. */
-static const struct { const char *name; double ul; } volume_units[] = {
+/* Volumes, to uL. */
+static const struct hv_unit volume_units[] = {
     { "ml", 1000.0 }, { "ul", 1.0 }, { "nl", 1e-3 }, { "pl", 1e-6 },
 };
 
@@ -167,8 +175,7 @@ static int parse_number(const char *s, double *out, const char **end)
 }
 
 /* Parse "NUMBER UNIT" against a table of units; spaces around are allowed. */
-static int parse_with_unit(const char *text, const char *const *names, const double *factors,
-                           size_t n, double *out)
+static int parse_with_unit(const char *text, const struct hv_unit *units, size_t n, double *out)
 {
     double v;
     const char *p;
@@ -183,8 +190,8 @@ static int parse_with_unit(const char *text, const char *const *names, const dou
         if (*q != ' ')
             return -EBADMSG;
     for (size_t i = 0; i < n; i++)
-        if (ulen == strlen(names[i]) && strncasecmp(p, names[i], ulen) == 0) {
-            *out = v * factors[i];
+        if (ulen == strlen(units[i].name) && strncasecmp(p, units[i].name, ulen) == 0) {
+            *out = v * units[i].factor;
             return 0;
         }
     return -EBADMSG;
@@ -193,34 +200,19 @@ static int parse_with_unit(const char *text, const char *const *names, const dou
 /* Parse a rate reply into uL/min. */
 int harvard_parse_rate(const char *text, double *ul_min)
 {
-    enum { N = sizeof rate_units / sizeof rate_units[0] };
-    const char *names[N];
-    double f[N];
-    for (size_t i = 0; i < N; i++) {
-        names[i] = rate_units[i].name;
-        f[i] = rate_units[i].ul_min;
-    }
-    return parse_with_unit(text, names, f, N, ul_min);
+    return parse_with_unit(text, rate_units, sizeof rate_units / sizeof rate_units[0], ul_min);
 }
 
 /* Parse a volume reply into uL. */
 int harvard_parse_volume(const char *text, double *ul)
 {
-    enum { N = sizeof volume_units / sizeof volume_units[0] };
-    const char *names[N];
-    double f[N];
-    for (size_t i = 0; i < N; i++) {
-        names[i] = volume_units[i].name;
-        f[i] = volume_units[i].ul;
-    }
-    return parse_with_unit(text, names, f, N, ul);
+    return parse_with_unit(text, volume_units, sizeof volume_units / sizeof volume_units[0], ul);
 }
 
 /* Parse a diameter reply into mm; the unit is optional. */
 int harvard_parse_diameter(const char *text, double *mm)
 {
-    static const char *const names[] = { "mm" };
-    static const double f[] = { 1.0 };
+    static const struct hv_unit mm_unit[] = { { "mm", 1.0 } };
     double v;
     const char *p;
     const char *t = text;
@@ -234,7 +226,7 @@ int harvard_parse_diameter(const char *text, double *mm)
             return 0;
         }
     }
-    return parse_with_unit(text, names, f, 1, mm);
+    return parse_with_unit(text, mm_unit, 1, mm);
 }
 
 /* ------------------------------------------------------------------------ */
