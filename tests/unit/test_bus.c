@@ -1,0 +1,317 @@
+/*
+ * The bus thread with a scripted driver: the order of queued work (safety,
+ * then setpoints, then samples; a newer setpoint replaces a queued one), a
+ * dead device on a shared line (faulted after a few failures, then probed at
+ * a doubling interval, costing its neighbour at most one timeout per probe),
+ * its recovery, and never a number for a read that failed.
+ *
+ * The link is a real pty that the driver never uses: the bus opens it like
+ * any serial line, and the driver's answers come from the script.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bus.h"
+#include "timeutil.h"
+
+#define WAIT_MS 5000                /* the longest any test waits for the bus */
+#define MAX_OPS 256
+#define MAX_NOTES 4096
+
+/* A scripted device. */
+struct fake_dev {
+    const char *name;
+    bool fail;                      /* reads time out */
+    int read_ms;                    /* how long each read takes on the "line" */
+    int reads;                      /* read attempts so far */
+};
+
+/* What the driver was asked to do, in order, and the notes the bus sent back. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool gate;                      /* while set, a read waits at the gate */
+    bool at_gate;                   /* a read is waiting there */
+    char ops[MAX_OPS][40];
+    size_t n_ops;
+    struct bus_note notes[MAX_NOTES];
+    size_t n_notes;
+    struct bus *bus;
+} W = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+/* Record one operation (bus thread). */
+static void record(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&W.lock);
+    if (W.n_ops < MAX_OPS)
+        vsnprintf(W.ops[W.n_ops++], sizeof W.ops[0], fmt, ap);
+    pthread_cond_broadcast(&W.cond);
+    pthread_mutex_unlock(&W.lock);
+    va_end(ap);
+}
+
+/* Spend ms as a device on a slow line would (the bus thread's time, not a wait for an event). */
+static void line_time(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* Read: wait at the gate if it is set, then answer or time out. A failed
+ * read leaves a number in *value on purpose: the bus must not pass it on. */
+static int fake_read(void *state, struct bus_link *link, size_t ch, double *value)
+{
+    struct fake_dev *d = state;
+    pthread_mutex_lock(&W.lock);
+    d->reads++;
+    while (W.gate) {
+        W.at_gate = true;
+        pthread_cond_broadcast(&W.cond);
+        pthread_cond_wait(&W.cond, &W.lock);
+    }
+    W.at_gate = false;
+    bool fail = d->fail;
+    pthread_mutex_unlock(&W.lock);
+    record("read %s.%zu", d->name, ch);
+    line_time(d->read_ms);
+    *value = fail ? 0.0 : 40.0 + (double)ch;
+    if (fail) {
+        link_seterr(link, "%s: no reply", d->name);
+        return -ETIMEDOUT;
+    }
+    return 0;
+}
+
+/* Write: record it. */
+static int fake_write(void *state, struct bus_link *link, size_t ch, double value)
+{
+    (void)link;
+    record("write %s.%zu=%g", ((struct fake_dev *)state)->name, ch, value);
+    return 0;
+}
+
+/* Safe state: record it. */
+static int fake_safe(void *state, struct bus_link *link)
+{
+    (void)link;
+    record("safe %s", ((struct fake_dev *)state)->name);
+    return 0;
+}
+
+/* Nothing to free: the devices are the test's. */
+static void fake_close(void *state)
+{
+    (void)state;
+}
+
+static const struct driver_ops fake_driver = {
+    .name = "fake", .bus_types = "serial", .read = fake_read, .write = fake_write,
+    .safe_state = fake_safe, .close = fake_close,
+};
+
+/* Channels: 0 sampled, 1 and 2 setpoints. */
+static const struct driver_channel chans[3] = {
+    { .name = "value", .readable = 1 },
+    { .name = "a", .writable = 1 },
+    { .name = "b", .writable = 1 },
+};
+
+/* The bus's notify(): collect its notes (bus thread). */
+static void on_notes(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&W.lock);
+    size_t room = MAX_NOTES - W.n_notes;
+    W.n_notes += bus_take_notes(W.bus, W.notes + W.n_notes, room);
+    pthread_cond_broadcast(&W.cond);
+    pthread_mutex_unlock(&W.lock);
+}
+
+/* A pty whose slave path the bus opens as its line. */
+static int pty_master(char *path, size_t len)
+{
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(m >= 0);
+    assert_int_equal(grantpt(m), 0);
+    assert_int_equal(unlockpt(m), 0);
+    snprintf(path, len, "%s", ptsname(m));
+    return m;
+}
+
+/* Start a bus over a pty with the devices, each sampling channel 0 at hz. */
+static int start_bus(struct fake_dev *devs, size_t n, const double *hz, struct link_config *lc,
+                     char *path, size_t path_len)
+{
+    int master = pty_master(path, path_len);
+    *lc = (struct link_config){ .name = "line", .type = LINK_SERIAL, .port = path, .baud = 9600,
+                                .parity = 'N', .data_bits = 8, .stop_bits = 1, .timeout_ms = 100 };
+    struct bus_device_cfg cfg[4];
+    assert_true(n <= 4);
+    for (size_t i = 0; i < n; i++)
+        cfg[i] = (struct bus_device_cfg){ .name = devs[i].name, .drv = &fake_driver,
+                                          .state = &devs[i], .chans = chans, .n_chans = 3,
+                                          .sample_hz = hz, .first_id = (uint32_t)(10 * i) };
+    W.n_ops = W.n_notes = 0;
+    assert_int_equal(bus_create(&W.bus, lc, cfg, n, on_notes, NULL), 0);
+    assert_int_equal(bus_start(W.bus), 0);
+    return master;
+}
+
+/* Wait (bounded) until pred holds; W.lock is held while pred runs. */
+static bool wait_for(bool (*pred)(void *), void *arg)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += WAIT_MS / 1000;
+    pthread_mutex_lock(&W.lock);
+    bool ok;
+    while (!(ok = pred(arg)) && pthread_cond_timedwait(&W.cond, &W.lock, &ts) == 0)
+        ;
+    pthread_mutex_unlock(&W.lock);
+    return ok;
+}
+
+/* Whether a read waits at the gate. */
+static bool read_at_gate(void *arg)
+{
+    (void)arg;
+    return W.at_gate;
+}
+
+/* Whether at least *(size_t *)arg operations were recorded. */
+static bool ops_at_least(void *arg)
+{
+    return W.n_ops >= *(size_t *)arg;
+}
+
+/* Whether a note of kind *(int *)arg came. */
+static bool note_came(void *arg)
+{
+    for (size_t i = 0; i < W.n_notes; i++)
+        if ((int)W.notes[i].kind == *(int *)arg)
+            return true;
+    return false;
+}
+
+static void test_safety_then_setpoints_then_samples(void **state)
+{
+    (void)state;
+    struct fake_dev dev = { .name = "pump" };
+    const double hz[3] = { 5, 0, 0 };
+    struct link_config lc;
+    char path[64];
+    W.gate = true;
+    int master = start_bus(&dev, 1, hz, &lc, path, sizeof path);
+    assert_true(wait_for(read_at_gate, NULL));
+    /* While the bus is busy with a read, work piles up in the wrong order. */
+    assert_int_equal(bus_write(W.bus, 0, 1, 1.0, BUS_PRIO_SETPOINT, 0, 1), 0);
+    assert_int_equal(bus_write(W.bus, 0, 2, 3.0, BUS_PRIO_SETPOINT, 0, 3), 0);
+    assert_int_equal(bus_write(W.bus, 0, 1, 2.0, BUS_PRIO_SETPOINT, 0, 2), 0);
+    assert_int_equal(bus_safe_state(W.bus, 0, 9), 0);
+    pthread_mutex_lock(&W.lock);
+    W.gate = false;
+    pthread_cond_broadcast(&W.cond);
+    pthread_mutex_unlock(&W.lock);
+    size_t want = 5;    /* the gated read, three writes, the next read */
+    assert_true(wait_for(ops_at_least, &want));
+    bus_free(W.bus);
+    close(master);
+    assert_string_equal(W.ops[0], "read pump.0");
+    assert_string_equal(W.ops[1], "safe pump");
+    /* The newer setpoint for channel 1 replaced the queued one, in its place. */
+    assert_string_equal(W.ops[2], "write pump.1=2");
+    assert_string_equal(W.ops[3], "write pump.2=3");
+    assert_string_equal(W.ops[4], "read pump.0");
+    for (size_t i = 0; i < W.n_notes; i++)
+        if (W.notes[i].kind == BUS_NOTE_WRITE)
+            assert_true(W.notes[i].tag == 9 || W.notes[i].tag == 2 || W.notes[i].tag == 3);
+}
+
+static void test_a_dead_device_is_backed_off_alone_and_comes_back(void **state)
+{
+    (void)state;
+    struct fake_dev devs[2] = { { .name = "dead", .fail = true, .read_ms = 100 },
+                                { .name = "alive" } };
+    const double hz[3] = { 20, 0, 0 };
+    struct link_config lc;
+    char path[64];
+    W.gate = false;
+    uint64_t t0 = time_mono_ns();
+    int master = start_bus(devs, 2, hz, &lc, path, sizeof path);
+    int kind = BUS_NOTE_DEVICE_FAULT;
+    assert_true(wait_for(note_came, &kind));
+    /* A window of the faulted state: the neighbour's rate is measured over it. */
+    line_time(2500);
+    pthread_mutex_lock(&W.lock);
+    int dead_reads = devs[0].reads;
+    devs[0].fail = false;
+    pthread_mutex_unlock(&W.lock);
+    double window = (double)(time_mono_ns() - t0) / 1e9;
+    kind = BUS_NOTE_DEVICE_OK;
+    assert_true(wait_for(note_came, &kind));
+    bus_free(W.bus);
+    close(master);
+    double secs = (double)(time_mono_ns() - t0) / 1e9;
+
+    /* Three failures make the fault; then probes 0.5, 1 and 2 s apart. Retried
+     * at its sample rate it would have been read about 25 times. */
+    print_message("dead device: %d reads in the first %.1f s\n", dead_reads, window);
+    assert_in_range(dead_reads, 4, 7);
+
+    int faults = 0, recovered = 0;
+    int64_t last_alive = 0, max_gap = 0;
+    size_t alive = 0;
+    for (size_t i = 0; i < W.n_notes; i++) {
+        const struct bus_note *n = &W.notes[i];
+        faults += n->kind == BUS_NOTE_DEVICE_FAULT;
+        assert_false(n->kind == BUS_NOTE_DEVICE_FAULT && n->device != 0);
+        recovered += n->kind == BUS_NOTE_DEVICE_OK;
+        if (n->kind != BUS_NOTE_SAMPLE)
+            continue;
+        if (n->device == 0) {
+            /* Never a number for a read that failed, whatever the driver left. */
+            assert_true(n->err == 0 ? n->value == 40.0 : isnan(n->value));
+            continue;
+        }
+        assert_int_equal(n->err, 0);
+        assert_true(n->value == 40.0);
+        if (last_alive != 0 && n->t_ns - last_alive > max_gap)
+            max_gap = n->t_ns - last_alive;
+        last_alive = n->t_ns;
+        alive++;
+    }
+    assert_int_equal(faults, 1);
+    assert_int_equal(recovered, 1);
+    /* The neighbour kept sampling: a gap is at most its period plus one timeout
+     * (50 + 100 ms), with room for a loaded machine. */
+    print_message("alive device: %zu samples in %.1f s (%.1f Hz of 20), longest gap %.0f ms\n",
+                  alive, secs, (double)alive / secs, (double)max_gap / 1e6);
+    assert_true(max_gap < 400 * NS_PER_MS);
+    assert_true((double)alive / secs > 20 * 0.7);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_safety_then_setpoints_then_samples),
+        cmocka_unit_test(test_a_dead_device_is_backed_off_alone_and_comes_back),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
