@@ -270,7 +270,7 @@ static void test_bad_rig_entries_are_all_reported(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
-/* A pty pair and a scripted responder                                      */
+/* The rig: a device on a pty, answered by a script                         */
 /* ------------------------------------------------------------------------ */
 
 /* Valves on a pty with a responder thread playing steps. */
@@ -305,18 +305,6 @@ static void rig_open(struct rig *r)
     static const struct dev_param p[] = { { "address", "a", 1, 1 }, { "ports", "6", 1, 1 },
                                           { "move_timeout", "0.5 s", 1, 1 } };
     rig_open_with(r, p, N(p));
-}
-
-/* Start playing steps. */
-static void rig_play(struct rig *r, const struct step *steps, size_t n)
-{
-    script_start(&r->script, r->pty.master, steps, n);
-}
-
-/* Wait for the responder; every step must have been played and nothing more sent. */
-static void rig_finish(struct rig *r)
-{
-    script_finish(&r->script);
 }
 
 /* Close everything. */
@@ -363,7 +351,7 @@ static void test_connect_initialises_a_fresh_valve_then_moves_it(void **state)
     };
     struct rig r;
     rig_open(&r);
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->connect(r.valve, &r.link), 0);
     assert_int_equal(r.drv->write(r.valve, &r.link, 0, 3), 0);
@@ -372,7 +360,7 @@ static void test_connect_initialises_a_fresh_valve_then_moves_it(void **state)
     assert_int_equal(r.drv->write(r.valve, &r.link, 0, 3), 0);
     assert_int_equal(r.drv->write(r.valve, &r.link, 0, 1), 0);
     assert_int_equal(r.drv->write(r.valve, &r.link, 0, 4), 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -390,11 +378,11 @@ static void test_a_reconnect_leaves_an_initialised_valve_where_it_is(void **stat
     };
     struct rig r;
     rig_open(&r);
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     assert_int_equal(r.drv->connect(r.valve, &r.link), 0);
     assert_int_equal(r.drv->connect(r.valve, &r.link), 0);   /* a valve that does not say its type */
     assert_int_equal(r.drv->connect(r.valve, &r.link), 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -410,7 +398,7 @@ static void test_a_moving_valve_reports_no_position(void **state)
     };
     struct rig r;
     rig_open(&r);
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EBUSY);
     assert_string_equal(r.link.err, "selector1: the valve is moving ('*' to F): no position until it stops");
@@ -420,7 +408,7 @@ static void test_a_moving_valve_reports_no_position(void **state)
     assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "overload"));
     assert_float_equal(v, UNTOUCHED, 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -434,9 +422,9 @@ static void test_a_write_initialises_a_valve_that_lost_power(void **state)
     };
     struct rig r;
     rig_open(&r);
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -466,7 +454,7 @@ static void test_refusals_and_failed_moves_are_remote_errors(void **state)
     };
     struct rig r;
     rig_open(&r);
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), -EREMOTEIO);
     assert_string_equal(r.link.err, "selector1: the valve refused 'LP02R' (NAK)");
     assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), -EREMOTEIO);
@@ -484,7 +472,7 @@ static void test_refusals_and_failed_moves_are_remote_errors(void **state)
     assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), -EREMOTEIO);
     assert_string_equal(r.link.err, "selector1: the valve still reports busy ('*' to F) 0.5 s after "
                         "'LP02R' (move_timeout): is the rotor blocked?");
-    rig_finish(&r);
+    script_finish(&r.script);
     assert_true(atomic_load(&r.script.repeats) >= 3);
     rig_close(&r);
 }
@@ -494,7 +482,7 @@ static void test_bad_setpoints_are_refused_before_anything_is_sent(void **state)
     (void)state;
     struct rig r;
     rig_open(&r);
-    rig_play(&r, NULL, 0);
+    script_start(&r.script, r.pty.master, NULL, 0);
     assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2.5), -EINVAL);
     assert_string_equal(r.link.err, "selector1: a valve position is a whole port number, found 2.5");
     assert_int_equal(r.drv->write(r.valve, &r.link, 0, 0), -ERANGE);
@@ -506,7 +494,7 @@ static void test_bad_setpoints_are_refused_before_anything_is_sent(void **state)
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.valve, &r.link, 1, &v), -EINVAL);
     assert_float_equal(v, UNTOUCHED, 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -530,7 +518,7 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
     };
     struct rig r;
     rig_open(&r);
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -ETIMEDOUT);
     assert_string_equal(r.link.err, "selector1: no reply to 'F' within 100 ms");
@@ -556,7 +544,7 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
     assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EREMOTEIO);
     assert_string_equal(r.link.err, "selector1: the valve refused 'F' (NAK)");
     assert_float_equal(v, UNTOUCHED, 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -576,13 +564,13 @@ static void test_valves_share_one_line_by_letter(void **state)
     size_t n;
     void *b;
     assert_int_equal(open_valve(p, N(p), &e, &b, ch, &n), 0);
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(b, &r.link, 0, &v), 0);
     assert_float_equal(v, 8, 0);
     assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), 0);
     assert_float_equal(v, 2, 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     r.drv->close(b);
     rig_close(&r);
 }
@@ -597,11 +585,11 @@ static void test_a_line_set_up_wrong_gets_a_hint(void **state)
     r.lc.parity = 'N';
     r.lc.data_bits = 8;
     assert_int_equal(link_open(&r.link, &r.lc), 0);
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -ETIMEDOUT);
     assert_non_null(strstr(r.link.err, "set the bus to 'baud: 9600, parity: O, data_bits: 7'"));
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 

@@ -329,7 +329,7 @@ static void test_bad_rig_entries_are_all_reported(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
-/* A pty pair and a scripted responder                                      */
+/* The rig: a device on a pty, answered by a script                         */
 /* ------------------------------------------------------------------------ */
 
 /* A pump on a pty with a responder thread playing steps. */
@@ -358,18 +358,6 @@ static void rig_open(struct rig *r, const char *addr)
     size_t n;
     assert_int_equal(open_pump(p, 3, &e, &r->pump, ch, &n), 0);
     r->drv = driver_find("harvard");
-}
-
-/* Start playing steps. */
-static void rig_play(struct rig *r, const struct step *steps, size_t n)
-{
-    script_start(&r->script, r->pty.master, steps, n);
-}
-
-/* Wait for the responder; every step must have been played and nothing more sent. */
-static void rig_finish(struct rig *r)
-{
-    script_finish(&r->script);
 }
 
 /* Close everything. */
@@ -415,7 +403,7 @@ static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, 12.5), 0);
@@ -435,7 +423,7 @@ static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, 0.05), 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -459,7 +447,7 @@ static void test_a_stall_is_an_error_never_a_value(void **state)
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), 0);
@@ -475,7 +463,7 @@ static void test_a_stall_is_an_error_never_a_value(void **state)
     assert_int_equal(r.drv->safe_state(r.pump, &r.link), 0);
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -495,7 +483,7 @@ static void test_reconnect_to_a_running_pump_keeps_it_running(void **state)
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
     assert_string_equal(r.link.err, "");
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, -2), 0);
@@ -504,7 +492,7 @@ static void test_reconnect_to_a_running_pump_keeps_it_running(void **state)
                         "says 14.57 mm; stop it to change the diameter");
     assert_int_equal(r.drv->connect(r.pump, &r.link), -EBADMSG);
     assert_non_null(strstr(r.link.err, "cannot parse the diameter 'abc'"));
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -520,7 +508,7 @@ static void test_refused_commands_are_remote_errors(void **state)
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, 900), -EREMOTEIO);
@@ -540,7 +528,7 @@ static void test_refused_commands_are_remote_errors(void **state)
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, NAN), -EINVAL);
     assert_int_equal(r.drv->write(r.pump, &r.link, 1, 5), -EINVAL);
     assert_int_equal(r.drv->read(r.pump, &r.link, 2, &v), -EINVAL);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -562,7 +550,7 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
     assert_string_equal(r.link.err, "hpump1: no reply to 'crate' within 100 ms");
@@ -582,7 +570,7 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
     assert_float_equal(v, 4, 0);
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
     assert_float_equal(v, 6, 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -596,7 +584,7 @@ static void test_a_reply_split_across_reads_is_reassembled(void **state)
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
     assert_float_equal(v, 8, 0);
@@ -605,7 +593,7 @@ static void test_a_reply_split_across_reads_is_reassembled(void **state)
     v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
     assert_float_equal(v, UNTOUCHED, 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -622,11 +610,11 @@ static void test_stale_bytes_are_drained_before_a_command(void **state)
     assert_int_equal(write(r.pty.master, late, strlen(late)), (ssize_t)strlen(late));
     struct pollfd p = { .fd = r.pty.slave, .events = POLLIN };
     assert_int_equal(poll(&p, 1, 1000), 1);     /* it has arrived on the driver's side */
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
     assert_float_equal(v, 2, 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -647,7 +635,7 @@ static void test_pumps_share_one_line_by_address(void **state)
     size_t n;
     void *pump12;
     assert_int_equal(open_pump(p, 2, &e, &pump12, ch, &n), 0);
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(pump12, &r.link, 0, &v), 0);
     assert_float_equal(v, 1, 0);
@@ -655,7 +643,7 @@ static void test_pumps_share_one_line_by_address(void **state)
     assert_float_equal(v, -2, 0);
     assert_int_equal(r.drv->safe_state(pump12, &r.link), 0);
     assert_int_equal(r.drv->write(pump12, &r.link, 0, 3), 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     r.drv->close(pump12);
     rig_close(&r);
 }

@@ -330,7 +330,7 @@ static void test_bad_rig_entries_are_all_reported(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
-/* A pty pair and a scripted responder                                      */
+/* The rig: a device on a pty, answered by a script                         */
 /* ------------------------------------------------------------------------ */
 
 /* A pump on a pty with a responder thread playing steps. */
@@ -359,18 +359,6 @@ static void rig_open(struct rig *r, const char *addr)
     size_t n;
     assert_int_equal(open_pump(p, 3, &e, &r->pump, ch, &n), 0);
     r->drv = driver_find("newera");
-}
-
-/* Start playing steps. */
-static void rig_play(struct rig *r, const struct step *steps, size_t n)
-{
-    script_start(&r->script, r->pty.master, steps, n);
-}
-
-/* Wait for the responder; every step must have been played and nothing more sent. */
-static void rig_finish(struct rig *r)
-{
-    script_finish(&r->script);
 }
 
 /* Close everything. */
@@ -413,7 +401,7 @@ static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, 12.5), 0);
@@ -430,7 +418,7 @@ static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, 0), 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -450,7 +438,7 @@ static void test_a_stall_alarm_is_an_error_never_a_value(void **state)
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), 0);
@@ -461,7 +449,7 @@ static void test_a_stall_alarm_is_an_error_never_a_value(void **state)
     assert_string_equal(r.link.err, "pump1: motor stalled (A?S): syringe empty or blocked");
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), -EREMOTEIO);
     assert_string_equal(r.link.err, "pump1: the pump did not start after RUN (status S)");
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -475,9 +463,9 @@ static void test_connect_clears_a_power_cut_alarm(void **state)
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -496,13 +484,13 @@ static void test_reconnect_to_a_running_pump_keeps_it_running(void **state)
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
     assert_string_equal(r.link.err, "");
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, -2), 0);
     assert_int_equal(r.drv->connect(r.pump, &r.link), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "12.06 mm syringe"));
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -517,7 +505,7 @@ static void test_refused_commands_are_remote_errors(void **state)
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, 900), -EREMOTEIO);
@@ -533,7 +521,7 @@ static void test_refused_commands_are_remote_errors(void **state)
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, 1e-7), -ERANGE);
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, NAN), -EINVAL);
     assert_int_equal(r.drv->write(r.pump, &r.link, 1, 5), -EINVAL);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -554,7 +542,7 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
     assert_string_equal(r.link.err, "pump1: no reply to 'RAT' within 100 ms");
@@ -577,7 +565,7 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EBADMSG);
     assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), -EBADMSG);
     assert_float_equal(v, UNTOUCHED, 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -590,12 +578,12 @@ static void test_a_reply_split_across_reads_is_reassembled(void **state)
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
     assert_float_equal(v, 8, 0);
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -615,14 +603,14 @@ static void test_pumps_share_one_line_by_address(void **state)
     size_t n;
     void *pump12;
     assert_int_equal(open_pump(p, 2, &e, &pump12, ch, &n), 0);
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(pump12, &r.link, 0, &v), 0);
     assert_float_equal(v, 1, 0);
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
     assert_float_equal(v, -2, 0);
     assert_int_equal(r.drv->safe_state(pump12, &r.link), 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     r.drv->close(pump12);
     rig_close(&r);
 }

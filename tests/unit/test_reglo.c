@@ -250,7 +250,7 @@ static void test_bad_rig_entries_are_all_reported(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
-/* A pty pair and a scripted responder                                      */
+/* The rig: a device on a pty, answered by a script                         */
 /* ------------------------------------------------------------------------ */
 
 /* A channel device on a pty with a responder thread playing steps. */
@@ -279,18 +279,6 @@ static void rig_open(struct rig *r, const char *chan, const char *max_flow)
     size_t n;
     assert_int_equal(open_channel("perist1", p, 3, &e, &r->dev, ch, &n), 0);
     r->drv = driver_find("reglo");
-}
-
-/* Start playing steps. */
-static void rig_play(struct rig *r, const struct step *steps, size_t n)
-{
-    script_start(&r->script, r->pty.master, steps, n);
-}
-
-/* Wait for the responder; every step must have been played and nothing more sent. */
-static void rig_finish(struct rig *r)
-{
-    script_finish(&r->script);
 }
 
 /* Close everything. */
@@ -325,7 +313,7 @@ static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state
     };
     struct rig r;
     rig_open(&r, "2", "3 mL/min");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), 0);
@@ -347,7 +335,7 @@ static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state
                         "gives on channel 2 with its tubing; lower max_flow or fit wider tubing");
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, NAN), -EINVAL);
     assert_int_equal(r.drv->write(r.dev, &r.link, 1, 5), -EINVAL);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -364,13 +352,13 @@ static void test_reconnect_to_a_running_channel_keeps_it_running(void **state)
     };
     struct rig r;
     rig_open(&r, "3", "1 mL/min");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, -250, 1e-9);
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, -300), 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -385,7 +373,7 @@ static void test_refusals_are_remote_errors(void **state)
     };
     struct rig r;
     rig_open(&r, "1", "1 mL/min");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     assert_int_equal(r.drv->connect(r.dev, &r.link), -EREMOTEIO);
     assert_string_equal(r.link.err, "perist1: pump refused '1~1' (#: not executed)");
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), -EREMOTEIO);
@@ -395,7 +383,7 @@ static void test_refusals_are_remote_errors(void **state)
     assert_string_equal(r.link.err, "perist1: pump refused '1f5000-2' (#: not executed)");
     assert_int_equal(r.drv->safe_state(r.dev, &r.link), -EREMOTEIO);
     assert_string_equal(r.link.err, "perist1: pump refused '1I' (#: not executed)");
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -413,7 +401,7 @@ static void test_a_refused_rate_and_a_start_that_cannot_run(void **state)
     };
     struct rig r;
     rig_open(&r, "1", "1 mL/min");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), -EREMOTEIO);
@@ -426,7 +414,7 @@ static void test_a_refused_rate_and_a_start_that_cannot_run(void **state)
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, 900), -EREMOTEIO);
     assert_string_equal(r.link.err, "perist1: pump set 0.8 mL/min on channel 1 when asked for 0.9 mL/min");
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -446,7 +434,7 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
     };
     struct rig r;
     rig_open(&r, "1", "1 mL/min");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_string_equal(r.link.err, "perist1: no reply to '1E' within 100 ms");
@@ -465,7 +453,7 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
     assert_float_equal(v, UNTOUCHED, 0);
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 1000, 1e-9);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -478,14 +466,14 @@ static void test_a_reply_split_across_reads_is_reassembled(void **state)
     };
     struct rig r;
     rig_open(&r, "1", "1 mL/min");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, -50, 1e-9);
     v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_float_equal(v, UNTOUCHED, 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
