@@ -73,14 +73,14 @@ static const char *visible(const char *text, char *out, size_t len)
     return out;
 }
 
-/* Record the first difference, and print it now: a driver call that fails on it
- * ends the test before script_finish() could report it. */
+/* Record the first difference and print it at once. */
 static void __attribute__((format(printf, 2, 3))) mismatch(struct script *s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(s->mismatch, sizeof s->mismatch, fmt, ap);
     va_end(ap);
+    /* a driver call that fails on it ends the test before script_finish() could say why */
     print_error("responder: %s\n", s->mismatch);
 }
 
