@@ -50,6 +50,7 @@ MAINS      := controller/perfused.c controller/perfusectl.c drivers/sim/perfuse-
 LIB_SRCS   := $(filter-out $(MAINS),$(wildcard controller/*.c drivers/*.c drivers/sim/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/unit/support/*.c))
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS      := $(BUILD)/perfused $(BUILD)/perfusectl $(BUILD)/perfuse-sim
 
@@ -75,9 +76,19 @@ $(BUILD)/perfusectl: $(BUILD)/obj/controller/perfusectl.o $(BUILD)/libperfuse.a
 $(BUILD)/perfuse-sim: $(BUILD)/obj/drivers/sim/perfuse-sim.o $(BUILD)/libperfuse.a
 	$(CC) $(CFLAGS) $^ $(LDFLAGS) $(PKG_LIBS) -o $@
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libperfuse.a $(CONFIG)
+# What the unit tests share (a pty pair, a scripted responder, a config error
+# collector); built with the tests' flags, so `make asan` gets sanitized copies.
+$(BUILD)/obj/tests/unit/support/%.o: tests/unit/support/%.c $(CONFIG)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) $< $(BUILD)/libperfuse.a $(LDFLAGS) $(PKG_LIBS) $(TEST_LIBS) -o $@
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -MMD -MP -c $< -o $@
+
+# Reached only through pattern rules, make would delete them after each link.
+.SECONDARY: $(SUPPORT_OBJS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(SUPPORT_OBJS) $(BUILD)/libperfuse.a $(CONFIG)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -Itests/unit/support -MMD -MP -MT $@ -MF $@.d \
+	    $< $(SUPPORT_OBJS) $(BUILD)/libperfuse.a $(LDFLAGS) $(PKG_LIBS) $(TEST_LIBS) -o $@
 
 # Unit tests: each cmocka binary runs in its own process.
 unit: $(UNIT_BINS)
@@ -171,4 +182,4 @@ install: $(PROGS)
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJS:.o=.d) $(BUILD)/obj/controller/perfused.d $(BUILD)/obj/controller/perfusectl.d $(BUILD)/obj/drivers/sim/perfuse-sim.d
+-include $(LIB_OBJS:.o=.d) $(SUPPORT_OBJS:.o=.d) $(UNIT_BINS:=.d) $(BUILD)/obj/controller/perfused.d $(BUILD)/obj/controller/perfusectl.d $(BUILD)/obj/drivers/sim/perfuse-sim.d

@@ -11,26 +11,24 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "config_errors.h"
 #include "driver.h"
 #include "hamilton.h"
 #include "sim_hamilton.h"
+#include "pty_pair.h"
+#include "pty_script.h"
 
 #define LINK_TIMEOUT_MS 100
-#define RESPONDER_WAIT_MS 3000      /* a responder gives up on a silent driver after this */
-#define REPEAT_IDLE_MS 400          /* a repeating step ends when the driver is quiet this long */
 #define UNTOUCHED 12345.0
 #define N(a) (sizeof a / sizeof a[0])
 
@@ -198,34 +196,13 @@ static void test_answers_parse_or_are_refused(void **state)
 /* The rig entry                                                            */
 /* ------------------------------------------------------------------------ */
 
-/* Config errors a driver reported. */
-struct errors {
-    int n;
-    char key[8][48];
-    char text[8][256];
-};
-
-/* dev_config.error that records instead of printing. */
-static void record_error(const struct dev_config *cfg, const char *key, const char *fmt, ...)
-{
-    struct errors *e = cfg->error_ctx;
-    if (e->n >= 8)
-        return;
-    snprintf(e->key[e->n], sizeof e->key[0], "%s", key ? key : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->text[e->n], sizeof e->text[0], fmt, ap);
-    va_end(ap);
-    e->n++;
-}
-
 /* Open a valve from params; returns open()'s result. */
-static int open_valve(const struct dev_param *params, size_t n, struct errors *e, void **st,
+static int open_valve(const struct dev_param *params, size_t n, struct config_errors *e, void **st,
                       struct driver_channel *ch, size_t *n_ch)
 {
     memset(e, 0, sizeof *e);
     struct dev_config cfg = { .name = "selector1", .file = "rig.yaml", .dir = ".", .params = params,
-                              .n_params = n, .error = record_error, .error_ctx = e };
+                              .n_params = n, .error = config_errors_record, .error_ctx = e };
     return driver_find("hamilton")->open(&cfg, st, ch, n_ch);
 }
 
@@ -234,7 +211,7 @@ static void test_rig_entry_gives_a_position_channel(void **state)
     (void)state;
     const struct dev_param p[] = { { "address", "b", 1, 1 }, { "ports", "8", 1, 1 },
                                    { "move_timeout", "2 s", 1, 1 }, { "direction", "clockwise", 1, 1 } };
-    struct errors e;
+    struct config_errors e;
     struct driver_channel ch[DRIVER_MAX_CHANNELS];
     size_t n;
     void *st;
@@ -260,7 +237,7 @@ static void test_bad_rig_entries_are_all_reported(void **state)
     const struct dev_param p[] = { { "address", "A", 1, 1 }, { "ports", "20", 1, 1 },
                                    { "move_timeout", "0.1 s", 1, 1 }, { "direction", "left", 1, 1 },
                                    { "port", "6", 1, 1 } };
-    struct errors e;
+    struct config_errors e;
     struct driver_channel ch[DRIVER_MAX_CHANNELS];
     size_t n;
     void *st = NULL;
@@ -293,130 +270,8 @@ static void test_bad_rig_entries_are_all_reported(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
-/* A pty pair and a scripted responder                                      */
+/* The rig: a device on a pty, answered by a script                         */
 /* ------------------------------------------------------------------------ */
-
-/* A pty: the driver opens path; the test plays the valves on master. */
-struct pty {
-    int master;
-    int slave;          /* kept open so the master never sees a hang-up between opens */
-    char path[64];
-};
-
-/* Open a pty pair with a raw slave. */
-static void pty_open(struct pty *p)
-{
-    p->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    assert_true(p->master >= 0);
-    assert_int_equal(grantpt(p->master), 0);
-    assert_int_equal(unlockpt(p->master), 0);
-    snprintf(p->path, sizeof p->path, "%s", ptsname(p->master));
-    p->slave = open(p->path, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    assert_true(p->slave >= 0);
-    struct termios t;
-    assert_int_equal(tcgetattr(p->slave, &t), 0);
-    cfmakeraw(&t);
-    assert_int_equal(tcsetattr(p->slave, TCSANOW, &t), 0);
-}
-
-/* Close both ends. */
-static void pty_close(struct pty *p)
-{
-    close(p->slave);
-    close(p->master);
-}
-
-/* One expected command and the canned reply to it (NULL: stay silent). */
-struct step {
-    const char *expect;
-    const char *reply;
-    size_t split;       /* > 0: send the reply in two writes, split after this many bytes */
-    bool repeat;        /* answer the same command again until the driver goes quiet */
-};
-
-struct script {
-    int fd;
-    const struct step *steps;
-    size_t n;
-    atomic_size_t done;         /* steps answered */
-    atomic_int repeats;         /* extra answers given by repeating steps */
-    char mismatch[256];         /* the first difference; written only by the responder */
-};
-
-/* Read one command, up to and including its CR, waiting at most ms; false on time-out. */
-static bool read_command(int fd, char *line, size_t len, int ms)
-{
-    size_t n = 0;
-    while (n + 1 < len) {
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        if (poll(&p, 1, ms) <= 0)
-            return false;
-        if (read(fd, &line[n], 1) != 1)
-            return false;
-        if (line[n++] == '\r')
-            break;
-    }
-    line[n] = '\0';
-    return true;
-}
-
-/* Wait a little: only to split a reply across two reads, never to synchronise. */
-static void pause_ms(long ms)
-{
-    struct timespec ts = { 0, ms * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
-/* Write a step's reply, in two parts if it says so. */
-static bool answer(int fd, const struct step *st)
-{
-    if (st->reply == NULL)
-        return true;
-    size_t len = strlen(st->reply), first = st->split ? st->split : len;
-    bool ok = write(fd, st->reply, first) == (ssize_t)first;
-    if (ok && first < len) {
-        pause_ms(30);
-        ok = write(fd, st->reply + first, len - first) == (ssize_t)(len - first);
-    }
-    return ok;
-}
-
-/* The responder thread: play the script, stop at the first surprise. */
-static void *play(void *arg)
-{
-    struct script *s = arg;
-    char line[128];
-    bool have = false;      /* line holds a command read ahead by a repeating step */
-    for (size_t i = 0; i < s->n; i++) {
-        const struct step *st = &s->steps[i];
-        if (!have && !read_command(s->fd, line, sizeof line, RESPONDER_WAIT_MS)) {
-            snprintf(s->mismatch, sizeof s->mismatch, "step %zu: no command (expected '%s')", i,
-                     st->expect);
-            return NULL;
-        }
-        have = false;
-        if (strcmp(line, st->expect) != 0) {
-            snprintf(s->mismatch, sizeof s->mismatch, "step %zu: got '%s', expected '%s'", i,
-                     line, st->expect);
-            return NULL;
-        }
-        if (!answer(s->fd, st)) {
-            snprintf(s->mismatch, sizeof s->mismatch, "step %zu: cannot write the reply", i);
-            return NULL;
-        }
-        while (st->repeat && read_command(s->fd, line, sizeof line, REPEAT_IDLE_MS)) {
-            if (strcmp(line, st->expect) != 0) {
-                have = true;
-                break;
-            }
-            atomic_fetch_add(&s->repeats, 1);
-            if (!answer(s->fd, st))
-                return NULL;
-        }
-        atomic_store(&s->done, i + 1);
-    }
-    return NULL;
-}
 
 /* Valves on a pty with a responder thread playing steps. */
 struct rig {
@@ -426,7 +281,6 @@ struct rig {
     const struct driver_ops *drv;
     void *valve;
     struct script script;
-    pthread_t thread;
 };
 
 /* Open the pty, the link (9600 7O1, as the valve talks) and a 6-port valve at a. */
@@ -438,7 +292,7 @@ static void rig_open_with(struct rig *r, const struct dev_param *p, size_t n_p)
                                   .baud = 9600, .parity = 'O', .data_bits = 7, .stop_bits = 1,
                                   .timeout_ms = LINK_TIMEOUT_MS };
     assert_int_equal(link_open(&r->link, &r->lc), 0);
-    struct errors e;
+    struct config_errors e;
     struct driver_channel ch[DRIVER_MAX_CHANNELS];
     size_t n;
     assert_int_equal(open_valve(p, n_p, &e, &r->valve, ch, &n), 0);
@@ -451,33 +305,6 @@ static void rig_open(struct rig *r)
     static const struct dev_param p[] = { { "address", "a", 1, 1 }, { "ports", "6", 1, 1 },
                                           { "move_timeout", "0.5 s", 1, 1 } };
     rig_open_with(r, p, N(p));
-}
-
-/* Start playing steps. */
-static void rig_play(struct rig *r, const struct step *steps, size_t n)
-{
-    r->script.fd = r->pty.master;
-    r->script.steps = steps;
-    r->script.n = n;
-    atomic_store(&r->script.done, 0);
-    atomic_store(&r->script.repeats, 0);
-    r->script.mismatch[0] = '\0';
-    assert_int_equal(pthread_create(&r->thread, NULL, play, &r->script), 0);
-}
-
-/* Wait for the responder; every step must have been played and nothing more sent. */
-static void rig_finish(struct rig *r)
-{
-    assert_int_equal(pthread_join(r->thread, NULL), 0);
-    if (r->script.mismatch[0])
-        fail_msg("%s", r->script.mismatch);
-    assert_int_equal(atomic_load(&r->script.done), r->script.n);
-    struct pollfd p = { .fd = r->pty.master, .events = POLLIN };
-    if (poll(&p, 1, 0) == 1) {
-        char extra[64] = "";
-        ssize_t got = read(r->pty.master, extra, sizeof extra - 1);
-        fail_msg("the driver sent more than the script: '%s'", got > 0 ? extra : "?");
-    }
 }
 
 /* Close everything. */
@@ -524,7 +351,7 @@ static void test_connect_initialises_a_fresh_valve_then_moves_it(void **state)
     };
     struct rig r;
     rig_open(&r);
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->connect(r.valve, &r.link), 0);
     assert_int_equal(r.drv->write(r.valve, &r.link, 0, 3), 0);
@@ -533,7 +360,7 @@ static void test_connect_initialises_a_fresh_valve_then_moves_it(void **state)
     assert_int_equal(r.drv->write(r.valve, &r.link, 0, 3), 0);
     assert_int_equal(r.drv->write(r.valve, &r.link, 0, 1), 0);
     assert_int_equal(r.drv->write(r.valve, &r.link, 0, 4), 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -551,11 +378,11 @@ static void test_a_reconnect_leaves_an_initialised_valve_where_it_is(void **stat
     };
     struct rig r;
     rig_open(&r);
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     assert_int_equal(r.drv->connect(r.valve, &r.link), 0);
     assert_int_equal(r.drv->connect(r.valve, &r.link), 0);   /* a valve that does not say its type */
     assert_int_equal(r.drv->connect(r.valve, &r.link), 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -571,7 +398,7 @@ static void test_a_moving_valve_reports_no_position(void **state)
     };
     struct rig r;
     rig_open(&r);
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EBUSY);
     assert_string_equal(r.link.err, "selector1: the valve is moving ('*' to F): no position until it stops");
@@ -581,7 +408,7 @@ static void test_a_moving_valve_reports_no_position(void **state)
     assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "overload"));
     assert_float_equal(v, UNTOUCHED, 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -595,9 +422,9 @@ static void test_a_write_initialises_a_valve_that_lost_power(void **state)
     };
     struct rig r;
     rig_open(&r);
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -627,7 +454,7 @@ static void test_refusals_and_failed_moves_are_remote_errors(void **state)
     };
     struct rig r;
     rig_open(&r);
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), -EREMOTEIO);
     assert_string_equal(r.link.err, "selector1: the valve refused 'LP02R' (NAK)");
     assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), -EREMOTEIO);
@@ -645,7 +472,7 @@ static void test_refusals_and_failed_moves_are_remote_errors(void **state)
     assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), -EREMOTEIO);
     assert_string_equal(r.link.err, "selector1: the valve still reports busy ('*' to F) 0.5 s after "
                         "'LP02R' (move_timeout): is the rotor blocked?");
-    rig_finish(&r);
+    script_finish(&r.script);
     assert_true(atomic_load(&r.script.repeats) >= 3);
     rig_close(&r);
 }
@@ -655,7 +482,7 @@ static void test_bad_setpoints_are_refused_before_anything_is_sent(void **state)
     (void)state;
     struct rig r;
     rig_open(&r);
-    rig_play(&r, NULL, 0);
+    script_start(&r.script, r.pty.master, NULL, 0);
     assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2.5), -EINVAL);
     assert_string_equal(r.link.err, "selector1: a valve position is a whole port number, found 2.5");
     assert_int_equal(r.drv->write(r.valve, &r.link, 0, 0), -ERANGE);
@@ -667,7 +494,7 @@ static void test_bad_setpoints_are_refused_before_anything_is_sent(void **state)
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.valve, &r.link, 1, &v), -EINVAL);
     assert_float_equal(v, UNTOUCHED, 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -691,7 +518,7 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
     };
     struct rig r;
     rig_open(&r);
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -ETIMEDOUT);
     assert_string_equal(r.link.err, "selector1: no reply to 'F' within 100 ms");
@@ -717,7 +544,7 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
     assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EREMOTEIO);
     assert_string_equal(r.link.err, "selector1: the valve refused 'F' (NAK)");
     assert_float_equal(v, UNTOUCHED, 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -732,18 +559,18 @@ static void test_valves_share_one_line_by_letter(void **state)
     struct rig r;
     rig_open(&r);
     static const struct dev_param p[] = { { "address", "b", 1, 1 }, { "ports", "8", 1, 1 } };
-    struct errors e;
+    struct config_errors e;
     struct driver_channel ch[DRIVER_MAX_CHANNELS];
     size_t n;
     void *b;
     assert_int_equal(open_valve(p, N(p), &e, &b, ch, &n), 0);
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(b, &r.link, 0, &v), 0);
     assert_float_equal(v, 8, 0);
     assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), 0);
     assert_float_equal(v, 2, 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     r.drv->close(b);
     rig_close(&r);
 }
@@ -758,11 +585,11 @@ static void test_a_line_set_up_wrong_gets_a_hint(void **state)
     r.lc.parity = 'N';
     r.lc.data_bits = 8;
     assert_int_equal(link_open(&r.link, &r.lc), 0);
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -ETIMEDOUT);
     assert_non_null(strstr(r.link.err, "set the bus to 'baud: 9600, parity: O, data_bits: 7'"));
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -812,7 +639,7 @@ static void *sim_respond(void *arg)
     struct sim_responder *s = arg;
     char line[128];
     while (!atomic_load(&s->stop)) {
-        if (!read_command(s->fd, line, sizeof line, 20))
+        if (!script_read_command(s->fd, line, sizeof line, 20))
             continue;
         line[strcspn(line, "\r")] = '\0';
         if (strcmp(line + 1, "LXR") == 0)
@@ -835,7 +662,7 @@ static void test_driver_runs_the_simulated_valves(void **state)
     struct rig r;
     rig_open(&r);
     static const struct dev_param pb[] = { { "address", "b", 1, 1 }, { "ports", "8", 1, 1 } };
-    struct errors e;
+    struct config_errors e;
     struct driver_channel ch[DRIVER_MAX_CHANNELS];
     size_t n;
     void *b;

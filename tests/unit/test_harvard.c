@@ -11,7 +11,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -20,16 +19,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "config_errors.h"
 #include "driver.h"
 #include "harvard.h"
 #include "sim_harvard.h"
+#include "pty_pair.h"
+#include "pty_script.h"
 
 #define LINK_TIMEOUT_MS 100
-#define RESPONDER_WAIT_MS 3000      /* a responder gives up on a silent driver after this */
 #define UNTOUCHED 12345.0
 #define MIN_NS (60LL * 1000000000LL)
 
@@ -249,33 +248,13 @@ static void test_refusals_are_remote_errors_and_prompts_have_meanings(void **sta
 /* The rig entry                                                            */
 /* ------------------------------------------------------------------------ */
 
-struct errors {
-    int n;
-    char key[8][48];
-    char text[8][256];
-};
-
-/* dev_config.error that records instead of printing. */
-static void record_error(const struct dev_config *cfg, const char *key, const char *fmt, ...)
-{
-    struct errors *e = cfg->error_ctx;
-    if (e->n >= 8)
-        return;
-    snprintf(e->key[e->n], sizeof e->key[0], "%s", key ? key : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->text[e->n], sizeof e->text[0], fmt, ap);
-    va_end(ap);
-    e->n++;
-}
-
 /* Open a pump from params; returns open()'s result. */
-static int open_pump(const struct dev_param *params, size_t n, struct errors *e, void **st,
+static int open_pump(const struct dev_param *params, size_t n, struct config_errors *e, void **st,
                      struct driver_channel *ch, size_t *n_ch)
 {
     memset(e, 0, sizeof *e);
     struct dev_config cfg = { .name = "hpump1", .file = "rig.yaml", .dir = ".", .params = params,
-                              .n_params = n, .error = record_error, .error_ctx = e };
+                              .n_params = n, .error = config_errors_record, .error_ctx = e };
     return driver_find("harvard")->open(&cfg, st, ch, n_ch);
 }
 
@@ -284,7 +263,7 @@ static void test_rig_entry_gives_two_channels(void **state)
     (void)state;
     const struct dev_param p[] = { { "address", "3", 1, 1 }, { "syringe.diameter", "14.57 mm", 1, 1 },
                                    { "syringe.volume", "10 mL", 1, 1 }, { "max_flow", "500 uL/min", 1, 1 } };
-    struct errors e;
+    struct config_errors e;
     struct driver_channel ch[DRIVER_MAX_CHANNELS];
     size_t n;
     void *st;
@@ -317,7 +296,7 @@ static void test_bad_rig_entries_are_all_reported(void **state)
     const struct dev_param p[] = { { "address", "100", 1, 1 }, { "syringe.diameter", "14.57 mL", 1, 1 },
                                    { "max_flow", "-5 uL/min", 1, 1 }, { "syringe.volum", "1 mL", 1, 1 },
                                    { "baud", "9600", 1, 1 } };
-    struct errors e;
+    struct config_errors e;
     struct driver_channel ch[DRIVER_MAX_CHANNELS];
     size_t n;
     void *st = NULL;
@@ -350,111 +329,8 @@ static void test_bad_rig_entries_are_all_reported(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
-/* A pty pair and a scripted responder                                      */
+/* The rig: a device on a pty, answered by a script                         */
 /* ------------------------------------------------------------------------ */
-
-/* A pty: the driver opens path; the test plays the pump on master. */
-struct pty {
-    int master;
-    int slave;          /* kept open so the master never sees a hang-up between opens */
-    char path[64];
-};
-
-/* Open a pty pair with a raw slave. */
-static void pty_open(struct pty *p)
-{
-    p->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    assert_true(p->master >= 0);
-    assert_int_equal(grantpt(p->master), 0);
-    assert_int_equal(unlockpt(p->master), 0);
-    snprintf(p->path, sizeof p->path, "%s", ptsname(p->master));
-    p->slave = open(p->path, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    assert_true(p->slave >= 0);
-    struct termios t;
-    assert_int_equal(tcgetattr(p->slave, &t), 0);
-    cfmakeraw(&t);
-    assert_int_equal(tcsetattr(p->slave, TCSANOW, &t), 0);
-}
-
-/* Close both ends. */
-static void pty_close(struct pty *p)
-{
-    close(p->slave);
-    close(p->master);
-}
-
-/* One expected command and the canned reply to it (NULL: stay silent). */
-struct step {
-    const char *expect;
-    const char *reply;
-    size_t split;       /* > 0: send the reply in two writes, split after this many bytes */
-};
-
-struct script {
-    int fd;
-    const struct step *steps;
-    size_t n;
-    atomic_size_t done;         /* steps answered */
-    char mismatch[256];         /* the first difference; written only by the responder */
-};
-
-/* Read one command, up to and including its CR; false on time-out. */
-static bool read_command(int fd, char *line, size_t len)
-{
-    size_t n = 0;
-    while (n + 1 < len) {
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        if (poll(&p, 1, RESPONDER_WAIT_MS) <= 0)
-            return false;
-        if (read(fd, &line[n], 1) != 1)
-            return false;
-        if (line[n++] == '\r')
-            break;
-    }
-    line[n] = '\0';
-    return true;
-}
-
-/* Wait a little: only to split a reply across two reads, never to synchronise. */
-static void pause_ms(long ms)
-{
-    struct timespec ts = { 0, ms * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
-/* The responder thread: play the script, stop at the first surprise. */
-static void *play(void *arg)
-{
-    struct script *s = arg;
-    for (size_t i = 0; i < s->n; i++) {
-        const struct step *st = &s->steps[i];
-        char line[128];
-        if (!read_command(s->fd, line, sizeof line)) {
-            snprintf(s->mismatch, sizeof s->mismatch, "step %zu: no command (expected '%s')", i,
-                     st->expect);
-            return NULL;
-        }
-        if (strcmp(line, st->expect) != 0) {
-            snprintf(s->mismatch, sizeof s->mismatch, "step %zu: got '%s', expected '%s'", i,
-                     line, st->expect);
-            return NULL;
-        }
-        if (st->reply != NULL) {
-            size_t len = strlen(st->reply), first = st->split ? st->split : len;
-            bool ok = write(s->fd, st->reply, first) == (ssize_t)first;
-            if (ok && first < len) {
-                pause_ms(30);
-                ok = write(s->fd, st->reply + first, len - first) == (ssize_t)(len - first);
-            }
-            if (!ok) {
-                snprintf(s->mismatch, sizeof s->mismatch, "step %zu: cannot write the reply", i);
-                return NULL;
-            }
-        }
-        atomic_store(&s->done, i + 1);
-    }
-    return NULL;
-}
 
 /* A pump on a pty with a responder thread playing steps. */
 struct rig {
@@ -464,7 +340,6 @@ struct rig {
     const struct driver_ops *drv;
     void *pump;
     struct script script;
-    pthread_t thread;
 };
 
 /* Open the pty, the link and a pump at address addr. */
@@ -478,37 +353,11 @@ static void rig_open(struct rig *r, const char *addr)
     assert_int_equal(link_open(&r->link, &r->lc), 0);
     const struct dev_param p[] = { { "address", addr, 1, 1 }, { "syringe.diameter", "14.57 mm", 1, 1 },
                                    { "syringe.volume", "10 mL", 1, 1 } };
-    struct errors e;
+    struct config_errors e;
     struct driver_channel ch[DRIVER_MAX_CHANNELS];
     size_t n;
     assert_int_equal(open_pump(p, 3, &e, &r->pump, ch, &n), 0);
     r->drv = driver_find("harvard");
-}
-
-/* Start playing steps. */
-static void rig_play(struct rig *r, const struct step *steps, size_t n)
-{
-    r->script.fd = r->pty.master;
-    r->script.steps = steps;
-    r->script.n = n;
-    atomic_store(&r->script.done, 0);
-    r->script.mismatch[0] = '\0';
-    assert_int_equal(pthread_create(&r->thread, NULL, play, &r->script), 0);
-}
-
-/* Wait for the responder; every step must have been played and nothing more sent. */
-static void rig_finish(struct rig *r)
-{
-    assert_int_equal(pthread_join(r->thread, NULL), 0);
-    if (r->script.mismatch[0])
-        fail_msg("%s", r->script.mismatch);
-    assert_int_equal(atomic_load(&r->script.done), r->script.n);
-    struct pollfd p = { .fd = r->pty.master, .events = POLLIN };
-    if (poll(&p, 1, 0) == 1) {
-        char extra[64] = "";
-        ssize_t got = read(r->pty.master, extra, sizeof extra - 1);
-        fail_msg("the driver sent more than the script: '%s'", got > 0 ? extra : "?");
-    }
 }
 
 /* Close everything. */
@@ -521,7 +370,7 @@ static void rig_close(struct rig *r)
 
 #define N(a) (sizeof a / sizeof a[0])
 /* A pump after power-up has another syringe's diameter: connect sets ours. */
-#define CONNECT_STEPS { "diameter\r", "\r\n10 mm\r\n00:", 0 }, { "diameter 14.57\r", "\r\n00:", 0 }
+#define CONNECT_STEPS { "diameter\r", "\r\n10 mm\r\n00:", 0, false }, { "diameter 14.57\r", "\r\n00:", 0, false }
 
 /* ------------------------------------------------------------------------ */
 /* End to end over the pty                                                  */
@@ -533,28 +382,28 @@ static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state
     static const struct step steps[] = {
         CONNECT_STEPS,
         /* write 12.5: the rate, then irun because the pump is idle */
-        { "irate 12.5 ul/min\r", "\r\n00:", 0 }, { "irun\r", "\r\n00>", 0 },
-        { "crate\r", "\r\n12.5 ul/min\r\n00>", 0 },
+        { "irate 12.5 ul/min\r", "\r\n00:", 0, false }, { "irun\r", "\r\n00>", 0, false },
+        { "crate\r", "\r\n12.5 ul/min\r\n00>", 0, false },
         /* a new rate while infusing: one irate, it applies at once */
-        { "irate 20 ul/min\r", "\r\n00>", 0 },
-        { "ivolume\r", "\r\n1.234 ml\r\n00>", 0 },
+        { "irate 20 ul/min\r", "\r\n00>", 0, false },
+        { "ivolume\r", "\r\n1.234 ml\r\n00>", 0, false },
         /* reversing: the withdraw rate, a stop, then wrun */
-        { "wrate 5 ul/min\r", "\r\n00>", 0 }, { "stop\r", "\r\n00:", 0 },
-        { "wrun\r", "\r\n00<", 0 },
-        { "crate\r", "\r\n5 ul/min\r\n00<", 0 },
+        { "wrate 5 ul/min\r", "\r\n00>", 0, false }, { "stop\r", "\r\n00:", 0, false },
+        { "wrun\r", "\r\n00<", 0, false },
+        { "crate\r", "\r\n5 ul/min\r\n00<", 0, false },
         /* safe state; then idle reads 0 whatever rate the pump still holds */
-        { "stop\r", "\r\n00:", 0 },
-        { "crate\r", "\r\n5 ul/min\r\n00:", 0 },
+        { "stop\r", "\r\n00:", 0, false },
+        { "crate\r", "\r\n5 ul/min\r\n00:", 0, false },
         /* a zero setpoint is a stop, always sent */
-        { "stop\r", "\r\n00:", 0 },
+        { "stop\r", "\r\n00:", 0, false },
         /* a pump that reached a target delivers nothing */
-        { "crate\r", "\r\n0 ul/min\r\n00T*", 0 },
+        { "crate\r", "\r\n0 ul/min\r\n00T*", 0, false },
         /* a tiny rate goes in nl/min */
-        { "irate 50 nl/min\r", "\r\n00:", 0 }, { "irun\r", "\r\n00>", 0 },
+        { "irate 50 nl/min\r", "\r\n00:", 0, false }, { "irun\r", "\r\n00>", 0, false },
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, 12.5), 0);
@@ -574,7 +423,7 @@ static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, 0.05), 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -583,22 +432,22 @@ static void test_a_stall_is_an_error_never_a_value(void **state)
     (void)state;
     static const struct step steps[] = {
         CONNECT_STEPS,
-        { "irate 5 ul/min\r", "\r\n00:", 0 }, { "irun\r", "\r\n00>", 0 },
+        { "irate 5 ul/min\r", "\r\n00:", 0, false }, { "irun\r", "\r\n00>", 0, false },
         /* the syringe ran empty: the prompt says stalled */
-        { "crate\r", "\r\n0 ul/min\r\n00*", 0 },
+        { "crate\r", "\r\n0 ul/min\r\n00*", 0, false },
         /* the volume the pump counted is still a fact */
-        { "ivolume\r", "\r\n3.5 ul\r\n00*", 0 },
+        { "ivolume\r", "\r\n3.5 ul\r\n00*", 0, false },
         /* a new setpoint: the run command clears the stall, and the pump stalls again */
-        { "irate 5 ul/min\r", "\r\n00*", 0 }, { "irun\r", "\r\n00*", 0 },
+        { "irate 5 ul/min\r", "\r\n00*", 0, false }, { "irun\r", "\r\n00*", 0, false },
         /* a run that does not start is no success either */
-        { "irate 5 ul/min\r", "\r\n00:", 0 }, { "irun\r", "\r\n00:", 0 },
+        { "irate 5 ul/min\r", "\r\n00:", 0, false }, { "irun\r", "\r\n00:", 0, false },
         /* safe state ends the stall */
-        { "stop\r", "\r\n00:", 0 },
-        { "crate\r", "\r\n0 ul/min\r\n00:", 0 },
+        { "stop\r", "\r\n00:", 0, false },
+        { "crate\r", "\r\n0 ul/min\r\n00:", 0, false },
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), 0);
@@ -614,7 +463,7 @@ static void test_a_stall_is_an_error_never_a_value(void **state)
     assert_int_equal(r.drv->safe_state(r.pump, &r.link), 0);
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -623,18 +472,18 @@ static void test_reconnect_to_a_running_pump_keeps_it_running(void **state)
     (void)state;
     static const struct step steps[] = {
         /* the pump withdraws with our syringe: nothing is sent, nothing stops */
-        { "diameter\r", "\r\n14.57 mm\r\n00<", 0 },
+        { "diameter\r", "\r\n14.57 mm\r\n00<", 0, false },
         /* the setpoint for the same direction needs only the rate */
-        { "wrate 2 ul/min\r", "\r\n00<", 0 },
+        { "wrate 2 ul/min\r", "\r\n00<", 0, false },
         /* another syringe while running: the pump refuses, the driver says why */
-        { "diameter\r", "\r\n12.06 mm\r\n00>", 0 },
-        { "diameter 14.57\r", "\r\nCommand error\r\n00>", 0 },
+        { "diameter\r", "\r\n12.06 mm\r\n00>", 0, false },
+        { "diameter 14.57\r", "\r\nCommand error\r\n00>", 0, false },
         /* a diameter that is no number */
-        { "diameter\r", "\r\nabc\r\n00:", 0 },
+        { "diameter\r", "\r\nabc\r\n00:", 0, false },
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
     assert_string_equal(r.link.err, "");
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, -2), 0);
@@ -643,7 +492,7 @@ static void test_reconnect_to_a_running_pump_keeps_it_running(void **state)
                         "says 14.57 mm; stop it to change the diameter");
     assert_int_equal(r.drv->connect(r.pump, &r.link), -EBADMSG);
     assert_non_null(strstr(r.link.err, "cannot parse the diameter 'abc'"));
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -652,14 +501,14 @@ static void test_refused_commands_are_remote_errors(void **state)
     (void)state;
     static const struct step steps[] = {
         CONNECT_STEPS,
-        { "irate 900 ul/min\r", "\r\nOut of range\r\n00:", 0 },
-        { "ivolume\r", "\r\nUnknown command\r\n00:", 0 },
-        { "wrate 1 ul/min\r", "\r\n00:", 0 }, { "wrun\r", "\r\nCommand error\r\n00:", 0 },
-        { "stop\r", "\r\n00>", 0 },
+        { "irate 900 ul/min\r", "\r\nOut of range\r\n00:", 0, false },
+        { "ivolume\r", "\r\nUnknown command\r\n00:", 0, false },
+        { "wrate 1 ul/min\r", "\r\n00:", 0, false }, { "wrun\r", "\r\nCommand error\r\n00:", 0, false },
+        { "stop\r", "\r\n00>", 0, false },
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, 900), -EREMOTEIO);
@@ -679,7 +528,7 @@ static void test_refused_commands_are_remote_errors(void **state)
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, NAN), -EINVAL);
     assert_int_equal(r.drv->write(r.pump, &r.link, 1, 5), -EINVAL);
     assert_int_equal(r.drv->read(r.pump, &r.link, 2, &v), -EINVAL);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -687,21 +536,21 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
 {
     (void)state;
     static const struct step steps[] = {
-        { "crate\r", NULL, 0 },                                         /* silence */
-        { "crate\r", "\r\n1 ul/min\r\n01>", 0 },                        /* another pump */
-        { "crate\r", "\r\n1 ul/min\r\n", 0 },                           /* no prompt */
-        { "crate\r", "\r\n\x01\x02\xfe\xff\x10", 0 },                   /* line noise */
-        { "crate\r", "\r\n12.5 XX\r\n00>", 0 },                         /* bad rate */
-        { "crate\r", "\r\n00>", 0 },                                    /* no rate at all */
-        { "ivolume\r", "\r\n0.1\r\n00>", 0 },                           /* bad volume */
+        { "crate\r", NULL, 0, false },                                         /* silence */
+        { "crate\r", "\r\n1 ul/min\r\n01>", 0, false },                        /* another pump */
+        { "crate\r", "\r\n1 ul/min\r\n", 0, false },                           /* no prompt */
+        { "crate\r", "\r\n\x01\x02\xfe\xff\x10", 0, false },                   /* line noise */
+        { "crate\r", "\r\n12.5 XX\r\n00>", 0, false },                         /* bad rate */
+        { "crate\r", "\r\n00>", 0, false },                                    /* no rate at all */
+        { "ivolume\r", "\r\n0.1\r\n00>", 0, false },                           /* bad volume */
         /* theirs, then ours, in one write */
-        { "crate\r", "\r\n3 ul/min\r\n01<\r\n4 ul/min\r\n00>", 0 },
+        { "crate\r", "\r\n3 ul/min\r\n01<\r\n4 ul/min\r\n00>", 0, false },
         /* junk text before the reply is a line, the value is the last one */
-        { "crate\r", "xx\r\n6 ul/min\r\n00>", 0 },
+        { "crate\r", "xx\r\n6 ul/min\r\n00>", 0, false },
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
     assert_string_equal(r.link.err, "hpump1: no reply to 'crate' within 100 ms");
@@ -721,7 +570,7 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
     assert_float_equal(v, 4, 0);
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
     assert_float_equal(v, 6, 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -729,13 +578,13 @@ static void test_a_reply_split_across_reads_is_reassembled(void **state)
 {
     (void)state;
     static const struct step steps[] = {
-        { "crate\r", "\r\n8 ul/min\r\n00>", 5 },            /* inside the text */
-        { "crate\r", "\r\n9 ul/min\r\n00<", 13 },           /* inside the prompt's address */
-        { "crate\r", "\r\n7 ul/min\r\n00", 0 },             /* a prompt that never ends */
+        { "crate\r", "\r\n8 ul/min\r\n00>", 5, false },            /* inside the text */
+        { "crate\r", "\r\n9 ul/min\r\n00<", 13, false },           /* inside the prompt's address */
+        { "crate\r", "\r\n7 ul/min\r\n00", 0, false },             /* a prompt that never ends */
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
     assert_float_equal(v, 8, 0);
@@ -744,7 +593,7 @@ static void test_a_reply_split_across_reads_is_reassembled(void **state)
     v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
     assert_float_equal(v, UNTOUCHED, 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -752,7 +601,7 @@ static void test_stale_bytes_are_drained_before_a_command(void **state)
 {
     (void)state;
     static const struct step steps[] = {
-        { "crate\r", "\r\n2 ul/min\r\n00>", 0 },
+        { "crate\r", "\r\n2 ul/min\r\n00>", 0, false },
     };
     struct rig r;
     rig_open(&r, "0");
@@ -761,11 +610,11 @@ static void test_stale_bytes_are_drained_before_a_command(void **state)
     assert_int_equal(write(r.pty.master, late, strlen(late)), (ssize_t)strlen(late));
     struct pollfd p = { .fd = r.pty.slave, .events = POLLIN };
     assert_int_equal(poll(&p, 1, 1000), 1);     /* it has arrived on the driver's side */
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
     assert_float_equal(v, 2, 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -773,20 +622,20 @@ static void test_pumps_share_one_line_by_address(void **state)
 {
     (void)state;
     static const struct step steps[] = {
-        { "12:crate\r", "\r\n1 ul/min\r\n12>", 0 },
-        { "crate\r", "\r\n2 ul/min\r\n00<", 0 },
-        { "12:stop\r", "\r\n12:", 0 },
-        { "12:irate 3 ul/min\r", "\r\n12:", 0 }, { "12:irun\r", "\r\n12>", 0 },
+        { "12:crate\r", "\r\n1 ul/min\r\n12>", 0, false },
+        { "crate\r", "\r\n2 ul/min\r\n00<", 0, false },
+        { "12:stop\r", "\r\n12:", 0, false },
+        { "12:irate 3 ul/min\r", "\r\n12:", 0, false }, { "12:irun\r", "\r\n12>", 0, false },
     };
     struct rig r;
     rig_open(&r, "0");
     const struct dev_param p[] = { { "address", "12", 1, 1 }, { "syringe.diameter", "4.78 mm", 1, 1 } };
-    struct errors e;
+    struct config_errors e;
     struct driver_channel ch[DRIVER_MAX_CHANNELS];
     size_t n;
     void *pump12;
     assert_int_equal(open_pump(p, 2, &e, &pump12, ch, &n), 0);
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(pump12, &r.link, 0, &v), 0);
     assert_float_equal(v, 1, 0);
@@ -794,7 +643,7 @@ static void test_pumps_share_one_line_by_address(void **state)
     assert_float_equal(v, -2, 0);
     assert_int_equal(r.drv->safe_state(pump12, &r.link), 0);
     assert_int_equal(r.drv->write(pump12, &r.link, 0, 3), 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     r.drv->close(pump12);
     rig_close(&r);
 }
@@ -836,7 +685,7 @@ static void *sim_respond(void *arg)
         struct pollfd p = { .fd = s->fd, .events = POLLIN };
         if (poll(&p, 1, 20) <= 0)
             continue;
-        if (!read_command(s->fd, line, sizeof line))
+        if (!script_read_command(s->fd, line, sizeof line, SCRIPT_WAIT_MS))
             continue;
         line[strcspn(line, "\r")] = '\0';
         char out[256];
@@ -863,7 +712,7 @@ static void test_driver_runs_the_simulated_pumps_until_one_stalls(void **state)
     struct rig r;
     rig_open(&r, "0");
     const struct dev_param p[] = { { "address", "1", 1, 1 }, { "syringe.diameter", "4.78 mm", 1, 1 } };
-    struct errors e;
+    struct config_errors e;
     struct driver_channel ch[DRIVER_MAX_CHANNELS];
     size_t n;
     void *pump2;

@@ -10,7 +10,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,37 +24,7 @@
 #include "link.h"
 #include "serial.h"
 
-/* A pty: the code under test opens path; the test is the device on master. */
-struct pty {
-    int master;
-    int slave;          /* the test's own view of the line (settings, pending input) */
-    char path[64];
-};
-
-/* Open a pty pair with a raw slave. */
-static void pty_open(struct pty *p)
-{
-    p->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    assert_true(p->master >= 0);
-    assert_int_equal(grantpt(p->master), 0);
-    assert_int_equal(unlockpt(p->master), 0);
-    snprintf(p->path, sizeof p->path, "%s", ptsname(p->master));
-    p->slave = open(p->path, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    assert_true(p->slave >= 0);
-    struct termios t;
-    assert_int_equal(tcgetattr(p->slave, &t), 0);
-    cfmakeraw(&t);
-    assert_int_equal(tcsetattr(p->slave, TCSANOW, &t), 0);
-}
-
-/* Close what is still open. */
-static void pty_close(struct pty *p)
-{
-    if (p->slave >= 0)
-        close(p->slave);
-    if (p->master >= 0)
-        close(p->master);
-}
+#include "pty_pair.h"
 
 /* Milliseconds on the monotonic clock. */
 static long now_ms(void)

@@ -28,6 +28,8 @@
 
 #include "driver.h"
 
+#include "config_errors.h"
+
 #define LINK_TIMEOUT_MS 150
 #define SERVER_IDLE_MS 5000     /* the server gives up if nothing happens for this long */
 #define UNIT 7
@@ -150,27 +152,6 @@ static const char profile_text[] =
 enum { H_U16, I_I16, H_U32, I_I32, F_ABCD, F_CDAB, F_BADC, F_DCBA, SETPT, COIL, DIN, I_NAN,
        ABSENT, N_CH };
 
-/* Config errors the driver reported. */
-struct errors {
-    int n;
-    char key[8][48];
-    char text[8][400];
-};
-
-/* dev_config.error that records instead of printing. */
-static void record_error(const struct dev_config *cfg, const char *key, const char *fmt, ...)
-{
-    struct errors *e = cfg->error_ctx;
-    if (e->n >= 8)
-        return;
-    snprintf(e->key[e->n], sizeof e->key[0], "%s", key ? key : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->text[e->n], sizeof e->text[0], fmt, ap);
-    va_end(ap);
-    e->n++;
-}
-
 /* Everything a test needs: a server, a profile on disk, a link and the device. */
 struct fixture {
     struct server srv;
@@ -197,11 +178,11 @@ static void write_profile(struct fixture *f, const char *text)
 }
 
 /* Open the device from params, with dev.yaml relative to the fixture's directory. */
-static int open_dev(struct fixture *f, const struct dev_param *p, size_t n, struct errors *e)
+static int open_dev(struct fixture *f, const struct dev_param *p, size_t n, struct config_errors *e)
 {
     memset(e, 0, sizeof *e);
     struct dev_config cfg = { .name = "chip9", .file = "rig.yaml", .dir = f->dir, .params = p,
-                              .n_params = n, .error = record_error, .error_ctx = e };
+                              .n_params = n, .error = config_errors_record, .error_ctx = e };
     f->drv = driver_find("modbus");
     assert_non_null(f->drv);
     return f->drv->open(&cfg, &f->dev, f->ch, &f->n_ch);
@@ -215,7 +196,7 @@ static int setup(void **state)
     server_start(&f->srv);
     write_profile(f, profile_text);
     const struct dev_param p[] = { { "unit", "7", 1, 1 }, { "profile", "dev.yaml", 1, 1 } };
-    struct errors e;
+    struct config_errors e;
     assert_int_equal(open_dev(f, p, 2, &e), 0);
     assert_int_equal(e.n, 0);
     f->lc = (struct link_config){ .name = "plc", .type = LINK_MODBUS_TCP, .host = "127.0.0.1",
@@ -401,7 +382,7 @@ static void test_bad_rig_entries_are_all_reported(void **state)
 {
     struct fixture *f = *state;
     void *keep = f->dev;
-    struct errors e;
+    struct config_errors e;
     const struct dev_param none[] = { { "unitt", "1", 1, 1 } };
     f->dev = NULL;
     assert_int_equal(open_dev(f, none, 1, &e), -EINVAL);

@@ -11,7 +11,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -20,17 +19,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "config_errors.h"
 #include "driver.h"
 #include "newera.h"
 #include "physics.h"
 #include "sim_newera.h"
+#include "pty_pair.h"
+#include "pty_script.h"
 
 #define LINK_TIMEOUT_MS 100
-#define RESPONDER_WAIT_MS 3000      /* a responder gives up on a silent driver after this */
 #define UNTOUCHED 12345.0
 
 /* ------------------------------------------------------------------------ */
@@ -254,34 +253,13 @@ static void test_delivered_flow_follows_the_prompt(void **state)
 /* The rig entry                                                            */
 /* ------------------------------------------------------------------------ */
 
-/* Config errors a driver reported. */
-struct errors {
-    int n;
-    char key[8][48];
-    char text[8][256];
-};
-
-/* dev_config.error that records instead of printing. */
-static void record_error(const struct dev_config *cfg, const char *key, const char *fmt, ...)
-{
-    struct errors *e = cfg->error_ctx;
-    if (e->n >= 8)
-        return;
-    snprintf(e->key[e->n], sizeof e->key[0], "%s", key ? key : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->text[e->n], sizeof e->text[0], fmt, ap);
-    va_end(ap);
-    e->n++;
-}
-
 /* Open a pump from params; returns open()'s result. */
-static int open_pump(const struct dev_param *params, size_t n, struct errors *e, void **st,
+static int open_pump(const struct dev_param *params, size_t n, struct config_errors *e, void **st,
                      struct driver_channel *ch, size_t *n_ch)
 {
     memset(e, 0, sizeof *e);
     struct dev_config cfg = { .name = "pump1", .file = "rig.yaml", .dir = ".", .params = params,
-                              .n_params = n, .error = record_error, .error_ctx = e };
+                              .n_params = n, .error = config_errors_record, .error_ctx = e };
     return driver_find("newera")->open(&cfg, st, ch, n_ch);
 }
 
@@ -290,7 +268,7 @@ static void test_rig_entry_gives_two_channels(void **state)
     (void)state;
     const struct dev_param p[] = { { "address", "3", 1, 1 }, { "syringe.diameter", "14.57 mm", 1, 1 },
                                    { "syringe.volume", "10 mL", 1, 1 }, { "max_flow", "500 uL/min", 1, 1 } };
-    struct errors e;
+    struct config_errors e;
     struct driver_channel ch[DRIVER_MAX_CHANNELS];
     size_t n;
     void *st;
@@ -324,7 +302,7 @@ static void test_bad_rig_entries_are_all_reported(void **state)
     (void)state;
     const struct dev_param p[] = { { "address", "100", 1, 1 }, { "syringe.diameter", "14.57 mL", 1, 1 },
                                    { "max_flow", "0 uL/min", 1, 1 }, { "adress", "1", 1, 1 } };
-    struct errors e;
+    struct config_errors e;
     struct driver_channel ch[DRIVER_MAX_CHANNELS];
     size_t n;
     void *st = NULL;
@@ -352,111 +330,8 @@ static void test_bad_rig_entries_are_all_reported(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
-/* A pty pair and a scripted responder                                      */
+/* The rig: a device on a pty, answered by a script                         */
 /* ------------------------------------------------------------------------ */
-
-/* A pty: the driver opens path; the test plays the pump on master. */
-struct pty {
-    int master;
-    int slave;          /* kept open so the master never sees a hang-up between opens */
-    char path[64];
-};
-
-/* Open a pty pair with a raw slave. */
-static void pty_open(struct pty *p)
-{
-    p->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    assert_true(p->master >= 0);
-    assert_int_equal(grantpt(p->master), 0);
-    assert_int_equal(unlockpt(p->master), 0);
-    snprintf(p->path, sizeof p->path, "%s", ptsname(p->master));
-    p->slave = open(p->path, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    assert_true(p->slave >= 0);
-    struct termios t;
-    assert_int_equal(tcgetattr(p->slave, &t), 0);
-    cfmakeraw(&t);
-    assert_int_equal(tcsetattr(p->slave, TCSANOW, &t), 0);
-}
-
-/* Close both ends. */
-static void pty_close(struct pty *p)
-{
-    close(p->slave);
-    close(p->master);
-}
-
-/* One expected command and the canned reply to it (NULL: stay silent). */
-struct step {
-    const char *expect;
-    const char *reply;
-    size_t split;       /* > 0: send the reply in two writes, split after this many bytes */
-};
-
-struct script {
-    int fd;
-    const struct step *steps;
-    size_t n;
-    atomic_size_t done;         /* steps answered */
-    char mismatch[256];         /* the first difference; written only by the responder */
-};
-
-/* Read one command, up to and including its CR; false on time-out. */
-static bool read_command(int fd, char *line, size_t len)
-{
-    size_t n = 0;
-    while (n + 1 < len) {
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        if (poll(&p, 1, RESPONDER_WAIT_MS) <= 0)
-            return false;
-        if (read(fd, &line[n], 1) != 1)
-            return false;
-        if (line[n++] == '\r')
-            break;
-    }
-    line[n] = '\0';
-    return true;
-}
-
-/* Wait a little: only to split a reply across two reads, never to synchronise. */
-static void pause_ms(long ms)
-{
-    struct timespec ts = { 0, ms * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
-/* The responder thread: play the script, stop at the first surprise. */
-static void *play(void *arg)
-{
-    struct script *s = arg;
-    for (size_t i = 0; i < s->n; i++) {
-        const struct step *st = &s->steps[i];
-        char line[128];
-        if (!read_command(s->fd, line, sizeof line)) {
-            snprintf(s->mismatch, sizeof s->mismatch, "step %zu: no command (expected '%s')", i,
-                     st->expect);
-            return NULL;
-        }
-        if (strcmp(line, st->expect) != 0) {
-            snprintf(s->mismatch, sizeof s->mismatch, "step %zu: got '%s', expected '%s'", i,
-                     line, st->expect);
-            return NULL;
-        }
-        if (st->reply != NULL) {
-            size_t len = strlen(st->reply), first = st->split ? st->split : len;
-            bool ok = write(s->fd, st->reply, first) == (ssize_t)first;
-            if (ok && first < len) {
-                pause_ms(30);
-                ok = write(s->fd, st->reply + first, len - first) == (ssize_t)(len - first);
-            }
-            if (!ok) {
-                snprintf(s->mismatch, sizeof s->mismatch, "step %zu: cannot write the reply", i);
-                return NULL;
-            }
-        }
-        atomic_store(&s->done, i + 1);
-    }
-    return NULL;
-}
 
 /* A pump on a pty with a responder thread playing steps. */
 struct rig {
@@ -466,7 +341,6 @@ struct rig {
     const struct driver_ops *drv;
     void *pump;
     struct script script;
-    pthread_t thread;
 };
 
 /* Open the pty, the link and a pump at address addr. */
@@ -480,37 +354,11 @@ static void rig_open(struct rig *r, const char *addr)
     assert_int_equal(link_open(&r->link, &r->lc), 0);
     const struct dev_param p[] = { { "address", addr, 1, 1 }, { "syringe.diameter", "14.57 mm", 1, 1 },
                                    { "syringe.volume", "10 mL", 1, 1 } };
-    struct errors e;
+    struct config_errors e;
     struct driver_channel ch[DRIVER_MAX_CHANNELS];
     size_t n;
     assert_int_equal(open_pump(p, 3, &e, &r->pump, ch, &n), 0);
     r->drv = driver_find("newera");
-}
-
-/* Start playing steps. */
-static void rig_play(struct rig *r, const struct step *steps, size_t n)
-{
-    r->script.fd = r->pty.master;
-    r->script.steps = steps;
-    r->script.n = n;
-    atomic_store(&r->script.done, 0);
-    r->script.mismatch[0] = '\0';
-    assert_int_equal(pthread_create(&r->thread, NULL, play, &r->script), 0);
-}
-
-/* Wait for the responder; every step must have been played and nothing more sent. */
-static void rig_finish(struct rig *r)
-{
-    assert_int_equal(pthread_join(r->thread, NULL), 0);
-    if (r->script.mismatch[0])
-        fail_msg("%s", r->script.mismatch);
-    assert_int_equal(atomic_load(&r->script.done), r->script.n);
-    struct pollfd p = { .fd = r->pty.master, .events = POLLIN };
-    if (poll(&p, 1, 0) == 1) {
-        char extra[64] = "";
-        ssize_t got = read(r->pty.master, extra, sizeof extra - 1);
-        fail_msg("the driver sent more than the script: '%s'", got > 0 ? extra : "?");
-    }
 }
 
 /* Close everything. */
@@ -522,7 +370,7 @@ static void rig_close(struct rig *r)
 }
 
 #define N(a) (sizeof a / sizeof a[0])
-#define CONNECT_STEPS { "0DIA 14.57\r", "\x02" "00S\x03", 0 }, { "0DIR INF\r", "\x02" "00S\x03", 0 }
+#define CONNECT_STEPS { "0DIA 14.57\r", "\x02" "00S\x03", 0, false }, { "0DIR INF\r", "\x02" "00S\x03", 0, false }
 
 /* ------------------------------------------------------------------------ */
 /* End to end over the pty                                                  */
@@ -534,26 +382,26 @@ static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state
     static const struct step steps[] = {
         CONNECT_STEPS,
         /* write 12.5: rate, then RUN because the pump is stopped */
-        { "0RAT 12.50 UM\r", "\x02" "00S\x03", 0 }, { "0RUN\r", "\x02" "00I\x03", 0 },
+        { "0RAT 12.50 UM\r", "\x02" "00S\x03", 0, false }, { "0RUN\r", "\x02" "00I\x03", 0, false },
         /* the same setpoint again: one RAT */
-        { "0RAT 12.50 UM\r", "\x02" "00I\x03", 0 },
+        { "0RAT 12.50 UM\r", "\x02" "00I\x03", 0, false },
         /* a new rate while running: one RAT */
-        { "0RAT 0.500 UM\r", "\x02" "00I\x03", 0 },
-        { "0RAT\r", "\x02" "00I0.500UM\x03", 0 },
-        { "0DIS\r", "\x02" "00II0.250W0.000ML\x03", 0 },
+        { "0RAT 0.500 UM\r", "\x02" "00I\x03", 0, false },
+        { "0RAT\r", "\x02" "00I0.500UM\x03", 0, false },
+        { "0DIS\r", "\x02" "00II0.250W0.000ML\x03", 0, false },
         /* reversing: stop first, then direction, rate, run */
-        { "0STP\r", "\x02" "00S\x03", 0 }, { "0DIR WDR\r", "\x02" "00S\x03", 0 },
-        { "0RAT 3.000 UM\r", "\x02" "00S\x03", 0 }, { "0RUN\r", "\x02" "00W\x03", 0 },
-        { "0RAT\r", "\x02" "00W3.000UM\x03", 0 },
+        { "0STP\r", "\x02" "00S\x03", 0, false }, { "0DIR WDR\r", "\x02" "00S\x03", 0, false },
+        { "0RAT 3.000 UM\r", "\x02" "00S\x03", 0, false }, { "0RUN\r", "\x02" "00W\x03", 0, false },
+        { "0RAT\r", "\x02" "00W3.000UM\x03", 0, false },
         /* safe state, then the rate reads back as 0 although 3 is programmed */
-        { "0STP\r", "\x02" "00S\x03", 0 },
-        { "0RAT\r", "\x02" "00S3.000UM\x03", 0 },
+        { "0STP\r", "\x02" "00S\x03", 0, false },
+        { "0RAT\r", "\x02" "00S3.000UM\x03", 0, false },
         /* a stop is always sent, whatever the driver believes */
-        { "0STP\r", "\x02" "00S\x03", 0 },
+        { "0STP\r", "\x02" "00S\x03", 0, false },
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, 12.5), 0);
@@ -570,7 +418,7 @@ static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, 0), 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -579,18 +427,18 @@ static void test_a_stall_alarm_is_an_error_never_a_value(void **state)
     (void)state;
     static const struct step steps[] = {
         CONNECT_STEPS,
-        { "0RAT 5.000 UM\r", "\x02" "00S\x03", 0 }, { "0RUN\r", "\x02" "00I\x03", 0 },
-        { "0RAT\r", "\x02" "00A?S\x03", 0 },
+        { "0RAT 5.000 UM\r", "\x02" "00S\x03", 0, false }, { "0RUN\r", "\x02" "00I\x03", 0, false },
+        { "0RAT\r", "\x02" "00A?S\x03", 0, false },
         /* after an alarm nothing is assumed: stop, direction, rate, run */
-        { "0STP\r", "\x02" "00S\x03", 0 }, { "0DIR INF\r", "\x02" "00S\x03", 0 },
-        { "0RAT 5.000 UM\r", "\x02" "00S\x03", 0 }, { "0RUN\r", "\x02" "00A?S\x03", 0 },
+        { "0STP\r", "\x02" "00S\x03", 0, false }, { "0DIR INF\r", "\x02" "00S\x03", 0, false },
+        { "0RAT 5.000 UM\r", "\x02" "00S\x03", 0, false }, { "0RUN\r", "\x02" "00A?S\x03", 0, false },
         /* RUN answered with a stopped prompt: the pump did not start */
-        { "0STP\r", "\x02" "00S\x03", 0 }, { "0DIR INF\r", "\x02" "00S\x03", 0 },
-        { "0RAT 5.000 UM\r", "\x02" "00S\x03", 0 }, { "0RUN\r", "\x02" "00S\x03", 0 },
+        { "0STP\r", "\x02" "00S\x03", 0, false }, { "0DIR INF\r", "\x02" "00S\x03", 0, false },
+        { "0RAT 5.000 UM\r", "\x02" "00S\x03", 0, false }, { "0RUN\r", "\x02" "00S\x03", 0, false },
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), 0);
@@ -601,7 +449,7 @@ static void test_a_stall_alarm_is_an_error_never_a_value(void **state)
     assert_string_equal(r.link.err, "pump1: motor stalled (A?S): syringe empty or blocked");
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), -EREMOTEIO);
     assert_string_equal(r.link.err, "pump1: the pump did not start after RUN (status S)");
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -609,15 +457,15 @@ static void test_connect_clears_a_power_cut_alarm(void **state)
 {
     (void)state;
     static const struct step steps[] = {
-        { "0DIA 14.57\r", "\x02" "00A?R\x03", 0 },
-        { "0DIA 14.57\r", "\x02" "00S\x03", 0 },
-        { "0DIR INF\r", "\x02" "00S\x03", 0 },
+        { "0DIA 14.57\r", "\x02" "00A?R\x03", 0, false },
+        { "0DIA 14.57\r", "\x02" "00S\x03", 0, false },
+        { "0DIR INF\r", "\x02" "00S\x03", 0, false },
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -626,23 +474,23 @@ static void test_reconnect_to_a_running_pump_keeps_it_running(void **state)
     (void)state;
     static const struct step steps[] = {
         /* the pump refuses DIA while it pumps; it has our syringe, so all is well */
-        { "0DIA 14.57\r", "\x02" "00W?NA\x03", 0 },
-        { "0DIA\r", "\x02" "00W14.57\x03", 0 },
+        { "0DIA 14.57\r", "\x02" "00W?NA\x03", 0, false },
+        { "0DIA\r", "\x02" "00W14.57\x03", 0, false },
         /* no DIR INF: that would reverse a withdrawal; the setpoint needs only RAT */
-        { "0RAT 2.000 UM\r", "\x02" "00W\x03", 0 },
+        { "0RAT 2.000 UM\r", "\x02" "00W\x03", 0, false },
         /* the same with another syringe in the pump: refused */
-        { "0DIA 14.57\r", "\x02" "00I?NA\x03", 0 },
-        { "0DIA\r", "\x02" "00I12.06\x03", 0 },
+        { "0DIA 14.57\r", "\x02" "00I?NA\x03", 0, false },
+        { "0DIA\r", "\x02" "00I12.06\x03", 0, false },
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
     assert_string_equal(r.link.err, "");
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, -2), 0);
     assert_int_equal(r.drv->connect(r.pump, &r.link), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "12.06 mm syringe"));
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -651,13 +499,13 @@ static void test_refused_commands_are_remote_errors(void **state)
     (void)state;
     static const struct step steps[] = {
         CONNECT_STEPS,
-        { "0RAT 900.0 UM\r", "\x02" "00S?OOR\x03", 0 },
-        { "0DIS\r", "\x02" "00S?\x03", 0 },
-        { "0RAT 1.000 UM\r", "\x02" "00S\x03", 0 }, { "0RUN\r", "\x02" "00S?NA\x03", 0 },
+        { "0RAT 900.0 UM\r", "\x02" "00S?OOR\x03", 0, false },
+        { "0DIS\r", "\x02" "00S?\x03", 0, false },
+        { "0RAT 1.000 UM\r", "\x02" "00S\x03", 0, false }, { "0RUN\r", "\x02" "00S?NA\x03", 0, false },
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, 900), -EREMOTEIO);
@@ -673,7 +521,7 @@ static void test_refused_commands_are_remote_errors(void **state)
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, 1e-7), -ERANGE);
     assert_int_equal(r.drv->write(r.pump, &r.link, 0, NAN), -EINVAL);
     assert_int_equal(r.drv->write(r.pump, &r.link, 1, 5), -EINVAL);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -681,20 +529,20 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
 {
     (void)state;
     static const struct step steps[] = {
-        { "0RAT\r", NULL, 0 },                                          /* silence */
-        { "0RAT\r", "\x02" "01I1.000UM\x03", 0 },                       /* another pump */
-        { "0RAT\r", "\x02" "00I1.000UM", 0 },                           /* no ETX */
-        { "0RAT\r", "noise\x02" "00I2.000UM\x03", 0 },                  /* junk first */
-        { "0RAT\r", "\x02" "01S\x03\x02" "00I4.000UM\x03", 0 },         /* theirs, then ours */
-        { "0RAT\r", "line noise", 0 },                                  /* no frame at all */
-        { "0RAT\r", "\x02" "00Q\x03", 0 },                              /* unknown prompt */
-        { "0RAT\r", "\x02" "00I12.5XX\x03", 0 },                        /* bad rate */
-        { "0RAT\r", "\x02" "00I\x03", 0 },                              /* no rate at all */
-        { "0DIS\r", "\x02" "00SI0.1\x03", 0 },                          /* bad volume */
+        { "0RAT\r", NULL, 0, false },                                          /* silence */
+        { "0RAT\r", "\x02" "01I1.000UM\x03", 0, false },                       /* another pump */
+        { "0RAT\r", "\x02" "00I1.000UM", 0, false },                           /* no ETX */
+        { "0RAT\r", "noise\x02" "00I2.000UM\x03", 0, false },                  /* junk first */
+        { "0RAT\r", "\x02" "01S\x03\x02" "00I4.000UM\x03", 0, false },         /* theirs, then ours */
+        { "0RAT\r", "line noise", 0, false },                                  /* no frame at all */
+        { "0RAT\r", "\x02" "00Q\x03", 0, false },                              /* unknown prompt */
+        { "0RAT\r", "\x02" "00I12.5XX\x03", 0, false },                        /* bad rate */
+        { "0RAT\r", "\x02" "00I\x03", 0, false },                              /* no rate at all */
+        { "0DIS\r", "\x02" "00SI0.1\x03", 0, false },                          /* bad volume */
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
     assert_string_equal(r.link.err, "pump1: no reply to 'RAT' within 100 ms");
@@ -717,7 +565,7 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EBADMSG);
     assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), -EBADMSG);
     assert_float_equal(v, UNTOUCHED, 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -725,17 +573,17 @@ static void test_a_reply_split_across_reads_is_reassembled(void **state)
 {
     (void)state;
     static const struct step steps[] = {
-        { "0RAT\r", "\x02" "00I8.000UM\x03", 7 },
-        { "0RAT\r", "\x02" "0", 2 },
+        { "0RAT\r", "\x02" "00I8.000UM\x03", 7, false },
+        { "0RAT\r", "\x02" "0", 2, false },
     };
     struct rig r;
     rig_open(&r, "0");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
     assert_float_equal(v, 8, 0);
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -743,26 +591,26 @@ static void test_pumps_share_one_line_by_address(void **state)
 {
     (void)state;
     static const struct step steps[] = {
-        { "12RAT\r", "\x02" "12I1.000UM\x03", 0 },
-        { "0RAT\r", "\x02" "00W2.000UM\x03", 0 },
-        { "12STP\r", "\x02" "12S\x03", 0 },
+        { "12RAT\r", "\x02" "12I1.000UM\x03", 0, false },
+        { "0RAT\r", "\x02" "00W2.000UM\x03", 0, false },
+        { "12STP\r", "\x02" "12S\x03", 0, false },
     };
     struct rig r;
     rig_open(&r, "0");
     const struct dev_param p[] = { { "address", "12", 1, 1 }, { "syringe.diameter", "4.78 mm", 1, 1 } };
-    struct errors e;
+    struct config_errors e;
     struct driver_channel ch[DRIVER_MAX_CHANNELS];
     size_t n;
     void *pump12;
     assert_int_equal(open_pump(p, 2, &e, &pump12, ch, &n), 0);
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(pump12, &r.link, 0, &v), 0);
     assert_float_equal(v, 1, 0);
     assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
     assert_float_equal(v, -2, 0);
     assert_int_equal(r.drv->safe_state(pump12, &r.link), 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     r.drv->close(pump12);
     rig_close(&r);
 }
@@ -803,7 +651,7 @@ static void *sim_respond(void *arg)
         struct pollfd p = { .fd = s->fd, .events = POLLIN };
         if (poll(&p, 1, 20) <= 0)
             continue;
-        if (!read_command(s->fd, line, sizeof line))
+        if (!script_read_command(s->fd, line, sizeof line, SCRIPT_WAIT_MS))
             continue;
         line[strcspn(line, "\r")] = '\0';
         char out[128];

@@ -11,7 +11,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -20,16 +19,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "config_errors.h"
 #include "driver.h"
 #include "reglo.h"
 #include "sim_reglo.h"
+#include "pty_pair.h"
+#include "pty_script.h"
 
 #define LINK_TIMEOUT_MS 100
-#define RESPONDER_WAIT_MS 3000      /* a responder gives up on a silent driver after this */
 #define UNTOUCHED 12345.0
 #define N(a) (sizeof a / sizeof a[0])
 
@@ -179,34 +178,13 @@ static void test_delivered_flow_follows_running_and_rotation(void **state)
 /* The rig entry                                                            */
 /* ------------------------------------------------------------------------ */
 
-/* Config errors a driver reported. */
-struct errors {
-    int n;
-    char key[8][48];
-    char text[8][256];
-};
-
-/* dev_config.error that records instead of printing. */
-static void record_error(const struct dev_config *cfg, const char *key, const char *fmt, ...)
-{
-    struct errors *e = cfg->error_ctx;
-    if (e->n >= 8)
-        return;
-    snprintf(e->key[e->n], sizeof e->key[0], "%s", key ? key : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->text[e->n], sizeof e->text[0], fmt, ap);
-    va_end(ap);
-    e->n++;
-}
-
 /* Open a channel device from params; returns open()'s result. */
 static int open_channel(const char *name, const struct dev_param *params, size_t n,
-                        struct errors *e, void **st, struct driver_channel *ch, size_t *n_ch)
+                        struct config_errors *e, void **st, struct driver_channel *ch, size_t *n_ch)
 {
     memset(e, 0, sizeof *e);
     struct dev_config cfg = { .name = name, .file = "rig.yaml", .dir = ".", .params = params,
-                              .n_params = n, .error = record_error, .error_ctx = e };
+                              .n_params = n, .error = config_errors_record, .error_ctx = e };
     return driver_find("reglo")->open(&cfg, st, ch, n_ch);
 }
 
@@ -215,7 +193,7 @@ static void test_rig_entry_gives_one_flow_channel(void **state)
     (void)state;
     const struct dev_param p[] = { { "address", "3", 1, 1 }, { "channel", "2", 1, 1 },
                                    { "max_flow", "1.5 mL/min", 1, 1 }, { "direction", "ccw", 1, 1 } };
-    struct errors e;
+    struct config_errors e;
     struct driver_channel ch[DRIVER_MAX_CHANNELS];
     size_t n;
     void *st;
@@ -242,7 +220,7 @@ static void test_bad_rig_entries_are_all_reported(void **state)
     const struct dev_param p[] = { { "address", "9", 1, 1 }, { "chanel", "2", 1, 1 },
                                    { "channel", "5", 1, 1 }, { "max_flow", "0 mL/min", 1, 1 },
                                    { "direction", "up", 1, 1 } };
-    struct errors e;
+    struct config_errors e;
     struct driver_channel ch[DRIVER_MAX_CHANNELS];
     size_t n;
     void *st = NULL;
@@ -272,111 +250,8 @@ static void test_bad_rig_entries_are_all_reported(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
-/* A pty pair and a scripted responder                                      */
+/* The rig: a device on a pty, answered by a script                         */
 /* ------------------------------------------------------------------------ */
-
-/* A pty: the driver opens path; the test plays the pump on master. */
-struct pty {
-    int master;
-    int slave;          /* kept open so the master never sees a hang-up between opens */
-    char path[64];
-};
-
-/* Open a pty pair with a raw slave. */
-static void pty_open(struct pty *p)
-{
-    p->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    assert_true(p->master >= 0);
-    assert_int_equal(grantpt(p->master), 0);
-    assert_int_equal(unlockpt(p->master), 0);
-    snprintf(p->path, sizeof p->path, "%s", ptsname(p->master));
-    p->slave = open(p->path, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    assert_true(p->slave >= 0);
-    struct termios t;
-    assert_int_equal(tcgetattr(p->slave, &t), 0);
-    cfmakeraw(&t);
-    assert_int_equal(tcsetattr(p->slave, TCSANOW, &t), 0);
-}
-
-/* Close both ends. */
-static void pty_close(struct pty *p)
-{
-    close(p->slave);
-    close(p->master);
-}
-
-/* One expected command and the canned reply to it (NULL: stay silent). */
-struct step {
-    const char *expect;
-    const char *reply;
-    size_t split;       /* > 0: send the reply in two writes, split after this many bytes */
-};
-
-struct script {
-    int fd;
-    const struct step *steps;
-    size_t n;
-    atomic_size_t done;         /* steps answered */
-    char mismatch[256];         /* the first difference; written only by the responder */
-};
-
-/* Read one command, up to and including its CR; false on time-out. */
-static bool read_command(int fd, char *line, size_t len)
-{
-    size_t n = 0;
-    while (n + 1 < len) {
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        if (poll(&p, 1, RESPONDER_WAIT_MS) <= 0)
-            return false;
-        if (read(fd, &line[n], 1) != 1)
-            return false;
-        if (line[n++] == '\r')
-            break;
-    }
-    line[n] = '\0';
-    return true;
-}
-
-/* Wait a little: only to split a reply across two reads, never to synchronise. */
-static void pause_ms(long ms)
-{
-    struct timespec ts = { 0, ms * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
-/* The responder thread: play the script, stop at the first surprise. */
-static void *play(void *arg)
-{
-    struct script *s = arg;
-    for (size_t i = 0; i < s->n; i++) {
-        const struct step *st = &s->steps[i];
-        char line[128];
-        if (!read_command(s->fd, line, sizeof line)) {
-            snprintf(s->mismatch, sizeof s->mismatch, "step %zu: no command (expected '%s')", i,
-                     st->expect);
-            return NULL;
-        }
-        if (strcmp(line, st->expect) != 0) {
-            snprintf(s->mismatch, sizeof s->mismatch, "step %zu: got '%s', expected '%s'", i,
-                     line, st->expect);
-            return NULL;
-        }
-        if (st->reply != NULL) {
-            size_t len = strlen(st->reply), first = st->split ? st->split : len;
-            bool ok = write(s->fd, st->reply, first) == (ssize_t)first;
-            if (ok && first < len) {
-                pause_ms(30);
-                ok = write(s->fd, st->reply + first, len - first) == (ssize_t)(len - first);
-            }
-            if (!ok) {
-                snprintf(s->mismatch, sizeof s->mismatch, "step %zu: cannot write the reply", i);
-                return NULL;
-            }
-        }
-        atomic_store(&s->done, i + 1);
-    }
-    return NULL;
-}
 
 /* A channel device on a pty with a responder thread playing steps. */
 struct rig {
@@ -386,7 +261,6 @@ struct rig {
     const struct driver_ops *drv;
     void *dev;
     struct script script;
-    pthread_t thread;
 };
 
 /* Open the pty, the link and a device for channel chan with max_flow. */
@@ -400,37 +274,11 @@ static void rig_open(struct rig *r, const char *chan, const char *max_flow)
     assert_int_equal(link_open(&r->link, &r->lc), 0);
     const struct dev_param p[] = { { "address", "1", 1, 1 }, { "channel", chan, 1, 1 },
                                    { "max_flow", max_flow, 1, 1 } };
-    struct errors e;
+    struct config_errors e;
     struct driver_channel ch[DRIVER_MAX_CHANNELS];
     size_t n;
     assert_int_equal(open_channel("perist1", p, 3, &e, &r->dev, ch, &n), 0);
     r->drv = driver_find("reglo");
-}
-
-/* Start playing steps. */
-static void rig_play(struct rig *r, const struct step *steps, size_t n)
-{
-    r->script.fd = r->pty.master;
-    r->script.steps = steps;
-    r->script.n = n;
-    atomic_store(&r->script.done, 0);
-    r->script.mismatch[0] = '\0';
-    assert_int_equal(pthread_create(&r->thread, NULL, play, &r->script), 0);
-}
-
-/* Wait for the responder; every step must have been played and nothing more sent. */
-static void rig_finish(struct rig *r)
-{
-    assert_int_equal(pthread_join(r->thread, NULL), 0);
-    if (r->script.mismatch[0])
-        fail_msg("%s", r->script.mismatch);
-    assert_int_equal(atomic_load(&r->script.done), r->script.n);
-    struct pollfd p = { .fd = r->pty.master, .events = POLLIN };
-    if (poll(&p, 1, 0) == 1) {
-        char extra[64] = "";
-        ssize_t got = read(r->pty.master, extra, sizeof extra - 1);
-        fail_msg("the driver sent more than the script: '%s'", got > 0 ? extra : "?");
-    }
 }
 
 /* Close everything. */
@@ -450,22 +298,22 @@ static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state
     (void)state;
     static const struct step steps[] = {
         /* connect: channel addressing at the pump's address, then flow mode, what it is */
-        { "1~1\r", "*", 0 }, { "2xM\r", "L\r\n", 0 }, { "2M\r", "*", 0 },
-        { "2?\r", "2.000 ml/min\r\n", 0 }, { "2xD\r", "J\r\n", 0 }, { "2E\r", "-", 0 },
+        { "1~1\r", "*", 0, false }, { "2xM\r", "L\r\n", 0, false }, { "2M\r", "*", 0, false },
+        { "2?\r", "2.000 ml/min\r\n", 0, false }, { "2xD\r", "J\r\n", 0, false }, { "2E\r", "-", 0, false },
         /* write 50 uL/min: already clockwise, so the rate and a start */
-        { "2f5000-2\r", "5000E-2\r\n", 0 }, { "2H\r", "*", 0 },
-        { "2E\r", "+", 0 }, { "2xD\r", "J\r\n", 0 }, { "2f\r", "5000E-2\r\n", 0 },
+        { "2f5000-2\r", "5000E-2\r\n", 0, false }, { "2H\r", "*", 0, false },
+        { "2E\r", "+", 0, false }, { "2xD\r", "J\r\n", 0, false }, { "2f\r", "5000E-2\r\n", 0, false },
         /* write -120: counter-clockwise, rate, start */
-        { "2K\r", "*", 0 }, { "2f1200-1\r", "1200E-1\r\n", 0 }, { "2H\r", "*", 0 },
-        { "2E\r", "+", 0 }, { "2xD\r", "K\r\n", 0 }, { "2f\r", "1200E-1\r\n", 0 },
+        { "2K\r", "*", 0, false }, { "2f1200-1\r", "1200E-1\r\n", 0, false }, { "2H\r", "*", 0, false },
+        { "2E\r", "+", 0, false }, { "2xD\r", "K\r\n", 0, false }, { "2f\r", "1200E-1\r\n", 0, false },
         /* 0 stops; a stopped channel reads 0 whatever its rate setting */
-        { "2I\r", "*", 0 }, { "2E\r", "-", 0 },
+        { "2I\r", "*", 0, false }, { "2E\r", "-", 0, false },
         /* a stop is always sent, whatever the driver believes */
-        { "2I\r", "*", 0 },
+        { "2I\r", "*", 0, false },
     };
     struct rig r;
     rig_open(&r, "2", "3 mL/min");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), 0);
@@ -487,7 +335,7 @@ static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state
                         "gives on channel 2 with its tubing; lower max_flow or fit wider tubing");
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, NAN), -EINVAL);
     assert_int_equal(r.drv->write(r.dev, &r.link, 1, 5), -EINVAL);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -496,21 +344,21 @@ static void test_reconnect_to_a_running_channel_keeps_it_running(void **state)
     (void)state;
     static const struct step steps[] = {
         /* already in flow mode, running counter-clockwise: nothing changed */
-        { "1~1\r", "*", 0 }, { "3xM\r", "M\r\n", 0 }, { "3?\r", "1500E+0 ml/min\r\n", 0 },
-        { "3xD\r", "K\r\n", 0 }, { "3E\r", "+", 0 },
-        { "3E\r", "+", 0 }, { "3xD\r", "K\r\n", 0 }, { "3f\r", "2500E-1\r\n", 0 },
+        { "1~1\r", "*", 0, false }, { "3xM\r", "M\r\n", 0, false }, { "3?\r", "1500E+0 ml/min\r\n", 0, false },
+        { "3xD\r", "K\r\n", 0, false }, { "3E\r", "+", 0, false },
+        { "3E\r", "+", 0, false }, { "3xD\r", "K\r\n", 0, false }, { "3f\r", "2500E-1\r\n", 0, false },
         /* a new rate the same way round: no rotation command */
-        { "3f3000-1\r", "3000E-1\r\n", 0 }, { "3H\r", "*", 0 },
+        { "3f3000-1\r", "3000E-1\r\n", 0, false }, { "3H\r", "*", 0, false },
     };
     struct rig r;
     rig_open(&r, "3", "1 mL/min");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, -250, 1e-9);
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, -300), 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -518,14 +366,14 @@ static void test_refusals_are_remote_errors(void **state)
 {
     (void)state;
     static const struct step steps[] = {
-        { "1~1\r", "#", 0 },
-        { "1J\r", "#", 0 },
-        { "1J\r", "*", 0 }, { "1f5000-2\r", "#", 0 },
-        { "1I\r", "#", 0 },
+        { "1~1\r", "#", 0, false },
+        { "1J\r", "#", 0, false },
+        { "1J\r", "*", 0, false }, { "1f5000-2\r", "#", 0, false },
+        { "1I\r", "#", 0, false },
     };
     struct rig r;
     rig_open(&r, "1", "1 mL/min");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     assert_int_equal(r.drv->connect(r.dev, &r.link), -EREMOTEIO);
     assert_string_equal(r.link.err, "perist1: pump refused '1~1' (#: not executed)");
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), -EREMOTEIO);
@@ -535,7 +383,7 @@ static void test_refusals_are_remote_errors(void **state)
     assert_string_equal(r.link.err, "perist1: pump refused '1f5000-2' (#: not executed)");
     assert_int_equal(r.drv->safe_state(r.dev, &r.link), -EREMOTEIO);
     assert_string_equal(r.link.err, "perist1: pump refused '1I' (#: not executed)");
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -543,17 +391,17 @@ static void test_a_refused_rate_and_a_start_that_cannot_run(void **state)
 {
     (void)state;
     static const struct step steps[] = {
-        { "1~1\r", "*", 0 }, { "1xM\r", "M\r\n", 0 }, { "1?\r", "1.000 ml/min\r\n", 0 },
-        { "1xD\r", "J\r\n", 0 }, { "1E\r", "-", 0 },
-        { "1f5000-2\r", "#", 0 },
-        { "1f5000-2\r", "5000E-2\r\n", 0 }, { "1H\r", "-", 0 },
-        { "1E\r", "-", 0 },
-        { "1f9000-1\r", "8000E-1\r\n", 0 },     /* the pump took less than asked */
-        { "1f5000-2\r", "5010E-2\r\n", 0 }, { "1H\r", "*", 0 },   /* its rounding is fine */
+        { "1~1\r", "*", 0, false }, { "1xM\r", "M\r\n", 0, false }, { "1?\r", "1.000 ml/min\r\n", 0, false },
+        { "1xD\r", "J\r\n", 0, false }, { "1E\r", "-", 0, false },
+        { "1f5000-2\r", "#", 0, false },
+        { "1f5000-2\r", "5000E-2\r\n", 0, false }, { "1H\r", "-", 0, false },
+        { "1E\r", "-", 0, false },
+        { "1f9000-1\r", "8000E-1\r\n", 0, false },     /* the pump took less than asked */
+        { "1f5000-2\r", "5010E-2\r\n", 0, false }, { "1H\r", "*", 0, false },   /* its rounding is fine */
     };
     struct rig r;
     rig_open(&r, "1", "1 mL/min");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), -EREMOTEIO);
@@ -566,7 +414,7 @@ static void test_a_refused_rate_and_a_start_that_cannot_run(void **state)
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, 900), -EREMOTEIO);
     assert_string_equal(r.link.err, "perist1: pump set 0.8 mL/min on channel 1 when asked for 0.9 mL/min");
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -574,19 +422,19 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
 {
     (void)state;
     static const struct step steps[] = {
-        { "1E\r", NULL, 0 },                                    /* silence */
-        { "1E\r", "x", 0 },                                     /* not a status */
-        { "1E\r", "+", 0 }, { "1xD\r", "J", 0 },                /* data without its line end */
-        { "1E\r", "+", 0 }, { "1xD\r", "Q\r\n", 0 },            /* not a rotation */
-        { "1E\r", "+", 0 }, { "1xD\r", "J\r\n", 0 }, { "1f\r", "12.5XX\r\n", 0 },
-        { "1E\r", "+", 0 }, { "1xD\r", "J\r\n", 0 }, { "1f\r", "*", 0 },   /* status for data */
-        { "1E\r", "+", 0 }, { "1xD\r", "J\r\n", 0 }, { "1f\r", "12\x07" "4E-3\r\n", 0 },
+        { "1E\r", NULL, 0, false },                                    /* silence */
+        { "1E\r", "x", 0, false },                                     /* not a status */
+        { "1E\r", "+", 0, false }, { "1xD\r", "J", 0, false },                /* data without its line end */
+        { "1E\r", "+", 0, false }, { "1xD\r", "Q\r\n", 0, false },            /* not a rotation */
+        { "1E\r", "+", 0, false }, { "1xD\r", "J\r\n", 0, false }, { "1f\r", "12.5XX\r\n", 0, false },
+        { "1E\r", "+", 0, false }, { "1xD\r", "J\r\n", 0, false }, { "1f\r", "*", 0, false },   /* status for data */
+        { "1E\r", "+", 0, false }, { "1xD\r", "J\r\n", 0, false }, { "1f\r", "12\x07" "4E-3\r\n", 0, false },
         /* an event line before the answer, and stale bytes after it */
-        { "1E\r", "^U1\r\n+\r\nstale", 0 }, { "1xD\r", "J\r\n", 0 }, { "1f\r", "1000E+0\r\n", 0 },
+        { "1E\r", "^U1\r\n+\r\nstale", 0, false }, { "1xD\r", "J\r\n", 0, false }, { "1f\r", "1000E+0\r\n", 0, false },
     };
     struct rig r;
     rig_open(&r, "1", "1 mL/min");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_string_equal(r.link.err, "perist1: no reply to '1E' within 100 ms");
@@ -605,7 +453,7 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
     assert_float_equal(v, UNTOUCHED, 0);
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 1000, 1e-9);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -613,19 +461,19 @@ static void test_a_reply_split_across_reads_is_reassembled(void **state)
 {
     (void)state;
     static const struct step steps[] = {
-        { "1E\r", "+", 0 }, { "1xD\r", "K\r\n", 2 }, { "1f\r", "5000E-2\r\n", 4 },
-        { "1E\r", "+", 0 }, { "1xD\r", "J\r", 0 },
+        { "1E\r", "+", 0, false }, { "1xD\r", "K\r\n", 2, false }, { "1f\r", "5000E-2\r\n", 4, false },
+        { "1E\r", "+", 0, false }, { "1xD\r", "J\r", 0, false },
     };
     struct rig r;
     rig_open(&r, "1", "1 mL/min");
-    rig_play(&r, steps, N(steps));
+    script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, -50, 1e-9);
     v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_float_equal(v, UNTOUCHED, 0);
-    rig_finish(&r);
+    script_finish(&r.script);
     rig_close(&r);
 }
 
@@ -667,7 +515,7 @@ static void *sim_respond(void *arg)
         struct pollfd p = { .fd = s->fd, .events = POLLIN };
         if (poll(&p, 1, 20) <= 0)
             continue;
-        if (!read_command(s->fd, line, sizeof line))
+        if (!script_read_command(s->fd, line, sizeof line, SCRIPT_WAIT_MS))
             continue;
         line[strcspn(line, "\r")] = '\0';
         char out[128];
@@ -688,7 +536,7 @@ static void test_two_channels_of_the_simulated_head_are_independent(void **state
     (void)state;
     struct rig r;
     rig_open(&r, "1", "1.5 mL/min");
-    struct errors e;
+    struct config_errors e;
     struct driver_channel ch[DRIVER_MAX_CHANNELS];
     size_t n;
     void *ccw, *narrow;
