@@ -15,7 +15,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -23,9 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "bus.h"
+#include "pty_pair.h"
 #include "timeutil.h"
 
 #define WAIT_MS 5000                /* the longest any test waits for the bus */
@@ -144,23 +143,12 @@ static void on_notes(void *arg)
     pthread_mutex_unlock(&W.lock);
 }
 
-/* A pty whose slave path the bus opens as its line. */
-static int pty_master(char *path, size_t len)
-{
-    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    assert_true(m >= 0);
-    assert_int_equal(grantpt(m), 0);
-    assert_int_equal(unlockpt(m), 0);
-    snprintf(path, len, "%s", ptsname(m));
-    return m;
-}
-
 /* Start a bus over a pty with the devices, each sampling channel 0 at hz. */
-static int start_bus(struct fake_dev *devs, size_t n, const double *hz, struct link_config *lc,
-                     char *path, size_t path_len)
+static void start_bus(struct fake_dev *devs, size_t n, const double *hz, struct link_config *lc,
+                      struct pty *pty)
 {
-    int master = pty_master(path, path_len);
-    *lc = (struct link_config){ .name = "line", .type = LINK_SERIAL, .port = path, .baud = 9600,
+    pty_open(pty);
+    *lc = (struct link_config){ .name = "line", .type = LINK_SERIAL, .port = pty->path, .baud = 9600,
                                 .parity = 'N', .data_bits = 8, .stop_bits = 1, .timeout_ms = 100 };
     struct bus_device_cfg cfg[4];
     assert_true(n <= 4);
@@ -171,7 +159,6 @@ static int start_bus(struct fake_dev *devs, size_t n, const double *hz, struct l
     W.n_ops = W.n_notes = 0;
     assert_int_equal(bus_create(&W.bus, lc, cfg, n, on_notes, NULL), 0);
     assert_int_equal(bus_start(W.bus), 0);
-    return master;
 }
 
 /* Wait (bounded) until pred holds; W.lock is held while pred runs. */
@@ -216,9 +203,9 @@ static void test_safety_then_setpoints_then_samples(void **state)
     struct fake_dev dev = { .name = "pump" };
     const double hz[3] = { 5, 0, 0 };
     struct link_config lc;
-    char path[64];
+    struct pty pty;
     W.gate = true;
-    int master = start_bus(&dev, 1, hz, &lc, path, sizeof path);
+    start_bus(&dev, 1, hz, &lc, &pty);
     assert_true(wait_for(read_at_gate, NULL));
     /* While the bus is busy with a read, work piles up in the wrong order. */
     assert_int_equal(bus_write(W.bus, 0, 1, 1.0, BUS_PRIO_SETPOINT, 0, 1), 0);
@@ -232,7 +219,7 @@ static void test_safety_then_setpoints_then_samples(void **state)
     size_t want = 5;    /* the gated read, three writes, the next read */
     assert_true(wait_for(ops_at_least, &want));
     bus_free(W.bus);
-    close(master);
+    pty_close(&pty);
     assert_string_equal(W.ops[0], "read pump.0");
     assert_string_equal(W.ops[1], "safe pump");
     /* The newer setpoint for channel 1 replaced the queued one, in its place. */
@@ -251,10 +238,10 @@ static void test_a_dead_device_is_backed_off_alone_and_comes_back(void **state)
                                 { .name = "alive" } };
     const double hz[3] = { 20, 0, 0 };
     struct link_config lc;
-    char path[64];
+    struct pty pty;
     W.gate = false;
     uint64_t t0 = time_mono_ns();
-    int master = start_bus(devs, 2, hz, &lc, path, sizeof path);
+    start_bus(devs, 2, hz, &lc, &pty);
     int kind = BUS_NOTE_DEVICE_FAULT;
     assert_true(wait_for(note_came, &kind));
     /* A window of the faulted state: the neighbour's rate is measured over it. */
@@ -267,7 +254,7 @@ static void test_a_dead_device_is_backed_off_alone_and_comes_back(void **state)
     kind = BUS_NOTE_DEVICE_OK;
     assert_true(wait_for(note_came, &kind));
     bus_free(W.bus);
-    close(master);
+    pty_close(&pty);
     double secs = (double)(time_mono_ns() - t0) / 1e9;
 
     /* Three failures make the fault; then probes 0.5, 1 and 2 s apart. Retried
