@@ -2,8 +2,9 @@
  * The bus thread with a scripted driver: the order of queued work (safety,
  * then setpoints, then samples; a newer setpoint replaces a queued one), a
  * dead device on a shared line (faulted after a few failures, then probed at
- * a doubling interval, costing its neighbour at most one timeout per probe),
- * its recovery, and never a number for a read that failed.
+ * a doubling interval, costing its neighbour at most one timeout per probe,
+ * and complaining in the log at most once per interval), its recovery, and
+ * never a number for a read that failed.
  *
  * The link is a real pty that the driver never uses: the bus opens it like
  * any serial line, and the driver's answers come from the script.
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bus.h"
 #include "pty_pair.h"
@@ -240,6 +242,11 @@ static void test_a_dead_device_is_backed_off_alone_and_comes_back(void **state)
     struct link_config lc;
     struct pty pty;
     W.gate = false;
+    /* The bus's log lines go to a file, to be counted. */
+    FILE *log = tmpfile();
+    assert_non_null(log);
+    int saved_stderr = dup(STDERR_FILENO);
+    assert_true(saved_stderr >= 0 && dup2(fileno(log), STDERR_FILENO) >= 0);
     uint64_t t0 = time_mono_ns();
     start_bus(devs, 2, hz, &lc, &pty);
     int kind = BUS_NOTE_DEVICE_FAULT;
@@ -255,6 +262,8 @@ static void test_a_dead_device_is_backed_off_alone_and_comes_back(void **state)
     assert_true(wait_for(note_came, &kind));
     bus_free(W.bus);
     pty_close(&pty);
+    dup2(saved_stderr, STDERR_FILENO);
+    close(saved_stderr);
     double secs = (double)(time_mono_ns() - t0) / 1e9;
 
     /* Three failures make the fault; then probes 0.5, 1 and 2 s apart. Retried
@@ -286,6 +295,16 @@ static void test_a_dead_device_is_backed_off_alone_and_comes_back(void **state)
     }
     assert_int_equal(faults, 1);
     assert_int_equal(recovered, 1);
+
+    /* Every failed probe was a complaint; the log got one line for them all. */
+    char line[256];
+    int complaints = 0;
+    rewind(log);
+    while (fgets(line, sizeof line, log) != NULL)
+        complaints += strstr(line, "dead: no reply") != NULL;
+    fclose(log);
+    print_message("log: %d line(s) for %d failed reads\n", complaints, dead_reads);
+    assert_int_equal(complaints, 1);
     /* The neighbour kept sampling: a gap is at most its period plus one timeout
      * (50 + 100 ms), with room for a loaded machine. */
     print_message("alive device: %zu samples in %.1f s (%.1f Hz of 20), longest gap %.0f ms\n",
