@@ -40,7 +40,8 @@ struct bus_dev {
     bool faulted;
     bool connected;                     /* drv->connect succeeded since the link came up */
     int64_t backoff_ns;
-    int64_t next_try_ns;                /* faulted: next probe */
+    int64_t next_try_ns;                /* after a failure: not asked again before this */
+    int64_t cycle_ns;                   /* its shortest sampling period: one cycle */
     struct log_ratelimit rl;
 };
 
@@ -98,8 +99,11 @@ int bus_create(struct bus **out, const struct link_config *link,
         for (size_t c = 0; c < devs[i].n_chans && c < DRIVER_MAX_CHANNELS; c++) {
             double hz = devs[i].sample_hz[c];
             if (devs[i].chans[c].readable && hz > 0) {
-                b->devs[i].sched[c].period_ns = (int64_t)llround(1e9 / hz);
+                int64_t period = (int64_t)llround(1e9 / hz);
+                b->devs[i].sched[c].period_ns = period;
                 b->devs[i].sched[c].next_ns = now;
+                if (b->devs[i].cycle_ns == 0 || period < b->devs[i].cycle_ns)
+                    b->devs[i].cycle_ns = period;
             }
         }
     }
@@ -244,13 +248,16 @@ static void link_lost(struct bus *b, const char *why)
     b->link_reported_down = true;
 }
 
-/* Record a device failure; mark it faulted after several. */
+/* Record a device failure; mark it faulted after several. Until it answers
+ * again, its other channels wait for the next cycle, so a silent device costs
+ * its neighbours on the line one timeout per cycle, not one per channel. */
 static void device_failed(struct bus *b, size_t di, int err, const char *msg)
 {
     struct bus_dev *d = &b->devs[di];
     d->failures++;
     log_limited(&d->rl, 10000, LOG_WARN, d->cfg.name, "%s", msg);
     int64_t now = (int64_t)time_mono_ns();
+    d->next_try_ns = now + d->cycle_ns;
     if (!d->faulted && d->failures >= FAULT_AFTER) {
         d->faulted = true;
         d->backoff_ns = BACKOFF_MIN_NS;
@@ -356,10 +363,10 @@ static void do_read(struct bus *b, size_t di, size_t c)
         push_note(b, &n);
 }
 
-/* Whether device di may be talked to now (not in back-off). */
+/* Whether device di may be talked to now (not waiting after a failure). */
 static bool device_ready(const struct bus_dev *d, int64_t now)
 {
-    return !d->faulted || now >= d->next_try_ns;
+    return d->failures == 0 || now >= d->next_try_ns;
 }
 
 /* Find the earliest due sample; returns its time (INT64_MAX if none). */
@@ -372,7 +379,7 @@ static int64_t next_sample(struct bus *b, int64_t now, size_t *dev, size_t *ch)
             if (d->sched[c].period_ns == 0)
                 continue;
             int64_t due = d->sched[c].next_ns;
-            if (d->faulted && due < d->next_try_ns)
+            if (d->failures > 0 && due < d->next_try_ns)
                 due = d->next_try_ns;
             if (due < best) {
                 best = due;
