@@ -5,10 +5,11 @@
  * The thread samples each readable channel on its own absolute schedule,
  * executes writes as they come (safety first, then setpoints; a newer
  * setpoint for a channel replaces one still queued), reconnects a lost link,
- * and backs off a failing device without slowing the others: a device that
- * stops answering is marked faulted after a few failures and then probed at
- * a doubling interval (capped), so it costs the bus at most one timeout per
- * probe.
+ * and backs off a failing device without slowing the others: after a
+ * failure a device waits for its next cycle (one timeout per cycle, however
+ * many channels it has), is marked faulted after a few failures and is then
+ * probed at a doubling interval (capped), so it costs the bus at most one
+ * timeout per probe.
  *
  * Results go back as notes, through a queue, with notify() (e.g.
  * uv_async_send) called after each batch. The owner drains them with
