@@ -37,11 +37,18 @@ CASES = [
      "chip1.pressure", ["pump1.flow", "incubator.temp"]),
     ("disconnect:chip1", ("sensors", "link_down", ""), ("sensors", "link_up", ""),
      "chip1.pressure", ["pump1.flow", "incubator.temp"]),
+    ("timeout:pump1", ("pump1", "device_faulted", ""), ("pump1", "device_recovered", ""),
+     "pump1.flow", ["chip1.pressure", "incubator.temp"]),
     ("timeout:incubator", ("incubator", "device_faulted", ""), ("incubator", "device_recovered", ""),
      "incubator.temp", ["pump1.flow", "chip2.pressure"]),
     ("disconnect:incubator", ("plc", "link_down", ""), ("plc", "link_up", ""),
      "incubator.temp", ["pump1.flow", "chip2.pressure"]),
 ]
+
+# A silent device shares its line with these: they keep sampling, losing at
+# most one timeout (200 ms) per cycle to it.
+SAME_LINE = {"timeout:chip1": ["chip2.pressure"], "timeout:pump1": ["pump2.flow"]}
+TIMEOUT = 0.2
 
 # The lab lines: (fault device, bus, a device on it, its channel). Each gets the
 # four wire faults a serial line can have; the refusal is the device's own.
@@ -163,6 +170,15 @@ steps:
             bad = int((v[sel] != v[sel]).sum())
             check(abs(rate - HZ) <= 0.05 * HZ and bad == 0,
                   f"{fault}: {ch} on another bus kept {rate:.2f} Hz (nominal {HZ:g}) over the {span:.1f} s of the fault, {bad} invalid")
+        for ch in SAME_LINE.get(fault, []):
+            t, v = series(f, "channels", ch)
+            sel = (t >= t0) & (t <= t1)
+            gap = float((t[sel][1:] - t[sel][:-1]).max()) if sel.sum() > 1 else float("inf")
+            bad = int((v[sel] != v[sel]).sum())
+            limit = 1 / HZ + TIMEOUT + 0.15
+            check(gap <= limit and bad == 0,
+                  f"{fault}: {ch} on the same line sampled {sel.sum() / (t1 - t0):.2f} Hz, longest gap {gap * 1000:.0f} ms "
+                  f"(at most a period and one timeout, {limit * 1000:.0f} ms with slack), {bad} invalid")
     codes = [(text(e["source"]), text(e["code"])) for e in f["events"]]
     check(all(any(c == (spec[0], spec[1]) for c in codes) for _, spec, _, _, _ in CASES),
           "every fault's event is in the run file's /events")
