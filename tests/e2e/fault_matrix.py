@@ -142,13 +142,13 @@ steps:
     marks = []
     for fault, start, end, own, healthy in CASES:
         n = len(events())
-        check(sim_cmd(f"fault {fault},for=3s") == "ok", f"{fault}: injected for 3 s")
+        check(sim_cmd(f"fault {fault},for=2s") == "ok", f"{fault}: injected for 2 s")
         e0 = wait_event(start, n, 15)
         e1 = wait_event(end, n, 30)
         check(e0 is not None, f"{fault}: the fault is an event ({start[1]} from {start[0]})")
         check(e1 is not None, f"{fault}: the recovery is an event ({end[1]} from {end[0]})")
         check(daemon.poll() is None and ctl("status").returncode == 0, f"{fault}: the daemon survives and answers")
-        time.sleep(1.5)     # let the recovered device sample again before the next fault
+        time.sleep(1.0)     # let the recovered device sample again before the next fault
         marks.append((fault, e0, e1, own, healthy))
     ctl("abort", "--reason", "end of the fault matrix")
     ctl("wait")
