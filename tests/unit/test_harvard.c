@@ -25,7 +25,7 @@
 #include "driver.h"
 #include "harvard.h"
 #include "sim_harvard.h"
-#include "pty_pair.h"
+#include "pty_rig.h"
 #include "pty_script.h"
 
 #define LINK_TIMEOUT_MS 100
@@ -252,10 +252,7 @@ static void test_refusals_are_remote_errors_and_prompts_have_meanings(void **sta
 static int open_pump(const struct dev_param *params, size_t n, struct config_errors *e, void **st,
                      struct driver_channel *ch, size_t *n_ch)
 {
-    memset(e, 0, sizeof *e);
-    struct dev_config cfg = { .name = "hpump1", .file = "rig.yaml", .dir = ".", .params = params,
-                              .n_params = n, .error = config_errors_record, .error_ctx = e };
-    return driver_find("harvard")->open(&cfg, st, ch, n_ch);
+    return pty_rig_open_device("harvard", "hpump1", params, n, e, st, ch, n_ch);
 }
 
 static void test_rig_entry_gives_two_channels(void **state)
@@ -332,40 +329,17 @@ static void test_bad_rig_entries_are_all_reported(void **state)
 /* The rig: a device on a pty, answered by a script                         */
 /* ------------------------------------------------------------------------ */
 
-/* A pump on a pty with a responder thread playing steps. */
-struct rig {
-    struct pty pty;
-    struct link_config lc;
-    struct bus_link link;
-    const struct driver_ops *drv;
-    void *pump;
-    struct script script;
-};
+/* The pumps' line, as the pumps are set up: 115200 8N1. */
+static const struct link_config syringes_line = { .name = "syringes", .baud = 115200, .parity = 'N',
+                                                  .data_bits = 8, .stop_bits = 1,
+                                                  .timeout_ms = LINK_TIMEOUT_MS };
 
 /* Open the pty, the link and a pump at address addr. */
-static void rig_open(struct rig *r, const char *addr)
+static void rig_open(struct pty_rig *r, const char *addr)
 {
-    memset(r, 0, sizeof *r);
-    pty_open(&r->pty);
-    r->lc = (struct link_config){ .name = "syringes", .type = LINK_SERIAL, .port = r->pty.path,
-                                  .baud = 115200, .parity = 'N', .data_bits = 8, .stop_bits = 1,
-                                  .timeout_ms = LINK_TIMEOUT_MS };
-    assert_int_equal(link_open(&r->link, &r->lc), 0);
     const struct dev_param p[] = { { "address", addr, 1, 1 }, { "syringe.diameter", "14.57 mm", 1, 1 },
                                    { "syringe.volume", "10 mL", 1, 1 } };
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    assert_int_equal(open_pump(p, 3, &e, &r->pump, ch, &n), 0);
-    r->drv = driver_find("harvard");
-}
-
-/* Close everything. */
-static void rig_close(struct rig *r)
-{
-    r->drv->close(r->pump);
-    link_close(&r->link);
-    pty_close(&r->pty);
+    pty_rig_open(r, &syringes_line, "harvard", "hpump1", p, 3);
 }
 
 #define N(a) (sizeof a / sizeof a[0])
@@ -401,30 +375,30 @@ static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state
         /* a tiny rate goes in nl/min */
         { "irate 50 nl/min\r", "\r\n00:", 0, false }, { "irun\r", "\r\n00>", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 12.5), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 12.5), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 12.5, 1e-12);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 20), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 20), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), 0);
     assert_float_equal(v, 1234, 1e-9);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -5), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -5), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, -5, 1e-12);
-    assert_int_equal(r.drv->safe_state(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->safe_state(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 0), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 0), 0);
     v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 0.05), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 0.05), 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_stall_is_an_error_never_a_value(void **state)
@@ -445,26 +419,26 @@ static void test_a_stall_is_an_error_never_a_value(void **state)
         { "stop\r", "\r\n00:", 0, false },
         { "crate\r", "\r\n0 ul/min\r\n00:", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EREMOTEIO);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 5), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EREMOTEIO);
     assert_string_equal(r.link.err, "hpump1: stalled: syringe empty or blocked (prompt '*' after 'crate')");
     assert_float_equal(v, UNTOUCHED, 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), 0);
     assert_float_equal(v, 3.5, 1e-12);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 5), -EREMOTEIO);
     assert_string_equal(r.link.err, "hpump1: stalled: syringe empty or blocked (prompt '*' after 'irun')");
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 5), -EREMOTEIO);
     assert_string_equal(r.link.err, "hpump1: the pump is idle after 'irun'");
-    assert_int_equal(r.drv->safe_state(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->safe_state(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_reconnect_to_a_running_pump_keeps_it_running(void **state)
@@ -481,19 +455,19 @@ static void test_reconnect_to_a_running_pump_keeps_it_running(void **state)
         /* a diameter that is no number */
         { "diameter\r", "\r\nabc\r\n00:", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
     assert_string_equal(r.link.err, "");
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -2), 0);
-    assert_int_equal(r.drv->connect(r.pump, &r.link), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -2), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), -EREMOTEIO);
     assert_string_equal(r.link.err, "hpump1: the pump is infusing with a 12.06 mm syringe, the rig "
                         "says 14.57 mm; stop it to change the diameter");
-    assert_int_equal(r.drv->connect(r.pump, &r.link), -EBADMSG);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), -EBADMSG);
     assert_non_null(strstr(r.link.err, "cannot parse the diameter 'abc'"));
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_refused_commands_are_remote_errors(void **state)
@@ -506,30 +480,30 @@ static void test_refused_commands_are_remote_errors(void **state)
         { "wrate 1 ul/min\r", "\r\n00:", 0, false }, { "wrun\r", "\r\nCommand error\r\n00:", 0, false },
         { "stop\r", "\r\n00>", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 900), -EREMOTEIO);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 900), -EREMOTEIO);
     assert_string_equal(r.link.err, "hpump1: pump refused 'irate 900 ul/min': Out of range");
-    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), -EREMOTEIO);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), -EREMOTEIO);
     assert_string_equal(r.link.err, "hpump1: pump refused 'ivolume': Unknown command");
     assert_float_equal(v, UNTOUCHED, 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -1), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -1), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "'wrun': Command error"));
     /* A stop the pump does not obey is a failure, not a success. */
-    assert_int_equal(r.drv->safe_state(r.pump, &r.link), -EREMOTEIO);
+    assert_int_equal(r.drv->safe_state(r.dev, &r.link), -EREMOTEIO);
     assert_string_equal(r.link.err, "hpump1: the pump is still infusing after 'stop'");
     /* Refused before anything is sent: the script has no step for these. */
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 1500), -ERANGE);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 1500), -ERANGE);
     assert_non_null(strstr(r.link.err, "beyond max_flow"));
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 1e-9), -ERANGE);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, NAN), -EINVAL);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 1, 5), -EINVAL);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 2, &v), -EINVAL);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 1e-9), -ERANGE);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, NAN), -EINVAL);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 1, 5), -EINVAL);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 2, &v), -EINVAL);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_bad_replies_time_out_or_are_garbled(void **state)
@@ -548,30 +522,30 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
         /* junk text before the reply is a line, the value is the last one */
         { "crate\r", "xx\r\n6 ul/min\r\n00>", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_string_equal(r.link.err, "hpump1: no reply to 'crate' within 100 ms");
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_non_null(strstr(r.link.err, "address 1 answered: is the address right?"));
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_string_equal(r.link.err, "hpump1: incomplete reply to 'crate' within 100 ms: "
                         "'\\x0d\\x0a1 ul/min\\x0d\\x0a'");
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
     assert_non_null(strstr(r.link.err, "hpump1: garbled reply to 'crate': '\\x0d\\x0a\\x01"));
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
     assert_string_equal(r.link.err, "hpump1: cannot parse the pump's reply '12.5 XX' to 'crate'");
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EBADMSG);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), -EBADMSG);
     assert_float_equal(v, UNTOUCHED, 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 4, 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 6, 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_reply_split_across_reads_is_reassembled(void **state)
@@ -582,19 +556,19 @@ static void test_a_reply_split_across_reads_is_reassembled(void **state)
         { "crate\r", "\r\n9 ul/min\r\n00<", 13, false },           /* inside the prompt's address */
         { "crate\r", "\r\n7 ul/min\r\n00", 0, false },             /* a prompt that never ends */
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 8, 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, -9, 0);
     v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_float_equal(v, UNTOUCHED, 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_stale_bytes_are_drained_before_a_command(void **state)
@@ -603,7 +577,7 @@ static void test_stale_bytes_are_drained_before_a_command(void **state)
     static const struct step steps[] = {
         { "crate\r", "\r\n2 ul/min\r\n00>", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     /* A late reply to an earlier, timed-out command is already in the line. */
     const char *late = "\r\n99 ul/min\r\n00>";
@@ -612,10 +586,10 @@ static void test_stale_bytes_are_drained_before_a_command(void **state)
     assert_int_equal(poll(&p, 1, 1000), 1);     /* it has arrived on the driver's side */
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 2, 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_pumps_share_one_line_by_address(void **state)
@@ -627,7 +601,7 @@ static void test_pumps_share_one_line_by_address(void **state)
         { "12:stop\r", "\r\n12:", 0, false },
         { "12:irate 3 ul/min\r", "\r\n12:", 0, false }, { "12:irun\r", "\r\n12>", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     const struct dev_param p[] = { { "address", "12", 1, 1 }, { "syringe.diameter", "4.78 mm", 1, 1 } };
     struct config_errors e;
@@ -639,28 +613,28 @@ static void test_pumps_share_one_line_by_address(void **state)
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(pump12, &r.link, 0, &v), 0);
     assert_float_equal(v, 1, 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, -2, 0);
     assert_int_equal(r.drv->safe_state(pump12, &r.link), 0);
     assert_int_equal(r.drv->write(pump12, &r.link, 0, 3), 0);
     script_finish(&r.script);
     r.drv->close(pump12);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_closed_line_is_not_connected(void **state)
 {
     (void)state;
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     double v = UNTOUCHED;
     link_close(&r.link);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ENOTCONN);
-    assert_int_equal(r.drv->safe_state(r.pump, &r.link), -ENOTCONN);
-    assert_int_equal(r.drv->connect(r.pump, &r.link), -ENOTCONN);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ENOTCONN);
+    assert_int_equal(r.drv->safe_state(r.dev, &r.link), -ENOTCONN);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), -ENOTCONN);
     assert_float_equal(v, UNTOUCHED, 0);
     assert_int_equal(link_open(&r.link, &r.lc), 0);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -709,7 +683,7 @@ static void sim_at(struct sim_responder *s, int64_t ns)
 static void test_driver_runs_the_simulated_pumps_until_one_stalls(void **state)
 {
     (void)state;
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     const struct dev_param p[] = { { "address", "1", 1, 1 }, { "syringe.diameter", "4.78 mm", 1, 1 } };
     struct config_errors e;
@@ -726,53 +700,53 @@ static void test_driver_runs_the_simulated_pumps_until_one_stalls(void **state)
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, sim_respond, s), 0);
     double v;
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
     assert_int_equal(r.drv->connect(pump2, &r.link), 0);
     assert_float_equal(s->line.pump[0].diameter_mm, 14.57, 1e-9);
     assert_float_equal(s->line.pump[1].diameter_mm, 4.78, 1e-9);
     /* pump 0 infuses, pump 1 withdraws, on one line */
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 600), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 600), 0);
     assert_int_equal(r.drv->write(pump2, &r.link, 0, -2.5), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 600, 1e-9);
     assert_int_equal(r.drv->read(pump2, &r.link, 0, &v), 0);
     assert_float_equal(v, -2.5, 1e-9);
     sim_at(s, MIN_NS);                           /* one minute at 600 uL/min */
-    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), 0);
     assert_float_equal(v, 600, 1e-6);
     /* reversing pump 0 goes through a stop; a new rate while running is one command */
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -10), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -10), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, -10, 1e-9);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -20), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -20), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, -20, 1e-9);
-    assert_int_equal(r.drv->safe_state(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->safe_state(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
     /* a reconnect while pump 1 withdraws leaves it withdrawing */
     assert_int_equal(r.drv->connect(pump2, &r.link), 0);
     assert_int_equal(r.drv->read(pump2, &r.link, 0, &v), 0);
     assert_float_equal(v, -2.5, 1e-9);
     /* the syringes run empty (the syringe-empty fault): an infusing pump stalls */
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 100), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 100), 0);
     pthread_mutex_lock(&s->lock);
     sim_harvard_line.empty(&s->line, 2 * MIN_NS);
     s->now_ns = 2 * MIN_NS;
     pthread_mutex_unlock(&s->lock);
     v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EREMOTEIO);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "hpump1: stalled: syringe empty or blocked"));
     assert_float_equal(v, UNTOUCHED, 0);
     /* a new infusion stalls again at once; a stop clears the stall */
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 50), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "stalled"));
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 0), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 0), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
     /* withdrawing into the empty syringe works */
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -30), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -30), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, -30, 1e-9);
     /* an address nobody in the chain has: silence */
     const struct dev_param p7[] = { { "address", "7", 1, 1 }, { "syringe.diameter", "4.78 mm", 1, 1 } };
@@ -785,7 +759,7 @@ static void test_driver_runs_the_simulated_pumps_until_one_stalls(void **state)
     pthread_mutex_destroy(&s->lock);
     free(s);
     r.drv->close(pump2);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_the_simulated_line_refuses_in_its_own_words(void **state)

@@ -26,7 +26,7 @@
 #include "newera.h"
 #include "physics.h"
 #include "sim_newera.h"
-#include "pty_pair.h"
+#include "pty_rig.h"
 #include "pty_script.h"
 
 #define LINK_TIMEOUT_MS 100
@@ -257,10 +257,7 @@ static void test_delivered_flow_follows_the_prompt(void **state)
 static int open_pump(const struct dev_param *params, size_t n, struct config_errors *e, void **st,
                      struct driver_channel *ch, size_t *n_ch)
 {
-    memset(e, 0, sizeof *e);
-    struct dev_config cfg = { .name = "pump1", .file = "rig.yaml", .dir = ".", .params = params,
-                              .n_params = n, .error = config_errors_record, .error_ctx = e };
-    return driver_find("newera")->open(&cfg, st, ch, n_ch);
+    return pty_rig_open_device("newera", "pump1", params, n, e, st, ch, n_ch);
 }
 
 static void test_rig_entry_gives_two_channels(void **state)
@@ -333,40 +330,17 @@ static void test_bad_rig_entries_are_all_reported(void **state)
 /* The rig: a device on a pty, answered by a script                         */
 /* ------------------------------------------------------------------------ */
 
-/* A pump on a pty with a responder thread playing steps. */
-struct rig {
-    struct pty pty;
-    struct link_config lc;
-    struct bus_link link;
-    const struct driver_ops *drv;
-    void *pump;
-    struct script script;
-};
+/* The pumps' line, as the pumps are set up: 19200 8N1. */
+static const struct link_config pumps_line = { .name = "pumps", .baud = 19200, .parity = 'N',
+                                               .data_bits = 8, .stop_bits = 1,
+                                               .timeout_ms = LINK_TIMEOUT_MS };
 
 /* Open the pty, the link and a pump at address addr. */
-static void rig_open(struct rig *r, const char *addr)
+static void rig_open(struct pty_rig *r, const char *addr)
 {
-    memset(r, 0, sizeof *r);
-    pty_open(&r->pty);
-    r->lc = (struct link_config){ .name = "pumps", .type = LINK_SERIAL, .port = r->pty.path,
-                                  .baud = 19200, .parity = 'N', .data_bits = 8, .stop_bits = 1,
-                                  .timeout_ms = LINK_TIMEOUT_MS };
-    assert_int_equal(link_open(&r->link, &r->lc), 0);
     const struct dev_param p[] = { { "address", addr, 1, 1 }, { "syringe.diameter", "14.57 mm", 1, 1 },
                                    { "syringe.volume", "10 mL", 1, 1 } };
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    assert_int_equal(open_pump(p, 3, &e, &r->pump, ch, &n), 0);
-    r->drv = driver_find("newera");
-}
-
-/* Close everything. */
-static void rig_close(struct rig *r)
-{
-    r->drv->close(r->pump);
-    link_close(&r->link);
-    pty_close(&r->pty);
+    pty_rig_open(r, &pumps_line, "newera", "pump1", p, 3);
 }
 
 #define N(a) (sizeof a / sizeof a[0])
@@ -399,27 +373,27 @@ static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state
         /* a stop is always sent, whatever the driver believes */
         { "0STP\r", "\x02" "00S\x03", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 12.5), 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 12.5), 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 0.5), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 12.5), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 12.5), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 0.5), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 0.5, 1e-12);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), 0);
     assert_float_equal(v, 250, 1e-9);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -3), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -3), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, -3, 1e-12);
-    assert_int_equal(r.drv->safe_state(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->safe_state(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 0), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 0), 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_stall_alarm_is_an_error_never_a_value(void **state)
@@ -436,21 +410,21 @@ static void test_a_stall_alarm_is_an_error_never_a_value(void **state)
         { "0STP\r", "\x02" "00S\x03", 0, false }, { "0DIR INF\r", "\x02" "00S\x03", 0, false },
         { "0RAT 5.000 UM\r", "\x02" "00S\x03", 0, false }, { "0RUN\r", "\x02" "00S\x03", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EREMOTEIO);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 5), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EREMOTEIO);
     assert_string_equal(r.link.err, "pump1: motor stalled (A?S): syringe empty or blocked");
     assert_float_equal(v, UNTOUCHED, 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 5), -EREMOTEIO);
     assert_string_equal(r.link.err, "pump1: motor stalled (A?S): syringe empty or blocked");
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 5), -EREMOTEIO);
     assert_string_equal(r.link.err, "pump1: the pump did not start after RUN (status S)");
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_connect_clears_a_power_cut_alarm(void **state)
@@ -461,12 +435,12 @@ static void test_connect_clears_a_power_cut_alarm(void **state)
         { "0DIA 14.57\r", "\x02" "00S\x03", 0, false },
         { "0DIR INF\r", "\x02" "00S\x03", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_reconnect_to_a_running_pump_keeps_it_running(void **state)
@@ -482,16 +456,16 @@ static void test_reconnect_to_a_running_pump_keeps_it_running(void **state)
         { "0DIA 14.57\r", "\x02" "00I?NA\x03", 0, false },
         { "0DIA\r", "\x02" "00I12.06\x03", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
     assert_string_equal(r.link.err, "");
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -2), 0);
-    assert_int_equal(r.drv->connect(r.pump, &r.link), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -2), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "12.06 mm syringe"));
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_refused_commands_are_remote_errors(void **state)
@@ -503,26 +477,26 @@ static void test_refused_commands_are_remote_errors(void **state)
         { "0DIS\r", "\x02" "00S?\x03", 0, false },
         { "0RAT 1.000 UM\r", "\x02" "00S\x03", 0, false }, { "0RUN\r", "\x02" "00S?NA\x03", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 900), -EREMOTEIO);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 900), -EREMOTEIO);
     assert_string_equal(r.link.err, "pump1: pump refused 'RAT 900.0 UM': value out of range (?OOR)");
-    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), -EREMOTEIO);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "'DIS': command not recognised (?)"));
     assert_float_equal(v, UNTOUCHED, 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 1), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 1), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "not applicable now (?NA)"));
     /* Refused before anything is sent: the script has no step for these. */
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 1500), -ERANGE);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 1500), -ERANGE);
     assert_non_null(strstr(r.link.err, "beyond max_flow"));
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 1e-7), -ERANGE);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, NAN), -EINVAL);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 1, 5), -EINVAL);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 1e-7), -ERANGE);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, NAN), -EINVAL);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 1, 5), -EINVAL);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_bad_replies_time_out_or_are_garbled(void **state)
@@ -540,33 +514,33 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
         { "0RAT\r", "\x02" "00I\x03", 0, false },                              /* no rate at all */
         { "0DIS\r", "\x02" "00SI0.1\x03", 0, false },                          /* bad volume */
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_string_equal(r.link.err, "pump1: no reply to 'RAT' within 100 ms");
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_non_null(strstr(r.link.err, "address 1 answered"));
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_string_equal(r.link.err, "pump1: incomplete reply to 'RAT' within 100 ms: '\\x0200I1.000UM'");
     assert_float_equal(v, UNTOUCHED, 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 2, 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 4, 0);
     v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_string_equal(r.link.err, "pump1: no reply to 'RAT' within 100 ms, only noise: 'line noise'");
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
     assert_string_equal(r.link.err, "pump1: garbled reply to 'RAT': '\\x0200Q\\x03'");
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
     assert_non_null(strstr(r.link.err, "cannot parse the pump's reply '12.5XX'"));
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EBADMSG);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), -EBADMSG);
     assert_float_equal(v, UNTOUCHED, 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_reply_split_across_reads_is_reassembled(void **state)
@@ -576,15 +550,15 @@ static void test_a_reply_split_across_reads_is_reassembled(void **state)
         { "0RAT\r", "\x02" "00I8.000UM\x03", 7, false },
         { "0RAT\r", "\x02" "0", 2, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 8, 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_pumps_share_one_line_by_address(void **state)
@@ -595,7 +569,7 @@ static void test_pumps_share_one_line_by_address(void **state)
         { "0RAT\r", "\x02" "00W2.000UM\x03", 0, false },
         { "12STP\r", "\x02" "12S\x03", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     const struct dev_param p[] = { { "address", "12", 1, 1 }, { "syringe.diameter", "4.78 mm", 1, 1 } };
     struct config_errors e;
@@ -607,27 +581,27 @@ static void test_pumps_share_one_line_by_address(void **state)
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(pump12, &r.link, 0, &v), 0);
     assert_float_equal(v, 1, 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, -2, 0);
     assert_int_equal(r.drv->safe_state(pump12, &r.link), 0);
     script_finish(&r.script);
     r.drv->close(pump12);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_closed_line_is_not_connected(void **state)
 {
     (void)state;
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     double v = UNTOUCHED;
     link_close(&r.link);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ENOTCONN);
-    assert_int_equal(r.drv->safe_state(r.pump, &r.link), -ENOTCONN);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ENOTCONN);
+    assert_int_equal(r.drv->safe_state(r.dev, &r.link), -ENOTCONN);
     assert_float_equal(v, UNTOUCHED, 0);
     /* The line can be opened again: the exclusive lock was released. */
     assert_int_equal(link_open(&r.link, &r.lc), 0);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -667,7 +641,7 @@ static void *sim_respond(void *arg)
 static void test_driver_runs_the_simulated_pump_until_it_stalls(void **state)
 {
     (void)state;
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "1");
     struct sim_responder *s = calloc(1, sizeof *s);
     assert_non_null(s);
@@ -677,36 +651,36 @@ static void test_driver_runs_the_simulated_pump_until_it_stalls(void **state)
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, sim_respond, s), 0);
     double v;
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 12.5), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 12.5), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 12.5, 1e-9);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 600), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 600), 0);
     pthread_mutex_lock(&s->lock);
     sim_physics_advance_to(&s->phys, 60LL * 1000000000LL);      /* one minute at 600 uL/min */
     pthread_mutex_unlock(&s->lock);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), 0);
     assert_true(v > 550 && v < 650);
-    assert_int_equal(r.drv->safe_state(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->safe_state(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
     /* An empty syringe stalls the pump: the alarm is an error, never a value. */
     pthread_mutex_lock(&s->lock);
     s->phys.pump[1].remaining_ul = 0.001;
     pthread_mutex_unlock(&s->lock);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 100), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 100), 0);
     pthread_mutex_lock(&s->lock);
     sim_physics_advance_to(&s->phys, 61LL * 1000000000LL);
     pthread_mutex_unlock(&s->lock);
     v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EREMOTEIO);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EREMOTEIO);
     assert_string_equal(r.link.err, "pump1: motor stalled (A?S): syringe empty or blocked");
     assert_float_equal(v, UNTOUCHED, 0);
     atomic_store(&s->stop, 1);
     assert_int_equal(pthread_join(th, NULL), 0);
     pthread_mutex_destroy(&s->lock);
     free(s);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 /* Safe-mode packets: the manual's own example (SAF0 back to Basic mode is

@@ -25,7 +25,7 @@
 #include "driver.h"
 #include "reglo.h"
 #include "sim_reglo.h"
-#include "pty_pair.h"
+#include "pty_rig.h"
 #include "pty_script.h"
 
 #define LINK_TIMEOUT_MS 100
@@ -182,10 +182,7 @@ static void test_delivered_flow_follows_running_and_rotation(void **state)
 static int open_channel(const char *name, const struct dev_param *params, size_t n,
                         struct config_errors *e, void **st, struct driver_channel *ch, size_t *n_ch)
 {
-    memset(e, 0, sizeof *e);
-    struct dev_config cfg = { .name = name, .file = "rig.yaml", .dir = ".", .params = params,
-                              .n_params = n, .error = config_errors_record, .error_ctx = e };
-    return driver_find("reglo")->open(&cfg, st, ch, n_ch);
+    return pty_rig_open_device("reglo", name, params, n, e, st, ch, n_ch);
 }
 
 static void test_rig_entry_gives_one_flow_channel(void **state)
@@ -253,40 +250,17 @@ static void test_bad_rig_entries_are_all_reported(void **state)
 /* The rig: a device on a pty, answered by a script                         */
 /* ------------------------------------------------------------------------ */
 
-/* A channel device on a pty with a responder thread playing steps. */
-struct rig {
-    struct pty pty;
-    struct link_config lc;
-    struct bus_link link;
-    const struct driver_ops *drv;
-    void *dev;
-    struct script script;
-};
+/* The pump's line, as the pump is set up: 9600 8N1. */
+static const struct link_config perist_line = { .name = "perist", .baud = 9600, .parity = 'N',
+                                                .data_bits = 8, .stop_bits = 1,
+                                                .timeout_ms = LINK_TIMEOUT_MS };
 
 /* Open the pty, the link and a device for channel chan with max_flow. */
-static void rig_open(struct rig *r, const char *chan, const char *max_flow)
+static void rig_open(struct pty_rig *r, const char *chan, const char *max_flow)
 {
-    memset(r, 0, sizeof *r);
-    pty_open(&r->pty);
-    r->lc = (struct link_config){ .name = "perist", .type = LINK_SERIAL, .port = r->pty.path,
-                                  .baud = 9600, .parity = 'N', .data_bits = 8, .stop_bits = 1,
-                                  .timeout_ms = LINK_TIMEOUT_MS };
-    assert_int_equal(link_open(&r->link, &r->lc), 0);
     const struct dev_param p[] = { { "address", "1", 1, 1 }, { "channel", chan, 1, 1 },
                                    { "max_flow", max_flow, 1, 1 } };
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    assert_int_equal(open_channel("perist1", p, 3, &e, &r->dev, ch, &n), 0);
-    r->drv = driver_find("reglo");
-}
-
-/* Close everything. */
-static void rig_close(struct rig *r)
-{
-    r->drv->close(r->dev);
-    link_close(&r->link);
-    pty_close(&r->pty);
+    pty_rig_open(r, &perist_line, "reglo", "perist1", p, 3);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -311,7 +285,7 @@ static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state
         /* a stop is always sent, whatever the driver believes */
         { "2I\r", "*", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "2", "3 mL/min");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
@@ -336,7 +310,7 @@ static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, NAN), -EINVAL);
     assert_int_equal(r.drv->write(r.dev, &r.link, 1, 5), -EINVAL);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_reconnect_to_a_running_channel_keeps_it_running(void **state)
@@ -350,7 +324,7 @@ static void test_reconnect_to_a_running_channel_keeps_it_running(void **state)
         /* a new rate the same way round: no rotation command */
         { "3f3000-1\r", "3000E-1\r\n", 0, false }, { "3H\r", "*", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "3", "1 mL/min");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
@@ -359,7 +333,7 @@ static void test_reconnect_to_a_running_channel_keeps_it_running(void **state)
     assert_float_equal(v, -250, 1e-9);
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, -300), 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_refusals_are_remote_errors(void **state)
@@ -371,7 +345,7 @@ static void test_refusals_are_remote_errors(void **state)
         { "1J\r", "*", 0, false }, { "1f5000-2\r", "#", 0, false },
         { "1I\r", "#", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "1", "1 mL/min");
     script_start(&r.script, r.pty.master, steps, N(steps));
     assert_int_equal(r.drv->connect(r.dev, &r.link), -EREMOTEIO);
@@ -384,7 +358,7 @@ static void test_refusals_are_remote_errors(void **state)
     assert_int_equal(r.drv->safe_state(r.dev, &r.link), -EREMOTEIO);
     assert_string_equal(r.link.err, "perist1: pump refused '1I' (#: not executed)");
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_refused_rate_and_a_start_that_cannot_run(void **state)
@@ -399,7 +373,7 @@ static void test_a_refused_rate_and_a_start_that_cannot_run(void **state)
         { "1f9000-1\r", "8000E-1\r\n", 0, false },     /* the pump took less than asked */
         { "1f5000-2\r", "5010E-2\r\n", 0, false }, { "1H\r", "*", 0, false },   /* its rounding is fine */
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "1", "1 mL/min");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
@@ -415,7 +389,7 @@ static void test_a_refused_rate_and_a_start_that_cannot_run(void **state)
     assert_string_equal(r.link.err, "perist1: pump set 0.8 mL/min on channel 1 when asked for 0.9 mL/min");
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_bad_replies_time_out_or_are_garbled(void **state)
@@ -432,7 +406,7 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
         /* an event line before the answer, and stale bytes after it */
         { "1E\r", "^U1\r\n+\r\nstale", 0, false }, { "1xD\r", "J\r\n", 0, false }, { "1f\r", "1000E+0\r\n", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "1", "1 mL/min");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
@@ -454,7 +428,7 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 1000, 1e-9);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_reply_split_across_reads_is_reassembled(void **state)
@@ -464,7 +438,7 @@ static void test_a_reply_split_across_reads_is_reassembled(void **state)
         { "1E\r", "+", 0, false }, { "1xD\r", "K\r\n", 2, false }, { "1f\r", "5000E-2\r\n", 4, false },
         { "1E\r", "+", 0, false }, { "1xD\r", "J\r", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "1", "1 mL/min");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
@@ -474,13 +448,13 @@ static void test_a_reply_split_across_reads_is_reassembled(void **state)
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_float_equal(v, UNTOUCHED, 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_closed_line_is_not_connected(void **state)
 {
     (void)state;
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "1", "1 mL/min");
     double v = UNTOUCHED;
     link_close(&r.link);
@@ -489,7 +463,7 @@ static void test_a_closed_line_is_not_connected(void **state)
     assert_int_equal(r.drv->connect(r.dev, &r.link), -ENOTCONN);
     assert_float_equal(v, UNTOUCHED, 0);
     assert_int_equal(link_open(&r.link, &r.lc), 0);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -534,7 +508,7 @@ static void *sim_respond(void *arg)
 static void test_two_channels_of_the_simulated_head_are_independent(void **state)
 {
     (void)state;
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "1", "1.5 mL/min");
     struct config_errors e;
     struct driver_channel ch[DRIVER_MAX_CHANNELS];
@@ -610,7 +584,7 @@ static void test_two_channels_of_the_simulated_head_are_independent(void **state
     free(s);
     r.drv->close(ccw);
     r.drv->close(narrow);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_the_simulated_pump_answers_like_the_manual(void **state)
