@@ -27,6 +27,7 @@
 #include "sim_hamilton.h"
 #include "pty_rig.h"
 #include "pty_script.h"
+#include "sim_responder.h"
 
 #define LINK_TIMEOUT_MS 100
 #define UNTOUCHED 12345.0
@@ -582,46 +583,32 @@ static void test_a_closed_line_is_not_connected(void **state)
 /* Against the simulator's valves                                           */
 /* ------------------------------------------------------------------------ */
 
-/* The simulated valves answering on the master side, until told to stop. */
-struct sim_responder {
-    int fd;
-    struct sim_hamilton line;
-    pthread_mutex_t lock;       /* guards line between the test and the responder */
+/* The simulated valves and the responder answering with them. */
+struct sim_valves {
+    struct sim_responder resp;
+    struct sim_hamilton line;   /* guarded by resp.lock */
     struct timespec t0;
-    atomic_int stop;
     atomic_int refuse;          /* answer with the valves' refusal (the 'exception' fault) */
     atomic_int lxr;             /* LXR commands seen */
 };
 
 /* Model time: nanoseconds since the responder started. */
-static int64_t model_ns(const struct sim_responder *s)
+static int64_t model_ns(const struct sim_valves *s)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)(ts.tv_sec - s->t0.tv_sec) * 1000000000LL + (ts.tv_nsec - s->t0.tv_nsec);
 }
 
-/* Answer commands with the simulator's valve model. */
-static void *sim_respond(void *arg)
+/* Answer a command with the simulator's valve model, counting initialisations. */
+static size_t sim_answer(void *ctx, const char *cmd, char *out, size_t len)
 {
-    struct sim_responder *s = arg;
-    char line[128];
-    while (!atomic_load(&s->stop)) {
-        if (!script_read_command(s->fd, line, sizeof line, 20))
-            continue;
-        line[strcspn(line, "\r")] = '\0';
-        if (strcmp(line + 1, "LXR") == 0)
-            atomic_fetch_add(&s->lxr, 1);
-        char out[128];
-        pthread_mutex_lock(&s->lock);
-        size_t len = atomic_load(&s->refuse)
-            ? sim_hamilton_line.refuse(&s->line, line, out, sizeof out)
-            : sim_hamilton_line.handle(&s->line, model_ns(s), line, out, sizeof out);
-        pthread_mutex_unlock(&s->lock);
-        if (len > 0 && write(s->fd, out, len) != (ssize_t)len)
-            break;
-    }
-    return NULL;
+    struct sim_valves *s = ctx;
+    if (strcmp(cmd + 1, "LXR") == 0)
+        atomic_fetch_add(&s->lxr, 1);
+    return atomic_load(&s->refuse)
+        ? sim_hamilton_line.refuse(&s->line, cmd, out, len)
+        : sim_hamilton_line.handle(&s->line, model_ns(s), cmd, out, len);
 }
 
 static void test_driver_runs_the_simulated_valves(void **state)
@@ -635,14 +622,11 @@ static void test_driver_runs_the_simulated_valves(void **state)
     size_t n;
     void *b;
     assert_int_equal(open_valve(pb, N(pb), &e, &b, ch, &n), 0);
-    struct sim_responder *s = calloc(1, sizeof *s);
+    struct sim_valves *s = calloc(1, sizeof *s);
     assert_non_null(s);
-    s->fd = r.pty.master;
     sim_hamilton_line.init(&s->line);
     clock_gettime(CLOCK_MONOTONIC, &s->t0);
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, sim_respond, s), 0);
+    sim_responder_start(&s->resp, r.pty.master, sim_answer, s);
 
     /* Power-up: both valves are initialised by connect, once. */
     double v = UNTOUCHED;
@@ -653,10 +637,10 @@ static void test_driver_runs_the_simulated_valves(void **state)
     assert_float_equal(v, 1, 0);
     /* Moves take time; the write returns when the valve is there. */
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, 5), 0);
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->resp.lock);
     assert_int_equal(s->line.valve[0].port, 5);
     assert_false(s->line.valve[0].moving);
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->resp.lock);
     assert_int_equal(r.drv->write(b, &r.link, 0, 8), 0);
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 5, 0);
@@ -667,23 +651,23 @@ static void test_driver_runs_the_simulated_valves(void **state)
     assert_int_equal(r.drv->connect(b, &r.link), 0);
     assert_int_equal(atomic_load(&s->lxr), 2);
     /* A move in progress (started by someone else): no position, not the old one. */
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->resp.lock);
     s->line.valve[0].moving = true;
     s->line.valve[0].target = 2;
     s->line.valve[0].end_ns = model_ns(s) + 10000000000LL;
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->resp.lock);
     v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBUSY);
     assert_float_equal(v, UNTOUCHED, 0);
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->resp.lock);
     s->line.valve[0].end_ns = model_ns(s);
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->resp.lock);
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 2, 0);
     /* A power cut with the line up: reads refuse, the next write initialises. */
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->resp.lock);
     s->line.valve[1].initialised = false;
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->resp.lock);
     v = UNTOUCHED;
     assert_int_equal(r.drv->read(b, &r.link, 0, &v), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "selector1: valve not initialised"));
@@ -698,9 +682,7 @@ static void test_driver_runs_the_simulated_valves(void **state)
     assert_string_equal(r.link.err, "selector1: the valve refused 'F' (NAK)");
     atomic_store(&s->refuse, 0);
 
-    atomic_store(&s->stop, 1);
-    assert_int_equal(pthread_join(th, NULL), 0);
-    pthread_mutex_destroy(&s->lock);
+    sim_responder_stop(&s->resp);
     free(s);
     r.drv->close(b);
     pty_rig_close(&r);

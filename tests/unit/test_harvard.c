@@ -14,7 +14,6 @@
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 #include "sim_harvard.h"
 #include "pty_rig.h"
 #include "pty_script.h"
+#include "sim_responder.h"
 
 #define LINK_TIMEOUT_MS 100
 #define UNTOUCHED 12345.0
@@ -641,43 +641,26 @@ static void test_a_closed_line_is_not_connected(void **state)
 /* Against the simulator's pump line                                        */
 /* ------------------------------------------------------------------------ */
 
-/* The simulated line answering on the master side, until told to stop. */
-struct sim_responder {
-    int fd;
-    struct sim_harvard line;
-    int64_t now_ns;             /* model time, set by the test */
-    pthread_mutex_t lock;       /* guards line and now_ns between the test and the responder */
-    atomic_int stop;
+/* The simulated line and the responder answering with it. */
+struct sim_line {
+    struct sim_responder resp;
+    struct sim_harvard line;    /* guarded by resp.lock */
+    int64_t now_ns;             /* model time, set by the test; guarded by resp.lock */
 };
 
-/* Answer commands with the simulator's line module. */
-static void *sim_respond(void *arg)
+/* Answer a command with the simulator's line module. */
+static size_t sim_answer(void *ctx, const char *cmd, char *out, size_t len)
 {
-    struct sim_responder *s = arg;
-    char line[128];
-    while (!atomic_load(&s->stop)) {
-        struct pollfd p = { .fd = s->fd, .events = POLLIN };
-        if (poll(&p, 1, 20) <= 0)
-            continue;
-        if (!script_read_command(s->fd, line, sizeof line, SCRIPT_WAIT_MS))
-            continue;
-        line[strcspn(line, "\r")] = '\0';
-        char out[256];
-        pthread_mutex_lock(&s->lock);
-        size_t len = sim_harvard_line.handle(&s->line, s->now_ns, line, out, sizeof out);
-        pthread_mutex_unlock(&s->lock);
-        if (len > 0 && write(s->fd, out, len) != (ssize_t)len)
-            break;
-    }
-    return NULL;
+    struct sim_line *s = ctx;
+    return sim_harvard_line.handle(&s->line, s->now_ns, cmd, out, len);
 }
 
 /* Set the model time the responder answers at. */
-static void sim_at(struct sim_responder *s, int64_t ns)
+static void sim_at(struct sim_line *s, int64_t ns)
 {
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->resp.lock);
     s->now_ns = ns;
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->resp.lock);
 }
 
 static void test_driver_runs_the_simulated_pumps_until_one_stalls(void **state)
@@ -691,14 +674,11 @@ static void test_driver_runs_the_simulated_pumps_until_one_stalls(void **state)
     size_t n;
     void *pump2;
     assert_int_equal(open_pump(p, 2, &e, &pump2, ch, &n), 0);
-    struct sim_responder *s = calloc(1, sizeof *s);
+    struct sim_line *s = calloc(1, sizeof *s);
     assert_non_null(s);
-    s->fd = r.pty.master;
     assert_int_equal(sim_harvard_line.state_size, sizeof s->line);
     sim_harvard_line.init(&s->line);
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, sim_respond, s), 0);
+    sim_responder_start(&s->resp, r.pty.master, sim_answer, s);
     double v;
     assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
     assert_int_equal(r.drv->connect(pump2, &r.link), 0);
@@ -730,10 +710,10 @@ static void test_driver_runs_the_simulated_pumps_until_one_stalls(void **state)
     assert_float_equal(v, -2.5, 1e-9);
     /* the syringes run empty (the syringe-empty fault): an infusing pump stalls */
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, 100), 0);
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->resp.lock);
     sim_harvard_line.empty(&s->line, 2 * MIN_NS);
     s->now_ns = 2 * MIN_NS;
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->resp.lock);
     v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "hpump1: stalled: syringe empty or blocked"));
@@ -754,9 +734,7 @@ static void test_driver_runs_the_simulated_pumps_until_one_stalls(void **state)
     assert_int_equal(open_pump(p7, 2, &e, &pump7, ch, &n), 0);
     assert_int_equal(r.drv->read(pump7, &r.link, 0, &v), -ETIMEDOUT);
     r.drv->close(pump7);
-    atomic_store(&s->stop, 1);
-    assert_int_equal(pthread_join(th, NULL), 0);
-    pthread_mutex_destroy(&s->lock);
+    sim_responder_stop(&s->resp);
     free(s);
     r.drv->close(pump2);
     pty_rig_close(&r);

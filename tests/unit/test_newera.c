@@ -12,9 +12,7 @@
 
 #include <errno.h>
 #include <math.h>
-#include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +26,7 @@
 #include "sim_newera.h"
 #include "pty_rig.h"
 #include "pty_script.h"
+#include "sim_responder.h"
 
 #define LINK_TIMEOUT_MS 100
 #define UNTOUCHED 12345.0
@@ -608,34 +607,17 @@ static void test_a_closed_line_is_not_connected(void **state)
 /* Against the simulator's pump                                             */
 /* ------------------------------------------------------------------------ */
 
-/* The simulated pumps answering on the master side, until told to stop. */
-struct sim_responder {
-    int fd;
-    struct sim_physics phys;
-    pthread_mutex_t lock;       /* guards phys between the test and the responder */
-    atomic_int stop;
+/* The simulated pumps and the responder answering with them. */
+struct sim_pumps {
+    struct sim_responder resp;
+    struct sim_physics phys;    /* guarded by resp.lock */
 };
 
-/* Answer commands with the simulator's pump model. */
-static void *sim_respond(void *arg)
+/* Answer a command with the simulator's pump model. */
+static size_t sim_answer(void *ctx, const char *cmd, char *out, size_t len)
 {
-    struct sim_responder *s = arg;
-    char line[128];
-    while (!atomic_load(&s->stop)) {
-        struct pollfd p = { .fd = s->fd, .events = POLLIN };
-        if (poll(&p, 1, 20) <= 0)
-            continue;
-        if (!script_read_command(s->fd, line, sizeof line, SCRIPT_WAIT_MS))
-            continue;
-        line[strcspn(line, "\r")] = '\0';
-        char out[128];
-        pthread_mutex_lock(&s->lock);
-        size_t len = sim_newera_handle(&s->phys, line, out, sizeof out);
-        pthread_mutex_unlock(&s->lock);
-        if (len > 0 && write(s->fd, out, len) != (ssize_t)len)
-            break;
-    }
-    return NULL;
+    struct sim_pumps *s = ctx;
+    return sim_newera_handle(&s->phys, cmd, out, len);
 }
 
 static void test_driver_runs_the_simulated_pump_until_it_stalls(void **state)
@@ -643,42 +625,37 @@ static void test_driver_runs_the_simulated_pump_until_it_stalls(void **state)
     (void)state;
     struct pty_rig r;
     rig_open(&r, "1");
-    struct sim_responder *s = calloc(1, sizeof *s);
+    struct sim_pumps *s = calloc(1, sizeof *s);
     assert_non_null(s);
-    s->fd = r.pty.master;
     sim_physics_init(&s->phys, 1);
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, sim_respond, s), 0);
+    sim_responder_start(&s->resp, r.pty.master, sim_answer, s);
     double v;
     assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, 12.5), 0);
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 12.5, 1e-9);
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, 600), 0);
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->resp.lock);
     sim_physics_advance_to(&s->phys, 60LL * 1000000000LL);      /* one minute at 600 uL/min */
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->resp.lock);
     assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), 0);
     assert_true(v > 550 && v < 650);
     assert_int_equal(r.drv->safe_state(r.dev, &r.link), 0);
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
     /* An empty syringe stalls the pump: the alarm is an error, never a value. */
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->resp.lock);
     s->phys.pump[1].remaining_ul = 0.001;
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->resp.lock);
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, 100), 0);
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->resp.lock);
     sim_physics_advance_to(&s->phys, 61LL * 1000000000LL);
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->resp.lock);
     v = UNTOUCHED;
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EREMOTEIO);
     assert_string_equal(r.link.err, "pump1: motor stalled (A?S): syringe empty or blocked");
     assert_float_equal(v, UNTOUCHED, 0);
-    atomic_store(&s->stop, 1);
-    assert_int_equal(pthread_join(th, NULL), 0);
-    pthread_mutex_destroy(&s->lock);
+    sim_responder_stop(&s->resp);
     free(s);
     pty_rig_close(&r);
 }

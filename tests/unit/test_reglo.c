@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -27,6 +26,7 @@
 #include "sim_reglo.h"
 #include "pty_rig.h"
 #include "pty_script.h"
+#include "sim_responder.h"
 
 #define LINK_TIMEOUT_MS 100
 #define UNTOUCHED 12345.0
@@ -470,39 +470,21 @@ static void test_a_closed_line_is_not_connected(void **state)
 /* Against the simulator's pump                                             */
 /* ------------------------------------------------------------------------ */
 
-/* The simulated pump answering on the master side, until told to stop. */
-struct sim_responder {
-    int fd;
-    struct sim_reglo pump;
+/* The simulated pump and the responder answering with it. */
+struct sim_pump {
+    struct sim_responder resp;
+    struct sim_reglo pump;      /* guarded by resp.lock */
     atomic_llong now_ns;        /* model time, set by the test */
     atomic_int refuse;          /* answer every command with the device's refusal */
-    pthread_mutex_t lock;       /* guards pump between the test and the responder */
-    atomic_int stop;
 };
 
-/* Answer commands with the simulator's pump model. */
-static void *sim_respond(void *arg)
+/* Answer a command with the simulator's pump model. */
+static size_t sim_answer(void *ctx, const char *cmd, char *out, size_t len)
 {
-    struct sim_responder *s = arg;
-    char line[128];
-    while (!atomic_load(&s->stop)) {
-        struct pollfd p = { .fd = s->fd, .events = POLLIN };
-        if (poll(&p, 1, 20) <= 0)
-            continue;
-        if (!script_read_command(s->fd, line, sizeof line, SCRIPT_WAIT_MS))
-            continue;
-        line[strcspn(line, "\r")] = '\0';
-        char out[128];
-        pthread_mutex_lock(&s->lock);
-        size_t len = atomic_load(&s->refuse)
-                         ? sim_reglo_line.refuse(&s->pump, line, out, sizeof out)
-                         : sim_reglo_line.handle(&s->pump, atomic_load(&s->now_ns), line, out,
-                                                 sizeof out);
-        pthread_mutex_unlock(&s->lock);
-        if (len > 0 && write(s->fd, out, len) != (ssize_t)len)
-            break;
-    }
-    return NULL;
+    struct sim_pump *s = ctx;
+    return atomic_load(&s->refuse)
+               ? sim_reglo_line.refuse(&s->pump, cmd, out, len)
+               : sim_reglo_line.handle(&s->pump, atomic_load(&s->now_ns), cmd, out, len);
 }
 
 static void test_two_channels_of_the_simulated_head_are_independent(void **state)
@@ -520,13 +502,10 @@ static void test_two_channels_of_the_simulated_head_are_independent(void **state
     const struct dev_param p4[] = { { "channel", "4", 1, 1 }, { "max_flow", "1.5 mL/min", 1, 1 } };
     assert_int_equal(open_channel("perist4", p4, 2, &e, &narrow, ch, &n), 0);
 
-    struct sim_responder *s = calloc(1, sizeof *s);
+    struct sim_pump *s = calloc(1, sizeof *s);
     assert_non_null(s);
-    s->fd = r.pty.master;
     sim_reglo_line.init(&s->pump);
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, sim_respond, s), 0);
+    sim_responder_start(&s->resp, r.pty.master, sim_answer, s);
 
     double v;
     assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
@@ -544,13 +523,13 @@ static void test_two_channels_of_the_simulated_head_are_independent(void **state
     /* One minute of model time: 1 mL clockwise on channel 1, 0.5 mL counter-clockwise on 2. */
     atomic_store(&s->now_ns, 60LL * 1000000000LL);
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, 0), 0);
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->resp.lock);
     assert_float_equal(s->pump.ch[0].pumped_ml, 1.0, 1e-9);
     assert_float_equal(s->pump.ch[1].pumped_ml, -0.5, 1e-9);
     assert_false(s->pump.ch[0].running);
     assert_true(s->pump.ch[1].running);
     assert_int_equal(s->pump.ch[1].rotation, 'K');
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->resp.lock);
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
     assert_int_equal(r.drv->read(ccw, &r.link, 0, &v), 0);
@@ -578,9 +557,7 @@ static void test_two_channels_of_the_simulated_head_are_independent(void **state
     assert_false(s->pump.ch[1].running);
     assert_false(s->pump.ch[3].running);
 
-    atomic_store(&s->stop, 1);
-    assert_int_equal(pthread_join(th, NULL), 0);
-    pthread_mutex_destroy(&s->lock);
+    sim_responder_stop(&s->resp);
     free(s);
     r.drv->close(ccw);
     r.drv->close(narrow);
