@@ -528,11 +528,7 @@ static void test_valves_share_one_line_by_letter(void **state)
     struct pty_rig r;
     rig_open(&r);
     static const struct dev_param p[] = { { "address", "b", 1, 1 }, { "ports", "8", 1, 1 } };
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    void *b;
-    assert_int_equal(open_valve(p, N(p), &e, &b, ch, &n), 0);
+    void *b = pty_rig_add(&r, "selector1", p, N(p));
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(b, &r.link, 0, &v), 0);
@@ -567,12 +563,8 @@ static void test_a_closed_line_is_not_connected(void **state)
     (void)state;
     struct pty_rig r;
     rig_open(&r);
-    double v = UNTOUCHED;
-    link_close(&r.link);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ENOTCONN);
+    pty_rig_expect_closed_line(&r);
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, 2), -ENOTCONN);
-    assert_int_equal(r.drv->connect(r.dev, &r.link), -ENOTCONN);
-    assert_float_equal(v, UNTOUCHED, 0);
     int rc = link_open(&r.link, &r.lc);
     if (rc != 0)
         fail_msg("reopen: %s", r.link.err);
@@ -617,11 +609,7 @@ static void test_driver_runs_the_simulated_valves(void **state)
     struct pty_rig r;
     rig_open(&r);
     static const struct dev_param pb[] = { { "address", "b", 1, 1 }, { "ports", "8", 1, 1 } };
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    void *b;
-    assert_int_equal(open_valve(pb, N(pb), &e, &b, ch, &n), 0);
+    void *b = pty_rig_add(&r, "selector1", pb, N(pb));
     struct sim_valves *s = calloc(1, sizeof *s);
     assert_non_null(s);
     sim_hamilton_line.init(&s->line);

@@ -604,11 +604,7 @@ static void test_pumps_share_one_line_by_address(void **state)
     struct pty_rig r;
     rig_open(&r, "0");
     const struct dev_param p[] = { { "address", "12", 1, 1 }, { "syringe.diameter", "4.78 mm", 1, 1 } };
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    void *pump12;
-    assert_int_equal(open_pump(p, 2, &e, &pump12, ch, &n), 0);
+    void *pump12 = pty_rig_add(&r, "hpump1", p, 2);
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(pump12, &r.link, 0, &v), 0);
@@ -627,12 +623,7 @@ static void test_a_closed_line_is_not_connected(void **state)
     (void)state;
     struct pty_rig r;
     rig_open(&r, "0");
-    double v = UNTOUCHED;
-    link_close(&r.link);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ENOTCONN);
-    assert_int_equal(r.drv->safe_state(r.dev, &r.link), -ENOTCONN);
-    assert_int_equal(r.drv->connect(r.dev, &r.link), -ENOTCONN);
-    assert_float_equal(v, UNTOUCHED, 0);
+    pty_rig_expect_closed_line(&r);
     assert_int_equal(link_open(&r.link, &r.lc), 0);
     pty_rig_close(&r);
 }
@@ -669,11 +660,7 @@ static void test_driver_runs_the_simulated_pumps_until_one_stalls(void **state)
     struct pty_rig r;
     rig_open(&r, "0");
     const struct dev_param p[] = { { "address", "1", 1, 1 }, { "syringe.diameter", "4.78 mm", 1, 1 } };
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    void *pump2;
-    assert_int_equal(open_pump(p, 2, &e, &pump2, ch, &n), 0);
+    void *pump2 = pty_rig_add(&r, "hpump1", p, 2);
     struct sim_line *s = calloc(1, sizeof *s);
     assert_non_null(s);
     assert_int_equal(sim_harvard_line.state_size, sizeof s->line);
@@ -730,8 +717,7 @@ static void test_driver_runs_the_simulated_pumps_until_one_stalls(void **state)
     assert_float_equal(v, -30, 1e-9);
     /* an address nobody in the chain has: silence */
     const struct dev_param p7[] = { { "address", "7", 1, 1 }, { "syringe.diameter", "4.78 mm", 1, 1 } };
-    void *pump7;
-    assert_int_equal(open_pump(p7, 2, &e, &pump7, ch, &n), 0);
+    void *pump7 = pty_rig_add(&r, "hpump1", p7, 2);
     assert_int_equal(r.drv->read(pump7, &r.link, 0, &v), -ETIMEDOUT);
     r.drv->close(pump7);
     sim_responder_stop(&s->resp);

@@ -571,11 +571,7 @@ static void test_pumps_share_one_line_by_address(void **state)
     struct pty_rig r;
     rig_open(&r, "0");
     const struct dev_param p[] = { { "address", "12", 1, 1 }, { "syringe.diameter", "4.78 mm", 1, 1 } };
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    void *pump12;
-    assert_int_equal(open_pump(p, 2, &e, &pump12, ch, &n), 0);
+    void *pump12 = pty_rig_add(&r, "pump1", p, 2);
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(pump12, &r.link, 0, &v), 0);
@@ -593,11 +589,7 @@ static void test_a_closed_line_is_not_connected(void **state)
     (void)state;
     struct pty_rig r;
     rig_open(&r, "0");
-    double v = UNTOUCHED;
-    link_close(&r.link);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ENOTCONN);
-    assert_int_equal(r.drv->safe_state(r.dev, &r.link), -ENOTCONN);
-    assert_float_equal(v, UNTOUCHED, 0);
+    pty_rig_expect_closed_line(&r);
     /* The line can be opened again: the exclusive lock was released. */
     assert_int_equal(link_open(&r.link, &r.lc), 0);
     pty_rig_close(&r);

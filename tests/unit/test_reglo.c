@@ -456,12 +456,7 @@ static void test_a_closed_line_is_not_connected(void **state)
     (void)state;
     struct pty_rig r;
     rig_open(&r, "1", "1 mL/min");
-    double v = UNTOUCHED;
-    link_close(&r.link);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ENOTCONN);
-    assert_int_equal(r.drv->safe_state(r.dev, &r.link), -ENOTCONN);
-    assert_int_equal(r.drv->connect(r.dev, &r.link), -ENOTCONN);
-    assert_float_equal(v, UNTOUCHED, 0);
+    pty_rig_expect_closed_line(&r);
     assert_int_equal(link_open(&r.link, &r.lc), 0);
     pty_rig_close(&r);
 }
@@ -492,15 +487,11 @@ static void test_two_channels_of_the_simulated_head_are_independent(void **state
     (void)state;
     struct pty_rig r;
     rig_open(&r, "1", "1.5 mL/min");
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    void *ccw, *narrow;
     const struct dev_param p2[] = { { "channel", "2", 1, 1 }, { "max_flow", "1.5 mL/min", 1, 1 },
                                     { "direction", "ccw", 1, 1 } };
-    assert_int_equal(open_channel("perist2", p2, 3, &e, &ccw, ch, &n), 0);
+    void *ccw = pty_rig_add(&r, "perist2", p2, 3);
     const struct dev_param p4[] = { { "channel", "4", 1, 1 }, { "max_flow", "1.5 mL/min", 1, 1 } };
-    assert_int_equal(open_channel("perist4", p4, 2, &e, &narrow, ch, &n), 0);
+    void *narrow = pty_rig_add(&r, "perist4", p4, 2);
 
     struct sim_pump *s = calloc(1, sizeof *s);
     assert_non_null(s);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <string.h>
 
 #include "pty_rig.h"
@@ -24,6 +25,19 @@ int pty_rig_open_device(const char *driver, const char *name, const struct dev_p
     return drv->open(&cfg, st, ch, n_ch);
 }
 
+/* Open another device name of the rig's driver on the same line; fails the test if it cannot. */
+void *pty_rig_add(struct pty_rig *r, const char *name, const struct dev_param *params, size_t n)
+{
+    struct config_errors e;
+    struct driver_channel ch[DRIVER_MAX_CHANNELS];
+    size_t n_ch;
+    void *dev = NULL;
+    int rc = pty_rig_open_device(r->drv->name, name, params, n, &e, &dev, ch, &n_ch);
+    if (rc != 0)
+        fail_msg("%s: open: %d, first error: %s", name, rc, e.n > 0 ? e.text[0] : "none");
+    return dev;
+}
+
 /* Open a pty, a link set up like line on it, and device name of driver; fails the test if any fails. */
 void pty_rig_open(struct pty_rig *r, const struct link_config *line, const char *driver,
                   const char *name, const struct dev_param *params, size_t n)
@@ -34,13 +48,22 @@ void pty_rig_open(struct pty_rig *r, const struct link_config *line, const char 
     r->lc.type = LINK_SERIAL;
     r->lc.port = r->pty.path;
     assert_int_equal(link_open(&r->link, &r->lc), 0);
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n_ch;
-    int rc = pty_rig_open_device(driver, name, params, n, &e, &r->dev, ch, &n_ch);
-    if (rc != 0)
-        fail_msg("%s: open: %d, first error: %s", name, rc, e.n > 0 ? e.text[0] : "none");
     r->drv = driver_find(driver);
+    assert_non_null(r->drv);
+    r->dev = pty_rig_add(r, name, params, n);
+}
+
+/* Close the link; then read, connect and safe_state must fail with -ENOTCONN, value untouched. */
+void pty_rig_expect_closed_line(struct pty_rig *r)
+{
+    const double untouched = 12345.0;
+    double v = untouched;
+    link_close(&r->link);
+    assert_int_equal(r->drv->read(r->dev, &r->link, 0, &v), -ENOTCONN);
+    assert_int_equal(r->drv->connect(r->dev, &r->link), -ENOTCONN);
+    if (r->drv->safe_state != NULL)
+        assert_int_equal(r->drv->safe_state(r->dev, &r->link), -ENOTCONN);
+    assert_float_equal(v, untouched, 0);
 }
 
 /* Close the device, the link and the pty. */

@@ -6,8 +6,9 @@
  *
  * Ownership: the caller owns struct pty_rig; pty_rig_close() closes the
  * device, the link and the pty. The link's configuration lives in the struct,
- * so a test may close the link and open it again from r.lc. Only the test's
- * main thread calls these.
+ * so a test may close the link and open it again from r.lc. Devices added
+ * with pty_rig_add() are the test's to close with r.drv->close(). Only the
+ * test's main thread calls these.
  */
 #ifndef PERFUSE_TEST_PTY_RIG_H
 #define PERFUSE_TEST_PTY_RIG_H
@@ -37,6 +38,13 @@ int pty_rig_open_device(const char *driver, const char *name, const struct dev_p
 /* Open a pty, a link set up like line on it, and device name of driver; fails the test if any fails. */
 void pty_rig_open(struct pty_rig *r, const struct link_config *line, const char *driver,
                   const char *name, const struct dev_param *params, size_t n);
+
+/* Open another device name of the rig's driver on the same line; fails the test if it cannot. */
+void *pty_rig_add(struct pty_rig *r, const char *name, const struct dev_param *params, size_t n);
+
+/* Close the link; then read, connect and safe_state (if the driver has one) must fail with
+ * -ENOTCONN and leave the value alone. The link stays closed for the test's own checks. */
+void pty_rig_expect_closed_line(struct pty_rig *r);
 
 /* Close the device, the link and the pty. */
 void pty_rig_close(struct pty_rig *r);
