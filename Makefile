@@ -77,8 +77,8 @@ $(BUILD)/perfuse-sim: $(BUILD)/obj/drivers/sim/perfuse-sim.o $(BUILD)/libperfuse
 	$(CC) $(CFLAGS) $^ $(LDFLAGS) $(PKG_LIBS) -o $@
 
 # What the unit tests share (a pty pair, a driver on a pty, a scripted or a
-# model responder, a config error collector); built with the tests' flags, so
-# `make asan` gets sanitized copies.
+# model responder, a config error collector, the syringe pumps' channels);
+# built with the tests' flags, so `make asan` gets sanitized copies.
 $(BUILD)/obj/tests/unit/support/%.o: tests/unit/support/%.c $(CONFIG)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -MMD -MP -c $< -o $@
