@@ -76,8 +76,9 @@ $(BUILD)/perfusectl: $(BUILD)/obj/controller/perfusectl.o $(BUILD)/libperfuse.a
 $(BUILD)/perfuse-sim: $(BUILD)/obj/drivers/sim/perfuse-sim.o $(BUILD)/libperfuse.a
 	$(CC) $(CFLAGS) $^ $(LDFLAGS) $(PKG_LIBS) -o $@
 
-# What the unit tests share (a pty pair, a scripted responder, a config error
-# collector); built with the tests' flags, so `make asan` gets sanitized copies.
+# What the unit tests share (a pty pair, a driver on a pty, a scripted or a
+# model responder, a config error collector, the syringe pumps' channels);
+# built with the tests' flags, so `make asan` gets sanitized copies.
 $(BUILD)/obj/tests/unit/support/%.o: tests/unit/support/%.c $(CONFIG)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -MMD -MP -c $< -o $@

@@ -25,8 +25,9 @@
 #include "driver.h"
 #include "hamilton.h"
 #include "sim_hamilton.h"
-#include "pty_pair.h"
+#include "pty_rig.h"
 #include "pty_script.h"
+#include "sim_responder.h"
 
 #define LINK_TIMEOUT_MS 100
 #define UNTOUCHED 12345.0
@@ -200,10 +201,7 @@ static void test_answers_parse_or_are_refused(void **state)
 static int open_valve(const struct dev_param *params, size_t n, struct config_errors *e, void **st,
                       struct driver_channel *ch, size_t *n_ch)
 {
-    memset(e, 0, sizeof *e);
-    struct dev_config cfg = { .name = "selector1", .file = "rig.yaml", .dir = ".", .params = params,
-                              .n_params = n, .error = config_errors_record, .error_ctx = e };
-    return driver_find("hamilton")->open(&cfg, st, ch, n_ch);
+    return pty_rig_open_device("hamilton", "selector1", params, n, e, st, ch, n_ch);
 }
 
 static void test_rig_entry_gives_a_position_channel(void **state)
@@ -243,76 +241,44 @@ static void test_bad_rig_entries_are_all_reported(void **state)
     void *st = NULL;
     assert_int_equal(open_valve(p, N(p), &e, &st, ch, &n), -EINVAL);
     assert_null(st);
-    assert_int_equal(e.n, 5);
-    assert_string_equal(e.key[0], "port");
-    assert_non_null(strstr(e.text[0], "did you mean 'ports'?"));
-    assert_string_equal(e.key[1], "address");
-    assert_non_null(strstr(e.text[1], "one letter from a to p"));
-    assert_string_equal(e.key[2], "ports");
-    assert_non_null(strstr(e.text[2], "from 2 to 16, found '20'"));
-    assert_string_equal(e.key[3], "move_timeout");
-    assert_non_null(strstr(e.text[3], "from 0.5 s to 60 s"));
-    assert_string_equal(e.key[4], "direction");
-    assert_non_null(strstr(e.text[4], "shortest, clockwise or counterclockwise"));
+    config_errors_expect(&e, 5, (const struct config_error_want[]){
+        { "port", "did you mean 'ports'?" },
+        { "address", "one letter from a to p" },
+        { "ports", "from 2 to 16, found '20'" },
+        { "move_timeout", "from 0.5 s to 60 s" },
+        { "direction", "shortest, clockwise or counterclockwise" },
+    });
 
     const struct dev_param none[] = { { "address", "a", 1, 1 } };
     assert_int_equal(open_valve(none, 1, &e, &st, ch, &n), -EINVAL);
-    assert_int_equal(e.n, 1);
-    assert_string_equal(e.key[0], "");
-    assert_non_null(strstr(e.text[0], "'ports: 6'"));
+    config_errors_expect(&e, 1, (const struct config_error_want[]){
+        { "", "'ports: 6'" },
+    });
 
     const struct dev_param far[] = { { "ports", "6", 1, 1 }, { "adress", "b", 1, 1 },
                                      { "speed", "fast", 1, 1 } };
     assert_int_equal(open_valve(far, N(far), &e, &st, ch, &n), -EINVAL);
-    assert_int_equal(e.n, 2);
-    assert_non_null(strstr(e.text[0], "did you mean 'address'?"));
-    assert_non_null(strstr(e.text[1], "expected address, ports, move_timeout, direction"));
+    config_errors_expect(&e, 2, (const struct config_error_want[]){
+        { NULL, "did you mean 'address'?" },
+        { NULL, "expected address, ports, move_timeout, direction" },
+    });
 }
 
 /* ------------------------------------------------------------------------ */
 /* The rig: a device on a pty, answered by a script                         */
 /* ------------------------------------------------------------------------ */
 
-/* Valves on a pty with a responder thread playing steps. */
-struct rig {
-    struct pty pty;
-    struct link_config lc;
-    struct bus_link link;
-    const struct driver_ops *drv;
-    void *valve;
-    struct script script;
-};
-
-/* Open the pty, the link (9600 7O1, as the valve talks) and a 6-port valve at a. */
-static void rig_open_with(struct rig *r, const struct dev_param *p, size_t n_p)
-{
-    memset(r, 0, sizeof *r);
-    pty_open(&r->pty);
-    r->lc = (struct link_config){ .name = "valves", .type = LINK_SERIAL, .port = r->pty.path,
-                                  .baud = 9600, .parity = 'O', .data_bits = 7, .stop_bits = 1,
-                                  .timeout_ms = LINK_TIMEOUT_MS };
-    assert_int_equal(link_open(&r->link, &r->lc), 0);
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    assert_int_equal(open_valve(p, n_p, &e, &r->valve, ch, &n), 0);
-    r->drv = driver_find("hamilton");
-}
+/* The valves' line, as the valves talk: 9600 7O1. */
+static const struct link_config valves_line = { .name = "valves", .baud = 9600, .parity = 'O',
+                                                .data_bits = 7, .stop_bits = 1,
+                                                .timeout_ms = LINK_TIMEOUT_MS };
 
 /* The usual valve: a, 6 ports, shortest way, move_timeout 0.5 s. */
-static void rig_open(struct rig *r)
+static void rig_open(struct pty_rig *r)
 {
     static const struct dev_param p[] = { { "address", "a", 1, 1 }, { "ports", "6", 1, 1 },
                                           { "move_timeout", "0.5 s", 1, 1 } };
-    rig_open_with(r, p, N(p));
-}
-
-/* Close everything. */
-static void rig_close(struct rig *r)
-{
-    r->drv->close(r->valve);
-    link_close(&r->link);
-    pty_close(&r->pty);
+    pty_rig_open(r, &valves_line, "hamilton", "selector1", p, N(p));
 }
 
 /* Replies as valve a sends them: the echo, then ACK and data, or NAK. */
@@ -349,19 +315,19 @@ static void test_connect_initialises_a_fresh_valve_then_moves_it(void **state)
         IDLE, NO_ERRORS, AT("1"), { "aLP04R\r", ACK("aLP04R", ""), 0, false },
         IDLE, NO_ERRORS, AT("4"),
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r);
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.valve, &r.link), 0);
-    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 3), 0);
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 3), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 3, 0);
-    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 3), 0);
-    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 1), 0);
-    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 4), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 3), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 1), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 4), 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_reconnect_leaves_an_initialised_valve_where_it_is(void **state)
@@ -376,14 +342,14 @@ static void test_a_reconnect_leaves_an_initialised_valve_where_it_is(void **stat
         IDLE, { "aE2\r", ACK("aE2", "PDPP"), 0, false }, { "aLQT\r", ACK("aLQT", "3"), 0, false },
         AT("2"),
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r);
     script_start(&r.script, r.pty.master, steps, N(steps));
-    assert_int_equal(r.drv->connect(r.valve, &r.link), 0);
-    assert_int_equal(r.drv->connect(r.valve, &r.link), 0);   /* a valve that does not say its type */
-    assert_int_equal(r.drv->connect(r.valve, &r.link), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);   /* a valve that does not say its type */
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_moving_valve_reports_no_position(void **state)
@@ -396,20 +362,20 @@ static void test_a_moving_valve_reports_no_position(void **state)
         IDLE, { "aE2\r", ACK("aE2", "PAPP"), 0, false },
         IDLE, { "aE2\r", ACK("aE2", "PDPP"), 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r);
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EBUSY);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBUSY);
     assert_string_equal(r.link.err, "selector1: the valve is moving ('*' to F): no position until it stops");
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EBUSY);
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EREMOTEIO);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBUSY);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "selector1: valve not initialised (E2)"));
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EREMOTEIO);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "overload"));
     assert_float_equal(v, UNTOUCHED, 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_write_initialises_a_valve_that_lost_power(void **state)
@@ -420,12 +386,12 @@ static void test_a_write_initialises_a_valve_that_lost_power(void **state)
         { "aLXR\r", ACK("aLXR", ""), 0, false }, IDLE, NO_ERRORS,
         AT("1"), { "aLP02R\r", ACK("aLP02R", ""), 0, false }, IDLE, NO_ERRORS, AT("2"),
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r);
     script_start(&r.script, r.pty.master, steps, N(steps));
-    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 2), 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_refusals_and_failed_moves_are_remote_errors(void **state)
@@ -452,50 +418,50 @@ static void test_refusals_and_failed_moves_are_remote_errors(void **state)
         IDLE, NO_ERRORS, AT("1"), { "aLP02R\r", ACK("aLP02R", ""), 0, false },
         { "aF\r", ACK("aF", "*"), 0, true },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r);
     script_start(&r.script, r.pty.master, steps, N(steps));
-    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 2), -EREMOTEIO);
     assert_string_equal(r.link.err, "selector1: the valve refused 'LP02R' (NAK)");
-    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 2), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "selector1: the valve refused 'LP02R' (NAK): valve overload"));
-    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 2), -EREMOTEIO);
     assert_string_equal(r.link.err, "selector1: the valve stopped at port 3 after 'LP02R', not at port 2");
-    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 2), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "overload (E2)"));
     assert_non_null(strstr(r.link.err, "after LP02R"));
-    assert_int_equal(r.drv->connect(r.valve, &r.link), -EREMOTEIO);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "initialisation error (E2)"));
-    assert_int_equal(r.drv->connect(r.valve, &r.link), -EREMOTEIO);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), -EREMOTEIO);
     assert_string_equal(r.link.err, "selector1: the valve is a 8-port valve (LQT 2), the rig says "
                         "'ports: 6': fix the rig entry");
-    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 2), -EREMOTEIO);
     assert_string_equal(r.link.err, "selector1: the valve still reports busy ('*' to F) 0.5 s after "
                         "'LP02R' (move_timeout): is the rotor blocked?");
     script_finish(&r.script);
     assert_true(atomic_load(&r.script.repeats) >= 3);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_bad_setpoints_are_refused_before_anything_is_sent(void **state)
 {
     (void)state;
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r);
     script_start(&r.script, r.pty.master, NULL, 0);
-    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2.5), -EINVAL);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 2.5), -EINVAL);
     assert_string_equal(r.link.err, "selector1: a valve position is a whole port number, found 2.5");
-    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 0), -ERANGE);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 0), -ERANGE);
     assert_string_equal(r.link.err, "selector1: port 0 does not exist: the valve has ports 1 to 6");
-    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 7), -ERANGE);
-    assert_int_equal(r.drv->write(r.valve, &r.link, 0, NAN), -EINVAL);
-    assert_int_equal(r.drv->write(r.valve, &r.link, 0, INFINITY), -EINVAL);
-    assert_int_equal(r.drv->write(r.valve, &r.link, 1, 2), -EINVAL);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 7), -ERANGE);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, NAN), -EINVAL);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, INFINITY), -EINVAL);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 1, 2), -EINVAL);
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.valve, &r.link, 1, &v), -EINVAL);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), -EINVAL);
     assert_float_equal(v, UNTOUCHED, 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_bad_replies_time_out_or_are_garbled(void **state)
@@ -516,36 +482,36 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
         IDLE, NO_ERRORS, AT("x"),
         { "aF\r", NAK("aF"), 0, false },                        /* a refused query */
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r);
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_string_equal(r.link.err, "selector1: no reply to 'F' within 100 ms");
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_non_null(strstr(r.link.err, "address 'b' answered"));
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_string_equal(r.link.err, "selector1: incomplete reply to 'F' within 100 ms: 'aF\\x0d'");
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_string_equal(r.link.err, "selector1: incomplete reply to 'F' within 100 ms: 'aF\\x0d\\x06Y'");
     assert_float_equal(v, UNTOUCHED, 0);
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 4, 0);
     v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
     assert_string_equal(r.link.err, "selector1: garbled reply to 'F': '\\x01\\x02junk\\x0d'");
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
     assert_non_null(strstr(r.link.err, "cannot parse the answer 'Q' to 'F'"));
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
     assert_non_null(strstr(r.link.err, "cannot parse the answer 'XY' to 'E2'"));
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
     assert_string_equal(r.link.err, "selector1: the valve reports port '9', not one of 1..6");
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EBADMSG);
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EREMOTEIO);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EREMOTEIO);
     assert_string_equal(r.link.err, "selector1: the valve refused 'F' (NAK)");
     assert_float_equal(v, UNTOUCHED, 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_valves_share_one_line_by_letter(void **state)
@@ -556,30 +522,26 @@ static void test_valves_share_one_line_by_letter(void **state)
         { "bLQP\r", ACK("bLQP", "8"), 0, false },
         IDLE, NO_ERRORS, AT("2"),
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r);
     static const struct dev_param p[] = { { "address", "b", 1, 1 }, { "ports", "8", 1, 1 } };
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    void *b;
-    assert_int_equal(open_valve(p, N(p), &e, &b, ch, &n), 0);
+    void *b = pty_rig_add(&r, "selector1", p, N(p));
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(b, &r.link, 0, &v), 0);
     assert_float_equal(v, 8, 0);
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 2, 0);
     script_finish(&r.script);
     r.drv->close(b);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_line_set_up_wrong_gets_a_hint(void **state)
 {
     (void)state;
     static const struct step steps[] = { { "aF\r", NULL, 0, false } };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r);
     link_close(&r.link);
     r.lc.parity = 'N';
@@ -587,135 +549,110 @@ static void test_a_line_set_up_wrong_gets_a_hint(void **state)
     assert_int_equal(link_open(&r.link, &r.lc), 0);
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_non_null(strstr(r.link.err, "set the bus to 'baud: 9600, parity: O, data_bits: 7'"));
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_closed_line_is_not_connected(void **state)
 {
     (void)state;
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r);
-    double v = UNTOUCHED;
-    link_close(&r.link);
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -ENOTCONN);
-    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 2), -ENOTCONN);
-    assert_int_equal(r.drv->connect(r.valve, &r.link), -ENOTCONN);
-    assert_float_equal(v, UNTOUCHED, 0);
+    pty_rig_expect_closed_line(&r);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 2), -ENOTCONN);
     int rc = link_open(&r.link, &r.lc);
     if (rc != 0)
         fail_msg("reopen: %s", r.link.err);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Against the simulator's valves                                           */
 /* ------------------------------------------------------------------------ */
 
-/* The simulated valves answering on the master side, until told to stop. */
-struct sim_responder {
-    int fd;
-    struct sim_hamilton line;
-    pthread_mutex_t lock;       /* guards line between the test and the responder */
+/* The simulated valves and the responder answering with them. */
+struct sim_valves {
+    struct sim_responder resp;
+    struct sim_hamilton line;   /* guarded by resp.lock */
     struct timespec t0;
-    atomic_int stop;
     atomic_int refuse;          /* answer with the valves' refusal (the 'exception' fault) */
     atomic_int lxr;             /* LXR commands seen */
 };
 
 /* Model time: nanoseconds since the responder started. */
-static int64_t model_ns(const struct sim_responder *s)
+static int64_t model_ns(const struct sim_valves *s)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)(ts.tv_sec - s->t0.tv_sec) * 1000000000LL + (ts.tv_nsec - s->t0.tv_nsec);
 }
 
-/* Answer commands with the simulator's valve model. */
-static void *sim_respond(void *arg)
+/* Answer a command with the simulator's valve model, counting initialisations. */
+static size_t sim_answer(void *ctx, const char *cmd, char *out, size_t len)
 {
-    struct sim_responder *s = arg;
-    char line[128];
-    while (!atomic_load(&s->stop)) {
-        if (!script_read_command(s->fd, line, sizeof line, 20))
-            continue;
-        line[strcspn(line, "\r")] = '\0';
-        if (strcmp(line + 1, "LXR") == 0)
-            atomic_fetch_add(&s->lxr, 1);
-        char out[128];
-        pthread_mutex_lock(&s->lock);
-        size_t len = atomic_load(&s->refuse)
-            ? sim_hamilton_line.refuse(&s->line, line, out, sizeof out)
-            : sim_hamilton_line.handle(&s->line, model_ns(s), line, out, sizeof out);
-        pthread_mutex_unlock(&s->lock);
-        if (len > 0 && write(s->fd, out, len) != (ssize_t)len)
-            break;
-    }
-    return NULL;
+    struct sim_valves *s = ctx;
+    if (strcmp(cmd + 1, "LXR") == 0)
+        atomic_fetch_add(&s->lxr, 1);
+    return atomic_load(&s->refuse)
+        ? sim_hamilton_line.refuse(&s->line, cmd, out, len)
+        : sim_hamilton_line.handle(&s->line, model_ns(s), cmd, out, len);
 }
 
 static void test_driver_runs_the_simulated_valves(void **state)
 {
     (void)state;
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r);
     static const struct dev_param pb[] = { { "address", "b", 1, 1 }, { "ports", "8", 1, 1 } };
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    void *b;
-    assert_int_equal(open_valve(pb, N(pb), &e, &b, ch, &n), 0);
-    struct sim_responder *s = calloc(1, sizeof *s);
+    void *b = pty_rig_add(&r, "selector1", pb, N(pb));
+    struct sim_valves *s = calloc(1, sizeof *s);
     assert_non_null(s);
-    s->fd = r.pty.master;
     sim_hamilton_line.init(&s->line);
     clock_gettime(CLOCK_MONOTONIC, &s->t0);
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, sim_respond, s), 0);
+    sim_responder_start(&s->resp, r.pty.master, sim_answer, s);
 
     /* Power-up: both valves are initialised by connect, once. */
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.valve, &r.link), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
     assert_int_equal(r.drv->connect(b, &r.link), 0);
     assert_int_equal(atomic_load(&s->lxr), 2);
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 1, 0);
     /* Moves take time; the write returns when the valve is there. */
-    assert_int_equal(r.drv->write(r.valve, &r.link, 0, 5), 0);
-    pthread_mutex_lock(&s->lock);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 5), 0);
+    pthread_mutex_lock(&s->resp.lock);
     assert_int_equal(s->line.valve[0].port, 5);
     assert_false(s->line.valve[0].moving);
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->resp.lock);
     assert_int_equal(r.drv->write(b, &r.link, 0, 8), 0);
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 5, 0);
     assert_int_equal(r.drv->read(b, &r.link, 0, &v), 0);
     assert_float_equal(v, 8, 0);
     /* A reconnect does not initialise (move) them again. */
-    assert_int_equal(r.drv->connect(r.valve, &r.link), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
     assert_int_equal(r.drv->connect(b, &r.link), 0);
     assert_int_equal(atomic_load(&s->lxr), 2);
     /* A move in progress (started by someone else): no position, not the old one. */
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->resp.lock);
     s->line.valve[0].moving = true;
     s->line.valve[0].target = 2;
     s->line.valve[0].end_ns = model_ns(s) + 10000000000LL;
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->resp.lock);
     v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EBUSY);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBUSY);
     assert_float_equal(v, UNTOUCHED, 0);
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->resp.lock);
     s->line.valve[0].end_ns = model_ns(s);
-    pthread_mutex_unlock(&s->lock);
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), 0);
+    pthread_mutex_unlock(&s->resp.lock);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 2, 0);
     /* A power cut with the line up: reads refuse, the next write initialises. */
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->resp.lock);
     s->line.valve[1].initialised = false;
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->resp.lock);
     v = UNTOUCHED;
     assert_int_equal(r.drv->read(b, &r.link, 0, &v), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "selector1: valve not initialised"));
@@ -726,16 +663,14 @@ static void test_driver_runs_the_simulated_valves(void **state)
     assert_float_equal(v, 3, 0);
     /* The valves' own refusal. */
     atomic_store(&s->refuse, 1);
-    assert_int_equal(r.drv->read(r.valve, &r.link, 0, &v), -EREMOTEIO);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EREMOTEIO);
     assert_string_equal(r.link.err, "selector1: the valve refused 'F' (NAK)");
     atomic_store(&s->refuse, 0);
 
-    atomic_store(&s->stop, 1);
-    assert_int_equal(pthread_join(th, NULL), 0);
-    pthread_mutex_destroy(&s->lock);
+    sim_responder_stop(&s->resp);
     free(s);
     r.drv->close(b);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_the_simulated_valve_refuses_what_the_real_one_would(void **state)

@@ -14,7 +14,6 @@
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,8 +24,10 @@
 #include "driver.h"
 #include "harvard.h"
 #include "sim_harvard.h"
-#include "pty_pair.h"
+#include "pty_rig.h"
 #include "pty_script.h"
+#include "sim_responder.h"
+#include "syringe_entry.h"
 
 #define LINK_TIMEOUT_MS 100
 #define UNTOUCHED 12345.0
@@ -252,42 +253,13 @@ static void test_refusals_are_remote_errors_and_prompts_have_meanings(void **sta
 static int open_pump(const struct dev_param *params, size_t n, struct config_errors *e, void **st,
                      struct driver_channel *ch, size_t *n_ch)
 {
-    memset(e, 0, sizeof *e);
-    struct dev_config cfg = { .name = "hpump1", .file = "rig.yaml", .dir = ".", .params = params,
-                              .n_params = n, .error = config_errors_record, .error_ctx = e };
-    return driver_find("harvard")->open(&cfg, st, ch, n_ch);
+    return pty_rig_open_device("harvard", "hpump1", params, n, e, st, ch, n_ch);
 }
 
 static void test_rig_entry_gives_two_channels(void **state)
 {
     (void)state;
-    const struct dev_param p[] = { { "address", "3", 1, 1 }, { "syringe.diameter", "14.57 mm", 1, 1 },
-                                   { "syringe.volume", "10 mL", 1, 1 }, { "max_flow", "500 uL/min", 1, 1 } };
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    void *st;
-    assert_int_equal(open_pump(p, 4, &e, &st, ch, &n), 0);
-    assert_int_equal(e.n, 0);
-    assert_int_equal(n, 2);
-    assert_string_equal(ch[0].name, "flow");
-    assert_int_equal(ch[0].q, Q_FLOW);
-    assert_string_equal(ch[0].unit, "uL/min");
-    assert_true(ch[0].readable && ch[0].writable);
-    assert_float_equal(ch[0].min, -500, 0);
-    assert_float_equal(ch[0].max, 500, 0);
-    assert_float_equal(ch[0].volume_ul, 10000, 0);
-    assert_string_equal(ch[1].name, "dispensed");
-    assert_int_equal(ch[1].q, Q_VOLUME);
-    assert_string_equal(ch[1].unit, "uL");
-    assert_true(ch[1].readable && !ch[1].writable);
-    driver_find("harvard")->close(st);
-
-    /* Only the diameter is required; max_flow defaults to 1000 uL/min. */
-    assert_int_equal(open_pump(p + 1, 1, &e, &st, ch, &n), 0);
-    assert_float_equal(ch[0].max, 1000, 0);
-    assert_float_equal(ch[0].volume_ul, 0, 0);
-    driver_find("harvard")->close(st);
+    expect_syringe_pump_channels("harvard");
 }
 
 static void test_bad_rig_entries_are_all_reported(void **state)
@@ -302,70 +274,44 @@ static void test_bad_rig_entries_are_all_reported(void **state)
     void *st = NULL;
     assert_int_equal(open_pump(p, 5, &e, &st, ch, &n), -EINVAL);
     assert_null(st);
-    assert_int_equal(e.n, 5);
-    assert_string_equal(e.key[0], "syringe.volum");
-    assert_non_null(strstr(e.text[0], "did you mean 'syringe.volume'?"));
-    assert_string_equal(e.key[1], "baud");
-    assert_non_null(strstr(e.text[1], "expected address, syringe.diameter"));
-    assert_string_equal(e.key[2], "syringe.diameter");
-    assert_non_null(strstr(e.text[2], "a length"));
-    assert_string_equal(e.key[3], "address");
-    assert_non_null(strstr(e.text[3], "0 to 99, found '100'"));
-    assert_string_equal(e.key[4], "max_flow");
-    assert_non_null(strstr(e.text[4], "above 0"));
+    config_errors_expect(&e, 5, (const struct config_error_want[]){
+        { "syringe.volum", "did you mean 'syringe.volume'?" },
+        { "baud", "expected address, syringe.diameter" },
+        { "syringe.diameter", "a length" },
+        { "address", "0 to 99, found '100'" },
+        { "max_flow", "above 0" },
+    });
 
     const struct dev_param none[] = { { "address", "1", 1, 1 } };
     assert_int_equal(open_pump(none, 1, &e, &st, ch, &n), -EINVAL);
-    assert_int_equal(e.n, 1);
-    assert_string_equal(e.key[0], "");
-    assert_non_null(strstr(e.text[0], "inside diameter"));
+    config_errors_expect(&e, 1, (const struct config_error_want[]){
+        { "", "inside diameter" },
+    });
 
     const struct dev_param huge[] = { { "syringe.diameter", "60 mm", 1, 1 },
                                       { "syringe.volume", "0 mL", 1, 1 } };
     assert_int_equal(open_pump(huge, 2, &e, &st, ch, &n), -EINVAL);
-    assert_int_equal(e.n, 2);
-    assert_non_null(strstr(e.text[0], "0.1 to 50 mm, found 60 mm"));
-    assert_non_null(strstr(e.text[1], "syringe volume must be above 0"));
+    config_errors_expect(&e, 2, (const struct config_error_want[]){
+        { NULL, "0.1 to 50 mm, found 60 mm" },
+        { NULL, "syringe volume must be above 0" },
+    });
 }
 
 /* ------------------------------------------------------------------------ */
 /* The rig: a device on a pty, answered by a script                         */
 /* ------------------------------------------------------------------------ */
 
-/* A pump on a pty with a responder thread playing steps. */
-struct rig {
-    struct pty pty;
-    struct link_config lc;
-    struct bus_link link;
-    const struct driver_ops *drv;
-    void *pump;
-    struct script script;
-};
+/* The pumps' line, as the pumps are set up: 115200 8N1. */
+static const struct link_config syringes_line = { .name = "syringes", .baud = 115200, .parity = 'N',
+                                                  .data_bits = 8, .stop_bits = 1,
+                                                  .timeout_ms = LINK_TIMEOUT_MS };
 
 /* Open the pty, the link and a pump at address addr. */
-static void rig_open(struct rig *r, const char *addr)
+static void rig_open(struct pty_rig *r, const char *addr)
 {
-    memset(r, 0, sizeof *r);
-    pty_open(&r->pty);
-    r->lc = (struct link_config){ .name = "syringes", .type = LINK_SERIAL, .port = r->pty.path,
-                                  .baud = 115200, .parity = 'N', .data_bits = 8, .stop_bits = 1,
-                                  .timeout_ms = LINK_TIMEOUT_MS };
-    assert_int_equal(link_open(&r->link, &r->lc), 0);
     const struct dev_param p[] = { { "address", addr, 1, 1 }, { "syringe.diameter", "14.57 mm", 1, 1 },
                                    { "syringe.volume", "10 mL", 1, 1 } };
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    assert_int_equal(open_pump(p, 3, &e, &r->pump, ch, &n), 0);
-    r->drv = driver_find("harvard");
-}
-
-/* Close everything. */
-static void rig_close(struct rig *r)
-{
-    r->drv->close(r->pump);
-    link_close(&r->link);
-    pty_close(&r->pty);
+    pty_rig_open(r, &syringes_line, "harvard", "hpump1", p, 3);
 }
 
 #define N(a) (sizeof a / sizeof a[0])
@@ -401,30 +347,30 @@ static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state
         /* a tiny rate goes in nl/min */
         { "irate 50 nl/min\r", "\r\n00:", 0, false }, { "irun\r", "\r\n00>", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 12.5), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 12.5), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 12.5, 1e-12);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 20), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 20), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), 0);
     assert_float_equal(v, 1234, 1e-9);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -5), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -5), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, -5, 1e-12);
-    assert_int_equal(r.drv->safe_state(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->safe_state(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 0), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 0), 0);
     v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 0.05), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 0.05), 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_stall_is_an_error_never_a_value(void **state)
@@ -445,26 +391,26 @@ static void test_a_stall_is_an_error_never_a_value(void **state)
         { "stop\r", "\r\n00:", 0, false },
         { "crate\r", "\r\n0 ul/min\r\n00:", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EREMOTEIO);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 5), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EREMOTEIO);
     assert_string_equal(r.link.err, "hpump1: stalled: syringe empty or blocked (prompt '*' after 'crate')");
     assert_float_equal(v, UNTOUCHED, 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), 0);
     assert_float_equal(v, 3.5, 1e-12);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 5), -EREMOTEIO);
     assert_string_equal(r.link.err, "hpump1: stalled: syringe empty or blocked (prompt '*' after 'irun')");
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 5), -EREMOTEIO);
     assert_string_equal(r.link.err, "hpump1: the pump is idle after 'irun'");
-    assert_int_equal(r.drv->safe_state(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->safe_state(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_reconnect_to_a_running_pump_keeps_it_running(void **state)
@@ -481,19 +427,19 @@ static void test_reconnect_to_a_running_pump_keeps_it_running(void **state)
         /* a diameter that is no number */
         { "diameter\r", "\r\nabc\r\n00:", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
     assert_string_equal(r.link.err, "");
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -2), 0);
-    assert_int_equal(r.drv->connect(r.pump, &r.link), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -2), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), -EREMOTEIO);
     assert_string_equal(r.link.err, "hpump1: the pump is infusing with a 12.06 mm syringe, the rig "
                         "says 14.57 mm; stop it to change the diameter");
-    assert_int_equal(r.drv->connect(r.pump, &r.link), -EBADMSG);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), -EBADMSG);
     assert_non_null(strstr(r.link.err, "cannot parse the diameter 'abc'"));
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_refused_commands_are_remote_errors(void **state)
@@ -506,30 +452,30 @@ static void test_refused_commands_are_remote_errors(void **state)
         { "wrate 1 ul/min\r", "\r\n00:", 0, false }, { "wrun\r", "\r\nCommand error\r\n00:", 0, false },
         { "stop\r", "\r\n00>", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 900), -EREMOTEIO);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 900), -EREMOTEIO);
     assert_string_equal(r.link.err, "hpump1: pump refused 'irate 900 ul/min': Out of range");
-    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), -EREMOTEIO);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), -EREMOTEIO);
     assert_string_equal(r.link.err, "hpump1: pump refused 'ivolume': Unknown command");
     assert_float_equal(v, UNTOUCHED, 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -1), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -1), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "'wrun': Command error"));
     /* A stop the pump does not obey is a failure, not a success. */
-    assert_int_equal(r.drv->safe_state(r.pump, &r.link), -EREMOTEIO);
+    assert_int_equal(r.drv->safe_state(r.dev, &r.link), -EREMOTEIO);
     assert_string_equal(r.link.err, "hpump1: the pump is still infusing after 'stop'");
     /* Refused before anything is sent: the script has no step for these. */
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 1500), -ERANGE);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 1500), -ERANGE);
     assert_non_null(strstr(r.link.err, "beyond max_flow"));
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 1e-9), -ERANGE);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, NAN), -EINVAL);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 1, 5), -EINVAL);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 2, &v), -EINVAL);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 1e-9), -ERANGE);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, NAN), -EINVAL);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 1, 5), -EINVAL);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 2, &v), -EINVAL);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_bad_replies_time_out_or_are_garbled(void **state)
@@ -548,30 +494,30 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
         /* junk text before the reply is a line, the value is the last one */
         { "crate\r", "xx\r\n6 ul/min\r\n00>", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_string_equal(r.link.err, "hpump1: no reply to 'crate' within 100 ms");
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_non_null(strstr(r.link.err, "address 1 answered: is the address right?"));
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_string_equal(r.link.err, "hpump1: incomplete reply to 'crate' within 100 ms: "
                         "'\\x0d\\x0a1 ul/min\\x0d\\x0a'");
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
     assert_non_null(strstr(r.link.err, "hpump1: garbled reply to 'crate': '\\x0d\\x0a\\x01"));
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
     assert_string_equal(r.link.err, "hpump1: cannot parse the pump's reply '12.5 XX' to 'crate'");
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EBADMSG);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), -EBADMSG);
     assert_float_equal(v, UNTOUCHED, 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 4, 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 6, 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_reply_split_across_reads_is_reassembled(void **state)
@@ -582,19 +528,19 @@ static void test_a_reply_split_across_reads_is_reassembled(void **state)
         { "crate\r", "\r\n9 ul/min\r\n00<", 13, false },           /* inside the prompt's address */
         { "crate\r", "\r\n7 ul/min\r\n00", 0, false },             /* a prompt that never ends */
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 8, 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, -9, 0);
     v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_float_equal(v, UNTOUCHED, 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_stale_bytes_are_drained_before_a_command(void **state)
@@ -603,7 +549,7 @@ static void test_stale_bytes_are_drained_before_a_command(void **state)
     static const struct step steps[] = {
         { "crate\r", "\r\n2 ul/min\r\n00>", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     /* A late reply to an earlier, timed-out command is already in the line. */
     const char *late = "\r\n99 ul/min\r\n00>";
@@ -612,10 +558,10 @@ static void test_stale_bytes_are_drained_before_a_command(void **state)
     assert_int_equal(poll(&p, 1, 1000), 1);     /* it has arrived on the driver's side */
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 2, 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_pumps_share_one_line_by_address(void **state)
@@ -627,165 +573,129 @@ static void test_pumps_share_one_line_by_address(void **state)
         { "12:stop\r", "\r\n12:", 0, false },
         { "12:irate 3 ul/min\r", "\r\n12:", 0, false }, { "12:irun\r", "\r\n12>", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     const struct dev_param p[] = { { "address", "12", 1, 1 }, { "syringe.diameter", "4.78 mm", 1, 1 } };
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    void *pump12;
-    assert_int_equal(open_pump(p, 2, &e, &pump12, ch, &n), 0);
+    void *pump12 = pty_rig_add(&r, "hpump1", p, 2);
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(pump12, &r.link, 0, &v), 0);
     assert_float_equal(v, 1, 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, -2, 0);
     assert_int_equal(r.drv->safe_state(pump12, &r.link), 0);
     assert_int_equal(r.drv->write(pump12, &r.link, 0, 3), 0);
     script_finish(&r.script);
     r.drv->close(pump12);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_closed_line_is_not_connected(void **state)
 {
     (void)state;
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
-    double v = UNTOUCHED;
-    link_close(&r.link);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ENOTCONN);
-    assert_int_equal(r.drv->safe_state(r.pump, &r.link), -ENOTCONN);
-    assert_int_equal(r.drv->connect(r.pump, &r.link), -ENOTCONN);
-    assert_float_equal(v, UNTOUCHED, 0);
+    pty_rig_expect_closed_line(&r);
     assert_int_equal(link_open(&r.link, &r.lc), 0);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Against the simulator's pump line                                        */
 /* ------------------------------------------------------------------------ */
 
-/* The simulated line answering on the master side, until told to stop. */
-struct sim_responder {
-    int fd;
-    struct sim_harvard line;
-    int64_t now_ns;             /* model time, set by the test */
-    pthread_mutex_t lock;       /* guards line and now_ns between the test and the responder */
-    atomic_int stop;
+/* The simulated line and the responder answering with it. */
+struct sim_line {
+    struct sim_responder resp;
+    struct sim_harvard line;    /* guarded by resp.lock */
+    int64_t now_ns;             /* model time, set by the test; guarded by resp.lock */
 };
 
-/* Answer commands with the simulator's line module. */
-static void *sim_respond(void *arg)
+/* Answer a command with the simulator's line module. */
+static size_t sim_answer(void *ctx, const char *cmd, char *out, size_t len)
 {
-    struct sim_responder *s = arg;
-    char line[128];
-    while (!atomic_load(&s->stop)) {
-        struct pollfd p = { .fd = s->fd, .events = POLLIN };
-        if (poll(&p, 1, 20) <= 0)
-            continue;
-        if (!script_read_command(s->fd, line, sizeof line, SCRIPT_WAIT_MS))
-            continue;
-        line[strcspn(line, "\r")] = '\0';
-        char out[256];
-        pthread_mutex_lock(&s->lock);
-        size_t len = sim_harvard_line.handle(&s->line, s->now_ns, line, out, sizeof out);
-        pthread_mutex_unlock(&s->lock);
-        if (len > 0 && write(s->fd, out, len) != (ssize_t)len)
-            break;
-    }
-    return NULL;
+    struct sim_line *s = ctx;
+    return sim_harvard_line.handle(&s->line, s->now_ns, cmd, out, len);
 }
 
 /* Set the model time the responder answers at. */
-static void sim_at(struct sim_responder *s, int64_t ns)
+static void sim_at(struct sim_line *s, int64_t ns)
 {
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->resp.lock);
     s->now_ns = ns;
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->resp.lock);
 }
 
 static void test_driver_runs_the_simulated_pumps_until_one_stalls(void **state)
 {
     (void)state;
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     const struct dev_param p[] = { { "address", "1", 1, 1 }, { "syringe.diameter", "4.78 mm", 1, 1 } };
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    void *pump2;
-    assert_int_equal(open_pump(p, 2, &e, &pump2, ch, &n), 0);
-    struct sim_responder *s = calloc(1, sizeof *s);
+    void *pump2 = pty_rig_add(&r, "hpump1", p, 2);
+    struct sim_line *s = calloc(1, sizeof *s);
     assert_non_null(s);
-    s->fd = r.pty.master;
     assert_int_equal(sim_harvard_line.state_size, sizeof s->line);
     sim_harvard_line.init(&s->line);
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, sim_respond, s), 0);
+    sim_responder_start(&s->resp, r.pty.master, sim_answer, s);
     double v;
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
     assert_int_equal(r.drv->connect(pump2, &r.link), 0);
     assert_float_equal(s->line.pump[0].diameter_mm, 14.57, 1e-9);
     assert_float_equal(s->line.pump[1].diameter_mm, 4.78, 1e-9);
     /* pump 0 infuses, pump 1 withdraws, on one line */
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 600), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 600), 0);
     assert_int_equal(r.drv->write(pump2, &r.link, 0, -2.5), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 600, 1e-9);
     assert_int_equal(r.drv->read(pump2, &r.link, 0, &v), 0);
     assert_float_equal(v, -2.5, 1e-9);
     sim_at(s, MIN_NS);                           /* one minute at 600 uL/min */
-    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), 0);
     assert_float_equal(v, 600, 1e-6);
     /* reversing pump 0 goes through a stop; a new rate while running is one command */
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -10), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -10), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, -10, 1e-9);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -20), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -20), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, -20, 1e-9);
-    assert_int_equal(r.drv->safe_state(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->safe_state(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
     /* a reconnect while pump 1 withdraws leaves it withdrawing */
     assert_int_equal(r.drv->connect(pump2, &r.link), 0);
     assert_int_equal(r.drv->read(pump2, &r.link, 0, &v), 0);
     assert_float_equal(v, -2.5, 1e-9);
     /* the syringes run empty (the syringe-empty fault): an infusing pump stalls */
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 100), 0);
-    pthread_mutex_lock(&s->lock);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 100), 0);
+    pthread_mutex_lock(&s->resp.lock);
     sim_harvard_line.empty(&s->line, 2 * MIN_NS);
     s->now_ns = 2 * MIN_NS;
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->resp.lock);
     v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EREMOTEIO);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "hpump1: stalled: syringe empty or blocked"));
     assert_float_equal(v, UNTOUCHED, 0);
     /* a new infusion stalls again at once; a stop clears the stall */
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 50), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "stalled"));
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 0), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 0), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
     /* withdrawing into the empty syringe works */
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -30), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -30), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, -30, 1e-9);
     /* an address nobody in the chain has: silence */
     const struct dev_param p7[] = { { "address", "7", 1, 1 }, { "syringe.diameter", "4.78 mm", 1, 1 } };
-    void *pump7;
-    assert_int_equal(open_pump(p7, 2, &e, &pump7, ch, &n), 0);
+    void *pump7 = pty_rig_add(&r, "hpump1", p7, 2);
     assert_int_equal(r.drv->read(pump7, &r.link, 0, &v), -ETIMEDOUT);
     r.drv->close(pump7);
-    atomic_store(&s->stop, 1);
-    assert_int_equal(pthread_join(th, NULL), 0);
-    pthread_mutex_destroy(&s->lock);
+    sim_responder_stop(&s->resp);
     free(s);
     r.drv->close(pump2);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_the_simulated_line_refuses_in_its_own_words(void **state)

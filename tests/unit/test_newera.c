@@ -12,9 +12,7 @@
 
 #include <errno.h>
 #include <math.h>
-#include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +24,10 @@
 #include "newera.h"
 #include "physics.h"
 #include "sim_newera.h"
-#include "pty_pair.h"
+#include "pty_rig.h"
 #include "pty_script.h"
+#include "sim_responder.h"
+#include "syringe_entry.h"
 
 #define LINK_TIMEOUT_MS 100
 #define UNTOUCHED 12345.0
@@ -257,44 +257,13 @@ static void test_delivered_flow_follows_the_prompt(void **state)
 static int open_pump(const struct dev_param *params, size_t n, struct config_errors *e, void **st,
                      struct driver_channel *ch, size_t *n_ch)
 {
-    memset(e, 0, sizeof *e);
-    struct dev_config cfg = { .name = "pump1", .file = "rig.yaml", .dir = ".", .params = params,
-                              .n_params = n, .error = config_errors_record, .error_ctx = e };
-    return driver_find("newera")->open(&cfg, st, ch, n_ch);
+    return pty_rig_open_device("newera", "pump1", params, n, e, st, ch, n_ch);
 }
 
 static void test_rig_entry_gives_two_channels(void **state)
 {
     (void)state;
-    const struct dev_param p[] = { { "address", "3", 1, 1 }, { "syringe.diameter", "14.57 mm", 1, 1 },
-                                   { "syringe.volume", "10 mL", 1, 1 }, { "max_flow", "500 uL/min", 1, 1 } };
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    void *st;
-    assert_int_equal(open_pump(p, 4, &e, &st, ch, &n), 0);
-    assert_int_equal(e.n, 0);
-    assert_int_equal(n, 2);
-    assert_string_equal(ch[0].name, "flow");
-    assert_int_equal(ch[0].q, Q_FLOW);
-    assert_string_equal(ch[0].unit, "uL/min");
-    assert_true(ch[0].readable && ch[0].writable);
-    assert_float_equal(ch[0].min, -500, 0);
-    assert_float_equal(ch[0].max, 500, 0);
-    assert_float_equal(ch[0].sample_hz, 2, 0);
-    assert_float_equal(ch[0].volume_ul, 10000, 0);
-    assert_string_equal(ch[1].name, "dispensed");
-    assert_int_equal(ch[1].q, Q_VOLUME);
-    assert_string_equal(ch[1].unit, "uL");
-    assert_true(ch[1].readable && !ch[1].writable);
-    assert_float_equal(ch[1].sample_hz, 1, 0);
-    driver_find("newera")->close(st);
-
-    /* Only the diameter is required; max_flow defaults to 1000 uL/min. */
-    assert_int_equal(open_pump(p + 1, 1, &e, &st, ch, &n), 0);
-    assert_float_equal(ch[0].max, 1000, 0);
-    assert_float_equal(ch[0].volume_ul, 0, 0);
-    driver_find("newera")->close(st);
+    expect_syringe_pump_channels("newera");
 }
 
 static void test_bad_rig_entries_are_all_reported(void **state)
@@ -308,21 +277,18 @@ static void test_bad_rig_entries_are_all_reported(void **state)
     void *st = NULL;
     assert_int_equal(open_pump(p, 4, &e, &st, ch, &n), -EINVAL);
     assert_null(st);
-    assert_int_equal(e.n, 4);
-    assert_string_equal(e.key[0], "adress");
-    assert_non_null(strstr(e.text[0], "did you mean 'address'?"));
-    assert_string_equal(e.key[1], "syringe.diameter");
-    assert_non_null(strstr(e.text[1], "a length"));
-    assert_string_equal(e.key[2], "address");
-    assert_non_null(strstr(e.text[2], "0 to 99, found '100'"));
-    assert_string_equal(e.key[3], "max_flow");
-    assert_non_null(strstr(e.text[3], "above 0"));
+    config_errors_expect(&e, 4, (const struct config_error_want[]){
+        { "adress", "did you mean 'address'?" },
+        { "syringe.diameter", "a length" },
+        { "address", "0 to 99, found '100'" },
+        { "max_flow", "above 0" },
+    });
 
     const struct dev_param none[] = { { "address", "1", 1, 1 } };
     assert_int_equal(open_pump(none, 1, &e, &st, ch, &n), -EINVAL);
-    assert_int_equal(e.n, 1);
-    assert_string_equal(e.key[0], "");
-    assert_non_null(strstr(e.text[0], "inside diameter"));
+    config_errors_expect(&e, 1, (const struct config_error_want[]){
+        { "", "inside diameter" },
+    });
 
     const struct dev_param huge[] = { { "syringe.diameter", "60 mm", 1, 1 } };
     assert_int_equal(open_pump(huge, 1, &e, &st, ch, &n), -EINVAL);
@@ -333,40 +299,17 @@ static void test_bad_rig_entries_are_all_reported(void **state)
 /* The rig: a device on a pty, answered by a script                         */
 /* ------------------------------------------------------------------------ */
 
-/* A pump on a pty with a responder thread playing steps. */
-struct rig {
-    struct pty pty;
-    struct link_config lc;
-    struct bus_link link;
-    const struct driver_ops *drv;
-    void *pump;
-    struct script script;
-};
+/* The pumps' line, as the pumps are set up: 19200 8N1. */
+static const struct link_config pumps_line = { .name = "pumps", .baud = 19200, .parity = 'N',
+                                               .data_bits = 8, .stop_bits = 1,
+                                               .timeout_ms = LINK_TIMEOUT_MS };
 
 /* Open the pty, the link and a pump at address addr. */
-static void rig_open(struct rig *r, const char *addr)
+static void rig_open(struct pty_rig *r, const char *addr)
 {
-    memset(r, 0, sizeof *r);
-    pty_open(&r->pty);
-    r->lc = (struct link_config){ .name = "pumps", .type = LINK_SERIAL, .port = r->pty.path,
-                                  .baud = 19200, .parity = 'N', .data_bits = 8, .stop_bits = 1,
-                                  .timeout_ms = LINK_TIMEOUT_MS };
-    assert_int_equal(link_open(&r->link, &r->lc), 0);
     const struct dev_param p[] = { { "address", addr, 1, 1 }, { "syringe.diameter", "14.57 mm", 1, 1 },
                                    { "syringe.volume", "10 mL", 1, 1 } };
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    assert_int_equal(open_pump(p, 3, &e, &r->pump, ch, &n), 0);
-    r->drv = driver_find("newera");
-}
-
-/* Close everything. */
-static void rig_close(struct rig *r)
-{
-    r->drv->close(r->pump);
-    link_close(&r->link);
-    pty_close(&r->pty);
+    pty_rig_open(r, &pumps_line, "newera", "pump1", p, 3);
 }
 
 #define N(a) (sizeof a / sizeof a[0])
@@ -399,27 +342,27 @@ static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state
         /* a stop is always sent, whatever the driver believes */
         { "0STP\r", "\x02" "00S\x03", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 12.5), 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 12.5), 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 0.5), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 12.5), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 12.5), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 0.5), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 0.5, 1e-12);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), 0);
     assert_float_equal(v, 250, 1e-9);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -3), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -3), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, -3, 1e-12);
-    assert_int_equal(r.drv->safe_state(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->safe_state(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 0), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 0), 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_stall_alarm_is_an_error_never_a_value(void **state)
@@ -436,21 +379,21 @@ static void test_a_stall_alarm_is_an_error_never_a_value(void **state)
         { "0STP\r", "\x02" "00S\x03", 0, false }, { "0DIR INF\r", "\x02" "00S\x03", 0, false },
         { "0RAT 5.000 UM\r", "\x02" "00S\x03", 0, false }, { "0RUN\r", "\x02" "00S\x03", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EREMOTEIO);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 5), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EREMOTEIO);
     assert_string_equal(r.link.err, "pump1: motor stalled (A?S): syringe empty or blocked");
     assert_float_equal(v, UNTOUCHED, 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 5), -EREMOTEIO);
     assert_string_equal(r.link.err, "pump1: motor stalled (A?S): syringe empty or blocked");
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 5), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 5), -EREMOTEIO);
     assert_string_equal(r.link.err, "pump1: the pump did not start after RUN (status S)");
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_connect_clears_a_power_cut_alarm(void **state)
@@ -461,12 +404,12 @@ static void test_connect_clears_a_power_cut_alarm(void **state)
         { "0DIA 14.57\r", "\x02" "00S\x03", 0, false },
         { "0DIR INF\r", "\x02" "00S\x03", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_reconnect_to_a_running_pump_keeps_it_running(void **state)
@@ -482,16 +425,16 @@ static void test_reconnect_to_a_running_pump_keeps_it_running(void **state)
         { "0DIA 14.57\r", "\x02" "00I?NA\x03", 0, false },
         { "0DIA\r", "\x02" "00I12.06\x03", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
     assert_string_equal(r.link.err, "");
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, -2), 0);
-    assert_int_equal(r.drv->connect(r.pump, &r.link), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -2), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "12.06 mm syringe"));
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_refused_commands_are_remote_errors(void **state)
@@ -503,26 +446,26 @@ static void test_refused_commands_are_remote_errors(void **state)
         { "0DIS\r", "\x02" "00S?\x03", 0, false },
         { "0RAT 1.000 UM\r", "\x02" "00S\x03", 0, false }, { "0RUN\r", "\x02" "00S?NA\x03", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 900), -EREMOTEIO);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 900), -EREMOTEIO);
     assert_string_equal(r.link.err, "pump1: pump refused 'RAT 900.0 UM': value out of range (?OOR)");
-    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), -EREMOTEIO);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "'DIS': command not recognised (?)"));
     assert_float_equal(v, UNTOUCHED, 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 1), -EREMOTEIO);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 1), -EREMOTEIO);
     assert_non_null(strstr(r.link.err, "not applicable now (?NA)"));
     /* Refused before anything is sent: the script has no step for these. */
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 1500), -ERANGE);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 1500), -ERANGE);
     assert_non_null(strstr(r.link.err, "beyond max_flow"));
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 1e-7), -ERANGE);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, NAN), -EINVAL);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 1, 5), -EINVAL);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 1e-7), -ERANGE);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, NAN), -EINVAL);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 1, 5), -EINVAL);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_bad_replies_time_out_or_are_garbled(void **state)
@@ -540,33 +483,33 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
         { "0RAT\r", "\x02" "00I\x03", 0, false },                              /* no rate at all */
         { "0DIS\r", "\x02" "00SI0.1\x03", 0, false },                          /* bad volume */
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_string_equal(r.link.err, "pump1: no reply to 'RAT' within 100 ms");
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_non_null(strstr(r.link.err, "address 1 answered"));
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_string_equal(r.link.err, "pump1: incomplete reply to 'RAT' within 100 ms: '\\x0200I1.000UM'");
     assert_float_equal(v, UNTOUCHED, 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 2, 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 4, 0);
     v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_string_equal(r.link.err, "pump1: no reply to 'RAT' within 100 ms, only noise: 'line noise'");
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
     assert_string_equal(r.link.err, "pump1: garbled reply to 'RAT': '\\x0200Q\\x03'");
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
     assert_non_null(strstr(r.link.err, "cannot parse the pump's reply '12.5XX'"));
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EBADMSG);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), -EBADMSG);
     assert_float_equal(v, UNTOUCHED, 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_reply_split_across_reads_is_reassembled(void **state)
@@ -576,15 +519,15 @@ static void test_a_reply_split_across_reads_is_reassembled(void **state)
         { "0RAT\r", "\x02" "00I8.000UM\x03", 7, false },
         { "0RAT\r", "\x02" "0", 2, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 8, 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ETIMEDOUT);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_pumps_share_one_line_by_address(void **state)
@@ -595,118 +538,88 @@ static void test_pumps_share_one_line_by_address(void **state)
         { "0RAT\r", "\x02" "00W2.000UM\x03", 0, false },
         { "12STP\r", "\x02" "12S\x03", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
     const struct dev_param p[] = { { "address", "12", 1, 1 }, { "syringe.diameter", "4.78 mm", 1, 1 } };
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    void *pump12;
-    assert_int_equal(open_pump(p, 2, &e, &pump12, ch, &n), 0);
+    void *pump12 = pty_rig_add(&r, "pump1", p, 2);
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
     assert_int_equal(r.drv->read(pump12, &r.link, 0, &v), 0);
     assert_float_equal(v, 1, 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, -2, 0);
     assert_int_equal(r.drv->safe_state(pump12, &r.link), 0);
     script_finish(&r.script);
     r.drv->close(pump12);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_closed_line_is_not_connected(void **state)
 {
     (void)state;
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "0");
-    double v = UNTOUCHED;
-    link_close(&r.link);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -ENOTCONN);
-    assert_int_equal(r.drv->safe_state(r.pump, &r.link), -ENOTCONN);
-    assert_float_equal(v, UNTOUCHED, 0);
+    pty_rig_expect_closed_line(&r);
     /* The line can be opened again: the exclusive lock was released. */
     assert_int_equal(link_open(&r.link, &r.lc), 0);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Against the simulator's pump                                             */
 /* ------------------------------------------------------------------------ */
 
-/* The simulated pumps answering on the master side, until told to stop. */
-struct sim_responder {
-    int fd;
-    struct sim_physics phys;
-    pthread_mutex_t lock;       /* guards phys between the test and the responder */
-    atomic_int stop;
+/* The simulated pumps and the responder answering with them. */
+struct sim_pumps {
+    struct sim_responder resp;
+    struct sim_physics phys;    /* guarded by resp.lock */
 };
 
-/* Answer commands with the simulator's pump model. */
-static void *sim_respond(void *arg)
+/* Answer a command with the simulator's pump model. */
+static size_t sim_answer(void *ctx, const char *cmd, char *out, size_t len)
 {
-    struct sim_responder *s = arg;
-    char line[128];
-    while (!atomic_load(&s->stop)) {
-        struct pollfd p = { .fd = s->fd, .events = POLLIN };
-        if (poll(&p, 1, 20) <= 0)
-            continue;
-        if (!script_read_command(s->fd, line, sizeof line, SCRIPT_WAIT_MS))
-            continue;
-        line[strcspn(line, "\r")] = '\0';
-        char out[128];
-        pthread_mutex_lock(&s->lock);
-        size_t len = sim_newera_handle(&s->phys, line, out, sizeof out);
-        pthread_mutex_unlock(&s->lock);
-        if (len > 0 && write(s->fd, out, len) != (ssize_t)len)
-            break;
-    }
-    return NULL;
+    struct sim_pumps *s = ctx;
+    return sim_newera_handle(&s->phys, cmd, out, len);
 }
 
 static void test_driver_runs_the_simulated_pump_until_it_stalls(void **state)
 {
     (void)state;
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "1");
-    struct sim_responder *s = calloc(1, sizeof *s);
+    struct sim_pumps *s = calloc(1, sizeof *s);
     assert_non_null(s);
-    s->fd = r.pty.master;
     sim_physics_init(&s->phys, 1);
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, sim_respond, s), 0);
+    sim_responder_start(&s->resp, r.pty.master, sim_answer, s);
     double v;
-    assert_int_equal(r.drv->connect(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 12.5), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 12.5), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 12.5, 1e-9);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 600), 0);
-    pthread_mutex_lock(&s->lock);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 600), 0);
+    pthread_mutex_lock(&s->resp.lock);
     sim_physics_advance_to(&s->phys, 60LL * 1000000000LL);      /* one minute at 600 uL/min */
-    pthread_mutex_unlock(&s->lock);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 1, &v), 0);
+    pthread_mutex_unlock(&s->resp.lock);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), 0);
     assert_true(v > 550 && v < 650);
-    assert_int_equal(r.drv->safe_state(r.pump, &r.link), 0);
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), 0);
+    assert_int_equal(r.drv->safe_state(r.dev, &r.link), 0);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
     /* An empty syringe stalls the pump: the alarm is an error, never a value. */
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->resp.lock);
     s->phys.pump[1].remaining_ul = 0.001;
-    pthread_mutex_unlock(&s->lock);
-    assert_int_equal(r.drv->write(r.pump, &r.link, 0, 100), 0);
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_unlock(&s->resp.lock);
+    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 100), 0);
+    pthread_mutex_lock(&s->resp.lock);
     sim_physics_advance_to(&s->phys, 61LL * 1000000000LL);
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->resp.lock);
     v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.pump, &r.link, 0, &v), -EREMOTEIO);
+    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EREMOTEIO);
     assert_string_equal(r.link.err, "pump1: motor stalled (A?S): syringe empty or blocked");
     assert_float_equal(v, UNTOUCHED, 0);
-    atomic_store(&s->stop, 1);
-    assert_int_equal(pthread_join(th, NULL), 0);
-    pthread_mutex_destroy(&s->lock);
+    sim_responder_stop(&s->resp);
     free(s);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 /* Safe-mode packets: the manual's own example (SAF0 back to Basic mode is

@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -25,8 +24,9 @@
 #include "driver.h"
 #include "reglo.h"
 #include "sim_reglo.h"
-#include "pty_pair.h"
+#include "pty_rig.h"
 #include "pty_script.h"
+#include "sim_responder.h"
 
 #define LINK_TIMEOUT_MS 100
 #define UNTOUCHED 12345.0
@@ -182,10 +182,7 @@ static void test_delivered_flow_follows_running_and_rotation(void **state)
 static int open_channel(const char *name, const struct dev_param *params, size_t n,
                         struct config_errors *e, void **st, struct driver_channel *ch, size_t *n_ch)
 {
-    memset(e, 0, sizeof *e);
-    struct dev_config cfg = { .name = name, .file = "rig.yaml", .dir = ".", .params = params,
-                              .n_params = n, .error = config_errors_record, .error_ctx = e };
-    return driver_find("reglo")->open(&cfg, st, ch, n_ch);
+    return pty_rig_open_device("reglo", name, params, n, e, st, ch, n_ch);
 }
 
 static void test_rig_entry_gives_one_flow_channel(void **state)
@@ -226,23 +223,20 @@ static void test_bad_rig_entries_are_all_reported(void **state)
     void *st = NULL;
     assert_int_equal(open_channel("perist1", p, 5, &e, &st, ch, &n), -EINVAL);
     assert_null(st);
-    assert_int_equal(e.n, 5);
-    assert_string_equal(e.key[0], "chanel");
-    assert_non_null(strstr(e.text[0], "did you mean 'channel'?"));
-    assert_string_equal(e.key[1], "address");
-    assert_non_null(strstr(e.text[1], "1 to 8, found '9'"));
-    assert_string_equal(e.key[2], "channel");
-    assert_non_null(strstr(e.text[2], "1 to 4, found '5'"));
-    assert_string_equal(e.key[3], "max_flow");
-    assert_non_null(strstr(e.text[3], "above 0"));
-    assert_string_equal(e.key[4], "direction");
-    assert_non_null(strstr(e.text[4], "cw or ccw"));
+    config_errors_expect(&e, 5, (const struct config_error_want[]){
+        { "chanel", "did you mean 'channel'?" },
+        { "address", "1 to 8, found '9'" },
+        { "channel", "1 to 4, found '5'" },
+        { "max_flow", "above 0" },
+        { "direction", "cw or ccw" },
+    });
 
     const struct dev_param none[] = { { "address", "1", 1, 1 } };
     assert_int_equal(open_channel("perist1", none, 1, &e, &st, ch, &n), -EINVAL);
-    assert_int_equal(e.n, 2);
-    assert_non_null(strstr(e.text[0], "'channel: N' (1 to 4)"));
-    assert_non_null(strstr(e.text[1], "'max_flow: 1 mL/min'"));
+    config_errors_expect(&e, 2, (const struct config_error_want[]){
+        { NULL, "'channel: N' (1 to 4)" },
+        { NULL, "'max_flow: 1 mL/min'" },
+    });
 
     const struct dev_param wrong_unit[] = { { "channel", "1", 1, 1 }, { "max_flow", "1 mL", 1, 1 } };
     assert_int_equal(open_channel("perist1", wrong_unit, 2, &e, &st, ch, &n), -EINVAL);
@@ -253,40 +247,17 @@ static void test_bad_rig_entries_are_all_reported(void **state)
 /* The rig: a device on a pty, answered by a script                         */
 /* ------------------------------------------------------------------------ */
 
-/* A channel device on a pty with a responder thread playing steps. */
-struct rig {
-    struct pty pty;
-    struct link_config lc;
-    struct bus_link link;
-    const struct driver_ops *drv;
-    void *dev;
-    struct script script;
-};
+/* The pump's line, as the pump is set up: 9600 8N1. */
+static const struct link_config perist_line = { .name = "perist", .baud = 9600, .parity = 'N',
+                                                .data_bits = 8, .stop_bits = 1,
+                                                .timeout_ms = LINK_TIMEOUT_MS };
 
 /* Open the pty, the link and a device for channel chan with max_flow. */
-static void rig_open(struct rig *r, const char *chan, const char *max_flow)
+static void rig_open(struct pty_rig *r, const char *chan, const char *max_flow)
 {
-    memset(r, 0, sizeof *r);
-    pty_open(&r->pty);
-    r->lc = (struct link_config){ .name = "perist", .type = LINK_SERIAL, .port = r->pty.path,
-                                  .baud = 9600, .parity = 'N', .data_bits = 8, .stop_bits = 1,
-                                  .timeout_ms = LINK_TIMEOUT_MS };
-    assert_int_equal(link_open(&r->link, &r->lc), 0);
     const struct dev_param p[] = { { "address", "1", 1, 1 }, { "channel", chan, 1, 1 },
                                    { "max_flow", max_flow, 1, 1 } };
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    assert_int_equal(open_channel("perist1", p, 3, &e, &r->dev, ch, &n), 0);
-    r->drv = driver_find("reglo");
-}
-
-/* Close everything. */
-static void rig_close(struct rig *r)
-{
-    r->drv->close(r->dev);
-    link_close(&r->link);
-    pty_close(&r->pty);
+    pty_rig_open(r, &perist_line, "reglo", "perist1", p, 3);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -311,7 +282,7 @@ static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state
         /* a stop is always sent, whatever the driver believes */
         { "2I\r", "*", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "2", "3 mL/min");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
@@ -336,7 +307,7 @@ static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, NAN), -EINVAL);
     assert_int_equal(r.drv->write(r.dev, &r.link, 1, 5), -EINVAL);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_reconnect_to_a_running_channel_keeps_it_running(void **state)
@@ -350,7 +321,7 @@ static void test_reconnect_to_a_running_channel_keeps_it_running(void **state)
         /* a new rate the same way round: no rotation command */
         { "3f3000-1\r", "3000E-1\r\n", 0, false }, { "3H\r", "*", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "3", "1 mL/min");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
@@ -359,7 +330,7 @@ static void test_reconnect_to_a_running_channel_keeps_it_running(void **state)
     assert_float_equal(v, -250, 1e-9);
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, -300), 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_refusals_are_remote_errors(void **state)
@@ -371,7 +342,7 @@ static void test_refusals_are_remote_errors(void **state)
         { "1J\r", "*", 0, false }, { "1f5000-2\r", "#", 0, false },
         { "1I\r", "#", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "1", "1 mL/min");
     script_start(&r.script, r.pty.master, steps, N(steps));
     assert_int_equal(r.drv->connect(r.dev, &r.link), -EREMOTEIO);
@@ -384,7 +355,7 @@ static void test_refusals_are_remote_errors(void **state)
     assert_int_equal(r.drv->safe_state(r.dev, &r.link), -EREMOTEIO);
     assert_string_equal(r.link.err, "perist1: pump refused '1I' (#: not executed)");
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_refused_rate_and_a_start_that_cannot_run(void **state)
@@ -399,7 +370,7 @@ static void test_a_refused_rate_and_a_start_that_cannot_run(void **state)
         { "1f9000-1\r", "8000E-1\r\n", 0, false },     /* the pump took less than asked */
         { "1f5000-2\r", "5010E-2\r\n", 0, false }, { "1H\r", "*", 0, false },   /* its rounding is fine */
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "1", "1 mL/min");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
@@ -415,7 +386,7 @@ static void test_a_refused_rate_and_a_start_that_cannot_run(void **state)
     assert_string_equal(r.link.err, "perist1: pump set 0.8 mL/min on channel 1 when asked for 0.9 mL/min");
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_bad_replies_time_out_or_are_garbled(void **state)
@@ -432,7 +403,7 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
         /* an event line before the answer, and stale bytes after it */
         { "1E\r", "^U1\r\n+\r\nstale", 0, false }, { "1xD\r", "J\r\n", 0, false }, { "1f\r", "1000E+0\r\n", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "1", "1 mL/min");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
@@ -454,7 +425,7 @@ static void test_bad_replies_time_out_or_are_garbled(void **state)
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 1000, 1e-9);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_reply_split_across_reads_is_reassembled(void **state)
@@ -464,7 +435,7 @@ static void test_a_reply_split_across_reads_is_reassembled(void **state)
         { "1E\r", "+", 0, false }, { "1xD\r", "K\r\n", 2, false }, { "1f\r", "5000E-2\r\n", 4, false },
         { "1E\r", "+", 0, false }, { "1xD\r", "J\r", 0, false },
     };
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "1", "1 mL/min");
     script_start(&r.script, r.pty.master, steps, N(steps));
     double v = UNTOUCHED;
@@ -474,85 +445,55 @@ static void test_a_reply_split_across_reads_is_reassembled(void **state)
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
     assert_float_equal(v, UNTOUCHED, 0);
     script_finish(&r.script);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_a_closed_line_is_not_connected(void **state)
 {
     (void)state;
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "1", "1 mL/min");
-    double v = UNTOUCHED;
-    link_close(&r.link);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ENOTCONN);
-    assert_int_equal(r.drv->safe_state(r.dev, &r.link), -ENOTCONN);
-    assert_int_equal(r.drv->connect(r.dev, &r.link), -ENOTCONN);
-    assert_float_equal(v, UNTOUCHED, 0);
+    pty_rig_expect_closed_line(&r);
     assert_int_equal(link_open(&r.link, &r.lc), 0);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Against the simulator's pump                                             */
 /* ------------------------------------------------------------------------ */
 
-/* The simulated pump answering on the master side, until told to stop. */
-struct sim_responder {
-    int fd;
-    struct sim_reglo pump;
+/* The simulated pump and the responder answering with it. */
+struct sim_pump {
+    struct sim_responder resp;
+    struct sim_reglo pump;      /* guarded by resp.lock */
     atomic_llong now_ns;        /* model time, set by the test */
     atomic_int refuse;          /* answer every command with the device's refusal */
-    pthread_mutex_t lock;       /* guards pump between the test and the responder */
-    atomic_int stop;
 };
 
-/* Answer commands with the simulator's pump model. */
-static void *sim_respond(void *arg)
+/* Answer a command with the simulator's pump model. */
+static size_t sim_answer(void *ctx, const char *cmd, char *out, size_t len)
 {
-    struct sim_responder *s = arg;
-    char line[128];
-    while (!atomic_load(&s->stop)) {
-        struct pollfd p = { .fd = s->fd, .events = POLLIN };
-        if (poll(&p, 1, 20) <= 0)
-            continue;
-        if (!script_read_command(s->fd, line, sizeof line, SCRIPT_WAIT_MS))
-            continue;
-        line[strcspn(line, "\r")] = '\0';
-        char out[128];
-        pthread_mutex_lock(&s->lock);
-        size_t len = atomic_load(&s->refuse)
-                         ? sim_reglo_line.refuse(&s->pump, line, out, sizeof out)
-                         : sim_reglo_line.handle(&s->pump, atomic_load(&s->now_ns), line, out,
-                                                 sizeof out);
-        pthread_mutex_unlock(&s->lock);
-        if (len > 0 && write(s->fd, out, len) != (ssize_t)len)
-            break;
-    }
-    return NULL;
+    struct sim_pump *s = ctx;
+    return atomic_load(&s->refuse)
+               ? sim_reglo_line.refuse(&s->pump, cmd, out, len)
+               : sim_reglo_line.handle(&s->pump, atomic_load(&s->now_ns), cmd, out, len);
 }
 
 static void test_two_channels_of_the_simulated_head_are_independent(void **state)
 {
     (void)state;
-    struct rig r;
+    struct pty_rig r;
     rig_open(&r, "1", "1.5 mL/min");
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    void *ccw, *narrow;
     const struct dev_param p2[] = { { "channel", "2", 1, 1 }, { "max_flow", "1.5 mL/min", 1, 1 },
                                     { "direction", "ccw", 1, 1 } };
-    assert_int_equal(open_channel("perist2", p2, 3, &e, &ccw, ch, &n), 0);
+    void *ccw = pty_rig_add(&r, "perist2", p2, 3);
     const struct dev_param p4[] = { { "channel", "4", 1, 1 }, { "max_flow", "1.5 mL/min", 1, 1 } };
-    assert_int_equal(open_channel("perist4", p4, 2, &e, &narrow, ch, &n), 0);
+    void *narrow = pty_rig_add(&r, "perist4", p4, 2);
 
-    struct sim_responder *s = calloc(1, sizeof *s);
+    struct sim_pump *s = calloc(1, sizeof *s);
     assert_non_null(s);
-    s->fd = r.pty.master;
     sim_reglo_line.init(&s->pump);
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, sim_respond, s), 0);
+    sim_responder_start(&s->resp, r.pty.master, sim_answer, s);
 
     double v;
     assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
@@ -570,13 +511,13 @@ static void test_two_channels_of_the_simulated_head_are_independent(void **state
     /* One minute of model time: 1 mL clockwise on channel 1, 0.5 mL counter-clockwise on 2. */
     atomic_store(&s->now_ns, 60LL * 1000000000LL);
     assert_int_equal(r.drv->write(r.dev, &r.link, 0, 0), 0);
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->resp.lock);
     assert_float_equal(s->pump.ch[0].pumped_ml, 1.0, 1e-9);
     assert_float_equal(s->pump.ch[1].pumped_ml, -0.5, 1e-9);
     assert_false(s->pump.ch[0].running);
     assert_true(s->pump.ch[1].running);
     assert_int_equal(s->pump.ch[1].rotation, 'K');
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->resp.lock);
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 0, 0);
     assert_int_equal(r.drv->read(ccw, &r.link, 0, &v), 0);
@@ -604,13 +545,11 @@ static void test_two_channels_of_the_simulated_head_are_independent(void **state
     assert_false(s->pump.ch[1].running);
     assert_false(s->pump.ch[3].running);
 
-    atomic_store(&s->stop, 1);
-    assert_int_equal(pthread_join(th, NULL), 0);
-    pthread_mutex_destroy(&s->lock);
+    sim_responder_stop(&s->resp);
     free(s);
     r.drv->close(ccw);
     r.drv->close(narrow);
-    rig_close(&r);
+    pty_rig_close(&r);
 }
 
 static void test_the_simulated_pump_answers_like_the_manual(void **state)

@@ -4,7 +4,8 @@
  *
  * Use: zero a struct config_errors, set dev_config.error to
  * config_errors_record and dev_config.error_ctx to the struct, and call the
- * driver's open(). The caller owns the struct; it is written only from the
+ * driver's open(); config_errors_expect() then checks the reports. The
+ * caller owns the struct; it is written only from the
  * thread that calls open(), and keeps the first CONFIG_ERRORS_MAX reports.
  */
 #ifndef PERFUSE_TEST_CONFIG_ERRORS_H
@@ -20,8 +21,18 @@ struct config_errors {
     char text[CONFIG_ERRORS_MAX][400];
 };
 
+/* One report a driver must make: its key ("" for the whole entry, NULL for
+ * any) and a part of its message (NULL for any). */
+struct config_error_want {
+    const char *key;
+    const char *text;
+};
+
 /* dev_config.error that records into cfg->error_ctx instead of printing. */
 void config_errors_record(const struct dev_config *cfg, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Fail unless exactly n reports were made, each as want says, in that order. */
+void config_errors_expect(const struct config_errors *e, size_t n, const struct config_error_want *want);
 
 #endif
