@@ -51,6 +51,7 @@
  */
 #include "hamilton.h"
 #include "driver.h"
+#include "serial_reply.h"
 #include "timeutil.h"
 
 #include <ctype.h>
@@ -222,68 +223,43 @@ static const char *line_hint(const struct bus_link *link)
            "'baud: 9600, parity: O, data_bits: 7')";
 }
 
-/* Explain a reply that did not come in time. */
-static int timed_out(const struct hamilton *hm, struct bus_link *link, const char *cmd,
-                     unsigned ms, const char *buf, size_t got, char other)
-{
-    char seen[64] = "";
-    if (got > 0)
-        serial_escape(buf, got, seen, sizeof seen);
-    if (other != 0)
-        link_seterr(link, "%s: no reply to '%s' from address '%c' within %u ms (address '%c' "
-                    "answered: is the address right?)", hm->name, cmd, hm->address, ms, other);
-    else if (got > 0)
-        link_seterr(link, "%s: incomplete reply to '%s' within %u ms: '%s'%s", hm->name, cmd, ms,
-                    seen, line_hint(link));
-    else
-        link_seterr(link, "%s: no reply to '%s' within %u ms%s", hm->name, cmd, ms, line_hint(link));
-    return -ETIMEDOUT;
-}
-
 /* Whether an exchange is the answer to our command: our echo, or no echo at all. */
 static bool is_ours(const struct hamilton *hm, const struct hamilton_reply *r, const char *cmd)
 {
     return r->address == 0 || (r->address == hm->address && strcmp(r->echo, cmd) == 0);
 }
 
-/* Read until the answer to cmd arrives; skip other valves' and stale exchanges. */
+/* What hm_take needs: the valve, the command it answers and where the reply goes. */
+struct hm_wait {
+    const struct hamilton *hm;
+    const char *cmd;
+    struct hamilton_reply *reply;
+};
+
+/* One exchange for serial_await_reply: ours if it echoes our command at our
+ * letter (or carries no echo); another letter's is another valve's. */
+static int hm_take(void *ctx, const char *buf, size_t len, bool *ours, char *other, size_t olen)
+{
+    struct hm_wait *w = ctx;
+    int used = hamilton_parse_reply(buf, len, w->reply);
+    if (used > 0) {
+        *ours = is_ours(w->hm, w->reply, w->cmd);
+        if (w->reply->address != w->hm->address)
+            snprintf(other, olen, "address '%c'", w->reply->address);
+    }
+    return used;
+}
+
+/* Read until our exchange is complete; skip other valves'. */
 static int await_reply(const struct hamilton *hm, struct bus_link *link, const char *cmd,
                        unsigned ms, struct hamilton_reply *reply)
 {
-    char in[256];
-    size_t got = 0;
-    char other = 0;
-    int64_t deadline = time_mono_ms() + ms;
-    for (;;) {
-        int64_t left = deadline - time_mono_ms();
-        ssize_t r = left > 0 ? serial_read(link->serial, in + got, sizeof in - got, (unsigned)left) : 0;
-        if (r < 0) {
-            link_seterr(link, "%s: line lost waiting for the reply to '%s': %s", hm->name, cmd,
-                        strerror((int)-r));
-            return -ENOTCONN;
-        }
-        if (r == 0)
-            return timed_out(hm, link, cmd, ms, in, got, other);
-        got += (size_t)r;
-        int used;
-        while ((used = hamilton_parse_reply(in, got, reply)) > 0) {
-            if (is_ours(hm, reply, cmd))
-                return 0;
-            if (reply->address != hm->address)
-                other = reply->address;
-            memmove(in, in + used, got - (size_t)used);
-            got -= (size_t)used;
-        }
-        if (used < 0) {
-            char seen[96];
-            serial_escape(in, got, seen, sizeof seen);
-            link_seterr(link, "%s: garbled reply to '%s': '%s'%s", hm->name, cmd, seen,
-                        line_hint(link));
-            return -EBADMSG;
-        }
-        if (got == sizeof in)
-            got = 0;    /* a full buffer without one exchange is noise */
-    }
+    char who[16];
+    struct hm_wait ctx = { hm, cmd, reply };
+    snprintf(who, sizeof who, "address '%c'", hm->address);
+    const struct serial_wait w = { .dev = hm->name, .cmd = cmd, .who = who,
+                                   .hint = line_hint(link), .take = hm_take, .ctx = &ctx };
+    return serial_await_reply(link, ms, &w);
 }
 
 /* Send one command and take its answer. ACK is 0; NAK is -EREMOTEIO with

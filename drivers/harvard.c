@@ -41,6 +41,8 @@
  */
 #include "harvard.h"
 #include "driver.h"
+#include "serial_reply.h"
+#include "setpoint.h"
 #include "timeutil.h"
 
 #include <ctype.h>
@@ -345,62 +347,34 @@ double harvard_delivered_flow(char prompt, double rate)
 /* Exchanges                                                                */
 /* ------------------------------------------------------------------------ */
 
-/* Explain a reply that did not come in time. */
-static int timed_out(const struct harvard *hv, struct bus_link *link, const char *cmd,
-                     unsigned ms, const char *buf, size_t got, int other)
+/* What hv_take needs: the pump and where its reply goes. */
+struct hv_wait {
+    const struct harvard *hv;
+    struct harvard_reply *reply;
+};
+
+/* One reply for serial_await_reply: ours if its prompt carries the pump's address. */
+static int hv_take(void *ctx, const char *buf, size_t len, bool *ours, char *other, size_t olen)
 {
-    char seen[64] = "";
-    if (got > 0)
-        serial_escape(buf, got, seen, sizeof seen);
-    if (other >= 0)
-        link_seterr(link, "%s: no reply to '%s' from address %d within %u ms (address %d "
-                    "answered: is the address right?)", hv->name, cmd, hv->address, ms, other);
-    else if (got > 0)
-        link_seterr(link, "%s: incomplete reply to '%s' within %u ms: '%s'", hv->name, cmd, ms,
-                    seen);
-    else
-        link_seterr(link, "%s: no reply to '%s' within %u ms", hv->name, cmd, ms);
-    return -ETIMEDOUT;
+    struct hv_wait *w = ctx;
+    int used = harvard_parse_reply(buf, len, w->reply);
+    if (used > 0) {
+        *ours = w->reply->address == w->hv->address;
+        snprintf(other, olen, "address %d", w->reply->address);
+    }
+    return used;
 }
 
 /* Read until a reply from our address arrives; skip other pumps' replies. */
 static int await_reply(const struct harvard *hv, struct bus_link *link, const char *cmd,
                        unsigned ms, struct harvard_reply *reply)
 {
-    char in[1024];
-    size_t got = 0;
-    int other = -1;
-    int64_t deadline = time_mono_ms() + ms;
-    for (;;) {
-        int64_t left = deadline - time_mono_ms();
-        ssize_t r = left > 0 ? serial_read(link->serial, in + got, sizeof in - got, (unsigned)left) : 0;
-        if (r < 0) {
-            link_seterr(link, "%s: line lost waiting for the reply to '%s': %s", hv->name, cmd,
-                        strerror((int)-r));
-            return -ENOTCONN;
-        }
-        if (r == 0)
-            return timed_out(hv, link, cmd, ms, in, got, other);
-        got += (size_t)r;
-        int used;
-        while ((used = harvard_parse_reply(in, got, reply)) > 0) {
-            if (reply->address == hv->address)
-                return 0;
-            other = reply->address;
-            memmove(in, in + used, got - (size_t)used);
-            got -= (size_t)used;
-        }
-        if (used < 0) {
-            char seen[96];
-            serial_escape(in, got, seen, sizeof seen);
-            link_seterr(link, "%s: garbled reply to '%s': '%s'", hv->name, cmd, seen);
-            return -EBADMSG;
-        }
-        if (got == sizeof in) {
-            link_seterr(link, "%s: reply to '%s' longer than %zu bytes", hv->name, cmd, sizeof in);
-            return -EBADMSG;
-        }
-    }
+    char who[16];
+    struct hv_wait ctx = { hv, reply };
+    snprintf(who, sizeof who, "address %d", hv->address);
+    const struct serial_wait w = { .dev = hv->name, .cmd = cmd, .who = who, .take = hv_take,
+                                   .ctx = &ctx };
+    return serial_await_reply(link, ms, &w);
 }
 
 /* Send one command and read the reply; refusals are -EREMOTEIO. *reply is
@@ -562,15 +536,9 @@ static int hv_stop(struct harvard *hv, struct bus_link *link)
 static int check_setpoint(const struct harvard *hv, struct bus_link *link, double v, char *rate,
                           size_t len)
 {
-    if (!isfinite(v)) {
-        link_seterr(link, "%s: flow setpoint is not a number", hv->name);
-        return -EINVAL;
-    }
-    if (fabs(v) > hv->max_flow * (1 + 1e-9)) {
-        link_seterr(link, "%s: %g uL/min is beyond max_flow (%g uL/min)", hv->name, v,
-                    hv->max_flow);
-        return -ERANGE;
-    }
+    int rc = setpoint_check_flow(link, hv->name, v, hv->max_flow);
+    if (rc < 0)
+        return rc;
     if (harvard_format_rate(fabs(v), rate, len) < 0) {
         link_seterr(link, "%s: %g uL/min cannot be written as a pump rate", hv->name, v);
         return -ERANGE;

@@ -41,6 +41,8 @@
  */
 #include "newera.h"
 #include "driver.h"
+#include "serial_reply.h"
+#include "setpoint.h"
 #include "timeutil.h"
 
 #include <ctype.h>
@@ -374,27 +376,6 @@ static void note_status(struct newera *ne, const struct newera_reply *r)
     }
 }
 
-/* Explain a reply that did not come in time. */
-static int timed_out(struct newera *ne, struct bus_link *link, const char *cmd, unsigned ms,
-                     const char *buf, size_t got, int other)
-{
-    char seen[64] = "";
-    if (got > 0)
-        serial_escape(buf, got, seen, sizeof seen);
-    if (other >= 0)
-        link_seterr(link, "%s: no reply to '%s' from address %d within %u ms (address %d "
-                    "answered: is the address right?)", ne->name, cmd, ne->address, ms, other);
-    else if (got > 0 && memchr(buf, NEWERA_STX, got) != NULL)
-        link_seterr(link, "%s: incomplete reply to '%s' within %u ms: '%s'", ne->name, cmd, ms,
-                    seen);
-    else if (got > 0)
-        link_seterr(link, "%s: no reply to '%s' within %u ms, only noise: '%s'", ne->name, cmd,
-                    ms, seen);
-    else
-        link_seterr(link, "%s: no reply to '%s' within %u ms", ne->name, cmd, ms);
-    return -ETIMEDOUT;
-}
-
 /* The first reply in buf in the current mode; the reply to a mode switch
  * (SAF) may come in either, the manual does not say which. */
 static int parse_any(const struct newera *ne, const char *buf, size_t len, struct newera_reply *reply)
@@ -405,43 +386,42 @@ static int parse_any(const struct newera *ne, const char *buf, size_t len, struc
     return used > 0 ? used : newera_parse_reply(buf, len, reply);
 }
 
+/* What ne_take needs: the pump and where its reply goes. */
+struct ne_wait {
+    struct newera *ne;
+    struct newera_reply *reply;
+};
+
+/* One frame for serial_await_reply: ours if it comes from the pump's address. */
+static int ne_take(void *ctx, const char *buf, size_t len, bool *ours, char *other, size_t olen)
+{
+    struct ne_wait *w = ctx;
+    int used = parse_any(w->ne, buf, len, w->reply);
+    if (used > 0) {
+        *ours = w->reply->address == w->ne->address;
+        snprintf(other, olen, "address %d", w->reply->address);
+    }
+    return used;
+}
+
+/* Whether leftover bytes hold the start of a frame, not just noise. */
+static bool ne_started(const char *buf, size_t len)
+{
+    return memchr(buf, NEWERA_STX, len) != NULL;
+}
+
 /* Read until a reply from our address arrives; skip other pumps' replies. */
 static int await_reply(struct newera *ne, struct bus_link *link, const char *cmd, unsigned ms,
                        struct newera_reply *reply)
 {
-    char in[256];
-    size_t got = 0;
-    int other = -1;
-    int64_t deadline = time_mono_ms() + ms;
-    for (;;) {
-        int64_t left = deadline - time_mono_ms();
-        ssize_t r = left > 0 ? serial_read(link->serial, in + got, sizeof in - got, (unsigned)left) : 0;
-        if (r < 0) {
-            link_seterr(link, "%s: line lost waiting for the reply to '%s': %s", ne->name, cmd,
-                        strerror((int)-r));
-            return -ENOTCONN;
-        }
-        if (r == 0)
-            return timed_out(ne, link, cmd, ms, in, got, other);
-        got += (size_t)r;
-        int used;
-        while ((used = parse_any(ne, in, got, reply)) > 0) {
-            if (reply->address == ne->address)
-                return 0;
-            other = reply->address;
-            memmove(in, in + used, got - (size_t)used);
-            got -= (size_t)used;
-        }
-        if (used < 0) {
-            char seen[96];
-            serial_escape(in, got, seen, sizeof seen);
-            link_seterr(link, "%s: garbled reply to '%s': '%s'", ne->name, cmd, seen);
-            return -EBADMSG;
-        }
-        if (got == sizeof in)
-            got = 0;    /* a full buffer without one frame is noise */
-    }
+    char who[16];
+    struct ne_wait ctx = { ne, reply };
+    snprintf(who, sizeof who, "address %d", ne->address);
+    const struct serial_wait w = { .dev = ne->name, .cmd = cmd, .who = who, .take = ne_take,
+                                   .ctx = &ctx, .started = ne_started };
+    return serial_await_reply(link, ms, &w);
 }
+
 
 static int transact(struct newera *ne, struct bus_link *link, const char *cmd,
                     struct newera_reply *reply);
@@ -696,15 +676,9 @@ static int set_direction(struct newera *ne, struct bus_link *link, int dir)
 static int check_setpoint(struct newera *ne, struct bus_link *link, double v, char *rate,
                           size_t len)
 {
-    if (!isfinite(v)) {
-        link_seterr(link, "%s: flow setpoint is not a number", ne->name);
-        return -EINVAL;
-    }
-    if (fabs(v) > ne->max_flow * (1 + 1e-9)) {
-        link_seterr(link, "%s: %g uL/min is beyond max_flow (%g uL/min)", ne->name, v,
-                    ne->max_flow);
-        return -ERANGE;
-    }
+    int rc = setpoint_check_flow(link, ne->name, v, ne->max_flow);
+    if (rc < 0)
+        return rc;
     if (newera_format_rate(fabs(v), rate, len) < 0) {
         link_seterr(link, "%s: %g uL/min cannot be written in the pump's 4-digit format",
                     ne->name, v);

@@ -53,6 +53,8 @@
  */
 #include "reglo.h"
 #include "driver.h"
+#include "serial_reply.h"
+#include "setpoint.h"
 #include "timeutil.h"
 
 #include <ctype.h>
@@ -222,40 +224,30 @@ double reglo_delivered_flow(int running, char rotation, char forward, double ml_
 /* Exchanges                                                                */
 /* ------------------------------------------------------------------------ */
 
-/* Read until a complete reply arrives, the time is up or the bytes are garbled. */
+/* What rg_take needs: the kind of answer expected and where it goes. */
+struct rg_wait {
+    enum reglo_expect expect;
+    struct reglo_reply *reply;
+};
+
+/* One reply for serial_await_reply: the pump's replies carry no address, so
+ * any complete one is ours. */
+static int rg_take(void *ctx, const char *buf, size_t len, bool *ours, char *other, size_t olen)
+{
+    struct rg_wait *w = ctx;
+    (void)other;
+    (void)olen;
+    *ours = true;
+    return reglo_parse_reply(buf, len, w->expect, w->reply);
+}
+
+/* Read until the reply is complete. */
 static int await_reply(struct reglo *rg, struct bus_link *link, const char *cmd, unsigned ms,
                        enum reglo_expect expect, struct reglo_reply *reply)
 {
-    char in[160], seen[96];
-    size_t got = 0;
-    int64_t deadline = time_mono_ms() + ms;
-    for (;;) {
-        int64_t left = deadline - time_mono_ms();
-        ssize_t r = left > 0 ? serial_read(link->serial, in + got, sizeof in - got, (unsigned)left) : 0;
-        if (r < 0) {
-            link_seterr(link, "%s: line lost waiting for the reply to '%s': %s", rg->name, cmd,
-                        strerror((int)-r));
-            return -ENOTCONN;
-        }
-        if (r == 0) {
-            serial_escape(in, got, seen, sizeof seen);
-            if (got > 0)
-                link_seterr(link, "%s: incomplete reply to '%s' within %u ms: '%s'", rg->name,
-                            cmd, ms, seen);
-            else
-                link_seterr(link, "%s: no reply to '%s' within %u ms", rg->name, cmd, ms);
-            return -ETIMEDOUT;
-        }
-        got += (size_t)r;
-        int used = reglo_parse_reply(in, got, expect, reply);
-        if (used > 0)
-            return 0;
-        if (used < 0 || got == sizeof in) {
-            serial_escape(in, got, seen, sizeof seen);
-            link_seterr(link, "%s: garbled reply to '%s': '%s'", rg->name, cmd, seen);
-            return -EBADMSG;
-        }
-    }
+    struct rg_wait ctx = { expect, reply };
+    const struct serial_wait w = { .dev = rg->name, .cmd = cmd, .take = rg_take, .ctx = &ctx };
+    return serial_await_reply(link, ms, &w);
 }
 
 /* Send "<address><cmd>" CR and read the reply. A '#' is -EREMOTEIO; any other
@@ -502,15 +494,9 @@ static int rg_stop(struct reglo *rg, struct bus_link *link)
 /* Check a flow setpoint and format its magnitude; -ERANGE/-EINVAL with a message. */
 static int check_setpoint(struct reglo *rg, struct bus_link *link, double v, char *arg, size_t len)
 {
-    if (!isfinite(v)) {
-        link_seterr(link, "%s: flow setpoint is not a number", rg->name);
-        return -EINVAL;
-    }
-    if (fabs(v) > rg->max_flow * (1 + 1e-9)) {
-        link_seterr(link, "%s: %g uL/min is beyond max_flow (%g uL/min)", rg->name, v,
-                    rg->max_flow);
-        return -ERANGE;
-    }
+    int rc = setpoint_check_flow(link, rg->name, v, rg->max_flow);
+    if (rc < 0)
+        return rc;
     if (rg->pump_max > 0 && fabs(v) > rg->pump_max * (1 + 1e-9)) {
         link_seterr(link, "%s: %g uL/min is above the %g uL/min the pump gives on channel %d "
                     "with its tubing; lower max_flow or fit wider tubing", rg->name, v,
