@@ -63,7 +63,6 @@
 #include <string.h>
 #include <time.h>
 
-#define HM_DEFAULT_TIMEOUT_MS 200
 #define HM_DEFAULT_MOVE_MS 5000
 #define HM_POLL_MS 50                   /* F is asked this often while the valve moves */
 #define HM_MAX_PORTS 16
@@ -250,16 +249,16 @@ static int hm_take(void *ctx, const char *buf, size_t len, bool *ours, char *oth
     return used;
 }
 
-/* Read until our exchange is complete; skip other valves'. */
-static int await_reply(const struct hamilton *hm, struct bus_link *link, const char *cmd,
-                       unsigned ms, struct hamilton_reply *reply)
+/* Send out[0..n) and read until our exchange is complete; skip other valves'. */
+static int exchange(const struct hamilton *hm, struct bus_link *link, const char *cmd,
+                    const char *out, size_t n, struct hamilton_reply *reply)
 {
     char who[16];
     struct hm_wait ctx = { hm, cmd, reply };
     snprintf(who, sizeof who, "address '%c'", hm->address);
     const struct serial_wait w = { .dev = hm->name, .cmd = cmd, .who = who,
                                    .hint = line_hint(link), .take = hm_take, .ctx = &ctx };
-    return serial_await_reply(link, ms, &w);
+    return serial_exchange(link, out, n, &w);
 }
 
 /* Send one command and take its answer. ACK is 0; NAK is -EREMOTEIO with
@@ -268,20 +267,13 @@ static int transact(const struct hamilton *hm, struct bus_link *link, const char
                     struct hamilton_reply *reply)
 {
     memset(reply, 0, sizeof *reply);
-    if (link->serial == NULL) {
-        link_seterr(link, "%s: the line is not open", hm->name);
-        return -ENOTCONN;
-    }
     char out[48];
     int n = snprintf(out, sizeof out, "%c%s\r", hm->address, cmd);
-    unsigned ms = link->cfg && link->cfg->timeout_ms ? link->cfg->timeout_ms : HM_DEFAULT_TIMEOUT_MS;
-    serial_drain(link->serial);     /* a late answer to an earlier command is not this one's */
-    int rc = serial_write(link->serial, out, (size_t)n, ms);
-    if (rc < 0) {
-        link_seterr(link, "%s: cannot send '%s': %s", hm->name, cmd, strerror(-rc));
-        return rc == -ETIMEDOUT ? -ETIMEDOUT : -ENOTCONN;
+    if (n < 0 || (size_t)n >= sizeof out) {
+        link_seterr(link, "%s: command '%s' is too long to send", hm->name, cmd);
+        return -EINVAL;
     }
-    rc = await_reply(hm, link, cmd, ms, reply);
+    int rc = exchange(hm, link, cmd, out, (size_t)n, reply);
     if (rc < 0)
         return rc;
     if (!reply->ack) {

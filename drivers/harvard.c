@@ -56,7 +56,6 @@
 #include <strings.h>
 #include <time.h>
 
-#define HV_DEFAULT_TIMEOUT_MS 200
 #define HV_DEFAULT_MAX_FLOW 1000.0      /* uL/min */
 #define HV_MIN_DIAMETER 0.1             /* mm */
 #define HV_MAX_DIAMETER 50.0
@@ -365,16 +364,16 @@ static int hv_take(void *ctx, const char *buf, size_t len, bool *ours, char *oth
     return used;
 }
 
-/* Read until a reply from our address arrives; skip other pumps' replies. */
-static int await_reply(const struct harvard *hv, struct bus_link *link, const char *cmd,
-                       unsigned ms, struct harvard_reply *reply)
+/* Send out[0..n) and read until a reply from our address arrives; skip other pumps' replies. */
+static int exchange(const struct harvard *hv, struct bus_link *link, const char *cmd,
+                    const char *out, size_t n, struct harvard_reply *reply)
 {
     char who[16];
     struct hv_wait ctx = { hv, reply };
     snprintf(who, sizeof who, "address %d", hv->address);
     const struct serial_wait w = { .dev = hv->name, .cmd = cmd, .who = who, .take = hv_take,
                                    .ctx = &ctx };
-    return serial_await_reply(link, ms, &w);
+    return serial_exchange(link, out, n, &w);
 }
 
 /* Send one command and read the reply; refusals are -EREMOTEIO. *reply is
@@ -384,24 +383,13 @@ static int transact(const struct harvard *hv, struct bus_link *link, const char 
                     struct harvard_reply *reply)
 {
     memset(reply, 0, sizeof *reply);
-    if (link->serial == NULL) {
-        link_seterr(link, "%s: the line is not open", hv->name);
-        return -ENOTCONN;
-    }
     char out[96];
     int n = harvard_format_command(hv->address, cmd, out, sizeof out);
     if (n < 0) {
         link_seterr(link, "%s: command '%s' too long", hv->name, cmd);
         return -EINVAL;
     }
-    unsigned ms = link->cfg && link->cfg->timeout_ms ? link->cfg->timeout_ms : HV_DEFAULT_TIMEOUT_MS;
-    serial_drain(link->serial);     /* a late reply to an earlier command is not this one's */
-    int rc = serial_write(link->serial, out, (size_t)n, ms);
-    if (rc < 0) {
-        link_seterr(link, "%s: cannot send '%s': %s", hv->name, cmd, strerror(-rc));
-        return rc == -ETIMEDOUT ? -ETIMEDOUT : -ENOTCONN;
-    }
-    rc = await_reply(hv, link, cmd, ms, reply);
+    int rc = exchange(hv, link, cmd, out, (size_t)n, reply);
     if (rc < 0)
         return rc;
     return harvard_reply_error(reply, hv->name, cmd, link->err, sizeof link->err);

@@ -49,9 +49,9 @@ void link_seterr(struct bus_link *link, const char *fmt, ...)
 }
 
 /* The per-transaction time-out of a link, in ms. */
-static uint32_t link_timeout_ms(const struct link_config *cfg)
+uint32_t link_timeout_ms(const struct link_config *cfg)
 {
-    return cfg->timeout_ms ? cfg->timeout_ms : LINK_DEFAULT_TIMEOUT_MS;
+    return cfg != NULL && cfg->timeout_ms ? cfg->timeout_ms : LINK_DEFAULT_TIMEOUT_MS;
 }
 
 /* Free a Modbus context that failed half-way through opening. */

@@ -44,6 +44,8 @@ void link_close(struct bus_link *link);
 /* Bus thread. Discard unread input on an RTU line (after opening it and after a
  * failed transaction); no-op on other links. */
 void link_drain(struct bus_link *link);
+/* The per-transaction time-out in ms: cfg's, or 200 when it gives none (or cfg is NULL). */
+uint32_t link_timeout_ms(const struct link_config *cfg);
 /* Set link->err with printf formatting. */
 void link_seterr(struct bus_link *link, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

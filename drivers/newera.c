@@ -55,7 +55,6 @@
 #include <string.h>
 #include <time.h>
 
-#define NE_DEFAULT_TIMEOUT_MS 200
 #define NE_DEFAULT_MAX_FLOW 1000.0      /* uL/min */
 #define NE_MIN_DIAMETER 0.1             /* mm: the pump's own limits */
 #define NE_MAX_DIAMETER 50.0
@@ -410,16 +409,16 @@ static bool ne_started(const char *buf, size_t len)
     return memchr(buf, NEWERA_STX, len) != NULL;
 }
 
-/* Read until a reply from our address arrives; skip other pumps' replies. */
-static int await_reply(struct newera *ne, struct bus_link *link, const char *cmd, unsigned ms,
-                       struct newera_reply *reply)
+/* Send out[0..n) and read until a reply from our address arrives; skip other pumps' replies. */
+static int exchange(struct newera *ne, struct bus_link *link, const char *cmd, const char *out,
+                    size_t n, struct newera_reply *reply)
 {
     char who[16];
     struct ne_wait ctx = { ne, reply };
     snprintf(who, sizeof who, "address %d", ne->address);
     const struct serial_wait w = { .dev = ne->name, .cmd = cmd, .who = who, .take = ne_take,
                                    .ctx = &ctx, .started = ne_started };
-    return serial_await_reply(link, ms, &w);
+    return serial_exchange(link, out, n, &w);
 }
 
 
@@ -445,10 +444,6 @@ static int transact(struct newera *ne, struct bus_link *link, const char *cmd,
                     struct newera_reply *reply)
 {
     memset(reply, 0, sizeof *reply);
-    if (link->serial == NULL) {
-        link_seterr(link, "%s: the line is not open", ne->name);
-        return -ENOTCONN;
-    }
     char out[64], body[48];
     int n = snprintf(body, sizeof body, "%d%s", ne->address, cmd);
     if (ne->safe_on) {
@@ -461,14 +456,11 @@ static int transact(struct newera *ne, struct bus_link *link, const char *cmd,
     } else {
         n = snprintf(out, sizeof out, "%s\r", body);
     }
-    unsigned ms = link->cfg && link->cfg->timeout_ms ? link->cfg->timeout_ms : NE_DEFAULT_TIMEOUT_MS;
-    serial_drain(link->serial);     /* a late reply to an earlier command is not this one's */
-    int rc = serial_write(link->serial, out, (size_t)n, ms);
-    if (rc < 0) {
-        link_seterr(link, "%s: cannot send '%s': %s", ne->name, cmd, strerror(-rc));
-        return rc == -ETIMEDOUT ? -ETIMEDOUT : -ENOTCONN;
+    if (n < 0) {
+        link_seterr(link, "%s: command '%s' is too long to send", ne->name, cmd);
+        return -EINVAL;
     }
-    rc = await_reply(ne, link, cmd, ms, reply);
+    int rc = exchange(ne, link, cmd, out, (size_t)n, reply);
     if (rc < 0)
         return rc;
     note_status(ne, reply);

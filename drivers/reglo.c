@@ -67,7 +67,6 @@
 #include <strings.h>
 #include <time.h>
 
-#define RG_DEFAULT_TIMEOUT_MS 200
 
 enum { CH_FLOW = 0, N_CHANNELS };
 
@@ -241,13 +240,13 @@ static int rg_take(void *ctx, const char *buf, size_t len, bool *ours, char *oth
     return reglo_parse_reply(buf, len, w->expect, w->reply);
 }
 
-/* Read until the reply is complete. */
-static int await_reply(struct reglo *rg, struct bus_link *link, const char *cmd, unsigned ms,
-                       enum reglo_expect expect, struct reglo_reply *reply)
+/* Send out[0..n) and read until the reply is complete. */
+static int exchange(struct reglo *rg, struct bus_link *link, const char *cmd, const char *out,
+                    size_t n, enum reglo_expect expect, struct reglo_reply *reply)
 {
     struct rg_wait ctx = { expect, reply };
     const struct serial_wait w = { .dev = rg->name, .cmd = cmd, .take = rg_take, .ctx = &ctx };
-    return serial_await_reply(link, ms, &w);
+    return serial_exchange(link, out, n, &w);
 }
 
 /* Send "<address><cmd>" CR and read the reply. A '#' is -EREMOTEIO; any other
@@ -256,26 +255,15 @@ static int transact_at(struct reglo *rg, struct bus_link *link, int address, con
                        enum reglo_expect expect, struct reglo_reply *reply)
 {
     memset(reply, 0, sizeof *reply);
-    if (link->serial == NULL) {
-        link_seterr(link, "%s: the line is not open", rg->name);
-        return -ENOTCONN;
-    }
     char out[48];
     int n = snprintf(out, sizeof out, "%d%s\r", address, cmd);
     if (n < 0 || (size_t)n >= sizeof out) {
         link_seterr(link, "%s: command '%s' is too long to send", rg->name, cmd);
         return -EINVAL;
     }
-    unsigned ms = link->cfg && link->cfg->timeout_ms ? link->cfg->timeout_ms : RG_DEFAULT_TIMEOUT_MS;
-    serial_drain(link->serial);     /* a late reply to an earlier command is not this one's */
-    int rc = serial_write(link->serial, out, (size_t)n, ms);
-    if (rc < 0) {
-        link_seterr(link, "%s: cannot send '%d%s': %s", rg->name, address, cmd, strerror(-rc));
-        return rc == -ETIMEDOUT ? -ETIMEDOUT : -ENOTCONN;
-    }
     char shown[48];
     snprintf(shown, sizeof shown, "%d%s", address, cmd);
-    rc = await_reply(rg, link, shown, ms, expect, reply);
+    int rc = exchange(rg, link, shown, out, (size_t)n, expect, reply);
     if (rc < 0)
         return rc;
     if (reply->status == '#') {

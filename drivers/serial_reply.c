@@ -69,3 +69,20 @@ int serial_await_reply(struct bus_link *link, unsigned ms, const struct serial_w
             got = 0;    /* a full buffer without one frame is noise */
     }
 }
+
+/* Send a command and wait for its reply. */
+int serial_exchange(struct bus_link *link, const void *out, size_t n, const struct serial_wait *w)
+{
+    if (link->serial == NULL) {
+        link_seterr(link, "%s: the line is not open", w->dev);
+        return -ENOTCONN;
+    }
+    unsigned ms = link_timeout_ms(link->cfg);
+    serial_drain(link->serial);     /* a late reply to an earlier command is not this one's */
+    int rc = serial_write(link->serial, out, n, ms);
+    if (rc < 0) {
+        link_seterr(link, "%s: cannot send '%s': %s", w->dev, w->cmd, strerror(-rc));
+        return rc == -ETIMEDOUT ? -ETIMEDOUT : -ENOTCONN;
+    }
+    return serial_await_reply(link, ms, w);
+}

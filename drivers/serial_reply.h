@@ -38,4 +38,9 @@ struct serial_wait {
  * (the line was lost), with the explanation in link->err on error. */
 int serial_await_reply(struct bus_link *link, unsigned ms, const struct serial_wait *w);
 
+/* One exchange: discard stale input, send out[0..n) and wait for our reply,
+ * each within the link's time-out. Returns as serial_await_reply, and
+ * -ENOTCONN if the line is not open or the bytes cannot be sent. */
+int serial_exchange(struct bus_link *link, const void *out, size_t n, const struct serial_wait *w);
+
 #endif
