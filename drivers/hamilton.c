@@ -603,8 +603,10 @@ static int hm_write(void *state, struct bus_link *link, size_t ch, double v)
     bool ccw = hm->dir == DIR_CCW || (hm->dir == DIR_SHORTEST &&
                                       hamilton_shortest_ccw(port, target, hm->ports));
     char cmd[16];
-    if (hamilton_move_command(target, ccw, cmd, sizeof cmd) < 0)
+    if (hamilton_move_command(target, ccw, cmd, sizeof cmd) < 0) {
+        link_seterr(link, "%s: port %d cannot be written as a move command", hm->name, target);
         return -EINVAL;
+    }
     rc = transact(hm, link, cmd, &r);
     if (rc == -EREMOTEIO)
         return explain_refusal(hm, link, cmd);

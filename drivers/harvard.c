@@ -43,18 +43,15 @@
 #include "driver.h"
 #include "serial_reply.h"
 #include "setpoint.h"
-#include "timeutil.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #define HV_DEFAULT_MAX_FLOW 1000.0      /* uL/min */
 #define HV_MIN_DIAMETER 0.1             /* mm */
@@ -77,7 +74,6 @@ struct harvard {
 /* Numbers                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* Rate units as the pump writes them, in uL/min. */
 /* A unit the pump writes and its factor to the canonical unit. */
 struct hv_unit {
     const char *name;
@@ -91,7 +87,6 @@ static const struct hv_unit rate_units[] = {
     { "ml/s", 60000.0 }, { "ul/s", 60.0 }, { "nl/s", 0.06 }, { "pl/s", 6e-5 },
 };
 
-/* Volume units, in uL. */
 /* Volumes, to uL. */
 static const struct hv_unit volume_units[] = {
     { "ml", 1000.0 }, { "ul", 1.0 }, { "nl", 1e-3 }, { "pl", 1e-6 },
@@ -457,8 +452,11 @@ static int hv_connect(void *state, struct bus_link *link)
     struct harvard *hv = state;
     struct harvard_reply r;
     char num[32], cmd[48];
-    if (harvard_format_number(hv->diameter_mm, num, sizeof num) < 0)
+    if (harvard_format_number(hv->diameter_mm, num, sizeof num) < 0) {
+        link_seterr(link, "%s: the diameter %g mm cannot be written for the pump", hv->name,
+                    hv->diameter_mm);
         return -EINVAL;
+    }
     int rc = transact(hv, link, "diameter", &r);
     if (rc < 0)
         return rc;

@@ -586,8 +586,11 @@ static int ne_connect(void *state, struct bus_link *link)
     struct newera *ne = state;
     struct newera_reply r;
     char num[16], cmd[32];
-    if (newera_format_float(ne->diameter_mm, num, sizeof num) < 0)
+    if (newera_format_float(ne->diameter_mm, num, sizeof num) < 0) {
+        link_seterr(link, "%s: the diameter %g mm cannot be written for the pump", ne->name,
+                    ne->diameter_mm);
         return -EINVAL;
+    }
     /* Safe mode asked for (or in use): settle the mode first. Otherwise Basic is
      * assumed, and probed only if the pump does not answer in it. */
     if (ne->safe_s > 0 || ne->safe_on) {
@@ -618,8 +621,10 @@ static int ne_read(void *state, struct bus_link *link, size_t ch, double *value)
 {
     struct newera *ne = state;
     struct newera_reply r;
-    if (ch >= N_CHANNELS)
+    if (ch >= N_CHANNELS) {
+        link_seterr(link, "%s: no channel %zu", ne->name, ch);
         return -EINVAL;
+    }
     int rc = transact(ne, link, ch == CH_FLOW ? "RAT" : "DIS", &r);
     if (rc < 0)
         return rc;

@@ -449,8 +449,10 @@ static int rg_connect(void *state, struct bus_link *link)
 static int rg_read(void *state, struct bus_link *link, size_t ch, double *value)
 {
     struct reglo *rg = state;
-    if (ch != CH_FLOW)
+    if (ch != CH_FLOW) {
+        link_seterr(link, "%s: no channel %zu", rg->name, ch);
         return -EINVAL;
+    }
     int running, rc = ask(rg, link, "E", &running);
     if (rc < 0)
         return rc;
