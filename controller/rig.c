@@ -1,5 +1,6 @@
 /* The rig: buses, devices and channels of one bench, from a rig file. */
 #include "rig.h"
+#include "delivery.h"
 #include "plan.h"
 #include "yamldoc.h"
 
@@ -371,7 +372,7 @@ static void load_recorder(struct rig *rig, struct ydoc *y, yaml_node_t *n)
 static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
 {
     static const char *const keys[] = { "rig", "buses", "devices", "alerts", "recorder", "limits",
-                                        NULL };
+                                        "monitors", "syringe_low", NULL };
     yaml_node_t *root = ydoc_root(y);
     if (root == NULL) {
         diag_error(y->diag, y->file, 1, 1, "empty rig file (expected 'rig:', 'buses:' and 'devices:')");
@@ -417,6 +418,12 @@ static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
     yaml_node_t *limits = ymap_get(y, root, "limits", NULL);
     if (limits != NULL)
         plan_parse_limits(y, limits, rig, &rig->limits, &rig->n_limits);
+    yaml_node_t *monitors = ymap_get(y, root, "monitors", NULL);
+    if (monitors != NULL)
+        delivery_parse_monitors(y, monitors, rig, &rig->monitors, &rig->n_monitors);
+    yaml_node_t *low = ymap_get(y, root, "syringe_low", NULL);
+    if (low != NULL)
+        delivery_parse_low(y, low, &rig->syringe_low);
 }
 
 /* Load and validate a rig from text. */
@@ -482,6 +489,7 @@ void rig_free(struct rig *rig)
     free(rig->text);
     free(rig->alert_command);
     free(rig->limits);
+    free(rig->monitors);
     free(rig);
 }
 

@@ -14,6 +14,7 @@
 #include "link.h"
 
 struct plan_limit;
+struct flow_monitor;
 
 struct rig_bus {
     char *name;
@@ -60,6 +61,9 @@ struct rig {
     int alert_max_per_hour;         /* in all; default 30 */
     struct plan_limit *limits;  /* the rig's 'limits:', applied always */
     size_t n_limits;
+    struct flow_monitor *monitors;  /* the rig's 'monitors:' (delivery.h) */
+    size_t n_monitors;
+    double syringe_low;         /* 'syringe_low:' as a fraction; 0: the default */
     struct {                    /* the rig's 'recorder:' section */
         int compression;        /* deflate level 1-9, 0 = off */
         double flush_s;         /* flush interval, s */
