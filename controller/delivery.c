@@ -26,8 +26,9 @@ int delivery_init(struct delivery *d, const struct rig *rig, const struct delive
     d->rig = rig;
     d->hooks = *hooks;
     d->pumps = calloc(rig->n_devices + 1, sizeof *d->pumps);
+    d->recs = calloc(rig->n_devices + 1, sizeof *d->recs);
     d->mon = calloc(rig->n_monitors + 1, sizeof *d->mon);
-    if (d->pumps == NULL || d->mon == NULL) {
+    if (d->pumps == NULL || d->recs == NULL || d->mon == NULL) {
         delivery_free(d);
         return -ENOMEM;
     }
@@ -42,6 +43,7 @@ int delivery_init(struct delivery *d, const struct rig *rig, const struct delive
             p->flow = (int)(dev->first_channel + c);
             p->counter = counter;
             p->capacity_ul = dev->chans[c].volume_ul;
+            p->rec_fill = -1;
             break;
         }
     }
@@ -56,8 +58,10 @@ int delivery_init(struct delivery *d, const struct rig *rig, const struct delive
 void delivery_free(struct delivery *d)
 {
     free(d->pumps);
+    free(d->recs);
     free(d->mon);
     d->pumps = NULL;
+    d->recs = NULL;
     d->mon = NULL;
     d->n_pumps = d->n_mon = 0;
 }
@@ -137,6 +141,27 @@ void delivery_start(struct delivery *d, const double *fills, int64_t t_ns)
         syringe_on_setpoint(&p->s, NAN, t_ns);
     }
     d->tracking = true;
+}
+
+int delivery_add_to_file(struct delivery *d, struct runfile_series *s, struct rec_run_info *info)
+{
+    for (size_t i = 0; i < d->n_pumps; i++) {
+        struct delivery_pump *p = &d->pumps[i];
+        const struct rig_device *dev = &d->rig->devices[d->rig->channels[p->flow].device];
+        snprintf(p->fill_name, sizeof p->fill_name, "%s.fill", p->name);
+        struct rec_channel c = { .name = p->fill_name, .units = "uL", .device = p->name,
+                                 .driver = dev->drv->name, .kind = "derived",
+                                 .rate_hz = d->rig->channels[p->counter].sample_hz };
+        p->rec_fill = runfile_series_add(s, &c);
+        if (p->rec_fill < 0)
+            return -ENOMEM;
+        d->recs[i] = (struct rec_syringe){ .pump = p->name,
+            .capacity_ul = p->capacity_ul > 0 ? p->capacity_ul : NAN,
+            .fill_at_start_ul = p->s.fill0_ul, .fill_source = syringe_source_name(p->s.source) };
+    }
+    info->syringes = d->recs;
+    info->n_syringes = d->n_pumps;
+    return 0;
 }
 
 void delivery_describe_start(const struct delivery *d, size_t i, char *buf, size_t len)

@@ -25,6 +25,7 @@
 #include "diag.h"
 #include "monitor.h"
 #include "rig.h"
+#include "runfile.h"
 #include "syringe.h"
 #include "yamldoc.h"
 
@@ -56,12 +57,15 @@ struct delivery_pump {
     int counter;                /* its readable volume channel */
     double capacity_ul;         /* syringe.volume; 0: unknown */
     struct syringe s;
+    char fill_name[72];         /* "pump1.fill" */
+    int rec_fill;               /* its /channels index in the run file; -1: none */
 };
 
 struct delivery {
     const struct rig *rig;
     struct delivery_pump *pumps;
     size_t n_pumps;
+    struct rec_syringe *recs;   /* the run file's /syringes entries, one per pump */
     struct flow_monitor *mon;   /* a copy of the rig's */
     size_t n_mon;
     bool tracking;              /* a run is on: the syringes are followed */
@@ -79,6 +83,10 @@ int delivery_parse_fills(const struct delivery *d, const char *const *specs, siz
                          double *fills, char *err, size_t errlen);
 /* A run starts: follow each syringe from fills[i] (NaN: assumed full). */
 void delivery_start(struct delivery *d, const double *fills, int64_t t_ns);
+/* After delivery_start: add each syringe's fill level to a run file's
+ * series (/channels/<pump>.fill, kind "derived") and fill info's /syringes
+ * entries, which point into d. Returns 0 or -ENOMEM. */
+int delivery_add_to_file(struct delivery *d, struct runfile_series *s, struct rec_run_info *info);
 /* "pump1: fill at start 8 mL (given)", for pump i's start event. */
 void delivery_describe_start(const struct delivery *d, size_t i, char *buf, size_t len);
 /* The run ended: the syringes are no longer followed. */

@@ -982,11 +982,13 @@ static int cmd_simulate(struct ctl *c, int argc, char **argv)
         { "rig", required_argument, NULL, 'g' }, { "out", required_argument, NULL, 'o' },
         { "speed", required_argument, NULL, 's' }, { "fault", required_argument, NULL, 'f' },
         { "seed", required_argument, NULL, 'e' }, { "prompt-delay", required_argument, NULL, 'p' },
-        { "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 },
+        { "json", no_argument, NULL, 'j' }, { "fill", required_argument, NULL, 'F' },
+        { NULL, 0, NULL, 0 },
     };
-    const char *faults[32];
+    const char *faults[32], *fills[32];
     char rigpath[PATH_MAX];
-    struct simulate_options o = { .seed = 1, .prompt_delay_ns = 60 * NS_PER_SEC, .faults = faults };
+    struct simulate_options o = { .seed = 1, .prompt_delay_ns = 60 * NS_PER_SEC, .faults = faults,
+                                  .fills = fills };
     default_rig(rigpath, sizeof rigpath);
     o.rig_path = rigpath;
     optind = 0;
@@ -1002,6 +1004,10 @@ static int cmd_simulate(struct ctl *c, int argc, char **argv)
         case 'f':
             if (o.n_faults < 32)
                 faults[o.n_faults++] = optarg;
+            break;
+        case 'F':
+            if (o.n_fills < 32)
+                fills[o.n_fills++] = optarg;
             break;
         case 's':
             if (strcmp(optarg, "max") == 0) {
@@ -1024,7 +1030,8 @@ static int cmd_simulate(struct ctl *c, int argc, char **argv)
     }
     if (ch == -2 || optind != argc - 1) {
         fprintf(stderr, "usage: perfusectl simulate PROTOCOL [--rig FILE] [-o OUT.h5] [--speed N|max]\n"
-                        "                           [--fault SPEC]... [--seed N] [--prompt-delay DURATION]\n"
+                        "                           [--fault SPEC]... [--fill PUMP=VOLUME]... [--seed N]\n"
+                        "                           [--prompt-delay DURATION]\n"
                         "example: perfusectl simulate protocols/kidney-proximal-tubule.yaml --speed max\n");
         return EXIT_USAGE;
     }

@@ -93,6 +93,7 @@ struct series {
 struct recorder {
     struct rec_run_info info;         /* strings below are our copies */
     char *strs[10];
+    struct syringe_attrs *syr;        /* our copy of info.syringes */
     size_t n_series, n_channels;
     struct series *series;
     size_t max_queued;
@@ -141,6 +142,12 @@ static bool vec_push(struct vec *v, const void *elem, size_t bound)
 
 /* ---------------------------------------------------------------- layout */
 
+/* A syringe's start, copied from rec_run_info. */
+struct syringe_attrs {
+    char pump[64], source[16];
+    double capacity_ul, fill_ul;
+};
+
 /* Write a fixed-length string attribute of at least min_len bytes. */
 static int attr_str(hid_t loc, const char *name, const char *value, size_t min_len)
 {
@@ -176,6 +183,41 @@ static void attr_int(hid_t loc, const char *name, int value)
         H5Aclose(a);
     }
     H5Sclose(space);
+}
+
+/* Write a scalar double attribute. */
+static void attr_double(hid_t loc, const char *name, double value)
+{
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, name, H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (a >= 0) {
+        H5Awrite(a, H5T_NATIVE_DOUBLE, &value);
+        H5Aclose(a);
+    }
+    H5Sclose(space);
+}
+
+/* /syringes/<pump>: each syringe's fill level at the start and where it came from. */
+static int syringes_group(struct recorder *r)
+{
+    if (r->info.n_syringes == 0)
+        return 0;
+    hid_t g = H5Gcreate2(r->file, "syringes", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return -EIO;
+    for (size_t i = 0; i < r->info.n_syringes; i++) {
+        const struct syringe_attrs *a = &r->syr[i];
+        hid_t p = H5Gcreate2(g, a->pump, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (p < 0)
+            continue;
+        attr_str(p, "units", "uL", 0);
+        attr_double(p, "capacity", a->capacity_ul);
+        attr_double(p, "fill_at_start", a->fill_ul);
+        attr_str(p, "fill_source", a->source, 0);
+        H5Gclose(p);
+    }
+    H5Gclose(g);
+    return 0;
 }
 
 /* A scalar fixed-length string dataset holding text, with its sha256. */
@@ -396,6 +438,8 @@ static int create_file(struct recorder *r)
         rc = create_series(r, i < r->n_channels ? ch : sp, &r->series[i], start);
     H5Gclose(ch);
     H5Gclose(sp);
+    if (rc == 0)
+        rc = syringes_group(r);
     make_table_types(r);
     r->ev_ds = growing_dataset(r->file, "events", r->ev_type, EVENT_CHUNK, 0);
     r->step_ds = growing_dataset(r->file, "steps", r->step_type, STEP_CHUNK, 0);
@@ -793,10 +837,19 @@ int recorder_start(struct recorder **out, const struct rec_run_info *info,
     if (r->info.fsync_interval_s <= 0)
         r->info.fsync_interval_s = 10.0;
     r->max_queued = info->max_queued ? info->max_queued : 4u << 20;
+    r->syr = calloc(info->n_syringes + 1, sizeof *r->syr);
+    for (size_t i = 0; r->syr != NULL && i < info->n_syringes; i++) {
+        const struct rec_syringe *a = &info->syringes[i];
+        snprintf(r->syr[i].pump, sizeof r->syr[i].pump, "%s", a->pump);
+        snprintf(r->syr[i].source, sizeof r->syr[i].source, "%s", a->fill_source);
+        r->syr[i].capacity_ul = a->capacity_ul;
+        r->syr[i].fill_ul = a->fill_at_start_ul;
+    }
+    r->info.syringes = NULL;        /* only our copy is used after this */
     r->n_channels = info->n_channels;
     r->n_series = info->n_channels + info->n_setpoints;
     r->series = calloc(r->n_series ? r->n_series : 1, sizeof *r->series);
-    int rc = r->series ? 0 : -ENOMEM;
+    int rc = r->series && r->syr ? 0 : -ENOMEM;
     if (r->info.compression < 0 || r->info.compression > 9)
         rc = -EINVAL;
     for (size_t i = 0; rc == 0 && i < r->n_series; i++) {
@@ -959,6 +1012,7 @@ void recorder_free(struct recorder *r)
         free(s->bv);
     }
     free(r->series);
+    free(r->syr);
     for (size_t i = 0; i < 10; i++)
         free(r->strs[i]);
     free(r->values.data);

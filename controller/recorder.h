@@ -29,6 +29,14 @@ struct rec_channel {
     double rate_hz;         /* expected samples per second; 0 if unknown (sizes compressed chunks) */
 };
 
+/* A syringe pump's fill level at the run's start: /syringes/<pump>. */
+struct rec_syringe {
+    const char *pump;             /* "pump1" */
+    double capacity_ul;           /* the syringe's volume; NaN if unknown */
+    double fill_at_start_ul;      /* NaN if unknown */
+    const char *fill_source;      /* "given", "assumed full" or "unknown" */
+};
+
 /* What the file is about. All strings are copied by recorder_start. */
 struct rec_run_info {
     const char *path;             /* file to create (must not exist) */
@@ -52,6 +60,8 @@ struct rec_run_info {
     int compression;              /* deflate level 1-9 with shuffle for measured series; 0 = off */
     int append;                   /* 1: path is an existing run file (recovered) to continue */
     size_t buffer_samples;        /* samples held in memory while storage fails; 0 -> 4 million */
+    const struct rec_syringe *syringes;   /* -> /syringes/<pump> (not when appending) */
+    size_t n_syringes;
 };
 
 /* A row of /steps. Rows are keyed by index: a second call with the same index

@@ -43,6 +43,17 @@ int runfile_series_build(const struct rig *rig, struct runfile_series *s)
     return 0;
 }
 
+/* Append a derived /channels series. */
+int runfile_series_add(struct runfile_series *s, const struct rec_channel *c)
+{
+    struct rec_channel *v = realloc(s->chans, (s->n_chans + 1) * sizeof *v);
+    if (v == NULL)
+        return -ENOMEM;
+    s->chans = v;
+    s->chans[s->n_chans] = *c;
+    return (int)s->n_chans++;
+}
+
 void runfile_series_free(struct runfile_series *s)
 {
     free(s->rec_chan);

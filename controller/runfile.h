@@ -19,6 +19,9 @@ struct runfile_series {
 
 int runfile_series_build(const struct rig *rig, struct runfile_series *out);
 void runfile_series_free(struct runfile_series *s);
+/* Add a /channels series that no rig channel feeds (a derived one, such as a
+ * syringe's fill level); c's strings must outlive s. Returns its index or -ENOMEM. */
+int runfile_series_add(struct runfile_series *s, const struct rec_channel *c);
 /* DIR/<YYYYmmdd-HHMMSS>-<protocol-slug>[-TAG]-<id8>.h5 */
 void runfile_path(char *buf, size_t len, const char *dir, int64_t wall_ns, const char *protocol,
                   const char *tag, const char *run_id);
