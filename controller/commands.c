@@ -89,7 +89,18 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
     diag_init(&dg);
     struct run_actor who = actor(cl, op && *op ? op : NULL);
     struct run *r = NULL;
-    int rc = run_start(d, path, text, strlen(text), &who, &dg, &r);
+    const char *fills[DELIVERY_MAX_FILLS];
+    size_t n_fills = 0, k;
+    json_t *f, *fl = json_object_get(req, "fill");
+    json_array_foreach(fl, k, f) {
+        if (n_fills == DELIVERY_MAX_FILLS) {
+            snprintf(err, len, "at most %d fill levels can be given", DELIVERY_MAX_FILLS);
+            diag_free(&dg);
+            return -EINVAL;
+        }
+        fills[n_fills++] = json_string_value(f);
+    }
+    int rc = run_start(d, path, text, strlen(text), &who, fills, n_fills, &dg, &r);
     if (rc < 0) {
         json_t *list = json_array();
         for (size_t i = 0; i < dg.n; i++)
@@ -530,7 +541,7 @@ json_t *command_status(struct ctl_client *cl)
 
 static const struct ctl_command commands[] = {
     { .name = "hello", .exec = cmd_hello, .args = "" },
-    { .name = "run", .exec = cmd_run, .args = "protocol_text=s! protocol_path=s operator=s" },
+    { .name = "run", .exec = cmd_run, .args = "protocol_text=s! protocol_path=s operator=s fill=l" },
     { .name = "status", .exec = cmd_status, .args = "" },
     { .name = "pause", .exec = cmd_pause, .args = "reason=s" },
     { .name = "resume", .exec = cmd_resume, .args = "reason=s" },
@@ -550,6 +561,14 @@ static bool arg_type_ok(char t, json_t *v)
     switch (t) {
     case 's': return json_is_string(v);
     case 'n': return json_is_number(v);
+    case 'l': {          /* a list of strings */
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e)
+            if (!json_is_string(e))
+                return false;
+        return json_is_array(v);
+    }
     case 'a': return (json_is_integer(v) && json_integer_value(v) > 0) ||
                      (json_is_string(v) && strcmp(json_string_value(v), "all") == 0);
     }
@@ -594,7 +613,8 @@ int command_check_args(const struct ctl_command *cmd, json_t *req, char *err, si
         }
         if (!arg_type_ok(t, v)) {
             snprintf(err, errlen, "argument '%s' of '%s' must be %s", key, cmd->name,
-                     t == 's' ? "a string" : t == 'n' ? "a number" : "an alarm id or \"all\"");
+                     t == 's' ? "a string" : t == 'n' ? "a number" : t == 'l' ? "a list of strings"
+                     : "an alarm id or \"all\"");
             return -EINVAL;
         }
     }

@@ -116,6 +116,45 @@ static void limit_cleared(void *ctx, const struct limit_rule *rule, double v, in
     alarms_clear(&d->alarms, t, name, "limit_min", tag);
 }
 
+/* A delivery condition began (delivery.h): act as its kind says, then raise the alarm. */
+static void delivery_raised(void *ctx, int64_t t, const char *sev, const char *src, const char *code,
+                            enum delivery_action act, const char *msg)
+{
+    struct daemon *d = ctx;
+    struct run *r = live_run(d);
+    struct run_actor who = { .user = "delivery monitor" };
+    if (act == DELIVERY_ON_FAULT && r != NULL) {
+        run_on_device_fault(r, src, msg);
+    } else if (act == DELIVERY_PAUSE && r != NULL) {
+        run_pause(r, &who, msg);
+    } else if (act == DELIVERY_SAFE_STOP) {
+        if (r != NULL) {
+            run_safe_stop(r, msg);
+        } else {
+            daemon_safe_state(d, NULL, 0);
+            char m[400];
+            snprintf(m, sizeof m, "no run active: every device put in its safe state (%s)", msg);
+            daemon_event(d, t, "warning", src, "safe_state", m);
+        }
+    }
+    alarms_raise(&d->alarms, t, sev, src, code, NULL, "%s", msg);
+}
+
+/* A delivery condition ended; its alarm stays listed until acknowledged. */
+static void delivery_cleared(void *ctx, int64_t t, const char *src, const char *code)
+{
+    struct daemon *d = ctx;
+    alarms_clear(&d->alarms, t, src, code, NULL);
+}
+
+/* A syringe's fill level, into the run file. */
+static void delivery_fill(void *ctx, size_t i, double fill, int64_t t)
+{
+    struct daemon *d = ctx;
+    if (live_run(d) != NULL)
+        run_record_derived(d->run, d->dl.pumps[i].rec_fill, fill, t);
+}
+
 /* A device or bus faulted or recovered. */
 static void note_health(struct health *h, bool fault, int64_t t, const char *msg)
 {
@@ -236,6 +275,7 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
         }
         /* Interlocks first: a safe state is queued before anything else is done. */
         interlocks_on_sample(&d->il, (int)n->channel, use, n->t_ns);
+        delivery_on_sample(&d->dl, (int)n->channel, use, n->t_ns);
         if (d->run != NULL)
             run_on_sample(d->run, (int)n->channel, record, use, n->t_ns);
         break;
@@ -319,6 +359,8 @@ int daemon_write(struct daemon *d, int channel, double value, enum bus_priority 
     int rc = bus_write(b, d->dev_bus_index[dev], c->dev_ch, value, prio, planned_ns, d->write_tag);
     if (rc == 0)
         d->chans[channel].setpoint = value;
+    if (rc == 0)
+        delivery_on_setpoint(&d->dl, channel, value, pclock_now(&d->clock));
     return rc;
 }
 
@@ -340,8 +382,10 @@ void daemon_safe_state(struct daemon *d, const struct plan_target *targets, size
         /* The device's own safe state has no setpoint of ours: status must not
          * go on showing the last one as if it were still commanded. */
         for (size_t c = 0; c < d->rig->n_channels; c++)
-            if (d->rig->channels[c].device == i && d->rig->channels[c].writable)
+            if (d->rig->channels[c].device == i && d->rig->channels[c].writable) {
                 d->chans[c].setpoint = NAN;
+                delivery_on_setpoint(&d->dl, (int)c, NAN, now);
+            }
     }
 }
 
@@ -535,6 +579,10 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     struct interlock_hooks ih = { .ctx = d, .trip = limit_tripped, .clear = limit_cleared };
     if (interlocks_init(&d->il, d->rig->limits, d->rig->n_limits, &ih) < 0)
         return -ENOMEM;
+    struct delivery_hooks dh = { .ctx = d, .raise = delivery_raised, .clear = delivery_cleared,
+                                 .fill = delivery_fill };
+    if (delivery_init(&d->dl, d->rig, &dh) < 0)
+        return -ENOMEM;
     char err[512] = "";
     /* A second daemon on the same serial ports must not start at all. */
     for (size_t i = 0; i < d->rig->n_buses; i++) {
@@ -614,6 +662,7 @@ int daemon_run(struct daemon *d)
     free(d->dev_health);
     free(d->bus_health);
     interlocks_free(&d->il);
+    delivery_free(&d->dl);
     pclock_free(&d->clock);
     return 0;
 }

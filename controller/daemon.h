@@ -14,6 +14,7 @@
 #include "alerts.h"
 #include "bus.h"
 #include "clock.h"
+#include "delivery.h"
 #include "interlock.h"
 #include "journal.h"
 #include "plausibility.h"
@@ -80,6 +81,7 @@ struct daemon {
     struct alarms alarms;       /* latched until acknowledged */
     struct interlocks il;       /* the rig's limits, and the run's */
     struct plausibility plaus;  /* which measured channels can be believed */
+    struct delivery dl;         /* syringe fill levels and stalls, flow monitors */
     struct journal_writer journal;  /* the run journal in the data directory */
     struct sdnotify sdn;        /* systemd readiness and watchdog */
     struct alerts alerts;       /* the rig's alert command */

@@ -136,7 +136,12 @@ void delivery_start(struct delivery *d, const double *fills, int64_t t_ns)
 {
     for (size_t i = 0; i < d->n_pumps; i++) {
         struct delivery_pump *p = &d->pumps[i];
+        p->rec_fill = -1;
         syringe_init(&p->s, p->capacity_ul, fills ? fills[i] : NAN, d->rig->syringe_low);
+        if (fills == NULL) {
+            p->s.fill0_ul = p->s.fill_ul = NAN;
+            p->s.source = FILL_UNKNOWN;
+        }
         /* Stall checks start from the setpoint the pump holds now. */
         syringe_on_setpoint(&p->s, NAN, t_ns);
     }
@@ -178,8 +183,9 @@ void delivery_describe_start(const struct delivery *d, size_t i, char *buf, size
                  "give run --fill %s=VOLUME if it is not)", p->name, s->fill0_ul, p->name);
         break;
     default:
-        snprintf(buf, len, "%s: fill level unknown (no syringe.volume in the rig and no --fill "
-                 "%s=VOLUME): only stalls are detected", p->name, p->name);
+        snprintf(buf, len, "%s: fill level unknown (%s): only stalls are detected", p->name,
+                 p->capacity_ul > 0 ? "not known after a restart"
+                                    : "no syringe.volume in the rig and no --fill");
         break;
     }
 }

@@ -81,7 +81,8 @@ int delivery_find_pump(const struct delivery *d, const char *name);
  * not given). Returns 0, or -EINVAL with a message naming the spec and the fix. */
 int delivery_parse_fills(const struct delivery *d, const char *const *specs, size_t n,
                          double *fills, char *err, size_t errlen);
-/* A run starts: follow each syringe from fills[i] (NaN: assumed full). */
+/* A run starts: follow each syringe from fills[i] (NaN: assumed full);
+ * fills NULL: every level is unknown (a run continued after a restart). */
 void delivery_start(struct delivery *d, const double *fills, int64_t t_ns);
 /* After delivery_start: add each syringe's fill level to a run file's
  * series (/channels/<pump>.fill, kind "derived") and fill info's /syringes

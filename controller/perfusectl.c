@@ -42,7 +42,8 @@ static void usage(FILE *out)
         "usage: perfusectl [--socket PATH] [--json] COMMAND ...\n"
         "\n"
         "Commands (talk to perfused):\n"
-        "  run PROTOCOL [--operator NAME] [--wait]  load and start; print the run id and file\n"
+        "  run PROTOCOL [--operator NAME] [--fill PUMP=VOLUME]... [--wait]\n"
+        "                                  load and start; print the run id and file\n"
         "  status                          state, step, progress, ETA, latest values\n"
         "  pause [--reason TEXT]           freeze the protocol clock, hold setpoints\n"
         "  resume                          continue; the rest of the plan shifts by the pause\n"
@@ -71,11 +72,13 @@ struct cmd_help {
 };
 
 static const struct cmd_help helps[] = {
-    { "run", "run PROTOCOL [--operator NAME] [--wait]",
+    { "run", "run PROTOCOL [--operator NAME] [--fill PUMP=VOLUME]... [--wait]",
       "Load PROTOCOL (checked first: errors name file, line and column) and start it now.\n"
       "Prints the run id and the HDF5 file. --operator is recorded in the file; --wait blocks\n"
-      "until the run ends and exits 1 unless it completed.",
-      "perfusectl run protocols/demo.yaml --operator alice" },
+      "until the run ends and exits 1 unless it completed. --fill gives a syringe's fill level\n"
+      "at the start (repeat it for each pump); a syringe not named is taken to be full. The\n"
+      "levels are recorded in the file, and the low and empty alarms count from them.",
+      "perfusectl run protocols/demo.yaml --operator alice --fill pump1=8mL" },
     { "status", "status",
       "The run state, protocol and file; the current step with its path inside repeats; progress\n"
       "of the step and the run with the ETA as a clock time; every channel's latest value with\n"
@@ -120,7 +123,7 @@ static const struct cmd_help helps[] = {
       "Validate a protocol without a daemon; print its timeline, duration and volumes.",
       "perfusectl check protocols/kidney-proximal-tubule.yaml" },
     { "simulate", "simulate PROTOCOL [--rig FILE] [-o OUT.h5] [--speed N|max] [--fault SPEC]... [--seed N]\n"
-                  "                           [--prompt-delay DURATION]",
+                  "                           [--prompt-delay DURATION] [--fill PUMP=VOLUME]...",
       "Run a protocol in virtual time on the simulated rig; write the same HDF5 file a run writes.",
       "perfusectl simulate protocols/kidney-proximal-tubule.yaml --speed max" },
     { "recover", "recover FILE.h5",
@@ -290,6 +293,8 @@ static void print_result(struct ctl *c, json_t *res)
 /* Parse sub-command options --reason/--operator/--wait. */
 struct subopts {
     const char *reason, *operator_name, *rig;
+    const char *fills[32];      /* run --fill PUMP=VOLUME, repeatable */
+    size_t n_fills;
     bool wait, json;
 };
 
@@ -314,7 +319,7 @@ static int parse_subopts(int argc, char **argv, struct subopts *o)
         bool has_arg;
         char key;
     } opts[] = { { "reason", true, 'r' }, { "operator", true, 'o' }, { "wait", false, 'w' },
-                 { "rig", true, 'g' },    { "json", false, 'j' } };
+                 { "rig", true, 'g' },    { "json", false, 'j' }, { "fill", true, 'F' } };
     memset(o, 0, sizeof *o);
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     if (pos == NULL)
@@ -366,6 +371,10 @@ static int parse_subopts(int argc, char **argv, struct subopts *o)
         case 'w': o->wait = true; break;
         case 'g': o->rig = val; break;
         case 'j': o->json = true; break;
+        case 'F':
+            if (o->n_fills < sizeof o->fills / sizeof o->fills[0])
+                o->fills[o->n_fills++] = val;
+            break;
         }
     }
     memcpy(argv + n_opt, pos, (size_t)n_pos * sizeof *pos);
@@ -396,8 +405,8 @@ static int cmd_run(struct ctl *c, int argc, char **argv)
     int i = parse_subopts(argc, argv, &o);
     c->json |= o.json;
     if (i < 0 || i != argc - 1) {
-        fprintf(stderr, "usage: perfusectl run PROTOCOL [--operator NAME] [--wait]\n"
-                        "example: perfusectl run protocols/demo.yaml --operator alice\n");
+        fprintf(stderr, "usage: perfusectl run PROTOCOL [--operator NAME] [--fill PUMP=VOLUME]... [--wait]\n"
+                        "example: perfusectl run protocols/demo.yaml --operator alice --fill pump1=8mL\n");
         return EXIT_USAGE;
     }
     char abspath[PATH_MAX];
@@ -407,6 +416,12 @@ static int cmd_run(struct ctl *c, int argc, char **argv)
     free(text);
     if (o.operator_name)
         json_object_set_new(req, "operator", json_string(o.operator_name));
+    if (o.n_fills > 0) {
+        json_t *fl = json_array();
+        for (size_t k = 0; k < o.n_fills; k++)
+            json_array_append_new(fl, json_string(o.fills[k]));
+        json_object_set_new(req, "fill", fl);
+    }
     int code;
     json_t *res = call(c, cl, req, &code);
     if (res != NULL) {

@@ -1,5 +1,6 @@
 /* A run: one protocol on the daemon's rig, its runner and its run file. */
 #include "run.h"
+#include "delivery.h"
 #include "journal.h"
 #include "runfile.h"
 #include "log.h"
@@ -180,6 +181,7 @@ static void hook_finished(void *ctx, enum run_state final)
     r->ended = true;
     r->final = final;
     interlocks_set_run(&r->dm->il, NULL, 0);
+    delivery_stop(&r->dm->dl);
     journal_writer_remove(&r->dm->journal);     /* nothing left to continue */
     char msg[200];
     snprintf(msg, sizeof msg, "run of '%s' ended: %s", r->plan->name, run_state_name(final));
@@ -261,6 +263,11 @@ static int open_file(struct run *r, const struct run_actor *who, bool append)
         .fsync_interval_s = dm->rig->rec.checkpoint_s, .append = append,
         .buffer_samples = dm->rig->rec.buffer,
     };
+    /* A continued run goes on in its file as it was laid out. */
+    if (!append && (rc = delivery_add_to_file(&dm->dl, &r->series, &info)) < 0)
+        return rc;
+    info.channels = r->series.chans;
+    info.n_channels = r->series.n_chans;
     if ((rc = uv_async_init(dm->loop, &r->rec_async, rec_notified)) < 0)
         return rc;
     r->rec_async.data = r;
@@ -275,8 +282,37 @@ static int open_file(struct run *r, const struct run_actor *who, bool append)
 }
 
 /* Load a protocol and start it now. */
+/* Each syringe's level at the start, into the run's events. */
+static void announce_fills(struct run *r, int64_t t)
+{
+    const struct delivery *dl = &r->dm->dl;
+    char m[400];
+    for (size_t i = 0; i < dl->n_pumps; i++) {
+        delivery_describe_start(dl, i, m, sizeof m);
+        run_event(r, t, dl->pumps[i].s.source == FILL_GIVEN ? "info" : "warning", dl->pumps[i].name,
+                  "syringe_fill", "%s", m);
+    }
+}
+
+/* Start following the syringes from the levels given, the others full. */
+static int start_fills(struct daemon *dm, const char *const *fills, size_t n, int64_t t,
+                       struct diag *d)
+{
+    double level[DELIVERY_MAX_FILLS + 1];
+    char err[300];
+    if (dm->dl.n_pumps > DELIVERY_MAX_FILLS)
+        return -E2BIG;
+    if (delivery_parse_fills(&dm->dl, fills, n, level, err, sizeof err) < 0) {
+        diag_error(d, "--fill", 0, 0, "%s", err);
+        return -EINVAL;
+    }
+    delivery_start(&dm->dl, level, t);
+    return 0;
+}
+
 int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
-              const struct run_actor *who, struct diag *d, struct run **out)
+              const struct run_actor *who, const char *const *fills, size_t n_fills,
+              struct diag *d, struct run **out)
 {
     struct run *r = calloc(1, sizeof *r);
     if (r == NULL)
@@ -293,12 +329,18 @@ int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
     r->start_wall_ns = time_wall_ns();
     r->start_ns = pclock_now(&dm->clock);
     snprintf(r->operator_name, sizeof r->operator_name, "%s", who->operator_name ? who->operator_name : "");
+    if ((rc = start_fills(dm, fills, n_fills, r->start_ns, d)) < 0) {
+        plan_free(r->plan);
+        free(r);
+        return rc;
+    }
     rc = open_file(r, who, false);
     struct runner_hooks hooks = { .ctx = r, .write = hook_write, .safe_state = hook_safe_state,
                                   .event = hook_event, .step = hook_step, .finished = hook_finished };
     if (rc == 0)
         rc = runner_create(&r->runner, r->plan, dm->rig, &dm->clock, &hooks);
     if (rc < 0) {
+        delivery_stop(&dm->dl);
         diag_error(d, path, 0, 0, "cannot start the run: %s", strerror(-rc));
         run_free(r);
         return rc;
@@ -306,6 +348,7 @@ int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
     run_event(r, r->start_ns, "info", "control", "run_requested",
               "run of '%s' requested by %s%s%s", r->plan->name, who->user,
               who->operator_name ? ", operator " : "", who->operator_name ? who->operator_name : "");
+    announce_fills(r, r->start_ns);
     if (interlocks_set_run(&dm->il, r->plan->limits, r->plan->n_limits) < 0) {
         diag_error(d, path, 0, 0, "cannot start the run: out of memory for its limits");
         run_free(r);
@@ -366,6 +409,9 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, double last_ali
     dm->run = prev;
     if (resume) {
         interlocks_set_run(&dm->il, r->plan->limits, r->plan->n_limits);
+        /* What the syringes held before the restart is not known here. */
+        delivery_start(&dm->dl, NULL, now);
+        announce_fills(r, now);
         rc = runner_start_at(r->runner, r->start_ns, &j->pos, gap);
         if (rc < 0)
             run_event(r, now, "fault", "daemon", "resume_failed",
@@ -400,6 +446,14 @@ void run_on_sample(struct run *r, int channel, double record, double use, int64_
     recorder_sample(r->rec, (uint32_t)r->rec_chan[channel], rel(r, t_ns), record);
     if (!isnan(use))
         runner_on_sample(r->runner, channel, use, t_ns);
+}
+
+/* A value of a derived series. */
+void run_record_derived(struct run *r, int series, double value, int64_t t_ns)
+{
+    if (r->closed || r->ended || series < 0 || t_ns < r->start_ns)
+        return;
+    recorder_sample(r->rec, (uint32_t)series, rel(r, t_ns), value);
 }
 
 /* A finished write: a failure is an event. */

@@ -20,10 +20,13 @@ struct run_actor {
     const char *operator_name;  /* run --operator, may be NULL */
 };
 
-/* Load text as a protocol against the daemon's rig and start it now.
- * On a protocol error returns -EINVAL with every diagnostic in d. */
+/* Load text as a protocol against the daemon's rig and start it now; fills
+ * are the syringes' levels at the start ("pump1=8mL"; the others are taken
+ * to be full). On a protocol or fill error returns -EINVAL with every
+ * diagnostic in d. */
 int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
-              const struct run_actor *who, struct diag *d, struct run **out);
+              const struct run_actor *who, const char *const *fills, size_t n_fills,
+              struct diag *d, struct run **out);
 
 struct journal_rec;
 /* Continue the run described by a journal after a restart, appending to its
@@ -37,6 +40,8 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, double last_ali
  * (NaN for a failed or implausible reading), use to wait_until (NaN: unknown). */
 void run_on_sample(struct run *r, int channel, double record, double use, int64_t t_ns);
 void run_on_write(struct run *r, const struct bus_note *n);
+/* Record a value of a derived series (a syringe's fill level) at t. */
+void run_record_derived(struct run *r, int series, double value, int64_t t_ns);
 /* Record an event from outside the runner (device faults, commands). */
 void run_event(struct run *r, int64_t t_ns, const char *severity, const char *source,
                const char *code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
