@@ -292,7 +292,7 @@ void delivery_on_sample(struct delivery *d, int channel, double v, int64_t t_ns)
 
 /* A channel of the rig named by node n, or -1 (reported). */
 static int monitor_channel(struct ydoc *y, yaml_node_t *n, const struct rig *rig, bool actuator,
-                           const char *key)
+                           const char *key, const char *mon)
 {
     const char *s = ynode_str(n);
     if (!yexpect_str(y, n, key))
@@ -300,13 +300,13 @@ static int monitor_channel(struct ydoc *y, yaml_node_t *n, const struct rig *rig
     int ch = rig_find_channel(rig, s);
     if (ch < 0) {
         const char *near = rig_suggest_channel(rig, s);
-        yerr(y, n, "monitor '%s': unknown channel '%s'%s%s%s", key, s, near ? " (did you mean '" : "",
+        yerr(y, n, "monitor '%s': %s: unknown channel '%s'%s%s%s", mon, key, s, near ? " (did you mean '" : "",
              near ? near : "", near ? "'?)" : "");
         return -1;
     }
     const struct rig_channel *c = &rig->channels[ch];
     if (c->q != Q_FLOW || (actuator ? !c->writable : (!c->readable || c->writable))) {
-        yerr(y, n, "monitor '%s': %s is not %s", key, c->name,
+        yerr(y, n, "monitor '%s': %s: %s is not %s", mon, key, c->name,
              actuator ? "a pump (a writable flow channel)" : "a flow sensor (a measured flow channel)");
         return -1;
     }
@@ -314,13 +314,14 @@ static int monitor_channel(struct ydoc *y, yaml_node_t *n, const struct rig *rig
 }
 
 /* Parse a value with its unit from node n into the canonical unit of q. */
-static bool monitor_value(struct ydoc *y, yaml_node_t *n, enum quantity q, const char *what, double *out)
+static bool monitor_value(struct ydoc *y, yaml_node_t *n, enum quantity q, const char *what,
+                          const char *mon, double *out)
 {
     char err[200];
     int col;
     const char *s = ynode_str(n);
     if (s == NULL || unit_parse_value(s, q, out, err, sizeof err, &col) < 0) {
-        yerr(y, n, "monitor '%s': %s", what, s ? err : "expected a value with its unit");
+        yerr(y, n, "monitor '%s': %s: %s", mon, what, s ? err : "expected a value with its unit");
         return false;
     }
     return true;
@@ -347,28 +348,30 @@ static void parse_monitor(struct ydoc *y, yaml_node_t *e, const struct rig *rig,
                 yerr(y, name, "duplicate monitor name '%s'", m.name);
     }
     if (flow == NULL || follows == NULL) {
-        yerr(y, e, "a monitor needs 'flow' (the flow sensor) and 'follows' (the pump it should follow)");
+        yerr(y, e, "monitor '%s' needs 'flow' (the flow sensor) and 'follows' (the pump it should "
+             "follow)", m.name);
         return;
     }
-    m.flow = monitor_channel(y, flow, rig, false, "flow");
-    m.pump = monitor_channel(y, follows, rig, true, "follows");
+    m.flow = monitor_channel(y, flow, rig, false, "flow", m.name);
+    m.pump = monitor_channel(y, follows, rig, true, "follows", m.name);
     if ((v = ymap_get(y, e, "tolerance", NULL)) != NULL &&
-        monitor_value(y, v, Q_PERCENT, "tolerance", &m.tolerance)) {
+        monitor_value(y, v, Q_PERCENT, "tolerance", m.name, &m.tolerance)) {
         if (!(m.tolerance > 0 && m.tolerance <= 100))
-            yerr(y, v, "monitor 'tolerance' must be above 0 %% and at most 100 %%, found '%s'", ynode_str(v));
+            yerr(y, v, "monitor '%s': tolerance must be above 0 %% and at most 100 %%, found '%s'",
+                 m.name, ynode_str(v));
         m.tolerance /= 100.0;
     }
     if ((v = ymap_get(y, e, "min_abs", NULL)) != NULL &&
-        monitor_value(y, v, Q_FLOW, "min_abs", &m.min_abs) && m.min_abs < 0)
-        yerr(y, v, "monitor 'min_abs' cannot be negative, found '%s'", ynode_str(v));
+        monitor_value(y, v, Q_FLOW, "min_abs", m.name, &m.min_abs) && m.min_abs < 0)
+        yerr(y, v, "monitor '%s': min_abs cannot be negative, found '%s'", m.name, ynode_str(v));
     if ((v = ymap_get(y, e, "for", NULL)) != NULL) {
         char err[200];
         int col;
         const char *s = ynode_str(v);
         if (s == NULL || unit_parse_duration(s, &m.for_ns, err, sizeof err, &col) < 0)
-            yerr(y, v, "monitor 'for': %s", s ? err : "expected a duration such as '10 s'");
+            yerr(y, v, "monitor '%s': for: %s", m.name, s ? err : "expected a duration such as '10 s'");
         else if (m.for_ns > 86400 * 1000000000LL)
-            yerr(y, v, "monitor 'for' must be at most 1 d, found '%s'", s);
+            yerr(y, v, "monitor '%s': 'for' must be at most 1 d, found '%s'", m.name, s);
     }
     if ((v = ymap_get(y, e, "action", NULL)) != NULL) {
         const char *s = ynode_str(v);
@@ -379,7 +382,8 @@ static void parse_monitor(struct ydoc *y, yaml_node_t *e, const struct rig *rig,
         else if (s && strcmp(s, "safe-stop") == 0)
             m.action = LIMIT_SAFE_STOP;
         else
-            yerr(y, v, "monitor 'action' must be alarm, pause or safe-stop, found '%s'", s ? s : ynode_kind(v));
+            yerr(y, v, "monitor '%s': action must be alarm, pause or safe-stop, found '%s'", m.name,
+                 s ? s : ynode_kind(v));
     }
     if (!ok || m.flow < 0 || m.pump < 0)
         return;
