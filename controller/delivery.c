@@ -234,6 +234,14 @@ static void syringe_report(struct delivery *d, struct delivery_pump *p, int news
     }
 }
 
+void delivery_on_resume(struct delivery *d, int64_t t_ns)
+{
+    if (!d->tracking)
+        return;
+    for (size_t i = 0; i < d->n_pumps; i++)
+        syringe_report(d, &d->pumps[i], syringe_on_resume(&d->pumps[i].s, t_ns), t_ns);
+}
+
 void delivery_on_setpoint(struct delivery *d, int channel, double v, int64_t t_ns)
 {
     for (size_t i = 0; i < d->n_mon; i++)

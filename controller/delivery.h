@@ -90,6 +90,9 @@ void delivery_start(struct delivery *d, const double *fills, int64_t t_ns);
 int delivery_add_to_file(struct delivery *d, struct runfile_series *s, struct rec_run_info *info);
 /* "pump1: fill at start 8 mL (given)", for pump i's start event. */
 void delivery_describe_start(const struct delivery *d, size_t i, char *buf, size_t len);
+/* The run resumed after a pause: stalls are judged afresh, so that a pump
+ * still stalled raises its alarm (and on_fault) again. */
+void delivery_on_resume(struct delivery *d, int64_t t_ns);
 /* The run ended: the syringes are no longer followed. */
 void delivery_stop(struct delivery *d);
 /* A flow actuator was commanded (NaN: it went to its own safe state). */

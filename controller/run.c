@@ -142,6 +142,8 @@ static void hook_event(void *ctx, int64_t now, const char *severity, const char 
     run_event(r, now, severity, "runner", code, "%s", message);
     if (strcmp(code, "paused") == 0 || strcmp(code, "resumed") == 0)
         journal_update(r);
+    if (strcmp(code, "resumed") == 0)
+        delivery_on_resume(&r->dm->dl, now);
     if (strcmp(code, "prompt") == 0)
         daemon_alert(r->dm, "prompt", "info", "runner", code, message);
 }

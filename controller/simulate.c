@@ -255,6 +255,8 @@ static void hook_event(void *ctx, int64_t now, const char *sev, const char *code
 {
     struct simulation *s = ctx;
     recorder_event(s->rec, rel(now), sev, "runner", code, msg);
+    if (strcmp(code, "resumed") == 0)
+        delivery_on_resume(&s->dl, now);
     if (strcmp(code, "prompt") == 0) {
         char d[64], m[160];
         unit_format_duration(s->prompt_delay_ns, d, sizeof d);

@@ -81,6 +81,12 @@ int syringe_on_setpoint(struct syringe *s, double v, int64_t t_ns)
     return isnan(v) || v <= 0 ? stall_over(s) : SYR_NONE;
 }
 
+/* A resumed run judges the pump's delivery afresh, from its setpoint. */
+int syringe_on_resume(struct syringe *s, int64_t t_ns)
+{
+    return syringe_on_setpoint(s, s->setpoint, t_ns) | stall_over(s);
+}
+
 /* Whether the pump is told to infuse. */
 static bool infusing(const struct syringe *s)
 {

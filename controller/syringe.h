@@ -68,6 +68,9 @@ void syringe_init(struct syringe *s, double capacity_ul, double fill_ul, double 
 /* The pump was commanded to v uL/min (NaN: its own safe state, no setpoint).
  * Each of these returns what changed, as a mask of enum syringe_news. */
 int syringe_on_setpoint(struct syringe *s, double v, int64_t t_ns);
+/* The run resumed after a pause: a stall is judged afresh (it ends, and
+ * comes back if the pump still does not deliver). */
+int syringe_on_resume(struct syringe *s, int64_t t_ns);
 /* A flow read-back of the pump (NaN: failed). */
 int syringe_on_flow(struct syringe *s, double v, int64_t t_ns);
 /* A reading of the pump's infused-volume counter, uL (NaN: failed). */

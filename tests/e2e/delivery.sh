@@ -214,11 +214,16 @@ check "inject syringe-empty:pump1 on perfuse-sim" test "$(sim_cmd "$SIMCTL" "fau
 check "the run pauses, with pump_stalled listed in status" \
     status_has "s['state'] == 'paused' and 'pump_stalled' in codes"
 check "chip1's monitor raises flow_deviation (action alarm)" status_has "'flow_deviation' in codes"
+ctl resume >/dev/null
+check "resumed with the syringe still empty, the run pauses again" \
+    status_has "s['state'] == 'paused' and any(a['code'] == 'pump_stalled' and a['state'] == 'active' and a['age_s'] < 5 for a in s['alarms'])"
 ctl abort --reason "end of test" >/dev/null
 ctl --json wait >/dev/null
 events "$file" >"$T/sim1.ev"
 check "the file has the stall alarm" grep -q "alarm pump1 alarm_raised alarm [0-9]* pump_stalled" "$T/sim1.ev"
 check "the file has the pause it caused" grep -q "runner paused run paused: device pump1 faulted: pump1: stalled" "$T/sim1.ev"
+check "and the second stall after the resume" \
+    test "$(grep -c "runner paused run paused: device pump1 faulted: pump1: stalled" "$T/sim1.ev")" -eq 2
 check "the file has chip1's flow_deviation" grep -q "chip1-delivery alarm_raised alarm [0-9]* flow_deviation" "$T/sim1.ev"
 check "the file records --fill pump1=8mL as given" test "$(syringe "$file" pump1)" = "8000 given"
 check "and pump2 as assumed full" test "$(syringe "$file" pump2)" = "10000 assumed full"

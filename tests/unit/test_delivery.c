@@ -160,6 +160,21 @@ static void test_a_counter_that_does_not_move_is_a_stall(void **state)
     assert_int_equal(syringe_on_counter(&s, 58, 62 * S), SYR_STALL_OVER);
 }
 
+/* A resumed run judges a stall afresh: a pump still stalled stalls again. */
+static void test_a_resume_judges_a_stall_afresh(void **state)
+{
+    (void)state;
+    struct syringe s;
+    syringe_init(&s, 10000, NAN, 0);
+    syringe_on_setpoint(&s, 20, 0);
+    syringe_on_flow(&s, 0, 1 * S);
+    assert_int_equal(syringe_on_flow(&s, 0, 4 * S), SYR_STALLED);
+    assert_int_equal(syringe_on_flow(&s, 0, 60 * S), SYR_NONE);
+    assert_int_equal(syringe_on_resume(&s, 61 * S), SYR_STALL_OVER);
+    syringe_on_flow(&s, 0, 62 * S);
+    assert_int_equal(syringe_on_flow(&s, 0, 65 * S), SYR_STALLED);
+}
+
 /* A pump that delivers what it is told never stalls, whatever the counter's resolution. */
 static void test_a_pump_that_delivers_never_stalls(void **state)
 {
@@ -263,6 +278,7 @@ int main(void)
         cmocka_unit_test(test_a_read_back_of_zero_while_infusing_is_a_stall),
         cmocka_unit_test(test_a_failed_read_back_is_no_stall_and_a_stop_ends_one),
         cmocka_unit_test(test_a_counter_that_does_not_move_is_a_stall),
+        cmocka_unit_test(test_a_resume_judges_a_stall_afresh),
         cmocka_unit_test(test_a_pump_that_delivers_never_stalls),
         cmocka_unit_test(test_a_monitor_trips_after_its_debounce),
         cmocka_unit_test(test_min_abs_is_the_band_at_low_flow),
