@@ -87,15 +87,16 @@ static void pump_names(const struct delivery *d, char *buf, size_t len)
 
 /* Parse "PUMP=VOLUME" specs. */
 int delivery_parse_fills(const struct delivery *d, const char *const *specs, size_t n,
-                         double *fills, char *err, size_t errlen)
+                         double *fills, size_t *bad, char *err, size_t errlen)
 {
     for (size_t i = 0; i < d->n_pumps; i++)
         fills[i] = NAN;
     for (size_t k = 0; k < n; k++) {
         const char *s = specs[k], *eq = strchr(s, '=');
+        *bad = k;
         char name[64], names[512], uerr[200];
         if (eq == NULL || eq == s || (size_t)(eq - s) >= sizeof name) {
-            snprintf(err, errlen, "--fill '%s': expected PUMP=VOLUME, e.g. pump1=8mL", s);
+            snprintf(err, errlen, "expected PUMP=VOLUME, e.g. pump1=8mL");
             return -EINVAL;
         }
         memcpy(name, s, (size_t)(eq - s));
@@ -103,32 +104,38 @@ int delivery_parse_fills(const struct delivery *d, const char *const *specs, siz
         int p = delivery_find_pump(d, name);
         if (p < 0) {
             pump_names(d, names, sizeof names);
-            snprintf(err, errlen, "--fill '%s': '%s' is not a syringe pump of rig '%s' (syringe pumps: %s)",
-                     s, name, d->rig->name, names);
+            snprintf(err, errlen, "'%s' is not a syringe pump of rig '%s' (syringe pumps: %s)",
+                     name, d->rig->name, names);
             return -EINVAL;
         }
         double v;
         int col;
         if (unit_parse_value(eq + 1, Q_VOLUME, &v, uerr, sizeof uerr, &col) < 0) {
-            snprintf(err, errlen, "--fill '%s': %s", s, uerr);
+            snprintf(err, errlen, "%s", uerr);
             return -EINVAL;
         }
         if (v < 0) {
-            snprintf(err, errlen, "--fill '%s': a fill level cannot be negative", s);
+            snprintf(err, errlen, "a fill level cannot be negative");
             return -EINVAL;
         }
         if (d->pumps[p].capacity_ul > 0 && v > d->pumps[p].capacity_ul) {
-            snprintf(err, errlen, "--fill '%s': more than %s's syringe holds (%g uL)", s, name,
-                     d->pumps[p].capacity_ul);
+            snprintf(err, errlen, "more than %s's syringe holds (%g uL)", name, d->pumps[p].capacity_ul);
             return -EINVAL;
         }
         if (!isnan(fills[p])) {
-            snprintf(err, errlen, "--fill '%s': %s's fill level is given twice", s, name);
+            snprintf(err, errlen, "%s's fill level is given twice", name);
             return -EINVAL;
         }
         fills[p] = v;
     }
     return 0;
+}
+
+void delivery_fill_error(struct diag *d, const char *spec, const char *err)
+{
+    char place[96];
+    snprintf(place, sizeof place, "--fill %.80s", spec);
+    diag_error(d, place, 0, 0, "%s", err);
 }
 
 /* A run starts: each syringe from its given level, or full. */

@@ -78,9 +78,12 @@ void delivery_free(struct delivery *d);
 /* The syringe pump called name, or -1. */
 int delivery_find_pump(const struct delivery *d, const char *name);
 /* Parse fill specs ("pump1=8mL", "pump2=2.5 mL") into fills[n_pumps] (NaN:
- * not given). Returns 0, or -EINVAL with a message naming the spec and the fix. */
+ * not given). Returns 0, or -EINVAL with specs[*bad] the wrong one and a
+ * message saying what is wrong and what would be right. */
 int delivery_parse_fills(const struct delivery *d, const char *const *specs, size_t n,
-                         double *fills, char *err, size_t errlen);
+                         double *fills, size_t *bad, char *err, size_t errlen);
+/* Report a fill error for specs[bad] as "--fill SPEC: error: MESSAGE". */
+void delivery_fill_error(struct diag *d, const char *spec, const char *err);
 /* A run starts: follow each syringe from fills[i] (NaN: assumed full);
  * fills NULL: every level is unknown (a run continued after a restart). */
 void delivery_start(struct delivery *d, const double *fills, int64_t t_ns);

@@ -304,8 +304,9 @@ static int start_fills(struct daemon *dm, const char *const *fills, size_t n, in
     char err[300];
     if (dm->dl.n_pumps > DELIVERY_MAX_FILLS)
         return -E2BIG;
-    if (delivery_parse_fills(&dm->dl, fills, n, level, err, sizeof err) < 0) {
-        diag_error(d, "--fill", 0, 0, "%s", err);
+    size_t bad;
+    if (delivery_parse_fills(&dm->dl, fills, n, level, &bad, err, sizeof err) < 0) {
+        delivery_fill_error(d, fills[bad], err);
         return -EINVAL;
     }
     delivery_start(&dm->dl, level, t);

@@ -330,8 +330,9 @@ static int start_delivery(struct simulation *s, const struct simulate_options *o
     char err[300];
     if (s->dl.n_pumps > DELIVERY_MAX_FILLS)
         return -E2BIG;
-    if (delivery_parse_fills(&s->dl, o->fills, o->n_fills, fills, err, sizeof err) < 0) {
-        diag_error(d, "--fill", 0, 0, "%s", err);
+    size_t bad;
+    if (delivery_parse_fills(&s->dl, o->fills, o->n_fills, fills, &bad, err, sizeof err) < 0) {
+        delivery_fill_error(d, o->fills[bad], err);
         return -EINVAL;
     }
     delivery_start(&s->dl, fills, 0);

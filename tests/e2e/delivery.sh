@@ -106,9 +106,10 @@ check "--fill is recorded as given" test "$(syringe "$T/week.h5" pump1)" = "8000
 check "pump2, not named, is recorded as assumed full" test "$(syringe "$T/week.h5" pump2)" = "10000 assumed full"
 "$CTL_BIN" simulate "$T/week.yaml" -o "$T/bad.h5" --fill pump3=8mL 2>"$T/fill.err" >/dev/null
 check "--fill of an unknown pump is refused, naming the syringe pumps" \
-    grep -q "'pump3' is not a syringe pump of rig 'sim' (syringe pumps: pump1, pump2)" "$T/fill.err"
+    grep -q -F -- "--fill pump3=8mL: error: 'pump3' is not a syringe pump of rig 'sim' (syringe pumps: pump1, pump2)" "$T/fill.err"
 "$CTL_BIN" simulate "$T/week.yaml" -o "$T/bad.h5" --fill pump1=12mL 2>"$T/fill.err" >/dev/null
-check "--fill beyond the syringe's volume is refused" grep -q "more than pump1's syringe holds" "$T/fill.err"
+check "--fill beyond the syringe's volume is refused" \
+    grep -q -F -- "--fill pump1=12mL: error: more than pump1's syringe holds (10000 uL)" "$T/fill.err"
 
 # 3. The rig's monitor: a bubble makes chip1.flow read 40 % of pump1's flow.
 cat >"$T/mon.yaml" <<'P'
@@ -208,6 +209,9 @@ safe_state: {pump1: 0 uL/min}
 steps:
   - {name: perfuse, set: {pump1: 20 uL/min}, for: 10 min}
 P
+ctl run "$T/sim1.yaml" --fill pump1=8 >/dev/null 2>"$T/run.err"
+check "run --fill without a unit is refused (exit 1)" test $? -eq 1
+check "with the place and the fix" grep -q -F -- "--fill pump1=8: error: missing unit after 8" "$T/run.err"
 file=$(ctl run "$T/sim1.yaml" --fill pump1=8mL | sed -n 's/^file //p')
 check "pump1 infuses" status_has "any(c['name'] == 'pump1.flow' and c.get('value') == 20 for c in s['channels'])"
 check "inject syringe-empty:pump1 on perfuse-sim" test "$(sim_cmd "$SIMCTL" "fault syringe-empty:pump1")" = ok
