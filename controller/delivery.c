@@ -55,6 +55,7 @@ int delivery_init(struct delivery *d, const struct rig *rig, const struct delive
     return 0;
 }
 
+/* Free what delivery_init allocated. */
 void delivery_free(struct delivery *d)
 {
     free(d->pumps);
@@ -66,6 +67,7 @@ void delivery_free(struct delivery *d)
     d->n_pumps = d->n_mon = 0;
 }
 
+/* The syringe pump called name, or -1. */
 int delivery_find_pump(const struct delivery *d, const char *name)
 {
     for (size_t i = 0; i < d->n_pumps; i++)
@@ -131,6 +133,7 @@ int delivery_parse_fills(const struct delivery *d, const char *const *specs, siz
     return 0;
 }
 
+/* A --fill error, at the spec as its place. */
 void delivery_fill_error(struct diag *d, const char *spec, const char *err)
 {
     char place[96];
@@ -155,6 +158,7 @@ void delivery_start(struct delivery *d, const double *fills, int64_t t_ns)
     d->tracking = true;
 }
 
+/* Lay out the syringes' part of a run file. */
 int delivery_add_to_file(struct delivery *d, struct runfile_series *s, struct rec_run_info *info)
 {
     for (size_t i = 0; i < d->n_pumps; i++) {
@@ -176,6 +180,7 @@ int delivery_add_to_file(struct delivery *d, struct runfile_series *s, struct re
     return 0;
 }
 
+/* Pump i's level at the start, in words. */
 void delivery_describe_start(const struct delivery *d, size_t i, char *buf, size_t len)
 {
     const struct delivery_pump *p = &d->pumps[i];
@@ -197,6 +202,7 @@ void delivery_describe_start(const struct delivery *d, size_t i, char *buf, size
     }
 }
 
+/* The run ended: stop following the syringes. */
 void delivery_stop(struct delivery *d)
 {
     d->tracking = false;
@@ -241,6 +247,7 @@ static void syringe_report(struct delivery *d, struct delivery_pump *p, int news
     }
 }
 
+/* The run resumed: judge stalls afresh. */
 void delivery_on_resume(struct delivery *d, int64_t t_ns)
 {
     if (!d->tracking)
@@ -249,6 +256,7 @@ void delivery_on_resume(struct delivery *d, int64_t t_ns)
         syringe_report(d, &d->pumps[i], syringe_on_resume(&d->pumps[i].s, t_ns), t_ns);
 }
 
+/* A pump was commanded: monitors and syringes follow it. */
 void delivery_on_setpoint(struct delivery *d, int channel, double v, int64_t t_ns)
 {
     for (size_t i = 0; i < d->n_mon; i++)
@@ -275,6 +283,7 @@ static void monitor_report(struct delivery *d, const struct flow_monitor *m, dou
     d->hooks.raise(d->hooks.ctx, t, "alarm", m->name, "flow_deviation", act[m->action], msg);
 }
 
+/* A sample: monitors judge their flows, syringes their read-backs and counters. */
 void delivery_on_sample(struct delivery *d, int channel, double v, int64_t t_ns)
 {
     for (size_t i = 0; i < d->n_mon; i++) {
@@ -411,6 +420,7 @@ static void parse_monitor(struct ydoc *y, yaml_node_t *e, const struct rig *rig,
     arr[(*n)++] = m;
 }
 
+/* Parse the rig's monitors: list. */
 void delivery_parse_monitors(struct ydoc *y, yaml_node_t *list, const struct rig *rig,
                              struct flow_monitor **out, size_t *n)
 {
@@ -419,6 +429,7 @@ void delivery_parse_monitors(struct ydoc *y, yaml_node_t *list, const struct rig
             parse_monitor(y, yseq_item(y, list, i), rig, out, n);
 }
 
+/* Parse the rig's syringe_low: percentage. */
 void delivery_parse_low(struct ydoc *y, yaml_node_t *n, double *frac)
 {
     char err[200];

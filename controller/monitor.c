@@ -3,6 +3,7 @@
 
 #include <math.h>
 
+/* Nothing to follow yet, no deviation. */
 void monitor_reset(struct flow_monitor *m)
 {
     m->setpoint = NAN;
@@ -10,11 +11,13 @@ void monitor_reset(struct flow_monitor *m)
     m->tripped = false;
 }
 
+/* The setpoint the flow must follow now. */
 void monitor_on_setpoint(struct flow_monitor *m, double v)
 {
     m->setpoint = v;
 }
 
+/* The allowed deviation: a fraction of the setpoint, at least min_abs. */
 double monitor_band(const struct flow_monitor *m)
 {
     return fmax(m->tolerance * fabs(m->setpoint), m->min_abs);

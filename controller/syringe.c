@@ -6,6 +6,7 @@
 
 #define NS_PER_MIN 60e9
 
+/* Where a fill level at the start came from, as a word. */
 const char *syringe_source_name(enum fill_source s)
 {
     switch (s) {
@@ -142,7 +143,10 @@ static int check_progress(struct syringe *s, double v, int64_t t_ns)
         /* A read-back still near 0 keeps its own stall until it reads the rate. */
         return s->still_since_ns < 0 ? stall_over(s) : SYR_NONE;
     }
-    if (!s->stalled && expected >= SYRINGE_STALL_UL && got < 0.2 * expected) {
+    /* A pump shows its counter with a few significant digits (the New Era
+     * four): a large count moves in large steps, so wait for several of them. */
+    double due = fmax(SYRINGE_STALL_UL, 3e-3 * fabs(v));
+    if (!s->stalled && expected >= due && got < 0.2 * expected) {
         s->stalled = true;
         s->stall_by_counter = true;
         return SYR_STALLED;

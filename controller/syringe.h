@@ -11,7 +11,8 @@
  *
  * Stall: a pump told to infuse that does not. Either its flow read-back
  * stays near 0, or its infused-volume counter does not move by what the
- * setpoint should have pushed. A read-back that failed (NaN) is unknown: it
+ * setpoint should have pushed (judged once enough was due for the counter's
+ * resolution: a pump shows it with a few significant digits). A read-back that failed (NaN) is unknown: it
  * is neither a stall nor a proof of delivery.
  *
  * Loop thread only (or the simulation's thread).
@@ -24,7 +25,8 @@
 
 #define SYRINGE_LOW_DEFAULT 0.10        /* fraction of the capacity */
 #define SYRINGE_STALL_NS 3000000000LL   /* read-back near 0 this long while infusing */
-#define SYRINGE_STALL_UL 10.0           /* or this much expected and under a fifth infused */
+#define SYRINGE_STALL_UL 10.0           /* or this much (at least 0.3 % of the count) expected
+                                         * and under a fifth of it infused */
 
 enum fill_source { FILL_UNKNOWN, FILL_GIVEN, FILL_ASSUMED_FULL };
 

@@ -160,6 +160,26 @@ static void test_a_counter_that_does_not_move_is_a_stall(void **state)
     assert_int_equal(syringe_on_counter(&s, 58, 62 * S), SYR_STALL_OVER);
 }
 
+/* A large count shown with four digits moves in 100 uL steps: at 1 uL/min
+ * that is no stall, though 10 uL are due long before the count moves. */
+static void test_a_coarse_counter_is_no_stall(void **state)
+{
+    (void)state;
+    struct syringe s;
+    syringe_init(&s, 10000, NAN, 0);
+    syringe_on_counter(&s, 123400, 0);
+    syringe_on_setpoint(&s, 1, 0);
+    for (int k = 1; k <= 3 * 3600; k++) {
+        double shown = 123400 + 100 * floor((k / 60.0) / 100);
+        assert_int_equal(syringe_on_counter(&s, shown, k * S) & SYR_STALLED, 0);
+    }
+    /* A counter that stands still that long is a stall, all the same. */
+    int news = 0;
+    for (int k = 3 * 3600 + 1; k <= 9 * 3600; k++)
+        news |= syringe_on_counter(&s, 123500, k * S);
+    assert_true(news & SYR_STALLED);
+}
+
 /* A resumed run judges a stall afresh: a pump still stalled stalls again. */
 static void test_a_resume_judges_a_stall_afresh(void **state)
 {
@@ -278,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_a_read_back_of_zero_while_infusing_is_a_stall),
         cmocka_unit_test(test_a_failed_read_back_is_no_stall_and_a_stop_ends_one),
         cmocka_unit_test(test_a_counter_that_does_not_move_is_a_stall),
+        cmocka_unit_test(test_a_coarse_counter_is_no_stall),
         cmocka_unit_test(test_a_resume_judges_a_stall_afresh),
         cmocka_unit_test(test_a_pump_that_delivers_never_stalls),
         cmocka_unit_test(test_a_monitor_trips_after_its_debounce),
