@@ -162,25 +162,6 @@ check "a tolerance in the wrong unit is an error" \
 check "an unknown action is an error" \
     grep -q -F "badrig.yaml:22:80: error: monitor 'm3': action must be alarm, pause or safe-stop, found 'stop'" "$T/badrig.err"
 
-# 5. On perfuse-sim, through perfused and the real drivers.
-"$BUILD/perfuse-sim" --rig-out "$T/simrig.yaml" >"$T/sim.json" 2>"$T/sim.log" &
-PIDS="$PIDS $!"
-timeout 10 sh -c "until [ -s '$T/sim.json' ]; do sleep 0.1; done"
-SIMCTL=$(sed -n 's/.*"control": "\([^"]*\)".*/\1/p' "$T/sim.json")
-cat >>"$T/simrig.yaml" <<'R'
-monitors:
-  - {name: chip1-delivery, flow: chip1.flow, follows: pump1, tolerance: 20 %, min_abs: 2 uL/min, for: 2 s, action: alarm}
-  - {name: chip2-delivery, flow: chip2.flow, follows: pump2, tolerance: 20 %, min_abs: 2 uL/min, for: 2 s, action: pause}
-R
-mkdir -p "$T/d"
-rm -f "$T/d/ready"; mkfifo "$T/d/ready"
-"$BUILD/perfused" --rig "$T/simrig.yaml" --socket "$T/d/sock" --data-dir "$T/d/runs" --ready-fd 3 \
-    3>"$T/d/ready" 2>"$T/d/perfused.log" &
-DAEMON_PID=$!; PIDS="$PIDS $DAEMON_PID"; SOCK="$T/d/sock"
-if ! timeout 20 sh -c "read -r line <'$T/d/ready'"; then
-    not_ok "perfused starts on perfuse-sim's rig with monitors"; finish
-fi
-ok "perfused starts on perfuse-sim's rig with monitors"
 # status_has PYTHON-EXPR: wait (bounded) until the expression holds for the status s.
 status_has() {
     "$PYTHON" - "$BUILD" "$SOCK" "$1" <<'PY'
@@ -209,6 +190,10 @@ safe_state: {pump1: 0 uL/min}
 steps:
   - {name: perfuse, set: {pump1: 20 uL/min}, for: 10 min}
 P
+
+# 5. perfused --sim: the syringe emptied through the simulator's control socket.
+start_daemon sim || { not_ok "perfused --sim starts"; finish; }
+SIMCTL=$(sed -n 's/.*"control": "\([^"]*\)".*/\1/p' "$T/sim/perfused.log" | head -1)
 ctl run "$T/sim1.yaml" --fill pump1=8 >/dev/null 2>"$T/run.err"
 check "run --fill without a unit is refused (exit 1)" test $? -eq 1
 check "with the place and the fix" grep -q -F -- "--fill pump1=8: error: missing unit after 8" "$T/run.err"
@@ -217,7 +202,6 @@ check "pump1 infuses" status_has "any(c['name'] == 'pump1.flow' and c.get('value
 check "inject syringe-empty:pump1 on perfuse-sim" test "$(sim_cmd "$SIMCTL" "fault syringe-empty:pump1")" = ok
 check "the run pauses, with pump_stalled listed in status" \
     status_has "s['state'] == 'paused' and 'pump_stalled' in codes"
-check "chip1's monitor raises flow_deviation (action alarm)" status_has "'flow_deviation' in codes"
 ctl resume >/dev/null
 check "resumed with the syringe still empty, the run pauses again" \
     status_has "s['state'] == 'paused' and any(a['code'] == 'pump_stalled' and a['state'] == 'active' and a['age_s'] < 5 for a in s['alarms'])"
@@ -228,9 +212,37 @@ check "the file has the stall alarm" grep -q "alarm pump1 alarm_raised alarm [0-
 check "the file has the pause it caused" grep -q "runner paused run paused: device pump1 faulted: pump1: stalled" "$T/sim1.ev"
 check "and the second stall after the resume" \
     test "$(grep -c "runner paused run paused: device pump1 faulted: pump1: stalled" "$T/sim1.ev")" -eq 2
-check "the file has chip1's flow_deviation" grep -q "chip1-delivery alarm_raised alarm [0-9]* flow_deviation" "$T/sim1.ev"
 check "the file records --fill pump1=8mL as given" test "$(syringe "$file" pump1)" = "8000 given"
 check "and pump2 as assumed full" test "$(syringe "$file" pump2)" = "10000 assumed full"
+
+# 6. The rig's monitors on perfuse-sim, through perfused and the real drivers.
+"$BUILD/perfuse-sim" --rig-out "$T/simrig.yaml" >"$T/sim.json" 2>"$T/sim.log" &
+PIDS="$PIDS $!"
+timeout 10 sh -c "until [ -s '$T/sim.json' ]; do sleep 0.1; done"
+SIMCTL=$(sed -n 's/.*"control": "\([^"]*\)".*/\1/p' "$T/sim.json")
+cat >>"$T/simrig.yaml" <<'R'
+monitors:
+  - {name: chip1-delivery, flow: chip1.flow, follows: pump1, tolerance: 20 %, min_abs: 2 uL/min, for: 2 s, action: alarm}
+  - {name: chip2-delivery, flow: chip2.flow, follows: pump2, tolerance: 20 %, min_abs: 2 uL/min, for: 2 s, action: pause}
+R
+mkdir -p "$T/d"
+rm -f "$T/d/ready"; mkfifo "$T/d/ready"
+"$BUILD/perfused" --rig "$T/simrig.yaml" --socket "$T/d/sock" --data-dir "$T/d/runs" --ready-fd 3 \
+    3>"$T/d/ready" 2>"$T/d/perfused.log" &
+DAEMON_PID=$!; PIDS="$PIDS $DAEMON_PID"; SOCK="$T/d/sock"
+if ! timeout 20 sh -c "read -r line <'$T/d/ready'"; then
+    not_ok "perfused starts on perfuse-sim's rig with monitors"; finish
+fi
+ok "perfused starts on perfuse-sim's rig with monitors"
+file=$(ctl run "$T/sim1.yaml" | sed -n 's/^file //p')
+check "pump1 infuses" status_has "any(c['name'] == 'pump1.flow' and c.get('value') == 20 for c in s['channels'])"
+check "inject syringe-empty:pump1" test "$(sim_cmd "$SIMCTL" "fault syringe-empty:pump1")" = ok
+check "chip1's monitor raises flow_deviation (action alarm), as pump_stalled pauses" \
+    status_has "s['state'] == 'paused' and {'flow_deviation', 'pump_stalled'} <= codes"
+ctl abort >/dev/null
+ctl --json wait >/dev/null
+events "$file" >"$T/mon1.ev"
+check "the file has chip1's flow_deviation" grep -q "chip1-delivery alarm_raised alarm [0-9]* flow_deviation" "$T/mon1.ev"
 ctl ack all >/dev/null
 
 # A lost flow sensor neither deviates nor counts as ok; a bubble on chip2 then pauses.
