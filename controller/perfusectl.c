@@ -111,7 +111,9 @@ static const struct cmd_help helps[] = {
       "perfusectl wait" },
     { "set", "set CHANNEL VALUE [UNIT]",
       "A manual setpoint. Refused while a run is active and not paused, for a channel that\n"
-      "cannot be written, and for a value outside the device's limits (the limit is named).",
+      "cannot be written, for a value outside the device's limits (the limit is named), and for\n"
+      "an actuator held in its safe state by a tripped safe-stop limit (the alarm is named).\n"
+      "Made while the run is paused, it is an override: status shows it until resume.",
       "perfusectl set pump1 10 uL/min" },
     { "events", "events [--since SECONDS]",
       "The current (or last) run's event log, or its events after SECONDS of run time.",

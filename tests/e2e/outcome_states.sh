@@ -65,4 +65,8 @@ check "on_fault: abort: the file says faulted" test "$(file_state "$file")" = fa
 out=$(timeout 60 "$BUILD/perfusectl" simulate "$T/stop.yaml" -o "$T/sim.h5" --speed max --json)
 check "simulate: a safe-stop is faulted" grep -q '"state": "faulted"' <<<"$out"
 check "simulate: its file says faulted" test "$(file_state "$T/sim.h5")" = faulted
+out=$(timeout 60 "$PYTHON" scripts/perfuse-summary "$T/sim.h5" 2>&1)
+check "perfuse-summary reads a faulted file" grep -q "state faulted" <<<"$out"
+timeout 60 "$PYTHON" scripts/perfuse-export "$T/sim.h5" --csv "$T/csv" >/dev/null 2>&1
+check "perfuse-export reads a faulted file" grep -q faulted "$T/csv/run.csv"
 finish
