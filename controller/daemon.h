@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "interlock.h"
 #include "journal.h"
+#include "latch.h"
 #include "plausibility.h"
 #include "sdnotify.h"
 #include "latency.h"
@@ -79,6 +80,7 @@ struct daemon {
     struct health *bus_health;  /* per rig bus */
     struct alarms alarms;       /* latched until acknowledged */
     struct interlocks il;       /* the rig's limits, and the run's */
+    struct latch latch;         /* actuators held in their safe state by a tripped limit */
     struct plausibility plaus;  /* which measured channels can be believed */
     struct journal_writer journal;  /* the run journal in the data directory */
     struct sdnotify sdn;        /* systemd readiness and watchdog */
