@@ -10,9 +10,11 @@
 #include "plan.h"
 #include "recorder.h"
 #include "rig.h"
+#include "run.h"
 #include "simulate.h"
 #include "timeline.h"
 #include "timeutil.h"
+#include "utf8.h"
 #include "yamldoc.h"
 
 #include <ctype.h>
@@ -373,7 +375,9 @@ static int parse_subopts(int argc, char **argv, struct subopts *o)
     return n_opt;
 }
 
-/* Read a protocol file for sending; exit 1 with a message on failure. */
+/* Read a protocol file for sending; exit 1 with a message on failure. The
+ * control protocol carries UTF-8 only: a file saved in another encoding is
+ * refused here, at the first byte that is not UTF-8. */
 static char *read_protocol(const char *path, char *abspath)
 {
     char *text;
@@ -384,8 +388,23 @@ static char *read_protocol(const char *path, char *abspath)
                 rc == -EFBIG ? "larger than 4 MiB" : strerror(-rc));
         exit(EXIT_REFUSED);
     }
+    size_t ok = utf8_valid_prefix(text, len);
+    if (ok < len || strlen(text) != len) {
+        int line, col;
+        utf8_line_col(text, ok < len ? ok : strlen(text), &line, &col);
+        fprintf(stderr, "%s:%d:%d: error: %s (save the file as UTF-8)\n", path, line, col,
+                ok < len ? "this byte is not UTF-8 text" : "a NUL byte in the text");
+        free(text);
+        exit(EXIT_REFUSED);
+    }
     if (realpath(path, abspath) == NULL)
         snprintf(abspath, PATH_MAX, "%s", path);
+    if (!utf8_valid(abspath, strlen(abspath))) {
+        fprintf(stderr, "%s: error: the file's path is not UTF-8 text: give the file (or its "
+                "directory) a UTF-8 name\n", path);
+        free(text);
+        exit(EXIT_REFUSED);
+    }
     return text;
 }
 
@@ -399,6 +418,11 @@ static int cmd_run(struct ctl *c, int argc, char **argv)
         fprintf(stderr, "usage: perfusectl run PROTOCOL [--operator NAME] [--wait]\n"
                         "example: perfusectl run protocols/demo.yaml --operator alice\n");
         return EXIT_USAGE;
+    }
+    char err[256];
+    if (o.operator_name != NULL && !run_operator_ok(o.operator_name, err, sizeof err)) {
+        fprintf(stderr, "perfusectl: --operator: %s\n", err);
+        return EXIT_REFUSED;
     }
     char abspath[PATH_MAX];
     char *text = read_protocol(argv[i], abspath);
@@ -1103,6 +1127,16 @@ int main(int argc, char **argv)
     const char *cmd = argv[optind];
     int sub_argc = argc - optind;
     char **sub_argv = argv + optind;
+    /* What goes to the daemon goes as JSON, which is UTF-8: say so here rather
+     * than send a request that lost an argument. */
+    bool offline = strcmp(cmd, "check") == 0 || strcmp(cmd, "simulate") == 0 ||
+                   strcmp(cmd, "recover") == 0 || strcmp(cmd, "run") == 0;
+    for (int i = 1; i < sub_argc && !offline; i++)
+        if (!utf8_valid(sub_argv[i], strlen(sub_argv[i]))) {
+            fprintf(stderr, "perfusectl: argument '%s' is not UTF-8 text (byte %zu); give it in UTF-8\n",
+                    sub_argv[i], utf8_valid_prefix(sub_argv[i], strlen(sub_argv[i])) + 1);
+            return EXIT_REFUSED;
+        }
     for (int i = 1; i < sub_argc; i++)
         if (strcmp(sub_argv[i], "--help") == 0 || strcmp(sub_argv[i], "-h") == 0) {
             if (print_help(cmd))

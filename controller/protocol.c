@@ -1,6 +1,7 @@
 /* The protocol loader: protocol YAML (DESIGN.md section 3) to a validated plan. */
 #include "plan.h"
 #include "yamldoc.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <math.h>
@@ -379,6 +380,24 @@ static void refuse_keys(struct loader *L, yaml_node_t *e, const char *kind, cons
     }
 }
 
+/* A string node as text a run keeps whole: valid UTF-8, at most max bytes.
+ * Reports and returns NULL otherwise. */
+static const char *get_text(struct loader *L, yaml_node_t *n, const char *what, size_t max)
+{
+    const char *s = ynode_str(n);
+    size_t len = strlen(s);
+    if (!utf8_valid(s, len)) {
+        yerr(L->y, n, "%s is not UTF-8 text (save the file as UTF-8)", what);
+        return NULL;
+    }
+    if (len > max) {
+        yerr(L->y, n, "%s is %zu bytes long; at most %zu bytes fit (%zu letters of plain ASCII, "
+             "fewer with accents or other scripts): shorten it", what, len, max, max);
+        return NULL;
+    }
+    return s;
+}
+
 /* Parse the kind-specific keys of one step. */
 static void parse_step_body(struct loader *L, yaml_node_t *e, struct plan_step *s, int depth)
 {
@@ -426,8 +445,10 @@ static void parse_step_body(struct loader *L, yaml_node_t *e, struct plan_step *
             parse_condition(L, ymap_get(L->y, e, "wait_until", NULL), s);
         } else {
             n = ymap_get(L->y, e, "prompt", NULL);
-            if (yexpect_str(L->y, n, "'prompt' (the text shown to the operator)"))
-                s->prompt = strdup(ynode_str(n));
+            const char *text;
+            if (yexpect_str(L->y, n, "'prompt' (the text shown to the operator)") &&
+                (text = get_text(L, n, "the 'prompt' text", PLAN_MAX_PROMPT)) != NULL)
+                s->prompt = strdup(text);
         }
         s->on_timeout = TIMEOUT_ABORT;
         if ((n = ymap_get(L->y, e, "timeout", NULL)) != NULL)
@@ -468,8 +489,10 @@ static void parse_step(struct loader *L, yaml_node_t *e, struct plan_step *s, in
         return;
     ymap_check_keys(L->y, e, step_keys, "a step");
     yaml_node_t *name = ymap_get(L->y, e, "name", NULL);
-    if (name != NULL && yexpect_str(L->y, name, "the step 'name'"))
-        s->name = strdup(ynode_str(name));
+    const char *text;
+    if (name != NULL && yexpect_str(L->y, name, "the step 'name'") &&
+        (text = get_text(L, name, "the step 'name'", PLAN_MAX_NAME)) != NULL)
+        s->name = strdup(text);
     int kind = step_kind_of(L, e);
     if (kind < 0)
         return;

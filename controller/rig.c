@@ -258,6 +258,11 @@ static void load_device(struct rig *rig, struct ydoc *y, yaml_node_t *e, const c
         yerr(y, name, "device name '%s' must not contain '.' or spaces", nm);
         return;
     }
+    if (strlen(nm) > RIG_MAX_DEVICE_NAME) {
+        yerr(y, name, "device name '%s' is %zu bytes long; at most %d bytes fit: shorten it", nm,
+             strlen(nm), RIG_MAX_DEVICE_NAME);
+        return;
+    }
     if (rig_find_device(rig, nm) >= 0) {
         yerr(y, name, "duplicate device name '%s'", nm);
         return;
@@ -381,8 +386,12 @@ static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
         return;
     ymap_check_keys(y, root, keys, "the rig file");
     yaml_node_t *name = ymap_get(y, root, "rig", NULL);
-    if (yexpect_str(y, name ? name : root, "'rig' (the bench's name)"))
+    if (yexpect_str(y, name ? name : root, "'rig' (the bench's name)")) {
         rig->name = strdup(ynode_str(name));
+        if (strlen(ynode_str(name)) > RIG_MAX_NAME)
+            yerr(y, name, "the rig's name is %zu bytes long; at most %d bytes fit: shorten it",
+                 strlen(ynode_str(name)), RIG_MAX_NAME);
+    }
     rig->alert_min_interval_s = 600;
     rig->alert_max_per_hour = 30;
     yaml_node_t *alerts = ymap_get(y, root, "alerts", NULL);

@@ -15,6 +15,11 @@
 
 struct plan_limit;
 
+/* Names a run keeps whole, in bytes of UTF-8 (the journal and alerts keep a
+ * rig's name in 64 bytes; "device.channel" must fit a channel's name). */
+#define RIG_MAX_NAME 63
+#define RIG_MAX_DEVICE_NAME 32
+
 struct rig_bus {
     char *name;
     struct link_config link;    /* strings point into this struct's own copies */

@@ -1,6 +1,7 @@
 /* The runner: a plan executed at absolute deadlines, with pause, resume, abort. */
 #include "runner.h"
 #include "timeutil.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <math.h>
@@ -66,7 +67,7 @@ static void emit(struct runner *r, const char *sev, const char *code, const char
     char msg[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    utf8_vformat(msg, sizeof msg, fmt, ap);
     va_end(ap);
     r->hooks.event(r->hooks.ctx, pclock_now(r->clk), sev, code, msg);
 }
@@ -80,13 +81,19 @@ static void cursor_path(const struct runner *r, char *buf, size_t len)
         n += (size_t)snprintf(buf + n, len - n, "%s%zu", i ? "." : "", r->stack[i].idx + 1);
 }
 
-/* Step name for /steps, with the pass of every enclosing repeat. */
+/* Step name for /steps, with the pass of every enclosing repeat. The passes
+ * always fit (the protocol loader bounds name lengths); were the name too
+ * long, it is the name that is cut, between two characters. */
 static void cursor_name(const struct runner *r, char *buf, size_t len)
 {
-    size_t n = (size_t)snprintf(buf, len, "%s", r->cur->name);
-    for (int i = 1; i <= r->depth && n < len; i++)
-        n += (size_t)snprintf(buf + n, len - n, " [%u/%u]", r->stack[i].iter + 1,
+    char passes[PLAN_MAX_DEPTH * 24 + 1] = "";
+    size_t n = 0;
+    for (int i = 1; i <= r->depth && n < sizeof passes; i++)
+        n += (size_t)snprintf(passes + n, sizeof passes - n, " [%u/%u]", r->stack[i].iter + 1,
                               r->stack[i].parent->count);
+    n = strlen(passes);
+    utf8_copy(buf, n < len ? len - n : 1, r->cur->name);
+    utf8_copy(buf + strlen(buf), len - strlen(buf), passes);
 }
 
 /* Create a runner for plan. */

@@ -43,7 +43,7 @@ struct runner_hooks {
 struct runner_status {
     enum run_state state;
     char step_path[32];
-    char step_name[64];
+    char step_name[REC_STEP_NAME];
     const char *step_kind;
     int64_t step_elapsed_ns, step_duration_ns;  /* duration 0: open-ended */
     int64_t run_elapsed_ns;                     /* protocol time, pauses excluded */
