@@ -876,8 +876,33 @@ static void warn_volumes(const struct timeline *tl, const struct rig *rig, const
         unit_format_duration(p->empty_at_ns, when, sizeof when);
         diag_warn(d, file, p->empty_step->line, p->empty_step->col,
                   "%s runs out: its syringe (%.4g mL) is empty %s after the start, during step '%s' "
-                  "(the protocol needs %.4g mL)", rig->channels[p->channel].name,
-                  p->capacity_ul / 1000.0, when, p->empty_step->name, p->delivered_ul / 1000.0);
+                  "(the protocol needs %.4g mL in it at once)", rig->channels[p->channel].name,
+                  p->capacity_ul / 1000.0, when, p->empty_step->name, p->need_ul / 1000.0);
+    }
+}
+
+/* Warn about waveforms that swing a pump through zero into reverse: the pump
+ * withdraws for part of each period, which a protocol rarely means. */
+static void warn_reversals(const struct plan_step *parent, const struct rig *rig, const char *file,
+                           struct diag *d)
+{
+    for (size_t i = 0; i < parent->n_steps; i++) {
+        const struct plan_step *s = &parent->steps[i];
+        if (s->kind == STEP_REPEAT)
+            warn_reversals(s, rig, file, d);
+        if (s->kind != STEP_WAVEFORM)
+            continue;
+        for (size_t k = 0; k < s->n_targets; k++) {
+            const struct plan_target *t = &s->targets[k];
+            const struct rig_channel *c = &rig->channels[t->channel];
+            double lo = t->mean - t->amplitude, hi = t->mean + t->amplitude;
+            if (c->q != Q_FLOW || !(lo < 0 && hi > 0))
+                continue;
+            diag_warn(d, file, t->line, t->col, "the waveform of step '%s' swings %s between %g and "
+                      "%g %s: the pump runs in reverse (withdraws) for part of each period; keep "
+                      "the amplitude at most the mean if that is not meant", s->name, c->name, hi,
+                      lo, c->unit);
+        }
     }
 }
 
@@ -889,7 +914,8 @@ static void print_volumes(const struct timeline *tl, const struct rig *rig)
         const struct timeline_pump *p = &tl->pumps[i];
         printf("  %-16s delivers %9.3f mL", rig->channels[p->channel].name, p->delivered_ul / 1000.0);
         if (p->withdrawn_ul > 0)
-            printf(", withdraws %.3f mL", p->withdrawn_ul / 1000.0);
+            printf(", withdraws %.3f mL (net %.3f mL out, at most %.3f mL at once)",
+                   p->withdrawn_ul / 1000.0, p->net_ul / 1000.0, p->need_ul / 1000.0);
         if (p->capacity_ul > 0)
             printf("  (syringe %.4g mL%s)", p->capacity_ul / 1000.0, p->empty_at_ns >= 0 ? ": RUNS OUT" : "");
         if (p->open_ended_flow)
@@ -916,8 +942,9 @@ static json_t *check_json(const struct plan *plan, const struct rig *rig, const 
     json_t *vols = json_array();
     for (size_t i = 0; i < tl->n_pumps; i++) {
         const struct timeline_pump *p = &tl->pumps[i];
-        json_t *o = json_pack("{s:s,s:f,s:f,s:b}", "channel", rig->channels[p->channel].name,
+        json_t *o = json_pack("{s:s,s:f,s:f,s:f,s:f,s:b}", "channel", rig->channels[p->channel].name,
                               "delivered_ul", p->delivered_ul, "withdrawn_ul", p->withdrawn_ul,
+                              "net_ul", p->net_ul, "need_ul", p->need_ul,
                               "open_ended_flow", p->open_ended_flow);
         if (p->capacity_ul > 0)
             json_object_set_new(o, "syringe_ul", json_real(p->capacity_ul));
@@ -968,6 +995,7 @@ static int cmd_check(struct ctl *c, int argc, char **argv)
     }
     if (rc == 0 && (rc = timeline_compute(plan, rig, &tl)) == 0) {
         warn_volumes(&tl, rig, file, &dg);
+        warn_reversals(&plan->root, rig, file, &dg);
         warn_open_ended(&plan->root, file, &dg);
     }
     if (c->json) {
