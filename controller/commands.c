@@ -283,7 +283,11 @@ static int confirm_prompt(struct ctl_client *cl, json_t *req, json_t *res, char 
     struct runner_status st;
     run_get_status(d->run, &st);
     if (!st.waiting_prompt) {
-        snprintf(err, len, "no prompt is waiting for confirmation");
+        if (st.prompt_answered)
+            snprintf(err, len, "the prompt of step %s is already confirmed; the run is paused and "
+                     "goes on past it when resumed", st.step_path);
+        else
+            snprintf(err, len, "no prompt is waiting for confirmation");
         return -ENOENT;
     }
     if (want != NULL && strcmp(want, st.step_path) != 0) {
@@ -354,6 +358,8 @@ static int set_value(struct ctl_client *cl, json_t *req, json_t *res, char *err,
                  c->min, c->max, c->unit);
         return -EINVAL;
     }
+    if (!rig_value_whole(c, v, err, len))
+        return -EINVAL;
     int rc = daemon_write(d, ch, v, BUS_PRIO_SETPOINT, pclock_now(&d->clock));
     if (rc < 0) {
         snprintf(err, len, "cannot send the setpoint: %s", strerror(-rc));

@@ -93,13 +93,19 @@ static int get_channel(struct loader *L, yaml_node_t *n, bool writable)
     return ch;
 }
 
-/* Check a setpoint against the channel's limits. */
+/* Check a setpoint against the channel's limits, and that an integer
+ * channel (a valve's port) gets a whole number. */
 static bool check_limits(struct loader *L, yaml_node_t *n, int ch, double v)
 {
     const struct rig_channel *c = &L->rig->channels[ch];
     if ((!isnan(c->min) && v < c->min) || (!isnan(c->max) && v > c->max)) {
         yerr(L->y, n, "%g %s is outside the limits of %s (%g to %g %s)", v, c->unit, c->name,
              c->min, c->max, c->unit);
+        return false;
+    }
+    char err[200];
+    if (!rig_value_whole(c, v, err, sizeof err)) {
+        yerr(L->y, n, "%s", err);
         return false;
     }
     return true;
@@ -170,6 +176,11 @@ static void parse_ramp(struct loader *L, yaml_node_t *map, struct plan_step *s)
             continue;
         if (!check_limits(L, na, ch, a) || !check_limits(L, nb, ch, b))
             continue;
+        if (L->rig->channels[ch].integer && a != b) {
+            yerr(L->y, k, "a ramp on %s would pass through fractions, and it takes whole numbers "
+                 "only: use 'set' steps", L->rig->channels[ch].name);
+            continue;
+        }
         struct plan_target *t = add_target(&s->targets, &s->n_targets);
         if (t == NULL)
             return;
@@ -239,6 +250,17 @@ static void parse_wave_one(struct loader *L, yaml_node_t *k, yaml_node_t *v, str
         t.duty = d;
         if (t.shape != WAVE_PULSE)
             ywarn(L->y, duty, "'duty' only applies to the pulse shape; ignored");
+    }
+    if (L->rig->channels[ch].integer && t.amplitude != 0 &&
+        (t.shape == WAVE_SINE || t.shape == WAVE_TRIANGLE)) {
+        yerr(L->y, shape, "a %s waveform on %s would pass through fractions, and it takes whole "
+             "numbers only: use shape square or pulse, with whole levels", ss, L->rig->channels[ch].name);
+        return;
+    }
+    if (L->rig->channels[ch].integer && t.mean != floor(t.mean)) {
+        yerr(L->y, mean, "a waveform holds its mean (%g) on a pause and at its end, and %s takes "
+             "whole numbers only", t.mean, L->rig->channels[ch].name);
+        return;
     }
     if (!check_limits(L, mean, ch, t.mean - t.amplitude) || !check_limits(L, mean, ch, t.mean + t.amplitude))
         return;

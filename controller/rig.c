@@ -215,6 +215,7 @@ static int add_channels(struct rig *rig, struct rig_device *d, size_t dev_index)
         snprintf(rc->unit, sizeof rc->unit, "%s", dc->unit);
         rc->readable = dc->readable;
         rc->writable = dc->writable;
+        rc->integer = dc->integer;
         rc->min = dc->min;
         rc->max = dc->max;
         rc->sample_hz = dc->readable ? dc->sample_hz : 0;
@@ -501,6 +502,16 @@ int rig_find_device(const struct rig *rig, const char *name)
         if (strcmp(rig->devices[i].name, name) == 0)
             return (int)i;
     return -1;
+}
+
+/* Whether v suits channel c: a whole number if c is an integer channel. */
+bool rig_value_whole(const struct rig_channel *c, double v, char *err, size_t len)
+{
+    if (!c->integer || v == floor(v))
+        return true;
+    snprintf(err, len, "%s takes whole numbers only%s%s%s, found %g (it would not be set as "
+             "written)", c->name, c->unit[0] ? " (" : "", c->unit, c->unit[0] ? " 1, 2, 3...)" : "", v);
+    return false;
 }
 
 /* Index of the channel called name, or -1. */

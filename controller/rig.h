@@ -44,6 +44,7 @@ struct rig_channel {
     enum quantity q;
     char unit[16];
     bool readable, writable;
+    bool integer;               /* setpoints are whole numbers only (a valve's port) */
     double min, max;            /* NaN when none */
     double sample_hz;           /* 0: not sampled */
     double stuck_s;             /* the same reading this long is a fault; 0: not checked */
@@ -89,5 +90,8 @@ int rig_find_channel(const struct rig *rig, const char *name);
 int rig_find_device(const struct rig *rig, const char *name);
 /* The channel name nearest to name, for "did you mean", or NULL. */
 const char *rig_suggest_channel(const struct rig *rig, const char *name);
+/* Whether v is a value channel c can be set to as it is: on an integer
+ * channel (a valve's port) a fraction is not. If not, why in err. */
+bool rig_value_whole(const struct rig_channel *c, double v, char *err, size_t len);
 
 #endif

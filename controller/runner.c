@@ -40,6 +40,7 @@ struct runner {
     int64_t pause_ns;                   /* when the current pause began */
     uint64_t update_k;                  /* next update index within the step */
     int step_index;                     /* /steps row of the current step */
+    bool prompt_answered;               /* the current prompt was confirmed while paused */
     struct rec_step row;
 };
 
@@ -230,6 +231,7 @@ static void step_begin(struct runner *r)
     int64_t now = pclock_now(r->clk);
     r->step_actual_ns = now;
     r->update_k = 0;
+    r->prompt_answered = false;
     memset(&r->row, 0, sizeof r->row);
     r->row.index = r->step_index++;
     cursor_path(r, r->row.path, sizeof r->row.path);
@@ -365,6 +367,7 @@ int runner_start_at(struct runner *r, int64_t start_ns, const struct runner_pos 
     r->start_ns = start_ns;
     r->plan_pos_ns = pos->plan_pos_ns;
     r->step_index = pos->step_index + 1;
+    r->prompt_answered = false;
     const struct plan_step *s = r->cur;
     bool open = s->kind == STEP_WAIT || s->kind == STEP_PROMPT;
     /* The downtime is a pause. Inside a pause that was already on, or inside a
@@ -461,6 +464,10 @@ int runner_resume(struct runner *r, const char *reason)
         r->step_start_ns += gap;
     else
         r->shift_ns -= gap;
+    if (s->kind == STEP_PROMPT && r->prompt_answered) {
+        step_end(r, "confirmed", now);     /* answered during the pause: go on */
+        return 0;
+    }
     if (s->kind == STEP_RAMP || s->kind == STEP_WAVEFORM) {
         /* Re-phase: send the value for now, then continue on the shifted grid. */
         int64_t off = now - r->step_start_ns;
@@ -514,11 +521,20 @@ int runner_fault(struct runner *r, const char *reason)
     return runner_stop(r, RUN_FAULTED, "run_faulted", reason);
 }
 
-/* Answer the pending prompt. */
+/* Answer the pending prompt. In a paused run the answer is recorded now and
+ * the run goes on past the prompt when it is resumed: the technician who did
+ * what the prompt asked need not wait for the resume to say so. */
 int runner_confirm(struct runner *r, const char *who)
 {
-    if (r->state != RUN_RUNNING || r->cur == NULL || r->cur->kind != STEP_PROMPT)
+    if ((r->state != RUN_RUNNING && r->state != RUN_PAUSED) || r->cur == NULL ||
+        r->cur->kind != STEP_PROMPT || r->prompt_answered)
         return -ENOENT;
+    if (r->state == RUN_PAUSED) {
+        r->prompt_answered = true;
+        emit(r, "info", "prompt_confirmed", "prompt confirmed by %s while the run is paused; "
+             "the run goes on past it when resumed", who);
+        return 0;
+    }
     emit(r, "info", "prompt_confirmed", "prompt confirmed by %s", who);
     step_end(r, "confirmed", pclock_now(r->clk));
     return 0;
@@ -555,7 +571,8 @@ void runner_get_status(struct runner *r, struct runner_status *st)
         st->step_elapsed_ns = now - r->step_start_ns;
         if (st->step_elapsed_ns < 0)
             st->step_elapsed_ns = 0;
-        st->waiting_prompt = r->cur->kind == STEP_PROMPT;
+        st->waiting_prompt = r->cur->kind == STEP_PROMPT && !r->prompt_answered;
+        st->prompt_answered = r->cur->kind == STEP_PROMPT && r->prompt_answered;
         st->prompt = r->cur->prompt;
         st->run_elapsed_ns = r->plan_pos_ns + (r->cur->kind == STEP_WAIT || r->cur->kind == STEP_PROMPT
                                                ? 0 : st->step_elapsed_ns);
