@@ -542,7 +542,7 @@ static int cmd_set(struct ctl *c, int argc, char **argv)
         return EXIT_USAGE;
     }
     char value[128];
-    snprintf(value, sizeof value, "%s%s%s", argv[i + 1], argc - i == 3 ? " " : "", argc - i == 3 ? argv[i + 2] : "");
+    utf8_format(value, sizeof value, "%s%s%s", argv[i + 1], argc - i == 3 ? " " : "", argc - i == 3 ? argv[i + 2] : "");
     struct ctlclient *cl = connect_or_exit(c);
     int code;
     json_t *res = call(c, cl, json_pack("{s:s,s:s,s:s}", "cmd", "set", "channel", argv[i], "value", value), &code);
