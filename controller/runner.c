@@ -356,8 +356,7 @@ int runner_start_at(struct runner *r, int64_t start_ns, const struct runner_pos 
         const struct plan_step *s = &parent->steps[pos->idx[i]];
         if ((i < pos->depth) != (s->kind == STEP_REPEAT))
             return -EINVAL;
-        r->stack[i] = (struct frame){ .parent = parent, .idx = pos->idx[i] + (i == pos->depth),
-                                      .iter = pos->iter[i] };
+        r->stack[i] = (struct frame){ .parent = parent, .idx = pos->idx[i], .iter = pos->iter[i] };
         parent = s;
     }
     r->depth = pos->depth;
@@ -378,6 +377,7 @@ int runner_start_at(struct runner *r, int64_t start_ns, const struct runner_pos 
     r->row.index = pos->step_index;
     cursor_path(r, r->row.path, sizeof r->row.path);
     cursor_name(r, r->row.name, sizeof r->row.name);
+    r->stack[r->depth].idx++;     /* as after step_begin: the leaf's frame points past it */
     r->row.planned_start = pos->row_planned_start;
     r->row.start = pos->row_start;
     r->row.end = NAN;
