@@ -57,11 +57,7 @@ void daemon_alert(struct daemon *d, const struct run *run, const char *kind, con
     alerts_send(&d->alerts, pclock_now(&d->clock), &in);
 }
 
-/* The run that limits act on: active and not yet ended. */
-static struct run *live_run(struct daemon *d)
-{
-    return d->run != NULL && !run_closed(d->run) ? d->run : NULL;
-}
+static struct run *live_run(struct daemon *d);
 
 /* An alarm changed state; a new one is also an alert, about the run whose
  * file is open (none once the last run's file is closed). */
@@ -71,6 +67,12 @@ static void alarm_event(void *ctx, int64_t t, const char *sev, const char *src, 
     daemon_event(ctx, t, sev, src, code, msg);
     if (strcmp(code, "alarm_raised") == 0)
         daemon_alert(ctx, live_run(ctx), sev, sev, src, code, msg);
+}
+
+/* The run that limits act on: active and not yet ended. */
+static struct run *live_run(struct daemon *d)
+{
+    return d->run != NULL && !run_closed(d->run) ? d->run : NULL;
 }
 
 /* A limit tripped: act first (the safe state goes out at once), then raise the alarm. */

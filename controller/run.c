@@ -132,6 +132,9 @@ static void journal_update(struct run *r)
     char *text;
     if (journal_encode(&j, &text) == 0)
         journal_writer_put(&r->dm->journal, text);
+    else
+        log_error("journal", "run %.8s: its position cannot be encoded; a restart could not "
+                  "continue it from here", r->id);
 }
 
 /* Runner hook: command a channel. */
