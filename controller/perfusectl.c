@@ -1156,10 +1156,11 @@ int main(int argc, char **argv)
     int sub_argc = argc - optind;
     char **sub_argv = argv + optind;
     /* What goes to the daemon goes as JSON, which is UTF-8: say so here rather
-     * than send a request that lost an argument. */
-    bool offline = strcmp(cmd, "check") == 0 || strcmp(cmd, "simulate") == 0 ||
-                   strcmp(cmd, "recover") == 0 || strcmp(cmd, "run") == 0;
-    for (int i = 1; i < sub_argc && !offline; i++)
+     * than send a request that lost an argument. The offline tools send
+     * nothing, and run checks its own (a protocol file's name may be bytes). */
+    bool sends_args = strcmp(cmd, "check") != 0 && strcmp(cmd, "simulate") != 0 &&
+                      strcmp(cmd, "recover") != 0 && strcmp(cmd, "run") != 0;
+    for (int i = 1; i < sub_argc && sends_args; i++)
         if (!utf8_valid(sub_argv[i], strlen(sub_argv[i]))) {
             fprintf(stderr, "perfusectl: argument '%s' is not UTF-8 text (byte %zu); give it in UTF-8\n",
                     sub_argv[i], utf8_valid_prefix(sub_argv[i], strlen(sub_argv[i])) + 1);
