@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "units.h"
+#include "utf8.h"
 
 /* Who is asking, for the audit trail. */
 static struct run_actor actor(struct ctl_client *cl, const char *operator_name)
@@ -85,6 +86,8 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
         snprintf(err, len, "the daemon is shutting down");
         return -EBUSY;
     }
+    if (op != NULL && !run_operator_ok(op, err, len))
+        return -EINVAL;
     struct diag dg;
     diag_init(&dg);
     struct run_actor who = actor(cl, op && *op ? op : NULL);
@@ -98,7 +101,7 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
                 dg.msgs[i].severity == DIAG_ERROR ? "error" : "warning", "message", dg.msgs[i].text));
         json_object_set_new(res, "diagnostics", list);
         char *all = diag_join(&dg);
-        snprintf(err, len, "%s", all && *all ? all : strerror(-rc));
+        utf8_copy(err, len, all && *all ? all : strerror(-rc));
         free(all);
         diag_free(&dg);
         return rc;
@@ -336,7 +339,11 @@ static int confirm_prompt(struct ctl_client *cl, json_t *req, json_t *res, char 
     struct runner_status st;
     run_get_status(d->run, &st);
     if (!st.waiting_prompt) {
-        snprintf(err, len, "no prompt is waiting for confirmation");
+        if (st.prompt_answered)
+            snprintf(err, len, "the prompt of step %s is already confirmed; the run is paused and "
+                     "goes on past it when resumed", st.step_path);
+        else
+            snprintf(err, len, "no prompt is waiting for confirmation");
         return -ENOENT;
     }
     if (want != NULL && strcmp(want, st.step_path) != 0) {
@@ -359,7 +366,8 @@ static int cmd_confirm(struct ctl_client *cl, json_t *req, json_t *res, char *er
     if (rc < 0) {
         char what[120];
         const char *want = arg_str(req, "prompt");
-        snprintf(what, sizeof what, "confirm%s%.80s", want ? " " : "", want ? want : "");
+        snprintf(what, sizeof what, "confirm%s%.*s", want ? " " : "", want ? (int)utf8_cut(want, 80) : 0,
+                 want ? want : "");
         return refuse(cl, rc, "cmd_confirm", what, err);
     }
     return rc;
@@ -411,6 +419,8 @@ static int set_value(struct ctl_client *cl, json_t *req, json_t *res, char *err,
                  c->min, c->max, c->unit);
         return -EINVAL;
     }
+    if (!rig_value_whole(c, v, err, len))
+        return -EINVAL;
     int rc = daemon_write(d, ch, v, BUS_PRIO_SETPOINT, pclock_now(&d->clock));
     if (rc < 0) {
         snprintf(err, len, "cannot send the setpoint: %s", strerror(-rc));
@@ -431,8 +441,9 @@ static int cmd_set(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
     int rc = set_value(cl, req, res, err, len);
     if (rc < 0) {
         char what[200];
-        snprintf(what, sizeof what, "set %.80s %.80s", arg_str(req, "channel") ? arg_str(req, "channel") : "?",
-                 arg_str(req, "value") ? arg_str(req, "value") : "?");
+        const char *ch = arg_str(req, "channel") ? arg_str(req, "channel") : "?";
+        const char *val = arg_str(req, "value") ? arg_str(req, "value") : "?";
+        snprintf(what, sizeof what, "set %.*s %.*s", (int)utf8_cut(ch, 80), ch, (int)utf8_cut(val, 80), val);
         return refuse(cl, rc, "cmd_set", what, err);
     }
     return rc;
@@ -650,7 +661,7 @@ int command_check_args(const struct ctl_command *cmd, json_t *req, char *err, si
             continue;
         char t = arg_spec(cmd->args, key, &required);
         if (t == 0) {
-            snprintf(err, errlen, "'%s' takes no argument '%.40s'%s%s%s", cmd->name, key,
+            snprintf(err, errlen, "'%s' takes no argument '%.*s'%s%s%s", cmd->name, (int)utf8_cut(key, 40), key,
                      cmd->args[0] ? " (arguments: " : "", cmd->args, cmd->args[0] ? ")" : "");
             return -EINVAL;
         }

@@ -9,6 +9,7 @@
 #include "serial.h"
 #include "simchild.h"
 #include "timeutil.h"
+#include "utf8.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -42,19 +43,21 @@ void daemon_event(struct daemon *d, int64_t t, const char *sev, const char *src,
         log_warn(src, "%s: %s", code, msg);
 }
 
-/* Send an alert with the current run's details. */
-void daemon_alert(struct daemon *d, const char *kind, const char *severity, const char *source,
-                  const char *code, const char *message)
+/* Send an alert with the details of the run it is about. */
+void daemon_alert(struct daemon *d, const struct run *run, const char *kind, const char *severity,
+                  const char *source, const char *code, const char *message)
 {
     struct alert_info in = { .kind = kind, .severity = severity, .source = source, .code = code,
                              .message = message };
-    if (d->run != NULL) {
-        in.run_id = run_id(d->run);
-        in.protocol = run_plan(d->run)->name;
-        in.file = run_path(d->run);
+    if (run != NULL) {
+        in.run_id = run_id(run);
+        in.protocol = run_plan(run)->name;
+        in.file = run_path(run);
     }
     alerts_send(&d->alerts, pclock_now(&d->clock), &in);
 }
+
+static struct run *live_run(struct daemon *d);
 
 /* A latched safe state is released: its alarm is acknowledged and clear. */
 static void latch_released(void *ctx, const struct latch_hold *h)
@@ -66,15 +69,16 @@ static void latch_released(void *ctx, const struct latch_hold *h)
     daemon_event(d, pclock_now(&d->clock), "info", "interlock", "safe_state_released", m);
 }
 
-/* An alarm changed state; a new one is also an alert. An acknowledgement or a
- * clearing may release a latched safe state. */
+/* An alarm changed state; a new one is also an alert, about the run whose
+ * file is open (none once the last run's file is closed). An acknowledgement
+ * or a clearing may release a latched safe state. */
 static void alarm_event(void *ctx, int64_t t, const char *sev, const char *src, const char *code,
                         const char *msg)
 {
     struct daemon *d = ctx;
     daemon_event(ctx, t, sev, src, code, msg);
     if (strcmp(code, "alarm_raised") == 0)
-        daemon_alert(ctx, sev, sev, src, code, msg);
+        daemon_alert(ctx, live_run(ctx), sev, sev, src, code, msg);
     else
         latch_update(&d->latch, &d->alarms, latch_released, d);
 }
@@ -134,7 +138,7 @@ static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, 
         else {
             daemon_safe_state(d, NULL, 0);
             char m[300];
-            snprintf(m, sizeof m, "no run active: every device put in its safe state (%s)", why);
+            utf8_format(m, sizeof m, "no run active: every device put in its safe state (%s)", why);
             daemon_event(d, t, "warning", "interlock", "safe_state", m);
         }
         d->write_tag = 0;
@@ -171,7 +175,7 @@ static void note_health(struct health *h, bool fault, int64_t t, const char *msg
     h->faulted = fault;
     h->since_ns = t;
     if (fault && msg[0])
-        snprintf(h->last_error, sizeof h->last_error, "%s", msg);
+        utf8_copy(h->last_error, sizeof h->last_error, msg);
 }
 
 /* A measured channel's reading became implausible, or plausible again. */
@@ -188,21 +192,21 @@ static void plaus_changed(void *ctx, int ch, enum plaus_kind k, bool active, dou
     }
     switch (k) {
     case PF_NAN:
-        snprintf(why, sizeof why, "%s reads NaN: the sensor reports no valid value", c->name);
+        utf8_format(why, sizeof why, "%s reads NaN: the sensor reports no valid value", c->name);
         break;
     case PF_RANGE:
-        snprintf(why, sizeof why, "%s reads %g %s, outside its physical range %g to %g %s", c->name, v,
+        utf8_format(why, sizeof why, "%s reads %g %s, outside its physical range %g to %g %s", c->name, v,
                  c->unit, pc->min, pc->max, c->unit);
         break;
     case PF_STUCK:
-        snprintf(why, sizeof why, "%s has read exactly %g %s for %.0f s: the sensor looks stuck", c->name,
+        utf8_format(why, sizeof why, "%s has read exactly %g %s for %.0f s: the sensor looks stuck", c->name,
                  v, c->unit, (double)pc->stuck_ns / 1e9);
         break;
     default:
-        snprintf(why, sizeof why, "%s: no valid reading for %.1f s", c->name, (double)pc->lost_ns / 1e9);
+        utf8_format(why, sizeof why, "%s: no valid reading for %.1f s", c->name, (double)pc->lost_ns / 1e9);
         break;
     }
-    snprintf(d->chans[ch].msg, sizeof d->chans[ch].msg, "%s", why);
+    utf8_copy(d->chans[ch].msg, sizeof d->chans[ch].msg, why);
     /* A device that stopped answering has its own alarm; its channels' are noise. */
     if (k == PF_LOST && d->dev_health[c->device].faulted) {
         daemon_event(d, t, "warning", c->name, code, why);
@@ -263,7 +267,7 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
             /* The end of a refusal is an event too, so that a reader sees how long it lasted. */
             if (prev_err == -EREMOTEIO && c->msg[0] != '\0') {
                 char m[sizeof c->msg + 32];
-                snprintf(m, sizeof m, "reads again after: %s", c->msg);
+                utf8_format(m, sizeof m, "reads again after: %s", c->msg);
                 daemon_event(d, n->t_ns, "info", d->rig->channels[n->channel].name, "device_error_cleared", m);
             }
             use = plaus_sample(&d->plaus, (int)n->channel, n->value, n->t_ns, &record);
@@ -276,7 +280,7 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
                 c->msg[0] = '\0';
             }
         } else if (strcmp(c->msg, n->msg) != 0) {
-            snprintf(c->msg, sizeof c->msg, "%s", n->msg);
+            utf8_copy(c->msg, sizeof c->msg, n->msg);
             if (n->err == -EREMOTEIO)
                 daemon_event(d, n->t_ns, "fault", d->rig->channels[n->channel].name,
                              "device_error", n->msg);

@@ -10,9 +10,11 @@
 #include "plan.h"
 #include "recorder.h"
 #include "rig.h"
+#include "run.h"
 #include "simulate.h"
 #include "timeline.h"
 #include "timeutil.h"
+#include "utf8.h"
 #include "yamldoc.h"
 
 #include <ctype.h>
@@ -408,7 +410,9 @@ static int parse_subopts(int argc, char **argv, struct subopts *o)
     return n_opt;
 }
 
-/* Read a protocol file for sending; exit 1 with a message on failure. */
+/* Read a protocol file for sending; exit 1 with a message on failure. The
+ * control protocol carries UTF-8 only: a file saved in another encoding is
+ * refused here, at the first byte that is not UTF-8. */
 static char *read_protocol(const char *path, char *abspath)
 {
     char *text;
@@ -419,8 +423,23 @@ static char *read_protocol(const char *path, char *abspath)
                 rc == -EFBIG ? "larger than 4 MiB" : strerror(-rc));
         exit(EXIT_REFUSED);
     }
+    size_t ok = utf8_valid_prefix(text, len);
+    if (ok < len || strlen(text) != len) {
+        int line, col;
+        utf8_line_col(text, ok < len ? ok : strlen(text), &line, &col);
+        fprintf(stderr, "%s:%d:%d: error: %s (save the file as UTF-8)\n", path, line, col,
+                ok < len ? "this byte is not UTF-8 text" : "a NUL byte in the text");
+        free(text);
+        exit(EXIT_REFUSED);
+    }
     if (realpath(path, abspath) == NULL)
         snprintf(abspath, PATH_MAX, "%s", path);
+    if (!utf8_valid(abspath, strlen(abspath))) {
+        fprintf(stderr, "%s: error: the file's path is not UTF-8 text: give the file (or its "
+                "directory) a UTF-8 name\n", path);
+        free(text);
+        exit(EXIT_REFUSED);
+    }
     return text;
 }
 
@@ -434,6 +453,11 @@ static int cmd_run(struct ctl *c, int argc, char **argv)
         fprintf(stderr, "usage: perfusectl run PROTOCOL [--operator NAME] [--wait]\n"
                         "example: perfusectl run protocols/demo.yaml --operator alice\n");
         return EXIT_USAGE;
+    }
+    char err[256];
+    if (o.operator_name != NULL && !run_operator_ok(o.operator_name, err, sizeof err)) {
+        fprintf(stderr, "perfusectl: --operator: %s\n", err);
+        return EXIT_REFUSED;
     }
     char abspath[PATH_MAX];
     char *text = read_protocol(argv[i], abspath);
@@ -559,7 +583,7 @@ static int cmd_set(struct ctl *c, int argc, char **argv)
         return EXIT_USAGE;
     }
     char value[128];
-    snprintf(value, sizeof value, "%s%s%s", argv[i + 1], argc - i == 3 ? " " : "", argc - i == 3 ? argv[i + 2] : "");
+    utf8_format(value, sizeof value, "%s%s%s", argv[i + 1], argc - i == 3 ? " " : "", argc - i == 3 ? argv[i + 2] : "");
     struct ctlclient *cl = connect_or_exit(c);
     int code;
     json_t *res = call(c, cl, json_pack("{s:s,s:s,s:s}", "cmd", "set", "channel", argv[i], "value", value), &code);
@@ -893,8 +917,33 @@ static void warn_volumes(const struct timeline *tl, const struct rig *rig, const
         unit_format_duration(p->empty_at_ns, when, sizeof when);
         diag_warn(d, file, p->empty_step->line, p->empty_step->col,
                   "%s runs out: its syringe (%.4g mL) is empty %s after the start, during step '%s' "
-                  "(the protocol needs %.4g mL)", rig->channels[p->channel].name,
-                  p->capacity_ul / 1000.0, when, p->empty_step->name, p->delivered_ul / 1000.0);
+                  "(the protocol needs %.4g mL in it at once)", rig->channels[p->channel].name,
+                  p->capacity_ul / 1000.0, when, p->empty_step->name, p->need_ul / 1000.0);
+    }
+}
+
+/* Warn about waveforms that swing a pump through zero into reverse: the pump
+ * withdraws for part of each period, which a protocol rarely means. */
+static void warn_reversals(const struct plan_step *parent, const struct rig *rig, const char *file,
+                           struct diag *d)
+{
+    for (size_t i = 0; i < parent->n_steps; i++) {
+        const struct plan_step *s = &parent->steps[i];
+        if (s->kind == STEP_REPEAT)
+            warn_reversals(s, rig, file, d);
+        if (s->kind != STEP_WAVEFORM)
+            continue;
+        for (size_t k = 0; k < s->n_targets; k++) {
+            const struct plan_target *t = &s->targets[k];
+            const struct rig_channel *c = &rig->channels[t->channel];
+            double lo = t->mean - t->amplitude, hi = t->mean + t->amplitude;
+            if (c->q != Q_FLOW || !(lo < 0 && hi > 0))
+                continue;
+            diag_warn(d, file, t->line, t->col, "the waveform of step '%s' swings %s between %g and "
+                      "%g %s: the pump runs in reverse (withdraws) for part of each period; keep "
+                      "the amplitude at most the mean if that is not meant", s->name, c->name, hi,
+                      lo, c->unit);
+        }
     }
 }
 
@@ -906,7 +955,8 @@ static void print_volumes(const struct timeline *tl, const struct rig *rig)
         const struct timeline_pump *p = &tl->pumps[i];
         printf("  %-16s delivers %9.3f mL", rig->channels[p->channel].name, p->delivered_ul / 1000.0);
         if (p->withdrawn_ul > 0)
-            printf(", withdraws %.3f mL", p->withdrawn_ul / 1000.0);
+            printf(", withdraws %.3f mL (net %.3f mL out, at most %.3f mL at once)",
+                   p->withdrawn_ul / 1000.0, p->net_ul / 1000.0, p->need_ul / 1000.0);
         if (p->capacity_ul > 0)
             printf("  (syringe %.4g mL%s)", p->capacity_ul / 1000.0, p->empty_at_ns >= 0 ? ": RUNS OUT" : "");
         if (p->open_ended_flow)
@@ -933,8 +983,9 @@ static json_t *check_json(const struct plan *plan, const struct rig *rig, const 
     json_t *vols = json_array();
     for (size_t i = 0; i < tl->n_pumps; i++) {
         const struct timeline_pump *p = &tl->pumps[i];
-        json_t *o = json_pack("{s:s,s:f,s:f,s:b}", "channel", rig->channels[p->channel].name,
+        json_t *o = json_pack("{s:s,s:f,s:f,s:f,s:f,s:b}", "channel", rig->channels[p->channel].name,
                               "delivered_ul", p->delivered_ul, "withdrawn_ul", p->withdrawn_ul,
+                              "net_ul", p->net_ul, "need_ul", p->need_ul,
                               "open_ended_flow", p->open_ended_flow);
         if (p->capacity_ul > 0)
             json_object_set_new(o, "syringe_ul", json_real(p->capacity_ul));
@@ -985,6 +1036,7 @@ static int cmd_check(struct ctl *c, int argc, char **argv)
     }
     if (rc == 0 && (rc = timeline_compute(plan, rig, &tl)) == 0) {
         warn_volumes(&tl, rig, file, &dg);
+        warn_reversals(&plan->root, rig, file, &dg);
         warn_open_ended(&plan->root, file, &dg);
     }
     if (c->json) {
@@ -1144,6 +1196,17 @@ int main(int argc, char **argv)
     const char *cmd = argv[optind];
     int sub_argc = argc - optind;
     char **sub_argv = argv + optind;
+    /* What goes to the daemon goes as JSON, which is UTF-8: say so here rather
+     * than send a request that lost an argument. The offline tools send
+     * nothing, and run checks its own (a protocol file's name may be bytes). */
+    bool sends_args = strcmp(cmd, "check") != 0 && strcmp(cmd, "simulate") != 0 &&
+                      strcmp(cmd, "recover") != 0 && strcmp(cmd, "run") != 0;
+    for (int i = 1; i < sub_argc && sends_args; i++)
+        if (!utf8_valid(sub_argv[i], strlen(sub_argv[i]))) {
+            fprintf(stderr, "perfusectl: argument '%s' is not UTF-8 text (byte %zu); give it in UTF-8\n",
+                    sub_argv[i], utf8_valid_prefix(sub_argv[i], strlen(sub_argv[i])) + 1);
+            return EXIT_REFUSED;
+        }
     for (int i = 1; i < sub_argc; i++)
         if (strcmp(sub_argv[i], "--help") == 0 || strcmp(sub_argv[i], "-h") == 0) {
             if (print_help(cmd))

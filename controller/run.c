@@ -4,6 +4,7 @@
 #include "runfile.h"
 #include "log.h"
 #include "timeutil.h"
+#include "utf8.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -27,7 +28,7 @@ struct run {
     bool settle_open;
     bool finishing;             /* recorder_finish has been called */
     int handles;                /* libuv handles still open */
-    char operator_name[96];
+    char operator_name[RUN_OPERATOR_MAX + 1];
     int storage_alarm;          /* the storage_fault alarm is raised */
     int64_t refusal_window_ns;  /* start of the second in which refusals are counted */
     unsigned refusals;          /* refusals recorded in that second */
@@ -48,6 +49,33 @@ struct run {
     double *proto_sp;           /* per rig channel: the protocol's last value (NaN: none) */
     struct run_override *ovr;   /* per rig channel: a manual override made in a pause */
 };
+
+_Static_assert(sizeof ((struct journal_rec *)0)->operator_name > RUN_OPERATOR_MAX,
+               "the journal keeps an operator's name whole");
+
+/* Whether name can be an operator's name; if not, why in err. */
+bool run_operator_ok(const char *name, char *err, size_t len)
+{
+    size_t n = strlen(name);
+    if (!utf8_valid(name, n)) {
+        snprintf(err, len, "the operator name is not valid UTF-8 text (byte %zu); "
+                 "give it in UTF-8", utf8_valid_prefix(name, n) + 1);
+        return false;
+    }
+    if (n > RUN_OPERATOR_MAX) {
+        snprintf(err, len, "the operator name is %zu bytes long; at most %d bytes fit (%d letters "
+                 "of plain ASCII, fewer with accents or other scripts): shorten it", n,
+                 RUN_OPERATOR_MAX, RUN_OPERATOR_MAX);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) {
+            snprintf(err, len, "the operator name contains a control character (byte %zu); "
+                     "give a plain name", i + 1);
+            return false;
+        }
+    return true;
+}
 
 /* The file's state for a run that has ended: completed, aborted (by an
  * operator) or faulted (a safety action, or on_fault: abort). */
@@ -72,7 +100,7 @@ void run_event(struct run *r, int64_t t_ns, const char *severity, const char *so
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    utf8_vformat(msg, sizeof msg, fmt, ap);
     va_end(ap);
     log_info(source, "%s: %s", code, msg);
     if (r->rec != NULL && !r->closed)
@@ -82,10 +110,10 @@ void run_event(struct run *r, int64_t t_ns, const char *severity, const char *so
     if (r->events != NULL) {
         struct run_event_rec *e = &r->events[r->n_events++ % RUN_EVENTS_KEPT];
         e->t = rel(r, t_ns);
-        snprintf(e->severity, sizeof e->severity, "%s", severity);
-        snprintf(e->source, sizeof e->source, "%s", source);
-        snprintf(e->code, sizeof e->code, "%s", code);
-        snprintf(e->message, sizeof e->message, "%.255s", msg);   /* the file keeps 256 bytes too */
+        utf8_copy(e->severity, sizeof e->severity, severity);
+        utf8_copy(e->source, sizeof e->source, source);
+        utf8_copy(e->code, sizeof e->code, code);
+        utf8_copy(e->message, sizeof e->message, msg);   /* the file keeps as many bytes */
     }
 }
 
@@ -99,14 +127,15 @@ static void journal_update(struct run *r)
     snprintf(j.run_id, sizeof j.run_id, "%s", r->id);
     snprintf(j.file, sizeof j.file, "%s", r->path);
     j.start_wall_ns = r->start_wall_ns;
-    snprintf(j.rig_name, sizeof j.rig_name, "%s", r->dm->rig->name);
-    snprintf(j.operator_name, sizeof j.operator_name, "%s", r->operator_name);
+    utf8_copy(j.rig_name, sizeof j.rig_name, r->dm->rig->name);
+    utf8_copy(j.operator_name, sizeof j.operator_name, r->operator_name);
     j.protocol_path = r->plan->path;
     j.protocol_text = r->plan->text;
     const struct rig *rig = r->dm->rig;
     for (size_t i = 0; i < rig->n_channels && j.n_setpoints < JOURNAL_MAX_SETPOINTS; i++)
         if (rig->channels[i].writable && !isnan(r->dm->chans[i].setpoint)) {
-            snprintf(j.setpoints[j.n_setpoints].channel, 72, "%s", rig->channels[i].name);
+            utf8_copy(j.setpoints[j.n_setpoints].channel, sizeof j.setpoints[0].channel,
+                      rig->channels[i].name);
             j.setpoints[j.n_setpoints++].value = r->dm->chans[i].setpoint;
         }
     for (size_t i = 0; i < rig->n_channels && j.n_overrides < JOURNAL_MAX_SETPOINTS; i++)
@@ -121,6 +150,9 @@ static void journal_update(struct run *r)
     char *text;
     if (journal_encode(&j, &text) == 0)
         journal_writer_put(&r->dm->journal, text);
+    else
+        log_error("journal", "run %.8s: its position cannot be encoded; a restart could not "
+                  "continue it from here", r->id);
 }
 
 /* Runner hook: command a channel. */
@@ -169,7 +201,7 @@ static void hook_event(void *ctx, int64_t now, const char *severity, const char 
     if (strcmp(code, "paused") == 0 || strcmp(code, "resumed") == 0)
         journal_update(r);
     if (strcmp(code, "prompt") == 0)
-        daemon_alert(r->dm, "prompt", "info", "runner", code, message);
+        daemon_alert(r->dm, r, "prompt", "info", "runner", code, message);
 }
 
 /* Runner hook: a /steps row. */
@@ -209,8 +241,8 @@ static void hook_finished(void *ctx, enum run_state final)
     interlocks_set_run(&r->dm->il, NULL, 0);
     journal_writer_remove(&r->dm->journal);     /* nothing left to continue */
     char msg[200];
-    snprintf(msg, sizeof msg, "run of '%s' ended: %s", r->plan->name, run_state_name(final));
-    daemon_alert(r->dm, "run_end", final == RUN_COMPLETED ? "info" : "warning", "runner",
+    utf8_format(msg, sizeof msg, "run of '%s' ended: %s", r->plan->name, run_state_name(final));
+    daemon_alert(r->dm, r, "run_end", final == RUN_COMPLETED ? "info" : "warning", "runner",
                  run_state_name(final), msg);
     if (r->settle_open)
         uv_timer_start(&r->settle, settle_done, RUN_SETTLE_MS, 0);
@@ -360,7 +392,7 @@ int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
     latency_reset(&dm->wire);
     r->start_wall_ns = time_wall_ns();
     r->start_ns = pclock_now(&dm->clock);
-    snprintf(r->operator_name, sizeof r->operator_name, "%s", who->operator_name ? who->operator_name : "");
+    utf8_copy(r->operator_name, sizeof r->operator_name, who->operator_name ? who->operator_name : "");
     rc = open_file(r, who, false);
     struct runner_hooks hooks = { .ctx = r, .write = hook_write, .safe_state = hook_safe_state,
                                   .event = hook_event, .step = hook_step, .finished = hook_finished };
@@ -434,7 +466,7 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, double last_ali
     }
     snprintf(r->id, sizeof r->id, "%s", j->run_id);
     snprintf(r->path, sizeof r->path, "%s", j->file);
-    snprintf(r->operator_name, sizeof r->operator_name, "%s", j->operator_name);
+    utf8_copy(r->operator_name, sizeof r->operator_name, j->operator_name);
     r->start_wall_ns = j->start_wall_ns;
     /* t = 0 on this boot's clock: the run's time axis stays wall-clock true. */
     int64_t now = pclock_now(&dm->clock), wall = time_wall_ns();
@@ -462,11 +494,7 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, double last_ali
     char amsg[200];
     snprintf(amsg, sizeof amsg, "perfused restarted after %s without control; on_restart: %s", g,
              resume ? "resume" : "safe-stop");
-    *out = r;       /* the alert names this run */
-    struct run *prev = dm->run;
-    dm->run = r;
-    daemon_alert(dm, "restart", "warning", "daemon", "restart", amsg);
-    dm->run = prev;
+    daemon_alert(dm, r, "restart", "warning", "daemon", "restart", amsg);
     if (resume) {
         interlocks_set_run(&dm->il, r->plan->limits, r->plan->n_limits);
         rc = runner_start_at(r->runner, r->start_ns, &j->pos, gap);
@@ -522,7 +550,7 @@ void run_on_device_fault(struct run *r, const char *device, const char *why)
     if (r->closed || r->ended)
         return;
     char reason[256];
-    snprintf(reason, sizeof reason, "device %s faulted: %s", device, why);
+    utf8_format(reason, sizeof reason, "device %s faulted: %s", device, why);
     switch (r->plan->on_fault) {
     case ON_FAULT_PAUSE:
         runner_pause(r->runner, reason);
@@ -608,7 +636,7 @@ static void settle_overrides(struct run *r, bool keep)
 /* Format who for events. */
 static void actor_text(const struct run_actor *who, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s", who && who->user ? who->user : "daemon");
+    utf8_copy(buf, len, who && who->user ? who->user : "daemon");
 }
 
 #define REFUSALS_PER_S 5

@@ -14,11 +14,18 @@
 
 struct run;
 
+/* The longest operator name a run keeps, in bytes of UTF-8 (the run file,
+ * its journal and its events keep it whole; a longer one is refused). */
+#define RUN_OPERATOR_MAX 95
+
 /* Who asked, for the audit trail. */
 struct run_actor {
     const char *user;           /* from SO_PEERCRED, e.g. "uid 1000 (alice)" */
-    const char *operator_name;  /* run --operator, may be NULL */
+    const char *operator_name;  /* run --operator, may be NULL; valid UTF-8, at most RUN_OPERATOR_MAX bytes */
 };
+
+/* Whether name can be an operator's name; if not, why in err. */
+bool run_operator_ok(const char *name, char *err, size_t len);
 
 /* Load text as a protocol against the daemon's rig and start it now.
  * On a protocol error returns -EINVAL with every diagnostic in d. */
@@ -99,7 +106,7 @@ void run_storage(struct run *r, int *write_errors, uint64_t *dropped);
 /* One event of the run, as kept in memory for `events` (the file has them all). */
 struct run_event_rec {
     double t;
-    char severity[8], source[32], code[32], message[256];
+    char severity[8], source[72], code[32], message[256];   /* as the file's /events */
 };
 /* The run's most recent events (at most RUN_EVENTS_KEPT), oldest first: calls fn for each. */
 #define RUN_EVENTS_KEPT 4096
