@@ -2,6 +2,7 @@
 #include "delivery.h"
 #include "interlock.h"
 #include "units.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <math.h>
@@ -98,7 +99,7 @@ int delivery_parse_fills(const struct delivery *d, const char *const *specs, siz
         *bad = k;
         char name[64], names[512], uerr[200];
         if (eq == NULL || eq == s || (size_t)(eq - s) >= sizeof name) {
-            snprintf(err, errlen, "expected PUMP=VOLUME, e.g. pump1=8mL");
+            utf8_format(err, errlen, "expected PUMP=VOLUME, e.g. pump1=8mL");
             return -EINVAL;
         }
         memcpy(name, s, (size_t)(eq - s));
@@ -106,26 +107,26 @@ int delivery_parse_fills(const struct delivery *d, const char *const *specs, siz
         int p = delivery_find_pump(d, name);
         if (p < 0) {
             pump_names(d, names, sizeof names);
-            snprintf(err, errlen, "'%s' is not a syringe pump of rig '%s' (syringe pumps: %s)",
+            utf8_format(err, errlen, "'%s' is not a syringe pump of rig '%s' (syringe pumps: %s)",
                      name, d->rig->name, names);
             return -EINVAL;
         }
         double v;
         int col;
         if (unit_parse_value(eq + 1, Q_VOLUME, &v, uerr, sizeof uerr, &col) < 0) {
-            snprintf(err, errlen, "%s", uerr);
+            utf8_format(err, errlen, "%s", uerr);
             return -EINVAL;
         }
         if (v < 0) {
-            snprintf(err, errlen, "a fill level cannot be negative");
+            utf8_format(err, errlen, "a fill level cannot be negative");
             return -EINVAL;
         }
         if (d->pumps[p].capacity_ul > 0 && v > d->pumps[p].capacity_ul) {
-            snprintf(err, errlen, "more than %s's syringe holds (%g uL)", name, d->pumps[p].capacity_ul);
+            utf8_format(err, errlen, "more than %s's syringe holds (%g uL)", name, d->pumps[p].capacity_ul);
             return -EINVAL;
         }
         if (!isnan(fills[p])) {
-            snprintf(err, errlen, "%s's fill level is given twice", name);
+            utf8_format(err, errlen, "%s's fill level is given twice", name);
             return -EINVAL;
         }
         fills[p] = v;
@@ -137,7 +138,7 @@ int delivery_parse_fills(const struct delivery *d, const char *const *specs, siz
 void delivery_fill_error(struct diag *d, const char *spec, const char *err)
 {
     char place[96];
-    snprintf(place, sizeof place, "--fill %.80s", spec);
+    utf8_format(place, sizeof place, "--fill %s", spec);
     diag_error(d, place, 0, 0, "%s", err);
 }
 
@@ -187,15 +188,15 @@ void delivery_describe_start(const struct delivery *d, size_t i, char *buf, size
     const struct syringe *s = &p->s;
     switch (s->source) {
     case FILL_GIVEN:
-        snprintf(buf, len, "%s: fill level at the start %g uL (given)%s", p->name, s->fill0_ul,
+        utf8_format(buf, len, "%s: fill level at the start %g uL (given)%s", p->name, s->fill0_ul,
                  p->capacity_ul > 0 ? "" : "; no syringe.volume in the rig");
         break;
     case FILL_ASSUMED_FULL:
-        snprintf(buf, len, "%s: fill level at the start taken to be full, %g uL (assumed full; "
+        utf8_format(buf, len, "%s: fill level at the start taken to be full, %g uL (assumed full; "
                  "give run --fill %s=VOLUME if it is not)", p->name, s->fill0_ul, p->name);
         break;
     default:
-        snprintf(buf, len, "%s: fill level unknown (%s): only stalls are detected", p->name,
+        utf8_format(buf, len, "%s: fill level unknown (%s): only stalls are detected", p->name,
                  p->capacity_ul > 0 ? "not known after a restart"
                                     : "no syringe.volume in the rig and no --fill");
         break;
@@ -215,26 +216,26 @@ static void syringe_report(struct delivery *d, struct delivery_pump *p, int news
     const struct delivery_hooks *h = &d->hooks;
     char m[300];
     if (news & SYR_LOW) {
-        snprintf(m, sizeof m, "%s: syringe low, %.0f uL left (%.0f %% of %g uL, fill at start %s); "
+        utf8_format(m, sizeof m, "%s: syringe low, %.0f uL left (%.0f %% of %g uL, fill at start %s); "
                  "refill or replace it soon", p->name, s->fill_ul,
                  100.0 * s->fill_ul / (p->capacity_ul > 0 ? p->capacity_ul : s->fill0_ul),
                  p->capacity_ul > 0 ? p->capacity_ul : s->fill0_ul, syringe_source_name(s->source));
         h->raise(h->ctx, t, "warning", p->name, "syringe_low", DELIVERY_WARN, m);
     }
     if (news & SYR_EMPTY) {
-        snprintf(m, sizeof m, "%s: syringe empty by the pump's count (%.0f uL infused since the "
+        utf8_format(m, sizeof m, "%s: syringe empty by the pump's count (%.0f uL infused since the "
                  "start, fill at start %g uL %s)", p->name, s->counter_ul - s->counter0_ul,
                  s->fill0_ul, syringe_source_name(s->source));
         h->raise(h->ctx, t, "alarm", p->name, "syringe_empty", DELIVERY_ON_FAULT, m);
     }
     if (news & SYR_STALLED) {
         if (s->stall_by_counter)
-            snprintf(m, sizeof m, "%s: stalled: told to infuse %g uL/min, its counter moved %.1f uL "
+            utf8_format(m, sizeof m, "%s: stalled: told to infuse %g uL/min, its counter moved %.1f uL "
                      "where %.1f uL were due: syringe empty or blocked", p->name, s->setpoint,
                      s->counter_ul - s->ref_counter_ul,
                      s->setpoint * (double)(t - s->ref_ns) / 60e9);
         else
-            snprintf(m, sizeof m, "%s: stalled: told to infuse %g uL/min, it reads %g uL/min for "
+            utf8_format(m, sizeof m, "%s: stalled: told to infuse %g uL/min, it reads %g uL/min for "
                      "%.0f s: syringe empty or blocked", p->name, s->setpoint, s->last_flow,
                      (double)(t - s->still_since_ns) / 1e9);
         h->raise(h->ctx, t, "alarm", p->name, "pump_stalled", DELIVERY_ON_FAULT, m);
@@ -277,7 +278,7 @@ static void monitor_report(struct delivery *d, const struct flow_monitor *m, dou
     const struct rig_channel *f = &d->rig->channels[m->flow], *p = &d->rig->channels[m->pump];
     char msg[600], dur[48];
     unit_format_duration(m->for_ns, dur, sizeof dur);
-    snprintf(msg, sizeof msg, "%s: %s reads %.3g %s while %s is set to %g %s (allowed +-%.3g %s) "
+    utf8_format(msg, sizeof msg, "%s: %s reads %.3g %s while %s is set to %g %s (allowed +-%.3g %s) "
              "for %s; action %s (rig monitor, line %d)", m->name, f->name, v, f->unit, p->name,
              m->setpoint, p->unit, monitor_band(m), f->unit, dur, limit_action_name(m->action), m->line);
     d->hooks.raise(d->hooks.ctx, t, "alarm", m->name, "flow_deviation", act[m->action], msg);
@@ -365,6 +366,10 @@ static void parse_monitor(struct ydoc *y, yaml_node_t *e, const struct rig *rig,
     yaml_node_t *name = ymap_get(y, e, "name", NULL), *flow = ymap_get(y, e, "flow", NULL),
                 *follows = ymap_get(y, e, "follows", NULL), *v;
     bool ok = yexpect_str(y, name ? name : e, "a monitor's 'name'");
+    if (ok && strlen(ynode_str(name)) >= sizeof m.name) {
+        yerr(y, name, "a monitor's name must be at most %zu bytes", sizeof m.name - 1);
+        ok = false;
+    }
     if (ok) {
         snprintf(m.name, sizeof m.name, "%s", ynode_str(name));
         for (size_t i = 0; i < *n; i++)

@@ -521,13 +521,15 @@ int simulate_run(const struct simulate_options *o, struct diag *d, struct simula
     runner_start(s.runner, 0);
     run_clock(&s, o->speed);
     res->virtual_ns = pclock_now(&s.clk);
-    const char *state = s.final == RUN_COMPLETED ? "completed" : s.final == RUN_PAUSED ? "paused"
-                                                                                  : "aborted";
-    recorder_finish(s.rec, state);
+    /* completed, aborted or faulted (a safe-stop limit, on_fault: abort), as a daemon's run file
+     * says; or paused, on a delivery fault no simulated operator can clear. */
+    const char *final = s.final == RUN_COMPLETED || s.final == RUN_FAULTED || s.final == RUN_PAUSED
+                        ? run_state_name(s.final) : "aborted";
+    recorder_finish(s.rec, final);
     recorder_free(s.rec);
     res->wall_s = (double)(time_mono_ns() - w0) / 1e9;
     res->samples = s.samples;
-    snprintf(res->state, sizeof res->state, "%s", state);
+    snprintf(res->state, sizeof res->state, "%s", final);
     simulation_free(&s);
     return 0;
 }

@@ -27,7 +27,7 @@ struct simulate_options {
 
 struct simulate_result {
     char path[4096];
-    char state[16];             /* completed | aborted | paused (on a delivery fault) */
+    char state[16];             /* completed | aborted | faulted | paused (on a delivery fault) */
     int64_t virtual_ns;
     double wall_s;
     uint64_t samples;
