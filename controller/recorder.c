@@ -28,6 +28,7 @@
 #include "timeutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <malloc.h>
 #include <math.h>
@@ -36,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CHUNK_ROWS 8192                /* 64 KiB: few chunks to index when a long series is read */
@@ -342,6 +344,23 @@ static int check_format(hid_t f, char *err, size_t errlen)
     return rc == 0 && strcmp(fmt, "perfuse-run") == 0 ? 0 : -EINVAL;
 }
 
+/* Make a run file's descriptor close-on-exec (HDF5 opens it without
+ * O_CLOEXEC) and a new file 0640 whatever the umask, so that researchers read
+ * run files through the group and nobody else does. The default (sec2)
+ * driver's handle is a pointer to its int descriptor. */
+static void seal_fd(hid_t file, bool created)
+{
+    void *h = NULL;
+    if (H5Fget_vfd_handle(file, H5P_DEFAULT, &h) < 0 || h == NULL)
+        return;
+    int fd = *(int *)h;
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0)
+        fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    if (created)
+        fchmod(fd, 0640);
+}
+
 /* Open an existing run file to continue it: every series the rig has must be
  * there; new rows go after the old. */
 static int open_existing(struct recorder *r)
@@ -356,6 +375,7 @@ static int open_existing(struct recorder *r)
         snprintf(r->status.last_error, sizeof r->status.last_error, "cannot reopen %s", r->info.path);
         return -EIO;
     }
+    seal_fd(r->file, false);
     char *err = r->status.last_error;
     size_t errlen = sizeof r->status.last_error;
     int rc = check_format(r->file, err, errlen);
@@ -421,6 +441,7 @@ static int create_file(struct recorder *r)
         snprintf(r->status.last_error, sizeof r->status.last_error, "cannot create %s", r->info.path);
         return -EIO;
     }
+    seal_fd(r->file, true);
     char start[40];
     time_iso8601(r->info.start_wall_ns, start, sizeof start);
     root_attrs(r, start);
@@ -705,6 +726,7 @@ static void close_file(struct recorder *r, const char *state)
         write_failed(r, "reopening to write the final state");
         return;
     }
+    seal_fd(f, false);
     hid_t a = H5Aopen(f, "state", H5P_DEFAULT);
     char buf[STATE_LEN] = { 0 };
     snprintf(buf, sizeof buf, "%s", state);
