@@ -157,8 +157,8 @@ int sockpath_check_server(int fd, const char *path, char *err, size_t errlen)
     char got[96], exp[96];
     user_name(cred.uid, got, sizeof got);
     user_name(want, exp, sizeof exp);
-    snprintf(err, errlen, "refusing to talk to %s: the server there runs as %s, not as %s or root, "
+    snprintf(err, errlen, "refusing to talk to %s: the server there runs as %s, not as %s%s, "
              "so it is not the perfused of this rig (set PERFUSE_SERVER_USER or --server-user "
-             "if perfused runs as another user)", path, got, exp);
+             "if perfused runs as another user)", path, got, exp, want != 0 ? " or root" : "");
     return -EPERM;
 }
