@@ -63,7 +63,9 @@ int h5check_type_space(hid_t type, hid_t space, const struct h5_expect *e, const
         return 0;
     char found[160], want[48];
     describe_space(space, found, sizeof found);
-    if (e->max_size > 0)
+    if (e->max_size > 0 && e->max_size == e->min_size)
+        snprintf(want, sizeof want, "%zu bytes", e->min_size);
+    else if (e->max_size > 0)
         snprintf(want, sizeof want, "%zu to %zu bytes", e->min_size, e->max_size);
     else
         snprintf(want, sizeof want, "at least %zu bytes", e->min_size);

@@ -46,4 +46,27 @@ f = h5py.File(sys.argv[1], 'r')
 st = f.attrs['state']; st = st.decode() if isinstance(st, bytes) else str(st)
 codes = [c.decode() if isinstance(c, bytes) else str(c) for c in f['events']['code']]
 sys.exit(0 if st == 'completed' and 'restart' in codes else 1)" "$file"
+
+# The journaled run's own file, altered after the crash: a series' time stamps
+# made two-dimensional. The restart must not write into it: the continued run
+# stops at once in its safe state, saying why, and the daemon stays up.
+start_daemon b || { not_ok "daemon b starts"; finish; }
+file=$(ctl run "$T/p.yaml" | sed -n 's/^file //p')
+timeout 10 sh -c "until [ -s '$T/b/runs/run.journal' ]; do sleep 0.1; done"
+sleep 1                 # a second of samples in the file: where the kill lands
+kill -KILL "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null
+h5clear -s "$file"
+"$PYTHON" -c "
+import h5py, numpy as np, sys
+f = h5py.File(sys.argv[1], 'r+')
+del f['channels/chip1.pressure/time']
+f['channels/chip1.pressure'].create_dataset('time', data=np.zeros((4, 3)))
+f.close()" "$file"
+start_daemon b || { not_ok "daemon b restarts beside its altered run file"; finish; }
+ok "daemon b restarts beside its altered run file"
+grep -E "warning|error" "$T/b/perfused.log" | grep -v "alarm\|link" | sed "s|$T/b/runs/||" | cut -c1-220
+check "the two-dimensional time stamps are named" grep -q "dataset 'time': expected a one-dimensional float.*rank 2 \[4 x 3\]" "$T/b/perfused.log"
+check "the run stops in its safe state" sh -c "grep -q 'run aborted: the run file cannot be created' '$T/b/perfused.log' && grep -q 'safe state applied' '$T/b/perfused.log'"
+ctl status >/dev/null
+check "the daemon answers (exit $?)" test $? -eq 0
 finish
