@@ -727,16 +727,9 @@ static void close_file(struct recorder *r, const char *state)
         return;
     }
     seal_fd(f, false);
-    hid_t a = H5Aopen(f, "state", H5P_DEFAULT);
-    char buf[STATE_LEN] = { 0 };
-    snprintf(buf, sizeof buf, "%s", state);
-    hid_t t = a >= 0 ? H5Aget_type(a) : -1;
-    if (a < 0 || H5Awrite(a, t, buf) < 0)
+    char why[200];
+    if (h5check_write_str_attr(f, "state", state, STATE_MAX, why, sizeof why) < 0)
         write_failed(r, "state attribute");
-    if (t >= 0)
-        H5Tclose(t);
-    if (a >= 0)
-        H5Aclose(a);
     char end[40];
     time_iso8601(time_wall_ns(), end, sizeof end);
     attr_str(f, "end_time", end, 0);

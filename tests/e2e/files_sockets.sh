@@ -147,5 +147,22 @@ ls -l /proc/"$alert"/fd 2>/dev/null | sed 's/.*[0-9] //' | tail -n +2
 check "only 0, 1 and 2 are open in it" test "$fds" = "0 1 2 "
 check "the run file is not among them" sh -c "! ls -l /proc/$alert/fd | grep -qF '$file'"
 [ -n "$alert" ] && kill -KILL "$alert" 2>/dev/null
+# Every descriptor perfused opened itself (not those it inherited from this
+# shell, nor fd 9) carries close-on-exec (O_CLOEXEC is 02000000 in fdinfo's flags).
+inherited=" $(ls /proc/$$/fd | tr '\n' ' ') 9 "
+n=0; bad=""; h5=no
+for f in /proc/"$DAEMON_PID"/fdinfo/*; do
+    fd=${f##*/}
+    [ "$fd" -le 2 ] && continue
+    case "$inherited" in *" $fd "*) continue ;; esac
+    flags=$(awk '/^flags:/ {print $2}' "$f" 2>/dev/null) || continue
+    [ -n "$flags" ] || continue
+    n=$((n + 1))
+    [ "$(readlink /proc/"$DAEMON_PID"/fd/"$fd")" = "$file" ] && h5=yes
+    [ $(( 0$flags & 02000000 )) -ne 0 ] || bad="$bad $fd:$(readlink /proc/"$DAEMON_PID"/fd/"$fd")"
+done
+check "every descriptor perfused opened is close-on-exec ($n checked, the run file among them: $h5)" \
+    test -z "$bad" -a "$h5" = yes
+[ -n "$bad" ] && echo "not close-on-exec:$bad"
 ctl abort >/dev/null
 finish
