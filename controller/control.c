@@ -1,5 +1,6 @@
 /* The control server: JSON lines on the daemon's Unix socket. */
 #include "control.h"
+#include "sockpath.h"
 #include "commands.h"
 #include "control_proto.h"
 #include "control_request.h"
@@ -315,46 +316,6 @@ static void connection_cb(uv_stream_t *server, int status)
     uv_read_start((uv_stream_t *)&cl->pipe, alloc_cb, read_cb);
 }
 
-/* Create the socket's directory with mode 0770 if it does not exist. */
-static int make_socket_dir(const char *path, char *err, size_t errlen)
-{
-    char copy[sizeof(((struct sockaddr_un *)0)->sun_path)];
-    snprintf(copy, sizeof copy, "%s", path);
-    char *dir = dirname(copy);
-    struct stat st;
-    if (stat(dir, &st) == 0)
-        return 0;
-    if (mkdir(dir, 0770) < 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-        return -errno;
-    }
-    chmod(dir, 0770);
-    return 0;
-}
-
-/* Refuse if a daemon answers at path; remove a stale socket. */
-static int check_stale(const char *path, char *err, size_t errlen)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-    int e = errno;
-    close(fd);
-    if (rc == 0) {
-        snprintf(err, errlen, "another perfused is already running on %s; stop it first "
-                 "or give this one --socket PATH", path);
-        return -EADDRINUSE;
-    }
-    if (e == ECONNREFUSED) {
-        log_warn("control", "removing stale socket %s (left by a crash)", path);
-        unlink(path);
-    }
-    return 0;
-}
-
 static void server_closed(uv_handle_t *h);
 
 /* Open the control socket. */
@@ -374,9 +335,7 @@ int control_start(struct control **out, struct daemon *d, const char *path, char
         snprintf(c->path, sizeof c->path, "%s", path);
     else
         control_default_path(c->path, sizeof c->path);
-    int rc = make_socket_dir(c->path, err, errlen);
-    if (rc == 0)
-        rc = check_stale(c->path, err, errlen);
+    int rc = sockpath_prepare(c->path, err, errlen);
     if (rc < 0) {
         free(c);
         return rc;

@@ -13,11 +13,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -493,12 +495,22 @@ static void recover_data_dir(const char *dir)
             continue;
         char path[4096], err[256];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (recorder_needs_recovery(path) != 1)
+        /* Recovery writes: never through a link, never into a device or a fifo. */
+        struct stat st = { 0 };
+        if (fstatat(dirfd(dp), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
+            log_warn("recorder", "skipping %s: %s, not a regular run file", path,
+                     S_ISLNK(st.st_mode) ? "a symbolic link" : "not a regular file");
+            continue;
+        }
+        int need = recorder_needs_recovery(path, err, sizeof err);
+        if (need < 0)
+            log_warn("recorder", "skipping %s: %s", path, err);
+        if (need != 1)
             continue;
         if (recorder_recover(path, err, sizeof err) == 0)
             log_warn("recorder", "recovered %s, left by a crash (its state is now interrupted)", path);
         else
-            log_error("recorder", "cannot recover %s: %s", path, err);
+            log_error("recorder", "cannot recover %s", err);     /* err names the file */
     }
     closedir(dp);
 }

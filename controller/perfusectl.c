@@ -41,7 +41,10 @@ struct ctl {
 static void usage(FILE *out)
 {
     fprintf(out,
-        "usage: perfusectl [--socket PATH] [--json] COMMAND ...\n"
+        "usage: perfusectl [--socket PATH] [--server-user USER] [--json] COMMAND ...\n"
+        "\n"
+        "  --server-user USER  the user perfused runs as (default $PERFUSE_SERVER_USER, else the\n"
+        "                      owner of the socket's directory); any other server is refused\n"
         "\n"
         "Commands (talk to perfused):\n"
         "  run PROTOCOL [--operator NAME] [--wait]  load and start; print the run id and file\n"
@@ -1169,7 +1172,7 @@ int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "socket", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
-        { "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' },
+        { "server-user", required_argument, NULL, 'u' }, { "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     struct ctl c = { 0 };
@@ -1180,6 +1183,7 @@ int main(int argc, char **argv)
         switch (ch) {
         case 's': c.socket = optarg; break;
         case 'j': c.json = true; break;
+        case 'u': setenv("PERFUSE_SERVER_USER", optarg, 1); break;     /* read by ctlclient_connect */
         case 'h': usage(stdout); return EXIT_OK;
         case 'V': printf("perfusectl %s (%s)\n", PERFUSE_VERSION, PERFUSE_GIT_REV); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;

@@ -98,8 +98,11 @@ int main(int argc, char **argv)
         cfg.sim_path = sim_path;
     }
     /* Clients may run elsewhere: give them absolute run-file paths. */
+    /* What the daemon creates is for its user and the lab's group only: run
+     * files and the journal 0640, directories 0750, whatever the caller's umask. */
+    umask(027);
     char data_dir[PATH_MAX];
-    if (mkdir(cfg.data_dir, 0775) < 0 && errno != EEXIST) {
+    if (mkdir(cfg.data_dir, 0750) < 0 && errno != EEXIST) {
         fprintf(stderr, "perfused: cannot create data directory %s: %s\n", cfg.data_dir, strerror(errno));
         return 1;
     }

@@ -286,10 +286,10 @@ static void rec_notify(void *arg)
     uv_async_send(arg);
 }
 
-/* Create the data directory if needed. */
+/* Create the data directory if needed (0750: researchers read through the group). */
 static int ensure_dir(const char *dir)
 {
-    if (mkdir(dir, 0775) == 0 || errno == EEXIST)
+    if (mkdir(dir, 0750) == 0 || errno == EEXIST)
         return 0;
     return -errno;
 }
