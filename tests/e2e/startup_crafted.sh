@@ -17,11 +17,30 @@ steps:
   - {name: first, set: {pump1: 10 uL/min}, for: 4 s}
   - {name: second, set: {pump1: 20 uL/min}, for: 3 s}
 P
+# wait_flushed FILE: wait (bounded) until a reader following FILE sees samples.
+wait_flushed() {
+    timeout 20 "$PYTHON" -c "
+import sys, time
+sys.path.insert(0, 'tests/lib')
+from h5run import open_run
+while True:
+    try:
+        with open_run(sys.argv[1], swmr=True) as f:
+            if f['channels']['chip1.pressure']['time'].shape[0] > 0:
+                break
+    except (OSError, KeyError):
+        pass
+    time.sleep(0.1)" "$1"
+}
+
 start_daemon a || { not_ok "daemon starts"; finish; }
 file=$(ctl run "$T/p.yaml" | sed -n 's/^file //p')
 check "a run starts" test -n "$file"
 timeout 10 sh -c "until [ -s '$T/a/runs/run.journal' ]; do sleep 0.1; done"
 check "the run is journaled" test -s "$T/a/runs/run.journal"
+# The kill must land after the file's first flush, or there is nothing to
+# continue in: wait (bounded) until a reader following it sees samples.
+check "the run file holds samples" wait_flushed "$file"
 kill -KILL "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null
 
 "$PYTHON" tests/fixtures/crafted_runs.py "$T/a/runs" >"$T/crafted.txt"
@@ -53,7 +72,7 @@ sys.exit(0 if st == 'completed' and 'restart' in codes else 1)" "$file"
 start_daemon b || { not_ok "daemon b starts"; finish; }
 file=$(ctl run "$T/p.yaml" | sed -n 's/^file //p')
 timeout 10 sh -c "until [ -s '$T/b/runs/run.journal' ]; do sleep 0.1; done"
-sleep 1                 # a second of samples in the file: where the kill lands
+check "run b's file holds samples" wait_flushed "$file"
 kill -KILL "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null
 h5clear -s "$file"
 "$PYTHON" -c "
