@@ -71,7 +71,8 @@ void run_event(struct run *r, int64_t t_ns, const char *severity, const char *so
     if (r->events == NULL)
         r->events = calloc(RUN_EVENTS_KEPT, sizeof *r->events);
     if (r->events != NULL) {
-        struct run_event_rec *e = &r->events[r->n_events++ % RUN_EVENTS_KEPT];
+        struct run_event_rec *e = &r->events[r->n_events % RUN_EVENTS_KEPT];
+        e->seq = r->n_events++;
         e->t = rel(r, t_ns);
         snprintf(e->severity, sizeof e->severity, "%s", severity);
         snprintf(e->source, sizeof e->source, "%s", source);
@@ -278,15 +279,24 @@ static int open_file(struct run *r, const struct run_actor *who, bool append)
 int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
               const struct run_actor *who, struct diag *d, struct run **out)
 {
+    struct plan *plan;
+    int rc = plan_load(path, text, len, dm->rig, &plan, d);
+    return rc < 0 ? rc : run_start_plan(dm, plan, who, d, out);
+}
+
+/* Start a loaded plan now. */
+int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor *who,
+                   struct diag *d, struct run **out)
+{
+    const char *path = plan->path;
     struct run *r = calloc(1, sizeof *r);
-    if (r == NULL)
+    if (r == NULL) {
+        plan_free(plan);
         return -ENOMEM;
-    r->dm = dm;
-    int rc = plan_load(path, text, len, dm->rig, &r->plan, d);
-    if (rc < 0) {
-        free(r);
-        return rc;
     }
+    r->dm = dm;
+    r->plan = plan;
+    int rc;
     runfile_make_id(r->id);
     latency_reset(&dm->dispatch);
     latency_reset(&dm->wire);

@@ -25,6 +25,11 @@ struct run_actor {
 int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
               const struct run_actor *who, struct diag *d, struct run **out);
 
+/* The same with a plan already loaded (on the thread pool) against the
+ * daemon's rig; takes the plan, also on failure. */
+int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor *who,
+                   struct diag *d, struct run **out);
+
 struct journal_rec;
 /* Continue the run described by a journal after a restart, appending to its
  * (recovered) file; last_alive_s is its last time stamp, so the downtime is
@@ -82,6 +87,7 @@ void run_storage(struct run *r, int *write_errors, uint64_t *dropped);
 
 /* One event of the run, as kept in memory for `events` (the file has them all). */
 struct run_event_rec {
+    uint64_t seq;               /* 0, 1, ... in the order recorded */
     double t;
     char severity[8], source[32], code[32], message[256];
 };
