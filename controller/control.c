@@ -31,6 +31,8 @@ struct client {
     bool queued;                /* in the control's list of clients with a request to handle */
     bool eof;                   /* the client has shut down its side */
     int64_t full_since_ns;      /* its replies have been piling up since (0: they do not) */
+    int64_t dropping_since_ns;  /* being disconnected since (0: not) */
+    uv_shutdown_t shutdown;
     struct plan_work *parsing;  /* a run's protocol loading on the thread pool */
     json_t *parse_req;          /* the run request waiting for it */
     bool closing;
@@ -179,6 +181,9 @@ static size_t queued_bytes(struct client *cl)
 }
 
 static void pump(struct client *cl);
+static void client_close(struct client *cl);
+static void write_done(uv_write_t *w, int status);
+static size_t queued_bytes(struct client *cl);
 static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 static void connection_cb(uv_stream_t *server, int status);
 
@@ -197,28 +202,9 @@ static void write_done(uv_write_t *w, int status)
     }
 }
 
-/* Send a JSON line to a client; drop a client that does not read its replies. */
-void control_send(struct ctl_client *pub, json_t *msg)
+/* Queue a line (stolen, without its newline) for cl. */
+static void queue_line(struct client *cl, char *text)
 {
-    struct client *cl = (struct client *)pub;
-    char *text = json_dumps(msg, JSON_COMPACT);
-    json_decref(msg);
-    if (text == NULL || cl->closing) {
-        free(text);
-        return;
-    }
-    if (queued_bytes(cl) > CONTROL_MAX_QUEUED) {
-        log_limited(&cl->pub.ctl->rl, 10000, LOG_WARN, "control",
-                    "dropping a client (%s) that does not read its replies", cl->pub.user);
-        free(text);
-        /* Say why, if the socket has room for one more line; never wait for it. */
-        static const char why[] = "{\"ok\":false,\"error\":{\"code\":\"dropped\",\"message\":"
-            "\"disconnected: more than 1 MiB of replies unread (read faster, or watch less often)\"}}\n";
-        uv_buf_t b = uv_buf_init((char *)why, sizeof why - 1);
-        uv_try_write((uv_stream_t *)&cl->pipe, &b, 1);
-        client_close(cl);
-        return;
-    }
     size_t n = strlen(text);
     char *line = realloc(text, n + 2);
     if (line == NULL) {
@@ -242,6 +228,67 @@ void control_send(struct ctl_client *pub, json_t *msg)
     }
     if (cl->full_since_ns == 0 && queued_bytes(cl) > CONTROL_QUEUE_HIGH)
         cl->full_since_ns = (int64_t)time_mono_ns();
+}
+
+/* The shutdown of a dropped client is done (its replies and the reason went out). */
+static void drop_done(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    client_close(req->data);
+}
+
+/* Disconnect cl: nothing more is produced for it; the reason (an error with
+ * code and message) follows the replies already queued, then the connection
+ * is shut down, or closed CONTROL_STALL_MS later if the client never reads. */
+static void client_drop(struct client *cl, const char *code, const char *message)
+{
+    if (cl->closing || cl->dropping_since_ns != 0)
+        return;
+    cl->dropping_since_ns = (int64_t)time_mono_ns();
+    unready(cl);
+    if (cl->reading) {
+        uv_read_stop((uv_stream_t *)&cl->pipe);
+        cl->reading = false;
+    }
+    /* Take what the client already sent, so that closing does not reset the
+     * connection before it has read the reason. */
+    uv_os_fd_t fd;
+    char sink[4096];
+    if (uv_fileno((uv_handle_t *)&cl->pipe, &fd) == 0)
+        for (int i = 0; i < 256 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+            ;
+    json_t *why = json_pack("{s:n,s:b,s:{s:s,s:s}}", "id", "ok", 0, "error", "code", code,
+                            "message", message);
+    char *text = why ? json_dumps(why, JSON_COMPACT) : NULL;
+    json_decref(why);
+    if (text != NULL)
+        queue_line(cl, text);
+    if (cl->closing)
+        return;
+    cl->shutdown.data = cl;
+    if (uv_shutdown(&cl->shutdown, (uv_stream_t *)&cl->pipe, drop_done) < 0)
+        client_close(cl);
+}
+
+/* Send a JSON line to a client; drop a client that does not read its replies. */
+void control_send(struct ctl_client *pub, json_t *msg)
+{
+    struct client *cl = (struct client *)pub;
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    if (text == NULL || cl->closing || cl->dropping_since_ns != 0) {
+        free(text);
+        return;
+    }
+    if (queued_bytes(cl) > CONTROL_MAX_QUEUED) {
+        log_limited(&cl->pub.ctl->rl, 10000, LOG_WARN, "control",
+                    "dropping a client (%s) that does not read its replies", cl->pub.user);
+        free(text);
+        client_drop(cl, "dropped", "disconnected: more than 1 MiB of replies unread (read faster, "
+                    "or watch less often)");
+        return;
+    }
+    queue_line(cl, text);
 }
 
 /* The error code a reply carries for a negative errno. */
@@ -334,7 +381,7 @@ static void execute(struct client *cl, const struct ctl_command *cmd, json_t *re
  * replies pile up unread. */
 static bool blocked(struct client *cl)
 {
-    return cl->closing || cl->parsing != NULL || cl->full_since_ns != 0;
+    return cl->closing || cl->dropping_since_ns != 0 || cl->parsing != NULL || cl->full_since_ns != 0;
 }
 
 /* Allocate read buffers: the client's own, so a client costs at most one line. */
@@ -386,8 +433,7 @@ static void pump(struct client *cl)
         return;
     }
     if (cl->len > CONTROL_MAX_LINE) {
-        send_error(&cl->pub, NULL, -EPROTO, "request line longer than 64 KiB; closing", NULL);
-        client_close(cl);
+        client_drop(cl, "bad_request", "request line longer than 64 KiB; closing");
         return;
     }
     if (!cl->reading && uv_read_start((uv_stream_t *)&cl->pipe, alloc_cb, read_cb) == 0)
@@ -448,18 +494,24 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     pump(cl);
 }
 
-/* Drop clients whose replies have piled up unread for too long. */
+/* Drop clients whose replies have piled up unread for too long; close those
+ * dropped long ago that still do not read. */
 static void stall_tick(uv_timer_t *t)
 {
     struct control *c = t->data;
-    int64_t now = (int64_t)time_mono_ns();
+    int64_t now = (int64_t)time_mono_ns(), limit = (int64_t)CONTROL_STALL_MS * 1000000;
     for (struct client *cl = c->clients, *next; cl; cl = next) {
         next = cl->next;
-        if (cl->full_since_ns != 0 && now - cl->full_since_ns > (int64_t)CONTROL_STALL_MS * 1000000) {
-            log_limited(&c->rl, 10000, LOG_WARN, "control", "disconnecting a client (%s) that has "
-                        "not read its replies for %d s (%zu bytes unsent)", cl->pub.user,
-                        CONTROL_STALL_MS / 1000, queued_bytes(cl));
+        if (cl->dropping_since_ns != 0 && now - cl->dropping_since_ns > limit) {
             client_close(cl);
+        } else if (cl->dropping_since_ns == 0 && cl->full_since_ns != 0 && now - cl->full_since_ns > limit) {
+            log_limited(&c->rl, 10000, LOG_WARN, "control", "dropping a client (%s) that does not "
+                        "read its replies: none read for %d s (%zu bytes unsent)", cl->pub.user,
+                        CONTROL_STALL_MS / 1000, queued_bytes(cl));
+            char why[160];
+            snprintf(why, sizeof why, "disconnected: replies unread for %d s (read your replies)",
+                     CONTROL_STALL_MS / 1000);
+            client_drop(cl, "dropped", why);
         }
     }
 }

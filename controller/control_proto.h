@@ -12,7 +12,7 @@
 #define CONTROL_QUEUE_HIGH (64 * 1024)      /* unsent reply bytes above which a client is sent
                                              * nothing more (requests wait, watches skip) */
 #define CONTROL_QUEUE_LOW (16 * 1024)       /* ... until they drain below this */
-#define CONTROL_STALL_MS 10000              /* a client above the mark this long is dropped */
+#define CONTROL_STALL_MS 5000               /* a client above the mark this long is dropped */
 #define CONTROL_MAX_CLIENTS 64              /* connections served at once (perfused --max-clients) */
 #define CONTROL_BUDGET_NS 2000000           /* request handling per loop turn */
 #define CONTROL_EVENTS_PAGE 500             /* events in one reply, at most */
