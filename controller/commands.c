@@ -90,12 +90,8 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
         return -EBUSY;
     }
     if (cl->parsed == NULL) {
-        if (active_run(d) != NULL && !run_ended(d->run)) {
-            snprintf(err, len, "a run is already active (%s); abort it or wait for it to end",
-                     run_path(d->run));
-            return -EBUSY;
-        }
-        /* Parsing and checking a file can take long: not on the loop. */
+        /* Parsing and checking a file can take long: not on the loop. A protocol's
+         * errors are reported first, also while another run is active. */
         int rc = control_load_protocol(cl, req, path, text);
         if (rc < 0) {
             snprintf(err, len, "cannot load the protocol: %s", strerror(-rc));
