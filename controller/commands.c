@@ -403,39 +403,12 @@ static int cmd_set(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
     return rc;
 }
 
-struct events_ctx {
-    json_t *list;
-    double since;
-    uint64_t cursor;            /* first sequence number wanted */
-    uint64_t end;               /* one past the last event looked at */
-    size_t limit, bytes;
-    uint64_t next;              /* the cursor for the next page */
-    bool more;
-};
-
-/* Add one event to the reply if it is wanted and the page has room. */
-static void add_event(const struct run_event_rec *e, void *arg)
-{
-    struct events_ctx *c = arg;
-    uint64_t seq = e->seq;
-    c->end = seq + 1;
-    if (seq < c->cursor || !(e->t >= c->since) || c->more)
-        return;
-    if (json_array_size(c->list) >= c->limit || c->bytes >= CONTROL_EVENTS_BYTES) {
-        c->more = true;
-        return;
-    }
-    json_array_append_new(c->list, json_pack("{s:I,s:f,s:s,s:s,s:s,s:s}", "seq", (json_int_t)seq,
-                                             "time", e->t, "severity", e->severity, "source",
-                                             e->source, "code", e->code, "message", e->message));
-    c->bytes += 96 + strlen(e->source) + strlen(e->code) + strlen(e->message) * 6 / 5;
-    c->next = seq + 1;
-}
-
 /* events: one page of the current (or last) run's event log: "since" in
- * seconds of run time, "cursor" the "next" of the page before, "limit". */
+ * seconds of run time, "cursor" the "next" of the page before, "limit".
+ * The control server streams the page, a few events per loop turn. */
 static int cmd_events(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
+    (void)res;
     struct daemon *d = control_daemon(cl->ctl);
     if (d->run == NULL) {
         snprintf(err, len, "no run yet");
@@ -452,18 +425,14 @@ static int cmd_events(struct ctl_client *cl, json_t *req, json_t *res, char *err
         snprintf(err, len, "events \"limit\" must be from 1 to %d", CONTROL_EVENTS_PAGE);
         return -EINVAL;
     }
-    struct events_ctx c = { .list = json_array(), .since = json_is_number(since) ? json_number_value(since) : -1,
-                            .cursor = cursor ? (uint64_t)json_number_value(cursor) : 0,
-                            .limit = limit ? (size_t)json_number_value(limit) : CONTROL_EVENTS_PAGE };
-    c.next = c.cursor;
-    run_events_each(d->run, add_event, &c);
-    if (c.next < c.end && !c.more)
-        c.next = c.end;     /* nothing after this page matches */
-    json_object_set_new(res, "run_id", json_string(run_id(d->run)));
-    json_object_set_new(res, "events", c.list);
-    json_object_set_new(res, "next", json_integer((json_int_t)c.next));
-    json_object_set_new(res, "more", json_boolean(c.more));
-    return 0;
+    int rc = control_stream_events(cl, json_object_get(req, "id"), json_is_number(since) ? json_number_value(since) : -1,
+                                   cursor ? (uint64_t)json_number_value(cursor) : 0,
+                                   limit ? (size_t)json_number_value(limit) : CONTROL_EVENTS_PAGE);
+    if (rc < 0) {
+        snprintf(err, len, "cannot send the events: %s", strerror(-rc));
+        return rc;
+    }
+    return CMD_DEFERRED;
 }
 
 /* wait: reply when the current run's file is closed. */

@@ -46,6 +46,14 @@ struct client {
     const struct run *watch_run;
     struct client *next;
     struct client *next_ready;
+    struct {                    /* an events reply being streamed */
+        bool active;
+        char run_id[33];
+        uint64_t seq, end;      /* next event to look at; one past the last one */
+        double since;
+        size_t limit, sent, bytes;
+    } stream;
+    json_t *held;               /* messages for after the stream (a wait's reply) */
 };
 
 struct control {
@@ -120,6 +128,7 @@ static void client_free(struct client *cl)
     json_decref(cl->wait_id);
     json_decref(cl->retry_req);
     json_decref(cl->parse_req);
+    json_decref(cl->held);
     plan_work_free(cl->pub.parsed);
     free(cl);
     handle_released(c);
@@ -202,6 +211,26 @@ static void write_done(uv_write_t *w, int status)
     }
 }
 
+/* Queue n bytes of text (stolen) for cl. */
+static void queue_raw(struct client *cl, char *line, size_t n)
+{
+    uv_write_t *w = malloc(sizeof *w);
+    if (w == NULL) {
+        free(line);
+        return;
+    }
+    w->data = line;
+    uv_buf_t b = uv_buf_init(line, (unsigned)n);
+    if (uv_write(w, (uv_stream_t *)&cl->pipe, &b, 1, write_done) < 0) {
+        free(line);
+        free(w);
+        client_close(cl);
+        return;
+    }
+    if (cl->full_since_ns == 0 && queued_bytes(cl) > CONTROL_QUEUE_HIGH)
+        cl->full_since_ns = (int64_t)time_mono_ns();
+}
+
 /* Queue a line (stolen, without its newline) for cl. */
 static void queue_line(struct client *cl, char *text)
 {
@@ -213,21 +242,25 @@ static void queue_line(struct client *cl, char *text)
     }
     line[n] = '\n';
     line[n + 1] = '\0';
-    uv_write_t *w = malloc(sizeof *w);
-    if (w == NULL) {
-        free(line);
-        return;
-    }
-    w->data = line;
-    uv_buf_t b = uv_buf_init(line, (unsigned)(n + 1));
-    if (uv_write(w, (uv_stream_t *)&cl->pipe, &b, 1, write_done) < 0) {
-        free(line);
-        free(w);
-        client_close(cl);
-        return;
-    }
-    if (cl->full_since_ns == 0 && queued_bytes(cl) > CONTROL_QUEUE_HIGH)
-        cl->full_since_ns = (int64_t)time_mono_ns();
+    queue_raw(cl, line, n + 1);
+}
+
+/* End the events reply being streamed to cl, then send what waited for it. */
+static void stream_finish(struct client *cl, bool more)
+{
+    char *tail = NULL;
+    int n = asprintf(&tail, "],\"next\":%llu,\"more\":%s}}\n", (unsigned long long)cl->stream.seq,
+                     more ? "true" : "false");
+    cl->stream.active = false;
+    if (n > 0)
+        queue_raw(cl, tail, (size_t)n);
+    json_t *held = cl->held;
+    cl->held = NULL;
+    size_t i;
+    json_t *m;
+    json_array_foreach(held, i, m)
+        control_send(&cl->pub, json_incref(m));
+    json_decref(held);
 }
 
 /* The shutdown of a dropped client is done (its replies and the reason went out). */
@@ -244,6 +277,8 @@ static void client_drop(struct client *cl, const char *code, const char *message
 {
     if (cl->closing || cl->dropping_since_ns != 0)
         return;
+    if (cl->stream.active)
+        stream_finish(cl, true);
     cl->dropping_since_ns = (int64_t)time_mono_ns();
     unready(cl);
     if (cl->reading) {
@@ -278,6 +313,18 @@ void control_send(struct ctl_client *pub, json_t *msg)
     json_decref(msg);
     if (text == NULL || cl->closing || cl->dropping_since_ns != 0) {
         free(text);
+        return;
+    }
+    if (cl->stream.active) {
+        /* Not inside the line being streamed: after it. */
+        json_t *m = json_loads(text, 0, NULL);
+        free(text);
+        if (cl->held == NULL)
+            cl->held = json_array();
+        if (m != NULL && json_array_size(cl->held) < 16)
+            json_array_append_new(cl->held, m);
+        else
+            json_decref(m);
         return;
     }
     if (queued_bytes(cl) > CONTROL_MAX_QUEUED) {
@@ -412,7 +459,7 @@ static void pump(struct client *cl)
     struct control *c = cl->pub.ctl;
     if (cl->closing)
         return;
-    if (blocked(cl) || has_line(cl)) {
+    if (blocked(cl) || has_line(cl) || cl->stream.active) {
         if (cl->reading) {
             uv_read_stop((uv_stream_t *)&cl->pipe);
             cl->reading = false;
@@ -453,6 +500,93 @@ static void take_line(struct client *cl)
     memmove(cl->buf, nl + 1, cl->len);
 }
 
+/* Write the next few events of the reply being streamed to cl. */
+static void stream_step(struct client *cl)
+{
+    struct run *r = cl->pub.ctl->d->run;
+    if (r == NULL || strcmp(run_id(r), cl->stream.run_id) != 0) {
+        stream_finish(cl, true);    /* a new run: the client asks again */
+        return;
+    }
+    uint64_t total = run_events_total(r);
+    uint64_t first = total > RUN_EVENTS_KEPT ? total - RUN_EVENTS_KEPT : 0;
+    if (cl->stream.seq < first)
+        cl->stream.seq = first;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    if (out == NULL) {
+        stream_finish(cl, true);
+        return;
+    }
+    bool full = false;
+    for (int n = 0; n < CONTROL_EVENTS_CHUNK && cl->stream.seq < cl->stream.end; cl->stream.seq++) {
+        const struct run_event_rec *e = run_event_at(r, cl->stream.seq);
+        if (e == NULL || !(e->t >= cl->stream.since))
+            continue;
+        if (cl->stream.sent >= cl->stream.limit || cl->stream.bytes >= CONTROL_EVENTS_BYTES) {
+            full = true;
+            break;
+        }
+        json_t *o = json_pack("{s:I,s:f,s:s,s:s,s:s,s:s}", "seq", (json_int_t)e->seq, "time", e->t,
+                              "severity", e->severity, "source", e->source, "code", e->code,
+                              "message", e->message);
+        char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (text == NULL)
+            continue;
+        fprintf(out, "%s%s", cl->stream.sent ? "," : "", text);
+        cl->stream.bytes += strlen(text) + 1;
+        cl->stream.sent++;
+        n++;
+        free(text);
+    }
+    fclose(out);
+    if (len > 0)
+        queue_raw(cl, buf, len);
+    else
+        free(buf);
+    if (cl->closing)
+        return;
+    if (full)
+        stream_finish(cl, cl->stream.seq < cl->stream.end);
+    else if (cl->stream.seq >= cl->stream.end)
+        stream_finish(cl, false);
+}
+
+/* Start streaming one page of the current run's events to cl. */
+int control_stream_events(struct ctl_client *pub, json_t *id, double since, uint64_t cursor, size_t limit)
+{
+    struct client *cl = (struct client *)pub;
+    struct run *r = pub->ctl->d->run;
+    if (r == NULL)
+        return -ENOENT;
+    if (cl->stream.active)
+        return -EBUSY;
+    char *idtext = json_dumps(id ? id : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    json_t *rid = json_string(run_id(r));
+    char *ridtext = rid ? json_dumps(rid, JSON_ENCODE_ANY) : NULL;
+    json_decref(rid);
+    char *head = NULL;
+    int n = idtext && ridtext ? asprintf(&head, "{\"id\":%s,\"ok\":true,\"result\":{\"run_id\":%s,"
+                                         "\"events\":[", idtext, ridtext) : -1;
+    free(idtext);
+    free(ridtext);
+    if (n < 0)
+        return -ENOMEM;
+    snprintf(cl->stream.run_id, sizeof cl->stream.run_id, "%s", run_id(r));
+    cl->stream.seq = cursor;
+    cl->stream.end = run_events_total(r);
+    cl->stream.since = since;
+    cl->stream.limit = limit;
+    cl->stream.sent = cl->stream.bytes = 0;
+    queue_raw(cl, head, (size_t)n);
+    if (cl->closing)
+        return 0;
+    cl->stream.active = true;
+    return 0;
+}
+
 /* Idle: handle waiting requests, one per client in turn, within a time budget
  * per loop turn, so that timers and I/O run between bursts of requests. */
 static void work_cb(uv_idle_t *idle)
@@ -462,7 +596,9 @@ static void work_cb(uv_idle_t *idle)
     while (c->ready != NULL && (int64_t)time_mono_ns() - t0 < CONTROL_BUDGET_NS) {
         struct client *cl = c->ready;
         unready(cl);
-        if (!blocked(cl) && has_line(cl))
+        if (!blocked(cl) && cl->stream.active)
+            stream_step(cl);
+        else if (!blocked(cl) && has_line(cl))
             take_line(cl);
         pump(cl);
     }
@@ -858,7 +994,7 @@ static void watch_tick(uv_timer_t *t)
     int64_t now = (int64_t)time_mono_ns();
     for (struct client *cl = c->clients, *next; cl; cl = next) {
         next = cl->next;        /* control_send may drop cl */
-        if (!cl->watching || now < cl->watch_next_ns || blocked(cl))
+        if (!cl->watching || now < cl->watch_next_ns || blocked(cl) || cl->stream.active)
             continue;   /* a client whose replies pile up gets the next one */
         cl->watch_next_ns += cl->watch_every_ns;
         if (cl->watch_next_ns < now)

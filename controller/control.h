@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <jansson.h>
@@ -60,6 +61,10 @@ int control_retry_after_close(struct ctl_client *cl, json_t *req, const char *cm
 /* Load a run request's protocol text on the thread pool; when it is done the
  * request is executed again with cl->parsed set. 0 or a negative errno. */
 int control_load_protocol(struct ctl_client *cl, json_t *req, const char *path, const char *text);
+/* Reply to cl's events request id with one page of the current run's events
+ * (seq >= cursor, time >= since, at most limit and about CONTROL_EVENTS_BYTES),
+ * written a few events per loop turn, paused while cl does not read. */
+int control_stream_events(struct ctl_client *cl, json_t *id, double since, uint64_t cursor, size_t limit);
 /* Answer every waiter (called when the run's file closes). */
 void control_run_closed(struct daemon *d, struct run *r);
 

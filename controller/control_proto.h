@@ -17,5 +17,6 @@
 #define CONTROL_BUDGET_NS 2000000           /* request handling per loop turn */
 #define CONTROL_EVENTS_PAGE 500             /* events in one reply, at most */
 #define CONTROL_EVENTS_BYTES (128 * 1024)   /* and about this many bytes */
+#define CONTROL_EVENTS_CHUNK 32             /* events written per loop turn and client */
 
 #endif

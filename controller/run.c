@@ -635,6 +635,19 @@ void run_events_each(const struct run *r, void (*fn)(const struct run_event_rec 
         fn(&r->events[i % RUN_EVENTS_KEPT], arg);
 }
 
+uint64_t run_events_total(const struct run *r)
+{
+    return r->events ? r->n_events : 0;
+}
+
+const struct run_event_rec *run_event_at(const struct run *r, uint64_t seq)
+{
+    if (r->events == NULL || seq >= r->n_events)
+        return NULL;
+    const struct run_event_rec *e = &r->events[seq % RUN_EVENTS_KEPT];
+    return e->seq == seq ? e : NULL;
+}
+
 void run_set_closed_cb(struct run *r, run_closed_cb cb)
 {
     r->closed_cb = cb;

@@ -95,6 +95,11 @@ struct run_event_rec {
 #define RUN_EVENTS_KEPT 4096
 void run_events_each(const struct run *r, void (*fn)(const struct run_event_rec *e, void *arg), void *arg);
 
+/* Events recorded so far (the next one gets this sequence number). */
+uint64_t run_events_total(const struct run *r);
+/* The event with sequence number seq if it is still kept, else NULL. */
+const struct run_event_rec *run_event_at(const struct run *r, uint64_t seq);
+
 /* Called (by the daemon's control server) when a run's file has closed. */
 typedef void (*run_closed_cb)(struct daemon *dm, struct run *r);
 void run_set_closed_cb(struct run *r, run_closed_cb cb);
