@@ -42,8 +42,8 @@ struct client {
     const struct ctl_command *retry_cmd;
     bool watching;
     int64_t watch_every_ns, watch_next_ns;
-    double watch_events_after;  /* run time of the last event sent to this watcher */
-    const struct run *watch_run;
+    uint64_t watch_seq;         /* the next event of watch_run_id this watcher gets */
+    char watch_run_id[33];
     struct client *next;
     struct client *next_ready;
     struct {                    /* an events reply being streamed */
@@ -970,21 +970,28 @@ void control_close(struct control *c)
     uv_close((uv_handle_t *)&c->work_idle, server_closed);
 }
 
-/* Collect a run's events that a watcher has not seen yet. */
-struct new_events {
-    json_t *list;
-    double after;
-};
-
-static void add_new_event(const struct run_event_rec *e, void *arg)
+/* The run's events a watcher has not seen yet, at most CONTROL_WATCH_EVENTS
+ * (the rest come with the next updates). */
+static json_t *new_events(struct client *cl, struct run *r)
 {
-    struct new_events *n = arg;
-    if (!(e->t > n->after))
-        return;
-    json_array_append_new(n->list, json_pack("{s:f,s:s,s:s,s:s,s:s}", "time", e->t, "severity",
-                                             e->severity, "source", e->source, "code", e->code,
-                                             "message", e->message));
-    n->after = e->t;
+    json_t *list = json_array();
+    if (r == NULL)
+        return list;
+    if (strcmp(run_id(r), cl->watch_run_id) != 0) {
+        snprintf(cl->watch_run_id, sizeof cl->watch_run_id, "%s", run_id(r));
+        cl->watch_seq = 0;
+    }
+    uint64_t total = run_events_total(r);
+    if (total > RUN_EVENTS_KEPT && cl->watch_seq < total - RUN_EVENTS_KEPT)
+        cl->watch_seq = total - RUN_EVENTS_KEPT;
+    for (; cl->watch_seq < total && json_array_size(list) < CONTROL_WATCH_EVENTS; cl->watch_seq++) {
+        const struct run_event_rec *e = run_event_at(r, cl->watch_seq);
+        if (e != NULL)
+            json_array_append_new(list, json_pack("{s:f,s:s,s:s,s:s,s:s}", "time", e->t, "severity",
+                                                  e->severity, "source", e->source, "code", e->code,
+                                                  "message", e->message));
+    }
+    return list;
 }
 
 /* Send each due watcher a status and the events since its last one. */
@@ -999,16 +1006,8 @@ static void watch_tick(uv_timer_t *t)
         cl->watch_next_ns += cl->watch_every_ns;
         if (cl->watch_next_ns < now)
             cl->watch_next_ns = now + cl->watch_every_ns;
-        struct run *r = c->d->run;
-        if (r != cl->watch_run) {
-            cl->watch_run = r;
-            cl->watch_events_after = -1;
-        }
-        struct new_events ne = { .list = json_array(), .after = cl->watch_events_after };
-        if (r != NULL)
-            run_events_each(r, add_new_event, &ne);
-        cl->watch_events_after = ne.after;
-        control_send(&cl->pub, json_pack("{s:o,s:o}", "watch", command_status(&cl->pub), "events", ne.list));
+        json_t *events = new_events(cl, c->d->run);
+        control_send(&cl->pub, json_pack("{s:o,s:o}", "watch", command_status(&cl->pub), "events", events));
     }
 }
 
@@ -1020,12 +1019,9 @@ int control_add_watcher(struct ctl_client *pub, double interval_s)
     cl->watch_every_ns = (int64_t)(interval_s * 1e9);
     cl->watch_next_ns = (int64_t)time_mono_ns() + cl->watch_every_ns;
     /* Events already in the log come with the first reply's status, not again. */
-    cl->watch_run = c->d->run;
-    struct new_events ne = { .list = json_array(), .after = -1 };
-    if (c->d->run != NULL)
-        run_events_each(c->d->run, add_new_event, &ne);
-    json_decref(ne.list);
-    cl->watch_events_after = ne.after;
+    struct run *r = c->d->run;
+    snprintf(cl->watch_run_id, sizeof cl->watch_run_id, "%s", r ? run_id(r) : "");
+    cl->watch_seq = r ? run_events_total(r) : 0;
     if (!cl->watching) {
         cl->watching = true;
         if (c->watchers++ == 0)

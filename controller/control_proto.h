@@ -18,5 +18,6 @@
 #define CONTROL_EVENTS_PAGE 500             /* events in one reply, at most */
 #define CONTROL_EVENTS_BYTES (128 * 1024)   /* and about this many bytes */
 #define CONTROL_EVENTS_CHUNK 32             /* events written per loop turn and client */
+#define CONTROL_WATCH_EVENTS 100            /* new events in one watch update, at most */
 
 #endif

@@ -130,11 +130,14 @@ results = {}
 
 def bad_run(name, textp):
     """A run request with a hostile protocol: must come back refused as invalid, quickly."""
-    s, f = connect(timeout=30)
     t0 = time.monotonic()
-    m = call(s, f, {"id": name, "cmd": "run", "protocol_text": textp, "protocol_path": name + ".yaml"})
+    try:
+        s, f = connect(timeout=30)
+        m = call(s, f, {"id": name, "cmd": "run", "protocol_text": textp, "protocol_path": name + ".yaml"})
+        s.close()
+    except (OSError, ValueError) as e:
+        m = {"error": {"message": f"no reply: {e}"}}
     results[name] = (m, time.monotonic() - t0)
-    s.close()
 
 
 def burst(n=200):
@@ -182,13 +185,20 @@ def silent_readers(n=100):
     """n clients that ask for the event log three times and never read a byte."""
     held = []
     req = b"".join(b'{"id": %d, "cmd": "events"}\n' % i for i in range(3))
+    errors = []
     for _ in range(n):
         s = socket.socket(socket.AF_UNIX)
         s.settimeout(10)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.connect(sock_path)
-        s.sendall(req)
+        try:
+            s.connect(sock_path)
+            s.sendall(req)
+        except OSError as e:
+            errors.append(e.strerror)
+            s.close()
+            continue
         held.append(s)
+    results["readers"] = (len(held), errors)
     return held
 
 
@@ -266,10 +276,13 @@ try:
     check(hostile is not None and hostile["state"] == "completed", "the hostile run completes")
     if quiet and hostile:
         for name, want in (("alias_bomb", "aliases"), ("deep_nesting", "nested more than 64")):
-            m, dt = results.get(name, ({}, 0))
+            m, dt = results.get(name, ({"error": {"message": "not run"}}, 0))
             err = m.get("error", {})
             check(err.get("code") == "invalid" and want in err.get("message", ""),
-                  f"the {name} run is refused cleanly in {dt * 1e3:.0f} ms: {err.get('message', m)[:100]!r}")
+                  f"the {name} run is refused cleanly in {dt * 1e3:.0f} ms: {str(err.get('message', m))[:100]!r}")
+        nr, rerr = results.get("readers", (0, []))
+        check(nr == 100, f"100 clients that never read are connected, each with 3 events requests "
+                         f"({nr}; errors {rerr[:2]})")
         acc, ref, other, cerr = results.get("burst", (0, 0, 200, []))
         check(other == 0 and not cerr and acc + ref == 200,
               f"200 non-blocking connects: {acc} accepted, {ref} refused (busy), {other} neither, "
