@@ -1,5 +1,7 @@
 /* The alarm list: latching, acknowledgement and the events of each transition. */
 #include "alarms.h"
+#include "utf8.h"
+
 
 #include <errno.h>
 #include <stdarg.h>
@@ -43,7 +45,7 @@ static void report(struct alarms *a, int64_t t, const char *sev, const struct al
     char msg[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    utf8_vformat(msg, sizeof msg, fmt, ap);
     va_end(ap);
     a->event(a->ctx, t, sev, al->source, code, msg);
 }
@@ -72,7 +74,7 @@ uint32_t alarms_raise(struct alarms *a, int64_t t_ns, const char *severity, cons
         }
         al = &a->v[a->n++];
         memset(al, 0, sizeof *al);
-        snprintf(al->source, sizeof al->source, "%s", source);
+        utf8_copy(al->source, sizeof al->source, source);
         snprintf(al->code, sizeof al->code, "%s", code);
         snprintf(al->tag, sizeof al->tag, "%s", tag ? tag : "");
     }
@@ -85,7 +87,7 @@ uint32_t alarms_raise(struct alarms *a, int64_t t_ns, const char *severity, cons
     snprintf(al->severity, sizeof al->severity, "%s", severity);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(al->message, sizeof al->message, fmt, ap);
+    utf8_vformat(al->message, sizeof al->message, fmt, ap);
     va_end(ap);
     report(a, t_ns, severity, al, "alarm_raised", "alarm %u %s: %s", al->id, al->code, al->message);
     return al->id;
@@ -117,7 +119,7 @@ int alarms_ack(struct alarms *a, int64_t t_ns, uint32_t id, const char *who)
         found = true;
         if (!al->acked) {
             al->acked = true;
-            snprintf(al->acked_by, sizeof al->acked_by, "%s", who);
+            utf8_copy(al->acked_by, sizeof al->acked_by, who);
             acked++;
             report(a, t_ns, "info", al, "alarm_acked", "alarm %u %s acknowledged by %s%s", al->id,
                    al->code, who, al->active ? " (its condition still holds)" : "");

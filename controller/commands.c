@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "units.h"
+#include "utf8.h"
 
 /* Who is asking, for the audit trail. */
 static struct run_actor actor(struct ctl_client *cl, const char *operator_name)
@@ -69,7 +70,7 @@ static int load_failed(struct diag *dg, int rc, json_t *res, char *err, size_t l
     if (dg->omitted)
         json_object_set_new(res, "diagnostics_omitted", json_integer((json_int_t)dg->omitted));
     char *all = diag_join(dg);
-    snprintf(err, len, "%s", all && *all ? all : strerror(-rc));
+    utf8_copy(err, len, all && *all ? all : strerror(-rc));
     free(all);
     return rc;
 }
@@ -89,6 +90,8 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
         snprintf(err, len, "the daemon is shutting down");
         return -EBUSY;
     }
+    if (op != NULL && !run_operator_ok(op, err, len))
+        return -EINVAL;
     if (cl->parsed == NULL) {
         /* Parsing and checking a file can take long: not on the loop. A protocol's
          * errors are reported first, also while another run is active. */
@@ -166,6 +169,26 @@ static json_t *status_channels(struct daemon *d)
     return arr;
 }
 
+/* The current run's manual overrides: channel, value, unit, protocol_value
+ * (null: none), by, since (ISO 8601 UTC), since_epoch_s. */
+static json_t *overrides_json(struct daemon *d)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; d->run != NULL && !run_ended(d->run) && i < d->rig->n_channels; i++) {
+        const struct run_override *o = run_override(d->run, (int)i);
+        if (o == NULL)
+            continue;
+        char since[40];
+        time_iso8601(o->since_wall_ns, since, sizeof since);
+        double pv = run_protocol_value(d->run, (int)i);
+        json_array_append_new(arr, json_pack("{s:s,s:f,s:s,s:o,s:s,s:s,s:f}", "channel", d->rig->channels[i].name,
+                              "value", o->value, "unit", d->rig->channels[i].unit, "protocol_value",
+                              isnan(pv) ? json_null() : json_real(pv), "by", o->by, "since", since,
+                              "since_epoch_s", (double)o->since_wall_ns / 1e9));
+    }
+    return arr;
+}
+
 /* The run part of a status. */
 static void status_run(struct daemon *d, json_t *res)
 {
@@ -206,6 +229,7 @@ static void status_run(struct daemon *d, json_t *res)
     run_storage(r, &werr, &dropped);
     json_object_set_new(res, "storage", json_pack("{s:i,s:I}", "write_errors", werr, "dropped",
                                                   (json_int_t)dropped));
+    json_object_set_new(res, "overrides", overrides_json(d));
 }
 
 /* One lateness histogram as JSON, in microseconds. */
@@ -282,10 +306,45 @@ static int cmd_pause(struct ctl_client *cl, json_t *req, json_t *res, char *err,
     return run_action(cl, req, res, err, len, run_pause, "the run is not running (it may already be paused)");
 }
 
-/* resume. */
+/* resume: the protocol's values replace the overrides, unless "keep_overrides";
+ * the reply is a status with "restored" and "kept": channel, value, unit, override. */
 static int cmd_resume(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
-    return run_action(cl, req, res, err, len, run_resume, "the run is not paused");
+    struct daemon *d = control_daemon(cl->ctl);
+    int rc = need_run(d, err, len);
+    if (rc < 0)
+        return rc;
+    bool keep = json_is_true(json_object_get(req, "keep_overrides"));
+    json_t *restored = json_array(), *kept = json_array();
+    bool *was = calloc(d->rig->n_channels + 1, sizeof *was);
+    double *value = calloc(d->rig->n_channels + 1, sizeof *value);
+    for (size_t i = 0; was && value && i < d->rig->n_channels; i++) {
+        const struct run_override *o = run_override(d->run, (int)i);
+        if ((was[i] = o != NULL))
+            value[i] = o->value;
+    }
+    struct run_actor who = actor(cl, NULL);
+    rc = run_resume(d->run, &who, arg_str(req, "reason"), keep);
+    for (size_t i = 0; rc == 0 && was && value && i < d->rig->n_channels; i++) {
+        if (!was[i])
+            continue;
+        const struct run_override *o = run_override(d->run, (int)i);
+        double pv = run_protocol_value(d->run, (int)i);
+        json_array_append_new(o ? kept : restored, json_pack("{s:s,s:f,s:s,s:f}", "channel",
+                              d->rig->channels[i].name, "value", o ? o->value : pv, "unit",
+                              d->rig->channels[i].unit, "override", value[i]));
+    }
+    free(was);
+    free(value);
+    if (rc < 0) {
+        json_decref(restored);
+        json_decref(kept);
+        snprintf(err, len, "the run is not paused");
+        return -EALREADY;
+    }
+    json_object_set_new(res, "restored", restored);
+    json_object_set_new(res, "kept", kept);
+    return cmd_status(cl, req, res, err, len);
 }
 
 /* abort. */
@@ -306,7 +365,11 @@ static int confirm_prompt(struct ctl_client *cl, json_t *req, json_t *res, char 
     struct runner_status st;
     run_get_status(d->run, &st);
     if (!st.waiting_prompt) {
-        snprintf(err, len, "no prompt is waiting for confirmation");
+        if (st.prompt_answered)
+            snprintf(err, len, "the prompt of step %s is already confirmed; the run is paused and "
+                     "goes on past it when resumed", st.step_path);
+        else
+            snprintf(err, len, "no prompt is waiting for confirmation");
         return -ENOENT;
     }
     if (want != NULL && strcmp(want, st.step_path) != 0) {
@@ -329,7 +392,8 @@ static int cmd_confirm(struct ctl_client *cl, json_t *req, json_t *res, char *er
     if (rc < 0) {
         char what[120];
         const char *want = arg_str(req, "prompt");
-        snprintf(what, sizeof what, "confirm%s%.80s", want ? " " : "", want ? want : "");
+        snprintf(what, sizeof what, "confirm%s%.*s", want ? " " : "", want ? (int)utf8_cut(want, 80) : 0,
+                 want ? want : "");
         return refuse(cl, rc, "cmd_confirm", what, err);
     }
     return rc;
@@ -356,6 +420,11 @@ static int set_value(struct ctl_client *cl, json_t *req, json_t *res, char *err,
         snprintf(err, len, "%s is a measurement and cannot be set", c->name);
         return -EPERM;
     }
+    const struct latch_hold *held = latch_holder(&d->latch, ch);
+    if (held != NULL) {
+        latch_refusal(held, &d->alarms, c->name, err, len);
+        return -EACCES;
+    }
     struct runner_status st = { .state = RUN_IDLE };
     if (active_run(d) != NULL)
         run_get_status(d->run, &st);
@@ -376,6 +445,8 @@ static int set_value(struct ctl_client *cl, json_t *req, json_t *res, char *err,
                  c->min, c->max, c->unit);
         return -EINVAL;
     }
+    if (!rig_value_whole(c, v, err, len))
+        return -EINVAL;
     int rc = daemon_write(d, ch, v, BUS_PRIO_SETPOINT, pclock_now(&d->clock));
     if (rc < 0) {
         snprintf(err, len, "cannot send the setpoint: %s", strerror(-rc));
@@ -396,8 +467,9 @@ static int cmd_set(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
     int rc = set_value(cl, req, res, err, len);
     if (rc < 0) {
         char what[200];
-        snprintf(what, sizeof what, "set %.80s %.80s", arg_str(req, "channel") ? arg_str(req, "channel") : "?",
-                 arg_str(req, "value") ? arg_str(req, "value") : "?");
+        const char *ch = arg_str(req, "channel") ? arg_str(req, "channel") : "?";
+        const char *val = arg_str(req, "value") ? arg_str(req, "value") : "?";
+        snprintf(what, sizeof what, "set %.*s %.*s", (int)utf8_cut(ch, 80), ch, (int)utf8_cut(val, 80), val);
         return refuse(cl, rc, "cmd_set", what, err);
     }
     return rc;
@@ -560,7 +632,7 @@ static const struct ctl_command commands[] = {
     { .name = "run", .exec = cmd_run, .args = "protocol_text=s! protocol_path=s operator=s" },
     { .name = "status", .exec = cmd_status, .args = "", .read_only = true },
     { .name = "pause", .exec = cmd_pause, .args = "reason=s" },
-    { .name = "resume", .exec = cmd_resume, .args = "reason=s" },
+    { .name = "resume", .exec = cmd_resume, .args = "reason=s keep_overrides=b" },
     { .name = "abort", .exec = cmd_abort, .args = "reason=s" },
     { .name = "confirm", .exec = cmd_confirm, .args = "prompt=s" },
     { .name = "wait", .exec = cmd_wait, .args = "", .read_only = true },
@@ -577,6 +649,7 @@ static bool arg_type_ok(char t, json_t *v)
     switch (t) {
     case 's': return json_is_string(v);
     case 'n': return json_is_number(v);
+    case 'b': return json_is_boolean(v);
     case 'a': return (json_is_integer(v) && json_integer_value(v) > 0) ||
                      (json_is_string(v) && strcmp(json_string_value(v), "all") == 0);
     }
@@ -615,13 +688,14 @@ int command_check_args(const struct ctl_command *cmd, json_t *req, char *err, si
             continue;
         char t = arg_spec(cmd->args, key, &required);
         if (t == 0) {
-            snprintf(err, errlen, "'%s' takes no argument '%.40s'%s%s%s", cmd->name, key,
+            snprintf(err, errlen, "'%s' takes no argument '%.*s'%s%s%s", cmd->name, (int)utf8_cut(key, 40), key,
                      cmd->args[0] ? " (arguments: " : "", cmd->args, cmd->args[0] ? ")" : "");
             return -EINVAL;
         }
         if (!arg_type_ok(t, v)) {
             snprintf(err, errlen, "argument '%s' of '%s' must be %s", key, cmd->name,
-                     t == 's' ? "a string" : t == 'n' ? "a number" : "an alarm id or \"all\"");
+                     t == 's' ? "a string" : t == 'n' ? "a number" : t == 'b' ? "true or false"
+                     : "an alarm id or \"all\"");
             return -EINVAL;
         }
     }

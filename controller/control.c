@@ -8,6 +8,7 @@
 #include "planwork.h"
 #include "run.h"
 #include "timeutil.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -351,11 +352,15 @@ static const char *error_code(int rc)
     }
 }
 
-/* Reply with an error. */
+/* Reply with an error. A message cut to fit its buffer loses the character
+ * it ended inside; one that still is not UTF-8 is replaced, never left unsent. */
 static void send_error(struct ctl_client *cl, json_t *id, int rc, const char *msg, json_t *extra)
 {
-    json_t *reply = json_pack("{s:O?,s:b,s:{s:s,s:s}}", "id", id, "ok", 0, "error", "code",
-                              error_code(rc), "message", msg);
+    json_t *text = json_stringn(msg, utf8_cut(msg, strlen(msg)));
+    if (text == NULL)
+        text = json_string("(the reason is not valid UTF-8 text)");
+    json_t *reply = json_pack("{s:O?,s:b,s:{s:s,s:o}}", "id", id, "ok", 0, "error", "code",
+                              error_code(rc), "message", text);
     if (reply && extra)
         json_object_update(json_object_get(reply, "error"), extra);
     json_decref(extra);
@@ -705,7 +710,7 @@ static void identify(struct client *cl)
     struct passwd pw, *res = NULL;
     char pwbuf[1024];
     if (getpwuid_r(cred.uid, &pw, pwbuf, sizeof pwbuf, &res) == 0 && res)
-        snprintf(cl->pub.user, sizeof cl->pub.user, "uid %u (%s)", (unsigned)cred.uid, pw.pw_name);
+        utf8_format(cl->pub.user, sizeof cl->pub.user, "uid %u (%s)", (unsigned)cred.uid, pw.pw_name);
     else
         snprintf(cl->pub.user, sizeof cl->pub.user, "uid %u", (unsigned)cred.uid);
 }

@@ -1,5 +1,6 @@
 /* One control request line: JSON object, command, arguments. */
 #include "control_request.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -29,8 +30,8 @@ int request_parse(const char *line, size_t len, json_t **req_out, const struct c
     const char *name = json_string_value(name_j);
     const struct ctl_command *cmd = name ? command_find(name) : NULL;
     if (cmd == NULL) {
-        snprintf(err, errlen, "%s '%.64s' (commands: %s)", name ? "unknown command" : "missing \"cmd\"",
-                 name ? name : "", command_names());
+        snprintf(err, errlen, "%s '%.*s' (commands: %s)", name ? "unknown command" : "missing \"cmd\"",
+                 name ? (int)utf8_cut(name, 64) : 0, name ? name : "", command_names());
         json_decref(req);
         return name ? -ENOSYS : -EPROTO;
     }

@@ -9,6 +9,7 @@
 #include "serial.h"
 #include "simchild.h"
 #include "timeutil.h"
+#include "utf8.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -42,21 +43,20 @@ void daemon_event(struct daemon *d, int64_t t, const char *sev, const char *src,
         log_warn(src, "%s: %s", code, msg);
 }
 
-/* Send an alert with the current run's details. */
-void daemon_alert(struct daemon *d, const char *kind, const char *severity, const char *source,
-                  const char *code, const char *message)
+/* Send an alert with the details of the run it is about. */
+void daemon_alert(struct daemon *d, const struct run *run, const char *kind, const char *severity,
+                  const char *source, const char *code, const char *message)
 {
     struct alert_info in = { .kind = kind, .severity = severity, .source = source, .code = code,
                              .message = message };
-    if (d->run != NULL) {
-        in.run_id = run_id(d->run);
-        in.protocol = run_plan(d->run)->name;
-        in.file = run_path(d->run);
+    if (run != NULL) {
+        in.run_id = run_id(run);
+        in.protocol = run_plan(run)->name;
+        in.file = run_path(run);
     }
     alerts_send(&d->alerts, pclock_now(&d->clock), &in);
 }
 
-/* An alarm changed state; a new one is also an alert. */
 /* A journal write failed or worked again: a run that cannot be continued
  * after a crash is an alarm, not only a log line. */
 static void journal_result(void *ctx, const char *path, int err)
@@ -71,18 +71,60 @@ static void journal_result(void *ctx, const char *path, int err)
         alarms_clear(&d->alarms, now, "journal", "journal_failed", NULL);
 }
 
+static struct run *live_run(struct daemon *d);
+
+/* A latched safe state is released: its alarm is acknowledged and clear. */
+static void latch_released(void *ctx, const struct latch_hold *h)
+{
+    struct daemon *d = ctx;
+    char m[300];
+    snprintf(m, sizeof m, "alarm %u (%s) is acknowledged and clear: its actuators may be set again",
+             h->alarm, h->cause);
+    daemon_event(d, pclock_now(&d->clock), "info", "interlock", "safe_state_released", m);
+}
+
+/* An alarm changed state; a new one is also an alert, about the run whose
+ * file is open (none once the last run's file is closed). An acknowledgement
+ * or a clearing may release a latched safe state. */
 static void alarm_event(void *ctx, int64_t t, const char *sev, const char *src, const char *code,
                         const char *msg)
 {
+    struct daemon *d = ctx;
     daemon_event(ctx, t, sev, src, code, msg);
     if (strcmp(code, "alarm_raised") == 0)
-        daemon_alert(ctx, sev, sev, src, code, msg);
+        daemon_alert(ctx, live_run(ctx), sev, sev, src, code, msg);
+    else
+        latch_update(&d->latch, &d->alarms, latch_released, d);
 }
 
 /* The run that limits act on: active and not yet ended. */
 static struct run *live_run(struct daemon *d)
 {
     return d->run != NULL && !run_closed(d->run) ? d->run : NULL;
+}
+
+/* Hold a tripped safe-stop's actuators in their safe state until its alarm id
+ * is acknowledged and clear; say which in the events. */
+static void latch_tripped(struct daemon *d, uint32_t id, const struct limit_rule *rule, const bool *held,
+                          int64_t t)
+{
+    const struct rig_channel *c = &d->rig->channels[rule->lim.channel];
+    bool above = rule->side == '>';
+    char cause[160], names[200] = "", m[480];
+    snprintf(cause, sizeof cause, "%s %s its %s %g %s", c->name, above ? "above" : "below",
+             above ? "max" : "min", above ? rule->lim.max : rule->lim.min, c->unit);
+    for (size_t i = 0, k = 0; held != NULL && i < d->rig->n_channels && k < sizeof names; i++)
+        if (held[i])
+            k += (size_t)snprintf(names + k, sizeof names - k, "%s%s", k ? ", " : "", d->rig->channels[i].name);
+    if (id == 0 || held == NULL || latch_add(&d->latch, id, cause, c->name, held) < 0) {
+        snprintf(m, sizeof m, "cannot latch the safe state of %s (%s): out of memory or no alarm; "
+                 "nothing stops a later set from moving them", names[0] ? names : "its actuators", cause);
+        daemon_event(d, t, "fault", "interlock", "safe_state_latched", m);
+        return;
+    }
+    snprintf(m, sizeof m, "%s held in the safe state until alarm %u (%s) is acknowledged and %s is back "
+             "within its limit", names[0] ? names : "no actuator", id, cause, c->name);
+    daemon_event(d, t, "warning", "interlock", "safe_state_latched", m);
 }
 
 /* A limit tripped: act first (the safe state goes out at once), then raise the alarm. */
@@ -96,6 +138,11 @@ static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, 
     char why[200];
     limit_describe(rule, c->name, c->unit, v, why, sizeof why);
     struct run *r = live_run(d);
+    /* What the safe state puts down is held there (a rig limit: every actuator). */
+    bool *held = NULL;
+    if (rule->lim.action == LIMIT_SAFE_STOP && (held = calloc(d->rig->n_channels + 1, sizeof *held)))
+        latch_safe_channels(d->rig, r && !rule->from_rig ? run_plan(r)->safe_state : NULL,
+                            r && !rule->from_rig ? run_plan(r)->n_safe : 0, r == NULL || rule->from_rig, held);
     if (rule->lim.action == LIMIT_SAFE_STOP) {
         static uint64_t seq;
         d->il_sample_ns = t;
@@ -105,7 +152,7 @@ static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, 
         else {
             daemon_safe_state(d, NULL, 0);
             char m[300];
-            snprintf(m, sizeof m, "no run active: every device put in its safe state (%s)", why);
+            utf8_format(m, sizeof m, "no run active: every device put in its safe state (%s)", why);
             daemon_event(d, t, "warning", "interlock", "safe_state", m);
         }
         d->write_tag = 0;
@@ -115,7 +162,11 @@ static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, 
     }
     char tag[16];
     limit_tag(rule, tag, sizeof tag);
-    alarms_raise(&d->alarms, t, "alarm", c->name, above ? "limit_max" : "limit_min", tag, "%s", why);
+    uint32_t id = alarms_raise(&d->alarms, t, "alarm", c->name, above ? "limit_max" : "limit_min", tag,
+                               "%s", why);
+    if (rule->lim.action == LIMIT_SAFE_STOP)
+        latch_tripped(d, id, rule, held, t);
+    free(held);
 }
 
 /* A tripped limit's channel is inside again: the alarm clears (it stays until acknowledged). */
@@ -138,7 +189,7 @@ static void note_health(struct health *h, bool fault, int64_t t, const char *msg
     h->faulted = fault;
     h->since_ns = t;
     if (fault && msg[0])
-        snprintf(h->last_error, sizeof h->last_error, "%s", msg);
+        utf8_copy(h->last_error, sizeof h->last_error, msg);
 }
 
 /* A measured channel's reading became implausible, or plausible again. */
@@ -155,21 +206,21 @@ static void plaus_changed(void *ctx, int ch, enum plaus_kind k, bool active, dou
     }
     switch (k) {
     case PF_NAN:
-        snprintf(why, sizeof why, "%s reads NaN: the sensor reports no valid value", c->name);
+        utf8_format(why, sizeof why, "%s reads NaN: the sensor reports no valid value", c->name);
         break;
     case PF_RANGE:
-        snprintf(why, sizeof why, "%s reads %g %s, outside its physical range %g to %g %s", c->name, v,
+        utf8_format(why, sizeof why, "%s reads %g %s, outside its physical range %g to %g %s", c->name, v,
                  c->unit, pc->min, pc->max, c->unit);
         break;
     case PF_STUCK:
-        snprintf(why, sizeof why, "%s has read exactly %g %s for %.0f s: the sensor looks stuck", c->name,
+        utf8_format(why, sizeof why, "%s has read exactly %g %s for %.0f s: the sensor looks stuck", c->name,
                  v, c->unit, (double)pc->stuck_ns / 1e9);
         break;
     default:
-        snprintf(why, sizeof why, "%s: no valid reading for %.1f s", c->name, (double)pc->lost_ns / 1e9);
+        utf8_format(why, sizeof why, "%s: no valid reading for %.1f s", c->name, (double)pc->lost_ns / 1e9);
         break;
     }
-    snprintf(d->chans[ch].msg, sizeof d->chans[ch].msg, "%s", why);
+    utf8_copy(d->chans[ch].msg, sizeof d->chans[ch].msg, why);
     /* A device that stopped answering has its own alarm; its channels' are noise. */
     if (k == PF_LOST && d->dev_health[c->device].faulted) {
         daemon_event(d, t, "warning", c->name, code, why);
@@ -230,7 +281,7 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
             /* The end of a refusal is an event too, so that a reader sees how long it lasted. */
             if (prev_err == -EREMOTEIO && c->msg[0] != '\0') {
                 char m[sizeof c->msg + 32];
-                snprintf(m, sizeof m, "reads again after: %s", c->msg);
+                utf8_format(m, sizeof m, "reads again after: %s", c->msg);
                 daemon_event(d, n->t_ns, "info", d->rig->channels[n->channel].name, "device_error_cleared", m);
             }
             use = plaus_sample(&d->plaus, (int)n->channel, n->value, n->t_ns, &record);
@@ -243,7 +294,7 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
                 c->msg[0] = '\0';
             }
         } else if (strcmp(c->msg, n->msg) != 0) {
-            snprintf(c->msg, sizeof c->msg, "%s", n->msg);
+            utf8_copy(c->msg, sizeof c->msg, n->msg);
             if (n->err == -EREMOTEIO)
                 daemon_event(d, n->t_ns, "fault", d->rig->channels[n->channel].name,
                              "device_error", n->msg);
@@ -328,6 +379,8 @@ int daemon_write(struct daemon *d, int channel, double value, enum bus_priority 
     const struct rig_channel *c = &d->rig->channels[channel];
     if (!c->writable)
         return -EPERM;
+    if (prio != BUS_PRIO_SAFETY && latch_holder(&d->latch, channel) != NULL)
+        return -EACCES;     /* held in its safe state by a tripped limit */
     size_t dev = c->device;
     struct bus *b = d->buses[d->rig->devices[dev].bus];
     int rc = bus_write(b, d->dev_bus_index[dev], c->dev_ch, value, prio, planned_ns, d->write_tag);
@@ -544,6 +597,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     if (d->dev_health == NULL || d->bus_health == NULL)
         return -ENOMEM;
     alarms_init(&d->alarms, alarm_event, d);
+    latch_init(&d->latch, d->rig->n_channels);
     alerts_init(&d->alerts, loop, d->rig->alert_command, d->rig->name, d->host,
                 d->rig->alert_min_interval_s, d->rig->alert_max_per_hour);
     struct interlock_hooks ih = { .ctx = d, .trip = limit_tripped, .clear = limit_cleared };
@@ -630,6 +684,7 @@ int daemon_run(struct daemon *d)
     free(d->dev_health);
     free(d->bus_health);
     interlocks_free(&d->il);
+    latch_free(&d->latch);
     pclock_free(&d->clock);
     return 0;
 }

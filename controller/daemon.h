@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "interlock.h"
 #include "journal.h"
+#include "latch.h"
 #include "plausibility.h"
 #include "sdnotify.h"
 #include "latency.h"
@@ -84,6 +85,7 @@ struct daemon {
     struct health *bus_health;  /* per rig bus */
     struct alarms alarms;       /* latched until acknowledged */
     struct interlocks il;       /* the rig's limits, and the run's */
+    struct latch latch;         /* actuators held in their safe state by a tripped limit */
     struct plausibility plaus;  /* which measured channels can be believed */
     struct journal_writer journal;  /* the run journal in the data directory */
     struct sdnotify sdn;        /* systemd readiness and watchdog */
@@ -114,9 +116,11 @@ void daemon_event(struct daemon *d, int64_t t, const char *severity, const char 
                   const char *code, const char *msg);
 
 /* Send an alert (kind: alarm, fault, prompt, run_end, restart) through the
- * rig's alert command, with the current run's details. */
-void daemon_alert(struct daemon *d, const char *kind, const char *severity, const char *source,
-                  const char *code, const char *message);
+ * rig's alert command, with the details of run, the run it is about (NULL:
+ * none). The caller names the run: while a new run starts, d->run is still
+ * the last one. */
+void daemon_alert(struct daemon *d, const struct run *run, const char *kind, const char *severity,
+                  const char *source, const char *code, const char *message);
 
 /* Put every device in its safe state: the plan's safe_state values first
  * (if a plan is given), then each driver's own safe action. */

@@ -10,9 +10,11 @@
 #include "plan.h"
 #include "recorder.h"
 #include "rig.h"
+#include "run.h"
 #include "simulate.h"
 #include "timeline.h"
 #include "timeutil.h"
+#include "utf8.h"
 #include "yamldoc.h"
 
 #include <ctype.h>
@@ -53,7 +55,7 @@ static void usage(FILE *out)
         "  run PROTOCOL [--operator NAME] [--wait]  load and start; print the run id and file\n"
         "  status                          state, step, progress, ETA, latest values\n"
         "  pause [--reason TEXT]           freeze the protocol clock, hold setpoints\n"
-        "  resume                          continue; the rest of the plan shifts by the pause\n"
+        "  resume [--keep-overrides]       continue; the rest of the plan shifts by the pause\n"
         "  abort [--reason TEXT]           stop the run and apply the safe state\n"
         "  watch [--interval SECONDS]      status, refreshed in place until Ctrl-C\n"
         "  confirm [PROMPT_ID]             answer a pending operator prompt\n"
@@ -97,8 +99,11 @@ static const struct cmd_help helps[] = {
     { "pause", "pause [--reason TEXT]",
       "Freeze the protocol clock and hold the current setpoints. The reason is recorded.",
       "perfusectl pause --reason \"bubble in line 2\"" },
-    { "resume", "resume",
-      "Continue a paused run; the rest of the plan shifts by the length of the pause.",
+    { "resume", "resume [--keep-overrides]",
+      "Continue a paused run; the rest of the plan shifts by the length of the pause. Manual\n"
+      "setpoints made in the pause (overrides) are set back to the protocol's values first, and\n"
+      "each one restored is printed; --keep-overrides keeps them until the protocol next sets\n"
+      "those channels.",
       "perfusectl resume" },
     { "abort", "abort [--reason TEXT]",
       "Stop the run for good and apply the protocol's safe state. Recorded with who and why.",
@@ -117,7 +122,9 @@ static const struct cmd_help helps[] = {
       "perfusectl wait" },
     { "set", "set CHANNEL VALUE [UNIT]",
       "A manual setpoint. Refused while a run is active and not paused, for a channel that\n"
-      "cannot be written, and for a value outside the device's limits (the limit is named).",
+      "cannot be written, for a value outside the device's limits (the limit is named), and for\n"
+      "an actuator held in its safe state by a tripped safe-stop limit (the alarm is named).\n"
+      "Made while the run is paused, it is an override: status shows it until resume.",
       "perfusectl set pump1 10 uL/min" },
     { "events", "events [--since SECONDS] [--limit N] [--cursor SEQ]",
       "The current (or last) run's event log, or its events after SECONDS of run time.\n"
@@ -272,6 +279,19 @@ static void print_status(json_t *st)
                json_string_value(json_object_get(al, "source")), json_string_value(json_object_get(al, "message")),
                dur(json_number_value(json_object_get(al, "age_s")), b, sizeof b));
     }
+    json_t *ov, *ovs = json_object_get(st, "overrides");
+    if (json_array_size(ovs) > 0)
+        printf("overrides (manual setpoints; resume restores the protocol's values)\n");
+    json_array_foreach(ovs, i, ov) {
+        json_t *pv = json_object_get(ov, "protocol_value");
+        char proto[48] = "none";
+        if (json_is_number(pv))
+            snprintf(proto, sizeof proto, "%g", json_number_value(pv));
+        printf("  %-18s %g %s by %s since %s (protocol: %s)\n",
+               json_string_value(json_object_get(ov, "channel")), json_number_value(json_object_get(ov, "value")),
+               json_string_value(json_object_get(ov, "unit")), json_string_value(json_object_get(ov, "by")),
+               json_string_value(json_object_get(ov, "since")), proto);
+    }
     printf("channels\n");
     json_t *ch;
     json_array_foreach(json_object_get(st, "channels"), i, ch) {
@@ -294,6 +314,22 @@ static void print_status(json_t *st)
     }
 }
 
+/* After resume: which overrides went back to the protocol's values, which stayed. */
+static void print_overrides_settled(json_t *res)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(json_object_get(res, "restored"), i, o)
+        printf("restored  %s to the protocol's %g %s (override was %g %s)\n",
+               json_string_value(json_object_get(o, "channel")), json_number_value(json_object_get(o, "value")),
+               json_string_value(json_object_get(o, "unit")), json_number_value(json_object_get(o, "override")),
+               json_string_value(json_object_get(o, "unit")));
+    json_array_foreach(json_object_get(res, "kept"), i, o)
+        printf("kept      %s at %g %s (override, until the protocol next sets it)\n",
+               json_string_value(json_object_get(o, "channel")), json_number_value(json_object_get(o, "value")),
+               json_string_value(json_object_get(o, "unit")));
+}
+
 /* Print a result: JSON, or for people. */
 static void print_result(struct ctl *c, json_t *res)
 {
@@ -309,7 +345,7 @@ static void print_result(struct ctl *c, json_t *res)
 /* Parse sub-command options --reason/--operator/--wait. */
 struct subopts {
     const char *reason, *operator_name, *rig;
-    bool wait, json;
+    bool wait, json, keep_overrides;
 };
 
 /* True if arg is a number with a leading minus ("-5", "-0.25"): a value, not an option. */
@@ -333,7 +369,7 @@ static int parse_subopts(int argc, char **argv, struct subopts *o)
         bool has_arg;
         char key;
     } opts[] = { { "reason", true, 'r' }, { "operator", true, 'o' }, { "wait", false, 'w' },
-                 { "rig", true, 'g' },    { "json", false, 'j' } };
+                 { "rig", true, 'g' },    { "json", false, 'j' }, { "keep-overrides", false, 'k' } };
     memset(o, 0, sizeof *o);
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     if (pos == NULL)
@@ -385,6 +421,7 @@ static int parse_subopts(int argc, char **argv, struct subopts *o)
         case 'w': o->wait = true; break;
         case 'g': o->rig = val; break;
         case 'j': o->json = true; break;
+        case 'k': o->keep_overrides = true; break;
         }
     }
     memcpy(argv + n_opt, pos, (size_t)n_pos * sizeof *pos);
@@ -392,7 +429,9 @@ static int parse_subopts(int argc, char **argv, struct subopts *o)
     return n_opt;
 }
 
-/* Read a protocol file for sending; exit 1 with a message on failure. */
+/* Read a protocol file for sending; exit 1 with a message on failure. The
+ * control protocol carries UTF-8 only: a file saved in another encoding is
+ * refused here, at the first byte that is not UTF-8. */
 static char *read_protocol(const char *path, char *abspath)
 {
     char *text;
@@ -403,8 +442,23 @@ static char *read_protocol(const char *path, char *abspath)
                 rc == -EFBIG ? "larger than 4 MiB" : strerror(-rc));
         exit(EXIT_REFUSED);
     }
+    size_t ok = utf8_valid_prefix(text, len);
+    if (ok < len || strlen(text) != len) {
+        int line, col;
+        utf8_line_col(text, ok < len ? ok : strlen(text), &line, &col);
+        fprintf(stderr, "%s:%d:%d: error: %s (save the file as UTF-8)\n", path, line, col,
+                ok < len ? "this byte is not UTF-8 text" : "a NUL byte in the text");
+        free(text);
+        exit(EXIT_REFUSED);
+    }
     if (realpath(path, abspath) == NULL)
         snprintf(abspath, PATH_MAX, "%s", path);
+    if (!utf8_valid(abspath, strlen(abspath))) {
+        fprintf(stderr, "%s: error: the file's path is not UTF-8 text: give the file (or its "
+                "directory) a UTF-8 name\n", path);
+        free(text);
+        exit(EXIT_REFUSED);
+    }
     return text;
 }
 
@@ -418,6 +472,11 @@ static int cmd_run(struct ctl *c, int argc, char **argv)
         fprintf(stderr, "usage: perfusectl run PROTOCOL [--operator NAME] [--wait]\n"
                         "example: perfusectl run protocols/demo.yaml --operator alice\n");
         return EXIT_USAGE;
+    }
+    char err[256];
+    if (o.operator_name != NULL && !run_operator_ok(o.operator_name, err, sizeof err)) {
+        fprintf(stderr, "perfusectl: --operator: %s\n", err);
+        return EXIT_REFUSED;
     }
     char abspath[PATH_MAX];
     char *text = read_protocol(argv[i], abspath);
@@ -461,18 +520,24 @@ static int cmd_simple(struct ctl *c, const char *name, int argc, char **argv)
     struct subopts o;
     int i = parse_subopts(argc, argv, &o);
     c->json |= o.json;
-    if (i < 0 || i != argc) {
+    bool resume = strcmp(name, "resume") == 0;
+    if (i < 0 || i != argc || (o.keep_overrides && !resume)) {
         fprintf(stderr, "usage: perfusectl %s%s\n", name,
-                strcmp(name, "abort") == 0 || strcmp(name, "pause") == 0 ? " [--reason TEXT]" : "");
+                strcmp(name, "abort") == 0 || strcmp(name, "pause") == 0 ? " [--reason TEXT]"
+                : resume ? " [--keep-overrides]" : "");
         return EXIT_USAGE;
     }
     struct ctlclient *cl = connect_or_exit(c);
     json_t *req = json_pack("{s:s}", "cmd", name);
     if (o.reason)
         json_object_set_new(req, "reason", json_string(o.reason));
+    if (o.keep_overrides)
+        json_object_set_new(req, "keep_overrides", json_true());
     int code;
     json_t *res = call(c, cl, req, &code);
     if (res) {
+        if (resume && !c->json)
+            print_overrides_settled(res);
         print_result(c, res);
         json_decref(res);
     }
@@ -567,7 +632,7 @@ static int cmd_set(struct ctl *c, int argc, char **argv)
         return EXIT_USAGE;
     }
     char value[128];
-    snprintf(value, sizeof value, "%s%s%s", argv[i + 1], argc - i == 3 ? " " : "", argc - i == 3 ? argv[i + 2] : "");
+    utf8_format(value, sizeof value, "%s%s%s", argv[i + 1], argc - i == 3 ? " " : "", argc - i == 3 ? argv[i + 2] : "");
     struct ctlclient *cl = connect_or_exit(c);
     int code;
     json_t *res = call(c, cl, json_pack("{s:s,s:s,s:s}", "cmd", "set", "channel", argv[i], "value", value), &code);
@@ -901,8 +966,33 @@ static void warn_volumes(const struct timeline *tl, const struct rig *rig, const
         unit_format_duration(p->empty_at_ns, when, sizeof when);
         diag_warn(d, file, p->empty_step->line, p->empty_step->col,
                   "%s runs out: its syringe (%.4g mL) is empty %s after the start, during step '%s' "
-                  "(the protocol needs %.4g mL)", rig->channels[p->channel].name,
-                  p->capacity_ul / 1000.0, when, p->empty_step->name, p->delivered_ul / 1000.0);
+                  "(the protocol needs %.4g mL in it at once)", rig->channels[p->channel].name,
+                  p->capacity_ul / 1000.0, when, p->empty_step->name, p->need_ul / 1000.0);
+    }
+}
+
+/* Warn about waveforms that swing a pump through zero into reverse: the pump
+ * withdraws for part of each period, which a protocol rarely means. */
+static void warn_reversals(const struct plan_step *parent, const struct rig *rig, const char *file,
+                           struct diag *d)
+{
+    for (size_t i = 0; i < parent->n_steps; i++) {
+        const struct plan_step *s = &parent->steps[i];
+        if (s->kind == STEP_REPEAT)
+            warn_reversals(s, rig, file, d);
+        if (s->kind != STEP_WAVEFORM)
+            continue;
+        for (size_t k = 0; k < s->n_targets; k++) {
+            const struct plan_target *t = &s->targets[k];
+            const struct rig_channel *c = &rig->channels[t->channel];
+            double lo = t->mean - t->amplitude, hi = t->mean + t->amplitude;
+            if (c->q != Q_FLOW || !(lo < 0 && hi > 0))
+                continue;
+            diag_warn(d, file, t->line, t->col, "the waveform of step '%s' swings %s between %g and "
+                      "%g %s: the pump runs in reverse (withdraws) for part of each period; keep "
+                      "the amplitude at most the mean if that is not meant", s->name, c->name, hi,
+                      lo, c->unit);
+        }
     }
 }
 
@@ -914,7 +1004,8 @@ static void print_volumes(const struct timeline *tl, const struct rig *rig)
         const struct timeline_pump *p = &tl->pumps[i];
         printf("  %-16s delivers %9.3f mL", rig->channels[p->channel].name, p->delivered_ul / 1000.0);
         if (p->withdrawn_ul > 0)
-            printf(", withdraws %.3f mL", p->withdrawn_ul / 1000.0);
+            printf(", withdraws %.3f mL (net %.3f mL out, at most %.3f mL at once)",
+                   p->withdrawn_ul / 1000.0, p->net_ul / 1000.0, p->need_ul / 1000.0);
         if (p->capacity_ul > 0)
             printf("  (syringe %.4g mL%s)", p->capacity_ul / 1000.0, p->empty_at_ns >= 0 ? ": RUNS OUT" : "");
         if (p->open_ended_flow)
@@ -941,8 +1032,9 @@ static json_t *check_json(const struct plan *plan, const struct rig *rig, const 
     json_t *vols = json_array();
     for (size_t i = 0; i < tl->n_pumps; i++) {
         const struct timeline_pump *p = &tl->pumps[i];
-        json_t *o = json_pack("{s:s,s:f,s:f,s:b}", "channel", rig->channels[p->channel].name,
+        json_t *o = json_pack("{s:s,s:f,s:f,s:f,s:f,s:b}", "channel", rig->channels[p->channel].name,
                               "delivered_ul", p->delivered_ul, "withdrawn_ul", p->withdrawn_ul,
+                              "net_ul", p->net_ul, "need_ul", p->need_ul,
                               "open_ended_flow", p->open_ended_flow);
         if (p->capacity_ul > 0)
             json_object_set_new(o, "syringe_ul", json_real(p->capacity_ul));
@@ -993,6 +1085,7 @@ static int cmd_check(struct ctl *c, int argc, char **argv)
     }
     if (rc == 0 && (rc = timeline_compute(plan, rig, &tl)) == 0) {
         warn_volumes(&tl, rig, file, &dg);
+        warn_reversals(&plan->root, rig, file, &dg);
         warn_open_ended(&plan->root, file, &dg);
     }
     if (c->json) {
@@ -1162,6 +1255,17 @@ int main(int argc, char **argv)
     }
     int sub_argc = argc - optind;
     char **sub_argv = argv + optind;
+    /* What goes to the daemon goes as JSON, which is UTF-8: say so here rather
+     * than send a request that lost an argument. The offline tools send
+     * nothing, and run checks its own (a protocol file's name may be bytes). */
+    bool sends_args = strcmp(cmd, "check") != 0 && strcmp(cmd, "simulate") != 0 &&
+                      strcmp(cmd, "recover") != 0 && strcmp(cmd, "run") != 0;
+    for (int i = 1; i < sub_argc && sends_args; i++)
+        if (!utf8_valid(sub_argv[i], strlen(sub_argv[i]))) {
+            fprintf(stderr, "perfusectl: argument '%s' is not UTF-8 text (byte %zu); give it in UTF-8\n",
+                    sub_argv[i], utf8_valid_prefix(sub_argv[i], strlen(sub_argv[i])) + 1);
+            return EXIT_REFUSED;
+        }
     for (int i = 1; i < sub_argc; i++)
         if (strcmp(sub_argv[i], "--help") == 0 || strcmp(sub_argv[i], "-h") == 0) {
             if (print_help(cmd))

@@ -8,6 +8,7 @@
 #include "sdnotify.h"
 #include "log.h"
 #include "simchild.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -123,6 +124,12 @@ int main(int argc, char **argv)
     }
     if (realpath(cfg.data_dir, data_dir) == NULL) {
         fprintf(stderr, "perfused: data directory %s: %s\n", cfg.data_dir, strerror(errno));
+        return 1;
+    }
+    /* Run-file paths go into replies and the journal, which are UTF-8 only. */
+    if (!utf8_valid(data_dir, strlen(data_dir))) {
+        fprintf(stderr, "perfused: data directory %s: its path is not UTF-8 text; give it a UTF-8 "
+                "name\n", data_dir);
         return 1;
     }
     cfg.data_dir = data_dir;

@@ -19,6 +19,11 @@
 #define PLAN_MAX_STEPS 10000      /* steps written in one file */
 #define PLAN_DEFAULT_WAVE_HZ 10.0
 #define PLAN_DEFAULT_RAMP_HZ 1.0
+/* Text a run keeps whole, in bytes of UTF-8: a step's name (with its repeat
+ * passes it must fit the /steps name field), a prompt (it must fit an event's
+ * message after "waiting for the operator: "). Longer text is an error. */
+#define PLAN_MAX_NAME 96
+#define PLAN_MAX_PROMPT 200
 
 enum step_kind { STEP_SET, STEP_RAMP, STEP_WAVEFORM, STEP_WAIT, STEP_PROMPT, STEP_REPEAT };
 enum wave_shape { WAVE_SINE, WAVE_SQUARE, WAVE_TRIANGLE, WAVE_PULSE };

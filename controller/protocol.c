@@ -1,6 +1,7 @@
 /* The protocol loader: protocol YAML (DESIGN.md section 3) to a validated plan. */
 #include "plan.h"
 #include "yamldoc.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <math.h>
@@ -92,13 +93,19 @@ static int get_channel(struct loader *L, yaml_node_t *n, bool writable)
     return ch;
 }
 
-/* Check a setpoint against the channel's limits. */
+/* Check a setpoint against the channel's limits, and that an integer
+ * channel (a valve's port) gets a whole number. */
 static bool check_limits(struct loader *L, yaml_node_t *n, int ch, double v)
 {
     const struct rig_channel *c = &L->rig->channels[ch];
     if ((!isnan(c->min) && v < c->min) || (!isnan(c->max) && v > c->max)) {
         yerr(L->y, n, "%g %s is outside the limits of %s (%g to %g %s)", v, c->unit, c->name,
              c->min, c->max, c->unit);
+        return false;
+    }
+    char err[200];
+    if (!rig_value_whole(c, v, err, sizeof err)) {
+        yerr(L->y, n, "%s", err);
         return false;
     }
     return true;
@@ -169,6 +176,11 @@ static void parse_ramp(struct loader *L, yaml_node_t *map, struct plan_step *s)
             continue;
         if (!check_limits(L, na, ch, a) || !check_limits(L, nb, ch, b))
             continue;
+        if (L->rig->channels[ch].integer && a != b) {
+            yerr(L->y, k, "a ramp on %s would pass through fractions, and it takes whole numbers "
+                 "only: use 'set' steps", L->rig->channels[ch].name);
+            continue;
+        }
         struct plan_target *t = add_target(&s->targets, &s->n_targets);
         if (t == NULL)
             return;
@@ -238,6 +250,17 @@ static void parse_wave_one(struct loader *L, yaml_node_t *k, yaml_node_t *v, str
         t.duty = d;
         if (t.shape != WAVE_PULSE)
             ywarn(L->y, duty, "'duty' only applies to the pulse shape; ignored");
+    }
+    if (L->rig->channels[ch].integer && t.amplitude != 0 &&
+        (t.shape == WAVE_SINE || t.shape == WAVE_TRIANGLE)) {
+        yerr(L->y, shape, "a %s waveform on %s would pass through fractions, and it takes whole "
+             "numbers only: use shape square or pulse, with whole levels", ss, L->rig->channels[ch].name);
+        return;
+    }
+    if (L->rig->channels[ch].integer && t.mean != floor(t.mean)) {
+        yerr(L->y, mean, "a waveform holds its mean (%g) on a pause and at its end, and %s takes "
+             "whole numbers only", t.mean, L->rig->channels[ch].name);
+        return;
     }
     if (!check_limits(L, mean, ch, t.mean - t.amplitude) || !check_limits(L, mean, ch, t.mean + t.amplitude))
         return;
@@ -379,6 +402,24 @@ static void refuse_keys(struct loader *L, yaml_node_t *e, const char *kind, cons
     }
 }
 
+/* A string node as text a run keeps whole: valid UTF-8, at most max bytes.
+ * Reports and returns NULL otherwise. */
+static const char *get_text(struct loader *L, yaml_node_t *n, const char *what, size_t max)
+{
+    const char *s = ynode_str(n);
+    size_t len = strlen(s);
+    if (!utf8_valid(s, len)) {
+        yerr(L->y, n, "%s is not UTF-8 text (save the file as UTF-8)", what);
+        return NULL;
+    }
+    if (len > max) {
+        yerr(L->y, n, "%s is %zu bytes long; at most %zu bytes fit (%zu letters of plain ASCII, "
+             "fewer with accents or other scripts): shorten it", what, len, max, max);
+        return NULL;
+    }
+    return s;
+}
+
 /* Parse the kind-specific keys of one step. */
 static void parse_step_body(struct loader *L, yaml_node_t *e, struct plan_step *s, int depth)
 {
@@ -426,8 +467,10 @@ static void parse_step_body(struct loader *L, yaml_node_t *e, struct plan_step *
             parse_condition(L, ymap_get(L->y, e, "wait_until", NULL), s);
         } else {
             n = ymap_get(L->y, e, "prompt", NULL);
-            if (yexpect_str(L->y, n, "'prompt' (the text shown to the operator)"))
-                s->prompt = strdup(ynode_str(n));
+            const char *text;
+            if (yexpect_str(L->y, n, "'prompt' (the text shown to the operator)") &&
+                (text = get_text(L, n, "the 'prompt' text", PLAN_MAX_PROMPT)) != NULL)
+                s->prompt = strdup(text);
         }
         s->on_timeout = TIMEOUT_ABORT;
         if ((n = ymap_get(L->y, e, "timeout", NULL)) != NULL)
@@ -468,8 +511,10 @@ static void parse_step(struct loader *L, yaml_node_t *e, struct plan_step *s, in
         return;
     ymap_check_keys(L->y, e, step_keys, "a step");
     yaml_node_t *name = ymap_get(L->y, e, "name", NULL);
-    if (name != NULL && yexpect_str(L->y, name, "the step 'name'"))
-        s->name = strdup(ynode_str(name));
+    const char *text;
+    if (name != NULL && yexpect_str(L->y, name, "the step 'name'") &&
+        (text = get_text(L, name, "the step 'name'", PLAN_MAX_NAME)) != NULL)
+        s->name = strdup(text);
     int kind = step_kind_of(L, e);
     if (kind < 0)
         return;

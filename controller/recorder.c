@@ -25,6 +25,7 @@
 #include "log.h"
 #include "sha256.h"
 #include "timeutil.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -46,7 +47,7 @@
 #define WAKE_RECORDS 65536            /* wake the thread early past this many queued */
 #define STATE_LEN 16
 #define EV_SEV 8
-#define EV_SRC 32
+#define EV_SRC 72                     /* a channel name: "device.channel" */
 #define EV_CODE 32
 #define EV_MSG 256
 
@@ -67,7 +68,7 @@ struct rec_event {
 struct rec_step_row {
     int32_t index;
     char path[32];
-    char name[64];
+    char name[REC_STEP_NAME];
     double planned_start, start, end;
     char outcome[16];
 };
@@ -141,7 +142,12 @@ static bool vec_push(struct vec *v, const void *elem, size_t bound)
 
 /* ---------------------------------------------------------------- layout */
 
-/* Write a fixed-length string attribute of at least min_len bytes. */
+/* Every string perfuse writes is UTF-8 and typed so (H5T_CSET_UTF8), so that
+ * h5py, MATLAB and HDFView decode names such as "Müller" as text. A file
+ * written before that types its strings ASCII: HDF5 does not convert between
+ * the two, so rows appended to such a file use its own character set. */
+
+/* Write a fixed-length UTF-8 string attribute of at least min_len bytes. */
 static int attr_str(hid_t loc, const char *name, const char *value, size_t min_len)
 {
     size_t len = strlen(value);
@@ -150,6 +156,7 @@ static int attr_str(hid_t loc, const char *name, const char *value, size_t min_l
     hid_t type = H5Tcopy(H5T_C_S1);
     H5Tset_size(type, len ? len : 1);
     H5Tset_strpad(type, H5T_STR_NULLPAD);
+    H5Tset_cset(type, H5T_CSET_UTF8);
     hid_t space = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
     char *buf = calloc(1, len + 1);
@@ -178,13 +185,14 @@ static void attr_int(hid_t loc, const char *name, int value)
     H5Sclose(space);
 }
 
-/* A scalar fixed-length string dataset holding text, with its sha256. */
+/* A scalar fixed-length UTF-8 string dataset holding text, with its sha256. */
 static int text_dataset(hid_t file, const char *name, const char *text, const char *path)
 {
     size_t len = strlen(text);
     hid_t type = H5Tcopy(H5T_C_S1);
     H5Tset_size(type, len ? len : 1);
     H5Tset_strpad(type, H5T_STR_NULLPAD);
+    H5Tset_cset(type, H5T_CSET_UTF8);
     hid_t space = H5Screate(H5S_SCALAR);
     hid_t ds = H5Dcreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     int rc = -EIO;
@@ -241,27 +249,29 @@ static int create_series(struct recorder *r, hid_t parent, struct series *s, con
     return 0;
 }
 
-/* A fixed-length string type of n bytes. */
-static hid_t fixed_str(size_t n)
+/* A fixed-length string type of n bytes in character set cset. */
+static hid_t fixed_str(size_t n, H5T_cset_t cset)
 {
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, n);
     H5Tset_strpad(t, H5T_STR_NULLTERM);
+    H5Tset_cset(t, cset);
     return t;
 }
 
-/* The compound types of /events and /steps (memory layout = file layout). */
-static void make_table_types(struct recorder *r)
+/* The compound types of /events and /steps (memory layout = file layout),
+ * their strings in character set cset. */
+static void make_table_types(struct recorder *r, H5T_cset_t cset)
 {
-    hid_t sev = fixed_str(EV_SEV), src = fixed_str(EV_SRC), code = fixed_str(EV_CODE),
-          msg = fixed_str(EV_MSG);
+    hid_t sev = fixed_str(EV_SEV, cset), src = fixed_str(EV_SRC, cset), code = fixed_str(EV_CODE, cset),
+          msg = fixed_str(EV_MSG, cset);
     r->ev_type = H5Tcreate(H5T_COMPOUND, sizeof(struct rec_event));
     H5Tinsert(r->ev_type, "time", HOFFSET(struct rec_event, time), H5T_NATIVE_DOUBLE);
     H5Tinsert(r->ev_type, "severity", HOFFSET(struct rec_event, severity), sev);
     H5Tinsert(r->ev_type, "source", HOFFSET(struct rec_event, source), src);
     H5Tinsert(r->ev_type, "code", HOFFSET(struct rec_event, code), code);
     H5Tinsert(r->ev_type, "message", HOFFSET(struct rec_event, message), msg);
-    hid_t path = fixed_str(32), name = fixed_str(64), out = fixed_str(16);
+    hid_t path = fixed_str(32, cset), name = fixed_str(REC_STEP_NAME, cset), out = fixed_str(16, cset);
     r->step_type = H5Tcreate(H5T_COMPOUND, sizeof(struct rec_step_row));
     H5Tinsert(r->step_type, "index", HOFFSET(struct rec_step_row, index), H5T_NATIVE_INT32);
     H5Tinsert(r->step_type, "path", HOFFSET(struct rec_step_row, path), path);
@@ -305,6 +315,25 @@ static hsize_t dataset_rows(hid_t ds)
     return n;
 }
 
+/* The character set of the strings in an existing /events table: UTF-8
+ * unless the file was written with ASCII strings. */
+static H5T_cset_t table_cset(hid_t events)
+{
+    H5T_cset_t cset = H5T_CSET_UTF8;
+    hid_t t = events >= 0 ? H5Dget_type(events) : -1, m = -1;
+    H5E_BEGIN_TRY {
+        int i = t >= 0 && H5Tget_class(t) == H5T_COMPOUND ? H5Tget_member_index(t, "message") : -1;
+        m = i >= 0 ? H5Tget_member_type(t, (unsigned)i) : -1;
+    } H5E_END_TRY;
+    if (m >= 0 && H5Tget_class(m) == H5T_STRING && H5Tget_cset(m) == H5T_CSET_ASCII)
+        cset = H5T_CSET_ASCII;
+    if (m >= 0)
+        H5Tclose(m);
+    if (t >= 0)
+        H5Tclose(t);
+    return cset;
+}
+
 /* Open an existing run file to continue it: every series the rig has must be
  * there; new rows go after the old. */
 static int open_existing(struct recorder *r)
@@ -344,11 +373,11 @@ static int open_existing(struct recorder *r)
         if (s->compressed && s->rows % s->chunk != 0)
             s->compressed = false;
     }
-    make_table_types(r);
     H5E_BEGIN_TRY {
         r->ev_ds = H5Dopen2(r->file, "events", H5P_DEFAULT);
         r->step_ds = H5Dopen2(r->file, "steps", H5P_DEFAULT);
     } H5E_END_TRY;
+    make_table_types(r, table_cset(r->ev_ds));
     if (rc == 0 && (r->ev_ds < 0 || r->step_ds < 0))
         rc = -ENOENT;
     if (rc == 0) {
@@ -396,7 +425,7 @@ static int create_file(struct recorder *r)
         rc = create_series(r, i < r->n_channels ? ch : sp, &r->series[i], start);
     H5Gclose(ch);
     H5Gclose(sp);
-    make_table_types(r);
+    make_table_types(r, H5T_CSET_UTF8);
     r->ev_ds = growing_dataset(r->file, "events", r->ev_type, EVENT_CHUNK, 0);
     r->step_ds = growing_dataset(r->file, "steps", r->step_type, STEP_CHUNK, 0);
     if (rc == 0 && (r->ev_ds < 0 || r->step_ds < 0))
@@ -867,18 +896,10 @@ void recorder_setpoint(struct recorder *r, uint32_t sp, double t, double value)
         push_value(r, (uint32_t)r->n_channels + sp, t, value);
 }
 
-/* Copy at most n-1 bytes of s, never cutting a UTF-8 sequence in half. */
+/* Copy at most n-1 bytes of s, never cutting a UTF-8 character in half. */
 static void copy_utf8(char *dst, size_t n, const char *s)
 {
-    size_t len = s ? strlen(s) : 0;
-    if (len >= n) {
-        len = n - 1;
-        while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
-            len--;
-    }
-    if (len)
-        memcpy(dst, s, len);
-    dst[len] = '\0';
+    utf8_copy(dst, n, s ? s : "");
 }
 
 void recorder_event(struct recorder *r, double t, const char *severity, const char *source,

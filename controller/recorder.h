@@ -56,10 +56,12 @@ struct rec_run_info {
 
 /* A row of /steps. Rows are keyed by index: a second call with the same index
  * rewrites the row (a step is written when it starts and again when it ends). */
+#define REC_STEP_NAME 256         /* a step's name with its repeat passes, in bytes + NUL */
+
 struct rec_step {
     int32_t index;                /* 0, 1, 2, ... in execution order */
     char path[32];                /* "4.2.1" */
-    char name[64];
+    char name[REC_STEP_NAME];     /* "media exchange [3/14]" */
     double planned_start;         /* seconds since start_time */
     double start;
     double end;                   /* NaN while the step runs */

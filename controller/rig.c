@@ -215,6 +215,7 @@ static int add_channels(struct rig *rig, struct rig_device *d, size_t dev_index)
         snprintf(rc->unit, sizeof rc->unit, "%s", dc->unit);
         rc->readable = dc->readable;
         rc->writable = dc->writable;
+        rc->integer = dc->integer;
         rc->min = dc->min;
         rc->max = dc->max;
         rc->sample_hz = dc->readable ? dc->sample_hz : 0;
@@ -256,6 +257,11 @@ static void load_device(struct rig *rig, struct ydoc *y, yaml_node_t *e, const c
     const char *nm = ynode_str(name);
     if (strchr(nm, '.') != NULL || strchr(nm, ' ') != NULL) {
         yerr(y, name, "device name '%s' must not contain '.' or spaces", nm);
+        return;
+    }
+    if (strlen(nm) > RIG_MAX_DEVICE_NAME) {
+        yerr(y, name, "device name '%s' is %zu bytes long; at most %d bytes fit: shorten it", nm,
+             strlen(nm), RIG_MAX_DEVICE_NAME);
         return;
     }
     if (rig_find_device(rig, nm) >= 0) {
@@ -381,8 +387,12 @@ static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
         return;
     ymap_check_keys(y, root, keys, "the rig file");
     yaml_node_t *name = ymap_get(y, root, "rig", NULL);
-    if (yexpect_str(y, name ? name : root, "'rig' (the bench's name)"))
+    if (yexpect_str(y, name ? name : root, "'rig' (the bench's name)")) {
         rig->name = strdup(ynode_str(name));
+        if (strlen(ynode_str(name)) > RIG_MAX_NAME)
+            yerr(y, name, "the rig's name is %zu bytes long; at most %d bytes fit: shorten it",
+                 strlen(ynode_str(name)), RIG_MAX_NAME);
+    }
     rig->alert_min_interval_s = 600;
     rig->alert_max_per_hour = 30;
     yaml_node_t *alerts = ymap_get(y, root, "alerts", NULL);
@@ -492,6 +502,16 @@ int rig_find_device(const struct rig *rig, const char *name)
         if (strcmp(rig->devices[i].name, name) == 0)
             return (int)i;
     return -1;
+}
+
+/* Whether v suits channel c: a whole number if c is an integer channel. */
+bool rig_value_whole(const struct rig_channel *c, double v, char *err, size_t len)
+{
+    if (!c->integer || v == floor(v))
+        return true;
+    snprintf(err, len, "%s takes whole numbers only%s%s%s, found %g (it would not be set as "
+             "written)", c->name, c->unit[0] ? " (" : "", c->unit, c->unit[0] ? " 1, 2, 3...)" : "", v);
+    return false;
 }
 
 /* Index of the channel called name, or -1. */

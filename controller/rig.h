@@ -15,6 +15,11 @@
 
 struct plan_limit;
 
+/* Names a run keeps whole, in bytes of UTF-8 (the journal and alerts keep a
+ * rig's name in 64 bytes; "device.channel" must fit a channel's name). */
+#define RIG_MAX_NAME 63
+#define RIG_MAX_DEVICE_NAME 32
+
 struct rig_bus {
     char *name;
     struct link_config link;    /* strings point into this struct's own copies */
@@ -39,6 +44,7 @@ struct rig_channel {
     enum quantity q;
     char unit[16];
     bool readable, writable;
+    bool integer;               /* setpoints are whole numbers only (a valve's port) */
     double min, max;            /* NaN when none */
     double sample_hz;           /* 0: not sampled */
     double stuck_s;             /* the same reading this long is a fault; 0: not checked */
@@ -84,5 +90,8 @@ int rig_find_channel(const struct rig *rig, const char *name);
 int rig_find_device(const struct rig *rig, const char *name);
 /* The channel name nearest to name, for "did you mean", or NULL. */
 const char *rig_suggest_channel(const struct rig *rig, const char *name);
+/* Whether v is a value channel c can be set to as it is: on an integer
+ * channel (a valve's port) a fraction is not. If not, why in err. */
+bool rig_value_whole(const struct rig_channel *c, double v, char *err, size_t len);
 
 #endif

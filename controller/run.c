@@ -4,6 +4,7 @@
 #include "runfile.h"
 #include "log.h"
 #include "timeutil.h"
+#include "utf8.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -27,7 +28,7 @@ struct run {
     bool settle_open;
     bool finishing;             /* recorder_finish has been called */
     int handles;                /* libuv handles still open */
-    char operator_name[96];
+    char operator_name[RUN_OPERATOR_MAX + 1];
     int storage_alarm;          /* the storage_fault alarm is raised */
     int64_t refusal_window_ns;  /* start of the second in which refusals are counted */
     unsigned refusals;          /* refusals recorded in that second */
@@ -45,7 +46,43 @@ struct run {
     struct run_event_rec *events;   /* ring of the latest RUN_EVENTS_KEPT */
     size_t n_events;                /* ever recorded */
     run_closed_cb closed_cb;
+    double *proto_sp;           /* per rig channel: the protocol's last value (NaN: none) */
+    struct run_override *ovr;   /* per rig channel: a manual override made in a pause */
 };
+
+_Static_assert(sizeof ((struct journal_rec *)0)->operator_name > RUN_OPERATOR_MAX,
+               "the journal keeps an operator's name whole");
+
+/* Whether name can be an operator's name; if not, why in err. */
+bool run_operator_ok(const char *name, char *err, size_t len)
+{
+    size_t n = strlen(name);
+    if (!utf8_valid(name, n)) {
+        snprintf(err, len, "the operator name is not valid UTF-8 text (byte %zu); "
+                 "give it in UTF-8", utf8_valid_prefix(name, n) + 1);
+        return false;
+    }
+    if (n > RUN_OPERATOR_MAX) {
+        snprintf(err, len, "the operator name is %zu bytes long; at most %d bytes fit (%d letters "
+                 "of plain ASCII, fewer with accents or other scripts): shorten it", n,
+                 RUN_OPERATOR_MAX, RUN_OPERATOR_MAX);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) {
+            snprintf(err, len, "the operator name contains a control character (byte %zu); "
+                     "give a plain name", i + 1);
+            return false;
+        }
+    return true;
+}
+
+/* The file's state for a run that has ended: completed, aborted (by an
+ * operator) or faulted (a safety action, or on_fault: abort). */
+static const char *final_state(const struct run *r)
+{
+    return r->final == RUN_COMPLETED || r->final == RUN_FAULTED ? run_state_name(r->final) : "aborted";
+}
 
 /* How long a run's file stays open after its end, for the end's consequences. */
 #define RUN_SETTLE_MS 500
@@ -63,7 +100,7 @@ void run_event(struct run *r, int64_t t_ns, const char *severity, const char *so
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    utf8_vformat(msg, sizeof msg, fmt, ap);
     va_end(ap);
     log_info(source, "%s: %s", code, msg);
     if (r->rec != NULL && !r->closed)
@@ -74,10 +111,10 @@ void run_event(struct run *r, int64_t t_ns, const char *severity, const char *so
         struct run_event_rec *e = &r->events[r->n_events % RUN_EVENTS_KEPT];
         e->seq = r->n_events++;
         e->t = rel(r, t_ns);
-        snprintf(e->severity, sizeof e->severity, "%s", severity);
-        snprintf(e->source, sizeof e->source, "%s", source);
-        snprintf(e->code, sizeof e->code, "%s", code);
-        snprintf(e->message, sizeof e->message, "%.255s", msg);   /* the file keeps 256 bytes too */
+        utf8_copy(e->severity, sizeof e->severity, severity);
+        utf8_copy(e->source, sizeof e->source, source);
+        utf8_copy(e->code, sizeof e->code, code);
+        utf8_copy(e->message, sizeof e->message, msg);   /* the file keeps as many bytes */
     }
 }
 
@@ -91,19 +128,32 @@ static void journal_update(struct run *r)
     snprintf(j.run_id, sizeof j.run_id, "%s", r->id);
     snprintf(j.file, sizeof j.file, "%s", r->path);
     j.start_wall_ns = r->start_wall_ns;
-    snprintf(j.rig_name, sizeof j.rig_name, "%s", r->dm->rig->name);
-    snprintf(j.operator_name, sizeof j.operator_name, "%s", r->operator_name);
+    utf8_copy(j.rig_name, sizeof j.rig_name, r->dm->rig->name);
+    utf8_copy(j.operator_name, sizeof j.operator_name, r->operator_name);
     j.protocol_path = r->plan->path;
     j.protocol_text = r->plan->text;
     const struct rig *rig = r->dm->rig;
     for (size_t i = 0; i < rig->n_channels && j.n_setpoints < JOURNAL_MAX_SETPOINTS; i++)
         if (rig->channels[i].writable && !isnan(r->dm->chans[i].setpoint)) {
-            snprintf(j.setpoints[j.n_setpoints].channel, 72, "%s", rig->channels[i].name);
+            utf8_copy(j.setpoints[j.n_setpoints].channel, sizeof j.setpoints[0].channel,
+                      rig->channels[i].name);
             j.setpoints[j.n_setpoints++].value = r->dm->chans[i].setpoint;
+        }
+    for (size_t i = 0; i < rig->n_channels && j.n_overrides < JOURNAL_MAX_SETPOINTS; i++)
+        if (r->ovr[i].on) {
+            struct journal_override *o = &j.overrides[j.n_overrides++];
+            snprintf(o->channel, sizeof o->channel, "%s", rig->channels[i].name);
+            o->value = r->ovr[i].value;
+            o->protocol = r->proto_sp[i];
+            snprintf(o->by, sizeof o->by, "%s", r->ovr[i].by);
+            o->since_wall_ns = r->ovr[i].since_wall_ns;
         }
     char *text;
     if (journal_encode(&j, &text) == 0)
         journal_writer_put(&r->dm->journal, text);
+    else
+        log_error("journal", "run %.8s: its position cannot be encoded; a restart could not "
+                  "continue it from here", r->id);
 }
 
 /* Runner hook: command a channel. */
@@ -112,6 +162,15 @@ static void hook_write(void *ctx, int channel, double value, int64_t planned_ns)
     struct run *r = ctx;
     latency_add(&r->dm->dispatch, pclock_now(&r->dm->clock) - planned_ns);
     int rc = daemon_write(r->dm, channel, value, BUS_PRIO_SETPOINT, planned_ns);
+    r->proto_sp[channel] = value;
+    if (r->ovr[channel].on) {
+        /* The protocol sets the channel again: a kept override ends here. */
+        const struct rig_channel *c = &r->dm->rig->channels[channel];
+        r->ovr[channel].on = false;
+        run_event(r, pclock_now(&r->dm->clock), "info", c->name, "override_ended",
+                  "the protocol sets %s to %g %s: the manual override of %g %s by %s ends", c->name, value,
+                  c->unit, r->ovr[channel].value, c->unit, r->ovr[channel].by);
+    }
     if (r->rec_sp[channel] >= 0)
         recorder_setpoint(r->rec, (uint32_t)r->rec_sp[channel], rel(r, planned_ns), value);
     if (rc < 0)
@@ -143,7 +202,7 @@ static void hook_event(void *ctx, int64_t now, const char *severity, const char 
     if (strcmp(code, "paused") == 0 || strcmp(code, "resumed") == 0)
         journal_update(r);
     if (strcmp(code, "prompt") == 0)
-        daemon_alert(r->dm, "prompt", "info", "runner", code, message);
+        daemon_alert(r->dm, r, "prompt", "info", "runner", code, message);
 }
 
 /* Runner hook: a /steps row. */
@@ -170,7 +229,7 @@ static void finish_file(struct run *r, const char *state)
 static void settle_done(uv_timer_t *t)
 {
     struct run *r = t->data;
-    finish_file(r, r->final == RUN_COMPLETED ? "completed" : "aborted");
+    finish_file(r, final_state(r));
 }
 
 /* Runner hook: the run is over. The file stays open a moment longer, so that
@@ -183,13 +242,13 @@ static void hook_finished(void *ctx, enum run_state final)
     interlocks_set_run(&r->dm->il, NULL, 0);
     journal_writer_remove(&r->dm->journal);     /* nothing left to continue */
     char msg[200];
-    snprintf(msg, sizeof msg, "run of '%s' ended: %s", r->plan->name, run_state_name(final));
-    daemon_alert(r->dm, "run_end", final == RUN_COMPLETED ? "info" : "warning", "runner",
+    utf8_format(msg, sizeof msg, "run of '%s' ended: %s", r->plan->name, run_state_name(final));
+    daemon_alert(r->dm, r, "run_end", final == RUN_COMPLETED ? "info" : "warning", "runner",
                  run_state_name(final), msg);
     if (r->settle_open)
         uv_timer_start(&r->settle, settle_done, RUN_SETTLE_MS, 0);
     else
-        finish_file(r, final == RUN_COMPLETED ? "completed" : "aborted");
+        finish_file(r, final_state(r));
 }
 
 /* The recorder reported something (from its thread, through the async). */
@@ -275,6 +334,43 @@ static int open_file(struct run *r, const struct run_actor *who, bool append)
     return recorder_start(&r->rec, &info, rec_notify, &r->rec_async);
 }
 
+/* Per channel: no protocol value and no override yet. */
+static int overrides_init(struct run *r)
+{
+    size_t n = r->dm->rig->n_channels + 1;
+    r->proto_sp = malloc(n * sizeof *r->proto_sp);
+    r->ovr = calloc(n, sizeof *r->ovr);
+    if (r->proto_sp == NULL || r->ovr == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        r->proto_sp[i] = NAN;
+    return 0;
+}
+
+/* Refuse a protocol that would move an actuator a tripped limit holds in its
+ * safe state, naming the alarm (-EACCES, with the reason in d). */
+static int refuse_if_latched(struct run *r, const char *path, struct diag *d)
+{
+    const struct rig *rig = r->dm->rig;
+    bool *writes = calloc(rig->n_channels + 1, sizeof *writes);
+    if (writes == NULL)
+        return -ENOMEM;
+    latch_plan_writes(r->plan, rig->n_channels, writes);
+    int rc = 0;
+    for (size_t i = 0; i < rig->n_channels && rc == 0; i++) {
+        const struct latch_hold *h = writes[i] ? latch_holder(&r->dm->latch, (int)i) : NULL;
+        if (h == NULL)
+            continue;
+        char name[120], why[600];
+        snprintf(name, sizeof name, "%s (set by this protocol)", rig->channels[i].name);
+        latch_refusal(h, &r->dm->alarms, name, why, sizeof why);
+        diag_error(d, path, 0, 0, "%s", why);
+        rc = -EACCES;
+    }
+    free(writes);
+    return rc;
+}
+
 /* Load a protocol and start it now. */
 int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
               const struct run_actor *who, struct diag *d, struct run **out)
@@ -297,12 +393,16 @@ int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor 
     r->dm = dm;
     r->plan = plan;
     int rc;
+    if ((rc = overrides_init(r)) < 0 || (rc = refuse_if_latched(r, path, d)) < 0) {
+        run_free(r);
+        return rc;
+    }
     runfile_make_id(r->id);
     latency_reset(&dm->dispatch);
     latency_reset(&dm->wire);
     r->start_wall_ns = time_wall_ns();
     r->start_ns = pclock_now(&dm->clock);
-    snprintf(r->operator_name, sizeof r->operator_name, "%s", who->operator_name ? who->operator_name : "");
+    utf8_copy(r->operator_name, sizeof r->operator_name, who->operator_name ? who->operator_name : "");
     rc = open_file(r, who, false);
     struct runner_hooks hooks = { .ctx = r, .write = hook_write, .safe_state = hook_safe_state,
                                   .event = hook_event, .step = hook_step, .finished = hook_finished };
@@ -326,6 +426,37 @@ int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor 
     return 0;
 }
 
+/* After a restart in a pause: the journal's overrides are overrides again, with
+ * their value applied and the protocol's value they replace remembered. */
+static void restore_overrides(struct run *r, const struct journal_rec *j, int64_t now)
+{
+    for (size_t i = 0; i < j->n_overrides; i++) {
+        const struct journal_override *o = &j->overrides[i];
+        int ch = rig_find_channel(r->dm->rig, o->channel);
+        const struct rig_channel *c = ch >= 0 ? &r->dm->rig->channels[ch] : NULL;
+        if (c == NULL || !c->writable || isnan(o->value) || (!isnan(c->min) && o->value < c->min) ||
+            (!isnan(c->max) && o->value > c->max)) {
+            run_event(r, now, "warning", "daemon", "override_dropped", "the journal's override of %s "
+                      "(%g) is not a writable channel's value within its limits; not applied", o->channel,
+                      o->value);
+            continue;
+        }
+        hook_write(r, ch, o->value, now);
+        r->proto_sp[ch] = o->protocol;
+        struct run_override *ov = &r->ovr[ch];
+        ov->on = true;
+        ov->value = o->value;
+        snprintf(ov->by, sizeof ov->by, "%s", o->by);
+        ov->since_wall_ns = o->since_wall_ns;
+        char since[40];
+        time_iso8601(o->since_wall_ns, since, sizeof since);
+        run_event(r, now, "warning", c->name, "override", "%s = %g %s: manual override by %s since %s, "
+                  "applied again after the restart", c->name, o->value, c->unit, o->by, since);
+    }
+    if (j->n_overrides > 0)
+        journal_update(r);
+}
+
 /* Continue the run a journal describes, in its file, after a restart. */
 int run_continue(struct daemon *dm, const struct journal_rec *j, double last_alive_s, struct diag *d,
                  struct run **out)
@@ -339,9 +470,13 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, double last_ali
         free(r);
         return rc;
     }
+    if ((rc = overrides_init(r)) < 0) {
+        run_free(r);
+        return rc;
+    }
     snprintf(r->id, sizeof r->id, "%s", j->run_id);
     snprintf(r->path, sizeof r->path, "%s", j->file);
-    snprintf(r->operator_name, sizeof r->operator_name, "%s", j->operator_name);
+    utf8_copy(r->operator_name, sizeof r->operator_name, j->operator_name);
     r->start_wall_ns = j->start_wall_ns;
     /* t = 0 on this boot's clock: the run's time axis stays wall-clock true. */
     int64_t now = pclock_now(&dm->clock), wall = time_wall_ns();
@@ -369,11 +504,7 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, double last_ali
     char amsg[200];
     snprintf(amsg, sizeof amsg, "perfused restarted after %s without control; on_restart: %s", g,
              resume ? "resume" : "safe-stop");
-    *out = r;       /* the alert names this run */
-    struct run *prev = dm->run;
-    dm->run = r;
-    daemon_alert(dm, "restart", "warning", "daemon", "restart", amsg);
-    dm->run = prev;
+    daemon_alert(dm, r, "restart", "warning", "daemon", "restart", amsg);
     if (resume) {
         interlocks_set_run(&dm->il, r->plan->limits, r->plan->n_limits);
         rc = runner_start_at(r->runner, r->start_ns, &j->pos, gap);
@@ -394,6 +525,7 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, double last_ali
             if (ch >= 0)
                 hook_write(r, ch, j->setpoints[i].value, now);
         }
+        restore_overrides(r, j, now);
     }
     *out = r;
     return 0;
@@ -428,7 +560,7 @@ void run_on_device_fault(struct run *r, const char *device, const char *why)
     if (r->closed || r->ended)
         return;
     char reason[256];
-    snprintf(reason, sizeof reason, "device %s faulted: %s", device, why);
+    utf8_format(reason, sizeof reason, "device %s faulted: %s", device, why);
     switch (r->plan->on_fault) {
     case ON_FAULT_PAUSE:
         runner_pause(r->runner, reason);
@@ -451,22 +583,70 @@ void run_safe_stop(struct run *r, const char *why)
     runner_fault(r->runner, why);
 }
 
-/* Record a manual setpoint made while the run is paused. */
+/* Record a manual setpoint made while the run is paused: an override. */
 void run_manual_set(struct run *r, const struct run_actor *who, int channel, double value)
 {
+    struct run_override *o = &r->ovr[channel];
+    o->on = true;
+    o->value = value;
+    snprintf(o->by, sizeof o->by, "%s", who && who->user ? who->user : "daemon");
+    o->since_wall_ns = time_wall_ns();
     journal_update(r);
     int64_t now = pclock_now(&r->dm->clock);
     const struct rig_channel *c = &r->dm->rig->channels[channel];
     if (r->rec_sp[channel] >= 0 && !r->closed)
         recorder_setpoint(r->rec, (uint32_t)r->rec_sp[channel], rel(r, now), value);
     run_event(r, now, "info", "control", "cmd_set", "manual set %s = %g %s by %s", c->name, value,
-              c->unit, who && who->user ? who->user : "daemon");
+              c->unit, o->by);
+    char since[40], proto[64] = "none yet";
+    time_iso8601(o->since_wall_ns, since, sizeof since);
+    if (!isnan(r->proto_sp[channel]))
+        snprintf(proto, sizeof proto, "%g %s", r->proto_sp[channel], c->unit);
+    run_event(r, now, "warning", c->name, "override", "%s = %g %s: manual override by %s since %s "
+              "(the protocol's value: %s); resume restores the protocol's value, resume "
+              "--keep-overrides keeps it", c->name, value, c->unit, o->by, since, proto);
+}
+
+const struct run_override *run_override(const struct run *r, int channel)
+{
+    return channel >= 0 && (size_t)channel < r->dm->rig->n_channels && r->ovr[channel].on
+           ? &r->ovr[channel] : NULL;
+}
+
+double run_protocol_value(const struct run *r, int channel)
+{
+    return channel >= 0 && (size_t)channel < r->dm->rig->n_channels ? r->proto_sp[channel] : NAN;
+}
+
+/* Before a resume: put every override back to the protocol's value, or keep it
+ * (asked to, or the protocol has set no value), saying which in the events. */
+static void settle_overrides(struct run *r, bool keep)
+{
+    int64_t now = pclock_now(&r->dm->clock);
+    for (size_t ch = 0; ch < r->dm->rig->n_channels; ch++) {
+        struct run_override *o = &r->ovr[ch];
+        if (!o->on)
+            continue;
+        const struct rig_channel *c = &r->dm->rig->channels[ch];
+        double v = r->proto_sp[ch];
+        if (keep || isnan(v)) {
+            run_event(r, now, "warning", c->name, "override_kept", "%s stays at %g %s (manual override by "
+                      "%s) %s; it stays until the protocol next sets %s", c->name, o->value, c->unit, o->by,
+                      keep ? "as resume --keep-overrides asked" : "because the protocol has set no value",
+                      c->name);
+            continue;
+        }
+        o->on = false;
+        run_event(r, now, "info", c->name, "override_restored", "%s back to the protocol's %g %s (manual "
+                  "override of %g %s by %s ends)", c->name, v, c->unit, o->value, c->unit, o->by);
+        hook_write(r, (int)ch, v, now);
+    }
 }
 
 /* Format who for events. */
 static void actor_text(const struct run_actor *who, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s", who && who->user ? who->user : "daemon");
+    utf8_copy(buf, len, who && who->user ? who->user : "daemon");
 }
 
 #define REFUSALS_PER_S 5
@@ -516,8 +696,12 @@ int run_pause(struct run *r, const struct run_actor *who, const char *reason)
     return run_command(r, who, reason, runner_pause, "cmd_pause", "pause", "not running");
 }
 
-int run_resume(struct run *r, const struct run_actor *who, const char *reason)
+int run_resume(struct run *r, const struct run_actor *who, const char *reason, bool keep_overrides)
 {
+    struct runner_status st;
+    runner_get_status(r->runner, &st);
+    if (st.state == RUN_PAUSED)
+        settle_overrides(r, keep_overrides);
     return run_command(r, who, reason, runner_resume, "cmd_resume", "resume", "not paused");
 }
 
@@ -563,7 +747,7 @@ void run_shutdown_finish(struct run *r)
     if (!r->shutdown) {
         /* Ended just before the daemon stopped: close it as it ended. */
         if (r->ended)
-            finish_file(r, r->final == RUN_COMPLETED ? "completed" : "aborted");
+            finish_file(r, final_state(r));
         return;
     }
     r->ended = true;
@@ -584,7 +768,7 @@ bool run_ended(const struct run *r)
 void run_close_now(struct run *r)
 {
     if (r->ended)
-        finish_file(r, r->final == RUN_COMPLETED ? "completed" : "aborted");
+        finish_file(r, final_state(r));
 }
 
 void run_get_status(struct run *r, struct runner_status *st)
@@ -659,6 +843,8 @@ static void run_release(struct run *r)
     plan_free(r->plan);
     runfile_series_free(&r->series);
     free(r->events);
+    free(r->proto_sp);
+    free(r->ovr);
     free(r);
 }
 
@@ -676,7 +862,7 @@ void run_free(struct run *r)
     if (r == NULL)
         return;
     if (r->ended)
-        finish_file(r, r->final == RUN_COMPLETED ? "completed" : "aborted");
+        finish_file(r, final_state(r));
     recorder_free(r->rec);
     r->rec = NULL;
     runner_free(r->runner);

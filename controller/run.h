@@ -14,11 +14,18 @@
 
 struct run;
 
+/* The longest operator name a run keeps, in bytes of UTF-8 (the run file,
+ * its journal and its events keep it whole; a longer one is refused). */
+#define RUN_OPERATOR_MAX 95
+
 /* Who asked, for the audit trail. */
 struct run_actor {
     const char *user;           /* from SO_PEERCRED, e.g. "uid 1000 (alice)" */
-    const char *operator_name;  /* run --operator, may be NULL */
+    const char *operator_name;  /* run --operator, may be NULL; valid UTF-8, at most RUN_OPERATOR_MAX bytes */
 };
+
+/* Whether name can be an operator's name; if not, why in err. */
+bool run_operator_ok(const char *name, char *err, size_t len);
 
 /* Load text as a protocol against the daemon's rig and start it now.
  * On a protocol error returns -EINVAL with every diagnostic in d. */
@@ -50,15 +57,31 @@ void run_event(struct run *r, int64_t t_ns, const char *severity, const char *so
 void run_on_device_fault(struct run *r, const char *device, const char *why);
 /* A safe-stop interlock tripped: apply the safe state and end the run (faulted). */
 void run_safe_stop(struct run *r, const char *why);
-/* Record a manual setpoint made while the run is paused. */
+/* Record a manual setpoint made while the run is paused: an override of the
+ * protocol's value, named in status and events until resume restores the
+ * protocol's value or the protocol next sets that channel. */
 void run_manual_set(struct run *r, const struct run_actor *who, int channel, double value);
+
+/* A manual override of one channel. */
+struct run_override {
+    bool on;
+    double value;               /* the manual value */
+    char by[96];                /* who set it */
+    int64_t since_wall_ns;      /* when it was set */
+};
+/* The override on a rig channel, or NULL if there is none. */
+const struct run_override *run_override(const struct run *r, int channel);
+/* The last value the protocol commanded on a rig channel (NaN: none yet). */
+double run_protocol_value(const struct run *r, int channel);
 /* Record in the run's events that a command that would have changed something
  * (code, e.g. "cmd_set"; what, e.g. "set pump1 5000 uL/min") was refused, and why;
  * at most a few a second, the rest counted in the next one recorded. */
 void run_refused(struct run *r, const struct run_actor *who, const char *code, const char *what,
                  const char *why);
 int run_pause(struct run *r, const struct run_actor *who, const char *reason);
-int run_resume(struct run *r, const struct run_actor *who, const char *reason);
+/* Continue a paused run. Overrides are first set back to the protocol's values
+ * (kept instead with keep_overrides, or when the protocol has set no value). */
+int run_resume(struct run *r, const struct run_actor *who, const char *reason, bool keep_overrides);
 int run_abort(struct run *r, const struct run_actor *who, const char *reason);
 int run_confirm(struct run *r, const struct run_actor *who);
 
@@ -89,7 +112,7 @@ void run_storage(struct run *r, int *write_errors, uint64_t *dropped);
 struct run_event_rec {
     uint64_t seq;               /* 0, 1, ... in the order recorded */
     double t;
-    char severity[8], source[32], code[32], message[256];
+    char severity[8], source[72], code[32], message[256];   /* as the file's /events */
 };
 /* The run's most recent events (at most RUN_EVENTS_KEPT), oldest first: calls fn for each. */
 #define RUN_EVENTS_KEPT 4096

@@ -1,6 +1,7 @@
 /* The runner: a plan executed at absolute deadlines, with pause, resume, abort. */
 #include "runner.h"
 #include "timeutil.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <math.h>
@@ -39,6 +40,7 @@ struct runner {
     int64_t pause_ns;                   /* when the current pause began */
     uint64_t update_k;                  /* next update index within the step */
     int step_index;                     /* /steps row of the current step */
+    bool prompt_answered;               /* the current prompt was confirmed while paused */
     struct rec_step row;
 };
 
@@ -66,7 +68,7 @@ static void emit(struct runner *r, const char *sev, const char *code, const char
     char msg[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    utf8_vformat(msg, sizeof msg, fmt, ap);
     va_end(ap);
     r->hooks.event(r->hooks.ctx, pclock_now(r->clk), sev, code, msg);
 }
@@ -80,13 +82,19 @@ static void cursor_path(const struct runner *r, char *buf, size_t len)
         n += (size_t)snprintf(buf + n, len - n, "%s%zu", i ? "." : "", r->stack[i].idx + 1);
 }
 
-/* Step name for /steps, with the pass of every enclosing repeat. */
+/* Step name for /steps, with the pass of every enclosing repeat. The passes
+ * always fit (the protocol loader bounds name lengths); were the name too
+ * long, it is the name that is cut, between two characters. */
 static void cursor_name(const struct runner *r, char *buf, size_t len)
 {
-    size_t n = (size_t)snprintf(buf, len, "%s", r->cur->name);
-    for (int i = 1; i <= r->depth && n < len; i++)
-        n += (size_t)snprintf(buf + n, len - n, " [%u/%u]", r->stack[i].iter + 1,
+    char passes[PLAN_MAX_DEPTH * 24 + 1] = "";
+    size_t n = 0;
+    for (int i = 1; i <= r->depth && n < sizeof passes; i++)
+        n += (size_t)snprintf(passes + n, sizeof passes - n, " [%u/%u]", r->stack[i].iter + 1,
                               r->stack[i].parent->count);
+    n = strlen(passes);
+    utf8_copy(buf, n < len ? len - n : 1, r->cur->name);
+    utf8_copy(buf + strlen(buf), len - strlen(buf), passes);
 }
 
 /* Create a runner for plan. */
@@ -223,6 +231,7 @@ static void step_begin(struct runner *r)
     int64_t now = pclock_now(r->clk);
     r->step_actual_ns = now;
     r->update_k = 0;
+    r->prompt_answered = false;
     memset(&r->row, 0, sizeof r->row);
     r->row.index = r->step_index++;
     cursor_path(r, r->row.path, sizeof r->row.path);
@@ -347,8 +356,7 @@ int runner_start_at(struct runner *r, int64_t start_ns, const struct runner_pos 
         const struct plan_step *s = &parent->steps[pos->idx[i]];
         if ((i < pos->depth) != (s->kind == STEP_REPEAT))
             return -EINVAL;
-        r->stack[i] = (struct frame){ .parent = parent, .idx = pos->idx[i] + (i == pos->depth),
-                                      .iter = pos->iter[i] };
+        r->stack[i] = (struct frame){ .parent = parent, .idx = pos->idx[i], .iter = pos->iter[i] };
         parent = s;
     }
     r->depth = pos->depth;
@@ -358,6 +366,7 @@ int runner_start_at(struct runner *r, int64_t start_ns, const struct runner_pos 
     r->start_ns = start_ns;
     r->plan_pos_ns = pos->plan_pos_ns;
     r->step_index = pos->step_index + 1;
+    r->prompt_answered = false;
     const struct plan_step *s = r->cur;
     bool open = s->kind == STEP_WAIT || s->kind == STEP_PROMPT;
     /* The downtime is a pause. Inside a pause that was already on, or inside a
@@ -368,6 +377,7 @@ int runner_start_at(struct runner *r, int64_t start_ns, const struct runner_pos 
     r->row.index = pos->step_index;
     cursor_path(r, r->row.path, sizeof r->row.path);
     cursor_name(r, r->row.name, sizeof r->row.name);
+    r->stack[r->depth].idx++;     /* as after step_begin: the leaf's frame points past it */
     r->row.planned_start = pos->row_planned_start;
     r->row.start = pos->row_start;
     r->row.end = NAN;
@@ -454,6 +464,10 @@ int runner_resume(struct runner *r, const char *reason)
         r->step_start_ns += gap;
     else
         r->shift_ns -= gap;
+    if (s->kind == STEP_PROMPT && r->prompt_answered) {
+        step_end(r, "confirmed", now);     /* answered during the pause: go on */
+        return 0;
+    }
     if (s->kind == STEP_RAMP || s->kind == STEP_WAVEFORM) {
         /* Re-phase: send the value for now, then continue on the shifted grid. */
         int64_t off = now - r->step_start_ns;
@@ -507,11 +521,20 @@ int runner_fault(struct runner *r, const char *reason)
     return runner_stop(r, RUN_FAULTED, "run_faulted", reason);
 }
 
-/* Answer the pending prompt. */
+/* Answer the pending prompt. In a paused run the answer is recorded now and
+ * the run goes on past the prompt when it is resumed: the technician who did
+ * what the prompt asked need not wait for the resume to say so. */
 int runner_confirm(struct runner *r, const char *who)
 {
-    if (r->state != RUN_RUNNING || r->cur == NULL || r->cur->kind != STEP_PROMPT)
+    if ((r->state != RUN_RUNNING && r->state != RUN_PAUSED) || r->cur == NULL ||
+        r->cur->kind != STEP_PROMPT || r->prompt_answered)
         return -ENOENT;
+    if (r->state == RUN_PAUSED) {
+        r->prompt_answered = true;
+        emit(r, "info", "prompt_confirmed", "prompt confirmed by %s while the run is paused; "
+             "the run goes on past it when resumed", who);
+        return 0;
+    }
     emit(r, "info", "prompt_confirmed", "prompt confirmed by %s", who);
     step_end(r, "confirmed", pclock_now(r->clk));
     return 0;
@@ -548,7 +571,8 @@ void runner_get_status(struct runner *r, struct runner_status *st)
         st->step_elapsed_ns = now - r->step_start_ns;
         if (st->step_elapsed_ns < 0)
             st->step_elapsed_ns = 0;
-        st->waiting_prompt = r->cur->kind == STEP_PROMPT;
+        st->waiting_prompt = r->cur->kind == STEP_PROMPT && !r->prompt_answered;
+        st->prompt_answered = r->cur->kind == STEP_PROMPT && r->prompt_answered;
         st->prompt = r->cur->prompt;
         st->run_elapsed_ns = r->plan_pos_ns + (r->cur->kind == STEP_WAIT || r->cur->kind == STEP_PROMPT
                                                ? 0 : st->step_elapsed_ns);

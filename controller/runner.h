@@ -43,13 +43,14 @@ struct runner_hooks {
 struct runner_status {
     enum run_state state;
     char step_path[32];
-    char step_name[64];
+    char step_name[REC_STEP_NAME];
     const char *step_kind;
     int64_t step_elapsed_ns, step_duration_ns;  /* duration 0: open-ended */
     int64_t run_elapsed_ns;                     /* protocol time, pauses excluded */
     int64_t planned_total_ns;
     int64_t shift_ns;                           /* how much waits and pauses added */
     bool waiting_prompt;
+    bool prompt_answered;                       /* confirmed while paused: goes on when resumed */
     const char *prompt;
     int step_index;
 };
@@ -82,7 +83,8 @@ int runner_resume(struct runner *r, const char *reason);
 int runner_abort(struct runner *r, const char *reason);
 /* A device failed: stop the run as faulted and apply the safe state. */
 int runner_fault(struct runner *r, const char *reason);
-/* Answer the pending prompt. Returns -ENOENT if none is pending. */
+/* Answer the pending prompt; in a paused run the run goes on past it when
+ * resumed. Returns -ENOENT if none is pending. */
 int runner_confirm(struct runner *r, const char *who);
 /* A new valid sample of channel (for wait_until). */
 void runner_on_sample(struct runner *r, int channel, double value, int64_t t);

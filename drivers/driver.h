@@ -40,6 +40,7 @@ struct driver_channel {
     char unit[16];          /* unit for display and files; for Q_NONE e.g. "port" */
     unsigned readable : 1;  /* sampled by the bus thread */
     unsigned writable : 1;  /* accepts setpoints */
+    unsigned integer : 1;   /* setpoints are whole numbers only (a valve's port): 2.5 is refused */
     double min, max;        /* setpoint limits (writable) or physical range (readable); NaN = none */
     double sample_hz;       /* default sampling rate; the rig file may override */
     double volume_ul;       /* flow actuators: volume available (syringe), uL; 0 = unknown */

@@ -87,6 +87,10 @@ static void describe(const struct profile_reg *r, struct driver_channel *ch)
 {
     *ch = (struct driver_channel){ .q = r->q, .readable = r->readable, .writable = r->writable,
                                    .min = r->min, .max = r->max, .sample_hz = r->sample_hz };
+    /* A plain number held in an integer register one for one (a port, a
+     * count): a fraction would be rounded on the wire, so it is refused. */
+    ch->integer = r->q == Q_NONE && r->type != MB_F32 && fabs(r->scale) == 1.0 &&
+                  r->offset == floor(r->offset);
     snprintf(ch->name, sizeof ch->name, "%s", r->name);
     /* Values reach the rest of perfuse in the canonical unit, whatever the profile's unit. */
     snprintf(ch->unit, sizeof ch->unit, "%s", r->q == Q_NONE ? r->unit : quantity_unit(r->q));

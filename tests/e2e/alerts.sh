@@ -60,6 +60,27 @@ check "what was held back is counted in the next alert" grep -qE "^alarm\|alarm\
 check "a prompt alert carries the prompt's text" grep -q "^prompt|info|runner|prompt|.*waiting for the operator: Top up the reservoir" "$T/alerts.log"
 check "a restart alert" grep -q "^restart|warning|daemon|restart|.*|$id.*|sim|$file|perfused restarted after" "$T/alerts.log"
 check "a run-end alert with the final state" grep -q "^run_end|info|runner|completed|[0-9]*|$id[0-9a-f]*|sim|$file|run of .alerts. ended: completed" "$T/alerts.log"
+# A new run whose first step is a prompt: its alert is about the new run, not
+# the last one (the prompt comes while the run is being started).
+cat >"$T/p2.yaml" <<'P'
+perfuse: 1
+name: first a prompt
+rig: sim
+safe_state: {pump1: 0 uL/min}
+steps:
+  - {name: ask first, prompt: Fill the syringe first}
+  - {set: {pump1: 1 uL/min}, for: 1 s}
+P
+file2=$(ctl run "$T/p2.yaml" | sed -n 's/^file //p')
+id2=$(basename "$file2" .h5 | sed 's/.*-//')
+timeout 10 sh -c "until grep -q 'Fill the syringe first' '$T/alerts.log' 2>/dev/null; do sleep 0.1; done"
+check "a new run's first prompt alert carries that run's id and file, not the last run's" "$PYTHON" -c "
+import sys
+rows = [l.rstrip('\n').split('|', 8) for l in open(sys.argv[1]) if 'Fill the syringe first' in l]
+sys.exit(0 if len(rows) == 1 and rows[0][0] == 'prompt' and rows[0][5].startswith(sys.argv[2])
+         and rows[0][7] == sys.argv[3] else 1)" "$T/alerts.log" "$id2" "$file2"
+ctl abort --reason "end of the test" >/dev/null
+ctl wait >/dev/null
 sed "s|^rig: sim$|rig: sim\nalerts: {min_interval: soon}|" "$T/rig0.yaml" >"$T/bad.yaml"
 "$BUILD/perfusectl" check --rig "$T/bad.yaml" protocols/demo.yaml >"$T/bad.out" 2>&1
 check "a bad alerts section is refused, naming the fix" grep -q "'alerts' needs 'command'" "$T/bad.out"

@@ -15,18 +15,19 @@
 #define S 1000000000LL
 
 static struct rig rig;
-static struct rig_device devs[2];
-static struct rig_channel chans[2];
+static struct rig_device devs[3];
+static struct rig_channel chans[3];
 
-/* A rig with pumpA.flow (writable, 0..1000 uL/min) and sensor.pressure. */
+/* A rig with pumpA.flow (writable, 0..1000 uL/min), sensor.pressure and
+ * valve.position (ports 1..6, whole numbers only). */
 static int make_rig(void **state)
 {
     (void)state;
     rig.name = "test";
     rig.devices = devs;
-    rig.n_devices = 2;
+    rig.n_devices = 3;
     rig.channels = chans;
-    rig.n_channels = 2;
+    rig.n_channels = 3;
     devs[0] = (struct rig_device){ .name = "pumpA", .n_chans = 1, .first_channel = 0 };
     devs[0].chans[0] = (struct driver_channel){ .name = "flow", .q = Q_FLOW, .unit = "uL/min",
                                                 .readable = 1, .writable = 1, .min = 0, .max = 1000 };
@@ -37,6 +38,11 @@ static int make_rig(void **state)
                                      .readable = true, .writable = true, .min = 0, .max = 1000 };
     chans[1] = (struct rig_channel){ .name = "sensor.pressure", .device = 1, .q = Q_PRESSURE,
                                      .unit = "mbar", .readable = true, .min = NAN, .max = NAN };
+    devs[2] = (struct rig_device){ .name = "valve", .n_chans = 1, .first_channel = 2 };
+    devs[2].chans[0] = (struct driver_channel){ .name = "position", .q = Q_NONE, .unit = "port",
+                                                .readable = 1, .writable = 1, .integer = 1, .min = 1, .max = 6 };
+    chans[2] = (struct rig_channel){ .name = "valve.position", .device = 2, .q = Q_NONE, .unit = "port",
+                                     .readable = true, .writable = true, .integer = true, .min = 1, .max = 6 };
     return 0;
 }
 
@@ -113,6 +119,15 @@ static void test_malformed_protocols_name_line_column_and_problem(void **state)
         { "perfuse: 1\nname: x\nsteps:\n  - {set: {pumpA: 1 uL/min}, for: 20000 d}\n  - {set: {pumpA: 1 uL/min}, for: 20000 d}\n", 5, 5, "overflows" },
         { "perfuse: 1\nname: x\nsteps:\n  - {ramp: {pumpA: [1 uL/min, 2 uL/min]}, over: 1 h, update_rate: 0 Hz}\n", 4, 67, "between 0 and 100 Hz" },
         { "perfuse: 1\nname: x\nsteps:\n  - waveform: {pumpA: {shape: pulse, mean: 5 uL/min, amplitude: 1 uL/min, period: 1 s, duty: 150 %}}\n    for: 1 s\n", 4, 94, "duty must be between" },
+        /* A valve's port is a whole number: no fractions, no ramps or sines through them. */
+        { "perfuse: 1\nname: x\nsteps:\n  - {set: {valve: 2.5}, for: 1 s}\n", 4, 19, "valve.position takes whole numbers only" },
+        { "perfuse: 1\nname: x\nsafe_state: {valve: 1.5}\nsteps:\n  - {set: {valve: 2}, for: 1 s}\n", 3, 21, "whole numbers only" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {ramp: {valve: [1, 4]}, over: 1 s}\n", 4, 13, "would pass through fractions" },
+        { "perfuse: 1\nname: x\nsteps:\n  - waveform: {valve: {shape: sine, mean: 3, amplitude: 1, period: 1 s}}\n    for: 1 s\n", 4, 31, "sine waveform on valve.position" },
+        { "perfuse: 1\nname: x\nsteps:\n  - waveform: {valve: {shape: square, mean: 2.5, amplitude: 0.5, period: 1 s}}\n    for: 1 s\n", 4, 45, "holds its mean (2.5)" },
+        /* Text a run keeps whole: too long is an error where it is written. */
+        { "perfuse: 1\nname: x\nsteps:\n  - {name: \"" "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\xc3\xa9"
+          "\", set: {pumpA: 1 uL/min}, for: 1 s}\n", 4, 12, "is 97 bytes long; at most 96 bytes fit" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct diag d;
@@ -229,6 +244,37 @@ static void test_diagnostics_are_capped(void **state)
     free(text);
 }
 
+/* A step name of 96 bytes and a prompt of 200, ending in a two-byte
+ * character, fit and are kept whole; one byte more is refused with its place. */
+static void test_names_and_prompts_that_fit_are_kept_whole(void **state)
+{
+    (void)state;
+    char name[97], prompt[201], text[1024];
+    memset(name, 'n', 94);
+    memcpy(name + 94, "\xc3\xa9", 3);
+    memset(prompt, 'p', 198);
+    memcpy(prompt + 198, "\xc3\xa9", 3);
+    snprintf(text, sizeof text, "perfuse: 1\nname: x\nsteps:\n  - {name: %s, set: {pumpA: 1 uL/min}, for: 1 s}\n"
+             "  - {prompt: %s}\n", name, prompt);
+    struct diag d;
+    struct plan *p = load(text, strlen(text), &d);
+    if (p == NULL) {
+        diag_print(&d, stderr);
+        fail();
+    }
+    assert_string_equal(p->root.steps[0].name, name);
+    assert_string_equal(p->root.steps[1].prompt, prompt);
+    plan_free(p);
+    diag_free(&d);
+    snprintf(text, sizeof text, "perfuse: 1\nname: x\nsteps:\n  - {prompt: q%s}\n", prompt);
+    p = load(text, strlen(text), &d);
+    assert_null(p);
+    assert_int_equal(d.msgs[0].line, 4);
+    assert_int_equal(d.msgs[0].col, 14);
+    assert_non_null(strstr(d.msgs[0].text, "the 'prompt' text is 201 bytes long; at most 200 bytes fit"));
+    diag_free(&d);
+}
+
 /* Totals are exact sums, including nested repeats. */
 static void test_total_duration_is_the_exact_sum(void **state)
 {
@@ -268,6 +314,7 @@ int main(void)
         cmocka_unit_test(test_flow_nesting_is_bounded),
         cmocka_unit_test(test_diagnostics_are_capped),
         cmocka_unit_test(test_total_duration_is_the_exact_sum),
+        cmocka_unit_test(test_names_and_prompts_that_fit_are_kept_whole),
     };
     return cmocka_run_group_tests(tests, make_rig, NULL);
 }

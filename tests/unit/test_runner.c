@@ -293,6 +293,76 @@ static void test_prompt_waits_for_confirm(void **state)
     teardown(h);
 }
 
+/* A prompt confirmed while the run is paused: the answer is taken (once),
+ * nothing moves during the pause, and the run goes on past it at the resume. */
+static void test_prompt_confirmed_while_paused_goes_on_at_resume(void **state)
+{
+    (void)state;
+    struct harness *h = setup("perfuse: 1\nname: t\nsteps:\n"
+                              "  - {prompt: Replace the reservoir}\n"
+                              "  - {set: {pumpA: 2 uL/min}, for: 10 s}\n");
+    start(h, 0);
+    run_until(h, 1000 * S);
+    h->clk.now = 50 * S;
+    assert_int_equal(runner_pause(h->runner, "tester"), 0);
+    h->clk.now = 60 * S;
+    assert_int_equal(runner_confirm(h->runner, "tester"), 0);
+    struct runner_status st;
+    runner_get_status(h->runner, &st);
+    assert_int_equal(st.state, RUN_PAUSED);
+    assert_false(st.waiting_prompt);
+    assert_true(st.prompt_answered);
+    assert_int_equal(runner_confirm(h->runner, "tester"), -2);
+    run_until(h, 1000 * S);
+    assert_int_equal(h->n_rows, 1);             /* still on the prompt while paused */
+    h->clk.now = 100 * S;
+    assert_int_equal(runner_resume(h->runner, "tester"), 0);
+    assert_int_equal(h->n_rows, 2);
+    assert_string_equal(h->rows[0].outcome, "confirmed");
+    assert_float_equal(h->rows[0].end, 100.0, 0);
+    assert_float_equal(h->rows[1].start, 100.0, 0);
+    run_until(h, INT64_MAX);
+    assert_int_equal(h->final, RUN_COMPLETED);
+    teardown(h);
+}
+
+/* Continued after a restart, a step keeps its own path ("2", "3.1"), not the next one's. */
+static void test_a_continued_step_keeps_its_path(void **state)
+{
+    (void)state;
+    const char *text = "perfuse: 1\nname: t\nsteps:\n"
+                       "  - {set: {pumpA: 1 uL/min}, for: 10 s}\n"
+                       "  - {prompt: Replace the reservoir}\n"
+                       "  - repeat: 2\n"
+                       "    steps:\n"
+                       "      - {prompt: Look}\n"
+                       "      - {set: {pumpA: 2 uL/min}, for: 10 s}\n";
+    struct harness *h = setup(text);
+    start(h, 0);
+    run_until(h, 1000 * S);
+    struct runner_pos pos;
+    assert_true(runner_get_pos(h->runner, &pos));
+    struct harness *g = setup(text);
+    assert_int_equal(runner_start_at(g->runner, 0, &pos, 0), 0);
+    struct runner_status st;
+    runner_get_status(g->runner, &st);
+    assert_string_equal(st.step_path, "2");
+    assert_string_equal(g->rows[pos.step_index].path, "2");
+    assert_int_equal(runner_confirm(g->runner, "tester"), 0);
+    run_until(g, 2000 * S);
+    runner_get_status(g->runner, &st);
+    assert_string_equal(st.step_path, "3.1");
+    assert_true(runner_get_pos(g->runner, &pos));
+    struct harness *k = setup(text);
+    assert_int_equal(runner_start_at(k->runner, 0, &pos, 0), 0);
+    runner_get_status(k->runner, &st);
+    assert_string_equal(st.step_path, "3.1");
+    assert_string_equal(st.step_name, "prompt (line 8) [1/2]");
+    teardown(k);
+    teardown(g);
+    teardown(h);
+}
+
 static void test_waveform_follows_its_shape_and_ends_at_the_mean(void **state)
 {
     (void)state;
@@ -335,6 +405,8 @@ int main(void)
         cmocka_unit_test(test_wait_until_shifts_what_follows_by_the_time_it_took),
         cmocka_unit_test(test_wait_timeout_aborts_by_default),
         cmocka_unit_test(test_prompt_waits_for_confirm),
+        cmocka_unit_test(test_prompt_confirmed_while_paused_goes_on_at_resume),
+        cmocka_unit_test(test_a_continued_step_keeps_its_path),
         cmocka_unit_test(test_waveform_follows_its_shape_and_ends_at_the_mean),
         cmocka_unit_test(test_abort_applies_safe_state_and_closes_the_step),
     };
