@@ -191,9 +191,6 @@ static size_t queued_bytes(struct client *cl)
 }
 
 static void pump(struct client *cl);
-static void client_close(struct client *cl);
-static void write_done(uv_write_t *w, int status);
-static size_t queued_bytes(struct client *cl);
 static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 static void connection_cb(uv_stream_t *server, int status);
 
@@ -310,22 +307,20 @@ static void client_drop(struct client *cl, const char *code, const char *message
 void control_send(struct ctl_client *pub, json_t *msg)
 {
     struct client *cl = (struct client *)pub;
+    if (cl->stream.active && !cl->closing && cl->dropping_since_ns == 0) {
+        /* Not inside the line being streamed: after it. */
+        if (cl->held == NULL)
+            cl->held = json_array();
+        if (msg != NULL && json_array_size(cl->held) < 16)
+            json_array_append_new(cl->held, msg);
+        else
+            json_decref(msg);
+        return;
+    }
     char *text = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
     if (text == NULL || cl->closing || cl->dropping_since_ns != 0) {
         free(text);
-        return;
-    }
-    if (cl->stream.active) {
-        /* Not inside the line being streamed: after it. */
-        json_t *m = json_loads(text, 0, NULL);
-        free(text);
-        if (cl->held == NULL)
-            cl->held = json_array();
-        if (m != NULL && json_array_size(cl->held) < 16)
-            json_array_append_new(cl->held, m);
-        else
-            json_decref(m);
         return;
     }
     if (queued_bytes(cl) > CONTROL_MAX_QUEUED) {
