@@ -59,6 +59,20 @@ void daemon_alert(struct daemon *d, const struct run *run, const char *kind, con
     alerts_send(&d->alerts, pclock_now(&d->clock), &in);
 }
 
+/* A journal write failed or worked again: a run that cannot be continued
+ * after a crash is an alarm, not only a log line. */
+static void journal_result(void *ctx, const char *path, int err)
+{
+    struct daemon *d = ctx;
+    int64_t now = pclock_now(&d->clock);
+    if (err < 0)
+        alarms_raise(&d->alarms, now, "alarm", "journal", "journal_failed", NULL,
+                     "cannot write %s: %s; after a crash or restart the run could not be "
+                     "continued from here (free disk space or file descriptors)", path, strerror(-err));
+    else
+        alarms_clear(&d->alarms, now, "journal", "journal_failed", NULL);
+}
+
 static struct run *live_run(struct daemon *d);
 
 /* A latched safe state is released: its alarm is acknowledged and clear. */
@@ -621,6 +635,8 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
         rc = setup_plausibility(d);
     if (rc == 0) {
         journal_writer_init(&d->journal, loop, cfg->data_dir);
+        d->journal.result = journal_result;
+        d->journal.result_ctx = d;
         continue_journaled_run(d);
     }
     if (rc < 0)

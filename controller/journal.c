@@ -235,6 +235,8 @@ static void after_cb(uv_work_t *req, int status)
     free(w->writing);
     w->writing = NULL;
     w->busy = false;
+    if (w->result != NULL)
+        w->result(w->result_ctx, w->path, w->last_error);
     start_next(w);
 }
 
@@ -248,10 +250,15 @@ static void start_next(struct journal_writer *w)
     w->remove_pending = false;
     w->busy = true;
     w->work.data = w;
-    if (uv_queue_work(w->loop, &w->work, work_cb, after_cb) < 0) {
+    int rc = uv_queue_work(w->loop, &w->work, work_cb, after_cb);
+    if (rc < 0) {
         w->busy = false;
         free(w->writing);
         w->writing = NULL;
+        w->last_error = rc;
+        log_error("journal", "%s: cannot queue the write: %s", w->path, uv_strerror(rc));
+        if (w->result != NULL)
+            w->result(w->result_ctx, w->path, rc);
     }
 }
 

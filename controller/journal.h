@@ -70,6 +70,10 @@ struct journal_writer {
     uv_work_t work;
     char *writing;                  /* the text the thread pool is writing (NULL: remove) */
     int last_error;                 /* of the last write, 0 if it worked */
+    /* Told the outcome of every write or removal (0 or a negative errno), on
+     * the loop thread; NULL: only logged. */
+    void (*result)(void *ctx, const char *path, int err);
+    void *result_ctx;
 };
 
 void journal_writer_init(struct journal_writer *w, uv_loop_t *loop, const char *dir);

@@ -108,7 +108,8 @@ void run_event(struct run *r, int64_t t_ns, const char *severity, const char *so
     if (r->events == NULL)
         r->events = calloc(RUN_EVENTS_KEPT, sizeof *r->events);
     if (r->events != NULL) {
-        struct run_event_rec *e = &r->events[r->n_events++ % RUN_EVENTS_KEPT];
+        struct run_event_rec *e = &r->events[r->n_events % RUN_EVENTS_KEPT];
+        e->seq = r->n_events++;
         e->t = rel(r, t_ns);
         utf8_copy(e->severity, sizeof e->severity, severity);
         utf8_copy(e->source, sizeof e->source, source);
@@ -374,15 +375,24 @@ static int refuse_if_latched(struct run *r, const char *path, struct diag *d)
 int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
               const struct run_actor *who, struct diag *d, struct run **out)
 {
+    struct plan *plan;
+    int rc = plan_load(path, text, len, dm->rig, &plan, d);
+    return rc < 0 ? rc : run_start_plan(dm, plan, who, d, out);
+}
+
+/* Start a loaded plan now. */
+int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor *who,
+                   struct diag *d, struct run **out)
+{
+    const char *path = plan->path;
     struct run *r = calloc(1, sizeof *r);
-    if (r == NULL)
+    if (r == NULL) {
+        plan_free(plan);
         return -ENOMEM;
-    r->dm = dm;
-    int rc = plan_load(path, text, len, dm->rig, &r->plan, d);
-    if (rc < 0) {
-        free(r);
-        return rc;
     }
+    r->dm = dm;
+    r->plan = plan;
+    int rc;
     if ((rc = overrides_init(r)) < 0 || (rc = refuse_if_latched(r, path, d)) < 0) {
         run_free(r);
         return rc;
@@ -807,6 +817,19 @@ void run_events_each(const struct run *r, void (*fn)(const struct run_event_rec 
     size_t first = r->n_events > RUN_EVENTS_KEPT ? r->n_events - RUN_EVENTS_KEPT : 0;
     for (size_t i = first; i < r->n_events; i++)
         fn(&r->events[i % RUN_EVENTS_KEPT], arg);
+}
+
+uint64_t run_events_total(const struct run *r)
+{
+    return r->events ? r->n_events : 0;
+}
+
+const struct run_event_rec *run_event_at(const struct run *r, uint64_t seq)
+{
+    if (r->events == NULL || seq >= r->n_events)
+        return NULL;
+    const struct run_event_rec *e = &r->events[seq % RUN_EVENTS_KEPT];
+    return e->seq == seq ? e : NULL;
 }
 
 void run_set_closed_cb(struct run *r, run_closed_cb cb)

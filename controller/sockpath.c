@@ -33,12 +33,15 @@ static void user_name(uid_t uid, char *buf, size_t len)
         snprintf(buf, len, "uid %u", (unsigned)uid);
 }
 
-/* The directory exists (made 0750 if it did not), is ours, and only we may write it. */
+/* The directory exists (made 0755 if it did not: viewers must reach the
+ * read-only socket, and each socket's own mode says who may use it), is ours,
+ * and only we may write it. */
 static int check_dir(const char *dir, char *err, size_t errlen)
 {
     struct stat st;
     if (stat(dir, &st) < 0) {
-        if (errno != ENOENT || (mkdir(dir, 0750) < 0 && errno != EEXIST) || stat(dir, &st) < 0) {
+        if (errno != ENOENT || (mkdir(dir, 0755) < 0 && errno != EEXIST) ||
+            (chmod(dir, 0755) < 0 && errno != EPERM) || stat(dir, &st) < 0) {
             int e = errno;
             snprintf(err, errlen, "cannot create the socket directory %s: %s", dir, strerror(e));
             return -e;
@@ -59,7 +62,7 @@ static int check_dir(const char *dir, char *err, size_t errlen)
     }
     if (st.st_mode & (S_IWGRP | S_IWOTH)) {
         snprintf(err, errlen, "the socket directory %s is writable by %s (mode %04o), who could "
-                 "replace the socket; run 'chmod go-w %s' (0750 lets the group reach the socket) "
+                 "replace the socket; run 'chmod go-w %s' (0755 lets viewers reach the read-only socket) "
                  "or give --socket a path in another directory", dir,
                  st.st_mode & S_IWOTH ? "everyone" : "its group", (unsigned)(st.st_mode & 07777), dir);
         return -EPERM;

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* Make path ready to bind: create its directory (0750) if missing; refuse a
+/* Make path ready to bind: create its directory (0755) if missing; refuse a
  * directory of another user or one writable by group or others; refuse a path
  * that exists and is not a socket, or on which a daemon answers; remove a
  * stale socket. Returns 0, or a negative errno with a message naming the

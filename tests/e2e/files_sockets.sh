@@ -28,7 +28,7 @@ umask 000
 start_daemon p --socket "$T/p/sockdir/sock" || { not_ok "daemon starts"; finish; }
 umask 022
 SOCK="$T/p/sockdir/sock"
-check "a missing socket directory is created 0750 ($(mode "$T/p/sockdir"))" test "$(mode "$T/p/sockdir")" = 750
+check "a missing socket directory is created 0755 ($(mode "$T/p/sockdir"))" test "$(mode "$T/p/sockdir")" = 755
 check "the socket is 0660 ($(mode "$SOCK"))" test "$(mode "$SOCK")" = 660
 file=$(ctl run "$T/p.yaml" | sed -n 's/^file //p')
 timeout 10 sh -c "until [ -f '$T/p/runs/run.journal' ]; do sleep 0.1; done"
