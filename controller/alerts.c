@@ -4,20 +4,28 @@
 #include "timeutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define HOUR_NS (3600LL * 1000000000LL)
 #define ALERT_TIMEOUT_MS 60000
 
 extern char **environ;
 
-/* One running command: its process and its time limit. */
+/* One running command: its process, watched through a pidfd, and its time limit. */
 struct alert_proc {
-    uv_process_t proc;
+    uv_poll_t poll;             /* the pidfd: readable once the command has exited */
     uv_timer_t timer;
     struct alerts *a;
+    pid_t pid;
+    int pidfd;
     int closing;
 };
 
@@ -70,32 +78,84 @@ static int allowed(struct alerts *a, const char *key, int64_t now)
 static void handle_closed(uv_handle_t *h)
 {
     struct alert_proc *p = h->data;
-    if (--p->closing == 0)
+    if (--p->closing == 0) {
+        close(p->pidfd);
         free(p);
+    }
 }
 
-/* The command exited. */
-static void exited(uv_process_t *proc, int64_t status, int sig)
+/* The command exited (its pidfd became readable): reap it. */
+static void exited(uv_poll_t *poll, int status, int events)
 {
-    struct alert_proc *p = proc->data;
+    struct alert_proc *p = poll->data;
+    (void)status;
+    (void)events;
+    int ws = 0;
+    if (waitpid(p->pid, &ws, WNOHANG) == 0)
+        return;                             /* not yet: the pidfd will say so again */
     p->a->running--;
-    if (status != 0 || sig != 0) {
+    if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
         p->a->failed++;
-        log_warn("alerts", "the alert command exited with %s %d", sig ? "signal" : "status",
-                 sig ? sig : (int)status);
+        log_warn("alerts", "the alert command exited with %s %d", WIFSIGNALED(ws) ? "signal" : "status",
+                 WIFSIGNALED(ws) ? WTERMSIG(ws) : WEXITSTATUS(ws));
     }
     uv_timer_stop(&p->timer);
     p->closing = 2;
-    uv_close((uv_handle_t *)&p->proc, handle_closed);
+    uv_close((uv_handle_t *)&p->poll, handle_closed);
     uv_close((uv_handle_t *)&p->timer, handle_closed);
 }
 
-/* The command ran too long: kill it (exited() then cleans up). */
+/* The command ran too long: kill it (exited() then cleans up). The pid is
+ * still ours to signal: nothing reaps it but exited(). */
 static void too_long(uv_timer_t *t)
 {
     struct alert_proc *p = t->data;
     log_warn("alerts", "the alert command ran for %d s; killing it", ALERT_TIMEOUT_MS / 1000);
-    uv_process_kill(&p->proc, SIGKILL);
+    kill(p->pid, SIGKILL);
+}
+
+/* Start /bin/sh -c command with env: stdin from /dev/null, stdout and stderr
+ * to our stderr, and no other descriptor of ours. Every descriptor perfused
+ * opens is close-on-exec, but one opened by a library (HDF5) on another
+ * thread can be caught between its open and its fcntl, so the child closes
+ * everything above 2 as well. Returns the pid, or a negative errno. */
+static pid_t spawn_command(const char *command, char **env)
+{
+    char *args[] = { "/bin/sh", "-c", (char *)command, NULL };
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    struct rlimit rl;
+    unsigned int max_fd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+                          rl.rlim_cur < 1048576 ? (unsigned int)rl.rlim_cur : 1048576;
+    /* No signal handler of ours may run in the child before exec (libuv's
+     * would write to the loop's pipe, shared with us). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* The child: async-signal-safe calls only, up to exec. */
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        for (int sig = 1; sig < NSIG; sig++)
+            sigaction(sig, &dfl, NULL);
+        if (devnull >= 0)
+            dup2(devnull, 0);
+        else
+            close(0);
+        dup2(2, 1);
+        if (close_range(3, ~0U, 0) < 0)
+            for (unsigned int fd = 3; fd < max_fd; fd++)
+                close((int)fd);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execve("/bin/sh", args, env);
+        _exit(127);
+    }
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (devnull >= 0)
+        close(devnull);
+    return pid < 0 ? -e : pid;
 }
 
 int alerts_send(struct alerts *a, int64_t now, const struct alert_info *in)
@@ -140,21 +200,29 @@ int alerts_send(struct alerts *a, int64_t now, const struct alert_info *in)
         return -ENOMEM;
     }
     p->a = a;
-    char *args[] = { "/bin/sh", "-c", a->command, NULL };
-    uv_stdio_container_t stdio[3] = { { .flags = UV_IGNORE }, { .flags = UV_INHERIT_FD, .data.fd = 2 },
-                                      { .flags = UV_INHERIT_FD, .data.fd = 2 } };
-    uv_process_options_t opt = { .exit_cb = exited, .file = "/bin/sh", .args = args, .env = env,
-                                 .stdio_count = 3, .stdio = stdio };
-    p->proc.data = p;
-    int rc = uv_spawn(a->loop, &p->proc, &opt);
+    p->pid = spawn_command(a->command, env);
     free(env);
+    int rc = p->pid < 0 ? (int)p->pid : 0;
+    if (rc == 0) {
+        p->pidfd = pidfd_open(p->pid, 0);
+        if (p->pidfd < 0) {
+            rc = -errno;
+            kill(p->pid, SIGKILL);          /* cannot be watched: do not leave it behind */
+            waitpid(p->pid, NULL, 0);
+        } else if ((rc = uv_poll_init(a->loop, &p->poll, p->pidfd)) < 0) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, NULL, 0);
+            close(p->pidfd);
+        }
+    }
     if (rc < 0) {
         a->failed++;
-        log_warn("alerts", "cannot run the alert command: %s", uv_strerror(rc));
-        p->closing = 1;
-        uv_close((uv_handle_t *)&p->proc, handle_closed);
+        log_warn("alerts", "cannot run the alert command: %s", strerror(-rc));
+        free(p);
         return rc;
     }
+    p->poll.data = p;
+    uv_poll_start(&p->poll, UV_READABLE, exited);
     uv_timer_init(a->loop, &p->timer);
     p->timer.data = p;
     uv_timer_start(&p->timer, too_long, ALERT_TIMEOUT_MS, 0);

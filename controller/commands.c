@@ -2,6 +2,7 @@
 #include "commands.h"
 #include "control_proto.h"
 #include "daemon.h"
+#include "planwork.h"
 #include "run.h"
 #include "timeutil.h"
 
@@ -9,6 +10,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "units.h"
@@ -56,7 +58,24 @@ static int cmd_hello(struct ctl_client *cl, json_t *req, json_t *res, char *err,
 /* How long a run request waits for the file of a run that has just ended. */
 #define RUN_CLOSE_WAIT_MS 15000
 
-/* run: load a protocol and start it. */
+/* The diagnostics of a failed load as the reply's list and err. */
+static int load_failed(struct diag *dg, int rc, json_t *res, char *err, size_t len)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < dg->n; i++)
+        json_array_append_new(list, json_pack("{s:s,s:i,s:i,s:s,s:s}", "file", dg->msgs[i].file,
+            "line", dg->msgs[i].line, "column", dg->msgs[i].col, "severity",
+            dg->msgs[i].severity == DIAG_ERROR ? "error" : "warning", "message", dg->msgs[i].text));
+    json_object_set_new(res, "diagnostics", list);
+    if (dg->omitted)
+        json_object_set_new(res, "diagnostics_omitted", json_integer((json_int_t)dg->omitted));
+    char *all = diag_join(dg);
+    utf8_copy(err, len, all && *all ? all : strerror(-rc));
+    free(all);
+    return rc;
+}
+
+/* run: load a protocol (on the thread pool) and start it. */
 static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
     struct daemon *d = control_daemon(cl->ctl);
@@ -67,6 +86,25 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
         snprintf(err, len, "run needs \"protocol_text\" and \"protocol_path\"");
         return -EPROTO;
     }
+    if (d->shutting_down) {
+        snprintf(err, len, "the daemon is shutting down");
+        return -EBUSY;
+    }
+    if (op != NULL && !run_operator_ok(op, err, len))
+        return -EINVAL;
+    if (cl->parsed == NULL) {
+        /* Parsing and checking a file can take long: not on the loop. A protocol's
+         * errors are reported first, also while another run is active. */
+        int rc = control_load_protocol(cl, req, path, text);
+        if (rc < 0) {
+            snprintf(err, len, "cannot load the protocol: %s", strerror(-rc));
+            return rc;
+        }
+        return CMD_DEFERRED;
+    }
+    struct plan_work *w = cl->parsed;
+    if (w->rc < 0)
+        return load_failed(&w->dg, w->rc, res, err, len);
     if (active_run(d) != NULL && run_ended(d->run) && !cl->retrying &&
         control_retry_after_close(cl, req, "run", RUN_CLOSE_WAIT_MS) == 0) {
         /* The last run has ended and its file is closing: start this one then. */
@@ -82,12 +120,6 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
                      run_path(d->run));
         return -EBUSY;
     }
-    if (d->shutting_down) {
-        snprintf(err, len, "the daemon is shutting down");
-        return -EBUSY;
-    }
-    if (op != NULL && !run_operator_ok(op, err, len))
-        return -EINVAL;
     struct diag dg;
     diag_init(&dg);
     struct run_actor who = actor(cl, op && *op ? op : NULL);
@@ -103,17 +135,11 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
         }
         fills[n_fills++] = json_string_value(f);
     }
-    int rc = run_start(d, path, text, strlen(text), &who, fills, n_fills, &dg, &r);
+    struct plan *plan = w->plan;
+    w->plan = NULL;
+    int rc = run_start_plan(d, plan, &who, fills, n_fills, &dg, &r);
     if (rc < 0) {
-        json_t *list = json_array();
-        for (size_t i = 0; i < dg.n; i++)
-            json_array_append_new(list, json_pack("{s:s,s:i,s:i,s:s,s:s}", "file", dg.msgs[i].file,
-                "line", dg.msgs[i].line, "column", dg.msgs[i].col, "severity",
-                dg.msgs[i].severity == DIAG_ERROR ? "error" : "warning", "message", dg.msgs[i].text));
-        json_object_set_new(res, "diagnostics", list);
-        char *all = diag_join(&dg);
-        utf8_copy(err, len, all && *all ? all : strerror(-rc));
-        free(all);
+        load_failed(&dg, rc, res, err, len);
         diag_free(&dg);
         return rc;
     }
@@ -460,35 +486,36 @@ static int cmd_set(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
     return rc;
 }
 
-struct events_ctx {
-    json_t *list;
-    double since;
-};
-
-/* Add one event to the reply if it is recent enough. */
-static void add_event(const struct run_event_rec *e, void *arg)
-{
-    struct events_ctx *c = arg;
-    if (e->t >= c->since)
-        json_array_append_new(c->list, json_pack("{s:f,s:s,s:s,s:s,s:s}", "time", e->t, "severity",
-                                                 e->severity, "source", e->source, "code", e->code,
-                                                 "message", e->message));
-}
-
-/* events: the current (or last) run's event log; "since" in seconds of run time. */
+/* events: one page of the current (or last) run's event log: "since" in
+ * seconds of run time, "cursor" the "next" of the page before, "limit".
+ * The control server streams the page, a few events per loop turn. */
 static int cmd_events(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
+    (void)res;
     struct daemon *d = control_daemon(cl->ctl);
     if (d->run == NULL) {
         snprintf(err, len, "no run yet");
         return -ENOENT;
     }
     json_t *since = req ? json_object_get(req, "since") : NULL;
-    struct events_ctx c = { .list = json_array(), .since = json_is_number(since) ? json_number_value(since) : -1 };
-    run_events_each(d->run, add_event, &c);
-    json_object_set_new(res, "run_id", json_string(run_id(d->run)));
-    json_object_set_new(res, "events", c.list);
-    return 0;
+    json_t *cursor = req ? json_object_get(req, "cursor") : NULL;
+    json_t *limit = req ? json_object_get(req, "limit") : NULL;
+    if (cursor && !(json_number_value(cursor) >= 0 && json_number_value(cursor) < 1e18)) {
+        snprintf(err, len, "events \"cursor\" must be the \"next\" of an earlier reply (0 or more)");
+        return -EINVAL;
+    }
+    if (limit && !(json_number_value(limit) >= 1 && json_number_value(limit) <= CONTROL_EVENTS_PAGE)) {
+        snprintf(err, len, "events \"limit\" must be from 1 to %d", CONTROL_EVENTS_PAGE);
+        return -EINVAL;
+    }
+    int rc = control_stream_events(cl, json_object_get(req, "id"), json_is_number(since) ? json_number_value(since) : -1,
+                                   cursor ? (uint64_t)json_number_value(cursor) : 0,
+                                   limit ? (size_t)json_number_value(limit) : CONTROL_EVENTS_PAGE);
+    if (rc < 0) {
+        snprintf(err, len, "cannot send the events: %s", strerror(-rc));
+        return rc;
+    }
+    return CMD_DEFERRED;
 }
 
 /* wait: reply when the current run's file is closed. */
@@ -612,19 +639,19 @@ json_t *command_status(struct ctl_client *cl)
 }
 
 static const struct ctl_command commands[] = {
-    { .name = "hello", .exec = cmd_hello, .args = "" },
+    { .name = "hello", .exec = cmd_hello, .args = "", .read_only = true },
     { .name = "run", .exec = cmd_run, .args = "protocol_text=s! protocol_path=s operator=s fill=l" },
-    { .name = "status", .exec = cmd_status, .args = "" },
+    { .name = "status", .exec = cmd_status, .args = "", .read_only = true },
     { .name = "pause", .exec = cmd_pause, .args = "reason=s" },
     { .name = "resume", .exec = cmd_resume, .args = "reason=s keep_overrides=b" },
     { .name = "abort", .exec = cmd_abort, .args = "reason=s" },
     { .name = "confirm", .exec = cmd_confirm, .args = "prompt=s" },
-    { .name = "wait", .exec = cmd_wait, .args = "" },
+    { .name = "wait", .exec = cmd_wait, .args = "", .read_only = true },
     { .name = "set", .exec = cmd_set, .args = "channel=s! value=s!" },
-    { .name = "events", .exec = cmd_events, .args = "since=n" },
+    { .name = "events", .exec = cmd_events, .args = "since=n cursor=n limit=n", .read_only = true },
     { .name = "ack", .exec = cmd_ack, .args = "alarm=a!" },
-    { .name = "devices", .exec = cmd_devices, .args = "" },
-    { .name = "watch", .exec = cmd_watch, .args = "interval=n" },
+    { .name = "devices", .exec = cmd_devices, .args = "", .read_only = true },
+    { .name = "watch", .exec = cmd_watch, .args = "interval=n", .read_only = true },
 };
 
 /* Whether v has argument type t. */

@@ -6,6 +6,7 @@
 #ifndef PERFUSE_COMMANDS_H
 #define PERFUSE_COMMANDS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -20,6 +21,7 @@ struct ctl_command {
     /* The arguments it takes, "name=T" separated by spaces, T one of: s string,
      * n number, a alarm (positive integer or "all"); a trailing ! means required. */
     const char *args;
+    bool read_only;             /* changes nothing: served on the read-only socket too */
 };
 
 /* The command called name, or NULL. */

@@ -9,5 +9,15 @@
 #define CONTROL_PROTOCOL_VERSION 1
 #define CONTROL_MAX_LINE (64 * 1024)        /* longest request line accepted */
 #define CONTROL_MAX_QUEUED (1024 * 1024)    /* unsent reply bytes before a client is dropped */
+#define CONTROL_QUEUE_HIGH (64 * 1024)      /* unsent reply bytes above which a client is sent
+                                             * nothing more (requests wait, watches skip) */
+#define CONTROL_QUEUE_LOW (16 * 1024)       /* ... until they drain below this */
+#define CONTROL_STALL_MS 5000               /* a client above the mark this long is dropped */
+#define CONTROL_MAX_CLIENTS 64              /* connections served at once (perfused --max-clients) */
+#define CONTROL_BUDGET_NS 2000000           /* request handling per loop turn */
+#define CONTROL_EVENTS_PAGE 500             /* events in one reply, at most */
+#define CONTROL_EVENTS_BYTES (128 * 1024)   /* and about this many bytes */
+#define CONTROL_EVENTS_CHUNK 32             /* events written per loop turn and client */
+#define CONTROL_WATCH_EVENTS 100            /* new events in one watch update, at most */
 
 #endif

@@ -1,6 +1,7 @@
 /* The client side of the control protocol. Blocking. */
 #include "ctlclient.h"
 #include "control_proto.h"
+#include "sockpath.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -64,6 +65,14 @@ int ctlclient_connect(const char *path, struct ctlclient **out, char *err, size_
                  "start it with 'perfused --sim' or give --socket PATH)", path, strerror(e));
         ctlclient_close(c);
         return -e;
+    }
+    /* Nothing is sent, nor anything read believed, before the server is known
+     * to run as the expected user: another user's program at this path could
+     * otherwise be handed an abort or show a false status. */
+    int crc = sockpath_check_server(c->fd, path, err, errlen);
+    if (crc < 0) {
+        ctlclient_close(c);
+        return crc;
     }
     char *line = NULL;
     int rc = read_line(c, &line);

@@ -8,8 +8,9 @@
 
 struct ctlclient;
 
-/* Connect to path and read the greeting. Returns 0, or a negative errno with a
- * message in err. */
+/* Connect to path, check that the server runs as the expected user (see
+ * sockpath_check_server; -EPERM if not, before anything is sent or read) and
+ * read the greeting. Returns 0, or a negative errno with a message in err. */
 int ctlclient_connect(const char *path, struct ctlclient **out, char *err, size_t errlen);
 /* Send req (borrowed; "id" is added) and wait for its reply (returned, owned by
  * the caller). Returns 0, or a negative errno with a message in err. */

@@ -13,11 +13,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -55,6 +57,20 @@ void daemon_alert(struct daemon *d, const struct run *run, const char *kind, con
         in.file = run_path(run);
     }
     alerts_send(&d->alerts, pclock_now(&d->clock), &in);
+}
+
+/* A journal write failed or worked again: a run that cannot be continued
+ * after a crash is an alarm, not only a log line. */
+static void journal_result(void *ctx, const char *path, int err)
+{
+    struct daemon *d = ctx;
+    int64_t now = pclock_now(&d->clock);
+    if (err < 0)
+        alarms_raise(&d->alarms, now, "alarm", "journal", "journal_failed", NULL,
+                     "cannot write %s: %s; after a crash or restart the run could not be "
+                     "continued from here (free disk space or file descriptors)", path, strerror(-err));
+    else
+        alarms_clear(&d->alarms, now, "journal", "journal_failed", NULL);
 }
 
 static struct run *live_run(struct daemon *d);
@@ -537,12 +553,22 @@ static void recover_data_dir(const char *dir)
             continue;
         char path[4096], err[256];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (recorder_needs_recovery(path) != 1)
+        /* Recovery writes: never through a link, never into a device or a fifo. */
+        struct stat st = { 0 };
+        if (fstatat(dirfd(dp), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
+            log_warn("recorder", "skipping %s: %s, not a regular run file", path,
+                     S_ISLNK(st.st_mode) ? "a symbolic link" : "not a regular file");
+            continue;
+        }
+        int need = recorder_needs_recovery(path, err, sizeof err);
+        if (need < 0)
+            log_warn("recorder", "skipping %s: %s", path, err);
+        if (need != 1)
             continue;
         if (recorder_recover(path, err, sizeof err) == 0)
             log_warn("recorder", "recovered %s, left by a crash (its state is now interrupted)", path);
         else
-            log_error("recorder", "cannot recover %s: %s", path, err);
+            log_error("recorder", "cannot recover %s", err);     /* err names the file */
     }
     closedir(dp);
 }
@@ -657,6 +683,8 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
         rc = setup_plausibility(d);
     if (rc == 0) {
         journal_writer_init(&d->journal, loop, cfg->data_dir);
+        d->journal.result = journal_result;
+        d->journal.result_ctx = d;
         continue_journaled_run(d);
     }
     if (rc < 0)

@@ -49,6 +49,10 @@ struct daemon_config {
     const char *rig_path;       /* NULL with sim */
     bool sim;
     const char *socket_path;
+    const char *ro_socket_path;     /* NULL: perfused-ro.sock beside socket_path; "none" */
+    const char *socket_group;       /* NULL: the daemon's group */
+    const char *ro_socket_group;    /* NULL: the read-only socket is 0666 */
+    int max_clients;                /* 0: CONTROL_MAX_CLIENTS */
     const char *data_dir;
     const char *sim_path;       /* perfuse-sim binary */
     uint64_t sim_seed;
@@ -59,7 +63,8 @@ struct daemon {
     uv_loop_t *loop;
     struct daemon_config cfg;
     struct pclock clock;
-    struct rig *rig;
+    struct rig *rig;            /* read-only once loaded: protocols are checked against it
+                                 * on the thread pool too */
     struct bus **buses;         /* one per rig bus */
     size_t n_buses;
     size_t *dev_bus_index;      /* rig device -> index within its bus */

@@ -31,6 +31,10 @@ static void diag_add(struct diag *d, enum diag_severity sev, const char *file, i
         d->errors++;
     else
         d->warnings++;
+    if (d->n >= DIAG_MAX_KEPT) {
+        d->omitted++;
+        return;
+    }
     if (d->n == d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 8;
         struct diag_msg *m = realloc(d->msgs, cap * sizeof *m);
@@ -81,7 +85,16 @@ static char *diag_format(const struct diag_msg *m)
     return rc < 0 ? NULL : s;
 }
 
-/* Print every message, one line each. */
+/* The closing line for omitted messages, or NULL. */
+static char *diag_more(const struct diag *d)
+{
+    char *s = NULL;
+    if (d->omitted == 0 || asprintf(&s, "... and %zu more", d->omitted) < 0)
+        return NULL;
+    return s;
+}
+
+/* Print every kept message, one line each, then how many were omitted. */
 void diag_print(const struct diag *d, FILE *out)
 {
     for (size_t i = 0; i < d->n; i++) {
@@ -90,31 +103,39 @@ void diag_print(const struct diag *d, FILE *out)
             fprintf(out, "%s\n", s);
         free(s);
     }
+    char *more = diag_more(d);
+    if (more != NULL)
+        fprintf(out, "%s\n", more);
+    free(more);
 }
 
-/* All messages joined by newlines. */
+/* The kept messages and the omitted count, joined by newlines in one pass. */
 char *diag_join(const struct diag *d)
 {
-    size_t len = 1;
-    char **lines = calloc(d->n ? d->n : 1, sizeof *lines);
+    size_t n = d->n + 1, len = 1;
+    char **lines = calloc(n, sizeof *lines);
     if (lines == NULL)
         return NULL;
-    for (size_t i = 0; i < d->n; i++) {
+    for (size_t i = 0; i < d->n; i++)
         lines[i] = diag_format(&d->msgs[i]);
+    lines[d->n] = diag_more(d);
+    for (size_t i = 0; i < n; i++)
         len += lines[i] ? strlen(lines[i]) + 1 : 0;
-    }
     char *out = malloc(len);
     if (out != NULL) {
-        out[0] = '\0';
-        for (size_t i = 0; i < d->n; i++) {
+        size_t used = 0;
+        for (size_t i = 0; i < n; i++) {
             if (lines[i] == NULL)
                 continue;
-            if (out[0] != '\0')
-                strcat(out, "\n");
-            strcat(out, lines[i]);
+            if (used > 0)
+                out[used++] = '\n';
+            size_t k = strlen(lines[i]);
+            memcpy(out + used, lines[i], k);
+            used += k;
         }
+        out[used] = '\0';
     }
-    for (size_t i = 0; i < d->n; i++)
+    for (size_t i = 0; i < n; i++)
         free(lines[i]);
     free(lines);
     return out;

@@ -14,10 +14,16 @@ struct diag_msg {
     char *text;         /* owned */
 };
 
+/* Messages kept in a list; the rest are only counted, so that a hostile file
+ * (a YAML alias repeating a bad map in every step) costs bounded memory and
+ * output, and reads "... and N more". */
+#define DIAG_MAX_KEPT 50
+
 /* A list of diagnostics, in the order found. Zero-initialise or diag_init. */
 struct diag {
-    struct diag_msg *msgs;
+    struct diag_msg *msgs;      /* the first DIAG_MAX_KEPT */
     size_t n, cap;
+    size_t omitted;             /* messages counted but not kept */
     int errors, warnings;
 };
 
@@ -30,9 +36,11 @@ void diag_error(struct diag *d, const char *file, int line, int col, const char 
 /* Add a warning at file:line:col. */
 void diag_warn(struct diag *d, const char *file, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-/* Print every message, one line each, compiler style. */
+/* Print every kept message, one line each, compiler style, then "... and N
+ * more" if some were omitted. */
 void diag_print(const struct diag *d, FILE *out);
-/* All messages joined by newlines, compiler style; caller frees. */
+/* The kept messages joined by newlines, compiler style, then "... and N more"
+ * if some were omitted; linear in the output. Caller frees. */
 char *diag_join(const struct diag *d);
 
 #endif

@@ -154,16 +154,24 @@ void journal_rec_free(struct journal_rec *j)
     j->protocol_path = j->protocol_text = NULL;
 }
 
-int journal_write_sync(const char *path, const char *text)
+/* Replace name's content in the directory dir_fd atomically and durably. */
+int journal_write_at(int dir_fd, const char *name, const char *text)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    char tmp[300];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", name) >= sizeof tmp)
+        return -ENAMETOOLONG;
+    /* Whatever sits at the temporary name (a file left by a crash, or a link
+     * planted there) is removed, not followed; O_EXCL | O_NOFOLLOW then
+     * refuse anything that appears between the two calls. */
+    if (unlinkat(dir_fd, tmp, 0) < 0 && errno != ENOENT)
+        return -errno;
+    int fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
     if (fd < 0)
         return -errno;
+    /* 0640 whatever the umask: researchers read through the group. */
+    int rc = fchmod(fd, 0640) < 0 ? -errno : 0;
     size_t len = strlen(text), off = 0;
-    int rc = 0;
-    while (off < len) {
+    while (rc == 0 && off < len) {
         ssize_t n = write(fd, text + off, len - off);
         if (n < 0 && errno == EINTR)
             continue;
@@ -177,21 +185,26 @@ int journal_write_sync(const char *path, const char *text)
         rc = -errno;
     if (close(fd) < 0 && rc == 0)
         rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0)
+    if (rc == 0 && renameat(dir_fd, tmp, dir_fd, name) < 0)
         rc = -errno;
     if (rc < 0) {
-        unlink(tmp);
+        unlinkat(dir_fd, tmp, 0);
         return rc;
     }
     /* The rename is durable only once the directory is. */
-    char dir[4200];
+    return fsync(dir_fd) < 0 ? -errno : 0;
+}
+
+int journal_write_sync(const char *path, const char *text)
+{
+    char dir[4200], base[4200];
     snprintf(dir, sizeof dir, "%s", path);
+    snprintf(base, sizeof base, "%s", path);
     int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        if (fsync(dfd) < 0)
-            rc = -errno;
-        close(dfd);
-    }
+    if (dfd < 0)
+        return -errno;
+    int rc = journal_write_at(dfd, basename(base), text);
+    close(dfd);
     return rc;
 }
 
@@ -203,10 +216,12 @@ static void start_next(struct journal_writer *w);
 static void work_cb(uv_work_t *req)
 {
     struct journal_writer *w = req->data;
-    if (w->writing != NULL)
-        w->last_error = journal_write_sync(w->path, w->writing);
+    if (w->dir_fd < 0)
+        w->last_error = w->dir_error;
+    else if (w->writing != NULL)
+        w->last_error = journal_write_at(w->dir_fd, JOURNAL_NAME, w->writing);
     else
-        w->last_error = unlink(w->path) < 0 && errno != ENOENT ? -errno : 0;
+        w->last_error = unlinkat(w->dir_fd, JOURNAL_NAME, 0) < 0 && errno != ENOENT ? -errno : 0;
 }
 
 /* Loop thread: the write is done; start the next one. */
@@ -220,6 +235,8 @@ static void after_cb(uv_work_t *req, int status)
     free(w->writing);
     w->writing = NULL;
     w->busy = false;
+    if (w->result != NULL)
+        w->result(w->result_ctx, w->path, w->last_error);
     start_next(w);
 }
 
@@ -233,10 +250,15 @@ static void start_next(struct journal_writer *w)
     w->remove_pending = false;
     w->busy = true;
     w->work.data = w;
-    if (uv_queue_work(w->loop, &w->work, work_cb, after_cb) < 0) {
+    int rc = uv_queue_work(w->loop, &w->work, work_cb, after_cb);
+    if (rc < 0) {
         w->busy = false;
         free(w->writing);
         w->writing = NULL;
+        w->last_error = rc;
+        log_error("journal", "%s: cannot queue the write: %s", w->path, uv_strerror(rc));
+        if (w->result != NULL)
+            w->result(w->result_ctx, w->path, rc);
     }
 }
 
@@ -245,6 +267,13 @@ void journal_writer_init(struct journal_writer *w, uv_loop_t *loop, const char *
     memset(w, 0, sizeof *w);
     w->loop = loop;
     snprintf(w->path, sizeof w->path, "%s/%s", dir, JOURNAL_NAME);
+    /* Every write goes through this descriptor: a directory renamed or
+     * replaced by a link later cannot redirect the journal. */
+    w->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    w->dir_error = w->dir_fd < 0 ? -errno : 0;
+    if (w->dir_fd < 0)
+        log_error("journal", "cannot open the data directory %s: %s (runs cannot be continued "
+                  "after a restart)", dir, strerror(errno));
 }
 
 void journal_writer_put(struct journal_writer *w, char *text)
@@ -267,4 +296,7 @@ void journal_writer_free(struct journal_writer *w)
 {
     free(w->pending);
     w->pending = NULL;
+    if (w->loop != NULL && w->dir_fd >= 0)
+        close(w->dir_fd);
+    w->dir_fd = -1;
 }

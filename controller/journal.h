@@ -49,7 +49,12 @@ int journal_encode(const struct journal_rec *j, char **text);
 int journal_decode(const char *text, size_t len, struct journal_rec *j, char *err, size_t errlen);
 void journal_rec_free(struct journal_rec *j);
 
-/* Replace path's content atomically and durably. Blocking. 0 or a negative errno. */
+/* Replace name's content in the directory dir_fd atomically and durably: a
+ * temporary file name.tmp is created with O_EXCL | O_NOFOLLOW (anything at
+ * that name is unlinked first, never followed), mode 0640, fsynced, renamed
+ * over name, and the directory fsynced. Blocking. 0 or a negative errno. */
+int journal_write_at(int dir_fd, const char *name, const char *text);
+/* The same for a path (its directory is opened for the call). */
 int journal_write_sync(const char *path, const char *text);
 
 /* Writes journal texts on the thread pool in order, keeping only the newest
@@ -57,12 +62,18 @@ int journal_write_sync(const char *path, const char *text);
 struct journal_writer {
     uv_loop_t *loop;
     char path[4096];
+    int dir_fd;                     /* the data directory, open while the writer lives */
+    int dir_error;                  /* why it could not be opened */
     char *pending;                  /* the next text to write; NULL: nothing */
     bool remove_pending;
     bool busy;
     uv_work_t work;
     char *writing;                  /* the text the thread pool is writing (NULL: remove) */
     int last_error;                 /* of the last write, 0 if it worked */
+    /* Told the outcome of every write or removal (0 or a negative errno), on
+     * the loop thread; NULL: only logged. */
+    void (*result)(void *ctx, const char *path, int err);
+    void *result_ctx;
 };
 
 void journal_writer_init(struct journal_writer *w, uv_loop_t *loop, const char *dir);

@@ -34,14 +34,25 @@ enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 struct ctl {
     const char *socket;
     bool json;
+    bool ro;                    /* --ro: use the read-only socket */
+    bool socket_given;          /* --socket was given */
+    bool read_cmd;              /* the command only reads: the read-only socket will do */
     char sockbuf[108];
+    char robuf[108];
 };
 
 /* Print the overall usage. */
 static void usage(FILE *out)
 {
     fprintf(out,
-        "usage: perfusectl [--socket PATH] [--json] COMMAND ...\n"
+        "usage: perfusectl [--socket PATH] [--ro] [--server-user USER] [--json] COMMAND ...\n"
+        "\n"
+        "  --ro                use the daemon's read-only socket (perfused-ro.sock beside the\n"
+        "                      control socket): status, watch, events, devices and wait work\n"
+        "                      there, nothing else. These read commands also use it by\n"
+        "                      themselves when the control socket is not open to you.\n"
+        "  --server-user USER  the user perfused runs as (default $PERFUSE_SERVER_USER, else the\n"
+        "                      owner of the socket's directory); any other server is refused\n"
         "\n"
         "Commands (talk to perfused):\n"
         "  run PROTOCOL [--operator NAME] [--fill PUMP=VOLUME]... [--wait]\n"
@@ -56,7 +67,8 @@ static void usage(FILE *out)
         "  devices                         buses and devices: state, faults, last error\n"
         "  wait                            block until the current run ends; print its status\n"
         "  set CHANNEL VALUE UNIT          manual setpoint (no run active, or the run paused)\n"
-        "  events [--since SECONDS]        the event log of the current (or last) run\n"
+        "  events [--since SECONDS] [--limit N] [--cursor SEQ]\n"
+        "                                  the event log of the current (or last) run\n"
         "Offline:\n"
         "  check PROTOCOL [--rig FILE]     validate; print the timeline, total duration, volumes\n"
         "  simulate PROTOCOL [--rig FILE] [-o OUT.h5] [--speed N|max] [--fault SPEC]...\n"
@@ -120,8 +132,10 @@ static const struct cmd_help helps[] = {
       "an actuator held in its safe state by a tripped safe-stop limit (the alarm is named).\n"
       "Made while the run is paused, it is an override: status shows it until resume.",
       "perfusectl set pump1 10 uL/min" },
-    { "events", "events [--since SECONDS]",
-      "The current (or last) run's event log, or its events after SECONDS of run time.",
+    { "events", "events [--since SECONDS] [--limit N] [--cursor SEQ]",
+      "The current (or last) run's event log, or its events after SECONDS of run time.\n"
+      "The daemon sends it in pages; all are fetched unless --limit N asks for the first N.\n"
+      "--cursor SEQ starts at event SEQ (the \"next\" printed by --json).",
       "perfusectl events --since 3600" },
     { "devices", "devices",
       "Every bus and device of the rig: state, number of faults, last error, and channels.",
@@ -150,12 +164,20 @@ static bool print_help(const char *name)
     return false;
 }
 
-/* Connect to the daemon, or exit 3 with a message. */
+/* Connect to the daemon, or exit 3 with a message. A read command goes to
+ * the read-only socket when the control socket is not open to this user. */
 static struct ctlclient *connect_or_exit(struct ctl *c)
 {
     struct ctlclient *cl;
     char err[512];
-    if (ctlclient_connect(c->socket, &cl, err, sizeof err) < 0) {
+    int rc = ctlclient_connect(c->socket, &cl, err, sizeof err);
+    if (rc == -EACCES && c->read_cmd && !c->ro && !c->socket_given) {
+        control_default_ro_path(c->socket, c->robuf, sizeof c->robuf);
+        char err2[512];
+        if (ctlclient_connect(c->robuf, &cl, err2, sizeof err2) == 0)
+            return cl;
+    }
+    if (rc < 0) {
         fprintf(stderr, "perfusectl: %s\n", err);
         exit(EXIT_UNREACHABLE);
     }
@@ -542,47 +564,77 @@ static int cmd_simple(struct ctl *c, const char *name, int argc, char **argv)
     return code;
 }
 
-/* events [--since SECONDS]: the run's event log. */
+/* Print one event as a line. */
+static void print_event(json_t *e)
+{
+    char t[64];
+    unit_format_duration((int64_t)(json_number_value(json_object_get(e, "time")) * 1e9), t, sizeof t);
+    printf("%-14s %-8s %-14s %-18s %s\n", t, json_string_value(json_object_get(e, "severity")),
+           json_string_value(json_object_get(e, "source")), json_string_value(json_object_get(e, "code")),
+           json_string_value(json_object_get(e, "message")));
+}
+
+/* events [--since SECONDS] [--limit N] [--cursor SEQ]: the run's event log, page by page. */
 static int cmd_events(struct ctl *c, int argc, char **argv)
 {
     static const struct option opts[] = {
-        { "since", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 },
+        { "since", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
+        { "limit", required_argument, NULL, 'l' }, { "cursor", required_argument, NULL, 'c' },
+        { NULL, 0, NULL, 0 },
     };
     double since = -1;
+    long limit = -1, cursor = 0;
     optind = 0;
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (ch == 's')
             since = strtod(optarg, NULL);
+        else if (ch == 'l' && (limit = strtol(optarg, NULL, 10)) > 0)
+            ;
+        else if (ch == 'c' && (cursor = strtol(optarg, NULL, 10)) >= 0)
+            ;
         else if (ch == 'j')
             c->json = true;
         else
             return EXIT_USAGE;
     }
     if (optind != argc) {
-        fprintf(stderr, "usage: perfusectl events [--since SECONDS]\nexample: perfusectl events --since 3600\n");
+        fprintf(stderr, "usage: perfusectl events [--since SECONDS] [--limit N] [--cursor SEQ]\n"
+                        "example: perfusectl events --since 3600\n");
         return EXIT_USAGE;
     }
     struct ctlclient *cl = connect_or_exit(c);
-    json_t *req = json_pack("{s:s}", "cmd", "events");
-    if (since >= 0)
-        json_object_set_new(req, "since", json_real(since));
-    int code;
-    json_t *res = call(c, cl, req, &code);
-    if (res && c->json) {
-        print_result(c, res);
-    } else if (res) {
+    json_t *all = json_array(), *last = NULL;
+    int code = EXIT_OK;
+    for (;;) {
+        json_t *req = json_pack("{s:s,s:I}", "cmd", "events", "cursor", (json_int_t)cursor);
+        if (since >= 0)
+            json_object_set_new(req, "since", json_real(since));
+        long want = limit > 0 ? limit - (long)json_array_size(all) : 500;
+        if (want <= 0)
+            break;
+        json_object_set_new(req, "limit", json_integer(want < 500 ? want : 500));
+        json_t *res = call(c, cl, req, &code);
+        if (res == NULL)
+            break;
+        json_array_extend(all, json_object_get(res, "events"));
+        cursor = (long)json_integer_value(json_object_get(res, "next"));
+        json_decref(last);
+        last = res;
+        if (!json_is_true(json_object_get(res, "more")))
+            break;
+    }
+    if (last != NULL && c->json) {
+        json_object_set(last, "events", all);
+        print_result(c, last);
+    } else if (last != NULL) {
         size_t i;
         json_t *e;
-        json_array_foreach(json_object_get(res, "events"), i, e) {
-            char t[64];
-            unit_format_duration((int64_t)(json_number_value(json_object_get(e, "time")) * 1e9), t, sizeof t);
-            printf("%-14s %-8s %-14s %-18s %s\n", t, json_string_value(json_object_get(e, "severity")),
-                   json_string_value(json_object_get(e, "source")), json_string_value(json_object_get(e, "code")),
-                   json_string_value(json_object_get(e, "message")));
-        }
+        json_array_foreach(all, i, e)
+            print_event(e);
     }
-    json_decref(res);
+    json_decref(last);
+    json_decref(all);
     ctlclient_close(cl);
     return code;
 }
@@ -1192,6 +1244,7 @@ int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "socket", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
+        { "ro", no_argument, NULL, 'o' }, { "server-user", required_argument, NULL, 'u' },
         { "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
@@ -1201,8 +1254,10 @@ int main(int argc, char **argv)
     int ch;
     while ((ch = getopt_long(argc, argv, "+hj", opts, NULL)) != -1) {
         switch (ch) {
-        case 's': c.socket = optarg; break;
+        case 's': c.socket = optarg; c.socket_given = true; break;
+        case 'o': c.ro = true; break;
         case 'j': c.json = true; break;
+        case 'u': setenv("PERFUSE_SERVER_USER", optarg, 1); break;     /* read by ctlclient_connect */
         case 'h': usage(stdout); return EXIT_OK;
         case 'V': printf("perfusectl %s (%s)\n", PERFUSE_VERSION, PERFUSE_GIT_REV); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
@@ -1217,6 +1272,14 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *cmd = argv[optind];
+    static const char *const reads[] = { "status", "watch", "events", "devices", "wait", NULL };
+    for (int i = 0; reads[i]; i++)
+        c.read_cmd |= strcmp(cmd, reads[i]) == 0;
+    if (c.ro) {
+        /* --ro: the read-only socket beside the control socket (given or default). */
+        control_default_ro_path(c.socket, c.robuf, sizeof c.robuf);
+        c.socket = c.robuf;
+    }
     int sub_argc = argc - optind;
     char **sub_argv = argv + optind;
     /* What goes to the daemon goes as JSON, which is UTF-8: say so here rather

@@ -34,7 +34,14 @@ static void usage(FILE *out)
         "  --sim             start perfuse-sim and drive its simulated devices through the\n"
         "                    real drivers (mock-device mode; no hardware needed)\n"
         "  --sim-seed N      seed of the simulated rig's noise (default 1)\n"
-        "  --socket PATH     control socket (default here: %s)\n"
+        "  --socket PATH     control socket, mode 0660 (default here: %s)\n"
+        "  --ro-socket PATH  read-only socket: status, watch, events, devices, wait\n"
+        "                    (default: perfused-ro.sock beside the control socket;\n"
+        "                    'none': no read-only socket)\n"
+        "  --socket-group G  give the control socket to group G (the operators)\n"
+        "  --ro-socket-group G  give the read-only socket to group G (the viewers), mode\n"
+        "                    0660; without it the read-only socket is 0666\n"
+        "  --max-clients N   connections served at once (default 64); more are refused\n"
         "  --data-dir DIR    where run files go (default ./runs)\n"
         "  --log-level LEVEL error, warning, info or debug (default info)\n"
         "  --sample-hz N     sample every measured channel N times a second (overrides the rig)\n"
@@ -50,6 +57,8 @@ int main(int argc, char **argv)
         { "sim-seed", required_argument, NULL, 'S' }, { "socket", required_argument, NULL, 'k' },
         { "data-dir", required_argument, NULL, 'd' }, { "log-level", required_argument, NULL, 'l' },
         { "ready-fd", required_argument, NULL, 'R' }, { "sample-hz", required_argument, NULL, 'H' },
+        { "ro-socket", required_argument, NULL, 'o' }, { "socket-group", required_argument, NULL, 'g' },
+        { "ro-socket-group", required_argument, NULL, 'G' }, { "max-clients", required_argument, NULL, 'm' },
         { "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
@@ -65,6 +74,16 @@ int main(int argc, char **argv)
         case 'S': cfg.sim_seed = strtoull(optarg, NULL, 10); break;
         case 'k': cfg.socket_path = optarg; break;
         case 'd': cfg.data_dir = optarg; break;
+        case 'o': cfg.ro_socket_path = optarg; break;
+        case 'g': cfg.socket_group = optarg; break;
+        case 'G': cfg.ro_socket_group = optarg; break;
+        case 'm':
+            cfg.max_clients = atoi(optarg);
+            if (cfg.max_clients < 1 || cfg.max_clients > 4096) {
+                fprintf(stderr, "perfused: --max-clients takes a number from 1 to 4096\n");
+                return 2;
+            }
+            break;
         case 'R': ready_fd = atoi(optarg); break;
         case 'H':
             cfg.sample_hz = strtod(optarg, NULL);
@@ -98,8 +117,11 @@ int main(int argc, char **argv)
         cfg.sim_path = sim_path;
     }
     /* Clients may run elsewhere: give them absolute run-file paths. */
+    /* What the daemon creates is for its user and the lab's group only: run
+     * files and the journal 0640, directories 0750, whatever the caller's umask. */
+    umask(027);
     char data_dir[PATH_MAX];
-    if (mkdir(cfg.data_dir, 0775) < 0 && errno != EEXIST) {
+    if (mkdir(cfg.data_dir, 0750) < 0 && errno != EEXIST) {
         fprintf(stderr, "perfused: cannot create data directory %s: %s\n", cfg.data_dir, strerror(errno));
         return 1;
     }

@@ -22,12 +22,14 @@
  * price is a crash-loss bound of one chunk (about a second) more.
  */
 #include "recorder.h"
+#include "h5check.h"
 #include "log.h"
 #include "sha256.h"
 #include "timeutil.h"
 #include "utf8.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <malloc.h>
 #include <math.h>
@@ -36,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CHUNK_ROWS 8192                /* 64 KiB: few chunks to index when a long series is read */
@@ -46,6 +49,7 @@
 #define STEP_CHUNK 64
 #define WAKE_RECORDS 65536            /* wake the thread early past this many queued */
 #define STATE_LEN 16
+#define STATE_MAX 64                  /* the longest state attribute a file may hold */
 #define EV_SEV 8
 #define EV_SRC 72                     /* a channel name: "device.channel" */
 #define EV_CODE 32
@@ -347,14 +351,66 @@ static void root_attrs(struct recorder *r, const char *start)
     attr_str(r->file, "state", "running", STATE_LEN);
 }
 
-/* Rows of a 1-D dataset. */
+/* Rows of a 1-D dataset (0 for any other rank). */
 static hsize_t dataset_rows(hid_t ds)
 {
-    hid_t sp = H5Dget_space(ds);
-    hsize_t n = 0;
-    H5Sget_simple_extent_dims(sp, &n, NULL);
-    H5Sclose(sp);
-    return n;
+    return h5check_rows(ds);
+}
+
+/* Open a growing 1-D dataset of loc to append to: of class e, chunked, with
+ * an unlimited extent; *chunk gets its rows per chunk. */
+static hid_t open_growing(hid_t loc, const char *name, const struct h5_expect *e, hsize_t *chunk,
+                          char *err, size_t errlen)
+{
+    hid_t ds = h5check_open_dataset(loc, name, e, err, errlen);
+    if (ds < 0)
+        return ds;
+    hid_t dcpl = H5Dget_create_plist(ds), sp = H5Dget_space(ds);
+    hsize_t c = 0, dims = 0, maxdims = 0;
+    bool ok = dcpl >= 0 && sp >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED &&
+              H5Pget_chunk(dcpl, 1, &c) == 1 && c > 0 &&
+              H5Sget_simple_extent_dims(sp, &dims, &maxdims) == 1 && maxdims == H5S_UNLIMITED;
+    if (ok && chunk != NULL)
+        *chunk = c;
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (!ok) {
+        snprintf(err, errlen, "dataset '%s' is not chunked and unlimited, so it cannot grow", name);
+        H5Dclose(ds);
+        return -EINVAL;
+    }
+    return ds;
+}
+
+/* Whether an open file says it is a perfuse run file; -EINVAL with the reason if not. */
+static int check_format(hid_t f, char *err, size_t errlen)
+{
+    char fmt[32], why[200];
+    int rc = h5check_read_str_attr(f, "format", fmt, sizeof fmt, why, sizeof why);
+    if (rc == 0 && strcmp(fmt, "perfuse-run") != 0)
+        snprintf(err, errlen, "not a perfuse run file (its format is '%s')", fmt);
+    else if (rc < 0)
+        snprintf(err, errlen, "not a perfuse run file (%s)", why);
+    return rc == 0 && strcmp(fmt, "perfuse-run") == 0 ? 0 : -EINVAL;
+}
+
+/* Make a run file's descriptor close-on-exec (HDF5 opens it without
+ * O_CLOEXEC) and a new file 0640 whatever the umask, so that researchers read
+ * run files through the group and nobody else does. The default (sec2)
+ * driver's handle is a pointer to its int descriptor. */
+static void seal_fd(hid_t file, bool created)
+{
+    void *h = NULL;
+    if (H5Fget_vfd_handle(file, H5P_DEFAULT, &h) < 0 || h == NULL)
+        return;
+    int fd = *(int *)h;
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0)
+        fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    if (created)
+        fchmod(fd, 0640);
 }
 
 /* The character set of the strings in an existing /events table: UTF-8
@@ -390,23 +446,32 @@ static int open_existing(struct recorder *r)
         snprintf(r->status.last_error, sizeof r->status.last_error, "cannot reopen %s", r->info.path);
         return -EIO;
     }
-    int rc = 0;
+    seal_fd(r->file, false);
+    char *err = r->status.last_error;
+    size_t errlen = sizeof r->status.last_error;
+    int rc = check_format(r->file, err, errlen);
+    const struct h5_expect f64 = { .cls = H5T_FLOAT, .min_size = 8, .max_size = 8, .rank = 1 };
     for (size_t i = 0; rc == 0 && i < r->n_series; i++) {
         struct series *s = &r->series[i];
         char name[160];
         snprintf(name, sizeof name, "/%s/%s", i < r->n_channels ? "channels" : "setpoints", s->name);
         H5E_BEGIN_TRY {
             s->group = H5Gopen2(r->file, name, H5P_DEFAULT);
-            s->time = s->group >= 0 ? H5Dopen2(s->group, "time", H5P_DEFAULT) : -1;
-            s->value = s->group >= 0 ? H5Dopen2(s->group, "value", H5P_DEFAULT) : -1;
         } H5E_END_TRY;
-        if (s->group < 0 || s->time < 0 || s->value < 0) {
-            snprintf(r->status.last_error, sizeof r->status.last_error, "the run file has no series %.100s", name);
+        s->time = s->value = -1;
+        if (s->group < 0) {
+            snprintf(err, errlen, "the run file has no series %.100s", name);
             rc = -ENOENT;
             break;
         }
+        hsize_t tchunk = 0;
+        s->time = open_growing(s->group, "time", &f64, &tchunk, err, errlen);
+        s->value = s->time >= 0 ? open_growing(s->group, "value", &f64, &s->chunk, err, errlen) : -1;
+        if (s->time < 0 || s->value < 0) {
+            rc = -EINVAL;
+            break;
+        }
         hid_t dcpl = H5Dget_create_plist(s->value);
-        H5Pget_chunk(dcpl, 1, &s->chunk);
         s->compressed = H5Pget_nfilters(dcpl) > 0;
         H5Pclose(dcpl);
         hsize_t nt = dataset_rows(s->time), nv = dataset_rows(s->value);
@@ -415,25 +480,17 @@ static int open_existing(struct recorder *r)
         if (s->compressed && s->rows % s->chunk != 0)
             s->compressed = false;
     }
-    H5E_BEGIN_TRY {
-        r->ev_ds = H5Dopen2(r->file, "events", H5P_DEFAULT);
-        r->step_ds = H5Dopen2(r->file, "steps", H5P_DEFAULT);
-    } H5E_END_TRY;
+    const struct h5_expect table = { .cls = H5T_COMPOUND, .min_size = 1, .rank = 1 };
+    r->ev_ds = r->step_ds = -1;
+    if (rc == 0 && (r->ev_ds = open_growing(r->file, "events", &table, NULL, err, errlen)) < 0)
+        rc = -EINVAL;
+    if (rc == 0 && (r->step_ds = open_growing(r->file, "steps", &table, NULL, err, errlen)) < 0)
+        rc = -EINVAL;
     make_table_types(r, table_cset(r->ev_ds));
-    if (rc == 0 && (r->ev_ds < 0 || r->step_ds < 0))
-        rc = -ENOENT;
     if (rc == 0) {
         r->ev_rows = dataset_rows(r->ev_ds);
         r->step_rows = dataset_rows(r->step_ds);
-        hid_t a = H5Aopen(r->file, "state", H5P_DEFAULT);
-        char buf[STATE_LEN] = "running";
-        hid_t t = a >= 0 ? H5Aget_type(a) : -1;
-        if (a < 0 || H5Awrite(a, t, buf) < 0)
-            rc = -EIO;
-        if (t >= 0)
-            H5Tclose(t);
-        if (a >= 0)
-            H5Aclose(a);
+        rc = h5check_write_str_attr(r->file, "state", "running", STATE_MAX, err, errlen);
     }
     if (rc == 0 && H5Fstart_swmr_write(r->file) < 0)
         rc = -EIO;
@@ -455,6 +512,7 @@ static int create_file(struct recorder *r)
         snprintf(r->status.last_error, sizeof r->status.last_error, "cannot create %s", r->info.path);
         return -EIO;
     }
+    seal_fd(r->file, true);
     char start[40];
     time_iso8601(r->info.start_wall_ns, start, sizeof start);
     root_attrs(r, start);
@@ -741,16 +799,10 @@ static void close_file(struct recorder *r, const char *state)
         write_failed(r, "reopening to write the final state");
         return;
     }
-    hid_t a = H5Aopen(f, "state", H5P_DEFAULT);
-    char buf[STATE_LEN] = { 0 };
-    snprintf(buf, sizeof buf, "%s", state);
-    hid_t t = a >= 0 ? H5Aget_type(a) : -1;
-    if (a < 0 || H5Awrite(a, t, buf) < 0)
+    seal_fd(f, false);
+    char why[200];
+    if (h5check_write_str_attr(f, "state", state, STATE_MAX, why, sizeof why) < 0)
         write_failed(r, "state attribute");
-    if (t >= 0)
-        H5Tclose(t);
-    if (a >= 0)
-        H5Aclose(a);
     char end[40];
     time_iso8601(time_wall_ns(), end, sizeof end);
     attr_str(f, "end_time", end, 0);
@@ -1069,6 +1121,12 @@ int recorder_recover(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "%s: not an HDF5 file perfuse can recover", path);
         return -EINVAL;
     }
+    char why[200];
+    if (check_format(f, why, sizeof why) < 0) {
+        snprintf(err, errlen, "%s: %s", path, why);
+        H5Fclose(f);
+        return -EINVAL;
+    }
     /* What h5clear --increment does: the EOA recorded at the last flush may lie
      * before data written after it; move it past the end of the file. */
     int rc = 0;
@@ -1076,23 +1134,13 @@ int recorder_recover(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "%s: cannot fix the end of allocation", path);
         rc = -EIO;
     }
-    hid_t a;
-    H5E_BEGIN_TRY {
-        a = H5Aopen(f, "state", H5P_DEFAULT);
-    } H5E_END_TRY;
-    if (a >= 0) {
-        hid_t t = H5Aget_type(a);
-        size_t n = H5Tget_size(t);
-        char *buf = calloc(1, n + 1);
-        if (buf && H5Aread(a, t, buf) >= 0 && strncmp(buf, "running", n) == 0) {
-            memset(buf, 0, n);
-            memcpy(buf, "interrupted", n < 11 ? n : 11);
-            if (H5Awrite(a, t, buf) < 0)
-                rc = -EIO;
-        }
-        free(buf);
-        H5Tclose(t);
-        H5Aclose(a);
+    char state[STATE_MAX + 1];
+    int src = h5check_read_str_attr(f, "state", state, sizeof state, why, sizeof why);
+    if (src == 0 && strcmp(state, "running") == 0)
+        src = h5check_write_str_attr(f, "state", "interrupted", STATE_MAX, why, sizeof why);
+    if (src < 0 && src != -ENOENT && rc == 0) {
+        snprintf(err, errlen, "%s: %s", path, why);
+        rc = src;
     }
     if (H5Fclose(f) < 0 && rc == 0) {
         snprintf(err, errlen, "%s: closing after recovery failed", path);
@@ -1111,21 +1159,24 @@ int recorder_last_time(const char *path, double *t)
     if (f < 0)
         return -EIO;
     *t = 0;
-    hid_t g = H5Gopen2(f, "channels", H5P_DEFAULT);
+    hid_t g;
+    H5E_BEGIN_TRY {
+        g = H5Gopen2(f, "channels", H5P_DEFAULT);
+    } H5E_END_TRY;
     hsize_t n = 0;
+    const struct h5_expect f64 = { .cls = H5T_FLOAT, .min_size = 8, .max_size = 8, .rank = 1 };
     if (g >= 0 && H5Gget_num_objs(g, &n) >= 0) {
         for (hsize_t i = 0; i < n; i++) {
             char name[160];
             if (H5Gget_objname_by_idx(g, i, name, sizeof name) < 0)
                 continue;
-            char dpath[200];
+            char dpath[200], why[200];
             snprintf(dpath, sizeof dpath, "%s/time", name);
-            hid_t ds;
-            H5E_BEGIN_TRY {
-                ds = H5Dopen2(g, dpath, H5P_DEFAULT);
-            } H5E_END_TRY;
-            if (ds < 0)
+            hid_t ds = h5check_open_dataset(g, dpath, &f64, why, sizeof why);
+            if (ds < 0) {
+                log_warn("recorder", "%s: %s; not used for the last time stamp", path, why);
                 continue;
+            }
             hsize_t rows = dataset_rows(ds);
             if (rows > 0) {
                 hid_t fs = H5Dget_space(ds);
@@ -1148,7 +1199,7 @@ int recorder_last_time(const char *path, double *t)
 }
 
 /* Whether path is a run file left by a crash. */
-int recorder_needs_recovery(const char *path)
+int recorder_needs_recovery(const char *path, char *err, size_t errlen)
 {
     hid_t f;
     H5E_BEGIN_TRY {
@@ -1159,21 +1210,20 @@ int recorder_needs_recovery(const char *path)
         H5E_BEGIN_TRY {
             is = H5Fis_hdf5(path);
         } H5E_END_TRY;
-        return is > 0 ? 1 : 0;
+        if (is > 0)
+            return 1;
+        snprintf(err, errlen, "not an HDF5 file");
+        return -EINVAL;
     }
-    int rc = 0;
-    hid_t a;
-    H5E_BEGIN_TRY {
-        a = H5Aopen(f, "state", H5P_DEFAULT);
-    } H5E_END_TRY;
-    if (a >= 0) {
-        hid_t t = H5Aget_type(a);
-        char buf[32] = "";
-        if (H5Tget_size(t) < sizeof buf && H5Aread(a, t, buf) >= 0)
-            rc = strcmp(buf, "running") == 0;
-        H5Tclose(t);
-        H5Aclose(a);
+    char state[STATE_MAX + 1], why[200];
+    int rc = check_format(f, err, errlen);
+    if (rc == 0) {
+        rc = h5check_read_str_attr(f, "state", state, sizeof state, why, sizeof why);
+        if (rc < 0)
+            snprintf(err, errlen, "%s", why);
+        else
+            rc = strcmp(state, "running") == 0;
     }
     H5Fclose(f);
-    return rc;
+    return rc < 0 ? -EINVAL : rc;
 }

@@ -142,7 +142,10 @@ int recorder_last_time(const char *path, double *t);
 
 /* Whether path is a run file left by a crash: it cannot be opened plainly (a
  * SWMR writer's flags are still set) or its state still says "running".
- * Blocking, like recorder_recover. Returns 1, 0, or a negative errno. */
-int recorder_needs_recovery(const char *path);
+ * Every attribute is checked before it is read. Blocking, like
+ * recorder_recover. Returns 1, 0, or -EINVAL with the reason in err (not
+ * HDF5, not a perfuse run file, or an attribute of the wrong type, size or
+ * rank). */
+int recorder_needs_recovery(const char *path, char *err, size_t errlen);
 
 #endif

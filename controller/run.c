@@ -109,7 +109,8 @@ void run_event(struct run *r, int64_t t_ns, const char *severity, const char *so
     if (r->events == NULL)
         r->events = calloc(RUN_EVENTS_KEPT, sizeof *r->events);
     if (r->events != NULL) {
-        struct run_event_rec *e = &r->events[r->n_events++ % RUN_EVENTS_KEPT];
+        struct run_event_rec *e = &r->events[r->n_events % RUN_EVENTS_KEPT];
+        e->seq = r->n_events++;
         e->t = rel(r, t_ns);
         utf8_copy(e->severity, sizeof e->severity, severity);
         utf8_copy(e->source, sizeof e->source, source);
@@ -290,10 +291,10 @@ static void rec_notify(void *arg)
     uv_async_send(arg);
 }
 
-/* Create the data directory if needed. */
+/* Create the data directory if needed (0750: researchers read through the group). */
 static int ensure_dir(const char *dir)
 {
-    if (mkdir(dir, 0775) == 0 || errno == EEXIST)
+    if (mkdir(dir, 0750) == 0 || errno == EEXIST)
         return 0;
     return -errno;
 }
@@ -413,15 +414,24 @@ int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
               const struct run_actor *who, const char *const *fills, size_t n_fills,
               struct diag *d, struct run **out)
 {
+    struct plan *plan;
+    int rc = plan_load(path, text, len, dm->rig, &plan, d);
+    return rc < 0 ? rc : run_start_plan(dm, plan, who, fills, n_fills, d, out);
+}
+
+/* Start a loaded plan now. */
+int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor *who,
+                   const char *const *fills, size_t n_fills, struct diag *d, struct run **out)
+{
+    const char *path = plan->path;
     struct run *r = calloc(1, sizeof *r);
-    if (r == NULL)
+    if (r == NULL) {
+        plan_free(plan);
         return -ENOMEM;
-    r->dm = dm;
-    int rc = plan_load(path, text, len, dm->rig, &r->plan, d);
-    if (rc < 0) {
-        free(r);
-        return rc;
     }
+    r->dm = dm;
+    r->plan = plan;
+    int rc;
     if ((rc = overrides_init(r)) < 0 || (rc = refuse_if_latched(r, path, d)) < 0) {
         run_free(r);
         return rc;
@@ -433,8 +443,7 @@ int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
     r->start_ns = pclock_now(&dm->clock);
     utf8_copy(r->operator_name, sizeof r->operator_name, who->operator_name ? who->operator_name : "");
     if ((rc = start_fills(dm, fills, n_fills, r->start_ns, d)) < 0) {
-        plan_free(r->plan);
-        free(r);
+        run_free(r);
         return rc;
     }
     rc = open_file(r, who, false);
@@ -864,6 +873,19 @@ void run_events_each(const struct run *r, void (*fn)(const struct run_event_rec 
     size_t first = r->n_events > RUN_EVENTS_KEPT ? r->n_events - RUN_EVENTS_KEPT : 0;
     for (size_t i = first; i < r->n_events; i++)
         fn(&r->events[i % RUN_EVENTS_KEPT], arg);
+}
+
+uint64_t run_events_total(const struct run *r)
+{
+    return r->events ? r->n_events : 0;
+}
+
+const struct run_event_rec *run_event_at(const struct run *r, uint64_t seq)
+{
+    if (r->events == NULL || seq >= r->n_events)
+        return NULL;
+    const struct run_event_rec *e = &r->events[seq % RUN_EVENTS_KEPT];
+    return e->seq == seq ? e : NULL;
 }
 
 void run_set_closed_cb(struct run *r, run_closed_cb cb)

@@ -35,6 +35,11 @@ int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
               const struct run_actor *who, const char *const *fills, size_t n_fills,
               struct diag *d, struct run **out);
 
+/* The same with a plan already loaded (on the thread pool) against the
+ * daemon's rig; takes the plan, also on failure. */
+int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor *who,
+                   const char *const *fills, size_t n_fills, struct diag *d, struct run **out);
+
 struct journal_rec;
 /* Continue the run described by a journal after a restart, appending to its
  * (recovered) file; last_alive_s is its last time stamp, so the downtime is
@@ -110,12 +115,18 @@ void run_storage(struct run *r, int *write_errors, uint64_t *dropped);
 
 /* One event of the run, as kept in memory for `events` (the file has them all). */
 struct run_event_rec {
+    uint64_t seq;               /* 0, 1, ... in the order recorded */
     double t;
     char severity[8], source[72], code[32], message[256];   /* as the file's /events */
 };
 /* The run's most recent events (at most RUN_EVENTS_KEPT), oldest first: calls fn for each. */
 #define RUN_EVENTS_KEPT 4096
 void run_events_each(const struct run *r, void (*fn)(const struct run_event_rec *e, void *arg), void *arg);
+
+/* Events recorded so far (the next one gets this sequence number). */
+uint64_t run_events_total(const struct run *r);
+/* The event with sequence number seq if it is still kept, else NULL. */
+const struct run_event_rec *run_event_at(const struct run *r, uint64_t seq);
 
 /* Called (by the daemon's control server) when a run's file has closed. */
 typedef void (*run_closed_cb)(struct daemon *dm, struct run *r);

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,24 +144,31 @@ const char *unit_suggest(const char *name, enum quantity q)
     return best_d <= max_d ? best : NULL;
 }
 
-/* Comma-separated list of the units of q, built once per quantity. */
+static char unit_lists[Q_COUNT][160];
+static pthread_once_t unit_lists_once = PTHREAD_ONCE_INIT;
+
+/* Build every quantity's list of units (once: protocols are parsed on the
+ * thread pool too). */
+static void build_unit_lists(void)
+{
+    for (int q = 0; q < Q_COUNT; q++) {
+        char *buf = unit_lists[q];
+        for (size_t i = 0; i < N_UNITS; i++) {
+            if ((int)units[i].q != q || (unsigned char)units[i].name[0] >= 0x80)
+                continue;
+            size_t used = strlen(buf);
+            snprintf(buf + used, sizeof unit_lists[q] - used, "%s%s", used ? ", " : "", units[i].name);
+        }
+    }
+}
+
+/* Comma-separated list of the units of q. */
 const char *unit_list(enum quantity q)
 {
-    static char lists[Q_COUNT][160];
     if (q < 0 || q >= Q_COUNT)
         return "";
-    char *buf = lists[q];
-    if (buf[0] != '\0')
-        return buf;
-    char tmp[160] = "";
-    for (size_t i = 0; i < N_UNITS; i++) {
-        if (units[i].q != q || (unsigned char)units[i].name[0] >= 0x80)
-            continue;
-        size_t used = strlen(tmp);
-        snprintf(tmp + used, sizeof tmp - used, "%s%s", used ? ", " : "", units[i].name);
-    }
-    memcpy(buf, tmp, sizeof tmp);
-    return buf;
+    pthread_once(&unit_lists_once, build_unit_lists);
+    return unit_lists[q];
 }
 
 /* Parse a decimal number at *p, advancing p; rejects hex, inf and nan. */

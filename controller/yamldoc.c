@@ -11,6 +11,72 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Refuse nesting deeper than YDOC_MAX_DEPTH before building the document:
+ * libyaml's cost grows with the square of the depth (60 KB of '[' took
+ * seconds), and no rig or protocol needs more than a few levels. Only the
+ * events up to the first too-deep one are parsed. */
+static int check_depth(const char *file, const char *text, size_t len, struct diag *d)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return 0;   /* the load reports it */
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    int depth = 0, rc = 0;
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev))
+            break;  /* a syntax error: the load reports it with its position */
+        yaml_event_type_t t = ev.type;
+        if (t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) {
+            if (++depth > YDOC_MAX_DEPTH) {
+                diag_error(d, file, (int)ev.start_mark.line + 1, (int)ev.start_mark.column + 1,
+                           "nested more than %d levels deep (lists and mappings inside each "
+                           "other); flatten the file", YDOC_MAX_DEPTH);
+                rc = -EINVAL;
+            }
+        } else if (t == YAML_SEQUENCE_END_EVENT || t == YAML_MAPPING_END_EVENT) {
+            depth--;
+        }
+        yaml_event_delete(&ev);
+        if (rc < 0 || t == YAML_STREAM_END_EVENT)
+            break;
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+/* Refuse every node that more than one place refers to (a YAML alias): aliases
+ * hide what a file does, and one map aliased in every step multiplies the
+ * work and the messages. Linear in the document. */
+static void check_aliases(struct ydoc *y)
+{
+    unsigned char *refs = calloc(y->n_nodes + 1, 1);
+    if (refs == NULL)
+        return;
+    for (yaml_node_t *n = y->doc.nodes.start; n < y->doc.nodes.top; n++) {
+        yaml_node_item_t *items = NULL, *items_end = NULL;
+        if (n->type == YAML_SEQUENCE_NODE) {
+            items = n->data.sequence.items.start;
+            items_end = n->data.sequence.items.top;
+        }
+        for (yaml_node_item_t *i = items; i && i < items_end; i++)
+            if (*i >= 1 && (size_t)*i <= y->n_nodes && refs[*i - 1] < 2)
+                refs[*i - 1]++;
+        if (n->type != YAML_MAPPING_NODE)
+            continue;
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+            if (p->key >= 1 && (size_t)p->key <= y->n_nodes && refs[p->key - 1] < 2)
+                refs[p->key - 1]++;
+            if (p->value >= 1 && (size_t)p->value <= y->n_nodes && refs[p->value - 1] < 2)
+                refs[p->value - 1]++;
+        }
+    }
+    for (size_t i = 0; i < y->n_nodes; i++)
+        if (refs[i] > 1)
+            yerr(y, &y->doc.nodes.start[i], "YAML aliases (*name) are not supported here; write the value out");
+    free(refs);
+}
+
 /* Parse text as one YAML document, reporting syntax errors with position. */
 int ydoc_load(struct ydoc *y, const char *file, const char *text, size_t len, struct diag *d)
 {
@@ -31,6 +97,8 @@ int ydoc_load(struct ydoc *y, const char *file, const char *text, size_t len, st
         diag_error(d, file, line, col, "binary data (a NUL byte) in a text file; is this the right file?");
         return -EINVAL;
     }
+    if (check_depth(file, text, len, d) < 0)
+        return -EINVAL;
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {
         diag_error(d, file, 0, 0, "out of memory");
@@ -68,6 +136,7 @@ int ydoc_load(struct ydoc *y, const char *file, const char *text, size_t len, st
     y->seen = calloc(y->n_nodes + 1, 1);
     if (y->seen == NULL)
         return -ENOMEM;
+    check_aliases(y);
     return d->errors ? -EINVAL : 0;
 }
 

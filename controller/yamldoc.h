@@ -12,6 +12,9 @@
 
 #include "diag.h"
 
+/* Deepest nesting of lists and mappings accepted. */
+#define YDOC_MAX_DEPTH 64
+
 struct ydoc {
     yaml_document_t doc;
     bool loaded;
@@ -21,7 +24,8 @@ struct ydoc {
     size_t n_nodes;
 };
 
-/* Parse text as one YAML document. Syntax errors go to d with their position.
+/* Parse text as one YAML document. Syntax errors go to d with their position;
+ * so do nesting deeper than YDOC_MAX_DEPTH and aliases (a node used twice).
  * Returns 0, or -EINVAL. Free with ydoc_free either way. */
 int ydoc_load(struct ydoc *y, const char *file, const char *text, size_t len, struct diag *d);
 void ydoc_free(struct ydoc *y);

@@ -93,6 +93,7 @@ static void test_malformed_protocols_name_line_column_and_problem(void **state)
         { "perfuse: 1\nname: x\non_fault: explode\nsteps:\n  - {set: {pumpA: 1 uL/min}, for: 1 s}\n", 3, 11, "pause | continue | abort" },
         { "perfuse: 1\nname: x\nsteps: []\n", 3, 8, "'steps' is empty" },
         { "perfuse: 1\nname: x\nsteps:\n  - &x {set: {pumpA: 1 uL/min}, for: 1 s}\n  - *x\n", 4, 5, "aliases (*name) are not supported" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {set: &m {pumpA: 1 uL/min}, for: 1 s}\n  - {set: *m, for: 1 s}\n", 4, 11, "aliases (*name) are not supported" },
         { "- just\n- a list\n", 1, 1, "must be a mapping" },
         { "perfuse: 1\nname: x\nsteps:\n  - {set: {pumpA: 1 uL/min, pumpA: 2 uL/min}, for: 1 s}\n", 4, 29, "is given twice" },
         { "perfuse: 1\nname: [a, b]\nsteps:\n  - {set: {pumpA: 1 uL/min}, for: 1 s}\n", 2, 7, "must be a value" },
@@ -195,6 +196,54 @@ static void test_deep_nesting_is_bounded(void **state)
     diag_free(&d);
 }
 
+/* 60 KB of '[' is refused at the nesting bound, in linear time. */
+static void test_flow_nesting_is_bounded(void **state)
+{
+    (void)state;
+    size_t n = 60000;
+    char *text = malloc(n + 64);
+    assert_non_null(text);
+    int k = snprintf(text, 64, "perfuse: 1\nname: x\nsteps: ");
+    memset(text + k, '[', n);
+    text[k + n] = '\n';
+    struct diag d;
+    assert_null(load(text, (size_t)k + n + 1, &d));
+    assert_int_equal(d.errors, 1);
+    assert_int_equal(d.msgs[0].line, 3);
+    assert_non_null(strstr(d.msgs[0].text, "nested more than 64 levels"));
+    diag_free(&d);
+    free(text);
+}
+
+/* Thousands of errors: the first DIAG_MAX_KEPT are kept, the rest counted,
+ * and the joined text ends with how many were left out. */
+static void test_diagnostics_are_capped(void **state)
+{
+    (void)state;
+    size_t cap = 64 * 1024, n = 0;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    n += (size_t)snprintf(text, cap, "perfuse: 1\nname: x\nsteps:\n  - for: 1 s\n    set: {");
+    for (int i = 0; i < 2000; i++)
+        n += (size_t)snprintf(text + n, cap - n, "%sno%d: 1", i ? ", " : "", i);
+    n += (size_t)snprintf(text + n, cap - n, "}\n");
+    struct diag d;
+    assert_null(load(text, n, &d));
+    assert_int_equal(d.errors, 2000);
+    assert_int_equal(d.n, DIAG_MAX_KEPT);
+    assert_int_equal(d.omitted, 2000 - DIAG_MAX_KEPT);
+    char *all = diag_join(&d);
+    assert_non_null(all);
+    assert_non_null(strstr(all, "unknown channel 'no0'"));
+    assert_null(strstr(all, "unknown channel 'no50'"));
+    char want[64];
+    snprintf(want, sizeof want, "\n... and %d more", 2000 - DIAG_MAX_KEPT);
+    assert_non_null(strstr(all, want));
+    free(all);
+    diag_free(&d);
+    free(text);
+}
+
 /* A step name of 96 bytes and a prompt of 200, ending in a two-byte
  * character, fit and are kept whole; one byte more is refused with its place. */
 static void test_names_and_prompts_that_fit_are_kept_whole(void **state)
@@ -262,6 +311,8 @@ int main(void)
         cmocka_unit_test(test_all_errors_are_reported),
         cmocka_unit_test(test_binary_garbage_is_refused),
         cmocka_unit_test(test_deep_nesting_is_bounded),
+        cmocka_unit_test(test_flow_nesting_is_bounded),
+        cmocka_unit_test(test_diagnostics_are_capped),
         cmocka_unit_test(test_total_duration_is_the_exact_sum),
         cmocka_unit_test(test_names_and_prompts_that_fit_are_kept_whole),
     };
