@@ -401,8 +401,12 @@ static void drain_notes(struct daemon *d)
     for (size_t b = 0; b < d->n_buses; b++) {
         size_t n;
         while ((n = bus_take_notes(d->buses[b], notes, NOTE_BATCH)) > 0)
-            for (size_t i = 0; i < n; i++)
+            for (size_t i = 0; i < n; i++) {
+                /* A driver's message may quote a device's bytes: keep every
+                 * reply, event and file string valid UTF-8. */
+                utf8_scrub(notes[i].msg);
                 handle_note(d, b, &notes[i]);
+            }
     }
 }
 

@@ -110,3 +110,14 @@ void utf8_line_col(const char *text, size_t off, int *line, int *col)
         }
     }
 }
+
+/* Replace each byte of s that is not part of valid UTF-8 with '?'. */
+void utf8_scrub(char *s)
+{
+    size_t len = strlen(s), i = 0;
+    while (i < len) {
+        i += utf8_valid_prefix(s + i, len - i);
+        if (i < len)
+            s[i++] = '?';
+    }
+}

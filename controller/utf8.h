@@ -32,6 +32,9 @@ size_t utf8_copy(char *dst, size_t cap, const char *src);
  * text does not fit. Returns what vsnprintf returns. */
 int utf8_format(char *dst, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int utf8_vformat(char *dst, size_t cap, const char *fmt, va_list ap);
+/* Replace each byte of s that is not part of valid UTF-8 with '?', in
+ * place (text from a device, which may be anything). */
+void utf8_scrub(char *s);
 /* Line and column (1-based, in characters) of byte offset off in text. */
 void utf8_line_col(const char *text, size_t off, int *line, int *col);
 

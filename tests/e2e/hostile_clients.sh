@@ -3,6 +3,7 @@
 # alias bomb, 60 KB of nesting, a burst of 200 connects, 100 clients that never
 # read, half a line; a well-behaved client, the watchdog, the sample rates and
 # the dispatch lateness are compared with a quiet run of the same protocol.
+# e2e: alone (its timing is measured against a quiet machine)
 set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh

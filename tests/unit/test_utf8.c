@@ -107,6 +107,19 @@ static void test_line_col_counts_characters(void **state)
     assert_int_equal(col, 12);
 }
 
+/* A device's garbage becomes '?', byte for byte; valid text is untouched. */
+static void test_scrub_replaces_only_bad_bytes(void **state)
+{
+    (void)state;
+    char ok[] = "M\xc3\xbcller 42";
+    utf8_scrub(ok);
+    assert_string_equal(ok, "M\xc3\xbcller 42");
+    char bad[] = "rate \xff\xfe? \xc3(x \xe2\x82";
+    utf8_scrub(bad);
+    assert_string_equal(bad, "rate ??? ?(x ??");
+    assert_true(utf8_valid(bad, strlen(bad)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -116,6 +129,7 @@ int main(void)
         cmocka_unit_test(test_operator_name_of_96_bytes_ending_in_e_acute),
         cmocka_unit_test(test_format_cuts_on_a_boundary),
         cmocka_unit_test(test_line_col_counts_characters),
+        cmocka_unit_test(test_scrub_replaces_only_bad_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
