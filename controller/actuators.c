@@ -123,7 +123,7 @@ static void confirm(struct actuators *a, int ch, int64_t now)
 /* ch's desired value is not (or no longer) confirmed, since now unless earlier. */
 static void unconfirm(struct act_chan *c, int64_t now)
 {
-    if (c->confirmed || c->unconfirmed_ns == 0)
+    if (c->confirmed)
         c->unconfirmed_ns = now;
     c->confirmed = false;
 }
@@ -157,6 +157,8 @@ static int want(struct actuators *a, int ch, double value, bool device_safe, enu
                 int64_t now)
 {
     struct act_chan *c = &a->c[ch];
+    if (c->origin == ACT_NONE)
+        c->unconfirmed_ns = now;    /* the first value wanted */
     c->origin = origin;
     c->desired = device_safe ? c->safe_value : value;
     c->device_safe = device_safe;
