@@ -18,10 +18,14 @@ struct run;
 struct run_actor {
     const char *user;           /* from SO_PEERCRED, e.g. "uid 1000 (alice)" */
     const char *operator_name;  /* run --operator, may be NULL */
+    bool force;                 /* run --force: start although devices are faulted or out of reach */
 };
 
 /* Load text as a protocol against the daemon's rig and start it now.
- * On a protocol error returns -EINVAL with every diagnostic in d. */
+ * On a protocol error returns -EINVAL with every diagnostic in d. A device
+ * the protocol writes that is faulted or out of reach, or a sensor its limits
+ * or wait_until name that is lost, refuses the run (-EBUSY, the reasons in d)
+ * unless who->force, which is recorded as a run_forced event. */
 int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
               const struct run_actor *who, struct diag *d, struct run **out);
 
@@ -36,7 +40,8 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, double last_ali
 /* Forward a sample / a finished write to the run: record goes into the file
  * (NaN for a failed or implausible reading), use to wait_until (NaN: unknown). */
 void run_on_sample(struct run *r, int channel, double record, double use, int64_t t_ns);
-void run_on_write(struct run *r, const struct bus_note *n);
+/* A writable channel's confirmed value changed (NaN: no longer known): /confirmed. */
+void run_on_confirmed(struct run *r, int channel, double value, int64_t t_ns);
 /* Record an event from outside the runner (device faults, commands). */
 void run_event(struct run *r, int64_t t_ns, const char *severity, const char *source,
                const char *code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
