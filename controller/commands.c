@@ -380,7 +380,7 @@ static int set_value(struct ctl_client *cl, json_t *req, json_t *res, char *err,
         return -EINVAL;
     }
     /* A manual set is an explicit command: it ends a latched safe state on this channel. */
-    actuators_release(&d->act, ch);
+    daemon_release_safe(d, ch);
     int rc = daemon_command(d, ch, v, ACT_MANUAL, pclock_now(&d->clock));
     if (rc < 0) {
         snprintf(err, len, "cannot send the setpoint: %s", strerror(-rc));

@@ -340,16 +340,25 @@ static void device_reach(struct daemon *d, size_t dev, bool back, const char *wh
     }
 }
 
+/* A write failure's message for its event. */
+static const char *msg_retried(const char *why, char *buf, size_t len)
+{
+    snprintf(buf, len, "command not delivered: %.200s; sent again until the device confirms it", why);
+    return buf;
+}
+
 /* A finished write: its confirmation, and an event for the first failure of an episode. */
 static void write_done(struct daemon *d, size_t bus, const struct bus_note *n)
 {
+    char m[300];
     if (n->channel != UINT32_MAX) {
         struct chan_state *cs = &d->chans[n->channel];
         bool report = n->err != 0 && !cs->write_fail_reported;
         actuators_on_write(&d->act, (int)n->channel, n->value, false, n->err, n->msg, n->t_ns);
         if (report) {
             cs->write_fail_reported = true;
-            daemon_event(d, n->t_ns, "fault", d->rig->channels[n->channel].name, "write_failed", n->msg);
+            daemon_event(d, n->t_ns, "fault", d->rig->channels[n->channel].name, "write_failed",
+                         msg_retried(n->msg, m, sizeof m));
         }
         return;
     }
@@ -366,7 +375,7 @@ static void write_done(struct daemon *d, size_t bus, const struct bus_note *n)
         actuators_on_write(&d->act, (int)ch, NAN, true, n->err, n->msg, n->t_ns);
     }
     if (report)
-        daemon_event(d, n->t_ns, "fault", rd->name, "write_failed", n->msg);
+        daemon_event(d, n->t_ns, "fault", rd->name, "write_failed", msg_retried(n->msg, m, sizeof m));
 }
 
 /* Handle one note from a bus. */
@@ -519,6 +528,31 @@ int daemon_write(struct daemon *d, int channel, double value, enum bus_priority 
         return rc;
     d->chans[channel].setpoint = value;
     return 0;
+}
+
+/* End the latched safe state of channel ch (every channel if ch < 0). */
+void daemon_release_safe(struct daemon *d, int ch)
+{
+    bool superseded = false;
+    for (size_t i = 0; i < d->act.n; i++) {
+        if (ch >= 0 && (size_t)ch != i)
+            continue;
+        const struct act_chan *c = actuators_get(&d->act, (int)i);
+        if (c == NULL || !c->latched)
+            continue;
+        if (!c->confirmed && d->safe_pending) {
+            superseded = true;
+            char m[200];
+            snprintf(m, sizeof m, "the safe state of %s is released before the device confirmed it",
+                     d->rig->channels[i].name);
+            daemon_event(d, pclock_now(&d->clock), "warning", d->rig->channels[i].name,
+                         "safe_state_released", m);
+        }
+        actuators_release(&d->act, (int)i);
+    }
+    /* A request replaced before it was confirmed was never applied: never say it was. */
+    if (superseded)
+        d->safe_pending = false;
 }
 
 /* Whether the safe state last requested is confirmed. */

@@ -121,6 +121,10 @@ int daemon_command(struct daemon *d, int channel, double value, enum act_origin 
  * safe state, BUS_PRIO_SETPOINT is daemon_command with origin protocol. */
 int daemon_write(struct daemon *d, int channel, double value, enum bus_priority prio,
                  int64_t planned_ns);
+/* End the latched safe state of channel ch (every channel if ch < 0): a new
+ * run or a manual set replaces it. One released before it was confirmed is
+ * recorded (safe_state_released) and never reported as applied. */
+void daemon_release_safe(struct daemon *d, int ch);
 /* Whether the safe state last requested is confirmed by every device (true if none). */
 bool daemon_safe_confirmed(const struct daemon *d);
 /* Why the plan cannot run on the rig now (a device it writes faulted or out of

@@ -322,8 +322,7 @@ int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
         why[0] = '\0';
     }
     /* A new run is an explicit command: the latched safe state of the last one ends here. */
-    for (size_t i = 0; i < dm->rig->n_channels; i++)
-        actuators_release(&dm->act, (int)i);
+    daemon_release_safe(dm, -1);
     runfile_make_id(r->id);
     latency_reset(&dm->dispatch);
     latency_reset(&dm->wire);
