@@ -15,6 +15,10 @@
  * it is released (a new run, a manual set); a protocol's value does not
  * replace it meanwhile.
  *
+ * Cost: a retry to a device that does not answer costs its bus the write's
+ * time-outs (drivers/bus.c tries a write three times), at most once per
+ * back-off interval, so at the cap once per 5 s.
+ *
  * This module does no I/O and knows no bus: the owner tells it what happened
  * (writes finished, samples, a device lost or back) and it asks the owner to
  * send through hooks. Loop thread only (or a test).

@@ -91,7 +91,7 @@ static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, 
         else {
             daemon_safe_state(d, NULL, 0);
             char m[300];
-            snprintf(m, sizeof m, "no run active: every device put in its safe state (%s)", why);
+            snprintf(m, sizeof m, "no run active: every device sent its safe state (%s)", why);
             daemon_event(d, t, "warning", "interlock", "safe_state", m);
         }
         d->write_tag = 0;
@@ -584,7 +584,9 @@ void daemon_safe_state(struct daemon *d, const struct plan_target *targets, size
                 continue;
             any = true;
             actuators_latch_safe(&d->act, (int)c, NAN, true, now);
-            d->chans[c].setpoint = actuators_get(&d->act, (int)c)->desired;
+            /* The device's own safe state is no setpoint of ours: status shows it as the
+             * desired state (origin safe), and no longer the last setpoint. */
+            d->chans[c].setpoint = NAN;
         }
         if (!any)
             bus_safe_state(d->buses[dev->bus], d->dev_bus_index[i], d->write_tag);
