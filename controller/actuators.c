@@ -108,6 +108,7 @@ static void confirm(struct actuators *a, int ch, int64_t now)
 {
     struct act_chan *c = &a->c[ch];
     c->confirmed = true;
+    c->contradictions = 0;
     c->unconfirmed_ns = 0;
     c->why[0] = '\0';
     c->held = false;
@@ -238,17 +239,49 @@ void actuators_on_write(struct actuators *a, int ch, double value, bool device_s
     changed(a, ch, now);
 }
 
-/* A good read of ch: a read-back that agrees with the desired value confirms it. */
+/* A good read of ch: a read-back that agrees with the desired value confirms
+ * it; ACT_READBACK_CONTRADICTS in a row that do not take the confirmation back. */
 void actuators_on_sample(struct actuators *a, int ch, double value, int64_t now)
 {
     struct act_chan *c = chan(a, ch);
-    if (c == NULL || !c->readback || c->origin == ACT_NONE || c->confirmed || isnan(value))
+    if (c == NULL || !c->readback || c->origin == ACT_NONE || isnan(value))
         return;
     double want_v = desired_value(c);
     if (isnan(want_v))
         return;
-    double tol = c->tol > 0 ? c->tol : fmax(0.005 * fabs(want_v), 1e-3);
-    if (fabs(value - want_v) > tol)
+    double tol = c->tol > 0 ? c->tol : fmax(0.01 * fabs(want_v), 1e-3);
+    if (fabs(value - want_v) > tol) {
+        if (!c->confirmed || ++c->contradictions < ACT_READBACK_CONTRADICTS)
+            return;
+        /* The device no longer does what it confirmed (it lost power, someone
+         * pressed its stop key): unconfirmed, and sent again as a reconnect would be. */
+        c->contradictions = 0;
+        unconfirm(c, now);
+        c->value = value;
+        c->confirmed_ns = now;
+        c->how = "read-back";
+        snprintf(c->why, sizeof c->why, "the device reads back %g instead", value);
+        /* A device that keeps dropping what it confirmed (an empty syringe that
+         * stalls each time it is started) is told again less and less often. */
+        if (c->contra_ns == 0 || now - c->contra_ns > ACT_CONTRA_RESET_NS)
+            c->contra_backoff_ns = ACT_BACKOFF_MIN_NS;
+        else
+            c->contra_backoff_ns = c->contra_backoff_ns * 2 > ACT_CONTRA_MAX_NS ? ACT_CONTRA_MAX_NS
+                                                                             : c->contra_backoff_ns * 2;
+        c->contra_ns = now;
+        if (c->reassert || desired_is_safe(c)) {
+            c->held = false;
+            c->next_try_ns = now + c->contra_backoff_ns;
+            c->backoff_ns = c->contra_backoff_ns;
+        } else {
+            c->held = true;
+            c->next_try_ns = 0;
+        }
+        changed(a, ch, now);
+        return;
+    }
+    c->contradictions = 0;
+    if (c->confirmed)
         return;
     c->value = value;
     c->confirmed_ns = now;

@@ -34,6 +34,9 @@ enum act_origin { ACT_NONE, ACT_PROTOCOL, ACT_MANUAL, ACT_SAFE };
 
 #define ACT_BACKOFF_MIN_NS 200000000LL      /* first retry after 0.2 s */
 #define ACT_BACKOFF_MAX_NS 5000000000LL     /* doubling up to 5 s */
+#define ACT_READBACK_CONTRADICTS 3          /* read-backs in a row that undo a confirmation */
+#define ACT_CONTRA_MAX_NS 60000000000LL     /* a device that keeps undoing it: told again at most once a minute */
+#define ACT_CONTRA_RESET_NS 600000000000LL  /* ... until it has kept a value for 10 min */
 
 /* One writable channel. Read it through actuators_get; change it through the functions below. */
 struct act_chan {
@@ -63,6 +66,9 @@ struct act_chan {
     int64_t next_try_ns;        /* 0: no retry scheduled */
     int64_t backoff_ns;
     bool overdue;               /* unconfirmed past its tolerance, reported once */
+    int contradictions;         /* read-backs in a row that disagree with a confirmed value */
+    int64_t contra_ns;          /* when a read-back last took a confirmation back (0: never) */
+    int64_t contra_backoff_ns;  /* delay before the value is sent again after that */
 };
 
 struct act_hooks {
@@ -110,7 +116,9 @@ void actuators_release(struct actuators *a, int ch);
  * the device's own safe action. */
 void actuators_on_write(struct actuators *a, int ch, double value, bool device_safe, int err,
                         const char *msg, int64_t now);
-/* A good read of ch (value in canonical unit): a read-back may confirm. */
+/* A good read of ch (value in canonical unit): a read-back that agrees confirms
+ * the desired value; ACT_READBACK_CONTRADICTS in a row that disagree with a
+ * confirmed one make it unconfirmed, and it is sent again (as after a reconnect). */
 void actuators_on_sample(struct actuators *a, int ch, double value, int64_t now);
 /* ch's device cannot be reached (link down, device faulted): what it does is unknown. */
 void actuators_device_lost(struct actuators *a, int ch, const char *why, int64_t now);

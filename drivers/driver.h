@@ -53,7 +53,7 @@ struct driver_channel {
     double safe_value;      /* the channel's value once safe_state() succeeded (a pump: 0);
                              * used only when the driver has safe_state */
     double readback_tol;    /* how far a read-back may be from the setpoint, canonical unit;
-                             * 0: 0.5 % of the setpoint or 1e-3, whichever is larger */
+                             * 0: 1 % of the setpoint or 1e-3, whichever is larger */
 };
 
 /*

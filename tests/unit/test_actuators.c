@@ -153,6 +153,50 @@ static void test_a_read_back_that_agrees_confirms_and_one_that_does_not_does_not
     actuators_free(&a);
 }
 
+static void test_a_read_back_that_keeps_disagreeing_takes_the_confirmation_back(void **st)
+{
+    (void)st;
+    struct actuators a = make();
+    actuators_set_desired(&a, 0, 10, ACT_PROTOCOL, 0);
+    actuators_on_write(&a, 0, 10, false, 0, "", MS);
+    const struct act_chan *c = actuators_get(&a, 0);
+    actuators_on_sample(&a, 0, 0, 1 * S);            /* one odd reading is not enough */
+    actuators_on_sample(&a, 0, 10, 2 * S);
+    actuators_on_sample(&a, 0, 0, 3 * S);
+    actuators_on_sample(&a, 0, 0, 4 * S);
+    assert_true(c->confirmed);
+    int before = seen.sends;
+    actuators_on_sample(&a, 0, 0, 5 * S);            /* the pump stopped by itself */
+    assert_false(c->confirmed);
+    assert_true(c->value == 0);
+    assert_true(c->unconfirmed_ns == 5 * S);
+    actuators_tick(&a, 5 * S + 200 * MS);
+    assert_int_equal(seen.sends, before + 1);       /* and is told again */
+    assert_true(seen.value == 10);
+    /* It keeps stopping (an empty syringe): told again less and less often. */
+    int64_t t = 5 * S + 200 * MS, gap = 0;
+    for (int k = 0; k < 12; k++) {
+        actuators_on_write(&a, 0, 10, false, 0, "", t);
+        for (int i = 0; i < 3; i++)
+            actuators_on_sample(&a, 0, 0, t + (i + 1) * 500 * MS);
+        t += 1500 * MS;
+        gap = c->next_try_ns - t;
+        actuators_tick(&a, c->next_try_ns);
+        t = c->next_try_ns;
+    }
+    assert_true(gap == 60 * S);
+    /* A device a reconnect must not move is not restarted by a read-back either. */
+    actuators_set_desired(&a, 1, 500, ACT_PROTOCOL, 6 * S);
+    actuators_on_write(&a, 1, 500, false, 0, "", 6 * S);
+    before = seen.sends;
+    for (int i = 0; i < 3; i++)
+        actuators_on_sample(&a, 1, 0, 7 * S + i * S);
+    assert_false(actuators_get(&a, 1)->confirmed);
+    assert_true(actuators_get(&a, 1)->held);
+    assert_int_equal(seen.sends, before);
+    actuators_free(&a);
+}
+
 static void test_an_older_acknowledgement_does_not_confirm_a_newer_value(void **st)
 {
     (void)st;
@@ -284,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_a_failed_write_is_retried_with_doubling_back_off_until_confirmed),
         cmocka_unit_test(test_an_unconfirmed_value_past_its_tolerance_is_reported_once),
         cmocka_unit_test(test_a_read_back_that_agrees_confirms_and_one_that_does_not_does_not),
+        cmocka_unit_test(test_a_read_back_that_keeps_disagreeing_takes_the_confirmation_back),
         cmocka_unit_test(test_an_older_acknowledgement_does_not_confirm_a_newer_value),
         cmocka_unit_test(test_after_a_reconnect_the_desired_value_is_asserted_again),
         cmocka_unit_test(test_a_device_that_must_not_move_on_a_reconnect_gets_only_its_stop),
