@@ -169,6 +169,26 @@ static json_t *status_channels(struct daemon *d)
     return arr;
 }
 
+/* The current run's manual overrides: channel, value, unit, protocol_value
+ * (null: none), by, since (ISO 8601 UTC), since_epoch_s. */
+static json_t *overrides_json(struct daemon *d)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; d->run != NULL && !run_ended(d->run) && i < d->rig->n_channels; i++) {
+        const struct run_override *o = run_override(d->run, (int)i);
+        if (o == NULL)
+            continue;
+        char since[40];
+        time_iso8601(o->since_wall_ns, since, sizeof since);
+        double pv = run_protocol_value(d->run, (int)i);
+        json_array_append_new(arr, json_pack("{s:s,s:f,s:s,s:o,s:s,s:s,s:f}", "channel", d->rig->channels[i].name,
+                              "value", o->value, "unit", d->rig->channels[i].unit, "protocol_value",
+                              isnan(pv) ? json_null() : json_real(pv), "by", o->by, "since", since,
+                              "since_epoch_s", (double)o->since_wall_ns / 1e9));
+    }
+    return arr;
+}
+
 /* The run part of a status. */
 static void status_run(struct daemon *d, json_t *res)
 {
@@ -209,6 +229,7 @@ static void status_run(struct daemon *d, json_t *res)
     run_storage(r, &werr, &dropped);
     json_object_set_new(res, "storage", json_pack("{s:i,s:I}", "write_errors", werr, "dropped",
                                                   (json_int_t)dropped));
+    json_object_set_new(res, "overrides", overrides_json(d));
 }
 
 /* One lateness histogram as JSON, in microseconds. */
@@ -285,10 +306,45 @@ static int cmd_pause(struct ctl_client *cl, json_t *req, json_t *res, char *err,
     return run_action(cl, req, res, err, len, run_pause, "the run is not running (it may already be paused)");
 }
 
-/* resume. */
+/* resume: the protocol's values replace the overrides, unless "keep_overrides";
+ * the reply is a status with "restored" and "kept": channel, value, unit, override. */
 static int cmd_resume(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
-    return run_action(cl, req, res, err, len, run_resume, "the run is not paused");
+    struct daemon *d = control_daemon(cl->ctl);
+    int rc = need_run(d, err, len);
+    if (rc < 0)
+        return rc;
+    bool keep = json_is_true(json_object_get(req, "keep_overrides"));
+    json_t *restored = json_array(), *kept = json_array();
+    bool *was = calloc(d->rig->n_channels + 1, sizeof *was);
+    double *value = calloc(d->rig->n_channels + 1, sizeof *value);
+    for (size_t i = 0; was && value && i < d->rig->n_channels; i++) {
+        const struct run_override *o = run_override(d->run, (int)i);
+        if ((was[i] = o != NULL))
+            value[i] = o->value;
+    }
+    struct run_actor who = actor(cl, NULL);
+    rc = run_resume(d->run, &who, arg_str(req, "reason"), keep);
+    for (size_t i = 0; rc == 0 && was && value && i < d->rig->n_channels; i++) {
+        if (!was[i])
+            continue;
+        const struct run_override *o = run_override(d->run, (int)i);
+        double pv = run_protocol_value(d->run, (int)i);
+        json_array_append_new(o ? kept : restored, json_pack("{s:s,s:f,s:s,s:f}", "channel",
+                              d->rig->channels[i].name, "value", o ? o->value : pv, "unit",
+                              d->rig->channels[i].unit, "override", value[i]));
+    }
+    free(was);
+    free(value);
+    if (rc < 0) {
+        json_decref(restored);
+        json_decref(kept);
+        snprintf(err, len, "the run is not paused");
+        return -EALREADY;
+    }
+    json_object_set_new(res, "restored", restored);
+    json_object_set_new(res, "kept", kept);
+    return cmd_status(cl, req, res, err, len);
 }
 
 /* abort. */
@@ -358,6 +414,11 @@ static int set_value(struct ctl_client *cl, json_t *req, json_t *res, char *err,
     if (!c->writable) {
         snprintf(err, len, "%s is a measurement and cannot be set", c->name);
         return -EPERM;
+    }
+    const struct latch_hold *held = latch_holder(&d->latch, ch);
+    if (held != NULL) {
+        latch_refusal(held, &d->alarms, c->name, err, len);
+        return -EACCES;
     }
     struct runner_status st = { .state = RUN_IDLE };
     if (active_run(d) != NULL)
@@ -570,7 +631,7 @@ static const struct ctl_command commands[] = {
     { .name = "run", .exec = cmd_run, .args = "protocol_text=s! protocol_path=s operator=s force=b" },
     { .name = "status", .exec = cmd_status, .args = "" },
     { .name = "pause", .exec = cmd_pause, .args = "reason=s" },
-    { .name = "resume", .exec = cmd_resume, .args = "reason=s" },
+    { .name = "resume", .exec = cmd_resume, .args = "reason=s keep_overrides=b" },
     { .name = "abort", .exec = cmd_abort, .args = "reason=s" },
     { .name = "confirm", .exec = cmd_confirm, .args = "prompt=s" },
     { .name = "wait", .exec = cmd_wait, .args = "" },

@@ -56,19 +56,57 @@ void daemon_alert(struct daemon *d, const char *kind, const char *severity, cons
     alerts_send(&d->alerts, pclock_now(&d->clock), &in);
 }
 
-/* An alarm changed state; a new one is also an alert. */
+/* A latched safe state is released: its alarm is acknowledged and clear. */
+static void latch_released(void *ctx, const struct latch_hold *h)
+{
+    struct daemon *d = ctx;
+    char m[300];
+    snprintf(m, sizeof m, "alarm %u (%s) is acknowledged and clear: its actuators may be set again",
+             h->alarm, h->cause);
+    daemon_event(d, pclock_now(&d->clock), "info", "interlock", "safe_state_released", m);
+}
+
+/* An alarm changed state; a new one is also an alert. An acknowledgement or a
+ * clearing may release a latched safe state. */
 static void alarm_event(void *ctx, int64_t t, const char *sev, const char *src, const char *code,
                         const char *msg)
 {
+    struct daemon *d = ctx;
     daemon_event(ctx, t, sev, src, code, msg);
     if (strcmp(code, "alarm_raised") == 0)
         daemon_alert(ctx, sev, sev, src, code, msg);
+    else
+        latch_update(&d->latch, &d->alarms, latch_released, d);
 }
 
 /* The run that limits act on: active and not yet ended. */
 static struct run *live_run(struct daemon *d)
 {
     return d->run != NULL && !run_closed(d->run) ? d->run : NULL;
+}
+
+/* Hold a tripped safe-stop's actuators in their safe state until its alarm id
+ * is acknowledged and clear; say which in the events. */
+static void latch_tripped(struct daemon *d, uint32_t id, const struct limit_rule *rule, const bool *held,
+                          int64_t t)
+{
+    const struct rig_channel *c = &d->rig->channels[rule->lim.channel];
+    bool above = rule->side == '>';
+    char cause[160], names[200] = "", m[480];
+    snprintf(cause, sizeof cause, "%s %s its %s %g %s", c->name, above ? "above" : "below",
+             above ? "max" : "min", above ? rule->lim.max : rule->lim.min, c->unit);
+    for (size_t i = 0, k = 0; held != NULL && i < d->rig->n_channels && k < sizeof names; i++)
+        if (held[i])
+            k += (size_t)snprintf(names + k, sizeof names - k, "%s%s", k ? ", " : "", d->rig->channels[i].name);
+    if (id == 0 || held == NULL || latch_add(&d->latch, id, cause, c->name, held) < 0) {
+        snprintf(m, sizeof m, "cannot latch the safe state of %s (%s): out of memory or no alarm; "
+                 "nothing stops a later set from moving them", names[0] ? names : "its actuators", cause);
+        daemon_event(d, t, "fault", "interlock", "safe_state_latched", m);
+        return;
+    }
+    snprintf(m, sizeof m, "%s held in the safe state until alarm %u (%s) is acknowledged and %s is back "
+             "within its limit", names[0] ? names : "no actuator", id, cause, c->name);
+    daemon_event(d, t, "warning", "interlock", "safe_state_latched", m);
 }
 
 /* A limit tripped: act first (the safe state goes out at once), then raise the alarm. */
@@ -82,6 +120,11 @@ static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, 
     char why[200];
     limit_describe(rule, c->name, c->unit, v, why, sizeof why);
     struct run *r = live_run(d);
+    /* What the safe state puts down is held there (a rig limit: every actuator). */
+    bool *held = NULL;
+    if (rule->lim.action == LIMIT_SAFE_STOP && (held = calloc(d->rig->n_channels + 1, sizeof *held)))
+        latch_safe_channels(d->rig, r && !rule->from_rig ? run_plan(r)->safe_state : NULL,
+                            r && !rule->from_rig ? run_plan(r)->n_safe : 0, r == NULL || rule->from_rig, held);
     if (rule->lim.action == LIMIT_SAFE_STOP) {
         static uint64_t seq;
         d->il_sample_ns = t;
@@ -101,7 +144,11 @@ static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, 
     }
     char tag[16];
     limit_tag(rule, tag, sizeof tag);
-    alarms_raise(&d->alarms, t, "alarm", c->name, above ? "limit_max" : "limit_min", tag, "%s", why);
+    uint32_t id = alarms_raise(&d->alarms, t, "alarm", c->name, above ? "limit_max" : "limit_min", tag,
+                               "%s", why);
+    if (rule->lim.action == LIMIT_SAFE_STOP)
+        latch_tripped(d, id, rule, held, t);
+    free(held);
 }
 
 /* A tripped limit's channel is inside again: the alarm clears (it stays until acknowledged). */
@@ -502,6 +549,8 @@ int daemon_command(struct daemon *d, int channel, double value, enum act_origin 
         return -EINVAL;
     if (!d->rig->channels[channel].writable)
         return -EPERM;
+    if (latch_holder(&d->latch, channel) != NULL)
+        return -EACCES;     /* held in its safe state by a tripped limit */
     d->planned_ns = planned_ns;
     int rc = actuators_set_desired(&d->act, channel, value, origin, pclock_now(&d->clock));
     d->planned_ns = 0;
@@ -546,7 +595,7 @@ void daemon_release_safe(struct daemon *d, int ch)
             snprintf(m, sizeof m, "the safe state of %s is released before the device confirmed it",
                      d->rig->channels[i].name);
             daemon_event(d, pclock_now(&d->clock), "warning", d->rig->channels[i].name,
-                         "safe_state_released", m);
+                         "safe_state_superseded", m);
         }
         actuators_release(&d->act, (int)i);
     }
@@ -860,6 +909,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     if (d->dev_health == NULL || d->bus_health == NULL)
         return -ENOMEM;
     alarms_init(&d->alarms, alarm_event, d);
+    latch_init(&d->latch, d->rig->n_channels);
     alerts_init(&d->alerts, loop, d->rig->alert_command, d->rig->name, d->host,
                 d->rig->alert_min_interval_s, d->rig->alert_max_per_hour);
     struct interlock_hooks ih = { .ctx = d, .trip = limit_tripped, .clear = limit_cleared };
@@ -993,6 +1043,7 @@ int daemon_run(struct daemon *d)
     free(d->dev_health);
     free(d->bus_health);
     interlocks_free(&d->il);
+    latch_free(&d->latch);
     pclock_free(&d->clock);
     return 0;
 }

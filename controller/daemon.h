@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "interlock.h"
 #include "journal.h"
+#include "latch.h"
 #include "plausibility.h"
 #include "sdnotify.h"
 #include "latency.h"
@@ -83,6 +84,7 @@ struct daemon {
     struct health *bus_health;  /* per rig bus */
     struct alarms alarms;       /* latched until acknowledged */
     struct interlocks il;       /* the rig's limits, and the run's */
+    struct latch latch;         /* actuators held in their safe state by a tripped limit */
     struct plausibility plaus;  /* which measured channels can be believed */
     struct journal_writer journal;  /* the run journal in the data directory */
     struct sdnotify sdn;        /* systemd readiness and watchdog */
@@ -123,7 +125,7 @@ int daemon_write(struct daemon *d, int channel, double value, enum bus_priority 
                  int64_t planned_ns);
 /* End the latched safe state of channel ch (every channel if ch < 0): a new
  * run or a manual set replaces it. One released before it was confirmed is
- * recorded (safe_state_released) and never reported as applied. */
+ * recorded (safe_state_superseded) and never reported as applied. */
 void daemon_release_safe(struct daemon *d, int ch);
 /* Whether the safe state last requested is confirmed by every device (true if none). */
 bool daemon_safe_confirmed(const struct daemon *d);

@@ -56,8 +56,14 @@ int interlocks_init(struct interlocks *il, const struct plan_limit *rig_limits, 
 int interlocks_set_run(struct interlocks *il, const struct plan_limit *limits, size_t n)
 {
     il->gen++;
-    il->n = il->n_rig;
-    if (reserve(il, il->n_rig + n) < 0)
+    size_t k = il->n_rig;
+    for (size_t i = il->n_rig; i < il->n; i++)
+        if (il->rules[i].tripped && il->rules[i].lim.action == LIMIT_SAFE_STOP) {
+            il->rules[k] = il->rules[i];
+            il->rules[k++].lingering = true;
+        }
+    il->n = k;
+    if (reserve(il, k + n) < 0)
         return -ENOMEM;
     add(il, limits, n, false);
     return 0;
@@ -82,9 +88,17 @@ void interlocks_on_sample(struct interlocks *il, int channel, double value, int6
                     il->hooks.clear(il->hooks.ctx, r, value, t_ns);
                 if (il->gen != gen)
                     return;         /* the hook changed the rules (a run ended) */
+                if (r->lingering) {
+                    /* Its run is over: cleared, it has nothing left to do. */
+                    memmove(r, r + 1, (il->n - i - 1) * sizeof *r);
+                    il->n--;
+                    i--;
+                }
             }
             continue;
         }
+        if (r->lingering)
+            continue;               /* it only waits to clear */
         /* Crossing straight from one side to the other starts a new excursion. */
         if (r->since_ns < 0 || side != r->side) {
             r->since_ns = t_ns;

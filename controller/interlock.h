@@ -26,6 +26,8 @@ struct limit_rule {
     int64_t since_ns;           /* when the current excursion began; -1 when inside */
     bool tripped;
     char side;                  /* '>' above max, '<' below min */
+    bool lingering;             /* a tripped safe-stop of a run that has ended: kept,
+                                 * only to clear, until its channel is back inside */
 };
 
 struct interlock_hooks {
@@ -48,7 +50,9 @@ struct interlocks {
 /* Start with the rig's limits (copied); returns 0 or -ENOMEM. */
 int interlocks_init(struct interlocks *il, const struct plan_limit *rig_limits, size_t n,
                     const struct interlock_hooks *hooks);
-/* Replace the run's rules with a protocol's limits (NULL, 0: the run ended). */
+/* Replace the run's rules with a protocol's limits (NULL, 0: the run ended).
+ * A tripped safe-stop rule of the last run lingers until it clears: the
+ * safe state it latched is released only once its condition is gone. */
 int interlocks_set_run(struct interlocks *il, const struct plan_limit *limits, size_t n);
 /* Evaluate every rule on channel for one sample (NaN: unknown). */
 void interlocks_on_sample(struct interlocks *il, int channel, double value, int64_t t_ns);

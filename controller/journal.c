@@ -6,10 +6,44 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* Add the overrides, {"CHANNEL": {"value", "protocol" (null: none), "by", "since_wall_ns"}}, to o. */
+static int encode_overrides(const struct journal_rec *j, json_t *o)
+{
+    json_t *ov = json_object();
+    for (size_t i = 0; ov != NULL && i < j->n_overrides; i++) {
+        const struct journal_override *x = &j->overrides[i];
+        json_object_set_new(ov, x->channel, json_pack("{s:f,s:o,s:s,s:I}", "value", x->value, "protocol",
+                            isnan(x->protocol) ? json_null() : json_real(x->protocol), "by", x->by,
+                            "since_wall_ns", (json_int_t)x->since_wall_ns));
+    }
+    return ov != NULL && json_object_set_new(o, "overrides", ov) == 0 ? 0 : -ENOMEM;
+}
+
+/* Read the overrides, if any (an older journal has none); a malformed one is skipped. */
+static void decode_overrides(json_t *o, struct journal_rec *j)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(o, "overrides"), key, v) {
+        json_t *val = json_object_get(v, "value"), *proto = json_object_get(v, "protocol");
+        const char *by = json_string_value(json_object_get(v, "by"));
+        if (j->n_overrides >= JOURNAL_MAX_SETPOINTS || strlen(key) >= 72 || !json_is_number(val) ||
+            !(json_is_number(proto) || json_is_null(proto)))
+            continue;
+        struct journal_override *x = &j->overrides[j->n_overrides++];
+        snprintf(x->channel, sizeof x->channel, "%s", key);
+        x->value = json_number_value(val);
+        x->protocol = json_is_number(proto) ? json_number_value(proto) : NAN;
+        snprintf(x->by, sizeof x->by, "%s", by ? by : "?");
+        x->since_wall_ns = json_integer_value(json_object_get(v, "since_wall_ns"));
+    }
+}
 
 int journal_encode(const struct journal_rec *j, char **text)
 {
@@ -34,6 +68,10 @@ int journal_encode(const struct journal_rec *j, char **text)
         "setpoints", sp);
     if (o == NULL)
         return -ENOMEM;
+    if (encode_overrides(j, o) < 0) {
+        json_decref(o);
+        return -ENOMEM;
+    }
     *text = json_dumps(o, JSON_INDENT(1));
     json_decref(o);
     return *text ? 0 : -ENOMEM;
@@ -97,6 +135,7 @@ int journal_decode(const char *text, size_t len, struct journal_rec *j, char *er
             j->setpoints[j->n_setpoints++].value = json_number_value(v);
         }
     }
+    decode_overrides(o, j);
     j->protocol_path = strdup(json_string_value(json_object_get(o, "protocol_path")) ?: "");
     j->protocol_text = strdup(json_string_value(json_object_get(o, "protocol_text")));
     json_decref(o);

@@ -32,6 +32,15 @@ struct journal_rec {
     struct runner_pos pos;
     size_t n_setpoints;
     struct { char channel[72]; double value; } setpoints[JOURNAL_MAX_SETPOINTS];
+    /* Manual overrides made in a pause (absent from older journals: none). */
+    size_t n_overrides;
+    struct journal_override {
+        char channel[72];
+        double value;               /* the manual value */
+        double protocol;            /* the protocol's value it replaces (NaN: none) */
+        char by[96];
+        int64_t since_wall_ns;
+    } overrides[JOURNAL_MAX_SETPOINTS];
 };
 
 /* Encode as JSON text (malloc'd). Returns 0 or -ENOMEM. */

@@ -45,7 +45,7 @@ static void usage(FILE *out)
         "  run PROTOCOL [--operator NAME] [--wait] [--force]  load and start; print the run id and file\n"
         "  status                          state, step, progress, ETA, latest values\n"
         "  pause [--reason TEXT]           freeze the protocol clock, hold setpoints\n"
-        "  resume                          continue; the rest of the plan shifts by the pause\n"
+        "  resume [--keep-overrides]       continue; the rest of the plan shifts by the pause\n"
         "  abort [--reason TEXT]           stop the run and apply the safe state\n"
         "  watch [--interval SECONDS]      status, refreshed in place until Ctrl-C\n"
         "  confirm [PROMPT_ID]             answer a pending operator prompt\n"
@@ -90,8 +90,11 @@ static const struct cmd_help helps[] = {
     { "pause", "pause [--reason TEXT]",
       "Freeze the protocol clock and hold the current setpoints. The reason is recorded.",
       "perfusectl pause --reason \"bubble in line 2\"" },
-    { "resume", "resume",
-      "Continue a paused run; the rest of the plan shifts by the length of the pause.",
+    { "resume", "resume [--keep-overrides]",
+      "Continue a paused run; the rest of the plan shifts by the length of the pause. Manual\n"
+      "setpoints made in the pause (overrides) are set back to the protocol's values first, and\n"
+      "each one restored is printed; --keep-overrides keeps them until the protocol next sets\n"
+      "those channels.",
       "perfusectl resume" },
     { "abort", "abort [--reason TEXT]",
       "Stop the run for good and apply the protocol's safe state. Recorded with who and why.",
@@ -110,7 +113,9 @@ static const struct cmd_help helps[] = {
       "perfusectl wait" },
     { "set", "set CHANNEL VALUE [UNIT]",
       "A manual setpoint. Refused while a run is active and not paused, for a channel that\n"
-      "cannot be written, and for a value outside the device's limits (the limit is named).",
+      "cannot be written, for a value outside the device's limits (the limit is named), and for\n"
+      "an actuator held in its safe state by a tripped safe-stop limit (the alarm is named).\n"
+      "Made while the run is paused, it is an override: status shows it until resume.",
       "perfusectl set pump1 10 uL/min" },
     { "events", "events [--since SECONDS]",
       "The current (or last) run's event log, or its events after SECONDS of run time.",
@@ -255,6 +260,19 @@ static void print_status(json_t *st)
                json_string_value(json_object_get(al, "source")), json_string_value(json_object_get(al, "message")),
                dur(json_number_value(json_object_get(al, "age_s")), b, sizeof b));
     }
+    json_t *ov, *ovs = json_object_get(st, "overrides");
+    if (json_array_size(ovs) > 0)
+        printf("overrides (manual setpoints; resume restores the protocol's values)\n");
+    json_array_foreach(ovs, i, ov) {
+        json_t *pv = json_object_get(ov, "protocol_value");
+        char proto[48] = "none";
+        if (json_is_number(pv))
+            snprintf(proto, sizeof proto, "%g", json_number_value(pv));
+        printf("  %-18s %g %s by %s since %s (protocol: %s)\n",
+               json_string_value(json_object_get(ov, "channel")), json_number_value(json_object_get(ov, "value")),
+               json_string_value(json_object_get(ov, "unit")), json_string_value(json_object_get(ov, "by")),
+               json_string_value(json_object_get(ov, "since")), proto);
+    }
     printf("channels\n");
     json_t *ch;
     json_array_foreach(json_object_get(st, "channels"), i, ch) {
@@ -284,6 +302,22 @@ static void print_status(json_t *st)
     }
 }
 
+/* After resume: which overrides went back to the protocol's values, which stayed. */
+static void print_overrides_settled(json_t *res)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(json_object_get(res, "restored"), i, o)
+        printf("restored  %s to the protocol's %g %s (override was %g %s)\n",
+               json_string_value(json_object_get(o, "channel")), json_number_value(json_object_get(o, "value")),
+               json_string_value(json_object_get(o, "unit")), json_number_value(json_object_get(o, "override")),
+               json_string_value(json_object_get(o, "unit")));
+    json_array_foreach(json_object_get(res, "kept"), i, o)
+        printf("kept      %s at %g %s (override, until the protocol next sets it)\n",
+               json_string_value(json_object_get(o, "channel")), json_number_value(json_object_get(o, "value")),
+               json_string_value(json_object_get(o, "unit")));
+}
+
 /* Print a result: JSON, or for people. */
 static void print_result(struct ctl *c, json_t *res)
 {
@@ -299,7 +333,7 @@ static void print_result(struct ctl *c, json_t *res)
 /* Parse sub-command options --reason/--operator/--wait. */
 struct subopts {
     const char *reason, *operator_name, *rig;
-    bool wait, json, force;
+    bool wait, json, force, keep_overrides;
 };
 
 /* True if arg is a number with a leading minus ("-5", "-0.25"): a value, not an option. */
@@ -323,7 +357,8 @@ static int parse_subopts(int argc, char **argv, struct subopts *o)
         bool has_arg;
         char key;
     } opts[] = { { "reason", true, 'r' }, { "operator", true, 'o' }, { "wait", false, 'w' },
-                 { "rig", true, 'g' },    { "json", false, 'j' }, { "force", false, 'f' } };
+                 { "rig", true, 'g' },    { "json", false, 'j' }, { "force", false, 'f' },
+                 { "keep-overrides", false, 'k' } };
     memset(o, 0, sizeof *o);
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     if (pos == NULL)
@@ -376,6 +411,7 @@ static int parse_subopts(int argc, char **argv, struct subopts *o)
         case 'g': o->rig = val; break;
         case 'j': o->json = true; break;
         case 'f': o->force = true; break;
+        case 'k': o->keep_overrides = true; break;
         }
     }
     memcpy(argv + n_opt, pos, (size_t)n_pos * sizeof *pos);
@@ -454,18 +490,24 @@ static int cmd_simple(struct ctl *c, const char *name, int argc, char **argv)
     struct subopts o;
     int i = parse_subopts(argc, argv, &o);
     c->json |= o.json;
-    if (i < 0 || i != argc) {
+    bool resume = strcmp(name, "resume") == 0;
+    if (i < 0 || i != argc || (o.keep_overrides && !resume)) {
         fprintf(stderr, "usage: perfusectl %s%s\n", name,
-                strcmp(name, "abort") == 0 || strcmp(name, "pause") == 0 ? " [--reason TEXT]" : "");
+                strcmp(name, "abort") == 0 || strcmp(name, "pause") == 0 ? " [--reason TEXT]"
+                : resume ? " [--keep-overrides]" : "");
         return EXIT_USAGE;
     }
     struct ctlclient *cl = connect_or_exit(c);
     json_t *req = json_pack("{s:s}", "cmd", name);
     if (o.reason)
         json_object_set_new(req, "reason", json_string(o.reason));
+    if (o.keep_overrides)
+        json_object_set_new(req, "keep_overrides", json_true());
     int code;
     json_t *res = call(c, cl, req, &code);
     if (res) {
+        if (resume && !c->json)
+            print_overrides_settled(res);
         print_result(c, res);
         json_decref(res);
     }

@@ -46,7 +46,16 @@ struct run {
     struct run_event_rec *events;   /* ring of the latest RUN_EVENTS_KEPT */
     size_t n_events;                /* ever recorded */
     run_closed_cb closed_cb;
+    double *proto_sp;           /* per rig channel: the protocol's last value (NaN: none) */
+    struct run_override *ovr;   /* per rig channel: a manual override made in a pause */
 };
+
+/* The file's state for a run that has ended: completed, aborted (by an
+ * operator) or faulted (a safety action, or on_fault: abort). */
+static const char *final_state(const struct run *r)
+{
+    return r->final == RUN_COMPLETED || r->final == RUN_FAULTED ? run_state_name(r->final) : "aborted";
+}
 
 /* How long a run's file stays open after its end, for the end's consequences. */
 #define RUN_SETTLE_MS 500
@@ -101,6 +110,15 @@ static void journal_update(struct run *r)
             snprintf(j.setpoints[j.n_setpoints].channel, 72, "%s", rig->channels[i].name);
             j.setpoints[j.n_setpoints++].value = r->dm->chans[i].setpoint;
         }
+    for (size_t i = 0; i < rig->n_channels && j.n_overrides < JOURNAL_MAX_SETPOINTS; i++)
+        if (r->ovr[i].on) {
+            struct journal_override *o = &j.overrides[j.n_overrides++];
+            snprintf(o->channel, sizeof o->channel, "%s", rig->channels[i].name);
+            o->value = r->ovr[i].value;
+            o->protocol = r->proto_sp[i];
+            snprintf(o->by, sizeof o->by, "%s", r->ovr[i].by);
+            o->since_wall_ns = r->ovr[i].since_wall_ns;
+        }
     char *text;
     if (journal_encode(&j, &text) == 0)
         journal_writer_put(&r->dm->journal, text);
@@ -112,13 +130,23 @@ static void hook_write(void *ctx, int channel, double value, int64_t planned_ns)
     struct run *r = ctx;
     latency_add(&r->dm->dispatch, pclock_now(&r->dm->clock) - planned_ns);
     int rc = daemon_write(r->dm, channel, value, BUS_PRIO_SETPOINT, planned_ns);
+    r->proto_sp[channel] = value;
+    if (r->ovr[channel].on) {
+        /* The protocol sets the channel again: a kept override ends here. */
+        const struct rig_channel *c = &r->dm->rig->channels[channel];
+        r->ovr[channel].on = false;
+        run_event(r, pclock_now(&r->dm->clock), "info", c->name, "override_ended",
+                  "the protocol sets %s to %g %s: the manual override of %g %s by %s ends", c->name, value,
+                  c->unit, r->ovr[channel].value, c->unit, r->ovr[channel].by);
+    }
     if (r->rec_sp[channel] >= 0 && rc == 0)
         recorder_setpoint(r->rec, (uint32_t)r->rec_sp[channel], rel(r, planned_ns), value);
     if (rc < 0)
         run_event(r, pclock_now(&r->dm->clock), "fault", r->dm->rig->channels[channel].name,
                   "write_refused", "setpoint %g %s not sent: %s", value,
                   r->dm->rig->channels[channel].unit,
-                  rc == -EPERM ? "the channel holds a latched safe state" : strerror(-rc));
+                  rc == -EACCES ? "held in its safe state by a tripped limit"
+                  : rc == -EPERM ? "the channel holds a latched safe state" : strerror(-rc));
 }
 
 /* Runner hook: put the rig in the plan's safe state. */
@@ -188,7 +216,7 @@ static void settle_done(uv_timer_t *t)
                   "the safe state is still not confirmed %d s after the run ended; the file closes "
                   "without it", RUN_SAFE_WAIT_MS / 1000);
     }
-    finish_file(r, r->final == RUN_COMPLETED ? "completed" : "aborted");
+    finish_file(r, final_state(r));
 }
 
 /* Runner hook: the run is over. The file stays open a moment longer, so that
@@ -208,7 +236,7 @@ static void hook_finished(void *ctx, enum run_state final)
     if (r->settle_open)
         uv_timer_start(&r->settle, settle_done, RUN_SETTLE_MS, 0);
     else
-        finish_file(r, final == RUN_COMPLETED ? "completed" : "aborted");
+        finish_file(r, final_state(r));
 }
 
 /* The recorder reported something (from its thread, through the async). */
@@ -295,6 +323,43 @@ static int open_file(struct run *r, const struct run_actor *who, bool append)
     return recorder_start(&r->rec, &info, rec_notify, &r->rec_async);
 }
 
+/* Per channel: no protocol value and no override yet. */
+static int overrides_init(struct run *r)
+{
+    size_t n = r->dm->rig->n_channels + 1;
+    r->proto_sp = malloc(n * sizeof *r->proto_sp);
+    r->ovr = calloc(n, sizeof *r->ovr);
+    if (r->proto_sp == NULL || r->ovr == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        r->proto_sp[i] = NAN;
+    return 0;
+}
+
+/* Refuse a protocol that would move an actuator a tripped limit holds in its
+ * safe state, naming the alarm (-EACCES, with the reason in d). */
+static int refuse_if_latched(struct run *r, const char *path, struct diag *d)
+{
+    const struct rig *rig = r->dm->rig;
+    bool *writes = calloc(rig->n_channels + 1, sizeof *writes);
+    if (writes == NULL)
+        return -ENOMEM;
+    latch_plan_writes(r->plan, rig->n_channels, writes);
+    int rc = 0;
+    for (size_t i = 0; i < rig->n_channels && rc == 0; i++) {
+        const struct latch_hold *h = writes[i] ? latch_holder(&r->dm->latch, (int)i) : NULL;
+        if (h == NULL)
+            continue;
+        char name[120], why[600];
+        snprintf(name, sizeof name, "%s (set by this protocol)", rig->channels[i].name);
+        latch_refusal(h, &r->dm->alarms, name, why, sizeof why);
+        diag_error(d, path, 0, 0, "%s", why);
+        rc = -EACCES;
+    }
+    free(writes);
+    return rc;
+}
+
 /* Load a protocol and start it now. */
 int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
               const struct run_actor *who, struct diag *d, struct run **out)
@@ -308,14 +373,17 @@ int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
         free(r);
         return rc;
     }
+    if ((rc = overrides_init(r)) < 0 || (rc = refuse_if_latched(r, path, d)) < 0) {
+        run_free(r);
+        return rc;
+    }
     char why[1024];
     if (daemon_run_blockers(dm, r->plan, why, sizeof why) > 0) {
         if (!who->force) {
             char *save = NULL;
             for (char *line = strtok_r(why, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
                 diag_error(d, path, 0, 0, "run refused: %s (fix it, or start anyway with run --force)", line);
-            plan_free(r->plan);
-            free(r);
+            run_free(r);
             return -EBUSY;
         }
     } else {
@@ -358,6 +426,37 @@ int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
     return 0;
 }
 
+/* After a restart in a pause: the journal's overrides are overrides again, with
+ * their value applied and the protocol's value they replace remembered. */
+static void restore_overrides(struct run *r, const struct journal_rec *j, int64_t now)
+{
+    for (size_t i = 0; i < j->n_overrides; i++) {
+        const struct journal_override *o = &j->overrides[i];
+        int ch = rig_find_channel(r->dm->rig, o->channel);
+        const struct rig_channel *c = ch >= 0 ? &r->dm->rig->channels[ch] : NULL;
+        if (c == NULL || !c->writable || isnan(o->value) || (!isnan(c->min) && o->value < c->min) ||
+            (!isnan(c->max) && o->value > c->max)) {
+            run_event(r, now, "warning", "daemon", "override_dropped", "the journal's override of %s "
+                      "(%g) is not a writable channel's value within its limits; not applied", o->channel,
+                      o->value);
+            continue;
+        }
+        hook_write(r, ch, o->value, now);
+        r->proto_sp[ch] = o->protocol;
+        struct run_override *ov = &r->ovr[ch];
+        ov->on = true;
+        ov->value = o->value;
+        snprintf(ov->by, sizeof ov->by, "%s", o->by);
+        ov->since_wall_ns = o->since_wall_ns;
+        char since[40];
+        time_iso8601(o->since_wall_ns, since, sizeof since);
+        run_event(r, now, "warning", c->name, "override", "%s = %g %s: manual override by %s since %s, "
+                  "applied again after the restart", c->name, o->value, c->unit, o->by, since);
+    }
+    if (j->n_overrides > 0)
+        journal_update(r);
+}
+
 /* Continue the run a journal describes, in its file, after a restart. */
 int run_continue(struct daemon *dm, const struct journal_rec *j, double last_alive_s, struct diag *d,
                  struct run **out)
@@ -369,6 +468,10 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, double last_ali
     int rc = plan_load(j->protocol_path, j->protocol_text, strlen(j->protocol_text), dm->rig, &r->plan, d);
     if (rc < 0) {
         free(r);
+        return rc;
+    }
+    if ((rc = overrides_init(r)) < 0) {
+        run_free(r);
         return rc;
     }
     snprintf(r->id, sizeof r->id, "%s", j->run_id);
@@ -426,6 +529,7 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, double last_ali
             if (ch >= 0)
                 hook_write(r, ch, j->setpoints[i].value, now);
         }
+        restore_overrides(r, j, now);
     }
     *out = r;
     return 0;
@@ -481,16 +585,64 @@ void run_safe_stop(struct run *r, const char *why)
     runner_fault(r->runner, why);
 }
 
-/* Record a manual setpoint made while the run is paused. */
+/* Record a manual setpoint made while the run is paused: an override. */
 void run_manual_set(struct run *r, const struct run_actor *who, int channel, double value)
 {
+    struct run_override *o = &r->ovr[channel];
+    o->on = true;
+    o->value = value;
+    snprintf(o->by, sizeof o->by, "%s", who && who->user ? who->user : "daemon");
+    o->since_wall_ns = time_wall_ns();
     journal_update(r);
     int64_t now = pclock_now(&r->dm->clock);
     const struct rig_channel *c = &r->dm->rig->channels[channel];
     if (r->rec_sp[channel] >= 0 && !r->closed)
         recorder_setpoint(r->rec, (uint32_t)r->rec_sp[channel], rel(r, now), value);
     run_event(r, now, "info", "control", "cmd_set", "manual set %s = %g %s by %s", c->name, value,
-              c->unit, who && who->user ? who->user : "daemon");
+              c->unit, o->by);
+    char since[40], proto[64] = "none yet";
+    time_iso8601(o->since_wall_ns, since, sizeof since);
+    if (!isnan(r->proto_sp[channel]))
+        snprintf(proto, sizeof proto, "%g %s", r->proto_sp[channel], c->unit);
+    run_event(r, now, "warning", c->name, "override", "%s = %g %s: manual override by %s since %s "
+              "(the protocol's value: %s); resume restores the protocol's value, resume "
+              "--keep-overrides keeps it", c->name, value, c->unit, o->by, since, proto);
+}
+
+const struct run_override *run_override(const struct run *r, int channel)
+{
+    return channel >= 0 && (size_t)channel < r->dm->rig->n_channels && r->ovr[channel].on
+           ? &r->ovr[channel] : NULL;
+}
+
+double run_protocol_value(const struct run *r, int channel)
+{
+    return channel >= 0 && (size_t)channel < r->dm->rig->n_channels ? r->proto_sp[channel] : NAN;
+}
+
+/* Before a resume: put every override back to the protocol's value, or keep it
+ * (asked to, or the protocol has set no value), saying which in the events. */
+static void settle_overrides(struct run *r, bool keep)
+{
+    int64_t now = pclock_now(&r->dm->clock);
+    for (size_t ch = 0; ch < r->dm->rig->n_channels; ch++) {
+        struct run_override *o = &r->ovr[ch];
+        if (!o->on)
+            continue;
+        const struct rig_channel *c = &r->dm->rig->channels[ch];
+        double v = r->proto_sp[ch];
+        if (keep || isnan(v)) {
+            run_event(r, now, "warning", c->name, "override_kept", "%s stays at %g %s (manual override by "
+                      "%s) %s; it stays until the protocol next sets %s", c->name, o->value, c->unit, o->by,
+                      keep ? "as resume --keep-overrides asked" : "because the protocol has set no value",
+                      c->name);
+            continue;
+        }
+        o->on = false;
+        run_event(r, now, "info", c->name, "override_restored", "%s back to the protocol's %g %s (manual "
+                  "override of %g %s by %s ends)", c->name, v, c->unit, o->value, c->unit, o->by);
+        hook_write(r, (int)ch, v, now);
+    }
 }
 
 /* Format who for events. */
@@ -546,8 +698,12 @@ int run_pause(struct run *r, const struct run_actor *who, const char *reason)
     return run_command(r, who, reason, runner_pause, "cmd_pause", "pause", "not running");
 }
 
-int run_resume(struct run *r, const struct run_actor *who, const char *reason)
+int run_resume(struct run *r, const struct run_actor *who, const char *reason, bool keep_overrides)
 {
+    struct runner_status st;
+    runner_get_status(r->runner, &st);
+    if (st.state == RUN_PAUSED)
+        settle_overrides(r, keep_overrides);
     return run_command(r, who, reason, runner_resume, "cmd_resume", "resume", "not paused");
 }
 
@@ -593,7 +749,7 @@ void run_shutdown_finish(struct run *r)
     if (!r->shutdown) {
         /* Ended just before the daemon stopped: close it as it ended. */
         if (r->ended)
-            finish_file(r, r->final == RUN_COMPLETED ? "completed" : "aborted");
+            finish_file(r, final_state(r));
         return;
     }
     r->ended = true;
@@ -614,7 +770,7 @@ bool run_ended(const struct run *r)
 void run_close_now(struct run *r)
 {
     if (r->ended)
-        finish_file(r, r->final == RUN_COMPLETED ? "completed" : "aborted");
+        finish_file(r, final_state(r));
 }
 
 void run_get_status(struct run *r, struct runner_status *st)
@@ -676,6 +832,8 @@ static void run_release(struct run *r)
     plan_free(r->plan);
     runfile_series_free(&r->series);
     free(r->events);
+    free(r->proto_sp);
+    free(r->ovr);
     free(r);
 }
 
@@ -693,7 +851,7 @@ void run_free(struct run *r)
     if (r == NULL)
         return;
     if (r->ended)
-        finish_file(r, r->final == RUN_COMPLETED ? "completed" : "aborted");
+        finish_file(r, final_state(r));
     recorder_free(r->rec);
     r->rec = NULL;
     runner_free(r->runner);

@@ -50,15 +50,31 @@ void run_event(struct run *r, int64_t t_ns, const char *severity, const char *so
 void run_on_device_fault(struct run *r, const char *device, const char *why);
 /* A safe-stop interlock tripped: apply the safe state and end the run (faulted). */
 void run_safe_stop(struct run *r, const char *why);
-/* Record a manual setpoint made while the run is paused. */
+/* Record a manual setpoint made while the run is paused: an override of the
+ * protocol's value, named in status and events until resume restores the
+ * protocol's value or the protocol next sets that channel. */
 void run_manual_set(struct run *r, const struct run_actor *who, int channel, double value);
+
+/* A manual override of one channel. */
+struct run_override {
+    bool on;
+    double value;               /* the manual value */
+    char by[96];                /* who set it */
+    int64_t since_wall_ns;      /* when it was set */
+};
+/* The override on a rig channel, or NULL if there is none. */
+const struct run_override *run_override(const struct run *r, int channel);
+/* The last value the protocol commanded on a rig channel (NaN: none yet). */
+double run_protocol_value(const struct run *r, int channel);
 /* Record in the run's events that a command that would have changed something
  * (code, e.g. "cmd_set"; what, e.g. "set pump1 5000 uL/min") was refused, and why;
  * at most a few a second, the rest counted in the next one recorded. */
 void run_refused(struct run *r, const struct run_actor *who, const char *code, const char *what,
                  const char *why);
 int run_pause(struct run *r, const struct run_actor *who, const char *reason);
-int run_resume(struct run *r, const struct run_actor *who, const char *reason);
+/* Continue a paused run. Overrides are first set back to the protocol's values
+ * (kept instead with keep_overrides, or when the protocol has set no value). */
+int run_resume(struct run *r, const struct run_actor *who, const char *reason, bool keep_overrides);
 int run_abort(struct run *r, const struct run_actor *who, const char *reason);
 int run_confirm(struct run *r, const struct run_actor *who);
 

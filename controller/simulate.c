@@ -423,11 +423,13 @@ int simulate_run(const struct simulate_options *o, struct diag *d, struct simula
     runner_start(s.runner, 0);
     run_clock(&s, o->speed);
     res->virtual_ns = pclock_now(&s.clk);
-    recorder_finish(s.rec, s.final == RUN_COMPLETED ? "completed" : "aborted");
+    /* completed, aborted or faulted (a safe-stop limit, on_fault: abort), as a daemon's run file says. */
+    const char *final = s.final == RUN_COMPLETED || s.final == RUN_FAULTED ? run_state_name(s.final) : "aborted";
+    recorder_finish(s.rec, final);
     recorder_free(s.rec);
     res->wall_s = (double)(time_mono_ns() - w0) / 1e9;
     res->samples = s.samples;
-    snprintf(res->state, sizeof res->state, "%s", s.final == RUN_COMPLETED ? "completed" : "aborted");
+    snprintf(res->state, sizeof res->state, "%s", final);
     simulation_free(&s);
     return 0;
 }

@@ -127,6 +127,12 @@ import sys; sys.path.insert(0, 'tests/lib')
 from h5run import open_run, series
 t, v = series(open_run('$file'), 'setpoints', 'pump1.flow'); print(v[-1])")
 check "pump1's last setpoint is 0 (got $last)" test "$last" = 0.0
+# The safe-stop holds pump1 until its alarm is acknowledged and the pressure is back.
+for _ in $(seq 1 100); do
+    ctl ack all >/dev/null 2>&1
+    ctl --json status | grep -q '"alarms": \[\]' && break
+    sleep 0.1
+done
 
 # --- a run requested the moment the last one ended starts once that file is closed
 cat >"$T/short.yaml" <<'P'

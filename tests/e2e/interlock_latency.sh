@@ -27,6 +27,13 @@ for i in $(seq 1 "$trials"); do
     file=$(ctl run "$T/clog.yaml" | sed -n 's/^file //p')
     sim_cmd "$simsock" "fault clog:chip1,at=1500ms" >/dev/null
     ctl wait >/dev/null
+    # The safe-stop holds pump1 until its alarm is acknowledged and the pressure is back.
+    sim_cmd "$simsock" "clear chip1" >/dev/null
+    for _ in $(seq 1 100); do
+        ctl ack all >/dev/null 2>&1
+        ctl --json status | grep -q '"alarms": \[\]' && break
+        sleep 0.1
+    done
     timeout 60 "$PYTHON" -c "
 import re, sys; sys.path.insert(0, 'tests/lib')
 from h5run import open_run, text

@@ -131,8 +131,9 @@ static void test_a_safe_stop_that_ends_the_run(void **state)
     assert_int_equal(interlocks_set_run(&il, run, 3), 0);
     interlocks_on_sample(&il, 3, 50, 1 * S);
     assert_int_equal(trips, 1);                 /* the first ended the run; the rest are gone */
-    assert_int_equal(il.n, 1);
-    interlocks_on_sample(&il, 3, 2000, 2 * S);  /* the rig's rule still works */
+    assert_int_equal(il.n, 2);                  /* but the tripped safe-stop waits to clear */
+    assert_true(il.rules[1].lingering);
+    interlocks_on_sample(&il, 3, 2000, 2 * S);  /* the rig's rule still works; the other never trips again */
     assert_int_equal(trips, 2);
     interlocks_free(&il);
 }

@@ -1,0 +1,90 @@
+/* The run journal's overrides: kept through encode and decode; an older journal has none. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "journal.h"
+
+/* A journal with one override (protocol value known) and one without a protocol value. */
+static void test_overrides_survive_encode_and_decode(void **state)
+{
+    (void)state;
+    static struct journal_rec j, back;
+    memset(&j, 0, sizeof j);
+    strcpy(j.run_id, "abcd");
+    strcpy(j.file, "/data/r.h5");
+    strcpy(j.rig_name, "sim");
+    j.protocol_path = "p.yaml";
+    j.protocol_text = "perfuse: 1";
+    j.n_setpoints = 1;
+    strcpy(j.setpoints[0].channel, "pump1.flow");
+    j.setpoints[0].value = 500;
+    j.n_overrides = 2;
+    strcpy(j.overrides[0].channel, "pump1.flow");
+    j.overrides[0].value = 500;
+    j.overrides[0].protocol = 10;
+    strcpy(j.overrides[0].by, "uid 1000 (alice)");
+    j.overrides[0].since_wall_ns = 1796600000123456789LL;
+    strcpy(j.overrides[1].channel, "valve1.position");
+    j.overrides[1].value = 3;
+    j.overrides[1].protocol = NAN;
+    strcpy(j.overrides[1].by, "uid 1001 (bob)");
+    char *text, err[200];
+    assert_int_equal(journal_encode(&j, &text), 0);
+    assert_int_equal(journal_decode(text, strlen(text), &back, err, sizeof err), 0);
+    free(text);
+    assert_int_equal(back.n_overrides, 2);
+    const struct journal_override *a = &back.overrides[0], *b = &back.overrides[1];
+    if (strcmp(a->channel, "pump1.flow") != 0) {
+        const struct journal_override *t = a;
+        a = b;
+        b = t;
+    }
+    assert_string_equal(a->channel, "pump1.flow");
+    assert_true(a->value == 500 && a->protocol == 10);
+    assert_string_equal(a->by, "uid 1000 (alice)");
+    assert_true(a->since_wall_ns == 1796600000123456789LL);
+    assert_string_equal(b->channel, "valve1.position");
+    assert_true(b->value == 3 && isnan(b->protocol));
+    journal_rec_free(&back);
+}
+
+/* A journal written before overrides were kept decodes with none; a malformed one is skipped. */
+static void test_an_older_journal_has_no_overrides(void **state)
+{
+    (void)state;
+    static struct journal_rec j;
+    const char *old = "{\"journal\": 1, \"run_id\": \"abcd\", \"file\": \"/data/r.h5\", \"start_wall_ns\": 1,"
+                      " \"rig\": \"sim\", \"operator\": \"\", \"protocol_path\": \"p.yaml\","
+                      " \"protocol_text\": \"perfuse: 1\", \"position\": {\"index\": [0], \"repeat_pass\": [0],"
+                      " \"paused\": true}, \"setpoints\": {\"pump1.flow\": 7.0}}";
+    char err[200];
+    assert_int_equal(journal_decode(old, strlen(old), &j, err, sizeof err), 0);
+    assert_int_equal(j.n_overrides, 0);
+    assert_int_equal(j.n_setpoints, 1);
+    journal_rec_free(&j);
+    const char *bad = "{\"journal\": 1, \"run_id\": \"abcd\", \"file\": \"/data/r.h5\", \"start_wall_ns\": 1,"
+                      " \"rig\": \"sim\", \"operator\": \"\", \"protocol_path\": \"p.yaml\","
+                      " \"protocol_text\": \"perfuse: 1\", \"position\": {\"index\": [0], \"repeat_pass\": [0]},"
+                      " \"overrides\": {\"pump1.flow\": {\"value\": \"lots\"}, \"pump2.flow\": {\"value\": 4,"
+                      " \"protocol\": null, \"by\": \"x\", \"since_wall_ns\": 5}}}";
+    assert_int_equal(journal_decode(bad, strlen(bad), &j, err, sizeof err), 0);
+    assert_int_equal(j.n_overrides, 1);
+    assert_string_equal(j.overrides[0].channel, "pump2.flow");
+    journal_rec_free(&j);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_overrides_survive_encode_and_decode),
+        cmocka_unit_test(test_an_older_journal_has_no_overrides),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
