@@ -129,13 +129,18 @@ static void unconfirm(struct act_chan *c, int64_t now)
     c->confirmed = false;
 }
 
-/* Schedule the next retry of ch after its back-off, and double the back-off. */
+/* Schedule the next retry of ch after its back-off, and double the back-off
+ * (a safe state's only up to ACT_SAFE_BACKOFF_MAX_NS: it must land soon after
+ * the device is back). */
 static void schedule_retry(struct act_chan *c, int64_t now)
 {
+    int64_t max = c->origin == ACT_SAFE ? ACT_SAFE_BACKOFF_MAX_NS : ACT_BACKOFF_MAX_NS;
     if (c->backoff_ns < ACT_BACKOFF_MIN_NS)
         c->backoff_ns = ACT_BACKOFF_MIN_NS;
+    if (c->backoff_ns > max)
+        c->backoff_ns = max;
     c->next_try_ns = now + c->backoff_ns;
-    c->backoff_ns = c->backoff_ns * 2 > ACT_BACKOFF_MAX_NS ? ACT_BACKOFF_MAX_NS : c->backoff_ns * 2;
+    c->backoff_ns = c->backoff_ns * 2 > max ? max : c->backoff_ns * 2;
 }
 
 /* Send ch's desired value; a send that cannot be queued is retried later. */
@@ -291,12 +296,13 @@ void actuators_on_sample(struct actuators *a, int ch, double value, int64_t now)
 }
 
 /* ch's device cannot be reached. */
-void actuators_device_lost(struct actuators *a, int ch, const char *why, int64_t now)
+void actuators_device_lost(struct actuators *a, int ch, bool probed, const char *why, int64_t now)
 {
     struct act_chan *c = chan(a, ch);
     if (c == NULL)
         return;
     c->reachable = false;
+    c->probed = probed;
     c->value = NAN;
     snprintf(c->why, sizeof c->why, "%s", why && *why ? why : "the device cannot be reached");
     if (c->origin != ACT_NONE)
@@ -340,7 +346,12 @@ int64_t actuators_tick(struct actuators *a, int64_t now)
         struct act_chan *c = &a->c[i];
         if (!c->on || c->origin == ACT_NONE || c->confirmed)
             continue;
-        if (c->next_try_ns != 0 && !c->held && !c->give_up && !c->in_flight) {
+        /* A faulted device that the bus probes anyway (it has a read-back to
+         * sample) is sent its value when it answers again (device_back): retries
+         * would only cost its bus time-outs meanwhile. On a link that is down a
+         * retry costs nothing and reopens the link sooner than the bus would. */
+        bool wait_back = !c->reachable && c->probed && c->readback;
+        if (c->next_try_ns != 0 && !c->held && !c->give_up && !c->in_flight && !wait_back) {
             if (now >= c->next_try_ns)
                 send(a, (int)i, now);
             if (c->next_try_ns != 0 && c->next_try_ns < next)

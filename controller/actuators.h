@@ -6,7 +6,7 @@
  * state) apart from what the device has confirmed (a write it acknowledged,
  * or a read-back that agrees, where the driver has one). A desired value that
  * is not confirmed is sent again with back-off (0.2 s doubling to 5 s) until
- * it is. When the device comes back (link up, device answers again), the
+ * it is (a safe state: doubling to 1 s). When the device comes back (link up, device answers again), the
  * desired value is asserted again if the driver allows it (driver_channel's
  * reassert); otherwise only a safe value is re-sent, and any other waits for
  * a read-back that agrees or for a new command.
@@ -17,7 +17,9 @@
  *
  * Cost: a retry to a device that does not answer costs its bus the write's
  * time-outs (drivers/bus.c tries a write three times), at most once per
- * back-off interval, so at the cap once per 5 s.
+ * back-off interval, so at the cap once per 5 s (a safe state: once a
+ * second). A faulted device whose channel has a read-back is not retried at
+ * all: the bus probes it by sampling, and it is sent its value when it answers.
  *
  * This module does no I/O and knows no bus: the owner tells it what happened
  * (writes finished, samples, a device lost or back) and it asks the owner to
@@ -34,6 +36,7 @@ enum act_origin { ACT_NONE, ACT_PROTOCOL, ACT_MANUAL, ACT_SAFE };
 
 #define ACT_BACKOFF_MIN_NS 200000000LL      /* first retry after 0.2 s */
 #define ACT_BACKOFF_MAX_NS 5000000000LL     /* doubling up to 5 s */
+#define ACT_SAFE_BACKOFF_MAX_NS 1000000000LL /* a safe state: up to 1 s */
 #define ACT_READBACK_CONTRADICTS 3          /* read-backs in a row that undo a confirmation */
 #define ACT_CONTRA_MAX_NS 60000000000LL     /* a device that keeps undoing it: told again at most once a minute */
 #define ACT_CONTRA_RESET_NS 600000000000LL  /* ... until it has kept a value for 10 min */
@@ -60,6 +63,7 @@ struct act_chan {
     char why[160];              /* why it is unconfirmed (last error), "" if not known */
     /* Reconciliation. */
     bool reachable;             /* the device's link is up and it is not faulted */
+    bool probed;                /* out of reach, but the bus probes it by itself (faulted, link up) */
     bool held;                  /* not re-sent after a reconnect: waits for a read-back or a command */
     bool give_up;               /* the device refused the value as invalid: not retried */
     bool in_flight;             /* a write of desired is queued on the bus */
@@ -120,8 +124,11 @@ void actuators_on_write(struct actuators *a, int ch, double value, bool device_s
  * the desired value; ACT_READBACK_CONTRADICTS in a row that disagree with a
  * confirmed one make it unconfirmed, and it is sent again (as after a reconnect). */
 void actuators_on_sample(struct actuators *a, int ch, double value, int64_t now);
-/* ch's device cannot be reached (link down, device faulted): what it does is unknown. */
-void actuators_device_lost(struct actuators *a, int ch, const char *why, int64_t now);
+/* ch's device cannot be reached: what it does is unknown. probed: the bus
+ * probes it by itself (a faulted device on a link that is up), so a channel
+ * with a read-back is not retried until actuators_device_back; false for a
+ * link that is down, where retries also reopen it. */
+void actuators_device_lost(struct actuators *a, int ch, bool probed, const char *why, int64_t now);
 /* ch's device answers again: assert desired again, as the driver allows. */
 void actuators_device_back(struct actuators *a, int ch, int64_t now);
 

@@ -372,8 +372,10 @@ static int setup_actuators(struct daemon *d)
     return 0;
 }
 
-/* The writable channels of rig device dev lost their device, or have it back. */
-static void device_reach(struct daemon *d, size_t dev, bool back, const char *why, int64_t t)
+/* The writable channels of rig device dev lost their device, or have it back
+ * (probed: the bus probes the device by itself, its link being up). */
+static void device_reach(struct daemon *d, size_t dev, bool back, bool probed, const char *why,
+                         int64_t t)
 {
     const struct rig_device *rd = &d->rig->devices[dev];
     for (size_t k = 0; k < rd->n_chans; k++) {
@@ -383,7 +385,7 @@ static void device_reach(struct daemon *d, size_t dev, bool back, const char *wh
         if (back)
             actuators_device_back(&d->act, ch, t);
         else
-            actuators_device_lost(&d->act, ch, why, t);
+            actuators_device_lost(&d->act, ch, probed, why, t);
     }
 }
 
@@ -500,7 +502,7 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
         if (fault && d->run != NULL)
             run_on_device_fault(d->run, d->rig->devices[found].name, n->msg);
         if (fault || !d->bus_health[bus].faulted)
-            device_reach(d, found, !fault, n->msg, n->t_ns);
+            device_reach(d, found, !fault, true, n->msg, n->t_ns);
         break;
     }
     case BUS_NOTE_LINK_DOWN: {
@@ -510,7 +512,7 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
         snprintf(why, sizeof why, "link %s is down: %s", bname, n->msg);
         for (size_t i = 0; i < d->rig->n_devices; i++)
             if (d->rig->devices[i].bus == bus)
-                device_reach(d, i, false, why, n->t_ns);
+                device_reach(d, i, false, false, why, n->t_ns);
         break;
     }
     case BUS_NOTE_LINK_UP:
@@ -518,7 +520,7 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
         daemon_event(d, n->t_ns, "info", bname, "link_up", n->msg);
         for (size_t i = 0; i < d->rig->n_devices; i++)
             if (d->rig->devices[i].bus == bus && !d->dev_health[i].faulted)
-                device_reach(d, i, true, NULL, n->t_ns);
+                device_reach(d, i, true, false, NULL, n->t_ns);
         break;
     }
 }

@@ -220,11 +220,14 @@ static void test_after_a_reconnect_the_desired_value_is_asserted_again(void **st
     actuators_set_desired(&a, 0, 10, ACT_PROTOCOL, 0);
     actuators_on_write(&a, 0, 10, false, 0, "", MS);
     const struct act_chan *c = actuators_get(&a, 0);
-    actuators_device_lost(&a, 0, "link pumps lost", 1 * S);
+    actuators_device_lost(&a, 0, true, "pump1 faulted", 1 * S);
     assert_false(c->confirmed);
     assert_true(isnan(c->value));
     assert_true(c->unconfirmed_ns == 1 * S);
     int before = seen.sends;
+    actuators_on_write(&a, 0, 10, false, -ENOTCONN, "link pumps is down", 1 * S);
+    actuators_tick(&a, 6 * S);                      /* faulted: the bus probes it, no retries */
+    assert_int_equal(seen.sends, before);
     actuators_device_back(&a, 0, 7 * S);
     assert_int_equal(seen.sends, before + 1);
     assert_true(seen.value == 10);
@@ -241,7 +244,7 @@ static void test_a_device_that_must_not_move_on_a_reconnect_gets_only_its_stop(v
     actuators_set_desired(&a, 1, 500, ACT_PROTOCOL, 0);
     actuators_on_write(&a, 1, 500, false, 0, "", MS);
     const struct act_chan *c = actuators_get(&a, 1);
-    actuators_device_lost(&a, 1, "link lost", 1 * S);
+    actuators_device_lost(&a, 1, false, "link lost", 1 * S);
     actuators_tick(&a, 3 * S);                      /* no retries while it is away */
     int before = seen.sends;
     actuators_device_back(&a, 1, 4 * S);
@@ -254,7 +257,7 @@ static void test_a_device_that_must_not_move_on_a_reconnect_gets_only_its_stop(v
     /* A stop is re-sent after the reconnect: it never starts the rotor. */
     actuators_set_desired(&a, 1, 0, ACT_PROTOCOL, 5 * S);
     actuators_on_write(&a, 1, 0, false, -ENOTCONN, "link lost", 5 * S);
-    actuators_device_lost(&a, 1, "link lost", 5 * S);
+    actuators_device_lost(&a, 1, false, "link lost", 5 * S);
     before = seen.sends;
     actuators_device_back(&a, 1, 8 * S);
     assert_int_equal(seen.sends, before + 1);
@@ -278,7 +281,13 @@ static void test_the_safe_state_is_latched_and_retried_until_confirmed(void **st
     assert_true(c->origin == ACT_SAFE);
     assert_true(c->desired == 0);                   /* the pump's safe value */
     actuators_on_write(&a, 0, 0, true, -ENOTCONN, "link pumps is down", 1 * S);
-    actuators_device_lost(&a, 0, "link pumps is down", 1 * S);
+    actuators_device_lost(&a, 0, false, "link pumps is down", 1 * S);
+    assert_true(c->next_try_ns == 1 * S + 200 * MS);
+    for (int64_t t = 1 * S + 200 * MS; t < 5 * S; t = c->next_try_ns) {
+        actuators_tick(&a, t);                      /* link down: retried, at most 1 s apart */
+        actuators_on_write(&a, 0, 0, true, -ENOTCONN, "link pumps is down", t);
+        assert_true(c->next_try_ns - t <= 1 * S);
+    }
     actuators_tick(&a, 5 * S + 999 * MS);
     assert_int_equal(seen.overdue, 0);
     actuators_tick(&a, 6 * S);
