@@ -55,7 +55,7 @@ static void usage(FILE *out)
         "                      owner of the socket's directory); any other server is refused\n"
         "\n"
         "Commands (talk to perfused):\n"
-        "  run PROTOCOL [--operator NAME] [--fill PUMP=VOLUME]... [--wait]\n"
+        "  run PROTOCOL [--operator NAME] [--fill PUMP=VOLUME]... [--wait] [--force]\n"
         "                                  load and start; print the run id and file\n"
         "  status                          state, step, progress, ETA, latest values\n"
         "  pause [--reason TEXT]           freeze the protocol clock, hold setpoints\n"
@@ -86,12 +86,15 @@ struct cmd_help {
 };
 
 static const struct cmd_help helps[] = {
-    { "run", "run PROTOCOL [--operator NAME] [--fill PUMP=VOLUME]... [--wait]",
+    { "run", "run PROTOCOL [--operator NAME] [--fill PUMP=VOLUME]... [--wait] [--force]",
       "Load PROTOCOL (checked first: errors name file, line and column) and start it now.\n"
       "Prints the run id and the HDF5 file. --operator is recorded in the file; --wait blocks\n"
       "until the run ends and exits 1 unless it completed. --fill gives a syringe's fill level\n"
       "at the start (repeat it for each pump); a syringe not named is taken to be full. The\n"
-      "levels are recorded in the file, and the low and empty alarms count from them.",
+      "levels are recorded in the file, and the low and empty alarms count from them. A run\n"
+      "is refused while a device it writes is faulted or out of reach, or a sensor its limits\n"
+      "or wait_until name is lost; --force starts it anyway, and the file records who forced\n"
+      "it and what was wrong.",
       "perfusectl run protocols/demo.yaml --operator alice --fill pump1=8mL" },
     { "status", "status",
       "The run state, protocol and file; the current step with its path inside repeats; progress\n"
@@ -310,6 +313,13 @@ static void print_status(json_t *st)
             printf(" %10s %-7s", json_object_get(ch, "samples") ? "-" : "", unit);
         if (json_is_number(sp))
             printf("  setpoint %.3f", json_number_value(sp));
+        json_t *cf = json_object_get(ch, "confirmed");
+        const char *since = json_string_value(json_object_get(ch, "unconfirmed_since"));
+        if (since != NULL)
+            printf("  UNCONFIRMED since %s (device at %s)", since,
+                   json_is_number(cf) ? "its last confirmed value" : "an unknown value");
+        else if (json_is_number(cf) && json_is_number(sp))
+            printf(" (confirmed)");
         json_t *age = json_object_get(ch, "age_s");
         if (json_is_number(age))
             printf("  (%.1f s ago)", json_number_value(age));
@@ -353,7 +363,7 @@ struct subopts {
     const char *reason, *operator_name, *rig;
     const char *fills[32];      /* run --fill PUMP=VOLUME, repeatable */
     size_t n_fills;
-    bool wait, json, keep_overrides;
+    bool wait, json, force, keep_overrides;
 };
 
 /* True if arg is a number with a leading minus ("-5", "-0.25"): a value, not an option. */
@@ -377,8 +387,8 @@ static int parse_subopts(int argc, char **argv, struct subopts *o)
         bool has_arg;
         char key;
     } opts[] = { { "reason", true, 'r' }, { "operator", true, 'o' }, { "wait", false, 'w' },
-                 { "rig", true, 'g' },    { "json", false, 'j' }, { "keep-overrides", false, 'k' },
-                 { "fill", true, 'F' } };
+                 { "rig", true, 'g' },    { "json", false, 'j' }, { "force", false, 'f' },
+                 { "keep-overrides", false, 'k' }, { "fill", true, 'F' } };
     memset(o, 0, sizeof *o);
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     if (pos == NULL)
@@ -430,6 +440,7 @@ static int parse_subopts(int argc, char **argv, struct subopts *o)
         case 'w': o->wait = true; break;
         case 'g': o->rig = val; break;
         case 'j': o->json = true; break;
+        case 'f': o->force = true; break;
         case 'k': o->keep_overrides = true; break;
         case 'F':
             if (o->n_fills < sizeof o->fills / sizeof o->fills[0])
@@ -482,7 +493,7 @@ static int cmd_run(struct ctl *c, int argc, char **argv)
     int i = parse_subopts(argc, argv, &o);
     c->json |= o.json;
     if (i < 0 || i != argc - 1) {
-        fprintf(stderr, "usage: perfusectl run PROTOCOL [--operator NAME] [--fill PUMP=VOLUME]... [--wait]\n"
+        fprintf(stderr, "usage: perfusectl run PROTOCOL [--operator NAME] [--fill PUMP=VOLUME]... [--wait] [--force]\n"
                         "example: perfusectl run protocols/demo.yaml --operator alice --fill pump1=8mL\n");
         return EXIT_USAGE;
     }
@@ -504,6 +515,8 @@ static int cmd_run(struct ctl *c, int argc, char **argv)
             json_array_append_new(fl, json_string(o.fills[k]));
         json_object_set_new(req, "fill", fl);
     }
+    if (o.force)
+        json_object_set_new(req, "force", json_true());
     int code;
     json_t *res = call(c, cl, req, &code);
     if (res != NULL) {
@@ -764,11 +777,21 @@ static int cmd_devices(struct ctl *c, int argc, char **argv)
             json_t *ch;
             json_array_foreach(json_object_get(o, "channels"), j, ch) {
                 const char *e = json_string_value(json_object_get(ch, "error"));
-                printf("      %-22s %-7s %s%s %5.1f Hz%s%s\n", json_string_value(json_object_get(ch, "name")),
+                printf("      %-22s %-7s %s%s %5.1f Hz", json_string_value(json_object_get(ch, "name")),
                        json_string_value(json_object_get(ch, "unit")),
                        json_is_true(json_object_get(ch, "readable")) ? "r" : "-",
                        json_is_true(json_object_get(ch, "writable")) ? "w" : "-",
-                       json_number_value(json_object_get(ch, "sample_hz")), e ? "  error: " : "", e ? e : "");
+                       json_number_value(json_object_get(ch, "sample_hz")));
+                json_t *want = json_object_get(ch, "desired"), *cf = json_object_get(ch, "confirmed");
+                const char *since = json_string_value(json_object_get(ch, "unconfirmed_since"));
+                if (json_is_number(want))
+                    printf("  desired %g (%s)", json_number_value(want),
+                           json_string_value(json_object_get(ch, "desired_origin")));
+                if (since != NULL)
+                    printf(", UNCONFIRMED since %s", since);
+                else if (json_is_number(want) && json_is_number(cf))
+                    printf(", confirmed %g", json_number_value(cf));
+                printf("%s%s\n", e ? "  error: " : "", e ? e : "");
             }
         }
     }

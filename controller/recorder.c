@@ -99,7 +99,7 @@ struct recorder {
     struct rec_run_info info;         /* strings below are our copies */
     char *strs[10];
     struct syringe_attrs *syr;        /* our copy of info.syringes */
-    size_t n_series, n_channels;
+    size_t n_series, n_channels, n_setpoints;
     struct series *series;
     size_t max_queued;
     void (*notify)(void *);
@@ -432,6 +432,30 @@ static H5T_cset_t table_cset(hid_t events)
     return cset;
 }
 
+/* The group a series goes in. */
+static const char *series_group(const struct recorder *r, size_t i)
+{
+    return i < r->n_channels ? "channels" : i < r->n_channels + r->n_setpoints ? "setpoints" : "confirmed";
+}
+
+/* Create a /confirmed series missing from a file being continued. */
+static int add_confirmed_series(struct recorder *r, struct series *s)
+{
+    char start[40];
+    time_iso8601(r->info.start_wall_ns, start, sizeof start);
+    hid_t g;
+    H5E_BEGIN_TRY {
+        g = H5Gopen2(r->file, "confirmed", H5P_DEFAULT);
+    } H5E_END_TRY;
+    if (g < 0)
+        g = H5Gcreate2(r->file, "confirmed", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return -EIO;
+    int rc = create_series(r, g, s, start);
+    H5Gclose(g);
+    return rc;
+}
+
 /* Open an existing run file to continue it: every series the rig has must be
  * there; new rows go after the old. */
 static int open_existing(struct recorder *r)
@@ -454,11 +478,16 @@ static int open_existing(struct recorder *r)
     for (size_t i = 0; rc == 0 && i < r->n_series; i++) {
         struct series *s = &r->series[i];
         char name[160];
-        snprintf(name, sizeof name, "/%s/%s", i < r->n_channels ? "channels" : "setpoints", s->name);
+        snprintf(name, sizeof name, "/%s/%s", series_group(r, i), s->name);
         H5E_BEGIN_TRY {
             s->group = H5Gopen2(r->file, name, H5P_DEFAULT);
         } H5E_END_TRY;
         s->time = s->value = -1;
+        if (s->group < 0 && i >= r->n_channels + r->n_setpoints) {
+            /* A file from before /confirmed existed: the group starts now. */
+            rc = add_confirmed_series(r, s);
+            continue;
+        }
         if (s->group < 0) {
             snprintf(err, errlen, "the run file has no series %.100s", name);
             rc = -ENOENT;
@@ -521,10 +550,13 @@ static int create_file(struct recorder *r)
         rc = text_dataset(r->file, "rig", r->info.rig_text, NULL);
     hid_t ch = H5Gcreate2(r->file, "channels", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hid_t sp = H5Gcreate2(r->file, "setpoints", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t cf = H5Gcreate2(r->file, "confirmed", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     for (size_t i = 0; rc == 0 && i < r->n_series; i++)
-        rc = create_series(r, i < r->n_channels ? ch : sp, &r->series[i], start);
+        rc = create_series(r, i < r->n_channels ? ch : i < r->n_channels + r->n_setpoints ? sp : cf,
+                           &r->series[i], start);
     H5Gclose(ch);
     H5Gclose(sp);
+    H5Gclose(cf);
     if (rc == 0)
         rc = syringes_group(r);
     make_table_types(r, H5T_CSET_UTF8);
@@ -928,14 +960,17 @@ int recorder_start(struct recorder **out, const struct rec_run_info *info,
     }
     r->info.syringes = NULL;        /* only our copy is used after this */
     r->n_channels = info->n_channels;
-    r->n_series = info->n_channels + info->n_setpoints;
+    r->n_setpoints = info->n_setpoints;
+    r->n_series = info->n_channels + info->n_setpoints + info->n_confirmed;
     r->series = calloc(r->n_series ? r->n_series : 1, sizeof *r->series);
     int rc = r->series && r->syr ? 0 : -ENOMEM;
     if (r->info.compression < 0 || r->info.compression > 9)
         rc = -EINVAL;
     for (size_t i = 0; rc == 0 && i < r->n_series; i++) {
-        rc = copy_series(&r->series[i], i < info->n_channels ? &info->channels[i]
-                                                            : &info->setpoints[i - info->n_channels]);
+        size_t nc = info->n_channels, ns = info->n_setpoints;
+        rc = copy_series(&r->series[i], i < nc ? &info->channels[i]
+                                        : i < nc + ns ? &info->setpoints[i - nc]
+                                        : &info->confirmed[i - nc - ns]);
         size_chunks(r, &r->series[i], i < info->n_channels);
     }
     /* deflate allocates a few hundred KiB per chunk; above glibc's default
@@ -997,8 +1032,14 @@ void recorder_sample(struct recorder *r, uint32_t ch, double t, double value)
 
 void recorder_setpoint(struct recorder *r, uint32_t sp, double t, double value)
 {
-    if (sp < r->n_series - r->n_channels)
+    if (sp < r->n_setpoints)
         push_value(r, (uint32_t)r->n_channels + sp, t, value);
+}
+
+void recorder_confirmed(struct recorder *r, uint32_t cf, double t, double value)
+{
+    if (cf < r->n_series - r->n_channels - r->n_setpoints)
+        push_value(r, (uint32_t)(r->n_channels + r->n_setpoints + cf), t, value);
 }
 
 /* Copy at most n-1 bytes of s, never cutting a UTF-8 character in half. */

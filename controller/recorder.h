@@ -19,7 +19,7 @@
 
 struct recorder;
 
-/* One logged series: /channels/<name> or /setpoints/<name>. */
+/* One logged series: /channels/<name>, /setpoints/<name> or /confirmed/<name>. */
 struct rec_channel {
     const char *name;       /* "chip1.pressure" */
     const char *units;      /* "mbar" */
@@ -54,6 +54,8 @@ struct rec_run_info {
     size_t n_channels;
     const struct rec_channel *setpoints;  /* -> /setpoints/<name> */
     size_t n_setpoints;
+    const struct rec_channel *confirmed;  /* -> /confirmed/<name>: what the devices confirmed */
+    size_t n_confirmed;
     double flush_interval_s;      /* 0 -> 0.5 */
     double fsync_interval_s;      /* 0 -> 10.0 */
     size_t max_queued;            /* bound on queued records; 0 -> 4 million */
@@ -103,6 +105,8 @@ int recorder_start(struct recorder **out, const struct rec_run_info *info,
 void recorder_sample(struct recorder *r, uint32_t ch, double t, double value);
 /* Queue a commanded value of setpoint index sp (into info->setpoints). */
 void recorder_setpoint(struct recorder *r, uint32_t sp, double t, double value);
+/* Queue a confirmed value of index cf (into info->confirmed); NaN: no longer known. */
+void recorder_confirmed(struct recorder *r, uint32_t cf, double t, double value);
 /* Queue an event row. severity: info|warning|alarm|fault. Strings are copied
  * (and truncated to the file's fixed lengths). */
 void recorder_event(struct recorder *r, double t, const char *severity, const char *source,

@@ -65,6 +65,8 @@ struct rig {
     char *alert_command;        /* NULL if none */
     double alert_min_interval_s;    /* per kind and source; default 10 min */
     int alert_max_per_hour;         /* in all; default 30 */
+    double confirm_s;           /* 'confirm: setpoints': a setpoint unconfirmed this long is a fault; default 5 */
+    double safe_confirm_s;      /* 'confirm: safe_state': then safe_state_unconfirmed; default 5 */
     struct plan_limit *limits;  /* the rig's 'limits:', applied always */
     size_t n_limits;
     struct flow_monitor *monitors;  /* the rig's 'monitors:' (delivery.h) */

@@ -44,6 +44,7 @@ struct run {
     bool ended;                 /* runner reached a final state */
     bool closed;                /* the file is closed */
     bool shutdown;              /* the daemon is stopping during the run */
+    int64_t end_ns;             /* clock time the run ended */
     struct run_event_rec *events;   /* ring of the latest RUN_EVENTS_KEPT */
     size_t n_events;                /* ever recorded */
     run_closed_cb closed_cb;
@@ -172,12 +173,14 @@ static void hook_write(void *ctx, int channel, double value, int64_t planned_ns)
                   "the protocol sets %s to %g %s: the manual override of %g %s by %s ends", c->name, value,
                   c->unit, r->ovr[channel].value, c->unit, r->ovr[channel].by);
     }
-    if (r->rec_sp[channel] >= 0)
+    if (r->rec_sp[channel] >= 0 && rc == 0)
         recorder_setpoint(r->rec, (uint32_t)r->rec_sp[channel], rel(r, planned_ns), value);
     if (rc < 0)
         run_event(r, pclock_now(&r->dm->clock), "fault", r->dm->rig->channels[channel].name,
                   "write_refused", "setpoint %g %s not sent: %s", value,
-                  r->dm->rig->channels[channel].unit, strerror(-rc));
+                  r->dm->rig->channels[channel].unit,
+                  rc == -EACCES ? "held in its safe state by a tripped limit"
+                  : rc == -EPERM ? "the channel holds a latched safe state" : strerror(-rc));
 }
 
 /* Runner hook: put the rig in the plan's safe state. */
@@ -191,7 +194,10 @@ static void hook_safe_state(void *ctx)
             recorder_setpoint(r->rec, (uint32_t)r->rec_sp[ch], rel(r, now), r->plan->safe_state[i].v0);
     }
     daemon_safe_state(r->dm, r->plan->safe_state, r->plan->n_safe);
-    run_event(r, now, "info", "runner", "safe_state", "safe state applied");
+    /* Applied only once the devices confirm it: then a safe_state_applied event follows. */
+    if (!daemon_safe_confirmed(r->dm))
+        run_event(r, now, "info", "runner", "safe_state",
+                  "safe state sent; waiting for the devices to confirm it");
 }
 
 /* Runner hook: an event. */
@@ -228,10 +234,24 @@ static void finish_file(struct run *r, const char *state)
     recorder_finish(r->rec, state);
 }
 
-/* The run ended a moment ago: what its end caused is recorded; close the file. */
+/* How long a run's file waits after its end for the safe state's confirmation. */
+#define RUN_SAFE_WAIT_MS 30000
+
+/* The run ended a moment ago: what its end caused is recorded; close the file,
+ * once the safe state is confirmed (or has been waited for long enough). */
 static void settle_done(uv_timer_t *t)
 {
     struct run *r = t->data;
+    int64_t now = pclock_now(&r->dm->clock);
+    if (!daemon_safe_confirmed(r->dm)) {
+        if (now - r->end_ns < (int64_t)RUN_SAFE_WAIT_MS * 1000000) {
+            uv_timer_start(&r->settle, settle_done, 100, 0);
+            return;
+        }
+        run_event(r, now, "fault", "runner", "safe_state_unconfirmed",
+                  "the safe state is still not confirmed %d s after the run ended; the file closes "
+                  "without it", RUN_SAFE_WAIT_MS / 1000);
+    }
     finish_file(r, final_state(r));
 }
 
@@ -242,6 +262,7 @@ static void hook_finished(void *ctx, enum run_state final)
     struct run *r = ctx;
     r->ended = true;
     r->final = final;
+    r->end_ns = pclock_now(&r->dm->clock);
     interlocks_set_run(&r->dm->il, NULL, 0);
     delivery_stop(&r->dm->dl);
     journal_writer_remove(&r->dm->journal);     /* nothing left to continue */
@@ -321,6 +342,7 @@ static int open_file(struct run *r, const struct run_actor *who, bool append)
         .start_wall_ns = r->start_wall_ns,
         .channels = r->series.chans, .n_channels = r->series.n_chans,
         .setpoints = r->series.sps, .n_setpoints = r->series.n_sps,
+        .confirmed = r->series.confs, .n_confirmed = r->series.n_sps,
         .compression = dm->rig->rec.compression, .flush_interval_s = dm->rig->rec.flush_s,
         .fsync_interval_s = dm->rig->rec.checkpoint_s, .append = append,
         .buffer_samples = dm->rig->rec.buffer,
@@ -436,6 +458,20 @@ int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor 
         run_free(r);
         return rc;
     }
+    char why[1024];
+    if (daemon_run_blockers(dm, r->plan, why, sizeof why) > 0) {
+        if (!who->force) {
+            char *save = NULL;
+            for (char *line = strtok_r(why, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+                diag_error(d, path, 0, 0, "run refused: %s (fix it, or start anyway with run --force)", line);
+            run_free(r);
+            return -EBUSY;
+        }
+    } else {
+        why[0] = '\0';
+    }
+    /* A new run is an explicit command: the latched safe state of the last one ends here. */
+    daemon_release_safe(dm, -1);
     runfile_make_id(r->id);
     latency_reset(&dm->dispatch);
     latency_reset(&dm->wire);
@@ -461,6 +497,12 @@ int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor 
               "run of '%s' requested by %s%s%s", r->plan->name, who->user,
               who->operator_name ? ", operator " : "", who->operator_name ? who->operator_name : "");
     announce_fills(r, r->start_ns);
+    if (why[0] != '\0') {
+        for (char *p = why; (p = strchr(p, '\n')) != NULL;)
+            *p = ';';
+        run_event(r, r->start_ns, "warning", "control", "run_forced",
+                  "run forced by %s although: %s", who->user, why);
+    }
     if (interlocks_set_run(&dm->il, r->plan->limits, r->plan->n_limits) < 0) {
         diag_error(d, path, 0, 0, "cannot start the run: out of memory for its limits");
         run_free(r);
@@ -600,14 +642,12 @@ void run_record_derived(struct run *r, int series, double value, int64_t t_ns)
     recorder_sample(r->rec, (uint32_t)series, rel(r, t_ns), value);
 }
 
-/* A finished write: a failure is an event. */
-void run_on_write(struct run *r, const struct bus_note *n)
+/* A writable channel's confirmed value changed: /confirmed. */
+void run_on_confirmed(struct run *r, int channel, double value, int64_t t_ns)
 {
-    if (n->err == 0 || r->closed)
+    if (r->closed || r->rec == NULL || r->rec_sp[channel] < 0 || t_ns < r->start_ns)
         return;
-    const char *what = n->channel == UINT32_MAX ? r->dm->rig->devices[0].name
-                                                : r->dm->rig->channels[n->channel].name;
-    run_event(r, n->t_ns, "fault", what, "write_failed", "command not delivered: %s", n->msg);
+    recorder_confirmed(r->rec, (uint32_t)r->rec_sp[channel], rel(r, t_ns), value);
 }
 
 /* A device faulted during the run: pause, abort (faulted) or carry on, as on_fault says. */
@@ -787,7 +827,7 @@ void run_shutdown_begin(struct run *r)
         bool hold = r->plan->on_shutdown == ON_SHUTDOWN_HOLD;
         run_event(r, now, "warning", "daemon", "shutdown",
                   "daemon stopping during the run; pumps %s (on_shutdown: %s)",
-                  hold ? "keep their setpoints" : "stopped",
+                  hold ? "keep their setpoints" : "told to stop",
                   hold ? "hold" : "safe-stop");
         if (!hold)
             hook_safe_state(r);

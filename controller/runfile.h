@@ -9,10 +9,12 @@
 #include "rig.h"
 
 /* The series of a run file for rig: one /channels entry per readable channel,
- * one /setpoints entry per writable one. rec_chan/rec_sp map a rig channel to
- * its series index (or -1). Strings point into rig. Free with runfile_series_free. */
+ * one /setpoints and one /confirmed entry per writable one. rec_chan/rec_sp
+ * map a rig channel to its series index (or -1; a writable channel's
+ * /confirmed index is its rec_sp). Strings point into rig. Free with
+ * runfile_series_free. */
 struct runfile_series {
-    struct rec_channel *chans, *sps;
+    struct rec_channel *chans, *sps, *confs;
     size_t n_chans, n_sps;
     int *rec_chan, *rec_sp;
 };

@@ -166,8 +166,12 @@ static void hook_write(void *ctx, int channel, double v, int64_t planned)
     struct simulation *s = ctx;
     sync_model(s);
     struct sim_chan *c = &s->chans[channel];
-    if (s->series.rec_sp[channel] >= 0)
+    if (s->series.rec_sp[channel] >= 0) {
         recorder_setpoint(s->rec, (uint32_t)s->series.rec_sp[channel], rel(planned), v);
+        /* The model's devices take a setpoint at once, unless out of reach. */
+        recorder_confirmed(s->rec, (uint32_t)s->series.rec_sp[channel], rel(planned),
+                           unreachable(s, c->dev) ? NAN : v);
+    }
     if (unreachable(s, c->dev))
         return;
     delivery_on_setpoint(&s->dl, channel, v, pclock_now(&s->clk));
@@ -416,6 +420,7 @@ static int open_recorder(struct simulation *s, const struct simulate_options *o,
         .software_version = PERFUSE_VERSION " (" PERFUSE_GIT_REV ")", .start_wall_ns = wall,
         .channels = s->series.chans, .n_channels = s->series.n_chans,
         .setpoints = s->series.sps, .n_setpoints = s->series.n_sps,
+        .confirmed = s->series.confs, .n_confirmed = s->series.n_sps,
         .compression = s->rig->rec.compression, .flush_interval_s = s->rig->rec.flush_s,
         .fsync_interval_s = s->rig->rec.checkpoint_s,
     };
