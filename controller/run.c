@@ -513,8 +513,9 @@ int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor 
     return 0;
 }
 
-/* After a restart in a pause: the journal's overrides are overrides again, with
- * their value applied and the protocol's value they replace remembered. */
+/* After a restart: the journal's overrides (made in a pause, or kept on
+ * resume) are overrides again, with their value applied and the protocol's
+ * value they replace remembered. */
 static void restore_overrides(struct run *r, const struct journal_rec *j, int64_t now)
 {
     for (size_t i = 0; i < j->n_overrides; i++) {
@@ -615,6 +616,10 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, double last_ali
             if (ch >= 0)
                 hook_write(r, ch, j->setpoints[i].value, now);
         }
+        restore_overrides(r, j, now);
+    } else {
+        /* Running: the step's setpoints are applied again above; an override kept
+         * on resume stays in force until the protocol next writes its channel. */
         restore_overrides(r, j, now);
     }
     *out = r;

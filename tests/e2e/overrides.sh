@@ -2,7 +2,8 @@
 # A manual set in a pause is an override: status (text and JSON) and events name
 # it; resume restores the protocol's value and says so; resume --keep-overrides
 # keeps it until the protocol next sets that channel; a restart (SIGTERM or
-# kill -9) in a pause keeps the override, shown and applied.
+# kill -9) in a pause keeps the override, shown and applied, and so does a
+# restart of the running run after resume --keep-overrides.
 set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
@@ -80,6 +81,18 @@ check "and applied" test "$(setpoint)" = 200.0
 out=$(ctl resume)
 check "resume then restores the protocol's value" grep -q "^restored  pump1.flow to the protocol's 20 uL/min (override was 200 uL/min)" <<<"$out"
 check "pump1 is at 20 again" test "$(setpoint)" = 20.0
+
+# An override kept on resume survives a restart of the running run too.
+ctl pause >/dev/null
+ctl set pump1 250 uL/min >/dev/null
+ctl resume --keep-overrides >/dev/null
+for _ in $(seq 1 50); do grep -q '"value": 250' "$T/ov/runs/run.journal" 2>/dev/null && \
+    grep -q '"paused": false' "$T/ov/runs/run.journal" && break; sleep 0.1; done
+kill -KILL "$DAEMON_PID"; wait_gone "$DAEMON_PID" 10
+start_daemon ov || { not_ok "daemon restarts after kill -9 with a kept override"; finish; }
+check "after kill -9 the running run still shows the kept override" \
+    sh -c "[ '$(state)' = running ] && [ '$(ov_field value)' = 250.0 ] && [ '$(ov_field protocol_value)' = 20.0 ]"
+check "and applies it" test "$(setpoint)" = 250.0
 ctl abort --reason "end of test" >/dev/null
 ctl wait >/dev/null
 ev=$(timeout 60 "$PYTHON" -c "
