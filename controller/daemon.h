@@ -17,6 +17,7 @@
 #include "interlock.h"
 #include "journal.h"
 #include "latch.h"
+#include "latchstore.h"
 #include "plausibility.h"
 #include "sdnotify.h"
 #include "latency.h"
@@ -86,6 +87,7 @@ struct daemon {
     struct alarms alarms;       /* latched until acknowledged */
     struct interlocks il;       /* the rig's limits, and the run's */
     struct latch latch;         /* actuators held in their safe state by a tripped limit */
+    struct latchstore latchstore;   /* the holds kept in the data directory across a restart */
     struct plausibility plaus;  /* which measured channels can be believed */
     struct journal_writer journal;  /* the run journal in the data directory */
     struct sdnotify sdn;        /* systemd readiness and watchdog */
