@@ -7,7 +7,8 @@
 # new alarm id, also once the pressure is back, and accepts it after the ack.
 # An acknowledgement made before a kill -9 is kept. A latch file that is not
 # JSON holds every actuator under the alarm latch_unusable, kept as
-# latch.json.unusable, until that alarm is acknowledged.
+# latch.json.unusable, until that alarm is acknowledged. A protocol limit's
+# hold, its run ended, comes back with the values its safe_state wrote.
 set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
@@ -33,6 +34,13 @@ start() {
 }
 # kill9: kill the daemon as a power cut would.
 kill9() { kill -KILL "$DAEMON_PID"; wait_gone "$DAEMON_PID" 10; }
+# status_field CHANNEL KEY: KEY of CHANNEL in status --json.
+status_field() {
+    ctl --json status | "$PYTHON" -c "
+import json,sys
+c=[c for c in json.load(sys.stdin)['channels'] if c['name']==sys.argv[1]][0]
+print(c.get(sys.argv[2]))" "$1" "$2"
+}
 # alarm CODE KEY: KEY of the listed alarm with CODE in status --json ('' if none).
 alarm() {
     ctl --json status | "$PYTHON" -c "
@@ -48,22 +56,27 @@ try: h=json.load(open(sys.argv[1]))['holds'][0]
 except Exception: print(''); sys.exit()
 print($1)" "$LATCH"
 }
-# run_pump1: start pump1 at 10 uL/min on its line, as if by hand; prints its last status prompt.
-run_pump1() {
+# run_pump [ADDR]: start a pump (address 0: pump1, 1: pump2) at 10 uL/min on its
+# line, as if by hand; prints its last status prompt.
+run_pump() {
     "$PYTHON" -c "
 import os, sys, time, tty, select
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY); tty.setraw(fd)
-for cmd in (b'0RAT10UM\r', b'0RUN\r'):
-    os.write(fd, cmd); r = b''
+for cmd in (b'RAT10UM\r', b'RUN\r'):
+    os.write(fd, sys.argv[2].encode() + cmd); r = b''
     while not r.endswith(b'\x03') and select.select([fd], [], [], 2)[0]: r += os.read(fd, 64)
-print(r.decode(errors='replace').strip('\x02\x03'))" "$pumps"
+print(r.decode(errors='replace').strip('\x02\x03'))" "$pumps" "${1:-0}"
 }
-# pump1_stopped_after LINE: the simulator traced pump1 (address 0) stopped (its
-# status prompt S) after the trace's line LINE, and answered S since.
-pump1_stopped_after() {
-    timeout 10 sh -c "until tail -n +$(($1 + 1)) '$T/trace' | grep -q '^ne 0STP'; do sleep 0.1; done" &&
-    test "$(tail -n +$(($1 + 1)) "$T/trace" | grep '^ne 0' | tail -1 | awk '{print substr($3, 3, 1)}')" = S
+run_pump1() { run_pump 0; }
+# pump_stopped_after LINE [ADDR]: after the trace's line LINE the simulator traced
+# the pump at ADDR (default 0, pump1) told to stop, and its last answer's status
+# prompt is S (stopped).
+pump_stopped_after() {
+    local a=${2:-0}
+    timeout 10 sh -c "until tail -n +$(($1 + 1)) '$T/trace' | grep -q '^ne ${a}\(STP\|RAT0UM\|RAT0\.0*UM\)'; do sleep 0.1; done" &&
+    test "$(tail -n +$(($1 + 1)) "$T/trace" | grep "^ne $a" | tail -1 | awk '{print substr($3, 3, 1)}')" = S
 }
+pump1_stopped_after() { pump_stopped_after "$1" 0; }
 
 start a
 # An alarm of chip2 first, so that the limit's alarm id (2) differs from the
@@ -170,4 +183,49 @@ ctl ack "$uid" >/dev/null
 out=$(ctl set pump2 5 uL/min 2>&1); rc=$?
 check "acknowledged, the set is accepted (exit $rc: $out)" test "$rc" -eq 0
 ctl set pump2 0 uL/min >/dev/null
+
+# A protocol limit's hold: its run has ended, so a copy of the limit judges the condition
+# after the restart, and the values its safe_state wrote are written again.
+cat >"$T/p.yaml" <<'P'
+perfuse: 1
+name: clog on chip2
+rig: sim
+safe_state: {pump2: 0 uL/min, valve1: 2}
+limits:
+  - {channel: chip2.pressure, max: 40 mbar, for: 1 s, action: safe-stop}
+steps:
+  - {set: {pump2: 10 uL/min, valve1: 4}, for: 60 s}
+P
+check "a run with a protocol limit starts" sh -c "'$BUILD/perfusectl' --socket '$SOCK' run '$T/p.yaml' >/dev/null"
+sim_cmd "$simsock" "fault clog:chip2" >/dev/null
+pid=""
+for _ in $(seq 1 150); do pid=$(alarm limit_max id); [ -n "$pid" ] && break; sleep 0.1; done
+sim_cmd "$simsock" "fault stuck:chip2" >/dev/null
+check "the protocol limit trips: alarm $pid" test -n "$pid"
+for _ in $(seq 1 50); do [ -n "$(latch_field "h['limit']['from']")" ] && break; sleep 0.1; done
+check "latch.json keeps the protocol limit and the values its safe state wrote" \
+    test "$(latch_field "h['limit']['from'], h['limit']['line'] > 0, h['held'].get('pump2.flow'), h['held'].get('valve1.position')")" = \
+    "protocol True 0.0 2.0"
+kill9
+sim_cmd "$simsock" "clear chip2" >/dev/null
+check "pump2 runs again on its line" test "$(run_pump 1)" = 01I
+line=$(wc -l <"$T/trace")
+start e
+pid2=$(alarm limit_max id)
+msg=$(alarm limit_max message)
+echo "# alarm $pid2: $msg"
+check "the protocol limit's alarm is listed again" \
+    grep -q "^restored after a restart: chip2.pressure above its max 40 mbar since .*(protocol limit, line" <<<"$msg"
+check "its safe state is written again: the simulator stops pump2" pump_stopped_after "$line" 1
+check "valve1 is commanded to its safe port 2 again" test "$(status_field valve1.position setpoint)" = 2.0
+for _ in $(seq 1 50); do [ "$(alarm limit_max state)" = cleared ] && break; sleep 0.1; done
+check "chip2 is back within the limit: the restored alarm clears" test "$(alarm limit_max state)" = cleared
+out=$(ctl set valve1 5 2>&1); rc=$?
+check "valve1 stays held until the ack (exit $rc)" \
+    sh -c "[ $rc -eq 1 ] && grep -q 'valve1.position is held in its safe state by alarm $pid2' <<'X'
+$out
+X"
+ctl ack "$pid2" >/dev/null
+out=$(ctl set valve1 5 2>&1); rc=$?
+check "acknowledged and clear: the set is accepted (exit $rc: $out)" test "$rc" -eq 0
 finish
