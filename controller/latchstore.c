@@ -91,7 +91,6 @@ static void hold_everything(struct daemon *d, const char *why)
     /* Nothing to wait for but a person: cleared now, the alarm stays listed
      * until acknowledged, and the acknowledgement releases the hold. */
     alarms_clear(&d->alarms, now, "latch", "latch_unusable", NULL);
-    latchstore_sync(d);
 }
 
 /* Raise hold k's alarm again, restored; its id, or 0 (out of memory). */
@@ -192,24 +191,29 @@ void latchstore_restore(struct daemon *d)
                              "after a restart the latched safe state would not be held");
     s->w.result = write_result;
     s->w.result_ctx = d;
-    s->ready = true;
+    /* Not ready until every hold is back: the file is never rewritten with
+     * only some of them (s->ready stays false meanwhile). */
     char *text = NULL, why[512];
     size_t len = 0;
     int rc = s->w.dir_fd < 0 ? s->w.dir_error : latchfile_read(s->w.dir_fd, LATCHFILE_NAME, &text, &len);
-    if (rc == -ENOENT && s->w.dir_fd >= 0)
-        return;                                 /* nothing was held */
+    if (rc == -ENOENT && s->w.dir_fd >= 0) {
+        s->ready = true;                        /* nothing was held */
+        return;
+    }
     if (rc < 0) {
         if (s->w.dir_fd < 0)
             snprintf(why, sizeof why, "cannot open the data directory: %s", strerror(-rc));
         else
             read_failure(rc, why, sizeof why);
         hold_everything(d, why);
+        s->ready = true;
+        latchstore_sync(d);
         return;
     }
     struct latchfile f;
     rc = latchfile_decode(text, len, d->rig, &f, why, sizeof why);
     free(text);
-    if (rc == 0) {
+    if (rc == 0 && f.n > 0) {
         apply_safe_state(d, &f);
         int64_t now = pclock_now(&d->clock);
         for (size_t i = 0; i < f.n && rc == 0; i++)
@@ -223,8 +227,8 @@ void latchstore_restore(struct daemon *d)
     latchfile_free(&f);
     if (rc < 0)
         hold_everything(d, why);
-    else
-        latchstore_sync(d);
+    s->ready = true;
+    latchstore_sync(d);
 }
 
 void latchstore_free(struct latchstore *s)

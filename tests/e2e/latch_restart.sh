@@ -228,4 +228,19 @@ X"
 ctl ack "$pid2" >/dev/null
 out=$(ctl set valve1 5 2>&1); rc=$?
 check "acknowledged and clear: the set is accepted (exit $rc: $out)" test "$rc" -eq 0
+
+# A latch file that is a symbolic link is not followed: everything is held.
+kill9
+rm -f "$LATCH" "$LATCH.unusable"
+ln -s "$T/rig.yaml" "$LATCH"
+start f
+msg=$(alarm latch_unusable message)
+echo "# $msg"
+check "a symbolic link raises latch_unusable" grep -q "latch.json unusable: it is a symbolic link" <<<"$msg"
+check "the link itself is kept as latch.json.unusable, its target untouched" \
+    sh -c "[ -L '$LATCH.unusable' ] && [ -s '$T/rig.yaml' ]"
+out=$(ctl set pump1 5 uL/min 2>&1); rc=$?
+check "pump1 is held (exit $rc)" sh -c "[ $rc -eq 1 ] && grep -q 'held in its safe state by alarm' <<'X'
+$out
+X"
 finish
