@@ -123,10 +123,22 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
     struct diag dg;
     diag_init(&dg);
     struct run_actor who = actor(cl, op && *op ? op : NULL);
+    who.force = json_is_true(json_object_get(req, "force"));
     struct run *r = NULL;
+    const char *fills[DELIVERY_MAX_FILLS];
+    size_t n_fills = 0, k;
+    json_t *f, *fl = json_object_get(req, "fill");
+    json_array_foreach(fl, k, f) {
+        if (n_fills == DELIVERY_MAX_FILLS) {
+            snprintf(err, len, "at most %d fill levels can be given", DELIVERY_MAX_FILLS);
+            diag_free(&dg);
+            return -EINVAL;
+        }
+        fills[n_fills++] = json_string_value(f);
+    }
     struct plan *plan = w->plan;
     w->plan = NULL;
-    int rc = run_start_plan(d, plan, &who, &dg, &r);
+    int rc = run_start_plan(d, plan, &who, fills, n_fills, &dg, &r);
     if (rc < 0) {
         load_failed(&dg, rc, res, err, len);
         diag_free(&dg);
@@ -145,6 +157,32 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
     return 0;
 }
 
+/* A writable channel's desired and confirmed values, into o. */
+static void actuator_json(struct daemon *d, size_t ch, json_t *o)
+{
+    const struct act_chan *a = actuators_get(&d->act, (int)ch);
+    if (a == NULL)
+        return;
+    bool any = a->origin != ACT_NONE;
+    json_object_set_new(o, "desired", any && !isnan(a->desired) ? json_real(a->desired) : json_null());
+    json_object_set_new(o, "desired_origin", json_string(act_origin_name(a->origin)));
+    if (a->latched)
+        json_object_set_new(o, "latched", json_true());
+    json_object_set_new(o, "confirmed", !isnan(a->value) ? json_real(a->value) : json_null());
+    json_object_set_new(o, "confirmation", json_string(!any ? "none" : a->confirmed ? "confirmed"
+                                                                                    : "unconfirmed"));
+    if (a->confirmed && a->how != NULL)
+        json_object_set_new(o, "confirmed_by", json_string(a->how));
+    if (any && !a->confirmed) {
+        int64_t ago = pclock_now(&d->clock) - a->unconfirmed_ns;
+        char iso[40];
+        time_iso8601(time_wall_ns() - ago, iso, sizeof iso);
+        json_object_set_new(o, "unconfirmed_since", json_string(iso));
+        json_object_set_new(o, "unconfirmed_s", json_real((double)ago / 1e9));
+        json_object_set_new(o, "unconfirmed_why", a->why[0] ? json_string(a->why) : json_null());
+    }
+}
+
 /* The channels part of a status: latest value, unit and age of each. */
 static json_t *status_channels(struct daemon *d)
 {
@@ -160,8 +198,10 @@ static json_t *status_channels(struct daemon *d)
             json_object_set_new(o, "age_s", s->t_ns ? json_real((double)(now - s->t_ns) / 1e9) : json_null());
             json_object_set_new(o, "samples", json_integer((json_int_t)s->samples));
         }
-        if (c->writable)
+        if (c->writable) {
             json_object_set_new(o, "setpoint", isnan(s->setpoint) ? json_null() : json_real(s->setpoint));
+            actuator_json(d, i, o);
+        }
         if (s->err != 0)
             json_object_set_new(o, "error", json_string(s->msg));
         json_array_append_new(arr, o);
@@ -447,7 +487,9 @@ static int set_value(struct ctl_client *cl, json_t *req, json_t *res, char *err,
     }
     if (!rig_value_whole(c, v, err, len))
         return -EINVAL;
-    int rc = daemon_write(d, ch, v, BUS_PRIO_SETPOINT, pclock_now(&d->clock));
+    /* A manual set is an explicit command: it ends a latched safe state on this channel. */
+    daemon_release_safe(d, ch);
+    int rc = daemon_command(d, ch, v, ACT_MANUAL, pclock_now(&d->clock));
     if (rc < 0) {
         snprintf(err, len, "cannot send the setpoint: %s", strerror(-rc));
         return rc;
@@ -585,11 +627,17 @@ static int cmd_devices(struct ctl_client *cl, json_t *req, json_t *res, char *er
                                    d->sample_hz[dev->first_channel + k]);
             if (cs->err != 0)
                 json_object_set_new(co, "error", json_string(cs->msg));
+            actuator_json(d, dev->first_channel + k, co);
             json_array_append_new(chans, co);
         }
         json_t *o = json_pack("{s:s,s:s,s:s,s:o}", "name", dev->name, "driver", dev->drv->name,
                               "bus", d->rig->buses[dev->bus].name, "channels", chans);
         health_json(d, o, &d->dev_health[i], "ok", "faulted");
+        /* Only what is confirmed is ok: a device out of reach or never heard from is not. */
+        if (!d->dev_health[i].faulted && d->bus_health[dev->bus].faulted)
+            json_object_set_new(o, "state", json_string("unreachable"));
+        else if (!d->dev_health[i].faulted && !d->dev_health[i].seen)
+            json_object_set_new(o, "state", json_string("unknown"));
         json_array_append_new(devs, o);
     }
     json_object_set_new(res, "rig", json_string(d->rig->name));
@@ -629,7 +677,7 @@ json_t *command_status(struct ctl_client *cl)
 
 static const struct ctl_command commands[] = {
     { .name = "hello", .exec = cmd_hello, .args = "", .read_only = true },
-    { .name = "run", .exec = cmd_run, .args = "protocol_text=s! protocol_path=s operator=s" },
+    { .name = "run", .exec = cmd_run, .args = "protocol_text=s! protocol_path=s operator=s fill=l force=b" },
     { .name = "status", .exec = cmd_status, .args = "", .read_only = true },
     { .name = "pause", .exec = cmd_pause, .args = "reason=s" },
     { .name = "resume", .exec = cmd_resume, .args = "reason=s keep_overrides=b" },
@@ -650,6 +698,14 @@ static bool arg_type_ok(char t, json_t *v)
     case 's': return json_is_string(v);
     case 'n': return json_is_number(v);
     case 'b': return json_is_boolean(v);
+    case 'l': {          /* a list of strings */
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e)
+            if (!json_is_string(e))
+                return false;
+        return json_is_array(v);
+    }
     case 'a': return (json_is_integer(v) && json_integer_value(v) > 0) ||
                      (json_is_string(v) && strcmp(json_string_value(v), "all") == 0);
     }
@@ -695,6 +751,7 @@ int command_check_args(const struct ctl_command *cmd, json_t *req, char *err, si
         if (!arg_type_ok(t, v)) {
             snprintf(err, errlen, "argument '%s' of '%s' must be %s", key, cmd->name,
                      t == 's' ? "a string" : t == 'n' ? "a number" : t == 'b' ? "true or false"
+                     : t == 'l' ? "a list of strings"
                      : "an alarm id or \"all\"");
             return -EINVAL;
         }

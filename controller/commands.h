@@ -19,7 +19,7 @@ struct ctl_command {
     const char *name;
     int (*exec)(struct ctl_client *cl, json_t *req, json_t *result, char *err, size_t errlen);
     /* The arguments it takes, "name=T" separated by spaces, T one of: s string,
-     * n number, a alarm (positive integer or "all"); a trailing ! means required. */
+     * n number, b boolean, a alarm (positive integer or "all"); a trailing ! means required. */
     const char *args;
     bool read_only;             /* changes nothing: served on the read-only socket too */
 };

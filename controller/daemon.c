@@ -161,7 +161,7 @@ static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, 
         else {
             daemon_safe_state(d, NULL, 0);
             char m[300];
-            utf8_format(m, sizeof m, "no run active: every device put in its safe state (%s)", why);
+            utf8_format(m, sizeof m, "no run active: every device sent its safe state (%s)", why);
             daemon_event(d, t, "warning", "interlock", "safe_state", m);
         }
         d->write_tag = 0;
@@ -188,6 +188,45 @@ static void limit_cleared(void *ctx, const struct limit_rule *rule, double v, in
     limit_tag(rule, tag, sizeof tag);
     alarms_clear(&d->alarms, t, name, "limit_max", tag);
     alarms_clear(&d->alarms, t, name, "limit_min", tag);
+}
+
+/* A delivery condition began (delivery.h): act as its kind says, then raise the alarm. */
+static void delivery_raised(void *ctx, int64_t t, const char *sev, const char *src, const char *code,
+                            enum delivery_action act, const char *msg)
+{
+    struct daemon *d = ctx;
+    struct run *r = live_run(d);
+    struct run_actor who = { .user = "delivery monitor" };
+    if (act == DELIVERY_ON_FAULT && r != NULL) {
+        run_on_device_fault(r, src, msg);
+    } else if (act == DELIVERY_PAUSE && r != NULL) {
+        run_pause(r, &who, msg);
+    } else if (act == DELIVERY_SAFE_STOP) {
+        if (r != NULL) {
+            run_safe_stop(r, msg);
+        } else {
+            daemon_safe_state(d, NULL, 0);
+            char m[400];
+            snprintf(m, sizeof m, "no run active: every device put in its safe state (%s)", msg);
+            daemon_event(d, t, "warning", src, "safe_state", m);
+        }
+    }
+    alarms_raise(&d->alarms, t, sev, src, code, NULL, "%s", msg);
+}
+
+/* A delivery condition ended; its alarm stays listed until acknowledged. */
+static void delivery_cleared(void *ctx, int64_t t, const char *src, const char *code)
+{
+    struct daemon *d = ctx;
+    alarms_clear(&d->alarms, t, src, code, NULL);
+}
+
+/* A syringe's fill level, into the run file. */
+static void delivery_fill(void *ctx, size_t i, double fill, int64_t t)
+{
+    struct daemon *d = ctx;
+    if (live_run(d) != NULL)
+        run_record_derived(d->run, d->dl.pumps[i].rec_fill, fill, t);
 }
 
 /* A device or bus faulted or recovered. */
@@ -275,6 +314,185 @@ static int setup_plausibility(struct daemon *d)
     return 0;
 }
 
+/* ------------------------------------------------------------- actuators */
+
+/* The rig device of a bus's device index. */
+static size_t rig_device_of(struct daemon *d, size_t bus, uint32_t bus_dev)
+{
+    for (size_t i = 0, k = 0; i < d->rig->n_devices; i++)
+        if (d->rig->devices[i].bus == bus && k++ == bus_dev)
+            return i;
+    return 0;
+}
+
+/* Actuator hook: send a desired value (or the device's safe action) to the bus. */
+static int act_send(void *ctx, int ch, double value, bool device_safe, bool safety)
+{
+    struct daemon *d = ctx;
+    const struct rig_channel *c = &d->rig->channels[ch];
+    size_t dev = c->device;
+    struct bus *b = d->buses[d->rig->devices[dev].bus];
+    if (device_safe)
+        return bus_safe_state(b, d->dev_bus_index[dev], d->write_tag);
+    return bus_write(b, d->dev_bus_index[dev], c->dev_ch, value,
+                     safety ? BUS_PRIO_SAFETY : BUS_PRIO_SETPOINT, d->planned_ns, d->write_tag);
+}
+
+/* The confirmed value of a channel as the run file records it: NaN while unknown. */
+static double confirmed_record(const struct act_chan *c)
+{
+    return c->confirmed || !isnan(c->value) ? c->value : NAN;
+}
+
+/* Every latched safe state is confirmed now: say so, once. */
+static void safe_state_check(struct daemon *d, int64_t now)
+{
+    if (!d->safe_pending || !actuators_safe_confirmed(&d->act))
+        return;
+    d->safe_pending = false;
+    char m[160];
+    snprintf(m, sizeof m, "safe state applied: every device confirmed it %.3f s after it was requested",
+             (double)(now - d->safe_requested_ns) / 1e9);
+    daemon_event(d, now, "info", "daemon", "safe_state_applied", m);
+}
+
+/* Actuator hook: a channel's confirmation changed. */
+static void act_changed(void *ctx, int ch, const struct act_chan *c, int64_t now)
+{
+    struct daemon *d = ctx;
+    struct chan_state *cs = &d->chans[ch];
+    if (c->confirmed)
+        cs->write_fail_reported = false;
+    double v = confirmed_record(c);
+    bool same = (isnan(v) && isnan(cs->confirmed_recorded)) || v == cs->confirmed_recorded;
+    if (!same) {
+        cs->confirmed_recorded = v;
+        if (d->run != NULL)
+            run_on_confirmed(d->run, ch, v, now);
+    }
+    safe_state_check(d, now);
+}
+
+/* Actuator hook: a channel stayed unconfirmed past its tolerance, or is confirmed after that. */
+static void act_overdue(void *ctx, int ch, const struct act_chan *c, bool overdue, int64_t now)
+{
+    struct daemon *d = ctx;
+    const struct rig_channel *rc = &d->rig->channels[ch];
+    const char *dname = d->rig->devices[rc->device].name;
+    bool safe = c->origin == ACT_SAFE;
+    const char *code = safe ? "safe_state_unconfirmed" : "setpoint_unconfirmed";
+    if (!overdue) {
+        alarms_clear(&d->alarms, now, rc->name, "safe_state_unconfirmed", NULL);
+        alarms_clear(&d->alarms, now, rc->name, "setpoint_unconfirmed", NULL);
+        char m[200];
+        snprintf(m, sizeof m, "%s %g %s confirmed by the device after %.1f s", rc->name,
+                 c->desired, rc->unit, (double)(now - c->desired_ns) / 1e9);
+        daemon_event(d, now, "info", rc->name, "setpoint_confirmed", m);
+        return;
+    }
+    char want[64];
+    if (c->device_safe && isnan(c->desired))
+        snprintf(want, sizeof want, "its own safe action");
+    else
+        snprintf(want, sizeof want, "%g %s", c->desired, rc->unit);
+    double for_s = (double)(now - c->unconfirmed_ns) / 1e9;
+    log_warn(rc->name, "%s: %s (%s) not confirmed for %.1f s: %s", code, want,
+             act_origin_name(c->origin), for_s, c->why[0] ? c->why : "no answer yet");
+    alarms_raise(&d->alarms, now, safe ? "alarm" : "fault", rc->name, code, NULL,
+                 "%s%s not confirmed by %s for %.1f s: %s", safe ? "safe state " : "", want, dname,
+                 for_s, c->why[0] ? c->why : "no answer yet");
+    if (!safe && live_run(d) != NULL) {
+        char why[512];
+        snprintf(why, sizeof why, "%s: %s not confirmed for %.1f s (%s)", rc->name, want, for_s,
+                 c->why[0] ? c->why : "no answer yet");
+        run_on_device_fault(d->run, dname, why);
+    }
+}
+
+/* Every 100 ms: retries that are due, and tolerances. */
+static void act_timer_cb(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    actuators_tick(&d->act, pclock_now(&d->clock));
+}
+
+/* Configure the actuators from the rig's writable channels and their drivers' rules. */
+static int setup_actuators(struct daemon *d)
+{
+    struct act_hooks h = { .ctx = d, .send = act_send, .changed = act_changed, .overdue = act_overdue };
+    if (actuators_init(&d->act, d->rig->n_channels, (int64_t)(d->rig->confirm_s * 1e9),
+                       (int64_t)(d->rig->safe_confirm_s * 1e9), &h) < 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < d->rig->n_channels; i++) {
+        const struct rig_channel *c = &d->rig->channels[i];
+        if (!c->writable)
+            continue;
+        const struct rig_device *dev = &d->rig->devices[c->device];
+        const struct driver_channel *dc = &dev->chans[c->dev_ch];
+        actuators_config(&d->act, (int)i, dc->readback && c->readable, dc->reassert,
+                         dev->drv->safe_state != NULL, dc->safe_value, dc->readback_tol);
+    }
+    uv_timer_init(d->loop, &d->act_timer);
+    d->act_timer.data = d;
+    uv_timer_start(&d->act_timer, act_timer_cb, 100, 100);
+    return 0;
+}
+
+/* The writable channels of rig device dev lost their device, or have it back
+ * (probed: the bus probes the device by itself, its link being up). */
+static void device_reach(struct daemon *d, size_t dev, bool back, bool probed, const char *why,
+                         int64_t t)
+{
+    const struct rig_device *rd = &d->rig->devices[dev];
+    for (size_t k = 0; k < rd->n_chans; k++) {
+        int ch = (int)(rd->first_channel + k);
+        if (!d->rig->channels[ch].writable)
+            continue;
+        if (back)
+            actuators_device_back(&d->act, ch, t);
+        else
+            actuators_device_lost(&d->act, ch, probed, why, t);
+    }
+}
+
+/* A write failure's message for its event. */
+static const char *msg_retried(const char *why, char *buf, size_t len)
+{
+    snprintf(buf, len, "command not delivered: %.200s; sent again until the device confirms it", why);
+    return buf;
+}
+
+/* A finished write: its confirmation, and an event for the first failure of an episode. */
+static void write_done(struct daemon *d, size_t bus, const struct bus_note *n)
+{
+    char m[300];
+    if (n->channel != UINT32_MAX) {
+        struct chan_state *cs = &d->chans[n->channel];
+        bool report = n->err != 0 && !cs->write_fail_reported;
+        actuators_on_write(&d->act, (int)n->channel, n->value, false, n->err, n->msg, n->t_ns);
+        if (report) {
+            cs->write_fail_reported = true;
+            daemon_event(d, n->t_ns, "fault", d->rig->channels[n->channel].name, "write_failed",
+                         msg_retried(n->msg, m, sizeof m));
+        }
+        return;
+    }
+    size_t dev = rig_device_of(d, bus, n->device);
+    const struct rig_device *rd = &d->rig->devices[dev];
+    bool report = false;
+    for (size_t k = 0; k < rd->n_chans; k++) {
+        size_t ch = rd->first_channel + k;
+        if (!d->rig->channels[ch].writable)
+            continue;
+        report |= n->err != 0 && !d->chans[ch].write_fail_reported;
+        if (n->err != 0)
+            d->chans[ch].write_fail_reported = true;
+        actuators_on_write(&d->act, (int)ch, NAN, true, n->err, n->msg, n->t_ns);
+    }
+    if (report)
+        daemon_event(d, n->t_ns, "fault", rd->name, "write_failed", msg_retried(n->msg, m, sizeof m));
+}
+
 /* Handle one note from a bus. */
 static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
 {
@@ -308,8 +526,13 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
                 daemon_event(d, n->t_ns, "fault", d->rig->channels[n->channel].name,
                              "device_error", n->msg);
         }
+        if (n->err == 0) {
+            d->dev_health[d->rig->channels[n->channel].device].seen = true;
+            actuators_on_sample(&d->act, (int)n->channel, n->value, n->t_ns);
+        }
         /* Interlocks first: a safe state is queued before anything else is done. */
         interlocks_on_sample(&d->il, (int)n->channel, use, n->t_ns);
+        delivery_on_sample(&d->dl, (int)n->channel, use, n->t_ns);
         if (d->run != NULL)
             run_on_sample(d->run, (int)n->channel, record, use, n->t_ns);
         break;
@@ -325,17 +548,14 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
             d->il_tag = 0;
             daemon_event(d, n->sent_ns, "info", "interlock", "interlock_latency", m);
         }
-        if (d->run != NULL)
-            run_on_write(d->run, n);
-        else if (n->err != 0)
-            log_warn(bname, "write failed: %s", n->msg);
+        if (n->err == 0)
+            d->dev_health[n->channel != UINT32_MAX ? d->rig->channels[n->channel].device
+                                                   : rig_device_of(d, bus, n->device)].seen = true;
+        write_done(d, bus, n);
         break;
     case BUS_NOTE_DEVICE_FAULT:
     case BUS_NOTE_DEVICE_OK: {
-        size_t found = 0, k = 0;
-        for (size_t i = 0; i < d->rig->n_devices; i++)
-            if (d->rig->devices[i].bus == bus && k++ == n->device)
-                found = i;
+        size_t found = rig_device_of(d, bus, n->device);
         bool fault = n->kind == BUS_NOTE_DEVICE_FAULT;
         const char *dname = d->rig->devices[found].name;
         note_health(&d->dev_health[found], fault, n->t_ns, n->msg);
@@ -348,15 +568,26 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
             alarms_clear(&d->alarms, n->t_ns, dname, "device_fault", NULL);
         if (fault && d->run != NULL)
             run_on_device_fault(d->run, d->rig->devices[found].name, n->msg);
+        if (fault || !d->bus_health[bus].faulted)
+            device_reach(d, found, !fault, true, n->msg, n->t_ns);
         break;
     }
-    case BUS_NOTE_LINK_DOWN:
+    case BUS_NOTE_LINK_DOWN: {
         note_health(&d->bus_health[bus], true, n->t_ns, n->msg);
         daemon_event(d, n->t_ns, "fault", bname, "link_down", n->msg);
+        char why[200];
+        snprintf(why, sizeof why, "link %s is down: %s", bname, n->msg);
+        for (size_t i = 0; i < d->rig->n_devices; i++)
+            if (d->rig->devices[i].bus == bus)
+                device_reach(d, i, false, false, why, n->t_ns);
         break;
+    }
     case BUS_NOTE_LINK_UP:
         note_health(&d->bus_health[bus], false, n->t_ns, n->msg);
         daemon_event(d, n->t_ns, "info", bname, "link_up", n->msg);
+        for (size_t i = 0; i < d->rig->n_devices; i++)
+            if (d->rig->devices[i].bus == bus && !d->dev_health[i].faulted)
+                device_reach(d, i, true, false, NULL, n->t_ns);
         break;
     }
 }
@@ -384,28 +615,83 @@ static void bus_async_cb(uv_async_t *a)
 }
 
 /* Command a channel. */
-int daemon_write(struct daemon *d, int channel, double value, enum bus_priority prio,
-                 int64_t planned_ns)
+int daemon_command(struct daemon *d, int channel, double value, enum act_origin origin,
+                   int64_t planned_ns)
 {
     if (channel < 0 || (size_t)channel >= d->rig->n_channels)
         return -EINVAL;
-    const struct rig_channel *c = &d->rig->channels[channel];
-    if (!c->writable)
+    if (!d->rig->channels[channel].writable)
         return -EPERM;
-    if (prio != BUS_PRIO_SAFETY && latch_holder(&d->latch, channel) != NULL)
+    if (latch_holder(&d->latch, channel) != NULL)
         return -EACCES;     /* held in its safe state by a tripped limit */
-    size_t dev = c->device;
-    struct bus *b = d->buses[d->rig->devices[dev].bus];
-    int rc = bus_write(b, d->dev_bus_index[dev], c->dev_ch, value, prio, planned_ns, d->write_tag);
-    if (rc == 0)
-        d->chans[channel].setpoint = value;
-    return rc;
+    d->planned_ns = planned_ns;
+    int rc = actuators_set_desired(&d->act, channel, value, origin, pclock_now(&d->clock));
+    d->planned_ns = 0;
+    if (rc == -EINVAL || rc == -EPERM)
+        return rc;
+    d->chans[channel].setpoint = value;
+    delivery_on_setpoint(&d->dl, channel, value, pclock_now(&d->clock));
+    return 0;       /* sent, or queued for a retry: it is desired either way */
 }
 
-/* Put every device in its safe state. */
+/* Command a channel with a bus priority: safety latches a safe state. */
+int daemon_write(struct daemon *d, int channel, double value, enum bus_priority prio,
+                 int64_t planned_ns)
+{
+    if (prio == BUS_PRIO_SETPOINT)
+        return daemon_command(d, channel, value, ACT_PROTOCOL, planned_ns);
+    if (channel < 0 || (size_t)channel >= d->rig->n_channels)
+        return -EINVAL;
+    if (!d->rig->channels[channel].writable)
+        return -EPERM;
+    d->planned_ns = planned_ns;
+    int64_t now = pclock_now(&d->clock);
+    int rc = actuators_latch_safe(&d->act, channel, value, false, now);
+    d->planned_ns = 0;
+    if (rc == -EINVAL)
+        return rc;
+    d->chans[channel].setpoint = value;
+    delivery_on_setpoint(&d->dl, channel, value, now);
+    return 0;
+}
+
+/* End the latched safe state of channel ch (every channel if ch < 0). */
+void daemon_release_safe(struct daemon *d, int ch)
+{
+    bool superseded = false;
+    for (size_t i = 0; i < d->act.n; i++) {
+        if (ch >= 0 && (size_t)ch != i)
+            continue;
+        const struct act_chan *c = actuators_get(&d->act, (int)i);
+        if (c == NULL || !c->latched)
+            continue;
+        if (!c->confirmed && d->safe_pending) {
+            superseded = true;
+            char m[200];
+            snprintf(m, sizeof m, "the safe state of %s is released before the device confirmed it",
+                     d->rig->channels[i].name);
+            daemon_event(d, pclock_now(&d->clock), "warning", d->rig->channels[i].name,
+                         "safe_state_superseded", m);
+        }
+        actuators_release(&d->act, (int)i);
+    }
+    /* A request replaced before it was confirmed was never applied: never say it was. */
+    if (superseded)
+        d->safe_pending = false;
+}
+
+/* Whether the safe state last requested is confirmed. */
+bool daemon_safe_confirmed(const struct daemon *d)
+{
+    return actuators_safe_confirmed(&d->act);
+}
+
+/* Put every device in its safe state, latched until confirmed and released. */
 void daemon_safe_state(struct daemon *d, const struct plan_target *targets, size_t n)
 {
     int64_t now = pclock_now(&d->clock);
+    d->safe_pending = true;
+    d->safe_requested_ns = now;
     for (size_t i = 0; i < n; i++)
         daemon_write(d, targets[i].channel, targets[i].v0, BUS_PRIO_SAFETY, now);
     for (size_t i = 0; i < d->rig->n_devices; i++) {
@@ -416,13 +702,103 @@ void daemon_safe_state(struct daemon *d, const struct plan_target *targets, size
                 covered = true;
         if (covered || dev->drv->safe_state == NULL)
             continue;
-        bus_safe_state(d->buses[dev->bus], d->dev_bus_index[i], d->write_tag);
-        /* The device's own safe state has no setpoint of ours: status must not
-         * go on showing the last one as if it were still commanded. */
-        for (size_t c = 0; c < d->rig->n_channels; c++)
-            if (d->rig->channels[c].device == i && d->rig->channels[c].writable)
-                d->chans[c].setpoint = NAN;
+        bool any = false;
+        for (size_t k = 0; k < dev->n_chans; k++) {
+            size_t c = dev->first_channel + k;
+            if (!d->rig->channels[c].writable)
+                continue;
+            any = true;
+            actuators_latch_safe(&d->act, (int)c, NAN, true, now);
+            /* The device's own safe state is no setpoint of ours: status shows it as the
+             * desired state (origin safe), and no longer the last setpoint. */
+            d->chans[c].setpoint = NAN;
+            delivery_on_setpoint(&d->dl, (int)c, NAN, now);
+        }
+        if (!any)
+            bus_safe_state(d->buses[dev->bus], d->dev_bus_index[i], d->write_tag);
     }
+    safe_state_check(d, now);
+}
+
+/* Mark the channels the steps under s write and the ones their wait_until reads. */
+static void plan_step_channels(const struct plan_step *s, bool *writes, bool *reads)
+{
+    for (size_t i = 0; i < s->n_targets; i++)
+        writes[s->targets[i].channel] = true;
+    if (s->kind == STEP_WAIT && s->cond_channel >= 0)
+        reads[s->cond_channel] = true;
+    for (size_t i = 0; i < s->n_steps; i++)
+        plan_step_channels(&s->steps[i], writes, reads);
+}
+
+/* The channels a plan writes (steps and safe state) and the sensors it watches. */
+static void plan_channels(const struct plan *p, bool *writes, bool *reads)
+{
+    plan_step_channels(&p->root, writes, reads);
+    for (size_t i = 0; i < p->n_safe; i++)
+        writes[p->safe_state[i].channel] = true;
+    for (size_t i = 0; i < p->n_limits; i++)
+        reads[p->limits[i].channel] = true;
+}
+
+/* Why a plan cannot run now; the number of reasons, each on its line in buf. */
+int daemon_run_blockers(struct daemon *d, const struct plan *p, char *buf, size_t len)
+{
+    const struct rig *rig = d->rig;
+    bool *writes = calloc(rig->n_channels + 1, sizeof *writes), *reads = calloc(rig->n_channels + 1, sizeof *reads);
+    if (writes == NULL || reads == NULL) {
+        free(writes);
+        free(reads);
+        snprintf(buf, len, "out of memory");
+        return 1;
+    }
+    plan_channels(p, writes, reads);
+    size_t k = 0;
+    int n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < rig->n_devices; i++) {
+        const struct rig_device *dev = &rig->devices[i];
+        bool w = false;
+        for (size_t c = 0; c < dev->n_chans; c++)
+            w |= writes[dev->first_channel + c];
+        if (!w)
+            continue;
+        const char *why = NULL;
+        char m[512];
+        if (d->bus_health[dev->bus].faulted)
+            snprintf(m, sizeof m, "%s (which the protocol sets) is out of reach: link %s is down: %s",
+                     dev->name, rig->buses[dev->bus].name, d->bus_health[dev->bus].last_error), why = m;
+        else if (d->dev_health[i].faulted)
+            snprintf(m, sizeof m, "%s (which the protocol sets) is faulted: %s", dev->name,
+                     d->dev_health[i].last_error), why = m;
+        if (why && k + 1 < len) {
+            k += (size_t)snprintf(buf + k, len - k, "%s%s", n ? "\n" : "", why);
+            n++;
+        }
+    }
+    for (size_t i = 0; i < rig->n_channels; i++) {
+        if (!reads[i])
+            continue;
+        const struct rig_channel *c = &rig->channels[i];
+        char m[512];
+        m[0] = '\0';
+        if (d->bus_health[rig->devices[c->device].bus].faulted)
+            snprintf(m, sizeof m, "%s (in the protocol's limits or wait_until) is lost: link %s is down",
+                     c->name, rig->buses[rig->devices[c->device].bus].name);
+        else if (d->dev_health[c->device].faulted)
+            snprintf(m, sizeof m, "%s (in the protocol's limits or wait_until) is lost: %s is faulted",
+                     c->name, rig->devices[c->device].name);
+        else if (d->plaus.c != NULL && (d->plaus.c[i].active & (1u << PF_LOST)))
+            snprintf(m, sizeof m, "%s (in the protocol's limits or wait_until) is lost: %s", c->name,
+                     d->chans[i].msg);
+        if (m[0] && k + 1 < len) {
+            k += (size_t)snprintf(buf + k, len - k, "%s%s", n ? "\n" : "", m);
+            n++;
+        }
+    }
+    free(writes);
+    free(reads);
+    return n;
 }
 
 /* Create one bus thread per rig bus. */
@@ -614,7 +990,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     if (d->chans == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < d->rig->n_channels; i++)
-        d->chans[i].value = d->chans[i].setpoint = NAN;
+        d->chans[i].value = d->chans[i].setpoint = d->chans[i].confirmed_recorded = NAN;
     d->dev_health = calloc(d->rig->n_devices + 1, sizeof *d->dev_health);
     d->bus_health = calloc(d->rig->n_buses + 1, sizeof *d->bus_health);
     if (d->dev_health == NULL || d->bus_health == NULL)
@@ -625,6 +1001,10 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
                 d->rig->alert_min_interval_s, d->rig->alert_max_per_hour);
     struct interlock_hooks ih = { .ctx = d, .trip = limit_tripped, .clear = limit_cleared };
     if (interlocks_init(&d->il, d->rig->limits, d->rig->n_limits, &ih) < 0)
+        return -ENOMEM;
+    struct delivery_hooks dh = { .ctx = d, .raise = delivery_raised, .clear = delivery_cleared,
+                                 .fill = delivery_fill };
+    if (delivery_init(&d->dl, d->rig, &dh) < 0)
         return -ENOMEM;
     char err[512] = "";
     /* A second daemon on the same serial ports must not start at all. */
@@ -641,7 +1021,9 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
         log_error("control", "%s", err);
         return rc;
     }
-    rc = start_buses(d);
+    rc = setup_actuators(d);
+    if (rc == 0)
+        rc = start_buses(d);
     if (rc == 0)
         rc = setup_plausibility(d);
     if (rc == 0) {
@@ -661,18 +1043,26 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     return rc;
 }
 
-/* Begin an orderly shutdown. */
-void daemon_shutdown(struct daemon *d, const char *why)
+/* The end of the shutdown: say honestly whether the safe state was confirmed,
+ * stop the buses (queued safe-state commands reach the wire first), close the
+ * run and the handles. */
+static void shutdown_finish(struct daemon *d)
 {
-    if (d->shutting_down)
-        return;
-    d->shutting_down = true;
-    log_info("daemon", "shutting down (%s)", why);
-    sdnotify_stopping(&d->sdn);
-    control_close(d->control);
-    if (d->run != NULL)
-        run_shutdown_begin(d->run);
-    /* Joining the bus threads lets queued safe-state commands reach the wire. */
+    if (d->safe_pending) {
+        char list[600] = "";
+        size_t k = 0;
+        for (size_t i = 0; i < d->act.n && k + 80 < sizeof list; i++) {
+            const struct act_chan *c = &d->act.c[i];
+            if (c->on && c->latched && !c->confirmed)
+                k += (size_t)snprintf(list + k, sizeof list - k, "%s%s (%s)", k ? "; " : "",
+                                      d->rig->channels[i].name, c->why[0] ? c->why : "no answer");
+        }
+        log_error("daemon", "safe state NOT confirmed before stopping: %s; those devices may still be "
+                  "running", list);
+        if (d->run != NULL && !run_closed(d->run))
+            run_event(d->run, pclock_now(&d->clock), "fault", "daemon", "safe_state_unconfirmed",
+                      "safe state not confirmed before the daemon stopped: %s", list);
+    }
     for (size_t b = 0; b < d->n_buses; b++)
         bus_stop(d->buses[b]);
     drain_notes(d);
@@ -687,6 +1077,44 @@ void daemon_shutdown(struct daemon *d, const char *why)
     uv_close((uv_handle_t *)&d->sig_chld, NULL);
     if (d->plaus.c != NULL)
         uv_close((uv_handle_t *)&d->plaus_timer, NULL);
+    if (d->act.c != NULL)
+        uv_close((uv_handle_t *)&d->act_timer, NULL);
+    uv_close((uv_handle_t *)&d->shutdown_timer, NULL);
+}
+
+/* While stopping: wait for the safe state's confirmation, up to the deadline. */
+static void shutdown_wait_cb(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    if (d->safe_pending && pclock_now(&d->clock) < d->shutdown_deadline_ns)
+        return;
+    uv_timer_stop(t);
+    shutdown_finish(d);
+}
+
+/* Begin an orderly shutdown: the run's on_shutdown first; a safe state it asks
+ * for is waited for (at most the rig's confirm.safe_state time) while the
+ * buses keep retrying it. */
+void daemon_shutdown(struct daemon *d, const char *why)
+{
+    if (d->shutting_down)
+        return;
+    d->shutting_down = true;
+    log_info("daemon", "shutting down (%s)", why);
+    sdnotify_stopping(&d->sdn);
+    control_close(d->control);
+    if (d->run != NULL)
+        run_shutdown_begin(d->run);
+    uv_timer_init(d->loop, &d->shutdown_timer);
+    d->shutdown_timer.data = d;
+    if (!d->safe_pending || d->n_buses == 0) {
+        shutdown_finish(d);
+        return;
+    }
+    log_info("daemon", "waiting up to %.1f s for the devices to confirm the safe state",
+             d->rig->safe_confirm_s);
+    d->shutdown_deadline_ns = pclock_now(&d->clock) + (int64_t)(d->rig->safe_confirm_s * 1e9);
+    uv_timer_start(&d->shutdown_timer, shutdown_wait_cb, 20, 20);
 }
 
 /* Run the loop until shutdown, then release everything. */
@@ -705,6 +1133,7 @@ int daemon_run(struct daemon *d)
     latency_free(&d->wire);
     alarms_free(&d->alarms);
     plaus_free(&d->plaus);
+    actuators_free(&d->act);
     alerts_free(&d->alerts);
     journal_writer_free(&d->journal);
     free(d->dev_health);
@@ -712,6 +1141,7 @@ int daemon_run(struct daemon *d)
     interlocks_free(&d->il);
     latch_free(&d->latch);
     latchstore_free(&d->latchstore);
+    delivery_free(&d->dl);
     pclock_free(&d->clock);
     return 0;
 }

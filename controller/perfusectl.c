@@ -55,7 +55,8 @@ static void usage(FILE *out)
         "                      owner of the socket's directory); any other server is refused\n"
         "\n"
         "Commands (talk to perfused):\n"
-        "  run PROTOCOL [--operator NAME] [--wait]  load and start; print the run id and file\n"
+        "  run PROTOCOL [--operator NAME] [--fill PUMP=VOLUME]... [--wait] [--force]\n"
+        "                                  load and start; print the run id and file\n"
         "  status                          state, step, progress, ETA, latest values\n"
         "  pause [--reason TEXT]           freeze the protocol clock, hold setpoints\n"
         "  resume [--keep-overrides]       continue; the rest of the plan shifts by the pause\n"
@@ -85,11 +86,16 @@ struct cmd_help {
 };
 
 static const struct cmd_help helps[] = {
-    { "run", "run PROTOCOL [--operator NAME] [--wait]",
+    { "run", "run PROTOCOL [--operator NAME] [--fill PUMP=VOLUME]... [--wait] [--force]",
       "Load PROTOCOL (checked first: errors name file, line and column) and start it now.\n"
       "Prints the run id and the HDF5 file. --operator is recorded in the file; --wait blocks\n"
-      "until the run ends and exits 1 unless it completed.",
-      "perfusectl run protocols/demo.yaml --operator alice" },
+      "until the run ends and exits 1 unless it completed. --fill gives a syringe's fill level\n"
+      "at the start (repeat it for each pump); a syringe not named is taken to be full. The\n"
+      "levels are recorded in the file, and the low and empty alarms count from them. A run\n"
+      "is refused while a device it writes is faulted or out of reach, or a sensor its limits\n"
+      "or wait_until name is lost; --force starts it anyway, and the file records who forced\n"
+      "it and what was wrong.",
+      "perfusectl run protocols/demo.yaml --operator alice --fill pump1=8mL" },
     { "status", "status",
       "The run state, protocol and file; the current step with its path inside repeats; progress\n"
       "of the step and the run with the ETA as a clock time; every channel's latest value with\n"
@@ -141,7 +147,7 @@ static const struct cmd_help helps[] = {
       "Validate a protocol without a daemon; print its timeline, duration and volumes.",
       "perfusectl check protocols/kidney-proximal-tubule.yaml" },
     { "simulate", "simulate PROTOCOL [--rig FILE] [-o OUT.h5] [--speed N|max] [--fault SPEC]... [--seed N]\n"
-                  "                           [--prompt-delay DURATION]",
+                  "                           [--prompt-delay DURATION] [--fill PUMP=VOLUME]...",
       "Run a protocol in virtual time on the simulated rig; write the same HDF5 file a run writes.",
       "perfusectl simulate protocols/kidney-proximal-tubule.yaml --speed max" },
     { "recover", "recover FILE.h5",
@@ -307,6 +313,13 @@ static void print_status(json_t *st)
             printf(" %10s %-7s", json_object_get(ch, "samples") ? "-" : "", unit);
         if (json_is_number(sp))
             printf("  setpoint %.3f", json_number_value(sp));
+        json_t *cf = json_object_get(ch, "confirmed");
+        const char *since = json_string_value(json_object_get(ch, "unconfirmed_since"));
+        if (since != NULL)
+            printf("  UNCONFIRMED since %s (device at %s)", since,
+                   json_is_number(cf) ? "its last confirmed value" : "an unknown value");
+        else if (json_is_number(cf) && json_is_number(sp))
+            printf(" (confirmed)");
         json_t *age = json_object_get(ch, "age_s");
         if (json_is_number(age))
             printf("  (%.1f s ago)", json_number_value(age));
@@ -348,7 +361,9 @@ static void print_result(struct ctl *c, json_t *res)
 /* Parse sub-command options --reason/--operator/--wait. */
 struct subopts {
     const char *reason, *operator_name, *rig;
-    bool wait, json, keep_overrides;
+    const char *fills[32];      /* run --fill PUMP=VOLUME, repeatable */
+    size_t n_fills;
+    bool wait, json, force, keep_overrides;
 };
 
 /* True if arg is a number with a leading minus ("-5", "-0.25"): a value, not an option. */
@@ -372,7 +387,8 @@ static int parse_subopts(int argc, char **argv, struct subopts *o)
         bool has_arg;
         char key;
     } opts[] = { { "reason", true, 'r' }, { "operator", true, 'o' }, { "wait", false, 'w' },
-                 { "rig", true, 'g' },    { "json", false, 'j' }, { "keep-overrides", false, 'k' } };
+                 { "rig", true, 'g' },    { "json", false, 'j' }, { "force", false, 'f' },
+                 { "keep-overrides", false, 'k' }, { "fill", true, 'F' } };
     memset(o, 0, sizeof *o);
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     if (pos == NULL)
@@ -424,7 +440,12 @@ static int parse_subopts(int argc, char **argv, struct subopts *o)
         case 'w': o->wait = true; break;
         case 'g': o->rig = val; break;
         case 'j': o->json = true; break;
+        case 'f': o->force = true; break;
         case 'k': o->keep_overrides = true; break;
+        case 'F':
+            if (o->n_fills < sizeof o->fills / sizeof o->fills[0])
+                o->fills[o->n_fills++] = val;
+            break;
         }
     }
     memcpy(argv + n_opt, pos, (size_t)n_pos * sizeof *pos);
@@ -472,8 +493,8 @@ static int cmd_run(struct ctl *c, int argc, char **argv)
     int i = parse_subopts(argc, argv, &o);
     c->json |= o.json;
     if (i < 0 || i != argc - 1) {
-        fprintf(stderr, "usage: perfusectl run PROTOCOL [--operator NAME] [--wait]\n"
-                        "example: perfusectl run protocols/demo.yaml --operator alice\n");
+        fprintf(stderr, "usage: perfusectl run PROTOCOL [--operator NAME] [--fill PUMP=VOLUME]... [--wait] [--force]\n"
+                        "example: perfusectl run protocols/demo.yaml --operator alice --fill pump1=8mL\n");
         return EXIT_USAGE;
     }
     char err[256];
@@ -488,6 +509,14 @@ static int cmd_run(struct ctl *c, int argc, char **argv)
     free(text);
     if (o.operator_name)
         json_object_set_new(req, "operator", json_string(o.operator_name));
+    if (o.n_fills > 0) {
+        json_t *fl = json_array();
+        for (size_t k = 0; k < o.n_fills; k++)
+            json_array_append_new(fl, json_string(o.fills[k]));
+        json_object_set_new(req, "fill", fl);
+    }
+    if (o.force)
+        json_object_set_new(req, "force", json_true());
     int code;
     json_t *res = call(c, cl, req, &code);
     if (res != NULL) {
@@ -748,11 +777,21 @@ static int cmd_devices(struct ctl *c, int argc, char **argv)
             json_t *ch;
             json_array_foreach(json_object_get(o, "channels"), j, ch) {
                 const char *e = json_string_value(json_object_get(ch, "error"));
-                printf("      %-22s %-7s %s%s %5.1f Hz%s%s\n", json_string_value(json_object_get(ch, "name")),
+                printf("      %-22s %-7s %s%s %5.1f Hz", json_string_value(json_object_get(ch, "name")),
                        json_string_value(json_object_get(ch, "unit")),
                        json_is_true(json_object_get(ch, "readable")) ? "r" : "-",
                        json_is_true(json_object_get(ch, "writable")) ? "w" : "-",
-                       json_number_value(json_object_get(ch, "sample_hz")), e ? "  error: " : "", e ? e : "");
+                       json_number_value(json_object_get(ch, "sample_hz")));
+                json_t *want = json_object_get(ch, "desired"), *cf = json_object_get(ch, "confirmed");
+                const char *since = json_string_value(json_object_get(ch, "unconfirmed_since"));
+                if (json_is_number(want))
+                    printf("  desired %g (%s)", json_number_value(want),
+                           json_string_value(json_object_get(ch, "desired_origin")));
+                if (since != NULL)
+                    printf(", UNCONFIRMED since %s", since);
+                else if (json_is_number(want) && json_is_number(cf))
+                    printf(", confirmed %g", json_number_value(cf));
+                printf("%s%s\n", e ? "  error: " : "", e ? e : "");
             }
         }
     }
@@ -1127,11 +1166,13 @@ static int cmd_simulate(struct ctl *c, int argc, char **argv)
         { "rig", required_argument, NULL, 'g' }, { "out", required_argument, NULL, 'o' },
         { "speed", required_argument, NULL, 's' }, { "fault", required_argument, NULL, 'f' },
         { "seed", required_argument, NULL, 'e' }, { "prompt-delay", required_argument, NULL, 'p' },
-        { "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 },
+        { "json", no_argument, NULL, 'j' }, { "fill", required_argument, NULL, 'F' },
+        { NULL, 0, NULL, 0 },
     };
-    const char *faults[32];
+    const char *faults[32], *fills[32];
     char rigpath[PATH_MAX];
-    struct simulate_options o = { .seed = 1, .prompt_delay_ns = 60 * NS_PER_SEC, .faults = faults };
+    struct simulate_options o = { .seed = 1, .prompt_delay_ns = 60 * NS_PER_SEC, .faults = faults,
+                                  .fills = fills };
     default_rig(rigpath, sizeof rigpath);
     o.rig_path = rigpath;
     optind = 0;
@@ -1147,6 +1188,10 @@ static int cmd_simulate(struct ctl *c, int argc, char **argv)
         case 'f':
             if (o.n_faults < 32)
                 faults[o.n_faults++] = optarg;
+            break;
+        case 'F':
+            if (o.n_fills < 32)
+                fills[o.n_fills++] = optarg;
             break;
         case 's':
             if (strcmp(optarg, "max") == 0) {
@@ -1169,7 +1214,8 @@ static int cmd_simulate(struct ctl *c, int argc, char **argv)
     }
     if (ch == -2 || optind != argc - 1) {
         fprintf(stderr, "usage: perfusectl simulate PROTOCOL [--rig FILE] [-o OUT.h5] [--speed N|max]\n"
-                        "                           [--fault SPEC]... [--seed N] [--prompt-delay DURATION]\n"
+                        "                           [--fault SPEC]... [--fill PUMP=VOLUME]... [--seed N]\n"
+                        "                           [--prompt-delay DURATION]\n"
                         "example: perfusectl simulate protocols/kidney-proximal-tubule.yaml --speed max\n");
         return EXIT_USAGE;
     }

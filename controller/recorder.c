@@ -98,7 +98,8 @@ struct series {
 struct recorder {
     struct rec_run_info info;         /* strings below are our copies */
     char *strs[10];
-    size_t n_series, n_channels;
+    struct syringe_attrs *syr;        /* our copy of info.syringes */
+    size_t n_series, n_channels, n_setpoints;
     struct series *series;
     size_t max_queued;
     void (*notify)(void *);
@@ -146,6 +147,12 @@ static bool vec_push(struct vec *v, const void *elem, size_t bound)
 
 /* ---------------------------------------------------------------- layout */
 
+/* A syringe's start, copied from rec_run_info. */
+struct syringe_attrs {
+    char pump[64], source[16];
+    double capacity_ul, fill_ul;
+};
+
 /* Every string perfuse writes is UTF-8 and typed so (H5T_CSET_UTF8), so that
  * h5py, MATLAB and HDFView decode names such as "Müller" as text. A file
  * written before that types its strings ASCII: HDF5 does not convert between
@@ -187,6 +194,41 @@ static void attr_int(hid_t loc, const char *name, int value)
         H5Aclose(a);
     }
     H5Sclose(space);
+}
+
+/* Write a scalar double attribute. */
+static void attr_double(hid_t loc, const char *name, double value)
+{
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, name, H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (a >= 0) {
+        H5Awrite(a, H5T_NATIVE_DOUBLE, &value);
+        H5Aclose(a);
+    }
+    H5Sclose(space);
+}
+
+/* /syringes/<pump>: each syringe's fill level at the start and where it came from. */
+static int syringes_group(struct recorder *r)
+{
+    if (r->info.n_syringes == 0)
+        return 0;
+    hid_t g = H5Gcreate2(r->file, "syringes", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return -EIO;
+    for (size_t i = 0; i < r->info.n_syringes; i++) {
+        const struct syringe_attrs *a = &r->syr[i];
+        hid_t p = H5Gcreate2(g, a->pump, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (p < 0)
+            continue;
+        attr_str(p, "units", "uL", 0);
+        attr_double(p, "capacity", a->capacity_ul);
+        attr_double(p, "fill_at_start", a->fill_ul);
+        attr_str(p, "fill_source", a->source, 0);
+        H5Gclose(p);
+    }
+    H5Gclose(g);
+    return 0;
 }
 
 /* A scalar fixed-length UTF-8 string dataset holding text, with its sha256. */
@@ -390,6 +432,30 @@ static H5T_cset_t table_cset(hid_t events)
     return cset;
 }
 
+/* The group a series goes in. */
+static const char *series_group(const struct recorder *r, size_t i)
+{
+    return i < r->n_channels ? "channels" : i < r->n_channels + r->n_setpoints ? "setpoints" : "confirmed";
+}
+
+/* Create a /confirmed series missing from a file being continued. */
+static int add_confirmed_series(struct recorder *r, struct series *s)
+{
+    char start[40];
+    time_iso8601(r->info.start_wall_ns, start, sizeof start);
+    hid_t g;
+    H5E_BEGIN_TRY {
+        g = H5Gopen2(r->file, "confirmed", H5P_DEFAULT);
+    } H5E_END_TRY;
+    if (g < 0)
+        g = H5Gcreate2(r->file, "confirmed", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return -EIO;
+    int rc = create_series(r, g, s, start);
+    H5Gclose(g);
+    return rc;
+}
+
 /* Open an existing run file to continue it: every series the rig has must be
  * there; new rows go after the old. */
 static int open_existing(struct recorder *r)
@@ -412,11 +478,16 @@ static int open_existing(struct recorder *r)
     for (size_t i = 0; rc == 0 && i < r->n_series; i++) {
         struct series *s = &r->series[i];
         char name[160];
-        snprintf(name, sizeof name, "/%s/%s", i < r->n_channels ? "channels" : "setpoints", s->name);
+        snprintf(name, sizeof name, "/%s/%s", series_group(r, i), s->name);
         H5E_BEGIN_TRY {
             s->group = H5Gopen2(r->file, name, H5P_DEFAULT);
         } H5E_END_TRY;
         s->time = s->value = -1;
+        if (s->group < 0 && i >= r->n_channels + r->n_setpoints) {
+            /* A file from before /confirmed existed: the group starts now. */
+            rc = add_confirmed_series(r, s);
+            continue;
+        }
         if (s->group < 0) {
             snprintf(err, errlen, "the run file has no series %.100s", name);
             rc = -ENOENT;
@@ -479,10 +550,15 @@ static int create_file(struct recorder *r)
         rc = text_dataset(r->file, "rig", r->info.rig_text, NULL);
     hid_t ch = H5Gcreate2(r->file, "channels", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hid_t sp = H5Gcreate2(r->file, "setpoints", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t cf = H5Gcreate2(r->file, "confirmed", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     for (size_t i = 0; rc == 0 && i < r->n_series; i++)
-        rc = create_series(r, i < r->n_channels ? ch : sp, &r->series[i], start);
+        rc = create_series(r, i < r->n_channels ? ch : i < r->n_channels + r->n_setpoints ? sp : cf,
+                           &r->series[i], start);
     H5Gclose(ch);
     H5Gclose(sp);
+    H5Gclose(cf);
+    if (rc == 0)
+        rc = syringes_group(r);
     make_table_types(r, H5T_CSET_UTF8);
     r->ev_ds = growing_dataset(r->file, "events", r->ev_type, EVENT_CHUNK, 0);
     r->step_ds = growing_dataset(r->file, "steps", r->step_type, STEP_CHUNK, 0);
@@ -874,15 +950,27 @@ int recorder_start(struct recorder **out, const struct rec_run_info *info,
     if (r->info.fsync_interval_s <= 0)
         r->info.fsync_interval_s = 10.0;
     r->max_queued = info->max_queued ? info->max_queued : 4u << 20;
+    r->syr = calloc(info->n_syringes + 1, sizeof *r->syr);
+    for (size_t i = 0; r->syr != NULL && i < info->n_syringes; i++) {
+        const struct rec_syringe *a = &info->syringes[i];
+        snprintf(r->syr[i].pump, sizeof r->syr[i].pump, "%s", a->pump);
+        snprintf(r->syr[i].source, sizeof r->syr[i].source, "%s", a->fill_source);
+        r->syr[i].capacity_ul = a->capacity_ul;
+        r->syr[i].fill_ul = a->fill_at_start_ul;
+    }
+    r->info.syringes = NULL;        /* only our copy is used after this */
     r->n_channels = info->n_channels;
-    r->n_series = info->n_channels + info->n_setpoints;
+    r->n_setpoints = info->n_setpoints;
+    r->n_series = info->n_channels + info->n_setpoints + info->n_confirmed;
     r->series = calloc(r->n_series ? r->n_series : 1, sizeof *r->series);
-    int rc = r->series ? 0 : -ENOMEM;
+    int rc = r->series && r->syr ? 0 : -ENOMEM;
     if (r->info.compression < 0 || r->info.compression > 9)
         rc = -EINVAL;
     for (size_t i = 0; rc == 0 && i < r->n_series; i++) {
-        rc = copy_series(&r->series[i], i < info->n_channels ? &info->channels[i]
-                                                            : &info->setpoints[i - info->n_channels]);
+        size_t nc = info->n_channels, ns = info->n_setpoints;
+        rc = copy_series(&r->series[i], i < nc ? &info->channels[i]
+                                        : i < nc + ns ? &info->setpoints[i - nc]
+                                        : &info->confirmed[i - nc - ns]);
         size_chunks(r, &r->series[i], i < info->n_channels);
     }
     /* deflate allocates a few hundred KiB per chunk; above glibc's default
@@ -944,8 +1032,14 @@ void recorder_sample(struct recorder *r, uint32_t ch, double t, double value)
 
 void recorder_setpoint(struct recorder *r, uint32_t sp, double t, double value)
 {
-    if (sp < r->n_series - r->n_channels)
+    if (sp < r->n_setpoints)
         push_value(r, (uint32_t)r->n_channels + sp, t, value);
+}
+
+void recorder_confirmed(struct recorder *r, uint32_t cf, double t, double value)
+{
+    if (cf < r->n_series - r->n_channels - r->n_setpoints)
+        push_value(r, (uint32_t)(r->n_channels + r->n_setpoints + cf), t, value);
 }
 
 /* Copy at most n-1 bytes of s, never cutting a UTF-8 character in half. */
@@ -1032,6 +1126,7 @@ void recorder_free(struct recorder *r)
         free(s->bv);
     }
     free(r->series);
+    free(r->syr);
     for (size_t i = 0; i < 10; i++)
         free(r->strs[i]);
     free(r->values.data);

@@ -19,7 +19,7 @@
 
 struct recorder;
 
-/* One logged series: /channels/<name> or /setpoints/<name>. */
+/* One logged series: /channels/<name>, /setpoints/<name> or /confirmed/<name>. */
 struct rec_channel {
     const char *name;       /* "chip1.pressure" */
     const char *units;      /* "mbar" */
@@ -27,6 +27,14 @@ struct rec_channel {
     const char *driver;     /* "modbus" */
     const char *kind;       /* "measured" or "setpoint" */
     double rate_hz;         /* expected samples per second; 0 if unknown (sizes compressed chunks) */
+};
+
+/* A syringe pump's fill level at the run's start: /syringes/<pump>. */
+struct rec_syringe {
+    const char *pump;             /* "pump1" */
+    double capacity_ul;           /* the syringe's volume; NaN if unknown */
+    double fill_at_start_ul;      /* NaN if unknown */
+    const char *fill_source;      /* "given", "assumed full" or "unknown" */
 };
 
 /* What the file is about. All strings are copied by recorder_start. */
@@ -46,12 +54,16 @@ struct rec_run_info {
     size_t n_channels;
     const struct rec_channel *setpoints;  /* -> /setpoints/<name> */
     size_t n_setpoints;
+    const struct rec_channel *confirmed;  /* -> /confirmed/<name>: what the devices confirmed */
+    size_t n_confirmed;
     double flush_interval_s;      /* 0 -> 0.5 */
     double fsync_interval_s;      /* 0 -> 10.0 */
     size_t max_queued;            /* bound on queued records; 0 -> 4 million */
     int compression;              /* deflate level 1-9 with shuffle for measured series; 0 = off */
     int append;                   /* 1: path is an existing run file (recovered) to continue */
     size_t buffer_samples;        /* samples held in memory while storage fails; 0 -> 4 million */
+    const struct rec_syringe *syringes;   /* -> /syringes/<pump> (not when appending) */
+    size_t n_syringes;
 };
 
 /* A row of /steps. Rows are keyed by index: a second call with the same index
@@ -93,6 +105,8 @@ int recorder_start(struct recorder **out, const struct rec_run_info *info,
 void recorder_sample(struct recorder *r, uint32_t ch, double t, double value);
 /* Queue a commanded value of setpoint index sp (into info->setpoints). */
 void recorder_setpoint(struct recorder *r, uint32_t sp, double t, double value);
+/* Queue a confirmed value of index cf (into info->confirmed); NaN: no longer known. */
+void recorder_confirmed(struct recorder *r, uint32_t cf, double t, double value);
 /* Queue an event row. severity: info|warning|alarm|fault. Strings are copied
  * (and truncated to the file's fixed lengths). */
 void recorder_event(struct recorder *r, double t, const char *severity, const char *source,

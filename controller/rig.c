@@ -1,5 +1,6 @@
 /* The rig: buses, devices and channels of one bench, from a rig file. */
 #include "rig.h"
+#include "delivery.h"
 #include "plan.h"
 #include "yamldoc.h"
 
@@ -373,11 +374,27 @@ static void load_recorder(struct rig *rig, struct ydoc *y, yaml_node_t *n)
         rig->rec.buffer = (size_t)buf;
 }
 
+/* The optional 'confirm:' section: how long actuators may stay unconfirmed. */
+static void load_confirm(struct rig *rig, struct ydoc *y, yaml_node_t *n)
+{
+    rig->confirm_s = 5.0;
+    rig->safe_confirm_s = 5.0;
+    if (n == NULL || !yexpect_map(y, n, "'confirm'"))
+        return;
+    static const char *const keys[] = { "setpoints", "safe_state", NULL };
+    ymap_check_keys(y, n, keys, "'confirm'");
+    yaml_node_t *v;
+    if ((v = ymap_get(y, n, "setpoints", NULL)) != NULL)
+        get_seconds(y, v, "confirm setpoints", 0.5, 3600.0, &rig->confirm_s);
+    if ((v = ymap_get(y, n, "safe_state", NULL)) != NULL)
+        get_seconds(y, v, "confirm safe_state", 0.5, 600.0, &rig->safe_confirm_s);
+}
+
 /* Load the top level of a rig document. */
 static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
 {
     static const char *const keys[] = { "rig", "buses", "devices", "alerts", "recorder", "limits",
-                                        NULL };
+                                        "monitors", "syringe_low", "confirm", NULL };
     yaml_node_t *root = ydoc_root(y);
     if (root == NULL) {
         diag_error(y->diag, y->file, 1, 1, "empty rig file (expected 'rig:', 'buses:' and 'devices:')");
@@ -412,6 +429,7 @@ static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
             rig->alert_max_per_hour = (int)per_hour;
     }
     load_recorder(rig, y, ymap_get(y, root, "recorder", NULL));
+    load_confirm(rig, y, ymap_get(y, root, "confirm", NULL));
     yaml_node_t *buses = ymap_get(y, root, "buses", NULL);
     if (yexpect_seq(y, buses ? buses : root, "'buses'")) {
         rig->buses = calloc(yseq_len(buses) + 1, sizeof *rig->buses);
@@ -427,6 +445,12 @@ static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
     yaml_node_t *limits = ymap_get(y, root, "limits", NULL);
     if (limits != NULL)
         plan_parse_limits(y, limits, rig, &rig->limits, &rig->n_limits);
+    yaml_node_t *monitors = ymap_get(y, root, "monitors", NULL);
+    if (monitors != NULL)
+        delivery_parse_monitors(y, monitors, rig, &rig->monitors, &rig->n_monitors);
+    yaml_node_t *low = ymap_get(y, root, "syringe_low", NULL);
+    if (low != NULL)
+        delivery_parse_low(y, low, &rig->syringe_low);
 }
 
 /* Load and validate a rig from text. */
@@ -492,6 +516,7 @@ void rig_free(struct rig *rig)
     free(rig->text);
     free(rig->alert_command);
     free(rig->limits);
+    free(rig->monitors);
     free(rig);
 }
 

@@ -14,6 +14,7 @@
 #include "link.h"
 
 struct plan_limit;
+struct flow_monitor;
 
 /* Names a run keeps whole, in bytes of UTF-8 (the journal and alerts keep a
  * rig's name in 64 bytes; "device.channel" must fit a channel's name). */
@@ -64,8 +65,13 @@ struct rig {
     char *alert_command;        /* NULL if none */
     double alert_min_interval_s;    /* per kind and source; default 10 min */
     int alert_max_per_hour;         /* in all; default 30 */
+    double confirm_s;           /* 'confirm: setpoints': a setpoint unconfirmed this long is a fault; default 5 */
+    double safe_confirm_s;      /* 'confirm: safe_state': then safe_state_unconfirmed; default 5 */
     struct plan_limit *limits;  /* the rig's 'limits:', applied always */
     size_t n_limits;
+    struct flow_monitor *monitors;  /* the rig's 'monitors:' (delivery.h) */
+    size_t n_monitors;
+    double syringe_low;         /* 'syringe_low:' as a fraction; 0: the default */
     struct {                    /* the rig's 'recorder:' section */
         int compression;        /* deflate level 1-9, 0 = off */
         double flush_s;         /* flush interval, s */

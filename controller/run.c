@@ -1,5 +1,6 @@
 /* A run: one protocol on the daemon's rig, its runner and its run file. */
 #include "run.h"
+#include "delivery.h"
 #include "journal.h"
 #include "runfile.h"
 #include "log.h"
@@ -43,6 +44,7 @@ struct run {
     bool ended;                 /* runner reached a final state */
     bool closed;                /* the file is closed */
     bool shutdown;              /* the daemon is stopping during the run */
+    int64_t end_ns;             /* clock time the run ended */
     struct run_event_rec *events;   /* ring of the latest RUN_EVENTS_KEPT */
     size_t n_events;                /* ever recorded */
     run_closed_cb closed_cb;
@@ -171,12 +173,14 @@ static void hook_write(void *ctx, int channel, double value, int64_t planned_ns)
                   "the protocol sets %s to %g %s: the manual override of %g %s by %s ends", c->name, value,
                   c->unit, r->ovr[channel].value, c->unit, r->ovr[channel].by);
     }
-    if (r->rec_sp[channel] >= 0)
+    if (r->rec_sp[channel] >= 0 && rc == 0)
         recorder_setpoint(r->rec, (uint32_t)r->rec_sp[channel], rel(r, planned_ns), value);
     if (rc < 0)
         run_event(r, pclock_now(&r->dm->clock), "fault", r->dm->rig->channels[channel].name,
                   "write_refused", "setpoint %g %s not sent: %s", value,
-                  r->dm->rig->channels[channel].unit, strerror(-rc));
+                  r->dm->rig->channels[channel].unit,
+                  rc == -EACCES ? "held in its safe state by a tripped limit"
+                  : rc == -EPERM ? "the channel holds a latched safe state" : strerror(-rc));
 }
 
 /* Runner hook: put the rig in the plan's safe state. */
@@ -190,7 +194,10 @@ static void hook_safe_state(void *ctx)
             recorder_setpoint(r->rec, (uint32_t)r->rec_sp[ch], rel(r, now), r->plan->safe_state[i].v0);
     }
     daemon_safe_state(r->dm, r->plan->safe_state, r->plan->n_safe);
-    run_event(r, now, "info", "runner", "safe_state", "safe state applied");
+    /* Applied only once the devices confirm it: then a safe_state_applied event follows. */
+    if (!daemon_safe_confirmed(r->dm))
+        run_event(r, now, "info", "runner", "safe_state",
+                  "safe state sent; waiting for the devices to confirm it");
 }
 
 /* Runner hook: an event. */
@@ -201,6 +208,8 @@ static void hook_event(void *ctx, int64_t now, const char *severity, const char 
     run_event(r, now, severity, "runner", code, "%s", message);
     if (strcmp(code, "paused") == 0 || strcmp(code, "resumed") == 0)
         journal_update(r);
+    if (strcmp(code, "resumed") == 0)
+        delivery_on_resume(&r->dm->dl, now);
     if (strcmp(code, "prompt") == 0)
         daemon_alert(r->dm, r, "prompt", "info", "runner", code, message);
 }
@@ -225,10 +234,24 @@ static void finish_file(struct run *r, const char *state)
     recorder_finish(r->rec, state);
 }
 
-/* The run ended a moment ago: what its end caused is recorded; close the file. */
+/* How long a run's file waits after its end for the safe state's confirmation. */
+#define RUN_SAFE_WAIT_MS 30000
+
+/* The run ended a moment ago: what its end caused is recorded; close the file,
+ * once the safe state is confirmed (or has been waited for long enough). */
 static void settle_done(uv_timer_t *t)
 {
     struct run *r = t->data;
+    int64_t now = pclock_now(&r->dm->clock);
+    if (!daemon_safe_confirmed(r->dm)) {
+        if (now - r->end_ns < (int64_t)RUN_SAFE_WAIT_MS * 1000000) {
+            uv_timer_start(&r->settle, settle_done, 100, 0);
+            return;
+        }
+        run_event(r, now, "fault", "runner", "safe_state_unconfirmed",
+                  "the safe state is still not confirmed %d s after the run ended; the file closes "
+                  "without it", RUN_SAFE_WAIT_MS / 1000);
+    }
     finish_file(r, final_state(r));
 }
 
@@ -239,7 +262,9 @@ static void hook_finished(void *ctx, enum run_state final)
     struct run *r = ctx;
     r->ended = true;
     r->final = final;
+    r->end_ns = pclock_now(&r->dm->clock);
     interlocks_set_run(&r->dm->il, NULL, 0);
+    delivery_stop(&r->dm->dl);
     journal_writer_remove(&r->dm->journal);     /* nothing left to continue */
     char msg[200];
     utf8_format(msg, sizeof msg, "run of '%s' ended: %s", r->plan->name, run_state_name(final));
@@ -317,10 +342,16 @@ static int open_file(struct run *r, const struct run_actor *who, bool append)
         .start_wall_ns = r->start_wall_ns,
         .channels = r->series.chans, .n_channels = r->series.n_chans,
         .setpoints = r->series.sps, .n_setpoints = r->series.n_sps,
+        .confirmed = r->series.confs, .n_confirmed = r->series.n_sps,
         .compression = dm->rig->rec.compression, .flush_interval_s = dm->rig->rec.flush_s,
         .fsync_interval_s = dm->rig->rec.checkpoint_s, .append = append,
         .buffer_samples = dm->rig->rec.buffer,
     };
+    /* A continued run goes on in its file as it was laid out. */
+    if (!append && (rc = delivery_add_to_file(&dm->dl, &r->series, &info)) < 0)
+        return rc;
+    info.channels = r->series.chans;
+    info.n_channels = r->series.n_chans;
     if ((rc = uv_async_init(dm->loop, &r->rec_async, rec_notified)) < 0)
         return rc;
     r->rec_async.data = r;
@@ -372,17 +403,47 @@ static int refuse_if_latched(struct run *r, const char *path, struct diag *d)
 }
 
 /* Load a protocol and start it now. */
+/* Each syringe's level at the start, into the run's events. */
+static void announce_fills(struct run *r, int64_t t)
+{
+    const struct delivery *dl = &r->dm->dl;
+    char m[400];
+    for (size_t i = 0; i < dl->n_pumps; i++) {
+        delivery_describe_start(dl, i, m, sizeof m);
+        run_event(r, t, dl->pumps[i].s.source == FILL_GIVEN ? "info" : "warning", dl->pumps[i].name,
+                  "syringe_fill", "%s", m);
+    }
+}
+
+/* Start following the syringes from the levels given, the others full. */
+static int start_fills(struct daemon *dm, const char *const *fills, size_t n, int64_t t,
+                       struct diag *d)
+{
+    double level[DELIVERY_MAX_FILLS + 1];
+    char err[300];
+    if (dm->dl.n_pumps > DELIVERY_MAX_FILLS)
+        return -E2BIG;
+    size_t bad;
+    if (delivery_parse_fills(&dm->dl, fills, n, level, &bad, err, sizeof err) < 0) {
+        delivery_fill_error(d, fills[bad], err);
+        return -EINVAL;
+    }
+    delivery_start(&dm->dl, level, t);
+    return 0;
+}
+
 int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
-              const struct run_actor *who, struct diag *d, struct run **out)
+              const struct run_actor *who, const char *const *fills, size_t n_fills,
+              struct diag *d, struct run **out)
 {
     struct plan *plan;
     int rc = plan_load(path, text, len, dm->rig, &plan, d);
-    return rc < 0 ? rc : run_start_plan(dm, plan, who, d, out);
+    return rc < 0 ? rc : run_start_plan(dm, plan, who, fills, n_fills, d, out);
 }
 
 /* Start a loaded plan now. */
 int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor *who,
-                   struct diag *d, struct run **out)
+                   const char *const *fills, size_t n_fills, struct diag *d, struct run **out)
 {
     const char *path = plan->path;
     struct run *r = calloc(1, sizeof *r);
@@ -397,18 +458,37 @@ int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor 
         run_free(r);
         return rc;
     }
+    char why[1024];
+    if (daemon_run_blockers(dm, r->plan, why, sizeof why) > 0) {
+        if (!who->force) {
+            char *save = NULL;
+            for (char *line = strtok_r(why, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+                diag_error(d, path, 0, 0, "run refused: %s (fix it, or start anyway with run --force)", line);
+            run_free(r);
+            return -EBUSY;
+        }
+    } else {
+        why[0] = '\0';
+    }
+    /* A new run is an explicit command: the latched safe state of the last one ends here. */
+    daemon_release_safe(dm, -1);
     runfile_make_id(r->id);
     latency_reset(&dm->dispatch);
     latency_reset(&dm->wire);
     r->start_wall_ns = time_wall_ns();
     r->start_ns = pclock_now(&dm->clock);
     utf8_copy(r->operator_name, sizeof r->operator_name, who->operator_name ? who->operator_name : "");
+    if ((rc = start_fills(dm, fills, n_fills, r->start_ns, d)) < 0) {
+        run_free(r);
+        return rc;
+    }
     rc = open_file(r, who, false);
     struct runner_hooks hooks = { .ctx = r, .write = hook_write, .safe_state = hook_safe_state,
                                   .event = hook_event, .step = hook_step, .finished = hook_finished };
     if (rc == 0)
         rc = runner_create(&r->runner, r->plan, dm->rig, &dm->clock, &hooks);
     if (rc < 0) {
+        delivery_stop(&dm->dl);
         diag_error(d, path, 0, 0, "cannot start the run: %s", strerror(-rc));
         run_free(r);
         return rc;
@@ -416,6 +496,13 @@ int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor 
     run_event(r, r->start_ns, "info", "control", "run_requested",
               "run of '%s' requested by %s%s%s", r->plan->name, who->user,
               who->operator_name ? ", operator " : "", who->operator_name ? who->operator_name : "");
+    announce_fills(r, r->start_ns);
+    if (why[0] != '\0') {
+        for (char *p = why; (p = strchr(p, '\n')) != NULL;)
+            *p = ';';
+        run_event(r, r->start_ns, "warning", "control", "run_forced",
+                  "run forced by %s although: %s", who->user, why);
+    }
     if (interlocks_set_run(&dm->il, r->plan->limits, r->plan->n_limits) < 0) {
         diag_error(d, path, 0, 0, "cannot start the run: out of memory for its limits");
         run_free(r);
@@ -507,6 +594,9 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, double last_ali
     daemon_alert(dm, r, "restart", "warning", "daemon", "restart", amsg);
     if (resume) {
         interlocks_set_run(&dm->il, r->plan->limits, r->plan->n_limits);
+        /* What the syringes held before the restart is not known here. */
+        delivery_start(&dm->dl, NULL, now);
+        announce_fills(r, now);
         rc = runner_start_at(r->runner, r->start_ns, &j->pos, gap);
         if (rc < 0)
             run_event(r, now, "fault", "daemon", "resume_failed",
@@ -544,14 +634,20 @@ void run_on_sample(struct run *r, int channel, double record, double use, int64_
         runner_on_sample(r->runner, channel, use, t_ns);
 }
 
-/* A finished write: a failure is an event. */
-void run_on_write(struct run *r, const struct bus_note *n)
+/* A value of a derived series. */
+void run_record_derived(struct run *r, int series, double value, int64_t t_ns)
 {
-    if (n->err == 0 || r->closed)
+    if (r->closed || r->ended || series < 0 || t_ns < r->start_ns)
         return;
-    const char *what = n->channel == UINT32_MAX ? r->dm->rig->devices[0].name
-                                                : r->dm->rig->channels[n->channel].name;
-    run_event(r, n->t_ns, "fault", what, "write_failed", "command not delivered: %s", n->msg);
+    recorder_sample(r->rec, (uint32_t)series, rel(r, t_ns), value);
+}
+
+/* A writable channel's confirmed value changed: /confirmed. */
+void run_on_confirmed(struct run *r, int channel, double value, int64_t t_ns)
+{
+    if (r->closed || r->rec == NULL || r->rec_sp[channel] < 0 || t_ns < r->start_ns)
+        return;
+    recorder_confirmed(r->rec, (uint32_t)r->rec_sp[channel], rel(r, t_ns), value);
 }
 
 /* A device faulted during the run: pause, abort (faulted) or carry on, as on_fault says. */
@@ -731,7 +827,7 @@ void run_shutdown_begin(struct run *r)
         bool hold = r->plan->on_shutdown == ON_SHUTDOWN_HOLD;
         run_event(r, now, "warning", "daemon", "shutdown",
                   "daemon stopping during the run; pumps %s (on_shutdown: %s)",
-                  hold ? "keep their setpoints" : "stopped",
+                  hold ? "keep their setpoints" : "told to stop",
                   hold ? "hold" : "safe-stop");
         if (!hold)
             hook_safe_state(r);

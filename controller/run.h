@@ -22,20 +22,27 @@ struct run;
 struct run_actor {
     const char *user;           /* from SO_PEERCRED, e.g. "uid 1000 (alice)" */
     const char *operator_name;  /* run --operator, may be NULL; valid UTF-8, at most RUN_OPERATOR_MAX bytes */
+    bool force;                 /* run --force: start although devices are faulted or out of reach */
 };
 
 /* Whether name can be an operator's name; if not, why in err. */
 bool run_operator_ok(const char *name, char *err, size_t len);
 
-/* Load text as a protocol against the daemon's rig and start it now.
- * On a protocol error returns -EINVAL with every diagnostic in d. */
+/* Load text as a protocol against the daemon's rig and start it now; fills
+ * are the syringes' levels at the start ("pump1=8mL"; the others are taken
+ * to be full). On a protocol or fill error returns -EINVAL with every
+ * diagnostic in d. A device the protocol writes that is faulted or out of
+ * reach, or a sensor its limits or wait_until name that is lost, refuses the
+ * run (-EBUSY, the reasons in d) unless who->force, which is recorded as a
+ * run_forced event. */
 int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
-              const struct run_actor *who, struct diag *d, struct run **out);
+              const struct run_actor *who, const char *const *fills, size_t n_fills,
+              struct diag *d, struct run **out);
 
 /* The same with a plan already loaded (on the thread pool) against the
  * daemon's rig; takes the plan, also on failure. */
 int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor *who,
-                   struct diag *d, struct run **out);
+                   const char *const *fills, size_t n_fills, struct diag *d, struct run **out);
 
 struct journal_rec;
 /* Continue the run described by a journal after a restart, appending to its
@@ -48,7 +55,10 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, double last_ali
 /* Forward a sample / a finished write to the run: record goes into the file
  * (NaN for a failed or implausible reading), use to wait_until (NaN: unknown). */
 void run_on_sample(struct run *r, int channel, double record, double use, int64_t t_ns);
-void run_on_write(struct run *r, const struct bus_note *n);
+/* Record a value of a derived series (a syringe's fill level) at t. */
+void run_record_derived(struct run *r, int series, double value, int64_t t_ns);
+/* A writable channel's confirmed value changed (NaN: no longer known): /confirmed. */
+void run_on_confirmed(struct run *r, int channel, double value, int64_t t_ns);
 /* Record an event from outside the runner (device faults, commands). */
 void run_event(struct run *r, int64_t t_ns, const char *severity, const char *source,
                const char *code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));

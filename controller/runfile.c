@@ -19,7 +19,8 @@ int runfile_series_build(const struct rig *rig, struct runfile_series *s)
     s->rec_sp = calloc(n, sizeof *s->rec_sp);
     s->chans = calloc(n, sizeof *s->chans);
     s->sps = calloc(n, sizeof *s->sps);
-    if (!s->rec_chan || !s->rec_sp || !s->chans || !s->sps) {
+    s->confs = calloc(n, sizeof *s->confs);
+    if (!s->rec_chan || !s->rec_sp || !s->chans || !s->sps || !s->confs) {
         runfile_series_free(s);
         return -ENOMEM;
     }
@@ -37,10 +38,23 @@ int runfile_series_build(const struct rig *rig, struct runfile_series *s)
         }
         if (c->writable) {
             s->rec_sp[i] = (int)s->n_sps;
+            s->confs[s->n_sps] = info;
+            s->confs[s->n_sps].kind = "confirmed";
             s->sps[s->n_sps++] = info;
         }
     }
     return 0;
+}
+
+/* Append a derived /channels series. */
+int runfile_series_add(struct runfile_series *s, const struct rec_channel *c)
+{
+    struct rec_channel *v = realloc(s->chans, (s->n_chans + 1) * sizeof *v);
+    if (v == NULL)
+        return -ENOMEM;
+    s->chans = v;
+    s->chans[s->n_chans] = *c;
+    return (int)s->n_chans++;
 }
 
 void runfile_series_free(struct runfile_series *s)
@@ -49,6 +63,7 @@ void runfile_series_free(struct runfile_series *s)
     free(s->rec_sp);
     free(s->chans);
     free(s->sps);
+    free(s->confs);
     memset(s, 0, sizeof *s);
 }
 

@@ -12,6 +12,7 @@
 #include "alarms.h"
 #include "interlock.h"
 #include "clock.h"
+#include "delivery.h"
 #include "physics.h"
 #include "plan.h"
 #include "recorder.h"
@@ -58,9 +59,11 @@ struct simulation {
     struct sim_chan *chans;
     struct ptimer prompt_timer;
     struct ptimer resume_timer;     /* the simulated operator resuming after a pause limit */
+    struct ptimer held_timer;       /* the simulated operator finding a delivery fault */
     int64_t prompt_delay_ns;
     struct interlocks il;
     struct alarms alarms;
+    struct delivery dl;             /* syringes and flow monitors, as in perfused */
     bool finished;
     enum run_state final;
     uint64_t samples;
@@ -146,6 +149,12 @@ static void sample_fired(struct ptimer *t)
         s->samples++;
     }
     interlocks_on_sample(&s->il, c->channel, v, now);
+    delivery_on_sample(&s->dl, c->channel, v, now);
+    if (s->dl.tracking && idx >= 0)
+        for (size_t i = 0; i < s->dl.n_pumps; i++)
+            if (s->dl.pumps[i].counter == c->channel && !isnan(s->dl.pumps[i].s.fill_ul))
+                recorder_sample(s->rec, (uint32_t)s->dl.pumps[i].rec_fill, rel(now),
+                                s->dl.pumps[i].s.fill_ul);
     if (!isnan(v))
         runner_on_sample(s->runner, c->channel, v, now);
     ptimer_start(t, t->deadline + c->period_ns);
@@ -157,10 +166,15 @@ static void hook_write(void *ctx, int channel, double v, int64_t planned)
     struct simulation *s = ctx;
     sync_model(s);
     struct sim_chan *c = &s->chans[channel];
-    if (s->series.rec_sp[channel] >= 0)
+    if (s->series.rec_sp[channel] >= 0) {
         recorder_setpoint(s->rec, (uint32_t)s->series.rec_sp[channel], rel(planned), v);
+        /* The model's devices take a setpoint at once, unless out of reach. */
+        recorder_confirmed(s->rec, (uint32_t)s->series.rec_sp[channel], rel(planned),
+                           unreachable(s, c->dev) ? NAN : v);
+    }
     if (unreachable(s, c->dev))
         return;
+    delivery_on_setpoint(&s->dl, channel, v, pclock_now(&s->clk));
     struct sim_pump *pu = &s->phys.pump[c->index];
     switch (c->what) {
     case SQ_PUMP_FLOW:
@@ -179,6 +193,8 @@ static void hook_safe_state(void *ctx)
 {
     struct simulation *s = ctx;
     int64_t now = pclock_now(&s->clk);
+    for (size_t i = 0; i < s->dl.n_pumps; i++)
+        delivery_on_setpoint(&s->dl, s->dl.pumps[i].flow, NAN, now);
     for (size_t i = 0; i < s->plan->n_safe; i++)
         hook_write(s, s->plan->safe_state[i].channel, s->plan->safe_state[i].v0, now);
     for (int i = 0; i < SIM_PUMPS; i++)
@@ -243,6 +259,8 @@ static void hook_event(void *ctx, int64_t now, const char *sev, const char *code
 {
     struct simulation *s = ctx;
     recorder_event(s->rec, rel(now), sev, "runner", code, msg);
+    if (strcmp(code, "resumed") == 0)
+        delivery_on_resume(&s->dl, now);
     if (strcmp(code, "prompt") == 0) {
         char d[64], m[160];
         unit_format_duration(s->prompt_delay_ns, d, sizeof d);
@@ -250,6 +268,79 @@ static void hook_event(void *ctx, int64_t now, const char *sev, const char *code
         recorder_event(s->rec, rel(now), "info", "simulation", "prompt_simulated", m);
         ptimer_start(&s->prompt_timer, now + s->prompt_delay_ns);
     }
+}
+
+/* The simulated operator came and found the run paused on a delivery fault:
+ * nobody refills a syringe in a simulation, so it ends here, paused. */
+static void held_fired(struct ptimer *t)
+{
+    struct simulation *s = t->data;
+    struct runner_status st;
+    runner_get_status(s->runner, &st);
+    if (st.state != RUN_PAUSED)
+        return;
+    recorder_event(s->rec, rel(pclock_now(&s->clk)), "warning", "simulation", "simulation_held",
+                   "the run is paused on a delivery fault that a simulated operator cannot clear "
+                   "(refill, unblock or replace); the simulation ends here, paused");
+    s->finished = true;
+    s->final = RUN_PAUSED;
+}
+
+/* Pause for a delivery fault; the simulation ends after --prompt-delay if it stays paused. */
+static void delivery_pause(struct simulation *s, const char *why, int64_t t)
+{
+    if (runner_pause(s->runner, why) == 0)
+        ptimer_start(&s->held_timer, t + s->prompt_delay_ns);
+}
+
+/* A delivery condition began: act as perfused does, then raise the alarm. */
+static void sim_delivery_raise(void *ctx, int64_t t, const char *sev, const char *src,
+                               const char *code, enum delivery_action act, const char *msg)
+{
+    struct simulation *s = ctx;
+    if (s->finished)
+        return;
+    if (act == DELIVERY_ON_FAULT) {
+        if (s->plan->on_fault == ON_FAULT_PAUSE)
+            delivery_pause(s, msg, t);
+        else if (s->plan->on_fault == ON_FAULT_ABORT)
+            runner_fault(s->runner, msg);
+        else
+            recorder_event(s->rec, rel(t), "warning", src, "fault_ignored",
+                           "on_fault: continue; the run goes on");
+    } else if (act == DELIVERY_PAUSE) {
+        delivery_pause(s, msg, t);
+    } else if (act == DELIVERY_SAFE_STOP) {
+        runner_fault(s->runner, msg);
+    }
+    alarms_raise(&s->alarms, t, sev, src, code, NULL, "%s", msg);
+}
+
+/* A delivery condition ended. */
+static void sim_delivery_clear(void *ctx, int64_t t, const char *src, const char *code)
+{
+    struct simulation *s = ctx;
+    alarms_clear(&s->alarms, t, src, code, NULL);
+}
+
+/* A run starts: the syringes' levels at the start, into the file and its events. */
+static int start_delivery(struct simulation *s, const struct simulate_options *o, struct diag *d)
+{
+    struct delivery_hooks h = { .ctx = s, .raise = sim_delivery_raise, .clear = sim_delivery_clear };
+    int rc = delivery_init(&s->dl, s->rig, &h);
+    if (rc < 0)
+        return rc;
+    double fills[DELIVERY_MAX_FILLS + 1];
+    char err[300];
+    if (s->dl.n_pumps > DELIVERY_MAX_FILLS)
+        return -E2BIG;
+    size_t bad;
+    if (delivery_parse_fills(&s->dl, o->fills, o->n_fills, fills, &bad, err, sizeof err) < 0) {
+        delivery_fill_error(d, o->fills[bad], err);
+        return -EINVAL;
+    }
+    delivery_start(&s->dl, fills, 0);
+    return 0;
 }
 
 static void hook_step(void *ctx, const struct rec_step *row)
@@ -310,6 +401,7 @@ static int load_inputs(struct simulation *s, const struct simulate_options *o, s
 /* Start the recorder on the output file. */
 static int open_recorder(struct simulation *s, const struct simulate_options *o, struct simulate_result *res)
 {
+    struct rec_run_info info;
     char id[33], host[64] = "";
     runfile_make_id(id);
     gethostname(host, sizeof host - 1);
@@ -321,16 +413,21 @@ static int open_recorder(struct simulation *s, const struct simulate_options *o,
     int rc = runfile_series_build(s->rig, &s->series);
     if (rc < 0)
         return rc;
-    struct rec_run_info info = {
+    info = (struct rec_run_info){
         .path = res->path, .run_id = id, .protocol_name = s->plan->name,
         .protocol_path = o->protocol_path, .protocol_text = s->plan->text, .rig_name = s->rig->name,
         .rig_text = s->rig->text, .operator_name = "simulation", .host = host,
         .software_version = PERFUSE_VERSION " (" PERFUSE_GIT_REV ")", .start_wall_ns = wall,
         .channels = s->series.chans, .n_channels = s->series.n_chans,
         .setpoints = s->series.sps, .n_setpoints = s->series.n_sps,
+        .confirmed = s->series.confs, .n_confirmed = s->series.n_sps,
         .compression = s->rig->rec.compression, .flush_interval_s = s->rig->rec.flush_s,
         .fsync_interval_s = s->rig->rec.checkpoint_s,
     };
+    if ((rc = delivery_add_to_file(&s->dl, &s->series, &info)) < 0)
+        return rc;
+    info.channels = s->series.chans;
+    info.n_channels = s->series.n_chans;
     return recorder_start(&s->rec, &info, NULL, NULL);
 }
 
@@ -359,7 +456,9 @@ static void simulation_free(struct simulation *s)
             ptimer_close(&s->chans[i].timer, NULL);
     ptimer_close(&s->prompt_timer, NULL);
     ptimer_close(&s->resume_timer, NULL);
+    ptimer_close(&s->held_timer, NULL);
     interlocks_free(&s->il);
+    delivery_free(&s->dl);
     alarms_free(&s->alarms);
     free(s->chans);
     runfile_series_free(&s->series);
@@ -385,6 +484,8 @@ int simulate_run(const struct simulate_options *o, struct diag *d, struct simula
     if (rc == 0)
         rc = load_inputs(&s, o, d);
     if (rc == 0)
+        rc = start_delivery(&s, o, d);
+    if (rc == 0)
         rc = open_recorder(&s, o, res);
     struct runner_hooks hooks = { .ctx = &s, .write = hook_write, .safe_state = hook_safe_state,
                                   .event = hook_event, .step = hook_step, .finished = hook_finished };
@@ -394,6 +495,8 @@ int simulate_run(const struct simulate_options *o, struct diag *d, struct simula
         rc = ptimer_init(&s.clk, &s.prompt_timer, prompt_fired, &s);
     if (rc == 0)
         rc = ptimer_init(&s.clk, &s.resume_timer, resume_fired, &s);
+    if (rc == 0)
+        rc = ptimer_init(&s.clk, &s.held_timer, held_fired, &s);
     struct interlock_hooks ih = { .ctx = &s, .trip = sim_limit_tripped, .clear = sim_limit_cleared };
     alarms_init(&s.alarms, sim_alarm_event, &s);
     if (rc == 0)
@@ -410,16 +513,23 @@ int simulate_run(const struct simulate_options *o, struct diag *d, struct simula
         simulation_free(&s);
         return rc;
     }
-    char m[200];
+    char m[400];
     snprintf(m, sizeof m, "simulated run in virtual time (seed %llu, %zu faults injected)",
              (unsigned long long)o->seed, o->n_faults);
     recorder_event(s.rec, 0, "info", "simulation", "simulated", m);
+    for (size_t i = 0; i < s.dl.n_pumps; i++) {
+        delivery_describe_start(&s.dl, i, m, sizeof m);
+        recorder_event(s.rec, 0, s.dl.pumps[i].s.source == FILL_GIVEN ? "info" : "warning",
+                       s.dl.pumps[i].name, "syringe_fill", m);
+    }
     uint64_t w0 = time_mono_ns();
     runner_start(s.runner, 0);
     run_clock(&s, o->speed);
     res->virtual_ns = pclock_now(&s.clk);
-    /* completed, aborted or faulted (a safe-stop limit, on_fault: abort), as a daemon's run file says. */
-    const char *final = s.final == RUN_COMPLETED || s.final == RUN_FAULTED ? run_state_name(s.final) : "aborted";
+    /* completed, aborted or faulted (a safe-stop limit, on_fault: abort), as a daemon's run file
+     * says; or paused, on a delivery fault no simulated operator can clear. */
+    const char *final = s.final == RUN_COMPLETED || s.final == RUN_FAULTED || s.final == RUN_PAUSED
+                        ? run_state_name(s.final) : "aborted";
     recorder_finish(s.rec, final);
     recorder_free(s.rec);
     res->wall_s = (double)(time_mono_ns() - w0) / 1e9;

@@ -21,11 +21,13 @@ struct simulate_options {
     uint64_t seed;
     const char *const *faults;  /* sim fault specs (drivers/sim/sim_faults.h) */
     size_t n_faults;
+    const char *const *fills;   /* syringe fill levels at the start, "pump1=8mL" */
+    size_t n_fills;
 };
 
 struct simulate_result {
     char path[4096];
-    char state[16];             /* completed | aborted */
+    char state[16];             /* completed | aborted | faulted | paused (on a delivery fault) */
     int64_t virtual_ns;
     double wall_s;
     uint64_t samples;

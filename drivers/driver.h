@@ -44,6 +44,17 @@ struct driver_channel {
     double min, max;        /* setpoint limits (writable) or physical range (readable); NaN = none */
     double sample_hz;       /* default sampling rate; the rig file may override */
     double volume_ul;       /* flow actuators: volume available (syringe), uL; 0 = unknown */
+    /* How perfuse confirms and re-sends a writable channel's setpoint (controller/actuators.h). */
+    unsigned readback : 1;  /* a read of this channel reports what the device does now (a pump's
+                             * delivered rate, a valve's port), so a reading equal to the
+                             * setpoint confirms it */
+    unsigned reassert : 1;  /* after a reconnect or a recovery the desired value may be sent
+                             * again; 0: only the safe value (a stop) is re-sent, any other waits
+                             * for the read-back or a new command (a reconnect never moves the rotor) */
+    double safe_value;      /* the channel's value once safe_state() succeeded (a pump: 0);
+                             * used only when the driver has safe_state */
+    double readback_tol;    /* how far a read-back may be from the setpoint, canonical unit;
+                             * 0: 1 % of the setpoint or 1e-3, whichever is larger */
 };
 
 /*

@@ -481,7 +481,8 @@ static int hm_open(const struct dev_config *cfg, void **state, struct driver_cha
         return -EINVAL;
     }
     ch[CH_POSITION] = (struct driver_channel){ .name = "position", .q = Q_NONE, .unit = "port",
-        .readable = 1, .writable = 1, .integer = 1, .min = 1, .max = hm->ports, .sample_hz = 1 };
+        .readable = 1, .writable = 1, .integer = 1, .min = 1, .max = hm->ports, .sample_hz = 1,
+        .readback = 1, .reassert = 0 };
     *n = N_CHANNELS;
     *state = hm;
     return 0;

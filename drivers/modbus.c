@@ -86,7 +86,12 @@ static int load_profile(const struct dev_config *cfg, struct mbdev *m)
 static void describe(const struct profile_reg *r, struct driver_channel *ch)
 {
     *ch = (struct driver_channel){ .q = r->q, .readable = r->readable, .writable = r->writable,
-                                   .min = r->min, .max = r->max, .sample_hz = r->sample_hz };
+                                   .min = r->min, .max = r->max, .sample_hz = r->sample_hz,
+                                   /* A read-write register reads back what was written: a
+                                    * device that lost power comes back at its default, and
+                                    * writing the wanted value again is what was asked. */
+                                   .readback = r->readable && r->writable, .reassert = 1,
+                                   .readback_tol = fabs(r->scale * r->unit_factor) / 2 };
     /* A plain number held in an integer register one for one (a port, a
      * count): a fraction would be rounded on the wire, so it is refused. */
     ch->integer = r->q == Q_NONE && r->type != MB_F32 && fabs(r->scale) == 1.0 &&

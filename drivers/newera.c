@@ -519,7 +519,8 @@ static int ne_open(const struct dev_config *cfg, void **state, struct driver_cha
     ne->running = -1;
     ch[CH_FLOW] = (struct driver_channel){ .name = "flow", .q = Q_FLOW, .unit = "uL/min",
         .readable = 1, .writable = 1, .min = -ne->max_flow, .max = ne->max_flow,
-        .sample_hz = 2, .volume_ul = ne->syringe_ul };
+        .sample_hz = 2, .volume_ul = ne->syringe_ul, .readback = 1, .reassert = 1,
+        .safe_value = 0 };
     ch[CH_DISPENSED] = (struct driver_channel){ .name = "dispensed", .q = Q_VOLUME,
         .unit = "uL", .readable = 1, .min = 0, .max = NAN, .sample_hz = 1 };
     *n = N_CHANNELS;

@@ -405,7 +405,7 @@ static int rg_open(const struct dev_config *cfg, void **state, struct driver_cha
     rg->running = -1;
     ch[CH_FLOW] = (struct driver_channel){ .name = "flow", .q = Q_FLOW, .unit = "uL/min",
         .readable = 1, .writable = 1, .min = -rg->max_flow, .max = rg->max_flow,
-        .sample_hz = 2 };
+        .sample_hz = 2, .readback = 1, .reassert = 0, .safe_value = 0 };
     *n = N_CHANNELS;
     *state = rg;
     return 0;

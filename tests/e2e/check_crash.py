@@ -31,6 +31,22 @@ for name, g in f["channels"].items():
     if not -0.05 <= lag <= 1.0:
         problems.append(f"{name}: last sample {lag:.3f} s before the kill (more than 1 s)")
     finite = v[np.isfinite(v)]
+    if text(g.attrs.get("kind", "")) == "derived":
+        # A syringe's fill level is worked out from its pump's counter, not sent
+        # on the wire: it must be the level at the start minus what the recorded
+        # counter says was infused since, at the same moments.
+        pump = name[: -len(".fill")]
+        dt, dv = f["channels"][pump + ".dispensed"]["time"][:], f["channels"][pump + ".dispensed"]["value"][:]
+        fv = f["channels"][pump + ".flow"]["value"][:]
+        first = dv[np.isfinite(dv)][0] if np.isfinite(dv).any() else np.nan
+        fill0 = f["syringes"][pump].attrs["fill_at_start"]
+        if not (fv < 0).any():
+            for tt, vv in zip(t, v):
+                at = dv[dt == tt]
+                if len(at) != 1 or abs(vv - (fill0 - (at[0] - first))) > 1e-6:
+                    problems.append(f"{name}: {vv!r} at {tt} s is not {fill0} uL less what {pump} infused")
+                    break
+        continue
     bad = is_subsequence(list(finite), sent.get(name, []))
     if bad >= 0:
         problems.append(f"{name}: recorded value #{bad} = {finite[bad]!r} was never sent in this order")
