@@ -115,7 +115,7 @@ static void latch_tripped(struct daemon *d, uint32_t id, const struct limit_rule
 {
     const struct rig_channel *c = &d->rig->channels[rule->lim.channel];
     bool above = rule->side == '>';
-    char cause[160], names[200] = "", m[480];
+    char cause[160], names[200] = "", m[640];     /* room for all three and the words */
     snprintf(cause, sizeof cause, "%s %s its %s %g %s", c->name, above ? "above" : "below",
              above ? "max" : "min", above ? rule->lim.max : rule->lim.min, c->unit);
     for (size_t i = 0, k = 0; held != NULL && i < d->rig->n_channels && k < sizeof names; i++)

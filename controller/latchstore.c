@@ -141,7 +141,7 @@ static int hold_again(struct daemon *d, const struct latchfile_hold *h, size_t k
     free(safe);
     if (rc < 0)
         return rc;
-    char names[200] = "", m[480];
+    char names[200] = "", m[640];
     for (size_t c = 0, w = 0; c < d->rig->n_channels && w < sizeof names; c++)
         if (h->held[c])
             w += (size_t)snprintf(names + w, sizeof names - w, "%s%s", w ? ", " : "", d->rig->channels[c].name);
