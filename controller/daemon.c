@@ -97,6 +97,7 @@ static void alarm_event(void *ctx, int64_t t, const char *sev, const char *src, 
         daemon_alert(ctx, live_run(ctx), sev, sev, src, code, msg);
     else
         latch_update(&d->latch, &d->alarms, latch_released, d);
+    latchstore_sync(d);
 }
 
 /* The run that limits act on: active and not yet ended. */
@@ -105,20 +106,24 @@ static struct run *live_run(struct daemon *d)
     return d->run != NULL && !run_closed(d->run) ? d->run : NULL;
 }
 
-/* Hold a tripped safe-stop's actuators in their safe state until its alarm id
- * is acknowledged and clear; say which in the events. */
+/* Hold a tripped safe-stop's actuators in their safe state (the values in
+ * safe, n_safe, and their devices' own safe actions) until its alarm id is
+ * acknowledged and clear; say which in the events. The hold is kept in the
+ * data directory, for a restart. */
 static void latch_tripped(struct daemon *d, uint32_t id, const struct limit_rule *rule, const bool *held,
-                          int64_t t)
+                          const struct plan_target *safe, size_t n_safe, int64_t t)
 {
     const struct rig_channel *c = &d->rig->channels[rule->lim.channel];
     bool above = rule->side == '>';
-    char cause[160], names[200] = "", m[480];
+    char cause[160], names[200] = "", m[640];     /* room for all three and the words */
     snprintf(cause, sizeof cause, "%s %s its %s %g %s", c->name, above ? "above" : "below",
              above ? "max" : "min", above ? rule->lim.max : rule->lim.min, c->unit);
     for (size_t i = 0, k = 0; held != NULL && i < d->rig->n_channels && k < sizeof names; i++)
         if (held[i])
             k += (size_t)snprintf(names + k, sizeof names - k, "%s%s", k ? ", " : "", d->rig->channels[i].name);
-    if (id == 0 || held == NULL || latch_add(&d->latch, id, cause, c->name, held) < 0) {
+    struct latch_origin o = { .lim = rule->lim, .from_rig = rule->from_rig, .side = rule->side,
+                              .tripped_wall_ns = time_wall_ns() };
+    if (id == 0 || held == NULL || latch_add_origin(&d->latch, id, cause, c->name, held, safe, n_safe, &o) < 0) {
         snprintf(m, sizeof m, "cannot latch the safe state of %s (%s): out of memory or no alarm; "
                  "nothing stops a later set from moving them", names[0] ? names : "its actuators", cause);
         daemon_event(d, t, "fault", "interlock", "safe_state_latched", m);
@@ -127,6 +132,7 @@ static void latch_tripped(struct daemon *d, uint32_t id, const struct limit_rule
     snprintf(m, sizeof m, "%s held in the safe state until alarm %u (%s) is acknowledged and %s is back "
              "within its limit", names[0] ? names : "no actuator", id, cause, c->name);
     daemon_event(d, t, "warning", "interlock", "safe_state_latched", m);
+    latchstore_sync(d);
 }
 
 /* A limit tripped: act first (the safe state goes out at once), then raise the alarm. */
@@ -142,9 +148,10 @@ static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, 
     struct run *r = live_run(d);
     /* What the safe state puts down is held there (a rig limit: every actuator). */
     bool *held = NULL;
+    const struct plan_target *safe = r && !rule->from_rig ? run_plan(r)->safe_state : NULL;
+    size_t n_safe = safe != NULL ? run_plan(r)->n_safe : 0;
     if (rule->lim.action == LIMIT_SAFE_STOP && (held = calloc(d->rig->n_channels + 1, sizeof *held)))
-        latch_safe_channels(d->rig, r && !rule->from_rig ? run_plan(r)->safe_state : NULL,
-                            r && !rule->from_rig ? run_plan(r)->n_safe : 0, r == NULL || rule->from_rig, held);
+        latch_safe_channels(d->rig, safe, n_safe, r == NULL || rule->from_rig, held);
     if (rule->lim.action == LIMIT_SAFE_STOP) {
         static uint64_t seq;
         d->il_sample_ns = t;
@@ -167,7 +174,7 @@ static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, 
     uint32_t id = alarms_raise(&d->alarms, t, "alarm", c->name, above ? "limit_max" : "limit_min", tag,
                                "%s", why);
     if (rule->lim.action == LIMIT_SAFE_STOP)
-        latch_tripped(d, id, rule, held, t);
+        latch_tripped(d, id, rule, held, safe, n_safe, t);     /* the run keeps its plan */
     free(held);
 }
 
@@ -1020,6 +1027,9 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     if (rc == 0)
         rc = setup_plausibility(d);
     if (rc == 0) {
+        /* What a tripped limit held before the restart is held again before a
+         * journaled run continues or a command is served. */
+        latchstore_restore(d);
         journal_writer_init(&d->journal, loop, cfg->data_dir);
         d->journal.result = journal_result;
         d->journal.result_ctx = d;
@@ -1130,6 +1140,7 @@ int daemon_run(struct daemon *d)
     free(d->bus_health);
     interlocks_free(&d->il);
     latch_free(&d->latch);
+    latchstore_free(&d->latchstore);
     delivery_free(&d->dl);
     pclock_free(&d->clock);
     return 0;

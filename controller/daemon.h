@@ -19,6 +19,7 @@
 #include "interlock.h"
 #include "journal.h"
 #include "latch.h"
+#include "latchstore.h"
 #include "plausibility.h"
 #include "sdnotify.h"
 #include "latency.h"
@@ -91,6 +92,7 @@ struct daemon {
     struct alarms alarms;       /* latched until acknowledged */
     struct interlocks il;       /* the rig's limits, and the run's */
     struct latch latch;         /* actuators held in their safe state by a tripped limit */
+    struct latchstore latchstore;   /* the holds kept in the data directory across a restart */
     struct plausibility plaus;  /* which measured channels can be believed */
     struct delivery dl;         /* syringe fill levels and stalls, flow monitors */
     struct journal_writer journal;  /* the run journal in the data directory */

@@ -69,6 +69,34 @@ int interlocks_set_run(struct interlocks *il, const struct plan_limit *limits, s
     return 0;
 }
 
+/* Whether two bounds are the same (NaN: none, on both). */
+static bool same_bound(double a, double b)
+{
+    return (isnan(a) && isnan(b)) || a == b;
+}
+
+int interlocks_restore(struct interlocks *il, const struct plan_limit *lim, bool from_rig, char side)
+{
+    for (size_t i = 0; from_rig && i < il->n_rig; i++) {
+        struct limit_rule *r = &il->rules[i];
+        if (r->lim.channel == lim->channel && r->lim.line == lim->line && r->lim.action == LIMIT_SAFE_STOP &&
+            same_bound(r->lim.min, lim->min) && same_bound(r->lim.max, lim->max)) {
+            r->tripped = true;
+            r->side = side;
+            return 0;
+        }
+    }
+    if (reserve(il, il->n + 1) < 0)
+        return -ENOMEM;
+    add(il, lim, 1, from_rig);
+    struct limit_rule *r = &il->rules[il->n - 1];
+    r->lim.action = LIMIT_SAFE_STOP;
+    r->tripped = true;
+    r->side = side;
+    r->lingering = true;
+    return 0;
+}
+
 void interlocks_on_sample(struct interlocks *il, int channel, double value, int64_t t_ns)
 {
     if (isnan(value))

@@ -54,6 +54,13 @@ int interlocks_init(struct interlocks *il, const struct plan_limit *rig_limits, 
  * A tripped safe-stop rule of the last run lingers until it clears: the
  * safe state it latched is released only once its condition is gone. */
 int interlocks_set_run(struct interlocks *il, const struct plan_limit *limits, size_t n);
+/* A safe-stop limit that had tripped before a restart (lim, from the rig or
+ * a protocol, on side '>' or '<'): its rule is tripped again without a trip
+ * (the caller applies the safe state), so that the clear hook is called once
+ * a valid sample is back inside. A rig rule still in the rig (the same
+ * channel, line and bounds) is marked; otherwise a lingering copy is added,
+ * as for a tripped rule of an ended run. Returns 0 or -ENOMEM. */
+int interlocks_restore(struct interlocks *il, const struct plan_limit *lim, bool from_rig, char side);
 /* Evaluate every rule on channel for one sample (NaN: unknown). */
 void interlocks_on_sample(struct interlocks *il, int channel, double value, int64_t t_ns);
 void interlocks_free(struct interlocks *il);

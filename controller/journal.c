@@ -219,9 +219,9 @@ static void work_cb(uv_work_t *req)
     if (w->dir_fd < 0)
         w->last_error = w->dir_error;
     else if (w->writing != NULL)
-        w->last_error = journal_write_at(w->dir_fd, JOURNAL_NAME, w->writing);
+        w->last_error = journal_write_at(w->dir_fd, w->name, w->writing);
     else
-        w->last_error = unlinkat(w->dir_fd, JOURNAL_NAME, 0) < 0 && errno != ENOENT ? -errno : 0;
+        w->last_error = unlinkat(w->dir_fd, w->name, 0) < 0 && errno != ENOENT ? -errno : 0;
 }
 
 /* Loop thread: the write is done; start the next one. */
@@ -230,8 +230,7 @@ static void after_cb(uv_work_t *req, int status)
     struct journal_writer *w = req->data;
     (void)status;
     if (w->last_error < 0)
-        log_error("journal", "%s: %s (a restart could not continue the run from here)", w->path,
-                  strerror(-w->last_error));
+        log_error("journal", "%s: %s (%s)", w->path, strerror(-w->last_error), w->loss);
     free(w->writing);
     w->writing = NULL;
     w->busy = false;
@@ -264,16 +263,23 @@ static void start_next(struct journal_writer *w)
 
 void journal_writer_init(struct journal_writer *w, uv_loop_t *loop, const char *dir)
 {
+    journal_writer_init_file(w, loop, dir, JOURNAL_NAME, "a restart could not continue the run from here");
+}
+
+void journal_writer_init_file(struct journal_writer *w, uv_loop_t *loop, const char *dir,
+                              const char *name, const char *loss)
+{
     memset(w, 0, sizeof *w);
     w->loop = loop;
-    snprintf(w->path, sizeof w->path, "%s/%s", dir, JOURNAL_NAME);
+    snprintf(w->name, sizeof w->name, "%s", name);
+    w->loss = loss;
+    snprintf(w->path, sizeof w->path, "%s/%s", dir, name);
     /* Every write goes through this descriptor: a directory renamed or
      * replaced by a link later cannot redirect the journal. */
     w->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     w->dir_error = w->dir_fd < 0 ? -errno : 0;
     if (w->dir_fd < 0)
-        log_error("journal", "cannot open the data directory %s: %s (runs cannot be continued "
-                  "after a restart)", dir, strerror(errno));
+        log_error("journal", "cannot open the data directory %s: %s (%s)", dir, strerror(errno), loss);
 }
 
 void journal_writer_put(struct journal_writer *w, char *text)

@@ -58,10 +58,14 @@ int journal_write_at(int dir_fd, const char *name, const char *text);
 int journal_write_sync(const char *path, const char *text);
 
 /* Writes journal texts on the thread pool in order, keeping only the newest
- * when writes come faster than the disk; or removes the file. Loop thread. */
+ * when writes come faster than the disk; or removes the file. Loop thread.
+ * The same writer keeps other small state files of the data directory
+ * (journal_writer_init_file). */
 struct journal_writer {
     uv_loop_t *loop;
     char path[4096];
+    char name[64];                  /* the file's name in the directory */
+    const char *loss;               /* what a failed write costs, for the log */
     int dir_fd;                     /* the data directory, open while the writer lives */
     int dir_error;                  /* why it could not be opened */
     char *pending;                  /* the next text to write; NULL: nothing */
@@ -77,6 +81,10 @@ struct journal_writer {
 };
 
 void journal_writer_init(struct journal_writer *w, uv_loop_t *loop, const char *dir);
+/* The same for the file name in dir; loss (static) says what a failed write
+ * costs, for the log ("a restart could not continue the run from here"). */
+void journal_writer_init_file(struct journal_writer *w, uv_loop_t *loop, const char *dir,
+                              const char *name, const char *loss);
 /* Queue text (stolen) to be written. */
 void journal_writer_put(struct journal_writer *w, char *text);
 /* Queue the removal of the journal (the run ended). */

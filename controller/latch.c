@@ -4,6 +4,7 @@
 #include "driver.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,14 +17,23 @@ void latch_init(struct latch *l, size_t n_channels)
 
 void latch_free(struct latch *l)
 {
-    for (size_t i = 0; i < l->n; i++)
+    for (size_t i = 0; i < l->n; i++) {
         free(l->v[i].held);
+        free(l->v[i].safe);
+    }
     free(l->v);
     memset(l, 0, sizeof *l);
 }
 
 int latch_add(struct latch *l, uint32_t alarm, const char *cause, const char *channel,
               const bool *held)
+{
+    return latch_add_origin(l, alarm, cause, channel, held, NULL, 0, NULL);
+}
+
+int latch_add_origin(struct latch *l, uint32_t alarm, const char *cause, const char *channel,
+                     const bool *held, const struct plan_target *safe, size_t n_safe,
+                     const struct latch_origin *origin)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 4;
@@ -35,13 +45,27 @@ int latch_add(struct latch *l, uint32_t alarm, const char *cause, const char *ch
     }
     struct latch_hold *h = &l->v[l->n];
     memset(h, 0, sizeof *h);
-    h->held = malloc(l->n_channels ? l->n_channels * sizeof *h->held : 1);
-    if (h->held == NULL)
+    size_t n = l->n_channels ? l->n_channels : 1;
+    h->held = malloc(n * sizeof *h->held);
+    h->safe = malloc(n * sizeof *h->safe);
+    if (h->held == NULL || h->safe == NULL) {
+        free(h->held);
+        free(h->safe);
         return -ENOMEM;
+    }
     memcpy(h->held, held, l->n_channels * sizeof *h->held);
+    for (size_t i = 0; i < n; i++)
+        h->safe[i] = NAN;
+    for (size_t i = 0; i < n_safe; i++)
+        if (safe[i].channel >= 0 && (size_t)safe[i].channel < l->n_channels)
+            h->safe[safe[i].channel] = safe[i].v0;
     h->alarm = alarm;
     snprintf(h->cause, sizeof h->cause, "%s", cause);
     snprintf(h->channel, sizeof h->channel, "%s", channel);
+    if (origin != NULL)
+        h->origin = *origin;
+    else
+        h->origin.lim.channel = -1;
     l->n++;
     return 0;
 }
@@ -78,6 +102,7 @@ size_t latch_update(struct latch *l, const struct alarms *a,
         if (released)
             released(ctx, &l->v[i]);
         free(l->v[i].held);
+        free(l->v[i].safe);
         memmove(&l->v[i], &l->v[i + 1], (l->n - i - 1) * sizeof *l->v);
         l->n--;
         n++;
@@ -93,7 +118,10 @@ void latch_refusal(const struct latch_hold *h, const struct alarms *a, const cha
     int k = snprintf(buf, len, "%s is held in its safe state by alarm %u (%s)", name, h->alarm, h->cause);
     if (k < 0 || (size_t)k >= len)
         return;
-    if (!acked && active)
+    if (h->channel[0] == '\0')     /* no condition to wait for: the acknowledgement releases it */
+        snprintf(buf + k, len - (size_t)k, "; check the rig, then acknowledge it with `perfusectl ack "
+                 "%u` to release it", h->alarm);
+    else if (!acked && active)
         snprintf(buf + k, len - (size_t)k, "; acknowledge it with `perfusectl ack %u` once %s is back "
                  "within its limit", h->alarm, h->channel);
     else if (!acked)
