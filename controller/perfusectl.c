@@ -201,9 +201,11 @@ static json_t *call(struct ctl *c, struct ctlclient *cl, json_t *req, int *exit_
     }
     if (!json_is_true(json_object_get(reply, "ok"))) {
         json_t *e = json_object_get(reply, "error");
-        if (c->json)
-            printf("%s\n", json_dumps(reply, JSON_INDENT(2)) ?: "");
-        else
+        if (c->json) {
+            char *text = json_dumps(reply, JSON_INDENT(2));
+            printf("%s\n", text ? text : "");
+            free(text);
+        } else
             fprintf(stderr, "%s\n", json_string_value(json_object_get(e, "message")));
         json_decref(reply);
         *exit_code = EXIT_REFUSED;

@@ -101,7 +101,9 @@ check "the refused set beyond the limit is recorded" grep -q "^cmd_set|control|s
 check "the refused set while running is recorded" grep -q "^cmd_set|control|set pump1 5 uL/min by uid .*: refused: a run is active: pause it first" <<<"$ev"
 n=$(grep -c "^cmd_set|control|set pump1 5 uL/min by uid .*: refused" <<<"$ev")
 check "31 refused sets are not 31 events ($n recorded)" sh -c "[ $n -ge 1 ] && [ $n -le 15 ]"
-check "the next refusal recorded counts those held back" grep -qE "^cmd_set\|control\|set pump1 6 uL/min by uid .*: refused: .*\([1-9][0-9]* more refusals not recorded before this\)" <<<"$ev"
+# The first refusal recorded in a later second counts those held back (on a
+# slow machine the 30 sets span several seconds, so it may be one of them).
+check "the next refusal recorded counts those held back" grep -qE "^cmd_set\|control\|set pump1 [56] uL/min by uid .*: refused: .*\([1-9][0-9]* more refusals not recorded before this\)" <<<"$ev"
 check "the refused confirm is recorded" grep -q "^cmd_confirm|control|confirm by uid .*: refused: no prompt is waiting" <<<"$ev"
 check "the abort is recorded with its reason" grep -q "^cmd_abort|control|abort by uid .*: end of test" <<<"$ev"
 
