@@ -107,10 +107,10 @@ static bool get_int(json_t *o, const char *key, json_int_t min, json_int_t max, 
     return true;
 }
 
-/* Whether s is 64 lower-case hex digits. */
-static bool is_sha256(const char *s)
+/* Whether s is n lower-case hex digits. */
+static bool is_hex(const char *s, size_t n)
 {
-    return strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+    return strlen(s) == n && strspn(s, "0123456789abcdef") == n;
 }
 
 /* Give up decoding: say why in err, release o. Returns -EINVAL. */
@@ -221,9 +221,12 @@ int journal_decode(const char *text, size_t len, struct journal_rec *j, char *er
         if (!get_str(o, strs[i].key, (char *)j + strs[i].off, strs[i].len))
             return decode_fail(o, err, errlen, "'%s' is missing, not text, or longer than %zu bytes",
                                strs[i].key, strs[i].len - 1);
-    if (!is_sha256(j->rig_sha256) || !is_sha256(j->rig_digest) || !is_sha256(j->protocol_sha256))
+    if (!is_hex(j->rig_sha256, 64) || !is_hex(j->rig_digest, 64) || !is_hex(j->protocol_sha256, 64))
         return decode_fail(o, err, errlen, "'rig_sha256', 'rig_digest' and 'protocol_sha256' must "
                            "be 64 hex digits");
+    /* It names the run in alarms, alerts and the file: never anything but an id. */
+    if (!is_hex(j->run_id, 32))
+        return decode_fail(o, err, errlen, "'run_id' must be 32 hex digits");
     const char *ptext = json_string_value(json_object_get(o, "protocol_text"));
     json_t *ppath = json_object_get(o, "protocol_path");
     if (ptext == NULL || (ppath != NULL && !json_is_string(ppath)))

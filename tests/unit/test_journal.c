@@ -101,6 +101,7 @@ static void test_each_corrupt_or_edited_journal_is_refused_with_its_reason(void 
         { "truncated.json", "not JSON (line 9: premature end of input)" },
         { "wrong-version.json", "journal version 1 is not the one this perfused reads (2): it was "
                                 "written by an older perfused" },
+        { "bad-run-id.json", "'run_id' must be 32 hex digits" },
         { "foreign-rig.json", "foreign rig" },
         { "other-rig-name.json", "the run was on rig 'bench-k', this daemon runs rig 'bench-j'" },
         { "edited-protocol.json", "edited protocol" },
