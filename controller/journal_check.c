@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -87,25 +88,48 @@ static int check_times(const struct journal_rec *j, int64_t now, char *err, size
     return 0;
 }
 
-/* Every setpoint is a writable channel of this rig, finite and inside its limits. */
-static int check_setpoints(const struct journal_rec *j, const struct rig *rig, char *err, size_t errlen)
+/* A value (what: "setpoint", "override") for channel name is one this rig
+ * allows: a writable channel, a finite number, inside its limits. */
+static int check_value(const struct rig *rig, const char *what, const char *name, double v, char *err,
+                       size_t errlen)
 {
-    for (size_t i = 0; i < j->n_setpoints; i++) {
-        const char *name = j->setpoints[i].channel;
-        double v = j->setpoints[i].value;
-        int ch = rig_find_channel(rig, name);
-        if (ch < 0)
-            return refuse(err, errlen, "setpoint of '%s': the rig has no such channel", name);
-        const struct rig_channel *c = &rig->channels[ch];
-        if (!c->writable)
-            return refuse(err, errlen, "setpoint of %s: a measurement cannot be set", c->name);
-        if (!isfinite(v))
-            return refuse(err, errlen, "setpoint of %s is not a number", c->name);
-        if ((!isnan(c->min) && v < c->min) || (!isnan(c->max) && v > c->max))
-            return refuse(err, errlen, "out-of-limit setpoint: %s = %g %s is outside the rig's limits "
-                          "(%g to %g %s)", c->name, v, c->unit, c->min, c->max, c->unit);
-    }
+    int ch = rig_find_channel(rig, name);
+    if (ch < 0)
+        return refuse(err, errlen, "%s of '%s': the rig has no such channel", what, name);
+    const struct rig_channel *c = &rig->channels[ch];
+    if (!c->writable)
+        return refuse(err, errlen, "%s of %s: a measurement cannot be set", what, c->name);
+    if (!isfinite(v))
+        return refuse(err, errlen, "%s of %s is not a number", what, c->name);
+    if ((!isnan(c->min) && v < c->min) || (!isnan(c->max) && v > c->max))
+        return refuse(err, errlen, "out-of-limit %s: %s = %g %s is outside the rig's limits "
+                      "(%g to %g %s)", what, c->name, v, c->unit, c->min, c->max, c->unit);
     return 0;
+}
+
+/* Every setpoint and override is a value the rig allows, and an override was
+ * made during the run. */
+static int check_setpoints(const struct journal_rec *j, const struct rig *rig, int64_t now, char *err,
+                           size_t errlen)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < j->n_setpoints; i++)
+        rc = check_value(rig, "setpoint", j->setpoints[i].channel, j->setpoints[i].value, err, errlen);
+    for (size_t i = 0; rc == 0 && i < j->n_overrides; i++) {
+        const struct journal_override *o = &j->overrides[i];
+        rc = check_value(rig, "override", o->channel, o->value, err, errlen);
+        /* The protocol's value it replaces goes back out on resume. */
+        if (rc == 0 && !isnan(o->protocol))
+            rc = check_value(rig, "override's protocol value", o->channel, o->protocol, err, errlen);
+        /* check_times has bounded start_wall_ns from below; now is the caller's clock. */
+        int64_t hi;
+        if (__builtin_add_overflow(now, JOURNAL_CLOCK_SLACK_NS, &hi))
+            hi = INT64_MAX;
+        if (rc == 0 && (o->since_wall_ns < j->start_wall_ns - JOURNAL_CLOCK_SLACK_NS || o->since_wall_ns > hi))
+            rc = refuse(err, errlen, "absurd time: the override of %s was made at %lld ns, not "
+                        "during the run", o->channel, (long long)o->since_wall_ns);
+    }
+    return rc;
 }
 
 /* The position names a leaf step of the plan, and plan_pos_ns is exactly the
@@ -148,7 +172,7 @@ int journal_validate(const struct journal_rec *j, const struct rig *rig, const s
     if (rc == 0)
         rc = check_times(j, now_wall_ns, err, errlen);
     if (rc == 0)
-        rc = check_setpoints(j, rig, err, errlen);
+        rc = check_setpoints(j, rig, now_wall_ns, err, errlen);
     if (rc == 0 && plan != NULL)
         rc = check_position(j, plan, err, errlen);
     return rc;

@@ -1,8 +1,8 @@
 /*
  * Whether a decoded run journal may be used to continue its run on this
  * daemon: the rig is the one the run was started on, the protocol is the one
- * it ran, every setpoint is one the rig allows, and every time is inside the
- * run. A journal is a file anyone with access to the data directory can edit
+ * it ran, every setpoint and override is one the rig allows, and every time
+ * is inside the run. A journal is a file anyone with access to the data directory can edit
  * or break; nothing in it is used before this has passed.
  *
  * Pure; any thread.

@@ -109,6 +109,9 @@ static void test_each_corrupt_or_edited_journal_is_refused_with_its_reason(void 
                                         "the rig's limits (-500 to 500 uL/min)" },
         { "unknown-channel-setpoint.json", "setpoint of 'pump9.flow': the rig has no such channel" },
         { "measurement-setpoint.json", "setpoint of pump1.dispensed: a measurement cannot be set" },
+        { "out-of-limit-override.json", "out-of-limit override: pump2.flow = -800 uL/min is outside "
+                                        "the rig's limits (-500 to 500 uL/min)" },
+        { "override-before-the-run.json", "absurd time: the override of pump2.flow was made at 5 ns" },
         { "time-int64-overflow.json", "absurd time: position shift_ns = 9223372036854775807 ns" },
         { "time-beyond-int64.json", "not JSON (line 5: too big integer)" },
         { "time-not-whole-ns.json", "'step_start_ns' is missing or not a whole number of ns" },
