@@ -962,6 +962,18 @@ static int check_run_file(struct daemon *d, const struct journal_rec *j, double 
         snprintf(why, len, "cannot read its run file %s", j->file);
         return -EINVAL;
     }
+    /* The journal's protocol hash is checked against its text already; a hand
+     * that edited both still has to match what the run file recorded. */
+    char hex[65], err[200];
+    if (recorder_protocol_sha256(j->file, hex, err, sizeof err) < 0) {
+        snprintf(why, len, "cannot read the protocol's sha256 in its run file %s: %s", j->file, err);
+        return -EINVAL;
+    }
+    if (strcmp(hex, j->protocol_sha256) != 0) {
+        snprintf(why, len, "edited protocol: the journal's protocol (sha256 %.12s...) is not the one "
+                 "its run file recorded (%.12s...)", j->protocol_sha256, hex);
+        return -EINVAL;
+    }
     /* The gap is computed in ns from it: an absurd value would overflow. */
     double elapsed_s = (double)(time_wall_ns() - j->start_wall_ns) / 1e9;
     if (!(*last >= 0 && *last <= elapsed_s + (double)JOURNAL_CLOCK_SLACK_NS / 1e9)) {

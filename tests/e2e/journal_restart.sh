@@ -3,7 +3,8 @@
 # and /steps lists every step once with its own path. A journal that cannot be
 # used (truncated; edited to a setpoint beyond the rig's limits) is refused:
 # the crashed run's pump, still running on the simulator, is stopped, and the
-# alarm journal_unusable is listed and alerted.
+# alarm journal_unusable is listed and alerted; a protocol edited in the journal
+# with its hash made to match is caught by the run file's own record.
 set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
@@ -117,5 +118,16 @@ check "the alarm names the out-of-limit setpoint" \
     status_until "any(a['code'] == 'journal_unusable' and a['state'] == 'active' and 'pump1.flow = 5000' in a['message'] for a in s['alarms'])"
 check "an alert is sent for it" timeout 10 sh -c "until grep -q '^alarm|journal|alarm_raised|.*5000' '$T/alerts.log' 2>/dev/null; do sleep 0.1; done"
 check "the journal is kept as run.journal.unusable" test -f "$T/runs/run.journal.unusable"
+ctl ack all >/dev/null
+
+# --- The protocol edited in the journal, with its hash made to match: the run
+# file's own record of the protocol still tells.
+rm -f "$T/runs/run.journal.unusable"
+crash_with_journal "import json, hashlib; j = json.loads(t)
+j['protocol_text'] = j['protocol_text'].replace('20 uL/min', '400 uL/min'); assert '400' in j['protocol_text']
+j['protocol_sha256'] = hashlib.sha256(j['protocol_text'].encode()).hexdigest(); t = json.dumps(j)"
+check "the pump is told to stop" pump_stopped_after "$LINE"
+check "the alarm says the protocol is not the one the run file recorded" \
+    status_until "any(a['code'] == 'journal_unusable' and a['state'] == 'active' and 'not the one its run file recorded' in a['message'] for a in s['alarms'])"
 kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID"
 finish
