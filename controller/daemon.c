@@ -954,19 +954,19 @@ static int check_run_file(struct daemon *d, const struct journal_rec *j, double 
 {
     size_t n = strlen(j->file);
     if (n < 4 || strcmp(j->file + n - 3, ".h5") != 0 || !file_in_dir(j->file, d->cfg.data_dir)) {
-        snprintf(why, len, "its run file %s is not a .h5 file in the data directory %s", j->file,
+        snprintf(why, len, "its run file %.150s is not a .h5 file in the data directory %.150s", j->file,
                  d->cfg.data_dir);
         return -EINVAL;
     }
     if (recorder_last_time(j->file, last) < 0) {
-        snprintf(why, len, "cannot read its run file %s", j->file);
+        snprintf(why, len, "cannot read its run file %.300s", j->file);
         return -EINVAL;
     }
     /* The journal's protocol hash is checked against its text already; a hand
      * that edited both still has to match what the run file recorded. */
     char hex[65], err[200];
     if (recorder_protocol_sha256(j->file, hex, err, sizeof err) < 0) {
-        snprintf(why, len, "cannot read the protocol's sha256 in its run file %s: %s", j->file, err);
+        snprintf(why, len, "cannot read the protocol's sha256 in its run file %.200s: %.150s", j->file, err);
         return -EINVAL;
     }
     if (strcmp(hex, j->protocol_sha256) != 0) {
