@@ -3,6 +3,7 @@
 #include "units.h"
 #include "yamldoc.h"
 #include "control.h"
+#include "journal_check.h"
 #include "log.h"
 #include "recorder.h"
 #include "run.h"
@@ -13,6 +14,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
@@ -916,51 +918,148 @@ static void recover_data_dir(const char *dir)
     closedir(dp);
 }
 
+/* The journal cannot be used to continue its run: whatever that run left
+ * running is put in its safe state (every actuator of the rig, by its
+ * driver), the journal is kept aside as evidence, and an alarm (hence an
+ * alert) says why. Silence here would leave a crashed run's pumps running. */
+static void journal_unusable(struct daemon *d, const char *run, const char *why)
+{
+    char bad[sizeof d->journal.path + 16];
+    snprintf(bad, sizeof bad, "%s.unusable", d->journal.path);
+    bool kept = rename(d->journal.path, bad) == 0;
+    daemon_safe_state(d, NULL, 0);
+    log_error("journal", "%s: %s%s%s%s; no run continued, every actuator put in its safe state; %s%s",
+              d->journal.path, run ? "run " : "", run ? run : "", run ? ": " : "", why,
+              kept ? "journal kept as " : "", kept ? bad : "the journal could not be renamed");
+    alarms_raise(&d->alarms, pclock_now(&d->clock), "alarm", "journal", "journal_unusable", NULL,
+                 "run journal unusable%s%.8s: %s; all actuators made safe; kept as %s.unusable",
+                 run ? " for run " : "", run ? run : "", why, JOURNAL_NAME);
+}
+
+/* Whether path is a file in directory dir (both resolved, so that "runs" and
+ * "./runs" agree). */
+static bool file_in_dir(const char *path, const char *dir)
+{
+    char p[PATH_MAX], dreal[PATH_MAX], preal[PATH_MAX];
+    snprintf(p, sizeof p, "%s", path);
+    const char *slash = strrchr(p, '/');
+    const char *parent = slash == NULL ? "." : slash == p ? "/" : (p[slash - p] = '\0', p);
+    return realpath(dir, dreal) != NULL && realpath(parent, preal) != NULL && strcmp(dreal, preal) == 0;
+}
+
+/* Check the journal's run file and read its last time stamp; 0, or -EINVAL
+ * with the reason in why. */
+static int check_run_file(struct daemon *d, const struct journal_rec *j, double *last, char *why,
+                          size_t len)
+{
+    size_t n = strlen(j->file);
+    if (n < 4 || strcmp(j->file + n - 3, ".h5") != 0 || !file_in_dir(j->file, d->cfg.data_dir)) {
+        snprintf(why, len, "its run file %.150s is not a .h5 file in the data directory %.150s", j->file,
+                 d->cfg.data_dir);
+        return -EINVAL;
+    }
+    if (recorder_last_time(j->file, last) < 0) {
+        snprintf(why, len, "cannot read its run file %.300s", j->file);
+        return -EINVAL;
+    }
+    /* The journal's protocol hash is checked against its text already; a hand
+     * that edited both still has to match what the run file recorded. */
+    char hex[65], err[200];
+    if (recorder_protocol_sha256(j->file, hex, err, sizeof err) < 0) {
+        snprintf(why, len, "cannot read the protocol's sha256 in its run file %.200s: %.150s", j->file, err);
+        return -EINVAL;
+    }
+    if (strcmp(hex, j->protocol_sha256) != 0) {
+        snprintf(why, len, "edited protocol: the journal's protocol (sha256 %.12s...) is not the one "
+                 "its run file recorded (%.12s...)", j->protocol_sha256, hex);
+        return -EINVAL;
+    }
+    /* The gap is computed in ns from it: an absurd value would overflow. */
+    double elapsed_s = (double)(time_wall_ns() - j->start_wall_ns) / 1e9;
+    if (!(*last >= 0 && *last <= elapsed_s + (double)JOURNAL_CLOCK_SLACK_NS / 1e9)) {
+        snprintf(why, len, "its run file's last time stamp (%g s) is not within the run's %.0f s",
+                 *last, elapsed_s);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Load the journal's protocol on this rig and check the journal against it;
+ * 0 and *plan, or a negative errno with the reason in why. */
+static int load_journal_plan(struct daemon *d, const struct journal_rec *j, struct plan **plan,
+                             char *why, size_t len)
+{
+    int64_t now = time_wall_ns();
+    /* What needs no plan first: an edited protocol is reported as edited. */
+    int rc = journal_validate(j, d->rig, NULL, now, why, len);
+    if (rc < 0)
+        return rc;
+    struct diag dg;
+    diag_init(&dg);
+    rc = plan_load(j->protocol_path, j->protocol_text, strlen(j->protocol_text), d->rig, plan, &dg);
+    if (rc < 0) {
+        diag_print(&dg, stderr);
+        snprintf(why, len, "its protocol does not load on this rig (%d errors, logged)", (int)dg.errors);
+    }
+    diag_free(&dg);
+    if (rc == 0 && (rc = journal_validate(j, d->rig, *plan, now, why, len)) < 0) {
+        plan_free(*plan);
+        *plan = NULL;
+    }
+    return rc;
+}
+
 /* A run was going when the daemon last stopped (kill -9, power cut, SIGTERM):
- * continue it as its protocol's on_restart says. Blocking, at start-up only. */
+ * continue it as its protocol's on_restart says, once its journal has been
+ * checked; a journal that cannot be used makes the rig safe and raises an
+ * alarm. Blocking, at start-up only. */
 static void continue_journaled_run(struct daemon *d)
 {
     char *text;
     size_t len;
-    if (read_file_text(d->journal.path, 16 << 20, &text, &len) < 0)
+    char why[512];
+    int rc = read_file_text(d->journal.path, 16 << 20, &text, &len);
+    if (rc == -ENOENT)
         return;                                     /* no journal: nothing was running */
-    struct journal_rec j;
-    char err[256];
-    char bad[4200];
-    snprintf(bad, sizeof bad, "%s.unusable", d->journal.path);
-    int rc = journal_decode(text, len, &j, err, sizeof err);
-    free(text);
     if (rc < 0) {
-        log_error("journal", "%s: %s; renamed to %s, no run continued", d->journal.path, err, bad);
-        rename(d->journal.path, bad);
+        snprintf(why, sizeof why, "cannot read it: %s", strerror(-rc));
+        journal_unusable(d, NULL, why);
         return;
     }
-    double last = 0;
-    if (strcmp(j.rig_name, d->rig->name) != 0) {
-        log_error("journal", "run %.8s was on rig '%s', this daemon runs rig '%s'; not continued "
-                  "(journal kept as %s)", j.run_id, j.rig_name, d->rig->name, bad);
-        rename(d->journal.path, bad);
-    } else if ((rc = recorder_last_time(j.file, &last)) < 0) {
-        log_error("journal", "run %.8s: cannot read its file %s; not continued (journal kept as %s)",
-                  j.run_id, j.file, bad);
-        rename(d->journal.path, bad);
-    } else {
-        struct diag dg;
-        diag_init(&dg);
-        struct run *r;
-        rc = run_continue(d, &j, last, &dg, &r);
-        if (rc < 0) {
-            diag_print(&dg, stderr);
-            log_error("journal", "run %.8s cannot be continued; journal kept as %s", j.run_id, bad);
-            rename(d->journal.path, bad);
-        } else {
-            run_set_closed_cb(r, control_run_closed);
-            d->run = r;
-            log_warn("journal", "continuing run %.8s (%s) in %s", j.run_id,
-                     run_plan(r)->name, j.file);
-        }
-        diag_free(&dg);
+    struct journal_rec j;
+    rc = journal_decode(text, len, &j, why, sizeof why);
+    free(text);
+    if (rc < 0) {
+        journal_unusable(d, NULL, why);
+        journal_rec_free(&j);
+        return;
     }
+    struct plan *plan = NULL;
+    double last = 0;
+    rc = load_journal_plan(d, &j, &plan, why, sizeof why);
+    if (rc == 0 && (rc = check_run_file(d, &j, &last, why, sizeof why)) < 0) {
+        plan_free(plan);
+        plan = NULL;
+    }
+    if (rc < 0) {
+        journal_unusable(d, j.run_id, why);
+        journal_rec_free(&j);
+        return;
+    }
+    struct diag dg;
+    diag_init(&dg);
+    struct run *r;
+    rc = run_continue(d, &j, plan, last, &dg, &r);
+    if (rc < 0) {
+        diag_print(&dg, stderr);
+        snprintf(why, sizeof why, "the run cannot be continued: %s", strerror(-rc));
+        journal_unusable(d, j.run_id, why);
+    } else {
+        run_set_closed_cb(r, control_run_closed);
+        d->run = r;
+        log_warn("journal", "continuing run %.8s (%s) in %s", j.run_id, run_plan(r)->name, j.file);
+    }
+    diag_free(&dg);
     journal_rec_free(&j);
 }
 

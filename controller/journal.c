@@ -7,6 +7,8 @@
 #include <jansson.h>
 #include <libgen.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +59,7 @@ int journal_encode(const struct journal_rec *j, char **text)
         json_object_set_new(sp, j->setpoints[i].channel, json_real(j->setpoints[i].value));
     json_t *o = json_pack(
         "{s:i,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:{s:o,s:o,s:I,s:I,s:I,s:i,s:f,s:f,s:b,s:I},s:o}",
-        "journal", 1, "run_id", j->run_id, "file", j->file, "start_wall_ns", (json_int_t)j->start_wall_ns,
+        "journal", JOURNAL_VERSION, "run_id", j->run_id, "file", j->file, "start_wall_ns", (json_int_t)j->start_wall_ns,
         "rig", j->rig_name, "operator", j->operator_name,
         "protocol_path", j->protocol_path ? j->protocol_path : "",
         "protocol_text", j->protocol_text ? j->protocol_text : "",
@@ -69,6 +71,13 @@ int journal_encode(const struct journal_rec *j, char **text)
     if (o == NULL)
         return -ENOMEM;
     if (encode_overrides(j, o) < 0) {
+        json_decref(o);
+        return -ENOMEM;
+    }
+    /* What the run was started with: a restart checks them before using the journal. */
+    if (json_object_set_new(o, "rig_sha256", json_string(j->rig_sha256)) < 0 ||
+        json_object_set_new(o, "rig_digest", json_string(j->rig_digest)) < 0 ||
+        json_object_set_new(o, "protocol_sha256", json_string(j->protocol_sha256)) < 0) {
         json_decref(o);
         return -ENOMEM;
     }
@@ -87,57 +96,157 @@ static bool get_str(json_t *o, const char *key, char *buf, size_t len)
     return true;
 }
 
+/* A whole-number member within [min, max]; false if missing, not an integer
+ * (a real such as 1e300 would otherwise read as 0) or out of range. */
+static bool get_int(json_t *o, const char *key, json_int_t min, json_int_t max, json_int_t *out)
+{
+    json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+        return false;
+    *out = json_integer_value(v);
+    return true;
+}
+
+/* Whether s is n lower-case hex digits. */
+static bool is_hex(const char *s, size_t n)
+{
+    return strlen(s) == n && strspn(s, "0123456789abcdef") == n;
+}
+
+/* Give up decoding: say why in err, release o. Returns -EINVAL. */
+static int decode_fail(json_t *o, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int decode_fail(json_t *o, char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    json_decref(o);
+    return -EINVAL;
+}
+
+/* The position: where in the plan, and the run's times (in ns since t = 0). */
+static int decode_pos(json_t *o, json_t *pos, struct runner_pos *p, char *err, size_t errlen)
+{
+    json_t *idx = json_object_get(pos, "index"), *iter = json_object_get(pos, "repeat_pass");
+    if (!json_is_array(idx) || !json_is_array(iter) || json_array_size(idx) != json_array_size(iter) ||
+        json_array_size(idx) == 0 || json_array_size(idx) > PLAN_MAX_DEPTH + 1)
+        return decode_fail(o, err, errlen, "position: 'index' and 'repeat_pass' must be lists of "
+                           "1 to %d whole numbers, as long as each other", PLAN_MAX_DEPTH + 1);
+    p->depth = (int)json_array_size(idx) - 1;
+    for (int i = 0; i <= p->depth; i++) {
+        json_t *a = json_array_get(idx, (size_t)i), *b = json_array_get(iter, (size_t)i);
+        if (!json_is_integer(a) || !json_is_integer(b) || json_integer_value(a) < 0 ||
+            json_integer_value(b) < 0 || json_integer_value(a) > UINT32_MAX ||
+            json_integer_value(b) > UINT32_MAX)
+            return decode_fail(o, err, errlen, "position: level %d's index or repeat pass is not a "
+                               "whole number from 0 to %u", i + 1, UINT32_MAX);
+        p->idx[i] = (uint32_t)json_integer_value(a);
+        p->iter[i] = (uint32_t)json_integer_value(b);
+    }
+    static const char *const keys[] = { "shift_ns", "plan_pos_ns", "step_start_ns", "pause_ns" };
+    int64_t *dst[] = { &p->shift_ns, &p->plan_pos_ns, &p->step_start_ns, &p->pause_ns };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        json_int_t v;
+        if (!get_int(pos, keys[i], INT64_MIN, INT64_MAX, &v))
+            return decode_fail(o, err, errlen, "position: '%s' is missing or not a whole number of ns",
+                               keys[i]);
+        *dst[i] = v;
+    }
+    json_int_t row;
+    if (!get_int(pos, "step_row", 0, INT32_MAX - 1, &row))
+        return decode_fail(o, err, errlen, "position: 'step_row' is missing or not a whole number "
+                           "from 0 to %d", INT32_MAX - 1);
+    p->step_index = (int)row;
+    json_t *planned = json_object_get(pos, "row_planned_start"), *start = json_object_get(pos, "row_start");
+    json_t *paused = json_object_get(pos, "paused");
+    if (!json_is_number(planned) || !json_is_number(start) || !json_is_boolean(paused))
+        return decode_fail(o, err, errlen, "position: 'row_planned_start', 'row_start' (seconds) or "
+                           "'paused' (true or false) is missing or mistyped");
+    p->row_planned_start = json_number_value(planned);
+    p->row_start = json_number_value(start);
+    p->paused = json_is_true(paused);
+    return 0;
+}
+
+/* The setpoints held when the journal was written, by channel name. */
+static int decode_setpoints(json_t *o, struct journal_rec *j, char *err, size_t errlen)
+{
+    json_t *sp = json_object_get(o, "setpoints");
+    if (!json_is_object(sp))
+        return decode_fail(o, err, errlen, "'setpoints' is missing or not an object");
+    if (json_object_size(sp) > JOURNAL_MAX_SETPOINTS)
+        return decode_fail(o, err, errlen, "%zu setpoints: at most %d fit a journal",
+                           json_object_size(sp), JOURNAL_MAX_SETPOINTS);
+    const char *key;
+    json_t *v;
+    json_object_foreach(sp, key, v) {
+        if (strlen(key) >= sizeof j->setpoints[0].channel || !json_is_number(v))
+            return decode_fail(o, err, errlen, "setpoint '%.80s' is not a channel name with a number",
+                               key);
+        snprintf(j->setpoints[j->n_setpoints].channel, sizeof j->setpoints[0].channel, "%s", key);
+        j->setpoints[j->n_setpoints++].value = json_number_value(v);
+    }
+    return 0;
+}
+
 int journal_decode(const char *text, size_t len, struct journal_rec *j, char *err, size_t errlen)
 {
     memset(j, 0, sizeof *j);
     json_error_t je;
-    json_t *o = json_loadb(text, len, 0, &je);
+    json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (o == NULL)
+        return decode_fail(NULL, err, errlen, "not JSON (line %d: %s): the file is truncated or corrupt",
+                           je.line, je.text);
+    json_t *ver = json_object_get(o, "journal");
+    if (!json_is_object(o) || !json_is_integer(ver))
+        return decode_fail(o, err, errlen, "not a perfuse run journal (no 'journal' version)");
+    if (json_integer_value(ver) != JOURNAL_VERSION)
+        return decode_fail(o, err, errlen, "journal version %" JSON_INTEGER_FORMAT " is not the one this "
+                           "perfused reads (%d)%s", json_integer_value(ver), JOURNAL_VERSION,
+                           json_integer_value(ver) < JOURNAL_VERSION
+                               ? ": it was written by an older perfused, without the rig's and the "
+                                 "protocol's hashes" : "");
+    static const struct { const char *key; size_t off, len; } strs[] = {
+        { "run_id", offsetof(struct journal_rec, run_id), sizeof j->run_id },
+        { "file", offsetof(struct journal_rec, file), sizeof j->file },
+        { "rig", offsetof(struct journal_rec, rig_name), sizeof j->rig_name },
+        { "operator", offsetof(struct journal_rec, operator_name), sizeof j->operator_name },
+        { "rig_sha256", offsetof(struct journal_rec, rig_sha256), sizeof j->rig_sha256 },
+        { "rig_digest", offsetof(struct journal_rec, rig_digest), sizeof j->rig_digest },
+        { "protocol_sha256", offsetof(struct journal_rec, protocol_sha256), sizeof j->protocol_sha256 },
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        if (!get_str(o, strs[i].key, (char *)j + strs[i].off, strs[i].len))
+            return decode_fail(o, err, errlen, "'%s' is missing, not text, or longer than %zu bytes",
+                               strs[i].key, strs[i].len - 1);
+    if (!is_hex(j->rig_sha256, 64) || !is_hex(j->rig_digest, 64) || !is_hex(j->protocol_sha256, 64))
+        return decode_fail(o, err, errlen, "'rig_sha256', 'rig_digest' and 'protocol_sha256' must "
+                           "be 64 hex digits");
+    /* It names the run in alarms, alerts and the file: never anything but an id. */
+    if (!is_hex(j->run_id, 32))
+        return decode_fail(o, err, errlen, "'run_id' must be 32 hex digits");
+    const char *ptext = json_string_value(json_object_get(o, "protocol_text"));
+    json_t *ppath = json_object_get(o, "protocol_path");
+    if (ptext == NULL || (ppath != NULL && !json_is_string(ppath)))
+        return decode_fail(o, err, errlen, "'protocol_text' is missing, or it or 'protocol_path' is "
+                           "not text");
+    json_int_t start;
+    if (!get_int(o, "start_wall_ns", INT64_MIN, INT64_MAX, &start))
+        return decode_fail(o, err, errlen, "'start_wall_ns' is missing or not a whole number of ns");
+    j->start_wall_ns = start;
     json_t *pos = json_object_get(o, "position");
-    json_t *idx = json_object_get(pos, "index"), *iter = json_object_get(pos, "repeat_pass");
-    if (o == NULL || json_integer_value(json_object_get(o, "journal")) != 1 || !json_is_array(idx) ||
-        !json_is_array(iter) || json_array_size(idx) != json_array_size(iter) ||
-        json_array_size(idx) == 0 || json_array_size(idx) > PLAN_MAX_DEPTH + 1 ||
-        !get_str(o, "run_id", j->run_id, sizeof j->run_id) || !get_str(o, "file", j->file, sizeof j->file) ||
-        !get_str(o, "rig", j->rig_name, sizeof j->rig_name) ||
-        !get_str(o, "operator", j->operator_name, sizeof j->operator_name) ||
-        !json_is_string(json_object_get(o, "protocol_text"))) {
-        snprintf(err, errlen, "not a perfuse run journal (version 1)%s%s", o ? "" : ": ", o ? "" : je.text);
-        json_decref(o);
-        return -EINVAL;
-    }
-    struct runner_pos *p = &j->pos;
-    p->depth = (int)json_array_size(idx) - 1;
-    for (int i = 0; i <= p->depth; i++) {
-        json_int_t a = json_integer_value(json_array_get(idx, (size_t)i));
-        json_int_t b = json_integer_value(json_array_get(iter, (size_t)i));
-        if (a < 0 || b < 0 || a > UINT32_MAX || b > UINT32_MAX) {
-            snprintf(err, errlen, "journal position out of range");
-            json_decref(o);
-            return -EINVAL;
-        }
-        p->idx[i] = (uint32_t)a;
-        p->iter[i] = (uint32_t)b;
-    }
-    j->start_wall_ns = json_integer_value(json_object_get(o, "start_wall_ns"));
-    p->shift_ns = json_integer_value(json_object_get(pos, "shift_ns"));
-    p->plan_pos_ns = json_integer_value(json_object_get(pos, "plan_pos_ns"));
-    p->step_start_ns = json_integer_value(json_object_get(pos, "step_start_ns"));
-    p->step_index = (int)json_integer_value(json_object_get(pos, "step_row"));
-    p->row_planned_start = json_number_value(json_object_get(pos, "row_planned_start"));
-    p->row_start = json_number_value(json_object_get(pos, "row_start"));
-    p->paused = json_is_true(json_object_get(pos, "paused"));
-    p->pause_ns = json_integer_value(json_object_get(pos, "pause_ns"));
-    const char *key;
-    json_t *v;
-    json_object_foreach(json_object_get(o, "setpoints"), key, v) {
-        if (j->n_setpoints < JOURNAL_MAX_SETPOINTS && json_is_number(v) && strlen(key) < 72) {
-            snprintf(j->setpoints[j->n_setpoints].channel, 72, "%s", key);
-            j->setpoints[j->n_setpoints++].value = json_number_value(v);
-        }
-    }
+    if (!json_is_object(pos))
+        return decode_fail(o, err, errlen, "'position' is missing or not an object");
+    int rc = decode_pos(o, pos, &j->pos, err, errlen);
+    if (rc == 0)
+        rc = decode_setpoints(o, j, err, errlen);
+    if (rc < 0)
+        return rc;              /* o is released */
     decode_overrides(o, j);
-    j->protocol_path = strdup(json_string_value(json_object_get(o, "protocol_path")) ?: "");
-    j->protocol_text = strdup(json_string_value(json_object_get(o, "protocol_text")));
+    j->protocol_path = strdup(json_string_value(ppath) ?: "");
+    j->protocol_text = strdup(ptext);
     json_decref(o);
     if (j->protocol_path == NULL || j->protocol_text == NULL) {
         journal_rec_free(j);

@@ -19,6 +19,7 @@
 #include "runner.h"
 
 #define JOURNAL_NAME "run.journal"
+#define JOURNAL_VERSION 2           /* 2: with the rig's and the protocol's hashes */
 #define JOURNAL_MAX_SETPOINTS 64
 
 struct journal_rec {
@@ -29,6 +30,11 @@ struct journal_rec {
     char operator_name[96];
     char *protocol_path;            /* owned */
     char *protocol_text;            /* owned */
+    /* What the run was started with, checked before the journal is used
+     * (journal_check.h): hex SHA-256 of the rig file's text (as /rig@sha256),
+     * the rig's digest without its bus endpoints (rigdigest.h), and the
+     * protocol's text (as /protocol@sha256). */
+    char rig_sha256[65], rig_digest[65], protocol_sha256[65];
     struct runner_pos pos;
     size_t n_setpoints;
     struct { char channel[72]; double value; } setpoints[JOURNAL_MAX_SETPOINTS];
@@ -45,7 +51,11 @@ struct journal_rec {
 
 /* Encode as JSON text (malloc'd). Returns 0 or -ENOMEM. */
 int journal_encode(const struct journal_rec *j, char **text);
-/* Decode JSON text; 0, or -EINVAL with a message in err. Free with journal_rec_free. */
+/* Decode JSON text; 0, or -EINVAL with a message in err naming what is wrong
+ * (not JSON, another version, a missing or mistyped member). Only the form is
+ * checked here; whether the journal fits this rig and its protocol, and its
+ * times are sane, is journal_validate's (journal_check.h). Free with
+ * journal_rec_free, also after an error. */
 int journal_decode(const char *text, size_t len, struct journal_rec *j, char *err, size_t errlen);
 void journal_rec_free(struct journal_rec *j);
 

@@ -1239,6 +1239,31 @@ int recorder_last_time(const char *path, double *t)
     return 0;
 }
 
+/* The sha256 attribute of a run file's /protocol. */
+int recorder_protocol_sha256(const char *path, char hex[65], char *err, size_t errlen)
+{
+    hid_t f, ds;
+    H5E_BEGIN_TRY {
+        f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    } H5E_END_TRY;
+    if (f < 0) {
+        snprintf(err, errlen, "not an HDF5 file perfuse can open");
+        return -EIO;
+    }
+    H5E_BEGIN_TRY {
+        ds = H5Dopen2(f, "protocol", H5P_DEFAULT);
+    } H5E_END_TRY;
+    int rc = -ENOENT;
+    if (ds < 0)
+        snprintf(err, errlen, "no dataset 'protocol'");
+    else if ((rc = h5check_read_str_attr(ds, "sha256", hex, 65, err, errlen)) == -ENOENT)
+        snprintf(err, errlen, "'protocol' has no attribute 'sha256'");
+    if (ds >= 0)
+        H5Dclose(ds);
+    H5Fclose(f);
+    return rc;
+}
+
 /* Whether path is a run file left by a crash. */
 int recorder_needs_recovery(const char *path, char *err, size_t errlen)
 {

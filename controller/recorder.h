@@ -144,6 +144,11 @@ int recorder_recover(const char *path, char *err, size_t errlen);
  * alive. Blocking. Returns 0 or a negative errno. */
 int recorder_last_time(const char *path, double *t);
 
+/* The sha256 of the protocol text a run file recorded (/protocol@sha256),
+ * as 64 hex digits, every attribute checked before it is read. Blocking.
+ * Returns 0 or a negative errno with the reason in err. */
+int recorder_protocol_sha256(const char *path, char hex[65], char *err, size_t errlen);
+
 /* Whether path is a run file left by a crash: it cannot be opened plainly (a
  * SWMR writer's flags are still set) or its state still says "running".
  * Every attribute is checked before it is read. Blocking, like

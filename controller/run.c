@@ -2,7 +2,9 @@
 #include "run.h"
 #include "delivery.h"
 #include "journal.h"
+#include "rigdigest.h"
 #include "runfile.h"
+#include "sha256.h"
 #include "log.h"
 #include "timeutil.h"
 #include "utf8.h"
@@ -50,6 +52,8 @@ struct run {
     run_closed_cb closed_cb;
     double *proto_sp;           /* per rig channel: the protocol's last value (NaN: none) */
     struct run_override *ovr;   /* per rig channel: a manual override made in a pause */
+    /* For the journal: what a restart checks it against (journal_check.h). */
+    char rig_sha256[65], rig_digest[65], protocol_sha256[65];
 };
 
 _Static_assert(sizeof ((struct journal_rec *)0)->operator_name > RUN_OPERATOR_MAX,
@@ -134,6 +138,9 @@ static void journal_update(struct run *r)
     utf8_copy(j.operator_name, sizeof j.operator_name, r->operator_name);
     j.protocol_path = r->plan->path;
     j.protocol_text = r->plan->text;
+    memcpy(j.rig_sha256, r->rig_sha256, sizeof j.rig_sha256);
+    memcpy(j.rig_digest, r->rig_digest, sizeof j.rig_digest);
+    memcpy(j.protocol_sha256, r->protocol_sha256, sizeof j.protocol_sha256);
     const struct rig *rig = r->dm->rig;
     for (size_t i = 0; i < rig->n_channels && j.n_setpoints < JOURNAL_MAX_SETPOINTS; i++)
         if (rig->channels[i].writable && !isnan(r->dm->chans[i].setpoint)) {
@@ -402,7 +409,15 @@ static int refuse_if_latched(struct run *r, const char *path, struct diag *d)
     return rc;
 }
 
-/* Load a protocol and start it now. */
+/* Hash the rig and the protocol the run starts with, for its journal. */
+static int hash_origin(struct run *r)
+{
+    const char *rig = r->dm->rig->text ? r->dm->rig->text : "";
+    sha256_hex(rig, strlen(rig), r->rig_sha256);
+    sha256_hex(r->plan->text, strlen(r->plan->text), r->protocol_sha256);
+    return rig_digest(rig, strlen(rig), r->rig_digest);
+}
+
 /* Each syringe's level at the start, into the run's events. */
 static void announce_fills(struct run *r, int64_t t)
 {
@@ -432,6 +447,7 @@ static int start_fills(struct daemon *dm, const char *const *fills, size_t n, in
     return 0;
 }
 
+/* Load a protocol and start it now. */
 int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
               const struct run_actor *who, const char *const *fills, size_t n_fills,
               struct diag *d, struct run **out)
@@ -482,7 +498,9 @@ int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor 
         run_free(r);
         return rc;
     }
-    rc = open_file(r, who, false);
+    rc = hash_origin(r);
+    if (rc == 0)
+        rc = open_file(r, who, false);
     struct runner_hooks hooks = { .ctx = r, .write = hook_write, .safe_state = hook_safe_state,
                                   .event = hook_event, .step = hook_step, .finished = hook_finished };
     if (rc == 0)
@@ -546,19 +564,18 @@ static void restore_overrides(struct run *r, const struct journal_rec *j, int64_
 }
 
 /* Continue the run a journal describes, in its file, after a restart. */
-int run_continue(struct daemon *dm, const struct journal_rec *j, double last_alive_s, struct diag *d,
-                 struct run **out)
+int run_continue(struct daemon *dm, const struct journal_rec *j, struct plan *plan, double last_alive_s,
+                 struct diag *d, struct run **out)
 {
     struct run *r = calloc(1, sizeof *r);
-    if (r == NULL)
+    if (r == NULL) {
+        plan_free(plan);
         return -ENOMEM;
-    r->dm = dm;
-    int rc = plan_load(j->protocol_path, j->protocol_text, strlen(j->protocol_text), dm->rig, &r->plan, d);
-    if (rc < 0) {
-        free(r);
-        return rc;
     }
-    if ((rc = overrides_init(r)) < 0) {
+    r->dm = dm;
+    r->plan = plan;
+    int rc = overrides_init(r);
+    if (rc < 0) {
         run_free(r);
         return rc;
     }
@@ -573,7 +590,9 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, double last_ali
     if (gap < 0)
         gap = 0;
     struct run_actor who = { .user = "daemon", .operator_name = r->operator_name };
-    rc = open_file(r, &who, true);
+    rc = hash_origin(r);
+    if (rc == 0)
+        rc = open_file(r, &who, true);
     struct runner_hooks hooks = { .ctx = r, .write = hook_write, .safe_state = hook_safe_state,
                                   .event = hook_event, .step = hook_step, .finished = hook_finished };
     if (rc == 0)
@@ -592,6 +611,11 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, double last_ali
     char amsg[200];
     snprintf(amsg, sizeof amsg, "perfused restarted after %s without control; on_restart: %s", g,
              resume ? "resume" : "safe-stop");
+    if (strcmp(j->rig_sha256, r->rig_sha256) != 0)
+        run_event(r, now, "info", "daemon", "rig_file_changed",
+                  "the rig file (sha256 %.12s...) is not the one the run started with (%.12s...); "
+                  "its devices and settings are the same, only where its buses are reached differs",
+                  r->rig_sha256, j->rig_sha256);
     daemon_alert(dm, r, "restart", "warning", "daemon", "restart", amsg);
     if (resume) {
         interlocks_set_run(&dm->il, r->plan->limits, r->plan->n_limits);

@@ -47,10 +47,13 @@ int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor 
 struct journal_rec;
 /* Continue the run described by a journal after a restart, appending to its
  * (recovered) file; last_alive_s is its last time stamp, so the downtime is
- * known. What happens follows the protocol's on_restart. On a protocol error
- * returns -EINVAL with the diagnostics in d. */
-int run_continue(struct daemon *dm, const struct journal_rec *j, double last_alive_s, struct diag *d,
-                 struct run **out);
+ * known. plan is the journal's protocol loaded on this rig; the run owns it
+ * from here, also on failure. The journal must have passed journal_validate
+ * against plan, and last_alive_s must lie within the run. What happens
+ * follows the protocol's on_restart. On failure returns a negative errno with
+ * the reason in d. */
+int run_continue(struct daemon *dm, const struct journal_rec *j, struct plan *plan, double last_alive_s,
+                 struct diag *d, struct run **out);
 
 /* Forward a sample / a finished write to the run: record goes into the file
  * (NaN for a failed or implausible reading), use to wait_until (NaN: unknown). */

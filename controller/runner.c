@@ -453,17 +453,19 @@ int runner_resume(struct runner *r, const char *reason)
     int64_t gap = now - r->pause_ns;
     r->shift_ns += gap;
     r->state = RUN_RUNNING;
+    const struct plan_step *s = r->cur;
+    /* A wait or prompt keeps its own start: the pause counts as waiting time. */
+    if (s != NULL && s->kind != STEP_WAIT && s->kind != STEP_PROMPT)
+        r->step_start_ns += gap;
+    else if (s != NULL)
+        r->shift_ns -= gap;
+    /* Only now: the event has the position journaled, which must be whole
+     * (a restart checks that the step's start is the shift plus the plan). */
     char d[64];
     unit_format_duration(gap, d, sizeof d);
     emit(r, "info", "resumed", "run resumed after %s: %s", d, reason);
-    if (r->cur == NULL)
+    if (s == NULL)
         return 0;
-    const struct plan_step *s = r->cur;
-    /* A wait or prompt keeps its own start: the pause counts as waiting time. */
-    if (s->kind != STEP_WAIT && s->kind != STEP_PROMPT)
-        r->step_start_ns += gap;
-    else
-        r->shift_ns -= gap;
     if (s->kind == STEP_PROMPT && r->prompt_answered) {
         step_end(r, "confirmed", now);     /* answered during the pause: go on */
         return 0;

@@ -1,4 +1,4 @@
-/* The run journal's overrides: kept through encode and decode; an older journal has none. */
+/* The run journal's overrides: kept through encode and decode; a journal without them has none. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,9 +17,12 @@ static void test_overrides_survive_encode_and_decode(void **state)
     (void)state;
     static struct journal_rec j, back;
     memset(&j, 0, sizeof j);
-    strcpy(j.run_id, "abcd");
+    strcpy(j.run_id, "abcd0123456789abcdef0123456789ab");
     strcpy(j.file, "/data/r.h5");
     strcpy(j.rig_name, "sim");
+    memset(j.rig_sha256, 'a', 64);
+    memset(j.rig_digest, 'b', 64);
+    memset(j.protocol_sha256, 'c', 64);
     j.protocol_path = "p.yaml";
     j.protocol_text = "perfuse: 1";
     j.n_setpoints = 1;
@@ -55,23 +58,31 @@ static void test_overrides_survive_encode_and_decode(void **state)
     journal_rec_free(&back);
 }
 
-/* A journal written before overrides were kept decodes with none; a malformed one is skipped. */
-static void test_an_older_journal_has_no_overrides(void **state)
+/* The members every journal has (version 2), up to its setpoints. */
+#define JOURNAL_HEAD                                                                                  \
+    "{\"journal\": 2, \"run_id\": \"abcd0123456789abcdef0123456789ab\", \"file\": \"/data/r.h5\","   \
+    " \"start_wall_ns\": 1, \"rig\": \"sim\", \"operator\": \"\", \"protocol_path\": \"p.yaml\","       \
+    " \"protocol_text\": \"perfuse: 1\","                                                              \
+    " \"rig_sha256\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","            \
+    " \"rig_digest\": \"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\","            \
+    " \"protocol_sha256\": \"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\","       \
+    " \"position\": {\"index\": [0], \"repeat_pass\": [0], \"shift_ns\": 0, \"plan_pos_ns\": 0,"        \
+    " \"step_start_ns\": 0, \"step_row\": 0, \"row_planned_start\": 0, \"row_start\": 0,"            \
+    " \"paused\": true, \"pause_ns\": 0}, "
+
+/* A journal without overrides decodes with none; a malformed one is skipped. */
+static void test_a_journal_without_overrides_has_none(void **state)
 {
     (void)state;
     static struct journal_rec j;
-    const char *old = "{\"journal\": 1, \"run_id\": \"abcd\", \"file\": \"/data/r.h5\", \"start_wall_ns\": 1,"
-                      " \"rig\": \"sim\", \"operator\": \"\", \"protocol_path\": \"p.yaml\","
-                      " \"protocol_text\": \"perfuse: 1\", \"position\": {\"index\": [0], \"repeat_pass\": [0],"
-                      " \"paused\": true}, \"setpoints\": {\"pump1.flow\": 7.0}}";
+    const char *old = JOURNAL_HEAD "\"setpoints\": {\"pump1.flow\": 7.0}}";
     char err[200];
-    assert_int_equal(journal_decode(old, strlen(old), &j, err, sizeof err), 0);
+    if (journal_decode(old, strlen(old), &j, err, sizeof err) != 0)
+        fail_msg("%s", err);
     assert_int_equal(j.n_overrides, 0);
     assert_int_equal(j.n_setpoints, 1);
     journal_rec_free(&j);
-    const char *bad = "{\"journal\": 1, \"run_id\": \"abcd\", \"file\": \"/data/r.h5\", \"start_wall_ns\": 1,"
-                      " \"rig\": \"sim\", \"operator\": \"\", \"protocol_path\": \"p.yaml\","
-                      " \"protocol_text\": \"perfuse: 1\", \"position\": {\"index\": [0], \"repeat_pass\": [0]},"
+    const char *bad = JOURNAL_HEAD "\"setpoints\": {},"
                       " \"overrides\": {\"pump1.flow\": {\"value\": \"lots\"}, \"pump2.flow\": {\"value\": 4,"
                       " \"protocol\": null, \"by\": \"x\", \"since_wall_ns\": 5}}}";
     assert_int_equal(journal_decode(bad, strlen(bad), &j, err, sizeof err), 0);
@@ -84,7 +95,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_overrides_survive_encode_and_decode),
-        cmocka_unit_test(test_an_older_journal_has_no_overrides),
+        cmocka_unit_test(test_a_journal_without_overrides_has_none),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

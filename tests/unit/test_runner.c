@@ -32,6 +32,7 @@ struct harness {
     int finished;
     char events[64][128];
     size_t n_events;
+    int torn_positions;         /* events at which the position was not whole */
 };
 
 static void h_write(void *ctx, int ch, double v, int64_t planned)
@@ -52,6 +53,11 @@ static void h_event(void *ctx, int64_t now, const char *sev, const char *code, c
     (void)now; (void)sev; (void)msg;
     if (h->n_events < 64)
         snprintf(h->events[h->n_events++], 128, "%s", code);
+    /* What an owner journals at this event must be a whole position. */
+    struct runner_pos pos;
+    if (h->runner != NULL && runner_get_pos(h->runner, &pos) &&
+        pos.step_start_ns != pos.shift_ns + pos.plan_pos_ns)
+        h->torn_positions++;
 }
 
 static void h_step(void *ctx, const struct rec_step *row)
@@ -395,6 +401,33 @@ static void test_abort_applies_safe_state_and_closes_the_step(void **state)
     teardown(h);
 }
 
+/* At every event (the owner journals the position at pause and resume) the
+ * step's start is the shift plus the fixed time before it, as a restart checks. */
+static void test_the_position_is_whole_at_every_event(void **state)
+{
+    (void)state;
+    struct harness *h = setup("perfuse: 1\nname: t\nsteps:\n"
+                              "  - {set: {pumpA: 1 uL/min}, for: 5 s}\n"
+                              "  - {ramp: {pumpA: [1 uL/min, 9 uL/min]}, over: 10 s}\n"
+                              "  - {wait_until: sensor.pressure > 5 mbar, timeout: 5 s, on_timeout: continue}\n"
+                              "  - {set: {pumpA: 2 uL/min}, for: 5 s}\n");
+    start(h, 0);
+    run_until(h, 7 * S);
+    h->clk.now = 7 * S;
+    assert_int_equal(runner_pause(h->runner, "test"), 0);
+    h->clk.now = 7 * S + 20000000;
+    assert_int_equal(runner_resume(h->runner, "test"), 0);
+    run_until(h, 17 * S);
+    h->clk.now = 17 * S;
+    assert_int_equal(runner_pause(h->runner, "test"), 0);
+    h->clk.now = 19 * S;
+    assert_int_equal(runner_resume(h->runner, "test"), 0);
+    run_until(h, INT64_MAX);
+    assert_int_equal(h->final, RUN_COMPLETED);
+    assert_int_equal(h->torn_positions, 0);
+    teardown(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -409,6 +442,7 @@ int main(void)
         cmocka_unit_test(test_a_continued_step_keeps_its_path),
         cmocka_unit_test(test_waveform_follows_its_shape_and_ends_at_the_mean),
         cmocka_unit_test(test_abort_applies_safe_state_and_closes_the_step),
+        cmocka_unit_test(test_the_position_is_whole_at_every_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
