@@ -159,6 +159,34 @@ void delivery_start(struct delivery *d, const double *fills, int64_t t_ns)
     d->tracking = true;
 }
 
+/* Pump i's level, tied to the counter reading it was computed at. */
+void delivery_get_level(const struct delivery *d, size_t i, struct delivery_level *out)
+{
+    const struct syringe *s = &d->pumps[i].s;
+    *out = (struct delivery_level){ .fill_ul = s->fill_ul, .counter_ul = s->counter_ul,
+                                    .fill0_ul = s->fill0_ul, .source = s->source };
+    if (syringe_carry_pending(s)) {
+        out->fill_ul = s->carry_fill_ul;
+        out->counter_ul = s->carry_counter_ul;
+    } else if (isnan(s->counter_ul)) {
+        out->fill_ul = NAN;
+    }
+}
+
+/* A run continues after a restart: each syringe from its carried level. */
+void delivery_continue(struct delivery *d, const struct delivery_level *levels, int64_t t_ns)
+{
+    for (size_t i = 0; i < d->n_pumps; i++) {
+        struct delivery_pump *p = &d->pumps[i];
+        const struct delivery_level *l = &levels[i];
+        p->rec_fill = -1;
+        syringe_carry(&p->s, p->capacity_ul, d->rig->syringe_low, l->fill0_ul, l->source, l->fill_ul,
+                      l->counter_ul);
+        syringe_on_setpoint(&p->s, NAN, t_ns);
+    }
+    d->tracking = true;
+}
+
 /* Lay out the syringes' part of a run file. */
 int delivery_add_to_file(struct delivery *d, struct runfile_series *s, struct rec_run_info *info)
 {
@@ -186,6 +214,13 @@ void delivery_describe_start(const struct delivery *d, size_t i, char *buf, size
 {
     const struct delivery_pump *p = &d->pumps[i];
     const struct syringe *s = &p->s;
+    if (syringe_carry_pending(s)) {
+        utf8_format(buf, len, "%s: fill level carried over from before the restart: %.1f uL when its "
+                 "counter read %.1f uL (fill level at the start %g uL, %s); it counts on from the "
+                 "pump's next reading", p->name, s->carry_fill_ul, s->carry_counter_ul, s->fill0_ul,
+                 syringe_source_name(s->source));
+        return;
+    }
     switch (s->source) {
     case FILL_GIVEN:
         utf8_format(buf, len, "%s: fill level at the start %g uL (given)%s", p->name, s->fill0_ul,
@@ -227,6 +262,12 @@ static void syringe_report(struct delivery *d, struct delivery_pump *p, int news
                  "start, fill at start %g uL %s)", p->name, s->counter_ul - s->counter0_ul,
                  s->fill0_ul, syringe_source_name(s->source));
         h->raise(h->ctx, t, "alarm", p->name, "syringe_empty", DELIVERY_ON_FAULT, m);
+    }
+    if (news & SYR_LOST) {
+        utf8_format(m, sizeof m, "%s: fill level unknown: its counter reads %.1f uL, below the %.1f uL "
+                 "it read before the restart (the pump reset its count); only stalls are detected; "
+                 "check the syringe", p->name, s->counter_ul, s->carry_counter_ul);
+        h->raise(h->ctx, t, "warning", p->name, "syringe_unknown", DELIVERY_WARN, m);
     }
     if (news & SYR_STALLED) {
         if (s->stall_by_counter)
@@ -304,7 +345,10 @@ void delivery_on_sample(struct delivery *d, int channel, double v, int64_t t_ns)
         if (p->flow == channel) {
             syringe_report(d, p, syringe_on_flow(&p->s, v, t_ns), t_ns);
         } else if (p->counter == channel) {
+            bool first = isnan(p->s.counter_ul);
             syringe_report(d, p, syringe_on_counter(&p->s, v, t_ns), t_ns);
+            if (first && !isnan(p->s.counter_ul))
+                d->levels_changed = true;
             if (!isnan(p->s.fill_ul) && !isnan(v) && d->hooks.fill)
                 d->hooks.fill(d->hooks.ctx, i, p->s.fill_ul, t_ns);
         }

@@ -7,6 +7,7 @@
  *
  *   syringe_low     warning  the fill level fell to the rig's syringe_low
  *   syringe_empty   alarm    the fill level reached 0; the protocol's on_fault applies
+ *   syringe_unknown warning  a level carried over a restart cannot be confirmed
  *   pump_stalled    alarm    a pump told to infuse does not; on_fault applies
  *   flow_deviation  alarm    a monitor's flow left its pump's setpoint; its action applies
  *
@@ -69,6 +70,7 @@ struct delivery {
     struct flow_monitor *mon;   /* a copy of the rig's */
     size_t n_mon;
     bool tracking;              /* a run is on: the syringes are followed */
+    bool levels_changed;        /* a level met its first counter reading: journal it (reset by the reader) */
     struct delivery_hooks hooks;
 };
 
@@ -87,6 +89,21 @@ void delivery_fill_error(struct diag *d, const char *spec, const char *err);
 /* A run starts: follow each syringe from fills[i] (NaN: assumed full);
  * fills NULL: every level is unknown (a run continued after a restart). */
 void delivery_start(struct delivery *d, const double *fills, int64_t t_ns);
+/* A syringe's level as a restart needs it (the run journal keeps one per pump). */
+struct delivery_level {
+    double fill_ul;             /* NaN: unknown */
+    double counter_ul;          /* the pump's counter reading it was computed at */
+    double fill0_ul;            /* the level at the run's start */
+    enum fill_source source;    /* where that came from */
+};
+/* Pump i's level and the counter reading it was computed at (a level carried
+ * over and not confirmed yet stays as it was carried); fill_ul NaN if unknown
+ * or not yet tied to a reading. */
+void delivery_get_level(const struct delivery *d, size_t i, struct delivery_level *out);
+/* A run continues after a restart: follow each syringe from levels[i]
+ * (syringe_carry: the pump's next counter reading confirms it, or leaves it
+ * unknown with a syringe_unknown warning if the count went back). */
+void delivery_continue(struct delivery *d, const struct delivery_level *levels, int64_t t_ns);
 /* After delivery_start: add each syringe's fill level to a run file's
  * series (/channels/<pump>.fill, kind "derived") and fill info's /syringes
  * entries, which point into d. Returns 0 or -ENOMEM. */

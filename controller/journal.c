@@ -47,6 +47,52 @@ static void decode_overrides(json_t *o, struct journal_rec *j)
     }
 }
 
+/* A number, or null for NaN. */
+static json_t *real_or_null(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+/* Add the syringes' levels, {"PUMP": {"fill_ul", "counter_ul", "fill_at_start_ul" (null:
+ * unknown), "fill_source"}}, to o. */
+static int encode_fills(const struct journal_rec *j, json_t *o)
+{
+    json_t *sy = json_object();
+    for (size_t i = 0; sy != NULL && i < j->n_fills; i++) {
+        const struct journal_fill *f = &j->fills[i];
+        json_object_set_new(sy, f->pump, json_pack("{s:o,s:o,s:o,s:s}", "fill_ul", real_or_null(f->fill_ul),
+                            "counter_ul", real_or_null(f->counter_ul), "fill_at_start_ul",
+                            real_or_null(f->fill0_ul), "fill_source", f->source));
+    }
+    return sy != NULL && json_object_set_new(o, "syringes", sy) == 0 ? 0 : -ENOMEM;
+}
+
+/* A number member, NaN if null or missing; false if something else. */
+static bool get_real(json_t *o, const char *key, double *v)
+{
+    json_t *x = json_object_get(o, key);
+    *v = json_is_number(x) ? json_number_value(x) : NAN;
+    return x == NULL || json_is_null(x) || json_is_number(x);
+}
+
+/* Read the syringes' levels, if any (an older journal has none); a malformed one is skipped. */
+static void decode_fills(json_t *o, struct journal_rec *j)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(o, "syringes"), key, v) {
+        struct journal_fill f = { 0 };
+        const char *src = json_string_value(json_object_get(v, "fill_source"));
+        if (j->n_fills >= JOURNAL_MAX_FILLS || strlen(key) >= sizeof f.pump || src == NULL ||
+            strlen(src) >= sizeof f.source || !get_real(v, "fill_ul", &f.fill_ul) ||
+            !get_real(v, "counter_ul", &f.counter_ul) || !get_real(v, "fill_at_start_ul", &f.fill0_ul))
+            continue;
+        snprintf(f.pump, sizeof f.pump, "%s", key);
+        snprintf(f.source, sizeof f.source, "%s", src);
+        j->fills[j->n_fills++] = f;
+    }
+}
+
 int journal_encode(const struct journal_rec *j, char **text)
 {
     const struct runner_pos *p = &j->pos;
@@ -70,7 +116,7 @@ int journal_encode(const struct journal_rec *j, char **text)
         "setpoints", sp);
     if (o == NULL)
         return -ENOMEM;
-    if (encode_overrides(j, o) < 0) {
+    if (encode_overrides(j, o) < 0 || encode_fills(j, o) < 0) {
         json_decref(o);
         return -ENOMEM;
     }
@@ -245,6 +291,7 @@ int journal_decode(const char *text, size_t len, struct journal_rec *j, char *er
     if (rc < 0)
         return rc;              /* o is released */
     decode_overrides(o, j);
+    decode_fills(o, j);
     j->protocol_path = strdup(json_string_value(ppath) ?: "");
     j->protocol_text = strdup(ptext);
     json_decref(o);

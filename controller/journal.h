@@ -21,6 +21,7 @@
 #define JOURNAL_NAME "run.journal"
 #define JOURNAL_VERSION 2           /* 2: with the rig's and the protocol's hashes */
 #define JOURNAL_MAX_SETPOINTS 64
+#define JOURNAL_MAX_FILLS 16
 
 struct journal_rec {
     char run_id[33];
@@ -47,6 +48,15 @@ struct journal_rec {
         char by[96];
         int64_t since_wall_ns;
     } overrides[JOURNAL_MAX_SETPOINTS];
+    /* Syringe pumps' fill levels (absent from older journals: unknown after a restart). */
+    size_t n_fills;
+    struct journal_fill {
+        char pump[64];
+        double fill_ul;             /* NaN: unknown */
+        double counter_ul;          /* the pump's counter reading fill_ul was computed at */
+        double fill0_ul;            /* the level at the run's start (NaN: unknown) */
+        char source[16];            /* of fill0_ul: "given", "assumed full" or "unknown" */
+    } fills[JOURNAL_MAX_FILLS];
 };
 
 /* Encode as JSON text (malloc'd). Returns 0 or -ENOMEM. */

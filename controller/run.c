@@ -124,6 +124,45 @@ void run_event(struct run *r, int64_t t_ns, const char *severity, const char *so
     }
 }
 
+/* Each syringe's level and the counter reading it was computed at, into j. */
+static void journal_put_fills(const struct delivery *dl, struct journal_rec *j)
+{
+    for (size_t i = 0; i < dl->n_pumps && j->n_fills < JOURNAL_MAX_FILLS; i++) {
+        struct journal_fill *f = &j->fills[j->n_fills];
+        struct delivery_level l;
+        if (strlen(dl->pumps[i].name) >= sizeof f->pump)
+            continue;           /* not kept: unknown after a restart */
+        delivery_get_level(dl, i, &l);
+        snprintf(f->pump, sizeof f->pump, "%s", dl->pumps[i].name);
+        f->fill_ul = l.fill_ul;
+        f->counter_ul = l.counter_ul;
+        f->fill0_ul = l.fill0_ul;
+        snprintf(f->source, sizeof f->source, "%s", syringe_source_name(l.source));
+        j->n_fills++;
+    }
+}
+
+/* The syringes' levels a journal carried over a restart (unknown where it has none). */
+static void journal_get_fills(const struct journal_rec *j, const struct delivery *dl,
+                              struct delivery_level *levels)
+{
+    for (size_t i = 0; i < dl->n_pumps; i++) {
+        levels[i] = (struct delivery_level){ .fill_ul = NAN, .counter_ul = NAN, .fill0_ul = NAN,
+                                             .source = FILL_UNKNOWN };
+        for (size_t k = 0; k < j->n_fills; k++) {
+            const struct journal_fill *f = &j->fills[k];
+            if (strcmp(f->pump, dl->pumps[i].name) != 0)
+                continue;
+            levels[i] = (struct delivery_level){ .fill_ul = f->fill_ul, .counter_ul = f->counter_ul,
+                                                 .fill0_ul = f->fill0_ul };
+            if (strcmp(f->source, syringe_source_name(FILL_GIVEN)) == 0)
+                levels[i].source = FILL_GIVEN;
+            else if (strcmp(f->source, syringe_source_name(FILL_ASSUMED_FULL)) == 0)
+                levels[i].source = FILL_ASSUMED_FULL;
+        }
+    }
+}
+
 /* Write where the run is to the journal (in the background). */
 static void journal_update(struct run *r)
 {
@@ -157,6 +196,7 @@ static void journal_update(struct run *r)
             snprintf(o->by, sizeof o->by, "%s", r->ovr[i].by);
             o->since_wall_ns = r->ovr[i].since_wall_ns;
         }
+    journal_put_fills(&r->dm->dl, &j);
     char *text;
     if (journal_encode(&j, &text) == 0)
         journal_writer_put(&r->dm->journal, text);
@@ -619,8 +659,14 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, struct plan *pl
     daemon_alert(dm, r, "restart", "warning", "daemon", "restart", amsg);
     if (resume) {
         interlocks_set_run(&dm->il, r->plan->limits, r->plan->n_limits);
-        /* What the syringes held before the restart is not known here. */
-        delivery_start(&dm->dl, NULL, now);
+        /* The syringes go on from the levels journaled before the restart. */
+        struct delivery_level levels[DELIVERY_MAX_FILLS];
+        if (dm->dl.n_pumps <= DELIVERY_MAX_FILLS) {
+            journal_get_fills(j, &dm->dl, levels);
+            delivery_continue(&dm->dl, levels, now);
+        } else {
+            delivery_start(&dm->dl, NULL, now);
+        }
         announce_fills(r, now);
         rc = runner_start_at(r->runner, r->start_ns, &j->pos, gap);
         if (rc < 0)
@@ -653,6 +699,11 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, struct plan *pl
 /* A valid or failed sample: record is what the file gets, use what control may use. */
 void run_on_sample(struct run *r, int channel, double record, double use, int64_t t_ns)
 {
+    if (r->dm->dl.levels_changed) {
+        /* A syringe's level is tied to a counter reading now: a restart can go on from it. */
+        r->dm->dl.levels_changed = false;
+        journal_update(r);
+    }
     if (r->closed || r->ended || r->rec_chan[channel] < 0)
         return;
     /* Samples taken before t = 0 (queued on a bus) belong to no run. */

@@ -23,7 +23,8 @@ void syringe_init(struct syringe *s, double capacity_ul, double fill_ul, double 
                            .low_frac = low_frac > 0 ? low_frac : SYRINGE_LOW_DEFAULT,
                            .fill0_ul = NAN, .counter0_ul = NAN, .counter_ul = NAN,
                            .last_flow = NAN, .fill_ul = NAN, .setpoint = NAN,
-                           .still_since_ns = -1, .ref_counter_ul = NAN };
+                           .still_since_ns = -1, .ref_counter_ul = NAN,
+                           .carry_fill_ul = NAN, .carry_counter_ul = NAN };
     if (!isnan(fill_ul)) {
         s->fill0_ul = fill_ul;
         s->source = FILL_GIVEN;
@@ -32,6 +33,33 @@ void syringe_init(struct syringe *s, double capacity_ul, double fill_ul, double 
         s->source = FILL_ASSUMED_FULL;
     }
     s->fill_ul = s->fill0_ul;
+}
+
+/* Continue from a level carried over a restart, confirmed by the next counter reading. */
+void syringe_carry(struct syringe *s, double capacity_ul, double low_frac, double fill0_ul,
+                   enum fill_source source, double fill_ul, double counter_ul)
+{
+    syringe_init(s, capacity_ul, NAN, low_frac);
+    s->fill_ul = NAN;
+    /* A level below 0 is what an empty syringe's count says: it stays empty. */
+    bool ok = isfinite(fill0_ul) && isfinite(fill_ul) && isfinite(counter_ul) && fill0_ul >= 0 &&
+              (s->capacity_ul == 0 || (fill_ul <= s->capacity_ul && fill0_ul <= s->capacity_ul)) &&
+              (source == FILL_GIVEN || source == FILL_ASSUMED_FULL);
+    if (!ok) {
+        s->fill0_ul = NAN;
+        s->source = FILL_UNKNOWN;
+        return;
+    }
+    s->fill0_ul = fill0_ul;
+    s->source = source;
+    s->carry_fill_ul = fill_ul;
+    s->carry_counter_ul = counter_ul;
+}
+
+/* Whether a carried level awaits the counter's first reading. */
+bool syringe_carry_pending(const struct syringe *s)
+{
+    return !isnan(s->carry_counter_ul) && isnan(s->counter_ul);
 }
 
 /* The level at which the low warning comes. */
@@ -159,6 +187,18 @@ int syringe_on_counter(struct syringe *s, double v, int64_t t_ns)
 {
     if (isnan(v))
         return SYR_NONE;
+    int news = SYR_NONE;
+    if (syringe_carry_pending(s)) {
+        /* The first reading after a restart: the count since the carried
+         * level, or a reset that leaves what was infused meanwhile unknown. */
+        if (v >= s->carry_counter_ul) {
+            s->counter0_ul = s->carry_counter_ul - (s->fill0_ul - s->carry_fill_ul);
+        } else {
+            s->fill0_ul = NAN;
+            s->source = FILL_UNKNOWN;
+            news |= SYR_LOST;
+        }
+    }
     if (isnan(s->counter0_ul))
         s->counter0_ul = v;
     if (!isnan(s->counter_ul) && v < s->counter_ul) {
@@ -168,7 +208,7 @@ int syringe_on_counter(struct syringe *s, double v, int64_t t_ns)
         s->ref_ns = t_ns;
     }
     s->counter_ul = v;
-    int news = check_progress(s, v, t_ns);
+    news |= check_progress(s, v, t_ns);
     if (!isnan(s->fill0_ul))
         news |= set_fill(s, s->fill0_ul - (v - s->counter0_ul) + s->withdrawn_ul);
     return news;

@@ -38,6 +38,7 @@ enum syringe_news {
     SYR_STALLED = 4,            /* the pump stopped delivering its setpoint */
     SYR_STALL_OVER = 8,         /* a stalled pump delivers again, or is told to stop */
     SYR_REFILLED = 16,          /* a low or empty level is above the threshold again */
+    SYR_LOST = 32,              /* a level carried over a restart cannot be confirmed: unknown */
 };
 
 struct syringe {
@@ -61,12 +62,26 @@ struct syringe {
     int64_t still_since_ns;     /* read-back near 0 while infusing since; -1: not */
     double ref_counter_ul;      /* the counter when progress was last seen (NaN: none) */
     int64_t ref_ns;
+    /* a level carried over a restart, until the counter's first reading confirms it */
+    double carry_fill_ul;       /* the level */
+    double carry_counter_ul;    /* the counter reading it was computed at (NaN: none) */
 };
 
 /* Start tracking: capacity_ul 0 if unknown; fill_ul the level given, or NaN
  * to take it as full (unknown if the capacity is too); low_frac 0 for the
  * default. */
 void syringe_init(struct syringe *s, double capacity_ul, double fill_ul, double low_frac);
+/* After a restart: follow the syringe from fill_ul, its level when the
+ * pump's counter read counter_ul (fill0_ul and source as at the run's start,
+ * so that the low threshold and messages stay the same). The level is
+ * unknown (NaN) until the counter's first reading: at or above counter_ul it
+ * is fill_ul minus what was counted since; below it (the pump reset its
+ * count) it cannot be known, and stays unknown (SYR_LOST). A NaN or
+ * impossible input leaves the level unknown from the start. */
+void syringe_carry(struct syringe *s, double capacity_ul, double low_frac, double fill0_ul,
+                   enum fill_source source, double fill_ul, double counter_ul);
+/* Whether a carried level still awaits the counter's first reading. */
+bool syringe_carry_pending(const struct syringe *s);
 /* The pump was commanded to v uL/min (NaN: its own safe state, no setpoint).
  * Each of these returns what changed, as a mask of enum syringe_news. */
 int syringe_on_setpoint(struct syringe *s, double v, int64_t t_ns);

@@ -3,7 +3,8 @@
 # does not follow its pump, are alarms that act on the run, in `perfusectl
 # simulate` and on perfuse-sim through perfused alike; a lost flow sensor is
 # neither a deviation nor a proof of flow; the syringes' levels at the start
-# (run --fill, or assumed full) are in the run file.
+# (run --fill, or assumed full) are in the run file, and a restart after kill -9
+# goes on from the journaled levels.
 set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
@@ -272,4 +273,57 @@ ctl --json wait >/dev/null
 events "$file" >"$T/sim2.ev"
 check "the file has the pause by chip2's monitor" grep -q "chip2-delivery: chip2.flow reads" "$T/sim2.ev"
 check "the daemon survived" kill -0 "$DAEMON_PID"
+kill -TERM "$DAEMON_PID"; wait_gone "$DAEMON_PID" 20
+
+# 7. kill -9 mid-run: restarted on the same perfuse-sim (its pump went on
+# infusing meanwhile), perfused goes on from the journaled fill level, and the
+# low warning and the empty alarm still come. pump1 holds 300 uL of a 1.5 mL
+# syringe at 1000 uL/min: low (150 uL left) at 9 s, empty at 18 s.
+"$BUILD/perfuse-sim" --rig-out "$T/fillrig.yaml" >"$T/sim7.json" 2>"$T/sim7.log" &
+PIDS="$PIDS $!"
+timeout 10 sh -c "until [ -s '$T/sim7.json' ]; do sleep 0.1; done"
+sed -i '/name: pump1/{n;s/volume: 10 mL/volume: 1.5 mL/}' "$T/fillrig.yaml"
+# start_on_rig: perfused on fillrig.yaml with its data dir in $T/f; waits for READY.
+start_on_rig() {
+    mkdir -p "$T/f"
+    rm -f "$T/f/ready"; mkfifo "$T/f/ready"
+    "$BUILD/perfused" --rig "$T/fillrig.yaml" --socket "$T/f/sock" --data-dir "$T/f/runs" --ready-fd 3 \
+        3>"$T/f/ready" 2>>"$T/f/perfused.log" &
+    DAEMON_PID=$!; PIDS="$PIDS $DAEMON_PID"; SOCK="$T/f/sock"
+    timeout 20 sh -c "read -r line <'$T/f/ready'"
+}
+cat >"$T/fill.yaml" <<'P'
+perfuse: 1
+name: carried over
+rig: sim
+on_fault: pause
+on_restart: resume
+safe_state: {pump1: 0 uL/min}
+steps:
+  - {name: perfuse, set: {pump1: 1000 uL/min}, for: 10 min}
+P
+start_on_rig || { not_ok "perfused starts on the 1.5 mL rig"; finish; }
+file=$(ctl run "$T/fill.yaml" --fill pump1=300uL | sed -n 's/^file //p')
+for _ in $(seq 1 50); do
+    grep -q '"fill_ul": [0-9]' "$T/f/runs/run.journal" 2>/dev/null && break; sleep 0.1
+done
+check "the journal holds pump1's fill level and its counter reading" \
+    "$PYTHON" -c "import json,sys; f=json.load(open(sys.argv[1]))['syringes']['pump1']; sys.exit(not (0 < f['fill_ul'] <= 300 and f['counter_ul'] >= 0 and f['fill_source'] == 'given'))" "$T/f/runs/run.journal"
+kill -KILL "$DAEMON_PID"; wait_gone "$DAEMON_PID" 10
+start_on_rig || { not_ok "perfused restarts after kill -9"; finish; }
+check "after the restart the low-level warning comes" status_has "s['state'] == 'running' and 'syringe_low' in codes"
+check "then the empty alarm, which pauses the run" status_has "s['state'] == 'paused' and 'syringe_empty' in codes"
+ctl abort >/dev/null
+ctl --json wait >/dev/null
+events "$file" >"$T/fill.ev"
+restart=$(first_line " daemon restart " "$T/fill.ev")
+carried=$(first_line "syringe_fill pump1: fill level carried over from before the restart" "$T/fill.ev")
+low=$(first_line "alarm_raised alarm [0-9]+ syringe_low" "$T/fill.ev")
+empty=$(first_line "alarm_raised alarm [0-9]+ syringe_empty" "$T/fill.ev")
+check "the file has the restart ($restart), the carried-over level ($carried), then low ($low) and empty ($empty)" \
+    test "$restart" -gt 0 -a "$carried" -gt "$restart" -a "$low" -gt "$carried" -a "$empty" -gt "$low"
+t_low=$(sed -n "${low}s/ .*//p" "$T/fill.ev"); t_empty=$(sed -n "${empty}s/ .*//p" "$T/fill.ev")
+check "counting what the pump infused while perfused was down: low at ~9 s ($t_low), empty at ~18 s ($t_empty)" \
+    "$PYTHON" -c "import sys; a, b = map(float, sys.argv[1:]); sys.exit(not (8 <= a <= 12 and 17 <= b <= 21))" "$t_low" "$t_empty"
+check "the file's fill_source is still as given at the start" test "$(syringe "$file" pump1)" = "300 given"
 finish
