@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "journal.h"
+#include "journal_head.h"
 #include "syringe.h"
 
 #define S 1000000000LL
@@ -88,9 +89,12 @@ static void test_an_unknown_or_impossible_level_stays_unknown(void **state)
 static void base(struct journal_rec *j)
 {
     memset(j, 0, sizeof *j);
-    strcpy(j->run_id, "abcd");
+    strcpy(j->run_id, "abcd0123456789abcdef0123456789ab");
     strcpy(j->file, "/data/r.h5");
     strcpy(j->rig_name, "sim");
+    memset(j->rig_sha256, 'a', 64);
+    memset(j->rig_digest, 'b', 64);
+    memset(j->protocol_sha256, 'c', 64);
     j->protocol_path = "p.yaml";
     j->protocol_text = "perfuse: 1";
 }
@@ -126,23 +130,19 @@ static void test_fills_survive_encode_and_decode(void **state)
     journal_rec_free(&back);
 }
 
+
 /* A journal written before levels were kept decodes with none; a malformed entry is skipped. */
 static void test_an_older_journal_has_no_fills(void **state)
 {
     (void)state;
     static struct journal_rec j;
-    const char *old = "{\"journal\": 1, \"run_id\": \"abcd\", \"file\": \"/data/r.h5\", \"start_wall_ns\": 1,"
-                      " \"rig\": \"sim\", \"operator\": \"\", \"protocol_path\": \"p.yaml\","
-                      " \"protocol_text\": \"perfuse: 1\", \"position\": {\"index\": [0], \"repeat_pass\": [0]},"
-                      " \"setpoints\": {\"pump1.flow\": 7.0}}";
+    const char *old = JOURNAL_HEAD "\"setpoints\": {\"pump1.flow\": 7.0}}";
     char err[200];
     assert_int_equal(journal_decode(old, strlen(old), &j, err, sizeof err), 0);
     assert_int_equal(j.n_fills, 0);
     assert_int_equal(j.n_setpoints, 1);
     journal_rec_free(&j);
-    const char *bad = "{\"journal\": 1, \"run_id\": \"abcd\", \"file\": \"/data/r.h5\", \"start_wall_ns\": 1,"
-                      " \"rig\": \"sim\", \"operator\": \"\", \"protocol_path\": \"p.yaml\","
-                      " \"protocol_text\": \"perfuse: 1\", \"position\": {\"index\": [0], \"repeat_pass\": [0]},"
+    const char *bad = JOURNAL_HEAD "\"setpoints\": {},"
                       " \"syringes\": {\"pump1\": {\"fill_ul\": \"lots\", \"counter_ul\": 1,"
                       " \"fill_at_start_ul\": 2, \"fill_source\": \"given\"}, \"pump2\": {\"fill_ul\": 4,"
                       " \"counter_ul\": 5, \"fill_at_start_ul\": 6, \"fill_source\": \"given\"},"

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "journal.h"
+#include "journal_head.h"
 
 /* A journal with one override (protocol value known) and one without a protocol value. */
 static void test_overrides_survive_encode_and_decode(void **state)
@@ -58,17 +59,6 @@ static void test_overrides_survive_encode_and_decode(void **state)
     journal_rec_free(&back);
 }
 
-/* The members every journal has (version 2), up to its setpoints. */
-#define JOURNAL_HEAD                                                                                  \
-    "{\"journal\": 2, \"run_id\": \"abcd0123456789abcdef0123456789ab\", \"file\": \"/data/r.h5\","   \
-    " \"start_wall_ns\": 1, \"rig\": \"sim\", \"operator\": \"\", \"protocol_path\": \"p.yaml\","       \
-    " \"protocol_text\": \"perfuse: 1\","                                                              \
-    " \"rig_sha256\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","            \
-    " \"rig_digest\": \"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\","            \
-    " \"protocol_sha256\": \"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\","       \
-    " \"position\": {\"index\": [0], \"repeat_pass\": [0], \"shift_ns\": 0, \"plan_pos_ns\": 0,"        \
-    " \"step_start_ns\": 0, \"step_row\": 0, \"row_planned_start\": 0, \"row_start\": 0,"            \
-    " \"paused\": true, \"pause_ns\": 0}, "
 
 /* A journal without overrides decodes with none; a malformed one is skipped. */
 static void test_a_journal_without_overrides_has_none(void **state)
