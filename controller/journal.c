@@ -1,5 +1,6 @@
 /* The run journal: encoding, atomic durable writes, and the background writer. */
 #include "journal.h"
+#include "jsonfield.h"
 #include "log.h"
 
 #include <errno.h>
@@ -132,16 +133,6 @@ int journal_encode(const struct journal_rec *j, char **text)
     return *text ? 0 : -ENOMEM;
 }
 
-/* Copy a string member into a fixed buffer; false if missing or too long. */
-static bool get_str(json_t *o, const char *key, char *buf, size_t len)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    if (s == NULL || strlen(s) >= len)
-        return false;
-    memcpy(buf, s, strlen(s) + 1);
-    return true;
-}
-
 /* A whole-number member within [min, max]; false if missing, not an integer
  * (a real such as 1e300 would otherwise read as 0) or out of range. */
 static bool get_int(json_t *o, const char *key, json_int_t min, json_int_t max, json_int_t *out)
@@ -264,7 +255,7 @@ int journal_decode(const char *text, size_t len, struct journal_rec *j, char *er
         { "protocol_sha256", offsetof(struct journal_rec, protocol_sha256), sizeof j->protocol_sha256 },
     };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-        if (!get_str(o, strs[i].key, (char *)j + strs[i].off, strs[i].len))
+        if (!jfield_str(o, strs[i].key, (char *)j + strs[i].off, strs[i].len))
             return decode_fail(o, err, errlen, "'%s' is missing, not text, or longer than %zu bytes",
                                strs[i].key, strs[i].len - 1);
     if (!is_hex(j->rig_sha256, 64) || !is_hex(j->rig_digest, 64) || !is_hex(j->protocol_sha256, 64))

@@ -1,5 +1,6 @@
 /* The latch file: encoding, checked decoding and a careful read. */
 #include "latchfile.h"
+#include "jsonfield.h"
 
 #include "timeutil.h"
 
@@ -103,16 +104,6 @@ static int channel_named(const struct rig *rig, const char *name)
     return -1;
 }
 
-/* A string member shorter than len into buf; false if missing, not a string or too long. */
-static bool get_str(json_t *o, const char *key, char *buf, size_t len)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    if (s == NULL || strlen(s) >= len)
-        return false;
-    memcpy(buf, s, strlen(s) + 1);
-    return true;
-}
-
 /* A bound of a limit: a number, or null for none. */
 static bool get_bound(json_t *o, const char *key, double *v)
 {
@@ -205,10 +196,10 @@ static int decode_hold(json_t *o, const struct rig *rig, size_t k, struct latchf
         h->safe[i] = NAN;
     if (!json_is_object(o))
         return bad(err, len, "hold %zu is not an object", k);
-    if (!get_str(o, "cause", h->cause, sizeof h->cause) || h->cause[0] == '\0')
+    if (!jfield_str(o, "cause", h->cause, sizeof h->cause) || h->cause[0] == '\0')
         return bad(err, len, "hold %zu: \"cause\" is missing or not a string of at most %zu bytes", k,
                    sizeof h->cause - 1);
-    if (!get_str(o, "channel", h->channel, sizeof h->channel))
+    if (!jfield_str(o, "channel", h->channel, sizeof h->channel))
         return bad(err, len, "hold %zu: \"channel\" is missing or not a channel name", k);
     int rc = decode_limit(json_object_get(o, "limit"), rig, k, h, err, len);
     if (rc == 0)
@@ -222,7 +213,7 @@ static int decode_hold(json_t *o, const struct rig *rig, size_t k, struct latchf
     if (!json_is_boolean(acked))
         return bad(err, len, "hold %zu: \"acknowledged\" is not true or false", k);
     h->acked = json_is_true(acked);
-    if (h->acked && (!get_str(o, "acknowledged_by", h->acked_by, sizeof h->acked_by) || !h->acked_by[0]))
+    if (h->acked && (!jfield_str(o, "acknowledged_by", h->acked_by, sizeof h->acked_by) || !h->acked_by[0]))
         return bad(err, len, "hold %zu: acknowledged, but \"acknowledged_by\" names no one", k);
     return 0;
 }

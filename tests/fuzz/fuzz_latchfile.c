@@ -17,26 +17,8 @@
 #include "alarms.h"
 #include "latch.h"
 #include "latchfile.h"
+#include "../unit/support/small_rig.h"
 
-/* The rig the file is checked against. */
-static struct rig make_rig(struct rig_device *devs, struct rig_channel *chans)
-{
-    const char *names[] = { "pump1.flow", "pump2.flow", "valve1.position", "chip1.pressure" };
-    const double min[] = { 0, 0, 1, NAN }, max[] = { 1000, 1000, 6, NAN };
-    for (size_t i = 0; i < 4; i++) {
-        memset(&devs[i], 0, sizeof devs[i]);
-        devs[i].first_channel = i;
-        devs[i].n_chans = 1;
-        memset(&chans[i], 0, sizeof chans[i]);
-        strcpy(chans[i].name, names[i]);
-        chans[i].device = i;
-        chans[i].writable = i < 3;
-        chans[i].readable = i == 3;
-        chans[i].min = min[i];
-        chans[i].max = max[i];
-    }
-    return (struct rig){ .name = "sim", .devices = devs, .n_devices = 4, .channels = chans, .n_channels = 4 };
-}
 
 /* Whether two decoded holds say the same. */
 static int same_hold(const struct latchfile_hold *a, const struct latchfile_hold *b)
@@ -54,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct rig_device devs[4];
     struct rig_channel chans[4];
-    struct rig rig = make_rig(devs, chans);
+    struct rig rig = small_rig(devs, chans);
     struct latchfile f;
     char err[512] = "";
     if (latchfile_decode((const char *)data, size, &rig, &f, err, sizeof err) < 0) {

@@ -18,30 +18,11 @@
 #include "interlock.h"
 #include "latch.h"
 #include "latchfile.h"
+#include "small_rig.h"
 
 #define S 1000000000LL
 #define TRIPPED 1796605323123456000LL   /* 2026-12-07 */
 
-/* pump1.flow and pump2.flow (0 to 1000 uL/min), valve1.position (ports 1 to 6), and
- * chip1.pressure (measured only), on a rig called sim. */
-static struct rig make_rig(struct rig_device *devs, struct rig_channel *chans)
-{
-    const char *names[] = { "pump1.flow", "pump2.flow", "valve1.position", "chip1.pressure" };
-    const double min[] = { 0, 0, 1, NAN }, max[] = { 1000, 1000, 6, NAN };
-    for (size_t i = 0; i < 4; i++) {
-        memset(&devs[i], 0, sizeof devs[i]);
-        devs[i].first_channel = i;
-        devs[i].n_chans = 1;
-        memset(&chans[i], 0, sizeof chans[i]);
-        strcpy(chans[i].name, names[i]);
-        chans[i].device = i;
-        chans[i].writable = i < 3;
-        chans[i].readable = i == 3;
-        chans[i].min = min[i];
-        chans[i].max = max[i];
-    }
-    return (struct rig){ .name = "sim", .devices = devs, .n_devices = 4, .channels = chans, .n_channels = 4 };
-}
 
 /* A valid file: a rig limit's hold on every actuator, acknowledged by alice. */
 static const char valid[] =
@@ -60,7 +41,7 @@ static void test_holds_come_back_as_they_were_written(void **state)
     (void)state;
     struct rig_device devs[4];
     struct rig_channel chans[4];
-    struct rig rig = make_rig(devs, chans);
+    struct rig rig = small_rig(devs, chans);
     struct alarms a;
     alarms_init(&a, NULL, NULL);
     struct latch l;
@@ -197,7 +178,7 @@ static void test_every_damaged_file_is_refused_with_its_reason(void **state)
     (void)state;
     struct rig_device devs[4];
     struct rig_channel chans[4];
-    struct rig rig = make_rig(devs, chans);
+    struct rig rig = small_rig(devs, chans);
     struct latchfile f;
     char err[300];
     assert_int_equal(latchfile_decode(valid, strlen(valid), &rig, &f, err, sizeof err), 0);
