@@ -209,7 +209,7 @@ static void delivery_raised(void *ctx, int64_t t, const char *sev, const char *s
         } else {
             daemon_safe_state(d, NULL, 0);
             char m[400];
-            snprintf(m, sizeof m, "no run active: every device put in its safe state (%s)", msg);
+            snprintf(m, sizeof m, "no run active: every device sent its safe state (%s)", msg);
             daemon_event(d, t, "warning", src, "safe_state", m);
         }
     }
