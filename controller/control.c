@@ -691,6 +691,38 @@ int control_load_protocol(struct ctl_client *pub, json_t *req, const char *path,
     return 0;
 }
 
+
+/* User names of recent clients. A name lookup may go through NSS (LDAP, sssd)
+ * and take long; a burst of connections from one user costs one lookup, not
+ * one each, and a name is looked up again after a minute. Loop thread only. */
+#define USER_CACHE 16
+#define USER_CACHE_TTL_NS (60 * 1000000000LL)
+static struct {
+    uid_t uid;
+    bool valid, found;
+    int64_t at_ns;
+    char name[64];
+} user_cache[USER_CACHE];
+static size_t user_cache_next;
+
+/* The name of uid (NULL if it has none), from the cache when it is fresh. */
+static const char *user_name_cached(uid_t uid)
+{
+    int64_t now = (int64_t)time_mono_ns();
+    for (size_t i = 0; i < USER_CACHE; i++)
+        if (user_cache[i].valid && user_cache[i].uid == uid && now - user_cache[i].at_ns < USER_CACHE_TTL_NS)
+            return user_cache[i].found ? user_cache[i].name : NULL;
+    size_t k = user_cache_next++ % USER_CACHE;
+    struct passwd pw, *res = NULL;
+    char pwbuf[1024];
+    user_cache[k].valid = true;
+    user_cache[k].uid = uid;
+    user_cache[k].at_ns = now;
+    user_cache[k].found = getpwuid_r(uid, &pw, pwbuf, sizeof pwbuf, &res) == 0 && res != NULL;
+    if (user_cache[k].found)
+        utf8_copy(user_cache[k].name, sizeof user_cache[k].name, pw.pw_name);
+    return user_cache[k].found ? user_cache[k].name : NULL;
+}
 /* Fill in who is on the other end (SO_PEERCRED). */
 static void identify(struct client *cl)
 {
@@ -703,10 +735,9 @@ static void identify(struct client *cl)
         return;
     cl->pub.uid = cred.uid;
     cl->pub.pid = cred.pid;
-    struct passwd pw, *res = NULL;
-    char pwbuf[1024];
-    if (getpwuid_r(cred.uid, &pw, pwbuf, sizeof pwbuf, &res) == 0 && res)
-        utf8_format(cl->pub.user, sizeof cl->pub.user, "uid %u (%s)", (unsigned)cred.uid, pw.pw_name);
+    const char *name = user_name_cached(cred.uid);
+    if (name != NULL)
+        utf8_format(cl->pub.user, sizeof cl->pub.user, "uid %u (%s)", (unsigned)cred.uid, name);
     else
         snprintf(cl->pub.user, sizeof cl->pub.user, "uid %u", (unsigned)cred.uid);
 }
