@@ -142,11 +142,16 @@ void delivery_fill_error(struct diag *d, const char *spec, const char *err)
     diag_error(d, place, 0, 0, "%s", err);
 }
 
-/* A run starts: each syringe from its given level, or full. */
+/* A run starts: each syringe from its given level, or full. The conditions
+ * the last run left (a syringe low, empty or stalled) end here: the syringes
+ * are judged afresh, and an alarm still active would hide a new occurrence. */
 void delivery_start(struct delivery *d, const double *fills, int64_t t_ns)
 {
+    static const char *const codes[] = { "syringe_low", "syringe_empty", "syringe_unknown", "pump_stalled" };
     for (size_t i = 0; i < d->n_pumps; i++) {
         struct delivery_pump *p = &d->pumps[i];
+        for (size_t k = 0; k < sizeof codes / sizeof codes[0] && d->hooks.clear; k++)
+            d->hooks.clear(d->hooks.ctx, t_ns, p->name, codes[k]);
         p->rec_fill = -1;
         syringe_init(&p->s, p->capacity_ul, fills ? fills[i] : NAN, d->rig->syringe_low);
         if (fills == NULL) {

@@ -326,4 +326,14 @@ t_low=$(sed -n "${low}s/ .*//p" "$T/fill.ev"); t_empty=$(sed -n "${empty}s/ .*//
 check "counting what the pump infused while perfused was down: low at ~9 s ($t_low), empty at ~18 s ($t_empty)" \
     "$PYTHON" -c "import sys; a, b = map(float, sys.argv[1:]); sys.exit(not (8 <= a <= 12 and 17 <= b <= 21))" "$t_low" "$t_empty"
 check "the file's fill_source is still as given at the start" test "$(syringe "$file" pump1)" = "300 given"
+# The next run (a fresh syringe of 60 uL: low at once, empty in under 4 s)
+# raises its own low and empty alarms: the last run's, still listed, end
+# when it starts instead of hiding these.
+file2=$(ctl run "$T/fill.yaml" --fill pump1=60uL | sed -n 's/^file //p')
+check "a next run with a nearly empty syringe pauses on it" status_has "s['state'] == 'paused' and s.get('file') == '$file2'"
+ctl abort >/dev/null
+ctl --json wait >/dev/null
+events "$file2" >"$T/fill2.ev"
+check "its file has its own syringe_low and syringe_empty alarms" sh -c \
+    "grep -qE 'alarm_raised alarm [0-9]+ syringe_low' '$T/fill2.ev' && grep -qE 'alarm_raised alarm [0-9]+ syringe_empty' '$T/fill2.ev'"
 finish
