@@ -114,8 +114,9 @@ static void confirm(struct actuators *a, int ch, int64_t now)
     c->held = false;
     c->next_try_ns = 0;
     c->backoff_ns = ACT_BACKOFF_MIN_NS;
-    if (c->overdue) {
-        c->overdue = false;
+    c->overdue = false;
+    if (c->reported) {
+        c->reported = false;
         if (a->hooks.overdue)
             a->hooks.overdue(a->hooks.ctx, ch, c, false, now);
     }
@@ -165,6 +166,12 @@ static int want(struct actuators *a, int ch, double value, bool device_safe, enu
     struct act_chan *c = &a->c[ch];
     if (c->origin == ACT_NONE)
         c->unconfirmed_ns = now;    /* the first value wanted */
+    if (origin == ACT_SAFE && c->origin != ACT_SAFE) {
+        /* The safe state has its own, shorter tolerance and its own alarm, even
+         * if the setpoint it replaces was already reported overdue. */
+        c->safe_since_ns = now;
+        c->overdue = false;
+    }
     c->origin = origin;
     c->desired = device_safe ? c->safe_value : value;
     c->device_safe = device_safe;
@@ -218,12 +225,26 @@ void actuators_on_write(struct actuators *a, int ch, double value, bool device_s
     bool current = c->origin != ACT_NONE && write_matches(c, value, device_safe);
     if (current)
         c->in_flight = false;
+    if (err == -ECANCELED) {
+        /* Never sent (a safety action superseded it): the device is as it was.
+         * The current value, if this was it, is sent again as after any loss. */
+        if (current && !c->confirmed && !c->held)
+            schedule_retry(c, now);
+        return;
+    }
     if (err == 0) {
         c->value = device_safe ? c->safe_value : value;
         c->confirmed_ns = now;
         c->how = "write";
         if (current) {
             confirm(a, ch, now);
+        } else if (c->confirmed) {
+            /* An older value reached the device after the desired one was
+             * confirmed: the device no longer holds what is wanted. */
+            unconfirm(c, now);
+            snprintf(c->why, sizeof c->why, "an older value (%g) was written after it", value);
+            c->held = false;
+            c->next_try_ns = now;
         } else if (!c->confirmed && c->unconfirmed_ns < c->desired_ns) {
             /* An older value went through: the device keeps up, the newest is on its way. */
             c->unconfirmed_ns = c->desired_ns;
@@ -357,14 +378,16 @@ int64_t actuators_tick(struct actuators *a, int64_t now)
             if (c->next_try_ns != 0 && c->next_try_ns < next)
                 next = c->next_try_ns;
         }
-        int64_t tol = c->origin == ACT_SAFE ? a->safe_tol_ns : a->tol_ns;
+        bool safe = c->origin == ACT_SAFE;
+        int64_t tol = safe ? a->safe_tol_ns : a->tol_ns;
+        int64_t since = safe && c->safe_since_ns > c->unconfirmed_ns ? c->safe_since_ns : c->unconfirmed_ns;
         if (!c->overdue) {
-            if (now - c->unconfirmed_ns >= tol) {
-                c->overdue = true;
+            if (now - since >= tol) {
+                c->overdue = c->reported = true;
                 if (a->hooks.overdue)
                     a->hooks.overdue(a->hooks.ctx, (int)i, c, true, now);
-            } else if (c->unconfirmed_ns + tol < next) {
-                next = c->unconfirmed_ns + tol;
+            } else if (since + tol < next) {
+                next = since + tol;
             }
         }
     }

@@ -70,6 +70,9 @@ struct act_chan {
     int64_t next_try_ns;        /* 0: no retry scheduled */
     int64_t backoff_ns;
     bool overdue;               /* unconfirmed past its tolerance, reported once */
+    bool reported;              /* an overdue report is out and not yet taken back */
+    int64_t safe_since_ns;      /* when the safe state became the desired state: its
+                                 * own tolerance counts from here */
     int contradictions;         /* read-backs in a row that disagree with a confirmed value */
     int64_t contra_ns;          /* when a read-back last took a confirmation back (0: never) */
     int64_t contra_backoff_ns;  /* delay before the value is sent again after that */

@@ -468,6 +468,13 @@ static const char *msg_retried(const char *why, char *buf, size_t len)
 static void write_done(struct daemon *d, size_t bus, const struct bus_note *n)
 {
     char m[300];
+    if (n->err == -ECANCELED) {
+        /* Dropped from the bus's queue by a safety action queued after it: it
+         * never reached the device, which says nothing about the device. */
+        if (n->channel != UINT32_MAX)
+            actuators_on_write(&d->act, (int)n->channel, n->value, false, n->err, n->msg, n->t_ns);
+        return;
+    }
     if (n->channel != UINT32_MAX) {
         struct chan_state *cs = &d->chans[n->channel];
         bool report = n->err != 0 && !cs->write_fail_reported;

@@ -166,10 +166,23 @@ size_t bus_take_notes(struct bus *b, struct bus_note *out, size_t max)
     return n;
 }
 
-/* Queue a write, replacing a queued setpoint for the same channel. */
+/* Queue a write, replacing a queued setpoint for the same channel. A safety
+ * write cancels the setpoints queued before it for its channel (a device's
+ * safe state: for every channel of the device): sent after it, they would
+ * undo it. Each cancelled write is reported as a WRITE note with -ECANCELED. */
 static int queue_write(struct bus *b, const struct pending_write *w)
 {
+    struct pending_write cancelled[MAX_PENDING_WRITES];
+    size_t n_cancelled = 0;
     pthread_mutex_lock(&b->lock);
+    for (size_t i = 0; w->prio == BUS_PRIO_SAFETY && i < MAX_PENDING_WRITES; i++) {
+        struct pending_write *p = &b->writes[i];
+        if (p->used && p->prio == BUS_PRIO_SETPOINT && !p->safe_state && p->dev == w->dev &&
+            (w->safe_state || p->ch == w->ch)) {
+            cancelled[n_cancelled++] = *p;
+            p->used = false;
+        }
+    }
     struct pending_write *slot = NULL;
     for (size_t i = 0; i < MAX_PENDING_WRITES; i++) {
         struct pending_write *p = &b->writes[i];
@@ -192,6 +205,15 @@ static int queue_write(struct bus *b, const struct pending_write *w)
     slot->seq = seq;
     pthread_cond_signal(&b->cond);
     pthread_mutex_unlock(&b->lock);
+    for (size_t i = 0; i < n_cancelled; i++) {
+        const struct pending_write *c = &cancelled[i];
+        struct bus_note n = { .kind = BUS_NOTE_WRITE, .device = c->dev,
+                              .channel = b->devs[c->dev].cfg.first_id + c->ch, .err = -ECANCELED,
+                              .value = c->value, .t_ns = (int64_t)time_mono_ns(),
+                              .planned_ns = c->planned_ns, .tag = c->tag };
+        snprintf(n.msg, sizeof n.msg, "not sent: a safety action came first");
+        push_note(b, &n);
+    }
     return 0;
 }
 

@@ -4,7 +4,9 @@
  *
  * The thread samples each readable channel on its own absolute schedule,
  * executes writes as they come (safety first, then setpoints; a newer
- * setpoint for a channel replaces one still queued), reconnects a lost link,
+ * setpoint for a channel replaces one still queued, and a safety action drops
+ * the setpoints queued before it for its channel or device, each reported as
+ * a WRITE note with -ECANCELED), reconnects a lost link,
  * and backs off a failing device without slowing the others: after a
  * failure a device waits for its next cycle (one timeout per cycle, however
  * many channels it has), is marked faulted after a few failures and is then

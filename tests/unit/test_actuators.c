@@ -330,6 +330,52 @@ static void test_a_send_that_cannot_be_queued_is_retried(void **st)
     actuators_free(&a);
 }
 
+/* An older setpoint that reaches the device after the safe state was
+ * confirmed undoes it: the safe state is unconfirmed and sent again. */
+static void test_a_stale_write_after_the_safe_state_is_sent_again(void **st)
+{
+    (void)st;
+    struct actuators a = make();
+    actuators_set_desired(&a, 1, 5, ACT_PROTOCOL, 0);
+    assert_int_equal(actuators_latch_safe(&a, 1, 0, false, 10 * MS), 0);
+    actuators_on_write(&a, 1, 0, false, 0, "", 20 * MS);      /* the safe value: confirmed */
+    assert_true(actuators_safe_confirmed(&a));
+    actuators_on_write(&a, 1, 5, false, 0, "", 30 * MS);      /* then the stale 5 lands */
+    const struct act_chan *c = actuators_get(&a, 1);
+    assert_false(c->confirmed);
+    assert_true(c->value == 5);
+    assert_false(actuators_safe_confirmed(&a));
+    int before = seen.sends;
+    actuators_tick(&a, 30 * MS);
+    assert_int_equal(seen.sends, before + 1);
+    assert_true(seen.value == 0 && seen.safety);
+    /* A write the bus dropped before sending (-ECANCELED) changes nothing. */
+    actuators_on_write(&a, 1, 7, false, -ECANCELED, "not sent", 40 * MS);
+    assert_true(c->value == 5);
+    actuators_on_write(&a, 1, 0, false, 0, "", 50 * MS);
+    assert_true(actuators_safe_confirmed(&a));
+}
+
+/* A setpoint already reported overdue does not hide the safe state's own
+ * alarm: the safe state's tolerance counts from when it was latched. */
+static void test_an_overdue_setpoint_does_not_hide_the_safe_state_alarm(void **st)
+{
+    (void)st;
+    struct actuators a = make();
+    actuators_set_desired(&a, 0, 5, ACT_PROTOCOL, 0);
+    actuators_on_write(&a, 0, 5, false, -ETIMEDOUT, "no reply", 100 * MS);
+    actuators_tick(&a, 6 * S);
+    assert_int_equal(seen.overdue, 1);                          /* setpoint_unconfirmed */
+    assert_int_equal(actuators_latch_safe(&a, 0, 0, false, 7 * S), 0);
+    actuators_tick(&a, 11 * S);
+    assert_int_equal(seen.overdue, 1);                          /* 4 s: not yet */
+    actuators_tick(&a, 12 * S);
+    assert_int_equal(seen.overdue, 2);                          /* safe_state_unconfirmed */
+    actuators_on_write(&a, 0, 0, false, 0, "", 13 * S);
+    assert_true(actuators_safe_confirmed(&a));
+    assert_int_equal(seen.back_in_time, 1);                     /* both taken back at once */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +390,8 @@ int main(void)
         cmocka_unit_test(test_the_safe_state_is_latched_and_retried_until_confirmed),
         cmocka_unit_test(test_a_value_the_device_refuses_as_invalid_is_not_sent_again),
         cmocka_unit_test(test_a_send_that_cannot_be_queued_is_retried),
+        cmocka_unit_test(test_a_stale_write_after_the_safe_state_is_sent_again),
+        cmocka_unit_test(test_an_overdue_setpoint_does_not_hide_the_safe_state_alarm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /*
  * The bus thread with a scripted driver: the order of queued work (safety,
- * then setpoints, then samples; a newer setpoint replaces a queued one), a
+ * then setpoints, then samples; a newer setpoint replaces a queued one; a
+ * safety action drops the setpoints queued before it for its device), a
  * dead device on a shared line (faulted after a few failures, then probed at
  * a doubling interval, costing its neighbour at most one timeout per probe,
  * and complaining in the log at most once per interval), its recovery, and
@@ -199,38 +200,59 @@ static bool note_came(void *arg)
     return false;
 }
 
+/* Whether a WRITE note with err -ECANCELED and tag *arg came back. */
+static bool cancelled_note(void *arg)
+{
+    for (size_t i = 0; i < W.n_notes; i++)
+        if (W.notes[i].kind == BUS_NOTE_WRITE && W.notes[i].err == -ECANCELED &&
+            W.notes[i].tag == *(uint64_t *)arg)
+            return true;
+    return false;
+}
+
 static void test_safety_then_setpoints_then_samples(void **state)
 {
     (void)state;
-    struct fake_dev dev = { .name = "pump" };
+    struct fake_dev devs[2] = { { .name = "pump" }, { .name = "valve" } };
     const double hz[3] = { 5, 0, 0 };
     struct link_config lc;
     struct pty pty;
     W.gate = true;
-    start_bus(&dev, 1, hz, &lc, &pty);
+    start_bus(devs, 2, hz, &lc, &pty);
     assert_true(wait_for(read_at_gate, NULL));
     /* While the bus is busy with a read, work piles up in the wrong order. */
-    assert_int_equal(bus_write(W.bus, 0, 1, 1.0, BUS_PRIO_SETPOINT, 0, 1), 0);
-    assert_int_equal(bus_write(W.bus, 0, 2, 3.0, BUS_PRIO_SETPOINT, 0, 3), 0);
-    assert_int_equal(bus_write(W.bus, 0, 1, 2.0, BUS_PRIO_SETPOINT, 0, 2), 0);
+    assert_int_equal(bus_write(W.bus, 1, 1, 1.0, BUS_PRIO_SETPOINT, 0, 1), 0);
+    assert_int_equal(bus_write(W.bus, 1, 2, 3.0, BUS_PRIO_SETPOINT, 0, 3), 0);
+    assert_int_equal(bus_write(W.bus, 1, 1, 2.0, BUS_PRIO_SETPOINT, 0, 2), 0);
+    assert_int_equal(bus_write(W.bus, 0, 1, 7.0, BUS_PRIO_SETPOINT, 0, 7), 0);
     assert_int_equal(bus_safe_state(W.bus, 0, 9), 0);
+    assert_int_equal(bus_write(W.bus, 0, 2, 8.0, BUS_PRIO_SETPOINT, 0, 8), 0);
+    /* The pump's setpoint queued before its safe state is dropped at once, and said so. */
+    uint64_t tag7 = 7;
+    assert_true(wait_for(cancelled_note, &tag7));
     pthread_mutex_lock(&W.lock);
     W.gate = false;
     pthread_cond_broadcast(&W.cond);
     pthread_mutex_unlock(&W.lock);
-    size_t want = 5;    /* the gated read, three writes, the next read */
+    size_t want = 5;    /* the gated read, then the safe state and three writes */
     assert_true(wait_for(ops_at_least, &want));
     bus_free(W.bus);
     pty_close(&pty);
-    assert_string_equal(W.ops[0], "read pump.0");
     assert_string_equal(W.ops[1], "safe pump");
-    /* The newer setpoint for channel 1 replaced the queued one, in its place. */
-    assert_string_equal(W.ops[2], "write pump.1=2");
-    assert_string_equal(W.ops[3], "write pump.2=3");
-    assert_string_equal(W.ops[4], "read pump.0");
+    /* The newer setpoint for valve.1 replaced the queued one, in its place;
+     * pump.1=7 never went out (it would have undone the safe state), and the
+     * setpoint queued after the safe state follows it. */
+    assert_string_equal(W.ops[2], "write valve.1=2");
+    assert_string_equal(W.ops[3], "write valve.2=3");
+    assert_string_equal(W.ops[4], "write pump.2=8");
+    for (size_t i = 5; i < W.n_ops; i++)
+        assert_true(strncmp(W.ops[i], "read ", 5) == 0);
     for (size_t i = 0; i < W.n_notes; i++)
         if (W.notes[i].kind == BUS_NOTE_WRITE)
-            assert_true(W.notes[i].tag == 9 || W.notes[i].tag == 2 || W.notes[i].tag == 3);
+            assert_true(W.notes[i].err == 0 ? W.notes[i].tag == 9 || W.notes[i].tag == 2 ||
+                                                  W.notes[i].tag == 3 || W.notes[i].tag == 8
+                                            : W.notes[i].err == -ECANCELED && W.notes[i].tag == 7 &&
+                                                  W.notes[i].channel == 1 && W.notes[i].value == 7.0);
 }
 
 static void test_a_dead_device_is_backed_off_alone_and_comes_back(void **state)
