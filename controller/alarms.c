@@ -145,3 +145,13 @@ const char *alarm_state_name(const struct alarm *al)
 {
     return al->active ? (al->acked ? "acknowledged" : "active") : "cleared";
 }
+
+/* The id of the active alarm source/code/tag, or 0. */
+uint32_t alarms_find_active(const struct alarms *a, const char *source, const char *code, const char *tag)
+{
+    for (size_t i = 0; i < a->n; i++)
+        if (a->v[i].active && strcmp(a->v[i].source, source) == 0 && strcmp(a->v[i].code, code) == 0 &&
+            strcmp(a->v[i].tag, tag ? tag : "") == 0)
+            return a->v[i].id;
+    return 0;
+}

@@ -54,6 +54,8 @@ void alarms_clear(struct alarms *a, int64_t t_ns, const char *source, const char
 /* Acknowledge alarm id (0: every unacknowledged alarm) on behalf of who.
  * Returns the number acknowledged, or -ENOENT if id is not listed. */
 int alarms_ack(struct alarms *a, int64_t t_ns, uint32_t id, const char *who);
+/* The id of the active alarm source/code/tag, or 0 if none is active. */
+uint32_t alarms_find_active(const struct alarms *a, const char *source, const char *code, const char *tag);
 /* Number of listed alarms that are active and not yet acknowledged. */
 size_t alarms_unacked(const struct alarms *a);
 /* The state of a listed alarm as a word: "active", "acknowledged" or "cleared". */

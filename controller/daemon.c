@@ -173,8 +173,10 @@ static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, 
     }
     char tag[16];
     limit_tag(rule, tag, sizeof tag);
-    uint32_t id = alarms_raise(&d->alarms, t, "alarm", c->name, above ? "limit_max" : "limit_min", tag,
-                               "%s", why);
+    const char *code = above ? "limit_max" : "limit_min";
+    uint32_t id = alarms_raise(&d->alarms, t, "alarm", c->name, code, tag, "%s", why);
+    if (id == 0)    /* already active (tripped again before it cleared): hold under that alarm */
+        id = alarms_find_active(&d->alarms, c->name, code, tag);
     if (rule->lim.action == LIMIT_SAFE_STOP)
         latch_tripped(d, id, rule, held, safe, n_safe, t);     /* the run keeps its plan */
     free(held);

@@ -53,15 +53,18 @@ int interlocks_init(struct interlocks *il, const struct plan_limit *rig_limits, 
     return 0;
 }
 
-int interlocks_set_run(struct interlocks *il, const struct plan_limit *limits, size_t n)
+int interlocks_set_run(struct interlocks *il, const struct plan_limit *limits, size_t n, int64_t t_ns)
 {
     il->gen++;
     size_t k = il->n_rig;
-    for (size_t i = il->n_rig; i < il->n; i++)
+    for (size_t i = il->n_rig; i < il->n; i++) {
         if (il->rules[i].tripped && il->rules[i].lim.action == LIMIT_SAFE_STOP) {
             il->rules[k] = il->rules[i];
             il->rules[k++].lingering = true;
+        } else if (il->rules[i].tripped && il->hooks.clear) {
+            il->hooks.clear(il->hooks.ctx, &il->rules[i], NAN, t_ns);
         }
+    }
     il->n = k;
     if (reserve(il, k + n) < 0)
         return -ENOMEM;

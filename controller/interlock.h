@@ -50,10 +50,13 @@ struct interlocks {
 /* Start with the rig's limits (copied); returns 0 or -ENOMEM. */
 int interlocks_init(struct interlocks *il, const struct plan_limit *rig_limits, size_t n,
                     const struct interlock_hooks *hooks);
-/* Replace the run's rules with a protocol's limits (NULL, 0: the run ended).
- * A tripped safe-stop rule of the last run lingers until it clears: the
- * safe state it latched is released only once its condition is gone. */
-int interlocks_set_run(struct interlocks *il, const struct plan_limit *limits, size_t n);
+/* Replace the run's rules with a protocol's limits (NULL, 0: the run ended),
+ * at clock time t_ns. A tripped safe-stop rule of the last run lingers until
+ * it clears: the safe state it latched is released only once its condition is
+ * gone. Any other tripped rule of the last run is cleared (hooks.clear, with
+ * a NaN value) as it is dropped: nothing watches its condition any more, and
+ * an alarm left active would hide the next run's own. */
+int interlocks_set_run(struct interlocks *il, const struct plan_limit *limits, size_t n, int64_t t_ns);
 /* A safe-stop limit that had tripped before a restart (lim, from the rig or
  * a protocol, on side '>' or '<'): its rule is tripped again without a trip
  * (the caller applies the safe state), so that the clear hook is called once

@@ -52,16 +52,6 @@ void latchstore_sync(struct daemon *d)
         journal_writer_remove(&s->w);
 }
 
-/* The listed, active alarm source/code/tag's id, or 0. */
-static uint32_t active_alarm(const struct alarms *a, const char *source, const char *code, const char *tag)
-{
-    for (size_t i = 0; i < a->n; i++)
-        if (a->v[i].active && strcmp(a->v[i].source, source) == 0 && strcmp(a->v[i].code, code) == 0 &&
-            strcmp(a->v[i].tag, tag) == 0)
-            return a->v[i].id;
-    return 0;
-}
-
 /* The latch file cannot be used: every actuator is put in its safe state and
  * held until the alarm latch_unusable is acknowledged; the file is kept aside
  * as evidence. Silence here would let a pump that a limit stopped be moved. */
@@ -118,7 +108,7 @@ static uint32_t raise_again(struct daemon *d, const struct latchfile_hold *h, si
                                "its actuators stay in the safe state", h->cause, since,
                                h->origin.from_rig ? "rig" : "protocol", where);
     /* Two kept holds of one limit share its alarm. */
-    return id != 0 ? id : active_alarm(&d->alarms, c->name, code, tag);
+    return id != 0 ? id : alarms_find_active(&d->alarms, c->name, code, tag);
 }
 
 /* Hold h again under a new alarm, watching its limit again; 0 or -ENOMEM. */

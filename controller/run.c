@@ -310,7 +310,7 @@ static void hook_finished(void *ctx, enum run_state final)
     r->ended = true;
     r->final = final;
     r->end_ns = pclock_now(&r->dm->clock);
-    interlocks_set_run(&r->dm->il, NULL, 0);
+    interlocks_set_run(&r->dm->il, NULL, 0, r->end_ns);
     delivery_stop(&r->dm->dl);
     journal_writer_remove(&r->dm->journal);     /* nothing left to continue */
     char msg[200];
@@ -561,7 +561,7 @@ int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor 
         run_event(r, r->start_ns, "warning", "control", "run_forced",
                   "run forced by %s although: %s", who->user, why);
     }
-    if (interlocks_set_run(&dm->il, r->plan->limits, r->plan->n_limits) < 0) {
+    if (interlocks_set_run(&dm->il, r->plan->limits, r->plan->n_limits, r->start_ns) < 0) {
         diag_error(d, path, 0, 0, "cannot start the run: out of memory for its limits");
         run_free(r);
         return -ENOMEM;
@@ -658,7 +658,7 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, struct plan *pl
                   r->rig_sha256, j->rig_sha256);
     daemon_alert(dm, r, "restart", "warning", "daemon", "restart", amsg);
     if (resume) {
-        interlocks_set_run(&dm->il, r->plan->limits, r->plan->n_limits);
+        interlocks_set_run(&dm->il, r->plan->limits, r->plan->n_limits, now);
         /* The syringes go on from the levels journaled before the restart. */
         struct delivery_level levels[DELIVERY_MAX_FILLS];
         if (dm->dl.n_pumps <= DELIVERY_MAX_FILLS) {

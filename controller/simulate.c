@@ -502,7 +502,7 @@ int simulate_run(const struct simulate_options *o, struct diag *d, struct simula
     if (rc == 0)
         rc = interlocks_init(&s.il, s.rig->limits, s.rig->n_limits, &ih);
     if (rc == 0)
-        rc = interlocks_set_run(&s.il, s.plan->limits, s.plan->n_limits);
+        rc = interlocks_set_run(&s.il, s.plan->limits, s.plan->n_limits, 0);
     if (rc == 0)
         rc = runner_create(&s.runner, s.plan, s.rig, &s.clk, &hooks);
     if (rc < 0) {

@@ -91,10 +91,12 @@ static void test_run_rules_replace(void **state)
     (void)state;
     struct interlocks il = make(NAN, 100, 0);
     struct plan_limit run = { .channel = 3, .min = 20, .max = NAN, .action = LIMIT_PAUSE };
-    assert_int_equal(interlocks_set_run(&il, &run, 1), 0);
+    assert_int_equal(interlocks_set_run(&il, &run, 1, 0), 0);
     interlocks_on_sample(&il, 3, 10, 1 * S);
     assert_int_equal(trips, 1);
-    assert_int_equal(interlocks_set_run(&il, NULL, 0), 0);
+    assert_int_equal(clears, 0);
+    assert_int_equal(interlocks_set_run(&il, NULL, 0, 0), 0);
+    assert_int_equal(clears, 1);     /* the tripped pause rule is dropped, and its alarm with it */
     interlocks_on_sample(&il, 3, 5, 2 * S);
     assert_int_equal(trips, 1);
     interlocks_on_sample(&il, 3, 200, 3 * S);            /* the rig's max still applies */
@@ -109,7 +111,7 @@ static void trip_and_end(void *ctx, const struct limit_rule *r, double v, int64_
 {
     (void)ctx; (void)r; (void)v; (void)t;
     trips++;
-    interlocks_set_run(ending, NULL, 0);
+    interlocks_set_run(ending, NULL, 0, 0);
 }
 
 /* A hook that drops the rules being evaluated must not have them used after
@@ -128,7 +130,7 @@ static void test_a_safe_stop_that_ends_the_run(void **state)
         { .channel = 3, .min = NAN, .max = 20, .action = LIMIT_ALARM },
         { .channel = 3, .min = NAN, .max = 30, .action = LIMIT_PAUSE },
     };
-    assert_int_equal(interlocks_set_run(&il, run, 3), 0);
+    assert_int_equal(interlocks_set_run(&il, run, 3, 0), 0);
     interlocks_on_sample(&il, 3, 50, 1 * S);
     assert_int_equal(trips, 1);                 /* the first ended the run; the rest are gone */
     assert_int_equal(il.n, 2);                  /* but the tripped safe-stop waits to clear */

@@ -198,17 +198,18 @@ static void test_a_tripped_safe_stop_outlives_its_run_until_it_clears(void **sta
         { .channel = 3, .min = NAN, .max = 100, .action = LIMIT_SAFE_STOP },
         { .channel = 3, .min = NAN, .max = 50, .action = LIMIT_ALARM },
     };
-    assert_int_equal(interlocks_set_run(&il, lim, 2), 0);
+    assert_int_equal(interlocks_set_run(&il, lim, 2, 0), 0);
     trips = clears = 0;
     interlocks_on_sample(&il, 3, 150, 1 * S);
     assert_int_equal(trips, 2);
-    assert_int_equal(interlocks_set_run(&il, NULL, 0), 0);        /* the run ended */
+    assert_int_equal(interlocks_set_run(&il, NULL, 0, 0), 0);        /* the run ended */
+    assert_int_equal(clears, 1);            /* the alarm rule is dropped, its alarm cleared */
     assert_int_equal(il.n, 1);
     assert_true(il.rules[0].lingering);
     interlocks_on_sample(&il, 3, 160, 2 * S);
     assert_int_equal(trips, 2);
     interlocks_on_sample(&il, 3, 20, 3 * S);
-    assert_int_equal(clears, 1);
+    assert_int_equal(clears, 2);
     assert_int_equal(il.n, 0);
     interlocks_on_sample(&il, 3, 150, 4 * S);                      /* no rule left to trip */
     assert_int_equal(trips, 2);

@@ -285,7 +285,7 @@ static void test_a_restored_limit_clears_once_its_channel_is_back(void **state)
     assert_int_equal(il.n, 3);
     assert_true(il.rules[1].lingering && il.rules[1].from_rig && il.rules[1].tripped);
     assert_true(il.rules[2].lingering && !il.rules[2].from_rig && il.rules[2].lim.action == LIMIT_SAFE_STOP);
-    assert_int_equal(interlocks_set_run(&il, NULL, 0), 0);      /* a run ends: they stay */
+    assert_int_equal(interlocks_set_run(&il, NULL, 0, 0), 0);      /* a run ends: they stay */
     assert_int_equal(il.n, 3);
     interlocks_on_sample(&il, 3, 5, 9 * S);                     /* below 10: proto stays out */
     interlocks_on_sample(&il, 3, 5, 11 * S);
