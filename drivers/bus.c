@@ -123,9 +123,16 @@ static void push_note(struct bus *b, const struct bus_note *n)
     pthread_mutex_lock(&b->lock);
     if (b->n_notes == b->cap_notes) {
         size_t cap = b->cap_notes ? b->cap_notes * 2 : 64;
-        /* Bound memory if the owner stops draining: drop the oldest samples. */
+        /* Bound memory if the owner stops draining: drop the oldest sample.
+         * Writes, faults and link news are never dropped while a sample can
+         * be: the owner's view of what the devices confirmed depends on them. */
         if (cap > 65536) {
-            memmove(b->notes, b->notes + 1, (b->n_notes - 1) * sizeof *b->notes);
+            size_t k = 0;
+            while (k < b->n_notes && b->notes[k].kind != BUS_NOTE_SAMPLE)
+                k++;
+            if (k == b->n_notes)
+                k = 0;
+            memmove(b->notes + k, b->notes + k + 1, (b->n_notes - k - 1) * sizeof *b->notes);
             b->n_notes--;
         } else {
             struct bus_note *v = realloc(b->notes, cap * sizeof *v);
