@@ -306,9 +306,11 @@ void delivery_on_resume(struct delivery *d, int64_t t_ns)
 /* A pump was commanded: monitors and syringes follow it. */
 void delivery_on_setpoint(struct delivery *d, int channel, double v, int64_t t_ns)
 {
+    /* A pump's own safe action stops it: its monitors then expect no flow, so
+     * a deviation they reported can clear. */
     for (size_t i = 0; i < d->n_mon; i++)
         if (d->mon[i].pump == channel)
-            monitor_on_setpoint(&d->mon[i], v);
+            monitor_on_setpoint(&d->mon[i], isnan(v) ? 0.0 : v);
     if (!d->tracking)
         return;
     for (size_t i = 0; i < d->n_pumps; i++)
