@@ -354,6 +354,7 @@ static void test_a_stale_write_after_the_safe_state_is_sent_again(void **st)
     assert_true(c->value == 5);
     actuators_on_write(&a, 1, 0, false, 0, "", 50 * MS);
     assert_true(actuators_safe_confirmed(&a));
+    actuators_free(&a);
 }
 
 /* A setpoint already reported overdue does not hide the safe state's own
@@ -374,6 +375,7 @@ static void test_an_overdue_setpoint_does_not_hide_the_safe_state_alarm(void **s
     actuators_on_write(&a, 0, 0, false, 0, "", 13 * S);
     assert_true(actuators_safe_confirmed(&a));
     assert_int_equal(seen.back_in_time, 1);                     /* both taken back at once */
+    actuators_free(&a);
 }
 
 int main(void)
