@@ -77,6 +77,19 @@ int h5check_type_space(hid_t type, hid_t space, const struct h5_expect *e, const
     return -EINVAL;
 }
 
+/* Check an object's type t and dataspace s (either may be an error, < 0)
+ * against e; closes s, leaves t to the caller. */
+static int check_object(hid_t t, hid_t s, const struct h5_expect *e, const char *what, char *err,
+                        size_t errlen)
+{
+    int rc = t >= 0 && s >= 0 ? h5check_type_space(t, s, e, what, err, errlen) : -EINVAL;
+    if (t < 0 || s < 0)
+        snprintf(err, errlen, "%s: unreadable type or dataspace", what);
+    if (s >= 0)
+        H5Sclose(s);
+    return rc;
+}
+
 /* Open attribute name of loc and check it is a scalar string, variable-length
  * or of min to max bytes; *type is a copy of its file type (close both). */
 static hid_t open_str_attr(hid_t loc, const char *name, size_t min, size_t max, hid_t *type,
@@ -103,11 +116,7 @@ static hid_t open_str_attr(hid_t loc, const char *name, size_t min, size_t max, 
     snprintf(what, sizeof what, "attribute '%s'", name);
     struct h5_expect e = { .cls = H5T_STRING, .min_size = min, .max_size = max, .rank = 0,
                            .vlen_ok = 1 };
-    int rc = t >= 0 && s >= 0 ? h5check_type_space(t, s, &e, what, err, errlen) : -EINVAL;
-    if (t < 0 || s < 0)
-        snprintf(err, errlen, "%s: unreadable type or dataspace", what);
-    if (s >= 0)
-        H5Sclose(s);
+    int rc = check_object(t, s, &e, what, err, errlen);
     if (rc < 0) {
         if (t >= 0)
             H5Tclose(t);
@@ -192,13 +201,9 @@ hid_t h5check_open_dataset(hid_t loc, const char *name, const struct h5_expect *
     hid_t t = H5Dget_type(ds), s = H5Dget_space(ds);
     char what[200];
     snprintf(what, sizeof what, "dataset '%.150s'", name);
-    int rc = t >= 0 && s >= 0 ? h5check_type_space(t, s, e, what, err, errlen) : -EINVAL;
-    if (t < 0 || s < 0)
-        snprintf(err, errlen, "%s: unreadable type or dataspace", what);
+    int rc = check_object(t, s, e, what, err, errlen);
     if (t >= 0)
         H5Tclose(t);
-    if (s >= 0)
-        H5Sclose(s);
     if (rc < 0) {
         H5Dclose(ds);
         return rc;
