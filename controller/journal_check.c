@@ -1,6 +1,5 @@
 /* Checks of a run journal against the rig, the protocol and the clock. */
 #include "journal_check.h"
-#include "rigdigest.h"
 #include "sha256.h"
 
 #include <errno.h>
@@ -29,13 +28,10 @@ static int check_origin(const struct journal_rec *j, const struct rig *rig, char
         return refuse(err, errlen, "the run was on rig '%s', this daemon runs rig '%s'", j->rig_name,
                       rig->name);
     char hex[65];
-    int rc = rig_digest(rig->text ? rig->text : "", rig->text ? strlen(rig->text) : 0, hex);
-    if (rc < 0)
-        return refuse(err, errlen, "cannot digest this daemon's rig file: %s", strerror(-rc));
-    if (strcmp(hex, j->rig_digest) != 0)
+    if (strcmp(rig->digest, j->rig_digest) != 0)
         return refuse(err, errlen, "foreign rig: the journal's rig digest %.12s... is not this rig's "
                       "%.12s... (its devices, channels or settings differ from those the run started "
-                      "with)", j->rig_digest, hex);
+                      "with)", j->rig_digest, rig->digest);
     sha256_hex(j->protocol_text, strlen(j->protocol_text), hex);
     if (strcmp(hex, j->protocol_sha256) != 0)
         return refuse(err, errlen, "edited protocol: the journal's protocol text has sha256 %.12s..., "

@@ -1,5 +1,7 @@
 /* The rig: buses, devices and channels of one bench, from a rig file. */
 #include "rig.h"
+#include "rigdigest.h"
+#include "sha256.h"
 #include "delivery.h"
 #include "plan.h"
 #include "yamldoc.h"
@@ -473,6 +475,14 @@ int rig_load_text(const char *path, const char *text, size_t len, struct rig **o
     if (d->errors > errors_before || rig->path == NULL || rig->text == NULL) {
         rig_free(rig);
         return -EINVAL;
+    }
+    /* Once per rig, not per run: a journal names the rig it was written on. */
+    sha256_hex(text, len, rig->sha256);
+    int rc = rig_digest(text, len, rig->digest);
+    if (rc < 0) {
+        diag_error(d, path, 0, 0, "cannot digest the rig file: %s", strerror(-rc));
+        rig_free(rig);
+        return rc;
     }
     *out = rig;
     return 0;

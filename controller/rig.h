@@ -56,6 +56,8 @@ struct rig {
     char *name;
     char *path;                 /* as given */
     char *text;                 /* the file's text, recorded in every run file */
+    char sha256[65];            /* of text, for the run journal */
+    char digest[65];            /* rig_digest of text: the rig without its bus endpoints */
     struct rig_bus *buses;
     size_t n_buses;
     struct rig_device *devices;

@@ -2,7 +2,6 @@
 #include "run.h"
 #include "delivery.h"
 #include "journal.h"
-#include "rigdigest.h"
 #include "runfile.h"
 #include "sha256.h"
 #include "log.h"
@@ -449,13 +448,12 @@ static int refuse_if_latched(struct run *r, const char *path, struct diag *d)
     return rc;
 }
 
-/* Hash the rig and the protocol the run starts with, for its journal. */
-static int hash_origin(struct run *r)
+/* The rig's hashes (made when it was loaded) and the protocol's, for the run's journal. */
+static void hash_origin(struct run *r)
 {
-    const char *rig = r->dm->rig->text ? r->dm->rig->text : "";
-    sha256_hex(rig, strlen(rig), r->rig_sha256);
+    memcpy(r->rig_sha256, r->dm->rig->sha256, sizeof r->rig_sha256);
+    memcpy(r->rig_digest, r->dm->rig->digest, sizeof r->rig_digest);
     sha256_hex(r->plan->text, strlen(r->plan->text), r->protocol_sha256);
-    return rig_digest(rig, strlen(rig), r->rig_digest);
 }
 
 /* Each syringe's level at the start, into the run's events. */
@@ -526,8 +524,6 @@ int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor 
     } else {
         why[0] = '\0';
     }
-    /* A new run is an explicit command: the latched safe state of the last one ends here. */
-    daemon_release_safe(dm, -1);
     runfile_make_id(r->id);
     latency_reset(&dm->dispatch);
     latency_reset(&dm->wire);
@@ -538,9 +534,8 @@ int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor 
         run_free(r);
         return rc;
     }
-    rc = hash_origin(r);
-    if (rc == 0)
-        rc = open_file(r, who, false);
+    hash_origin(r);
+    rc = open_file(r, who, false);
     struct runner_hooks hooks = { .ctx = r, .write = hook_write, .safe_state = hook_safe_state,
                                   .event = hook_event, .step = hook_step, .finished = hook_finished };
     if (rc == 0)
@@ -566,6 +561,9 @@ int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor 
         run_free(r);
         return -ENOMEM;
     }
+    /* A new run is an explicit command: the latched safe state of the last one
+     * ends here, once nothing can refuse the run any more. */
+    daemon_release_safe(dm, -1);
     runner_start(r->runner, r->start_ns);
     *out = r;
     return 0;
@@ -630,9 +628,8 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, struct plan *pl
     if (gap < 0)
         gap = 0;
     struct run_actor who = { .user = "daemon", .operator_name = r->operator_name };
-    rc = hash_origin(r);
-    if (rc == 0)
-        rc = open_file(r, &who, true);
+    hash_origin(r);
+    rc = open_file(r, &who, true);
     struct runner_hooks hooks = { .ctx = r, .write = hook_write, .safe_state = hook_safe_state,
                                   .event = hook_event, .step = hook_step, .finished = hook_finished };
     if (rc == 0)
