@@ -937,11 +937,11 @@ static void journal_unusable(struct daemon *d, const char *run, const char *why)
     snprintf(bad, sizeof bad, "%s.unusable", d->journal.path);
     bool kept = rename(d->journal.path, bad) == 0;
     daemon_safe_state(d, NULL, 0);
-    log_error("journal", "%s: %s%s%s%s; no run continued, every actuator put in its safe state; %s%s",
+    log_error("journal", "%s: %s%s%s%s; no run continued, every actuator sent its safe state; %s%s",
               d->journal.path, run ? "run " : "", run ? run : "", run ? ": " : "", why,
               kept ? "journal kept as " : "", kept ? bad : "the journal could not be renamed");
     alarms_raise(&d->alarms, pclock_now(&d->clock), "alarm", "journal", "journal_unusable", NULL,
-                 "run journal unusable%s%.8s: %s; all actuators made safe; kept as %s.unusable",
+                 "run journal unusable%s%.8s: %s; every actuator sent its safe state; kept as %s.unusable",
                  run ? " for run " : "", run ? run : "", why, JOURNAL_NAME);
 }
 

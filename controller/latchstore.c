@@ -74,7 +74,7 @@ static void hold_everything(struct daemon *d, const char *why)
     struct latch_origin o = { .lim.channel = -1, .tripped_wall_ns = time_wall_ns() };
     int rc = id != 0 && held != NULL ? latch_add_origin(&d->latch, id, cause, "", held, NULL, 0, &o) : -ENOMEM;
     free(held);
-    log_error("latch", "%s: %s; every actuator put in its safe state%s; %s" LATCHFILE_NAME ".unusable",
+    log_error("latch", "%s: %s; every actuator sent its safe state%s; %s" LATCHFILE_NAME ".unusable",
               s->w.path, why,
               rc == 0 ? " and held until the alarm is acknowledged" : ", but it cannot be held (out of memory)",
               kept ? "the file is kept as " : "it could not be renamed to ");

@@ -204,10 +204,9 @@ static void journal_update(struct run *r)
                   "continue it from here", r->id);
 }
 
-/* Runner hook: command a channel. */
-static void hook_write(void *ctx, int channel, double value, int64_t planned_ns)
+/* Command a channel for the run; 0, or the refusal (recorded as write_refused). */
+static int run_write(struct run *r, int channel, double value, int64_t planned_ns)
 {
-    struct run *r = ctx;
     latency_add(&r->dm->dispatch, pclock_now(&r->dm->clock) - planned_ns);
     int rc = daemon_write(r->dm, channel, value, BUS_PRIO_SETPOINT, planned_ns);
     r->proto_sp[channel] = value;
@@ -227,6 +226,13 @@ static void hook_write(void *ctx, int channel, double value, int64_t planned_ns)
                   r->dm->rig->channels[channel].unit,
                   rc == -EACCES ? "held in its safe state by a tripped limit"
                   : rc == -EPERM ? "the channel holds a latched safe state" : strerror(-rc));
+    return rc;
+}
+
+/* Runner hook: command a channel. */
+static void hook_write(void *ctx, int channel, double value, int64_t planned_ns)
+{
+    run_write(ctx, channel, value, planned_ns);
 }
 
 /* Runner hook: put the rig in the plan's safe state. */
@@ -585,7 +591,8 @@ static void restore_overrides(struct run *r, const struct journal_rec *j, int64_
                       o->value);
             continue;
         }
-        hook_write(r, ch, o->value, now);
+        if (run_write(r, ch, o->value, now) < 0)
+            continue;       /* refused (held by a restored latch): recorded as write_refused */
         r->proto_sp[ch] = o->protocol;
         struct run_override *ov = &r->ovr[ch];
         ov->on = true;
@@ -595,7 +602,7 @@ static void restore_overrides(struct run *r, const struct journal_rec *j, int64_
         char since[40];
         time_iso8601(o->since_wall_ns, since, sizeof since);
         run_event(r, now, "warning", c->name, "override", "%s = %g %s: manual override by %s since %s, "
-                  "applied again after the restart", c->name, o->value, c->unit, o->by, since);
+                  "sent again after the restart", c->name, o->value, c->unit, o->by, since);
     }
     if (j->n_overrides > 0)
         journal_update(r);

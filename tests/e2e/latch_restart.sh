@@ -172,7 +172,7 @@ check "a latch file that is not JSON raises latch_unusable ($uid), naming the fi
     grep -q "^latch file latch.json unusable: not JSON: .*every actuator held in its safe state" <<<"$msg"
 check "the file is kept as latch.json.unusable" test -f "$LATCH.unusable"
 check "every actuator is put in its safe state: the simulator stops pump1" pump1_stopped_after "$line"
-check "it is in the log" grep -q "latch.json: not JSON: .*every actuator put in its safe state" "$T/d/perfused.log"
+check "it is in the log" grep -q "latch.json: not JSON: .*every actuator sent its safe state" "$T/d/perfused.log"
 out=$(ctl set pump2 5 uL/min 2>&1); rc=$?
 echo "# $out"
 check "set pump2 is refused, naming alarm $uid (exit $rc)" \
