@@ -257,8 +257,10 @@ void actuators_on_write(struct actuators *a, int ch, double value, bool device_s
     snprintf(c->why, sizeof c->why, "%s", msg && *msg ? msg : strerror(-err));
     if (current) {
         unconfirm(c, now);
-        if (err == -EINVAL || err == -ERANGE)
-            c->give_up = true;      /* refused as invalid: sending it again changes nothing */
+        /* Refused as invalid: sending it again changes nothing. A safe state is
+         * still retried: it is all there is to fall back on. */
+        if ((err == -EINVAL || err == -ERANGE) && c->origin != ACT_SAFE)
+            c->give_up = true;
         else if (!c->held)
             schedule_retry(c, now);
     }
@@ -392,6 +394,15 @@ int64_t actuators_tick(struct actuators *a, int64_t now)
         }
     }
     return next;
+}
+
+/* Whether any channel holds a latched safe state. */
+bool actuators_any_latched(const struct actuators *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        if (a->c[i].on && a->c[i].latched)
+            return true;
+    return false;
 }
 
 /* Whether every latched safe state is confirmed. */

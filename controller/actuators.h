@@ -141,6 +141,8 @@ int64_t actuators_tick(struct actuators *a, int64_t now);
 
 /* ch's state, or NULL if ch is not writable. */
 const struct act_chan *actuators_get(const struct actuators *a, int ch);
+/* Whether any channel holds a latched safe state. */
+bool actuators_any_latched(const struct actuators *a);
 /* Whether every latched safe state is confirmed (true when none is latched). */
 bool actuators_safe_confirmed(const struct actuators *a);
 /* The name of an origin: "protocol", "manual", "safe" or "none". */

@@ -137,6 +137,20 @@ static void latch_tripped(struct daemon *d, uint32_t id, const struct limit_rule
     latchstore_sync(d);
 }
 
+/* Stop safely for source: the run's safe state while a run is going (not
+ * merely ended with its file still open), else every device's own. */
+static void safe_stop(struct daemon *d, struct run *r, const char *source, const char *why, int64_t t)
+{
+    if (r != NULL && !run_ended(r)) {
+        run_safe_stop(r, why);
+        return;
+    }
+    daemon_safe_state(d, NULL, 0);
+    char m[400];
+    utf8_format(m, sizeof m, "no run going: every device sent its safe state (%s)", why);
+    daemon_event(d, t, "warning", source, "safe_state", m);
+}
+
 /* A limit tripped: act first (the safe state goes out at once), then raise the alarm. */
 static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, int64_t t)
 {
@@ -150,22 +164,16 @@ static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, 
     struct run *r = live_run(d);
     /* What the safe state puts down is held there (a rig limit: every actuator). */
     bool *held = NULL;
-    const struct plan_target *safe = r && !rule->from_rig ? run_plan(r)->safe_state : NULL;
+    bool going = r != NULL && !run_ended(r);
+    const struct plan_target *safe = going && !rule->from_rig ? run_plan(r)->safe_state : NULL;
     size_t n_safe = safe != NULL ? run_plan(r)->n_safe : 0;
     if (rule->lim.action == LIMIT_SAFE_STOP && (held = calloc(d->rig->n_channels + 1, sizeof *held)))
-        latch_safe_channels(d->rig, safe, n_safe, r == NULL || rule->from_rig, held);
+        latch_safe_channels(d->rig, safe, n_safe, !going || rule->from_rig, held);
     if (rule->lim.action == LIMIT_SAFE_STOP) {
         static uint64_t seq;
         d->il_sample_ns = t;
         d->il_tag = d->write_tag = (1ull << 63) | ++seq;
-        if (r != NULL)
-            run_safe_stop(r, why);
-        else {
-            daemon_safe_state(d, NULL, 0);
-            char m[300];
-            utf8_format(m, sizeof m, "no run active: every device sent its safe state (%s)", why);
-            daemon_event(d, t, "warning", "interlock", "safe_state", m);
-        }
+        safe_stop(d, r, "interlock", why, t);
         d->write_tag = 0;
     } else if (rule->lim.action == LIMIT_PAUSE && r != NULL) {
         struct run_actor who = { .user = "interlock" };
@@ -206,14 +214,7 @@ static void delivery_raised(void *ctx, int64_t t, const char *sev, const char *s
     } else if (act == DELIVERY_PAUSE && r != NULL) {
         run_pause(r, &who, msg);
     } else if (act == DELIVERY_SAFE_STOP) {
-        if (r != NULL) {
-            run_safe_stop(r, msg);
-        } else {
-            daemon_safe_state(d, NULL, 0);
-            char m[400];
-            snprintf(m, sizeof m, "no run active: every device sent its safe state (%s)", msg);
-            daemon_event(d, t, "warning", src, "safe_state", m);
-        }
+        safe_stop(d, r, src, msg, t);
     }
     alarms_raise(&d->alarms, t, sev, src, code, NULL, "%s", msg);
 }
@@ -351,12 +352,25 @@ static double confirmed_record(const struct act_chan *c)
 /* Every latched safe state is confirmed now: say so, once. */
 static void safe_state_check(struct daemon *d, int64_t now)
 {
-    if (!d->safe_pending || !actuators_safe_confirmed(&d->act))
+    if (!d->safe_pending)
+        return;
+    if (!actuators_any_latched(&d->act)) {
+        /* Nothing whose confirmation can be known (every channel released, or
+         * no device with a safe value): never claim it was applied. */
+        d->safe_pending = false;
+        return;
+    }
+    if (!actuators_safe_confirmed(&d->act))
         return;
     d->safe_pending = false;
-    char m[160];
-    snprintf(m, sizeof m, "safe state applied: every device confirmed it %.3f s after it was requested",
-             (double)(now - d->safe_requested_ns) / 1e9);
+    char m[200];
+    if (d->safe_superseded > 0)
+        snprintf(m, sizeof m, "safe state applied: every channel still held confirmed it %.3f s after "
+                 "it was requested (%u released before)", (double)(now - d->safe_requested_ns) / 1e9,
+                 d->safe_superseded);
+    else
+        snprintf(m, sizeof m, "safe state applied: every device confirmed it %.3f s after it was requested",
+                 (double)(now - d->safe_requested_ns) / 1e9);
     daemon_event(d, now, "info", "daemon", "safe_state_applied", m);
 }
 
@@ -460,9 +474,12 @@ static void device_reach(struct daemon *d, size_t dev, bool back, bool probed, c
 }
 
 /* A write failure's message for its event. */
-static const char *msg_retried(const char *why, char *buf, size_t len)
+static const char *msg_retried(const struct act_chan *c, const char *why, char *buf, size_t len)
 {
-    snprintf(buf, len, "command not delivered: %.200s; sent again until the device confirms it", why);
+    snprintf(buf, len, "command not delivered: %.200s; %s", why,
+             c != NULL && c->give_up ? "the device refused it as invalid, so it is not sent again"
+             : c != NULL && c->held ? "it is not sent again by itself: it waits for a read-back or a command"
+             : "sent again until the device confirms it");
     return buf;
 }
 
@@ -484,7 +501,7 @@ static void write_done(struct daemon *d, size_t bus, const struct bus_note *n)
         if (report) {
             cs->write_fail_reported = true;
             daemon_event(d, n->t_ns, "fault", d->rig->channels[n->channel].name, "write_failed",
-                         msg_retried(n->msg, m, sizeof m));
+                         msg_retried(actuators_get(&d->act, (int)n->channel), n->msg, m, sizeof m));
         }
         return;
     }
@@ -501,7 +518,7 @@ static void write_done(struct daemon *d, size_t bus, const struct bus_note *n)
         actuators_on_write(&d->act, (int)ch, NAN, true, n->err, n->msg, n->t_ns);
     }
     if (report)
-        daemon_event(d, n->t_ns, "fault", rd->name, "write_failed", msg_retried(n->msg, m, sizeof m));
+        daemon_event(d, n->t_ns, "fault", rd->name, "write_failed", msg_retried(actuators_get(&d->act, (int)rd->first_channel), n->msg, m, sizeof m));
 }
 
 /* Handle one note from a bus. */
@@ -678,6 +695,7 @@ void daemon_release_safe(struct daemon *d, int ch)
             continue;
         if (!c->confirmed && d->safe_pending) {
             superseded = true;
+            d->safe_superseded++;
             char m[200];
             snprintf(m, sizeof m, "the safe state of %s is released before the device confirmed it",
                      d->rig->channels[i].name);
@@ -686,9 +704,10 @@ void daemon_release_safe(struct daemon *d, int ch)
         }
         actuators_release(&d->act, (int)i);
     }
-    /* A request replaced before it was confirmed was never applied: never say it was. */
+    /* A channel released before it confirmed was never applied there: the
+     * others still held are still awaited (safe_state_check says which). */
     if (superseded)
-        d->safe_pending = false;
+        safe_state_check(d, pclock_now(&d->clock));
 }
 
 /* Whether the safe state last requested is confirmed. */
@@ -702,6 +721,7 @@ void daemon_safe_state(struct daemon *d, const struct plan_target *targets, size
 {
     int64_t now = pclock_now(&d->clock);
     d->safe_pending = true;
+    d->safe_superseded = 0;
     d->safe_requested_ns = now;
     for (size_t i = 0; i < n; i++)
         daemon_write(d, targets[i].channel, targets[i].v0, BUS_PRIO_SAFETY, now);

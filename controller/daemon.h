@@ -108,6 +108,7 @@ struct daemon {
     uv_timer_t act_timer;       /* retries and tolerances of the actuators */
     int64_t planned_ns;         /* planned time of the write being sent now (0: a retry) */
     bool safe_pending;          /* a safe state was requested and is not yet confirmed */
+    unsigned safe_superseded;   /* its channels released before they confirmed it */
     int64_t safe_requested_ns;
     uv_timer_t shutdown_timer;  /* shutdown waits (bounded) for the safe state's confirmation */
     int64_t shutdown_deadline_ns;
