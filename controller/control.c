@@ -66,8 +66,8 @@ struct control {
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char ro_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     struct client *clients;
-    int n_clients;
-    int max_clients;
+    int n_clients[2];           /* connected, on the control [0] and read-only [1] socket */
+    int max_clients;            /* per socket: viewers can never take an operator's place */
     struct client *ready, *ready_tail;  /* clients with a whole request line to handle */
     uv_idle_t work_idle;        /* handles requests, a time budget per loop turn */
     uv_timer_t watch_timer;     /* ticks while anyone watches */
@@ -179,7 +179,7 @@ static void client_close(struct client *cl)
     for (struct client **p = &c->clients; *p; p = &(*p)->next)
         if (*p == cl) {
             *p = cl->next;
-            c->n_clients--;
+            c->n_clients[cl->pub.read_only]--;
             break;
         }
     uv_close((uv_handle_t *)&cl->pipe, client_closed);
@@ -497,8 +497,13 @@ static void take_line(struct client *cl)
         handle_line(cl, cl->buf, n);
     if (cl->closing)
         return;
-    cl->len -= n + 1;
-    memmove(cl->buf, nl + 1, cl->len);
+    /* Empty lines after it go in the same move: a flood of them costs one
+     * copy of the buffer, not one per line. */
+    size_t skip = n + 1;
+    while (skip < cl->len && cl->buf[skip] == '\n')
+        skip++;
+    cl->len -= skip;
+    memmove(cl->buf, cl->buf + skip, cl->len);
 }
 
 /* Write the next few events of the reply being streamed to cl. */
@@ -777,7 +782,8 @@ static void connection_cb(uv_stream_t *server, int status)
     struct control *c = server->data;
     if (status < 0)
         return;
-    if (c->n_clients >= c->max_clients) {
+    bool ro = server == (uv_stream_t *)&c->ro_server;
+    if (c->n_clients[ro] >= c->max_clients) {
         refuse_connection(c, server);
         return;
     }
@@ -785,7 +791,7 @@ static void connection_cb(uv_stream_t *server, int status)
     if (cl == NULL)
         return;
     cl->pub.ctl = c;
-    cl->pub.read_only = server == (uv_stream_t *)&c->ro_server;
+    cl->pub.read_only = ro;
     uv_pipe_init(server->loop, &cl->pipe, 0);
     cl->pipe.data = cl;
     c->open_handles++;
@@ -796,7 +802,7 @@ static void connection_cb(uv_stream_t *server, int status)
     }
     cl->next = c->clients;
     c->clients = cl;
-    c->n_clients++;
+    c->n_clients[ro]++;
     identify(cl);
     json_t *hello = json_pack("{s:s,s:i}", "perfused", PERFUSE_VERSION, "protocol",
                               CONTROL_PROTOCOL_VERSION);

@@ -65,6 +65,27 @@ if [ "$(id -u)" = 0 ]; then
     out=$(as_nobody abort 2>&1)
     check "abort as another user is refused (cannot reach the control socket: exit 3)" test $? -eq 3
 fi
+# Viewers filling the read-only socket's connections never lock operators out:
+# each socket has its own cap.
+start_daemon ro3 --max-clients 2 || { not_ok "daemon starts with --max-clients 2"; finish; }
+out=$(timeout 30 "$PYTHON" - "$T/ro3/perfused-ro.sock" "$SOCK" <<'PY'
+import json, socket, sys
+idle = []
+for _ in range(3):
+    s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
+    idle.append((s, json.loads(s.makefile().readline())))
+greet = [m.get("read_only") is True for _, m in idle[:2]]
+busy = idle[2][1].get("error", {}).get("code")
+c = socket.socket(socket.AF_UNIX); c.settimeout(5); c.connect(sys.argv[2])
+f = c.makefile()
+hello = json.loads(f.readline())
+c.sendall(b'{"cmd":"status"}\n')
+st = json.loads(f.readline())
+print(all(greet), busy, "error" not in hello, st.get("ok"))
+PY
+)
+check "two idle viewers fill the read-only socket, a third is refused busy, and the control socket still answers ($out)" \
+    test "$out" = "True busy True True"
 # An unknown group is refused at start, with the fix named.
 out=$("$BUILD/perfused" --sim --socket "$T/bad.sock" --data-dir "$T/badruns" --socket-group no-such-group-x 2>&1)
 check "an unknown --socket-group stops the start with a clear message" sh -c "echo \"\$1\" | grep -q \"unknown group 'no-such-group-x'.*groupadd\"" _ "$out"
