@@ -1047,7 +1047,9 @@ static void continue_journaled_run(struct daemon *d)
     char *text;
     size_t len;
     char why[512];
-    int rc = read_file_text(d->journal.path, 16 << 20, &text, &len);
+    /* Through the data directory's descriptor: never a link, never a fifo that would stall the start. */
+    int rc = d->journal.dir_fd < 0 ? d->journal.dir_error
+             : journal_read_at(d->journal.dir_fd, JOURNAL_NAME, JOURNAL_MAX_BYTES, &text, &len);
     if (rc == -ENOENT)
         return;                                     /* no journal: nothing was running */
     if (rc < 0) {

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Add the overrides, {"CHANNEL": {"value", "protocol" (null: none), "by", "since_wall_ns"}}, to o. */
@@ -452,4 +453,41 @@ void journal_writer_free(struct journal_writer *w)
     if (w->loop != NULL && w->dir_fd >= 0)
         close(w->dir_fd);
     w->dir_fd = -1;
+}
+
+/* Read name in the directory dir_fd, never through a link, a fifo or past max bytes. */
+int journal_read_at(int dir_fd, const char *name, size_t max, char **text, size_t *len)
+{
+    *text = NULL;
+    *len = 0;
+    /* O_NONBLOCK: a fifo planted at the name must not stall the start. */
+    int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int rc = fstat(fd, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EINVAL
+           : (size_t)st.st_size > max ? -EFBIG : 0;
+    char *buf = rc == 0 ? malloc((size_t)st.st_size + 1) : NULL;
+    if (rc == 0 && buf == NULL)
+        rc = -ENOMEM;
+    size_t off = 0;
+    while (rc == 0 && off < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + off, (size_t)st.st_size - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n < 0 ? -errno : -EIO;     /* shrunk while read: not a file to trust */
+            break;
+        }
+        off += (size_t)n;
+    }
+    close(fd);
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    buf[off] = '\0';
+    *text = buf;
+    *len = off;
+    return 0;
 }

@@ -19,6 +19,7 @@
 #include "runner.h"
 
 #define JOURNAL_NAME "run.journal"
+#define JOURNAL_MAX_BYTES (16 << 20)     /* a protocol of 64 KiB and its state fit many times */
 #define JOURNAL_VERSION 2           /* 2: with the rig's and the protocol's hashes */
 #define JOURNAL_MAX_SETPOINTS 64
 #define JOURNAL_MAX_FILLS 16
@@ -74,6 +75,11 @@ void journal_rec_free(struct journal_rec *j);
  * that name is unlinked first, never followed), mode 0640, fsynced, renamed
  * over name, and the directory fsynced. Blocking. 0 or a negative errno. */
 int journal_write_at(int dir_fd, const char *name, const char *text);
+/* Read name in the directory dir_fd: never through a symbolic link (-ELOOP),
+ * only a regular file (-EINVAL) of at most max bytes (-EFBIG).
+ * -ENOENT: there is none. Blocking (a small local file, at start-up).
+ * 0 and *text (malloc'd, NUL-terminated), *len; or a negative errno. */
+int journal_read_at(int dir_fd, const char *name, size_t max, char **text, size_t *len);
 /* The same for a path (its directory is opened for the call). */
 int journal_write_sync(const char *path, const char *text);
 

@@ -65,10 +65,5 @@ int latchfile_decode(const char *text, size_t len, const struct rig *rig, struct
                      char *err, size_t errlen);
 void latchfile_free(struct latchfile *f);
 
-/* Read name in the directory dir_fd: never through a symbolic link (-ELOOP),
- * only a regular file (-EINVAL) of at most LATCHFILE_MAX_BYTES (-EFBIG).
- * -ENOENT: there is none. Blocking (a small local file, at start-up).
- * 0 and *text (malloc'd, NUL-terminated), *len; or a negative errno. */
-int latchfile_read(int dir_fd, const char *name, char **text, size_t *len);
 
 #endif

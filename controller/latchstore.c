@@ -185,7 +185,7 @@ void latchstore_restore(struct daemon *d)
      * only some of them (s->ready stays false meanwhile). */
     char *text = NULL, why[512];
     size_t len = 0;
-    int rc = s->w.dir_fd < 0 ? s->w.dir_error : latchfile_read(s->w.dir_fd, LATCHFILE_NAME, &text, &len);
+    int rc = s->w.dir_fd < 0 ? s->w.dir_error : journal_read_at(s->w.dir_fd, LATCHFILE_NAME, LATCHFILE_MAX_BYTES, &text, &len);
     if (rc == -ENOENT && s->w.dir_fd >= 0) {
         s->ready = true;                        /* nothing was held */
         return;

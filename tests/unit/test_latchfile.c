@@ -17,6 +17,7 @@
 #include "alarms.h"
 #include "interlock.h"
 #include "latch.h"
+#include "journal.h"
 #include "latchfile.h"
 #include "small_rig.h"
 
@@ -207,27 +208,27 @@ static void test_only_a_regular_file_is_read(void **state)
     assert_true(dfd >= 0);
     char *text;
     size_t len;
-    assert_int_equal(latchfile_read(dfd, "latch.json", &text, &len), -ENOENT);
+    assert_int_equal(journal_read_at(dfd, "latch.json", LATCHFILE_MAX_BYTES, &text, &len), -ENOENT);
 
     int fd = openat(dfd, "latch.json", O_WRONLY | O_CREAT, 0640);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, valid, strlen(valid)), (ssize_t)strlen(valid));
     close(fd);
-    assert_int_equal(latchfile_read(dfd, "latch.json", &text, &len), 0);
+    assert_int_equal(journal_read_at(dfd, "latch.json", LATCHFILE_MAX_BYTES, &text, &len), 0);
     assert_int_equal(len, strlen(valid));
     assert_string_equal(text, valid);
     free(text);
 
     assert_int_equal(symlinkat("latch.json", dfd, "link.json"), 0);
-    assert_int_equal(latchfile_read(dfd, "link.json", &text, &len), -ELOOP);
+    assert_int_equal(journal_read_at(dfd, "link.json", LATCHFILE_MAX_BYTES, &text, &len), -ELOOP);
     assert_int_equal(mkfifoat(dfd, "fifo.json", 0600), 0);
-    assert_int_equal(latchfile_read(dfd, "fifo.json", &text, &len), -EINVAL);
+    assert_int_equal(journal_read_at(dfd, "fifo.json", LATCHFILE_MAX_BYTES, &text, &len), -EINVAL);
     assert_int_equal(mkdirat(dfd, "dir.json", 0700), 0);
-    assert_int_equal(latchfile_read(dfd, "dir.json", &text, &len), -EINVAL);
+    assert_int_equal(journal_read_at(dfd, "dir.json", LATCHFILE_MAX_BYTES, &text, &len), -EINVAL);
     fd = openat(dfd, "big.json", O_WRONLY | O_CREAT, 0640);
     assert_int_equal(ftruncate(fd, LATCHFILE_MAX_BYTES + 1), 0);
     close(fd);
-    assert_int_equal(latchfile_read(dfd, "big.json", &text, &len), -EFBIG);
+    assert_int_equal(journal_read_at(dfd, "big.json", LATCHFILE_MAX_BYTES, &text, &len), -EFBIG);
 
     const char *names[] = { "latch.json", "link.json", "fifo.json", "big.json" };
     for (size_t i = 0; i < 4; i++)
