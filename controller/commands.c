@@ -61,14 +61,7 @@ static int cmd_hello(struct ctl_client *cl, json_t *req, json_t *res, char *err,
 /* The diagnostics of a failed load as the reply's list and err. */
 static int load_failed(struct diag *dg, int rc, json_t *res, char *err, size_t len)
 {
-    json_t *list = json_array();
-    for (size_t i = 0; i < dg->n; i++)
-        json_array_append_new(list, json_pack("{s:s,s:i,s:i,s:s,s:s}", "file", dg->msgs[i].file,
-            "line", dg->msgs[i].line, "column", dg->msgs[i].col, "severity",
-            dg->msgs[i].severity == DIAG_ERROR ? "error" : "warning", "message", dg->msgs[i].text));
-    json_object_set_new(res, "diagnostics", list);
-    if (dg->omitted)
-        json_object_set_new(res, "diagnostics_omitted", json_integer((json_int_t)dg->omitted));
+    diag_to_json(dg, res);
     char *all = diag_join(dg);
     utf8_copy(err, len, all && *all ? all : strerror(-rc));
     free(all);

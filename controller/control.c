@@ -105,11 +105,6 @@ const char *control_path(const struct control *c)
     return c->path;
 }
 
-const char *control_ro_path(const struct control *c)
-{
-    return c->ro_open ? c->ro_path : NULL;
-}
-
 struct daemon *control_daemon(struct control *c)
 {
     return c->d;

@@ -39,8 +39,6 @@ int control_start(struct control **out, struct daemon *d, const char *path, char
                   size_t errlen);
 /* The socket's path. */
 const char *control_path(const struct control *c);
-/* The read-only socket's path, or NULL if there is none. */
-const char *control_ro_path(const struct control *c);
 /* Close the socket and every client; frees once libuv has released the handles. */
 void control_close(struct control *c);
 

@@ -343,12 +343,6 @@ static int act_send(void *ctx, int ch, double value, bool device_safe, bool safe
                      safety ? BUS_PRIO_SAFETY : BUS_PRIO_SETPOINT, d->planned_ns, d->write_tag);
 }
 
-/* The confirmed value of a channel as the run file records it: NaN while unknown. */
-static double confirmed_record(const struct act_chan *c)
-{
-    return c->confirmed || !isnan(c->value) ? c->value : NAN;
-}
-
 /* Every latched safe state is confirmed now: say so, once. */
 static void safe_state_check(struct daemon *d, int64_t now)
 {
@@ -381,7 +375,7 @@ static void act_changed(void *ctx, int ch, const struct act_chan *c, int64_t now
     struct chan_state *cs = &d->chans[ch];
     if (c->confirmed)
         cs->write_fail_reported = false;
-    double v = confirmed_record(c);
+    double v = c->value;        /* what the device last confirmed; NaN while unknown */
     bool same = (isnan(v) && isnan(cs->confirmed_recorded)) || v == cs->confirmed_recorded;
     if (!same) {
         cs->confirmed_recorded = v;

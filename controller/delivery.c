@@ -11,12 +11,11 @@
 #include <string.h>
 
 /* The device's readable volume channel (its infused counter), or -1. */
-static int counter_channel(const struct rig *rig, const struct rig_device *dev)
+static int counter_channel(const struct rig_device *dev)
 {
     for (size_t i = 0; i < dev->n_chans; i++)
         if (dev->chans[i].q == Q_VOLUME && dev->chans[i].readable && !dev->chans[i].writable)
             return (int)(dev->first_channel + i);
-    (void)rig;
     return -1;
 }
 
@@ -35,7 +34,7 @@ int delivery_init(struct delivery *d, const struct rig *rig, const struct delive
     }
     for (size_t i = 0; i < rig->n_devices; i++) {
         const struct rig_device *dev = &rig->devices[i];
-        int counter = counter_channel(rig, dev);
+        int counter = counter_channel(dev);
         for (size_t c = 0; c < dev->n_chans && counter >= 0; c++) {
             if (dev->chans[c].q != Q_FLOW || !dev->chans[c].writable)
                 continue;

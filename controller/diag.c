@@ -140,3 +140,16 @@ char *diag_join(const struct diag *d)
     free(lines);
     return out;
 }
+
+/* The messages as JSON members of obj. */
+void diag_to_json(const struct diag *d, json_t *obj)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < d->n; i++)
+        json_array_append_new(list, json_pack("{s:s,s:i,s:i,s:s,s:s}", "file", d->msgs[i].file,
+            "line", d->msgs[i].line, "column", d->msgs[i].col, "severity",
+            d->msgs[i].severity == DIAG_ERROR ? "error" : "warning", "message", d->msgs[i].text));
+    json_object_set_new(obj, "diagnostics", list);
+    if (d->omitted)
+        json_object_set_new(obj, "diagnostics_omitted", json_integer((json_int_t)d->omitted));
+}

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 enum diag_severity { DIAG_ERROR, DIAG_WARNING };
 
 struct diag_msg {
@@ -42,5 +44,8 @@ void diag_print(const struct diag *d, FILE *out);
 /* The kept messages joined by newlines, compiler style, then "... and N more"
  * if some were omitted; linear in the output. Caller frees. */
 char *diag_join(const struct diag *d);
+/* Put the messages into obj as "diagnostics" (a list of {file, line, column,
+ * severity, message}) and, if some were omitted, "diagnostics_omitted". */
+void diag_to_json(const struct diag *d, json_t *obj);
 
 #endif

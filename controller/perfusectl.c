@@ -601,19 +601,28 @@ static int cmd_events(struct ctl *c, int argc, char **argv)
     long limit = -1, cursor = 0;
     optind = 0;
     int ch;
+    bool bad = false;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        char *end = NULL;
         if (ch == 's')
-            since = strtod(optarg, NULL);
-        else if (ch == 'l' && (limit = strtol(optarg, NULL, 10)) > 0)
-            ;
-        else if (ch == 'c' && (cursor = strtol(optarg, NULL, 10)) >= 0)
-            ;
+            since = strtod(optarg, &end);
+        else if (ch == 'l')
+            limit = strtol(optarg, &end, 10);
+        else if (ch == 'c')
+            cursor = strtol(optarg, &end, 10);
         else if (ch == 'j')
             c->json = true;
         else
-            return EXIT_USAGE;
+            bad = true;
+        if (end != NULL && (end == optarg || *end != '\0'))
+            bad = true;
     }
-    if (optind != argc) {
+    if (limit == 0 || limit < -1 || cursor < 0 || since < -1)
+        bad = true;
+    if (bad || optind != argc) {
+        if (bad)
+            fprintf(stderr, "perfusectl events: --since takes seconds, --limit a whole number from 1, "
+                            "--cursor a whole number from 0\n");
         fprintf(stderr, "usage: perfusectl events [--since SECONDS] [--limit N] [--cursor SEQ]\n"
                         "example: perfusectl events --since 3600\n");
         return EXIT_USAGE;
@@ -1058,17 +1067,6 @@ static void print_volumes(const struct timeline *tl, const struct rig *rig)
     }
 }
 
-/* The diagnostics as JSON. */
-static json_t *json_diags(const struct diag *d)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; i < d->n; i++)
-        json_array_append_new(arr, json_pack("{s:s,s:i,s:i,s:s,s:s}", "file", d->msgs[i].file,
-            "line", d->msgs[i].line, "column", d->msgs[i].col, "severity",
-            d->msgs[i].severity == DIAG_ERROR ? "error" : "warning", "message", d->msgs[i].text));
-    return arr;
-}
-
 /* The check result as JSON. */
 static json_t *check_json(const struct plan *plan, const struct rig *rig, const struct timeline *tl)
 {
@@ -1135,7 +1133,7 @@ static int cmd_check(struct ctl *c, int argc, char **argv)
     if (c->json) {
         json_t *out = rc == 0 ? check_json(plan, rig, &tl) : json_object();
         json_object_set_new(out, "ok", json_boolean(rc == 0));
-        json_object_set_new(out, "diagnostics", json_diags(&dg));
+        diag_to_json(&dg, out);
         char *s = json_dumps(out, JSON_INDENT(2));
         printf("%s\n", s ? s : "{}");
         free(s);

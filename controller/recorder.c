@@ -351,11 +351,6 @@ static void root_attrs(struct recorder *r, const char *start)
     attr_str(r->file, "state", "running", STATE_LEN);
 }
 
-/* Rows of a 1-D dataset (0 for any other rank). */
-static hsize_t dataset_rows(hid_t ds)
-{
-    return h5check_rows(ds);
-}
 
 /* Open a growing 1-D dataset of loc to append to: of class e, chunked, with
  * an unlimited extent; *chunk gets its rows per chunk. */
@@ -503,7 +498,7 @@ static int open_existing(struct recorder *r)
         hid_t dcpl = H5Dget_create_plist(s->value);
         s->compressed = H5Pget_nfilters(dcpl) > 0;
         H5Pclose(dcpl);
-        hsize_t nt = dataset_rows(s->time), nv = dataset_rows(s->value);
+        hsize_t nt = h5check_rows(s->time), nv = h5check_rows(s->value);
         s->rows = nt < nv ? nt : nv;
         /* A compressed series ended with a partial chunk: later rows start a new one. */
         if (s->compressed && s->rows % s->chunk != 0)
@@ -517,8 +512,8 @@ static int open_existing(struct recorder *r)
         rc = -EINVAL;
     make_table_types(r, table_cset(r->ev_ds));
     if (rc == 0) {
-        r->ev_rows = dataset_rows(r->ev_ds);
-        r->step_rows = dataset_rows(r->step_ds);
+        r->ev_rows = h5check_rows(r->ev_ds);
+        r->step_rows = h5check_rows(r->step_ds);
         rc = h5check_write_str_attr(r->file, "state", "running", STATE_MAX, err, errlen);
     }
     if (rc == 0 && H5Fstart_swmr_write(r->file) < 0)
@@ -1218,7 +1213,7 @@ int recorder_last_time(const char *path, double *t)
                 log_warn("recorder", "%s: %s; not used for the last time stamp", path, why);
                 continue;
             }
-            hsize_t rows = dataset_rows(ds);
+            hsize_t rows = h5check_rows(ds);
             if (rows > 0) {
                 hid_t fs = H5Dget_space(ds);
                 hsize_t start = rows - 1, one = 1;

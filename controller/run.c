@@ -989,16 +989,6 @@ void run_storage(struct run *r, int *write_errors, uint64_t *dropped)
     *dropped = st.dropped;
 }
 
-/* Call fn for each kept event, oldest first. */
-void run_events_each(const struct run *r, void (*fn)(const struct run_event_rec *e, void *arg), void *arg)
-{
-    if (r->events == NULL)
-        return;
-    size_t first = r->n_events > RUN_EVENTS_KEPT ? r->n_events - RUN_EVENTS_KEPT : 0;
-    for (size_t i = first; i < r->n_events; i++)
-        fn(&r->events[i % RUN_EVENTS_KEPT], arg);
-}
-
 uint64_t run_events_total(const struct run *r)
 {
     return r->events ? r->n_events : 0;

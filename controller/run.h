@@ -127,9 +127,8 @@ struct run_event_rec {
     double t;
     char severity[8], source[72], code[32], message[256];   /* as the file's /events */
 };
-/* The run's most recent events (at most RUN_EVENTS_KEPT), oldest first: calls fn for each. */
+/* How many of the run's most recent events are kept in memory. */
 #define RUN_EVENTS_KEPT 4096
-void run_events_each(const struct run *r, void (*fn)(const struct run_event_rec *e, void *arg), void *arg);
 
 /* Events recorded so far (the next one gets this sequence number). */
 uint64_t run_events_total(const struct run *r);
