@@ -38,8 +38,10 @@ static void decode_overrides(json_t *o, struct journal_rec *j)
         json_t *val = json_object_get(v, "value"), *proto = json_object_get(v, "protocol");
         const char *by = json_string_value(json_object_get(v, "by"));
         if (j->n_overrides >= JOURNAL_MAX_SETPOINTS || strlen(key) >= 72 || !json_is_number(val) ||
-            !(json_is_number(proto) || json_is_null(proto)))
+            !(json_is_number(proto) || json_is_null(proto))) {
+            j->overrides_skipped++;     /* said in the run's events when it continues */
             continue;
+        }
         struct journal_override *x = &j->overrides[j->n_overrides++];
         snprintf(x->channel, sizeof x->channel, "%s", key);
         x->value = json_number_value(val);
@@ -87,8 +89,10 @@ static void decode_fills(json_t *o, struct journal_rec *j)
         const char *src = json_string_value(json_object_get(v, "fill_source"));
         if (j->n_fills >= JOURNAL_MAX_FILLS || strlen(key) >= sizeof f.pump || src == NULL ||
             strlen(src) >= sizeof f.source || !get_real(v, "fill_ul", &f.fill_ul) ||
-            !get_real(v, "counter_ul", &f.counter_ul) || !get_real(v, "fill_at_start_ul", &f.fill0_ul))
+            !get_real(v, "counter_ul", &f.counter_ul) || !get_real(v, "fill_at_start_ul", &f.fill0_ul)) {
+            j->fills_skipped++;         /* said in the run's events when it continues */
             continue;
+        }
         snprintf(f.pump, sizeof f.pump, "%s", key);
         snprintf(f.source, sizeof f.source, "%s", src);
         j->fills[j->n_fills++] = f;

@@ -42,6 +42,7 @@ struct journal_rec {
     struct { char channel[72]; double value; } setpoints[JOURNAL_MAX_SETPOINTS];
     /* Manual overrides made in a pause (absent from older journals: none). */
     size_t n_overrides;
+    size_t overrides_skipped;       /* entries that could not be read (malformed) */
     struct journal_override {
         char channel[72];
         double value;               /* the manual value */
@@ -51,6 +52,7 @@ struct journal_rec {
     } overrides[JOURNAL_MAX_SETPOINTS];
     /* Syringe pumps' fill levels (absent from older journals: unknown after a restart). */
     size_t n_fills;
+    size_t fills_skipped;           /* entries that could not be read (malformed) */
     struct journal_fill {
         char pump[64];
         double fill_ul;             /* NaN: unknown */

@@ -652,6 +652,13 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, struct plan *pl
     run_event(r, now, "warning", "daemon", "restart",
               "perfused restarted; the run was without control for %s (gap %.3f s); on_restart: %s",
               g, (double)gap / 1e9, resume ? "resume" : "safe-stop");
+    if (j->overrides_skipped > 0)
+        run_event(r, now, "warning", "daemon", "override_dropped", "%zu override(s) in the journal could "
+                  "not be read (malformed); the protocol's values apply to those channels",
+                  j->overrides_skipped);
+    if (j->fills_skipped > 0)
+        run_event(r, now, "warning", "daemon", "syringe_fill", "%zu syringe level(s) in the journal could "
+                  "not be read (malformed); those levels are unknown after the restart", j->fills_skipped);
     char amsg[200];
     snprintf(amsg, sizeof amsg, "perfused restarted after %s without control; on_restart: %s", g,
              resume ? "resume" : "safe-stop");

@@ -149,6 +149,7 @@ static void test_an_older_journal_has_no_fills(void **state)
                       " \"pump3\": {\"fill_ul\": 4}}}";
     assert_int_equal(journal_decode(bad, strlen(bad), &j, err, sizeof err), 0);
     assert_int_equal(j.n_fills, 1);
+    assert_int_equal(j.fills_skipped, 2);           /* counted, so the restart can say so */
     assert_string_equal(j.fills[0].pump, "pump2");
     assert_true(j.fills[0].fill_ul == 4 && j.fills[0].counter_ul == 5 && j.fills[0].fill0_ul == 6);
     journal_rec_free(&j);

@@ -70,6 +70,7 @@ static void test_a_journal_without_overrides_has_none(void **state)
     if (journal_decode(old, strlen(old), &j, err, sizeof err) != 0)
         fail_msg("%s", err);
     assert_int_equal(j.n_overrides, 0);
+    assert_int_equal(j.overrides_skipped, 0);
     assert_int_equal(j.n_setpoints, 1);
     journal_rec_free(&j);
     const char *bad = JOURNAL_HEAD "\"setpoints\": {},"
@@ -77,6 +78,7 @@ static void test_a_journal_without_overrides_has_none(void **state)
                       " \"protocol\": null, \"by\": \"x\", \"since_wall_ns\": 5}}}";
     assert_int_equal(journal_decode(bad, strlen(bad), &j, err, sizeof err), 0);
     assert_int_equal(j.n_overrides, 1);
+    assert_int_equal(j.overrides_skipped, 1);       /* counted, so the restart can say so */
     assert_string_equal(j.overrides[0].channel, "pump2.flow");
     journal_rec_free(&j);
 }
