@@ -442,10 +442,16 @@ static int add_confirmed_series(struct recorder *r, struct series *s)
     H5E_BEGIN_TRY {
         g = H5Gopen2(r->file, "confirmed", H5P_DEFAULT);
     } H5E_END_TRY;
-    if (g < 0)
-        g = H5Gcreate2(r->file, "confirmed", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (g < 0)
+    if (g < 0) {
+        H5E_BEGIN_TRY {
+            g = H5Gcreate2(r->file, "confirmed", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        } H5E_END_TRY;
+    }
+    if (g < 0) {
+        snprintf(r->status.last_error, sizeof r->status.last_error,
+                 "'/confirmed' is not a group and cannot be made one: the file is not perfuse's to extend");
         return -EIO;
+    }
     int rc = create_series(r, g, s, start);
     H5Gclose(g);
     return rc;
