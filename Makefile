@@ -28,7 +28,7 @@ CC      ?= cc
 OPT     ?= -O2 -g
 CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(OPT) $(EXTRA_CFLAGS) \
            -DPERFUSE_PREFIX='"$(PREFIX)"' -DPERFUSE_VERSION='"$(VERSION)"' -DPERFUSE_GIT_REV='"$(GIT_REV)"' \
-           -Icontroller -Idrivers -Idrivers/sim
+           -I. -Icontroller
 LDFLAGS := $(EXTRA_LDFLAGS)
 
 # build/config.mk holds the pkg-config flags. It is made (after installing any
@@ -46,8 +46,8 @@ $(CONFIG): scripts/install-deps Makefile
 	   echo "TEST_CFLAGS := $$(pkg-config --cflags $(TEST_PKGS))"; \
 	   echo "TEST_LIBS := $$(pkg-config --libs $(TEST_PKGS))"; } > $@.tmp && mv $@.tmp $@
 
-MAINS      := controller/perfused.c controller/perfusectl.c drivers/sim/perfuse-sim.c
-LIB_SRCS   := $(filter-out $(MAINS),$(wildcard controller/*.c drivers/*.c drivers/sim/*.c))
+MAINS      := controller/daemon/perfused.c controller/ctl/perfusectl.c drivers/sim/perfuse-sim.c
+LIB_SRCS   := $(filter-out $(MAINS),$(wildcard controller/*/*.c drivers/*.c drivers/sim/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/unit/support/*.c))
@@ -67,10 +67,10 @@ $(BUILD)/libperfuse.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/perfused: $(BUILD)/obj/controller/perfused.o $(BUILD)/libperfuse.a
+$(BUILD)/perfused: $(BUILD)/obj/controller/daemon/perfused.o $(BUILD)/libperfuse.a
 	$(CC) $(CFLAGS) $^ $(LDFLAGS) $(PKG_LIBS) -o $@
 
-$(BUILD)/perfusectl: $(BUILD)/obj/controller/perfusectl.o $(BUILD)/libperfuse.a
+$(BUILD)/perfusectl: $(BUILD)/obj/controller/ctl/perfusectl.o $(BUILD)/libperfuse.a
 	$(CC) $(CFLAGS) $^ $(LDFLAGS) $(PKG_LIBS) -o $@
 
 $(BUILD)/perfuse-sim: $(BUILD)/obj/drivers/sim/perfuse-sim.o $(BUILD)/libperfuse.a
@@ -189,4 +189,4 @@ install: $(PROGS)
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJS:.o=.d) $(SUPPORT_OBJS:.o=.d) $(UNIT_BINS:=.d) $(BUILD)/obj/controller/perfused.d $(BUILD)/obj/controller/perfusectl.d $(BUILD)/obj/drivers/sim/perfuse-sim.d
+-include $(LIB_OBJS:.o=.d) $(SUPPORT_OBJS:.o=.d) $(UNIT_BINS:=.d) $(BUILD)/obj/controller/daemon/perfused.d $(BUILD)/obj/controller/ctl/perfusectl.d $(BUILD)/obj/drivers/sim/perfuse-sim.d

@@ -1,7 +1,7 @@
 /* A bus thread: one link, its devices, sampling, writes, faults and reconnects. */
 #include "bus.h"
-#include "log.h"
-#include "timeutil.h"
+#include "base/log.h"
+#include "base/timeutil.h"
 
 #include <errno.h>
 #include <math.h>

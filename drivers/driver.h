@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "units.h"
+#include "base/units.h"
 #include "link.h"
 
 #define DRIVER_MAX_CHANNELS 16
@@ -44,7 +44,7 @@ struct driver_channel {
     double min, max;        /* setpoint limits (writable) or physical range (readable); NaN = none */
     double sample_hz;       /* default sampling rate; the rig file may override */
     double volume_ul;       /* flow actuators: volume available (syringe), uL; 0 = unknown */
-    /* How perfuse confirms and re-sends a writable channel's setpoint (controller/actuators.h). */
+    /* How perfuse confirms and re-sends a writable channel's setpoint (controller/run/actuators.h). */
     unsigned readback : 1;  /* a read of this channel reports what the device does now (a pump's
                              * delivered rate, a valve's port), so a reading equal to the
                              * setpoint confirms it */

@@ -52,7 +52,7 @@
 #include "hamilton.h"
 #include "driver.h"
 #include "serial_reply.h"
-#include "timeutil.h"
+#include "base/timeutil.h"
 
 #include <ctype.h>
 #include <errno.h>

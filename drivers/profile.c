@@ -4,7 +4,7 @@
  * technician fixes a profile in one round.
  */
 #include "profile.h"
-#include "yamldoc.h"
+#include "base/yamldoc.h"
 
 #include <errno.h>
 #include <math.h>

@@ -55,7 +55,7 @@
 #include "driver.h"
 #include "serial_reply.h"
 #include "setpoint.h"
-#include "timeutil.h"
+#include "base/timeutil.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -7,7 +7,7 @@
  * and the descriptor is non-blocking: every wait is a poll() with a timeout.
  */
 #include "serial.h"
-#include "timeutil.h"
+#include "base/timeutil.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /* Waiting for one reply on a serial line: the loop every ASCII driver shares. */
 #include "serial_reply.h"
-#include "timeutil.h"
+#include "base/timeutil.h"
 
 #include <errno.h>
 #include <stdio.h>

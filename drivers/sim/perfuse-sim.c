@@ -21,14 +21,14 @@
  *   clear DEVICE|all                    -> "ok"
  *   list                                -> one line per fault, then "ok"
  */
-#include "log.h"
-#include "newera.h"
+#include "base/log.h"
+#include "drivers/newera.h"
 #include "physics.h"
 #include "sim_faults.h"
 #include "sim_lines.h"
 #include "sim_modbus.h"
 #include "sim_newera.h"
-#include "timeutil.h"
+#include "base/timeutil.h"
 
 #include <ctype.h>
 #include <errno.h>

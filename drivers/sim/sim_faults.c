@@ -1,6 +1,6 @@
 /* Injected faults of the simulated rig: parsing, windows, and the physical ones. */
 #include "sim_faults.h"
-#include "units.h"
+#include "base/units.h"
 
 #include <errno.h>
 #include <stdio.h>

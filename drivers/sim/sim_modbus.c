@@ -1,7 +1,7 @@
 /* The simulated rig's Modbus slaves (RTU on a pty, TCP on loopback), through libmodbus. */
 #include "sim_modbus.h"
-#include "log.h"
-#include "mbcodec.h"
+#include "base/log.h"
+#include "drivers/mbcodec.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

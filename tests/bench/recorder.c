@@ -7,8 +7,8 @@
  *
  *   bench-recorder [-n SAMPLES] [-c CHANNELS] [-z LEVEL] [-d DIR]
  */
-#include "recorder.h"
-#include "timeutil.h"
+#include "record/recorder.h"
+#include "base/timeutil.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "journal.h"
+#include "daemon/journal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alarms.h"
-#include "latch.h"
-#include "latchfile.h"
+#include "run/alarms.h"
+#include "run/latch.h"
+#include "daemon/latchfile.h"
 #include "../unit/support/small_rig.h"
 
 

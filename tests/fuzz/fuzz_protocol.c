@@ -10,9 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "plan.h"
-#include "rig.h"
-#include "timeline.h"
+#include "plan/plan.h"
+#include "plan/rig.h"
+#include "plan/timeline.h"
 
 static struct rig *rig;
 

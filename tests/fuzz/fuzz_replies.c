@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hamilton.h"
-#include "harvard.h"
-#include "newera.h"
-#include "reglo.h"
+#include "drivers/hamilton.h"
+#include "drivers/harvard.h"
+#include "drivers/newera.h"
+#include "drivers/reglo.h"
 
 /* Abort unless rc is a valid parse result for len bytes. */
 static void check_rc(int rc, size_t len)

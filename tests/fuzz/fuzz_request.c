@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "control_request.h"
+#include "daemon/control_request.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

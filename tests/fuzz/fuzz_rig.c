@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rig.h"
+#include "plan/rig.h"
 
 /* No input may make the loader wait on the terminal. */
 int LLVMFuzzerInitialize(int *argc, char ***argv)

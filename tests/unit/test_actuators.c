@@ -10,7 +10,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "actuators.h"
+#include "run/actuators.h"
 
 #define MS 1000000LL
 #define S 1000000000LL

@@ -26,9 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bus.h"
+#include "drivers/bus.h"
 #include "pty_pair.h"
-#include "timeutil.h"
+#include "base/timeutil.h"
 
 #define WAIT_MS 5000                /* the longest any test waits for the bus */
 #define MAX_OPS 256

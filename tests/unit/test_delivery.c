@@ -8,8 +8,8 @@
 
 #include <math.h>
 
-#include "monitor.h"
-#include "syringe.h"
+#include "run/monitor.h"
+#include "run/syringe.h"
 
 #define S 1000000000LL
 

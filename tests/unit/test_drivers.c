@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "driver.h"
+#include "drivers/driver.h"
 
 static void test_every_listed_driver_is_found_and_complete(void **state)
 {

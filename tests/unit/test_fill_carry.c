@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "journal.h"
+#include "daemon/journal.h"
 #include "journal_head.h"
-#include "syringe.h"
+#include "run/syringe.h"
 
 #define S 1000000000LL
 

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "h5check.h"
+#include "record/h5check.h"
 
 static char path[64];
 static hid_t file;

@@ -22,9 +22,9 @@
 #include <unistd.h>
 
 #include "config_errors.h"
-#include "driver.h"
-#include "hamilton.h"
-#include "sim_hamilton.h"
+#include "drivers/driver.h"
+#include "drivers/hamilton.h"
+#include "drivers/sim/sim_hamilton.h"
 #include "pty_rig.h"
 #include "pty_script.h"
 #include "sim_responder.h"

@@ -21,9 +21,9 @@
 #include <unistd.h>
 
 #include "config_errors.h"
-#include "driver.h"
-#include "harvard.h"
-#include "sim_harvard.h"
+#include "drivers/driver.h"
+#include "drivers/harvard.h"
+#include "drivers/sim/sim_harvard.h"
 #include "pty_rig.h"
 #include "pty_script.h"
 #include "sim_responder.h"

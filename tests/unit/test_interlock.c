@@ -9,8 +9,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "alarms.h"
-#include "interlock.h"
+#include "run/alarms.h"
+#include "run/interlock.h"
 
 #define S 1000000000LL
 

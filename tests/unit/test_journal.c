@@ -13,12 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "journal.h"
-#include "journal_check.h"
-#include "plan.h"
-#include "rig.h"
-#include "rigdigest.h"
-#include "yamldoc.h"
+#include "daemon/journal.h"
+#include "daemon/journal_check.h"
+#include "plan/plan.h"
+#include "plan/rig.h"
+#include "plan/rigdigest.h"
+#include "base/yamldoc.h"
 
 /* Tests run from the repository root (make unit). */
 #define FIXTURES "tests/unit/fixtures/journal/"

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "journal.h"
+#include "daemon/journal.h"
 #include "journal_head.h"
 
 /* A journal with one override (protocol value known) and one without a protocol value. */

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "journal.h"
+#include "daemon/journal.h"
 
 static char dir[64], victim[128];
 static int dfd;

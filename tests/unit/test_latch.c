@@ -8,10 +8,10 @@
 #include <math.h>
 #include <string.h>
 
-#include "alarms.h"
-#include "driver.h"
-#include "interlock.h"
-#include "latch.h"
+#include "run/alarms.h"
+#include "drivers/driver.h"
+#include "run/interlock.h"
+#include "run/latch.h"
 
 #define S 1000000000LL
 

@@ -14,11 +14,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "alarms.h"
-#include "interlock.h"
-#include "latch.h"
-#include "journal.h"
-#include "latchfile.h"
+#include "run/alarms.h"
+#include "run/interlock.h"
+#include "run/latch.h"
+#include "daemon/journal.h"
+#include "daemon/latchfile.h"
 #include "small_rig.h"
 
 #define S 1000000000LL

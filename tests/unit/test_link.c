@@ -21,8 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "link.h"
-#include "serial.h"
+#include "drivers/link.h"
+#include "drivers/serial.h"
 
 #include "pty_pair.h"
 

@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <math.h>
 
-#include "mbcodec.h"
+#include "drivers/mbcodec.h"
 
 /* One value and its two registers in abcd, cdab, badc and dcba. */
 struct case32 {

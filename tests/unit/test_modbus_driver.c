@@ -26,7 +26,7 @@
 
 #include <modbus.h>
 
-#include "driver.h"
+#include "drivers/driver.h"
 
 #include "config_errors.h"
 

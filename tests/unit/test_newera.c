@@ -20,10 +20,10 @@
 #include <unistd.h>
 
 #include "config_errors.h"
-#include "driver.h"
-#include "newera.h"
-#include "physics.h"
-#include "sim_newera.h"
+#include "drivers/driver.h"
+#include "drivers/newera.h"
+#include "drivers/sim/physics.h"
+#include "drivers/sim/sim_newera.h"
 #include "pty_rig.h"
 #include "pty_script.h"
 #include "sim_responder.h"

@@ -8,8 +8,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "physics.h"
-#include "sim_faults.h"
+#include "drivers/sim/physics.h"
+#include "drivers/sim/sim_faults.h"
 
 #define S 1000000000LL
 

@@ -7,7 +7,7 @@
 
 #include <math.h>
 
-#include "plausibility.h"
+#include "run/plausibility.h"
 
 #define S 1000000000LL
 

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "profile.h"
+#include "drivers/profile.h"
 
 /* ------------------------------------------------------------------------ */
 /* The shipped profiles                                                     */

@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "recorder.h"
+#include "record/recorder.h"
 
 static const struct rec_channel chans[] = {
     { "chip1.pressure", "mbar", "chip1", "modbus", "measured", 0 },

@@ -21,9 +21,9 @@
 #include <unistd.h>
 
 #include "config_errors.h"
-#include "driver.h"
-#include "reglo.h"
-#include "sim_reglo.h"
+#include "drivers/driver.h"
+#include "drivers/reglo.h"
+#include "drivers/sim/sim_reglo.h"
 #include "pty_rig.h"
 #include "pty_script.h"
 #include "sim_responder.h"

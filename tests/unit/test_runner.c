@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "plan.h"
-#include "runner.h"
+#include "plan/plan.h"
+#include "run/runner.h"
 
 #define S 1000000000LL
 

@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "plan.h"
-#include "timeline.h"
+#include "plan/plan.h"
+#include "plan/timeline.h"
 
 #define S 1000000000LL
 

@@ -8,7 +8,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "units.h"
+#include "base/units.h"
 
 /* Parse text as quantity q and return the canonical value; fail the test on error. */
 static double val(const char *text, enum quantity q)

@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "utf8.h"
+#include "base/utf8.h"
 
 static void test_valid_accepts_utf8_and_refuses_the_rest(void **state)
 {

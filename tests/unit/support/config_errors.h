@@ -11,7 +11,7 @@
 #ifndef PERFUSE_TEST_CONFIG_ERRORS_H
 #define PERFUSE_TEST_CONFIG_ERRORS_H
 
-#include "driver.h"
+#include "drivers/driver.h"
 
 #define CONFIG_ERRORS_MAX 8
 

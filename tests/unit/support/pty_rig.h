@@ -16,8 +16,8 @@
 #include <stddef.h>
 
 #include "config_errors.h"
-#include "driver.h"
-#include "link.h"
+#include "drivers/driver.h"
+#include "drivers/link.h"
 #include "pty_pair.h"
 #include "pty_script.h"
 

@@ -10,7 +10,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "rig.h"
+#include "plan/rig.h"
 
 /* Fill devs[4] and chans[4] and return the rig over them. */
 static inline struct rig small_rig(struct rig_device *devs, struct rig_channel *chans)

@@ -1,0 +1,540 @@
+/*
+ * perfusectl simulate: the runner on the virtual clock, driving the simulated
+ * rig's physics in-process, recorded by the recorder in the real layout.
+ *
+ * Each readable channel is sampled by its own virtual timer at its rig rate;
+ * setpoints act on the model at their deadlines; the model advances to every
+ * event's time. Wire faults (timeout, garbage, crc, exception, disconnect)
+ * make the device's readings missing (NaN, never a number); physical faults
+ * (clog, bubble, stuck, nan, syringe-empty) act on the model.
+ */
+#include "simulate.h"
+#include "run/alarms.h"
+#include "run/interlock.h"
+#include "run/clock.h"
+#include "run/delivery.h"
+#include "drivers/sim/physics.h"
+#include "plan/plan.h"
+#include "record/recorder.h"
+#include "plan/rig.h"
+#include "record/runfile.h"
+#include "run/runner.h"
+#include "drivers/sim/sim_faults.h"
+#include "base/timeutil.h"
+#include "base/yamldoc.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define THROTTLE_SAMPLES (1u << 20)
+
+/* What a rig channel is in the model. */
+enum sim_quantity { SQ_NONE, SQ_PUMP_FLOW, SQ_PUMP_DISPENSED, SQ_PRESSURE, SQ_FLOW, SQ_O2,
+                    SQ_VALVE_POS, SQ_VALVE_BUSY, SQ_TEMP, SQ_TEMP_SP };
+
+struct sim_chan {
+    enum sim_quantity what;
+    int index;                  /* pump or chip number */
+    enum sim_device dev;
+    struct ptimer timer;
+    int64_t period_ns;
+    struct simulation *sim;
+    int channel;
+};
+
+struct simulation {
+    struct pclock clk;
+    struct sim_physics phys;
+    struct sim_faults_table faults;
+    struct rig *rig;
+    struct plan *plan;
+    struct runner *runner;
+    struct recorder *rec;
+    struct runfile_series series;
+    struct sim_chan *chans;
+    struct ptimer prompt_timer;
+    struct ptimer resume_timer;     /* the simulated operator resuming after a pause limit */
+    struct ptimer held_timer;       /* the simulated operator finding a delivery fault */
+    int64_t prompt_delay_ns;
+    struct interlocks il;
+    struct alarms alarms;
+    struct delivery dl;             /* syringes and flow monitors, as in perfused */
+    bool finished;
+    enum run_state final;
+    uint64_t samples;
+};
+
+/* Map a rig channel name to the model. */
+static int map_channel(const char *name, struct sim_chan *c)
+{
+    static const struct { const char *name; enum sim_quantity w; int idx; enum sim_device dev; } map[] = {
+        { "pump1.flow", SQ_PUMP_FLOW, 0, SD_PUMP1 }, { "pump2.flow", SQ_PUMP_FLOW, 1, SD_PUMP2 },
+        { "pump1.dispensed", SQ_PUMP_DISPENSED, 0, SD_PUMP1 },
+        { "pump2.dispensed", SQ_PUMP_DISPENSED, 1, SD_PUMP2 },
+        { "chip1.pressure", SQ_PRESSURE, 0, SD_CHIP1 }, { "chip2.pressure", SQ_PRESSURE, 1, SD_CHIP2 },
+        { "chip1.flow", SQ_FLOW, 0, SD_CHIP1 }, { "chip2.flow", SQ_FLOW, 1, SD_CHIP2 },
+        { "chip1.o2", SQ_O2, 0, SD_CHIP1 }, { "valve1.position", SQ_VALVE_POS, 0, SD_VALVE1 },
+        { "valve1.busy", SQ_VALVE_BUSY, 0, SD_VALVE1 }, { "incubator.temp", SQ_TEMP, 0, SD_INCUBATOR },
+        { "incubator.setpoint", SQ_TEMP_SP, 0, SD_INCUBATOR },
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(map[i].name, name) == 0) {
+            c->what = map[i].w;
+            c->index = map[i].idx;
+            c->dev = map[i].dev;
+            return 0;
+        }
+    return -ENOENT;
+}
+
+/* Bring the model to the clock's time, with the faults of that moment. */
+static void sync_model(struct simulation *s)
+{
+    sim_physics_advance_to(&s->phys, pclock_now(&s->clk));
+    sim_fault_apply(&s->faults, &s->phys, s->phys.now_ns);
+}
+
+/* Whether a wire fault keeps this device from answering now. */
+static bool unreachable(struct simulation *s, enum sim_device d)
+{
+    static const enum sim_fault_kind wire[] = { SF_TIMEOUT, SF_GARBAGE, SF_CRC, SF_EXCEPTION, SF_DISCONNECT };
+    for (size_t i = 0; i < sizeof wire / sizeof wire[0]; i++)
+        if (sim_fault_active(&s->faults, d, wire[i], s->phys.now_ns))
+            return true;
+    return false;
+}
+
+/* Read a channel from the model. */
+static double model_read(struct simulation *s, const struct sim_chan *c)
+{
+    struct sim_physics *p = &s->phys;
+    switch (c->what) {
+    case SQ_PUMP_FLOW: return sim_pump_flow(&p->pump[c->index]);
+    case SQ_PUMP_DISPENSED: return p->pump[c->index].infused_ul;
+    case SQ_PRESSURE: return sim_read_pressure(p, c->index);
+    case SQ_FLOW: return sim_read_flow(p, c->index);
+    case SQ_O2: return sim_read_o2(p);
+    case SQ_VALVE_POS: return sim_valve_position(p);
+    case SQ_VALVE_BUSY: return sim_valve_busy(p);
+    case SQ_TEMP: return sim_read_temp(p);
+    case SQ_TEMP_SP: return p->temp_setpoint;
+    default: return NAN;
+    }
+}
+
+/* Seconds since the start (the virtual clock starts at 0). */
+static double rel(int64_t t)
+{
+    return (double)t / 1e9;
+}
+
+/* A channel's sampling timer fired. */
+static void sample_fired(struct ptimer *t)
+{
+    struct sim_chan *c = t->data;
+    struct simulation *s = c->sim;
+    if (s->finished)
+        return;
+    sync_model(s);
+    double v = unreachable(s, c->dev) ? NAN : model_read(s, c);
+    int64_t now = pclock_now(&s->clk);
+    int idx = s->series.rec_chan[c->channel];
+    if (idx >= 0) {
+        recorder_sample(s->rec, (uint32_t)idx, rel(now), v);
+        s->samples++;
+    }
+    interlocks_on_sample(&s->il, c->channel, v, now);
+    delivery_on_sample(&s->dl, c->channel, v, now);
+    if (s->dl.tracking && idx >= 0)
+        for (size_t i = 0; i < s->dl.n_pumps; i++)
+            if (s->dl.pumps[i].counter == c->channel && !isnan(s->dl.pumps[i].s.fill_ul))
+                recorder_sample(s->rec, (uint32_t)s->dl.pumps[i].rec_fill, rel(now),
+                                s->dl.pumps[i].s.fill_ul);
+    if (!isnan(v))
+        runner_on_sample(s->runner, c->channel, v, now);
+    ptimer_start(t, t->deadline + c->period_ns);
+}
+
+/* Runner hook: a setpoint acts on the model. */
+static void hook_write(void *ctx, int channel, double v, int64_t planned)
+{
+    struct simulation *s = ctx;
+    sync_model(s);
+    struct sim_chan *c = &s->chans[channel];
+    if (s->series.rec_sp[channel] >= 0) {
+        recorder_setpoint(s->rec, (uint32_t)s->series.rec_sp[channel], rel(planned), v);
+        /* The model's devices take a setpoint at once, unless out of reach. */
+        recorder_confirmed(s->rec, (uint32_t)s->series.rec_sp[channel], rel(planned),
+                           unreachable(s, c->dev) ? NAN : v);
+    }
+    if (unreachable(s, c->dev))
+        return;
+    delivery_on_setpoint(&s->dl, channel, v, pclock_now(&s->clk));
+    struct sim_pump *pu = &s->phys.pump[c->index];
+    switch (c->what) {
+    case SQ_PUMP_FLOW:
+        pu->rate = fabs(v);
+        pu->direction = v < 0 ? -1 : 1;
+        pu->running = v != 0 && !(v > 0 && pu->remaining_ul <= 0);
+        break;
+    case SQ_VALVE_POS: sim_valve_move(&s->phys, (int)lround(v)); break;
+    case SQ_TEMP_SP: s->phys.temp_setpoint = v; break;
+    default: break;
+    }
+}
+
+/* Runner hook: pumps stop, and the plan's safe values are set. */
+static void hook_safe_state(void *ctx)
+{
+    struct simulation *s = ctx;
+    int64_t now = pclock_now(&s->clk);
+    for (size_t i = 0; i < s->dl.n_pumps; i++)
+        delivery_on_setpoint(&s->dl, s->dl.pumps[i].flow, NAN, now);
+    for (size_t i = 0; i < s->plan->n_safe; i++)
+        hook_write(s, s->plan->safe_state[i].channel, s->plan->safe_state[i].v0, now);
+    for (int i = 0; i < SIM_PUMPS; i++)
+        s->phys.pump[i].running = false;
+}
+
+/* An alarm changed state: into the file. */
+static void sim_alarm_event(void *ctx, int64_t t, const char *sev, const char *src, const char *code,
+                            const char *msg)
+{
+    struct simulation *s = ctx;
+    recorder_event(s->rec, rel(t), sev, src, code, msg);
+}
+
+/* The simulated operator resumes a run an interlock paused. */
+static void resume_fired(struct ptimer *t)
+{
+    struct simulation *s = t->data;
+    runner_resume(s->runner, "the simulation (a simulated operator resumes after --prompt-delay)");
+}
+
+/* A limit tripped: act as perfused does, then raise the alarm. */
+static void sim_limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, int64_t t)
+{
+    struct simulation *s = ctx;
+    const struct limit_rule copy = *rule_p, *rule = &copy;   /* a safe-stop frees the run's rules */
+    const struct rig_channel *c = &s->rig->channels[rule->lim.channel];
+    char why[200], tag[16];
+    limit_describe(rule, c->name, c->unit, v, why, sizeof why);
+    if (rule->lim.action == LIMIT_SAFE_STOP) {
+        runner_fault(s->runner, why);
+    } else if (rule->lim.action == LIMIT_PAUSE && runner_pause(s->runner, why) == 0) {
+        recorder_event(s->rec, rel(t), "info", "simulation", "pause_simulated",
+                       "simulated operator: the run resumes after --prompt-delay");
+        ptimer_start(&s->resume_timer, t + s->prompt_delay_ns);
+    }
+    limit_tag(rule, tag, sizeof tag);
+    alarms_raise(&s->alarms, t, "alarm", c->name, rule->side == '>' ? "limit_max" : "limit_min", tag,
+                 "%s", why);
+}
+
+/* A tripped limit's channel is inside again. */
+static void sim_limit_cleared(void *ctx, const struct limit_rule *rule, double v, int64_t t)
+{
+    struct simulation *s = ctx;
+    (void)v;
+    char tag[16];
+    limit_tag(rule, tag, sizeof tag);
+    alarms_clear(&s->alarms, t, s->rig->channels[rule->lim.channel].name, "limit_max", tag);
+    alarms_clear(&s->alarms, t, s->rig->channels[rule->lim.channel].name, "limit_min", tag);
+}
+
+/* The auto-confirm delay of a prompt is over. */
+static void prompt_fired(struct ptimer *t)
+{
+    struct simulation *s = t->data;
+    runner_confirm(s->runner, "the simulation (prompts are confirmed automatically)");
+}
+
+/* Runner hook: an event; a prompt schedules its automatic confirmation. */
+static void hook_event(void *ctx, int64_t now, const char *sev, const char *code, const char *msg)
+{
+    struct simulation *s = ctx;
+    recorder_event(s->rec, rel(now), sev, "runner", code, msg);
+    if (strcmp(code, "resumed") == 0)
+        delivery_on_resume(&s->dl, now);
+    if (strcmp(code, "prompt") == 0) {
+        char d[64], m[160];
+        unit_format_duration(s->prompt_delay_ns, d, sizeof d);
+        snprintf(m, sizeof m, "simulated operator: this prompt will be confirmed after %s", d);
+        recorder_event(s->rec, rel(now), "info", "simulation", "prompt_simulated", m);
+        ptimer_start(&s->prompt_timer, now + s->prompt_delay_ns);
+    }
+}
+
+/* The simulated operator came and found the run paused on a delivery fault:
+ * nobody refills a syringe in a simulation, so it ends here, paused. */
+static void held_fired(struct ptimer *t)
+{
+    struct simulation *s = t->data;
+    struct runner_status st;
+    runner_get_status(s->runner, &st);
+    if (st.state != RUN_PAUSED)
+        return;
+    recorder_event(s->rec, rel(pclock_now(&s->clk)), "warning", "simulation", "simulation_held",
+                   "the run is paused on a delivery fault that a simulated operator cannot clear "
+                   "(refill, unblock or replace); the simulation ends here, paused");
+    s->finished = true;
+    s->final = RUN_PAUSED;
+}
+
+/* Pause for a delivery fault; the simulation ends after --prompt-delay if it stays paused. */
+static void delivery_pause(struct simulation *s, const char *why, int64_t t)
+{
+    if (runner_pause(s->runner, why) == 0)
+        ptimer_start(&s->held_timer, t + s->prompt_delay_ns);
+}
+
+/* A delivery condition began: act as perfused does, then raise the alarm. */
+static void sim_delivery_raise(void *ctx, int64_t t, const char *sev, const char *src,
+                               const char *code, enum delivery_action act, const char *msg)
+{
+    struct simulation *s = ctx;
+    if (s->finished)
+        return;
+    if (act == DELIVERY_ON_FAULT) {
+        if (s->plan->on_fault == ON_FAULT_PAUSE)
+            delivery_pause(s, msg, t);
+        else if (s->plan->on_fault == ON_FAULT_ABORT)
+            runner_fault(s->runner, msg);
+        else
+            recorder_event(s->rec, rel(t), "warning", src, "fault_ignored",
+                           "on_fault: continue; the run goes on");
+    } else if (act == DELIVERY_PAUSE) {
+        delivery_pause(s, msg, t);
+    } else if (act == DELIVERY_SAFE_STOP) {
+        runner_fault(s->runner, msg);
+    }
+    alarms_raise(&s->alarms, t, sev, src, code, NULL, "%s", msg);
+}
+
+/* A delivery condition ended. */
+static void sim_delivery_clear(void *ctx, int64_t t, const char *src, const char *code)
+{
+    struct simulation *s = ctx;
+    alarms_clear(&s->alarms, t, src, code, NULL);
+}
+
+/* A run starts: the syringes' levels at the start, into the file and its events. */
+static int start_delivery(struct simulation *s, const struct simulate_options *o, struct diag *d)
+{
+    struct delivery_hooks h = { .ctx = s, .raise = sim_delivery_raise, .clear = sim_delivery_clear };
+    int rc = delivery_init(&s->dl, s->rig, &h);
+    if (rc < 0)
+        return rc;
+    double fills[DELIVERY_MAX_FILLS + 1];
+    char err[300];
+    if (s->dl.n_pumps > DELIVERY_MAX_FILLS)
+        return -E2BIG;
+    size_t bad;
+    if (delivery_parse_fills(&s->dl, o->fills, o->n_fills, fills, &bad, err, sizeof err) < 0) {
+        delivery_fill_error(d, o->fills[bad], err);
+        return -EINVAL;
+    }
+    delivery_start(&s->dl, fills, 0);
+    return 0;
+}
+
+static void hook_step(void *ctx, const struct rec_step *row)
+{
+    recorder_step(((struct simulation *)ctx)->rec, row);
+}
+
+static void hook_finished(void *ctx, enum run_state final)
+{
+    struct simulation *s = ctx;
+    s->finished = true;
+    s->final = final;
+}
+
+/* Set up the channels' model mapping and sampling timers. */
+static int setup_channels(struct simulation *s, struct diag *d)
+{
+    s->chans = calloc(s->rig->n_channels + 1, sizeof *s->chans);
+    if (s->chans == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->rig->n_channels; i++) {
+        struct sim_chan *c = &s->chans[i];
+        const struct rig_channel *rc = &s->rig->channels[i];
+        c->sim = s;
+        c->channel = (int)i;
+        if (map_channel(rc->name, c) < 0) {
+            diag_error(d, s->rig->path, 0, 0, "channel '%s' is not one of the simulated rig's; "
+                       "simulate runs on the simulated rig only", rc->name);
+            return -EINVAL;
+        }
+        if (rc->readable && rc->sample_hz > 0) {
+            c->period_ns = (int64_t)llround(1e9 / rc->sample_hz);
+            ptimer_init(&s->clk, &c->timer, sample_fired, c);
+            ptimer_start(&c->timer, 0);
+        }
+    }
+    return 0;
+}
+
+/* Load the rig and the protocol. */
+static int load_inputs(struct simulation *s, const struct simulate_options *o, struct diag *d)
+{
+    int rc = rig_load(o->rig_path, &s->rig, d);
+    if (rc < 0)
+        return rc;
+    char *text;
+    size_t len;
+    rc = read_file_text(o->protocol_path, 4 << 20, &text, &len);
+    if (rc < 0) {
+        diag_error(d, o->protocol_path, 0, 0, "cannot read protocol: %s", strerror(-rc));
+        return rc;
+    }
+    rc = plan_load(o->protocol_path, text, len, s->rig, &s->plan, d);
+    free(text);
+    return rc;
+}
+
+/* Start the recorder on the output file. */
+static int open_recorder(struct simulation *s, const struct simulate_options *o, struct simulate_result *res)
+{
+    struct rec_run_info info;
+    char id[33], host[64] = "";
+    runfile_make_id(id);
+    gethostname(host, sizeof host - 1);
+    int64_t wall = time_wall_ns();
+    if (o->out_path)
+        snprintf(res->path, sizeof res->path, "%s", o->out_path);
+    else
+        runfile_path(res->path, sizeof res->path, "runs", wall, s->plan->name, "sim", id);
+    int rc = runfile_series_build(s->rig, &s->series);
+    if (rc < 0)
+        return rc;
+    info = (struct rec_run_info){
+        .path = res->path, .run_id = id, .protocol_name = s->plan->name,
+        .protocol_path = o->protocol_path, .protocol_text = s->plan->text, .rig_name = s->rig->name,
+        .rig_text = s->rig->text, .operator_name = "simulation", .host = host,
+        .software_version = PERFUSE_VERSION " (" PERFUSE_GIT_REV ")", .start_wall_ns = wall,
+        .channels = s->series.chans, .n_channels = s->series.n_chans,
+        .setpoints = s->series.sps, .n_setpoints = s->series.n_sps,
+        .confirmed = s->series.confs, .n_confirmed = s->series.n_sps,
+        .compression = s->rig->rec.compression, .flush_interval_s = s->rig->rec.flush_s,
+        .fsync_interval_s = s->rig->rec.checkpoint_s,
+    };
+    if ((rc = delivery_add_to_file(&s->dl, &s->series, &info)) < 0)
+        return rc;
+    info.channels = s->series.chans;
+    info.n_channels = s->series.n_chans;
+    return recorder_start(&s->rec, &info, NULL, NULL);
+}
+
+/* Step the virtual clock to the end, pacing it if a speed is given. */
+static void run_clock(struct simulation *s, double speed)
+{
+    uint64_t wall0 = time_mono_ns();
+    uint64_t steps = 0;
+    while (!s->finished && pclock_virtual_step(&s->clk)) {
+        if (speed > 0) {
+            uint64_t due = wall0 + (uint64_t)((double)pclock_now(&s->clk) / speed);
+            struct timespec ts = { .tv_sec = (time_t)(due / NS_PER_SEC), .tv_nsec = (long)(due % NS_PER_SEC) };
+            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+        }
+        if ((++steps & 4095) == 0)
+            recorder_throttle(s->rec, THROTTLE_SAMPLES);
+    }
+}
+
+/* Release everything. */
+static void simulation_free(struct simulation *s)
+{
+    runner_free(s->runner);
+    for (size_t i = 0; s->chans && i < s->rig->n_channels; i++)
+        if (s->chans[i].period_ns)
+            ptimer_close(&s->chans[i].timer, NULL);
+    ptimer_close(&s->prompt_timer, NULL);
+    ptimer_close(&s->resume_timer, NULL);
+    ptimer_close(&s->held_timer, NULL);
+    interlocks_free(&s->il);
+    delivery_free(&s->dl);
+    alarms_free(&s->alarms);
+    free(s->chans);
+    runfile_series_free(&s->series);
+    plan_free(s->plan);
+    rig_free(s->rig);
+    pclock_free(&s->clk);
+}
+
+/* Run the simulation. */
+int simulate_run(const struct simulate_options *o, struct diag *d, struct simulate_result *res)
+{
+    static struct simulation s;
+    memset(&s, 0, sizeof s);
+    memset(res, 0, sizeof *res);
+    pclock_init_virtual(&s.clk, 0);
+    sim_physics_init(&s.phys, o->seed);
+    s.prompt_delay_ns = o->prompt_delay_ns;
+    char err[256];
+    int rc = 0;
+    for (size_t i = 0; i < o->n_faults && rc == 0; i++)
+        if ((rc = sim_fault_add(&s.faults, o->faults[i], 0, err, sizeof err)) < 0)
+            diag_error(d, "--fault", 0, 0, "%s: %s", o->faults[i], err);
+    if (rc == 0)
+        rc = load_inputs(&s, o, d);
+    if (rc == 0)
+        rc = start_delivery(&s, o, d);
+    if (rc == 0)
+        rc = open_recorder(&s, o, res);
+    struct runner_hooks hooks = { .ctx = &s, .write = hook_write, .safe_state = hook_safe_state,
+                                  .event = hook_event, .step = hook_step, .finished = hook_finished };
+    if (rc == 0)
+        rc = setup_channels(&s, d);
+    if (rc == 0)
+        rc = ptimer_init(&s.clk, &s.prompt_timer, prompt_fired, &s);
+    if (rc == 0)
+        rc = ptimer_init(&s.clk, &s.resume_timer, resume_fired, &s);
+    if (rc == 0)
+        rc = ptimer_init(&s.clk, &s.held_timer, held_fired, &s);
+    struct interlock_hooks ih = { .ctx = &s, .trip = sim_limit_tripped, .clear = sim_limit_cleared };
+    alarms_init(&s.alarms, sim_alarm_event, &s);
+    if (rc == 0)
+        rc = interlocks_init(&s.il, s.rig->limits, s.rig->n_limits, &ih);
+    if (rc == 0)
+        rc = interlocks_set_run(&s.il, s.plan->limits, s.plan->n_limits, 0);
+    if (rc == 0)
+        rc = runner_create(&s.runner, s.plan, s.rig, &s.clk, &hooks);
+    if (rc < 0) {
+        if (s.rec) {
+            recorder_finish(s.rec, "aborted");
+            recorder_free(s.rec);
+        }
+        simulation_free(&s);
+        return rc;
+    }
+    char m[400];
+    snprintf(m, sizeof m, "simulated run in virtual time (seed %llu, %zu faults injected)",
+             (unsigned long long)o->seed, o->n_faults);
+    recorder_event(s.rec, 0, "info", "simulation", "simulated", m);
+    for (size_t i = 0; i < s.dl.n_pumps; i++) {
+        delivery_describe_start(&s.dl, i, m, sizeof m);
+        recorder_event(s.rec, 0, s.dl.pumps[i].s.source == FILL_GIVEN ? "info" : "warning",
+                       s.dl.pumps[i].name, "syringe_fill", m);
+    }
+    uint64_t w0 = time_mono_ns();
+    runner_start(s.runner, 0);
+    run_clock(&s, o->speed);
+    res->virtual_ns = pclock_now(&s.clk);
+    /* completed, aborted or faulted (a safe-stop limit, on_fault: abort), as a daemon's run file
+     * says; or paused, on a delivery fault no simulated operator can clear. */
+    const char *final = s.final == RUN_COMPLETED || s.final == RUN_FAULTED || s.final == RUN_PAUSED
+                        ? run_state_name(s.final) : "aborted";
+    recorder_finish(s.rec, final);
+    recorder_free(s.rec);
+    res->wall_s = (double)(time_mono_ns() - w0) / 1e9;
+    res->samples = s.samples;
+    snprintf(res->state, sizeof res->state, "%s", final);
+    simulation_free(&s);
+    return 0;
+}

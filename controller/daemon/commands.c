@@ -1,0 +1,785 @@
+/* The control commands: one table entry per command. */
+#include "commands.h"
+#include "base/control_proto.h"
+#include "daemon.h"
+#include "plan/planwork.h"
+#include "run.h"
+#include "base/timeutil.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/units.h"
+#include "base/utf8.h"
+
+/* Who is asking, for the audit trail. */
+static struct run_actor actor(struct ctl_client *cl, const char *operator_name)
+{
+    return (struct run_actor){ .user = cl->user, .operator_name = operator_name };
+}
+
+/* A string argument of the request, or NULL. */
+static const char *arg_str(json_t *req, const char *key)
+{
+    return req ? json_string_value(json_object_get(req, key)) : NULL;
+}
+
+/* The current run if it is still going (its file open), else NULL. */
+static struct run *active_run(struct daemon *d)
+{
+    return d->run && !run_closed(d->run) ? d->run : NULL;
+}
+
+/* A refused request that would have changed something: recorded in the active
+ * run's events (the audit trail keeps attempts too), then returned as is. */
+static int refuse(struct ctl_client *cl, int rc, const char *code, const char *what, const char *err)
+{
+    struct daemon *d = control_daemon(cl->ctl);
+    if (active_run(d) != NULL) {
+        struct run_actor who = actor(cl, NULL);
+        run_refused(d->run, &who, code, what, err);
+    }
+    return rc;
+}
+
+/* hello: versions. */
+static int cmd_hello(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    (void)cl; (void)req; (void)err; (void)len;
+    json_object_set_new(res, "perfused", json_string(PERFUSE_VERSION));
+    json_object_set_new(res, "protocol", json_integer(CONTROL_PROTOCOL_VERSION));
+    return 0;
+}
+
+/* How long a run request waits for the file of a run that has just ended. */
+#define RUN_CLOSE_WAIT_MS 15000
+
+/* The diagnostics of a failed load as the reply's list and err. */
+static int load_failed(struct diag *dg, int rc, json_t *res, char *err, size_t len)
+{
+    diag_to_json(dg, res);
+    char *all = diag_join(dg);
+    utf8_copy(err, len, all && *all ? all : strerror(-rc));
+    free(all);
+    return rc;
+}
+
+/* run: load a protocol (on the thread pool) and start it. */
+static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    struct daemon *d = control_daemon(cl->ctl);
+    const char *text = arg_str(req, "protocol_text");
+    const char *path = arg_str(req, "protocol_path");
+    const char *op = arg_str(req, "operator");
+    if (text == NULL || path == NULL) {
+        snprintf(err, len, "run needs \"protocol_text\" and \"protocol_path\"");
+        return -EPROTO;
+    }
+    if (d->shutting_down) {
+        snprintf(err, len, "the daemon is shutting down");
+        return -EBUSY;
+    }
+    if (op != NULL && !run_operator_ok(op, err, len))
+        return -EINVAL;
+    if (cl->parsed == NULL) {
+        /* Parsing and checking a file can take long: not on the loop. A protocol's
+         * errors are reported first, also while another run is active. */
+        int rc = control_load_protocol(cl, req, path, text);
+        if (rc < 0) {
+            snprintf(err, len, "cannot load the protocol: %s", strerror(-rc));
+            return rc;
+        }
+        return CMD_DEFERRED;
+    }
+    struct plan_work *w = cl->parsed;
+    if (w->rc < 0)
+        return load_failed(&w->dg, w->rc, res, err, len);
+    if (active_run(d) != NULL && run_ended(d->run) && !cl->retrying &&
+        control_retry_after_close(cl, req, "run", RUN_CLOSE_WAIT_MS) == 0) {
+        /* The last run has ended and its file is closing: start this one then. */
+        run_close_now(d->run);
+        return CMD_DEFERRED;
+    }
+    if (active_run(d) != NULL) {
+        if (run_ended(d->run))
+            snprintf(err, len, "the last run's file (%s) is still being closed; try again in a moment",
+                     run_path(d->run));
+        else
+            snprintf(err, len, "a run is already active (%s); abort it or wait for it to end",
+                     run_path(d->run));
+        return -EBUSY;
+    }
+    struct diag dg;
+    diag_init(&dg);
+    struct run_actor who = actor(cl, op && *op ? op : NULL);
+    who.force = json_is_true(json_object_get(req, "force"));
+    struct run *r = NULL;
+    const char *fills[DELIVERY_MAX_FILLS];
+    size_t n_fills = 0, k;
+    json_t *f, *fl = json_object_get(req, "fill");
+    json_array_foreach(fl, k, f) {
+        if (n_fills == DELIVERY_MAX_FILLS) {
+            snprintf(err, len, "at most %d fill levels can be given", DELIVERY_MAX_FILLS);
+            diag_free(&dg);
+            return -EINVAL;
+        }
+        fills[n_fills++] = json_string_value(f);
+    }
+    struct plan *plan = w->plan;
+    w->plan = NULL;
+    int rc = run_start_plan(d, plan, &who, fills, n_fills, &dg, &r);
+    if (rc < 0) {
+        load_failed(&dg, rc, res, err, len);
+        diag_free(&dg);
+        return rc;
+    }
+    diag_free(&dg);
+    if (d->run != NULL)
+        run_free(d->run);
+    d->run = r;
+    run_set_closed_cb(r, control_run_closed);
+    json_object_set_new(res, "run_id", json_string(run_id(r)));
+    json_object_set_new(res, "file", json_string(run_path(r)));
+    json_object_set_new(res, "protocol", json_string(run_plan(r)->name));
+    json_object_set_new(res, "planned_total_s", json_real((double)run_plan(r)->total_ns / 1e9));
+    json_object_set_new(res, "open_ended", json_boolean(run_plan(r)->open_ended));
+    return 0;
+}
+
+/* A writable channel's desired and confirmed values, into o. */
+static void actuator_json(struct daemon *d, size_t ch, json_t *o)
+{
+    const struct act_chan *a = actuators_get(&d->act, (int)ch);
+    if (a == NULL)
+        return;
+    bool any = a->origin != ACT_NONE;
+    json_object_set_new(o, "desired", any && !isnan(a->desired) ? json_real(a->desired) : json_null());
+    json_object_set_new(o, "desired_origin", json_string(act_origin_name(a->origin)));
+    if (a->latched)
+        json_object_set_new(o, "latched", json_true());
+    json_object_set_new(o, "confirmed", !isnan(a->value) ? json_real(a->value) : json_null());
+    json_object_set_new(o, "confirmation", json_string(!any ? "none" : a->confirmed ? "confirmed"
+                                                                                    : "unconfirmed"));
+    if (a->confirmed && a->how != NULL)
+        json_object_set_new(o, "confirmed_by", json_string(a->how));
+    if (any && !a->confirmed) {
+        int64_t ago = pclock_now(&d->clock) - a->unconfirmed_ns;
+        char iso[40];
+        time_iso8601(time_wall_ns() - ago, iso, sizeof iso);
+        json_object_set_new(o, "unconfirmed_since", json_string(iso));
+        json_object_set_new(o, "unconfirmed_s", json_real((double)ago / 1e9));
+        json_object_set_new(o, "unconfirmed_why", a->why[0] ? json_string(a->why) : json_null());
+    }
+}
+
+/* The channels part of a status: latest value, unit and age of each. */
+static json_t *status_channels(struct daemon *d)
+{
+    json_t *arr = json_array();
+    int64_t now = (int64_t)time_mono_ns();
+    for (size_t i = 0; i < d->rig->n_channels; i++) {
+        const struct rig_channel *c = &d->rig->channels[i];
+        const struct chan_state *s = &d->chans[i];
+        json_t *o = json_pack("{s:s,s:s,s:s}", "name", c->name, "unit", c->unit, "kind",
+                              c->writable ? "setpoint" : "measured");
+        if (c->readable) {
+            json_object_set_new(o, "value", s->t_ns && !isnan(s->value) ? json_real(s->value) : json_null());
+            json_object_set_new(o, "age_s", s->t_ns ? json_real((double)(now - s->t_ns) / 1e9) : json_null());
+            json_object_set_new(o, "samples", json_integer((json_int_t)s->samples));
+        }
+        if (c->writable) {
+            json_object_set_new(o, "setpoint", isnan(s->setpoint) ? json_null() : json_real(s->setpoint));
+            actuator_json(d, i, o);
+        }
+        if (s->err != 0)
+            json_object_set_new(o, "error", json_string(s->msg));
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}
+
+/* The current run's manual overrides: channel, value, unit, protocol_value
+ * (null: none), by, since (ISO 8601 UTC), since_epoch_s. */
+static json_t *overrides_json(struct daemon *d)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; d->run != NULL && !run_ended(d->run) && i < d->rig->n_channels; i++) {
+        const struct run_override *o = run_override(d->run, (int)i);
+        if (o == NULL)
+            continue;
+        char since[40];
+        time_iso8601(o->since_wall_ns, since, sizeof since);
+        double pv = run_protocol_value(d->run, (int)i);
+        json_array_append_new(arr, json_pack("{s:s,s:f,s:s,s:o,s:s,s:s,s:f}", "channel", d->rig->channels[i].name,
+                              "value", o->value, "unit", d->rig->channels[i].unit, "protocol_value",
+                              isnan(pv) ? json_null() : json_real(pv), "by", o->by, "since", since,
+                              "since_epoch_s", (double)o->since_wall_ns / 1e9));
+    }
+    return arr;
+}
+
+/* The run part of a status. */
+static void status_run(struct daemon *d, json_t *res)
+{
+    struct run *r = d->run;
+    struct runner_status st;
+    run_get_status(r, &st);
+    bool closed = run_closed(r);
+    const char *state = run_state_name(st.state);
+    if (closed && st.state != RUN_COMPLETED && st.state != RUN_ABORTED && st.state != RUN_FAULTED)
+        state = "interrupted";
+    json_object_set_new(res, "state", json_string(state));
+    json_object_set_new(res, "run_active", json_boolean(!closed));
+    json_object_set_new(res, "run_id", json_string(run_id(r)));
+    json_object_set_new(res, "protocol", json_string(run_plan(r)->name));
+    json_object_set_new(res, "file", json_string(run_path(r)));
+    char iso[40];
+    time_iso8601(run_start_wall_ns(r), iso, sizeof iso);
+    json_object_set_new(res, "started", json_string(iso));
+    json_object_set_new(res, "elapsed_s", json_real((double)st.run_elapsed_ns / 1e9));
+    json_object_set_new(res, "planned_total_s", json_real((double)st.planned_total_ns / 1e9));
+    json_object_set_new(res, "shift_s", json_real((double)st.shift_ns / 1e9));
+    json_object_set_new(res, "open_ended", json_boolean(run_plan(r)->open_ended));
+    if (!closed && (st.state == RUN_RUNNING || st.state == RUN_PAUSED)) {
+        int64_t left = st.planned_total_ns - st.run_elapsed_ns;
+        int64_t eta = time_wall_ns() + (left > 0 ? left : 0);
+        time_iso8601(eta, iso, sizeof iso);
+        json_object_set_new(res, "eta", json_string(iso));
+        json_object_set_new(res, "eta_epoch_s", json_real((double)eta / 1e9));
+    }
+    if (st.step_kind != NULL)
+        json_object_set_new(res, "step", json_pack("{s:s,s:s,s:s,s:f,s:f}", "path", st.step_path,
+            "name", st.step_name, "kind", st.step_kind, "elapsed_s",
+            (double)st.step_elapsed_ns / 1e9, "duration_s", (double)st.step_duration_ns / 1e9));
+    json_object_set_new(res, "prompt", st.waiting_prompt && st.prompt ? json_string(st.prompt) : json_null());
+    json_object_set_new(res, "prompt_id", st.waiting_prompt ? json_string(st.step_path) : json_null());
+    int werr;
+    uint64_t dropped;
+    run_storage(r, &werr, &dropped);
+    json_object_set_new(res, "storage", json_pack("{s:i,s:I}", "write_errors", werr, "dropped",
+                                                  (json_int_t)dropped));
+    json_object_set_new(res, "overrides", overrides_json(d));
+}
+
+/* One lateness histogram as JSON, in microseconds. */
+static json_t *latency_json(const struct latency *l)
+{
+    return json_pack("{s:I,s:f,s:f,s:f,s:f}", "count", (json_int_t)l->count,
+                     "p50_us", (double)latency_quantile(l, 0.50) / 1e3,
+                     "p99_us", (double)latency_quantile(l, 0.99) / 1e3,
+                     "max_us", (double)l->max_ns / 1e3, "min_us", (double)l->min_ns / 1e3);
+}
+
+/* The listed alarms, oldest first. */
+static json_t *alarms_json(struct daemon *d)
+{
+    json_t *arr = json_array();
+    int64_t now = pclock_now(&d->clock);
+    for (size_t i = 0; i < d->alarms.n; i++) {
+        const struct alarm *a = &d->alarms.v[i];
+        json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:f}", "id", (json_int_t)a->id, "state",
+                              alarm_state_name(a), "severity", a->severity, "source", a->source,
+                              "code", a->code, "message", a->message, "age_s",
+                              (double)(now - a->raised_ns) / 1e9);
+        if (a->acked)
+            json_object_set_new(o, "acked_by", json_string(a->acked_by));
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}
+
+/* status: state, step, progress, channels, alarms. */
+static int cmd_status(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    (void)req; (void)err; (void)len;
+    struct daemon *d = control_daemon(cl->ctl);
+    json_object_set_new(res, "rig", json_string(d->rig->name));
+    json_object_set_new(res, "alarms", alarms_json(d));
+    if (d->run != NULL) {
+        status_run(d, res);
+    } else {
+        json_object_set_new(res, "state", json_string("idle"));
+        json_object_set_new(res, "run_active", json_false());
+    }
+    json_object_set_new(res, "channels", status_channels(d));
+    json_object_set_new(res, "timing", json_pack("{s:o,s:o}", "dispatch", latency_json(&d->dispatch),
+                                                 "wire", latency_json(&d->wire)));
+    return 0;
+}
+
+/* Refuse a run command when no run is active. */
+static int need_run(struct daemon *d, char *err, size_t len)
+{
+    if (active_run(d) != NULL)
+        return 0;
+    snprintf(err, len, "no run is active");
+    return -ENOENT;
+}
+
+/* pause, resume and abort: ACT on the run as this client, then reply with a status. */
+static int run_action(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len,
+                      int (*act)(struct run *, const struct run_actor *, const char *),
+                      const char *refusal)
+{
+    struct daemon *d = control_daemon(cl->ctl);
+    int rc = need_run(d, err, len);
+    struct run_actor who = actor(cl, NULL);
+    if (rc == 0 && (rc = act(d->run, &who, arg_str(req, "reason"))) < 0)
+        snprintf(err, len, "%s", refusal);
+    return rc < 0 ? (rc == -ENOENT ? rc : -EALREADY) : cmd_status(cl, req, res, err, len);
+}
+
+/* pause. */
+static int cmd_pause(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    return run_action(cl, req, res, err, len, run_pause, "the run is not running (it may already be paused)");
+}
+
+/* resume: the protocol's values replace the overrides, unless "keep_overrides";
+ * the reply is a status with "restored" and "kept": channel, value, unit, override. */
+static int cmd_resume(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    struct daemon *d = control_daemon(cl->ctl);
+    int rc = need_run(d, err, len);
+    if (rc < 0)
+        return rc;
+    bool keep = json_is_true(json_object_get(req, "keep_overrides"));
+    json_t *restored = json_array(), *kept = json_array();
+    bool *was = calloc(d->rig->n_channels + 1, sizeof *was);
+    double *value = calloc(d->rig->n_channels + 1, sizeof *value);
+    for (size_t i = 0; was && value && i < d->rig->n_channels; i++) {
+        const struct run_override *o = run_override(d->run, (int)i);
+        if ((was[i] = o != NULL))
+            value[i] = o->value;
+    }
+    struct run_actor who = actor(cl, NULL);
+    rc = run_resume(d->run, &who, arg_str(req, "reason"), keep);
+    for (size_t i = 0; rc == 0 && was && value && i < d->rig->n_channels; i++) {
+        if (!was[i])
+            continue;
+        const struct run_override *o = run_override(d->run, (int)i);
+        double pv = run_protocol_value(d->run, (int)i);
+        json_array_append_new(o ? kept : restored, json_pack("{s:s,s:f,s:s,s:f}", "channel",
+                              d->rig->channels[i].name, "value", o ? o->value : pv, "unit",
+                              d->rig->channels[i].unit, "override", value[i]));
+    }
+    free(was);
+    free(value);
+    if (rc < 0) {
+        json_decref(restored);
+        json_decref(kept);
+        snprintf(err, len, "the run is not paused");
+        return -EALREADY;
+    }
+    json_object_set_new(res, "restored", restored);
+    json_object_set_new(res, "kept", kept);
+    return cmd_status(cl, req, res, err, len);
+}
+
+/* abort. */
+static int cmd_abort(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    return run_action(cl, req, res, err, len, run_abort, "the run has already ended");
+}
+
+/* Answer the pending prompt, or say in err why not. */
+static int confirm_prompt(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    struct daemon *d = control_daemon(cl->ctl);
+    int rc = need_run(d, err, len);
+    if (rc < 0)
+        return rc;
+    /* With an id, only that prompt: an old status must not answer a newer prompt. */
+    const char *want = arg_str(req, "prompt");
+    struct runner_status st;
+    run_get_status(d->run, &st);
+    if (!st.waiting_prompt) {
+        if (st.prompt_answered)
+            snprintf(err, len, "the prompt of step %s is already confirmed; the run is paused and "
+                     "goes on past it when resumed", st.step_path);
+        else
+            snprintf(err, len, "no prompt is waiting for confirmation");
+        return -ENOENT;
+    }
+    if (want != NULL && strcmp(want, st.step_path) != 0) {
+        snprintf(err, len, "the prompt waiting is %s ('%s'), not %s", st.step_path,
+                 st.prompt ? st.prompt : "", want);
+        return -EINVAL;
+    }
+    struct run_actor who = actor(cl, NULL);
+    if ((rc = run_confirm(d->run, &who)) < 0) {
+        snprintf(err, len, "no prompt is waiting for confirmation");
+        return rc;
+    }
+    return cmd_status(cl, req, res, err, len);
+}
+
+/* confirm: answer the pending prompt. */
+static int cmd_confirm(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    int rc = confirm_prompt(cl, req, res, err, len);
+    if (rc < 0) {
+        char what[120];
+        const char *want = arg_str(req, "prompt");
+        snprintf(what, sizeof what, "confirm%s%.*s", want ? " " : "", want ? (int)utf8_cut(want, 80) : 0,
+                 want ? want : "");
+        return refuse(cl, rc, "cmd_confirm", what, err);
+    }
+    return rc;
+}
+
+/* Apply a manual setpoint, or say in err why not. */
+static int set_value(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    struct daemon *d = control_daemon(cl->ctl);
+    const char *name = arg_str(req, "channel"), *text = arg_str(req, "value");
+    if (name == NULL || text == NULL) {
+        snprintf(err, len, "set needs \"channel\" and \"value\" (e.g. \"10 uL/min\")");
+        return -EPROTO;
+    }
+    int ch = rig_find_channel(d->rig, name);
+    if (ch < 0) {
+        const char *sug = rig_suggest_channel(d->rig, name);
+        snprintf(err, len, "unknown channel '%s'%s%s%s", name, sug ? " (did you mean '" : "",
+                 sug ? sug : "", sug ? "'?)" : "");
+        return -EINVAL;
+    }
+    const struct rig_channel *c = &d->rig->channels[ch];
+    if (!c->writable) {
+        snprintf(err, len, "%s is a measurement and cannot be set", c->name);
+        return -EPERM;
+    }
+    const struct latch_hold *held = latch_holder(&d->latch, ch);
+    if (held != NULL) {
+        latch_refusal(held, &d->alarms, c->name, err, len);
+        return -EACCES;
+    }
+    struct runner_status st = { .state = RUN_IDLE };
+    if (active_run(d) != NULL)
+        run_get_status(d->run, &st);
+    if (active_run(d) != NULL && st.state != RUN_PAUSED) {
+        snprintf(err, len, "a run is active: pause it first (manual setpoints are allowed only "
+                 "with no run, or while the run is paused)");
+        return -EBUSY;
+    }
+    double v;
+    char perr[256];
+    int col;
+    if (unit_parse_value(text, c->q, &v, perr, sizeof perr, &col) < 0) {
+        snprintf(err, len, "%s: %s", c->name, perr);
+        return -EINVAL;
+    }
+    if ((!isnan(c->min) && v < c->min) || (!isnan(c->max) && v > c->max)) {
+        snprintf(err, len, "%g %s is outside the limits of %s (%g to %g %s)", v, c->unit, c->name,
+                 c->min, c->max, c->unit);
+        return -EINVAL;
+    }
+    if (!rig_value_whole(c, v, err, len))
+        return -EINVAL;
+    /* A manual set is an explicit command: it ends a latched safe state on this channel. */
+    daemon_release_safe(d, ch);
+    int rc = daemon_command(d, ch, v, ACT_MANUAL, pclock_now(&d->clock));
+    if (rc < 0) {
+        snprintf(err, len, "cannot send the setpoint: %s", strerror(-rc));
+        return rc;
+    }
+    struct run_actor who = actor(cl, NULL);
+    if (active_run(d) != NULL)
+        run_manual_set(d->run, &who, ch, v);
+    json_object_set_new(res, "channel", json_string(c->name));
+    json_object_set_new(res, "value", json_real(v));
+    json_object_set_new(res, "unit", json_string(c->unit));
+    return 0;
+}
+
+/* set: a manual setpoint, only with no run active or the run paused. */
+static int cmd_set(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    int rc = set_value(cl, req, res, err, len);
+    if (rc < 0) {
+        char what[200];
+        const char *ch = arg_str(req, "channel") ? arg_str(req, "channel") : "?";
+        const char *val = arg_str(req, "value") ? arg_str(req, "value") : "?";
+        snprintf(what, sizeof what, "set %.*s %.*s", (int)utf8_cut(ch, 80), ch, (int)utf8_cut(val, 80), val);
+        return refuse(cl, rc, "cmd_set", what, err);
+    }
+    return rc;
+}
+
+/* events: one page of the current (or last) run's event log: "since" in
+ * seconds of run time, "cursor" the "next" of the page before, "limit".
+ * The control server streams the page, a few events per loop turn. */
+static int cmd_events(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    (void)res;
+    struct daemon *d = control_daemon(cl->ctl);
+    if (d->run == NULL) {
+        snprintf(err, len, "no run yet");
+        return -ENOENT;
+    }
+    json_t *since = req ? json_object_get(req, "since") : NULL;
+    json_t *cursor = req ? json_object_get(req, "cursor") : NULL;
+    json_t *limit = req ? json_object_get(req, "limit") : NULL;
+    if (cursor && !(json_number_value(cursor) >= 0 && json_number_value(cursor) < 1e18)) {
+        snprintf(err, len, "events \"cursor\" must be the \"next\" of an earlier reply (0 or more)");
+        return -EINVAL;
+    }
+    if (limit && !(json_number_value(limit) >= 1 && json_number_value(limit) <= CONTROL_EVENTS_PAGE)) {
+        snprintf(err, len, "events \"limit\" must be from 1 to %d", CONTROL_EVENTS_PAGE);
+        return -EINVAL;
+    }
+    int rc = control_stream_events(cl, json_object_get(req, "id"), json_is_number(since) ? json_number_value(since) : -1,
+                                   cursor ? (uint64_t)json_number_value(cursor) : 0,
+                                   limit ? (size_t)json_number_value(limit) : CONTROL_EVENTS_PAGE);
+    if (rc < 0) {
+        snprintf(err, len, "cannot send the events: %s", strerror(-rc));
+        return rc;
+    }
+    return CMD_DEFERRED;
+}
+
+/* wait: reply when the current run's file is closed. */
+static int cmd_wait(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    struct daemon *d = control_daemon(cl->ctl);
+    if (active_run(d) == NULL)
+        return cmd_status(cl, req, res, err, len);
+    control_add_waiter(cl, json_object_get(req, "id"));
+    return CMD_DEFERRED;
+}
+
+/* ack: acknowledge one alarm ("alarm": ID) or every one ("alarm": "all"). */
+static int cmd_ack(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    struct daemon *d = control_daemon(cl->ctl);
+    json_t *which = json_object_get(req, "alarm");
+    json_int_t id = 0;
+    if (json_is_integer(which) && json_integer_value(which) > 0 &&
+        json_integer_value(which) <= UINT32_MAX) {
+        id = json_integer_value(which);
+    } else if (!(json_is_string(which) && strcmp(json_string_value(which), "all") == 0)) {
+        snprintf(err, len, "ack needs \"alarm\": an alarm id (see status) or \"all\"");
+        return refuse(cl, -EINVAL, "cmd_ack", "ack", err);
+    }
+    int n = alarms_ack(&d->alarms, pclock_now(&d->clock), (uint32_t)id, cl->user);
+    if (n == -ENOENT) {
+        char ids[256] = "";
+        for (size_t i = 0, k = 0; i < d->alarms.n && k + 12 < sizeof ids; i++)
+            k += (size_t)snprintf(ids + k, sizeof ids - k, "%s%u", i ? ", " : "", d->alarms.v[i].id);
+        snprintf(err, len, "no alarm %lld is listed (listed: %s)", (long long)id, ids[0] ? ids : "none");
+        char what[40];
+        snprintf(what, sizeof what, "ack %lld", (long long)id);
+        return refuse(cl, -ENOENT, "cmd_ack", what, err);
+    }
+    json_object_set_new(res, "acknowledged", json_integer(n));
+    json_object_set_new(res, "alarms", alarms_json(d));
+    return 0;
+}
+
+/* One health record as JSON. */
+static void health_json(struct daemon *d, json_t *o, const struct health *h, const char *ok_word,
+                        const char *bad_word)
+{
+    json_object_set_new(o, "state", json_string(h->faulted ? bad_word : ok_word));
+    json_object_set_new(o, "faults", json_integer((json_int_t)h->faults));
+    json_object_set_new(o, "last_error", h->last_error[0] ? json_string(h->last_error) : json_null());
+    json_object_set_new(o, "since_s", h->since_ns ? json_real((double)(pclock_now(&d->clock) - h->since_ns) / 1e9)
+                                                  : json_null());
+}
+
+/* devices: every bus and device with its state and last error. */
+static int cmd_devices(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    (void)req; (void)err; (void)len;
+    struct daemon *d = control_daemon(cl->ctl);
+    json_t *buses = json_array(), *devs = json_array();
+    for (size_t i = 0; i < d->rig->n_buses; i++) {
+        const struct rig_bus *b = &d->rig->buses[i];
+        char where[160];
+        if (b->link.type == LINK_MODBUS_TCP)
+            snprintf(where, sizeof where, "%s:%d", b->link.host, b->link.tcp_port);
+        else
+            snprintf(where, sizeof where, "%s", b->link.port);
+        json_t *o = json_pack("{s:s,s:s,s:s}", "name", b->name, "type", link_type_name(b->link.type),
+                              "address", where);
+        health_json(d, o, &d->bus_health[i], "up", "down");
+        json_array_append_new(buses, o);
+    }
+    for (size_t i = 0; i < d->rig->n_devices; i++) {
+        const struct rig_device *dev = &d->rig->devices[i];
+        json_t *chans = json_array();
+        for (size_t k = 0; k < dev->n_chans; k++) {
+            const struct rig_channel *c = &d->rig->channels[dev->first_channel + k];
+            const struct chan_state *cs = &d->chans[dev->first_channel + k];
+            json_t *co = json_pack("{s:s,s:s,s:b,s:b,s:f}", "name", c->name, "unit", c->unit,
+                                   "readable", c->readable, "writable", c->writable, "sample_hz",
+                                   d->sample_hz[dev->first_channel + k]);
+            if (cs->err != 0)
+                json_object_set_new(co, "error", json_string(cs->msg));
+            actuator_json(d, dev->first_channel + k, co);
+            json_array_append_new(chans, co);
+        }
+        json_t *o = json_pack("{s:s,s:s,s:s,s:o}", "name", dev->name, "driver", dev->drv->name,
+                              "bus", d->rig->buses[dev->bus].name, "channels", chans);
+        health_json(d, o, &d->dev_health[i], "ok", "faulted");
+        /* Only what is confirmed is ok: a device out of reach or never heard from is not. */
+        if (!d->dev_health[i].faulted && d->bus_health[dev->bus].faulted)
+            json_object_set_new(o, "state", json_string("unreachable"));
+        else if (!d->dev_health[i].faulted && !d->dev_health[i].seen)
+            json_object_set_new(o, "state", json_string("unknown"));
+        json_array_append_new(devs, o);
+    }
+    json_object_set_new(res, "rig", json_string(d->rig->name));
+    json_object_set_new(res, "buses", buses);
+    json_object_set_new(res, "devices", devs);
+    return 0;
+}
+
+/* watch: a status now, then one every "interval" seconds (default 1) until the client goes. */
+static int cmd_watch(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    json_t *iv = json_object_get(req, "interval");
+    double interval = 1.0;
+    if (iv != NULL) {
+        if (!json_is_number(iv) || !(json_number_value(iv) >= 0.2 && json_number_value(iv) <= 60)) {
+            snprintf(err, len, "watch \"interval\" must be a number of seconds from 0.2 to 60");
+            return -EINVAL;
+        }
+        interval = json_number_value(iv);
+    }
+    int rc = control_add_watcher(cl, interval);
+    if (rc < 0) {
+        snprintf(err, len, "cannot watch: %s", strerror(-rc));
+        return rc;
+    }
+    return cmd_status(cl, req, res, err, len);
+}
+
+/* The status a watcher is sent. */
+json_t *command_status(struct ctl_client *cl)
+{
+    json_t *res = json_object();
+    char err[64];
+    cmd_status(cl, NULL, res, err, sizeof err);
+    return res;
+}
+
+static const struct ctl_command commands[] = {
+    { .name = "hello", .exec = cmd_hello, .args = "", .read_only = true },
+    { .name = "run", .exec = cmd_run, .args = "protocol_text=s! protocol_path=s operator=s fill=l force=b" },
+    { .name = "status", .exec = cmd_status, .args = "", .read_only = true },
+    { .name = "pause", .exec = cmd_pause, .args = "reason=s" },
+    { .name = "resume", .exec = cmd_resume, .args = "reason=s keep_overrides=b" },
+    { .name = "abort", .exec = cmd_abort, .args = "reason=s" },
+    { .name = "confirm", .exec = cmd_confirm, .args = "prompt=s" },
+    { .name = "wait", .exec = cmd_wait, .args = "", .read_only = true },
+    { .name = "set", .exec = cmd_set, .args = "channel=s! value=s!" },
+    { .name = "events", .exec = cmd_events, .args = "since=n cursor=n limit=n", .read_only = true },
+    { .name = "ack", .exec = cmd_ack, .args = "alarm=a!" },
+    { .name = "devices", .exec = cmd_devices, .args = "", .read_only = true },
+    { .name = "watch", .exec = cmd_watch, .args = "interval=n", .read_only = true },
+};
+
+/* Whether v has argument type t. */
+static bool arg_type_ok(char t, json_t *v)
+{
+    switch (t) {
+    case 's': return json_is_string(v);
+    case 'n': return json_is_number(v);
+    case 'b': return json_is_boolean(v);
+    case 'l': {          /* a list of strings */
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e)
+            if (!json_is_string(e))
+                return false;
+        return json_is_array(v);
+    }
+    case 'a': return (json_is_integer(v) && json_integer_value(v) > 0) ||
+                     (json_is_string(v) && strcmp(json_string_value(v), "all") == 0);
+    }
+    return false;
+}
+
+/* The type letter of argument key in args ("name=T[!] ..."), with *required; 0 if absent. */
+static char arg_spec(const char *args, const char *key, bool *required)
+{
+    size_t klen = strlen(key);
+    for (const char *p = args; *p;) {
+        const char *eq = strchr(p, '=');
+        if (eq == NULL)
+            break;
+        if ((size_t)(eq - p) == klen && strncmp(p, key, klen) == 0) {
+            *required = eq[2] == '!';
+            return eq[1];
+        }
+        p = strchr(eq, ' ');
+        if (p == NULL)
+            break;
+        while (*p == ' ')
+            p++;
+    }
+    return 0;
+}
+
+/* Check a request's members against the command's argument list. */
+int command_check_args(const struct ctl_command *cmd, json_t *req, char *err, size_t errlen)
+{
+    const char *key;
+    json_t *v;
+    bool required;
+    json_object_foreach(req, key, v) {
+        if (strcmp(key, "cmd") == 0 || strcmp(key, "id") == 0)
+            continue;
+        char t = arg_spec(cmd->args, key, &required);
+        if (t == 0) {
+            snprintf(err, errlen, "'%s' takes no argument '%.*s'%s%s%s", cmd->name, (int)utf8_cut(key, 40), key,
+                     cmd->args[0] ? " (arguments: " : "", cmd->args, cmd->args[0] ? ")" : "");
+            return -EINVAL;
+        }
+        if (!arg_type_ok(t, v)) {
+            snprintf(err, errlen, "argument '%s' of '%s' must be %s", key, cmd->name,
+                     t == 's' ? "a string" : t == 'n' ? "a number" : t == 'b' ? "true or false"
+                     : t == 'l' ? "a list of strings"
+                     : "an alarm id or \"all\"");
+            return -EINVAL;
+        }
+    }
+    /* Every required argument is there. */
+    for (const char *p = cmd->args; *p;) {
+        const char *eq = strchr(p, '=');
+        if (eq == NULL)
+            break;
+        char name[32];
+        snprintf(name, sizeof name, "%.*s", (int)(eq - p), p);
+        if (eq[2] == '!' && json_object_get(req, name) == NULL) {
+            snprintf(err, errlen, "'%s' needs the argument '%s' (arguments: %s)", cmd->name, name, cmd->args);
+            return -EINVAL;
+        }
+        p = strchr(eq, ' ');
+        if (p == NULL)
+            break;
+        while (*p == ' ')
+            p++;
+    }
+    return 0;
+}
+
+/* The command called name, or NULL. */
+const struct ctl_command *command_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* Comma-separated command names. */
+const char *command_names(void)
+{
+    return "hello, run, status, watch, pause, resume, abort, confirm, ack, wait, set, events, devices";
+}

@@ -1,0 +1,1271 @@
+/* The daemon's state on the loop thread: rig, buses, channels, run, signals. */
+#include "daemon.h"
+#include "base/units.h"
+#include "base/yamldoc.h"
+#include "control.h"
+#include "journal_check.h"
+#include "base/log.h"
+#include "record/recorder.h"
+#include "run.h"
+#include "drivers/serial.h"
+#include "simchild.h"
+#include "base/timeutil.h"
+#include "base/utf8.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NOTE_BATCH 256
+
+static struct simchild sim_child;   /* at most one per process; see daemon_init */
+
+/* Wake-up from a bus thread (any thread): notes are waiting. */
+static void bus_notify(void *arg)
+{
+    uv_async_send(arg);
+}
+
+/* Record a daemon-level event in the current run, if one is active. */
+void daemon_event(struct daemon *d, int64_t t, const char *sev, const char *src,
+                  const char *code, const char *msg)
+{
+    if (d->run != NULL && !run_closed(d->run))
+        run_event(d->run, t, sev, src, code, "%s", msg);
+    else if (strcmp(sev, "info") == 0)
+        log_info(src, "%s: %s", code, msg);
+    else
+        log_warn(src, "%s: %s", code, msg);
+}
+
+/* Send an alert with the details of the run it is about. */
+void daemon_alert(struct daemon *d, const struct run *run, const char *kind, const char *severity,
+                  const char *source, const char *code, const char *message)
+{
+    struct alert_info in = { .kind = kind, .severity = severity, .source = source, .code = code,
+                             .message = message };
+    if (run != NULL) {
+        in.run_id = run_id(run);
+        in.protocol = run_plan(run)->name;
+        in.file = run_path(run);
+    }
+    alerts_send(&d->alerts, pclock_now(&d->clock), &in);
+}
+
+/* A journal write failed or worked again: a run that cannot be continued
+ * after a crash is an alarm, not only a log line. */
+static void journal_result(void *ctx, const char *path, int err)
+{
+    struct daemon *d = ctx;
+    int64_t now = pclock_now(&d->clock);
+    if (err < 0)
+        alarms_raise(&d->alarms, now, "alarm", "journal", "journal_failed", NULL,
+                     "cannot write %s: %s; after a crash or restart the run could not be "
+                     "continued from here (free disk space or file descriptors)", path, strerror(-err));
+    else
+        alarms_clear(&d->alarms, now, "journal", "journal_failed", NULL);
+}
+
+static struct run *live_run(struct daemon *d);
+
+/* A latched safe state is released: its alarm is acknowledged and clear. */
+static void latch_released(void *ctx, const struct latch_hold *h)
+{
+    struct daemon *d = ctx;
+    char m[300];
+    snprintf(m, sizeof m, "alarm %u (%s) is acknowledged and clear: its actuators may be set again",
+             h->alarm, h->cause);
+    daemon_event(d, pclock_now(&d->clock), "info", "interlock", "safe_state_released", m);
+}
+
+/* An alarm changed state; a new one is also an alert, about the run whose
+ * file is open (none once the last run's file is closed). An acknowledgement
+ * or a clearing may release a latched safe state. */
+static void alarm_event(void *ctx, int64_t t, const char *sev, const char *src, const char *code,
+                        const char *msg)
+{
+    struct daemon *d = ctx;
+    daemon_event(ctx, t, sev, src, code, msg);
+    if (strcmp(code, "alarm_raised") == 0)
+        daemon_alert(ctx, live_run(ctx), sev, sev, src, code, msg);
+    else
+        latch_update(&d->latch, &d->alarms, latch_released, d);
+    latchstore_sync(d);
+}
+
+/* The run that limits act on: active and not yet ended. */
+static struct run *live_run(struct daemon *d)
+{
+    return d->run != NULL && !run_closed(d->run) ? d->run : NULL;
+}
+
+/* Hold a tripped safe-stop's actuators in their safe state (the values in
+ * safe, n_safe, and their devices' own safe actions) until its alarm id is
+ * acknowledged and clear; say which in the events. The hold is kept in the
+ * data directory, for a restart. */
+static void latch_tripped(struct daemon *d, uint32_t id, const struct limit_rule *rule, const bool *held,
+                          const struct plan_target *safe, size_t n_safe, int64_t t)
+{
+    const struct rig_channel *c = &d->rig->channels[rule->lim.channel];
+    bool above = rule->side == '>';
+    char cause[160], names[200] = "", m[640];     /* room for all three and the words */
+    snprintf(cause, sizeof cause, "%s %s its %s %g %s", c->name, above ? "above" : "below",
+             above ? "max" : "min", above ? rule->lim.max : rule->lim.min, c->unit);
+    for (size_t i = 0, k = 0; held != NULL && i < d->rig->n_channels && k < sizeof names; i++)
+        if (held[i])
+            k += (size_t)snprintf(names + k, sizeof names - k, "%s%s", k ? ", " : "", d->rig->channels[i].name);
+    struct latch_origin o = { .lim = rule->lim, .from_rig = rule->from_rig, .side = rule->side,
+                              .tripped_wall_ns = time_wall_ns() };
+    if (id == 0 || held == NULL || latch_add_origin(&d->latch, id, cause, c->name, held, safe, n_safe, &o) < 0) {
+        snprintf(m, sizeof m, "cannot latch the safe state of %s (%s): out of memory or no alarm; "
+                 "nothing stops a later set from moving them", names[0] ? names : "its actuators", cause);
+        daemon_event(d, t, "fault", "interlock", "safe_state_latched", m);
+        return;
+    }
+    snprintf(m, sizeof m, "%s held in the safe state until alarm %u (%s) is acknowledged and %s is back "
+             "within its limit", names[0] ? names : "no actuator", id, cause, c->name);
+    daemon_event(d, t, "warning", "interlock", "safe_state_latched", m);
+    latchstore_sync(d);
+}
+
+/* Stop safely for source: the run's safe state while a run is going (not
+ * merely ended with its file still open), else every device's own. */
+static void safe_stop(struct daemon *d, struct run *r, const char *source, const char *why, int64_t t)
+{
+    if (r != NULL && !run_ended(r)) {
+        run_safe_stop(r, why);
+        return;
+    }
+    daemon_safe_state(d, NULL, 0);
+    char m[400];
+    utf8_format(m, sizeof m, "no run going: every device sent its safe state (%s)", why);
+    daemon_event(d, t, "warning", source, "safe_state", m);
+}
+
+/* A limit tripped: act first (the safe state goes out at once), then raise the alarm. */
+static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, int64_t t)
+{
+    struct daemon *d = ctx;
+    /* Ending the run frees the run's rules: keep a copy of this one. */
+    const struct limit_rule copy = *rule_p, *rule = &copy;
+    const struct rig_channel *c = &d->rig->channels[rule->lim.channel];
+    bool above = rule->side == '>';
+    char why[200];
+    limit_describe(rule, c->name, c->unit, v, why, sizeof why);
+    struct run *r = live_run(d);
+    /* What the safe state puts down is held there (a rig limit: every actuator). */
+    bool *held = NULL;
+    bool going = r != NULL && !run_ended(r);
+    const struct plan_target *safe = going && !rule->from_rig ? run_plan(r)->safe_state : NULL;
+    size_t n_safe = safe != NULL ? run_plan(r)->n_safe : 0;
+    if (rule->lim.action == LIMIT_SAFE_STOP && (held = calloc(d->rig->n_channels + 1, sizeof *held)))
+        latch_safe_channels(d->rig, safe, n_safe, !going || rule->from_rig, held);
+    if (rule->lim.action == LIMIT_SAFE_STOP) {
+        static uint64_t seq;
+        d->il_sample_ns = t;
+        d->il_tag = d->write_tag = (1ull << 63) | ++seq;
+        safe_stop(d, r, "interlock", why, t);
+        d->write_tag = 0;
+    } else if (rule->lim.action == LIMIT_PAUSE && r != NULL) {
+        struct run_actor who = { .user = "interlock" };
+        run_pause(r, &who, why);
+    }
+    char tag[16];
+    limit_tag(rule, tag, sizeof tag);
+    const char *code = above ? "limit_max" : "limit_min";
+    uint32_t id = alarms_raise(&d->alarms, t, "alarm", c->name, code, tag, "%s", why);
+    if (id == 0)    /* already active (tripped again before it cleared): hold under that alarm */
+        id = alarms_find_active(&d->alarms, c->name, code, tag);
+    if (rule->lim.action == LIMIT_SAFE_STOP)
+        latch_tripped(d, id, rule, held, safe, n_safe, t);     /* the run keeps its plan */
+    free(held);
+}
+
+/* A tripped limit's channel is inside again: the alarm clears (it stays until acknowledged). */
+static void limit_cleared(void *ctx, const struct limit_rule *rule, double v, int64_t t)
+{
+    struct daemon *d = ctx;
+    (void)v;
+    const char *name = d->rig->channels[rule->lim.channel].name;
+    char tag[16];
+    limit_tag(rule, tag, sizeof tag);
+    alarms_clear(&d->alarms, t, name, "limit_max", tag);
+    alarms_clear(&d->alarms, t, name, "limit_min", tag);
+}
+
+/* A delivery condition began (delivery.h): act as its kind says, then raise the alarm. */
+static void delivery_raised(void *ctx, int64_t t, const char *sev, const char *src, const char *code,
+                            enum delivery_action act, const char *msg)
+{
+    struct daemon *d = ctx;
+    struct run *r = live_run(d);
+    struct run_actor who = { .user = "delivery monitor" };
+    if (act == DELIVERY_ON_FAULT && r != NULL) {
+        run_on_device_fault(r, src, msg);
+    } else if (act == DELIVERY_PAUSE && r != NULL) {
+        run_pause(r, &who, msg);
+    } else if (act == DELIVERY_SAFE_STOP) {
+        safe_stop(d, r, src, msg, t);
+    }
+    alarms_raise(&d->alarms, t, sev, src, code, NULL, "%s", msg);
+}
+
+/* A delivery condition ended; its alarm stays listed until acknowledged. */
+static void delivery_cleared(void *ctx, int64_t t, const char *src, const char *code)
+{
+    struct daemon *d = ctx;
+    alarms_clear(&d->alarms, t, src, code, NULL);
+}
+
+/* A syringe's fill level, into the run file. */
+static void delivery_fill(void *ctx, size_t i, double fill, int64_t t)
+{
+    struct daemon *d = ctx;
+    if (live_run(d) != NULL)
+        run_record_derived(d->run, d->dl.pumps[i].rec_fill, fill, t);
+}
+
+/* A device or bus faulted or recovered. */
+static void note_health(struct health *h, bool fault, int64_t t, const char *msg)
+{
+    if (fault && !h->faulted)
+        h->faults++;
+    h->faulted = fault;
+    h->since_ns = t;
+    if (fault && msg[0])
+        utf8_copy(h->last_error, sizeof h->last_error, msg);
+}
+
+/* A measured channel's reading became implausible, or plausible again. */
+static void plaus_changed(void *ctx, int ch, enum plaus_kind k, bool active, double v, int64_t t)
+{
+    struct daemon *d = ctx;
+    const struct rig_channel *c = &d->rig->channels[ch];
+    const struct plaus_chan *pc = &d->plaus.c[ch];
+    char code[32], why[200];
+    snprintf(code, sizeof code, "sensor_%s", plaus_kind_name(k));
+    if (!active) {
+        alarms_clear(&d->alarms, t, c->name, code, NULL);
+        return;
+    }
+    switch (k) {
+    case PF_NAN:
+        utf8_format(why, sizeof why, "%s reads NaN: the sensor reports no valid value", c->name);
+        break;
+    case PF_RANGE:
+        utf8_format(why, sizeof why, "%s reads %g %s, outside its physical range %g to %g %s", c->name, v,
+                 c->unit, pc->min, pc->max, c->unit);
+        break;
+    case PF_STUCK:
+        utf8_format(why, sizeof why, "%s has read exactly %g %s for %.0f s: the sensor looks stuck", c->name,
+                 v, c->unit, (double)pc->stuck_ns / 1e9);
+        break;
+    default:
+        utf8_format(why, sizeof why, "%s: no valid reading for %.1f s", c->name, (double)pc->lost_ns / 1e9);
+        break;
+    }
+    utf8_copy(d->chans[ch].msg, sizeof d->chans[ch].msg, why);
+    /* A device that stopped answering has its own alarm; its channels' are noise. */
+    if (k == PF_LOST && d->dev_health[c->device].faulted) {
+        daemon_event(d, t, "warning", c->name, code, why);
+        return;
+    }
+    alarms_raise(&d->alarms, t, "fault", c->name, code, NULL, "%s; its value is unknown until it "
+                 "reads plausibly again", why);
+}
+
+/* Every quarter second: are any sensors lost? */
+static void plaus_timer_cb(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    plaus_tick(&d->plaus, pclock_now(&d->clock));
+}
+
+/* Configure plausibility from the rig: measured channels only. */
+static int setup_plausibility(struct daemon *d)
+{
+    struct plaus_hooks ph = { .ctx = d, .change = plaus_changed };
+    if (plaus_init(&d->plaus, d->rig->n_channels, pclock_now(&d->clock), &ph) < 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < d->rig->n_channels; i++) {
+        const struct rig_channel *c = &d->rig->channels[i];
+        struct plaus_chan *pc = &d->plaus.c[i];
+        double hz = d->sample_hz[i];
+        if (!c->readable || !(hz > 0))
+            continue;
+        pc->on = true;
+        /* An actuator's read-back is judged by its device; its limits are for setpoints. */
+        if (!c->writable) {
+            pc->min = c->min;
+            pc->max = c->max;
+        }
+        pc->stuck_ns = (int64_t)(c->stuck_s * 1e9);
+        /* Never shorter than a few sample periods: one late sample is not a lost sensor. */
+        double lost = c->lost_s >= 0 ? fmax(c->lost_s, 2.5 / hz) : fmax(3.0, 5.0 / hz);
+        pc->lost_ns = (int64_t)(lost * 1e9);
+    }
+    uv_timer_init(d->loop, &d->plaus_timer);
+    d->plaus_timer.data = d;
+    uv_timer_start(&d->plaus_timer, plaus_timer_cb, 250, 250);
+    return 0;
+}
+
+/* ------------------------------------------------------------- actuators */
+
+/* The rig device of a bus's device index. */
+static size_t rig_device_of(struct daemon *d, size_t bus, uint32_t bus_dev)
+{
+    for (size_t i = 0, k = 0; i < d->rig->n_devices; i++)
+        if (d->rig->devices[i].bus == bus && k++ == bus_dev)
+            return i;
+    return 0;
+}
+
+/* Actuator hook: send a desired value (or the device's safe action) to the bus. */
+static int act_send(void *ctx, int ch, double value, bool device_safe, bool safety)
+{
+    struct daemon *d = ctx;
+    const struct rig_channel *c = &d->rig->channels[ch];
+    size_t dev = c->device;
+    struct bus *b = d->buses[d->rig->devices[dev].bus];
+    if (device_safe)
+        return bus_safe_state(b, d->dev_bus_index[dev], d->write_tag);
+    return bus_write(b, d->dev_bus_index[dev], c->dev_ch, value,
+                     safety ? BUS_PRIO_SAFETY : BUS_PRIO_SETPOINT, d->planned_ns, d->write_tag);
+}
+
+/* Every latched safe state is confirmed now: say so, once. */
+static void safe_state_check(struct daemon *d, int64_t now)
+{
+    if (!d->safe_pending)
+        return;
+    if (!actuators_any_latched(&d->act)) {
+        /* Nothing whose confirmation can be known (every channel released, or
+         * no device with a safe value): never claim it was applied. */
+        d->safe_pending = false;
+        return;
+    }
+    if (!actuators_safe_confirmed(&d->act))
+        return;
+    d->safe_pending = false;
+    char m[200];
+    if (d->safe_superseded > 0)
+        snprintf(m, sizeof m, "safe state applied: every channel still held confirmed it %.3f s after "
+                 "it was requested (%u released before)", (double)(now - d->safe_requested_ns) / 1e9,
+                 d->safe_superseded);
+    else
+        snprintf(m, sizeof m, "safe state applied: every device confirmed it %.3f s after it was requested",
+                 (double)(now - d->safe_requested_ns) / 1e9);
+    daemon_event(d, now, "info", "daemon", "safe_state_applied", m);
+}
+
+/* Actuator hook: a channel's confirmation changed. */
+static void act_changed(void *ctx, int ch, const struct act_chan *c, int64_t now)
+{
+    struct daemon *d = ctx;
+    struct chan_state *cs = &d->chans[ch];
+    if (c->confirmed)
+        cs->write_fail_reported = false;
+    double v = c->value;        /* what the device last confirmed; NaN while unknown */
+    bool same = (isnan(v) && isnan(cs->confirmed_recorded)) || v == cs->confirmed_recorded;
+    if (!same) {
+        cs->confirmed_recorded = v;
+        if (d->run != NULL)
+            run_on_confirmed(d->run, ch, v, now);
+    }
+    safe_state_check(d, now);
+}
+
+/* Actuator hook: a channel stayed unconfirmed past its tolerance, or is confirmed after that. */
+static void act_overdue(void *ctx, int ch, const struct act_chan *c, bool overdue, int64_t now)
+{
+    struct daemon *d = ctx;
+    const struct rig_channel *rc = &d->rig->channels[ch];
+    const char *dname = d->rig->devices[rc->device].name;
+    bool safe = c->origin == ACT_SAFE;
+    const char *code = safe ? "safe_state_unconfirmed" : "setpoint_unconfirmed";
+    if (!overdue) {
+        alarms_clear(&d->alarms, now, rc->name, "safe_state_unconfirmed", NULL);
+        alarms_clear(&d->alarms, now, rc->name, "setpoint_unconfirmed", NULL);
+        char m[200];
+        snprintf(m, sizeof m, "%s %g %s confirmed by the device after %.1f s", rc->name,
+                 c->desired, rc->unit, (double)(now - c->desired_ns) / 1e9);
+        daemon_event(d, now, "info", rc->name, "setpoint_confirmed", m);
+        return;
+    }
+    char want[64];
+    if (c->device_safe && isnan(c->desired))
+        snprintf(want, sizeof want, "its own safe action");
+    else
+        snprintf(want, sizeof want, "%g %s", c->desired, rc->unit);
+    double for_s = (double)(now - c->unconfirmed_ns) / 1e9;
+    log_warn(rc->name, "%s: %s (%s) not confirmed for %.1f s: %s", code, want,
+             act_origin_name(c->origin), for_s, c->why[0] ? c->why : "no answer yet");
+    alarms_raise(&d->alarms, now, safe ? "alarm" : "fault", rc->name, code, NULL,
+                 "%s%s not confirmed by %s for %.1f s: %s", safe ? "safe state " : "", want, dname,
+                 for_s, c->why[0] ? c->why : "no answer yet");
+    if (!safe && live_run(d) != NULL) {
+        char why[512];
+        snprintf(why, sizeof why, "%s: %s not confirmed for %.1f s (%s)", rc->name, want, for_s,
+                 c->why[0] ? c->why : "no answer yet");
+        run_on_device_fault(d->run, dname, why);
+    }
+}
+
+/* Every 100 ms: retries that are due, and tolerances. */
+static void act_timer_cb(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    actuators_tick(&d->act, pclock_now(&d->clock));
+}
+
+/* Configure the actuators from the rig's writable channels and their drivers' rules. */
+static int setup_actuators(struct daemon *d)
+{
+    struct act_hooks h = { .ctx = d, .send = act_send, .changed = act_changed, .overdue = act_overdue };
+    if (actuators_init(&d->act, d->rig->n_channels, (int64_t)(d->rig->confirm_s * 1e9),
+                       (int64_t)(d->rig->safe_confirm_s * 1e9), &h) < 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < d->rig->n_channels; i++) {
+        const struct rig_channel *c = &d->rig->channels[i];
+        if (!c->writable)
+            continue;
+        const struct rig_device *dev = &d->rig->devices[c->device];
+        const struct driver_channel *dc = &dev->chans[c->dev_ch];
+        actuators_config(&d->act, (int)i, dc->readback && c->readable, dc->reassert,
+                         dev->drv->safe_state != NULL, dc->safe_value, dc->readback_tol);
+    }
+    uv_timer_init(d->loop, &d->act_timer);
+    d->act_timer.data = d;
+    uv_timer_start(&d->act_timer, act_timer_cb, 100, 100);
+    return 0;
+}
+
+/* The writable channels of rig device dev lost their device, or have it back
+ * (probed: the bus probes the device by itself, its link being up). */
+static void device_reach(struct daemon *d, size_t dev, bool back, bool probed, const char *why,
+                         int64_t t)
+{
+    const struct rig_device *rd = &d->rig->devices[dev];
+    for (size_t k = 0; k < rd->n_chans; k++) {
+        int ch = (int)(rd->first_channel + k);
+        if (!d->rig->channels[ch].writable)
+            continue;
+        if (back)
+            actuators_device_back(&d->act, ch, t);
+        else
+            actuators_device_lost(&d->act, ch, probed, why, t);
+    }
+}
+
+/* A write failure's message for its event. */
+static const char *msg_retried(const struct act_chan *c, const char *why, char *buf, size_t len)
+{
+    snprintf(buf, len, "command not delivered: %.200s; %s", why,
+             c != NULL && c->give_up ? "the device refused it as invalid, so it is not sent again"
+             : c != NULL && c->held ? "it is not sent again by itself: it waits for a read-back or a command"
+             : "sent again until the device confirms it");
+    return buf;
+}
+
+/* A finished write: its confirmation, and an event for the first failure of an episode. */
+static void write_done(struct daemon *d, size_t bus, const struct bus_note *n)
+{
+    char m[300];
+    if (n->err == -ECANCELED) {
+        /* Dropped from the bus's queue by a safety action queued after it: it
+         * never reached the device, which says nothing about the device. */
+        if (n->channel != UINT32_MAX)
+            actuators_on_write(&d->act, (int)n->channel, n->value, false, n->err, n->msg, n->t_ns);
+        return;
+    }
+    if (n->channel != UINT32_MAX) {
+        struct chan_state *cs = &d->chans[n->channel];
+        bool report = n->err != 0 && !cs->write_fail_reported;
+        actuators_on_write(&d->act, (int)n->channel, n->value, false, n->err, n->msg, n->t_ns);
+        if (report) {
+            cs->write_fail_reported = true;
+            daemon_event(d, n->t_ns, "fault", d->rig->channels[n->channel].name, "write_failed",
+                         msg_retried(actuators_get(&d->act, (int)n->channel), n->msg, m, sizeof m));
+        }
+        return;
+    }
+    size_t dev = rig_device_of(d, bus, n->device);
+    const struct rig_device *rd = &d->rig->devices[dev];
+    bool report = false;
+    for (size_t k = 0; k < rd->n_chans; k++) {
+        size_t ch = rd->first_channel + k;
+        if (!d->rig->channels[ch].writable)
+            continue;
+        report |= n->err != 0 && !d->chans[ch].write_fail_reported;
+        if (n->err != 0)
+            d->chans[ch].write_fail_reported = true;
+        actuators_on_write(&d->act, (int)ch, NAN, true, n->err, n->msg, n->t_ns);
+    }
+    if (report)
+        daemon_event(d, n->t_ns, "fault", rd->name, "write_failed", msg_retried(actuators_get(&d->act, (int)rd->first_channel), n->msg, m, sizeof m));
+}
+
+/* Handle one note from a bus. */
+static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
+{
+    const char *bname = d->rig->buses[bus].name;
+    switch (n->kind) {
+    case BUS_NOTE_SAMPLE: {
+        struct chan_state *c = &d->chans[n->channel];
+        /* What control may use: NaN for a failed read or an implausible reading. */
+        double use = NAN, record = NAN;
+        int prev_err = c->err;
+        c->err = n->err;
+        if (n->err == 0) {
+            /* The end of a refusal is an event too, so that a reader sees how long it lasted. */
+            if (prev_err == -EREMOTEIO && c->msg[0] != '\0') {
+                char m[sizeof c->msg + 32];
+                utf8_format(m, sizeof m, "reads again after: %s", c->msg);
+                daemon_event(d, n->t_ns, "info", d->rig->channels[n->channel].name, "device_error_cleared", m);
+            }
+            use = plaus_sample(&d->plaus, (int)n->channel, n->value, n->t_ns, &record);
+            c->value = use;
+            c->t_ns = n->t_ns;
+            c->samples++;
+            if (d->plaus.c != NULL && d->plaus.c[n->channel].active) {
+                c->err = -EDOM;
+            } else {
+                c->msg[0] = '\0';
+            }
+        } else if (strcmp(c->msg, n->msg) != 0) {
+            utf8_copy(c->msg, sizeof c->msg, n->msg);
+            if (n->err == -EREMOTEIO)
+                daemon_event(d, n->t_ns, "fault", d->rig->channels[n->channel].name,
+                             "device_error", n->msg);
+        }
+        if (n->err == 0) {
+            d->dev_health[d->rig->channels[n->channel].device].seen = true;
+            actuators_on_sample(&d->act, (int)n->channel, n->value, n->t_ns);
+        }
+        /* Interlocks first: a safe state is queued before anything else is done. */
+        interlocks_on_sample(&d->il, (int)n->channel, use, n->t_ns);
+        delivery_on_sample(&d->dl, (int)n->channel, use, n->t_ns);
+        if (d->run != NULL)
+            run_on_sample(d->run, (int)n->channel, record, use, n->t_ns);
+        break;
+    }
+    case BUS_NOTE_WRITE:
+        if (n->err == 0 && n->channel != UINT32_MAX && n->planned_ns > 0)
+            latency_add(&d->wire, n->sent_ns - n->planned_ns);
+        if (n->err == 0 && d->il_tag != 0 && n->tag == d->il_tag) {
+            /* The first safety write of a safe-stop interlock is on the wire. */
+            char m[160];
+            snprintf(m, sizeof m, "safe state on the wire %.3f ms after the offending sample arrived",
+                     (double)(n->sent_ns - d->il_sample_ns) / 1e6);
+            d->il_tag = 0;
+            daemon_event(d, n->sent_ns, "info", "interlock", "interlock_latency", m);
+        }
+        if (n->err == 0)
+            d->dev_health[n->channel != UINT32_MAX ? d->rig->channels[n->channel].device
+                                                   : rig_device_of(d, bus, n->device)].seen = true;
+        write_done(d, bus, n);
+        break;
+    case BUS_NOTE_DEVICE_FAULT:
+    case BUS_NOTE_DEVICE_OK: {
+        size_t found = rig_device_of(d, bus, n->device);
+        bool fault = n->kind == BUS_NOTE_DEVICE_FAULT;
+        const char *dname = d->rig->devices[found].name;
+        note_health(&d->dev_health[found], fault, n->t_ns, n->msg);
+        daemon_event(d, n->t_ns, fault ? "fault" : "info", dname,
+                     fault ? "device_faulted" : "device_recovered", n->msg);
+        /* A device fault is an alarm too: someone must see it, even if it recovers. */
+        if (fault)
+            alarms_raise(&d->alarms, n->t_ns, "fault", dname, "device_fault", NULL, "%s", n->msg);
+        else
+            alarms_clear(&d->alarms, n->t_ns, dname, "device_fault", NULL);
+        if (fault && d->run != NULL)
+            run_on_device_fault(d->run, d->rig->devices[found].name, n->msg);
+        if (fault || !d->bus_health[bus].faulted)
+            device_reach(d, found, !fault, true, n->msg, n->t_ns);
+        break;
+    }
+    case BUS_NOTE_LINK_DOWN: {
+        note_health(&d->bus_health[bus], true, n->t_ns, n->msg);
+        daemon_event(d, n->t_ns, "fault", bname, "link_down", n->msg);
+        char why[200];
+        snprintf(why, sizeof why, "link %s is down: %s", bname, n->msg);
+        for (size_t i = 0; i < d->rig->n_devices; i++)
+            if (d->rig->devices[i].bus == bus)
+                device_reach(d, i, false, false, why, n->t_ns);
+        break;
+    }
+    case BUS_NOTE_LINK_UP:
+        note_health(&d->bus_health[bus], false, n->t_ns, n->msg);
+        daemon_event(d, n->t_ns, "info", bname, "link_up", n->msg);
+        for (size_t i = 0; i < d->rig->n_devices; i++)
+            if (d->rig->devices[i].bus == bus && !d->dev_health[i].faulted)
+                device_reach(d, i, true, false, NULL, n->t_ns);
+        break;
+    }
+}
+
+/* Drain every bus's notes. */
+static void drain_notes(struct daemon *d)
+{
+    struct bus_note notes[NOTE_BATCH];
+    for (size_t b = 0; b < d->n_buses; b++) {
+        size_t n;
+        while ((n = bus_take_notes(d->buses[b], notes, NOTE_BATCH)) > 0)
+            for (size_t i = 0; i < n; i++) {
+                /* A driver's message may quote a device's bytes: keep every
+                 * reply, event and file string valid UTF-8. */
+                utf8_scrub(notes[i].msg);
+                handle_note(d, b, &notes[i]);
+            }
+    }
+}
+
+/* The bus async fired on the loop. */
+static void bus_async_cb(uv_async_t *a)
+{
+    drain_notes(a->data);
+}
+
+/* Command a channel. */
+int daemon_command(struct daemon *d, int channel, double value, enum act_origin origin,
+                   int64_t planned_ns)
+{
+    if (channel < 0 || (size_t)channel >= d->rig->n_channels)
+        return -EINVAL;
+    if (!d->rig->channels[channel].writable)
+        return -EPERM;
+    if (latch_holder(&d->latch, channel) != NULL)
+        return -EACCES;     /* held in its safe state by a tripped limit */
+    d->planned_ns = planned_ns;
+    int rc = actuators_set_desired(&d->act, channel, value, origin, pclock_now(&d->clock));
+    d->planned_ns = 0;
+    if (rc == -EINVAL || rc == -EPERM)
+        return rc;
+    d->chans[channel].setpoint = value;
+    delivery_on_setpoint(&d->dl, channel, value, pclock_now(&d->clock));
+    return 0;       /* sent, or queued for a retry: it is desired either way */
+}
+
+/* Command a channel with a bus priority: safety latches a safe state. */
+int daemon_write(struct daemon *d, int channel, double value, enum bus_priority prio,
+                 int64_t planned_ns)
+{
+    if (prio == BUS_PRIO_SETPOINT)
+        return daemon_command(d, channel, value, ACT_PROTOCOL, planned_ns);
+    if (channel < 0 || (size_t)channel >= d->rig->n_channels)
+        return -EINVAL;
+    if (!d->rig->channels[channel].writable)
+        return -EPERM;
+    d->planned_ns = planned_ns;
+    int64_t now = pclock_now(&d->clock);
+    int rc = actuators_latch_safe(&d->act, channel, value, false, now);
+    d->planned_ns = 0;
+    if (rc == -EINVAL)
+        return rc;
+    d->chans[channel].setpoint = value;
+    delivery_on_setpoint(&d->dl, channel, value, now);
+    return 0;
+}
+
+/* End the latched safe state of channel ch (every channel if ch < 0). */
+void daemon_release_safe(struct daemon *d, int ch)
+{
+    bool superseded = false;
+    for (size_t i = 0; i < d->act.n; i++) {
+        if (ch >= 0 && (size_t)ch != i)
+            continue;
+        const struct act_chan *c = actuators_get(&d->act, (int)i);
+        if (c == NULL || !c->latched)
+            continue;
+        if (!c->confirmed && d->safe_pending) {
+            superseded = true;
+            d->safe_superseded++;
+            char m[200];
+            snprintf(m, sizeof m, "the safe state of %s is released before the device confirmed it",
+                     d->rig->channels[i].name);
+            daemon_event(d, pclock_now(&d->clock), "warning", d->rig->channels[i].name,
+                         "safe_state_superseded", m);
+        }
+        actuators_release(&d->act, (int)i);
+    }
+    /* A channel released before it confirmed was never applied there: the
+     * others still held are still awaited (safe_state_check says which). */
+    if (superseded)
+        safe_state_check(d, pclock_now(&d->clock));
+}
+
+/* Whether the safe state last requested is confirmed. */
+bool daemon_safe_confirmed(const struct daemon *d)
+{
+    return actuators_safe_confirmed(&d->act);
+}
+
+/* Put every device in its safe state, latched until confirmed and released. */
+void daemon_safe_state(struct daemon *d, const struct plan_target *targets, size_t n)
+{
+    int64_t now = pclock_now(&d->clock);
+    d->safe_pending = true;
+    d->safe_superseded = 0;
+    d->safe_requested_ns = now;
+    for (size_t i = 0; i < n; i++)
+        daemon_write(d, targets[i].channel, targets[i].v0, BUS_PRIO_SAFETY, now);
+    for (size_t i = 0; i < d->rig->n_devices; i++) {
+        const struct rig_device *dev = &d->rig->devices[i];
+        bool covered = false;
+        for (size_t k = 0; k < n; k++)
+            if (d->rig->channels[targets[k].channel].device == i)
+                covered = true;
+        if (covered || dev->drv->safe_state == NULL)
+            continue;
+        bool any = false;
+        for (size_t k = 0; k < dev->n_chans; k++) {
+            size_t c = dev->first_channel + k;
+            if (!d->rig->channels[c].writable)
+                continue;
+            any = true;
+            actuators_latch_safe(&d->act, (int)c, NAN, true, now);
+            /* The device's own safe state is no setpoint of ours: status shows it as the
+             * desired state (origin safe), and no longer the last setpoint. */
+            d->chans[c].setpoint = NAN;
+            delivery_on_setpoint(&d->dl, (int)c, NAN, now);
+        }
+        if (!any)
+            bus_safe_state(d->buses[dev->bus], d->dev_bus_index[i], d->write_tag);
+    }
+    safe_state_check(d, now);
+}
+
+/* Mark the channels the steps under s write and the ones their wait_until reads. */
+static void plan_step_channels(const struct plan_step *s, bool *writes, bool *reads)
+{
+    for (size_t i = 0; i < s->n_targets; i++)
+        writes[s->targets[i].channel] = true;
+    if (s->kind == STEP_WAIT && s->cond_channel >= 0)
+        reads[s->cond_channel] = true;
+    for (size_t i = 0; i < s->n_steps; i++)
+        plan_step_channels(&s->steps[i], writes, reads);
+}
+
+/* The channels a plan writes (steps and safe state) and the sensors it watches. */
+static void plan_channels(const struct plan *p, bool *writes, bool *reads)
+{
+    plan_step_channels(&p->root, writes, reads);
+    for (size_t i = 0; i < p->n_safe; i++)
+        writes[p->safe_state[i].channel] = true;
+    for (size_t i = 0; i < p->n_limits; i++)
+        reads[p->limits[i].channel] = true;
+}
+
+/* Why a plan cannot run now; the number of reasons, each on its line in buf. */
+int daemon_run_blockers(struct daemon *d, const struct plan *p, char *buf, size_t len)
+{
+    const struct rig *rig = d->rig;
+    bool *writes = calloc(rig->n_channels + 1, sizeof *writes), *reads = calloc(rig->n_channels + 1, sizeof *reads);
+    if (writes == NULL || reads == NULL) {
+        free(writes);
+        free(reads);
+        snprintf(buf, len, "out of memory");
+        return 1;
+    }
+    plan_channels(p, writes, reads);
+    size_t k = 0;
+    int n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < rig->n_devices; i++) {
+        const struct rig_device *dev = &rig->devices[i];
+        bool w = false;
+        for (size_t c = 0; c < dev->n_chans; c++)
+            w |= writes[dev->first_channel + c];
+        if (!w)
+            continue;
+        const char *why = NULL;
+        char m[512];
+        if (d->bus_health[dev->bus].faulted)
+            snprintf(m, sizeof m, "%s (which the protocol sets) is out of reach: link %s is down: %s",
+                     dev->name, rig->buses[dev->bus].name, d->bus_health[dev->bus].last_error), why = m;
+        else if (d->dev_health[i].faulted)
+            snprintf(m, sizeof m, "%s (which the protocol sets) is faulted: %s", dev->name,
+                     d->dev_health[i].last_error), why = m;
+        if (why && k + 1 < len) {
+            k += (size_t)snprintf(buf + k, len - k, "%s%s", n ? "\n" : "", why);
+            n++;
+        }
+    }
+    for (size_t i = 0; i < rig->n_channels; i++) {
+        if (!reads[i])
+            continue;
+        const struct rig_channel *c = &rig->channels[i];
+        char m[512];
+        m[0] = '\0';
+        if (d->bus_health[rig->devices[c->device].bus].faulted)
+            snprintf(m, sizeof m, "%s (in the protocol's limits or wait_until) is lost: link %s is down",
+                     c->name, rig->buses[rig->devices[c->device].bus].name);
+        else if (d->dev_health[c->device].faulted)
+            snprintf(m, sizeof m, "%s (in the protocol's limits or wait_until) is lost: %s is faulted",
+                     c->name, rig->devices[c->device].name);
+        else if (d->plaus.c != NULL && (d->plaus.c[i].active & (1u << PF_LOST)))
+            snprintf(m, sizeof m, "%s (in the protocol's limits or wait_until) is lost: %s", c->name,
+                     d->chans[i].msg);
+        if (m[0] && k + 1 < len) {
+            k += (size_t)snprintf(buf + k, len - k, "%s%s", n ? "\n" : "", m);
+            n++;
+        }
+    }
+    free(writes);
+    free(reads);
+    return n;
+}
+
+/* Create one bus thread per rig bus. */
+static int start_buses(struct daemon *d)
+{
+    struct rig *rig = d->rig;
+    d->buses = calloc(rig->n_buses ? rig->n_buses : 1, sizeof *d->buses);
+    d->dev_bus_index = calloc(rig->n_devices ? rig->n_devices : 1, sizeof *d->dev_bus_index);
+    d->sample_hz = calloc(rig->n_channels ? rig->n_channels : 1, sizeof *d->sample_hz);
+    struct bus_device_cfg *cfgs = calloc(rig->n_devices ? rig->n_devices : 1, sizeof *cfgs);
+    if (!d->buses || !d->dev_bus_index || !d->sample_hz || !cfgs) {
+        free(cfgs);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < rig->n_channels; i++)
+        d->sample_hz[i] = d->cfg.sample_hz > 0 && rig->channels[i].readable ? d->cfg.sample_hz
+                                                                             : rig->channels[i].sample_hz;
+    int rc = 0;
+    for (size_t b = 0; b < rig->n_buses && rc == 0; b++) {
+        size_t n = 0;
+        for (size_t i = 0; i < rig->n_devices; i++) {
+            struct rig_device *dev = &rig->devices[i];
+            if (dev->bus != b)
+                continue;
+            d->dev_bus_index[i] = n;
+            cfgs[n++] = (struct bus_device_cfg){
+                .name = dev->name, .drv = dev->drv, .state = dev->state, .chans = dev->chans,
+                .n_chans = dev->n_chans, .sample_hz = &d->sample_hz[dev->first_channel],
+                .first_id = (uint32_t)dev->first_channel,
+            };
+        }
+        rc = bus_create(&d->buses[b], &rig->buses[b].link, cfgs, n, bus_notify, &d->bus_async);
+        if (rc == 0) {
+            d->n_buses++;
+            rc = bus_start(d->buses[b]);
+        }
+    }
+    free(cfgs);
+    return rc;
+}
+
+/* SIGTERM / SIGINT: stop in order. */
+static void signal_cb(uv_signal_t *s, int signum)
+{
+    struct daemon *d = s->data;
+    log_info("daemon", "received %s", strsignal(signum));
+    daemon_shutdown(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* SIGCHLD: the simulator exited on its own. */
+static void sigchld_cb(uv_signal_t *s, int signum)
+{
+    struct daemon *d = s->data;
+    (void)signum;
+    int status;
+    if (sim_child.pid > 0 && waitpid(sim_child.pid, &status, WNOHANG) == sim_child.pid) {
+        sim_child.pid = 0;
+        daemon_event(d, pclock_now(&d->clock), "fault", "sim", "sim_exited",
+                     "perfuse-sim exited; the simulated devices are gone");
+    }
+}
+
+/* Load the rig file (or start the simulator and load its rig). */
+static int load_rig(struct daemon *d)
+{
+    const char *path = d->cfg.rig_path;
+    if (d->cfg.sim) {
+        char err[512];
+        int rc = simchild_start(&sim_child, d->cfg.sim_path, d->cfg.sim_seed, err, sizeof err);
+        if (rc < 0) {
+            log_error("sim", "%s", err);
+            return rc;
+        }
+        d->sim_pid = sim_child.pid;
+        path = sim_child.rig_file;
+    }
+    struct diag dg;
+    diag_init(&dg);
+    int rc = rig_load(path, &d->rig, &dg);
+    diag_print(&dg, stderr);
+    diag_free(&dg);
+    return rc;
+}
+
+/* Recover run files a crash left in the data directory (before the loop runs:
+ * this blocks, and no recorder writes to them now). */
+static void recover_data_dir(const char *dir)
+{
+    DIR *dp = opendir(dir);
+    if (dp == NULL)
+        return;
+    for (struct dirent *e; (e = readdir(dp)) != NULL;) {
+        size_t len = strlen(e->d_name);
+        if (len < 4 || strcmp(e->d_name + len - 3, ".h5") != 0)
+            continue;
+        char path[4096], err[256];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        /* Recovery writes: never through a link, never into a device or a fifo. */
+        struct stat st = { 0 };
+        if (fstatat(dirfd(dp), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
+            log_warn("recorder", "skipping %s: %s, not a regular run file", path,
+                     S_ISLNK(st.st_mode) ? "a symbolic link" : "not a regular file");
+            continue;
+        }
+        int need = recorder_needs_recovery(path, err, sizeof err);
+        if (need < 0)
+            log_warn("recorder", "skipping %s: %s", path, err);
+        if (need != 1)
+            continue;
+        if (recorder_recover(path, err, sizeof err) == 0)
+            log_warn("recorder", "recovered %s, left by a crash (its state is now interrupted)", path);
+        else
+            log_error("recorder", "cannot recover %s", err);     /* err names the file */
+    }
+    closedir(dp);
+}
+
+/* The journal cannot be used to continue its run: whatever that run left
+ * running is put in its safe state (every actuator of the rig, by its
+ * driver), the journal is kept aside as evidence, and an alarm (hence an
+ * alert) says why. Silence here would leave a crashed run's pumps running. */
+static void journal_unusable(struct daemon *d, const char *run, const char *why)
+{
+    char bad[sizeof d->journal.path + 16];
+    snprintf(bad, sizeof bad, "%s.unusable", d->journal.path);
+    bool kept = rename(d->journal.path, bad) == 0;
+    daemon_safe_state(d, NULL, 0);
+    log_error("journal", "%s: %s%s%s%s; no run continued, every actuator sent its safe state; %s%s",
+              d->journal.path, run ? "run " : "", run ? run : "", run ? ": " : "", why,
+              kept ? "journal kept as " : "", kept ? bad : "the journal could not be renamed");
+    alarms_raise(&d->alarms, pclock_now(&d->clock), "alarm", "journal", "journal_unusable", NULL,
+                 "run journal unusable%s%.8s: %s; every actuator sent its safe state; kept as %s.unusable",
+                 run ? " for run " : "", run ? run : "", why, JOURNAL_NAME);
+}
+
+/* Whether path is a file in directory dir (both resolved, so that "runs" and
+ * "./runs" agree). */
+static bool file_in_dir(const char *path, const char *dir)
+{
+    char p[PATH_MAX], dreal[PATH_MAX], preal[PATH_MAX];
+    snprintf(p, sizeof p, "%s", path);
+    const char *slash = strrchr(p, '/');
+    const char *parent = slash == NULL ? "." : slash == p ? "/" : (p[slash - p] = '\0', p);
+    return realpath(dir, dreal) != NULL && realpath(parent, preal) != NULL && strcmp(dreal, preal) == 0;
+}
+
+/* Check the journal's run file and read its last time stamp; 0, or -EINVAL
+ * with the reason in why. */
+static int check_run_file(struct daemon *d, const struct journal_rec *j, double *last, char *why,
+                          size_t len)
+{
+    size_t n = strlen(j->file);
+    if (n < 4 || strcmp(j->file + n - 3, ".h5") != 0 || !file_in_dir(j->file, d->cfg.data_dir)) {
+        snprintf(why, len, "its run file %.150s is not a .h5 file in the data directory %.150s", j->file,
+                 d->cfg.data_dir);
+        return -EINVAL;
+    }
+    if (recorder_last_time(j->file, last) < 0) {
+        snprintf(why, len, "cannot read its run file %.300s", j->file);
+        return -EINVAL;
+    }
+    /* The journal's protocol hash is checked against its text already; a hand
+     * that edited both still has to match what the run file recorded. */
+    char hex[65], err[200];
+    if (recorder_protocol_sha256(j->file, hex, err, sizeof err) < 0) {
+        snprintf(why, len, "cannot read the protocol's sha256 in its run file %.200s: %.150s", j->file, err);
+        return -EINVAL;
+    }
+    if (strcmp(hex, j->protocol_sha256) != 0) {
+        snprintf(why, len, "edited protocol: the journal's protocol (sha256 %.12s...) is not the one "
+                 "its run file recorded (%.12s...)", j->protocol_sha256, hex);
+        return -EINVAL;
+    }
+    /* The gap is computed in ns from it: an absurd value would overflow. */
+    double elapsed_s = (double)(time_wall_ns() - j->start_wall_ns) / 1e9;
+    if (!(*last >= 0 && *last <= elapsed_s + (double)JOURNAL_CLOCK_SLACK_NS / 1e9)) {
+        snprintf(why, len, "its run file's last time stamp (%g s) is not within the run's %.0f s",
+                 *last, elapsed_s);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Load the journal's protocol on this rig and check the journal against it;
+ * 0 and *plan, or a negative errno with the reason in why. */
+static int load_journal_plan(struct daemon *d, const struct journal_rec *j, struct plan **plan,
+                             char *why, size_t len)
+{
+    int64_t now = time_wall_ns();
+    /* What needs no plan first: an edited protocol is reported as edited. */
+    int rc = journal_validate(j, d->rig, NULL, now, why, len);
+    if (rc < 0)
+        return rc;
+    struct diag dg;
+    diag_init(&dg);
+    rc = plan_load(j->protocol_path, j->protocol_text, strlen(j->protocol_text), d->rig, plan, &dg);
+    if (rc < 0) {
+        diag_print(&dg, stderr);
+        snprintf(why, len, "its protocol does not load on this rig (%d errors, logged)", (int)dg.errors);
+    }
+    diag_free(&dg);
+    if (rc == 0 && (rc = journal_validate(j, d->rig, *plan, now, why, len)) < 0) {
+        plan_free(*plan);
+        *plan = NULL;
+    }
+    return rc;
+}
+
+/* A run was going when the daemon last stopped (kill -9, power cut, SIGTERM):
+ * continue it as its protocol's on_restart says, once its journal has been
+ * checked; a journal that cannot be used makes the rig safe and raises an
+ * alarm. Blocking, at start-up only. */
+static void continue_journaled_run(struct daemon *d)
+{
+    char *text;
+    size_t len;
+    char why[512];
+    /* Through the data directory's descriptor: never a link, never a fifo that would stall the start. */
+    int rc = d->journal.dir_fd < 0 ? d->journal.dir_error
+             : journal_read_at(d->journal.dir_fd, JOURNAL_NAME, JOURNAL_MAX_BYTES, &text, &len);
+    if (rc == -ENOENT)
+        return;                                     /* no journal: nothing was running */
+    if (rc < 0) {
+        snprintf(why, sizeof why, "cannot read it: %s", strerror(-rc));
+        journal_unusable(d, NULL, why);
+        return;
+    }
+    struct journal_rec j;
+    rc = journal_decode(text, len, &j, why, sizeof why);
+    free(text);
+    if (rc < 0) {
+        journal_unusable(d, NULL, why);
+        journal_rec_free(&j);
+        return;
+    }
+    struct plan *plan = NULL;
+    double last = 0;
+    rc = load_journal_plan(d, &j, &plan, why, sizeof why);
+    if (rc == 0 && (rc = check_run_file(d, &j, &last, why, sizeof why)) < 0) {
+        plan_free(plan);
+        plan = NULL;
+    }
+    if (rc < 0) {
+        journal_unusable(d, j.run_id, why);
+        journal_rec_free(&j);
+        return;
+    }
+    struct diag dg;
+    diag_init(&dg);
+    struct run *r;
+    rc = run_continue(d, &j, plan, last, &dg, &r);
+    if (rc < 0) {
+        diag_print(&dg, stderr);
+        snprintf(why, sizeof why, "the run cannot be continued: %s", strerror(-rc));
+        journal_unusable(d, j.run_id, why);
+    } else {
+        run_set_closed_cb(r, control_run_closed);
+        d->run = r;
+        log_warn("journal", "continuing run %.8s (%s) in %s", j.run_id, run_plan(r)->name, j.file);
+    }
+    diag_free(&dg);
+    journal_rec_free(&j);
+}
+
+/* Set up the daemon. */
+int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *cfg)
+{
+    memset(d, 0, sizeof *d);
+    d->loop = loop;
+    d->cfg = *cfg;
+    gethostname(d->host, sizeof d->host - 1);
+    pclock_init_real(&d->clock, loop);
+    /* Handles first: daemon_shutdown closes them whatever fails later. */
+    uv_async_init(loop, &d->bus_async, bus_async_cb);
+    d->bus_async.data = d;
+    uv_signal_init(loop, &d->sig_term);
+    uv_signal_init(loop, &d->sig_int);
+    uv_signal_init(loop, &d->sig_chld);
+    d->sig_term.data = d->sig_int.data = d->sig_chld.data = d;
+    uv_signal_start(&d->sig_term, signal_cb, SIGTERM);
+    uv_signal_start(&d->sig_int, signal_cb, SIGINT);
+    uv_signal_start(&d->sig_chld, sigchld_cb, SIGCHLD);
+    recover_data_dir(cfg->data_dir);
+    int rc = load_rig(d);
+    if (rc < 0)
+        return rc;
+    d->chans = calloc(d->rig->n_channels ? d->rig->n_channels : 1, sizeof *d->chans);
+    if (d->chans == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < d->rig->n_channels; i++)
+        d->chans[i].value = d->chans[i].setpoint = d->chans[i].confirmed_recorded = NAN;
+    d->dev_health = calloc(d->rig->n_devices + 1, sizeof *d->dev_health);
+    d->bus_health = calloc(d->rig->n_buses + 1, sizeof *d->bus_health);
+    if (d->dev_health == NULL || d->bus_health == NULL)
+        return -ENOMEM;
+    alarms_init(&d->alarms, alarm_event, d);
+    latch_init(&d->latch, d->rig->n_channels);
+    alerts_init(&d->alerts, loop, d->rig->alert_command, d->rig->name, d->host,
+                d->rig->alert_min_interval_s, d->rig->alert_max_per_hour);
+    struct interlock_hooks ih = { .ctx = d, .trip = limit_tripped, .clear = limit_cleared };
+    if (interlocks_init(&d->il, d->rig->limits, d->rig->n_limits, &ih) < 0)
+        return -ENOMEM;
+    struct delivery_hooks dh = { .ctx = d, .raise = delivery_raised, .clear = delivery_cleared,
+                                 .fill = delivery_fill };
+    if (delivery_init(&d->dl, d->rig, &dh) < 0)
+        return -ENOMEM;
+    char err[512] = "";
+    /* A second daemon on the same serial ports must not start at all. */
+    for (size_t i = 0; i < d->rig->n_buses; i++) {
+        const struct link_config *l = &d->rig->buses[i].link;
+        if ((l->type == LINK_SERIAL || l->type == LINK_MODBUS_RTU) && l->port != NULL &&
+            serial_check_free(l->port, err, sizeof err) < 0) {
+            log_error("daemon", "bus %s: %s; refusing to start", d->rig->buses[i].name, err);
+            return -EBUSY;
+        }
+    }
+    rc = control_start(&d->control, d, cfg->socket_path, err, sizeof err);
+    if (rc < 0) {
+        log_error("control", "%s", err);
+        return rc;
+    }
+    rc = setup_actuators(d);
+    if (rc == 0)
+        rc = start_buses(d);
+    if (rc == 0)
+        rc = setup_plausibility(d);
+    if (rc == 0) {
+        /* What a tripped limit held before the restart is held again before a
+         * journaled run continues or a command is served. */
+        latchstore_restore(d);
+        journal_writer_init(&d->journal, loop, cfg->data_dir);
+        d->journal.result = journal_result;
+        d->journal.result_ctx = d;
+        continue_journaled_run(d);
+    }
+    if (rc < 0)
+        log_error("daemon", "cannot start the bus threads: %s", strerror(-rc));
+    log_info("daemon", "rig '%s': %zu buses, %zu devices, %zu channels; control socket %s",
+             d->rig->name, d->rig->n_buses, d->rig->n_devices, d->rig->n_channels,
+             control_path(d->control));
+    return rc;
+}
+
+/* The end of the shutdown: say honestly whether the safe state was confirmed,
+ * stop the buses (queued safe-state commands reach the wire first), close the
+ * run and the handles. */
+static void shutdown_finish(struct daemon *d)
+{
+    if (d->safe_pending) {
+        char list[600] = "";
+        size_t k = 0;
+        for (size_t i = 0; i < d->act.n && k + 80 < sizeof list; i++) {
+            const struct act_chan *c = &d->act.c[i];
+            if (c->on && c->latched && !c->confirmed)
+                k += (size_t)snprintf(list + k, sizeof list - k, "%s%s (%s)", k ? "; " : "",
+                                      d->rig->channels[i].name, c->why[0] ? c->why : "no answer");
+        }
+        log_error("daemon", "safe state NOT confirmed before stopping: %s; those devices may still be "
+                  "running", list);
+        if (d->run != NULL && !run_closed(d->run))
+            run_event(d->run, pclock_now(&d->clock), "fault", "daemon", "safe_state_unconfirmed",
+                      "safe state not confirmed before the daemon stopped: %s", list);
+    }
+    for (size_t b = 0; b < d->n_buses; b++)
+        bus_stop(d->buses[b]);
+    drain_notes(d);
+    if (d->run != NULL) {
+        run_shutdown_finish(d->run);
+        run_free(d->run);
+        d->run = NULL;
+    }
+    uv_close((uv_handle_t *)&d->bus_async, NULL);
+    uv_close((uv_handle_t *)&d->sig_term, NULL);
+    uv_close((uv_handle_t *)&d->sig_int, NULL);
+    uv_close((uv_handle_t *)&d->sig_chld, NULL);
+    if (d->plaus.c != NULL)
+        uv_close((uv_handle_t *)&d->plaus_timer, NULL);
+    if (d->act.c != NULL)
+        uv_close((uv_handle_t *)&d->act_timer, NULL);
+    uv_close((uv_handle_t *)&d->shutdown_timer, NULL);
+}
+
+/* While stopping: wait for the safe state's confirmation, up to the deadline. */
+static void shutdown_wait_cb(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    if (d->safe_pending && pclock_now(&d->clock) < d->shutdown_deadline_ns)
+        return;
+    uv_timer_stop(t);
+    shutdown_finish(d);
+}
+
+/* Begin an orderly shutdown: the run's on_shutdown first; a safe state it asks
+ * for is waited for (at most the rig's confirm.safe_state time) while the
+ * buses keep retrying it. */
+void daemon_shutdown(struct daemon *d, const char *why)
+{
+    if (d->shutting_down)
+        return;
+    d->shutting_down = true;
+    log_info("daemon", "shutting down (%s)", why);
+    sdnotify_stopping(&d->sdn);
+    control_close(d->control);
+    if (d->run != NULL)
+        run_shutdown_begin(d->run);
+    uv_timer_init(d->loop, &d->shutdown_timer);
+    d->shutdown_timer.data = d;
+    if (!d->safe_pending || d->n_buses == 0) {
+        shutdown_finish(d);
+        return;
+    }
+    log_info("daemon", "waiting up to %.1f s for the devices to confirm the safe state",
+             d->rig->safe_confirm_s);
+    d->shutdown_deadline_ns = pclock_now(&d->clock) + (int64_t)(d->rig->safe_confirm_s * 1e9);
+    uv_timer_start(&d->shutdown_timer, shutdown_wait_cb, 20, 20);
+}
+
+/* Run the loop until shutdown, then release everything. */
+int daemon_run(struct daemon *d)
+{
+    uv_run(d->loop, UV_RUN_DEFAULT);
+    for (size_t b = 0; b < d->n_buses; b++)
+        bus_free(d->buses[b]);
+    simchild_stop(&sim_child);
+    rig_free(d->rig);
+    free(d->buses);
+    free(d->dev_bus_index);
+    free(d->sample_hz);
+    free(d->chans);
+    latency_free(&d->dispatch);
+    latency_free(&d->wire);
+    alarms_free(&d->alarms);
+    plaus_free(&d->plaus);
+    actuators_free(&d->act);
+    alerts_free(&d->alerts);
+    journal_writer_free(&d->journal);
+    free(d->dev_health);
+    free(d->bus_health);
+    interlocks_free(&d->il);
+    latch_free(&d->latch);
+    latchstore_free(&d->latchstore);
+    delivery_free(&d->dl);
+    pclock_free(&d->clock);
+    return 0;
+}

@@ -1,0 +1,164 @@
+/*
+ * The daemon's state, owned by the loop thread: the rig, its buses, the
+ * latest value of every channel, the current run and the control server.
+ */
+#ifndef PERFUSE_DAEMON_H
+#define PERFUSE_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "run/actuators.h"
+#include "run/alarms.h"
+#include "alerts.h"
+#include "drivers/bus.h"
+#include "run/clock.h"
+#include "run/delivery.h"
+#include "run/interlock.h"
+#include "journal.h"
+#include "run/latch.h"
+#include "latchstore.h"
+#include "run/plausibility.h"
+#include "sdnotify.h"
+#include "base/latency.h"
+#include "plan/plan.h"
+#include "plan/rig.h"
+
+struct run;
+struct control;
+
+/* The latest news of one channel. */
+struct chan_state {
+    double value;               /* NaN when unknown */
+    int64_t t_ns;               /* CLOCK_MONOTONIC of the last sample (0: never) */
+    int err;                    /* last read error, 0 if the last read was good */
+    char msg[208];              /* last error message */
+    double setpoint;            /* the desired value (NaN: none); actuators.h has its confirmation */
+    uint64_t samples;
+    bool write_fail_reported;   /* a write_failed event was recorded since it was last confirmed */
+    double confirmed_recorded;  /* the confirmed value last put in the run file (NaN: unknown) */
+};
+
+/* What the daemon knows of a device's or a bus's health, for `devices`. */
+struct health {
+    bool faulted;               /* device faulted / bus link down */
+    bool seen;                  /* devices: answered at least once */
+    int64_t since_ns;           /* clock time of the last change (0: never) */
+    uint64_t faults;            /* times it faulted */
+    char last_error[160];       /* the most recent error, kept after recovery */
+};
+
+struct daemon_config {
+    const char *rig_path;       /* NULL with sim */
+    bool sim;
+    const char *socket_path;
+    const char *ro_socket_path;     /* NULL: perfused-ro.sock beside socket_path; "none" */
+    const char *socket_group;       /* NULL: the daemon's group */
+    const char *ro_socket_group;    /* NULL: the read-only socket is 0666 */
+    int max_clients;                /* 0: CONTROL_MAX_CLIENTS */
+    const char *data_dir;
+    const char *sim_path;       /* perfuse-sim binary */
+    uint64_t sim_seed;
+    double sample_hz;           /* > 0: sample every readable channel at this rate */
+};
+
+struct daemon {
+    uv_loop_t *loop;
+    struct daemon_config cfg;
+    struct pclock clock;
+    struct rig *rig;            /* read-only once loaded: protocols are checked against it
+                                 * on the thread pool too */
+    struct bus **buses;         /* one per rig bus */
+    size_t n_buses;
+    size_t *dev_bus_index;      /* rig device -> index within its bus */
+    double *sample_hz;          /* per rig channel */
+    struct chan_state *chans;   /* per rig channel */
+    uv_async_t bus_async;
+    uv_signal_t sig_term, sig_int, sig_chld;
+    struct control *control;
+    struct run *run;            /* the current or last run; NULL if none yet */
+    pid_t sim_pid;
+    char *sim_dir;              /* where the sim writes its rig file */
+    bool shutting_down;
+    /* Timing of setpoint commands in the current (or last) run: from the planned
+     * time to the runner issuing it (dispatch) and to its first byte leaving on
+     * the line (wire). */
+    struct latency dispatch, wire;
+    char host[64];
+    struct health *dev_health;  /* per rig device */
+    struct health *bus_health;  /* per rig bus */
+    struct alarms alarms;       /* latched until acknowledged */
+    struct interlocks il;       /* the rig's limits, and the run's */
+    struct latch latch;         /* actuators held in their safe state by a tripped limit */
+    struct latchstore latchstore;   /* the holds kept in the data directory across a restart */
+    struct plausibility plaus;  /* which measured channels can be believed */
+    struct delivery dl;         /* syringe fill levels and stalls, flow monitors */
+    struct journal_writer journal;  /* the run journal in the data directory */
+    struct sdnotify sdn;        /* systemd readiness and watchdog */
+    struct alerts alerts;       /* the rig's alert command */
+    /* Interlock timing: the sample that tripped the last safe-stop, and the tag
+     * of the safety writes it caused, to measure when the first left on the wire. */
+    int64_t il_sample_ns;
+    uint64_t il_tag;            /* 0: none pending */
+    uint64_t write_tag;         /* tag for the writes being queued now */
+    uv_timer_t plaus_timer;     /* checks for lost sensors */
+    struct actuators act;       /* desired and confirmed state of every actuator */
+    uv_timer_t act_timer;       /* retries and tolerances of the actuators */
+    int64_t planned_ns;         /* planned time of the write being sent now (0: a retry) */
+    bool safe_pending;          /* a safe state was requested and is not yet confirmed */
+    unsigned safe_superseded;   /* its channels released before they confirmed it */
+    int64_t safe_requested_ns;
+    uv_timer_t shutdown_timer;  /* shutdown waits (bounded) for the safe state's confirmation */
+    int64_t shutdown_deadline_ns;
+};
+
+/* Set up the daemon: rig (or simulated rig), buses, control socket.
+ * Blocking work (starting the simulator) happens here, before the loop runs.
+ * Returns 0 or a negative errno (reported on stderr). */
+int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *cfg);
+/* Run the loop until shutdown; returns the exit code. */
+int daemon_run(struct daemon *d);
+/* Begin an orderly shutdown (signal, or fatal error). */
+void daemon_shutdown(struct daemon *d, const char *why);
+
+/* Command a channel: value becomes its desired value (origin protocol or
+ * manual), sent now and retried until the device confirms it. Returns 0 or a
+ * negative errno (-EINVAL unknown channel, -EPERM not writable or holding a
+ * latched safe state). */
+int daemon_command(struct daemon *d, int channel, double value, enum act_origin origin,
+                   int64_t planned_ns);
+/* The same with a bus priority: BUS_PRIO_SAFETY latches value as the channel's
+ * safe state, BUS_PRIO_SETPOINT is daemon_command with origin protocol. */
+int daemon_write(struct daemon *d, int channel, double value, enum bus_priority prio,
+                 int64_t planned_ns);
+/* End the latched safe state of channel ch (every channel if ch < 0): a new
+ * run or a manual set replaces it. One released before it was confirmed is
+ * recorded (safe_state_superseded) and never reported as applied. */
+void daemon_release_safe(struct daemon *d, int ch);
+/* Whether the safe state last requested is confirmed by every device (true if none). */
+bool daemon_safe_confirmed(const struct daemon *d);
+/* Why the plan cannot run on the rig now (a device it writes faulted or out of
+ * reach, a sensor it watches lost), one reason per line in buf; 0 if none,
+ * else the number of reasons. */
+int daemon_run_blockers(struct daemon *d, const struct plan *p, char *buf, size_t len);
+/* Record an event in the current run's file if a run is active, else in the log. */
+void daemon_event(struct daemon *d, int64_t t, const char *severity, const char *source,
+                  const char *code, const char *msg);
+
+/* Send an alert (kind: alarm, fault, prompt, run_end, restart) through the
+ * rig's alert command, with the details of run, the run it is about (NULL:
+ * none). The caller names the run: while a new run starts, d->run is still
+ * the last one. */
+void daemon_alert(struct daemon *d, const struct run *run, const char *kind, const char *severity,
+                  const char *source, const char *code, const char *message);
+
+/* Put every device in its safe state: the plan's safe_state values first
+ * (if a plan is given), then each driver's own safe action. The safe state is
+ * latched (actuators.h) and retried until confirmed; a safe_state_unconfirmed
+ * alarm is raised if it is not confirmed within the rig's confirm.safe_state
+ * time, and a safe_state_applied event recorded once it is. */
+void daemon_safe_state(struct daemon *d, const struct plan_target *targets, size_t n);
+
+#endif

@@ -1,0 +1,1055 @@
+/* A run: one protocol on the daemon's rig, its runner and its run file. */
+#include "run.h"
+#include "run/delivery.h"
+#include "journal.h"
+#include "record/runfile.h"
+#include "base/sha256.h"
+#include "base/log.h"
+#include "base/timeutil.h"
+#include "base/utf8.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+struct run {
+    struct daemon *dm;
+    struct plan *plan;
+    struct runner *runner;
+    struct recorder *rec;
+    uv_async_t rec_async;
+    bool rec_async_open;
+    uv_timer_t settle;          /* from the run's end to closing its file */
+    bool settle_open;
+    bool finishing;             /* recorder_finish has been called */
+    int handles;                /* libuv handles still open */
+    char operator_name[RUN_OPERATOR_MAX + 1];
+    int storage_alarm;          /* the storage_fault alarm is raised */
+    int64_t refusal_window_ns;  /* start of the second in which refusals are counted */
+    unsigned refusals;          /* refusals recorded in that second */
+    unsigned refusals_held;     /* refusals not recorded since the last one that was */
+    char id[33];
+    char path[PATH_MAX];
+    int64_t start_ns, start_wall_ns;
+    struct runfile_series series;
+    int *rec_chan;              /* rig channel -> /channels index, or -1 (in series) */
+    int *rec_sp;                /* rig channel -> /setpoints index, or -1 (in series) */
+    enum run_state final;
+    bool ended;                 /* runner reached a final state */
+    bool closed;                /* the file is closed */
+    bool shutdown;              /* the daemon is stopping during the run */
+    int64_t end_ns;             /* clock time the run ended */
+    struct run_event_rec *events;   /* ring of the latest RUN_EVENTS_KEPT */
+    size_t n_events;                /* ever recorded */
+    run_closed_cb closed_cb;
+    double *proto_sp;           /* per rig channel: the protocol's last value (NaN: none) */
+    struct run_override *ovr;   /* per rig channel: a manual override made in a pause */
+    /* For the journal: what a restart checks it against (journal_check.h). */
+    char rig_sha256[65], rig_digest[65], protocol_sha256[65];
+};
+
+_Static_assert(sizeof ((struct journal_rec *)0)->operator_name > RUN_OPERATOR_MAX,
+               "the journal keeps an operator's name whole");
+
+/* Whether name can be an operator's name; if not, why in err. */
+bool run_operator_ok(const char *name, char *err, size_t len)
+{
+    size_t n = strlen(name);
+    if (!utf8_valid(name, n)) {
+        snprintf(err, len, "the operator name is not valid UTF-8 text (byte %zu); "
+                 "give it in UTF-8", utf8_valid_prefix(name, n) + 1);
+        return false;
+    }
+    if (n > RUN_OPERATOR_MAX) {
+        snprintf(err, len, "the operator name is %zu bytes long; at most %d bytes fit (%d letters "
+                 "of plain ASCII, fewer with accents or other scripts): shorten it", n,
+                 RUN_OPERATOR_MAX, RUN_OPERATOR_MAX);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) {
+            snprintf(err, len, "the operator name contains a control character (byte %zu); "
+                     "give a plain name", i + 1);
+            return false;
+        }
+    return true;
+}
+
+/* The file's state for a run that has ended: completed, aborted (by an
+ * operator) or faulted (a safety action, or on_fault: abort). */
+static const char *final_state(const struct run *r)
+{
+    return r->final == RUN_COMPLETED || r->final == RUN_FAULTED ? run_state_name(r->final) : "aborted";
+}
+
+/* How long a run's file stays open after its end, for the end's consequences. */
+#define RUN_SETTLE_MS 500
+
+/* Seconds since t = 0 for a clock time. */
+static double rel(const struct run *r, int64_t t_ns)
+{
+    return (double)(t_ns - r->start_ns) / 1e9;
+}
+
+/* Record an event from outside the runner. */
+void run_event(struct run *r, int64_t t_ns, const char *severity, const char *source,
+               const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    utf8_vformat(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_info(source, "%s: %s", code, msg);
+    if (r->rec != NULL && !r->closed)
+        recorder_event(r->rec, rel(r, t_ns), severity, source, code, msg);
+    if (r->events == NULL)
+        r->events = calloc(RUN_EVENTS_KEPT, sizeof *r->events);
+    if (r->events != NULL) {
+        struct run_event_rec *e = &r->events[r->n_events % RUN_EVENTS_KEPT];
+        e->seq = r->n_events++;
+        e->t = rel(r, t_ns);
+        utf8_copy(e->severity, sizeof e->severity, severity);
+        utf8_copy(e->source, sizeof e->source, source);
+        utf8_copy(e->code, sizeof e->code, code);
+        utf8_copy(e->message, sizeof e->message, msg);   /* the file keeps as many bytes */
+    }
+}
+
+/* Each syringe's level and the counter reading it was computed at, into j. */
+static void journal_put_fills(const struct delivery *dl, struct journal_rec *j)
+{
+    for (size_t i = 0; i < dl->n_pumps && j->n_fills < JOURNAL_MAX_FILLS; i++) {
+        struct journal_fill *f = &j->fills[j->n_fills];
+        struct delivery_level l;
+        if (strlen(dl->pumps[i].name) >= sizeof f->pump)
+            continue;           /* not kept: unknown after a restart */
+        delivery_get_level(dl, i, &l);
+        snprintf(f->pump, sizeof f->pump, "%s", dl->pumps[i].name);
+        f->fill_ul = l.fill_ul;
+        f->counter_ul = l.counter_ul;
+        f->fill0_ul = l.fill0_ul;
+        snprintf(f->source, sizeof f->source, "%s", syringe_source_name(l.source));
+        j->n_fills++;
+    }
+}
+
+/* The syringes' levels a journal carried over a restart (unknown where it has none). */
+static void journal_get_fills(const struct journal_rec *j, const struct delivery *dl,
+                              struct delivery_level *levels)
+{
+    for (size_t i = 0; i < dl->n_pumps; i++) {
+        levels[i] = (struct delivery_level){ .fill_ul = NAN, .counter_ul = NAN, .fill0_ul = NAN,
+                                             .source = FILL_UNKNOWN };
+        for (size_t k = 0; k < j->n_fills; k++) {
+            const struct journal_fill *f = &j->fills[k];
+            if (strcmp(f->pump, dl->pumps[i].name) != 0)
+                continue;
+            levels[i] = (struct delivery_level){ .fill_ul = f->fill_ul, .counter_ul = f->counter_ul,
+                                                 .fill0_ul = f->fill0_ul };
+            if (strcmp(f->source, syringe_source_name(FILL_GIVEN)) == 0)
+                levels[i].source = FILL_GIVEN;
+            else if (strcmp(f->source, syringe_source_name(FILL_ASSUMED_FULL)) == 0)
+                levels[i].source = FILL_ASSUMED_FULL;
+        }
+    }
+}
+
+/* Write where the run is to the journal (in the background). */
+static void journal_update(struct run *r)
+{
+    struct journal_rec j;
+    memset(&j, 0, sizeof j);
+    if (r->runner == NULL || r->ended || !runner_get_pos(r->runner, &j.pos))
+        return;
+    snprintf(j.run_id, sizeof j.run_id, "%s", r->id);
+    snprintf(j.file, sizeof j.file, "%s", r->path);
+    j.start_wall_ns = r->start_wall_ns;
+    utf8_copy(j.rig_name, sizeof j.rig_name, r->dm->rig->name);
+    utf8_copy(j.operator_name, sizeof j.operator_name, r->operator_name);
+    j.protocol_path = r->plan->path;
+    j.protocol_text = r->plan->text;
+    memcpy(j.rig_sha256, r->rig_sha256, sizeof j.rig_sha256);
+    memcpy(j.rig_digest, r->rig_digest, sizeof j.rig_digest);
+    memcpy(j.protocol_sha256, r->protocol_sha256, sizeof j.protocol_sha256);
+    const struct rig *rig = r->dm->rig;
+    for (size_t i = 0; i < rig->n_channels && j.n_setpoints < JOURNAL_MAX_SETPOINTS; i++)
+        if (rig->channels[i].writable && !isnan(r->dm->chans[i].setpoint)) {
+            utf8_copy(j.setpoints[j.n_setpoints].channel, sizeof j.setpoints[0].channel,
+                      rig->channels[i].name);
+            j.setpoints[j.n_setpoints++].value = r->dm->chans[i].setpoint;
+        }
+    for (size_t i = 0; i < rig->n_channels && j.n_overrides < JOURNAL_MAX_SETPOINTS; i++)
+        if (r->ovr[i].on) {
+            struct journal_override *o = &j.overrides[j.n_overrides++];
+            snprintf(o->channel, sizeof o->channel, "%s", rig->channels[i].name);
+            o->value = r->ovr[i].value;
+            o->protocol = r->proto_sp[i];
+            snprintf(o->by, sizeof o->by, "%s", r->ovr[i].by);
+            o->since_wall_ns = r->ovr[i].since_wall_ns;
+        }
+    journal_put_fills(&r->dm->dl, &j);
+    char *text;
+    if (journal_encode(&j, &text) == 0)
+        journal_writer_put(&r->dm->journal, text);
+    else
+        log_error("journal", "run %.8s: its position cannot be encoded; a restart could not "
+                  "continue it from here", r->id);
+}
+
+/* Command a channel for the run; 0, or the refusal (recorded as write_refused). */
+static int run_write(struct run *r, int channel, double value, int64_t planned_ns)
+{
+    latency_add(&r->dm->dispatch, pclock_now(&r->dm->clock) - planned_ns);
+    int rc = daemon_write(r->dm, channel, value, BUS_PRIO_SETPOINT, planned_ns);
+    r->proto_sp[channel] = value;
+    if (r->ovr[channel].on) {
+        /* The protocol sets the channel again: a kept override ends here. */
+        const struct rig_channel *c = &r->dm->rig->channels[channel];
+        r->ovr[channel].on = false;
+        run_event(r, pclock_now(&r->dm->clock), "info", c->name, "override_ended",
+                  "the protocol sets %s to %g %s: the manual override of %g %s by %s ends", c->name, value,
+                  c->unit, r->ovr[channel].value, c->unit, r->ovr[channel].by);
+    }
+    if (r->rec_sp[channel] >= 0 && rc == 0)
+        recorder_setpoint(r->rec, (uint32_t)r->rec_sp[channel], rel(r, planned_ns), value);
+    if (rc < 0)
+        run_event(r, pclock_now(&r->dm->clock), "fault", r->dm->rig->channels[channel].name,
+                  "write_refused", "setpoint %g %s not sent: %s", value,
+                  r->dm->rig->channels[channel].unit,
+                  rc == -EACCES ? "held in its safe state by a tripped limit"
+                  : rc == -EPERM ? "the channel holds a latched safe state" : strerror(-rc));
+    return rc;
+}
+
+/* Runner hook: command a channel. */
+static void hook_write(void *ctx, int channel, double value, int64_t planned_ns)
+{
+    run_write(ctx, channel, value, planned_ns);
+}
+
+/* Runner hook: put the rig in the plan's safe state. */
+static void hook_safe_state(void *ctx)
+{
+    struct run *r = ctx;
+    int64_t now = pclock_now(&r->dm->clock);
+    for (size_t i = 0; i < r->plan->n_safe; i++) {
+        int ch = r->plan->safe_state[i].channel;
+        if (r->rec_sp[ch] >= 0)
+            recorder_setpoint(r->rec, (uint32_t)r->rec_sp[ch], rel(r, now), r->plan->safe_state[i].v0);
+    }
+    daemon_safe_state(r->dm, r->plan->safe_state, r->plan->n_safe);
+    /* Applied only once the devices confirm it: then a safe_state_applied event follows. */
+    if (!daemon_safe_confirmed(r->dm))
+        run_event(r, now, "info", "runner", "safe_state",
+                  "safe state sent; waiting for the devices to confirm it");
+}
+
+/* Runner hook: an event. */
+static void hook_event(void *ctx, int64_t now, const char *severity, const char *code,
+                       const char *message)
+{
+    struct run *r = ctx;
+    run_event(r, now, severity, "runner", code, "%s", message);
+    if (strcmp(code, "paused") == 0 || strcmp(code, "resumed") == 0)
+        journal_update(r);
+    if (strcmp(code, "resumed") == 0)
+        delivery_on_resume(&r->dm->dl, now);
+    if (strcmp(code, "prompt") == 0)
+        daemon_alert(r->dm, r, "prompt", "info", "runner", code, message);
+}
+
+/* Runner hook: a /steps row. */
+static void hook_step(void *ctx, const struct rec_step *row)
+{
+    struct run *r = ctx;
+    if (r->rec != NULL && !r->closed)
+        recorder_step(r->rec, row);
+    journal_update(r);
+}
+
+/* Tell the recorder to close the file with the run's final state (once). */
+static void finish_file(struct run *r, const char *state)
+{
+    if (r->finishing || r->rec == NULL)
+        return;
+    r->finishing = true;
+    if (r->settle_open)
+        uv_timer_stop(&r->settle);
+    recorder_finish(r->rec, state);
+}
+
+/* How long a run's file waits after its end for the safe state's confirmation. */
+#define RUN_SAFE_WAIT_MS 30000
+
+/* The run ended a moment ago: what its end caused is recorded; close the file,
+ * once the safe state is confirmed (or has been waited for long enough). */
+static void settle_done(uv_timer_t *t)
+{
+    struct run *r = t->data;
+    int64_t now = pclock_now(&r->dm->clock);
+    if (!daemon_safe_confirmed(r->dm)) {
+        if (now - r->end_ns < (int64_t)RUN_SAFE_WAIT_MS * 1000000) {
+            uv_timer_start(&r->settle, settle_done, 100, 0);
+            return;
+        }
+        run_event(r, now, "fault", "runner", "safe_state_unconfirmed",
+                  "the safe state is still not confirmed %d s after the run ended; the file closes "
+                  "without it", RUN_SAFE_WAIT_MS / 1000);
+    }
+    finish_file(r, final_state(r));
+}
+
+/* Runner hook: the run is over. The file stays open a moment longer, so that
+ * the outcome of the safe-state commands its end sent is in it too. */
+static void hook_finished(void *ctx, enum run_state final)
+{
+    struct run *r = ctx;
+    r->ended = true;
+    r->final = final;
+    r->end_ns = pclock_now(&r->dm->clock);
+    interlocks_set_run(&r->dm->il, NULL, 0, r->end_ns);
+    delivery_stop(&r->dm->dl);
+    journal_writer_remove(&r->dm->journal);     /* nothing left to continue */
+    char msg[200];
+    utf8_format(msg, sizeof msg, "run of '%s' ended: %s", r->plan->name, run_state_name(final));
+    daemon_alert(r->dm, r, "run_end", final == RUN_COMPLETED ? "info" : "warning", "runner",
+                 run_state_name(final), msg);
+    if (r->settle_open)
+        uv_timer_start(&r->settle, settle_done, RUN_SETTLE_MS, 0);
+    else
+        finish_file(r, final_state(r));
+}
+
+/* The recorder reported something (from its thread, through the async). */
+static void rec_notified(uv_async_t *a)
+{
+    struct run *r = a->data;
+    struct rec_status st;
+    recorder_get_status(r->rec, &st);
+    if (st.open_error != 0 && !r->ended) {
+        /* A run nobody can analyse afterwards is not worth the cells: stop it. */
+        log_error("recorder", "cannot create %s: %s", r->path, st.last_error);
+        runner_abort(r->runner, "the run file cannot be created");
+    }
+    if (st.storage_failing != r->storage_alarm) {
+        /* Control goes on; the samples wait in memory (bounded) for the disk. */
+        r->storage_alarm = st.storage_failing;
+        int64_t now = pclock_now(&r->dm->clock);
+        if (st.storage_failing)
+            alarms_raise(&r->dm->alarms, now, "alarm", "storage", "storage_fault", NULL,
+                         "cannot write %s: %s; the run goes on and its data waits in memory", r->path,
+                         st.last_error);
+        else
+            alarms_clear(&r->dm->alarms, now, "storage", "storage_fault", NULL);
+    }
+    if (st.finished && !r->closed) {
+        r->closed = true;
+        log_info("run", "run file closed: %s", r->path);
+        if (r->closed_cb)
+            r->closed_cb(r->dm, r);
+    }
+}
+
+/* Recorder notify callback (recorder thread): wake the loop. */
+static void rec_notify(void *arg)
+{
+    uv_async_send(arg);
+}
+
+/* Create the data directory if needed (0750: researchers read through the group). */
+static int ensure_dir(const char *dir)
+{
+    if (mkdir(dir, 0750) == 0 || errno == EEXIST)
+        return 0;
+    return -errno;
+}
+
+/* Start the recorder for a new run file. */
+static int open_file(struct run *r, const struct run_actor *who, bool append)
+{
+    struct daemon *dm = r->dm;
+    int rc = ensure_dir(dm->cfg.data_dir);
+    if (rc < 0)
+        return rc;
+    if (!append)
+        runfile_path(r->path, sizeof r->path, dm->cfg.data_dir, r->start_wall_ns, r->plan->name, NULL, r->id);
+    if ((rc = runfile_series_build(dm->rig, &r->series)) < 0)
+        return rc;
+    r->rec_chan = r->series.rec_chan;
+    r->rec_sp = r->series.rec_sp;
+    struct rec_run_info info = {
+        .path = r->path, .run_id = r->id, .protocol_name = r->plan->name,
+        .protocol_path = r->plan->path, .protocol_text = r->plan->text,
+        .rig_name = dm->rig->name, .rig_text = dm->rig->text,
+        .operator_name = who->operator_name ? who->operator_name : "",
+        .host = dm->host, .software_version = PERFUSE_VERSION " (" PERFUSE_GIT_REV ")",
+        .start_wall_ns = r->start_wall_ns,
+        .channels = r->series.chans, .n_channels = r->series.n_chans,
+        .setpoints = r->series.sps, .n_setpoints = r->series.n_sps,
+        .confirmed = r->series.confs, .n_confirmed = r->series.n_sps,
+        .compression = dm->rig->rec.compression, .flush_interval_s = dm->rig->rec.flush_s,
+        .fsync_interval_s = dm->rig->rec.checkpoint_s, .append = append,
+        .buffer_samples = dm->rig->rec.buffer,
+    };
+    /* A continued run goes on in its file as it was laid out. */
+    if (!append && (rc = delivery_add_to_file(&dm->dl, &r->series, &info)) < 0)
+        return rc;
+    info.channels = r->series.chans;
+    info.n_channels = r->series.n_chans;
+    if ((rc = uv_async_init(dm->loop, &r->rec_async, rec_notified)) < 0)
+        return rc;
+    r->rec_async.data = r;
+    r->rec_async_open = true;
+    r->handles++;
+    if ((rc = uv_timer_init(dm->loop, &r->settle)) < 0)
+        return rc;
+    r->settle.data = r;
+    r->settle_open = true;
+    r->handles++;
+    return recorder_start(&r->rec, &info, rec_notify, &r->rec_async);
+}
+
+/* Per channel: no protocol value and no override yet. */
+static int overrides_init(struct run *r)
+{
+    size_t n = r->dm->rig->n_channels + 1;
+    r->proto_sp = malloc(n * sizeof *r->proto_sp);
+    r->ovr = calloc(n, sizeof *r->ovr);
+    if (r->proto_sp == NULL || r->ovr == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        r->proto_sp[i] = NAN;
+    return 0;
+}
+
+/* Refuse a protocol that would move an actuator a tripped limit holds in its
+ * safe state, naming the alarm (-EACCES, with the reason in d). */
+static int refuse_if_latched(struct run *r, const char *path, struct diag *d)
+{
+    const struct rig *rig = r->dm->rig;
+    bool *writes = calloc(rig->n_channels + 1, sizeof *writes);
+    if (writes == NULL)
+        return -ENOMEM;
+    latch_plan_writes(r->plan, rig->n_channels, writes);
+    int rc = 0;
+    for (size_t i = 0; i < rig->n_channels && rc == 0; i++) {
+        const struct latch_hold *h = writes[i] ? latch_holder(&r->dm->latch, (int)i) : NULL;
+        if (h == NULL)
+            continue;
+        char name[120], why[600];
+        snprintf(name, sizeof name, "%s (set by this protocol)", rig->channels[i].name);
+        latch_refusal(h, &r->dm->alarms, name, why, sizeof why);
+        diag_error(d, path, 0, 0, "%s", why);
+        rc = -EACCES;
+    }
+    free(writes);
+    return rc;
+}
+
+/* The rig's hashes (made when it was loaded) and the protocol's, for the run's journal. */
+static void hash_origin(struct run *r)
+{
+    memcpy(r->rig_sha256, r->dm->rig->sha256, sizeof r->rig_sha256);
+    memcpy(r->rig_digest, r->dm->rig->digest, sizeof r->rig_digest);
+    sha256_hex(r->plan->text, strlen(r->plan->text), r->protocol_sha256);
+}
+
+/* Each syringe's level at the start, into the run's events. */
+static void announce_fills(struct run *r, int64_t t)
+{
+    const struct delivery *dl = &r->dm->dl;
+    char m[400];
+    for (size_t i = 0; i < dl->n_pumps; i++) {
+        delivery_describe_start(dl, i, m, sizeof m);
+        run_event(r, t, dl->pumps[i].s.source == FILL_GIVEN ? "info" : "warning", dl->pumps[i].name,
+                  "syringe_fill", "%s", m);
+    }
+}
+
+/* Start following the syringes from the levels given, the others full. */
+static int start_fills(struct daemon *dm, const char *const *fills, size_t n, int64_t t,
+                       struct diag *d)
+{
+    double level[DELIVERY_MAX_FILLS + 1];
+    char err[300];
+    if (dm->dl.n_pumps > DELIVERY_MAX_FILLS)
+        return -E2BIG;
+    size_t bad;
+    if (delivery_parse_fills(&dm->dl, fills, n, level, &bad, err, sizeof err) < 0) {
+        delivery_fill_error(d, fills[bad], err);
+        return -EINVAL;
+    }
+    delivery_start(&dm->dl, level, t);
+    return 0;
+}
+
+/* Load a protocol and start it now. */
+int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
+              const struct run_actor *who, const char *const *fills, size_t n_fills,
+              struct diag *d, struct run **out)
+{
+    struct plan *plan;
+    int rc = plan_load(path, text, len, dm->rig, &plan, d);
+    return rc < 0 ? rc : run_start_plan(dm, plan, who, fills, n_fills, d, out);
+}
+
+/* Start a loaded plan now. */
+int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor *who,
+                   const char *const *fills, size_t n_fills, struct diag *d, struct run **out)
+{
+    const char *path = plan->path;
+    struct run *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        plan_free(plan);
+        return -ENOMEM;
+    }
+    r->dm = dm;
+    r->plan = plan;
+    int rc;
+    if ((rc = overrides_init(r)) < 0 || (rc = refuse_if_latched(r, path, d)) < 0) {
+        run_free(r);
+        return rc;
+    }
+    char why[1024];
+    if (daemon_run_blockers(dm, r->plan, why, sizeof why) > 0) {
+        if (!who->force) {
+            char *save = NULL;
+            for (char *line = strtok_r(why, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+                diag_error(d, path, 0, 0, "run refused: %s (fix it, or start anyway with run --force)", line);
+            run_free(r);
+            return -EBUSY;
+        }
+    } else {
+        why[0] = '\0';
+    }
+    runfile_make_id(r->id);
+    latency_reset(&dm->dispatch);
+    latency_reset(&dm->wire);
+    r->start_wall_ns = time_wall_ns();
+    r->start_ns = pclock_now(&dm->clock);
+    utf8_copy(r->operator_name, sizeof r->operator_name, who->operator_name ? who->operator_name : "");
+    if ((rc = start_fills(dm, fills, n_fills, r->start_ns, d)) < 0) {
+        run_free(r);
+        return rc;
+    }
+    hash_origin(r);
+    rc = open_file(r, who, false);
+    struct runner_hooks hooks = { .ctx = r, .write = hook_write, .safe_state = hook_safe_state,
+                                  .event = hook_event, .step = hook_step, .finished = hook_finished };
+    if (rc == 0)
+        rc = runner_create(&r->runner, r->plan, dm->rig, &dm->clock, &hooks);
+    if (rc < 0) {
+        delivery_stop(&dm->dl);
+        diag_error(d, path, 0, 0, "cannot start the run: %s", strerror(-rc));
+        run_free(r);
+        return rc;
+    }
+    run_event(r, r->start_ns, "info", "control", "run_requested",
+              "run of '%s' requested by %s%s%s", r->plan->name, who->user,
+              who->operator_name ? ", operator " : "", who->operator_name ? who->operator_name : "");
+    announce_fills(r, r->start_ns);
+    if (why[0] != '\0') {
+        for (char *p = why; (p = strchr(p, '\n')) != NULL;)
+            *p = ';';
+        run_event(r, r->start_ns, "warning", "control", "run_forced",
+                  "run forced by %s although: %s", who->user, why);
+    }
+    if (interlocks_set_run(&dm->il, r->plan->limits, r->plan->n_limits, r->start_ns) < 0) {
+        diag_error(d, path, 0, 0, "cannot start the run: out of memory for its limits");
+        run_free(r);
+        return -ENOMEM;
+    }
+    /* A new run is an explicit command: the latched safe state of the last one
+     * ends here, once nothing can refuse the run any more. */
+    daemon_release_safe(dm, -1);
+    runner_start(r->runner, r->start_ns);
+    *out = r;
+    return 0;
+}
+
+/* After a restart: the journal's overrides (made in a pause, or kept on
+ * resume) are overrides again, with their value applied and the protocol's
+ * value they replace remembered. */
+static void restore_overrides(struct run *r, const struct journal_rec *j, int64_t now)
+{
+    for (size_t i = 0; i < j->n_overrides; i++) {
+        const struct journal_override *o = &j->overrides[i];
+        int ch = rig_find_channel(r->dm->rig, o->channel);
+        const struct rig_channel *c = ch >= 0 ? &r->dm->rig->channels[ch] : NULL;
+        if (c == NULL || !c->writable || isnan(o->value) || (!isnan(c->min) && o->value < c->min) ||
+            (!isnan(c->max) && o->value > c->max)) {
+            run_event(r, now, "warning", "daemon", "override_dropped", "the journal's override of %s "
+                      "(%g) is not a writable channel's value within its limits; not applied", o->channel,
+                      o->value);
+            continue;
+        }
+        if (run_write(r, ch, o->value, now) < 0)
+            continue;       /* refused (held by a restored latch): recorded as write_refused */
+        r->proto_sp[ch] = o->protocol;
+        struct run_override *ov = &r->ovr[ch];
+        ov->on = true;
+        ov->value = o->value;
+        snprintf(ov->by, sizeof ov->by, "%s", o->by);
+        ov->since_wall_ns = o->since_wall_ns;
+        char since[40];
+        time_iso8601(o->since_wall_ns, since, sizeof since);
+        run_event(r, now, "warning", c->name, "override", "%s = %g %s: manual override by %s since %s, "
+                  "sent again after the restart", c->name, o->value, c->unit, o->by, since);
+    }
+    if (j->n_overrides > 0)
+        journal_update(r);
+}
+
+/* Continue the run a journal describes, in its file, after a restart. */
+int run_continue(struct daemon *dm, const struct journal_rec *j, struct plan *plan, double last_alive_s,
+                 struct diag *d, struct run **out)
+{
+    struct run *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        plan_free(plan);
+        return -ENOMEM;
+    }
+    r->dm = dm;
+    r->plan = plan;
+    int rc = overrides_init(r);
+    if (rc < 0) {
+        run_free(r);
+        return rc;
+    }
+    snprintf(r->id, sizeof r->id, "%s", j->run_id);
+    snprintf(r->path, sizeof r->path, "%s", j->file);
+    utf8_copy(r->operator_name, sizeof r->operator_name, j->operator_name);
+    r->start_wall_ns = j->start_wall_ns;
+    /* t = 0 on this boot's clock: the run's time axis stays wall-clock true. */
+    int64_t now = pclock_now(&dm->clock), wall = time_wall_ns();
+    r->start_ns = now - (wall - r->start_wall_ns);
+    int64_t gap = (wall - r->start_wall_ns) - (int64_t)(last_alive_s * 1e9);
+    if (gap < 0)
+        gap = 0;
+    struct run_actor who = { .user = "daemon", .operator_name = r->operator_name };
+    hash_origin(r);
+    rc = open_file(r, &who, true);
+    struct runner_hooks hooks = { .ctx = r, .write = hook_write, .safe_state = hook_safe_state,
+                                  .event = hook_event, .step = hook_step, .finished = hook_finished };
+    if (rc == 0)
+        rc = runner_create(&r->runner, r->plan, dm->rig, &dm->clock, &hooks);
+    if (rc < 0) {
+        diag_error(d, r->path, 0, 0, "cannot continue the run: %s", strerror(-rc));
+        run_free(r);
+        return rc;
+    }
+    char g[64];
+    unit_format_duration(gap, g, sizeof g);
+    bool resume = r->plan->on_restart == ON_RESTART_RESUME;
+    run_event(r, now, "warning", "daemon", "restart",
+              "perfused restarted; the run was without control for %s (gap %.3f s); on_restart: %s",
+              g, (double)gap / 1e9, resume ? "resume" : "safe-stop");
+    if (j->overrides_skipped > 0)
+        run_event(r, now, "warning", "daemon", "override_dropped", "%zu override(s) in the journal could "
+                  "not be read (malformed); the protocol's values apply to those channels",
+                  j->overrides_skipped);
+    if (j->fills_skipped > 0)
+        run_event(r, now, "warning", "daemon", "syringe_fill", "%zu syringe level(s) in the journal could "
+                  "not be read (malformed); those levels are unknown after the restart", j->fills_skipped);
+    char amsg[200];
+    snprintf(amsg, sizeof amsg, "perfused restarted after %s without control; on_restart: %s", g,
+             resume ? "resume" : "safe-stop");
+    if (strcmp(j->rig_sha256, r->rig_sha256) != 0)
+        run_event(r, now, "info", "daemon", "rig_file_changed",
+                  "the rig file (sha256 %.12s...) is not the one the run started with (%.12s...); "
+                  "its devices and settings are the same, only where its buses are reached differs",
+                  r->rig_sha256, j->rig_sha256);
+    daemon_alert(dm, r, "restart", "warning", "daemon", "restart", amsg);
+    if (resume) {
+        interlocks_set_run(&dm->il, r->plan->limits, r->plan->n_limits, now);
+        /* The syringes go on from the levels journaled before the restart. */
+        struct delivery_level levels[DELIVERY_MAX_FILLS];
+        if (dm->dl.n_pumps <= DELIVERY_MAX_FILLS) {
+            journal_get_fills(j, &dm->dl, levels);
+            delivery_continue(&dm->dl, levels, now);
+        } else {
+            delivery_start(&dm->dl, NULL, now);
+        }
+        announce_fills(r, now);
+        rc = runner_start_at(r->runner, r->start_ns, &j->pos, gap);
+        if (rc < 0)
+            run_event(r, now, "fault", "daemon", "resume_failed",
+                      "the journal's position does not fit the protocol; stopping safely");
+    }
+    if (!resume || rc < 0) {
+        hook_safe_state(r);
+        r->ended = true;
+        r->final = RUN_ABORTED;
+        journal_writer_remove(&dm->journal);
+        finish_file(r, "interrupted");
+    } else if (j->pos.paused) {
+        /* Paused: the setpoints held before the crash, manual ones included. */
+        for (size_t i = 0; i < j->n_setpoints; i++) {
+            int ch = rig_find_channel(dm->rig, j->setpoints[i].channel);
+            if (ch >= 0)
+                hook_write(r, ch, j->setpoints[i].value, now);
+        }
+        restore_overrides(r, j, now);
+    } else {
+        /* Running: the step's setpoints are applied again above; an override kept
+         * on resume stays in force until the protocol next writes its channel. */
+        restore_overrides(r, j, now);
+    }
+    *out = r;
+    return 0;
+}
+
+/* A valid or failed sample: record is what the file gets, use what control may use. */
+void run_on_sample(struct run *r, int channel, double record, double use, int64_t t_ns)
+{
+    if (r->dm->dl.levels_changed) {
+        /* A syringe's level is tied to a counter reading now: a restart can go on from it. */
+        r->dm->dl.levels_changed = false;
+        journal_update(r);
+    }
+    if (r->closed || r->ended || r->rec_chan[channel] < 0)
+        return;
+    /* Samples taken before t = 0 (queued on a bus) belong to no run. */
+    if (t_ns < r->start_ns)
+        return;
+    recorder_sample(r->rec, (uint32_t)r->rec_chan[channel], rel(r, t_ns), record);
+    if (!isnan(use))
+        runner_on_sample(r->runner, channel, use, t_ns);
+}
+
+/* A value of a derived series. */
+void run_record_derived(struct run *r, int series, double value, int64_t t_ns)
+{
+    if (r->closed || r->ended || series < 0 || t_ns < r->start_ns)
+        return;
+    recorder_sample(r->rec, (uint32_t)series, rel(r, t_ns), value);
+}
+
+/* A writable channel's confirmed value changed: /confirmed. */
+void run_on_confirmed(struct run *r, int channel, double value, int64_t t_ns)
+{
+    if (r->closed || r->rec == NULL || r->rec_sp[channel] < 0 || t_ns < r->start_ns)
+        return;
+    recorder_confirmed(r->rec, (uint32_t)r->rec_sp[channel], rel(r, t_ns), value);
+}
+
+/* A device faulted during the run: pause, abort (faulted) or carry on, as on_fault says. */
+void run_on_device_fault(struct run *r, const char *device, const char *why)
+{
+    if (r->closed || r->ended)
+        return;
+    char reason[256];
+    utf8_format(reason, sizeof reason, "device %s faulted: %s", device, why);
+    switch (r->plan->on_fault) {
+    case ON_FAULT_PAUSE:
+        runner_pause(r->runner, reason);
+        break;
+    case ON_FAULT_ABORT:
+        runner_fault(r->runner, reason);
+        break;
+    case ON_FAULT_CONTINUE:
+        run_event(r, pclock_now(&r->dm->clock), "warning", device, "fault_ignored",
+                  "on_fault: continue; the run goes on without %s", device);
+        break;
+    }
+}
+
+/* A safe-stop limit tripped: safe state now, and the run ends as faulted. */
+void run_safe_stop(struct run *r, const char *why)
+{
+    if (r->closed || r->ended)
+        return;
+    runner_fault(r->runner, why);
+}
+
+/* Record a manual setpoint made while the run is paused: an override. */
+void run_manual_set(struct run *r, const struct run_actor *who, int channel, double value)
+{
+    struct run_override *o = &r->ovr[channel];
+    o->on = true;
+    o->value = value;
+    snprintf(o->by, sizeof o->by, "%s", who && who->user ? who->user : "daemon");
+    o->since_wall_ns = time_wall_ns();
+    journal_update(r);
+    int64_t now = pclock_now(&r->dm->clock);
+    const struct rig_channel *c = &r->dm->rig->channels[channel];
+    if (r->rec_sp[channel] >= 0 && !r->closed)
+        recorder_setpoint(r->rec, (uint32_t)r->rec_sp[channel], rel(r, now), value);
+    run_event(r, now, "info", "control", "cmd_set", "manual set %s = %g %s by %s", c->name, value,
+              c->unit, o->by);
+    char since[40], proto[64] = "none yet";
+    time_iso8601(o->since_wall_ns, since, sizeof since);
+    if (!isnan(r->proto_sp[channel]))
+        snprintf(proto, sizeof proto, "%g %s", r->proto_sp[channel], c->unit);
+    run_event(r, now, "warning", c->name, "override", "%s = %g %s: manual override by %s since %s "
+              "(the protocol's value: %s); resume restores the protocol's value, resume "
+              "--keep-overrides keeps it", c->name, value, c->unit, o->by, since, proto);
+}
+
+const struct run_override *run_override(const struct run *r, int channel)
+{
+    return channel >= 0 && (size_t)channel < r->dm->rig->n_channels && r->ovr[channel].on
+           ? &r->ovr[channel] : NULL;
+}
+
+double run_protocol_value(const struct run *r, int channel)
+{
+    return channel >= 0 && (size_t)channel < r->dm->rig->n_channels ? r->proto_sp[channel] : NAN;
+}
+
+/* Before a resume: put every override back to the protocol's value, or keep it
+ * (asked to, or the protocol has set no value), saying which in the events. */
+static void settle_overrides(struct run *r, bool keep)
+{
+    int64_t now = pclock_now(&r->dm->clock);
+    for (size_t ch = 0; ch < r->dm->rig->n_channels; ch++) {
+        struct run_override *o = &r->ovr[ch];
+        if (!o->on)
+            continue;
+        const struct rig_channel *c = &r->dm->rig->channels[ch];
+        double v = r->proto_sp[ch];
+        if (keep || isnan(v)) {
+            run_event(r, now, "warning", c->name, "override_kept", "%s stays at %g %s (manual override by "
+                      "%s) %s; it stays until the protocol next sets %s", c->name, o->value, c->unit, o->by,
+                      keep ? "as resume --keep-overrides asked" : "because the protocol has set no value",
+                      c->name);
+            continue;
+        }
+        o->on = false;
+        run_event(r, now, "info", c->name, "override_restored", "%s back to the protocol's %g %s (manual "
+                  "override of %g %s by %s ends)", c->name, v, c->unit, o->value, c->unit, o->by);
+        hook_write(r, (int)ch, v, now);
+    }
+}
+
+/* Format who for events. */
+static void actor_text(const struct run_actor *who, char *buf, size_t len)
+{
+    utf8_copy(buf, len, who && who->user ? who->user : "daemon");
+}
+
+#define REFUSALS_PER_S 5
+
+/* Record a refused command with who asked and why. A client repeating refused
+ * requests must not flood the file: past REFUSALS_PER_S a second they are only
+ * counted, and the count goes with the next one recorded. */
+void run_refused(struct run *r, const struct run_actor *who, const char *code, const char *what,
+                 const char *why)
+{
+    int64_t now = pclock_now(&r->dm->clock);
+    if (now - r->refusal_window_ns >= 1000000000LL) {
+        r->refusal_window_ns = now;
+        r->refusals = 0;
+    }
+    if (r->refusals >= REFUSALS_PER_S) {
+        r->refusals_held++;
+        return;
+    }
+    r->refusals++;
+    char w[96], held[64] = "";
+    actor_text(who, w, sizeof w);
+    if (r->refusals_held > 0)
+        snprintf(held, sizeof held, " (%u more refusals not recorded before this)", r->refusals_held);
+    r->refusals_held = 0;
+    run_event(r, now, "warning", "control", code, "%s by %s: refused: %s%s", what, w, why, held);
+}
+
+/* Pause or resume on a command, recording who asked and whether it took. */
+static int run_command(struct run *r, const struct run_actor *who, const char *reason,
+                       int (*op)(struct runner *, const char *), const char *code,
+                       const char *verb, const char *refusal)
+{
+    int rc = op(r->runner, reason && *reason ? reason : "operator request");
+    if (rc < 0) {
+        run_refused(r, who, code, verb, refusal);
+        return rc;
+    }
+    char w[96];
+    actor_text(who, w, sizeof w);
+    run_event(r, pclock_now(&r->dm->clock), "info", "control", code, "%s by %s: ok", verb, w);
+    return rc;
+}
+
+int run_pause(struct run *r, const struct run_actor *who, const char *reason)
+{
+    return run_command(r, who, reason, runner_pause, "cmd_pause", "pause", "not running");
+}
+
+int run_resume(struct run *r, const struct run_actor *who, const char *reason, bool keep_overrides)
+{
+    struct runner_status st;
+    runner_get_status(r->runner, &st);
+    if (st.state == RUN_PAUSED)
+        settle_overrides(r, keep_overrides);
+    return run_command(r, who, reason, runner_resume, "cmd_resume", "resume", "not paused");
+}
+
+int run_abort(struct run *r, const struct run_actor *who, const char *reason)
+{
+    char w[96];
+    actor_text(who, w, sizeof w);
+    run_event(r, pclock_now(&r->dm->clock), "warning", "control", "cmd_abort", "abort by %s: %s", w,
+              reason && *reason ? reason : "no reason given");
+    return runner_abort(r->runner, reason && *reason ? reason : "operator request");
+}
+
+int run_confirm(struct run *r, const struct run_actor *who)
+{
+    char w[96];
+    actor_text(who, w, sizeof w);
+    return runner_confirm(r->runner, w);
+}
+
+/* The daemon is stopping: record it and apply on_shutdown. */
+void run_shutdown_begin(struct run *r)
+{
+    if (r->closed || r->ended)
+        return;
+    int64_t now = pclock_now(&r->dm->clock);
+    {
+        bool hold = r->plan->on_shutdown == ON_SHUTDOWN_HOLD;
+        run_event(r, now, "warning", "daemon", "shutdown",
+                  "daemon stopping during the run; pumps %s (on_shutdown: %s)",
+                  hold ? "keep their setpoints" : "told to stop",
+                  hold ? "hold" : "safe-stop");
+        if (!hold)
+            hook_safe_state(r);
+        r->shutdown = true;
+    }
+}
+
+/* Close the file as interrupted once the buses have stopped. */
+void run_shutdown_finish(struct run *r)
+{
+    if (r->closed)
+        return;
+    if (!r->shutdown) {
+        /* Ended just before the daemon stopped: close it as it ended. */
+        if (r->ended)
+            finish_file(r, final_state(r));
+        return;
+    }
+    r->ended = true;
+    r->final = RUN_ABORTED;
+    finish_file(r, "interrupted");
+}
+
+bool run_closed(const struct run *r)
+{
+    return r->closed;
+}
+
+bool run_ended(const struct run *r)
+{
+    return r->ended;
+}
+
+void run_close_now(struct run *r)
+{
+    if (r->ended)
+        finish_file(r, final_state(r));
+}
+
+void run_get_status(struct run *r, struct runner_status *st)
+{
+    runner_get_status(r->runner, st);
+}
+
+const char *run_path(const struct run *r)
+{
+    return r->path;
+}
+
+const char *run_id(const struct run *r)
+{
+    return r->id;
+}
+
+const struct plan *run_plan(const struct run *r)
+{
+    return r->plan;
+}
+
+int64_t run_start_ns(const struct run *r)
+{
+    return r->start_ns;
+}
+
+int64_t run_start_wall_ns(const struct run *r)
+{
+    return r->start_wall_ns;
+}
+
+void run_storage(struct run *r, int *write_errors, uint64_t *dropped)
+{
+    struct rec_status st;
+    recorder_get_status(r->rec, &st);
+    *write_errors = st.write_errors;
+    *dropped = st.dropped;
+}
+
+uint64_t run_events_total(const struct run *r)
+{
+    return r->events ? r->n_events : 0;
+}
+
+const struct run_event_rec *run_event_at(const struct run *r, uint64_t seq)
+{
+    if (r->events == NULL || seq >= r->n_events)
+        return NULL;
+    const struct run_event_rec *e = &r->events[seq % RUN_EVENTS_KEPT];
+    return e->seq == seq ? e : NULL;
+}
+
+void run_set_closed_cb(struct run *r, run_closed_cb cb)
+{
+    r->closed_cb = cb;
+}
+
+/* Free what the run owns. */
+static void run_release(struct run *r)
+{
+    plan_free(r->plan);
+    runfile_series_free(&r->series);
+    free(r->events);
+    free(r->proto_sp);
+    free(r->ovr);
+    free(r);
+}
+
+/* One of the run's handles is closed: free the rest after the last. */
+static void run_handle_closed(uv_handle_t *h)
+{
+    struct run *r = h->data;
+    if (--r->handles == 0)
+        run_release(r);
+}
+
+/* Free a run; joins the recorder thread (the file is normally closed by now). */
+void run_free(struct run *r)
+{
+    if (r == NULL)
+        return;
+    if (r->ended)
+        finish_file(r, final_state(r));
+    recorder_free(r->rec);
+    r->rec = NULL;
+    runner_free(r->runner);
+    r->runner = NULL;
+    if (r->handles == 0) {
+        run_release(r);
+        return;
+    }
+    if (r->settle_open)
+        uv_close((uv_handle_t *)&r->settle, run_handle_closed);
+    if (r->rec_async_open)
+        uv_close((uv_handle_t *)&r->rec_async, run_handle_closed);
+}

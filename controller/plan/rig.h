@@ -1,0 +1,105 @@
+/*
+ * The rig: buses, devices and channels of one bench, loaded from a rig file
+ * (DESIGN.md section 2). Devices are opened through their drivers at load,
+ * which validates their entries; no I/O happens here.
+ */
+#ifndef PERFUSE_RIG_H
+#define PERFUSE_RIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/diag.h"
+#include "drivers/driver.h"
+#include "drivers/link.h"
+
+struct plan_limit;
+struct flow_monitor;
+
+/* Names a run keeps whole, in bytes of UTF-8 (the journal and alerts keep a
+ * rig's name in 64 bytes; "device.channel" must fit a channel's name). */
+#define RIG_MAX_NAME 63
+#define RIG_MAX_DEVICE_NAME 32
+
+struct rig_bus {
+    char *name;
+    struct link_config link;    /* strings point into this struct's own copies */
+    char *port_path, *host;
+    int line;
+};
+
+struct rig_device {
+    char *name;
+    const struct driver_ops *drv;
+    void *state;                /* driver state from open(); freed by drv->close */
+    size_t bus;                 /* index into rig->buses */
+    struct driver_channel chans[DRIVER_MAX_CHANNELS];
+    size_t n_chans;
+    size_t first_channel;       /* index of chans[0] in rig->channels */
+};
+
+struct rig_channel {
+    char name[72];              /* "device.channel" */
+    size_t device;              /* index into rig->devices */
+    size_t dev_ch;              /* index into the device's chans */
+    enum quantity q;
+    char unit[16];
+    bool readable, writable;
+    bool integer;               /* setpoints are whole numbers only (a valve's port) */
+    double min, max;            /* NaN when none */
+    double sample_hz;           /* 0: not sampled */
+    double stuck_s;             /* the same reading this long is a fault; 0: not checked */
+    double lost_s;              /* no valid reading this long is a fault; < 0: the default */
+};
+
+struct rig {
+    char *name;
+    char *path;                 /* as given */
+    char *text;                 /* the file's text, recorded in every run file */
+    char sha256[65];            /* of text, for the run journal */
+    char digest[65];            /* rig_digest of text: the rig without its bus endpoints */
+    struct rig_bus *buses;
+    size_t n_buses;
+    struct rig_device *devices;
+    size_t n_devices;
+    struct rig_channel *channels;
+    size_t n_channels;
+    char *alert_command;        /* NULL if none */
+    double alert_min_interval_s;    /* per kind and source; default 10 min */
+    int alert_max_per_hour;         /* in all; default 30 */
+    double confirm_s;           /* 'confirm: setpoints': a setpoint unconfirmed this long is a fault; default 5 */
+    double safe_confirm_s;      /* 'confirm: safe_state': then safe_state_unconfirmed; default 5 */
+    struct plan_limit *limits;  /* the rig's 'limits:', applied always */
+    size_t n_limits;
+    struct flow_monitor *monitors;  /* the rig's 'monitors:' (delivery.h) */
+    size_t n_monitors;
+    double syringe_low;         /* 'syringe_low:' as a fraction; 0: the default */
+    struct {                    /* the rig's 'recorder:' section */
+        int compression;        /* deflate level 1-9, 0 = off */
+        double flush_s;         /* flush interval, s */
+        double checkpoint_s;    /* fsync interval, s */
+        size_t buffer;          /* samples held in memory while storage fails; 0: default */
+    } rec;
+};
+
+/* Load and validate a rig file. Every problem goes to d. Returns 0 and *out,
+ * or -EINVAL (see d) / another negative errno. */
+int rig_load(const char *path, struct rig **out, struct diag *d);
+/* The same from text already read; path is used for messages and relative paths. */
+int rig_load_text(const char *path, const char *text, size_t len, struct rig **out,
+                  struct diag *d);
+/* Close every device's driver state and free. NULL is fine. */
+void rig_free(struct rig *rig);
+
+/* Index of the channel called name ("chip1.pressure", or "pump1" for a device
+ * with exactly one writable channel), or -1. */
+int rig_find_channel(const struct rig *rig, const char *name);
+/* The device called name, or -1. */
+int rig_find_device(const struct rig *rig, const char *name);
+/* The channel name nearest to name, for "did you mean", or NULL. */
+const char *rig_suggest_channel(const struct rig *rig, const char *name);
+/* Whether v is a value channel c can be set to as it is: on an integer
+ * channel (a valve's port) a fraction is not. If not, why in err. */
+bool rig_value_whole(const struct rig_channel *c, double v, char *err, size_t len);
+
+#endif

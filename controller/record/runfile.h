@@ -1,0 +1,33 @@
+/* What goes into a run file for a rig: its series, and the file's name. Shared by runs and simulations. */
+#ifndef PERFUSE_RUNFILE_H
+#define PERFUSE_RUNFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "recorder.h"
+#include "plan/rig.h"
+
+/* The series of a run file for rig: one /channels entry per readable channel,
+ * one /setpoints and one /confirmed entry per writable one. rec_chan/rec_sp
+ * map a rig channel to its series index (or -1; a writable channel's
+ * /confirmed index is its rec_sp). Strings point into rig. Free with
+ * runfile_series_free. */
+struct runfile_series {
+    struct rec_channel *chans, *sps, *confs;
+    size_t n_chans, n_sps;
+    int *rec_chan, *rec_sp;
+};
+
+int runfile_series_build(const struct rig *rig, struct runfile_series *out);
+void runfile_series_free(struct runfile_series *s);
+/* Add a /channels series that no rig channel feeds (a derived one, such as a
+ * syringe's fill level); c's strings must outlive s. Returns its index or -ENOMEM. */
+int runfile_series_add(struct runfile_series *s, const struct rec_channel *c);
+/* DIR/<YYYYmmdd-HHMMSS>-<protocol-slug>[-TAG]-<id8>.h5 */
+void runfile_path(char *buf, size_t len, const char *dir, int64_t wall_ns, const char *protocol,
+                  const char *tag, const char *run_id);
+/* A random 128-bit run id in hex. */
+void runfile_make_id(char out[33]);
+
+#endif

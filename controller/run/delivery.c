@@ -1,0 +1,500 @@
+/* Delivery monitoring on a rig: syringe fill levels and stalls, and flow monitors. */
+#include "delivery.h"
+#include "interlock.h"
+#include "base/units.h"
+#include "base/utf8.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The device's readable volume channel (its infused counter), or -1. */
+static int counter_channel(const struct rig_device *dev)
+{
+    for (size_t i = 0; i < dev->n_chans; i++)
+        if (dev->chans[i].q == Q_VOLUME && dev->chans[i].readable && !dev->chans[i].writable)
+            return (int)(dev->first_channel + i);
+    return -1;
+}
+
+/* Find the syringe pumps and copy the monitors. */
+int delivery_init(struct delivery *d, const struct rig *rig, const struct delivery_hooks *hooks)
+{
+    memset(d, 0, sizeof *d);
+    d->rig = rig;
+    d->hooks = *hooks;
+    d->pumps = calloc(rig->n_devices + 1, sizeof *d->pumps);
+    d->recs = calloc(rig->n_devices + 1, sizeof *d->recs);
+    d->mon = calloc(rig->n_monitors + 1, sizeof *d->mon);
+    if (d->pumps == NULL || d->recs == NULL || d->mon == NULL) {
+        delivery_free(d);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < rig->n_devices; i++) {
+        const struct rig_device *dev = &rig->devices[i];
+        int counter = counter_channel(dev);
+        for (size_t c = 0; c < dev->n_chans && counter >= 0; c++) {
+            if (dev->chans[c].q != Q_FLOW || !dev->chans[c].writable)
+                continue;
+            struct delivery_pump *p = &d->pumps[d->n_pumps++];
+            p->name = dev->name;
+            p->flow = (int)(dev->first_channel + c);
+            p->counter = counter;
+            p->capacity_ul = dev->chans[c].volume_ul;
+            p->rec_fill = -1;
+            break;
+        }
+    }
+    d->n_mon = rig->n_monitors;
+    if (d->n_mon > 0)
+        memcpy(d->mon, rig->monitors, d->n_mon * sizeof *d->mon);
+    for (size_t i = 0; i < d->n_mon; i++)
+        monitor_reset(&d->mon[i]);
+    return 0;
+}
+
+/* Free what delivery_init allocated. */
+void delivery_free(struct delivery *d)
+{
+    free(d->pumps);
+    free(d->recs);
+    free(d->mon);
+    d->pumps = NULL;
+    d->recs = NULL;
+    d->mon = NULL;
+    d->n_pumps = d->n_mon = 0;
+}
+
+/* The syringe pump called name, or -1. */
+int delivery_find_pump(const struct delivery *d, const char *name)
+{
+    for (size_t i = 0; i < d->n_pumps; i++)
+        if (strcmp(d->pumps[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Names of the syringe pumps, for messages. */
+static void pump_names(const struct delivery *d, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < d->n_pumps && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " : "", d->pumps[i].name);
+    if (d->n_pumps == 0)
+        snprintf(buf, len, "none on this rig");
+}
+
+/* Parse "PUMP=VOLUME" specs. */
+int delivery_parse_fills(const struct delivery *d, const char *const *specs, size_t n,
+                         double *fills, size_t *bad, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < d->n_pumps; i++)
+        fills[i] = NAN;
+    for (size_t k = 0; k < n; k++) {
+        const char *s = specs[k], *eq = strchr(s, '=');
+        *bad = k;
+        char name[64], names[512], uerr[200];
+        if (eq == NULL || eq == s || (size_t)(eq - s) >= sizeof name) {
+            utf8_format(err, errlen, "expected PUMP=VOLUME, e.g. pump1=8mL");
+            return -EINVAL;
+        }
+        memcpy(name, s, (size_t)(eq - s));
+        name[eq - s] = '\0';
+        int p = delivery_find_pump(d, name);
+        if (p < 0) {
+            pump_names(d, names, sizeof names);
+            utf8_format(err, errlen, "'%s' is not a syringe pump of rig '%s' (syringe pumps: %s)",
+                     name, d->rig->name, names);
+            return -EINVAL;
+        }
+        double v;
+        int col;
+        if (unit_parse_value(eq + 1, Q_VOLUME, &v, uerr, sizeof uerr, &col) < 0) {
+            utf8_format(err, errlen, "%s", uerr);
+            return -EINVAL;
+        }
+        if (v < 0) {
+            utf8_format(err, errlen, "a fill level cannot be negative");
+            return -EINVAL;
+        }
+        if (d->pumps[p].capacity_ul > 0 && v > d->pumps[p].capacity_ul) {
+            utf8_format(err, errlen, "more than %s's syringe holds (%g uL)", name, d->pumps[p].capacity_ul);
+            return -EINVAL;
+        }
+        if (!isnan(fills[p])) {
+            utf8_format(err, errlen, "%s's fill level is given twice", name);
+            return -EINVAL;
+        }
+        fills[p] = v;
+    }
+    return 0;
+}
+
+/* A --fill error, at the spec as its place. */
+void delivery_fill_error(struct diag *d, const char *spec, const char *err)
+{
+    char place[96];
+    utf8_format(place, sizeof place, "--fill %s", spec);
+    diag_error(d, place, 0, 0, "%s", err);
+}
+
+/* A run starts: each syringe from its given level, or full. The conditions
+ * the last run left (a syringe low, empty or stalled) end here: the syringes
+ * are judged afresh, and an alarm still active would hide a new occurrence. */
+void delivery_start(struct delivery *d, const double *fills, int64_t t_ns)
+{
+    static const char *const codes[] = { "syringe_low", "syringe_empty", "syringe_unknown", "pump_stalled" };
+    for (size_t i = 0; i < d->n_pumps; i++) {
+        struct delivery_pump *p = &d->pumps[i];
+        for (size_t k = 0; k < sizeof codes / sizeof codes[0] && d->hooks.clear; k++)
+            d->hooks.clear(d->hooks.ctx, t_ns, p->name, codes[k]);
+        p->rec_fill = -1;
+        syringe_init(&p->s, p->capacity_ul, fills ? fills[i] : NAN, d->rig->syringe_low);
+        if (fills == NULL) {
+            p->s.fill0_ul = p->s.fill_ul = NAN;
+            p->s.source = FILL_UNKNOWN;
+        }
+        /* Stall checks start from the setpoint the pump holds now. */
+        syringe_on_setpoint(&p->s, NAN, t_ns);
+    }
+    d->tracking = true;
+}
+
+/* Pump i's level, tied to the counter reading it was computed at. */
+void delivery_get_level(const struct delivery *d, size_t i, struct delivery_level *out)
+{
+    const struct syringe *s = &d->pumps[i].s;
+    *out = (struct delivery_level){ .fill_ul = s->fill_ul, .counter_ul = s->counter_ul,
+                                    .fill0_ul = s->fill0_ul, .source = s->source };
+    if (syringe_carry_pending(s)) {
+        out->fill_ul = s->carry_fill_ul;
+        out->counter_ul = s->carry_counter_ul;
+    } else if (isnan(s->counter_ul)) {
+        out->fill_ul = NAN;
+    }
+}
+
+/* A run continues after a restart: each syringe from its carried level. */
+void delivery_continue(struct delivery *d, const struct delivery_level *levels, int64_t t_ns)
+{
+    for (size_t i = 0; i < d->n_pumps; i++) {
+        struct delivery_pump *p = &d->pumps[i];
+        const struct delivery_level *l = &levels[i];
+        p->rec_fill = -1;
+        syringe_carry(&p->s, p->capacity_ul, d->rig->syringe_low, l->fill0_ul, l->source, l->fill_ul,
+                      l->counter_ul);
+        syringe_on_setpoint(&p->s, NAN, t_ns);
+    }
+    d->tracking = true;
+}
+
+/* Lay out the syringes' part of a run file. */
+int delivery_add_to_file(struct delivery *d, struct runfile_series *s, struct rec_run_info *info)
+{
+    for (size_t i = 0; i < d->n_pumps; i++) {
+        struct delivery_pump *p = &d->pumps[i];
+        const struct rig_device *dev = &d->rig->devices[d->rig->channels[p->flow].device];
+        snprintf(p->fill_name, sizeof p->fill_name, "%s.fill", p->name);
+        struct rec_channel c = { .name = p->fill_name, .units = "uL", .device = p->name,
+                                 .driver = dev->drv->name, .kind = "derived",
+                                 .rate_hz = d->rig->channels[p->counter].sample_hz };
+        p->rec_fill = runfile_series_add(s, &c);
+        if (p->rec_fill < 0)
+            return -ENOMEM;
+        d->recs[i] = (struct rec_syringe){ .pump = p->name,
+            .capacity_ul = p->capacity_ul > 0 ? p->capacity_ul : NAN,
+            .fill_at_start_ul = p->s.fill0_ul, .fill_source = syringe_source_name(p->s.source) };
+    }
+    info->syringes = d->recs;
+    info->n_syringes = d->n_pumps;
+    return 0;
+}
+
+/* Pump i's level at the start, in words. */
+void delivery_describe_start(const struct delivery *d, size_t i, char *buf, size_t len)
+{
+    const struct delivery_pump *p = &d->pumps[i];
+    const struct syringe *s = &p->s;
+    if (syringe_carry_pending(s)) {
+        utf8_format(buf, len, "%s: fill level carried over from before the restart: %.1f uL when its "
+                 "counter read %.1f uL (fill level at the start %g uL, %s); it counts on from the "
+                 "pump's next reading", p->name, s->carry_fill_ul, s->carry_counter_ul, s->fill0_ul,
+                 syringe_source_name(s->source));
+        return;
+    }
+    switch (s->source) {
+    case FILL_GIVEN:
+        utf8_format(buf, len, "%s: fill level at the start %g uL (given)%s", p->name, s->fill0_ul,
+                 p->capacity_ul > 0 ? "" : "; no syringe.volume in the rig");
+        break;
+    case FILL_ASSUMED_FULL:
+        utf8_format(buf, len, "%s: fill level at the start taken to be full, %g uL (assumed full; "
+                 "give run --fill %s=VOLUME if it is not)", p->name, s->fill0_ul, p->name);
+        break;
+    default:
+        utf8_format(buf, len, "%s: fill level unknown (%s): only stalls are detected", p->name,
+                 p->capacity_ul > 0 ? "not known after a restart"
+                                    : "no syringe.volume in the rig and no --fill");
+        break;
+    }
+}
+
+/* The run ended: stop following the syringes. */
+void delivery_stop(struct delivery *d)
+{
+    d->tracking = false;
+}
+
+/* Report what a syringe's news means. */
+static void syringe_report(struct delivery *d, struct delivery_pump *p, int news, int64_t t)
+{
+    const struct syringe *s = &p->s;
+    const struct delivery_hooks *h = &d->hooks;
+    char m[300];
+    if (news & SYR_LOW) {
+        utf8_format(m, sizeof m, "%s: syringe low, %.0f uL left (%.0f %% of %g uL, fill at start %s); "
+                 "refill or replace it soon", p->name, s->fill_ul,
+                 100.0 * s->fill_ul / (p->capacity_ul > 0 ? p->capacity_ul : s->fill0_ul),
+                 p->capacity_ul > 0 ? p->capacity_ul : s->fill0_ul, syringe_source_name(s->source));
+        h->raise(h->ctx, t, "warning", p->name, "syringe_low", DELIVERY_WARN, m);
+    }
+    if (news & SYR_EMPTY) {
+        utf8_format(m, sizeof m, "%s: syringe empty by the pump's count (%.0f uL infused since the "
+                 "start, fill at start %g uL %s)", p->name, s->counter_ul - s->counter0_ul,
+                 s->fill0_ul, syringe_source_name(s->source));
+        h->raise(h->ctx, t, "alarm", p->name, "syringe_empty", DELIVERY_ON_FAULT, m);
+    }
+    if (news & SYR_LOST) {
+        utf8_format(m, sizeof m, "%s: fill level unknown: its counter reads %.1f uL, below the %.1f uL "
+                 "it read before the restart (the pump reset its count); only stalls are detected; "
+                 "check the syringe", p->name, s->counter_ul, s->carry_counter_ul);
+        h->raise(h->ctx, t, "warning", p->name, "syringe_unknown", DELIVERY_WARN, m);
+    }
+    if (news & SYR_STALLED) {
+        if (s->stall_by_counter)
+            utf8_format(m, sizeof m, "%s: stalled: told to infuse %g uL/min, its counter moved %.1f uL "
+                     "where %.1f uL were due: syringe empty or blocked", p->name, s->setpoint,
+                     s->counter_ul - s->ref_counter_ul,
+                     s->setpoint * (double)(t - s->ref_ns) / 60e9);
+        else
+            utf8_format(m, sizeof m, "%s: stalled: told to infuse %g uL/min, it reads %g uL/min for "
+                     "%.0f s: syringe empty or blocked", p->name, s->setpoint, s->last_flow,
+                     (double)(t - s->still_since_ns) / 1e9);
+        h->raise(h->ctx, t, "alarm", p->name, "pump_stalled", DELIVERY_ON_FAULT, m);
+    }
+    if (news & SYR_STALL_OVER)
+        h->clear(h->ctx, t, p->name, "pump_stalled");
+    if (news & SYR_REFILLED) {
+        h->clear(h->ctx, t, p->name, "syringe_low");
+        h->clear(h->ctx, t, p->name, "syringe_empty");
+    }
+}
+
+/* The run resumed: judge stalls afresh. */
+void delivery_on_resume(struct delivery *d, int64_t t_ns)
+{
+    if (!d->tracking)
+        return;
+    for (size_t i = 0; i < d->n_pumps; i++)
+        syringe_report(d, &d->pumps[i], syringe_on_resume(&d->pumps[i].s, t_ns), t_ns);
+}
+
+/* A pump was commanded: monitors and syringes follow it. */
+void delivery_on_setpoint(struct delivery *d, int channel, double v, int64_t t_ns)
+{
+    /* A pump's own safe action stops it: its monitors then expect no flow, so
+     * a deviation they reported can clear. */
+    for (size_t i = 0; i < d->n_mon; i++)
+        if (d->mon[i].pump == channel)
+            monitor_on_setpoint(&d->mon[i], isnan(v) ? 0.0 : v);
+    if (!d->tracking)
+        return;
+    for (size_t i = 0; i < d->n_pumps; i++)
+        if (d->pumps[i].flow == channel)
+            syringe_report(d, &d->pumps[i], syringe_on_setpoint(&d->pumps[i].s, v, t_ns), t_ns);
+}
+
+/* A monitor tripped: say what it saw. */
+static void monitor_report(struct delivery *d, const struct flow_monitor *m, double v, int64_t t)
+{
+    static const enum delivery_action act[] = { [LIMIT_ALARM] = DELIVERY_ALARM,
+        [LIMIT_PAUSE] = DELIVERY_PAUSE, [LIMIT_SAFE_STOP] = DELIVERY_SAFE_STOP };
+    const struct rig_channel *f = &d->rig->channels[m->flow], *p = &d->rig->channels[m->pump];
+    char msg[600], dur[48];
+    unit_format_duration(m->for_ns, dur, sizeof dur);
+    utf8_format(msg, sizeof msg, "%s: %s reads %.3g %s while %s is set to %g %s (allowed +-%.3g %s) "
+             "for %s; action %s (rig monitor, line %d)", m->name, f->name, v, f->unit, p->name,
+             m->setpoint, p->unit, monitor_band(m), f->unit, dur, limit_action_name(m->action), m->line);
+    d->hooks.raise(d->hooks.ctx, t, "alarm", m->name, "flow_deviation", act[m->action], msg);
+}
+
+/* A sample: monitors judge their flows, syringes their read-backs and counters. */
+void delivery_on_sample(struct delivery *d, int channel, double v, int64_t t_ns)
+{
+    for (size_t i = 0; i < d->n_mon; i++) {
+        struct flow_monitor *m = &d->mon[i];
+        if (m->flow != channel)
+            continue;
+        enum monitor_news news = monitor_on_sample(m, v, t_ns);
+        if (news == MON_TRIP)
+            monitor_report(d, m, v, t_ns);
+        else if (news == MON_CLEAR)
+            d->hooks.clear(d->hooks.ctx, t_ns, m->name, "flow_deviation");
+    }
+    if (!d->tracking)
+        return;
+    for (size_t i = 0; i < d->n_pumps; i++) {
+        struct delivery_pump *p = &d->pumps[i];
+        if (p->flow == channel) {
+            syringe_report(d, p, syringe_on_flow(&p->s, v, t_ns), t_ns);
+        } else if (p->counter == channel) {
+            bool first = isnan(p->s.counter_ul);
+            syringe_report(d, p, syringe_on_counter(&p->s, v, t_ns), t_ns);
+            if (first && !isnan(p->s.counter_ul))
+                d->levels_changed = true;
+            if (!isnan(p->s.fill_ul) && !isnan(v) && d->hooks.fill)
+                d->hooks.fill(d->hooks.ctx, i, p->s.fill_ul, t_ns);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* The rig file's 'monitors:' and 'syringe_low:'                            */
+/* ------------------------------------------------------------------------ */
+
+/* A channel of the rig named by node n, or -1 (reported). */
+static int monitor_channel(struct ydoc *y, yaml_node_t *n, const struct rig *rig, bool actuator,
+                           const char *key, const char *mon)
+{
+    const char *s = ynode_str(n);
+    if (!yexpect_str(y, n, key))
+        return -1;
+    int ch = rig_find_channel(rig, s);
+    if (ch < 0) {
+        const char *near = rig_suggest_channel(rig, s);
+        yerr(y, n, "monitor '%s': %s: unknown channel '%s'%s%s%s", mon, key, s, near ? " (did you mean '" : "",
+             near ? near : "", near ? "'?)" : "");
+        return -1;
+    }
+    const struct rig_channel *c = &rig->channels[ch];
+    if (c->q != Q_FLOW || (actuator ? !c->writable : (!c->readable || c->writable))) {
+        yerr(y, n, "monitor '%s': %s: %s is not %s", mon, key, c->name,
+             actuator ? "a pump (a writable flow channel)" : "a flow sensor (a measured flow channel)");
+        return -1;
+    }
+    return ch;
+}
+
+/* Parse a value with its unit from node n into the canonical unit of q. */
+static bool monitor_value(struct ydoc *y, yaml_node_t *n, enum quantity q, const char *what,
+                          const char *mon, double *out)
+{
+    char err[200];
+    int col;
+    const char *s = ynode_str(n);
+    if (s == NULL || unit_parse_value(s, q, out, err, sizeof err, &col) < 0) {
+        yerr(y, n, "monitor '%s': %s: %s", mon, what, s ? err : "expected a value with its unit");
+        return false;
+    }
+    return true;
+}
+
+/* Parse one monitor entry. */
+static void parse_monitor(struct ydoc *y, yaml_node_t *e, const struct rig *rig,
+                          struct flow_monitor **out, size_t *n)
+{
+    static const char *const keys[] = { "name", "flow", "follows", "tolerance", "min_abs", "for",
+                                        "action", NULL };
+    if (!yexpect_map(y, e, "a monitor"))
+        return;
+    ymap_check_keys(y, e, keys, "a monitor");
+    struct flow_monitor m = { .tolerance = 0.2, .min_abs = 1.0, .for_ns = 10000000000LL,
+                              .action = LIMIT_ALARM, .line = ynode_line(e) };
+    yaml_node_t *name = ymap_get(y, e, "name", NULL), *flow = ymap_get(y, e, "flow", NULL),
+                *follows = ymap_get(y, e, "follows", NULL), *v;
+    bool ok = yexpect_str(y, name ? name : e, "a monitor's 'name'");
+    if (ok && strlen(ynode_str(name)) >= sizeof m.name) {
+        yerr(y, name, "a monitor's name must be at most %zu bytes", sizeof m.name - 1);
+        ok = false;
+    }
+    if (ok) {
+        snprintf(m.name, sizeof m.name, "%s", ynode_str(name));
+        for (size_t i = 0; i < *n; i++)
+            if (strcmp((*out)[i].name, m.name) == 0)
+                yerr(y, name, "duplicate monitor name '%s'", m.name);
+    }
+    if (flow == NULL || follows == NULL) {
+        yerr(y, e, "monitor '%s' needs 'flow' (the flow sensor) and 'follows' (the pump it should "
+             "follow)", m.name);
+        return;
+    }
+    m.flow = monitor_channel(y, flow, rig, false, "flow", m.name);
+    m.pump = monitor_channel(y, follows, rig, true, "follows", m.name);
+    if ((v = ymap_get(y, e, "tolerance", NULL)) != NULL &&
+        monitor_value(y, v, Q_PERCENT, "tolerance", m.name, &m.tolerance)) {
+        if (!(m.tolerance > 0 && m.tolerance <= 100))
+            yerr(y, v, "monitor '%s': tolerance must be above 0 %% and at most 100 %%, found '%s'",
+                 m.name, ynode_str(v));
+        m.tolerance /= 100.0;
+    }
+    if ((v = ymap_get(y, e, "min_abs", NULL)) != NULL &&
+        monitor_value(y, v, Q_FLOW, "min_abs", m.name, &m.min_abs) && m.min_abs < 0)
+        yerr(y, v, "monitor '%s': min_abs cannot be negative, found '%s'", m.name, ynode_str(v));
+    if ((v = ymap_get(y, e, "for", NULL)) != NULL) {
+        char err[200];
+        int col;
+        const char *s = ynode_str(v);
+        if (s == NULL || unit_parse_duration(s, &m.for_ns, err, sizeof err, &col) < 0)
+            yerr(y, v, "monitor '%s': for: %s", m.name, s ? err : "expected a duration such as '10 s'");
+        else if (m.for_ns > 86400 * 1000000000LL)
+            yerr(y, v, "monitor '%s': 'for' must be at most 1 d, found '%s'", m.name, s);
+    }
+    if ((v = ymap_get(y, e, "action", NULL)) != NULL) {
+        const char *s = ynode_str(v);
+        if (s && strcmp(s, "alarm") == 0)
+            m.action = LIMIT_ALARM;
+        else if (s && strcmp(s, "pause") == 0)
+            m.action = LIMIT_PAUSE;
+        else if (s && strcmp(s, "safe-stop") == 0)
+            m.action = LIMIT_SAFE_STOP;
+        else
+            yerr(y, v, "monitor '%s': action must be alarm, pause or safe-stop, found '%s'", m.name,
+                 s ? s : ynode_kind(v));
+    }
+    if (!ok || m.flow < 0 || m.pump < 0)
+        return;
+    struct flow_monitor *arr = realloc(*out, (*n + 1) * sizeof *arr);
+    if (arr == NULL) {
+        yerr(y, e, "out of memory");
+        return;
+    }
+    *out = arr;
+    arr[(*n)++] = m;
+}
+
+/* Parse the rig's monitors: list. */
+void delivery_parse_monitors(struct ydoc *y, yaml_node_t *list, const struct rig *rig,
+                             struct flow_monitor **out, size_t *n)
+{
+    if (list != NULL && yexpect_seq(y, list, "'monitors'"))
+        for (size_t i = 0; i < yseq_len(list); i++)
+            parse_monitor(y, yseq_item(y, list, i), rig, out, n);
+}
+
+/* Parse the rig's syringe_low: percentage. */
+void delivery_parse_low(struct ydoc *y, yaml_node_t *n, double *frac)
+{
+    char err[200];
+    int col;
+    double v;
+    const char *s = ynode_str(n);
+    if (s == NULL || unit_parse_value(s, Q_PERCENT, &v, err, sizeof err, &col) < 0)
+        yerr(y, n, "syringe_low: %s", s ? err : "expected a percentage such as '10 %'");
+    else if (!(v > 0 && v < 100))
+        yerr(y, n, "syringe_low must be above 0 %% and below 100 %%, found '%s'", s);
+    else
+        *frac = v / 100.0;
+}
