@@ -3,14 +3,14 @@
  *
  *   perfusectl [--socket PATH] [--json] COMMAND ...
  */
-#include "daemon/control.h"
+#include "base/sockpath.h"
 #include "ctlclient.h"
 #include "base/diag.h"
 #include "base/log.h"
 #include "plan/plan.h"
 #include "record/recorder.h"
 #include "plan/rig.h"
-#include "daemon/run.h"
+#include "base/run_operator.h"
 #include "simulate.h"
 #include "plan/timeline.h"
 #include "base/timeutil.h"
@@ -175,7 +175,7 @@ static struct ctlclient *connect_or_exit(struct ctl *c)
     char err[512];
     int rc = ctlclient_connect(c->socket, &cl, err, sizeof err);
     if (rc == -EACCES && c->read_cmd && !c->ro && !c->socket_given) {
-        control_default_ro_path(c->socket, c->robuf, sizeof c->robuf);
+        sockpath_default_ro(c->socket, c->robuf, sizeof c->robuf);
         char err2[512];
         if (ctlclient_connect(c->robuf, &cl, err2, sizeof err2) == 0)
             return cl;
@@ -1287,7 +1287,7 @@ int main(int argc, char **argv)
         }
     }
     if (c.socket == NULL) {
-        control_default_path(c.sockbuf, sizeof c.sockbuf);
+        sockpath_default(c.sockbuf, sizeof c.sockbuf);
         c.socket = c.sockbuf;
     }
     if (optind >= argc) {
@@ -1300,7 +1300,7 @@ int main(int argc, char **argv)
         c.read_cmd |= strcmp(cmd, reads[i]) == 0;
     if (c.ro) {
         /* --ro: the read-only socket beside the control socket (given or default). */
-        control_default_ro_path(c.socket, c.robuf, sizeof c.robuf);
+        sockpath_default_ro(c.socket, c.robuf, sizeof c.robuf);
         c.socket = c.robuf;
     }
     int sub_argc = argc - optind;
