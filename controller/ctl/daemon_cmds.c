@@ -8,7 +8,6 @@
 #include "status_view.h"
 #include "subopts.h"
 #include "base/run_operator.h"
-#include "base/timeutil.h"
 #include "base/utf8.h"
 #include "base/yamldoc.h"
 
