@@ -79,27 +79,6 @@ struct control {
     struct log_ratelimit rl;
 };
 
-/* The default socket path. */
-void control_default_path(char *buf, size_t len)
-{
-    const char *env = getenv("PERFUSE_SOCKET");
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    if (env && *env)
-        snprintf(buf, len, "%s", env);
-    else if (xdg && *xdg)
-        snprintf(buf, len, "%s/perfuse/perfused.sock", xdg);
-    else
-        snprintf(buf, len, "/run/perfuse/perfused.sock");
-}
-
-/* The default read-only socket: perfused-ro.sock beside the control socket. */
-void control_default_ro_path(const char *socket_path, char *buf, size_t len)
-{
-    char copy[PATH_MAX];
-    snprintf(copy, sizeof copy, "%s", socket_path);
-    snprintf(buf, len, "%s/perfused-ro.sock", dirname(copy));
-}
-
 const char *control_path(const struct control *c)
 {
     return c->path;
@@ -867,7 +846,7 @@ int control_start(struct control **out, struct daemon *d, const char *path, char
     if (path != NULL)
         snprintf(c->path, sizeof c->path, "%s", path);
     else
-        control_default_path(c->path, sizeof c->path);
+        sockpath_default(c->path, sizeof c->path);
     const char *ro = d->cfg.ro_socket_path;
     bool want_ro = ro == NULL || strcmp(ro, "none") != 0;
     if (ro != NULL && want_ro && strlen(ro) >= sizeof c->ro_path) {
@@ -879,7 +858,7 @@ int control_start(struct control **out, struct daemon *d, const char *path, char
     if (ro != NULL && want_ro)
         snprintf(c->ro_path, sizeof c->ro_path, "%s", ro);
     else if (want_ro)
-        control_default_ro_path(c->path, c->ro_path, sizeof c->ro_path);
+        sockpath_default_ro(c->path, c->ro_path, sizeof c->ro_path);
     if (want_ro && strcmp(c->ro_path, c->path) == 0) {
         snprintf(err, errlen, "the read-only socket cannot be the control socket (%s)", c->path);
         free(c);

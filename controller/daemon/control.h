@@ -66,10 +66,4 @@ int control_stream_events(struct ctl_client *cl, json_t *id, double since, uint6
 /* Answer every waiter (called when the run's file closes). */
 void control_run_closed(struct daemon *d, struct run *r);
 
-/* The default socket path: $PERFUSE_SOCKET, $XDG_RUNTIME_DIR/perfuse/perfused.sock,
- * else /run/perfuse/perfused.sock. */
-void control_default_path(char *buf, size_t len);
-/* The default read-only socket: perfused-ro.sock in socket_path's directory. */
-void control_default_ro_path(const char *socket_path, char *buf, size_t len);
-
 #endif

@@ -7,6 +7,7 @@
 #include "daemon.h"
 #include "sdnotify.h"
 #include "base/log.h"
+#include "base/sockpath.h"
 #include "simchild.h"
 #include "base/utf8.h"
 
@@ -24,7 +25,7 @@
 static void usage(FILE *out)
 {
     char sock[108];
-    control_default_path(sock, sizeof sock);
+    sockpath_default(sock, sizeof sock);
     fprintf(out,
         "usage: perfused [--rig FILE | --sim] [--socket PATH] [--data-dir DIR] [--log-level LEVEL]\n"
         "\n"
