@@ -220,9 +220,9 @@ static int add_channels(struct rig *rig, struct rig_device *d, size_t dev_index)
     return 0;
 }
 
-/* A duration node in seconds, within [min_s, max_s]; reports and returns false. */
-static bool get_seconds(struct ydoc *y, yaml_node_t *n, const char *what, double min_s,
-                        double max_s, double *out)
+/* A duration node (ynode_duration) in seconds within [min_s, max_s]; false if reported. */
+static bool seconds_at(struct ydoc *y, yaml_node_t *n, const char *what, double min_s,
+                       double max_s, double *out)
 {
     int64_t ns;
     if (!ynode_duration(y, n, what, (int64_t)(min_s * 1e9), (int64_t)(max_s * 1e9), &ns))
@@ -237,9 +237,9 @@ static void apply_plausibility(struct rig *rig, struct ydoc *y, yaml_node_t *e, 
     double stuck = 0, lost = -1;
     yaml_node_t *n;
     if ((n = ymap_get(y, e, "stuck_after", NULL)) != NULL)
-        get_seconds(y, n, "stuck_after", 1.0, 30 * 86400.0, &stuck);
+        seconds_at(y, n, "stuck_after", 1.0, 30 * 86400.0, &stuck);
     if ((n = ymap_get(y, e, "lost_after", NULL)) != NULL)
-        get_seconds(y, n, "lost_after", 0.1, 86400.0, &lost);
+        seconds_at(y, n, "lost_after", 0.1, 86400.0, &lost);
     for (size_t i = 0; i < d->n_chans; i++) {
         struct rig_channel *c = &rig->channels[d->first_channel + i];
         c->stuck_s = stuck;
@@ -350,9 +350,9 @@ static void load_recorder(struct rig *rig, struct ydoc *y, yaml_node_t *n)
             rig->rec.compression = (int)level;
     }
     if ((v = ymap_get(y, n, "flush", NULL)) != NULL)
-        get_seconds(y, v, "recorder flush", 0.1, 1.0, &rig->rec.flush_s);
+        seconds_at(y, v, "recorder flush", 0.1, 1.0, &rig->rec.flush_s);
     if ((v = ymap_get(y, n, "checkpoint", NULL)) != NULL)
-        get_seconds(y, v, "recorder checkpoint", 1.0, 3600.0, &rig->rec.checkpoint_s);
+        seconds_at(y, v, "recorder checkpoint", 1.0, 3600.0, &rig->rec.checkpoint_s);
     long buf;
     if ((v = ymap_get(y, n, "buffer", NULL)) != NULL && ynode_int(y, v, 100, 100000000, &buf))
         rig->rec.buffer = (size_t)buf;
@@ -369,9 +369,9 @@ static void load_confirm(struct rig *rig, struct ydoc *y, yaml_node_t *n)
     ymap_check_keys(y, n, keys, "'confirm'");
     yaml_node_t *v;
     if ((v = ymap_get(y, n, "setpoints", NULL)) != NULL)
-        get_seconds(y, v, "confirm setpoints", 0.5, 3600.0, &rig->confirm_s);
+        seconds_at(y, v, "confirm setpoints", 0.5, 3600.0, &rig->confirm_s);
     if ((v = ymap_get(y, n, "safe_state", NULL)) != NULL)
-        get_seconds(y, v, "confirm safe_state", 0.5, 600.0, &rig->safe_confirm_s);
+        seconds_at(y, v, "confirm safe_state", 0.5, 600.0, &rig->safe_confirm_s);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -599,7 +599,7 @@ static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
         yaml_node_t *n;
         long per_hour;
         if ((n = ymap_get(y, alerts, "min_interval", NULL)) != NULL)
-            get_seconds(y, n, "alerts min_interval", 0.0, 86400.0, &rig->alert_min_interval_s);
+            seconds_at(y, n, "alerts min_interval", 0.0, 86400.0, &rig->alert_min_interval_s);
         if ((n = ymap_get(y, alerts, "max_per_hour", NULL)) != NULL && ynode_int(y, n, 1, 3600, &per_hour))
             rig->alert_max_per_hour = (int)per_hour;
     }
