@@ -159,7 +159,7 @@ check "a pump given as the flow sensor is an error" \
 check "a sensor given as the pump is an error" \
     grep -q -F "badrig.yaml:22:38: error: monitor 'm3': follows: chip1.flow is not a pump" "$T/badrig.err"
 check "a tolerance in the wrong unit is an error" \
-    grep -q -F "badrig.yaml:22:61: error: monitor 'm3': tolerance: unit 'uL/min' is a flow, but a percentage is expected" "$T/badrig.err"
+    grep -q -F "badrig.yaml:22:64: error: monitor 'm3': tolerance: unit 'uL/min' is a flow, but a percentage is expected" "$T/badrig.err"
 check "an unknown action is an error" \
     grep -q -F "badrig.yaml:22:80: error: monitor 'm3': action must be alarm, pause or safe-stop, found 'stop'" "$T/badrig.err"
 
