@@ -27,12 +27,17 @@
 
 #define NOTE_BATCH 256
 
-static struct simchild sim_child;   /* at most one per process; see daemon_init */
-
 /* Wake-up from a bus thread (any thread): notes are waiting. */
 static void bus_notify(void *arg)
 {
     uv_async_send(arg);
+}
+
+/* A run's file has closed: answer those waiting for it. */
+void daemon_run_closed(struct daemon *d, struct run *r)
+{
+    (void)r;
+    control_run_closed(d->control);
 }
 
 /* Record a daemon-level event in the current run, if one is active. */
@@ -170,9 +175,8 @@ static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, 
     if (rule->lim.action == LIMIT_SAFE_STOP && (held = calloc(d->rig->n_channels + 1, sizeof *held)))
         latch_safe_channels(d->rig, safe, n_safe, !going || rule->from_rig, held);
     if (rule->lim.action == LIMIT_SAFE_STOP) {
-        static uint64_t seq;
         d->il_sample_ns = t;
-        d->il_tag = d->write_tag = (1ull << 63) | ++seq;
+        d->il_tag = d->write_tag = (1ull << 63) | ++d->il_trips;
         safe_stop(d, r, "interlock", why, t);
         d->write_tag = 0;
     } else if (rule->lim.action == LIMIT_PAUSE && r != NULL) {
@@ -879,8 +883,8 @@ static void sigchld_cb(uv_signal_t *s, int signum)
     struct daemon *d = s->data;
     (void)signum;
     int status;
-    if (sim_child.pid > 0 && waitpid(sim_child.pid, &status, WNOHANG) == sim_child.pid) {
-        sim_child.pid = 0;
+    if (d->sim.pid > 0 && waitpid(d->sim.pid, &status, WNOHANG) == d->sim.pid) {
+        d->sim.pid = 0;
         daemon_event(d, pclock_now(&d->clock), "fault", "sim", "sim_exited",
                      "perfuse-sim exited; the simulated devices are gone");
     }
@@ -892,13 +896,12 @@ static int load_rig(struct daemon *d)
     const char *path = d->cfg.rig_path;
     if (d->cfg.sim) {
         char err[512];
-        int rc = simchild_start(&sim_child, d->cfg.sim_path, d->cfg.sim_seed, err, sizeof err);
+        int rc = simchild_start(&d->sim, d->cfg.sim_path, d->cfg.sim_seed, err, sizeof err);
         if (rc < 0) {
             log_error("sim", "%s", err);
             return rc;
         }
-        d->sim_pid = sim_child.pid;
-        path = sim_child.rig_file;
+        path = d->sim.rig_file;
     }
     struct diag dg;
     diag_init(&dg);
@@ -1080,7 +1083,7 @@ static void continue_journaled_run(struct daemon *d)
         snprintf(why, sizeof why, "the run cannot be continued: %s", strerror(-rc));
         journal_unusable(d, j.run_id, why);
     } else {
-        run_set_closed_cb(r, control_run_closed);
+        run_set_closed_cb(r, daemon_run_closed);
         d->run = r;
         log_warn("journal", "continuing run %.8s (%s) in %s", j.run_id, run_plan(r)->name, j.file);
     }
@@ -1140,12 +1143,13 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
             return -EBUSY;
         }
     }
-    rc = control_start(&d->control, d, cfg->socket_path, err, sizeof err);
-    if (rc < 0) {
-        log_error("control", "%s", err);
-        return rc;
-    }
-    rc = setup_actuators(d);
+    return 0;
+}
+
+/* Start driving the rig. */
+int daemon_start(struct daemon *d)
+{
+    int rc = setup_actuators(d);
     if (rc == 0)
         rc = start_buses(d);
     if (rc == 0)
@@ -1154,7 +1158,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
         /* What a tripped limit held before the restart is held again before a
          * journaled run continues or a command is served. */
         latchstore_restore(d);
-        journal_writer_init(&d->journal, loop, cfg->data_dir);
+        journal_writer_init(&d->journal, d->loop, d->cfg.data_dir);
         d->journal.result = journal_result;
         d->journal.result_ctx = d;
         continue_journaled_run(d);
@@ -1163,7 +1167,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
         log_error("daemon", "cannot start the bus threads: %s", strerror(-rc));
     log_info("daemon", "rig '%s': %zu buses, %zu devices, %zu channels; control socket %s",
              d->rig->name, d->rig->n_buses, d->rig->n_devices, d->rig->n_channels,
-             control_path(d->control));
+             d->control ? control_path(d->control) : "none");
     return rc;
 }
 
@@ -1183,6 +1187,7 @@ static void shutdown_finish(struct daemon *d)
         }
         log_error("daemon", "safe state NOT confirmed before stopping: %s; those devices may still be "
                   "running", list);
+        d->stopped_unconfirmed = true;
         if (d->run != NULL && !run_closed(d->run))
             run_event(d->run, pclock_now(&d->clock), "fault", "daemon", "safe_state_unconfirmed",
                       "safe state not confirmed before the daemon stopped: %s", list);
@@ -1247,7 +1252,7 @@ int daemon_run(struct daemon *d)
     uv_run(d->loop, UV_RUN_DEFAULT);
     for (size_t b = 0; b < d->n_buses; b++)
         bus_free(d->buses[b]);
-    simchild_stop(&sim_child);
+    simchild_stop(&d->sim);
     rig_free(d->rig);
     free(d->buses);
     free(d->dev_bus_index);
@@ -1267,5 +1272,5 @@ int daemon_run(struct daemon *d)
     latchstore_free(&d->latchstore);
     delivery_free(&d->dl);
     pclock_free(&d->clock);
-    return 0;
+    return d->stopped_unconfirmed ? 1 : 0;
 }
