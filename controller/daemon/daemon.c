@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "record/recorder.h"
 #include "run.h"
+#include "run/trip.h"
 #include "drivers/serial.h"
 #include "simchild.h"
 #include "base/timeutil.h"
@@ -156,39 +157,47 @@ static void safe_stop(struct daemon *d, struct run *r, const char *source, const
     daemon_event(d, t, "warning", source, "safe_state", m);
 }
 
-/* A limit tripped: act first (the safe state goes out at once), then raise the alarm. */
+/* Trip hook: a safe-stop limit tripped; its writes are tagged, to time the first on the wire. */
+static void limit_safe_stop(void *ctx, const struct limit_rule *rule, const char *why, int64_t t)
+{
+    struct daemon *d = ctx;
+    (void)rule;
+    d->il_sample_ns = t;
+    d->il_tag = d->write_tag = (1ull << 63) | ++d->il_trips;
+    safe_stop(d, live_run(d), "interlock", why, t);
+    d->write_tag = 0;
+}
+
+/* Trip hook: a pause limit tripped. */
+static void limit_pause(void *ctx, const struct limit_rule *rule, const char *why, int64_t t)
+{
+    struct daemon *d = ctx;
+    (void)rule; (void)t;
+    struct run *r = live_run(d);
+    struct run_actor who = { .user = "interlock" };
+    if (r != NULL)
+        run_pause(r, &who, why);
+}
+
+/* A limit tripped: act and raise the alarm (trip.h); a safe-stop's actuators
+ * are then held under that alarm. */
 static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, int64_t t)
 {
     struct daemon *d = ctx;
     /* Ending the run frees the run's rules: keep a copy of this one. */
     const struct limit_rule copy = *rule_p, *rule = &copy;
     const struct rig_channel *c = &d->rig->channels[rule->lim.channel];
-    bool above = rule->side == '>';
-    char why[200];
-    limit_describe(rule, c->name, c->unit, v, why, sizeof why);
     struct run *r = live_run(d);
-    /* What the safe state puts down is held there (a rig limit: every actuator). */
+    /* What the safe state puts down is held there (a rig limit: every
+     * actuator), as the run stood before the trip ended it. */
     bool *held = NULL;
     bool going = r != NULL && !run_ended(r);
     const struct plan_target *safe = going && !rule->from_rig ? run_plan(r)->safe_state : NULL;
     size_t n_safe = safe != NULL ? run_plan(r)->n_safe : 0;
     if (rule->lim.action == LIMIT_SAFE_STOP && (held = calloc(d->rig->n_channels + 1, sizeof *held)))
         latch_safe_channels(d->rig, safe, n_safe, !going || rule->from_rig, held);
-    if (rule->lim.action == LIMIT_SAFE_STOP) {
-        d->il_sample_ns = t;
-        d->il_tag = d->write_tag = (1ull << 63) | ++d->il_trips;
-        safe_stop(d, r, "interlock", why, t);
-        d->write_tag = 0;
-    } else if (rule->lim.action == LIMIT_PAUSE && r != NULL) {
-        struct run_actor who = { .user = "interlock" };
-        run_pause(r, &who, why);
-    }
-    char tag[16];
-    limit_tag(rule, tag, sizeof tag);
-    const char *code = above ? "limit_max" : "limit_min";
-    uint32_t id = alarms_raise(&d->alarms, t, "alarm", c->name, code, tag, "%s", why);
-    if (id == 0)    /* already active (tripped again before it cleared): hold under that alarm */
-        id = alarms_find_active(&d->alarms, c->name, code, tag);
+    struct trip_hooks h = { .ctx = d, .safe_stop = limit_safe_stop, .pause = limit_pause };
+    uint32_t id = trip_limit(&d->alarms, rule, c->name, c->unit, v, t, &h);
     if (rule->lim.action == LIMIT_SAFE_STOP)
         latch_tripped(d, id, rule, held, safe, n_safe, t);     /* the run keeps its plan */
     free(held);
@@ -199,11 +208,7 @@ static void limit_cleared(void *ctx, const struct limit_rule *rule, double v, in
 {
     struct daemon *d = ctx;
     (void)v;
-    const char *name = d->rig->channels[rule->lim.channel].name;
-    char tag[16];
-    limit_tag(rule, tag, sizeof tag);
-    alarms_clear(&d->alarms, t, name, "limit_max", tag);
-    alarms_clear(&d->alarms, t, name, "limit_min", tag);
+    trip_clear(&d->alarms, rule, d->rig->channels[rule->lim.channel].name, t);
 }
 
 /* A delivery condition began (delivery.h): act as its kind says, then raise the alarm. */
