@@ -15,7 +15,7 @@
 
 #include <stddef.h>
 
-#include "bus.h"
+#include "bus_note.h"
 
 struct note_queue {
     struct bus_note *notes;
