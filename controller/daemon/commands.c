@@ -668,7 +668,8 @@ static int cmd_watch(struct ctl_client *cl, json_t *req, json_t *res, char *err,
 /* The daemon's commands, in the order their names are listed in messages. */
 static const struct ctl_command commands[] = {
     { .name = "hello", .exec = cmd_hello, .args = "", .read_only = true },
-    { .name = "run", .exec = cmd_run, .args = "protocol_text=s! protocol_path=s operator=s fill=l force=b" },
+    { .name = "run", .exec = cmd_run, .args = "protocol_text=s! protocol_path=s operator=s fill=l force=b",
+      .loads_protocol = true },
     { .name = "status", .exec = cmd_status, .args = "", .read_only = true },
     { .name = "watch", .exec = cmd_watch, .args = "interval=n", .read_only = true },
     { .name = "pause", .exec = cmd_pause, .args = "reason=s" },

@@ -361,7 +361,7 @@ static void handle_line(struct client *cl, const char *line, size_t len)
         json_decref(req);
         return;
     }
-    if (cl->pub.parsed != NULL && strcmp(cmd->name, "run") == 0) {
+    if (cl->pub.parsed != NULL && cmd->loads_protocol) {
         send_error(&cl->pub, id, -EBUSY, "this connection's last run request is still waiting "
                    "for the previous run's file to close", NULL);
         json_decref(id);
@@ -392,7 +392,7 @@ static void execute(struct client *cl, const struct ctl_command *cmd, json_t *re
     } else {
         control_send(&cl->pub, json_pack("{s:O?,s:b,s:o}", "id", id, "ok", 1, "result", result));
     }
-    if (strcmp(cmd->name, "run") == 0 && (rc != CMD_DEFERRED || cl->retry_req == NULL)) {
+    if (cmd->loads_protocol && (rc != CMD_DEFERRED || cl->retry_req == NULL)) {
         /* A loaded protocol serves only the request it was loaded for. */
         plan_work_free(cl->pub.parsed);
         cl->pub.parsed = NULL;
@@ -665,7 +665,9 @@ int control_load_protocol(struct ctl_client *pub, json_t *req, const struct rig 
 {
     struct client *cl = (struct client *)pub;
     struct control *c = pub->ctl;
-    if (cl->parsing != NULL || cl->executing == NULL)
+    if (cl->executing == NULL || !cl->executing->loads_protocol)
+        return -EINVAL;             /* a table entry that loads must say so */
+    if (cl->parsing != NULL)
         return -EBUSY;
     int rc = plan_work_start(c->loop, rig, path, text, strlen(text), parse_done, cl,
                              &cl->parsing);
