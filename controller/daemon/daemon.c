@@ -3,9 +3,9 @@
 #include "base/units.h"
 #include "base/yamldoc.h"
 #include "control.h"
-#include "journal_check.h"
 #include "base/log.h"
-#include "record/recorder.h"
+#include "record/recovery.h"
+#include "resume.h"
 #include "run.h"
 #include "run/trip.h"
 #include "drivers/serial.h"
@@ -13,7 +13,6 @@
 #include "base/timeutil.h"
 #include "base/utf8.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
@@ -916,184 +915,48 @@ static int load_rig(struct daemon *d)
     return rc;
 }
 
-/* Recover run files a crash left in the data directory (before the loop runs:
- * this blocks, and no recorder writes to them now). */
-static void recover_data_dir(const char *dir)
+/* Resume hook: every actuator of the rig in its safe state. */
+static void resume_safe_state(void *ctx)
 {
-    DIR *dp = opendir(dir);
-    if (dp == NULL)
-        return;
-    for (struct dirent *e; (e = readdir(dp)) != NULL;) {
-        size_t len = strlen(e->d_name);
-        if (len < 4 || strcmp(e->d_name + len - 3, ".h5") != 0)
-            continue;
-        char path[4096], err[256];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        /* Recovery writes: never through a link, never into a device or a fifo. */
-        struct stat st = { 0 };
-        if (fstatat(dirfd(dp), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
-            log_warn("recorder", "skipping %s: %s, not a regular run file", path,
-                     S_ISLNK(st.st_mode) ? "a symbolic link" : "not a regular file");
-            continue;
-        }
-        int need = recorder_needs_recovery(path, err, sizeof err);
-        if (need < 0)
-            log_warn("recorder", "skipping %s: %s", path, err);
-        if (need != 1)
-            continue;
-        if (recorder_recover(path, err, sizeof err) == 0)
-            log_warn("recorder", "recovered %s, left by a crash (its state is now interrupted)", path);
-        else
-            log_error("recorder", "cannot recover %s", err);     /* err names the file */
-    }
-    closedir(dp);
+    daemon_safe_state(ctx, NULL, 0);
 }
 
-/* The journal cannot be used to continue its run: whatever that run left
- * running is put in its safe state (every actuator of the rig, by its
- * driver), the journal is kept aside as evidence, and an alarm (hence an
- * alert) says why. Silence here would leave a crashed run's pumps running. */
-static void journal_unusable(struct daemon *d, const char *run, const char *why)
+/* Resume hook: an alarm about the journal. */
+static void resume_alarm(void *ctx, const char *code, const char *message)
 {
-    char bad[sizeof d->journal.path + 16];
-    snprintf(bad, sizeof bad, "%s.unusable", d->journal.path);
-    bool kept = rename(d->journal.path, bad) == 0;
-    daemon_safe_state(d, NULL, 0);
-    log_error("journal", "%s: %s%s%s%s; no run continued, every actuator sent its safe state; %s%s",
-              d->journal.path, run ? "run " : "", run ? run : "", run ? ": " : "", why,
-              kept ? "journal kept as " : "", kept ? bad : "the journal could not be renamed");
-    alarms_raise(&d->alarms, pclock_now(&d->clock), "alarm", "journal", "journal_unusable", NULL,
-                 "run journal unusable%s%.8s: %s; every actuator sent its safe state; kept as %s.unusable",
-                 run ? " for run " : "", run ? run : "", why, JOURNAL_NAME);
+    struct daemon *d = ctx;
+    alarms_raise(&d->alarms, pclock_now(&d->clock), "alarm", "journal", code, NULL, "%s", message);
 }
 
-/* Whether path is a file in directory dir (both resolved, so that "runs" and
- * "./runs" agree). */
-static bool file_in_dir(const char *path, const char *dir)
+/* Resume hook: continue the journaled run (or close it, as its on_restart says). */
+static int resume_run(void *ctx, const struct journal_rec *j, struct plan *plan, double last_alive_s)
 {
-    char p[PATH_MAX], dreal[PATH_MAX], preal[PATH_MAX];
-    snprintf(p, sizeof p, "%s", path);
-    const char *slash = strrchr(p, '/');
-    const char *parent = slash == NULL ? "." : slash == p ? "/" : (p[slash - p] = '\0', p);
-    return realpath(dir, dreal) != NULL && realpath(parent, preal) != NULL && strcmp(dreal, preal) == 0;
-}
-
-/* Check the journal's run file and read its last time stamp; 0, or -EINVAL
- * with the reason in why. */
-static int check_run_file(struct daemon *d, const struct journal_rec *j, double *last, char *why,
-                          size_t len)
-{
-    size_t n = strlen(j->file);
-    if (n < 4 || strcmp(j->file + n - 3, ".h5") != 0 || !file_in_dir(j->file, d->cfg.data_dir)) {
-        snprintf(why, len, "its run file %.150s is not a .h5 file in the data directory %.150s", j->file,
-                 d->cfg.data_dir);
-        return -EINVAL;
-    }
-    if (recorder_last_time(j->file, last) < 0) {
-        snprintf(why, len, "cannot read its run file %.300s", j->file);
-        return -EINVAL;
-    }
-    /* The journal's protocol hash is checked against its text already; a hand
-     * that edited both still has to match what the run file recorded. */
-    char hex[65], err[200];
-    if (recorder_protocol_sha256(j->file, hex, err, sizeof err) < 0) {
-        snprintf(why, len, "cannot read the protocol's sha256 in its run file %.200s: %.150s", j->file, err);
-        return -EINVAL;
-    }
-    if (strcmp(hex, j->protocol_sha256) != 0) {
-        snprintf(why, len, "edited protocol: the journal's protocol (sha256 %.12s...) is not the one "
-                 "its run file recorded (%.12s...)", j->protocol_sha256, hex);
-        return -EINVAL;
-    }
-    /* The gap is computed in ns from it: an absurd value would overflow. */
-    double elapsed_s = (double)(time_wall_ns() - j->start_wall_ns) / 1e9;
-    if (!(*last >= 0 && *last <= elapsed_s + (double)JOURNAL_CLOCK_SLACK_NS / 1e9)) {
-        snprintf(why, len, "its run file's last time stamp (%g s) is not within the run's %.0f s",
-                 *last, elapsed_s);
-        return -EINVAL;
-    }
-    return 0;
-}
-
-/* Load the journal's protocol on this rig and check the journal against it;
- * 0 and *plan, or a negative errno with the reason in why. */
-static int load_journal_plan(struct daemon *d, const struct journal_rec *j, struct plan **plan,
-                             char *why, size_t len)
-{
-    int64_t now = time_wall_ns();
-    /* What needs no plan first: an edited protocol is reported as edited. */
-    int rc = journal_validate(j, d->rig, NULL, now, why, len);
-    if (rc < 0)
-        return rc;
+    struct daemon *d = ctx;
     struct diag dg;
     diag_init(&dg);
-    rc = plan_load(j->protocol_path, j->protocol_text, strlen(j->protocol_text), d->rig, plan, &dg);
+    struct run *r;
+    int rc = run_continue(d, j, plan, last_alive_s, &dg, &r);
     if (rc < 0) {
         diag_print(&dg, stderr);
-        snprintf(why, len, "its protocol does not load on this rig (%d errors, logged)", (int)dg.errors);
+    } else {
+        run_set_closed_cb(r, daemon_run_closed);
+        d->run = r;
     }
     diag_free(&dg);
-    if (rc == 0 && (rc = journal_validate(j, d->rig, *plan, now, why, len)) < 0) {
-        plan_free(*plan);
-        *plan = NULL;
-    }
     return rc;
 }
 
 /* A run was going when the daemon last stopped (kill -9, power cut, SIGTERM):
- * continue it as its protocol's on_restart says, once its journal has been
- * checked; a journal that cannot be used makes the rig safe and raises an
- * alarm. Blocking, at start-up only. */
+ * continue it, close it, or refuse its journal (resume.h). Blocking, at
+ * start-up only. */
 static void continue_journaled_run(struct daemon *d)
 {
-    char *text;
-    size_t len;
-    char why[512];
-    /* Through the data directory's descriptor: never a link, never a fifo that would stall the start. */
-    int rc = d->journal.dir_fd < 0 ? d->journal.dir_error
-             : journal_read_at(d->journal.dir_fd, JOURNAL_NAME, JOURNAL_MAX_BYTES, &text, &len);
-    if (rc == -ENOENT)
-        return;                                     /* no journal: nothing was running */
-    if (rc < 0) {
-        snprintf(why, sizeof why, "cannot read it: %s", strerror(-rc));
-        journal_unusable(d, NULL, why);
-        return;
-    }
-    struct journal_rec j;
-    rc = journal_decode(text, len, &j, why, sizeof why);
-    free(text);
-    if (rc < 0) {
-        journal_unusable(d, NULL, why);
-        journal_rec_free(&j);
-        return;
-    }
-    struct plan *plan = NULL;
-    double last = 0;
-    rc = load_journal_plan(d, &j, &plan, why, sizeof why);
-    if (rc == 0 && (rc = check_run_file(d, &j, &last, why, sizeof why)) < 0) {
-        plan_free(plan);
-        plan = NULL;
-    }
-    if (rc < 0) {
-        journal_unusable(d, j.run_id, why);
-        journal_rec_free(&j);
-        return;
-    }
-    struct diag dg;
-    diag_init(&dg);
-    struct run *r;
-    rc = run_continue(d, &j, plan, last, &dg, &r);
-    if (rc < 0) {
-        diag_print(&dg, stderr);
-        snprintf(why, sizeof why, "the run cannot be continued: %s", strerror(-rc));
-        journal_unusable(d, j.run_id, why);
-    } else {
-        run_set_closed_cb(r, daemon_run_closed);
-        d->run = r;
-        log_warn("journal", "continuing run %.8s (%s) in %s", j.run_id, run_plan(r)->name, j.file);
-    }
-    diag_free(&dg);
-    journal_rec_free(&j);
+    struct resume_source src = { .data_dir = d->cfg.data_dir, .dir_fd = d->journal.dir_fd,
+                                 .dir_error = d->journal.dir_error, .rig = d->rig,
+                                 .now_wall_ns = time_wall_ns() };
+    struct resume_hooks h = { .ctx = d, .safe_state = resume_safe_state, .alarm = resume_alarm,
+                              .continue_run = resume_run };
+    resume_at_start(&src, &h);
 }
 
 /* Set up the daemon. */
@@ -1114,7 +977,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     uv_signal_start(&d->sig_term, signal_cb, SIGTERM);
     uv_signal_start(&d->sig_int, signal_cb, SIGINT);
     uv_signal_start(&d->sig_chld, sigchld_cb, SIGCHLD);
-    recover_data_dir(cfg->data_dir);
+    recorder_recover_dir(cfg->data_dir);
     int rc = load_rig(d);
     if (rc < 0)
         return rc;
