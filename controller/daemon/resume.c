@@ -160,15 +160,16 @@ void resume_at_start(const struct resume_source *src, const struct resume_hooks 
     } else if (d.verdict == RESUME_CONTINUE || d.verdict == RESUME_INTERRUPTED) {
         struct plan *plan = d.plan;
         d.plan = NULL;              /* the run owns it now, also on failure */
+        char *name = strdup(plan->name);
         int rc = h->continue_run(h->ctx, &d.j, plan, d.last_alive_s);
         if (rc < 0) {
             char why[128];
             snprintf(why, sizeof why, "the run cannot be continued: %s", strerror(-rc));
             journal_unusable(src, h, d.j.run_id, why);
         } else {
-            /* plan lives as long as the run it now belongs to. */
-            log_warn("journal", "continuing run %.8s (%s) in %s", d.j.run_id, plan->name, d.j.file);
+            log_warn("journal", "continuing run %.8s (%s) in %s", d.j.run_id, name ? name : "?", d.j.file);
         }
+        free(name);
     }
     resume_decision_free(&d);
 }
