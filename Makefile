@@ -18,7 +18,7 @@ DESTDIR ?=
 BUILD   ?= build
 PYTHON  ?= /usr/bin/python3
 
-PKGS := libuv libmodbus libserialport hdf5 yaml-0.1 jansson nettle libsystemd
+PKGS := libuv libmodbus libserialport hdf5 yaml-0.1 jansson nettle libsystemd libmosquitto
 TEST_PKGS := cmocka
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)

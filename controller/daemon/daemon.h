@@ -28,6 +28,7 @@
 
 struct run;
 struct control;
+struct mqtt;
 
 /* The latest news of one channel. */
 struct chan_state {
@@ -78,6 +79,7 @@ struct daemon {
     uv_async_t bus_async;
     uv_signal_t sig_term, sig_int, sig_chld;
     struct control *control;
+    struct mqtt *mqtt;          /* the MQTT client (mqtt.h); NULL unless the rig has 'mqtt:' */
     struct run *run;            /* the current or last run; NULL if none yet */
     pid_t sim_pid;
     char *sim_dir;              /* where the sim writes its rig file */

@@ -12,6 +12,7 @@
 #include "base/diag.h"
 #include "drivers/driver.h"
 #include "drivers/link.h"
+#include "rigmqtt.h"
 
 struct plan_limit;
 struct flow_monitor;
@@ -80,6 +81,7 @@ struct rig {
         double checkpoint_s;    /* fsync interval, s */
         size_t buffer;          /* samples held in memory while storage fails; 0: default */
     } rec;
+    struct rig_mqtt mqtt;       /* the rig's 'mqtt:' section (off unless given) */
 };
 
 /* Load and validate a rig file. Every problem goes to d. Returns 0 and *out,
