@@ -1,6 +1,5 @@
 /* The daemon's state on the loop thread: rig, buses, channels, run, signals. */
 #include "daemon.h"
-#include "mqtt.h"
 #include "base/units.h"
 #include "base/yamldoc.h"
 #include "control.h"
@@ -558,7 +557,8 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
         delivery_on_sample(&d->dl, (int)n->channel, use, n->t_ns);
         if (d->run != NULL)
             run_on_sample(d->run, (int)n->channel, record, use, n->t_ns);
-        mqtt_on_sample(d->mqtt, n->channel, record, n->t_ns);
+        if (d->observer.sample != NULL)
+            d->observer.sample(d->observer.ctx, n->channel, record, n->t_ns);
         break;
     }
     case BUS_NOTE_WRITE:
@@ -1147,11 +1147,6 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
         log_error("control", "%s", err);
         return rc;
     }
-    /* A broker out of reach is no error; a bad setting is an alarm, not a stop. */
-    if (mqtt_start(&d->mqtt, d, err, sizeof err) < 0) {
-        log_error("mqtt", "%s; running without MQTT", err);
-        alarms_raise(&d->alarms, pclock_now(&d->clock), "fault", "mqtt", "mqtt_config", NULL, "%s", err);
-    }
     rc = setup_actuators(d);
     if (rc == 0)
         rc = start_buses(d);
@@ -1199,7 +1194,8 @@ static void shutdown_finish(struct daemon *d)
     drain_notes(d);
     if (d->run != NULL)
         run_shutdown_finish(d->run);
-    mqtt_stop(d->mqtt);         /* the run's last samples and events go out first */
+    if (d->observer.stopping != NULL)
+        d->observer.stopping(d->observer.ctx);  /* while the last run's events are there */
     if (d->run != NULL) {
         run_free(d->run);
         d->run = NULL;
@@ -1254,7 +1250,6 @@ void daemon_shutdown(struct daemon *d, const char *why)
 int daemon_run(struct daemon *d)
 {
     uv_run(d->loop, UV_RUN_DEFAULT);
-    mqtt_free(d->mqtt);
     for (size_t b = 0; b < d->n_buses; b++)
         bus_free(d->buses[b]);
     simchild_stop(&sim_child);

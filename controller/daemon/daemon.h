@@ -28,7 +28,6 @@
 
 struct run;
 struct control;
-struct mqtt;
 
 /* The latest news of one channel. */
 struct chan_state {
@@ -79,7 +78,13 @@ struct daemon {
     uv_async_t bus_async;
     uv_signal_t sig_term, sig_int, sig_chld;
     struct control *control;
-    struct mqtt *mqtt;          /* the MQTT client (mqtt.h); NULL unless the rig has 'mqtt:' */
+    struct {                    /* who else follows the daemon (the MQTT client); NULLs: none */
+        void *ctx;
+        /* every sample, value as the run file records it (NaN: failed or implausible) */
+        void (*sample)(void *ctx, uint32_t ch, double record, int64_t t_ns);
+        /* the daemon stops; the last run is still there */
+        void (*stopping)(void *ctx);
+    } observer;
     struct run *run;            /* the current or last run; NULL if none yet */
     pid_t sim_pid;
     char *sim_dir;              /* where the sim writes its rig file */

@@ -757,6 +757,17 @@ static void handle_closed(uv_handle_t *h)
     m->open_handles--;
 }
 
+/* The daemon's observer hooks. */
+static void observe_sample(void *ctx, uint32_t ch, double record, int64_t t_ns)
+{
+    mqtt_on_sample(ctx, ch, record, t_ns);
+}
+
+static void observe_stopping(void *ctx)
+{
+    mqtt_stop(ctx);
+}
+
 int mqtt_start(struct mqtt **out, struct daemon *d, char *err, size_t errlen)
 {
     *out = NULL;
@@ -829,6 +840,9 @@ int mqtt_start(struct mqtt **out, struct daemon *d, char *err, size_t errlen)
         return -EAGAIN;
     }
     m->thread_started = true;
+    d->observer.ctx = m;
+    d->observer.sample = observe_sample;
+    d->observer.stopping = observe_stopping;
     uint64_t every = (uint64_t)(cfg->interval_s * 1000.0 + 0.5);
     uv_timer_start(&m->tick, tick_cb, every, every);
     log_info("mqtt", "publishing to %s:%d%s as %s, topics %s#", cfg->host, cfg->port, cfg->ca ? " (TLS)" : "",
@@ -841,6 +855,8 @@ void mqtt_stop(struct mqtt *m)
 {
     if (m == NULL || m->stopped)
         return;
+    if (m->d->observer.ctx == m)
+        memset(&m->d->observer, 0, sizeof m->d->observer);
     if (m->thread_started) {
         flush_samples(m);
         report(m);
