@@ -12,6 +12,7 @@
 #include "plan/rig.h"
 #include "daemon/run.h"
 #include "simulate.h"
+#include "fleet.h"
 #include "plan/timeline.h"
 #include "base/timeutil.h"
 #include "base/utf8.h"
@@ -75,6 +76,7 @@ static void usage(FILE *out)
         "                                  run it in virtual time on the simulated rig; write the\n"
         "                                  same HDF5 file a real run writes\n"
         "  recover FILE.h5                 make a run file left by a crash readable (safe to repeat)\n"
+        "  fleet --mqtt mqtt://[USER@]HOST[:PORT]  every rig on an MQTT broker: state, run, alarms\n"
         "\n"
         "Every command takes --help (with an example) and --json (output for programs).\n"
         "Exit codes: 0 success, 1 invalid input or refused, 2 usage error, 3 daemon not reachable.\n");
@@ -1337,6 +1339,8 @@ int main(int argc, char **argv)
         { "ack", cmd_ack },         { "devices", cmd_devices }, { "watch", cmd_watch },
         { "confirm", cmd_confirm },
     };
+    if (strcmp(cmd, "fleet") == 0)
+        return fleet_main(sub_argc, sub_argv, c.json);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(cmd, commands[i].name) == 0)
             return commands[i].fn(&c, sub_argc, sub_argv);

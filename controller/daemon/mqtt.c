@@ -612,7 +612,17 @@ static void status_reply(void *ctx, json_t *msg)
         free(text);
     }
     json_t *alarms = json_object_get(result, "alarms");
-    char *atext = json_dumps(alarms ? alarms : json_array(), JSON_COMPACT | JSON_SORT_KEYS);
+    /* Changed means other than by age. */
+    json_t *cmp = json_array();
+    size_t i;
+    json_t *a;
+    json_array_foreach(alarms, i, a) {
+        json_t *c = json_copy(a);
+        json_object_del(c, "age_s");
+        json_array_append_new(cmp, c);
+    }
+    char *atext = json_dumps(cmp, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(cmp);
     if (atext != NULL && (m->last_alarms == NULL || strcmp(atext, m->last_alarms) != 0)) {
         free(m->last_alarms);
         m->last_alarms = atext;
