@@ -230,8 +230,11 @@ static void delivery_cleared(void *ctx, int64_t t, const char *src, const char *
 static void delivery_fill(void *ctx, size_t i, double fill, int64_t t)
 {
     struct daemon *d = ctx;
-    if (live_run(d) != NULL)
+    if (live_run(d) != NULL) {
         run_record_derived(d->run, d->dl.pumps[i].rec_fill, fill, t);
+        if (d->observer.fill != NULL)
+            d->observer.fill(d->observer.ctx, i, fill, t);
+    }
 }
 
 /* A device or bus faulted or recovered. */

@@ -82,6 +82,8 @@ struct daemon {
         void *ctx;
         /* every sample, value as the run file records it (NaN: failed or implausible) */
         void (*sample)(void *ctx, uint32_t ch, double record, int64_t t_ns);
+        /* a syringe's fill level as the run file records it (/channels/<pump>.fill) */
+        void (*fill)(void *ctx, size_t pump, double fill_ul, int64_t t_ns);
         /* the daemon stops; the last run is still there */
         void (*stopping)(void *ctx);
     } observer;

@@ -509,17 +509,20 @@ static void flush_samples(struct mqtt *m)
             json_array_append_new(t, json_real(b->t[k]));
             json_array_append_new(v, isfinite(b->v[k]) ? json_real(b->v[k]) : json_null());
         }
-        const struct rig_channel *rc = &m->d->rig->channels[i];
-        json_object_set_new(chans, rc->name, json_pack("{s:s,s:o,s:o}", "unit", rc->unit, "t", t, "v", v));
+        size_t nch = m->d->rig->n_channels;
+        const char *name = i < nch ? m->d->rig->channels[i].name : m->d->dl.pumps[i - nch].fill_name;
+        const char *unit = i < nch ? m->d->rig->channels[i].unit : "uL";
+        json_object_set_new(chans, name, json_pack("{s:s,s:o,s:o}", "unit", unit, "t", t, "v", v));
         b->n = 0;
     }
     json_object_set_new(j, "channels", chans);
     publish_json(m, "samples", j, false, true);
 }
 
-void mqtt_on_sample(struct mqtt *m, uint32_t ch, double value, int64_t t_ns)
+/* Add a value to series idx (a rig channel, then the syringes' fill levels). */
+static void add_sample(struct mqtt *m, size_t idx, double value, int64_t t_ns)
 {
-    if (m == NULL || m->stopped || ch >= m->n_chans)
+    if (m == NULL || m->stopped || idx >= m->n_chans)
         return;
     struct run *r = m->d->run;
     const char *id = "";
@@ -536,7 +539,7 @@ void mqtt_on_sample(struct mqtt *m, uint32_t ch, double value, int64_t t_ns)
         snprintf(m->batch_run, sizeof m->batch_run, "%s", id);
         m->batch_t0 = id[0] ? (double)run_start_wall_ns(r) / 1e9 : 0.0;
     }
-    struct chan_batch *b = &m->chans[ch];
+    struct chan_batch *b = &m->chans[idx];
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 64;
         double *nt = realloc(b->t, cap * sizeof *nt);
@@ -554,6 +557,12 @@ void mqtt_on_sample(struct mqtt *m, uint32_t ch, double value, int64_t t_ns)
     b->t[b->n] = t;
     b->v[b->n] = value;
     b->n++;
+}
+
+void mqtt_on_sample(struct mqtt *m, uint32_t ch, double value, int64_t t_ns)
+{
+    if (m != NULL && ch < m->d->rig->n_channels)
+        add_sample(m, ch, value, t_ns);
 }
 
 /* The run's events not yet published, as one message. */
@@ -773,6 +782,13 @@ static void observe_sample(void *ctx, uint32_t ch, double record, int64_t t_ns)
     mqtt_on_sample(ctx, ch, record, t_ns);
 }
 
+static void observe_fill(void *ctx, size_t pump, double fill_ul, int64_t t_ns)
+{
+    struct mqtt *m = ctx;
+    if (pump < m->d->dl.n_pumps)
+        add_sample(m, m->d->rig->n_channels + pump, fill_ul, t_ns);
+}
+
 static void observe_stopping(void *ctx)
 {
     mqtt_stop(ctx);
@@ -796,7 +812,7 @@ int mqtt_start(struct mqtt **out, struct daemon *d, char *err, size_t errlen)
     m->d = d;
     m->cfg = cfg;
     m->conn_reported = -1;
-    m->n_chans = d->rig->n_channels;
+    m->n_chans = d->rig->n_channels + d->dl.n_pumps;
     m->chans = calloc(m->n_chans + 1, sizeof *m->chans);
     snprintf(m->prefix, sizeof m->prefix, "perfuse/v1/%s/%s/", cfg->site, name);
     snprintf(m->client_id, sizeof m->client_id, "perfused-%s-%s", cfg->site, name);
@@ -852,6 +868,7 @@ int mqtt_start(struct mqtt **out, struct daemon *d, char *err, size_t errlen)
     m->thread_started = true;
     d->observer.ctx = m;
     d->observer.sample = observe_sample;
+    d->observer.fill = observe_fill;
     d->observer.stopping = observe_stopping;
     uint64_t every = (uint64_t)(cfg->interval_s * 1000.0 + 0.5);
     uv_timer_start(&m->tick, tick_cb, every, every);
