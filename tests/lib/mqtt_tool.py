@@ -151,7 +151,7 @@ def samples(out, runfile, gap=None):
                     else:
                         live_in_gap += 1
     problems = []
-    all_seq = sorted(seqs[False] + seqs[True])
+    all_seq = sorted(set(seqs[False] + seqs[True]))
     if all_seq and all_seq != list(range(all_seq[0], all_seq[-1] + 1)):
         missing = sorted(set(range(all_seq[0], all_seq[-1] + 1)) - set(all_seq))
         problems.append(f"samples messages missing: seq {missing[:10]}")
