@@ -90,6 +90,7 @@ struct mqtt {
     int64_t status_at_ns;
     uint64_t dropped_loop;      /* messages the out queue had no room for */
     uint64_t dropped_reported;
+    uint64_t dropped_at_connect;    /* the count when the broker was last reached */
     int conn_reported;          /* -1 unknown, 0 out of reach, 1 connected */
     int64_t wall_minus_mono;    /* to date samples outside a run */
 
@@ -665,6 +666,17 @@ static void report(struct mqtt *m)
         m->conn_reported = conn;
     }
     uint64_t dropped = m->dropped_loop + atomic_load(&m->dropped_backlog) + m->ev_missed;
+    /* The events that counted them may not have fitted either: say it again, live. */
+    if (conn && dropped > m->dropped_at_connect && dropped == m->dropped_reported) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "while the MQTT broker was out of reach, %llu messages did not fit "
+                 "the queue (queue: %ld messages, queue_bytes: %ld) and were not sent; the run file has "
+                 "everything", (unsigned long long)(dropped - m->dropped_at_connect), m->cfg->queue,
+                 m->cfg->queue_bytes);
+        daemon_event(d, now, "warning", "mqtt", "mqtt_dropped", msg);
+    }
+    if (conn)
+        m->dropped_at_connect = dropped;
     if (dropped > m->dropped_reported) {
         char msg[300];
         snprintf(msg, sizeof msg, "%llu messages for the MQTT broker did not fit its queue (queue: %ld "

@@ -2,7 +2,9 @@
 # The broker is killed (kill -9) mid-run and comes back: control goes on
 # untouched (sample rates and the run's timing within 5 %), and after the
 # broker returns every sample and event of the gap arrives, marked
-# historical. MQTT_OUTAGE_S sets the outage (default 5 s; `make bench-mqtt-long` 20).
+# historical. A second rig with a store-and-forward queue too small for the
+# outage counts what did not fit in an event that reaches the broker.
+# MQTT_OUTAGE_S sets the outage (default 5 s; `make bench-mqtt-long` 20).
 set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
@@ -21,7 +23,12 @@ timeout 10 sh -c "until [ -s '$T/subready' ]; do sleep 0.05; done"
 sim_rig rig1 "$T/r1" "mqtt: {host: 127.0.0.1, port: $PORT, username: rig1, password_file: pw, site: lab, interval: 0.5 s}"
 echo rigpw >"$T/r1/pw"
 start_rig_daemon "$T/r1" || { not_ok "daemon starts"; finish; }
-timeout 10 sh -c "until grep -q mqtt_connected '$T/r1/perfused.log'; do sleep 0.05; done"
+SOCK1=$SOCK
+sim_rig rig2 "$T/r2" "mqtt: {host: 127.0.0.1, port: $PORT, username: rig2, password_file: pw, site: lab, interval: 0.5 s, queue: 10}"
+echo rigpw >"$T/r2/pw"
+start_rig_daemon "$T/r2" || { not_ok "daemon 2 starts"; finish; }
+SOCK2=$SOCK; SOCK=$SOCK1
+timeout 10 sh -c "until grep -q mqtt_connected '$T/r1/perfused.log' && grep -q mqtt_connected '$T/r2/perfused.log'; do sleep 0.05; done"
 # The broker has saved the subscriber's session (autosave every second).
 timeout 10 sh -c "until [ -s '$T/broker/mosquitto.db' ]; do sleep 0.1; done"
 
@@ -36,6 +43,8 @@ steps:
 P
 file=$(ctl run "$T/p.yaml" | sed -n 's/^file //p')
 check "run started" test -n "$file"
+sed 's/^rig: rig1$/rig: rig2/' "$T/p.yaml" >"$T/p2.yaml"
+file2=$(SOCK=$SOCK2 ctl run "$T/p2.yaml" | sed -n 's/^file //p')
 timeout 10 sh -c "until grep -q \"step 2 'during'\" '$T/r1/perfused.log'; do sleep 0.05; done"
 gap_from=$("$PYTHON" -c "import time; print(time.time())")
 kill -KILL "$BROKER_PID"
@@ -102,4 +111,15 @@ import json,sys; c=json.loads(sys.argv[1]); sys.exit(0 if abs(c['rate_gap']/c['r
 check "the run's length within 5 % of planned" "$PYTHON" -c "
 import json,sys; c=json.loads(sys.argv[1]); sys.exit(0 if abs(c['run_s']/float(sys.argv[2])-1) <= 0.05 else 1)" "$timing" "$RUN_S"
 check "nothing was dropped (no mqtt_dropped event)" sh -c "! grep -q mqtt_dropped '$T/r1/perfused.log'"
+SOCK=$SOCK2 ctl wait >/dev/null
+check "a queue too small: what did not fit is counted in an event that reaches the broker" "$PYTHON" -c "
+import json,sys
+for l in open(sys.argv[1]):
+    m=json.loads(l)
+    if m['topic']=='perfuse/v1/lab/rig2/events':
+        p=json.loads(m['payload'])
+        for e in p['events']:
+            if e['code']=='mqtt_dropped' and not p.get('historical') and 'did not fit' in e['message']:
+                print('# ' + e['message']); sys.exit(0)
+sys.exit(1)" "$T/msgs.jsonl"
 finish

@@ -133,8 +133,11 @@ def samples(out, runfile, gap=None):
     seqs = {False: [], True: []}
     hist_in_gap = 0
     live_in_gap = 0
+    # The rig whose run this is: only its samples topic counts.
+    topic = next(m["topic"] for m in msgs if m["topic"].endswith("/samples")
+                 and json.loads(m["payload"])["run"] == run_id)
     for m in msgs:
-        if not m["topic"].endswith("/samples"):
+        if m["topic"] != topic:
             continue
         p = json.loads(m["payload"])
         hist = bool(p.get("historical"))
