@@ -55,12 +55,13 @@ CONF
     timeout 10 sh -c "until grep -q 'Opening ipv4 listen socket on port $port' '$dir/mosquitto.log' 2>/dev/null; do sleep 0.05; done"
 }
 
-# sim_rig NAME DIR MQTT_YAML: start a perfuse-sim, write its rig file renamed
-# NAME with MQTT_YAML appended to DIR/rig.yaml.
+# sim_rig NAME DIR MQTT_YAML [SIM_ARGS...]: start a perfuse-sim, write its rig
+# file renamed NAME with MQTT_YAML appended to DIR/rig.yaml.
 sim_rig() {
     local name=$1 dir=$2 mq=$3
+    shift 3
     mkdir -p "$dir"
-    "$BUILD/perfuse-sim" --rig-out "$dir/rig0.yaml" --die-with-parent >"$dir/sim.json" 2>"$dir/sim.log" &
+    "$BUILD/perfuse-sim" --rig-out "$dir/rig0.yaml" --die-with-parent "$@" >"$dir/sim.json" 2>"$dir/sim.log" &
     PIDS="$PIDS $!"
     timeout 10 sh -c "until [ -s '$dir/sim.json' ]; do sleep 0.05; done"
     sed "s|^rig: sim$|rig: $name|" "$dir/rig0.yaml" >"$dir/rig.yaml"
