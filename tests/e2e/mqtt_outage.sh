@@ -4,7 +4,7 @@
 # broker returns every sample and event of the gap arrives, marked
 # historical. A second rig with a store-and-forward queue too small for the
 # outage counts what did not fit in an event that reaches the broker.
-# MQTT_OUTAGE_S sets the outage (default 5 s; `make bench-mqtt-long` 20).
+# MQTT_OUTAGE_S sets the outage (default 5 s; `make soak-mqtt` 20).
 set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh

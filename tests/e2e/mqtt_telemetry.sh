@@ -2,7 +2,7 @@
 # MQTT telemetry on a real mosquitto: state and status are retained; the
 # samples of a run received over MQTT equal the run file's value for value,
 # with no message missing; events arrive; status is the `status` document.
-# MQTT_RUN_S sets the run's length (default 12 s; `make bench-mqtt-long` 60).
+# MQTT_RUN_S sets the run's length (default 12 s; `make soak-mqtt` 60).
 set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
