@@ -24,8 +24,6 @@ safe_state: {pump1: 0 uL/min}
 steps:
   - {name: flow, set: {pump1: 5 uL/min}, for: 60 s}
 P
-file=$(ctl run "$T/p.yaml" | sed -n 's/^file //p')
-check "run started" test -n "$file"
 state() { ctl --json status | "$PYTHON" -c "import json,sys; print(json.load(sys.stdin)['state'])"; }
 C=perfuse/v1/lab/rig1
 
@@ -40,6 +38,16 @@ v=p
 for k in sys.argv[2].split('.'): v=v.get(k) if isinstance(v,dict) else None
 sys.exit(0 if str(v)==sys.argv[3] else 1)" "$@"
 }
+
+# A run started over MQTT: its protocol loads on the thread pool, the reply comes after.
+req=$("$PYTHON" -c "import json,sys; print(json.dumps({'cmd':'run','protocol_text':open(sys.argv[1]).read(),'protocol_path':sys.argv[1],'operator':'Alice','id':'run1'}))" "$T/p.yaml")
+r=$(mqtt_cmd alice alicepw "$req" V311)
+echo "# run: ${r:0:200}"
+check "run started over MQTT (reply with its file)" reply_ok "$r" ok True
+file=$("$PYTHON" -c "import json,sys; print(json.loads(sys.argv[1])['reply']['payload']['result']['file'])" "$r")
+check "the run is running" test "$(state)" = running
+r=$(mqtt_cmd alice alicepw "$req" V311)
+check "a second run while one runs: refused" reply_ok "$r" error.code refused
 
 r=$(mqtt_cmd alice alicepw '{"cmd":"pause","reason":"bubble in line 2"}' V5)
 echo "# pause: ${r:0:200}"
@@ -85,6 +93,7 @@ f = open_run(sys.argv[1])
 for e in f['events']: print(text(e['code']) + '|' + text(e['message']))" "$file")
 echo "$ev" | grep -i "mqtt\|viewer\|imperson" | sed 's/^/# /'
 check "the pause is recorded with the broker's user" grep -q "^cmd_pause|.*mqtt user alice" <<<"$ev"
+check "the run request is recorded with the broker's user" grep -q "^run_requested|run of 'mqtt commands' requested by mqtt user alice" <<<"$ev"
 check "the abort is recorded with the broker's user" grep -q "^cmd_abort|abort by mqtt user alice: end of test" <<<"$ev"
 if grep -q 'viewer\|impersonating\|mqtt user bob' <<<"$ev"; then
     not_ok "the viewer's and the impersonated commands never reached perfused"
