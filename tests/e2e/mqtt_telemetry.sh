@@ -18,6 +18,7 @@ timeout 10 sh -c "until [ -s '$T/subready' ]; do sleep 0.05; done"
 
 sim_rig rig1 "$T/r1" "mqtt: {host: 127.0.0.1, port: $PORT, username: rig1, password_file: pw, site: lab, interval: 0.5 s}"
 echo rigpw >"$T/r1/pw"
+echo bobpw >"$T/bobpw"
 start_rig_daemon "$T/r1" || { not_ok "daemon starts"; finish; }
 
 cat >"$T/p.yaml" <<P
@@ -28,7 +29,13 @@ safe_state: {pump1: 0 uL/min}
 steps:
   - {name: flow, set: {pump1: 5 uL/min}, for: $RUN_S s}
 P
+# The integration example of scripts/README.md follows the run too.
+timeout 60 "$PYTHON" scripts/perfuse-mqtt-series --host 127.0.0.1 --port "$PORT" --user bob \
+    --password-file "$T/bobpw" --rig lab/rig1 --channel chip1.pressure --timeout 50 \
+    --check "$T/run.h5" >"$T/series.txt" 2>&1 &
+SERIES_PID=$!; PIDS="$PIDS $SERIES_PID"
 file=$(ctl run "$T/p.yaml" | sed -n 's/^file //p')
+ln -s "$file" "$T/run.h5"   # the example reads the file only once the run has ended
 check "run started" test -n "$file"
 res=$(ctl --json wait)
 check "run completed" grep -q '"state": "completed"' <<<"$res"
@@ -66,4 +73,9 @@ check "nothing marked historical while the broker was there" "$PYTHON" -c "
 import json,sys
 sys.exit(1 if any(json.loads(json.loads(l)['payload']).get('historical') for l in open(sys.argv[1])
                   if not json.loads(l)['topic'].endswith('/state')) else 0)" "$T/msgs.jsonl"
+wait "$SERIES_PID"
+series_rc=$?
+sed 's/^/# /' "$T/series.txt"
+check "scripts/perfuse-mqtt-series rebuilt chip1.pressure, same as the run file" \
+    sh -c "[ $series_rc = 0 ] && grep -q 'value for value' '$T/series.txt'"
 finish
