@@ -15,6 +15,7 @@ sim_rig rig1 "$T/r1" "mqtt: {host: 127.0.0.1, port: $PORT, username: rig1, passw
 echo rigpw >"$T/r1/pw"
 start_rig_daemon "$T/r1" || { not_ok "daemon starts"; finish; }
 timeout 10 sh -c "until grep -q mqtt_connected '$T/r1/perfused.log'; do sleep 0.05; done"
+check "perfused speaks MQTT 5 to a broker that offers it" grep -q "as perfused-lab-rig1 (p5" "$T/broker/mosquitto.log"
 
 cat >"$T/p.yaml" <<P
 perfuse: 1
