@@ -92,6 +92,7 @@ struct mqtt {
     uint64_t dropped_reported;
     uint64_t dropped_at_connect;    /* the count when the broker was last reached */
     int conn_reported;          /* -1 unknown, 0 out of reach, 1 connected */
+    int refused_reported;
     int64_t wall_minus_mono;    /* to date samples outside a run */
 
     /* Shared, under mu. */
@@ -105,6 +106,7 @@ struct mqtt {
     /* Counters the thread updates. */
     atomic_uint_fast64_t dropped_backlog;   /* messages the store-and-forward buffer had no room for */
     atomic_int connected;
+    atomic_int refused;         /* the broker's last refusal (CONNACK code), 0: none */
     atomic_uint_fast64_t published;
 
     /* The thread only. */
@@ -113,6 +115,7 @@ struct mqtt {
     struct mosquitto *mosq;
     int protocol;               /* MQTT_PROTOCOL_V5 or MQTT_PROTOCOL_V311 */
     bool is_connected;
+    long unacked;               /* published, not yet acknowledged by the broker */
     struct msg *bl_head, *bl_tail;  /* the store-and-forward buffer */
     size_t bl_n, bl_bytes;
     struct msg *retained[4];    /* the latest state/status/alarms while out of reach */
@@ -206,8 +209,10 @@ static int send_now(struct mqtt *m, const struct msg *x)
         mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, x->corr, (uint16_t)x->corr_len);
     int rc = mosquitto_publish_v5(m->mosq, NULL, topic, (int)x->len, x->payload, 1, x->retain, props);
     mosquitto_property_free_all(&props);
-    if (rc == MOSQ_ERR_SUCCESS)
+    if (rc == MOSQ_ERR_SUCCESS) {
         atomic_fetch_add(&m->published, 1);
+        m->unacked++;
+    }
     return rc;
 }
 
@@ -259,6 +264,13 @@ static void keep_for_later(struct mqtt *m, struct msg *x)
 static void deliver(struct mqtt *m, struct msg *x)
 {
     x->next = NULL;
+    /* A broker that takes but does not acknowledge must not make libmosquitto's
+     * own queue grow without bound: past the queue size, what does not go is counted. */
+    if (m->is_connected && m->unacked >= m->cfg->queue) {
+        atomic_fetch_add(&m->dropped_backlog, 1);
+        msg_free(x);
+        return;
+    }
     if (m->is_connected && send_now(m, x) == MOSQ_ERR_SUCCESS) {
         msg_free(x);
         return;
@@ -275,7 +287,7 @@ static void flush_kept(struct mqtt *m)
             m->retained[i] = NULL;
             deliver(m, x);
         }
-    while (m->bl_head != NULL && m->is_connected) {
+    while (m->bl_head != NULL && m->is_connected && m->unacked < m->cfg->queue) {
         struct msg *x = m->bl_head;
         if (send_now(m, x) != MOSQ_ERR_SUCCESS)
             break;
@@ -303,8 +315,9 @@ static void publish_state(struct mqtt *m, const char *state)
 {
     char *text = state_payload(m, state), topic[512];
     snprintf(topic, sizeof topic, "%sstate", m->prefix);
-    if (text != NULL)
-        mosquitto_publish_v5(m->mosq, NULL, topic, (int)strlen(text), text, 1, true, NULL);
+    if (text != NULL && mosquitto_publish_v5(m->mosq, NULL, topic, (int)strlen(text), text, 1, true,
+                                             NULL) == MOSQ_ERR_SUCCESS)
+        m->unacked++;
     free(text);
 }
 
@@ -314,6 +327,11 @@ static void on_connect(struct mosquitto *mosq, void *arg, int rc, int flags, con
     (void)flags; (void)props;
     struct mqtt *m = arg;
     if (rc != 0) {
+        /* 3.1.1's return codes as MQTT 5 reason codes, for one message. */
+        static const int v5_of_v3[] = { 0, MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION, MQTT_RC_CLIENTID_NOT_VALID,
+                                        MQTT_RC_SERVER_UNAVAILABLE, MQTT_RC_BAD_USERNAME_OR_PASSWORD,
+                                        MQTT_RC_NOT_AUTHORIZED };
+        atomic_store(&m->refused, m->protocol != MQTT_PROTOCOL_V5 && rc > 0 && rc <= 5 ? v5_of_v3[rc] : rc);
         snprintf(m->last_error, sizeof m->last_error, "the broker refused the connection: %s",
                  m->protocol == MQTT_PROTOCOL_V5 ? mosquitto_reason_string(rc) : mosquitto_connack_string(rc));
         /* A broker that does not speak MQTT 5 is asked again in 3.1.1. */
@@ -328,6 +346,7 @@ static void on_connect(struct mosquitto *mosq, void *arg, int rc, int flags, con
     }
     m->is_connected = true;
     m->backoff_ns = 0;
+    atomic_store(&m->refused, 0);
     m->last_error[0] = '\0';
     atomic_store(&m->connected, 1);
     char topic[512];
@@ -335,6 +354,15 @@ static void on_connect(struct mosquitto *mosq, void *arg, int rc, int flags, con
     mosquitto_subscribe_v5(mosq, NULL, topic, 1, 0, NULL);
     publish_state(m, "online");
     flush_kept(m);
+}
+
+/* The broker acknowledged a message. */
+static void on_publish(struct mosquitto *mosq, void *arg, int mid, int reason, const mosquitto_property *props)
+{
+    (void)mosq; (void)mid; (void)reason; (void)props;
+    struct mqtt *m = arg;
+    if (m->unacked > 0)
+        m->unacked--;
 }
 
 /* The connection is gone. */
@@ -665,6 +693,17 @@ static void report(struct mqtt *m)
                          "mqtt_unreachable", msg);
         m->conn_reported = conn;
     }
+    int refused = atomic_load(&m->refused);
+    if (refused != m->refused_reported) {
+        if (refused != 0) {
+            char msg[400];
+            snprintf(msg, sizeof msg, "the MQTT broker %s:%d refuses this rig's connection (%s, code %d): "
+                     "check mqtt.username and its password file here, and the broker's password file and "
+                     "ACL", m->cfg->host, m->cfg->port, mosquitto_reason_string(refused), refused);
+            daemon_event(d, now, "warning", "mqtt", "mqtt_refused", msg);
+        }
+        m->refused_reported = refused;
+    }
     uint64_t dropped = m->dropped_loop + atomic_load(&m->dropped_backlog) + m->ev_missed;
     /* The events that counted them may not have fitted either: say it again, live. */
     if (conn && dropped > m->dropped_at_connect && dropped == m->dropped_reported) {
@@ -849,6 +888,7 @@ int mqtt_start(struct mqtt **out, struct daemon *d, char *err, size_t errlen)
     mosquitto_connect_v5_callback_set(m->mosq, on_connect);
     mosquitto_disconnect_v5_callback_set(m->mosq, on_disconnect);
     mosquitto_message_v5_callback_set(m->mosq, on_message);
+    mosquitto_publish_v5_callback_set(m->mosq, on_publish);
     mosquitto_max_inflight_messages_set(m->mosq, 100);
     if (cfg->username != NULL)
         mosquitto_username_pw_set(m->mosq, cfg->username, m->password);

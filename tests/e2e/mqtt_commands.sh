@@ -16,6 +16,15 @@ echo rigpw >"$T/r1/pw"
 start_rig_daemon "$T/r1" || { not_ok "daemon starts"; finish; }
 timeout 10 sh -c "until grep -q mqtt_connected '$T/r1/perfused.log'; do sleep 0.05; done"
 check "perfused speaks MQTT 5 to a broker that offers it" grep -q "as perfused-lab-rig1 (p5" "$T/broker/mosquitto.log"
+# A rig with the wrong password: the broker's refusal is said, the daemon serves on.
+SOCK1=$SOCK
+sim_rig rig2 "$T/r2" "mqtt: {host: 127.0.0.1, port: $PORT, username: rig2, password_file: pw, site: lab}"
+echo wrong >"$T/r2/pw"
+start_rig_daemon "$T/r2" || not_ok "daemon 2 starts"
+timeout 10 sh -c "until grep -q mqtt_refused '$T/r2/perfused.log'; do sleep 0.05; done"
+check "a refused login is said, with what to check" grep -q "mqtt_refused: the MQTT broker .* refuses this rig's connection (.*check mqtt.username" "$T/r2/perfused.log"
+check "  ... and the daemon serves on" sh -c "timeout 20 '$BUILD/perfusectl' --socket '$SOCK' status >/dev/null"
+SOCK=$SOCK1
 
 cat >"$T/p.yaml" <<P
 perfuse: 1
