@@ -30,8 +30,8 @@ steps:
   - {name: flow, set: {pump1: 5 uL/min}, for: $RUN_S s}
 P
 # The integration example of scripts/README.md follows the run too.
-timeout 60 "$PYTHON" scripts/perfuse-mqtt-series --host 127.0.0.1 --port "$PORT" --user bob \
-    --password-file "$T/bobpw" --rig lab/rig1 --channel chip1.pressure --timeout 50 \
+timeout $((RUN_S + 60)) "$PYTHON" scripts/perfuse-mqtt-series --host 127.0.0.1 --port "$PORT" --user bob \
+    --password-file "$T/bobpw" --rig lab/rig1 --channel chip1.pressure --timeout $((RUN_S + 40)) \
     --check "$T/run.h5" >"$T/series.txt" 2>&1 &
 SERIES_PID=$!; PIDS="$PIDS $SERIES_PID"
 file=$(ctl run "$T/p.yaml" | sed -n 's/^file //p')

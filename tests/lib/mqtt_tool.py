@@ -59,7 +59,8 @@ def retained(port, user, pw, topic):
     c.on_connect = lambda cl, ud, fl, rc: cl.subscribe(topic, qos=1)
 
     def on_message(cl, ud, m):
-        got["m"] = {"retain": bool(m.retain), "payload": json.loads(m.payload)}
+        if "m" not in got:      # the first one: a retained message comes before any live one
+            got["m"] = {"retain": bool(m.retain), "payload": json.loads(m.payload)}
         done.set()
     c.on_message = on_message
     c.on_subscribe = lambda *a: threading.Timer(1.0, done.set).start()
