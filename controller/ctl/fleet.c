@@ -257,18 +257,19 @@ static char *first_line(const char *path)
     return strdup(line);
 }
 
-int fleet_main(int argc, char **argv, bool json)
+int fleet_run(struct ctl *c, int argc, char **argv)
 {
+    bool json = c->json;
     static const struct option opts[] = {
         { "mqtt", required_argument, NULL, 'm' }, { "password-file", required_argument, NULL, 'p' },
         { "ca", required_argument, NULL, 'c' }, { "wait", required_argument, NULL, 'w' },
-        { "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+        { "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 },
     };
     const char *url = NULL, *pwfile = NULL, *ca = NULL;
     double wait_s = 3.0;
     optind = 1;
     int ch;
-    while ((ch = getopt_long(argc, argv, "hj", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "j", opts, NULL)) != -1) {
         switch (ch) {
         case 'm': url = optarg; break;
         case 'p': pwfile = optarg; break;
@@ -283,22 +284,13 @@ int fleet_main(int argc, char **argv, bool json)
             }
             break;
         }
-        case 'h':
-            printf("usage: perfusectl fleet --mqtt mqtt[s]://[USER[:PASSWORD]@]HOST[:PORT] [--password-file FILE]\n"
-                   "                        [--ca FILE] [--wait SECONDS] [--json]\n"
-                   "Every rig seen on the broker: online or offline, its run with the step and ETA,\n"
-                   "and its active alarms (from the rigs' retained topics, controller/MQTT.md).\n"
-                   "--password-file: its first line is the password; --ca: the CA of the broker's\n"
-                   "certificate (mqtts://); --wait: at most this long for the retained messages (3 s).\n"
-                   "example: perfusectl fleet --mqtt mqtt://alice@broker.lab --password-file ~/.perfuse-mqtt\n");
-            return 0;
         default:
-            return 2;
+            return ctl_usage_error(c);
         }
     }
-    if (url == NULL) {
+    if (url == NULL || optind < argc) {
         fprintf(stderr, "perfusectl fleet: give the broker with --mqtt mqtt://[USER@]HOST[:PORT]\n");
-        return 2;
+        return ctl_usage_error(c);
     }
     bool tls;
     char *user = NULL, *pass = NULL, *host = NULL, err[300];

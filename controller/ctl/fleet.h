@@ -5,10 +5,10 @@
 #ifndef PERFUSE_FLEET_H
 #define PERFUSE_FLEET_H
 
-#include <stdbool.h>
+#include "ctl.h"
 
-/* Run `perfusectl fleet` with argv[0] = "fleet"; json: print JSON. Returns
- * perfusectl's exit code (0, 1 refused, 2 usage, 3 broker not reachable). */
-int fleet_main(int argc, char **argv, bool json);
+/* Run `perfusectl fleet` (argv[0] = "fleet"); c->json: print JSON. Returns
+ * perfusectl's exit code (3: the broker cannot be reached or refuses the login). */
+int fleet_run(struct ctl *c, int argc, char **argv);
 
 #endif
