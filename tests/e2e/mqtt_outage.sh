@@ -5,6 +5,7 @@
 # historical. A second rig with a store-and-forward queue too small for the
 # outage counts what did not fit in an event that reaches the broker.
 # MQTT_OUTAGE_S sets the outage (default 5 s; `make soak-mqtt` 20).
+# e2e: alone (sample rates and the run's length are checked within 5 %)
 set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
