@@ -257,6 +257,7 @@ static char *first_line(const char *path)
     return strdup(line);
 }
 
+/* perfusectl fleet: connect, collect the retained topics, print. */
 int fleet_run(struct ctl *c, int argc, char **argv)
 {
     bool json = c->json;

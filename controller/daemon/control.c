@@ -1141,6 +1141,7 @@ static void remote_close_all(struct control *c)
     }
 }
 
+/* Parse and execute a remote request as a client without a pipe would. */
 void control_remote_request(struct control *c, const char *who, const char *line, size_t len,
                             control_reply_fn reply, void *ctx)
 {

@@ -588,6 +588,7 @@ static void add_sample(struct mqtt *m, size_t idx, double value, int64_t t_ns)
     b->n++;
 }
 
+/* A rig channel's sample, for the next samples message. */
 void mqtt_on_sample(struct mqtt *m, uint32_t ch, double value, int64_t t_ns)
 {
     if (m != NULL && ch < m->d->rig->n_channels)
@@ -827,12 +828,13 @@ static void handle_closed(uv_handle_t *h)
     m->open_handles--;
 }
 
-/* The daemon's observer hooks. */
+/* The daemon's observer hooks: a sample. */
 static void observe_sample(void *ctx, uint32_t ch, double record, int64_t t_ns)
 {
     mqtt_on_sample(ctx, ch, record, t_ns);
 }
 
+/* A syringe's fill level, as a series after the rig's channels. */
 static void observe_fill(void *ctx, size_t pump, double fill_ul, int64_t t_ns)
 {
     struct mqtt *m = ctx;
@@ -840,11 +842,13 @@ static void observe_fill(void *ctx, size_t pump, double fill_ul, int64_t t_ns)
         add_sample(m, m->d->rig->n_channels + pump, fill_ul, t_ns);
 }
 
+/* The daemon stops. */
 static void observe_stopping(void *ctx)
 {
     mqtt_stop(ctx);
 }
 
+/* Set up the client and start its thread; the loop publishes every interval. */
 int mqtt_start(struct mqtt **out, struct daemon *d, char *err, size_t errlen)
 {
     *out = NULL;
@@ -930,6 +934,7 @@ int mqtt_start(struct mqtt **out, struct daemon *d, char *err, size_t errlen)
     return 0;
 }
 
+/* Publish what is pending, stop the thread, close the handles. */
 void mqtt_stop(struct mqtt *m)
 {
     if (m == NULL || m->stopped)
@@ -953,6 +958,7 @@ void mqtt_stop(struct mqtt *m)
     uv_close((uv_handle_t *)&m->wake, handle_closed);
 }
 
+/* Free everything, the thread stopped first if it still runs. */
 void mqtt_free(struct mqtt *m)
 {
     if (m == NULL)

@@ -63,6 +63,7 @@ static void parse_tls(struct ydoc *y, yaml_node_t *n, const char *dir, struct ri
              "certificate, or neither");
 }
 
+/* Parse the section, defaults first. */
 void rig_mqtt_parse(struct ydoc *y, yaml_node_t *n, const char *dir, struct rig_mqtt *m)
 {
     memset(m, 0, sizeof *m);
@@ -134,6 +135,7 @@ void rig_mqtt_parse(struct ydoc *y, yaml_node_t *n, const char *dir, struct rig_
     }
 }
 
+/* Free the section's strings. */
 void rig_mqtt_free(struct rig_mqtt *m)
 {
     free(m->host);
