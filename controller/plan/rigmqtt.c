@@ -1,6 +1,5 @@
 /* The rig's 'mqtt:' section. */
 #include "rigmqtt.h"
-#include "base/units.h"
 #include "base/yamldoc.h"
 
 #include <stdint.h>
@@ -105,34 +104,17 @@ void rig_mqtt_parse(struct ydoc *y, yaml_node_t *n, const char *dir, struct rig_
     } else {
         m->site = strdup("default");
     }
-    if ((v = ymap_get(y, n, "interval", NULL)) != NULL) {
-        int64_t ns;
-        char err[200];
-        int col;
-        const char *s = ynode_str(v);
-        if (s == NULL || unit_parse_duration(s, &ns, err, sizeof err, &col) < 0)
-            yerr(y, v, "mqtt interval: %s", s ? err : "expected a duration such as '1 s'");
-        else if (ns < 100000000LL || ns > 60000000000LL)
-            yerr(y, v, "mqtt interval must be between 0.1 s and 60 s, found '%s'", s);
-        else
-            m->interval_s = (double)ns / 1e9;
-    }
+    int64_t ns;
+    if ((v = ymap_get(y, n, "interval", NULL)) != NULL &&
+        ynode_duration(y, v, "mqtt interval", 100000000LL, 60000000000LL, &ns))
+        m->interval_s = (double)ns / 1e9;
     if ((v = ymap_get(y, n, "queue", NULL)) != NULL && ynode_int(y, v, 10, 10000000, &l))
         m->queue = l;
     if ((v = ymap_get(y, n, "queue_bytes", NULL)) != NULL && ynode_int(y, v, 65536, 4L << 30, &l))
         m->queue_bytes = l;
-    if ((v = ymap_get(y, n, "keepalive", NULL)) != NULL) {
-        int64_t ns;
-        char err[200];
-        int col;
-        const char *s = ynode_str(v);
-        if (s == NULL || unit_parse_duration(s, &ns, err, sizeof err, &col) < 0)
-            yerr(y, v, "mqtt keepalive: %s", s ? err : "expected a duration such as '10 s'");
-        else if (ns < 5000000000LL || ns > 3600000000000LL)
-            yerr(y, v, "mqtt keepalive must be between 5 s and 3600 s, found '%s'", s);
-        else
-            m->keepalive_s = (int)(ns / 1000000000LL);
-    }
+    if ((v = ymap_get(y, n, "keepalive", NULL)) != NULL &&
+        ynode_duration(y, v, "mqtt keepalive", 5000000000LL, 3600000000000LL, &ns))
+        m->keepalive_s = (int)(ns / 1000000000LL);
 }
 
 /* Free the section's strings. */

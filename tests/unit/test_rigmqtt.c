@@ -85,7 +85,7 @@ static void test_errors(void **state)
         { "mqtt:\n  port: 1883\n", 2, 3, "'mqtt' needs 'host'" },
         { "mqtt:\n  host: b\n  port: 99999\n", 3, 9, "99999" },
         { "mqtt:\n  host: b\n  site: lab/2\n", 3, 9, "cannot hold '/'" },
-        { "mqtt:\n  host: b\n  interval: 5 ms\n", 3, 13, "between 0.1 s and 60 s" },
+        { "mqtt:\n  host: b\n  interval: 5 ms\n", 3, 13, "between 0.1 s and 1 min" },
         { "mqtt:\n  host: b\n  tls: {cert: a.crt, key: a.key}\n", 3, 8, "needs 'ca'" },
         { "mqtt:\n  host: b\n  tls: {ca: c.crt, cert: a.crt}\n", 3, 26, "both 'cert' and 'key'" },
         { "mqtt:\n  host: b\n  password_file: pw\n", 3, 18, "needs 'mqtt.username'" },
