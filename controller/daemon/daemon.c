@@ -238,8 +238,11 @@ static void delivery_cleared(void *ctx, int64_t t, const char *src, const char *
 static void delivery_fill(void *ctx, size_t i, double fill, int64_t t)
 {
     struct daemon *d = ctx;
-    if (live_run(d) != NULL)
+    if (live_run(d) != NULL) {
         run_record_derived(d->run, d->dl.pumps[i].rec_fill, fill, t);
+        if (d->observer.fill != NULL)
+            d->observer.fill(d->observer.ctx, i, fill, t);
+    }
 }
 
 /* A device or bus faulted or recovered. */
@@ -565,6 +568,8 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
         delivery_on_sample(&d->dl, (int)n->channel, use, n->t_ns);
         if (d->run != NULL)
             run_on_sample(d->run, (int)n->channel, record, use, n->t_ns);
+        if (d->observer.sample != NULL)
+            d->observer.sample(d->observer.ctx, n->channel, record, n->t_ns);
         break;
     }
     case BUS_NOTE_WRITE:
@@ -1063,8 +1068,11 @@ static void shutdown_finish(struct daemon *d)
     for (size_t b = 0; b < d->n_buses; b++)
         bus_stop(d->buses[b]);
     drain_notes(d);
-    if (d->run != NULL) {
+    if (d->run != NULL)
         run_shutdown_finish(d->run);
+    if (d->observer.stopping != NULL)
+        d->observer.stopping(d->observer.ctx);  /* while the last run's events are there */
+    if (d->run != NULL) {
         run_free(d->run);
         d->run = NULL;
     }

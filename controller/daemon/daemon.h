@@ -75,6 +75,15 @@ struct daemon {
     uv_signal_t sig_term, sig_int, sig_chld;
     struct control *control;    /* the control server started for it (perfused.c), closed
                                  * by the shutdown; NULL: none */
+    struct {                    /* who else follows the daemon (the MQTT client); NULLs: none */
+        void *ctx;
+        /* every sample, value as the run file records it (NaN: failed or implausible) */
+        void (*sample)(void *ctx, uint32_t ch, double record, int64_t t_ns);
+        /* a syringe's fill level as the run file records it (/channels/<pump>.fill) */
+        void (*fill)(void *ctx, size_t pump, double fill_ul, int64_t t_ns);
+        /* the daemon stops; the last run is still there */
+        void (*stopping)(void *ctx);
+    } observer;
     struct run *run;            /* the current or last run; NULL if none yet */
     struct simchild sim;        /* perfuse-sim, with --sim */
     bool shutting_down;
