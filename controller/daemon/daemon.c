@@ -99,7 +99,7 @@ static void alarm_event(void *ctx, int64_t t, const char *sev, const char *src, 
         daemon_alert(ctx, live_run(ctx), sev, sev, src, code, msg);
     else
         latch_update(&d->latch, &d->alarms, latch_released, d);
-    latchstore_sync(d);
+    latchstore_sync(&d->latchstore);
 }
 
 /* The run that limits act on: active and not yet ended. */
@@ -134,7 +134,7 @@ static void latch_tripped(struct daemon *d, uint32_t id, const struct limit_rule
     snprintf(m, sizeof m, "%s held in the safe state until alarm %u (%s) is acknowledged and %s is back "
              "within its limit", names[0] ? names : "no actuator", id, cause, c->name);
     daemon_event(d, t, "warning", "interlock", "safe_state_latched", m);
-    latchstore_sync(d);
+    latchstore_sync(&d->latchstore);
 }
 
 /* Stop safely for source: the run's safe state while a run is going (not
@@ -908,6 +908,79 @@ static int load_rig(struct daemon *d)
     return rc;
 }
 
+/* ------------------------------------------------------------- the run's host */
+
+/* Run host: command a channel for the protocol. */
+static int host_write(void *ctx, int channel, double value, int64_t planned_ns)
+{
+    return daemon_write(ctx, channel, value, BUS_PRIO_SETPOINT, planned_ns);
+}
+
+/* Run host (and latch store): the safe state. */
+static void host_safe_state(void *ctx, const struct plan_target *targets, size_t n)
+{
+    daemon_safe_state(ctx, targets, n);
+}
+
+/* Run host: whether the safe state is confirmed. */
+static bool host_safe_confirmed(void *ctx)
+{
+    return daemon_safe_confirmed(ctx);
+}
+
+/* Run host: a new run ends every latched safe state. */
+static void host_release_safe(void *ctx)
+{
+    daemon_release_safe(ctx, -1);
+}
+
+/* Run host: a channel's commanded value, for the journal. */
+static double host_setpoint(void *ctx, int channel)
+{
+    struct daemon *d = ctx;
+    return d->chans[channel].setpoint;
+}
+
+/* Run host: why a plan cannot start now. */
+static int host_blockers(void *ctx, const struct plan *p, char *buf, size_t len)
+{
+    return daemon_run_blockers(ctx, p, buf, len);
+}
+
+/* Run host: an alert about run r. */
+static void host_alert(void *ctx, const struct run *r, const char *kind, const char *severity,
+                       const char *source, const char *code, const char *message)
+{
+    daemon_alert(ctx, r, kind, severity, source, code, message);
+}
+
+/* Latch store: an event, in the current run's file or the log. */
+static void host_event(void *ctx, int64_t t, const char *severity, const char *source, const char *code,
+                       const char *message)
+{
+    daemon_event(ctx, t, severity, source, code, message);
+}
+
+/* Run host: raise or clear a run's alarm. Its alert (alarm_event) is about the
+ * live run, which r is: a run raises alarms only while its file is open. */
+static void host_alarm(void *ctx, const struct run *r, bool raise, const char *severity,
+                       const char *source, const char *code, const char *message)
+{
+    struct daemon *d = ctx;
+    (void)r;
+    int64_t now = pclock_now(&d->clock);
+    if (raise)
+        alarms_raise(&d->alarms, now, severity, source, code, NULL, "%s", message);
+    else
+        alarms_clear(&d->alarms, now, source, code, NULL);
+}
+
+/* Run host: a run's file closed; the control server answers its waiters. */
+static void host_closed(void *ctx, struct run *r)
+{
+    control_run_closed(ctx, r);
+}
+
 /* Recover run files a crash left in the data directory (before the loop runs:
  * this blocks, and no recorder writes to them now). */
 static void recover_data_dir(const char *dir)
@@ -1074,13 +1147,12 @@ static void continue_journaled_run(struct daemon *d)
     struct diag dg;
     diag_init(&dg);
     struct run *r;
-    rc = run_continue(d, &j, plan, last, &dg, &r);
+    rc = run_continue(&d->run_host, &j, plan, last, &dg, &r);
     if (rc < 0) {
         diag_print(&dg, stderr);
         snprintf(why, sizeof why, "the run cannot be continued: %s", strerror(-rc));
         journal_unusable(d, j.run_id, why);
     } else {
-        run_set_closed_cb(r, control_run_closed);
         d->run = r;
         log_warn("journal", "continuing run %.8s (%s) in %s", j.run_id, run_plan(r)->name, j.file);
     }
@@ -1130,6 +1202,15 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
                                  .fill = delivery_fill };
     if (delivery_init(&d->dl, d->rig, &dh) < 0)
         return -ENOMEM;
+    d->run_host = (struct run_host){
+        .loop = loop, .clock = &d->clock, .rig = d->rig, .data_dir = cfg->data_dir,
+        .host_name = d->host, .journal = &d->journal, .il = &d->il, .alarms = &d->alarms,
+        .latch = &d->latch, .dl = &d->dl, .dispatch = &d->dispatch, .wire = &d->wire,
+        .ctx = d, .write = host_write, .safe_state = host_safe_state,
+        .safe_confirmed = host_safe_confirmed, .release_safe = host_release_safe,
+        .setpoint = host_setpoint, .blockers = host_blockers, .alert = host_alert,
+        .alarm = host_alarm, .closed = host_closed,
+    };
     char err[512] = "";
     /* A second daemon on the same serial ports must not start at all. */
     for (size_t i = 0; i < d->rig->n_buses; i++) {
@@ -1153,7 +1234,10 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     if (rc == 0) {
         /* What a tripped limit held before the restart is held again before a
          * journaled run continues or a command is served. */
-        latchstore_restore(d);
+        latchstore_restore(&d->latchstore, &(struct latchstore_host){
+            .loop = loop, .clock = &d->clock, .rig = d->rig, .data_dir = cfg->data_dir,
+            .alarms = &d->alarms, .latch = &d->latch, .il = &d->il,
+            .ctx = d, .safe_state = host_safe_state, .event = host_event });
         journal_writer_init(&d->journal, loop, cfg->data_dir);
         d->journal.result = journal_result;
         d->journal.result_ctx = d;

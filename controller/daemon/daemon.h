@@ -21,6 +21,7 @@
 #include "run/latch.h"
 #include "latchstore.h"
 #include "run/plausibility.h"
+#include "run_host.h"
 #include "sdnotify.h"
 #include "base/latency.h"
 #include "plan/plan.h"
@@ -79,6 +80,7 @@ struct daemon {
     uv_signal_t sig_term, sig_int, sig_chld;
     struct control *control;
     struct run *run;            /* the current or last run; NULL if none yet */
+    struct run_host run_host;   /* what a run is given of the daemon (built at init) */
     pid_t sim_pid;
     char *sim_dir;              /* where the sim writes its rig file */
     bool shutting_down;
