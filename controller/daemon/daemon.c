@@ -321,13 +321,16 @@ static int setup_plausibility(struct daemon *d)
 
 /* ------------------------------------------------------------- actuators */
 
-/* The rig device of a bus's device index. */
+/* The rig device of a bus's device index, or SIZE_MAX (logged) if the bus has
+ * no such device: a note is never blamed on a device that did not send it. */
 static size_t rig_device_of(struct daemon *d, size_t bus, uint32_t bus_dev)
 {
     for (size_t i = 0, k = 0; i < d->rig->n_devices; i++)
         if (d->rig->devices[i].bus == bus && k++ == bus_dev)
             return i;
-    return 0;
+    log_error(d->rig->buses[bus].name, "a note names device %u of the bus, which has no such device; "
+              "ignored", (unsigned)bus_dev);
+    return SIZE_MAX;
 }
 
 /* Actuator hook: send a desired value (or the device's safe action) to the bus. */
@@ -499,9 +502,13 @@ static void write_done(struct daemon *d, size_t bus, const struct bus_note *n)
         }
         return;
     }
+    /* A device's own safe action: the device that failed is the one the bus names. */
     size_t dev = rig_device_of(d, bus, n->device);
+    if (dev == SIZE_MAX)
+        return;
     const struct rig_device *rd = &d->rig->devices[dev];
     bool report = false;
+    const struct act_chan *first = NULL;    /* its first writable channel, for the retry policy */
     for (size_t k = 0; k < rd->n_chans; k++) {
         size_t ch = rd->first_channel + k;
         if (!d->rig->channels[ch].writable)
@@ -510,9 +517,11 @@ static void write_done(struct daemon *d, size_t bus, const struct bus_note *n)
         if (n->err != 0)
             d->chans[ch].write_fail_reported = true;
         actuators_on_write(&d->act, (int)ch, NAN, true, n->err, n->msg, n->t_ns);
+        if (first == NULL)
+            first = actuators_get(&d->act, (int)ch);
     }
     if (report)
-        daemon_event(d, n->t_ns, "fault", rd->name, "write_failed", msg_retried(actuators_get(&d->act, (int)rd->first_channel), n->msg, m, sizeof m));
+        daemon_event(d, n->t_ns, "fault", rd->name, "write_failed", msg_retried(first, n->msg, m, sizeof m));
 }
 
 /* Handle one note from a bus. */
@@ -570,14 +579,19 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
             d->il_tag = 0;
             daemon_event(d, n->sent_ns, "info", "interlock", "interlock_latency", m);
         }
-        if (n->err == 0)
-            d->dev_health[n->channel != UINT32_MAX ? d->rig->channels[n->channel].device
-                                                   : rig_device_of(d, bus, n->device)].seen = true;
+        if (n->err == 0) {
+            size_t dev = n->channel != UINT32_MAX ? d->rig->channels[n->channel].device
+                                                  : rig_device_of(d, bus, n->device);
+            if (dev != SIZE_MAX)
+                d->dev_health[dev].seen = true;
+        }
         write_done(d, bus, n);
         break;
     case BUS_NOTE_DEVICE_FAULT:
     case BUS_NOTE_DEVICE_OK: {
         size_t found = rig_device_of(d, bus, n->device);
+        if (found == SIZE_MAX)
+            break;
         bool fault = n->kind == BUS_NOTE_DEVICE_FAULT;
         const char *dname = d->rig->devices[found].name;
         note_health(&d->dev_health[found], fault, n->t_ns, n->msg);
