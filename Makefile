@@ -2,7 +2,7 @@
 #
 #   make            build build/perfused, build/perfusectl, build/perfuse-sim
 #   make demo       run the demo protocol on the simulated rig and summarise the run file
-#   make check      build and run every test (unit, integration, end-to-end)
+#   make check      check the layering, build and run every test (unit, integration, end-to-end)
 #   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make soak       the recorder's kill -9 crash test with 200 kills (about 10 minutes)
 #   make bench      timing, recorder, interlock and Modbus benchmarks (figures printed, not asserted)
@@ -54,7 +54,8 @@ SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/unit/support/*.
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS      := $(BUILD)/perfused $(BUILD)/perfusectl $(BUILD)/perfuse-sim
 
-.PHONY: all check unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder bench-longrun bench-interlock bench-modbus soak clean install deps
+
+.PHONY: all check layers unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder bench-longrun bench-interlock bench-modbus soak clean install deps
 all: $(PROGS)
 
 deps: $(CONFIG)
@@ -102,9 +103,13 @@ e2e: $(PROGS)
 # Everything is built first, in parallel; then the suites run (the e2e suites
 # several at a time, see tests/run-e2e).
 NPROC := $(shell nproc 2>/dev/null || echo 2)
-check: $(CONFIG)
+check: $(CONFIG) layers
 	@$(MAKE) --no-print-directory -j$(NPROC) $(PROGS) $(UNIT_BINS) $(FUZZ_TARGETS)
 	@$(MAKE) --no-print-directory unit e2e fuzz-smoke
+
+# The include layering of controller/ and drivers/ (controller/LAYERS).
+layers:
+	@$(PYTHON) scripts/check-layers
 
 demo: $(PROGS)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/demo

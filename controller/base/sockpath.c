@@ -1,5 +1,5 @@
-/* The control socket's path: its directory's owner and mode, what exists at it,
- * and the credentials of the server a client reaches there. */
+/* The control socket's path: its default, its directory's owner and mode, what
+ * exists at it, and the credentials of the server a client reaches there. */
 #include "sockpath.h"
 #include "log.h"
 
@@ -102,6 +102,27 @@ static int check_existing(const char *path, char *err, size_t errlen)
         unlink(path);
     }
     return 0;
+}
+
+/* The default socket path. */
+void sockpath_default(char *buf, size_t len)
+{
+    const char *env = getenv("PERFUSE_SOCKET");
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    if (env && *env)
+        snprintf(buf, len, "%s", env);
+    else if (xdg && *xdg)
+        snprintf(buf, len, "%s/perfuse/perfused.sock", xdg);
+    else
+        snprintf(buf, len, "/run/perfuse/perfused.sock");
+}
+
+/* The default read-only socket: perfused-ro.sock beside the control socket. */
+void sockpath_default_ro(const char *socket_path, char *buf, size_t len)
+{
+    char dir[4096];
+    dir_of(socket_path, dir, sizeof dir);
+    snprintf(buf, len, "%s/perfused-ro.sock", dir);
 }
 
 int sockpath_prepare(const char *path, char *err, size_t errlen)

@@ -1,5 +1,6 @@
 /*
- * Where the control socket may be bound, and whom a client may trust there.
+ * Where the control socket is by default, where it may be bound, and whom a
+ * client may trust there.
  *
  * The socket's directory decides who can replace the socket, so it must belong
  * to the daemon's user and be writable by nobody else; whatever already sits
@@ -11,6 +12,13 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+
+/* The default control socket: $PERFUSE_SOCKET, else
+ * $XDG_RUNTIME_DIR/perfuse/perfused.sock, else /run/perfuse/perfused.sock. */
+void sockpath_default(char *buf, size_t len);
+
+/* The default read-only socket: perfused-ro.sock in socket_path's directory. */
+void sockpath_default_ro(const char *socket_path, char *buf, size_t len);
 
 /* Make path ready to bind: create its directory (0755) if missing; refuse a
  * directory of another user or one writable by group or others; refuse a path

@@ -361,6 +361,74 @@ bool ynode_int(struct ydoc *y, const yaml_node_t *n, long min, long max, long *o
     return true;
 }
 
+/* Parse scalar n as a value of quantity q in its canonical unit. */
+bool ynode_value(struct ydoc *y, const yaml_node_t *n, enum quantity q, const char *what,
+                 const char *prefix, double *out)
+{
+    const char *s = ynode_str(n);
+    if (s == NULL || *s == '\0') {
+        yerr(y, n, "%s must be a value such as '10 %s', found %s", what,
+             q == Q_NONE ? "" : quantity_unit(q), ynode_kind(n));
+        return false;
+    }
+    char err[256];
+    int col;
+    if (unit_parse_value(s, q, out, err, sizeof err, &col) < 0) {
+        diag_error(y->diag, y->file, ynode_line(n), ynode_col(n) + col, "%s%s%s",
+                   prefix ? prefix : "", prefix ? ": " : "", err);
+        return false;
+    }
+    return true;
+}
+
+/* Parse scalar n as a duration within [min_ns, max_ns]. */
+bool ynode_duration(struct ydoc *y, const yaml_node_t *n, const char *what, int64_t min_ns,
+                    int64_t max_ns, int64_t *ns)
+{
+    const char *s = ynode_str(n);
+    if (s == NULL || *s == '\0') {
+        yerr(y, n, "%s must be a duration such as '5 min' or '1 h 30 min', found %s", what,
+             ynode_kind(n));
+        return false;
+    }
+    char err[256];
+    int col;
+    int64_t v;
+    if (unit_parse_duration(s, &v, err, sizeof err, &col) < 0) {
+        diag_error(y->diag, y->file, ynode_line(n), ynode_col(n) + col, "%s: %s", what, err);
+        return false;
+    }
+    if (v >= min_ns && v <= max_ns) {
+        *ns = v;
+        return true;
+    }
+    char lo[48], hi[48];
+    unit_format_duration(min_ns, lo, sizeof lo);
+    unit_format_duration(max_ns, hi, sizeof hi);
+    if (max_ns == INT64_MAX && min_ns == 1)
+        yerr(y, n, "%s must be longer than zero, found '%s'", what, s);
+    else if (max_ns == INT64_MAX)
+        yerr(y, n, "%s must be at least %s, found '%s'", what, lo, s);
+    else
+        yerr(y, n, "%s must be between %s and %s, found '%s'", what, lo, hi, s);
+    return false;
+}
+
+/* The index of n's text in names. */
+int ynode_choice(struct ydoc *y, const yaml_node_t *n, const char *what, const char *const names[])
+{
+    const char *v = ynode_str(n);
+    char list[160] = "";
+    for (int i = 0; names[i] != NULL; i++) {
+        if (v && strcmp(v, names[i]) == 0)
+            return i;
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof list - used, "%s%s", i ? " | " : "", names[i]);
+    }
+    yerr(y, n, "%s must be %s, found '%s'", what, list, v ? v : ynode_kind(n));
+    return -1;
+}
+
 /* Number of items of a list node. */
 size_t yseq_len(const yaml_node_t *n)
 {

@@ -7,10 +7,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <yaml.h>
 
 #include "diag.h"
+#include "units.h"
 
 /* Deepest nesting of lists and mappings accepted. */
 #define YDOC_MAX_DEPTH 64
@@ -68,6 +70,25 @@ int ymap_check_keys(struct ydoc *y, yaml_node_t *map, const char *const allowed[
 
 /* Parse a scalar as a whole number in [min, max]. */
 bool ynode_int(struct ydoc *y, const yaml_node_t *n, long min, long max, long *out);
+
+/* Parse scalar n, "NUMBER UNIT", as a value of quantity q in its canonical
+ * unit (units.h). Not a value: "WHAT must be a value such as '10 UNIT'"; a
+ * unit error is reported at its own column in the text, after "PREFIX: "
+ * unless prefix is NULL. Returns false once reported. */
+bool ynode_value(struct ydoc *y, const yaml_node_t *n, enum quantity q, const char *what,
+                 const char *prefix, double *out);
+
+/* Parse scalar n as a duration ("90 s", "1 h 30 min") into *ns, within
+ * [min_ns, max_ns] (max_ns INT64_MAX: no upper bound; min_ns 1: longer than
+ * zero). Every problem is reported at n naming what, a unit error at its own
+ * column; returns false once reported. This is the one YAML duration parser:
+ * the rig's and the protocol's durations all go through it. */
+bool ynode_duration(struct ydoc *y, const yaml_node_t *n, const char *what, int64_t min_ns,
+                    int64_t max_ns, int64_t *ns);
+
+/* The index of n's text in names (NULL-terminated), or -1 after reporting
+ * "WHAT must be a | b | c, found 'X'". */
+int ynode_choice(struct ydoc *y, const yaml_node_t *n, const char *what, const char *const names[]);
 
 /* Number of items of a list node. */
 size_t yseq_len(const yaml_node_t *n);

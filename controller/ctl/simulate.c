@@ -19,6 +19,7 @@
 #include "plan/rig.h"
 #include "record/runfile.h"
 #include "run/runner.h"
+#include "run/trip.h"
 #include "drivers/sim/sim_faults.h"
 #include "base/timeutil.h"
 #include "base/yamldoc.h"
@@ -216,24 +217,33 @@ static void resume_fired(struct ptimer *t)
     runner_resume(s->runner, "the simulation (a simulated operator resumes after --prompt-delay)");
 }
 
-/* A limit tripped: act as perfused does, then raise the alarm. */
-static void sim_limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, int64_t t)
+/* Trip hook: a safe-stop limit ends the run, faulted, in its safe state. */
+static void sim_limit_safe_stop(void *ctx, const struct limit_rule *rule, const char *why, int64_t t)
 {
     struct simulation *s = ctx;
-    const struct limit_rule copy = *rule_p, *rule = &copy;   /* a safe-stop frees the run's rules */
-    const struct rig_channel *c = &s->rig->channels[rule->lim.channel];
-    char why[200], tag[16];
-    limit_describe(rule, c->name, c->unit, v, why, sizeof why);
-    if (rule->lim.action == LIMIT_SAFE_STOP) {
-        runner_fault(s->runner, why);
-    } else if (rule->lim.action == LIMIT_PAUSE && runner_pause(s->runner, why) == 0) {
+    (void)rule; (void)t;
+    runner_fault(s->runner, why);
+}
+
+/* Trip hook: a pause limit pauses the run; a simulated operator resumes it later. */
+static void sim_limit_pause(void *ctx, const struct limit_rule *rule, const char *why, int64_t t)
+{
+    struct simulation *s = ctx;
+    (void)rule;
+    if (runner_pause(s->runner, why) == 0) {
         recorder_event(s->rec, rel(t), "info", "simulation", "pause_simulated",
                        "simulated operator: the run resumes after --prompt-delay");
         ptimer_start(&s->resume_timer, t + s->prompt_delay_ns);
     }
-    limit_tag(rule, tag, sizeof tag);
-    alarms_raise(&s->alarms, t, "alarm", c->name, rule->side == '>' ? "limit_max" : "limit_min", tag,
-                 "%s", why);
+}
+
+/* A limit tripped: the policy perfused follows (trip.h). */
+static void sim_limit_tripped(void *ctx, const struct limit_rule *rule, double v, int64_t t)
+{
+    struct simulation *s = ctx;
+    const struct rig_channel *c = &s->rig->channels[rule->lim.channel];
+    struct trip_hooks h = { .ctx = s, .safe_stop = sim_limit_safe_stop, .pause = sim_limit_pause };
+    trip_limit(&s->alarms, rule, c->name, c->unit, v, t, &h);
 }
 
 /* A tripped limit's channel is inside again. */
@@ -241,10 +251,7 @@ static void sim_limit_cleared(void *ctx, const struct limit_rule *rule, double v
 {
     struct simulation *s = ctx;
     (void)v;
-    char tag[16];
-    limit_tag(rule, tag, sizeof tag);
-    alarms_clear(&s->alarms, t, s->rig->channels[rule->lim.channel].name, "limit_max", tag);
-    alarms_clear(&s->alarms, t, s->rig->channels[rule->lim.channel].name, "limit_min", tag);
+    trip_clear(&s->alarms, rule, s->rig->channels[rule->lim.channel].name, t);
 }
 
 /* The auto-confirm delay of a prompt is over. */

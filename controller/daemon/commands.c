@@ -16,6 +16,12 @@
 #include "base/units.h"
 #include "base/utf8.h"
 
+/* The daemon a handler runs in. */
+static struct daemon *daemon_of(struct ctl_client *cl)
+{
+    return control_context(cl->ctl);
+}
+
 /* Who is asking, for the audit trail. */
 static struct run_actor actor(struct ctl_client *cl, const char *operator_name)
 {
@@ -38,7 +44,7 @@ static struct run *active_run(struct daemon *d)
  * run's events (the audit trail keeps attempts too), then returned as is. */
 static int refuse(struct ctl_client *cl, int rc, const char *code, const char *what, const char *err)
 {
-    struct daemon *d = control_daemon(cl->ctl);
+    struct daemon *d = daemon_of(cl);
     if (active_run(d) != NULL) {
         struct run_actor who = actor(cl, NULL);
         run_refused(d->run, &who, code, what, err);
@@ -71,7 +77,7 @@ static int load_failed(struct diag *dg, int rc, json_t *res, char *err, size_t l
 /* run: load a protocol (on the thread pool) and start it. */
 static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
-    struct daemon *d = control_daemon(cl->ctl);
+    struct daemon *d = daemon_of(cl);
     const char *text = arg_str(req, "protocol_text");
     const char *path = arg_str(req, "protocol_path");
     const char *op = arg_str(req, "operator");
@@ -88,7 +94,7 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
     if (cl->parsed == NULL) {
         /* Parsing and checking a file can take long: not on the loop. A protocol's
          * errors are reported first, also while another run is active. */
-        int rc = control_load_protocol(cl, req, path, text);
+        int rc = control_load_protocol(cl, req, d->rig, path, text);
         if (rc < 0) {
             snprintf(err, len, "cannot load the protocol: %s", strerror(-rc));
             return rc;
@@ -295,7 +301,7 @@ static json_t *alarms_json(struct daemon *d)
 static int cmd_status(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
     (void)req; (void)err; (void)len;
-    struct daemon *d = control_daemon(cl->ctl);
+    struct daemon *d = daemon_of(cl);
     json_object_set_new(res, "rig", json_string(d->rig->name));
     json_object_set_new(res, "alarms", alarms_json(d));
     if (d->run != NULL) {
@@ -324,7 +330,7 @@ static int run_action(struct ctl_client *cl, json_t *req, json_t *res, char *err
                       int (*act)(struct run *, const struct run_actor *, const char *),
                       const char *refusal)
 {
-    struct daemon *d = control_daemon(cl->ctl);
+    struct daemon *d = daemon_of(cl);
     int rc = need_run(d, err, len);
     struct run_actor who = actor(cl, NULL);
     if (rc == 0 && (rc = act(d->run, &who, arg_str(req, "reason"))) < 0)
@@ -342,7 +348,7 @@ static int cmd_pause(struct ctl_client *cl, json_t *req, json_t *res, char *err,
  * the reply is a status with "restored" and "kept": channel, value, unit, override. */
 static int cmd_resume(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
-    struct daemon *d = control_daemon(cl->ctl);
+    struct daemon *d = daemon_of(cl);
     int rc = need_run(d, err, len);
     if (rc < 0)
         return rc;
@@ -388,7 +394,7 @@ static int cmd_abort(struct ctl_client *cl, json_t *req, json_t *res, char *err,
 /* Answer the pending prompt, or say in err why not. */
 static int confirm_prompt(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
-    struct daemon *d = control_daemon(cl->ctl);
+    struct daemon *d = daemon_of(cl);
     int rc = need_run(d, err, len);
     if (rc < 0)
         return rc;
@@ -434,7 +440,7 @@ static int cmd_confirm(struct ctl_client *cl, json_t *req, json_t *res, char *er
 /* Apply a manual setpoint, or say in err why not. */
 static int set_value(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
-    struct daemon *d = control_daemon(cl->ctl);
+    struct daemon *d = daemon_of(cl);
     const char *name = arg_str(req, "channel"), *text = arg_str(req, "value");
     if (name == NULL || text == NULL) {
         snprintf(err, len, "set needs \"channel\" and \"value\" (e.g. \"10 uL/min\")");
@@ -515,7 +521,7 @@ static int cmd_set(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
 static int cmd_events(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
     (void)res;
-    struct daemon *d = control_daemon(cl->ctl);
+    struct daemon *d = daemon_of(cl);
     if (d->run == NULL) {
         snprintf(err, len, "no run yet");
         return -ENOENT;
@@ -544,7 +550,7 @@ static int cmd_events(struct ctl_client *cl, json_t *req, json_t *res, char *err
 /* wait: reply when the current run's file is closed. */
 static int cmd_wait(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
-    struct daemon *d = control_daemon(cl->ctl);
+    struct daemon *d = daemon_of(cl);
     if (active_run(d) == NULL)
         return cmd_status(cl, req, res, err, len);
     control_add_waiter(cl, json_object_get(req, "id"));
@@ -554,7 +560,7 @@ static int cmd_wait(struct ctl_client *cl, json_t *req, json_t *res, char *err, 
 /* ack: acknowledge one alarm ("alarm": ID) or every one ("alarm": "all"). */
 static int cmd_ack(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
-    struct daemon *d = control_daemon(cl->ctl);
+    struct daemon *d = daemon_of(cl);
     json_t *which = json_object_get(req, "alarm");
     json_int_t id = 0;
     if (json_is_integer(which) && json_integer_value(which) > 0 &&
@@ -594,7 +600,7 @@ static void health_json(struct daemon *d, json_t *o, const struct health *h, con
 static int cmd_devices(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
     (void)req; (void)err; (void)len;
-    struct daemon *d = control_daemon(cl->ctl);
+    struct daemon *d = daemon_of(cl);
     json_t *buses = json_array(), *devs = json_array();
     for (size_t i = 0; i < d->rig->n_buses; i++) {
         const struct rig_bus *b = &d->rig->buses[i];
@@ -658,127 +664,67 @@ static int cmd_watch(struct ctl_client *cl, json_t *req, json_t *res, char *err,
     return cmd_status(cl, req, res, err, len);
 }
 
-/* The status a watcher is sent. */
-json_t *command_status(struct ctl_client *cl)
+/* The daemon's commands, in the order their names are listed in messages. */
+static const struct ctl_command commands[] = {
+    { .name = "hello", .exec = cmd_hello, .args = "", .read_only = true },
+    { .name = "run", .exec = cmd_run, .args = "protocol_text=s! protocol_path=s operator=s fill=l force=b",
+      .loads_protocol = true },
+    { .name = "status", .exec = cmd_status, .args = "", .read_only = true },
+    { .name = "watch", .exec = cmd_watch, .args = "interval=n", .read_only = true },
+    { .name = "pause", .exec = cmd_pause, .args = "reason=s" },
+    { .name = "resume", .exec = cmd_resume, .args = "reason=s keep_overrides=b" },
+    { .name = "abort", .exec = cmd_abort, .args = "reason=s" },
+    { .name = "confirm", .exec = cmd_confirm, .args = "prompt=s" },
+    { .name = "ack", .exec = cmd_ack, .args = "alarm=a!" },
+    { .name = "wait", .exec = cmd_wait, .args = "", .read_only = true },
+    { .name = "set", .exec = cmd_set, .args = "channel=s! value=s!" },
+    { .name = "events", .exec = cmd_events, .args = "since=n cursor=n limit=n", .read_only = true },
+    { .name = "devices", .exec = cmd_devices, .args = "", .read_only = true },
+};
+
+static const struct ctl_table table = { .v = commands, .n = sizeof commands / sizeof commands[0] };
+
+/* The daemon's commands. */
+const struct ctl_table *commands_table(void)
 {
+    return &table;
+}
+
+/* Hook: a fresh status, for a watcher or a waiter. */
+static json_t *hook_status(void *ctx, struct ctl_client *cl)
+{
+    (void)ctx;
     json_t *res = json_object();
     char err[64];
     cmd_status(cl, NULL, res, err, sizeof err);
     return res;
 }
 
-static const struct ctl_command commands[] = {
-    { .name = "hello", .exec = cmd_hello, .args = "", .read_only = true },
-    { .name = "run", .exec = cmd_run, .args = "protocol_text=s! protocol_path=s operator=s fill=l force=b" },
-    { .name = "status", .exec = cmd_status, .args = "", .read_only = true },
-    { .name = "pause", .exec = cmd_pause, .args = "reason=s" },
-    { .name = "resume", .exec = cmd_resume, .args = "reason=s keep_overrides=b" },
-    { .name = "abort", .exec = cmd_abort, .args = "reason=s" },
-    { .name = "confirm", .exec = cmd_confirm, .args = "prompt=s" },
-    { .name = "wait", .exec = cmd_wait, .args = "", .read_only = true },
-    { .name = "set", .exec = cmd_set, .args = "channel=s! value=s!" },
-    { .name = "events", .exec = cmd_events, .args = "since=n cursor=n limit=n", .read_only = true },
-    { .name = "ack", .exec = cmd_ack, .args = "alarm=a!" },
-    { .name = "devices", .exec = cmd_devices, .args = "", .read_only = true },
-    { .name = "watch", .exec = cmd_watch, .args = "interval=n", .read_only = true },
-};
-
-/* Whether v has argument type t. */
-static bool arg_type_ok(char t, json_t *v)
+/* Hook: the current (or last) run and the range of its events still kept. */
+static const char *hook_events(void *ctx, uint64_t *first, uint64_t *total)
 {
-    switch (t) {
-    case 's': return json_is_string(v);
-    case 'n': return json_is_number(v);
-    case 'b': return json_is_boolean(v);
-    case 'l': {          /* a list of strings */
-        size_t i;
-        json_t *e;
-        json_array_foreach(v, i, e)
-            if (!json_is_string(e))
-                return false;
-        return json_is_array(v);
-    }
-    case 'a': return (json_is_integer(v) && json_integer_value(v) > 0) ||
-                     (json_is_string(v) && strcmp(json_string_value(v), "all") == 0);
-    }
-    return false;
+    struct daemon *d = ctx;
+    *first = *total = 0;
+    if (d->run == NULL)
+        return NULL;
+    *total = run_events_total(d->run);
+    *first = *total > RUN_EVENTS_KEPT ? *total - RUN_EVENTS_KEPT : 0;
+    return run_id(d->run);
 }
 
-/* The type letter of argument key in args ("name=T[!] ..."), with *required; 0 if absent. */
-static char arg_spec(const char *args, const char *key, bool *required)
+/* Hook: one event of the current run, as `events` and `watch` send it. */
+static json_t *hook_event(void *ctx, uint64_t seq)
 {
-    size_t klen = strlen(key);
-    for (const char *p = args; *p;) {
-        const char *eq = strchr(p, '=');
-        if (eq == NULL)
-            break;
-        if ((size_t)(eq - p) == klen && strncmp(p, key, klen) == 0) {
-            *required = eq[2] == '!';
-            return eq[1];
-        }
-        p = strchr(eq, ' ');
-        if (p == NULL)
-            break;
-        while (*p == ' ')
-            p++;
-    }
-    return 0;
+    struct daemon *d = ctx;
+    const struct run_event_rec *e = d->run != NULL ? run_event_at(d->run, seq) : NULL;
+    if (e == NULL)
+        return NULL;
+    return json_pack("{s:I,s:f,s:s,s:s,s:s,s:s}", "seq", (json_int_t)e->seq, "time", e->t,
+                     "severity", e->severity, "source", e->source, "code", e->code, "message", e->message);
 }
 
-/* Check a request's members against the command's argument list. */
-int command_check_args(const struct ctl_command *cmd, json_t *req, char *err, size_t errlen)
+/* The hooks the control server needs from the daemon. */
+void commands_hooks(struct daemon *d, struct control_hooks *h)
 {
-    const char *key;
-    json_t *v;
-    bool required;
-    json_object_foreach(req, key, v) {
-        if (strcmp(key, "cmd") == 0 || strcmp(key, "id") == 0)
-            continue;
-        char t = arg_spec(cmd->args, key, &required);
-        if (t == 0) {
-            snprintf(err, errlen, "'%s' takes no argument '%.*s'%s%s%s", cmd->name, (int)utf8_cut(key, 40), key,
-                     cmd->args[0] ? " (arguments: " : "", cmd->args, cmd->args[0] ? ")" : "");
-            return -EINVAL;
-        }
-        if (!arg_type_ok(t, v)) {
-            snprintf(err, errlen, "argument '%s' of '%s' must be %s", key, cmd->name,
-                     t == 's' ? "a string" : t == 'n' ? "a number" : t == 'b' ? "true or false"
-                     : t == 'l' ? "a list of strings"
-                     : "an alarm id or \"all\"");
-            return -EINVAL;
-        }
-    }
-    /* Every required argument is there. */
-    for (const char *p = cmd->args; *p;) {
-        const char *eq = strchr(p, '=');
-        if (eq == NULL)
-            break;
-        char name[32];
-        snprintf(name, sizeof name, "%.*s", (int)(eq - p), p);
-        if (eq[2] == '!' && json_object_get(req, name) == NULL) {
-            snprintf(err, errlen, "'%s' needs the argument '%s' (arguments: %s)", cmd->name, name, cmd->args);
-            return -EINVAL;
-        }
-        p = strchr(eq, ' ');
-        if (p == NULL)
-            break;
-        while (*p == ' ')
-            p++;
-    }
-    return 0;
-}
-
-/* The command called name, or NULL. */
-const struct ctl_command *command_find(const char *name)
-{
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(commands[i].name, name) == 0)
-            return &commands[i];
-    return NULL;
-}
-
-/* Comma-separated command names. */
-const char *command_names(void)
-{
-    return "hello, run, status, watch, pause, resume, abort, confirm, ack, wait, set, events, devices";
+    *h = (struct control_hooks){ .ctx = d, .status = hook_status, .events = hook_events, .event = hook_event };
 }

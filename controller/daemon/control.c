@@ -1,13 +1,9 @@
 /* The control server: JSON lines on the daemon's Unix socket. */
 #include "control.h"
 #include "base/sockpath.h"
-#include "commands.h"
 #include "base/control_proto.h"
-#include "control_request.h"
-#include "daemon.h"
 #include "base/log.h"
 #include "plan/planwork.h"
-#include "run.h"
 #include "base/timeutil.h"
 #include "base/utf8.h"
 
@@ -37,6 +33,8 @@ struct client {
     uv_shutdown_t shutdown;
     struct plan_work *parsing;  /* a run's protocol loading on the thread pool */
     json_t *parse_req;          /* the run request waiting for it */
+    const struct ctl_command *parse_cmd;    /* and its command */
+    const struct ctl_command *executing;    /* the command whose handler runs now */
     bool closing;
     bool closed;                /* the pipe is closed (the struct waits for parsing) */
     json_t *wait_id;            /* set while waiting for the run to end */
@@ -59,7 +57,9 @@ struct client {
 };
 
 struct control {
-    struct daemon *d;
+    uv_loop_t *loop;
+    const struct ctl_table *table;  /* the commands served */
+    struct control_hooks hooks;
     uv_pipe_t server;
     uv_pipe_t ro_server;        /* the read-only socket */
     bool ro_open;
@@ -79,35 +79,14 @@ struct control {
     struct log_ratelimit rl;
 };
 
-/* The default socket path. */
-void control_default_path(char *buf, size_t len)
-{
-    const char *env = getenv("PERFUSE_SOCKET");
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    if (env && *env)
-        snprintf(buf, len, "%s", env);
-    else if (xdg && *xdg)
-        snprintf(buf, len, "%s/perfuse/perfused.sock", xdg);
-    else
-        snprintf(buf, len, "/run/perfuse/perfused.sock");
-}
-
-/* The default read-only socket: perfused-ro.sock beside the control socket. */
-void control_default_ro_path(const char *socket_path, char *buf, size_t len)
-{
-    char copy[PATH_MAX];
-    snprintf(copy, sizeof copy, "%s", socket_path);
-    snprintf(buf, len, "%s/perfused-ro.sock", dirname(copy));
-}
-
 const char *control_path(const struct control *c)
 {
     return c->path;
 }
 
-struct daemon *control_daemon(struct control *c)
+void *control_context(struct control *c)
 {
-    return c->d;
+    return c->hooks.ctx;
 }
 
 /* Free the control struct once its last handle is closed. */
@@ -367,7 +346,7 @@ static void handle_line(struct client *cl, const char *line, size_t len)
     char err[1024] = "";
     json_t *req, *id;
     const struct ctl_command *cmd;
-    int rc = request_parse(line, len, &req, &cmd, &id, err, sizeof err);
+    int rc = request_parse(cl->pub.ctl->table, line, len, &req, &cmd, &id, err, sizeof err);
     if (rc < 0) {
         send_error(&cl->pub, id, rc, err, NULL);
         json_decref(id);
@@ -382,7 +361,7 @@ static void handle_line(struct client *cl, const char *line, size_t len)
         json_decref(req);
         return;
     }
-    if (cl->pub.parsed != NULL && strcmp(cmd->name, "run") == 0) {
+    if (cl->pub.parsed != NULL && cmd->loads_protocol) {
         send_error(&cl->pub, id, -EBUSY, "this connection's last run request is still waiting "
                    "for the previous run's file to close", NULL);
         json_decref(id);
@@ -398,7 +377,9 @@ static void execute(struct client *cl, const struct ctl_command *cmd, json_t *re
 {
     char err[1024] = "";
     json_t *result = json_object();
+    cl->executing = cmd;
     int rc = cmd->exec(&cl->pub, req, result, err, sizeof err);
+    cl->executing = NULL;
     if (rc == CMD_DEFERRED) {
         json_decref(result);
     } else if (rc < 0) {
@@ -411,7 +392,7 @@ static void execute(struct client *cl, const struct ctl_command *cmd, json_t *re
     } else {
         control_send(&cl->pub, json_pack("{s:O?,s:b,s:o}", "id", id, "ok", 1, "result", result));
     }
-    if (strcmp(cmd->name, "run") == 0 && (rc != CMD_DEFERRED || cl->retry_req == NULL)) {
+    if (cmd->loads_protocol && (rc != CMD_DEFERRED || cl->retry_req == NULL)) {
         /* A loaded protocol serves only the request it was loaded for. */
         plan_work_free(cl->pub.parsed);
         cl->pub.parsed = NULL;
@@ -504,13 +485,13 @@ static void take_line(struct client *cl)
 /* Write the next few events of the reply being streamed to cl. */
 static void stream_step(struct client *cl)
 {
-    struct run *r = cl->pub.ctl->d->run;
-    if (r == NULL || strcmp(run_id(r), cl->stream.run_id) != 0) {
+    struct control *c = cl->pub.ctl;
+    uint64_t first, total;
+    const char *run = c->hooks.events(c->hooks.ctx, &first, &total);
+    if (run == NULL || strcmp(run, cl->stream.run_id) != 0) {
         stream_finish(cl, true);    /* a new run: the client asks again */
         return;
     }
-    uint64_t total = run_events_total(r);
-    uint64_t first = total > RUN_EVENTS_KEPT ? total - RUN_EVENTS_KEPT : 0;
     if (cl->stream.seq < first)
         cl->stream.seq = first;
     char *buf = NULL;
@@ -522,17 +503,17 @@ static void stream_step(struct client *cl)
     }
     bool full = false;
     for (int n = 0; n < CONTROL_EVENTS_CHUNK && cl->stream.seq < cl->stream.end; cl->stream.seq++) {
-        const struct run_event_rec *e = run_event_at(r, cl->stream.seq);
-        if (e == NULL || !(e->t >= cl->stream.since))
+        json_t *o = c->hooks.event(c->hooks.ctx, cl->stream.seq);
+        if (o == NULL || !(json_number_value(json_object_get(o, "time")) >= cl->stream.since)) {
+            json_decref(o);
             continue;
+        }
         if (cl->stream.sent >= cl->stream.limit || cl->stream.bytes >= CONTROL_EVENTS_BYTES) {
+            json_decref(o);
             full = true;
             break;
         }
-        json_t *o = json_pack("{s:I,s:f,s:s,s:s,s:s,s:s}", "seq", (json_int_t)e->seq, "time", e->t,
-                              "severity", e->severity, "source", e->source, "code", e->code,
-                              "message", e->message);
-        char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        char *text = json_dumps(o, JSON_COMPACT);
         json_decref(o);
         if (text == NULL)
             continue;
@@ -559,13 +540,15 @@ static void stream_step(struct client *cl)
 int control_stream_events(struct ctl_client *pub, json_t *id, double since, uint64_t cursor, size_t limit)
 {
     struct client *cl = (struct client *)pub;
-    struct run *r = pub->ctl->d->run;
-    if (r == NULL)
+    struct control *c = pub->ctl;
+    uint64_t first, total;
+    const char *run = c->hooks.events(c->hooks.ctx, &first, &total);
+    if (run == NULL)
         return -ENOENT;
     if (cl->stream.active)
         return -EBUSY;
     char *idtext = json_dumps(id ? id : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
-    json_t *rid = json_string(run_id(r));
+    json_t *rid = json_string(run);
     char *ridtext = rid ? json_dumps(rid, JSON_ENCODE_ANY) : NULL;
     json_decref(rid);
     char *head = NULL;
@@ -575,9 +558,9 @@ int control_stream_events(struct ctl_client *pub, json_t *id, double since, uint
     free(ridtext);
     if (n < 0)
         return -ENOMEM;
-    snprintf(cl->stream.run_id, sizeof cl->stream.run_id, "%s", run_id(r));
+    snprintf(cl->stream.run_id, sizeof cl->stream.run_id, "%s", run);
     cl->stream.seq = cursor;
-    cl->stream.end = run_events_total(r);
+    cl->stream.end = total;
     cl->stream.since = since;
     cl->stream.limit = limit;
     cl->stream.sent = cl->stream.bytes = 0;
@@ -672,22 +655,26 @@ static void parse_done(struct plan_work *w)
         return;
     }
     cl->pub.parsed = w;
-    execute(cl, command_find("run"), req, json_incref(json_object_get(req, "id")));
+    execute(cl, cl->parse_cmd, req, json_incref(json_object_get(req, "id")));
     pump(cl);
 }
 
 /* Load a run request's protocol on the thread pool; the request is executed again when done. */
-int control_load_protocol(struct ctl_client *pub, json_t *req, const char *path, const char *text)
+int control_load_protocol(struct ctl_client *pub, json_t *req, const struct rig *rig, const char *path,
+                          const char *text)
 {
     struct client *cl = (struct client *)pub;
     struct control *c = pub->ctl;
+    if (cl->executing == NULL || !cl->executing->loads_protocol)
+        return -EINVAL;             /* a table entry that loads must say so */
     if (cl->parsing != NULL)
         return -EBUSY;
-    int rc = plan_work_start(c->d->loop, c->d->rig, path, text, strlen(text), parse_done, cl,
+    int rc = plan_work_start(c->loop, rig, path, text, strlen(text), parse_done, cl,
                              &cl->parsing);
     if (rc < 0)
         return rc;
     cl->parse_req = json_incref(req);
+    cl->parse_cmd = cl->executing;
     return 0;
 }
 
@@ -851,14 +838,19 @@ static int open_server(uv_pipe_t *srv, const char *path, mode_t mode,
 }
 
 /* Open the control socket and the read-only socket. */
-int control_start(struct control **out, struct daemon *d, const char *path, char *err,
+int control_start(struct control **out, uv_loop_t *loop, const struct control_config *cfg,
+                  const struct ctl_table *table, const struct control_hooks *hooks, char *err,
                   size_t errlen)
 {
+    *out = NULL;
     struct control *c = calloc(1, sizeof *c);
     if (c == NULL)
         return -ENOMEM;
-    c->d = d;
-    c->max_clients = d->cfg.max_clients > 0 ? d->cfg.max_clients : CONTROL_MAX_CLIENTS;
+    c->loop = loop;
+    c->table = table;
+    c->hooks = *hooks;
+    c->max_clients = cfg->max_clients > 0 ? cfg->max_clients : CONTROL_MAX_CLIENTS;
+    const char *path = cfg->socket_path;
     if (path != NULL && strlen(path) >= sizeof c->path) {
         snprintf(err, errlen, "socket path too long (at most %zu bytes): %s", sizeof c->path - 1, path);
         free(c);
@@ -867,8 +859,8 @@ int control_start(struct control **out, struct daemon *d, const char *path, char
     if (path != NULL)
         snprintf(c->path, sizeof c->path, "%s", path);
     else
-        control_default_path(c->path, sizeof c->path);
-    const char *ro = d->cfg.ro_socket_path;
+        sockpath_default(c->path, sizeof c->path);
+    const char *ro = cfg->ro_socket_path;
     bool want_ro = ro == NULL || strcmp(ro, "none") != 0;
     if (ro != NULL && want_ro && strlen(ro) >= sizeof c->ro_path) {
         snprintf(err, errlen, "read-only socket path too long (at most %zu bytes): %s",
@@ -879,7 +871,7 @@ int control_start(struct control **out, struct daemon *d, const char *path, char
     if (ro != NULL && want_ro)
         snprintf(c->ro_path, sizeof c->ro_path, "%s", ro);
     else if (want_ro)
-        control_default_ro_path(c->path, c->ro_path, sizeof c->ro_path);
+        sockpath_default_ro(c->path, c->ro_path, sizeof c->ro_path);
     if (want_ro && strcmp(c->ro_path, c->path) == 0) {
         snprintf(err, errlen, "the read-only socket cannot be the control socket (%s)", c->path);
         free(c);
@@ -892,23 +884,23 @@ int control_start(struct control **out, struct daemon *d, const char *path, char
         free(c);
         return rc;
     }
-    uv_pipe_init(d->loop, &c->server, 0);
+    uv_pipe_init(loop, &c->server, 0);
     c->server.data = c;
-    uv_pipe_init(d->loop, &c->ro_server, 0);
+    uv_pipe_init(loop, &c->ro_server, 0);
     c->ro_server.data = c;
-    uv_timer_init(d->loop, &c->watch_timer);
+    uv_timer_init(loop, &c->watch_timer);
     c->watch_timer.data = c;
-    uv_timer_init(d->loop, &c->retry_timer);
+    uv_timer_init(loop, &c->retry_timer);
     c->retry_timer.data = c;
-    uv_timer_init(d->loop, &c->stall_timer);
+    uv_timer_init(loop, &c->stall_timer);
     c->stall_timer.data = c;
-    uv_idle_init(d->loop, &c->work_idle);
+    uv_idle_init(loop, &c->work_idle);
     c->work_idle.data = c;
     c->open_handles = 6;
-    rc = open_server(&c->server, c->path, 0660, d->cfg.socket_group, err, errlen);
+    rc = open_server(&c->server, c->path, 0660, cfg->socket_group, err, errlen);
     if (rc == 0 && want_ro) {
-        rc = open_server(&c->ro_server, c->ro_path, d->cfg.ro_socket_group ? 0660 : 0666,
-                         d->cfg.ro_socket_group, err, errlen);
+        rc = open_server(&c->ro_server, c->ro_path, cfg->ro_socket_group ? 0660 : 0666,
+                         cfg->ro_socket_group, err, errlen);
         c->ro_open = rc == 0;
         if (rc < 0)
             unlink(c->path);
@@ -927,7 +919,7 @@ int control_start(struct control **out, struct daemon *d, const char *path, char
     }
     if (c->ro_open)
         log_info("control", "read-only socket %s (%s)", c->ro_path,
-                 d->cfg.ro_socket_group ? d->cfg.ro_socket_group : "anyone may connect");
+                 cfg->ro_socket_group ? cfg->ro_socket_group : "anyone may connect");
     uv_timer_start(&c->stall_timer, stall_tick, 1000, 1000);
     uv_unref((uv_handle_t *)&c->stall_timer);
     *out = c;
@@ -961,24 +953,24 @@ void control_close(struct control *c)
 
 /* The run's events a watcher has not seen yet, at most CONTROL_WATCH_EVENTS
  * (the rest come with the next updates). */
-static json_t *new_events(struct client *cl, struct run *r)
+static json_t *new_events(struct client *cl)
 {
+    struct control *c = cl->pub.ctl;
     json_t *list = json_array();
-    if (r == NULL)
+    uint64_t first, total;
+    const char *run = c->hooks.events(c->hooks.ctx, &first, &total);
+    if (run == NULL)
         return list;
-    if (strcmp(run_id(r), cl->watch_run_id) != 0) {
-        snprintf(cl->watch_run_id, sizeof cl->watch_run_id, "%s", run_id(r));
+    if (strcmp(run, cl->watch_run_id) != 0) {
+        snprintf(cl->watch_run_id, sizeof cl->watch_run_id, "%s", run);
         cl->watch_seq = 0;
     }
-    uint64_t total = run_events_total(r);
-    if (total > RUN_EVENTS_KEPT && cl->watch_seq < total - RUN_EVENTS_KEPT)
-        cl->watch_seq = total - RUN_EVENTS_KEPT;
+    if (cl->watch_seq < first)
+        cl->watch_seq = first;
     for (; cl->watch_seq < total && json_array_size(list) < CONTROL_WATCH_EVENTS; cl->watch_seq++) {
-        const struct run_event_rec *e = run_event_at(r, cl->watch_seq);
+        json_t *e = c->hooks.event(c->hooks.ctx, cl->watch_seq);
         if (e != NULL)
-            json_array_append_new(list, json_pack("{s:f,s:s,s:s,s:s,s:s}", "time", e->t, "severity",
-                                                  e->severity, "source", e->source, "code", e->code,
-                                                  "message", e->message));
+            json_array_append_new(list, e);
     }
     return list;
 }
@@ -995,8 +987,9 @@ static void watch_tick(uv_timer_t *t)
         cl->watch_next_ns += cl->watch_every_ns;
         if (cl->watch_next_ns < now)
             cl->watch_next_ns = now + cl->watch_every_ns;
-        json_t *events = new_events(cl, c->d->run);
-        control_send(&cl->pub, json_pack("{s:o,s:o}", "watch", command_status(&cl->pub), "events", events));
+        json_t *events = new_events(cl);
+        control_send(&cl->pub, json_pack("{s:o,s:o}", "watch", c->hooks.status(c->hooks.ctx, &cl->pub),
+                                         "events", events));
     }
 }
 
@@ -1008,9 +1001,10 @@ int control_add_watcher(struct ctl_client *pub, double interval_s)
     cl->watch_every_ns = (int64_t)(interval_s * 1e9);
     cl->watch_next_ns = (int64_t)time_mono_ns() + cl->watch_every_ns;
     /* Events already in the log come with the first reply's status, not again. */
-    struct run *r = c->d->run;
-    snprintf(cl->watch_run_id, sizeof cl->watch_run_id, "%s", r ? run_id(r) : "");
-    cl->watch_seq = r ? run_events_total(r) : 0;
+    uint64_t first, total;
+    const char *run = c->hooks.events(c->hooks.ctx, &first, &total);
+    snprintf(cl->watch_run_id, sizeof cl->watch_run_id, "%s", run ? run : "");
+    cl->watch_seq = run ? total : 0;
     if (!cl->watching) {
         cl->watching = true;
         if (c->watchers++ == 0)
@@ -1050,7 +1044,7 @@ int control_retry_after_close(struct ctl_client *pub, json_t *req, const char *c
 {
     struct client *cl = (struct client *)pub;
     struct control *c = pub->ctl;
-    const struct ctl_command *k = command_find(cmd);
+    const struct ctl_command *k = ctl_table_find(c->table, cmd);
     if (k == NULL || cl->retry_req != NULL)
         return -EBUSY;
     cl->retry_req = json_incref(req);
@@ -1061,10 +1055,8 @@ int control_retry_after_close(struct ctl_client *pub, json_t *req, const char *c
 }
 
 /* Answer every waiter with the run's final state. */
-void control_run_closed(struct daemon *d, struct run *r)
+void control_run_closed(struct control *c)
 {
-    (void)r;
-    struct control *c = d->control;
     if (c == NULL || c->closing)
         return;
     /* Not from here: a deferred run would free the run whose callback this is. */
@@ -1074,10 +1066,7 @@ void control_run_closed(struct daemon *d, struct run *r)
     for (struct client *cl = c->clients; cl; cl = cl->next) {
         if (cl->wait_id == NULL)
             continue;
-        json_t *result = json_object();
-        char err[256];
-        const struct ctl_command *status = command_find("status");
-        status->exec(&cl->pub, NULL, result, err, sizeof err);
+        json_t *result = c->hooks.status(c->hooks.ctx, &cl->pub);
         control_send(&cl->pub, json_pack("{s:O,s:b,s:o}", "id", cl->wait_id, "ok", 1, "result", result));
         json_decref(cl->wait_id);
         cl->wait_id = NULL;

@@ -1,7 +1,9 @@
 /*
  * The control server: the daemon's Unix socket. One JSON request per line,
  * one JSON reply per line; the first line the server sends is a greeting with
- * the protocol version. Loop thread only.
+ * the protocol version. It knows the commands only as the table it is given
+ * (control_request.h), and the program it serves only through hooks: it
+ * includes neither the daemon nor the commands. Loop thread only.
  */
 #ifndef PERFUSE_CONTROL_H
 #define PERFUSE_CONTROL_H
@@ -12,11 +14,13 @@
 #include <sys/types.h>
 
 #include <jansson.h>
+#include <uv.h>
 
-struct daemon;
+#include "control_request.h"
+
 struct control;
-struct run;
 struct plan_work;
+struct rig;
 
 /* One connected client, as command handlers see it. */
 struct ctl_client {
@@ -30,20 +34,45 @@ struct ctl_client {
                                  * (owned by the control server; take ->plan) */
 };
 
-/* Open the socket at path (NULL: the default), mode 0660, and the read-only
- * socket (d->cfg.ro_socket_path, default perfused-ro.sock beside it, "none":
- * no such socket), mode 0666 or 0660 with its group; listen backlog SOMAXCONN.
- * Refuses if another daemon answers there; replaces a stale socket. Returns 0 or a negative errno with a
- * message in err. */
-int control_start(struct control **out, struct daemon *d, const char *path, char *err,
+/* Where the server listens. */
+struct control_config {
+    const char *socket_path;        /* NULL: sockpath_default */
+    const char *ro_socket_path;     /* NULL: perfused-ro.sock beside socket_path; "none": no such socket */
+    const char *socket_group;       /* NULL: the daemon's group */
+    const char *ro_socket_group;    /* NULL: the read-only socket is 0666 */
+    int max_clients;                /* per socket; 0: CONTROL_MAX_CLIENTS */
+};
+
+/* What the server needs from the program it serves, besides its commands.
+ * Each hook is given ctx; loop thread only. */
+struct control_hooks {
+    void *ctx;                  /* also what control_context returns to the handlers */
+    /* A fresh status object (the "status" command's result), for watchers
+     * and waiters. */
+    json_t *(*status)(void *ctx, struct ctl_client *cl);
+    /* The id of the current (or last) run, NULL if there has been none; and
+     * the sequence numbers of its events still kept: first to total - 1. */
+    const char *(*events)(void *ctx, uint64_t *first, uint64_t *total);
+    /* The event seq of that run as a JSON object (seq, time, severity,
+     * source, code, message), or NULL if it is no longer kept. */
+    json_t *(*event)(void *ctx, uint64_t seq);
+};
+
+/* Open the socket (mode 0660) and the read-only socket (mode 0666, or 0660
+ * with its group) that cfg names on loop, listen backlog SOMAXCONN, and serve
+ * the commands of table (kept, not copied) with hooks (copied). Refuses if
+ * another daemon answers there; replaces a stale socket. Returns 0 or a
+ * negative errno with a message in err. */
+int control_start(struct control **out, uv_loop_t *loop, const struct control_config *cfg,
+                  const struct ctl_table *table, const struct control_hooks *hooks, char *err,
                   size_t errlen);
 /* The socket's path. */
 const char *control_path(const struct control *c);
 /* Close the socket and every client; frees once libuv has released the handles. */
 void control_close(struct control *c);
 
-/* The daemon a handler runs in. */
-struct daemon *control_daemon(struct control *c);
+/* The hooks' ctx: what a handler runs in. */
+void *control_context(struct control *c);
 /* Send a JSON reply line to client (steals the reference). */
 void control_send(struct ctl_client *cl, json_t *msg);
 /* Register cl to be answered with id when the current run's file closes. */
@@ -56,20 +85,17 @@ int control_add_watcher(struct ctl_client *cl, double interval_s);
  * defer again). Takes a reference to req. */
 int control_retry_after_close(struct ctl_client *cl, json_t *req, const char *cmd,
                               unsigned timeout_ms);
-/* Load a run request's protocol text on the thread pool; when it is done the
- * request is executed again with cl->parsed set. 0 or a negative errno. */
-int control_load_protocol(struct ctl_client *cl, json_t *req, const char *path, const char *text);
+/* Load a run request's protocol text on the thread pool, against rig (which
+ * must outlive the load); when it is done the request is executed again with
+ * cl->parsed set. 0 or a negative errno. */
+int control_load_protocol(struct ctl_client *cl, json_t *req, const struct rig *rig, const char *path,
+                          const char *text);
 /* Reply to cl's events request id with one page of the current run's events
  * (seq >= cursor, time >= since, at most limit and about CONTROL_EVENTS_BYTES),
  * written a few events per loop turn, paused while cl does not read. */
 int control_stream_events(struct ctl_client *cl, json_t *id, double since, uint64_t cursor, size_t limit);
-/* Answer every waiter (called when the run's file closes). */
-void control_run_closed(struct daemon *d, struct run *r);
-
-/* The default socket path: $PERFUSE_SOCKET, $XDG_RUNTIME_DIR/perfuse/perfused.sock,
- * else /run/perfuse/perfused.sock. */
-void control_default_path(char *buf, size_t len);
-/* The default read-only socket: perfused-ro.sock in socket_path's directory. */
-void control_default_ro_path(const char *socket_path, char *buf, size_t len);
+/* The current run's file has closed: answer every waiter, run what waited
+ * for it. c may be NULL. */
+void control_run_closed(struct control *c);
 
 #endif

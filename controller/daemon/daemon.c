@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "record/recorder.h"
 #include "run.h"
+#include "run/trip.h"
 #include "drivers/serial.h"
 #include "simchild.h"
 #include "base/timeutil.h"
@@ -26,8 +27,6 @@
 #include <unistd.h>
 
 #define NOTE_BATCH 256
-
-static struct simchild sim_child;   /* at most one per process; see daemon_init */
 
 /* Wake-up from a bus thread (any thread): notes are waiting. */
 static void bus_notify(void *arg)
@@ -151,40 +150,47 @@ static void safe_stop(struct daemon *d, struct run *r, const char *source, const
     daemon_event(d, t, "warning", source, "safe_state", m);
 }
 
-/* A limit tripped: act first (the safe state goes out at once), then raise the alarm. */
+/* Trip hook: a safe-stop limit tripped; its writes are tagged, to time the first on the wire. */
+static void limit_safe_stop(void *ctx, const struct limit_rule *rule, const char *why, int64_t t)
+{
+    struct daemon *d = ctx;
+    (void)rule;
+    d->il_sample_ns = t;
+    d->il_tag = d->write_tag = (1ull << 63) | ++d->il_trips;
+    safe_stop(d, live_run(d), "interlock", why, t);
+    d->write_tag = 0;
+}
+
+/* Trip hook: a pause limit tripped. */
+static void limit_pause(void *ctx, const struct limit_rule *rule, const char *why, int64_t t)
+{
+    struct daemon *d = ctx;
+    (void)rule; (void)t;
+    struct run *r = live_run(d);
+    struct run_actor who = { .user = "interlock" };
+    if (r != NULL)
+        run_pause(r, &who, why);
+}
+
+/* A limit tripped: act and raise the alarm (trip.h); a safe-stop's actuators
+ * are then held under that alarm. */
 static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, int64_t t)
 {
     struct daemon *d = ctx;
     /* Ending the run frees the run's rules: keep a copy of this one. */
     const struct limit_rule copy = *rule_p, *rule = &copy;
     const struct rig_channel *c = &d->rig->channels[rule->lim.channel];
-    bool above = rule->side == '>';
-    char why[200];
-    limit_describe(rule, c->name, c->unit, v, why, sizeof why);
     struct run *r = live_run(d);
-    /* What the safe state puts down is held there (a rig limit: every actuator). */
+    /* What the safe state puts down is held there (a rig limit: every
+     * actuator), as the run stood before the trip ended it. */
     bool *held = NULL;
     bool going = r != NULL && !run_ended(r);
     const struct plan_target *safe = going && !rule->from_rig ? run_plan(r)->safe_state : NULL;
     size_t n_safe = safe != NULL ? run_plan(r)->n_safe : 0;
     if (rule->lim.action == LIMIT_SAFE_STOP && (held = calloc(d->rig->n_channels + 1, sizeof *held)))
         latch_safe_channels(d->rig, safe, n_safe, !going || rule->from_rig, held);
-    if (rule->lim.action == LIMIT_SAFE_STOP) {
-        static uint64_t seq;
-        d->il_sample_ns = t;
-        d->il_tag = d->write_tag = (1ull << 63) | ++seq;
-        safe_stop(d, r, "interlock", why, t);
-        d->write_tag = 0;
-    } else if (rule->lim.action == LIMIT_PAUSE && r != NULL) {
-        struct run_actor who = { .user = "interlock" };
-        run_pause(r, &who, why);
-    }
-    char tag[16];
-    limit_tag(rule, tag, sizeof tag);
-    const char *code = above ? "limit_max" : "limit_min";
-    uint32_t id = alarms_raise(&d->alarms, t, "alarm", c->name, code, tag, "%s", why);
-    if (id == 0)    /* already active (tripped again before it cleared): hold under that alarm */
-        id = alarms_find_active(&d->alarms, c->name, code, tag);
+    struct trip_hooks h = { .ctx = d, .safe_stop = limit_safe_stop, .pause = limit_pause };
+    uint32_t id = trip_limit(&d->alarms, rule, c->name, c->unit, v, t, &h);
     if (rule->lim.action == LIMIT_SAFE_STOP)
         latch_tripped(d, id, rule, held, safe, n_safe, t);     /* the run keeps its plan */
     free(held);
@@ -195,11 +201,7 @@ static void limit_cleared(void *ctx, const struct limit_rule *rule, double v, in
 {
     struct daemon *d = ctx;
     (void)v;
-    const char *name = d->rig->channels[rule->lim.channel].name;
-    char tag[16];
-    limit_tag(rule, tag, sizeof tag);
-    alarms_clear(&d->alarms, t, name, "limit_max", tag);
-    alarms_clear(&d->alarms, t, name, "limit_min", tag);
+    trip_clear(&d->alarms, rule, d->rig->channels[rule->lim.channel].name, t);
 }
 
 /* A delivery condition began (delivery.h): act as its kind says, then raise the alarm. */
@@ -893,8 +895,8 @@ static void sigchld_cb(uv_signal_t *s, int signum)
     struct daemon *d = s->data;
     (void)signum;
     int status;
-    if (sim_child.pid > 0 && waitpid(sim_child.pid, &status, WNOHANG) == sim_child.pid) {
-        sim_child.pid = 0;
+    if (d->sim.pid > 0 && waitpid(d->sim.pid, &status, WNOHANG) == d->sim.pid) {
+        d->sim.pid = 0;
         daemon_event(d, pclock_now(&d->clock), "fault", "sim", "sim_exited",
                      "perfuse-sim exited; the simulated devices are gone");
     }
@@ -906,13 +908,12 @@ static int load_rig(struct daemon *d)
     const char *path = d->cfg.rig_path;
     if (d->cfg.sim) {
         char err[512];
-        int rc = simchild_start(&sim_child, d->cfg.sim_path, d->cfg.sim_seed, err, sizeof err);
+        int rc = simchild_start(&d->sim, d->cfg.sim_path, d->cfg.sim_seed, err, sizeof err);
         if (rc < 0) {
             log_error("sim", "%s", err);
             return rc;
         }
-        d->sim_pid = sim_child.pid;
-        path = sim_child.rig_file;
+        path = d->sim.rig_file;
     }
     struct diag dg;
     diag_init(&dg);
@@ -989,10 +990,12 @@ static void host_alarm(void *ctx, const struct run *r, bool raise, const char *s
         alarms_clear(&d->alarms, now, source, code, NULL);
 }
 
-/* Run host: a run's file closed; the control server answers its waiters. */
+/* Run host: a run's file closed; the control server answers those waiting for it. */
 static void host_closed(void *ctx, struct run *r)
 {
-    control_run_closed(ctx, r);
+    struct daemon *d = ctx;
+    (void)r;
+    control_run_closed(d->control);
 }
 
 /* Recover run files a crash left in the data directory (before the loop runs:
@@ -1235,12 +1238,13 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
             return -EBUSY;
         }
     }
-    rc = control_start(&d->control, d, cfg->socket_path, err, sizeof err);
-    if (rc < 0) {
-        log_error("control", "%s", err);
-        return rc;
-    }
-    rc = setup_actuators(d);
+    return 0;
+}
+
+/* Start driving the rig. */
+int daemon_start(struct daemon *d)
+{
+    int rc = setup_actuators(d);
     if (rc == 0)
         rc = start_buses(d);
     if (rc == 0)
@@ -1249,10 +1253,10 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
         /* What a tripped limit held before the restart is held again before a
          * journaled run continues or a command is served. */
         latchstore_restore(&d->latchstore, &(struct latchstore_host){
-            .loop = loop, .clock = &d->clock, .rig = d->rig, .data_dir = cfg->data_dir,
+            .loop = d->loop, .clock = &d->clock, .rig = d->rig, .data_dir = d->cfg.data_dir,
             .alarms = &d->alarms, .latch = &d->latch, .il = &d->il,
             .ctx = d, .safe_state = host_safe_state, .event = host_event });
-        journal_writer_init(&d->journal, loop, cfg->data_dir);
+        journal_writer_init(&d->journal, d->loop, d->cfg.data_dir);
         d->journal.result = journal_result;
         d->journal.result_ctx = d;
         continue_journaled_run(d);
@@ -1261,7 +1265,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
         log_error("daemon", "cannot start the bus threads: %s", strerror(-rc));
     log_info("daemon", "rig '%s': %zu buses, %zu devices, %zu channels; control socket %s",
              d->rig->name, d->rig->n_buses, d->rig->n_devices, d->rig->n_channels,
-             control_path(d->control));
+             d->control ? control_path(d->control) : "none");
     return rc;
 }
 
@@ -1281,6 +1285,7 @@ static void shutdown_finish(struct daemon *d)
         }
         log_error("daemon", "safe state NOT confirmed before stopping: %s; those devices may still be "
                   "running", list);
+        d->stopped_unconfirmed = true;
         if (d->run != NULL && !run_closed(d->run))
             run_event(d->run, pclock_now(&d->clock), "fault", "daemon", "safe_state_unconfirmed",
                       "safe state not confirmed before the daemon stopped: %s", list);
@@ -1345,7 +1350,7 @@ int daemon_run(struct daemon *d)
     uv_run(d->loop, UV_RUN_DEFAULT);
     for (size_t b = 0; b < d->n_buses; b++)
         bus_free(d->buses[b]);
-    simchild_stop(&sim_child);
+    simchild_stop(&d->sim);
     rig_free(d->rig);
     free(d->buses);
     free(d->dev_bus_index);
@@ -1365,5 +1370,5 @@ int daemon_run(struct daemon *d)
     latchstore_free(&d->latchstore);
     delivery_free(&d->dl);
     pclock_free(&d->clock);
-    return 0;
+    return d->stopped_unconfirmed ? 1 : 0;
 }

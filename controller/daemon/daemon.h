@@ -23,6 +23,7 @@
 #include "run/plausibility.h"
 #include "run_host.h"
 #include "sdnotify.h"
+#include "simchild.h"
 #include "base/latency.h"
 #include "plan/plan.h"
 #include "plan/rig.h"
@@ -54,11 +55,6 @@ struct health {
 struct daemon_config {
     const char *rig_path;       /* NULL with sim */
     bool sim;
-    const char *socket_path;
-    const char *ro_socket_path;     /* NULL: perfused-ro.sock beside socket_path; "none" */
-    const char *socket_group;       /* NULL: the daemon's group */
-    const char *ro_socket_group;    /* NULL: the read-only socket is 0666 */
-    int max_clients;                /* 0: CONTROL_MAX_CLIENTS */
     const char *data_dir;
     const char *sim_path;       /* perfuse-sim binary */
     uint64_t sim_seed;
@@ -78,12 +74,13 @@ struct daemon {
     struct chan_state *chans;   /* per rig channel */
     uv_async_t bus_async;
     uv_signal_t sig_term, sig_int, sig_chld;
-    struct control *control;
+    struct control *control;    /* the control server started for it (perfused.c), closed
+                                 * by the shutdown; NULL: none */
     struct run *run;            /* the current or last run; NULL if none yet */
     struct run_host run_host;   /* what a run is given of the daemon (built at init) */
-    pid_t sim_pid;
-    char *sim_dir;              /* where the sim writes its rig file */
+    struct simchild sim;        /* perfuse-sim, with --sim */
     bool shutting_down;
+    bool stopped_unconfirmed;   /* it stopped with a safe state its devices did not confirm */
     /* Timing of setpoint commands in the current (or last) run: from the planned
      * time to the runner issuing it (dispatch) and to its first byte leaving on
      * the line (wire). */
@@ -104,6 +101,7 @@ struct daemon {
      * of the safety writes it caused, to measure when the first left on the wire. */
     int64_t il_sample_ns;
     uint64_t il_tag;            /* 0: none pending */
+    uint64_t il_trips;          /* safe-stop trips so far: each one's writes get their own tag */
     uint64_t write_tag;         /* tag for the writes being queued now */
     uv_timer_t plaus_timer;     /* checks for lost sensors */
     struct actuators act;       /* desired and confirmed state of every actuator */
@@ -116,11 +114,20 @@ struct daemon {
     int64_t shutdown_deadline_ns;
 };
 
-/* Set up the daemon: rig (or simulated rig), buses, control socket.
- * Blocking work (starting the simulator) happens here, before the loop runs.
- * Returns 0 or a negative errno (reported on stderr). */
+/* Set up the daemon: its signals, the rig (or the simulated rig), the check
+ * that no other process has its serial ports. Nothing is driven yet: the
+ * control socket can be opened (d->control) before daemon_start, so that a
+ * second daemon stops there. Blocking work (starting the simulator) happens
+ * here, before the loop runs. Returns 0 or a negative errno (reported on
+ * stderr); either way daemon_shutdown and daemon_run release it. */
 int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *cfg);
-/* Run the loop until shutdown; returns the exit code. */
+/* Start driving the rig: actuators, bus threads, plausibility; hold again
+ * what a tripped limit held before a restart, and continue a journaled run.
+ * Returns 0 or a negative errno (reported on stderr). */
+int daemon_start(struct daemon *d);
+/* Run the loop until shutdown, then release everything. Returns perfused's
+ * exit status: 0 after an orderly stop, 1 if it stopped with a safe state
+ * its devices had not confirmed (the log names them). */
 int daemon_run(struct daemon *d);
 /* Begin an orderly shutdown (signal, or fatal error). */
 void daemon_shutdown(struct daemon *d, const char *why);

@@ -3,10 +3,12 @@
  *
  *   perfused [--rig FILE | --sim] [--socket PATH] [--data-dir DIR] [--log-level LEVEL]
  */
+#include "commands.h"
 #include "control.h"
 #include "daemon.h"
 #include "sdnotify.h"
 #include "base/log.h"
+#include "base/sockpath.h"
 #include "simchild.h"
 #include "base/utf8.h"
 
@@ -24,7 +26,7 @@
 static void usage(FILE *out)
 {
     char sock[108];
-    control_default_path(sock, sizeof sock);
+    sockpath_default(sock, sizeof sock);
     fprintf(out,
         "usage: perfused [--rig FILE | --sim] [--socket PATH] [--data-dir DIR] [--log-level LEVEL]\n"
         "\n"
@@ -50,6 +52,18 @@ static void usage(FILE *out)
         "  --version         print the version\n", sock);
 }
 
+/* Open the control sockets for d, serving the daemon's commands. */
+static int start_control(struct daemon *d, const struct control_config *cfg)
+{
+    struct control_hooks hooks;
+    commands_hooks(d, &hooks);
+    char err[512] = "";
+    int rc = control_start(&d->control, d->loop, cfg, commands_table(), &hooks, err, sizeof err);
+    if (rc < 0)
+        log_error("control", "%s", err);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -63,6 +77,7 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     struct daemon_config cfg = { .data_dir = "runs", .sim_seed = 1 };
+    struct control_config ccfg = { 0 };
     int ready_fd = -1;
     char sim_path[PATH_MAX];
     log_set_program("perfused");
@@ -72,14 +87,14 @@ int main(int argc, char **argv)
         case 'r': cfg.rig_path = optarg; break;
         case 's': cfg.sim = true; break;
         case 'S': cfg.sim_seed = strtoull(optarg, NULL, 10); break;
-        case 'k': cfg.socket_path = optarg; break;
+        case 'k': ccfg.socket_path = optarg; break;
         case 'd': cfg.data_dir = optarg; break;
-        case 'o': cfg.ro_socket_path = optarg; break;
-        case 'g': cfg.socket_group = optarg; break;
-        case 'G': cfg.ro_socket_group = optarg; break;
+        case 'o': ccfg.ro_socket_path = optarg; break;
+        case 'g': ccfg.socket_group = optarg; break;
+        case 'G': ccfg.ro_socket_group = optarg; break;
         case 'm':
-            cfg.max_clients = atoi(optarg);
-            if (cfg.max_clients < 1 || cfg.max_clients > 4096) {
+            ccfg.max_clients = atoi(optarg);
+            if (ccfg.max_clients < 1 || ccfg.max_clients > 4096) {
                 fprintf(stderr, "perfused: --max-clients takes a number from 1 to 4096\n");
                 return 2;
             }
@@ -143,7 +158,13 @@ int main(int argc, char **argv)
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct daemon d;
+    /* The socket is opened before anything is driven: a second daemon on the
+     * same socket stops there, before it touches the devices or the journal. */
     int rc = daemon_init(&d, &loop, &cfg);
+    if (rc == 0)
+        rc = start_control(&d, &ccfg);
+    if (rc == 0)
+        rc = daemon_start(&d);
     if (rc < 0) {
         daemon_shutdown(&d, "start-up failed");
         daemon_run(&d);
@@ -159,7 +180,7 @@ int main(int argc, char **argv)
             log_warn("daemon", "cannot write to --ready-fd %d: %s", ready_fd, strerror(errno));
         close(ready_fd);
     }
-    daemon_run(&d);
+    rc = daemon_run(&d);
     uv_loop_close(&loop);
-    return 0;
+    return rc;
 }

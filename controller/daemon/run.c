@@ -61,30 +61,6 @@ struct run {
 _Static_assert(sizeof ((struct journal_rec *)0)->operator_name > RUN_OPERATOR_MAX,
                "the journal keeps an operator's name whole");
 
-/* Whether name can be an operator's name; if not, why in err. */
-bool run_operator_ok(const char *name, char *err, size_t len)
-{
-    size_t n = strlen(name);
-    if (!utf8_valid(name, n)) {
-        snprintf(err, len, "the operator name is not valid UTF-8 text (byte %zu); "
-                 "give it in UTF-8", utf8_valid_prefix(name, n) + 1);
-        return false;
-    }
-    if (n > RUN_OPERATOR_MAX) {
-        snprintf(err, len, "the operator name is %zu bytes long; at most %d bytes fit (%d letters "
-                 "of plain ASCII, fewer with accents or other scripts): shorten it", n,
-                 RUN_OPERATOR_MAX, RUN_OPERATOR_MAX);
-        return false;
-    }
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) {
-            snprintf(err, len, "the operator name contains a control character (byte %zu); "
-                     "give a plain name", i + 1);
-            return false;
-        }
-    return true;
-}
-
 /* The file's state for a run that has ended: completed, aborted (by an
  * operator) or faulted (a safety action, or on_fault: abort). */
 static const char *final_state(const struct run *r)

@@ -10,14 +10,11 @@
 #include <stdint.h>
 
 #include "base/diag.h"
+#include "base/run_operator.h"
 #include "run/runner.h"
 #include "run_host.h"
 
 struct run;
-
-/* The longest operator name a run keeps, in bytes of UTF-8 (the run file,
- * its journal and its events keep it whole; a longer one is refused). */
-#define RUN_OPERATOR_MAX 95
 
 /* Who asked, for the audit trail. */
 struct run_actor {
@@ -25,9 +22,6 @@ struct run_actor {
     const char *operator_name;  /* run --operator, may be NULL; valid UTF-8, at most RUN_OPERATOR_MAX bytes */
     bool force;                 /* run --force: start although devices are faulted or out of reach */
 };
-
-/* Whether name can be an operator's name; if not, why in err. */
-bool run_operator_ok(const char *name, char *err, size_t len);
 
 /* Load text as a protocol against the host's rig and start it now; fills
  * are the syringes' levels at the start ("pump1=8mL"; the others are taken

@@ -1,7 +1,9 @@
 /*
  * A validated plan: what a protocol file (DESIGN.md section 3) asks for,
  * resolved against a rig. Channels are indices into rig->channels; values are
- * in canonical units; durations are exact nanoseconds.
+ * in canonical units; durations are exact nanoseconds. plan.c is the protocol
+ * loader that makes one (plan_load); the rig (rig.h) parses the 'limits:' of
+ * both files.
  */
 #ifndef PERFUSE_PLAN_H
 #define PERFUSE_PLAN_H
@@ -12,7 +14,6 @@
 
 #include "base/diag.h"
 #include "rig.h"
-#include "base/yamldoc.h"
 
 #define PLAN_MAX_DEPTH 8          /* nesting of repeat inside repeat */
 #define PLAN_MAX_REPEAT 1000000
@@ -32,7 +33,6 @@ enum fault_policy { ON_FAULT_PAUSE, ON_FAULT_CONTINUE, ON_FAULT_ABORT };
 enum restart_policy { ON_RESTART_RESUME, ON_RESTART_SAFE_STOP };
 enum shutdown_policy { ON_SHUTDOWN_SAFE_STOP, ON_SHUTDOWN_HOLD };
 enum timeout_action { TIMEOUT_ABORT, TIMEOUT_CONTINUE, TIMEOUT_PAUSE };
-enum limit_action { LIMIT_ALARM, LIMIT_PAUSE, LIMIT_SAFE_STOP };
 
 /* One channel's part of a set, ramp or waveform step, or of safe_state. */
 struct plan_target {
@@ -67,14 +67,6 @@ struct plan_step {
     bool open_ended;            /* contains a wait_until or prompt */
 };
 
-struct plan_limit {
-    int channel;
-    double min, max;            /* NaN: none */
-    int64_t for_ns;
-    enum limit_action action;
-    int line;
-};
-
 struct plan {
     char *name;
     char *rig_name;             /* NULL if the protocol names none */
@@ -91,11 +83,6 @@ struct plan {
     int64_t total_ns;           /* sum of fixed durations */
     bool open_ended;
 };
-
-/* Parse a 'limits:' list (a protocol's or a rig's) against rig, appending to
- * *out (realloc'd; the caller frees it). Problems are reported through y. */
-void plan_parse_limits(struct ydoc *y, yaml_node_t *list, const struct rig *rig,
-                       struct plan_limit **out, size_t *n);
 
 /* Load and validate a protocol against rig. Every problem goes to d, with its
  * position. Returns 0 and *out, or -EINVAL. */

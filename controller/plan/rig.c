@@ -2,8 +2,6 @@
 #include "rig.h"
 #include "rigdigest.h"
 #include "base/sha256.h"
-#include "run/delivery.h"
-#include "plan.h"
 #include "base/yamldoc.h"
 
 #include <errno.h>
@@ -16,6 +14,10 @@
 
 #define RIG_MAX_BYTES (1 << 20)
 #define RIG_MAX_PARAMS 64
+#define NS_PER_S 1000000000LL
+
+/* What a limit or a monitor does when it trips, as written in a rig or protocol. */
+static const char *const limit_actions[] = { "alarm", "pause", "safe-stop", NULL };
 
 /* What a device's dev_config error callback needs to report into the diag list. */
 struct devcfg_ctx {
@@ -141,18 +143,10 @@ static void load_bus(struct rig *rig, struct ydoc *y, yaml_node_t *e)
                 yerr(y, n, "parity must be N, E or O, found '%s'", s ? s : ynode_kind(n));
         }
     }
-    if ((n = ymap_get(y, e, "timeout", NULL)) != NULL) {
-        int64_t ns;
-        char err[200];
-        int col;
-        const char *s = ynode_str(n);
-        if (s == NULL || unit_parse_duration(s, &ns, err, sizeof err, &col) < 0)
-            yerr(y, n, "bus timeout: %s", s ? err : "expected a duration such as '200 ms'");
-        else if (ns < 10 * 1000000LL || ns > 10 * 1000000000LL)
-            yerr(y, n, "bus timeout must be between 10 ms and 10 s, found '%s'", s);
-        else
-            l->timeout_ms = (uint32_t)(ns / 1000000);
-    }
+    int64_t ns;
+    if ((n = ymap_get(y, e, "timeout", NULL)) != NULL &&
+        ynode_duration(y, n, "bus timeout", NS_PER_S / 100, 10 * NS_PER_S, &ns))
+        l->timeout_ms = (uint32_t)(ns / 1000000);
     rig->n_buses++;
 }
 
@@ -226,8 +220,16 @@ static int add_channels(struct rig *rig, struct rig_device *d, size_t dev_index)
     return 0;
 }
 
-static bool get_seconds(struct ydoc *y, yaml_node_t *n, const char *what, double min_s,
-                        double max_s, double *out);
+/* A duration node (ynode_duration) in seconds within [min_s, max_s]; false if reported. */
+static bool seconds_at(struct ydoc *y, yaml_node_t *n, const char *what, double min_s,
+                       double max_s, double *out)
+{
+    int64_t ns;
+    if (!ynode_duration(y, n, what, (int64_t)(min_s * 1e9), (int64_t)(max_s * 1e9), &ns))
+        return false;
+    *out = (double)ns / 1e9;
+    return true;
+}
 
 /* stuck_after / lost_after: when a measured channel's reading stops being believed. */
 static void apply_plausibility(struct rig *rig, struct ydoc *y, yaml_node_t *e, struct rig_device *d)
@@ -235,9 +237,9 @@ static void apply_plausibility(struct rig *rig, struct ydoc *y, yaml_node_t *e, 
     double stuck = 0, lost = -1;
     yaml_node_t *n;
     if ((n = ymap_get(y, e, "stuck_after", NULL)) != NULL)
-        get_seconds(y, n, "stuck_after", 1.0, 30 * 86400.0, &stuck);
+        seconds_at(y, n, "stuck_after", 1.0, 30 * 86400.0, &stuck);
     if ((n = ymap_get(y, e, "lost_after", NULL)) != NULL)
-        get_seconds(y, n, "lost_after", 0.1, 86400.0, &lost);
+        seconds_at(y, n, "lost_after", 0.1, 86400.0, &lost);
     for (size_t i = 0; i < d->n_chans; i++) {
         struct rig_channel *c = &rig->channels[d->first_channel + i];
         c->stuck_s = stuck;
@@ -324,26 +326,6 @@ static void load_device(struct rig *rig, struct ydoc *y, yaml_node_t *e, const c
     apply_plausibility(rig, y, e, d);
 }
 
-/* Parse a duration node into seconds within [min_s, max_s]; reports and returns false. */
-static bool get_seconds(struct ydoc *y, yaml_node_t *n, const char *what, double min_s,
-                        double max_s, double *out)
-{
-    int64_t ns;
-    char err[200];
-    int col;
-    const char *s = ynode_str(n);
-    if (s == NULL || unit_parse_duration(s, &ns, err, sizeof err, &col) < 0) {
-        yerr(y, n, "%s: %s", what, s ? err : "expected a duration such as '1 s'");
-        return false;
-    }
-    if ((double)ns < min_s * 1e9 || (double)ns > max_s * 1e9) {
-        yerr(y, n, "%s must be between %g s and %g s, found '%s'", what, min_s, max_s, s);
-        return false;
-    }
-    *out = (double)ns / 1e9;
-    return true;
-}
-
 /* The optional 'recorder:' section: how run files are written on this rig. */
 static void load_recorder(struct rig *rig, struct ydoc *y, yaml_node_t *n)
 {
@@ -368,9 +350,9 @@ static void load_recorder(struct rig *rig, struct ydoc *y, yaml_node_t *n)
             rig->rec.compression = (int)level;
     }
     if ((v = ymap_get(y, n, "flush", NULL)) != NULL)
-        get_seconds(y, v, "recorder flush", 0.1, 1.0, &rig->rec.flush_s);
+        seconds_at(y, v, "recorder flush", 0.1, 1.0, &rig->rec.flush_s);
     if ((v = ymap_get(y, n, "checkpoint", NULL)) != NULL)
-        get_seconds(y, v, "recorder checkpoint", 1.0, 3600.0, &rig->rec.checkpoint_s);
+        seconds_at(y, v, "recorder checkpoint", 1.0, 3600.0, &rig->rec.checkpoint_s);
     long buf;
     if ((v = ymap_get(y, n, "buffer", NULL)) != NULL && ynode_int(y, v, 100, 100000000, &buf))
         rig->rec.buffer = (size_t)buf;
@@ -387,9 +369,200 @@ static void load_confirm(struct rig *rig, struct ydoc *y, yaml_node_t *n)
     ymap_check_keys(y, n, keys, "'confirm'");
     yaml_node_t *v;
     if ((v = ymap_get(y, n, "setpoints", NULL)) != NULL)
-        get_seconds(y, v, "confirm setpoints", 0.5, 3600.0, &rig->confirm_s);
+        seconds_at(y, v, "confirm setpoints", 0.5, 3600.0, &rig->confirm_s);
     if ((v = ymap_get(y, n, "safe_state", NULL)) != NULL)
-        get_seconds(y, v, "confirm safe_state", 0.5, 600.0, &rig->safe_confirm_s);
+        seconds_at(y, v, "confirm safe_state", 0.5, 600.0, &rig->safe_confirm_s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Limits and monitors: the rig's 'limits:', 'monitors:' and 'syringe_low:' */
+/* (a protocol's 'limits:' are parsed here too)                             */
+/* ------------------------------------------------------------------------ */
+
+/* The channel named by node n, or -1 (reported). */
+int rig_channel_at(struct ydoc *y, const yaml_node_t *n, const struct rig *rig, bool writable)
+{
+    const char *s = ynode_str(n);
+    if (s == NULL || *s == '\0') {
+        yerr(y, n, "expected a channel name such as 'pump1' or 'chip1.pressure', found %s",
+             ynode_kind(n));
+        return -1;
+    }
+    int ch = rig_find_channel(rig, s);
+    if (ch < 0) {
+        const char *sug = rig_suggest_channel(rig, s);
+        int dev = rig_find_device(rig, s);
+        if (dev >= 0)
+            yerr(y, n, "device '%s' has several channels; name one, e.g. '%s'", s,
+                 rig->channels[rig->devices[dev].first_channel].name);
+        else if (sug != NULL)
+            yerr(y, n, "unknown channel '%s' on rig '%s' (did you mean '%s'?)", s, rig->name, sug);
+        else
+            yerr(y, n, "unknown channel '%s' on rig '%s'", s, rig->name);
+        return -1;
+    }
+    if (writable && !rig->channels[ch].writable) {
+        yerr(y, n, "channel '%s' is a measurement and cannot be set", rig->channels[ch].name);
+        return -1;
+    }
+    return ch;
+}
+
+/* Parse one limit entry, appending it to *out. */
+static void parse_limit(struct ydoc *y, yaml_node_t *e, const struct rig *rig,
+                        struct plan_limit **out, size_t *n)
+{
+    static const char *const keys[] = { "channel", "min", "max", "for", "action", NULL };
+    if (!yexpect_map(y, e, "a limit"))
+        return;
+    ymap_check_keys(y, e, keys, "a limit");
+    struct plan_limit lim = { .channel = -1, .min = NAN, .max = NAN, .line = ynode_line(e) };
+    yaml_node_t *chn = ymap_get(y, e, "channel", NULL);
+    if (chn == NULL) {
+        yerr(y, e, "a limit needs 'channel'");
+        return;
+    }
+    lim.channel = rig_channel_at(y, chn, rig, false);
+    if (lim.channel < 0)
+        return;
+    enum quantity q = rig->channels[lim.channel].q;
+    yaml_node_t *mn = ymap_get(y, e, "min", NULL), *mx = ymap_get(y, e, "max", NULL);
+    if (mn == NULL && mx == NULL)
+        yerr(y, e, "a limit needs 'min', 'max' or both");
+    if (mn)
+        ynode_value(y, mn, q, "limit min", NULL, &lim.min);
+    if (mx)
+        ynode_value(y, mx, q, "limit max", NULL, &lim.max);
+    if (!isnan(lim.min) && !isnan(lim.max) && lim.min >= lim.max)
+        yerr(y, mn, "limit min must be below max");
+    yaml_node_t *v;
+    if ((v = ymap_get(y, e, "for", NULL)) != NULL)
+        ynode_duration(y, v, "limit 'for'", 0, INT64_MAX, &lim.for_ns);
+    int action;
+    if ((v = ymap_get(y, e, "action", NULL)) != NULL &&
+        (action = ynode_choice(y, v, "action", limit_actions)) >= 0)
+        lim.action = (enum limit_action)action;
+    struct plan_limit *arr = realloc(*out, (*n + 1) * sizeof *arr);
+    if (arr == NULL) {
+        yerr(y, e, "out of memory");
+        return;
+    }
+    *out = arr;
+    arr[(*n)++] = lim;
+}
+
+/* Parse a 'limits:' list against rig. */
+void rig_parse_limits(struct ydoc *y, yaml_node_t *list, const struct rig *rig,
+                      struct plan_limit **out, size_t *n)
+{
+    if (list != NULL && yexpect_seq(y, list, "'limits'"))
+        for (size_t i = 0; i < yseq_len(list); i++)
+            parse_limit(y, yseq_item(y, list, i), rig, out, n);
+}
+
+/* A monitor's flow channel (a sensor) or pump (an actuator) named by node n,
+ * or -1 (reported). */
+static int monitor_channel(struct ydoc *y, yaml_node_t *n, const struct rig *rig, bool actuator,
+                           const char *key, const char *mon)
+{
+    const char *s = ynode_str(n);
+    if (!yexpect_str(y, n, key))
+        return -1;
+    int ch = rig_find_channel(rig, s);
+    if (ch < 0) {
+        const char *near = rig_suggest_channel(rig, s);
+        yerr(y, n, "monitor '%s': %s: unknown channel '%s'%s%s%s", mon, key, s, near ? " (did you mean '" : "",
+             near ? near : "", near ? "'?)" : "");
+        return -1;
+    }
+    const struct rig_channel *c = &rig->channels[ch];
+    if (c->q != Q_FLOW || (actuator ? !c->writable : (!c->readable || c->writable))) {
+        yerr(y, n, "monitor '%s': %s: %s is not %s", mon, key, c->name,
+             actuator ? "a pump (a writable flow channel)" : "a flow sensor (a measured flow channel)");
+        return -1;
+    }
+    return ch;
+}
+
+/* Parse one monitor entry, appending it to rig->monitors. */
+static void parse_monitor(struct ydoc *y, yaml_node_t *e, struct rig *rig)
+{
+    static const char *const keys[] = { "name", "flow", "follows", "tolerance", "min_abs", "for",
+                                        "action", NULL };
+    if (!yexpect_map(y, e, "a monitor"))
+        return;
+    ymap_check_keys(y, e, keys, "a monitor");
+    struct rig_monitor m = { .tolerance = 0.2, .min_abs = 1.0, .for_ns = 10 * NS_PER_S,
+                             .action = LIMIT_ALARM, .line = ynode_line(e) };
+    yaml_node_t *name = ymap_get(y, e, "name", NULL), *flow = ymap_get(y, e, "flow", NULL),
+                *follows = ymap_get(y, e, "follows", NULL), *v;
+    bool ok = yexpect_str(y, name ? name : e, "a monitor's 'name'");
+    if (ok && strlen(ynode_str(name)) >= sizeof m.name) {
+        yerr(y, name, "a monitor's name must be at most %zu bytes", sizeof m.name - 1);
+        ok = false;
+    }
+    if (ok) {
+        snprintf(m.name, sizeof m.name, "%s", ynode_str(name));
+        for (size_t i = 0; i < rig->n_monitors; i++)
+            if (strcmp(rig->monitors[i].name, m.name) == 0)
+                yerr(y, name, "duplicate monitor name '%s'", m.name);
+    }
+    if (flow == NULL || follows == NULL) {
+        yerr(y, e, "monitor '%s' needs 'flow' (the flow sensor) and 'follows' (the pump it should "
+             "follow)", m.name);
+        return;
+    }
+    m.flow = monitor_channel(y, flow, rig, false, "flow", m.name);
+    m.pump = monitor_channel(y, follows, rig, true, "follows", m.name);
+    char what[96];
+    snprintf(what, sizeof what, "monitor '%s': tolerance", m.name);
+    if ((v = ymap_get(y, e, "tolerance", NULL)) != NULL &&
+        ynode_value(y, v, Q_PERCENT, what, what, &m.tolerance)) {
+        if (!(m.tolerance > 0 && m.tolerance <= 100))
+            yerr(y, v, "monitor '%s': tolerance must be above 0 %% and at most 100 %%, found '%s'",
+                 m.name, ynode_str(v));
+        m.tolerance /= 100.0;
+    }
+    snprintf(what, sizeof what, "monitor '%s': min_abs", m.name);
+    if ((v = ymap_get(y, e, "min_abs", NULL)) != NULL &&
+        ynode_value(y, v, Q_FLOW, what, what, &m.min_abs) && m.min_abs < 0)
+        yerr(y, v, "monitor '%s': min_abs cannot be negative, found '%s'", m.name, ynode_str(v));
+    snprintf(what, sizeof what, "monitor '%s': for", m.name);
+    if ((v = ymap_get(y, e, "for", NULL)) != NULL)
+        ynode_duration(y, v, what, 0, 86400 * NS_PER_S, &m.for_ns);
+    if ((v = ymap_get(y, e, "action", NULL)) != NULL) {
+        const char *s = ynode_str(v);
+        int i;
+        for (i = 0; s && limit_actions[i] != NULL; i++)
+            if (strcmp(s, limit_actions[i]) == 0)
+                break;
+        if (s && limit_actions[i] != NULL)
+            m.action = (enum limit_action)i;
+        else
+            yerr(y, v, "monitor '%s': action must be alarm, pause or safe-stop, found '%s'", m.name,
+                 s ? s : ynode_kind(v));
+    }
+    if (!ok || m.flow < 0 || m.pump < 0)
+        return;
+    struct rig_monitor *arr = realloc(rig->monitors, (rig->n_monitors + 1) * sizeof *arr);
+    if (arr == NULL) {
+        yerr(y, e, "out of memory");
+        return;
+    }
+    rig->monitors = arr;
+    arr[rig->n_monitors++] = m;
+}
+
+/* The rig's 'syringe_low: 10 %': the fraction of a syringe that warns. */
+static void parse_syringe_low(struct ydoc *y, yaml_node_t *n, double *frac)
+{
+    double v;
+    if (!ynode_value(y, n, Q_PERCENT, "syringe_low", "syringe_low", &v))
+        return;
+    if (!(v > 0 && v < 100))
+        yerr(y, n, "syringe_low must be above 0 %% and below 100 %%, found '%s'", ynode_str(n));
+    else
+        *frac = v / 100.0;
 }
 
 /* Load the top level of a rig document. */
@@ -426,7 +599,7 @@ static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
         yaml_node_t *n;
         long per_hour;
         if ((n = ymap_get(y, alerts, "min_interval", NULL)) != NULL)
-            get_seconds(y, n, "alerts min_interval", 0.0, 86400.0, &rig->alert_min_interval_s);
+            seconds_at(y, n, "alerts min_interval", 0.0, 86400.0, &rig->alert_min_interval_s);
         if ((n = ymap_get(y, alerts, "max_per_hour", NULL)) != NULL && ynode_int(y, n, 1, 3600, &per_hour))
             rig->alert_max_per_hour = (int)per_hour;
     }
@@ -446,13 +619,14 @@ static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
     }
     yaml_node_t *limits = ymap_get(y, root, "limits", NULL);
     if (limits != NULL)
-        plan_parse_limits(y, limits, rig, &rig->limits, &rig->n_limits);
+        rig_parse_limits(y, limits, rig, &rig->limits, &rig->n_limits);
     yaml_node_t *monitors = ymap_get(y, root, "monitors", NULL);
-    if (monitors != NULL)
-        delivery_parse_monitors(y, monitors, rig, &rig->monitors, &rig->n_monitors);
+    if (monitors != NULL && yexpect_seq(y, monitors, "'monitors'"))
+        for (size_t i = 0; i < yseq_len(monitors); i++)
+            parse_monitor(y, yseq_item(y, monitors, i), rig);
     yaml_node_t *low = ymap_get(y, root, "syringe_low", NULL);
     if (low != NULL)
-        delivery_parse_low(y, low, &rig->syringe_low);
+        parse_syringe_low(y, low, &rig->syringe_low);
 }
 
 /* Load and validate a rig from text. */

@@ -9,17 +9,42 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <stdint.h>
+
 #include "base/diag.h"
+#include "base/yamldoc.h"
 #include "drivers/driver.h"
 #include "drivers/link.h"
-
-struct plan_limit;
-struct flow_monitor;
 
 /* Names a run keeps whole, in bytes of UTF-8 (the journal and alerts keep a
  * rig's name in 64 bytes; "device.channel" must fit a channel's name). */
 #define RIG_MAX_NAME 63
 #define RIG_MAX_DEVICE_NAME 32
+
+enum limit_action { LIMIT_ALARM, LIMIT_PAUSE, LIMIT_SAFE_STOP };
+
+/* A limit on a measured channel: a rig's 'limits:' entry (always on) or a
+ * protocol's (during its run). */
+struct plan_limit {
+    int channel;
+    double min, max;            /* NaN: none */
+    int64_t for_ns;
+    enum limit_action action;
+    int line;
+};
+
+/* A rig's 'monitors:' entry: a measured flow that should follow a pump's
+ * setpoint (run/monitor.h judges it). */
+struct rig_monitor {
+    char name[48];
+    int flow;                   /* the measured flow channel */
+    int pump;                   /* the flow actuator it should follow */
+    double tolerance;           /* fraction of |setpoint| */
+    double min_abs;             /* uL/min: the least deviation that counts */
+    int64_t for_ns;             /* debounce */
+    enum limit_action action;
+    int line;                   /* in the rig file */
+};
 
 struct rig_bus {
     char *name;
@@ -71,7 +96,7 @@ struct rig {
     double safe_confirm_s;      /* 'confirm: safe_state': then safe_state_unconfirmed; default 5 */
     struct plan_limit *limits;  /* the rig's 'limits:', applied always */
     size_t n_limits;
-    struct flow_monitor *monitors;  /* the rig's 'monitors:' (delivery.h) */
+    struct rig_monitor *monitors;   /* the rig's 'monitors:' */
     size_t n_monitors;
     double syringe_low;         /* 'syringe_low:' as a fraction; 0: the default */
     struct {                    /* the rig's 'recorder:' section */
@@ -98,6 +123,13 @@ int rig_find_channel(const struct rig *rig, const char *name);
 int rig_find_device(const struct rig *rig, const char *name);
 /* The channel name nearest to name, for "did you mean", or NULL. */
 const char *rig_suggest_channel(const struct rig *rig, const char *name);
+/* The channel named by scalar n (as rig_find_channel), or -1 after
+ * reporting at n why not, with a suggestion; writable demands an actuator. */
+int rig_channel_at(struct ydoc *y, const yaml_node_t *n, const struct rig *rig, bool writable);
+/* Parse a 'limits:' list (a rig's or a protocol's) against rig, appending to
+ * *out (realloc'd; the caller frees it). Problems are reported through y. */
+void rig_parse_limits(struct ydoc *y, yaml_node_t *list, const struct rig *rig,
+                      struct plan_limit **out, size_t *n);
 /* Whether v is a value channel c can be set to as it is: on an integer
  * channel (a valve's port) a fraction is not. If not, why in err. */
 bool rig_value_whole(const struct rig_channel *c, double v, char *err, size_t len);

@@ -48,10 +48,10 @@ int delivery_init(struct delivery *d, const struct rig *rig, const struct delive
         }
     }
     d->n_mon = rig->n_monitors;
-    if (d->n_mon > 0)
-        memcpy(d->mon, rig->monitors, d->n_mon * sizeof *d->mon);
-    for (size_t i = 0; i < d->n_mon; i++)
+    for (size_t i = 0; i < d->n_mon; i++) {
+        d->mon[i].spec = rig->monitors[i];
         monitor_reset(&d->mon[i]);
+    }
     return 0;
 }
 
@@ -308,7 +308,7 @@ void delivery_on_setpoint(struct delivery *d, int channel, double v, int64_t t_n
     /* A pump's own safe action stops it: its monitors then expect no flow, so
      * a deviation they reported can clear. */
     for (size_t i = 0; i < d->n_mon; i++)
-        if (d->mon[i].pump == channel)
+        if (d->mon[i].spec.pump == channel)
             monitor_on_setpoint(&d->mon[i], isnan(v) ? 0.0 : v);
     if (!d->tracking)
         return;
@@ -322,13 +322,14 @@ static void monitor_report(struct delivery *d, const struct flow_monitor *m, dou
 {
     static const enum delivery_action act[] = { [LIMIT_ALARM] = DELIVERY_ALARM,
         [LIMIT_PAUSE] = DELIVERY_PAUSE, [LIMIT_SAFE_STOP] = DELIVERY_SAFE_STOP };
-    const struct rig_channel *f = &d->rig->channels[m->flow], *p = &d->rig->channels[m->pump];
+    const struct rig_monitor *r = &m->spec;
+    const struct rig_channel *f = &d->rig->channels[r->flow], *p = &d->rig->channels[r->pump];
     char msg[600], dur[48];
-    unit_format_duration(m->for_ns, dur, sizeof dur);
+    unit_format_duration(r->for_ns, dur, sizeof dur);
     utf8_format(msg, sizeof msg, "%s: %s reads %.3g %s while %s is set to %g %s (allowed +-%.3g %s) "
-             "for %s; action %s (rig monitor, line %d)", m->name, f->name, v, f->unit, p->name,
-             m->setpoint, p->unit, monitor_band(m), f->unit, dur, limit_action_name(m->action), m->line);
-    d->hooks.raise(d->hooks.ctx, t, "alarm", m->name, "flow_deviation", act[m->action], msg);
+             "for %s; action %s (rig monitor, line %d)", r->name, f->name, v, f->unit, p->name,
+             m->setpoint, p->unit, monitor_band(m), f->unit, dur, limit_action_name(r->action), r->line);
+    d->hooks.raise(d->hooks.ctx, t, "alarm", r->name, "flow_deviation", act[r->action], msg);
 }
 
 /* A sample: monitors judge their flows, syringes their read-backs and counters. */
@@ -336,13 +337,13 @@ void delivery_on_sample(struct delivery *d, int channel, double v, int64_t t_ns)
 {
     for (size_t i = 0; i < d->n_mon; i++) {
         struct flow_monitor *m = &d->mon[i];
-        if (m->flow != channel)
+        if (m->spec.flow != channel)
             continue;
         enum monitor_news news = monitor_on_sample(m, v, t_ns);
         if (news == MON_TRIP)
             monitor_report(d, m, v, t_ns);
         else if (news == MON_CLEAR)
-            d->hooks.clear(d->hooks.ctx, t_ns, m->name, "flow_deviation");
+            d->hooks.clear(d->hooks.ctx, t_ns, m->spec.name, "flow_deviation");
     }
     if (!d->tracking)
         return;
@@ -359,142 +360,4 @@ void delivery_on_sample(struct delivery *d, int channel, double v, int64_t t_ns)
                 d->hooks.fill(d->hooks.ctx, i, p->s.fill_ul, t_ns);
         }
     }
-}
-
-/* ------------------------------------------------------------------------ */
-/* The rig file's 'monitors:' and 'syringe_low:'                            */
-/* ------------------------------------------------------------------------ */
-
-/* A channel of the rig named by node n, or -1 (reported). */
-static int monitor_channel(struct ydoc *y, yaml_node_t *n, const struct rig *rig, bool actuator,
-                           const char *key, const char *mon)
-{
-    const char *s = ynode_str(n);
-    if (!yexpect_str(y, n, key))
-        return -1;
-    int ch = rig_find_channel(rig, s);
-    if (ch < 0) {
-        const char *near = rig_suggest_channel(rig, s);
-        yerr(y, n, "monitor '%s': %s: unknown channel '%s'%s%s%s", mon, key, s, near ? " (did you mean '" : "",
-             near ? near : "", near ? "'?)" : "");
-        return -1;
-    }
-    const struct rig_channel *c = &rig->channels[ch];
-    if (c->q != Q_FLOW || (actuator ? !c->writable : (!c->readable || c->writable))) {
-        yerr(y, n, "monitor '%s': %s: %s is not %s", mon, key, c->name,
-             actuator ? "a pump (a writable flow channel)" : "a flow sensor (a measured flow channel)");
-        return -1;
-    }
-    return ch;
-}
-
-/* Parse a value with its unit from node n into the canonical unit of q. */
-static bool monitor_value(struct ydoc *y, yaml_node_t *n, enum quantity q, const char *what,
-                          const char *mon, double *out)
-{
-    char err[200];
-    int col;
-    const char *s = ynode_str(n);
-    if (s == NULL || unit_parse_value(s, q, out, err, sizeof err, &col) < 0) {
-        yerr(y, n, "monitor '%s': %s: %s", mon, what, s ? err : "expected a value with its unit");
-        return false;
-    }
-    return true;
-}
-
-/* Parse one monitor entry. */
-static void parse_monitor(struct ydoc *y, yaml_node_t *e, const struct rig *rig,
-                          struct flow_monitor **out, size_t *n)
-{
-    static const char *const keys[] = { "name", "flow", "follows", "tolerance", "min_abs", "for",
-                                        "action", NULL };
-    if (!yexpect_map(y, e, "a monitor"))
-        return;
-    ymap_check_keys(y, e, keys, "a monitor");
-    struct flow_monitor m = { .tolerance = 0.2, .min_abs = 1.0, .for_ns = 10000000000LL,
-                              .action = LIMIT_ALARM, .line = ynode_line(e) };
-    yaml_node_t *name = ymap_get(y, e, "name", NULL), *flow = ymap_get(y, e, "flow", NULL),
-                *follows = ymap_get(y, e, "follows", NULL), *v;
-    bool ok = yexpect_str(y, name ? name : e, "a monitor's 'name'");
-    if (ok && strlen(ynode_str(name)) >= sizeof m.name) {
-        yerr(y, name, "a monitor's name must be at most %zu bytes", sizeof m.name - 1);
-        ok = false;
-    }
-    if (ok) {
-        snprintf(m.name, sizeof m.name, "%s", ynode_str(name));
-        for (size_t i = 0; i < *n; i++)
-            if (strcmp((*out)[i].name, m.name) == 0)
-                yerr(y, name, "duplicate monitor name '%s'", m.name);
-    }
-    if (flow == NULL || follows == NULL) {
-        yerr(y, e, "monitor '%s' needs 'flow' (the flow sensor) and 'follows' (the pump it should "
-             "follow)", m.name);
-        return;
-    }
-    m.flow = monitor_channel(y, flow, rig, false, "flow", m.name);
-    m.pump = monitor_channel(y, follows, rig, true, "follows", m.name);
-    if ((v = ymap_get(y, e, "tolerance", NULL)) != NULL &&
-        monitor_value(y, v, Q_PERCENT, "tolerance", m.name, &m.tolerance)) {
-        if (!(m.tolerance > 0 && m.tolerance <= 100))
-            yerr(y, v, "monitor '%s': tolerance must be above 0 %% and at most 100 %%, found '%s'",
-                 m.name, ynode_str(v));
-        m.tolerance /= 100.0;
-    }
-    if ((v = ymap_get(y, e, "min_abs", NULL)) != NULL &&
-        monitor_value(y, v, Q_FLOW, "min_abs", m.name, &m.min_abs) && m.min_abs < 0)
-        yerr(y, v, "monitor '%s': min_abs cannot be negative, found '%s'", m.name, ynode_str(v));
-    if ((v = ymap_get(y, e, "for", NULL)) != NULL) {
-        char err[200];
-        int col;
-        const char *s = ynode_str(v);
-        if (s == NULL || unit_parse_duration(s, &m.for_ns, err, sizeof err, &col) < 0)
-            yerr(y, v, "monitor '%s': for: %s", m.name, s ? err : "expected a duration such as '10 s'");
-        else if (m.for_ns > 86400 * 1000000000LL)
-            yerr(y, v, "monitor '%s': 'for' must be at most 1 d, found '%s'", m.name, s);
-    }
-    if ((v = ymap_get(y, e, "action", NULL)) != NULL) {
-        const char *s = ynode_str(v);
-        if (s && strcmp(s, "alarm") == 0)
-            m.action = LIMIT_ALARM;
-        else if (s && strcmp(s, "pause") == 0)
-            m.action = LIMIT_PAUSE;
-        else if (s && strcmp(s, "safe-stop") == 0)
-            m.action = LIMIT_SAFE_STOP;
-        else
-            yerr(y, v, "monitor '%s': action must be alarm, pause or safe-stop, found '%s'", m.name,
-                 s ? s : ynode_kind(v));
-    }
-    if (!ok || m.flow < 0 || m.pump < 0)
-        return;
-    struct flow_monitor *arr = realloc(*out, (*n + 1) * sizeof *arr);
-    if (arr == NULL) {
-        yerr(y, e, "out of memory");
-        return;
-    }
-    *out = arr;
-    arr[(*n)++] = m;
-}
-
-/* Parse the rig's monitors: list. */
-void delivery_parse_monitors(struct ydoc *y, yaml_node_t *list, const struct rig *rig,
-                             struct flow_monitor **out, size_t *n)
-{
-    if (list != NULL && yexpect_seq(y, list, "'monitors'"))
-        for (size_t i = 0; i < yseq_len(list); i++)
-            parse_monitor(y, yseq_item(y, list, i), rig, out, n);
-}
-
-/* Parse the rig's syringe_low: percentage. */
-void delivery_parse_low(struct ydoc *y, yaml_node_t *n, double *frac)
-{
-    char err[200];
-    int col;
-    double v;
-    const char *s = ynode_str(n);
-    if (s == NULL || unit_parse_value(s, Q_PERCENT, &v, err, sizeof err, &col) < 0)
-        yerr(y, n, "syringe_low: %s", s ? err : "expected a percentage such as '10 %'");
-    else if (!(v > 0 && v < 100))
-        yerr(y, n, "syringe_low must be above 0 %% and below 100 %%, found '%s'", s);
-    else
-        *frac = v / 100.0;
 }

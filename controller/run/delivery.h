@@ -28,7 +28,6 @@
 #include "plan/rig.h"
 #include "record/runfile.h"
 #include "syringe.h"
-#include "base/yamldoc.h"
 
 #define DELIVERY_MAX_FILLS 16
 
@@ -119,11 +118,5 @@ void delivery_stop(struct delivery *d);
 void delivery_on_setpoint(struct delivery *d, int channel, double v, int64_t t_ns);
 /* A sample (NaN: failed or implausible). */
 void delivery_on_sample(struct delivery *d, int channel, double v, int64_t t_ns);
-
-/* The rig's 'monitors:' list: every problem reported through y at its place. */
-void delivery_parse_monitors(struct ydoc *y, yaml_node_t *list, const struct rig *rig,
-                             struct flow_monitor **out, size_t *n);
-/* The rig's 'syringe_low: 10 %': the fraction, or reported through y. */
-void delivery_parse_low(struct ydoc *y, yaml_node_t *n, double *frac);
 
 #endif

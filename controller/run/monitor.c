@@ -20,7 +20,7 @@ void monitor_on_setpoint(struct flow_monitor *m, double v)
 /* The allowed deviation: a fraction of the setpoint, at least min_abs. */
 double monitor_band(const struct flow_monitor *m)
 {
-    return fmax(m->tolerance * fabs(m->setpoint), m->min_abs);
+    return fmax(m->spec.tolerance * fabs(m->setpoint), m->spec.min_abs);
 }
 
 /* Judge one sample against the setpoint. */
@@ -46,7 +46,7 @@ enum monitor_news monitor_on_sample(struct flow_monitor *m, double v, int64_t t_
     }
     if (m->since_ns < 0)
         m->since_ns = t_ns;
-    if (m->tripped || t_ns - m->since_ns < m->for_ns)
+    if (m->tripped || t_ns - m->since_ns < m->spec.for_ns)
         return MON_NONE;
     m->tripped = true;
     return MON_TRIP;

@@ -16,18 +16,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "plan/plan.h"
+#include "plan/rig.h"
 
 struct flow_monitor {
-    /* configuration (from the rig) */
-    char name[48];
-    int flow;                   /* the measured flow channel */
-    int pump;                   /* the flow actuator it should follow */
-    double tolerance;           /* fraction of |setpoint| */
-    double min_abs;             /* uL/min: the least deviation that counts */
-    int64_t for_ns;             /* debounce */
-    enum limit_action action;
-    int line;                   /* in the rig file */
+    struct rig_monitor spec;    /* the rig's entry */
     /* state */
     double setpoint;            /* NaN: nothing to follow */
     int64_t since_ns;           /* when the current deviation began; -1: none */

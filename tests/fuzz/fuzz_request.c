@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/commands.h"
 #include "daemon/control_request.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -18,13 +19,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *req, *id;
     const struct ctl_command *cmd;
     char err[1024] = "";
-    int rc = request_parse((const char *)data, size, &req, &cmd, &id, err, sizeof err);
+    int rc = request_parse(commands_table(), (const char *)data, size, &req, &cmd, &id, err, sizeof err);
     if (rc == 0) {
         if (req == NULL || cmd == NULL || !json_is_object(req) ||
             strcmp(json_string_value(json_object_get(req, "cmd")), cmd->name) != 0)
             abort();
         /* What passed the parser must pass the argument check again, unchanged. */
-        if (command_check_args(cmd, req, err, sizeof err) != 0)
+        if (request_check_args(cmd, req, err, sizeof err) != 0)
             abort();
         json_decref(req);
     } else if (err[0] == '\0' || req != NULL || cmd != NULL) {

@@ -214,8 +214,8 @@ static void test_a_pump_that_delivers_never_stalls(void **state)
 
 static struct flow_monitor make_monitor(void)
 {
-    struct flow_monitor m = { .name = "m", .flow = 1, .pump = 2, .tolerance = 0.2, .min_abs = 2,
-                              .for_ns = 10 * S };
+    struct flow_monitor m = { .spec = { .name = "m", .flow = 1, .pump = 2, .tolerance = 0.2,
+                                        .min_abs = 2, .for_ns = 10 * S } };
     monitor_reset(&m);
     return m;
 }

@@ -1,4 +1,5 @@
-/* The protocol loader: protocol YAML (DESIGN.md section 3) to a validated plan. */
+/* The protocol loader: protocol YAML (DESIGN.md section 3) to a validated
+ * plan (plan.h), and what a plan's waveforms and conditions mean. */
 #include "plan.h"
 #include "base/yamldoc.h"
 #include "base/utf8.h"
@@ -20,78 +21,6 @@ static const char *const step_keys[] = {
     "name", "set", "for", "ramp", "over", "waveform", "update_rate", "wait_until",
     "timeout", "on_timeout", "prompt", "repeat", "steps", NULL,
 };
-
-/* Parse a duration scalar node; reports and returns false on error. */
-static bool get_duration(struct loader *L, yaml_node_t *n, const char *what, bool positive,
-                         int64_t *ns)
-{
-    const char *s = ynode_str(n);
-    if (s == NULL || *s == '\0') {
-        yerr(L->y, n, "%s must be a duration such as '5 min' or '1 h 30 min', found %s", what,
-             ynode_kind(n));
-        return false;
-    }
-    char err[256];
-    int col;
-    if (unit_parse_duration(s, ns, err, sizeof err, &col) < 0) {
-        diag_error(L->y->diag, L->y->file, ynode_line(n), ynode_col(n) + col, "%s: %s", what, err);
-        return false;
-    }
-    if (positive && *ns <= 0) {
-        yerr(L->y, n, "%s must be longer than zero, found '%s'", what, s);
-        return false;
-    }
-    return true;
-}
-
-/* Parse a value of quantity q at node n; reports and returns false on error. */
-static bool get_value(struct loader *L, yaml_node_t *n, enum quantity q, const char *what,
-                      double *out)
-{
-    const char *s = ynode_str(n);
-    if (s == NULL || *s == '\0') {
-        yerr(L->y, n, "%s must be a value such as '10 %s', found %s", what,
-             q == Q_NONE ? "" : quantity_unit(q), ynode_kind(n));
-        return false;
-    }
-    char err[256];
-    int col;
-    if (unit_parse_value(s, q, out, err, sizeof err, &col) < 0) {
-        diag_error(L->y->diag, L->y->file, ynode_line(n), ynode_col(n) + col, "%s", err);
-        return false;
-    }
-    return true;
-}
-
-/* Resolve a channel name at node n; writable demands an actuator. */
-static int get_channel(struct loader *L, yaml_node_t *n, bool writable)
-{
-    const char *s = ynode_str(n);
-    if (s == NULL || *s == '\0') {
-        yerr(L->y, n, "expected a channel name such as 'pump1' or 'chip1.pressure', found %s",
-             ynode_kind(n));
-        return -1;
-    }
-    int ch = rig_find_channel(L->rig, s);
-    if (ch < 0) {
-        const char *sug = rig_suggest_channel(L->rig, s);
-        int dev = rig_find_device(L->rig, s);
-        if (dev >= 0)
-            yerr(L->y, n, "device '%s' has several channels; name one, e.g. '%s'", s,
-                 L->rig->channels[L->rig->devices[dev].first_channel].name);
-        else if (sug != NULL)
-            yerr(L->y, n, "unknown channel '%s' on rig '%s' (did you mean '%s'?)", s,
-                 L->rig->name, sug);
-        else
-            yerr(L->y, n, "unknown channel '%s' on rig '%s'", s, L->rig->name);
-        return -1;
-    }
-    if (writable && !L->rig->channels[ch].writable) {
-        yerr(L->y, n, "channel '%s' is a measurement and cannot be set", L->rig->channels[ch].name);
-        return -1;
-    }
-    return ch;
-}
 
 /* Check a setpoint against the channel's limits, and that an integer
  * channel (a valve's port) gets a whole number. */
@@ -132,14 +61,14 @@ static void parse_set_map(struct loader *L, yaml_node_t *map, const char *what,
         yerr(L->y, map, "%s is empty; give at least one channel: value", what);
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
         yaml_node_t *k = ydoc_node(L->y, p->key), *v = ydoc_node(L->y, p->value);
-        int ch = get_channel(L, k, true);
+        int ch = rig_channel_at(L->y, k, L->rig, true);
         if (ch < 0)
             continue;
         for (size_t i = 0; i < *n; i++)
             if ((*arr)[i].channel == ch)
                 yerr(L->y, k, "channel '%s' is given twice", L->rig->channels[ch].name);
         double val;
-        if (!get_value(L, v, L->rig->channels[ch].q, L->rig->channels[ch].name, &val))
+        if (!ynode_value(L->y, v, L->rig->channels[ch].q, L->rig->channels[ch].name, NULL, &val))
             continue;
         if (!check_limits(L, v, ch, val))
             continue;
@@ -160,7 +89,7 @@ static void parse_ramp(struct loader *L, yaml_node_t *map, struct plan_step *s)
         return;
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
         yaml_node_t *k = ydoc_node(L->y, p->key), *v = ydoc_node(L->y, p->value);
-        int ch = get_channel(L, k, true);
+        int ch = rig_channel_at(L->y, k, L->rig, true);
         if (ch < 0)
             continue;
         if (v == NULL || v->type != YAML_SEQUENCE_NODE || yseq_len(v) != 2) {
@@ -172,7 +101,8 @@ static void parse_ramp(struct loader *L, yaml_node_t *map, struct plan_step *s)
         double a, b;
         yaml_node_t *na = yseq_item(L->y, v, 0), *nb = yseq_item(L->y, v, 1);
         enum quantity q = L->rig->channels[ch].q;
-        if (!get_value(L, na, q, "ramp start", &a) || !get_value(L, nb, q, "ramp end", &b))
+        if (!ynode_value(L->y, na, q, "ramp start", NULL, &a) ||
+            !ynode_value(L->y, nb, q, "ramp end", NULL, &b))
             continue;
         if (!check_limits(L, na, ch, a) || !check_limits(L, nb, ch, b))
             continue;
@@ -196,7 +126,7 @@ static void parse_ramp(struct loader *L, yaml_node_t *map, struct plan_step *s)
 static void parse_wave_one(struct loader *L, yaml_node_t *k, yaml_node_t *v, struct plan_step *s)
 {
     static const char *const keys[] = { "shape", "mean", "amplitude", "period", "duty", NULL };
-    int ch = get_channel(L, k, true);
+    int ch = rig_channel_at(L->y, k, L->rig, true);
     if (ch < 0 || !yexpect_map(L->y, v, "a waveform"))
         return;
     ymap_check_keys(L->y, v, keys, "a waveform");
@@ -225,9 +155,9 @@ static void parse_wave_one(struct loader *L, yaml_node_t *k, yaml_node_t *v, str
         return;
     }
     int64_t period_ns;
-    if (!get_value(L, mean, q, "waveform mean", &t.mean) ||
-        !get_value(L, amp, q, "waveform amplitude", &t.amplitude) ||
-        !get_duration(L, per, "waveform period", true, &period_ns))
+    if (!ynode_value(L->y, mean, q, "waveform mean", NULL, &t.mean) ||
+        !ynode_value(L->y, amp, q, "waveform amplitude", NULL, &t.amplitude) ||
+        !ynode_duration(L->y, per, "waveform period", 1, INT64_MAX, &period_ns))
         return;
     t.period_s = (double)period_ns / 1e9;
     if (t.amplitude < 0) {
@@ -238,8 +168,8 @@ static void parse_wave_one(struct loader *L, yaml_node_t *k, yaml_node_t *v, str
     if (duty != NULL) {
         double d;
         const char *ds = ynode_str(duty);
-        if (ds && strchr(ds, '%') ? !get_value(L, duty, Q_PERCENT, "duty", &d)
-                                  : !get_value(L, duty, Q_NONE, "duty", &d))
+        if (ds && strchr(ds, '%') ? !ynode_value(L->y, duty, Q_PERCENT, "duty", NULL, &d)
+                                  : !ynode_value(L->y, duty, Q_NONE, "duty", NULL, &d))
             return;
         if (ds && strchr(ds, '%'))
             d /= 100.0;
@@ -431,7 +361,7 @@ static void parse_step_body(struct loader *L, yaml_node_t *e, struct plan_step *
         if ((n = ymap_get(L->y, e, "for", NULL)) == NULL)
             yerr(L->y, e, "a set step needs 'for' (how long to hold), e.g. 'for: 10 min'");
         else
-            get_duration(L, n, "'for'", true, &s->duration_ns);
+            ynode_duration(L->y, n, "'for'", 1, INT64_MAX, &s->duration_ns);
         break;
     case STEP_RAMP:
         refuse_keys(L, e, "ramp", (const char *const[]){ "for", "timeout", "on_timeout", "steps", NULL });
@@ -443,7 +373,7 @@ static void parse_step_body(struct loader *L, yaml_node_t *e, struct plan_step *
             yerr(L->y, ymap_get(L->y, e, "ramp", &key) ? key : e,
                  "a ramp step needs 'over' (its duration), e.g. 'over: 6 h'");
         else
-            get_duration(L, n, "'over'", true, &s->duration_ns);
+            ynode_duration(L->y, n, "'over'", 1, INT64_MAX, &s->duration_ns);
         break;
     case STEP_WAVEFORM:
         refuse_keys(L, e, "waveform", (const char *const[]){ "over", "timeout", "on_timeout", "steps", NULL });
@@ -457,7 +387,7 @@ static void parse_step_body(struct loader *L, yaml_node_t *e, struct plan_step *
         if ((n = ymap_get(L->y, e, "for", NULL)) == NULL)
             yerr(L->y, e, "a waveform step needs 'for' (its duration), e.g. 'for: 1 h'");
         else
-            get_duration(L, n, "'for'", true, &s->duration_ns);
+            ynode_duration(L->y, n, "'for'", 1, INT64_MAX, &s->duration_ns);
         break;
     case STEP_WAIT:
     case STEP_PROMPT:
@@ -474,7 +404,7 @@ static void parse_step_body(struct loader *L, yaml_node_t *e, struct plan_step *
         }
         s->on_timeout = TIMEOUT_ABORT;
         if ((n = ymap_get(L->y, e, "timeout", NULL)) != NULL)
-            get_duration(L, n, "'timeout'", true, &s->timeout_ns);
+            ynode_duration(L->y, n, "'timeout'", 1, INT64_MAX, &s->timeout_ns);
         if ((n = ymap_get(L->y, e, "on_timeout", &key)) != NULL) {
             parse_on_timeout(L, n, s);
             if (s->timeout_ns == 0)
@@ -570,73 +500,13 @@ static void parse_steps(struct loader *L, yaml_node_t *seq, struct plan_step *pa
     parent->duration_ns = total;
 }
 
-/* Parse one enum-valued top-level key. */
+/* Parse one enum-valued top-level key; dflt if absent or wrong (reported). */
 static int parse_policy(struct loader *L, yaml_node_t *root, const char *key,
                         const char *const names[], int dflt)
 {
     yaml_node_t *n = ymap_get(L->y, root, key, NULL);
-    if (n == NULL)
-        return dflt;
-    const char *v = ynode_str(n);
-    char list[128] = "";
-    for (int i = 0; names[i] != NULL; i++) {
-        if (v && strcmp(v, names[i]) == 0)
-            return i;
-        size_t used = strlen(list);
-        snprintf(list + used, sizeof list - used, "%s%s", i ? " | " : "", names[i]);
-    }
-    yerr(L->y, n, "%s must be %s, found '%s'", key, list, v ? v : ynode_kind(n));
-    return dflt;
-}
-
-/* Parse one limit entry. */
-static void parse_limit(struct loader *L, yaml_node_t *e)
-{
-    static const char *const keys[] = { "channel", "min", "max", "for", "action", NULL };
-    if (!yexpect_map(L->y, e, "a limit"))
-        return;
-    ymap_check_keys(L->y, e, keys, "a limit");
-    struct plan_limit lim = { .channel = -1, .min = NAN, .max = NAN, .line = ynode_line(e) };
-    yaml_node_t *chn = ymap_get(L->y, e, "channel", NULL);
-    if (chn == NULL) {
-        yerr(L->y, e, "a limit needs 'channel'");
-        return;
-    }
-    lim.channel = get_channel(L, chn, false);
-    if (lim.channel < 0)
-        return;
-    enum quantity q = L->rig->channels[lim.channel].q;
-    yaml_node_t *mn = ymap_get(L->y, e, "min", NULL), *mx = ymap_get(L->y, e, "max", NULL);
-    if (mn == NULL && mx == NULL)
-        yerr(L->y, e, "a limit needs 'min', 'max' or both");
-    if (mn)
-        get_value(L, mn, q, "limit min", &lim.min);
-    if (mx)
-        get_value(L, mx, q, "limit max", &lim.max);
-    if (!isnan(lim.min) && !isnan(lim.max) && lim.min >= lim.max)
-        yerr(L->y, mn, "limit min must be below max");
-    yaml_node_t *f = ymap_get(L->y, e, "for", NULL);
-    if (f)
-        get_duration(L, f, "limit 'for'", false, &lim.for_ns);
-    static const char *const actions[] = { "alarm", "pause", "safe-stop", NULL };
-    lim.action = (enum limit_action)parse_policy(L, e, "action", actions, LIMIT_ALARM);
-    struct plan_limit *arr = realloc(L->plan->limits, (L->plan->n_limits + 1) * sizeof *arr);
-    if (arr == NULL)
-        return;
-    L->plan->limits = arr;
-    arr[L->plan->n_limits++] = lim;
-}
-
-void plan_parse_limits(struct ydoc *y, yaml_node_t *list, const struct rig *rig,
-                       struct plan_limit **out, size_t *n)
-{
-    struct plan tmp = { .limits = *out, .n_limits = *n };
-    struct loader L = { .y = y, .rig = rig, .plan = &tmp };
-    if (list != NULL && yexpect_seq(y, list, "'limits'"))
-        for (size_t i = 0; i < yseq_len(list); i++)
-            parse_limit(&L, yseq_item(y, list, i));
-    *out = tmp.limits;
-    *n = tmp.n_limits;
+    int i = n != NULL ? ynode_choice(L->y, n, key, names) : -1;
+    return i >= 0 ? i : dflt;
 }
 
 /* Parse the top level of a protocol document. */
@@ -681,7 +551,7 @@ static void parse_protocol(struct loader *L)
         parse_set_map(L, safe, "'safe_state'", &p->safe_state, &p->n_safe);
     yaml_node_t *limits = ymap_get(y, root, "limits", NULL);
     if (limits != NULL)
-        plan_parse_limits(y, limits, L->rig, &p->limits, &p->n_limits);
+        rig_parse_limits(y, limits, L->rig, &p->limits, &p->n_limits);
     yaml_node_t *steps = ymap_get(y, root, "steps", NULL);
     p->root.kind = STEP_REPEAT;
     p->root.count = 1;

@@ -1,0 +1,375 @@
+/*
+ * perfusectl's commands that talk to perfused: run, status, pause, resume,
+ * abort, wait, watch, confirm, ack, devices, set and events. Each sends its
+ * request (controller/daemon/CONTROL.md) and shows the reply.
+ */
+#include "daemon_cmds.h"
+#include "ctl.h"
+#include "status_view.h"
+#include "subopts.h"
+#include "base/run_operator.h"
+#include "base/utf8.h"
+#include "base/yamldoc.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Read a protocol file for sending; exit 1 with a message on failure. The
+ * control protocol carries UTF-8 only: a file saved in another encoding is
+ * refused here, at the first byte that is not UTF-8. */
+static char *read_protocol(const char *path, char *abspath)
+{
+    char *text;
+    size_t len;
+    int rc = read_file_text(path, 4 << 20, &text, &len);
+    if (rc < 0) {
+        fprintf(stderr, "%s: error: cannot read protocol: %s\n", path,
+                rc == -EFBIG ? "larger than 4 MiB" : strerror(-rc));
+        exit(EXIT_REFUSED);
+    }
+    size_t ok = utf8_valid_prefix(text, len);
+    if (ok < len || strlen(text) != len) {
+        int line, col;
+        utf8_line_col(text, ok < len ? ok : strlen(text), &line, &col);
+        fprintf(stderr, "%s:%d:%d: error: %s (save the file as UTF-8)\n", path, line, col,
+                ok < len ? "this byte is not UTF-8 text" : "a NUL byte in the text");
+        free(text);
+        exit(EXIT_REFUSED);
+    }
+    if (realpath(path, abspath) == NULL)
+        snprintf(abspath, PATH_MAX, "%s", path);
+    if (!utf8_valid(abspath, strlen(abspath))) {
+        fprintf(stderr, "%s: error: the file's path is not UTF-8 text: give the file (or its "
+                "directory) a UTF-8 name\n", path);
+        free(text);
+        exit(EXIT_REFUSED);
+    }
+    return text;
+}
+
+/* run PROTOCOL. */
+int daemon_cmds_run(struct ctl *c, int argc, char **argv)
+{
+    struct subopts o;
+    int i = subopts_parse(argc, argv, &o);
+    c->json |= o.json;
+    if (i < 0 || i != argc - 1)
+        return ctl_usage_error(c);
+    char err[256];
+    if (o.operator_name != NULL && !run_operator_ok(o.operator_name, err, sizeof err)) {
+        fprintf(stderr, "perfusectl: --operator: %s\n", err);
+        return EXIT_REFUSED;
+    }
+    char abspath[PATH_MAX];
+    char *text = read_protocol(argv[i], abspath);
+    struct ctlclient *cl = ctl_connect(c);
+    json_t *req = json_pack("{s:s,s:s,s:s}", "cmd", "run", "protocol_text", text, "protocol_path", abspath);
+    free(text);
+    if (o.operator_name)
+        json_object_set_new(req, "operator", json_string(o.operator_name));
+    if (o.n_fills > 0) {
+        json_t *fl = json_array();
+        for (size_t k = 0; k < o.n_fills; k++)
+            json_array_append_new(fl, json_string(o.fills[k]));
+        json_object_set_new(req, "fill", fl);
+    }
+    if (o.force)
+        json_object_set_new(req, "force", json_true());
+    int code;
+    json_t *res = ctl_call(c, cl, req, &code);
+    if (res != NULL) {
+        if (c->json && !o.wait) {
+            status_view_result(c->json, res);
+        } else if (!c->json) {
+            printf("run %s started\nfile %s\n", json_string_value(json_object_get(res, "run_id")),
+                   json_string_value(json_object_get(res, "file")));
+            fflush(stdout);
+        }
+        json_decref(res);
+        if (o.wait) {
+            res = ctl_call(c, cl, json_pack("{s:s}", "cmd", "wait"), &code);
+            if (res != NULL) {
+                if (c->json)
+                    status_view_result(c->json, res);
+                else
+                    printf("run ended: %s\n", json_string_value(json_object_get(res, "state")));
+                const char *st = json_string_value(json_object_get(res, "state"));
+                if (code == EXIT_OK && st && strcmp(st, "completed") != 0)
+                    code = EXIT_REFUSED;
+                json_decref(res);
+            }
+        }
+    }
+    ctlclient_close(cl);
+    return code;
+}
+
+/* status, pause, resume, abort, wait: a request named for the command, with --reason or --keep-overrides. */
+int daemon_cmds_simple(struct ctl *c, int argc, char **argv)
+{
+    struct subopts o;
+    int i = subopts_parse(argc, argv, &o);
+    c->json |= o.json;
+    const char *name = argv[0];
+    bool resume = strcmp(name, "resume") == 0;
+    if (i < 0 || i != argc || (o.keep_overrides && !resume))
+        return ctl_usage_error(c);
+    struct ctlclient *cl = ctl_connect(c);
+    json_t *req = json_pack("{s:s}", "cmd", name);
+    if (o.reason)
+        json_object_set_new(req, "reason", json_string(o.reason));
+    if (o.keep_overrides)
+        json_object_set_new(req, "keep_overrides", json_true());
+    int code;
+    json_t *res = ctl_call(c, cl, req, &code);
+    if (res) {
+        if (resume && !c->json)
+            status_view_overrides_settled(res);
+        status_view_result(c->json, res);
+        json_decref(res);
+    }
+    ctlclient_close(cl);
+    return code;
+}
+
+/* events [--since SECONDS] [--limit N] [--cursor SEQ]: the run's event log, page by page. */
+int daemon_cmds_events(struct ctl *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "since", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
+        { "limit", required_argument, NULL, 'l' }, { "cursor", required_argument, NULL, 'c' },
+        { NULL, 0, NULL, 0 },
+    };
+    double since = -1;
+    long limit = -1, cursor = 0;
+    optind = 0;
+    int ch;
+    bool bad = false;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        char *end = NULL;
+        if (ch == 's')
+            since = strtod(optarg, &end);
+        else if (ch == 'l')
+            limit = strtol(optarg, &end, 10);
+        else if (ch == 'c')
+            cursor = strtol(optarg, &end, 10);
+        else if (ch == 'j')
+            c->json = true;
+        else
+            bad = true;
+        if (end != NULL && (end == optarg || *end != '\0'))
+            bad = true;
+    }
+    if (limit == 0 || limit < -1 || cursor < 0 || since < -1)
+        bad = true;
+    if (bad || optind != argc) {
+        if (bad)
+            fprintf(stderr, "perfusectl events: --since takes seconds, --limit a whole number from 1, "
+                            "--cursor a whole number from 0\n");
+        return ctl_usage_error(c);
+    }
+    struct ctlclient *cl = ctl_connect(c);
+    json_t *all = json_array(), *last = NULL;
+    int code = EXIT_OK;
+    for (;;) {
+        json_t *req = json_pack("{s:s,s:I}", "cmd", "events", "cursor", (json_int_t)cursor);
+        if (since >= 0)
+            json_object_set_new(req, "since", json_real(since));
+        long want = limit > 0 ? limit - (long)json_array_size(all) : 500;
+        if (want <= 0)
+            break;
+        json_object_set_new(req, "limit", json_integer(want < 500 ? want : 500));
+        json_t *res = ctl_call(c, cl, req, &code);
+        if (res == NULL)
+            break;
+        json_array_extend(all, json_object_get(res, "events"));
+        cursor = (long)json_integer_value(json_object_get(res, "next"));
+        json_decref(last);
+        last = res;
+        if (!json_is_true(json_object_get(res, "more")))
+            break;
+    }
+    if (last != NULL && c->json) {
+        json_object_set(last, "events", all);
+        status_view_result(c->json, last);
+    } else if (last != NULL) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(all, i, e)
+            status_view_event(e);
+    }
+    json_decref(last);
+    json_decref(all);
+    ctlclient_close(cl);
+    return code;
+}
+
+/* set CHANNEL VALUE [UNIT]: a manual setpoint. */
+int daemon_cmds_set(struct ctl *c, int argc, char **argv)
+{
+    struct subopts o;
+    int i = subopts_parse(argc, argv, &o);
+    c->json |= o.json;
+    if (i < 0 || argc - i < 2 || argc - i > 3)
+        return ctl_usage_error(c);
+    char value[128];
+    utf8_format(value, sizeof value, "%s%s%s", argv[i + 1], argc - i == 3 ? " " : "", argc - i == 3 ? argv[i + 2] : "");
+    struct ctlclient *cl = ctl_connect(c);
+    int code;
+    json_t *res = ctl_call(c, cl, json_pack("{s:s,s:s,s:s}", "cmd", "set", "channel", argv[i], "value", value), &code);
+    if (res) {
+        if (c->json)
+            status_view_result(c->json, res);
+        else
+            printf("%s set to %g %s\n", json_string_value(json_object_get(res, "channel")),
+                   json_number_value(json_object_get(res, "value")), json_string_value(json_object_get(res, "unit")));
+        json_decref(res);
+    }
+    ctlclient_close(cl);
+    return code;
+}
+
+/* confirm [PROMPT_ID]: answer the pending prompt. */
+int daemon_cmds_confirm(struct ctl *c, int argc, char **argv)
+{
+    struct subopts o;
+    int i = subopts_parse(argc, argv, &o);
+    c->json |= o.json;
+    if (i < 0 || argc - i > 1)
+        return ctl_usage_error(c);
+    struct ctlclient *cl = ctl_connect(c);
+    json_t *req = json_pack("{s:s}", "cmd", "confirm");
+    if (argc - i == 1)
+        json_object_set_new(req, "prompt", json_string(argv[i]));
+    int code;
+    json_t *res = ctl_call(c, cl, req, &code);
+    if (res) {
+        status_view_result(c->json, res);
+        json_decref(res);
+    }
+    ctlclient_close(cl);
+    return code;
+}
+
+/* ack ID|all: acknowledge alarms. */
+int daemon_cmds_ack(struct ctl *c, int argc, char **argv)
+{
+    struct subopts o;
+    int i = subopts_parse(argc, argv, &o);
+    c->json |= o.json;
+    char *end = NULL;
+    long id = i >= 0 && i == argc - 1 ? strtol(argv[i], &end, 10) : 0;
+    bool all = i >= 0 && i == argc - 1 && strcmp(argv[i], "all") == 0;
+    if (!all && (end == NULL || *end != '\0' || id <= 0))
+        return ctl_usage_error(c);
+    struct ctlclient *cl = ctl_connect(c);
+    json_t *req = json_pack("{s:s}", "cmd", "ack");
+    json_object_set_new(req, "alarm", all ? json_string("all") : json_integer(id));
+    int code;
+    json_t *res = ctl_call(c, cl, req, &code);
+    if (res && c->json)
+        status_view_result(c->json, res);
+    else if (res)
+        printf("%lld alarm(s) acknowledged; %zu listed\n",
+               (long long)json_integer_value(json_object_get(res, "acknowledged")),
+               json_array_size(json_object_get(res, "alarms")));
+    json_decref(res);
+    ctlclient_close(cl);
+    return code;
+}
+
+/* devices: buses and devices with their health. */
+int daemon_cmds_devices(struct ctl *c, int argc, char **argv)
+{
+    struct subopts o;
+    int i = subopts_parse(argc, argv, &o);
+    c->json |= o.json;
+    if (i < 0 || i != argc)
+        return ctl_usage_error(c);
+    struct ctlclient *cl = ctl_connect(c);
+    int code;
+    json_t *res = ctl_call(c, cl, json_pack("{s:s}", "cmd", "devices"), &code);
+    if (res && c->json)
+        status_view_result(true, res);
+    else if (res)
+        status_view_devices(res);
+    json_decref(res);
+    ctlclient_close(cl);
+    return code;
+}
+
+/* watch [--interval S]: the status, pushed by the daemon, until Ctrl-C or the daemon goes. */
+int daemon_cmds_watch(struct ctl *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "interval", required_argument, NULL, 'i' }, { "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 },
+    };
+    double interval = 1.0;
+    optind = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'i')
+            interval = strtod(optarg, NULL);
+        else if (ch == 'j')
+            c->json = true;
+        else
+            return ctl_usage_error(c);
+    }
+    if (optind != argc || !(interval >= 0.2 && interval <= 60))
+        return ctl_usage_error(c);
+    struct ctlclient *cl = ctl_connect(c);
+    int code;
+    json_t *res = ctl_call(c, cl, json_pack("{s:s,s:f}", "cmd", "watch", "interval", interval), &code);
+    bool tty = isatty(STDOUT_FILENO) && !c->json;
+    json_t *st = res;
+    json_t *recent = json_array();      /* the last events, shown under the status on a terminal */
+    while (st != NULL) {
+        if (c->json) {
+            char *t = json_dumps(st, JSON_COMPACT);
+            printf("%s\n", t ? t : "{}");
+            free(t);
+        } else if (tty) {
+            status_view_watch_screen(st, recent);
+        } else {
+            status_view_watch_line(st);
+        }
+        fflush(stdout);
+        json_decref(st);
+        st = NULL;
+        json_t *msg = NULL;
+        char err[256];
+        if (ctlclient_next(cl, &msg, err, sizeof err) < 0) {
+            fprintf(stderr, "perfusectl: %s\n", err);
+            code = EXIT_UNREACHABLE;
+            break;
+        }
+        json_t *e = json_object_get(msg, "error");
+        if (e != NULL) {
+            fprintf(stderr, "perfusectl: %s\n", json_string_value(json_object_get(e, "message")));
+            json_decref(msg);
+            code = EXIT_REFUSED;
+            break;
+        }
+        size_t i;
+        json_t *ev;
+        json_array_foreach(json_object_get(msg, "events"), i, ev) {
+            if (!tty && !c->json)
+                printf("  event %.3f s %s %s %s: %s\n", json_number_value(json_object_get(ev, "time")),
+                       json_string_value(json_object_get(ev, "severity")), json_string_value(json_object_get(ev, "source")),
+                       json_string_value(json_object_get(ev, "code")), json_string_value(json_object_get(ev, "message")));
+            json_array_append(recent, ev);
+            if (json_array_size(recent) > 8)
+                json_array_remove(recent, 0);
+        }
+        st = json_incref(json_object_get(msg, "watch"));
+        json_decref(msg);
+    }
+    json_decref(recent);
+    ctlclient_close(cl);
+    return code;
+}

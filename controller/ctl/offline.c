@@ -1,0 +1,352 @@
+/*
+ * perfusectl's offline tools, which need no daemon: check (a protocol's
+ * timeline, duration and volumes, with its warnings), simulate (a run in
+ * virtual time on the simulated rig, see simulate.h) and recover (a run file
+ * left by a crash).
+ */
+#include "offline.h"
+#include "ctl.h"
+#include "simulate.h"
+#include "subopts.h"
+#include "base/diag.h"
+#include "base/timeutil.h"
+#include "base/units.h"
+#include "base/yamldoc.h"
+#include "plan/plan.h"
+#include "plan/rig.h"
+#include "plan/timeline.h"
+#include "record/recorder.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The default rig for offline tools: the simulated rig file. */
+static void default_rig(char *buf, size_t len)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        snprintf(buf, len, "%s/../protocols/rigs/sim.yaml", dirname(exe));
+        if (access(buf, R_OK) == 0)
+            return;
+    }
+    snprintf(buf, len, "%s/share/perfuse/protocols/rigs/sim.yaml", PERFUSE_PREFIX);
+}
+
+/* Print the timeline of a step list, repeats summarised once with their count. */
+static void print_steps(const struct plan_step *parent, const char *prefix, int64_t *t, int depth)
+{
+    for (size_t i = 0; i < parent->n_steps; i++) {
+        const struct plan_step *s = &parent->steps[i];
+        char path[64], start[64], d[64];
+        snprintf(path, sizeof path, "%s%s%zu", prefix, prefix[0] ? "." : "", i + 1);
+        unit_format_duration(*t, start, sizeof start);
+        unit_format_duration(s->duration_ns, d, sizeof d);
+        if (s->kind == STEP_REPEAT) {
+            printf("  %-9s %-16s %*s%-34s x %u, %s in all\n", path, start, depth * 2, "", s->name,
+                   s->count, d);
+            int64_t inner = *t;
+            print_steps(s, path, &inner, depth + 1);
+        } else {
+            printf("  %-9s %-16s %*s%-34s %-10s %s\n", path, start, depth * 2, "", s->name,
+                   plan_step_kind_name(s->kind),
+                   s->kind == STEP_WAIT || s->kind == STEP_PROMPT ? "open-ended" : d);
+        }
+        *t += s->duration_ns;
+    }
+}
+
+/* The timeline as JSON, repeats nested. */
+static json_t *json_steps(const struct plan_step *parent, const char *prefix, int64_t *t)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < parent->n_steps; i++) {
+        const struct plan_step *s = &parent->steps[i];
+        char path[64];
+        snprintf(path, sizeof path, "%s%s%zu", prefix, prefix[0] ? "." : "", i + 1);
+        json_t *o = json_pack("{s:s,s:s,s:s,s:f,s:f,s:i}", "path", path, "name", s->name, "kind",
+                              plan_step_kind_name(s->kind), "planned_start_s", (double)*t / 1e9,
+                              "duration_s", (double)s->duration_ns / 1e9, "line", s->line);
+        if (s->kind == STEP_REPEAT) {
+            int64_t inner = *t;
+            json_object_set_new(o, "count", json_integer(s->count));
+            json_object_set_new(o, "steps", json_steps(s, path, &inner));
+        }
+        if (s->kind == STEP_WAIT || s->kind == STEP_PROMPT)
+            json_object_set_new(o, "open_ended", json_true());
+        json_array_append_new(arr, o);
+        *t += s->duration_ns;
+    }
+    return arr;
+}
+
+/* Warn about every wait and prompt: they make the total duration open-ended. */
+static void warn_open_ended(const struct plan_step *parent, const char *file, struct diag *d)
+{
+    for (size_t i = 0; i < parent->n_steps; i++) {
+        const struct plan_step *s = &parent->steps[i];
+        char to[64] = "no timeout";
+        if (s->timeout_ns > 0) {
+            char t[48];
+            unit_format_duration(s->timeout_ns, t, sizeof t);
+            snprintf(to, sizeof to, "timeout %s", t);
+        }
+        if (s->kind == STEP_WAIT || s->kind == STEP_PROMPT)
+            diag_warn(d, file, s->line, s->col, "step '%s' waits for %s (%s): everything after it "
+                      "shifts by the time it takes, so the total duration is open-ended", s->name,
+                      s->kind == STEP_WAIT ? "a condition" : "the operator", to);
+        if (s->kind == STEP_REPEAT)
+            warn_open_ended(s, file, d);
+    }
+}
+
+/* Warn about syringes that run out before the protocol ends. */
+static void warn_volumes(const struct timeline *tl, const struct rig *rig, const char *file,
+                         struct diag *d)
+{
+    for (size_t i = 0; i < tl->n_pumps; i++) {
+        const struct timeline_pump *p = &tl->pumps[i];
+        if (p->empty_at_ns < 0)
+            continue;
+        char when[64];
+        unit_format_duration(p->empty_at_ns, when, sizeof when);
+        diag_warn(d, file, p->empty_step->line, p->empty_step->col,
+                  "%s runs out: its syringe (%.4g mL) is empty %s after the start, during step '%s' "
+                  "(the protocol needs %.4g mL in it at once)", rig->channels[p->channel].name,
+                  p->capacity_ul / 1000.0, when, p->empty_step->name, p->need_ul / 1000.0);
+    }
+}
+
+/* Warn about waveforms that swing a pump through zero into reverse: the pump
+ * withdraws for part of each period, which a protocol rarely means. */
+static void warn_reversals(const struct plan_step *parent, const struct rig *rig, const char *file,
+                           struct diag *d)
+{
+    for (size_t i = 0; i < parent->n_steps; i++) {
+        const struct plan_step *s = &parent->steps[i];
+        if (s->kind == STEP_REPEAT)
+            warn_reversals(s, rig, file, d);
+        if (s->kind != STEP_WAVEFORM)
+            continue;
+        for (size_t k = 0; k < s->n_targets; k++) {
+            const struct plan_target *t = &s->targets[k];
+            const struct rig_channel *c = &rig->channels[t->channel];
+            double lo = t->mean - t->amplitude, hi = t->mean + t->amplitude;
+            if (c->q != Q_FLOW || !(lo < 0 && hi > 0))
+                continue;
+            diag_warn(d, file, t->line, t->col, "the waveform of step '%s' swings %s between %g and "
+                      "%g %s: the pump runs in reverse (withdraws) for part of each period; keep "
+                      "the amplitude at most the mean if that is not meant", s->name, c->name, hi,
+                      lo, c->unit);
+        }
+    }
+}
+
+/* Print the volumes each pump delivers. */
+static void print_volumes(const struct timeline *tl, const struct rig *rig)
+{
+    printf("volumes (fixed steps only):\n");
+    for (size_t i = 0; i < tl->n_pumps; i++) {
+        const struct timeline_pump *p = &tl->pumps[i];
+        printf("  %-16s delivers %9.3f mL", rig->channels[p->channel].name, p->delivered_ul / 1000.0);
+        if (p->withdrawn_ul > 0)
+            printf(", withdraws %.3f mL (net %.3f mL out, at most %.3f mL at once)",
+                   p->withdrawn_ul / 1000.0, p->net_ul / 1000.0, p->need_ul / 1000.0);
+        if (p->capacity_ul > 0)
+            printf("  (syringe %.4g mL%s)", p->capacity_ul / 1000.0, p->empty_at_ns >= 0 ? ": RUNS OUT" : "");
+        if (p->open_ended_flow)
+            printf("  + more while waits and prompts last");
+        printf("\n");
+    }
+}
+
+/* The check result as JSON. */
+static json_t *check_json(const struct plan *plan, const struct rig *rig, const struct timeline *tl)
+{
+    int64_t t = 0;
+    json_t *vols = json_array();
+    for (size_t i = 0; i < tl->n_pumps; i++) {
+        const struct timeline_pump *p = &tl->pumps[i];
+        json_t *o = json_pack("{s:s,s:f,s:f,s:f,s:f,s:b}", "channel", rig->channels[p->channel].name,
+                              "delivered_ul", p->delivered_ul, "withdrawn_ul", p->withdrawn_ul,
+                              "net_ul", p->net_ul, "need_ul", p->need_ul,
+                              "open_ended_flow", p->open_ended_flow);
+        if (p->capacity_ul > 0)
+            json_object_set_new(o, "syringe_ul", json_real(p->capacity_ul));
+        if (p->empty_at_ns >= 0)
+            json_object_set_new(o, "empty_at_s", json_real((double)p->empty_at_ns / 1e9));
+        json_array_append_new(vols, o);
+    }
+    return json_pack("{s:s,s:s,s:f,s:b,s:o,s:o}", "protocol", plan->name, "rig", rig->name,
+                     "total_s", (double)plan->total_ns / 1e9, "open_ended", plan->open_ended,
+                     "steps", json_steps(&plan->root, "", &t), "volumes", vols);
+}
+
+/* check PROTOCOL [--rig FILE]. */
+int offline_check(struct ctl *c, int argc, char **argv)
+{
+    struct subopts o;
+    int i = subopts_parse(argc, argv, &o);
+    c->json |= o.json;
+    if (i < 0 || i != argc - 1)
+        return ctl_usage_error(c);
+    const char *file = argv[i];
+    char rigpath[PATH_MAX];
+    if (o.rig)
+        snprintf(rigpath, sizeof rigpath, "%s", o.rig);
+    else
+        default_rig(rigpath, sizeof rigpath);
+    struct diag dg;
+    diag_init(&dg);
+    struct rig *rig = NULL;
+    struct plan *plan = NULL;
+    struct timeline tl = { 0 };
+    int rc = rig_load(rigpath, &rig, &dg);
+    if (rc == 0) {
+        char *text;
+        size_t len;
+        rc = read_file_text(file, 4 << 20, &text, &len);
+        if (rc < 0) {
+            diag_error(&dg, file, 0, 0, "cannot read protocol: %s",
+                       rc == -EFBIG ? "larger than 4 MiB" : strerror(-rc));
+        } else {
+            rc = plan_load(file, text, len, rig, &plan, &dg);
+            free(text);
+        }
+    }
+    if (rc == 0 && (rc = timeline_compute(plan, rig, &tl)) == 0) {
+        warn_volumes(&tl, rig, file, &dg);
+        warn_reversals(&plan->root, rig, file, &dg);
+        warn_open_ended(&plan->root, file, &dg);
+    }
+    if (c->json) {
+        json_t *out = rc == 0 ? check_json(plan, rig, &tl) : json_object();
+        json_object_set_new(out, "ok", json_boolean(rc == 0));
+        diag_to_json(&dg, out);
+        char *s = json_dumps(out, JSON_INDENT(2));
+        printf("%s\n", s ? s : "{}");
+        free(s);
+        json_decref(out);
+    } else {
+        diag_print(&dg, stderr);
+    }
+    if (rc == 0 && !c->json) {
+        char tot[64];
+        unit_format_duration(plan->total_ns, tot, sizeof tot);
+        printf("%s: '%s' on rig '%s'\n", file, plan->name, rig->name);
+        printf("  %-9s %-16s %-34s %-10s %s\n", "step", "planned start", "name", "kind", "duration");
+        int64_t t = 0;
+        print_steps(&plan->root, "", &t, 0);
+        printf("total duration: %s (%.3f s)%s\n", tot, (double)plan->total_ns / 1e9,
+               plan->open_ended ? ", plus however long the waits and prompts take" : "");
+        print_volumes(&tl, rig);
+    }
+    timeline_free(&tl);
+    plan_free(plan);
+    rig_free(rig);
+    diag_free(&dg);
+    return rc == 0 ? EXIT_OK : EXIT_REFUSED;
+}
+
+/* simulate PROTOCOL [--rig FILE] [-o OUT.h5] [--speed N|max] [--fault SPEC]... */
+int offline_simulate(struct ctl *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "rig", required_argument, NULL, 'g' }, { "out", required_argument, NULL, 'o' },
+        { "speed", required_argument, NULL, 's' }, { "fault", required_argument, NULL, 'f' },
+        { "seed", required_argument, NULL, 'e' }, { "prompt-delay", required_argument, NULL, 'p' },
+        { "json", no_argument, NULL, 'j' }, { "fill", required_argument, NULL, 'F' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *faults[32], *fills[32];
+    char rigpath[PATH_MAX];
+    struct simulate_options o = { .seed = 1, .prompt_delay_ns = 60 * NS_PER_SEC, .faults = faults,
+                                  .fills = fills };
+    default_rig(rigpath, sizeof rigpath);
+    o.rig_path = rigpath;
+    optind = 0;
+    int ch;
+    char err[200];
+    int col;
+    while ((ch = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'g': o.rig_path = optarg; break;
+        case 'o': o.out_path = optarg; break;
+        case 'e': o.seed = strtoull(optarg, NULL, 10); break;
+        case 'j': c->json = true; break;
+        case 'f':
+            if (o.n_faults < 32)
+                faults[o.n_faults++] = optarg;
+            break;
+        case 'F':
+            if (o.n_fills < 32)
+                fills[o.n_fills++] = optarg;
+            break;
+        case 's':
+            if (strcmp(optarg, "max") == 0) {
+                o.speed = 0;
+            } else if ((o.speed = strtod(optarg, NULL)) <= 0) {
+                fprintf(stderr, "perfusectl: --speed takes a positive number or 'max'\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case 'p':
+            if (unit_parse_duration(optarg, &o.prompt_delay_ns, err, sizeof err, &col) < 0) {
+                fprintf(stderr, "perfusectl: --prompt-delay: %s\n", err);
+                return EXIT_USAGE;
+            }
+            break;
+        default: ch = -2; break;
+        }
+        if (ch == -2)
+            break;
+    }
+    if (ch == -2 || optind != argc - 1)
+        return ctl_usage_error(c);
+    o.protocol_path = argv[optind];
+    struct diag dg;
+    diag_init(&dg);
+    struct simulate_result res;
+    int rc = simulate_run(&o, &dg, &res);
+    diag_print(&dg, stderr);
+    diag_free(&dg);
+    if (rc < 0) {
+        if (rc != -EINVAL)
+            fprintf(stderr, "perfusectl: simulation failed: %s\n", strerror(-rc));
+        return EXIT_REFUSED;
+    }
+    char vt[64];
+    unit_format_duration(res.virtual_ns, vt, sizeof vt);
+    if (c->json)
+        printf("{\"file\": \"%s\", \"state\": \"%s\", \"virtual_s\": %.3f, \"wall_s\": %.3f, "
+               "\"samples\": %llu}\n", res.path, res.state, (double)res.virtual_ns / 1e9, res.wall_s,
+               (unsigned long long)res.samples);
+    else
+        printf("simulated %s of protocol time in %.2f s: %s, %llu samples\nfile %s\n", vt, res.wall_s,
+               res.state, (unsigned long long)res.samples, res.path);
+    return strcmp(res.state, "completed") == 0 ? EXIT_OK : EXIT_REFUSED;
+}
+
+/* recover FILE.h5: make a run file left by a crash readable again. */
+int offline_recover(struct ctl *c, int argc, char **argv)
+{
+    if (argc != 2)
+        return ctl_usage_error(c);
+    char err[512];
+    int rc = recorder_recover(argv[1], err, sizeof err);
+    if (c->json)
+        printf("{\"ok\": %s, \"file\": \"%s\"%s%s%s}\n", rc == 0 ? "true" : "false", argv[1],
+               rc ? ", \"error\": \"" : "", rc ? err : "", rc ? "\"" : "");
+    else if (rc == 0)
+        printf("%s: recovered (safe to run again)\n", argv[1]);
+    else
+        fprintf(stderr, "perfusectl: %s\n", err);
+    return rc == 0 ? EXIT_OK : EXIT_REFUSED;
+}

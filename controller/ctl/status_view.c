@@ -1,0 +1,260 @@
+/* How perfusectl shows the daemon's replies to people: the status, a watch,
+ * events, devices, and the overrides a resume settled. */
+#include "status_view.h"
+#include "base/timeutil.h"
+#include "base/units.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+/* A text progress bar of width w for fraction f. */
+static void bar(char *buf, int w, double f)
+{
+    if (!(f >= 0))
+        f = 0;
+    if (f > 1)
+        f = 1;
+    int n = (int)lround(f * w);
+    buf[0] = '[';
+    for (int i = 0; i < w; i++)
+        buf[1 + i] = i < n ? '#' : '.';
+    buf[w + 1] = ']';
+    buf[w + 2] = '\0';
+}
+
+/* Seconds as "1 h 2 min 3 s". */
+static const char *dur(double s, char *buf, size_t len)
+{
+    unit_format_duration((int64_t)llround(s * 1e9), buf, len);
+    return buf;
+}
+
+/* Print a status result for people. */
+void status_view_print(json_t *st)
+{
+    const char *state = json_string_value(json_object_get(st, "state"));
+    printf("rig       %s\nstate     %s\n", json_string_value(json_object_get(st, "rig")), state);
+    if (json_object_get(st, "run_id")) {
+        char b1[64], b2[64], pb[48];
+        printf("protocol  %s  (run %.8s)\n", json_string_value(json_object_get(st, "protocol")),
+               json_string_value(json_object_get(st, "run_id")));
+        printf("file      %s\n", json_string_value(json_object_get(st, "file")));
+        json_t *step = json_object_get(st, "step");
+        if (step) {
+            double el = json_real_value(json_object_get(step, "elapsed_s"));
+            double du = json_real_value(json_object_get(step, "duration_s"));
+            bar(pb, 20, du > 0 ? el / du : 0);
+            printf("step      %s %s (%s)  %s %s / %s\n", json_string_value(json_object_get(step, "path")),
+                   json_string_value(json_object_get(step, "name")),
+                   json_string_value(json_object_get(step, "kind")), pb, dur(el, b1, sizeof b1),
+                   du > 0 ? dur(du, b2, sizeof b2) : "open-ended");
+        }
+        double el = json_real_value(json_object_get(st, "elapsed_s"));
+        double tot = json_real_value(json_object_get(st, "planned_total_s"));
+        bar(pb, 20, tot > 0 ? el / tot : 0);
+        printf("run       %s %s / %s", pb, dur(el, b1, sizeof b1), dur(tot, b2, sizeof b2));
+        json_t *eta = json_object_get(st, "eta_epoch_s");
+        if (json_is_number(eta)) {
+            time_t t = (time_t)json_number_value(eta);
+            struct tm tm;
+            char when[64];
+            localtime_r(&t, &tm);
+            strftime(when, sizeof when, "%H:%M:%S %a %d %b", &tm);
+            printf("   ETA %s", when);
+        }
+        printf("\n");
+        const char *prompt = json_string_value(json_object_get(st, "prompt"));
+        const char *pid = json_string_value(json_object_get(st, "prompt_id"));
+        if (prompt)
+            printf("PROMPT    [%s] %s   (answer with: perfusectl confirm %s)\n", pid ? pid : "", prompt,
+                   pid ? pid : "");
+    }
+    size_t i;
+    json_t *al, *alarms = json_object_get(st, "alarms");
+    if (json_array_size(alarms) > 0)
+        printf("alarms    (acknowledge with: perfusectl ack ID|all)\n");
+    json_array_foreach(alarms, i, al) {
+        char b[64];
+        printf("  %3lld %-12s %-7s %-16s %s (%s ago)\n", (long long)json_integer_value(json_object_get(al, "id")),
+               json_string_value(json_object_get(al, "state")), json_string_value(json_object_get(al, "severity")),
+               json_string_value(json_object_get(al, "source")), json_string_value(json_object_get(al, "message")),
+               dur(json_number_value(json_object_get(al, "age_s")), b, sizeof b));
+    }
+    json_t *ov, *ovs = json_object_get(st, "overrides");
+    if (json_array_size(ovs) > 0)
+        printf("overrides (manual setpoints; resume restores the protocol's values)\n");
+    json_array_foreach(ovs, i, ov) {
+        json_t *pv = json_object_get(ov, "protocol_value");
+        char proto[48] = "none";
+        if (json_is_number(pv))
+            snprintf(proto, sizeof proto, "%g", json_number_value(pv));
+        printf("  %-18s %g %s by %s since %s (protocol: %s)\n",
+               json_string_value(json_object_get(ov, "channel")), json_number_value(json_object_get(ov, "value")),
+               json_string_value(json_object_get(ov, "unit")), json_string_value(json_object_get(ov, "by")),
+               json_string_value(json_object_get(ov, "since")), proto);
+    }
+    printf("channels\n");
+    json_t *ch;
+    json_array_foreach(json_object_get(st, "channels"), i, ch) {
+        json_t *v = json_object_get(ch, "value"), *sp = json_object_get(ch, "setpoint");
+        const char *unit = json_string_value(json_object_get(ch, "unit"));
+        printf("  %-18s", json_string_value(json_object_get(ch, "name")));
+        if (json_is_number(v))
+            printf(" %10.3f %-7s", json_number_value(v), unit);
+        else
+            printf(" %10s %-7s", json_object_get(ch, "samples") ? "-" : "", unit);
+        if (json_is_number(sp))
+            printf("  setpoint %.3f", json_number_value(sp));
+        json_t *cf = json_object_get(ch, "confirmed");
+        const char *since = json_string_value(json_object_get(ch, "unconfirmed_since"));
+        if (since != NULL)
+            printf("  UNCONFIRMED since %s (device at %s)", since,
+                   json_is_number(cf) ? "its last confirmed value" : "an unknown value");
+        else if (json_is_number(cf) && json_is_number(sp))
+            printf(" (confirmed)");
+        json_t *age = json_object_get(ch, "age_s");
+        if (json_is_number(age))
+            printf("  (%.1f s ago)", json_number_value(age));
+        const char *e = json_string_value(json_object_get(ch, "error"));
+        if (e)
+            printf("  ERROR: %s", e);
+        printf("\n");
+    }
+}
+
+/* After resume: which overrides went back to the protocol's values, which stayed. */
+void status_view_overrides_settled(json_t *res)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(json_object_get(res, "restored"), i, o)
+        printf("restored  %s to the protocol's %g %s (override was %g %s)\n",
+               json_string_value(json_object_get(o, "channel")), json_number_value(json_object_get(o, "value")),
+               json_string_value(json_object_get(o, "unit")), json_number_value(json_object_get(o, "override")),
+               json_string_value(json_object_get(o, "unit")));
+    json_array_foreach(json_object_get(res, "kept"), i, o)
+        printf("kept      %s at %g %s (override, until the protocol next sets it)\n",
+               json_string_value(json_object_get(o, "channel")), json_number_value(json_object_get(o, "value")),
+               json_string_value(json_object_get(o, "unit")));
+}
+
+/* Print a result: JSON, or for people. */
+void status_view_result(bool json, json_t *res)
+{
+    if (json) {
+        char *s = json_dumps(res, JSON_INDENT(2));
+        printf("%s\n", s ? s : "{}");
+        free(s);
+    } else {
+        status_view_print(res);
+    }
+}
+
+/* Print one event as a line. */
+void status_view_event(json_t *e)
+{
+    char t[64];
+    unit_format_duration((int64_t)(json_number_value(json_object_get(e, "time")) * 1e9), t, sizeof t);
+    printf("%-14s %-8s %-14s %-18s %s\n", t, json_string_value(json_object_get(e, "severity")),
+           json_string_value(json_object_get(e, "source")), json_string_value(json_object_get(e, "code")),
+           json_string_value(json_object_get(e, "message")));
+}
+
+/* Print one health record's state words. */
+static void print_health(json_t *o)
+{
+    printf("%-8s faults %-3lld", json_string_value(json_object_get(o, "state")),
+           (long long)json_integer_value(json_object_get(o, "faults")));
+    const char *e = json_string_value(json_object_get(o, "last_error"));
+    if (e)
+        printf("  last error: %s", e);
+    printf("\n");
+}
+
+/* Print a devices result for people: buses, devices, their health and channels. */
+void status_view_devices(json_t *res)
+{
+    size_t k;
+    json_t *o;
+    printf("rig %s\nbuses\n", json_string_value(json_object_get(res, "rig")));
+    json_array_foreach(json_object_get(res, "buses"), k, o) {
+        printf("  %-10s %-11s %-34s ", json_string_value(json_object_get(o, "name")),
+               json_string_value(json_object_get(o, "type")), json_string_value(json_object_get(o, "address")));
+        print_health(o);
+    }
+    printf("devices\n");
+    json_array_foreach(json_object_get(res, "devices"), k, o) {
+        printf("  %-10s %-8s on %-10s ", json_string_value(json_object_get(o, "name")),
+               json_string_value(json_object_get(o, "driver")), json_string_value(json_object_get(o, "bus")));
+        print_health(o);
+        size_t j;
+        json_t *ch;
+        json_array_foreach(json_object_get(o, "channels"), j, ch) {
+            const char *e = json_string_value(json_object_get(ch, "error"));
+            printf("      %-22s %-7s %s%s %5.1f Hz", json_string_value(json_object_get(ch, "name")),
+                   json_string_value(json_object_get(ch, "unit")),
+                   json_is_true(json_object_get(ch, "readable")) ? "r" : "-",
+                   json_is_true(json_object_get(ch, "writable")) ? "w" : "-",
+                   json_number_value(json_object_get(ch, "sample_hz")));
+            json_t *want = json_object_get(ch, "desired"), *cf = json_object_get(ch, "confirmed");
+            const char *since = json_string_value(json_object_get(ch, "unconfirmed_since"));
+            if (json_is_number(want))
+                printf("  desired %g (%s)", json_number_value(want),
+                       json_string_value(json_object_get(ch, "desired_origin")));
+            if (since != NULL)
+                printf(", UNCONFIRMED since %s", since);
+            else if (json_is_number(want) && json_is_number(cf))
+                printf(", confirmed %g", json_number_value(cf));
+            printf("%s%s\n", e ? "  error: " : "", e ? e : "");
+        }
+    }
+}
+
+/* One line of a watch for a non-terminal: time, state, step, progress, values, alarms. */
+void status_view_watch_line(json_t *st)
+{
+    char now[40];
+    time_iso8601(time_wall_ns(), now, sizeof now);
+    printf("%s %s", now, json_string_value(json_object_get(st, "state")));
+    json_t *step = json_object_get(st, "step");
+    if (step) {
+        double el = json_number_value(json_object_get(step, "elapsed_s"));
+        double du = json_number_value(json_object_get(step, "duration_s"));
+        printf(" step %s '%s'", json_string_value(json_object_get(step, "path")),
+               json_string_value(json_object_get(step, "name")));
+        if (du > 0)
+            printf(" %.0f%%", 100.0 * el / du);
+    }
+    double tot = json_number_value(json_object_get(st, "planned_total_s"));
+    if (tot > 0)
+        printf(" run %.0f%%", 100.0 * json_number_value(json_object_get(st, "elapsed_s")) / tot);
+    size_t i;
+    json_t *ch;
+    json_array_foreach(json_object_get(st, "channels"), i, ch) {
+        json_t *v = json_object_get(ch, "value");
+        if (json_is_number(v))
+            printf(" %s=%.4g", json_string_value(json_object_get(ch, "name")), json_number_value(v));
+    }
+    printf(" alarms=%zu", json_array_size(json_object_get(st, "alarms")));
+    const char *prompt = json_string_value(json_object_get(st, "prompt"));
+    if (prompt)
+        printf(" PROMPT: %s", prompt);
+    printf("\n");
+}
+
+/* Redraw a terminal with the status and, under it, the recent events. */
+void status_view_watch_screen(json_t *st, json_t *recent)
+{
+    printf("\033[H\033[2J");
+    status_view_print(st);
+    if (json_array_size(recent) > 0)
+        printf("recent events\n");
+    size_t i;
+    json_t *e;
+    json_array_foreach(recent, i, e)
+        printf("  %10.1f s %-8s %-14s %-18s %s\n", json_number_value(json_object_get(e, "time")),
+               json_string_value(json_object_get(e, "severity")), json_string_value(json_object_get(e, "source")),
+               json_string_value(json_object_get(e, "code")), json_string_value(json_object_get(e, "message")));
+}
