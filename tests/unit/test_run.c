@@ -283,9 +283,10 @@ static int teardown(void **state)
     latency_free(&f->wire);
     rig_free(f->rig);
     pclock_free(&f->clk);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
     remove_dir(f->dir);
+    int rc = uv_loop_close(&f->loop);
     free(f);
+    assert_int_equal(rc, 0);
     return 0;
 }
 
