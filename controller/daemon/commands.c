@@ -137,7 +137,7 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
     }
     struct plan *plan = w->plan;
     w->plan = NULL;
-    int rc = run_start_plan(d, plan, &who, fills, n_fills, &dg, &r);
+    int rc = run_start_plan(&d->run_host, plan, &who, fills, n_fills, &dg, &r);
     if (rc < 0) {
         load_failed(&dg, rc, res, err, len);
         diag_free(&dg);
@@ -147,7 +147,6 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
     if (d->run != NULL)
         run_free(d->run);
     d->run = r;
-    run_set_closed_cb(r, daemon_run_closed);
     json_object_set_new(res, "run_id", json_string(run_id(r)));
     json_object_set_new(res, "file", json_string(run_path(r)));
     json_object_set_new(res, "protocol", json_string(run_plan(r)->name));

@@ -33,13 +33,6 @@ static void bus_notify(void *arg)
     uv_async_send(arg);
 }
 
-/* A run's file has closed: answer those waiting for it. */
-void daemon_run_closed(struct daemon *d, struct run *r)
-{
-    (void)r;
-    control_run_closed(d->control);
-}
-
 /* Record a daemon-level event in the current run, if one is active. */
 void daemon_event(struct daemon *d, int64_t t, const char *sev, const char *src,
                   const char *code, const char *msg)
@@ -104,7 +97,7 @@ static void alarm_event(void *ctx, int64_t t, const char *sev, const char *src, 
         daemon_alert(ctx, live_run(ctx), sev, sev, src, code, msg);
     else
         latch_update(&d->latch, &d->alarms, latch_released, d);
-    latchstore_sync(d);
+    latchstore_sync(&d->latchstore);
 }
 
 /* The run that limits act on: active and not yet ended. */
@@ -139,7 +132,7 @@ static void latch_tripped(struct daemon *d, uint32_t id, const struct limit_rule
     snprintf(m, sizeof m, "%s held in the safe state until alarm %u (%s) is acknowledged and %s is back "
              "within its limit", names[0] ? names : "no actuator", id, cause, c->name);
     daemon_event(d, t, "warning", "interlock", "safe_state_latched", m);
-    latchstore_sync(d);
+    latchstore_sync(&d->latchstore);
 }
 
 /* Stop safely for source: the run's safe state while a run is going (not
@@ -332,13 +325,16 @@ static int setup_plausibility(struct daemon *d)
 
 /* ------------------------------------------------------------- actuators */
 
-/* The rig device of a bus's device index. */
+/* The rig device of a bus's device index, or SIZE_MAX (logged) if the bus has
+ * no such device: a note is never blamed on a device that did not send it. */
 static size_t rig_device_of(struct daemon *d, size_t bus, uint32_t bus_dev)
 {
     for (size_t i = 0, k = 0; i < d->rig->n_devices; i++)
         if (d->rig->devices[i].bus == bus && k++ == bus_dev)
             return i;
-    return 0;
+    log_error(d->rig->buses[bus].name, "a note names device %u of the bus, which has no such device; "
+              "ignored", (unsigned)bus_dev);
+    return SIZE_MAX;
 }
 
 /* Actuator hook: send a desired value (or the device's safe action) to the bus. */
@@ -510,9 +506,13 @@ static void write_done(struct daemon *d, size_t bus, const struct bus_note *n)
         }
         return;
     }
+    /* A device's own safe action: the device that failed is the one the bus names. */
     size_t dev = rig_device_of(d, bus, n->device);
+    if (dev == SIZE_MAX)
+        return;
     const struct rig_device *rd = &d->rig->devices[dev];
     bool report = false;
+    const struct act_chan *first = NULL;    /* its first writable channel, for the retry policy */
     for (size_t k = 0; k < rd->n_chans; k++) {
         size_t ch = rd->first_channel + k;
         if (!d->rig->channels[ch].writable)
@@ -521,9 +521,11 @@ static void write_done(struct daemon *d, size_t bus, const struct bus_note *n)
         if (n->err != 0)
             d->chans[ch].write_fail_reported = true;
         actuators_on_write(&d->act, (int)ch, NAN, true, n->err, n->msg, n->t_ns);
+        if (first == NULL)
+            first = actuators_get(&d->act, (int)ch);
     }
     if (report)
-        daemon_event(d, n->t_ns, "fault", rd->name, "write_failed", msg_retried(actuators_get(&d->act, (int)rd->first_channel), n->msg, m, sizeof m));
+        daemon_event(d, n->t_ns, "fault", rd->name, "write_failed", msg_retried(first, n->msg, m, sizeof m));
 }
 
 /* Handle one note from a bus. */
@@ -583,14 +585,19 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
             d->il_tag = 0;
             daemon_event(d, n->sent_ns, "info", "interlock", "interlock_latency", m);
         }
-        if (n->err == 0)
-            d->dev_health[n->channel != UINT32_MAX ? d->rig->channels[n->channel].device
-                                                   : rig_device_of(d, bus, n->device)].seen = true;
+        if (n->err == 0) {
+            size_t dev = n->channel != UINT32_MAX ? d->rig->channels[n->channel].device
+                                                  : rig_device_of(d, bus, n->device);
+            if (dev != SIZE_MAX)
+                d->dev_health[dev].seen = true;
+        }
         write_done(d, bus, n);
         break;
     case BUS_NOTE_DEVICE_FAULT:
     case BUS_NOTE_DEVICE_OK: {
         size_t found = rig_device_of(d, bus, n->device);
+        if (found == SIZE_MAX)
+            break;
         bool fault = n->kind == BUS_NOTE_DEVICE_FAULT;
         const char *dname = d->rig->devices[found].name;
         note_health(&d->dev_health[found], fault, n->t_ns, n->msg);
@@ -920,6 +927,81 @@ static int load_rig(struct daemon *d)
     return rc;
 }
 
+/* ------------------------------------------------------------- the run's host */
+
+/* Run host: command a channel for the protocol. */
+static int host_write(void *ctx, int channel, double value, int64_t planned_ns)
+{
+    return daemon_write(ctx, channel, value, BUS_PRIO_SETPOINT, planned_ns);
+}
+
+/* Run host (and latch store): the safe state. */
+static void host_safe_state(void *ctx, const struct plan_target *targets, size_t n)
+{
+    daemon_safe_state(ctx, targets, n);
+}
+
+/* Run host: whether the safe state is confirmed. */
+static bool host_safe_confirmed(void *ctx)
+{
+    return daemon_safe_confirmed(ctx);
+}
+
+/* Run host: a new run ends every latched safe state. */
+static void host_release_safe(void *ctx)
+{
+    daemon_release_safe(ctx, -1);
+}
+
+/* Run host: a channel's commanded value, for the journal. */
+static double host_setpoint(void *ctx, int channel)
+{
+    struct daemon *d = ctx;
+    return d->chans[channel].setpoint;
+}
+
+/* Run host: why a plan cannot start now. */
+static int host_blockers(void *ctx, const struct plan *p, char *buf, size_t len)
+{
+    return daemon_run_blockers(ctx, p, buf, len);
+}
+
+/* Run host: an alert about run r. */
+static void host_alert(void *ctx, const struct run *r, const char *kind, const char *severity,
+                       const char *source, const char *code, const char *message)
+{
+    daemon_alert(ctx, r, kind, severity, source, code, message);
+}
+
+/* Latch store: an event, in the current run's file or the log. */
+static void host_event(void *ctx, int64_t t, const char *severity, const char *source, const char *code,
+                       const char *message)
+{
+    daemon_event(ctx, t, severity, source, code, message);
+}
+
+/* Run host: raise or clear a run's alarm. Its alert (alarm_event) is about the
+ * live run, which r is: a run raises alarms only while its file is open. */
+static void host_alarm(void *ctx, const struct run *r, bool raise, const char *severity,
+                       const char *source, const char *code, const char *message)
+{
+    struct daemon *d = ctx;
+    (void)r;
+    int64_t now = pclock_now(&d->clock);
+    if (raise)
+        alarms_raise(&d->alarms, now, severity, source, code, NULL, "%s", message);
+    else
+        alarms_clear(&d->alarms, now, source, code, NULL);
+}
+
+/* Run host: a run's file closed; the control server answers those waiting for it. */
+static void host_closed(void *ctx, struct run *r)
+{
+    struct daemon *d = ctx;
+    (void)r;
+    control_run_closed(d->control);
+}
+
 /* Resume hook: every actuator of the rig in its safe state. */
 static void resume_safe_state(void *ctx)
 {
@@ -940,13 +1022,11 @@ static int resume_run(void *ctx, const struct journal_rec *j, struct plan *plan,
     struct diag dg;
     diag_init(&dg);
     struct run *r;
-    int rc = run_continue(d, j, plan, last_alive_s, &dg, &r);
-    if (rc < 0) {
+    int rc = run_continue(&d->run_host, j, plan, last_alive_s, &dg, &r);
+    if (rc < 0)
         diag_print(&dg, stderr);
-    } else {
-        run_set_closed_cb(r, daemon_run_closed);
+    else
         d->run = r;
-    }
     diag_free(&dg);
     return rc;
 }
@@ -1006,6 +1086,15 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
                                  .fill = delivery_fill };
     if (delivery_init(&d->dl, d->rig, &dh) < 0)
         return -ENOMEM;
+    d->run_host = (struct run_host){
+        .loop = loop, .clock = &d->clock, .rig = d->rig, .data_dir = cfg->data_dir,
+        .host_name = d->host, .journal = &d->journal, .il = &d->il, .alarms = &d->alarms,
+        .latch = &d->latch, .dl = &d->dl, .dispatch = &d->dispatch, .wire = &d->wire,
+        .ctx = d, .write = host_write, .safe_state = host_safe_state,
+        .safe_confirmed = host_safe_confirmed, .release_safe = host_release_safe,
+        .setpoint = host_setpoint, .blockers = host_blockers, .alert = host_alert,
+        .alarm = host_alarm, .closed = host_closed,
+    };
     char err[512] = "";
     /* A second daemon on the same serial ports must not start at all. */
     for (size_t i = 0; i < d->rig->n_buses; i++) {
@@ -1030,7 +1119,10 @@ int daemon_start(struct daemon *d)
     if (rc == 0) {
         /* What a tripped limit held before the restart is held again before a
          * journaled run continues or a command is served. */
-        latchstore_restore(d);
+        latchstore_restore(&d->latchstore, &(struct latchstore_host){
+            .loop = d->loop, .clock = &d->clock, .rig = d->rig, .data_dir = d->cfg.data_dir,
+            .alarms = &d->alarms, .latch = &d->latch, .il = &d->il,
+            .ctx = d, .safe_state = host_safe_state, .event = host_event });
         journal_writer_init(&d->journal, d->loop, d->cfg.data_dir);
         d->journal.result = journal_result;
         d->journal.result_ctx = d;

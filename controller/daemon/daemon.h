@@ -21,6 +21,7 @@
 #include "run/latch.h"
 #include "latchstore.h"
 #include "run/plausibility.h"
+#include "run_host.h"
 #include "sdnotify.h"
 #include "simchild.h"
 #include "base/latency.h"
@@ -85,6 +86,7 @@ struct daemon {
         void (*stopping)(void *ctx);
     } observer;
     struct run *run;            /* the current or last run; NULL if none yet */
+    struct run_host run_host;   /* what a run is given of the daemon (built at init) */
     struct simchild sim;        /* perfuse-sim, with --sim */
     bool shutting_down;
     bool stopped_unconfirmed;   /* it stopped with a safe state its devices did not confirm */
@@ -159,9 +161,6 @@ bool daemon_safe_confirmed(const struct daemon *d);
  * reach, a sensor it watches lost), one reason per line in buf; 0 if none,
  * else the number of reasons. */
 int daemon_run_blockers(struct daemon *d, const struct plan *p, char *buf, size_t len);
-/* A run's file has closed (run_set_closed_cb): the control server answers
- * those waiting for it. */
-void daemon_run_closed(struct daemon *d, struct run *r);
 /* Record an event in the current run's file if a run is active, else in the log. */
 void daemon_event(struct daemon *d, int64_t t, const char *severity, const char *source,
                   const char *code, const char *msg);
