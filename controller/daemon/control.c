@@ -1036,6 +1036,16 @@ int control_add_waiter(struct ctl_client *pub, json_t *id)
     return 0;
 }
 
+/* Execute cl's deferred request again. */
+static void retry_request(struct client *cl)
+{
+    json_t *req = cl->retry_req, *id = json_incref(json_object_get(req, "id"));
+    cl->retry_req = NULL;
+    cl->pub.retrying = true;
+    execute(cl, cl->retry_cmd, req, id);
+    cl->pub.retrying = false;
+}
+
 /* Run the deferred requests again (run's file closed, or their time is up). */
 static void retry_tick(uv_timer_t *t)
 {
@@ -1043,13 +1053,8 @@ static void retry_tick(uv_timer_t *t)
     struct client *next;
     for (struct client *cl = c->clients; cl; cl = next) {
         next = cl->next;        /* a reply that fails closes the client */
-        if (cl->retry_req == NULL)
-            continue;
-        json_t *req = cl->retry_req, *id = json_incref(json_object_get(req, "id"));
-        cl->retry_req = NULL;
-        cl->pub.retrying = true;
-        execute(cl, cl->retry_cmd, req, id);
-        cl->pub.retrying = false;
+        if (cl->retry_req != NULL)
+            retry_request(cl);
     }
     remote_retry(c);
 }
@@ -1116,11 +1121,7 @@ static void remote_retry(struct control *c)
         next = cl->next;
         if (cl->retry_req == NULL)
             continue;
-        json_t *req = cl->retry_req, *id = json_incref(json_object_get(req, "id"));
-        cl->retry_req = NULL;
-        cl->pub.retrying = true;
-        execute(cl, cl->retry_cmd, req, id);
-        cl->pub.retrying = false;
+        retry_request(cl);
         remote_done(cl);
     }
 }
