@@ -12,6 +12,7 @@
 #include "base/timeutil.h"
 #include "base/units.h"
 #include "base/yamldoc.h"
+#include "plan/claims.h"
 #include "plan/plan.h"
 #include "plan/rig.h"
 #include "plan/timeline.h"
@@ -168,8 +169,16 @@ static void print_volumes(const struct timeline *tl, const struct rig *rig)
 }
 
 /* The check result as JSON. */
-static json_t *check_json(const struct plan *plan, const struct rig *rig, const struct timeline *tl)
+static json_t *check_json(const struct plan *plan, const struct rig *rig, const struct timeline *tl,
+                          const struct claims *cl)
 {
+    json_t *claims = json_array(), *reads = json_array();
+    for (size_t i = 0; i < cl->n; i++) {
+        if (cl->writes[i])
+            json_array_append_new(claims, json_string(rig->channels[i].name));
+        if (cl->reads[i])
+            json_array_append_new(reads, json_string(rig->channels[i].name));
+    }
     int64_t t = 0;
     json_t *vols = json_array();
     for (size_t i = 0; i < tl->n_pumps; i++) {
@@ -184,9 +193,69 @@ static json_t *check_json(const struct plan *plan, const struct rig *rig, const 
             json_object_set_new(o, "empty_at_s", json_real((double)p->empty_at_ns / 1e9));
         json_array_append_new(vols, o);
     }
-    return json_pack("{s:s,s:s,s:f,s:b,s:o,s:o}", "protocol", plan->name, "rig", rig->name,
+    return json_pack("{s:s,s:s,s:f,s:b,s:o,s:o,s:o,s:o}", "protocol", plan->name, "rig", rig->name,
                      "total_s", (double)plan->total_ns / 1e9, "open_ended", plan->open_ended,
-                     "steps", json_steps(&plan->root, "", &t), "volumes", vols);
+                     "steps", json_steps(&plan->root, "", &t), "volumes", vols, "claims", claims,
+                     "sensors", reads);
+}
+
+/* Read and load the protocol in file against rig (problems in dg). */
+static int load_protocol(const char *file, const struct rig *rig, struct plan **plan, struct diag *dg)
+{
+    char *text;
+    size_t len;
+    int rc = read_file_text(file, 4 << 20, &text, &len);
+    if (rc < 0) {
+        diag_error(dg, file, 0, 0, "cannot read protocol: %s",
+                   rc == -EFBIG ? "larger than 4 MiB" : strerror(-rc));
+        return rc;
+    }
+    rc = plan_load(file, text, len, rig, plan, dg);
+    free(text);
+    return rc;
+}
+
+/* check --alongside: the protocols in others, loaded on rig, must not claim
+ * an actuator plan claims (nor one another's); each overlap is an error at
+ * file, naming the channel and the run (by its default name) that holds it. */
+static int check_alongside(const char *file, const struct plan *plan, const struct rig *rig,
+                           const char *const *others, size_t n_others, struct diag *dg)
+{
+    size_t n = n_others + 1;
+    struct claims *cl = calloc(n, sizeof *cl);
+    struct plan **plans = calloc(n, sizeof *plans);
+    const char **files = calloc(n, sizeof *files);
+    int rc = cl && plans && files ? 0 : -ENOMEM;
+    if (rc == 0) {
+        plans[0] = (struct plan *)plan;
+        files[0] = file;
+    }
+    for (size_t i = 1; rc == 0 && i < n; i++) {
+        files[i] = others[i - 1];
+        rc = load_protocol(files[i], rig, &plans[i], dg);
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = claims_of_plan(plans[i], rig, &cl[i]);
+    for (size_t i = 1; rc == 0 && i < n; i++) {
+        for (size_t k = 0; k < i; k++) {
+            int ch = claims_overlap(&cl[i], &cl[k]);
+            if (ch < 0)
+                continue;
+            char holder[CLAIMS_MAX_NAME + 1], msg[256];
+            claims_default_name(plans[k]->name, holder, sizeof holder);
+            claims_conflict_message(rig, ch, holder, NULL, msg, sizeof msg);
+            diag_error(dg, files[i], 0, 0, "cannot run alongside %s: %s", files[k], msg);
+            rc = -EINVAL;
+        }
+    }
+    for (size_t i = 0; cl && i < n; i++)
+        claims_free(&cl[i]);
+    for (size_t i = 1; plans && i < n; i++)
+        plan_free(plans[i]);
+    free(cl);
+    free(plans);
+    free(files);
+    return rc;
 }
 
 /* check PROTOCOL [--rig FILE]. */
@@ -209,25 +278,20 @@ int offline_check(struct ctl *c, int argc, char **argv)
     struct plan *plan = NULL;
     struct timeline tl = { 0 };
     int rc = rig_load(rigpath, &rig, &dg);
-    if (rc == 0) {
-        char *text;
-        size_t len;
-        rc = read_file_text(file, 4 << 20, &text, &len);
-        if (rc < 0) {
-            diag_error(&dg, file, 0, 0, "cannot read protocol: %s",
-                       rc == -EFBIG ? "larger than 4 MiB" : strerror(-rc));
-        } else {
-            rc = plan_load(file, text, len, rig, &plan, &dg);
-            free(text);
-        }
-    }
+    if (rc == 0)
+        rc = load_protocol(file, rig, &plan, &dg);
+    struct claims cl = { 0 };
+    if (rc == 0)
+        rc = claims_of_plan(plan, rig, &cl);
+    if (rc == 0 && o.n_alongside > 0)
+        rc = check_alongside(file, plan, rig, o.alongside, o.n_alongside, &dg) < 0 ? -EINVAL : 0;
     if (rc == 0 && (rc = timeline_compute(plan, rig, &tl)) == 0) {
         warn_volumes(&tl, rig, file, &dg);
         warn_reversals(&plan->root, rig, file, &dg);
         warn_open_ended(&plan->root, file, &dg);
     }
     if (c->json) {
-        json_t *out = rc == 0 ? check_json(plan, rig, &tl) : json_object();
+        json_t *out = rc == 0 ? check_json(plan, rig, &tl, &cl) : json_object();
         json_object_set_new(out, "ok", json_boolean(rc == 0));
         diag_to_json(&dg, out);
         char *s = json_dumps(out, JSON_INDENT(2));
@@ -247,7 +311,11 @@ int offline_check(struct ctl *c, int argc, char **argv)
         printf("total duration: %s (%.3f s)%s\n", tot, (double)plan->total_ns / 1e9,
                plan->open_ended ? ", plus however long the waits and prompts take" : "");
         print_volumes(&tl, rig);
+        char list[1024];
+        claims_list(&cl, rig, list, sizeof list);
+        printf("claims: %s\n", list[0] ? list : "(no actuator)");
     }
+    claims_free(&cl);
     timeline_free(&tl);
     plan_free(plan);
     rig_free(rig);

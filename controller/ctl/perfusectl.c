@@ -162,9 +162,11 @@ static const struct ctl_command commands[] = {
     },
     {
         .name = "check",
-        .synopsis = "check PROTOCOL [--rig FILE] [--json]",
-        .summary = "validate; print the timeline, total duration, volumes",
-        .help = "Validate a protocol without a daemon; print its timeline, duration and volumes.\n"
+        .synopsis = "check PROTOCOL [--alongside OTHER]... [--rig FILE] [--json]",
+        .summary = "validate; print the timeline, total duration, volumes, claims",
+        .help = "Validate a protocol without a daemon; print its timeline, duration, volumes and\n"
+                "the actuators it claims. --alongside OTHER (repeatable) checks that the protocols\n"
+                "can run at once: an actuator claimed by two is named with the run holding it.\n"
                 "Without --rig the protocol is checked against the simulated rig.",
         .example = "perfusectl check protocols/kidney-proximal-tubule.yaml",
         .run = offline_check,

@@ -28,7 +28,8 @@ int subopts_parse(int argc, char **argv, struct subopts *o)
         char key;
     } opts[] = { { "reason", true, 'r' }, { "operator", true, 'o' }, { "wait", false, 'w' },
                  { "rig", true, 'g' },    { "json", false, 'j' }, { "force", false, 'f' },
-                 { "keep-overrides", false, 'k' }, { "fill", true, 'F' } };
+                 { "keep-overrides", false, 'k' }, { "fill", true, 'F' },
+                 { "alongside", true, 'A' }, { "run", true, 'R' },    { "name", true, 'N' } };
     memset(o, 0, sizeof *o);
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     if (pos == NULL)
@@ -86,6 +87,12 @@ int subopts_parse(int argc, char **argv, struct subopts *o)
             if (o->n_fills < sizeof o->fills / sizeof o->fills[0])
                 o->fills[o->n_fills++] = val;
             break;
+        case 'A':
+            if (o->n_alongside < sizeof o->alongside / sizeof o->alongside[0])
+                o->alongside[o->n_alongside++] = val;
+            break;
+        case 'R': o->run = val; break;
+        case 'N': o->name = val; break;
         }
     }
     memcpy(argv + n_opt, pos, (size_t)n_pos * sizeof *pos);

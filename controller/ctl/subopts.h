@@ -1,6 +1,7 @@
 /*
  * The long options perfusectl's commands share (--reason, --operator, --wait,
- * --rig, --json, --force, --keep-overrides, --fill), parsed wherever they
+ * --rig, --json, --force, --keep-overrides, --fill,
+ * --alongside, --run, --name), parsed wherever they
  * stand among a command's arguments.
  */
 #ifndef PERFUSE_SUBOPTS_H
@@ -14,6 +15,9 @@ struct subopts {
     const char *reason, *operator_name, *rig;
     const char *fills[32];      /* run --fill PUMP=VOLUME, repeatable */
     size_t n_fills;
+    const char *alongside[32];  /* check --alongside PROTOCOL, repeatable */
+    size_t n_alongside;
+    const char *run, *name;     /* --run NAME|ID (run-scoped commands), run --name NAME */
     bool wait, json, force, keep_overrides;
 };
 

@@ -88,4 +88,35 @@ check "flush out of range names the range" grep -q "rec-rig.yaml:5:38: error: re
 sed -e 's/^rig: sim$/rig: sim\nrecorder: {compression: deflate, flush: 250 ms, checkpoint: 30 s}/' \
     -e "s#\.\./profiles/#$PWD/protocols/profiles/#" protocols/rigs/sim.yaml >"$T/rec-ok.yaml"
 check "a good recorder section is accepted" "$BUILD/perfusectl" check --rig "$T/rec-ok.yaml" protocols/demo.yaml
+# Claims: check --alongside says whether protocols can run at once, naming the holder.
+cat >"$T/dose.yaml" <<'P'
+perfuse: 1
+name: Kidney dose 10
+steps:
+  - {set: {pump1: 10 uL/min}, for: 1 s}
+P
+cat >"$T/ctrl.yaml" <<'P'
+perfuse: 1
+name: control
+steps:
+  - {set: {pump2: 10 uL/min}, for: 1 s}
+  - {wait_until: chip1.pressure < 500 mbar, timeout: 1 s, on_timeout: continue}
+P
+cat >"$T/clash.yaml" <<'P'
+perfuse: 1
+name: clash
+safe_state: {pump1: 0 uL/min}
+steps:
+  - {set: {valve1: 2}, for: 1 s}
+P
+"$CTL" check "$T/dose.yaml" >"$T/claims.out" 2>&1
+check "check lists the actuators a protocol claims" grep -q "^claims: pump1.flow$" "$T/claims.out"
+check "two protocols on pump1 and pump2 may run alongside" "$CTL" check "$T/dose.yaml" --alongside "$T/ctrl.yaml"
+"$CTL" check "$T/dose.yaml" --alongside "$T/clash.yaml" >/dev/null 2>"$T/clash.err"; rc=$?
+check "a protocol whose safe state claims a held pump cannot run alongside (exit $rc)" test "$rc" -eq 1
+check "the overlap names the channel and the run holding it" \
+    grep -q "clash.yaml: error: cannot run alongside .*dose.yaml: pump1.flow is held by run kidney-dose-10 until it ends" "$T/clash.err"
+"$CTL" --json check "$T/ctrl.yaml" >"$T/claims.json"
+check "check --json lists claims and the sensors named" "$PYTHON" -c "import json,sys
+d = json.load(open(sys.argv[1])); assert d['claims'] == ['pump2.flow'] and d['sensors'] == ['chip1.pressure'], d" "$T/claims.json"
 finish
