@@ -80,6 +80,8 @@ int daemon_cmds_run(struct ctl *c, int argc, char **argv)
     }
     if (o.force)
         json_object_set_new(req, "force", json_true());
+    if (o.name)
+        json_object_set_new(req, "name", json_string(o.name));
     int code;
     json_t *res = ctl_call(c, cl, req, &code);
     if (res != NULL) {
@@ -88,11 +90,19 @@ int daemon_cmds_run(struct ctl *c, int argc, char **argv)
         } else if (!c->json) {
             printf("run %s started\nfile %s\n", json_string_value(json_object_get(res, "run_id")),
                    json_string_value(json_object_get(res, "file")));
+            if (json_string_value(json_object_get(res, "name")) != NULL)
+                printf("name %s\n", json_string_value(json_object_get(res, "name")));
             fflush(stdout);
         }
-        json_decref(res);
+        if (!o.wait)
+            json_decref(res);
         if (o.wait) {
-            res = ctl_call(c, cl, json_pack("{s:s}", "cmd", "wait"), &code);
+            json_t *w = json_pack("{s:s}", "cmd", "wait");
+            const char *rid = json_string_value(json_object_get(res, "run_id"));
+            if (rid != NULL)
+                json_object_set_new(w, "run", json_string(rid));
+            json_decref(res);
+            res = ctl_call(c, cl, w, &code);
             if (res != NULL) {
                 if (c->json)
                     status_view_result(c->json, res);
@@ -121,6 +131,8 @@ int daemon_cmds_simple(struct ctl *c, int argc, char **argv)
         return ctl_usage_error(c);
     struct ctlclient *cl = ctl_connect(c);
     json_t *req = json_pack("{s:s}", "cmd", name);
+    if (o.run)
+        json_object_set_new(req, "run", json_string(o.run));
     if (o.reason)
         json_object_set_new(req, "reason", json_string(o.reason));
     if (o.keep_overrides)
@@ -143,8 +155,9 @@ int daemon_cmds_events(struct ctl *c, int argc, char **argv)
     static const struct option opts[] = {
         { "since", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
         { "limit", required_argument, NULL, 'l' }, { "cursor", required_argument, NULL, 'c' },
-        { NULL, 0, NULL, 0 },
+        { "run", required_argument, NULL, 'r' }, { NULL, 0, NULL, 0 },
     };
+    const char *run = NULL;
     double since = -1;
     long limit = -1, cursor = 0;
     optind = 0;
@@ -160,6 +173,8 @@ int daemon_cmds_events(struct ctl *c, int argc, char **argv)
             cursor = strtol(optarg, &end, 10);
         else if (ch == 'j')
             c->json = true;
+        else if (ch == 'r')
+            run = optarg;
         else
             bad = true;
         if (end != NULL && (end == optarg || *end != '\0'))
@@ -178,6 +193,8 @@ int daemon_cmds_events(struct ctl *c, int argc, char **argv)
     int code = EXIT_OK;
     for (;;) {
         json_t *req = json_pack("{s:s,s:I}", "cmd", "events", "cursor", (json_int_t)cursor);
+        if (run != NULL)
+            json_object_set_new(req, "run", json_string(run));
         if (since >= 0)
             json_object_set_new(req, "since", json_real(since));
         long want = limit > 0 ? limit - (long)json_array_size(all) : 500;
@@ -221,7 +238,10 @@ int daemon_cmds_set(struct ctl *c, int argc, char **argv)
     utf8_format(value, sizeof value, "%s%s%s", argv[i + 1], argc - i == 3 ? " " : "", argc - i == 3 ? argv[i + 2] : "");
     struct ctlclient *cl = ctl_connect(c);
     int code;
-    json_t *res = ctl_call(c, cl, json_pack("{s:s,s:s,s:s}", "cmd", "set", "channel", argv[i], "value", value), &code);
+    json_t *req = json_pack("{s:s,s:s,s:s}", "cmd", "set", "channel", argv[i], "value", value);
+    if (o.run)
+        json_object_set_new(req, "run", json_string(o.run));
+    json_t *res = ctl_call(c, cl, req, &code);
     if (res) {
         if (c->json)
             status_view_result(c->json, res);
@@ -244,6 +264,8 @@ int daemon_cmds_confirm(struct ctl *c, int argc, char **argv)
         return ctl_usage_error(c);
     struct ctlclient *cl = ctl_connect(c);
     json_t *req = json_pack("{s:s}", "cmd", "confirm");
+    if (o.run)
+        json_object_set_new(req, "run", json_string(o.run));
     if (argc - i == 1)
         json_object_set_new(req, "prompt", json_string(argv[i]));
     int code;
@@ -307,8 +329,10 @@ int daemon_cmds_devices(struct ctl *c, int argc, char **argv)
 int daemon_cmds_watch(struct ctl *c, int argc, char **argv)
 {
     static const struct option opts[] = {
-        { "interval", required_argument, NULL, 'i' }, { "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 },
+        { "interval", required_argument, NULL, 'i' }, { "json", no_argument, NULL, 'j' },
+        { "run", required_argument, NULL, 'r' }, { NULL, 0, NULL, 0 },
     };
+    const char *run = NULL;
     double interval = 1.0;
     optind = 0;
     int ch;
@@ -317,6 +341,8 @@ int daemon_cmds_watch(struct ctl *c, int argc, char **argv)
             interval = strtod(optarg, NULL);
         else if (ch == 'j')
             c->json = true;
+        else if (ch == 'r')
+            run = optarg;
         else
             return ctl_usage_error(c);
     }
@@ -324,7 +350,10 @@ int daemon_cmds_watch(struct ctl *c, int argc, char **argv)
         return ctl_usage_error(c);
     struct ctlclient *cl = ctl_connect(c);
     int code;
-    json_t *res = ctl_call(c, cl, json_pack("{s:s,s:f}", "cmd", "watch", "interval", interval), &code);
+    json_t *wreq = json_pack("{s:s,s:f}", "cmd", "watch", "interval", interval);
+    if (run != NULL)
+        json_object_set_new(wreq, "run", json_string(run));
+    json_t *res = ctl_call(c, cl, wreq, &code);
     bool tty = isatty(STDOUT_FILENO) && !c->json;
     json_t *st = res;
     json_t *recent = json_array();      /* the last events, shown under the status on a terminal */

@@ -28,7 +28,7 @@ static int help_cmd(struct ctl *c, int argc, char **argv);
 static const struct ctl_command commands[] = {
     {
         .name = "run",
-        .synopsis = "run PROTOCOL [--operator NAME] [--fill PUMP=VOLUME]... [--wait] [--force]",
+        .synopsis = "run PROTOCOL [--name NAME] [--operator NAME] [--fill PUMP=VOLUME]... [--wait] [--force]",
         .summary = "load and start; print the run id and file",
         .help = "Load PROTOCOL (checked first: errors name file, line and column) and start it now.\n"
                 "Prints the run id and the HDF5 file. --operator is recorded in the file; --wait blocks\n"
@@ -37,7 +37,9 @@ static const struct ctl_command commands[] = {
                 "levels are recorded in the file, and the low and empty alarms count from them. A run\n"
                 "is refused while a device it writes is faulted or out of reach, or a sensor its limits\n"
                 "or wait_until name is lost; --force starts it anyway, and the file records who forced\n"
-                "it and what was wrong.",
+                "it and what was wrong. Runs whose actuators do not overlap go at once: --name gives\n"
+                "this one a short name, unique among the runs going (default: from the protocol's\n"
+                "name); a run that needs an actuator another run holds is refused, naming that run.",
         .example = "perfusectl run protocols/demo.yaml --operator alice --fill pump1=8mL",
         .run = daemon_cmds_run,
         .reach = CTL_DAEMON,
@@ -45,62 +47,68 @@ static const struct ctl_command commands[] = {
     },
     {
         .name = "status",
-        .synopsis = "status",
+        .synopsis = "status [--run NAME|ID]",
         .summary = "state, step, progress, ETA, latest values",
         .help = "The run state, protocol and file; the current step with its path inside repeats; progress\n"
                 "of the step and the run with the ETA as a clock time; every channel's latest value with\n"
-                "its unit and age; alarms; a pending prompt.",
+                "its unit and age; alarms; a pending prompt. With several runs going: one line per run\n"
+                "(name, protocol, step, progress and ETA, state, alarms); --run NAME shows one in full.",
         .example = "perfusectl status",
         .run = daemon_cmds_simple,
         .reach = CTL_DAEMON_READ,
     },
     {
         .name = "pause",
-        .synopsis = "pause [--reason TEXT]",
+        .synopsis = "pause [--reason TEXT] [--run NAME|ID]",
         .summary = "freeze the protocol clock, hold setpoints",
-        .help = "Freeze the protocol clock and hold the current setpoints. The reason is recorded.",
+        .help = "Freeze the protocol clock and hold the current setpoints. The reason is recorded.\n"
+                "With several runs going, --run NAME|ID says which (with one, it is the default).",
         .example = "perfusectl pause --reason \"bubble in line 2\"",
         .run = daemon_cmds_simple,
         .reach = CTL_DAEMON,
     },
     {
         .name = "resume",
-        .synopsis = "resume [--keep-overrides]",
+        .synopsis = "resume [--keep-overrides] [--run NAME|ID]",
         .summary = "continue; the rest of the plan shifts by the pause",
         .help = "Continue a paused run; the rest of the plan shifts by the length of the pause. Manual\n"
                 "setpoints made in the pause (overrides) are set back to the protocol's values first, and\n"
                 "each one restored is printed; --keep-overrides keeps them until the protocol next sets\n"
-                "those channels.",
+                "those channels.\n"
+                "With several runs going, --run NAME|ID says which (with one, it is the default).",
         .example = "perfusectl resume",
         .run = daemon_cmds_simple,
         .reach = CTL_DAEMON,
     },
     {
         .name = "abort",
-        .synopsis = "abort [--reason TEXT]",
+        .synopsis = "abort [--reason TEXT] [--run NAME|ID]",
         .summary = "stop the run and apply the safe state",
-        .help = "Stop the run for good and apply the protocol's safe state. Recorded with who and why.",
+        .help = "Stop the run for good and apply the protocol's safe state. Recorded with who and why.\n"
+                "With several runs going, --run NAME|ID says which (with one, it is the default).",
         .example = "perfusectl abort --reason \"chip leaking\"",
         .run = daemon_cmds_simple,
         .reach = CTL_DAEMON,
     },
     {
         .name = "watch",
-        .synopsis = "watch [--interval SECONDS]",
+        .synopsis = "watch [--interval SECONDS] [--run NAME|ID]",
         .summary = "status, refreshed in place until Ctrl-C",
         .help = "The status, refreshed in place every SECONDS (default 1, from 0.2 to 60) until Ctrl-C.\n"
-                "When the output is not a terminal, one line per refresh plus each new event.",
+                "When the output is not a terminal, one line per refresh plus each new event. With\n"
+                "several runs going it shows every run (and no run's events); --run follows one.",
         .example = "perfusectl watch --interval 2",
         .run = daemon_cmds_watch,
         .reach = CTL_DAEMON_READ,
     },
     {
         .name = "confirm",
-        .synopsis = "confirm [PROMPT_ID]",
+        .synopsis = "confirm [PROMPT_ID] [--run NAME|ID]",
         .summary = "answer a pending operator prompt",
         .help = "Answer the pending operator prompt; the protocol goes on. PROMPT_ID is the prompt's step\n"
                 "path that status shows (e.g. 3.2): with it, only that prompt is answered, so that an old\n"
-                "screen cannot answer a newer prompt.",
+                "screen cannot answer a newer prompt.\n"
+                "With several runs going, --run NAME|ID says which (with one, it is the default).",
         .example = "perfusectl confirm 3.2",
         .run = daemon_cmds_confirm,
         .reach = CTL_DAEMON,
@@ -126,9 +134,10 @@ static const struct ctl_command commands[] = {
     },
     {
         .name = "wait",
-        .synopsis = "wait",
+        .synopsis = "wait [--run NAME|ID]",
         .summary = "block until the current run ends; print its status",
-        .help = "Block until the current run ends, then print its final status.",
+        .help = "Block until the current run ends, then print its final status.\n"
+                "With several runs going, --run NAME|ID says which (with one, it is the default).",
         .example = "perfusectl wait",
         .run = daemon_cmds_simple,
         .reach = CTL_DAEMON_READ,
@@ -137,25 +146,27 @@ static const struct ctl_command commands[] = {
         /* UNIT is optional: the daemon parses VALUE and UNIT as one text, and a
          * channel that takes a plain number (a valve's port) refuses a unit. */
         .name = "set",
-        .synopsis = "set CHANNEL VALUE [UNIT]",
+        .synopsis = "set CHANNEL VALUE [UNIT] [--run NAME|ID]",
         .summary = "manual setpoint (no run active, or the run paused)",
         .help = "A manual setpoint. UNIT is the value's unit (uL/min, mbar, ...); a channel that takes a\n"
                 "plain number, such as a valve's port, takes none. Refused while a run is active and not\n"
                 "paused, for a channel that cannot be written, for a value outside the device's limits\n"
                 "(the limit is named), and for an actuator held in its safe state by a tripped safe-stop\n"
                 "limit (the alarm is named). Made while the run is paused, it is an override: status\n"
-                "shows it until resume.",
+                "shows it until resume. With several runs going, the run that holds CHANNEL must be\n"
+                "paused; a channel no run holds may be set.",
         .example = "perfusectl set pump1 10 uL/min",
         .run = daemon_cmds_set,
         .reach = CTL_DAEMON,
     },
     {
         .name = "events",
-        .synopsis = "events [--since SECONDS] [--limit N] [--cursor SEQ]",
+        .synopsis = "events [--since SECONDS] [--limit N] [--cursor SEQ] [--run NAME|ID]",
         .summary = "the event log of the current (or last) run",
         .help = "The current (or last) run's event log, or its events after SECONDS of run time.\n"
                 "The daemon sends it in pages; all are fetched unless --limit N asks for the first N.\n"
-                "--cursor SEQ starts at event SEQ (the \"next\" printed by --json).",
+                "--cursor SEQ starts at event SEQ (the \"next\" printed by --json).\n"
+                "With several runs going, --run NAME|ID says which (with one, it is the default).",
         .example = "perfusectl events --since 3600",
         .run = daemon_cmds_events,
         .reach = CTL_DAEMON_READ,

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 /* A text progress bar of width w for fraction f. */
@@ -31,11 +32,39 @@ static const char *dur(double s, char *buf, size_t len)
     return buf;
 }
 
+/* One line per run (when there is more than one): name, protocol, step,
+ * progress and ETA, state, alarms. */
+static void print_runs(json_t *st)
+{
+    json_t *runs = json_object_get(st, "runs");
+    if (json_array_size(runs) < 2)
+        return;
+    printf("runs      (one in full: perfusectl status --run NAME)\n");
+    size_t i;
+    json_t *r;
+    json_array_foreach(runs, i, r) {
+        char pb[48], step[120] = "-", eta[16] = "";
+        json_t *prog = json_object_get(r, "progress");
+        bar(pb, 10, json_is_number(prog) ? json_number_value(prog) : 0);
+        json_t *s = json_object_get(r, "step");
+        if (s != NULL)
+            snprintf(step, sizeof step, "%s %s", json_string_value(json_object_get(s, "path")),
+                     json_string_value(json_object_get(s, "name")));
+        const char *e = json_string_value(json_object_get(r, "eta"));
+        if (e != NULL && strlen(e) >= 19)
+            snprintf(eta, sizeof eta, "ETA %.8s", e + 11);
+        printf("  %-16s %-10s %-24s %-20s %s %-12s alarms %lld\n", json_string_value(json_object_get(r, "name")),
+               json_string_value(json_object_get(r, "state")), json_string_value(json_object_get(r, "protocol")),
+               step, pb, eta, (long long)json_integer_value(json_object_get(r, "alarms")));
+    }
+}
+
 /* Print a status result for people. */
 void status_view_print(json_t *st)
 {
     const char *state = json_string_value(json_object_get(st, "state"));
     printf("rig       %s\nstate     %s\n", json_string_value(json_object_get(st, "rig")), state);
+    print_runs(st);
     if (json_object_get(st, "run_id")) {
         char b1[64], b2[64], pb[48];
         printf("protocol  %s  (run %.8s)\n", json_string_value(json_object_get(st, "protocol")),
@@ -238,6 +267,18 @@ void status_view_watch_line(json_t *st)
             printf(" %s=%.4g", json_string_value(json_object_get(ch, "name")), json_number_value(v));
     }
     printf(" alarms=%zu", json_array_size(json_object_get(st, "alarms")));
+    json_t *runs = json_object_get(st, "runs"), *r;
+    json_array_foreach(runs, i, r) {
+        if (json_array_size(runs) < 2)
+            break;
+        json_t *s = json_object_get(r, "step"), *prog = json_object_get(r, "progress");
+        printf(" | %s %s", json_string_value(json_object_get(r, "name")),
+               json_string_value(json_object_get(r, "state")));
+        if (s != NULL)
+            printf(" step %s", json_string_value(json_object_get(s, "path")));
+        if (json_is_number(prog))
+            printf(" %.0f%%", 100.0 * json_number_value(prog));
+    }
     const char *prompt = json_string_value(json_object_get(st, "prompt"));
     if (prompt)
         printf(" PROMPT: %s", prompt);

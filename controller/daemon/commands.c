@@ -34,20 +34,35 @@ static const char *arg_str(json_t *req, const char *key)
     return req ? json_string_value(json_object_get(req, key)) : NULL;
 }
 
-/* The current run if it is still going (its file open), else NULL. */
-static struct run *active_run(struct daemon *d)
+/* The run a request means ("run": its name or id; without it, the one run
+ * going, or the last one), or NULL with why in err. A request without
+ * "run" from a status hook follows the run the client chose before. */
+static struct run_slot *pick(struct ctl_client *cl, json_t *req, char *err, size_t len)
 {
-    return d->run && !run_closed(d->run) ? d->run : NULL;
+    const char *sel = arg_str(req, "run");
+    if (sel == NULL && req == NULL && cl->run_sel[0] != '\0')
+        sel = cl->run_sel;
+    return daemon_find_run(daemon_of(cl), sel, err, len);
 }
 
-/* A refused request that would have changed something: recorded in the active
- * run's events (the audit trail keeps attempts too), then returned as is. */
-static int refuse(struct ctl_client *cl, int rc, const char *code, const char *what, const char *err)
+/* The run of the request if its file is still open, else NULL. */
+static struct run *active_run(struct ctl_client *cl, json_t *req)
 {
-    struct daemon *d = daemon_of(cl);
-    if (active_run(d) != NULL) {
+    char err[8];
+    struct run_slot *s = pick(cl, req, err, sizeof err);
+    return s != NULL && s->run != NULL && !run_closed(s->run) ? s->run : NULL;
+}
+
+/* A refused request that would have changed something: recorded in the
+ * events of the run it was for, if its file is open (the audit trail keeps
+ * attempts too), then returned as is. */
+static int refuse(struct ctl_client *cl, json_t *req, int rc, const char *code, const char *what,
+                  const char *err)
+{
+    struct run *r = active_run(cl, req);
+    if (r != NULL) {
         struct run_actor who = actor(cl, NULL);
-        run_refused(d->run, &who, code, what, err);
+        run_refused(r, &who, code, what, err);
     }
     return rc;
 }
@@ -104,19 +119,52 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
     struct plan_work *w = cl->parsed;
     if (w->rc < 0)
         return load_failed(&w->dg, w->rc, res, err, len);
-    if (active_run(d) != NULL && run_ended(d->run) && !cl->retrying &&
+    const char *name = arg_str(req, "name");
+    if (name != NULL && !claims_name_valid(name, err, len))
+        return -EINVAL;
+    if (name != NULL && daemon_name_taken(d, NULL, name)) {
+        snprintf(err, len, "a run called '%s' is going; give this one another --name", name);
+        return -EEXIST;
+    }
+    /* What the new run would claim, against every run whose file is open: a
+     * run going keeps what it holds; one that has ended is closed first. */
+    struct claims want;
+    if (claims_of_plan(w->plan, d->rig, &want) < 0) {
+        snprintf(err, len, "out of memory");
+        return -ENOMEM;
+    }
+    struct run_slot *ending = NULL, *holder = NULL;
+    int held = -1;
+    for (size_t i = 0; i < DAEMON_MAX_RUNS && holder == NULL; i++) {
+        struct run_slot *s = &d->slots[i];
+        if (s->run == NULL || run_closed(s->run))
+            continue;
+        int ch = claims_overlap(&want, &s->claims);
+        if (run_ended(s->run) && (ch >= 0 || daemon_free_slot(d) == NULL))
+            ending = s;
+        else if (ch >= 0)
+            holder = s, held = ch;
+    }
+    claims_free(&want);
+    if (holder != NULL) {
+        claims_conflict_message(d->rig, held, holder->name, run_id(holder->run), err, len);
+        return -EBUSY;
+    }
+    if (ending != NULL && !cl->retrying &&
         control_retry_after_close(cl, req, "run", RUN_CLOSE_WAIT_MS) == 0) {
         /* The last run has ended and its file is closing: start this one then. */
-        run_close_now(d->run);
+        run_close_now(ending->run);
         return CMD_DEFERRED;
     }
-    if (active_run(d) != NULL) {
-        if (run_ended(d->run))
-            snprintf(err, len, "the last run's file (%s) is still being closed; try again in a moment",
-                     run_path(d->run));
-        else
-            snprintf(err, len, "a run is already active (%s); abort it or wait for it to end",
-                     run_path(d->run));
+    if (ending != NULL) {
+        snprintf(err, len, "the last run's file (%s) is still being closed; try again in a moment",
+                 run_path(ending->run));
+        return -EBUSY;
+    }
+    struct run_slot *slot = daemon_free_slot(d);
+    if (slot == NULL) {
+        snprintf(err, len, "%d runs are going, as many as the daemon holds at once; wait for one to end",
+                 DAEMON_MAX_RUNS);
         return -EBUSY;
     }
     struct diag dg;
@@ -137,17 +185,24 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
     }
     struct plan *plan = w->plan;
     w->plan = NULL;
-    int rc = run_start_plan(&d->run_host, plan, &who, fills, n_fills, &dg, &r);
+    if (daemon_slot_prepare(d, slot, plan, name) < 0) {
+        plan_free(plan);
+        diag_free(&dg);
+        snprintf(err, len, "out of memory");
+        return -ENOMEM;
+    }
+    int rc = run_start_plan(&slot->host, plan, &who, fills, n_fills, &dg, &r);
     if (rc < 0) {
+        claims_free(&slot->claims);
+        slot->host.claimed = NULL;
         load_failed(&dg, rc, res, err, len);
         diag_free(&dg);
         return rc;
     }
     diag_free(&dg);
-    if (d->run != NULL)
-        run_free(d->run);
-    d->run = r;
+    daemon_slot_started(d, slot, r);
     json_object_set_new(res, "run_id", json_string(run_id(r)));
+    json_object_set_new(res, "name", json_string(slot->name));
     json_object_set_new(res, "file", json_string(run_path(r)));
     json_object_set_new(res, "protocol", json_string(run_plan(r)->name));
     json_object_set_new(res, "planned_total_s", json_real((double)run_plan(r)->total_ns / 1e9));
@@ -207,18 +262,18 @@ static json_t *status_channels(struct daemon *d)
     return arr;
 }
 
-/* The current run's manual overrides: channel, value, unit, protocol_value
+/* A run's manual overrides: channel, value, unit, protocol_value
  * (null: none), by, since (ISO 8601 UTC), since_epoch_s. */
-static json_t *overrides_json(struct daemon *d)
+static json_t *overrides_json(struct daemon *d, struct run *r)
 {
     json_t *arr = json_array();
-    for (size_t i = 0; d->run != NULL && !run_ended(d->run) && i < d->rig->n_channels; i++) {
-        const struct run_override *o = run_override(d->run, (int)i);
+    for (size_t i = 0; r != NULL && !run_ended(r) && i < d->rig->n_channels; i++) {
+        const struct run_override *o = run_override(r, (int)i);
         if (o == NULL)
             continue;
         char since[40];
         time_iso8601(o->since_wall_ns, since, sizeof since);
-        double pv = run_protocol_value(d->run, (int)i);
+        double pv = run_protocol_value(r, (int)i);
         json_array_append_new(arr, json_pack("{s:s,s:f,s:s,s:o,s:s,s:s,s:f}", "channel", d->rig->channels[i].name,
                               "value", o->value, "unit", d->rig->channels[i].unit, "protocol_value",
                               isnan(pv) ? json_null() : json_real(pv), "by", o->by, "since", since,
@@ -227,17 +282,95 @@ static json_t *overrides_json(struct daemon *d)
     return arr;
 }
 
-/* The run part of a status. */
-static void status_run(struct daemon *d, json_t *res)
+/* The state a status gives a run: a run whose file closed before it ended is interrupted. */
+static const char *state_of(struct run *r, const struct runner_status *st)
 {
-    struct run *r = d->run;
+    const char *state = run_state_name(st->state);
+    if (run_closed(r) && st->state != RUN_COMPLETED && st->state != RUN_ABORTED && st->state != RUN_FAULTED)
+        state = "interrupted";
+    return state;
+}
+
+/* One line of `status` per run: name, id, protocol, state, step, progress,
+ * ETA, claims and the alarms of its channels or of it. */
+static json_t *run_line(struct daemon *d, struct run_slot *s)
+{
+    struct run *r = s->run;
+    struct runner_status st;
+    run_get_status(r, &st);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:b,s:s,s:f,s:f,s:b}", "name", s->name, "run_id", run_id(r),
+                          "protocol", run_plan(r)->name, "state", state_of(r, &st), "run_active",
+                          !run_closed(r), "file", run_path(r), "elapsed_s",
+                          (double)st.run_elapsed_ns / 1e9, "planned_total_s",
+                          (double)st.planned_total_ns / 1e9, "open_ended", run_plan(r)->open_ended);
+    if (st.planned_total_ns > 0)
+        json_object_set_new(o, "progress", json_real(fmin(1.0, (double)st.run_elapsed_ns /
+                                                                (double)st.planned_total_ns)));
+    if (!run_closed(r) && (st.state == RUN_RUNNING || st.state == RUN_PAUSED)) {
+        int64_t left = st.planned_total_ns - st.run_elapsed_ns;
+        int64_t eta = time_wall_ns() + (left > 0 ? left : 0);
+        char iso[40];
+        time_iso8601(eta, iso, sizeof iso);
+        json_object_set_new(o, "eta", json_string(iso));
+    }
+    if (st.step_kind != NULL)
+        json_object_set_new(o, "step", json_pack("{s:s,s:s,s:s}", "path", st.step_path, "name",
+                                                 st.step_name, "kind", st.step_kind));
+    json_t *claims = json_array();
+    for (size_t i = 0; !run_ended(r) && i < s->claims.n; i++)
+        if (s->claims.writes[i])
+            json_array_append_new(claims, json_string(d->rig->channels[i].name));
+    json_object_set_new(o, "claims", claims);
+    /* Its alarms: those raised by a source it holds or reads (a channel, its device). */
+    int n_alarms = 0;
+    for (size_t a = 0; a < d->alarms.n; a++) {
+        const char *src = d->alarms.v[a].source;
+        for (size_t i = 0; i < s->claims.n; i++) {
+            const struct rig_channel *c = &d->rig->channels[i];
+            if ((s->claims.writes[i] || s->claims.reads[i]) &&
+                (strcmp(src, c->name) == 0 || strcmp(src, d->rig->devices[c->device].name) == 0)) {
+                n_alarms++;
+                break;
+            }
+        }
+    }
+    json_object_set_new(o, "alarms", json_integer(n_alarms));
+    return o;
+}
+
+/* Every run going, then the ones kept after their end, latest first. */
+static json_t *runs_json(struct daemon *d)
+{
+    json_t *arr = json_array();
+    for (int pass = 0; pass < 2; pass++) {
+        bool taken[DAEMON_MAX_RUNS] = { false };
+        for (;;) {
+            struct run_slot *best = NULL;
+            for (size_t i = 0; i < DAEMON_MAX_RUNS; i++) {
+                struct run_slot *s = &d->slots[i];
+                if (s->run == NULL || taken[i] || (pass == 0) == run_ended(s->run))
+                    continue;
+                if (best == NULL || (pass == 0 ? s->started < best->started : s->started > best->started))
+                    best = s;
+            }
+            if (best == NULL)
+                break;
+            taken[best->index] = true;
+            json_array_append_new(arr, run_line(d, best));
+        }
+    }
+    return arr;
+}
+
+/* The run part of a status: the full view of one run. */
+static void status_run(struct daemon *d, struct run_slot *s, json_t *res)
+{
+    struct run *r = s->run;
+    json_object_set_new(res, "name", json_string(s->name));
     struct runner_status st;
     run_get_status(r, &st);
     bool closed = run_closed(r);
-    const char *state = run_state_name(st.state);
-    if (closed && st.state != RUN_COMPLETED && st.state != RUN_ABORTED && st.state != RUN_FAULTED)
-        state = "interrupted";
-    json_object_set_new(res, "state", json_string(state));
+    json_object_set_new(res, "state", json_string(state_of(r, &st)));
     json_object_set_new(res, "run_active", json_boolean(!closed));
     json_object_set_new(res, "run_id", json_string(run_id(r)));
     json_object_set_new(res, "protocol", json_string(run_plan(r)->name));
@@ -267,7 +400,7 @@ static void status_run(struct daemon *d, json_t *res)
     run_storage(r, &werr, &dropped);
     json_object_set_new(res, "storage", json_pack("{s:i,s:I}", "write_errors", werr, "dropped",
                                                   (json_int_t)dropped));
-    json_object_set_new(res, "overrides", overrides_json(d));
+    json_object_set_new(res, "overrides", overrides_json(d, r));
 }
 
 /* One lateness histogram as JSON, in microseconds. */
@@ -297,32 +430,51 @@ static json_t *alarms_json(struct daemon *d)
     return arr;
 }
 
-/* status: state, step, progress, channels, alarms. */
+/* status: state, step, progress, channels, alarms; of the run named by
+ * "run", else of the one run going (or the last one); with several runs
+ * going and none named, state "several" and only the list of runs. */
 static int cmd_status(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
-    (void)req; (void)err; (void)len;
     struct daemon *d = daemon_of(cl);
+    char why[512];
+    struct run_slot *s = pick(cl, req, why, sizeof why);
+    if (s == NULL && arg_str(req, "run") != NULL) {
+        snprintf(err, len, "%s", why);
+        return -ENOENT;
+    }
     json_object_set_new(res, "rig", json_string(d->rig->name));
     json_object_set_new(res, "alarms", alarms_json(d));
-    if (d->run != NULL) {
-        status_run(d, res);
+    if (s != NULL) {
+        status_run(d, s, res);
+    } else if (daemon_runs_going(d) > 1) {
+        json_object_set_new(res, "state", json_string("several"));
+        json_object_set_new(res, "run_active", json_true());
     } else {
         json_object_set_new(res, "state", json_string("idle"));
         json_object_set_new(res, "run_active", json_false());
     }
+    json_object_set_new(res, "runs", runs_json(d));
     json_object_set_new(res, "channels", status_channels(d));
     json_object_set_new(res, "timing", json_pack("{s:o,s:o}", "dispatch", latency_json(&d->dispatch),
                                                  "wire", latency_json(&d->wire)));
     return 0;
 }
 
-/* Refuse a run command when no run is active. */
-static int need_run(struct daemon *d, char *err, size_t len)
+/* The run a run command acts on (its file open), or NULL with why in err:
+ * no run is active, several are (named), or no run has that name. */
+static struct run *need_run(struct ctl_client *cl, json_t *req, char *err, size_t len)
 {
-    if (active_run(d) != NULL)
-        return 0;
-    snprintf(err, len, "no run is active");
-    return -ENOENT;
+    char why[512];
+    struct run_slot *s = pick(cl, req, why, sizeof why);
+    if (s != NULL && s->run != NULL && !run_closed(s->run))
+        return s->run;
+    if (s == NULL && (arg_str(req, "run") != NULL || daemon_runs_going(daemon_of(cl)) > 1))
+        snprintf(err, len, "%s", why);
+    else if (s != NULL && arg_str(req, "run") != NULL)
+        snprintf(err, len, "run %s has ended", arg_str(req, "run"));
+    else
+        snprintf(err, len, "no run is active");
+    return NULL;
 }
 
 /* pause, resume and abort: ACT on the run as this client, then reply with a status. */
@@ -330,10 +482,10 @@ static int run_action(struct ctl_client *cl, json_t *req, json_t *res, char *err
                       int (*act)(struct run *, const struct run_actor *, const char *),
                       const char *refusal)
 {
-    struct daemon *d = daemon_of(cl);
-    int rc = need_run(d, err, len);
+    struct run *r = need_run(cl, req, err, len);
+    int rc = r != NULL ? 0 : -ENOENT;
     struct run_actor who = actor(cl, NULL);
-    if (rc == 0 && (rc = act(d->run, &who, arg_str(req, "reason"))) < 0)
+    if (rc == 0 && (rc = act(r, &who, arg_str(req, "reason"))) < 0)
         snprintf(err, len, "%s", refusal);
     return rc < 0 ? (rc == -ENOENT ? rc : -EALREADY) : cmd_status(cl, req, res, err, len);
 }
@@ -349,25 +501,26 @@ static int cmd_pause(struct ctl_client *cl, json_t *req, json_t *res, char *err,
 static int cmd_resume(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
     struct daemon *d = daemon_of(cl);
-    int rc = need_run(d, err, len);
-    if (rc < 0)
-        return rc;
+    struct run *r = need_run(cl, req, err, len);
+    if (r == NULL)
+        return -ENOENT;
+    int rc;
     bool keep = json_is_true(json_object_get(req, "keep_overrides"));
     json_t *restored = json_array(), *kept = json_array();
     bool *was = calloc(d->rig->n_channels + 1, sizeof *was);
     double *value = calloc(d->rig->n_channels + 1, sizeof *value);
     for (size_t i = 0; was && value && i < d->rig->n_channels; i++) {
-        const struct run_override *o = run_override(d->run, (int)i);
+        const struct run_override *o = run_override(r, (int)i);
         if ((was[i] = o != NULL))
             value[i] = o->value;
     }
     struct run_actor who = actor(cl, NULL);
-    rc = run_resume(d->run, &who, arg_str(req, "reason"), keep);
+    rc = run_resume(r, &who, arg_str(req, "reason"), keep);
     for (size_t i = 0; rc == 0 && was && value && i < d->rig->n_channels; i++) {
         if (!was[i])
             continue;
-        const struct run_override *o = run_override(d->run, (int)i);
-        double pv = run_protocol_value(d->run, (int)i);
+        const struct run_override *o = run_override(r, (int)i);
+        double pv = run_protocol_value(r, (int)i);
         json_array_append_new(o ? kept : restored, json_pack("{s:s,s:f,s:s,s:f}", "channel",
                               d->rig->channels[i].name, "value", o ? o->value : pv, "unit",
                               d->rig->channels[i].unit, "override", value[i]));
@@ -394,14 +547,14 @@ static int cmd_abort(struct ctl_client *cl, json_t *req, json_t *res, char *err,
 /* Answer the pending prompt, or say in err why not. */
 static int confirm_prompt(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
-    struct daemon *d = daemon_of(cl);
-    int rc = need_run(d, err, len);
-    if (rc < 0)
-        return rc;
+    struct run *r = need_run(cl, req, err, len);
+    if (r == NULL)
+        return -ENOENT;
+    int rc;
     /* With an id, only that prompt: an old status must not answer a newer prompt. */
     const char *want = arg_str(req, "prompt");
     struct runner_status st;
-    run_get_status(d->run, &st);
+    run_get_status(r, &st);
     if (!st.waiting_prompt) {
         if (st.prompt_answered)
             snprintf(err, len, "the prompt of step %s is already confirmed; the run is paused and "
@@ -416,7 +569,7 @@ static int confirm_prompt(struct ctl_client *cl, json_t *req, json_t *res, char 
         return -EINVAL;
     }
     struct run_actor who = actor(cl, NULL);
-    if ((rc = run_confirm(d->run, &who)) < 0) {
+    if ((rc = run_confirm(r, &who)) < 0) {
         snprintf(err, len, "no prompt is waiting for confirmation");
         return rc;
     }
@@ -432,7 +585,7 @@ static int cmd_confirm(struct ctl_client *cl, json_t *req, json_t *res, char *er
         const char *want = arg_str(req, "prompt");
         snprintf(what, sizeof what, "confirm%s%.*s", want ? " " : "", want ? (int)utf8_cut(want, 80) : 0,
                  want ? want : "");
-        return refuse(cl, rc, "cmd_confirm", what, err);
+        return refuse(cl, req, rc, "cmd_confirm", what, err);
     }
     return rc;
 }
@@ -463,12 +616,27 @@ static int set_value(struct ctl_client *cl, json_t *req, json_t *res, char *err,
         latch_refusal(held, &d->alarms, c->name, err, len);
         return -EACCES;
     }
+    /* The run that holds the channel, if one is going; else, as with one run,
+     * the run going (a channel no run holds may be set while that run is paused). */
+    struct run_slot *holder = NULL;
+    for (size_t i = 0; i < DAEMON_MAX_RUNS && holder == NULL; i++) {
+        struct run_slot *s = &d->slots[i];
+        if (s->run != NULL && !run_ended(s->run) && (size_t)ch < s->claims.n && s->claims.writes[ch])
+            holder = s;
+    }
+    struct run *r = holder != NULL ? holder->run : NULL;
+    if (r == NULL && daemon_runs_going(d) == 1)
+        r = active_run(cl, NULL);
     struct runner_status st = { .state = RUN_IDLE };
-    if (active_run(d) != NULL)
-        run_get_status(d->run, &st);
-    if (active_run(d) != NULL && st.state != RUN_PAUSED) {
-        snprintf(err, len, "a run is active: pause it first (manual setpoints are allowed only "
-                 "with no run, or while the run is paused)");
+    if (r != NULL)
+        run_get_status(r, &st);
+    if (r != NULL && !run_ended(r) && st.state != RUN_PAUSED) {
+        if (holder != NULL && daemon_runs_going(d) > 1)
+            snprintf(err, len, "%s is held by run %s (%.4s), which is going: pause it first (--run %s)",
+                     c->name, holder->name, run_id(r), holder->name);
+        else
+            snprintf(err, len, "a run is active: pause it first (manual setpoints are allowed only "
+                     "with no run, or while the run is paused)");
         return -EBUSY;
     }
     double v;
@@ -493,8 +661,8 @@ static int set_value(struct ctl_client *cl, json_t *req, json_t *res, char *err,
         return rc;
     }
     struct run_actor who = actor(cl, NULL);
-    if (active_run(d) != NULL)
-        run_manual_set(d->run, &who, ch, v);
+    if (r != NULL && !run_closed(r))
+        run_manual_set(r, &who, ch, v);
     json_object_set_new(res, "channel", json_string(c->name));
     json_object_set_new(res, "value", json_real(v));
     json_object_set_new(res, "unit", json_string(c->unit));
@@ -510,7 +678,7 @@ static int cmd_set(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
         const char *ch = arg_str(req, "channel") ? arg_str(req, "channel") : "?";
         const char *val = arg_str(req, "value") ? arg_str(req, "value") : "?";
         snprintf(what, sizeof what, "set %.*s %.*s", (int)utf8_cut(ch, 80), ch, (int)utf8_cut(val, 80), val);
-        return refuse(cl, rc, "cmd_set", what, err);
+        return refuse(cl, req, rc, "cmd_set", what, err);
     }
     return rc;
 }
@@ -521,11 +689,10 @@ static int cmd_set(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
 static int cmd_events(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
     (void)res;
-    struct daemon *d = daemon_of(cl);
-    if (d->run == NULL) {
-        snprintf(err, len, "no run yet");
+    struct run_slot *s = pick(cl, req, err, len);
+    if (s == NULL)
         return -ENOENT;
-    }
+    snprintf(cl->run_sel, sizeof cl->run_sel, "%s", run_id(s->run));
     json_t *since = req ? json_object_get(req, "since") : NULL;
     json_t *cursor = req ? json_object_get(req, "cursor") : NULL;
     json_t *limit = req ? json_object_get(req, "limit") : NULL;
@@ -550,9 +717,12 @@ static int cmd_events(struct ctl_client *cl, json_t *req, json_t *res, char *err
 /* wait: reply when the current run's file is closed. */
 static int cmd_wait(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
-    struct daemon *d = daemon_of(cl);
-    if (active_run(d) == NULL)
+    struct run_slot *s = pick(cl, req, err, len);
+    if (s == NULL && (arg_str(req, "run") != NULL || daemon_runs_going(daemon_of(cl)) > 1))
+        return -ENOENT;
+    if (s == NULL || run_closed(s->run))
         return cmd_status(cl, req, res, err, len);
+    snprintf(cl->run_sel, sizeof cl->run_sel, "%s", run_id(s->run));
     control_add_waiter(cl, json_object_get(req, "id"));
     return CMD_DEFERRED;
 }
@@ -568,7 +738,7 @@ static int cmd_ack(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
         id = json_integer_value(which);
     } else if (!(json_is_string(which) && strcmp(json_string_value(which), "all") == 0)) {
         snprintf(err, len, "ack needs \"alarm\": an alarm id (see status) or \"all\"");
-        return refuse(cl, -EINVAL, "cmd_ack", "ack", err);
+        return refuse(cl, req, -EINVAL, "cmd_ack", "ack", err);
     }
     int n = alarms_ack(&d->alarms, pclock_now(&d->clock), (uint32_t)id, cl->user);
     if (n == -ENOENT) {
@@ -578,7 +748,7 @@ static int cmd_ack(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
         snprintf(err, len, "no alarm %lld is listed (listed: %s)", (long long)id, ids[0] ? ids : "none");
         char what[40];
         snprintf(what, sizeof what, "ack %lld", (long long)id);
-        return refuse(cl, -ENOENT, "cmd_ack", what, err);
+        return refuse(cl, req, -ENOENT, "cmd_ack", what, err);
     }
     json_object_set_new(res, "acknowledged", json_integer(n));
     json_object_set_new(res, "alarms", alarms_json(d));
@@ -656,6 +826,14 @@ static int cmd_watch(struct ctl_client *cl, json_t *req, json_t *res, char *err,
         }
         interval = json_number_value(iv);
     }
+    /* With --run it follows that run's events; else the one run going (none with several). */
+    char why[512];
+    struct run_slot *s = pick(cl, req, why, sizeof why);
+    if (s == NULL && arg_str(req, "run") != NULL) {
+        snprintf(err, len, "%s", why);
+        return -ENOENT;
+    }
+    snprintf(cl->run_sel, sizeof cl->run_sel, "%s", arg_str(req, "run") && s ? run_id(s->run) : "");
     int rc = control_add_watcher(cl, interval);
     if (rc < 0) {
         snprintf(err, len, "cannot watch: %s", strerror(-rc));
@@ -667,18 +845,19 @@ static int cmd_watch(struct ctl_client *cl, json_t *req, json_t *res, char *err,
 /* The daemon's commands, in the order their names are listed in messages. */
 static const struct ctl_command commands[] = {
     { .name = "hello", .exec = cmd_hello, .args = "", .read_only = true },
-    { .name = "run", .exec = cmd_run, .args = "protocol_text=s! protocol_path=s operator=s fill=l force=b",
+    { .name = "run", .exec = cmd_run,
+      .args = "protocol_text=s! protocol_path=s operator=s fill=l force=b name=s",
       .loads_protocol = true },
-    { .name = "status", .exec = cmd_status, .args = "", .read_only = true },
-    { .name = "watch", .exec = cmd_watch, .args = "interval=n", .read_only = true },
-    { .name = "pause", .exec = cmd_pause, .args = "reason=s" },
-    { .name = "resume", .exec = cmd_resume, .args = "reason=s keep_overrides=b" },
-    { .name = "abort", .exec = cmd_abort, .args = "reason=s" },
-    { .name = "confirm", .exec = cmd_confirm, .args = "prompt=s" },
+    { .name = "status", .exec = cmd_status, .args = "run=s", .read_only = true },
+    { .name = "watch", .exec = cmd_watch, .args = "interval=n run=s", .read_only = true },
+    { .name = "pause", .exec = cmd_pause, .args = "reason=s run=s" },
+    { .name = "resume", .exec = cmd_resume, .args = "reason=s keep_overrides=b run=s" },
+    { .name = "abort", .exec = cmd_abort, .args = "reason=s run=s" },
+    { .name = "confirm", .exec = cmd_confirm, .args = "prompt=s run=s" },
     { .name = "ack", .exec = cmd_ack, .args = "alarm=a!" },
-    { .name = "wait", .exec = cmd_wait, .args = "", .read_only = true },
-    { .name = "set", .exec = cmd_set, .args = "channel=s! value=s!" },
-    { .name = "events", .exec = cmd_events, .args = "since=n cursor=n limit=n", .read_only = true },
+    { .name = "wait", .exec = cmd_wait, .args = "run=s", .read_only = true },
+    { .name = "set", .exec = cmd_set, .args = "channel=s! value=s! run=s" },
+    { .name = "events", .exec = cmd_events, .args = "since=n cursor=n limit=n run=s", .read_only = true },
     { .name = "devices", .exec = cmd_devices, .args = "", .read_only = true },
 };
 
@@ -700,23 +879,31 @@ static json_t *hook_status(void *ctx, struct ctl_client *cl)
     return res;
 }
 
-/* Hook: the current (or last) run and the range of its events still kept. */
-static const char *hook_events(void *ctx, uint64_t *first, uint64_t *total)
+/* The run a client follows: the one it chose (by id), else the default. */
+static struct run *followed(struct daemon *d, struct ctl_client *cl)
 {
-    struct daemon *d = ctx;
-    *first = *total = 0;
-    if (d->run == NULL)
-        return NULL;
-    *total = run_events_total(d->run);
-    *first = *total > RUN_EVENTS_KEPT ? *total - RUN_EVENTS_KEPT : 0;
-    return run_id(d->run);
+    char err[8];
+    struct run_slot *s = daemon_find_run(d, cl->run_sel[0] ? cl->run_sel : NULL, err, sizeof err);
+    return s != NULL ? s->run : NULL;
 }
 
-/* Hook: one event of the current run, as `events` and `watch` send it. */
-static json_t *hook_event(void *ctx, uint64_t seq)
+/* Hook: the run a client follows and the range of its events still kept. */
+static const char *hook_events(void *ctx, struct ctl_client *cl, uint64_t *first, uint64_t *total)
 {
-    struct daemon *d = ctx;
-    const struct run_event_rec *e = d->run != NULL ? run_event_at(d->run, seq) : NULL;
+    struct run *r = followed(ctx, cl);
+    *first = *total = 0;
+    if (r == NULL)
+        return NULL;
+    *total = run_events_total(r);
+    *first = *total > RUN_EVENTS_KEPT ? *total - RUN_EVENTS_KEPT : 0;
+    return run_id(r);
+}
+
+/* Hook: one event of the run a client follows, as `events` and `watch` send it. */
+static json_t *hook_event(void *ctx, struct ctl_client *cl, uint64_t seq)
+{
+    struct run *r = followed(ctx, cl);
+    const struct run_event_rec *e = r != NULL ? run_event_at(r, seq) : NULL;
     if (e == NULL)
         return NULL;
     return json_pack("{s:I,s:f,s:s,s:s,s:s,s:s}", "seq", (json_int_t)e->seq, "time", e->t,

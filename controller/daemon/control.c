@@ -497,7 +497,7 @@ static void stream_step(struct client *cl)
 {
     struct control *c = cl->pub.ctl;
     uint64_t first, total;
-    const char *run = c->hooks.events(c->hooks.ctx, &first, &total);
+    const char *run = c->hooks.events(c->hooks.ctx, &cl->pub, &first, &total);
     if (run == NULL || strcmp(run, cl->stream.run_id) != 0) {
         stream_finish(cl, true);    /* a new run: the client asks again */
         return;
@@ -513,7 +513,7 @@ static void stream_step(struct client *cl)
     }
     bool full = false;
     for (int n = 0; n < CONTROL_EVENTS_CHUNK && cl->stream.seq < cl->stream.end; cl->stream.seq++) {
-        json_t *o = c->hooks.event(c->hooks.ctx, cl->stream.seq);
+        json_t *o = c->hooks.event(c->hooks.ctx, &cl->pub, cl->stream.seq);
         if (o == NULL || !(json_number_value(json_object_get(o, "time")) >= cl->stream.since)) {
             json_decref(o);
             continue;
@@ -552,7 +552,7 @@ int control_stream_events(struct ctl_client *pub, json_t *id, double since, uint
     struct client *cl = (struct client *)pub;
     struct control *c = pub->ctl;
     uint64_t first, total;
-    const char *run = c->hooks.events(c->hooks.ctx, &first, &total);
+    const char *run = c->hooks.events(c->hooks.ctx, &cl->pub, &first, &total);
     if (run == NULL)
         return -ENOENT;
     if (cl->stream.active)
@@ -972,7 +972,7 @@ static json_t *new_events(struct client *cl)
     struct control *c = cl->pub.ctl;
     json_t *list = json_array();
     uint64_t first, total;
-    const char *run = c->hooks.events(c->hooks.ctx, &first, &total);
+    const char *run = c->hooks.events(c->hooks.ctx, &cl->pub, &first, &total);
     if (run == NULL)
         return list;
     if (strcmp(run, cl->watch_run_id) != 0) {
@@ -982,7 +982,7 @@ static json_t *new_events(struct client *cl)
     if (cl->watch_seq < first)
         cl->watch_seq = first;
     for (; cl->watch_seq < total && json_array_size(list) < CONTROL_WATCH_EVENTS; cl->watch_seq++) {
-        json_t *e = c->hooks.event(c->hooks.ctx, cl->watch_seq);
+        json_t *e = c->hooks.event(c->hooks.ctx, &cl->pub, cl->watch_seq);
         if (e != NULL)
             json_array_append_new(list, e);
     }
@@ -1016,7 +1016,7 @@ int control_add_watcher(struct ctl_client *pub, double interval_s)
     cl->watch_next_ns = (int64_t)time_mono_ns() + cl->watch_every_ns;
     /* Events already in the log come with the first reply's status, not again. */
     uint64_t first, total;
-    const char *run = c->hooks.events(c->hooks.ctx, &first, &total);
+    const char *run = c->hooks.events(c->hooks.ctx, &cl->pub, &first, &total);
     snprintf(cl->watch_run_id, sizeof cl->watch_run_id, "%s", run ? run : "");
     cl->watch_seq = run ? total : 0;
     if (!cl->watching) {
@@ -1074,8 +1074,8 @@ int control_retry_after_close(struct ctl_client *pub, json_t *req, const char *c
     return 0;
 }
 
-/* Answer every waiter with the run's final state. */
-void control_run_closed(struct control *c)
+/* Answer every waiter for run_id (or for no run in particular) with the run's final state. */
+void control_run_closed(struct control *c, const char *run_id)
 {
     if (c == NULL || c->closing)
         return;
@@ -1087,7 +1087,8 @@ void control_run_closed(struct control *c)
         if (cl->retry_req != NULL)
             uv_timer_start(&c->retry_timer, retry_tick, 0, 0);
     for (struct client *cl = c->clients; cl; cl = cl->next) {
-        if (cl->wait_id == NULL)
+        if (cl->wait_id == NULL ||
+            (cl->pub.run_sel[0] != '\0' && run_id != NULL && strcmp(cl->pub.run_sel, run_id) != 0))
             continue;
         json_t *result = c->hooks.status(c->hooks.ctx, &cl->pub);
         control_send(&cl->pub, json_pack("{s:O,s:b,s:o}", "id", cl->wait_id, "ok", 1, "result", result));

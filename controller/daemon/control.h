@@ -32,6 +32,8 @@ struct ctl_client {
     bool read_only;             /* connected to the read-only socket */
     struct plan_work *parsed;   /* a run request's protocol, loaded on the thread pool
                                  * (owned by the control server; take ->plan) */
+    char run_sel[40];           /* the run this client's events, watch and wait follow (its id,
+                                 * set by those commands); "": the default one */
 };
 
 /* Where the server listens. */
@@ -50,12 +52,13 @@ struct control_hooks {
     /* A fresh status object (the "status" command's result), for watchers
      * and waiters. */
     json_t *(*status)(void *ctx, struct ctl_client *cl);
-    /* The id of the current (or last) run, NULL if there has been none; and
-     * the sequence numbers of its events still kept: first to total - 1. */
-    const char *(*events)(void *ctx, uint64_t *first, uint64_t *total);
+    /* The id of the run cl follows (cl->run_sel, or the current or last
+     * run), NULL if there is none; and the sequence numbers of its events
+     * still kept: first to total - 1. */
+    const char *(*events)(void *ctx, struct ctl_client *cl, uint64_t *first, uint64_t *total);
     /* The event seq of that run as a JSON object (seq, time, severity,
      * source, code, message), or NULL if it is no longer kept. */
-    json_t *(*event)(void *ctx, uint64_t seq);
+    json_t *(*event)(void *ctx, struct ctl_client *cl, uint64_t seq);
 };
 
 /* Open the socket (mode 0660) and the read-only socket (mode 0666, or 0660
@@ -96,7 +99,7 @@ int control_load_protocol(struct ctl_client *cl, json_t *req, const struct rig *
 int control_stream_events(struct ctl_client *cl, json_t *id, double since, uint64_t cursor, size_t limit);
 /* The current run's file has closed: answer every waiter, run what waited
  * for it. c may be NULL. */
-void control_run_closed(struct control *c);
+void control_run_closed(struct control *c, const char *run_id);
 
 /* Takes a remote request's reply (a new reference). */
 typedef void (*control_reply_fn)(void *ctx, json_t *msg);

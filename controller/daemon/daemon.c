@@ -33,13 +33,155 @@ static void bus_notify(void *arg)
     uv_async_send(arg);
 }
 
-/* Record a daemon-level event in the current run, if one is active. */
+/* ------------------------------------------------------------- the runs */
+
+/* The run of slot s if it is going (not yet ended), else NULL. */
+static struct run *slot_going(const struct run_slot *s)
+{
+    return s->run != NULL && !run_ended(s->run) ? s->run : NULL;
+}
+
+/* The run of slot s if its file is open, else NULL. */
+static struct run *slot_open(const struct run_slot *s)
+{
+    return s->run != NULL && !run_closed(s->run) ? s->run : NULL;
+}
+
+/* The number of runs going. */
+size_t daemon_runs_going(const struct daemon *d)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
+        n += slot_going(&d->slots[i]) != NULL;
+    return n;
+}
+
+/* The slot whose run is r. */
+struct run_slot *daemon_slot_of(struct daemon *d, const struct run *r)
+{
+    for (size_t i = 0; r != NULL && i < DAEMON_MAX_RUNS; i++)
+        if (d->slots[i].run == r)
+            return &d->slots[i];
+    return NULL;
+}
+
+/* The slot of the run started last, or NULL if none was. */
+static struct run_slot *last_slot(struct daemon *d)
+{
+    struct run_slot *best = NULL;
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
+        if (d->slots[i].run != NULL && (best == NULL || d->slots[i].started > best->started))
+            best = &d->slots[i];
+    return best;
+}
+
+/* The runs going, "name (id4), name (id4)", into buf. */
+static void list_going(struct daemon *d, char *buf, size_t len)
+{
+    size_t k = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < DAEMON_MAX_RUNS && k + 1 < len; i++) {
+        struct run_slot *s = &d->slots[i];
+        if (slot_going(s) != NULL)
+            k += (size_t)snprintf(buf + k, len - k, "%s%s (%.4s)", k ? ", " : "", s->name, run_id(s->run));
+    }
+}
+
+/* The run a command means. */
+struct run_slot *daemon_find_run(struct daemon *d, const char *sel, char *err, size_t len)
+{
+    if (sel != NULL && sel[0] != '\0') {
+        struct run_slot *best = NULL;
+        size_t n_sel = strlen(sel);
+        for (size_t i = 0; i < DAEMON_MAX_RUNS; i++) {
+            struct run_slot *s = &d->slots[i];
+            if (s->run == NULL)
+                continue;
+            bool by_name = strcmp(s->name, sel) == 0;
+            bool by_id = n_sel >= 4 && strncmp(run_id(s->run), sel, n_sel) == 0;
+            /* A run going wins over an ended one of the same name, a later one over an earlier. */
+            if ((by_name || by_id) &&
+                (best == NULL || (slot_going(s) && !slot_going(best)) ||
+                 (!slot_going(s) == !slot_going(best) && s->started > best->started)))
+                best = s;
+        }
+        if (best == NULL) {
+            char list[512];
+            list_going(d, list, sizeof list);
+            snprintf(err, len, "no run '%s'%s%s%s", sel, list[0] ? " (going: " : "", list,
+                     list[0] ? ")" : "");
+        }
+        return best;
+    }
+    size_t going = 0;
+    struct run_slot *one = NULL;
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++) {
+        struct run_slot *s = &d->slots[i];
+        if (slot_going(s) != NULL) {
+            going++;
+            one = s;
+        }
+    }
+    if (going > 1) {
+        char list[512];
+        list_going(d, list, sizeof list);
+        snprintf(err, len, "%zu runs are going: %s; say which with --run NAME", going, list);
+        return NULL;
+    }
+    if (one == NULL)
+        one = last_slot(d);
+    if (one == NULL)
+        snprintf(err, len, "no run yet");
+    return one;
+}
+
+/* Whether channel ch is held by a run going in another slot than self. */
+static bool held_by_other(struct daemon *d, const struct run_slot *self, size_t ch)
+{
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++) {
+        const struct run_slot *s = &d->slots[i];
+        if (s != self && slot_going(s) != NULL && ch < s->claims.n && s->claims.writes[ch])
+            return true;
+    }
+    return false;
+}
+
+/* The next run going from slot *from on that holds (or, with reads_too,
+ * reads) a channel of device dev; NULL when there is none. */
+static struct run *run_using_device(struct daemon *d, size_t dev, bool reads_too, size_t *from)
+{
+    const struct rig_device *rd = &d->rig->devices[dev];
+    for (size_t i = *from; i < DAEMON_MAX_RUNS; i++) {
+        struct run_slot *s = &d->slots[i];
+        if (slot_going(s) == NULL)
+            continue;
+        for (size_t k = 0; k < rd->n_chans; k++) {
+            size_t ch = rd->first_channel + k;
+            if (ch < s->claims.n && (s->claims.writes[ch] || (reads_too && s->claims.reads[ch]))) {
+                *from = i + 1;
+                return s->run;
+            }
+        }
+    }
+    *from = DAEMON_MAX_RUNS;
+    return NULL;
+}
+
+/* Record a daemon-level event in every run whose file is open, else in the log. */
 void daemon_event(struct daemon *d, int64_t t, const char *sev, const char *src,
                   const char *code, const char *msg)
 {
-    if (d->run != NULL && !run_closed(d->run))
-        run_event(d->run, t, sev, src, code, "%s", msg);
-    else if (strcmp(sev, "info") == 0)
+    bool any = false;
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++) {
+        struct run *r = slot_open(&d->slots[i]);
+        if (r != NULL) {
+            run_event(r, t, sev, src, code, "%s", msg);
+            any = true;
+        }
+    }
+    if (any)
+        return;
+    if (strcmp(sev, "info") == 0)
         log_info(src, "%s: %s", code, msg);
     else
         log_warn(src, "%s: %s", code, msg);
@@ -100,10 +242,30 @@ static void alarm_event(void *ctx, int64_t t, const char *sev, const char *src, 
     latchstore_sync(&d->latchstore);
 }
 
-/* The run that limits act on: active and not yet ended. */
+/* The one run whose file is open, if there is exactly one (an alert about
+ * the rig then names it, as with one run); else NULL. */
 static struct run *live_run(struct daemon *d)
 {
-    return d->run != NULL && !run_closed(d->run) ? d->run : NULL;
+    struct run *one = NULL;
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++) {
+        struct run *r = slot_open(&d->slots[i]);
+        if (r != NULL && one != NULL)
+            return NULL;
+        if (r != NULL)
+            one = r;
+    }
+    return one;
+}
+
+/* The run going that owns a protocol's limit rule (NULL: none, or a rig rule). */
+static struct run *rule_run(struct daemon *d, const struct limit_rule *rule)
+{
+    if (rule->from_rig || rule->owner == NULL)
+        return NULL;
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
+        if (d->slots[i].run == rule->owner)
+            return slot_going(&d->slots[i]);
+    return NULL;
 }
 
 /* Hold a tripped safe-stop's actuators in their safe state (the values in
@@ -153,10 +315,24 @@ static void safe_stop(struct daemon *d, struct run *r, const char *source, const
 static void limit_safe_stop(void *ctx, const struct limit_rule *rule, const char *why, int64_t t)
 {
     struct daemon *d = ctx;
-    (void)rule;
     d->il_sample_ns = t;
     d->il_tag = d->write_tag = (1ull << 63) | ++d->il_trips;
-    safe_stop(d, live_run(d), "interlock", why, t);
+    if (rule->from_rig) {
+        /* A rig limit stops every run, each to its own safe state; the last
+         * one's covers the rest of the rig. */
+        bool any = false;
+        for (size_t i = 0; i < DAEMON_MAX_RUNS; i++) {
+            struct run *r = slot_going(&d->slots[i]);
+            if (r != NULL) {
+                run_safe_stop(r, why);
+                any = true;
+            }
+        }
+        if (!any)
+            safe_stop(d, NULL, "interlock", why, t);
+    } else {
+        safe_stop(d, rule_run(d, rule), "interlock", why, t);
+    }
     d->write_tag = 0;
 }
 
@@ -164,11 +340,17 @@ static void limit_safe_stop(void *ctx, const struct limit_rule *rule, const char
 static void limit_pause(void *ctx, const struct limit_rule *rule, const char *why, int64_t t)
 {
     struct daemon *d = ctx;
-    (void)rule; (void)t;
-    struct run *r = live_run(d);
+    (void)t;
     struct run_actor who = { .user = "interlock" };
-    if (r != NULL)
-        run_pause(r, &who, why);
+    if (!rule->from_rig) {
+        struct run *r = rule_run(d, rule);
+        if (r != NULL)
+            run_pause(r, &who, why);
+        return;
+    }
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
+        if (slot_going(&d->slots[i]) != NULL)
+            run_pause(d->slots[i].run, &who, why);
 }
 
 /* A limit tripped: act and raise the alarm (trip.h); a safe-stop's actuators
@@ -179,15 +361,21 @@ static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, 
     /* Ending the run frees the run's rules: keep a copy of this one. */
     const struct limit_rule copy = *rule_p, *rule = &copy;
     const struct rig_channel *c = &d->rig->channels[rule->lim.channel];
-    struct run *r = live_run(d);
+    struct run *r = rule->from_rig ? live_run(d) : rule_run(d, rule);
     /* What the safe state puts down is held there (a rig limit: every
-     * actuator), as the run stood before the trip ended it. */
+     * actuator), as the run stood before the trip ended it; a protocol's
+     * limit never holds what another run going holds. */
     bool *held = NULL;
     bool going = r != NULL && !run_ended(r);
     const struct plan_target *safe = going && !rule->from_rig ? run_plan(r)->safe_state : NULL;
     size_t n_safe = safe != NULL ? run_plan(r)->n_safe : 0;
-    if (rule->lim.action == LIMIT_SAFE_STOP && (held = calloc(d->rig->n_channels + 1, sizeof *held)))
+    if (rule->lim.action == LIMIT_SAFE_STOP && (held = calloc(d->rig->n_channels + 1, sizeof *held))) {
         latch_safe_channels(d->rig, safe, n_safe, !going || rule->from_rig, held);
+        struct run_slot *self = daemon_slot_of(d, r);
+        for (size_t i = 0; !rule->from_rig && i < d->rig->n_channels; i++)
+            if (held[i] && held_by_other(d, self, i))
+                held[i] = false;
+    }
     struct trip_hooks h = { .ctx = d, .safe_stop = limit_safe_stop, .pause = limit_pause };
     uint32_t id = trip_limit(&d->alarms, rule, c->name, c->unit, v, t, &h);
     if (rule->lim.action == LIMIT_SAFE_STOP)
@@ -208,7 +396,15 @@ static void delivery_raised(void *ctx, int64_t t, const char *sev, const char *s
                             enum delivery_action act, const char *msg)
 {
     struct daemon *d = ctx;
-    struct run *r = live_run(d);
+    /* The run driving the pump (source: the pump, or a monitor of it). */
+    int dev = rig_find_device(d->rig, src);
+    for (size_t i = 0; dev < 0 && i < d->rig->n_monitors; i++)
+        if (strcmp(d->rig->monitors[i].name, src) == 0)
+            dev = (int)d->rig->channels[d->rig->monitors[i].pump].device;
+    size_t from = 0;
+    struct run *r = dev >= 0 ? run_using_device(d, (size_t)dev, false, &from) : NULL;
+    if (r == NULL && daemon_runs_going(d) <= 1)
+        r = live_run(d);        /* alone on the rig, a run answers for every pump, as always */
     struct run_actor who = { .user = "delivery monitor" };
     if (act == DELIVERY_ON_FAULT && r != NULL) {
         run_on_device_fault(r, src, msg);
@@ -231,11 +427,17 @@ static void delivery_cleared(void *ctx, int64_t t, const char *src, const char *
 static void delivery_fill(void *ctx, size_t i, double fill, int64_t t)
 {
     struct daemon *d = ctx;
-    if (live_run(d) != NULL) {
-        run_record_derived(d->run, d->dl.pumps[i].rec_fill, fill, t);
-        if (d->observer.fill != NULL)
-            d->observer.fill(d->observer.ctx, i, fill, t);
+    int ch = d->dl.pumps[i].flow;
+    bool any = false;
+    for (size_t k = 0; k < DAEMON_MAX_RUNS; k++) {
+        struct run_slot *s = &d->slots[k];
+        if (slot_open(s) == NULL || (size_t)ch >= s->claims.n || !s->claims.writes[ch])
+            continue;
+        run_record_derived(s->run, d->dl.pumps[i].rec_fill, fill, t);
+        any = true;
     }
+    if (any && d->observer.fill != NULL)
+        d->observer.fill(d->observer.ctx, i, fill, t);
 }
 
 /* A device or bus faulted or recovered. */
@@ -386,8 +588,9 @@ static void act_changed(void *ctx, int ch, const struct act_chan *c, int64_t now
     bool same = (isnan(v) && isnan(cs->confirmed_recorded)) || v == cs->confirmed_recorded;
     if (!same) {
         cs->confirmed_recorded = v;
-        if (d->run != NULL)
-            run_on_confirmed(d->run, ch, v, now);
+        for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
+            if (d->slots[i].run != NULL)
+                run_on_confirmed(d->slots[i].run, ch, v, now);
     }
     safe_state_check(d, now);
 }
@@ -420,11 +623,18 @@ static void act_overdue(void *ctx, int ch, const struct act_chan *c, bool overdu
     alarms_raise(&d->alarms, now, safe ? "alarm" : "fault", rc->name, code, NULL,
                  "%s%s not confirmed by %s for %.1f s: %s", safe ? "safe state " : "", want, dname,
                  for_s, c->why[0] ? c->why : "no answer yet");
-    if (!safe && live_run(d) != NULL) {
+    struct run *holder = NULL;
+    for (size_t i = 0; !safe && i < DAEMON_MAX_RUNS && holder == NULL; i++)
+        if (slot_going(&d->slots[i]) != NULL && (size_t)ch < d->slots[i].claims.n &&
+            d->slots[i].claims.writes[ch])
+            holder = d->slots[i].run;
+    if (!safe && holder == NULL)
+        holder = live_run(d);
+    if (holder != NULL) {
         char why[512];
         snprintf(why, sizeof why, "%s: %s not confirmed for %.1f s (%s)", rc->name, want, for_s,
                  c->why[0] ? c->why : "no answer yet");
-        run_on_device_fault(d->run, dname, why);
+        run_on_device_fault(holder, dname, why);
     }
 }
 
@@ -568,8 +778,9 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
         /* Interlocks first: a safe state is queued before anything else is done. */
         interlocks_on_sample(&d->il, (int)n->channel, use, n->t_ns);
         delivery_on_sample(&d->dl, (int)n->channel, use, n->t_ns);
-        if (d->run != NULL)
-            run_on_sample(d->run, (int)n->channel, record, use, n->t_ns);
+        for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
+            if (d->slots[i].run != NULL)
+                run_on_sample(d->slots[i].run, (int)n->channel, record, use, n->t_ns);
         if (d->observer.sample != NULL)
             d->observer.sample(d->observer.ctx, n->channel, record, n->t_ns);
         break;
@@ -608,8 +819,18 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
             alarms_raise(&d->alarms, n->t_ns, "fault", dname, "device_fault", NULL, "%s", n->msg);
         else
             alarms_clear(&d->alarms, n->t_ns, dname, "device_fault", NULL);
-        if (fault && d->run != NULL)
-            run_on_device_fault(d->run, d->rig->devices[found].name, n->msg);
+        /* A run alone on the rig follows its on_fault for any device; with
+         * several, only the runs that use the device do: the others go on. */
+        if (fault && daemon_runs_going(d) == 1) {
+            for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
+                if (slot_going(&d->slots[i]) != NULL)
+                    run_on_device_fault(d->slots[i].run, dname, n->msg);
+        }
+        for (size_t from = 0; fault && daemon_runs_going(d) > 1 && from < DAEMON_MAX_RUNS;) {
+            struct run *r = run_using_device(d, found, true, &from);
+            if (r != NULL)
+                run_on_device_fault(r, dname, n->msg);
+        }
         if (fault || !d->bus_health[bus].faulted)
             device_reach(d, found, !fault, true, n->msg, n->t_ns);
         break;
@@ -730,8 +951,38 @@ bool daemon_safe_confirmed(const struct daemon *d)
     return actuators_safe_confirmed(&d->act);
 }
 
+/* Whether every latched safe state on a channel that another run going than
+ * self does not hold is confirmed. */
+static bool safe_confirmed_for(struct daemon *d, const struct run_slot *self)
+{
+    for (size_t i = 0; i < d->act.n; i++)
+        if (d->act.c[i].on && d->act.c[i].latched && !d->act.c[i].confirmed && !held_by_other(d, self, i))
+            return false;
+    return true;
+}
+
+/* End the latched safe state of every channel no other run going than self holds. */
+static void release_safe_for(struct daemon *d, const struct run_slot *self)
+{
+    for (size_t i = 0; i < d->rig->n_channels; i++)
+        if (!held_by_other(d, self, i))
+            daemon_release_safe(d, (int)i);
+}
+
+static void safe_state_for(struct daemon *d, const struct run_slot *self,
+                           const struct plan_target *targets, size_t n);
+
 /* Put every device in its safe state, latched until confirmed and released. */
 void daemon_safe_state(struct daemon *d, const struct plan_target *targets, size_t n)
+{
+    safe_state_for(d, NULL, targets, n);
+}
+
+/* The safe state for the run of slot self (NULL: for the rig): targets
+ * first, then every device's own safe action, but never on an actuator
+ * another run going holds. */
+static void safe_state_for(struct daemon *d, const struct run_slot *self,
+                           const struct plan_target *targets, size_t n)
 {
     int64_t now = pclock_now(&d->clock);
     d->safe_pending = true;
@@ -747,6 +998,11 @@ void daemon_safe_state(struct daemon *d, const struct plan_target *targets, size
                 covered = true;
         if (covered || dev->drv->safe_state == NULL)
             continue;
+        bool other = false;
+        for (size_t k = 0; k < dev->n_chans; k++)
+            other |= held_by_other(d, self, dev->first_channel + k);
+        if (other)
+            continue;       /* another run's device: it keeps going */
         bool any = false;
         for (size_t k = 0; k < dev->n_chans; k++) {
             size_t c = dev->first_channel + k;
@@ -929,48 +1185,70 @@ static int load_rig(struct daemon *d)
 
 /* ------------------------------------------------------------- the run's host */
 
-/* Run host: command a channel for the protocol. */
-static int host_write(void *ctx, int channel, double value, int64_t planned_ns)
-{
-    return daemon_write(ctx, channel, value, BUS_PRIO_SETPOINT, planned_ns);
-}
-
-/* Run host (and latch store): the safe state. */
+/* Latch store: the safe state of the rig (never another run's actuators). */
 static void host_safe_state(void *ctx, const struct plan_target *targets, size_t n)
 {
     daemon_safe_state(ctx, targets, n);
 }
 
-/* Run host: whether the safe state is confirmed. */
-static bool host_safe_confirmed(void *ctx)
+/* Run host (ctx: the run's slot): command a channel for the protocol. */
+static int slot_write(void *ctx, int channel, double value, int64_t planned_ns)
 {
-    return daemon_safe_confirmed(ctx);
+    struct run_slot *s = ctx;
+    return daemon_write(s->d, channel, value, BUS_PRIO_SETPOINT, planned_ns);
 }
 
-/* Run host: a new run ends every latched safe state. */
-static void host_release_safe(void *ctx)
+/* Run host: the run's safe state, on what it holds and what no other run holds. */
+static void slot_safe_state(void *ctx, const struct plan_target *targets, size_t n)
 {
-    daemon_release_safe(ctx, -1);
+    struct run_slot *s = ctx;
+    safe_state_for(s->d, s, targets, n);
+}
+
+/* Run host: whether the run's safe state is confirmed. */
+static bool slot_safe_confirmed(void *ctx)
+{
+    struct run_slot *s = ctx;
+    return safe_confirmed_for(s->d, s);
+}
+
+/* Run host: a new run ends the latched safe state of what it may take. */
+static void slot_release_safe(void *ctx)
+{
+    struct run_slot *s = ctx;
+    release_safe_for(s->d, s);
 }
 
 /* Run host: a channel's commanded value, for the journal. */
-static double host_setpoint(void *ctx, int channel)
+static double slot_setpoint(void *ctx, int channel)
 {
-    struct daemon *d = ctx;
-    return d->chans[channel].setpoint;
+    struct run_slot *s = ctx;
+    return s->d->chans[channel].setpoint;
 }
 
 /* Run host: why a plan cannot start now. */
-static int host_blockers(void *ctx, const struct plan *p, char *buf, size_t len)
+static int slot_blockers(void *ctx, const struct plan *p, char *buf, size_t len)
 {
-    return daemon_run_blockers(ctx, p, buf, len);
+    struct run_slot *s = ctx;
+    return daemon_run_blockers(s->d, p, buf, len);
 }
 
 /* Run host: an alert about run r. */
-static void host_alert(void *ctx, const struct run *r, const char *kind, const char *severity,
+static void slot_alert(void *ctx, const struct run *r, const char *kind, const char *severity,
                        const char *source, const char *code, const char *message)
 {
-    daemon_alert(ctx, r, kind, severity, source, code, message);
+    struct run_slot *s = ctx;
+    daemon_alert(s->d, r, kind, severity, source, code, message);
+}
+
+/* Run host: whether another run is going beside this one. */
+static bool slot_others(void *ctx)
+{
+    struct run_slot *s = ctx;
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
+        if (&s->d->slots[i] != s && slot_going(&s->d->slots[i]) != NULL)
+            return true;
+    return false;
 }
 
 /* Latch store: an event, in the current run's file or the log. */
@@ -982,10 +1260,10 @@ static void host_event(void *ctx, int64_t t, const char *severity, const char *s
 
 /* Run host: raise or clear a run's alarm. Its alert (alarm_event) is about the
  * live run, which r is: a run raises alarms only while its file is open. */
-static void host_alarm(void *ctx, const struct run *r, bool raise, const char *severity,
+static void slot_alarm(void *ctx, const struct run *r, bool raise, const char *severity,
                        const char *source, const char *code, const char *message)
 {
-    struct daemon *d = ctx;
+    struct daemon *d = ((struct run_slot *)ctx)->d;
     (void)r;
     int64_t now = pclock_now(&d->clock);
     if (raise)
@@ -995,11 +1273,10 @@ static void host_alarm(void *ctx, const struct run *r, bool raise, const char *s
 }
 
 /* Run host: a run's file closed; the control server answers those waiting for it. */
-static void host_closed(void *ctx, struct run *r)
+static void slot_closed(void *ctx, struct run *r)
 {
-    struct daemon *d = ctx;
-    (void)r;
-    control_run_closed(d->control);
+    struct run_slot *s = ctx;
+    control_run_closed(s->d->control, run_id(r));
 }
 
 /* Resume hook: every actuator of the rig in its safe state. */
@@ -1015,33 +1292,111 @@ static void resume_alarm(void *ctx, const char *code, const char *message)
     alarms_raise(&d->alarms, pclock_now(&d->clock), "alarm", "journal", code, NULL, "%s", message);
 }
 
+/* Give slot s the run of plan (its claim, and name, or one derived from the
+ * protocol's name that no run going has). 0 or -ENOMEM. */
+int daemon_slot_prepare(struct daemon *d, struct run_slot *s, const struct plan *plan, const char *name)
+{
+    claims_free(&s->claims);
+    if (s->run != NULL) {
+        run_free(s->run);
+        s->run = NULL;
+    }
+    if (claims_of_plan(plan, d->rig, &s->claims) < 0)
+        return -ENOMEM;
+    s->host.claimed = s->claims.writes;
+    if (name != NULL && name[0] != '\0') {
+        snprintf(s->name, sizeof s->name, "%s", name);
+        return 0;
+    }
+    char base[CLAIMS_MAX_NAME + 1];
+    claims_default_name(plan->name, base, sizeof base);
+    snprintf(s->name, sizeof s->name, "%s", base);
+    for (unsigned k = 2; daemon_name_taken(d, s, s->name); k++) {
+        char sfx[16];
+        int n = snprintf(sfx, sizeof sfx, "-%u", k);
+        size_t keep = strlen(base);
+        if (keep + (size_t)n > CLAIMS_MAX_NAME)
+            keep = CLAIMS_MAX_NAME - (size_t)n;
+        snprintf(s->name, sizeof s->name, "%.*s%s", (int)keep, base, sfx);
+    }
+    return 0;
+}
+
+/* Whether a run going in another slot than self is called name. */
+bool daemon_name_taken(struct daemon *d, const struct run_slot *self, const char *name)
+{
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
+        if (&d->slots[i] != self && slot_going(&d->slots[i]) != NULL && strcmp(d->slots[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* A free slot for a new run: the first one empty or whose run's file is
+ * closed (so that a run alone on the rig always has slot 0 and its journal
+ * is run.journal, as it always was); NULL if every slot's run is open. */
+struct run_slot *daemon_free_slot(struct daemon *d)
+{
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++) {
+        struct run_slot *s = &d->slots[i];
+        if (s->run == NULL || run_closed(s->run))
+            return s;
+    }
+    return NULL;
+}
+
+/* The run of slot s has started (or continued): it is the latest. */
+void daemon_slot_started(struct daemon *d, struct run_slot *s, struct run *r)
+{
+    s->run = r;
+    s->started = ++d->runs_started;
+}
+
+/* The slot resuming now (resume_at_start continues one journal at a time). */
+static struct run_slot *resuming;
+
 /* Resume hook: continue the journaled run (or close it, as its on_restart says). */
 static int resume_run(void *ctx, const struct journal_rec *j, struct plan *plan, double last_alive_s)
 {
     struct daemon *d = ctx;
+    struct run_slot *s = resuming;
     struct diag dg;
     diag_init(&dg);
     struct run *r;
-    int rc = run_continue(&d->run_host, j, plan, last_alive_s, &dg, &r);
-    if (rc < 0)
+    if (daemon_slot_prepare(d, s, plan, j->run_name[0] ? j->run_name : NULL) < 0) {
+        plan_free(plan);
+        diag_free(&dg);
+        return -ENOMEM;
+    }
+    int rc = run_continue(&s->host, j, plan, last_alive_s, &dg, &r);
+    if (rc < 0) {
         diag_print(&dg, stderr);
-    else
-        d->run = r;
+        claims_free(&s->claims);
+        s->host.claimed = NULL;
+    } else {
+        daemon_slot_started(d, s, r);
+    }
     diag_free(&dg);
     return rc;
 }
 
-/* A run was going when the daemon last stopped (kill -9, power cut, SIGTERM):
- * continue it, close it, or refuse its journal (resume.h). Blocking, at
- * start-up only. */
-static void continue_journaled_run(struct daemon *d)
+/* The runs going when the daemon last stopped (kill -9, power cut, SIGTERM):
+ * each one's journal is continued, closed or refused (resume.h), in its own
+ * slot. Blocking, at start-up only. */
+static void continue_journaled_runs(struct daemon *d)
 {
-    struct resume_source src = { .data_dir = d->cfg.data_dir, .dir_fd = d->journal.dir_fd,
-                                 .dir_error = d->journal.dir_error, .rig = d->rig,
-                                 .now_wall_ns = time_wall_ns() };
-    struct resume_hooks h = { .ctx = d, .safe_state = resume_safe_state, .alarm = resume_alarm,
-                              .continue_run = resume_run };
-    resume_at_start(&src, &h);
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++) {
+        struct run_slot *s = &d->slots[i];
+        char name[64];
+        journal_slot_name(i, name, sizeof name);
+        struct resume_source src = { .data_dir = d->cfg.data_dir, .dir_fd = s->journal.dir_fd,
+                                     .dir_error = s->journal.dir_error, .rig = d->rig,
+                                     .now_wall_ns = time_wall_ns(), .name = name };
+        struct resume_hooks h = { .ctx = d, .safe_state = resume_safe_state, .alarm = resume_alarm,
+                                  .continue_run = resume_run };
+        resuming = s;
+        resume_at_start(&src, &h);
+        resuming = NULL;
+    }
 }
 
 /* Set up the daemon. */
@@ -1088,13 +1443,22 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
         return -ENOMEM;
     d->run_host = (struct run_host){
         .loop = loop, .clock = &d->clock, .rig = d->rig, .data_dir = cfg->data_dir,
-        .host_name = d->host, .journal = &d->journal, .il = &d->il, .alarms = &d->alarms,
+        .host_name = d->host, .il = &d->il, .alarms = &d->alarms,
         .latch = &d->latch, .dl = &d->dl, .dispatch = &d->dispatch, .wire = &d->wire,
-        .ctx = d, .write = host_write, .safe_state = host_safe_state,
-        .safe_confirmed = host_safe_confirmed, .release_safe = host_release_safe,
-        .setpoint = host_setpoint, .blockers = host_blockers, .alert = host_alert,
-        .alarm = host_alarm, .closed = host_closed,
+        .write = slot_write, .safe_state = slot_safe_state,
+        .safe_confirmed = slot_safe_confirmed, .release_safe = slot_release_safe,
+        .setpoint = slot_setpoint, .blockers = slot_blockers, .alert = slot_alert,
+        .alarm = slot_alarm, .closed = slot_closed, .others = slot_others,
     };
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++) {
+        struct run_slot *s = &d->slots[i];
+        s->d = d;
+        s->index = i;
+        s->host = d->run_host;
+        s->host.ctx = s;
+        s->host.journal = &s->journal;
+        s->host.run_name = s->name;
+    }
     char err[512] = "";
     /* A second daemon on the same serial ports must not start at all. */
     for (size_t i = 0; i < d->rig->n_buses; i++) {
@@ -1123,10 +1487,16 @@ int daemon_start(struct daemon *d)
             .loop = d->loop, .clock = &d->clock, .rig = d->rig, .data_dir = d->cfg.data_dir,
             .alarms = &d->alarms, .latch = &d->latch, .il = &d->il,
             .ctx = d, .safe_state = host_safe_state, .event = host_event });
-        journal_writer_init(&d->journal, d->loop, d->cfg.data_dir);
-        d->journal.result = journal_result;
-        d->journal.result_ctx = d;
-        continue_journaled_run(d);
+        for (size_t i = 0; i < DAEMON_MAX_RUNS; i++) {
+            struct journal_writer *w = &d->slots[i].journal;
+            char name[64];
+            journal_slot_name(i, name, sizeof name);
+            journal_writer_init_file(w, d->loop, d->cfg.data_dir, name,
+                                     "a restart could not continue the run from here");
+            w->result = journal_result;
+            w->result_ctx = d;
+        }
+        continue_journaled_runs(d);
     }
     if (rc < 0)
         log_error("daemon", "cannot start the bus threads: %s", strerror(-rc));
@@ -1153,20 +1523,25 @@ static void shutdown_finish(struct daemon *d)
         log_error("daemon", "safe state NOT confirmed before stopping: %s; those devices may still be "
                   "running", list);
         d->stopped_unconfirmed = true;
-        if (d->run != NULL && !run_closed(d->run))
-            run_event(d->run, pclock_now(&d->clock), "fault", "daemon", "safe_state_unconfirmed",
-                      "safe state not confirmed before the daemon stopped: %s", list);
+        for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
+            if (slot_open(&d->slots[i]) != NULL)
+                run_event(d->slots[i].run, pclock_now(&d->clock), "fault", "daemon",
+                          "safe_state_unconfirmed",
+                          "safe state not confirmed before the daemon stopped: %s", list);
     }
     for (size_t b = 0; b < d->n_buses; b++)
         bus_stop(d->buses[b]);
     drain_notes(d);
-    if (d->run != NULL)
-        run_shutdown_finish(d->run);
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
+        if (d->slots[i].run != NULL)
+            run_shutdown_finish(d->slots[i].run);
     if (d->observer.stopping != NULL)
         d->observer.stopping(d->observer.ctx);  /* while the last run's events are there */
-    if (d->run != NULL) {
-        run_free(d->run);
-        d->run = NULL;
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++) {
+        if (d->slots[i].run != NULL) {
+            run_free(d->slots[i].run);
+            d->slots[i].run = NULL;
+        }
     }
     uv_close((uv_handle_t *)&d->bus_async, NULL);
     uv_close((uv_handle_t *)&d->sig_term, NULL);
@@ -1200,8 +1575,9 @@ void daemon_shutdown(struct daemon *d, const char *why)
     log_info("daemon", "shutting down (%s)", why);
     sdnotify_stopping(&d->sdn);
     control_close(d->control);
-    if (d->run != NULL)
-        run_shutdown_begin(d->run);
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
+        if (d->slots[i].run != NULL)
+            run_shutdown_begin(d->slots[i].run);
     uv_timer_init(d->loop, &d->shutdown_timer);
     d->shutdown_timer.data = d;
     if (!d->safe_pending || d->n_buses == 0) {
@@ -1232,7 +1608,10 @@ int daemon_run(struct daemon *d)
     plaus_free(&d->plaus);
     actuators_free(&d->act);
     alerts_free(&d->alerts);
-    journal_writer_free(&d->journal);
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++) {
+        journal_writer_free(&d->slots[i].journal);
+        claims_free(&d->slots[i].claims);
+    }
     free(d->dev_health);
     free(d->bus_health);
     interlocks_free(&d->il);

@@ -25,11 +25,30 @@
 #include "sdnotify.h"
 #include "simchild.h"
 #include "base/latency.h"
+#include "plan/claims.h"
 #include "plan/plan.h"
 #include "plan/rig.h"
 
 struct run;
 struct control;
+struct daemon;
+
+/* How many runs the daemon holds at once (active, or ended and kept for status). */
+#define DAEMON_MAX_RUNS 16
+
+/* One place for a run: the run, what it claims, its name and its journal.
+ * A slot keeps its run after the run has ended, for status, events and
+ * wait, until a new run needs the slot. */
+struct run_slot {
+    struct daemon *d;
+    size_t index;
+    struct run *run;            /* NULL: the slot is free */
+    struct run_host host;       /* the daemon's host with ctx = this slot and its own journal */
+    struct claims claims;       /* what the run holds while it is going */
+    char name[CLAIMS_MAX_NAME + 1];
+    uint64_t started;           /* order of the runs' starts (0: none yet) */
+    struct journal_writer journal;  /* run.journal for slot 0, run-N.journal for slot N */
+};
 
 /* The latest news of one channel. */
 struct chan_state {
@@ -85,8 +104,10 @@ struct daemon {
         /* the daemon stops; the last run is still there */
         void (*stopping)(void *ctx);
     } observer;
-    struct run *run;            /* the current or last run; NULL if none yet */
-    struct run_host run_host;   /* what a run is given of the daemon (built at init) */
+    struct run_slot slots[DAEMON_MAX_RUNS];  /* the runs, going or kept after their end */
+    uint64_t runs_started;
+    struct run_host run_host;   /* what a run is given of the daemon (built at init; each slot
+                                 * has its copy) */
     struct simchild sim;        /* perfuse-sim, with --sim */
     bool shutting_down;
     bool stopped_unconfirmed;   /* it stopped with a safe state its devices did not confirm */
@@ -103,7 +124,6 @@ struct daemon {
     struct latchstore latchstore;   /* the holds kept in the data directory across a restart */
     struct plausibility plaus;  /* which measured channels can be believed */
     struct delivery dl;         /* syringe fill levels and stalls, flow monitors */
-    struct journal_writer journal;  /* the run journal in the data directory */
     struct sdnotify sdn;        /* systemd readiness and watchdog */
     struct alerts alerts;       /* the rig's alert command */
     /* Interlock timing: the sample that tripped the last safe-stop, and the tag
@@ -161,7 +181,26 @@ bool daemon_safe_confirmed(const struct daemon *d);
  * reach, a sensor it watches lost), one reason per line in buf; 0 if none,
  * else the number of reasons. */
 int daemon_run_blockers(struct daemon *d, const struct plan *p, char *buf, size_t len);
-/* Record an event in the current run's file if a run is active, else in the log. */
+/* The run going (or last run) that a command means: sel names it (its name,
+ * its id, or the start of its id); without sel, the one run going, or the
+ * last one if none is going. NULL with the reason in err (no run; several
+ * runs going, listed; no such run). */
+struct run_slot *daemon_find_run(struct daemon *d, const char *sel, char *err, size_t len);
+/* The number of runs going (not yet ended). */
+size_t daemon_runs_going(const struct daemon *d);
+/* The slot whose run is r, or NULL. */
+struct run_slot *daemon_slot_of(struct daemon *d, const struct run *r);
+/* Give slot s the run of plan to come: its claim, and name (NULL: one derived
+ * from the protocol's name that no run going has); the slot's last run is
+ * freed. 0 or -ENOMEM. */
+int daemon_slot_prepare(struct daemon *d, struct run_slot *s, const struct plan *plan, const char *name);
+/* Whether a run going in another slot than self is called name. */
+bool daemon_name_taken(struct daemon *d, const struct run_slot *self, const char *name);
+/* A slot for a new run (the first empty, or whose run's file is closed), or NULL. */
+struct run_slot *daemon_free_slot(struct daemon *d);
+/* Slot s now holds run r, the latest started. */
+void daemon_slot_started(struct daemon *d, struct run_slot *s, struct run *r);
+/* Record an event in every open run's file, else in the log. */
 void daemon_event(struct daemon *d, int64_t t, const char *severity, const char *source,
                   const char *code, const char *msg);
 

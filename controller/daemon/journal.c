@@ -1,4 +1,5 @@
 /* The run journal: encoding, atomic durable writes, and the background writer. */
+#include "plan/claims.h"
 #include "journal.h"
 #include "base/jsonfield.h"
 #include "base/log.h"
@@ -123,6 +124,10 @@ int journal_encode(const struct journal_rec *j, char **text)
     if (o == NULL)
         return -ENOMEM;
     if (encode_overrides(j, o) < 0 || encode_fills(j, o) < 0) {
+        json_decref(o);
+        return -ENOMEM;
+    }
+    if (j->run_name[0] != '\0' && json_object_set_new(o, "run_name", json_string(j->run_name)) < 0) {
         json_decref(o);
         return -ENOMEM;
     }
@@ -288,6 +293,11 @@ int journal_decode(const char *text, size_t len, struct journal_rec *j, char *er
         return rc;              /* o is released */
     decode_overrides(o, j);
     decode_fills(o, j);
+    /* The run's name: optional; one that is not a valid name is dropped (a new one is derived). */
+    char nerr[8];
+    if (!jfield_str(o, "run_name", j->run_name, sizeof j->run_name) ||
+        !claims_name_valid(j->run_name, nerr, sizeof nerr))
+        j->run_name[0] = '\0';
     j->protocol_path = strdup(json_string_value(ppath) ?: "");
     j->protocol_text = strdup(ptext);
     json_decref(o);
@@ -416,6 +426,15 @@ static void start_next(struct journal_writer *w)
 void journal_writer_init(struct journal_writer *w, uv_loop_t *loop, const char *dir)
 {
     journal_writer_init_file(w, loop, dir, JOURNAL_NAME, "a restart could not continue the run from here");
+}
+
+/* The journal file of the k-th run slot. */
+void journal_slot_name(size_t k, char *buf, size_t len)
+{
+    if (k == 0)
+        snprintf(buf, len, "%s", JOURNAL_NAME);
+    else
+        snprintf(buf, len, "run-%zu.journal", k);
 }
 
 void journal_writer_init_file(struct journal_writer *w, uv_loop_t *loop, const char *dir,

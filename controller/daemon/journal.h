@@ -30,6 +30,7 @@ struct journal_rec {
     int64_t start_wall_ns;          /* CLOCK_REALTIME of t = 0 */
     char rig_name[64];
     char operator_name[96];
+    char run_name[33];              /* the run's name among runs at once (absent from older journals: "") */
     char *protocol_path;            /* owned */
     char *protocol_text;            /* owned */
     /* What the run was started with, checked before the journal is used
@@ -109,6 +110,9 @@ struct journal_writer {
 };
 
 void journal_writer_init(struct journal_writer *w, uv_loop_t *loop, const char *dir);
+/* The journal file of the k-th of several runs at once: JOURNAL_NAME for
+ * k = 0 (as with one run), "run-K.journal" for the others. */
+void journal_slot_name(size_t k, char *buf, size_t len);
 /* The same for the file name in dir; loss (static) says what a failed write
  * costs, for the log ("a restart could not continue the run from here"). */
 void journal_writer_init_file(struct journal_writer *w, uv_loop_t *loop, const char *dir,

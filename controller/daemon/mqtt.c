@@ -548,12 +548,21 @@ static void flush_samples(struct mqtt *m)
     publish_json(m, "samples", j, false, true);
 }
 
+/* The run the broker's samples and events follow: the one run going, or the
+ * last one (none while several are going: samples then carry wall clock time). */
+static struct run *default_run(struct mqtt *m)
+{
+    char err[8];
+    struct run_slot *s = daemon_find_run(m->d, NULL, err, sizeof err);
+    return s != NULL ? s->run : NULL;
+}
+
 /* Add a value to series idx (a rig channel, then the syringes' fill levels). */
 static void add_sample(struct mqtt *m, size_t idx, double value, int64_t t_ns)
 {
     if (m == NULL || m->stopped || idx >= m->n_chans)
         return;
-    struct run *r = m->d->run;
+    struct run *r = default_run(m);
     const char *id = "";
     double t;
     /* Times as the run file has them while a run records, else wall clock time. */
@@ -598,7 +607,7 @@ void mqtt_on_sample(struct mqtt *m, uint32_t ch, double value, int64_t t_ns)
 /* The run's events not yet published, as one message. */
 static void flush_events(struct mqtt *m)
 {
-    struct run *r = m->d->run;
+    struct run *r = default_run(m);
     if (r == NULL)
         return;
     if (strcmp(run_id(r), m->ev_run) != 0) {

@@ -91,7 +91,7 @@ void resume_decide(const struct resume_source *src, struct resume_decision *out)
     size_t len;
     /* Through the data directory's descriptor: never a link, never a fifo that would stall the start. */
     int rc = src->dir_fd < 0 ? src->dir_error
-             : journal_read_at(src->dir_fd, JOURNAL_NAME, JOURNAL_MAX_BYTES, &text, &len);
+             : journal_read_at(src->dir_fd, src->name ? src->name : JOURNAL_NAME, JOURNAL_MAX_BYTES, &text, &len);
     if (rc == -ENOENT) {
         out->verdict = RESUME_NOTHING;
         snprintf(out->why, sizeof out->why, "no journal: nothing was running");
@@ -134,7 +134,7 @@ static void journal_unusable(const struct resume_source *src, const struct resum
                              const char *run, const char *why)
 {
     char path[4096], bad[sizeof path + 16];     /* as the journal writer's path */
-    snprintf(path, sizeof path, "%s/%s", src->data_dir, JOURNAL_NAME);
+    snprintf(path, sizeof path, "%s/%s", src->data_dir, src->name ? src->name : JOURNAL_NAME);
     snprintf(bad, sizeof bad, "%s.unusable", path);
     bool kept = rename(path, bad) == 0;
     h->safe_state(h->ctx);
@@ -144,7 +144,7 @@ static void journal_unusable(const struct resume_source *src, const struct resum
     char msg[1024];
     snprintf(msg, sizeof msg,
              "run journal unusable%s%.8s: %s; every actuator sent its safe state; kept as %s.unusable",
-             run ? " for run " : "", run ? run : "", why, JOURNAL_NAME);
+             run ? " for run " : "", run ? run : "", why, src->name ? src->name : JOURNAL_NAME);
     h->alarm(h->ctx, "journal_unusable", msg);
 }
 

@@ -51,6 +51,8 @@ struct resume_source {
     int dir_error;              /* why it could not be opened (negative errno) */
     const struct rig *rig;      /* the rig this daemon runs */
     int64_t now_wall_ns;        /* CLOCK_REALTIME now: the journal's times must lie before it */
+    const char *name;           /* the journal's file name in the directory; NULL: JOURNAL_NAME
+                                 * (each of several runs has its own, journal_slot_name) */
 };
 
 /* The decision and what it was made from. Free with resume_decision_free. */

@@ -149,6 +149,8 @@ static void journal_update(struct run *r)
     if (r->runner == NULL || r->ended || !runner_get_pos(r->runner, &j.pos))
         return;
     snprintf(j.run_id, sizeof j.run_id, "%s", r->id);
+    if (r->h.run_name != NULL)
+        utf8_copy(j.run_name, sizeof j.run_name, r->h.run_name);
     snprintf(j.file, sizeof j.file, "%s", r->path);
     j.start_wall_ns = r->start_wall_ns;
     utf8_copy(j.rig_name, sizeof j.rig_name, r->h.rig->name);
@@ -294,8 +296,8 @@ static void hook_finished(void *ctx, enum run_state final)
     r->ended = true;
     r->final = final;
     r->end_ns = pclock_now(r->h.clock);
-    interlocks_set_run(r->h.il, NULL, 0, r->end_ns);
-    delivery_stop(r->h.dl);
+    interlocks_set_owner(r->h.il, r, NULL, 0, r->end_ns);
+    delivery_stop_some(r->h.dl, r->h.claimed);
     journal_writer_remove(r->h.journal);     /* nothing left to continue */
     char msg[200];
     utf8_format(msg, sizeof msg, "run of '%s' ended: %s", r->plan->name, run_state_name(final));
@@ -462,7 +464,7 @@ static int start_fills(struct run *r, const char *const *fills, size_t n, int64_
         delivery_fill_error(d, fills[bad], err);
         return -EINVAL;
     }
-    delivery_start(r->h.dl, level, t);
+    delivery_start_some(r->h.dl, level, r->h.claimed, t);
     return 0;
 }
 
@@ -506,8 +508,10 @@ int run_start_plan(const struct run_host *host, struct plan *plan, const struct 
         why[0] = '\0';
     }
     runfile_make_id(r->id);
-    latency_reset(r->h.dispatch);
-    latency_reset(r->h.wire);
+    if (r->h.others == NULL || !r->h.others(r->h.ctx)) {
+        latency_reset(r->h.dispatch);
+        latency_reset(r->h.wire);
+    }
     r->start_wall_ns = time_wall_ns();
     r->start_ns = pclock_now(r->h.clock);
     utf8_copy(r->operator_name, sizeof r->operator_name, who->operator_name ? who->operator_name : "");
@@ -522,7 +526,7 @@ int run_start_plan(const struct run_host *host, struct plan *plan, const struct 
     if (rc == 0)
         rc = runner_create(&r->runner, r->plan, r->h.rig, r->h.clock, &hooks);
     if (rc < 0) {
-        delivery_stop(r->h.dl);
+        delivery_stop_some(r->h.dl, r->h.claimed);
         diag_error(d, path, 0, 0, "cannot start the run: %s", strerror(-rc));
         run_free(r);
         return rc;
@@ -537,7 +541,7 @@ int run_start_plan(const struct run_host *host, struct plan *plan, const struct 
         run_event(r, r->start_ns, "warning", "control", "run_forced",
                   "run forced by %s although: %s", who->user, why);
     }
-    if (interlocks_set_run(r->h.il, r->plan->limits, r->plan->n_limits, r->start_ns) < 0) {
+    if (interlocks_set_owner(r->h.il, r, r->plan->limits, r->plan->n_limits, r->start_ns) < 0) {
         diag_error(d, path, 0, 0, "cannot start the run: out of memory for its limits");
         run_free(r);
         return -ENOMEM;
@@ -644,14 +648,14 @@ int run_continue(const struct run_host *host, const struct journal_rec *j, struc
                   r->rig_sha256, j->rig_sha256);
     r->h.alert(r->h.ctx, r, "restart", "warning", "daemon", "restart", amsg);
     if (resume) {
-        interlocks_set_run(r->h.il, r->plan->limits, r->plan->n_limits, now);
+        interlocks_set_owner(r->h.il, r, r->plan->limits, r->plan->n_limits, now);
         /* The syringes go on from the levels journaled before the restart. */
         struct delivery_level levels[DELIVERY_MAX_FILLS];
         if (r->h.dl->n_pumps <= DELIVERY_MAX_FILLS) {
             journal_get_fills(j, r->h.dl, levels);
-            delivery_continue(r->h.dl, levels, now);
+            delivery_continue_some(r->h.dl, levels, r->h.claimed, now);
         } else {
-            delivery_start(r->h.dl, NULL, now);
+            delivery_start_some(r->h.dl, NULL, r->h.claimed, now);
         }
         announce_fills(r, now);
         rc = runner_start_at(r->runner, r->start_ns, &j->pos, gap);

@@ -36,6 +36,7 @@ struct run_host {
     const struct rig *rig;
     const char *data_dir;       /* where run files go (created 0750 if missing) */
     const char *host_name;      /* recorded in the run file */
+    const char *run_name;       /* the run's name among runs at once (kept in its journal); NULL: none */
     struct journal_writer *journal;     /* the run journal, for a restart */
     struct interlocks *il;      /* the run's limits are set here for its duration */
     const struct alarms *alarms;    /* read to name the alarm that holds a channel */
@@ -43,6 +44,12 @@ struct run_host {
     struct delivery *dl;        /* syringe levels, started and stopped with the run */
     struct latency *dispatch;   /* planned time to the runner's command, reset at each start */
     struct latency *wire;       /* planned time to the first byte on the line, reset at each start */
+    /* Per rig channel, the actuators this run claims (plan/claims.h), whose
+     * syringes it follows; NULL: every one (the run is alone on the rig). */
+    const bool *claimed;
+    /* Whether another run is going beside this one (then the timing above is
+     * shared and not reset at this run's start). NULL: never. */
+    bool (*others)(void *ctx);
 
     void *ctx;                  /* given to every hook */
     /* Command channel to value for the protocol, planned for planned_ns

@@ -146,9 +146,18 @@ void delivery_fill_error(struct diag *d, const char *spec, const char *err)
  * are judged afresh, and an alarm still active would hide a new occurrence. */
 void delivery_start(struct delivery *d, const double *fills, int64_t t_ns)
 {
+    delivery_start_some(d, fills, NULL, t_ns);
+}
+
+/* Start following the pumps marked in only (NULL: all). */
+void delivery_start_some(struct delivery *d, const double *fills, const bool *only, int64_t t_ns)
+{
     static const char *const codes[] = { "syringe_low", "syringe_empty", "syringe_unknown", "pump_stalled" };
     for (size_t i = 0; i < d->n_pumps; i++) {
         struct delivery_pump *p = &d->pumps[i];
+        if (only != NULL && !only[p->flow])
+            continue;
+        p->tracking = true;
         for (size_t k = 0; k < sizeof codes / sizeof codes[0] && d->hooks.clear; k++)
             d->hooks.clear(d->hooks.ctx, t_ns, p->name, codes[k]);
         p->rec_fill = -1;
@@ -180,8 +189,18 @@ void delivery_get_level(const struct delivery *d, size_t i, struct delivery_leve
 /* A run continues after a restart: each syringe from its carried level. */
 void delivery_continue(struct delivery *d, const struct delivery_level *levels, int64_t t_ns)
 {
+    delivery_continue_some(d, levels, NULL, t_ns);
+}
+
+/* Continue following the pumps marked in only (NULL: all). */
+void delivery_continue_some(struct delivery *d, const struct delivery_level *levels, const bool *only,
+                            int64_t t_ns)
+{
     for (size_t i = 0; i < d->n_pumps; i++) {
         struct delivery_pump *p = &d->pumps[i];
+        if (only != NULL && !only[p->flow])
+            continue;
+        p->tracking = true;
         const struct delivery_level *l = &levels[i];
         p->rec_fill = -1;
         syringe_carry(&p->s, p->capacity_ul, d->rig->syringe_low, l->fill0_ul, l->source, l->fill_ul,
@@ -245,7 +264,19 @@ void delivery_describe_start(const struct delivery *d, size_t i, char *buf, size
 /* The run ended: stop following the syringes. */
 void delivery_stop(struct delivery *d)
 {
-    d->tracking = false;
+    delivery_stop_some(d, NULL);
+}
+
+/* Stop following the pumps marked in only (NULL: all). */
+void delivery_stop_some(struct delivery *d, const bool *only)
+{
+    bool any = false;
+    for (size_t i = 0; i < d->n_pumps; i++) {
+        if (only == NULL || only[d->pumps[i].flow])
+            d->pumps[i].tracking = false;
+        any |= d->pumps[i].tracking;
+    }
+    d->tracking = any;
 }
 
 /* Report what a syringe's news means. */
@@ -299,7 +330,8 @@ void delivery_on_resume(struct delivery *d, int64_t t_ns)
     if (!d->tracking)
         return;
     for (size_t i = 0; i < d->n_pumps; i++)
-        syringe_report(d, &d->pumps[i], syringe_on_resume(&d->pumps[i].s, t_ns), t_ns);
+        if (d->pumps[i].tracking)
+            syringe_report(d, &d->pumps[i], syringe_on_resume(&d->pumps[i].s, t_ns), t_ns);
 }
 
 /* A pump was commanded: monitors and syringes follow it. */
@@ -313,7 +345,7 @@ void delivery_on_setpoint(struct delivery *d, int channel, double v, int64_t t_n
     if (!d->tracking)
         return;
     for (size_t i = 0; i < d->n_pumps; i++)
-        if (d->pumps[i].flow == channel)
+        if (d->pumps[i].flow == channel && d->pumps[i].tracking)
             syringe_report(d, &d->pumps[i], syringe_on_setpoint(&d->pumps[i].s, v, t_ns), t_ns);
 }
 
@@ -349,6 +381,8 @@ void delivery_on_sample(struct delivery *d, int channel, double v, int64_t t_ns)
         return;
     for (size_t i = 0; i < d->n_pumps; i++) {
         struct delivery_pump *p = &d->pumps[i];
+        if (!p->tracking)
+            continue;
         if (p->flow == channel) {
             syringe_report(d, p, syringe_on_flow(&p->s, v, t_ns), t_ns);
         } else if (p->counter == channel) {

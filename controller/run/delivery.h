@@ -59,6 +59,7 @@ struct delivery_pump {
     struct syringe s;
     char fill_name[72];         /* "pump1.fill" */
     int rec_fill;               /* its /channels index in the run file; -1: none */
+    bool tracking;              /* a run that drives it is on: its syringe is followed */
 };
 
 struct delivery {
@@ -68,7 +69,7 @@ struct delivery {
     struct rec_syringe *recs;   /* the run file's /syringes entries, one per pump */
     struct flow_monitor *mon;   /* a copy of the rig's */
     size_t n_mon;
-    bool tracking;              /* a run is on: the syringes are followed */
+    bool tracking;              /* a run is on: the syringes of its pumps are followed */
     bool levels_changed;        /* a level met its first counter reading: journal it (reset by the reader) */
     struct delivery_hooks hooks;
 };
@@ -114,6 +115,13 @@ void delivery_describe_start(const struct delivery *d, size_t i, char *buf, size
 void delivery_on_resume(struct delivery *d, int64_t t_ns);
 /* The run ended: the syringes are no longer followed. */
 void delivery_stop(struct delivery *d);
+/* delivery_start, delivery_continue and delivery_stop for the pumps whose
+ * flow channel is marked in only (per rig channel; NULL: every pump), for
+ * one of several runs at once: the other pumps are left as they are. */
+void delivery_start_some(struct delivery *d, const double *fills, const bool *only, int64_t t_ns);
+void delivery_continue_some(struct delivery *d, const struct delivery_level *levels, const bool *only,
+                            int64_t t_ns);
+void delivery_stop_some(struct delivery *d, const bool *only);
 /* A flow actuator was commanded (NaN: it went to its own safe state). */
 void delivery_on_setpoint(struct delivery *d, int channel, double v, int64_t t_ns);
 /* A sample (NaN: failed or implausible). */

@@ -30,13 +30,15 @@ static int reserve(struct interlocks *il, size_t n)
 }
 
 /* Append limits as rules. */
-static void add(struct interlocks *il, const struct plan_limit *lim, size_t n, bool from_rig)
+static void add(struct interlocks *il, const struct plan_limit *lim, size_t n, bool from_rig,
+                const void *owner)
 {
     for (size_t i = 0; i < n; i++) {
         struct limit_rule *r = &il->rules[il->n++];
         memset(r, 0, sizeof *r);
         r->lim = lim[i];
         r->from_rig = from_rig;
+        r->owner = owner;
         r->since_ns = -1;
     }
 }
@@ -48,17 +50,25 @@ int interlocks_init(struct interlocks *il, const struct plan_limit *rig_limits, 
     il->hooks = *hooks;
     if (reserve(il, n) < 0)
         return -ENOMEM;
-    add(il, rig_limits, n, true);
+    add(il, rig_limits, n, true, NULL);
     il->n_rig = n;
     return 0;
 }
 
 int interlocks_set_run(struct interlocks *il, const struct plan_limit *limits, size_t n, int64_t t_ns)
 {
+    return interlocks_set_owner(il, NULL, limits, n, t_ns);
+}
+
+int interlocks_set_owner(struct interlocks *il, const void *owner, const struct plan_limit *limits,
+                         size_t n, int64_t t_ns)
+{
     il->gen++;
     size_t k = il->n_rig;
     for (size_t i = il->n_rig; i < il->n; i++) {
-        if (il->rules[i].tripped && il->rules[i].lim.action == LIMIT_SAFE_STOP) {
+        if (il->rules[i].owner != owner && !il->rules[i].lingering) {
+            il->rules[k++] = il->rules[i];      /* another run's: kept as it is */
+        } else if (il->rules[i].tripped && il->rules[i].lim.action == LIMIT_SAFE_STOP) {
             il->rules[k] = il->rules[i];
             il->rules[k++].lingering = true;
         } else if (il->rules[i].tripped && il->hooks.clear) {
@@ -68,7 +78,7 @@ int interlocks_set_run(struct interlocks *il, const struct plan_limit *limits, s
     il->n = k;
     if (reserve(il, k + n) < 0)
         return -ENOMEM;
-    add(il, limits, n, false);
+    add(il, limits, n, false, owner);
     return 0;
 }
 
@@ -91,7 +101,7 @@ int interlocks_restore(struct interlocks *il, const struct plan_limit *lim, bool
     }
     if (reserve(il, il->n + 1) < 0)
         return -ENOMEM;
-    add(il, lim, 1, from_rig);
+    add(il, lim, 1, from_rig, NULL);
     struct limit_rule *r = &il->rules[il->n - 1];
     r->lim.action = LIMIT_SAFE_STOP;
     r->tripped = true;

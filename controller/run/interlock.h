@@ -22,6 +22,7 @@
 struct limit_rule {
     struct plan_limit lim;      /* channel, min, max, for_ns, action, line */
     bool from_rig;
+    const void *owner;          /* a protocol's rule: the run it belongs to (NULL: the only one) */
     /* state */
     int64_t since_ns;           /* when the current excursion began; -1 when inside */
     bool tripped;
@@ -57,6 +58,10 @@ int interlocks_init(struct interlocks *il, const struct plan_limit *rig_limits, 
  * a NaN value) as it is dropped: nothing watches its condition any more, and
  * an alarm left active would hide the next run's own. */
 int interlocks_set_run(struct interlocks *il, const struct plan_limit *limits, size_t n, int64_t t_ns);
+/* The same for one of several runs at once: only the rules of owner (the
+ * run, as the trip hook sees it in rule->owner) are replaced. */
+int interlocks_set_owner(struct interlocks *il, const void *owner, const struct plan_limit *limits,
+                         size_t n, int64_t t_ns);
 /* A safe-stop limit that had tripped before a restart (lim, from the rig or
  * a protocol, on side '>' or '<'): its rule is tripped again without a trip
  * (the caller applies the safe state), so that the clear hook is called once
