@@ -140,7 +140,7 @@ static bool held_by_other(struct daemon *d, const struct run_slot *self, size_t 
 {
     for (size_t i = 0; i < DAEMON_MAX_RUNS; i++) {
         const struct run_slot *s = &d->slots[i];
-        if (s != self && slot_going(s) != NULL && ch < s->claims.n && s->claims.writes[ch])
+        if (s != self && (slot_going(s) != NULL || s->resuming) && ch < s->claims.n && s->claims.writes[ch])
             return true;
     }
     return false;
@@ -1384,6 +1384,22 @@ static int resume_run(void *ctx, const struct journal_rec *j, struct plan *plan,
  * slot. Blocking, at start-up only. */
 static void continue_journaled_runs(struct daemon *d)
 {
+    /* First every journal's claim, so that a run closed by its safe-stop never
+     * stops what a run continued after it holds. */
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++) {
+        struct run_slot *s = &d->slots[i];
+        char name[64];
+        journal_slot_name(i, name, sizeof name);
+        struct resume_source src = { .data_dir = d->cfg.data_dir, .dir_fd = s->journal.dir_fd,
+                                     .dir_error = s->journal.dir_error, .rig = d->rig,
+                                     .now_wall_ns = time_wall_ns(), .name = name };
+        struct resume_decision dec;
+        resume_decide(&src, &dec);
+        if (dec.plan != NULL && dec.plan->on_restart == ON_RESTART_RESUME &&
+            claims_of_plan(dec.plan, d->rig, &s->claims) == 0)
+            s->resuming = true;
+        resume_decision_free(&dec);
+    }
     for (size_t i = 0; i < DAEMON_MAX_RUNS; i++) {
         struct run_slot *s = &d->slots[i];
         char name[64];
@@ -1394,6 +1410,7 @@ static void continue_journaled_runs(struct daemon *d)
         struct resume_hooks h = { .ctx = d, .safe_state = resume_safe_state, .alarm = resume_alarm,
                                   .continue_run = resume_run };
         resuming = s;
+        s->resuming = false;
         resume_at_start(&src, &h);
         resuming = NULL;
     }

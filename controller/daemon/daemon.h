@@ -47,6 +47,8 @@ struct run_slot {
     struct claims claims;       /* what the run holds while it is going */
     char name[CLAIMS_MAX_NAME + 1];
     uint64_t started;           /* order of the runs' starts (0: none yet) */
+    bool resuming;              /* at start-up: its journal's run is about to continue and
+                                 * already holds its claim against the others' safe states */
     struct journal_writer journal;  /* run.journal for slot 0, run-N.journal for slot N */
 };
 
