@@ -6,7 +6,12 @@
 #ifndef PERFUSE_CONTROL_PROTO_H
 #define PERFUSE_CONTROL_PROTO_H
 
-#define CONTROL_PROTOCOL_VERSION 1
+/* 2: several runs at once (run "name", "run" on run-scoped commands, status
+ * "runs"). The greeting keeps "protocol": CONTROL_PROTOCOL_BASE, which every
+ * client knows, and lists the versions spoken in "protocols": a version-1
+ * client goes on working while one run is active. */
+#define CONTROL_PROTOCOL_VERSION 2
+#define CONTROL_PROTOCOL_BASE 1
 #define CONTROL_MAX_LINE (64 * 1024)        /* longest request line accepted */
 #define CONTROL_MAX_QUEUED (1024 * 1024)    /* unsent reply bytes before a client is dropped */
 #define CONTROL_QUEUE_HIGH (64 * 1024)      /* unsent reply bytes above which a client is sent

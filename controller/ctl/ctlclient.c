@@ -80,8 +80,10 @@ int ctlclient_connect(const char *path, struct ctlclient **out, char *err, size_
     free(line);
     json_int_t proto = json_integer_value(json_object_get(g, "protocol"));
     const char *ver = json_string_value(json_object_get(g, "perfused"));
-    if (g == NULL || ver == NULL || proto != CONTROL_PROTOCOL_VERSION) {
-        snprintf(err, errlen, "%s does not speak control protocol %d%s", path,
+    /* Version 1 daemons greet with 1 alone: they run one protocol at a time,
+     * and refuse what only version 2 has (--run, --name) by name. */
+    if (g == NULL || ver == NULL || (proto != CONTROL_PROTOCOL_BASE && proto != CONTROL_PROTOCOL_VERSION)) {
+        snprintf(err, errlen, "%s does not speak control protocol %d or %d%s", path, CONTROL_PROTOCOL_BASE,
                  CONTROL_PROTOCOL_VERSION, g ? " (version mismatch: update perfusectl or perfused)" : "");
         json_decref(g);
         ctlclient_close(c);

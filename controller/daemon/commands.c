@@ -73,6 +73,7 @@ static int cmd_hello(struct ctl_client *cl, json_t *req, json_t *res, char *err,
     (void)cl; (void)req; (void)err; (void)len;
     json_object_set_new(res, "perfused", json_string(PERFUSE_VERSION));
     json_object_set_new(res, "protocol", json_integer(CONTROL_PROTOCOL_VERSION));
+    json_object_set_new(res, "protocols", json_pack("[i,i]", CONTROL_PROTOCOL_BASE, CONTROL_PROTOCOL_VERSION));
     return 0;
 }
 

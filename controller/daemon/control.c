@@ -799,7 +799,8 @@ static void connection_cb(uv_stream_t *server, int status)
     c->clients = cl;
     c->n_clients[ro]++;
     identify(cl);
-    json_t *hello = json_pack("{s:s,s:i}", "perfused", PERFUSE_VERSION, "protocol",
+    json_t *hello = json_pack("{s:s,s:i,s:[i,i]}", "perfused", PERFUSE_VERSION, "protocol",
+                              CONTROL_PROTOCOL_BASE, "protocols", CONTROL_PROTOCOL_BASE,
                               CONTROL_PROTOCOL_VERSION);
     if (cl->pub.read_only && hello)
         json_object_set_new(hello, "read_only", json_true());

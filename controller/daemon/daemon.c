@@ -146,6 +146,29 @@ static bool held_by_other(struct daemon *d, const struct run_slot *self, size_t 
     return false;
 }
 
+/* Whether a run other than the one of slot self is going (or about to continue). */
+static bool others_going(struct daemon *d, const struct run_slot *self)
+{
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++) {
+        const struct run_slot *s = &d->slots[i];
+        if (s != self && (slot_going(s) != NULL || s->resuming))
+            return true;
+    }
+    return false;
+}
+
+/* Whether the safe state of the run of slot self (NULL: the rig's) may touch
+ * channel ch. Never what another run going holds; beside other runs, a run's
+ * touches only what it claims; alone on the rig it covers the rig, as always. */
+static bool may_touch(struct daemon *d, const struct run_slot *self, size_t ch)
+{
+    if (held_by_other(d, self, ch))
+        return false;
+    if (self == NULL || !others_going(d, self))
+        return true;
+    return ch < self->claims.n && self->claims.writes[ch];
+}
+
 /* The next run going from slot *from on that holds (or, with reads_too,
  * reads) a channel of device dev; NULL when there is none. */
 static struct run *run_using_device(struct daemon *d, size_t dev, bool reads_too, size_t *from)
@@ -373,7 +396,7 @@ static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, 
         latch_safe_channels(d->rig, safe, n_safe, !going || rule->from_rig, held);
         struct run_slot *self = daemon_slot_of(d, r);
         for (size_t i = 0; !rule->from_rig && i < d->rig->n_channels; i++)
-            if (held[i] && held_by_other(d, self, i))
+            if (held[i] && !may_touch(d, self, i))
                 held[i] = false;
     }
     struct trip_hooks h = { .ctx = d, .safe_stop = limit_safe_stop, .pause = limit_pause };
@@ -951,21 +974,20 @@ bool daemon_safe_confirmed(const struct daemon *d)
     return actuators_safe_confirmed(&d->act);
 }
 
-/* Whether every latched safe state on a channel that another run going than
- * self does not hold is confirmed. */
+/* Whether every latched safe state on a channel the run of slot self may touch is confirmed. */
 static bool safe_confirmed_for(struct daemon *d, const struct run_slot *self)
 {
     for (size_t i = 0; i < d->act.n; i++)
-        if (d->act.c[i].on && d->act.c[i].latched && !d->act.c[i].confirmed && !held_by_other(d, self, i))
+        if (d->act.c[i].on && d->act.c[i].latched && !d->act.c[i].confirmed && may_touch(d, self, i))
             return false;
     return true;
 }
 
-/* End the latched safe state of every channel no other run going than self holds. */
+/* End the latched safe state of every channel the run of slot self may touch. */
 static void release_safe_for(struct daemon *d, const struct run_slot *self)
 {
     for (size_t i = 0; i < d->rig->n_channels; i++)
-        if (!held_by_other(d, self, i))
+        if (may_touch(d, self, i))
             daemon_release_safe(d, (int)i);
 }
 
@@ -979,8 +1001,7 @@ void daemon_safe_state(struct daemon *d, const struct plan_target *targets, size
 }
 
 /* The safe state for the run of slot self (NULL: for the rig): targets
- * first, then every device's own safe action, but never on an actuator
- * another run going holds. */
+ * first, then every device's own safe action, on what it may touch (may_touch). */
 static void safe_state_for(struct daemon *d, const struct run_slot *self,
                            const struct plan_target *targets, size_t n)
 {
@@ -1000,7 +1021,7 @@ static void safe_state_for(struct daemon *d, const struct run_slot *self,
             continue;
         bool other = false;
         for (size_t k = 0; k < dev->n_chans; k++)
-            other |= held_by_other(d, self, dev->first_channel + k);
+            other |= !may_touch(d, self, dev->first_channel + k);
         if (other)
             continue;       /* another run's device: it keeps going */
         bool any = false;

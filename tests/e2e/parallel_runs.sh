@@ -150,4 +150,23 @@ import h5py, sys
 f = h5py.File(sys.argv[1], 'r')
 codes = [e['code'].decode() for e in f['events']]
 sys.exit(1 if 'cmd_pause' in codes or 'cmd_abort' in codes else 0)" "$fd"
+
+# A version-1 client, which knows nothing of several runs, works with one run going.
+ctl run "$T/b.yaml" >/dev/null
+check "a version-1 client: greeting, status, pause and abort of the one run" "$PYTHON" - "$SOCK" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect(sys.argv[1])
+f = s.makefile("rw")
+hello = json.loads(f.readline())
+assert hello["protocol"] == 1 and 2 in hello["protocols"], hello
+def call(req):
+    f.write(json.dumps(req) + "\n"); f.flush()
+    r = json.loads(f.readline())
+    assert r["ok"], r
+    return r["result"]
+st = call({"id": 1, "cmd": "status"})
+assert st["state"] == "running" and st["protocol"] == "dose B" and st["run_active"], st
+assert call({"id": 2, "cmd": "pause", "reason": "v1"})["state"] == "paused"
+assert call({"id": 3, "cmd": "abort", "reason": "v1"})["state"] == "aborted"
+PY
 finish
