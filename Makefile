@@ -56,7 +56,7 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS      := $(BUILD)/perfused $(BUILD)/perfusectl $(BUILD)/perfuse-sim
 
 
-.PHONY: all check layers unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder bench-longrun bench-interlock bench-modbus bench-mqtt soak soak-mqtt clean install deps
+.PHONY: all check layers unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-parallel bench-recorder bench-longrun bench-interlock bench-modbus bench-mqtt soak soak-mqtt clean install deps
 all: $(PROGS)
 
 deps: $(CONFIG)
@@ -156,6 +156,10 @@ $(BUILD)/bench/floor: tests/bench/floor.c
 bench-timing: $(PROGS) $(BUILD)/bench/floor
 	@BUILD=$(BUILD) $(PYTHON) scripts/bench-timing --duration $(BENCH_DURATION)
 
+# Setpoint dispatch lateness and perfused's CPU with 8 runs at once against 1 run.
+bench-parallel: $(PROGS)
+	@BUILD=$(BUILD) $(PYTHON) scripts/bench-parallel --duration $(BENCH_DURATION)
+
 $(BUILD)/bench/recorder: tests/bench/recorder.c $(BUILD)/libperfuse.a $(CONFIG)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(BUILD)/libperfuse.a $(LDFLAGS) $(PKG_LIBS) -o $@
@@ -191,7 +195,7 @@ soak-mqtt: $(PROGS)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) MQTT_RUN_S=60 bash tests/e2e/mqtt_telemetry.sh
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) MQTT_OUTAGE_S=20 bash tests/e2e/mqtt_outage.sh
 
-bench: bench-timing bench-recorder bench-longrun bench-interlock bench-modbus bench-mqtt
+bench: bench-timing bench-parallel bench-recorder bench-longrun bench-interlock bench-modbus bench-mqtt
 
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles

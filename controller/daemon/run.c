@@ -7,6 +7,7 @@
 #include "journal.h"
 #include "base/latency.h"
 #include "record/runfile.h"
+#include "plan/claims.h"
 #include "base/sha256.h"
 #include "base/log.h"
 #include "base/timeutil.h"
@@ -358,8 +359,28 @@ static int open_file(struct run *r, const struct run_actor *who, bool append)
         return rc;
     if (!append)
         runfile_path(r->path, sizeof r->path, h->data_dir, r->start_wall_ns, r->plan->name, NULL, r->id);
-    if ((rc = runfile_series_build(r->h.rig, &r->series)) < 0)
+    /* What it records: what it claims, the sensors it names, its 'record:' (default: every channel). */
+    struct claims cl;
+    if ((rc = claims_of_plan(r->plan, r->h.rig, &cl)) < 0)
         return rc;
+    bool *keep = calloc(r->h.rig->n_channels + 1, sizeof *keep);
+    char *claimed = malloc(4096), *sensors = malloc(4096);
+    if (keep == NULL || claimed == NULL || sensors == NULL) {
+        claims_free(&cl);
+        free(keep), free(claimed), free(sensors);
+        return -ENOMEM;
+    }
+    claims_recorded(r->plan, &cl, keep);
+    claims_list(&cl, r->h.rig, claimed, 4096);
+    struct claims reads = { .n = cl.n, .writes = cl.reads };
+    claims_list(&reads, r->h.rig, sensors, 4096);
+    claims_free(&cl);
+    rc = runfile_series_build_only(r->h.rig, keep, &r->series);
+    free(keep);
+    if (rc < 0) {
+        free(claimed), free(sensors);
+        return rc;
+    }
     r->rec_chan = r->series.rec_chan;
     r->rec_sp = r->series.rec_sp;
     struct rec_run_info info = {
@@ -374,24 +395,34 @@ static int open_file(struct run *r, const struct run_actor *who, bool append)
         .confirmed = r->series.confs, .n_confirmed = r->series.n_sps,
         .compression = r->h.rig->rec.compression, .flush_interval_s = r->h.rig->rec.flush_s,
         .fsync_interval_s = r->h.rig->rec.checkpoint_s, .append = append,
-        .buffer_samples = r->h.rig->rec.buffer,
+        .buffer_samples = r->h.rig->rec.buffer, .claims = claimed, .sensors = sensors,
     };
     /* A continued run goes on in its file as it was laid out. */
-    if (!append && (rc = delivery_add_to_file(r->h.dl, &r->series, &info)) < 0)
+    if (!append && (rc = delivery_add_to_file(r->h.dl, &r->series, &info)) < 0) {
+        free(claimed), free(sensors);
         return rc;
+    }
     info.channels = r->series.chans;
     info.n_channels = r->series.n_chans;
-    if ((rc = uv_async_init(h->loop, &r->rec_async, rec_notified)) < 0)
+    rc = uv_async_init(h->loop, &r->rec_async, rec_notified);
+    if (rc < 0) {
+        free(claimed), free(sensors);
         return rc;
+    }
     r->rec_async.data = r;
     r->rec_async_open = true;
     r->handles++;
-    if ((rc = uv_timer_init(h->loop, &r->settle)) < 0)
+    if ((rc = uv_timer_init(h->loop, &r->settle)) < 0) {
+        free(claimed), free(sensors);
         return rc;
+    }
     r->settle.data = r;
     r->settle_open = true;
     r->handles++;
-    return recorder_start(&r->rec, &info, rec_notify, &r->rec_async);
+    rc = recorder_start(&r->rec, &info, rec_notify, &r->rec_async);
+    free(claimed);
+    free(sensors);
+    return rc;
 }
 
 /* Per channel: no protocol value and no override yet. */

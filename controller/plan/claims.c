@@ -63,6 +63,16 @@ int claims_of_plan(const struct plan *plan, const struct rig *rig, struct claims
     return 0;
 }
 
+/* Which channels a run of plan records. */
+void claims_recorded(const struct plan *plan, const struct claims *c, bool *keep)
+{
+    for (size_t i = 0; i < c->n; i++)
+        keep[i] = plan->record == NULL || c->writes[i] || c->reads[i];
+    for (size_t i = 0; i < plan->n_record; i++)
+        if (plan->record[i] >= 0 && (size_t)plan->record[i] < c->n)
+            keep[plan->record[i]] = true;
+}
+
 /* Free a claim's arrays. */
 void claims_free(struct claims *c)
 {

@@ -28,6 +28,10 @@ struct claims {
 
 /* The claim of plan on rig. Returns 0, or -ENOMEM (out is then empty). */
 int claims_of_plan(const struct plan *plan, const struct rig *rig, struct claims *out);
+/* Which rig channels a run of plan records (per channel, into keep, n_channels
+ * long): what it claims, the sensors it names, and those its 'record:' lists
+ * (every channel without 'record:'). */
+void claims_recorded(const struct plan *plan, const struct claims *c, bool *keep);
 /* Free a claim's arrays; it is empty afterwards. */
 void claims_free(struct claims *c);
 /* The first channel both claims hold, or -1 if they do not overlap. */

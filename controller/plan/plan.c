@@ -509,11 +509,36 @@ static int parse_policy(struct loader *L, yaml_node_t *root, const char *key,
     return i >= 0 ? i : dflt;
 }
 
+/* 'record:': 'all', or a list of channels (measured or not) recorded besides
+ * those the protocol claims and the sensors it names. */
+static void parse_record(struct loader *L, yaml_node_t *n)
+{
+    struct plan *p = L->plan;
+    if (n->type == YAML_SCALAR_NODE && strcmp(ynode_str(n), "all") == 0)
+        return;
+    if (n->type != YAML_SEQUENCE_NODE) {
+        yerr(L->y, n, "'record' takes 'all' or a list of channels (e.g. [chip1.pressure, "
+             "incubator.temp]), not %s", ynode_kind(n));
+        return;
+    }
+    size_t len = yseq_len(n);
+    p->record = calloc(len + 1, sizeof *p->record);
+    if (p->record == NULL) {
+        yerr(L->y, n, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < len; i++) {
+        int ch = rig_channel_at(L->y, yseq_item(L->y, n, i), L->rig, false);
+        if (ch >= 0)
+            p->record[p->n_record++] = ch;
+    }
+}
+
 /* Parse the top level of a protocol document. */
 static void parse_protocol(struct loader *L)
 {
     static const char *const keys[] = { "perfuse", "name", "rig", "on_fault", "on_restart",
-                                        "on_shutdown", "safe_state", "limits", "steps", NULL };
+                                        "on_shutdown", "safe_state", "limits", "record", "steps", NULL };
     struct ydoc *y = L->y;
     struct plan *p = L->plan;
     yaml_node_t *root = ydoc_root(y);
@@ -552,6 +577,9 @@ static void parse_protocol(struct loader *L)
     yaml_node_t *limits = ymap_get(y, root, "limits", NULL);
     if (limits != NULL)
         rig_parse_limits(y, limits, L->rig, &p->limits, &p->n_limits);
+    yaml_node_t *rec = ymap_get(y, root, "record", NULL);
+    if (rec != NULL)
+        parse_record(L, rec);
     yaml_node_t *steps = ymap_get(y, root, "steps", NULL);
     p->root.kind = STEP_REPEAT;
     p->root.count = 1;
@@ -607,6 +635,7 @@ void plan_free(struct plan *p)
     step_free(&p->root);
     free(p->safe_state);
     free(p->limits);
+    free(p->record);
     free(p->name);
     free(p->rig_name);
     free(p->path);

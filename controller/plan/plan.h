@@ -79,6 +79,10 @@ struct plan {
     size_t n_safe;
     struct plan_limit *limits;
     size_t n_limits;
+    /* 'record:': the channels recorded besides those it claims and the sensors
+     * it names; NULL: every channel of the rig (the default, and 'record: all'). */
+    int *record;
+    size_t n_record;
     struct plan_step root;      /* a repeat with count 1 holding the top-level steps */
     int64_t total_ns;           /* sum of fixed durations */
     bool open_ended;

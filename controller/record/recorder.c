@@ -97,7 +97,7 @@ struct series {
 
 struct recorder {
     struct rec_run_info info;         /* strings below are our copies */
-    char *strs[10];
+    char *strs[12];
     struct syringe_attrs *syr;        /* our copy of info.syringes */
     size_t n_series, n_channels, n_setpoints;
     struct series *series;
@@ -346,6 +346,10 @@ static void root_attrs(struct recorder *r, const char *start)
     attr_str(r->file, "protocol_name", i->protocol_name, 0);
     attr_str(r->file, "rig_name", i->rig_name, 0);
     attr_str(r->file, "operator", i->operator_name, 0);
+    if (i->claims != NULL) {
+        attr_str(r->file, "claims", i->claims, 0);
+        attr_str(r->file, "sensors", i->sensors ? i->sensors : "", 0);
+    }
     attr_str(r->file, "host", i->host, 0);
     attr_str(r->file, "start_time", start, 0);
     attr_str(r->file, "state", "running", STATE_LEN);
@@ -934,6 +938,10 @@ int recorder_start(struct recorder **out, const struct rec_run_info *info,
     r->info.operator_name = keep(r, 7, info->operator_name);
     r->info.host = keep(r, 8, info->host);
     r->info.software_version = keep(r, 9, info->software_version);
+    if (info->claims != NULL) {
+        r->info.claims = keep(r, 10, info->claims);
+        r->info.sensors = keep(r, 11, info->sensors);
+    }
     if (r->info.flush_interval_s <= 0)
         r->info.flush_interval_s = 0.5;
     if (r->info.fsync_interval_s <= 0)

@@ -62,6 +62,8 @@ struct rec_run_info {
     int compression;              /* deflate level 1-9 with shuffle for measured series; 0 = off */
     int append;                   /* 1: path is an existing run file (recovered) to continue */
     size_t buffer_samples;        /* samples held in memory while storage fails; 0 -> 4 million */
+    const char *claims;           /* /@claims: the actuators the run holds, comma-separated; NULL: none written */
+    const char *sensors;          /* /@sensors: the sensors its protocol names, comma-separated */
     const struct rec_syringe *syringes;   /* -> /syringes/<pump> (not when appending) */
     size_t n_syringes;
 };

@@ -13,6 +13,12 @@
 /* Build the series tables from the rig. */
 int runfile_series_build(const struct rig *rig, struct runfile_series *s)
 {
+    return runfile_series_build_only(rig, NULL, s);
+}
+
+/* Build the series tables of the rig channels marked in keep (NULL: all). */
+int runfile_series_build_only(const struct rig *rig, const bool *keep, struct runfile_series *s)
+{
     memset(s, 0, sizeof *s);
     size_t n = rig->n_channels ? rig->n_channels : 1;
     s->rec_chan = calloc(n, sizeof *s->rec_chan);
@@ -32,6 +38,8 @@ int runfile_series_build(const struct rig *rig, struct runfile_series *s)
                                     .kind = c->writable ? "setpoint" : "measured",
                                     .rate_hz = c->sample_hz };
         s->rec_chan[i] = s->rec_sp[i] = -1;
+        if (keep != NULL && !keep[i])
+            continue;
         if (c->readable) {
             s->rec_chan[i] = (int)s->n_chans;
             s->chans[s->n_chans++] = info;

@@ -2,6 +2,7 @@
 #ifndef PERFUSE_RUNFILE_H
 #define PERFUSE_RUNFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,8 @@ struct runfile_series {
 };
 
 int runfile_series_build(const struct rig *rig, struct runfile_series *out);
+/* The same with only the rig channels marked in keep (NULL: all). */
+int runfile_series_build_only(const struct rig *rig, const bool *keep, struct runfile_series *out);
 void runfile_series_free(struct runfile_series *s);
 /* Add a /channels series that no rig channel feeds (a derived one, such as a
  * syringe's fill level); c's strings must outlive s. Returns its index or -ENOMEM. */

@@ -42,6 +42,7 @@ cat >"$T/d.yaml" <<'P'
 perfuse: 1
 name: control D
 safe_state: {hpump1: 0 uL/min}
+record: [incubator.temp]
 steps:
   - {name: d1, set: {hpump1: 31 uL/min}, for: 3 s}
   - {name: d2, set: {hpump1: 32 uL/min}, for: 2 s}
@@ -145,6 +146,17 @@ check "dose-a's file: completed, a1 a2, setpoints only on pump1, its pause" chec
 check "dose-b's file: aborted, b1, setpoints only on pump2, its abort" check_file "$fb" aborted pump2.flow b1 cmd_abort
 check "perf-c's file: faulted, c1, setpoints only on perist1, its limit" check_file "$fc" faulted perist1.flow c1 alarm_raised
 check "control-d's file: completed, d1 d2, setpoints only on hpump1" check_file "$fd" completed hpump1.flow d1,d2 run_completed
+check "the files record their claims; control-d only its own channels and its 'record:'" "$PYTHON" - "$fa" "$fc" "$fd" <<'PY'
+import h5py, sys
+def s(v): return v.decode() if isinstance(v, bytes) else str(v)
+a, c, d = (h5py.File(p, "r") for p in sys.argv[1:4])
+assert s(a.attrs["claims"]) == "pump1.flow" and s(a.attrs["sensors"]) == "", dict(a.attrs)
+assert s(c.attrs["claims"]) == "perist1.flow" and s(c.attrs["sensors"]) == "incubator.temp", dict(c.attrs)
+assert "chip1.pressure" in a["channels"] and "hpump1.flow" in a["channels"], list(a["channels"])
+chans = sorted(k for k in d["channels"] if not k.endswith(".fill"))
+assert chans == ["hpump1.flow", "incubator.temp"], chans
+assert sorted(d["setpoints"]) == ["hpump1.flow"], list(d["setpoints"])
+PY
 check "no other run's pause or abort in control-d's file" "$PYTHON" -c "
 import h5py, sys
 f = h5py.File(sys.argv[1], 'r')

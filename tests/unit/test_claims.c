@@ -118,6 +118,47 @@ static void test_overlap_names_channel_and_holder(void **state)
     claims_free(&c);
 }
 
+/* What a run records: its claims, the sensors it names and its 'record:' (default: all). */
+static void test_recorded_channels(void **state)
+{
+    (void)state;
+    struct claims c;
+    bool keep[64];
+    assert_true(rig->n_channels <= 64);
+    const char *text = "perfuse: 1\nname: r\nrecord: [incubator.temp]\n"
+                       "steps:\n  - {set: {pump1: 1 uL/min}, for: 1 s}\n"
+                       "  - {wait_until: chip1.o2 > 1 %, timeout: 1 s}\n";
+    struct diag d;
+    diag_init(&d);
+    struct plan *p = NULL;
+    assert_int_equal(plan_load("p.yaml", text, strlen(text), rig, &p, &d), 0);
+    assert_int_equal(claims_of_plan(p, rig, &c), 0);
+    claims_recorded(p, &c, keep);
+    for (size_t i = 0; i < rig->n_channels; i++) {
+        const char *n = rig->channels[i].name;
+        bool want = !strcmp(n, "pump1.flow") || !strcmp(n, "chip1.o2") || !strcmp(n, "incubator.temp");
+        assert_int_equal(keep[i], want);
+    }
+    plan_free(p);
+    claims_free(&c);
+    /* Without 'record:' every channel; a bad entry is an error at its place. */
+    claim("perfuse: 1\nname: r\nsteps:\n  - {set: {pump1: 1 uL/min}, for: 1 s}\n", &c);
+    text = "perfuse: 1\nname: r\nsteps:\n  - {set: {pump1: 1 uL/min}, for: 1 s}\n";
+    assert_int_equal(plan_load("p.yaml", text, strlen(text), rig, &p, &d), 0);
+    claims_recorded(p, &c, keep);
+    for (size_t i = 0; i < rig->n_channels; i++)
+        assert_true(keep[i]);
+    plan_free(p);
+    claims_free(&c);
+    text = "perfuse: 1\nname: r\nrecord: [chip9.o2]\nsteps:\n  - {set: {pump1: 1 uL/min}, for: 1 s}\n";
+    p = NULL;
+    assert_int_not_equal(plan_load("p.yaml", text, strlen(text), rig, &p, &d), 0);
+    assert_null(p);
+    assert_int_equal(d.msgs[d.n - 1].line, 3);
+    assert_non_null(strstr(d.msgs[d.n - 1].text, "chip9.o2"));
+    diag_free(&d);
+}
+
 /* Run names: valid ones pass, others say why; a default is derived from the protocol. */
 static void test_run_names(void **state)
 {
@@ -144,6 +185,7 @@ int main(void)
         cmocka_unit_test(test_claim_covers_steps_safe_state_and_devices),
         cmocka_unit_test(test_overlap_names_channel_and_holder),
         cmocka_unit_test(test_run_names),
+        cmocka_unit_test(test_recorded_channels),
     };
     return cmocka_run_group_tests(tests, load_rig, free_rig);
 }
