@@ -376,30 +376,50 @@ int offline_simulate(struct ctl *c, int argc, char **argv)
         if (ch == -2)
             break;
     }
-    if (ch == -2 || optind != argc - 1)
+    if (ch == -2 || optind >= argc)
         return ctl_usage_error(c);
+    size_t n = (size_t)(argc - optind);
+    if (n > 1 && o.out_path != NULL) {
+        fprintf(stderr, "perfusectl: -o names the file of one protocol; with several, each gets "
+                "its own file under runs/\n");
+        return EXIT_USAGE;
+    }
     o.protocol_path = argv[optind];
+    o.protocol_paths = (const char *const *)&argv[optind];
+    o.n_protocols = n;
     struct diag dg;
     diag_init(&dg);
-    struct simulate_result res;
-    int rc = simulate_run(&o, &dg, &res);
+    struct simulate_result *res = calloc(n, sizeof *res);
+    int rc = res ? simulate_run(&o, &dg, res) : -ENOMEM;
     diag_print(&dg, stderr);
     diag_free(&dg);
     if (rc < 0) {
         if (rc != -EINVAL)
             fprintf(stderr, "perfusectl: simulation failed: %s\n", strerror(-rc));
+        free(res);
         return EXIT_REFUSED;
     }
-    char vt[64];
-    unit_format_duration(res.virtual_ns, vt, sizeof vt);
-    if (c->json)
-        printf("{\"file\": \"%s\", \"state\": \"%s\", \"virtual_s\": %.3f, \"wall_s\": %.3f, "
-               "\"samples\": %llu}\n", res.path, res.state, (double)res.virtual_ns / 1e9, res.wall_s,
-               (unsigned long long)res.samples);
-    else
-        printf("simulated %s of protocol time in %.2f s: %s, %llu samples\nfile %s\n", vt, res.wall_s,
-               res.state, (unsigned long long)res.samples, res.path);
-    return strcmp(res.state, "completed") == 0 ? EXIT_OK : EXIT_REFUSED;
+    bool all_done = true;
+    for (size_t i = 0; i < n; i++) {
+        const struct simulate_result *r = &res[i];
+        char vt[64];
+        unit_format_duration(r->virtual_ns, vt, sizeof vt);
+        if (c->json)
+            printf("{\"file\": \"%s\", \"state\": \"%s\", \"virtual_s\": %.3f, \"wall_s\": %.3f, "
+                   "\"samples\": %llu}\n", r->path, r->state, (double)r->virtual_ns / 1e9, r->wall_s,
+                   (unsigned long long)r->samples);
+        else if (n == 1)
+            printf("simulated %s of protocol time in %.2f s: %s, %llu samples\nfile %s\n", vt, r->wall_s,
+                   r->state, (unsigned long long)r->samples, r->path);
+        else
+            printf("%s: %s, %llu samples\nfile %s\n", argv[optind + i], r->state,
+                   (unsigned long long)r->samples, r->path);
+        all_done &= strcmp(r->state, "completed") == 0;
+    }
+    if (n > 1 && !c->json)
+        printf("simulated %zu protocols together in virtual time\n", n);
+    free(res);
+    return all_done ? EXIT_OK : EXIT_REFUSED;
 }
 
 /* recover FILE.h5: make a run file left by a crash readable again. */

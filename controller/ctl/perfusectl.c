@@ -186,10 +186,13 @@ static const struct ctl_command commands[] = {
     },
     {
         .name = "simulate",
-        .synopsis = "simulate PROTOCOL [--rig FILE] [-o OUT.h5] [--speed N|max] [--fault SPEC]... "
+        .synopsis = "simulate PROTOCOL... [--rig FILE] [-o OUT.h5] [--speed N|max] [--fault SPEC]... "
                     "[--fill PUMP=VOLUME]... [--seed N] [--prompt-delay DURATION]",
         .summary = "run it in virtual time on the simulated rig; write the same HDF5 file a real run writes",
-        .help = "Run a protocol in virtual time on the simulated rig; write the same HDF5 file a run writes.",
+        .help = "Run a protocol in virtual time on the simulated rig; write the same HDF5 file a run writes.\n"
+                "Several protocols run together on the one simulated rig (shared sensors, one\n"
+                "physics model), each in its own file; protocols that claim one actuator are refused,\n"
+                "naming it and the run holding it. -o is for one protocol only.",
         .example = "perfusectl simulate protocols/kidney-proximal-tubule.yaml --speed max",
         .run = offline_simulate,
         .reach = CTL_OFFLINE,

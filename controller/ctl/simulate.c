@@ -14,6 +14,7 @@
 #include "run/clock.h"
 #include "run/delivery.h"
 #include "drivers/sim/physics.h"
+#include "plan/claims.h"
 #include "plan/plan.h"
 #include "record/recorder.h"
 #include "plan/rig.h"
@@ -29,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,26 +50,34 @@ struct sim_chan {
     int channel;
 };
 
+/* One protocol of the simulation, with its runner and its file. */
+struct sim_lane {
+    struct simulation *sim;
+    struct plan *plan;
+    struct claims claims;
+    struct runner *runner;
+    struct recorder *rec;
+    struct runfile_series series;
+    struct ptimer prompt_timer;
+    struct ptimer resume_timer;     /* the simulated operator resuming after a pause limit */
+    struct ptimer held_timer;       /* the simulated operator finding a delivery fault */
+    bool finished;
+    enum run_state final;
+    uint64_t samples;
+};
+
 struct simulation {
     struct pclock clk;
     struct sim_physics phys;
     struct sim_faults_table faults;
     struct rig *rig;
-    struct plan *plan;
-    struct runner *runner;
-    struct recorder *rec;
-    struct runfile_series series;
+    struct sim_lane *lanes;         /* one per protocol, all on the one model */
+    size_t n_lanes;
     struct sim_chan *chans;
-    struct ptimer prompt_timer;
-    struct ptimer resume_timer;     /* the simulated operator resuming after a pause limit */
-    struct ptimer held_timer;       /* the simulated operator finding a delivery fault */
     int64_t prompt_delay_ns;
     struct interlocks il;
     struct alarms alarms;
     struct delivery dl;             /* syringes and flow monitors, as in perfused */
-    bool finished;
-    enum run_state final;
-    uint64_t samples;
 };
 
 /* Map a rig channel name to the model. */
@@ -134,43 +144,67 @@ static double rel(int64_t t)
     return (double)t / 1e9;
 }
 
-/* A channel's sampling timer fired. */
+/* Whether every protocol's run has ended. */
+static bool all_finished(const struct simulation *s)
+{
+    for (size_t i = 0; i < s->n_lanes; i++)
+        if (!s->lanes[i].finished)
+            return false;
+    return true;
+}
+
+/* The lane of the run that holds rig channel ch (NULL: none). */
+static struct sim_lane *holder_of(struct simulation *s, int ch)
+{
+    for (size_t i = 0; ch >= 0 && i < s->n_lanes; i++)
+        if ((size_t)ch < s->lanes[i].claims.n && s->lanes[i].claims.writes[ch])
+            return &s->lanes[i];
+    return NULL;
+}
+
+/* A channel's sampling timer fired: the sample goes into every file, and to every runner. */
 static void sample_fired(struct ptimer *t)
 {
     struct sim_chan *c = t->data;
     struct simulation *s = c->sim;
-    if (s->finished)
+    if (all_finished(s))
         return;
     sync_model(s);
     double v = unreachable(s, c->dev) ? NAN : model_read(s, c);
     int64_t now = pclock_now(&s->clk);
-    int idx = s->series.rec_chan[c->channel];
-    if (idx >= 0) {
-        recorder_sample(s->rec, (uint32_t)idx, rel(now), v);
-        s->samples++;
-    }
     interlocks_on_sample(&s->il, c->channel, v, now);
     delivery_on_sample(&s->dl, c->channel, v, now);
-    if (s->dl.tracking && idx >= 0)
-        for (size_t i = 0; i < s->dl.n_pumps; i++)
-            if (s->dl.pumps[i].counter == c->channel && !isnan(s->dl.pumps[i].s.fill_ul))
-                recorder_sample(s->rec, (uint32_t)s->dl.pumps[i].rec_fill, rel(now),
-                                s->dl.pumps[i].s.fill_ul);
-    if (!isnan(v))
-        runner_on_sample(s->runner, c->channel, v, now);
+    for (size_t k = 0; k < s->n_lanes; k++) {
+        struct sim_lane *l = &s->lanes[k];
+        if (l->finished)
+            continue;
+        int idx = l->series.rec_chan[c->channel];
+        if (idx >= 0) {
+            recorder_sample(l->rec, (uint32_t)idx, rel(now), v);
+            l->samples++;
+        }
+        for (size_t i = 0; s->dl.tracking && idx >= 0 && i < s->dl.n_pumps; i++) {
+            const struct delivery_pump *p = &s->dl.pumps[i];
+            if (p->counter == c->channel && p->tracking && !isnan(p->s.fill_ul) &&
+                (s->n_lanes == 1 || holder_of(s, p->flow) == l))
+                recorder_sample(l->rec, (uint32_t)p->rec_fill, rel(now), p->s.fill_ul);
+        }
+        if (!isnan(v))
+            runner_on_sample(l->runner, c->channel, v, now);
+    }
     ptimer_start(t, t->deadline + c->period_ns);
 }
 
-/* Runner hook: a setpoint acts on the model. */
-static void hook_write(void *ctx, int channel, double v, int64_t planned)
+/* A setpoint acts on the model, recorded in lane l's file. */
+static void lane_write(struct sim_lane *l, int channel, double v, int64_t planned)
 {
-    struct simulation *s = ctx;
+    struct simulation *s = l->sim;
     sync_model(s);
     struct sim_chan *c = &s->chans[channel];
-    if (s->series.rec_sp[channel] >= 0) {
-        recorder_setpoint(s->rec, (uint32_t)s->series.rec_sp[channel], rel(planned), v);
+    if (l->series.rec_sp[channel] >= 0) {
+        recorder_setpoint(l->rec, (uint32_t)l->series.rec_sp[channel], rel(planned), v);
         /* The model's devices take a setpoint at once, unless out of reach. */
-        recorder_confirmed(s->rec, (uint32_t)s->series.rec_sp[channel], rel(planned),
+        recorder_confirmed(l->rec, (uint32_t)l->series.rec_sp[channel], rel(planned),
                            unreachable(s, c->dev) ? NAN : v);
     }
     if (unreachable(s, c->dev))
@@ -189,51 +223,75 @@ static void hook_write(void *ctx, int channel, double v, int64_t planned)
     }
 }
 
-/* Runner hook: pumps stop, and the plan's safe values are set. */
-static void hook_safe_state(void *ctx)
+/* Runner hook: a setpoint acts on the model. */
+static void hook_write(void *ctx, int channel, double v, int64_t planned)
 {
-    struct simulation *s = ctx;
-    int64_t now = pclock_now(&s->clk);
-    for (size_t i = 0; i < s->dl.n_pumps; i++)
-        delivery_on_setpoint(&s->dl, s->dl.pumps[i].flow, NAN, now);
-    for (size_t i = 0; i < s->plan->n_safe; i++)
-        hook_write(s, s->plan->safe_state[i].channel, s->plan->safe_state[i].v0, now);
-    for (int i = 0; i < SIM_PUMPS; i++)
-        s->phys.pump[i].running = false;
+    lane_write(ctx, channel, v, planned);
 }
 
-/* An alarm changed state: into the file. */
+/* Runner hook: the plan's safe values are set and pumps stop: alone on the
+ * rig every pump, beside other protocols only the pumps it claims. */
+static void hook_safe_state(void *ctx)
+{
+    struct sim_lane *l = ctx;
+    struct simulation *s = l->sim;
+    int64_t now = pclock_now(&s->clk);
+    for (size_t i = 0; i < s->dl.n_pumps; i++)
+        if (s->n_lanes == 1 || holder_of(s, s->dl.pumps[i].flow) == l)
+            delivery_on_setpoint(&s->dl, s->dl.pumps[i].flow, NAN, now);
+    for (size_t i = 0; i < l->plan->n_safe; i++)
+        lane_write(l, l->plan->safe_state[i].channel, l->plan->safe_state[i].v0, now);
+    for (size_t ch = 0; ch < s->rig->n_channels; ch++) {
+        const struct sim_chan *c = &s->chans[ch];
+        if (c->what == SQ_PUMP_FLOW && (s->n_lanes == 1 || holder_of(s, (int)ch) == l))
+            s->phys.pump[c->index].running = false;
+    }
+}
+
+/* An alarm changed state: into every file still open (alarms are the rig's). */
 static void sim_alarm_event(void *ctx, int64_t t, const char *sev, const char *src, const char *code,
                             const char *msg)
 {
     struct simulation *s = ctx;
-    recorder_event(s->rec, rel(t), sev, src, code, msg);
+    for (size_t i = 0; i < s->n_lanes; i++)
+        if (!s->lanes[i].finished)
+            recorder_event(s->lanes[i].rec, rel(t), sev, src, code, msg);
 }
 
 /* The simulated operator resumes a run an interlock paused. */
 static void resume_fired(struct ptimer *t)
 {
-    struct simulation *s = t->data;
-    runner_resume(s->runner, "the simulation (a simulated operator resumes after --prompt-delay)");
+    struct sim_lane *l = t->data;
+    runner_resume(l->runner, "the simulation (a simulated operator resumes after --prompt-delay)");
 }
 
-/* Trip hook: a safe-stop limit ends the run, faulted, in its safe state. */
+/* The lanes a limit acts on: its protocol's, or every one for a rig limit. */
+static bool limit_applies(const struct limit_rule *rule, const struct sim_lane *l)
+{
+    return rule->from_rig || rule->owner == NULL || rule->owner == l;
+}
+
+/* Trip hook: a safe-stop limit ends its run (a rig limit: every run), faulted, in its safe state. */
 static void sim_limit_safe_stop(void *ctx, const struct limit_rule *rule, const char *why, int64_t t)
 {
     struct simulation *s = ctx;
-    (void)rule; (void)t;
-    runner_fault(s->runner, why);
+    (void)t;
+    for (size_t i = 0; i < s->n_lanes; i++)
+        if (!s->lanes[i].finished && limit_applies(rule, &s->lanes[i]))
+            runner_fault(s->lanes[i].runner, why);
 }
 
-/* Trip hook: a pause limit pauses the run; a simulated operator resumes it later. */
+/* Trip hook: a pause limit pauses its run; a simulated operator resumes it later. */
 static void sim_limit_pause(void *ctx, const struct limit_rule *rule, const char *why, int64_t t)
 {
     struct simulation *s = ctx;
-    (void)rule;
-    if (runner_pause(s->runner, why) == 0) {
-        recorder_event(s->rec, rel(t), "info", "simulation", "pause_simulated",
+    for (size_t i = 0; i < s->n_lanes; i++) {
+        struct sim_lane *l = &s->lanes[i];
+        if (l->finished || !limit_applies(rule, l) || runner_pause(l->runner, why) != 0)
+            continue;
+        recorder_event(l->rec, rel(t), "info", "simulation", "pause_simulated",
                        "simulated operator: the run resumes after --prompt-delay");
-        ptimer_start(&s->resume_timer, t + s->prompt_delay_ns);
+        ptimer_start(&l->resume_timer, t + s->prompt_delay_ns);
     }
 }
 
@@ -257,23 +315,24 @@ static void sim_limit_cleared(void *ctx, const struct limit_rule *rule, double v
 /* The auto-confirm delay of a prompt is over. */
 static void prompt_fired(struct ptimer *t)
 {
-    struct simulation *s = t->data;
-    runner_confirm(s->runner, "the simulation (prompts are confirmed automatically)");
+    struct sim_lane *l = t->data;
+    runner_confirm(l->runner, "the simulation (prompts are confirmed automatically)");
 }
 
 /* Runner hook: an event; a prompt schedules its automatic confirmation. */
 static void hook_event(void *ctx, int64_t now, const char *sev, const char *code, const char *msg)
 {
-    struct simulation *s = ctx;
-    recorder_event(s->rec, rel(now), sev, "runner", code, msg);
+    struct sim_lane *l = ctx;
+    struct simulation *s = l->sim;
+    recorder_event(l->rec, rel(now), sev, "runner", code, msg);
     if (strcmp(code, "resumed") == 0)
         delivery_on_resume(&s->dl, now);
     if (strcmp(code, "prompt") == 0) {
         char d[64], m[160];
         unit_format_duration(s->prompt_delay_ns, d, sizeof d);
         snprintf(m, sizeof m, "simulated operator: this prompt will be confirmed after %s", d);
-        recorder_event(s->rec, rel(now), "info", "simulation", "prompt_simulated", m);
-        ptimer_start(&s->prompt_timer, now + s->prompt_delay_ns);
+        recorder_event(l->rec, rel(now), "info", "simulation", "prompt_simulated", m);
+        ptimer_start(&l->prompt_timer, now + s->prompt_delay_ns);
     }
 }
 
@@ -281,23 +340,39 @@ static void hook_event(void *ctx, int64_t now, const char *sev, const char *code
  * nobody refills a syringe in a simulation, so it ends here, paused. */
 static void held_fired(struct ptimer *t)
 {
-    struct simulation *s = t->data;
+    struct sim_lane *l = t->data;
     struct runner_status st;
-    runner_get_status(s->runner, &st);
+    runner_get_status(l->runner, &st);
     if (st.state != RUN_PAUSED)
         return;
-    recorder_event(s->rec, rel(pclock_now(&s->clk)), "warning", "simulation", "simulation_held",
+    recorder_event(l->rec, rel(pclock_now(&l->sim->clk)), "warning", "simulation", "simulation_held",
                    "the run is paused on a delivery fault that a simulated operator cannot clear "
                    "(refill, unblock or replace); the simulation ends here, paused");
-    s->finished = true;
-    s->final = RUN_PAUSED;
+    l->finished = true;
+    l->final = RUN_PAUSED;
 }
 
 /* Pause for a delivery fault; the simulation ends after --prompt-delay if it stays paused. */
-static void delivery_pause(struct simulation *s, const char *why, int64_t t)
+static void delivery_pause(struct sim_lane *l, const char *why, int64_t t)
 {
-    if (runner_pause(s->runner, why) == 0)
-        ptimer_start(&s->held_timer, t + s->prompt_delay_ns);
+    if (runner_pause(l->runner, why) == 0)
+        ptimer_start(&l->held_timer, t + l->sim->prompt_delay_ns);
+}
+
+/* The lane a delivery condition concerns: the one driving its pump (source:
+ * the pump or its monitor); alone, the only one. */
+static struct sim_lane *delivery_lane(struct simulation *s, const char *src)
+{
+    if (s->n_lanes == 1)
+        return &s->lanes[0];
+    int dev = rig_find_device(s->rig, src);
+    for (size_t i = 0; dev < 0 && i < s->rig->n_monitors; i++)
+        if (strcmp(s->rig->monitors[i].name, src) == 0)
+            dev = (int)s->rig->channels[s->rig->monitors[i].pump].device;
+    for (size_t ch = 0; dev >= 0 && ch < s->rig->n_channels; ch++)
+        if (s->rig->channels[ch].device == (size_t)dev && holder_of(s, (int)ch) != NULL)
+            return holder_of(s, (int)ch);
+    return NULL;
 }
 
 /* A delivery condition began: act as perfused does, then raise the alarm. */
@@ -305,22 +380,24 @@ static void sim_delivery_raise(void *ctx, int64_t t, const char *sev, const char
                                const char *code, enum delivery_action act, const char *msg)
 {
     struct simulation *s = ctx;
-    if (s->finished)
-        return;
-    if (act == DELIVERY_ON_FAULT) {
-        if (s->plan->on_fault == ON_FAULT_PAUSE)
-            delivery_pause(s, msg, t);
-        else if (s->plan->on_fault == ON_FAULT_ABORT)
-            runner_fault(s->runner, msg);
-        else
-            recorder_event(s->rec, rel(t), "warning", src, "fault_ignored",
-                           "on_fault: continue; the run goes on");
-    } else if (act == DELIVERY_PAUSE) {
-        delivery_pause(s, msg, t);
-    } else if (act == DELIVERY_SAFE_STOP) {
-        runner_fault(s->runner, msg);
+    struct sim_lane *l = delivery_lane(s, src);
+    if (l != NULL && !l->finished) {
+        if (act == DELIVERY_ON_FAULT) {
+            if (l->plan->on_fault == ON_FAULT_PAUSE)
+                delivery_pause(l, msg, t);
+            else if (l->plan->on_fault == ON_FAULT_ABORT)
+                runner_fault(l->runner, msg);
+            else
+                recorder_event(l->rec, rel(t), "warning", src, "fault_ignored",
+                               "on_fault: continue; the run goes on");
+        } else if (act == DELIVERY_PAUSE) {
+            delivery_pause(l, msg, t);
+        } else if (act == DELIVERY_SAFE_STOP) {
+            runner_fault(l->runner, msg);
+        }
     }
-    alarms_raise(&s->alarms, t, sev, src, code, NULL, "%s", msg);
+    if (!all_finished(s))
+        alarms_raise(&s->alarms, t, sev, src, code, NULL, "%s", msg);
 }
 
 /* A delivery condition ended. */
@@ -330,7 +407,7 @@ static void sim_delivery_clear(void *ctx, int64_t t, const char *src, const char
     alarms_clear(&s->alarms, t, src, code, NULL);
 }
 
-/* A run starts: the syringes' levels at the start, into the file and its events. */
+/* The runs start: the syringes' levels at the start (each run's own pumps). */
 static int start_delivery(struct simulation *s, const struct simulate_options *o, struct diag *d)
 {
     struct delivery_hooks h = { .ctx = s, .raise = sim_delivery_raise, .clear = sim_delivery_clear };
@@ -346,20 +423,29 @@ static int start_delivery(struct simulation *s, const struct simulate_options *o
         delivery_fill_error(d, o->fills[bad], err);
         return -EINVAL;
     }
-    delivery_start(&s->dl, fills, 0);
+    if (s->n_lanes == 1) {
+        delivery_start(&s->dl, fills, 0);
+        return 0;
+    }
+    for (size_t i = 0; i < s->n_lanes; i++)
+        delivery_start_some(&s->dl, fills, s->lanes[i].claims.writes, 0);
     return 0;
 }
 
 static void hook_step(void *ctx, const struct rec_step *row)
 {
-    recorder_step(((struct simulation *)ctx)->rec, row);
+    recorder_step(((struct sim_lane *)ctx)->rec, row);
 }
 
 static void hook_finished(void *ctx, enum run_state final)
 {
-    struct simulation *s = ctx;
-    s->finished = true;
-    s->final = final;
+    struct sim_lane *l = ctx;
+    l->finished = true;
+    l->final = final;
+    /* Its limits end with it; its pumps are no longer followed. */
+    interlocks_set_owner(&l->sim->il, l, NULL, 0, pclock_now(&l->sim->clk));
+    if (l->sim->n_lanes > 1)
+        delivery_stop_some(&l->sim->dl, l->claims.writes);
 }
 
 /* Set up the channels' model mapping and sampling timers. */
@@ -387,55 +473,81 @@ static int setup_channels(struct simulation *s, struct diag *d)
     return 0;
 }
 
-/* Load the rig and the protocol. */
+/* Load the rig and the protocols; protocols that claim one actuator cannot
+ * run together: each overlap is an error naming the channel and its holder. */
 static int load_inputs(struct simulation *s, const struct simulate_options *o, struct diag *d)
 {
     int rc = rig_load(o->rig_path, &s->rig, d);
     if (rc < 0)
         return rc;
-    char *text;
-    size_t len;
-    rc = read_file_text(o->protocol_path, 4 << 20, &text, &len);
-    if (rc < 0) {
-        diag_error(d, o->protocol_path, 0, 0, "cannot read protocol: %s", strerror(-rc));
-        return rc;
+    for (size_t i = 0; i < s->n_lanes && rc == 0; i++) {
+        char *text;
+        size_t len;
+        const char *path = o->protocol_paths[i];
+        rc = read_file_text(path, 4 << 20, &text, &len);
+        if (rc < 0) {
+            diag_error(d, path, 0, 0, "cannot read protocol: %s", strerror(-rc));
+            return rc;
+        }
+        rc = plan_load(path, text, len, s->rig, &s->lanes[i].plan, d);
+        free(text);
+        if (rc == 0)
+            rc = claims_of_plan(s->lanes[i].plan, s->rig, &s->lanes[i].claims);
     }
-    rc = plan_load(o->protocol_path, text, len, s->rig, &s->plan, d);
-    free(text);
+    for (size_t i = 1; rc >= 0 && i < s->n_lanes; i++)
+        for (size_t k = 0; k < i; k++) {
+            int ch = claims_overlap(&s->lanes[i].claims, &s->lanes[k].claims);
+            if (ch < 0)
+                continue;
+            char holder[CLAIMS_MAX_NAME + 1], msg[256];
+            claims_default_name(s->lanes[k].plan->name, holder, sizeof holder);
+            claims_conflict_message(s->rig, ch, holder, NULL, msg, sizeof msg);
+            diag_error(d, o->protocol_paths[i], 0, 0, "cannot run alongside %s: %s",
+                       o->protocol_paths[k], msg);
+            rc = -EINVAL;
+        }
     return rc;
 }
 
-/* Start the recorder on the output file. */
-static int open_recorder(struct simulation *s, const struct simulate_options *o, struct simulate_result *res)
+/* Start the recorder of lane l on its output file. */
+static int open_recorder(struct simulation *s, struct sim_lane *l, const char *protocol_path,
+                         const char *out_path, struct simulate_result *res)
 {
     struct rec_run_info info;
     char id[33], host[64] = "";
     runfile_make_id(id);
     gethostname(host, sizeof host - 1);
     int64_t wall = time_wall_ns();
-    if (o->out_path)
-        snprintf(res->path, sizeof res->path, "%s", o->out_path);
-    else
-        runfile_path(res->path, sizeof res->path, "runs", wall, s->plan->name, "sim", id);
-    int rc = runfile_series_build(s->rig, &s->series);
+    if (out_path) {
+        snprintf(res->path, sizeof res->path, "%s", out_path);
+    } else {
+        if (mkdir("runs", 0750) < 0 && errno != EEXIST)
+            return -errno;
+        runfile_path(res->path, sizeof res->path, "runs", wall, l->plan->name, "sim", id);
+    }
+    int rc = runfile_series_build(s->rig, &l->series);
     if (rc < 0)
         return rc;
+    char claimed[2048], sensors[2048];
+    struct claims reads = { .n = l->claims.n, .writes = l->claims.reads };
+    claims_list(&l->claims, s->rig, claimed, sizeof claimed);
+    claims_list(&reads, s->rig, sensors, sizeof sensors);
     info = (struct rec_run_info){
-        .path = res->path, .run_id = id, .protocol_name = s->plan->name,
-        .protocol_path = o->protocol_path, .protocol_text = s->plan->text, .rig_name = s->rig->name,
+        .path = res->path, .run_id = id, .protocol_name = l->plan->name,
+        .protocol_path = protocol_path, .protocol_text = l->plan->text, .rig_name = s->rig->name,
         .rig_text = s->rig->text, .operator_name = "simulation", .host = host,
         .software_version = PERFUSE_VERSION " (" PERFUSE_GIT_REV ")", .start_wall_ns = wall,
-        .channels = s->series.chans, .n_channels = s->series.n_chans,
-        .setpoints = s->series.sps, .n_setpoints = s->series.n_sps,
-        .confirmed = s->series.confs, .n_confirmed = s->series.n_sps,
+        .channels = l->series.chans, .n_channels = l->series.n_chans,
+        .setpoints = l->series.sps, .n_setpoints = l->series.n_sps,
+        .confirmed = l->series.confs, .n_confirmed = l->series.n_sps,
         .compression = s->rig->rec.compression, .flush_interval_s = s->rig->rec.flush_s,
-        .fsync_interval_s = s->rig->rec.checkpoint_s,
+        .fsync_interval_s = s->rig->rec.checkpoint_s, .claims = claimed, .sensors = sensors,
     };
-    if ((rc = delivery_add_to_file(&s->dl, &s->series, &info)) < 0)
+    if ((rc = delivery_add_to_file(&s->dl, &l->series, &info)) < 0)
         return rc;
-    info.channels = s->series.chans;
-    info.n_channels = s->series.n_chans;
-    return recorder_start(&s->rec, &info, NULL, NULL);
+    info.channels = l->series.chans;
+    info.n_channels = l->series.n_chans;
+    return recorder_start(&l->rec, &info, NULL, NULL);
 }
 
 /* Step the virtual clock to the end, pacing it if a speed is given. */
@@ -443,35 +555,61 @@ static void run_clock(struct simulation *s, double speed)
 {
     uint64_t wall0 = time_mono_ns();
     uint64_t steps = 0;
-    while (!s->finished && pclock_virtual_step(&s->clk)) {
+    while (!all_finished(s) && pclock_virtual_step(&s->clk)) {
         if (speed > 0) {
             uint64_t due = wall0 + (uint64_t)((double)pclock_now(&s->clk) / speed);
             struct timespec ts = { .tv_sec = (time_t)(due / NS_PER_SEC), .tv_nsec = (long)(due % NS_PER_SEC) };
             clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
         }
         if ((++steps & 4095) == 0)
-            recorder_throttle(s->rec, THROTTLE_SAMPLES);
+            for (size_t i = 0; i < s->n_lanes; i++)
+                recorder_throttle(s->lanes[i].rec, THROTTLE_SAMPLES);
     }
 }
 
 /* Release everything. */
 static void simulation_free(struct simulation *s)
 {
-    runner_free(s->runner);
+    for (size_t i = 0; s->lanes && i < s->n_lanes; i++) {
+        struct sim_lane *l = &s->lanes[i];
+        runner_free(l->runner);
+        if (l->prompt_timer.clk != NULL) {
+            ptimer_close(&l->prompt_timer, NULL);
+            ptimer_close(&l->resume_timer, NULL);
+            ptimer_close(&l->held_timer, NULL);
+        }
+        runfile_series_free(&l->series);
+        claims_free(&l->claims);
+        plan_free(l->plan);
+    }
     for (size_t i = 0; s->chans && i < s->rig->n_channels; i++)
         if (s->chans[i].period_ns)
             ptimer_close(&s->chans[i].timer, NULL);
-    ptimer_close(&s->prompt_timer, NULL);
-    ptimer_close(&s->resume_timer, NULL);
-    ptimer_close(&s->held_timer, NULL);
     interlocks_free(&s->il);
     delivery_free(&s->dl);
     alarms_free(&s->alarms);
     free(s->chans);
-    runfile_series_free(&s->series);
-    plan_free(s->plan);
+    free(s->lanes);
     rig_free(s->rig);
     pclock_free(&s->clk);
+}
+
+/* Start lane l: its timers, its limits and its runner. */
+static int start_lane(struct simulation *s, struct sim_lane *l)
+{
+    struct runner_hooks hooks = { .ctx = l, .write = hook_write, .safe_state = hook_safe_state,
+                                  .event = hook_event, .step = hook_step, .finished = hook_finished };
+    int rc = ptimer_init(&s->clk, &l->prompt_timer, prompt_fired, l);
+    if (rc == 0)
+        rc = ptimer_init(&s->clk, &l->resume_timer, resume_fired, l);
+    if (rc == 0)
+        rc = ptimer_init(&s->clk, &l->held_timer, held_fired, l);
+    if (rc == 0)
+        rc = interlocks_set_owner(&s->il, s->n_lanes == 1 ? NULL : l, l->plan->limits,
+                                  l->plan->n_limits, 0);
+    if (rc == 0)
+        rc = runner_create(&l->runner, l->plan, s->rig, &s->clk, &hooks);
+    return rc;
 }
 
 /* Run the simulation. */
@@ -479,12 +617,22 @@ int simulate_run(const struct simulate_options *o, struct diag *d, struct simula
 {
     static struct simulation s;
     memset(&s, 0, sizeof s);
-    memset(res, 0, sizeof *res);
+    size_t n = o->n_protocols > 0 ? o->n_protocols : 1;
+    const char *one[1] = { o->protocol_path };
+    struct simulate_options opt = *o;
+    if (o->n_protocols == 0)
+        opt.protocol_paths = one;
+    o = &opt;
+    memset(res, 0, n * sizeof *res);
     pclock_init_virtual(&s.clk, 0);
     sim_physics_init(&s.phys, o->seed);
     s.prompt_delay_ns = o->prompt_delay_ns;
+    s.lanes = calloc(n, sizeof *s.lanes);
+    s.n_lanes = s.lanes ? n : 0;
     char err[256];
-    int rc = 0;
+    int rc = s.lanes ? 0 : -ENOMEM;
+    for (size_t i = 0; i < s.n_lanes; i++)
+        s.lanes[i].sim = &s;
     for (size_t i = 0; i < o->n_faults && rc == 0; i++)
         if ((rc = sim_fault_add(&s.faults, o->faults[i], 0, err, sizeof err)) < 0)
             diag_error(d, "--fault", 0, 0, "%s: %s", o->faults[i], err);
@@ -492,55 +640,62 @@ int simulate_run(const struct simulate_options *o, struct diag *d, struct simula
         rc = load_inputs(&s, o, d);
     if (rc == 0)
         rc = start_delivery(&s, o, d);
-    if (rc == 0)
-        rc = open_recorder(&s, o, res);
-    struct runner_hooks hooks = { .ctx = &s, .write = hook_write, .safe_state = hook_safe_state,
-                                  .event = hook_event, .step = hook_step, .finished = hook_finished };
+    for (size_t i = 0; i < s.n_lanes && rc == 0; i++)
+        rc = open_recorder(&s, &s.lanes[i], o->protocol_paths[i], n == 1 ? o->out_path : NULL, &res[i]);
     if (rc == 0)
         rc = setup_channels(&s, d);
-    if (rc == 0)
-        rc = ptimer_init(&s.clk, &s.prompt_timer, prompt_fired, &s);
-    if (rc == 0)
-        rc = ptimer_init(&s.clk, &s.resume_timer, resume_fired, &s);
-    if (rc == 0)
-        rc = ptimer_init(&s.clk, &s.held_timer, held_fired, &s);
     struct interlock_hooks ih = { .ctx = &s, .trip = sim_limit_tripped, .clear = sim_limit_cleared };
     alarms_init(&s.alarms, sim_alarm_event, &s);
     if (rc == 0)
         rc = interlocks_init(&s.il, s.rig->limits, s.rig->n_limits, &ih);
-    if (rc == 0)
-        rc = interlocks_set_run(&s.il, s.plan->limits, s.plan->n_limits, 0);
-    if (rc == 0)
-        rc = runner_create(&s.runner, s.plan, s.rig, &s.clk, &hooks);
+    for (size_t i = 0; i < s.n_lanes && rc == 0; i++)
+        rc = start_lane(&s, &s.lanes[i]);
     if (rc < 0) {
-        if (s.rec) {
-            recorder_finish(s.rec, "aborted");
-            recorder_free(s.rec);
-        }
+        for (size_t i = 0; i < s.n_lanes; i++)
+            if (s.lanes[i].rec) {
+                recorder_finish(s.lanes[i].rec, "aborted");
+                recorder_free(s.lanes[i].rec);
+            }
         simulation_free(&s);
         return rc;
     }
     char m[400];
-    snprintf(m, sizeof m, "simulated run in virtual time (seed %llu, %zu faults injected)",
-             (unsigned long long)o->seed, o->n_faults);
-    recorder_event(s.rec, 0, "info", "simulation", "simulated", m);
-    for (size_t i = 0; i < s.dl.n_pumps; i++) {
-        delivery_describe_start(&s.dl, i, m, sizeof m);
-        recorder_event(s.rec, 0, s.dl.pumps[i].s.source == FILL_GIVEN ? "info" : "warning",
-                       s.dl.pumps[i].name, "syringe_fill", m);
+    for (size_t k = 0; k < s.n_lanes; k++) {
+        struct sim_lane *l = &s.lanes[k];
+        if (s.n_lanes > 1)
+            snprintf(m, sizeof m, "simulated run in virtual time (seed %llu, %zu faults injected), "
+                     "one of %zu protocols on the one simulated rig", (unsigned long long)o->seed,
+                     o->n_faults, s.n_lanes);
+        else
+            snprintf(m, sizeof m, "simulated run in virtual time (seed %llu, %zu faults injected)",
+                     (unsigned long long)o->seed, o->n_faults);
+        recorder_event(l->rec, 0, "info", "simulation", "simulated", m);
+        for (size_t i = 0; i < s.dl.n_pumps; i++) {
+            if (!s.dl.pumps[i].tracking || (s.n_lanes > 1 && holder_of(&s, s.dl.pumps[i].flow) != l))
+                continue;
+            delivery_describe_start(&s.dl, i, m, sizeof m);
+            recorder_event(l->rec, 0, s.dl.pumps[i].s.source == FILL_GIVEN ? "info" : "warning",
+                           s.dl.pumps[i].name, "syringe_fill", m);
+        }
     }
     uint64_t w0 = time_mono_ns();
-    runner_start(s.runner, 0);
+    for (size_t i = 0; i < s.n_lanes; i++)
+        runner_start(s.lanes[i].runner, 0);
     run_clock(&s, o->speed);
-    res->virtual_ns = pclock_now(&s.clk);
+    int64_t vend = pclock_now(&s.clk);
+    double wall = (double)(time_mono_ns() - w0) / 1e9;
     /* completed, aborted or faulted (a safe-stop limit, on_fault: abort), as a daemon's run file
      * says; or paused, on a delivery fault no simulated operator can clear. */
-    const char *final = run_outcome_name(s.final);
-    recorder_finish(s.rec, final);
-    recorder_free(s.rec);
-    res->wall_s = (double)(time_mono_ns() - w0) / 1e9;
-    res->samples = s.samples;
-    snprintf(res->state, sizeof res->state, "%s", final);
+    for (size_t i = 0; i < s.n_lanes; i++) {
+        struct sim_lane *l = &s.lanes[i];
+        const char *final = run_outcome_name(l->final);
+        recorder_finish(l->rec, final);
+        recorder_free(l->rec);
+        res[i].virtual_ns = vend;
+        res[i].wall_s = wall;
+        res[i].samples = l->samples;
+        snprintf(res[i].state, sizeof res[i].state, "%s", final);
+    }
     simulation_free(&s);
     return 0;
 }

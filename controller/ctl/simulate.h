@@ -13,7 +13,9 @@
 #include "base/diag.h"
 
 struct simulate_options {
-    const char *protocol_path;
+    const char *protocol_path;  /* one protocol (n_protocols 0) */
+    const char *const *protocol_paths;  /* or several at once, on the one simulated rig */
+    size_t n_protocols;
     const char *rig_path;       /* a rig of the simulated rig's devices */
     const char *out_path;       /* NULL: runs/<stamp>-<slug>-sim-<id8>.h5 */
     double speed;               /* virtual seconds per wall second; 0 = as fast as possible */
@@ -33,7 +35,10 @@ struct simulate_result {
     uint64_t samples;
 };
 
-/* Run the simulation. Problems with the inputs go to d. Returns 0 or a negative errno. */
+/* Run the simulation: one protocol, or n_protocols together on the one model,
+ * each in its own file (res: one result per protocol; out_path only with one).
+ * Protocols that claim one actuator are refused, naming it and its holder.
+ * Problems with the inputs go to d. Returns 0 or a negative errno. */
 int simulate_run(const struct simulate_options *o, struct diag *d, struct simulate_result *res);
 
 #endif

@@ -85,4 +85,46 @@ print(f"{fails} failed")
 sys.exit(1 if fails else 0)
 PY
 check "simulated files read as expected (see above)" test $? -eq 0
+# Several protocols together on the one model: a file each, shared sensors,
+# each one's setpoints on its own pump only; a claim overlap is refused.
+cat >"$T/sa.yaml" <<'P'
+perfuse: 1
+name: chip a
+safe_state: {pump1: 0 uL/min}
+steps:
+  - {name: a1, set: {pump1: 10 uL/min}, for: 10 min}
+  - {name: a2, wait_until: chip2.pressure > 10 mbar, timeout: 1 h, on_timeout: abort}
+P
+cat >"$T/sb.yaml" <<'P'
+perfuse: 1
+name: chip b
+safe_state: {pump2: 0 uL/min}
+steps:
+  - {name: b1, set: {pump2: 20 uL/min}, for: 20 min}
+P
+cat >"$T/sc.yaml" <<'P'
+perfuse: 1
+name: chip c
+safe_state: {pump1: 0 uL/min}
+steps:
+  - {set: {valve1: 2}, for: 1 min}
+P
+CTLA=$PWD/$CTL
+(cd "$T" && "$CTLA" simulate sa.yaml sb.yaml --json >two.json 2>two.err)
+check "two protocols simulated together, both complete" test "$(grep -c '"state": "completed"' "$T/two.json")" -eq 2
+check "  ... one file each, each with its own steps and setpoints on its own pump only" "$PYTHON" - "$T" <<'PY'
+import h5py, json, sys
+T = sys.argv[1]
+files = [json.loads(l)["file"] for l in open(T + "/two.json")]
+want = [("pump1.flow", ["a1", "a2"]), ("pump2.flow", ["b1"])]
+for rel, (chan, steps) in zip(files, want):
+    f = h5py.File(T + "/" + rel, "r")
+    names = [r["name"].decode() for r in f["steps"]]
+    used = sorted(k for k in f["setpoints"] if len(f["setpoints"][k]["value"]) > 0)
+    assert names == steps and used == [chan], (rel, names, used)
+# chip a waited on chip2's pressure, which only chip b's pump raises: the sensor is shared.
+PY
+(cd "$T" && "$CTLA" simulate sa.yaml sc.yaml >/dev/null 2>clash.err); rc=$?
+check "a protocol on a pump another one claims is refused (exit $rc)" test "$rc" -ne 0
+check "  ... naming the channel and the holder" grep -q "^sc.yaml: error: cannot run alongside sa.yaml: pump1.flow is held by run chip-a until it ends" "$T/clash.err"
 finish
