@@ -146,7 +146,7 @@ static const struct ctl_command commands[] = {
         /* UNIT is optional: the daemon parses VALUE and UNIT as one text, and a
          * channel that takes a plain number (a valve's port) refuses a unit. */
         .name = "set",
-        .synopsis = "set CHANNEL VALUE [UNIT] [--run NAME|ID]",
+        .synopsis = "set CHANNEL VALUE [UNIT]",
         .summary = "manual setpoint (no run active, or the run paused)",
         .help = "A manual setpoint. UNIT is the value's unit (uL/min, mbar, ...); a channel that takes a\n"
                 "plain number, such as a valve's port, takes none. Refused while a run is active and not\n"

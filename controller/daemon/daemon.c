@@ -452,9 +452,11 @@ static void delivery_fill(void *ctx, size_t i, double fill, int64_t t)
     struct daemon *d = ctx;
     int ch = d->dl.pumps[i].flow;
     bool any = false;
+    struct run *alone = live_run(d);      /* alone on the rig, a run records every pump's level */
     for (size_t k = 0; k < DAEMON_MAX_RUNS; k++) {
         struct run_slot *s = &d->slots[k];
-        if (slot_open(s) == NULL || (size_t)ch >= s->claims.n || !s->claims.writes[ch])
+        if (slot_open(s) == NULL ||
+            (s->run != alone && ((size_t)ch >= s->claims.n || !s->claims.writes[ch])))
             continue;
         run_record_derived(s->run, d->dl.pumps[i].rec_fill, fill, t);
         any = true;

@@ -103,6 +103,13 @@ void run_event(struct run *r, int64_t t_ns, const char *severity, const char *so
     }
 }
 
+/* The pumps whose syringes the run follows: alone on the rig every pump (as
+ * always), beside other runs only those it claims. */
+static const bool *pumps_of(const struct run *r)
+{
+    return r->h.others != NULL && r->h.others(r->h.ctx) ? r->h.claimed : NULL;
+}
+
 /* Each syringe's level and the counter reading it was computed at, into j. */
 static void journal_put_fills(const struct delivery *dl, struct journal_rec *j)
 {
@@ -298,7 +305,7 @@ static void hook_finished(void *ctx, enum run_state final)
     r->final = final;
     r->end_ns = pclock_now(r->h.clock);
     interlocks_set_owner(r->h.il, r, NULL, 0, r->end_ns);
-    delivery_stop_some(r->h.dl, r->h.claimed);
+    delivery_stop_some(r->h.dl, pumps_of(r));
     journal_writer_remove(r->h.journal);     /* nothing left to continue */
     char msg[200];
     utf8_format(msg, sizeof msg, "run of '%s' ended: %s", r->plan->name, run_state_name(final));
@@ -495,7 +502,7 @@ static int start_fills(struct run *r, const char *const *fills, size_t n, int64_
         delivery_fill_error(d, fills[bad], err);
         return -EINVAL;
     }
-    delivery_start_some(r->h.dl, level, r->h.claimed, t);
+    delivery_start_some(r->h.dl, level, pumps_of(r), t);
     return 0;
 }
 
@@ -557,7 +564,7 @@ int run_start_plan(const struct run_host *host, struct plan *plan, const struct 
     if (rc == 0)
         rc = runner_create(&r->runner, r->plan, r->h.rig, r->h.clock, &hooks);
     if (rc < 0) {
-        delivery_stop_some(r->h.dl, r->h.claimed);
+        delivery_stop_some(r->h.dl, pumps_of(r));
         diag_error(d, path, 0, 0, "cannot start the run: %s", strerror(-rc));
         run_free(r);
         return rc;
@@ -684,9 +691,9 @@ int run_continue(const struct run_host *host, const struct journal_rec *j, struc
         struct delivery_level levels[DELIVERY_MAX_FILLS];
         if (r->h.dl->n_pumps <= DELIVERY_MAX_FILLS) {
             journal_get_fills(j, r->h.dl, levels);
-            delivery_continue_some(r->h.dl, levels, r->h.claimed, now);
+            delivery_continue_some(r->h.dl, levels, pumps_of(r), now);
         } else {
-            delivery_start_some(r->h.dl, NULL, r->h.claimed, now);
+            delivery_start_some(r->h.dl, NULL, pumps_of(r), now);
         }
         announce_fills(r, now);
         rc = runner_start_at(r->runner, r->start_ns, &j->pos, gap);
