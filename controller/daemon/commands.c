@@ -125,7 +125,7 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
         return -EINVAL;
     if (name != NULL && daemon_name_taken(d, NULL, name)) {
         snprintf(err, len, "a run called '%s' is going; give this one another --name", name);
-        return -EEXIST;
+        return -EBUSY;
     }
     /* What the new run would claim, against every run whose file is open: a
      * run going keeps what it holds; one that has ended is closed first. */
