@@ -719,8 +719,7 @@ static json_t *hook_event(void *ctx, uint64_t seq)
     const struct run_event_rec *e = d->run != NULL ? run_event_at(d->run, seq) : NULL;
     if (e == NULL)
         return NULL;
-    return json_pack("{s:I,s:f,s:s,s:s,s:s,s:s}", "seq", (json_int_t)e->seq, "time", e->t,
-                     "severity", e->severity, "source", e->source, "code", e->code, "message", e->message);
+    return run_event_json(e);
 }
 
 /* The hooks the control server needs from the daemon. */

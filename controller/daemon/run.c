@@ -984,6 +984,12 @@ const struct run_event_rec *run_event_at(const struct run *r, uint64_t seq)
     return e->seq == seq ? e : NULL;
 }
 
+json_t *run_event_json(const struct run_event_rec *e)
+{
+    return json_pack("{s:I,s:f,s:s,s:s,s:s,s:s}", "seq", (json_int_t)e->seq, "time", e->t,
+                     "severity", e->severity, "source", e->source, "code", e->code, "message", e->message);
+}
+
 /* Free what the run owns. */
 static void run_release(struct run *r)
 {

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "base/diag.h"
 #include "base/run_operator.h"
 #include "run/runner.h"
@@ -129,6 +131,8 @@ struct run_event_rec {
 uint64_t run_events_total(const struct run *r);
 /* The event with sequence number seq if it is still kept, else NULL. */
 const struct run_event_rec *run_event_at(const struct run *r, uint64_t seq);
+/* An event as the control socket and the broker send it (a new reference). */
+json_t *run_event_json(const struct run_event_rec *e);
 
 /* Free a closed run (or a run that never started). */
 void run_free(struct run *r);
