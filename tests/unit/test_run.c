@@ -101,7 +101,8 @@ static void f_safe_state(void *ctx, const struct plan_target *t, size_t n)
     struct fake *f = ctx;
     f->safe_calls++;
     f->n_safe = n < 8 ? n : 8;
-    memcpy(f->safe, t, f->n_safe * sizeof *t);
+    if (f->n_safe > 0)          /* t may be NULL for "every actuator" */
+        memcpy(f->safe, t, f->n_safe * sizeof *t);
 }
 
 static bool f_safe_confirmed(void *ctx)
