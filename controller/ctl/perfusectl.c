@@ -77,11 +77,48 @@ static const struct ctl_command commands[] = {
     },
     {
         .name = "abort",
-        .synopsis = "abort [--reason TEXT]",
+        .synopsis = "abort [--reason TEXT] [--yes]",
         .summary = "stop the run and apply the safe state",
-        .help = "Stop the run for good and apply the protocol's safe state. Recorded with who and why.",
+        .help = "Stop the run for good and apply the protocol's safe state. Recorded with who and why.\n"
+                "On a terminal it first shows the run and step and asks; type yes to abort. --yes does\n"
+                "not ask. Without a terminal on stdin (scripts) it does not ask either.",
         .example = "perfusectl abort --reason \"chip leaking\"",
         .run = daemon_cmds_simple,
+        .reach = CTL_DAEMON,
+    },
+    {
+        .name = "next",
+        .synopsis = "next",
+        .summary = "end the current step now and go on with the next",
+        .help = "End the step the run is in now and go on with the next one (to end a seeding phase\n"
+                "early, say). A fixed step's unused time comes off the rest of the plan; the step's row\n"
+                "in the file says \"skipped\", and the events record who asked. It also ends a wait or a\n"
+                "prompt (as skipped: confirm answers a prompt). Refused while paused: resume first.",
+        .example = "perfusectl next",
+        .run = daemon_cmds_steer,
+        .reach = CTL_DAEMON,
+    },
+    {
+        .name = "extend",
+        .synopsis = "extend DURATION",
+        .summary = "make the current step longer; the rest of the plan moves",
+        .help = "Make the step the run is in DURATION longer (\"30 min\", \"1 h 30 min\"); everything after\n"
+                "it moves by as much. A ramp holds its end value for the extra time, a waveform goes on;\n"
+                "a wait's or prompt's timeout moves (one without a timeout waits anyway: next ends it).\n"
+                "Also while paused. Recorded with who; status shows the step's new duration.",
+        .example = "perfusectl extend \"2 h\"",
+        .run = daemon_cmds_steer,
+        .reach = CTL_DAEMON,
+    },
+    {
+        .name = "note",
+        .synopsis = "note TEXT [--operator NAME]",
+        .summary = "a timestamped note in the run's events",
+        .help = "Write what happened into the run's events (/events in the file, code \"note\"), stamped\n"
+                "with the run time and the clock time, and who wrote it (--operator names the person).\n"
+                "One line of at most 200 bytes.",
+        .example = "perfusectl note \"medium changed, lot 2211\" --operator alice",
+        .run = daemon_cmds_steer,
         .reach = CTL_DAEMON,
     },
     {

@@ -1,5 +1,6 @@
 /* A run: one protocol on its host's rig, its runner and its run file. */
 #include "run.h"
+#include "base/units.h"
 #include "run/alarms.h"
 #include "run/delivery.h"
 #include "run/interlock.h"
@@ -874,6 +875,47 @@ int run_abort(struct run *r, const struct run_actor *who, const char *reason)
     run_event(r, pclock_now(r->h.clock), "warning", "control", "cmd_abort", "abort by %s: %s", w,
               reason && *reason ? reason : "no reason given");
     return runner_abort(r->runner, reason && *reason ? reason : "operator request");
+}
+
+int run_next(struct run *r, const struct run_actor *who)
+{
+    char w[96];
+    actor_text(who, w, sizeof w);
+    int rc = runner_next(r->runner, w);
+    if (rc < 0) {
+        run_refused(r, who, "cmd_next", "next", rc == -EAGAIN ? "the run is paused; resume it first"
+                                                              : "no step is running");
+        return rc;
+    }
+    run_event(r, pclock_now(r->h.clock), "info", "control", "cmd_next", "next by %s: ok", w);
+    return 0;
+}
+
+int run_extend(struct run *r, const struct run_actor *who, int64_t ns)
+{
+    char w[96], d[64], what[96];
+    actor_text(who, w, sizeof w);
+    unit_format_duration(ns, d, sizeof d);
+    snprintf(what, sizeof what, "extend %s", d);
+    int rc = runner_extend(r->runner, ns, w);
+    if (rc < 0) {
+        run_refused(r, who, "cmd_extend", what, rc == -EINVAL ? "the step has no end to move (a wait or "
+                    "prompt without a timeout), or the duration is not positive" : "no step is running");
+        return rc;
+    }
+    run_event(r, pclock_now(r->h.clock), "info", "control", "cmd_extend", "%s by %s: ok", what, w);
+    journal_update(r);
+    return 0;
+}
+
+int run_note(struct run *r, const struct run_actor *who, const char *text)
+{
+    char w[96];
+    actor_text(who, w, sizeof w);
+    if (who != NULL && who->operator_name != NULL && *who->operator_name)
+        utf8_format(w, sizeof w, "%s (%s)", who->operator_name, who->user ? who->user : "daemon");
+    run_event(r, pclock_now(r->h.clock), "info", "operator", "note", "%s (by %s)", text, w);
+    return 0;
 }
 
 int run_confirm(struct run *r, const struct run_actor *who)

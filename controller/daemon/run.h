@@ -92,6 +92,13 @@ int run_pause(struct run *r, const struct run_actor *who, const char *reason);
 int run_resume(struct run *r, const struct run_actor *who, const char *reason, bool keep_overrides);
 int run_abort(struct run *r, const struct run_actor *who, const char *reason);
 int run_confirm(struct run *r, const struct run_actor *who);
+/* End the current step now and go on (runner_next), recorded with who; a
+ * refusal is recorded too. */
+int run_next(struct run *r, const struct run_actor *who);
+/* Make the current step ns longer (runner_extend), recorded with who. */
+int run_extend(struct run *r, const struct run_actor *who, int64_t ns);
+/* A note of the operator's in the run's events ("note"), with who. */
+int run_note(struct run *r, const struct run_actor *who, const char *text);
 
 /* The daemon is stopping: record it and apply on_shutdown (safe-stop or hold). */
 void run_shutdown_begin(struct run *r);

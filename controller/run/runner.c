@@ -39,7 +39,7 @@ struct runner {
     int64_t step_actual_ns;             /* when it really started */
     int64_t pause_ns;                   /* when the current pause began */
     int64_t extend_ns;                  /* added to the current step by `extend` */
-    char pause_reason[128];             /* why the run is paused */
+    char pause_reason[256];             /* why the run is paused */
     uint64_t update_k;                  /* next update index within the step */
     int step_index;                     /* /steps row of the current step */
     bool prompt_answered;               /* the current prompt was confirmed while paused */
