@@ -65,6 +65,15 @@ int daemon_cmds_run(struct ctl *c, int argc, char **argv)
         fprintf(stderr, "perfusectl: --operator: %s\n", err);
         return EXIT_REFUSED;
     }
+    for (size_t k = 0; k < o.n_samples; k++)
+        if (!run_sample_ok(o.samples[k], err, sizeof err)) {
+            fprintf(stderr, "perfusectl: --sample: %s\n", err);
+            return EXIT_REFUSED;
+        }
+    if (o.notes != NULL && !run_notes_ok(o.notes, err, sizeof err)) {
+        fprintf(stderr, "perfusectl: --notes: %s\n", err);
+        return EXIT_REFUSED;
+    }
     char abspath[PATH_MAX];
     char *text = read_protocol(argv[i], abspath);
     struct ctlclient *cl = ctl_connect(c);
@@ -80,6 +89,14 @@ int daemon_cmds_run(struct ctl *c, int argc, char **argv)
     }
     if (o.force)
         json_object_set_new(req, "force", json_true());
+    if (o.n_samples > 0) {
+        json_t *sl = json_array();
+        for (size_t k = 0; k < o.n_samples; k++)
+            json_array_append_new(sl, json_string(o.samples[k]));
+        json_object_set_new(req, "sample", sl);
+    }
+    if (o.notes)
+        json_object_set_new(req, "notes", json_string(o.notes));
     int code;
     json_t *res = ctl_call(c, cl, req, &code);
     if (res != NULL) {

@@ -28,7 +28,8 @@ static int help_cmd(struct ctl *c, int argc, char **argv);
 static const struct ctl_command commands[] = {
     {
         .name = "run",
-        .synopsis = "run PROTOCOL [--operator NAME] [--fill PUMP=VOLUME]... [--wait] [--force]",
+        .synopsis = "run PROTOCOL [--operator NAME] [--fill PUMP=VOLUME]... [--sample KEY=VALUE]... "
+                    "[--notes TEXT] [--wait] [--force]",
         .summary = "load and start; print the run id and file",
         .help = "Load PROTOCOL (checked first: errors name file, line and column) and start it now.\n"
                 "Prints the run id and the HDF5 file. --operator is recorded in the file; --wait blocks\n"
@@ -37,8 +38,11 @@ static const struct ctl_command commands[] = {
                 "levels are recorded in the file, and the low and empty alarms count from them. A run\n"
                 "is refused while a device it writes is faulted or out of reach, or a sensor its limits\n"
                 "or wait_until name is lost; --force starts it anyway, and the file records who forced\n"
-                "it and what was wrong.",
-        .example = "perfusectl run protocols/demo.yaml --operator alice --fill pump1=8mL",
+                "it and what was wrong. --sample describes the sample (repeat it: chip id, cell line,\n"
+                "passage, medium lot); each field is stored in the file's /sample group (NXsample), and\n"
+                "--notes as the file's notes attribute, beside the protocol's description.",
+        .example = "perfusectl run protocols/demo.yaml --operator alice --fill pump1=8mL "
+                   "--sample chip_id=C-0142 --sample cell_line=Caco-2",
         .run = daemon_cmds_run,
         .reach = CTL_DAEMON,
         .own_text_check = true,     /* a protocol file's name may be any bytes; its text is checked */

@@ -75,6 +75,41 @@ static int load_failed(struct diag *dg, int rc, json_t *res, char *err, size_t l
     return rc;
 }
 
+/* The run's "sample" (a list of "KEY=VALUE") and "notes" into who, checked,
+ * sample pointing into the request; -EINVAL with the reason in err. */
+static int run_metadata_args(json_t *req, struct run_actor *who, const char **sample, char *err,
+                             size_t len)
+{
+    json_t *list = json_object_get(req, "sample"), *v;
+    size_t k;
+    json_array_foreach(list, k, v) {
+        const char *kv = json_string_value(v);
+        if (kv == NULL) {
+            snprintf(err, len, "run \"sample\" must be a list of \"KEY=VALUE\" texts");
+            return -EINVAL;
+        }
+        if (who->n_sample == RUN_SAMPLE_MAX) {
+            snprintf(err, len, "at most %d sample fields can be given", RUN_SAMPLE_MAX);
+            return -EINVAL;
+        }
+        if (!run_sample_ok(kv, err, len))
+            return -EINVAL;
+        size_t klen = (size_t)(strchr(kv, '=') - kv);
+        for (size_t i = 0; i < who->n_sample; i++)
+            if (strncmp(sample[i], kv, klen + 1) == 0) {
+                snprintf(err, len, "sample %.*s is given twice", (int)klen, kv);
+                return -EINVAL;
+            }
+        sample[who->n_sample++] = kv;
+    }
+    who->sample = sample;
+    const char *notes = arg_str(req, "notes");
+    if (notes != NULL && !run_notes_ok(notes, err, len))
+        return -EINVAL;
+    who->notes = notes;
+    return 0;
+}
+
 /* run: load a protocol (on the thread pool) and start it. */
 static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
@@ -124,6 +159,11 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
     diag_init(&dg);
     struct run_actor who = actor(cl, op && *op ? op : NULL);
     who.force = json_is_true(json_object_get(req, "force"));
+    const char *sample[RUN_SAMPLE_MAX];
+    if (run_metadata_args(req, &who, sample, err, len) < 0) {
+        diag_free(&dg);
+        return -EINVAL;
+    }
     struct run *r = NULL;
     const char *fills[DELIVERY_MAX_FILLS];
     size_t n_fills = 0, k;
@@ -236,6 +276,8 @@ static json_t *status_step(struct daemon *d, const struct runner_status *st)
                           "kind", st->step_kind, "elapsed_s", (double)st->step_elapsed_ns / 1e9,
                           "duration_s", (double)st->step_duration_ns / 1e9, "extended_s",
                           (double)st->extend_ns / 1e9);
+    if (st->step_note != NULL)
+        json_object_set_new(o, "note", json_string(st->step_note));
     if (st->timeout_ns > 0) {
         int64_t left = st->timeout_ns - st->step_elapsed_ns;
         json_object_set_new(o, "timeout_s", json_real((double)st->timeout_ns / 1e9));
@@ -783,7 +825,8 @@ static int cmd_watch(struct ctl_client *cl, json_t *req, json_t *res, char *err,
 /* The daemon's commands, in the order their names are listed in messages. */
 static const struct ctl_command commands[] = {
     { .name = "hello", .exec = cmd_hello, .args = "", .read_only = true },
-    { .name = "run", .exec = cmd_run, .args = "protocol_text=s! protocol_path=s operator=s fill=l force=b",
+    { .name = "run", .exec = cmd_run, .args = "protocol_text=s! protocol_path=s operator=s fill=l force=b "
+                                              "sample=l notes=s",
       .loads_protocol = true },
     { .name = "status", .exec = cmd_status, .args = "", .read_only = true },
     { .name = "watch", .exec = cmd_watch, .args = "interval=n", .read_only = true },

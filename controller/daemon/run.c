@@ -348,6 +348,27 @@ static int ensure_dir(const char *dir)
     return -errno;
 }
 
+/* The run's metadata for its file: the protocol's description, the notes and
+ * sample fields given with run. Keys point into who and the plan; values of
+ * sample fields into kv (one buffer per field). Returns how many. */
+static size_t run_metadata(const struct run *r, const struct run_actor *who, struct rec_field *f,
+                           char kv[][RUN_SAMPLE_KEY_MAX + 1])
+{
+    size_t n = 0;
+    if (r->plan->description != NULL)
+        f[n++] = (struct rec_field){ .group = "", .key = "description", .value = r->plan->description };
+    if (who->notes != NULL && *who->notes)
+        f[n++] = (struct rec_field){ .group = "", .key = "notes", .value = who->notes };
+    for (size_t i = 0; i < who->n_sample && i < RUN_SAMPLE_MAX; i++) {
+        const char *eq = strchr(who->sample[i], '=');
+        if (eq == NULL || (size_t)(eq - who->sample[i]) > RUN_SAMPLE_KEY_MAX)
+            continue;
+        snprintf(kv[i], RUN_SAMPLE_KEY_MAX + 1, "%.*s", (int)(eq - who->sample[i]), who->sample[i]);
+        f[n++] = (struct rec_field){ .group = "sample", .key = kv[i], .value = eq + 1 };
+    }
+    return n;
+}
+
 /* Start the recorder for a new run file. */
 static int open_file(struct run *r, const struct run_actor *who, bool append)
 {
@@ -375,6 +396,12 @@ static int open_file(struct run *r, const struct run_actor *who, bool append)
         .fsync_interval_s = r->h.rig->rec.checkpoint_s, .append = append,
         .buffer_samples = r->h.rig->rec.buffer,
     };
+    struct rec_field fields[RUN_SAMPLE_MAX + 2];
+    char keys[RUN_SAMPLE_MAX][RUN_SAMPLE_KEY_MAX + 1];
+    if (!append) {
+        info.fields = fields;
+        info.n_fields = run_metadata(r, who, fields, keys);
+    }
     /* A continued run goes on in its file as it was laid out. */
     if (!append && (rc = delivery_add_to_file(r->h.dl, &r->series, &info)) < 0)
         return rc;

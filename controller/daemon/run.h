@@ -21,6 +21,10 @@ struct run_actor {
     const char *user;           /* from SO_PEERCRED, e.g. "uid 1000 (alice)" */
     const char *operator_name;  /* run --operator, may be NULL; valid UTF-8, at most RUN_OPERATOR_MAX bytes */
     bool force;                 /* run --force: start although devices are faulted or out of reach */
+    /* What the operator gave with run (checked: run_sample_ok, run_notes_ok), for the file. */
+    const char *const *sample;  /* "KEY=VALUE" fields, n_sample of them (may be NULL) */
+    size_t n_sample;
+    const char *notes;          /* may be NULL */
 };
 
 /* Load text as a protocol against the host's rig and start it now; fills

@@ -271,6 +271,8 @@ static void step_begin(struct runner *r)
     write_row(r);
     emit(r, "info", "step_start", "step %s '%s' (%s) started", r->row.path, r->row.name,
          plan_step_kind_name(s->kind));
+    if (s->note != NULL)
+        emit(r, "info", "step_note", "step %s note: %s", r->row.path, s->note);
     switch (s->kind) {
     case STEP_SET:
         apply_set(r, r->step_start_ns);
@@ -643,6 +645,7 @@ void runner_get_status(struct runner *r, struct runner_status *st)
         st->waiting_prompt = r->cur->kind == STEP_PROMPT && !r->prompt_answered;
         st->prompt_answered = r->cur->kind == STEP_PROMPT && r->prompt_answered;
         st->prompt = r->cur->prompt;
+        st->step_note = r->cur->note;
         st->run_elapsed_ns = r->plan_pos_ns + (r->cur->kind == STEP_WAIT || r->cur->kind == STEP_PROMPT
                                                ? 0 : st->step_elapsed_ns);
     } else {

@@ -56,6 +56,7 @@ struct runner_status {
     bool waiting_prompt;
     bool prompt_answered;                       /* confirmed while paused: goes on when resumed */
     const char *prompt;
+    const char *step_note;                      /* the step's note: (NULL if none) */
     int step_index;
     int64_t extend_ns;                          /* what `extend` added to the step */
     int64_t timeout_ns;                         /* a wait's or prompt's timeout, extended; 0: none */
