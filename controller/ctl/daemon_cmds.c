@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Read a protocol file for sending; exit 1 with a message on failure. The
@@ -388,7 +389,36 @@ int daemon_cmds_devices(struct ctl *c, int argc, char **argv)
     return code;
 }
 
-/* watch [--interval S]: the status, pushed by the daemon, until Ctrl-C or the daemon goes. */
+/* Connect again to a daemon that went away and ask it to watch; a try a
+ * second (a daemon restarting is back within seconds, and a technician leaves
+ * watch open across it). Returns the connection with the first status in *st,
+ * or NULL if the daemon refuses to watch. */
+static struct ctlclient *watch_reconnect(struct ctl *c, double interval, json_t **st)
+{
+    for (unsigned tries = 1;; tries++) {
+        struct timespec pause = { .tv_sec = 1 };
+        nanosleep(&pause, NULL);
+        struct ctlclient *cl;
+        char err[512];
+        if (ctlclient_connect(c->socket, &cl, err, sizeof err) < 0) {
+            if (tries % 30 == 0)
+                fprintf(stderr, "perfusectl: still no daemon after %u s: %s\n", tries, err);
+            continue;
+        }
+        int code;
+        *st = ctl_call(c, cl, json_pack("{s:s,s:f}", "cmd", "watch", "interval", interval), &code);
+        if (*st != NULL) {
+            fprintf(stderr, "perfusectl: reconnected\n");
+            return cl;
+        }
+        ctlclient_close(cl);
+        if (code == EXIT_REFUSED)
+            return NULL;
+    }
+}
+
+/* watch [--interval S]: the status, pushed by the daemon, until Ctrl-C; it
+ * reconnects when the daemon restarts. */
 int daemon_cmds_watch(struct ctl *c, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -429,9 +459,16 @@ int daemon_cmds_watch(struct ctl *c, int argc, char **argv)
         json_t *msg = NULL;
         char err[256];
         if (ctlclient_next(cl, &msg, err, sizeof err) < 0) {
-            fprintf(stderr, "perfusectl: %s\n", err);
-            code = EXIT_UNREACHABLE;
-            break;
+            /* The daemon went (a restart, an upgrade): wait for it to come back. */
+            fprintf(stderr, "perfusectl: %s; reconnecting (Ctrl-C to stop)\n", err);
+            fflush(stderr);
+            ctlclient_close(cl);
+            cl = watch_reconnect(c, interval, &st);
+            if (cl == NULL) {
+                code = EXIT_UNREACHABLE;
+                break;
+            }
+            continue;
         }
         json_t *e = json_object_get(msg, "error");
         if (e != NULL) {

@@ -130,7 +130,8 @@ static const struct ctl_command commands[] = {
         .synopsis = "watch [--interval SECONDS]",
         .summary = "status, refreshed in place until Ctrl-C",
         .help = "The status, refreshed in place every SECONDS (default 1, from 0.2 to 60) until Ctrl-C.\n"
-                "When the output is not a terminal, one line per refresh plus each new event.",
+                "When the output is not a terminal, one line per refresh plus each new event. When the\n"
+                "daemon goes away (a restart), watch says so and reconnects once it is back.",
         .example = "perfusectl watch --interval 2",
         .run = daemon_cmds_watch,
         .reach = CTL_DAEMON_READ,

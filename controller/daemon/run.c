@@ -7,6 +7,7 @@
 #include "run/latch.h"
 #include "journal.h"
 #include "base/latency.h"
+#include "record/eventlog.h"
 #include "record/runfile.h"
 #include "base/sha256.h"
 #include "base/log.h"
@@ -612,6 +613,35 @@ static void restore_overrides(struct run *r, const struct journal_rec *j, int64_
 }
 
 /* Continue the run a journal describes, in its file, after a restart. */
+/* eventlog_read callback: one event of the file into the ring. */
+static void history_row(void *ctx, uint64_t seq, const struct eventlog_row *row)
+{
+    struct run *r = ctx;
+    struct run_event_rec *e = &r->events[seq % RUN_EVENTS_KEPT];
+    e->seq = seq;
+    e->t = row->time;
+    utf8_copy(e->severity, sizeof e->severity, row->severity);
+    utf8_copy(e->source, sizeof e->source, row->source);
+    utf8_copy(e->code, sizeof e->code, row->code);
+    utf8_copy(e->message, sizeof e->message, row->message);
+}
+
+/* A run continued after a restart: its events so far, from its file, so that
+ * `events` shows the whole history and not only what came since. Before the
+ * recorder opens the file; if they cannot be read, the run goes on without. */
+static void load_history(struct run *r)
+{
+    if (r->events == NULL && (r->events = calloc(RUN_EVENTS_KEPT, sizeof *r->events)) == NULL)
+        return;
+    uint64_t total = 0;
+    char err[256];
+    if (eventlog_read(r->path, RUN_EVENTS_KEPT, &total, history_row, r, err, sizeof err) < 0) {
+        log_warn("run", "%s; `events` shows only what happens from now", err);
+        return;
+    }
+    r->n_events = (size_t)total;
+}
+
 int run_continue(const struct run_host *host, const struct journal_rec *j, struct plan *plan,
                  double last_alive_s, struct diag *d, struct run **out)
 {
@@ -639,6 +669,7 @@ int run_continue(const struct run_host *host, const struct journal_rec *j, struc
         gap = 0;
     struct run_actor who = { .user = "daemon", .operator_name = r->operator_name };
     hash_origin(r);
+    load_history(r);
     rc = open_file(r, &who, true);
     struct runner_hooks hooks = { .ctx = r, .write = hook_write, .safe_state = hook_safe_state,
                                   .event = hook_event, .step = hook_step, .finished = hook_finished };
