@@ -80,6 +80,7 @@ safe_state: {pump1: 0 uL/min}
 steps:
   - {name: seeding, set: {pump1: 1 uL/min}, for: 1 h, note: keep the lid closed}
   - {name: flow, set: {pump1: 2 uL/min}, for: 1 h}
+  - {name: rest, set: {pump1: 0 uL/min}, for: 1 h}
 P
 out=$(ctl run "$T/long.yaml" --operator alice --sample chip_id=C-0142 --sample cell_line=Caco-2 \
       --sample passage=12 --notes "medium lot 2211")
@@ -91,11 +92,13 @@ status_until "s.get('step', {}).get('name') == 'seeding'" || not_ok "the run rea
 st=$(ctl --json status)
 check "status shows the step's note" test "$(jget "$st" 's["step"].get("note")')" = "keep the lid closed"
 ctl note "before the restart" >/dev/null
+ctl next >/dev/null
+status_until "s.get('step', {}).get('name') == 'flow'" || not_ok "next reaches step 2"
 ctl extend "30 min" >/dev/null
 timeout 60 "$BUILD/perfusectl" --socket "$T/sock" watch --interval 0.5 >"$T/watch.out" 2>"$T/watch.err" &
 WATCH=$!
 PIDS="$PIDS $WATCH"
-timeout 10 sh -c "until grep -q 'step 1' '$T/watch.out'; do sleep 0.1; done"
+timeout 10 sh -c "until grep -q 'step 2' '$T/watch.out'; do sleep 0.1; done"
 before=$(grep -c . "$T/watch.out")
 kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null
 start || { not_ok "daemon restarts"; finish; }
@@ -109,7 +112,10 @@ import json,sys,datetime
 e=json.loads(sys.argv[1])['events']; t0=datetime.datetime.fromisoformat(e[0]['utc'].replace('Z','+00:00'))
 age=(datetime.datetime.now(datetime.timezone.utc)-t0).total_seconds()
 sys.exit(0 if 0 <= age < 120 and all(x['local'][19] == '.' for x in e) else 1)" "$ev"
-check "the extension survives the restart" test "$(jget "$(ctl --json status)" 's["step"]["duration_s"], s["step"]["extended_s"]')" = "5400.0 1800.0"
+st=$(ctl --json status)
+check "a run steered by next and extend continues in its step after the restart" test "$(jget "$st" 's["step"]["path"], s["step"]["duration_s"], s["step"]["extended_s"]')" = "2 5400.0 1800.0"
+check "the time next took off stays off after the restart" "$PYTHON" -c "
+import json,sys; s=json.loads(sys.argv[1]); sys.exit(0 if s['shift_s'] < -3500 and s['planned_total_s'] == 12600 else 1)" "$st"
 timeout 20 sh -c "until grep -q 'reconnected' '$T/watch.err'; do sleep 0.1; done"
 check "watch says the daemon went and reconnects" sh -c "grep -q 'reconnecting' '$T/watch.err' && grep -q 'reconnected' '$T/watch.err'"
 timeout 10 sh -c "until [ \$(grep -c . '$T/watch.out') -gt $((before + 2)) ]; do sleep 0.1; done"
