@@ -78,6 +78,22 @@ static void check_aliases(struct ydoc *y)
     free(refs);
 }
 
+/* The byte offset in text of libyaml mark m. Its index counts characters,
+ * not bytes: go by its line, then its column in characters. */
+static size_t mark_offset(const char *text, size_t len, yaml_mark_t m)
+{
+    size_t off = 0;
+    for (size_t line = 0; line < m.line && off < len; off++)
+        if (text[off] == '\n')
+            line++;
+    for (size_t col = 0; col < m.column && off < len; col++) {
+        off++;
+        while (off < len && ((unsigned char)text[off] & 0xc0) == 0x80)
+            off++;
+    }
+    return off;
+}
+
 /* A libyaml error in plain words, at its line and column: a tab where
  * indentation goes is the commonest, and libyaml's words for it ("found
  * character that cannot start any token") say nothing to a technician. A
@@ -107,7 +123,7 @@ static void syntax_error(struct diag *d, const char *file, const char *text, siz
         return;
     }
     /* The character at the mark: a tab gets its own message. */
-    size_t off = m.index < len ? m.index : len;
+    size_t off = mark_offset(text, len, m);
     if (off < len && text[off] == '\t') {
         diag_error(d, file, line, col, "a tab character: tabs are not allowed for indentation in "
                    "YAML; use spaces");
@@ -422,7 +438,7 @@ bool ynode_int(struct ydoc *y, const yaml_node_t *n, long min, long max, long *o
 static bool flow_comma(struct ydoc *y, const yaml_node_t *n, char *err, size_t errlen)
 {
     const char *s = ynode_str(n);
-    size_t end = n->end_mark.index;
+    size_t end = y->text != NULL ? mark_offset(y->text, y->len, n->end_mark) : 0;
     if (y->text == NULL || s == NULL || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
         end + 1 >= y->len || y->text[end] != ',' || !isdigit((unsigned char)y->text[end + 1]))
         return false;

@@ -123,6 +123,11 @@ static void test_malformed_protocols_name_line_column_and_problem(void **state)
         { "perfuse: 1\nname: x\nsteps:\n  - set:\n      pumpA: 2,25 uL/min\n    for: 1 s\n", 5, 15,
           "'2,25 uL/min' has a decimal comma: did you mean 2.25 uL/min?" },
         { "perfuse: 1\nname: x\nsteps:\n  - {set: {pumpA: 1 uL/min}, for: 2 days}\n", 4, 37, "did you mean 'd'" },
+        /* Letters of several bytes before the place do not move it. */
+        { "perfuse: 1\nname: Sp\xc3\xbclung\nsteps:\n  - {name: \xc3\xa9\xc3\xa9, set: {pumpA: 1,5 uL/min}, for: 1 s}\n", 4, 30,
+          "did you mean 1.5 uL/min?" },
+        { "perfuse: 1\nname: Sp\xc3\xbclung\xc3\xa9\nsteps:\n\t- {set: {pumpA: 1 uL/min}, for: 1 s}\n", 4, 1,
+          "tabs are not allowed for indentation" },
         { "perfuse: 1\nname: x\ndescription: [a]\nsteps:\n  - {set: {pumpA: 1 uL/min}, for: 1 s}\n", 3, 14,
           "'description' must be" },
         { "perfuse: 1\nname: x\nrig: bench-9\nsteps:\n  - {set: {pumpA: 1 uL/min}, for: 1 s}\n", 3, 6, "for rig 'bench-9'" },
