@@ -431,6 +431,12 @@ static int open_recorder(struct simulation *s, const struct simulate_options *o,
         .compression = s->rig->rec.compression, .flush_interval_s = s->rig->rec.flush_s,
         .fsync_interval_s = s->rig->rec.checkpoint_s,
     };
+    /* The protocol's description goes with a simulation's file as with a run's. */
+    struct rec_field desc = { .group = "", .key = "description", .value = s->plan->description };
+    if (s->plan->description != NULL) {
+        info.fields = &desc;
+        info.n_fields = 1;
+    }
     if ((rc = delivery_add_to_file(&s->dl, &s->series, &info)) < 0)
         return rc;
     info.channels = s->series.chans;
