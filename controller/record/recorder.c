@@ -159,9 +159,12 @@ struct syringe_attrs {
  * written before that types its strings ASCII: HDF5 does not convert between
  * the two, so rows appended to such a file use its own character set. */
 
-/* Write a fixed-length UTF-8 string attribute of at least min_len bytes. */
+/* Write a fixed-length UTF-8 string attribute of at least min_len bytes,
+ * replacing one of that name (a continued run's file closes a second time). */
 static int attr_str(hid_t loc, const char *name, const char *value, size_t min_len)
 {
+    if (H5Aexists(loc, name) > 0 && H5Adelete(loc, name) < 0)
+        return -EIO;
     size_t len = strlen(value);
     if (len < min_len)
         len = min_len;
