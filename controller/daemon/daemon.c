@@ -912,7 +912,8 @@ static int load_rig(struct daemon *d)
     const char *path = d->cfg.rig_path;
     if (d->cfg.sim) {
         char err[512];
-        int rc = simchild_start(&d->sim, d->cfg.sim_path, d->cfg.sim_seed, err, sizeof err);
+        int rc = simchild_start(&d->sim, d->cfg.sim_path, d->cfg.sim_seed, d->cfg.sim_args,
+                                err, sizeof err);
         if (rc < 0) {
             log_error("sim", "%s", err);
             return rc;

@@ -58,6 +58,7 @@ struct daemon_config {
     const char *data_dir;
     const char *sim_path;       /* perfuse-sim binary */
     uint64_t sim_seed;
+    const char *sim_args[8];    /* more perfuse-sim options (--line-rate, --baud), NULL-ended */
     double sample_hz;           /* > 0: sample every readable channel at this rate */
 };
 
