@@ -186,7 +186,9 @@ static void journal_update(struct run *r)
 /* Command a channel for the run; 0, or the refusal (recorded as write_refused). */
 static int run_write(struct run *r, int channel, double value, int64_t planned_ns)
 {
-    latency_add(r->h.dispatch, pclock_now(r->h.clock) - planned_ns);
+    /* A setpoint handed ahead (RUNNER_LEAD_NS) is late if handed later than that. */
+    int64_t now = pclock_now(r->h.clock);
+    latency_add(r->h.dispatch, now - (planned_ns > now ? planned_ns - RUNNER_LEAD_NS : planned_ns));
     int rc = r->h.write(r->h.ctx, channel, value, planned_ns);
     r->proto_sp[channel] = value;
     if (r->ovr[channel].on) {
