@@ -73,6 +73,8 @@ struct bus {
     uint64_t notes_dropped;             /* samples dropped because the owner did not drain */
     struct log_ratelimit notes_rl;
     int64_t last_keepalive_ns;
+    int64_t last_write_planned_ns;      /* the previous write's deadline ... */
+    int64_t last_write_end_ns;          /* ... and when its transaction ended */
     struct log_ratelimit rl;
 };
 
@@ -373,6 +375,10 @@ static void do_write(struct bus *b, const struct pending_write *w)
                           .planned_ns = w->planned_ns, .tag = w->tag };
     int rc = -ENOTCONN;
     snprintf(b->link.err, sizeof b->link.err, "link %s is down", b->link_cfg.name);
+    /* Behind a write due no later, the line was busy with that one's frames. */
+    n.ready_ns = w->planned_ns;
+    if (b->last_write_planned_ns <= w->planned_ns && b->last_write_end_ns > w->planned_ns)
+        n.ready_ns = b->last_write_end_ns;
     for (int attempt = 0; b->link_up && attempt <= WRITE_RETRIES; attempt++) {
         b->link.err[0] = '\0';
         rc = device_connect(b, w->dev);
@@ -389,6 +395,8 @@ static void do_write(struct bus *b, const struct pending_write *w)
     }
     n.err = rc;
     n.t_ns = (int64_t)time_mono_ns();
+    b->last_write_planned_ns = w->planned_ns;
+    b->last_write_end_ns = n.t_ns;
     if (w->safe_state)
         n.channel = UINT32_MAX;
     snprintf(n.msg, sizeof n.msg, "%s", rc ? b->link.err : "");
