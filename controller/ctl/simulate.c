@@ -405,7 +405,9 @@ static int setup_channels(struct simulation *s, struct diag *d, bool line_rate)
             c->period_ns = (int64_t)llround(1e9 / rc->sample_hz);
             c->txn_ns = line_rate ? read_txn_ns(s->rig, rc, c->what) : 0;
             ptimer_init(&s->clk, &c->timer, sample_fired, c);
-            ptimer_start(&c->timer, c->txn_ns);
+            /* The first reading is the one a daemon sampling all along holds
+             * when the run starts; the later ones end their time on the line. */
+            ptimer_start(&c->timer, 0);
         }
     }
     return 0;
