@@ -510,8 +510,10 @@ int run_start_plan(const struct run_host *host, struct plan *plan, const struct 
     runfile_make_id(r->id);
     latency_reset(r->h.dispatch);
     latency_reset(r->h.wire);
-    latency_reset(r->h.wire_txn);
-    latency_reset(r->h.wire_sched);
+    if (r->h.wire_txn != NULL)
+        latency_reset(r->h.wire_txn);
+    if (r->h.wire_sched != NULL)
+        latency_reset(r->h.wire_sched);
     r->start_wall_ns = time_wall_ns();
     r->start_ns = pclock_now(r->h.clock);
     utf8_copy(r->operator_name, sizeof r->operator_name, who->operator_name ? who->operator_name : "");
