@@ -216,9 +216,11 @@ static const struct ctl_command commands[] = {
     {
         .name = "simulate",
         .synopsis = "simulate PROTOCOL [--rig FILE] [-o OUT.h5] [--speed N|max] [--fault SPEC]... "
-                    "[--fill PUMP=VOLUME]... [--seed N] [--prompt-delay DURATION]",
+                    "[--fill PUMP=VOLUME]... [--seed N] [--prompt-delay DURATION] [--line-rate on|off]",
         .summary = "run it in virtual time on the simulated rig; write the same HDF5 file a real run writes",
-        .help = "Run a protocol in virtual time on the simulated rig; write the same HDF5 file a run writes.",
+        .help = "Run a protocol in virtual time on the simulated rig; write the same HDF5 file a run writes.\n"
+                "Each sample is taken when its read would have crossed the line at the rig's baud\n"
+                "rate (--line-rate off: at its scheduled time).",
         .example = "perfusectl simulate protocols/kidney-proximal-tubule.yaml --speed max",
         .run = offline_simulate,
         .reach = CTL_OFFLINE,

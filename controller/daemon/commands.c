@@ -383,8 +383,10 @@ static int cmd_status(struct ctl_client *cl, json_t *req, json_t *res, char *err
         json_object_set_new(res, "run_active", json_false());
     }
     json_object_set_new(res, "channels", status_channels(d));
-    json_object_set_new(res, "timing", json_pack("{s:o,s:o}", "dispatch", latency_json(&d->dispatch),
-                                                 "wire", latency_json(&d->wire)));
+    json_object_set_new(res, "timing", json_pack("{s:o,s:o,s:o,s:o}", "dispatch",
+                                                 latency_json(&d->dispatch), "wire", latency_json(&d->wire),
+                                                 "wire_scheduling", latency_json(&d->wire_sched),
+                                                 "wire_transaction", latency_json(&d->wire_txn)));
     return 0;
 }
 

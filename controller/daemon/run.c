@@ -188,7 +188,9 @@ static void journal_update(struct run *r)
 /* Command a channel for the run; 0, or the refusal (recorded as write_refused). */
 static int run_write(struct run *r, int channel, double value, int64_t planned_ns)
 {
-    latency_add(r->h.dispatch, pclock_now(r->h.clock) - planned_ns);
+    /* A setpoint handed ahead (RUNNER_LEAD_NS) is late if handed later than that. */
+    int64_t now = pclock_now(r->h.clock);
+    latency_add(r->h.dispatch, now - (planned_ns > now ? planned_ns - RUNNER_LEAD_NS : planned_ns));
     int rc = r->h.write(r->h.ctx, channel, value, planned_ns);
     r->proto_sp[channel] = value;
     if (r->ovr[channel].on) {
@@ -537,6 +539,10 @@ int run_start_plan(const struct run_host *host, struct plan *plan, const struct 
     runfile_make_id(r->id);
     latency_reset(r->h.dispatch);
     latency_reset(r->h.wire);
+    if (r->h.wire_txn != NULL)
+        latency_reset(r->h.wire_txn);
+    if (r->h.wire_sched != NULL)
+        latency_reset(r->h.wire_sched);
     r->start_wall_ns = time_wall_ns();
     r->start_ns = pclock_now(r->h.clock);
     utf8_copy(r->operator_name, sizeof r->operator_name, who->operator_name ? who->operator_name : "");

@@ -153,14 +153,16 @@ static int64_t update_offset(const struct runner *r, uint64_t k)
     return (int64_t)llround((double)k * 1e9 / r->cur->update_hz);
 }
 
-/* Arm the update timer for update r->update_k, if it falls inside the step. */
+/* Arm the update timer for update r->update_k, if it falls inside the step.
+ * On the real clock it fires RUNNER_LEAD_NS early: the value goes to the bus
+ * with its deadline, and the bus thread sends it on time by itself. */
 static void arm_update(struct runner *r)
 {
     int64_t off = update_offset(r, r->update_k);
     int64_t end = r->cur->duration_ns + (r->cur->kind == STEP_WAVEFORM ? r->extend_ns : 0);
     if (off >= end)
         return;
-    ptimer_start(&r->update_timer, r->step_start_ns + off);
+    ptimer_start(&r->update_timer, r->step_start_ns + off - (r->clk->is_virtual ? 0 : RUNNER_LEAD_NS));
 }
 
 /* A ramp or waveform update is due: write the values for its deadline. */

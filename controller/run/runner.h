@@ -28,6 +28,12 @@ const char *run_state_name(enum run_state s);
  * "paused" (only an offline simulation ends so), otherwise "aborted". */
 const char *run_outcome_name(enum run_state s);
 
+/* On the real clock, ramp and waveform updates are handed to write()
+ * this long before their deadline (planned_ns), so that the bus can send them
+ * on time and keep reads out of their way. Step starts are not: they follow
+ * the step's own timer. */
+#define RUNNER_LEAD_NS (50 * 1000000LL)
+
 /* What the runner asks of its owner. All called on the runner's thread. */
 struct runner_hooks {
     void *ctx;
