@@ -178,9 +178,13 @@ bench-modbus: $(PROGS) $(BUILD)/bench/modbus-raw
 bench-longrun: $(PROGS)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/bench-longrun
 
-# Interlock latency: 50 safe-stops on the simulator, the distribution printed.
+# Interlock latency: 50 safe-stops on the simulator, the distribution printed, with
+# line-rate emulation on and off.
 bench-interlock: $(PROGS)
+	@echo "line-rate emulation on (the simulated lines carry bytes at their baud rate):"
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) INTERLOCK_TRIALS=50 bash tests/e2e/interlock_latency.sh | grep -v "^perfused: info"
+	@echo "line-rate emulation off (bytes instantly, as the figures before line-rate emulation):"
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) INTERLOCK_TRIALS=50 INTERLOCK_LINE_RATE=off bash tests/e2e/interlock_latency.sh | grep -v "^perfused: info"
 
 # MQTT: the daemon's CPU with and without publishing, 65 channels at 10 Hz, and
 # the latency from a sample to a subscriber.
