@@ -28,7 +28,8 @@ int subopts_parse(int argc, char **argv, struct subopts *o)
         char key;
     } opts[] = { { "reason", true, 'r' }, { "operator", true, 'o' }, { "wait", false, 'w' },
                  { "rig", true, 'g' },    { "json", false, 'j' }, { "force", false, 'f' },
-                 { "keep-overrides", false, 'k' }, { "fill", true, 'F' },
+                 { "keep-overrides", false, 'k' }, { "fill", true, 'F' }, { "yes", false, 'y' },
+                 { "sample", true, 'S' }, { "notes", true, 'n' },
                  { "alongside", true, 'A' }, { "run", true, 'R' },    { "name", true, 'N' } };
     memset(o, 0, sizeof *o);
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
@@ -93,6 +94,16 @@ int subopts_parse(int argc, char **argv, struct subopts *o)
             break;
         case 'R': o->run = val; break;
         case 'N': o->name = val; break;
+        case 'y': o->yes = true; break;
+        case 'n': o->notes = val; break;
+        case 'S':
+            if (o->n_samples == sizeof o->samples / sizeof o->samples[0]) {
+                fprintf(stderr, "%s: at most %zu --sample fields\n", argv[0], sizeof o->samples / sizeof o->samples[0]);
+                free(pos);
+                return -1;
+            }
+            o->samples[o->n_samples++] = val;
+            break;
         }
     }
     memcpy(argv + n_opt, pos, (size_t)n_pos * sizeof *pos);

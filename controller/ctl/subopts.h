@@ -1,6 +1,6 @@
 /*
  * The long options perfusectl's commands share (--reason, --operator, --wait,
- * --rig, --json, --force, --keep-overrides, --fill,
+ * --rig, --json, --force, --keep-overrides, --fill, --yes, --sample, --notes,
  * --alongside, --run, --name), parsed wherever they
  * stand among a command's arguments.
  */
@@ -15,10 +15,13 @@ struct subopts {
     const char *reason, *operator_name, *rig;
     const char *fills[32];      /* run --fill PUMP=VOLUME, repeatable */
     size_t n_fills;
+    const char *samples[32];    /* run --sample KEY=VALUE, repeatable */
+    size_t n_samples;
+    const char *notes;          /* run --notes TEXT */
     const char *alongside[32];  /* check --alongside PROTOCOL, repeatable */
     size_t n_alongside;
     const char *run, *name;     /* --run NAME|ID (run-scoped commands), run --name NAME */
-    bool wait, json, force, keep_overrides;
+    bool wait, json, force, keep_overrides, yes;
 };
 
 /* Parse the long options of a command (argv[0]) wherever they stand; the
