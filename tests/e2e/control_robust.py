@@ -95,7 +95,7 @@ s.sendall(b'{"id": 10, "cmd": "set", "channel": 5, "value": "1 uL/min"}\n{"id": 
 replies = [json.loads(f.readline()) for _ in range(3)]
 msgs = [x["error"]["message"] for x in replies]
 check(msgs == ["argument 'channel' of 'set' must be a string", "'ack' needs the argument 'alarm' (arguments: alarm=a!)",
-               "'status' takes no argument 'verbose'"], f"bad arguments are named: {msgs}")
+               "'status' takes no argument 'verbose' (arguments: run=s)"], f"bad arguments are named: {msgs}")
 s.close()
 
 # 2. A line over 64 KiB: told why, then closed.
