@@ -36,7 +36,8 @@
 
 /* What a rig channel is in the model. */
 enum sim_quantity { SQ_NONE, SQ_PUMP_FLOW, SQ_PUMP_DISPENSED, SQ_PRESSURE, SQ_FLOW, SQ_O2,
-                    SQ_VALVE_POS, SQ_VALVE_BUSY, SQ_TEMP, SQ_TEMP_SP };
+                    SQ_VALVE_POS, SQ_VALVE_BUSY, SQ_TEMP, SQ_TEMP_SP,
+                    SQ_PSOURCE, SQ_PFLOW, SQ_PCOMMAND };
 
 struct sim_chan {
     enum sim_quantity what;
@@ -65,6 +66,7 @@ struct simulation {
     struct interlocks il;
     struct alarms alarms;
     struct delivery dl;             /* syringes and flow monitors, as in perfused */
+    double press[SIM_PPLANTS + 3];  /* ob1.p2 .. p4 hold what they were told (no chip) */
     bool finished;
     enum run_state final;
     uint64_t samples;
@@ -82,6 +84,11 @@ static int map_channel(const char *name, struct sim_chan *c)
         { "chip1.o2", SQ_O2, 0, SD_CHIP1 }, { "valve1.position", SQ_VALVE_POS, 0, SD_VALVE1 },
         { "valve1.busy", SQ_VALVE_BUSY, 0, SD_VALVE1 }, { "incubator.temp", SQ_TEMP, 0, SD_INCUBATOR },
         { "incubator.setpoint", SQ_TEMP_SP, 0, SD_INCUBATOR },
+        { "chip3.pressure", SQ_PSOURCE, 0, SD_CHIP3 }, { "chip3.flow", SQ_PFLOW, 0, SD_CHIP3 },
+        { "ob1.p1", SQ_PCOMMAND, 0, SD_OB1 }, { "ob1.p2", SQ_PCOMMAND, 2, SD_OB1 },
+        { "ob1.p3", SQ_PCOMMAND, 3, SD_OB1 }, { "ob1.p4", SQ_PCOMMAND, 4, SD_OB1 },
+        { "pc1.p1", SQ_PCOMMAND, 1, SD_PC1 }, { "pc1.p1_actual", SQ_PSOURCE, 1, SD_PC1 },
+        { "pc1.flow", SQ_PFLOW, 1, SD_PC1 },
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (strcmp(map[i].name, name) == 0) {
@@ -124,6 +131,10 @@ static double model_read(struct simulation *s, const struct sim_chan *c)
     case SQ_VALVE_BUSY: return sim_valve_busy(p);
     case SQ_TEMP: return sim_read_temp(p);
     case SQ_TEMP_SP: return p->temp_setpoint;
+    case SQ_PSOURCE: return sim_read_psource(p, c->index);
+    case SQ_PFLOW: return sim_read_pflow(p, c->index);
+    case SQ_PCOMMAND: return c->index == 0 ? sim_read_psource(p, 0)
+                           : c->index == 1 ? p->pplant[1].p_cmd : s->press[c->index];
     default: return NAN;
     }
 }
@@ -176,8 +187,13 @@ static void hook_write(void *ctx, int channel, double v, int64_t planned)
     if (unreachable(s, c->dev))
         return;
     delivery_on_setpoint(&s->dl, channel, v, pclock_now(&s->clk));
-    struct sim_pump *pu = &s->phys.pump[c->index];
+    struct sim_pump *pu = &s->phys.pump[c->what == SQ_PUMP_FLOW ? c->index : 0];
     switch (c->what) {
+    case SQ_PCOMMAND:
+        if (c->index < SIM_PPLANTS)
+            s->phys.pplant[c->index].p_cmd = v;
+        s->press[c->index] = v;
+        break;
     case SQ_PUMP_FLOW:
         pu->rate = fabs(v);
         pu->direction = v < 0 ? -1 : 1;

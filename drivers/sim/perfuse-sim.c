@@ -6,7 +6,10 @@
  *
  * Two New Era pumps (addresses 0, 1) on one pty, the chip sensors as Modbus
  * RTU slaves (units 1, 2) on another pty, the valve and incubator as Modbus TCP
- * units 1 and 2 on 127.0.0.1. Extra lab devices beyond the contract rig
+ * units 1 and 2 on 127.0.0.1. The pressure-driven chips (pplant.h): chip3's
+ * flow sensor as RTU unit 3, pushed by the OB1-style controller "ob1" on its
+ * own pty (always in the rig file), and the Modbus pressure controller "pc1"
+ * as TCP unit 3 with its chip's flow sensor. Extra lab devices beyond the contract rig
  * (sim_lines.h) each have a pty too, listed in the rig file with
  * --lab-devices. The ptys are reached through stable symlinks
  * (pumps.tty, sensors.tty) beside the rig file, so a simulated unplug and
@@ -303,15 +306,16 @@ static void line_command(struct sim *s, struct sim_line *l, const char *cmd)
         trace_serial(s->trace_fd, l->ops->name, cmd, out, len);
 }
 
-/* Bytes from an extra line: one command per CR; LF is dropped. */
+/* Bytes from an extra line: one command per CR, LF dropped (or per LF, CR dropped). */
 static void line_readable(struct sim *s, struct sim_line *l)
 {
     char buf[256];
+    char eol = l->ops->eol ? l->ops->eol : '\r';
     ssize_t n = read(l->pty.master, buf, sizeof buf);
     for (ssize_t i = 0; i < n; i++) {
-        if (buf[i] == '\n')
+        if ((buf[i] == '\n' || buf[i] == '\r') && buf[i] != eol)
             continue;
-        if (buf[i] != '\r') {
+        if (buf[i] != eol) {
             if (l->cmd_len + 1 < sizeof l->cmd)
                 l->cmd[l->cmd_len++] = buf[i];
             continue;
@@ -362,7 +366,7 @@ static void control_command(struct sim *s, int fd, char *cmd)
     } else if (strncmp(cmd, "clear ", 6) == 0) {
         snprintf(reply, sizeof reply, sim_fault_clear(&s->faults, cmd + 6) == 0 ? "ok\n" :
                  "error: unknown device (pump1, pump2, chip1, chip2, valve1, incubator, reglo, "
-                 "harvard, hamilton, all)\n");
+                 "harvard, hamilton, ob1, chip3, pc1, all)\n");
     } else if (strcmp(cmd, "list") == 0) {
         sim_fault_describe(&s->faults, s->phys.now_ns, reply, sizeof reply - 4);
         strcat(reply, "ok\n");
@@ -408,9 +412,11 @@ static void apply_disconnects(struct sim *s)
     bool pumps_off = sim_fault_active(&s->faults, SD_PUMP1, SF_DISCONNECT, now) ||
                      sim_fault_active(&s->faults, SD_PUMP2, SF_DISCONNECT, now);
     bool sensors_off = sim_fault_active(&s->faults, SD_CHIP1, SF_DISCONNECT, now) ||
-                       sim_fault_active(&s->faults, SD_CHIP2, SF_DISCONNECT, now);
+                       sim_fault_active(&s->faults, SD_CHIP2, SF_DISCONNECT, now) ||
+                       sim_fault_active(&s->faults, SD_CHIP3, SF_DISCONNECT, now);
     bool plc_off = sim_fault_active(&s->faults, SD_VALVE1, SF_DISCONNECT, now) ||
-                   sim_fault_active(&s->faults, SD_INCUBATOR, SF_DISCONNECT, now);
+                   sim_fault_active(&s->faults, SD_INCUBATOR, SF_DISCONNECT, now) ||
+                   sim_fault_active(&s->faults, SD_PC1, SF_DISCONNECT, now);
     if (pumps_off && s->pumps.master >= 0)
         pty_close(&s->pumps);
     else if (!pumps_off && s->pumps.master < 0 && pty_open(&s->pumps) < 0)
@@ -463,8 +469,9 @@ static int write_rig(struct sim *s, const char *profiles)
             "  - {name: sensors, type: modbus-rtu, port: %s, baud: 19200, parity: N}\n"
             "  - {name: plc, type: modbus-tcp, host: 127.0.0.1, port: %d}\n",
             (int)getpid(), s->pumps.link, s->sensors.link, s->tcp_port);
-    for (size_t i = 0; s->lab_devices && i < s->n_lines; i++)
-        fprintf(f, s->lines[i].ops->bus_yaml, s->lines[i].pty.link);
+    for (size_t i = 0; i < s->n_lines; i++)
+        if (s->lab_devices || s->lines[i].ops->in_rig)
+            fprintf(f, s->lines[i].ops->bus_yaml, s->lines[i].pty.link);
     fprintf(f, "devices:\n");
     for (int i = 0; i < SIM_PUMPS; i++)
         fprintf(f, "  - {name: pump%d, driver: newera, bus: pumps, address: %d,\n"
@@ -474,8 +481,12 @@ static int write_rig(struct sim *s, const char *profiles)
             "  - {name: valve1, driver: modbus, bus: plc, unit: 1, profile: %s/rotary-valve.yaml}\n"
             "  - {name: incubator, driver: modbus, bus: plc, unit: 2, profile: %s/temperature-controller.yaml}\n",
             profiles, profiles, profiles, profiles);
-    for (size_t i = 0; s->lab_devices && i < s->n_lines; i++)
-        fputs(s->lines[i].ops->devices_yaml, f);
+    fprintf(f, "  - {name: chip3, driver: modbus, bus: sensors, unit: 3, profile: %s/pressure-flow.yaml}\n"
+            "  - {name: pc1, driver: modbus, bus: plc, unit: 3, profile: %s/pressure-controller.yaml}\n",
+            profiles, profiles);
+    for (size_t i = 0; i < s->n_lines; i++)
+        if (s->lab_devices || s->lines[i].ops->in_rig)
+            fputs(s->lines[i].ops->devices_yaml, f);
     fflush(f);
     fsync(fileno(f));
     if (fclose(f) != 0 || rename(tmp, s->rig_out) < 0)
@@ -537,6 +548,8 @@ static int line_create(struct sim *s, const struct sim_line_ops *ops)
     if (l->state == NULL)
         return -ENOMEM;
     ops->init(l->state);
+    if (ops->attach != NULL)
+        ops->attach(l->state, &s->phys);
     snprintf(l->pty.link, sizeof l->pty.link, "%s/%s.tty", s->dir, ops->name);
     s->n_lines++;
     return 0;
@@ -679,7 +692,8 @@ static void usage(FILE *out)
                  "Serve the simulated rig 'sim' on ptys and 127.0.0.1; print its endpoints as JSON.\n"
                  "SPEC is KIND:DEVICE[,at=DURATION][,for=DURATION], e.g. timeout:chip1,at=10s,for=5s.\n"
                  "Kinds: timeout garbage crc disconnect exception stuck nan clog bubble syringe-empty range.\n"
-                 "Devices: pump1 pump2 chip1 chip2 valve1 incubator; extra lines: reglo harvard hamilton.\n"
+                 "Devices: pump1 pump2 chip1 chip2 valve1 incubator chip3 pc1; extra lines: reglo harvard\n"
+                 "hamilton ob1.\n"
                  "--trace appends a line per answered read or pump command to FILE, so that a\n"
                  "test can check every recorded value against what was sent on the wire.\n"
                  "--lab-devices adds the extra lab devices (each family on its own pty: NAME.tty\n"
