@@ -569,7 +569,7 @@ static void parse_syringe_low(struct ydoc *y, yaml_node_t *n, double *frac)
 static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
 {
     static const char *const keys[] = { "rig", "buses", "devices", "alerts", "recorder", "limits",
-                                        "monitors", "syringe_low", "confirm", NULL };
+                                        "monitors", "syringe_low", "confirm", "regulators", NULL };
     yaml_node_t *root = ydoc_root(y);
     if (root == NULL) {
         diag_error(y->diag, y->file, 1, 1, "empty rig file (expected 'rig:', 'buses:' and 'devices:')");
@@ -627,6 +627,9 @@ static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
     yaml_node_t *low = ymap_get(y, root, "syringe_low", NULL);
     if (low != NULL)
         parse_syringe_low(y, low, &rig->syringe_low);
+    yaml_node_t *regs = ymap_get(y, root, "regulators", NULL);
+    if (regs != NULL)
+        rig_parse_regulators(y, regs, rig);
 }
 
 /* Load and validate a rig from text. */
@@ -701,6 +704,7 @@ void rig_free(struct rig *rig)
     free(rig->alert_command);
     free(rig->limits);
     free(rig->monitors);
+    free(rig->regulators);
     free(rig);
 }
 
