@@ -16,7 +16,7 @@
  *       plant_sign: positive           # positive | negative
  *       tolerance: {abs: 0.2 uL/min, rel: 2 %, for: 30 s}
  *       saturated_for: 10 s
- *       inverted_for: 3 s
+ *       inverted_for: 1 s
  *       measurement: {stale_after: 1 s, stuck_after: 10 s, on_loss: hold}   # hold | safe
  *       safe_output: 0 mbar
  */
@@ -221,7 +221,7 @@ static void parse_regulator(struct ydoc *y, yaml_node_t *e, struct rig *rig)
         return;
     ymap_check_keys(y, e, keys, "a regulator");
     struct rig_regulator g = { .d_filter_s = 0.05, .sp_weight = 1.0, .rate_hz = 20, .sign = 1,
-                               .tol_rel = 0.02, .lost_s = 30, .saturated_s = 10, .inverted_s = 3,
+                               .tol_rel = 0.02, .lost_s = 30, .saturated_s = 10, .inverted_s = 1,
                                .stale_s = 1.0, .on_loss = REG_LOSS_HOLD, .line = ynode_line(e) };
     if (!parse_ends(y, e, rig, &g))
         return;

@@ -11,6 +11,11 @@
  * this share of its range, and the measurement by this many tolerances. */
 #define INV_WINDOW_S 1.0
 #define INV_MIN_DU_FRAC 0.01
+/* A suspicion is tested by moving the output by this share of its range for PROBE_S, then back. */
+#define PROBE_FRAC 0.05
+#define PROBE_S 1.0
+/* How far beyond its range (share of the range, plus the tolerance) a measurement is wrong. */
+#define RANGE_MARGIN 0.05
 
 static const char *const fault_codes[RF_KINDS] = {
     "regulation_inverted", "regulation_saturated", "regulation_lost", "regulation_measurement",
@@ -66,6 +71,21 @@ static double clamp(const struct regulator *r, double u)
 }
 
 /* The P term now. */
+static double p_term(const struct regulator *r);
+
+/* Set the integral so that P + I + D gives the output in force, timers untouched. */
+static void align_only(struct regulator *r, int64_t t)
+{
+    if (isnan(r->out))
+        r->out = clamp(r, r->out_lo);
+    r->last.d = 0.0;
+    r->last.p = p_term(r);
+    r->last.i = r->out - r->last.p;
+    r->y_prev = r->y;
+    r->last_tick = t;
+}
+
+/* The P term now. */
 static double p_term(const struct regulator *r)
 {
     const struct rig_regulator *c = r->cfg;
@@ -77,16 +97,13 @@ static double p_term(const struct regulator *r)
 /* Set the integral so that P + I + D gives the output in force: no bump. */
 static void align_integral(struct regulator *r, int64_t t)
 {
-    if (isnan(r->out))
-        r->out = clamp(r, r->out_lo);
-    r->last.d = 0.0;
-    r->last.p = p_term(r);
-    r->last.i = r->out - r->last.p;
-    r->y_prev = r->y;
-    r->last_tick = t;
+    align_only(r, t);
     r->sat_since = r->err_since = -1;
     r->inv_t0 = -1;
-    r->inv_windows = 0;
+    r->inv_beyond = 0;
+    r->inv_ylast = r->y;
+    r->probe_phase = 0;
+    r->probe_cleared = false;
 }
 
 /* Start regulating. */
@@ -183,36 +200,96 @@ static void safe(struct regulator *r, int64_t t)
     r->hooks.write(r->hooks.ctx, r->out, t);
 }
 
-/* The wrong-sign test: per window, the output moved by a useful amount, the
- * measurement moved the other way by more than the tolerance, and the error grew. */
+/* The wrong-sign suspicion, once per window against a reference point: since
+ * the reference the output moved by a useful amount, the measurement moved
+ * the other way by more than the tolerance, and the error grew. A clog looks
+ * the same at first (the flow falls while the output rises), so a suspicion
+ * alone trips nothing:
+ *   - the measurement beyond the regulator's range on the wrong side (a flow
+ *     running backwards while the pressure rises) at two checks in a row
+ *     trips at once;
+ *   - otherwise, once the suspicion has lasted inverted_s and the measurement
+ *     has settled, it is tested by probe_step. */
 static void check_inverted(struct regulator *r, int64_t t, double e)
 {
     const struct rig_regulator *c = r->cfg;
-    if (r->inv_t0 < 0) {
+    if (r->inv_t0 >= 0 && (double)(t - r->inv_check) / NS < INV_WINDOW_S)
+        return;
+    r->inv_check = t;
+    double tol = c->tol_abs + c->tol_rel * fabs(r->sp);
+    bool wrong = false, beyond = false, settled = fabs(r->y - r->inv_ylast) <= tol;
+    double du = 0, dy = 0;
+    r->inv_ylast = r->y;
+    if (r->inv_t0 >= 0) {
+        du = r->out - r->inv_u0;
+        dy = r->y - r->inv_y0;
+        wrong = fabs(du) > INV_MIN_DU_FRAC * (r->out_hi - r->out_lo) && c->sign * du * dy < 0 &&
+                fabs(dy) > tol && fabs(e) > fabs(r->inv_e0);
+        double m = tol + RANGE_MARGIN * (c->sp_max - c->sp_min);
+        beyond = wrong && ((r->y < c->sp_min - m && c->sign * du > 0) ||
+                           (r->y > c->sp_max + m && c->sign * du < 0));
+    }
+    if (!wrong) {
         r->inv_t0 = t;
         r->inv_u0 = r->out;
         r->inv_y0 = r->y;
         r->inv_e0 = e;
+        r->inv_beyond = 0;
+        r->probe_cleared = false;
         return;
     }
-    if ((double)(t - r->inv_t0) / NS < INV_WINDOW_S)
-        return;
-    double du = r->out - r->inv_u0, dy = r->y - r->inv_y0;
-    double tol = c->tol_abs + c->tol_rel * fabs(r->sp);
-    bool wrong = fabs(du) > INV_MIN_DU_FRAC * (r->out_hi - r->out_lo) && c->sign * du * dy < 0 &&
-                 fabs(dy) > tol && fabs(e) > fabs(r->inv_e0);
-    r->inv_windows = wrong ? r->inv_windows + 1 : 0;
-    r->inv_t0 = t;
-    r->inv_u0 = r->out;
-    r->inv_y0 = r->y;
-    r->inv_e0 = e;
-    if (r->inv_windows * INV_WINDOW_S >= c->inverted_s) {
+    r->inv_beyond = beyond ? r->inv_beyond + 1 : 0;
+    if (r->inv_beyond >= 2) {
         safe(r, t);
-        set_fault(r, RF_INVERTED, true, t, "%s: the plant answers with the wrong sign (output %+.3g, "
-                  "measurement %+.3g over %.0f s): output set to %g and held; check the plumbing "
-                  "or the regulator's plant_sign, then restart it", c->name, du, dy,
-                  r->inv_windows * INV_WINDOW_S, r->out);
+        set_fault(r, RF_INVERTED, true, t, "%s: the plant answers with the wrong sign (output %+.3g "
+                  "drove the measurement %+.3g, beyond the range %g .. %g): output set to %g and "
+                  "held; check the plumbing or the regulator's plant_sign, then restart it",
+                  c->name, du, dy, c->sp_min, c->sp_max, r->out);
+        return;
     }
+    if ((double)(t - r->inv_t0) / NS >= c->inverted_s && settled && !r->probe_cleared) {
+        /* Test it: move the output by delta, then back, and see which way the measurement goes. */
+        double delta = PROBE_FRAC * (r->out_hi - r->out_lo);
+        r->probe_delta = r->out - delta >= r->out_lo ? -delta : delta;
+        r->probe_u0 = r->out;
+        r->probe_y0 = r->y;
+        r->probe_phase = 1;
+        r->probe_t = t;
+        r->out = clamp(r, r->out + r->probe_delta);
+        r->hooks.write(r->hooks.ctx, r->out, t);
+    }
+}
+
+/* During the test of a suspicion: hold the probe, then the way back; two answers of the
+ * wrong sign mean the plant is inverted (a bubble or a clog gives at most one). */
+static void probe_step(struct regulator *r, int64_t t)
+{
+    const struct rig_regulator *c = r->cfg;
+    if ((double)(t - r->probe_t) / NS < PROBE_S)
+        return;
+    double tol = c->tol_abs + c->tol_rel * fabs(r->sp);
+    if (r->probe_phase == 1) {
+        r->probe_y1 = r->y;
+        r->probe_phase = 2;
+        r->probe_t = t;
+        r->out = r->probe_u0;
+        r->hooks.write(r->hooks.ctx, r->out, t);
+        return;
+    }
+    double dy1 = r->probe_y1 - r->probe_y0, dy2 = r->y - r->probe_y1;
+    bool wrong1 = c->sign * r->probe_delta * dy1 < 0 && fabs(dy1) > tol;
+    bool wrong2 = -c->sign * r->probe_delta * dy2 < 0 && fabs(dy2) > tol;
+    r->probe_phase = 0;
+    if (wrong1 && wrong2) {
+        safe(r, t);
+        set_fault(r, RF_INVERTED, true, t, "%s: the plant answers with the wrong sign (output "
+                  "%+.3g gave measurement %+.3g, and back %+.3g): output set to %g and held; check "
+                  "the plumbing or the regulator's plant_sign, then restart it", c->name,
+                  r->probe_delta, dy1, dy2, r->out);
+        return;
+    }
+    r->probe_cleared = true;    /* not inverted: no new test until the suspicion ends */
+    align_only(r, t);           /* regulate on from the output in force */
 }
 
 /* Saturation and tolerance timers. */
@@ -269,6 +346,13 @@ void regulator_tick(struct regulator *r, int64_t t_ns, struct reg_terms *terms)
             r->hooks.write(r->hooks.ctx, r->out, t_ns);
         }
         r->y_prev = NAN;
+        r->last.out = r->out;
+        if (terms)
+            *terms = r->last;
+        return;
+    }
+    if (r->probe_phase > 0) {
+        probe_step(r, t_ns);
         r->last.out = r->out;
         if (terms)
             *terms = r->last;

@@ -22,9 +22,14 @@
  * says); it is never integrated. Faults, each raised once and cleared when
  * the cause goes:
  *   regulation_inverted   the output moved one way and the measurement the
- *                         other, with the error growing, for inverted_s: the
- *                         plant's sign is wrong. The output goes to the safe
+ *                         other, with the error growing, and either the
+ *                         measurement left the range on the wrong side (two
+ *                         checks 1 s apart), or, after inverted_s and once it
+ *                         settled, a test (the output moved by 5 % of its
+ *                         range for 1 s, then back) answered twice with the
+ *                         wrong sign: the plant's sign is wrong. The output goes to the safe
  *                         value and stays there (latched) until restarted.
+ *                         A clog or a bubble answers the test at most once.
  *   regulation_saturated  the output at a limit for saturated_s (a clog, an
  *                         empty reservoir)
  *   regulation_lost       the error beyond tolerance for lost_s
@@ -80,9 +85,15 @@ struct regulator {
     bool meas_bad;
     /* fault detection */
     int64_t sat_since, err_since;       /* -1: not now */
-    int64_t inv_t0;                     /* start of the current inverted-sign window */
+    int64_t inv_t0;                     /* the wrong-sign test's reference point (-1: none) */
     double inv_u0, inv_y0, inv_e0;
-    int inv_windows;                    /* consecutive windows with the wrong sign */
+    int64_t inv_check;                  /* when the test last looked */
+    double inv_ylast;                   /* the measurement then */
+    int inv_beyond;                     /* checks in a row beyond the range on the wrong side */
+    int probe_phase;                    /* 0: none; 1: output moved; 2: moved back */
+    int64_t probe_t;
+    double probe_u0, probe_y0, probe_y1, probe_delta;
+    bool probe_cleared;                 /* the test found no inversion: none again until the suspicion ends */
     bool active[RF_KINDS];
 };
 
