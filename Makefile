@@ -5,7 +5,7 @@
 #   make check      check the layering, build and run every test (unit, integration, end-to-end)
 #   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make soak       the recorder's kill -9 crash test with 200 kills (about 10 minutes)
-#   make bench      timing, recorder, interlock and Modbus benchmarks (figures printed, not asserted)
+#   make bench      timing, recorder, interlock, Modbus and regulation benchmarks (figures printed, not asserted)
 #   make install    install the programs under $(DESTDIR)$(PREFIX)
 #
 # Missing Debian packages are installed by scripts/install-deps the first time
@@ -55,7 +55,7 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS      := $(BUILD)/perfused $(BUILD)/perfusectl $(BUILD)/perfuse-sim
 
 
-.PHONY: all check layers unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder bench-longrun bench-interlock bench-modbus soak clean install deps
+.PHONY: all check layers unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder bench-longrun bench-interlock bench-modbus bench-regulation soak clean install deps
 all: $(PROGS)
 
 deps: $(CONFIG)
@@ -180,7 +180,15 @@ bench-longrun: $(PROGS)
 bench-interlock: $(PROGS)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) INTERLOCK_TRIALS=50 bash tests/e2e/interlock_latency.sh | grep -v "^perfused: info"
 
-bench: bench-timing bench-recorder bench-longrun bench-interlock bench-modbus
+$(BUILD)/bench/regulation: tests/bench/regulation.c $(BUILD)/libperfuse.a $(CONFIG)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(BUILD)/libperfuse.a $(LDFLAGS) $(PKG_LIBS) -o $@
+
+# Closed-loop flow regulation on the simulated chip: shipped and autotuned gains, every case.
+bench-regulation: $(BUILD)/bench/regulation
+	@$(BUILD)/bench/regulation
+
+bench: bench-timing bench-recorder bench-longrun bench-interlock bench-modbus bench-regulation
 
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles

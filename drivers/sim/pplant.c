@@ -20,7 +20,7 @@
 struct pplant_params pplant_nominal(int i)
 {
     return (struct pplant_params){
-        .resistance = i == 0 ? 2.0 : 2.5, .tau_s = 0.5, .delay_s = 0.02, .source_tau_s = 0.02,
+        .resistance = i == 0 ? 2.0 : 2.5, .tau_s = 0.5, .delay_s = 0.02, .source_tau_s = 0.01,
         .reservoir_ul = 15000.0, .area_mm2 = 200.0, .outlet_mm = 70.0,
         .noise_abs = 0.05, .noise_rel = 0.005,
     };

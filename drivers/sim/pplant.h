@@ -4,7 +4,7 @@
  * (state plus a 10 ms tick, no clock and no I/O), part of struct sim_physics,
  * so perfuse-sim, perfusectl simulate and the regulation bench share it.
  *
- *   source      the controller's output follows its command with tau_s = 20 ms
+ *   source      the controller's output follows its command with tau_s = 10 ms
  *   reservoir   hydrostatic head rho*g*(level - outlet height) adds to the
  *               source pressure; the level falls as liquid is used
  *   chip        steady flow Q* = (sign * P_source + P_head) / (R * r_factor),
