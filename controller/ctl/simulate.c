@@ -444,6 +444,8 @@ static int open_recorder(struct simulation *s, const struct simulate_options *o,
         .channels = s->series.chans, .n_channels = s->series.n_chans,
         .setpoints = s->series.sps, .n_setpoints = s->series.n_sps,
         .confirmed = s->series.confs, .n_confirmed = s->series.n_sps,
+        .regulators = s->series.regs, .n_regulators = s->series.n_regs,
+        .regulated = s->series.reg_series, .n_regulated = s->series.n_reg_series,
         .compression = s->rig->rec.compression, .flush_interval_s = s->rig->rec.flush_s,
         .fsync_interval_s = s->rig->rec.checkpoint_s,
     };

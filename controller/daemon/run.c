@@ -371,6 +371,8 @@ static int open_file(struct run *r, const struct run_actor *who, bool append)
         .channels = r->series.chans, .n_channels = r->series.n_chans,
         .setpoints = r->series.sps, .n_setpoints = r->series.n_sps,
         .confirmed = r->series.confs, .n_confirmed = r->series.n_sps,
+        .regulators = r->series.regs, .n_regulators = r->series.n_regs,
+        .regulated = r->series.reg_series, .n_regulated = r->series.n_reg_series,
         .compression = dm->rig->rec.compression, .flush_interval_s = dm->rig->rec.flush_s,
         .fsync_interval_s = dm->rig->rec.checkpoint_s, .append = append,
         .buffer_samples = dm->rig->rec.buffer,

@@ -37,6 +37,15 @@ struct rec_syringe {
     const char *fill_source;      /* "given", "assumed full" or "unknown" */
 };
 
+/* A regulator's description: the attributes of /regulators/<name>. */
+struct rec_regulator {
+    const char *name;             /* "flow1" */
+    const char *measure, *actuator;   /* "chip3.flow", "ob1.p1" */
+    const char *kp_units, *ki_units, *kd_units;   /* "mbar per uL/min", ... */
+    double kp, ki, kd, rate_hz, out_min, out_max;
+    int plant_sign;
+};
+
 /* What the file is about. All strings are copied by recorder_start. */
 struct rec_run_info {
     const char *path;             /* file to create (must not exist) */
@@ -64,6 +73,10 @@ struct rec_run_info {
     size_t buffer_samples;        /* samples held in memory while storage fails; 0 -> 4 million */
     const struct rec_syringe *syringes;   /* -> /syringes/<pump> (not when appending) */
     size_t n_syringes;
+    const struct rec_regulator *regulators;   /* -> /regulators/<name>, with the gains as attributes */
+    size_t n_regulators;
+    const struct rec_channel *regulated;  /* -> /regulators/<name>/<series>: names "flow1/setpoint" */
+    size_t n_regulated;
 };
 
 /* A row of /steps. Rows are keyed by index: a second call with the same index
@@ -107,6 +120,8 @@ void recorder_sample(struct recorder *r, uint32_t ch, double t, double value);
 void recorder_setpoint(struct recorder *r, uint32_t sp, double t, double value);
 /* Queue a confirmed value of index cf (into info->confirmed); NaN: no longer known. */
 void recorder_confirmed(struct recorder *r, uint32_t cf, double t, double value);
+/* Queue a value of the regulated series rg (index into info.regulated). */
+void recorder_regulated(struct recorder *r, uint32_t rg, double t, double value);
 /* Queue an event row. severity: info|warning|alarm|fault. Strings are copied
  * (and truncated to the file's fixed lengths). */
 void recorder_event(struct recorder *r, double t, const char *severity, const char *source,
