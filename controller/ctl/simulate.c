@@ -13,6 +13,7 @@
 #include "run/interlock.h"
 #include "run/clock.h"
 #include "run/delivery.h"
+#include "run/regloop.h"
 #include "drivers/sim/physics.h"
 #include "plan/plan.h"
 #include "record/recorder.h"
@@ -66,6 +67,7 @@ struct simulation {
     struct interlocks il;
     struct alarms alarms;
     struct delivery dl;             /* syringes and flow monitors, as in perfused */
+    struct regloop rl;              /* the rig's regulators, as in perfused */
     double press[SIM_PPLANTS + 3];  /* ob1.p2 .. p4 hold what they were told (no chip) */
     bool finished;
     enum run_state final;
@@ -167,6 +169,7 @@ static void sample_fired(struct ptimer *t)
             if (s->dl.pumps[i].counter == c->channel && !isnan(s->dl.pumps[i].s.fill_ul))
                 recorder_sample(s->rec, (uint32_t)s->dl.pumps[i].rec_fill, rel(now),
                                 s->dl.pumps[i].s.fill_ul);
+    regloop_on_sample(&s->rl, c->channel, v, now);
     if (!isnan(v))
         runner_on_sample(s->runner, c->channel, v, now);
     ptimer_start(t, t->deadline + c->period_ns);
@@ -177,6 +180,9 @@ static void hook_write(void *ctx, int channel, double v, int64_t planned)
 {
     struct simulation *s = ctx;
     sync_model(s);
+    if (regloop_setpoint(&s->rl, channel, v, pclock_now(&s->clk)))
+        return;     /* a regulated channel: its regulator drives the actuator */
+    regloop_on_output(&s->rl, channel, v);
     struct sim_chan *c = &s->chans[channel];
     if (s->series.rec_sp[channel] >= 0) {
         recorder_setpoint(s->rec, (uint32_t)s->series.rec_sp[channel], rel(planned), v);
@@ -210,6 +216,7 @@ static void hook_safe_state(void *ctx)
 {
     struct simulation *s = ctx;
     int64_t now = pclock_now(&s->clk);
+    regloop_stop(&s->rl);
     for (size_t i = 0; i < s->dl.n_pumps; i++)
         delivery_on_setpoint(&s->dl, s->dl.pumps[i].flow, NAN, now);
     for (size_t i = 0; i < s->plan->n_safe; i++)
@@ -282,8 +289,12 @@ static void hook_event(void *ctx, int64_t now, const char *sev, const char *code
 {
     struct simulation *s = ctx;
     recorder_event(s->rec, rel(now), sev, "runner", code, msg);
-    if (strcmp(code, "resumed") == 0)
+    if (strcmp(code, "resumed") == 0) {
         delivery_on_resume(&s->dl, now);
+        regloop_resume(&s->rl, now);
+    }
+    if (strcmp(code, "paused") == 0)
+        regloop_pause(&s->rl);
     if (strcmp(code, "prompt") == 0) {
         char d[64], m[160];
         unit_format_duration(s->prompt_delay_ns, d, sizeof d);
@@ -344,6 +355,33 @@ static void sim_delivery_clear(void *ctx, int64_t t, const char *src, const char
 {
     struct simulation *s = ctx;
     alarms_clear(&s->alarms, t, src, code, NULL);
+}
+
+/* Regulator hook: its output goes to the actuator as any setpoint does. */
+static void sim_reg_write(void *ctx, int ch, double out, int64_t t)
+{
+    hook_write(ctx, ch, out, t);
+}
+
+/* Regulator hook: a tick's figures into /regulators. */
+static void sim_reg_terms(void *ctx, size_t k, const struct reg_terms *r, int64_t t)
+{
+    struct simulation *s = ctx;
+    const double v[RUNFILE_REG_SERIES] = { r->sp, r->y, r->out, r->p, r->i, r->d };
+    for (int j = 0; j < RUNFILE_REG_SERIES; j++)
+        recorder_regulated(s->rec, (uint32_t)(k * RUNFILE_REG_SERIES + (size_t)j), rel(t), v[j]);
+}
+
+/* Regulator hook: a fault is an alarm and, except a measurement problem, the protocol's on_fault. */
+static void sim_reg_fault(void *ctx, size_t k, enum reg_fault f, bool active, const char *msg, int64_t t)
+{
+    struct simulation *s = ctx;
+    const char *src = s->rig->regulators[k].name;
+    if (active)
+        sim_delivery_raise(s, t, f == RF_MEASUREMENT ? "alarm" : "fault", src, regulator_fault_code(f),
+                           f == RF_MEASUREMENT ? DELIVERY_WARN : DELIVERY_ON_FAULT, msg);
+    else
+        sim_delivery_clear(s, t, src, regulator_fault_code(f));
 }
 
 /* A run starts: the syringes' levels at the start, into the file and its events. */
@@ -484,6 +522,7 @@ static void simulation_free(struct simulation *s)
     ptimer_close(&s->held_timer, NULL);
     interlocks_free(&s->il);
     delivery_free(&s->dl);
+    regloop_free(&s->rl);
     alarms_free(&s->alarms);
     free(s->chans);
     runfile_series_free(&s->series);
@@ -514,6 +553,10 @@ int simulate_run(const struct simulate_options *o, struct diag *d, struct simula
         rc = open_recorder(&s, o, res);
     struct runner_hooks hooks = { .ctx = &s, .write = hook_write, .safe_state = hook_safe_state,
                                   .event = hook_event, .step = hook_step, .finished = hook_finished };
+    struct regloop_hooks rh = { .ctx = &s, .write = sim_reg_write, .terms = sim_reg_terms,
+                                .fault = sim_reg_fault };
+    if (rc == 0)
+        rc = regloop_init(&s.rl, s.rig, &s.clk, &rh);
     if (rc == 0)
         rc = setup_channels(&s, d);
     if (rc == 0)

@@ -401,8 +401,10 @@ int rig_channel_at(struct ydoc *y, const yaml_node_t *n, const struct rig *rig, 
             yerr(y, n, "unknown channel '%s' on rig '%s'", s, rig->name);
         return -1;
     }
-    if (writable && !rig->channels[ch].writable) {
-        yerr(y, n, "channel '%s' is a measurement and cannot be set", rig->channels[ch].name);
+    if (writable && !rig->channels[ch].writable && rig_regulator_of(rig, ch) < 0) {
+        yerr(y, n, "channel '%s' is a measurement and cannot be set (a rig 'regulators:' entry "
+             "with 'measure: %s' would make it a regulated setpoint)", rig->channels[ch].name,
+             rig->channels[ch].name);
         return -1;
     }
     return ch;

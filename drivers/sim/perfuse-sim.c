@@ -455,6 +455,18 @@ static void apply_disconnects(struct sim *s)
     }
 }
 
+/* The regulators of the simulated rig, as protocols/rigs/sim.yaml has them. */
+static const char sim_regulators_yaml[] =
+    "regulators:\n"
+    "  - {name: flow3, measure: chip3.flow, actuator: ob1.p1, kp: 2 mbar per uL/min,\n"
+    "     ki: 4 mbar per uL/min per s, kd: 0 mbar s per uL/min, rate: 50 Hz,\n"
+    "     output: [0 mbar, 2000 mbar], range: [0 uL/min, 900 uL/min],\n"
+    "     tolerance: {abs: 0.2 uL/min, rel: 2 %, for: 30 s}, saturated_for: 10 s}\n"
+    "  - {name: flow4, measure: pc1.flow, actuator: pc1.p1, kp: 2.5 mbar per uL/min,\n"
+    "     ki: 5 mbar per uL/min per s, kd: 0 mbar s per uL/min, rate: 50 Hz,\n"
+    "     output: [0 mbar, 2000 mbar], range: [0 uL/min, 700 uL/min],\n"
+    "     tolerance: {abs: 0.2 uL/min, rel: 2 %, for: 30 s}, saturated_for: 10 s}\n";
+
 /* Write the rig file describing the endpoints, atomically. */
 static int write_rig(struct sim *s, const char *profiles)
 {
@@ -481,12 +493,14 @@ static int write_rig(struct sim *s, const char *profiles)
             "  - {name: valve1, driver: modbus, bus: plc, unit: 1, profile: %s/rotary-valve.yaml}\n"
             "  - {name: incubator, driver: modbus, bus: plc, unit: 2, profile: %s/temperature-controller.yaml}\n",
             profiles, profiles, profiles, profiles);
-    fprintf(f, "  - {name: chip3, driver: modbus, bus: sensors, unit: 3, profile: %s/pressure-flow.yaml}\n"
-            "  - {name: pc1, driver: modbus, bus: plc, unit: 3, profile: %s/pressure-controller.yaml}\n",
-            profiles, profiles);
+    fprintf(f, "  - {name: chip3, driver: modbus, bus: sensors, unit: 3, profile: %s/pressure-flow.yaml,\n"
+            "     sample_hz: {flow: 50}}\n"
+            "  - {name: pc1, driver: modbus, bus: plc, unit: 3, profile: %s/pressure-controller.yaml,\n"
+            "     sample_hz: {flow: 50}}\n", profiles, profiles);
     for (size_t i = 0; i < s->n_lines; i++)
         if (s->lab_devices || s->lines[i].ops->in_rig)
             fputs(s->lines[i].ops->devices_yaml, f);
+    fputs(sim_regulators_yaml, f);
     fflush(f);
     fsync(fileno(f));
     if (fclose(f) != 0 || rename(tmp, s->rig_out) < 0)

@@ -10,7 +10,7 @@
  * the chip's flow (the model's, without sensor noise); steady-state error and
  * CV on the sensor's readings, the CV beside the sensor's own noise there.
  *
- *   build/bench/regulation [--seed N]
+ *   build/bench/regulation [--seed N] [--rate HZ]   (HZ: sensor and regulator, default 50 as in the rig)
  */
 #include "drivers/sim/physics.h"
 #include "drivers/sim/sim_faults.h"
@@ -24,7 +24,8 @@
 
 #define MS 1000000LL
 #define S 1000000000LL
-#define DT (10 * MS)                /* model step, sensor reading and regulator tick: 100 Hz */
+#define DT (10 * MS)                /* the model's step */
+static int64_t tick_ns = 20 * MS;   /* sensor reading and regulator tick (--rate): the rig's 50 Hz */
 #define MAXN 20000
 
 struct bench {
@@ -64,7 +65,7 @@ static void bench_reset(double kp, double ki)
     memset(&B.faults, 0, sizeof B.faults);
     sim_physics_init(&B.phys, seed);
     B.cfg = (struct rig_regulator){ .name = "flow1", .kp = kp, .ki = ki, .kd = 0, .d_filter_s = 0.05,
-        .sp_weight = 1, .rate_hz = 100, .out_min = 0, .out_max = 2000, .sp_min = 0, .sp_max = 900,
+        .sp_weight = 1, .rate_hz = 1e9 / (double)tick_ns, .out_min = 0, .out_max = 2000, .sp_min = 0, .sp_max = 900,
         .sign = 1, .tol_abs = 0.2, .tol_rel = 0.02, .lost_s = 30, .saturated_s = 10,
         .inverted_s = 1, .stale_s = 0.5, .on_loss = REG_LOSS_HOLD };
     struct regulator_hooks h = { .ctx = &B, .write = hook_write, .fault = hook_fault };
@@ -82,10 +83,12 @@ static void run(double dur_s, double (*f)(double, const double *), const double 
         sim_physics_advance_to(&B.phys, t);
         sim_fault_apply(&B.faults, &B.phys, t);
         double sp = f((double)(t - t0) / S, arg);
-        regulator_set_setpoint(&B.reg, sp);
         double y = sim_read_pflow(&B.phys, 0);
-        regulator_measure(&B.reg, y, t);
-        regulator_tick(&B.reg, t, NULL);
+        if (t % tick_ns == 0) {
+            regulator_set_setpoint(&B.reg, sp);
+            regulator_measure(&B.reg, y, t);
+            regulator_tick(&B.reg, t, NULL);
+        }
         if (B.n < MAXN) {
             B.t[B.n] = (double)t / S;      /* since the case's reset: steps of one case follow on */
             B.sp[B.n] = sp;
@@ -285,17 +288,23 @@ static int tune(double *kp, double *ki)
 
 int main(int argc, char **argv)
 {
-    for (int i = 1; i + 1 < argc; i++)
+    for (int i = 1; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--seed") == 0)
             seed = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--rate") == 0)
+            tick_ns = (int64_t)llround(1e9 / atof(argv[++i]) / (double)DT) * DT;
+    }
+    if (tick_ns < DT)
+        tick_ns = DT;
     struct pplant_params p = pplant_nominal(0);
     double L = p.delay_s + p.source_tau_s;
     goal_settle = 3 * (p.tau_s + L);
     printf("bench-regulation: simulated chip3, R %.2f mbar per uL/min, tau %.2f s, dead time %.3f s "
-           "(transport %.3f + source lag %.3f), sensor noise 0.05 uL/min + 0.5 %%, regulator at 100 Hz, seed %llu\n"
+           "(transport %.3f + source lag %.3f), sensor noise 0.05 uL/min + 0.5 %%, sensor read and regulator at %.0f Hz, seed %llu\n"
            "goals: settling <= 3 (tau + L) = %.2f s, overshoot <= 5 %%, ss error <= 0.5 %%, "
            "CV <= 1.5 x sensor noise, no oscillation at R / 10, inverted plant safe within 5 s\n",
-           p.resistance, p.tau_s, L, p.delay_s, p.source_tau_s, (unsigned long long)seed, goal_settle);
+           p.resistance, p.tau_s, L, p.delay_s, p.source_tau_s, 1e9 / (double)tick_ns,
+           (unsigned long long)seed, goal_settle);
     cases("shipped gains (protocols/rigs/sim.yaml)", 2.0, 4.0);
     double kp, ki;
     if (tune(&kp, &ki) == 0)
