@@ -216,7 +216,7 @@ static void hook_safe_state(void *ctx)
 {
     struct simulation *s = ctx;
     int64_t now = pclock_now(&s->clk);
-    regloop_stop(&s->rl);
+    regloop_stop(&s->rl, true);
     for (size_t i = 0; i < s->dl.n_pumps; i++)
         delivery_on_setpoint(&s->dl, s->dl.pumps[i].flow, NAN, now);
     for (size_t i = 0; i < s->plan->n_safe; i++)

@@ -156,6 +156,33 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
     return 0;
 }
 
+/* Each regulator: its mode, setpoint, measurement, output and whether it is in tolerance. */
+static json_t *status_regulators(struct daemon *d)
+{
+    json_t *arr = json_array();
+    for (size_t k = 0; k < d->rl.n; k++) {
+        const struct regloop_entry *e = regloop_get(&d->rl, k);
+        const struct regulator *r = &e->reg;
+        const struct rig_regulator *g = r->cfg;
+        json_t *faults = json_array();
+        for (int f = 0; f < RF_KINDS; f++)
+            if (r->active[f])
+                json_array_append_new(faults, json_string(regulator_fault_code((enum reg_fault)f)));
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:o}", "name", g->name,
+                              "measure", d->rig->channels[g->measure].name,
+                              "actuator", d->rig->channels[g->actuator].name,
+                              "mode", regulator_mode_name(r->mode),
+                              "units", d->rig->channels[g->measure].unit,
+                              "output_units", d->rig->channels[g->actuator].unit,
+                              "in_tolerance", regulator_in_tolerance(r), "faults", faults);
+        json_object_set_new(o, "setpoint", isnan(r->sp) ? json_null() : json_real(r->sp));
+        json_object_set_new(o, "measurement", isnan(r->y) ? json_null() : json_real(r->y));
+        json_object_set_new(o, "output", isnan(r->out) ? json_null() : json_real(r->out));
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}
+
 /* A writable channel's desired and confirmed values, into o. */
 static void actuator_json(struct daemon *d, size_t ch, json_t *o)
 {
@@ -312,6 +339,7 @@ static int cmd_status(struct ctl_client *cl, json_t *req, json_t *res, char *err
         json_object_set_new(res, "run_active", json_false());
     }
     json_object_set_new(res, "channels", status_channels(d));
+    json_object_set_new(res, "regulators", status_regulators(d));
     json_object_set_new(res, "timing", json_pack("{s:o,s:o}", "dispatch", latency_json(&d->dispatch),
                                                  "wire", latency_json(&d->wire)));
     return 0;
@@ -455,7 +483,8 @@ static int set_value(struct ctl_client *cl, json_t *req, json_t *res, char *err,
         return -EINVAL;
     }
     const struct rig_channel *c = &d->rig->channels[ch];
-    if (!c->writable) {
+    int reg = rig_regulator_of(d->rig, ch);
+    if (!c->writable && reg < 0) {
         snprintf(err, len, "%s is a measurement and cannot be set", c->name);
         return -EPERM;
     }
@@ -479,7 +508,14 @@ static int set_value(struct ctl_client *cl, json_t *req, json_t *res, char *err,
         snprintf(err, len, "%s: %s", c->name, perr);
         return -EINVAL;
     }
-    if ((!isnan(c->min) && v < c->min) || (!isnan(c->max) && v > c->max)) {
+    if (reg >= 0 && !c->writable) {
+        const struct rig_regulator *g = &d->rig->regulators[reg];
+        if (v < g->sp_min || v > g->sp_max) {
+            snprintf(err, len, "%g %s is outside what regulator '%s' can reach on %s (%g to %g %s)",
+                     v, c->unit, g->name, c->name, g->sp_min, g->sp_max, c->unit);
+            return -EINVAL;
+        }
+    } else if ((!isnan(c->min) && v < c->min) || (!isnan(c->max) && v > c->max)) {
         snprintf(err, len, "%g %s is outside the limits of %s (%g to %g %s)", v, c->unit, c->name,
                  c->min, c->max, c->unit);
         return -EINVAL;
@@ -493,6 +529,7 @@ static int set_value(struct ctl_client *cl, json_t *req, json_t *res, char *err,
         snprintf(err, len, "cannot send the setpoint: %s", strerror(-rc));
         return rc;
     }
+    regloop_manual(&d->rl, ch, v, pclock_now(&d->clock));  /* a regulator's actuator set by hand */
     struct run_actor who = actor(cl, NULL);
     if (active_run(d) != NULL)
         run_manual_set(d->run, &who, ch, v);

@@ -21,6 +21,7 @@
 #include "run/latch.h"
 #include "latchstore.h"
 #include "run/plausibility.h"
+#include "run/regloop.h"
 #include "sdnotify.h"
 #include "simchild.h"
 #include "base/latency.h"
@@ -110,6 +111,7 @@ struct daemon {
     int64_t safe_requested_ns;
     uv_timer_t shutdown_timer;  /* shutdown waits (bounded) for the safe state's confirmation */
     int64_t shutdown_deadline_ns;
+    struct regloop rl;          /* the rig's regulators (run/regloop.h) */
 };
 
 /* Set up the daemon: its signals, the rig (or the simulated rig), the check
@@ -127,6 +129,9 @@ int daemon_start(struct daemon *d);
  * exit status: 0 after an orderly stop, 1 if it stopped with a safe state
  * its devices had not confirmed (the log names them). */
 int daemon_run(struct daemon *d);
+/* Hold every regulator's output (a run paused) or resume them bumplessly. */
+void daemon_regulators_pause(struct daemon *d, bool pause, int64_t now);
+
 /* Begin an orderly shutdown (signal, or fatal error). */
 void daemon_shutdown(struct daemon *d, const char *why);
 

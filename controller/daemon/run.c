@@ -238,6 +238,8 @@ static void hook_event(void *ctx, int64_t now, const char *severity, const char 
         journal_update(r);
     if (strcmp(code, "resumed") == 0)
         delivery_on_resume(&r->dm->dl, now);
+    if (strcmp(code, "paused") == 0 || strcmp(code, "resumed") == 0)
+        daemon_regulators_pause(r->dm, strcmp(code, "paused") == 0, now);
     if (strcmp(code, "prompt") == 0)
         daemon_alert(r->dm, r, "prompt", "info", "runner", code, message);
 }
@@ -709,6 +711,14 @@ void run_record_derived(struct run *r, int series, double value, int64_t t_ns)
     if (r->closed || r->ended || series < 0 || t_ns < r->start_ns)
         return;
     recorder_sample(r->rec, (uint32_t)series, rel(r, t_ns), value);
+}
+
+/* A value of a /regulators series. */
+void run_record_regulated(struct run *r, int idx, double value, int64_t t_ns)
+{
+    if (r->closed || r->ended || r->rec == NULL || idx < 0 || t_ns < r->start_ns)
+        return;
+    recorder_regulated(r->rec, (uint32_t)idx, rel(r, t_ns), value);
 }
 
 /* A writable channel's confirmed value changed: /confirmed. */

@@ -102,6 +102,8 @@ bool regloop_setpoint(struct regloop *l, int ch, double v, int64_t t_ns)
     if (e == NULL)
         return false;
     regulator_set_setpoint(&e->reg, v);
+    if (e->running && e->reg.mode == REG_MANUAL)
+        regulator_auto(&e->reg, t_ns);
     if (!e->running) {
         e->running = true;
         regulator_start(&e->reg, l->out_in_force[e->reg.cfg->actuator], t_ns);
@@ -109,6 +111,13 @@ bool regloop_setpoint(struct regloop *l, int ch, double v, int64_t t_ns)
         ptimer_start(&e->timer, t_ns);
     }
     return true;
+}
+
+void regloop_manual(struct regloop *l, int ch, double v, int64_t t_ns)
+{
+    for (size_t k = 0; k < l->n; k++)
+        if (l->e[k].running && l->e[k].reg.cfg->actuator == ch)
+            regulator_manual(&l->e[k].reg, v, t_ns);
 }
 
 void regloop_on_sample(struct regloop *l, int ch, double v, int64_t t_ns)
@@ -136,12 +145,12 @@ void regloop_resume(struct regloop *l, int64_t t_ns)
         regulator_resume(&l->e[k].reg, t_ns);
 }
 
-void regloop_stop(struct regloop *l)
+void regloop_stop(struct regloop *l, bool send)
 {
     int64_t now = pclock_now(l->clk);
     for (size_t k = 0; k < l->n; k++) {
         struct regloop_entry *e = &l->e[k];
-        if (e->running) {
+        if (e->running && send) {
             const struct rig_regulator *g = e->reg.cfg;
             l->out_in_force[g->actuator] = g->safe_output;
             l->hooks.write(l->hooks.ctx, g->actuator, g->safe_output, now);

@@ -57,6 +57,9 @@ void regloop_free(struct regloop *l);
 /* A setpoint for channel ch: true if ch is regulated (the regulator starts if it was not
  * running); false if not, and nothing is done. */
 bool regloop_setpoint(struct regloop *l, int ch, double v, int64_t t_ns);
+/* A manual setpoint of actuator channel ch: its running regulator goes to manual (holding
+ * that output) until its channel gets a setpoint again (then back to auto, bumplessly). */
+void regloop_manual(struct regloop *l, int ch, double v, int64_t t_ns);
 /* A sample (NaN allowed) of channel ch. */
 void regloop_on_sample(struct regloop *l, int ch, double v, int64_t t_ns);
 /* An actuator channel was commanded by someone else (manual set, safe state): remember it. */
@@ -64,8 +67,9 @@ void regloop_on_output(struct regloop *l, int ch, double v);
 /* Pause every running regulator (outputs held) / resume them bumplessly. */
 void regloop_pause(struct regloop *l);
 void regloop_resume(struct regloop *l, int64_t t_ns);
-/* Stop every regulator; each actuator a running one drove goes to its safe_output. */
-void regloop_stop(struct regloop *l);
+/* Stop every regulator; with send, each actuator a running one drove is sent its safe_output
+ * (without, the caller latches its own safe state). */
+void regloop_stop(struct regloop *l, bool send);
 /* Regulator k's entry, or NULL. */
 const struct regloop_entry *regloop_get(const struct regloop *l, size_t k);
 
