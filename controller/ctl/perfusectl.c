@@ -173,9 +173,12 @@ static const struct ctl_command commands[] = {
     {
         .name = "simulate",
         .synopsis = "simulate PROTOCOL [--rig FILE] [-o OUT.h5] [--speed N|max] [--fault SPEC]... "
-                    "[--fill PUMP=VOLUME]... [--seed N] [--prompt-delay DURATION]",
+                    "[--fill PUMP=VOLUME]... [--seed N] [--prompt-delay DURATION] | "
+                    "simulate --tune REGULATOR [--rig FILE] [--seed N]",
         .summary = "run it in virtual time on the simulated rig; write the same HDF5 file a real run writes",
-        .help = "Run a protocol in virtual time on the simulated rig; write the same HDF5 file a run writes.",
+        .help = "Run a protocol in virtual time on the simulated rig; write the same HDF5 file a run writes.\n"
+                "With --tune REGULATOR, run the relay autotune on the simulated chip it drives instead and\n"
+                "print the plant and suggested gains as a rig snippet (the rig file is not changed).",
         .example = "perfusectl simulate protocols/kidney-proximal-tubule.yaml --speed max",
         .run = offline_simulate,
         .reach = CTL_OFFLINE,

@@ -270,7 +270,7 @@ static int tune(double *kp, double *ki)
     int64_t t = 0;
     autotune_start(&at, 100, 100, 50, 0, 2000, 0);
     while (!autotune_over(&at)) {
-        t += DT;
+        t += tick_ns;
         sim_physics_advance_to(&B.phys, t);
         B.phys.pplant[0].p_cmd = autotune_step(&at, sim_read_pflow(&B.phys, 0), t);
     }

@@ -166,7 +166,7 @@ ctl ack all >/dev/null
 # A NaN reading: the regulator holds its output and raises regulation_measurement.
 file=$(ctl run "$T/p.yaml" | sed -n 's/^file //p')
 wait_for in_tol || echo "# not in tolerance before the NaN fault"
-sim_cmd "$SIMCTL" "fault nan:$FDEV,for=2s"
+sim_cmd "$SIMCTL" "fault nan:$FDEV,for=2s" >/dev/null
 check "NaN reading: regulation_measurement" wait_for status_has regulation_measurement
 o1=$(reg output); sleep 0.5; o2=$(reg output)
 check "NaN reading: the output is held ($o1 -> $o2)" test "$o1" = "$o2"
