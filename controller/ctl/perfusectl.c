@@ -149,6 +149,19 @@ static const struct ctl_command commands[] = {
         .reach = CTL_DAEMON,
     },
     {
+        .name = "tune",
+        .synopsis = "tune REGULATOR",
+        .summary = "relay autotune of a regulator (no run active, or the run paused)",
+        .help = "A relay-feedback test (Astrom-Hagglund) of a rig regulator on the live rig, with no run\n"
+                "active or the run paused, its output within the regulator's limits (about 10 s). Prints\n"
+                "the identified plant (gain, time constant, dead time) and suggested gains, with the rule\n"
+                "used, as a rig entry. The rig file is not changed. perfusectl simulate --tune does the\n"
+                "same on the simulated rig offline.",
+        .example = "perfusectl tune flow3",
+        .run = daemon_cmds_tune,
+        .reach = CTL_DAEMON,
+    },
+    {
         .name = "events",
         .synopsis = "events [--since SECONDS] [--limit N] [--cursor SEQ]",
         .summary = "the event log of the current (or last) run",

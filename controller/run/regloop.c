@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 /* Regulator hook: the output goes to its actuator. */
@@ -28,12 +29,29 @@ static void entry_tick(struct ptimer *t)
 {
     struct regloop_entry *e = t->data;
     struct regloop *l = e->loop;
-    if (!e->running)
+    if (e->tuning) {
+        /* The relay test drives the actuator; the regulator only keeps its measurement. */
+        int ch = e->reg.cfg->actuator;
+        double out = autotune_step(&e->at, e->reg.y, e->next_ns);
+        l->out_in_force[ch] = out;
+        l->hooks.write(l->hooks.ctx, ch, out, e->next_ns);
+        if (autotune_over(&e->at)) {
+            if (e->reg.mode == REG_HOLD)
+                e->reg.out = out;   /* a resume continues from where the test left the output */
+            e->tuning = false;
+            e->tuned = true;
+            e->tune_t1 = e->next_ns;
+        }
+    } else if (!e->running) {
         return;
-    struct reg_terms terms;
-    regulator_tick(&e->reg, e->next_ns, &terms);
-    if (l->hooks.terms != NULL && e->reg.mode != REG_IDLE)
-        l->hooks.terms(l->hooks.ctx, e->k, &terms, e->next_ns);
+    } else {
+        struct reg_terms terms;
+        regulator_tick(&e->reg, e->next_ns, &terms);
+        if (l->hooks.terms != NULL && e->reg.mode != REG_IDLE)
+            l->hooks.terms(l->hooks.ctx, e->k, &terms, e->next_ns);
+    }
+    if (!e->running && !e->tuning)
+        return;
     e->next_ns += e->period_ns;
     int64_t now = pclock_now(l->clk);
     if (e->next_ns < now)
@@ -156,9 +174,44 @@ void regloop_stop(struct regloop *l, bool send)
             l->hooks.write(l->hooks.ctx, g->actuator, g->safe_output, now);
         }
         e->running = false;
+        e->tuning = false;
         regulator_stop(&e->reg);
         ptimer_stop(&e->timer);
     }
+}
+
+int regloop_tune_start(struct regloop *l, size_t k, int64_t t_ns, char *err, size_t len)
+{
+    if (k >= l->n) {
+        snprintf(err, len, "no such regulator");
+        return -EINVAL;
+    }
+    struct regloop_entry *e = &l->e[k];
+    const struct rig_regulator *g = e->reg.cfg;
+    if (e->tuning) {
+        snprintf(err, len, "%s: a relay test is already running", g->name);
+        return -EBUSY;
+    }
+    if (e->running && e->reg.mode != REG_HOLD) {
+        snprintf(err, len, "%s is regulating: pause the run first (a test runs only with the "
+                 "regulator idle or held by a paused run)", g->name);
+        return -EBUSY;
+    }
+    double span = g->out_max - g->out_min, u0 = l->out_in_force[g->actuator];
+    if (isnan(u0))
+        u0 = g->out_min;
+    if (autotune_start(&e->at, u0, 0.05 * span, 0.025 * span, g->out_min, g->out_max, t_ns) < 0) {
+        snprintf(err, len, "%s: %s", g->name, e->at.why);
+        return -EINVAL;
+    }
+    e->tuning = true;
+    e->tuned = false;
+    e->tune_t0 = t_ns;
+    if (!e->running) {
+        e->next_ns = t_ns;
+        ptimer_start(&e->timer, t_ns);
+    }
+    return 0;
 }
 
 const struct regloop_entry *regloop_get(const struct regloop *l, size_t k)

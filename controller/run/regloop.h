@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "autotune.h"
 #include "clock.h"
 #include "regulator.h"
 #include "plan/rig.h"
@@ -39,6 +40,10 @@ struct regloop_entry {
     struct ptimer timer;
     int64_t period_ns, next_ns;
     bool running;
+    /* A relay autotune (perfusectl tune) drives the actuator instead while tuning. */
+    bool tuning, tuned;                 /* tuned: at holds a finished test (done or failed) */
+    struct autotune at;
+    int64_t tune_t0, tune_t1;
 };
 
 struct regloop {
@@ -70,6 +75,11 @@ void regloop_resume(struct regloop *l, int64_t t_ns);
 /* Stop every regulator; with send, each actuator a running one drove is sent its safe_output
  * (without, the caller latches its own safe state). */
 void regloop_stop(struct regloop *l, bool send);
+/* Start a relay autotune of regulator k (run/autotune.h) within its output limits, from the
+ * output in force. Only while the regulator is not regulating (stopped, or held by a paused
+ * run); the test gives the actuator back at the output it started from. Returns 0, or
+ * -EBUSY (it regulates, or a test runs) / -EINVAL with why in err. */
+int regloop_tune_start(struct regloop *l, size_t k, int64_t t_ns, char *err, size_t len);
 /* Regulator k's entry, or NULL. */
 const struct regloop_entry *regloop_get(const struct regloop *l, size_t k);
 

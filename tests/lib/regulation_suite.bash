@@ -53,6 +53,17 @@ printf 'perfuse: 1\nname: too much\nsteps:\n  - {set: {$MEAS: 950 uL/min}, for: 
 ! '$BUILD/perfusectl' check '$T/bad.yaml' --rig '$T/rig.yaml' 2>&1 | grep -q . ||
   '$BUILD/perfusectl' check '$T/bad.yaml' --rig '$T/rig.yaml' 2>&1 | grep -q \"outside what regulator '$REG' can reach\""
 
+if [ "${TUNE:-0}" = 1 ]; then
+    # The relay autotune on the live rig, idle: a rig snippet; the rig file stays as it was.
+    sum0=$(sha256sum <"$T/rig.yaml")
+    ctl tune "$REG" >"$T/tune.txt" 2>&1
+    check "tune: the relay test prints the plant and a rig entry" \
+        grep -q "^  - {name: $REG, measure: $MEAS, actuator: $ACT, kp: " "$T/tune.txt"
+    check "tune: the plant's gain is identified" grep -q "^plant: gain 0\.[0-9]* uL/min per mbar" "$T/tune.txt"
+    check "tune: the rig file is not changed" test "$(sha256sum <"$T/rig.yaml")" = "$sum0"
+    sed 's/^/# /' "$T/tune.txt"
+fi
+
 cat >"$T/p.yaml" <<P
 perfuse: 1
 name: regulated chip3
@@ -70,6 +81,8 @@ check "status shows $REG regulating 100 uL/min, in tolerance" wait_for in_tol
 check "status: $REG in auto at 100 uL/min" test "$(reg mode) $(reg setpoint)" = "auto 100.0"
 ctl status | grep -q "^  $REG .*setpoint 100.000 uL/min" && ok "status prints the regulator's line" \
     || not_ok "status prints the regulator's line"
+ctl tune "$REG" >"$T/tune_busy.txt" 2>&1
+check "tune is refused while the run regulates" grep -q "pause it first" "$T/tune_busy.txt"
 ctl pause >/dev/null
 out1=$(reg output); sleep 1; out2=$(reg output)
 check "paused: the regulator holds its output ($out1 -> $out2 mbar)" test "$(reg mode)" = hold -a "$out1" = "$out2"
