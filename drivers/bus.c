@@ -1,5 +1,6 @@
 /* A bus thread: one link, its devices, sampling, writes, faults and reconnects. */
 #include "bus.h"
+#include "note_queue.h"
 #include "base/log.h"
 #include "base/timeutil.h"
 
@@ -16,6 +17,7 @@
 #define BACKOFF_MAX_NS (30 * NS_PER_SEC)
 #define WRITE_RETRIES 2
 #define MAX_PENDING_WRITES 256
+#define NOTE_LIMIT 65536                /* notes kept for an owner that stops draining */
 
 struct pending_write {
     bool used;
@@ -64,8 +66,9 @@ struct bus {
     struct pending_write writes[MAX_PENDING_WRITES];
     uint64_t write_seq;
 
-    struct bus_note *notes;             /* waiting for the owner */
-    size_t n_notes, cap_notes;
+    struct note_queue notes;            /* waiting for the owner */
+    uint64_t notes_dropped;             /* samples dropped because the owner did not drain */
+    struct log_ratelimit notes_rl;
     int64_t last_keepalive_ns;
     struct log_ratelimit rl;
 };
@@ -107,6 +110,7 @@ int bus_create(struct bus **out, const struct link_config *link,
             }
         }
     }
+    note_queue_init(&b->notes, NOTE_LIMIT);
     pthread_mutex_init(&b->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -117,33 +121,21 @@ int bus_create(struct bus **out, const struct link_config *link,
     return 0;
 }
 
-/* Queue a note for the owner (bus thread). */
+/* Queue a note for the owner. If the owner stops draining, samples are
+ * dropped oldest first to bound memory; nothing else ever is. */
 static void push_note(struct bus *b, const struct bus_note *n)
 {
     pthread_mutex_lock(&b->lock);
-    if (b->n_notes == b->cap_notes) {
-        size_t cap = b->cap_notes ? b->cap_notes * 2 : 64;
-        /* Bound memory if the owner stops draining: drop the oldest sample.
-         * Writes, faults and link news are never dropped while a sample can
-         * be: the owner's view of what the devices confirmed depends on them. */
-        if (cap > 65536) {
-            size_t k = 0;
-            while (k < b->n_notes && b->notes[k].kind != BUS_NOTE_SAMPLE)
-                k++;
-            if (k == b->n_notes)
-                k = 0;
-            memmove(b->notes + k, b->notes + k + 1, (b->n_notes - k - 1) * sizeof *b->notes);
-            b->n_notes--;
-        } else {
-            struct bus_note *v = realloc(b->notes, cap * sizeof *v);
-            if (v != NULL) {
-                b->notes = v;
-                b->cap_notes = cap;
-            }
-        }
+    int rc = note_queue_push(&b->notes, n);
+    if (rc == 1) {
+        b->notes_dropped++;
+        log_limited(&b->notes_rl, 10000, LOG_WARN, b->link_cfg.name,
+                    "the owner is not taking notes: %llu samples dropped so far (oldest first)",
+                    (unsigned long long)b->notes_dropped);
+    } else if (rc < 0) {
+        log_limited(&b->notes_rl, 10000, LOG_ERROR, b->link_cfg.name,
+                    "out of memory: a note of kind %d was lost", (int)n->kind);
     }
-    if (b->n_notes < b->cap_notes)
-        b->notes[b->n_notes++] = *n;
     pthread_mutex_unlock(&b->lock);
     if (b->notify)
         b->notify(b->notify_arg);
@@ -161,14 +153,7 @@ static void note_msg(struct bus *b, enum bus_note_kind kind, uint32_t dev, int e
 size_t bus_take_notes(struct bus *b, struct bus_note *out, size_t max)
 {
     pthread_mutex_lock(&b->lock);
-    size_t n = b->n_notes < max ? b->n_notes : max;
-    if (n == 0) {
-        pthread_mutex_unlock(&b->lock);
-        return 0;
-    }
-    memcpy(out, b->notes, n * sizeof *out);
-    memmove(b->notes, b->notes + n, (b->n_notes - n) * sizeof *b->notes);
-    b->n_notes -= n;
+    size_t n = note_queue_take(&b->notes, out, max);
     pthread_mutex_unlock(&b->lock);
     return n;
 }
@@ -571,7 +556,7 @@ void bus_free(struct bus *b)
     bus_stop(b);
     pthread_mutex_destroy(&b->lock);
     pthread_cond_destroy(&b->cond);
-    free(b->notes);
+    note_queue_free(&b->notes);
     free(b->devs);
     free(b);
 }

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bus_note.h"
 #include "driver.h"
 #include "link.h"
 
@@ -36,28 +37,6 @@ struct bus_device_cfg {
     size_t n_chans;
     const double *sample_hz;            /* per channel; 0 = not sampled */
     uint32_t first_id;                  /* owner's id of chans[0]; ids are consecutive */
-};
-
-enum bus_note_kind {
-    BUS_NOTE_SAMPLE,        /* a read finished: value, or err */
-    BUS_NOTE_WRITE,         /* a write finished (err 0 or negative) */
-    BUS_NOTE_DEVICE_FAULT,  /* device stopped answering; msg says why */
-    BUS_NOTE_DEVICE_OK,     /* device answers again */
-    BUS_NOTE_LINK_DOWN,     /* the link could not be opened or was lost */
-    BUS_NOTE_LINK_UP,
-};
-
-struct bus_note {
-    enum bus_note_kind kind;
-    uint32_t device;        /* index into the bus's devices */
-    uint32_t channel;       /* owner's channel id (SAMPLE, WRITE) */
-    int err;
-    double value;
-    int64_t t_ns;           /* CLOCK_MONOTONIC when the exchange finished */
-    int64_t planned_ns;     /* WRITE: when the owner wanted it sent */
-    int64_t sent_ns;        /* WRITE: when its bytes started on the wire */
-    uint64_t tag;           /* WRITE: the owner's tag */
-    char msg[160];
 };
 
 enum bus_priority { BUS_PRIO_SAFETY = 0, BUS_PRIO_SETPOINT = 1 };

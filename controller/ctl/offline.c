@@ -16,7 +16,7 @@
 #include "plan/plan.h"
 #include "plan/rig.h"
 #include "plan/timeline.h"
-#include "record/recorder.h"
+#include "record/recovery.h"
 
 #include <errno.h>
 #include <getopt.h>

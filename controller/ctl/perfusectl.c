@@ -12,6 +12,7 @@
 #include "ctl.h"
 #include "daemon_cmds.h"
 #include "offline.h"
+#include "fleet.h"
 #include "base/log.h"
 #include "base/sockpath.h"
 #include "base/utf8.h"
@@ -206,6 +207,18 @@ static const struct ctl_command commands[] = {
         .run = offline_recover,
         .reach = CTL_OFFLINE,
         .own_text_check = true,
+    },
+    {
+        .name = "fleet",
+        .synopsis = "fleet --mqtt mqtt[s]://[USER[:PASSWORD]@]HOST[:PORT] [--password-file FILE] [--ca FILE] [--wait SECONDS]",
+        .summary = "every rig on an MQTT broker: online, run, step, ETA, alarms",
+        .help = "Every rig seen on the MQTT broker (controller/MQTT.md): online or offline, its run with\n"
+                "the step and ETA, and its active alarms, from the rigs' retained topics. --password-file:\n"
+                "its first line is the password; --ca: the CA of the broker's certificate (mqtts://);\n"
+                "--wait: at most this long for the retained messages (default 3 s).",
+        .example = "perfusectl fleet --mqtt mqtt://alice@broker.lab --password-file ~/.perfuse-mqtt",
+        .run = fleet_run,
+        .reach = CTL_OFFLINE,
     },
     {
         .name = "help",

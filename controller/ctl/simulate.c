@@ -596,8 +596,7 @@ int simulate_run(const struct simulate_options *o, struct diag *d, struct simula
     res->virtual_ns = pclock_now(&s.clk);
     /* completed, aborted or faulted (a safe-stop limit, on_fault: abort), as a daemon's run file
      * says; or paused, on a delivery fault no simulated operator can clear. */
-    const char *final = s.final == RUN_COMPLETED || s.final == RUN_FAULTED || s.final == RUN_PAUSED
-                        ? run_state_name(s.final) : "aborted";
+    const char *final = run_outcome_name(s.final);
     recorder_finish(s.rec, final);
     recorder_free(s.rec);
     res->wall_s = (double)(time_mono_ns() - w0) / 1e9;

@@ -137,7 +137,7 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
     }
     struct plan *plan = w->plan;
     w->plan = NULL;
-    int rc = run_start_plan(d, plan, &who, fills, n_fills, &dg, &r);
+    int rc = run_start_plan(&d->run_host, plan, &who, fills, n_fills, &dg, &r);
     if (rc < 0) {
         load_failed(&dg, rc, res, err, len);
         diag_free(&dg);
@@ -147,7 +147,6 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
     if (d->run != NULL)
         run_free(d->run);
     d->run = r;
-    run_set_closed_cb(r, daemon_run_closed);
     json_object_set_new(res, "run_id", json_string(run_id(r)));
     json_object_set_new(res, "file", json_string(run_path(r)));
     json_object_set_new(res, "protocol", json_string(run_plan(r)->name));
@@ -759,7 +758,8 @@ static int cmd_watch(struct ctl_client *cl, json_t *req, json_t *res, char *err,
 /* The daemon's commands, in the order their names are listed in messages. */
 static const struct ctl_command commands[] = {
     { .name = "hello", .exec = cmd_hello, .args = "", .read_only = true },
-    { .name = "run", .exec = cmd_run, .args = "protocol_text=s! protocol_path=s operator=s fill=l force=b" },
+    { .name = "run", .exec = cmd_run, .args = "protocol_text=s! protocol_path=s operator=s fill=l force=b",
+      .loads_protocol = true },
     { .name = "status", .exec = cmd_status, .args = "", .read_only = true },
     { .name = "watch", .exec = cmd_watch, .args = "interval=n", .read_only = true },
     { .name = "pause", .exec = cmd_pause, .args = "reason=s" },
@@ -811,8 +811,7 @@ static json_t *hook_event(void *ctx, uint64_t seq)
     const struct run_event_rec *e = d->run != NULL ? run_event_at(d->run, seq) : NULL;
     if (e == NULL)
         return NULL;
-    return json_pack("{s:I,s:f,s:s,s:s,s:s,s:s}", "seq", (json_int_t)e->seq, "time", e->t,
-                     "severity", e->severity, "source", e->source, "code", e->code, "message", e->message);
+    return run_event_json(e);
 }
 
 /* The hooks the control server needs from the daemon. */

@@ -54,6 +54,8 @@ struct client {
         size_t limit, sent, bytes;
     } stream;
     json_t *held;               /* messages for after the stream (a wait's reply) */
+    control_reply_fn remote;    /* a remote request's replies go here (it has no pipe) */
+    void *remote_ctx;
 };
 
 struct control {
@@ -66,6 +68,7 @@ struct control {
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char ro_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     struct client *clients;
+    struct client *remotes;     /* remote requests still running (a protocol loading, a retry) */
     int n_clients[2];           /* connected, on the control [0] and read-only [1] socket */
     int max_clients;            /* per socket: viewers can never take an operator's place */
     struct client *ready, *ready_tail;  /* clients with a whole request line to handle */
@@ -282,6 +285,10 @@ static void client_drop(struct client *cl, const char *code, const char *message
 void control_send(struct ctl_client *pub, json_t *msg)
 {
     struct client *cl = (struct client *)pub;
+    if (cl->remote != NULL) {
+        cl->remote(cl->remote_ctx, msg);
+        return;
+    }
     if (cl->stream.active && !cl->closing && cl->dropping_since_ns == 0) {
         /* Not inside the line being streamed: after it. */
         if (cl->held == NULL)
@@ -339,6 +346,9 @@ static void send_error(struct ctl_client *cl, json_t *id, int rc, const char *ms
 }
 
 static void execute(struct client *cl, const struct ctl_command *cmd, json_t *req, json_t *id);
+static void remote_done(struct client *cl);
+static void remote_retry(struct control *c);
+static void remote_close_all(struct control *c);
 
 /* Parse and execute one request line. */
 static void handle_line(struct client *cl, const char *line, size_t len)
@@ -361,7 +371,7 @@ static void handle_line(struct client *cl, const char *line, size_t len)
         json_decref(req);
         return;
     }
-    if (cl->pub.parsed != NULL && strcmp(cmd->name, "run") == 0) {
+    if (cl->pub.parsed != NULL && cmd->loads_protocol) {
         send_error(&cl->pub, id, -EBUSY, "this connection's last run request is still waiting "
                    "for the previous run's file to close", NULL);
         json_decref(id);
@@ -392,7 +402,7 @@ static void execute(struct client *cl, const struct ctl_command *cmd, json_t *re
     } else {
         control_send(&cl->pub, json_pack("{s:O?,s:b,s:o}", "id", id, "ok", 1, "result", result));
     }
-    if (strcmp(cmd->name, "run") == 0 && (rc != CMD_DEFERRED || cl->retry_req == NULL)) {
+    if (cmd->loads_protocol && (rc != CMD_DEFERRED || cl->retry_req == NULL)) {
         /* A loaded protocol serves only the request it was loaded for. */
         plan_work_free(cl->pub.parsed);
         cl->pub.parsed = NULL;
@@ -656,7 +666,10 @@ static void parse_done(struct plan_work *w)
     }
     cl->pub.parsed = w;
     execute(cl, cl->parse_cmd, req, json_incref(json_object_get(req, "id")));
-    pump(cl);
+    if (cl->remote != NULL)
+        remote_done(cl);
+    else
+        pump(cl);
 }
 
 /* Load a run request's protocol on the thread pool; the request is executed again when done. */
@@ -665,7 +678,9 @@ int control_load_protocol(struct ctl_client *pub, json_t *req, const struct rig 
 {
     struct client *cl = (struct client *)pub;
     struct control *c = pub->ctl;
-    if (cl->parsing != NULL || cl->executing == NULL)
+    if (cl->executing == NULL || !cl->executing->loads_protocol)
+        return -EINVAL;             /* a table entry that loads must say so */
+    if (cl->parsing != NULL)
         return -EBUSY;
     int rc = plan_work_start(c->loop, rig, path, text, strlen(text), parse_done, cl,
                              &cl->parsing);
@@ -938,6 +953,7 @@ void control_close(struct control *c)
     c->closing = true;
     while (c->clients)
         client_close(c->clients);
+    remote_close_all(c);
     unlink(c->path);
     if (c->ro_open)
         unlink(c->ro_path);
@@ -1020,6 +1036,16 @@ int control_add_waiter(struct ctl_client *pub, json_t *id)
     return 0;
 }
 
+/* Execute cl's deferred request again. */
+static void retry_request(struct client *cl)
+{
+    json_t *req = cl->retry_req, *id = json_incref(json_object_get(req, "id"));
+    cl->retry_req = NULL;
+    cl->pub.retrying = true;
+    execute(cl, cl->retry_cmd, req, id);
+    cl->pub.retrying = false;
+}
+
 /* Run the deferred requests again (run's file closed, or their time is up). */
 static void retry_tick(uv_timer_t *t)
 {
@@ -1027,14 +1053,10 @@ static void retry_tick(uv_timer_t *t)
     struct client *next;
     for (struct client *cl = c->clients; cl; cl = next) {
         next = cl->next;        /* a reply that fails closes the client */
-        if (cl->retry_req == NULL)
-            continue;
-        json_t *req = cl->retry_req, *id = json_incref(json_object_get(req, "id"));
-        cl->retry_req = NULL;
-        cl->pub.retrying = true;
-        execute(cl, cl->retry_cmd, req, id);
-        cl->pub.retrying = false;
+        if (cl->retry_req != NULL)
+            retry_request(cl);
     }
+    remote_retry(c);
 }
 
 int control_retry_after_close(struct ctl_client *pub, json_t *req, const char *cmd,
@@ -1061,6 +1083,9 @@ void control_run_closed(struct control *c)
     for (struct client *cl = c->clients; cl; cl = cl->next)
         if (cl->retry_req != NULL)
             uv_timer_start(&c->retry_timer, retry_tick, 0, 0);
+    for (struct client *cl = c->remotes; cl; cl = cl->next)
+        if (cl->retry_req != NULL)
+            uv_timer_start(&c->retry_timer, retry_tick, 0, 0);
     for (struct client *cl = c->clients; cl; cl = cl->next) {
         if (cl->wait_id == NULL)
             continue;
@@ -1069,4 +1094,93 @@ void control_run_closed(struct control *c)
         json_decref(cl->wait_id);
         cl->wait_id = NULL;
     }
+}
+
+/* Remote requests (controller/MQTT.md): a client without a pipe, one per
+ * request, kept while its request is deferred. */
+
+/* Free a remote request's client once nothing of its request is pending. */
+static void remote_done(struct client *cl)
+{
+    if (cl->parsing != NULL || cl->retry_req != NULL)
+        return;
+    struct control *c = cl->pub.ctl;
+    for (struct client **p = &c->remotes; *p; p = &(*p)->next)
+        if (*p == cl) {
+            *p = cl->next;
+            break;
+        }
+    client_free(cl);
+}
+
+/* Run the remote requests deferred until the last run's file closed. */
+static void remote_retry(struct control *c)
+{
+    struct client *next;
+    for (struct client *cl = c->remotes; cl; cl = next) {
+        next = cl->next;
+        if (cl->retry_req == NULL)
+            continue;
+        retry_request(cl);
+        remote_done(cl);
+    }
+}
+
+/* The server closes: pending remote requests get no reply; one whose protocol
+ * is loading is freed when the load is done. */
+static void remote_close_all(struct control *c)
+{
+    while (c->remotes) {
+        struct client *cl = c->remotes;
+        c->remotes = cl->next;
+        cl->remote = NULL;
+        cl->closing = true;
+        if (cl->parsing != NULL)
+            cl->closed = true;
+        else
+            client_free(cl);
+    }
+}
+
+/* Parse and execute a remote request as a client without a pipe would. */
+void control_remote_request(struct control *c, const char *who, const char *line, size_t len,
+                            control_reply_fn reply, void *ctx)
+{
+    if (c == NULL || c->closing) {
+        reply(ctx, json_pack("{s:b,s:{s:s,s:s}}", "ok", 0, "error", "code", "failed", "message",
+                             "the daemon is shutting down"));
+        return;
+    }
+    struct client *cl = calloc(1, sizeof *cl);
+    if (cl == NULL) {
+        reply(ctx, json_pack("{s:b,s:{s:s,s:s}}", "ok", 0, "error", "code", "failed", "message",
+                             "out of memory"));
+        return;
+    }
+    cl->pub.ctl = c;
+    cl->remote = reply;
+    cl->remote_ctx = ctx;
+    utf8_copy(cl->pub.user, sizeof cl->pub.user, who);
+    c->open_handles++;          /* released by client_free */
+    cl->next = c->remotes;
+    c->remotes = cl;
+    char err[1024] = "";
+    json_t *req, *id;
+    const struct ctl_command *cmd;
+    int rc = request_parse(c->table, line, len, &req, &cmd, &id, err, sizeof err);
+    if (rc == 0 && (strcmp(cmd->name, "watch") == 0 || strcmp(cmd->name, "wait") == 0 ||
+                    strcmp(cmd->name, "events") == 0)) {
+        snprintf(err, sizeof err, "'%s' is served on the control socket only; over MQTT, subscribe "
+                 "to the rig's status and events topics instead", cmd->name);
+        rc = -EINVAL;
+        json_decref(req);
+    }
+    if (rc < 0)
+        send_error(&cl->pub, id, rc, err, NULL);
+    else
+        execute(cl, cmd, json_incref(req), json_incref(id));
+    if (rc == 0)
+        json_decref(req);
+    json_decref(id);
+    remote_done(cl);
 }

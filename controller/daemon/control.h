@@ -98,4 +98,15 @@ int control_stream_events(struct ctl_client *cl, json_t *id, double since, uint6
  * for it. c may be NULL. */
 void control_run_closed(struct control *c);
 
+/* Takes a remote request's reply (a new reference). */
+typedef void (*control_reply_fn)(void *ctx, json_t *msg);
+/* Handle one request that came from outside the sockets (the MQTT client) as
+ * if a client of the control socket had sent line: the same parser, command
+ * table and checks. who names the sender in the audit trail ("mqtt user
+ * alice"). Replies go to reply(ctx, msg), now or (a run whose protocol loads
+ * on the thread pool) later; ctx must stay valid until control_close. watch,
+ * wait and events are refused: they stream on a socket. */
+void control_remote_request(struct control *c, const char *who, const char *line, size_t len,
+                            control_reply_fn reply, void *ctx);
+
 #endif

@@ -29,6 +29,8 @@ struct ctl_command {
      * "all"); a trailing ! means required. */
     const char *args;
     bool read_only;             /* changes nothing: served on the read-only socket too */
+    bool loads_protocol;        /* may load a protocol (control_load_protocol), which then
+                                 * serves only that request: one at a time per connection */
 };
 
 /* The commands a control server answers: v[0] to v[n - 1], in the order

@@ -3,10 +3,10 @@
 #include "base/units.h"
 #include "base/yamldoc.h"
 #include "control.h"
-#include "journal_check.h"
 #include "base/log.h"
-#include "record/recorder.h"
 #include "record/runfile.h"
+#include "record/recovery.h"
+#include "resume.h"
 #include "run.h"
 #include "run/trip.h"
 #include "drivers/serial.h"
@@ -14,7 +14,6 @@
 #include "base/timeutil.h"
 #include "base/utf8.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
@@ -33,13 +32,6 @@
 static void bus_notify(void *arg)
 {
     uv_async_send(arg);
-}
-
-/* A run's file has closed: answer those waiting for it. */
-void daemon_run_closed(struct daemon *d, struct run *r)
-{
-    (void)r;
-    control_run_closed(d->control);
 }
 
 /* Record a daemon-level event in the current run, if one is active. */
@@ -106,7 +98,7 @@ static void alarm_event(void *ctx, int64_t t, const char *sev, const char *src, 
         daemon_alert(ctx, live_run(ctx), sev, sev, src, code, msg);
     else
         latch_update(&d->latch, &d->alarms, latch_released, d);
-    latchstore_sync(d);
+    latchstore_sync(&d->latchstore);
 }
 
 /* The run that limits act on: active and not yet ended. */
@@ -141,7 +133,7 @@ static void latch_tripped(struct daemon *d, uint32_t id, const struct limit_rule
     snprintf(m, sizeof m, "%s held in the safe state until alarm %u (%s) is acknowledged and %s is back "
              "within its limit", names[0] ? names : "no actuator", id, cause, c->name);
     daemon_event(d, t, "warning", "interlock", "safe_state_latched", m);
-    latchstore_sync(d);
+    latchstore_sync(&d->latchstore);
 }
 
 /* Stop safely for source: the run's safe state while a run is going (not
@@ -240,8 +232,11 @@ static void delivery_cleared(void *ctx, int64_t t, const char *src, const char *
 static void delivery_fill(void *ctx, size_t i, double fill, int64_t t)
 {
     struct daemon *d = ctx;
-    if (live_run(d) != NULL)
+    if (live_run(d) != NULL) {
         run_record_derived(d->run, d->dl.pumps[i].rec_fill, fill, t);
+        if (d->observer.fill != NULL)
+            d->observer.fill(d->observer.ctx, i, fill, t);
+    }
 }
 
 /* A device or bus faulted or recovered. */
@@ -331,13 +326,16 @@ static int setup_plausibility(struct daemon *d)
 
 /* ------------------------------------------------------------- actuators */
 
-/* The rig device of a bus's device index. */
+/* The rig device of a bus's device index, or SIZE_MAX (logged) if the bus has
+ * no such device: a note is never blamed on a device that did not send it. */
 static size_t rig_device_of(struct daemon *d, size_t bus, uint32_t bus_dev)
 {
     for (size_t i = 0, k = 0; i < d->rig->n_devices; i++)
         if (d->rig->devices[i].bus == bus && k++ == bus_dev)
             return i;
-    return 0;
+    log_error(d->rig->buses[bus].name, "a note names device %u of the bus, which has no such device; "
+              "ignored", (unsigned)bus_dev);
+    return SIZE_MAX;
 }
 
 /* Actuator hook: send a desired value (or the device's safe action) to the bus. */
@@ -509,9 +507,13 @@ static void write_done(struct daemon *d, size_t bus, const struct bus_note *n)
         }
         return;
     }
+    /* A device's own safe action: the device that failed is the one the bus names. */
     size_t dev = rig_device_of(d, bus, n->device);
+    if (dev == SIZE_MAX)
+        return;
     const struct rig_device *rd = &d->rig->devices[dev];
     bool report = false;
+    const struct act_chan *first = NULL;    /* its first writable channel, for the retry policy */
     for (size_t k = 0; k < rd->n_chans; k++) {
         size_t ch = rd->first_channel + k;
         if (!d->rig->channels[ch].writable)
@@ -520,9 +522,11 @@ static void write_done(struct daemon *d, size_t bus, const struct bus_note *n)
         if (n->err != 0)
             d->chans[ch].write_fail_reported = true;
         actuators_on_write(&d->act, (int)ch, NAN, true, n->err, n->msg, n->t_ns);
+        if (first == NULL)
+            first = actuators_get(&d->act, (int)ch);
     }
     if (report)
-        daemon_event(d, n->t_ns, "fault", rd->name, "write_failed", msg_retried(actuators_get(&d->act, (int)rd->first_channel), n->msg, m, sizeof m));
+        daemon_event(d, n->t_ns, "fault", rd->name, "write_failed", msg_retried(first, n->msg, m, sizeof m));
 }
 
 /* Handle one note from a bus. */
@@ -568,6 +572,8 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
         delivery_on_sample(&d->dl, (int)n->channel, use, n->t_ns);
         if (d->run != NULL)
             run_on_sample(d->run, (int)n->channel, record, use, n->t_ns);
+        if (d->observer.sample != NULL)
+            d->observer.sample(d->observer.ctx, n->channel, record, n->t_ns);
         break;
     }
     case BUS_NOTE_WRITE:
@@ -581,14 +587,19 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
             d->il_tag = 0;
             daemon_event(d, n->sent_ns, "info", "interlock", "interlock_latency", m);
         }
-        if (n->err == 0)
-            d->dev_health[n->channel != UINT32_MAX ? d->rig->channels[n->channel].device
-                                                   : rig_device_of(d, bus, n->device)].seen = true;
+        if (n->err == 0) {
+            size_t dev = n->channel != UINT32_MAX ? d->rig->channels[n->channel].device
+                                                  : rig_device_of(d, bus, n->device);
+            if (dev != SIZE_MAX)
+                d->dev_health[dev].seen = true;
+        }
         write_done(d, bus, n);
         break;
     case BUS_NOTE_DEVICE_FAULT:
     case BUS_NOTE_DEVICE_OK: {
         size_t found = rig_device_of(d, bus, n->device);
+        if (found == SIZE_MAX)
+            break;
         bool fault = n->kind == BUS_NOTE_DEVICE_FAULT;
         const char *dname = d->rig->devices[found].name;
         note_health(&d->dev_health[found], fault, n->t_ns, n->msg);
@@ -695,9 +706,10 @@ static int setup_regulators(struct daemon *d)
     return regloop_init(&d->rl, d->rig, &d->clock, &h);
 }
 
-/* Hold or resume every regulator. */
-void daemon_regulators_pause(struct daemon *d, bool pause, int64_t now)
+/* Run hook: the run paused or resumed; every regulator holds or goes on bumplessly. */
+static void host_paused(void *ctx, bool pause, int64_t now)
 {
+    struct daemon *d = ctx;
     if (pause)
         regloop_pause(&d->rl);
     else
@@ -995,184 +1007,121 @@ static int load_rig(struct daemon *d)
     return rc;
 }
 
-/* Recover run files a crash left in the data directory (before the loop runs:
- * this blocks, and no recorder writes to them now). */
-static void recover_data_dir(const char *dir)
+/* ------------------------------------------------------------- the run's host */
+
+/* Run host: command a channel for the protocol. */
+static int host_write(void *ctx, int channel, double value, int64_t planned_ns)
 {
-    DIR *dp = opendir(dir);
-    if (dp == NULL)
-        return;
-    for (struct dirent *e; (e = readdir(dp)) != NULL;) {
-        size_t len = strlen(e->d_name);
-        if (len < 4 || strcmp(e->d_name + len - 3, ".h5") != 0)
-            continue;
-        char path[4096], err[256];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        /* Recovery writes: never through a link, never into a device or a fifo. */
-        struct stat st = { 0 };
-        if (fstatat(dirfd(dp), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
-            log_warn("recorder", "skipping %s: %s, not a regular run file", path,
-                     S_ISLNK(st.st_mode) ? "a symbolic link" : "not a regular file");
-            continue;
-        }
-        int need = recorder_needs_recovery(path, err, sizeof err);
-        if (need < 0)
-            log_warn("recorder", "skipping %s: %s", path, err);
-        if (need != 1)
-            continue;
-        if (recorder_recover(path, err, sizeof err) == 0)
-            log_warn("recorder", "recovered %s, left by a crash (its state is now interrupted)", path);
-        else
-            log_error("recorder", "cannot recover %s", err);     /* err names the file */
-    }
-    closedir(dp);
+    return daemon_write(ctx, channel, value, BUS_PRIO_SETPOINT, planned_ns);
 }
 
-/* The journal cannot be used to continue its run: whatever that run left
- * running is put in its safe state (every actuator of the rig, by its
- * driver), the journal is kept aside as evidence, and an alarm (hence an
- * alert) says why. Silence here would leave a crashed run's pumps running. */
-static void journal_unusable(struct daemon *d, const char *run, const char *why)
+/* Run host (and latch store): the safe state. */
+static void host_safe_state(void *ctx, const struct plan_target *targets, size_t n)
 {
-    char bad[sizeof d->journal.path + 16];
-    snprintf(bad, sizeof bad, "%s.unusable", d->journal.path);
-    bool kept = rename(d->journal.path, bad) == 0;
-    daemon_safe_state(d, NULL, 0);
-    log_error("journal", "%s: %s%s%s%s; no run continued, every actuator sent its safe state; %s%s",
-              d->journal.path, run ? "run " : "", run ? run : "", run ? ": " : "", why,
-              kept ? "journal kept as " : "", kept ? bad : "the journal could not be renamed");
-    alarms_raise(&d->alarms, pclock_now(&d->clock), "alarm", "journal", "journal_unusable", NULL,
-                 "run journal unusable%s%.8s: %s; every actuator sent its safe state; kept as %s.unusable",
-                 run ? " for run " : "", run ? run : "", why, JOURNAL_NAME);
+    daemon_safe_state(ctx, targets, n);
 }
 
-/* Whether path is a file in directory dir (both resolved, so that "runs" and
- * "./runs" agree). */
-static bool file_in_dir(const char *path, const char *dir)
+/* Run host: whether the safe state is confirmed. */
+static bool host_safe_confirmed(void *ctx)
 {
-    char p[PATH_MAX], dreal[PATH_MAX], preal[PATH_MAX];
-    snprintf(p, sizeof p, "%s", path);
-    const char *slash = strrchr(p, '/');
-    const char *parent = slash == NULL ? "." : slash == p ? "/" : (p[slash - p] = '\0', p);
-    return realpath(dir, dreal) != NULL && realpath(parent, preal) != NULL && strcmp(dreal, preal) == 0;
+    return daemon_safe_confirmed(ctx);
 }
 
-/* Check the journal's run file and read its last time stamp; 0, or -EINVAL
- * with the reason in why. */
-static int check_run_file(struct daemon *d, const struct journal_rec *j, double *last, char *why,
-                          size_t len)
+/* Run host: a new run ends every latched safe state. */
+static void host_release_safe(void *ctx)
 {
-    size_t n = strlen(j->file);
-    if (n < 4 || strcmp(j->file + n - 3, ".h5") != 0 || !file_in_dir(j->file, d->cfg.data_dir)) {
-        snprintf(why, len, "its run file %.150s is not a .h5 file in the data directory %.150s", j->file,
-                 d->cfg.data_dir);
-        return -EINVAL;
-    }
-    if (recorder_last_time(j->file, last) < 0) {
-        snprintf(why, len, "cannot read its run file %.300s", j->file);
-        return -EINVAL;
-    }
-    /* The journal's protocol hash is checked against its text already; a hand
-     * that edited both still has to match what the run file recorded. */
-    char hex[65], err[200];
-    if (recorder_protocol_sha256(j->file, hex, err, sizeof err) < 0) {
-        snprintf(why, len, "cannot read the protocol's sha256 in its run file %.200s: %.150s", j->file, err);
-        return -EINVAL;
-    }
-    if (strcmp(hex, j->protocol_sha256) != 0) {
-        snprintf(why, len, "edited protocol: the journal's protocol (sha256 %.12s...) is not the one "
-                 "its run file recorded (%.12s...)", j->protocol_sha256, hex);
-        return -EINVAL;
-    }
-    /* The gap is computed in ns from it: an absurd value would overflow. */
-    double elapsed_s = (double)(time_wall_ns() - j->start_wall_ns) / 1e9;
-    if (!(*last >= 0 && *last <= elapsed_s + (double)JOURNAL_CLOCK_SLACK_NS / 1e9)) {
-        snprintf(why, len, "its run file's last time stamp (%g s) is not within the run's %.0f s",
-                 *last, elapsed_s);
-        return -EINVAL;
-    }
-    return 0;
+    daemon_release_safe(ctx, -1);
 }
 
-/* Load the journal's protocol on this rig and check the journal against it;
- * 0 and *plan, or a negative errno with the reason in why. */
-static int load_journal_plan(struct daemon *d, const struct journal_rec *j, struct plan **plan,
-                             char *why, size_t len)
+/* Run host: a channel's commanded value, for the journal. */
+static double host_setpoint(void *ctx, int channel)
 {
-    int64_t now = time_wall_ns();
-    /* What needs no plan first: an edited protocol is reported as edited. */
-    int rc = journal_validate(j, d->rig, NULL, now, why, len);
-    if (rc < 0)
-        return rc;
+    struct daemon *d = ctx;
+    return d->chans[channel].setpoint;
+}
+
+/* Run host: why a plan cannot start now. */
+static int host_blockers(void *ctx, const struct plan *p, char *buf, size_t len)
+{
+    return daemon_run_blockers(ctx, p, buf, len);
+}
+
+/* Run host: an alert about run r. */
+static void host_alert(void *ctx, const struct run *r, const char *kind, const char *severity,
+                       const char *source, const char *code, const char *message)
+{
+    daemon_alert(ctx, r, kind, severity, source, code, message);
+}
+
+/* Latch store: an event, in the current run's file or the log. */
+static void host_event(void *ctx, int64_t t, const char *severity, const char *source, const char *code,
+                       const char *message)
+{
+    daemon_event(ctx, t, severity, source, code, message);
+}
+
+/* Run host: raise or clear a run's alarm. Its alert (alarm_event) is about the
+ * live run, which r is: a run raises alarms only while its file is open. */
+static void host_alarm(void *ctx, const struct run *r, bool raise, const char *severity,
+                       const char *source, const char *code, const char *message)
+{
+    struct daemon *d = ctx;
+    (void)r;
+    int64_t now = pclock_now(&d->clock);
+    if (raise)
+        alarms_raise(&d->alarms, now, severity, source, code, NULL, "%s", message);
+    else
+        alarms_clear(&d->alarms, now, source, code, NULL);
+}
+
+/* Run host: a run's file closed; the control server answers those waiting for it. */
+static void host_closed(void *ctx, struct run *r)
+{
+    struct daemon *d = ctx;
+    (void)r;
+    control_run_closed(d->control);
+}
+
+/* Resume hook: every actuator of the rig in its safe state. */
+static void resume_safe_state(void *ctx)
+{
+    daemon_safe_state(ctx, NULL, 0);
+}
+
+/* Resume hook: an alarm about the journal. */
+static void resume_alarm(void *ctx, const char *code, const char *message)
+{
+    struct daemon *d = ctx;
+    alarms_raise(&d->alarms, pclock_now(&d->clock), "alarm", "journal", code, NULL, "%s", message);
+}
+
+/* Resume hook: continue the journaled run (or close it, as its on_restart says). */
+static int resume_run(void *ctx, const struct journal_rec *j, struct plan *plan, double last_alive_s)
+{
+    struct daemon *d = ctx;
     struct diag dg;
     diag_init(&dg);
-    rc = plan_load(j->protocol_path, j->protocol_text, strlen(j->protocol_text), d->rig, plan, &dg);
-    if (rc < 0) {
+    struct run *r;
+    int rc = run_continue(&d->run_host, j, plan, last_alive_s, &dg, &r);
+    if (rc < 0)
         diag_print(&dg, stderr);
-        snprintf(why, len, "its protocol does not load on this rig (%d errors, logged)", (int)dg.errors);
-    }
+    else
+        d->run = r;
     diag_free(&dg);
-    if (rc == 0 && (rc = journal_validate(j, d->rig, *plan, now, why, len)) < 0) {
-        plan_free(*plan);
-        *plan = NULL;
-    }
     return rc;
 }
 
 /* A run was going when the daemon last stopped (kill -9, power cut, SIGTERM):
- * continue it as its protocol's on_restart says, once its journal has been
- * checked; a journal that cannot be used makes the rig safe and raises an
- * alarm. Blocking, at start-up only. */
+ * continue it, close it, or refuse its journal (resume.h). Blocking, at
+ * start-up only. */
 static void continue_journaled_run(struct daemon *d)
 {
-    char *text;
-    size_t len;
-    char why[512];
-    /* Through the data directory's descriptor: never a link, never a fifo that would stall the start. */
-    int rc = d->journal.dir_fd < 0 ? d->journal.dir_error
-             : journal_read_at(d->journal.dir_fd, JOURNAL_NAME, JOURNAL_MAX_BYTES, &text, &len);
-    if (rc == -ENOENT)
-        return;                                     /* no journal: nothing was running */
-    if (rc < 0) {
-        snprintf(why, sizeof why, "cannot read it: %s", strerror(-rc));
-        journal_unusable(d, NULL, why);
-        return;
-    }
-    struct journal_rec j;
-    rc = journal_decode(text, len, &j, why, sizeof why);
-    free(text);
-    if (rc < 0) {
-        journal_unusable(d, NULL, why);
-        journal_rec_free(&j);
-        return;
-    }
-    struct plan *plan = NULL;
-    double last = 0;
-    rc = load_journal_plan(d, &j, &plan, why, sizeof why);
-    if (rc == 0 && (rc = check_run_file(d, &j, &last, why, sizeof why)) < 0) {
-        plan_free(plan);
-        plan = NULL;
-    }
-    if (rc < 0) {
-        journal_unusable(d, j.run_id, why);
-        journal_rec_free(&j);
-        return;
-    }
-    struct diag dg;
-    diag_init(&dg);
-    struct run *r;
-    rc = run_continue(d, &j, plan, last, &dg, &r);
-    if (rc < 0) {
-        diag_print(&dg, stderr);
-        snprintf(why, sizeof why, "the run cannot be continued: %s", strerror(-rc));
-        journal_unusable(d, j.run_id, why);
-    } else {
-        run_set_closed_cb(r, daemon_run_closed);
-        d->run = r;
-        log_warn("journal", "continuing run %.8s (%s) in %s", j.run_id, run_plan(r)->name, j.file);
-    }
-    diag_free(&dg);
-    journal_rec_free(&j);
+    struct resume_source src = { .data_dir = d->cfg.data_dir, .dir_fd = d->journal.dir_fd,
+                                 .dir_error = d->journal.dir_error, .rig = d->rig,
+                                 .now_wall_ns = time_wall_ns() };
+    struct resume_hooks h = { .ctx = d, .safe_state = resume_safe_state, .alarm = resume_alarm,
+                              .continue_run = resume_run };
+    resume_at_start(&src, &h);
 }
 
 /* Set up the daemon. */
@@ -1193,7 +1142,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     uv_signal_start(&d->sig_term, signal_cb, SIGTERM);
     uv_signal_start(&d->sig_int, signal_cb, SIGINT);
     uv_signal_start(&d->sig_chld, sigchld_cb, SIGCHLD);
-    recover_data_dir(cfg->data_dir);
+    recorder_recover_dir(cfg->data_dir);
     int rc = load_rig(d);
     if (rc < 0)
         return rc;
@@ -1217,6 +1166,15 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
                                  .fill = delivery_fill };
     if (delivery_init(&d->dl, d->rig, &dh) < 0)
         return -ENOMEM;
+    d->run_host = (struct run_host){
+        .loop = loop, .clock = &d->clock, .rig = d->rig, .data_dir = cfg->data_dir,
+        .host_name = d->host, .journal = &d->journal, .il = &d->il, .alarms = &d->alarms,
+        .latch = &d->latch, .dl = &d->dl, .dispatch = &d->dispatch, .wire = &d->wire,
+        .ctx = d, .write = host_write, .safe_state = host_safe_state,
+        .safe_confirmed = host_safe_confirmed, .release_safe = host_release_safe,
+        .setpoint = host_setpoint, .blockers = host_blockers, .alert = host_alert,
+        .alarm = host_alarm, .closed = host_closed, .paused = host_paused,
+    };
     char err[512] = "";
     /* A second daemon on the same serial ports must not start at all. */
     for (size_t i = 0; i < d->rig->n_buses; i++) {
@@ -1243,7 +1201,10 @@ int daemon_start(struct daemon *d)
     if (rc == 0) {
         /* What a tripped limit held before the restart is held again before a
          * journaled run continues or a command is served. */
-        latchstore_restore(d);
+        latchstore_restore(&d->latchstore, &(struct latchstore_host){
+            .loop = d->loop, .clock = &d->clock, .rig = d->rig, .data_dir = d->cfg.data_dir,
+            .alarms = &d->alarms, .latch = &d->latch, .il = &d->il,
+            .ctx = d, .safe_state = host_safe_state, .event = host_event });
         journal_writer_init(&d->journal, d->loop, d->cfg.data_dir);
         d->journal.result = journal_result;
         d->journal.result_ctx = d;
@@ -1283,8 +1244,11 @@ static void shutdown_finish(struct daemon *d)
     for (size_t b = 0; b < d->n_buses; b++)
         bus_stop(d->buses[b]);
     drain_notes(d);
-    if (d->run != NULL) {
+    if (d->run != NULL)
         run_shutdown_finish(d->run);
+    if (d->observer.stopping != NULL)
+        d->observer.stopping(d->observer.ctx);  /* while the last run's events are there */
+    if (d->run != NULL) {
         run_free(d->run);
         d->run = NULL;
     }

@@ -22,6 +22,7 @@
 #include "latchstore.h"
 #include "run/plausibility.h"
 #include "run/regloop.h"
+#include "run_host.h"
 #include "sdnotify.h"
 #include "simchild.h"
 #include "base/latency.h"
@@ -76,7 +77,17 @@ struct daemon {
     uv_signal_t sig_term, sig_int, sig_chld;
     struct control *control;    /* the control server started for it (perfused.c), closed
                                  * by the shutdown; NULL: none */
+    struct {                    /* who else follows the daemon (the MQTT client); NULLs: none */
+        void *ctx;
+        /* every sample, value as the run file records it (NaN: failed or implausible) */
+        void (*sample)(void *ctx, uint32_t ch, double record, int64_t t_ns);
+        /* a syringe's fill level as the run file records it (/channels/<pump>.fill) */
+        void (*fill)(void *ctx, size_t pump, double fill_ul, int64_t t_ns);
+        /* the daemon stops; the last run is still there */
+        void (*stopping)(void *ctx);
+    } observer;
     struct run *run;            /* the current or last run; NULL if none yet */
+    struct run_host run_host;   /* what a run is given of the daemon (built at init) */
     struct simchild sim;        /* perfuse-sim, with --sim */
     bool shutting_down;
     bool stopped_unconfirmed;   /* it stopped with a safe state its devices did not confirm */
@@ -129,9 +140,6 @@ int daemon_start(struct daemon *d);
  * exit status: 0 after an orderly stop, 1 if it stopped with a safe state
  * its devices had not confirmed (the log names them). */
 int daemon_run(struct daemon *d);
-/* Hold every regulator's output (a run paused) or resume them bumplessly. */
-void daemon_regulators_pause(struct daemon *d, bool pause, int64_t now);
-
 /* Begin an orderly shutdown (signal, or fatal error). */
 void daemon_shutdown(struct daemon *d, const char *why);
 
@@ -155,9 +163,6 @@ bool daemon_safe_confirmed(const struct daemon *d);
  * reach, a sensor it watches lost), one reason per line in buf; 0 if none,
  * else the number of reasons. */
 int daemon_run_blockers(struct daemon *d, const struct plan *p, char *buf, size_t len);
-/* A run's file has closed (run_set_closed_cb): the control server answers
- * those waiting for it. */
-void daemon_run_closed(struct daemon *d, struct run *r);
 /* Record an event in the current run's file if a run is active, else in the log. */
 void daemon_event(struct daemon *d, int64_t t, const char *severity, const char *source,
                   const char *code, const char *msg);

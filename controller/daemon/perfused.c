@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "control.h"
 #include "daemon.h"
+#include "mqtt.h"
 #include "sdnotify.h"
 #include "base/log.h"
 #include "base/sockpath.h"
@@ -171,6 +172,13 @@ int main(int argc, char **argv)
         uv_loop_close(&loop);
         return 1;
     }
+    /* MQTT: a broker out of reach is no error; a bad setting is an alarm, not a stop. */
+    struct mqtt *mqtt = NULL;
+    char err[512] = "";
+    if (mqtt_start(&mqtt, &d, err, sizeof err) < 0) {
+        log_error("mqtt", "%s; running without MQTT", err);
+        alarms_raise(&d.alarms, pclock_now(&d.clock), "fault", "mqtt", "mqtt_config", NULL, "%s", err);
+    }
     char status[160];
     snprintf(status, sizeof status, "rig %s; control socket %s", d.rig->name, control_path(d.control));
     sdnotify_ready(&d.sdn, &loop, status);
@@ -181,6 +189,7 @@ int main(int argc, char **argv)
         close(ready_fd);
     }
     rc = daemon_run(&d);
+    mqtt_free(mqtt);
     uv_loop_close(&loop);
     return rc;
 }

@@ -1,7 +1,11 @@
-/* A run: one protocol on the daemon's rig, its runner and its run file. */
+/* A run: one protocol on its host's rig, its runner and its run file. */
 #include "run.h"
+#include "run/alarms.h"
 #include "run/delivery.h"
+#include "run/interlock.h"
+#include "run/latch.h"
 #include "journal.h"
+#include "base/latency.h"
 #include "record/runfile.h"
 #include "base/sha256.h"
 #include "base/log.h"
@@ -20,7 +24,7 @@
 #include <sys/stat.h>
 
 struct run {
-    struct daemon *dm;
+    struct run_host h;          /* a copy of what it was started with */
     struct plan *plan;
     struct runner *runner;
     struct recorder *rec;
@@ -48,7 +52,6 @@ struct run {
     int64_t end_ns;             /* clock time the run ended */
     struct run_event_rec *events;   /* ring of the latest RUN_EVENTS_KEPT */
     size_t n_events;                /* ever recorded */
-    run_closed_cb closed_cb;
     double *proto_sp;           /* per rig channel: the protocol's last value (NaN: none) */
     struct run_override *ovr;   /* per rig channel: a manual override made in a pause */
     /* For the journal: what a restart checks it against (journal_check.h). */
@@ -62,7 +65,7 @@ _Static_assert(sizeof ((struct journal_rec *)0)->operator_name > RUN_OPERATOR_MA
  * operator) or faulted (a safety action, or on_fault: abort). */
 static const char *final_state(const struct run *r)
 {
-    return r->final == RUN_COMPLETED || r->final == RUN_FAULTED ? run_state_name(r->final) : "aborted";
+    return run_outcome_name(r->final);
 }
 
 /* How long a run's file stays open after its end, for the end's consequences. */
@@ -148,19 +151,19 @@ static void journal_update(struct run *r)
     snprintf(j.run_id, sizeof j.run_id, "%s", r->id);
     snprintf(j.file, sizeof j.file, "%s", r->path);
     j.start_wall_ns = r->start_wall_ns;
-    utf8_copy(j.rig_name, sizeof j.rig_name, r->dm->rig->name);
+    utf8_copy(j.rig_name, sizeof j.rig_name, r->h.rig->name);
     utf8_copy(j.operator_name, sizeof j.operator_name, r->operator_name);
     j.protocol_path = r->plan->path;
     j.protocol_text = r->plan->text;
     memcpy(j.rig_sha256, r->rig_sha256, sizeof j.rig_sha256);
     memcpy(j.rig_digest, r->rig_digest, sizeof j.rig_digest);
     memcpy(j.protocol_sha256, r->protocol_sha256, sizeof j.protocol_sha256);
-    const struct rig *rig = r->dm->rig;
+    const struct rig *rig = r->h.rig;
     for (size_t i = 0; i < rig->n_channels && j.n_setpoints < JOURNAL_MAX_SETPOINTS; i++)
-        if (rig->channels[i].writable && !isnan(r->dm->chans[i].setpoint)) {
+        if (rig->channels[i].writable && !isnan(r->h.setpoint(r->h.ctx, (int)i))) {
             utf8_copy(j.setpoints[j.n_setpoints].channel, sizeof j.setpoints[0].channel,
                       rig->channels[i].name);
-            j.setpoints[j.n_setpoints++].value = r->dm->chans[i].setpoint;
+            j.setpoints[j.n_setpoints++].value = r->h.setpoint(r->h.ctx, (int)i);
         }
     for (size_t i = 0; i < rig->n_channels && j.n_overrides < JOURNAL_MAX_SETPOINTS; i++)
         if (r->ovr[i].on) {
@@ -171,10 +174,10 @@ static void journal_update(struct run *r)
             snprintf(o->by, sizeof o->by, "%s", r->ovr[i].by);
             o->since_wall_ns = r->ovr[i].since_wall_ns;
         }
-    journal_put_fills(&r->dm->dl, &j);
+    journal_put_fills(r->h.dl, &j);
     char *text;
     if (journal_encode(&j, &text) == 0)
-        journal_writer_put(&r->dm->journal, text);
+        journal_writer_put(r->h.journal, text);
     else
         log_error("journal", "run %.8s: its position cannot be encoded; a restart could not "
                   "continue it from here", r->id);
@@ -183,23 +186,23 @@ static void journal_update(struct run *r)
 /* Command a channel for the run; 0, or the refusal (recorded as write_refused). */
 static int run_write(struct run *r, int channel, double value, int64_t planned_ns)
 {
-    latency_add(&r->dm->dispatch, pclock_now(&r->dm->clock) - planned_ns);
-    int rc = daemon_write(r->dm, channel, value, BUS_PRIO_SETPOINT, planned_ns);
+    latency_add(r->h.dispatch, pclock_now(r->h.clock) - planned_ns);
+    int rc = r->h.write(r->h.ctx, channel, value, planned_ns);
     r->proto_sp[channel] = value;
     if (r->ovr[channel].on) {
         /* The protocol sets the channel again: a kept override ends here. */
-        const struct rig_channel *c = &r->dm->rig->channels[channel];
+        const struct rig_channel *c = &r->h.rig->channels[channel];
         r->ovr[channel].on = false;
-        run_event(r, pclock_now(&r->dm->clock), "info", c->name, "override_ended",
+        run_event(r, pclock_now(r->h.clock), "info", c->name, "override_ended",
                   "the protocol sets %s to %g %s: the manual override of %g %s by %s ends", c->name, value,
                   c->unit, r->ovr[channel].value, c->unit, r->ovr[channel].by);
     }
     if (r->rec_sp[channel] >= 0 && rc == 0)
         recorder_setpoint(r->rec, (uint32_t)r->rec_sp[channel], rel(r, planned_ns), value);
     if (rc < 0)
-        run_event(r, pclock_now(&r->dm->clock), "fault", r->dm->rig->channels[channel].name,
+        run_event(r, pclock_now(r->h.clock), "fault", r->h.rig->channels[channel].name,
                   "write_refused", "setpoint %g %s not sent: %s", value,
-                  r->dm->rig->channels[channel].unit,
+                  r->h.rig->channels[channel].unit,
                   rc == -EACCES ? "held in its safe state by a tripped limit"
                   : rc == -EPERM ? "the channel holds a latched safe state" : strerror(-rc));
     return rc;
@@ -215,15 +218,15 @@ static void hook_write(void *ctx, int channel, double value, int64_t planned_ns)
 static void hook_safe_state(void *ctx)
 {
     struct run *r = ctx;
-    int64_t now = pclock_now(&r->dm->clock);
+    int64_t now = pclock_now(r->h.clock);
     for (size_t i = 0; i < r->plan->n_safe; i++) {
         int ch = r->plan->safe_state[i].channel;
         if (r->rec_sp[ch] >= 0)
             recorder_setpoint(r->rec, (uint32_t)r->rec_sp[ch], rel(r, now), r->plan->safe_state[i].v0);
     }
-    daemon_safe_state(r->dm, r->plan->safe_state, r->plan->n_safe);
+    r->h.safe_state(r->h.ctx, r->plan->safe_state, r->plan->n_safe);
     /* Applied only once the devices confirm it: then a safe_state_applied event follows. */
-    if (!daemon_safe_confirmed(r->dm))
+    if (!r->h.safe_confirmed(r->h.ctx))
         run_event(r, now, "info", "runner", "safe_state",
                   "safe state sent; waiting for the devices to confirm it");
 }
@@ -237,11 +240,11 @@ static void hook_event(void *ctx, int64_t now, const char *severity, const char 
     if (strcmp(code, "paused") == 0 || strcmp(code, "resumed") == 0)
         journal_update(r);
     if (strcmp(code, "resumed") == 0)
-        delivery_on_resume(&r->dm->dl, now);
-    if (strcmp(code, "paused") == 0 || strcmp(code, "resumed") == 0)
-        daemon_regulators_pause(r->dm, strcmp(code, "paused") == 0, now);
+        delivery_on_resume(r->h.dl, now);
+    if ((strcmp(code, "paused") == 0 || strcmp(code, "resumed") == 0) && r->h.paused != NULL)
+        r->h.paused(r->h.ctx, strcmp(code, "paused") == 0, now);
     if (strcmp(code, "prompt") == 0)
-        daemon_alert(r->dm, r, "prompt", "info", "runner", code, message);
+        r->h.alert(r->h.ctx, r, "prompt", "info", "runner", code, message);
 }
 
 /* Runner hook: a /steps row. */
@@ -272,8 +275,8 @@ static void finish_file(struct run *r, const char *state)
 static void settle_done(uv_timer_t *t)
 {
     struct run *r = t->data;
-    int64_t now = pclock_now(&r->dm->clock);
-    if (!daemon_safe_confirmed(r->dm)) {
+    int64_t now = pclock_now(r->h.clock);
+    if (!r->h.safe_confirmed(r->h.ctx)) {
         if (now - r->end_ns < (int64_t)RUN_SAFE_WAIT_MS * 1000000) {
             uv_timer_start(&r->settle, settle_done, 100, 0);
             return;
@@ -292,13 +295,13 @@ static void hook_finished(void *ctx, enum run_state final)
     struct run *r = ctx;
     r->ended = true;
     r->final = final;
-    r->end_ns = pclock_now(&r->dm->clock);
-    interlocks_set_run(&r->dm->il, NULL, 0, r->end_ns);
-    delivery_stop(&r->dm->dl);
-    journal_writer_remove(&r->dm->journal);     /* nothing left to continue */
+    r->end_ns = pclock_now(r->h.clock);
+    interlocks_set_run(r->h.il, NULL, 0, r->end_ns);
+    delivery_stop(r->h.dl);
+    journal_writer_remove(r->h.journal);     /* nothing left to continue */
     char msg[200];
     utf8_format(msg, sizeof msg, "run of '%s' ended: %s", r->plan->name, run_state_name(final));
-    daemon_alert(r->dm, r, "run_end", final == RUN_COMPLETED ? "info" : "warning", "runner",
+    r->h.alert(r->h.ctx, r, "run_end", final == RUN_COMPLETED ? "info" : "warning", "runner",
                  run_state_name(final), msg);
     if (r->settle_open)
         uv_timer_start(&r->settle, settle_done, RUN_SETTLE_MS, 0);
@@ -320,19 +323,15 @@ static void rec_notified(uv_async_t *a)
     if (st.storage_failing != r->storage_alarm) {
         /* Control goes on; the samples wait in memory (bounded) for the disk. */
         r->storage_alarm = st.storage_failing;
-        int64_t now = pclock_now(&r->dm->clock);
-        if (st.storage_failing)
-            alarms_raise(&r->dm->alarms, now, "alarm", "storage", "storage_fault", NULL,
-                         "cannot write %s: %s; the run goes on and its data waits in memory", r->path,
-                         st.last_error);
-        else
-            alarms_clear(&r->dm->alarms, now, "storage", "storage_fault", NULL);
+        char m[sizeof r->path + sizeof st.last_error + 64];
+        snprintf(m, sizeof m, "cannot write %s: %s; the run goes on and its data waits in memory",
+                 r->path, st.last_error);
+        r->h.alarm(r->h.ctx, r, st.storage_failing, "alarm", "storage", "storage_fault", m);
     }
     if (st.finished && !r->closed) {
         r->closed = true;
         log_info("run", "run file closed: %s", r->path);
-        if (r->closed_cb)
-            r->closed_cb(r->dm, r);
+        r->h.closed(r->h.ctx, r);
     }
 }
 
@@ -353,43 +352,43 @@ static int ensure_dir(const char *dir)
 /* Start the recorder for a new run file. */
 static int open_file(struct run *r, const struct run_actor *who, bool append)
 {
-    struct daemon *dm = r->dm;
-    int rc = ensure_dir(dm->cfg.data_dir);
+    const struct run_host *h = &r->h;
+    int rc = ensure_dir(h->data_dir);
     if (rc < 0)
         return rc;
     if (!append)
-        runfile_path(r->path, sizeof r->path, dm->cfg.data_dir, r->start_wall_ns, r->plan->name, NULL, r->id);
-    if ((rc = runfile_series_build(dm->rig, &r->series)) < 0)
+        runfile_path(r->path, sizeof r->path, h->data_dir, r->start_wall_ns, r->plan->name, NULL, r->id);
+    if ((rc = runfile_series_build(r->h.rig, &r->series)) < 0)
         return rc;
     r->rec_chan = r->series.rec_chan;
     r->rec_sp = r->series.rec_sp;
     struct rec_run_info info = {
         .path = r->path, .run_id = r->id, .protocol_name = r->plan->name,
         .protocol_path = r->plan->path, .protocol_text = r->plan->text,
-        .rig_name = dm->rig->name, .rig_text = dm->rig->text,
+        .rig_name = r->h.rig->name, .rig_text = r->h.rig->text,
         .operator_name = who->operator_name ? who->operator_name : "",
-        .host = dm->host, .software_version = PERFUSE_VERSION " (" PERFUSE_GIT_REV ")",
+        .host = h->host_name, .software_version = PERFUSE_VERSION " (" PERFUSE_GIT_REV ")",
         .start_wall_ns = r->start_wall_ns,
         .channels = r->series.chans, .n_channels = r->series.n_chans,
         .setpoints = r->series.sps, .n_setpoints = r->series.n_sps,
         .confirmed = r->series.confs, .n_confirmed = r->series.n_sps,
         .regulators = r->series.regs, .n_regulators = r->series.n_regs,
         .regulated = r->series.reg_series, .n_regulated = r->series.n_reg_series,
-        .compression = dm->rig->rec.compression, .flush_interval_s = dm->rig->rec.flush_s,
-        .fsync_interval_s = dm->rig->rec.checkpoint_s, .append = append,
-        .buffer_samples = dm->rig->rec.buffer,
+        .compression = r->h.rig->rec.compression, .flush_interval_s = r->h.rig->rec.flush_s,
+        .fsync_interval_s = r->h.rig->rec.checkpoint_s, .append = append,
+        .buffer_samples = r->h.rig->rec.buffer,
     };
     /* A continued run goes on in its file as it was laid out. */
-    if (!append && (rc = delivery_add_to_file(&dm->dl, &r->series, &info)) < 0)
+    if (!append && (rc = delivery_add_to_file(r->h.dl, &r->series, &info)) < 0)
         return rc;
     info.channels = r->series.chans;
     info.n_channels = r->series.n_chans;
-    if ((rc = uv_async_init(dm->loop, &r->rec_async, rec_notified)) < 0)
+    if ((rc = uv_async_init(h->loop, &r->rec_async, rec_notified)) < 0)
         return rc;
     r->rec_async.data = r;
     r->rec_async_open = true;
     r->handles++;
-    if ((rc = uv_timer_init(dm->loop, &r->settle)) < 0)
+    if ((rc = uv_timer_init(h->loop, &r->settle)) < 0)
         return rc;
     r->settle.data = r;
     r->settle_open = true;
@@ -400,7 +399,7 @@ static int open_file(struct run *r, const struct run_actor *who, bool append)
 /* Per channel: no protocol value and no override yet. */
 static int overrides_init(struct run *r)
 {
-    size_t n = r->dm->rig->n_channels + 1;
+    size_t n = r->h.rig->n_channels + 1;
     r->proto_sp = malloc(n * sizeof *r->proto_sp);
     r->ovr = calloc(n, sizeof *r->ovr);
     if (r->proto_sp == NULL || r->ovr == NULL)
@@ -414,19 +413,19 @@ static int overrides_init(struct run *r)
  * safe state, naming the alarm (-EACCES, with the reason in d). */
 static int refuse_if_latched(struct run *r, const char *path, struct diag *d)
 {
-    const struct rig *rig = r->dm->rig;
+    const struct rig *rig = r->h.rig;
     bool *writes = calloc(rig->n_channels + 1, sizeof *writes);
     if (writes == NULL)
         return -ENOMEM;
     latch_plan_writes(r->plan, rig->n_channels, writes);
     int rc = 0;
     for (size_t i = 0; i < rig->n_channels && rc == 0; i++) {
-        const struct latch_hold *h = writes[i] ? latch_holder(&r->dm->latch, (int)i) : NULL;
+        const struct latch_hold *h = writes[i] ? latch_holder(r->h.latch, (int)i) : NULL;
         if (h == NULL)
             continue;
         char name[120], why[600];
         snprintf(name, sizeof name, "%s (set by this protocol)", rig->channels[i].name);
-        latch_refusal(h, &r->dm->alarms, name, why, sizeof why);
+        latch_refusal(h, r->h.alarms, name, why, sizeof why);
         diag_error(d, path, 0, 0, "%s", why);
         rc = -EACCES;
     }
@@ -437,15 +436,15 @@ static int refuse_if_latched(struct run *r, const char *path, struct diag *d)
 /* The rig's hashes (made when it was loaded) and the protocol's, for the run's journal. */
 static void hash_origin(struct run *r)
 {
-    memcpy(r->rig_sha256, r->dm->rig->sha256, sizeof r->rig_sha256);
-    memcpy(r->rig_digest, r->dm->rig->digest, sizeof r->rig_digest);
+    memcpy(r->rig_sha256, r->h.rig->sha256, sizeof r->rig_sha256);
+    memcpy(r->rig_digest, r->h.rig->digest, sizeof r->rig_digest);
     sha256_hex(r->plan->text, strlen(r->plan->text), r->protocol_sha256);
 }
 
 /* Each syringe's level at the start, into the run's events. */
 static void announce_fills(struct run *r, int64_t t)
 {
-    const struct delivery *dl = &r->dm->dl;
+    const struct delivery *dl = r->h.dl;
     char m[400];
     for (size_t i = 0; i < dl->n_pumps; i++) {
         delivery_describe_start(dl, i, m, sizeof m);
@@ -455,34 +454,34 @@ static void announce_fills(struct run *r, int64_t t)
 }
 
 /* Start following the syringes from the levels given, the others full. */
-static int start_fills(struct daemon *dm, const char *const *fills, size_t n, int64_t t,
+static int start_fills(struct run *r, const char *const *fills, size_t n, int64_t t,
                        struct diag *d)
 {
     double level[DELIVERY_MAX_FILLS + 1];
     char err[300];
-    if (dm->dl.n_pumps > DELIVERY_MAX_FILLS)
+    if (r->h.dl->n_pumps > DELIVERY_MAX_FILLS)
         return -E2BIG;
     size_t bad;
-    if (delivery_parse_fills(&dm->dl, fills, n, level, &bad, err, sizeof err) < 0) {
+    if (delivery_parse_fills(r->h.dl, fills, n, level, &bad, err, sizeof err) < 0) {
         delivery_fill_error(d, fills[bad], err);
         return -EINVAL;
     }
-    delivery_start(&dm->dl, level, t);
+    delivery_start(r->h.dl, level, t);
     return 0;
 }
 
 /* Load a protocol and start it now. */
-int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
+int run_start(const struct run_host *host, const char *path, const char *text, size_t len,
               const struct run_actor *who, const char *const *fills, size_t n_fills,
               struct diag *d, struct run **out)
 {
     struct plan *plan;
-    int rc = plan_load(path, text, len, dm->rig, &plan, d);
-    return rc < 0 ? rc : run_start_plan(dm, plan, who, fills, n_fills, d, out);
+    int rc = plan_load(path, text, len, host->rig, &plan, d);
+    return rc < 0 ? rc : run_start_plan(host, plan, who, fills, n_fills, d, out);
 }
 
 /* Start a loaded plan now. */
-int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor *who,
+int run_start_plan(const struct run_host *host, struct plan *plan, const struct run_actor *who,
                    const char *const *fills, size_t n_fills, struct diag *d, struct run **out)
 {
     const char *path = plan->path;
@@ -491,7 +490,7 @@ int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor 
         plan_free(plan);
         return -ENOMEM;
     }
-    r->dm = dm;
+    r->h = *host;
     r->plan = plan;
     int rc;
     if ((rc = overrides_init(r)) < 0 || (rc = refuse_if_latched(r, path, d)) < 0) {
@@ -499,7 +498,7 @@ int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor 
         return rc;
     }
     char why[1024];
-    if (daemon_run_blockers(dm, r->plan, why, sizeof why) > 0) {
+    if (r->h.blockers(r->h.ctx, r->plan, why, sizeof why) > 0) {
         if (!who->force) {
             char *save = NULL;
             for (char *line = strtok_r(why, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
@@ -511,12 +510,12 @@ int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor 
         why[0] = '\0';
     }
     runfile_make_id(r->id);
-    latency_reset(&dm->dispatch);
-    latency_reset(&dm->wire);
+    latency_reset(r->h.dispatch);
+    latency_reset(r->h.wire);
     r->start_wall_ns = time_wall_ns();
-    r->start_ns = pclock_now(&dm->clock);
+    r->start_ns = pclock_now(r->h.clock);
     utf8_copy(r->operator_name, sizeof r->operator_name, who->operator_name ? who->operator_name : "");
-    if ((rc = start_fills(dm, fills, n_fills, r->start_ns, d)) < 0) {
+    if ((rc = start_fills(r, fills, n_fills, r->start_ns, d)) < 0) {
         run_free(r);
         return rc;
     }
@@ -525,9 +524,9 @@ int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor 
     struct runner_hooks hooks = { .ctx = r, .write = hook_write, .safe_state = hook_safe_state,
                                   .event = hook_event, .step = hook_step, .finished = hook_finished };
     if (rc == 0)
-        rc = runner_create(&r->runner, r->plan, dm->rig, &dm->clock, &hooks);
+        rc = runner_create(&r->runner, r->plan, r->h.rig, r->h.clock, &hooks);
     if (rc < 0) {
-        delivery_stop(&dm->dl);
+        delivery_stop(r->h.dl);
         diag_error(d, path, 0, 0, "cannot start the run: %s", strerror(-rc));
         run_free(r);
         return rc;
@@ -542,14 +541,14 @@ int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor 
         run_event(r, r->start_ns, "warning", "control", "run_forced",
                   "run forced by %s although: %s", who->user, why);
     }
-    if (interlocks_set_run(&dm->il, r->plan->limits, r->plan->n_limits, r->start_ns) < 0) {
+    if (interlocks_set_run(r->h.il, r->plan->limits, r->plan->n_limits, r->start_ns) < 0) {
         diag_error(d, path, 0, 0, "cannot start the run: out of memory for its limits");
         run_free(r);
         return -ENOMEM;
     }
     /* A new run is an explicit command: the latched safe state of the last one
      * ends here, once nothing can refuse the run any more. */
-    daemon_release_safe(dm, -1);
+    r->h.release_safe(r->h.ctx);
     runner_start(r->runner, r->start_ns);
     *out = r;
     return 0;
@@ -562,8 +561,8 @@ static void restore_overrides(struct run *r, const struct journal_rec *j, int64_
 {
     for (size_t i = 0; i < j->n_overrides; i++) {
         const struct journal_override *o = &j->overrides[i];
-        int ch = rig_find_channel(r->dm->rig, o->channel);
-        const struct rig_channel *c = ch >= 0 ? &r->dm->rig->channels[ch] : NULL;
+        int ch = rig_find_channel(r->h.rig, o->channel);
+        const struct rig_channel *c = ch >= 0 ? &r->h.rig->channels[ch] : NULL;
         if (c == NULL || !c->writable || isnan(o->value) || (!isnan(c->min) && o->value < c->min) ||
             (!isnan(c->max) && o->value > c->max)) {
             run_event(r, now, "warning", "daemon", "override_dropped", "the journal's override of %s "
@@ -589,15 +588,15 @@ static void restore_overrides(struct run *r, const struct journal_rec *j, int64_
 }
 
 /* Continue the run a journal describes, in its file, after a restart. */
-int run_continue(struct daemon *dm, const struct journal_rec *j, struct plan *plan, double last_alive_s,
-                 struct diag *d, struct run **out)
+int run_continue(const struct run_host *host, const struct journal_rec *j, struct plan *plan,
+                 double last_alive_s, struct diag *d, struct run **out)
 {
     struct run *r = calloc(1, sizeof *r);
     if (r == NULL) {
         plan_free(plan);
         return -ENOMEM;
     }
-    r->dm = dm;
+    r->h = *host;
     r->plan = plan;
     int rc = overrides_init(r);
     if (rc < 0) {
@@ -609,7 +608,7 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, struct plan *pl
     utf8_copy(r->operator_name, sizeof r->operator_name, j->operator_name);
     r->start_wall_ns = j->start_wall_ns;
     /* t = 0 on this boot's clock: the run's time axis stays wall-clock true. */
-    int64_t now = pclock_now(&dm->clock), wall = time_wall_ns();
+    int64_t now = pclock_now(r->h.clock), wall = time_wall_ns();
     r->start_ns = now - (wall - r->start_wall_ns);
     int64_t gap = (wall - r->start_wall_ns) - (int64_t)(last_alive_s * 1e9);
     if (gap < 0)
@@ -620,7 +619,7 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, struct plan *pl
     struct runner_hooks hooks = { .ctx = r, .write = hook_write, .safe_state = hook_safe_state,
                                   .event = hook_event, .step = hook_step, .finished = hook_finished };
     if (rc == 0)
-        rc = runner_create(&r->runner, r->plan, dm->rig, &dm->clock, &hooks);
+        rc = runner_create(&r->runner, r->plan, r->h.rig, r->h.clock, &hooks);
     if (rc < 0) {
         diag_error(d, r->path, 0, 0, "cannot continue the run: %s", strerror(-rc));
         run_free(r);
@@ -647,16 +646,16 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, struct plan *pl
                   "the rig file (sha256 %.12s...) is not the one the run started with (%.12s...); "
                   "its devices and settings are the same, only where its buses are reached differs",
                   r->rig_sha256, j->rig_sha256);
-    daemon_alert(dm, r, "restart", "warning", "daemon", "restart", amsg);
+    r->h.alert(r->h.ctx, r, "restart", "warning", "daemon", "restart", amsg);
     if (resume) {
-        interlocks_set_run(&dm->il, r->plan->limits, r->plan->n_limits, now);
+        interlocks_set_run(r->h.il, r->plan->limits, r->plan->n_limits, now);
         /* The syringes go on from the levels journaled before the restart. */
         struct delivery_level levels[DELIVERY_MAX_FILLS];
-        if (dm->dl.n_pumps <= DELIVERY_MAX_FILLS) {
-            journal_get_fills(j, &dm->dl, levels);
-            delivery_continue(&dm->dl, levels, now);
+        if (r->h.dl->n_pumps <= DELIVERY_MAX_FILLS) {
+            journal_get_fills(j, r->h.dl, levels);
+            delivery_continue(r->h.dl, levels, now);
         } else {
-            delivery_start(&dm->dl, NULL, now);
+            delivery_start(r->h.dl, NULL, now);
         }
         announce_fills(r, now);
         rc = runner_start_at(r->runner, r->start_ns, &j->pos, gap);
@@ -668,12 +667,12 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, struct plan *pl
         hook_safe_state(r);
         r->ended = true;
         r->final = RUN_ABORTED;
-        journal_writer_remove(&dm->journal);
+        journal_writer_remove(r->h.journal);
         finish_file(r, "interrupted");
     } else if (j->pos.paused) {
         /* Paused: the setpoints held before the crash, manual ones included. */
         for (size_t i = 0; i < j->n_setpoints; i++) {
-            int ch = rig_find_channel(dm->rig, j->setpoints[i].channel);
+            int ch = rig_find_channel(r->h.rig, j->setpoints[i].channel);
             if (ch >= 0)
                 hook_write(r, ch, j->setpoints[i].value, now);
         }
@@ -690,9 +689,9 @@ int run_continue(struct daemon *dm, const struct journal_rec *j, struct plan *pl
 /* A valid or failed sample: record is what the file gets, use what control may use. */
 void run_on_sample(struct run *r, int channel, double record, double use, int64_t t_ns)
 {
-    if (r->dm->dl.levels_changed) {
+    if (r->h.dl->levels_changed) {
         /* A syringe's level is tied to a counter reading now: a restart can go on from it. */
-        r->dm->dl.levels_changed = false;
+        r->h.dl->levels_changed = false;
         journal_update(r);
     }
     if (r->closed || r->ended || r->rec_chan[channel] < 0)
@@ -744,7 +743,7 @@ void run_on_device_fault(struct run *r, const char *device, const char *why)
         runner_fault(r->runner, reason);
         break;
     case ON_FAULT_CONTINUE:
-        run_event(r, pclock_now(&r->dm->clock), "warning", device, "fault_ignored",
+        run_event(r, pclock_now(r->h.clock), "warning", device, "fault_ignored",
                   "on_fault: continue; the run goes on without %s", device);
         break;
     }
@@ -767,8 +766,8 @@ void run_manual_set(struct run *r, const struct run_actor *who, int channel, dou
     snprintf(o->by, sizeof o->by, "%s", who && who->user ? who->user : "daemon");
     o->since_wall_ns = time_wall_ns();
     journal_update(r);
-    int64_t now = pclock_now(&r->dm->clock);
-    const struct rig_channel *c = &r->dm->rig->channels[channel];
+    int64_t now = pclock_now(r->h.clock);
+    const struct rig_channel *c = &r->h.rig->channels[channel];
     if (r->rec_sp[channel] >= 0 && !r->closed)
         recorder_setpoint(r->rec, (uint32_t)r->rec_sp[channel], rel(r, now), value);
     run_event(r, now, "info", "control", "cmd_set", "manual set %s = %g %s by %s", c->name, value,
@@ -784,25 +783,25 @@ void run_manual_set(struct run *r, const struct run_actor *who, int channel, dou
 
 const struct run_override *run_override(const struct run *r, int channel)
 {
-    return channel >= 0 && (size_t)channel < r->dm->rig->n_channels && r->ovr[channel].on
+    return channel >= 0 && (size_t)channel < r->h.rig->n_channels && r->ovr[channel].on
            ? &r->ovr[channel] : NULL;
 }
 
 double run_protocol_value(const struct run *r, int channel)
 {
-    return channel >= 0 && (size_t)channel < r->dm->rig->n_channels ? r->proto_sp[channel] : NAN;
+    return channel >= 0 && (size_t)channel < r->h.rig->n_channels ? r->proto_sp[channel] : NAN;
 }
 
 /* Before a resume: put every override back to the protocol's value, or keep it
  * (asked to, or the protocol has set no value), saying which in the events. */
 static void settle_overrides(struct run *r, bool keep)
 {
-    int64_t now = pclock_now(&r->dm->clock);
-    for (size_t ch = 0; ch < r->dm->rig->n_channels; ch++) {
+    int64_t now = pclock_now(r->h.clock);
+    for (size_t ch = 0; ch < r->h.rig->n_channels; ch++) {
         struct run_override *o = &r->ovr[ch];
         if (!o->on)
             continue;
-        const struct rig_channel *c = &r->dm->rig->channels[ch];
+        const struct rig_channel *c = &r->h.rig->channels[ch];
         double v = r->proto_sp[ch];
         if (keep || isnan(v)) {
             run_event(r, now, "warning", c->name, "override_kept", "%s stays at %g %s (manual override by "
@@ -832,7 +831,7 @@ static void actor_text(const struct run_actor *who, char *buf, size_t len)
 void run_refused(struct run *r, const struct run_actor *who, const char *code, const char *what,
                  const char *why)
 {
-    int64_t now = pclock_now(&r->dm->clock);
+    int64_t now = pclock_now(r->h.clock);
     if (now - r->refusal_window_ns >= 1000000000LL) {
         r->refusal_window_ns = now;
         r->refusals = 0;
@@ -862,7 +861,7 @@ static int run_command(struct run *r, const struct run_actor *who, const char *r
     }
     char w[96];
     actor_text(who, w, sizeof w);
-    run_event(r, pclock_now(&r->dm->clock), "info", "control", code, "%s by %s: ok", verb, w);
+    run_event(r, pclock_now(r->h.clock), "info", "control", code, "%s by %s: ok", verb, w);
     return rc;
 }
 
@@ -884,7 +883,7 @@ int run_abort(struct run *r, const struct run_actor *who, const char *reason)
 {
     char w[96];
     actor_text(who, w, sizeof w);
-    run_event(r, pclock_now(&r->dm->clock), "warning", "control", "cmd_abort", "abort by %s: %s", w,
+    run_event(r, pclock_now(r->h.clock), "warning", "control", "cmd_abort", "abort by %s: %s", w,
               reason && *reason ? reason : "no reason given");
     return runner_abort(r->runner, reason && *reason ? reason : "operator request");
 }
@@ -901,7 +900,7 @@ void run_shutdown_begin(struct run *r)
 {
     if (r->closed || r->ended)
         return;
-    int64_t now = pclock_now(&r->dm->clock);
+    int64_t now = pclock_now(r->h.clock);
     {
         bool hold = r->plan->on_shutdown == ON_SHUTDOWN_HOLD;
         run_event(r, now, "warning", "daemon", "shutdown",
@@ -997,9 +996,10 @@ const struct run_event_rec *run_event_at(const struct run *r, uint64_t seq)
     return e->seq == seq ? e : NULL;
 }
 
-void run_set_closed_cb(struct run *r, run_closed_cb cb)
+json_t *run_event_json(const struct run_event_rec *e)
 {
-    r->closed_cb = cb;
+    return json_pack("{s:I,s:f,s:s,s:s,s:s,s:s}", "seq", (json_int_t)e->seq, "time", e->t,
+                     "severity", e->severity, "source", e->source, "code", e->code, "message", e->message);
 }
 
 /* Free what the run owns. */

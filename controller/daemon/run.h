@@ -1,6 +1,7 @@
 /*
- * A run: one protocol executing on the daemon's rig, with its runner and its
- * run file. Loop thread only.
+ * A run: one protocol executing on its host's rig, with its runner and its
+ * run file. A run is a guest: it reaches its host (the daemon) only through
+ * the struct run_host it is started with. Loop thread only.
  */
 #ifndef PERFUSE_RUN_H
 #define PERFUSE_RUN_H
@@ -8,10 +9,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "daemon.h"
+#include <jansson.h>
+
 #include "base/diag.h"
 #include "base/run_operator.h"
 #include "run/runner.h"
+#include "run_host.h"
 
 struct run;
 
@@ -22,20 +25,20 @@ struct run_actor {
     bool force;                 /* run --force: start although devices are faulted or out of reach */
 };
 
-/* Load text as a protocol against the daemon's rig and start it now; fills
+/* Load text as a protocol against the host's rig and start it now; fills
  * are the syringes' levels at the start ("pump1=8mL"; the others are taken
  * to be full). On a protocol or fill error returns -EINVAL with every
  * diagnostic in d. A device the protocol writes that is faulted or out of
  * reach, or a sensor its limits or wait_until name that is lost, refuses the
  * run (-EBUSY, the reasons in d) unless who->force, which is recorded as a
  * run_forced event. */
-int run_start(struct daemon *dm, const char *path, const char *text, size_t len,
+int run_start(const struct run_host *host, const char *path, const char *text, size_t len,
               const struct run_actor *who, const char *const *fills, size_t n_fills,
               struct diag *d, struct run **out);
 
 /* The same with a plan already loaded (on the thread pool) against the
- * daemon's rig; takes the plan, also on failure. */
-int run_start_plan(struct daemon *dm, struct plan *plan, const struct run_actor *who,
+ * host's rig; takes the plan, also on failure. */
+int run_start_plan(const struct run_host *host, struct plan *plan, const struct run_actor *who,
                    const char *const *fills, size_t n_fills, struct diag *d, struct run **out);
 
 struct journal_rec;
@@ -46,8 +49,8 @@ struct journal_rec;
  * against plan, and last_alive_s must lie within the run. What happens
  * follows the protocol's on_restart. On failure returns a negative errno with
  * the reason in d. */
-int run_continue(struct daemon *dm, const struct journal_rec *j, struct plan *plan, double last_alive_s,
-                 struct diag *d, struct run **out);
+int run_continue(const struct run_host *host, const struct journal_rec *j, struct plan *plan,
+                 double last_alive_s, struct diag *d, struct run **out);
 
 /* Forward a sample / a finished write to the run: record goes into the file
  * (NaN for a failed or implausible reading), use to wait_until (NaN: unknown). */
@@ -130,10 +133,8 @@ struct run_event_rec {
 uint64_t run_events_total(const struct run *r);
 /* The event with sequence number seq if it is still kept, else NULL. */
 const struct run_event_rec *run_event_at(const struct run *r, uint64_t seq);
-
-/* Called (by the daemon's control server) when a run's file has closed. */
-typedef void (*run_closed_cb)(struct daemon *dm, struct run *r);
-void run_set_closed_cb(struct run *r, run_closed_cb cb);
+/* An event as the control socket and the broker send it (a new reference). */
+json_t *run_event_json(const struct run_event_rec *e);
 
 /* Free a closed run (or a run that never started). */
 void run_free(struct run *r);

@@ -571,7 +571,7 @@ static void parse_syringe_low(struct ydoc *y, yaml_node_t *n, double *frac)
 static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
 {
     static const char *const keys[] = { "rig", "buses", "devices", "alerts", "recorder", "limits",
-                                        "monitors", "syringe_low", "confirm", "regulators", NULL };
+                                        "monitors", "syringe_low", "confirm", "mqtt", "regulators", NULL };
     yaml_node_t *root = ydoc_root(y);
     if (root == NULL) {
         diag_error(y->diag, y->file, 1, 1, "empty rig file (expected 'rig:', 'buses:' and 'devices:')");
@@ -607,6 +607,9 @@ static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
     }
     load_recorder(rig, y, ymap_get(y, root, "recorder", NULL));
     load_confirm(rig, y, ymap_get(y, root, "confirm", NULL));
+    yaml_node_t *mqtt = ymap_get(y, root, "mqtt", NULL);
+    if (mqtt != NULL)
+        rig_mqtt_parse(y, mqtt, dir, &rig->mqtt);
     yaml_node_t *buses = ymap_get(y, root, "buses", NULL);
     if (yexpect_seq(y, buses ? buses : root, "'buses'")) {
         rig->buses = calloc(yseq_len(buses) + 1, sizeof *rig->buses);
@@ -704,6 +707,7 @@ void rig_free(struct rig *rig)
     free(rig->path);
     free(rig->text);
     free(rig->alert_command);
+    rig_mqtt_free(&rig->mqtt);
     free(rig->limits);
     free(rig->monitors);
     free(rig->regulators);

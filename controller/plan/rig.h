@@ -15,6 +15,7 @@
 #include "base/yamldoc.h"
 #include "drivers/driver.h"
 #include "drivers/link.h"
+#include "rigmqtt.h"
 
 /* Names a run keeps whole, in bytes of UTF-8 (the journal and alerts keep a
  * rig's name in 64 bytes; "device.channel" must fit a channel's name). */
@@ -135,6 +136,7 @@ struct rig {
         double checkpoint_s;    /* fsync interval, s */
         size_t buffer;          /* samples held in memory while storage fails; 0: default */
     } rec;
+    struct rig_mqtt mqtt;       /* the rig's 'mqtt:' section (off unless given) */
 };
 
 /* Load and validate a rig file. Every problem goes to d. Returns 0 and *out,

@@ -211,6 +211,18 @@ hid_t h5check_open_dataset(hid_t loc, const char *name, const struct h5_expect *
     return ds;
 }
 
+/* Whether an open file says it is a perfuse run file; -EINVAL with the reason if not. */
+int h5check_run_format(hid_t f, char *err, size_t errlen)
+{
+    char fmt[32], why[200];
+    int rc = h5check_read_str_attr(f, "format", fmt, sizeof fmt, why, sizeof why);
+    if (rc == 0 && strcmp(fmt, "perfuse-run") != 0)
+        snprintf(err, errlen, "not a perfuse run file (its format is '%s')", fmt);
+    else if (rc < 0)
+        snprintf(err, errlen, "not a perfuse run file (%s)", why);
+    return rc == 0 && strcmp(fmt, "perfuse-run") == 0 ? 0 : -EINVAL;
+}
+
 hsize_t h5check_rows(hid_t ds)
 {
     hid_t sp = H5Dget_space(ds);

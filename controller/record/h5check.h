@@ -15,6 +15,9 @@
 
 #include <hdf5.h>
 
+/* The longest /@state attribute a run file may hold ("running", "interrupted"...). */
+#define H5CHECK_STATE_MAX 64
+
 /* What an attribute or dataset must be. */
 struct h5_expect {
     H5T_class_t cls;            /* H5T_STRING (fixed length only), H5T_FLOAT, H5T_COMPOUND ... */
@@ -44,6 +47,10 @@ int h5check_write_str_attr(hid_t loc, const char *name, const char *value, size_
  * reason in err otherwise. Close with H5Dclose. */
 hid_t h5check_open_dataset(hid_t loc, const char *name, const struct h5_expect *e, char *err,
                            size_t errlen);
+
+/* Whether an open file says it is a perfuse run file (/@format is
+ * "perfuse-run"). Returns 0, or -EINVAL with the reason in err. */
+int h5check_run_format(hid_t file, char *err, size_t errlen);
 
 /* Rows of a dataset opened by h5check_open_dataset with rank 1. */
 hsize_t h5check_rows(hid_t ds);

@@ -49,7 +49,7 @@
 #define STEP_CHUNK 64
 #define WAKE_RECORDS 65536            /* wake the thread early past this many queued */
 #define STATE_LEN 16
-#define STATE_MAX 64                  /* the longest state attribute a file may hold */
+#define STATE_MAX H5CHECK_STATE_MAX   /* the longest state attribute a file may hold */
 #define EV_SEV 8
 #define EV_SRC 72                     /* a channel name: "device.channel" */
 #define EV_CODE 32
@@ -388,18 +388,6 @@ static hid_t open_growing(hid_t loc, const char *name, const struct h5_expect *e
     return ds;
 }
 
-/* Whether an open file says it is a perfuse run file; -EINVAL with the reason if not. */
-static int check_format(hid_t f, char *err, size_t errlen)
-{
-    char fmt[32], why[200];
-    int rc = h5check_read_str_attr(f, "format", fmt, sizeof fmt, why, sizeof why);
-    if (rc == 0 && strcmp(fmt, "perfuse-run") != 0)
-        snprintf(err, errlen, "not a perfuse run file (its format is '%s')", fmt);
-    else if (rc < 0)
-        snprintf(err, errlen, "not a perfuse run file (%s)", why);
-    return rc == 0 && strcmp(fmt, "perfuse-run") == 0 ? 0 : -EINVAL;
-}
-
 /* Make a run file's descriptor close-on-exec (HDF5 opens it without
  * O_CLOEXEC) and a new file 0640 whatever the umask, so that researchers read
  * run files through the group and nobody else does. The default (sec2)
@@ -518,7 +506,7 @@ static int open_existing(struct recorder *r)
     seal_fd(r->file, false);
     char *err = r->status.last_error;
     size_t errlen = sizeof r->status.last_error;
-    int rc = check_format(r->file, err, errlen);
+    int rc = h5check_run_format(r->file, err, errlen);
     const struct h5_expect f64 = { .cls = H5T_FLOAT, .min_size = 8, .max_size = 8, .rank = 1 };
     for (size_t i = 0; rc == 0 && i < r->n_series; i++) {
         struct series *s = &r->series[i];
@@ -1219,158 +1207,4 @@ void recorder_free(struct recorder *r)
     pthread_cond_destroy(&r->cond);
     pthread_cond_destroy(&r->drained);
     free(r);
-}
-
-/* ------------------------------------------------------------ recovery */
-
-/* Make a file left by a crash readable again; safe to repeat. */
-int recorder_recover(const char *path, char *err, size_t errlen)
-{
-    if (access(path, R_OK | W_OK) < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -errno;
-    }
-    /* What h5clear -s does: open while clearing the superblock's status flags. */
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    hbool_t clear = 1;
-    H5Pset(fapl, "clear_status_flags", &clear);
-    hid_t f;
-    H5E_BEGIN_TRY {
-        f = H5Fopen(path, H5F_ACC_RDWR, fapl);
-    } H5E_END_TRY;
-    H5Pclose(fapl);
-    if (f < 0) {
-        snprintf(err, errlen, "%s: not an HDF5 file perfuse can recover", path);
-        return -EINVAL;
-    }
-    char why[200];
-    if (check_format(f, why, sizeof why) < 0) {
-        snprintf(err, errlen, "%s: %s", path, why);
-        H5Fclose(f);
-        return -EINVAL;
-    }
-    /* What h5clear --increment does: the EOA recorded at the last flush may lie
-     * before data written after it; move it past the end of the file. */
-    int rc = 0;
-    if (H5Fincrement_filesize(f, 1 << 20) < 0) {
-        snprintf(err, errlen, "%s: cannot fix the end of allocation", path);
-        rc = -EIO;
-    }
-    char state[STATE_MAX + 1];
-    int src = h5check_read_str_attr(f, "state", state, sizeof state, why, sizeof why);
-    if (src == 0 && strcmp(state, "running") == 0)
-        src = h5check_write_str_attr(f, "state", "interrupted", STATE_MAX, why, sizeof why);
-    if (src < 0 && src != -ENOENT && rc == 0) {
-        snprintf(err, errlen, "%s: %s", path, why);
-        rc = src;
-    }
-    if (H5Fclose(f) < 0 && rc == 0) {
-        snprintf(err, errlen, "%s: closing after recovery failed", path);
-        rc = -EIO;
-    }
-    return rc;
-}
-
-/* The latest measured time stamp in a run file. */
-int recorder_last_time(const char *path, double *t)
-{
-    hid_t f;
-    H5E_BEGIN_TRY {
-        f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    } H5E_END_TRY;
-    if (f < 0)
-        return -EIO;
-    *t = 0;
-    hid_t g;
-    H5E_BEGIN_TRY {
-        g = H5Gopen2(f, "channels", H5P_DEFAULT);
-    } H5E_END_TRY;
-    hsize_t n = 0;
-    const struct h5_expect f64 = { .cls = H5T_FLOAT, .min_size = 8, .max_size = 8, .rank = 1 };
-    if (g >= 0 && H5Gget_num_objs(g, &n) >= 0) {
-        for (hsize_t i = 0; i < n; i++) {
-            char name[160];
-            if (H5Gget_objname_by_idx(g, i, name, sizeof name) < 0)
-                continue;
-            char dpath[200], why[200];
-            snprintf(dpath, sizeof dpath, "%s/time", name);
-            hid_t ds = h5check_open_dataset(g, dpath, &f64, why, sizeof why);
-            if (ds < 0) {
-                log_warn("recorder", "%s: %s; not used for the last time stamp", path, why);
-                continue;
-            }
-            hsize_t rows = h5check_rows(ds);
-            if (rows > 0) {
-                hid_t fs = H5Dget_space(ds);
-                hsize_t start = rows - 1, one = 1;
-                hid_t ms = H5Screate_simple(1, &one, NULL);
-                H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &one, NULL);
-                double v;
-                if (H5Dread(ds, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, &v) >= 0 && v > *t)
-                    *t = v;
-                H5Sclose(ms);
-                H5Sclose(fs);
-            }
-            H5Dclose(ds);
-        }
-    }
-    if (g >= 0)
-        H5Gclose(g);
-    H5Fclose(f);
-    return 0;
-}
-
-/* The sha256 attribute of a run file's /protocol. */
-int recorder_protocol_sha256(const char *path, char hex[65], char *err, size_t errlen)
-{
-    hid_t f, ds;
-    H5E_BEGIN_TRY {
-        f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    } H5E_END_TRY;
-    if (f < 0) {
-        snprintf(err, errlen, "not an HDF5 file perfuse can open");
-        return -EIO;
-    }
-    H5E_BEGIN_TRY {
-        ds = H5Dopen2(f, "protocol", H5P_DEFAULT);
-    } H5E_END_TRY;
-    int rc = -ENOENT;
-    if (ds < 0)
-        snprintf(err, errlen, "no dataset 'protocol'");
-    else if ((rc = h5check_read_str_attr(ds, "sha256", hex, 65, err, errlen)) == -ENOENT)
-        snprintf(err, errlen, "'protocol' has no attribute 'sha256'");
-    if (ds >= 0)
-        H5Dclose(ds);
-    H5Fclose(f);
-    return rc;
-}
-
-/* Whether path is a run file left by a crash. */
-int recorder_needs_recovery(const char *path, char *err, size_t errlen)
-{
-    hid_t f;
-    H5E_BEGIN_TRY {
-        f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    } H5E_END_TRY;
-    if (f < 0) {
-        htri_t is;
-        H5E_BEGIN_TRY {
-            is = H5Fis_hdf5(path);
-        } H5E_END_TRY;
-        if (is > 0)
-            return 1;
-        snprintf(err, errlen, "not an HDF5 file");
-        return -EINVAL;
-    }
-    char state[STATE_MAX + 1], why[200];
-    int rc = check_format(f, err, errlen);
-    if (rc == 0) {
-        rc = h5check_read_str_attr(f, "state", state, sizeof state, why, sizeof why);
-        if (rc < 0)
-            snprintf(err, errlen, "%s", why);
-        else
-            rc = strcmp(state, "running") == 0;
-    }
-    H5Fclose(f);
-    return rc < 0 ? -EINVAL : rc;
 }

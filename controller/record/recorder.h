@@ -146,30 +146,7 @@ void recorder_finish(struct recorder *r, const char *final_state);
  * "interrupted" if recorder_finish was not called). NULL is fine. */
 void recorder_free(struct recorder *r);
 
-/*
- * Make a file left by a crash readable again: clear the SWMR/status flags, fix
- * the end-of-allocation, and set /@state to "interrupted" if it says "running".
- * Safe to run twice. Blocking: call it from a thread that may block (startup,
- * perfusectl). Returns 0 or a negative errno with a message in err.
- */
-int recorder_recover(const char *path, char *err, size_t errlen);
-
-/* The latest time stamp of any measured channel in a (recovered) run file, in
- * seconds since its start: the last moment the run is known to have been
- * alive. Blocking. Returns 0 or a negative errno. */
-int recorder_last_time(const char *path, double *t);
-
-/* The sha256 of the protocol text a run file recorded (/protocol@sha256),
- * as 64 hex digits, every attribute checked before it is read. Blocking.
- * Returns 0 or a negative errno with the reason in err. */
-int recorder_protocol_sha256(const char *path, char hex[65], char *err, size_t errlen);
-
-/* Whether path is a run file left by a crash: it cannot be opened plainly (a
- * SWMR writer's flags are still set) or its state still says "running".
- * Every attribute is checked before it is read. Blocking, like
- * recorder_recover. Returns 1, 0, or -EINVAL with the reason in err (not
- * HDF5, not a perfuse run file, or an attribute of the wrong type, size or
- * rank). */
-int recorder_needs_recovery(const char *path, char *err, size_t errlen);
+/* A file left by a crash (never finished) is made readable again, and read
+ * for a continued run, by recovery.h. */
 
 #endif

@@ -54,6 +54,12 @@ const char *run_state_name(enum run_state s)
     return names[s];
 }
 
+/* The outcome recorded for a run that ended in state s. */
+const char *run_outcome_name(enum run_state s)
+{
+    return s == RUN_COMPLETED || s == RUN_FAULTED || s == RUN_PAUSED ? run_state_name(s) : "aborted";
+}
+
 /* Seconds since the run's start for clock time t. */
 static double run_time(const struct runner *r, int64_t t)
 {
@@ -499,8 +505,7 @@ static int runner_stop(struct runner *r, enum run_state final, const char *code,
     if (r->cur != NULL) {
         r->row.end = run_time(r, pclock_now(r->clk));
         if (strcmp(r->row.outcome, "running") == 0)
-            snprintf(r->row.outcome, sizeof r->row.outcome, "%s",
-                     final == RUN_FAULTED ? "faulted" : "aborted");
+            snprintf(r->row.outcome, sizeof r->row.outcome, "%s", run_outcome_name(final));
         write_row(r);
         r->cur = NULL;
     }

@@ -23,6 +23,10 @@ enum run_state { RUN_IDLE, RUN_LOADED, RUN_RUNNING, RUN_PAUSED, RUN_COMPLETED, R
                  RUN_FAULTED };
 
 const char *run_state_name(enum run_state s);
+/* The outcome a run file's /@state and a step's outcome record for a run that
+ * ended in state s: "completed", "faulted" (a safety action, on_fault: abort),
+ * "paused" (only an offline simulation ends so), otherwise "aborted". */
+const char *run_outcome_name(enum run_state s);
 
 /* What the runner asks of its owner. All called on the runner's thread. */
 struct runner_hooks {

@@ -11,18 +11,12 @@ cat >"$T/alert.sh" <<'A'
 #!/bin/sh
 echo "$PERFUSE_ALERT|$PERFUSE_SEVERITY|$PERFUSE_SOURCE|$PERFUSE_CODE|$PERFUSE_SUPPRESSED|$PERFUSE_RUN_ID|$PERFUSE_RIG|$PERFUSE_FILE|$PERFUSE_MESSAGE" >>"$(dirname "$0")/alerts.log"
 A
-"$BUILD/perfuse-sim" --rig-out "$T/rig0.yaml" --control "$T/sim.sock" >"$T/sim.json" 2>"$T/sim.log" &
-PIDS="$PIDS $!"
-timeout 10 sh -c "until [ -s '$T/sim.json' ]; do sleep 0.1; done"
+start_sim sim --rig-out "$T/rig0.yaml" --control "$T/sim.sock" || { not_ok "perfuse-sim starts"; finish; }
 sed "s|^rig: sim$|rig: sim\nalerts: {command: \"sh $T/alert.sh\", min_interval: 2 s, max_per_hour: 100}|" \
     "$T/rig0.yaml" >"$T/rig.yaml"
 
 start() {
-    rm -f "$T/ready"; mkfifo "$T/ready"
-    "$BUILD/perfused" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs" --ready-fd 3 \
-        3>"$T/ready" 2>>"$T/a/perfused.log" &
-    DAEMON_PID=$!; PIDS="$PIDS $DAEMON_PID"; SOCK="$T/sock"
-    timeout 20 sh -c "read -r line <'$T/ready'"
+    start_perfused "$T/a" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs"
 }
 mkdir -p "$T/a"
 start || { not_ok "daemon starts"; finish; }

@@ -12,10 +12,9 @@ set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
 
-"$BUILD/perfuse-sim" --rig-out "$T/rig0.yaml" --trace "$T/trace" >"$T/sim.json" 2>"$T/sim.log" &
-SIM=$!; PIDS="$PIDS $SIM"
-timeout 10 sh -c "until [ -s '$T/sim.json' ]; do sleep 0.1; done"
-sim_ctl=$("$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['control'])" "$T/sim.json")
+start_sim sim --rig-out "$T/rig0.yaml" --trace "$T/trace" || { not_ok "perfuse-sim starts"; finish; }
+SIM=$SIM_PID
+sim_ctl=$SIM_CTL
 cat >"$T/alert.sh" <<A
 #!/bin/sh
 echo "\$PERFUSE_CODE \$PERFUSE_SOURCE \$PERFUSE_MESSAGE" >>"$T/alerts.log"
@@ -23,11 +22,7 @@ A
 chmod +x "$T/alert.sh"
 { cat "$T/rig0.yaml"; printf 'confirm: {setpoints: 1 s, safe_state: 2 s}\nalerts: {command: %s, min_interval: 0 s}\n' "$T/alert.sh"; } >"$T/rig.yaml"
 start() {  # start NAME: perfused on rig.yaml
-    mkdir -p "$T/$1"; rm -f "$T/ready"; mkfifo "$T/ready"
-    "$BUILD/perfused" --rig "$T/rig.yaml" --socket "$T/$1/sock" --data-dir "$T/$1/runs" --ready-fd 3 \
-        3>"$T/ready" 2>"$T/$1/perfused.log" &
-    DAEMON_PID=$!; PIDS="$PIDS $DAEMON_PID"; SOCK="$T/$1/sock"
-    timeout 20 sh -c "read -r line <'$T/ready'"
+    start_perfused "$T/$1" --rig "$T/rig.yaml" --socket "$T/$1/sock" --data-dir "$T/$1/runs"
 }
 # pump1 FIELD: a field of pump1.flow in status (None if absent).
 pump1() {

@@ -206,9 +206,7 @@ check "--json recover prints JSON" is_json "$out"
 "$BUILD/perfused" --sim --socket "$SOCK" --data-dir "$T/other" 2>"$T/second.log"; rc=$?
 check "a second daemon on the same socket refuses to start (exit $rc)" test "$rc" -ne 0
 check "  and says why" grep -q "another perfused is already running on $SOCK" "$T/second.log"
-"$BUILD/perfuse-sim" --rig-out "$T/simrig.yaml" >"$T/sim.json" 2>/dev/null &
-PIDS="$PIDS $!"
-timeout 10 sh -c "until [ -s '$T/sim.json' ]; do sleep 0.1; done"
+start_sim sim --rig-out "$T/simrig.yaml" || { not_ok "perfuse-sim starts"; finish; }
 mkdir -p "$T/rundir"
 "$BUILD/perfused" --rig "$T/simrig.yaml" --socket "$T/rundir/perfuse/a.sock" --data-dir "$T/a" 2>"$T/a.log" &
 A=$!; PIDS="$PIDS $A"

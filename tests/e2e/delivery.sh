@@ -219,21 +219,14 @@ check "the file records --fill pump1=8mL as given" test "$(syringe "$file" pump1
 check "and pump2 as assumed full" test "$(syringe "$file" pump2)" = "10000 assumed full"
 
 # 6. The rig's monitors on perfuse-sim, through perfused and the real drivers.
-"$BUILD/perfuse-sim" --rig-out "$T/simrig.yaml" >"$T/sim.json" 2>"$T/sim.log" &
-PIDS="$PIDS $!"
-timeout 10 sh -c "until [ -s '$T/sim.json' ]; do sleep 0.1; done"
-SIMCTL=$(sed -n 's/.*"control": "\([^"]*\)".*/\1/p' "$T/sim.json")
+start_sim sim --rig-out "$T/simrig.yaml" || { not_ok "perfuse-sim starts"; finish; }
+SIMCTL=$SIM_CTL
 cat >>"$T/simrig.yaml" <<'R'
 monitors:
   - {name: chip1-delivery, flow: chip1.flow, follows: pump1, tolerance: 20 %, min_abs: 2 uL/min, for: 2 s, action: alarm}
   - {name: chip2-delivery, flow: chip2.flow, follows: pump2, tolerance: 20 %, min_abs: 2 uL/min, for: 2 s, action: pause}
 R
-mkdir -p "$T/d"
-rm -f "$T/d/ready"; mkfifo "$T/d/ready"
-"$BUILD/perfused" --rig "$T/simrig.yaml" --socket "$T/d/sock" --data-dir "$T/d/runs" --ready-fd 3 \
-    3>"$T/d/ready" 2>"$T/d/perfused.log" &
-DAEMON_PID=$!; PIDS="$PIDS $DAEMON_PID"; SOCK="$T/d/sock"
-if ! timeout 20 sh -c "read -r line <'$T/d/ready'"; then
+if ! start_perfused "$T/d" --rig "$T/simrig.yaml" --socket "$T/d/sock" --data-dir "$T/d/runs"; then
     not_ok "perfused starts on perfuse-sim's rig with monitors"; finish
 fi
 ok "perfused starts on perfuse-sim's rig with monitors"
@@ -279,18 +272,12 @@ kill -TERM "$DAEMON_PID"; wait_gone "$DAEMON_PID" 20
 # infusing meanwhile), perfused goes on from the journaled fill level, and the
 # low warning and the empty alarm still come. pump1 holds 300 uL of a 1.5 mL
 # syringe at 1000 uL/min: low (150 uL left) at 9 s, empty at 18 s.
-"$BUILD/perfuse-sim" --rig-out "$T/fillrig.yaml" >"$T/sim7.json" 2>"$T/sim7.log" &
-PIDS="$PIDS $!"
-timeout 10 sh -c "until [ -s '$T/sim7.json' ]; do sleep 0.1; done"
+start_sim sim7 --rig-out "$T/fillrig.yaml" || { not_ok "perfuse-sim starts"; finish; }
 sed -i '/name: pump1/{n;s/volume: 10 mL/volume: 1.5 mL/}' "$T/fillrig.yaml"
 # start_on_rig: perfused on fillrig.yaml with its data dir in $T/f; waits for READY.
 start_on_rig() {
     mkdir -p "$T/f"
-    rm -f "$T/f/ready"; mkfifo "$T/f/ready"
-    "$BUILD/perfused" --rig "$T/fillrig.yaml" --socket "$T/f/sock" --data-dir "$T/f/runs" --ready-fd 3 \
-        3>"$T/f/ready" 2>>"$T/f/perfused.log" &
-    DAEMON_PID=$!; PIDS="$PIDS $DAEMON_PID"; SOCK="$T/f/sock"
-    timeout 20 sh -c "read -r line <'$T/f/ready'"
+    start_perfused "$T/f" --rig "$T/fillrig.yaml" --socket "$T/f/sock" --data-dir "$T/f/runs"
 }
 cat >"$T/fill.yaml" <<'P'
 perfuse: 1

@@ -117,9 +117,7 @@ check "--server-user nobody names the expected user: the request goes out" \
 
 # --- the alert command inherits only 0, 1 and 2: not the run file, not a
 # descriptor perfused itself inherited without close-on-exec (fd 9 here)
-"$BUILD/perfuse-sim" --rig-out "$T/rig0.yaml" --control "$T/sim.sock" >"$T/sim.json" 2>"$T/sim.log" &
-PIDS="$PIDS $!"
-timeout 10 sh -c "until [ -s '$T/sim.json' ]; do sleep 0.1; done"
+start_sim sim --rig-out "$T/rig0.yaml" --control "$T/sim.sock" || { not_ok "perfuse-sim starts"; finish; }
 sed "s|^rig: sim$|rig: sim\nalerts: {command: \"exec sleep 17.25\", min_interval: 1 s, max_per_hour: 100}|" \
     "$T/rig0.yaml" >"$T/rig.yaml"
 mkdir -m 0700 "$T/al"

@@ -11,10 +11,8 @@ set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
 
-"$BUILD/perfuse-sim" --rig-out "$T/rig.yaml" --lab-devices --trace "$T/trace" >"$T/sim.json" 2>"$T/sim.log" &
-PIDS="$PIDS $!"
-timeout 10 sh -c "until [ -s '$T/sim.json' ]; do sleep 0.1; done"
-CTL=$(sed -n 's/.*"control": "\([^"]*\)".*/\1/p' "$T/sim.json")
+start_sim sim --rig-out "$T/rig.yaml" --lab-devices --trace "$T/trace" || { not_ok "perfuse-sim starts"; finish; }
+CTL=$SIM_CTL
 check "the simulator's control socket is known ($CTL)" test -S "$CTL"
 check "the rig lists the valves' line at 9600 7O1" \
     grep -q "name: valves, type: serial, port: .*hamilton.tty, baud: 9600, parity: O, data_bits: 7" "$T/rig.yaml"
@@ -22,12 +20,7 @@ check "the rig lists selector1 at a and selector2 at b" \
     sh -c "grep -q 'name: selector1, driver: hamilton, bus: valves, address: a, ports: 6' '$T/rig.yaml' &&
            grep -q 'name: selector2, driver: hamilton, bus: valves, address: b, ports: 8' '$T/rig.yaml'"
 
-mkdir -p "$T/d"
-rm -f "$T/ready"; mkfifo "$T/ready"
-"$BUILD/perfused" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs" --ready-fd 3 \
-    3>"$T/ready" 2>"$T/d/perfused.log" &
-DAEMON_PID=$!; PIDS="$PIDS $DAEMON_PID"; SOCK="$T/sock"
-timeout 20 sh -c "read -r line <'$T/ready'" || { not_ok "perfused starts"; finish; }
+start_perfused "$T/d" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs" || { not_ok "perfused starts"; finish; }
 
 # position NAME: the channel's last reading, "None" while unknown.
 position() {
@@ -163,11 +156,7 @@ check "the run file matches the wire (see above)" test $? -eq 0
 # A new daemon on the same line: it opens the 7O1 line again and leaves the
 # initialised valves where they are.
 kill -TERM "$DAEMON_PID"; wait_gone "$DAEMON_PID" 15
-rm -f "$T/ready"; mkfifo "$T/ready"
-"$BUILD/perfused" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs" --ready-fd 3 \
-    3>"$T/ready" 2>>"$T/d/perfused.log" &
-DAEMON_PID=$!; PIDS="$PIDS $DAEMON_PID"
-timeout 20 sh -c "read -r line <'$T/ready'" || { not_ok "perfused starts again"; finish; }
+start_perfused "$T/d" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs" || { not_ok "perfused starts again"; finish; }
 check "after a daemon restart selector1 reads port 4" wait_position selector1.position 4.0
 check "and selector2 port 2" wait_position selector2.position 2.0
 check "without initialising (turning) them again (LXR: a $(lxr_count a), b $(lxr_count b))" \

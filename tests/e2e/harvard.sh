@@ -10,19 +10,12 @@ set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
 
-"$BUILD/perfuse-sim" --rig-out "$T/rig.yaml" --lab-devices --trace "$T/trace" >"$T/sim.json" 2>"$T/sim.log" &
-PIDS="$PIDS $!"
-timeout 10 sh -c "until [ -s '$T/sim.json' ]; do sleep 0.1; done"
-CTL=$(sed -n 's/.*"control": "\([^"]*\)".*/\1/p' "$T/sim.json")
+start_sim sim --rig-out "$T/rig.yaml" --lab-devices --trace "$T/trace" || { not_ok "perfuse-sim starts"; finish; }
+CTL=$SIM_CTL
 check "the rig file lists the Harvard line and both pumps" \
     grep -q "name: hpump2, driver: harvard, bus: syringes, address: 1" "$T/rig.yaml"
-mkdir -p "$T/d"
-rm -f "$T/ready"; mkfifo "$T/ready"
-"$BUILD/perfused" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs" --ready-fd 3 \
-    3>"$T/ready" 2>"$T/d/perfused.log" &
-DAEMON_PID=$!; PIDS="$PIDS $DAEMON_PID"; SOCK="$T/sock"
-if ! timeout 20 sh -c "read -r line <'$T/ready'"; then
-    not_ok "perfused starts on the rig with the Harvard pumps"; cat "$T/d/perfused.log"; finish
+if ! start_perfused "$T/d" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs"; then
+    not_ok "perfused starts on the rig with the Harvard pumps"; finish
 fi
 ok "perfused starts on the rig with the Harvard pumps"
 

@@ -8,19 +8,12 @@ set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
 
-"$BUILD/perfuse-sim" --rig-out "$T/rig0.yaml" >"$T/sim.json" 2>"$T/sim.log" &
-PIDS="$PIDS $!"
-timeout 10 sh -c "until [ -s '$T/sim.json' ]; do sleep 0.1; done"
-simsock=$("$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['control'])" "$T/sim.json")
+start_sim sim --rig-out "$T/rig0.yaml" || { not_ok "perfuse-sim starts"; finish; }
+simsock=$SIM_CTL
 # At 10 uL/min chip1 settles near 29 mbar; clogged (x5) it heads for 129 mbar.
 sed "s|^rig: sim$|rig: sim\nlimits: [{channel: chip1.pressure, max: 40 mbar, for: 1 s, action: safe-stop}]|" \
     "$T/rig0.yaml" >"$T/rig.yaml"
-mkdir -p "$T/a"
-rm -f "$T/ready"; mkfifo "$T/ready"
-"$BUILD/perfused" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs" --ready-fd 3 \
-    3>"$T/ready" 2>"$T/a/perfused.log" &
-DAEMON_PID=$!; PIDS="$PIDS $DAEMON_PID"; SOCK="$T/sock"
-timeout 20 sh -c "read -r line <'$T/ready'" || { not_ok "daemon starts"; finish; }
+start_perfused "$T/a" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs" || { not_ok "daemon starts"; finish; }
 
 # alarm_field KEY: KEY of the rig limit's alarm in status --json ('' if none is listed).
 alarm_field() {

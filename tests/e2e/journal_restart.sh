@@ -13,20 +13,14 @@ cat >"$T/alert.sh" <<'A'
 #!/bin/sh
 echo "$PERFUSE_ALERT|$PERFUSE_SOURCE|$PERFUSE_CODE|$PERFUSE_MESSAGE" >>"$(dirname "$0")/alerts.log"
 A
-"$BUILD/perfuse-sim" --rig-out "$T/rig0.yaml" --control "$T/sim.sock" --trace "$T/trace" >"$T/sim.json" 2>"$T/sim.log" &
-PIDS="$PIDS $!"
-timeout 10 sh -c "until [ -s '$T/sim.json' ]; do sleep 0.1; done"
+start_sim sim --rig-out "$T/rig0.yaml" --control "$T/sim.sock" --trace "$T/trace" || { not_ok "perfuse-sim starts"; finish; }
 sed "s|^rig: sim$|rig: sim\nalerts: {command: \"sh $T/alert.sh\", min_interval: 0 s, max_per_hour: 100}|" \
     "$T/rig0.yaml" >"$T/rig.yaml"
 mkdir -p "$T/d"
 
 # start: perfused on the simulator's rig; waits for its READY line.
 start() {
-    rm -f "$T/ready"; mkfifo "$T/ready"
-    "$BUILD/perfused" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs" --ready-fd 3 \
-        3>"$T/ready" 2>>"$T/d/perfused.log" &
-    DAEMON_PID=$!; PIDS="$PIDS $DAEMON_PID"; SOCK="$T/sock"
-    timeout 20 sh -c "read -r line <'$T/ready'"
+    start_perfused "$T/d" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs"
 }
 # status_until PYTHON-EXPR: poll the JSON status (bounded, 15 s) until EXPR holds for it (s).
 status_until() {

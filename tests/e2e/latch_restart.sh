@@ -13,10 +13,8 @@ set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
 
-"$BUILD/perfuse-sim" --rig-out "$T/rig0.yaml" --trace "$T/trace" >"$T/sim.json" 2>"$T/sim.log" &
-PIDS="$PIDS $!"
-timeout 10 sh -c "until [ -s '$T/sim.json' ]; do sleep 0.1; done"
-simsock=$("$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['control'])" "$T/sim.json")
+start_sim sim --rig-out "$T/rig0.yaml" --trace "$T/trace" || { not_ok "perfuse-sim starts"; finish; }
+simsock=$SIM_CTL
 pumps=$("$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['buses']['pumps'])" "$T/sim.json")
 # At 10 uL/min chip1 settles near 29 mbar; clogged (x5) it heads for 129 mbar.
 sed "s|^rig: sim$|rig: sim\nlimits: [{channel: chip1.pressure, max: 40 mbar, for: 1 s, action: safe-stop}]|" \
@@ -25,12 +23,7 @@ LATCH="$T/runs/latch.json"
 
 # start NAME: perfused on the simulator's rig, data in $T/runs; waits for its READY line.
 start() {
-    mkdir -p "$T/$1"
-    rm -f "$T/$1/ready"; mkfifo "$T/$1/ready"
-    "$BUILD/perfused" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs" --ready-fd 3 \
-        3>"$T/$1/ready" 2>"$T/$1/perfused.log" &
-    DAEMON_PID=$!; PIDS="$PIDS $DAEMON_PID"; SOCK="$T/sock"
-    timeout 20 sh -c "read -r line <'$T/$1/ready'" || { not_ok "perfused $1 starts"; cat "$T/$1/perfused.log"; finish; }
+    start_perfused "$T/$1" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs" || { not_ok "perfused $1 starts"; finish; }
 }
 # kill9: kill the daemon as a power cut would.
 kill9() { kill -KILL "$DAEMON_PID"; wait_gone "$DAEMON_PID" 10; }

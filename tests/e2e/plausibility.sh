@@ -8,18 +8,11 @@ set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
 
-"$BUILD/perfuse-sim" --rig-out "$T/rig0.yaml" --control "$T/sim.sock" >"$T/sim.json" 2>"$T/sim.log" &
-PIDS="$PIDS $!"
-timeout 10 sh -c "until [ -s '$T/sim.json' ]; do sleep 0.1; done"
+start_sim sim --rig-out "$T/rig0.yaml" --control "$T/sim.sock" || { not_ok "perfuse-sim starts"; finish; }
 # chip1: stuck after 2 s of identical readings, lost after 1 s without a valid one.
 sed 's/^\(  - {name: chip1, .*\)}$/\1, stuck_after: 2 s, lost_after: 1 s}/' "$T/rig0.yaml" >"$T/rig.yaml"
 check "the rig sets chip1's stuck and lost times" grep -q "stuck_after: 2 s, lost_after: 1 s" "$T/rig.yaml"
-mkdir -p "$T/plaus"
-mkfifo "$T/ready"
-"$BUILD/perfused" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs" --ready-fd 3 \
-    3>"$T/ready" 2>"$T/plaus/perfused.log" &
-DAEMON_PID=$!; PIDS="$PIDS $DAEMON_PID"; SOCK="$T/sock"
-timeout 20 sh -c "read -r line <'$T/ready'" || { not_ok "daemon starts"; finish; }
+start_perfused "$T/plaus" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs" || { not_ok "daemon starts"; finish; }
 
 cat >"$T/p.yaml" <<'P'
 perfuse: 1

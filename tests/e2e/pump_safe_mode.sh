@@ -8,18 +8,12 @@ set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
 
-"$BUILD/perfuse-sim" --rig-out "$T/rig0.yaml" --trace "$T/trace" >"$T/sim.json" 2>"$T/sim.log" &
-PIDS="$PIDS $!"
-timeout 10 sh -c "until [ -s '$T/sim.json' ]; do sleep 0.1; done"
+start_sim sim --rig-out "$T/rig0.yaml" --trace "$T/trace" || { not_ok "perfuse-sim starts"; finish; }
 sed 's/^\(  - {name: pump1, driver: newera, bus: pumps, address: 0,\)$/\1 safe_mode: 3 s,/' "$T/rig0.yaml" >"$T/rig.yaml"
 check "the rig puts pump1 in safe mode" grep -q "safe_mode: 3 s" "$T/rig.yaml"
 mkdir -p "$T/s"
 start() {
-    rm -f "$T/ready"; mkfifo "$T/ready"
-    "$BUILD/perfused" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs" --ready-fd 3 \
-        3>"$T/ready" 2>>"$T/s/perfused.log" &
-    DAEMON_PID=$!; PIDS="$PIDS $DAEMON_PID"; SOCK="$T/sock"
-    timeout 20 sh -c "read -r line <'$T/ready'"
+    start_perfused "$T/s" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs"
 }
 flow() { ctl --json status | "$PYTHON" -c "import json,sys; print([c for c in json.load(sys.stdin)['channels'] if c['name']=='pump1.flow'][0]['value'])"; }
 cat >"$T/hold.yaml" <<'P'

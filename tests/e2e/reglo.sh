@@ -10,21 +10,13 @@ set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
 
-"$BUILD/perfuse-sim" --rig-out "$T/rig.yaml" --lab-devices --trace "$T/trace" \
-    >"$T/sim.json" 2>"$T/sim.log" &
-PIDS="$PIDS $!"
-timeout 10 sh -c "until [ -s '$T/sim.json' ]; do sleep 0.1; done"
-CTL=$(sed -n 's/.*"control": "\([^"]*\)".*/\1/p' "$T/sim.json")
+start_sim sim --rig-out "$T/rig.yaml" --lab-devices --trace "$T/trace" || { not_ok "perfuse-sim starts"; finish; }
+CTL=$SIM_CTL
 check "the simulator's control socket is known ($CTL)" test -S "$CTL"
 check "the rig lists the reglo line and both channels" \
     sh -c "grep -q 'name: reglo, type: serial' '$T/rig.yaml' && grep -q 'name: perist2, driver: reglo' '$T/rig.yaml'"
 
-mkdir -p "$T/d"
-rm -f "$T/ready"; mkfifo "$T/ready"
-"$BUILD/perfused" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs" --ready-fd 3 \
-    3>"$T/ready" 2>>"$T/d/perfused.log" &
-DAEMON_PID=$!; PIDS="$PIDS $DAEMON_PID"; SOCK="$T/sock"
-timeout 20 sh -c "read -r line <'$T/ready'" || { not_ok "daemon starts"; finish; }
+start_perfused "$T/d" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs" || { not_ok "daemon starts"; finish; }
 
 # flow DEV: the value status reports for DEV.flow ("None" while it has none).
 flow() {

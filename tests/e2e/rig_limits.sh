@@ -6,20 +6,13 @@ set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
 
-"$BUILD/perfuse-sim" --rig-out "$T/rig0.yaml" >"$T/sim.json" 2>"$T/sim.log" &
-PIDS="$PIDS $!"
-timeout 10 sh -c "until [ -s '$T/sim.json' ]; do sleep 0.1; done"
+start_sim sim --rig-out "$T/rig0.yaml" || { not_ok "perfuse-sim starts"; finish; }
 # At 50 uL/min the simulated chip2 settles near 150 mbar, well past 60.
 sed "s|^rig: sim$|rig: sim\nlimits: [{channel: chip2.pressure, max: 60 mbar, action: safe-stop}]|" \
     "$T/rig0.yaml" >"$T/rig.yaml"
 lim_line=$(grep -n "^limits:" "$T/rig.yaml" | cut -d: -f1)
 
-mkdir -p "$T/a"
-rm -f "$T/ready"; mkfifo "$T/ready"
-"$BUILD/perfused" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs" --ready-fd 3 \
-    3>"$T/ready" 2>"$T/a/perfused.log" &
-DAEMON_PID=$!; PIDS="$PIDS $DAEMON_PID"; SOCK="$T/sock"
-timeout 20 sh -c "read -r line <'$T/ready'" || { not_ok "daemon starts"; finish; }
+start_perfused "$T/a" --rig "$T/rig.yaml" --socket "$T/sock" --data-dir "$T/runs" || { not_ok "daemon starts"; finish; }
 
 # status_field CHANNEL KEY: one channel's value or setpoint from status --json.
 status_field() {

@@ -17,9 +17,7 @@ cleanup_mount() { [ "$mode" = tmpfs ] && umount "$T/disk" 2>/dev/null; cleanup; 
 trap cleanup_mount EXIT
 echo "# full disk by $mode"
 
-"$BUILD/perfuse-sim" --rig-out "$T/rig0.yaml" >"$T/sim.json" 2>"$T/sim.log" &
-PIDS="$PIDS $!"
-timeout 10 sh -c "until [ -s '$T/sim.json' ]; do sleep 0.1; done"
+start_sim sim --rig-out "$T/rig0.yaml" || { not_ok "perfuse-sim starts"; finish; }
 # A small buffer, so that a few seconds of a full disk overflow it.
 sed "s|^rig: sim$|rig: sim\nrecorder: {buffer: 100}|" "$T/rig0.yaml" >"$T/rig.yaml"
 mkdir -p "$T/full" "$T/disk/runs"

@@ -31,23 +31,61 @@ not_ok() { checks=$((checks + 1)); failures=$((failures + 1)); echo "not ok - $*
 # check DESCRIPTION COMMAND...: run COMMAND, pass if it succeeds.
 check() { d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
 
-# start_daemon NAME [ARGS...]: start perfused --sim with its own socket and data
-# dir under $T/NAME; waits for its READY line (an event, not a poll).
-start_daemon() {
-    name=$1; shift
-    mkdir -p "$T/$name"
-    rm -f "$T/$name/ready"
-    mkfifo "$T/$name/ready"
-    "$BUILD/perfused" --sim --socket "$T/$name/sock" --data-dir "$T/$name/runs" \
-        --ready-fd 3 "$@" 3>"$T/$name/ready" 2>"$T/$name/perfused.log" &
-    DAEMON_PID=$!
-    PIDS="$PIDS $DAEMON_PID"
-    if ! timeout 20 sh -c "read -r line <'$T/$name/ready' && [ \"\$line\" = READY=1 ]"; then
-        echo "perfused did not become ready; log:"; cat "$T/$name/perfused.log"
+# start_sim NAME [ARGS...]: start perfuse-sim with ARGS (e.g. --rig-out FILE),
+# its stderr in $T/NAME.log, and wait (bounded) for the JSON line it prints once
+# everything listens: an event, not a poll. The line goes to $T/NAME.json.
+# Sets SIM_PID (registered for cleanup) and SIM_CTL (its control socket).
+# Returns 1, showing its log, if it did not get ready.
+start_sim() {
+    local name=$1 fifo
+    shift
+    fifo="$T/$name.out"
+    rm -f "$fifo"; mkfifo "$fifo"
+    "$BUILD/perfuse-sim" "$@" >"$fifo" 2>>"$T/$name.log" &
+    SIM_PID=$!
+    PIDS="$PIDS $SIM_PID"
+    # It prints nothing after this line, so closing the pipe behind it is safe.
+    if ! timeout 20 sh -c 'head -n 1 <"$1" >"$2"' _ "$fifo" "$T/$name.json" ||
+       [ ! -s "$T/$name.json" ]; then
+        echo "perfuse-sim did not get ready; log:"; cat "$T/$name.log"
         return 1
     fi
+    SIM_CTL=$("$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['control'])" \
+        "$T/$name.json")
+}
+
+# start_perfused DIR [ARGS...]: start perfused with ARGS (its --socket, --rig or
+# --sim, --data-dir...), its log appended to DIR/perfused.log, and wait (bounded)
+# for its READY line on a pipe: an event, not a poll. Sets DAEMON_PID
+# (registered for cleanup) and SOCK (from --socket). Returns 1, showing its
+# log, if it did not get ready.
+start_perfused() {
+    local dir=$1 prev="" a
+    shift
+    mkdir -p "$dir"
+    rm -f "$dir/ready"
+    mkfifo "$dir/ready"
+    "$BUILD/perfused" --ready-fd 3 "$@" 3>"$dir/ready" 2>>"$dir/perfused.log" &
+    DAEMON_PID=$!
+    PIDS="$PIDS $DAEMON_PID"
+    for a in "$@"; do
+        [ "$prev" = --socket ] && SOCK=$a
+        prev=$a
+    done
+    if ! timeout 20 sh -c "read -r line <'$dir/ready' && [ \"\$line\" = READY=1 ]"; then
+        echo "perfused did not become ready; log:"; cat "$dir/perfused.log"
+        return 1
+    fi
+}
+
+# start_daemon NAME [ARGS...]: start perfused --sim with its own socket and data
+# dir under $T/NAME (start_perfused); SIM_PID is its simulator child.
+start_daemon() {
+    local name=$1
+    shift
+    start_perfused "$T/$name" --sim --socket "$T/$name/sock" --data-dir "$T/$name/runs" "$@" ||
+        return 1
     SIM_PID=$(pgrep -P "$DAEMON_PID" perfuse-sim || true)
-    SOCK="$T/$name/sock"
 }
 
 # ctl ARGS...: perfusectl against the current daemon.

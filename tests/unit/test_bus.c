@@ -5,7 +5,9 @@
  * dead device on a shared line (faulted after a few failures, then probed at
  * a doubling interval, costing its neighbour at most one timeout per probe,
  * and complaining in the log at most once per interval), its recovery, and
- * never a number for a read that failed.
+ * never a number for a read that failed, and an owner that stops taking
+ * notes: samples are dropped oldest first, writes, faults, recoveries and
+ * link news never.
  *
  * The link is a real pty that the driver never uses: the bus opens it like
  * any serial line, and the driver's answers come from the script.
@@ -27,6 +29,7 @@
 #include <unistd.h>
 
 #include "drivers/bus.h"
+#include "drivers/note_queue.h"
 #include "pty_pair.h"
 #include "base/timeutil.h"
 
@@ -347,11 +350,59 @@ static void test_a_dead_device_is_backed_off_alone_and_comes_back(void **state)
     assert_true((double)alive / secs > 20 * 0.7);
 }
 
+static void test_a_full_queue_drops_samples_oldest_first_and_nothing_else(void **state)
+{
+    (void)state;
+    struct note_queue q;
+    note_queue_init(&q, 4);
+    /* Full: a write's outcome, a sample, a device fault, a sample. */
+    assert_int_equal(note_queue_push(&q, &(struct bus_note){ .kind = BUS_NOTE_WRITE, .channel = 1 }), 0);
+    assert_int_equal(note_queue_push(&q, &(struct bus_note){ .kind = BUS_NOTE_SAMPLE, .channel = 2 }), 0);
+    assert_int_equal(note_queue_push(&q, &(struct bus_note){ .kind = BUS_NOTE_DEVICE_FAULT, .channel = 3 }), 0);
+    assert_int_equal(note_queue_push(&q, &(struct bus_note){ .kind = BUS_NOTE_SAMPLE, .channel = 4 }), 0);
+    /* A recovery makes room by dropping the oldest sample (2), not the write in front. */
+    assert_int_equal(note_queue_push(&q, &(struct bus_note){ .kind = BUS_NOTE_DEVICE_OK, .channel = 5 }), 1);
+    /* A newer sample drops the next oldest sample (4). */
+    assert_int_equal(note_queue_push(&q, &(struct bus_note){ .kind = BUS_NOTE_SAMPLE, .channel = 6 }), 1);
+    /* Link news drops the last sample (6): now only notes that are never dropped are queued. */
+    assert_int_equal(note_queue_push(&q, &(struct bus_note){ .kind = BUS_NOTE_LINK_DOWN, .channel = 7 }), 1);
+    /* A sample with no older sample to drop is itself dropped... */
+    assert_int_equal(note_queue_push(&q, &(struct bus_note){ .kind = BUS_NOTE_SAMPLE, .channel = 8 }), 1);
+    /* ...and a write's outcome, a fault and link news are kept beyond the limit. */
+    assert_int_equal(note_queue_push(&q, &(struct bus_note){ .kind = BUS_NOTE_WRITE, .channel = 9 }), 0);
+    assert_int_equal(note_queue_push(&q, &(struct bus_note){ .kind = BUS_NOTE_LINK_UP, .channel = 10 }), 0);
+
+    static const struct { enum bus_note_kind kind; uint32_t channel; } want[] = {
+        { BUS_NOTE_WRITE, 1 }, { BUS_NOTE_DEVICE_FAULT, 3 }, { BUS_NOTE_DEVICE_OK, 5 },
+        { BUS_NOTE_LINK_DOWN, 7 }, { BUS_NOTE_WRITE, 9 }, { BUS_NOTE_LINK_UP, 10 },
+    };
+    struct bus_note out[16];
+    size_t n = note_queue_take(&q, out, 2);
+    n += note_queue_take(&q, out + n, 16 - n);
+    assert_int_equal(n, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < n; i++) {
+        if (out[i].kind != want[i].kind || out[i].channel != want[i].channel)
+            fail_msg("note %zu: kind %d channel %u, want kind %d channel %u", i, (int)out[i].kind,
+                     out[i].channel, (int)want[i].kind, want[i].channel);
+    }
+    assert_int_equal(note_queue_take(&q, out, 16), 0);
+
+    /* Drained, the queue holds samples again, oldest first. */
+    for (uint32_t ch = 20; ch < 26; ch++)
+        note_queue_push(&q, &(struct bus_note){ .kind = BUS_NOTE_SAMPLE, .channel = ch });
+    n = note_queue_take(&q, out, 16);
+    assert_int_equal(n, 4);
+    assert_int_equal(out[0].channel, 22);
+    assert_int_equal(out[3].channel, 25);
+    note_queue_free(&q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_safety_then_setpoints_then_samples),
         cmocka_unit_test(test_a_dead_device_is_backed_off_alone_and_comes_back),
+        cmocka_unit_test(test_a_full_queue_drops_samples_oldest_first_and_nothing_else),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

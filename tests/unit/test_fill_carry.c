@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "daemon/journal.h"
-#include "journal_head.h"
 #include "run/syringe.h"
 
 #define S 1000000000LL
@@ -131,30 +130,6 @@ static void test_fills_survive_encode_and_decode(void **state)
 }
 
 
-/* A journal written before levels were kept decodes with none; a malformed entry is skipped. */
-static void test_an_older_journal_has_no_fills(void **state)
-{
-    (void)state;
-    static struct journal_rec j;
-    const char *old = JOURNAL_HEAD "\"setpoints\": {\"pump1.flow\": 7.0}}";
-    char err[200];
-    assert_int_equal(journal_decode(old, strlen(old), &j, err, sizeof err), 0);
-    assert_int_equal(j.n_fills, 0);
-    assert_int_equal(j.n_setpoints, 1);
-    journal_rec_free(&j);
-    const char *bad = JOURNAL_HEAD "\"setpoints\": {},"
-                      " \"syringes\": {\"pump1\": {\"fill_ul\": \"lots\", \"counter_ul\": 1,"
-                      " \"fill_at_start_ul\": 2, \"fill_source\": \"given\"}, \"pump2\": {\"fill_ul\": 4,"
-                      " \"counter_ul\": 5, \"fill_at_start_ul\": 6, \"fill_source\": \"given\"},"
-                      " \"pump3\": {\"fill_ul\": 4}}}";
-    assert_int_equal(journal_decode(bad, strlen(bad), &j, err, sizeof err), 0);
-    assert_int_equal(j.n_fills, 1);
-    assert_int_equal(j.fills_skipped, 2);           /* counted, so the restart can say so */
-    assert_string_equal(j.fills[0].pump, "pump2");
-    assert_true(j.fills[0].fill_ul == 4 && j.fills[0].counter_ul == 5 && j.fills[0].fill0_ul == 6);
-    journal_rec_free(&j);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -163,7 +138,6 @@ int main(void)
         cmocka_unit_test(test_a_counter_that_went_back_leaves_the_level_unknown),
         cmocka_unit_test(test_an_unknown_or_impossible_level_stays_unknown),
         cmocka_unit_test(test_fills_survive_encode_and_decode),
-        cmocka_unit_test(test_an_older_journal_has_no_fills),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,10 @@
 /*
  * Harvard Apparatus Pump 11 Elite / PHD ULTRA pumps: number formats, reply
- * framing with recorded good, bad and partial replies, the rig entry, and the
- * driver end to end over a real pty against a scripted responder (exact bytes
- * in, canned replies out) and against the simulator's independent pump line.
+ * framing with recorded good, bad and partial replies, the rig entry, stale
+ * bytes drained before a command, and the driver against the simulator's
+ * independent pump line. The steps every serial driver shares (exact bytes,
+ * refusals, bad replies, a closed line, bad rig entries...) are in
+ * test_driver_contract.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -249,52 +251,10 @@ static void test_refusals_are_remote_errors_and_prompts_have_meanings(void **sta
 /* The rig entry                                                            */
 /* ------------------------------------------------------------------------ */
 
-/* Open a pump from params; returns open()'s result. */
-static int open_pump(const struct dev_param *params, size_t n, struct config_errors *e, void **st,
-                     struct driver_channel *ch, size_t *n_ch)
-{
-    return pty_rig_open_device("harvard", "hpump1", params, n, e, st, ch, n_ch);
-}
-
 static void test_rig_entry_gives_two_channels(void **state)
 {
     (void)state;
     expect_syringe_pump_channels("harvard");
-}
-
-static void test_bad_rig_entries_are_all_reported(void **state)
-{
-    (void)state;
-    const struct dev_param p[] = { { "address", "100", 1, 1 }, { "syringe.diameter", "14.57 mL", 1, 1 },
-                                   { "max_flow", "-5 uL/min", 1, 1 }, { "syringe.volum", "1 mL", 1, 1 },
-                                   { "baud", "9600", 1, 1 } };
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    void *st = NULL;
-    assert_int_equal(open_pump(p, 5, &e, &st, ch, &n), -EINVAL);
-    assert_null(st);
-    config_errors_expect(&e, 5, (const struct config_error_want[]){
-        { "syringe.volum", "did you mean 'syringe.volume'?" },
-        { "baud", "expected address, syringe.diameter" },
-        { "syringe.diameter", "a length" },
-        { "address", "0 to 99, found '100'" },
-        { "max_flow", "above 0" },
-    });
-
-    const struct dev_param none[] = { { "address", "1", 1, 1 } };
-    assert_int_equal(open_pump(none, 1, &e, &st, ch, &n), -EINVAL);
-    config_errors_expect(&e, 1, (const struct config_error_want[]){
-        { "", "inside diameter" },
-    });
-
-    const struct dev_param huge[] = { { "syringe.diameter", "60 mm", 1, 1 },
-                                      { "syringe.volume", "0 mL", 1, 1 } };
-    assert_int_equal(open_pump(huge, 2, &e, &st, ch, &n), -EINVAL);
-    config_errors_expect(&e, 2, (const struct config_error_want[]){
-        { NULL, "0.1 to 50 mm, found 60 mm" },
-        { NULL, "syringe volume must be above 0" },
-    });
 }
 
 /* ------------------------------------------------------------------------ */
@@ -315,233 +275,10 @@ static void rig_open(struct pty_rig *r, const char *addr)
 }
 
 #define N(a) (sizeof a / sizeof a[0])
-/* A pump after power-up has another syringe's diameter: connect sets ours. */
-#define CONNECT_STEPS { "diameter\r", "\r\n10 mm\r\n00:", 0, false }, { "diameter 14.57\r", "\r\n00:", 0, false }
 
 /* ------------------------------------------------------------------------ */
 /* End to end over the pty                                                  */
 /* ------------------------------------------------------------------------ */
-
-static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state)
-{
-    (void)state;
-    static const struct step steps[] = {
-        CONNECT_STEPS,
-        /* write 12.5: the rate, then irun because the pump is idle */
-        { "irate 12.5 ul/min\r", "\r\n00:", 0, false }, { "irun\r", "\r\n00>", 0, false },
-        { "crate\r", "\r\n12.5 ul/min\r\n00>", 0, false },
-        /* a new rate while infusing: one irate, it applies at once */
-        { "irate 20 ul/min\r", "\r\n00>", 0, false },
-        { "ivolume\r", "\r\n1.234 ml\r\n00>", 0, false },
-        /* reversing: the withdraw rate, a stop, then wrun */
-        { "wrate 5 ul/min\r", "\r\n00>", 0, false }, { "stop\r", "\r\n00:", 0, false },
-        { "wrun\r", "\r\n00<", 0, false },
-        { "crate\r", "\r\n5 ul/min\r\n00<", 0, false },
-        /* safe state; then idle reads 0 whatever rate the pump still holds */
-        { "stop\r", "\r\n00:", 0, false },
-        { "crate\r", "\r\n5 ul/min\r\n00:", 0, false },
-        /* a zero setpoint is a stop, always sent */
-        { "stop\r", "\r\n00:", 0, false },
-        /* a pump that reached a target delivers nothing */
-        { "crate\r", "\r\n0 ul/min\r\n00T*", 0, false },
-        /* a tiny rate goes in nl/min */
-        { "irate 50 nl/min\r", "\r\n00:", 0, false }, { "irun\r", "\r\n00>", 0, false },
-    };
-    struct pty_rig r;
-    rig_open(&r, "0");
-    script_start(&r.script, r.pty.master, steps, N(steps));
-    double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 12.5), 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, 12.5, 1e-12);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 20), 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), 0);
-    assert_float_equal(v, 1234, 1e-9);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -5), 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, -5, 1e-12);
-    assert_int_equal(r.drv->safe_state(r.dev, &r.link), 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, 0, 0);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 0), 0);
-    v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, 0, 0);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 0.05), 0);
-    script_finish(&r.script);
-    pty_rig_close(&r);
-}
-
-static void test_a_stall_is_an_error_never_a_value(void **state)
-{
-    (void)state;
-    static const struct step steps[] = {
-        CONNECT_STEPS,
-        { "irate 5 ul/min\r", "\r\n00:", 0, false }, { "irun\r", "\r\n00>", 0, false },
-        /* the syringe ran empty: the prompt says stalled */
-        { "crate\r", "\r\n0 ul/min\r\n00*", 0, false },
-        /* the volume the pump counted is still a fact */
-        { "ivolume\r", "\r\n3.5 ul\r\n00*", 0, false },
-        /* a new setpoint: the run command clears the stall, and the pump stalls again */
-        { "irate 5 ul/min\r", "\r\n00*", 0, false }, { "irun\r", "\r\n00*", 0, false },
-        /* a run that does not start is no success either */
-        { "irate 5 ul/min\r", "\r\n00:", 0, false }, { "irun\r", "\r\n00:", 0, false },
-        /* safe state ends the stall */
-        { "stop\r", "\r\n00:", 0, false },
-        { "crate\r", "\r\n0 ul/min\r\n00:", 0, false },
-    };
-    struct pty_rig r;
-    rig_open(&r, "0");
-    script_start(&r.script, r.pty.master, steps, N(steps));
-    double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 5), 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EREMOTEIO);
-    assert_string_equal(r.link.err, "hpump1: stalled: syringe empty or blocked (prompt '*' after 'crate')");
-    assert_float_equal(v, UNTOUCHED, 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), 0);
-    assert_float_equal(v, 3.5, 1e-12);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 5), -EREMOTEIO);
-    assert_string_equal(r.link.err, "hpump1: stalled: syringe empty or blocked (prompt '*' after 'irun')");
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 5), -EREMOTEIO);
-    assert_string_equal(r.link.err, "hpump1: the pump is idle after 'irun'");
-    assert_int_equal(r.drv->safe_state(r.dev, &r.link), 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, 0, 0);
-    script_finish(&r.script);
-    pty_rig_close(&r);
-}
-
-static void test_reconnect_to_a_running_pump_keeps_it_running(void **state)
-{
-    (void)state;
-    static const struct step steps[] = {
-        /* the pump withdraws with our syringe: nothing is sent, nothing stops */
-        { "diameter\r", "\r\n14.57 mm\r\n00<", 0, false },
-        /* the setpoint for the same direction needs only the rate */
-        { "wrate 2 ul/min\r", "\r\n00<", 0, false },
-        /* another syringe while running: the pump refuses, the driver says why */
-        { "diameter\r", "\r\n12.06 mm\r\n00>", 0, false },
-        { "diameter 14.57\r", "\r\nCommand error\r\n00>", 0, false },
-        /* a diameter that is no number */
-        { "diameter\r", "\r\nabc\r\n00:", 0, false },
-    };
-    struct pty_rig r;
-    rig_open(&r, "0");
-    script_start(&r.script, r.pty.master, steps, N(steps));
-    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
-    assert_string_equal(r.link.err, "");
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -2), 0);
-    assert_int_equal(r.drv->connect(r.dev, &r.link), -EREMOTEIO);
-    assert_string_equal(r.link.err, "hpump1: the pump is infusing with a 12.06 mm syringe, the rig "
-                        "says 14.57 mm; stop it to change the diameter");
-    assert_int_equal(r.drv->connect(r.dev, &r.link), -EBADMSG);
-    assert_non_null(strstr(r.link.err, "cannot parse the diameter 'abc'"));
-    script_finish(&r.script);
-    pty_rig_close(&r);
-}
-
-static void test_refused_commands_are_remote_errors(void **state)
-{
-    (void)state;
-    static const struct step steps[] = {
-        CONNECT_STEPS,
-        { "irate 900 ul/min\r", "\r\nOut of range\r\n00:", 0, false },
-        { "ivolume\r", "\r\nUnknown command\r\n00:", 0, false },
-        { "wrate 1 ul/min\r", "\r\n00:", 0, false }, { "wrun\r", "\r\nCommand error\r\n00:", 0, false },
-        { "stop\r", "\r\n00>", 0, false },
-    };
-    struct pty_rig r;
-    rig_open(&r, "0");
-    script_start(&r.script, r.pty.master, steps, N(steps));
-    double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 900), -EREMOTEIO);
-    assert_string_equal(r.link.err, "hpump1: pump refused 'irate 900 ul/min': Out of range");
-    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), -EREMOTEIO);
-    assert_string_equal(r.link.err, "hpump1: pump refused 'ivolume': Unknown command");
-    assert_float_equal(v, UNTOUCHED, 0);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -1), -EREMOTEIO);
-    assert_non_null(strstr(r.link.err, "'wrun': Command error"));
-    /* A stop the pump does not obey is a failure, not a success. */
-    assert_int_equal(r.drv->safe_state(r.dev, &r.link), -EREMOTEIO);
-    assert_string_equal(r.link.err, "hpump1: the pump is still infusing after 'stop'");
-    /* Refused before anything is sent: the script has no step for these. */
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 1500), -ERANGE);
-    assert_non_null(strstr(r.link.err, "beyond max_flow"));
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 1e-9), -ERANGE);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, NAN), -EINVAL);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 1, 5), -EINVAL);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 2, &v), -EINVAL);
-    script_finish(&r.script);
-    pty_rig_close(&r);
-}
-
-static void test_bad_replies_time_out_or_are_garbled(void **state)
-{
-    (void)state;
-    static const struct step steps[] = {
-        { "crate\r", NULL, 0, false },                                         /* silence */
-        { "crate\r", "\r\n1 ul/min\r\n01>", 0, false },                        /* another pump */
-        { "crate\r", "\r\n1 ul/min\r\n", 0, false },                           /* no prompt */
-        { "crate\r", "\r\n\x01\x02\xfe\xff\x10", 0, false },                   /* line noise */
-        { "crate\r", "\r\n12.5 XX\r\n00>", 0, false },                         /* bad rate */
-        { "crate\r", "\r\n00>", 0, false },                                    /* no rate at all */
-        { "ivolume\r", "\r\n0.1\r\n00>", 0, false },                           /* bad volume */
-        /* theirs, then ours, in one write */
-        { "crate\r", "\r\n3 ul/min\r\n01<\r\n4 ul/min\r\n00>", 0, false },
-        /* junk text before the reply is a line, the value is the last one */
-        { "crate\r", "xx\r\n6 ul/min\r\n00>", 0, false },
-    };
-    struct pty_rig r;
-    rig_open(&r, "0");
-    script_start(&r.script, r.pty.master, steps, N(steps));
-    double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
-    assert_string_equal(r.link.err, "hpump1: no reply to 'crate' within 100 ms");
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
-    assert_non_null(strstr(r.link.err, "address 1 answered: is the address right?"));
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
-    assert_string_equal(r.link.err, "hpump1: incomplete reply to 'crate' within 100 ms: "
-                        "'\\x0d\\x0a1 ul/min\\x0d\\x0a'");
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
-    assert_non_null(strstr(r.link.err, "hpump1: garbled reply to 'crate': '\\x0d\\x0a\\x01"));
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
-    assert_string_equal(r.link.err, "hpump1: cannot parse the pump's reply '12.5 XX' to 'crate'");
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), -EBADMSG);
-    assert_float_equal(v, UNTOUCHED, 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, 4, 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, 6, 0);
-    script_finish(&r.script);
-    pty_rig_close(&r);
-}
-
-static void test_a_reply_split_across_reads_is_reassembled(void **state)
-{
-    (void)state;
-    static const struct step steps[] = {
-        { "crate\r", "\r\n8 ul/min\r\n00>", 5, false },            /* inside the text */
-        { "crate\r", "\r\n9 ul/min\r\n00<", 13, false },           /* inside the prompt's address */
-        { "crate\r", "\r\n7 ul/min\r\n00", 0, false },             /* a prompt that never ends */
-    };
-    struct pty_rig r;
-    rig_open(&r, "0");
-    script_start(&r.script, r.pty.master, steps, N(steps));
-    double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, 8, 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, -9, 0);
-    v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
-    assert_float_equal(v, UNTOUCHED, 0);
-    script_finish(&r.script);
-    pty_rig_close(&r);
-}
 
 static void test_stale_bytes_are_drained_before_a_command(void **state)
 {
@@ -561,42 +298,6 @@ static void test_stale_bytes_are_drained_before_a_command(void **state)
     assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
     assert_float_equal(v, 2, 0);
     script_finish(&r.script);
-    pty_rig_close(&r);
-}
-
-static void test_pumps_share_one_line_by_address(void **state)
-{
-    (void)state;
-    static const struct step steps[] = {
-        { "12:crate\r", "\r\n1 ul/min\r\n12>", 0, false },
-        { "crate\r", "\r\n2 ul/min\r\n00<", 0, false },
-        { "12:stop\r", "\r\n12:", 0, false },
-        { "12:irate 3 ul/min\r", "\r\n12:", 0, false }, { "12:irun\r", "\r\n12>", 0, false },
-    };
-    struct pty_rig r;
-    rig_open(&r, "0");
-    const struct dev_param p[] = { { "address", "12", 1, 1 }, { "syringe.diameter", "4.78 mm", 1, 1 } };
-    void *pump12 = pty_rig_add(&r, "hpump1", p, 2);
-    script_start(&r.script, r.pty.master, steps, N(steps));
-    double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(pump12, &r.link, 0, &v), 0);
-    assert_float_equal(v, 1, 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, -2, 0);
-    assert_int_equal(r.drv->safe_state(pump12, &r.link), 0);
-    assert_int_equal(r.drv->write(pump12, &r.link, 0, 3), 0);
-    script_finish(&r.script);
-    r.drv->close(pump12);
-    pty_rig_close(&r);
-}
-
-static void test_a_closed_line_is_not_connected(void **state)
-{
-    (void)state;
-    struct pty_rig r;
-    rig_open(&r, "0");
-    pty_rig_expect_closed_line(&r);
-    assert_int_equal(link_open(&r.link, &r.lc), 0);
     pty_rig_close(&r);
 }
 
@@ -787,16 +488,7 @@ int main(void)
         cmocka_unit_test(test_every_prefix_of_a_reply_is_incomplete),
         cmocka_unit_test(test_refusals_are_remote_errors_and_prompts_have_meanings),
         cmocka_unit_test(test_rig_entry_gives_two_channels),
-        cmocka_unit_test(test_bad_rig_entries_are_all_reported),
-        cmocka_unit_test(test_connect_write_read_and_safe_state_send_exact_bytes),
-        cmocka_unit_test(test_a_stall_is_an_error_never_a_value),
-        cmocka_unit_test(test_reconnect_to_a_running_pump_keeps_it_running),
-        cmocka_unit_test(test_refused_commands_are_remote_errors),
-        cmocka_unit_test(test_bad_replies_time_out_or_are_garbled),
-        cmocka_unit_test(test_a_reply_split_across_reads_is_reassembled),
         cmocka_unit_test(test_stale_bytes_are_drained_before_a_command),
-        cmocka_unit_test(test_pumps_share_one_line_by_address),
-        cmocka_unit_test(test_a_closed_line_is_not_connected),
         cmocka_unit_test(test_driver_runs_the_simulated_pumps_until_one_stalls),
         cmocka_unit_test(test_the_simulated_line_refuses_in_its_own_words),
         cmocka_unit_test(test_the_simulated_syringe_runs_down_and_stalls),

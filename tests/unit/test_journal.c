@@ -1,7 +1,8 @@
 /* The run journal: what a restart may continue from. Every corrupt or edited
  * fixture in tests/unit/fixtures/journal/ is refused with its own reason, the
- * valid one is accepted, and a journal survives its own encoding. The
- * fixtures are written by tests/unit/fixtures/journal/make-fixtures.py. */
+ * valid one is accepted, an override or syringe level that cannot be read is
+ * skipped and counted, and a journal survives its own encoding. The fixtures
+ * are written by tests/unit/fixtures/journal/make-fixtures.py. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -134,6 +135,58 @@ static void test_each_corrupt_or_edited_journal_is_refused_with_its_reason(void 
     }
 }
 
+/* Decode a fixture (no checks against the rig); fails the test if it does not decode. */
+static void decode_fixture(const char *name, struct journal_rec *j)
+{
+    char path[256], err[512] = "", *text;
+    size_t len;
+    snprintf(path, sizeof path, FIXTURES "%s", name);
+    if (read_file_text(path, 1 << 20, &text, &len) < 0)
+        fail_msg("cannot read %s (tests run from the repository root)", path);
+    int rc = journal_decode(text, len, j, err, sizeof err);
+    free(text);
+    if (rc != 0)
+        fail_msg("%s: %s", name, err);
+}
+
+/* A journal written before overrides and syringe levels were kept has none, and skipped none. */
+static void test_a_journal_without_overrides_or_levels_has_none(void **state)
+{
+    (void)state;
+    static struct journal_rec j;
+    decode_fixture("valid.json", &j);
+    assert_int_equal(j.n_overrides, 0);
+    assert_int_equal(j.overrides_skipped, 0);
+    assert_int_equal(j.n_fills, 0);
+    assert_int_equal(j.n_setpoints, 2);
+    journal_rec_free(&j);
+}
+
+/* An override that cannot be read is skipped and counted, so the restart can say so. */
+static void test_a_malformed_override_is_skipped_and_counted(void **state)
+{
+    (void)state;
+    static struct journal_rec j;
+    decode_fixture("malformed-overrides.json", &j);
+    assert_int_equal(j.n_overrides, 1);
+    assert_int_equal(j.overrides_skipped, 1);
+    assert_string_equal(j.overrides[0].channel, "pump2.flow");
+    journal_rec_free(&j);
+}
+
+/* A syringe level that cannot be read is skipped and counted, so the restart can say so. */
+static void test_a_malformed_syringe_level_is_skipped_and_counted(void **state)
+{
+    (void)state;
+    static struct journal_rec j;
+    decode_fixture("malformed-syringes.json", &j);
+    assert_int_equal(j.n_fills, 1);
+    assert_int_equal(j.fills_skipped, 2);
+    assert_string_equal(j.fills[0].pump, "pump2");
+    assert_true(j.fills[0].fill_ul == 4 && j.fills[0].counter_ul == 5 && j.fills[0].fill0_ul == 6);
+    journal_rec_free(&j);
+}
+
 /* The rig's digest ignores where its buses are reached (perfuse-sim picks new
  * ptys and ports at every start) but not what its devices are. */
 static void test_the_rig_digest_ignores_bus_endpoints_only(void **state)
@@ -184,6 +237,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_the_valid_journal_is_accepted),
         cmocka_unit_test(test_each_corrupt_or_edited_journal_is_refused_with_its_reason),
+        cmocka_unit_test(test_a_journal_without_overrides_or_levels_has_none),
+        cmocka_unit_test(test_a_malformed_override_is_skipped_and_counted),
+        cmocka_unit_test(test_a_malformed_syringe_level_is_skipped_and_counted),
         cmocka_unit_test(test_the_rig_digest_ignores_bus_endpoints_only),
         cmocka_unit_test(test_a_journal_decodes_to_what_was_encoded),
     };

@@ -1,4 +1,5 @@
-/* The run journal's overrides: kept through encode and decode; a journal without them has none. */
+/* The run journal's overrides: kept through encode and decode. A journal
+ * without them, or with one that cannot be read: test_journal.c, from fixtures. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +11,6 @@
 #include <string.h>
 
 #include "daemon/journal.h"
-#include "journal_head.h"
 
 /* A journal with one override (protocol value known) and one without a protocol value. */
 static void test_overrides_survive_encode_and_decode(void **state)
@@ -60,34 +60,10 @@ static void test_overrides_survive_encode_and_decode(void **state)
 }
 
 
-/* A journal without overrides decodes with none; a malformed one is skipped. */
-static void test_a_journal_without_overrides_has_none(void **state)
-{
-    (void)state;
-    static struct journal_rec j;
-    const char *old = JOURNAL_HEAD "\"setpoints\": {\"pump1.flow\": 7.0}}";
-    char err[200];
-    if (journal_decode(old, strlen(old), &j, err, sizeof err) != 0)
-        fail_msg("%s", err);
-    assert_int_equal(j.n_overrides, 0);
-    assert_int_equal(j.overrides_skipped, 0);
-    assert_int_equal(j.n_setpoints, 1);
-    journal_rec_free(&j);
-    const char *bad = JOURNAL_HEAD "\"setpoints\": {},"
-                      " \"overrides\": {\"pump1.flow\": {\"value\": \"lots\"}, \"pump2.flow\": {\"value\": 4,"
-                      " \"protocol\": null, \"by\": \"x\", \"since_wall_ns\": 5}}}";
-    assert_int_equal(journal_decode(bad, strlen(bad), &j, err, sizeof err), 0);
-    assert_int_equal(j.n_overrides, 1);
-    assert_int_equal(j.overrides_skipped, 1);       /* counted, so the restart can say so */
-    assert_string_equal(j.overrides[0].channel, "pump2.flow");
-    journal_rec_free(&j);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_overrides_survive_encode_and_decode),
-        cmocka_unit_test(test_a_journal_without_overrides_has_none),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

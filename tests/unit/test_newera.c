@@ -1,8 +1,9 @@
 /*
  * New Era pumps: number formats, reply framing with recorded good, bad and
- * partial replies, the rig entry, and the driver end to end over a real pty
- * against a scripted responder (exact bytes in, canned replies out) and
- * against the simulator's independent pump implementation.
+ * partial replies, the rig entry, what only New Era pumps do (a power-cut
+ * alarm, safe mode) and the driver against the simulator's independent pump
+ * implementation. The steps every serial driver shares (exact bytes, refusals,
+ * bad replies, a closed line, bad rig entries...) are in test_driver_contract.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -253,46 +254,10 @@ static void test_delivered_flow_follows_the_prompt(void **state)
 /* The rig entry                                                            */
 /* ------------------------------------------------------------------------ */
 
-/* Open a pump from params; returns open()'s result. */
-static int open_pump(const struct dev_param *params, size_t n, struct config_errors *e, void **st,
-                     struct driver_channel *ch, size_t *n_ch)
-{
-    return pty_rig_open_device("newera", "pump1", params, n, e, st, ch, n_ch);
-}
-
 static void test_rig_entry_gives_two_channels(void **state)
 {
     (void)state;
     expect_syringe_pump_channels("newera");
-}
-
-static void test_bad_rig_entries_are_all_reported(void **state)
-{
-    (void)state;
-    const struct dev_param p[] = { { "address", "100", 1, 1 }, { "syringe.diameter", "14.57 mL", 1, 1 },
-                                   { "max_flow", "0 uL/min", 1, 1 }, { "adress", "1", 1, 1 } };
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    void *st = NULL;
-    assert_int_equal(open_pump(p, 4, &e, &st, ch, &n), -EINVAL);
-    assert_null(st);
-    config_errors_expect(&e, 4, (const struct config_error_want[]){
-        { "adress", "did you mean 'address'?" },
-        { "syringe.diameter", "a length" },
-        { "address", "0 to 99, found '100'" },
-        { "max_flow", "above 0" },
-    });
-
-    const struct dev_param none[] = { { "address", "1", 1, 1 } };
-    assert_int_equal(open_pump(none, 1, &e, &st, ch, &n), -EINVAL);
-    config_errors_expect(&e, 1, (const struct config_error_want[]){
-        { "", "inside diameter" },
-    });
-
-    const struct dev_param huge[] = { { "syringe.diameter", "60 mm", 1, 1 } };
-    assert_int_equal(open_pump(huge, 1, &e, &st, ch, &n), -EINVAL);
-    assert_non_null(strstr(e.text[0], "0.1 to 50 mm"));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -313,88 +278,10 @@ static void rig_open(struct pty_rig *r, const char *addr)
 }
 
 #define N(a) (sizeof a / sizeof a[0])
-#define CONNECT_STEPS { "0DIA 14.57\r", "\x02" "00S\x03", 0, false }, { "0DIR INF\r", "\x02" "00S\x03", 0, false }
 
 /* ------------------------------------------------------------------------ */
 /* End to end over the pty                                                  */
 /* ------------------------------------------------------------------------ */
-
-static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state)
-{
-    (void)state;
-    static const struct step steps[] = {
-        CONNECT_STEPS,
-        /* write 12.5: rate, then RUN because the pump is stopped */
-        { "0RAT 12.50 UM\r", "\x02" "00S\x03", 0, false }, { "0RUN\r", "\x02" "00I\x03", 0, false },
-        /* the same setpoint again: one RAT */
-        { "0RAT 12.50 UM\r", "\x02" "00I\x03", 0, false },
-        /* a new rate while running: one RAT */
-        { "0RAT 0.500 UM\r", "\x02" "00I\x03", 0, false },
-        { "0RAT\r", "\x02" "00I0.500UM\x03", 0, false },
-        { "0DIS\r", "\x02" "00II0.250W0.000ML\x03", 0, false },
-        /* reversing: stop first, then direction, rate, run */
-        { "0STP\r", "\x02" "00S\x03", 0, false }, { "0DIR WDR\r", "\x02" "00S\x03", 0, false },
-        { "0RAT 3.000 UM\r", "\x02" "00S\x03", 0, false }, { "0RUN\r", "\x02" "00W\x03", 0, false },
-        { "0RAT\r", "\x02" "00W3.000UM\x03", 0, false },
-        /* safe state, then the rate reads back as 0 although 3 is programmed */
-        { "0STP\r", "\x02" "00S\x03", 0, false },
-        { "0RAT\r", "\x02" "00S3.000UM\x03", 0, false },
-        /* a stop is always sent, whatever the driver believes */
-        { "0STP\r", "\x02" "00S\x03", 0, false },
-    };
-    struct pty_rig r;
-    rig_open(&r, "0");
-    script_start(&r.script, r.pty.master, steps, N(steps));
-    double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 12.5), 0);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 12.5), 0);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 0.5), 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, 0.5, 1e-12);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), 0);
-    assert_float_equal(v, 250, 1e-9);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -3), 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, -3, 1e-12);
-    assert_int_equal(r.drv->safe_state(r.dev, &r.link), 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, 0, 0);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 0), 0);
-    script_finish(&r.script);
-    pty_rig_close(&r);
-}
-
-static void test_a_stall_alarm_is_an_error_never_a_value(void **state)
-{
-    (void)state;
-    static const struct step steps[] = {
-        CONNECT_STEPS,
-        { "0RAT 5.000 UM\r", "\x02" "00S\x03", 0, false }, { "0RUN\r", "\x02" "00I\x03", 0, false },
-        { "0RAT\r", "\x02" "00A?S\x03", 0, false },
-        /* after an alarm nothing is assumed: stop, direction, rate, run */
-        { "0STP\r", "\x02" "00S\x03", 0, false }, { "0DIR INF\r", "\x02" "00S\x03", 0, false },
-        { "0RAT 5.000 UM\r", "\x02" "00S\x03", 0, false }, { "0RUN\r", "\x02" "00A?S\x03", 0, false },
-        /* RUN answered with a stopped prompt: the pump did not start */
-        { "0STP\r", "\x02" "00S\x03", 0, false }, { "0DIR INF\r", "\x02" "00S\x03", 0, false },
-        { "0RAT 5.000 UM\r", "\x02" "00S\x03", 0, false }, { "0RUN\r", "\x02" "00S\x03", 0, false },
-    };
-    struct pty_rig r;
-    rig_open(&r, "0");
-    script_start(&r.script, r.pty.master, steps, N(steps));
-    double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 5), 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EREMOTEIO);
-    assert_string_equal(r.link.err, "pump1: motor stalled (A?S): syringe empty or blocked");
-    assert_float_equal(v, UNTOUCHED, 0);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 5), -EREMOTEIO);
-    assert_string_equal(r.link.err, "pump1: motor stalled (A?S): syringe empty or blocked");
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 5), -EREMOTEIO);
-    assert_string_equal(r.link.err, "pump1: the pump did not start after RUN (status S)");
-    script_finish(&r.script);
-    pty_rig_close(&r);
-}
 
 static void test_connect_clears_a_power_cut_alarm(void **state)
 {
@@ -409,159 +296,6 @@ static void test_connect_clears_a_power_cut_alarm(void **state)
     script_start(&r.script, r.pty.master, steps, N(steps));
     assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
     script_finish(&r.script);
-    pty_rig_close(&r);
-}
-
-static void test_reconnect_to_a_running_pump_keeps_it_running(void **state)
-{
-    (void)state;
-    static const struct step steps[] = {
-        /* the pump refuses DIA while it pumps; it has our syringe, so all is well */
-        { "0DIA 14.57\r", "\x02" "00W?NA\x03", 0, false },
-        { "0DIA\r", "\x02" "00W14.57\x03", 0, false },
-        /* no DIR INF: that would reverse a withdrawal; the setpoint needs only RAT */
-        { "0RAT 2.000 UM\r", "\x02" "00W\x03", 0, false },
-        /* the same with another syringe in the pump: refused */
-        { "0DIA 14.57\r", "\x02" "00I?NA\x03", 0, false },
-        { "0DIA\r", "\x02" "00I12.06\x03", 0, false },
-    };
-    struct pty_rig r;
-    rig_open(&r, "0");
-    script_start(&r.script, r.pty.master, steps, N(steps));
-    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
-    assert_string_equal(r.link.err, "");
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -2), 0);
-    assert_int_equal(r.drv->connect(r.dev, &r.link), -EREMOTEIO);
-    assert_non_null(strstr(r.link.err, "12.06 mm syringe"));
-    script_finish(&r.script);
-    pty_rig_close(&r);
-}
-
-static void test_refused_commands_are_remote_errors(void **state)
-{
-    (void)state;
-    static const struct step steps[] = {
-        CONNECT_STEPS,
-        { "0RAT 900.0 UM\r", "\x02" "00S?OOR\x03", 0, false },
-        { "0DIS\r", "\x02" "00S?\x03", 0, false },
-        { "0RAT 1.000 UM\r", "\x02" "00S\x03", 0, false }, { "0RUN\r", "\x02" "00S?NA\x03", 0, false },
-    };
-    struct pty_rig r;
-    rig_open(&r, "0");
-    script_start(&r.script, r.pty.master, steps, N(steps));
-    double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 900), -EREMOTEIO);
-    assert_string_equal(r.link.err, "pump1: pump refused 'RAT 900.0 UM': value out of range (?OOR)");
-    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), -EREMOTEIO);
-    assert_non_null(strstr(r.link.err, "'DIS': command not recognised (?)"));
-    assert_float_equal(v, UNTOUCHED, 0);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 1), -EREMOTEIO);
-    assert_non_null(strstr(r.link.err, "not applicable now (?NA)"));
-    /* Refused before anything is sent: the script has no step for these. */
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 1500), -ERANGE);
-    assert_non_null(strstr(r.link.err, "beyond max_flow"));
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 1e-7), -ERANGE);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, NAN), -EINVAL);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 1, 5), -EINVAL);
-    script_finish(&r.script);
-    pty_rig_close(&r);
-}
-
-static void test_bad_replies_time_out_or_are_garbled(void **state)
-{
-    (void)state;
-    static const struct step steps[] = {
-        { "0RAT\r", NULL, 0, false },                                          /* silence */
-        { "0RAT\r", "\x02" "01I1.000UM\x03", 0, false },                       /* another pump */
-        { "0RAT\r", "\x02" "00I1.000UM", 0, false },                           /* no ETX */
-        { "0RAT\r", "noise\x02" "00I2.000UM\x03", 0, false },                  /* junk first */
-        { "0RAT\r", "\x02" "01S\x03\x02" "00I4.000UM\x03", 0, false },         /* theirs, then ours */
-        { "0RAT\r", "line noise", 0, false },                                  /* no frame at all */
-        { "0RAT\r", "\x02" "00Q\x03", 0, false },                              /* unknown prompt */
-        { "0RAT\r", "\x02" "00I12.5XX\x03", 0, false },                        /* bad rate */
-        { "0RAT\r", "\x02" "00I\x03", 0, false },                              /* no rate at all */
-        { "0DIS\r", "\x02" "00SI0.1\x03", 0, false },                          /* bad volume */
-    };
-    struct pty_rig r;
-    rig_open(&r, "0");
-    script_start(&r.script, r.pty.master, steps, N(steps));
-    double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
-    assert_string_equal(r.link.err, "pump1: no reply to 'RAT' within 100 ms");
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
-    assert_non_null(strstr(r.link.err, "address 1 answered"));
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
-    assert_string_equal(r.link.err, "pump1: incomplete reply to 'RAT' within 100 ms: '\\x0200I1.000UM'");
-    assert_float_equal(v, UNTOUCHED, 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, 2, 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, 4, 0);
-    v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
-    assert_string_equal(r.link.err, "pump1: no reply to 'RAT' within 100 ms, only noise: 'line noise'");
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
-    assert_string_equal(r.link.err, "pump1: garbled reply to 'RAT': '\\x0200Q\\x03'");
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
-    assert_non_null(strstr(r.link.err, "cannot parse the pump's reply '12.5XX'"));
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 1, &v), -EBADMSG);
-    assert_float_equal(v, UNTOUCHED, 0);
-    script_finish(&r.script);
-    pty_rig_close(&r);
-}
-
-static void test_a_reply_split_across_reads_is_reassembled(void **state)
-{
-    (void)state;
-    static const struct step steps[] = {
-        { "0RAT\r", "\x02" "00I8.000UM\x03", 7, false },
-        { "0RAT\r", "\x02" "0", 2, false },
-    };
-    struct pty_rig r;
-    rig_open(&r, "0");
-    script_start(&r.script, r.pty.master, steps, N(steps));
-    double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, 8, 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
-    script_finish(&r.script);
-    pty_rig_close(&r);
-}
-
-static void test_pumps_share_one_line_by_address(void **state)
-{
-    (void)state;
-    static const struct step steps[] = {
-        { "12RAT\r", "\x02" "12I1.000UM\x03", 0, false },
-        { "0RAT\r", "\x02" "00W2.000UM\x03", 0, false },
-        { "12STP\r", "\x02" "12S\x03", 0, false },
-    };
-    struct pty_rig r;
-    rig_open(&r, "0");
-    const struct dev_param p[] = { { "address", "12", 1, 1 }, { "syringe.diameter", "4.78 mm", 1, 1 } };
-    void *pump12 = pty_rig_add(&r, "pump1", p, 2);
-    script_start(&r.script, r.pty.master, steps, N(steps));
-    double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(pump12, &r.link, 0, &v), 0);
-    assert_float_equal(v, 1, 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, -2, 0);
-    assert_int_equal(r.drv->safe_state(pump12, &r.link), 0);
-    script_finish(&r.script);
-    r.drv->close(pump12);
-    pty_rig_close(&r);
-}
-
-static void test_a_closed_line_is_not_connected(void **state)
-{
-    (void)state;
-    struct pty_rig r;
-    rig_open(&r, "0");
-    pty_rig_expect_closed_line(&r);
-    /* The line can be opened again: the exclusive lock was released. */
-    assert_int_equal(link_open(&r.link, &r.lc), 0);
     pty_rig_close(&r);
 }
 
@@ -667,16 +401,7 @@ int main(void)
         cmocka_unit_test(test_alarms_and_refusals_are_remote_errors),
         cmocka_unit_test(test_delivered_flow_follows_the_prompt),
         cmocka_unit_test(test_rig_entry_gives_two_channels),
-        cmocka_unit_test(test_bad_rig_entries_are_all_reported),
-        cmocka_unit_test(test_connect_write_read_and_safe_state_send_exact_bytes),
-        cmocka_unit_test(test_a_stall_alarm_is_an_error_never_a_value),
         cmocka_unit_test(test_connect_clears_a_power_cut_alarm),
-        cmocka_unit_test(test_reconnect_to_a_running_pump_keeps_it_running),
-        cmocka_unit_test(test_refused_commands_are_remote_errors),
-        cmocka_unit_test(test_bad_replies_time_out_or_are_garbled),
-        cmocka_unit_test(test_a_reply_split_across_reads_is_reassembled),
-        cmocka_unit_test(test_pumps_share_one_line_by_address),
-        cmocka_unit_test(test_a_closed_line_is_not_connected),
         cmocka_unit_test(test_driver_runs_the_simulated_pump_until_it_stalls),
         cmocka_unit_test(test_safe_mode_packets),
     };

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "record/recorder.h"
+#include "record/recovery.h"
 
 static const struct rec_channel chans[] = {
     { "chip1.pressure", "mbar", "chip1", "modbus", "measured", 0 },

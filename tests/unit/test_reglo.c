@@ -1,8 +1,9 @@
 /*
  * Ismatec Reglo ICC: number formats, reply framing with recorded good, bad
- * and partial replies, the rig entry, and the driver end to end over a real
- * pty against a scripted responder (exact bytes in, canned replies out) and
- * against the simulator's independent pump, two channels of one head.
+ * and partial replies, the rig entry, and the driver against the simulator's
+ * independent pump, two channels of one head. The steps every serial driver
+ * shares (exact bytes, refusals, bad replies, a closed line, bad rig
+ * entries...) are in test_driver_contract.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -211,38 +212,6 @@ static void test_rig_entry_gives_one_flow_channel(void **state)
     driver_find("reglo")->close(st);
 }
 
-static void test_bad_rig_entries_are_all_reported(void **state)
-{
-    (void)state;
-    const struct dev_param p[] = { { "address", "9", 1, 1 }, { "chanel", "2", 1, 1 },
-                                   { "channel", "5", 1, 1 }, { "max_flow", "0 mL/min", 1, 1 },
-                                   { "direction", "up", 1, 1 } };
-    struct config_errors e;
-    struct driver_channel ch[DRIVER_MAX_CHANNELS];
-    size_t n;
-    void *st = NULL;
-    assert_int_equal(open_channel("perist1", p, 5, &e, &st, ch, &n), -EINVAL);
-    assert_null(st);
-    config_errors_expect(&e, 5, (const struct config_error_want[]){
-        { "chanel", "did you mean 'channel'?" },
-        { "address", "1 to 8, found '9'" },
-        { "channel", "1 to 4, found '5'" },
-        { "max_flow", "above 0" },
-        { "direction", "cw or ccw" },
-    });
-
-    const struct dev_param none[] = { { "address", "1", 1, 1 } };
-    assert_int_equal(open_channel("perist1", none, 1, &e, &st, ch, &n), -EINVAL);
-    config_errors_expect(&e, 2, (const struct config_error_want[]){
-        { NULL, "'channel: N' (1 to 4)" },
-        { NULL, "'max_flow: 1 mL/min'" },
-    });
-
-    const struct dev_param wrong_unit[] = { { "channel", "1", 1, 1 }, { "max_flow", "1 mL", 1, 1 } };
-    assert_int_equal(open_channel("perist1", wrong_unit, 2, &e, &st, ch, &n), -EINVAL);
-    assert_string_equal(e.key[0], "max_flow");
-}
-
 /* ------------------------------------------------------------------------ */
 /* The rig: a device on a pty, answered by a script                         */
 /* ------------------------------------------------------------------------ */
@@ -258,204 +227,6 @@ static void rig_open(struct pty_rig *r, const char *chan, const char *max_flow)
     const struct dev_param p[] = { { "address", "1", 1, 1 }, { "channel", chan, 1, 1 },
                                    { "max_flow", max_flow, 1, 1 } };
     pty_rig_open(r, &perist_line, "reglo", "perist1", p, 3);
-}
-
-/* ------------------------------------------------------------------------ */
-/* End to end over the pty                                                  */
-/* ------------------------------------------------------------------------ */
-
-static void test_connect_write_read_and_safe_state_send_exact_bytes(void **state)
-{
-    (void)state;
-    static const struct step steps[] = {
-        /* connect: channel addressing at the pump's address, then flow mode, what it is */
-        { "1~1\r", "*", 0, false }, { "2xM\r", "L\r\n", 0, false }, { "2M\r", "*", 0, false },
-        { "2?\r", "2.000 ml/min\r\n", 0, false }, { "2xD\r", "J\r\n", 0, false }, { "2E\r", "-", 0, false },
-        /* write 50 uL/min: already clockwise, so the rate and a start */
-        { "2f5000-2\r", "5000E-2\r\n", 0, false }, { "2H\r", "*", 0, false },
-        { "2E\r", "+", 0, false }, { "2xD\r", "J\r\n", 0, false }, { "2f\r", "5000E-2\r\n", 0, false },
-        /* write -120: counter-clockwise, rate, start */
-        { "2K\r", "*", 0, false }, { "2f1200-1\r", "1200E-1\r\n", 0, false }, { "2H\r", "*", 0, false },
-        { "2E\r", "+", 0, false }, { "2xD\r", "K\r\n", 0, false }, { "2f\r", "1200E-1\r\n", 0, false },
-        /* 0 stops; a stopped channel reads 0 whatever its rate setting */
-        { "2I\r", "*", 0, false }, { "2E\r", "-", 0, false },
-        /* a stop is always sent, whatever the driver believes */
-        { "2I\r", "*", 0, false },
-    };
-    struct pty_rig r;
-    rig_open(&r, "2", "3 mL/min");
-    script_start(&r.script, r.pty.master, steps, N(steps));
-    double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, 50, 1e-9);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -120), 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, -120, 1e-9);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 0), 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, 0, 0);
-    assert_int_equal(r.drv->safe_state(r.dev, &r.link), 0);
-    /* Refused without a byte sent: beyond max_flow, beyond the pump's own maximum
-     * for the tubing (2 mL/min, learnt at connect), not a number, another channel. */
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 3500), -ERANGE);
-    assert_non_null(strstr(r.link.err, "beyond max_flow (3000 uL/min)"));
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -2500), -ERANGE);
-    assert_string_equal(r.link.err, "perist1: -2500 uL/min is above the 2000 uL/min the pump "
-                        "gives on channel 2 with its tubing; lower max_flow or fit wider tubing");
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, NAN), -EINVAL);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 1, 5), -EINVAL);
-    script_finish(&r.script);
-    pty_rig_close(&r);
-}
-
-static void test_reconnect_to_a_running_channel_keeps_it_running(void **state)
-{
-    (void)state;
-    static const struct step steps[] = {
-        /* already in flow mode, running counter-clockwise: nothing changed */
-        { "1~1\r", "*", 0, false }, { "3xM\r", "M\r\n", 0, false }, { "3?\r", "1500E+0 ml/min\r\n", 0, false },
-        { "3xD\r", "K\r\n", 0, false }, { "3E\r", "+", 0, false },
-        { "3E\r", "+", 0, false }, { "3xD\r", "K\r\n", 0, false }, { "3f\r", "2500E-1\r\n", 0, false },
-        /* a new rate the same way round: no rotation command */
-        { "3f3000-1\r", "3000E-1\r\n", 0, false }, { "3H\r", "*", 0, false },
-    };
-    struct pty_rig r;
-    rig_open(&r, "3", "1 mL/min");
-    script_start(&r.script, r.pty.master, steps, N(steps));
-    double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, -250, 1e-9);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, -300), 0);
-    script_finish(&r.script);
-    pty_rig_close(&r);
-}
-
-static void test_refusals_are_remote_errors(void **state)
-{
-    (void)state;
-    static const struct step steps[] = {
-        { "1~1\r", "#", 0, false },
-        { "1J\r", "#", 0, false },
-        { "1J\r", "*", 0, false }, { "1f5000-2\r", "#", 0, false },
-        { "1I\r", "#", 0, false },
-    };
-    struct pty_rig r;
-    rig_open(&r, "1", "1 mL/min");
-    script_start(&r.script, r.pty.master, steps, N(steps));
-    assert_int_equal(r.drv->connect(r.dev, &r.link), -EREMOTEIO);
-    assert_string_equal(r.link.err, "perist1: pump refused '1~1' (#: not executed)");
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), -EREMOTEIO);
-    assert_string_equal(r.link.err, "perist1: pump refused '1J' (#: not executed)");
-    /* the rotation was refused, so it is sent again; then the rate is refused */
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), -EREMOTEIO);
-    assert_string_equal(r.link.err, "perist1: pump refused '1f5000-2' (#: not executed)");
-    assert_int_equal(r.drv->safe_state(r.dev, &r.link), -EREMOTEIO);
-    assert_string_equal(r.link.err, "perist1: pump refused '1I' (#: not executed)");
-    script_finish(&r.script);
-    pty_rig_close(&r);
-}
-
-static void test_a_refused_rate_and_a_start_that_cannot_run(void **state)
-{
-    (void)state;
-    static const struct step steps[] = {
-        { "1~1\r", "*", 0, false }, { "1xM\r", "M\r\n", 0, false }, { "1?\r", "1.000 ml/min\r\n", 0, false },
-        { "1xD\r", "J\r\n", 0, false }, { "1E\r", "-", 0, false },
-        { "1f5000-2\r", "#", 0, false },
-        { "1f5000-2\r", "5000E-2\r\n", 0, false }, { "1H\r", "-", 0, false },
-        { "1E\r", "-", 0, false },
-        { "1f9000-1\r", "8000E-1\r\n", 0, false },     /* the pump took less than asked */
-        { "1f5000-2\r", "5010E-2\r\n", 0, false }, { "1H\r", "*", 0, false },   /* its rounding is fine */
-    };
-    struct pty_rig r;
-    rig_open(&r, "1", "1 mL/min");
-    script_start(&r.script, r.pty.master, steps, N(steps));
-    double v = UNTOUCHED;
-    assert_int_equal(r.drv->connect(r.dev, &r.link), 0);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), -EREMOTEIO);
-    assert_string_equal(r.link.err, "perist1: pump refused '1f5000-2' (#: not executed)");
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), -EREMOTEIO);
-    assert_string_equal(r.link.err, "perist1: pump answered '-' to '1H': the channel cannot run "
-                        "with its settings (flow rate 0, or above the maximum for its tubing)");
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, 0, 0);
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 900), -EREMOTEIO);
-    assert_string_equal(r.link.err, "perist1: pump set 0.8 mL/min on channel 1 when asked for 0.9 mL/min");
-    assert_int_equal(r.drv->write(r.dev, &r.link, 0, 50), 0);
-    script_finish(&r.script);
-    pty_rig_close(&r);
-}
-
-static void test_bad_replies_time_out_or_are_garbled(void **state)
-{
-    (void)state;
-    static const struct step steps[] = {
-        { "1E\r", NULL, 0, false },                                    /* silence */
-        { "1E\r", "x", 0, false },                                     /* not a status */
-        { "1E\r", "+", 0, false }, { "1xD\r", "J", 0, false },                /* data without its line end */
-        { "1E\r", "+", 0, false }, { "1xD\r", "Q\r\n", 0, false },            /* not a rotation */
-        { "1E\r", "+", 0, false }, { "1xD\r", "J\r\n", 0, false }, { "1f\r", "12.5XX\r\n", 0, false },
-        { "1E\r", "+", 0, false }, { "1xD\r", "J\r\n", 0, false }, { "1f\r", "*", 0, false },   /* status for data */
-        { "1E\r", "+", 0, false }, { "1xD\r", "J\r\n", 0, false }, { "1f\r", "12\x07" "4E-3\r\n", 0, false },
-        /* an event line before the answer, and stale bytes after it */
-        { "1E\r", "^U1\r\n+\r\nstale", 0, false }, { "1xD\r", "J\r\n", 0, false }, { "1f\r", "1000E+0\r\n", 0, false },
-    };
-    struct pty_rig r;
-    rig_open(&r, "1", "1 mL/min");
-    script_start(&r.script, r.pty.master, steps, N(steps));
-    double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
-    assert_string_equal(r.link.err, "perist1: no reply to '1E' within 100 ms");
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
-    assert_string_equal(r.link.err, "perist1: garbled reply to '1E': 'x'");
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
-    assert_string_equal(r.link.err, "perist1: incomplete reply to '1xD' within 100 ms: 'J'");
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
-    assert_string_equal(r.link.err, "perist1: expected J or K in reply to '1xD', got 'Q'");
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
-    assert_string_equal(r.link.err, "perist1: cannot parse the rate '12.5XX' in reply to '1f'");
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
-    assert_string_equal(r.link.err, "perist1: expected data in reply to '1f', got '*'");
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -EBADMSG);
-    assert_string_equal(r.link.err, "perist1: garbled reply to '1f': '12\\x074E-3\\x0d\\x0a'");
-    assert_float_equal(v, UNTOUCHED, 0);
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, 1000, 1e-9);
-    script_finish(&r.script);
-    pty_rig_close(&r);
-}
-
-static void test_a_reply_split_across_reads_is_reassembled(void **state)
-{
-    (void)state;
-    static const struct step steps[] = {
-        { "1E\r", "+", 0, false }, { "1xD\r", "K\r\n", 2, false }, { "1f\r", "5000E-2\r\n", 4, false },
-        { "1E\r", "+", 0, false }, { "1xD\r", "J\r", 0, false },
-    };
-    struct pty_rig r;
-    rig_open(&r, "1", "1 mL/min");
-    script_start(&r.script, r.pty.master, steps, N(steps));
-    double v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), 0);
-    assert_float_equal(v, -50, 1e-9);
-    v = UNTOUCHED;
-    assert_int_equal(r.drv->read(r.dev, &r.link, 0, &v), -ETIMEDOUT);
-    assert_float_equal(v, UNTOUCHED, 0);
-    script_finish(&r.script);
-    pty_rig_close(&r);
-}
-
-static void test_a_closed_line_is_not_connected(void **state)
-{
-    (void)state;
-    struct pty_rig r;
-    rig_open(&r, "1", "1 mL/min");
-    pty_rig_expect_closed_line(&r);
-    assert_int_equal(link_open(&r.link, &r.lc), 0);
-    pty_rig_close(&r);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -599,14 +370,6 @@ int main(void)
         cmocka_unit_test(test_every_prefix_of_a_reply_is_incomplete),
         cmocka_unit_test(test_delivered_flow_follows_running_and_rotation),
         cmocka_unit_test(test_rig_entry_gives_one_flow_channel),
-        cmocka_unit_test(test_bad_rig_entries_are_all_reported),
-        cmocka_unit_test(test_connect_write_read_and_safe_state_send_exact_bytes),
-        cmocka_unit_test(test_reconnect_to_a_running_channel_keeps_it_running),
-        cmocka_unit_test(test_refusals_are_remote_errors),
-        cmocka_unit_test(test_a_refused_rate_and_a_start_that_cannot_run),
-        cmocka_unit_test(test_bad_replies_time_out_or_are_garbled),
-        cmocka_unit_test(test_a_reply_split_across_reads_is_reassembled),
-        cmocka_unit_test(test_a_closed_line_is_not_connected),
         cmocka_unit_test(test_two_channels_of_the_simulated_head_are_independent),
         cmocka_unit_test(test_the_simulated_pump_answers_like_the_manual),
     };
