@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "physics.h"
+struct sim_physics;
 
 struct sim_line_ops {
     const char *name;           /* "reglo": the pty reglo.tty, the fault device "reglo" */
