@@ -185,4 +185,26 @@ o1=$(reg output); sleep 0.5; o2=$(reg output)
 check "NaN reading: the output is held ($o1 -> $o2)" test "$o1" = "$o2"
 ctl abort >/dev/null
 ctl --json wait >/dev/null
+
+if [ "${TUNE:-0}" = 1 ]; then
+    # Offline: perfusectl simulate regulates the same way, and tunes on the simulated chip.
+    "$BUILD/perfusectl" simulate "$T/p.yaml" --rig "$T/rig.yaml" -o "$T/sim.h5" >/dev/null 2>&1
+    check "simulate: the regulated protocol completes with /regulators/$REG" timeout 60 "$PYTHON" -c "
+import sys; sys.path.insert(0, 'tests/lib')
+from h5run import open_run, text
+f = open_run(sys.argv[1]); g = f['regulators/' + sys.argv[2]]
+y = g['measurement/value'][:]; t = g['measurement/time'][:]
+sys.exit(0 if text(f.attrs['state']) == 'completed' and abs(y[(t > 4) & (t < 5)].mean() - 100) < 5 else 1)" "$T/sim.h5" "$REG"
+    "$BUILD/perfusectl" simulate "$T/inv.yaml" --rig "$T/rig.yaml" -o "$T/siminv.h5" --fault "inverted:$FDEV,at=3s" >/dev/null 2>&1
+    check "simulate: an inverted plant raises regulation_inverted and ends the run (on_fault: abort)" \
+        timeout 60 "$PYTHON" -c "
+import sys; sys.path.insert(0, 'tests/lib')
+from h5run import open_run, text
+f = open_run(sys.argv[1]); codes = [text(e['message']) for e in f['events']]
+ok = text(f.attrs['state']) == 'faulted' and any('regulation_inverted' in c for c in codes)
+sys.exit(0 if ok else 1)" "$T/siminv.h5"
+    "$BUILD/perfusectl" simulate --tune "$REG" --rig "$T/rig.yaml" >"$T/simtune.txt" 2>&1
+    check "simulate --tune prints the plant and a rig entry" \
+        grep -q "^  - {name: $REG, measure: $MEAS, actuator: $ACT, kp: " "$T/simtune.txt"
+fi
 finish
