@@ -159,8 +159,10 @@ void regloop_pause(struct regloop *l)
 
 void regloop_resume(struct regloop *l, int64_t t_ns)
 {
-    for (size_t k = 0; k < l->n; k++)
+    for (size_t k = 0; k < l->n; k++) {
         regulator_resume(&l->e[k].reg, t_ns);
+        regulator_auto(&l->e[k].reg, t_ns);     /* set by hand during the pause: back to auto */
+    }
 }
 
 void regloop_stop(struct regloop *l, bool send)

@@ -69,7 +69,8 @@ void regloop_manual(struct regloop *l, int ch, double v, int64_t t_ns);
 void regloop_on_sample(struct regloop *l, int ch, double v, int64_t t_ns);
 /* An actuator channel was commanded by someone else (manual set, safe state): remember it. */
 void regloop_on_output(struct regloop *l, int ch, double v);
-/* Pause every running regulator (outputs held) / resume them bumplessly. */
+/* Pause every running regulator (outputs held) / resume them bumplessly, also one set to
+ * manual during the pause (from its manual output). */
 void regloop_pause(struct regloop *l);
 void regloop_resume(struct regloop *l, int64_t t_ns);
 /* Stop every regulator; with send, each actuator a running one drove is sent its safe_output

@@ -86,7 +86,19 @@ check "tune is refused while the run regulates" grep -q "pause it first" "$T/tun
 ctl pause >/dev/null
 out1=$(reg output); sleep 1; out2=$(reg output)
 check "paused: the regulator holds its output ($out1 -> $out2 mbar)" test "$(reg mode)" = hold -a "$out1" = "$out2"
+if [ "${TUNE_PAUSED:-0}" = 1 ]; then
+    # A relay test in the paused run gives the actuator back where it was held.
+    ctl tune "$REG" >"$T/tune_paused.txt" 2>&1
+    check "tune in a paused run prints a rig entry" grep -q "^  - {name: $REG, " "$T/tune_paused.txt"
+    check "after the test the output is back where it was held" near "$(reg output)" "$out2" 0.5
+    # The actuator set by hand: manual; the resume takes it back to auto from there.
+    ctl set "$ACT" "$out2 mbar" >/dev/null
+    check "a manual set of the actuator puts the regulator in manual" test "$(reg mode)" = manual
+fi
 ctl resume >/dev/null
+if [ "${TUNE_PAUSED:-0}" = 1 ]; then
+    check "resume puts it back in auto" test "$(reg mode)" = auto
+fi
 res=$(ctl --json wait)
 check "the regulated run completes" grep -q '"state": "completed"' <<<"$res"
 
