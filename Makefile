@@ -56,7 +56,7 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS      := $(BUILD)/perfused $(BUILD)/perfusectl $(BUILD)/perfuse-sim
 
 
-.PHONY: all check layers unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder bench-longrun bench-interlock bench-modbus bench-mqtt bench-regulation soak soak-mqtt clean install deps
+.PHONY: all check layers unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder bench-longrun bench-interlock bench-modbus bench-mqtt bench-regulation bench-linerate soak soak-mqtt clean install deps
 all: $(PROGS)
 
 deps: $(CONFIG)
@@ -149,6 +149,7 @@ soak: $(PROGS)
 
 # Benchmarks: programs that measure; their figures are printed, not asserted.
 BENCH_DURATION ?= 60
+BENCH_LINERATE_DURATION ?= 30
 $(BUILD)/bench/floor: tests/bench/floor.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@
@@ -199,7 +200,10 @@ soak-mqtt: $(PROGS)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) MQTT_RUN_S=60 bash tests/e2e/mqtt_telemetry.sh
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) MQTT_OUTAGE_S=20 bash tests/e2e/mqtt_outage.sh
 
-bench: bench-timing bench-recorder bench-longrun bench-interlock bench-modbus bench-mqtt bench-regulation
+bench-linerate: $(PROGS) $(BUILD)/bench/floor
+	@BUILD=$(BUILD) $(PYTHON) scripts/bench-linerate --duration $(BENCH_LINERATE_DURATION)
+
+bench: bench-timing bench-recorder bench-longrun bench-interlock bench-modbus bench-mqtt bench-regulation bench-linerate
 
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles

@@ -108,6 +108,7 @@ struct recorder {
     size_t n_confirmed;
     char *strs[10];
     struct syringe_attrs *syr;        /* our copy of info.syringes */
+    struct rec_field *fields;         /* our copy of info.fields (strings owned) */
     size_t n_series, n_channels, n_setpoints;
     struct series *series;
     size_t max_queued;
@@ -167,9 +168,12 @@ struct syringe_attrs {
  * written before that types its strings ASCII: HDF5 does not convert between
  * the two, so rows appended to such a file use its own character set. */
 
-/* Write a fixed-length UTF-8 string attribute of at least min_len bytes. */
+/* Write a fixed-length UTF-8 string attribute of at least min_len bytes,
+ * replacing one of that name (a continued run's file closes a second time). */
 static int attr_str(hid_t loc, const char *name, const char *value, size_t min_len)
 {
+    if (H5Aexists(loc, name) > 0 && H5Adelete(loc, name) < 0)
+        return -EIO;
     size_t len = strlen(value);
     if (len < min_len)
         len = min_len;
@@ -238,6 +242,46 @@ static int syringes_group(struct recorder *r)
     }
     H5Gclose(g);
     return 0;
+}
+
+/* A scalar variable-length UTF-8 string dataset: a NeXus field. */
+static int str_field(hid_t loc, const char *name, const char *value)
+{
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t ds = H5Dcreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = ds >= 0 && H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value) >= 0 ? 0 : -EIO;
+    if (ds >= 0)
+        H5Dclose(ds);
+    H5Sclose(space);
+    H5Tclose(type);
+    return rc;
+}
+
+/* The run's metadata (rec_field): /sample (NXsample) fields and root attributes. */
+static int metadata_write(struct recorder *r)
+{
+    hid_t g = -1;
+    int rc = 0;
+    for (size_t i = 0; i < r->info.n_fields; i++) {
+        const struct rec_field *f = &r->fields[i];
+        if (f->group[0] == '\0') {
+            if (attr_str(r->file, f->key, f->value, 0) < 0)
+                rc = -EIO;
+            continue;
+        }
+        if (g < 0 && (g = H5Gcreate2(r->file, f->group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+            return -EIO;
+        if (H5Aexists(g, "NX_class") == 0)
+            attr_str(g, "NX_class", "NXsample", 0);
+        if (str_field(g, f->key, f->value) < 0)
+            rc = -EIO;
+    }
+    if (g >= 0)
+        H5Gclose(g);
+    return rc;
 }
 
 /* A scalar fixed-length UTF-8 string dataset holding text, with its sha256. */
@@ -599,6 +643,8 @@ static int create_file(struct recorder *r)
         H5Gclose(rg);
     if (rc == 0)
         rc = syringes_group(r);
+    if (rc == 0)
+        rc = metadata_write(r);
     make_table_types(r, H5T_CSET_UTF8);
     r->ev_ds = growing_dataset(r->file, "events", r->ev_type, EVENT_CHUNK, 0);
     r->step_ds = growing_dataset(r->file, "steps", r->step_type, STEP_CHUNK, 0);
@@ -975,6 +1021,7 @@ int recorder_start(struct recorder **out, const struct rec_run_info *info,
     if (r == NULL)
         return -ENOMEM;
     r->info = *info;
+    int rc_fields = 0;
     r->info.path = keep(r, 0, info->path);
     r->info.run_id = keep(r, 1, info->run_id);
     r->info.protocol_name = keep(r, 2, info->protocol_name);
@@ -999,6 +1046,21 @@ int recorder_start(struct recorder **out, const struct rec_run_info *info,
         r->syr[i].fill_ul = a->fill_at_start_ul;
     }
     r->info.syringes = NULL;        /* only our copy is used after this */
+    r->fields = calloc(info->n_fields + 1, sizeof *r->fields);
+    for (size_t i = 0; r->fields != NULL && i < info->n_fields; i++) {
+        struct rec_field *f = &r->fields[i];
+        f->group = strdup(info->fields[i].group ? info->fields[i].group : "");
+        f->key = strdup(info->fields[i].key);
+        f->value = strdup(info->fields[i].value ? info->fields[i].value : "");
+        if (f->group == NULL || f->key == NULL || f->value == NULL) {
+            r->info.n_fields = i + 1;   /* what is there is freed */
+            rc_fields = -ENOMEM;
+            break;
+        }
+    }
+    if (r->fields == NULL)
+        rc_fields = -ENOMEM;
+    r->info.fields = NULL;
     r->n_channels = info->n_channels;
     r->n_setpoints = info->n_setpoints;
     r->n_confirmed = info->n_confirmed;
@@ -1024,7 +1086,7 @@ int recorder_start(struct recorder **out, const struct rec_run_info *info,
     r->info.regulators = NULL;      /* only our copy is used after this */
     r->info.regulated = NULL;
     r->series = calloc(r->n_series ? r->n_series : 1, sizeof *r->series);
-    int rc = r->series && r->syr && r->regs ? 0 : -ENOMEM;
+    int rc = r->series && r->syr && r->regs && rc_fields == 0 ? 0 : -ENOMEM;
     if (r->info.compression < 0 || r->info.compression > 9)
         rc = -EINVAL;
     for (size_t i = 0; rc == 0 && i < r->n_series; i++) {
@@ -1196,6 +1258,12 @@ void recorder_free(struct recorder *r)
     free(r->series);
     free(r->syr);
     free(r->regs);
+    for (size_t i = 0; r->fields != NULL && i < r->info.n_fields; i++) {
+        free((char *)r->fields[i].group);
+        free((char *)r->fields[i].key);
+        free((char *)r->fields[i].value);
+    }
+    free(r->fields);
     for (size_t i = 0; i < 10; i++)
         free(r->strs[i]);
     free(r->values.data);

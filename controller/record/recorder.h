@@ -46,6 +46,15 @@ struct rec_regulator {
     int plant_sign;
 };
 
+/* A field of the run's metadata: in group "sample" it is /sample/<key> (a
+ * string dataset in an NXsample group); in group "" a string attribute of
+ * the file's root (the run as a whole: description, notes). */
+struct rec_field {
+    const char *group;            /* "sample" or "" */
+    const char *key;              /* "cell_line" */
+    const char *value;            /* UTF-8 text */
+};
+
 /* What the file is about. All strings are copied by recorder_start. */
 struct rec_run_info {
     const char *path;             /* file to create (must not exist) */
@@ -77,6 +86,8 @@ struct rec_run_info {
     size_t n_regulators;
     const struct rec_channel *regulated;  /* -> /regulators/<name>/<series>: names "flow1/setpoint" */
     size_t n_regulated;
+    const struct rec_field *fields;       /* the run's metadata (not when appending) */
+    size_t n_fields;
 };
 
 /* A row of /steps. Rows are keyed by index: a second call with the same index

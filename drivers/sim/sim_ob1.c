@@ -10,6 +10,7 @@
  * line.
  */
 #include "sim_ob1.h"
+#include "sim_wire.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -106,6 +107,8 @@ static size_t ob1_refuse(void *state, const char *cmd, char *out, size_t len)
 const struct sim_line_ops sim_ob1_line = {
     .name = "ob1",
     .bus_yaml = "  - {name: ob1line, type: serial, port: %s, baud: 115200}\n",
+    .baud = 115200, .data_bits = 8, .parity = 'N',   /* drivers/ob1.c: 115200 8N1 */
+    .latency_ns = SIM_LATENCY_OB1_NS,
     .devices_yaml = "  - {name: ob1, driver: ob1, bus: ob1line, channels: 4}\n",
     .state_size = sizeof(struct sim_ob1),
     .init = ob1_init,
