@@ -24,8 +24,8 @@ struct sim_modbus {
     modbus_mapping_t *chip3;                /* RTU unit 3: the pressure-driven chip's sensors */
     modbus_mapping_t *valve, *incubator;    /* TCP units 1, 2 */
     modbus_mapping_t *pc1;                  /* TCP unit 3: the pressure controller */
-    uint8_t buf[RTU_BUF];
-    size_t len;
+    uint8_t buf[SIM_RTU_LINES][RTU_BUF];    /* each RTU line's bytes being framed */
+    size_t len[SIM_RTU_LINES];
     int trace_fd;
 };
 
@@ -198,14 +198,14 @@ void sim_garbage(uint64_t seed, uint8_t *buf, size_t n)
 }
 
 /* Answer one framed RTU request, applying the unit's wire faults. */
-static void rtu_request(struct sim_modbus *m, const uint8_t *req, int len, sim_rtu_reply_fn reply,
-                        void *arg)
+static void rtu_request(struct sim_modbus *m, enum sim_rtu_line line, const uint8_t *req, int len,
+                        sim_rtu_reply_fn reply, void *arg)
 {
     uint16_t crc = mb_crc16(req, (size_t)len - 2);
     if (req[len - 2] != (crc & 0xFF) || req[len - 1] != (crc >> 8))
         return;     /* a real slave stays silent on a bad CRC */
     int unit = req[0];
-    if (unit < 1 || unit > SIM_CHIPS + 1)
+    if (line == SIM_RTU_FLOW ? unit != 3 : unit < 1 || unit > SIM_CHIPS)
         return;     /* nobody at that address on this line */
     enum sim_device dev = unit == 3 ? SD_CHIP3 : (enum sim_device)(SD_CHIP1 + unit - 1);
     modbus_mapping_t *map = unit == 3 ? m->chip3 : m->chip[unit - 1];
@@ -237,26 +237,28 @@ static void rtu_request(struct sim_modbus *m, const uint8_t *req, int len, sim_r
     reply(arg, unit, out, (size_t)n);
 }
 
-/* Bytes arrived on the RTU line. */
-void sim_rtu_feed(struct sim_modbus *m, const uint8_t *buf, size_t n, sim_rtu_reply_fn reply,
-                  void *arg)
+/* Bytes arrived on an RTU line. */
+void sim_rtu_feed(struct sim_modbus *m, enum sim_rtu_line line, const uint8_t *buf, size_t n,
+                  sim_rtu_reply_fn reply, void *arg)
 {
-    if (n > RTU_BUF - m->len)
-        m->len = 0;     /* garbage overflow: resynchronise */
-    memcpy(m->buf + m->len, buf, n);
-    m->len += n;
+    uint8_t *b = m->buf[line];
+    size_t *len = &m->len[line];
+    if (n > RTU_BUF - *len)
+        *len = 0;       /* garbage overflow: resynchronise */
+    memcpy(b + *len, buf, n);
+    *len += n;
     for (;;) {
-        int want = rtu_length(m->buf, m->len);
+        int want = rtu_length(b, *len);
         if (want < 0 || want > RTU_BUF) {
             /* Not a request we understand: drop a byte and look for a frame again. */
-            memmove(m->buf, m->buf + 1, --m->len);
+            memmove(b, b + 1, --*len);
             continue;
         }
-        if (want == 0 || m->len < (size_t)want)
+        if (want == 0 || *len < (size_t)want)
             return;
-        rtu_request(m, m->buf, want, reply, arg);
-        memmove(m->buf, m->buf + want, m->len - (size_t)want);
-        m->len -= (size_t)want;
+        rtu_request(m, line, b, want, reply, arg);
+        memmove(b, b + want, *len - (size_t)want);
+        *len -= (size_t)want;
     }
 }
 
