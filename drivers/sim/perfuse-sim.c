@@ -8,15 +8,17 @@
  * Two New Era pumps (addresses 0, 1) on one pty, the chip sensors as Modbus
  * RTU slaves (units 1, 2) on another pty, the valve and incubator as Modbus TCP
  * units 1 and 2 on 127.0.0.1. The pressure-driven chips (pplant.h): chip3's
- * flow sensor as RTU unit 3 on its own pty (flow.tty, 115200 baud), pushed by the OB1-style controller "ob1" on its
- * own pty (always in the rig file), and the Modbus pressure controller "pc1"
- * as TCP unit 3 with its chip's flow sensor. Extra lab devices beyond the contract rig
+ * flow sensor as RTU unit 3 on its own pty (flow.tty, 115200 baud), pushed by
+ * the OB1-style controller "ob1" on its own pty (always in the rig file), and
+ * the Modbus pressure controller "pc1" as TCP unit 3 with its chip's flow
+ * sensor. Extra lab devices beyond the contract rig
  * (sim_lines.h) each have a pty too, listed in the rig file with
  * --lab-devices. The ptys are reached through stable symlinks
  * (pumps.tty, sensors.tty) beside the rig file, so a simulated unplug and
  * replug keeps the path. When everything listens it prints one JSON line:
  *   {"pid": N, "seed": S, "rig_file": "...", "control": "...",
- *    "buses": {"pumps": ".../pumps.tty", "sensors": ".../sensors.tty", "plc": "127.0.0.1:40123"}}
+ *    "buses": {"pumps": ".../pumps.tty", "sensors": ".../sensors.tty", "plc": "127.0.0.1:40123",
+ *               "flow": ".../flow.tty", "ob1": ".../ob1.tty", ...}}
  * and runs until SIGTERM or SIGINT.
  *
  * Every serial line is paced at its baud rate and framing, in both directions,
