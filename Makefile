@@ -6,7 +6,7 @@
 #   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make soak       the recorder's kill -9 crash test with 200 kills (about 10 minutes)
 #   make soak-mqtt  the MQTT tests at full length: 60 s of samples, a 20 s broker outage
-#   make bench      timing, recorder, interlock and Modbus benchmarks (figures printed, not asserted)
+#   make bench      timing, recorder, interlock, Modbus and regulation benchmarks (figures printed, not asserted)
 #   make install    install the programs under $(DESTDIR)$(PREFIX)
 #
 # Missing Debian packages are installed by scripts/install-deps the first time
@@ -56,7 +56,7 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS      := $(BUILD)/perfused $(BUILD)/perfusectl $(BUILD)/perfuse-sim
 
 
-.PHONY: all check layers unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder bench-longrun bench-interlock bench-modbus bench-mqtt bench-linerate soak soak-mqtt clean install deps
+.PHONY: all check layers unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder bench-longrun bench-interlock bench-modbus bench-mqtt bench-regulation bench-linerate soak soak-mqtt clean install deps
 all: $(PROGS)
 
 deps: $(CONFIG)
@@ -186,6 +186,14 @@ bench-interlock: $(PROGS)
 	@echo "line-rate emulation off (bytes instantly, as the figures before line-rate emulation):"
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) INTERLOCK_TRIALS=50 INTERLOCK_LINE_RATE=off bash tests/e2e/interlock_latency.sh | grep -v "^perfused: info"
 
+$(BUILD)/bench/regulation: tests/bench/regulation.c $(BUILD)/libperfuse.a $(CONFIG)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(BUILD)/libperfuse.a $(LDFLAGS) $(PKG_LIBS) -o $@
+
+# Closed-loop flow regulation on the simulated chip: shipped and autotuned gains, every case.
+bench-regulation: $(BUILD)/bench/regulation
+	@$(BUILD)/bench/regulation
+
 # MQTT: the daemon's CPU with and without publishing, 65 channels at 10 Hz, and
 # the latency from a sample to a subscriber.
 bench-mqtt: $(PROGS)
@@ -199,7 +207,7 @@ soak-mqtt: $(PROGS)
 bench-linerate: $(PROGS) $(BUILD)/bench/floor
 	@BUILD=$(BUILD) $(PYTHON) scripts/bench-linerate --duration $(BENCH_LINERATE_DURATION)
 
-bench: bench-timing bench-recorder bench-longrun bench-interlock bench-modbus bench-mqtt bench-linerate
+bench: bench-timing bench-recorder bench-longrun bench-interlock bench-modbus bench-mqtt bench-regulation bench-linerate
 
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles

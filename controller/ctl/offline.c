@@ -7,6 +7,7 @@
 #include "offline.h"
 #include "ctl.h"
 #include "simulate.h"
+#include "simtune.h"
 #include "subopts.h"
 #include "base/diag.h"
 #include "base/timeutil.h"
@@ -255,7 +256,8 @@ int offline_check(struct ctl *c, int argc, char **argv)
     return rc == 0 ? EXIT_OK : EXIT_REFUSED;
 }
 
-/* simulate PROTOCOL [--rig FILE] [-o OUT.h5] [--speed N|max] [--fault SPEC]... */
+/* simulate PROTOCOL [--rig FILE] [-o OUT.h5] [--speed N|max] [--fault SPEC]...,
+ * or simulate --tune REGULATOR [--rig FILE]. */
 int offline_simulate(struct ctl *c, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -263,9 +265,10 @@ int offline_simulate(struct ctl *c, int argc, char **argv)
         { "speed", required_argument, NULL, 's' }, { "fault", required_argument, NULL, 'f' },
         { "seed", required_argument, NULL, 'e' }, { "prompt-delay", required_argument, NULL, 'p' },
         { "json", no_argument, NULL, 'j' }, { "fill", required_argument, NULL, 'F' },
-        { "line-rate", required_argument, NULL, 'L' }, { NULL, 0, NULL, 0 },
+        { "tune", required_argument, NULL, 't' }, { "line-rate", required_argument, NULL, 'L' },
+        { NULL, 0, NULL, 0 },
     };
-    const char *faults[32], *fills[32];
+    const char *faults[32], *fills[32], *tune = NULL;
     char rigpath[PATH_MAX];
     struct simulate_options o = { .seed = 1, .prompt_delay_ns = 60 * NS_PER_SEC, .faults = faults,
                                   .fills = fills };
@@ -279,6 +282,7 @@ int offline_simulate(struct ctl *c, int argc, char **argv)
         switch (ch) {
         case 'g': o.rig_path = optarg; break;
         case 'o': o.out_path = optarg; break;
+        case 't': tune = optarg; break;
         case 'e': o.seed = strtoull(optarg, NULL, 10); break;
         case 'j': c->json = true; break;
         case 'f':
@@ -315,11 +319,18 @@ int offline_simulate(struct ctl *c, int argc, char **argv)
         if (ch == -2)
             break;
     }
-    if (ch == -2 || optind != argc - 1)
+    if (ch == -2 || optind != argc - (tune ? 0 : 1))
         return ctl_usage_error(c);
-    o.protocol_path = argv[optind];
     struct diag dg;
     diag_init(&dg);
+    if (tune != NULL) {
+        /* The relay autotune on the simulated plant instead of a protocol. */
+        int trc = simtune_run(o.rig_path, tune, o.seed, &dg, c->json, stdout);
+        diag_print(&dg, stderr);
+        diag_free(&dg);
+        return trc == 0 ? EXIT_OK : EXIT_REFUSED;
+    }
+    o.protocol_path = argv[optind];
     struct simulate_result res;
     int rc = simulate_run(&o, &dg, &res);
     diag_print(&dg, stderr);

@@ -16,6 +16,7 @@
 #include "run/interlock.h"
 #include "run/clock.h"
 #include "run/delivery.h"
+#include "run/regloop.h"
 #include "drivers/sim/physics.h"
 #include "plan/plan.h"
 #include "record/recorder.h"
@@ -40,7 +41,8 @@
 
 /* What a rig channel is in the model. */
 enum sim_quantity { SQ_NONE, SQ_PUMP_FLOW, SQ_PUMP_DISPENSED, SQ_PRESSURE, SQ_FLOW, SQ_O2,
-                    SQ_VALVE_POS, SQ_VALVE_BUSY, SQ_TEMP, SQ_TEMP_SP };
+                    SQ_VALVE_POS, SQ_VALVE_BUSY, SQ_TEMP, SQ_TEMP_SP,
+                    SQ_PSOURCE, SQ_PFLOW, SQ_PCOMMAND };
 
 struct sim_chan {
     enum sim_quantity what;
@@ -71,6 +73,8 @@ struct simulation {
     struct interlocks il;
     struct alarms alarms;
     struct delivery dl;             /* syringes and flow monitors, as in perfused */
+    struct regloop rl;              /* the rig's regulators, as in perfused */
+    double press[SIM_PPLANTS + 3];  /* ob1.p2 .. p4 hold what they were told (no chip) */
     bool finished;
     enum run_state final;
     uint64_t samples;
@@ -88,6 +92,11 @@ static int map_channel(const char *name, struct sim_chan *c)
         { "chip1.o2", SQ_O2, 0, SD_CHIP1 }, { "valve1.position", SQ_VALVE_POS, 0, SD_VALVE1 },
         { "valve1.busy", SQ_VALVE_BUSY, 0, SD_VALVE1 }, { "incubator.temp", SQ_TEMP, 0, SD_INCUBATOR },
         { "incubator.setpoint", SQ_TEMP_SP, 0, SD_INCUBATOR },
+        { "chip3.pressure", SQ_PSOURCE, 0, SD_CHIP3 }, { "chip3.flow", SQ_PFLOW, 0, SD_CHIP3 },
+        { "ob1.p1", SQ_PCOMMAND, 0, SD_OB1 }, { "ob1.p2", SQ_PCOMMAND, 2, SD_OB1 },
+        { "ob1.p3", SQ_PCOMMAND, 3, SD_OB1 }, { "ob1.p4", SQ_PCOMMAND, 4, SD_OB1 },
+        { "pc1.p1", SQ_PCOMMAND, 1, SD_PC1 }, { "pc1.p1_actual", SQ_PSOURCE, 1, SD_PC1 },
+        { "pc1.flow", SQ_PFLOW, 1, SD_PC1 },
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (strcmp(map[i].name, name) == 0) {
@@ -130,6 +139,10 @@ static double model_read(struct simulation *s, const struct sim_chan *c)
     case SQ_VALVE_BUSY: return sim_valve_busy(p);
     case SQ_TEMP: return sim_read_temp(p);
     case SQ_TEMP_SP: return p->temp_setpoint;
+    case SQ_PSOURCE: return sim_read_psource(p, c->index);
+    case SQ_PFLOW: return sim_read_pflow(p, c->index);
+    case SQ_PCOMMAND: return c->index == 0 ? sim_read_psource(p, 0)
+                           : c->index == 1 ? p->pplant[1].p_cmd : s->press[c->index];
     default: return NAN;
     }
 }
@@ -162,6 +175,7 @@ static void sample_fired(struct ptimer *t)
             if (s->dl.pumps[i].counter == c->channel && !isnan(s->dl.pumps[i].s.fill_ul))
                 recorder_sample(s->rec, (uint32_t)s->dl.pumps[i].rec_fill, rel(now),
                                 s->dl.pumps[i].s.fill_ul);
+    regloop_on_sample(&s->rl, c->channel, v, now);
     if (!isnan(v))
         runner_on_sample(s->runner, c->channel, v, now);
     c->grid_ns += c->period_ns;
@@ -173,6 +187,9 @@ static void hook_write(void *ctx, int channel, double v, int64_t planned)
 {
     struct simulation *s = ctx;
     sync_model(s);
+    if (regloop_setpoint(&s->rl, channel, v, pclock_now(&s->clk)))
+        return;     /* a regulated channel: its regulator drives the actuator */
+    regloop_on_output(&s->rl, channel, v);
     struct sim_chan *c = &s->chans[channel];
     if (s->series.rec_sp[channel] >= 0) {
         recorder_setpoint(s->rec, (uint32_t)s->series.rec_sp[channel], rel(planned), v);
@@ -183,8 +200,13 @@ static void hook_write(void *ctx, int channel, double v, int64_t planned)
     if (unreachable(s, c->dev))
         return;
     delivery_on_setpoint(&s->dl, channel, v, pclock_now(&s->clk));
-    struct sim_pump *pu = &s->phys.pump[c->index];
+    struct sim_pump *pu = &s->phys.pump[c->what == SQ_PUMP_FLOW ? c->index : 0];
     switch (c->what) {
+    case SQ_PCOMMAND:
+        if (c->index < SIM_PPLANTS)
+            s->phys.pplant[c->index].p_cmd = v;
+        s->press[c->index] = v;
+        break;
     case SQ_PUMP_FLOW:
         pu->rate = fabs(v);
         pu->direction = v < 0 ? -1 : 1;
@@ -201,6 +223,7 @@ static void hook_safe_state(void *ctx)
 {
     struct simulation *s = ctx;
     int64_t now = pclock_now(&s->clk);
+    regloop_stop(&s->rl, true);
     for (size_t i = 0; i < s->dl.n_pumps; i++)
         delivery_on_setpoint(&s->dl, s->dl.pumps[i].flow, NAN, now);
     for (size_t i = 0; i < s->plan->n_safe; i++)
@@ -273,8 +296,12 @@ static void hook_event(void *ctx, int64_t now, const char *sev, const char *code
 {
     struct simulation *s = ctx;
     recorder_event(s->rec, rel(now), sev, "runner", code, msg);
-    if (strcmp(code, "resumed") == 0)
+    if (strcmp(code, "resumed") == 0) {
         delivery_on_resume(&s->dl, now);
+        regloop_resume(&s->rl, now);
+    }
+    if (strcmp(code, "paused") == 0)
+        regloop_pause(&s->rl);
     if (strcmp(code, "prompt") == 0) {
         char d[64], m[160];
         unit_format_duration(s->prompt_delay_ns, d, sizeof d);
@@ -335,6 +362,33 @@ static void sim_delivery_clear(void *ctx, int64_t t, const char *src, const char
 {
     struct simulation *s = ctx;
     alarms_clear(&s->alarms, t, src, code, NULL);
+}
+
+/* Regulator hook: its output goes to the actuator as any setpoint does. */
+static void sim_reg_write(void *ctx, int ch, double out, int64_t t)
+{
+    hook_write(ctx, ch, out, t);
+}
+
+/* Regulator hook: a tick's figures into /regulators. */
+static void sim_reg_terms(void *ctx, size_t k, const struct reg_terms *r, int64_t t)
+{
+    struct simulation *s = ctx;
+    const double v[RUNFILE_REG_SERIES] = { r->sp, r->y, r->out, r->p, r->i, r->d };
+    for (int j = 0; j < RUNFILE_REG_SERIES; j++)
+        recorder_regulated(s->rec, (uint32_t)(k * RUNFILE_REG_SERIES + (size_t)j), rel(t), v[j]);
+}
+
+/* Regulator hook: a fault is an alarm and, except a measurement problem, the protocol's on_fault. */
+static void sim_reg_fault(void *ctx, size_t k, enum reg_fault f, bool active, const char *msg, int64_t t)
+{
+    struct simulation *s = ctx;
+    const char *src = s->rig->regulators[k].name;
+    if (active)
+        sim_delivery_raise(s, t, f == RF_MEASUREMENT ? "alarm" : "fault", src, regulator_fault_code(f),
+                           f == RF_MEASUREMENT ? DELIVERY_WARN : DELIVERY_ON_FAULT, msg);
+    else
+        sim_delivery_clear(s, t, src, regulator_fault_code(f));
 }
 
 /* A run starts: the syringes' levels at the start, into the file and its events. */
@@ -454,6 +508,8 @@ static int open_recorder(struct simulation *s, const struct simulate_options *o,
         .channels = s->series.chans, .n_channels = s->series.n_chans,
         .setpoints = s->series.sps, .n_setpoints = s->series.n_sps,
         .confirmed = s->series.confs, .n_confirmed = s->series.n_sps,
+        .regulators = s->series.regs, .n_regulators = s->series.n_regs,
+        .regulated = s->series.reg_series, .n_regulated = s->series.n_reg_series,
         .compression = s->rig->rec.compression, .flush_interval_s = s->rig->rec.flush_s,
         .fsync_interval_s = s->rig->rec.checkpoint_s,
     };
@@ -498,6 +554,7 @@ static void simulation_free(struct simulation *s)
     ptimer_close(&s->held_timer, NULL);
     interlocks_free(&s->il);
     delivery_free(&s->dl);
+    regloop_free(&s->rl);
     alarms_free(&s->alarms);
     free(s->chans);
     runfile_series_free(&s->series);
@@ -528,6 +585,10 @@ int simulate_run(const struct simulate_options *o, struct diag *d, struct simula
         rc = open_recorder(&s, o, res);
     struct runner_hooks hooks = { .ctx = &s, .write = hook_write, .safe_state = hook_safe_state,
                                   .event = hook_event, .step = hook_step, .finished = hook_finished };
+    struct regloop_hooks rh = { .ctx = &s, .write = sim_reg_write, .terms = sim_reg_terms,
+                                .fault = sim_reg_fault };
+    if (rc == 0)
+        rc = regloop_init(&s.rl, s.rig, &s.clk, &rh);
     if (rc == 0)
         rc = setup_channels(&s, d, !o->line_rate_off);
     if (rc == 0)

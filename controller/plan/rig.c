@@ -492,8 +492,10 @@ int rig_channel_at(struct ydoc *y, const yaml_node_t *n, const struct rig *rig, 
             yerr(y, n, "unknown channel '%s' on rig '%s'", s, rig->name);
         return -1;
     }
-    if (writable && !rig->channels[ch].writable) {
-        yerr(y, n, "channel '%s' is a measurement and cannot be set", rig->channels[ch].name);
+    if (writable && !rig->channels[ch].writable && rig_regulator_of(rig, ch) < 0) {
+        yerr(y, n, "channel '%s' is a measurement and cannot be set (a rig 'regulators:' entry "
+             "with 'measure: %s' would make it a regulated setpoint)", rig->channels[ch].name,
+             rig->channels[ch].name);
         return -1;
     }
     return ch;
@@ -660,7 +662,7 @@ static void parse_syringe_low(struct ydoc *y, yaml_node_t *n, double *frac)
 static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
 {
     static const char *const keys[] = { "rig", "buses", "devices", "alerts", "recorder", "limits",
-                                        "monitors", "syringe_low", "confirm", "mqtt", NULL };
+                                        "monitors", "syringe_low", "confirm", "mqtt", "regulators", NULL };
     yaml_node_t *root = ydoc_root(y);
     if (root == NULL) {
         diag_error(y->diag, y->file, 1, 1, "empty rig file (expected 'rig:', 'buses:' and 'devices:')");
@@ -723,6 +725,9 @@ static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
     yaml_node_t *low = ymap_get(y, root, "syringe_low", NULL);
     if (low != NULL)
         parse_syringe_low(y, low, &rig->syringe_low);
+    yaml_node_t *regs = ymap_get(y, root, "regulators", NULL);
+    if (regs != NULL)
+        rig_parse_regulators(y, regs, rig);
 }
 
 /* Load and validate a rig from text. */
@@ -798,6 +803,7 @@ void rig_free(struct rig *rig)
     rig_mqtt_free(&rig->mqtt);
     free(rig->limits);
     free(rig->monitors);
+    free(rig->regulators);
     free(rig);
 }
 

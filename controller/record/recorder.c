@@ -95,8 +95,17 @@ struct series {
     size_t bw;                        /* of those, written in this batch */
 };
 
+/* Our copy of a regulator's description, for the recorder thread. */
+struct reg_attrs {
+    char name[64], measure[80], actuator[80], units[3][48];
+    double kp, ki, kd, rate_hz, out_min, out_max;
+    int sign;
+};
+
 struct recorder {
     struct rec_run_info info;         /* strings below are our copies */
+    struct reg_attrs *regs;           /* our copy of info.regulators */
+    size_t n_confirmed;
     char *strs[10];
     struct syringe_attrs *syr;        /* our copy of info.syringes */
     struct rec_field *fields;         /* our copy of info.fields (strings owned) */
@@ -462,7 +471,42 @@ static H5T_cset_t table_cset(hid_t events)
 /* The group a series goes in. */
 static const char *series_group(const struct recorder *r, size_t i)
 {
-    return i < r->n_channels ? "channels" : i < r->n_channels + r->n_setpoints ? "setpoints" : "confirmed";
+    size_t nc = r->n_channels, ns = r->n_setpoints, ncf = r->n_confirmed;
+    return i < nc ? "channels" : i < nc + ns ? "setpoints" : i < nc + ns + ncf ? "confirmed" : "regulators";
+}
+
+/* /regulators and a group per regulator with its gains and ends as attributes. */
+static int regulators_group(struct recorder *r, hid_t *out)
+{
+    *out = -1;
+    if (r->info.n_regulators == 0)
+        return 0;
+    hid_t g = H5Gcreate2(r->file, "regulators", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return -EIO;
+    for (size_t i = 0; i < r->info.n_regulators; i++) {
+        const struct reg_attrs *a = &r->regs[i];
+        hid_t p = H5Gcreate2(g, a->name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (p < 0) {
+            H5Gclose(g);
+            return -EIO;
+        }
+        attr_str(p, "measure", a->measure, 0);
+        attr_str(p, "actuator", a->actuator, 0);
+        attr_double(p, "kp", a->kp);
+        attr_double(p, "ki", a->ki);
+        attr_double(p, "kd", a->kd);
+        attr_str(p, "kp_units", a->units[0], 0);
+        attr_str(p, "ki_units", a->units[1], 0);
+        attr_str(p, "kd_units", a->units[2], 0);
+        attr_double(p, "rate_hz", a->rate_hz);
+        attr_double(p, "output_min", a->out_min);
+        attr_double(p, "output_max", a->out_max);
+        attr_int(p, "plant_sign", a->sign);
+        H5Gclose(p);
+    }
+    *out = g;
+    return 0;
 }
 
 /* Create a /confirmed series missing from a file being continued. */
@@ -516,7 +560,8 @@ static int open_existing(struct recorder *r)
             s->group = H5Gopen2(r->file, name, H5P_DEFAULT);
         } H5E_END_TRY;
         s->time = s->value = -1;
-        if (s->group < 0 && i >= r->n_channels + r->n_setpoints) {
+        if (s->group < 0 && i >= r->n_channels + r->n_setpoints &&
+            i < r->n_channels + r->n_setpoints + r->n_confirmed) {
             /* A file from before /confirmed existed: the group starts now. */
             rc = add_confirmed_series(r, s);
             continue;
@@ -584,12 +629,18 @@ static int create_file(struct recorder *r)
     hid_t ch = H5Gcreate2(r->file, "channels", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hid_t sp = H5Gcreate2(r->file, "setpoints", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hid_t cf = H5Gcreate2(r->file, "confirmed", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t rg = -1;
+    if (rc == 0)
+        rc = regulators_group(r, &rg);
+    size_t nc = r->n_channels, ns = r->n_setpoints, ncf = r->n_confirmed;
     for (size_t i = 0; rc == 0 && i < r->n_series; i++)
-        rc = create_series(r, i < r->n_channels ? ch : i < r->n_channels + r->n_setpoints ? sp : cf,
+        rc = create_series(r, i < nc ? ch : i < nc + ns ? sp : i < nc + ns + ncf ? cf : rg,
                            &r->series[i], start);
     H5Gclose(ch);
     H5Gclose(sp);
     H5Gclose(cf);
+    if (rg >= 0)
+        H5Gclose(rg);
     if (rc == 0)
         rc = syringes_group(r);
     if (rc == 0)
@@ -1012,17 +1063,39 @@ int recorder_start(struct recorder **out, const struct rec_run_info *info,
     r->info.fields = NULL;
     r->n_channels = info->n_channels;
     r->n_setpoints = info->n_setpoints;
-    r->n_series = info->n_channels + info->n_setpoints + info->n_confirmed;
+    r->n_confirmed = info->n_confirmed;
+    r->n_series = info->n_channels + info->n_setpoints + info->n_confirmed + info->n_regulated;
+    r->regs = calloc(info->n_regulators + 1, sizeof *r->regs);
+    for (size_t i = 0; r->regs != NULL && i < info->n_regulators; i++) {
+        const struct rec_regulator *a = &info->regulators[i];
+        struct reg_attrs *b = &r->regs[i];
+        snprintf(b->name, sizeof b->name, "%s", a->name);
+        snprintf(b->measure, sizeof b->measure, "%s", a->measure);
+        snprintf(b->actuator, sizeof b->actuator, "%s", a->actuator);
+        snprintf(b->units[0], sizeof b->units[0], "%s", a->kp_units);
+        snprintf(b->units[1], sizeof b->units[1], "%s", a->ki_units);
+        snprintf(b->units[2], sizeof b->units[2], "%s", a->kd_units);
+        b->kp = a->kp;
+        b->ki = a->ki;
+        b->kd = a->kd;
+        b->rate_hz = a->rate_hz;
+        b->out_min = a->out_min;
+        b->out_max = a->out_max;
+        b->sign = a->plant_sign;
+    }
+    r->info.regulators = NULL;      /* only our copy is used after this */
+    r->info.regulated = NULL;
     r->series = calloc(r->n_series ? r->n_series : 1, sizeof *r->series);
-    int rc = r->series && r->syr && rc_fields == 0 ? 0 : -ENOMEM;
+    int rc = r->series && r->syr && r->regs && rc_fields == 0 ? 0 : -ENOMEM;
     if (r->info.compression < 0 || r->info.compression > 9)
         rc = -EINVAL;
     for (size_t i = 0; rc == 0 && i < r->n_series; i++) {
-        size_t nc = info->n_channels, ns = info->n_setpoints;
+        size_t nc = info->n_channels, ns = info->n_setpoints, ncf = info->n_confirmed;
         rc = copy_series(&r->series[i], i < nc ? &info->channels[i]
                                         : i < nc + ns ? &info->setpoints[i - nc]
-                                        : &info->confirmed[i - nc - ns]);
-        size_chunks(r, &r->series[i], i < info->n_channels);
+                                        : i < nc + ns + ncf ? &info->confirmed[i - nc - ns]
+                                        : &info->regulated[i - nc - ns - ncf]);
+        size_chunks(r, &r->series[i], i < info->n_channels || i >= nc + ns + ncf);
     }
     /* deflate allocates a few hundred KiB per chunk; above glibc's default
      * mmap threshold each one is an mmap/munmap pair and its page faults, and
@@ -1089,8 +1162,14 @@ void recorder_setpoint(struct recorder *r, uint32_t sp, double t, double value)
 
 void recorder_confirmed(struct recorder *r, uint32_t cf, double t, double value)
 {
-    if (cf < r->n_series - r->n_channels - r->n_setpoints)
+    if (cf < r->n_confirmed)
         push_value(r, (uint32_t)(r->n_channels + r->n_setpoints + cf), t, value);
+}
+
+void recorder_regulated(struct recorder *r, uint32_t rg, double t, double value)
+{
+    if (rg < r->n_series - r->n_channels - r->n_setpoints - r->n_confirmed)
+        push_value(r, (uint32_t)(r->n_channels + r->n_setpoints + r->n_confirmed + rg), t, value);
 }
 
 /* Copy at most n-1 bytes of s, never cutting a UTF-8 character in half. */
@@ -1178,6 +1257,7 @@ void recorder_free(struct recorder *r)
     }
     free(r->series);
     free(r->syr);
+    free(r->regs);
     for (size_t i = 0; r->fields != NULL && i < r->info.n_fields; i++) {
         free((char *)r->fields[i].group);
         free((char *)r->fields[i].key);

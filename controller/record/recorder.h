@@ -37,6 +37,15 @@ struct rec_syringe {
     const char *fill_source;      /* "given", "assumed full" or "unknown" */
 };
 
+/* A regulator's description: the attributes of /regulators/<name>. */
+struct rec_regulator {
+    const char *name;             /* "flow1" */
+    const char *measure, *actuator;   /* "chip3.flow", "ob1.p1" */
+    const char *kp_units, *ki_units, *kd_units;   /* "mbar per uL/min", ... */
+    double kp, ki, kd, rate_hz, out_min, out_max;
+    int plant_sign;
+};
+
 /* A field of the run's metadata: in group "sample" it is /sample/<key> (a
  * string dataset in an NXsample group); in group "" a string attribute of
  * the file's root (the run as a whole: description, notes). */
@@ -73,6 +82,10 @@ struct rec_run_info {
     size_t buffer_samples;        /* samples held in memory while storage fails; 0 -> 4 million */
     const struct rec_syringe *syringes;   /* -> /syringes/<pump> (not when appending) */
     size_t n_syringes;
+    const struct rec_regulator *regulators;   /* -> /regulators/<name>, with the gains as attributes */
+    size_t n_regulators;
+    const struct rec_channel *regulated;  /* -> /regulators/<name>/<series>: names "flow1/setpoint" */
+    size_t n_regulated;
     const struct rec_field *fields;       /* the run's metadata (not when appending) */
     size_t n_fields;
 };
@@ -118,6 +131,8 @@ void recorder_sample(struct recorder *r, uint32_t ch, double t, double value);
 void recorder_setpoint(struct recorder *r, uint32_t sp, double t, double value);
 /* Queue a confirmed value of index cf (into info->confirmed); NaN: no longer known. */
 void recorder_confirmed(struct recorder *r, uint32_t cf, double t, double value);
+/* Queue a value of the regulated series rg (index into info.regulated). */
+void recorder_regulated(struct recorder *r, uint32_t rg, double t, double value);
 /* Queue an event row. severity: info|warning|alarm|fault. Strings are copied
  * (and truncated to the file's fixed lengths). */
 void recorder_event(struct recorder *r, double t, const char *severity, const char *source,
