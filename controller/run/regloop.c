@@ -167,6 +167,8 @@ void regloop_resume(struct regloop *l, int64_t t_ns)
 
 void regloop_stop(struct regloop *l, bool send)
 {
+    if (l->n == 0)
+        return;                 /* none, or never set up (a daemon that failed to start) */
     int64_t now = pclock_now(l->clk);
     for (size_t k = 0; k < l->n; k++) {
         struct regloop_entry *e = &l->e[k];
