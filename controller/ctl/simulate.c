@@ -429,7 +429,7 @@ static int open_recorder(struct simulation *s, const struct simulate_options *o,
         .setpoints = s->series.sps, .n_setpoints = s->series.n_sps,
         .confirmed = s->series.confs, .n_confirmed = s->series.n_sps,
         .compression = s->rig->rec.compression, .flush_interval_s = s->rig->rec.flush_s,
-        .fsync_interval_s = s->rig->rec.checkpoint_s,
+        .fsync_interval_s = s->rig->rec.checkpoint_s, .simulated = 1,
     };
     if ((rc = delivery_add_to_file(&s->dl, &s->series, &info)) < 0)
         return rc;

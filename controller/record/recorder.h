@@ -27,6 +27,16 @@ struct rec_channel {
     const char *driver;     /* "modbus" */
     const char *kind;       /* "measured" or "setpoint" */
     double rate_hz;         /* expected samples per second; 0 if unknown (sizes compressed chunks) */
+    int counter;            /* 1: a device's running total (a pump's dispensed volume): the file
+                               holds it from the run's start, the raw reading there is kept */
+};
+
+/* A string field of the run's NeXus entry: key "sample/<name>" is
+ * /entry/sample/<name> (NXsample), a plain "<name>" is /entry/<name>.
+ * Names are letters, digits and '_' (at most 63 bytes). */
+struct rec_meta {
+    const char *key;              /* "sample/chip_id", "notes" */
+    const char *value;            /* UTF-8 text */
 };
 
 /* A syringe pump's fill level at the run's start: /syringes/<pump>. */
@@ -64,6 +74,10 @@ struct rec_run_info {
     size_t buffer_samples;        /* samples held in memory while storage fails; 0 -> 4 million */
     const struct rec_syringe *syringes;   /* -> /syringes/<pump> (not when appending) */
     size_t n_syringes;
+    const struct rec_meta *metadata;      /* written when the file is made; copied */
+    size_t n_metadata;
+    int simulated;                /* 1: times are a simulation's (perfusectl simulate): the file
+                                     says so, and end_time is start_time + the last record's t */
 };
 
 /* A row of /steps. Rows are keyed by index: a second call with the same index
@@ -113,6 +127,16 @@ void recorder_event(struct recorder *r, double t, const char *severity, const ch
                     const char *code, const char *message);
 /* Queue a /steps row (insert, or rewrite if index was written before). */
 void recorder_step(struct recorder *r, const struct rec_step *step);
+
+/* Check a metadata key (see struct rec_meta): 0, or -EINVAL. */
+int recorder_metadata_key_ok(const char *key);
+
+/* Set a string field of the NeXus entry during the run (see struct rec_meta);
+ * the strings are copied. A SWMR writer cannot add objects, so the field is
+ * written when the file closes (a later call for the same key wins). Give the
+ * fields known at the start in rec_run_info.metadata instead: those are in
+ * the file from its first flush. Thread-safe. Returns 0 or -EINVAL (bad key). */
+int recorder_set_metadata(struct recorder *r, const char *key, const char *value);
 
 /* Block until at most max_pending samples are queued. For producers that may
  * block (a simulation in virtual time), so they wait for the disk instead of
