@@ -56,7 +56,7 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS      := $(BUILD)/perfused $(BUILD)/perfusectl $(BUILD)/perfuse-sim
 
 
-.PHONY: all check layers unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder bench-longrun bench-interlock bench-modbus bench-mqtt soak soak-mqtt clean install deps
+.PHONY: all check layers unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder bench-longrun bench-export bench-interlock bench-modbus bench-mqtt soak soak-mqtt clean install deps
 all: $(PROGS)
 
 deps: $(CONFIG)
@@ -177,6 +177,10 @@ bench-modbus: $(PROGS) $(BUILD)/bench/modbus-raw
 bench-longrun: $(PROGS)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/bench-longrun
 
+# A simulated week at 10 Hz exported by perfuse-export as 1-minute means.
+bench-export: $(PROGS)
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/bench-export
+
 # Interlock latency: 50 safe-stops on the simulator, the distribution printed.
 bench-interlock: $(PROGS)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) INTERLOCK_TRIALS=50 bash tests/e2e/interlock_latency.sh | grep -v "^perfused: info"
@@ -191,7 +195,7 @@ soak-mqtt: $(PROGS)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) MQTT_RUN_S=60 bash tests/e2e/mqtt_telemetry.sh
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) MQTT_OUTAGE_S=20 bash tests/e2e/mqtt_outage.sh
 
-bench: bench-timing bench-recorder bench-longrun bench-interlock bench-modbus bench-mqtt
+bench: bench-timing bench-recorder bench-longrun bench-export bench-interlock bench-modbus bench-mqtt
 
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles
