@@ -32,6 +32,26 @@ print(f"png {w}x{h}, {colours} colours")
 sys.exit(0 if w >= 800 and h >= 600 and colours > 50 else 1)
 PY
 check "the PNG decodes as a non-blank image of at least 800x600" test $? -eq 0
+check "perfuse-plot draws valve1.busy as a state band, not a panel" grep -q "1 state bands" <<<"$out"
+# A slow phase beside a fast top-up: the flow panel gets a log axis; a syringe
+# that runs empty is marked by name.
+cat >"$T/wide.yaml" <<'P'
+perfuse: 1
+name: slow and fast
+on_fault: pause
+safe_state: {pump1: 0 uL/min}
+steps:
+  - {name: slow, set: {pump1: 0.5 uL/min}, for: 10 min}
+  - {name: top-up, set: {pump1: 100 uL/min}, for: 1 min}
+  - {name: slow again, set: {pump1: 1.5 uL/min}, for: 10 min}
+P
+"$BUILD/perfusectl" simulate "$T/wide.yaml" -o "$T/wide.h5" --fill pump1=80uL --seed 1 >/dev/null
+out=$(timeout 120 "$PYTHON" scripts/perfuse-plot "$T/wide.h5" -o "$T/wide.png")
+echo "$out"
+check "a 0.5 to 100 uL/min panel gets a log axis" grep -q "log axis for uL/min" <<<"$out"
+check "an empty syringe is marked" grep -q "pump1: SYRINGE EMPTY" <<<"$out"
+out=$(timeout 120 "$PYTHON" scripts/perfuse-plot "$T/wide.h5" -o "$T/wide.png" --log off)
+check "--log off keeps linear axes" test "$(grep -c "log axis" <<<"$out")" -eq 0
 timeout 60 "$PYTHON" scripts/perfuse-plot "$T/missing.h5" -o "$T/x.png" 2>"$T/err"
 check "perfuse-plot on a missing file fails with a message" test -s "$T/err"
 
