@@ -588,13 +588,20 @@ static int add_confirmed_series(struct recorder *r, struct series *s)
 
 /* A continued file's counter series go on counting from the run's first
  * start: the raw reading there is the group's counter_at_start attribute (a
- * file that was closed) or the message of its counter_start event. */
+ * file that was closed) or the message of its counter_start event. A file of
+ * format version 1 (no /entry) holds raw counters, and goes on so. */
 static void counters_from_file(struct recorder *r)
 {
     struct rec_event *rows = NULL;
     bool read = false;
+    htri_t v2;
+    H5E_BEGIN_TRY {
+        v2 = H5Lexists(r->file, "entry", H5P_DEFAULT);
+    } H5E_END_TRY;
     for (size_t i = 0; i < r->n_series; i++) {
         struct series *s = &r->series[i];
+        if (v2 <= 0)
+            s->counter = false;     /* format version 1 stored raw counters: keep on */
         if (!s->counter || s->group < 0)
             continue;
         H5E_BEGIN_TRY {

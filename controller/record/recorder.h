@@ -4,7 +4,10 @@
  * through a queue; it writes them in batches, flushes twice a second (by default)
  * and fsyncs at a checkpoint interval.
  *
- * The layout is DESIGN.md section 5 (NeXus NXlog groups, SWMR while running).
+ * The layout is DESIGN.md section 5 (NeXus NXlog groups, SWMR while running),
+ * extended by format version 2 (scripts/README.md): a NeXus tree, NXroot ->
+ * NXentry (with NXuser and NXsample) -> NXcollection -> NXlog, the old group
+ * paths kept as links.
  *
  * Threading: recorder_start/recorder_finish/recorder_free are called by the
  * thread that owns the run (the loop thread). The enqueue functions
