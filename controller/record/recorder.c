@@ -98,6 +98,8 @@ struct series {
     size_t bw;                        /* of those, written in this batch */
     bool counter;                     /* stored from the run's start: value - cstart */
     double cstart;                    /* the raw reading at the run's start; NaN until seen */
+    hid_t cstart_ds;                  /* the group's counter_at_start dataset (-1: none) */
+    bool cstart_dirty;                /* cstart is not yet in cstart_ds */
 };
 
 /* Metadata fields: our copies. */
@@ -287,6 +289,27 @@ static hid_t growing_dataset(hid_t loc, const char *name, hid_t type, hsize_t ch
     return ds;
 }
 
+/* A counter's raw reading at the run's start: one float64, NaN until the
+ * first reading. A dataset, not an attribute, because a SWMR writer may write
+ * a dataset that exists but not an attribute; it is made with the file and
+ * written at the first reading, so a file left by a crash has it too. */
+static hid_t counter_dataset(hid_t group, const char *units)
+{
+    hsize_t one = 1;
+    hid_t space = H5Screate_simple(1, &one, &one);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    double nan = NAN;
+    H5Pset_chunk(dcpl, 1, &one);
+    H5Pset_fill_value(dcpl, H5T_NATIVE_DOUBLE, &nan);
+    H5Pset_fill_time(dcpl, H5D_FILL_TIME_ALLOC);
+    hid_t ds = H5Dcreate2(group, "counter_at_start", H5T_IEEE_F64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    if (ds >= 0)
+        attr_str(ds, "units", units, 0);
+    return ds;
+}
+
 /* Create one NXlog group with its time and value datasets. */
 static int create_series(struct recorder *r, hid_t parent, struct series *s, const char *start)
 {
@@ -312,6 +335,8 @@ static int create_series(struct recorder *r, hid_t parent, struct series *s, con
     attr_str(s->time, "units", "s", 0);
     attr_str(s->time, "start", start, 0);
     attr_str(s->value, "units", s->units, 0);
+    if (s->counter && (s->cstart_ds = counter_dataset(s->group, s->units)) < 0)
+        return -EIO;
     return 0;
 }
 
@@ -587,13 +612,10 @@ static int add_confirmed_series(struct recorder *r, struct series *s)
 }
 
 /* A continued file's counter series go on counting from the run's first
- * start: the raw reading there is the group's counter_at_start attribute (a
- * file that was closed) or the message of its counter_start event. A file of
- * format version 1 (no /entry) holds raw counters, and goes on so. */
+ * start, the raw reading in their counter_at_start dataset. A file of format
+ * version 1 (no /entry) holds raw counters, and goes on so. */
 static void counters_from_file(struct recorder *r)
 {
-    struct rec_event *rows = NULL;
-    bool read = false;
     htri_t v2;
     H5E_BEGIN_TRY {
         v2 = H5Lexists(r->file, "entry", H5P_DEFAULT);
@@ -604,39 +626,16 @@ static void counters_from_file(struct recorder *r)
             s->counter = false;     /* format version 1 stored raw counters: keep on */
         if (!s->counter || s->group < 0)
             continue;
+        double v = NAN;
         H5E_BEGIN_TRY {
-            if (H5Aexists(s->group, "counter_at_start") > 0) {
-                hid_t a = H5Aopen(s->group, "counter_at_start", H5P_DEFAULT);
-                double v = NAN;
-                if (a >= 0 && H5Aread(a, H5T_NATIVE_DOUBLE, &v) >= 0)
-                    s->cstart = v;
-                if (a >= 0)
-                    H5Aclose(a);
-            }
+            s->cstart_ds = H5Dopen2(s->group, "counter_at_start", H5P_DEFAULT);
+            if (s->cstart_ds < 0)
+                s->cstart_ds = counter_dataset(s->group, s->units);
+            else if (h5check_rows(s->cstart_ds) == 1)
+                H5Dread(s->cstart_ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v);
         } H5E_END_TRY;
-        if (!isnan(s->cstart) || r->ev_rows == 0)
-            continue;
-        if (!read) {
-            read = true;
-            rows = calloc(r->ev_rows, sizeof *rows);
-            herr_t e = -1;
-            H5E_BEGIN_TRY {
-                if (rows != NULL)
-                    e = H5Dread(r->ev_ds, r->ev_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows);
-            } H5E_END_TRY;
-            if (e < 0) {
-                free(rows);
-                rows = NULL;
-            }
-        }
-        for (hsize_t k = 0; rows != NULL && k < r->ev_rows; k++)
-            if (strncmp(rows[k].code, "counter_start", EV_CODE) == 0 &&
-                strncmp(rows[k].source, s->name, EV_SRC) == 0) {
-                s->cstart = strtod(rows[k].message, NULL);
-                break;
-            }
+        s->cstart = v;
     }
-    free(rows);
 }
 
 /* Open an existing run file to continue it: every series the rig has must be
@@ -798,20 +797,6 @@ static int write_step(struct recorder *r, const struct rec_step_row *row)
     return e < 0 ? -EIO : 0;
 }
 
-/* A counter series' first reading: from here on it is stored as counted from
- * this raw value, which an event keeps (and, at the close, an attribute). */
-static void counter_started(struct recorder *r, struct series *s, double t, double raw)
-{
-    s->cstart = raw;
-    struct rec_event e = { .time = t };
-    snprintf(e.severity, sizeof e.severity, "info");
-    utf8_copy(e.source, sizeof e.source, s->name);
-    snprintf(e.code, sizeof e.code, "counter_start");
-    snprintf(e.message, sizeof e.message, "%.17g %.16s: the device's counter at the run's start; "
-             "/channels/%.64s counts from it", raw, s->units, s->name);
-    vec_push(&r->pend_events, &e, SIZE_MAX);
-}
-
 /* Sort a batch of values into per-series rows. */
 static void stage_values(struct recorder *r, const struct rec_value *v, size_t n)
 {
@@ -833,8 +818,10 @@ static void stage_values(struct recorder *r, const struct rec_value *v, size_t n
         }
         double value = v[i].v;
         if (s->counter && !isnan(value)) {
-            if (isnan(s->cstart))
-                counter_started(r, s, v[i].t, value);
+            if (isnan(s->cstart)) {
+                s->cstart = value;        /* the series counts from here */
+                s->cstart_dirty = true;
+            }
             value -= s->cstart;
         }
         if (v[i].t > r->max_t)
@@ -937,8 +924,18 @@ static void write_batch(struct recorder *r, struct vec *values, struct vec *even
     int failed = 0;
     hsize_t ev_rows = r->ev_rows;
     H5E_BEGIN_TRY {
-        for (size_t i = 0; i < r->n_series; i++)
-            failed |= write_series(r, &r->series[i], false, &r->series[i].bw) < 0;
+        for (size_t i = 0; i < r->n_series; i++) {
+            struct series *s = &r->series[i];
+            failed |= write_series(r, s, false, &s->bw) < 0;
+            if (s->cstart_dirty && s->cstart_ds >= 0) {
+                if (H5Dwrite(s->cstart_ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &s->cstart) < 0) {
+                    write_failed(r, "counter start");
+                    failed = 1;
+                } else {
+                    s->cstart_dirty = false;
+                }
+            }
+        }
         if (r->pend_events.n > 0 &&
             append(r->ev_ds, r->ev_type, r->pend_events.data, r->pend_events.n, &ev_rows) < 0) {
             write_failed(r, "events");
@@ -1076,9 +1073,14 @@ static void close_file(struct recorder *r, const char *state)
         append(r->ev_ds, r->ev_type, r->pend_events.data, r->pend_events.n, &r->ev_rows) < 0)
         write_failed(r, "events");
     for (size_t i = 0; i < r->n_series; i++) {
-        H5Dclose(r->series[i].time);
-        H5Dclose(r->series[i].value);
-        H5Gclose(r->series[i].group);
+        struct series *s = &r->series[i];
+        if (s->cstart_ds >= 0 && s->cstart_dirty)
+            H5Dwrite(s->cstart_ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &s->cstart);
+        if (s->cstart_ds >= 0)
+            H5Dclose(s->cstart_ds);
+        H5Dclose(s->time);
+        H5Dclose(s->value);
+        H5Gclose(s->group);
     }
     H5Dclose(r->ev_ds);
     H5Dclose(r->step_ds);
@@ -1221,6 +1223,7 @@ static int copy_series(struct series *s, const struct rec_channel *c)
     s->kind = strdup(c->kind ? c->kind : "measured");
     s->counter = c->counter != 0;
     s->cstart = NAN;
+    s->cstart_ds = -1;
     return s->name && s->units && s->device && s->driver && s->kind ? 0 : -ENOMEM;
 }
 

@@ -10,15 +10,13 @@ from wiretrace import is_subsequence, sent_values
 
 
 def counter_start(f, name, g):
-    """A counter series' raw reading at the run's start: its attribute (a
-    closed file) or its counter_start event (a file left by a crash); None if
-    the series is not a counter."""
-    if "counter_at_start" in g.attrs:
-        return float(g.attrs["counter_at_start"])
-    for e in f["events"][:]:
-        if text(e["code"]) == "counter_start" and text(e["source"]) == name:
-            return float(text(e["message"]).split()[0])
-    return None
+    """A counter series' raw reading at the run's start: its counter_at_start
+    dataset (there in a file left by a crash too); None if the series is not a
+    counter, or had no reading."""
+    if "counter_at_start" not in g:
+        return None
+    v = float(g["counter_at_start"][0])
+    return None if np.isnan(v) else v
 
 
 path, trace, t_kill = sys.argv[1], sys.argv[2], float(sys.argv[3])
@@ -67,8 +65,8 @@ for name, g in f["channels"].items():
         # A counter is stored from the run's start: compare with what was sent
         # less the reading there (the same subtraction, so the same doubles).
         wire = [w - raw for w in wire]
-    elif name.endswith(".dispensed"):
-        problems.append(f"{name}: a counter without its counter_start event")
+    elif name.endswith(".dispensed") and len(finite):
+        problems.append(f"{name}: a counter without its counter_at_start")
     bad = is_subsequence(list(finite), wire)
     if bad >= 0:
         problems.append(f"{name}: recorded value #{bad} = {finite[bad]!r} was never sent in this order")
