@@ -56,7 +56,7 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS      := $(BUILD)/perfused $(BUILD)/perfusectl $(BUILD)/perfuse-sim
 
 
-.PHONY: all check layers unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder bench-longrun bench-export bench-interlock bench-modbus bench-mqtt soak soak-mqtt clean install deps
+.PHONY: all check layers unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-recorder bench-longrun bench-export bench-interlock bench-modbus bench-mqtt bench-linerate soak soak-mqtt clean install deps
 all: $(PROGS)
 
 deps: $(CONFIG)
@@ -149,6 +149,7 @@ soak: $(PROGS)
 
 # Benchmarks: programs that measure; their figures are printed, not asserted.
 BENCH_DURATION ?= 60
+BENCH_LINERATE_DURATION ?= 30
 $(BUILD)/bench/floor: tests/bench/floor.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@
@@ -181,9 +182,13 @@ bench-longrun: $(PROGS)
 bench-export: $(PROGS)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/bench-export
 
-# Interlock latency: 50 safe-stops on the simulator, the distribution printed.
+# Interlock latency: 50 safe-stops on the simulator, the distribution printed, with
+# line-rate emulation on and off.
 bench-interlock: $(PROGS)
+	@echo "line-rate emulation on (the simulated lines carry bytes at their baud rate):"
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) INTERLOCK_TRIALS=50 bash tests/e2e/interlock_latency.sh | grep -v "^perfused: info"
+	@echo "line-rate emulation off (bytes instantly, as the figures before line-rate emulation):"
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) INTERLOCK_TRIALS=50 INTERLOCK_LINE_RATE=off bash tests/e2e/interlock_latency.sh | grep -v "^perfused: info"
 
 # MQTT: the daemon's CPU with and without publishing, 65 channels at 10 Hz, and
 # the latency from a sample to a subscriber.
@@ -195,7 +200,10 @@ soak-mqtt: $(PROGS)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) MQTT_RUN_S=60 bash tests/e2e/mqtt_telemetry.sh
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) MQTT_OUTAGE_S=20 bash tests/e2e/mqtt_outage.sh
 
-bench: bench-timing bench-recorder bench-longrun bench-export bench-interlock bench-modbus bench-mqtt
+bench-linerate: $(PROGS) $(BUILD)/bench/floor
+	@BUILD=$(BUILD) $(PYTHON) scripts/bench-linerate --duration $(BENCH_LINERATE_DURATION)
+
+bench: bench-timing bench-recorder bench-longrun bench-export bench-interlock bench-modbus bench-mqtt bench-linerate
 
 # The programs embed PERFUSE_PREFIX (where they find the simulated rig and the
 # device profiles), so the objects that use it are rebuilt whenever PREFIX

@@ -1,5 +1,6 @@
 /* A bus thread: one link, its devices, sampling, writes, faults and reconnects. */
 #include "bus.h"
+#include "bus_sched.h"
 #include "note_queue.h"
 #include "base/log.h"
 #include "base/timeutil.h"
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define FAULT_AFTER 3                   /* consecutive failures before "faulted" */
 #define BACKOFF_MIN_NS (500 * NS_PER_MS)
@@ -44,6 +46,7 @@ struct bus_dev {
     int64_t backoff_ns;
     int64_t next_try_ns;                /* after a failure: not asked again before this */
     int64_t cycle_ns;                   /* its shortest sampling period: one cycle */
+    struct txn_estimate read_txn;       /* how long its successful reads take */
     struct log_ratelimit rl;
 };
 
@@ -70,6 +73,8 @@ struct bus {
     uint64_t notes_dropped;             /* samples dropped because the owner did not drain */
     struct log_ratelimit notes_rl;
     int64_t last_keepalive_ns;
+    int64_t last_write_planned_ns;      /* the previous write's deadline ... */
+    int64_t last_write_end_ns;          /* ... and when its transaction ended */
     struct log_ratelimit rl;
 };
 
@@ -176,12 +181,24 @@ static int queue_write(struct bus *b, const struct pending_write *w)
         }
     }
     struct pending_write *slot = NULL;
+    int64_t now = (int64_t)time_mono_ns();
     for (size_t i = 0; i < MAX_PENDING_WRITES; i++) {
         struct pending_write *p = &b->writes[i];
-        if (p->used && !w->safe_state && !p->safe_state && p->prio == w->prio &&
-            p->dev == w->dev && p->ch == w->ch) {
+        if (!p->used || w->safe_state || p->safe_state || p->prio != w->prio ||
+            p->dev != w->dev || p->ch != w->ch)
+            continue;
+        /* A setpoint handed ahead (deadline still to come) queues behind one
+         * due earlier; one due now replaces what is queued for the channel,
+         * and so does one for the same time or earlier (a manual set
+         * supersedes what the protocol had handed ahead). */
+        if (w->prio == BUS_PRIO_SETPOINT && w->planned_ns > now && p->planned_ns < w->planned_ns)
+            continue;
+        if (slot == NULL) {
             slot = p;
-            break;
+        } else {
+            if (p->seq < slot->seq)
+                slot->seq = p->seq;
+            p->used = false;
         }
     }
     for (size_t i = 0; slot == NULL && i < MAX_PENDING_WRITES; i++)
@@ -230,15 +247,25 @@ int bus_safe_state(struct bus *b, size_t dev, uint64_t tag)
     return queue_write(b, &w);
 }
 
-/* Take the most urgent queued write (lock held). */
-static bool take_write(struct bus *b, struct pending_write *out)
+/* Take the most urgent write that is due at now (lock held): safety first,
+ * then the setpoint with the earliest deadline. *next_ns is the deadline of
+ * the earliest setpoint not yet due (INT64_MAX: none). */
+static bool take_write(struct bus *b, int64_t now, struct pending_write *out, int64_t *next_ns)
 {
     struct pending_write *best = NULL;
+    *next_ns = INT64_MAX;
     for (size_t i = 0; i < MAX_PENDING_WRITES; i++) {
         struct pending_write *p = &b->writes[i];
         if (!p->used)
             continue;
-        if (best == NULL || p->prio < best->prio || (p->prio == best->prio && p->seq < best->seq))
+        if (p->prio == BUS_PRIO_SETPOINT && p->planned_ns > now) {
+            if (p->planned_ns < *next_ns)
+                *next_ns = p->planned_ns;
+            continue;
+        }
+        if (best == NULL || p->prio < best->prio ||
+            (p->prio == best->prio && (p->planned_ns < best->planned_ns ||
+                                       (p->planned_ns == best->planned_ns && p->seq < best->seq))))
             best = p;
     }
     if (best == NULL)
@@ -246,6 +273,19 @@ static bool take_write(struct bus *b, struct pending_write *out)
     *out = *best;
     best->used = false;
     return true;
+}
+
+/* Setpoints whose deadline has not come are dropped when the bus stops: sent
+ * early they would be wrong. Each is reported -ECANCELED (lock held). */
+static size_t take_future(struct bus *b, struct pending_write *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < MAX_PENDING_WRITES; i++)
+        if (b->writes[i].used) {
+            out[n++] = b->writes[i];
+            b->writes[i].used = false;
+        }
+    return n;
 }
 
 /* Close the link after a connection-level failure. */
@@ -335,6 +375,10 @@ static void do_write(struct bus *b, const struct pending_write *w)
                           .planned_ns = w->planned_ns, .tag = w->tag };
     int rc = -ENOTCONN;
     snprintf(b->link.err, sizeof b->link.err, "link %s is down", b->link_cfg.name);
+    /* Behind a write due no later, the line was busy with that one's frames. */
+    n.ready_ns = w->planned_ns;
+    if (b->last_write_planned_ns <= w->planned_ns && b->last_write_end_ns > w->planned_ns)
+        n.ready_ns = b->last_write_end_ns;
     for (int attempt = 0; b->link_up && attempt <= WRITE_RETRIES; attempt++) {
         b->link.err[0] = '\0';
         rc = device_connect(b, w->dev);
@@ -351,6 +395,8 @@ static void do_write(struct bus *b, const struct pending_write *w)
     }
     n.err = rc;
     n.t_ns = (int64_t)time_mono_ns();
+    b->last_write_planned_ns = w->planned_ns;
+    b->last_write_end_ns = n.t_ns;
     if (w->safe_state)
         n.channel = UINT32_MAX;
     snprintf(n.msg, sizeof n.msg, "%s", rc ? b->link.err : "");
@@ -365,9 +411,12 @@ static void do_read(struct bus *b, size_t di, size_t c)
                           .channel = d->cfg.first_id + (uint32_t)c, .value = NAN };
     b->link.err[0] = '\0';
     int rc = device_connect(b, di);
+    int64_t t0 = (int64_t)time_mono_ns();
     if (rc == 0)
         rc = d->cfg.drv->read(d->cfg.state, &b->link, c, &n.value);
     n.t_ns = (int64_t)time_mono_ns();
+    if (rc == 0)
+        txn_estimate_add(&d->read_txn, n.t_ns - t0);
     n.err = rc;
     if (rc != 0) {
         n.value = NAN;
@@ -448,16 +497,55 @@ static void wait_until(struct bus *b, int64_t abs_ns)
     pthread_cond_timedwait(&b->cond, &b->lock, &ts);
 }
 
-/* Feed device-side watchdogs about once a second. */
-static void keepalive(struct bus *b, int64_t now)
+/* Device di's read transaction time, as estimated: the high percentile of
+ * its recent successful reads; until a few are known, 48 characters at the
+ * line's rate plus 2 ms (a Modbus TCP device: 2 ms). A device that is failing
+ * is still estimated by its successful reads: its probe may then cost a
+ * setpoint up to one time-out, once per probe (see bus.h). */
+static int64_t read_estimate(const struct bus *b, size_t di)
+{
+    int64_t fallback = 2 * NS_PER_MS;
+    if (b->link_cfg.type != LINK_MODBUS_TCP && b->link_cfg.baud > 0)
+        fallback += 48LL * 10 * NS_PER_SEC / b->link_cfg.baud;
+    return txn_estimate_get(&b->devs[di].read_txn, fallback);
+}
+
+/* Feed device-side watchdogs about once a second, each only if its exchange
+ * (estimated as a read) ends before the next setpoint's deadline. */
+static void keepalive(struct bus *b, int64_t now, int64_t next_setpoint_ns)
 {
     if (now - b->last_keepalive_ns < NS_PER_SEC)
         return;
-    b->last_keepalive_ns = now;
     for (size_t i = 0; i < b->n_devs && b->link_up; i++) {
         struct bus_dev *d = &b->devs[i];
-        if (d->cfg.drv->keepalive && device_ready(d, now) && d->connected)
-            exchange_done(b, i, d->cfg.drv->keepalive(d->cfg.state, &b->link));
+        if (!d->cfg.drv->keepalive || !device_ready(d, now) || !d->connected)
+            continue;
+        if (!bus_sched_read_fits((int64_t)time_mono_ns(), read_estimate(b, i), next_setpoint_ns))
+            return;     /* after the setpoint: the next cycle tries again */
+        exchange_done(b, i, d->cfg.drv->keepalive(d->cfg.state, &b->link));
+    }
+    b->last_keepalive_ns = now;
+}
+
+/* Sleep until the absolute time abs_ns on CLOCK_MONOTONIC. */
+static void sleep_until(int64_t abs_ns)
+{
+    struct timespec ts = { .tv_sec = abs_ns / NS_PER_SEC, .tv_nsec = abs_ns % NS_PER_SEC };
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+/* Report the setpoints still waiting for their deadline when the bus stops. */
+static void drop_future(struct bus *b, const struct pending_write *w, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct bus_note note = { .kind = BUS_NOTE_WRITE, .device = w[i].dev,
+                                 .channel = b->devs[w[i].dev].cfg.first_id + w[i].ch,
+                                 .err = -ECANCELED, .value = w[i].value,
+                                 .t_ns = (int64_t)time_mono_ns(), .planned_ns = w[i].planned_ns,
+                                 .tag = w[i].tag };
+        snprintf(note.msg, sizeof note.msg, "not sent: the bus stopped before its time");
+        push_note(b, &note);
     }
 }
 
@@ -465,27 +553,47 @@ static void keepalive(struct bus *b, int64_t now)
 static bool bus_cycle(struct bus *b)
 {
     struct pending_write w;
+    int64_t next_sp;
     pthread_mutex_lock(&b->lock);
-    bool have = take_write(b, &w);
-    bool stop = b->stop;
-    if (stop && !have) {
+    int64_t now = (int64_t)time_mono_ns();
+    bool have = take_write(b, now, &w, &next_sp);
+    if (b->stop && !have) {
+        struct pending_write left[MAX_PENDING_WRITES];
+        size_t n = take_future(b, left);
         pthread_mutex_unlock(&b->lock);
+        drop_future(b, left, n);
         return false;
     }
-    int64_t now = (int64_t)time_mono_ns();
     if (!have && !b->link_up && now < b->link_next_try_ns) {
-        wait_until(b, b->link_next_try_ns);
+        wait_until(b, next_sp < b->link_next_try_ns ? next_sp : b->link_next_try_ns);
         pthread_mutex_unlock(&b->lock);
         return true;
     }
     size_t dev = 0, ch = 0;
     int64_t due = have ? now : next_sample(b, now, &dev, &ch);
-    if (!have && due > now && b->link_up) {
-        int64_t ka = b->last_keepalive_ns + NS_PER_SEC;
-        wait_until(b, due < ka ? due : ka);
-        pthread_mutex_unlock(&b->lock);
-        keepalive(b, (int64_t)time_mono_ns());
-        return true;
+    if (!have && b->link_up) {
+        int64_t until = INT64_MAX;
+        int64_t est = due <= now ? read_estimate(b, dev) : 0;
+        switch (bus_sched_next(now, next_sp, due, est, &until)) {
+        case BUS_SCHED_SLEEP:
+            /* The setpoint's own thread times it, absolutely; a request
+             * arriving now waits at most BUS_SCHED_FINAL_NS. */
+            pthread_mutex_unlock(&b->lock);
+            sleep_until(until);
+            return true;
+        case BUS_SCHED_WAIT: {
+            /* An overdue keep-alive (held back by a setpoint) is tried at the next wake. */
+            int64_t ka = b->last_keepalive_ns + NS_PER_SEC;
+            if (ka > now && ka < until)
+                until = ka;
+            wait_until(b, until);
+            pthread_mutex_unlock(&b->lock);
+            keepalive(b, (int64_t)time_mono_ns(), next_sp);
+            return true;
+        }
+        case BUS_SCHED_READ:
+            break;
+        }
     }
     pthread_mutex_unlock(&b->lock);
     if (!b->link_up) {

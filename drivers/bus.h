@@ -13,6 +13,34 @@
  * probed at a doubling interval (capped), so it costs the bus at most one
  * timeout per probe.
  *
+ * Setpoints are handed over ahead of time with their deadline (planned_ns;
+ * 0 or a time already past: as soon as possible). The bus thread sends each
+ * at its deadline, timed on its own thread: it waits on its condition variable
+ * until BUS_SCHED_FINAL_NS (1 ms) before, then sleeps with
+ * clock_nanosleep(TIMER_ABSTIME). It keeps an estimate of each device's read
+ * transaction (the 98th percentile of its last 64 successful reads) and never
+ * starts a read whose estimated end falls after the next setpoint's deadline
+ * (drivers/bus_sched.h): reads fill the gaps between setpoints.
+ *
+ * What each kind of request can cost another on the same line:
+ * - a safety write waits for the transaction already on the wire (one read,
+ *   write or keep-alive), or for at most BUS_SCHED_FINAL_NS if the thread is
+ *   in its last sleep before a setpoint, then that setpoint's transaction;
+ *   it cancels the setpoints queued for its channel (device) before it.
+ * - a setpoint waits for nothing in the normal case: reads and keep-alives
+ *   that would overlap its deadline are held back. It can be late by a read
+ *   that ran longer than its estimate (beyond the 98th percentile), by a
+ *   silent device's probe (up to one time-out, once per probe), by another
+ *   setpoint due at the same moment (one transaction each, in deadline order)
+ *   and by safety writes.
+ * - a read waits for every setpoint whose deadline falls inside its estimated
+ *   transaction, plus that setpoint's transaction: at most one setpoint
+ *   period, or as many as the line needs when its setpoints leave no gap as
+ *   long as a read (then its reads starve: give the line fewer setpoints).
+ * - a setpoint handed ahead for a channel stays queued behind an earlier
+ *   one; one due now (a manual set, a retry) replaces what is queued for the
+ *   channel.
+ *
  * Results go back as notes, through a queue, with notify() (e.g.
  * uv_async_send) called after each batch. The owner drains them with
  * bus_take_notes on its own thread. The bus knows channel ids but nothing of
@@ -50,7 +78,8 @@ int bus_create(struct bus **out, const struct link_config *link,
                void (*notify)(void *arg), void *arg);
 /* Start the thread. */
 int bus_start(struct bus *b);
-/* Queue a write of value to channel ch of device dev. Thread-safe, never blocks on I/O. */
+/* Queue a write of value to channel ch of device dev, to be sent at
+ * planned_ns (CLOCK_MONOTONIC; 0 or past: at once). Thread-safe, never blocks on I/O. */
 int bus_write(struct bus *b, size_t dev, size_t ch, double value, enum bus_priority prio,
               int64_t planned_ns, uint64_t tag);
 /* Queue the safe-state action of device dev, ahead of everything else; tag
@@ -58,7 +87,8 @@ int bus_write(struct bus *b, size_t dev, size_t ch, double value, enum bus_prior
 int bus_safe_state(struct bus *b, size_t dev, uint64_t tag);
 /* Move up to max waiting notes into out; returns how many. Thread-safe. */
 size_t bus_take_notes(struct bus *b, struct bus_note *out, size_t max);
-/* Ask the thread to finish what is queued for safety, close the link and exit; join it. */
+/* Ask the thread to finish what is queued and due, close the link and exit;
+ * join it. Setpoints whose deadline has not come are reported -ECANCELED. */
 void bus_stop(struct bus *b);
 /* Free (stops first if needed). NULL is fine. */
 void bus_free(struct bus *b);

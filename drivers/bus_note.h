@@ -25,6 +25,9 @@ struct bus_note {
     int64_t t_ns;           /* CLOCK_MONOTONIC when the exchange finished */
     int64_t planned_ns;     /* WRITE: when the owner wanted it sent */
     int64_t sent_ns;        /* WRITE: when its bytes started on the wire */
+    int64_t ready_ns;       /* WRITE: when the line was first free for it: planned_ns, or
+                             * the end of a write due no later that ran past planned_ns
+                             * (sent_ns - ready_ns: what the bus's scheduling added) */
     uint64_t tag;           /* WRITE: the owner's tag */
     char msg[160];
 };

@@ -37,6 +37,21 @@ void time_iso8601(int64_t wall_ns, char *buf, size_t len)
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, usec);
 }
 
+/* Format wall time as ISO 8601 local time with the zone's offset. */
+void time_iso8601_local(int64_t wall_ns, char *buf, size_t len)
+{
+    time_t secs = (time_t)(wall_ns / NS_PER_SEC);
+    long ms = (long)((wall_ns % NS_PER_SEC) / 1000000);
+    struct tm tm;
+    localtime_r(&secs, &tm);
+    long off = tm.tm_gmtoff / 60;
+    char sign = off < 0 ? '-' : '+';
+    if (off < 0)
+        off = -off;
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ld%c%02ld:%02ld", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms, sign, off / 60, off % 60);
+}
+
 /* Format wall time as "YYYYmmdd-HHMMSS" (UTC) for file names. */
 void time_stamp_compact(int64_t wall_ns, char *buf, size_t len)
 {

@@ -16,6 +16,9 @@ int64_t time_mono_ms(void);
 int64_t time_wall_ns(void);
 /* Format wall time as ISO 8601 UTC with microseconds, "2026-11-22T09:10:11.123456Z". */
 void time_iso8601(int64_t wall_ns, char *buf, size_t len);
+/* Format wall time as ISO 8601 in the local time zone, with its offset and
+ * milliseconds: "2026-11-22T10:10:11.123+01:00". */
+void time_iso8601_local(int64_t wall_ns, char *buf, size_t len);
 /* Format wall time as "YYYYmmdd-HHMMSS" (UTC) for file names. */
 void time_stamp_compact(int64_t wall_ns, char *buf, size_t len);
 

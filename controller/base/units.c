@@ -1,7 +1,10 @@
 /* Physical quantities and units: parsing "50 uL/min", "1 h 30 min", conversions. */
 #include "units.h"
 
+#include "utf8.h"
+
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -29,20 +32,29 @@ static const struct unit_def units[] = {
     { "uL/min", Q_FLOW, 1.0 },
     { "\xc2\xb5L/min", Q_FLOW, 1.0 },      /* µL/min, micro sign */
     { "\xce\xbcL/min", Q_FLOW, 1.0 },      /* μL/min, Greek mu */
+    { "uL/s", Q_FLOW, 60.0 },
+    { "\xc2\xb5L/s", Q_FLOW, 60.0 },
+    { "\xce\xbcL/s", Q_FLOW, 60.0 },
     { "uL/h", Q_FLOW, 1.0 / 60.0 },
+    { "\xc2\xb5L/h", Q_FLOW, 1.0 / 60.0 },
+    { "\xce\xbcL/h", Q_FLOW, 1.0 / 60.0 },
     { "mL/min", Q_FLOW, 1000.0 },
     { "mL/h", Q_FLOW, 1000.0 / 60.0 },
+    { "mL/d", Q_FLOW, 1000.0 / 1440.0 },
     { "Pa", Q_PRESSURE, 0.01 },
     { "kPa", Q_PRESSURE, 10.0 },
     { "mbar", Q_PRESSURE, 1.0 },
     { "bar", Q_PRESSURE, 1000.0 },
     { "psi", Q_PRESSURE, 68.94757293168361 },
     { "degC", Q_TEMPERATURE, 1.0 },
+    { "\xc2\xb0""C", Q_TEMPERATURE, 1.0 },  /* °C */
     { "uL", Q_VOLUME, 1.0 },
     { "\xc2\xb5L", Q_VOLUME, 1.0 },
+    { "\xce\xbcL", Q_VOLUME, 1.0 },
     { "mL", Q_VOLUME, 1000.0 },
     { "um", Q_LENGTH, 1e-3 },
     { "\xc2\xb5m", Q_LENGTH, 1e-3 },
+    { "\xce\xbcm", Q_LENGTH, 1e-3 },
     { "mm", Q_LENGTH, 1.0 },
     { "ms", Q_TIME, 1e-3 },
     { "s", Q_TIME, 1.0 },
@@ -53,6 +65,7 @@ static const struct unit_def units[] = {
     { "pH", Q_PH, 1.0 },
     { "ug/L", Q_CONCENTRATION, 1e-3 },
     { "\xc2\xb5g/L", Q_CONCENTRATION, 1e-3 },
+    { "\xce\xbcg/L", Q_CONCENTRATION, 1e-3 },
     { "mg/L", Q_CONCENTRATION, 1.0 },
     { "g/L", Q_CONCENTRATION, 1000.0 },
 };
@@ -123,9 +136,23 @@ int unit_edit_distance(const char *a, const char *b)
     return d[la][lb];
 }
 
+/* Words people write for a unit, and the unit perfuse spells: suggested, not accepted,
+ * so that a file reads the same everywhere. */
+static const struct { const char *word, *unit; } unit_words[] = {
+    { "day", "d" }, { "days", "d" }, { "hour", "h" }, { "hours", "h" }, { "hr", "h" },
+    { "hrs", "h" }, { "minute", "min" }, { "minutes", "min" }, { "mins", "min" },
+    { "sec", "s" }, { "secs", "s" }, { "second", "s" }, { "seconds", "s" },
+    { "msec", "ms" }, { "C", "degC" }, { "celsius", "degC" }, { "Celsius", "degC" },
+};
+
 /* Nearest unit name of quantity q (or any), if it is close enough to be a typo. */
 const char *unit_suggest(const char *name, enum quantity q)
 {
+    for (size_t i = 0; i < sizeof unit_words / sizeof unit_words[0]; i++) {
+        const struct unit_def *u = unit_lookup(unit_words[i].unit);
+        if (strcmp(name, unit_words[i].word) == 0 && u && (q == Q_COUNT || u->q == q))
+            return unit_words[i].unit;
+    }
     const char *best = NULL;
     int best_d = 1000;
     for (size_t i = 0; i < N_UNITS; i++) {
@@ -210,6 +237,22 @@ static int parse_number(const char **p, double *out)
     return 0;
 }
 
+/* A decimal comma right after a number ("1,5 uL/min"): the message says what was
+ * meant, with the comma made a point. p is just past the number's digits. */
+static bool decimal_comma(const char *text, const char *p, char *err, size_t errlen)
+{
+    if (*p != ',' || !isdigit((unsigned char)p[1]))
+        return false;
+    char fixed[96];
+    utf8_copy(fixed, sizeof fixed, text);
+    char *c = fixed + (p - text);
+    if ((size_t)(p - text) < strlen(fixed))
+        *c = '.';
+    snprintf(err, errlen, "'%s' has a decimal comma: did you mean %s? (write decimals with a point)",
+             text, fixed);
+    return true;
+}
+
 static const char *skip_space(const char *p)
 {
     while (*p == ' ' || *p == '\t')
@@ -248,6 +291,10 @@ int unit_parse_value(const char *text, enum quantity expect, double *out,
         else
             snprintf(err, errlen, "expected a %s such as '10 %s', found '%s'",
                      quantity_name(expect), quantity_unit(expect), text);
+        return -EINVAL;
+    }
+    if (decimal_comma(text, p, err, errlen)) {
+        *err_col = (int)(p - text);
         return -EINVAL;
     }
     p = skip_space(p);
@@ -315,6 +362,10 @@ int unit_parse_duration(const char *text, int64_t *ns, char *err, size_t errlen,
                 snprintf(err, errlen, "expected a number in duration '%s'", text);
             return -EINVAL;
         }
+        if (decimal_comma(text, p, err, errlen)) {
+            *err_col = (int)(p - text);
+            return -EINVAL;
+        }
         if (v < 0) {
             snprintf(err, errlen, "negative duration '%s'", text);
             return -EINVAL;
@@ -364,6 +415,8 @@ void unit_format_duration(int64_t ns, char *buf, size_t len)
         snprintf(buf, len, "-");
         return;
     }
+    /* Whole milliseconds: a step just begun reads "0 s", not "0.00045 s". */
+    ns = (ns / 1000000 + (ns % 1000000 >= 500000)) * 1000000;
     int64_t d = ns / 86400000000000LL;
     ns -= d * 86400000000000LL;
     int64_t h = ns / 3600000000000LL;

@@ -2,6 +2,7 @@
 #include "yamldoc.h"
 #include "units.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -77,12 +78,71 @@ static void check_aliases(struct ydoc *y)
     free(refs);
 }
 
+/* The byte offset in text of libyaml mark m. Its index counts characters,
+ * not bytes: go by its line, then its column in characters. */
+static size_t mark_offset(const char *text, size_t len, yaml_mark_t m)
+{
+    size_t off = 0;
+    for (size_t line = 0; line < m.line && off < len; off++)
+        if (text[off] == '\n')
+            line++;
+    for (size_t col = 0; col < m.column && off < len; col++) {
+        off++;
+        while (off < len && ((unsigned char)text[off] & 0xc0) == 0x80)
+            off++;
+    }
+    return off;
+}
+
+/* A libyaml error in plain words, at its line and column: a tab where
+ * indentation goes is the commonest, and libyaml's words for it ("found
+ * character that cannot start any token") say nothing to a technician. A
+ * reader error (bad UTF-8, a control character) has its position as a byte
+ * offset only: it is turned into line and column here. */
+static void syntax_error(struct diag *d, const char *file, const char *text, size_t len,
+                         const yaml_parser_t *parser)
+{
+    yaml_mark_t m = parser->problem_mark;
+    const char *problem = parser->problem ? parser->problem : "syntax error";
+    int line = (int)m.line + 1, col = (int)m.column + 1;
+    if (parser->error == YAML_READER_ERROR) {
+        size_t off = parser->problem_offset < len ? parser->problem_offset : len;
+        line = 1;
+        col = 1;
+        for (size_t i = 0; i < off; i++) {
+            if (text[i] == '\n') {
+                line++;
+                col = 1;
+            } else if (((unsigned char)text[i] & 0xc0) != 0x80) {
+                col++;
+            }
+        }
+        diag_error(d, file, line, col, "the text cannot be read here: %s (byte 0x%02x); save the "
+                   "file as UTF-8 text", problem, parser->problem_value >= 0 ?
+                   (unsigned)parser->problem_value & 0xff : 0u);
+        return;
+    }
+    /* The character at the mark: a tab gets its own message. */
+    size_t off = mark_offset(text, len, m);
+    if (off < len && text[off] == '\t') {
+        diag_error(d, file, line, col, "a tab character: tabs are not allowed for indentation in "
+                   "YAML; use spaces");
+        return;
+    }
+    if (parser->context != NULL)
+        diag_error(d, file, line, col, "YAML syntax: %s %s", problem, parser->context);
+    else
+        diag_error(d, file, line, col, "YAML syntax: %s", problem);
+}
+
 /* Parse text as one YAML document, reporting syntax errors with position. */
 int ydoc_load(struct ydoc *y, const char *file, const char *text, size_t len, struct diag *d)
 {
     memset(y, 0, sizeof *y);
     y->file = file;
     y->diag = d;
+    y->text = text;
+    y->len = len;
     if (memchr(text, '\0', len) != NULL) {
         const char *nul = memchr(text, '\0', len);
         int line = 1, col = 1;
@@ -107,13 +167,7 @@ int ydoc_load(struct ydoc *y, const char *file, const char *text, size_t len, st
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     int ok = yaml_parser_load(&parser, &y->doc);
     if (!ok) {
-        yaml_mark_t m = parser.problem_mark;
-        const char *problem = parser.problem ? parser.problem : "syntax error";
-        if (parser.context != NULL)
-            diag_error(d, file, (int)m.line + 1, (int)m.column + 1, "YAML syntax: %s %s",
-                       problem, parser.context);
-        else
-            diag_error(d, file, (int)m.line + 1, (int)m.column + 1, "YAML syntax: %s", problem);
+        syntax_error(d, file, text, len, &parser);
         yaml_parser_delete(&parser);
         return -EINVAL;
     }
@@ -127,9 +181,7 @@ int ydoc_load(struct ydoc *y, const char *file, const char *text, size_t len, st
                        "a second YAML document ('---'); put everything in one document");
         yaml_document_delete(&extra);
     } else if (parser.error != YAML_NO_ERROR) {
-        yaml_mark_t m = parser.problem_mark;
-        diag_error(d, file, (int)m.line + 1, (int)m.column + 1, "YAML syntax: %s",
-                   parser.problem ? parser.problem : "syntax error");
+        syntax_error(d, file, text, len, &parser);
     }
     yaml_parser_delete(&parser);
     y->n_nodes = (size_t)(y->doc.nodes.top - y->doc.nodes.start);
@@ -338,6 +390,21 @@ int ymap_check_keys(struct ydoc *y, yaml_node_t *map, const char *const allowed[
     return bad;
 }
 
+/* The key whose value is node n in some mapping of the document, or NULL. */
+static const char *key_of(struct ydoc *y, const yaml_node_t *n)
+{
+    if (!y->loaded || n == NULL)
+        return NULL;
+    for (yaml_node_t *m = y->doc.nodes.start; m < y->doc.nodes.top; m++) {
+        if (m->type != YAML_MAPPING_NODE)
+            continue;
+        for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++)
+            if (yaml_document_get_node(&y->doc, p->value) == n)
+                return ynode_str(yaml_document_get_node(&y->doc, p->key));
+    }
+    return NULL;
+}
+
 /* Parse a scalar as a whole number in [min, max]. */
 bool ynode_int(struct ydoc *y, const yaml_node_t *n, long min, long max, long *out)
 {
@@ -354,10 +421,34 @@ bool ynode_int(struct ydoc *y, const yaml_node_t *n, long min, long max, long *o
         return false;
     }
     if (errno == ERANGE || v < min || v > max) {
-        yerr(y, n, "%s is out of range (expected %ld to %ld)", s, min, max);
+        const char *key = key_of(y, n);
+        if (key != NULL)
+            yerr(y, n, "%s: %s is out of range (%s must be from %ld to %ld)", key, s, key, min, max);
+        else
+            yerr(y, n, "%s is out of range (expected %ld to %ld)", s, min, max);
         return false;
     }
     *out = v;
+    return true;
+}
+
+/* A number cut at a decimal comma inside { }: "{pump1: 1,5 uL/min}" reads as
+ * pump1: 1 and a key "5 uL/min". If the text right after plain scalar n is a
+ * comma and digits, say so in err with the value meant; true if it did. */
+static bool flow_comma(struct ydoc *y, const yaml_node_t *n, char *err, size_t errlen)
+{
+    const char *s = ynode_str(n);
+    size_t end = y->text != NULL ? mark_offset(y->text, y->len, n->end_mark) : 0;
+    if (y->text == NULL || s == NULL || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
+        end + 1 >= y->len || y->text[end] != ',' || !isdigit((unsigned char)y->text[end + 1]))
+        return false;
+    size_t k = end + 1;
+    while (k < y->len && y->text[k] != ',' && y->text[k] != '}' && y->text[k] != ']' && y->text[k] != '\n')
+        k++;
+    int more = (int)(k - end - 1);
+    snprintf(err, errlen, "'%s,%.*s' has a decimal comma, and inside { } a comma separates entries: "
+             "did you mean %s.%.*s? (write decimals with a point)", s, more, y->text + end + 1, s, more,
+             y->text + end + 1);
     return true;
 }
 
@@ -374,6 +465,8 @@ bool ynode_value(struct ydoc *y, const yaml_node_t *n, enum quantity q, const ch
     char err[256];
     int col;
     if (unit_parse_value(s, q, out, err, sizeof err, &col) < 0) {
+        if (flow_comma(y, n, err, sizeof err))
+            col = (int)strlen(s);
         diag_error(y->diag, y->file, ynode_line(n), ynode_col(n) + col, "%s%s%s",
                    prefix ? prefix : "", prefix ? ": " : "", err);
         return false;

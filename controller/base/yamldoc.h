@@ -24,9 +24,12 @@ struct ydoc {
     struct diag *diag;      /* not owned */
     unsigned char *seen;    /* per node: visited, to refuse aliases (shared nodes) */
     size_t n_nodes;
+    const char *text;       /* the text loaded, for hints; not owned (kept by the caller) */
+    size_t len;
 };
 
-/* Parse text as one YAML document. Syntax errors go to d with their position;
+/* Parse text as one YAML document (text must stay valid until ydoc_free).
+ * Syntax errors go to d with their position;
  * so do nesting deeper than YDOC_MAX_DEPTH and aliases (a node used twice).
  * Returns 0, or -EINVAL. Free with ydoc_free either way. */
 int ydoc_load(struct ydoc *y, const char *file, const char *text, size_t len, struct diag *d);

@@ -1,6 +1,6 @@
 /*
  * perfusectl's commands that talk to perfused: run, status, pause, resume,
- * abort, wait, watch, confirm, ack, devices, set and events. Each sends its
+ * abort, next, extend, note, wait, watch, confirm, ack, devices, set and events. Each sends its
  * request (controller/daemon/CONTROL.md) and shows the reply.
  */
 #include "daemon_cmds.h"
@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Read a protocol file for sending; exit 1 with a message on failure. The
@@ -65,6 +66,15 @@ int daemon_cmds_run(struct ctl *c, int argc, char **argv)
         fprintf(stderr, "perfusectl: --operator: %s\n", err);
         return EXIT_REFUSED;
     }
+    for (size_t k = 0; k < o.n_samples; k++)
+        if (!run_sample_ok(o.samples[k], err, sizeof err)) {
+            fprintf(stderr, "perfusectl: --sample: %s\n", err);
+            return EXIT_REFUSED;
+        }
+    if (o.notes != NULL && !run_notes_ok(o.notes, err, sizeof err)) {
+        fprintf(stderr, "perfusectl: --notes: %s\n", err);
+        return EXIT_REFUSED;
+    }
     char abspath[PATH_MAX];
     char *text = read_protocol(argv[i], abspath);
     struct ctlclient *cl = ctl_connect(c);
@@ -80,6 +90,14 @@ int daemon_cmds_run(struct ctl *c, int argc, char **argv)
     }
     if (o.force)
         json_object_set_new(req, "force", json_true());
+    if (o.n_samples > 0) {
+        json_t *sl = json_array();
+        for (size_t k = 0; k < o.n_samples; k++)
+            json_array_append_new(sl, json_string(o.samples[k]));
+        json_object_set_new(req, "sample", sl);
+    }
+    if (o.notes)
+        json_object_set_new(req, "notes", json_string(o.notes));
     int code;
     json_t *res = ctl_call(c, cl, req, &code);
     if (res != NULL) {
@@ -109,6 +127,33 @@ int daemon_cmds_run(struct ctl *c, int argc, char **argv)
     return code;
 }
 
+/* abort on a terminal: show what would be stopped and ask; true to go on.
+ * Scripts (no terminal on stdin, or --yes) are not asked. */
+static bool abort_confirmed(struct ctl *c, struct ctlclient *cl)
+{
+    int code;
+    json_t *st = ctl_call(c, cl, json_pack("{s:s}", "cmd", "status"), &code);
+    if (st == NULL)
+        return false;
+    if (!json_is_true(json_object_get(st, "run_active"))) {
+        json_decref(st);
+        return true;            /* nothing to stop: the daemon says so */
+    }
+    json_t *step = json_object_get(st, "step");
+    fprintf(stderr, "Abort run %.8s (protocol '%s'%s%s%s%s)?\nThe run stops for good and the rig goes "
+            "to its safe state; pause stops it for a while instead.\nType yes to abort: ",
+            json_string_value(json_object_get(st, "run_id")), json_string_value(json_object_get(st, "protocol")),
+            step ? ", step " : "", step ? json_string_value(json_object_get(step, "path")) : "",
+            step ? " " : "", step ? json_string_value(json_object_get(step, "name")) : "");
+    fflush(stderr);
+    json_decref(st);
+    char line[32];
+    if (fgets(line, sizeof line, stdin) == NULL)
+        return false;
+    line[strcspn(line, "\r\n")] = '\0';
+    return strcmp(line, "yes") == 0 || strcmp(line, "y") == 0;
+}
+
 /* status, pause, resume, abort, wait: a request named for the command, with --reason or --keep-overrides. */
 int daemon_cmds_simple(struct ctl *c, int argc, char **argv)
 {
@@ -116,10 +161,15 @@ int daemon_cmds_simple(struct ctl *c, int argc, char **argv)
     int i = subopts_parse(argc, argv, &o);
     c->json |= o.json;
     const char *name = argv[0];
-    bool resume = strcmp(name, "resume") == 0;
-    if (i < 0 || i != argc || (o.keep_overrides && !resume))
+    bool resume = strcmp(name, "resume") == 0, abort_cmd = strcmp(name, "abort") == 0;
+    if (i < 0 || i != argc || (o.keep_overrides && !resume) || (o.yes && !abort_cmd))
         return ctl_usage_error(c);
     struct ctlclient *cl = ctl_connect(c);
+    if (abort_cmd && !o.yes && isatty(STDIN_FILENO) && !abort_confirmed(c, cl)) {
+        fprintf(stderr, "not aborted\n");
+        ctlclient_close(cl);
+        return EXIT_REFUSED;
+    }
     json_t *req = json_pack("{s:s}", "cmd", name);
     if (o.reason)
         json_object_set_new(req, "reason", json_string(o.reason));
@@ -133,6 +183,42 @@ int daemon_cmds_simple(struct ctl *c, int argc, char **argv)
         status_view_result(c->json, res);
         json_decref(res);
     }
+    ctlclient_close(cl);
+    return code;
+}
+
+/* next, extend DURATION, note TEXT: steer the run; the reply is shown as a status
+ * (next, extend) or as the note's time. */
+int daemon_cmds_steer(struct ctl *c, int argc, char **argv)
+{
+    struct subopts o;
+    int i = subopts_parse(argc, argv, &o);
+    c->json |= o.json;
+    const char *name = argv[0];
+    bool next = strcmp(name, "next") == 0, note = strcmp(name, "note") == 0;
+    if (i < 0 || argc - i != (next ? 0 : 1) || (o.operator_name && !note))
+        return ctl_usage_error(c);
+    char err[256];
+    if (o.operator_name != NULL && !run_operator_ok(o.operator_name, err, sizeof err)) {
+        fprintf(stderr, "perfusectl: --operator: %s\n", err);
+        return EXIT_REFUSED;
+    }
+    json_t *req = json_pack("{s:s}", "cmd", name);
+    if (!next)
+        json_object_set_new(req, note ? "text" : "duration", json_string(argv[i]));
+    if (o.operator_name)
+        json_object_set_new(req, "operator", json_string(o.operator_name));
+    struct ctlclient *cl = ctl_connect(c);
+    int code;
+    json_t *res = ctl_call(c, cl, req, &code);
+    if (res != NULL && note && !c->json) {
+        const char *local = json_string_value(json_object_get(res, "local"));
+        printf("note recorded at %.10s %.8s (run time %.3f s)\n", local ? local : "?", local && strlen(local) >= 19
+               ? local + 11 : "", json_number_value(json_object_get(res, "time")));
+    } else if (res != NULL) {
+        status_view_result(c->json, res);
+    }
+    json_decref(res);
     ctlclient_close(cl);
     return code;
 }
@@ -303,7 +389,36 @@ int daemon_cmds_devices(struct ctl *c, int argc, char **argv)
     return code;
 }
 
-/* watch [--interval S]: the status, pushed by the daemon, until Ctrl-C or the daemon goes. */
+/* Connect again to a daemon that went away and ask it to watch; a try a
+ * second (a daemon restarting is back within seconds, and a technician leaves
+ * watch open across it). Returns the connection with the first status in *st,
+ * or NULL if the daemon refuses to watch. */
+static struct ctlclient *watch_reconnect(struct ctl *c, double interval, json_t **st)
+{
+    for (unsigned tries = 1;; tries++) {
+        struct timespec pause = { .tv_sec = 1 };
+        nanosleep(&pause, NULL);
+        struct ctlclient *cl;
+        char err[512];
+        if (ctlclient_connect(c->socket, &cl, err, sizeof err) < 0) {
+            if (tries % 30 == 0)
+                fprintf(stderr, "perfusectl: still no daemon after %u s: %s\n", tries, err);
+            continue;
+        }
+        int code;
+        *st = ctl_call(c, cl, json_pack("{s:s,s:f}", "cmd", "watch", "interval", interval), &code);
+        if (*st != NULL) {
+            fprintf(stderr, "perfusectl: reconnected\n");
+            return cl;
+        }
+        ctlclient_close(cl);
+        if (code == EXIT_REFUSED)
+            return NULL;
+    }
+}
+
+/* watch [--interval S]: the status, pushed by the daemon, until Ctrl-C; it
+ * reconnects when the daemon restarts. */
 int daemon_cmds_watch(struct ctl *c, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -344,9 +459,16 @@ int daemon_cmds_watch(struct ctl *c, int argc, char **argv)
         json_t *msg = NULL;
         char err[256];
         if (ctlclient_next(cl, &msg, err, sizeof err) < 0) {
-            fprintf(stderr, "perfusectl: %s\n", err);
-            code = EXIT_UNREACHABLE;
-            break;
+            /* The daemon went (a restart, an upgrade): wait for it to come back. */
+            fprintf(stderr, "perfusectl: %s; reconnecting (Ctrl-C to stop)\n", err);
+            fflush(stderr);
+            ctlclient_close(cl);
+            cl = watch_reconnect(c, interval, &st);
+            if (cl == NULL) {
+                code = EXIT_UNREACHABLE;
+                break;
+            }
+            continue;
         }
         json_t *e = json_object_get(msg, "error");
         if (e != NULL) {

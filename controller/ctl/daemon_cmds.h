@@ -12,6 +12,8 @@ struct ctl;
 int daemon_cmds_run(struct ctl *c, int argc, char **argv);
 /* status, pause, resume, abort and wait: a request named for argv[0]. */
 int daemon_cmds_simple(struct ctl *c, int argc, char **argv);
+/* next, extend DURATION, note TEXT [--operator NAME]. */
+int daemon_cmds_steer(struct ctl *c, int argc, char **argv);
 /* events [--since SECONDS] [--limit N] [--cursor SEQ], every page fetched. */
 int daemon_cmds_events(struct ctl *c, int argc, char **argv);
 /* set CHANNEL VALUE [UNIT] */

@@ -263,7 +263,7 @@ int offline_simulate(struct ctl *c, int argc, char **argv)
         { "speed", required_argument, NULL, 's' }, { "fault", required_argument, NULL, 'f' },
         { "seed", required_argument, NULL, 'e' }, { "prompt-delay", required_argument, NULL, 'p' },
         { "json", no_argument, NULL, 'j' }, { "fill", required_argument, NULL, 'F' },
-        { NULL, 0, NULL, 0 },
+        { "line-rate", required_argument, NULL, 'L' }, { NULL, 0, NULL, 0 },
     };
     const char *faults[32], *fills[32];
     char rigpath[PATH_MAX];
@@ -288,6 +288,13 @@ int offline_simulate(struct ctl *c, int argc, char **argv)
         case 'F':
             if (o.n_fills < 32)
                 fills[o.n_fills++] = optarg;
+            break;
+        case 'L':
+            if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
+                fprintf(stderr, "perfusectl: --line-rate takes on or off\n");
+                return EXIT_USAGE;
+            }
+            o.line_rate_off = strcmp(optarg, "off") == 0;
             break;
         case 's':
             if (strcmp(optarg, "max") == 0) {

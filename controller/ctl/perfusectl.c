@@ -28,7 +28,8 @@ static int help_cmd(struct ctl *c, int argc, char **argv);
 static const struct ctl_command commands[] = {
     {
         .name = "run",
-        .synopsis = "run PROTOCOL [--operator NAME] [--fill PUMP=VOLUME]... [--wait] [--force]",
+        .synopsis = "run PROTOCOL [--operator NAME] [--fill PUMP=VOLUME]... [--sample KEY=VALUE]... "
+                    "[--notes TEXT] [--wait] [--force]",
         .summary = "load and start; print the run id and file",
         .help = "Load PROTOCOL (checked first: errors name file, line and column) and start it now.\n"
                 "Prints the run id and the HDF5 file. --operator is recorded in the file; --wait blocks\n"
@@ -37,8 +38,11 @@ static const struct ctl_command commands[] = {
                 "levels are recorded in the file, and the low and empty alarms count from them. A run\n"
                 "is refused while a device it writes is faulted or out of reach, or a sensor its limits\n"
                 "or wait_until name is lost; --force starts it anyway, and the file records who forced\n"
-                "it and what was wrong.",
-        .example = "perfusectl run protocols/demo.yaml --operator alice --fill pump1=8mL",
+                "it and what was wrong. --sample describes the sample (repeat it: chip id, cell line,\n"
+                "passage, medium lot); each field is stored in the file's /sample group (NXsample), and\n"
+                "--notes as the file's notes attribute, beside the protocol's description.",
+        .example = "perfusectl run protocols/demo.yaml --operator alice --fill pump1=8mL "
+                   "--sample chip_id=C-0142 --sample cell_line=Caco-2",
         .run = daemon_cmds_run,
         .reach = CTL_DAEMON,
         .own_text_check = true,     /* a protocol file's name may be any bytes; its text is checked */
@@ -77,11 +81,48 @@ static const struct ctl_command commands[] = {
     },
     {
         .name = "abort",
-        .synopsis = "abort [--reason TEXT]",
+        .synopsis = "abort [--reason TEXT] [--yes]",
         .summary = "stop the run and apply the safe state",
-        .help = "Stop the run for good and apply the protocol's safe state. Recorded with who and why.",
+        .help = "Stop the run for good and apply the protocol's safe state. Recorded with who and why.\n"
+                "On a terminal it first shows the run and step and asks; type yes to abort. --yes does\n"
+                "not ask. Without a terminal on stdin (scripts) it does not ask either.",
         .example = "perfusectl abort --reason \"chip leaking\"",
         .run = daemon_cmds_simple,
+        .reach = CTL_DAEMON,
+    },
+    {
+        .name = "next",
+        .synopsis = "next",
+        .summary = "end the current step now and go on with the next",
+        .help = "End the step the run is in now and go on with the next one (to end a seeding phase\n"
+                "early, say). A fixed step's unused time comes off the rest of the plan; the step's row\n"
+                "in the file says \"skipped\", and the events record who asked. It also ends a wait or a\n"
+                "prompt (as skipped: confirm answers a prompt). Refused while paused: resume first.",
+        .example = "perfusectl next",
+        .run = daemon_cmds_steer,
+        .reach = CTL_DAEMON,
+    },
+    {
+        .name = "extend",
+        .synopsis = "extend DURATION",
+        .summary = "make the current step longer; the rest of the plan moves",
+        .help = "Make the step the run is in DURATION longer (\"30 min\", \"1 h 30 min\"); everything after\n"
+                "it moves by as much. A ramp holds its end value for the extra time, a waveform goes on;\n"
+                "a wait's or prompt's timeout moves (one without a timeout waits anyway: next ends it).\n"
+                "Also while paused. Recorded with who; status shows the step's new duration.",
+        .example = "perfusectl extend \"2 h\"",
+        .run = daemon_cmds_steer,
+        .reach = CTL_DAEMON,
+    },
+    {
+        .name = "note",
+        .synopsis = "note TEXT [--operator NAME]",
+        .summary = "a timestamped note in the run's events",
+        .help = "Write what happened into the run's events (/events in the file, code \"note\"), stamped\n"
+                "with the run time and the clock time, and who wrote it (--operator names the person).\n"
+                "One line of at most 200 bytes.",
+        .example = "perfusectl note \"medium changed, lot 2211\" --operator alice",
+        .run = daemon_cmds_steer,
         .reach = CTL_DAEMON,
     },
     {
@@ -89,7 +130,8 @@ static const struct ctl_command commands[] = {
         .synopsis = "watch [--interval SECONDS]",
         .summary = "status, refreshed in place until Ctrl-C",
         .help = "The status, refreshed in place every SECONDS (default 1, from 0.2 to 60) until Ctrl-C.\n"
-                "When the output is not a terminal, one line per refresh plus each new event.",
+                "When the output is not a terminal, one line per refresh plus each new event. When the\n"
+                "daemon goes away (a restart), watch says so and reconnects once it is back.",
         .example = "perfusectl watch --interval 2",
         .run = daemon_cmds_watch,
         .reach = CTL_DAEMON_READ,
@@ -174,9 +216,11 @@ static const struct ctl_command commands[] = {
     {
         .name = "simulate",
         .synopsis = "simulate PROTOCOL [--rig FILE] [-o OUT.h5] [--speed N|max] [--fault SPEC]... "
-                    "[--fill PUMP=VOLUME]... [--seed N] [--prompt-delay DURATION]",
+                    "[--fill PUMP=VOLUME]... [--seed N] [--prompt-delay DURATION] [--line-rate on|off]",
         .summary = "run it in virtual time on the simulated rig; write the same HDF5 file a real run writes",
-        .help = "Run a protocol in virtual time on the simulated rig; write the same HDF5 file a run writes.",
+        .help = "Run a protocol in virtual time on the simulated rig; write the same HDF5 file a run writes.\n"
+                "Each sample is taken when its read would have crossed the line at the rig's baud\n"
+                "rate (--line-rate off: at its scheduled time).",
         .example = "perfusectl simulate protocols/kidney-proximal-tubule.yaml --speed max",
         .run = offline_simulate,
         .reach = CTL_OFFLINE,

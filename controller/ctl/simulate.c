@@ -2,7 +2,10 @@
  * perfusectl simulate: the runner on the virtual clock, driving the simulated
  * rig's physics in-process, recorded by the recorder in the real layout.
  *
- * Each readable channel is sampled by its own virtual timer at its rig rate;
+ * Each readable channel is sampled by its own virtual timer at its rig rate,
+ * its value taken when the read's frames would have crossed the line at the
+ * rig's baud rate (line-rate emulation, as perfuse-sim's; off with
+ * line_rate_off);
  * setpoints act on the model at their deadlines; the model advances to every
  * event's time. Wire faults (timeout, garbage, crc, exception, disconnect)
  * make the device's readings missing (NaN, never a number); physical faults
@@ -21,6 +24,7 @@
 #include "run/runner.h"
 #include "run/trip.h"
 #include "drivers/sim/sim_faults.h"
+#include "drivers/sim/sim_wire.h"
 #include "base/timeutil.h"
 #include "base/yamldoc.h"
 
@@ -44,6 +48,8 @@ struct sim_chan {
     enum sim_device dev;
     struct ptimer timer;
     int64_t period_ns;
+    int64_t txn_ns;             /* a read's time on the line: the value is taken at its end */
+    int64_t grid_ns;            /* the read's scheduled start */
     struct simulation *sim;
     int channel;
 };
@@ -158,7 +164,8 @@ static void sample_fired(struct ptimer *t)
                                 s->dl.pumps[i].s.fill_ul);
     if (!isnan(v))
         runner_on_sample(s->runner, c->channel, v, now);
-    ptimer_start(t, t->deadline + c->period_ns);
+    c->grid_ns += c->period_ns;
+    ptimer_start(t, c->grid_ns + c->txn_ns);
 }
 
 /* Runner hook: a setpoint acts on the model. */
@@ -363,7 +370,23 @@ static void hook_finished(void *ctx, enum run_state final)
 }
 
 /* Set up the channels' model mapping and sampling timers. */
-static int setup_channels(struct simulation *s, struct diag *d)
+/* A read's time on its line at the rig's rate and framing: the simulated rig's
+ * frames (New Era RAT: 5 characters out, 13 back; DIS: 5 and 20; a Modbus RTU
+ * read of one f32: 8 and 9, with the 3.5-character silence) and the devices'
+ * assumed turnaround (sim_wire.h). Modbus TCP on loopback: none. */
+static int64_t read_txn_ns(const struct rig *rig, const struct rig_channel *rc, enum sim_quantity w)
+{
+    const struct link_config *l = &rig->buses[rig->devices[rc->device].bus].link;
+    int bits = sim_wire_char_bits(l->data_bits, l->parity, l->stop_bits);
+    int64_t ch = sim_wire_char_ns(l->baud, bits);
+    if (l->type == LINK_MODBUS_TCP || ch == 0)
+        return 0;
+    if (w == SQ_PUMP_FLOW || w == SQ_PUMP_DISPENSED)
+        return (5 + (w == SQ_PUMP_FLOW ? 13 : 20)) * ch + SIM_LATENCY_NEWERA_NS;
+    return (8 + 9) * ch + sim_wire_rtu_gap_ns(l->baud, bits) + SIM_LATENCY_MODBUS_NS;
+}
+
+static int setup_channels(struct simulation *s, struct diag *d, bool line_rate)
 {
     s->chans = calloc(s->rig->n_channels + 1, sizeof *s->chans);
     if (s->chans == NULL)
@@ -380,7 +403,10 @@ static int setup_channels(struct simulation *s, struct diag *d)
         }
         if (rc->readable && rc->sample_hz > 0) {
             c->period_ns = (int64_t)llround(1e9 / rc->sample_hz);
+            c->txn_ns = line_rate ? read_txn_ns(s->rig, rc, c->what) : 0;
             ptimer_init(&s->clk, &c->timer, sample_fired, c);
+            /* The first reading is the one a daemon sampling all along holds
+             * when the run starts; the later ones end their time on the line. */
             ptimer_start(&c->timer, 0);
         }
     }
@@ -431,6 +457,12 @@ static int open_recorder(struct simulation *s, const struct simulate_options *o,
         .compression = s->rig->rec.compression, .flush_interval_s = s->rig->rec.flush_s,
         .fsync_interval_s = s->rig->rec.checkpoint_s, .simulated = 1,
     };
+    /* The protocol's description goes with a simulation's file as with a run's. */
+    struct rec_field desc = { .group = "", .key = "description", .value = s->plan->description };
+    if (s->plan->description != NULL) {
+        info.fields = &desc;
+        info.n_fields = 1;
+    }
     if ((rc = delivery_add_to_file(&s->dl, &s->series, &info)) < 0)
         return rc;
     info.channels = s->series.chans;
@@ -497,7 +529,7 @@ int simulate_run(const struct simulate_options *o, struct diag *d, struct simula
     struct runner_hooks hooks = { .ctx = &s, .write = hook_write, .safe_state = hook_safe_state,
                                   .event = hook_event, .step = hook_step, .finished = hook_finished };
     if (rc == 0)
-        rc = setup_channels(&s, d);
+        rc = setup_channels(&s, d, !o->line_rate_off);
     if (rc == 0)
         rc = ptimer_init(&s.clk, &s.prompt_timer, prompt_fired, &s);
     if (rc == 0)

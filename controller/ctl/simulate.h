@@ -7,6 +7,7 @@
 #ifndef PERFUSE_SIMULATE_H
 #define PERFUSE_SIMULATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,7 @@ struct simulate_options {
     size_t n_faults;
     const char *const *fills;   /* syringe fill levels at the start, "pump1=8mL" */
     size_t n_fills;
+    bool line_rate_off;         /* samples without their time on the line (--line-rate off) */
 };
 
 struct simulate_result {

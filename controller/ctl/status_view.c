@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 /* A text progress bar of width w for fraction f. */
@@ -46,11 +47,38 @@ void status_view_print(json_t *st)
             double el = json_real_value(json_object_get(step, "elapsed_s"));
             double du = json_real_value(json_object_get(step, "duration_s"));
             bar(pb, 20, du > 0 ? el / du : 0);
-            printf("step      %s %s (%s)  %s %s / %s\n", json_string_value(json_object_get(step, "path")),
+            json_t *to = json_object_get(step, "timeout_s");
+            double ext = json_number_value(json_object_get(step, "extended_s"));
+            if (du <= 0 && json_is_number(to))
+                bar(pb, 20, el / json_number_value(to));
+            printf("step      %s %s (%s)  %s %s / %s", json_string_value(json_object_get(step, "path")),
                    json_string_value(json_object_get(step, "name")),
                    json_string_value(json_object_get(step, "kind")), pb, dur(el, b1, sizeof b1),
-                   du > 0 ? dur(du, b2, sizeof b2) : "open-ended");
+                   du > 0 ? dur(du, b2, sizeof b2) : json_is_number(to) ? "timeout" : "open-ended");
+            if (du > 0 && ext > 0)
+                printf("  (extended by %s)", dur(ext, b2, sizeof b2));
+            printf("\n");
+            if (json_is_number(to))
+                printf("timeout   in %s (after %s%s)\n",
+                       dur(json_number_value(json_object_get(step, "timeout_left_s")), b1, sizeof b1),
+                       dur(json_number_value(to), b2, sizeof b2), ext > 0 ? ", extended" : "");
+            json_t *cond = json_object_get(step, "condition");
+            if (cond != NULL) {
+                json_t *v = json_object_get(cond, "value");
+                const char *unit = json_string_value(json_object_get(cond, "unit"));
+                if (json_is_number(v))
+                    printf("waiting   until %s: now %g %s (%+g %s to go)\n",
+                           json_string_value(json_object_get(cond, "text")), json_number_value(v), unit,
+                           json_number_value(json_object_get(cond, "distance")), unit);
+                else
+                    printf("waiting   until %s: %s value unknown (no valid reading)\n",
+                           json_string_value(json_object_get(cond, "text")),
+                           json_string_value(json_object_get(cond, "channel")));
+            }
         }
+        const char *why = json_string_value(json_object_get(st, "pause_reason"));
+        if (why != NULL)
+            printf("paused    %s\n", why);
         double el = json_real_value(json_object_get(st, "elapsed_s"));
         double tot = json_real_value(json_object_get(st, "planned_total_s"));
         bar(pb, 20, tot > 0 ? el / tot : 0);
@@ -155,9 +183,13 @@ void status_view_result(bool json, json_t *res)
 /* Print one event as a line. */
 void status_view_event(json_t *e)
 {
-    char t[64];
+    char t[64], when[24] = "";
     unit_format_duration((int64_t)(json_number_value(json_object_get(e, "time")) * 1e9), t, sizeof t);
-    printf("%-14s %-8s %-14s %-18s %s\n", t, json_string_value(json_object_get(e, "severity")),
+    /* The daemon's local clock time, "2026-11-22 10:10:11", from its ISO 8601 text. */
+    const char *local = json_string_value(json_object_get(e, "local"));
+    if (local != NULL && strlen(local) >= 19)
+        snprintf(when, sizeof when, "%.10s %.8s", local, local + 11);
+    printf("%-19s %-14s %-8s %-14s %-18s %s\n", when, t, json_string_value(json_object_get(e, "severity")),
            json_string_value(json_object_get(e, "source")), json_string_value(json_object_get(e, "code")),
            json_string_value(json_object_get(e, "message")));
 }
@@ -238,6 +270,9 @@ void status_view_watch_line(json_t *st)
             printf(" %s=%.4g", json_string_value(json_object_get(ch, "name")), json_number_value(v));
     }
     printf(" alarms=%zu", json_array_size(json_object_get(st, "alarms")));
+    const char *why = json_string_value(json_object_get(st, "pause_reason"));
+    if (why)
+        printf(" PAUSED: %s", why);
     const char *prompt = json_string_value(json_object_get(st, "prompt"));
     if (prompt)
         printf(" PROMPT: %s", prompt);

@@ -28,7 +28,8 @@ int subopts_parse(int argc, char **argv, struct subopts *o)
         char key;
     } opts[] = { { "reason", true, 'r' }, { "operator", true, 'o' }, { "wait", false, 'w' },
                  { "rig", true, 'g' },    { "json", false, 'j' }, { "force", false, 'f' },
-                 { "keep-overrides", false, 'k' }, { "fill", true, 'F' } };
+                 { "keep-overrides", false, 'k' }, { "fill", true, 'F' }, { "yes", false, 'y' },
+                 { "sample", true, 'S' }, { "notes", true, 'n' } };
     memset(o, 0, sizeof *o);
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     if (pos == NULL)
@@ -85,6 +86,16 @@ int subopts_parse(int argc, char **argv, struct subopts *o)
         case 'F':
             if (o->n_fills < sizeof o->fills / sizeof o->fills[0])
                 o->fills[o->n_fills++] = val;
+            break;
+        case 'y': o->yes = true; break;
+        case 'n': o->notes = val; break;
+        case 'S':
+            if (o->n_samples == sizeof o->samples / sizeof o->samples[0]) {
+                fprintf(stderr, "%s: at most %zu --sample fields\n", argv[0], sizeof o->samples / sizeof o->samples[0]);
+                free(pos);
+                return -1;
+            }
+            o->samples[o->n_samples++] = val;
             break;
         }
     }

@@ -1,6 +1,6 @@
 /*
  * The long options perfusectl's commands share (--reason, --operator, --wait,
- * --rig, --json, --force, --keep-overrides, --fill), parsed wherever they
+ * --rig, --json, --force, --keep-overrides, --fill, --yes, --sample, --notes), parsed wherever they
  * stand among a command's arguments.
  */
 #ifndef PERFUSE_SUBOPTS_H
@@ -14,7 +14,10 @@ struct subopts {
     const char *reason, *operator_name, *rig;
     const char *fills[32];      /* run --fill PUMP=VOLUME, repeatable */
     size_t n_fills;
-    bool wait, json, force, keep_overrides;
+    const char *samples[32];    /* run --sample KEY=VALUE, repeatable */
+    size_t n_samples;
+    const char *notes;          /* run --notes TEXT */
+    bool wait, json, force, keep_overrides, yes;
 };
 
 /* Parse the long options of a command (argv[0]) wherever they stand; the

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/units.h"
+#include "base/run_operator.h"
 #include "base/utf8.h"
 
 /* The daemon a handler runs in. */
@@ -74,6 +75,41 @@ static int load_failed(struct diag *dg, int rc, json_t *res, char *err, size_t l
     return rc;
 }
 
+/* The run's "sample" (a list of "KEY=VALUE") and "notes" into who, checked,
+ * sample pointing into the request; -EINVAL with the reason in err. */
+static int run_metadata_args(json_t *req, struct run_actor *who, const char **sample, char *err,
+                             size_t len)
+{
+    json_t *list = json_object_get(req, "sample"), *v;
+    size_t k;
+    json_array_foreach(list, k, v) {
+        const char *kv = json_string_value(v);
+        if (kv == NULL) {
+            snprintf(err, len, "run \"sample\" must be a list of \"KEY=VALUE\" texts");
+            return -EINVAL;
+        }
+        if (who->n_sample == RUN_SAMPLE_MAX) {
+            snprintf(err, len, "at most %d sample fields can be given", RUN_SAMPLE_MAX);
+            return -EINVAL;
+        }
+        if (!run_sample_ok(kv, err, len))
+            return -EINVAL;
+        size_t klen = (size_t)(strchr(kv, '=') - kv);
+        for (size_t i = 0; i < who->n_sample; i++)
+            if (strncmp(sample[i], kv, klen + 1) == 0) {
+                snprintf(err, len, "sample %.*s is given twice", (int)klen, kv);
+                return -EINVAL;
+            }
+        sample[who->n_sample++] = kv;
+    }
+    who->sample = sample;
+    const char *notes = arg_str(req, "notes");
+    if (notes != NULL && !run_notes_ok(notes, err, len))
+        return -EINVAL;
+    who->notes = notes;
+    return 0;
+}
+
 /* run: load a protocol (on the thread pool) and start it. */
 static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
@@ -123,6 +159,11 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
     diag_init(&dg);
     struct run_actor who = actor(cl, op && *op ? op : NULL);
     who.force = json_is_true(json_object_get(req, "force"));
+    const char *sample[RUN_SAMPLE_MAX];
+    if (run_metadata_args(req, &who, sample, err, len) < 0) {
+        diag_free(&dg);
+        return -EINVAL;
+    }
     struct run *r = NULL;
     const char *fills[DELIVERY_MAX_FILLS];
     size_t n_fills = 0, k;
@@ -227,6 +268,37 @@ static json_t *overrides_json(struct daemon *d)
     return arr;
 }
 
+/* The current step of a status: where, how far, what `extend` added, a
+ * timeout's countdown, and a wait_until's condition with the live value. */
+static json_t *status_step(struct daemon *d, const struct runner_status *st)
+{
+    json_t *o = json_pack("{s:s,s:s,s:s,s:f,s:f,s:f}", "path", st->step_path, "name", st->step_name,
+                          "kind", st->step_kind, "elapsed_s", (double)st->step_elapsed_ns / 1e9,
+                          "duration_s", (double)st->step_duration_ns / 1e9, "extended_s",
+                          (double)st->extend_ns / 1e9);
+    if (st->step_note != NULL)
+        json_object_set_new(o, "note", json_string(st->step_note));
+    if (st->timeout_ns > 0) {
+        int64_t left = st->timeout_ns - st->step_elapsed_ns;
+        json_object_set_new(o, "timeout_s", json_real((double)st->timeout_ns / 1e9));
+        json_object_set_new(o, "timeout_left_s", json_real((double)(left > 0 ? left : 0) / 1e9));
+    }
+    if (st->cond_text != NULL && st->cond_channel >= 0 && (size_t)st->cond_channel < d->rig->n_channels) {
+        const struct rig_channel *c = &d->rig->channels[st->cond_channel];
+        const struct chan_state *cs = &d->chans[st->cond_channel];
+        bool known = cs->t_ns != 0 && !isnan(cs->value);
+        json_t *cond = json_pack("{s:s,s:s,s:f,s:s}", "text", st->cond_text, "channel", c->name,
+                                 "target", st->cond_value, "unit", c->unit);
+        /* Only a known value has a distance: an unknown one is said to be unknown. */
+        json_object_set_new(cond, "value", known ? json_real(cs->value) : json_null());
+        json_object_set_new(cond, "distance", known ? json_real(st->cond_value - cs->value) : json_null());
+        json_object_set_new(cond, "age_s", cs->t_ns ? json_real((double)((int64_t)time_mono_ns() - cs->t_ns) / 1e9)
+                                                    : json_null());
+        json_object_set_new(o, "condition", cond);
+    }
+    return o;
+}
+
 /* The run part of a status. */
 static void status_run(struct daemon *d, json_t *res)
 {
@@ -257,9 +329,9 @@ static void status_run(struct daemon *d, json_t *res)
         json_object_set_new(res, "eta_epoch_s", json_real((double)eta / 1e9));
     }
     if (st.step_kind != NULL)
-        json_object_set_new(res, "step", json_pack("{s:s,s:s,s:s,s:f,s:f}", "path", st.step_path,
-            "name", st.step_name, "kind", st.step_kind, "elapsed_s",
-            (double)st.step_elapsed_ns / 1e9, "duration_s", (double)st.step_duration_ns / 1e9));
+        json_object_set_new(res, "step", status_step(d, &st));
+    json_object_set_new(res, "pause_reason", st.pause_reason && !closed ? json_string(st.pause_reason)
+                                                                        : json_null());
     json_object_set_new(res, "prompt", st.waiting_prompt && st.prompt ? json_string(st.prompt) : json_null());
     json_object_set_new(res, "prompt_id", st.waiting_prompt ? json_string(st.step_path) : json_null());
     int werr;
@@ -311,8 +383,10 @@ static int cmd_status(struct ctl_client *cl, json_t *req, json_t *res, char *err
         json_object_set_new(res, "run_active", json_false());
     }
     json_object_set_new(res, "channels", status_channels(d));
-    json_object_set_new(res, "timing", json_pack("{s:o,s:o}", "dispatch", latency_json(&d->dispatch),
-                                                 "wire", latency_json(&d->wire)));
+    json_object_set_new(res, "timing", json_pack("{s:o,s:o,s:o,s:o}", "dispatch",
+                                                 latency_json(&d->dispatch), "wire", latency_json(&d->wire),
+                                                 "wire_scheduling", latency_json(&d->wire_sched),
+                                                 "wire_transaction", latency_json(&d->wire_txn)));
     return 0;
 }
 
@@ -389,6 +463,92 @@ static int cmd_resume(struct ctl_client *cl, json_t *req, json_t *res, char *err
 static int cmd_abort(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
     return run_action(cl, req, res, err, len, run_abort, "the run has already ended");
+}
+
+/* next: end the current step now and go on; the reply is a status. */
+static int cmd_next(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    struct daemon *d = daemon_of(cl);
+    int rc = need_run(d, err, len);
+    if (rc < 0)
+        return refuse(cl, rc, "cmd_next", "next", err);
+    struct run_actor who = actor(cl, NULL);
+    if ((rc = run_next(d->run, &who)) < 0) {
+        snprintf(err, len, "%s", rc == -EAGAIN ? "the run is paused: resume it first, then next ends the "
+                 "step it is in" : "no step is running");
+        return rc == -EAGAIN ? -EBUSY : -ENOENT;
+    }
+    return cmd_status(cl, req, res, err, len);
+}
+
+/* extend: make the current step longer by "duration" ("30 min"); the reply is a status. */
+static int cmd_extend(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    struct daemon *d = daemon_of(cl);
+    const char *text = arg_str(req, "duration");
+    char what[120];
+    snprintf(what, sizeof what, "extend %.*s", text ? (int)utf8_cut(text, 80) : 1, text ? text : "?");
+    int rc = need_run(d, err, len);
+    if (rc < 0)
+        return refuse(cl, rc, "cmd_extend", what, err);
+    int64_t ns = 0;
+    char perr[200] = "";
+    int col;
+    int prc = text != NULL ? unit_parse_duration(text, &ns, perr, sizeof perr, &col) : -EINVAL;
+    if (prc < 0 || ns <= 0) {
+        snprintf(err, len, "extend needs \"duration\", a positive duration such as \"30 min\"%s%s",
+                 perr[0] ? ": " : "", perr);
+        return refuse(cl, -EINVAL, "cmd_extend", what, err);
+    }
+    struct run_actor who = actor(cl, NULL);
+    if ((rc = run_extend(d->run, &who, ns)) < 0) {
+        snprintf(err, len, "%s", rc == -EINVAL ? "the step has no end to move: a wait or prompt without "
+                 "a timeout waits as long as it takes (next ends it)" : "no step is running");
+        return rc;
+    }
+    return cmd_status(cl, req, res, err, len);
+}
+
+/* Longest note, in bytes: it must fit an event's message whole. */
+#define NOTE_MAX 200
+
+/* note: a timestamped note in the run's events; the reply has the event's time. */
+static int cmd_note(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    struct daemon *d = daemon_of(cl);
+    const char *text = arg_str(req, "text"), *op = arg_str(req, "operator");
+    int rc = need_run(d, err, len);
+    if (rc < 0)
+        return rc;
+    if (text == NULL || *text == '\0') {
+        snprintf(err, len, "note needs \"text\", what happened (e.g. \"medium changed, lot 2211\")");
+        return -EINVAL;
+    }
+    if (strlen(text) > NOTE_MAX) {
+        snprintf(err, len, "a note is at most %d bytes (this one has %zu): split it into several notes",
+                 NOTE_MAX, strlen(text));
+        return -EINVAL;
+    }
+    for (const char *p = text; *p; p++)
+        if ((unsigned char)*p < 0x20) {
+            snprintf(err, len, "a note is one line of text: no line breaks or control characters "
+                     "(byte %zu)", (size_t)(p - text) + 1);
+            return -EINVAL;
+        }
+    if (op != NULL && !run_operator_ok(op, err, len))
+        return -EINVAL;
+    struct run_actor who = actor(cl, op);
+    run_note(d->run, &who, text);
+    int64_t wall = time_wall_ns();
+    char utc[40], local[48];
+    time_iso8601(wall, utc, sizeof utc);
+    time_iso8601_local(wall, local, sizeof local);
+    json_object_set_new(res, "run_id", json_string(run_id(d->run)));
+    json_object_set_new(res, "time", json_real((double)(pclock_now(&d->clock) - run_start_ns(d->run)) / 1e9));
+    json_object_set_new(res, "utc", json_string(utc));
+    json_object_set_new(res, "local", json_string(local));
+    json_object_set_new(res, "text", json_string(text));
+    return 0;
 }
 
 /* Answer the pending prompt, or say in err why not. */
@@ -667,7 +827,8 @@ static int cmd_watch(struct ctl_client *cl, json_t *req, json_t *res, char *err,
 /* The daemon's commands, in the order their names are listed in messages. */
 static const struct ctl_command commands[] = {
     { .name = "hello", .exec = cmd_hello, .args = "", .read_only = true },
-    { .name = "run", .exec = cmd_run, .args = "protocol_text=s! protocol_path=s operator=s fill=l force=b",
+    { .name = "run", .exec = cmd_run, .args = "protocol_text=s! protocol_path=s operator=s fill=l force=b "
+                                              "sample=l notes=s",
       .loads_protocol = true },
     { .name = "status", .exec = cmd_status, .args = "", .read_only = true },
     { .name = "watch", .exec = cmd_watch, .args = "interval=n", .read_only = true },
@@ -675,6 +836,9 @@ static const struct ctl_command commands[] = {
     { .name = "resume", .exec = cmd_resume, .args = "reason=s keep_overrides=b" },
     { .name = "abort", .exec = cmd_abort, .args = "reason=s" },
     { .name = "confirm", .exec = cmd_confirm, .args = "prompt=s" },
+    { .name = "next", .exec = cmd_next, .args = "" },
+    { .name = "extend", .exec = cmd_extend, .args = "duration=s!" },
+    { .name = "note", .exec = cmd_note, .args = "text=s! operator=s" },
     { .name = "ack", .exec = cmd_ack, .args = "alarm=a!" },
     { .name = "wait", .exec = cmd_wait, .args = "", .read_only = true },
     { .name = "set", .exec = cmd_set, .args = "channel=s! value=s!" },
@@ -719,8 +883,7 @@ static json_t *hook_event(void *ctx, uint64_t seq)
     const struct run_event_rec *e = d->run != NULL ? run_event_at(d->run, seq) : NULL;
     if (e == NULL)
         return NULL;
-    return json_pack("{s:I,s:f,s:s,s:s,s:s,s:s}", "seq", (json_int_t)e->seq, "time", e->t,
-                     "severity", e->severity, "source", e->source, "code", e->code, "message", e->message);
+    return run_event_json(d->run, e);
 }
 
 /* The hooks the control server needs from the daemon. */

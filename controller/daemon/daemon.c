@@ -575,13 +575,17 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
         break;
     }
     case BUS_NOTE_WRITE:
-        if (n->err == 0 && n->channel != UINT32_MAX && n->planned_ns > 0)
+        if (n->err == 0 && n->channel != UINT32_MAX && n->planned_ns > 0) {
             latency_add(&d->wire, n->sent_ns - n->planned_ns);
+            latency_add(&d->wire_txn, n->t_ns - n->sent_ns);
+            latency_add(&d->wire_sched, n->sent_ns - n->ready_ns);
+        }
         if (n->err == 0 && d->il_tag != 0 && n->tag == d->il_tag) {
             /* The first safety write of a safe-stop interlock is on the wire. */
             char m[160];
-            snprintf(m, sizeof m, "safe state on the wire %.3f ms after the offending sample arrived",
-                     (double)(n->sent_ns - d->il_sample_ns) / 1e6);
+            snprintf(m, sizeof m, "safe state on the wire %.3f ms after the offending sample arrived; "
+                     "its transaction took %.3f ms", (double)(n->sent_ns - d->il_sample_ns) / 1e6,
+                     (double)(n->t_ns - n->sent_ns) / 1e6);
             d->il_tag = 0;
             daemon_event(d, n->sent_ns, "info", "interlock", "interlock_latency", m);
         }
@@ -912,7 +916,8 @@ static int load_rig(struct daemon *d)
     const char *path = d->cfg.rig_path;
     if (d->cfg.sim) {
         char err[512];
-        int rc = simchild_start(&d->sim, d->cfg.sim_path, d->cfg.sim_seed, err, sizeof err);
+        int rc = simchild_start(&d->sim, d->cfg.sim_path, d->cfg.sim_seed, d->cfg.sim_args,
+                                err, sizeof err);
         if (rc < 0) {
             log_error("sim", "%s", err);
             return rc;
@@ -1090,6 +1095,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
         .loop = loop, .clock = &d->clock, .rig = d->rig, .data_dir = cfg->data_dir,
         .host_name = d->host, .journal = &d->journal, .il = &d->il, .alarms = &d->alarms,
         .latch = &d->latch, .dl = &d->dl, .dispatch = &d->dispatch, .wire = &d->wire,
+        .wire_txn = &d->wire_txn, .wire_sched = &d->wire_sched,
         .ctx = d, .write = host_write, .safe_state = host_safe_state,
         .safe_confirmed = host_safe_confirmed, .release_safe = host_release_safe,
         .setpoint = host_setpoint, .blockers = host_blockers, .alert = host_alert,
@@ -1228,6 +1234,8 @@ int daemon_run(struct daemon *d)
     free(d->chans);
     latency_free(&d->dispatch);
     latency_free(&d->wire);
+    latency_free(&d->wire_txn);
+    latency_free(&d->wire_sched);
     alarms_free(&d->alarms);
     plaus_free(&d->plaus);
     actuators_free(&d->act);

@@ -58,6 +58,7 @@ struct daemon_config {
     const char *data_dir;
     const char *sim_path;       /* perfuse-sim binary */
     uint64_t sim_seed;
+    const char *sim_args[8];    /* more perfuse-sim options (--line-rate, --baud), NULL-ended */
     double sample_hz;           /* > 0: sample every readable channel at this rate */
 };
 
@@ -94,6 +95,12 @@ struct daemon {
      * time to the runner issuing it (dispatch) and to its first byte leaving on
      * the line (wire). */
     struct latency dispatch, wire;
+    /* How long each such setpoint's transaction took once on the wire (command,
+     * device turnaround, reply): the line's own time, apart from the lateness. */
+    struct latency wire_txn;
+    /* Of the wire lateness, what the bus's scheduling added (sent - ready_ns),
+     * apart from waiting for the frames of other setpoints due no later. */
+    struct latency wire_sched;
     char host[64];
     struct health *dev_health;  /* per rig device */
     struct health *bus_health;  /* per rig bus */

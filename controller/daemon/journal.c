@@ -122,6 +122,12 @@ int journal_encode(const struct journal_rec *j, char **text)
         "setpoints", sp);
     if (o == NULL)
         return -ENOMEM;
+    /* Only when there is one: a journal without it reads as no extension. */
+    if (p->extend_ns != 0 &&
+        json_object_set_new(json_object_get(o, "position"), "extend_ns", json_integer(p->extend_ns)) < 0) {
+        json_decref(o);
+        return -ENOMEM;
+    }
     if (encode_overrides(j, o) < 0 || encode_fills(j, o) < 0) {
         json_decref(o);
         return -ENOMEM;
@@ -196,6 +202,10 @@ static int decode_pos(json_t *o, json_t *pos, struct runner_pos *p, char *err, s
                                keys[i]);
         *dst[i] = v;
     }
+    json_int_t ext = 0;
+    if (json_object_get(pos, "extend_ns") != NULL && !get_int(pos, "extend_ns", 0, INT64_MAX / 4, &ext))
+        return decode_fail(o, err, errlen, "position: 'extend_ns' is not a whole number of ns from 0");
+    p->extend_ns = ext;
     json_int_t row;
     if (!get_int(pos, "step_row", 0, INT32_MAX - 1, &row))
         return decode_fail(o, err, errlen, "position: 'step_row' is missing or not a whole number "

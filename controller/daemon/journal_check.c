@@ -62,8 +62,18 @@ static int check_times(const struct journal_rec *j, int64_t now, char *err, size
         return refuse(err, errlen, "the run started %.0f days ago: a journal older than %lld days is "
                       "not continued", (double)elapsed / 86400e9, JOURNAL_MAX_AGE_NS / 86400000000000LL);
     hi = (elapsed > 0 ? elapsed : 0) + JOURNAL_CLOCK_SLACK_NS;
-    static const char *const names[] = { "shift_ns", "plan_pos_ns", "step_start_ns" };
-    const int64_t vals[] = { p->shift_ns, p->plan_pos_ns, p->step_start_ns };
+    /* Steps ended early by `next` take their unused time off shift_ns, which
+     * may then be negative, and leave plan_pos_ns (the plan's fixed durations
+     * before the step) beyond the time elapsed. The step's start, shift + plan,
+     * is still in the run. */
+    static const char *const names[] = { "step_start_ns" };
+    const int64_t vals[] = { p->step_start_ns };
+    if (p->shift_ns > hi)
+        return refuse(err, errlen, "absurd time: position shift_ns = %lld ns is more than the %.0f s "
+                      "since the run started", (long long)p->shift_ns, (double)elapsed / 1e9);
+    if (p->plan_pos_ns < 0)
+        return refuse(err, errlen, "absurd time: position plan_pos_ns = %lld ns is negative",
+                      (long long)p->plan_pos_ns);
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++)
         if (!in_run(vals[i], hi))
             return refuse(err, errlen, "absurd time: position %s = %lld ns is not between 0 and the "

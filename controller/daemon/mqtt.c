@@ -616,9 +616,7 @@ static void flush_events(struct mqtt *m)
     for (; m->ev_next < total; m->ev_next++) {
         const struct run_event_rec *e = run_event_at(r, m->ev_next);
         if (e != NULL)
-            json_array_append_new(list, json_pack("{s:I,s:f,s:s,s:s,s:s,s:s}", "seq", (json_int_t)e->seq,
-                                                  "t", e->t, "severity", e->severity, "source",
-                                                  e->source, "code", e->code, "message", e->message));
+            json_array_append_new(list, run_event_json(r, e));
     }
     json_t *j = payload_head(m);
     json_object_set_new(j, "seq", json_integer((json_int_t)m->events_seq++));

@@ -37,6 +37,9 @@ static void usage(FILE *out)
         "  --sim             start perfuse-sim and drive its simulated devices through the\n"
         "                    real drivers (mock-device mode; no hardware needed)\n"
         "  --sim-seed N      seed of the simulated rig's noise (default 1)\n"
+        "  --line-rate on|off  with --sim: pace the simulated serial lines at their baud\n"
+        "                    rate, framing and device latency (default on); off for speed\n"
+        "  --sim-baud N      with --sim: the pump and sensor lines' baud rate (default 19200)\n"
         "  --socket PATH     control socket, mode 0660 (default here: %s)\n"
         "  --ro-socket PATH  read-only socket: status, watch, events, devices, wait\n"
         "                    (default: perfused-ro.sock beside the control socket;\n"
@@ -75,11 +78,13 @@ int main(int argc, char **argv)
         { "ro-socket", required_argument, NULL, 'o' }, { "socket-group", required_argument, NULL, 'g' },
         { "ro-socket-group", required_argument, NULL, 'G' }, { "max-clients", required_argument, NULL, 'm' },
         { "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' },
+        { "line-rate", required_argument, NULL, 'L' }, { "sim-baud", required_argument, NULL, 'B' },
         { NULL, 0, NULL, 0 },
     };
     struct daemon_config cfg = { .data_dir = "runs", .sim_seed = 1 };
     struct control_config ccfg = { 0 };
     int ready_fd = -1;
+    size_t n_sim_args = 0;
     char sim_path[PATH_MAX];
     log_set_program("perfused");
     int c;
@@ -101,6 +106,20 @@ int main(int argc, char **argv)
             }
             break;
         case 'R': ready_fd = atoi(optarg); break;
+        case 'L':
+            if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
+                fprintf(stderr, "perfused: --line-rate takes on or off\n");
+                return 2;
+            }
+            __attribute__((fallthrough));   /* perfuse-sim checks --sim-baud */
+        case 'B':
+            if (n_sim_args + 3 > sizeof cfg.sim_args / sizeof cfg.sim_args[0]) {
+                fprintf(stderr, "perfused: --line-rate and --sim-baud are given once each\n");
+                return 2;
+            }
+            cfg.sim_args[n_sim_args++] = c == 'L' ? "--line-rate" : "--baud";
+            cfg.sim_args[n_sim_args++] = optarg;
+            break;
         case 'H':
             cfg.sample_hz = strtod(optarg, NULL);
             if (!(cfg.sample_hz > 0 && cfg.sample_hz <= 1000)) {
@@ -122,6 +141,11 @@ int main(int argc, char **argv)
     if (optind < argc || (cfg.sim == (cfg.rig_path != NULL))) {
         fprintf(stderr, "perfused: give exactly one of --rig FILE or --sim\n");
         usage(stderr);
+        return 2;
+    }
+    if (n_sim_args > 0 && !cfg.sim) {
+        fprintf(stderr, "perfused: --line-rate and --sim-baud go with --sim (a real line runs at "
+                "its own rate)\n");
         return 2;
     }
     if (cfg.sim) {

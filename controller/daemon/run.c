@@ -1,11 +1,13 @@
 /* A run: one protocol on its host's rig, its runner and its run file. */
 #include "run.h"
+#include "base/units.h"
 #include "run/alarms.h"
 #include "run/delivery.h"
 #include "run/interlock.h"
 #include "run/latch.h"
 #include "journal.h"
 #include "base/latency.h"
+#include "record/eventlog.h"
 #include "record/runfile.h"
 #include "base/sha256.h"
 #include "base/log.h"
@@ -186,7 +188,9 @@ static void journal_update(struct run *r)
 /* Command a channel for the run; 0, or the refusal (recorded as write_refused). */
 static int run_write(struct run *r, int channel, double value, int64_t planned_ns)
 {
-    latency_add(r->h.dispatch, pclock_now(r->h.clock) - planned_ns);
+    /* A setpoint handed ahead (RUNNER_LEAD_NS) is late if handed later than that. */
+    int64_t now = pclock_now(r->h.clock);
+    latency_add(r->h.dispatch, now - (planned_ns > now ? planned_ns - RUNNER_LEAD_NS : planned_ns));
     int rc = r->h.write(r->h.ctx, channel, value, planned_ns);
     r->proto_sp[channel] = value;
     if (r->ovr[channel].on) {
@@ -347,6 +351,27 @@ static int ensure_dir(const char *dir)
     return -errno;
 }
 
+/* The run's metadata for its file: the protocol's description, the notes and
+ * sample fields given with run. Keys point into who and the plan; values of
+ * sample fields into kv (one buffer per field). Returns how many. */
+static size_t run_metadata(const struct run *r, const struct run_actor *who, struct rec_field *f,
+                           char kv[][RUN_SAMPLE_KEY_MAX + 1])
+{
+    size_t n = 0;
+    if (r->plan->description != NULL)
+        f[n++] = (struct rec_field){ .group = "", .key = "description", .value = r->plan->description };
+    if (who->notes != NULL && *who->notes)
+        f[n++] = (struct rec_field){ .group = "", .key = "notes", .value = who->notes };
+    for (size_t i = 0; i < who->n_sample && i < RUN_SAMPLE_MAX; i++) {
+        const char *eq = strchr(who->sample[i], '=');
+        if (eq == NULL || (size_t)(eq - who->sample[i]) > RUN_SAMPLE_KEY_MAX)
+            continue;
+        snprintf(kv[i], RUN_SAMPLE_KEY_MAX + 1, "%.*s", (int)(eq - who->sample[i]), who->sample[i]);
+        f[n++] = (struct rec_field){ .group = "sample", .key = kv[i], .value = eq + 1 };
+    }
+    return n;
+}
+
 /* Start the recorder for a new run file. */
 static int open_file(struct run *r, const struct run_actor *who, bool append)
 {
@@ -374,6 +399,12 @@ static int open_file(struct run *r, const struct run_actor *who, bool append)
         .fsync_interval_s = r->h.rig->rec.checkpoint_s, .append = append,
         .buffer_samples = r->h.rig->rec.buffer,
     };
+    struct rec_field fields[RUN_SAMPLE_MAX + 2];
+    char keys[RUN_SAMPLE_MAX][RUN_SAMPLE_KEY_MAX + 1];
+    if (!append) {
+        info.fields = fields;
+        info.n_fields = run_metadata(r, who, fields, keys);
+    }
     /* A continued run goes on in its file as it was laid out. */
     if (!append && (rc = delivery_add_to_file(r->h.dl, &r->series, &info)) < 0)
         return rc;
@@ -508,6 +539,10 @@ int run_start_plan(const struct run_host *host, struct plan *plan, const struct 
     runfile_make_id(r->id);
     latency_reset(r->h.dispatch);
     latency_reset(r->h.wire);
+    if (r->h.wire_txn != NULL)
+        latency_reset(r->h.wire_txn);
+    if (r->h.wire_sched != NULL)
+        latency_reset(r->h.wire_sched);
     r->start_wall_ns = time_wall_ns();
     r->start_ns = pclock_now(r->h.clock);
     utf8_copy(r->operator_name, sizeof r->operator_name, who->operator_name ? who->operator_name : "");
@@ -584,6 +619,35 @@ static void restore_overrides(struct run *r, const struct journal_rec *j, int64_
 }
 
 /* Continue the run a journal describes, in its file, after a restart. */
+/* eventlog_read callback: one event of the file into the ring. */
+static void history_row(void *ctx, uint64_t seq, const struct eventlog_row *row)
+{
+    struct run *r = ctx;
+    struct run_event_rec *e = &r->events[seq % RUN_EVENTS_KEPT];
+    e->seq = seq;
+    e->t = row->time;
+    utf8_copy(e->severity, sizeof e->severity, row->severity);
+    utf8_copy(e->source, sizeof e->source, row->source);
+    utf8_copy(e->code, sizeof e->code, row->code);
+    utf8_copy(e->message, sizeof e->message, row->message);
+}
+
+/* A run continued after a restart: its events so far, from its file, so that
+ * `events` shows the whole history and not only what came since. Before the
+ * recorder opens the file; if they cannot be read, the run goes on without. */
+static void load_history(struct run *r)
+{
+    if (r->events == NULL && (r->events = calloc(RUN_EVENTS_KEPT, sizeof *r->events)) == NULL)
+        return;
+    uint64_t total = 0;
+    char err[256];
+    if (eventlog_read(r->path, RUN_EVENTS_KEPT, &total, history_row, r, err, sizeof err) < 0) {
+        log_warn("run", "%s; `events` shows only what happens from now", err);
+        return;
+    }
+    r->n_events = (size_t)total;
+}
+
 int run_continue(const struct run_host *host, const struct journal_rec *j, struct plan *plan,
                  double last_alive_s, struct diag *d, struct run **out)
 {
@@ -611,6 +675,7 @@ int run_continue(const struct run_host *host, const struct journal_rec *j, struc
         gap = 0;
     struct run_actor who = { .user = "daemon", .operator_name = r->operator_name };
     hash_origin(r);
+    load_history(r);
     rc = open_file(r, &who, true);
     struct runner_hooks hooks = { .ctx = r, .write = hook_write, .safe_state = hook_safe_state,
                                   .event = hook_event, .step = hook_step, .finished = hook_finished };
@@ -876,6 +941,47 @@ int run_abort(struct run *r, const struct run_actor *who, const char *reason)
     return runner_abort(r->runner, reason && *reason ? reason : "operator request");
 }
 
+int run_next(struct run *r, const struct run_actor *who)
+{
+    char w[96];
+    actor_text(who, w, sizeof w);
+    int rc = runner_next(r->runner, w);
+    if (rc < 0) {
+        run_refused(r, who, "cmd_next", "next", rc == -EAGAIN ? "the run is paused; resume it first"
+                                                              : "no step is running");
+        return rc;
+    }
+    run_event(r, pclock_now(r->h.clock), "info", "control", "cmd_next", "next by %s: ok", w);
+    return 0;
+}
+
+int run_extend(struct run *r, const struct run_actor *who, int64_t ns)
+{
+    char w[96], d[64], what[96];
+    actor_text(who, w, sizeof w);
+    unit_format_duration(ns, d, sizeof d);
+    snprintf(what, sizeof what, "extend %s", d);
+    int rc = runner_extend(r->runner, ns, w);
+    if (rc < 0) {
+        run_refused(r, who, "cmd_extend", what, rc == -EINVAL ? "the step has no end to move (a wait or "
+                    "prompt without a timeout), or the duration is not positive" : "no step is running");
+        return rc;
+    }
+    run_event(r, pclock_now(r->h.clock), "info", "control", "cmd_extend", "%s by %s: ok", what, w);
+    journal_update(r);
+    return 0;
+}
+
+int run_note(struct run *r, const struct run_actor *who, const char *text)
+{
+    char w[96];
+    actor_text(who, w, sizeof w);
+    if (who != NULL && who->operator_name != NULL && *who->operator_name)
+        utf8_format(w, sizeof w, "%s (%s)", who->operator_name, who->user ? who->user : "daemon");
+    run_event(r, pclock_now(r->h.clock), "info", "operator", "note", "%s (by %s)", text, w);
+    return 0;
+}
+
 int run_confirm(struct run *r, const struct run_actor *who)
 {
     char w[96];
@@ -982,6 +1088,18 @@ const struct run_event_rec *run_event_at(const struct run *r, uint64_t seq)
         return NULL;
     const struct run_event_rec *e = &r->events[seq % RUN_EVENTS_KEPT];
     return e->seq == seq ? e : NULL;
+}
+
+json_t *run_event_json(const struct run *r, const struct run_event_rec *e)
+{
+    /* The wall time from the run's t = 0 (kept across a restart by the journal). */
+    int64_t wall = run_start_wall_ns(r) + (int64_t)llround(e->t * 1e9);
+    char utc[40], local[48];
+    time_iso8601(wall, utc, sizeof utc);
+    time_iso8601_local(wall, local, sizeof local);
+    return json_pack("{s:I,s:f,s:s,s:s,s:s,s:s,s:s,s:s}", "seq", (json_int_t)e->seq, "time", e->t,
+                     "utc", utc, "local", local, "severity", e->severity, "source", e->source, "code",
+                     e->code, "message", e->message);
 }
 
 /* Free what the run owns. */

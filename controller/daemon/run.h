@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "base/diag.h"
 #include "base/run_operator.h"
 #include "run/runner.h"
@@ -21,6 +23,10 @@ struct run_actor {
     const char *user;           /* from SO_PEERCRED, e.g. "uid 1000 (alice)" */
     const char *operator_name;  /* run --operator, may be NULL; valid UTF-8, at most RUN_OPERATOR_MAX bytes */
     bool force;                 /* run --force: start although devices are faulted or out of reach */
+    /* What the operator gave with run (checked: run_sample_ok, run_notes_ok), for the file. */
+    const char *const *sample;  /* "KEY=VALUE" fields, n_sample of them (may be NULL) */
+    size_t n_sample;
+    const char *notes;          /* may be NULL */
 };
 
 /* Load text as a protocol against the host's rig and start it now; fills
@@ -92,6 +98,13 @@ int run_pause(struct run *r, const struct run_actor *who, const char *reason);
 int run_resume(struct run *r, const struct run_actor *who, const char *reason, bool keep_overrides);
 int run_abort(struct run *r, const struct run_actor *who, const char *reason);
 int run_confirm(struct run *r, const struct run_actor *who);
+/* End the current step now and go on (runner_next), recorded with who; a
+ * refusal is recorded too. */
+int run_next(struct run *r, const struct run_actor *who);
+/* Make the current step ns longer (runner_extend), recorded with who. */
+int run_extend(struct run *r, const struct run_actor *who, int64_t ns);
+/* A note of the operator's in the run's events ("note"), with who. */
+int run_note(struct run *r, const struct run_actor *who, const char *text);
 
 /* The daemon is stopping: record it and apply on_shutdown (safe-stop or hold). */
 void run_shutdown_begin(struct run *r);
@@ -129,6 +142,9 @@ struct run_event_rec {
 uint64_t run_events_total(const struct run *r);
 /* The event with sequence number seq if it is still kept, else NULL. */
 const struct run_event_rec *run_event_at(const struct run *r, uint64_t seq);
+/* An event of run r as the control socket and the broker send it: run time,
+ * and the wall-clock time in UTC and local time (a new reference). */
+json_t *run_event_json(const struct run *r, const struct run_event_rec *e);
 
 /* Free a closed run (or a run that never started). */
 void run_free(struct run *r);

@@ -43,6 +43,9 @@ struct run_host {
     struct delivery *dl;        /* syringe levels, started and stopped with the run */
     struct latency *dispatch;   /* planned time to the runner's command, reset at each start */
     struct latency *wire;       /* planned time to the first byte on the line, reset at each start */
+    /* Each such command's transaction on the line, and the part of wire the
+     * bus's scheduling added; reset at each start; NULL: not kept. */
+    struct latency *wire_txn, *wire_sched;
 
     void *ctx;                  /* given to every hook */
     /* Command channel to value for the protocol, planned for planned_ns

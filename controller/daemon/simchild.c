@@ -59,21 +59,27 @@ static int read_line(int fd, char *buf, size_t len, int64_t deadline_ns)
 }
 
 /* Exec the simulator in the child with stdout on the pipe. */
-static void exec_child(const char *sim_path, int out_fd, const char *rig_file, uint64_t seed)
+static void exec_child(const char *sim_path, int out_fd, const char *rig_file, uint64_t seed,
+                       const char *const *args)
 {
     dup2(out_fd, STDOUT_FILENO);
     close(out_fd);
     char seedbuf[32];
     snprintf(seedbuf, sizeof seedbuf, "%llu", (unsigned long long)seed);
-    execl(sim_path, sim_path, "--die-with-parent", "--seed", seedbuf, "--rig-out", rig_file,
-          (char *)NULL);
+    const char *argv[24] = { sim_path, "--die-with-parent", "--seed", seedbuf, "--rig-out",
+                             rig_file };
+    size_t n = 6;
+    for (size_t i = 0; args != NULL && args[i] != NULL && n + 1 < sizeof argv / sizeof argv[0]; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    execv(sim_path, (char *const *)argv);
     fprintf(stderr, "perfused: cannot run %s: %s\n", sim_path, strerror(errno));
     _exit(127);
 }
 
 /* Start the simulator and wait for its ready line. */
-int simchild_start(struct simchild *sc, const char *sim_path, uint64_t seed, char *err,
-                   size_t errlen)
+int simchild_start(struct simchild *sc, const char *sim_path, uint64_t seed,
+                   const char *const *args, char *err, size_t errlen)
 {
     memset(sc, 0, sizeof *sc);
     const char *base = getenv("XDG_RUNTIME_DIR");
@@ -97,7 +103,7 @@ int simchild_start(struct simchild *sc, const char *sim_path, uint64_t seed, cha
     }
     if (pid == 0) {
         close(pfd[0]);
-        exec_child(sim_path, pfd[1], sc->rig_file, seed);
+        exec_child(sim_path, pfd[1], sc->rig_file, seed, args);
     }
     close(pfd[1]);
     sc->pid = pid;

@@ -14,10 +14,10 @@ struct simchild {
 };
 
 /* Start sim_path with --die-with-parent and wait (at most 10 s) for its ready
- * line. Blocking: call before the event loop runs. Returns 0 or a negative
- * errno with a message in err. */
-int simchild_start(struct simchild *sc, const char *sim_path, uint64_t seed, char *err,
-                   size_t errlen);
+ * line; args (NULL-ended, may be NULL) are more options for it. Blocking: call
+ * before the event loop runs. Returns 0 or a negative errno with a message in err. */
+int simchild_start(struct simchild *sc, const char *sim_path, uint64_t seed,
+                   const char *const *args, char *err, size_t errlen);
 /* SIGTERM the child, wait up to 3 s, then SIGKILL; remove its directory. */
 void simchild_stop(struct simchild *sc);
 /* The path of perfuse-sim next to this executable. */

@@ -19,7 +19,7 @@ struct loader {
 
 static const char *const step_keys[] = {
     "name", "set", "for", "ramp", "over", "waveform", "update_rate", "wait_until",
-    "timeout", "on_timeout", "prompt", "repeat", "steps", NULL,
+    "timeout", "on_timeout", "prompt", "repeat", "steps", "note", NULL,
 };
 
 /* Check a setpoint against the channel's limits, and that an integer
@@ -445,6 +445,10 @@ static void parse_step(struct loader *L, yaml_node_t *e, struct plan_step *s, in
     if (name != NULL && yexpect_str(L->y, name, "the step 'name'") &&
         (text = get_text(L, name, "the step 'name'", PLAN_MAX_NAME)) != NULL)
         s->name = strdup(text);
+    yaml_node_t *note = ymap_get(L->y, e, "note", NULL);
+    if (note != NULL && yexpect_str(L->y, note, "the step 'note'") &&
+        (text = get_text(L, note, "the step 'note'", PLAN_MAX_NOTE)) != NULL)
+        s->note = strdup(text);
     int kind = step_kind_of(L, e);
     if (kind < 0)
         return;
@@ -512,7 +516,7 @@ static int parse_policy(struct loader *L, yaml_node_t *root, const char *key,
 /* Parse the top level of a protocol document. */
 static void parse_protocol(struct loader *L)
 {
-    static const char *const keys[] = { "perfuse", "name", "rig", "on_fault", "on_restart",
+    static const char *const keys[] = { "perfuse", "name", "description", "rig", "on_fault", "on_restart",
                                         "on_shutdown", "safe_state", "limits", "steps", NULL };
     struct ydoc *y = L->y;
     struct plan *p = L->plan;
@@ -533,6 +537,11 @@ static void parse_protocol(struct loader *L)
     yaml_node_t *name = ymap_get(y, root, "name", NULL);
     if (yexpect_str(y, name ? name : root, "'name' (the protocol's title)"))
         p->name = strdup(ynode_str(name));
+    yaml_node_t *desc = ymap_get(y, root, "description", NULL);
+    const char *text;
+    if (desc != NULL && yexpect_str(y, desc, "'description'") &&
+        (text = get_text(L, desc, "'description'", PLAN_MAX_DESCRIPTION)) != NULL)
+        p->description = strdup(text);
     yaml_node_t *rig = ymap_get(y, root, "rig", NULL);
     if (rig != NULL && yexpect_str(y, rig, "'rig'")) {
         p->rig_name = strdup(ynode_str(rig));
@@ -597,6 +606,7 @@ static void step_free(struct plan_step *s)
     free(s->name);
     free(s->cond_text);
     free(s->prompt);
+    free(s->note);
 }
 
 /* Free a plan. */
@@ -608,6 +618,7 @@ void plan_free(struct plan *p)
     free(p->safe_state);
     free(p->limits);
     free(p->name);
+    free(p->description);
     free(p->rig_name);
     free(p->path);
     free(p->text);

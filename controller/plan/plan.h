@@ -24,6 +24,9 @@
  * passes it must fit the /steps name field), a prompt (it must fit an event's
  * message after "waiting for the operator: "). Longer text is an error. */
 #define PLAN_MAX_NAME 96
+/* Longest step note and protocol description, in bytes (kept whole in the run file). */
+#define PLAN_MAX_NOTE 1024
+#define PLAN_MAX_DESCRIPTION 8192
 #define PLAN_MAX_PROMPT 200
 
 enum step_kind { STEP_SET, STEP_RAMP, STEP_WAVEFORM, STEP_WAIT, STEP_PROMPT, STEP_REPEAT };
@@ -46,6 +49,7 @@ struct plan_target {
 struct plan_step {
     enum step_kind kind;
     char *name;                 /* as written, or a generated one */
+    char *note;                 /* the step's note: (NULL if none) */
     int line, col;
     int64_t duration_ns;        /* fixed part: set/ramp/waveform; repeat: count x body; else 0 */
     struct plan_target *targets;
@@ -69,6 +73,7 @@ struct plan_step {
 
 struct plan {
     char *name;
+    char *description;          /* description: (NULL if none) */
     char *rig_name;             /* NULL if the protocol names none */
     char *path;
     char *text;

@@ -2,6 +2,7 @@
 #include "rig.h"
 #include "rigdigest.h"
 #include "base/sha256.h"
+#include "base/units.h"
 #include "base/yamldoc.h"
 
 #include <errno.h>
@@ -81,6 +82,32 @@ static void flatten_params(struct ydoc *y, yaml_node_t *map, const char *prefix,
     }
 }
 
+/* The word of the comma-separated list nearest to word, if close enough to be
+ * a typo ("new-era" for newera), into buf; false if none is. */
+static bool nearest_word(const char *word, const char *list, char *buf, size_t len)
+{
+    int best = 1000;
+    const char *p = list;
+    while (*p != '\0') {
+        while (*p == ',' || *p == ' ')
+            p++;
+        size_t n = strcspn(p, ", ");
+        char w[64];
+        if (n > 0 && n < sizeof w) {
+            memcpy(w, p, n);
+            w[n] = '\0';
+            int d = unit_edit_distance(word, w);
+            if (d < best) {
+                best = d;
+                snprintf(buf, len, "%s", w);
+            }
+        }
+        p += n;
+    }
+    size_t wl = strlen(word);
+    return best <= (wl <= 4 ? 1 : wl <= 8 ? 2 : 3);
+}
+
 /* Parse one bus entry. */
 static void load_bus(struct rig *rig, struct ydoc *y, yaml_node_t *e)
 {
@@ -103,8 +130,13 @@ static void load_bus(struct rig *rig, struct ydoc *y, yaml_node_t *e)
         return;
     struct link_config *l = &b->link;
     if (link_type_parse(ynode_str(type), &l->type) < 0) {
-        yerr(y, type, "unknown bus type '%s' (expected serial, modbus-rtu or modbus-tcp)",
-             ynode_str(type));
+        char near[64];
+        if (nearest_word(ynode_str(type), "serial, modbus-rtu, modbus-tcp", near, sizeof near))
+            yerr(y, type, "unknown bus type '%s' (did you mean '%s'? expected serial, modbus-rtu or "
+                 "modbus-tcp)", ynode_str(type), near);
+        else
+            yerr(y, type, "unknown bus type '%s' (expected serial, modbus-rtu or modbus-tcp)",
+                 ynode_str(type));
         return;
     }
     b->name = strdup(ynode_str(name));
@@ -275,7 +307,12 @@ static void load_device(struct rig *rig, struct ydoc *y, yaml_node_t *e, const c
     }
     const struct driver_ops *drv = driver_find(ynode_str(drvn));
     if (drv == NULL) {
-        yerr(y, drvn, "unknown driver '%s' (expected one of: %s)", ynode_str(drvn), driver_names());
+        char near[64];
+        if (nearest_word(ynode_str(drvn), driver_names(), near, sizeof near))
+            yerr(y, drvn, "unknown driver '%s' (did you mean '%s'? expected one of: %s)", ynode_str(drvn),
+                 near, driver_names());
+        else
+            yerr(y, drvn, "unknown driver '%s' (expected one of: %s)", ynode_str(drvn), driver_names());
         return;
     }
     size_t bus;
@@ -283,7 +320,17 @@ static void load_device(struct rig *rig, struct ydoc *y, yaml_node_t *e, const c
         if (strcmp(rig->buses[bus].name, ynode_str(busn)) == 0)
             break;
     if (bus == rig->n_buses) {
-        yerr(y, busn, "unknown bus '%s' (buses are declared under 'buses:')", ynode_str(busn));
+        char names[512] = "", near[64];
+        for (size_t i = 0; i < rig->n_buses; i++) {
+            size_t used = strlen(names);
+            snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", rig->buses[i].name);
+        }
+        if (nearest_word(ynode_str(busn), names, near, sizeof near))
+            yerr(y, busn, "unknown bus '%s' (did you mean '%s'? buses are declared under 'buses:')",
+                 ynode_str(busn), near);
+        else
+            yerr(y, busn, "unknown bus '%s' (buses are declared under 'buses:'%s%s)", ynode_str(busn),
+                 names[0] ? ": " : "", names);
         return;
     }
     const char *bt = link_type_name(rig->buses[bus].link.type);
@@ -324,6 +371,50 @@ static void load_device(struct rig *rig, struct ydoc *y, yaml_node_t *e, const c
     rig->n_devices++;
     apply_sample_rates(rig, y, ymap_get(y, e, "sample_hz", NULL), d);
     apply_plausibility(rig, y, e, d);
+}
+
+/* The fewest characters one Modbus RTU reading takes on the line: a request of
+ * 8 bytes (address, function, start, count, CRC), a reply of at least 7 (one
+ * register), and the silence of 3.5 characters after each frame. */
+#define RTU_CHARS_PER_READING 22
+
+/* Refuse sample rates a Modbus RTU line's baud rate cannot carry: each reading
+ * is a request and a reply on the one line, so the readings a second of every
+ * device on it, times the characters each takes, times the bits a character
+ * takes, must fit in the baud rate. The message shows the arithmetic. */
+static void check_line_rates(struct rig *rig, struct ydoc *y, yaml_node_t *buses)
+{
+    for (size_t b = 0; b < rig->n_buses; b++) {
+        const struct link_config *l = &rig->buses[b].link;
+        if (l->type != LINK_MODBUS_RTU || l->baud <= 0)
+            continue;
+        double readings = 0;
+        size_t n = 0;
+        for (size_t i = 0; i < rig->n_channels; i++) {
+            const struct rig_channel *c = &rig->channels[i];
+            if (rig->devices[c->device].bus == b && c->readable && c->sample_hz > 0) {
+                readings += c->sample_hz;
+                n++;
+            }
+        }
+        int bits = 1 + l->data_bits + (l->parity != 'N') + l->stop_bits;
+        double need = readings * RTU_CHARS_PER_READING * bits;
+        if (need <= l->baud)
+            continue;
+        yaml_node_t *at = NULL;
+        for (size_t i = 0; i < yseq_len(buses); i++) {
+            yaml_node_t *e = yseq_item(y, buses, i), *nm = ymap_get(y, e, "name", NULL);
+            if (nm && ynode_str(nm) && strcmp(ynode_str(nm), rig->buses[b].name) == 0)
+                at = ymap_get(y, e, "baud", NULL) ? ymap_get(y, e, "baud", NULL) : e;
+        }
+        yerr(y, at ? at : buses, "bus '%s' (modbus-rtu, %d baud) cannot carry its sample rates: %zu "
+             "channels read %g times a second in all, each reading at least %d characters of %d bits "
+             "(a request, a reply and the silences between frames), so %g x %d x %d = %.0f bit/s, more "
+             "than the line's %d. At most %.1f readings a second fit: lower sample_hz of the devices "
+             "on it, or raise the baud rate", rig->buses[b].name, l->baud, n, readings,
+             RTU_CHARS_PER_READING, bits, readings, RTU_CHARS_PER_READING, bits, need, l->baud,
+             (double)l->baud / (RTU_CHARS_PER_READING * bits));
+    }
 }
 
 /* The optional 'recorder:' section: how run files are written on this rig. */
@@ -620,6 +711,8 @@ static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
         for (size_t i = 0; rig->devices && i < yseq_len(devs); i++)
             load_device(rig, y, yseq_item(y, devs, i), dir);
     }
+    if (rig->buses != NULL && rig->devices != NULL)
+        check_line_rates(rig, y, buses);
     yaml_node_t *limits = ymap_get(y, root, "limits", NULL);
     if (limits != NULL)
         rig_parse_limits(y, limits, rig, &rig->limits, &rig->n_limits);

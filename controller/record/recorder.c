@@ -129,6 +129,7 @@ struct recorder {
     uint64_t dropped_reported;
     struct meta meta_late;            /* set during the run, under lock; written at close */
     struct meta meta_start;           /* given at the start; thread only */
+    struct meta meta_root;            /* the run's fields that are root attributes too */
 
     /* thread side */
     struct vec pend_events, pend_steps;     /* waiting to be written (storage failing) */
@@ -174,9 +175,12 @@ struct syringe_attrs {
  * written before that types its strings ASCII: HDF5 does not convert between
  * the two, so rows appended to such a file use its own character set. */
 
-/* Write a fixed-length UTF-8 string attribute of at least min_len bytes. */
+/* Write a fixed-length UTF-8 string attribute of at least min_len bytes,
+ * replacing one of that name (a continued run's file closes a second time). */
 static int attr_str(hid_t loc, const char *name, const char *value, size_t min_len)
 {
+    if (H5Aexists(loc, name) > 0 && H5Adelete(loc, name) < 0)
+        return -EIO;
     size_t len = strlen(value);
     if (len < min_len)
         len = min_len;
@@ -503,6 +507,8 @@ static int entry_group(struct recorder *r, const char *start, hid_t groups[3])
         H5Gclose(g);
     }
     g = nx_group(entry, "sample", "NXsample");
+    if (g < 0 || H5Lcreate_soft("/entry/sample", r->file, "sample", H5P_DEFAULT, H5P_DEFAULT) < 0)
+        rc = -EIO;
     if (g >= 0)
         H5Gclose(g);
     for (int k = 0; k < 3; k++) {
@@ -714,6 +720,16 @@ static int open_existing(struct recorder *r)
     return rc;
 }
 
+/* The run's own fields (description, notes) as root attributes. */
+static int metadata_write(struct recorder *r)
+{
+    int rc = 0;
+    for (size_t i = 0; i < r->meta_root.n; i++)
+        if (attr_str(r->file, r->meta_root.key[i], r->meta_root.value[i], 0) < 0)
+            rc = -EIO;
+    return rc;
+}
+
 /* Create the file and its whole layout, then start SWMR writing. */
 static int create_file(struct recorder *r)
 {
@@ -746,6 +762,8 @@ static int create_file(struct recorder *r)
             H5Gclose(groups[k]);
     if (rc == 0)
         rc = syringes_group(r);
+    if (rc == 0)
+        rc = metadata_write(r);
     make_table_types(r, H5T_CSET_UTF8);
     r->ev_ds = growing_dataset(r->file, "events", r->ev_type, EVENT_CHUNK, 0);
     r->step_ds = growing_dataset(r->file, "steps", r->step_type, STEP_CHUNK, 0);
@@ -1267,6 +1285,20 @@ int recorder_start(struct recorder **out, const struct rec_run_info *info,
             mrc = -ENOMEM;
     r->info.metadata = NULL;
     r->info.n_metadata = 0;
+    /* The run's fields: a sample's go to /entry/sample; the run's own are
+     * root attributes and, where the name is free, /entry fields too. */
+    for (size_t i = 0; mrc == 0 && i < info->n_fields; i++) {
+        const struct rec_field *f = &info->fields[i];
+        char key[META_NAME + 8];
+        bool sample = f->group != NULL && f->group[0] != '\0';
+        snprintf(key, sizeof key, "%s%s", sample ? "sample/" : "", f->key);
+        if (recorder_metadata_key_ok(key) == 0 && meta_add(&r->meta_start, key, f->value) < 0)
+            mrc = -ENOMEM;
+        if (!sample && meta_add(&r->meta_root, f->key, f->value) < 0)
+            mrc = -ENOMEM;
+    }
+    r->info.fields = NULL;
+    r->info.n_fields = 0;
     r->n_channels = info->n_channels;
     r->n_setpoints = info->n_setpoints;
     r->n_series = info->n_channels + info->n_setpoints + info->n_confirmed;
@@ -1471,6 +1503,7 @@ void recorder_free(struct recorder *r)
     free(r->syr);
     meta_free(&r->meta_start);
     meta_free(&r->meta_late);
+    meta_free(&r->meta_root);
     for (size_t i = 0; i < 10; i++)
         free(r->strs[i]);
     free(r->values.data);

@@ -50,6 +50,16 @@ struct rec_syringe {
     const char *fill_source;      /* "given", "assumed full" or "unknown" */
 };
 
+/* A field of the run's metadata: in group "sample" it is /entry/sample/<key>
+ * (a string dataset in the entry's NXsample group, also read as /sample/<key>
+ * through a link); in group "" a string attribute of the file's root and the
+ * field /entry/<key> (the run as a whole: description, notes). */
+struct rec_field {
+    const char *group;            /* "sample" or "" */
+    const char *key;              /* "cell_line" */
+    const char *value;            /* UTF-8 text */
+};
+
 /* What the file is about. All strings are copied by recorder_start. */
 struct rec_run_info {
     const char *path;             /* file to create (must not exist) */
@@ -81,6 +91,8 @@ struct rec_run_info {
     size_t n_metadata;
     int simulated;                /* 1: times are a simulation's (perfusectl simulate): the file
                                      says so, and end_time is start_time + the last record's t */
+    const struct rec_field *fields;       /* the run's metadata (not when appending) */
+    size_t n_fields;
 };
 
 /* A row of /steps. Rows are keyed by index: a second call with the same index

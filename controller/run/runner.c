@@ -38,6 +38,8 @@ struct runner {
     int64_t step_start_ns;              /* the current step's (shifted) deadline */
     int64_t step_actual_ns;             /* when it really started */
     int64_t pause_ns;                   /* when the current pause began */
+    int64_t extend_ns;                  /* added to the current step by `extend` */
+    char pause_reason[256];             /* why the run is paused */
     uint64_t update_k;                  /* next update index within the step */
     int step_index;                     /* /steps row of the current step */
     bool prompt_answered;               /* the current prompt was confirmed while paused */
@@ -151,13 +153,16 @@ static int64_t update_offset(const struct runner *r, uint64_t k)
     return (int64_t)llround((double)k * 1e9 / r->cur->update_hz);
 }
 
-/* Arm the update timer for update r->update_k, if it falls inside the step. */
+/* Arm the update timer for update r->update_k, if it falls inside the step.
+ * On the real clock it fires RUNNER_LEAD_NS early: the value goes to the bus
+ * with its deadline, and the bus thread sends it on time by itself. */
 static void arm_update(struct runner *r)
 {
     int64_t off = update_offset(r, r->update_k);
-    if (off >= r->cur->duration_ns)
+    int64_t end = r->cur->duration_ns + (r->cur->kind == STEP_WAVEFORM ? r->extend_ns : 0);
+    if (off >= end)
         return;
-    ptimer_start(&r->update_timer, r->step_start_ns + off);
+    ptimer_start(&r->update_timer, r->step_start_ns + off - (r->clk->is_virtual ? 0 : RUNNER_LEAD_NS));
 }
 
 /* A ramp or waveform update is due: write the values for its deadline. */
@@ -197,8 +202,13 @@ static void step_end(struct runner *r, const char *outcome, int64_t base)
     snprintf(r->row.outcome, sizeof r->row.outcome, "%s", outcome);
     write_row(r);
     emit(r, "info", "step_end", "step %s '%s' %s", r->row.path, r->row.name, outcome);
+    /* A wait or prompt adds what it took; a fixed step what it took beyond its
+     * duration (an extension), or less (ended early by `next`). */
     if (s->kind == STEP_WAIT || s->kind == STEP_PROMPT)
         r->shift_ns += base - r->step_start_ns;
+    else
+        r->shift_ns += base - r->step_start_ns - s->duration_ns;
+    r->extend_ns = 0;
     r->plan_pos_ns += s->duration_ns;
     r->cur = NULL;
     runner_advance(r, base);
@@ -230,6 +240,19 @@ static void step_fired(struct ptimer *t)
     }
 }
 
+/* Arm the step timer: a fixed step's end, or a wait's or prompt's timeout,
+ * each with what `extend` added. */
+static void arm_step(struct runner *r)
+{
+    const struct plan_step *s = r->cur;
+    if (s->kind == STEP_WAIT || s->kind == STEP_PROMPT) {
+        if (s->timeout_ns > 0)
+            ptimer_start(&r->step_timer, r->step_start_ns + s->timeout_ns + r->extend_ns);
+    } else {
+        ptimer_start(&r->step_timer, r->step_start_ns + s->duration_ns + r->extend_ns);
+    }
+}
+
 /* Start the leaf step under the cursor at its deadline. */
 static void step_begin(struct runner *r)
 {
@@ -237,6 +260,7 @@ static void step_begin(struct runner *r)
     int64_t now = pclock_now(r->clk);
     r->step_actual_ns = now;
     r->update_k = 0;
+    r->extend_ns = 0;
     r->prompt_answered = false;
     memset(&r->row, 0, sizeof r->row);
     r->row.index = r->step_index++;
@@ -249,6 +273,8 @@ static void step_begin(struct runner *r)
     write_row(r);
     emit(r, "info", "step_start", "step %s '%s' (%s) started", r->row.path, r->row.name,
          plan_step_kind_name(s->kind));
+    if (s->note != NULL)
+        emit(r, "info", "step_note", "step %s note: %s", r->row.path, s->note);
     switch (s->kind) {
     case STEP_SET:
         apply_set(r, r->step_start_ns);
@@ -264,12 +290,7 @@ static void step_begin(struct runner *r)
     case STEP_REPEAT:
         break;
     }
-    if (s->kind == STEP_WAIT || s->kind == STEP_PROMPT) {
-        if (s->timeout_ns > 0)
-            ptimer_start(&r->step_timer, r->step_start_ns + s->timeout_ns);
-    } else {
-        ptimer_start(&r->step_timer, r->step_start_ns + s->duration_ns);
-    }
+    arm_step(r);
 }
 
 /* Move the cursor to the next leaf step and begin it; finish when none is left.
@@ -347,6 +368,7 @@ bool runner_get_pos(const struct runner *r, struct runner_pos *pos)
     pos->row_start = r->row.start;
     pos->paused = r->state == RUN_PAUSED;
     pos->pause_ns = r->pause_ns - r->start_ns;
+    pos->extend_ns = r->extend_ns;
     return true;
 }
 
@@ -373,6 +395,7 @@ int runner_start_at(struct runner *r, int64_t start_ns, const struct runner_pos 
     r->plan_pos_ns = pos->plan_pos_ns;
     r->step_index = pos->step_index + 1;
     r->prompt_answered = false;
+    r->extend_ns = pos->extend_ns;
     const struct plan_step *s = r->cur;
     bool open = s->kind == STEP_WAIT || s->kind == STEP_PROMPT;
     /* The downtime is a pause. Inside a pause that was already on, or inside a
@@ -393,6 +416,7 @@ int runner_start_at(struct runner *r, int64_t start_ns, const struct runner_pos 
     if (pos->paused) {
         r->state = RUN_PAUSED;
         r->pause_ns = start_ns + pos->pause_ns;
+        utf8_copy(r->pause_reason, sizeof r->pause_reason, "paused before the daemon restarted");
         /* The owner restores the setpoints held in the pause (the operator may have set them). */
         emit(r, "info", "paused", "run still paused after the restart: resume it when ready");
         return 0;
@@ -424,12 +448,7 @@ int runner_start_at(struct runner *r, int64_t start_ns, const struct runner_pos 
     case STEP_REPEAT:
         break;
     }
-    if (open) {
-        if (s->timeout_ns > 0)
-            ptimer_start(&r->step_timer, r->step_start_ns + s->timeout_ns);
-    } else {
-        ptimer_start(&r->step_timer, r->step_start_ns + s->duration_ns);
-    }
+    arm_step(r);
     return 0;
 }
 
@@ -446,6 +465,7 @@ int runner_pause(struct runner *r, const char *reason)
         for (size_t i = 0; i < r->cur->n_targets; i++)
             r->hooks.write(r->hooks.ctx, r->cur->targets[i].channel, r->cur->targets[i].mean,
                            r->pause_ns);
+    utf8_copy(r->pause_reason, sizeof r->pause_reason, reason);
     emit(r, "info", "paused", "run paused: %s", reason);
     return 0;
 }
@@ -485,12 +505,7 @@ int runner_resume(struct runner *r, const char *reason)
             r->update_k++;
         arm_update(r);
     }
-    if (s->kind == STEP_WAIT || s->kind == STEP_PROMPT) {
-        if (s->timeout_ns > 0)
-            ptimer_start(&r->step_timer, r->step_start_ns + s->timeout_ns);
-    } else {
-        ptimer_start(&r->step_timer, r->step_start_ns + s->duration_ns);
-    }
+    arm_step(r);
     return 0;
 }
 
@@ -547,6 +562,44 @@ int runner_confirm(struct runner *r, const char *who)
     return 0;
 }
 
+/* End the current step now and go on with the next. */
+int runner_next(struct runner *r, const char *who)
+{
+    if (r->state == RUN_PAUSED)
+        return -EAGAIN;
+    if (r->state != RUN_RUNNING || r->cur == NULL)
+        return -ENOENT;
+    emit(r, "info", "step_skipped", "step %s '%s' ended early by %s", r->row.path, r->row.name, who);
+    step_end(r, "skipped", pclock_now(r->clk));
+    return 0;
+}
+
+/* Make the current step longer by ns. */
+int runner_extend(struct runner *r, int64_t ns, const char *who)
+{
+    if ((r->state != RUN_RUNNING && r->state != RUN_PAUSED) || r->cur == NULL)
+        return -ENOENT;
+    const struct plan_step *s = r->cur;
+    bool open = s->kind == STEP_WAIT || s->kind == STEP_PROMPT;
+    if (ns <= 0 || (open && s->timeout_ns == 0))
+        return -EINVAL;
+    if (r->extend_ns > INT64_MAX / 4 - ns)
+        return -ERANGE;
+    r->extend_ns += ns;
+    char d[64], total[64];
+    unit_format_duration(ns, d, sizeof d);
+    unit_format_duration((open ? s->timeout_ns : s->duration_ns) + r->extend_ns, total, sizeof total);
+    emit(r, "info", "step_extended", "step %s '%s' extended by %s by %s: its %s is now %s", r->row.path,
+         r->row.name, d, who, open ? "timeout" : "duration", total);
+    if (r->state == RUN_RUNNING) {
+        ptimer_stop(&r->step_timer);
+        arm_step(r);
+        if (s->kind == STEP_WAVEFORM)
+            arm_update(r);      /* re-arming replaces: the next update, now also past the old end */
+    }
+    return 0;
+}
+
 /* A new valid sample: end a wait_until whose condition now holds. */
 void runner_on_sample(struct runner *r, int channel, double value, int64_t t)
 {
@@ -567,6 +620,11 @@ void runner_get_status(struct runner *r, struct runner_status *st)
     st->planned_total_ns = r->plan->total_ns;
     st->shift_ns = r->shift_ns;
     st->step_index = r->step_index - 1;
+    st->cond_channel = -1;
+    if (r->state == RUN_PAUSED)
+        st->pause_reason = r->pause_reason;
+    if (r->cur != NULL && r->cur->kind != STEP_WAIT && r->cur->kind != STEP_PROMPT)
+        st->planned_total_ns += r->extend_ns;
     if (r->state == RUN_LOADED)
         return;
     int64_t now = r->state == RUN_PAUSED ? r->pause_ns : pclock_now(r->clk);
@@ -574,13 +632,22 @@ void runner_get_status(struct runner *r, struct runner_status *st)
         memcpy(st->step_path, r->row.path, sizeof st->step_path);
         memcpy(st->step_name, r->row.name, sizeof st->step_name);
         st->step_kind = plan_step_kind_name(r->cur->kind);
-        st->step_duration_ns = r->cur->duration_ns;
+        bool open = r->cur->kind == STEP_WAIT || r->cur->kind == STEP_PROMPT;
+        st->step_duration_ns = r->cur->duration_ns + (open ? 0 : r->extend_ns);
+        st->extend_ns = r->extend_ns;
+        st->timeout_ns = open && r->cur->timeout_ns > 0 ? r->cur->timeout_ns + r->extend_ns : 0;
+        if (r->cur->kind == STEP_WAIT && r->cur->cond_text != NULL) {
+            st->cond_text = r->cur->cond_text;
+            st->cond_channel = r->cur->cond_channel;
+            st->cond_value = r->cur->cond_value;
+        }
         st->step_elapsed_ns = now - r->step_start_ns;
         if (st->step_elapsed_ns < 0)
             st->step_elapsed_ns = 0;
         st->waiting_prompt = r->cur->kind == STEP_PROMPT && !r->prompt_answered;
         st->prompt_answered = r->cur->kind == STEP_PROMPT && r->prompt_answered;
         st->prompt = r->cur->prompt;
+        st->step_note = r->cur->note;
         st->run_elapsed_ns = r->plan_pos_ns + (r->cur->kind == STEP_WAIT || r->cur->kind == STEP_PROMPT
                                                ? 0 : st->step_elapsed_ns);
     } else {

@@ -28,6 +28,12 @@ const char *run_state_name(enum run_state s);
  * "paused" (only an offline simulation ends so), otherwise "aborted". */
 const char *run_outcome_name(enum run_state s);
 
+/* On the real clock, ramp and waveform updates are handed to write()
+ * this long before their deadline (planned_ns), so that the bus can send them
+ * on time and keep reads out of their way. Step starts are not: they follow
+ * the step's own timer. */
+#define RUNNER_LEAD_NS (50 * 1000000LL)
+
 /* What the runner asks of its owner. All called on the runner's thread. */
 struct runner_hooks {
     void *ctx;
@@ -56,7 +62,14 @@ struct runner_status {
     bool waiting_prompt;
     bool prompt_answered;                       /* confirmed while paused: goes on when resumed */
     const char *prompt;
+    const char *step_note;                      /* the step's note: (NULL if none) */
     int step_index;
+    int64_t extend_ns;                          /* what `extend` added to the step */
+    int64_t timeout_ns;                         /* a wait's or prompt's timeout, extended; 0: none */
+    const char *pause_reason;                   /* why it is paused (NULL unless paused) */
+    const char *cond_text;                      /* a wait_until's condition, or NULL */
+    int cond_channel;                           /* its rig channel (-1: none) */
+    double cond_value;                          /* the value it compares with */
 };
 
 /* Where a run is, for the run journal: enough to continue it after a restart.
@@ -70,6 +83,7 @@ struct runner_pos {
     double row_planned_start, row_start;
     bool paused;
     int64_t pause_ns;                   /* when the pause began */
+    int64_t extend_ns;                  /* what `extend` added to the step */
 };
 
 struct runner;
@@ -90,6 +104,15 @@ int runner_fault(struct runner *r, const char *reason);
 /* Answer the pending prompt; in a paused run the run goes on past it when
  * resumed. Returns -ENOENT if none is pending. */
 int runner_confirm(struct runner *r, const char *who);
+/* End the current step now and go on with the next (recorded as "skipped",
+ * with who). A fixed step's unused time comes off the rest of the plan.
+ * Returns -EAGAIN while paused (resume first), -ENOENT with no step running. */
+int runner_next(struct runner *r, const char *who);
+/* Make the current step ns longer (a wait's or prompt's timeout; a ramp holds
+ * its end value, a waveform goes on); the rest of the plan moves by as much.
+ * Running or paused. Returns -EINVAL for ns <= 0 or a wait or prompt with no
+ * timeout, -ENOENT with no step running. */
+int runner_extend(struct runner *r, int64_t ns, const char *who);
 /* A new valid sample of channel (for wait_until). */
 void runner_on_sample(struct runner *r, int channel, double value, int64_t t);
 /* Where the run is; false if it is not running or paused on a step. */

@@ -3,6 +3,7 @@
  *
  *   perfuse-sim [--seed N] [--rig-out FILE] [--profiles DIR] [--fault SPEC]...
  *               [--control PATH] [--die-with-parent] [--log-level LEVEL] [--trace FILE]
+ *               [--line-rate on|off] [--baud N] [--response-latency DEVICE=MS]...
  *
  * Two New Era pumps (addresses 0, 1) on one pty, the chip sensors as Modbus
  * RTU slaves (units 1, 2) on another pty, the valve and incubator as Modbus TCP
@@ -14,6 +15,11 @@
  *   {"pid": N, "seed": S, "rig_file": "...", "control": "...",
  *    "buses": {"pumps": ".../pumps.tty", "sensors": ".../sensors.tty", "plc": "127.0.0.1:40123"}}
  * and runs until SIGTERM or SIGINT.
+ *
+ * Every serial line is paced at its baud rate and framing, in both directions,
+ * with each device's response latency and, on the Modbus RTU line, the
+ * 3.5-character silences (sim_wire.h); --line-rate off passes bytes at once.
+ * --baud sets the rate of the pump and sensor lines (default 19200).
  *
  * Faults (drivers/sim/sim_faults.h lists the kinds): --fault KIND:DEVICE[,at=D][,for=D]
  * at start, or at run time on the control socket, one command per line:
@@ -28,6 +34,7 @@
 #include "sim_lines.h"
 #include "sim_modbus.h"
 #include "sim_newera.h"
+#include "sim_wire.h"
 #include "base/timeutil.h"
 
 #include <ctype.h>
@@ -36,6 +43,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -46,6 +54,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_CLIENTS 16
@@ -56,6 +65,7 @@ struct pty {
     int master, slave;
     char link[PATH_MAX - 32];   /* stable symlink to the pts */
     char pts[64];
+    struct sim_wire wire;       /* its pacing; kept across an unplug */
 };
 
 /* An extra lab line (sim_lines.h) being served. */
@@ -82,6 +92,10 @@ struct sim {
     char ctl_path[108];
     int sig_fd;
     uint64_t t0;                /* CLOCK_MONOTONIC at model time 0 */
+    bool line_rate;             /* pace the serial lines (--line-rate, default on) */
+    int baud;                   /* the pump and sensor lines' rate (--baud) */
+    int64_t latency_ns[SD_DEVICES];  /* each device's response latency */
+    int64_t done_ns;            /* when the command being answered was complete */
     char line[256];
     size_t line_len;
     char pkt[160];              /* a safe-mode packet being received */
@@ -120,7 +134,7 @@ static int pty_open(struct pty *p)
     return 0;
 }
 
-/* Unplug: close both ends and remove the symlink. */
+/* Unplug: close both ends and remove the symlink; what was on the wire is lost. */
 static void pty_close(struct pty *p)
 {
     if (p->master >= 0) {
@@ -129,12 +143,39 @@ static void pty_close(struct pty *p)
         unlink(p->link);
     }
     p->master = p->slave = -1;
+    sim_wire_reset(&p->wire);
 }
 
 /* Model time now. */
 static int64_t model_now(const struct sim *s)
 {
     return (int64_t)(time_mono_ns() - s->t0);
+}
+
+/* Write the reply bytes that have reached the host by now. */
+static void pty_flush(struct sim *s, struct pty *p, const char *who)
+{
+    uint8_t buf[SIM_WIRE_BUF];
+    size_t n = sim_wire_host_take(&p->wire, model_now(s), buf, sizeof buf);
+    if (n > 0 && p->master >= 0 && write(p->master, buf, n) < 0)
+        log_warn(who, "write: %s", strerror(errno));
+}
+
+/* A device's reply goes on its line, after its latency, paced by the wire. */
+static void line_send(struct sim *s, struct pty *p, enum sim_device dev, const char *who,
+                      const void *buf, size_t len)
+{
+    sim_wire_device_reply(&p->wire, s->done_ns, s->latency_ns[dev], buf, len);
+    pty_flush(s, p, who);
+}
+
+/* The host wrote to a line: its bytes go on the wire. */
+static void pty_readable(struct sim *s, struct pty *p)
+{
+    uint8_t buf[256];
+    ssize_t n = read(p->master, buf, sizeof buf);
+    if (n > 0)
+        sim_wire_host_sent(&p->wire, model_now(s), buf, (size_t)n);
 }
 
 /* Bring the model up to the present and apply the faults of this moment. */
@@ -216,9 +257,9 @@ static void pump_command(struct sim *s, const char *line)
     } else {
         len = sim_newera_handle(&s->phys, line, out, sizeof out);
     }
-    if (len > 0 && write(s->pumps.master, out, len) < 0)
-        log_warn("pumps", "write: %s", strerror(errno));
-    else if (len > 0 && s->trace_fd >= 0)
+    if (len > 0)
+        line_send(s, &s->pumps, dev, "pumps", out, len);
+    if (len > 0 && s->trace_fd >= 0)
         trace_serial(s->trace_fd, "ne", line, out, len);
 }
 
@@ -243,39 +284,45 @@ static void pump_packet(struct sim *s, const char *pkt, size_t n)
     /* The answer is the Basic reply's inside, wrapped. */
     char pk[160];
     int m = len >= 2 ? newera_safe_packet(out + 1, len - 2, pk, sizeof pk) : -1;
-    if (m > 0 && write(s->pumps.master, pk, (size_t)m) < 0)
-        log_warn("pumps", "write: %s", strerror(errno));
-    else if (m > 0 && s->trace_fd >= 0)
+    if (m > 0)
+        line_send(s, &s->pumps, addr == 1 ? SD_PUMP2 : SD_PUMP1, "pumps", pk, (size_t)m);
+    if (m > 0 && s->trace_fd >= 0)
         trace_serial(s->trace_fd, "ne", cmd, out, len);
 }
 
-/* Bytes from the pump line: answer each CR-terminated command, or each
+/* One byte arrived at the pumps: answer each CR-terminated command, or each
  * safe-mode packet (STX, length, data, CRC, ETX). */
-static void pumps_readable(struct sim *s)
+static void pumps_byte(struct sim *s, char c)
 {
-    char buf[256];
-    ssize_t n = read(s->pumps.master, buf, sizeof buf);
-    for (ssize_t i = 0; i < n; i++) {
-        if (s->pkt_len > 0 || (s->line_len == 0 && buf[i] == NEWERA_STX)) {
-            s->pkt[s->pkt_len++] = buf[i];
-            size_t want = s->pkt_len >= 2 ? 1 + (unsigned char)s->pkt[1] : 0;
-            if (s->pkt_len >= 2 && (want < 6 || want > sizeof s->pkt))
-                s->pkt_len = 0;             /* not a packet we can take */
-            else if (want > 0 && s->pkt_len == want) {
-                pump_packet(s, s->pkt, s->pkt_len);
-                s->pkt_len = 0;
-            }
-            continue;
+    if (s->pkt_len > 0 || (s->line_len == 0 && c == NEWERA_STX)) {
+        s->pkt[s->pkt_len++] = c;
+        size_t want = s->pkt_len >= 2 ? 1 + (unsigned char)s->pkt[1] : 0;
+        if (s->pkt_len >= 2 && (want < 6 || want > sizeof s->pkt))
+            s->pkt_len = 0;             /* not a packet we can take */
+        else if (want > 0 && s->pkt_len == want) {
+            pump_packet(s, s->pkt, s->pkt_len);
+            s->pkt_len = 0;
         }
-        if (buf[i] != '\r') {
-            if (s->line_len + 1 < sizeof s->line)
-                s->line[s->line_len++] = buf[i];
-            continue;
-        }
-        s->line[s->line_len] = '\0';
-        s->line_len = 0;
-        pump_command(s, s->line);
+        return;
     }
+    if (c != '\r') {
+        if (s->line_len + 1 < sizeof s->line)
+            s->line[s->line_len++] = c;
+        return;
+    }
+    s->line[s->line_len] = '\0';
+    s->line_len = 0;
+    pump_command(s, s->line);
+}
+
+/* The pump line: act on each byte as it completes, send what is due. */
+static void pumps_due(struct sim *s)
+{
+    uint8_t c;
+    while (s->pumps.master >= 0 &&
+           sim_wire_device_take(&s->pumps.wire, model_now(s), &c, 1, &s->done_ns) == 1)
+        pumps_byte(s, (char)c);
+    pty_flush(s, &s->pumps, "pumps");
 }
 
 /* Answer one command on an extra line, applying the line's wire faults. */
@@ -297,40 +344,52 @@ static void line_command(struct sim *s, struct sim_line *l, const char *cmd)
     }
     if (len > sizeof out)
         len = sizeof out;
-    if (len > 0 && write(l->pty.master, out, len) < 0)
-        log_warn(l->ops->name, "write: %s", strerror(errno));
-    else if (len > 0 && s->trace_fd >= 0)
+    if (len > 0)
+        line_send(s, &l->pty, l->dev, l->ops->name, out, len);
+    if (len > 0 && s->trace_fd >= 0)
         trace_serial(s->trace_fd, l->ops->name, cmd, out, len);
 }
 
-/* Bytes from an extra line: one command per CR; LF is dropped. */
-static void line_readable(struct sim *s, struct sim_line *l)
+/* An extra line: one command per CR as its bytes complete (LF is dropped);
+ * send what is due. */
+static void line_due(struct sim *s, struct sim_line *l)
 {
-    char buf[256];
-    ssize_t n = read(l->pty.master, buf, sizeof buf);
-    for (ssize_t i = 0; i < n; i++) {
-        if (buf[i] == '\n')
+    uint8_t c;
+    while (l->pty.master >= 0 &&
+           sim_wire_device_take(&l->pty.wire, model_now(s), &c, 1, &s->done_ns) == 1) {
+        if (c == '\n')
             continue;
-        if (buf[i] != '\r') {
+        if (c != '\r') {
             if (l->cmd_len + 1 < sizeof l->cmd)
-                l->cmd[l->cmd_len++] = buf[i];
+                l->cmd[l->cmd_len++] = (char)c;
             continue;
         }
         l->cmd[l->cmd_len] = '\0';
         l->cmd_len = 0;
         line_command(s, l, l->cmd);
     }
+    pty_flush(s, &l->pty, l->ops->name);
 }
 
-/* Bytes from the RTU line. */
-static void sensors_readable(struct sim *s)
+/* A sensor's RTU reply goes on the line. */
+static void rtu_reply(void *arg, int unit, const uint8_t *out, size_t len)
 {
-    uint8_t buf[256];
-    ssize_t n = read(s->sensors.master, buf, sizeof buf);
-    if (n > 0) {
+    struct sim *s = arg;
+    line_send(s, &s->sensors, unit == 2 ? SD_CHIP2 : SD_CHIP1, "sensors", out, len);
+}
+
+/* The RTU line: answer each request once its frame (and silence) is complete. */
+static void sensors_due(struct sim *s)
+{
+    uint8_t buf[SIM_WIRE_BUF];
+    size_t n;
+    while (s->sensors.master >= 0 &&
+           (n = sim_wire_device_take(&s->sensors.wire, model_now(s), buf, sizeof buf,
+                                     &s->done_ns)) > 0) {
         sync_model(s);
-        sim_rtu_feed(s->mb, s->sensors.master, buf, (size_t)n);
+        sim_rtu_feed(s->mb, buf, n, rtu_reply, s);
     }
+    pty_flush(s, &s->sensors, "sensors");
 }
 
 /* Accept a connection on fd into one of n slots. */
@@ -459,10 +518,10 @@ static int write_rig(struct sim *s, const char *profiles)
         return -errno;
     fprintf(f, "# Written by perfuse-sim (pid %d): the simulated rig's endpoints.\n"
             "rig: sim\nbuses:\n"
-            "  - {name: pumps, type: serial, port: %s, baud: 19200}\n"
-            "  - {name: sensors, type: modbus-rtu, port: %s, baud: 19200, parity: N}\n"
+            "  - {name: pumps, type: serial, port: %s, baud: %d}\n"
+            "  - {name: sensors, type: modbus-rtu, port: %s, baud: %d, parity: N}\n"
             "  - {name: plc, type: modbus-tcp, host: 127.0.0.1, port: %d}\n",
-            (int)getpid(), s->pumps.link, s->sensors.link, s->tcp_port);
+            (int)getpid(), s->pumps.link, s->baud, s->sensors.link, s->baud, s->tcp_port);
     for (size_t i = 0; s->lab_devices && i < s->n_lines; i++)
         fprintf(f, s->lines[i].ops->bus_yaml, s->lines[i].pty.link);
     fprintf(f, "devices:\n");
@@ -537,6 +596,9 @@ static int line_create(struct sim *s, const struct sim_line_ops *ops)
     if (l->state == NULL)
         return -ENOMEM;
     ops->init(l->state);
+    sim_wire_init(&l->pty.wire, ops->baud, ops->data_bits, ops->parity, 1, false, s->line_rate);
+    if (s->latency_ns[l->dev] < 0)
+        s->latency_ns[l->dev] = ops->latency_ns;
     snprintf(l->pty.link, sizeof l->pty.link, "%s/%s.tty", s->dir, ops->name);
     s->n_lines++;
     return 0;
@@ -552,6 +614,16 @@ static int sim_setup(struct sim *s, uint64_t seed, const char *profiles)
     for (int i = 0; i < 4; i++)
         s->ctl_clients[i] = -1;
     int rc = make_dir(s);
+    static const struct { enum sim_device d; int64_t ns; } lat[] = {
+        { SD_PUMP1, SIM_LATENCY_NEWERA_NS }, { SD_PUMP2, SIM_LATENCY_NEWERA_NS },
+        { SD_CHIP1, SIM_LATENCY_MODBUS_NS }, { SD_CHIP2, SIM_LATENCY_MODBUS_NS },
+    };
+    for (size_t i = 0; i < sizeof lat / sizeof lat[0]; i++)
+        if (s->latency_ns[lat[i].d] < 0)
+            s->latency_ns[lat[i].d] = lat[i].ns;
+    /* New Era: 8N1 (its manual); the RTU sensors: 8N1, as the rig file says (parity N). */
+    sim_wire_init(&s->pumps.wire, s->baud, 8, 'N', 1, false, s->line_rate);
+    sim_wire_init(&s->sensors.wire, s->baud, 8, 'N', 1, true, s->line_rate);
     snprintf(s->pumps.link, sizeof s->pumps.link, "%s/pumps.tty", s->dir);
     snprintf(s->sensors.link, sizeof s->sensors.link, "%s/sensors.tty", s->dir);
     for (size_t i = 0; rc == 0 && i < sim_n_lines && i < MAX_LINES; i++)
@@ -592,6 +664,19 @@ static bool any_fault(const struct sim *s)
     return false;
 }
 
+/* The next moment a byte is due on any serial line (model time); INT64_MAX if none. */
+static int64_t wire_next(const struct sim *s)
+{
+    int64_t t = sim_wire_next_ns(&s->pumps.wire);
+    int64_t u = sim_wire_next_ns(&s->sensors.wire);
+    t = u < t ? u : t;
+    for (size_t i = 0; i < s->n_lines; i++) {
+        u = sim_wire_next_ns(&s->lines[i].pty.wire);
+        t = u < t ? u : t;
+    }
+    return t;
+}
+
 /* Serve until a signal arrives. */
 static void sim_loop(struct sim *s)
 {
@@ -611,17 +696,26 @@ static void sim_loop(struct sim *s)
         int p_lines = n;
         for (size_t i = 0; i < s->n_lines; i++)
             pf[n++] = (struct pollfd){ .fd = s->lines[i].pty.master, .events = POLLIN };
-        /* Fault windows open and close on time: wake every 50 ms while any is set. */
-        if (poll(pf, (nfds_t)n, any_fault(s) || safe_timer_running(s) ? 50 : -1) < 0 && errno != EINTR)
+        /* Fault windows open and close on time: wake every 50 ms while any is set;
+         * a byte due on a paced line wakes it at that byte's time. */
+        int64_t wait = any_fault(s) || safe_timer_running(s) ? 50000000 : -1;
+        int64_t due = wire_next(s);
+        if (due != INT64_MAX) {
+            int64_t left = due - model_now(s);
+            left = left < 0 ? 0 : left;
+            wait = wait < 0 || left < wait ? left : wait;
+        }
+        struct timespec ts = { .tv_sec = wait / 1000000000, .tv_nsec = wait % 1000000000 };
+        if (ppoll(pf, (nfds_t)n, wait < 0 ? NULL : &ts, NULL) < 0 && errno != EINTR)
             return;
         if (pf[P_SIG].revents)
             return;
         sync_model(s);
         apply_disconnects(s);
         if (pf[P_PUMPS].revents & POLLIN && s->pumps.master >= 0)
-            pumps_readable(s);
+            pty_readable(s, &s->pumps);
         if (pf[P_SENSORS].revents & POLLIN && s->sensors.master >= 0)
-            sensors_readable(s);
+            pty_readable(s, &s->sensors);
         if (pf[P_TCP].revents & POLLIN && s->tcp_fd >= 0)
             accept_into(s->tcp_fd, s->clients, MAX_CLIENTS);
         if (pf[P_CTL].revents & POLLIN)
@@ -631,7 +725,11 @@ static void sim_loop(struct sim *s)
                 control_readable(s, i);
         for (size_t i = 0; i < s->n_lines; i++)
             if (pf[p_lines + (int)i].revents & POLLIN && s->lines[i].pty.master >= 0)
-                line_readable(s, &s->lines[i]);
+                pty_readable(s, &s->lines[i].pty);
+        pumps_due(s);
+        sensors_due(s);
+        for (size_t i = 0; i < s->n_lines; i++)
+            line_due(s, &s->lines[i]);
         for (int k = P_CTLC + 4; k < p_lines; k++) {
             int idx = k - (P_CTLC + 4);
             if (!pf[k].revents || s->clients[idx] < 0)
@@ -671,11 +769,31 @@ static void sim_cleanup(struct sim *s)
         rmdir(s->dir);
 }
 
+/* --response-latency DEVICE=MS: that device's turnaround. Returns 0 or -EINVAL (said). */
+static int latency_arg(struct sim *s, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    char *end = NULL;
+    double ms = eq ? strtod(eq + 1, &end) : -1;
+    for (int d = 0; eq && d < SD_DEVICES; d++) {
+        const char *name = sim_device_name((enum sim_device)d);
+        if (strlen(name) == (size_t)(eq - arg) && strncmp(arg, name, (size_t)(eq - arg)) == 0 &&
+            end != eq + 1 && *end == '\0' && ms >= 0 && ms <= 1000) {
+            s->latency_ns[d] = (int64_t)llround(ms * 1e6);
+            return 0;
+        }
+    }
+    fprintf(stderr, "perfuse-sim: --response-latency %s: expected DEVICE=MS with MS from 0 to 1000 "
+            "and a serial device (pump1 pump2 chip1 chip2 reglo harvard hamilton)\n", arg);
+    return -EINVAL;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: perfuse-sim [--seed N] [--rig-out FILE] [--profiles DIR] [--fault SPEC]...\n"
                  "                   [--control PATH] [--die-with-parent] [--log-level LEVEL]\n"
-                 "                   [--trace FILE] [--lab-devices] [--version]\n"
+                 "                   [--trace FILE] [--lab-devices] [--line-rate on|off] [--baud N]\n"
+                 "                   [--response-latency DEVICE=MS]... [--version]\n"
                  "Serve the simulated rig 'sim' on ptys and 127.0.0.1; print its endpoints as JSON.\n"
                  "SPEC is KIND:DEVICE[,at=DURATION][,for=DURATION], e.g. timeout:chip1,at=10s,for=5s.\n"
                  "Kinds: timeout garbage crc disconnect exception stuck nan clog bubble syringe-empty range.\n"
@@ -683,7 +801,12 @@ static void usage(FILE *out)
                  "--trace appends a line per answered read or pump command to FILE, so that a\n"
                  "test can check every recorded value against what was sent on the wire.\n"
                  "--lab-devices adds the extra lab devices (each family on its own pty: NAME.tty\n"
-                 "beside the rig file) to the rig file; they are served either way.\n");
+                 "beside the rig file) to the rig file; they are served either way.\n"
+                 "--line-rate (default on) paces every serial line at its baud rate and framing,\n"
+                 "with each device's response latency and the Modbus RTU 3.5-character gaps;\n"
+                 "off passes bytes at once. --baud N sets the pump and sensor lines' rate\n"
+                 "(default 19200). --response-latency pump1=5 sets a device's turnaround in ms\n"
+                 "(defaults, all assumed: 2 ms, Modbus sensors 1 ms).\n");
 }
 
 int main(int argc, char **argv)
@@ -694,13 +817,18 @@ int main(int argc, char **argv)
         { "fault", required_argument, NULL, 'f' }, { "control", required_argument, NULL, 'c' },
         { "log-level", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
         { "trace", required_argument, NULL, 't' }, { "lab-devices", no_argument, NULL, 'L' },
-        { "version", no_argument, NULL, 'V' },
+        { "line-rate", required_argument, NULL, 'R' }, { "baud", required_argument, NULL, 'b' },
+        { "response-latency", required_argument, NULL, 'T' }, { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     static struct sim s;
     s.tcp_fd = s.ctl_fd = s.trace_fd = -1;
     s.pumps.master = s.sensors.master = -1;
     uint64_t seed = 1;
+    s.line_rate = true;
+    s.baud = 19200;
+    for (int d = 0; d < SD_DEVICES; d++)
+        s.latency_ns[d] = -1;
     const char *profiles_arg = NULL;
     const char *faults[MAX_FAULTS];
     int n_faults = 0;
@@ -725,6 +853,26 @@ int main(int argc, char **argv)
         }
         case 'l': log_set_level_name(optarg); break;
         case 'L': s.lab_devices = true; break;
+        case 'R':
+            if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
+                fprintf(stderr, "perfuse-sim: --line-rate takes on or off, not '%s'\n", optarg);
+                return 2;
+            }
+            s.line_rate = strcmp(optarg, "on") == 0;
+            break;
+        case 'b':
+            s.baud = atoi(optarg);
+            if (s.baud != 9600 && s.baud != 19200 && s.baud != 38400 && s.baud != 57600 &&
+                s.baud != 115200) {
+                fprintf(stderr, "perfuse-sim: --baud takes 9600, 19200, 38400, 57600 or 115200, "
+                        "not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'T':
+            if (latency_arg(&s, optarg) < 0)
+                return 2;
+            break;
         case 't':
             s.trace_fd = open(optarg, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
             if (s.trace_fd < 0) {

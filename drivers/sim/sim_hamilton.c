@@ -12,6 +12,7 @@
  * cannot hide behind the same bug here.
  */
 #include "sim_hamilton.h"
+#include "sim_wire.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,6 +141,8 @@ static size_t hm_refuse(void *state, const char *cmd, char *out, size_t len)
 const struct sim_line_ops sim_hamilton_line = {
     .name = "hamilton",
     .bus_yaml = "  - {name: valves, type: serial, port: %s, baud: 9600, parity: O, data_bits: 7}\n",
+    .baud = 9600, .data_bits = 7, .parity = 'O',     /* the MVP manual: 9600 7O1 */
+    .latency_ns = SIM_LATENCY_HAMILTON_NS,
     .devices_yaml = "  - {name: selector1, driver: hamilton, bus: valves, address: a, ports: 6}\n"
                     "  - {name: selector2, driver: hamilton, bus: valves, address: b, ports: 8}\n",
     .state_size = sizeof(struct sim_hamilton),

@@ -16,6 +16,7 @@
  * behind the same bug in the simulator.
  */
 #include "sim_harvard.h"
+#include "sim_wire.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -287,6 +288,8 @@ static void hv_empty(void *state, int64_t now_ns)
 const struct sim_line_ops sim_harvard_line = {
     .name = "harvard",
     .bus_yaml = "  - {name: syringes, type: serial, port: %s, baud: 115200}\n",
+    .baud = 115200, .data_bits = 8, .parity = 'N',
+    .latency_ns = SIM_LATENCY_HARVARD_NS,
     .devices_yaml =
         "  - {name: hpump1, driver: harvard, bus: syringes, address: 0,\n"
         "     syringe: {diameter: 14.57 mm, volume: 10 mL}, max_flow: 1000 uL/min}\n"

@@ -22,6 +22,11 @@ struct sim_line_ops {
     /* The rig file's bus entry, with one %s for the pty path, e.g.
      * "  - {name: reglo, type: serial, port: %s, baud: 9600}\n". */
     const char *bus_yaml;
+    /* The same line's rate and framing (one stop bit), for line-rate pacing
+     * (sim_wire.h), and the devices' response latency. */
+    int baud, data_bits;
+    char parity;
+    int64_t latency_ns;
     /* The rig file's device entries on that bus (YAML list items, indented two). */
     const char *devices_yaml;
     size_t state_size;          /* perfuse-sim allocates this much, zeroed */

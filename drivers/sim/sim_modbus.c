@@ -183,7 +183,8 @@ void sim_garbage(uint64_t seed, uint8_t *buf, size_t n)
 }
 
 /* Answer one framed RTU request, applying the unit's wire faults. */
-static void rtu_request(struct sim_modbus *m, int fd, const uint8_t *req, int len)
+static void rtu_request(struct sim_modbus *m, const uint8_t *req, int len, sim_rtu_reply_fn reply,
+                        void *arg)
 {
     uint16_t crc = mb_crc16(req, (size_t)len - 2);
     if (req[len - 2] != (crc & 0xFF) || req[len - 1] != (crc >> 8))
@@ -217,12 +218,12 @@ static void rtu_request(struct sim_modbus *m, int fd, const uint8_t *req, int le
             trace_read(m, "rtu", unit, req[1], (req[2] << 8) | req[3], (req[4] << 8) | req[5],
                        out + 3, (size_t)out[2]);
     }
-    if (write(fd, out, (size_t)n) < 0)
-        log_warn("sensors", "write: %s", strerror(errno));
+    reply(arg, unit, out, (size_t)n);
 }
 
 /* Bytes arrived on the RTU line. */
-void sim_rtu_feed(struct sim_modbus *m, int fd, const uint8_t *buf, size_t n)
+void sim_rtu_feed(struct sim_modbus *m, const uint8_t *buf, size_t n, sim_rtu_reply_fn reply,
+                  void *arg)
 {
     if (n > RTU_BUF - m->len)
         m->len = 0;     /* garbage overflow: resynchronise */
@@ -237,7 +238,7 @@ void sim_rtu_feed(struct sim_modbus *m, int fd, const uint8_t *buf, size_t n)
         }
         if (want == 0 || m->len < (size_t)want)
             return;
-        rtu_request(m, fd, m->buf, want);
+        rtu_request(m, m->buf, want, reply, arg);
         memmove(m->buf, m->buf + want, m->len - (size_t)want);
         m->len -= (size_t)want;
     }

@@ -26,8 +26,11 @@ void sim_modbus_free(struct sim_modbus *m);
  * the wire. Tests decode it to check recorded values against what was sent. */
 void sim_modbus_set_trace(struct sim_modbus *m, int fd);
 
-/* RTU: bytes arrived on the pty master fd; frame them and answer whole requests. */
-void sim_rtu_feed(struct sim_modbus *m, int fd, const uint8_t *buf, size_t n);
+/* An RTU reply of unit, to be put on the line. */
+typedef void (*sim_rtu_reply_fn)(void *arg, int unit, const uint8_t *out, size_t len);
+/* RTU: bytes arrived from the line; frame them and answer whole requests through reply. */
+void sim_rtu_feed(struct sim_modbus *m, const uint8_t *buf, size_t n, sim_rtu_reply_fn reply,
+                  void *arg);
 
 /* TCP: listen on 127.0.0.1 (port 0 = any); returns the listening fd and the port.
  * Calling it again (after a simulated disconnect) listens anew. */

@@ -13,6 +13,7 @@
  * (negative counter-clockwise), brought up to date at every command.
  */
 #include "sim_reglo.h"
+#include "sim_wire.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -185,6 +186,8 @@ static size_t reglo_refuse(void *state, const char *cmd, char *out, size_t len)
 const struct sim_line_ops sim_reglo_line = {
     .name = "reglo",
     .bus_yaml = "  - {name: reglo, type: serial, port: %s, baud: 9600}\n",
+    .baud = 9600, .data_bits = 8, .parity = 'N',     /* the Reglo ICC manual: 9600 8N1 */
+    .latency_ns = SIM_LATENCY_REGLO_NS,
     .devices_yaml =
         "  - {name: perist1, driver: reglo, bus: reglo, address: 1, channel: 1, max_flow: 1.5 mL/min}\n"
         "  - {name: perist2, driver: reglo, bus: reglo, address: 1, channel: 2, max_flow: 1.5 mL/min,\n"

@@ -18,7 +18,9 @@ limits:
 steps:
   - {name: perfuse, set: {pump1: 20 uL/min}, for: 60 s}
 P
-start_daemon il || { not_ok "daemon starts"; finish; }
+# INTERLOCK_LINE_RATE=off measures without the simulator's line-rate emulation
+# (bytes instantly, as on ptys), for comparison with figures taken that way.
+start_daemon il ${INTERLOCK_LINE_RATE:+--line-rate "$INTERLOCK_LINE_RATE"} || { not_ok "daemon starts"; finish; }
 simsock=$(sed -n 's/.*"control": "\([^"]*\)".*/\1/p' "$T/il/perfused.log" | head -1)
 trials=${INTERLOCK_TRIALS:-20}
 : >"$T/lat"

@@ -68,6 +68,7 @@ P
 file=$(ctl run "$T/steps.yaml" | sed -n 's/^file //p')
 check "the run reaches step 3" status_until "s['step']['path'] == '3'"
 kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID"
+restarted=$(date -u +%Y-%m-%dT%H:%M:%S)
 start || { not_ok "daemon restarts after SIGTERM"; finish; }
 check "after the restart the run is in step 3, 'three'" \
     status_until "s['run_active'] and s['step']['path'] == '3' and s['step']['name'] == 'three'"
@@ -79,6 +80,11 @@ rows = [(r['path'].decode(), r['name'].decode(), r['outcome'].decode()) for r in
 print(rows)
 sys.exit(0 if rows == [('1', 'one', 'done'), ('2', 'two', 'done'), ('3', 'three', 'done'),
                        ('4', 'four', 'done')] else 1)" "$file"
+check "end_time is when the continued run ended, not when the daemon stopped" "$PYTHON" -c "
+import h5py, sys
+end = h5py.File(sys.argv[1], 'r').attrs['end_time'].decode()
+print(end, '>=', sys.argv[2])
+sys.exit(0 if end[:19] >= sys.argv[2] else 1)" "$file" "$restarted"
 
 # --- A truncated journal: the pump the crashed run left running is stopped.
 cat >"$T/long.yaml" <<'P'

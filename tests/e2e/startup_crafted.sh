@@ -85,7 +85,7 @@ start_daemon b || { not_ok "daemon b restarts beside its altered run file"; fini
 ok "daemon b restarts beside its altered run file"
 grep -E "warning|error" "$T/b/perfused.log" | grep -v "alarm\|link" | sed "s|$T/b/runs/||" | cut -c1-220
 check "the two-dimensional time stamps are named" grep -q "dataset 'time': expected a one-dimensional float.*rank 2 \[4 x 3\]" "$T/b/perfused.log"
-check "the run stops in its safe state" sh -c "grep -q 'run aborted: the run file cannot be created' '$T/b/perfused.log' && grep -q 'safe state applied' '$T/b/perfused.log'"
+check "the run stops in its safe state" timeout 10 sh -c "until grep -q 'run aborted: the run file cannot be created' '$T/b/perfused.log' && grep -q 'safe state applied' '$T/b/perfused.log'; do sleep 0.1; done"
 ctl status >/dev/null
 check "the daemon answers (exit $?)" test $? -eq 0
 finish

@@ -7,7 +7,8 @@
  * and complaining in the log at most once per interval), its recovery, and
  * never a number for a read that failed, and an owner that stops taking
  * notes: samples are dropped oldest first, writes, faults, recoveries and
- * link news never.
+ * link news never; and a setpoint handed ahead leaves at its deadline, not
+ * before, with reads kept out of its way.
  *
  * The link is a real pty that the driver never uses: the bus opens it like
  * any serial line, and the driver's answers come from the script.
@@ -42,6 +43,7 @@ struct fake_dev {
     const char *name;
     bool fail;                      /* reads time out */
     int timeout_ms;                 /* how long a read that times out takes */
+    int read_ms;                    /* how long a read that answers takes */
     int reads;                      /* read attempts so far */
 };
 
@@ -101,6 +103,7 @@ static int fake_read(void *state, struct bus_link *link, size_t ch, double *valu
         link_seterr(link, "%s: no reply", d->name);
         return -ETIMEDOUT;
     }
+    line_time(d->read_ms);
     return 0;
 }
 
@@ -258,6 +261,51 @@ static void test_safety_then_setpoints_then_samples(void **state)
                                                   W.notes[i].channel == 1 && W.notes[i].value == 7.0);
 }
 
+/* Whether *(size_t *)arg successful WRITE notes came. */
+static bool writes_done(void *arg)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < W.n_notes; i++)
+        n += W.notes[i].kind == BUS_NOTE_WRITE && W.notes[i].err == 0;
+    return n >= *(size_t *)arg;
+}
+
+static void test_a_setpoint_handed_ahead_leaves_at_its_deadline_past_busy_reads(void **state)
+{
+    (void)state;
+    /* Reads of 30 ms at 20 Hz keep the line 60 % busy: a setpoint that had to
+     * wait for the read in flight would often be late by tens of ms. */
+    struct fake_dev devs[1] = { { .name = "pump", .read_ms = 30 } };
+    const double hz[3] = { 20, 0, 0 };
+    struct link_config lc;
+    struct pty pty;
+    start_bus(devs, 1, hz, &lc, &pty);
+    size_t warm = 6;
+    assert_true(wait_for(ops_at_least, &warm));     /* the bus knows how long a read takes */
+    const int n = 8;
+    int64_t base = (int64_t)time_mono_ns() + 60 * NS_PER_MS;
+    for (int i = 0; i < n; i++)     /* deadlines at odd phases of the read schedule */
+        assert_int_equal(bus_write(W.bus, 0, 2, i, BUS_PRIO_SETPOINT, base + i * 77 * NS_PER_MS,
+                                   100 + (uint64_t)i), 0);
+    size_t want = (size_t)n;
+    assert_true(wait_for(writes_done, &want));
+    bus_free(W.bus);
+    pty_close(&pty);
+    int64_t worst = 0;
+    for (size_t i = 0; i < W.n_notes; i++) {
+        const struct bus_note *w = &W.notes[i];
+        if (w->kind != BUS_NOTE_WRITE)
+            continue;
+        assert_int_equal(w->err, 0);
+        assert_true(w->sent_ns >= w->planned_ns);           /* never early */
+        if (w->sent_ns - w->planned_ns > worst)
+            worst = w->sent_ns - w->planned_ns;
+    }
+    print_message("setpoints handed ahead: worst %.2f ms after the deadline\n", worst / 1e6);
+    /* Late only by the wake-up, not by a read (30 ms); loose for a loaded machine. */
+    assert_true(worst < 10 * NS_PER_MS);
+}
+
 static void test_a_dead_device_is_backed_off_alone_and_comes_back(void **state)
 {
     (void)state;
@@ -403,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_safety_then_setpoints_then_samples),
         cmocka_unit_test(test_a_dead_device_is_backed_off_alone_and_comes_back),
         cmocka_unit_test(test_a_full_queue_drops_samples_oldest_first_and_nothing_else),
+        cmocka_unit_test(test_a_setpoint_handed_ahead_leaves_at_its_deadline_past_busy_reads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

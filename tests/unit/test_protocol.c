@@ -114,7 +114,22 @@ static void test_malformed_protocols_name_line_column_and_problem(void **state)
         { "perfuse: 1\nname: x\nlimits:\n  - {channel: sensor.pressure, min: 9 mbar, max: 1 mbar}\nsteps:\n  - {set: {pumpA: 1 uL/min}, for: 1 s}\n", 4, 37, "min must be below max" },
         { "perfuse: 1\nname: x\nlimits:\n  - {channel: sensor.pressure, max: 1 mbar, action: panic}\nsteps:\n  - {set: {pumpA: 1 uL/min}, for: 1 s}\n", 4, 53, "alarm | pause | safe-stop" },
         { "perfuse: 1\nname: x\nsafe_state: {sensor.pressure: 0 mbar}\nsteps:\n  - {set: {pumpA: 1 uL/min}, for: 1 s}\n", 3, 14, "cannot be set" },
-        { "perfuse: 1\nname: x\nsteps:\n\t- {set: {pumpA: 1 uL/min}, for: 1 s}\n", 4, 1, "YAML syntax" },
+        { "perfuse: 1\nname: x\nsteps:\n\t- {set: {pumpA: 1 uL/min}, for: 1 s}\n", 4, 1, "tabs are not allowed for indentation in YAML; use spaces" },
+        /* Range errors name their key; a decimal comma is explained, also inside { }. */
+        { "perfuse: 1\nname: x\nsteps:\n  - {repeat: 0, steps: [{set: {pumpA: 1 uL/min}, for: 1 s}]}\n", 4, 14,
+          "repeat: 0 is out of range (repeat must be from 1 to" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {set: {pumpA: 1,5 uL/min}, for: 1 s}\n", 4, 20,
+          "did you mean 1.5 uL/min?" },
+        { "perfuse: 1\nname: x\nsteps:\n  - set:\n      pumpA: 2,25 uL/min\n    for: 1 s\n", 5, 15,
+          "'2,25 uL/min' has a decimal comma: did you mean 2.25 uL/min?" },
+        { "perfuse: 1\nname: x\nsteps:\n  - {set: {pumpA: 1 uL/min}, for: 2 days}\n", 4, 37, "did you mean 'd'" },
+        /* Letters of several bytes before the place do not move it. */
+        { "perfuse: 1\nname: Sp\xc3\xbclung\nsteps:\n  - {name: \xc3\xa9\xc3\xa9, set: {pumpA: 1,5 uL/min}, for: 1 s}\n", 4, 30,
+          "did you mean 1.5 uL/min?" },
+        { "perfuse: 1\nname: Sp\xc3\xbclung\xc3\xa9\nsteps:\n\t- {set: {pumpA: 1 uL/min}, for: 1 s}\n", 4, 1,
+          "tabs are not allowed for indentation" },
+        { "perfuse: 1\nname: x\ndescription: [a]\nsteps:\n  - {set: {pumpA: 1 uL/min}, for: 1 s}\n", 3, 14,
+          "'description' must be" },
         { "perfuse: 1\nname: x\nrig: bench-9\nsteps:\n  - {set: {pumpA: 1 uL/min}, for: 1 s}\n", 3, 6, "for rig 'bench-9'" },
         { "perfuse: 1\nname: x\nsteps:\n  - {set: {pumpA: 1 uL/min}, for: 20000 d}\n  - {set: {pumpA: 1 uL/min}, for: 20000 d}\n", 5, 5, "overflows" },
         { "perfuse: 1\nname: x\nsteps:\n  - {ramp: {pumpA: [1 uL/min, 2 uL/min]}, over: 1 h, update_rate: 0 Hz}\n", 4, 67, "between 0 and 100 Hz" },
@@ -275,6 +290,31 @@ static void test_names_and_prompts_that_fit_are_kept_whole(void **state)
     diag_free(&d);
 }
 
+/* A protocol's description and a step's note are kept; units people type work. */
+static void test_description_note_and_units_people_type(void **state)
+{
+    (void)state;
+    static const char text[] = "perfuse: 1\nname: x\ndescription: |\n  Gut-on-chip, week 1.\n  Caco-2.\n"
+        "steps:\n  - {set: {pumpA: 1 \xc2\xb5L/h}, for: 1 s, note: seeding at low shear}\n"
+        "  - {set: {pumpA: 0.5 uL/s}, for: 1 s}\n  - {set: {pumpA: 1.44 mL/d}, for: 1 s}\n"
+        "  - {set: {pumpA: 60 \xce\xbcL/h}, for: 1 s}\n";
+    struct diag d;
+    struct plan *p = load(text, strlen(text), &d);
+    if (p == NULL) {
+        diag_print(&d, stderr);
+        fail();
+    }
+    assert_string_equal(p->description, "Gut-on-chip, week 1.\nCaco-2.\n");
+    assert_string_equal(p->root.steps[0].note, "seeding at low shear");
+    assert_null(p->root.steps[1].note);
+    assert_float_equal(p->root.steps[0].targets[0].v0, 1.0 / 60, 1e-12);
+    assert_float_equal(p->root.steps[1].targets[0].v0, 30, 1e-12);
+    assert_float_equal(p->root.steps[2].targets[0].v0, 1, 1e-12);
+    assert_float_equal(p->root.steps[3].targets[0].v0, 1, 1e-12);
+    plan_free(p);
+    diag_free(&d);
+}
+
 /* Totals are exact sums, including nested repeats. */
 static void test_total_duration_is_the_exact_sum(void **state)
 {
@@ -315,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_diagnostics_are_capped),
         cmocka_unit_test(test_total_duration_is_the_exact_sum),
         cmocka_unit_test(test_names_and_prompts_that_fit_are_kept_whole),
+        cmocka_unit_test(test_description_note_and_units_people_type),
     };
     return cmocka_run_group_tests(tests, make_rig, NULL);
 }

@@ -171,10 +171,10 @@ static void test_bad_rig_limits_and_monitors_name_their_place_and_fix(void **sta
         { "monitors:\n  - {name: m, flow: chip1.flow, follows: pump1, for: 2 d}\n", 10, 54,
           "monitor 'm': for must be between 0 s and 1 d, found '2 d'" },
         { "monitors:\n  - {name: m, flow: chip1.flow, follows: pump1, for: 5 sec}\n", 10, 56,
-          "monitor 'm': for: unknown time unit 'sec' (expected ms, s, min, h or d)" },
+          "monitor 'm': for: unknown time unit 'sec' (did you mean 's'? expected ms, s, min, h or d)" },
         { "monitors:\n  - {name: m, flow: chip1.flow, follows: pump1, min_abs: 1 mbar}\n", 10, 60,
           "monitor 'm': min_abs: unit 'mbar' is a pressure, but a flow is expected "
-          "(nL/min, uL/min, uL/h, mL/min, mL/h)" },
+          "(nL/min, uL/min, uL/s, uL/h, mL/min, mL/h, mL/d)" },
         { "syringe_low: 150 %\n", 9, 14, "syringe_low must be above 0 % and below 100 %, found '150 %'" },
         { "syringe_low: 10 uL\n", 9, 17,
           "syringe_low: unit 'uL' is a volume, but a percentage is expected (%)" },
@@ -191,7 +191,7 @@ static void test_rig_durations_name_their_range_and_place(void **state)
         { "recorder: {flush: 2 s}\n", 9, 19, "recorder flush must be between 0.1 s and 1 s, found '2 s'" },
         { "confirm: {setpoints: 2 h}\n", 9, 22, "confirm setpoints must be between 0.5 s and 1 h, found '2 h'" },
         { "confirm: {safe_state: 3 sec}\n", 9, 25,
-          "confirm safe_state: unknown time unit 'sec' (expected ms, s, min, h or d)" },
+          "confirm safe_state: unknown time unit 'sec' (did you mean 's'? expected ms, s, min, h or d)" },
         { "alerts: {command: x, min_interval: [1 s]}\n", 9, 36,
           "alerts min_interval must be a duration such as '5 min' or '1 h 30 min', found a list" },
     };

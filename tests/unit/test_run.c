@@ -65,7 +65,7 @@ struct fake {
     struct alarms alarms;
     struct latch latch;
     struct delivery dl;
-    struct latency dispatch, wire;
+    struct latency dispatch, wire, wire_txn, wire_sched;
     struct run_host host;
 
     struct write_rec writes[64];
@@ -101,7 +101,8 @@ static void f_safe_state(void *ctx, const struct plan_target *t, size_t n)
     struct fake *f = ctx;
     f->safe_calls++;
     f->n_safe = n < 8 ? n : 8;
-    memcpy(f->safe, t, f->n_safe * sizeof *t);
+    if (f->n_safe > 0)          /* t may be NULL for "every actuator" */
+        memcpy(f->safe, t, f->n_safe * sizeof *t);
 }
 
 static bool f_safe_confirmed(void *ctx)
@@ -245,7 +246,8 @@ static int setup(void **state)
     f->host = (struct run_host){
         .loop = &f->loop, .clock = &f->clk, .rig = f->rig, .data_dir = f->dir, .host_name = "testhost",
         .journal = &f->journal, .il = &f->il, .alarms = &f->alarms, .latch = &f->latch, .dl = &f->dl,
-        .dispatch = &f->dispatch, .wire = &f->wire,
+        .dispatch = &f->dispatch, .wire = &f->wire, .wire_txn = &f->wire_txn,
+        .wire_sched = &f->wire_sched,
         .ctx = f, .write = f_write, .safe_state = f_safe_state, .safe_confirmed = f_safe_confirmed,
         .release_safe = f_release_safe, .setpoint = f_setpoint, .blockers = f_blockers,
         .alert = f_alert, .alarm = f_alarm, .closed = f_closed,
@@ -281,6 +283,8 @@ static int teardown(void **state)
     delivery_free(&f->dl);
     latency_free(&f->dispatch);
     latency_free(&f->wire);
+    latency_free(&f->wire_txn);
+    latency_free(&f->wire_sched);
     rig_free(f->rig);
     pclock_free(&f->clk);
     remove_dir(f->dir);

@@ -5,7 +5,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -428,6 +430,89 @@ static void test_the_position_is_whole_at_every_event(void **state)
     teardown(h);
 }
 
+/* next ends a fixed step now: what follows starts then, the unused time comes
+ * off the plan, and the row says "skipped". Refused while paused. */
+static void test_next_ends_the_step_now_and_the_plan_moves_up(void **state)
+{
+    (void)state;
+    struct harness *h = setup("perfuse: 1\nname: t\nsteps:\n"
+                              "  - {set: {pumpA: 1 uL/min}, for: 1 h}\n"
+                              "  - {set: {pumpA: 2 uL/min}, for: 10 s}\n"
+                              "  - {set: {pumpA: 3 uL/min}, for: 10 s}\n");
+    start(h, 0);
+    run_until(h, 60 * S);
+    h->clk.now = 60 * S;
+    assert_int_equal(runner_pause(h->runner, "test"), 0);
+    assert_int_equal(runner_next(h->runner, "tester"), -EAGAIN);
+    assert_int_equal(runner_resume(h->runner, "test"), 0);
+    assert_int_equal(runner_next(h->runner, "tester"), 0);
+    assert_int_equal(h->n_rows, 2);
+    assert_string_equal(h->rows[0].outcome, "skipped");
+    assert_float_equal(h->rows[0].end, 60.0, 0);
+    assert_float_equal(h->rows[1].start, 60.0, 0);
+    struct runner_status st;
+    runner_get_status(h->runner, &st);
+    assert_int_equal(st.planned_total_ns - st.run_elapsed_ns, 20 * S);  /* ETA: the 20 s left */
+    run_until(h, INT64_MAX);
+    assert_int_equal(h->final, RUN_COMPLETED);
+    assert_float_equal(h->rows[2].start, 70.0, 0);
+    assert_float_equal(h->rows[2].end, 80.0, 0);
+    assert_int_equal(h->torn_positions, 0);
+    bool seen = false;
+    for (size_t i = 0; i < h->n_events; i++)
+        seen |= strcmp(h->events[i], "step_skipped") == 0;
+    assert_true(seen);
+    teardown(h);
+}
+
+/* extend lengthens the step (also while paused); the rest follows it, and a
+ * wait's timeout moves; a wait without one refuses. */
+static void test_extend_lengthens_the_step_and_what_follows_moves(void **state)
+{
+    (void)state;
+    struct harness *h = setup("perfuse: 1\nname: t\nsteps:\n"
+                              "  - {set: {pumpA: 1 uL/min}, for: 10 s}\n"
+                              "  - {wait_until: sensor.pressure > 50 mbar, timeout: 30 s, on_timeout: continue}\n"
+                              "  - {set: {pumpA: 2 uL/min}, for: 10 s}\n"
+                              "  - {wait_until: sensor.pressure > 50 mbar}\n");
+    start(h, 0);
+    run_until(h, 5 * S);
+    h->clk.now = 5 * S;
+    assert_int_equal(runner_extend(h->runner, 0, "tester"), -EINVAL);
+    assert_int_equal(runner_extend(h->runner, 20 * S, "tester"), 0);
+    struct runner_status st;
+    runner_get_status(h->runner, &st);
+    assert_int_equal(st.step_duration_ns, 30 * S);
+    assert_int_equal(st.extend_ns, 20 * S);
+    run_until(h, 29 * S);
+    assert_int_equal(h->n_rows, 1);                     /* not ended at 10 s */
+    run_until(h, 40 * S);
+    assert_int_equal(h->n_rows, 2);
+    assert_float_equal(h->rows[0].end, 30.0, 0);
+    assert_float_equal(h->rows[1].start, 30.0, 0);
+    h->clk.now = 40 * S;
+    assert_int_equal(runner_pause(h->runner, "test"), 0);
+    assert_int_equal(runner_extend(h->runner, 15 * S, "tester"), 0);   /* while paused */
+    runner_get_status(h->runner, &st);
+    assert_int_equal(st.timeout_ns, 45 * S);
+    assert_string_equal(st.pause_reason, "test");
+    assert_string_equal(st.cond_text, "sensor.pressure > 50 mbar");
+    assert_int_equal(st.cond_channel, 1);
+    h->clk.now = 50 * S;
+    assert_int_equal(runner_resume(h->runner, "test"), 0);
+    run_until(h, INT64_MAX - 1);
+    assert_int_equal(h->n_rows, 4);
+    assert_string_equal(h->rows[1].outcome, "timeout");
+    assert_float_equal(h->rows[1].end, 75.0, 0);         /* 30 + 30 s + 15 s extended */
+    assert_float_equal(h->rows[2].end, 85.0, 0);
+    assert_int_equal(runner_extend(h->runner, S, "tester"), -EINVAL);   /* no timeout to move */
+    assert_int_equal(h->torn_positions, 0);
+    struct runner_pos pos;
+    assert_true(runner_get_pos(h->runner, &pos));
+    assert_int_equal(pos.extend_ns, 0);
+    teardown(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -443,6 +528,8 @@ int main(void)
         cmocka_unit_test(test_waveform_follows_its_shape_and_ends_at_the_mean),
         cmocka_unit_test(test_abort_applies_safe_state_and_closes_the_step),
         cmocka_unit_test(test_the_position_is_whole_at_every_event),
+        cmocka_unit_test(test_next_ends_the_step_now_and_the_plan_moves_up),
+        cmocka_unit_test(test_extend_lengthens_the_step_and_what_follows_moves),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -140,6 +140,43 @@ static void test_format_duration(void **state)
     assert_string_equal(buf, "0 s");
     unit_format_duration(93784000000000LL, buf, sizeof buf);
     assert_string_equal(buf, "1 d 2 h 3 min 4 s");
+    unit_format_duration(450000LL, buf, sizeof buf);       /* a step just begun */
+    assert_string_equal(buf, "0 s");
+    unit_format_duration(59999999999LL, buf, sizeof buf);
+    assert_string_equal(buf, "1 min");
+}
+
+/* What a technician types: uL/s, mL/d, °C, both micro signs, on every micro unit. */
+static void test_units_people_type(void **state)
+{
+    (void)state;
+    assert_float_equal(val("1 uL/s", Q_FLOW), 60.0, 1e-12);
+    assert_float_equal(val("1 \xc2\xb5L/s", Q_FLOW), 60.0, 1e-12);
+    assert_float_equal(val("1.44 mL/d", Q_FLOW), 1.0, 1e-12);
+    assert_float_equal(val("37 \xc2\xb0""C", Q_TEMPERATURE), 37.0, 1e-12);
+    assert_float_equal(val("60 \xc2\xb5L/h", Q_FLOW), 1.0, 1e-12);
+    assert_float_equal(val("60 \xce\xbcL/h", Q_FLOW), 1.0, 1e-12);
+    assert_float_equal(val("50 \xce\xbcL/min", Q_FLOW), 50.0, 1e-12);
+    assert_float_equal(val("250 \xce\xbcL", Q_VOLUME), 250.0, 1e-12);
+    assert_float_equal(val("500 \xce\xbcm", Q_LENGTH), 0.5, 1e-12);
+    assert_float_equal(val("250 \xce\xbcg/L", Q_CONCENTRATION), 0.25, 1e-12);
+}
+
+/* A decimal comma gets the value with a point back as a suggestion. */
+static void test_decimal_comma_did_you_mean(void **state)
+{
+    (void)state;
+    expect_bad("1,5 uL/min", Q_FLOW, "did you mean 1.5 uL/min?", 1);
+    expect_bad("2,25", Q_NONE, "did you mean 2.25?", 1);
+    int64_t ns;
+    char err[256];
+    int col;
+    assert_int_equal(unit_parse_duration("1,5 h", &ns, err, sizeof err, &col), -22);
+    assert_non_null(strstr(err, "did you mean 1.5 h?"));
+    assert_int_equal(col, 1);
+    assert_int_equal(unit_parse_duration("2 days", &ns, err, sizeof err, &col), -22);
+    assert_non_null(strstr(err, "did you mean 'd'"));
+    expect_bad("37 C", Q_TEMPERATURE, "did you mean 'degC'", 3);
 }
 
 int main(void)
@@ -148,6 +185,8 @@ int main(void)
         cmocka_unit_test(test_flow_units_convert_to_ul_per_min),
         cmocka_unit_test(test_pressure_units_convert_to_mbar),
         cmocka_unit_test(test_other_units),
+        cmocka_unit_test(test_units_people_type),
+        cmocka_unit_test(test_decimal_comma_did_you_mean),
         cmocka_unit_test(test_bad_values_name_the_problem),
         cmocka_unit_test(test_durations_are_exact_nanoseconds),
         cmocka_unit_test(test_bad_durations),
