@@ -98,7 +98,7 @@ P
 start_daemon d || { not_ok "daemon starts"; finish; }
 f1=$(ctl run "$T/short.yaml" --operator e2e | sed -n 's/^file //p')
 ctl --json wait >/dev/null
-f2=$(ctl run "$T/short.yaml" --operator e2e | sed -n 's/^file //p')
+f2=$(ctl run "$T/short.yaml" --operator e2e --sample chip_id=C-17 --notes "lot 2211" | sed -n 's/^file //p')
 ctl --json wait >/dev/null
 check "two runs leave two files" test -f "$f1" -a -f "$f2"
 timeout 60 "$PYTHON" - "$f1" "$f2" <<'PY'
@@ -113,12 +113,17 @@ va, vb = va[np.isfinite(va)], vb[np.isfinite(vb)]
 raw_a, raw_b = ga.attrs["counter_at_start"], gb.attrs["counter_at_start"]
 ds_b = gb["counter_at_start"][0]
 print(f"run 1: from {raw_a} uL, {va[0]}..{va[-1]}; run 2: from {raw_b} uL (dataset {ds_b}), {vb[0]}..{vb[-1]}")
+# The run's sample and notes are in the NeXus entry (and the old places).
+meta = (text(b["entry/sample"].attrs["NX_class"]) == "NXsample" and text(b["entry/sample/chip_id"][()]) == "C-17"
+        and text(b["sample/chip_id"][()]) == "C-17" and text(b["entry/notes"][()]) == "lot 2211"
+        and text(b.attrs["notes"]) == "lot 2211")
+print("sample and notes in /entry:", meta)
 # The second run's start is where the first left the counter (or later).
 ok = (va[0] == 0 and vb[0] == 0 and va[-1] > 0 and vb[-1] > 0 and
-      raw_b >= raw_a + va[-1] - 1e-6 and ds_b == raw_b)
+      raw_b >= raw_a + va[-1] - 1e-6 and ds_b == raw_b and meta)
 sys.exit(0 if ok else 1)
 PY
-check "pump1.dispensed starts at 0 in each run; the raw counter at the start is kept" test $? -eq 0
+check "pump1.dispensed starts at 0 in each run, its raw start kept; --sample and --notes in /entry" test $? -eq 0
 kill -TERM "$DAEMON_PID"; wait_gone "$DAEMON_PID" 15 >/dev/null
 
 # perfuse-export: a window, 1 s means, a long gzipped table, UTC times.
