@@ -511,7 +511,7 @@ static int open_recorder(struct simulation *s, const struct simulate_options *o,
         .regulators = s->series.regs, .n_regulators = s->series.n_regs,
         .regulated = s->series.reg_series, .n_regulated = s->series.n_reg_series,
         .compression = s->rig->rec.compression, .flush_interval_s = s->rig->rec.flush_s,
-        .fsync_interval_s = s->rig->rec.checkpoint_s,
+        .fsync_interval_s = s->rig->rec.checkpoint_s, .simulated = 1,
     };
     /* The protocol's description goes with a simulation's file as with a run's. */
     struct rec_field desc = { .group = "", .key = "description", .value = s->plan->description };

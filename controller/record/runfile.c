@@ -67,7 +67,8 @@ int runfile_series_build(const struct rig *rig, struct runfile_series *s)
         const struct rig_device *dev = &rig->devices[c->device];
         struct rec_channel info = { .name = c->name, .units = c->unit, .device = dev->name,
                                     .driver = dev->drv->name,
-                                    .kind = c->writable ? "setpoint" : "measured",
+                                    .kind = c->writable ? "readback" : "measured",
+                                    .counter = c->q == Q_VOLUME && !c->writable,
                                     .rate_hz = c->sample_hz };
         s->rec_chan[i] = s->rec_sp[i] = -1;
         if (c->readable) {

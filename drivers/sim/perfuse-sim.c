@@ -863,7 +863,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: perfuse-sim [--seed N] [--rig-out FILE] [--profiles DIR] [--fault SPEC]...\n"
                  "                   [--control PATH] [--die-with-parent] [--log-level LEVEL]\n"
                  "                   [--trace FILE] [--lab-devices] [--line-rate on|off] [--baud N]\n"
-                 "                   [--response-latency DEVICE=MS]...\n"
+                 "                   [--response-latency DEVICE=MS]... [--version]\n"
                  "Serve the simulated rig 'sim' on ptys and 127.0.0.1; print its endpoints as JSON.\n"
                  "SPEC is KIND:DEVICE[,at=DURATION][,for=DURATION], e.g. timeout:chip1,at=10s,for=5s.\n"
                  "Kinds: timeout garbage crc disconnect exception stuck nan clog bubble syringe-empty range.\n"
@@ -889,7 +889,7 @@ int main(int argc, char **argv)
         { "log-level", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
         { "trace", required_argument, NULL, 't' }, { "lab-devices", no_argument, NULL, 'L' },
         { "line-rate", required_argument, NULL, 'R' }, { "baud", required_argument, NULL, 'b' },
-        { "response-latency", required_argument, NULL, 'T' },
+        { "response-latency", required_argument, NULL, 'T' }, { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     static struct sim s;
@@ -952,6 +952,7 @@ int main(int argc, char **argv)
             }
             break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf("perfuse-sim %s (%s)\n", PERFUSE_VERSION, PERFUSE_GIT_REV); return 0;
         default: usage(stderr); return 2;
         }
     }
