@@ -372,6 +372,10 @@ static void ob1_close(void *state)
 const struct driver_ops ob1_driver = {
     .name = "ob1",
     .bus_types = "serial",
+    /* A reading is one PINGA exchange: "<PINGA?" LF (8), answered by the header
+     * "PINGA", then 14 fields of at least one character (3 for each of the four
+     * channels, trigger in and out), each after a ':', and LF (5 + 28 + 1 = 34). */
+    .chars_per_reading = 42,
     .open = ob1_open,
     .connect = ob1_connect,
     .read = ob1_read,
