@@ -6,7 +6,7 @@
 #   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make soak       the recorder's kill -9 crash test with 200 kills (about 10 minutes)
 #   make soak-mqtt  the MQTT tests at full length: 60 s of samples, a 20 s broker outage
-#   make bench      timing, recorder, interlock and Modbus benchmarks (figures printed, not asserted)
+#   make bench      timing, recorder, interlock, Modbus and regulation benchmarks (figures printed, not asserted)
 #   make install    install the programs under $(DESTDIR)$(PREFIX)
 #
 # Missing Debian packages are installed by scripts/install-deps the first time
@@ -56,7 +56,7 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS      := $(BUILD)/perfused $(BUILD)/perfusectl $(BUILD)/perfuse-sim
 
 
-.PHONY: all check layers unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-parallel bench-recorder bench-longrun bench-interlock bench-modbus bench-mqtt bench-linerate soak soak-mqtt clean install deps
+.PHONY: all check layers unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-parallel bench-recorder bench-longrun bench-export bench-interlock bench-modbus bench-mqtt bench-regulation bench-linerate soak soak-mqtt clean install deps
 all: $(PROGS)
 
 deps: $(CONFIG)
@@ -182,6 +182,10 @@ bench-modbus: $(PROGS) $(BUILD)/bench/modbus-raw
 bench-longrun: $(PROGS)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/bench-longrun
 
+# A simulated week at 10 Hz exported by perfuse-export as 1-minute means.
+bench-export: $(PROGS)
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/bench-export
+
 # Interlock latency: 50 safe-stops on the simulator, the distribution printed, with
 # line-rate emulation on and off.
 bench-interlock: $(PROGS)
@@ -189,6 +193,14 @@ bench-interlock: $(PROGS)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) INTERLOCK_TRIALS=50 bash tests/e2e/interlock_latency.sh | grep -v "^perfused: info"
 	@echo "line-rate emulation off (bytes instantly, as the figures before line-rate emulation):"
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) INTERLOCK_TRIALS=50 INTERLOCK_LINE_RATE=off bash tests/e2e/interlock_latency.sh | grep -v "^perfused: info"
+
+$(BUILD)/bench/regulation: tests/bench/regulation.c $(BUILD)/libperfuse.a $(CONFIG)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(BUILD)/libperfuse.a $(LDFLAGS) $(PKG_LIBS) -o $@
+
+# Closed-loop flow regulation on the simulated chip: shipped and autotuned gains, every case.
+bench-regulation: $(BUILD)/bench/regulation
+	@$(BUILD)/bench/regulation
 
 # MQTT: the daemon's CPU with and without publishing, 65 channels at 10 Hz, and
 # the latency from a sample to a subscriber.
@@ -203,16 +215,67 @@ soak-mqtt: $(PROGS)
 bench-linerate: $(PROGS) $(BUILD)/bench/floor
 	@BUILD=$(BUILD) $(PYTHON) scripts/bench-linerate --duration $(BENCH_LINERATE_DURATION)
 
-bench: bench-timing bench-parallel bench-recorder bench-longrun bench-interlock bench-modbus bench-mqtt bench-linerate
+bench: bench-timing bench-parallel bench-recorder bench-longrun bench-export bench-interlock bench-modbus bench-mqtt bench-regulation bench-linerate
 
-install: $(PROGS)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles
+# The programs embed PERFUSE_PREFIX (where they find the simulated rig and the
+# device profiles), so the objects that use it are rebuilt whenever PREFIX
+# changes: $(BUILD)/prefix holds the prefix they were built for.
+PREFIX_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(shell grep -l PERFUSE_PREFIX $(wildcard controller/*/*.c drivers/*.c drivers/sim/*.c)))
+$(PREFIX_OBJS): $(BUILD)/prefix
+.PHONY: FORCE
+$(BUILD)/prefix: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(PREFIX)' | cmp -s - $@ || echo '$(PREFIX)' >$@
+
+# What `make install` puts under $(DESTDIR)$(PREFIX): the programs and the
+# run-file scripts in bin/, the protocols, rigs and profiles and the service
+# file in share/perfuse/, the guides in share/doc/perfuse/, a man page per
+# program made by help2man from its own --help and --version, and bash completion.
+SCRIPTS  := perfuse-export perfuse-plot perfuse-summary perfuse-mqtt-series
+DOCS     := README.md:README.md scripts/README.md:run-files.md controller/daemon/CONTROL.md:CONTROL.md \
+            controller/MQTT.md:MQTT.md protocols/FORMAT.md:FORMAT.md drivers/README.md:drivers.md \
+            controller/README.md:controller.md scripts/mosquitto/README.md:mosquitto.md \
+            $(if $(wildcard protocols/RIG.md),protocols/RIG.md:RIG.md)
+MAN_NAME_perfused            := the perfusion daemon: runs protocols on a rig and records them
+MAN_NAME_perfusectl          := control perfused, and check or simulate protocols offline
+MAN_NAME_perfuse-sim         := a simulated perfusion rig speaking the real wire protocols
+MAN_NAME_perfuse-export      := export a perfuse run file to CSV
+MAN_NAME_perfuse-plot        := plot a perfuse run file
+MAN_NAME_perfuse-summary     := what a perfuse run file holds
+MAN_NAME_perfuse-mqtt-series := rebuild a channel series from the MQTT samples of a rig
+MANDIR   := $(BUILD)/man
+
+$(MANDIR)/%.1: $(BUILD)/% $(CONFIG)
+	@mkdir -p $(dir $@)
+	help2man --no-info --no-discard-stderr --name='$(MAN_NAME_$*)' -o $@ $<
+
+$(MANDIR)/%.1: scripts/% VERSION $(CONFIG)
+	@mkdir -p $(dir $@)
+	help2man --no-info --no-discard-stderr --name='$(MAN_NAME_$*)' -o $@ $<
+
+MANS := $(patsubst %,$(MANDIR)/%.1,perfused perfusectl perfuse-sim $(SCRIPTS))
+
+install: $(PROGS) $(MANS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles \
+	    $(DESTDIR)$(PREFIX)/share/perfuse/protocols/rigs $(DESTDIR)$(PREFIX)/share/doc/perfuse \
+	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(addprefix scripts/,$(SCRIPTS)) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 VERSION $(DESTDIR)$(PREFIX)/share/perfuse/
 	install -m 0644 protocols/*.yaml $(DESTDIR)$(PREFIX)/share/perfuse/protocols/
 	install -m 0644 protocols/profiles/*.yaml $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles/
-	install -d $(DESTDIR)$(PREFIX)/share/perfuse/protocols/rigs
 	install -m 0644 protocols/rigs/*.yaml $(DESTDIR)$(PREFIX)/share/perfuse/protocols/rigs/
 	install -m 0644 scripts/perfused.service $(DESTDIR)$(PREFIX)/share/perfuse/
+	$(foreach d,$(DOCS),install -m 0644 $(word 1,$(subst :, ,$(d))) $(DESTDIR)$(PREFIX)/share/doc/perfuse/$(word 2,$(subst :, ,$(d)))$(newline))
+	install -m 0644 $(MANS) $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 0644 scripts/completion/perfuse.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/perfusectl
+	for p in perfused perfuse-sim $(SCRIPTS); do \
+	    ln -sf perfusectl $(DESTDIR)$(PREFIX)/share/bash-completion/completions/$$p; done
+
+define newline
+
+
+endef
 
 clean:
 	rm -rf build build-asan build-fuzz

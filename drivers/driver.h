@@ -103,6 +103,11 @@ int devcfg_positive_flow(const struct dev_config *cfg, const char *key, double d
 struct driver_ops {
     const char *name;       /* the rig file's "driver:" value */
     const char *bus_types;  /* which link types it runs on, e.g. "serial" or "modbus-rtu,modbus-tcp" */
+    /* On a serial line: the fewest characters one reading takes on the wire, its
+     * shortest read command and shortest reply with their framing, so that the
+     * rig can refuse sample rates the line's baud rate cannot carry. 0: unknown
+     * (not checked). */
+    unsigned chars_per_reading;
 
     /* Loop thread, rig load. Fill chans[0..*n) (at most DRIVER_MAX_CHANNELS) and *state.
      * Report every config problem through cfg->error and return -EINVAL. Required. */

@@ -13,7 +13,8 @@
     X(modbus)          \
     X(reglo)           \
     X(harvard)         \
-    X(hamilton)
+    X(hamilton)        \
+    X(ob1)
 
 #define DRIVER_DECLARE(n) extern const struct driver_ops n##_driver;
 #define DRIVER_ENTRY(n) &n##_driver,

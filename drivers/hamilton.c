@@ -634,6 +634,10 @@ static void hm_close(void *state)
 const struct driver_ops hamilton_driver = {
     .name = "hamilton",
     .bus_types = "serial",
+    /* A reading is three exchanges, each the command with CR, its echo and ACK, the
+     * data and CR: "aF" (3 + 3 + ACK 'Y' CR 3 = 9), "aE2" (4 + 4 + ACK, 4 bytes,
+     * CR 6 = 14) and "aLQP" (5 + 5 + ACK, one digit, CR 3 = 13): 36. */
+    .chars_per_reading = 36,
     .open = hm_open,
     .connect = hm_connect,
     .read = hm_read,

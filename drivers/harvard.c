@@ -586,6 +586,9 @@ static void hv_close(void *state)
 const struct driver_ops harvard_driver = {
     .name = "harvard",
     .bus_types = "serial",
+    /* The shortest reading is crate at address 0: "crate" CR (6), answered CR LF and
+     * the prompt ':' (3) when the pump is idle and no rate line is needed. */
+    .chars_per_reading = 9,
     .open = hv_open,
     .connect = hv_connect,
     .read = hv_read,

@@ -752,6 +752,9 @@ static void ne_close(void *state)
 const struct driver_ops newera_driver = {
     .name = "newera",
     .bus_types = "serial",
+    /* The shortest reading is RAT at a one-digit address, "0RAT" CR (5), answered
+     * STX, the 2-digit address, the prompt, the shortest rate "0UM", ETX (8). */
+    .chars_per_reading = 13,
     .open = ne_open,
     .connect = ne_connect,
     .read = ne_read,

@@ -566,6 +566,9 @@ static void rg_close(void *state)
 const struct driver_ops reglo_driver = {
     .name = "reglo",
     .bus_types = "serial",
+    /* The shortest reading is a stopped channel's: "1E" CR (3) answered by the one
+     * status character '-' (1); a running channel adds xD and f exchanges. */
+    .chars_per_reading = 4,
     .open = rg_open,
     .connect = rg_connect,
     .read = rg_read,

@@ -345,6 +345,93 @@ int daemon_cmds_set(struct ctl *c, int argc, char **argv)
     return code;
 }
 
+/* The regulator called name in a status, or NULL. */
+static json_t *status_regulator(json_t *st, const char *name)
+{
+    size_t i;
+    json_t *g;
+    json_array_foreach(json_object_get(st, "regulators"), i, g)
+        if (strcmp(json_string_value(json_object_get(g, "name")), name) == 0)
+            return g;
+    return NULL;
+}
+
+/* Print a finished relay test: the plant, the rule, and the gains as a rig entry. */
+static void print_tune(json_t *g, json_t *tu)
+{
+    const char *name = json_string_value(json_object_get(g, "name"));
+    const char *u = json_string_value(json_object_get(g, "units"));
+    const char *ou = json_string_value(json_object_get(g, "output_units"));
+    json_t *orng = json_object_get(g, "output_range"), *rng = json_object_get(g, "range");
+#define NUM(o, k) json_number_value(json_object_get(o, k))
+    printf("%s: relay test of %.1f s on %s (output %s)\n", name, NUM(tu, "seconds"),
+           json_string_value(json_object_get(g, "measure")), json_string_value(json_object_get(g, "actuator")));
+    printf("plant: gain %.4g %s per %s, time constant %.3g s, dead time %.3g s\n", NUM(tu, "gain"), u, ou,
+           NUM(tu, "time_constant_s"), NUM(tu, "dead_time_s"));
+    printf("relay: ultimate gain %.4g, ultimate period %.3g s, amplitude %.3g %s (hysteresis %.3g)\n",
+           NUM(tu, "ultimate_gain"), NUM(tu, "ultimate_period_s"), NUM(tu, "amplitude"), u, NUM(tu, "hysteresis"));
+    printf("rule: %s\n", json_string_value(json_object_get(tu, "rule")));
+    printf("suggested rig entry (the rig file is not changed; copy it in if you want it):\n");
+    printf("  - {name: %s, measure: %s, actuator: %s, kp: %.4g %s per %s,\n"
+           "     ki: %.4g %s per %s per s, kd: %.4g %s s per %s, rate: %g Hz,\n"
+           "     output: [%g %s, %g %s], range: [%g %s, %g %s]}\n", name,
+           json_string_value(json_object_get(g, "measure")), json_string_value(json_object_get(g, "actuator")),
+           NUM(tu, "kp"), ou, u, NUM(tu, "ki"), ou, u, NUM(tu, "kd"), ou, u, NUM(g, "rate_hz"),
+           json_number_value(json_array_get(orng, 0)), ou, json_number_value(json_array_get(orng, 1)), ou,
+           json_number_value(json_array_get(rng, 0)), u, json_number_value(json_array_get(rng, 1)), u);
+    json_t *gains = json_object_get(g, "gains");
+    printf("now: kp %.4g, ki %.4g, kd %.4g\n", NUM(gains, "kp"), NUM(gains, "ki"), NUM(gains, "kd"));
+#undef NUM
+}
+
+/* tune REGULATOR: a relay autotune on the live rig; waits for it and prints the result. */
+int daemon_cmds_tune(struct ctl *c, int argc, char **argv)
+{
+    struct subopts o;
+    int i = subopts_parse(argc, argv, &o);
+    c->json |= o.json;
+    if (i < 0 || argc - i != 1)
+        return ctl_usage_error(c);
+    const char *name = argv[i];
+    struct ctlclient *cl = ctl_connect(c);
+    int code;
+    json_t *res = ctl_call(c, cl, json_pack("{s:s,s:s}", "cmd", "tune", "regulator", name), &code);
+    if (res == NULL) {
+        ctlclient_close(cl);
+        return code;
+    }
+    json_decref(res);
+    if (!c->json)
+        printf("%s: relay test running (about 10 s; the output stays within its limits)\n", name);
+    /* The daemon has no event for the test's end: its status says when it is over. */
+    for (int n = 0; n < 300; n++) {
+        struct timespec ts = { 0, 500000000L };
+        nanosleep(&ts, NULL);
+        json_t *st = ctl_call(c, cl, json_pack("{s:s}", "cmd", "status"), &code);
+        if (st == NULL)
+            break;
+        json_t *g = status_regulator(st, name), *tu = g ? json_object_get(g, "tune") : NULL;
+        const char *state = tu ? json_string_value(json_object_get(tu, "state")) : NULL;
+        if (state != NULL && strcmp(state, "running") != 0) {
+            if (c->json)
+                status_view_result(true, tu);
+            else if (strcmp(state, "done") == 0)
+                print_tune(g, tu);
+            else
+                fprintf(stderr, "perfusectl: %s: the relay test failed: %s\n", name,
+                        json_string_value(json_object_get(tu, "why")));
+            code = strcmp(state, "done") == 0 ? EXIT_OK : EXIT_REFUSED;
+            json_decref(st);
+            ctlclient_close(cl);
+            return code;
+        }
+        json_decref(st);
+    }
+    fprintf(stderr, "perfusectl: %s: no result from the relay test\n", name);
+    ctlclient_close(cl);
+    return EXIT_REFUSED;
+}
+
 /* confirm [PROMPT_ID]: answer the pending prompt. */
 int daemon_cmds_confirm(struct ctl *c, int argc, char **argv)
 {

@@ -18,6 +18,8 @@ int daemon_cmds_steer(struct ctl *c, int argc, char **argv);
 int daemon_cmds_events(struct ctl *c, int argc, char **argv);
 /* set CHANNEL VALUE [UNIT] */
 int daemon_cmds_set(struct ctl *c, int argc, char **argv);
+/* tune REGULATOR: a relay autotune on the live rig, idle or paused; prints the suggested gains. */
+int daemon_cmds_tune(struct ctl *c, int argc, char **argv);
 /* confirm [PROMPT_ID] */
 int daemon_cmds_confirm(struct ctl *c, int argc, char **argv);
 /* ack ID|all */

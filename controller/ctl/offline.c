@@ -7,6 +7,7 @@
 #include "offline.h"
 #include "ctl.h"
 #include "simulate.h"
+#include "simtune.h"
 #include "subopts.h"
 #include "base/diag.h"
 #include "base/timeutil.h"
@@ -323,7 +324,8 @@ int offline_check(struct ctl *c, int argc, char **argv)
     return rc == 0 ? EXIT_OK : EXIT_REFUSED;
 }
 
-/* simulate PROTOCOL [--rig FILE] [-o OUT.h5] [--speed N|max] [--fault SPEC]... */
+/* simulate PROTOCOL [--rig FILE] [-o OUT.h5] [--speed N|max] [--fault SPEC]...,
+ * or simulate --tune REGULATOR [--rig FILE]. */
 int offline_simulate(struct ctl *c, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -331,9 +333,10 @@ int offline_simulate(struct ctl *c, int argc, char **argv)
         { "speed", required_argument, NULL, 's' }, { "fault", required_argument, NULL, 'f' },
         { "seed", required_argument, NULL, 'e' }, { "prompt-delay", required_argument, NULL, 'p' },
         { "json", no_argument, NULL, 'j' }, { "fill", required_argument, NULL, 'F' },
-        { "line-rate", required_argument, NULL, 'L' }, { NULL, 0, NULL, 0 },
+        { "tune", required_argument, NULL, 't' }, { "line-rate", required_argument, NULL, 'L' },
+        { NULL, 0, NULL, 0 },
     };
-    const char *faults[32], *fills[32];
+    const char *faults[32], *fills[32], *tune = NULL;
     char rigpath[PATH_MAX];
     struct simulate_options o = { .seed = 1, .prompt_delay_ns = 60 * NS_PER_SEC, .faults = faults,
                                   .fills = fills };
@@ -347,6 +350,7 @@ int offline_simulate(struct ctl *c, int argc, char **argv)
         switch (ch) {
         case 'g': o.rig_path = optarg; break;
         case 'o': o.out_path = optarg; break;
+        case 't': tune = optarg; break;
         case 'e': o.seed = strtoull(optarg, NULL, 10); break;
         case 'j': c->json = true; break;
         case 'f':
@@ -383,19 +387,27 @@ int offline_simulate(struct ctl *c, int argc, char **argv)
         if (ch == -2)
             break;
     }
-    if (ch == -2 || optind >= argc)
+    if (ch == -2 || (tune ? optind != argc : optind >= argc))
         return ctl_usage_error(c);
+    struct diag dg;
+    diag_init(&dg);
+    if (tune != NULL) {
+        /* The relay autotune on the simulated plant instead of a protocol. */
+        int trc = simtune_run(o.rig_path, tune, o.seed, &dg, c->json, stdout);
+        diag_print(&dg, stderr);
+        diag_free(&dg);
+        return trc == 0 ? EXIT_OK : EXIT_REFUSED;
+    }
     size_t n = (size_t)(argc - optind);
     if (n > 1 && o.out_path != NULL) {
         fprintf(stderr, "perfusectl: -o names the file of one protocol; with several, each gets "
                 "its own file under runs/\n");
+        diag_free(&dg);
         return EXIT_USAGE;
     }
     o.protocol_path = argv[optind];
     o.protocol_paths = (const char *const *)&argv[optind];
     o.n_protocols = n;
-    struct diag dg;
-    diag_init(&dg);
     struct simulate_result *res = calloc(n, sizeof *res);
     int rc = res ? simulate_run(&o, &dg, res) : -ENOMEM;
     diag_print(&dg, stderr);

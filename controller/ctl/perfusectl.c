@@ -203,6 +203,19 @@ static const struct ctl_command commands[] = {
         .reach = CTL_DAEMON,
     },
     {
+        .name = "tune",
+        .synopsis = "tune REGULATOR",
+        .summary = "relay autotune of a regulator (no run active, or the run paused)",
+        .help = "A relay-feedback test (Astrom-Hagglund) of a rig regulator on the live rig, with no run\n"
+                "active or the run paused, its output within the regulator's limits (about 10 s). Prints\n"
+                "the identified plant (gain, time constant, dead time) and suggested gains, with the rule\n"
+                "used, as a rig entry. The rig file is not changed. perfusectl simulate --tune does the\n"
+                "same on the simulated rig offline.",
+        .example = "perfusectl tune flow3",
+        .run = daemon_cmds_tune,
+        .reach = CTL_DAEMON,
+    },
+    {
         .name = "events",
         .synopsis = "events [--since SECONDS] [--limit N] [--cursor SEQ] [--run NAME|ID]",
         .summary = "the event log of the current (or last) run",
@@ -230,14 +243,18 @@ static const struct ctl_command commands[] = {
     {
         .name = "simulate",
         .synopsis = "simulate PROTOCOL... [--rig FILE] [-o OUT.h5] [--speed N|max] [--fault SPEC]... "
-                    "[--fill PUMP=VOLUME]... [--seed N] [--prompt-delay DURATION] [--line-rate on|off]",
+                    "[--fill PUMP=VOLUME]... [--seed N] [--prompt-delay DURATION] [--line-rate on|off] | "
+                    "simulate --tune REGULATOR [--rig FILE] [--seed N]",
         .summary = "run it in virtual time on the simulated rig; write the same HDF5 file a real run writes",
         .help = "Run a protocol in virtual time on the simulated rig; write the same HDF5 file a run writes.\n"
                 "Each sample is taken when its read would have crossed the line at the rig's baud\n"
                 "rate (--line-rate off: at its scheduled time). Several protocols run together on the\n"
-                "one simulated rig (shared sensors, one physics model), each in its own file;\n"
-                "protocols that claim one actuator are refused, naming it and the run holding it.\n"
-                "-o is for one protocol only.",
+                "one simulated rig (shared sensors, one physics model, its regulators), each in its own\n"
+                "file; protocols that claim one actuator are refused, naming it and the run holding it.\n"
+                "A regulator's setpoint belongs to the protocol that writes its regulated channel.\n"
+                "-o is for one protocol only.\n"
+                "With --tune REGULATOR, run the relay autotune on the simulated chip it drives instead and\n"
+                "print the plant and suggested gains as a rig snippet (the rig file is not changed).",
         .example = "perfusectl simulate protocols/kidney-proximal-tubule.yaml --speed max",
         .run = offline_simulate,
         .reach = CTL_OFFLINE,

@@ -16,6 +16,7 @@
 #include "run/interlock.h"
 #include "run/clock.h"
 #include "run/delivery.h"
+#include "run/regloop.h"
 #include "drivers/sim/physics.h"
 #include "plan/claims.h"
 #include "plan/plan.h"
@@ -42,7 +43,8 @@
 
 /* What a rig channel is in the model. */
 enum sim_quantity { SQ_NONE, SQ_PUMP_FLOW, SQ_PUMP_DISPENSED, SQ_PRESSURE, SQ_FLOW, SQ_O2,
-                    SQ_VALVE_POS, SQ_VALVE_BUSY, SQ_TEMP, SQ_TEMP_SP };
+                    SQ_VALVE_POS, SQ_VALVE_BUSY, SQ_TEMP, SQ_TEMP_SP,
+                    SQ_PSOURCE, SQ_PFLOW, SQ_PCOMMAND };
 
 struct sim_chan {
     enum sim_quantity what;
@@ -84,6 +86,9 @@ struct simulation {
     struct interlocks il;
     struct alarms alarms;
     struct delivery dl;             /* syringes and flow monitors, as in perfused */
+    struct regloop rl;              /* the rig's regulators, as in perfused */
+    struct sim_lane *ending;        /* a lane its own alarm has just ended: it records that alarm */
+    double press[SIM_PPLANTS + 3];  /* ob1.p2 .. p4 hold what they were told (no chip) */
 };
 
 /* Map a rig channel name to the model. */
@@ -98,6 +103,11 @@ static int map_channel(const char *name, struct sim_chan *c)
         { "chip1.o2", SQ_O2, 0, SD_CHIP1 }, { "valve1.position", SQ_VALVE_POS, 0, SD_VALVE1 },
         { "valve1.busy", SQ_VALVE_BUSY, 0, SD_VALVE1 }, { "incubator.temp", SQ_TEMP, 0, SD_INCUBATOR },
         { "incubator.setpoint", SQ_TEMP_SP, 0, SD_INCUBATOR },
+        { "chip3.pressure", SQ_PSOURCE, 0, SD_CHIP3 }, { "chip3.flow", SQ_PFLOW, 0, SD_CHIP3 },
+        { "ob1.p1", SQ_PCOMMAND, 0, SD_OB1 }, { "ob1.p2", SQ_PCOMMAND, 2, SD_OB1 },
+        { "ob1.p3", SQ_PCOMMAND, 3, SD_OB1 }, { "ob1.p4", SQ_PCOMMAND, 4, SD_OB1 },
+        { "pc1.p1", SQ_PCOMMAND, 1, SD_PC1 }, { "pc1.p1_actual", SQ_PSOURCE, 1, SD_PC1 },
+        { "pc1.flow", SQ_PFLOW, 1, SD_PC1 },
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (strcmp(map[i].name, name) == 0) {
@@ -140,6 +150,10 @@ static double model_read(struct simulation *s, const struct sim_chan *c)
     case SQ_VALVE_BUSY: return sim_valve_busy(p);
     case SQ_TEMP: return sim_read_temp(p);
     case SQ_TEMP_SP: return p->temp_setpoint;
+    case SQ_PSOURCE: return sim_read_psource(p, c->index);
+    case SQ_PFLOW: return sim_read_pflow(p, c->index);
+    case SQ_PCOMMAND: return c->index == 0 ? sim_read_psource(p, 0)
+                           : c->index == 1 ? p->pplant[1].p_cmd : s->press[c->index];
     default: return NAN;
     }
 }
@@ -166,6 +180,17 @@ static struct sim_lane *holder_of(struct simulation *s, int ch)
         if ((size_t)ch < s->lanes[i].claims.n && s->lanes[i].claims.writes[ch])
             return &s->lanes[i];
     return NULL;
+}
+
+/* The lane whose run writes regulator k's regulated channel (alone: the only
+ * one; NULL: no run holds it). */
+static struct sim_lane *reg_lane(struct simulation *s, size_t k)
+{
+    if (s->n_lanes == 1)
+        return &s->lanes[0];
+    const struct rig_regulator *g = &s->rig->regulators[k];
+    struct sim_lane *l = holder_of(s, g->measure);
+    return l != NULL ? l : holder_of(s, g->actuator);
 }
 
 /* A channel's sampling timer fired: the sample goes into every file, and to every runner. */
@@ -198,6 +223,7 @@ static void sample_fired(struct ptimer *t)
         if (!isnan(v))
             runner_on_sample(l->runner, c->channel, v, now);
     }
+    regloop_on_sample(&s->rl, c->channel, v, now);
     c->grid_ns += c->period_ns;
     ptimer_start(t, c->grid_ns + c->txn_ns);
 }
@@ -207,6 +233,9 @@ static void lane_write(struct sim_lane *l, int channel, double v, int64_t planne
 {
     struct simulation *s = l->sim;
     sync_model(s);
+    if (regloop_setpoint(&s->rl, channel, v, pclock_now(&s->clk)))
+        return;     /* a regulated channel: its regulator drives the actuator */
+    regloop_on_output(&s->rl, channel, v);
     struct sim_chan *c = &s->chans[channel];
     if (l->series.rec_sp[channel] >= 0) {
         recorder_setpoint(l->rec, (uint32_t)l->series.rec_sp[channel], rel(planned), v);
@@ -217,8 +246,13 @@ static void lane_write(struct sim_lane *l, int channel, double v, int64_t planne
     if (unreachable(s, c->dev))
         return;
     delivery_on_setpoint(&s->dl, channel, v, pclock_now(&s->clk));
-    struct sim_pump *pu = &s->phys.pump[c->index];
+    struct sim_pump *pu = &s->phys.pump[c->what == SQ_PUMP_FLOW ? c->index : 0];
     switch (c->what) {
+    case SQ_PCOMMAND:
+        if (c->index < SIM_PPLANTS)
+            s->phys.pplant[c->index].p_cmd = v;
+        s->press[c->index] = v;
+        break;
     case SQ_PUMP_FLOW:
         pu->rate = fabs(v);
         pu->direction = v < 0 ? -1 : 1;
@@ -243,6 +277,9 @@ static void hook_safe_state(void *ctx)
     struct sim_lane *l = ctx;
     struct simulation *s = l->sim;
     int64_t now = pclock_now(&s->clk);
+    for (size_t k = 0; k < s->rl.n; k++)
+        if (reg_lane(s, k) == l)
+            regloop_stop_one(&s->rl, k, true);
     for (size_t i = 0; i < s->dl.n_pumps; i++)
         if (s->n_lanes == 1 || holder_of(s, s->dl.pumps[i].flow) == l)
             delivery_on_setpoint(&s->dl, s->dl.pumps[i].flow, NAN, now);
@@ -261,7 +298,7 @@ static void sim_alarm_event(void *ctx, int64_t t, const char *sev, const char *s
 {
     struct simulation *s = ctx;
     for (size_t i = 0; i < s->n_lanes; i++)
-        if (!s->lanes[i].finished)
+        if (!s->lanes[i].finished || &s->lanes[i] == s->ending)
             recorder_event(s->lanes[i].rec, rel(t), sev, src, code, msg);
 }
 
@@ -332,8 +369,16 @@ static void hook_event(void *ctx, int64_t now, const char *sev, const char *code
     struct sim_lane *l = ctx;
     struct simulation *s = l->sim;
     recorder_event(l->rec, rel(now), sev, "runner", code, msg);
-    if (strcmp(code, "resumed") == 0)
+    if (strcmp(code, "resumed") == 0) {
         delivery_on_resume(&s->dl, now);
+        for (size_t k = 0; k < s->rl.n; k++)
+            if (reg_lane(s, k) == l)
+                regloop_resume_one(&s->rl, k, now);
+    }
+    if (strcmp(code, "paused") == 0)
+        for (size_t k = 0; k < s->rl.n; k++)
+            if (reg_lane(s, k) == l)
+                regloop_pause_one(&s->rl, k);
     if (strcmp(code, "prompt") == 0) {
         char d[64], m[160];
         unit_format_duration(s->prompt_delay_ns, d, sizeof d);
@@ -382,13 +427,12 @@ static struct sim_lane *delivery_lane(struct simulation *s, const char *src)
     return NULL;
 }
 
-/* A delivery condition began: act as perfused does, then raise the alarm. */
-static void sim_delivery_raise(void *ctx, int64_t t, const char *sev, const char *src,
-                               const char *code, enum delivery_action act, const char *msg)
+/* A condition began: act as perfused does in lane l's run (NULL: none), then raise the alarm. */
+static void lane_raise(struct simulation *s, struct sim_lane *l, int64_t t, const char *sev, const char *src,
+                       const char *code, enum delivery_action act, const char *msg)
 {
-    struct simulation *s = ctx;
-    struct sim_lane *l = delivery_lane(s, src);
-    if (l != NULL && !l->finished) {
+    bool open = l != NULL && !l->finished;
+    if (open) {
         if (act == DELIVERY_ON_FAULT) {
             if (l->plan->on_fault == ON_FAULT_PAUSE)
                 delivery_pause(l, msg, t);
@@ -403,8 +447,19 @@ static void sim_delivery_raise(void *ctx, int64_t t, const char *sev, const char
             runner_fault(l->runner, msg);
         }
     }
-    if (!all_finished(s))
+    /* An alarm that ended its run (on_fault: abort) is still that run's last word. */
+    s->ending = open && l->finished ? l : NULL;
+    if (!all_finished(s) || s->ending != NULL)
         alarms_raise(&s->alarms, t, sev, src, code, NULL, "%s", msg);
+    s->ending = NULL;
+}
+
+/* A delivery condition began: act as perfused does in the run of its pump, then raise the alarm. */
+static void sim_delivery_raise(void *ctx, int64_t t, const char *sev, const char *src,
+                               const char *code, enum delivery_action act, const char *msg)
+{
+    struct simulation *s = ctx;
+    lane_raise(s, delivery_lane(s, src), t, sev, src, code, act, msg);
 }
 
 /* A delivery condition ended. */
@@ -412,6 +467,49 @@ static void sim_delivery_clear(void *ctx, int64_t t, const char *src, const char
 {
     struct simulation *s = ctx;
     alarms_clear(&s->alarms, t, src, code, NULL);
+}
+
+/* Regulator hook: its output goes to the actuator as any setpoint does, recorded
+ * in the file of the run that holds the regulated channel. */
+static void sim_reg_write(void *ctx, int ch, double out, int64_t t)
+{
+    struct simulation *s = ctx;
+    for (size_t k = 0; k < s->rig->n_regulators; k++) {
+        if (s->rig->regulators[k].actuator != ch)
+            continue;
+        struct sim_lane *l = reg_lane(s, k);
+        if (l != NULL) {
+            lane_write(l, ch, out, t);
+            return;
+        }
+    }
+    lane_write(&s->lanes[0], ch, out, t);
+}
+
+/* Regulator hook: a tick's figures into /regulators of the file of the run its
+ * setpoint belongs to, as perfused does (alone on the rig: the one run). */
+static void sim_reg_terms(void *ctx, size_t k, const struct reg_terms *r, int64_t t)
+{
+    struct simulation *s = ctx;
+    struct sim_lane *l = reg_lane(s, k);
+    if (l == NULL || l->finished)
+        return;
+    const double v[RUNFILE_REG_SERIES] = { r->sp, r->y, r->out, r->p, r->i, r->d };
+    for (int j = 0; j < RUNFILE_REG_SERIES; j++)
+        recorder_regulated(l->rec, (uint32_t)(k * RUNFILE_REG_SERIES + (size_t)j), rel(t), v[j]);
+}
+
+/* Regulator hook: a fault is an alarm and, except a measurement problem, the
+ * on_fault of the protocol that holds the regulated channel. */
+static void sim_reg_fault(void *ctx, size_t k, enum reg_fault f, bool active, const char *msg, int64_t t)
+{
+    struct simulation *s = ctx;
+    const char *src = s->rig->regulators[k].name;
+    if (active)
+        lane_raise(s, reg_lane(s, k), t, f == RF_MEASUREMENT ? "alarm" : "fault", src, regulator_fault_code(f),
+                   f == RF_MEASUREMENT ? DELIVERY_WARN : DELIVERY_ON_FAULT, msg);
+    else
+        sim_delivery_clear(s, t, src, regulator_fault_code(f));
 }
 
 /* The runs start: the syringes' levels at the start (each run's own pumps). */
@@ -566,8 +664,11 @@ static int open_recorder(struct simulation *s, struct sim_lane *l, const char *p
         .channels = l->series.chans, .n_channels = l->series.n_chans,
         .setpoints = l->series.sps, .n_setpoints = l->series.n_sps,
         .confirmed = l->series.confs, .n_confirmed = l->series.n_sps,
+        .regulators = l->series.regs, .n_regulators = l->series.n_regs,
+        .regulated = l->series.reg_series, .n_regulated = l->series.n_reg_series,
         .compression = s->rig->rec.compression, .flush_interval_s = s->rig->rec.flush_s,
         .fsync_interval_s = s->rig->rec.checkpoint_s, .claims = claimed, .sensors = sensors,
+        .simulated = 1,
     };
     /* The protocol's description goes with a simulation's file as with a run's. */
     struct rec_field desc = { .group = "", .key = "description", .value = l->plan->description };
@@ -619,6 +720,7 @@ static void simulation_free(struct simulation *s)
             ptimer_close(&s->chans[i].timer, NULL);
     interlocks_free(&s->il);
     delivery_free(&s->dl);
+    regloop_free(&s->rl);
     alarms_free(&s->alarms);
     free(s->chans);
     free(s->lanes);
@@ -674,6 +776,10 @@ int simulate_run(const struct simulate_options *o, struct diag *d, struct simula
         rc = start_delivery(&s, o, d);
     for (size_t i = 0; i < s.n_lanes && rc == 0; i++)
         rc = open_recorder(&s, &s.lanes[i], o->protocol_paths[i], n == 1 ? o->out_path : NULL, &res[i]);
+    struct regloop_hooks rh = { .ctx = &s, .write = sim_reg_write, .terms = sim_reg_terms,
+                                .fault = sim_reg_fault };
+    if (rc == 0)
+        rc = regloop_init(&s.rl, s.rig, &s.clk, &rh);
     if (rc == 0)
         rc = setup_channels(&s, d, !o->line_rate_off);
     struct interlock_hooks ih = { .ctx = &s, .trip = sim_limit_tripped, .clear = sim_limit_cleared };

@@ -59,6 +59,39 @@ static void print_runs(json_t *st)
     }
 }
 
+/* The regulators: setpoint, measurement, output, and whether in tolerance. */
+static void print_regulators(json_t *regs)
+{
+    if (json_array_size(regs) == 0)
+        return;
+    printf("regulators\n");
+    size_t i;
+    json_t *g;
+    json_array_foreach(regs, i, g) {
+        json_t *sp = json_object_get(g, "setpoint"), *y = json_object_get(g, "measurement"),
+               *out = json_object_get(g, "output");
+        const char *u = json_string_value(json_object_get(g, "units"));
+        const char *ou = json_string_value(json_object_get(g, "output_units"));
+        printf("  %-10s %s -> %s  %-6s", json_string_value(json_object_get(g, "name")),
+               json_string_value(json_object_get(g, "actuator")),
+               json_string_value(json_object_get(g, "measure")),
+               json_string_value(json_object_get(g, "mode")));
+        if (json_is_number(sp))
+            printf("  setpoint %.3f %s", json_number_value(sp), u);
+        if (json_is_number(y))
+            printf("  measured %.3f %s", json_number_value(y), u);
+        if (json_is_number(out))
+            printf("  output %.2f %s", json_number_value(out), ou);
+        if (json_is_number(sp))
+            printf("  %s", json_is_true(json_object_get(g, "in_tolerance")) ? "in tolerance" : "OUT OF TOLERANCE");
+        size_t j;
+        json_t *f;
+        json_array_foreach(json_object_get(g, "faults"), j, f)
+            printf("  %s", json_string_value(f));
+        printf("\n");
+    }
+}
+
 /* Print a status result for people. */
 void status_view_print(json_t *st)
 {
@@ -178,6 +211,7 @@ void status_view_print(json_t *st)
             printf("  ERROR: %s", e);
         printf("\n");
     }
+    print_regulators(json_object_get(st, "regulators"));
 }
 
 /* After resume: which overrides went back to the protocol's values, which stayed. */

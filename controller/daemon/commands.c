@@ -252,6 +252,60 @@ static int cmd_run(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
     return 0;
 }
 
+/* Each regulator: its mode, setpoint, measurement, output and whether it is in tolerance. */
+static json_t *status_regulators(struct daemon *d)
+{
+    json_t *arr = json_array();
+    for (size_t k = 0; k < d->rl.n; k++) {
+        const struct regloop_entry *e = regloop_get(&d->rl, k);
+        const struct regulator *r = &e->reg;
+        const struct rig_regulator *g = r->cfg;
+        json_t *faults = json_array();
+        for (int f = 0; f < RF_KINDS; f++)
+            if (r->active[f])
+                json_array_append_new(faults, json_string(regulator_fault_code((enum reg_fault)f)));
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:o}", "name", g->name,
+                              "measure", d->rig->channels[g->measure].name,
+                              "actuator", d->rig->channels[g->actuator].name,
+                              "mode", regulator_mode_name(r->mode),
+                              "units", d->rig->channels[g->measure].unit,
+                              "output_units", d->rig->channels[g->actuator].unit,
+                              "in_tolerance", regulator_in_tolerance(r), "faults", faults);
+        json_object_set_new(o, "setpoint", isnan(r->sp) ? json_null() : json_real(r->sp));
+        json_object_set_new(o, "measurement", isnan(r->y) ? json_null() : json_real(r->y));
+        json_object_set_new(o, "output", isnan(r->out) ? json_null() : json_real(r->out));
+        json_object_set_new(o, "rate_hz", json_real(g->rate_hz));
+        json_object_set_new(o, "output_range", json_pack("[f,f]", g->out_min, g->out_max));
+        json_object_set_new(o, "range", json_pack("[f,f]", g->sp_min, g->sp_max));
+        json_object_set_new(o, "gains", json_pack("{s:f,s:f,s:f}", "kp", g->kp, "ki", g->ki, "kd", g->kd));
+        if (e->tuning || e->tuned) {
+            const struct autotune_result *a = &e->at.res;
+            json_t *tu = json_pack("{s:s}", "state", e->tuning ? "running"
+                                   : e->at.phase == AT_DONE ? "done" : "failed");
+            if (e->tuned && e->at.phase == AT_DONE)
+                json_object_update_new(tu, json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:s,s:f}",
+                    "gain", a->K, "time_constant_s", a->tau, "dead_time_s", a->L, "ultimate_gain", a->Ku,
+                    "ultimate_period_s", a->Pu, "amplitude", a->a, "hysteresis", a->eps, "kp", a->kp,
+                    "ki", a->ki, "kd", a->kd, "rule", a->rule,
+                    "seconds", (double)(e->tune_t1 - e->tune_t0) / 1e9));
+            else if (e->tuned)
+                json_object_set_new(tu, "why", json_string(e->at.why));
+            json_object_set_new(o, "tune", tu);
+        }
+        /* Whose setpoint it is: the run going that holds its regulated channel. */
+        for (size_t i = 0; i < DAEMON_MAX_RUNS; i++) {
+            const struct run_slot *s = &d->slots[i];
+            if (s->run != NULL && !run_ended(s->run) && (size_t)g->measure < s->claims.n &&
+                s->claims.writes[g->measure]) {
+                json_object_set_new(o, "run", json_string(s->name));
+                break;
+            }
+        }
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}
+
 /* A writable channel's desired and confirmed values, into o. */
 static void actuator_json(struct daemon *d, size_t ch, json_t *o)
 {
@@ -529,6 +583,7 @@ static int cmd_status(struct ctl_client *cl, json_t *req, json_t *res, char *err
     }
     json_object_set_new(res, "runs", runs_json(d));
     json_object_set_new(res, "channels", status_channels(d));
+    json_object_set_new(res, "regulators", status_regulators(d));
     json_object_set_new(res, "timing", json_pack("{s:o,s:o,s:o,s:o}", "dispatch",
                                                  latency_json(&d->dispatch), "wire", latency_json(&d->wire),
                                                  "wire_scheduling", latency_json(&d->wire_sched),
@@ -769,7 +824,8 @@ static int set_value(struct ctl_client *cl, json_t *req, json_t *res, char *err,
         return -EINVAL;
     }
     const struct rig_channel *c = &d->rig->channels[ch];
-    if (!c->writable) {
+    int reg = rig_regulator_of(d->rig, ch);
+    if (!c->writable && reg < 0) {
         snprintf(err, len, "%s is a measurement and cannot be set", c->name);
         return -EPERM;
     }
@@ -808,7 +864,14 @@ static int set_value(struct ctl_client *cl, json_t *req, json_t *res, char *err,
         snprintf(err, len, "%s: %s", c->name, perr);
         return -EINVAL;
     }
-    if ((!isnan(c->min) && v < c->min) || (!isnan(c->max) && v > c->max)) {
+    if (reg >= 0 && !c->writable) {
+        const struct rig_regulator *g = &d->rig->regulators[reg];
+        if (v < g->sp_min || v > g->sp_max) {
+            snprintf(err, len, "%g %s is outside what regulator '%s' can reach on %s (%g to %g %s)",
+                     v, c->unit, g->name, c->name, g->sp_min, g->sp_max, c->unit);
+            return -EINVAL;
+        }
+    } else if ((!isnan(c->min) && v < c->min) || (!isnan(c->max) && v > c->max)) {
         snprintf(err, len, "%g %s is outside the limits of %s (%g to %g %s)", v, c->unit, c->name,
                  c->min, c->max, c->unit);
         return -EINVAL;
@@ -822,6 +885,7 @@ static int set_value(struct ctl_client *cl, json_t *req, json_t *res, char *err,
         snprintf(err, len, "cannot send the setpoint: %s", strerror(-rc));
         return rc;
     }
+    regloop_manual(&d->rl, ch, v, pclock_now(&d->clock));  /* a regulator's actuator set by hand */
     struct run_actor who = actor(cl, NULL);
     if (r != NULL && !run_closed(r))
         run_manual_set(r, &who, ch, v);
@@ -843,6 +907,59 @@ static int cmd_set(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
         return refuse(cl, req, rc, "cmd_set", what, err);
     }
     return rc;
+}
+
+/* tune: a relay autotune of a regulator, with no run active or the run paused; the result
+ * shows in the status (regulators[].tune) when it ends. */
+static int cmd_tune(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    struct daemon *d = daemon_of(cl);
+    const char *name = arg_str(req, "regulator");
+    int k = rig_find_regulator(d->rig, name);
+    if (k < 0) {
+        snprintf(err, len, "no regulator '%s' in rig '%s'", name ? name : "", d->rig->name);
+        return refuse(cl, req, -EINVAL, "cmd_tune", "tune", err);
+    }
+    const struct rig_regulator *g = &d->rig->regulators[k];
+    /* The run that holds the regulated channel (or its actuator) must be paused;
+     * with one run going, that run, as with a single run. */
+    struct run_slot *holder = NULL;
+    for (size_t i = 0; i < DAEMON_MAX_RUNS && holder == NULL; i++) {
+        struct run_slot *s = &d->slots[i];
+        if (s->run != NULL && !run_ended(s->run) &&
+            (((size_t)g->measure < s->claims.n && s->claims.writes[g->measure]) ||
+             ((size_t)g->actuator < s->claims.n && s->claims.writes[g->actuator])))
+            holder = s;
+    }
+    struct run *r = holder != NULL ? holder->run : NULL;
+    if (r == NULL && daemon_runs_going(d) == 1)
+        r = active_run(cl, NULL);
+    struct runner_status st = { .state = RUN_IDLE };
+    if (r != NULL)
+        run_get_status(r, &st);
+    if (r != NULL && !run_ended(r) && st.state != RUN_PAUSED) {
+        if (holder != NULL && daemon_runs_going(d) > 1)
+            snprintf(err, len, "%s is held by run %s (%.4s), which is going: pause it first (--run %s)",
+                     d->rig->channels[g->measure].name, holder->name, run_id(r), holder->name);
+        else
+            snprintf(err, len, "a run is active: pause it first (a relay test runs only with no run, or "
+                     "while the run is paused)");
+        return refuse(cl, req, -EBUSY, "cmd_tune", "tune", err);
+    }
+    const struct latch_hold *held = latch_holder(&d->latch, g->actuator);
+    if (held != NULL) {
+        latch_refusal(held, &d->alarms, d->rig->channels[g->actuator].name, err, len);
+        return refuse(cl, req, -EACCES, "cmd_tune", "tune", err);
+    }
+    daemon_release_safe(d, g->actuator);
+    int rc = regloop_tune_start(&d->rl, (size_t)k, pclock_now(&d->clock), err, len);
+    if (rc < 0)
+        return refuse(cl, req, rc, "cmd_tune", "tune", err);
+    daemon_event(d, pclock_now(&d->clock), "info", g->name, "tune_started",
+                 "relay autotune started: output within its limits, about 10 s");
+    json_object_set_new(res, "regulator", json_string(g->name));
+    json_object_set_new(res, "tuning", json_true());
+    return 0;
 }
 
 /* events: one page of the current (or last) run's event log: "since" in
@@ -1022,6 +1139,7 @@ static const struct ctl_command commands[] = {
     { .name = "ack", .exec = cmd_ack, .args = "alarm=a!" },
     { .name = "wait", .exec = cmd_wait, .args = "run=s", .read_only = true },
     { .name = "set", .exec = cmd_set, .args = "channel=s! value=s! run=s" },
+    { .name = "tune", .exec = cmd_tune, .args = "regulator=s!" },
     { .name = "events", .exec = cmd_events, .args = "since=n cursor=n limit=n run=s", .read_only = true },
     { .name = "devices", .exec = cmd_devices, .args = "", .read_only = true },
 };

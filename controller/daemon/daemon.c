@@ -4,6 +4,7 @@
 #include "base/yamldoc.h"
 #include "control.h"
 #include "base/log.h"
+#include "record/runfile.h"
 #include "record/recovery.h"
 #include "resume.h"
 #include "run.h"
@@ -802,6 +803,7 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
         }
         /* Interlocks first: a safe state is queued before anything else is done. */
         interlocks_on_sample(&d->il, (int)n->channel, use, n->t_ns);
+        regloop_on_sample(&d->rl, (int)n->channel, use, n->t_ns);
         delivery_on_sample(&d->dl, (int)n->channel, use, n->t_ns);
         for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
             if (d->slots[i].run != NULL)
@@ -906,12 +908,108 @@ static void bus_async_cb(uv_async_t *a)
     drain_notes(a->data);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Regulators: each ticks on the loop at its rate (run/regloop.h); its output */
+/* is commanded like any setpoint, its figures go to the run file.          */
+/* ------------------------------------------------------------------------ */
+
+/* A regulator's output: the actuator's desired value, confirmed as any setpoint. */
+static void reg_write(void *ctx, int ch, double out, int64_t t)
+{
+    struct daemon *d = ctx;
+    /* Refused while a latched safe state holds the actuator: the safe state wins. */
+    daemon_command(d, ch, out, ACT_PROTOCOL, t);
+}
+
+/* The run whose file is open that holds regulator k's regulated channel (its
+ * setpoint is that run's); alone on the rig, the one run. NULL: none. */
+static struct run *reg_run(struct daemon *d, size_t k)
+{
+    int m = d->rig->regulators[k].measure;
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++) {
+        const struct run_slot *s = &d->slots[i];
+        if (slot_open(s) != NULL && (size_t)m < s->claims.n && s->claims.writes[m])
+            return s->run;
+    }
+    return daemon_runs_going(d) <= 1 ? live_run(d) : NULL;
+}
+
+/* A tick's setpoint, measurement, output and terms: /regulators in the file of
+ * the run the regulator's setpoint belongs to. */
+static void reg_terms(void *ctx, size_t k, const struct reg_terms *r, int64_t t)
+{
+    struct daemon *d = ctx;
+    struct run *run = reg_run(d, k);
+    if (run == NULL)
+        return;
+    const double v[RUNFILE_REG_SERIES] = { r->sp, r->y, r->out, r->p, r->i, r->d };
+    for (int j = 0; j < RUNFILE_REG_SERIES; j++)
+        run_record_regulated(run, (int)(k * RUNFILE_REG_SERIES + (size_t)j), v[j], t);
+}
+
+/* A regulator's fault: an alarm; inverted, saturated and lost are device faults for the run
+ * (its on_fault); a bad measurement is an alarm only (the regulator already holds or safes). */
+static void reg_fault(void *ctx, size_t k, enum reg_fault f, bool active, const char *msg, int64_t t)
+{
+    struct daemon *d = ctx;
+    const char *name = d->rig->regulators[k].name, *code = regulator_fault_code(f);
+    if (!active) {
+        alarms_clear(&d->alarms, t, name, code, NULL);
+        daemon_event(d, t, "info", name, "regulation_cleared", msg);
+        return;
+    }
+    daemon_event(d, t, f == RF_MEASUREMENT ? "alarm" : "fault", name, code, msg);
+    alarms_raise(&d->alarms, t, f == RF_MEASUREMENT ? "alarm" : "fault", name, code, NULL, "%s", msg);
+    struct run *run = reg_run(d, k);
+    if (f != RF_MEASUREMENT && run != NULL)
+        run_on_device_fault(run, name, msg);
+}
+
+/* Set up the regulators, all stopped until their channel gets a setpoint. */
+static int setup_regulators(struct daemon *d)
+{
+    struct regloop_hooks h = { .ctx = d, .write = reg_write, .terms = reg_terms, .fault = reg_fault };
+    return regloop_init(&d->rl, d->rig, &d->clock, &h);
+}
+
+/* Run hook: the run paused or resumed; every regulator holds or goes on bumplessly. */
+static void host_paused(void *ctx, bool pause, int64_t now)
+{
+    struct daemon *d = ctx;
+    if (pause)
+        regloop_pause(&d->rl);
+    else
+        regloop_resume(&d->rl, now);
+}
+
+/* Stop the regulators whose actuator the safe state may touch (every one for the
+ * rig or a run alone; beside other runs, those of the run) and latch each actuator
+ * one drove to its safe output, unless the safe state being applied names it. */
+static void stop_regulators(struct daemon *d, const struct run_slot *self, const struct plan_target *targets,
+                            size_t n, int64_t now)
+{
+    for (size_t k = 0; k < d->rl.n; k++) {
+        const struct regloop_entry *e = regloop_get(&d->rl, k);
+        const struct rig_regulator *g = e->reg.cfg;
+        if (!may_touch(d, self, (size_t)g->actuator))
+            continue;
+        bool covered = false;
+        for (size_t i = 0; i < n; i++)
+            covered |= targets[i].channel == g->actuator;
+        if (e->running && !covered)
+            daemon_write(d, g->actuator, g->safe_output, BUS_PRIO_SAFETY, now);
+        regloop_stop_one(&d->rl, k, false);
+    }
+}
+
 /* Command a channel. */
 int daemon_command(struct daemon *d, int channel, double value, enum act_origin origin,
                    int64_t planned_ns)
 {
     if (channel < 0 || (size_t)channel >= d->rig->n_channels)
         return -EINVAL;
+    if (regloop_setpoint(&d->rl, channel, value, pclock_now(&d->clock)))
+        return 0;   /* a regulated channel: its regulator moves the actuator */
     if (!d->rig->channels[channel].writable)
         return -EPERM;
     if (latch_holder(&d->latch, channel) != NULL)
@@ -1015,8 +1113,10 @@ static void safe_state_for(struct daemon *d, const struct run_slot *self,
     d->safe_pending = true;
     d->safe_superseded = 0;
     d->safe_requested_ns = now;
+    stop_regulators(d, self, targets, n, now);
     for (size_t i = 0; i < n; i++)
-        daemon_write(d, targets[i].channel, targets[i].v0, BUS_PRIO_SAFETY, now);
+        if (d->rig->channels[targets[i].channel].writable)
+            daemon_write(d, targets[i].channel, targets[i].v0, BUS_PRIO_SAFETY, now);
     for (size_t i = 0; i < d->rig->n_devices; i++) {
         const struct rig_device *dev = &d->rig->devices[i];
         bool covered = false;
@@ -1300,6 +1400,26 @@ static void slot_alarm(void *ctx, const struct run *r, bool raise, const char *s
         alarms_clear(&d->alarms, now, source, code, NULL);
 }
 
+/* Run host: the run paused or resumed. Its regulators (alone on the rig: all of
+ * them; beside other runs: those whose regulated channel it holds) hold or go on. */
+static void slot_paused(void *ctx, bool pause, int64_t now)
+{
+    struct run_slot *s = ctx;
+    if (!slot_others(s)) {
+        host_paused(s->d, pause, now);
+        return;
+    }
+    for (size_t k = 0; k < s->d->rl.n; k++) {
+        int m = s->d->rig->regulators[k].measure;
+        if ((size_t)m >= s->claims.n || !s->claims.writes[m])
+            continue;
+        if (pause)
+            regloop_pause_one(&s->d->rl, k);
+        else
+            regloop_resume_one(&s->d->rl, k, now);
+    }
+}
+
 /* Run host: a run's file closed; the control server answers those waiting for it. */
 static void slot_closed(void *ctx, struct run *r)
 {
@@ -1494,7 +1614,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
         .write = slot_write, .safe_state = slot_safe_state,
         .safe_confirmed = slot_safe_confirmed, .release_safe = slot_release_safe,
         .setpoint = slot_setpoint, .blockers = slot_blockers, .alert = slot_alert,
-        .alarm = slot_alarm, .closed = slot_closed, .others = slot_others,
+        .alarm = slot_alarm, .closed = slot_closed, .others = slot_others, .paused = slot_paused,
     };
     for (size_t i = 0; i < DAEMON_MAX_RUNS; i++) {
         struct run_slot *s = &d->slots[i];
@@ -1522,6 +1642,8 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
 int daemon_start(struct daemon *d)
 {
     int rc = setup_actuators(d);
+    if (rc == 0)
+        rc = setup_regulators(d);
     if (rc == 0)
         rc = start_buses(d);
     if (rc == 0)
@@ -1575,6 +1697,8 @@ static void shutdown_finish(struct daemon *d)
                           "safe_state_unconfirmed",
                           "safe state not confirmed before the daemon stopped: %s", list);
     }
+    regloop_stop(&d->rl, false);
+    regloop_free(&d->rl);
     for (size_t b = 0; b < d->n_buses; b++)
         bus_stop(d->buses[b]);
     drain_notes(d);

@@ -21,6 +21,7 @@
 #include "run/latch.h"
 #include "latchstore.h"
 #include "run/plausibility.h"
+#include "run/regloop.h"
 #include "run_host.h"
 #include "sdnotify.h"
 #include "simchild.h"
@@ -150,6 +151,7 @@ struct daemon {
     int64_t safe_requested_ns;
     uv_timer_t shutdown_timer;  /* shutdown waits (bounded) for the safe state's confirmation */
     int64_t shutdown_deadline_ns;
+    struct regloop rl;          /* the rig's regulators (run/regloop.h) */
 };
 
 /* Set up the daemon: its signals, the rig (or the simulated rig), the check

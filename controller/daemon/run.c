@@ -255,6 +255,8 @@ static void hook_event(void *ctx, int64_t now, const char *severity, const char 
         journal_update(r);
     if (strcmp(code, "resumed") == 0)
         delivery_on_resume(r->h.dl, now);
+    if ((strcmp(code, "paused") == 0 || strcmp(code, "resumed") == 0) && r->h.paused != NULL)
+        r->h.paused(r->h.ctx, strcmp(code, "paused") == 0, now);
     if (strcmp(code, "prompt") == 0)
         r->h.alert(r->h.ctx, r, "prompt", "info", "runner", code, message);
 }
@@ -425,6 +427,8 @@ static int open_file(struct run *r, const struct run_actor *who, bool append)
         .channels = r->series.chans, .n_channels = r->series.n_chans,
         .setpoints = r->series.sps, .n_setpoints = r->series.n_sps,
         .confirmed = r->series.confs, .n_confirmed = r->series.n_sps,
+        .regulators = r->series.regs, .n_regulators = r->series.n_regs,
+        .regulated = r->series.reg_series, .n_regulated = r->series.n_reg_series,
         .compression = r->h.rig->rec.compression, .flush_interval_s = r->h.rig->rec.flush_s,
         .fsync_interval_s = r->h.rig->rec.checkpoint_s, .append = append,
         .buffer_samples = r->h.rig->rec.buffer, .claims = claimed, .sensors = sensors,
@@ -813,6 +817,14 @@ void run_record_derived(struct run *r, int series, double value, int64_t t_ns)
     if (r->closed || r->ended || series < 0 || t_ns < r->start_ns)
         return;
     recorder_sample(r->rec, (uint32_t)series, rel(r, t_ns), value);
+}
+
+/* A value of a /regulators series. */
+void run_record_regulated(struct run *r, int idx, double value, int64_t t_ns)
+{
+    if (r->closed || r->ended || r->rec == NULL || idx < 0 || t_ns < r->start_ns)
+        return;
+    recorder_regulated(r->rec, (uint32_t)idx, rel(r, t_ns), value);
 }
 
 /* A writable channel's confirmed value changed: /confirmed. */

@@ -63,6 +63,8 @@ void run_on_sample(struct run *r, int channel, double record, double use, int64_
 void run_record_derived(struct run *r, int series, double value, int64_t t_ns);
 /* A writable channel's confirmed value changed (NaN: no longer known): /confirmed. */
 void run_on_confirmed(struct run *r, int channel, double value, int64_t t_ns);
+/* Record a value of the /regulators series idx (record/runfile.h). */
+void run_record_regulated(struct run *r, int idx, double value, int64_t t_ns);
 /* Record an event from outside the runner (device faults, commands). */
 void run_event(struct run *r, int64_t t_ns, const char *severity, const char *source,
                const char *code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));

@@ -7,7 +7,8 @@
  * cannot start, and the end of the run's file.
  *
  * A run copies its host when it starts; what the pointers point to must
- * outlive the run. Every hook is required and is called on the loop thread.
+ * outlive the run. Every hook is required (except where it says optional) and is called on
+ * the loop thread.
  */
 #ifndef PERFUSE_RUN_HOST_H
 #define PERFUSE_RUN_HOST_H
@@ -78,6 +79,9 @@ struct run_host {
                   const char *source, const char *code, const char *message);
     /* Run r's file is closed (the hook must not free r). */
     void (*closed)(void *ctx, struct run *r);
+    /* The run paused (paused true) or resumed at now: the host's regulators hold or go on.
+     * Optional (NULL: nothing to do). */
+    void (*paused)(void *ctx, bool paused, int64_t now);
 };
 
 #endif

@@ -7,11 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Claim channel ch and every writable channel of its device. */
+/* Claim channel ch and every writable channel of its device; a regulated
+ * channel claims its regulator's actuator (and that device) too. */
 static void claim_device_of(struct claims *c, const struct rig *rig, int ch)
 {
     if (ch < 0 || (size_t)ch >= c->n)
         return;
+    int reg = rig_regulator_of(rig, ch);
+    if (reg >= 0 && rig->regulators[reg].actuator != ch)
+        claim_device_of(c, rig, rig->regulators[reg].actuator);
     const struct rig_device *dev = &rig->devices[rig->channels[ch].device];
     for (size_t k = 0; k < dev->n_chans; k++) {
         size_t idx = dev->first_channel + k;

@@ -27,6 +27,17 @@ static const char *const step_keys[] = {
 static bool check_limits(struct loader *L, yaml_node_t *n, int ch, double v)
 {
     const struct rig_channel *c = &L->rig->channels[ch];
+    int reg = rig_regulator_of(L->rig, ch);
+    if (reg >= 0 && !c->writable) {
+        /* A regulated channel: what its regulator can reach, not the sensor's range. */
+        const struct rig_regulator *g = &L->rig->regulators[reg];
+        if (v < g->sp_min || v > g->sp_max) {
+            yerr(L->y, n, "%g %s is outside what regulator '%s' can reach on %s (%g to %g %s, its "
+                 "'range' in the rig)", v, c->unit, g->name, c->name, g->sp_min, g->sp_max, c->unit);
+            return false;
+        }
+        return true;
+    }
     if ((!isnan(c->min) && v < c->min) || (!isnan(c->max) && v > c->max)) {
         yerr(L->y, n, "%g %s is outside the limits of %s (%g to %g %s)", v, c->unit, c->name,
              c->min, c->max, c->unit);

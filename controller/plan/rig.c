@@ -378,14 +378,76 @@ static void load_device(struct rig *rig, struct ydoc *y, yaml_node_t *e, const c
  * register), and the silence of 3.5 characters after each frame. */
 #define RTU_CHARS_PER_READING 22
 
+/* Where to report bus b's rates: its 'baud' key, else its entry, else 'buses'. */
+static yaml_node_t *bus_baud_node(const struct rig *rig, struct ydoc *y, yaml_node_t *buses,
+                                  size_t b)
+{
+    yaml_node_t *at = NULL;
+    for (size_t i = 0; i < yseq_len(buses); i++) {
+        yaml_node_t *e = yseq_item(y, buses, i), *nm = ymap_get(y, e, "name", NULL);
+        if (nm && ynode_str(nm) && strcmp(ynode_str(nm), rig->buses[b].name) == 0)
+            at = ymap_get(y, e, "baud", NULL) ? ymap_get(y, e, "baud", NULL) : e;
+    }
+    return at ? at : buses;
+}
+
+/* Refuse sample rates a serial line's baud rate cannot carry: each reading is
+ * a command and a reply on the one line, at least the characters its driver
+ * names (chars_per_reading), so the sum over the devices on it of their
+ * readings a second times those characters, times the bits a character takes,
+ * must fit in the baud rate. Devices whose driver does not know are left out.
+ * The message shows each device's share and the sum. */
+static void check_serial_rates(struct rig *rig, struct ydoc *y, yaml_node_t *buses, size_t b,
+                               int bits)
+{
+    const struct link_config *l = &rig->buses[b].link;
+    char terms[512] = "";
+    size_t len = 0, n_dev = 0;
+    double chars = 0;
+    for (size_t d = 0; d < rig->n_devices; d++) {
+        const struct rig_device *dev = &rig->devices[d];
+        if (dev->bus != b || dev->drv->chars_per_reading == 0)
+            continue;
+        double readings = 0;
+        for (size_t i = 0; i < rig->n_channels; i++) {
+            const struct rig_channel *c = &rig->channels[i];
+            if (c->device == d && c->readable && c->sample_hz > 0)
+                readings += c->sample_hz;
+        }
+        if (readings <= 0)
+            continue;
+        chars += readings * dev->drv->chars_per_reading;
+        if (len < sizeof terms) {
+            int k = snprintf(terms + len, sizeof terms - len, "%s%s: %g x %u (%s)",
+                             n_dev ? " + " : "", dev->name, readings,
+                             dev->drv->chars_per_reading, dev->drv->name);
+            len += k > 0 ? (size_t)k : 0;
+        }
+        n_dev++;
+    }
+    double need = chars * bits;
+    if (need <= l->baud)
+        return;
+    yerr(y, bus_baud_node(rig, y, buses, b), "bus '%s' (serial, %d baud) cannot carry its sample "
+         "rates: each reading is a command and a reply of at least the characters its driver "
+         "takes, so readings a second x characters, %s = %.0f characters a second, each of %d "
+         "bits, so %.0f bit/s, more than the line's %d. At most %.0f characters a second fit: "
+         "lower sample_hz of the devices on it, or raise the baud rate", rig->buses[b].name,
+         l->baud, terms, chars, bits, need, l->baud, (double)l->baud / bits);
+}
+
 /* Refuse sample rates a Modbus RTU line's baud rate cannot carry: each reading
  * is a request and a reply on the one line, so the readings a second of every
  * device on it, times the characters each takes, times the bits a character
- * takes, must fit in the baud rate. The message shows the arithmetic. */
+ * takes, must fit in the baud rate. The message shows the arithmetic. Serial
+ * lines: check_serial_rates. */
 static void check_line_rates(struct rig *rig, struct ydoc *y, yaml_node_t *buses)
 {
     for (size_t b = 0; b < rig->n_buses; b++) {
         const struct link_config *l = &rig->buses[b].link;
+        int bits = 1 + l->data_bits + (l->parity != 'N') + l->stop_bits;
+        if (l->type == LINK_SERIAL && l->baud > 0)
+            check_serial_rates(rig, y, buses, b, bits);
         if (l->type != LINK_MODBUS_RTU || l->baud <= 0)
             continue;
         double readings = 0;
@@ -397,18 +459,11 @@ static void check_line_rates(struct rig *rig, struct ydoc *y, yaml_node_t *buses
                 n++;
             }
         }
-        int bits = 1 + l->data_bits + (l->parity != 'N') + l->stop_bits;
         double need = readings * RTU_CHARS_PER_READING * bits;
         if (need <= l->baud)
             continue;
-        yaml_node_t *at = NULL;
-        for (size_t i = 0; i < yseq_len(buses); i++) {
-            yaml_node_t *e = yseq_item(y, buses, i), *nm = ymap_get(y, e, "name", NULL);
-            if (nm && ynode_str(nm) && strcmp(ynode_str(nm), rig->buses[b].name) == 0)
-                at = ymap_get(y, e, "baud", NULL) ? ymap_get(y, e, "baud", NULL) : e;
-        }
-        yerr(y, at ? at : buses, "bus '%s' (modbus-rtu, %d baud) cannot carry its sample rates: %zu "
-             "channels read %g times a second in all, each reading at least %d characters of %d bits "
+        yerr(y, bus_baud_node(rig, y, buses, b), "bus '%s' (modbus-rtu, %d baud) cannot carry "
+             "its sample rates: %zu channels read %g times a second in all, each reading at least %d characters of %d bits "
              "(a request, a reply and the silences between frames), so %g x %d x %d = %.0f bit/s, more "
              "than the line's %d. At most %.1f readings a second fit: lower sample_hz of the devices "
              "on it, or raise the baud rate", rig->buses[b].name, l->baud, n, readings,
@@ -492,8 +547,10 @@ int rig_channel_at(struct ydoc *y, const yaml_node_t *n, const struct rig *rig, 
             yerr(y, n, "unknown channel '%s' on rig '%s'", s, rig->name);
         return -1;
     }
-    if (writable && !rig->channels[ch].writable) {
-        yerr(y, n, "channel '%s' is a measurement and cannot be set", rig->channels[ch].name);
+    if (writable && !rig->channels[ch].writable && rig_regulator_of(rig, ch) < 0) {
+        yerr(y, n, "channel '%s' is a measurement and cannot be set (a rig 'regulators:' entry "
+             "with 'measure: %s' would make it a regulated setpoint)", rig->channels[ch].name,
+             rig->channels[ch].name);
         return -1;
     }
     return ch;
@@ -660,7 +717,7 @@ static void parse_syringe_low(struct ydoc *y, yaml_node_t *n, double *frac)
 static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
 {
     static const char *const keys[] = { "rig", "buses", "devices", "alerts", "recorder", "limits",
-                                        "monitors", "syringe_low", "confirm", "mqtt", NULL };
+                                        "monitors", "syringe_low", "confirm", "mqtt", "regulators", NULL };
     yaml_node_t *root = ydoc_root(y);
     if (root == NULL) {
         diag_error(y->diag, y->file, 1, 1, "empty rig file (expected 'rig:', 'buses:' and 'devices:')");
@@ -723,6 +780,9 @@ static void load_rig_doc(struct rig *rig, struct ydoc *y, const char *dir)
     yaml_node_t *low = ymap_get(y, root, "syringe_low", NULL);
     if (low != NULL)
         parse_syringe_low(y, low, &rig->syringe_low);
+    yaml_node_t *regs = ymap_get(y, root, "regulators", NULL);
+    if (regs != NULL)
+        rig_parse_regulators(y, regs, rig);
 }
 
 /* Load and validate a rig from text. */
@@ -798,6 +858,7 @@ void rig_free(struct rig *rig)
     rig_mqtt_free(&rig->mqtt);
     free(rig->limits);
     free(rig->monitors);
+    free(rig->regulators);
     free(rig);
 }
 

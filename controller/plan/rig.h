@@ -47,6 +47,34 @@ struct rig_monitor {
     int line;                   /* in the rig file */
 };
 
+enum reg_on_loss { REG_LOSS_HOLD, REG_LOSS_SAFE };
+
+/* A rig's 'regulators:' entry: a loop from a measured channel to an actuator
+ * channel (run/regulator.h runs it). Gains are in the channels' canonical
+ * units: kp in actuator unit per measured unit (mbar per uL/min), ki in that
+ * per second, kd in that times seconds. */
+struct rig_regulator {
+    char name[48];
+    int measure;                /* the measured channel */
+    int actuator;               /* the writable channel it drives */
+    double kp, ki, kd;
+    double d_filter_s;          /* derivative filter time constant */
+    double sp_weight;           /* share of the setpoint in the P term, 0..1 (1: plain error) */
+    double rate_hz;             /* ticks per second */
+    double out_min, out_max;    /* output limits, actuator unit (within the channel's) */
+    double sp_min, sp_max;      /* setpoints accepted, measured unit (the reachable range) */
+    int sign;                   /* +1: more output gives more measurement; -1: less */
+    double tol_abs, tol_rel;    /* in tolerance: |error| <= tol_abs + tol_rel * |setpoint| */
+    double lost_s;              /* out of tolerance this long: regulation_lost */
+    double saturated_s;         /* output at a limit this long: regulation_saturated */
+    double inverted_s;          /* the response's sign wrong this long: regulation_inverted */
+    double stale_s;             /* no measurement this long: the measurement is lost */
+    double stuck_s;             /* the same reading this long: stuck (0: not checked) */
+    enum reg_on_loss on_loss;   /* a bad measurement holds the output, or safes it */
+    double safe_output;         /* the output when safed, actuator unit */
+    int line;                   /* in the rig file */
+};
+
 struct rig_bus {
     char *name;
     struct link_config link;    /* strings point into this struct's own copies */
@@ -100,6 +128,8 @@ struct rig {
     struct rig_monitor *monitors;   /* the rig's 'monitors:' */
     size_t n_monitors;
     double syringe_low;         /* 'syringe_low:' as a fraction; 0: the default */
+    struct rig_regulator *regulators;   /* the rig's 'regulators:' */
+    size_t n_regulators;
     struct {                    /* the rig's 'recorder:' section */
         int compression;        /* deflate level 1-9, 0 = off */
         double flush_s;         /* flush interval, s */
@@ -117,6 +147,13 @@ int rig_load_text(const char *path, const char *text, size_t len, struct rig **o
                   struct diag *d);
 /* Close every device's driver state and free. NULL is fine. */
 void rig_free(struct rig *rig);
+
+/* Parse a rig's 'regulators:' list into rig->regulators (plan/rigreg.c). */
+void rig_parse_regulators(struct ydoc *y, yaml_node_t *list, struct rig *rig);
+/* The regulator whose measured channel is ch (a regulated channel), or -1. */
+int rig_regulator_of(const struct rig *rig, int ch);
+/* The regulator called name, or -1. */
+int rig_find_regulator(const struct rig *rig, const char *name);
 
 /* Index of the channel called name ("chip1.pressure", or "pump1" for a device
  * with exactly one writable channel), or -1. */

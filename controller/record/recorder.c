@@ -28,6 +28,7 @@
 #include "base/timeutil.h"
 #include "base/utf8.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
@@ -54,6 +55,8 @@
 #define EV_SRC 72                     /* a channel name: "device.channel" */
 #define EV_CODE 32
 #define EV_MSG 256
+#define META_NAME 64                  /* a metadata field's name, in bytes + NUL */
+#define FORMAT_VERSION 2              /* 2: the NeXus tree (/entry), per-run counters */
 
 /* A sample or setpoint, compact: the hot path. */
 struct rec_value {
@@ -93,13 +96,31 @@ struct series {
     double *bt, *bv;                  /* rows not yet on disk */
     size_t bn, bcap;
     size_t bw;                        /* of those, written in this batch */
+    bool counter;                     /* stored from the run's start: value - cstart */
+    double cstart;                    /* the raw reading at the run's start; NaN until seen */
+    hid_t cstart_ds;                  /* the group's counter_at_start dataset (-1: none) */
+    bool cstart_dirty;                /* cstart is not yet in cstart_ds */
+};
+
+/* Metadata fields: our copies. */
+struct meta {
+    char **key, **value;
+    size_t n;
+};
+
+/* Our copy of a regulator's description, for the recorder thread. */
+struct reg_attrs {
+    char name[64], measure[80], actuator[80], units[3][48];
+    double kp, ki, kd, rate_hz, out_min, out_max;
+    int sign;
 };
 
 struct recorder {
     struct rec_run_info info;         /* strings below are our copies */
+    struct reg_attrs *regs;           /* our copy of info.regulators */
+    size_t n_confirmed;
     char *strs[12];
     struct syringe_attrs *syr;        /* our copy of info.syringes */
-    struct rec_field *fields;         /* our copy of info.fields (strings owned) */
     size_t n_series, n_channels, n_setpoints;
     struct series *series;
     size_t max_queued;
@@ -115,6 +136,9 @@ struct recorder {
     char final_state[STATE_LEN];
     struct rec_status status;
     uint64_t dropped_reported;
+    struct meta meta_late;            /* set during the run, under lock; written at close */
+    struct meta meta_start;           /* given at the start; thread only */
+    struct meta meta_root;            /* the run's fields that are root attributes too */
 
     /* thread side */
     struct vec pend_events, pend_steps;     /* waiting to be written (storage failing) */
@@ -126,6 +150,7 @@ struct recorder {
     hid_t file, ev_ds, step_ds, ev_type, step_type;
     hsize_t ev_rows, step_rows;
     int64_t last_fsync_ns;
+    double max_t;                     /* the latest record time seen (a simulation's end) */
 };
 
 /* Append one element to v, growing it; false if the bound or memory is hit. */
@@ -235,46 +260,6 @@ static int syringes_group(struct recorder *r)
     return 0;
 }
 
-/* A scalar variable-length UTF-8 string dataset: a NeXus field. */
-static int str_field(hid_t loc, const char *name, const char *value)
-{
-    hid_t type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(type, H5T_VARIABLE);
-    H5Tset_cset(type, H5T_CSET_UTF8);
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t ds = H5Dcreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = ds >= 0 && H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value) >= 0 ? 0 : -EIO;
-    if (ds >= 0)
-        H5Dclose(ds);
-    H5Sclose(space);
-    H5Tclose(type);
-    return rc;
-}
-
-/* The run's metadata (rec_field): /sample (NXsample) fields and root attributes. */
-static int metadata_write(struct recorder *r)
-{
-    hid_t g = -1;
-    int rc = 0;
-    for (size_t i = 0; i < r->info.n_fields; i++) {
-        const struct rec_field *f = &r->fields[i];
-        if (f->group[0] == '\0') {
-            if (attr_str(r->file, f->key, f->value, 0) < 0)
-                rc = -EIO;
-            continue;
-        }
-        if (g < 0 && (g = H5Gcreate2(r->file, f->group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0)
-            return -EIO;
-        if (H5Aexists(g, "NX_class") == 0)
-            attr_str(g, "NX_class", "NXsample", 0);
-        if (str_field(g, f->key, f->value) < 0)
-            rc = -EIO;
-    }
-    if (g >= 0)
-        H5Gclose(g);
-    return rc;
-}
-
 /* A scalar fixed-length UTF-8 string dataset holding text, with its sha256. */
 static int text_dataset(hid_t file, const char *name, const char *text, const char *path)
 {
@@ -317,6 +302,27 @@ static hid_t growing_dataset(hid_t loc, const char *name, hid_t type, hsize_t ch
     return ds;
 }
 
+/* A counter's raw reading at the run's start: one float64, NaN until the
+ * first reading. A dataset, not an attribute, because a SWMR writer may write
+ * a dataset that exists but not an attribute; it is made with the file and
+ * written at the first reading, so a file left by a crash has it too. */
+static hid_t counter_dataset(hid_t group, const char *units)
+{
+    hsize_t one = 1;
+    hid_t space = H5Screate_simple(1, &one, &one);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    double nan = NAN;
+    H5Pset_chunk(dcpl, 1, &one);
+    H5Pset_fill_value(dcpl, H5T_NATIVE_DOUBLE, &nan);
+    H5Pset_fill_time(dcpl, H5D_FILL_TIME_ALLOC);
+    hid_t ds = H5Dcreate2(group, "counter_at_start", H5T_IEEE_F64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    if (ds >= 0)
+        attr_str(ds, "units", units, 0);
+    return ds;
+}
+
 /* Create one NXlog group with its time and value datasets. */
 static int create_series(struct recorder *r, hid_t parent, struct series *s, const char *start)
 {
@@ -328,6 +334,12 @@ static int create_series(struct recorder *r, hid_t parent, struct series *s, con
     attr_str(s->group, "device", s->device, 0);
     attr_str(s->group, "driver", s->driver, 0);
     attr_str(s->group, "kind", s->kind, 0);
+    if (strcmp(s->kind, "readback") == 0) {
+        /* What was asked of this actuator is a different series: say where. */
+        char sp[160];
+        snprintf(sp, sizeof sp, "/entry/setpoints/%s", s->name);
+        attr_str(s->group, "commanded", sp, 0);
+    }
     int deflate = s->compressed ? r->info.compression : 0;
     s->time = growing_dataset(s->group, "time", H5T_IEEE_F64LE, s->chunk, deflate);
     s->value = growing_dataset(s->group, "value", H5T_IEEE_F64LE, s->chunk, deflate);
@@ -336,6 +348,8 @@ static int create_series(struct recorder *r, hid_t parent, struct series *s, con
     attr_str(s->time, "units", "s", 0);
     attr_str(s->time, "start", start, 0);
     attr_str(s->value, "units", s->units, 0);
+    if (s->counter && (s->cstart_ds = counter_dataset(s->group, s->units)) < 0)
+        return -EIO;
     return 0;
 }
 
@@ -383,8 +397,10 @@ static void make_table_types(struct recorder *r, H5T_cset_t cset)
 static void root_attrs(struct recorder *r, const char *start)
 {
     const struct rec_run_info *i = &r->info;
+    attr_str(r->file, "NX_class", "NXroot", 0);
+    attr_str(r->file, "default", "entry", 0);
     attr_str(r->file, "format", "perfuse-run", 0);
-    attr_int(r->file, "format_version", 1);
+    attr_int(r->file, "format_version", FORMAT_VERSION);
     attr_str(r->file, "software_version", i->software_version, 0);
     attr_str(r->file, "run_id", i->run_id, 0);
     attr_str(r->file, "protocol_name", i->protocol_name, 0);
@@ -397,6 +413,127 @@ static void root_attrs(struct recorder *r, const char *start)
     attr_str(r->file, "host", i->host, 0);
     attr_str(r->file, "start_time", start, 0);
     attr_str(r->file, "state", "running", STATE_LEN);
+    if (i->simulated)
+        attr_str(r->file, "time_source", "simulated", 0);
+}
+
+/* A scalar fixed-length UTF-8 string dataset (a NeXus field) of loc; one
+ * already there is replaced, unless it is not a dataset. */
+static int str_field(hid_t loc, const char *name, const char *value)
+{
+    htri_t there;
+    H5E_BEGIN_TRY {
+        there = H5Lexists(loc, name, H5P_DEFAULT);
+        if (there > 0) {
+            hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+            if (d < 0)
+                there = -1;
+            else {
+                H5Dclose(d);
+                if (H5Ldelete(loc, name, H5P_DEFAULT) < 0)
+                    there = -1;
+            }
+        }
+    } H5E_END_TRY;
+    if (there < 0)
+        return -EEXIST;
+    size_t len = strlen(value);
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, len ? len : 1);
+    H5Tset_strpad(type, H5T_STR_NULLPAD);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t ds = H5Dcreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = ds >= 0 && H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, len ? value : "") >= 0 ? 0 : -EIO;
+    if (ds >= 0)
+        H5Dclose(ds);
+    H5Sclose(space);
+    H5Tclose(type);
+    return rc;
+}
+
+/* Open group name of loc, or create it with NeXus class nx_class. */
+static hid_t nx_group(hid_t loc, const char *name, const char *nx_class)
+{
+    hid_t g;
+    H5E_BEGIN_TRY {
+        g = H5Gopen2(loc, name, H5P_DEFAULT);
+    } H5E_END_TRY;
+    if (g >= 0)
+        return g;
+    g = H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g >= 0)
+        attr_str(g, "NX_class", nx_class, 0);
+    return g;
+}
+
+/* Write metadata field key (struct rec_meta) into the entry group. */
+static int write_meta(hid_t entry, const char *key, const char *value)
+{
+    if (strncmp(key, "sample/", 7) != 0)
+        return str_field(entry, key, value);
+    hid_t g = nx_group(entry, "sample", "NXsample");
+    if (g < 0)
+        return -EIO;
+    int rc = str_field(g, key + 7, value);
+    H5Gclose(g);
+    return rc;
+}
+
+/* Write every field of m into the file's /entry; a file without one (format
+ * version 1, continued) gets none, with a log line. */
+static void write_metadata(struct recorder *r, hid_t file, const struct meta *m)
+{
+    if (m->n == 0)
+        return;
+    hid_t entry;
+    H5E_BEGIN_TRY {
+        entry = H5Gopen2(file, "entry", H5P_DEFAULT);
+    } H5E_END_TRY;
+    if (entry < 0) {
+        log_msg(LOG_WARN, "recorder", "%s has no /entry (an earlier format): %zu metadata fields not written",
+                r->info.path, m->n);
+        return;
+    }
+    for (size_t i = 0; i < m->n; i++)
+        if (write_meta(entry, m->key[i], m->value[i]) < 0)
+            log_msg(LOG_WARN, "recorder", "%s: cannot write metadata field %s", r->info.path, m->key[i]);
+    H5Gclose(entry);
+}
+
+/* The NeXus entry: what the run is, who ran it, the sample, and the groups
+ * that hold the series (linked from the root under their old names). */
+static int entry_group(struct recorder *r, const char *start, hid_t groups[3])
+{
+    static const char *const names[3] = { "channels", "setpoints", "confirmed" };
+    const struct rec_run_info *i = &r->info;
+    hid_t entry = nx_group(r->file, "entry", "NXentry");
+    if (entry < 0)
+        return -EIO;
+    int rc = str_field(entry, "title", i->protocol_name);
+    rc |= str_field(entry, "experiment_identifier", i->run_id);
+    rc |= str_field(entry, "start_time", start);
+    rc |= str_field(entry, "program_name", "perfuse");
+    hid_t g = nx_group(entry, "user", "NXuser");
+    if (g >= 0) {
+        rc |= str_field(g, "name", i->operator_name);
+        H5Gclose(g);
+    }
+    g = nx_group(entry, "sample", "NXsample");
+    if (g < 0 || H5Lcreate_soft("/entry/sample", r->file, "sample", H5P_DEFAULT, H5P_DEFAULT) < 0)
+        rc = -EIO;
+    if (g >= 0)
+        H5Gclose(g);
+    for (int k = 0; k < 3; k++) {
+        char target[32];
+        snprintf(target, sizeof target, "/entry/%s", names[k]);
+        groups[k] = nx_group(entry, names[k], "NXcollection");
+        if (groups[k] < 0 || H5Lcreate_soft(target, r->file, names[k], H5P_DEFAULT, H5P_DEFAULT) < 0)
+            rc = -EIO;
+    }
+    H5Gclose(entry);
+    write_metadata(r, r->file, &r->meta_start);
+    return rc ? -EIO : 0;
 }
 
 
@@ -466,7 +603,51 @@ static H5T_cset_t table_cset(hid_t events)
 /* The group a series goes in. */
 static const char *series_group(const struct recorder *r, size_t i)
 {
-    return i < r->n_channels ? "channels" : i < r->n_channels + r->n_setpoints ? "setpoints" : "confirmed";
+    size_t nc = r->n_channels, ns = r->n_setpoints, ncf = r->n_confirmed;
+    return i < nc ? "channels" : i < nc + ns ? "setpoints" : i < nc + ns + ncf ? "confirmed" : "regulators";
+}
+
+/* /entry/regulators (also /regulators, a link) and a group per regulator
+ * with its gains and ends as attributes. */
+static int regulators_group(struct recorder *r, hid_t *out)
+{
+    *out = -1;
+    if (r->info.n_regulators == 0)
+        return 0;
+    hid_t entry = H5Gopen2(r->file, "entry", H5P_DEFAULT);
+    if (entry < 0)
+        return -EIO;
+    hid_t g = nx_group(entry, "regulators", "NXcollection");
+    H5Gclose(entry);
+    if (g >= 0 && H5Lcreate_soft("/entry/regulators", r->file, "regulators", H5P_DEFAULT, H5P_DEFAULT) < 0) {
+        H5Gclose(g);
+        g = -1;
+    }
+    if (g < 0)
+        return -EIO;
+    for (size_t i = 0; i < r->info.n_regulators; i++) {
+        const struct reg_attrs *a = &r->regs[i];
+        hid_t p = nx_group(g, a->name, "NXcollection");
+        if (p < 0) {
+            H5Gclose(g);
+            return -EIO;
+        }
+        attr_str(p, "measure", a->measure, 0);
+        attr_str(p, "actuator", a->actuator, 0);
+        attr_double(p, "kp", a->kp);
+        attr_double(p, "ki", a->ki);
+        attr_double(p, "kd", a->kd);
+        attr_str(p, "kp_units", a->units[0], 0);
+        attr_str(p, "ki_units", a->units[1], 0);
+        attr_str(p, "kd_units", a->units[2], 0);
+        attr_double(p, "rate_hz", a->rate_hz);
+        attr_double(p, "output_min", a->out_min);
+        attr_double(p, "output_max", a->out_max);
+        attr_int(p, "plant_sign", a->sign);
+        H5Gclose(p);
+    }
+    *out = g;
+    return 0;
 }
 
 /* Create a /confirmed series missing from a file being continued. */
@@ -491,6 +672,33 @@ static int add_confirmed_series(struct recorder *r, struct series *s)
     int rc = create_series(r, g, s, start);
     H5Gclose(g);
     return rc;
+}
+
+/* A continued file's counter series go on counting from the run's first
+ * start, the raw reading in their counter_at_start dataset. A file of format
+ * version 1 (no /entry) holds raw counters, and goes on so. */
+static void counters_from_file(struct recorder *r)
+{
+    htri_t v2;
+    H5E_BEGIN_TRY {
+        v2 = H5Lexists(r->file, "entry", H5P_DEFAULT);
+    } H5E_END_TRY;
+    for (size_t i = 0; i < r->n_series; i++) {
+        struct series *s = &r->series[i];
+        if (v2 <= 0)
+            s->counter = false;     /* format version 1 stored raw counters: keep on */
+        if (!s->counter || s->group < 0)
+            continue;
+        double v = NAN;
+        H5E_BEGIN_TRY {
+            s->cstart_ds = H5Dopen2(s->group, "counter_at_start", H5P_DEFAULT);
+            if (s->cstart_ds < 0)
+                s->cstart_ds = counter_dataset(s->group, s->units);
+            else if (h5check_rows(s->cstart_ds) == 1)
+                H5Dread(s->cstart_ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v);
+        } H5E_END_TRY;
+        s->cstart = v;
+    }
 }
 
 /* Open an existing run file to continue it: every series the rig has must be
@@ -520,7 +728,8 @@ static int open_existing(struct recorder *r)
             s->group = H5Gopen2(r->file, name, H5P_DEFAULT);
         } H5E_END_TRY;
         s->time = s->value = -1;
-        if (s->group < 0 && i >= r->n_channels + r->n_setpoints) {
+        if (s->group < 0 && i >= r->n_channels + r->n_setpoints &&
+            i < r->n_channels + r->n_setpoints + r->n_confirmed) {
             /* A file from before /confirmed existed: the group starts now. */
             rc = add_confirmed_series(r, s);
             continue;
@@ -558,10 +767,24 @@ static int open_existing(struct recorder *r)
         r->step_rows = h5check_rows(r->step_ds);
         rc = h5check_write_str_attr(r->file, "state", "running", STATE_MAX, err, errlen);
     }
+    if (rc == 0) {
+        counters_from_file(r);
+        write_metadata(r, r->file, &r->meta_start);
+    }
     if (rc == 0 && H5Fstart_swmr_write(r->file) < 0)
         rc = -EIO;
     if (rc < 0 && r->status.last_error[0] == '\0')
         snprintf(r->status.last_error, sizeof r->status.last_error, "cannot continue %s", r->info.path);
+    return rc;
+}
+
+/* The run's own fields (description, notes) as root attributes. */
+static int metadata_write(struct recorder *r)
+{
+    int rc = 0;
+    for (size_t i = 0; i < r->meta_root.n; i++)
+        if (attr_str(r->file, r->meta_root.key[i], r->meta_root.value[i], 0) < 0)
+            rc = -EIO;
     return rc;
 }
 
@@ -585,15 +808,22 @@ static int create_file(struct recorder *r)
     int rc = text_dataset(r->file, "protocol", r->info.protocol_text, r->info.protocol_path);
     if (rc == 0)
         rc = text_dataset(r->file, "rig", r->info.rig_text, NULL);
-    hid_t ch = H5Gcreate2(r->file, "channels", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    hid_t sp = H5Gcreate2(r->file, "setpoints", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    hid_t cf = H5Gcreate2(r->file, "confirmed", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t groups[3] = { -1, -1, -1 };
+    if (rc == 0)
+        rc = entry_group(r, start, groups);
+    hid_t ch = groups[0], sp = groups[1], cf = groups[2];
+    hid_t rg = -1;
+    if (rc == 0)
+        rc = regulators_group(r, &rg);
+    size_t nc = r->n_channels, ns = r->n_setpoints, ncf = r->n_confirmed;
     for (size_t i = 0; rc == 0 && i < r->n_series; i++)
-        rc = create_series(r, i < r->n_channels ? ch : i < r->n_channels + r->n_setpoints ? sp : cf,
+        rc = create_series(r, i < nc ? ch : i < nc + ns ? sp : i < nc + ns + ncf ? cf : rg,
                            &r->series[i], start);
-    H5Gclose(ch);
-    H5Gclose(sp);
-    H5Gclose(cf);
+    for (int k = 0; k < 3; k++)
+        if (groups[k] >= 0)
+            H5Gclose(groups[k]);
+    if (rg >= 0)
+        H5Gclose(rg);
     if (rc == 0)
         rc = syringes_group(r);
     if (rc == 0)
@@ -668,8 +898,18 @@ static void stage_values(struct recorder *r, const struct rec_value *v, size_t n
                 continue;
             s->bcap = cap;
         }
+        double value = v[i].v;
+        if (s->counter && !isnan(value)) {
+            if (isnan(s->cstart)) {
+                s->cstart = value;        /* the series counts from here */
+                s->cstart_dirty = true;
+            }
+            value -= s->cstart;
+        }
+        if (v[i].t > r->max_t)
+            r->max_t = v[i].t;
         s->bt[s->bn] = v[i].t;
-        s->bv[s->bn++] = v[i].v;
+        s->bv[s->bn++] = value;
     }
 }
 
@@ -755,14 +995,29 @@ static void write_batch(struct recorder *r, struct vec *values, struct vec *even
 {
     stage_values(r, values->data, values->n);
     bound_staged(r);
+    for (size_t i = 0; i < events->n; i++) {
+        double t = ((const struct rec_event *)events->data)[i].time;
+        if (t > r->max_t)
+            r->max_t = t;
+    }
     vec_append(&r->pend_events, events);
     vec_append(&r->pend_steps, steps);
     size_t written = values->n + events->n + steps->n;
     int failed = 0;
     hsize_t ev_rows = r->ev_rows;
     H5E_BEGIN_TRY {
-        for (size_t i = 0; i < r->n_series; i++)
-            failed |= write_series(r, &r->series[i], false, &r->series[i].bw) < 0;
+        for (size_t i = 0; i < r->n_series; i++) {
+            struct series *s = &r->series[i];
+            failed |= write_series(r, s, false, &s->bw) < 0;
+            if (s->cstart_dirty && s->cstart_ds >= 0) {
+                if (H5Dwrite(s->cstart_ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &s->cstart) < 0) {
+                    write_failed(r, "counter start");
+                    failed = 1;
+                } else {
+                    s->cstart_dirty = false;
+                }
+            }
+        }
         if (r->pend_events.n > 0 &&
             append(r->ev_ds, r->ev_type, r->pend_events.data, r->pend_events.n, &ev_rows) < 0) {
             write_failed(r, "events");
@@ -844,6 +1099,50 @@ static void report_drops(struct recorder *r, struct vec *events)
     vec_push(events, &e, SIZE_MAX);
 }
 
+/* Free a metadata list's copies. */
+static void meta_free(struct meta *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        free(m->key[i]);
+        free(m->value[i]);
+    }
+    free(m->key);
+    free(m->value);
+    memset(m, 0, sizeof *m);
+}
+
+/* Add a copy of key = value to m (replacing the key's earlier value). */
+static int meta_add(struct meta *m, const char *key, const char *value)
+{
+    char *k = strdup(key), *v = strdup(value ? value : "");
+    if (k == NULL || v == NULL) {
+        free(k);
+        free(v);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->key[i], key) == 0) {
+            free(k);
+            free(m->value[i]);
+            m->value[i] = v;
+            return 0;
+        }
+    char **nk = realloc(m->key, (m->n + 1) * sizeof *nk);
+    if (nk != NULL)
+        m->key = nk;
+    char **nv = nk ? realloc(m->value, (m->n + 1) * sizeof *nv) : NULL;
+    if (nv != NULL)
+        m->value = nv;
+    if (nk == NULL || nv == NULL) {
+        free(k);
+        free(v);
+        return -ENOMEM;
+    }
+    m->key[m->n] = k;
+    m->value[m->n++] = v;
+    return 0;
+}
+
 /* Close every object, end SWMR, and write the final state in a plain open. */
 static void close_file(struct recorder *r, const char *state)
 {
@@ -856,9 +1155,14 @@ static void close_file(struct recorder *r, const char *state)
         append(r->ev_ds, r->ev_type, r->pend_events.data, r->pend_events.n, &r->ev_rows) < 0)
         write_failed(r, "events");
     for (size_t i = 0; i < r->n_series; i++) {
-        H5Dclose(r->series[i].time);
-        H5Dclose(r->series[i].value);
-        H5Gclose(r->series[i].group);
+        struct series *s = &r->series[i];
+        if (s->cstart_ds >= 0 && s->cstart_dirty)
+            H5Dwrite(s->cstart_ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &s->cstart);
+        if (s->cstart_ds >= 0)
+            H5Dclose(s->cstart_ds);
+        H5Dclose(s->time);
+        H5Dclose(s->value);
+        H5Gclose(s->group);
     }
     H5Dclose(r->ev_ds);
     H5Dclose(r->step_ds);
@@ -875,8 +1179,44 @@ static void close_file(struct recorder *r, const char *state)
     if (h5check_write_str_attr(f, "state", state, STATE_MAX, why, sizeof why) < 0)
         write_failed(r, "state attribute");
     char end[40];
-    time_iso8601(time_wall_ns(), end, sizeof end);
+    int64_t end_ns = r->info.simulated ? r->info.start_wall_ns + (int64_t)(r->max_t * 1e9) : time_wall_ns();
+    time_iso8601(end_ns, end, sizeof end);
+    H5E_BEGIN_TRY {
+        if (H5Aexists(f, "end_time") > 0)
+            H5Adelete(f, "end_time");      /* a continued run ends again */
+    } H5E_END_TRY;
     attr_str(f, "end_time", end, 0);
+    hid_t entry;
+    H5E_BEGIN_TRY {
+        entry = H5Gopen2(f, "entry", H5P_DEFAULT);
+    } H5E_END_TRY;
+    if (entry >= 0) {
+        str_field(entry, "end_time", end);
+        H5Gclose(entry);
+    }
+    for (size_t i = 0; i < r->n_series; i++) {
+        const struct series *s = &r->series[i];
+        if (!s->counter || isnan(s->cstart))
+            continue;
+        char name[160];
+        snprintf(name, sizeof name, "/channels/%s", s->name);
+        hid_t g;
+        H5E_BEGIN_TRY {
+            g = H5Gopen2(f, name, H5P_DEFAULT);
+            if (g >= 0 && H5Aexists(g, "counter_at_start") > 0)
+                H5Adelete(g, "counter_at_start");
+        } H5E_END_TRY;
+        if (g >= 0) {
+            attr_double(g, "counter_at_start", s->cstart);
+            H5Gclose(g);
+        }
+    }
+    pthread_mutex_lock(&r->lock);
+    struct meta late = r->meta_late;
+    memset(&r->meta_late, 0, sizeof r->meta_late);
+    pthread_mutex_unlock(&r->lock);
+    write_metadata(r, f, &late);
+    meta_free(&late);
     H5Fclose(f);
 }
 
@@ -963,6 +1303,9 @@ static int copy_series(struct series *s, const struct rec_channel *c)
     s->device = strdup(c->device ? c->device : "");
     s->driver = strdup(c->driver ? c->driver : "");
     s->kind = strdup(c->kind ? c->kind : "measured");
+    s->counter = c->counter != 0;
+    s->cstart = NAN;
+    s->cstart_ds = -1;
     return s->name && s->units && s->device && s->driver && s->kind ? 0 : -ENOMEM;
 }
 
@@ -974,7 +1317,6 @@ int recorder_start(struct recorder **out, const struct rec_run_info *info,
     if (r == NULL)
         return -ENOMEM;
     r->info = *info;
-    int rc_fields = 0;
     r->info.path = keep(r, 0, info->path);
     r->info.run_id = keep(r, 1, info->run_id);
     r->info.protocol_name = keep(r, 2, info->protocol_name);
@@ -1003,34 +1345,63 @@ int recorder_start(struct recorder **out, const struct rec_run_info *info,
         r->syr[i].fill_ul = a->fill_at_start_ul;
     }
     r->info.syringes = NULL;        /* only our copy is used after this */
-    r->fields = calloc(info->n_fields + 1, sizeof *r->fields);
-    for (size_t i = 0; r->fields != NULL && i < info->n_fields; i++) {
-        struct rec_field *f = &r->fields[i];
-        f->group = strdup(info->fields[i].group ? info->fields[i].group : "");
-        f->key = strdup(info->fields[i].key);
-        f->value = strdup(info->fields[i].value ? info->fields[i].value : "");
-        if (f->group == NULL || f->key == NULL || f->value == NULL) {
-            r->info.n_fields = i + 1;   /* what is there is freed */
-            rc_fields = -ENOMEM;
-            break;
-        }
+    int mrc = 0;
+    for (size_t i = 0; i < info->n_metadata; i++)
+        if (recorder_metadata_key_ok(info->metadata[i].key) < 0)
+            mrc = -EINVAL;
+        else if (meta_add(&r->meta_start, info->metadata[i].key, info->metadata[i].value) < 0)
+            mrc = -ENOMEM;
+    r->info.metadata = NULL;
+    r->info.n_metadata = 0;
+    /* The run's fields: a sample's go to /entry/sample; the run's own are
+     * root attributes and, where the name is free, /entry fields too. */
+    for (size_t i = 0; mrc == 0 && i < info->n_fields; i++) {
+        const struct rec_field *f = &info->fields[i];
+        char key[META_NAME + 8];
+        bool sample = f->group != NULL && f->group[0] != '\0';
+        snprintf(key, sizeof key, "%s%s", sample ? "sample/" : "", f->key);
+        if (recorder_metadata_key_ok(key) == 0 && meta_add(&r->meta_start, key, f->value) < 0)
+            mrc = -ENOMEM;
+        if (!sample && meta_add(&r->meta_root, f->key, f->value) < 0)
+            mrc = -ENOMEM;
     }
-    if (r->fields == NULL)
-        rc_fields = -ENOMEM;
     r->info.fields = NULL;
+    r->info.n_fields = 0;
     r->n_channels = info->n_channels;
     r->n_setpoints = info->n_setpoints;
-    r->n_series = info->n_channels + info->n_setpoints + info->n_confirmed;
+    r->n_confirmed = info->n_confirmed;
+    r->n_series = info->n_channels + info->n_setpoints + info->n_confirmed + info->n_regulated;
+    r->regs = calloc(info->n_regulators + 1, sizeof *r->regs);
+    for (size_t i = 0; r->regs != NULL && i < info->n_regulators; i++) {
+        const struct rec_regulator *a = &info->regulators[i];
+        struct reg_attrs *b = &r->regs[i];
+        snprintf(b->name, sizeof b->name, "%s", a->name);
+        snprintf(b->measure, sizeof b->measure, "%s", a->measure);
+        snprintf(b->actuator, sizeof b->actuator, "%s", a->actuator);
+        snprintf(b->units[0], sizeof b->units[0], "%s", a->kp_units);
+        snprintf(b->units[1], sizeof b->units[1], "%s", a->ki_units);
+        snprintf(b->units[2], sizeof b->units[2], "%s", a->kd_units);
+        b->kp = a->kp;
+        b->ki = a->ki;
+        b->kd = a->kd;
+        b->rate_hz = a->rate_hz;
+        b->out_min = a->out_min;
+        b->out_max = a->out_max;
+        b->sign = a->plant_sign;
+    }
+    r->info.regulators = NULL;      /* only our copy is used after this */
+    r->info.regulated = NULL;
     r->series = calloc(r->n_series ? r->n_series : 1, sizeof *r->series);
-    int rc = r->series && r->syr && rc_fields == 0 ? 0 : -ENOMEM;
+    int rc = r->series && r->syr && r->regs ? mrc : -ENOMEM;
     if (r->info.compression < 0 || r->info.compression > 9)
         rc = -EINVAL;
     for (size_t i = 0; rc == 0 && i < r->n_series; i++) {
-        size_t nc = info->n_channels, ns = info->n_setpoints;
+        size_t nc = info->n_channels, ns = info->n_setpoints, ncf = info->n_confirmed;
         rc = copy_series(&r->series[i], i < nc ? &info->channels[i]
                                         : i < nc + ns ? &info->setpoints[i - nc]
-                                        : &info->confirmed[i - nc - ns]);
-        size_chunks(r, &r->series[i], i < info->n_channels);
+                                        : i < nc + ns + ncf ? &info->confirmed[i - nc - ns]
+                                        : &info->regulated[i - nc - ns - ncf]);
+        size_chunks(r, &r->series[i], i < info->n_channels || i >= nc + ns + ncf);
     }
     /* deflate allocates a few hundred KiB per chunk; above glibc's default
      * mmap threshold each one is an mmap/munmap pair and its page faults, and
@@ -1097,8 +1468,14 @@ void recorder_setpoint(struct recorder *r, uint32_t sp, double t, double value)
 
 void recorder_confirmed(struct recorder *r, uint32_t cf, double t, double value)
 {
-    if (cf < r->n_series - r->n_channels - r->n_setpoints)
+    if (cf < r->n_confirmed)
         push_value(r, (uint32_t)(r->n_channels + r->n_setpoints + cf), t, value);
+}
+
+void recorder_regulated(struct recorder *r, uint32_t rg, double t, double value)
+{
+    if (rg < r->n_series - r->n_channels - r->n_setpoints - r->n_confirmed)
+        push_value(r, (uint32_t)(r->n_channels + r->n_setpoints + r->n_confirmed + rg), t, value);
 }
 
 /* Copy at most n-1 bytes of s, never cutting a UTF-8 character in half. */
@@ -1134,6 +1511,40 @@ void recorder_step(struct recorder *r, const struct rec_step *step)
     if (!r->finish && !vec_push(&r->steps, &row, r->max_queued))
         r->status.dropped++;
     pthread_mutex_unlock(&r->lock);
+}
+
+/* Names perfuse writes itself under /entry, which metadata may not replace. */
+static const char *const reserved_fields[] = {
+    "channels", "setpoints", "confirmed", "sample", "user", "title", "experiment_identifier",
+    "start_time", "end_time", "program_name", NULL
+};
+
+int recorder_metadata_key_ok(const char *key)
+{
+    if (key == NULL)
+        return -EINVAL;
+    bool sample = strncmp(key, "sample/", 7) == 0;
+    const char *name = sample ? key + 7 : key;
+    size_t n = strlen(name);
+    if (n == 0 || n >= META_NAME)
+        return -EINVAL;
+    for (const char *p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_')
+            return -EINVAL;
+    for (size_t i = 0; !sample && reserved_fields[i]; i++)
+        if (strcmp(name, reserved_fields[i]) == 0)
+            return -EINVAL;
+    return 0;
+}
+
+int recorder_set_metadata(struct recorder *r, const char *key, const char *value)
+{
+    if (recorder_metadata_key_ok(key) < 0)
+        return -EINVAL;
+    pthread_mutex_lock(&r->lock);
+    int rc = r->finish ? -EPIPE : meta_add(&r->meta_late, key, value);
+    pthread_mutex_unlock(&r->lock);
+    return rc;
 }
 
 /* Block until at most max_pending samples are queued. */
@@ -1186,12 +1597,10 @@ void recorder_free(struct recorder *r)
     }
     free(r->series);
     free(r->syr);
-    for (size_t i = 0; r->fields != NULL && i < r->info.n_fields; i++) {
-        free((char *)r->fields[i].group);
-        free((char *)r->fields[i].key);
-        free((char *)r->fields[i].value);
-    }
-    free(r->fields);
+    free(r->regs);
+    meta_free(&r->meta_start);
+    meta_free(&r->meta_late);
+    meta_free(&r->meta_root);
     for (size_t i = 0; i < 10; i++)
         free(r->strs[i]);
     free(r->values.data);

@@ -4,7 +4,10 @@
  * through a queue; it writes them in batches, flushes twice a second (by default)
  * and fsyncs at a checkpoint interval.
  *
- * The layout is DESIGN.md section 5 (NeXus NXlog groups, SWMR while running).
+ * The layout is DESIGN.md section 5 (NeXus NXlog groups, SWMR while running),
+ * extended by format version 2 (scripts/README.md): a NeXus tree, NXroot ->
+ * NXentry (with NXuser and NXsample) -> NXcollection -> NXlog, the old group
+ * paths kept as links.
  *
  * Threading: recorder_start/recorder_finish/recorder_free are called by the
  * thread that owns the run (the loop thread). The enqueue functions
@@ -27,6 +30,16 @@ struct rec_channel {
     const char *driver;     /* "modbus" */
     const char *kind;       /* "measured" or "setpoint" */
     double rate_hz;         /* expected samples per second; 0 if unknown (sizes compressed chunks) */
+    int counter;            /* 1: a device's running total (a pump's dispensed volume): the file
+                               holds it from the run's start, the raw reading there is kept */
+};
+
+/* A string field of the run's NeXus entry: key "sample/<name>" is
+ * /entry/sample/<name> (NXsample), a plain "<name>" is /entry/<name>.
+ * Names are letters, digits and '_' (at most 63 bytes). */
+struct rec_meta {
+    const char *key;              /* "sample/chip_id", "notes" */
+    const char *value;            /* UTF-8 text */
 };
 
 /* A syringe pump's fill level at the run's start: /syringes/<pump>. */
@@ -37,9 +50,19 @@ struct rec_syringe {
     const char *fill_source;      /* "given", "assumed full" or "unknown" */
 };
 
-/* A field of the run's metadata: in group "sample" it is /sample/<key> (a
- * string dataset in an NXsample group); in group "" a string attribute of
- * the file's root (the run as a whole: description, notes). */
+/* A regulator's description: the attributes of /regulators/<name>. */
+struct rec_regulator {
+    const char *name;             /* "flow1" */
+    const char *measure, *actuator;   /* "chip3.flow", "ob1.p1" */
+    const char *kp_units, *ki_units, *kd_units;   /* "mbar per uL/min", ... */
+    double kp, ki, kd, rate_hz, out_min, out_max;
+    int plant_sign;
+};
+
+/* A field of the run's metadata: in group "sample" it is /entry/sample/<key>
+ * (a string dataset in the entry's NXsample group, also read as /sample/<key>
+ * through a link); in group "" a string attribute of the file's root and the
+ * field /entry/<key> (the run as a whole: description, notes). */
 struct rec_field {
     const char *group;            /* "sample" or "" */
     const char *key;              /* "cell_line" */
@@ -75,6 +98,14 @@ struct rec_run_info {
     const char *sensors;          /* /@sensors: the sensors its protocol names, comma-separated */
     const struct rec_syringe *syringes;   /* -> /syringes/<pump> (not when appending) */
     size_t n_syringes;
+    const struct rec_regulator *regulators;   /* -> /regulators/<name>, with the gains as attributes */
+    size_t n_regulators;
+    const struct rec_channel *regulated;  /* -> /regulators/<name>/<series>: names "flow1/setpoint" */
+    size_t n_regulated;
+    const struct rec_meta *metadata;      /* written when the file is made; copied */
+    size_t n_metadata;
+    int simulated;                /* 1: times are a simulation's (perfusectl simulate): the file
+                                     says so, and end_time is start_time + the last record's t */
     const struct rec_field *fields;       /* the run's metadata (not when appending) */
     size_t n_fields;
 };
@@ -120,12 +151,24 @@ void recorder_sample(struct recorder *r, uint32_t ch, double t, double value);
 void recorder_setpoint(struct recorder *r, uint32_t sp, double t, double value);
 /* Queue a confirmed value of index cf (into info->confirmed); NaN: no longer known. */
 void recorder_confirmed(struct recorder *r, uint32_t cf, double t, double value);
+/* Queue a value of the regulated series rg (index into info.regulated). */
+void recorder_regulated(struct recorder *r, uint32_t rg, double t, double value);
 /* Queue an event row. severity: info|warning|alarm|fault. Strings are copied
  * (and truncated to the file's fixed lengths). */
 void recorder_event(struct recorder *r, double t, const char *severity, const char *source,
                     const char *code, const char *message);
 /* Queue a /steps row (insert, or rewrite if index was written before). */
 void recorder_step(struct recorder *r, const struct rec_step *step);
+
+/* Check a metadata key (see struct rec_meta): 0, or -EINVAL. */
+int recorder_metadata_key_ok(const char *key);
+
+/* Set a string field of the NeXus entry during the run (see struct rec_meta);
+ * the strings are copied. A SWMR writer cannot add objects, so the field is
+ * written when the file closes (a later call for the same key wins). Give the
+ * fields known at the start in rec_run_info.metadata instead: those are in
+ * the file from its first flush. Thread-safe. Returns 0 or -EINVAL (bad key). */
+int recorder_set_metadata(struct recorder *r, const char *key, const char *value);
 
 /* Block until at most max_pending samples are queued. For producers that may
  * block (a simulation in virtual time), so they wait for the disk instead of

@@ -10,6 +10,44 @@
 #include <string.h>
 #include <sys/random.h>
 
+/* The regulators' descriptions and their series. */
+static int regulator_series(const struct rig *rig, struct runfile_series *s)
+{
+    static const char *const terms[RUNFILE_REG_SERIES] = { "setpoint", "measurement", "output",
+                                                           "p", "i", "d" };
+    size_t n = rig->n_regulators;
+    s->regs = calloc(n + 1, sizeof *s->regs);
+    s->reg_series = calloc(n * RUNFILE_REG_SERIES + 1, sizeof *s->reg_series);
+    s->reg_text = calloc(n + 1, sizeof *s->reg_text);
+    if (!s->regs || !s->reg_series || !s->reg_text)
+        return -ENOMEM;
+    for (size_t k = 0; k < n; k++) {
+        const struct rig_regulator *g = &rig->regulators[k];
+        const struct rig_channel *m = &rig->channels[g->measure], *a = &rig->channels[g->actuator];
+        char (*txt)[64] = s->reg_text[k];
+        snprintf(txt[RUNFILE_REG_SERIES], 64, "%s per %s", quantity_unit(a->q), quantity_unit(m->q));
+        snprintf(txt[RUNFILE_REG_SERIES + 1], 64, "%s per %s per s", quantity_unit(a->q), quantity_unit(m->q));
+        snprintf(txt[RUNFILE_REG_SERIES + 2], 64, "%s s per %s", quantity_unit(a->q), quantity_unit(m->q));
+        s->regs[k] = (struct rec_regulator){ .name = g->name, .measure = m->name, .actuator = a->name,
+            .kp_units = txt[RUNFILE_REG_SERIES], .ki_units = txt[RUNFILE_REG_SERIES + 1],
+            .kd_units = txt[RUNFILE_REG_SERIES + 2], .kp = g->kp, .ki = g->ki, .kd = g->kd,
+            .rate_hz = g->rate_hz, .out_min = g->out_min, .out_max = g->out_max,
+            .plant_sign = g->sign };
+        for (int j = 0; j < RUNFILE_REG_SERIES; j++) {
+            snprintf(txt[j], 64, "%s/%s", g->name, terms[j]);
+            s->reg_series[k * RUNFILE_REG_SERIES + (size_t)j] = (struct rec_channel){
+                .name = txt[j], .units = j < RUNFILE_REG_OUTPUT ? quantity_unit(m->q) : quantity_unit(a->q),
+                .device = rig->devices[a->device].name, .driver = "regulator",
+                .kind = j == RUNFILE_REG_SETPOINT ? "setpoint" : j == RUNFILE_REG_MEASUREMENT ? "measured"
+                      : j == RUNFILE_REG_OUTPUT ? "output" : "term",
+                .rate_hz = g->rate_hz };
+        }
+    }
+    s->n_regs = n;
+    s->n_reg_series = n * RUNFILE_REG_SERIES;
+    return 0;
+}
+
 /* Build the series tables from the rig. */
 int runfile_series_build(const struct rig *rig, struct runfile_series *s)
 {
@@ -35,7 +73,8 @@ int runfile_series_build_only(const struct rig *rig, const bool *keep, struct ru
         const struct rig_device *dev = &rig->devices[c->device];
         struct rec_channel info = { .name = c->name, .units = c->unit, .device = dev->name,
                                     .driver = dev->drv->name,
-                                    .kind = c->writable ? "setpoint" : "measured",
+                                    .kind = c->writable ? "readback" : "measured",
+                                    .counter = c->q == Q_VOLUME && !c->writable,
                                     .rate_hz = c->sample_hz };
         s->rec_chan[i] = s->rec_sp[i] = -1;
         if (keep != NULL && !keep[i])
@@ -51,7 +90,7 @@ int runfile_series_build_only(const struct rig *rig, const bool *keep, struct ru
             s->sps[s->n_sps++] = info;
         }
     }
-    return 0;
+    return regulator_series(rig, s);
 }
 
 /* Append a derived /channels series. */
@@ -72,6 +111,9 @@ void runfile_series_free(struct runfile_series *s)
     free(s->chans);
     free(s->sps);
     free(s->confs);
+    free(s->regs);
+    free(s->reg_series);
+    free(s->reg_text);
     memset(s, 0, sizeof *s);
 }
 

@@ -9,6 +9,10 @@
 #include "recorder.h"
 #include "plan/rig.h"
 
+/* The series of each regulator, in this order. */
+enum { RUNFILE_REG_SETPOINT, RUNFILE_REG_MEASUREMENT, RUNFILE_REG_OUTPUT, RUNFILE_REG_P,
+       RUNFILE_REG_I, RUNFILE_REG_D, RUNFILE_REG_SERIES };
+
 /* The series of a run file for rig: one /channels entry per readable channel,
  * one /setpoints and one /confirmed entry per writable one. rec_chan/rec_sp
  * map a rig channel to its series index (or -1; a writable channel's
@@ -18,6 +22,13 @@ struct runfile_series {
     struct rec_channel *chans, *sps, *confs;
     size_t n_chans, n_sps;
     int *rec_chan, *rec_sp;
+    /* Regulators: one description each, and RUNFILE_REG_SERIES series each
+     * (/regulators/<name>/setpoint ...), regulator k's term j at k * RUNFILE_REG_SERIES + j. */
+    struct rec_regulator *regs;
+    size_t n_regs;
+    struct rec_channel *reg_series;
+    size_t n_reg_series;
+    char (*reg_text)[RUNFILE_REG_SERIES + 3][64];   /* the series' names and the gains' units */
 };
 
 int runfile_series_build(const struct rig *rig, struct runfile_series *out);

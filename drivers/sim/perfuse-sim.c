@@ -7,13 +7,18 @@
  *
  * Two New Era pumps (addresses 0, 1) on one pty, the chip sensors as Modbus
  * RTU slaves (units 1, 2) on another pty, the valve and incubator as Modbus TCP
- * units 1 and 2 on 127.0.0.1. Extra lab devices beyond the contract rig
+ * units 1 and 2 on 127.0.0.1. The pressure-driven chips (pplant.h): chip3's
+ * flow sensor as RTU unit 3 on its own pty (flow.tty, 115200 baud), pushed by
+ * the OB1-style controller "ob1" on its own pty (always in the rig file), and
+ * the Modbus pressure controller "pc1" as TCP unit 3 with its chip's flow
+ * sensor. Extra lab devices beyond the contract rig
  * (sim_lines.h) each have a pty too, listed in the rig file with
  * --lab-devices. The ptys are reached through stable symlinks
  * (pumps.tty, sensors.tty) beside the rig file, so a simulated unplug and
  * replug keeps the path. When everything listens it prints one JSON line:
  *   {"pid": N, "seed": S, "rig_file": "...", "control": "...",
- *    "buses": {"pumps": ".../pumps.tty", "sensors": ".../sensors.tty", "plc": "127.0.0.1:40123"}}
+ *    "buses": {"pumps": ".../pumps.tty", "sensors": ".../sensors.tty", "plc": "127.0.0.1:40123",
+ *               "flow": ".../flow.tty", "ob1": ".../ob1.tty", ...}}
  * and runs until SIGTERM or SIGINT.
  *
  * Every serial line is paced at its baud rate and framing, in both directions,
@@ -83,6 +88,7 @@ struct sim {
     struct sim_faults_table faults;
     struct sim_modbus *mb;
     struct pty pumps, sensors;
+    struct pty flow;            /* chip3's flow sensor: its own RTU line at 115200 baud */
     struct sim_line lines[MAX_LINES];
     size_t n_lines;
     bool lab_devices;           /* --lab-devices: the rig file lists the extra lines' devices */
@@ -350,16 +356,17 @@ static void line_command(struct sim *s, struct sim_line *l, const char *cmd)
         trace_serial(s->trace_fd, l->ops->name, cmd, out, len);
 }
 
-/* An extra line: one command per CR as its bytes complete (LF is dropped);
- * send what is due. */
+/* An extra line: one command per CR (LF dropped), or per LF (CR dropped), as
+ * its bytes complete; send what is due. */
 static void line_due(struct sim *s, struct sim_line *l)
 {
     uint8_t c;
+    char eol = l->ops->eol ? l->ops->eol : '\r';
     while (l->pty.master >= 0 &&
            sim_wire_device_take(&l->pty.wire, model_now(s), &c, 1, &s->done_ns) == 1) {
-        if (c == '\n')
+        if ((c == '\n' || c == '\r') && (char)c != eol)
             continue;
-        if (c != '\r') {
+        if ((char)c != eol) {
             if (l->cmd_len + 1 < sizeof l->cmd)
                 l->cmd[l->cmd_len++] = (char)c;
             continue;
@@ -378,6 +385,14 @@ static void rtu_reply(void *arg, int unit, const uint8_t *out, size_t len)
     line_send(s, &s->sensors, unit == 2 ? SD_CHIP2 : SD_CHIP1, "sensors", out, len);
 }
 
+/* chip3's RTU reply goes on the flow line. */
+static void flow_reply(void *arg, int unit, const uint8_t *out, size_t len)
+{
+    struct sim *s = arg;
+    (void)unit;
+    line_send(s, &s->flow, SD_CHIP3, "flow", out, len);
+}
+
 /* The RTU line: answer each request once its frame (and silence) is complete. */
 static void sensors_due(struct sim *s)
 {
@@ -387,9 +402,22 @@ static void sensors_due(struct sim *s)
            (n = sim_wire_device_take(&s->sensors.wire, model_now(s), buf, sizeof buf,
                                      &s->done_ns)) > 0) {
         sync_model(s);
-        sim_rtu_feed(s->mb, buf, n, rtu_reply, s);
+        sim_rtu_feed(s->mb, SIM_RTU_SENSORS, buf, n, rtu_reply, s);
     }
     pty_flush(s, &s->sensors, "sensors");
+}
+
+/* chip3's flow line, as the sensor line. */
+static void flow_due(struct sim *s)
+{
+    uint8_t buf[SIM_WIRE_BUF];
+    size_t n;
+    while (s->flow.master >= 0 &&
+           (n = sim_wire_device_take(&s->flow.wire, model_now(s), buf, sizeof buf, &s->done_ns)) > 0) {
+        sync_model(s);
+        sim_rtu_feed(s->mb, SIM_RTU_FLOW, buf, n, flow_reply, s);
+    }
+    pty_flush(s, &s->flow, "flow");
 }
 
 /* Accept a connection on fd into one of n slots. */
@@ -421,7 +449,7 @@ static void control_command(struct sim *s, int fd, char *cmd)
     } else if (strncmp(cmd, "clear ", 6) == 0) {
         snprintf(reply, sizeof reply, sim_fault_clear(&s->faults, cmd + 6) == 0 ? "ok\n" :
                  "error: unknown device (pump1, pump2, chip1, chip2, valve1, incubator, reglo, "
-                 "harvard, hamilton, all)\n");
+                 "harvard, hamilton, ob1, chip3, pc1, all)\n");
     } else if (strcmp(cmd, "list") == 0) {
         sim_fault_describe(&s->faults, s->phys.now_ns, reply, sizeof reply - 4);
         strcat(reply, "ok\n");
@@ -468,8 +496,10 @@ static void apply_disconnects(struct sim *s)
                      sim_fault_active(&s->faults, SD_PUMP2, SF_DISCONNECT, now);
     bool sensors_off = sim_fault_active(&s->faults, SD_CHIP1, SF_DISCONNECT, now) ||
                        sim_fault_active(&s->faults, SD_CHIP2, SF_DISCONNECT, now);
+    bool flow_off = sim_fault_active(&s->faults, SD_CHIP3, SF_DISCONNECT, now);
     bool plc_off = sim_fault_active(&s->faults, SD_VALVE1, SF_DISCONNECT, now) ||
-                   sim_fault_active(&s->faults, SD_INCUBATOR, SF_DISCONNECT, now);
+                   sim_fault_active(&s->faults, SD_INCUBATOR, SF_DISCONNECT, now) ||
+                   sim_fault_active(&s->faults, SD_PC1, SF_DISCONNECT, now);
     if (pumps_off && s->pumps.master >= 0)
         pty_close(&s->pumps);
     else if (!pumps_off && s->pumps.master < 0 && pty_open(&s->pumps) < 0)
@@ -492,6 +522,10 @@ static void apply_disconnects(struct sim *s)
         pty_close(&s->sensors);
     else if (!sensors_off && s->sensors.master < 0 && pty_open(&s->sensors) < 0)
         log_error("sensors", "cannot reopen the sensor line");
+    if (flow_off && s->flow.master >= 0)
+        pty_close(&s->flow);
+    else if (!flow_off && s->flow.master < 0 && pty_open(&s->flow) < 0)
+        log_error("flow", "cannot reopen the flow line");
     if (plc_off && s->tcp_fd >= 0) {
         for (int i = 0; i < MAX_CLIENTS; i++)
             if (s->clients[i] >= 0) {
@@ -508,6 +542,18 @@ static void apply_disconnects(struct sim *s)
     }
 }
 
+/* The regulators of the simulated rig, as protocols/rigs/sim.yaml has them. */
+static const char sim_regulators_yaml[] =
+    "regulators:\n"
+    "  - {name: flow3, measure: chip3.flow, actuator: ob1.p1, kp: 2 mbar per uL/min,\n"
+    "     ki: 4 mbar per uL/min per s, kd: 0 mbar s per uL/min, rate: 50 Hz,\n"
+    "     output: [0 mbar, 2000 mbar], range: [0 uL/min, 900 uL/min],\n"
+    "     tolerance: {abs: 0.2 uL/min, rel: 2 %, for: 30 s}, saturated_for: 10 s}\n"
+    "  - {name: flow4, measure: pc1.flow, actuator: pc1.p1, kp: 2.5 mbar per uL/min,\n"
+    "     ki: 5 mbar per uL/min per s, kd: 0 mbar s per uL/min, rate: 50 Hz,\n"
+    "     output: [0 mbar, 2000 mbar], range: [0 uL/min, 700 uL/min],\n"
+    "     tolerance: {abs: 0.2 uL/min, rel: 2 %, for: 30 s}, saturated_for: 10 s}\n";
+
 /* Write the rig file describing the endpoints, atomically. */
 static int write_rig(struct sim *s, const char *profiles)
 {
@@ -520,10 +566,13 @@ static int write_rig(struct sim *s, const char *profiles)
             "rig: sim\nbuses:\n"
             "  - {name: pumps, type: serial, port: %s, baud: %d}\n"
             "  - {name: sensors, type: modbus-rtu, port: %s, baud: %d, parity: N}\n"
-            "  - {name: plc, type: modbus-tcp, host: 127.0.0.1, port: %d}\n",
-            (int)getpid(), s->pumps.link, s->baud, s->sensors.link, s->baud, s->tcp_port);
-    for (size_t i = 0; s->lab_devices && i < s->n_lines; i++)
-        fprintf(f, s->lines[i].ops->bus_yaml, s->lines[i].pty.link);
+            "  - {name: plc, type: modbus-tcp, host: 127.0.0.1, port: %d}\n"
+            "  - {name: flow, type: modbus-rtu, port: %s, baud: 115200, parity: N}\n",
+            (int)getpid(), s->pumps.link, s->baud, s->sensors.link, s->baud, s->tcp_port,
+            s->flow.link);
+    for (size_t i = 0; i < s->n_lines; i++)
+        if (s->lab_devices || s->lines[i].ops->in_rig)
+            fprintf(f, s->lines[i].ops->bus_yaml, s->lines[i].pty.link);
     fprintf(f, "devices:\n");
     for (int i = 0; i < SIM_PUMPS; i++)
         fprintf(f, "  - {name: pump%d, driver: newera, bus: pumps, address: %d,\n"
@@ -533,8 +582,14 @@ static int write_rig(struct sim *s, const char *profiles)
             "  - {name: valve1, driver: modbus, bus: plc, unit: 1, profile: %s/rotary-valve.yaml}\n"
             "  - {name: incubator, driver: modbus, bus: plc, unit: 2, profile: %s/temperature-controller.yaml}\n",
             profiles, profiles, profiles, profiles);
-    for (size_t i = 0; s->lab_devices && i < s->n_lines; i++)
-        fputs(s->lines[i].ops->devices_yaml, f);
+    fprintf(f, "  - {name: chip3, driver: modbus, bus: flow, unit: 3, profile: %s/pressure-flow.yaml,\n"
+            "     sample_hz: {flow: 50}}\n"
+            "  - {name: pc1, driver: modbus, bus: plc, unit: 3, profile: %s/pressure-controller.yaml,\n"
+            "     sample_hz: {flow: 50}}\n", profiles, profiles);
+    for (size_t i = 0; i < s->n_lines; i++)
+        if (s->lab_devices || s->lines[i].ops->in_rig)
+            fputs(s->lines[i].ops->devices_yaml, f);
+    fputs(sim_regulators_yaml, f);
     fflush(f);
     fsync(fileno(f));
     if (fclose(f) != 0 || rename(tmp, s->rig_out) < 0)
@@ -596,6 +651,8 @@ static int line_create(struct sim *s, const struct sim_line_ops *ops)
     if (l->state == NULL)
         return -ENOMEM;
     ops->init(l->state);
+    if (ops->attach != NULL)
+        ops->attach(l->state, &s->phys);
     sim_wire_init(&l->pty.wire, ops->baud, ops->data_bits, ops->parity, 1, false, s->line_rate);
     if (s->latency_ns[l->dev] < 0)
         s->latency_ns[l->dev] = ops->latency_ns;
@@ -617,6 +674,7 @@ static int sim_setup(struct sim *s, uint64_t seed, const char *profiles)
     static const struct { enum sim_device d; int64_t ns; } lat[] = {
         { SD_PUMP1, SIM_LATENCY_NEWERA_NS }, { SD_PUMP2, SIM_LATENCY_NEWERA_NS },
         { SD_CHIP1, SIM_LATENCY_MODBUS_NS }, { SD_CHIP2, SIM_LATENCY_MODBUS_NS },
+        { SD_CHIP3, SIM_LATENCY_MODBUS_NS },
     };
     for (size_t i = 0; i < sizeof lat / sizeof lat[0]; i++)
         if (s->latency_ns[lat[i].d] < 0)
@@ -624,8 +682,11 @@ static int sim_setup(struct sim *s, uint64_t seed, const char *profiles)
     /* New Era: 8N1 (its manual); the RTU sensors: 8N1, as the rig file says (parity N). */
     sim_wire_init(&s->pumps.wire, s->baud, 8, 'N', 1, false, s->line_rate);
     sim_wire_init(&s->sensors.wire, s->baud, 8, 'N', 1, true, s->line_rate);
+    /* chip3's flow line: 115200 8N1, so that its 50 Hz reads fit (rig.c checks). */
+    sim_wire_init(&s->flow.wire, 115200, 8, 'N', 1, true, s->line_rate);
     snprintf(s->pumps.link, sizeof s->pumps.link, "%s/pumps.tty", s->dir);
     snprintf(s->sensors.link, sizeof s->sensors.link, "%s/sensors.tty", s->dir);
+    snprintf(s->flow.link, sizeof s->flow.link, "%s/flow.tty", s->dir);
     for (size_t i = 0; rc == 0 && i < sim_n_lines && i < MAX_LINES; i++)
         rc = line_create(s, sim_lines[i]);
     if (s->ctl_path[0] == '\0')
@@ -636,6 +697,8 @@ static int sim_setup(struct sim *s, uint64_t seed, const char *profiles)
         rc = pty_open(&s->pumps);
     if (rc == 0)
         rc = pty_open(&s->sensors);
+    if (rc == 0)
+        rc = pty_open(&s->flow);
     for (size_t i = 0; rc == 0 && i < s->n_lines; i++)
         rc = pty_open(&s->lines[i].pty);
     if (rc == 0 && (s->tcp_fd = sim_tcp_listen(s->mb, 0, &s->tcp_port)) < 0)
@@ -670,6 +733,8 @@ static int64_t wire_next(const struct sim *s)
     int64_t t = sim_wire_next_ns(&s->pumps.wire);
     int64_t u = sim_wire_next_ns(&s->sensors.wire);
     t = u < t ? u : t;
+    u = sim_wire_next_ns(&s->flow.wire);
+    t = u < t ? u : t;
     for (size_t i = 0; i < s->n_lines; i++) {
         u = sim_wire_next_ns(&s->lines[i].pty.wire);
         t = u < t ? u : t;
@@ -681,12 +746,13 @@ static int64_t wire_next(const struct sim *s)
 static void sim_loop(struct sim *s)
 {
     for (;;) {
-        struct pollfd pf[9 + MAX_CLIENTS + MAX_LINES];
-        enum { P_SIG, P_PUMPS, P_SENSORS, P_TCP, P_CTL, P_CTLC };
+        struct pollfd pf[10 + MAX_CLIENTS + MAX_LINES];
+        enum { P_SIG, P_PUMPS, P_SENSORS, P_FLOW, P_TCP, P_CTL, P_CTLC };
         int n = P_CTLC + 4;
         pf[P_SIG] = (struct pollfd){ .fd = s->sig_fd, .events = POLLIN };
         pf[P_PUMPS] = (struct pollfd){ .fd = s->pumps.master, .events = POLLIN };
         pf[P_SENSORS] = (struct pollfd){ .fd = s->sensors.master, .events = POLLIN };
+        pf[P_FLOW] = (struct pollfd){ .fd = s->flow.master, .events = POLLIN };
         pf[P_TCP] = (struct pollfd){ .fd = s->tcp_fd, .events = POLLIN };
         pf[P_CTL] = (struct pollfd){ .fd = s->ctl_fd, .events = POLLIN };
         for (int i = 0; i < 4; i++)
@@ -716,6 +782,8 @@ static void sim_loop(struct sim *s)
             pty_readable(s, &s->pumps);
         if (pf[P_SENSORS].revents & POLLIN && s->sensors.master >= 0)
             pty_readable(s, &s->sensors);
+        if (pf[P_FLOW].revents & POLLIN && s->flow.master >= 0)
+            pty_readable(s, &s->flow);
         if (pf[P_TCP].revents & POLLIN && s->tcp_fd >= 0)
             accept_into(s->tcp_fd, s->clients, MAX_CLIENTS);
         if (pf[P_CTL].revents & POLLIN)
@@ -728,6 +796,7 @@ static void sim_loop(struct sim *s)
                 pty_readable(s, &s->lines[i].pty);
         pumps_due(s);
         sensors_due(s);
+        flow_due(s);
         for (size_t i = 0; i < s->n_lines; i++)
             line_due(s, &s->lines[i]);
         for (int k = P_CTLC + 4; k < p_lines; k++) {
@@ -755,6 +824,7 @@ static void sim_cleanup(struct sim *s)
     sim_modbus_free(s->mb);
     pty_close(&s->pumps);
     pty_close(&s->sensors);
+    pty_close(&s->flow);
     for (size_t i = 0; i < s->n_lines; i++) {
         pty_close(&s->lines[i].pty);
         free(s->lines[i].state);
@@ -784,7 +854,7 @@ static int latency_arg(struct sim *s, const char *arg)
         }
     }
     fprintf(stderr, "perfuse-sim: --response-latency %s: expected DEVICE=MS with MS from 0 to 1000 "
-            "and a serial device (pump1 pump2 chip1 chip2 reglo harvard hamilton)\n", arg);
+            "and a serial device (pump1 pump2 chip1 chip2 chip3 reglo harvard hamilton ob1)\n", arg);
     return -EINVAL;
 }
 
@@ -793,11 +863,12 @@ static void usage(FILE *out)
     fprintf(out, "usage: perfuse-sim [--seed N] [--rig-out FILE] [--profiles DIR] [--fault SPEC]...\n"
                  "                   [--control PATH] [--die-with-parent] [--log-level LEVEL]\n"
                  "                   [--trace FILE] [--lab-devices] [--line-rate on|off] [--baud N]\n"
-                 "                   [--response-latency DEVICE=MS]...\n"
+                 "                   [--response-latency DEVICE=MS]... [--version]\n"
                  "Serve the simulated rig 'sim' on ptys and 127.0.0.1; print its endpoints as JSON.\n"
                  "SPEC is KIND:DEVICE[,at=DURATION][,for=DURATION], e.g. timeout:chip1,at=10s,for=5s.\n"
                  "Kinds: timeout garbage crc disconnect exception stuck nan clog bubble syringe-empty range.\n"
-                 "Devices: pump1 pump2 chip1 chip2 valve1 incubator; extra lines: reglo harvard hamilton.\n"
+                 "Devices: pump1 pump2 chip1 chip2 valve1 incubator chip3 pc1; extra lines: reglo harvard\n"
+                 "hamilton ob1.\n"
                  "--trace appends a line per answered read or pump command to FILE, so that a\n"
                  "test can check every recorded value against what was sent on the wire.\n"
                  "--lab-devices adds the extra lab devices (each family on its own pty: NAME.tty\n"
@@ -818,12 +889,12 @@ int main(int argc, char **argv)
         { "log-level", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
         { "trace", required_argument, NULL, 't' }, { "lab-devices", no_argument, NULL, 'L' },
         { "line-rate", required_argument, NULL, 'R' }, { "baud", required_argument, NULL, 'b' },
-        { "response-latency", required_argument, NULL, 'T' },
+        { "response-latency", required_argument, NULL, 'T' }, { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     static struct sim s;
     s.tcp_fd = s.ctl_fd = s.trace_fd = -1;
-    s.pumps.master = s.sensors.master = -1;
+    s.pumps.master = s.sensors.master = s.flow.master = -1;
     uint64_t seed = 1;
     s.line_rate = true;
     s.baud = 19200;
@@ -881,6 +952,7 @@ int main(int argc, char **argv)
             }
             break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf("perfuse-sim %s (%s)\n", PERFUSE_VERSION, PERFUSE_GIT_REV); return 0;
         default: usage(stderr); return 2;
         }
     }
@@ -901,9 +973,10 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("{\"pid\": %d, \"seed\": %llu, \"rig_file\": %s%s%s, \"control\": \"%s\", \"buses\": "
-           "{\"pumps\": \"%s\", \"sensors\": \"%s\", \"plc\": \"127.0.0.1:%d\"", (int)getpid(),
-           (unsigned long long)seed, s.rig_out ? "\"" : "", s.rig_out ? s.rig_out : "null",
-           s.rig_out ? "\"" : "", s.ctl_path, s.pumps.link, s.sensors.link, s.tcp_port);
+           "{\"pumps\": \"%s\", \"sensors\": \"%s\", \"plc\": \"127.0.0.1:%d\", \"flow\": \"%s\"",
+           (int)getpid(), (unsigned long long)seed, s.rig_out ? "\"" : "",
+           s.rig_out ? s.rig_out : "null", s.rig_out ? "\"" : "", s.ctl_path, s.pumps.link,
+           s.sensors.link, s.tcp_port, s.flow.link);
     for (size_t i = 0; i < s.n_lines; i++)
         printf(", \"%s\": \"%s\"", s.lines[i].ops->name, s.lines[i].pty.link);
     printf("}}\n");

@@ -22,6 +22,9 @@
  *   Incubator        T approaches its setpoint (37 degC) with tau_T = 120 s,
  *                    from 36.0 degC. Reading: + N(0, 0.02 degC).
  *   Rotary valve     6 ports; a move takes 300 ms, during which it is busy.
+ *   Pressure chips   two chips driven by pressure controllers (pplant.c):
+ *                    plant 0 by ob1's channel 1, plant 1 by pc1. Source
+ *                    pressure reading: + N(0, 0.1 mbar).
  *
  * Noise: splitmix64 of (seed, tick, sensor) gives two uniforms, Box-Muller
  * gives the Gaussian: a reading depends only on the seed and the model time.
@@ -41,7 +44,8 @@ const double sim_p0 = 4.0;
 #define K_RECOVER 0.002
 #define VALVE_MOVE_NS 300000000LL
 
-enum { NOISE_P0, NOISE_P1, NOISE_Q0, NOISE_Q1, NOISE_O2, NOISE_T };
+enum { NOISE_P0, NOISE_P1, NOISE_Q0, NOISE_Q1, NOISE_O2, NOISE_T, NOISE_PQ0, NOISE_PQ1,
+       NOISE_PS0, NOISE_PS1 };
 
 /* Initialise the model. */
 void sim_physics_init(struct sim_physics *p, uint64_t seed)
@@ -58,6 +62,10 @@ void sim_physics_init(struct sim_physics *p, uint64_t seed)
     for (int i = 0; i < SIM_CHIPS; i++) {
         p->chip_pressure[i] = sim_p0;
         p->faults.clog[i] = 1.0;
+    }
+    for (int i = 0; i < SIM_PPLANTS; i++) {
+        struct pplant_params par = pplant_nominal(i);
+        pplant_init(&p->pplant[i], &par);
     }
     p->o2 = 95.0;
     p->temp = 36.0;
@@ -97,6 +105,8 @@ static void tick(struct sim_physics *p)
         double target = sim_resistance[i] * p->faults.clog[i] * p->chip_flow[i] + sim_p0;
         p->chip_pressure[i] += (target - p->chip_pressure[i]) * ap;
     }
+    for (int i = 0; i < SIM_PPLANTS; i++)
+        pplant_tick(&p->pplant[i], dt, p->now_ns);
     double q1 = fabs(p->chip_flow[0]);
     p->o2 += (-K_CONSUME + K_RECOVER * q1 * (100.0 - p->o2)) * dt;
     p->o2 = fmin(100.0, fmax(0.0, p->o2));
@@ -148,6 +158,22 @@ double sim_read_flow(const struct sim_physics *p, int chip)
 {
     double q = p->chip_flow[chip] * (p->faults.bubble[chip] ? 0.4 : 1.0);
     return q + (0.05 + 0.005 * fabs(q)) * gauss(p, NOISE_Q0 + chip);
+}
+
+double sim_read_pflow(const struct sim_physics *p, int plant)
+{
+    if (p->faults.pflow_nan[plant])
+        return NAN;
+    if (p->faults.pflow_stuck[plant])
+        return p->pflow_stuck_value[plant];
+    const struct sim_pplant *pl = &p->pplant[plant];
+    double q = pplant_sensed(pl, p->now_ns);
+    return q + (pl->par.noise_abs + pl->par.noise_rel * fabs(q)) * gauss(p, NOISE_PQ0 + plant);
+}
+
+double sim_read_psource(const struct sim_physics *p, int plant)
+{
+    return p->pplant[plant].p_src + 0.1 * gauss(p, NOISE_PS0 + plant);
 }
 
 double sim_read_o2(const struct sim_physics *p)

@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "pplant.h"
+
 #define SIM_PUMPS 2
 #define SIM_CHIPS 2
 #define SIM_TICK_NS 10000000LL      /* 10 ms model step */
@@ -40,6 +42,8 @@ struct sim_faults {
     bool stuck[SIM_CHIPS];          /* pressure reading frozen */
     bool nan_pressure[SIM_CHIPS];   /* pressure reads NaN */
     bool range_pressure[SIM_CHIPS]; /* pressure reads far outside any sensor's range */
+    bool pflow_nan[SIM_PPLANTS];    /* a pressure-driven chip's flow reads NaN */
+    bool pflow_stuck[SIM_PPLANTS];  /* ... or freezes */
 };
 
 struct sim_physics {
@@ -50,6 +54,8 @@ struct sim_physics {
     double chip_flow[SIM_CHIPS];    /* actual flow through the chip, uL/min */
     double chip_pressure[SIM_CHIPS];/* noiseless inlet pressure, mbar */
     double stuck_value[SIM_CHIPS];
+    struct sim_pplant pplant[SIM_PPLANTS];  /* chips driven by pressure (ob1, pc1) */
+    double pflow_stuck_value[SIM_PPLANTS];
     double o2;                      /* chip1, % air saturation */
     double temp, temp_setpoint;     /* incubator, degC */
     int valve_position, valve_target;
@@ -71,6 +77,9 @@ double sim_read_pressure(const struct sim_physics *p, int chip);
 double sim_read_flow(const struct sim_physics *p, int chip);
 double sim_read_o2(const struct sim_physics *p);
 double sim_read_temp(const struct sim_physics *p);
+/* A pressure-driven chip's flow reading, uL/min, and its source's pressure reading, mbar. */
+double sim_read_pflow(const struct sim_physics *p, int plant);
+double sim_read_psource(const struct sim_physics *p, int plant);
 /* The valve's position (while moving, the old one) and whether it moves. */
 int sim_valve_position(const struct sim_physics *p);
 bool sim_valve_busy(const struct sim_physics *p);

@@ -8,10 +8,11 @@
 
 static const char *const kind_names[SF_KINDS] = {
     "timeout", "garbage", "crc", "disconnect", "exception", "stuck", "nan", "clog", "bubble",
-    "syringe-empty", "range",
+    "syringe-empty", "range", "reservoir-empty", "inverted", "low-resistance",
 };
 static const char *const device_names[SD_DEVICES] = {
     "pump1", "pump2", "chip1", "chip2", "valve1", "incubator", "reglo", "harvard", "hamilton",
+    "ob1", "chip3", "pc1",
 };
 
 const char *sim_device_name(enum sim_device d)
@@ -23,9 +24,13 @@ const char *sim_device_name(enum sim_device d)
 static bool applies(enum sim_fault_kind k, enum sim_device d)
 {
     bool pump = d == SD_PUMP1 || d == SD_PUMP2, chip = d == SD_CHIP1 || d == SD_CHIP2;
+    bool plant = d == SD_CHIP3 || d == SD_PC1;
     switch (k) {
     case SF_TIMEOUT: case SF_GARBAGE: case SF_DISCONNECT: case SF_EXCEPTION: return true;
-    case SF_CRC: case SF_STUCK: case SF_NAN: case SF_CLOG: case SF_BUBBLE: case SF_RANGE: return chip;
+    case SF_CRC: return chip || d == SD_CHIP3;
+    case SF_STUCK: case SF_NAN: case SF_CLOG: case SF_BUBBLE: return chip || plant;
+    case SF_RANGE: return chip;
+    case SF_RESERVOIR_EMPTY: case SF_INVERTED: case SF_LOW_RESISTANCE: return plant;
     case SF_SYRINGE_EMPTY: return pump || d == SD_HARVARD;
     default: return false;
     }
@@ -143,6 +148,23 @@ void sim_fault_apply(struct sim_faults_table *t, struct sim_physics *p, int64_t 
         if (stuck && !p->faults.stuck[c])
             p->stuck_value[c] = sim_read_pressure(p, c);
         p->faults.stuck[c] = stuck;
+    }
+    for (int i = 0; i < SIM_PPLANTS; i++) {
+        enum sim_device d = i == 0 ? SD_CHIP3 : SD_PC1;
+        struct sim_pplant *pl = &p->pplant[i];
+        pl->r_factor = sim_fault_active(t, d, SF_CLOG, now_ns) ? 5.0
+                     : sim_fault_active(t, d, SF_LOW_RESISTANCE, now_ns) ? 0.1 : 1.0;
+        pl->sign = sim_fault_active(t, d, SF_INVERTED, now_ns) ? -1 : 1;
+        pl->empty = sim_fault_active(t, d, SF_RESERVOIR_EMPTY, now_ns);
+        bool bubble = sim_fault_active(t, d, SF_BUBBLE, now_ns);
+        if (bubble && !pl->bubble)
+            pl->bubble_ns = now_ns;
+        pl->bubble = bubble;
+        p->faults.pflow_nan[i] = sim_fault_active(t, d, SF_NAN, now_ns);
+        bool stuck = sim_fault_active(t, d, SF_STUCK, now_ns);
+        if (stuck && !p->faults.pflow_stuck[i])
+            p->pflow_stuck_value[i] = sim_read_pflow(p, i);
+        p->faults.pflow_stuck[i] = stuck;
     }
     for (int i = 0; i < SIM_PUMPS; i++) {
         struct sim_fault *f = &t->f[SD_PUMP1 + i][SF_SYRINGE_EMPTY];

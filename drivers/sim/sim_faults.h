@@ -26,6 +26,16 @@
  *   syringe-empty pump1, pump2: the syringe is empty; the pump stalls (A?S);
  *                 harvard: the pump stalls
  *   range         chip1, chip2: the pressure reads 65000 mbar, beyond any sensor's range
+ *
+ * The pressure-driven chips (pplant.h): chip3 is pushed by ob1's channel 1 and
+ * read by its own flow sensor (Modbus RTU unit 3); pc1 is a Modbus pressure
+ * controller (TCP unit 3) with the flow sensor of the chip it pushes.
+ *   clog             chip3, pc1: the resistance rises fivefold
+ *   bubble           chip3, pc1: the flow reading spikes, then dips
+ *   stuck, nan       chip3, pc1: the flow reading freezes, or reads NaN
+ *   reservoir-empty  chip3, pc1: the reservoir runs dry; no flow at any pressure
+ *   inverted         chip3, pc1: more pressure gives less flow (a push-pull plant)
+ *   low-resistance   chip3, pc1: the resistance drops tenfold
  */
 #ifndef PERFUSE_SIM_FAULTS_H
 #define PERFUSE_SIM_FAULTS_H
@@ -37,11 +47,12 @@
 #include "physics.h"
 
 enum sim_fault_kind { SF_TIMEOUT, SF_GARBAGE, SF_CRC, SF_DISCONNECT, SF_EXCEPTION, SF_STUCK,
-                      SF_NAN, SF_CLOG, SF_BUBBLE, SF_SYRINGE_EMPTY, SF_RANGE, SF_KINDS };
+                      SF_NAN, SF_CLOG, SF_BUBBLE, SF_SYRINGE_EMPTY, SF_RANGE,
+                      SF_RESERVOIR_EMPTY, SF_INVERTED, SF_LOW_RESISTANCE, SF_KINDS };
 /* SD_REGLO, SD_HARVARD and SD_HAMILTON are whole lines of the extra lab
  * devices (sim_lines.h), in the order of sim_lines[]. */
 enum sim_device { SD_PUMP1, SD_PUMP2, SD_CHIP1, SD_CHIP2, SD_VALVE1, SD_INCUBATOR,
-                  SD_REGLO, SD_HARVARD, SD_HAMILTON, SD_DEVICES };
+                  SD_REGLO, SD_HARVARD, SD_HAMILTON, SD_OB1, SD_CHIP3, SD_PC1, SD_DEVICES };
 
 struct sim_fault {
     bool set;

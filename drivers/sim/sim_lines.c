@@ -8,7 +8,8 @@
 #define SIM_LINE_LIST(X) \
     X(reglo)           \
     X(harvard)         \
-    X(hamilton)
+    X(hamilton)        \
+    X(ob1)
 
 #define SIM_LINE_DECLARE(n) extern const struct sim_line_ops sim_##n##_line;
 #define SIM_LINE_ENTRY(n) &sim_##n##_line,

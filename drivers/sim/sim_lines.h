@@ -14,8 +14,11 @@
 #ifndef PERFUSE_SIM_LINES_H
 #define PERFUSE_SIM_LINES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+struct sim_physics;
 
 struct sim_line_ops {
     const char *name;           /* "reglo": the pty reglo.tty, the fault device "reglo" */
@@ -40,6 +43,11 @@ struct sim_line_ops {
     size_t (*refuse)(void *state, const char *cmd, char *out, size_t len);
     /* The 'syringe-empty' fault starts: the pump stalls. Optional. */
     void (*empty)(void *state, int64_t now_ns);
+    /* Give the line the shared physics, for devices that act on it (a pressure
+     * controller pushing a chip). Optional; called once after init. */
+    void (*attach)(void *state, struct sim_physics *phys);
+    char eol;                   /* what ends a command: 0 for CR (LF dropped), or '\n' (CR dropped) */
+    bool in_rig;                /* listed in the rig file always, not only with --lab-devices */
 };
 
 /* Every extra line, in the order of their fault devices SD_REGLO... */

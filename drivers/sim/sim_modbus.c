@@ -21,9 +21,11 @@ struct sim_modbus {
     int pair[2];                            /* libmodbus writes RTU replies here, we forward them */
     modbus_t *rtu, *tcp;
     modbus_mapping_t *chip[SIM_CHIPS];      /* RTU units 1, 2 */
+    modbus_mapping_t *chip3;                /* RTU unit 3: the pressure-driven chip's sensors */
     modbus_mapping_t *valve, *incubator;    /* TCP units 1, 2 */
-    uint8_t buf[RTU_BUF];
-    size_t len;
+    modbus_mapping_t *pc1;                  /* TCP unit 3: the pressure controller */
+    uint8_t buf[SIM_RTU_LINES][RTU_BUF];    /* each RTU line's bytes being framed */
+    size_t len[SIM_RTU_LINES];
     int trace_fd;
 };
 
@@ -46,9 +48,11 @@ int sim_modbus_create(struct sim_modbus **out, struct sim_physics *p,
     m->chip[1] = modbus_mapping_new(0, 0, 0, 4);
     m->valve = modbus_mapping_new(0, 1, 1, 0);
     m->incubator = modbus_mapping_new(0, 0, 1, 1);
+    m->chip3 = modbus_mapping_new(0, 0, 0, 4);
+    m->pc1 = modbus_mapping_new(0, 0, 2, 4);
     /* The RTU context never opens its device: it writes replies to the pty master. */
     m->rtu = modbus_new_rtu("/dev/null", 19200, 'N', 8, 1);
-    if (!m->chip[0] || !m->chip[1] || !m->valve || !m->incubator || !m->rtu) {
+    if (!m->chip[0] || !m->chip[1] || !m->valve || !m->incubator || !m->chip3 || !m->pc1 || !m->rtu) {
         sim_modbus_free(m);
         return -ENOMEM;
     }
@@ -69,6 +73,10 @@ void sim_modbus_free(struct sim_modbus *m)
         modbus_mapping_free(m->valve);
     if (m->incubator)
         modbus_mapping_free(m->incubator);
+    if (m->chip3)
+        modbus_mapping_free(m->chip3);
+    if (m->pc1)
+        modbus_mapping_free(m->pc1);
     if (m->rtu)
         modbus_free(m->rtu);
     sim_tcp_close(m);
@@ -132,6 +140,10 @@ static void refresh(struct sim_modbus *m)
         mb_encode(sim_read_pressure(p, i), MB_F32, MB_ABCD, r);
         mb_encode(sim_read_flow(p, i), MB_F32, MB_ABCD, r + 2);
     }
+    mb_encode(sim_read_psource(p, 0), MB_F32, MB_ABCD, m->chip3->tab_input_registers);
+    mb_encode(sim_read_pflow(p, 0), MB_F32, MB_ABCD, m->chip3->tab_input_registers + 2);
+    mb_encode(sim_read_psource(p, 1), MB_F32, MB_ABCD, m->pc1->tab_input_registers);
+    mb_encode(sim_read_pflow(p, 1), MB_F32, MB_ABCD, m->pc1->tab_input_registers + 2);
     mb_encode(sim_read_o2(p) * 100.0, MB_U16, MB_ABCD, m->chip[0]->tab_input_registers + 4);
     mb_encode(sim_read_temp(p) * 10.0, MB_I16, MB_ABCD, m->incubator->tab_input_registers);
     m->valve->tab_input_bits[0] = sim_valve_busy(p);
@@ -155,6 +167,9 @@ static void apply_writes(struct sim_modbus *m)
 {
     sim_valve_move(m->p, m->valve->tab_registers[0]);
     m->p->temp_setpoint = (int16_t)m->incubator->tab_registers[0] / 10.0;
+    double pc = mb_decode(m->pc1->tab_registers, MB_F32, MB_ABCD);
+    if (isfinite(pc))
+        m->p->pplant[1].p_cmd = fmin(2000.0, fmax(0.0, pc));
 }
 
 /* Expected length of an RTU request from its first bytes; 0 if not known yet, -1 if unsupported. */
@@ -183,16 +198,17 @@ void sim_garbage(uint64_t seed, uint8_t *buf, size_t n)
 }
 
 /* Answer one framed RTU request, applying the unit's wire faults. */
-static void rtu_request(struct sim_modbus *m, const uint8_t *req, int len, sim_rtu_reply_fn reply,
-                        void *arg)
+static void rtu_request(struct sim_modbus *m, enum sim_rtu_line line, const uint8_t *req, int len,
+                        sim_rtu_reply_fn reply, void *arg)
 {
     uint16_t crc = mb_crc16(req, (size_t)len - 2);
     if (req[len - 2] != (crc & 0xFF) || req[len - 1] != (crc >> 8))
         return;     /* a real slave stays silent on a bad CRC */
     int unit = req[0];
-    if (unit < 1 || unit > SIM_CHIPS)
+    if (line == SIM_RTU_FLOW ? unit != 3 : unit < 1 || unit > SIM_CHIPS)
         return;     /* nobody at that address on this line */
-    enum sim_device dev = (enum sim_device)(SD_CHIP1 + unit - 1);
+    enum sim_device dev = unit == 3 ? SD_CHIP3 : (enum sim_device)(SD_CHIP1 + unit - 1);
+    modbus_mapping_t *map = unit == 3 ? m->chip3 : m->chip[unit - 1];
     int64_t now = m->p->now_ns;
     if (sim_fault_active(m->faults, dev, SF_TIMEOUT, now))
         return;
@@ -208,7 +224,7 @@ static void rtu_request(struct sim_modbus *m, const uint8_t *req, int len, sim_r
         if (sim_fault_active(m->faults, dev, SF_EXCEPTION, now))
             modbus_reply_exception(m->rtu, req, MODBUS_EXCEPTION_SLAVE_OR_SERVER_FAILURE);
         else
-            modbus_reply(m->rtu, req, len, m->chip[unit - 1]);
+            modbus_reply(m->rtu, req, len, map);
         n = read(m->pair[1], out, sizeof out);
         if (n <= 2)
             return;
@@ -221,39 +237,41 @@ static void rtu_request(struct sim_modbus *m, const uint8_t *req, int len, sim_r
     reply(arg, unit, out, (size_t)n);
 }
 
-/* Bytes arrived on the RTU line. */
-void sim_rtu_feed(struct sim_modbus *m, const uint8_t *buf, size_t n, sim_rtu_reply_fn reply,
-                  void *arg)
+/* Bytes arrived on an RTU line. */
+void sim_rtu_feed(struct sim_modbus *m, enum sim_rtu_line line, const uint8_t *buf, size_t n,
+                  sim_rtu_reply_fn reply, void *arg)
 {
-    if (n > RTU_BUF - m->len)
-        m->len = 0;     /* garbage overflow: resynchronise */
-    memcpy(m->buf + m->len, buf, n);
-    m->len += n;
+    uint8_t *b = m->buf[line];
+    size_t *len = &m->len[line];
+    if (n > RTU_BUF - *len)
+        *len = 0;       /* garbage overflow: resynchronise */
+    memcpy(b + *len, buf, n);
+    *len += n;
     for (;;) {
-        int want = rtu_length(m->buf, m->len);
+        int want = rtu_length(b, *len);
         if (want < 0 || want > RTU_BUF) {
             /* Not a request we understand: drop a byte and look for a frame again. */
-            memmove(m->buf, m->buf + 1, --m->len);
+            memmove(b, b + 1, --*len);
             continue;
         }
-        if (want == 0 || m->len < (size_t)want)
+        if (want == 0 || *len < (size_t)want)
             return;
-        rtu_request(m, m->buf, want, reply, arg);
-        memmove(m->buf, m->buf + want, m->len - (size_t)want);
-        m->len -= (size_t)want;
+        rtu_request(m, line, b, want, reply, arg);
+        memmove(b, b + want, *len - (size_t)want);
+        *len -= (size_t)want;
     }
 }
 
-/* Answer one TCP request (valve: unit 1, incubator: unit 2). */
+/* Answer one TCP request (valve: unit 1, incubator: unit 2, pressure controller: unit 3). */
 static void tcp_request(struct sim_modbus *m, int fd, const uint8_t *req, int len)
 {
     int unit = req[6], fc = req[7];
-    modbus_mapping_t *map = unit == 1 ? m->valve : unit == 2 ? m->incubator : NULL;
+    modbus_mapping_t *map = unit == 1 ? m->valve : unit == 2 ? m->incubator : unit == 3 ? m->pc1 : NULL;
     if (map == NULL) {
         modbus_reply_exception(m->tcp, req, MODBUS_EXCEPTION_GATEWAY_TARGET);
         return;
     }
-    enum sim_device dev = unit == 1 ? SD_VALVE1 : SD_INCUBATOR;
+    enum sim_device dev = unit == 1 ? SD_VALVE1 : unit == 2 ? SD_INCUBATOR : SD_PC1;
     int64_t now = m->p->now_ns;
     if (sim_fault_active(m->faults, dev, SF_TIMEOUT, now))
         return;

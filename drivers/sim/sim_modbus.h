@@ -1,6 +1,7 @@
 /*
  * The simulated rig's Modbus slaves. RTU on a pty: unit 1 = chip1
- * (chip-sensor-o2 profile), unit 2 = chip2 (pressure-flow profile). TCP on
+ * (chip-sensor-o2 profile), unit 2 = chip2 (pressure-flow profile); on a
+ * second pty, unit 3 = chip3 (pressure-flow, the pressure-driven chip). TCP on
  * loopback: unit 1 = valve1 (rotary-valve), unit 2 = incubator
  * (temperature-controller). Registers are refreshed from the physics model
  * before every reply; writes go back into it.
@@ -26,11 +27,16 @@ void sim_modbus_free(struct sim_modbus *m);
  * the wire. Tests decode it to check recorded values against what was sent. */
 void sim_modbus_set_trace(struct sim_modbus *m, int fd);
 
+/* The RTU lines: the sensor line (units 1 and 2: chip1, chip2) and chip3's
+ * flow line (unit 3), each framed on its own. */
+enum sim_rtu_line { SIM_RTU_SENSORS, SIM_RTU_FLOW, SIM_RTU_LINES };
+
 /* An RTU reply of unit, to be put on the line. */
 typedef void (*sim_rtu_reply_fn)(void *arg, int unit, const uint8_t *out, size_t len);
-/* RTU: bytes arrived from the line; frame them and answer whole requests through reply. */
-void sim_rtu_feed(struct sim_modbus *m, const uint8_t *buf, size_t n, sim_rtu_reply_fn reply,
-                  void *arg);
+/* RTU: bytes arrived from a line; frame them and answer whole requests to the
+ * units on that line through reply. */
+void sim_rtu_feed(struct sim_modbus *m, enum sim_rtu_line line, const uint8_t *buf, size_t n,
+                  sim_rtu_reply_fn reply, void *arg);
 
 /* TCP: listen on 127.0.0.1 (port 0 = any); returns the listening fd and the port.
  * Calling it again (after a simulated disconnect) listens anew. */

@@ -15,8 +15,9 @@
  * none of the manuals at hand gives a turnaround time, so every default below
  * is assumed, not documented. What is documented: the frame formats (New Era
  * NE-1000 manual: 19200 baud 8N1; Ismatec Reglo ICC: 9600 8N1; Hamilton MVP:
- * 9600 7O1) and the Modbus RTU silent interval (Modbus over Serial Line v1.02,
- * 2.5.1.1: 3.5 character times, fixed at 1.75 ms above 19200 baud).
+ * 9600 7O1; the OB1: 115200 8N1, as drivers/ob1.c has it) and the Modbus RTU
+ * silent interval (Modbus over Serial Line v1.02, 2.5.1.1: 3.5 character
+ * times, fixed at 1.75 ms above 19200 baud).
  */
 #ifndef PERFUSE_SIM_WIRE_H
 #define PERFUSE_SIM_WIRE_H
@@ -33,6 +34,7 @@
 #define SIM_LATENCY_REGLO_NS 2000000       /* assumed */
 #define SIM_LATENCY_HARVARD_NS 2000000     /* assumed */
 #define SIM_LATENCY_HAMILTON_NS 2000000    /* assumed */
+#define SIM_LATENCY_OB1_NS 2000000         /* assumed: the OB1's answer time */
 
 struct sim_wire {
     bool on;                    /* false: bytes pass at once (--line-rate off) */

@@ -32,6 +32,26 @@ print(f"png {w}x{h}, {colours} colours")
 sys.exit(0 if w >= 800 and h >= 600 and colours > 50 else 1)
 PY
 check "the PNG decodes as a non-blank image of at least 800x600" test $? -eq 0
+check "perfuse-plot draws valve1.busy as a state band, not a panel" grep -q "1 state bands" <<<"$out"
+# A slow phase beside a fast top-up: the flow panel gets a log axis; a syringe
+# that runs empty is marked by name.
+cat >"$T/wide.yaml" <<'P'
+perfuse: 1
+name: slow and fast
+on_fault: pause
+safe_state: {pump1: 0 uL/min}
+steps:
+  - {name: slow, set: {pump1: 0.5 uL/min}, for: 10 min}
+  - {name: top-up, set: {pump1: 100 uL/min}, for: 1 min}
+  - {name: slow again, set: {pump1: 1.5 uL/min}, for: 10 min}
+P
+"$BUILD/perfusectl" simulate "$T/wide.yaml" -o "$T/wide.h5" --fill pump1=80uL --seed 1 >/dev/null
+out=$(timeout 120 "$PYTHON" scripts/perfuse-plot "$T/wide.h5" -o "$T/wide.png")
+echo "$out"
+check "a 0.5 to 100 uL/min panel gets a log axis" grep -qE "log axis for (.*, )?uL/min(,|$)" <<<"$out"
+check "an empty syringe is marked" grep -q "pump1: SYRINGE EMPTY" <<<"$out"
+out=$(timeout 120 "$PYTHON" scripts/perfuse-plot "$T/wide.h5" -o "$T/wide.png" --log off)
+check "--log off keeps linear axes" test "$(grep -c "log axis" <<<"$out")" -eq 0
 timeout 60 "$PYTHON" scripts/perfuse-plot "$T/missing.h5" -o "$T/x.png" 2>"$T/err"
 check "perfuse-plot on a missing file fails with a message" test -s "$T/err"
 
@@ -55,8 +75,8 @@ for group, prefix in (("channels", ""), ("setpoints", "setpoint-"), ("confirmed"
         t = np.array([float(r[0]) for r in rows[1:]])
         v = np.array([float(r[2]) if r[2] else np.nan for r in rows[1:]])
         units = text(g.attrs["units"])
-        if rows[0][2] != (f"value_{units}" if units else "value"):
-            print("bad header", name, rows[0]); bad += 1
+        if rows[0] != ["run_time_s", "time_utc", "value", "unit"] or any(r[3] != units for r in rows[1:]):
+            print("bad header or unit column", name, rows[0]); bad += 1
         if not (np.array_equal(t, g["time"][:]) and np.array_equal(v, g["value"][:], equal_nan=True)):
             print("values differ", name); bad += 1
 for table in ("events", "steps"):
@@ -99,9 +119,14 @@ doc = open("scripts/README.md").read()
 # (mqtt_telemetry.sh runs scripts/perfuse-mqtt-series, which it sketches).
 blocks = [b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if "h5py" in b]
 assert len(blocks) >= 2, "expected the h5py and pandas examples"
+ns = {}
 for code in blocks:
-    exec(re.sub(r'"[^"]*\.h5"', repr(sys.argv[1]), code), {})
-print(f"{len(blocks)} examples ran")
+    exec(re.sub(r'"[^"]*\.h5"', repr(sys.argv[1]), code), ns)
+import pandas as pd
+steps = ns["steps"]
+assert len(steps) > 0 and all(isinstance(v, str) for v in steps["name"]), "steps are not decoded to str"
+assert all(isinstance(v, str) for v in ns["events"]["code"]), "events are not decoded to str"
+print(f"{len(blocks)} examples ran; steps and events decoded to str")
 PY
-check "the guide's h5py and pandas examples run" test $? -eq 0
+check "the guide's h5py and pandas examples run on a fresh file, steps decoded to str" test $? -eq 0
 finish

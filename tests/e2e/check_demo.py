@@ -35,7 +35,7 @@ def expect(cond, msg):
 def check_root(f, protocol_path):
     a = f.attrs
     expect(text(a["format"]) == "perfuse-run", "root format attribute")
-    expect(int(a["format_version"]) == 1, "format_version is 1")
+    expect(int(a["format_version"]) == 2, "format_version is 2 (the NeXus tree)")
     expect(text(a["state"]) == "completed", f"state is completed (got {text(a['state'])})")
     expect(text(a["rig_name"]) == "sim", "rig_name is sim")
     expect(text(a["operator"]) == "e2e", "operator recorded")

@@ -161,7 +161,7 @@ out=$(ctl --json devices)
 check "devices --json lists buses and devices with their state" "$PYTHON" -c "
 import json,sys; d=json.loads(sys.argv[1])
 names=[x['name'] for x in d['devices']]; states={x['state'] for x in d['devices']}
-sys.exit(0 if len(d['buses']) == 3 and 'pump1' in names and states <= {'ok','faulted'} else 1)" "$out"
+sys.exit(0 if len(d['buses']) == 5 and 'pump1' in names and states <= {'ok','faulted'} else 1)" "$out"
 out=$(ctl devices)
 check "devices for people shows each device's state" grep -qE "^  pump1 +newera +on pumps +ok" <<<"$out"
 out=$(timeout 4 "$BUILD/perfusectl" --socket "$SOCK" watch --interval 1)

@@ -147,21 +147,22 @@ check "an emptied syringe makes chip1.flow deviate too" grep -q "alarm_raised al
 
 # 4. Monitor entries with mistakes: every one at its place.
 cp "$T/rig.yaml" "$T/badrig.yaml"
+base=$(wc -l <"$T/rig.yaml")     # the monitors below are on the next two lines
 cat >>"$T/badrig.yaml" <<'R'
   - {name: m2, flow: chip1.flwo, follows: pump1}
   - {name: m3, flow: pump1, follows: chip1.flow, tolerance: 20 uL/min, action: stop}
 R
 "$CTL_BIN" check "$T/mon.yaml" --rig "$T/badrig.yaml" >/dev/null 2>"$T/badrig.err"
 check "an unknown flow channel is an error at its place, with a suggestion" \
-    grep -q -F "badrig.yaml:21:22: error: monitor 'm2': flow: unknown channel 'chip1.flwo' (did you mean 'chip1.flow'?)" "$T/badrig.err"
+    grep -q -F "badrig.yaml:$((base + 1)):22: error: monitor 'm2': flow: unknown channel 'chip1.flwo' (did you mean 'chip1.flow'?)" "$T/badrig.err"
 check "a pump given as the flow sensor is an error" \
-    grep -q -F "badrig.yaml:22:22: error: monitor 'm3': flow: pump1.flow is not a flow sensor" "$T/badrig.err"
+    grep -q -F "badrig.yaml:$((base + 2)):22: error: monitor 'm3': flow: pump1.flow is not a flow sensor" "$T/badrig.err"
 check "a sensor given as the pump is an error" \
-    grep -q -F "badrig.yaml:22:38: error: monitor 'm3': follows: chip1.flow is not a pump" "$T/badrig.err"
+    grep -q -F "badrig.yaml:$((base + 2)):38: error: monitor 'm3': follows: chip1.flow is not a pump" "$T/badrig.err"
 check "a tolerance in the wrong unit is an error" \
-    grep -q -F "badrig.yaml:22:64: error: monitor 'm3': tolerance: unit 'uL/min' is a flow, but a percentage is expected" "$T/badrig.err"
+    grep -q -F "badrig.yaml:$((base + 2)):64: error: monitor 'm3': tolerance: unit 'uL/min' is a flow, but a percentage is expected" "$T/badrig.err"
 check "an unknown action is an error" \
-    grep -q -F "badrig.yaml:22:80: error: monitor 'm3': action must be alarm, pause or safe-stop, found 'stop'" "$T/badrig.err"
+    grep -q -F "badrig.yaml:$((base + 2)):80: error: monitor 'm3': action must be alarm, pause or safe-stop, found 'stop'" "$T/badrig.err"
 
 # status_has PYTHON-EXPR: wait (bounded) until the expression holds for the status s.
 status_has() {

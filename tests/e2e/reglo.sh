@@ -63,7 +63,7 @@ check "perist2: 0.5 mL/min" tr "2f5000-1 5000E-1"
 check "perist2: -250 uL/min turns it clockwise at 0.25 mL/min" \
     sh -c "grep -q '^reglo 2J \*$' '$T/trace' && grep -q '^reglo 2f2500-1 2500E-1$' '$T/trace'"
 check "perist1: 0 stops channel 1" tr "1I \*"
-check "the safe state stops channel 2 at the end" sh -c "tail -n 40 '$T/trace' | grep -q '^reglo 2I \*$'"
+check "the safe state stops channel 2 at the end" sh -c "grep '^reglo ' '$T/trace' | tail -n 40 | grep -q '^reglo 2I \\*$'"
 
 "$PYTHON" - "$file" <<'PY'
 import sys

@@ -163,6 +163,11 @@ def samples(out, runfile, gap=None):
     for name in f["channels"]:
         t, v = series(f, "channels", name)
         d = got.get(name, {})
+        # A counter (a pump's dispensed) is published as the device reads it and
+        # stored from the run's start: less the reading there, it is the same double.
+        raw = f["channels"][name].attrs.get("counter_at_start")
+        if raw is not None:
+            d = {k: (None if x is None else x - float(raw)) for k, x in d.items()}
         if len(t) != len(d):
             problems.append(f"{name}: {len(t)} samples in the file, {len(d)} over MQTT")
         for ti, vi in zip(t, v):

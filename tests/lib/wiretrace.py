@@ -39,6 +39,7 @@ def sent_values(rig_text, trace_path):
     rig, buses = _rig_devices(rig_text)
     mb = {}      # ("rtu"|"tcp", unit) -> (device, profile channels)
     ne = {}      # pump address -> device
+    ob1 = None   # the OB1-style pressure controller (one on its line)
     for d in rig["devices"]:
         bus = buses[d["bus"]]
         if d["driver"] == "modbus":
@@ -47,6 +48,8 @@ def sent_values(rig_text, trace_path):
             mb[(kind, int(d["unit"]))] = (d["name"], prof["channels"])
         elif d["driver"] == "newera":
             ne[int(d.get("address", 0))] = d["name"]
+        elif d["driver"] == "ob1":
+            ob1 = d["name"]
     fc_table = {1: "coil", 2: "discrete", 3: "holding", 4: "input"}
     out = {}
     for line in open(trace_path, errors="replace"):
@@ -93,6 +96,16 @@ def sent_values(rig_text, trace_path):
                 inf = data[1:data.index("W")]
                 unit = data[-2:]
                 out.setdefault(f"{dev}.dispensed", []).append(float(inf) * (1000.0 if unit == "ML" else 1.0))
+        elif len(f) == 3 and f[0] == "ob1" and ob1 is not None:
+            # <PINGA?:P1:S1:T1:P2:S2:T2:...: each regulator's pressure (mbar),
+            # then its sensor's value and type.
+            cmd, reply = f[1], f[2]
+            if cmd != "<PINGA?" or not reply.startswith("<PINGA?:"):
+                continue
+            fields = reply.split(":")[1:]
+            for i in range(4):
+                if 3 * i < len(fields):
+                    out.setdefault(f"{ob1}.p{i + 1}", []).append(float(fields[3 * i]))
     return out
 
 

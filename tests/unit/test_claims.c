@@ -179,6 +179,22 @@ static void test_run_names(void **state)
     assert_true(claims_name_valid(buf, err, sizeof err));
 }
 
+/* A regulated channel is claimed with its regulator's actuator, so that a protocol
+ * setting that actuator directly overlaps the one holding the regulator. */
+static void test_regulated_channel_claims_actuator(void **state)
+{
+    (void)state;
+    struct claims a, b;
+    claim("perfuse: 1\nname: a\nsteps:\n  - {set: {chip3.flow: 100 uL/min}, for: 1 s}\n", &a);
+    assert_true(writes(&a, "chip3.flow"));
+    assert_true(writes(&a, "ob1.p1"));
+    assert_false(writes(&a, "pc1.p1"));
+    claim("perfuse: 1\nname: b\nsteps:\n  - {set: {ob1.p1: 100 mbar}, for: 1 s}\n", &b);
+    assert_true(claims_overlap(&a, &b) >= 0);
+    claims_free(&a);
+    claims_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,6 +202,7 @@ int main(void)
         cmocka_unit_test(test_overlap_names_channel_and_holder),
         cmocka_unit_test(test_run_names),
         cmocka_unit_test(test_recorded_channels),
+        cmocka_unit_test(test_regulated_channel_claims_actuator),
     };
     return cmocka_run_group_tests(tests, load_rig, free_rig);
 }

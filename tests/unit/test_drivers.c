@@ -16,7 +16,7 @@ static void test_every_listed_driver_is_found_and_complete(void **state)
     (void)state;
     char names[256];
     snprintf(names, sizeof names, "%s", driver_names());
-    assert_string_equal(names, "newera, modbus, reglo, harvard, hamilton");
+    assert_string_equal(names, "newera, modbus, reglo, harvard, hamilton, ob1");
     int n = 0;
     for (char *save, *tok = strtok_r(names, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
         const struct driver_ops *d = driver_find(tok);
@@ -28,12 +28,13 @@ static void test_every_listed_driver_is_found_and_complete(void **state)
         assert_non_null(d->bus_types);
         n++;
     }
-    assert_int_equal(n, 5);
+    assert_int_equal(n, 6);
     assert_string_equal(driver_find("newera")->bus_types, "serial");
     assert_string_equal(driver_find("reglo")->bus_types, "serial");
     assert_string_equal(driver_find("modbus")->bus_types, "modbus-rtu,modbus-tcp");
     assert_string_equal(driver_find("harvard")->bus_types, "serial");
     assert_string_equal(driver_find("hamilton")->bus_types, "serial");
+    assert_string_equal(driver_find("ob1")->bus_types, "serial");
     assert_null(driver_find("NewEra"));
     assert_null(driver_find(""));
     assert_null(driver_find(NULL));

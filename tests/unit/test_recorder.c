@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <hdf5.h>
 #include <math.h>
 #include <pthread.h>
@@ -19,10 +20,10 @@
 #include "record/recovery.h"
 
 static const struct rec_channel chans[] = {
-    { "chip1.pressure", "mbar", "chip1", "modbus", "measured", 0 },
-    { "pump1.flow", "uL/min", "pump1", "newera", "setpoint", 0 },
+    { "chip1.pressure", "mbar", "chip1", "modbus", "measured", 0, 0 },
+    { "pump1.flow", "uL/min", "pump1", "newera", "setpoint", 0, 0 },
 };
-static const struct rec_channel sps[] = { { "pump1.flow", "uL/min", "pump1", "newera", "setpoint", 0 } };
+static const struct rec_channel sps[] = { { "pump1.flow", "uL/min", "pump1", "newera", "setpoint", 0, 0 } };
 
 static char dir[64];
 
@@ -132,6 +133,101 @@ static void test_layout_and_values(void **state)
     assert_int_equal(n, 1);
     H5Sclose(sp);
     H5Dclose(d);
+    H5Fclose(f);
+}
+
+/* Read a scalar string dataset. */
+static void read_str(hid_t f, const char *name, char *buf, size_t len)
+{
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    assert_true(d >= 0);
+    hid_t t = H5Dget_type(d);
+    assert_true(H5Tget_size(t) < len);
+    memset(buf, 0, len);
+    assert_true(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
+    H5Tclose(t);
+    H5Dclose(d);
+}
+
+/* The NeXus entry with its sample fields (at the start and during the run),
+ * and a counter stored from the run's start, continued after a restart. */
+static void test_nexus_metadata_and_counters(void **state)
+{
+    (void)state;
+    static const struct rec_channel cch[] = {
+        { .name = "pump1.dispensed", .units = "uL", .device = "pump1", .driver = "newera",
+          .kind = "measured", .counter = 1 },
+    };
+    static const struct rec_meta meta[] = { { "sample/chip_id", "C-17" }, { "notes", "lot 2211" } };
+    assert_int_equal(recorder_metadata_key_ok("channels"), -EINVAL);
+    assert_int_equal(recorder_metadata_key_ok("sample/a b"), -EINVAL);
+    assert_int_equal(recorder_metadata_key_ok("../x"), -EINVAL);
+    assert_int_equal(recorder_metadata_key_ok("sample/"), -EINVAL);
+    assert_int_equal(recorder_metadata_key_ok("sample/passage"), 0);
+    char path[128];
+    snprintf(path, sizeof path, "%s/meta.h5", dir);
+    struct rec_run_info info = info_for(path);
+    info.channels = cch;
+    info.n_channels = 1;
+    info.metadata = meta;
+    info.n_metadata = 2;
+    struct recorder *r;
+    assert_int_equal(recorder_start(&r, &info, NULL, NULL), 0);
+    recorder_sample(r, 0, 0.0, NAN);
+    recorder_sample(r, 0, 1.0, 287.0);
+    recorder_sample(r, 0, 2.0, 288.5);
+    assert_int_equal(recorder_set_metadata(r, "sample/cell_line", "Caco-2"), 0);
+    assert_int_equal(recorder_set_metadata(r, "sample/cell_line", "Caco-2 p12"), 0);
+    assert_int_equal(recorder_set_metadata(r, "start_time", "x"), -EINVAL);
+    recorder_finish(r, "completed");
+    recorder_free(r);
+
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    char buf[256];
+    read_attr(f, "/", "NX_class", buf, sizeof buf);
+    assert_string_equal(buf, "NXroot");
+    read_attr(f, "/entry", "NX_class", buf, sizeof buf);
+    assert_string_equal(buf, "NXentry");
+    read_attr(f, "/entry/sample", "NX_class", buf, sizeof buf);
+    assert_string_equal(buf, "NXsample");
+    read_attr(f, "/entry/channels", "NX_class", buf, sizeof buf);
+    assert_string_equal(buf, "NXcollection");
+    read_str(f, "/entry/sample/chip_id", buf, sizeof buf);
+    assert_string_equal(buf, "C-17");
+    read_str(f, "/entry/sample/cell_line", buf, sizeof buf);
+    assert_string_equal(buf, "Caco-2 p12");
+    read_str(f, "/entry/notes", buf, sizeof buf);
+    assert_string_equal(buf, "lot 2211");
+    read_str(f, "/entry/user/name", buf, sizeof buf);
+    assert_string_equal(buf, "alice");
+    static double v[16];
+    assert_int_equal(read_f64(f, "/channels/pump1.dispensed/value", v, 16), 3);
+    assert_true(isnan(v[0]));
+    assert_float_equal(v[1], 0.0, 0);
+    assert_float_equal(v[2], 1.5, 0);
+    hid_t a = H5Aopen_by_name(f, "/entry/channels/pump1.dispensed", "counter_at_start", H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(a >= 0);
+    double raw = 0;
+    assert_true(H5Aread(a, H5T_NATIVE_DOUBLE, &raw) >= 0);
+    assert_float_equal(raw, 287.0, 0);
+    H5Aclose(a);
+    static double c[2];
+    assert_int_equal(read_f64(f, "/channels/pump1.dispensed/counter_at_start", c, 2), 1);
+    assert_float_equal(c[0], 287.0, 0);
+    /* A crash leaves no attribute: the continued run finds the start in the dataset. */
+    assert_true(H5Adelete_by_name(f, "/channels/pump1.dispensed", "counter_at_start", H5P_DEFAULT) >= 0);
+    H5Fclose(f);
+
+    info.append = 1;
+    info.n_metadata = 0;
+    assert_int_equal(recorder_start(&r, &info, NULL, NULL), 0);
+    recorder_sample(r, 0, 10.0, 295.0);
+    recorder_finish(r, "completed");
+    recorder_free(r);
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_int_equal(read_f64(f, "/channels/pump1.dispensed/value", v, 16), 4);
+    assert_float_equal(v[3], 8.0, 0);
     H5Fclose(f);
 }
 
@@ -246,8 +342,8 @@ static void test_compressed_flushes_do_not_bloat(void **state)
     char path[128];
     snprintf(path, sizeof path, "%s/z.h5", dir);
     static const struct rec_channel zch[] = {
-        { "chip1.pressure", "mbar", "chip1", "modbus", "measured", 100.0 },
-        { "chip1.o2", "%", "chip1", "modbus", "measured", 100.0 },
+        { "chip1.pressure", "mbar", "chip1", "modbus", "measured", 100.0, 0 },
+        { "chip1.o2", "%", "chip1", "modbus", "measured", 100.0, 0 },
     };
     struct rec_run_info info = info_for(path);
     info.channels = zch;
@@ -312,6 +408,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout_and_values),
+        cmocka_unit_test(test_nexus_metadata_and_counters),
         cmocka_unit_test(test_dropped_records_are_counted),
         cmocka_unit_test(test_kill9_then_recover_keeps_every_flushed_sample),
         cmocka_unit_test(test_compressed_flushes_do_not_bloat),

@@ -198,6 +198,61 @@ static void test_rig_durations_name_their_range_and_place(void **state)
     expect_first_errors(cases, sizeof cases / sizeof cases[0]);
 }
 
+/* A serial line of two New Era pumps at 9600 baud with the given framing keys;
+ * pump1 reads 62 times a second, pump2 3 (its driver's defaults). */
+static struct rig *load_serial_line(const char *framing, struct diag *d)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "rig: t\n"
+             "buses:\n"
+             "  - {name: pumps, type: serial, port: /dev/null, baud: 9600%s}\n"
+             "devices:\n"
+             "  - {name: pump1, driver: newera, bus: pumps, address: 0, sample_hz: {flow: 50, dispensed: 12},\n"
+             "     syringe: {diameter: 14.57 mm}}\n"
+             "  - {name: pump2, driver: newera, bus: pumps, address: 1, syringe: {diameter: 14.57 mm}}\n",
+             framing);
+    struct rig *rig = NULL;
+    diag_init(d);
+    if (rig_load_text("protocols/rigs/t.yaml", text, strlen(text), &rig, d) != 0)
+        return NULL;
+    return rig;
+}
+
+/* A serial line carries its rates when the readings a second, times the
+ * characters each takes (13 for a New Era pump), times the bits of a character
+ * fit in the baud rate: 65 x 13 = 845 characters a second, x 10 bits (8N1) is
+ * 8450 bit/s, within 9600; with even parity and 2 stop bits (12 bits) it is
+ * 10140 bit/s, and the rig is refused at the bus's baud, with the arithmetic. */
+static void test_a_serial_line_must_carry_its_sample_rates(void **state)
+{
+    (void)state;
+    struct diag d;
+    struct rig *rig = load_serial_line("", &d);
+    if (rig == NULL) {
+        diag_print(&d, stderr);
+        fail();
+    }
+    rig_free(rig);
+    diag_free(&d);
+
+    rig = load_serial_line(", parity: E, stop_bits: 2", &d);
+    if (rig != NULL || d.errors != 1 || d.n == 0)
+        fail_msg("a serial line that cannot carry its rates was accepted");
+    const struct diag_msg *m = &d.msgs[0];
+    const char *want = "bus 'pumps' (serial, 9600 baud) cannot carry its sample rates: each "
+        "reading is a command and a reply of at least the characters its driver takes, so "
+        "readings a second x characters, pump1: 62 x 13 (newera) + pump2: 3 x 13 (newera) = 845 "
+        "characters a second, each of 12 bits, so 10140 bit/s, more than the line's 9600. At "
+        "most 800 characters a second fit: lower sample_hz of the devices on it, or raise the "
+        "baud rate";
+    if (m->line != 3 || m->col != 56 || strcmp(m->text, want) != 0) {
+        diag_print(&d, stderr);
+        fail_msg("got %d:%d '%s'", m->line, m->col, m->text);
+    }
+    diag_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -205,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_a_rigs_monitors_and_syringe_low_are_parsed_by_the_rig),
         cmocka_unit_test(test_bad_rig_limits_and_monitors_name_their_place_and_fix),
         cmocka_unit_test(test_rig_durations_name_their_range_and_place),
+        cmocka_unit_test(test_a_serial_line_must_carry_its_sample_rates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,391 @@
+/* A PID regulator with back-calculation, bumpless transfer and fault detection (regulator.h). */
+#include "regulator.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define NS 1e9
+/* The inverted-sign test looks at windows this long; the output must move by
+ * this share of its range, and the measurement by this many tolerances. */
+#define INV_WINDOW_S 1.0
+#define INV_MIN_DU_FRAC 0.01
+/* A suspicion is tested by moving the output by this share of its range for PROBE_S, then back. */
+#define PROBE_FRAC 0.05
+#define PROBE_S 1.0
+/* How far beyond its range (share of the range, plus the tolerance) a measurement is wrong. */
+#define RANGE_MARGIN 0.05
+
+static const char *const fault_codes[RF_KINDS] = {
+    "regulation_inverted", "regulation_saturated", "regulation_lost", "regulation_measurement",
+};
+
+const char *regulator_fault_code(enum reg_fault f)
+{
+    return f < RF_KINDS ? fault_codes[f] : "regulation";
+}
+
+const char *regulator_mode_name(enum reg_mode m)
+{
+    static const char *const names[] = { "idle", "auto", "hold", "manual", "safed" };
+    return m <= REG_SAFED ? names[m] : "?";
+}
+
+/* Raise or clear a fault once per change. */
+static void set_fault(struct regulator *r, enum reg_fault f, bool on, int64_t t, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void set_fault(struct regulator *r, enum reg_fault f, bool on, int64_t t, const char *fmt, ...)
+{
+    if (r->active[f] == on)
+        return;
+    r->active[f] = on;
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (r->hooks.fault != NULL)
+        r->hooks.fault(r->hooks.ctx, f, on, msg, t);
+}
+
+/* Set up. */
+void regulator_init(struct regulator *r, const struct rig_regulator *cfg, double dev_min,
+                    double dev_max, const struct regulator_hooks *hooks)
+{
+    memset(r, 0, sizeof *r);
+    r->cfg = cfg;
+    r->hooks = *hooks;
+    r->out_lo = isnan(dev_min) ? cfg->out_min : fmax(cfg->out_min, dev_min);
+    r->out_hi = isnan(dev_max) ? cfg->out_max : fmin(cfg->out_max, dev_max);
+    r->mode = REG_IDLE;
+    r->sp = r->y = r->y_prev = r->out = r->stuck_v = NAN;
+    r->sat_since = r->err_since = -1;
+    r->last = (struct reg_terms){ NAN, NAN, NAN, NAN, NAN, NAN };
+}
+
+/* Clamp to the output limits. */
+static double clamp(const struct regulator *r, double u)
+{
+    return fmin(r->out_hi, fmax(r->out_lo, u));
+}
+
+/* The P term now. */
+static double p_term(const struct regulator *r);
+
+/* Set the integral so that P + I + D gives the output in force, timers untouched. */
+static void align_only(struct regulator *r, int64_t t)
+{
+    if (isnan(r->out))
+        r->out = clamp(r, r->out_lo);
+    r->last.d = 0.0;
+    r->last.p = p_term(r);
+    r->last.i = r->out - r->last.p;
+    r->y_prev = r->y;
+    r->last_tick = t;
+}
+
+/* The P term now. */
+static double p_term(const struct regulator *r)
+{
+    const struct rig_regulator *c = r->cfg;
+    if (isnan(r->sp) || isnan(r->y))
+        return 0.0;
+    return c->sign * c->kp * (c->sp_weight * r->sp - r->y);
+}
+
+/* Set the integral so that P + I + D gives the output in force: no bump. */
+static void align_integral(struct regulator *r, int64_t t)
+{
+    align_only(r, t);
+    r->sat_since = r->err_since = -1;
+    r->inv_t0 = -1;
+    r->inv_beyond = 0;
+    r->inv_ylast = r->y;
+    r->probe_phase = 0;
+    r->probe_cleared = false;
+}
+
+/* Start regulating. */
+void regulator_start(struct regulator *r, double out_now, int64_t t_ns)
+{
+    r->out = isnan(out_now) ? NAN : clamp(r, out_now);
+    r->mode = REG_AUTO;
+    for (int f = 0; f < RF_KINDS; f++)
+        set_fault(r, (enum reg_fault)f, false, t_ns, "%s: regulation restarted", r->cfg->name);
+    align_integral(r, t_ns);
+}
+
+/* Stop. */
+void regulator_stop(struct regulator *r)
+{
+    r->mode = REG_IDLE;
+}
+
+void regulator_set_setpoint(struct regulator *r, double sp)
+{
+    r->sp = sp;
+}
+
+/* Take a measurement: the stuck timer runs while it repeats to the bit. */
+void regulator_measure(struct regulator *r, double y, int64_t t_ns)
+{
+    if (!isnan(y) && y == r->stuck_v) {
+        /* the same bits again */
+    } else {
+        r->stuck_v = y;
+        r->stuck_since = t_ns;
+    }
+    r->y = y;
+    r->y_t = t_ns;
+}
+
+void regulator_pause(struct regulator *r)
+{
+    if (r->mode == REG_AUTO)
+        r->mode = REG_HOLD;
+}
+
+void regulator_resume(struct regulator *r, int64_t t_ns)
+{
+    if (r->mode != REG_HOLD)
+        return;
+    r->mode = REG_AUTO;
+    align_integral(r, t_ns);
+}
+
+void regulator_manual(struct regulator *r, double out, int64_t t_ns)
+{
+    if (r->mode == REG_SAFED)
+        return;
+    r->mode = REG_MANUAL;
+    r->out = clamp(r, out);
+    r->hooks.write(r->hooks.ctx, r->out, t_ns);
+}
+
+void regulator_auto(struct regulator *r, int64_t t_ns)
+{
+    if (r->mode != REG_MANUAL)
+        return;
+    r->mode = REG_AUTO;
+    align_integral(r, t_ns);
+}
+
+/* Whether in tolerance. */
+bool regulator_in_tolerance(const struct regulator *r)
+{
+    if (isnan(r->sp) || isnan(r->y) || r->meas_bad)
+        return false;
+    return fabs(r->sp - r->y) <= r->cfg->tol_abs + r->cfg->tol_rel * fabs(r->sp);
+}
+
+/* Why the measurement cannot be used now, or NULL. */
+static const char *measurement_problem(const struct regulator *r, int64_t t)
+{
+    const struct rig_regulator *c = r->cfg;
+    if (isnan(r->y))
+        return "no valid measurement (NaN)";
+    if (c->stale_s > 0 && (double)(t - r->y_t) / NS > c->stale_s)
+        return "no measurement came in time (stale)";
+    if (c->stuck_s > 0 && (double)(t - r->stuck_since) / NS > c->stuck_s)
+        return "the measurement has not changed (stuck)";
+    return NULL;
+}
+
+/* Go to the safe output and stay there. */
+static void safe(struct regulator *r, int64_t t)
+{
+    r->mode = REG_SAFED;
+    r->out = clamp(r, r->cfg->safe_output);
+    r->hooks.write(r->hooks.ctx, r->out, t);
+}
+
+/* The wrong-sign suspicion, once per window against a reference point: since
+ * the reference the output moved by a useful amount, the measurement moved
+ * the other way by more than the tolerance, and the error grew. A clog looks
+ * the same at first (the flow falls while the output rises), so a suspicion
+ * alone trips nothing:
+ *   - the measurement beyond the regulator's range on the wrong side (a flow
+ *     running backwards while the pressure rises) at two checks in a row
+ *     trips at once;
+ *   - otherwise, once the suspicion has lasted inverted_s and the measurement
+ *     has settled, it is tested by probe_step. */
+static void check_inverted(struct regulator *r, int64_t t, double e)
+{
+    const struct rig_regulator *c = r->cfg;
+    if (r->inv_t0 >= 0 && (double)(t - r->inv_check) / NS < INV_WINDOW_S)
+        return;
+    r->inv_check = t;
+    double tol = c->tol_abs + c->tol_rel * fabs(r->sp);
+    bool wrong = false, beyond = false, settled = fabs(r->y - r->inv_ylast) <= tol;
+    double du = 0, dy = 0;
+    r->inv_ylast = r->y;
+    if (r->inv_t0 >= 0) {
+        du = r->out - r->inv_u0;
+        dy = r->y - r->inv_y0;
+        wrong = fabs(du) > INV_MIN_DU_FRAC * (r->out_hi - r->out_lo) && c->sign * du * dy < 0 &&
+                fabs(dy) > tol && fabs(e) > fabs(r->inv_e0);
+        double m = tol + RANGE_MARGIN * (c->sp_max - c->sp_min);
+        beyond = wrong && ((r->y < c->sp_min - m && c->sign * du > 0) ||
+                           (r->y > c->sp_max + m && c->sign * du < 0));
+    }
+    if (!wrong) {
+        r->inv_t0 = t;
+        r->inv_u0 = r->out;
+        r->inv_y0 = r->y;
+        r->inv_e0 = e;
+        r->inv_beyond = 0;
+        r->probe_cleared = false;
+        return;
+    }
+    r->inv_beyond = beyond ? r->inv_beyond + 1 : 0;
+    if (r->inv_beyond >= 2) {
+        safe(r, t);
+        set_fault(r, RF_INVERTED, true, t, "%s: the plant answers with the wrong sign (output %+.3g "
+                  "drove the measurement %+.3g, beyond the range %g .. %g): output set to %g and "
+                  "held; check the plumbing or the regulator's plant_sign, then restart it",
+                  c->name, du, dy, c->sp_min, c->sp_max, r->out);
+        return;
+    }
+    if ((double)(t - r->inv_t0) / NS >= c->inverted_s && settled && !r->probe_cleared) {
+        /* Test it: move the output by delta, then back, and see which way the measurement goes. */
+        double delta = PROBE_FRAC * (r->out_hi - r->out_lo);
+        r->probe_delta = r->out - delta >= r->out_lo ? -delta : delta;
+        r->probe_u0 = r->out;
+        r->probe_y0 = r->y;
+        r->probe_phase = 1;
+        r->probe_t = t;
+        r->out = clamp(r, r->out + r->probe_delta);
+        r->hooks.write(r->hooks.ctx, r->out, t);
+    }
+}
+
+/* During the test of a suspicion: hold the probe, then the way back; two answers of the
+ * wrong sign mean the plant is inverted (a bubble or a clog gives at most one). */
+static void probe_step(struct regulator *r, int64_t t)
+{
+    const struct rig_regulator *c = r->cfg;
+    if ((double)(t - r->probe_t) / NS < PROBE_S)
+        return;
+    double tol = c->tol_abs + c->tol_rel * fabs(r->sp);
+    if (r->probe_phase == 1) {
+        r->probe_y1 = r->y;
+        r->probe_phase = 2;
+        r->probe_t = t;
+        r->out = r->probe_u0;
+        r->hooks.write(r->hooks.ctx, r->out, t);
+        return;
+    }
+    double dy1 = r->probe_y1 - r->probe_y0, dy2 = r->y - r->probe_y1;
+    bool wrong1 = c->sign * r->probe_delta * dy1 < 0 && fabs(dy1) > tol;
+    bool wrong2 = -c->sign * r->probe_delta * dy2 < 0 && fabs(dy2) > tol;
+    r->probe_phase = 0;
+    if (wrong1 && wrong2) {
+        safe(r, t);
+        set_fault(r, RF_INVERTED, true, t, "%s: the plant answers with the wrong sign (output "
+                  "%+.3g gave measurement %+.3g, and back %+.3g): output set to %g and held; check "
+                  "the plumbing or the regulator's plant_sign, then restart it", c->name,
+                  r->probe_delta, dy1, dy2, r->out);
+        return;
+    }
+    r->probe_cleared = true;    /* not inverted: no new test until the suspicion ends */
+    align_only(r, t);           /* regulate on from the output in force */
+}
+
+/* Saturation and tolerance timers. */
+static void check_timers(struct regulator *r, int64_t t, double e, bool saturated)
+{
+    const struct rig_regulator *c = r->cfg;
+    if (saturated && r->sat_since < 0)
+        r->sat_since = t;
+    else if (!saturated)
+        r->sat_since = -1;
+    if (r->sat_since >= 0 && (double)(t - r->sat_since) / NS >= c->saturated_s)
+        set_fault(r, RF_SATURATED, true, t, "%s: the output has been at its limit (%g) for %.0f s "
+                  "and the setpoint is not reached: a clog, an empty reservoir or a setpoint "
+                  "beyond reach", c->name, r->out, c->saturated_s);
+    else if (r->sat_since < 0)
+        set_fault(r, RF_SATURATED, false, t, "%s: the output is within its limits again", c->name);
+    bool out_tol = fabs(e) > c->tol_abs + c->tol_rel * fabs(r->sp);
+    if (out_tol && r->err_since < 0)
+        r->err_since = t;
+    else if (!out_tol)
+        r->err_since = -1;
+    if (r->err_since >= 0 && (double)(t - r->err_since) / NS >= c->lost_s)
+        set_fault(r, RF_LOST, true, t, "%s: the measurement %.4g is %.3g away from the setpoint "
+                  "%.4g for %.0f s (tolerance %g + %g %%)", c->name, r->y, e, r->sp, c->lost_s,
+                  c->tol_abs, c->tol_rel * 100);
+    else if (r->err_since < 0)
+        set_fault(r, RF_LOST, false, t, "%s: back within tolerance", c->name);
+}
+
+/* One control step. */
+void regulator_tick(struct regulator *r, int64_t t_ns, struct reg_terms *terms)
+{
+    const struct rig_regulator *c = r->cfg;
+    double dt = (double)(t_ns - r->last_tick) / NS;
+    if (r->mode == REG_AUTO && (dt <= 0 || dt > 10.0 / c->rate_hz))
+        dt = 1.0 / c->rate_hz;      /* the first tick, or one after a stall: a nominal step */
+    r->last_tick = t_ns;
+    r->last.sp = r->sp;
+    r->last.y = r->y;
+    if (r->mode != REG_AUTO || isnan(r->sp)) {
+        r->last.out = r->out;
+        if (terms)
+            *terms = r->last;
+        return;
+    }
+    const char *bad = measurement_problem(r, t_ns);
+    if (bad != NULL) {
+        /* Never integrate a measurement that cannot be believed: freeze and hold (or safe). */
+        r->meas_bad = true;
+        set_fault(r, RF_MEASUREMENT, true, t_ns, "%s: %s: integral frozen, output %s", c->name, bad,
+                  c->on_loss == REG_LOSS_SAFE ? "set to the safe value" : "held");
+        if (c->on_loss == REG_LOSS_SAFE) {
+            r->out = clamp(r, c->safe_output);
+            r->hooks.write(r->hooks.ctx, r->out, t_ns);
+        }
+        r->y_prev = NAN;
+        r->last.out = r->out;
+        if (terms)
+            *terms = r->last;
+        return;
+    }
+    if (r->probe_phase > 0) {
+        probe_step(r, t_ns);
+        r->last.out = r->out;
+        if (terms)
+            *terms = r->last;
+        return;
+    }
+    if (r->meas_bad) {
+        /* Back from a bad measurement: continue from the output in force. */
+        r->meas_bad = false;
+        set_fault(r, RF_MEASUREMENT, false, t_ns, "%s: the measurement is usable again", c->name);
+        align_integral(r, t_ns);
+    }
+    double e = r->sp - r->y;
+    double p = p_term(r);
+    double d = r->last.d;
+    if (c->kd > 0 && !isnan(r->y_prev)) {
+        double raw = -c->sign * c->kd * (r->y - r->y_prev) / dt;
+        d += (raw - d) * dt / (c->d_filter_s + dt);
+    } else {
+        d = 0.0;
+    }
+    r->y_prev = r->y;
+    double i = r->last.i + c->sign * c->ki * e * dt;
+    double v = p + i + d;
+    double u = clamp(r, v);
+    if (c->ki > 0) {
+        double tt = c->kp > 0 ? fmax(c->kp / c->ki, dt) : dt;
+        i += (u - v) * dt / tt;
+    }
+    r->out = u;
+    r->last = (struct reg_terms){ r->sp, r->y, u, p, i, d };
+    r->hooks.write(r->hooks.ctx, u, t_ns);
+    check_timers(r, t_ns, e, u != v);
+    check_inverted(r, t_ns, e);
+    if (terms)
+        *terms = r->last;
+}
