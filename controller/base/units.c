@@ -416,14 +416,14 @@ void unit_format_duration(int64_t ns, char *buf, size_t len)
         return;
     }
     /* Whole milliseconds: a step just begun reads "0 s", not "0.00045 s". */
-    ns = (ns / 1000000 + (ns % 1000000 >= 500000)) * 1000000;
-    int64_t d = ns / 86400000000000LL;
-    ns -= d * 86400000000000LL;
-    int64_t h = ns / 3600000000000LL;
-    ns -= h * 3600000000000LL;
-    int64_t m = ns / 60000000000LL;
-    ns -= m * 60000000000LL;
-    double s = (double)ns / 1e9;
+    int64_t ms = ns / 1000000 + (ns % 1000000 >= 500000);     /* in ms: no overflow near INT64_MAX */
+    int64_t d = ms / 86400000LL;
+    ms -= d * 86400000LL;
+    int64_t h = ms / 3600000LL;
+    ms -= h * 3600000LL;
+    int64_t m = ms / 60000LL;
+    ms -= m * 60000LL;
+    double s = (double)ms / 1e3;
     size_t n = 0;
     buf[0] = '\0';
     if (d > 0)
