@@ -1601,7 +1601,7 @@ void recorder_free(struct recorder *r)
     meta_free(&r->meta_start);
     meta_free(&r->meta_late);
     meta_free(&r->meta_root);
-    for (size_t i = 0; i < 10; i++)
+    for (size_t i = 0; i < sizeof r->strs / sizeof r->strs[0]; i++)
         free(r->strs[i]);
     free(r->values.data);
     free(r->events.data);
