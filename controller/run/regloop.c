@@ -93,11 +93,40 @@ int regloop_init(struct regloop *l, const struct rig *rig, struct pclock *clk,
     return 0;
 }
 
+/* The entries of a freed regloop, kept until their timers' handles close. */
+struct regloop_graveyard {
+    struct regloop_entry *e;
+    size_t left;
+};
+
+/* One timer of a freed regloop closed: the last frees the entries. */
+static void entry_timer_closed(struct ptimer *t)
+{
+    struct regloop_graveyard *g = t->data;
+    if (--g->left == 0) {
+        free(g->e);
+        free(g);
+    }
+}
+
 void regloop_free(struct regloop *l)
 {
-    for (size_t k = 0; k < l->n; k++)
-        ptimer_close(&l->e[k].timer, NULL);
-    free(l->e);
+    /* A real timer's handle closes on a later turn of the loop, inside the
+     * entry: the entries live until the last one has closed. */
+    struct regloop_graveyard *g = l->n > 0 ? malloc(sizeof *g) : NULL;
+    if (g != NULL) {
+        g->e = l->e;
+        g->left = l->n;
+        for (size_t k = 0; k < l->n; k++) {
+            l->e[k].timer.data = g;
+            ptimer_close(&l->e[k].timer, entry_timer_closed);
+        }
+    } else {
+        for (size_t k = 0; k < l->n; k++)
+            ptimer_close(&l->e[k].timer, NULL);
+        if (l->n == 0)
+            free(l->e);         /* else (no memory) left to the process's end, never freed under a handle */
+    }
     free(l->out_in_force);
     l->e = NULL;
     l->out_in_force = NULL;
