@@ -12,40 +12,16 @@
 #include <string.h>
 
 #include "plan/rig.h"
+#include "text_rig.h"
 
 #define S 1000000000LL
-
-/* Two buses, a syringe pump (pump1.flow) and a chip sensor (chip1.pressure,
- * chip1.flow, chip1.o2), in 8 lines; whatever a case adds starts at line 9.
- * The rig's path puts it in protocols/rigs/ so that its profile resolves. */
-static const char base_rig[] =
-    "rig: t\n"
-    "buses:\n"
-    "  - {name: pumps, type: serial, port: /dev/null}\n"
-    "  - {name: sensors, type: modbus-rtu, port: /dev/null}\n"
-    "devices:\n"
-    "  - {name: pump1, driver: newera, bus: pumps, address: 0,\n"
-    "     syringe: {diameter: 14.57 mm, volume: 10 mL}, max_flow: 1000 uL/min}\n"
-    "  - {name: chip1, driver: modbus, bus: sensors, unit: 1, profile: ../profiles/chip-sensor-o2.yaml}\n";
-
-/* Load base_rig followed by extra; the rig or NULL, diagnostics in d. */
-static struct rig *load(const char *extra, struct diag *d)
-{
-    char text[4096];
-    snprintf(text, sizeof text, "%s%s", base_rig, extra);
-    struct rig *rig = NULL;
-    diag_init(d);
-    if (rig_load_text("protocols/rigs/t.yaml", text, strlen(text), &rig, d) != 0)
-        return NULL;
-    return rig;
-}
 
 /* Good limits are kept with their channel, bounds, debounce, action and line. */
 static void test_a_rigs_limits_are_parsed_by_the_rig(void **state)
 {
     (void)state;
     struct diag d;
-    struct rig *rig = load("limits:\n"
+    struct rig *rig = text_rig_load("limits:\n"
                            "  - {channel: chip1.pressure, max: 350 mbar, for: 2 s, action: safe-stop}\n"
                            "  - {channel: chip1.flow, min: 1 uL/min, max: 2 mL/min}\n"
                            "  - {channel: pump1, min: 0 uL/min, for: 0 s, action: pause}\n", &d);
@@ -79,7 +55,7 @@ static void test_a_rigs_monitors_and_syringe_low_are_parsed_by_the_rig(void **st
 {
     (void)state;
     struct diag d;
-    struct rig *rig = load("syringe_low: 15 %\n"
+    struct rig *rig = text_rig_load("syringe_low: 15 %\n"
                            "monitors:\n"
                            "  - {name: m1, flow: chip1.flow, follows: pump1, tolerance: 10 %,\n"
                            "     min_abs: 2 uL/min, for: 1 min, action: pause}\n"
@@ -109,7 +85,7 @@ static void test_a_rigs_monitors_and_syringe_low_are_parsed_by_the_rig(void **st
 }
 
 struct bad_case {
-    const char *extra;          /* after base_rig, from line 9 */
+    const char *extra;          /* after text_rig_base, from line 9 */
     int line, col;
     const char *text;           /* the whole message */
 };
@@ -119,7 +95,7 @@ static void expect_first_errors(const struct bad_case *cases, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         struct diag d;
-        struct rig *rig = load(cases[i].extra, &d);
+        struct rig *rig = text_rig_load(cases[i].extra, &d);
         if (rig != NULL || d.errors == 0 || d.n == 0)
             fail_msg("case %zu was accepted:\n%s", i, cases[i].extra);
         const struct diag_msg *m = &d.msgs[0];

@@ -12,37 +12,12 @@
 #include <string.h>
 
 #include "plan/rig.h"
+#include "text_rig.h"
 
 #define S 1000000000LL
 
-/* Two buses, a syringe pump (pump1.flow) and a chip sensor (chip1.pressure,
- * chip1.flow, chip1.o2), in 8 lines; whatever a case adds starts at line 9.
- * The rig's path puts it in protocols/rigs/ so that its profile resolves. */
-static const char base_rig[] =
-    "rig: t\n"
-    "buses:\n"
-    "  - {name: pumps, type: serial, port: /dev/null}\n"
-    "  - {name: sensors, type: modbus-rtu, port: /dev/null}\n"
-    "devices:\n"
-    "  - {name: pump1, driver: newera, bus: pumps, address: 0,\n"
-    "     syringe: {diameter: 14.57 mm, volume: 10 mL}, max_flow: 1000 uL/min}\n"
-    "  - {name: chip1, driver: modbus, bus: sensors, unit: 1, profile: ../profiles/chip-sensor-o2.yaml}\n";
-
-/* Load base_rig followed by extra; the rig or NULL, diagnostics in d. */
-static struct rig *load(const char *extra, struct diag *d)
-{
-    char text[4096];
-    snprintf(text, sizeof text, "%s%s", base_rig, extra);
-    struct rig *rig = NULL;
-    diag_init(d);
-    if (rig_load_text("protocols/rigs/t.yaml", text, strlen(text), &rig, d) != 0)
-        return NULL;
-    return rig;
-}
-
-
 struct bad_case {
-    const char *extra;          /* after base_rig, from line 9 */
+    const char *extra;          /* after text_rig_base, from line 9 */
     int line, col;
     const char *text;           /* the whole message */
 };
@@ -52,7 +27,7 @@ static void expect_first_errors(const struct bad_case *cases, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         struct diag d;
-        struct rig *rig = load(cases[i].extra, &d);
+        struct rig *rig = text_rig_load(cases[i].extra, &d);
         if (rig != NULL || d.errors == 0 || d.n == 0)
             fail_msg("case %zu was accepted:\n%s", i, cases[i].extra);
         const struct diag_msg *m = &d.msgs[0];
@@ -75,7 +50,7 @@ static void test_a_regulator_is_parsed_with_its_units(void **state)
 {
     (void)state;
     struct diag d;
-    struct rig *rig = load(REG "kp: 0.5 uL/min per uL/min,\n"
+    struct rig *rig = text_rig_load(REG "kp: 0.5 uL/min per uL/min,\n"
                            "     ki: 2 uL/min per uL/min per s, kd: 0.01, rate: 20 Hz,\n"
                            "     output: [0 uL/min, 500 uL/min], range: [1 uL/min, 400 uL/min],\n"
                            "     plant_sign: negative, tolerance: {abs: 0.5 uL/min, rel: 5 %, for: 1 min},\n"
