@@ -80,8 +80,10 @@ static void print_regulators(json_t *regs)
             printf("  setpoint %.3f %s", json_number_value(sp), u);
         if (json_is_number(y))
             printf("  measured %.3f %s", json_number_value(y), u);
+        json_t *oc = json_object_get(g, "output_confirmed");
         if (json_is_number(out))
-            printf("  output %.2f %s", json_number_value(out), ou);
+            printf("  output %.2f %s (%s)", json_number_value(out), ou,
+                   json_is_number(oc) ? "confirmed" : "commanded, not confirmed");
         if (json_is_number(sp))
             printf("  %s", json_is_true(json_object_get(g, "in_tolerance")) ? "in tolerance" : "OUT OF TOLERANCE");
         size_t j;

@@ -274,6 +274,10 @@ static json_t *status_regulators(struct daemon *d)
         json_object_set_new(o, "setpoint", isnan(r->sp) ? json_null() : json_real(r->sp));
         json_object_set_new(o, "measurement", isnan(r->y) ? json_null() : json_real(r->y));
         json_object_set_new(o, "output", isnan(r->out) ? json_null() : json_real(r->out));
+        /* What the controller has confirmed of it: the output above is only commanded. */
+        const struct act_chan *ac = &d->act.c[g->actuator];
+        json_object_set_new(o, "output_confirmed", ac->confirmed && !isnan(ac->value)
+                                                   ? json_real(ac->value) : json_null());
         json_object_set_new(o, "rate_hz", json_real(g->rate_hz));
         json_object_set_new(o, "output_range", json_pack("[f,f]", g->out_min, g->out_max));
         json_object_set_new(o, "range", json_pack("[f,f]", g->sp_min, g->sp_max));
