@@ -144,7 +144,9 @@ steps:
         n = len(events())
         check(sim_cmd(f"fault {fault},for=2s") == "ok", f"{fault}: injected for 2 s")
         e0 = wait_event(start, n, 15)
-        e1 = wait_event(end, n, 30)
+        # Bounded at 60 s: after garbage on a paced RTU line, recovery has taken
+        # 16 s and, on a busy machine, more than 30 s (a known slowness, not the check).
+        e1 = wait_event(end, n, 60)
         check(e0 is not None, f"{fault}: the fault is an event ({start[1]} from {start[0]})")
         check(e1 is not None, f"{fault}: the recovery is an event ({end[1]} from {end[0]})")
         check(daemon.poll() is None and ctl("status").returncode == 0, f"{fault}: the daemon survives and answers")
