@@ -20,6 +20,7 @@ import json
 import os
 import select
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -223,6 +224,9 @@ def one_run(hostile):
     t_wave = time.monotonic()
     held, threads = [], []
     rss0 = rss_kb(daemon.pid)
+    # The well-behaved client: its own process, started before the abuse.
+    probe = subprocess.Popen([sys.executable, "tests/e2e/status_probe.py", sock_path],
+                             stdout=subprocess.PIPE)
     if hostile:
         half = socket.socket(socket.AF_UNIX)
         half.connect(sock_path)
@@ -234,15 +238,10 @@ def one_run(hostile):
                    threading.Thread(target=burst)]
         for t in threads:
             t.start()
-    latencies = []
-    state = "running"
-    while state == "running":
-        t0 = time.monotonic()
-        st = call(s, f, {"id": "st", "cmd": "status"})["result"]
-        latencies.append(time.monotonic() - t0)
-        state = st["state"]
-        time.sleep(0.1)
+    probe_out = probe.communicate(timeout=600)[0]
     t_end = time.monotonic()
+    m = json.loads(probe_out)
+    latencies, state = m["latencies"], m["state"]
     for t in threads:
         t.join(timeout=30)
     rss1 = rss_kb(daemon.pid)
