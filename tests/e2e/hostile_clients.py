@@ -227,6 +227,8 @@ def one_run(hostile):
     # The well-behaved client: its own process, started before the abuse.
     probe = subprocess.Popen([sys.executable, "tests/e2e/status_probe.py", sock_path],
                              stdout=subprocess.PIPE)
+    if probe.stdout.readline() != b"connected\n":
+        print("the status probe did not connect")
     if hostile:
         half = socket.socket(socket.AF_UNIX)
         half.connect(sock_path)
@@ -238,10 +240,10 @@ def one_run(hostile):
                    threading.Thread(target=burst)]
         for t in threads:
             t.start()
-    probe_out = probe.communicate(timeout=600)[0]
+    probe_out = probe.communicate(timeout=600)[0] or b"{}"
     t_end = time.monotonic()
     m = json.loads(probe_out)
-    latencies, state = m["latencies"], m["state"]
+    latencies, state = m.get("latencies", []), m.get("state", "no answer from the status probe")
     for t in threads:
         t.join(timeout=30)
     rss1 = rss_kb(daemon.pid)
