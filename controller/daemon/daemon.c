@@ -1,5 +1,6 @@
 /* The daemon's state on the loop thread: rig, buses, channels, run, signals. */
 #include "daemon.h"
+#include "base/rtsched.h"
 #include "base/units.h"
 #include "base/yamldoc.h"
 #include "control.h"
@@ -28,11 +29,6 @@
 
 #define NOTE_BATCH 256
 
-/* Wake-up from a bus thread (any thread): notes are waiting. */
-static void bus_notify(void *arg)
-{
-    uv_async_send(arg);
-}
 
 /* ------------------------------------------------------------- the runs */
 
@@ -902,10 +898,10 @@ static void drain_notes(struct daemon *d)
     }
 }
 
-/* The bus async fired on the loop. */
-static void bus_async_cb(uv_async_t *a)
+/* A bus thread woke the loop: notes are waiting. */
+static void bus_woken(struct loopwake *w)
 {
-    drain_notes(a->data);
+    drain_notes(w->data);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1258,9 +1254,10 @@ static int start_buses(struct daemon *d)
                 .first_id = (uint32_t)dev->first_channel,
             };
         }
-        rc = bus_create(&d->buses[b], &rig->buses[b].link, cfgs, n, bus_notify, &d->bus_async);
+        rc = bus_create(&d->buses[b], &rig->buses[b].link, cfgs, n, loopwake_send, &d->bus_wake);
         if (rc == 0) {
             d->n_buses++;
+            bus_set_realtime(d->buses[b], d->cfg.realtime_prio);
             rc = bus_start(d->buses[b]);
         }
     }
@@ -1573,8 +1570,6 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     gethostname(d->host, sizeof d->host - 1);
     pclock_init_real(&d->clock, loop);
     /* Handles first: daemon_shutdown closes them whatever fails later. */
-    uv_async_init(loop, &d->bus_async, bus_async_cb);
-    d->bus_async.data = d;
     uv_signal_init(loop, &d->sig_term);
     uv_signal_init(loop, &d->sig_int);
     uv_signal_init(loop, &d->sig_chld);
@@ -1582,8 +1577,14 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     uv_signal_start(&d->sig_term, signal_cb, SIGTERM);
     uv_signal_start(&d->sig_int, signal_cb, SIGINT);
     uv_signal_start(&d->sig_chld, sigchld_cb, SIGCHLD);
+    int rc = loopwake_init(loop, &d->bus_wake, bus_woken);
+    if (rc < 0) {
+        log_error("daemon", "cannot set up the buses' wake-up: %s", uv_strerror(rc));
+        return rc;
+    }
+    d->bus_wake.data = d;
     recorder_recover_dir(cfg->data_dir);
-    int rc = load_rig(d);
+    rc = load_rig(d);
     if (rc < 0)
         return rc;
     d->chans = calloc(d->rig->n_channels ? d->rig->n_channels : 1, sizeof *d->chans);
@@ -1641,6 +1642,19 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
 /* Start driving the rig. */
 int daemon_start(struct daemon *d)
 {
+    /* Before the bus threads exist: they start normal (reset on fork) and
+     * raise themselves only if the loop could. */
+    if (d->cfg.realtime_prio > 0) {
+        int rrc = rtsched_enter(d->cfg.realtime_prio);
+        if (rrc < 0) {
+            log_warn("daemon", "cannot run at real-time priority %d (%s): setpoints are timed at "
+                     "normal priority, and a busy machine can make them late; give perfused "
+                     "CAP_SYS_NICE or LimitRTPRIO=%d", d->cfg.realtime_prio, strerror(-rrc),
+                     d->cfg.realtime_prio);
+            d->cfg.realtime_prio = 0;
+        }
+    }
+    rtsched_describe(d->sched, sizeof d->sched);
     int rc = setup_actuators(d);
     if (rc == 0)
         rc = setup_regulators(d);
@@ -1713,7 +1727,7 @@ static void shutdown_finish(struct daemon *d)
             d->slots[i].run = NULL;
         }
     }
-    uv_close((uv_handle_t *)&d->bus_async, NULL);
+    loopwake_close(&d->bus_wake, NULL);
     uv_close((uv_handle_t *)&d->sig_term, NULL);
     uv_close((uv_handle_t *)&d->sig_int, NULL);
     uv_close((uv_handle_t *)&d->sig_chld, NULL);

@@ -1,8 +1,10 @@
 /* The MQTT client: the loop's side (what to publish, commands in) and the
  * client thread (libmosquitto, the store-and-forward buffer). */
 #include "mqtt.h"
+#include "loopwake.h"
 #include "control.h"
 #include "daemon.h"
+#include "base/rtsched.h"
 #include "base/log.h"
 #include "base/timeutil.h"
 #include "base/utf8.h"
@@ -75,7 +77,7 @@ struct mqtt {
 
     /* Loop thread only. */
     uv_timer_t tick;
-    uv_async_t wake;
+    struct loopwake wake;       /* the client thread: commands are waiting */
     int open_handles;
     bool stopped;
     struct chan_batch *chans;
@@ -422,7 +424,7 @@ static void on_message(struct mosquitto *mosq, void *arg, const struct mosquitto
         }
         pthread_mutex_unlock(&m->mu);
         if (room) {
-            uv_async_send(&m->wake);
+            loopwake_send(&m->wake);
             return;
         }
         why = "{\"ok\":false,\"error\":{\"code\":\"busy\",\"message\":\"too many commands waiting; "
@@ -778,9 +780,9 @@ static void command_reply(void *ctx, json_t *msg)
 
 /* Commands from the broker: each one through the control server's parser and
  * command table, as the broker-authenticated user. */
-static void wake_cb(uv_async_t *a)
+static void wake_cb(struct loopwake *w)
 {
-    struct mqtt *m = a->data;
+    struct mqtt *m = w->data;
     pthread_mutex_lock(&m->mu);
     struct cmd *list = m->in_head;
     m->in_head = m->in_tail = NULL;
@@ -879,7 +881,7 @@ int mqtt_start(struct mqtt **out, struct daemon *d, char *err, size_t errlen)
     snprintf(m->prefix, sizeof m->prefix, "perfuse/v1/%s/%s/", cfg->site, name);
     snprintf(m->client_id, sizeof m->client_id, "perfused-%s-%s", cfg->site, name);
     m->wall_minus_mono = time_wall_ns() - pclock_now(&d->clock);
-    pthread_mutex_init(&m->mu, NULL);
+    rtsched_mutex_init(&m->mu);
     int rc = m->chans ? 0 : -ENOMEM;
     if (rc == 0 && cfg->password_file != NULL)
         rc = read_password(cfg->password_file, &m->password, err, errlen);
@@ -919,9 +921,16 @@ int mqtt_start(struct mqtt **out, struct daemon *d, char *err, size_t errlen)
         mosquitto_will_set_v5(m->mosq, topic, (int)strlen(will), will, 1, true, NULL);
     free(will);
     uv_timer_init(d->loop, &m->tick);
-    uv_async_init(d->loop, &m->wake, wake_cb);
-    m->tick.data = m->wake.data = m;
-    m->open_handles = 2;
+    m->tick.data = m;
+    int wrc = loopwake_init(d->loop, &m->wake, wake_cb);
+    m->wake.data = m;
+    m->open_handles = wrc == 0 ? 2 : 1;
+    if (wrc < 0) {
+        snprintf(err, errlen, "cannot set up the MQTT client's wake-up: %s", uv_strerror(wrc));
+        mqtt_stop(m);
+        *out = m;   /* freed with the daemon, once its handles are closed */
+        return wrc;
+    }
     if (pthread_create(&m->thread, NULL, client_thread, m) != 0) {
         snprintf(err, errlen, "cannot start the MQTT thread: %s", strerror(errno));
         mqtt_stop(m);
@@ -962,7 +971,7 @@ void mqtt_stop(struct mqtt *m)
         m->thread_started = false;
     }
     uv_close((uv_handle_t *)&m->tick, handle_closed);
-    uv_close((uv_handle_t *)&m->wake, handle_closed);
+    loopwake_close(&m->wake, handle_closed);
 }
 
 /* Free everything, the thread stopped first if it still runs. */
