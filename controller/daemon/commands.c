@@ -575,6 +575,7 @@ static int cmd_status(struct ctl_client *cl, json_t *req, json_t *res, char *err
         return -ENOENT;
     }
     json_object_set_new(res, "rig", json_string(d->rig->name));
+    json_object_set_new(res, "scheduling", json_string(d->sched));
     json_object_set_new(res, "alarms", alarms_json(d));
     if (s != NULL) {
         status_run(d, s, res);

@@ -23,6 +23,7 @@
  */
 #include "recorder.h"
 #include "h5check.h"
+#include "base/rtsched.h"
 #include "base/log.h"
 #include "base/sha256.h"
 #include "base/timeutil.h"
@@ -1420,7 +1421,7 @@ int recorder_start(struct recorder **out, const struct rec_run_info *info,
     r->notify = notify;
     r->notify_arg = notify_arg;
     snprintf(r->final_state, sizeof r->final_state, "interrupted");
-    pthread_mutex_init(&r->lock, NULL);
+    rtsched_mutex_init(&r->lock);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
