@@ -1163,8 +1163,9 @@ static int history_channels(struct daemon *d, json_t *list, size_t *idx, size_t 
 
 /* history: the last "minutes" of each channel (or of those in "channels"),
  * decimated to at most "points" slots: measurements as read, actuators as
- * their devices confirmed them. The series are decimated here, on the loop
- * (O(window) per channel); the reply's text is written on the thread pool. */
+ * their devices confirmed them. The series are decimated on the loop, one
+ * channel at a time between its other work (O(window) each); the reply's
+ * text is written on the thread pool. */
 static int cmd_history(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
     (void)res;
@@ -1189,10 +1190,10 @@ static int cmd_history(struct ctl_client *cl, json_t *req, json_t *res, char *er
     unsigned seconds = (unsigned)lround(minutes * 60), slots = (unsigned)points;
     if (slots > seconds)
         slots = seconds;
-    struct history_reply *r = rc < 0 ? NULL : history_reply_new(n, slots);
+    int64_t now = pclock_now(&d->clock), wall = time_wall_ns();
+    struct history_reply *r = rc < 0 ? NULL : history_reply_new(&d->hist, n, now, seconds, slots);
     if (rc == 0 && r == NULL)
         rc = -ENOMEM;
-    int64_t now = pclock_now(&d->clock), wall = time_wall_ns();
     if (r != NULL) {
         r->now_s = (double)wall / 1e9;
         r->minutes = minutes;
@@ -1202,16 +1203,16 @@ static int cmd_history(struct ctl_client *cl, json_t *req, json_t *res, char *er
     for (size_t k = 0; rc == 0 && k < n; k++) {
         const struct rig_channel *c = &d->rig->channels[idx[k]];
         rc = history_reply_name(r, k, c->name, c->unit, c->writable ? "setpoint" : "measured");
-        r->s[k].n = history_decimate(&d->hist, idx[k], now, seconds, slots, r->s[k].p);
+        r->from[k] = idx[k];
     }
     free(idx);
     if (rc == -ENOMEM)
         snprintf(err, len, "out of memory");
     if (rc == 0)
-        rc = control_reply_off_loop(cl, json_object_get(req, "id"), history_reply_write,
-                                    history_reply_free, r);
+        rc = control_reply_off_loop(cl, json_object_get(req, "id"), history_reply_step,
+                                    history_reply_write, history_reply_free, r);
     if (rc == -EBUSY)
-        snprintf(err, len, "%d history replies are being made; ask again in a moment", CONTROL_OFFLOOP_MAX);
+        snprintf(err, len, "%d replies are being made already; ask again in a moment", CONTROL_OFFLOOP_MAX);
     else if (rc == -ENOTSUP)
         snprintf(err, len, "history is not served here");
     else if (rc < 0 && err[0] == '\0')

@@ -60,10 +60,13 @@ struct client {
     void *remote_ctx;
 };
 
-/* A reply made on the thread pool (control_reply_off_loop). */
+/* A reply prepared on the loop a piece at a time, then made on the thread
+ * pool (control_reply_off_loop). */
 struct offloop {
     uv_work_t work;
+    struct offloop *next;       /* in the control's list of replies being prepared */
     struct client *cl;
+    control_step_fn step;       /* NULL once prepared */
     json_t *id;                 /* the request's id */
     char *head;                 /* {"id":ID,"ok":true,"result": */
     bool newline;               /* a line for the socket (a remote reply is one message) */
@@ -94,7 +97,9 @@ struct control {
     uv_timer_t retry_timer;     /* runs deferred requests, outside the run's callbacks */
     uv_timer_t stall_timer;     /* drops clients that stopped reading long ago */
     int watchers;
-    int making;                 /* replies being made on the thread pool */
+    int making;                 /* replies being prepared or made off the loop */
+    int in_pool;                /* ... of them on the thread pool */
+    struct offloop *preparing, *preparing_tail;     /* replies prepared a piece per turn */
     int open_handles;
     bool closing;
     struct log_ratelimit rl;
@@ -458,6 +463,7 @@ static bool has_line(const struct client *cl)
 }
 
 static void work_cb(uv_idle_t *idle);
+static void prepare_step(struct control *c);
 
 /* Decide what cl waits for: its turn (a whole line), more bytes, or its replies to drain. */
 static void pump(struct client *cl)
@@ -615,7 +621,11 @@ static void work_cb(uv_idle_t *idle)
             take_line(cl);
         pump(cl);
     }
-    if (c->ready == NULL)
+    /* Replies are prepared while the thread pool has room for them. */
+    while (c->preparing != NULL && c->in_pool < CONTROL_OFFLOOP_POOL &&
+           (int64_t)time_mono_ns() - t0 < CONTROL_BUDGET_NS)
+        prepare_step(c);
+    if (c->ready == NULL && (c->preparing == NULL || c->in_pool >= CONTROL_OFFLOOP_POOL))
         uv_idle_stop(idle);
 }
 
@@ -738,16 +748,14 @@ static void offloop_free(struct offloop *o)
     free(o);
 }
 
-/* Loop: the reply is made; send it, or an error, unless the client has gone. */
-static void offloop_done(uv_work_t *w, int status)
+/* Loop: the reply is made (or failed: o->rc); send it, or an error, unless
+ * the client has gone. */
+static void offloop_finish(struct offloop *o)
 {
-    struct offloop *o = w->data;
     struct client *cl = o->cl;
     struct control *c = cl->pub.ctl;
     c->making--;
     cl->making = NULL;
-    if (status < 0 && o->rc == 0)
-        o->rc = status == UV_ECANCELED ? -ECANCELED : -EIO;
     if (cl->closed) {
         offloop_free(o);
         client_free(cl);
@@ -777,14 +785,78 @@ static void offloop_done(uv_work_t *w, int status)
         pump(cl);
 }
 
-int control_reply_off_loop(struct ctl_client *pub, json_t *id, control_write_fn write,
-                           void (*free_arg)(void *arg), void *arg)
+/* Loop: the thread pool has made the reply. */
+static void offloop_done(uv_work_t *w, int status)
+{
+    struct offloop *o = w->data;
+    struct control *c = o->cl->pub.ctl;
+    if (status < 0 && o->rc == 0)
+        o->rc = status == UV_ECANCELED ? -ECANCELED : -EIO;
+    c->in_pool--;
+    if (c->preparing != NULL && !c->closing)
+        uv_idle_start(&c->work_idle, work_cb);     /* the next may go */
+    offloop_finish(o);
+}
+
+/* Hand a prepared reply to the thread pool. */
+static void offloop_queue(struct offloop *o)
+{
+    struct control *c = o->cl->pub.ctl;
+    o->step = NULL;
+    int rc = uv_queue_work(c->loop, &o->work, offloop_work, offloop_done);
+    if (rc < 0) {
+        o->rc = -ENOMEM;
+        offloop_finish(o);
+        return;
+    }
+    c->in_pool++;
+}
+
+/* One piece of the first reply being prepared; it goes to the back of the
+ * list, to the thread pool once prepared, or out with an error. */
+static void prepare_step(struct control *c)
+{
+    struct offloop *o = c->preparing;
+    c->preparing = o->next;
+    if (c->preparing == NULL)
+        c->preparing_tail = NULL;
+    o->next = NULL;
+    struct client *cl = o->cl;
+    int rc = cl->closing || cl->closed || c->closing ? -ECANCELED : o->step ? o->step(o->arg) : 0;
+    if (rc > 0) {
+        if (c->preparing_tail)
+            c->preparing_tail->next = o;
+        else
+            c->preparing = o;
+        c->preparing_tail = o;
+    } else if (rc == 0) {
+        offloop_queue(o);
+    } else {
+        o->rc = rc;
+        offloop_finish(o);
+    }
+}
+
+/* The server closes: the replies being prepared are dropped. */
+static void prepare_drop_all(struct control *c)
+{
+    while (c->preparing != NULL) {
+        struct offloop *o = c->preparing;
+        c->preparing = o->next;
+        o->rc = -ECANCELED;
+        offloop_finish(o);
+    }
+    c->preparing_tail = NULL;
+}
+
+int control_reply_off_loop(struct ctl_client *pub, json_t *id, control_step_fn step,
+                           control_write_fn write, void (*free_arg)(void *arg), void *arg)
 {
     struct client *cl = (struct client *)pub;
     struct control *c = pub->ctl;
     if (cl->remote != NULL && cl->remote_text == NULL)
         return -ENOTSUP;
-    if (cl->making != NULL || c->making >= CONTROL_OFFLOOP_MAX)
+    if (cl->making != NULL || c->making >= CONTROL_OFFLOOP_MAX || c->closing)
         return -EBUSY;
     struct offloop *o = calloc(1, sizeof *o);
     char *idtext = json_dumps(id ? id : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
@@ -797,18 +869,19 @@ int control_reply_off_loop(struct ctl_client *pub, json_t *id, control_write_fn 
     o->cl = cl;
     o->id = json_incref(id);
     o->newline = cl->remote == NULL;
+    o->step = step;
     o->write = write;
     o->arg = arg;
-    o->work.data = o;
-    if (uv_queue_work(c->loop, &o->work, offloop_work, offloop_done) < 0) {
-        json_decref(o->id);
-        free(o->head);
-        free(o);
-        return -ENOMEM;
-    }
     o->free_arg = free_arg;     /* from here on, arg is the server's */
+    o->work.data = o;
     cl->making = o;
     c->making++;
+    if (c->preparing_tail)
+        c->preparing_tail->next = o;
+    else
+        c->preparing = o;
+    c->preparing_tail = o;
+    uv_idle_start(&c->work_idle, work_cb);
     return 0;
 }
 
@@ -1075,6 +1148,7 @@ void control_close(struct control *c)
     while (c->clients)
         client_close(c->clients);
     remote_close_all(c);
+    prepare_drop_all(c);
     unlink(c->path);
     if (c->ro_open)
         unlink(c->ro_path);

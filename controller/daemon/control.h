@@ -127,18 +127,26 @@ struct control_remote {
 void control_remote_request(struct control *c, const struct control_remote *r, const char *line,
                             size_t len);
 
-/* How many replies are made on the thread pool at once, at most. */
-#define CONTROL_OFFLOOP_MAX 4
+/* Replies made off the loop: at most this many on the thread pool at once
+ * (the others wait their turn), and this many in all (then -EBUSY). */
+#define CONTROL_OFFLOOP_POOL 4
+#define CONTROL_OFFLOOP_MAX 32
+/* Prepares a piece of a reply from arg on the loop (a bounded piece: some
+ * 100 us); 1 while there is more, 0 when done, or a negative errno. */
+typedef int (*control_step_fn)(void *arg);
 /* Writes a reply's result (a JSON object) to out from arg; 0 or a negative
  * errno. Runs on the thread pool: it may touch nothing but arg. */
 typedef int (*control_write_fn)(void *arg, FILE *out);
-/* Reply to cl's request id with a result too large to make on the loop:
- * write(arg, out) runs on the thread pool, then free_arg(arg) on the loop.
- * This client's next requests wait for the reply, so replies stay in order.
- * Returns 0 (the handler then returns CMD_DEFERRED; arg is the server's), or
- * a negative errno (arg stays the caller's): -EBUSY while CONTROL_OFFLOOP_MAX
- * replies are being made, -ENOTSUP for a remote requester that takes no text. */
-int control_reply_off_loop(struct ctl_client *cl, json_t *id, control_write_fn write,
-                           void (*free_arg)(void *arg), void *arg);
+/* Reply to cl's request id with a result too large to make at once on the
+ * loop: step(arg) (if not NULL) is called on the loop, within the server's
+ * budget per loop turn, until it is done; then write(arg, out) runs on the
+ * thread pool (once it has room: CONTROL_OFFLOOP_POOL); free_arg(arg) runs
+ * on the loop at the end. This client's next
+ * requests wait for the reply, so replies stay in order. Returns 0 (the
+ * handler then returns CMD_DEFERRED; arg is the server's), or a negative
+ * errno (arg stays the caller's): -EBUSY while CONTROL_OFFLOOP_MAX replies
+ * are being made or wait, -ENOTSUP for a remote requester that takes no text. */
+int control_reply_off_loop(struct ctl_client *cl, json_t *id, control_step_fn step,
+                           control_write_fn write, void (*free_arg)(void *arg), void *arg);
 
 #endif

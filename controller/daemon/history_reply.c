@@ -8,23 +8,43 @@
 
 #include <jansson.h>
 
-struct history_reply *history_reply_new(size_t n, size_t slots)
+struct history_reply *history_reply_new(const struct history *h, size_t n, int64_t at_ns,
+                                        unsigned seconds, unsigned slots)
 {
     struct history_reply *r = calloc(1, sizeof *r);
     if (r == NULL)
         return NULL;
     r->s = calloc(n ? n : 1, sizeof *r->s);
-    if (r->s == NULL) {
+    r->from = calloc(n ? n : 1, sizeof *r->from);
+    if (r->s == NULL || r->from == NULL) {
+        free(r->s);
+        free(r->from);
         free(r);
         return NULL;
     }
     r->n = n;
+    r->h = h;
+    r->at_ns = at_ns;
+    r->seconds = seconds;
+    r->slots = slots;
     for (size_t k = 0; k < n; k++)
-        if ((r->s[k].p = calloc(slots ? slots : 1, sizeof *r->s[k].p)) == NULL) {
+        /* Not zeroed: decimation writes the points it has (zeroing them cost the loop more). */
+        if ((r->s[k].p = malloc((slots ? slots : 1) * sizeof *r->s[k].p)) == NULL) {
             history_reply_free(r);
             return NULL;
         }
     return r;
+}
+
+int history_reply_step(void *arg)
+{
+    struct history_reply *r = arg;
+    if (r->next < r->n) {
+        struct history_reply_series *s = &r->s[r->next];
+        s->n = history_decimate(r->h, r->from[r->next], r->at_ns, r->seconds, r->slots, s->p);
+        r->next++;
+    }
+    return r->next < r->n;
 }
 
 /* text as a JSON string (quoted, escaped), or NULL. */
@@ -94,5 +114,6 @@ void history_reply_free(void *arg)
         free(r->s[k].p);
     }
     free(r->s);
+    free(r->from);
     free(r);
 }

@@ -211,7 +211,7 @@ static void test_the_reply_is_json_with_nulls_for_failed_slots(void **state)
     history_add(&h, 0, 151.2, 100 * S);
     history_add(&h, 0, NAN, 101 * S);
     history_hold(&h, 1, 10.0, 100 * S);
-    struct history_reply *r = history_reply_new(2, 10);
+    struct history_reply *r = history_reply_new(&h, 2, 101 * S + 500 * MS, 10, 10);
     assert_non_null(r);
     r->now_s = 1796614567.5;
     r->minutes = 1;
@@ -219,8 +219,11 @@ static void test_the_reply_is_json_with_nulls_for_failed_slots(void **state)
     r->wall_minus_clock_s = 1796614467.0;
     assert_int_equal(history_reply_name(r, 0, "chip1.pressure", "mbar", "measured"), 0);
     assert_int_equal(history_reply_name(r, 1, "odd \"name\"", "uL/min", "setpoint"), 0);
-    r->s[0].n = history_decimate(&h, 0, 101 * S + 500 * MS, 10, 10, r->s[0].p);
-    r->s[1].n = history_decimate(&h, 1, 101 * S + 500 * MS, 10, 10, r->s[1].p);
+    r->from[0] = 0;
+    r->from[1] = 1;
+    assert_int_equal(history_reply_step(r), 1);     /* a series a step */
+    assert_int_equal(history_reply_step(r), 0);
+    assert_int_equal(history_reply_step(r), 0);
     char *text = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
