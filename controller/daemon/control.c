@@ -32,7 +32,7 @@ struct client {
     int64_t dropping_since_ns;  /* being disconnected since (0: not) */
     uv_shutdown_t shutdown;
     struct plan_work *parsing;  /* a run's protocol loading on the thread pool */
-    struct offloop *making;     /* a reply being made on the thread pool */
+    struct offloop *making;     /* a reply being prepared or made off the loop */
     json_t *parse_req;          /* the run request waiting for it */
     const struct ctl_command *parse_cmd;    /* and its command */
     const struct ctl_command *executing;    /* the command whose handler runs now */
