@@ -1,6 +1,6 @@
 /*
  * perfusectl's commands that talk to perfused: run, status, pause, resume,
- * abort, next, extend, note, wait, watch, confirm, ack, devices, set and events. Each sends its
+ * abort, next, extend, note, wait, watch, confirm, ack, devices, history, set and events. Each sends its
  * request (controller/daemon/CONTROL.md) and shows the reply.
  */
 #include "daemon_cmds.h"
@@ -498,6 +498,61 @@ int daemon_cmds_devices(struct ctl *c, int argc, char **argv)
         status_view_result(true, res);
     else if (res)
         status_view_devices(res);
+    json_decref(res);
+    ctlclient_close(cl);
+    return code;
+}
+
+/* history [--minutes M] [--points N] [CHANNEL...]: the last minutes of the channels. */
+int daemon_cmds_history(struct ctl *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "minutes", required_argument, NULL, 'm' }, { "points", required_argument, NULL, 'p' },
+        { "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 },
+    };
+    double minutes = -1;
+    long points = -1;
+    bool bad = false;
+    optind = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        char *end = NULL;
+        if (ch == 'm')
+            minutes = strtod(optarg, &end);
+        else if (ch == 'p')
+            points = strtol(optarg, &end, 10);
+        else if (ch == 'j')
+            c->json = true;
+        else
+            bad = true;
+        if (end != NULL && (end == optarg || *end != '\0'))
+            bad = true;
+    }
+    if ((minutes != -1 && !(minutes >= 1 && minutes <= 60)) || (points != -1 && (points < 10 || points > 2000)))
+        bad = true;
+    if (bad) {
+        fprintf(stderr, "perfusectl history: --minutes takes a number from 1 to 60, --points a whole "
+                        "number from 10 to 2000\n");
+        return ctl_usage_error(c);
+    }
+    json_t *req = json_pack("{s:s}", "cmd", "history");
+    if (minutes != -1)
+        json_object_set_new(req, "minutes", json_real(minutes));
+    if (points != -1)
+        json_object_set_new(req, "points", json_integer(points));
+    if (optind < argc) {
+        json_t *list = json_array();
+        for (int i = optind; i < argc; i++)
+            json_array_append_new(list, json_string(argv[i]));
+        json_object_set_new(req, "channels", list);
+    }
+    struct ctlclient *cl = ctl_connect(c);
+    int code;
+    json_t *res = ctl_call(c, cl, req, &code);
+    if (res && c->json)
+        status_view_result(true, res);
+    else if (res)
+        status_view_history(res);
     json_decref(res);
     ctlclient_close(cl);
     return code;

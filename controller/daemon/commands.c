@@ -2,6 +2,7 @@
 #include "commands.h"
 #include "base/control_proto.h"
 #include "daemon.h"
+#include "history_reply.h"
 #include "plan/planwork.h"
 #include "run.h"
 #include "base/timeutil.h"
@@ -1126,6 +1127,104 @@ static int cmd_watch(struct ctl_client *cl, json_t *req, json_t *res, char *err,
     return cmd_status(cl, req, res, err, len);
 }
 
+/* The rig channels a history request names ("channels"; without it, all)
+ * into idx (room for the rig's channels), their number in *n; -EINVAL with
+ * the channel named in err. */
+static int history_channels(struct daemon *d, json_t *list, size_t *idx, size_t *n, char *err, size_t len)
+{
+    *n = 0;
+    if (list == NULL) {
+        for (size_t i = 0; i < d->rig->n_channels; i++)
+            idx[(*n)++] = i;
+        return 0;
+    }
+    size_t k;
+    json_t *v;
+    json_array_foreach(list, k, v) {
+        const char *name = json_string_value(v);
+        int ch = rig_find_channel(d->rig, name);
+        if (ch < 0) {
+            const char *sug = rig_suggest_channel(d->rig, name);
+            snprintf(err, len, "history: no channel '%.*s' in rig '%s'%s%s%s", (int)utf8_cut(name, 80), name,
+                     d->rig->name, sug ? " (did you mean '" : "", sug ? sug : "", sug ? "'?)" : "");
+            return -EINVAL;
+        }
+        bool dup = false;
+        for (size_t i = 0; i < *n && !dup; i++)
+            dup = idx[i] == (size_t)ch;
+        if (!dup)
+            idx[(*n)++] = (size_t)ch;
+    }
+    if (*n == 0) {
+        snprintf(err, len, "history \"channels\" names no channel; leave it out for every channel");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* history: the last "minutes" of each channel (or of those in "channels"),
+ * decimated to at most "points" slots: measurements as read, actuators as
+ * their devices confirmed them. The series are decimated on the loop, one
+ * channel at a time between its other work (O(window) each); the reply's
+ * text is written on the thread pool. */
+static int cmd_history(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    (void)res;
+    struct daemon *d = daemon_of(cl);
+    json_t *jm = json_object_get(req, "minutes"), *jp = json_object_get(req, "points");
+    double minutes = jm ? json_number_value(jm) : HISTORY_DEFAULT_MINUTES;
+    double points = jp ? json_number_value(jp) : HISTORY_DEFAULT_POINTS;
+    if (!(minutes >= 1 && minutes <= 60)) {
+        snprintf(err, len, "history \"minutes\" must be a number from 1 to 60");
+        return -EINVAL;
+    }
+    if (!(points >= 10 && points <= 2000) || points != floor(points)) {
+        snprintf(err, len, "history \"points\" must be a whole number from 10 to 2000");
+        return -EINVAL;
+    }
+    size_t *idx = calloc(d->rig->n_channels + 1, sizeof *idx), n;
+    if (idx == NULL) {
+        snprintf(err, len, "out of memory");
+        return -ENOMEM;
+    }
+    int rc = history_channels(d, json_object_get(req, "channels"), idx, &n, err, len);
+    unsigned seconds = (unsigned)lround(minutes * 60), slots = (unsigned)points;
+    if (slots > seconds)
+        slots = seconds;
+    int64_t now = pclock_now(&d->clock), wall = time_wall_ns();
+    struct history_reply *r = rc < 0 ? NULL : history_reply_new(&d->hist, n, now, seconds, slots);
+    if (rc == 0 && r == NULL)
+        rc = -ENOMEM;
+    if (r != NULL) {
+        r->now_s = (double)wall / 1e9;
+        r->minutes = minutes;
+        r->step_s = (double)seconds / slots;
+        r->wall_minus_clock_s = (double)(wall - now) / 1e9;
+    }
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        const struct rig_channel *c = &d->rig->channels[idx[k]];
+        rc = history_reply_name(r, k, c->name, c->unit, c->writable ? "setpoint" : "measured");
+        r->from[k] = idx[k];
+    }
+    free(idx);
+    if (rc == -ENOMEM)
+        snprintf(err, len, "out of memory");
+    if (rc == 0)
+        rc = control_reply_off_loop(cl, json_object_get(req, "id"), history_reply_step,
+                                    history_reply_write, history_reply_free, r);
+    if (rc == -EBUSY)
+        snprintf(err, len, "%d replies are being made already; ask again in a moment", CONTROL_OFFLOOP_MAX);
+    else if (rc == -ENOTSUP)
+        snprintf(err, len, "history is not served here");
+    else if (rc < 0 && err[0] == '\0')
+        snprintf(err, len, "cannot make the history: %s", strerror(-rc));
+    if (rc < 0) {
+        history_reply_free(r);
+        return rc;
+    }
+    return CMD_DEFERRED;
+}
+
 /* The daemon's commands, in the order their names are listed in messages. */
 static const struct ctl_command commands[] = {
     { .name = "hello", .exec = cmd_hello, .args = "", .read_only = true },
@@ -1147,6 +1246,7 @@ static const struct ctl_command commands[] = {
     { .name = "tune", .exec = cmd_tune, .args = "regulator=s!" },
     { .name = "events", .exec = cmd_events, .args = "since=n cursor=n limit=n run=s", .read_only = true },
     { .name = "devices", .exec = cmd_devices, .args = "", .read_only = true },
+    { .name = "history", .exec = cmd_history, .args = "minutes=n points=n channels=l", .read_only = true },
 };
 
 static const struct ctl_table table = { .v = commands, .n = sizeof commands / sizeof commands[0] };

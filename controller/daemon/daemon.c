@@ -610,6 +610,7 @@ static void act_changed(void *ctx, int ch, const struct act_chan *c, int64_t now
     bool same = (isnan(v) && isnan(cs->confirmed_recorded)) || v == cs->confirmed_recorded;
     if (!same) {
         cs->confirmed_recorded = v;
+        history_hold(&d->hist, (size_t)ch, v, now);
         for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
             if (d->slots[i].run != NULL)
                 run_on_confirmed(d->slots[i].run, ch, v, now);
@@ -804,6 +805,9 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
         for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
             if (d->slots[i].run != NULL)
                 run_on_sample(d->slots[i].run, (int)n->channel, record, use, n->t_ns);
+        /* A measurement's history (an actuator's read-back is not one: its history is
+         * what the device confirmed, from act_changed). */
+        history_add(&d->hist, n->channel, record, n->t_ns);
         if (d->observer.sample != NULL)
             d->observer.sample(d->observer.ctx, n->channel, record, n->t_ns);
         break;
@@ -1592,6 +1596,14 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
         return -ENOMEM;
     for (size_t i = 0; i < d->rig->n_channels; i++)
         d->chans[i].value = d->chans[i].setpoint = d->chans[i].confirmed_recorded = NAN;
+    /* An actuator's history is what its device confirmed, held between changes. */
+    bool *held = calloc(d->rig->n_channels + 1, sizeof *held);
+    for (size_t i = 0; held != NULL && i < d->rig->n_channels; i++)
+        held[i] = d->rig->channels[i].writable;
+    rc = held != NULL ? history_init(&d->hist, d->rig->n_channels, held) : -ENOMEM;
+    free(held);
+    if (rc < 0)
+        return rc;
     d->dev_health = calloc(d->rig->n_devices + 1, sizeof *d->dev_health);
     d->bus_health = calloc(d->rig->n_buses + 1, sizeof *d->bus_health);
     if (d->dev_health == NULL || d->bus_health == NULL)
@@ -1786,6 +1798,7 @@ int daemon_run(struct daemon *d)
     free(d->dev_bus_index);
     free(d->sample_hz);
     free(d->chans);
+    history_free(&d->hist);
     latency_free(&d->dispatch);
     latency_free(&d->wire);
     latency_free(&d->wire_txn);

@@ -14,6 +14,7 @@
 #include "run/actuators.h"
 #include "run/alarms.h"
 #include "alerts.h"
+#include "history.h"
 #include "drivers/bus.h"
 #include "run/clock.h"
 #include "run/delivery.h"
@@ -155,6 +156,8 @@ struct daemon {
     uv_timer_t shutdown_timer;  /* shutdown waits (bounded) for the safe state's confirmation */
     int64_t shutdown_deadline_ns;
     struct regloop rl;          /* the rig's regulators (run/regloop.h) */
+    struct history hist;        /* the last hour of every channel: measurements as read,
+                                 * actuators as confirmed (history.h; the history command) */
 };
 
 /* Set up the daemon: its signals, the rig (or the simulated rig), the check

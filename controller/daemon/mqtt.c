@@ -47,6 +47,7 @@ struct msg {
 struct cmd {
     struct cmd *next;
     char user[128];             /* the topic's last level: the broker-authenticated user */
+    bool query;                 /* from query/<user>: only commands that change nothing */
     char *payload;
     size_t len;
     void *corr;
@@ -354,6 +355,8 @@ static void on_connect(struct mosquitto *mosq, void *arg, int rc, int flags, con
     char topic[512];
     snprintf(topic, sizeof topic, "%scmd/+", m->prefix);
     mosquitto_subscribe_v5(mosq, NULL, topic, 1, 0, NULL);
+    snprintf(topic, sizeof topic, "%squery/+", m->prefix);
+    mosquitto_subscribe_v5(mosq, NULL, topic, 1, 0, NULL);
     publish_state(m, "online");
     flush_kept(m);
 }
@@ -378,23 +381,30 @@ static void on_disconnect(struct mosquitto *mosq, void *arg, int rc, const mosqu
         snprintf(m->last_error, sizeof m->last_error, "connection lost: %s", mosquitto_strerror(rc));
 }
 
-/* A command arrived: queue it for the loop, or answer busy right here. */
+/* A command (cmd/<user>) or a query (query/<user>) arrived: queue it for the
+ * loop, or answer busy right here. */
 static void on_message(struct mosquitto *mosq, void *arg, const struct mosquitto_message *msg,
                        const mosquitto_property *props)
 {
     (void)mosq;
     struct mqtt *m = arg;
     size_t plen = strlen(m->prefix);
-    if (msg->topic == NULL || strncmp(msg->topic, m->prefix, plen) != 0 ||
-        strncmp(msg->topic + plen, "cmd/", 4) != 0)
+    if (msg->topic == NULL || strncmp(msg->topic, m->prefix, plen) != 0)
         return;
-    const char *user = msg->topic + plen + 4;
-    if (user[0] == '\0' || strchr(user, '/') != NULL || strlen(user) >= sizeof ((struct cmd *)0)->user)
+    const char *user = NULL;
+    bool query = strncmp(msg->topic + plen, "query/", 6) == 0;
+    if (query)
+        user = msg->topic + plen + 6;
+    else if (strncmp(msg->topic + plen, "cmd/", 4) == 0)
+        user = msg->topic + plen + 4;
+    if (user == NULL || user[0] == '\0' || strchr(user, '/') != NULL ||
+        strlen(user) >= sizeof ((struct cmd *)0)->user)
         return;
     struct cmd *c = calloc(1, sizeof *c);
     if (c == NULL)
         return;
     snprintf(c->user, sizeof c->user, "%s", user);
+    c->query = query;
     void *corr = NULL;
     uint16_t corr_len = 0;
     if (props != NULL &&
@@ -738,11 +748,10 @@ static void report(struct mqtt *m)
 }
 
 /* The same command table as the control socket: the one place the client
- * calls into it (a request line and who sent it; replies to reply(ctx)). */
-static void dispatch(struct mqtt *m, const char *who, const char *line, size_t len,
-                     control_reply_fn reply, void *ctx)
+ * calls into it (a request line, who sent it and where its replies go). */
+static void dispatch(struct mqtt *m, const struct control_remote *r, const char *line, size_t len)
 {
-    control_remote_request(m->d->control, who, line, len, reply, ctx);
+    control_remote_request(m->d->control, r, line, len);
 }
 
 /* Every interval: samples, events, status and alarms; then what went wrong. */
@@ -753,7 +762,8 @@ static void tick_cb(uv_timer_t *t)
     report(m);
     flush_events(m);
     static const char status_req[] = "{\"cmd\":\"status\"}";
-    dispatch(m, "mqtt status", status_req, sizeof status_req - 1, status_reply, m);
+    struct control_remote r = { .who = "mqtt status", .read_only = true, .reply = status_reply, .ctx = m };
+    dispatch(m, &r, status_req, sizeof status_req - 1);
 }
 
 /* A command's reply: to reply/<user>, with the request's correlation data. */
@@ -778,6 +788,28 @@ static void command_reply(void *ctx, json_t *msg)
     free(rc);
 }
 
+/* A reply made off the loop (text, taken): to reply/<user> as command_reply. */
+static void command_reply_text(void *ctx, char *text)
+{
+    struct reply_ctx *rc = ctx;
+    struct mqtt *m = rc->m;
+    if (!m->stopped && text != NULL) {
+        char topic[200];
+        snprintf(topic, sizeof topic, "reply/%s", rc->user);
+        struct msg *x = msg_new(topic, text, false, false);
+        if (x != NULL) {
+            x->corr = rc->corr;
+            x->corr_len = rc->corr_len;
+            rc->corr = NULL;
+        }
+        enqueue(m, x);
+    } else {
+        free(text);
+    }
+    free(rc->corr);
+    free(rc);
+}
+
 /* Commands from the broker: each one through the control server's parser and
  * command table, as the broker-authenticated user. */
 static void wake_cb(struct loopwake *w)
@@ -798,9 +830,14 @@ static void wake_cb(struct loopwake *w)
             rc->corr = c->corr;
             rc->corr_len = c->corr_len;
             c->corr = NULL;
-            char who[160];
+            char who[160], hint[600];
             utf8_format(who, sizeof who, "mqtt user %s", c->user);
-            dispatch(m, who, c->payload, c->len, command_reply, rc);
+            snprintf(hint, sizeof hint, "commands go to the cmd topic (%scmd/%s), which the broker "
+                     "opens to operators only", m->prefix, c->user);
+            struct control_remote r = { .who = who, .read_only = c->query, .refused_hint = hint,
+                                        .reply = command_reply, .reply_text = command_reply_text,
+                                        .ctx = rc };
+            dispatch(m, &r, c->payload, c->len);
         }
         free(c->payload);
         free(c->corr);
