@@ -454,10 +454,17 @@ static json_t *run_line(struct daemon *d, struct run_slot *s)
         if (s->claims.writes[i])
             json_array_append_new(claims, json_string(d->rig->channels[i].name));
     json_object_set_new(o, "claims", claims);
-    /* Its alarms: those raised by a source it holds or reads (a channel, its device). */
+    /* Its alarms: its own, and the rig's raised by a source it holds or reads
+     * (a channel, its device); never another run's. */
     int n_alarms = 0;
     for (size_t a = 0; a < d->alarms.n; a++) {
         const char *src = d->alarms.v[a].source;
+        if (!alarm_concerns(&d->alarms.v[a], run_id(r)))
+            continue;
+        if (d->alarms.v[a].run[0] != '\0') {
+            n_alarms++;
+            continue;
+        }
         for (size_t i = 0; i < s->claims.n; i++) {
             const struct rig_channel *c = &d->rig->channels[i];
             if ((s->claims.writes[i] || s->claims.reads[i]) &&
@@ -545,19 +552,28 @@ static json_t *latency_json(const struct latency *l)
                      "max_us", (double)l->max_ns / 1e3, "min_us", (double)l->min_ns / 1e3);
 }
 
-/* The listed alarms, oldest first. */
-static json_t *alarms_json(struct daemon *d)
+/* The listed alarms, oldest first: every one, or (only_run) those of that
+ * run and the rig's. A run's own alarm names its run. */
+static json_t *alarms_json(struct daemon *d, const char *only_run)
 {
     json_t *arr = json_array();
     int64_t now = pclock_now(&d->clock);
     for (size_t i = 0; i < d->alarms.n; i++) {
         const struct alarm *a = &d->alarms.v[i];
+        if (only_run != NULL && !alarm_concerns(a, only_run))
+            continue;
         json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:f}", "id", (json_int_t)a->id, "state",
                               alarm_state_name(a), "severity", a->severity, "source", a->source,
                               "code", a->code, "message", a->message, "age_s",
                               (double)(now - a->raised_ns) / 1e9);
         if (a->acked)
             json_object_set_new(o, "acked_by", json_string(a->acked_by));
+        if (a->run[0] != '\0') {
+            json_object_set_new(o, "run_id", json_string(a->run));
+            for (size_t k = 0; k < DAEMON_MAX_RUNS; k++)
+                if (d->slots[k].run != NULL && strcmp(run_id(d->slots[k].run), a->run) == 0)
+                    json_object_set_new(o, "run", json_string(d->slots[k].name));
+        }
         json_array_append_new(arr, o);
     }
     return arr;
@@ -577,7 +593,9 @@ static int cmd_status(struct ctl_client *cl, json_t *req, json_t *res, char *err
     }
     json_object_set_new(res, "rig", json_string(d->rig->name));
     json_object_set_new(res, "scheduling", json_string(d->sched));
-    json_object_set_new(res, "alarms", alarms_json(d));
+    /* Asked about one run: its alarms and the rig's. */
+    json_object_set_new(res, "alarms", alarms_json(d, s != NULL && arg_str(req, "run") != NULL &&
+                                                      s->run != NULL ? run_id(s->run) : NULL));
     if (s != NULL) {
         status_run(d, s, res);
     } else if (daemon_runs_going(d) > 1) {
@@ -1036,7 +1054,7 @@ static int cmd_ack(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
         return refuse(cl, req, -ENOENT, "cmd_ack", what, err);
     }
     json_object_set_new(res, "acknowledged", json_integer(n));
-    json_object_set_new(res, "alarms", alarms_json(d));
+    json_object_set_new(res, "alarms", alarms_json(d, NULL));
     return 0;
 }
 

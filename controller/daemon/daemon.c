@@ -251,12 +251,22 @@ static void latch_released(void *ctx, const struct latch_hold *h)
  * file is open (none once the last run's file is closed). An acknowledgement
  * or a clearing may release a latched safe state. */
 static void alarm_event(void *ctx, int64_t t, const char *sev, const char *src, const char *code,
-                        const char *msg)
+                        const char *msg, const char *run)
 {
     struct daemon *d = ctx;
-    daemon_event(ctx, t, sev, src, code, msg);
+    /* A run's own alarm goes into its file only; the rig's into every open one. */
+    struct run *owner = NULL;
+    for (size_t i = 0; run[0] != '\0' && i < DAEMON_MAX_RUNS; i++)
+        if (d->slots[i].run != NULL && strcmp(run_id(d->slots[i].run), run) == 0)
+            owner = d->slots[i].run;
+    if (run[0] == '\0')
+        daemon_event(ctx, t, sev, src, code, msg);
+    else if (owner != NULL && !run_closed(owner))
+        run_event(owner, t, sev, src, code, "%s", msg);
+    else
+        log_warn(src, "%s: %s", code, msg);
     if (strcmp(code, "alarm_raised") == 0)
-        daemon_alert(ctx, live_run(ctx), sev, sev, src, code, msg);
+        daemon_alert(ctx, owner != NULL ? owner : live_run(ctx), sev, sev, src, code, msg);
     else
         latch_update(&d->latch, &d->alarms, latch_released, d);
     latchstore_sync(&d->latchstore);
@@ -285,6 +295,20 @@ static struct run *rule_run(struct daemon *d, const struct limit_rule *rule)
     for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
         if (d->slots[i].run == rule->owner)
             return slot_going(&d->slots[i]);
+    return NULL;
+}
+
+/* The alarm scope of a protocol's limit rule: its run's id (going or ended,
+ * so that the trip and its clearing agree), into buf; NULL for a rig rule. */
+static const char *rule_scope(struct daemon *d, const struct limit_rule *rule, char *buf, size_t len)
+{
+    if (rule->from_rig || rule->owner == NULL)
+        return NULL;
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
+        if (d->slots[i].run != NULL && d->slots[i].run == rule->owner) {
+            snprintf(buf, len, "%s", run_id(d->slots[i].run));
+            return buf;
+        }
     return NULL;
 }
 
@@ -396,7 +420,9 @@ static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, 
             if (held[i] && !may_touch(d, self, i))
                 held[i] = false;
     }
-    struct trip_hooks h = { .ctx = d, .safe_stop = limit_safe_stop, .pause = limit_pause };
+    char scope[40];
+    struct trip_hooks h = { .ctx = d, .safe_stop = limit_safe_stop, .pause = limit_pause,
+                            .run = rule_scope(d, rule, scope, sizeof scope) };
     uint32_t id = trip_limit(&d->alarms, rule, c->name, c->unit, v, t, &h);
     if (rule->lim.action == LIMIT_SAFE_STOP)
         latch_tripped(d, id, rule, held, safe, n_safe, t);     /* the run keeps its plan */
@@ -408,7 +434,9 @@ static void limit_cleared(void *ctx, const struct limit_rule *rule, double v, in
 {
     struct daemon *d = ctx;
     (void)v;
-    trip_clear(&d->alarms, rule, d->rig->channels[rule->lim.channel].name, t);
+    char scope[40];
+    trip_clear(&d->alarms, rule, rule_scope(d, rule, scope, sizeof scope),
+               d->rig->channels[rule->lim.channel].name, t);
 }
 
 /* A delivery condition began (delivery.h): act as its kind says, then raise the alarm. */
@@ -1393,12 +1421,11 @@ static void slot_alarm(void *ctx, const struct run *r, bool raise, const char *s
                        const char *source, const char *code, const char *message)
 {
     struct daemon *d = ((struct run_slot *)ctx)->d;
-    (void)r;
     int64_t now = pclock_now(&d->clock);
     if (raise)
-        alarms_raise(&d->alarms, now, severity, source, code, NULL, "%s", message);
+        alarms_raise_run(&d->alarms, run_id(r), now, severity, source, code, NULL, "%s", message);
     else
-        alarms_clear(&d->alarms, now, source, code, NULL);
+        alarms_clear_run(&d->alarms, run_id(r), now, source, code, NULL);
 }
 
 /* Run host: the run paused or resumed. Its regulators (alone on the rig: all of
