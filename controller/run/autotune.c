@@ -75,15 +75,25 @@ static double identify(struct autotune *at)
         return fail(at, "the plant's gain and its relay answer disagree (|K| Ku <= 1): is it "
                         "first order with dead time?");
     r->tau = sqrt(kk * kk - 1.0) / wu;
-    r->L = (M_PI - asin(r->eps / r->a) - atan(wu * r->tau)) / wu;
-    if (!(r->L > 0))
+    /* The relay switches at the first sample past the threshold, on average half a sample
+     * after the crossing: the loop's delay is the plant's plus that half sample. */
+    r->h = at->h_n > 0 ? at->h_sum / at->h_n : 0.0;
+    double l_loop = (M_PI - asin(r->eps / r->a) - atan(wu * r->tau)) / wu;
+    r->L = l_loop - 0.5 * r->h;
+    if (!(r->L > 1e-3))
         r->L = 1e-3;
-    double lam_l = 40.0 * r->L / M_PI;
+    /* The regulator, sampling at the same rate, holds its output for a sample: the same
+     * half sample again, so the rule works on the loop's delay L + h / 2. */
+    l_loop = r->L + 0.5 * r->h;
+    double lam_l = 36.0 * l_loop / M_PI;
     r->kp = r->tau / (fabs(r->K) * lam_l);
     r->ki = r->kp / r->tau;
-    r->kd = 0.0;
-    r->rule = "lambda-10x: PI, Ti = tau, lambda + L = 40 L / pi (45 degree phase margin kept "
-              "for a tenfold plant gain)";
+    /* A derivative of time L' / 2 (filtered over as long) gives back the phase the delay
+     * takes near the crossover of a tenfold gain, where the margin is thinnest. */
+    r->kd = r->kp * 0.5 * l_loop;
+    r->d_filter = 0.5 * l_loop;
+    r->rule = "lambda-10x: PID, Ti = tau, Td = L' / 2 (filter L' / 2), lambda + L' = 36 L' / pi "
+              "with L' = L + h / 2 the loop's delay (a tenfold plant gain keeps its phase margin)";
     at->phase = AT_DONE;
     at->u = at->u0;
     return at->u;
@@ -127,6 +137,11 @@ double autotune_step(struct autotune *at, double y, int64_t t_ns)
         return at->u;
     if (isnan(y))
         return fail(at, "the measurement was lost (NaN) during the test");
+    if (at->t_prev > 0 && t_ns > at->t_prev) {
+        at->h_sum += (double)(t_ns - at->t_prev) / NS;
+        at->h_n++;
+    }
+    at->t_prev = t_ns;
     if (t_ns - at->t_start > at->timeout_ns)
         return fail(at, "no steady oscillation within 120 s: the relay amplitude may be too small");
     double since = (double)(t_ns - at->t_phase) / NS;

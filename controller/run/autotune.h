@@ -34,7 +34,9 @@ enum at_phase { AT_BASELINE, AT_STEP, AT_RELAY, AT_DONE, AT_FAILED };
 struct autotune_result {
     double K, tau, L;           /* plant: measured unit per output unit, s, s */
     double Ku, Pu, a, eps;      /* relay: ultimate gain and period, amplitude, hysteresis */
+    double h;                   /* the test's sampling period, s */
     double kp, ki, kd;          /* suggested gains */
+    double d_filter;            /* suggested derivative filter, s */
     const char *rule;
 };
 
@@ -56,6 +58,9 @@ struct autotune {
     int switches;
     int64_t t_switch[64];
     double ymax, ymin, amp_sum;
+    int64_t t_prev;             /* the last sample's time (0: none yet) */
+    double h_sum;               /* sum and count of the sampling intervals */
+    int h_n;
     int amp_n;
     char why[200];              /* why it failed */
     struct autotune_result res;

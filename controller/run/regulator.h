@@ -63,10 +63,13 @@ struct regulator_hooks {
     void (*fault)(void *ctx, enum reg_fault f, bool active, const char *msg, int64_t t_ns);
 };
 
-/* What one tick computed, for the run file and status. */
+/* What one tick computed, for the run file and status (ff: the feedforward term). */
 struct reg_terms {
-    double sp, y, out, p, i, d;
+    double sp, y, out, p, i, d, ff;
 };
+
+/* The feedforward's model delay line, in ticks. */
+#define REG_FF_RING 64
 
 struct regulator {
     const struct rig_regulator *cfg;    /* borrowed; must outlive the regulator */
@@ -94,6 +97,20 @@ struct regulator {
     int64_t probe_t;
     double probe_u0, probe_y0, probe_y1, probe_delta;
     bool probe_cleared;                 /* the test found no inversion: none again until the suspicion ends */
+    /* setpoint feedforward: the plant's gain learned from settled operating points */
+    bool ff_known;                      /* a gain learned since the last start or disturbance */
+    double ff_g;                        /* output per measured unit */
+    double ff_y0, ff_u0, ff_y1, ff_u1;  /* the last two settled points (NaN: none) */
+    int64_t ff_settled_since;           /* -1: not settled */
+    bool ff_point;                      /* this settled spell has given its point */
+    double ff_yf, ff_ya, ff_ua;         /* the filtered measurement; averages while settled */
+    double ff_sp;                       /* the setpoint at the last tick */
+    bool ff_active;                     /* a setpoint transient driven by the feedforward */
+    double ff_ym, ff_base, ff_term;     /* the model's measurement, where the transient left, the term */
+    double ff_span;                     /* the largest setpoint change from ff_base in this transient */
+    int ff_ticks;                       /* ticks since the transient began */
+    double ff_ring[REG_FF_RING];        /* the model's past values, for its dead time */
+    int ff_head;
     bool active[RF_KINDS];
 };
 
