@@ -350,8 +350,9 @@ static void check_timers(struct regulator *r, int64_t t, double e, bool saturate
         set_fault(r, RF_LOST, false, t, "%s: back within tolerance", c->name);
 }
 
-/* The feedforward's settings with their defaults (plan/rig.h): false if it is off. */
-static bool ff_params(const struct regulator *r, double *lag, double *resp, int *delay_ticks)
+/* The feedforward's settings with their defaults (plan/rig.h): false if it is off. The dead
+ * time is in ticks, fractional. */
+static bool ff_params(const struct regulator *r, double *lag, double *resp, double *delay_ticks)
 {
     const struct rig_regulator *c = r->cfg;
     if (c->ff_off)
@@ -360,9 +361,18 @@ static bool ff_params(const struct regulator *r, double *lag, double *resp, int 
     if (!(*lag > 0))
         return false;
     *resp = c->ff_response_s > 0 ? c->ff_response_s : *lag / 5.0;
-    long n = c->ff_delay_s > 0 ? lround(c->ff_delay_s * c->rate_hz) : 1;
-    *delay_ticks = (int)(n < REG_FF_RING - 1 ? n : REG_FF_RING - 1);
+    *delay_ticks = c->ff_delay_s > 0 ? fmin(c->ff_delay_s * c->rate_hz, REG_FF_RING - 2) : 1.0;
     return true;
+}
+
+/* The model's value delay ticks ago (linear between ticks). */
+static double ff_delayed(const struct regulator *r, double delay)
+{
+    int n = (int)delay;
+    double frac = delay - n;
+    double a = r->ff_ring[(r->ff_head + 2 * REG_FF_RING - n) % REG_FF_RING];
+    double b = r->ff_ring[(r->ff_head + 2 * REG_FF_RING - n - 1) % REG_FF_RING];
+    return a + (b - a) * frac;
 }
 
 /* The tolerance at the setpoint in force. */
@@ -479,7 +489,7 @@ void regulator_tick(struct regulator *r, int64_t t_ns, struct reg_terms *terms)
     }
     double e = r->sp - r->y;
     double lag = 0, resp = 0;
-    int nd = 0;
+    double nd = 0;
     if (!ff_params(r, &lag, &resp, &nd)) {
         r->ff_known = r->ff_active = false;
         r->ff_term = 0.0;
@@ -494,7 +504,7 @@ void regulator_tick(struct regulator *r, int64_t t_ns, struct reg_terms *terms)
     double ref = r->sp;
     if (r->ff_active) {
         r->ff_ring[r->ff_head] = r->ff_ym;
-        ref = r->ff_ring[(r->ff_head + REG_FF_RING - nd) % REG_FF_RING];
+        ref = ff_delayed(r, nd);
         r->ff_head = (r->ff_head + 1) % REG_FF_RING;
         r->ff_span = fmax(r->ff_span, fabs(r->sp - r->ff_base));
         double ahead = r->y - ref, away = ref - r->ff_base;
