@@ -62,8 +62,8 @@ struct rig_regulator {
     double sp_weight;           /* share of the setpoint in the P term, 0..1 (1: plain error) */
     bool ff_off;                /* no setpoint feedforward (feedforward: off) */
     double ff_lag_s;            /* the plant's time constant for the feedforward (0: kp / ki) */
-    double ff_response_s;       /* the setpoint response the feedforward aims at (0: a third of the lag) */
-    double ff_delay_s;          /* the plant's dead time for the feedforward's model */
+    double ff_response_s;       /* the setpoint response the feedforward aims at (0: a fifth of the lag) */
+    double ff_delay_s;          /* the plant's dead time for the feedforward's model (0: one tick) */
     double rate_hz;             /* ticks per second */
     double out_min, out_max;    /* output limits, actuator unit (within the channel's) */
     double sp_min, sp_max;      /* setpoints accepted, measured unit (the reachable range) */
