@@ -154,6 +154,11 @@ void rig_free(struct rig *rig);
 
 /* Parse a rig's 'regulators:' list into rig->regulators (plan/rigreg.c). */
 void rig_parse_regulators(struct ydoc *y, yaml_node_t *list, struct rig *rig);
+/* A regulator's feedforward settings in force, the defaults resolved: the plant's lag (kp / ki),
+ * the response (a fifth of the lag) and the dead time (one tick), s. False if it is off (also
+ * when no lag can be had: no ki). */
+bool rig_regulator_feedforward(const struct rig_regulator *g, double *lag_s, double *response_s,
+                               double *dead_time_s);
 /* The regulator whose measured channel is ch (a regulated channel), or -1. */
 int rig_regulator_of(const struct rig *rig, int ch);
 /* The regulator called name, or -1. */

@@ -347,6 +347,17 @@ void rig_parse_regulators(struct ydoc *y, yaml_node_t *list, struct rig *rig)
         parse_regulator(y, yseq_item(y, list, i), rig);
 }
 
+/* The feedforward's settings with the defaults resolved. */
+bool rig_regulator_feedforward(const struct rig_regulator *g, double *lag_s, double *response_s,
+                               double *dead_time_s)
+{
+    double lag = g->ff_lag_s > 0 ? g->ff_lag_s : g->kp > 0 && g->ki > 0 ? g->kp / g->ki : 0;
+    *lag_s = lag;
+    *response_s = g->ff_response_s > 0 ? g->ff_response_s : lag / 5.0;
+    *dead_time_s = g->ff_delay_s > 0 ? g->ff_delay_s : 1.0 / g->rate_hz;
+    return !g->ff_off && lag > 0;
+}
+
 /* The regulator of a measured channel. */
 int rig_regulator_of(const struct rig *rig, int ch)
 {

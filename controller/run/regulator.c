@@ -350,19 +350,13 @@ static void check_timers(struct regulator *r, int64_t t, double e, bool saturate
         set_fault(r, RF_LOST, false, t, "%s: back within tolerance", c->name);
 }
 
-/* The feedforward's settings with their defaults (plan/rig.h): false if it is off. The dead
- * time is in ticks, fractional. */
+/* The feedforward's settings in force (plan/rig.h), the dead time in ticks (fractional). */
 static bool ff_params(const struct regulator *r, double *lag, double *resp, double *delay_ticks)
 {
-    const struct rig_regulator *c = r->cfg;
-    if (c->ff_off)
-        return false;
-    *lag = c->ff_lag_s > 0 ? c->ff_lag_s : c->kp > 0 && c->ki > 0 ? c->kp / c->ki : 0;
-    if (!(*lag > 0))
-        return false;
-    *resp = c->ff_response_s > 0 ? c->ff_response_s : *lag / 5.0;
-    *delay_ticks = c->ff_delay_s > 0 ? fmin(c->ff_delay_s * c->rate_hz, REG_FF_RING - 2) : 1.0;
-    return true;
+    double dead;
+    bool on = rig_regulator_feedforward(r->cfg, lag, resp, &dead);
+    *delay_ticks = fmin(dead * r->cfg->rate_hz, REG_FF_RING - 2);
+    return on;
 }
 
 /* The model's value delay ticks ago (linear between ticks). */
