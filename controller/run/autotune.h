@@ -31,6 +31,9 @@
 
 enum at_phase { AT_BASELINE, AT_STEP, AT_RELAY, AT_DONE, AT_FAILED };
 
+/* The step's answer is kept at most this many samples (thinned if sampled faster). */
+#define AT_STEP_MAX 1024
+
 struct autotune_result {
     double K, tau, L;           /* plant: measured unit per output unit, s, s */
     double Ku, Pu, a, eps;      /* relay: ultimate gain and period, amplitude, hysteresis */
@@ -58,6 +61,8 @@ struct autotune {
     int switches;
     int64_t t_switch[64];
     double ymax, ymin, amp_sum;
+    double st[AT_STEP_MAX], sy[AT_STEP_MAX];    /* the step's answer: time since, y - y0 */
+    int sn;
     int64_t t_prev;             /* the last sample's time (0: none yet) */
     double h_sum;               /* sum and count of the sampling intervals */
     int h_n;
