@@ -17,6 +17,39 @@
  * Bumpless transfer: on start, resume and manual -> auto the integral is set
  * so that the first output equals the output in force.
  *
+ * Setpoint feedforward (two degrees of freedom; rig 'feedforward', on unless
+ * off): the feedback above is tuned for robustness (a chip of a tenth of the
+ * resistance must not oscillate), which leaves it too slow for a large step
+ * down to settle within 5 % of the new setpoint; the feedforward answers
+ * setpoint changes through a model of the plant instead:
+ *   - the plant's gain g (output per measured unit) is learned while settled
+ *     (the filtered measurement within tolerance for 3 lags, at least 1 s):
+ *     the slope between the last two settled points when they lie 20 % apart,
+ *     else the ratio output / measurement (an output of 0 gives no flow; only
+ *     for plant_sign positive). Nothing is learned before the first settled
+ *     point: the first step after a start is feedback alone. The gain is
+ *     forgotten on start, resume, manual -> auto, a bad measurement, a sign
+ *     test, and when the measurement leaves the setpoint by itself by more than
+ *     twice the tolerance (a clog, a new chip: the plant changed);
+ *   - on a setpoint change with a gain known, a transient begins: a model of
+ *     the plant (gain g, lag `lag`) is driven so that it answers as a first
+ *     order of time constant `response` would, by the plant's inverse: the
+ *     term FF = g (q - base), q the steady flow that moves the model there in
+ *     one tick. The feedforward gives way at the output limits (the model
+ *     follows what was given), so a large step is taken at the limit and then
+ *     landed. The feedback acts on the model's answer `dead_time` later
+ *     instead of the setpoint: with the model right it has nothing to do, and
+ *     it integrates nothing that an output at its limit could not follow.
+ *     When the model and its delayed answer are within 5 % of a tolerance of
+ *     a setpoint that has stopped moving, the integral takes FF over (no
+ *     bump) and the transient ends;
+ *   - a stale gain (the chip changed with the step) cannot overdrive: until
+ *     the plant's answer can be compared with the model's (dead_time + 2
+ *     ticks) FF is no more than the static change g (sp - base); when the
+ *     measurement runs ahead of the model by more than 10 % of the setpoint's
+ *     change plus the tolerance, FF and the gain are dropped and the feedback
+ *     carries on alone.
+ *
  * A measurement that is NaN, older than stale_s or stuck (the same value for
  * stuck_s) freezes the integral and holds the output (or safes it, as the rig
  * says); it is never integrated. Faults, each raised once and cleared when
@@ -63,7 +96,8 @@ struct regulator_hooks {
     void (*fault)(void *ctx, enum reg_fault f, bool active, const char *msg, int64_t t_ns);
 };
 
-/* What one tick computed, for the run file and status (ff: the feedforward term). */
+/* What one tick computed, for the run file and status (ff: the feedforward term, 0 outside a
+ * transient; out = p + i + d + ff within the limits). */
 struct reg_terms {
     double sp, y, out, p, i, d, ff;
 };
