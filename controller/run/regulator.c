@@ -113,6 +113,7 @@ static void align_only(struct regulator *r, int64_t t)
     r->last.p = p_term(r);
     r->last.i = r->out - r->last.p;
     r->y_prev = r->y;
+    r->y_prev_t = r->y_t;
     r->last_tick = t;
 }
 
@@ -514,12 +515,19 @@ void regulator_tick(struct regulator *r, int64_t t_ns, struct reg_terms *terms)
     double p = c->sign * c->kp * (c->sp_weight * ref - r->y);
     double d = r->last.d;
     if (c->kd > 0 && !isnan(r->y_prev)) {
-        double raw = -c->sign * c->kd * (r->y - r->y_prev) / dt;
-        d += (raw - d) * dt / (c->d_filter_s + dt);
+        /* Over the readings' own interval: a tick that saw no new reading keeps the term,
+         * and a late tick does not shrink the slope (the sensor and the ticks run apart). */
+        if (r->y_t > r->y_prev_t) {
+            double raw = -c->sign * c->kd * (r->y - r->y_prev) / ((double)(r->y_t - r->y_prev_t) / NS);
+            d += (raw - d) * dt / (c->d_filter_s + dt);
+        }
     } else {
         d = 0.0;
     }
-    r->y_prev = r->y;
+    if (isnan(r->y_prev) || r->y_t > r->y_prev_t) {
+        r->y_prev = r->y;
+        r->y_prev_t = r->y_t;
+    }
     double i = r->last.i + c->sign * c->ki * (ref - r->y) * dt;
     double f = 0.0;
     if (r->ff_active) {

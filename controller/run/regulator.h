@@ -114,6 +114,7 @@ struct regulator {
     double y;                           /* latest measurement; NaN if none */
     int64_t y_t;                        /* when it came */
     double y_prev;                      /* the measurement the derivative last used */
+    int64_t y_prev_t;                   /* when it came */
     double stuck_v;
     int64_t stuck_since;
     double out;                         /* the output in force (NaN: unknown) */
