@@ -1,4 +1,5 @@
-/* A PID regulator with back-calculation, bumpless transfer and fault detection (regulator.h). */
+/* A PID regulator with back-calculation, bumpless transfer, setpoint feedforward and fault
+ * detection (regulator.h). */
 #include "regulator.h"
 
 #include <math.h>
