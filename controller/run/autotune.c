@@ -130,11 +130,11 @@ static double identify(struct autotune *at)
     double lam_l = 36.0 * l_loop / M_PI;
     r->kp = r->tau / (fabs(r->K) * lam_l);
     r->ki = r->kp / r->tau;
-    /* A derivative of time L' / 2 (filtered over as long) gives back some of the phase the
+    /* A derivative of time 0.6 L' (filtered over L' / 3) gives back some of the phase the
      * delay takes near the crossover of a tenfold gain, where the margin is thinnest. */
-    r->kd = r->kp * 0.5 * l_loop;
-    r->d_filter = 0.5 * l_loop;
-    r->rule = "lambda-10x: PID, Ti = tau, Td = L' / 2 (filter L' / 2), lambda + L' = 36 L' / pi "
+    r->kd = r->kp * 0.6 * l_loop;
+    r->d_filter = l_loop / 3.0;
+    r->rule = "lambda-10x: PID, Ti = tau, Td = 0.6 L' (filter L' / 3), lambda + L' = 36 L' / pi "
               "with L' = L + h / 2 the loop's delay (40 degree phase margin kept for a tenfold "
               "plant gain)";
     at->phase = AT_DONE;

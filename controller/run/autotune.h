@@ -23,11 +23,11 @@
  *     next sample), not the plant's.
  *
  * Suggested gains (rule "lambda-10x"): with L' = L + h / 2 the loop's delay
- * (the regulator's output held for a sample), a PID with Ti = tau, Td = L' / 2
- * (derivative filter L' / 2) and lambda + L' = 36 L' / pi, which keeps a 40
+ * (the regulator's output held for a sample), a PID with Ti = tau, Td = 0.6 L'
+ * (derivative filter L' / 3) and lambda + L' = 36 L' / pi, which keeps a 40
  * degree phase margin when the plant's gain rises tenfold (a chip whose
- * resistance drops tenfold):
- *   kp = tau / (|K| (lambda + L')), ki = kp / tau, kd = kp L' / 2.
+ * resistance drops tenfold) before the derivative's lead, which adds to it:
+ *   kp = tau / (|K| (lambda + L')), ki = kp / tau, kd = 0.6 kp L'.
  * On the simulated chip the first step from rest (feedback alone, the
  * feedforward having learned nothing yet) then settles within 3 (tau + L).
  *

@@ -55,7 +55,7 @@ static void test_the_identified_plant_is_the_model(void **state)
         }
 }
 
-/* The rule: Ti = tau, Td = L'/2 with L' = L + h/2, lambda + L' = 36 L' / pi. */
+/* The rule: Ti = tau, Td = 0.6 L' (filter L' / 3) with L' = L + h/2, lambda + L' = 36 L' / pi. */
 static void test_the_rule_gives_its_stated_gains(void **state)
 {
     (void)state;
@@ -64,8 +64,8 @@ static void test_the_rule_gives_its_stated_gains(void **state)
     double l1 = r.L + 0.5 * r.h;
     assert_float_equal(r.kp, r.tau / (r.K * 36.0 * l1 / M_PI), 1e-9);
     assert_float_equal(r.ki, r.kp / r.tau, 1e-9);
-    assert_float_equal(r.kd, r.kp * 0.5 * l1, 1e-9);
-    assert_float_equal(r.d_filter, 0.5 * l1, 1e-9);
+    assert_float_equal(r.kd, r.kp * 0.6 * l1, 1e-9);
+    assert_float_equal(r.d_filter, l1 / 3.0, 1e-9);
 }
 
 int main(void)
