@@ -17,7 +17,7 @@ int autotune_start(struct autotune *at, double u0, double step, double d, double
     at->u_lo = u_lo;
     at->u_hi = u_hi;
     at->settle_s = 3.0;
-    at->cycles = 10;
+    at->cycles = 20;
     at->timeout_ns = (int64_t)(120 * NS);
     at->u0 = fmin(u_hi, fmax(u_lo, u0));
     at->step = at->u0 + step <= u_hi ? step : -step;
