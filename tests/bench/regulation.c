@@ -335,7 +335,7 @@ int main(int argc, char **argv)
     goal_settle = 3 * (p.tau_s + L);
     printf("bench-regulation: simulated chip3, R %.2f mbar per uL/min, tau %.2f s, dead time %.3f s "
            "(transport %.3f + source lag %.3f), sensor noise 0.05 uL/min + 0.5 %%, sensor read and regulator at %.0f Hz, seed %llu\n"
-           "goals: settling <= 3 (tau + L) = %.2f s, overshoot <= 5 %%, ss error <= 0.5 %%, "
+           "goals: settling (to +/-5 %% of the setpoint) <= 3 (tau + L) = %.2f s, overshoot <= 5 %%, ss error <= 0.5 %%, "
            "CV <= 1.5 x sensor noise, no oscillation at R / 10, inverted plant safe within 5 s\n",
            p.resistance, p.tau_s, L, p.delay_s, p.source_tau_s, 1e9 / (double)tick_ns,
            (unsigned long long)seed, goal_settle);
