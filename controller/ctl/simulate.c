@@ -516,7 +516,7 @@ static void sim_reg_terms(void *ctx, size_t k, const struct reg_terms *r, int64_
     struct sim_lane *l = reg_lane(s, k);
     if (l == NULL || l->finished)
         return;
-    const double v[RUNFILE_REG_SERIES] = { r->sp, r->y, r->out, r->p, r->i, r->d };
+    const double v[RUNFILE_REG_SERIES] = { r->sp, r->y, r->out, r->p, r->i, r->d, r->ff };
     for (int j = 0; j < RUNFILE_REG_SERIES; j++)
         recorder_regulated(l->rec, (uint32_t)(k * RUNFILE_REG_SERIES + (size_t)j), rel(t), v[j]);
 }

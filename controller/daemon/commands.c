@@ -282,16 +282,23 @@ static json_t *status_regulators(struct daemon *d)
         json_object_set_new(o, "rate_hz", json_real(g->rate_hz));
         json_object_set_new(o, "output_range", json_pack("[f,f]", g->out_min, g->out_max));
         json_object_set_new(o, "range", json_pack("[f,f]", g->sp_min, g->sp_max));
-        json_object_set_new(o, "gains", json_pack("{s:f,s:f,s:f}", "kp", g->kp, "ki", g->ki, "kd", g->kd));
+        json_object_set_new(o, "gains", json_pack("{s:f,s:f,s:f,s:f}", "kp", g->kp, "ki", g->ki, "kd", g->kd,
+                                                  "d_filter_s", g->d_filter_s));
+        double ff_lag, ff_resp, ff_dead;
+        bool ff_on = rig_regulator_feedforward(g, &ff_lag, &ff_resp, &ff_dead);
+        json_object_set_new(o, "feedforward", ff_on ? json_pack("{s:b,s:f,s:f,s:f,s:b}", "on", 1, "lag_s",
+                                                                ff_lag, "response_s", ff_resp, "dead_time_s",
+                                                                ff_dead, "gain_known", r->ff_known)
+                                                    : json_pack("{s:b}", "on", 0));
         if (e->tuning || e->tuned) {
             const struct autotune_result *a = &e->at.res;
             json_t *tu = json_pack("{s:s}", "state", e->tuning ? "running"
                                    : e->at.phase == AT_DONE ? "done" : "failed");
             if (e->tuned && e->at.phase == AT_DONE)
-                json_object_update_new(tu, json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:s,s:f}",
+                json_object_update_new(tu, json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:s,s:f}",
                     "gain", a->K, "time_constant_s", a->tau, "dead_time_s", a->L, "ultimate_gain", a->Ku,
-                    "ultimate_period_s", a->Pu, "amplitude", a->a, "hysteresis", a->eps, "kp", a->kp,
-                    "ki", a->ki, "kd", a->kd, "rule", a->rule,
+                    "ultimate_period_s", a->Pu, "amplitude", a->a, "hysteresis", a->eps, "sample_s", a->h,
+                    "kp", a->kp, "ki", a->ki, "kd", a->kd, "d_filter_s", a->d_filter, "rule", a->rule,
                     "seconds", (double)(e->tune_t1 - e->tune_t0) / 1e9));
             else if (e->tuned)
                 json_object_set_new(tu, "why", json_string(e->at.why));

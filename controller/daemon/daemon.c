@@ -970,7 +970,7 @@ static void reg_terms(void *ctx, size_t k, const struct reg_terms *r, int64_t t)
     struct run *run = reg_run(d, k);
     if (run == NULL)
         return;
-    const double v[RUNFILE_REG_SERIES] = { r->sp, r->y, r->out, r->p, r->i, r->d };
+    const double v[RUNFILE_REG_SERIES] = { r->sp, r->y, r->out, r->p, r->i, r->d, r->ff };
     for (int j = 0; j < RUNFILE_REG_SERIES; j++)
         run_record_regulated(run, (int)(k * RUNFILE_REG_SERIES + (size_t)j), v[j], t);
 }

@@ -114,6 +114,9 @@ struct reg_attrs {
     char name[64], measure[80], actuator[80], units[3][48];
     double kp, ki, kd, rate_hz, out_min, out_max;
     int sign;
+    double d_filter_s, sp_weight;
+    bool feedforward;
+    double ff_lag_s, ff_response_s, ff_dead_time_s;
 };
 
 struct recorder {
@@ -645,6 +648,14 @@ static int regulators_group(struct recorder *r, hid_t *out)
         attr_double(p, "output_min", a->out_min);
         attr_double(p, "output_max", a->out_max);
         attr_int(p, "plant_sign", a->sign);
+        attr_double(p, "d_filter_s", a->d_filter_s);
+        attr_double(p, "setpoint_weight", a->sp_weight);
+        attr_str(p, "feedforward", a->feedforward ? "on" : "off", 0);
+        if (a->feedforward) {
+            attr_double(p, "feedforward_lag_s", a->ff_lag_s);
+            attr_double(p, "feedforward_response_s", a->ff_response_s);
+            attr_double(p, "feedforward_dead_time_s", a->ff_dead_time_s);
+        }
         H5Gclose(p);
     }
     *out = g;
@@ -1389,6 +1400,12 @@ int recorder_start(struct recorder **out, const struct rec_run_info *info,
         b->out_min = a->out_min;
         b->out_max = a->out_max;
         b->sign = a->plant_sign;
+        b->d_filter_s = a->d_filter_s;
+        b->sp_weight = a->sp_weight;
+        b->feedforward = a->feedforward;
+        b->ff_lag_s = a->ff_lag_s;
+        b->ff_response_s = a->ff_response_s;
+        b->ff_dead_time_s = a->ff_dead_time_s;
     }
     r->info.regulators = NULL;      /* only our copy is used after this */
     r->info.regulated = NULL;
