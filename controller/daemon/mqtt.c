@@ -86,8 +86,10 @@ struct mqtt {
     char batch_run[33];         /* the run the batch's samples belong to ("" none) */
     double batch_t0;            /* wall time of that run's t = 0, s */
     uint64_t samples_seq, events_seq;
-    char ev_run[33];            /* the run whose events were published up to ev_next */
-    uint64_t ev_next;
+    struct {                    /* per run slot: the run whose events were published up to next */
+        char run[33];
+        uint64_t next;
+    } ev[DAEMON_MAX_RUNS];
     uint64_t ev_missed;
     char *last_status, *last_alarms;
     int64_t status_at_ns;
@@ -616,35 +618,44 @@ void mqtt_on_sample(struct mqtt *m, uint32_t ch, double value, int64_t t_ns)
         add_sample(m, ch, value, t_ns);
 }
 
-/* The run's events not yet published, as one message. */
-static void flush_events(struct mqtt *m)
+/* Run slot i's events not yet published, as one message. */
+static void flush_run_events(struct mqtt *m, size_t i)
 {
-    struct run *r = default_run(m);
+    const struct run_slot *s = &m->d->slots[i];
+    struct run *r = s->run;
     if (r == NULL)
         return;
-    if (strcmp(run_id(r), m->ev_run) != 0) {
-        snprintf(m->ev_run, sizeof m->ev_run, "%s", run_id(r));
-        m->ev_next = 0;
+    if (strcmp(run_id(r), m->ev[i].run) != 0) {
+        snprintf(m->ev[i].run, sizeof m->ev[i].run, "%s", run_id(r));
+        m->ev[i].next = 0;
     }
     uint64_t total = run_events_total(r);
-    if (m->ev_next >= total)
+    if (m->ev[i].next >= total)
         return;
-    if (total > RUN_EVENTS_KEPT && m->ev_next < total - RUN_EVENTS_KEPT) {
-        m->ev_missed += total - RUN_EVENTS_KEPT - m->ev_next;
-        m->ev_next = total - RUN_EVENTS_KEPT;
+    if (total > RUN_EVENTS_KEPT && m->ev[i].next < total - RUN_EVENTS_KEPT) {
+        m->ev_missed += total - RUN_EVENTS_KEPT - m->ev[i].next;
+        m->ev[i].next = total - RUN_EVENTS_KEPT;
     }
     json_t *list = json_array();
-    for (; m->ev_next < total; m->ev_next++) {
-        const struct run_event_rec *e = run_event_at(r, m->ev_next);
+    for (; m->ev[i].next < total; m->ev[i].next++) {
+        const struct run_event_rec *e = run_event_at(r, m->ev[i].next);
         if (e != NULL)
             json_array_append_new(list, run_event_json(r, e));
     }
     json_t *j = payload_head(m);
     json_object_set_new(j, "seq", json_integer((json_int_t)m->events_seq++));
-    json_object_set_new(j, "run", json_string(m->ev_run));
+    json_object_set_new(j, "run", json_string(m->ev[i].run));
+    json_object_set_new(j, "name", json_string(s->name));
     json_object_set_new(j, "t0", json_real((double)run_start_wall_ns(r) / 1e9));
     json_object_set_new(j, "events", list);
     publish_json(m, "events", j, false, true);
+}
+
+/* Every run's events not yet published: one message per run that has new ones. */
+static void flush_events(struct mqtt *m)
+{
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
+        flush_run_events(m, i);
 }
 
 /* The status reply: publish the status, and the alarm list, when they changed. */

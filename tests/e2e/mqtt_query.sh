@@ -182,4 +182,37 @@ if grep -q 'mqtt user bob\|viewer on\|operator on query' <<<"$ev"; then
 else
     ok "nothing asked on the query topic, nor refused there, is in the run's events"
 fi
+
+# Two runs at once: each one's events reach the broker, in messages of their own, named.
+"$PYTHON" tests/lib/mqtt_tool.py collect "$PORT" bob bobpw subq "$T/msgs.jsonl" "$T/subready" &
+SUB_PID=$!; PIDS="$PIDS $SUB_PID"
+timeout 10 sh -c "until [ -e '$T/subready' ]; do sleep 0.05; done"
+for k in 1 2; do
+    cat >"$T/two$k.yaml" <<P
+perfuse: 1
+name: two $k
+rig: rig1
+safe_state: {pump$k: 0 uL/min}
+steps:
+  - {name: s$k, set: {pump$k: $k uL/min}, for: 2 s}
+P
+    ctl run "$T/two$k.yaml" --name "mq-$k" >/dev/null || not_ok "run mq-$k starts"
+done
+ctl wait --run mq-1 >/dev/null
+ctl wait --run mq-2 >/dev/null
+# Each run's last events leave with the next interval after its end.
+timeout 10 sh -c "until [ \$(grep -c 'run_completed' '$T/msgs.jsonl') -ge 2 ]; do sleep 0.1; done"
+kill -TERM "$SUB_PID"; wait_gone "$SUB_PID" 10
+check "two runs at once: the events of each reach the broker, each message one run's, named" "$PYTHON" -c "
+import json, sys
+by = {}
+for l in open(sys.argv[1]):
+    m = json.loads(l)
+    if not m['topic'].endswith('/events'):
+        continue
+    p = json.loads(m['payload'])
+    by.setdefault(p.get('name'), set()).update(e['code'] for e in p['events'])
+ok = all('run_completed' in by.get(n, ()) and 'step_start' in by.get(n, ()) for n in ('mq-1', 'mq-2'))
+print('# events by run:', {k: len(v) for k, v in by.items()})
+sys.exit(0 if ok else 1)" "$T/msgs.jsonl"
 finish
