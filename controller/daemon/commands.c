@@ -456,6 +456,12 @@ static json_t *run_line(struct daemon *d, struct run_slot *s)
     if (st.step_kind != NULL)
         json_object_set_new(o, "step", json_pack("{s:s,s:s,s:s}", "path", st.step_path, "name",
                                                  st.step_name, "kind", st.step_kind));
+    /* What a page or a list of runs needs to act on each: why it waits. */
+    bool closed = run_closed(r);
+    json_object_set_new(o, "pause_reason", st.pause_reason && !closed ? json_string(st.pause_reason)
+                                                                      : json_null());
+    json_object_set_new(o, "prompt", st.waiting_prompt && st.prompt ? json_string(st.prompt) : json_null());
+    json_object_set_new(o, "prompt_id", st.waiting_prompt ? json_string(st.step_path) : json_null());
     json_t *claims = json_array();
     for (size_t i = 0; !run_ended(r) && i < s->claims.n; i++)
         if (s->claims.writes[i])
