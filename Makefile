@@ -274,7 +274,8 @@ install: $(PROGS) $(MANS)
 	install -m 0644 protocols/*.yaml $(DESTDIR)$(PREFIX)/share/perfuse/protocols/
 	install -m 0644 protocols/profiles/*.yaml $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles/
 	install -m 0644 protocols/rigs/*.yaml $(DESTDIR)$(PREFIX)/share/perfuse/protocols/rigs/
-	install -m 0644 scripts/perfused.service $(DESTDIR)$(PREFIX)/share/perfuse/
+	sed 's|/usr/local/|$(PREFIX)/|g' scripts/perfused.service >$(DESTDIR)$(PREFIX)/share/perfuse/perfused.service
+	chmod 0644 $(DESTDIR)$(PREFIX)/share/perfuse/perfused.service
 	$(foreach d,$(DOCS),install -m 0644 $(word 1,$(subst :, ,$(d))) $(DESTDIR)$(PREFIX)/share/doc/perfuse/$(word 2,$(subst :, ,$(d)))$(newline))
 	install -m 0644 $(MANS) $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 0644 scripts/completion/perfuse.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/perfusectl

@@ -50,4 +50,17 @@ check "make install DESTDIR=... PREFIX=/opt/perfuse succeeds" test $? -eq 0 || t
 check "staged under DESTDIR" test -x "$T/stage/opt/perfuse/bin/perfusectl" -a -s "$T/stage/opt/perfuse/share/perfuse/protocols/rigs/sim.yaml"
 check "staged programs are built for /opt/perfuse, not the staging path" \
     sh -c "grep -q /opt/perfuse '$T/stage/opt/perfuse/bin/perfusectl' && ! grep -q '$T/stage' '$T/stage/opt/perfuse/bin/perfusectl'"
+check "the installed systemd unit starts /opt/perfuse/bin/perfused" \
+    grep -q "^ExecStart=/opt/perfuse/bin/perfused " "$T/stage/opt/perfuse/share/perfuse/perfused.service"
+if command -v systemd-analyze >/dev/null 2>&1; then
+    # verify wants the binary at its path: point it at the staged one.
+    sed "s|/opt/perfuse/bin/perfused|$T/stage/opt/perfuse/bin/perfused|" \
+        "$T/stage/opt/perfuse/share/perfuse/perfused.service" >"$T/perfused.service"
+    out=$(systemd-analyze verify "$T/perfused.service" 2>&1)
+    if grep -qi 'unknown\|invalid\|failed to parse' <<<"$out"; then
+        not_ok "systemd-analyze verify finds nothing wrong with the unit: $out"
+    else
+        ok "systemd-analyze verify finds nothing wrong with the unit${out:+ (it said: $out)}"
+    fi
+fi
 finish
