@@ -924,8 +924,14 @@ static int set_value(struct ctl_client *cl, json_t *req, json_t *res, char *err,
     }
     regloop_manual(&d->rl, ch, v, pclock_now(&d->clock));  /* a regulator's actuator set by hand */
     struct run_actor who = actor(cl, NULL);
-    if (r != NULL && !run_closed(r))
+    if (r != NULL && !run_closed(r)) {
         run_manual_set(r, &who, ch, v);
+    } else {
+        /* No run records it: the rig's events do (and the broker publishes them). */
+        char m[256];
+        snprintf(m, sizeof m, "manual set %s = %g %s by %s", c->name, v, c->unit, who.user);
+        daemon_event(d, pclock_now(&d->clock), "info", "control", "cmd_set", m);
+    }
     json_object_set_new(res, "channel", json_string(c->name));
     json_object_set_new(res, "value", json_real(v));
     json_object_set_new(res, "unit", json_string(c->unit));

@@ -201,6 +201,7 @@ void daemon_event(struct daemon *d, int64_t t, const char *sev, const char *src,
     }
     if (any)
         return;
+    rig_events_add(&d->rig_events, time_wall_ns(), sev, src, code, msg);
     if (strcmp(sev, "info") == 0)
         log_info(src, "%s: %s", code, msg);
     else
@@ -263,8 +264,11 @@ static void alarm_event(void *ctx, int64_t t, const char *sev, const char *src, 
         daemon_event(ctx, t, sev, src, code, msg);
     else if (owner != NULL && !run_closed(owner))
         run_event(owner, t, sev, src, code, "%s", msg);
-    else
+    else {
+        /* Its run's file has closed: the rig keeps it. */
+        rig_events_add(&d->rig_events, time_wall_ns(), sev, src, code, msg);
         log_warn(src, "%s: %s", code, msg);
+    }
     if (strcmp(code, "alarm_raised") == 0)
         daemon_alert(ctx, owner != NULL ? owner : live_run(ctx), sev, sev, src, code, msg);
     else

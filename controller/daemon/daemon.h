@@ -6,6 +6,7 @@
 #define PERFUSE_DAEMON_H
 
 #include "loopwake.h"
+#include "rigevents.h"
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -130,6 +131,7 @@ struct daemon {
     struct latency wire_sched;
     char host[64];
     char sched[96];             /* the loop thread's scheduling, as status shows it */
+    struct rig_events rig_events;   /* events while no run file was open to take them */
     struct health *dev_health;  /* per rig device */
     struct health *bus_health;  /* per rig bus */
     struct alarms alarms;       /* latched until acknowledged */

@@ -91,6 +91,7 @@ struct mqtt {
         uint64_t next;
     } ev[DAEMON_MAX_RUNS];
     uint64_t ev_missed;
+    uint64_t rig_ev_next;       /* the rig's events (no run) published up to here */
     char *last_status, *last_alarms;
     int64_t status_at_ns;
     uint64_t dropped_loop;      /* messages the out queue had no room for */
@@ -651,11 +652,35 @@ static void flush_run_events(struct mqtt *m, size_t i)
     publish_json(m, "events", j, false, true);
 }
 
-/* Every run's events not yet published: one message per run that has new ones. */
+/* The rig's events recorded while no run file was open, not yet published. */
+static void flush_rig_events(struct mqtt *m)
+{
+    const struct rig_events *e = &m->d->rig_events;
+    if (m->rig_ev_next >= e->total)
+        return;
+    if (e->total - m->rig_ev_next > RIG_EVENTS_KEPT) {
+        m->ev_missed += e->total - RIG_EVENTS_KEPT - m->rig_ev_next;
+        m->rig_ev_next = e->total - RIG_EVENTS_KEPT;
+    }
+    json_t *list = json_array();
+    for (; m->rig_ev_next < e->total; m->rig_ev_next++)
+        json_array_append_new(list, rig_event_json(rig_events_at(e, m->rig_ev_next)));
+    json_t *j = payload_head(m);
+    json_object_set_new(j, "seq", json_integer((json_int_t)m->events_seq++));
+    json_object_set_new(j, "run", json_null());
+    json_object_set_new(j, "name", json_null());
+    json_object_set_new(j, "t0", json_real(0.0));
+    json_object_set_new(j, "events", list);
+    publish_json(m, "events", j, false, true);
+}
+
+/* Every run's events not yet published (one message per run that has new
+ * ones), then the rig's own. */
 static void flush_events(struct mqtt *m)
 {
     for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
         flush_run_events(m, i);
+    flush_rig_events(m);
 }
 
 /* The status reply: publish the status, and the alarm list, when they changed. */

@@ -200,8 +200,10 @@ P
 done
 ctl wait --run mq-1 >/dev/null
 ctl wait --run mq-2 >/dev/null
+# With no run going, a manual set is the rig's event, published with no run.
+ctl set pump1 2 uL/min >/dev/null || not_ok "a manual set with no run"
 # Each run's last events leave with the next interval after its end.
-timeout 10 sh -c "until [ \$(grep -c 'run_completed' '$T/msgs.jsonl') -ge 2 ]; do sleep 0.1; done"
+timeout 10 sh -c "until [ \$(grep -c 'run_completed' '$T/msgs.jsonl') -ge 2 ] && grep -q 'manual set pump1.flow' '$T/msgs.jsonl'; do sleep 0.1; done"
 kill -TERM "$SUB_PID"; wait_gone "$SUB_PID" 10
 check "two runs at once: the events of each reach the broker, each message one run's, named" "$PYTHON" -c "
 import json, sys
@@ -215,4 +217,14 @@ for l in open(sys.argv[1]):
 ok = all('run_completed' in by.get(n, ()) and 'step_start' in by.get(n, ()) for n in ('mq-1', 'mq-2'))
 print('# events by run:', {k: len(v) for k, v in by.items()})
 sys.exit(0 if ok else 1)" "$T/msgs.jsonl"
+check "with no run, a manual set is published as the rig's event (run null), with who did it" "$PYTHON" -c "
+import json, sys
+for l in open(sys.argv[1]):
+    m = json.loads(l)
+    if m['topic'].endswith('/events'):
+        p = json.loads(m['payload'])
+        if p.get('run') is None and any(e['code'] == 'cmd_set' and 'pump1.flow = 2 uL/min by' in e['message']
+                                         and e['utc'] for e in p['events']):
+            sys.exit(0)
+sys.exit(1)" "$T/msgs.jsonl"
 finish
