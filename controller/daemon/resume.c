@@ -3,6 +3,7 @@
 #include "journal_check.h"
 #include "base/diag.h"
 #include "base/log.h"
+#include "base/utf8.h"
 #include "record/recovery.h"
 
 #include "run.h"
@@ -27,8 +28,9 @@ static bool file_in_dir(const char *path, const char *dir)
 }
 
 /* Check the journal's run file and read its last time stamp; 0, -EINVAL
- * (refused) or -ENODATA (missing, or a regular file that cannot be read:
- * it may be replaced) with the reason in why. */
+ * (refused, the reason in why) or -ENODATA (missing, or a regular file that
+ * cannot be read: it may be replaced; what is wrong with it in why, after
+ * its name, e.g. "is missing"). */
 static int check_run_file(const struct resume_source *src, const struct journal_rec *j, double *last,
                           char *why, size_t len)
 {
@@ -39,10 +41,12 @@ static int check_run_file(const struct resume_source *src, const struct journal_
         return -EINVAL;
     }
     struct stat st;
-    if (lstat(j->file, &st) < 0) {
-        snprintf(why, len, "its run file %.300s %s", j->file,
-                 errno == ENOENT ? "is missing" : strerror(errno));
-        return errno == ENOENT ? -ENODATA : -EINVAL;
+    if (lstat(j->file, &st) < 0 && errno == ENOENT) {
+        snprintf(why, len, "is missing");
+        return -ENODATA;
+    } else if (lstat(j->file, &st) < 0) {
+        snprintf(why, len, "its run file %.300s: %s", j->file, strerror(errno));
+        return -EINVAL;
     }
     if (!S_ISREG(st.st_mode)) {
         snprintf(why, len, "its run file %.300s is not a regular file (%s)", j->file,
@@ -50,15 +54,17 @@ static int check_run_file(const struct resume_source *src, const struct journal_
         return -EINVAL;
     }
     if (recorder_last_time(j->file, last) < 0) {
-        snprintf(why, len, "its run file %.300s cannot be read (%lld bytes%s)", j->file,
-                 (long long)st.st_size, st.st_size == 0 ? ": nothing reached the disk" : "");
+        if (st.st_size == 0)
+            snprintf(why, len, "is empty (nothing reached the disk)");
+        else
+            snprintf(why, len, "cannot be read (%lld bytes)", (long long)st.st_size);
         return -ENODATA;
     }
     /* The journal's protocol hash is checked against its text already; a hand
      * that edited both still has to match what the run file recorded. */
     char hex[65], err[200];
     if (recorder_protocol_sha256(j->file, hex, err, sizeof err) < 0) {
-        snprintf(why, len, "cannot read the protocol's sha256 in its run file %.200s: %.150s", j->file, err);
+        snprintf(why, len, "cannot be read (its protocol's sha256: %.150s)", err);
         return -ENODATA;
     }
     if (strcmp(hex, j->protocol_sha256) != 0) {
@@ -87,6 +93,13 @@ static double journal_last_alive(const struct journal_rec *j)
     if (j->written_wall_ns != 0 && j->written_wall_ns - j->start_wall_ns > t)
         t = j->written_wall_ns - j->start_wall_ns;
     return t > 0 ? (double)t / 1e9 : 0;
+}
+
+/* The file name in path. */
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
 }
 
 /* Whether anything (a file, a link, ...) is at path. */
@@ -197,8 +210,8 @@ void resume_decide(const struct resume_source *src, struct resume_decision *out)
     bool resume = out->plan->on_restart == ON_RESTART_RESUME;
     out->verdict = resume ? RESUME_CONTINUE : RESUME_INTERRUPTED;
     if (out->replace)
-        snprintf(out->why, sizeof out->why, "on_restart: %s; %.250s: the run goes on in %.200s",
-                 resume ? "resume" : "safe-stop", out->file_problem, out->new_file);
+        snprintf(out->why, sizeof out->why, "on_restart: %s; its run file %.150s %.100s: the run goes "
+                 "on in %.150s", resume ? "resume" : "safe-stop", out->j.file, out->file_problem, out->new_file);
     else
         snprintf(out->why, sizeof out->why, "on_restart: %s", resume ? "resume" : "safe-stop");
 }
@@ -263,15 +276,19 @@ static void continue_in_new_file(const struct resume_source *src, const struct r
             log_error("journal", "cannot rename %s back to %s: %s", kept, old, strerror(errno));
         snprintf(d->j.file, sizeof d->j.file, "%s", old);
         char why[700];
-        snprintf(why, sizeof why, "%.500s, and a new run file cannot be made: %s", d->file_problem, strerror(-rc));
+        snprintf(why, sizeof why, "its run file %.300s %.100s, and a new run file cannot be made: %s", old,
+                 d->file_problem, strerror(-rc));
         journal_unusable(src, h, d->j.run_id, why);
         return;
     }
-    char msg[2048];
-    snprintf(msg, sizeof msg, "run %.8s: %s; %s%.600s; the run %s in %.600s", d->j.run_id, d->file_problem,
-             renamed ? "kept as " : "", renamed ? kept : taken(old) ? "left where it is" : "nothing to keep",
-             resume ? "goes on" : "is closed as interrupted", d->new_file);
-    log_warn("journal", "%s", msg);
+    log_warn("journal", "run %.8s: its run file %s %s; %s%s; the run %s in %s", d->j.run_id, old,
+             d->file_problem, renamed ? "kept as " : "", renamed ? kept : taken(old) ? "left where it is"
+             : "nothing to keep", resume ? "goes on" : "is closed as interrupted", d->new_file);
+    /* An alarm holds 200 bytes: the names alone, both in the data directory. */
+    char msg[512];
+    utf8_format(msg, sizeof msg, "run %.8s %s in %s: %s %s%s", d->j.run_id,
+                resume ? "goes on" : "closed as interrupted", base_name(d->new_file), base_name(old),
+                d->file_problem, renamed ? ", kept as .unreadable" : "");
     h->alarm(h->ctx, d->j.run_id, "run_file_replaced", msg);
 }
 

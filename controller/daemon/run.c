@@ -51,6 +51,7 @@ struct run {
     int *rec_chan;              /* rig channel -> /channels index, or -1 (in series) */
     int *rec_sp;                /* rig channel -> /setpoints index, or -1 (in series) */
     enum run_state final;
+    bool interrupted;           /* closed by on_restart: safe-stop: its file's state is "interrupted" */
     bool ended;                 /* runner reached a final state */
     bool closed;                /* the file is closed */
     bool shutdown;              /* the daemon is stopping during the run */
@@ -70,7 +71,7 @@ _Static_assert(sizeof ((struct journal_rec *)0)->operator_name > RUN_OPERATOR_MA
  * operator) or faulted (a safety action, or on_fault: abort). */
 static const char *final_state(const struct run *r)
 {
-    return run_outcome_name(r->final);
+    return r->interrupted ? "interrupted" : run_outcome_name(r->final);
 }
 
 /* How long a run's file stays open after its end, for the end's consequences. */
@@ -708,17 +709,16 @@ static void continue_fills(struct run *r, const struct journal_rec *j, int64_t n
     }
 }
 
-/* A run continued in a new file: what became of the one it was in, and what
- * that costs, into the new file's events. */
-static void replaced_event(struct run *r, const struct run_replaced *rep, double last_alive_s, int64_t now)
+/* A run continued in a new file: what became of the one it was in, into the
+ * new file's events (a message holds 255 bytes: the names alone, both in the
+ * data directory). */
+static void replaced_event(struct run *r, const struct run_replaced *rep, int64_t now)
 {
-    char alive[40];
-    time_iso8601(r->start_wall_ns + (int64_t)(last_alive_s * 1e9), alive, sizeof alive);
+    const char *old = strrchr(rep->file, '/'), *now_in = strrchr(r->path, '/');
     run_event(r, now, "warning", "daemon", "run_file_replaced",
-              "%s%s%s; this run (the same run id and t = 0) goes on in this file, %s; what the old file "
-              "held before the restart is not in it; the gap is counted from %s, when the run journal "
-              "was last written", rep->problem, rep->kept_as ? "; it is kept as " : "",
-              rep->kept_as ? rep->kept_as : "", r->path, alive);
+              "%s %s%s; the run goes on in this file, %s (the same run id and t = 0), without what "
+              "that file held", old ? old + 1 : rep->file, rep->problem,
+              rep->kept_as ? ", kept as .unreadable" : "", now_in ? now_in + 1 : r->path);
 }
 
 int run_continue(const struct run_host *host, const struct journal_rec *j, struct plan *plan,
@@ -776,7 +776,7 @@ int run_continue(const struct run_host *host, const struct journal_rec *j, struc
               g, (double)gap / 1e9, rep ? ", counted from the journal's last write" : "",
               resume ? "resume" : "safe-stop");
     if (rep != NULL)
-        replaced_event(r, rep, last_alive_s, now);
+        replaced_event(r, rep, now);
     if (j->overrides_skipped > 0)
         run_event(r, now, "warning", "daemon", "override_dropped", "%zu override(s) in the journal could "
                   "not be read (malformed); the protocol's values apply to those channels",
@@ -807,8 +807,16 @@ int run_continue(const struct run_host *host, const struct journal_rec *j, struc
         hook_safe_state(r);
         r->ended = true;
         r->final = RUN_ABORTED;
+        r->interrupted = true;
         journal_writer_remove(r->h.journal);
-        finish_file(r, "interrupted");
+        /* A new file stays open, as at a run's end, for what its caller
+         * records next (the alarm) and the safe state's confirmation. */
+        if (rep != NULL && r->settle_open) {
+            r->end_ns = now;
+            uv_timer_start(&r->settle, settle_done, RUN_SETTLE_MS, 0);
+        } else {
+            finish_file(r, "interrupted");
+        }
     } else if (j->pos.paused) {
         /* Paused: the setpoints held before the crash, manual ones included. */
         for (size_t i = 0; i < j->n_setpoints; i++) {

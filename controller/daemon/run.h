@@ -62,8 +62,10 @@ struct run_replaced {
  * follows the protocol's on_restart. rep: NULL, or the journal's file could
  * not be read: j->file is then a new file, created as a run file of the same
  * run (id, t = 0, protocol, operator), its events say why, and the journal is
- * rewritten to name it. On failure returns a negative errno with the reason
- * in d. */
+ * rewritten to name it; closed as interrupted, it stays open as at a run's
+ * end (until the safe state is confirmed), so that an alarm raised about it
+ * right after this lands in it. On failure returns a negative errno with the
+ * reason in d. */
 int run_continue(const struct run_host *host, const struct journal_rec *j, struct plan *plan,
                  double last_alive_s, const struct run_replaced *rep, struct diag *d, struct run **out);
 /* The file a continued run was in before the restart, when it could not be
