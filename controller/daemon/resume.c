@@ -41,12 +41,13 @@ static int check_run_file(const struct resume_source *src, const struct journal_
         return -EINVAL;
     }
     struct stat st;
-    if (lstat(j->file, &st) < 0 && errno == ENOENT) {
-        snprintf(why, len, "is missing");
-        return -ENODATA;
-    } else if (lstat(j->file, &st) < 0) {
-        snprintf(why, len, "its run file %.300s: %s", j->file, strerror(errno));
-        return -EINVAL;
+    if (lstat(j->file, &st) < 0) {
+        bool missing = errno == ENOENT;
+        if (missing)
+            snprintf(why, len, "is missing");
+        else
+            snprintf(why, len, "its run file %.300s: %s", j->file, strerror(errno));
+        return missing ? -ENODATA : -EINVAL;
     }
     if (!S_ISREG(st.st_mode)) {
         snprintf(why, len, "its run file %.300s is not a regular file (%s)", j->file,

@@ -716,8 +716,8 @@ static void replaced_event(struct run *r, const struct run_replaced *rep, int64_
 {
     const char *old = strrchr(rep->file, '/'), *now_in = strrchr(r->path, '/');
     run_event(r, now, "warning", "daemon", "run_file_replaced",
-              "%s %s%s; the run goes on in this file, %s (the same run id and t = 0), without what "
-              "that file held", old ? old + 1 : rep->file, rep->problem,
+              "%s %s%s; the run (same id, same t = 0) goes on in this file, %s", old ? old + 1 : rep->file,
+              rep->problem,
               rep->kept_as ? ", kept as .unreadable" : "", now_in ? now_in + 1 : r->path);
 }
 
