@@ -443,6 +443,9 @@ static json_t *run_line(struct daemon *d, struct run_slot *s)
                           !run_closed(r), "file", run_path(r), "elapsed_s",
                           (double)st.run_elapsed_ns / 1e9, "planned_total_s",
                           (double)st.planned_total_ns / 1e9, "open_ended", run_plan(r)->open_ended);
+    /* Continued in a new file after a restart: the file it was in before. */
+    if (run_replaced_file(r) != NULL)
+        json_object_set_new(o, "replaced_file", json_string(run_replaced_file(r)));
     if (st.planned_total_ns > 0)
         json_object_set_new(o, "progress", json_real(fmin(1.0, (double)st.run_elapsed_ns /
                                                                 (double)st.planned_total_ns)));
@@ -528,6 +531,8 @@ static void status_run(struct daemon *d, struct run_slot *s, json_t *res)
     json_object_set_new(res, "run_id", json_string(run_id(r)));
     json_object_set_new(res, "protocol", json_string(run_plan(r)->name));
     json_object_set_new(res, "file", json_string(run_path(r)));
+    if (run_replaced_file(r) != NULL)
+        json_object_set_new(res, "replaced_file", json_string(run_replaced_file(r)));
     char iso[40];
     time_iso8601(run_start_wall_ns(r), iso, sizeof iso);
     json_object_set_new(res, "started", json_string(iso));

@@ -1465,11 +1465,19 @@ static void resume_safe_state(void *ctx)
     daemon_safe_state(ctx, NULL, 0);
 }
 
-/* Resume hook: an alarm about the journal. */
-static void resume_alarm(void *ctx, const char *code, const char *message)
+/* Resume hook: an alarm about the journal, or (run) about the run it continued.
+ * A run's is about what happened at the restart, not a lasting condition:
+ * listed as cleared, until acknowledged. */
+static void resume_alarm(void *ctx, const char *run, const char *code, const char *message)
 {
     struct daemon *d = ctx;
-    alarms_raise(&d->alarms, pclock_now(&d->clock), "alarm", "journal", code, NULL, "%s", message);
+    int64_t now = pclock_now(&d->clock);
+    if (run == NULL) {
+        alarms_raise(&d->alarms, now, "alarm", "journal", code, NULL, "%s", message);
+        return;
+    }
+    alarms_raise_run(&d->alarms, run, now, "alarm", "journal", code, NULL, "%s", message);
+    alarms_clear_run(&d->alarms, run, now, "journal", code, NULL);
 }
 
 /* Give slot s the run of plan (its claim, and name, or one derived from the
@@ -1535,7 +1543,8 @@ void daemon_slot_started(struct daemon *d, struct run_slot *s, struct run *r)
 static struct run_slot *resuming;
 
 /* Resume hook: continue the journaled run (or close it, as its on_restart says). */
-static int resume_run(void *ctx, const struct journal_rec *j, struct plan *plan, double last_alive_s)
+static int resume_run(void *ctx, const struct journal_rec *j, struct plan *plan, double last_alive_s,
+                      const struct run_replaced *rep)
 {
     struct daemon *d = ctx;
     struct run_slot *s = resuming;
@@ -1547,7 +1556,7 @@ static int resume_run(void *ctx, const struct journal_rec *j, struct plan *plan,
         diag_free(&dg);
         return -ENOMEM;
     }
-    int rc = run_continue(&s->host, j, plan, last_alive_s, &dg, &r);
+    int rc = run_continue(&s->host, j, plan, last_alive_s, rep, &dg, &r);
     if (rc < 0) {
         diag_print(&dg, stderr);
         claims_free(&s->claims);

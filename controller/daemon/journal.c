@@ -137,6 +137,11 @@ int journal_encode(const struct journal_rec *j, char **text)
         json_decref(o);
         return -ENOMEM;
     }
+    if (j->written_wall_ns != 0 &&
+        json_object_set_new(o, "written_wall_ns", json_integer(j->written_wall_ns)) < 0) {
+        json_decref(o);
+        return -ENOMEM;
+    }
     /* What the run was started with: a restart checks them before using the journal. */
     if (json_object_set_new(o, "rig_sha256", json_string(j->rig_sha256)) < 0 ||
         json_object_set_new(o, "rig_digest", json_string(j->rig_digest)) < 0 ||
@@ -293,6 +298,11 @@ int journal_decode(const char *text, size_t len, struct journal_rec *j, char *er
     if (!get_int(o, "start_wall_ns", INT64_MIN, INT64_MAX, &start))
         return decode_fail(o, err, errlen, "'start_wall_ns' is missing or not a whole number of ns");
     j->start_wall_ns = start;
+    /* When it was written: optional (older journals); journal_validate bounds it. */
+    json_int_t written = 0;
+    if (json_object_get(o, "written_wall_ns") != NULL && !get_int(o, "written_wall_ns", 1, INT64_MAX, &written))
+        return decode_fail(o, err, errlen, "'written_wall_ns' is not a whole positive number of ns");
+    j->written_wall_ns = written;
     json_t *pos = json_object_get(o, "position");
     if (!json_is_object(pos))
         return decode_fail(o, err, errlen, "'position' is missing or not an object");

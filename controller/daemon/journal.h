@@ -28,6 +28,8 @@ struct journal_rec {
     char run_id[33];
     char file[4096];                /* the run's HDF5 file */
     int64_t start_wall_ns;          /* CLOCK_REALTIME of t = 0 */
+    int64_t written_wall_ns;        /* CLOCK_REALTIME when it was written: the run was alive then
+                                     * (absent from older journals: 0) */
     char rig_name[64];
     char operator_name[96];
     char run_name[33];              /* the run's name among runs at once (absent from older journals: "") */

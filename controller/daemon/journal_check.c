@@ -62,6 +62,13 @@ static int check_times(const struct journal_rec *j, int64_t now, char *err, size
         return refuse(err, errlen, "the run started %.0f days ago: a journal older than %lld days is "
                       "not continued", (double)elapsed / 86400e9, JOURNAL_MAX_AGE_NS / 86400000000000LL);
     hi = (elapsed > 0 ? elapsed : 0) + JOURNAL_CLOCK_SLACK_NS;
+    /* When it was written: the last moment the run is known alive without its file. */
+    int64_t written;
+    if (j->written_wall_ns != 0 &&
+        (__builtin_sub_overflow(j->written_wall_ns, j->start_wall_ns, &written) ||
+         written < -JOURNAL_CLOCK_SLACK_NS || written > hi))
+        return refuse(err, errlen, "absurd time: the journal says it was written at %lld ns, not "
+                      "between the run's start and now", (long long)j->written_wall_ns);
     /* Steps ended early by `next` take their unused time off shift_ns, which
      * may then be negative, and leave plan_pos_ns (the plan's fixed durations
      * before the step) beyond the time elapsed. The step's start, shift + plan,

@@ -15,7 +15,11 @@
  *     check its run file, and decide: nothing to do, continue the run, close
  *     it as interrupted (both as the protocol's on_restart says), or refuse
  *     the journal; a refusal makes the rig safe, keeps the journal aside as
- *     run.journal.unusable, and logs and raises an alarm with the reason. This
+ *     run.journal.unusable, and logs and raises an alarm with the reason. A
+ *     run file that is missing or cannot be read (a crash before its
+ *     structure reached the disk) is no reason to refuse a sound journal: it
+ *     is kept aside as FILE.unreadable, and the run goes on (or is closed) in
+ *     a new file beside it, FILE-continued.h5, with alarm run_file_replaced. This
  *     needs the journal and plans, which are above the record layer, and it
  *     reaches the daemon only through hooks (the daemon includes this, not
  *     the other way round).
@@ -62,7 +66,17 @@ struct resume_decision {
     bool decoded;               /* j holds a decoded journal (its run_id names the run) */
     struct journal_rec j;
     struct plan *plan;          /* CONTINUE, INTERRUPTED: the journal's protocol loaded on the rig */
-    double last_alive_s;        /* CONTINUE, INTERRUPTED: the run file's last time stamp */
+    double last_alive_s;        /* CONTINUE, INTERRUPTED: the run file's last time stamp, or
+                                 * (replace) the journal's write time (its position's time in an
+                                 * older journal without one), in s since t = 0 */
+    /* CONTINUE, INTERRUPTED: the run file is missing, or a regular file that
+     * cannot be read (a crash before its structure reached the disk): the run
+     * goes on (or is closed) in new_file, which does not exist yet. A file
+     * that can be read but does not fit the journal (another protocol, time
+     * stamps beyond the run) is not replaced: the journal is unusable. */
+    bool replace;
+    char new_file[4096];        /* replace: beside the old one, "-continued" (or "-continued-N") */
+    char file_problem[512];     /* replace: what is wrong with the journal's run file */
 };
 
 /* Read, decode and check the journal in src's data directory and decide.
@@ -71,18 +85,23 @@ struct resume_decision {
 void resume_decide(const struct resume_source *src, struct resume_decision *out);
 void resume_decision_free(struct resume_decision *d);
 
+struct run_replaced;            /* run.h */
+
 /* What the daemon does for a decision. */
 struct resume_hooks {
     void *ctx;
     /* Put every actuator of the rig in its safe state. */
     void (*safe_state)(void *ctx);
-    /* Raise an alarm (source "journal") with code and message. */
-    void (*alarm)(void *ctx, const char *code, const char *message);
+    /* Raise an alarm (source "journal") with code and message; run: the run
+     * it concerns (its id, started by continue_run), or NULL: the rig's. */
+    void (*alarm)(void *ctx, const char *run, const char *code, const char *message);
     /* Continue the run (CONTINUE) or reopen it to close it as interrupted
      * (INTERRUPTED), as plan's on_restart says; takes plan, also on failure.
-     * 0, or a negative errno (the run cannot be continued; its diagnostics
-     * already logged). */
-    int (*continue_run)(void *ctx, const struct journal_rec *j, struct plan *plan, double last_alive_s);
+     * rep: NULL, or (replace) the journal's file that could not be read, the
+     * run then goes on in a new file, j->file. 0, or a negative errno (the run
+     * cannot be continued; its diagnostics already logged). */
+    int (*continue_run)(void *ctx, const struct journal_rec *j, struct plan *plan, double last_alive_s,
+                        const struct run_replaced *rep);
 };
 
 /* Decide, and carry the decision out through h. */

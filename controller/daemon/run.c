@@ -45,11 +45,13 @@ struct run {
     unsigned refusals_held;     /* refusals not recorded since the last one that was */
     char id[33];
     char path[PATH_MAX];
+    char replaced[PATH_MAX];    /* continued in a new file: the one before it ("": none) */
     int64_t start_ns, start_wall_ns;
     struct runfile_series series;
     int *rec_chan;              /* rig channel -> /channels index, or -1 (in series) */
     int *rec_sp;                /* rig channel -> /setpoints index, or -1 (in series) */
     enum run_state final;
+    bool interrupted;           /* closed by on_restart: safe-stop: its file's state is "interrupted" */
     bool ended;                 /* runner reached a final state */
     bool closed;                /* the file is closed */
     bool shutdown;              /* the daemon is stopping during the run */
@@ -69,7 +71,7 @@ _Static_assert(sizeof ((struct journal_rec *)0)->operator_name > RUN_OPERATOR_MA
  * operator) or faulted (a safety action, or on_fault: abort). */
 static const char *final_state(const struct run *r)
 {
-    return run_outcome_name(r->final);
+    return r->interrupted ? "interrupted" : run_outcome_name(r->final);
 }
 
 /* How long a run's file stays open after its end, for the end's consequences. */
@@ -164,6 +166,7 @@ static void journal_update(struct run *r)
         utf8_copy(j.run_name, sizeof j.run_name, r->h.run_name);
     snprintf(j.file, sizeof j.file, "%s", r->path);
     j.start_wall_ns = r->start_wall_ns;
+    j.written_wall_ns = time_wall_ns();
     utf8_copy(j.rig_name, sizeof j.rig_name, r->h.rig->name);
     utf8_copy(j.operator_name, sizeof j.operator_name, r->operator_name);
     j.protocol_path = r->plan->path;
@@ -387,8 +390,6 @@ static int open_file(struct run *r, const struct run_actor *who, bool append)
     int rc = ensure_dir(h->data_dir);
     if (rc < 0)
         return rc;
-    if (!append)
-        runfile_path(r->path, sizeof r->path, h->data_dir, r->start_wall_ns, r->plan->name, NULL, r->id);
     /* What it records: what it claims, the sensors it names, its 'record:' (default: every channel). */
     struct claims cl;
     if ((rc = claims_of_plan(r->plan, r->h.rig, &cl)) < 0)
@@ -429,11 +430,16 @@ static int open_file(struct run *r, const struct run_actor *who, bool append)
         .fsync_interval_s = r->h.rig->rec.checkpoint_s, .append = append,
         .buffer_samples = r->h.rig->rec.buffer, .claims = claimed, .sensors = sensors,
     };
-    struct rec_field fields[RUN_SAMPLE_MAX + 2];
+    struct rec_field fields[RUN_SAMPLE_MAX + 3];
     char keys[RUN_SAMPLE_MAX][RUN_SAMPLE_KEY_MAX + 1];
+    const char *slash = strrchr(r->replaced, '/');
     if (!append) {
         info.fields = fields;
         info.n_fields = run_metadata(r, who, fields, keys);
+        /* A run continued in a new file: the file it was in before, by name. */
+        if (r->replaced[0] != '\0')
+            fields[info.n_fields++] = (struct rec_field){ .group = "", .key = "continued_from",
+                                                          .value = slash ? slash + 1 : r->replaced };
     }
     /* A continued run goes on in its file as it was laid out. */
     if (!append && (rc = delivery_add_to_file(r->h.dl, &r->series, &info)) < 0) {
@@ -593,6 +599,7 @@ int run_start_plan(const struct run_host *host, struct plan *plan, const struct 
         return rc;
     }
     hash_origin(r);
+    runfile_path(r->path, sizeof r->path, host->data_dir, r->start_wall_ns, r->plan->name, NULL, r->id);
     rc = open_file(r, who, false);
     struct runner_hooks hooks = { .ctx = r, .write = hook_write, .safe_state = hook_safe_state,
                                   .event = hook_event, .step = hook_step, .finished = hook_finished };
@@ -690,8 +697,32 @@ static void load_history(struct run *r)
     r->n_events = (size_t)total;
 }
 
+/* The syringes go on from the levels journaled before the restart. */
+static void continue_fills(struct run *r, const struct journal_rec *j, int64_t now)
+{
+    struct delivery_level levels[DELIVERY_MAX_FILLS];
+    if (r->h.dl->n_pumps <= DELIVERY_MAX_FILLS) {
+        journal_get_fills(j, r->h.dl, levels);
+        delivery_continue_some(r->h.dl, levels, pumps_of(r), now);
+    } else {
+        delivery_start_some(r->h.dl, NULL, pumps_of(r), now);
+    }
+}
+
+/* A run continued in a new file: what became of the one it was in, into the
+ * new file's events (a message holds 255 bytes: the names alone, both in the
+ * data directory). */
+static void replaced_event(struct run *r, const struct run_replaced *rep, int64_t now)
+{
+    const char *old = strrchr(rep->file, '/'), *now_in = strrchr(r->path, '/');
+    run_event(r, now, "warning", "daemon", "run_file_replaced",
+              "%s %s%s; the run (same id, same t = 0) goes on in this file, %s", old ? old + 1 : rep->file,
+              rep->problem,
+              rep->kept_as ? ", kept as .unreadable" : "", now_in ? now_in + 1 : r->path);
+}
+
 int run_continue(const struct run_host *host, const struct journal_rec *j, struct plan *plan,
-                 double last_alive_s, struct diag *d, struct run **out)
+                 double last_alive_s, const struct run_replaced *rep, struct diag *d, struct run **out)
 {
     struct run *r = calloc(1, sizeof *r);
     if (r == NULL) {
@@ -717,23 +748,35 @@ int run_continue(const struct run_host *host, const struct journal_rec *j, struc
         gap = 0;
     struct run_actor who = { .user = "daemon", .operator_name = r->operator_name };
     hash_origin(r);
-    load_history(r);
-    rc = open_file(r, &who, true);
+    /* A file that cannot be read has no history to load: the run goes on in a new one. */
+    if (rep != NULL)
+        snprintf(r->replaced, sizeof r->replaced, "%s", rep->file);
+    else
+        load_history(r);
+    bool resume = r->plan->on_restart == ON_RESTART_RESUME;
+    /* A new file records the syringes' levels at its start: they go on first, as for a new run. */
+    if (rep != NULL && resume)
+        continue_fills(r, j, now);
+    rc = open_file(r, &who, rep == NULL);
     struct runner_hooks hooks = { .ctx = r, .write = hook_write, .safe_state = hook_safe_state,
                                   .event = hook_event, .step = hook_step, .finished = hook_finished };
     if (rc == 0)
         rc = runner_create(&r->runner, r->plan, r->h.rig, r->h.clock, &hooks);
     if (rc < 0) {
+        if (rep != NULL && resume)
+            delivery_stop_some(r->h.dl, pumps_of(r));
         diag_error(d, r->path, 0, 0, "cannot continue the run: %s", strerror(-rc));
         run_free(r);
         return rc;
     }
     char g[64];
     unit_format_duration(gap, g, sizeof g);
-    bool resume = r->plan->on_restart == ON_RESTART_RESUME;
     run_event(r, now, "warning", "daemon", "restart",
-              "perfused restarted; the run was without control for %s (gap %.3f s); on_restart: %s",
-              g, (double)gap / 1e9, resume ? "resume" : "safe-stop");
+              "perfused restarted; the run was without control for %s (gap %.3f s%s); on_restart: %s",
+              g, (double)gap / 1e9, rep ? ", counted from the journal's last write" : "",
+              resume ? "resume" : "safe-stop");
+    if (rep != NULL)
+        replaced_event(r, rep, now);
     if (j->overrides_skipped > 0)
         run_event(r, now, "warning", "daemon", "override_dropped", "%zu override(s) in the journal could "
                   "not be read (malformed); the protocol's values apply to those channels",
@@ -752,14 +795,8 @@ int run_continue(const struct run_host *host, const struct journal_rec *j, struc
     r->h.alert(r->h.ctx, r, "restart", "warning", "daemon", "restart", amsg);
     if (resume) {
         interlocks_set_owner(r->h.il, r, r->plan->limits, r->plan->n_limits, now);
-        /* The syringes go on from the levels journaled before the restart. */
-        struct delivery_level levels[DELIVERY_MAX_FILLS];
-        if (r->h.dl->n_pumps <= DELIVERY_MAX_FILLS) {
-            journal_get_fills(j, r->h.dl, levels);
-            delivery_continue_some(r->h.dl, levels, pumps_of(r), now);
-        } else {
-            delivery_start_some(r->h.dl, NULL, pumps_of(r), now);
-        }
+        if (rep == NULL)
+            continue_fills(r, j, now);
         announce_fills(r, now);
         rc = runner_start_at(r->runner, r->start_ns, &j->pos, gap);
         if (rc < 0)
@@ -770,8 +807,16 @@ int run_continue(const struct run_host *host, const struct journal_rec *j, struc
         hook_safe_state(r);
         r->ended = true;
         r->final = RUN_ABORTED;
+        r->interrupted = true;
         journal_writer_remove(r->h.journal);
-        finish_file(r, "interrupted");
+        /* A new file stays open, as at a run's end, for what its caller
+         * records next (the alarm) and the safe state's confirmation. */
+        if (rep != NULL && r->settle_open) {
+            r->end_ns = now;
+            uv_timer_start(&r->settle, settle_done, RUN_SETTLE_MS, 0);
+        } else {
+            finish_file(r, "interrupted");
+        }
     } else if (j->pos.paused) {
         /* Paused: the setpoints held before the crash, manual ones included. */
         for (size_t i = 0; i < j->n_setpoints; i++) {
@@ -785,6 +830,9 @@ int run_continue(const struct run_host *host, const struct journal_rec *j, struc
          * on resume stays in force until the protocol next writes its channel. */
         restore_overrides(r, j, now);
     }
+    /* A second crash goes on in the new file, not in the one that could not be read. */
+    if (rep != NULL && resume && rc == 0)
+        journal_update(r);
     *out = r;
     return 0;
 }
@@ -1097,6 +1145,11 @@ void run_get_status(struct run *r, struct runner_status *st)
 const char *run_path(const struct run *r)
 {
     return r->path;
+}
+
+const char *run_replaced_file(const struct run *r)
+{
+    return r->replaced[0] != '\0' ? r->replaced : NULL;
 }
 
 const char *run_id(const struct run *r)

@@ -46,15 +46,31 @@ int run_start_plan(const struct run_host *host, struct plan *plan, const struct 
                    const char *const *fills, size_t n_fills, struct diag *d, struct run **out);
 
 struct journal_rec;
+/* A continued run's file that could not be read (resume.h): the run goes on
+ * in a new file. The strings are the caller's, read during run_continue. */
+struct run_replaced {
+    const char *file;           /* the journal's run file, as the journal named it */
+    const char *kept_as;        /* where it is kept now; NULL: it was missing, or stays at file */
+    const char *problem;        /* what is wrong with it */
+};
+
 /* Continue the run described by a journal after a restart, appending to its
  * (recovered) file; last_alive_s is its last time stamp, so the downtime is
  * known. plan is the journal's protocol loaded on this rig; the run owns it
  * from here, also on failure. The journal must have passed journal_validate
  * against plan, and last_alive_s must lie within the run. What happens
- * follows the protocol's on_restart. On failure returns a negative errno with
- * the reason in d. */
+ * follows the protocol's on_restart. rep: NULL, or the journal's file could
+ * not be read: j->file is then a new file, created as a run file of the same
+ * run (id, t = 0, protocol, operator), its events say why, and the journal is
+ * rewritten to name it; closed as interrupted, it stays open as at a run's
+ * end (until the safe state is confirmed), so that an alarm raised about it
+ * right after this lands in it. On failure returns a negative errno with the
+ * reason in d. */
 int run_continue(const struct run_host *host, const struct journal_rec *j, struct plan *plan,
-                 double last_alive_s, struct diag *d, struct run **out);
+                 double last_alive_s, const struct run_replaced *rep, struct diag *d, struct run **out);
+/* The file a continued run was in before the restart, when it could not be
+ * read and the run went on in a new one (its original path); NULL otherwise. */
+const char *run_replaced_file(const struct run *r);
 
 /* Forward a sample / a finished write to the run: record goes into the file
  * (NaN for a failed or implausible reading), use to wait_until (NaN: unknown). */

@@ -185,7 +185,12 @@ int recorder_needs_recovery(const char *path, char *err, size_t errlen)
         } H5E_END_TRY;
         if (is > 0)
             return 1;
-        snprintf(err, errlen, "not an HDF5 file");
+        /* A crash before the recorder's first flush leaves an empty file: nothing to recover. */
+        struct stat st;
+        if (stat(path, &st) == 0 && st.st_size == 0)
+            snprintf(err, errlen, "empty: nothing of it reached the disk before a crash; nothing to recover");
+        else
+            snprintf(err, errlen, "not an HDF5 file");
         return -EINVAL;
     }
     char state[H5CHECK_STATE_MAX + 1], why[200];

@@ -16,6 +16,11 @@
  * as interrupted, or cannot be used, is daemon/resume.h: it reads the run
  * journal and starts runs, which live above this layer. It reads a
  * recovered file through recorder_last_time and recorder_protocol_sha256.
+ * A file that neither recovery nor those can read (empty or cut short: the
+ * crash came before its structure reached the disk) is not recovered (an
+ * empty one says so in the log); the journal's run then goes on in a new
+ * file, and daemon/resume.h renames the old one FILE.h5.unreadable, which no
+ * later recovery looks at.
  *
  * Every function blocks on HDF5 I/O: call them from a thread that may block
  * (start-up, perfusectl), never from the daemon's loop while it runs.

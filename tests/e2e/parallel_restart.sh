@@ -48,10 +48,10 @@ fa=$(ctl run "$T/a.yaml" | sed -n 's/^file //p')
 fb=$(ctl run "$T/b.yaml" | sed -n 's/^file //p')
 check "three runs going" js "len([r for r in s['runs'] if r['state'] == 'running']) == 3"
 check "three journals, one per run" timeout 10 sh -c "until [ -s '$T/runs/run.journal' ] && [ -s '$T/runs/run-1.journal' ] && [ -s '$T/runs/run-2.journal' ]; do sleep 0.1; done"
-# The crash comes once each run's file holds its structure: a kill in the
-# moment between a run's journal and its file's first flush leaves a file that
-# cannot be continued, and that run is put in its safe state instead (its
-# journal kept, an alarm raised; journal_restart.sh covers that path).
+# The crash comes once each run's file holds its structure, so that each run
+# continues in its own file: a kill in the moment between a run's journal and
+# its file's first flush continues that run in a new file instead
+# (run_file_replaced.sh covers that path).
 check "each run's file holds its protocol" timeout 15 "$PYTHON" -c "
 import sys, time, h5py
 for p in sys.argv[1:]:

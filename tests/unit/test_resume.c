@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "daemon/resume.h"
+#include "daemon/run.h"
 #include "plan/rig.h"
 #include "record/recorder.h"
 #include "record/recovery.h"
@@ -231,7 +232,7 @@ static void run_state(const char *path, char *buf, size_t len)
 }
 
 /* The path of the fixtures' run file in dir. */
-static void run_path(const char *dir, char *buf, size_t len)
+static void fixture_path(const char *dir, char *buf, size_t len)
 {
     snprintf(buf, len, "%s/" RUN, dir);
 }
@@ -259,7 +260,7 @@ static void test_good_journal_and_file_continue(void **state)
     (void)state;
     char dir[64], path[128], st[80];
     copy_case("good", dir);
-    run_path(dir, path, sizeof path);
+    fixture_path(dir, path, sizeof path);
     assert_int_equal(recorder_recover_dir(dir), 1);
     run_state(path, st, sizeof st);
     assert_string_equal(st, "interrupted");
@@ -327,20 +328,126 @@ static void test_corrupt_journal_unusable(void **state)
     remove_dir(dir);
 }
 
-static void test_journal_without_its_run_file_unusable(void **state)
+/* The fixtures' run file in dir with suffix instead of ".h5" (e.g. "-continued.h5"). */
+static void fixture_path_as(const char *dir, const char *suffix, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%.*s%s", dir, (int)strlen(RUN) - 3, RUN, suffix);
+}
+
+/* Put "written_wall_ns": written at the start of dir's journal. */
+static void journal_written_at(const char *dir, long long written)
+{
+    char path[128], *text;
+    size_t len;
+    snprintf(path, sizeof path, "%s/run.journal", dir);
+    assert_int_equal(read_file_text(path, 1 << 20, &text, &len), 0);
+    assert_true(text[0] == '{');
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"written_wall_ns\": %lld, %s", written, text + 1);
+    assert_int_equal(fclose(f), 0);
+    free(text);
+}
+
+static void test_journal_whose_run_file_is_missing_goes_on_in_a_new_file(void **state)
 {
     (void)state;
-    char dir[64], path[128], why[256];
+    char dir[64], path[128], next[128], why[600];
     copy_case("missing-run-file", dir);
-    run_path(dir, path, sizeof path);
+    fixture_path(dir, path, sizeof path);
+    fixture_path_as(dir, "-continued.h5", next, sizeof next);
     assert_int_equal(recorder_recover_dir(dir), 0);
     struct resume_decision d;
     decide(dir, &d);
-    assert_int_equal(d.verdict, RESUME_UNUSABLE);
-    snprintf(why, sizeof why, "cannot read its run file %s", path);
+    assert_int_equal(d.verdict, RESUME_CONTINUE);
+    assert_true(d.replace);
+    assert_string_equal(d.new_file, next);
+    assert_string_equal(d.file_problem, "is missing");
+    snprintf(why, sizeof why, "on_restart: resume; its run file %s is missing: the run goes on in %s", path, next);
     assert_string_equal(d.why, why);
-    assert_true(d.decoded);
+    assert_string_equal(d.j.file, path);        /* as the journal says: nothing is changed yet */
+    assert_non_null(d.plan);
+    /* An older journal, without its write time: the step's start (53 s) is the last moment known alive. */
+    assert_float_equal(d.last_alive_s, 53.0, 1e-9);
+    resume_decision_free(&d);
+    remove_dir(dir);
+}
+
+static void test_empty_run_file_goes_on_from_the_journals_write_time(void **state)
+{
+    (void)state;
+    char dir[64], path[128], next[128];
+    copy_case("missing-run-file", dir);
+    fixture_path(dir, path, sizeof path);
+    /* What a crash before the recorder's first flush leaves: an empty file. */
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+    journal_written_at(dir, START_NS + 61500000000LL);
+    /* The name taken by another file: the next one. */
+    fixture_path_as(dir, "-continued.h5", next, sizeof next);
+    assert_non_null(f = fopen(next, "w"));
+    fclose(f);
+    fixture_path_as(dir, "-continued-2.h5", next, sizeof next);
+    assert_int_equal(recorder_recover_dir(dir), 0);
+    struct resume_decision d;
+    decide(dir, &d);
+    assert_int_equal(d.verdict, RESUME_CONTINUE);
+    assert_true(d.replace);
+    assert_string_equal(d.new_file, next);
+    assert_string_equal(d.file_problem, "is empty (nothing reached the disk)");
+    assert_float_equal(d.last_alive_s, 61.5, 1e-9);
+    resume_decision_free(&d);
+    remove_dir(dir);
+}
+
+static void test_a_journal_written_at_an_absurd_time_is_unusable(void **state)
+{
+    (void)state;
+    char dir[64];
+    copy_case("missing-run-file", dir);
+    journal_written_at(dir, START_NS - 3600 * 1000000000LL);
+    struct resume_decision d;
+    decide(dir, &d);
+    assert_int_equal(d.verdict, RESUME_UNUSABLE);
+    assert_non_null(strstr(d.why, "absurd time: the journal says it was written at"));
+    assert_false(d.replace);
     assert_null(d.plan);
+    resume_decision_free(&d);
+    remove_dir(dir);
+}
+
+static void test_run_file_of_another_protocol_is_still_refused(void **state)
+{
+    (void)state;
+    char dir[64], path[128];
+    copy_case("missing-run-file", dir);
+    fixture_path(dir, path, sizeof path);
+    make_crashed_run(path, "protocol-safe-stop.yaml");
+    assert_int_equal(recorder_recover_dir(dir), 1);
+    struct resume_decision d;
+    decide(dir, &d);
+    assert_int_equal(d.verdict, RESUME_UNUSABLE);
+    assert_non_null(strstr(d.why, "edited protocol: the journal's protocol"));
+    assert_false(d.replace);
+    assert_null(d.plan);
+    resume_decision_free(&d);
+    remove_dir(dir);
+}
+
+static void test_run_file_that_is_a_link_is_refused(void **state)
+{
+    (void)state;
+    char dir[64], path[128], why[300];
+    copy_case("missing-run-file", dir);
+    fixture_path(dir, path, sizeof path);
+    assert_int_equal(symlink("/dev/null", path), 0);
+    struct resume_decision d;
+    decide(dir, &d);
+    assert_int_equal(d.verdict, RESUME_UNUSABLE);
+    snprintf(why, sizeof why, "its run file %s is not a regular file (a symbolic link)", path);
+    assert_string_equal(d.why, why);
+    assert_false(d.replace);
     resume_decision_free(&d);
     remove_dir(dir);
 }
@@ -350,7 +457,7 @@ static void test_run_file_without_journal_closed_interrupted(void **state)
     (void)state;
     char dir[64], path[128], st[80];
     copy_case("run-file-no-journal", dir);
-    run_path(dir, path, sizeof path);
+    fixture_path(dir, path, sizeof path);
     assert_int_equal(recorder_recover_dir(dir), 1);
     run_state(path, st, sizeof st);
     assert_string_equal(st, "interrupted");
@@ -368,9 +475,10 @@ static void test_run_file_without_journal_closed_interrupted(void **state)
 /* A fake daemon: what the hooks were asked to do. */
 struct fake {
     int safe_states, alarms, continues;
-    char code[64], message[1024], run_id[33];
+    char code[64], message[1024], run_id[33], alarm_run[33];
     double last_alive_s;
     int continue_rc;
+    char file[4096], replaced[4096], kept_as[4200];  /* what continue_run was given */
 };
 
 static void fake_safe_state(void *ctx)
@@ -378,18 +486,23 @@ static void fake_safe_state(void *ctx)
     ((struct fake *)ctx)->safe_states++;
 }
 
-static void fake_alarm(void *ctx, const char *code, const char *message)
+static void fake_alarm(void *ctx, const char *run, const char *code, const char *message)
 {
     struct fake *f = ctx;
     f->alarms++;
+    snprintf(f->alarm_run, sizeof f->alarm_run, "%s", run ? run : "");
     snprintf(f->code, sizeof f->code, "%s", code);
     snprintf(f->message, sizeof f->message, "%s", message);
 }
 
-static int fake_continue(void *ctx, const struct journal_rec *j, struct plan *plan, double last_alive_s)
+static int fake_continue(void *ctx, const struct journal_rec *j, struct plan *plan, double last_alive_s,
+                         const struct run_replaced *rep)
 {
     struct fake *f = ctx;
     f->continues++;
+    snprintf(f->file, sizeof f->file, "%s", j->file);
+    snprintf(f->replaced, sizeof f->replaced, "%s", rep ? rep->file : "");
+    snprintf(f->kept_as, sizeof f->kept_as, "%s", rep && rep->kept_as ? rep->kept_as : "");
     snprintf(f->run_id, sizeof f->run_id, "%s", j->run_id);
     f->last_alive_s = last_alive_s;
     assert_non_null(plan);
@@ -469,6 +582,58 @@ static void test_run_that_cannot_continue_unusable(void **state)
     remove_dir(dir);
 }
 
+static void test_unreadable_run_file_kept_aside_and_the_run_goes_on_in_a_new_one(void **state)
+{
+    (void)state;
+    char dir[64], path[128], next[128], kept[160], msg[1024];
+    copy_case("missing-run-file", dir);
+    fixture_path(dir, path, sizeof path);
+    fixture_path_as(dir, "-continued.h5", next, sizeof next);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("not HDF5", fp);
+    fclose(fp);
+    struct fake f = { 0 };
+    at_start(dir, &f);
+    assert_int_equal(f.continues, 1);
+    assert_int_equal(f.safe_states, 0);
+    assert_string_equal(f.file, next);
+    assert_string_equal(f.replaced, path);
+    snprintf(kept, sizeof kept, "%s.unreadable", path);
+    assert_string_equal(f.kept_as, kept);
+    assert_int_equal(access(path, F_OK), -1);       /* kept aside, as it was */
+    assert_int_equal(access(kept, F_OK), 0);
+    assert_int_equal(f.alarms, 1);
+    assert_string_equal(f.code, "run_file_replaced");
+    assert_string_equal(f.alarm_run, RUN_ID);
+    snprintf(msg, sizeof msg, "run 01234567 goes on in %s: %s cannot be read (8 bytes), kept as .unreadable",
+             strrchr(next, '/') + 1, strrchr(path, '/') + 1);
+    assert_string_equal(f.message, msg);
+    assert_true(exists(dir, "run.journal"));
+    assert_false(exists(dir, "run.journal.unusable"));
+    remove_dir(dir);
+}
+
+static void test_no_new_run_file_safe_state_and_the_old_one_back(void **state)
+{
+    (void)state;
+    char dir[64], path[128];
+    copy_case("missing-run-file", dir);
+    fixture_path(dir, path, sizeof path);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    struct fake f = { .continue_rc = -ENOSPC };
+    at_start(dir, &f);
+    assert_int_equal(f.continues, 1);
+    assert_int_equal(f.safe_states, 1);
+    assert_string_equal(f.code, "journal_unusable");
+    assert_non_null(strstr(f.message, "and a new run file cannot be made: No space left on device"));
+    assert_int_equal(access(path, F_OK), 0);        /* back where the journal says */
+    assert_true(exists(dir, "run.journal.unusable"));
+    remove_dir(dir);
+}
+
 static void test_no_journal_nothing_done(void **state)
 {
     (void)state;
@@ -489,11 +654,17 @@ int main(void)
         cmocka_unit_test(test_good_journal_safe_stop_closes_interrupted),
         cmocka_unit_test(test_journal_of_another_rig_unusable),
         cmocka_unit_test(test_corrupt_journal_unusable),
-        cmocka_unit_test(test_journal_without_its_run_file_unusable),
+        cmocka_unit_test(test_journal_whose_run_file_is_missing_goes_on_in_a_new_file),
+        cmocka_unit_test(test_empty_run_file_goes_on_from_the_journals_write_time),
+        cmocka_unit_test(test_a_journal_written_at_an_absurd_time_is_unusable),
+        cmocka_unit_test(test_run_file_of_another_protocol_is_still_refused),
+        cmocka_unit_test(test_run_file_that_is_a_link_is_refused),
         cmocka_unit_test(test_run_file_without_journal_closed_interrupted),
         cmocka_unit_test(test_unusable_journal_safe_state_alarm_and_kept_aside),
         cmocka_unit_test(test_good_journal_continued),
         cmocka_unit_test(test_run_that_cannot_continue_unusable),
+        cmocka_unit_test(test_unreadable_run_file_kept_aside_and_the_run_goes_on_in_a_new_one),
+        cmocka_unit_test(test_no_new_run_file_safe_state_and_the_old_one_back),
         cmocka_unit_test(test_no_journal_nothing_done),
     };
     return cmocka_run_group_tests(tests, load_rig, free_rig);
