@@ -11,7 +11,8 @@
  * failure a device waits for its next cycle (one timeout per cycle, however
  * many channels it has), is marked faulted after a few failures and is then
  * probed at a doubling interval (capped), so it costs the bus at most one
- * timeout per probe.
+ * timeout per probe. (On a Modbus RTU line a failed exchange also waits for
+ * the line to fall silent, at least 20 ms: link_resync in link.h.)
  *
  * Setpoints are handed over ahead of time with their deadline (planned_ns;
  * 0 or a time already past: as soon as possible). The bus thread sends each

@@ -7,15 +7,20 @@
  * switch direction in hardware.
  */
 #include "link.h"
+#include "base/timeutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
 
 #define LINK_DEFAULT_TIMEOUT_MS 200
+#define LINK_QUIET_MIN_MS 20
 
 static const char *const type_names[] = {
     [LINK_SERIAL] = "serial", [LINK_MODBUS_RTU] = "modbus-rtu", [LINK_MODBUS_TCP] = "modbus-tcp",
@@ -123,6 +128,53 @@ void link_drain(struct bus_link *link)
     fcntl(fd, F_SETFL, fl);
 }
 
+/* The silence that ends what is still arriving on an RTU line: the Modbus
+ * end of frame (3.5 characters at the line's rate), but at least
+ * LINK_QUIET_MIN_MS, since a USB serial adapter hands received bytes over in
+ * packets up to its latency timer apart (16 ms by default on FTDI chips). */
+static int64_t quiet_ns(const struct link_config *cfg)
+{
+    int bits = 1 + (cfg->data_bits > 0 ? cfg->data_bits : 8) + (cfg->parity == 'E' ||
+               cfg->parity == 'O' ? 1 : 0) + (cfg->stop_bits > 0 ? cfg->stop_bits : 1);
+    int64_t t35 = cfg->baud > 0 ? 35LL * bits * NS_PER_SEC / (10LL * cfg->baud) : 0;
+    int64_t min = LINK_QUIET_MIN_MS * NS_PER_MS;
+    return t35 > min ? t35 : min;
+}
+
+/* Discard what is on an RTU line after a failed transaction, and what is still
+ * arriving: the rest of a garbled frame, or a reply later than the time-out.
+ * Reads until the line has been silent for quiet_ns, for at most the link's
+ * time-out (a line that never falls silent costs one time-out, not more). */
+void link_resync(struct bus_link *link)
+{
+    if (link->mb == NULL || link->cfg == NULL || link->cfg->type != LINK_MODBUS_RTU)
+        return;
+    modbus_flush(link->mb);
+    int fd = modbus_get_socket(link->mb);
+    int fl = fcntl(fd, F_GETFL);
+    if (fd < 0 || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return;
+    int64_t quiet = quiet_ns(link->cfg);
+    int64_t end = (int64_t)time_mono_ns() + (int64_t)link_timeout_ms(link->cfg) * NS_PER_MS;
+    char junk[256];
+    for (;;) {
+        while (read(fd, junk, sizeof junk) > 0)
+            ;
+        int64_t left = end - (int64_t)time_mono_ns();
+        if (left <= 0)
+            break;
+        int64_t wait = quiet < left ? quiet : left;
+        struct timespec ts = { .tv_sec = wait / NS_PER_SEC, .tv_nsec = wait % NS_PER_SEC };
+        struct pollfd pf = { .fd = fd, .events = POLLIN };
+        int rc = ppoll(&pf, 1, &ts, NULL);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc <= 0 || (pf.revents & (POLLERR | POLLHUP | POLLNVAL)))
+            break;      /* silent for quiet_ns (or the line is gone: the next call says so) */
+    }
+    fcntl(fd, F_SETFL, fl);
+}
+
 /* Open a Modbus link. */
 static int open_modbus(struct bus_link *link, const struct link_config *cfg)
 {
@@ -132,6 +184,14 @@ static int open_modbus(struct bus_link *link, const struct link_config *cfg)
     modbus_set_error_recovery(link->mb, MODBUS_ERROR_RECOVERY_NONE);
     uint32_t ms = link_timeout_ms(cfg);
     modbus_set_response_timeout(link->mb, ms / 1000, (ms % 1000) * 1000);
+    if (cfg->type == LINK_MODBUS_RTU) {
+        /* A silence as long as the end of a frame ends the reply: a garbled one
+         * that promises more bytes than it sends is then given up at once,
+         * not after libmodbus's default 500 ms between two bytes. */
+        int64_t quiet = quiet_ns(cfg);
+        modbus_set_byte_timeout(link->mb, (uint32_t)(quiet / NS_PER_SEC),
+                                (uint32_t)(quiet % NS_PER_SEC / 1000));
+    }
     if (modbus_connect(link->mb) < 0) {
         int e = errno;
         if (cfg->type == LINK_MODBUS_RTU)

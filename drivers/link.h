@@ -41,9 +41,16 @@ const char *link_type_name(enum link_type t);
 int link_open(struct bus_link *link, const struct link_config *cfg);
 /* Bus thread. Close the transport; safe on a closed link. */
 void link_close(struct bus_link *link);
-/* Bus thread. Discard unread input on an RTU line (after opening it and after a
- * failed transaction); no-op on other links. */
+/* Bus thread. Discard unread input on an RTU line (after opening it, and before
+ * each request: an RTU master is sent nothing it did not ask for, so whatever
+ * waits then is stale); no-op on other links. */
 void link_drain(struct bus_link *link);
+/* Bus thread. After a failed transaction on an RTU line (a garbled reply, a
+ * time-out): discard input until the line has been silent for the end of a
+ * frame (3.5 characters, at least 20 ms), so that the rest of a garbled frame
+ * or a late reply is never read as the next request's answer. Costs at least
+ * that silence and at most the link's time-out; no-op on other links. */
+void link_resync(struct bus_link *link);
 /* The per-transaction time-out in ms: cfg's, or 200 when it gives none (or cfg is NULL). */
 uint32_t link_timeout_ms(const struct link_config *cfg);
 /* Set link->err with printf formatting. */

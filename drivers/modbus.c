@@ -139,15 +139,14 @@ static int mb_fail(struct mbdev *m, struct bus_link *link, const char *verb,
 {
     link_seterr(link, "%s: %s %s (%s %d, unit %d): %s", m->name, verb, r->name,
                 profile_table_name(r->table), r->address, m->unit, modbus_strerror(e));
-    bool rtu = link->cfg != NULL && link->cfg->type == LINK_MODBUS_RTU;
+    /* What is still on the line (a late reply, the rest of a garbled frame)
+     * must not be taken for the next request's answer. */
     if (e == ETIMEDOUT) {
-        if (rtu)
-            link_drain(link);           /* a late reply must not be taken for the next one's */
+        link_resync(link);
         return -ETIMEDOUT;
     }
     if (e == EMBBADCRC || e == EMBBADDATA || e == EMBBADSLAVE || e == EMBBADEXC) {
-        if (rtu)
-            link_drain(link);
+        link_resync(link);
         return -EBADMSG;
     }
     if ((e >= EMBXILFUN && e <= EMBXGTAR) || e == EMBUNKEXC)
@@ -155,7 +154,9 @@ static int mb_fail(struct mbdev *m, struct bus_link *link, const char *verb,
     return -ENOTCONN;
 }
 
-/* Address the device: the link is shared by every unit on the bus. */
+/* Address the device: the link is shared by every unit on the bus. On RTU,
+ * what waits on the line before a request is stale (RTU replies do not say
+ * which registers they hold), so it is discarded. */
 static int select_unit(struct mbdev *m, struct bus_link *link)
 {
     if (link->mb == NULL) {
@@ -166,6 +167,7 @@ static int select_unit(struct mbdev *m, struct bus_link *link)
         link_seterr(link, "%s: bad unit id %d", m->name, m->unit);
         return -EINVAL;
     }
+    link_drain(link);
     return 0;
 }
 

@@ -2,7 +2,9 @@
  * The generic Modbus driver against a libmodbus TCP server in a thread on
  * 127.0.0.1 (an ephemeral port): every type and word order read through a
  * profile and written back, unit conversion, range checks, and the errors a
- * device can cause (exception, silence, a closed connection).
+ * device can cause (exception, silence, a closed connection). On an RTU line
+ * (a pty with a scripted device): a stale reply, the tail of a garbled one and
+ * a garbled one cut short are never taken for the next request's answer.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,13 +24,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <modbus.h>
 
 #include "drivers/driver.h"
+#include "drivers/mbcodec.h"
 
 #include "config_errors.h"
+#include "pty_pair.h"
 
 #define LINK_TIMEOUT_MS 150
 #define SERVER_IDLE_MS 5000     /* the server gives up if nothing happens for this long */
@@ -152,9 +157,11 @@ static const char profile_text[] =
 enum { H_U16, I_I16, H_U32, I_I32, F_ABCD, F_CDAB, F_BADC, F_DCBA, SETPT, COIL, DIN, I_NAN,
        ABSENT, N_CH };
 
-/* Everything a test needs: a server, a profile on disk, a link and the device. */
+/* Everything a test needs: a server (or, on RTU, a pty line), a profile on
+ * disk, a link and the device. */
 struct fixture {
     struct server srv;
+    struct pty line;
     char dir[64];
     char profile[96];
     struct link_config lc;
@@ -426,6 +433,185 @@ static void test_bad_rig_entries_are_all_reported(void **state)
     f->dev = keep;
 }
 
+/* ------------------------------------------------------------------------ */
+/* An RTU line                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* What the scripted device sends after each request: bytes, one every pace_ms. */
+struct rtu_answer {
+    uint8_t bytes[16];
+    size_t len;
+    int pace_ms;
+};
+
+/* A device on a pty that reads each 8-byte request and sends its answer. */
+struct rtu_device {
+    int fd;
+    const struct rtu_answer *answers;
+    size_t n;
+    atomic_size_t served;
+    pthread_t thread;
+};
+
+/* Read one 8-byte RTU request from fd, waiting at most ms; false on time-out. */
+static bool rtu_read_request(int fd, int ms)
+{
+    uint8_t q[8];
+    size_t got = 0;
+    while (got < sizeof q) {
+        struct pollfd pf = { .fd = fd, .events = POLLIN };
+        if (poll(&pf, 1, ms) != 1)
+            return false;
+        ssize_t r = read(fd, q + got, sizeof q - got);
+        if (r <= 0)
+            return false;
+        got += (size_t)r;
+    }
+    return true;
+}
+
+/* The device thread: one answer per request, each byte after pace_ms. */
+static void *rtu_serve(void *arg)
+{
+    struct rtu_device *d = arg;
+    for (size_t i = 0; i < d->n && rtu_read_request(d->fd, 2000); i++) {
+        const struct rtu_answer *a = &d->answers[i];
+        for (size_t k = 0; k < a->len; k++) {
+            if (a->pace_ms > 0)
+                nanosleep(&(struct timespec){ .tv_nsec = a->pace_ms * 1000000L }, NULL);
+            if (write(d->fd, &a->bytes[k], 1) != 1)
+                return NULL;
+        }
+        atomic_store(&d->served, i + 1);
+    }
+    return NULL;
+}
+
+/* A whole reply of unit UNIT to a read of one input register holding raw. */
+static struct rtu_answer rtu_reply(uint16_t raw)
+{
+    struct rtu_answer a = { .bytes = { UNIT, 4, 2, (uint8_t)(raw >> 8), (uint8_t)raw }, .len = 7 };
+    uint16_t crc = mb_crc16(a.bytes, 5);
+    a.bytes[5] = (uint8_t)crc;
+    a.bytes[6] = (uint8_t)(crc >> 8);
+    return a;
+}
+
+/* Start everything for an RTU test: a profile, the device, a pty and the link. */
+static int setup_rtu(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    write_profile(f, profile_text);
+    const struct dev_param p[] = { { "unit", "7", 1, 1 }, { "profile", "dev.yaml", 1, 1 } };
+    struct config_errors e;
+    assert_int_equal(open_dev(f, p, 2, &e), 0);
+    pty_open(&f->line);
+    f->lc = (struct link_config){ .name = "rs485", .type = LINK_MODBUS_RTU, .port = f->line.path,
+                                  .baud = 19200, .parity = 'N', .data_bits = 8, .stop_bits = 1,
+                                  .timeout_ms = LINK_TIMEOUT_MS };
+    assert_int_equal(link_open(&f->link, &f->lc), 0);
+    *state = f;
+    return 0;
+}
+
+/* Stop and free everything of an RTU test. */
+static int teardown_rtu(void **state)
+{
+    struct fixture *f = *state;
+    link_close(&f->link);
+    pty_close(&f->line);
+    f->drv->close(f->dev);
+    unlink(f->profile);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Play answers on the fixture's line; the thread is joined by rtu_finish. */
+static void rtu_start(struct fixture *f, struct rtu_device *d, const struct rtu_answer *a, size_t n)
+{
+    *d = (struct rtu_device){ .fd = f->line.master, .answers = a, .n = n };
+    assert_int_equal(pthread_create(&d->thread, NULL, rtu_serve, d), 0);
+}
+
+/* Join the device thread; every answer must have been asked for. */
+static void rtu_finish(struct rtu_device *d)
+{
+    assert_int_equal(pthread_join(d->thread, NULL), 0);
+    assert_int_equal(atomic_load(&d->served), d->n);
+}
+
+/* A reply that came after its request was given up waits on the line; RTU
+ * replies do not say which registers they hold, so the next read would take
+ * it for its own answer and record a wrong value. */
+static void test_a_stale_rtu_reply_is_never_taken_for_the_next_answer(void **state)
+{
+    struct fixture *f = *state;
+    struct rtu_answer stale = rtu_reply(80);
+    assert_int_equal(write(f->line.master, stale.bytes, stale.len), (ssize_t)stale.len);
+    struct pollfd pf = { .fd = f->line.slave, .events = POLLIN };
+    assert_int_equal(poll(&pf, 1, 2000), 1);      /* the stale reply is on the line */
+    const struct rtu_answer a[] = { rtu_reply(291) };
+    struct rtu_device d;
+    rtu_start(f, &d, a, 1);
+    assert_float_equal(read_ok(f, I_I16), 29.1, 1e-9);
+    rtu_finish(&d);
+}
+
+/* Line noise in place of a reply: libmodbus gives up after the bytes it
+ * parses as a frame, while the rest still arrives at the line's pace. Read
+ * at once after the failure, the next request must get its own answer. */
+static void test_the_tail_of_a_garbled_rtu_reply_is_not_the_next_answer(void **state)
+{
+    struct fixture *f = *state;
+    const struct rtu_answer a[] = {
+        { .bytes = { 0x09, 0x04, 0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x5a, 0xa5, 0x3c }, .len = 11,
+          .pace_ms = 1 },
+        rtu_reply(291),
+    };
+    struct rtu_device d;
+    rtu_start(f, &d, a, 2);
+    double v = -999;
+    assert_int_equal(f->drv->read(f->dev, &f->link, I_I16, &v), -EBADMSG);
+    assert_float_equal(v, -999, 0);
+    assert_non_null(strstr(f->link.err, "chip9: reading i_i16"));
+    assert_float_equal(read_ok(f, I_I16), 29.1, 1e-9);
+    rtu_finish(&d);
+}
+
+/* Milliseconds on the monotonic clock. */
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* A garbled reply that promises more bytes than it sends costs about one
+ * time-out, not libmodbus's default 500 ms wait between two bytes; the line
+ * answers again right after. */
+static void test_a_garbled_rtu_reply_cut_short_costs_no_more_than_a_timeout(void **state)
+{
+    struct fixture *f = *state;
+    const struct rtu_answer a[] = {
+        { .bytes = { UNIT, 0x04, 0x10, 0x01, 0x02, 0x03 }, .len = 6 },
+        rtu_reply(291),
+    };
+    struct rtu_device d;
+    rtu_start(f, &d, a, 2);
+    double v = -999;
+    long t0 = now_ms();
+    assert_int_equal(f->drv->read(f->dev, &f->link, I_I16, &v), -ETIMEDOUT);
+    long took = now_ms() - t0;
+    if (took >= 2 * LINK_TIMEOUT_MS)
+        fail_msg("a reply cut short held the line %ld ms (at most about one %d ms time-out)",
+                 took, LINK_TIMEOUT_MS);
+    assert_float_equal(v, -999, 0);
+    assert_float_equal(read_ok(f, I_I16), 29.1, 1e-9);
+    rtu_finish(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -437,6 +623,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_silent_device_times_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_closed_connection_is_not_connected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_rig_entries_are_all_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_stale_rtu_reply_is_never_taken_for_the_next_answer,
+                                        setup_rtu, teardown_rtu),
+        cmocka_unit_test_setup_teardown(test_the_tail_of_a_garbled_rtu_reply_is_not_the_next_answer,
+                                        setup_rtu, teardown_rtu),
+        cmocka_unit_test_setup_teardown(test_a_garbled_rtu_reply_cut_short_costs_no_more_than_a_timeout,
+                                        setup_rtu, teardown_rtu),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
