@@ -261,8 +261,8 @@ $(BUILD)/prefix: FORCE
 	@echo '$(PREFIX)' | cmp -s - $@ || echo '$(PREFIX)' >$@
 
 # What `make install` puts under $(DESTDIR)$(PREFIX): the programs and the
-# run-file scripts in bin/, the protocols, rigs and profiles and the service
-# file in share/perfuse/, the guides in share/doc/perfuse/, a man page per
+# run-file scripts in bin/, the protocols, rigs and profiles, the service
+# file and the web dashboard in share/perfuse/, the guides in share/doc/perfuse/, a man page per
 # program made by help2man from its own --help and --version, and bash completion.
 SCRIPTS  := perfuse-export perfuse-plot perfuse-summary perfuse-mqtt-series
 DOCS     := README.md:README.md scripts/README.md:run-files.md controller/daemon/CONTROL.md:CONTROL.md \
@@ -288,8 +288,9 @@ $(MANDIR)/%.1: scripts/% VERSION $(CONFIG)
 
 MANS := $(patsubst %,$(MANDIR)/%.1,perfused perfusectl perfuse-sim $(SCRIPTS))
 
-install: $(PROGS) $(MANS)
+install: $(PROGS) $(MANS) $(DASHBOARD)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles \
+	    $(DESTDIR)$(PREFIX)/share/perfuse/dashboard \
 	    $(DESTDIR)$(PREFIX)/share/perfuse/protocols/rigs $(DESTDIR)$(PREFIX)/share/doc/perfuse \
 	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
@@ -299,6 +300,7 @@ install: $(PROGS) $(MANS)
 	install -m 0644 protocols/profiles/*.yaml $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles/
 	install -m 0644 protocols/rigs/*.yaml $(DESTDIR)$(PREFIX)/share/perfuse/protocols/rigs/
 	install -m 0644 scripts/perfused.service $(DESTDIR)$(PREFIX)/share/perfuse/
+	install -m 0644 $(BUILD)/dashboard/* $(DESTDIR)$(PREFIX)/share/perfuse/dashboard/
 	$(foreach d,$(DOCS),install -m 0644 $(word 1,$(subst :, ,$(d))) $(DESTDIR)$(PREFIX)/share/doc/perfuse/$(word 2,$(subst :, ,$(d)))$(newline))
 	install -m 0644 $(MANS) $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 0644 scripts/completion/perfuse.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/perfusectl

@@ -174,6 +174,15 @@ def main():
     site, rig = cfg["site"], cfg["rig"]
     d = browser()
     try:
+        # --- a wrong password: the broker refuses, the page says so ---
+        d.get(cfg["url"])
+        d.find_element(By.ID, "login-user").send_keys(cfg["operator"]["user"])
+        d.find_element(By.ID, "login-pass").send_keys("not-the-password")
+        d.find_element(By.ID, "login-submit").click()
+        ok(wait(d, "the login error", lambda d: "refused" in d.find_element(By.ID, "login-error").text, 5),
+           "a wrong password: the page says the broker refused the login")
+        print("# " + d.find_element(By.ID, "login-error").text, flush=True)
+
         # --- the operator ---
         ok(login(d, cfg["operator"]["user"], cfg["operator"]["password"]), "operator logs in through the page")
         ok(wait(d, "the rig's card", lambda d: "running" in d.find_element(By.ID, "rig-grid").text and
@@ -204,6 +213,17 @@ def main():
         ok(len(drawn) >= 3 and all(n > 30 for _, n in drawn), "the plot canvases are drawn (%d panels, none blank)" % len(drawn))
         ok(wait(d, "progress", lambda d: progress(d) > p0, 5), "the step progress advances (%.1f %% -> %.1f %%)" % (p0, progress(d)))
         ok(d.find_element(By.CSS_SELECTOR, "#runs .run .run-step").text.startswith("Step "), "the step path is shown")
+
+        # The connection drops: the page says so and reconnects by itself.
+        js(d, "window.perfuseDashboard.conn.client.stream.destroy()")
+        ok(wait(d, "the banner", lambda d: d.find_element(By.ID, "banner").is_displayed(), 3),
+           "a dropped connection is shown (banner)")
+        print("# " + d.find_element(By.ID, "banner").text, flush=True)
+        ok(wait(d, "reconnected", lambda d: d.find_element(By.ID, "conn").text == "connected" and
+                not d.find_element(By.ID, "banner").is_displayed(), 10), "the page reconnects by itself")
+        again = d.find_element(By.ID, "channels").text
+        ok(wait(d, "a value change", lambda d: d.find_element(By.ID, "channels").text != again, 5),
+           "  ... and the values move again")
 
         # Pause from the page, with a reason; then resume.
         ok(ask_reason_and_send(d, "#runs .run .run-pause", "bubble seen in line 2 (dashboard test)"), "pause asks for a reason")

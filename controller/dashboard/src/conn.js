@@ -36,12 +36,20 @@ export class Connection {
       });
       this.client = c;
       this.onstate('connecting');
+      // The first login either connects or says why within 10 s (a wrong address
+      // would otherwise be retried for ever behind the login form).
+      const giveUp = setTimeout(() => {
+        if (!first) return;
+        first = false;
+        c.end(true);
+        reject(new Error('cannot reach the broker at ' + url));
+      }, 10000);
       c.on('connect', () => {
         this.onstate('online');
         // A clean session forgets subscriptions: take them again (retained messages come back).
         const topics = [...this.subs];
         if (topics.length) c.subscribe(topics, { qos: 1 });
-        if (first) { first = false; resolve(); }
+        if (first) { first = false; clearTimeout(giveUp); resolve(); }
       });
       c.on('reconnect', () => this.onstate('connecting'));
       c.on('offline', () => this.onstate('offline'));
@@ -52,7 +60,7 @@ export class Connection {
         if (code === 134 || code === 135 || code === 4 || code === 5) {
           c.end(true);
           this.onstate('refused', err.message);
-          if (first) { first = false; reject(new Error('the broker refused the login (' + err.message + ')')); }
+          if (first) { first = false; clearTimeout(giveUp); reject(new Error('the broker refused the login (' + err.message + ')')); }
         } else {
           this.onstate('offline', err.message);
         }

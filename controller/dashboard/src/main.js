@@ -180,6 +180,7 @@ window.addEventListener('hashchange', route);
 // For tests and diagnostics: what the page holds (bounded by construction).
 window.perfuseDashboard = {
   facility,
+  get conn() { return conn; },
   get rigView() { return rigView; },
   get role() { return rigView ? rigView.role : null; },
 };

@@ -32,6 +32,7 @@ export class RigView {
   }
 
   destroy() {
+    this.dead = true;   // replies still on their way find nothing to update
     for (const t of this.topics) this.app.conn.unsubscribe(t);
     clearTimeout(this.probeTimer);
     this.plots.destroy();
@@ -42,7 +43,7 @@ export class RigView {
   // broker refuses it for a viewer (the ACL decides; the page only follows).
   async probe() {
     const rep = await this.app.conn.request(this.site, this.rig, { cmd: 'status' }, { channel: 'cmd', timeout: 5000 });
-    if (!this.section.isConnected) return;
+    if (this.dead) return;
     if (rep.ok) this.role = 'operator';
     else if (rep.error && rep.error.code === 'refused_by_broker') this.role = 'viewer';
     else { this.role = 'unknown'; this.probeTimer = setTimeout(() => this.probe(), 15000); }
@@ -53,7 +54,7 @@ export class RigView {
   async loadHistory() {
     const minutes = Math.max(1, Math.min(60, Math.round(this.live.windowS / 60)));
     const rep = await this.app.conn.request(this.site, this.rig, { cmd: 'history', minutes, points: 1200 }, { channel: 'query', timeout: 6000 });
-    if (!this.section.isConnected) return;
+    if (this.dead) return;
     if (rep.ok && rep.result) {
       this.live.takeHistory(rep.result);
       this.historyNote = `history: the last ${minutes} min from the rig`;
@@ -66,7 +67,7 @@ export class RigView {
 
   async loadEvents() {
     const rep = await this.app.conn.request(this.site, this.rig, { cmd: 'events', limit: 200 }, { channel: 'query', timeout: 6000 });
-    if (!this.section.isConnected || !rep.ok || !rep.result) return;
+    if (this.dead || !rep.ok || !rep.result) return;
     const res = rep.result;
     let evs = res.events || [];
     if (res.more && evs.length) evs = evs.slice(-200);
@@ -83,7 +84,7 @@ export class RigView {
   }
 
   takeAlarms(r) {
-    this.live.takeAlarms(r.alarms || [], r.msgTime || Date.now() / 1000);
+    this.live.takeAlarms(r.alarms || [], r.alarmsTime || Date.now() / 1000);
   }
 
   build() {
@@ -179,7 +180,9 @@ export class RigView {
       const m = row.querySelector('.alarm-msg');
       text(m.firstChild, a.code);
       text(m.lastChild, a.message + (a.state !== 'active' ? ` (${a.state}${a.acked_by ? ' by ' + a.acked_by : ''})` : ''));
-      const ageNow = (Number(a.age_s) || 0) + Math.max(0, Date.now() / 1000 - (r.msgTime || Date.now() / 1000));
+      // age_s is as of the message that listed it (alarms are not sent again for age alone).
+      const base = (r.alarms ? r.alarmsTime : r.statusTime) || Date.now() / 1000;
+      const ageNow = (Number(a.age_s) || 0) + Math.max(0, Date.now() / 1000 - base);
       text(row.querySelector('.age'), dur(ageNow));
       const b = row.querySelector('.ack');
       b.hidden = !operator || a.state === 'acknowledged';

@@ -15,7 +15,7 @@ export class Facility {
     const key = site + '/' + rig;
     let r = this.rigs.get(key);
     if (!r) {
-      r = { key, site, rig, state: null, status: null, statusTime: 0, alarms: null, seen: 0, msgTime: 0 };
+      r = { key, site, rig, state: null, status: null, statusTime: 0, alarms: null, alarmsTime: 0, seen: 0, msgTime: 0 };
       this.rigs.set(key, r);
     }
     return r;
@@ -27,7 +27,7 @@ export class Facility {
     r.seen = Date.now() / 1000;
     if (kind === 'state') r.state = msg.state || null;
     else if (kind === 'status' && msg.status) { r.status = msg.status; r.statusTime = msg.time || r.seen; }
-    else if (kind === 'alarms' && Array.isArray(msg.alarms)) r.alarms = msg.alarms;
+    else if (kind === 'alarms' && Array.isArray(msg.alarms)) { r.alarms = msg.alarms; r.alarmsTime = msg.time || r.seen; }
     if (msg.time) r.msgTime = Math.max(r.msgTime, msg.time);
     return r;
   }
