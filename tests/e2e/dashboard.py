@@ -9,6 +9,7 @@ Prints "ok - ..." / "not ok - ..." lines; the shell suite counts them.
 """
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -171,6 +172,8 @@ def ask_reason_and_send(d, button_css, reason):
 
 
 def main():
+    # SIGTERM (the suite's timeout) ends through the finally below, which quits the browser.
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
     site, rig = cfg["site"], cfg["rig"]
     d = browser()
     try:

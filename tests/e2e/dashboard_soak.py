@@ -3,7 +3,8 @@ channels at 10 Hz (scripts/dashboard --rig64), in headless Chromium. Every
 minute the page's JavaScript heap is measured through the DevTools protocol
 (after a garbage collection, HeapProfiler.collectGarbage then
 Runtime.getHeapUsage; Performance.getMetrics for the DOM nodes and listeners),
-and at the end the figures and their trend (least-squares slope) are printed.
+and at the end the figures and their trend (least-squares slope after one window,
+while the page's buckets fill) are printed.
 Figures, not assertions: it fails only if the set-up or the page breaks.
 
 usage: dashboard_soak.py [--minutes N] [--window SECONDS]
@@ -11,6 +12,7 @@ usage: dashboard_soak.py [--minutes N] [--window SECONDS]
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -34,9 +36,12 @@ def slope(xs, ys):
 
 
 def main():
+    # SIGTERM (make's, timeout's) ends through the finally below: browser and set-up stopped.
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=30)
-    ap.add_argument("--window", type=int, default=3600, help="the plots' window (300 to 3600 s)")
+    ap.add_argument("--window", type=int, default=300,
+                    help="the plots' window (300 to 3600 s); the page's buckets fill over one window")
     a = ap.parse_args()
     os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
     setup = subprocess.Popen(["scripts/dashboard", "--json", "--rig64", "--no-demo"],
@@ -100,12 +105,13 @@ return {seen: v ? v.live.samplesSeen : 0, ring, conn: document.getElementById('c
         shot = os.path.join(BUILD, "e2e", "dashboard-soak.png")
         d.save_screenshot(shot)
         print("screenshot: " + shot, flush=True)
-        # The trend after the first two minutes (the page fills its rings then).
-        warm = [r for r in rows if r[0] >= 2] or rows
+        # The trend after the warm-up: the page's buckets fill over one window.
+        warm_min = a.window / 60 + 1
+        warm = [r for r in rows if r[0] >= warm_min] or rows
         s = slope([r[0] for r in warm], [r[1] for r in warm])
         heaps = [r[1] for r in warm]
-        print("heap after warm-up: first %.2f MB, last %.2f MB, min %.2f, max %.2f; trend %+.1f kB/min "
-              "(%+.2f MB over 24 h if it went on)" % (heaps[0], heaps[-1], min(heaps), max(heaps),
+        print("heap after the %.0f-minute warm-up: first %.2f MB, last %.2f MB, min %.2f, max %.2f; trend %+.1f kB/min "
+              "(%+.2f MB over 24 h if it went on)" % (warm_min, heaps[0], heaps[-1], min(heaps), max(heaps),
                                                       s * 1000, s * 60 * 24), flush=True)
         return 0
     finally:
