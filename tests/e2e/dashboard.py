@@ -284,6 +284,17 @@ return [...document.querySelectorAll('button, select, input, textarea')].filter(
 }).map((e) => e.outerHTML.slice(0, 80));""")
         ok(not unlabelled, "every control has a label %s" % (unlabelled or ""))
 
+        # A prompt: the page shows it with Confirm, and Confirm answers it.
+        ok(daemon({"cmd": "next"}).get("ok"), "the run skips to its prompt step (perfusectl next)")
+        ok(wait(d, "the prompt", lambda d: d.find_element(By.ID, "prompt").is_displayed() and
+                "Replace the media reservoir" in d.find_element(By.ID, "prompt").text, 5),
+           "the waiting prompt is shown with its text")
+        ok(d.find_element(By.ID, "confirm-btn").is_displayed(), "  ... with a Confirm button")
+        d.find_element(By.ID, "confirm-btn").click()
+        ok(wait(d, "step 3", lambda d: not d.find_element(By.ID, "prompt").is_displayed() and
+                "Step 3" in d.find_element(By.CSS_SELECTOR, "#runs .run .run-step").text, 5),
+           "Confirm answers it: the run goes on to step 3")
+
         # --- the viewer ---
         d.find_element(By.ID, "logout").click()
         js(d, "location.hash = arguments[0]", "#/rig/%s/%s" % (site, rig))

@@ -12,7 +12,7 @@ SHOTS=$BUILD/e2e
 mkdir -p "$SHOTS"
 if [ ! -f "$BUILD/dashboard/index.html" ]; then not_ok "the dashboard is built ($BUILD/dashboard)"; finish; fi
 
-# A run long enough for the whole test; pump1 at 40 uL/min keeps chip1 near
+# A run long enough for the whole test (the test skips to the prompt); pump1 at 40 uL/min keeps chip1 near
 # 120 mbar, under the set-up's 300 mbar alarm limit until chip1 clogs.
 cat >"$T/p.yaml" <<'P'
 perfuse: 1
@@ -21,6 +21,7 @@ rig: sim
 safe_state: {pump1: 0 uL/min, pump2: 0 uL/min}
 steps:
   - {name: flow, set: {pump1: 40 uL/min, pump2: 10 uL/min}, for: 90 s}
+  - {name: media exchange, prompt: "Replace the media reservoir, then confirm"}
   - {name: hold, set: {pump1: 10 uL/min}, for: 60 s}
 P
 mkfifo "$T/setup.out"
@@ -58,6 +59,7 @@ check "the run file's /events: the pause was made by the MQTT user" grep -q "^cm
 check "  ... with the reason given on the page" grep -q "^paused|run paused: bubble seen in line 2 (dashboard test)" <<<"$ev"
 check "  ... and the resume" grep -q "^cmd_resume|.*mqtt user operator" <<<"$ev"
 check "  ... and the ack" grep -q "^alarm_acked|.*mqtt user operator" <<<"$ev"
+check "  ... and the prompt's confirmation" grep -q "^prompt_confirmed|.*mqtt user operator" <<<"$ev"
 if grep -q "mqtt user viewer\|viewer by hand" <<<"$ev"; then
     not_ok "nothing from the viewer reached the run"
 else
