@@ -119,6 +119,7 @@ def pointer_away(d):
 
 def shot(d, name, full=False):
     path = os.path.join(shots, name)
+    js(d, "document.getElementById('toasts').textContent = ''")   # what they say is checked, not shown
     if full:
         h = js(d, "return document.documentElement.scrollHeight")
         w = js(d, "return window.innerWidth")

@@ -6,12 +6,6 @@ import { h } from './dom.js';
 
 const COLORS = ['#4aa3ff', '#f2b134', '#58c98a', '#e0607e', '#b28cff', '#40c4c4', '#ff8a4c', '#c0ca33', '#8fa3bf', '#ff6fd8'];
 
-// The colour of a channel: stable for its name, whatever else the rig has.
-function colorOf(name) {
-  let x = 0;
-  for (let i = 0; i < name.length; i++) x = (x * 31 + name.charCodeAt(i)) >>> 0;
-  return COLORS[x % COLORS.length];
-}
 
 function unitLabel(u) { return u ? u : 'no unit'; }
 
@@ -42,9 +36,13 @@ export class Plots {
       const s = this.live.series.get(name);
       const u = s.unit || '';
       if (!byUnit.has(u)) byUnit.set(u, []);
-      byUnit.get(u).push({ key: name, label: name, kind: s.kind, ring: () => this.live.series.get(name).ring, color: colorOf(name), dash: s.kind === 'setpoint' });
+      const list = byUnit.get(u);
+      // Colours in the panel's order, so that a panel's lines differ; a regulator's
+      // setpoint takes its measurement's colour.
+      const color = COLORS[list.filter((x) => x.kind !== 'regsp').length % COLORS.length];
+      list.push({ key: name, label: name, kind: s.kind, ring: () => this.live.series.get(name).ring, color, dash: s.kind === 'setpoint' });
       if (this.live.setpoints.has(name)) {
-        byUnit.get(u).push({ key: name + '#sp', label: name + ' setpoint', kind: 'regsp', ring: () => this.live.setpoints.get(name), color: colorOf(name), dash: true, span: true });
+        list.push({ key: name + '#sp', label: name + ' setpoint', kind: 'regsp', ring: () => this.live.setpoints.get(name), color, dash: true, span: true });
       }
     }
     return byUnit;
