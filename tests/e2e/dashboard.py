@@ -192,11 +192,13 @@ def main():
         ok(wait(d, "the rig's card", lambda d: "running" in d.find_element(By.ID, "rig-grid").text and
                 "online" in d.find_element(By.ID, "rig-grid").text),
            "facility view: the rig is listed online, running")
-        card = d.find_element(By.ID, "rig-grid").text
-        ok("step 1" in card or "step 2" in card, "facility view: the run's step is shown")
+        ok(wait(d, "every rig", lambda d: sorted(e.text for e in d.find_elements(By.CSS_SELECTOR, ".rig-card a.rig-name"))
+                == sorted(cfg["rigs"]), 5), "facility view: every rig on the broker is listed (%s)" % " ".join(cfg["rigs"]))
+        card = d.find_element(By.CSS_SELECTOR, ".rig-card[aria-label='rig %s']" % rig).text
+        ok("step 1 flow" in card and "ETA" in card, "facility view: the run's step, progress and ETA are shown")
         shot(d, "dashboard-facility.png")
 
-        d.find_element(By.CSS_SELECTOR, ".rig-card a.rig-name").click()
+        d.find_element(By.LINK_TEXT, rig).click()
         pointer_away(d)
         ok(wait(d, "operator rights", lambda d: d.find_element(By.ID, "rig-role").text == "operator rights"),
            "rig view: the page found this account has operator rights")
@@ -308,6 +310,16 @@ return [...document.querySelectorAll('button, select, input, textarea')].filter(
         acts = visible_actions(d)
         ok(not acts, "the viewer has no action buttons %s" % (acts or ""))
         shot(d, "dashboard-rig-viewer.png")
+
+        # A rig whose perfused stops shows offline in the facility view.
+        others = [r for r in cfg["rigs"] if r != rig]
+        if others:
+            d.find_element(By.CSS_SELECTOR, "a.brand").click()
+            os.kill(cfg["daemon_pids"][others[0]], signal.SIGTERM)
+            ok(wait(d, "offline", lambda d: "offline" in d.find_element(
+                By.CSS_SELECTOR, ".rig-card[aria-label='rig %s'] .conn-pill" % others[0]).text, 10),
+               "a rig whose perfused stopped is shown offline (%s)" % others[0])
+            shot(d, "dashboard-facility-offline.png")
     except WebDriverException as e:
         ok(False, "the browser test ran through (%s)" % str(e).splitlines()[0])
     finally:

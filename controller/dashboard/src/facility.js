@@ -28,6 +28,7 @@ function makeCard(r) {
       h('div', {}, h('div', { class: 'site' }, r.site), link),
       h('div', { class: 'pills' }, h('span', { class: 'pill conn-pill' }), h('span', { class: 'pill state-pill' }))),
     h('div', { class: 'runs' }),
+    h('p', { class: 'no-run muted' }, 'No run.'),
     h('div', { class: 'alarms' }),
     h('footer', { class: 'muted' }));
 }
@@ -42,7 +43,9 @@ function updateCard(el, r) {
   const sp = el.querySelector('.state-pill');
   text(sp, st.state || '—');
   sp.className = 'pill state-pill st-' + (st.state || 'none');
-  keyed(el.querySelector('.runs'), runsOf(st), (x) => x.run_id || x.name, makeRunLine, updateRunLine);
+  const runs = runsOf(st);
+  keyed(el.querySelector('.runs'), runs, (x) => x.run_id || x.name, makeRunLine, updateRunLine);
+  el.querySelector('.no-run').hidden = runs.length > 0;
   const active = Facility.alarms(r).filter((a) => a.state === 'active');
   keyed(el.querySelector('.alarms'), active, (a) => a.id,
     () => h('div', { class: 'alarm-line' }, h('span', { class: 'sev' }), h('span', { class: 'msg' })),
