@@ -220,6 +220,17 @@ def main():
         ok(wait(d, "progress", lambda d: progress(d) > p0, 5), "the step progress advances (%.1f %% -> %.1f %%)" % (p0, progress(d)))
         ok(d.find_element(By.CSS_SELECTOR, "#runs .run .run-step").text.startswith("Step "), "the step path is shown")
 
+        # Pause on hover: a panel under the pointer is held still, and moves on when it leaves.
+        panel = d.find_elements(By.CSS_SELECTOR, "#plots .panel")[0]
+        ActionChains(d).move_to_element(panel.find_element(By.CSS_SELECTOR, ".panel-plot")).perform()
+        ok(wait(d, "held", lambda d: "held" in panel.get_attribute("class"), 3), "a panel under the pointer is held")
+        pic = "return document.querySelector('#plots .panel canvas').toDataURL()"
+        held = js(d, pic)
+        time.sleep(2.2)   # two redraws of the page's one-second clock
+        ok(js(d, pic) == held, "  ... its plot does not move while held")
+        pointer_away(d)
+        ok(wait(d, "moving", lambda d: js(d, pic) != held, 3), "  ... and moves on when the pointer leaves")
+
         # The connection drops: the page says so and reconnects by itself.
         js(d, "window.perfuseDashboard.conn.client.stream.destroy()")
         ok(wait(d, "the banner", lambda d: d.find_element(By.ID, "banner").is_displayed(), 3),
