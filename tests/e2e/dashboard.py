@@ -289,6 +289,15 @@ def main():
         wide = js(d, "return document.documentElement.scrollWidth")
         ok(wide <= 768, "at 768 px wide nothing overflows sideways (page width %d)" % wide)
         viewport(d, 1280, 800)
+
+        # The facility view lists the rig's alarm while its condition holds.
+        d.find_element(By.CSS_SELECTOR, "a.brand").click()
+        ok(wait(d, "the alarm in the facility", lambda d: "limit_max" in d.find_element(
+            By.CSS_SELECTOR, ".rig-card[aria-label='rig %s'] .alarms" % rig).text, 5),
+           "facility view: the rig's alarm is listed")
+        shot(d, "dashboard-facility-alarm.png")
+        d.find_element(By.LINK_TEXT, rig).click()
+        pointer_away(d)
         sim("clear chip1")
 
         # Every control has a label a screen reader reads.

@@ -14,11 +14,16 @@ export function renderFacility(section, facility) {
   }
   const rigs = [...facility.rigs.values()].sort((a, b) => a.key.localeCompare(b.key));
   const online = rigs.filter((r) => r.state === 'online').length;
-  const alarms = rigs.reduce((n, r) => n + Facility.alarms(r).filter((a) => a.state === 'active').length, 0);
+  const alarms = rigs.reduce((n, r) => n + holding(r).length, 0);
   text(section.querySelector('#facility-summary'),
     `${rigs.length} rig${rigs.length === 1 ? '' : 's'} · ${online} online · ${rigs.length - online} offline · ${alarms} active alarm${alarms === 1 ? '' : 's'}`);
   section.querySelector('#facility-empty').hidden = rigs.length > 0;
   keyed(section.querySelector('#rig-grid'), rigs, (r) => r.key, makeCard, updateCard);
+}
+
+// The alarms whose condition holds (active, or acknowledged and not yet cleared).
+function holding(r) {
+  return Facility.alarms(r).filter((a) => a.state === 'active' || a.state === 'acknowledged');
 }
 
 function makeCard(r) {
@@ -46,13 +51,14 @@ function updateCard(el, r) {
   const runs = runsOf(st);
   keyed(el.querySelector('.runs'), runs, (x) => x.run_id || x.name, makeRunLine, updateRunLine);
   el.querySelector('.no-run').hidden = runs.length > 0;
-  const active = Facility.alarms(r).filter((a) => a.state === 'active');
+  const active = holding(r);
   keyed(el.querySelector('.alarms'), active, (a) => a.id,
     () => h('div', { class: 'alarm-line' }, h('span', { class: 'sev' }), h('span', { class: 'msg' })),
     (row, a) => {
       const s = row.querySelector('.sev');
       text(s, a.severity); s.className = 'sev sev-' + a.severity;
-      text(row.querySelector('.msg'), `${a.source}: ${a.code} — ${a.message}`);
+      row.classList.toggle('acked', a.state === 'acknowledged');
+      text(row.querySelector('.msg'), `${a.code}: ${a.message}` + (a.state === 'acknowledged' ? ' (acknowledged)' : ''));
     });
   const age = r.statusTime ? Date.now() / 1000 - r.statusTime : null;
   text(el.querySelector('footer'), (active.length ? active.length + ' active alarm' + (active.length > 1 ? 's' : '') + ' · ' : 'no active alarm · ') +
