@@ -235,6 +235,15 @@ $(BUILD)/bench/regulation: tests/bench/regulation.c $(BUILD)/libperfuse.a $(CONF
 bench-regulation: $(BUILD)/bench/regulation
 	@$(BUILD)/bench/regulation
 
+$(BUILD)/bench/history: tests/bench/history.c $(BUILD)/libperfuse.a $(CONFIG)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(BUILD)/libperfuse.a $(LDFLAGS) $(PKG_LIBS) -o $@
+
+# What a history reply of 64 channels costs the loop (decimation) and the thread pool (its text).
+.PHONY: bench-history
+bench-history: $(BUILD)/bench/history
+	@$(BUILD)/bench/history
+
 # MQTT: the daemon's CPU with and without publishing, 65 channels at 10 Hz, and
 # the latency from a sample to a subscriber.
 bench-mqtt: $(PROGS)
@@ -248,7 +257,7 @@ soak-mqtt: $(PROGS)
 bench-linerate: $(PROGS) $(BUILD)/bench/floor
 	@BUILD=$(BUILD) $(PYTHON) scripts/bench-linerate --duration $(BENCH_LINERATE_DURATION)
 
-bench: bench-timing bench-parallel bench-recorder bench-longrun bench-export bench-interlock bench-modbus bench-mqtt bench-regulation bench-linerate
+bench: bench-timing bench-parallel bench-recorder bench-longrun bench-export bench-interlock bench-modbus bench-mqtt bench-regulation bench-linerate bench-history
 
 # The programs embed PERFUSE_PREFIX (where they find the simulated rig and the
 # device profiles), so the objects that use it are rebuilt whenever PREFIX

@@ -3,6 +3,7 @@
 #include "bus_sched.h"
 #include "note_queue.h"
 #include "base/log.h"
+#include "base/rtsched.h"
 #include "base/timeutil.h"
 
 #include <errno.h>
@@ -63,6 +64,7 @@ struct bus {
 
     pthread_t thread;
     bool started;
+    int rt_prio;                        /* > 0: the thread runs SCHED_FIFO at this priority */
     pthread_mutex_t lock;
     pthread_cond_t cond;                /* CLOCK_MONOTONIC */
     bool stop;
@@ -116,7 +118,7 @@ int bus_create(struct bus **out, const struct link_config *link,
         }
     }
     note_queue_init(&b->notes, NOTE_LIMIT);
-    pthread_mutex_init(&b->lock, NULL);
+    rtsched_mutex_init(&b->lock);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -621,6 +623,13 @@ static void *bus_main(void *arg)
     char name[16];
     snprintf(name, sizeof name, "bus-%s", b->link_cfg.name);
     pthread_setname_np(pthread_self(), name);
+    if (b->rt_prio > 0) {
+        int rc = rtsched_enter(b->rt_prio);
+        if (rc < 0)
+            log_warn(b->link_cfg.name, "cannot run at real-time priority %d (%s): its setpoints are "
+                     "timed at normal priority; give perfused CAP_SYS_NICE or LimitRTPRIO=%d",
+                     b->rt_prio, strerror(-rc), b->rt_prio);
+    }
     try_link(b);
     while (bus_cycle(b))
         ;
@@ -631,6 +640,12 @@ static void *bus_main(void *arg)
     }
     link_close(&b->link);
     return NULL;
+}
+
+/* Run the bus thread at real-time priority prio (0: normal); before bus_start. */
+void bus_set_realtime(struct bus *b, int prio)
+{
+    b->rt_prio = prio;
 }
 
 /* Start the thread. */

@@ -76,6 +76,10 @@ struct bus;
 int bus_create(struct bus **out, const struct link_config *link,
                const struct bus_device_cfg *devs, size_t n_devs,
                void (*notify)(void *arg), void *arg);
+/* Run the bus thread under SCHED_FIFO at prio (0: normal, the default);
+ * call before bus_start. If the system refuses, the thread says so in the log
+ * and runs at normal priority. */
+void bus_set_realtime(struct bus *b, int prio);
 /* Start the thread. */
 int bus_start(struct bus *b);
 /* Queue a write of value to channel ch of device dev, to be sent at

@@ -1,5 +1,6 @@
 /* Logging for every perfuse program: levels, object names, rate limits. */
 #include "log.h"
+#include "rtsched.h"
 #include "timeutil.h"
 
 #include <errno.h>
@@ -10,7 +11,8 @@
 
 static enum log_level log_level = LOG_INFO;
 static const char *log_program = "perfuse";
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t log_lock;
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
 
 static const char *const level_names[] = { "error", "warning", "info", "debug" };
 
@@ -39,12 +41,20 @@ void log_set_program(const char *name)
     log_program = name;
 }
 
+/* The lock inherits priority: a real-time thread logging waits no longer
+ * for a normal one that holds it than that thread's line takes. */
+static void log_lock_init(void)
+{
+    rtsched_mutex_init(&log_lock);
+}
+
 /* Format and print one line under the lock, so threads never interleave. */
 static void log_vmsg(enum log_level level, const char *object, uint32_t suppressed,
                      const char *fmt, va_list ap)
 {
     char buf[1024];
     vsnprintf(buf, sizeof buf, fmt, ap);
+    pthread_once(&log_once, log_lock_init);
     pthread_mutex_lock(&log_lock);
     if (object != NULL && object[0] != '\0')
         fprintf(stderr, "%s: %s: %s: %s", log_program, level_names[level], object, buf);

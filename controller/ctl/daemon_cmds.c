@@ -1,6 +1,6 @@
 /*
  * perfusectl's commands that talk to perfused: run, status, pause, resume,
- * abort, next, extend, note, wait, watch, confirm, ack, devices, set and events. Each sends its
+ * abort, next, extend, note, wait, watch, confirm, ack, devices, history, set and events. Each sends its
  * request (controller/daemon/CONTROL.md) and shows the reply.
  */
 #include "daemon_cmds.h"
@@ -368,19 +368,28 @@ static void print_tune(json_t *g, json_t *tu)
            json_string_value(json_object_get(g, "measure")), json_string_value(json_object_get(g, "actuator")));
     printf("plant: gain %.4g %s per %s, time constant %.3g s, dead time %.3g s\n", NUM(tu, "gain"), u, ou,
            NUM(tu, "time_constant_s"), NUM(tu, "dead_time_s"));
-    printf("relay: ultimate gain %.4g, ultimate period %.3g s, amplitude %.3g %s (hysteresis %.3g)\n",
-           NUM(tu, "ultimate_gain"), NUM(tu, "ultimate_period_s"), NUM(tu, "amplitude"), u, NUM(tu, "hysteresis"));
+    printf("relay: ultimate gain %.4g, ultimate period %.3g s, amplitude %.3g %s (hysteresis %.3g), "
+           "sampled every %.3g s\n", NUM(tu, "ultimate_gain"), NUM(tu, "ultimate_period_s"), NUM(tu, "amplitude"),
+           u, NUM(tu, "hysteresis"), NUM(tu, "sample_s"));
     printf("rule: %s\n", json_string_value(json_object_get(tu, "rule")));
     printf("suggested rig entry (the rig file is not changed; copy it in if you want it):\n");
     printf("  - {name: %s, measure: %s, actuator: %s, kp: %.4g %s per %s,\n"
-           "     ki: %.4g %s per %s per s, kd: %.4g %s s per %s, rate: %g Hz,\n"
+           "     ki: %.4g %s per %s per s, kd: %.4g %s s per %s, d_filter: %.3g ms, rate: %g Hz,\n"
+           "     feedforward: {lag: %.3g s, dead_time: %.3g ms},\n"
            "     output: [%g %s, %g %s], range: [%g %s, %g %s]}\n", name,
            json_string_value(json_object_get(g, "measure")), json_string_value(json_object_get(g, "actuator")),
-           NUM(tu, "kp"), ou, u, NUM(tu, "ki"), ou, u, NUM(tu, "kd"), ou, u, NUM(g, "rate_hz"),
+           NUM(tu, "kp"), ou, u, NUM(tu, "ki"), ou, u, NUM(tu, "kd"), ou, u, NUM(tu, "d_filter_s") * 1e3,
+           NUM(g, "rate_hz"), NUM(tu, "time_constant_s"), NUM(tu, "dead_time_s") * 1e3,
            json_number_value(json_array_get(orng, 0)), ou, json_number_value(json_array_get(orng, 1)), ou,
            json_number_value(json_array_get(rng, 0)), u, json_number_value(json_array_get(rng, 1)), u);
-    json_t *gains = json_object_get(g, "gains");
-    printf("now: kp %.4g, ki %.4g, kd %.4g\n", NUM(gains, "kp"), NUM(gains, "ki"), NUM(gains, "kd"));
+    json_t *gains = json_object_get(g, "gains"), *ff = json_object_get(g, "feedforward");
+    printf("now: kp %.4g, ki %.4g, kd %.4g (filter %.3g ms), ", NUM(gains, "kp"), NUM(gains, "ki"),
+           NUM(gains, "kd"), NUM(gains, "d_filter_s") * 1e3);
+    if (json_is_true(json_object_get(ff, "on")))
+        printf("feedforward on (lag %.3g s, response %.3g s, dead time %.3g ms)\n", NUM(ff, "lag_s"),
+               NUM(ff, "response_s"), NUM(ff, "dead_time_s") * 1e3);
+    else
+        printf("feedforward off\n");
 #undef NUM
 }
 
@@ -498,6 +507,61 @@ int daemon_cmds_devices(struct ctl *c, int argc, char **argv)
         status_view_result(true, res);
     else if (res)
         status_view_devices(res);
+    json_decref(res);
+    ctlclient_close(cl);
+    return code;
+}
+
+/* history [--minutes M] [--points N] [CHANNEL...]: the last minutes of the channels. */
+int daemon_cmds_history(struct ctl *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "minutes", required_argument, NULL, 'm' }, { "points", required_argument, NULL, 'p' },
+        { "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 },
+    };
+    double minutes = -1;
+    long points = -1;
+    bool bad = false;
+    optind = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        char *end = NULL;
+        if (ch == 'm')
+            minutes = strtod(optarg, &end);
+        else if (ch == 'p')
+            points = strtol(optarg, &end, 10);
+        else if (ch == 'j')
+            c->json = true;
+        else
+            bad = true;
+        if (end != NULL && (end == optarg || *end != '\0'))
+            bad = true;
+    }
+    if ((minutes != -1 && !(minutes >= 1 && minutes <= 60)) || (points != -1 && (points < 10 || points > 2000)))
+        bad = true;
+    if (bad) {
+        fprintf(stderr, "perfusectl history: --minutes takes a number from 1 to 60, --points a whole "
+                        "number from 10 to 2000\n");
+        return ctl_usage_error(c);
+    }
+    json_t *req = json_pack("{s:s}", "cmd", "history");
+    if (minutes != -1)
+        json_object_set_new(req, "minutes", json_real(minutes));
+    if (points != -1)
+        json_object_set_new(req, "points", json_integer(points));
+    if (optind < argc) {
+        json_t *list = json_array();
+        for (int i = optind; i < argc; i++)
+            json_array_append_new(list, json_string(argv[i]));
+        json_object_set_new(req, "channels", list);
+    }
+    struct ctlclient *cl = ctl_connect(c);
+    int code;
+    json_t *res = ctl_call(c, cl, req, &code);
+    if (res && c->json)
+        status_view_result(true, res);
+    else if (res)
+        status_view_history(res);
     json_decref(res);
     ctlclient_close(cl);
     return code;

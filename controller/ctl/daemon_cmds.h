@@ -26,6 +26,8 @@ int daemon_cmds_confirm(struct ctl *c, int argc, char **argv);
 int daemon_cmds_ack(struct ctl *c, int argc, char **argv);
 /* devices */
 int daemon_cmds_devices(struct ctl *c, int argc, char **argv);
+/* history [--minutes M] [--points N] [CHANNEL...] */
+int daemon_cmds_history(struct ctl *c, int argc, char **argv);
 /* watch [--interval SECONDS], until Ctrl-C or the daemon goes. */
 int daemon_cmds_watch(struct ctl *c, int argc, char **argv);
 

@@ -176,6 +176,19 @@ static const struct ctl_command commands[] = {
         .reach = CTL_DAEMON_READ,
     },
     {
+        .name = "history",
+        .synopsis = "history [--minutes M] [--points N] [CHANNEL...]",
+        .summary = "the last minutes of each channel: last value, min, max",
+        .help = "The last M minutes (default 10, up to 60) of every channel, or of the CHANNELs named, as\n"
+                "the daemon keeps them in memory for live plots: per channel its last value and the min\n"
+                "and max over the window. A setpoint's history is what its device confirmed, held between\n"
+                "changes. --json prints the daemon's reply: per channel the times, means, mins and maxes\n"
+                "of at most N slots (default 600, 10 to 2000). The run file remains the record.",
+        .example = "perfusectl history --minutes 30 chip1.pressure pump1.flow",
+        .run = daemon_cmds_history,
+        .reach = CTL_DAEMON_READ,
+    },
+    {
         .name = "wait",
         .synopsis = "wait [--run NAME|ID]",
         .summary = "block until the current run ends; print its status",

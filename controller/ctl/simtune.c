@@ -17,24 +17,33 @@ void simtune_print(FILE *out, bool json, const struct rig *rig, const struct rig
         fprintf(out, "{\"regulator\": \"%s\", \"seconds\": %.3f, \"plant\": {\"gain\": %.6g, "
                 "\"gain_units\": \"%s per %s\", \"time_constant_s\": %.6g, \"dead_time_s\": %.6g}, "
                 "\"relay\": {\"ultimate_gain\": %.6g, \"ultimate_period_s\": %.6g, \"amplitude\": %.6g, "
-                "\"hysteresis\": %.6g}, \"rule\": \"%s\", \"kp\": %.6g, \"ki\": %.6g, \"kd\": %.6g}\n",
-                g->name, seconds, r->K, m->unit, a->unit, r->tau, r->L, r->Ku, r->Pu, r->a, r->eps,
-                r->rule, r->kp, r->ki, r->kd);
+                "\"hysteresis\": %.6g, \"sample_s\": %.6g}, \"rule\": \"%s\", \"kp\": %.6g, "
+                "\"ki\": %.6g, \"kd\": %.6g, \"d_filter_s\": %.6g, \"feedforward\": {\"lag_s\": %.6g, "
+                "\"dead_time_s\": %.6g}}\n", g->name, seconds, r->K, m->unit, a->unit, r->tau, r->L,
+                r->Ku, r->Pu, r->a, r->eps, r->h, r->rule, r->kp, r->ki, r->kd, r->d_filter, r->tau, r->L);
         return;
     }
     fprintf(out, "%s: relay test of %.1f s on %s (output %s)\n", g->name, seconds, m->name, a->name);
     fprintf(out, "plant: gain %.4g %s per %s, time constant %.3g s, dead time %.3g s\n", r->K, m->unit,
             a->unit, r->tau, r->L);
-    fprintf(out, "relay: ultimate gain %.4g, ultimate period %.3g s, amplitude %.3g %s (hysteresis %.3g)\n",
-            r->Ku, r->Pu, r->a, m->unit, r->eps);
+    fprintf(out, "relay: ultimate gain %.4g, ultimate period %.3g s, amplitude %.3g %s (hysteresis %.3g), "
+            "sampled every %.3g s\n", r->Ku, r->Pu, r->a, m->unit, r->eps, r->h);
     fprintf(out, "rule: %s\n", r->rule);
     fprintf(out, "suggested rig entry (the rig file is not changed; copy it in if you want it):\n");
     fprintf(out, "  - {name: %s, measure: %s, actuator: %s, kp: %.4g %s per %s,\n"
-            "     ki: %.4g %s per %s per s, kd: %.4g %s s per %s, rate: %g Hz,\n"
+            "     ki: %.4g %s per %s per s, kd: %.4g %s s per %s, d_filter: %.3g ms, rate: %g Hz,\n"
+            "     feedforward: {lag: %.3g s, dead_time: %.3g ms},\n"
             "     output: [%g %s, %g %s], range: [%g %s, %g %s]}\n", g->name, m->name, a->name, r->kp,
-            a->unit, m->unit, r->ki, a->unit, m->unit, r->kd, a->unit, m->unit, g->rate_hz, g->out_min,
-            a->unit, g->out_max, a->unit, g->sp_min, m->unit, g->sp_max, m->unit);
-    fprintf(out, "now: kp %.4g, ki %.4g, kd %.4g\n", g->kp, g->ki, g->kd);
+            a->unit, m->unit, r->ki, a->unit, m->unit, r->kd, a->unit, m->unit, r->d_filter * 1e3,
+            g->rate_hz, r->tau, r->L * 1e3, g->out_min, a->unit, g->out_max, a->unit, g->sp_min, m->unit,
+            g->sp_max, m->unit);
+    double lag, resp, dead;
+    bool ff = rig_regulator_feedforward(g, &lag, &resp, &dead);
+    fprintf(out, "now: kp %.4g, ki %.4g, kd %.4g (filter %.3g ms), ", g->kp, g->ki, g->kd, g->d_filter_s * 1e3);
+    if (ff)
+        fprintf(out, "feedforward on (lag %.3g s, response %.3g s, dead time %.3g ms)\n", lag, resp, dead * 1e3);
+    else
+        fprintf(out, "feedforward off\n");
 }
 
 /* Which simulated chip a measured channel is: 0 (chip3), 1 (pc1), or -1. */

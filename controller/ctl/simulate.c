@@ -292,14 +292,32 @@ static void hook_safe_state(void *ctx)
     }
 }
 
-/* An alarm changed state: into every file still open (alarms are the rig's). */
+/* The alarm scope of a protocol's limit: its lane's number; NULL for the rig's. */
+static const char *lane_scope(const struct simulation *s, const struct limit_rule *rule, char *buf,
+                              size_t len)
+{
+    for (size_t i = 0; !rule->from_rig && i < s->n_lanes; i++)
+        if (rule->owner == &s->lanes[i]) {
+            snprintf(buf, len, "%zu", i);
+            return buf;
+        }
+    return NULL;
+}
+
+/* An alarm changed state: into its lane's file (a protocol's limit), or into
+ * every file still open (the rig's). */
 static void sim_alarm_event(void *ctx, int64_t t, const char *sev, const char *src, const char *code,
-                            const char *msg)
+                            const char *msg, const char *run)
 {
     struct simulation *s = ctx;
-    for (size_t i = 0; i < s->n_lanes; i++)
+    for (size_t i = 0; i < s->n_lanes; i++) {
+        char scope[24];
+        snprintf(scope, sizeof scope, "%zu", i);
+        if (run[0] != '\0' && strcmp(run, scope) != 0)
+            continue;
         if (!s->lanes[i].finished || &s->lanes[i] == s->ending)
             recorder_event(s->lanes[i].rec, rel(t), sev, src, code, msg);
+    }
 }
 
 /* The simulated operator resumes a run an interlock paused. */
@@ -344,7 +362,9 @@ static void sim_limit_tripped(void *ctx, const struct limit_rule *rule, double v
 {
     struct simulation *s = ctx;
     const struct rig_channel *c = &s->rig->channels[rule->lim.channel];
-    struct trip_hooks h = { .ctx = s, .safe_stop = sim_limit_safe_stop, .pause = sim_limit_pause };
+    char scope[24];
+    struct trip_hooks h = { .ctx = s, .safe_stop = sim_limit_safe_stop, .pause = sim_limit_pause,
+                            .run = lane_scope(s, rule, scope, sizeof scope) };
     trip_limit(&s->alarms, rule, c->name, c->unit, v, t, &h);
 }
 
@@ -353,7 +373,9 @@ static void sim_limit_cleared(void *ctx, const struct limit_rule *rule, double v
 {
     struct simulation *s = ctx;
     (void)v;
-    trip_clear(&s->alarms, rule, s->rig->channels[rule->lim.channel].name, t);
+    char scope[24];
+    trip_clear(&s->alarms, rule, lane_scope(s, rule, scope, sizeof scope),
+               s->rig->channels[rule->lim.channel].name, t);
 }
 
 /* The auto-confirm delay of a prompt is over. */
@@ -494,7 +516,7 @@ static void sim_reg_terms(void *ctx, size_t k, const struct reg_terms *r, int64_
     struct sim_lane *l = reg_lane(s, k);
     if (l == NULL || l->finished)
         return;
-    const double v[RUNFILE_REG_SERIES] = { r->sp, r->y, r->out, r->p, r->i, r->d };
+    const double v[RUNFILE_REG_SERIES] = { r->sp, r->y, r->out, r->p, r->i, r->d, r->ff };
     for (int j = 0; j < RUNFILE_REG_SERIES; j++)
         recorder_regulated(l->rec, (uint32_t)(k * RUNFILE_REG_SERIES + (size_t)j), rel(t), v[j]);
 }

@@ -308,6 +308,56 @@ void status_view_devices(json_t *res)
     }
 }
 
+/* A number of a history, or "-" when there is none. */
+static void history_num(double v, bool known)
+{
+    if (known)
+        printf(" %12.6g", v);
+    else
+        printf(" %12s", "-");
+}
+
+/* Print a history result: per channel its last value and the min and max over the window. */
+void status_view_history(json_t *res)
+{
+    double minutes = json_number_value(json_object_get(res, "minutes"));
+    double step = json_number_value(json_object_get(res, "step_s"));
+    char now[40];
+    time_iso8601((int64_t)(json_number_value(json_object_get(res, "now")) * 1e9), now, sizeof now);
+    printf("the last %g min to %s, in slots of %g s (setpoints: what the devices confirmed)\n", minutes,
+           now, step);
+    printf("%-24s %-9s %-8s %12s %12s %12s %6s\n", "CHANNEL", "KIND", "UNIT", "LAST", "MIN", "MAX", "POINTS");
+    const char *name;
+    json_t *c;
+    json_object_foreach(json_object_get(res, "channels"), name, c) {
+        json_t *v = json_object_get(c, "v"), *lo = json_object_get(c, "min"), *hi = json_object_get(c, "max");
+        size_t n = json_array_size(v), failed = 0;
+        double last = NAN, mn = INFINITY, mx = -INFINITY;
+        for (size_t i = 0; i < n; i++) {
+            if (!json_is_number(json_array_get(v, i))) {
+                failed++;
+                continue;
+            }
+            last = json_number_value(json_array_get(v, i));
+            mn = fmin(mn, json_number_value(json_array_get(lo, i)));
+            mx = fmax(mx, json_number_value(json_array_get(hi, i)));
+        }
+        printf("%-24s %-9s %-8s", name, json_string_value(json_object_get(c, "kind")),
+               json_string_value(json_object_get(c, "unit")));
+        history_num(last, n > failed && json_is_number(json_array_get(v, n - 1)));
+        history_num(mn, n > failed);
+        history_num(mx, n > failed);
+        printf(" %6zu", n);
+        if (n == 0)
+            printf("  (no %s in the window)", strcmp(json_string_value(json_object_get(c, "kind")), "setpoint") == 0
+                                              ? "confirmed value" : "reading");
+        else if (failed > 0)
+            printf("  (%zu without a valid reading%s)", failed,
+                   json_is_number(json_array_get(v, n - 1)) ? "" : ", the last one too");
+        printf("\n");
+    }
+}
+
 /* One line of a watch for a non-terminal: time, state, step, progress, values, alarms. */
 void status_view_watch_line(json_t *st)
 {

@@ -21,6 +21,9 @@ void status_view_overrides_settled(json_t *res);
 void status_view_event(json_t *e);
 /* Print a devices result: buses, devices, their health and channels. */
 void status_view_devices(json_t *res);
+/* Print a history result: per channel its kind, unit, last value, and the
+ * min and max over the window. */
+void status_view_history(json_t *res);
 /* One line of a watch for a non-terminal: time, state, step, progress, values, alarms. */
 void status_view_watch_line(json_t *st);
 /* Redraw a terminal with the status and, under it, the recent events (an array). */

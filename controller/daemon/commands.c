@@ -2,6 +2,7 @@
 #include "commands.h"
 #include "base/control_proto.h"
 #include "daemon.h"
+#include "history_reply.h"
 #include "plan/planwork.h"
 #include "run.h"
 #include "base/timeutil.h"
@@ -281,16 +282,23 @@ static json_t *status_regulators(struct daemon *d)
         json_object_set_new(o, "rate_hz", json_real(g->rate_hz));
         json_object_set_new(o, "output_range", json_pack("[f,f]", g->out_min, g->out_max));
         json_object_set_new(o, "range", json_pack("[f,f]", g->sp_min, g->sp_max));
-        json_object_set_new(o, "gains", json_pack("{s:f,s:f,s:f}", "kp", g->kp, "ki", g->ki, "kd", g->kd));
+        json_object_set_new(o, "gains", json_pack("{s:f,s:f,s:f,s:f}", "kp", g->kp, "ki", g->ki, "kd", g->kd,
+                                                  "d_filter_s", g->d_filter_s));
+        double ff_lag, ff_resp, ff_dead;
+        bool ff_on = rig_regulator_feedforward(g, &ff_lag, &ff_resp, &ff_dead);
+        json_object_set_new(o, "feedforward", ff_on ? json_pack("{s:b,s:f,s:f,s:f,s:b}", "on", 1, "lag_s",
+                                                                ff_lag, "response_s", ff_resp, "dead_time_s",
+                                                                ff_dead, "gain_known", r->ff_known)
+                                                    : json_pack("{s:b}", "on", 0));
         if (e->tuning || e->tuned) {
             const struct autotune_result *a = &e->at.res;
             json_t *tu = json_pack("{s:s}", "state", e->tuning ? "running"
                                    : e->at.phase == AT_DONE ? "done" : "failed");
             if (e->tuned && e->at.phase == AT_DONE)
-                json_object_update_new(tu, json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:s,s:f}",
+                json_object_update_new(tu, json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:s,s:f}",
                     "gain", a->K, "time_constant_s", a->tau, "dead_time_s", a->L, "ultimate_gain", a->Ku,
-                    "ultimate_period_s", a->Pu, "amplitude", a->a, "hysteresis", a->eps, "kp", a->kp,
-                    "ki", a->ki, "kd", a->kd, "rule", a->rule,
+                    "ultimate_period_s", a->Pu, "amplitude", a->a, "hysteresis", a->eps, "sample_s", a->h,
+                    "kp", a->kp, "ki", a->ki, "kd", a->kd, "d_filter_s", a->d_filter, "rule", a->rule,
                     "seconds", (double)(e->tune_t1 - e->tune_t0) / 1e9));
             else if (e->tuned)
                 json_object_set_new(tu, "why", json_string(e->at.why));
@@ -453,10 +461,17 @@ static json_t *run_line(struct daemon *d, struct run_slot *s)
         if (s->claims.writes[i])
             json_array_append_new(claims, json_string(d->rig->channels[i].name));
     json_object_set_new(o, "claims", claims);
-    /* Its alarms: those raised by a source it holds or reads (a channel, its device). */
+    /* Its alarms: its own, and the rig's raised by a source it holds or reads
+     * (a channel, its device); never another run's. */
     int n_alarms = 0;
     for (size_t a = 0; a < d->alarms.n; a++) {
         const char *src = d->alarms.v[a].source;
+        if (!alarm_concerns(&d->alarms.v[a], run_id(r)))
+            continue;
+        if (d->alarms.v[a].run[0] != '\0') {
+            n_alarms++;
+            continue;
+        }
         for (size_t i = 0; i < s->claims.n; i++) {
             const struct rig_channel *c = &d->rig->channels[i];
             if ((s->claims.writes[i] || s->claims.reads[i]) &&
@@ -544,19 +559,28 @@ static json_t *latency_json(const struct latency *l)
                      "max_us", (double)l->max_ns / 1e3, "min_us", (double)l->min_ns / 1e3);
 }
 
-/* The listed alarms, oldest first. */
-static json_t *alarms_json(struct daemon *d)
+/* The listed alarms, oldest first: every one, or (only_run) those of that
+ * run and the rig's. A run's own alarm names its run. */
+static json_t *alarms_json(struct daemon *d, const char *only_run)
 {
     json_t *arr = json_array();
     int64_t now = pclock_now(&d->clock);
     for (size_t i = 0; i < d->alarms.n; i++) {
         const struct alarm *a = &d->alarms.v[i];
+        if (only_run != NULL && !alarm_concerns(a, only_run))
+            continue;
         json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:f}", "id", (json_int_t)a->id, "state",
                               alarm_state_name(a), "severity", a->severity, "source", a->source,
                               "code", a->code, "message", a->message, "age_s",
                               (double)(now - a->raised_ns) / 1e9);
         if (a->acked)
             json_object_set_new(o, "acked_by", json_string(a->acked_by));
+        if (a->run[0] != '\0') {
+            json_object_set_new(o, "run_id", json_string(a->run));
+            for (size_t k = 0; k < DAEMON_MAX_RUNS; k++)
+                if (d->slots[k].run != NULL && strcmp(run_id(d->slots[k].run), a->run) == 0)
+                    json_object_set_new(o, "run", json_string(d->slots[k].name));
+        }
         json_array_append_new(arr, o);
     }
     return arr;
@@ -575,7 +599,10 @@ static int cmd_status(struct ctl_client *cl, json_t *req, json_t *res, char *err
         return -ENOENT;
     }
     json_object_set_new(res, "rig", json_string(d->rig->name));
-    json_object_set_new(res, "alarms", alarms_json(d));
+    json_object_set_new(res, "scheduling", json_string(d->sched));
+    /* Asked about one run: its alarms and the rig's. */
+    json_object_set_new(res, "alarms", alarms_json(d, s != NULL && arg_str(req, "run") != NULL &&
+                                                      s->run != NULL ? run_id(s->run) : NULL));
     if (s != NULL) {
         status_run(d, s, res);
     } else if (daemon_runs_going(d) > 1) {
@@ -1034,7 +1061,7 @@ static int cmd_ack(struct ctl_client *cl, json_t *req, json_t *res, char *err, s
         return refuse(cl, req, -ENOENT, "cmd_ack", what, err);
     }
     json_object_set_new(res, "acknowledged", json_integer(n));
-    json_object_set_new(res, "alarms", alarms_json(d));
+    json_object_set_new(res, "alarms", alarms_json(d, NULL));
     return 0;
 }
 
@@ -1125,6 +1152,104 @@ static int cmd_watch(struct ctl_client *cl, json_t *req, json_t *res, char *err,
     return cmd_status(cl, req, res, err, len);
 }
 
+/* The rig channels a history request names ("channels"; without it, all)
+ * into idx (room for the rig's channels), their number in *n; -EINVAL with
+ * the channel named in err. */
+static int history_channels(struct daemon *d, json_t *list, size_t *idx, size_t *n, char *err, size_t len)
+{
+    *n = 0;
+    if (list == NULL) {
+        for (size_t i = 0; i < d->rig->n_channels; i++)
+            idx[(*n)++] = i;
+        return 0;
+    }
+    size_t k;
+    json_t *v;
+    json_array_foreach(list, k, v) {
+        const char *name = json_string_value(v);
+        int ch = rig_find_channel(d->rig, name);
+        if (ch < 0) {
+            const char *sug = rig_suggest_channel(d->rig, name);
+            snprintf(err, len, "history: no channel '%.*s' in rig '%s'%s%s%s", (int)utf8_cut(name, 80), name,
+                     d->rig->name, sug ? " (did you mean '" : "", sug ? sug : "", sug ? "'?)" : "");
+            return -EINVAL;
+        }
+        bool dup = false;
+        for (size_t i = 0; i < *n && !dup; i++)
+            dup = idx[i] == (size_t)ch;
+        if (!dup)
+            idx[(*n)++] = (size_t)ch;
+    }
+    if (*n == 0) {
+        snprintf(err, len, "history \"channels\" names no channel; leave it out for every channel");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* history: the last "minutes" of each channel (or of those in "channels"),
+ * decimated to at most "points" slots: measurements as read, actuators as
+ * their devices confirmed them. The series are decimated on the loop, one
+ * channel at a time between its other work (O(window) each); the reply's
+ * text is written on the thread pool. */
+static int cmd_history(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
+{
+    (void)res;
+    struct daemon *d = daemon_of(cl);
+    json_t *jm = json_object_get(req, "minutes"), *jp = json_object_get(req, "points");
+    double minutes = jm ? json_number_value(jm) : HISTORY_DEFAULT_MINUTES;
+    double points = jp ? json_number_value(jp) : HISTORY_DEFAULT_POINTS;
+    if (!(minutes >= 1 && minutes <= 60)) {
+        snprintf(err, len, "history \"minutes\" must be a number from 1 to 60");
+        return -EINVAL;
+    }
+    if (!(points >= 10 && points <= 2000) || points != floor(points)) {
+        snprintf(err, len, "history \"points\" must be a whole number from 10 to 2000");
+        return -EINVAL;
+    }
+    size_t *idx = calloc(d->rig->n_channels + 1, sizeof *idx), n;
+    if (idx == NULL) {
+        snprintf(err, len, "out of memory");
+        return -ENOMEM;
+    }
+    int rc = history_channels(d, json_object_get(req, "channels"), idx, &n, err, len);
+    unsigned seconds = (unsigned)lround(minutes * 60), slots = (unsigned)points;
+    if (slots > seconds)
+        slots = seconds;
+    int64_t now = pclock_now(&d->clock), wall = time_wall_ns();
+    struct history_reply *r = rc < 0 ? NULL : history_reply_new(&d->hist, n, now, seconds, slots);
+    if (rc == 0 && r == NULL)
+        rc = -ENOMEM;
+    if (r != NULL) {
+        r->now_s = (double)wall / 1e9;
+        r->minutes = minutes;
+        r->step_s = (double)seconds / slots;
+        r->wall_minus_clock_s = (double)(wall - now) / 1e9;
+    }
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        const struct rig_channel *c = &d->rig->channels[idx[k]];
+        rc = history_reply_name(r, k, c->name, c->unit, c->writable ? "setpoint" : "measured");
+        r->from[k] = idx[k];
+    }
+    free(idx);
+    if (rc == -ENOMEM)
+        snprintf(err, len, "out of memory");
+    if (rc == 0)
+        rc = control_reply_off_loop(cl, json_object_get(req, "id"), history_reply_step,
+                                    history_reply_write, history_reply_free, r);
+    if (rc == -EBUSY)
+        snprintf(err, len, "%d replies are being made already; ask again in a moment", CONTROL_OFFLOOP_MAX);
+    else if (rc == -ENOTSUP)
+        snprintf(err, len, "history is not served here");
+    else if (rc < 0 && err[0] == '\0')
+        snprintf(err, len, "cannot make the history: %s", strerror(-rc));
+    if (rc < 0) {
+        history_reply_free(r);
+        return rc;
+    }
+    return CMD_DEFERRED;
+}
+
 /* The daemon's commands, in the order their names are listed in messages. */
 static const struct ctl_command commands[] = {
     { .name = "hello", .exec = cmd_hello, .args = "", .read_only = true },
@@ -1146,6 +1271,7 @@ static const struct ctl_command commands[] = {
     { .name = "tune", .exec = cmd_tune, .args = "regulator=s!" },
     { .name = "events", .exec = cmd_events, .args = "since=n cursor=n limit=n run=s", .read_only = true },
     { .name = "devices", .exec = cmd_devices, .args = "", .read_only = true },
+    { .name = "history", .exec = cmd_history, .args = "minutes=n points=n channels=l", .read_only = true },
 };
 
 static const struct ctl_table table = { .v = commands, .n = sizeof commands / sizeof commands[0] };

@@ -32,11 +32,12 @@ struct client {
     int64_t dropping_since_ns;  /* being disconnected since (0: not) */
     uv_shutdown_t shutdown;
     struct plan_work *parsing;  /* a run's protocol loading on the thread pool */
+    struct offloop *making;     /* a reply being prepared or made off the loop */
     json_t *parse_req;          /* the run request waiting for it */
     const struct ctl_command *parse_cmd;    /* and its command */
     const struct ctl_command *executing;    /* the command whose handler runs now */
     bool closing;
-    bool closed;                /* the pipe is closed (the struct waits for parsing) */
+    bool closed;                /* the pipe is closed (the struct waits for parsing or making) */
     json_t *wait_id;            /* set while waiting for the run to end */
     json_t *retry_req;          /* a request to run again once the run's file closes */
     const struct ctl_command *retry_cmd;
@@ -55,7 +56,26 @@ struct client {
     } stream;
     json_t *held;               /* messages for after the stream (a wait's reply) */
     control_reply_fn remote;    /* a remote request's replies go here (it has no pipe) */
+    control_reply_text_fn remote_text;  /* ... and those made off the loop, as text */
     void *remote_ctx;
+};
+
+/* A reply prepared on the loop a piece at a time, then made on the thread
+ * pool (control_reply_off_loop). */
+struct offloop {
+    uv_work_t work;
+    struct offloop *next;       /* in the control's list of replies being prepared */
+    struct client *cl;
+    control_step_fn step;       /* NULL once prepared */
+    json_t *id;                 /* the request's id */
+    char *head;                 /* {"id":ID,"ok":true,"result": */
+    bool newline;               /* a line for the socket (a remote reply is one message) */
+    control_write_fn write;
+    void (*free_arg)(void *arg);
+    void *arg;
+    char *text;                 /* the whole reply, made on the thread pool */
+    size_t len;
+    int rc;
 };
 
 struct control {
@@ -77,6 +97,9 @@ struct control {
     uv_timer_t retry_timer;     /* runs deferred requests, outside the run's callbacks */
     uv_timer_t stall_timer;     /* drops clients that stopped reading long ago */
     int watchers;
+    int making;                 /* replies being prepared or made off the loop */
+    int in_pool;                /* ... of them on the thread pool */
+    struct offloop *preparing, *preparing_tail;     /* replies prepared a piece per turn */
     int open_handles;
     bool closing;
     struct log_ratelimit rl;
@@ -118,7 +141,7 @@ static void client_closed(uv_handle_t *h)
 {
     struct client *cl = h->data;
     cl->closed = true;
-    if (cl->parsing == NULL)
+    if (cl->parsing == NULL && cl->making == NULL)
         client_free(cl);
 }
 
@@ -415,7 +438,8 @@ static void execute(struct client *cl, const struct ctl_command *cmd, json_t *re
  * replies pile up unread. */
 static bool blocked(struct client *cl)
 {
-    return cl->closing || cl->dropping_since_ns != 0 || cl->parsing != NULL || cl->full_since_ns != 0;
+    return cl->closing || cl->dropping_since_ns != 0 || cl->parsing != NULL || cl->making != NULL ||
+           cl->full_since_ns != 0;
 }
 
 /* Allocate read buffers: the client's own, so a client costs at most one line. */
@@ -439,6 +463,7 @@ static bool has_line(const struct client *cl)
 }
 
 static void work_cb(uv_idle_t *idle);
+static void prepare_step(struct control *c);
 
 /* Decide what cl waits for: its turn (a whole line), more bytes, or its replies to drain. */
 static void pump(struct client *cl)
@@ -596,7 +621,11 @@ static void work_cb(uv_idle_t *idle)
             take_line(cl);
         pump(cl);
     }
-    if (c->ready == NULL)
+    /* Replies are prepared while the thread pool has room for them. */
+    while (c->preparing != NULL && c->in_pool < CONTROL_OFFLOOP_POOL &&
+           (int64_t)time_mono_ns() - t0 < CONTROL_BUDGET_NS)
+        prepare_step(c);
+    if (c->ready == NULL && (c->preparing == NULL || c->in_pool >= CONTROL_OFFLOOP_POOL))
         uv_idle_stop(idle);
 }
 
@@ -691,6 +720,170 @@ int control_load_protocol(struct ctl_client *pub, json_t *req, const struct rig 
     return 0;
 }
 
+
+/* Thread pool: make the whole reply text: the head, the result, the end. */
+static void offloop_work(uv_work_t *w)
+{
+    struct offloop *o = w->data;
+    FILE *out = open_memstream(&o->text, &o->len);
+    if (out == NULL) {
+        o->rc = -ENOMEM;
+        return;
+    }
+    fputs(o->head, out);
+    o->rc = o->write(o->arg, out);
+    fputs(o->newline ? "}\n" : "}", out);
+    if (fclose(out) != 0 && o->rc == 0)
+        o->rc = -ENOMEM;
+}
+
+/* Free a reply made off the loop (its arg is freed on the loop). */
+static void offloop_free(struct offloop *o)
+{
+    if (o->free_arg != NULL)
+        o->free_arg(o->arg);
+    json_decref(o->id);
+    free(o->head);
+    free(o->text);
+    free(o);
+}
+
+/* Loop: the reply is made (or failed: o->rc); send it, or an error, unless
+ * the client has gone. */
+static void offloop_finish(struct offloop *o)
+{
+    struct client *cl = o->cl;
+    struct control *c = cl->pub.ctl;
+    c->making--;
+    cl->making = NULL;
+    if (cl->closed) {
+        offloop_free(o);
+        client_free(cl);
+        return;
+    }
+    if (cl->closing || c->closing) {
+        offloop_free(o);
+        return;
+    }
+    if (o->rc < 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "cannot make the reply: %s", strerror(-o->rc));
+        send_error(&cl->pub, o->id, o->rc, msg, NULL);
+    } else if (cl->remote != NULL) {
+        cl->remote_text(cl->remote_ctx, o->text);
+        o->text = NULL;
+    } else if (queued_bytes(cl) > CONTROL_MAX_QUEUED) {
+        client_drop(cl, "dropped", "disconnected: more than 1 MiB of replies unread (read faster)");
+    } else {
+        queue_raw(cl, o->text, o->len);
+        o->text = NULL;
+    }
+    offloop_free(o);
+    if (cl->remote != NULL)
+        remote_done(cl);
+    else
+        pump(cl);
+}
+
+/* Loop: the thread pool has made the reply. */
+static void offloop_done(uv_work_t *w, int status)
+{
+    struct offloop *o = w->data;
+    struct control *c = o->cl->pub.ctl;
+    if (status < 0 && o->rc == 0)
+        o->rc = status == UV_ECANCELED ? -ECANCELED : -EIO;
+    c->in_pool--;
+    if (c->preparing != NULL && !c->closing)
+        uv_idle_start(&c->work_idle, work_cb);     /* the next may go */
+    offloop_finish(o);
+}
+
+/* Hand a prepared reply to the thread pool. */
+static void offloop_queue(struct offloop *o)
+{
+    struct control *c = o->cl->pub.ctl;
+    o->step = NULL;
+    int rc = uv_queue_work(c->loop, &o->work, offloop_work, offloop_done);
+    if (rc < 0) {
+        o->rc = -ENOMEM;
+        offloop_finish(o);
+        return;
+    }
+    c->in_pool++;
+}
+
+/* One piece of the first reply being prepared; it goes to the back of the
+ * list, to the thread pool once prepared, or out with an error. */
+static void prepare_step(struct control *c)
+{
+    struct offloop *o = c->preparing;
+    c->preparing = o->next;
+    if (c->preparing == NULL)
+        c->preparing_tail = NULL;
+    o->next = NULL;
+    struct client *cl = o->cl;
+    int rc = cl->closing || cl->closed || c->closing ? -ECANCELED : o->step ? o->step(o->arg) : 0;
+    if (rc > 0) {
+        if (c->preparing_tail)
+            c->preparing_tail->next = o;
+        else
+            c->preparing = o;
+        c->preparing_tail = o;
+    } else if (rc == 0) {
+        offloop_queue(o);
+    } else {
+        o->rc = rc;
+        offloop_finish(o);
+    }
+}
+
+/* The server closes: the replies being prepared are dropped. */
+static void prepare_drop_all(struct control *c)
+{
+    while (c->preparing != NULL) {
+        struct offloop *o = c->preparing;
+        c->preparing = o->next;
+        o->rc = -ECANCELED;
+        offloop_finish(o);
+    }
+    c->preparing_tail = NULL;
+}
+
+int control_reply_off_loop(struct ctl_client *pub, json_t *id, control_step_fn step,
+                           control_write_fn write, void (*free_arg)(void *arg), void *arg)
+{
+    struct client *cl = (struct client *)pub;
+    struct control *c = pub->ctl;
+    if (cl->remote != NULL && cl->remote_text == NULL)
+        return -ENOTSUP;
+    if (cl->making != NULL || c->making >= CONTROL_OFFLOOP_MAX || c->closing)
+        return -EBUSY;
+    struct offloop *o = calloc(1, sizeof *o);
+    char *idtext = json_dumps(id ? id : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    if (o == NULL || idtext == NULL || asprintf(&o->head, "{\"id\":%s,\"ok\":true,\"result\":", idtext) < 0) {
+        free(idtext);
+        free(o);
+        return -ENOMEM;
+    }
+    free(idtext);
+    o->cl = cl;
+    o->id = json_incref(id);
+    o->newline = cl->remote == NULL;
+    o->step = step;
+    o->write = write;
+    o->arg = arg;
+    o->free_arg = free_arg;     /* from here on, arg is the server's */
+    o->work.data = o;
+    cl->making = o;
+    c->making++;
+    if (c->preparing_tail)
+        c->preparing_tail->next = o;
+    else
+        c->preparing = o;
+    c->preparing_tail = o;
+    uv_idle_start(&c->work_idle, work_cb);
+    return 0;
+}
 
 /* User names of recent clients. A name lookup may go through NSS (LDAP, sssd)
  * and take long; a burst of connections from one user costs one lookup, not
@@ -955,6 +1148,7 @@ void control_close(struct control *c)
     while (c->clients)
         client_close(c->clients);
     remote_close_all(c);
+    prepare_drop_all(c);
     unlink(c->path);
     if (c->ro_open)
         unlink(c->ro_path);
@@ -1104,7 +1298,7 @@ void control_run_closed(struct control *c, const char *run_id)
 /* Free a remote request's client once nothing of its request is pending. */
 static void remote_done(struct client *cl)
 {
-    if (cl->parsing != NULL || cl->retry_req != NULL)
+    if (cl->parsing != NULL || cl->making != NULL || cl->retry_req != NULL)
         return;
     struct control *c = cl->pub.ctl;
     for (struct client **p = &c->remotes; *p; p = &(*p)->next)
@@ -1137,7 +1331,7 @@ static void remote_close_all(struct control *c)
         c->remotes = cl->next;
         cl->remote = NULL;
         cl->closing = true;
-        if (cl->parsing != NULL)
+        if (cl->parsing != NULL || cl->making != NULL)
             cl->closed = true;
         else
             client_free(cl);
@@ -1145,9 +1339,11 @@ static void remote_close_all(struct control *c)
 }
 
 /* Parse and execute a remote request as a client without a pipe would. */
-void control_remote_request(struct control *c, const char *who, const char *line, size_t len,
-                            control_reply_fn reply, void *ctx)
+void control_remote_request(struct control *c, const struct control_remote *r, const char *line,
+                            size_t len)
 {
+    control_reply_fn reply = r->reply;
+    void *ctx = r->ctx;
     if (c == NULL || c->closing) {
         reply(ctx, json_pack("{s:b,s:{s:s,s:s}}", "ok", 0, "error", "code", "failed", "message",
                              "the daemon is shutting down"));
@@ -1161,8 +1357,10 @@ void control_remote_request(struct control *c, const char *who, const char *line
     }
     cl->pub.ctl = c;
     cl->remote = reply;
+    cl->remote_text = r->reply_text;
     cl->remote_ctx = ctx;
-    utf8_copy(cl->pub.user, sizeof cl->pub.user, who);
+    cl->pub.read_only = r->read_only;
+    utf8_copy(cl->pub.user, sizeof cl->pub.user, r->who);
     c->open_handles++;          /* released by client_free */
     cl->next = c->remotes;
     c->remotes = cl;
@@ -1175,6 +1373,12 @@ void control_remote_request(struct control *c, const char *who, const char *line
         snprintf(err, sizeof err, "'%s' is served on the control socket only; over MQTT, subscribe "
                  "to the rig's status and events topics instead", cmd->name);
         rc = -EINVAL;
+        json_decref(req);
+    } else if (rc == 0 && r->read_only && !cmd->read_only) {
+        snprintf(err, sizeof err, "'%s' is refused here: it would change something, and only "
+                 "commands that change nothing are served here%s%s", cmd->name,
+                 r->refused_hint ? "; " : "", r->refused_hint ? r->refused_hint : "");
+        rc = -EACCES;
         json_decref(req);
     }
     if (rc < 0)

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include <jansson.h>
@@ -103,13 +104,49 @@ void control_run_closed(struct control *c, const char *run_id);
 
 /* Takes a remote request's reply (a new reference). */
 typedef void (*control_reply_fn)(void *ctx, json_t *msg);
+/* Takes a remote request's reply made off the loop, as JSON text (stolen). */
+typedef void (*control_reply_text_fn)(void *ctx, char *text);
+
+/* Who sent a remote request and where its reply goes. */
+struct control_remote {
+    const char *who;            /* the sender in the audit trail ("mqtt user alice") */
+    bool read_only;             /* only the table's read-only commands are served */
+    const char *refused_hint;   /* read_only: the end of a refusal's message, where to go
+                                 * instead (NULL: none) */
+    control_reply_fn reply;     /* the reply, now or (a run whose protocol loads on the
+                                 * thread pool) later */
+    control_reply_text_fn reply_text;   /* a reply made off the loop (history); NULL: such
+                                         * a command is refused */
+    void *ctx;                  /* given to both; valid until control_close */
+};
+
 /* Handle one request that came from outside the sockets (the MQTT client) as
  * if a client of the control socket had sent line: the same parser, command
- * table and checks. who names the sender in the audit trail ("mqtt user
- * alice"). Replies go to reply(ctx, msg), now or (a run whose protocol loads
- * on the thread pool) later; ctx must stay valid until control_close. watch,
- * wait and events are refused: they stream on a socket. */
-void control_remote_request(struct control *c, const char *who, const char *line, size_t len,
-                            control_reply_fn reply, void *ctx);
+ * table and checks; from r (copied). watch, wait and events are refused: they
+ * stream on a socket. */
+void control_remote_request(struct control *c, const struct control_remote *r, const char *line,
+                            size_t len);
+
+/* Replies made off the loop: at most this many on the thread pool at once
+ * (the others wait their turn), and this many in all (then -EBUSY). */
+#define CONTROL_OFFLOOP_POOL 4
+#define CONTROL_OFFLOOP_MAX 32
+/* Prepares a piece of a reply from arg on the loop (a bounded piece: some
+ * 100 us); 1 while there is more, 0 when done, or a negative errno. */
+typedef int (*control_step_fn)(void *arg);
+/* Writes a reply's result (a JSON object) to out from arg; 0 or a negative
+ * errno. Runs on the thread pool: it may touch nothing but arg. */
+typedef int (*control_write_fn)(void *arg, FILE *out);
+/* Reply to cl's request id with a result too large to make at once on the
+ * loop: step(arg) (if not NULL) is called on the loop, within the server's
+ * budget per loop turn, until it is done; then write(arg, out) runs on the
+ * thread pool (once it has room: CONTROL_OFFLOOP_POOL); free_arg(arg) runs
+ * on the loop at the end. This client's next
+ * requests wait for the reply, so replies stay in order. Returns 0 (the
+ * handler then returns CMD_DEFERRED; arg is the server's), or a negative
+ * errno (arg stays the caller's): -EBUSY while CONTROL_OFFLOOP_MAX replies
+ * are being made or wait, -ENOTSUP for a remote requester that takes no text. */
+int control_reply_off_loop(struct ctl_client *cl, json_t *id, control_step_fn step,
+                           control_write_fn write, void (*free_arg)(void *arg), void *arg);
 
 #endif

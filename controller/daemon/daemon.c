@@ -1,5 +1,6 @@
 /* The daemon's state on the loop thread: rig, buses, channels, run, signals. */
 #include "daemon.h"
+#include "base/rtsched.h"
 #include "base/units.h"
 #include "base/yamldoc.h"
 #include "control.h"
@@ -28,11 +29,6 @@
 
 #define NOTE_BATCH 256
 
-/* Wake-up from a bus thread (any thread): notes are waiting. */
-static void bus_notify(void *arg)
-{
-    uv_async_send(arg);
-}
 
 /* ------------------------------------------------------------- the runs */
 
@@ -255,12 +251,22 @@ static void latch_released(void *ctx, const struct latch_hold *h)
  * file is open (none once the last run's file is closed). An acknowledgement
  * or a clearing may release a latched safe state. */
 static void alarm_event(void *ctx, int64_t t, const char *sev, const char *src, const char *code,
-                        const char *msg)
+                        const char *msg, const char *run)
 {
     struct daemon *d = ctx;
-    daemon_event(ctx, t, sev, src, code, msg);
+    /* A run's own alarm goes into its file only; the rig's into every open one. */
+    struct run *owner = NULL;
+    for (size_t i = 0; run[0] != '\0' && i < DAEMON_MAX_RUNS; i++)
+        if (d->slots[i].run != NULL && strcmp(run_id(d->slots[i].run), run) == 0)
+            owner = d->slots[i].run;
+    if (run[0] == '\0')
+        daemon_event(ctx, t, sev, src, code, msg);
+    else if (owner != NULL && !run_closed(owner))
+        run_event(owner, t, sev, src, code, "%s", msg);
+    else
+        log_warn(src, "%s: %s", code, msg);
     if (strcmp(code, "alarm_raised") == 0)
-        daemon_alert(ctx, live_run(ctx), sev, sev, src, code, msg);
+        daemon_alert(ctx, owner != NULL ? owner : live_run(ctx), sev, sev, src, code, msg);
     else
         latch_update(&d->latch, &d->alarms, latch_released, d);
     latchstore_sync(&d->latchstore);
@@ -289,6 +295,20 @@ static struct run *rule_run(struct daemon *d, const struct limit_rule *rule)
     for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
         if (d->slots[i].run == rule->owner)
             return slot_going(&d->slots[i]);
+    return NULL;
+}
+
+/* The alarm scope of a protocol's limit rule: its run's id (going or ended,
+ * so that the trip and its clearing agree), into buf; NULL for a rig rule. */
+static const char *rule_scope(struct daemon *d, const struct limit_rule *rule, char *buf, size_t len)
+{
+    if (rule->from_rig || rule->owner == NULL)
+        return NULL;
+    for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
+        if (d->slots[i].run != NULL && d->slots[i].run == rule->owner) {
+            snprintf(buf, len, "%s", run_id(d->slots[i].run));
+            return buf;
+        }
     return NULL;
 }
 
@@ -400,7 +420,9 @@ static void limit_tripped(void *ctx, const struct limit_rule *rule_p, double v, 
             if (held[i] && !may_touch(d, self, i))
                 held[i] = false;
     }
-    struct trip_hooks h = { .ctx = d, .safe_stop = limit_safe_stop, .pause = limit_pause };
+    char scope[40];
+    struct trip_hooks h = { .ctx = d, .safe_stop = limit_safe_stop, .pause = limit_pause,
+                            .run = rule_scope(d, rule, scope, sizeof scope) };
     uint32_t id = trip_limit(&d->alarms, rule, c->name, c->unit, v, t, &h);
     if (rule->lim.action == LIMIT_SAFE_STOP)
         latch_tripped(d, id, rule, held, safe, n_safe, t);     /* the run keeps its plan */
@@ -412,7 +434,9 @@ static void limit_cleared(void *ctx, const struct limit_rule *rule, double v, in
 {
     struct daemon *d = ctx;
     (void)v;
-    trip_clear(&d->alarms, rule, d->rig->channels[rule->lim.channel].name, t);
+    char scope[40];
+    trip_clear(&d->alarms, rule, rule_scope(d, rule, scope, sizeof scope),
+               d->rig->channels[rule->lim.channel].name, t);
 }
 
 /* A delivery condition began (delivery.h): act as its kind says, then raise the alarm. */
@@ -614,6 +638,7 @@ static void act_changed(void *ctx, int ch, const struct act_chan *c, int64_t now
     bool same = (isnan(v) && isnan(cs->confirmed_recorded)) || v == cs->confirmed_recorded;
     if (!same) {
         cs->confirmed_recorded = v;
+        history_hold(&d->hist, (size_t)ch, v, now);
         for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
             if (d->slots[i].run != NULL)
                 run_on_confirmed(d->slots[i].run, ch, v, now);
@@ -808,6 +833,9 @@ static void handle_note(struct daemon *d, size_t bus, const struct bus_note *n)
         for (size_t i = 0; i < DAEMON_MAX_RUNS; i++)
             if (d->slots[i].run != NULL)
                 run_on_sample(d->slots[i].run, (int)n->channel, record, use, n->t_ns);
+        /* A measurement's history (an actuator's read-back is not one: its history is
+         * what the device confirmed, from act_changed). */
+        history_add(&d->hist, n->channel, record, n->t_ns);
         if (d->observer.sample != NULL)
             d->observer.sample(d->observer.ctx, n->channel, record, n->t_ns);
         break;
@@ -902,10 +930,10 @@ static void drain_notes(struct daemon *d)
     }
 }
 
-/* The bus async fired on the loop. */
-static void bus_async_cb(uv_async_t *a)
+/* A bus thread woke the loop: notes are waiting. */
+static void bus_woken(struct loopwake *w)
 {
-    drain_notes(a->data);
+    drain_notes(w->data);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -942,7 +970,7 @@ static void reg_terms(void *ctx, size_t k, const struct reg_terms *r, int64_t t)
     struct run *run = reg_run(d, k);
     if (run == NULL)
         return;
-    const double v[RUNFILE_REG_SERIES] = { r->sp, r->y, r->out, r->p, r->i, r->d };
+    const double v[RUNFILE_REG_SERIES] = { r->sp, r->y, r->out, r->p, r->i, r->d, r->ff };
     for (int j = 0; j < RUNFILE_REG_SERIES; j++)
         run_record_regulated(run, (int)(k * RUNFILE_REG_SERIES + (size_t)j), v[j], t);
 }
@@ -1258,9 +1286,10 @@ static int start_buses(struct daemon *d)
                 .first_id = (uint32_t)dev->first_channel,
             };
         }
-        rc = bus_create(&d->buses[b], &rig->buses[b].link, cfgs, n, bus_notify, &d->bus_async);
+        rc = bus_create(&d->buses[b], &rig->buses[b].link, cfgs, n, loopwake_send, &d->bus_wake);
         if (rc == 0) {
             d->n_buses++;
+            bus_set_realtime(d->buses[b], d->cfg.realtime_prio);
             rc = bus_start(d->buses[b]);
         }
     }
@@ -1392,12 +1421,11 @@ static void slot_alarm(void *ctx, const struct run *r, bool raise, const char *s
                        const char *source, const char *code, const char *message)
 {
     struct daemon *d = ((struct run_slot *)ctx)->d;
-    (void)r;
     int64_t now = pclock_now(&d->clock);
     if (raise)
-        alarms_raise(&d->alarms, now, severity, source, code, NULL, "%s", message);
+        alarms_raise_run(&d->alarms, run_id(r), now, severity, source, code, NULL, "%s", message);
     else
-        alarms_clear(&d->alarms, now, source, code, NULL);
+        alarms_clear_run(&d->alarms, run_id(r), now, source, code, NULL);
 }
 
 /* Run host: the run paused or resumed. Its regulators (alone on the rig: all of
@@ -1573,8 +1601,6 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     gethostname(d->host, sizeof d->host - 1);
     pclock_init_real(&d->clock, loop);
     /* Handles first: daemon_shutdown closes them whatever fails later. */
-    uv_async_init(loop, &d->bus_async, bus_async_cb);
-    d->bus_async.data = d;
     uv_signal_init(loop, &d->sig_term);
     uv_signal_init(loop, &d->sig_int);
     uv_signal_init(loop, &d->sig_chld);
@@ -1582,8 +1608,14 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
     uv_signal_start(&d->sig_term, signal_cb, SIGTERM);
     uv_signal_start(&d->sig_int, signal_cb, SIGINT);
     uv_signal_start(&d->sig_chld, sigchld_cb, SIGCHLD);
+    int rc = loopwake_init(loop, &d->bus_wake, bus_woken);
+    if (rc < 0) {
+        log_error("daemon", "cannot set up the buses' wake-up: %s", uv_strerror(rc));
+        return rc;
+    }
+    d->bus_wake.data = d;
     recorder_recover_dir(cfg->data_dir);
-    int rc = load_rig(d);
+    rc = load_rig(d);
     if (rc < 0)
         return rc;
     d->chans = calloc(d->rig->n_channels ? d->rig->n_channels : 1, sizeof *d->chans);
@@ -1591,6 +1623,14 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
         return -ENOMEM;
     for (size_t i = 0; i < d->rig->n_channels; i++)
         d->chans[i].value = d->chans[i].setpoint = d->chans[i].confirmed_recorded = NAN;
+    /* An actuator's history is what its device confirmed, held between changes. */
+    bool *held = calloc(d->rig->n_channels + 1, sizeof *held);
+    for (size_t i = 0; held != NULL && i < d->rig->n_channels; i++)
+        held[i] = d->rig->channels[i].writable;
+    rc = held != NULL ? history_init(&d->hist, d->rig->n_channels, held) : -ENOMEM;
+    free(held);
+    if (rc < 0)
+        return rc;
     d->dev_health = calloc(d->rig->n_devices + 1, sizeof *d->dev_health);
     d->bus_health = calloc(d->rig->n_buses + 1, sizeof *d->bus_health);
     if (d->dev_health == NULL || d->bus_health == NULL)
@@ -1641,6 +1681,19 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const struct daemon_config *c
 /* Start driving the rig. */
 int daemon_start(struct daemon *d)
 {
+    /* Before the bus threads exist: they start normal (reset on fork) and
+     * raise themselves only if the loop could. */
+    if (d->cfg.realtime_prio > 0) {
+        int rrc = rtsched_enter(d->cfg.realtime_prio);
+        if (rrc < 0) {
+            log_warn("daemon", "cannot run at real-time priority %d (%s): setpoints are timed at "
+                     "normal priority, and a busy machine can make them late; give perfused "
+                     "CAP_SYS_NICE or LimitRTPRIO=%d", d->cfg.realtime_prio, strerror(-rrc),
+                     d->cfg.realtime_prio);
+            d->cfg.realtime_prio = 0;
+        }
+    }
+    rtsched_describe(d->sched, sizeof d->sched);
     int rc = setup_actuators(d);
     if (rc == 0)
         rc = setup_regulators(d);
@@ -1713,7 +1766,7 @@ static void shutdown_finish(struct daemon *d)
             d->slots[i].run = NULL;
         }
     }
-    uv_close((uv_handle_t *)&d->bus_async, NULL);
+    loopwake_close(&d->bus_wake, NULL);
     uv_close((uv_handle_t *)&d->sig_term, NULL);
     uv_close((uv_handle_t *)&d->sig_int, NULL);
     uv_close((uv_handle_t *)&d->sig_chld, NULL);
@@ -1772,6 +1825,7 @@ int daemon_run(struct daemon *d)
     free(d->dev_bus_index);
     free(d->sample_hz);
     free(d->chans);
+    history_free(&d->hist);
     latency_free(&d->dispatch);
     latency_free(&d->wire);
     latency_free(&d->wire_txn);

@@ -5,6 +5,7 @@
 #ifndef PERFUSE_DAEMON_H
 #define PERFUSE_DAEMON_H
 
+#include "loopwake.h"
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -13,6 +14,7 @@
 #include "run/actuators.h"
 #include "run/alarms.h"
 #include "alerts.h"
+#include "history.h"
 #include "drivers/bus.h"
 #include "run/clock.h"
 #include "run/delivery.h"
@@ -82,6 +84,7 @@ struct daemon_config {
     uint64_t sim_seed;
     const char *sim_args[8];    /* more perfuse-sim options (--line-rate, --baud), NULL-ended */
     double sample_hz;           /* > 0: sample every readable channel at this rate */
+    int realtime_prio;          /* > 0: the loop and bus threads run SCHED_FIFO at this priority */
 };
 
 struct daemon {
@@ -95,7 +98,7 @@ struct daemon {
     size_t *dev_bus_index;      /* rig device -> index within its bus */
     double *sample_hz;          /* per rig channel */
     struct chan_state *chans;   /* per rig channel */
-    uv_async_t bus_async;
+    struct loopwake bus_wake;   /* bus threads: notes are waiting */
     uv_signal_t sig_term, sig_int, sig_chld;
     struct control *control;    /* the control server started for it (perfused.c), closed
                                  * by the shutdown; NULL: none */
@@ -126,6 +129,7 @@ struct daemon {
      * apart from waiting for the frames of other setpoints due no later. */
     struct latency wire_sched;
     char host[64];
+    char sched[96];             /* the loop thread's scheduling, as status shows it */
     struct health *dev_health;  /* per rig device */
     struct health *bus_health;  /* per rig bus */
     struct alarms alarms;       /* latched until acknowledged */
@@ -152,6 +156,8 @@ struct daemon {
     uv_timer_t shutdown_timer;  /* shutdown waits (bounded) for the safe state's confirmation */
     int64_t shutdown_deadline_ns;
     struct regloop rl;          /* the rig's regulators (run/regloop.h) */
+    struct history hist;        /* the last hour of every channel: measurements as read,
+                                 * actuators as confirmed (history.h; the history command) */
 };
 
 /* Set up the daemon: its signals, the rig (or the simulated rig), the check

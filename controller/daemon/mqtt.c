@@ -1,8 +1,10 @@
 /* The MQTT client: the loop's side (what to publish, commands in) and the
  * client thread (libmosquitto, the store-and-forward buffer). */
 #include "mqtt.h"
+#include "loopwake.h"
 #include "control.h"
 #include "daemon.h"
+#include "base/rtsched.h"
 #include "base/log.h"
 #include "base/timeutil.h"
 #include "base/utf8.h"
@@ -45,6 +47,7 @@ struct msg {
 struct cmd {
     struct cmd *next;
     char user[128];             /* the topic's last level: the broker-authenticated user */
+    bool query;                 /* from query/<user>: only commands that change nothing */
     char *payload;
     size_t len;
     void *corr;
@@ -75,7 +78,7 @@ struct mqtt {
 
     /* Loop thread only. */
     uv_timer_t tick;
-    uv_async_t wake;
+    struct loopwake wake;       /* the client thread: commands are waiting */
     int open_handles;
     bool stopped;
     struct chan_batch *chans;
@@ -352,6 +355,8 @@ static void on_connect(struct mosquitto *mosq, void *arg, int rc, int flags, con
     char topic[512];
     snprintf(topic, sizeof topic, "%scmd/+", m->prefix);
     mosquitto_subscribe_v5(mosq, NULL, topic, 1, 0, NULL);
+    snprintf(topic, sizeof topic, "%squery/+", m->prefix);
+    mosquitto_subscribe_v5(mosq, NULL, topic, 1, 0, NULL);
     publish_state(m, "online");
     flush_kept(m);
 }
@@ -376,23 +381,30 @@ static void on_disconnect(struct mosquitto *mosq, void *arg, int rc, const mosqu
         snprintf(m->last_error, sizeof m->last_error, "connection lost: %s", mosquitto_strerror(rc));
 }
 
-/* A command arrived: queue it for the loop, or answer busy right here. */
+/* A command (cmd/<user>) or a query (query/<user>) arrived: queue it for the
+ * loop, or answer busy right here. */
 static void on_message(struct mosquitto *mosq, void *arg, const struct mosquitto_message *msg,
                        const mosquitto_property *props)
 {
     (void)mosq;
     struct mqtt *m = arg;
     size_t plen = strlen(m->prefix);
-    if (msg->topic == NULL || strncmp(msg->topic, m->prefix, plen) != 0 ||
-        strncmp(msg->topic + plen, "cmd/", 4) != 0)
+    if (msg->topic == NULL || strncmp(msg->topic, m->prefix, plen) != 0)
         return;
-    const char *user = msg->topic + plen + 4;
-    if (user[0] == '\0' || strchr(user, '/') != NULL || strlen(user) >= sizeof ((struct cmd *)0)->user)
+    const char *user = NULL;
+    bool query = strncmp(msg->topic + plen, "query/", 6) == 0;
+    if (query)
+        user = msg->topic + plen + 6;
+    else if (strncmp(msg->topic + plen, "cmd/", 4) == 0)
+        user = msg->topic + plen + 4;
+    if (user == NULL || user[0] == '\0' || strchr(user, '/') != NULL ||
+        strlen(user) >= sizeof ((struct cmd *)0)->user)
         return;
     struct cmd *c = calloc(1, sizeof *c);
     if (c == NULL)
         return;
     snprintf(c->user, sizeof c->user, "%s", user);
+    c->query = query;
     void *corr = NULL;
     uint16_t corr_len = 0;
     if (props != NULL &&
@@ -422,7 +434,7 @@ static void on_message(struct mosquitto *mosq, void *arg, const struct mosquitto
         }
         pthread_mutex_unlock(&m->mu);
         if (room) {
-            uv_async_send(&m->wake);
+            loopwake_send(&m->wake);
             return;
         }
         why = "{\"ok\":false,\"error\":{\"code\":\"busy\",\"message\":\"too many commands waiting; "
@@ -736,11 +748,10 @@ static void report(struct mqtt *m)
 }
 
 /* The same command table as the control socket: the one place the client
- * calls into it (a request line and who sent it; replies to reply(ctx)). */
-static void dispatch(struct mqtt *m, const char *who, const char *line, size_t len,
-                     control_reply_fn reply, void *ctx)
+ * calls into it (a request line, who sent it and where its replies go). */
+static void dispatch(struct mqtt *m, const struct control_remote *r, const char *line, size_t len)
 {
-    control_remote_request(m->d->control, who, line, len, reply, ctx);
+    control_remote_request(m->d->control, r, line, len);
 }
 
 /* Every interval: samples, events, status and alarms; then what went wrong. */
@@ -751,7 +762,8 @@ static void tick_cb(uv_timer_t *t)
     report(m);
     flush_events(m);
     static const char status_req[] = "{\"cmd\":\"status\"}";
-    dispatch(m, "mqtt status", status_req, sizeof status_req - 1, status_reply, m);
+    struct control_remote r = { .who = "mqtt status", .read_only = true, .reply = status_reply, .ctx = m };
+    dispatch(m, &r, status_req, sizeof status_req - 1);
 }
 
 /* A command's reply: to reply/<user>, with the request's correlation data. */
@@ -776,11 +788,33 @@ static void command_reply(void *ctx, json_t *msg)
     free(rc);
 }
 
+/* A reply made off the loop (text, taken): to reply/<user> as command_reply. */
+static void command_reply_text(void *ctx, char *text)
+{
+    struct reply_ctx *rc = ctx;
+    struct mqtt *m = rc->m;
+    if (!m->stopped && text != NULL) {
+        char topic[200];
+        snprintf(topic, sizeof topic, "reply/%s", rc->user);
+        struct msg *x = msg_new(topic, text, false, false);
+        if (x != NULL) {
+            x->corr = rc->corr;
+            x->corr_len = rc->corr_len;
+            rc->corr = NULL;
+        }
+        enqueue(m, x);
+    } else {
+        free(text);
+    }
+    free(rc->corr);
+    free(rc);
+}
+
 /* Commands from the broker: each one through the control server's parser and
  * command table, as the broker-authenticated user. */
-static void wake_cb(uv_async_t *a)
+static void wake_cb(struct loopwake *w)
 {
-    struct mqtt *m = a->data;
+    struct mqtt *m = w->data;
     pthread_mutex_lock(&m->mu);
     struct cmd *list = m->in_head;
     m->in_head = m->in_tail = NULL;
@@ -796,9 +830,14 @@ static void wake_cb(uv_async_t *a)
             rc->corr = c->corr;
             rc->corr_len = c->corr_len;
             c->corr = NULL;
-            char who[160];
+            char who[160], hint[600];
             utf8_format(who, sizeof who, "mqtt user %s", c->user);
-            dispatch(m, who, c->payload, c->len, command_reply, rc);
+            snprintf(hint, sizeof hint, "commands go to the cmd topic (%scmd/%s), which the broker "
+                     "opens to operators only", m->prefix, c->user);
+            struct control_remote r = { .who = who, .read_only = c->query, .refused_hint = hint,
+                                        .reply = command_reply, .reply_text = command_reply_text,
+                                        .ctx = rc };
+            dispatch(m, &r, c->payload, c->len);
         }
         free(c->payload);
         free(c->corr);
@@ -879,7 +918,7 @@ int mqtt_start(struct mqtt **out, struct daemon *d, char *err, size_t errlen)
     snprintf(m->prefix, sizeof m->prefix, "perfuse/v1/%s/%s/", cfg->site, name);
     snprintf(m->client_id, sizeof m->client_id, "perfused-%s-%s", cfg->site, name);
     m->wall_minus_mono = time_wall_ns() - pclock_now(&d->clock);
-    pthread_mutex_init(&m->mu, NULL);
+    rtsched_mutex_init(&m->mu);
     int rc = m->chans ? 0 : -ENOMEM;
     if (rc == 0 && cfg->password_file != NULL)
         rc = read_password(cfg->password_file, &m->password, err, errlen);
@@ -919,9 +958,16 @@ int mqtt_start(struct mqtt **out, struct daemon *d, char *err, size_t errlen)
         mosquitto_will_set_v5(m->mosq, topic, (int)strlen(will), will, 1, true, NULL);
     free(will);
     uv_timer_init(d->loop, &m->tick);
-    uv_async_init(d->loop, &m->wake, wake_cb);
-    m->tick.data = m->wake.data = m;
-    m->open_handles = 2;
+    m->tick.data = m;
+    int wrc = loopwake_init(d->loop, &m->wake, wake_cb);
+    m->wake.data = m;
+    m->open_handles = wrc == 0 ? 2 : 1;
+    if (wrc < 0) {
+        snprintf(err, errlen, "cannot set up the MQTT client's wake-up: %s", uv_strerror(wrc));
+        mqtt_stop(m);
+        *out = m;   /* freed with the daemon, once its handles are closed */
+        return wrc;
+    }
     if (pthread_create(&m->thread, NULL, client_thread, m) != 0) {
         snprintf(err, errlen, "cannot start the MQTT thread: %s", strerror(errno));
         mqtt_stop(m);
@@ -962,7 +1008,7 @@ void mqtt_stop(struct mqtt *m)
         m->thread_started = false;
     }
     uv_close((uv_handle_t *)&m->tick, handle_closed);
-    uv_close((uv_handle_t *)&m->wake, handle_closed);
+    loopwake_close(&m->wake, handle_closed);
 }
 
 /* Free everything, the thread stopped first if it still runs. */

@@ -9,6 +9,7 @@
 #include "mqtt.h"
 #include "sdnotify.h"
 #include "base/log.h"
+#include "base/rtsched.h"
 #include "base/sockpath.h"
 #include "simchild.h"
 #include "base/utf8.h"
@@ -30,6 +31,7 @@ static void usage(FILE *out)
     sockpath_default(sock, sizeof sock);
     fprintf(out,
         "usage: perfused [--rig FILE | --sim] [--socket PATH] [--data-dir DIR] [--log-level LEVEL]\n"
+        "                [--realtime PRIO] [OPTIONS]\n"
         "\n"
         "Run one perfusion rig: drive its devices, run protocols, record every run to HDF5.\n"
         "\n"
@@ -51,6 +53,10 @@ static void usage(FILE *out)
         "  --data-dir DIR    where run files go (default ./runs)\n"
         "  --log-level LEVEL error, warning, info or debug (default info)\n"
         "  --sample-hz N     sample every measured channel N times a second (overrides the rig)\n"
+        "  --realtime PRIO   run the event loop and the bus threads under SCHED_FIFO at\n"
+        "                    priority PRIO (1-99), so that a busy machine cannot delay\n"
+        "                    setpoints; needs root, CAP_SYS_NICE or LimitRTPRIO (default:\n"
+        "                    normal scheduling)\n"
         "  --ready-fd FD     write \"READY=1\\n\" to FD once the control socket is open,\n"
         "                    then close it (for scripts: an event instead of polling)\n"
         "  --version         print the version\n", sock);
@@ -79,6 +85,7 @@ int main(int argc, char **argv)
         { "ro-socket-group", required_argument, NULL, 'G' }, { "max-clients", required_argument, NULL, 'm' },
         { "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' },
         { "line-rate", required_argument, NULL, 'L' }, { "sim-baud", required_argument, NULL, 'B' },
+        { "realtime", required_argument, NULL, 'T' },
         { NULL, 0, NULL, 0 },
     };
     struct daemon_config cfg = { .data_dir = "runs", .sim_seed = 1 };
@@ -106,6 +113,17 @@ int main(int argc, char **argv)
             }
             break;
         case 'R': ready_fd = atoi(optarg); break;
+        case 'T': {
+            char *end;
+            long p = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || p < 1 || p > RTSCHED_PRIO_MAX) {
+                fprintf(stderr, "perfused: --realtime takes a priority from 1 to %d (20 is a good "
+                        "choice: above ordinary work, below the kernel's own threads)\n", RTSCHED_PRIO_MAX);
+                return 2;
+            }
+            cfg.realtime_prio = (int)p;
+            break;
+        }
         case 'L':
             if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
                 fprintf(stderr, "perfused: --line-rate takes on or off\n");

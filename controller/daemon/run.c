@@ -1,5 +1,6 @@
 /* A run: one protocol on its host's rig, its runner and its run file. */
 #include "run.h"
+#include "loopwake.h"
 #include "base/units.h"
 #include "run/alarms.h"
 #include "run/delivery.h"
@@ -31,7 +32,7 @@ struct run {
     struct plan *plan;
     struct runner *runner;
     struct recorder *rec;
-    uv_async_t rec_async;
+    struct loopwake rec_wake;   /* the recorder reported something */
     bool rec_async_open;
     uv_timer_t settle;          /* from the run's end to closing its file */
     bool settle_open;
@@ -324,9 +325,9 @@ static void hook_finished(void *ctx, enum run_state final)
 }
 
 /* The recorder reported something (from its thread, through the async). */
-static void rec_notified(uv_async_t *a)
+static void rec_notified(struct loopwake *w)
 {
-    struct run *r = a->data;
+    struct run *r = w->data;
     struct rec_status st;
     recorder_get_status(r->rec, &st);
     if (st.open_error != 0 && !r->ended) {
@@ -349,11 +350,6 @@ static void rec_notified(uv_async_t *a)
     }
 }
 
-/* Recorder notify callback (recorder thread): wake the loop. */
-static void rec_notify(void *arg)
-{
-    uv_async_send(arg);
-}
 
 /* Create the data directory if needed (0750: researchers read through the group). */
 static int ensure_dir(const char *dir)
@@ -446,12 +442,12 @@ static int open_file(struct run *r, const struct run_actor *who, bool append)
     }
     info.channels = r->series.chans;
     info.n_channels = r->series.n_chans;
-    rc = uv_async_init(h->loop, &r->rec_async, rec_notified);
+    rc = loopwake_init(h->loop, &r->rec_wake, rec_notified);
     if (rc < 0) {
         free(claimed), free(sensors);
         return rc;
     }
-    r->rec_async.data = r;
+    r->rec_wake.data = r;
     r->rec_async_open = true;
     r->handles++;
     if ((rc = uv_timer_init(h->loop, &r->settle)) < 0) {
@@ -461,7 +457,7 @@ static int open_file(struct run *r, const struct run_actor *who, bool append)
     r->settle.data = r;
     r->settle_open = true;
     r->handles++;
-    rc = recorder_start(&r->rec, &info, rec_notify, &r->rec_async);
+    rc = recorder_start(&r->rec, &info, loopwake_send, &r->rec_wake);
     free(claimed);
     free(sensors);
     return rc;
@@ -1193,5 +1189,5 @@ void run_free(struct run *r)
     if (r->settle_open)
         uv_close((uv_handle_t *)&r->settle, run_handle_closed);
     if (r->rec_async_open)
-        uv_close((uv_handle_t *)&r->rec_async, run_handle_closed);
+        loopwake_close(&r->rec_wake, run_handle_closed);
 }

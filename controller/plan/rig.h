@@ -60,6 +60,10 @@ struct rig_regulator {
     double kp, ki, kd;
     double d_filter_s;          /* derivative filter time constant */
     double sp_weight;           /* share of the setpoint in the P term, 0..1 (1: plain error) */
+    bool ff_off;                /* no setpoint feedforward (feedforward: off) */
+    double ff_lag_s;            /* the plant's time constant for the feedforward (0: kp / ki) */
+    double ff_response_s;       /* the setpoint response the feedforward aims at (0: a fifth of the lag) */
+    double ff_delay_s;          /* the plant's dead time for the feedforward's model (0: one tick) */
     double rate_hz;             /* ticks per second */
     double out_min, out_max;    /* output limits, actuator unit (within the channel's) */
     double sp_min, sp_max;      /* setpoints accepted, measured unit (the reachable range) */
@@ -150,6 +154,11 @@ void rig_free(struct rig *rig);
 
 /* Parse a rig's 'regulators:' list into rig->regulators (plan/rigreg.c). */
 void rig_parse_regulators(struct ydoc *y, yaml_node_t *list, struct rig *rig);
+/* A regulator's feedforward settings in force, the defaults resolved: the plant's lag (kp / ki),
+ * the response (a fifth of the lag) and the dead time (one tick), s. False if it is off (also
+ * when no lag can be had: no ki). */
+bool rig_regulator_feedforward(const struct rig_regulator *g, double *lag_s, double *response_s,
+                               double *dead_time_s);
 /* The regulator whose measured channel is ch (a regulated channel), or -1. */
 int rig_regulator_of(const struct rig *rig, int ch);
 /* The regulator called name, or -1. */

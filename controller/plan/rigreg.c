@@ -10,6 +10,7 @@
  *       kd: 0 mbar s per uL/min
  *       d_filter: 50 ms                # derivative filter (default 50 ms)
  *       setpoint_weight: 1             # 0..1, the setpoint's share in the P term
+ *       feedforward: {lag: 0.5 s, response: 0.1 s, dead_time: 30 ms}   # or on (defaults) | off
  *       rate: 50 Hz                    # 1 to 200 Hz
  *       output: [0 mbar, 1500 mbar]    # within the actuator's own range
  *       range: [0 uL/min, 600 uL/min]  # the setpoints it accepts (what it can reach)
@@ -164,6 +165,34 @@ static void parse_measurement(struct ydoc *y, yaml_node_t *n, struct rig_regulat
         g->on_loss = (enum reg_on_loss)k;
 }
 
+/* feedforward: on | off | {lag, response, dead_time} (a map: on). */
+static void parse_feedforward(struct ydoc *y, yaml_node_t *n, struct rig_regulator *g)
+{
+    static const char *const keys[] = { "lag", "response", "dead_time", NULL };
+    static const char *const onoff[] = { "on", "off", NULL };
+    char w[96];
+    if (n->type == YAML_SCALAR_NODE) {
+        snprintf(w, sizeof w, "regulator '%s': feedforward", g->name);
+        int k = ynode_choice(y, n, w, onoff);
+        if (k >= 0)
+            g->ff_off = k == 1;
+        return;
+    }
+    if (!yexpect_map(y, n, "a regulator's 'feedforward' (on, off or {lag, response, dead_time})"))
+        return;
+    ymap_check_keys(y, n, keys, "a regulator's 'feedforward'");
+    yaml_node_t *v;
+    snprintf(w, sizeof w, "regulator '%s': feedforward lag", g->name);
+    if ((v = ymap_get(y, n, "lag", NULL)) != NULL)
+        seconds(y, v, w, 0.001, 3600, &g->ff_lag_s);
+    snprintf(w, sizeof w, "regulator '%s': feedforward response", g->name);
+    if ((v = ymap_get(y, n, "response", NULL)) != NULL)
+        seconds(y, v, w, 0.001, 3600, &g->ff_response_s);
+    snprintf(w, sizeof w, "regulator '%s': feedforward dead_time", g->name);
+    if ((v = ymap_get(y, n, "dead_time", NULL)) != NULL)
+        seconds(y, v, w, 0.001, 10, &g->ff_delay_s);
+}
+
 /* Channels, name and the checks that need them; false if the entry is unusable. */
 static bool parse_ends(struct ydoc *y, yaml_node_t *e, struct rig *rig, struct rig_regulator *g)
 {
@@ -213,7 +242,8 @@ static bool parse_ends(struct ydoc *y, yaml_node_t *e, struct rig *rig, struct r
 static void parse_regulator(struct ydoc *y, yaml_node_t *e, struct rig *rig)
 {
     static const char *const keys[] = { "name", "measure", "actuator", "kp", "ki", "kd", "d_filter",
-                                        "setpoint_weight", "rate", "output", "range", "plant_sign",
+                                        "setpoint_weight", "feedforward", "rate", "output", "range",
+                                        "plant_sign",
                                         "tolerance", "saturated_for", "inverted_for", "measurement",
                                         "safe_output", NULL };
     static const char *const signs[] = { "positive", "negative", NULL };
@@ -257,6 +287,8 @@ static void parse_regulator(struct ydoc *y, yaml_node_t *e, struct rig *rig)
         else
             g.sp_weight = b;
     }
+    if ((v = ymap_get(y, e, "feedforward", NULL)) != NULL)
+        parse_feedforward(y, v, &g);
     if ((v = ymap_get(y, e, "rate", NULL)) != NULL)
         parse_rate(y, v, g.name, &g.rate_hz);
     double lo, hi;
@@ -313,6 +345,17 @@ void rig_parse_regulators(struct ydoc *y, yaml_node_t *list, struct rig *rig)
         return;
     for (size_t i = 0; i < yseq_len(list); i++)
         parse_regulator(y, yseq_item(y, list, i), rig);
+}
+
+/* The feedforward's settings with the defaults resolved. */
+bool rig_regulator_feedforward(const struct rig_regulator *g, double *lag_s, double *response_s,
+                               double *dead_time_s)
+{
+    double lag = g->ff_lag_s > 0 ? g->ff_lag_s : g->kp > 0 && g->ki > 0 ? g->kp / g->ki : 0;
+    *lag_s = lag;
+    *response_s = g->ff_response_s > 0 ? g->ff_response_s : lag / 5.0;
+    *dead_time_s = g->ff_delay_s > 0 ? g->ff_delay_s : 1.0 / g->rate_hz;
+    return !g->ff_off && lag > 0;
 }
 
 /* The regulator of a measured channel. */

@@ -23,6 +23,7 @@
  */
 #include "recorder.h"
 #include "h5check.h"
+#include "base/rtsched.h"
 #include "base/log.h"
 #include "base/sha256.h"
 #include "base/timeutil.h"
@@ -113,6 +114,9 @@ struct reg_attrs {
     char name[64], measure[80], actuator[80], units[3][48];
     double kp, ki, kd, rate_hz, out_min, out_max;
     int sign;
+    double d_filter_s, sp_weight;
+    bool feedforward;
+    double ff_lag_s, ff_response_s, ff_dead_time_s;
 };
 
 struct recorder {
@@ -644,6 +648,14 @@ static int regulators_group(struct recorder *r, hid_t *out)
         attr_double(p, "output_min", a->out_min);
         attr_double(p, "output_max", a->out_max);
         attr_int(p, "plant_sign", a->sign);
+        attr_double(p, "d_filter_s", a->d_filter_s);
+        attr_double(p, "setpoint_weight", a->sp_weight);
+        attr_str(p, "feedforward", a->feedforward ? "on" : "off", 0);
+        if (a->feedforward) {
+            attr_double(p, "feedforward_lag_s", a->ff_lag_s);
+            attr_double(p, "feedforward_response_s", a->ff_response_s);
+            attr_double(p, "feedforward_dead_time_s", a->ff_dead_time_s);
+        }
         H5Gclose(p);
     }
     *out = g;
@@ -1388,6 +1400,12 @@ int recorder_start(struct recorder **out, const struct rec_run_info *info,
         b->out_min = a->out_min;
         b->out_max = a->out_max;
         b->sign = a->plant_sign;
+        b->d_filter_s = a->d_filter_s;
+        b->sp_weight = a->sp_weight;
+        b->feedforward = a->feedforward;
+        b->ff_lag_s = a->ff_lag_s;
+        b->ff_response_s = a->ff_response_s;
+        b->ff_dead_time_s = a->ff_dead_time_s;
     }
     r->info.regulators = NULL;      /* only our copy is used after this */
     r->info.regulated = NULL;
@@ -1420,7 +1438,7 @@ int recorder_start(struct recorder **out, const struct rec_run_info *info,
     r->notify = notify;
     r->notify_arg = notify_arg;
     snprintf(r->final_state, sizeof r->final_state, "interrupted");
-    pthread_mutex_init(&r->lock, NULL);
+    rtsched_mutex_init(&r->lock);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -17,6 +17,7 @@
 #ifndef PERFUSE_RECORDER_H
 #define PERFUSE_RECORDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,6 +58,9 @@ struct rec_regulator {
     const char *kp_units, *ki_units, *kd_units;   /* "mbar per uL/min", ... */
     double kp, ki, kd, rate_hz, out_min, out_max;
     int plant_sign;
+    double d_filter_s, sp_weight;     /* derivative filter, setpoint weight */
+    bool feedforward;                 /* the setpoint feedforward on, with these settings in force */
+    double ff_lag_s, ff_response_s, ff_dead_time_s;
 };
 
 /* A field of the run's metadata: in group "sample" it is /entry/sample/<key>

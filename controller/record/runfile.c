@@ -14,7 +14,7 @@
 static int regulator_series(const struct rig *rig, struct runfile_series *s)
 {
     static const char *const terms[RUNFILE_REG_SERIES] = { "setpoint", "measurement", "output",
-                                                           "p", "i", "d" };
+                                                           "p", "i", "d", "feedforward" };
     size_t n = rig->n_regulators;
     s->regs = calloc(n + 1, sizeof *s->regs);
     s->reg_series = calloc(n * RUNFILE_REG_SERIES + 1, sizeof *s->reg_series);
@@ -32,7 +32,10 @@ static int regulator_series(const struct rig *rig, struct runfile_series *s)
             .kp_units = txt[RUNFILE_REG_SERIES], .ki_units = txt[RUNFILE_REG_SERIES + 1],
             .kd_units = txt[RUNFILE_REG_SERIES + 2], .kp = g->kp, .ki = g->ki, .kd = g->kd,
             .rate_hz = g->rate_hz, .out_min = g->out_min, .out_max = g->out_max,
-            .plant_sign = g->sign };
+            .plant_sign = g->sign, .d_filter_s = g->d_filter_s, .sp_weight = g->sp_weight };
+        s->regs[k].feedforward = rig_regulator_feedforward(g, &s->regs[k].ff_lag_s,
+                                                           &s->regs[k].ff_response_s,
+                                                           &s->regs[k].ff_dead_time_s);
         for (int j = 0; j < RUNFILE_REG_SERIES; j++) {
             snprintf(txt[j], 64, "%s/%s", g->name, terms[j]);
             s->reg_series[k * RUNFILE_REG_SERIES + (size_t)j] = (struct rec_channel){

@@ -11,7 +11,7 @@
 
 /* The series of each regulator, in this order. */
 enum { RUNFILE_REG_SETPOINT, RUNFILE_REG_MEASUREMENT, RUNFILE_REG_OUTPUT, RUNFILE_REG_P,
-       RUNFILE_REG_I, RUNFILE_REG_D, RUNFILE_REG_SERIES };
+       RUNFILE_REG_I, RUNFILE_REG_D, RUNFILE_REG_FF, RUNFILE_REG_SERIES };
 
 /* The series of a run file for rig: one /channels entry per readable channel,
  * one /setpoints and one /confirmed entry per writable one. rec_chan/rec_sp

@@ -24,12 +24,13 @@ void alarms_free(struct alarms *a)
     a->n = a->cap = 0;
 }
 
-/* The listed alarm for source/code/tag, or NULL. */
-static struct alarm *find(struct alarms *a, const char *source, const char *code, const char *tag)
+/* The listed alarm of run for source/code/tag, or NULL. */
+static struct alarm *find(const struct alarms *a, const char *run, const char *source, const char *code,
+                          const char *tag)
 {
     for (size_t i = 0; i < a->n; i++)
         if (strcmp(a->v[i].source, source) == 0 && strcmp(a->v[i].code, code) == 0 &&
-            strcmp(a->v[i].tag, tag ? tag : "") == 0)
+            strcmp(a->v[i].tag, tag ? tag : "") == 0 && strcmp(a->v[i].run, run ? run : "") == 0)
             return &a->v[i];
     return NULL;
 }
@@ -47,7 +48,7 @@ static void report(struct alarms *a, int64_t t, const char *sev, const struct al
     va_start(ap, fmt);
     utf8_vformat(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    a->event(a->ctx, t, sev, al->source, code, msg);
+    a->event(a->ctx, t, sev, al->source, code, msg, al->run);
 }
 
 /* Drop listed alarm i. */
@@ -57,10 +58,10 @@ static void drop(struct alarms *a, size_t i)
     a->n--;
 }
 
-uint32_t alarms_raise(struct alarms *a, int64_t t_ns, const char *severity, const char *source,
-                      const char *code, const char *tag, const char *fmt, ...)
+uint32_t alarms_raise_run(struct alarms *a, const char *run, int64_t t_ns, const char *severity,
+                          const char *source, const char *code, const char *tag, const char *fmt, ...)
 {
-    struct alarm *al = find(a, source, code, tag);
+    struct alarm *al = find(a, run, source, code, tag);
     if (al != NULL && al->active)
         return 0;
     if (al == NULL) {
@@ -77,6 +78,7 @@ uint32_t alarms_raise(struct alarms *a, int64_t t_ns, const char *severity, cons
         utf8_copy(al->source, sizeof al->source, source);
         snprintf(al->code, sizeof al->code, "%s", code);
         snprintf(al->tag, sizeof al->tag, "%s", tag ? tag : "");
+        snprintf(al->run, sizeof al->run, "%s", run ? run : "");
     }
     /* A new id each time it is raised: an acknowledgement is for one occurrence. */
     al->id = a->next_id++;
@@ -93,10 +95,10 @@ uint32_t alarms_raise(struct alarms *a, int64_t t_ns, const char *severity, cons
     return al->id;
 }
 
-void alarms_clear(struct alarms *a, int64_t t_ns, const char *source, const char *code,
-                  const char *tag)
+void alarms_clear_run(struct alarms *a, const char *run, int64_t t_ns, const char *source,
+                      const char *code, const char *tag)
 {
-    struct alarm *al = find(a, source, code, tag);
+    struct alarm *al = find(a, run, source, code, tag);
     if (al == NULL || !al->active)
         return;
     al->active = false;
@@ -147,11 +149,14 @@ const char *alarm_state_name(const struct alarm *al)
 }
 
 /* The id of the active alarm source/code/tag, or 0. */
-uint32_t alarms_find_active(const struct alarms *a, const char *source, const char *code, const char *tag)
+uint32_t alarms_find_active_run(const struct alarms *a, const char *run, const char *source,
+                                const char *code, const char *tag)
 {
-    for (size_t i = 0; i < a->n; i++)
-        if (a->v[i].active && strcmp(a->v[i].source, source) == 0 && strcmp(a->v[i].code, code) == 0 &&
-            strcmp(a->v[i].tag, tag ? tag : "") == 0)
-            return a->v[i].id;
-    return 0;
+    const struct alarm *al = find(a, run, source, code, tag);
+    return al != NULL && al->active ? al->id : 0;
+}
+
+bool alarm_concerns(const struct alarm *al, const char *run_id)
+{
+    return al->run[0] == '\0' || (run_id != NULL && strcmp(al->run, run_id) == 0);
 }

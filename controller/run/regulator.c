@@ -1,4 +1,5 @@
-/* A PID regulator with back-calculation, bumpless transfer and fault detection (regulator.h). */
+/* A PID regulator with back-calculation, bumpless transfer, setpoint feedforward and fault
+ * detection (regulator.h). */
 #include "regulator.h"
 
 #include <math.h>
@@ -16,6 +17,21 @@
 #define PROBE_S 1.0
 /* How far beyond its range (share of the range, plus the tolerance) a measurement is wrong. */
 #define RANGE_MARGIN 0.05
+/* Feedforward: the measurement is filtered over FF_FILTER_S to judge whether it has settled; a
+ * point is learned after FF_SETTLE_LAGS plant lags (at least FF_SETTLE_MIN_S) within tolerance;
+ * two points give the slope when they lie this share apart; a disturbance beyond FF_FORGET_TOLS
+ * tolerances forgets the gain; a transient ends when the model is within FF_END_TOL of a
+ * tolerance of the setpoint, and is abandoned when the plant runs ahead of its model by more
+ * than FF_AHEAD of the transient's largest setpoint change (plus the tolerance): the gain was
+ * stale. */
+#define FF_FILTER_S 0.1
+#define FF_SETTLE_LAGS 3.0
+#define FF_SETTLE_MIN_S 1.0
+#define FF_APART 0.2
+#define FF_FORGET_TOLS 2.0
+#define FF_END_TOL 0.05
+#define FF_AHEAD 0.1
+#define FF_WATCH_TICKS 2
 
 static const char *const fault_codes[RF_KINDS] = {
     "regulation_inverted", "regulation_saturated", "regulation_lost", "regulation_measurement",
@@ -49,6 +65,18 @@ static void set_fault(struct regulator *r, enum reg_fault f, bool on, int64_t t,
         r->hooks.fault(r->hooks.ctx, f, on, msg, t);
 }
 
+/* Forget the learned plant and end any feedforward transient. */
+static void ff_forget(struct regulator *r)
+{
+    r->ff_known = false;
+    r->ff_active = false;
+    r->ff_term = 0.0;
+    r->ff_y0 = r->ff_u0 = r->ff_y1 = r->ff_u1 = NAN;
+    r->ff_settled_since = -1;
+    r->ff_point = false;
+    r->ff_yf = NAN;
+}
+
 /* Set up. */
 void regulator_init(struct regulator *r, const struct rig_regulator *cfg, double dev_min,
                     double dev_max, const struct regulator_hooks *hooks)
@@ -61,7 +89,9 @@ void regulator_init(struct regulator *r, const struct rig_regulator *cfg, double
     r->mode = REG_IDLE;
     r->sp = r->y = r->y_prev = r->out = r->stuck_v = NAN;
     r->sat_since = r->err_since = -1;
-    r->last = (struct reg_terms){ NAN, NAN, NAN, NAN, NAN, NAN };
+    r->last = (struct reg_terms){ NAN, NAN, NAN, NAN, NAN, NAN, NAN };
+    r->ff_sp = NAN;
+    ff_forget(r);
 }
 
 /* Clamp to the output limits. */
@@ -78,10 +108,13 @@ static void align_only(struct regulator *r, int64_t t)
 {
     if (isnan(r->out))
         r->out = clamp(r, r->out_lo);
+    ff_forget(r);           /* a restart, a pause, a test or a bad measurement: the plant may have changed */
     r->last.d = 0.0;
+    r->last.ff = 0.0;
     r->last.p = p_term(r);
     r->last.i = r->out - r->last.p;
     r->y_prev = r->y;
+    r->y_prev_t = r->y_t;
     r->last_tick = t;
 }
 
@@ -319,6 +352,92 @@ static void check_timers(struct regulator *r, int64_t t, double e, bool saturate
         set_fault(r, RF_LOST, false, t, "%s: back within tolerance", c->name);
 }
 
+/* The feedforward's settings in force (plan/rig.h), the dead time in ticks (fractional). */
+static bool ff_params(const struct regulator *r, double *lag, double *resp, double *delay_ticks)
+{
+    double dead;
+    bool on = rig_regulator_feedforward(r->cfg, lag, resp, &dead);
+    *delay_ticks = fmin(dead * r->cfg->rate_hz, REG_FF_RING - 2);
+    return on;
+}
+
+/* The model's value delay ticks ago (linear between ticks). */
+static double ff_delayed(const struct regulator *r, double delay)
+{
+    int n = (int)delay;
+    double frac = delay - n;
+    double a = r->ff_ring[(r->ff_head + 2 * REG_FF_RING - n) % REG_FF_RING];
+    double b = r->ff_ring[(r->ff_head + 2 * REG_FF_RING - n - 1) % REG_FF_RING];
+    return a + (b - a) * frac;
+}
+
+/* The tolerance at the setpoint in force. */
+static double tolerance(const struct regulator *r)
+{
+    return r->cfg->tol_abs + r->cfg->tol_rel * fabs(r->sp);
+}
+
+/* Learn the plant's gain from settled operating points (output, measurement); forget it when
+ * the measurement leaves the setpoint by itself (a clog, a new chip: the plant changed). */
+static void ff_learn(struct regulator *r, int64_t t, double dt, double lag)
+{
+    const struct rig_regulator *c = r->cfg;
+    double tol = tolerance(r);
+    double err = fabs(r->sp - r->ff_yf);
+    if (r->sp != r->ff_sp || err > tol) {
+        r->ff_settled_since = -1;
+        if (r->ff_known && r->sp == r->ff_sp && err > FF_FORGET_TOLS * tol) {
+            r->ff_known = false;
+            r->ff_y0 = r->ff_u0 = r->ff_y1 = r->ff_u1 = NAN;
+        }
+        return;
+    }
+    if (r->ff_settled_since < 0) {
+        r->ff_settled_since = t;
+        r->ff_point = false;
+        r->ff_ya = r->y;
+        r->ff_ua = r->out;
+        return;
+    }
+    double a = dt / (lag + dt);
+    r->ff_ya += (r->y - r->ff_ya) * a;
+    r->ff_ua += (r->out - r->ff_ua) * a;
+    if ((double)(t - r->ff_settled_since) / NS < fmax(FF_SETTLE_LAGS * lag, FF_SETTLE_MIN_S))
+        return;
+    if (!r->ff_point) {
+        /* A new settled spell: a point of its own if it lies apart from the last one. */
+        if (!isnan(r->ff_y1) && fabs(r->ff_ya - r->ff_y1) > fmax(FF_APART * fmax(fabs(r->ff_ya),
+                                                                                 fabs(r->ff_y1)), tol)) {
+            r->ff_y0 = r->ff_y1;
+            r->ff_u0 = r->ff_u1;
+        }
+        r->ff_point = true;
+    }
+    r->ff_y1 = r->ff_ya;
+    r->ff_u1 = r->ff_ua;
+    /* Two points give the slope; one alone, the ratio (an output of 0 gives no flow, which
+     * holds for a pressure source up to the hydrostatic head). */
+    double g = !isnan(r->ff_y0) ? (r->ff_u1 - r->ff_u0) / (r->ff_y1 - r->ff_y0)
+             : c->sign > 0 && r->ff_y1 > tol ? r->ff_u1 / r->ff_y1 : NAN;
+    r->ff_known = isfinite(g) && c->sign * g > 0;
+    if (r->ff_known)
+        r->ff_g = g;
+}
+
+/* Start a transient from the setpoint in force until now: the model sits there. */
+static void ff_begin(struct regulator *r)
+{
+    r->ff_active = true;
+    r->ff_ym = r->ff_base = r->ff_sp;
+    r->ff_term = 0.0;
+    r->ff_span = 0.0;
+    r->ff_ticks = 0;
+    for (int k = 0; k < REG_FF_RING; k++)
+        r->ff_ring[k] = r->ff_ym;
+    r->ff_head = 0;
+    r->ff_settled_since = -1;
+}
+
 /* One control step. */
 void regulator_tick(struct regulator *r, int64_t t_ns, struct reg_terms *terms)
 {
@@ -365,24 +484,93 @@ void regulator_tick(struct regulator *r, int64_t t_ns, struct reg_terms *terms)
         align_integral(r, t_ns);
     }
     double e = r->sp - r->y;
-    double p = p_term(r);
+    double lag = 0, resp = 0;
+    double nd = 0;
+    if (!ff_params(r, &lag, &resp, &nd)) {
+        r->ff_known = r->ff_active = false;
+        r->ff_term = 0.0;
+    } else if (!r->ff_active) {
+        r->ff_yf = isnan(r->ff_yf) ? r->y : r->ff_yf + (r->y - r->ff_yf) * dt / (FF_FILTER_S + dt);
+        ff_learn(r, t_ns, dt, lag);
+        if (r->ff_known && r->sp != r->ff_sp)
+            ff_begin(r);
+    }
+    /* What the feedback follows: the setpoint, or during a feedforward transient the
+     * model's answer to the feedforward, as late as the plant's. */
+    double ref = r->sp;
+    if (r->ff_active) {
+        r->ff_ring[r->ff_head] = r->ff_ym;
+        ref = ff_delayed(r, nd);
+        r->ff_head = (r->ff_head + 1) % REG_FF_RING;
+        r->ff_span = fmax(r->ff_span, fabs(r->sp - r->ff_base));
+        double ahead = r->y - ref, away = ref - r->ff_base;
+        if (ahead * away > 0 && fabs(ahead) > FF_AHEAD * r->ff_span + tolerance(r)) {
+            /* The plant runs ahead of its model: the gain is stale (the chip changed). Drop the
+             * feedforward term (it stops driving) and the gain, and regulate on by feedback. */
+            r->ff_active = r->ff_known = false;
+            r->ff_term = 0.0;
+            r->ff_y0 = r->ff_u0 = r->ff_y1 = r->ff_u1 = NAN;
+            ref = r->sp;
+        }
+    }
+    double p = c->sign * c->kp * (c->sp_weight * ref - r->y);
     double d = r->last.d;
     if (c->kd > 0 && !isnan(r->y_prev)) {
-        double raw = -c->sign * c->kd * (r->y - r->y_prev) / dt;
-        d += (raw - d) * dt / (c->d_filter_s + dt);
+        /* Over the readings' own interval: a tick that saw no new reading keeps the term,
+         * and a late tick does not shrink the slope (the sensor and the ticks run apart). */
+        if (r->y_t > r->y_prev_t) {
+            double raw = -c->sign * c->kd * (r->y - r->y_prev) / ((double)(r->y_t - r->y_prev_t) / NS);
+            d += (raw - d) * dt / (c->d_filter_s + dt);
+        }
     } else {
         d = 0.0;
     }
-    r->y_prev = r->y;
-    double i = r->last.i + c->sign * c->ki * e * dt;
-    double v = p + i + d;
+    if (isnan(r->y_prev) || r->y_t > r->y_prev_t) {
+        r->y_prev = r->y;
+        r->y_prev_t = r->y_t;
+    }
+    double i = r->last.i + c->sign * c->ki * (ref - r->y) * dt;
+    double f = 0.0;
+    if (r->ff_active) {
+        /* The output that moves the model from ff_ym to where a first-order answer of time
+         * constant resp would be one tick later: the plant's inverse (lag) on that answer. */
+        double a = exp(-dt / lag);
+        double want = r->sp + (r->ff_ym - r->sp) * exp(-dt / resp);
+        f = r->ff_g * ((want - r->ff_ym * a) / (1.0 - a) - r->ff_base);
+        if (r->ff_ticks++ <= nd + FF_WATCH_TICKS) {
+            /* Until the plant's answer can be compared with the model's, no more than the
+             * static change: a stale gain (the chip changed with the step) cannot overdrive. */
+            double st = r->ff_g * (r->sp - r->ff_base);
+            f = st > 0 ? fmin(fmax(f, 0.0), st) : fmax(fmin(f, 0.0), st);
+        }
+    }
+    double v = p + i + d + f;
     double u = clamp(r, v);
-    if (c->ki > 0) {
+    if (r->ff_active) {
+        /* The feedforward gives way at the limits, and the model follows what was given. An
+         * output at a limit integrates no error that asks for more of it (conditional
+         * integration): the plant cannot follow faster, whatever the feedback asks. */
+        if (u != v && (v - u) * (ref - r->y) * c->sign > 0)
+            i = r->last.i;
+        f = u - (p + i + d);
+        double q = r->ff_base + f / r->ff_g;
+        r->ff_ym = q + (r->ff_ym - q) * exp(-dt / lag);
+        double end = FF_END_TOL * tolerance(r);
+        if (r->sp == r->ff_sp && fabs(r->sp - r->ff_ym) <= end && fabs(r->sp - ref) <= end) {
+            i += f;             /* the transient is over: the integral takes the term over */
+            f = 0.0;
+            r->ff_active = false;
+            r->ff_yf = r->y;
+        }
+        v = u;
+    } else if (c->ki > 0) {
         double tt = c->kp > 0 ? fmax(c->kp / c->ki, dt) : dt;
         i += (u - v) * dt / tt;
     }
+    r->ff_term = f;
+    r->ff_sp = r->sp;
     r->out = u;
-    r->last = (struct reg_terms){ r->sp, r->y, u, p, i, d };
+    r->last = (struct reg_terms){ r->sp, r->y, u, p, i, d, f };
     r->hooks.write(r->hooks.ctx, u, t_ns);
     check_timers(r, t_ns, e, u != v);
     check_inverted(r, t_ns, e);

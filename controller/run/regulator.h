@@ -17,6 +17,39 @@
  * Bumpless transfer: on start, resume and manual -> auto the integral is set
  * so that the first output equals the output in force.
  *
+ * Setpoint feedforward (two degrees of freedom; rig 'feedforward', on unless
+ * off): the feedback above is tuned for robustness (a chip of a tenth of the
+ * resistance must not oscillate), which leaves it too slow for a large step
+ * down to settle within 5 % of the new setpoint; the feedforward answers
+ * setpoint changes through a model of the plant instead:
+ *   - the plant's gain g (output per measured unit) is learned while settled
+ *     (the filtered measurement within tolerance for 3 lags, at least 1 s):
+ *     the slope between the last two settled points when they lie 20 % apart,
+ *     else the ratio output / measurement (an output of 0 gives no flow; only
+ *     for plant_sign positive). Nothing is learned before the first settled
+ *     point: the first step after a start is feedback alone. The gain is
+ *     forgotten on start, resume, manual -> auto, a bad measurement, a sign
+ *     test, and when the measurement leaves the setpoint by itself by more than
+ *     twice the tolerance (a clog, a new chip: the plant changed);
+ *   - on a setpoint change with a gain known, a transient begins: a model of
+ *     the plant (gain g, lag `lag`) is driven so that it answers as a first
+ *     order of time constant `response` would, by the plant's inverse: the
+ *     term FF = g (q - base), q the steady flow that moves the model there in
+ *     one tick. The feedforward gives way at the output limits (the model
+ *     follows what was given), so a large step is taken at the limit and then
+ *     landed. The feedback acts on the model's answer `dead_time` later
+ *     instead of the setpoint: with the model right it has nothing to do, and
+ *     it integrates nothing that an output at its limit could not follow.
+ *     When the model and its delayed answer are within 5 % of a tolerance of
+ *     a setpoint that has stopped moving, the integral takes FF over (no
+ *     bump) and the transient ends;
+ *   - a stale gain (the chip changed with the step) cannot overdrive: until
+ *     the plant's answer can be compared with the model's (dead_time + 2
+ *     ticks) FF is no more than the static change g (sp - base); when the
+ *     measurement runs ahead of the model by more than 10 % of the setpoint's
+ *     change plus the tolerance, FF and the gain are dropped and the feedback
+ *     carries on alone.
+ *
  * A measurement that is NaN, older than stale_s or stuck (the same value for
  * stuck_s) freezes the integral and holds the output (or safes it, as the rig
  * says); it is never integrated. Faults, each raised once and cleared when
@@ -63,10 +96,14 @@ struct regulator_hooks {
     void (*fault)(void *ctx, enum reg_fault f, bool active, const char *msg, int64_t t_ns);
 };
 
-/* What one tick computed, for the run file and status. */
+/* What one tick computed, for the run file and status (ff: the feedforward term, 0 outside a
+ * transient; out = p + i + d + ff within the limits). */
 struct reg_terms {
-    double sp, y, out, p, i, d;
+    double sp, y, out, p, i, d, ff;
 };
+
+/* The feedforward's model delay line, in ticks. */
+#define REG_FF_RING 64
 
 struct regulator {
     const struct rig_regulator *cfg;    /* borrowed; must outlive the regulator */
@@ -77,6 +114,7 @@ struct regulator {
     double y;                           /* latest measurement; NaN if none */
     int64_t y_t;                        /* when it came */
     double y_prev;                      /* the measurement the derivative last used */
+    int64_t y_prev_t;                   /* when it came */
     double stuck_v;
     int64_t stuck_since;
     double out;                         /* the output in force (NaN: unknown) */
@@ -94,6 +132,20 @@ struct regulator {
     int64_t probe_t;
     double probe_u0, probe_y0, probe_y1, probe_delta;
     bool probe_cleared;                 /* the test found no inversion: none again until the suspicion ends */
+    /* setpoint feedforward: the plant's gain learned from settled operating points */
+    bool ff_known;                      /* a gain learned since the last start or disturbance */
+    double ff_g;                        /* output per measured unit */
+    double ff_y0, ff_u0, ff_y1, ff_u1;  /* the last two settled points (NaN: none) */
+    int64_t ff_settled_since;           /* -1: not settled */
+    bool ff_point;                      /* this settled spell has given its point */
+    double ff_yf, ff_ya, ff_ua;         /* the filtered measurement; averages while settled */
+    double ff_sp;                       /* the setpoint at the last tick */
+    bool ff_active;                     /* a setpoint transient driven by the feedforward */
+    double ff_ym, ff_base, ff_term;     /* the model's measurement, where the transient left, the term */
+    double ff_span;                     /* the largest setpoint change from ff_base in this transient */
+    int ff_ticks;                       /* ticks since the transient began */
+    double ff_ring[REG_FF_RING];        /* the model's past values, for its dead time */
+    int ff_head;
     bool active[RF_KINDS];
 };
 

@@ -18,16 +18,17 @@ uint32_t trip_limit(struct alarms *alarms, const struct limit_rule *rule_p, cons
     else if (rule->lim.action == LIMIT_PAUSE)
         hooks->pause(hooks->ctx, rule, why, t_ns);
     limit_tag(rule, tag, sizeof tag);
-    uint32_t id = alarms_raise(alarms, t_ns, "alarm", name, trip_code(rule), tag, "%s", why);
+    uint32_t id = alarms_raise_run(alarms, hooks->run, t_ns, "alarm", name, trip_code(rule), tag, "%s", why);
     if (id == 0)    /* already active (tripped again before it cleared) */
-        id = alarms_find_active(alarms, name, trip_code(rule), tag);
+        id = alarms_find_active_run(alarms, hooks->run, name, trip_code(rule), tag);
     return id;
 }
 
-void trip_clear(struct alarms *alarms, const struct limit_rule *rule, const char *name, int64_t t_ns)
+void trip_clear(struct alarms *alarms, const struct limit_rule *rule, const char *run, const char *name,
+                int64_t t_ns)
 {
     char tag[16];
     limit_tag(rule, tag, sizeof tag);
-    alarms_clear(alarms, t_ns, name, "limit_max", tag);
-    alarms_clear(alarms, t_ns, name, "limit_min", tag);
+    alarms_clear_run(alarms, run, t_ns, name, "limit_max", tag);
+    alarms_clear_run(alarms, run, t_ns, name, "limit_min", tag);
 }

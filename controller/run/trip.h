@@ -24,6 +24,9 @@ struct trip_hooks {
     void (*safe_stop)(void *ctx, const struct limit_rule *rule, const char *why, int64_t t_ns);
     /* A pause limit tripped: pause the run, if one is going. Required. */
     void (*pause)(void *ctx, const struct limit_rule *rule, const char *why, int64_t t_ns);
+    /* The run the rule belongs to, which the alarm belongs to (alarms.h);
+     * NULL for a rig limit. */
+    const char *run;
 };
 
 /* rule tripped on value v at t_ns; its channel is called name and measured
@@ -34,8 +37,9 @@ struct trip_hooks {
  * of the same rule; 0 if out of memory. */
 uint32_t trip_limit(struct alarms *alarms, const struct limit_rule *rule, const char *name,
                     const char *unit, double v, int64_t t_ns, const struct trip_hooks *hooks);
-/* rule's channel (called name) is back inside at t_ns: its alarm clears (it
- * stays listed until acknowledged). */
-void trip_clear(struct alarms *alarms, const struct limit_rule *rule, const char *name, int64_t t_ns);
+/* rule's channel (called name) is back inside at t_ns: its alarm, of run
+ * (NULL: a rig limit), clears (it stays listed until acknowledged). */
+void trip_clear(struct alarms *alarms, const struct limit_rule *rule, const char *run, const char *name,
+                int64_t t_ns);
 
 #endif

@@ -546,11 +546,11 @@ static void apply_disconnects(struct sim *s)
 static const char sim_regulators_yaml[] =
     "regulators:\n"
     "  - {name: flow3, measure: chip3.flow, actuator: ob1.p1, kp: 2 mbar per uL/min,\n"
-    "     ki: 4 mbar per uL/min per s, kd: 0 mbar s per uL/min, rate: 50 Hz,\n"
+    "     ki: 4 mbar per uL/min per s, kd: 0.04 mbar s per uL/min, d_filter: 20 ms, rate: 50 Hz,\n"
     "     output: [0 mbar, 2000 mbar], range: [0 uL/min, 900 uL/min],\n"
     "     tolerance: {abs: 0.2 uL/min, rel: 2 %, for: 30 s}, saturated_for: 10 s}\n"
     "  - {name: flow4, measure: pc1.flow, actuator: pc1.p1, kp: 2.5 mbar per uL/min,\n"
-    "     ki: 5 mbar per uL/min per s, kd: 0 mbar s per uL/min, rate: 50 Hz,\n"
+    "     ki: 5 mbar per uL/min per s, kd: 0.05 mbar s per uL/min, d_filter: 20 ms, rate: 50 Hz,\n"
     "     output: [0 mbar, 2000 mbar], range: [0 uL/min, 700 uL/min],\n"
     "     tolerance: {abs: 0.2 uL/min, rel: 2 %, for: 30 s}, saturated_for: 10 s}\n";
 

@@ -115,6 +115,16 @@ check "wait --run control-d: completed" sh -c "'$BUILD/perfusectl' --socket '$SO
 check "wait --run dose-a: completed after its pause" sh -c "'$BUILD/perfusectl' --socket '$SOCK' --json wait --run dose-a | grep -q '\"state\": \"completed\"'"
 check "status --run dose-b shows it aborted" sh -c "'$BUILD/perfusectl' --socket '$SOCK' --json status --run dose-b | grep -q '\"state\": \"aborted\"'"
 check "events --run perf-c has its limit trip" sh -c "'$BUILD/perfusectl' --socket '$SOCK' --json events --run perf-c | grep -q 'incubator.temp'"
+# A run's own limit alarm is that run's: listed with its name, shown to it and not to the others.
+"$BUILD/perfusectl" --socket "$SOCK" --json status --run perf-c >"$T/st-c.json"
+"$BUILD/perfusectl" --socket "$SOCK" --json status --run control-d >"$T/st-d.json"
+check "perf-c's limit alarm names its run, and status --run perf-c lists it" "$PYTHON" -c "
+import json, sys
+a = [x for x in json.load(open(sys.argv[1]))['alarms'] if x['source'] == 'incubator.temp']
+sys.exit(0 if a and all(x.get('run') == 'perf-c' for x in a) else 1)" "$T/st-c.json"
+check "  ... status --run control-d does not list it" "$PYTHON" -c "
+import json, sys
+sys.exit(1 if any(x['source'] == 'incubator.temp' for x in json.load(open(sys.argv[1]))['alarms']) else 0)" "$T/st-d.json"
 
 # Each file: its own steps, its outcome, and setpoints only on its own channel.
 check_file() {
@@ -162,6 +172,12 @@ import h5py, sys
 f = h5py.File(sys.argv[1], 'r')
 codes = [e['code'].decode() for e in f['events']]
 sys.exit(1 if 'cmd_pause' in codes or 'cmd_abort' in codes else 0)" "$fd"
+check "perf-c's limit alarm is in its own file only, not in dose-a's or control-d's" "$PYTHON" -c "
+import h5py, sys
+def trips(p):
+    f = h5py.File(p, 'r')
+    return [e for e in f['events'] if e['source'].decode() == 'incubator.temp' and e['code'].decode() == 'alarm_raised']
+sys.exit(0 if trips(sys.argv[1]) and not trips(sys.argv[2]) and not trips(sys.argv[3]) else 1)" "$fc" "$fa" "$fd"
 
 # A version-1 client, which knows nothing of several runs, works with one run going.
 ctl run "$T/b.yaml" >/dev/null

@@ -143,9 +143,14 @@ static void test_a_safe_stop_that_ends_the_run(void **state)
 static char last_code[32][32];
 static int n_events;
 
-static void on_event(void *ctx, int64_t t, const char *sev, const char *src, const char *code, const char *msg)
+static char last_run[32][40];
+
+static void on_event(void *ctx, int64_t t, const char *sev, const char *src, const char *code, const char *msg,
+                     const char *run)
 {
     (void)ctx; (void)t; (void)sev; (void)src; (void)msg;
+    if (n_events < 32)
+        snprintf(last_run[n_events], sizeof last_run[0], "%s", run);
     if (n_events < 32)
         snprintf(last_code[n_events++], 32, "%s", code);
 }
@@ -195,6 +200,40 @@ static void test_alarm_lifecycle(void **state)
     alarms_free(&a);
 }
 
+/* Two runs' alarms with the same source, code and tag are two alarms, each
+ * cleared on its own; the rig's concerns every run, a run's only itself. */
+static void test_alarm_runs(void **state)
+{
+    (void)state;
+    struct alarms a;
+    alarms_init(&a, on_event, NULL);
+    n_events = 0;
+    uint32_t ida = alarms_raise_run(&a, "aaaa", 1, "alarm", "chip1.pressure", "limit_max", "p6", "A");
+    uint32_t idb = alarms_raise_run(&a, "bbbb", 1, "alarm", "chip1.pressure", "limit_max", "p6", "B");
+    uint32_t idr = alarms_raise(&a, 1, "alarm", "chip1.pressure", "limit_max", "p6", "rig");
+    assert_true(ida > 0 && idb > ida && idr > idb);
+    assert_int_equal(a.n, 3);
+    assert_string_equal(last_run[0], "aaaa");
+    assert_string_equal(last_run[1], "bbbb");
+    assert_string_equal(last_run[2], "");
+    assert_int_equal(alarms_find_active_run(&a, "bbbb", "chip1.pressure", "limit_max", "p6"), idb);
+    assert_int_equal(alarms_find_active(&a, "chip1.pressure", "limit_max", "p6"), idr);
+    /* Clearing run A's touches neither B's nor the rig's. */
+    alarms_clear_run(&a, "aaaa", 2, "chip1.pressure", "limit_max", "p6");
+    assert_false(a.v[0].active);
+    assert_true(a.v[1].active);
+    assert_true(a.v[2].active);
+    alarms_clear(&a, 2, "chip1.pressure", "limit_max", "p6");
+    assert_true(a.v[1].active);
+    assert_true(alarm_concerns(&a.v[0], "aaaa"));
+    assert_false(alarm_concerns(&a.v[0], "bbbb"));
+    assert_false(alarm_concerns(&a.v[1], "aaaa"));
+    assert_true(alarm_concerns(&a.v[2], "aaaa"));
+    assert_true(alarm_concerns(&a.v[2], NULL));
+    assert_false(alarm_concerns(&a.v[0], NULL));
+    alarms_free(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_run_rules_replace),
         cmocka_unit_test(test_a_safe_stop_that_ends_the_run),
         cmocka_unit_test(test_alarm_lifecycle),
+        cmocka_unit_test(test_alarm_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,7 +56,8 @@ static void test_a_regulator_is_parsed_with_its_units(void **state)
                            "     plant_sign: negative, tolerance: {abs: 0.5 uL/min, rel: 5 %, for: 1 min},\n"
                            "     saturated_for: 4 s, inverted_for: 2 s, setpoint_weight: 0.5,\n"
                            "     measurement: {stale_after: 300 ms, stuck_after: 20 s, on_loss: safe},\n"
-                           "     safe_output: 0 uL/min, d_filter: 20 ms}\n", &d);
+                           "     safe_output: 0 uL/min, d_filter: 20 ms,\n"
+                           "     feedforward: {lag: 400 ms, response: 0.1 s, dead_time: 30 ms}}\n", &d);
     if (rig == NULL) {
         diag_print(&d, stderr);
         fail();
@@ -84,12 +85,39 @@ static void test_a_regulator_is_parsed_with_its_units(void **state)
     assert_float_equal(g->stuck_s, 20, 1e-9);
     assert_int_equal(g->on_loss, REG_LOSS_SAFE);
     assert_float_equal(g->d_filter_s, 0.02, 1e-9);
+    assert_false(g->ff_off);
+    assert_float_equal(g->ff_lag_s, 0.4, 1e-9);
+    assert_float_equal(g->ff_response_s, 0.1, 1e-9);
+    assert_float_equal(g->ff_delay_s, 0.03, 1e-9);
     /* The measured channel is now a setpoint of that regulator. */
     assert_int_equal(rig_regulator_of(rig, g->measure), 0);
     assert_int_equal(rig_find_regulator(rig, "r1"), 0);
     assert_int_equal(rig_find_regulator(rig, "r2"), -1);
     rig_free(rig);
     diag_free(&d);
+}
+
+/* The feedforward is on by default with its settings derived at run time (0), or off. */
+static void test_the_feedforward_defaults_on_and_can_be_off(void **state)
+{
+    (void)state;
+    for (int off = 0; off < 2; off++) {
+        struct diag d;
+        struct rig *rig = text_rig_load(off ? REG "kp: 1, ki: 2, range: [0 uL/min, 10 uL/min], "
+                                              "feedforward: off}\n"
+                                            : REG "kp: 1, ki: 2, range: [0 uL/min, 10 uL/min]}\n", &d);
+        if (rig == NULL) {
+            diag_print(&d, stderr);
+            fail();
+        }
+        const struct rig_regulator *g = &rig->regulators[0];
+        assert_int_equal(g->ff_off, off);
+        assert_float_equal(g->ff_lag_s, 0, 0);
+        assert_float_equal(g->ff_response_s, 0, 0);
+        assert_float_equal(g->ff_delay_s, 0, 0);
+        rig_free(rig);
+        diag_free(&d);
+    }
 }
 
 /* Every bad form is refused, its first error at line:column with this message. */
@@ -131,8 +159,13 @@ static void test_bad_regulators_name_their_place_and_fix(void **state)
           "measurement on_loss must be hold | safe, found 'drop'" },
         { REG "kp: 1, range: [0 uL/min, 10 uL/min], gain: 2}\n", 10, 91,
           "unknown key 'gain' in a regulator (expected one of: name, measure, actuator, kp, ki, kd, "
-          "d_filter, setpoint_weight, rate, output, range, plant_sign, tolerance, saturated_for, "
-          "inverted_for, measurement, safe_output)" },
+          "d_filter, setpoint_weight, feedforward, rate, output, range, plant_sign, tolerance, "
+          "saturated_for, inverted_for, measurement, safe_output)" },
+        { REG "kp: 1, range: [0 uL/min, 10 uL/min], feedforward: maybe}\n", 10, 104,
+          "regulator 'r1': feedforward must be on | off, found 'maybe'" },
+        { REG "kp: 1, range: [0 uL/min, 10 uL/min], feedforward: {lag: 0.5 s, gain: 2}}\n", 10, 117,
+          "unknown key 'gain' in a regulator's 'feedforward' (expected one of: lag, response, "
+          "dead_time)" },
         { REG "kp: 1, range: [0 uL/min, 10 uL/min]}\n"
           "  - {name: r1, measure: chip1.flow, actuator: pump1, kp: 1, range: [0 uL/min, 10 uL/min]}\n",
           11, 12, "duplicate regulator name 'r1'" },
@@ -144,6 +177,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_regulator_is_parsed_with_its_units),
+        cmocka_unit_test(test_the_feedforward_defaults_on_and_can_be_off),
         cmocka_unit_test(test_bad_regulators_name_their_place_and_fix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

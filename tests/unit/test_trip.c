@@ -29,9 +29,9 @@ static void note(const char *fmt, const char *a, const char *b)
 }
 
 static void on_alarm(void *ctx, int64_t t, const char *sev, const char *src, const char *code,
-                     const char *msg)
+                     const char *msg, const char *run)
 {
-    (void)ctx; (void)t; (void)sev; (void)msg;
+    (void)ctx; (void)t; (void)sev; (void)msg; (void)run;
     note("%s %s", code, src);
 }
 
@@ -167,12 +167,12 @@ static void test_clearing_is_by_rule(void **state)
     struct limit_rule hi = rule_of(LIMIT_ALARM, '>', 3, true), lo = rule_of(LIMIT_ALARM, '<', 9, false);
     trip_limit(&a, &hi, "chip1.pressure", "mbar", 50, S, &hooks);
     trip_limit(&a, &lo, "chip1.pressure", "mbar", 1, S, &hooks);
-    trip_clear(&a, &hi, "chip1.pressure", 2 * S);
+    trip_clear(&a, &hi, NULL, "chip1.pressure", 2 * S);
     assert_int_equal(a.n, 2);
     assert_false(a.v[0].active);
     assert_true(a.v[1].active);
     assert_string_equal(log_[n_log - 1], "alarm_cleared chip1.pressure");
-    trip_clear(&a, &lo, "chip1.pressure", 3 * S);
+    trip_clear(&a, &lo, NULL, "chip1.pressure", 3 * S);
     assert_false(a.v[1].active);
     alarms_free(&a);
 }
