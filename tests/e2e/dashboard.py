@@ -329,7 +329,8 @@ return [...document.querySelectorAll('button, select, input, textarea')].filter(
         ok(wait(d, "viewer", lambda d: d.find_element(By.ID, "rig-role").text == "viewer: read only"),
            "the page found the viewer has no operator rights")
         ok(wait(d, "channel rows", lambda d: len(d.find_elements(By.CSS_SELECTOR, "#channels tr")) > 5), "the viewer sees the channels")
-        wait(d, "the viewer's plots", lambda d: all(n > 30 for _, n in js(d, COLORED)), 6)
+        ok(wait(d, "the viewer's plots", lambda d: all(n > 30 for _, n in js(d, COLORED)), 6),
+           "the viewer's plots are drawn")
         acts = visible_actions(d)
         ok(not acts, "the viewer has no action buttons %s" % (acts or ""))
         shot(d, "dashboard-rig-viewer.png")

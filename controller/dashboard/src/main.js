@@ -67,7 +67,7 @@ function setConnState(state, detail) {
   } else if (state === 'online') {
     banner.hidden = true;
     // Back after an outage: what the rig said meanwhile comes from its history.
-    if (conn.everOnline && rigView) { rigView.loadHistory(); rigView.loadEvents(); }
+    if (conn.everOnline && rigView) rigView.loadHistory();
     conn.everOnline = true;
   }
   document.body.classList.toggle('disconnected', state !== 'online');

@@ -28,7 +28,6 @@ export class RigView {
     if (r && r.status) this.live.takeStatus(r.status, r.statusTime);
     this.probe();
     this.loadHistory();
-    this.loadEvents();
   }
 
   destroy() {
@@ -62,16 +61,6 @@ export class RigView {
       this.historyNote = 'live samples only: ' + (rep.error && rep.error.code === 'timeout' ? 'the rig sent no history' : 'no history (' + (rep.error ? rep.error.message : '?') + ')');
     }
     this.plots.sync();
-    this.render();
-  }
-
-  async loadEvents() {
-    const rep = await this.app.conn.request(this.site, this.rig, { cmd: 'events', limit: 200 }, { channel: 'query', timeout: 6000 });
-    if (this.dead || !rep.ok || !rep.result) return;
-    const res = rep.result;
-    let evs = res.events || [];
-    if (res.more && evs.length) evs = evs.slice(-200);
-    this.live.takeEvents(res.run_id, evs);
     this.render();
   }
 
