@@ -272,10 +272,11 @@ def main():
         ok(t_daemon is not None, "perfused raises the limit's alarm")
         ok(t_page is not None and t_daemon is not None and t_page - t_daemon <= 2.0,
            "the alarm is on the page within 2 s")
-        ok(wait(d, "ack button", lambda d: any(b.is_displayed() for b in d.find_elements(By.CSS_SELECTOR, "#alarms button.ack")), 3),
+        limit_row = "//tbody[@id='alarms']/tr[contains(., 'chip1.pressure')]"
+        ok(wait(d, "ack button", lambda d: d.find_element(By.XPATH, limit_row + "//button").is_displayed(), 3),
            "the alarm has an Ack button")
-        d.find_elements(By.CSS_SELECTOR, "#alarms button.ack")[0].click()
-        acked = wait(d, "acknowledged", lambda d: "acknowledged" in d.find_element(By.ID, "alarms").text, 5)
+        d.find_element(By.XPATH, limit_row + "//button").click()
+        acked = wait(d, "acknowledged", lambda d: "acknowledged" in d.find_element(By.XPATH, limit_row).text, 5)
         al = [a for a in daemon({"cmd": "status"})["result"].get("alarms", []) if "chip1.pressure" in a["message"]]
         print("# alarm after ack: %s" % json.dumps(al[:1]), flush=True)
         ok(acked and al and al[0]["state"] == "acknowledged", "the alarm is acknowledged from the page")
