@@ -23,6 +23,7 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 cfg = json.load(open(sys.argv[1]))
@@ -246,7 +247,14 @@ def main():
         ok(wait(d, "a value change", lambda d: values(d) != again, 5), "  ... and the values move again")
 
         # Pause from the page, with a reason; then resume.
-        ok(ask_reason_and_send(d, "#runs .run .run-pause", "bubble seen in line 2 (dashboard test)"), "pause asks for a reason")
+        # ... with the keyboard only: Enter on the button, the reason typed, Tab to Send, Enter.
+        d.find_element(By.CSS_SELECTOR, "#runs .run .run-pause").send_keys(Keys.ENTER)
+        ok(wait(d, "the reason dialog", lambda d: d.find_element(By.ID, "reason-dialog").is_displayed(), 5) and
+           d.switch_to.active_element.get_attribute("id") == "reason-text",
+           "pause asks for a reason (keyboard: the reason field has the focus)")
+        d.switch_to.active_element.send_keys("bubble seen in line 2 (dashboard test)", Keys.TAB, Keys.TAB)
+        ok(d.switch_to.active_element.get_attribute("id") == "reason-ok", "  ... Tab reaches Send")
+        d.switch_to.active_element.send_keys(Keys.ENTER)
         ok(wait(d, "paused", lambda d: run_state(d) == "paused", 5), "the run pauses from the page")
         ok(daemon({"cmd": "status"})["result"]["state"] == "paused", "  ... perfused says paused")
         ok(wait(d, "the pause reason", lambda d: "bubble seen" in d.find_element(By.ID, "runs").text, 5),
