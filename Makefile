@@ -2,10 +2,12 @@
 #
 #   make            build build/perfused, build/perfusectl, build/perfuse-sim
 #   make demo       run the demo protocol on the simulated rig and summarise the run file
+#   make dashboard  the web dashboard on a private mosquitto, with the simulated rig running the demo
 #   make check      check the layering, build and run every test (unit, integration, end-to-end)
 #   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make soak       the recorder's kill -9 crash test with 200 kills (about 10 minutes)
 #   make soak-mqtt  the MQTT tests at full length: 60 s of samples, a 20 s broker outage
+#   make soak-dashboard  the dashboard page for 30 minutes at 64 channels x 10 Hz, its heap sampled
 #   make bench      timing, recorder, interlock, Modbus and regulation benchmarks (figures printed, not asserted)
 #   make install    install the programs under $(DESTDIR)$(PREFIX)
 #
@@ -47,6 +49,15 @@ $(CONFIG): scripts/install-deps Makefile
 	   echo "TEST_CFLAGS := $$(pkg-config --cflags $(TEST_PKGS))"; \
 	   echo "TEST_LIBS := $$(pkg-config --libs $(TEST_PKGS))"; } > $@.tmp && mv $@.tmp $@
 
+# The web dashboard (controller/dashboard/): its npm packages installed from
+# the lockfile, its ES modules bundled by esbuild into one classic script
+# (mosquitto's http_dir sends no Content-Type, which module scripts need), and
+# the page, its style and uPlot's style copied: $(BUILD)/dashboard/ is the
+# folder mosquitto serves.
+DASH_DIR   := controller/dashboard
+DASH_SRCS  := $(wildcard $(DASH_DIR)/*.html $(DASH_DIR)/*.css $(DASH_DIR)/src/*.js)
+DASHBOARD  := $(BUILD)/dashboard/index.html
+
 MAINS      := controller/daemon/perfused.c controller/ctl/perfusectl.c drivers/sim/perfuse-sim.c
 LIB_SRCS   := $(filter-out $(MAINS),$(wildcard controller/*/*.c drivers/*.c drivers/sim/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -56,8 +67,8 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS      := $(BUILD)/perfused $(BUILD)/perfusectl $(BUILD)/perfuse-sim
 
 
-.PHONY: all check layers unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-parallel bench-recorder bench-longrun bench-export bench-interlock bench-modbus bench-mqtt bench-regulation bench-linerate soak soak-mqtt clean install deps
-all: $(PROGS)
+.PHONY: all dashboard soak-dashboard check layers unit e2e demo asan fuzz fuzz-smoke bench bench-timing bench-parallel bench-recorder bench-longrun bench-export bench-interlock bench-modbus bench-mqtt bench-regulation bench-linerate soak soak-mqtt clean install deps
+all: $(PROGS) $(DASHBOARD)
 
 deps: $(CONFIG)
 
@@ -93,19 +104,41 @@ $(BUILD)/tests/%: tests/unit/%.c $(SUPPORT_OBJS) $(BUILD)/libperfuse.a $(CONFIG)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -Itests/unit/support -MMD -MP -MT $@ -MF $@.d \
 	    $< $(SUPPORT_OBJS) $(BUILD)/libperfuse.a $(LDFLAGS) $(PKG_LIBS) $(TEST_LIBS) -o $@
 
+$(DASH_DIR)/node_modules/.package-lock.json: $(DASH_DIR)/package.json $(DASH_DIR)/package-lock.json $(CONFIG)
+	cd $(DASH_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(DASHBOARD): $(DASH_SRCS) $(DASH_DIR)/node_modules/.package-lock.json
+	@rm -rf $(BUILD)/dashboard.tmp && mkdir -p $(BUILD)/dashboard.tmp
+	$(DASH_DIR)/node_modules/.bin/esbuild $(DASH_DIR)/src/main.js --bundle --format=iife --target=es2020 --minify --sourcemap \
+	    --log-level=warning --outfile=$(BUILD)/dashboard.tmp/app.js
+	cp $(DASH_DIR)/index.html $(DASH_DIR)/style.css $(DASH_DIR)/node_modules/uplot/dist/uPlot.min.css $(BUILD)/dashboard.tmp/
+	cp $(DASH_DIR)/node_modules/mqtt/LICENSE.md $(BUILD)/dashboard.tmp/mqtt.LICENSE.md
+	cp $(DASH_DIR)/node_modules/uplot/LICENSE $(BUILD)/dashboard.tmp/uPlot.LICENSE
+	@rm -rf $(BUILD)/dashboard && mv $(BUILD)/dashboard.tmp $(BUILD)/dashboard
+
+# The dashboard on a private mosquitto with the simulated rig running the demo (scripts/dashboard).
+dashboard: $(PROGS) $(DASHBOARD)
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/dashboard
+
+# The page for 30 minutes against a rig of 64 channels at 10 Hz, its JS heap sampled each minute.
+SOAK_DASHBOARD_MIN ?= 30
+soak-dashboard: $(PROGS) $(DASHBOARD)
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) $(PYTHON) tests/e2e/dashboard_soak.py --minutes $(SOAK_DASHBOARD_MIN)
+
 # Unit tests: each cmocka binary runs in its own process.
 unit: $(UNIT_BINS)
 	@tests/run-unit $(UNIT_BINS)
 
 # Integration and end-to-end tests: the real programs on the simulated rig.
-e2e: $(PROGS)
+e2e: $(PROGS) $(DASHBOARD)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run-e2e
 
 # Everything is built first, in parallel; then the suites run (the e2e suites
 # several at a time, see tests/run-e2e).
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 check: $(CONFIG) layers
-	@$(MAKE) --no-print-directory -j$(NPROC) $(PROGS) $(UNIT_BINS) $(FUZZ_TARGETS)
+	@$(MAKE) --no-print-directory -j$(NPROC) $(PROGS) $(DASHBOARD) $(UNIT_BINS) $(FUZZ_TARGETS)
 	@$(MAKE) --no-print-directory unit e2e fuzz-smoke
 
 # The include layering of controller/ and drivers/ (controller/LAYERS).
@@ -237,8 +270,8 @@ $(BUILD)/prefix: FORCE
 	@echo '$(PREFIX)' | cmp -s - $@ || echo '$(PREFIX)' >$@
 
 # What `make install` puts under $(DESTDIR)$(PREFIX): the programs and the
-# run-file scripts in bin/, the protocols, rigs and profiles and the service
-# file in share/perfuse/, the guides in share/doc/perfuse/, a man page per
+# run-file scripts in bin/, the protocols, rigs and profiles, the service
+# file and the web dashboard in share/perfuse/, the guides in share/doc/perfuse/, a man page per
 # program made by help2man from its own --help and --version, and bash completion.
 SCRIPTS  := perfuse-export perfuse-plot perfuse-summary perfuse-mqtt-series
 DOCS     := README.md:README.md scripts/README.md:run-files.md controller/daemon/CONTROL.md:CONTROL.md \
@@ -264,8 +297,9 @@ $(MANDIR)/%.1: scripts/% VERSION $(CONFIG)
 
 MANS := $(patsubst %,$(MANDIR)/%.1,perfused perfusectl perfuse-sim $(SCRIPTS))
 
-install: $(PROGS) $(MANS)
+install: $(PROGS) $(MANS) $(DASHBOARD)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/perfuse/protocols/profiles \
+	    $(DESTDIR)$(PREFIX)/share/perfuse/dashboard \
 	    $(DESTDIR)$(PREFIX)/share/perfuse/protocols/rigs $(DESTDIR)$(PREFIX)/share/doc/perfuse \
 	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
@@ -276,6 +310,7 @@ install: $(PROGS) $(MANS)
 	install -m 0644 protocols/rigs/*.yaml $(DESTDIR)$(PREFIX)/share/perfuse/protocols/rigs/
 	sed 's|/usr/local/|$(PREFIX)/|g' scripts/perfused.service >$(DESTDIR)$(PREFIX)/share/perfuse/perfused.service
 	chmod 0644 $(DESTDIR)$(PREFIX)/share/perfuse/perfused.service
+	install -m 0644 $(BUILD)/dashboard/* $(DESTDIR)$(PREFIX)/share/perfuse/dashboard/
 	$(foreach d,$(DOCS),install -m 0644 $(word 1,$(subst :, ,$(d))) $(DESTDIR)$(PREFIX)/share/doc/perfuse/$(word 2,$(subst :, ,$(d)))$(newline))
 	install -m 0644 $(MANS) $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 0644 scripts/completion/perfuse.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/perfusectl

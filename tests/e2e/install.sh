@@ -3,7 +3,8 @@
 # the suites running beside this one keep theirs): the programs are rebuilt for
 # the prefix and find their rig and profiles there; check, simulate and
 # perfuse-summary work from the installed tree; every program answers
-# --version; man pages, docs and bash completion are installed; DESTDIR stages.
+# --version; man pages, docs, bash completion and the web dashboard are
+# installed; DESTDIR stages.
 set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
@@ -13,10 +14,12 @@ mkdir -p "$T/build"
 cp -a "$BUILD/config.mk" "$BUILD/obj" "$BUILD/libperfuse.a" "$BUILD/perfused" "$BUILD/perfusectl" \
     "$BUILD/perfuse-sim" "$T/build/"
 [ -f "$BUILD/prefix" ] && cp -a "$BUILD/prefix" "$T/build/"
+[ -d "$BUILD/dashboard" ] && cp -a "$BUILD/dashboard" "$T/build/"
 P="$T/prefix"
 timeout 300 make --no-print-directory -j2 install BUILD="$T/build" PREFIX="$P" >"$T/install.log" 2>&1
 check "make install PREFIX=$P succeeds" test $? -eq 0 || tail -20 "$T/install.log"
 check "the installed perfusectl is built for its prefix" grep -q "$P" "$P/bin/perfusectl"
+check "the web dashboard is installed (share/perfuse/dashboard)" test -s "$P/share/perfuse/dashboard/index.html" -a -s "$P/share/perfuse/dashboard/app.js"
 
 cd /
 out=$("$P/bin/perfusectl" check "$P/share/perfuse/protocols/demo.yaml" 2>&1)
