@@ -106,28 +106,6 @@ static int new_modbus(struct bus_link *link, const struct link_config *cfg)
     return 0;
 }
 
-/* Discard whatever is waiting on an RTU line: a reply meant for an earlier
- * request (a timed-out one, or one a previous owner of the port sent) would
- * otherwise be taken for the answer to the next, since RTU replies do not
- * say which registers they hold. tcflush misses bytes still passing through
- * a pty, so read those off too. */
-void link_drain(struct bus_link *link)
-{
-    if (link->mb == NULL || link->cfg == NULL || link->cfg->type != LINK_MODBUS_RTU)
-        return;
-    modbus_flush(link->mb);
-    int fd = modbus_get_socket(link->mb);
-    int fl = fcntl(fd, F_GETFL);
-    if (fd < 0 || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-        return;
-    char junk[256];
-    size_t total = 0;
-    ssize_t r;
-    while (total < 65536 && (r = read(fd, junk, sizeof junk)) > 0)
-        total += (size_t)r;
-    fcntl(fd, F_SETFL, fl);
-}
-
 /* The silence that ends what is still arriving on an RTU line: the Modbus
  * end of frame (3.5 characters at the line's rate), but at least
  * LINK_QUIET_MIN_MS, since a USB serial adapter hands received bytes over in
@@ -141,11 +119,10 @@ static int64_t quiet_ns(const struct link_config *cfg)
     return t35 > min ? t35 : min;
 }
 
-/* Discard what is on an RTU line after a failed transaction, and what is still
- * arriving: the rest of a garbled frame, or a reply later than the time-out.
- * Reads until the line has been silent for quiet_ns, for at most the link's
- * time-out (a line that never falls silent costs one time-out, not more). */
-void link_resync(struct bus_link *link)
+/* Read off what is on an RTU line, then, for up to max_ns, what is still
+ * arriving, until the line has been silent for quiet_ns. tcflush misses
+ * bytes still passing through a pty, hence the reads. */
+static void rtu_discard(struct bus_link *link, int64_t max_ns)
 {
     if (link->mb == NULL || link->cfg == NULL || link->cfg->type != LINK_MODBUS_RTU)
         return;
@@ -155,11 +132,13 @@ void link_resync(struct bus_link *link)
     if (fd < 0 || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return;
     int64_t quiet = quiet_ns(link->cfg);
-    int64_t end = (int64_t)time_mono_ns() + (int64_t)link_timeout_ms(link->cfg) * NS_PER_MS;
+    int64_t end = (int64_t)time_mono_ns() + max_ns;
     char junk[256];
     for (;;) {
-        while (read(fd, junk, sizeof junk) > 0)
-            ;
+        size_t total = 0;
+        ssize_t r;
+        while (total < 65536 && (r = read(fd, junk, sizeof junk)) > 0)
+            total += (size_t)r;
         int64_t left = end - (int64_t)time_mono_ns();
         if (left <= 0)
             break;
@@ -173,6 +152,25 @@ void link_resync(struct bus_link *link)
             break;      /* silent for quiet_ns (or the line is gone: the next call says so) */
     }
     fcntl(fd, F_SETFL, fl);
+}
+
+/* Discard whatever is waiting on an RTU line: a reply meant for an earlier
+ * request (a timed-out one, or one a previous owner of the port sent) would
+ * otherwise be taken for the answer to the next, since RTU replies do not
+ * say which registers they hold. */
+void link_drain(struct bus_link *link)
+{
+    rtu_discard(link, 0);
+}
+
+/* Discard what is on an RTU line after a failed transaction, and what is still
+ * arriving: the rest of a garbled frame, or a reply later than the time-out.
+ * Bounded by the link's time-out: a line that never falls silent costs one
+ * time-out, not more. */
+void link_resync(struct bus_link *link)
+{
+    if (link->cfg != NULL)
+        rtu_discard(link, (int64_t)link_timeout_ms(link->cfg) * NS_PER_MS);
 }
 
 /* Open a Modbus link. */
