@@ -20,6 +20,7 @@ import time
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -67,12 +68,15 @@ def main():
         d.find_element(By.ID, "login-submit").click()
         WebDriverWait(d, 15).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#channels tr")) >= 64)
         Select(d.find_element(By.ID, "window")).select_by_value(str(a.window))
+        # The chosen option leaves the pointer over the first plot, which would
+        # then hold still: the soak is of a page whose plots all move.
+        ActionChains(d).move_to_element(d.find_element(By.TAG_NAME, "header")).perform()
         d.execute_cdp_cmd("Performance.enable", {})
         print("soak-dashboard: %d channels at 10 Hz, plot window %d s, %.0f min; the page's heap "
               "after a garbage collection, each minute" % (
                   len(d.find_elements(By.CSS_SELECTOR, "#channels tr")), a.window, a.minutes), flush=True)
-        print("%6s %10s %10s %8s %10s %12s %10s" % ("minute", "heap MB", "total MB", "nodes",
-                                                   "listeners", "samples/s", "ring MB"), flush=True)
+        print("%6s %10s %10s %8s %10s %12s %10s %8s" % ("minute", "heap MB", "total MB", "nodes",
+                                                        "listeners", "samples/s", "ring MB", "plots"), flush=True)
         t0 = time.time()
         rows = []
         last_seen, last_t = None, None
@@ -89,14 +93,22 @@ const v = window.perfuseDashboard.rigView;
 let ring = 0;
 if (v) { for (const s of v.live.series.values()) ring += s.ring.bytes();
          for (const r of v.live.setpoints.values()) ring += r.bytes(); }
-return {seen: v ? v.live.samplesSeen : 0, ring, conn: document.getElementById('conn').textContent};""")
+// Panels whose plot holds points now, and how many there are.
+let drawn = 0, panels = 0;
+if (v) for (const p of v.plots.panels.values()) {
+  panels++;
+  if (p.u.data.slice(1).some((ys) => ys.some((y) => y != null))) drawn++;
+}
+return {seen: v ? v.live.samplesSeen : 0, ring, drawn, panels,
+        conn: document.getElementById('conn').textContent};""")
             now = time.time()
             rate = (page["seen"] - last_seen) / (now - last_t) if last_seen is not None else float("nan")
             last_seen, last_t = page["seen"], now
             rows.append(((now - t0) / 60, hu["usedSize"] / 1e6))
-            print("%6d %10.2f %10.2f %8d %10d %12.0f %10.2f%s" % (
+            print("%6d %10.2f %10.2f %8d %10d %12.0f %10.2f %8s%s" % (
                 k, hu["usedSize"] / 1e6, hu["totalSize"] / 1e6, pm.get("Nodes", 0),
                 pm.get("JSEventListeners", 0), rate, page["ring"] / 1e6,
+                "%d/%d" % (page["drawn"], page["panels"]),
                 "" if page["conn"] == "connected" else "  (" + page["conn"] + ")"), flush=True)
             if k >= a.minutes:
                 break

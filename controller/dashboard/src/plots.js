@@ -101,7 +101,7 @@ export class Plots {
     };
     const data = [[], ...series.map(() => [])];
     const u = new uPlot(opts, data, box);
-    const p = { unit, el, box, cap, u, series, sig, bufs: null, n: 0 };
+    const p = { unit, el, box, cap, u, series, sig, bufs: null, n: 0, shown: false };
     box.addEventListener('mouseenter', () => { this.hovered = p; el.classList.add('held'); cap.lastChild.textContent = 'held while the pointer is here'; });
     box.addEventListener('mouseleave', () => { if (this.hovered === p) this.hovered = null; el.classList.remove('held'); cap.lastChild.textContent = ''; this.drawPanel(p, Date.now() / 1000); });
     return p;
@@ -114,9 +114,11 @@ export class Plots {
     }
   }
 
-  // Redraw every panel but the one held under the pointer.
+  // Redraw every panel but the one held under the pointer, unless that one
+  // has shown nothing yet (a pointer resting where a panel appears would
+  // otherwise hold it blank).
   draw(now) {
-    for (const p of this.panels.values()) if (p !== this.hovered) this.drawPanel(p, now);
+    for (const p of this.panels.values()) if (p !== this.hovered || !p.shown) this.drawPanel(p, now);
   }
 
   drawPanel(p, now) {
@@ -144,7 +146,7 @@ export class Plots {
       ys.fill(undefined);
       const ring = s.ring();
       if (!ring) return;
-      ring.forEachFrom(b0, (b, v) => { const i = b - b0; if (i >= 0 && i < n) ys[i] = v; });
+      ring.forEachFrom(b0, (b, v) => { const i = b - b0; if (i >= 0 && i < n) { ys[i] = v; p.shown = true; } });
     });
     p.u.setData(p.bufs);
   }
