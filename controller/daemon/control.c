@@ -1,6 +1,7 @@
 /* The control server: JSON lines on the daemon's Unix socket. */
 #include "control.h"
 #include "base/sockpath.h"
+#include "base/workpool.h"
 #include "base/control_proto.h"
 #include "base/log.h"
 #include "plan/planwork.h"
@@ -63,7 +64,7 @@ struct client {
 /* A reply prepared on the loop a piece at a time, then made on the thread
  * pool (control_reply_off_loop). */
 struct offloop {
-    uv_work_t work;
+    struct workpool_req work;
     struct offloop *next;       /* in the control's list of replies being prepared */
     struct client *cl;
     control_step_fn step;       /* NULL once prepared */
@@ -722,7 +723,7 @@ int control_load_protocol(struct ctl_client *pub, json_t *req, const struct rig 
 
 
 /* Thread pool: make the whole reply text: the head, the result, the end. */
-static void offloop_work(uv_work_t *w)
+static void offloop_work(struct workpool_req *w)
 {
     struct offloop *o = w->data;
     FILE *out = open_memstream(&o->text, &o->len);
@@ -786,12 +787,12 @@ static void offloop_finish(struct offloop *o)
 }
 
 /* Loop: the thread pool has made the reply. */
-static void offloop_done(uv_work_t *w, int status)
+static void offloop_done(struct workpool_req *w, int status)
 {
     struct offloop *o = w->data;
     struct control *c = o->cl->pub.ctl;
     if (status < 0 && o->rc == 0)
-        o->rc = status == UV_ECANCELED ? -ECANCELED : -EIO;
+        o->rc = status;
     c->in_pool--;
     if (c->preparing != NULL && !c->closing)
         uv_idle_start(&c->work_idle, work_cb);     /* the next may go */
@@ -803,7 +804,7 @@ static void offloop_queue(struct offloop *o)
 {
     struct control *c = o->cl->pub.ctl;
     o->step = NULL;
-    int rc = uv_queue_work(c->loop, &o->work, offloop_work, offloop_done);
+    int rc = workpool_queue(c->loop, &o->work, offloop_work, offloop_done);
     if (rc < 0) {
         o->rc = -ENOMEM;
         offloop_finish(o);

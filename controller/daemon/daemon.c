@@ -1,6 +1,7 @@
 /* The daemon's state on the loop thread: rig, buses, channels, run, signals. */
 #include "daemon.h"
 #include "base/rtsched.h"
+#include "base/workpool.h"
 #include "base/units.h"
 #include "base/yamldoc.h"
 #include "control.h"
@@ -1830,6 +1831,7 @@ void daemon_shutdown(struct daemon *d, const char *why)
 int daemon_run(struct daemon *d)
 {
     uv_run(d->loop, UV_RUN_DEFAULT);
+    workpool_loop_close(d->loop);
     for (size_t b = 0; b < d->n_buses; b++)
         bus_free(d->buses[b]);
     simchild_stop(&d->sim);

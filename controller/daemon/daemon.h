@@ -5,7 +5,7 @@
 #ifndef PERFUSE_DAEMON_H
 #define PERFUSE_DAEMON_H
 
-#include "loopwake.h"
+#include "base/loopwake.h"
 #include "rigevents.h"
 #include <stdbool.h>
 #include <stdint.h>

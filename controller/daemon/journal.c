@@ -395,7 +395,7 @@ int journal_write_sync(const char *path, const char *text)
 static void start_next(struct journal_writer *w);
 
 /* Thread pool: write or remove. */
-static void work_cb(uv_work_t *req)
+static void work_cb(struct workpool_req *req)
 {
     struct journal_writer *w = req->data;
     if (w->dir_fd < 0)
@@ -407,7 +407,7 @@ static void work_cb(uv_work_t *req)
 }
 
 /* Loop thread: the write is done; start the next one. */
-static void after_cb(uv_work_t *req, int status)
+static void after_cb(struct workpool_req *req, int status)
 {
     struct journal_writer *w = req->data;
     (void)status;
@@ -431,13 +431,13 @@ static void start_next(struct journal_writer *w)
     w->remove_pending = false;
     w->busy = true;
     w->work.data = w;
-    int rc = uv_queue_work(w->loop, &w->work, work_cb, after_cb);
+    int rc = workpool_queue(w->loop, &w->work, work_cb, after_cb);
     if (rc < 0) {
         w->busy = false;
         free(w->writing);
         w->writing = NULL;
         w->last_error = rc;
-        log_error("journal", "%s: cannot queue the write: %s", w->path, uv_strerror(rc));
+        log_error("journal", "%s: cannot queue the write: %s", w->path, strerror(-rc));
         if (w->result != NULL)
             w->result(w->result_ctx, w->path, rc);
     }

@@ -5,7 +5,7 @@
  * the run (DESIGN.md section 6).
  *
  * Encoding and decoding are pure; journal_write_sync blocks and runs on the
- * libuv thread pool through the writer, never on the loop thread.
+ * worker threads (base/workpool.h) through the writer, never on the loop thread.
  */
 #ifndef PERFUSE_JOURNAL_H
 #define PERFUSE_JOURNAL_H
@@ -16,6 +16,7 @@
 
 #include <uv.h>
 
+#include "base/workpool.h"
 #include "run/runner.h"
 
 #define JOURNAL_NAME "run.journal"
@@ -102,7 +103,7 @@ struct journal_writer {
     char *pending;                  /* the next text to write; NULL: nothing */
     bool remove_pending;
     bool busy;
-    uv_work_t work;
+    struct workpool_req work;
     char *writing;                  /* the text the thread pool is writing (NULL: remove) */
     int last_error;                 /* of the last write, 0 if it worked */
     /* Told the outcome of every write or removal (0 or a negative errno), on

@@ -1,7 +1,7 @@
 /* The MQTT client: the loop's side (what to publish, commands in) and the
  * client thread (libmosquitto, the store-and-forward buffer). */
 #include "mqtt.h"
-#include "loopwake.h"
+#include "base/loopwake.h"
 #include "control.h"
 #include "daemon.h"
 #include "base/rtsched.h"

@@ -1,6 +1,6 @@
 /* A run: one protocol on its host's rig, its runner and its run file. */
 #include "run.h"
-#include "loopwake.h"
+#include "base/loopwake.h"
 #include "base/units.h"
 #include "run/alarms.h"
 #include "run/delivery.h"

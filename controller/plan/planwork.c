@@ -1,23 +1,23 @@
-/* Loading a protocol on the libuv thread pool. */
+/* Loading a protocol on the worker threads. */
 #include "planwork.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Thread pool: parse and validate; touches only w and the read-only rig. */
-static void work_cb(uv_work_t *req)
+/* Worker: parse and validate; touches only w and the read-only rig. */
+static void work_cb(struct workpool_req *req)
 {
     struct plan_work *w = req->data;
     w->rc = plan_load(w->path, w->text, w->len, w->rig, &w->plan, &w->dg);
 }
 
 /* Loop thread: hand the result over. */
-static void after_cb(uv_work_t *req, int status)
+static void after_cb(struct workpool_req *req, int status)
 {
     struct plan_work *w = req->data;
-    if (status == UV_ECANCELED && w->rc == 0 && w->plan == NULL)
-        w->rc = -ECANCELED;
+    if (status < 0 && w->rc == 0 && w->plan == NULL)
+        w->rc = status;
     w->done(w);
 }
 
@@ -42,7 +42,7 @@ int plan_work_start(uv_loop_t *loop, const struct rig *rig, const char *path, co
     }
     memcpy(w->text, text, len);
     w->text[len] = '\0';
-    int rc = uv_queue_work(loop, &w->req, work_cb, after_cb);
+    int rc = workpool_queue(loop, &w->req, work_cb, after_cb);
     if (rc < 0) {
         plan_work_free(w);
         return rc;

@@ -1,5 +1,5 @@
 /*
- * Loading a protocol on the libuv thread pool, so that a large or hostile
+ * Loading a protocol on the worker threads (base/workpool.h), so that a large or hostile
  * file never holds the loop thread. The worker reads only the rig (which does
  * not change while the daemon runs) and its own copy of the text; the result,
  * a plan or the diagnostics, is handed back to the loop in the done callback.
@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "base/diag.h"
+#include "base/workpool.h"
 #include "plan.h"
 #include "rig.h"
 
@@ -20,7 +21,7 @@ struct plan_work;
 typedef void (*plan_work_done)(struct plan_work *w);
 
 struct plan_work {
-    uv_work_t req;
+    struct workpool_req req;
     const struct rig *rig;      /* read-only for the whole load */
     char *path, *text;          /* owned copies */
     size_t len;

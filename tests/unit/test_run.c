@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "daemon/journal.h"
+#include "base/workpool.h"
 #include "daemon/run.h"
 #include "base/latency.h"
 #include "run/alarms.h"
@@ -276,6 +277,7 @@ static int teardown(void **state)
     }
     uv_close((uv_handle_t *)&f->guard, NULL);
     uv_run(&f->loop, UV_RUN_DEFAULT);       /* finishes journal writes and closes */
+    workpool_loop_close(&f->loop);
     journal_writer_free(&f->journal);
     interlocks_free(&f->il);
     alarms_free(&f->alarms);
