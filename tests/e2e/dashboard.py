@@ -352,6 +352,8 @@ return [...document.querySelectorAll('button, select, input, textarea')].filter(
             ok(wait(d, "offline", lambda d: "offline" in d.find_element(
                 By.CSS_SELECTOR, ".rig-card[aria-label='rig %s'] .conn-pill" % others[0]).text, 10),
                "a rig whose perfused stopped is shown offline (%s)" % others[0])
+            st = d.find_element(By.CSS_SELECTOR, ".rig-card[aria-label='rig %s'] .state-pill" % others[0]).text
+            ok(st.startswith("last known:"), "  ... its state is shown as the last known one (%r)" % st)
             shot(d, "dashboard-facility-offline.png")
     except WebDriverException as e:
         ok(False, "the browser test ran through (%s)" % str(e).splitlines()[0])

@@ -46,8 +46,9 @@ function updateCard(el, r) {
   text(cp, r.state || 'unknown');
   cp.className = 'pill conn-pill ' + (off ? 'bad' : 'good');
   const sp = el.querySelector('.state-pill');
-  text(sp, st.state || '—');
-  sp.className = 'pill state-pill st-' + (st.state || 'none');
+  // Offline, the state is only the last one the rig published: say so.
+  text(sp, off && st.state ? 'last known: ' + st.state : st.state || '—');
+  sp.className = 'pill state-pill ' + (off ? 'st-stale' : 'st-' + (st.state || 'none'));
   const runs = runsOf(st);
   keyed(el.querySelector('.runs'), runs, (x) => x.run_id || x.name, makeRunLine, updateRunLine);
   el.querySelector('.no-run').hidden = runs.length > 0;
