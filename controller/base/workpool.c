@@ -1,6 +1,5 @@
 /* Worker threads for the loop's blocking work, their completions sent through a loopwake. */
 #include "workpool.h"
-#include "log.h"
 #include "loopwake.h"
 
 #include <errno.h>
@@ -76,7 +75,7 @@ static void run_finished(struct pool *p)
     while (r != NULL) {
         struct workpool_req *next = r->next;
         /* Unref before the callback: it may queue the next job (and ref again). */
-        if (--p->outstanding == 0 && p->wake.fd >= 0)
+        if (--p->outstanding == 0)
             uv_unref((uv_handle_t *)&p->wake.poll);
         r->after(r, 0);
         r = next;
@@ -168,24 +167,28 @@ void workpool_loop_close(uv_loop_t *loop)
     pthread_mutex_lock(&pools_lock);
     struct pool *p = NULL;
     for (size_t i = 0; i < MAX_LOOPS && p == NULL; i++)
-        if (pools[i] != NULL && pools[i]->loop == loop) {
+        if (pools[i] != NULL && pools[i]->loop == loop)
             p = pools[i];
-            pools[i] = NULL;
-        }
     pthread_mutex_unlock(&pools_lock);
     if (p == NULL)
         return;
+    /* Every job queued is made and its after callback run (which may queue
+     * the next, as the journal writer does): a journal write asked for is a
+     * journal write made. The pool's handle is referenced while jobs are
+     * out, so each turn waits for one to finish. */
+    while (p->outstanding > 0 && p->n_threads > 0)
+        uv_run(loop, UV_RUN_ONCE);
+    pthread_mutex_lock(&pools_lock);
+    for (size_t i = 0; i < MAX_LOOPS; i++)
+        if (pools[i] == p)
+            pools[i] = NULL;
+    pthread_mutex_unlock(&pools_lock);
     pthread_mutex_lock(&p->lock);
     p->stop = true;
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
-    /* The workers finish every queued job before they stop: a journal write
-     * asked for is a journal write made. */
     for (size_t i = 0; i < p->n_threads; i++)
         pthread_join(p->threads[i], NULL);
-    run_finished(p);
-    if (p->outstanding != 0)
-        log_warn("workpool", "%zu jobs never finished", p->outstanding);
     loopwake_close(&p->wake, pool_closed);
     uv_run(loop, UV_RUN_NOWAIT);
 }

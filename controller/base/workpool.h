@@ -39,9 +39,10 @@ struct workpool_req {
 /* Queue req on loop's pool (made if need be); loop thread. 0 or a negative errno. */
 int workpool_queue(uv_loop_t *loop, struct workpool_req *req, workpool_work_cb work,
                    workpool_after_cb after);
-/* End loop's pool, if it has one: wait for the jobs still running, run their
- * after callbacks, stop the workers and close the wake-up (the loop is run
- * once, without waiting, for it). Loop thread, after uv_run has returned. */
+/* End loop's pool, if it has one: run the loop until every job queued is
+ * made and its after callback has run (callbacks may queue more), then stop
+ * the workers and close the wake-up (the loop is run once more, without
+ * waiting, for it). Loop thread, after uv_run has returned. */
 void workpool_loop_close(uv_loop_t *loop);
 
 #endif

@@ -109,8 +109,9 @@ static void test_chain(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
-/* Closing runs what was queued and never waited for: a journal write asked
- * for is made even if the loop stopped before it finished. */
+/* Closing runs what was queued and never waited for, and what its after
+ * callbacks queue: a journal write asked for is made even if the loop
+ * stopped before it finished. */
 static void test_close_finishes_queued(void **state)
 {
     (void)state;
@@ -125,9 +126,16 @@ static void test_close_finishes_queued(void **state)
         jobs[i].req.data = &jobs[i];
         assert_int_equal(workpool_queue(&loop, &jobs[i].req, work, after), 0);
     }
+    /* And a chain whose after callbacks queue the next job. */
+    struct job c = { .worked = &worked };
+    c.req.data = &c;
+    chain_loop = &loop;
+    chained = 0;
+    assert_int_equal(workpool_queue(&loop, &c.req, work, after_requeue), 0);
     workpool_loop_close(&loop);     /* without uv_run */
-    assert_int_equal(atomic_load(&worked), 8);
+    assert_int_equal(atomic_load(&worked), 8 + 20);
     assert_int_equal(afters_total, 8);
+    assert_int_equal(chained, 20);
     assert_int_equal(uv_loop_close(&loop), 0);
     /* A loop with no pool: nothing to do. */
     workpool_loop_close(&loop);
