@@ -106,14 +106,20 @@ static int new_modbus(struct bus_link *link, const struct link_config *cfg)
     return 0;
 }
 
+/* Bits per character on cfg's line. */
+int link_char_bits(const struct link_config *cfg)
+{
+    return 1 + (cfg->data_bits > 0 ? cfg->data_bits : 8) + (cfg->parity == 'E' || cfg->parity == 'O' ? 1 : 0) +
+           (cfg->stop_bits > 0 ? cfg->stop_bits : 1);
+}
+
 /* The silence that ends what is still arriving on an RTU line: the Modbus
  * end of frame (3.5 characters at the line's rate), but at least
  * LINK_QUIET_MIN_MS, since a USB serial adapter hands received bytes over in
  * packets up to its latency timer apart (16 ms by default on FTDI chips). */
 static int64_t quiet_ns(const struct link_config *cfg)
 {
-    int bits = 1 + (cfg->data_bits > 0 ? cfg->data_bits : 8) + (cfg->parity == 'E' ||
-               cfg->parity == 'O' ? 1 : 0) + (cfg->stop_bits > 0 ? cfg->stop_bits : 1);
+    int bits = link_char_bits(cfg);
     int64_t t35 = cfg->baud > 0 ? 35LL * bits * NS_PER_SEC / (10LL * cfg->baud) : 0;
     int64_t min = LINK_QUIET_MIN_MS * NS_PER_MS;
     return t35 > min ? t35 : min;

@@ -51,6 +51,9 @@ void link_drain(struct bus_link *link);
  * or a late reply is never read as the next request's answer. Costs at least
  * that silence and at most the link's time-out; no-op on other links. */
 void link_resync(struct bus_link *link);
+/* The bits one character takes on a serial line: start, data, parity, stop
+ * (8 data bits and 1 stop bit where cfg gives none). */
+int link_char_bits(const struct link_config *cfg);
 /* The per-transaction time-out in ms: cfg's, or 200 when it gives none (or cfg is NULL). */
 uint32_t link_timeout_ms(const struct link_config *cfg);
 /* Set link->err with printf formatting. */

@@ -445,7 +445,7 @@ static void check_line_rates(struct rig *rig, struct ydoc *y, yaml_node_t *buses
 {
     for (size_t b = 0; b < rig->n_buses; b++) {
         const struct link_config *l = &rig->buses[b].link;
-        int bits = 1 + l->data_bits + (l->parity != 'N') + l->stop_bits;
+        int bits = link_char_bits(l);
         if (l->type == LINK_SERIAL && l->baud > 0)
             check_serial_rates(rig, y, buses, b, bits);
         if (l->type != LINK_MODBUS_RTU || l->baud <= 0)
