@@ -7,14 +7,8 @@ set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
 
-# events_of FILE: "code|message" lines of the file's /events.
-events_of() {
-    timeout 60 "$PYTHON" -c "
-import sys; sys.path.insert(0, 'tests/lib')
-from h5run import open_run, text
-f = open_run('$1')
-for e in f['events']: print(text(e['code']) + '|' + text(e['source']) + '|' + text(e['message']))"
-}
+# events_of FILE: "code|source|message" lines of the file's /events.
+events_of() { run_events "$1" code source message; }
 # wait_for_state STATE: wait (bounded) until status says STATE, using the daemon's wait-free status.
 wait_for_state() {
     for _ in $(seq 1 100); do

@@ -52,11 +52,7 @@ fi
 
 ctl abort --reason "end of the dashboard test" >/dev/null
 ctl --json wait >/dev/null
-ev=$(timeout 60 "$PYTHON" -c "
-import sys; sys.path.insert(0, 'tests/lib')
-from h5run import open_run, text
-f = open_run(sys.argv[1])
-for e in f['events']: print(text(e['code']) + '|' + text(e['message']))" "$file")
+ev=$(run_events "$file")
 echo "$ev" | grep "mqtt user\|^paused\|^resumed\|^alarm_" | sed 's/^/# /'
 check "the run file's /events: the pause was made by the MQTT user" grep -q "^cmd_pause|pause by mqtt user operator: ok" <<<"$ev"
 check "  ... with the reason given on the page" grep -q "^paused|run paused: bubble seen in line 2 (dashboard test)" <<<"$ev"

@@ -96,11 +96,7 @@ r=$(mqtt_cmd alice alicepw '{"cmd":"abort","reason":"end of test"}' V5)
 check "abort over MQTT" reply_ok "$r" ok True
 ctl --json wait >/dev/null
 
-ev=$(timeout 60 "$PYTHON" -c "
-import sys; sys.path.insert(0, 'tests/lib')
-from h5run import open_run, text
-f = open_run(sys.argv[1])
-for e in f['events']: print(text(e['code']) + '|' + text(e['message']))" "$file")
+ev=$(run_events "$file")
 echo "$ev" | grep -i "mqtt\|viewer\|imperson" | sed 's/^/# /'
 check "the pause is recorded with the broker's user" grep -q "^cmd_pause|.*mqtt user alice" <<<"$ev"
 check "the run request is recorded with the broker's user" grep -q "^run_requested|run of 'mqtt commands' requested by mqtt user alice" <<<"$ev"

@@ -171,11 +171,7 @@ for x in problems[:10]:
 sys.exit(1 if problems else 0)
 PY
 
-ev=$(timeout 60 "$PYTHON" -c "
-import sys; sys.path.insert(0, 'tests/lib')
-from h5run import open_run, text
-f = open_run(sys.argv[1])
-for e in f['events']: print(text(e['code']) + '|' + text(e['message']))" "$file")
+ev=$(run_events "$file")
 check "the operator's abort is recorded" grep -q "^cmd_abort|abort by uid" <<<"$ev"
 if grep -q 'mqtt user bob\|viewer on\|operator on query' <<<"$ev"; then
     not_ok "nothing asked on the query topic, nor refused there, is in the run's events"

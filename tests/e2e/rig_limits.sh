@@ -59,11 +59,7 @@ file=$(ctl run "$T/p.yaml" | sed -n 's/^file //p')
 check "run started" test -n "$file"
 res=$(ctl --json wait)
 check "during a run the rig limit ends it as faulted" grep -q '"state": "faulted"' <<<"$res"
-ev=$(timeout 60 "$PYTHON" -c "
-import sys; sys.path.insert(0, 'tests/lib')
-from h5run import open_run, text
-f = open_run(sys.argv[1])
-for e in f['events']: print(text(e['code']) + '|' + text(e['source']) + '|' + text(e['message']))" "$file")
+ev=$(run_events "$file" code source message)
 check "the run's end names the rig limit" \
     grep -q "^run_faulted|runner|.*chip2.pressure .* above its max 60 mbar (rig limit, line $lim_line, action safe-stop)" <<<"$ev"
 check "the protocol's safe state was applied" grep -q "^safe_state|" <<<"$ev"

@@ -91,6 +91,18 @@ start_daemon() {
 # ctl ARGS...: perfusectl against the current daemon.
 ctl() { timeout 120 "$BUILD/perfusectl" --socket "$SOCK" "$@"; }
 
+# run_events FILE [FIELD...]: the run file's /events as a researcher reads
+# them (h5py), one line per event, the fields (default: code message) joined by '|'.
+run_events() {
+    f=$1; shift
+    timeout 60 "$PYTHON" -c "
+import sys; sys.path.insert(0, 'tests/lib')
+from h5run import open_run, text
+f = open_run(sys.argv[1])
+fields = sys.argv[2:] or ['code', 'message']
+for e in f['events']: print('|'.join(text(e[k]) for k in fields))" "$f" "$@"
+}
+
 # sim_cmd SOCKET LINE: send one command to perfuse-sim's control socket, print its answer.
 sim_cmd() {
     "$PYTHON" -c "
