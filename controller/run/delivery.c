@@ -44,6 +44,7 @@ int delivery_init(struct delivery *d, const struct rig *rig, const struct delive
             p->counter = counter;
             p->capacity_ul = dev->chans[c].volume_ul;
             p->rec_fill = -1;
+            p->last_counter_ul = NAN;
             break;
         }
     }
@@ -149,6 +150,22 @@ void delivery_start(struct delivery *d, const double *fills, int64_t t_ns)
     delivery_start_some(d, fills, NULL, t_ns);
 }
 
+/* Count pump p's syringe from its counter's reading just before t_ns, if
+ * recent (two of its sample periods, at least 1 s): its level is then known,
+ * and journaled, from the start, so that a crash before the first reading in
+ * the run does not leave it unknown after the restart. What the pump moved
+ * between that reading and the start counts as infused by the run: the level
+ * errs low, toward an early warning. */
+static void seed_counter(const struct delivery *d, struct delivery_pump *p, int64_t t_ns)
+{
+    double hz = d->rig->channels[p->counter].sample_hz;
+    int64_t fresh_ns = hz > 0 ? (int64_t)(2e9 / hz) : 0;
+    if (fresh_ns < 1000000000LL)
+        fresh_ns = 1000000000LL;
+    if (!isnan(p->last_counter_ul) && t_ns >= p->last_counter_ns && t_ns - p->last_counter_ns <= fresh_ns)
+        syringe_seed_counter(&p->s, p->last_counter_ul);
+}
+
 /* Start following the pumps marked in only (NULL: all). */
 void delivery_start_some(struct delivery *d, const double *fills, const bool *only, int64_t t_ns)
 {
@@ -166,6 +183,7 @@ void delivery_start_some(struct delivery *d, const double *fills, const bool *on
             p->s.fill0_ul = p->s.fill_ul = NAN;
             p->s.source = FILL_UNKNOWN;
         }
+        seed_counter(d, p, t_ns);
         /* Stall checks start from the setpoint the pump holds now. */
         syringe_on_setpoint(&p->s, NAN, t_ns);
     }
@@ -376,6 +394,13 @@ void delivery_on_sample(struct delivery *d, int channel, double v, int64_t t_ns)
             monitor_report(d, m, v, t_ns);
         else if (news == MON_CLEAR)
             d->hooks.clear(d->hooks.ctx, t_ns, m->spec.name, "flow_deviation");
+    }
+    for (size_t i = 0; i < d->n_pumps; i++) {
+        struct delivery_pump *p = &d->pumps[i];
+        if (p->counter == channel && !isnan(v)) {
+            p->last_counter_ul = v;
+            p->last_counter_ns = t_ns;
+        }
     }
     if (!d->tracking)
         return;

@@ -60,6 +60,8 @@ struct delivery_pump {
     char fill_name[72];         /* "pump1.fill" */
     int rec_fill;               /* its /channels index in the run file; -1: none */
     bool tracking;              /* a run that drives it is on: its syringe is followed */
+    double last_counter_ul;     /* its counter's latest reading, run or not (NaN: none) */
+    int64_t last_counter_ns;    /* when that was */
 };
 
 struct delivery {

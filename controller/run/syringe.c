@@ -62,6 +62,14 @@ bool syringe_carry_pending(const struct syringe *s)
     return !isnan(s->carry_counter_ul) && isnan(s->counter_ul);
 }
 
+/* Count from a reading taken just before the start. */
+void syringe_seed_counter(struct syringe *s, double v)
+{
+    if (isnan(v) || isnan(s->fill0_ul) || !isnan(s->counter_ul) || syringe_carry_pending(s))
+        return;
+    s->counter0_ul = s->counter_ul = v;
+}
+
 /* The level at which the low warning comes. */
 static double low_level(const struct syringe *s)
 {

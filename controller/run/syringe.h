@@ -82,6 +82,11 @@ void syringe_carry(struct syringe *s, double capacity_ul, double low_frac, doubl
                    enum fill_source source, double fill_ul, double counter_ul);
 /* Whether a carried level still awaits the counter's first reading. */
 bool syringe_carry_pending(const struct syringe *s);
+/* At the start: count from v, the counter's reading taken just before it,
+ * instead of from the first reading after it. The level is known (and can be
+ * journaled) at once; thresholds are judged from the next reading. Nothing
+ * is done for a NaN v, an unknown level, or a syringe already counting. */
+void syringe_seed_counter(struct syringe *s, double v);
 /* The pump was commanded to v uL/min (NaN: its own safe state, no setpoint).
  * Each of these returns what changed, as a mask of enum syringe_news. */
 int syringe_on_setpoint(struct syringe *s, double v, int64_t t_ns);

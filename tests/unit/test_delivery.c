@@ -49,6 +49,29 @@ static void test_the_fill_level_follows_the_counter_from_the_start(void **state)
     assert_true(fabs(s.fill_ul - 7500) < 1e-9);
 }
 
+/* Seeded from the reading just before the start, the level is known at once
+ * and counts from that reading; the thresholds wait for the next one. */
+static void test_a_seeded_counter_counts_from_before_the_start(void **state)
+{
+    (void)state;
+    struct syringe s;
+    syringe_init(&s, 1500, 60, 0.10);
+    syringe_seed_counter(&s, 700);
+    assert_true(s.counter0_ul == 700 && s.counter_ul == 700 && s.fill_ul == 60);
+    assert_int_equal(syringe_on_counter(&s, 710, 1 * S), SYR_LOW);    /* 50 uL left of 150 */
+    assert_true(fabs(s.fill_ul - 50) < 1e-9);
+    syringe_seed_counter(&s, 0);                    /* already counting: ignored */
+    assert_true(s.counter0_ul == 700);
+    syringe_init(&s, 0, NAN, 0);                    /* level unknown: nothing to count */
+    syringe_seed_counter(&s, 700);
+    assert_true(isnan(s.counter_ul));
+    syringe_carry(&s, 1500, 0.10, 300, FILL_GIVEN, 200, 900);
+    syringe_seed_counter(&s, 950);                  /* a carried level waits for its own reading */
+    assert_true(syringe_carry_pending(&s));
+    syringe_on_counter(&s, 950, 1 * S);
+    assert_true(fabs(s.fill_ul - 150) < 1e-9);
+}
+
 /* The low warning comes once at the threshold, then the empty alarm at 0. */
 static void test_low_then_empty_each_once(void **state)
 {
@@ -291,6 +314,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_an_unnamed_syringe_is_assumed_full),
         cmocka_unit_test(test_the_fill_level_follows_the_counter_from_the_start),
+        cmocka_unit_test(test_a_seeded_counter_counts_from_before_the_start),
         cmocka_unit_test(test_low_then_empty_each_once),
         cmocka_unit_test(test_a_jump_to_empty_reports_low_and_empty),
         cmocka_unit_test(test_a_counter_reset_keeps_what_was_infused),
