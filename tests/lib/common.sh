@@ -91,6 +91,28 @@ start_daemon() {
 # ctl ARGS...: perfusectl against the current daemon.
 ctl() { timeout 120 "$BUILD/perfusectl" --socket "$SOCK" "$@"; }
 
+# journal_has FILE PYTHON-EXPR: wait (bounded: 20 s) until the run journal
+# FILE, loaded as j, makes the expression true. The journal is written in the
+# background, so what a command changed shows there a moment after its reply.
+journal_has() {
+    "$PYTHON" - "$1" "$2" <<'PY'
+import json, sys, time
+path, expr = sys.argv[1:3]
+end = time.monotonic() + 20
+while True:
+    try:
+        j = json.load(open(path))
+        if eval(expr):
+            sys.exit(0)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass    # not written yet, or without that part yet
+    if time.monotonic() > end:
+        print("journal %s: not true within 20 s: %s" % (path, expr))
+        sys.exit(1)
+    time.sleep(0.1)
+PY
+}
+
 # run_events FILE [FIELD...]: the run file's /events as a researcher reads
 # them (h5py), one line per event, the fields (default: code message) joined by '|'.
 run_events() {
