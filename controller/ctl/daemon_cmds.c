@@ -240,17 +240,19 @@ int daemon_cmds_steer(struct ctl *c, int argc, char **argv)
     return code;
 }
 
-/* events [--since SECONDS] [--limit N] [--cursor SEQ]: the run's event log, page by page. */
+/* events [--since SECONDS] [--limit N] [--cursor SEQ | --last N]: the run's event log, page by page. */
 int daemon_cmds_events(struct ctl *c, int argc, char **argv)
 {
     static const struct option opts[] = {
         { "since", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
         { "limit", required_argument, NULL, 'l' }, { "cursor", required_argument, NULL, 'c' },
-        { "run", required_argument, NULL, 'r' }, { NULL, 0, NULL, 0 },
+        { "run", required_argument, NULL, 'r' }, { "last", required_argument, NULL, 'n' },
+        { NULL, 0, NULL, 0 },
     };
     const char *run = NULL;
     double since = -1;
-    long limit = -1, cursor = 0;
+    long limit = -1, cursor = 0, latest = 0;
+    bool cursor_given = false;
     optind = 0;
     int ch;
     bool bad = false;
@@ -261,7 +263,9 @@ int daemon_cmds_events(struct ctl *c, int argc, char **argv)
         else if (ch == 'l')
             limit = strtol(optarg, &end, 10);
         else if (ch == 'c')
-            cursor = strtol(optarg, &end, 10);
+            cursor = strtol(optarg, &end, 10), cursor_given = true;
+        else if (ch == 'n')
+            latest = strtol(optarg, &end, 10);
         else if (ch == 'j')
             c->json = true;
         else if (ch == 'r')
@@ -271,19 +275,25 @@ int daemon_cmds_events(struct ctl *c, int argc, char **argv)
         if (end != NULL && (end == optarg || *end != '\0'))
             bad = true;
     }
-    if (limit == 0 || limit < -1 || cursor < 0 || since < -1)
+    if (limit == 0 || limit < -1 || cursor < 0 || since < -1 || latest < 0 || latest > 500 ||
+        (latest > 0 && cursor_given))
         bad = true;
     if (bad || optind != argc) {
         if (bad)
             fprintf(stderr, "perfusectl events: --since takes seconds, --limit a whole number from 1, "
-                            "--cursor a whole number from 0\n");
+                            "--cursor a whole number from 0, --last a whole number from 1 to 500 "
+                            "(and not with --cursor)\n");
         return ctl_usage_error(c);
     }
     struct ctlclient *cl = ctl_connect(c);
     json_t *all = json_array(), *last = NULL;
     int code = EXIT_OK;
     for (;;) {
-        json_t *req = json_pack("{s:s,s:I}", "cmd", "events", "cursor", (json_int_t)cursor);
+        json_t *req = json_pack("{s:s,s:I}", "cmd", "events", latest > 0 ? "last" : "cursor",
+                                (json_int_t)(latest > 0 ? latest : cursor));
+        if (latest > 0 && limit < 0)
+            limit = latest;
+        latest = 0;             /* the next pages follow on from the first */
         if (run != NULL)
             json_object_set_new(req, "run", json_string(run));
         if (since >= 0)

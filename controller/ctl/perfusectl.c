@@ -230,11 +230,12 @@ static const struct ctl_command commands[] = {
     },
     {
         .name = "events",
-        .synopsis = "events [--since SECONDS] [--limit N] [--cursor SEQ] [--run NAME|ID]",
+        .synopsis = "events [--since SECONDS] [--limit N] [--cursor SEQ | --last N] [--run NAME|ID]",
         .summary = "the event log of the current (or last) run",
         .help = "The current (or last) run's event log, or its events after SECONDS of run time.\n"
                 "The daemon sends it in pages; all are fetched unless --limit N asks for the first N.\n"
-                "--cursor SEQ starts at event SEQ (the \"next\" printed by --json).\n"
+                "--cursor SEQ starts at event SEQ (the \"next\" printed by --json); --last N gives\n"
+                "the latest N events (1 to 500) instead.\n"
                 "With several runs going, --run NAME|ID says which (with one, it is the default).",
         .example = "perfusectl events --since 3600",
         .run = daemon_cmds_events,

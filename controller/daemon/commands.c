@@ -1011,8 +1011,9 @@ static int cmd_tune(struct ctl_client *cl, json_t *req, json_t *res, char *err, 
 }
 
 /* events: one page of the current (or last) run's event log: "since" in
- * seconds of run time, "cursor" the "next" of the page before, "limit".
- * The control server streams the page, a few events per loop turn. */
+ * seconds of run time, "cursor" the "next" of the page before, or "last" for
+ * the latest events; "limit". The control server streams the page, a few
+ * events per loop turn. */
 static int cmd_events(struct ctl_client *cl, json_t *req, json_t *res, char *err, size_t len)
 {
     (void)res;
@@ -1023,6 +1024,16 @@ static int cmd_events(struct ctl_client *cl, json_t *req, json_t *res, char *err
     json_t *since = req ? json_object_get(req, "since") : NULL;
     json_t *cursor = req ? json_object_get(req, "cursor") : NULL;
     json_t *limit = req ? json_object_get(req, "limit") : NULL;
+    json_t *last = req ? json_object_get(req, "last") : NULL;
+    if (cursor && last) {
+        snprintf(err, len, "events takes \"cursor\" (the next page) or \"last\" (the latest events), not both");
+        return -EINVAL;
+    }
+    if (last && !(json_number_value(last) >= 1 && json_number_value(last) <= CONTROL_EVENTS_PAGE &&
+                  json_number_value(last) == floor(json_number_value(last)))) {
+        snprintf(err, len, "events \"last\" must be a whole number from 1 to %d", CONTROL_EVENTS_PAGE);
+        return -EINVAL;
+    }
     if (cursor && !(json_number_value(cursor) >= 0 && json_number_value(cursor) < 1e18)) {
         snprintf(err, len, "events \"cursor\" must be the \"next\" of an earlier reply (0 or more)");
         return -EINVAL;
@@ -1033,7 +1044,12 @@ static int cmd_events(struct ctl_client *cl, json_t *req, json_t *res, char *err
     }
     int rc = control_stream_events(cl, json_object_get(req, "id"), json_is_number(since) ? json_number_value(since) : -1,
                                    cursor ? (uint64_t)json_number_value(cursor) : 0,
-                                   limit ? (size_t)json_number_value(limit) : CONTROL_EVENTS_PAGE);
+                                   limit ? (size_t)json_number_value(limit) : CONTROL_EVENTS_PAGE,
+                                   last ? (size_t)json_number_value(last) : 0);
+    if (rc == -EBUSY) {
+        snprintf(err, len, "the daemon is busy making other replies; ask again in a moment");
+        return rc;
+    }
     if (rc < 0) {
         snprintf(err, len, "cannot send the events: %s", strerror(-rc));
         return rc;
@@ -1286,7 +1302,7 @@ static const struct ctl_command commands[] = {
     { .name = "wait", .exec = cmd_wait, .args = "run=s", .read_only = true },
     { .name = "set", .exec = cmd_set, .args = "channel=s! value=s! run=s" },
     { .name = "tune", .exec = cmd_tune, .args = "regulator=s!" },
-    { .name = "events", .exec = cmd_events, .args = "since=n cursor=n limit=n run=s", .read_only = true },
+    { .name = "events", .exec = cmd_events, .args = "since=n cursor=n last=n limit=n run=s", .read_only = true },
     { .name = "devices", .exec = cmd_devices, .args = "", .read_only = true },
     { .name = "history", .exec = cmd_history, .args = "minutes=n points=n channels=l", .read_only = true },
 };

@@ -572,8 +572,125 @@ static void stream_step(struct client *cl)
         stream_finish(cl, false);
 }
 
+/* An events page for a remote requester (it has no pipe to stream into):
+ * its events are encoded on the loop a chunk per turn, as a stream's are, and
+ * the reply is put together on the thread pool. */
+struct events_page {
+    struct client *cl;
+    char run_id[33];
+    char *run_json;             /* run_id as a JSON string */
+    uint64_t seq, end;          /* next event to look at; one past the last one */
+    double since;
+    size_t limit, sent;
+    bool more;
+    char *buf;                  /* the events' JSON texts, comma-separated */
+    size_t len, cap;
+};
+
+/* Loop: encode the page's next few events; 1 while there is more to look at. */
+static int events_page_step(void *arg)
+{
+    struct events_page *p = arg;
+    struct control *c = p->cl->pub.ctl;
+    uint64_t first, total;
+    const char *run = c->hooks.events(c->hooks.ctx, &p->cl->pub, &first, &total);
+    if (run == NULL || strcmp(run, p->run_id) != 0) {
+        p->more = true;         /* a new run: the requester asks again */
+        return 0;
+    }
+    if (p->seq < first)
+        p->seq = first;
+    for (int n = 0; n < CONTROL_EVENTS_CHUNK && p->seq < p->end; p->seq++) {
+        json_t *o = c->hooks.event(c->hooks.ctx, &p->cl->pub, p->seq);
+        if (o == NULL || !(json_number_value(json_object_get(o, "time")) >= p->since)) {
+            json_decref(o);
+            continue;
+        }
+        if (p->sent >= p->limit || p->len >= CONTROL_EVENTS_BYTES) {
+            json_decref(o);
+            p->more = true;
+            return 0;
+        }
+        char *text = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (text == NULL)
+            continue;
+        size_t tl = strlen(text);
+        if (p->len + tl + 2 > p->cap) {
+            size_t cap = (p->len + tl + 2) * 2;
+            char *nb = realloc(p->buf, cap);
+            if (nb == NULL) {
+                free(text);
+                return -ENOMEM;
+            }
+            p->buf = nb;
+            p->cap = cap;
+        }
+        if (p->sent > 0)
+            p->buf[p->len++] = ',';
+        memcpy(p->buf + p->len, text, tl);
+        p->len += tl;
+        free(text);
+        p->sent++;
+        n++;
+    }
+    if (p->seq < p->end)
+        return 1;
+    p->more = false;
+    return 0;
+}
+
+/* Thread pool: the page as a reply's result. */
+static int events_page_write(void *arg, FILE *out)
+{
+    const struct events_page *p = arg;
+    fprintf(out, "{\"run_id\":%s,\"events\":[", p->run_json);
+    if (p->len > 0)
+        fwrite(p->buf, 1, p->len, out);
+    fprintf(out, "],\"next\":%llu,\"more\":%s}", (unsigned long long)p->seq, p->more ? "true" : "false");
+    return ferror(out) ? -EIO : 0;
+}
+
+/* Loop: the page has been sent, or given up. */
+static void events_page_free(void *arg)
+{
+    struct events_page *p = arg;
+    if (p != NULL) {
+        free(p->buf);
+        free(p->run_json);
+    }
+    free(p);
+}
+
+/* Make one page of events as a single reply, for a remote requester. */
+static int remote_events(struct client *cl, json_t *id, const char *run, double since, uint64_t cursor,
+                         uint64_t total, size_t limit)
+{
+    struct events_page *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return -ENOMEM;
+    p->cl = cl;
+    snprintf(p->run_id, sizeof p->run_id, "%s", run);
+    json_t *rid = json_string(p->run_id);
+    p->run_json = rid ? json_dumps(rid, JSON_ENCODE_ANY) : NULL;
+    json_decref(rid);
+    if (p->run_json == NULL) {
+        events_page_free(p);
+        return -ENOMEM;
+    }
+    p->seq = cursor;
+    p->end = total;
+    p->since = since;
+    p->limit = limit;
+    int rc = control_reply_off_loop(&cl->pub, id, events_page_step, events_page_write, events_page_free, p);
+    if (rc < 0)
+        events_page_free(p);
+    return rc;
+}
+
 /* Start streaming one page of the current run's events to cl. */
-int control_stream_events(struct ctl_client *pub, json_t *id, double since, uint64_t cursor, size_t limit)
+int control_stream_events(struct ctl_client *pub, json_t *id, double since, uint64_t cursor, size_t limit,
+                          size_t last)
 {
     struct client *cl = (struct client *)pub;
     struct control *c = pub->ctl;
@@ -581,6 +698,10 @@ int control_stream_events(struct ctl_client *pub, json_t *id, double since, uint
     const char *run = c->hooks.events(c->hooks.ctx, &cl->pub, &first, &total);
     if (run == NULL)
         return -ENOENT;
+    if (last > 0)
+        cursor = total > last ? total - last : 0;
+    if (cl->remote != NULL)
+        return remote_events(cl, id, run, since, cursor, total, limit);
     if (cl->stream.active)
         return -EBUSY;
     char *idtext = json_dumps(id ? id : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
@@ -1369,8 +1490,7 @@ void control_remote_request(struct control *c, const struct control_remote *r, c
     json_t *req, *id;
     const struct ctl_command *cmd;
     int rc = request_parse(c->table, line, len, &req, &cmd, &id, err, sizeof err);
-    if (rc == 0 && (strcmp(cmd->name, "watch") == 0 || strcmp(cmd->name, "wait") == 0 ||
-                    strcmp(cmd->name, "events") == 0)) {
+    if (rc == 0 && (strcmp(cmd->name, "watch") == 0 || strcmp(cmd->name, "wait") == 0)) {
         snprintf(err, sizeof err, "'%s' is served on the control socket only; over MQTT, subscribe "
                  "to the rig's status and events topics instead", cmd->name);
         rc = -EINVAL;

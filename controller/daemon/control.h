@@ -95,9 +95,13 @@ int control_retry_after_close(struct ctl_client *cl, json_t *req, const char *cm
 int control_load_protocol(struct ctl_client *cl, json_t *req, const struct rig *rig, const char *path,
                           const char *text);
 /* Reply to cl's events request id with one page of the current run's events
- * (seq >= cursor, time >= since, at most limit and about CONTROL_EVENTS_BYTES),
- * written a few events per loop turn, paused while cl does not read. */
-int control_stream_events(struct ctl_client *cl, json_t *id, double since, uint64_t cursor, size_t limit);
+ * (seq >= cursor, or the last `last` ones kept if last > 0; time >= since; at
+ * most limit and about CONTROL_EVENTS_BYTES), written a few events per loop
+ * turn, paused while cl does not read. A remote requester (MQTT) gets the page
+ * as one reply, encoded on the loop a few events per turn, put together on
+ * the thread pool. 0, -ENOENT (no run), -EBUSY, or -ENOMEM. */
+int control_stream_events(struct ctl_client *cl, json_t *id, double since, uint64_t cursor, size_t limit,
+                          size_t last);
 /* The current run's file has closed: answer every waiter, run what waited
  * for it. c may be NULL. */
 void control_run_closed(struct control *c, const char *run_id);

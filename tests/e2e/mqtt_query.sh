@@ -58,6 +58,27 @@ sys.exit(0 if {'chip1.pressure','pump1.flow','ob1.p4'} <= set(ch) and len(ch) ==
 r=$(mqtt_req bob bobpw query '{"cmd":"status","id":"s1"}' V311)
 check "a viewer's status on query/bob (3.1.1): ok, the id echoed" reply_ok "$r" id s1
 check "  ... the run is running" reply_ok "$r" result.state running
+# A page opening late asks for the run's latest events: one reply over MQTT,
+# the same events as the control socket's `events --last`.
+r=$(mqtt_req bob bobpw query '{"cmd":"events","last":3,"id":"e1"}' V5)
+echo "# viewer events: ${r:0:200}"
+sock_ev=$(ctl --json events --last 3)
+check "a viewer's events --last 3 on query/bob: the run's last 3, as the socket gives them" "$PYTHON" -c "
+import json,sys
+p=json.loads(sys.argv[1])['reply']['payload']; s=json.loads(sys.argv[2])
+ok = p['ok'] and p['id'] == 'e1' and p['result']['run_id'] == s['run_id']
+ev = p['result']['events']
+ok &= len(ev) == 3 and [e['seq'] for e in ev] == [e['seq'] for e in s['events']]
+ok &= [e['code'] for e in ev][1:] == ['run_started', 'step_start'] and p['result']['more'] is False
+sys.exit(0 if ok else 1)" "$r" "$sock_ev"
+r=$(mqtt_req bob bobpw query '{"cmd":"events","since":0,"limit":2}' V311)
+check "events paged over MQTT: the first 2 from the start, more to come" "$PYTHON" -c "
+import json,sys; p=json.loads(sys.argv[1])['reply']['payload']['result']
+sys.exit(0 if [e['seq'] for e in p['events']] == [0, 1] and p['next'] == 2 and p['more'] else 1)" "$r"
+r=$(mqtt_req bob bobpw query '{"cmd":"events","last":3,"cursor":0}' V5)
+check "events with both last and cursor: invalid, saying which to give" "$PYTHON" -c "
+import json,sys; e=json.loads(sys.argv[1])['reply']['payload']['error']
+sys.exit(0 if e['code'] == 'invalid' and 'not both' in e['message'] else 1)" "$r"
 
 # ... but nothing that changes anything.
 r=$(mqtt_req bob bobpw query '{"cmd":"pause","reason":"viewer on query"}' V5)
