@@ -210,6 +210,9 @@ def main():
            "rig view: the page found this account has operator rights")
         ok(wait(d, "channel rows", lambda d: len(d.find_elements(By.CSS_SELECTOR, "#channels tr")) > 5),
            "rig view: the channel table is filled")
+        ok(wait(d, "the run's start in the feed", lambda d: "run_started: protocol 'dashboard test' started"
+                in d.find_element(By.ID, "events").text, 8),
+           "rig view: the event feed has the run's events from before the page opened (its start)")
         first = values(d)
         ok(wait(d, "a value change", lambda d: values(d) != first, 5), "the values change")
         row = [r.text for r in d.find_elements(By.CSS_SELECTOR, "#channels tr") if r.text.startswith("chip1.pressure")]
@@ -240,11 +243,16 @@ def main():
         js(d, "window.perfuseDashboard.conn.client.stream.destroy()")
         ok(wait(d, "the banner", lambda d: d.find_element(By.ID, "banner").is_displayed(), 3),
            "a dropped connection is shown (banner)")
+        # An event while the page is offline (it reconnects after 2 s; the rig publishes every 0.5 s).
+        daemon({"cmd": "note", "text": "written while the page was offline"})
         print("# " + d.find_element(By.ID, "banner").text, flush=True)
         ok(wait(d, "reconnected", lambda d: d.find_element(By.ID, "conn").text == "connected" and
                 not d.find_element(By.ID, "banner").is_displayed(), 10), "the page reconnects by itself")
         again = values(d)
         ok(wait(d, "a value change", lambda d: values(d) != again, 5), "  ... and the values move again")
+        ok(wait(d, "the note in the feed", lambda d: "note: written while the page was offline"
+                in d.find_element(By.ID, "events").text, 8),
+           "  ... and its event feed has the event published while it was offline")
 
         # Pause from the page, with a reason; then resume.
         # ... with the keyboard only: Enter on the button, the reason typed, Tab to Send, Enter.

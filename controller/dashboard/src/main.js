@@ -66,8 +66,8 @@ function setConnState(state, detail) {
     text(banner, 'Disconnected from the broker: reconnecting by itself. What is shown may be out of date.' + (detail ? ' (' + detail + ')' : ''));
   } else if (state === 'online') {
     banner.hidden = true;
-    // Back after an outage: what the rig said meanwhile comes from its history.
-    if (conn.everOnline && rigView) rigView.loadHistory();
+    // Back after an outage: what the rig said meanwhile comes from its history and events.
+    if (conn.everOnline && rigView) { rigView.loadHistory(); rigView.loadEvents(); }
     conn.everOnline = true;
   }
   document.body.classList.toggle('disconnected', state !== 'online');

@@ -28,6 +28,7 @@ export class RigView {
     if (r && r.status) this.live.takeStatus(r.status, r.statusTime);
     this.probe();
     this.loadHistory();
+    this.loadEvents();
   }
 
   destroy() {
@@ -62,6 +63,21 @@ export class RigView {
     }
     this.plots.sync();
     this.render();
+  }
+
+  // Fill the event feed with each run's latest events, so that a page opened
+  // in the middle of a run shows what came before it; the live messages that
+  // follow merge with them (an event is keyed by its run and number).
+  async loadEvents() {
+    const r = this.app.facility.rigs.get(this.site + '/' + this.rig);
+    const runs = runsOf(r && r.status);
+    const asks = runs.length ? runs.map((x) => ({ cmd: 'events', last: 150, run: x.run_id || x.name }))
+      : [{ cmd: 'events', last: 150 }];
+    for (const req of asks) {
+      const rep = await this.app.conn.request(this.site, this.rig, req, { channel: 'query', timeout: 6000 });
+      if (this.dead) return;
+      if (rep.ok && rep.result && this.live.takeEvents(rep.result.run_id, rep.result.events)) this.renderEvents();
+    }
   }
 
   takeSamples(msg) { this.live.takeSamples(msg); }
