@@ -70,7 +70,9 @@ check "resume when not paused is refused (exit $rc)" test "$rc" -eq 1
 ctl set pump1 5 uL/min >/dev/null 2>&1; rc=$?
 check "set while the run runs is refused (exit $rc)" test "$rc" -eq 1
 # A client repeating a refused request: a few a second reach the file, the rest are counted.
+t0=$(date +%s.%N)
 for _ in $(seq 30); do ctl set pump1 5 uL/min >/dev/null 2>&1; done
+t1=$(date +%s.%N)
 sleep 1.1       # into the next second of the limit: the time is what is under test
 ctl set pump1 6 uL/min >/dev/null 2>&1
 ctl pause --reason "bubble in line 2" >/dev/null
@@ -94,7 +96,10 @@ check "the refused ack is recorded with user and why" grep -q "^cmd_ack|control|
 check "the refused set beyond the limit is recorded" grep -q "^cmd_set|control|set pump1 5000 uL/min by uid .*: refused: 5000 uL/min is outside the limits of pump1.flow" <<<"$ev"
 check "the refused set while running is recorded" grep -q "^cmd_set|control|set pump1 5 uL/min by uid .*: refused: a run is active: pause it first" <<<"$ev"
 n=$(grep -c "^cmd_set|control|set pump1 5 uL/min by uid .*: refused" <<<"$ev")
-check "31 refused sets are not 31 events ($n recorded)" sh -c "[ $n -ge 1 ] && [ $n -le 15 ]"
+# At most 5 a second reach the file: over the loop's seconds (its length depends
+# on the machine's load), and the one refused just before it.
+most=$("$PYTHON" -c "import math,sys; print(5 * (math.ceil(float(sys.argv[2]) - float(sys.argv[1])) + 1) + 1)" "$t0" "$t1")
+check "31 refused sets are not 31 events ($n recorded; at most 5 a second: $most)" sh -c "[ $n -ge 1 ] && [ $n -le $most ] && [ $n -lt 31 ]"
 # The first refusal recorded in a later second counts those held back (on a
 # slow machine the 30 sets span several seconds, so it may be one of them).
 check "the next refusal recorded counts those held back" grep -qE "^cmd_set\|control\|set pump1 [56] uL/min by uid .*: refused: .*\([1-9][0-9]* more refusals not recorded before this\)" <<<"$ev"
