@@ -150,12 +150,12 @@ void delivery_start(struct delivery *d, const double *fills, int64_t t_ns)
     delivery_start_some(d, fills, NULL, t_ns);
 }
 
-/* Count pump p's syringe from its counter's reading just before t_ns, if
- * recent (two of its sample periods, at least 1 s): its level is then known,
- * and journaled, from the start, so that a crash before the first reading in
- * the run does not leave it unknown after the restart. What the pump moved
- * between that reading and the start counts as infused by the run: the level
- * errs low, toward an early warning. */
+/* Hold pump p's syringe level against its counter's reading just before
+ * t_ns, if recent (two of its sample periods, at least 1 s), until the first
+ * reading in the run: the level is then known, and journaled, from the start,
+ * so that a crash before that reading does not leave it unknown after the
+ * restart (what the pump moved meanwhile then counts as infused: the level
+ * errs low, toward an early warning). */
 static void seed_counter(const struct delivery *d, struct delivery_pump *p, int64_t t_ns)
 {
     double hz = d->rig->channels[p->counter].sample_hz;
@@ -411,7 +411,7 @@ void delivery_on_sample(struct delivery *d, int channel, double v, int64_t t_ns)
         if (p->flow == channel) {
             syringe_report(d, p, syringe_on_flow(&p->s, v, t_ns), t_ns);
         } else if (p->counter == channel) {
-            bool first = isnan(p->s.counter_ul);
+            bool first = isnan(p->s.counter_ul) || p->s.seeded;
             syringe_report(d, p, syringe_on_counter(&p->s, v, t_ns), t_ns);
             if (first && !isnan(p->s.counter_ul))
                 d->levels_changed = true;

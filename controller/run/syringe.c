@@ -62,12 +62,13 @@ bool syringe_carry_pending(const struct syringe *s)
     return !isnan(s->carry_counter_ul) && isnan(s->counter_ul);
 }
 
-/* Count from a reading taken just before the start. */
+/* Hold the level against a reading taken just before the start. */
 void syringe_seed_counter(struct syringe *s, double v)
 {
     if (isnan(v) || isnan(s->fill0_ul) || !isnan(s->counter_ul) || syringe_carry_pending(s))
         return;
     s->counter0_ul = s->counter_ul = v;
+    s->seeded = true;
 }
 
 /* The level at which the low warning comes. */
@@ -196,6 +197,12 @@ int syringe_on_counter(struct syringe *s, double v, int64_t t_ns)
     if (isnan(v))
         return SYR_NONE;
     int news = SYR_NONE;
+    if (s->seeded) {
+        /* The first reading in the run: the count starts here, as the file's
+         * dispensed counter does; the seed only held the level until now. */
+        s->seeded = false;
+        s->counter0_ul = s->counter_ul = s->ref_counter_ul = NAN;
+    }
     if (syringe_carry_pending(s)) {
         /* The first reading after a restart: the count since the carried
          * level, or a reset that leaves what was infused meanwhile unknown. */

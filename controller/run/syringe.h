@@ -49,6 +49,7 @@ struct syringe {
     double fill0_ul;            /* NaN: unknown */
     enum fill_source source;
     double counter0_ul;         /* the pump's infused counter at the start; NaN until read */
+    bool seeded;                /* counter0_ul is the reading from just before the start, held until the first in the run */
     /* state */
     double counter_ul;          /* its latest reading (NaN: none yet) */
     double withdrawn_ul;        /* pulled back into the syringe since the start */
@@ -82,10 +83,12 @@ void syringe_carry(struct syringe *s, double capacity_ul, double low_frac, doubl
                    enum fill_source source, double fill_ul, double counter_ul);
 /* Whether a carried level still awaits the counter's first reading. */
 bool syringe_carry_pending(const struct syringe *s);
-/* At the start: count from v, the counter's reading taken just before it,
- * instead of from the first reading after it. The level is known (and can be
- * journaled) at once; thresholds are judged from the next reading. Nothing
- * is done for a NaN v, an unknown level, or a syringe already counting. */
+/* At the start: hold the level against v, the counter's reading taken just
+ * before it, until the first reading in the run, which the count then starts
+ * from (as the run file's dispensed counter does). The level and its counter
+ * reading are thus known (and can be journaled) from the first moment, so
+ * that a restart before that reading can carry them over. Nothing is done for
+ * a NaN v, an unknown level, or a syringe already counting. */
 void syringe_seed_counter(struct syringe *s, double v);
 /* The pump was commanded to v uL/min (NaN: its own safe state, no setpoint).
  * Each of these returns what changed, as a mask of enum syringe_news. */

@@ -49,19 +49,22 @@ static void test_the_fill_level_follows_the_counter_from_the_start(void **state)
     assert_true(fabs(s.fill_ul - 7500) < 1e-9);
 }
 
-/* Seeded from the reading just before the start, the level is known at once
- * and counts from that reading; the thresholds wait for the next one. */
-static void test_a_seeded_counter_counts_from_before_the_start(void **state)
+/* Seeded from the reading just before the start, the level and its counter
+ * reading are known at once; the first reading in the run is then where the
+ * count starts, as the file's dispensed counter does; thresholds wait for it. */
+static void test_a_seeded_counter_holds_the_level_until_the_first_reading(void **state)
 {
     (void)state;
     struct syringe s;
-    syringe_init(&s, 1500, 60, 0.10);
+    syringe_init(&s, 1500, 200, 0.10);
     syringe_seed_counter(&s, 700);
-    assert_true(s.counter0_ul == 700 && s.counter_ul == 700 && s.fill_ul == 60);
-    assert_int_equal(syringe_on_counter(&s, 710, 1 * S), SYR_LOW);    /* 50 uL left of 150 */
-    assert_true(fabs(s.fill_ul - 50) < 1e-9);
+    assert_true(s.counter0_ul == 700 && s.counter_ul == 700 && s.fill_ul == 200 && s.seeded);
+    assert_int_equal(syringe_on_counter(&s, 710, 1 * S), SYR_NONE);  /* counts from here */
+    assert_true(s.counter0_ul == 710 && !s.seeded && fabs(s.fill_ul - 200) < 1e-9);
+    assert_int_equal(syringe_on_counter(&s, 760, 2 * S), SYR_LOW);   /* 150 uL left of 1500 */
+    assert_true(fabs(s.fill_ul - 150) < 1e-9);
     syringe_seed_counter(&s, 0);                    /* already counting: ignored */
-    assert_true(s.counter0_ul == 700);
+    assert_true(s.counter0_ul == 710);
     syringe_init(&s, 0, NAN, 0);                    /* level unknown: nothing to count */
     syringe_seed_counter(&s, 700);
     assert_true(isnan(s.counter_ul));
@@ -314,7 +317,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_an_unnamed_syringe_is_assumed_full),
         cmocka_unit_test(test_the_fill_level_follows_the_counter_from_the_start),
-        cmocka_unit_test(test_a_seeded_counter_counts_from_before_the_start),
+        cmocka_unit_test(test_a_seeded_counter_holds_the_level_until_the_first_reading),
         cmocka_unit_test(test_low_then_empty_each_once),
         cmocka_unit_test(test_a_jump_to_empty_reports_low_and_empty),
         cmocka_unit_test(test_a_counter_reset_keeps_what_was_infused),
