@@ -50,6 +50,51 @@ int recorder_recover_dir(const char *dir)
 }
 
 /* Make a file left by a crash readable again; safe to repeat. */
+/* What even_series_cb counts. */
+struct evened {
+    int series;                 /* series cut to their common length */
+    hsize_t rows;               /* rows cut off, in all */
+};
+
+/* H5Lvisit: a group holding a series (its "time" and "value", one row each
+ * per sample) whose two datasets a crash left at different lengths is cut to
+ * the shorter: HDF5 may write one dataset's new extent to the file before
+ * the other's, between the recorder's flushes, and a row with a time but no
+ * value (or the reverse) is no sample. */
+static herr_t even_series_cb(hid_t root, const char *name, const H5L_info_t *info, void *data)
+{
+    struct evened *ev = data;
+    char tp[1024], vp[1024];
+    if (info->type != H5L_TYPE_HARD ||
+        snprintf(tp, sizeof tp, "%s/time", name) >= (int)sizeof tp ||
+        snprintf(vp, sizeof vp, "%s/value", name) >= (int)sizeof vp)
+        return 0;
+    htri_t both;
+    H5E_BEGIN_TRY {
+        both = H5Lexists(root, tp, H5P_DEFAULT) > 0 && H5Lexists(root, vp, H5P_DEFAULT) > 0;
+    } H5E_END_TRY;
+    if (!both)
+        return 0;
+    const struct h5_expect f64 = { .cls = H5T_FLOAT, .min_size = 8, .rank = 1 };
+    char why[200];
+    hid_t t = h5check_open_dataset(root, tp, &f64, why, sizeof why);
+    hid_t v = t >= 0 ? h5check_open_dataset(root, vp, &f64, why, sizeof why) : -1;
+    if (t >= 0 && v >= 0) {
+        hsize_t nt = h5check_rows(t), nv = h5check_rows(v), n = nt < nv ? nt : nv;
+        if (nt != nv && H5Dset_extent(nt > n ? t : v, &n) >= 0) {
+            ev->series++;
+            ev->rows += (nt > n ? nt : nv) - n;
+            log_msg(LOG_WARN, "recovery", "%s: cut to %llu rows, its time and value ended %llu and %llu "
+                    "rows long", name, (unsigned long long)n, (unsigned long long)nt, (unsigned long long)nv);
+        }
+    }
+    if (v >= 0)
+        H5Dclose(v);
+    if (t >= 0)
+        H5Dclose(t);
+    return 0;
+}
+
 int recorder_recover(const char *path, char *err, size_t errlen)
 {
     if (access(path, R_OK | W_OK) < 0) {
@@ -82,6 +127,13 @@ int recorder_recover(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "%s: cannot fix the end of allocation", path);
         rc = -EIO;
     }
+    struct evened ev = { 0, 0 };
+    H5E_BEGIN_TRY {
+        H5Lvisit(f, H5_INDEX_NAME, H5_ITER_NATIVE, even_series_cb, &ev);
+    } H5E_END_TRY;
+    if (ev.series > 0)
+        log_msg(LOG_WARN, "recovery", "%s: %d series cut to their common length (%llu rows that had a time "
+                "or a value but not both)", path, ev.series, (unsigned long long)ev.rows);
     char state[H5CHECK_STATE_MAX + 1];
     int src = h5check_read_str_attr(f, "state", state, sizeof state, why, sizeof why);
     if (src == 0 && strcmp(state, "running") == 0)

@@ -40,8 +40,10 @@ int recorder_recover_dir(const char *dir);
 
 /*
  * Make a file left by a crash readable again: clear the SWMR/status flags, fix
- * the end-of-allocation, and set /@state to "interrupted" if it says "running".
- * Safe to run twice. Returns 0 or a negative errno with a message in err.
+ * the end-of-allocation, cut each series whose time and value a crash left at
+ * different lengths to the shorter (logged), and set /@state to "interrupted"
+ * if it says "running". Safe to run twice. Returns 0 or a negative errno with
+ * a message in err.
  */
 int recorder_recover(const char *path, char *err, size_t errlen);
 

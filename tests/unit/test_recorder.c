@@ -396,6 +396,62 @@ static void test_compressed_flushes_do_not_bloat(void **state)
     unlink(path);
 }
 
+/* Rows of a 1-D dataset. */
+static hsize_t rows_of(hid_t f, const char *name)
+{
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    assert_true(d >= 0);
+    hid_t sp = H5Dget_space(d);
+    hsize_t n = 0;
+    H5Sget_simple_extent_dims(sp, &n, NULL);
+    H5Sclose(sp);
+    H5Dclose(d);
+    return n;
+}
+
+/* A crash can leave a series' time and value at different lengths (HDF5 may
+ * write one's new extent before the other's): recovery cuts both to the
+ * shorter, and leaves a series whose lengths agree as it is. */
+static void test_recover_evens_a_series_left_uneven(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/u.h5", dir);
+    struct rec_run_info info = info_for(path);
+    struct recorder *r;
+    assert_int_equal(recorder_start(&r, &info, NULL, NULL), 0);
+    for (int i = 0; i < 100; i++) {
+        recorder_sample(r, 0, i * 0.1, 1.0 + i);
+        recorder_sample(r, 1, i * 0.1, 2.0 + i);
+    }
+    recorder_finish(r, "completed");
+    recorder_free(r);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t d = H5Dopen2(f, "/channels/chip1.pressure/time", H5P_DEFAULT);
+    hsize_t more = 105;
+    assert_true(H5Dset_extent(d, &more) >= 0);
+    H5Dclose(d);
+    d = H5Dopen2(f, "/channels/pump1.flow/value", H5P_DEFAULT);
+    assert_true(H5Dset_extent(d, &more) >= 0);
+    H5Dclose(d);
+    H5Fclose(f);
+    char err[256];
+    assert_int_equal(recorder_recover(path, err, sizeof err), 0);
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    assert_int_equal(rows_of(f, "/channels/chip1.pressure/time"), 100);
+    assert_int_equal(rows_of(f, "/channels/chip1.pressure/value"), 100);
+    assert_int_equal(rows_of(f, "/channels/pump1.flow/time"), 100);
+    assert_int_equal(rows_of(f, "/channels/pump1.flow/value"), 100);
+    assert_int_equal(rows_of(f, "/setpoints/pump1.flow/time"), rows_of(f, "/setpoints/pump1.flow/value"));
+    static double v[200];
+    assert_int_equal(read_f64(f, "/channels/chip1.pressure/value", v, 200), 100);
+    assert_float_equal(v[99], 100.0, 0);
+    H5Fclose(f);
+    unlink(path);
+}
+
 static int cleanup(void **state)
 {
     (void)state;
@@ -412,6 +468,7 @@ int main(void)
         cmocka_unit_test(test_dropped_records_are_counted),
         cmocka_unit_test(test_kill9_then_recover_keeps_every_flushed_sample),
         cmocka_unit_test(test_compressed_flushes_do_not_bloat),
+        cmocka_unit_test(test_recover_evens_a_series_left_uneven),
     };
     return cmocka_run_group_tests(tests, make_dir, cleanup);
 }
