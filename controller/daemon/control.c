@@ -21,6 +21,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* Where one page of events stands, streamed or made as one reply. */
+struct events_cursor {
+    uint64_t seq, end;          /* next event to look at; one past the last one */
+    double since;               /* run time: earlier events are skipped */
+    size_t limit, sent, bytes;  /* at most limit events and about CONTROL_EVENTS_BYTES */
+};
+
 struct client {
     struct ctl_client pub;
     uv_pipe_t pipe;
@@ -51,9 +58,7 @@ struct client {
     struct {                    /* an events reply being streamed */
         bool active;
         char run_id[33];
-        uint64_t seq, end;      /* next event to look at; one past the last one */
-        double since;
-        size_t limit, sent, bytes;
+        struct events_cursor k;
     } stream;
     json_t *held;               /* messages for after the stream (a wait's reply) */
     control_reply_fn remote;    /* a remote request's replies go here (it has no pipe) */
@@ -249,7 +254,7 @@ static void queue_line(struct client *cl, char *text)
 static void stream_finish(struct client *cl, bool more)
 {
     char *tail = NULL;
-    int n = asprintf(&tail, "],\"next\":%llu,\"more\":%s}}\n", (unsigned long long)cl->stream.seq,
+    int n = asprintf(&tail, "],\"next\":%llu,\"more\":%s}}\n", (unsigned long long)cl->stream.k.seq,
                      more ? "true" : "false");
     cl->stream.active = false;
     if (n > 0)
@@ -518,18 +523,57 @@ static void take_line(struct client *cl)
     memmove(cl->buf, cl->buf + skip, cl->len);
 }
 
+/* Write the page's next events to out (at most CONTROL_EVENTS_CHUNK, comma
+ * separated), as the event hook gives them for cl. Returns true once the page
+ * is full (its limit or its bytes), false when it has more room. */
+static bool events_encode(struct control *c, struct ctl_client *cl, struct events_cursor *k, FILE *out)
+{
+    for (int n = 0; n < CONTROL_EVENTS_CHUNK && k->seq < k->end; k->seq++) {
+        json_t *o = c->hooks.event(c->hooks.ctx, cl, k->seq);
+        if (o == NULL || !(json_number_value(json_object_get(o, "time")) >= k->since)) {
+            json_decref(o);
+            continue;
+        }
+        if (k->sent >= k->limit || k->bytes >= CONTROL_EVENTS_BYTES) {
+            json_decref(o);
+            return true;
+        }
+        char *text = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (text == NULL)
+            continue;
+        fprintf(out, "%s%s", k->sent ? "," : "", text);
+        k->bytes += strlen(text) + 1;
+        k->sent++;
+        n++;
+        free(text);
+    }
+    return false;
+}
+
+/* Whether the run whose events a page follows is still the one cl sees, and
+ * its first kept event; the page skips what is no longer kept. */
+static bool events_same_run(struct control *c, struct ctl_client *cl, const char *run_id,
+                            struct events_cursor *k)
+{
+    uint64_t first, total;
+    const char *run = c->hooks.events(c->hooks.ctx, cl, &first, &total);
+    if (run == NULL || strcmp(run, run_id) != 0)
+        return false;
+    if (k->seq < first)
+        k->seq = first;
+    return true;
+}
+
 /* Write the next few events of the reply being streamed to cl. */
 static void stream_step(struct client *cl)
 {
     struct control *c = cl->pub.ctl;
-    uint64_t first, total;
-    const char *run = c->hooks.events(c->hooks.ctx, &cl->pub, &first, &total);
-    if (run == NULL || strcmp(run, cl->stream.run_id) != 0) {
+    struct events_cursor *k = &cl->stream.k;
+    if (!events_same_run(c, &cl->pub, cl->stream.run_id, k)) {
         stream_finish(cl, true);    /* a new run: the client asks again */
         return;
     }
-    if (cl->stream.seq < first)
-        cl->stream.seq = first;
     char *buf = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&buf, &len);
@@ -537,28 +581,7 @@ static void stream_step(struct client *cl)
         stream_finish(cl, true);
         return;
     }
-    bool full = false;
-    for (int n = 0; n < CONTROL_EVENTS_CHUNK && cl->stream.seq < cl->stream.end; cl->stream.seq++) {
-        json_t *o = c->hooks.event(c->hooks.ctx, &cl->pub, cl->stream.seq);
-        if (o == NULL || !(json_number_value(json_object_get(o, "time")) >= cl->stream.since)) {
-            json_decref(o);
-            continue;
-        }
-        if (cl->stream.sent >= cl->stream.limit || cl->stream.bytes >= CONTROL_EVENTS_BYTES) {
-            json_decref(o);
-            full = true;
-            break;
-        }
-        char *text = json_dumps(o, JSON_COMPACT);
-        json_decref(o);
-        if (text == NULL)
-            continue;
-        fprintf(out, "%s%s", cl->stream.sent ? "," : "", text);
-        cl->stream.bytes += strlen(text) + 1;
-        cl->stream.sent++;
-        n++;
-        free(text);
-    }
+    bool full = events_encode(c, &cl->pub, k, out);
     fclose(out);
     if (len > 0)
         queue_raw(cl, buf, len);
@@ -567,8 +590,8 @@ static void stream_step(struct client *cl)
     if (cl->closing)
         return;
     if (full)
-        stream_finish(cl, cl->stream.seq < cl->stream.end);
-    else if (cl->stream.seq >= cl->stream.end)
+        stream_finish(cl, k->seq < k->end);
+    else if (k->seq >= k->end)
         stream_finish(cl, false);
 }
 
@@ -579,12 +602,11 @@ struct events_page {
     struct client *cl;
     char run_id[33];
     char *run_json;             /* run_id as a JSON string */
-    uint64_t seq, end;          /* next event to look at; one past the last one */
-    double since;
-    size_t limit, sent;
+    struct events_cursor k;
     bool more;
-    char *buf;                  /* the events' JSON texts, comma-separated */
-    size_t len, cap;
+    FILE *out;                  /* the events' texts, into buf; closed once the page is made */
+    char *buf;
+    size_t len;
 };
 
 /* Loop: encode the page's next few events; 1 while there is more to look at. */
@@ -592,52 +614,18 @@ static int events_page_step(void *arg)
 {
     struct events_page *p = arg;
     struct control *c = p->cl->pub.ctl;
-    uint64_t first, total;
-    const char *run = c->hooks.events(c->hooks.ctx, &p->cl->pub, &first, &total);
-    if (run == NULL || strcmp(run, p->run_id) != 0) {
-        p->more = true;         /* a new run: the requester asks again */
-        return 0;
-    }
-    if (p->seq < first)
-        p->seq = first;
-    for (int n = 0; n < CONTROL_EVENTS_CHUNK && p->seq < p->end; p->seq++) {
-        json_t *o = c->hooks.event(c->hooks.ctx, &p->cl->pub, p->seq);
-        if (o == NULL || !(json_number_value(json_object_get(o, "time")) >= p->since)) {
-            json_decref(o);
-            continue;
-        }
-        if (p->sent >= p->limit || p->len >= CONTROL_EVENTS_BYTES) {
-            json_decref(o);
-            p->more = true;
-            return 0;
-        }
-        char *text = json_dumps(o, JSON_COMPACT);
-        json_decref(o);
-        if (text == NULL)
-            continue;
-        size_t tl = strlen(text);
-        if (p->len + tl + 2 > p->cap) {
-            size_t cap = (p->len + tl + 2) * 2;
-            char *nb = realloc(p->buf, cap);
-            if (nb == NULL) {
-                free(text);
-                return -ENOMEM;
-            }
-            p->buf = nb;
-            p->cap = cap;
-        }
-        if (p->sent > 0)
-            p->buf[p->len++] = ',';
-        memcpy(p->buf + p->len, text, tl);
-        p->len += tl;
-        free(text);
-        p->sent++;
-        n++;
-    }
-    if (p->seq < p->end)
-        return 1;
-    p->more = false;
-    return 0;
+    int rc = 1;
+    if (!events_same_run(c, &p->cl->pub, p->run_id, &p->k))
+        p->more = true, rc = 0;     /* a new run: the requester asks again */
+    else if (events_encode(c, &p->cl->pub, &p->k, p->out))
+        p->more = true, rc = 0;
+    else if (p->k.seq >= p->k.end)
+        p->more = false, rc = 0;
+    if (rc == 0 && fclose(p->out) != 0)
+        rc = -ENOMEM;
+    if (rc <= 0)
+        p->out = NULL;
+    return rc;
 }
 
 /* Thread pool: the page as a reply's result. */
@@ -647,7 +635,7 @@ static int events_page_write(void *arg, FILE *out)
     fprintf(out, "{\"run_id\":%s,\"events\":[", p->run_json);
     if (p->len > 0)
         fwrite(p->buf, 1, p->len, out);
-    fprintf(out, "],\"next\":%llu,\"more\":%s}", (unsigned long long)p->seq, p->more ? "true" : "false");
+    fprintf(out, "],\"next\":%llu,\"more\":%s}", (unsigned long long)p->k.seq, p->more ? "true" : "false");
     return ferror(out) ? -EIO : 0;
 }
 
@@ -656,6 +644,8 @@ static void events_page_free(void *arg)
 {
     struct events_page *p = arg;
     if (p != NULL) {
+        if (p->out != NULL)
+            fclose(p->out);
         free(p->buf);
         free(p->run_json);
     }
@@ -678,10 +668,12 @@ static int remote_events(struct client *cl, json_t *id, const char *run, double 
         events_page_free(p);
         return -ENOMEM;
     }
-    p->seq = cursor;
-    p->end = total;
-    p->since = since;
-    p->limit = limit;
+    p->k = (struct events_cursor){ .seq = cursor, .end = total, .since = since, .limit = limit };
+    p->out = open_memstream(&p->buf, &p->len);
+    if (p->out == NULL) {
+        events_page_free(p);
+        return -ENOMEM;
+    }
     int rc = control_reply_off_loop(&cl->pub, id, events_page_step, events_page_write, events_page_free, p);
     if (rc < 0)
         events_page_free(p);
@@ -716,11 +708,7 @@ int control_stream_events(struct ctl_client *pub, json_t *id, double since, uint
     if (n < 0)
         return -ENOMEM;
     snprintf(cl->stream.run_id, sizeof cl->stream.run_id, "%s", run);
-    cl->stream.seq = cursor;
-    cl->stream.end = total;
-    cl->stream.since = since;
-    cl->stream.limit = limit;
-    cl->stream.sent = cl->stream.bytes = 0;
+    cl->stream.k = (struct events_cursor){ .seq = cursor, .end = total, .since = since, .limit = limit };
     queue_raw(cl, head, (size_t)n);
     if (cl->closing)
         return 0;
